@@ -1,0 +1,144 @@
+"""The wire protocol between the orchestrator and the agents.
+
+One call to an agent::
+
+    orchestrator                                   agent instance (queue group = agent name)
+      SUB <inbox>
+      REQ neurectomy.agent.<team>.<agent>  ───────▶  (mailbox full? → Reply{ok=false, code="busy"})
+            headers: request id, deadline,           Reply{ok=true}  ◀── accepted into the mailbox
+            tenant, trace id, stream inbox
+      <inbox> ◀── Chunk{seq=0} … Chunk{seq=n} ◀──  work (e.g. tokens)
+      <inbox> ◀── End{seq=n+1, output} | Error{…}
+      PUB neurectomy.cancel.<request id>   ───────▶  stops the work (e.g. frees the LLM slot)
+
+A request that finds no subscriber gets NATS status 503 at once (no responders). Sequence numbers let
+the receiver notice a lost chunk (core NATS delivers at most once). Payloads are JSON.
+
+This module imports nothing from the orchestrator or the agents.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+SUBJECT_PREFIX = "neurectomy.agent"
+CANCEL_PREFIX = "neurectomy.cancel"
+SERVICE_VERSION = "0.1.0"
+
+HEADER_REQUEST_ID = "Neurectomy-Request-Id"
+HEADER_DEADLINE = "Neurectomy-Deadline"
+"""Absolute deadline as Unix time in seconds (float, wall clock)."""
+HEADER_TENANT = "Neurectomy-Tenant"
+HEADER_TRACE_ID = "Neurectomy-Trace-Id"
+HEADER_STREAM_INBOX = "Neurectomy-Stream-Inbox"
+
+TEAMS = ("inference", "compression", "storage", "analysis", "synthesis")
+
+
+def agent_subject(team: str, agent: str) -> str:
+    """Subject of an agent: ``neurectomy.agent.<team>.<agent>`` (its queue group is ``agent``)."""
+    return f"{SUBJECT_PREFIX}.{team}.{agent}"
+
+
+def cancel_subject(request_id: str) -> str:
+    """Subject on which a cancel for ``request_id`` is published."""
+    return f"{CANCEL_PREFIX}.{request_id}"
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WireError(_Wire):
+    """An error as it travels on the wire (see ``agents.errors`` for the codes)."""
+
+    code: str
+    message: str
+    field: str | None = None
+
+
+class Reply(_Wire):
+    """The immediate answer to a request: accepted into the mailbox, or refused."""
+
+    ok: bool
+    instance: str = ""
+    error: WireError | None = None
+
+
+class Chunk(_Wire):
+    """A piece of streamed output (for the generator: decoded text)."""
+
+    type: Literal["chunk"] = "chunk"
+    seq: int
+    data: dict[str, Any]
+
+
+class End(_Wire):
+    """The last message of a successful call, carrying the agent's output."""
+
+    type: Literal["end"] = "end"
+    seq: int
+    output: dict[str, Any]
+
+
+class Error(_Wire):
+    """The last message of a failed call."""
+
+    type: Literal["error"] = "error"
+    seq: int
+    error: WireError
+
+
+StreamMessage = Annotated[Chunk | End | Error, Field(discriminator="type")]
+stream_message_adapter: TypeAdapter[Chunk | End | Error] = TypeAdapter(StreamMessage)
+
+
+class ChatMessageIn(_Wire):
+    """One chat message."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class GenerateInput(_Wire):
+    """Input of the Inference team's ``generator`` agent: a prompt or chat messages, and sampling."""
+
+    prompt: str | None = None
+    messages: list[ChatMessageIn] | None = None
+    max_tokens: int = 256
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0
+    seed: int | None = None
+    stop: list[str] = Field(default_factory=list)
+
+
+class UsageOut(_Wire):
+    """Exact token counts of a generation."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+
+
+class TimingsOut(_Wire):
+    """Engine-side timings of a generation, in seconds."""
+
+    queue_s: float
+    ttft_s: float
+    decode_s: float
+    decode_tokens: int
+
+
+class GenerateOutput(_Wire):
+    """Output of the ``generator`` agent (the ``End.output`` payload)."""
+
+    text: str
+    finish_reason: Literal["stop", "length", "cancelled"]
+    usage: UsageOut
+    timings: TimingsOut
+    model: str

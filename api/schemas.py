@@ -1,0 +1,132 @@
+"""Request and response bodies of the HTTP API, shared with the Python SDK.
+
+Pure pydantic: importing this module does not import the web framework.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_PROMPT_CHARS = 200_000
+"""Longest accepted prompt (or message content), in characters; longer input is refused with 400."""
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ChatMessage(_Body):
+    """One message of a conversation."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(max_length=MAX_PROMPT_CHARS)
+
+
+class GenerateRequest(_Body):
+    """Body of ``POST /v1/generate``: give ``prompt`` or ``messages`` (chat), not both."""
+
+    prompt: str | None = Field(default=None, min_length=1, max_length=MAX_PROMPT_CHARS)
+    """Text to continue."""
+    messages: list[ChatMessage] | None = Field(default=None, min_length=1, max_length=256)
+    """Conversation, rendered with the model's chat template."""
+    max_tokens: int = Field(default=256, ge=1, le=32768)
+    """Upper bound on completion tokens."""
+    temperature: float = Field(default=0.8, ge=0.0, le=2.0)
+    """Sampling temperature; 0 is greedy."""
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    """Nucleus sampling mass."""
+    top_k: int = Field(default=40, ge=0, le=1000)
+    """Keep the k most likely tokens; 0 disables."""
+    min_p: float = Field(default=0.05, ge=0.0, le=1.0)
+    """Drop tokens below min_p × the top probability."""
+    repeat_penalty: float = Field(default=1.0, gt=0.0, le=10.0)
+    """Penalty for repeated tokens; 1 disables."""
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    """Sampling seed for reproducible output."""
+    stop: list[str] = Field(default_factory=list, max_length=8)
+    """Strings that end the completion (not included in the text)."""
+    stream: bool = False
+    """Answer with Server-Sent Events: ``token`` events, then one ``done`` (or ``error``) event."""
+    timeout_s: float | None = Field(default=None, gt=0.0, le=3600.0)
+    """Deadline of the request in seconds (default from settings); past it the answer is 504."""
+
+
+class Usage(_Body):
+    """Exact token counts, from the model's own tokenizer."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    """Prompt tokens whose KV cache entries were reused from an earlier request."""
+    total_tokens: int
+
+
+class Timings(_Body):
+    """Engine-side timings in seconds."""
+
+    queue_s: float
+    ttft_s: float
+    """Time to first token once the engine picked the request (prefill included)."""
+    decode_s: float
+    decode_tokens_per_s: float | None
+
+
+class GenerateResponse(_Body):
+    """Body of a non-streamed ``POST /v1/generate``, and data of the final ``done`` SSE event."""
+
+    id: str
+    model: str
+    text: str
+    finish_reason: Literal["stop", "length", "cancelled"]
+    usage: Usage
+    timings: Timings
+
+
+class TokenEvent(_Body):
+    """Data of a ``token`` SSE event."""
+
+    text: str
+
+
+class ErrorDetail(_Body):
+    """What went wrong."""
+
+    code: str
+    """``bad_request``, ``busy``, ``no_responders``, ``timeout``, ``cancelled``, ``internal``, ..."""
+    message: str
+    field: str | None = None
+    """The request field at fault, for ``bad_request``."""
+
+
+class ErrorBody(_Body):
+    """Body of every error response, and data of an ``error`` SSE event."""
+
+    error: ErrorDetail
+    request_id: str | None = None
+
+
+class AgentOut(_Body):
+    """An agent of the collective as seen on NATS right now."""
+
+    name: str
+    team: str
+    description: str
+    subject: str
+    capabilities: list[str]
+    replicas: int
+    in_flight: int
+    mailbox_depth: int
+    requests: int
+    metadata: dict[str, str]
+
+
+class Health(_Body):
+    """Body of ``GET /health``."""
+
+    status: Literal["ok", "degraded"]
+    nats_connected: bool
+    model_loaded: bool
+    model: str | None
+    generator_replicas: int

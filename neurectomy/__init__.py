@@ -1,0 +1,40 @@
+"""Neurectomy: actor-based agent orchestration over NATS, with a CPU-native LLM (Ryot).
+
+The Python SDK::
+
+    from neurectomy import Client, AsyncClient
+"""
+
+from api.schemas import AgentOut, ChatMessage, GenerateResponse, Health, TokenEvent, Usage
+from neurectomy.client import AsyncClient, Client, StreamEvent
+from neurectomy.errors import (
+    APIError,
+    BadRequestError,
+    BusyError,
+    DeadlineError,
+    NeurectomyError,
+    StreamError,
+    UnavailableError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "APIError",
+    "AgentOut",
+    "AsyncClient",
+    "BadRequestError",
+    "BusyError",
+    "ChatMessage",
+    "Client",
+    "DeadlineError",
+    "GenerateResponse",
+    "Health",
+    "NeurectomyError",
+    "StreamError",
+    "StreamEvent",
+    "TokenEvent",
+    "UnavailableError",
+    "Usage",
+    "__version__",
+)

@@ -1,0 +1,190 @@
+"""The Python SDK: typed sync and async clients of the HTTP API (httpx, httpx-sse).
+
+::
+
+    from neurectomy import Client
+
+    with Client() as client:                       # http://127.0.0.1:8420
+        print(client.generate("Hello", max_tokens=16).text)
+        for event in client.stream("Once upon a time", max_tokens=64):
+            print(event.text if isinstance(event, TokenEvent) else event.usage)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+import httpx
+from httpx_sse import ServerSentEvent, aconnect_sse, connect_sse
+
+from api.schemas import AgentOut, ChatMessage, GenerateRequest, GenerateResponse, Health, TokenEvent
+from neurectomy.errors import APIError, StreamError, api_error
+
+DEFAULT_URL = "http://127.0.0.1:8420"
+StreamEvent = TokenEvent | GenerateResponse
+
+
+def _body(
+    prompt: str | None, messages: Sequence[ChatMessage | dict[str, str]] | None, stream: bool, options: dict[str, Any]
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"stream": stream, **{k: v for k, v in options.items() if v is not None}}
+    if prompt is not None:
+        body["prompt"] = prompt
+    if messages is not None:
+        body["messages"] = [m.model_dump() if isinstance(m, ChatMessage) else dict(m) for m in messages]
+    GenerateRequest.model_validate(body)  # fail fast with the same rules as the server
+    return body
+
+
+def _error(response: httpx.Response, content: bytes) -> APIError:
+    try:
+        detail = json.loads(content)["error"]
+        code, message, field = str(detail["code"]), str(detail["message"]), detail.get("field")
+        request_id = json.loads(content).get("request_id")
+    except (ValueError, KeyError, TypeError):
+        code, message, field, request_id = "http_error", content.decode(errors="replace")[:500], None, None
+    return api_error(
+        response.status_code,
+        code,
+        message,
+        field=field,
+        request_id=request_id or response.headers.get("x-request-id"),
+        retry_after=response.headers.get("retry-after"),
+    )
+
+
+def _event(sse: ServerSentEvent) -> StreamEvent | None:
+    if sse.event == "token":
+        return TokenEvent.model_validate_json(sse.data)
+    if sse.event == "done":
+        return GenerateResponse.model_validate_json(sse.data)
+    if sse.event == "error":
+        detail = json.loads(sse.data)["error"]
+        raise StreamError(str(detail["code"]), str(detail["message"]))
+    return None
+
+
+class Client:
+    """Synchronous client.
+
+    Args:
+        base_url: Where the service listens.
+        timeout_s: Default timeout of a whole request, in seconds.
+        api_key: Sent as a bearer token when set.
+    """
+
+    def __init__(self, base_url: str = DEFAULT_URL, *, timeout_s: float = 120.0, api_key: str | None = None) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=base_url, timeout=timeout_s, headers=headers)
+
+    def _check(self, response: httpx.Response) -> httpx.Response:
+        if response.status_code >= 400:
+            raise _error(response, response.content)
+        return response
+
+    def generate(
+        self, prompt: str | None = None, *, messages: Sequence[ChatMessage | dict[str, str]] | None = None, **options: Any
+    ) -> GenerateResponse:
+        """Generate a completion; ``options`` are the :class:`api.schemas.GenerateRequest` fields.
+
+        Raises:
+            pydantic.ValidationError: The arguments are invalid (checked before sending).
+            APIError: 400, 429, 503, 504, ... from the server.
+        """
+        response = self._check(self._http.post("/v1/generate", json=_body(prompt, messages, False, options)))
+        return GenerateResponse.model_validate_json(response.content)
+
+    def stream(
+        self, prompt: str | None = None, *, messages: Sequence[ChatMessage | dict[str, str]] | None = None, **options: Any
+    ) -> Iterator[StreamEvent]:
+        """Stream a completion: :class:`TokenEvent` items, then one :class:`GenerateResponse`.
+
+        Closing the iterator early closes the connection, which cancels the generation on the server.
+
+        Raises:
+            APIError: The server refused the request.
+            StreamError: The stream ended with an error event.
+        """
+        body = _body(prompt, messages, True, options)
+        with connect_sse(self._http, "POST", "/v1/generate", json=body) as source:
+            if source.response.status_code >= 400:
+                raise _error(source.response, source.response.read())
+            for sse in source.iter_sse():
+                event = _event(sse)
+                if event is not None:
+                    yield event
+                if isinstance(event, GenerateResponse):
+                    return
+
+    def agents(self) -> list[AgentOut]:
+        """Agents running now, with team, replicas and load."""
+        return [AgentOut.model_validate(a) for a in self._check(self._http.get("/v1/agents")).json()]
+
+    def health(self) -> Health:
+        """Service health (also when degraded: no exception for 503 here)."""
+        return Health.model_validate_json(self._http.get("/health").content)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncClient:
+    """Asynchronous client (same methods as :class:`Client`, awaitable)."""
+
+    def __init__(self, base_url: str = DEFAULT_URL, *, timeout_s: float = 120.0, api_key: str | None = None) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s, headers=headers)
+
+    async def _check(self, response: httpx.Response) -> httpx.Response:
+        if response.status_code >= 400:
+            raise _error(response, await response.aread())
+        return response
+
+    async def generate(
+        self, prompt: str | None = None, *, messages: Sequence[ChatMessage | dict[str, str]] | None = None, **options: Any
+    ) -> GenerateResponse:
+        """See :meth:`Client.generate`."""
+        response = await self._check(await self._http.post("/v1/generate", json=_body(prompt, messages, False, options)))
+        return GenerateResponse.model_validate_json(response.content)
+
+    async def stream(
+        self, prompt: str | None = None, *, messages: Sequence[ChatMessage | dict[str, str]] | None = None, **options: Any
+    ) -> AsyncIterator[StreamEvent]:
+        """See :meth:`Client.stream`."""
+        body = _body(prompt, messages, True, options)
+        async with aconnect_sse(self._http, "POST", "/v1/generate", json=body) as source:
+            if source.response.status_code >= 400:
+                raise _error(source.response, await source.response.aread())
+            async for sse in source.aiter_sse():
+                event = _event(sse)
+                if event is not None:
+                    yield event
+                if isinstance(event, GenerateResponse):
+                    return
+
+    async def agents(self) -> list[AgentOut]:
+        """See :meth:`Client.agents`."""
+        return [AgentOut.model_validate(a) for a in (await self._check(await self._http.get("/v1/agents"))).json()]
+
+    async def health(self) -> Health:
+        """See :meth:`Client.health`."""
+        return Health.model_validate_json((await self._http.get("/health")).content)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

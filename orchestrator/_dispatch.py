@@ -1,0 +1,137 @@
+"""Dispatching one call to an agent over NATS and relaying its stream back."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import structlog
+from pydantic import ValidationError
+
+from agents.errors import AgentError, StreamBrokenError, error_from_wire
+from agents.messaging import Bus, Message
+from agents.protocol import (
+    HEADER_DEADLINE,
+    HEADER_REQUEST_ID,
+    HEADER_STREAM_INBOX,
+    HEADER_TENANT,
+    HEADER_TRACE_ID,
+    Chunk,
+    End,
+    Error,
+    Reply,
+    agent_subject,
+    cancel_subject,
+    stream_message_adapter,
+)
+
+log = structlog.get_logger("neurectomy.orchestrator")
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """Who asks, and until when.
+
+    Attributes:
+        request_id: Unique id of the call (a new one per call if not given).
+        deadline: Absolute deadline as ``time.time()`` seconds.
+        tenant: Tenant the call runs for.
+        trace_id: Trace id carried across every hop.
+    """
+
+    deadline: float
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    tenant: str = "default"
+    trace_id: str = ""
+
+    @classmethod
+    def with_timeout(cls, timeout_s: float, **kwargs: Any) -> CallContext:
+        """A context whose deadline is ``timeout_s`` seconds from now."""
+        return cls(deadline=time.time() + timeout_s, **kwargs)
+
+    def remaining_s(self) -> float:
+        """Seconds left until the deadline."""
+        return self.deadline - time.time()
+
+    def headers(self, inbox: str) -> dict[str, str]:
+        """NATS headers of a call to an agent."""
+        return {
+            HEADER_REQUEST_ID: self.request_id,
+            HEADER_DEADLINE: repr(self.deadline),
+            HEADER_TENANT: self.tenant,
+            HEADER_TRACE_ID: self.trace_id or self.request_id,
+            HEADER_STREAM_INBOX: inbox,
+        }
+
+
+def _refusal(reply: Message) -> AgentError | None:
+    code = reply.headers.get("Nats-Service-Error-Code")
+    if code:
+        return error_from_wire(code, reply.headers.get("Nats-Service-Error", code))
+    try:
+        parsed = Reply.model_validate_json(reply.data)
+    except ValidationError:
+        return StreamBrokenError("agent sent an unreadable reply")
+    if not parsed.ok:
+        err = parsed.error
+        return error_from_wire(err.code, err.message, err.field) if err else StreamBrokenError("refused")
+    return None
+
+
+async def call_agent(
+    bus: Bus,
+    team: str,
+    agent: str,
+    payload: Mapping[str, Any],
+    ctx: CallContext,
+    *,
+    accept_timeout_s: float,
+) -> AsyncIterator[Chunk | End]:
+    """Call an agent and yield its chunks, then its :class:`End`.
+
+    Leaving early (break, exception, cancellation) publishes a cancel for the call, so the agent stops.
+
+    Raises:
+        NoRespondersError: No instance of the agent is running (immediately).
+        AgentBusyError: The agent's mailbox is full.
+        DeadlineExceededError: The deadline passed (the agent is told to cancel).
+        AgentError: Whatever the agent reported (bad input, failure, ...).
+        StreamBrokenError: Chunks were lost or arrived out of order.
+    """
+    subject = agent_subject(team, agent)
+    body = json.dumps(payload).encode()
+    done = False
+    async with bus.inbox() as box:
+        reply = await bus.request(
+            subject, body, headers=ctx.headers(box.subject), timeout_s=min(accept_timeout_s, ctx.remaining_s())
+        )
+        if (refusal := _refusal(reply)) is not None:
+            raise refusal
+        try:
+            expected = 0
+            while True:
+                msg = await box.next(ctx.remaining_s())
+                try:
+                    event = stream_message_adapter.validate_json(msg.data)
+                except ValidationError as exc:
+                    raise StreamBrokenError(f"unreadable stream message from {agent}: {exc}") from None
+                if event.seq != expected:
+                    raise StreamBrokenError(f"expected message {expected} from {agent}, got {event.seq}")
+                expected += 1
+                if isinstance(event, Error):
+                    done = True
+                    raise error_from_wire(event.error.code, event.error.message, event.error.field)
+                yield event
+                if isinstance(event, End):
+                    done = True
+                    return
+        finally:
+            if not done:
+                with anyio.CancelScope(shield=True):
+                    await bus.publish(cancel_subject(ctx.request_id), b"")
+                    log.info("call cancelled", agent=agent, request_id=ctx.request_id)

@@ -1,0 +1,99 @@
+"""zstd plumbing: magic-less frames, per-thread cached (de)compressors, raw-content dictionaries.
+
+zstd contexts are not thread-safe, so compressors are cached per thread.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import zstandard
+
+from sigmalang.errors import CorruptFrameError
+
+_MIN_RAW_DICT = 8  # zstd rejects raw-content dictionaries shorter than this
+_local = threading.local()
+
+
+def _cache() -> dict[tuple[object, ...], object]:
+    cache: dict[tuple[object, ...], object] | None = getattr(_local, "cache", None)
+    if cache is None:
+        cache = {}
+        _local.cache = cache
+    return cache
+
+
+def _params(level: int) -> zstandard.ZstdCompressionParameters:
+    return zstandard.ZstdCompressionParameters.from_level(
+        level,
+        format=zstandard.FORMAT_ZSTD1_MAGICLESS,
+        write_content_size=0,
+        write_checksum=0,
+        write_dict_id=0,
+    )
+
+
+def trained_dict(data: bytes, dict_id: int) -> zstandard.ZstdCompressionDict:
+    """Return the (per-thread cached) zstd dictionary object for a trained dictionary."""
+    key = ("dict", dict_id)
+    cache = _cache()
+    found = cache.get(key)
+    if isinstance(found, zstandard.ZstdCompressionDict):
+        return found
+    zdict = zstandard.ZstdCompressionDict(data, dict_type=zstandard.DICT_TYPE_AUTO)
+    cache[key] = zdict
+    return zdict
+
+
+def raw_dict(content: bytes) -> zstandard.ZstdCompressionDict | None:
+    """A raw-content dictionary (zstd "prefix"), or None when `content` is too short to be one."""
+    if len(content) < _MIN_RAW_DICT:
+        return None
+    return zstandard.ZstdCompressionDict(content, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+
+
+def compress(data: bytes, level: int, zdict: zstandard.ZstdCompressionDict | None, key: object) -> bytes:
+    """Compress `data` into a magic-less zstd frame without size, checksum or dictionary-id fields.
+
+    Args:
+        data: Bytes to compress.
+        level: zstd level.
+        zdict: Dictionary, or None.
+        key: Cache key naming `zdict` (a trained dictionary id); None disables caching (raw dicts).
+    """
+    if zdict is None or key is not None:
+        cache = _cache()
+        ckey = ("c", level, key if zdict is not None else None)
+        found = cache.get(ckey)
+        if not isinstance(found, zstandard.ZstdCompressor):
+            found = zstandard.ZstdCompressor(dict_data=zdict, compression_params=_params(level))
+            cache[ckey] = found
+        return found.compress(data)
+    return zstandard.ZstdCompressor(dict_data=zdict, compression_params=_params(level)).compress(data)
+
+
+def decompress(payload: bytes, size: int, zdict: zstandard.ZstdCompressionDict | None, key: object) -> bytes:
+    """Inverse of `compress`; `size` is the exact expected output length in bytes.
+
+    Raises:
+        CorruptFrameError: zstd rejects the payload or it does not decode to `size` bytes.
+    """
+    if zdict is None or key is not None:
+        cache = _cache()
+        dkey = ("d", key if zdict is not None else None)
+        found = cache.get(dkey)
+        if not isinstance(found, zstandard.ZstdDecompressor):
+            found = zstandard.ZstdDecompressor(dict_data=zdict, format=zstandard.FORMAT_ZSTD1_MAGICLESS)
+            cache[dkey] = found
+        decompressor = found
+    else:
+        decompressor = zstandard.ZstdDecompressor(dict_data=zdict, format=zstandard.FORMAT_ZSTD1_MAGICLESS)
+    if size == 0 and not payload:
+        return b""
+    try:
+        out = decompressor.decompress(payload, max_output_size=max(size, 1))
+    except zstandard.ZstdError as exc:
+        raise CorruptFrameError(f"zstd payload does not decode: {exc}") from exc
+    if len(out) != size:
+        raise CorruptFrameError(f"payload decodes to {len(out)} bytes, the recipe needs {size}")
+    return out

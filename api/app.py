@@ -54,7 +54,9 @@ def _to_input(body: GenerateRequest) -> GenerateInput:
         raise BadInputError("give exactly one of prompt and messages", field="prompt")
     return GenerateInput(
         prompt=body.prompt,
-        messages=[ChatMessageIn(role=m.role, content=m.content) for m in body.messages] if body.messages else None,
+        messages=[ChatMessageIn(role=m.role, content=m.content) for m in body.messages]
+        if body.messages
+        else None,
         max_tokens=body.max_tokens,
         temperature=body.temperature,
         top_p=body.top_p,
@@ -83,7 +85,9 @@ def _response(request_id: str, out: GenerateOutput) -> GenerateResponse:
             queue_s=t.queue_s,
             ttft_s=t.ttft_s,
             decode_s=t.decode_s,
-            decode_tokens_per_s=(t.decode_tokens / t.decode_s) if t.decode_tokens and t.decode_s > 0 else None,
+            decode_tokens_per_s=(t.decode_tokens / t.decode_s)
+            if t.decode_tokens and t.decode_s > 0
+            else None,
         ),
     )
 
@@ -121,7 +125,9 @@ async def _sse(
             if isinstance(event, TextDelta):
                 yield ServerSentEventMessage(data=json.dumps({"text": event.text}), event="token")
             else:
-                yield ServerSentEventMessage(data=_response(request_id, event).model_dump_json(), event="done")
+                yield ServerSentEventMessage(
+                    data=_response(request_id, event).model_dump_json(), event="done"
+                )
                 return
             event = await anext(rest, None)
     except AgentError as exc:
@@ -160,7 +166,9 @@ async def health(state: State) -> Response[Health]:
     return Response(body, status_code=200 if body.status == "ok" else 503)
 
 
-def create_app(orchestrator: Orchestrator, *, max_body_bytes: int = 4 * 1024 * 1024, debug: bool = False) -> Litestar:
+def create_app(
+    orchestrator: Orchestrator, *, max_body_bytes: int = 4 * 1024 * 1024, debug: bool = False
+) -> Litestar:
     """The HTTP application over ``orchestrator``.
 
     Args:

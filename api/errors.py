@@ -28,7 +28,9 @@ RETRY_AFTER_S = 1
 def error_body(code: str, message: str, field: str | None, request: Request[Any, Any, Any]) -> dict[str, Any]:
     """The JSON of an error response."""
     request_id = request.scope.get("state", {}).get("request_id")
-    return ErrorBody(error=ErrorDetail(code=code, message=message, field=field), request_id=request_id).model_dump()
+    return ErrorBody(
+        error=ErrorDetail(code=code, message=message, field=field), request_id=request_id
+    ).model_dump()
 
 
 def agent_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -37,7 +39,9 @@ def agent_error_response(request: Request[Any, Any, Any], exc: Exception) -> Res
     status = STATUS_BY_CODE.get(exc.code, 500)
     headers = {"Retry-After": str(RETRY_AFTER_S)} if status in (429, 503) else None
     log.info("request failed", code=exc.code, status=status, error=exc.message)
-    return Response(error_body(exc.code, exc.message, exc.field, request), status_code=status, headers=headers)
+    return Response(
+        error_body(exc.code, exc.message, exc.field, request), status_code=status, headers=headers
+    )
 
 
 def validation_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

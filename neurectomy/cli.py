@@ -12,12 +12,15 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from api.schemas import GenerateResponse
 from neurectomy.client import DEFAULT_URL, Client
 from neurectomy.errors import APIError, NeurectomyError
 from neurectomy.logs import configure_logging
 from neurectomy.settings import Settings, load_settings
 
-app = typer.Typer(help="Neurectomy: agent orchestration over NATS with a CPU-native LLM.", no_args_is_help=True)
+app = typer.Typer(
+    help="Neurectomy: agent orchestration over NATS with a CPU-native LLM.", no_args_is_help=True
+)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -37,7 +40,9 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="HTTP port (default 8420).")] = None,
-    nats_url: Annotated[str | None, typer.Option(help="Join this NATS server instead of starting one.")] = None,
+    nats_url: Annotated[
+        str | None, typer.Option(help="Join this NATS server instead of starting one.")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Start NATS (unless --nats-url), the agents, the orchestrator and the HTTP API."""
@@ -53,8 +58,8 @@ def serve(
         err_console.print(
             f"\n[bold green]Neurectomy is serving on {url}[/bold green]\n"
             f"  curl -s {url}/v1/generate -H 'content-type: application/json' "
-            "-d '{\"prompt\": \"The capital of France is\", \"max_tokens\": 16}'\n"
-            f"  neurectomy ask --url {url} \"Write a haiku about NATS\"\n"
+            '-d \'{"prompt": "The capital of France is", "max_tokens": 16}\'\n'
+            f'  neurectomy ask --url {url} "Write a haiku about NATS"\n'
             f"  python -c \"from neurectomy import Client; print(Client('{url}').generate('Hi').text)\"\n"
             f"  OpenAPI: {url}/schema   Stop: Ctrl-C\n"
         )
@@ -100,7 +105,7 @@ def ask(
     try:
         with Client(url) as client:
             for event in client.stream(**kwargs):
-                if hasattr(event, "usage"):
+                if isinstance(event, GenerateResponse):
                     sys.stdout.write("\n")
                     u = event.usage
                     rate = event.timings.decode_tokens_per_s
@@ -111,7 +116,7 @@ def ask(
                         + "[/dim]"
                     )
                 else:
-                    sys.stdout.write(event.text)  # type: ignore[union-attr]
+                    sys.stdout.write(event.text)
                     sys.stdout.flush()
     except (NeurectomyError, ValidationError) as exc:
         err_console.print(f"[red]{exc}[/red]")
@@ -139,7 +144,13 @@ def agents(url: UrlOption = DEFAULT_URL) -> None:
     table.add_column("description", ratio=1)
     for a in rows:
         table.add_row(
-            a.team, a.name, str(a.replicas), str(a.in_flight), str(a.mailbox_depth), str(a.requests), a.description
+            a.team,
+            a.name,
+            str(a.replicas),
+            str(a.in_flight),
+            str(a.mailbox_depth),
+            str(a.requests),
+            a.description,
         )
     console.print(table)
 

@@ -27,7 +27,10 @@ StreamEvent = TokenEvent | GenerateResponse
 
 
 def _body(
-    prompt: str | None, messages: Sequence[ChatMessage | dict[str, str]] | None, stream: bool, options: dict[str, Any]
+    prompt: str | None,
+    messages: Sequence[ChatMessage | dict[str, str]] | None,
+    stream: bool,
+    options: dict[str, Any],
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"stream": stream, **{k: v for k, v in options.items() if v is not None}}
     if prompt is not None:
@@ -75,7 +78,9 @@ class Client:
         api_key: Sent as a bearer token when set.
     """
 
-    def __init__(self, base_url: str = DEFAULT_URL, *, timeout_s: float = 120.0, api_key: str | None = None) -> None:
+    def __init__(
+        self, base_url: str = DEFAULT_URL, *, timeout_s: float = 120.0, api_key: str | None = None
+    ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(base_url=base_url, timeout=timeout_s, headers=headers)
 
@@ -85,7 +90,11 @@ class Client:
         return response
 
     def generate(
-        self, prompt: str | None = None, *, messages: Sequence[ChatMessage | dict[str, str]] | None = None, **options: Any
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[ChatMessage | dict[str, str]] | None = None,
+        **options: Any,
     ) -> GenerateResponse:
         """Generate a completion; ``options`` are the :class:`api.schemas.GenerateRequest` fields.
 
@@ -97,7 +106,11 @@ class Client:
         return GenerateResponse.model_validate_json(response.content)
 
     def stream(
-        self, prompt: str | None = None, *, messages: Sequence[ChatMessage | dict[str, str]] | None = None, **options: Any
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[ChatMessage | dict[str, str]] | None = None,
+        **options: Any,
     ) -> Iterator[StreamEvent]:
         """Stream a completion: :class:`TokenEvent` items, then one :class:`GenerateResponse`.
 
@@ -140,7 +153,9 @@ class Client:
 class AsyncClient:
     """Asynchronous client (same methods as :class:`Client`, awaitable)."""
 
-    def __init__(self, base_url: str = DEFAULT_URL, *, timeout_s: float = 120.0, api_key: str | None = None) -> None:
+    def __init__(
+        self, base_url: str = DEFAULT_URL, *, timeout_s: float = 120.0, api_key: str | None = None
+    ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s, headers=headers)
 
@@ -150,14 +165,24 @@ class AsyncClient:
         return response
 
     async def generate(
-        self, prompt: str | None = None, *, messages: Sequence[ChatMessage | dict[str, str]] | None = None, **options: Any
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[ChatMessage | dict[str, str]] | None = None,
+        **options: Any,
     ) -> GenerateResponse:
         """See :meth:`Client.generate`."""
-        response = await self._check(await self._http.post("/v1/generate", json=_body(prompt, messages, False, options)))
+        response = await self._check(
+            await self._http.post("/v1/generate", json=_body(prompt, messages, False, options))
+        )
         return GenerateResponse.model_validate_json(response.content)
 
     async def stream(
-        self, prompt: str | None = None, *, messages: Sequence[ChatMessage | dict[str, str]] | None = None, **options: Any
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[ChatMessage | dict[str, str]] | None = None,
+        **options: Any,
     ) -> AsyncIterator[StreamEvent]:
         """See :meth:`Client.stream`."""
         body = _body(prompt, messages, True, options)
@@ -173,7 +198,9 @@ class AsyncClient:
 
     async def agents(self) -> list[AgentOut]:
         """See :meth:`Client.agents`."""
-        return [AgentOut.model_validate(a) for a in (await self._check(await self._http.get("/v1/agents"))).json()]
+        return [
+            AgentOut.model_validate(a) for a in (await self._check(await self._http.get("/v1/agents"))).json()
+        ]
 
     async def health(self) -> Health:
         """See :meth:`Client.health`."""

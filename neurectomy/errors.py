@@ -32,7 +32,13 @@ class APIError(NeurectomyError):
     """
 
     def __init__(
-        self, status_code: int, code: str, message: str, *, field: str | None = None, request_id: str | None = None
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        request_id: str | None = None,
     ) -> None:
         self.status_code = status_code
         self.code = code
@@ -83,7 +89,13 @@ _BY_STATUS: dict[int, type[APIError]] = {
 
 
 def api_error(
-    status_code: int, code: str, message: str, *, field: str | None, request_id: str | None, retry_after: str | None
+    status_code: int,
+    code: str,
+    message: str,
+    *,
+    field: str | None,
+    request_id: str | None,
+    retry_after: str | None,
 ) -> APIError:
     """The exception for an error response (the one place statuses map to SDK exceptions)."""
     cls = _BY_STATUS.get(status_code, APIError)

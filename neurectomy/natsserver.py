@@ -39,7 +39,10 @@ def nats_server_binary() -> Path:
     Raises:
         NatsServerError: It is not installed.
     """
-    candidates = [Path(sysconfig.get_path("scripts")) / "nats-server", Path(sys.executable).parent / "nats-server"]
+    candidates = [
+        Path(sysconfig.get_path("scripts")) / "nats-server",
+        Path(sys.executable).parent / "nats-server",
+    ]
     for path in candidates:
         if path.is_file():
             return path
@@ -109,24 +112,37 @@ class EmbeddedNats:
             "-l", str(self.log_file),
             "--pid", str(self.store_dir / "nats-server.pid"),
         ]  # fmt: skip
-        self.process = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks
-        )  # fmt: skip
+        self.process = await anyio.to_thread.run_sync(self._spawn, cmd)
         deadline = time.monotonic() + self.startup_timeout_s
         while True:
             text = self.log_file.read_text(errors="replace")
             match = _LISTENING.search(text)
             if match and _READY in text:
                 self.port = int(match.group(2))
-                log.info("nats-server ready", url=self.url, pid=self.process.pid, store_dir=str(self.store_dir))
+                log.info(
+                    "nats-server ready", url=self.url, pid=self.process.pid, store_dir=str(self.store_dir)
+                )
                 return self
             if self.process.poll() is not None:
-                raise NatsServerError(f"nats-server exited with code {self.process.returncode}: {text[-2000:]}")
+                raise NatsServerError(
+                    f"nats-server exited with code {self.process.returncode}: {text[-2000:]}"
+                )
             if time.monotonic() > deadline:
                 await self.stop()
-                raise NatsServerError(f"nats-server not ready after {self.startup_timeout_s} s: {text[-2000:]}")
+                raise NatsServerError(
+                    f"nats-server not ready after {self.startup_timeout_s} s: {text[-2000:]}"
+                )
             await anyio.sleep(0.01)
+
+    @staticmethod
+    def _spawn(cmd: list[str]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,  # only prctl between fork and exec
+        )
 
     async def stop(self) -> None:
         """Terminate the server (SIGTERM, then SIGKILL after ``stop_timeout_s``). Idempotent."""
@@ -135,10 +151,10 @@ class EmbeddedNats:
             return
         with anyio.CancelScope(shield=True):
             proc.terminate()
-            deadline = time.monotonic() + self.stop_timeout_s
-            while proc.poll() is None and time.monotonic() < deadline:
-                await anyio.sleep(0.02)
-            if proc.poll() is None:
+            try:
+                await anyio.to_thread.run_sync(proc.wait, self.stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                log.warning("nats-server ignored SIGTERM; killing it", pid=proc.pid)
                 proc.kill()
                 await anyio.to_thread.run_sync(proc.wait)
         log.info("nats-server stopped", pid=proc.pid, returncode=proc.returncode)

@@ -59,7 +59,9 @@ async def _start_generators(
     with anyio.CancelScope(shield=True):
         bridge = await RyotBridge.open(settings.ryot, timeout_s=settings.orchestrator.default_deadline_s)
     stack.push_async_callback(bridge.aclose)
-    log.info("model loaded", model=bridge.model_name, threads=bridge.engine.n_threads, n_ctx=bridge.engine.n_ctx)
+    log.info(
+        "model loaded", model=bridge.model_name, threads=bridge.engine.n_threads, n_ctx=bridge.engine.n_ctx
+    )
     for _ in range(replicas):
         runner = AgentRunner(
             bus,
@@ -87,7 +89,12 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = N
             orchestrator = Orchestrator(bus, settings.orchestrator)
             app = create_app(orchestrator, max_body_bytes=settings.api.max_body_bytes)
             config = uvicorn.Config(
-                app, host=settings.api.host, port=settings.api.port, log_config=None, access_log=False, lifespan="on"
+                app,
+                host=settings.api.host,
+                port=settings.api.port,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
             )
             server = _Server(config)
 
@@ -100,7 +107,9 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = N
             tg.cancel_scope.cancel()
 
 
-async def _announce(server: uvicorn.Server, settings: Settings, on_ready: Callable[[str], Any] | None) -> None:
+async def _announce(
+    server: uvicorn.Server, settings: Settings, on_ready: Callable[[str], Any] | None
+) -> None:
     while not server.started:
         if server.should_exit:
             return
@@ -124,7 +133,9 @@ async def run_agents(settings: Settings, *, team: str, agent: str | None = None,
     if not settings.nats.url:
         raise ValueError("--nats-url is required to run agents on their own")
     if team != "inference" or agent not in (None, "generator"):
-        raise ValueError(f"no implemented agent for team={team!r} agent={agent!r} (available: inference/generator)")
+        raise ValueError(
+            f"no implemented agent for team={team!r} agent={agent!r} (available: inference/generator)"
+        )
     async with AsyncExitStack() as stack:
         bus = await Bus.connect(settings.nats.url, name=f"neurectomy-agents-{team}")
         stack.push_async_callback(bus.aclose)

@@ -108,7 +108,10 @@ async def call_agent(
     done = False
     async with bus.inbox() as box:
         reply = await bus.request(
-            subject, body, headers=ctx.headers(box.subject), timeout_s=min(accept_timeout_s, ctx.remaining_s())
+            subject,
+            body,
+            headers=ctx.headers(box.subject),
+            timeout_s=min(accept_timeout_s, ctx.remaining_s()),
         )
         if (refusal := _refusal(reply)) is not None:
             raise refusal

@@ -67,7 +67,9 @@ class Orchestrator:
         """A :class:`CallContext` with the default deadline unless ``timeout_s`` is given."""
         return CallContext.with_timeout(timeout_s or self.config.default_deadline_s, **kwargs)
 
-    async def generate_stream(self, request: GenerateInput, ctx: CallContext) -> AsyncIterator[TextDelta | GenerateOutput]:
+    async def generate_stream(
+        self, request: GenerateInput, ctx: CallContext
+    ) -> AsyncIterator[TextDelta | GenerateOutput]:
         """Run a generation on the ``generator`` agent; yield text deltas and then the output.
 
         Raises:

@@ -50,7 +50,7 @@ from ryot.types import (
 Sink = Callable[[Event], None]
 
 
-class _CountingLlama(llama_cpp.Llama):  # type: ignore[misc]
+class _CountingLlama(llama_cpp.Llama):
     """``Llama`` that counts the tokens it evaluates, so cached (skipped) prompt tokens are exact."""
 
     evaluated_tokens: int = 0
@@ -297,7 +297,9 @@ class RyotEngine:
         finally:
             handle.cancel()
 
-    def generate(self, prompt: str | Sequence[ChatMessage], params: SamplingParams | None = None) -> Completion:
+    def generate(
+        self, prompt: str | Sequence[ChatMessage], params: SamplingParams | None = None
+    ) -> Completion:
         """Run one generation to the end and return its text and usage (blocking).
 
         Raises:

@@ -8,13 +8,14 @@ Order of preference:
    llama-cpp-python's ``Jinja2ChatFormatter``).
 3. llama.cpp's built-in template for the model's architecture (the packaged Gemma 3 270M GGUF carries
    no template, so ``gemma3`` maps to llama.cpp's ``gemma`` template:
-   ``<start_of_turn>user\\n…<end_of_turn>\\n<start_of_turn>model\\n``).
+   ``<start_of_turn>user⏎…<end_of_turn>⏎<start_of_turn>model⏎``, ⏎ being a newline).
 """
 
 from __future__ import annotations
 
 import ctypes
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import llama_cpp
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -70,7 +71,8 @@ def _jinja_renderer(template: str, bos_token: str, eos_token: str) -> Renderer:
 
     def render(messages: Sequence[ChatMessage]) -> str:
         try:
-            rendered = formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
+            payload: list[Any] = [{"role": m.role, "content": m.content} for m in messages]
+            rendered = formatter(messages=payload)
         except Exception as exc:  # templates call raise_exception() on e.g. a wrong role order
             raise InvalidRequestError("messages", f"rejected by the chat template: {exc}") from exc
         return str(rendered.prompt)
@@ -92,11 +94,19 @@ class ChatTemplate:
     ) -> None:
         builtins = set(builtin_templates())
         if override and override in builtins:
-            self._render, self.source, self.includes_bos = _builtin_renderer(override), f"builtin:{override}", False
+            self._render, self.source, self.includes_bos = (
+                _builtin_renderer(override),
+                f"builtin:{override}",
+                False,
+            )
         elif override:
             self._render, self.source, self.includes_bos = _jinja_renderer(override, bos, eos), "config", True
         elif gguf_template:
-            self._render, self.source, self.includes_bos = _jinja_renderer(gguf_template, bos, eos), "gguf", True
+            self._render, self.source, self.includes_bos = (
+                _jinja_renderer(gguf_template, bos, eos),
+                "gguf",
+                True,
+            )
         elif (name := _ARCH_TEMPLATES.get(architecture)) and name in builtins:
             self._render, self.source, self.includes_bos = _builtin_renderer(name), f"builtin:{name}", False
         else:

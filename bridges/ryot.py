@@ -114,15 +114,15 @@ class RyotBridge:
             anyio.from_thread.run_sync(send.send_nowait, event, token=token)
 
         self.metrics.requests += 1
-        try:
-            handle = await anyio.to_thread.run_sync(
-                self.engine.submit, prompt, params, sink, limiter=self._limiter
-            )
-        except Exception:
-            self.metrics.failures += 1
-            raise
-        try:
-            async with receive:
+        with send, receive:
+            try:
+                handle = await anyio.to_thread.run_sync(
+                    self.engine.submit, prompt, params, sink, limiter=self._limiter
+                )
+            except Exception:
+                self.metrics.failures += 1
+                raise
+            try:
                 while True:
                     with anyio.move_on_after(deadline - time.monotonic()) as scope:
                         event = await receive.receive()
@@ -137,9 +137,8 @@ class RyotBridge:
                     yield event
                     if isinstance(event, Finished):
                         return
-        finally:
-            handle.cancel()
-            send.close()
+            finally:
+                handle.cancel()
 
     def _account(self, event: Finished) -> None:
         m = self.metrics

@@ -112,7 +112,9 @@ class EmbeddedNats:
             "-l", str(self.log_file),
             "--pid", str(self.store_dir / "nats-server.pid"),
         ]  # fmt: skip
-        self.process = await anyio.to_thread.run_sync(self._spawn, cmd)
+        # Spawned from the event loop's own thread on purpose: PR_SET_PDEATHSIG fires when the *thread*
+        # that forked exits, so a short-lived worker thread would take the server down with it.
+        self.process = self._spawn(cmd)
         deadline = time.monotonic() + self.startup_timeout_s
         while True:
             text = self.log_file.read_text(errors="replace")
@@ -136,7 +138,7 @@ class EmbeddedNats:
 
     @staticmethod
     def _spawn(cmd: list[str]) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
+        return subprocess.Popen(  # noqa: ASYNC220 - see start()
             cmd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

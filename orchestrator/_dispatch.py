@@ -129,10 +129,11 @@ async def call_agent(
                 if isinstance(event, Error):
                     done = True
                     raise error_from_wire(event.error.code, event.error.message, event.error.field)
-                yield event
                 if isinstance(event, End):
-                    done = True
+                    done = True  # before yielding: a consumer may stop right after the End
+                    yield event
                     return
+                yield event
         finally:
             if not done:
                 with anyio.CancelScope(shield=True):

@@ -1,0 +1,160 @@
+"""The generator agent on a real nats-server, called through the orchestrator."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
+import anyio
+import pytest
+
+from agents import AgentBusyError, AgentRunner, BadInputError, Bus, DeadlineExceededError, NoRespondersError
+from agents.protocol import GenerateInput, GenerateOutput
+from orchestrator import Orchestrator, TextDelta
+from ryot import RyotEngine
+
+
+pytestmark = pytest.mark.anyio
+RunnerFactory = Callable[..., AbstractAsyncContextManager["AgentRunner"]]
+
+
+async def test_generation_streams_and_usage_matches_tokenization(
+    bus: Bus, engine: RyotEngine, generator_runner: RunnerFactory
+) -> None:
+    orchestrator = Orchestrator(bus)
+    request = GenerateInput(prompt="The moon orbits", max_tokens=10, temperature=0.0)
+    async with generator_runner():
+        deltas: list[str] = []
+        output = None
+        async for event in orchestrator.generate_stream(request, orchestrator.context()):
+            if isinstance(event, TextDelta):
+                deltas.append(event.text)
+            else:
+                output = event
+    assert isinstance(output, GenerateOutput)
+    assert "".join(deltas) == output.text
+    assert output.usage.prompt_tokens == len(engine.tokenize("The moon orbits"))
+    assert output.usage.completion_tokens == 10
+    assert output.model == engine.model_name
+
+
+async def test_micro_service_answers_ping_info_and_stats(bus: Bus, generator_runner: RunnerFactory) -> None:
+    async with generator_runner() as runner:
+        await Orchestrator(bus).generate(GenerateInput(prompt="Hi", max_tokens=2), Orchestrator(bus).context())
+        pings = await bus.discover("PING")
+        infos = await bus.discover("INFO")
+        stats = await bus.discover("STATS")
+    assert any(p["name"] == "generator" and p["id"] == runner.instance_id for p in pings)
+    info = next(i for i in infos if i["id"] == runner.instance_id)
+    assert info["metadata"]["team"] == "inference"
+    assert info["endpoints"][0]["subject"] == "neurectomy.agent.inference.generator"
+    assert info["endpoints"][0]["queue_group"] == "generator"
+    stat = next(s for s in stats if s["id"] == runner.instance_id)
+    endpoint = stat["endpoints"][0]
+    assert endpoint["num_requests"] == 1
+    assert endpoint["data"]["completed"] == 1
+    assert endpoint["data"]["completion_tokens"] == 2
+
+
+async def test_stopped_agent_fails_over_to_no_responders_at_once(bus: Bus, generator_runner: RunnerFactory) -> None:
+    orchestrator = Orchestrator(bus)
+    async with generator_runner():
+        agents = await orchestrator.agents()
+        assert [a.name for a in agents] == ["generator"]
+    started = time.perf_counter()
+    with pytest.raises(NoRespondersError):
+        await orchestrator.generate(GenerateInput(prompt="Hi", max_tokens=2), orchestrator.context())
+    assert time.perf_counter() - started < 1.0
+    assert await orchestrator.agents() == []
+
+
+async def test_invalid_input_is_refused_with_the_field(bus: Bus, generator_runner: RunnerFactory) -> None:
+    orchestrator = Orchestrator(bus)
+    async with generator_runner():
+        with pytest.raises(BadInputError) as info:
+            await orchestrator.generate(GenerateInput(prompt="Hi", max_tokens=0), orchestrator.context())
+        assert info.value.field == "max_tokens"
+        with pytest.raises(BadInputError) as both:
+            await orchestrator.generate(
+                GenerateInput(prompt="Hi", messages=[{"role": "user", "content": "Hi"}]),  # type: ignore[list-item]
+                orchestrator.context(),
+            )
+        assert both.value.field == "prompt"
+        # Raw bytes that are not JSON never reach the agent's work loop.
+        from orchestrator._dispatch import CallContext
+
+        reply = await bus.request(
+            "neurectomy.agent.inference.generator",
+            b"{not json",
+            headers=CallContext.with_timeout(5).headers("_INBOX.unused"),
+            timeout_s=2,
+        )
+        assert reply.headers["Nats-Service-Error-Code"] == "bad_request"
+
+
+async def test_full_mailbox_answers_busy(bus: Bus, generator_runner: RunnerFactory) -> None:
+    orchestrator = Orchestrator(bus)
+    long = GenerateInput(prompt="Write a long essay about rivers.", max_tokens=300)
+    async with generator_runner(mailbox_size=1, concurrency=1):
+        async with anyio.create_task_group() as tg:
+
+            async def consume() -> None:
+                async for _ in orchestrator.generate_stream(long, orchestrator.context()):
+                    pass
+
+            tg.start_soon(consume)  # taken by the worker
+            await anyio.sleep(0.3)
+            tg.start_soon(consume)  # waits in the mailbox
+            await anyio.sleep(0.3)
+            with pytest.raises(AgentBusyError):
+                await orchestrator.generate(long, orchestrator.context())
+            tg.cancel_scope.cancel()
+
+
+async def test_deadline_cancels_the_work_and_frees_the_model(bus: Bus, generator_runner: RunnerFactory) -> None:
+    orchestrator = Orchestrator(bus)
+    async with generator_runner() as runner:
+        started = time.perf_counter()
+        with pytest.raises(DeadlineExceededError):
+            await orchestrator.generate(
+                GenerateInput(prompt="Write a very long story.", max_tokens=1500), orchestrator.context(timeout_s=0.5)
+            )
+        assert time.perf_counter() - started < 1.0
+        quick = await orchestrator.generate(GenerateInput(prompt="Hi", max_tokens=2), orchestrator.context())
+        assert quick.timings.queue_s < 0.2
+        await anyio.sleep(0.1)
+        assert runner.stats.in_flight == 0
+
+
+async def test_leaving_a_stream_early_cancels_the_generation(bus: Bus, generator_runner: RunnerFactory) -> None:
+    orchestrator = Orchestrator(bus)
+    async with generator_runner() as runner:
+        received = 0
+        async for event in orchestrator.generate_stream(
+            GenerateInput(prompt="Write a very long story.", max_tokens=1500), orchestrator.context()
+        ):
+            received += isinstance(event, TextDelta)
+            if received == 3:
+                break
+        with anyio.fail_after(2):
+            while runner.stats.in_flight:
+                await anyio.sleep(0.01)
+        assert runner.stats.cancelled == 1
+        quick = await orchestrator.generate(GenerateInput(prompt="Hi", max_tokens=2), orchestrator.context())
+        assert quick.timings.queue_s < 0.2
+
+
+async def test_replicas_share_the_queue_group(bus: Bus, generator_runner: RunnerFactory) -> None:
+    orchestrator = Orchestrator(bus)
+    async with generator_runner() as first, generator_runner() as second:
+        agents = await orchestrator.agents()
+        assert agents[0].replicas == 2
+        for _ in range(6):
+            await orchestrator.generate(GenerateInput(prompt="Hi", max_tokens=1), orchestrator.context())
+    assert first.stats.completed + second.stats.completed == 6
+
+
+def test_wire_payloads_are_json() -> None:
+    assert json.loads(GenerateInput(prompt="x").model_dump_json())["prompt"] == "x"

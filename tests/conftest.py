@@ -1,0 +1,45 @@
+"""Shared fixtures: the real nats-server and the real model, started once per session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from neurectomy.natsserver import EmbeddedNats
+from ryot import RyotConfig, RyotEngine
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
+    """A real nats-server (JetStream on) on a free port; terminated, then killed, at the end."""
+    server = EmbeddedNats(tmp_path_factory.mktemp("nats"))
+    anyio.run(server.start)
+    try:
+        yield server
+    finally:
+        anyio.run(server.stop)
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[RyotEngine]:
+    """The packaged Gemma 3 270M Q4_K_M, loaded once."""
+    with RyotEngine(RyotConfig(n_ctx=2048)) as eng:
+        yield eng
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "state"
+    path.mkdir()
+    return path

@@ -1,0 +1,149 @@
+"""Ryot engine on the real Gemma 3 270M model."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ryot import (
+    ChatMessage,
+    EngineBusyError,
+    Event,
+    Finished,
+    InvalidRequestError,
+    ModelLoadError,
+    PromptTooLongError,
+    RyotConfig,
+    RyotEngine,
+    SamplingParams,
+    TokenChunk,
+)
+
+GREEDY = SamplingParams(max_tokens=12, temperature=0.0)
+
+
+def test_usage_matches_the_models_own_tokenization(engine: RyotEngine) -> None:
+    prompt = "The three primary colours are"
+    completion = engine.generate(prompt, GREEDY)
+    assert completion.usage.prompt_tokens == len(engine.tokenize(prompt))
+    assert completion.finish_reason == "length"
+    assert completion.usage.completion_tokens == 12
+    assert completion.text.strip()
+
+
+def test_stream_chunks_add_up_to_the_final_text(engine: RyotEngine) -> None:
+    events = list(engine.stream("Once upon a time", SamplingParams(max_tokens=20, temperature=0.0)))
+    chunks = [e for e in events if isinstance(e, TokenChunk)]
+    final = events[-1]
+    assert isinstance(final, Finished)
+    assert len(chunks) >= 2
+    assert "".join(c.text for c in chunks) == final.text
+    assert final.usage.completion_tokens == 20
+
+
+def test_greedy_is_deterministic_and_repeated_prompt_reuses_the_kv_prefix(engine: RyotEngine) -> None:
+    engine.generate("An unrelated warm-up prompt about tea.", GREEDY)
+    prompt = "Rivers flow into the sea because"
+    first = engine.generate(prompt, GREEDY)
+    second = engine.generate(prompt, GREEDY)
+    assert first.text == second.text
+    # Everything but the last prompt token comes from the KV cache (the last one is re-evaluated to
+    # get fresh logits), and only the BOS token matched the warm-up prompt.
+    assert second.usage.cached_tokens == second.usage.prompt_tokens - 1
+    assert first.usage.cached_tokens == 1
+
+
+def test_chat_uses_the_gemma_template(engine: RyotEngine) -> None:
+    messages = [ChatMessage("system", "Answer briefly."), ChatMessage("user", "Name a colour.")]
+    rendered = engine.render_chat(messages)
+    assert rendered.startswith("<start_of_turn>user\n")
+    assert rendered.endswith("<start_of_turn>model\n")
+    completion = engine.generate(messages, GREEDY)
+    assert completion.usage.prompt_tokens == len(engine.prompt_tokens(messages))
+    assert completion.text
+
+
+def test_stop_string_ends_the_completion_and_is_not_returned(engine: RyotEngine) -> None:
+    completion = engine.generate("Count: 1, 2, 3,", SamplingParams(max_tokens=40, temperature=0.0, stop=("7",)))
+    assert completion.finish_reason == "stop"
+    assert "7" not in completion.text
+    assert "6" in completion.text
+
+
+def test_cancel_frees_the_worker_within_one_decode_step(engine: RyotEngine) -> None:
+    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    handle = engine.submit("Write a very long story about a dragon.", SamplingParams(max_tokens=1500), events.put)
+    assert isinstance(events.get(timeout=30), TokenChunk)
+    cancelled_at = time.perf_counter()
+    handle.cancel()
+    while not isinstance(event := events.get(timeout=30), Finished):
+        pass
+    assert time.perf_counter() - cancelled_at < 0.5
+    assert event.finish_reason == "cancelled"
+    assert event.usage.completion_tokens < 100
+    # The worker is free: the next request does not wait in the queue.
+    nxt = engine.generate("Hello", SamplingParams(max_tokens=2, temperature=0.0))
+    assert nxt.timings.queue_s < 0.1
+
+
+def test_full_queue_is_refused_with_busy() -> None:
+    with RyotEngine(RyotConfig(n_ctx=512, queue_size=1)) as small:
+        started = threading.Event()
+
+        def sink(event: Event) -> None:
+            started.set()
+
+        running = small.submit("Tell me a long story.", SamplingParams(max_tokens=400), sink)
+        assert started.wait(30)
+        waiting = small.submit("Another story.", SamplingParams(max_tokens=400), lambda e: None)
+        with pytest.raises(EngineBusyError) as info:
+            small.submit("A third.", SamplingParams(max_tokens=4), lambda e: None)
+        assert info.value.queue_size == 1
+        running.cancel()
+        waiting.cancel()
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        (SamplingParams(max_tokens=0), "max_tokens"),
+        (SamplingParams(temperature=3.0), "temperature"),
+        (SamplingParams(top_p=0.0), "top_p"),
+        (SamplingParams(top_k=-1), "top_k"),
+    ],
+)
+def test_invalid_parameters_name_the_field(engine: RyotEngine, params: SamplingParams, field: str) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        engine.generate("Hi", params)
+    assert info.value.field == field
+
+
+def test_empty_prompt_and_overlong_requests_are_refused(engine: RyotEngine) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        engine.generate("", GREEDY)
+    assert info.value.field == "prompt"
+    with pytest.raises(PromptTooLongError) as too_long:
+        engine.generate("Hi", SamplingParams(max_tokens=engine.n_ctx))
+    assert too_long.value.n_ctx == engine.n_ctx
+    with pytest.raises(InvalidRequestError):
+        engine.generate([], GREEDY)
+
+
+def test_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError) as info:
+        RyotEngine(RyotConfig(model_path=tmp_path / "nope.gguf"))
+    assert "nope.gguf" in str(info.value)
+    not_gguf = tmp_path / "garbage.gguf"
+    not_gguf.write_bytes(b"not a gguf file at all")
+    with pytest.raises(ModelLoadError):
+        RyotEngine(RyotConfig(model_path=not_gguf))
+
+
+def test_threads_default_to_physical_cores(engine: RyotEngine) -> None:
+    from ryot import physical_cores
+
+    assert engine.n_threads == physical_cores()

@@ -12,6 +12,7 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.params import JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.types import ASGIApp, Receive, Scope, Send
 
@@ -93,7 +94,9 @@ def _response(request_id: str, out: GenerateOutput) -> GenerateResponse:
 
 
 @post("/v1/generate", status_code=200, summary="Generate text (JSON, or Server-Sent Events with stream=true)")
-async def generate(data: GenerateRequest, request: Request[Any, Any, Any], state: State) -> Response[Any]:
+async def generate(
+    data: JSONBody[GenerateRequest], request: Request[Any, Any, Any], state: State
+) -> Response[Any]:
     """Generate a completion with the Inference team's generator agent.
 
     Errors: 400 invalid body (names the field), 429 busy (Retry-After), 503 no generator running,

@@ -118,7 +118,7 @@ def ask(
                 else:
                     sys.stdout.write(event.text)
                     sys.stdout.flush()
-    except (NeurectomyError, ValidationError) as exc:
+    except NeurectomyError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
     except OSError as exc:

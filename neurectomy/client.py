@@ -18,9 +18,10 @@ from typing import Any
 
 import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse, connect_sse
+from pydantic import ValidationError
 
 from api.schemas import AgentOut, ChatMessage, GenerateRequest, GenerateResponse, Health, TokenEvent
-from neurectomy.errors import APIError, StreamError, api_error
+from neurectomy.errors import APIError, BadRequestError, StreamError, api_error
 
 DEFAULT_URL = "http://127.0.0.1:8420"
 StreamEvent = TokenEvent | GenerateResponse
@@ -37,7 +38,12 @@ def _body(
         body["prompt"] = prompt
     if messages is not None:
         body["messages"] = [m.model_dump() if isinstance(m, ChatMessage) else dict(m) for m in messages]
-    GenerateRequest.model_validate(body)  # fail fast with the same rules as the server
+    try:
+        GenerateRequest.model_validate(body)  # fail fast, with the same rules as the server
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        raise BadRequestError(400, "bad_request", f"{field}: {first['msg']}", field=field) from None
     return body
 
 
@@ -99,8 +105,8 @@ class Client:
         """Generate a completion; ``options`` are the :class:`api.schemas.GenerateRequest` fields.
 
         Raises:
-            pydantic.ValidationError: The arguments are invalid (checked before sending).
-            APIError: 400, 429, 503, 504, ... from the server.
+            BadRequestError: The arguments are invalid (checked before sending, or by the server).
+            APIError: 429, 503, 504, ... from the server.
         """
         response = self._check(self._http.post("/v1/generate", json=_body(prompt, messages, False, options)))
         return GenerateResponse.model_validate_json(response.content)

@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Init arguments > environment > YAML file > defaults."""
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = default_config_file()
+        config_file = settings_cls.model_config.get("yaml_file") or default_config_file()
         if config_file is not None:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
@@ -115,6 +115,10 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Setti
     Raises:
         pydantic.ValidationError: A setting is invalid (the message names it).
     """
-    if config_file is not None:
-        os.environ["NEURECTOMY_CONFIG"] = str(config_file)
-    return Settings(**overrides)  # type: ignore[arg-type]
+    if config_file is None:
+        return Settings(**overrides)  # type: ignore[arg-type]
+
+    class FromFile(Settings):
+        model_config = SettingsConfigDict(yaml_file=config_file)
+
+    return FromFile(**overrides)  # type: ignore[arg-type]

@@ -15,7 +15,6 @@ from agents.protocol import GenerateInput, GenerateOutput
 from orchestrator import Orchestrator, TextDelta
 from ryot import RyotEngine
 
-
 pytestmark = pytest.mark.anyio
 RunnerFactory = Callable[..., AbstractAsyncContextManager["AgentRunner"]]
 
@@ -42,7 +41,9 @@ async def test_generation_streams_and_usage_matches_tokenization(
 
 async def test_micro_service_answers_ping_info_and_stats(bus: Bus, generator_runner: RunnerFactory) -> None:
     async with generator_runner() as runner:
-        await Orchestrator(bus).generate(GenerateInput(prompt="Hi", max_tokens=2), Orchestrator(bus).context())
+        await Orchestrator(bus).generate(
+            GenerateInput(prompt="Hi", max_tokens=2), Orchestrator(bus).context()
+        )
         pings = await bus.discover("PING")
         infos = await bus.discover("INFO")
         stats = await bus.discover("STATS")
@@ -58,7 +59,9 @@ async def test_micro_service_answers_ping_info_and_stats(bus: Bus, generator_run
     assert endpoint["data"]["completion_tokens"] == 2
 
 
-async def test_stopped_agent_fails_over_to_no_responders_at_once(bus: Bus, generator_runner: RunnerFactory) -> None:
+async def test_stopped_agent_fails_over_to_no_responders_at_once(
+    bus: Bus, generator_runner: RunnerFactory
+) -> None:
     orchestrator = Orchestrator(bus)
     async with generator_runner():
         agents = await orchestrator.agents()
@@ -113,13 +116,16 @@ async def test_full_mailbox_answers_busy(bus: Bus, generator_runner: RunnerFacto
             tg.cancel_scope.cancel()
 
 
-async def test_deadline_cancels_the_work_and_frees_the_model(bus: Bus, generator_runner: RunnerFactory) -> None:
+async def test_deadline_cancels_the_work_and_frees_the_model(
+    bus: Bus, generator_runner: RunnerFactory
+) -> None:
     orchestrator = Orchestrator(bus)
     async with generator_runner() as runner:
         started = time.perf_counter()
         with pytest.raises(DeadlineExceededError):
             await orchestrator.generate(
-                GenerateInput(prompt="Write a very long story.", max_tokens=1500), orchestrator.context(timeout_s=0.5)
+                GenerateInput(prompt="Write a very long story.", max_tokens=1500),
+                orchestrator.context(timeout_s=0.5),
             )
         assert time.perf_counter() - started < 1.0
         quick = await orchestrator.generate(GenerateInput(prompt="Hi", max_tokens=2), orchestrator.context())
@@ -128,7 +134,9 @@ async def test_deadline_cancels_the_work_and_frees_the_model(bus: Bus, generator
         assert runner.stats.in_flight == 0
 
 
-async def test_leaving_a_stream_early_cancels_the_generation(bus: Bus, generator_runner: RunnerFactory) -> None:
+async def test_leaving_a_stream_early_cancels_the_generation(
+    bus: Bus, generator_runner: RunnerFactory
+) -> None:
     orchestrator = Orchestrator(bus)
     async with generator_runner() as runner:
         received = 0

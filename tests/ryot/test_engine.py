@@ -68,7 +68,9 @@ def test_chat_uses_the_gemma_template(engine: RyotEngine) -> None:
 
 
 def test_stop_string_ends_the_completion_and_is_not_returned(engine: RyotEngine) -> None:
-    completion = engine.generate("Count: 1, 2, 3,", SamplingParams(max_tokens=40, temperature=0.0, stop=("7",)))
+    completion = engine.generate(
+        "Count: 1, 2, 3,", SamplingParams(max_tokens=40, temperature=0.0, stop=("7",))
+    )
     assert completion.finish_reason == "stop"
     assert "7" not in completion.text
     assert "6" in completion.text
@@ -76,7 +78,9 @@ def test_stop_string_ends_the_completion_and_is_not_returned(engine: RyotEngine)
 
 def test_cancel_frees_the_worker_within_one_decode_step(engine: RyotEngine) -> None:
     events: queue.SimpleQueue[Event] = queue.SimpleQueue()
-    handle = engine.submit("Write a very long story about a dragon.", SamplingParams(max_tokens=1500), events.put)
+    handle = engine.submit(
+        "Write a very long story about a dragon.", SamplingParams(max_tokens=1500), events.put
+    )
     assert isinstance(events.get(timeout=30), TokenChunk)
     cancelled_at = time.perf_counter()
     handle.cancel()

@@ -1,0 +1,177 @@
+"""SDK / curl-like HTTP / CLI → REST → orchestrator → NATS → generator agent → Ryot, all real processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from neurectomy import AsyncClient, BadRequestError, Client, GenerateResponse, TokenEvent
+from ryot import RyotEngine
+
+
+def test_sdk_generate_usage_matches_ryot_tokenization(service: str, engine: RyotEngine) -> None:
+    prompt = "The largest planet in the solar system is"
+    with Client(service) as client:
+        result = client.generate(prompt, max_tokens=8, temperature=0.0)
+    assert result.text
+    assert result.usage.prompt_tokens == len(engine.tokenize(prompt))
+    assert result.usage.completion_tokens == 8
+    assert result.usage.total_tokens == result.usage.prompt_tokens + 8
+    assert result.finish_reason == "length"
+    # The same greedy request on the engine in this process gives the same text.
+    from ryot import SamplingParams
+
+    assert engine.generate(prompt, SamplingParams(max_tokens=8, temperature=0.0)).text == result.text
+
+
+def test_sdk_stream_yields_tokens_then_usage(service: str, engine: RyotEngine) -> None:
+    prompt = "List three fruits:"
+    with Client(service) as client:
+        events = list(client.stream(prompt, max_tokens=12, temperature=0.0))
+    tokens = [e for e in events if isinstance(e, TokenEvent)]
+    done = events[-1]
+    assert isinstance(done, GenerateResponse)
+    assert len(tokens) >= 2
+    assert "".join(t.text for t in tokens) == done.text
+    assert done.usage.prompt_tokens == len(engine.tokenize(prompt))
+    assert done.usage.completion_tokens == 12
+
+
+@pytest.mark.anyio
+async def test_async_sdk_chat_stream(service: str) -> None:
+    async with AsyncClient(service) as client:
+        events = [
+            e
+            async for e in client.stream(
+                messages=[{"role": "user", "content": "Say hello."}], max_tokens=6, temperature=0.0
+            )
+        ]
+        agents = await client.agents()
+    assert isinstance(events[-1], GenerateResponse)
+    assert events[-1].usage.completion_tokens <= 6
+    assert [a.name for a in agents] == ["generator"]
+
+
+def test_raw_http_sse_format(service: str) -> None:
+    body = {"prompt": "Hello", "max_tokens": 4, "temperature": 0, "stream": True}
+    with httpx.stream("POST", f"{service}/v1/generate", json=body, timeout=30) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["x-request-id"]
+        lines = [line for line in response.iter_lines() if line]
+    events = [line.removeprefix("event: ") for line in lines if line.startswith("event: ")]
+    assert events[-1] == "done" and set(events[:-1]) == {"token"}
+    done = json.loads(lines[-1].removeprefix("data: "))
+    assert done["usage"]["completion_tokens"] == 4
+    assert done["id"] == response.headers["x-request-id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"prompt": "Hi", "max_tokens": -1}, "max_tokens"),
+        ({"prompt": "Hi", "temperature": 5}, "temperature"),
+        ({"prompt": "Hi", "max_tokens": "many"}, "max_tokens"),
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": "Hi", "bogus": 1}, "bogus"),
+        ({}, "prompt"),
+        ({"prompt": "Hi", "messages": [{"role": "user", "content": "Hi"}]}, "prompt"),
+        ({"messages": [{"role": "robot", "content": "Hi"}]}, "messages.0.role"),
+        ({"prompt": "x" * 200_001}, "prompt"),
+        ({"prompt": "Hi", "max_tokens": 30000}, "max_tokens"),
+    ],
+)
+def test_bad_bodies_are_400_naming_the_field(service: str, body: dict[str, object], field: str) -> None:
+    response = httpx.post(f"{service}/v1/generate", json=body, timeout=30)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "bad_request"
+    assert error["field"] == field, error
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"", b"[1, 2]", b'"just a string"', b"\xff\xfe\x00garbage"])
+def test_malformed_bodies_are_400_never_500(service: str, raw: bytes) -> None:
+    response = httpx.post(
+        f"{service}/v1/generate", content=raw, headers={"content-type": "application/json"}, timeout=30
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "bad_request"
+
+
+def test_oversized_body_is_413_with_the_limit(service: str) -> None:
+    response = httpx.post(f"{service}/v1/generate", content=b"x" * (5 * 1024 * 1024), timeout=30)
+    assert response.status_code == 413
+
+
+def test_sdk_raises_typed_error_with_field(service: str) -> None:
+    with Client(service) as client, pytest.raises(BadRequestError) as info:
+        client.generate("Hi", max_tokens=1, seed=-5)
+    assert info.value.field == "seed"
+
+
+def test_server_side_rejection_reaches_the_sdk_as_bad_request(service: str) -> None:
+    with Client(service) as client, pytest.raises(BadRequestError) as info:
+        client.generate("Hi", max_tokens=8000)  # valid for the schema, beyond the 4096-token context
+    assert info.value.status_code == 400
+    assert info.value.field == "max_tokens"
+
+
+def test_client_disconnect_cancels_generation_and_frees_the_model(service: str) -> None:
+    with Client(service) as client:
+        stream = client.stream("Write a very long story about a lighthouse.", max_tokens=2000)
+        for _, event in zip(range(3), stream, strict=False):
+            assert isinstance(event, TokenEvent)
+        stream.close()  # closes the HTTP connection mid-stream
+        quick = client.generate("Hi", max_tokens=2)
+    # Had the 2000-token generation kept running, this request would have queued behind it for ~50 s.
+    assert quick.timings.queue_s < 0.5
+
+
+def test_agents_health_and_openapi(service: str) -> None:
+    agents = httpx.get(f"{service}/v1/agents", timeout=10).json()
+    assert agents[0]["name"] == "generator"
+    assert agents[0]["team"] == "inference"
+    assert agents[0]["replicas"] == 1
+    health = httpx.get(f"{service}/health", timeout=10).json()
+    assert health["nats_connected"] is True and health["model_loaded"] is True
+    schema = httpx.get(f"{service}/schema/openapi.json", timeout=10).json()
+    assert "/v1/generate" in schema["paths"]
+
+
+def test_cli_ask_streams_and_prints_usage(service: str) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "neurectomy",
+            "ask",
+            "--url",
+            service,
+            "--max-tokens",
+            "6",
+            "--temperature",
+            "0",
+            "Hi",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip()
+    assert "6 completion tokens" in done.stderr
+
+
+def test_cli_agents_table(service: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "neurectomy", "agents", "--url", service],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "generator" in done.stdout and "inference" in done.stdout

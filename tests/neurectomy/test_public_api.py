@@ -1,0 +1,18 @@
+"""Every package's ``__all__`` is a tuple of names that exist."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+PACKAGES = ["neurectomy", "api", "orchestrator", "agents", "bridges", "ryot", "sigmalang", "vault"]
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_all_is_a_tuple_of_existing_names(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = module.__all__
+    assert isinstance(exported, tuple)
+    for attr in exported:
+        assert hasattr(module, attr), f"{name}.{attr}"

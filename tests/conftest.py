@@ -48,7 +48,7 @@ def state_dir(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def service(nats_server: EmbeddedNats, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``neurectomy serve`` in its own process, joined to the session's nats-server; yields its base URL."""
-    from e2e_helpers import start_serve, stop_serve
+    from neurectomy.testing import start_serve, stop_serve
 
     proc, url = start_serve(tmp_path_factory.mktemp("serve-state"), "--nats-url", nats_server.url)
     try:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import httpx
 import psutil
-from e2e_helpers import start_serve, stop_serve
+
+from neurectomy.testing import start_serve, stop_serve
 
 
 def _nats_child(pid: int) -> psutil.Process:

@@ -46,7 +46,6 @@ def make_vault(data_dir: Path, embedder: MiniLMEmbedder) -> Iterator[VaultFactor
         v.close()
 
 
-
 @pytest.fixture
 def unit_vectors() -> Callable[..., np.ndarray]:
     """``unit_vectors(n, seed=0)``: ``(n, 384)`` float32 random unit vectors."""

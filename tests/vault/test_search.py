@@ -23,7 +23,10 @@ PAIRS = [
     ("Volcanic ash grounded flights across Europe for a week.", "Why were planes unable to fly?"),
     ("The library extended its opening hours during exam season.", "When can students study later?"),
     ("A memory leak in the server caused it to crash every night.", "What made the service go down?"),
-    ("The orchestra performed Beethoven's ninth symphony on Sunday.", "Which concert was played this weekend?"),
+    (
+        "The orchestra performed Beethoven's ninth symphony on Sunday.",
+        "Which concert was played this weekend?",
+    ),
     ("Farmers harvested a record wheat crop this summer.", "How was the grain harvest?"),
 ]
 
@@ -111,7 +114,9 @@ def test_hnsw_beyond_threshold_keeps_recall(make_vault) -> None:
     v = make_vault(config=config)
     v.put_many("acme", [NewRecord(text=doc, id=f"doc-{i}") for i, (doc, _) in enumerate(PAIRS)])
     assert v.stats().index_kinds == {"acme": "hnsw"}
-    found = sum(f"doc-{i}" in [h.record.id for h in v.search("acme", q, k=3)] for i, (_, q) in enumerate(PAIRS))
+    found = sum(
+        f"doc-{i}" in [h.record.id for h in v.search("acme", q, k=3)] for i, (_, q) in enumerate(PAIRS)
+    )
     assert found == len(PAIRS)
     v.close()
     reopened = make_vault(config=config)

@@ -1,4 +1,4 @@
-"""Starting ``neurectomy serve`` as a real subprocess for end-to-end tests."""
+"""Running ``neurectomy serve`` as a real subprocess (end-to-end tests, benchmarks, scripts)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,26 @@ import httpx
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
 def start_serve(state_dir: Path, *extra: str, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """Start ``python -m neurectomy serve`` and wait until /health answers 200."""
+    """Start ``python -m neurectomy serve`` and wait until ``/health`` answers 200.
+
+    Args:
+        state_dir: State directory of the service (its log goes to ``state_dir/serve.log``).
+        extra: More ``serve`` arguments, e.g. ``("--nats-url", url)``.
+        port: HTTP port; a free one by default.
+
+    Returns:
+        The process and its base URL.
+
+    Raises:
+        RuntimeError: The service exited or was not healthy within 90 s (the message holds its log).
+    """
     port = port or free_port()
     env = {**os.environ, "NEURECTOMY_STATE_DIR": str(state_dir), "NEURECTOMY_LOG_FORMAT": "json"}
     with (state_dir / "serve.log").open("wb") as log:

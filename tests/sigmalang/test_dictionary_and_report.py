@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import sigmalang
+from sigmalang import DictionaryRegistry, SigmaCodec, SigmaConfig
+
+
+def agent_messages(seed: int, n: int) -> list[bytes]:
+    rng = random.Random(seed)
+    kinds = ["task.request", "task.result", "stream.chunk"]
+    words = "agent retry tenant vector result token cache plan step error queue".split()
+    return [
+        json.dumps(
+            {
+                "id": f"req-{rng.randrange(16**10):010x}",
+                "type": rng.choice(kinds),
+                "agent": f"neurectomy.agent.{rng.choice(['storage', 'inference'])}.{rng.choice(words)}",
+                "payload": {"text": " ".join(rng.choices(words, k=rng.randint(5, 40))), "n": rng.random()},
+            }
+        ).encode()
+        for _ in range(n)
+    ]
+
+
+def test_too_few_samples_means_no_dictionary_and_codec_still_works() -> None:
+    codec = SigmaCodec()
+    assert codec.train_dictionary(agent_messages(1, 3)) is None
+    assert codec.dictionaries.active is None
+    message = agent_messages(2, 1)[0]
+    assert codec.decompress(codec.compress(message).frame) == message
+
+
+def test_trained_dictionary_at_least_doubles_ratio_on_short_messages() -> None:
+    codec = SigmaCodec()
+    dictionary = codec.train_dictionary(agent_messages(1, 400))
+    assert dictionary is not None and len(dictionary) > 0
+    held_out = [m for m in agent_messages(99, 200) if len(m) < 1024]
+    plain = sum(len(sigmalang.compress(m)) for m in held_out)
+    results = [codec.compress(m) for m in held_out]
+    with_dict = sum(r.report.bytes_out for r in results)
+    assert plain / with_dict >= 2
+    assert all(r.report.dict_id == dictionary.dict_id for r in results)
+    assert sum(r.report.dictionary_saved for r in results) > sum(r.report.entropy_saved for r in results)
+    for message, result in zip(held_out, results, strict=True):
+        assert codec.decompress(result.frame) == message
+
+
+def test_registry_persists_dictionaries_by_id(tmp_path: Path) -> None:
+    dictionary = sigmalang.train_dictionary(agent_messages(1, 200))
+    assert dictionary is not None
+    DictionaryRegistry(tmp_path).add(dictionary)
+    reopened = DictionaryRegistry(tmp_path)
+    assert dictionary.dict_id in reopened
+    assert reopened.get(dictionary.dict_id).data == dictionary.data
+    assert reopened.active == dictionary
+    message = agent_messages(5, 1)[0]
+    frame = sigmalang.compress(message, dictionary=dictionary)
+    assert sigmalang.decompress(frame, dictionaries=reopened) == message
+
+
+def test_attribution_adds_up_exactly() -> None:
+    codec = SigmaCodec(config=SigmaConfig(), count_tokens=lambda text: len(text.split()))
+    codec.train_dictionary(agent_messages(1, 300))
+    inputs = agent_messages(7, 5) + [b"".join(agent_messages(8, 40))] * 2 + [bytes(range(256)) * 3, b""]
+    for data in inputs:
+        r = codec.compress(data).report
+        assert r.bytes_in - r.bytes_out == r.dedup_saved + r.dictionary_saved + r.entropy_saved - r.framing
+        assert r.referenced_bytes + r.literal_bytes == r.bytes_in
+        assert r.framing > 0
+        if r.bytes_in > r.bytes_out:
+            shares = r.shares
+            assert abs(shares.dedup + shares.dictionary + shares.entropy - 1) < 1e-9
+
+
+def test_reports_tokens_and_ratio() -> None:
+    codec = SigmaCodec(count_tokens=lambda text: len(text.split()))
+    rng = random.Random(4)
+    words = "the planner retries storage agent after seconds tenant vector cache result".split()
+    text = " ".join(rng.choices(words, k=3000)).encode()
+    first = codec.compress(text).report
+    assert first.tokens_in == first.tokens_out == len(text.decode().split())
+    assert first.ratio == first.bytes_in / first.bytes_out
+    second = codec.compress(text + b" New turn.").report
+    assert second.tokens_in is not None and second.tokens_out is not None
+    assert second.tokens_out < second.tokens_in  # glyphs stand in for whole chunks of text
+    assert second.token_ratio is not None and second.token_ratio > 2
+    assert SigmaCodec().compress(text).report.tokens_in is None

@@ -67,6 +67,19 @@ class Orchestrator:
         """A :class:`CallContext` with the default deadline unless ``timeout_s`` is given."""
         return CallContext.with_timeout(timeout_s or self.config.default_deadline_s, **kwargs)
 
+    async def call(self, team: str, agent: str, payload: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """Call one agent and return its output (chunks, if it streams any, are dropped).
+
+        Raises:
+            AgentError: See :func:`orchestrator._dispatch.call_agent`.
+        """
+        async for event in call_agent(
+            self.bus, team, agent, payload, ctx, accept_timeout_s=self.config.accept_timeout_s
+        ):
+            if not isinstance(event, Chunk):
+                return event.output
+        raise StreamBrokenError(f"{agent} ended without an output")  # pragma: no cover
+
     async def generate_stream(
         self, request: GenerateInput, ctx: CallContext
     ) -> AsyncIterator[TextDelta | GenerateOutput]:

@@ -34,6 +34,7 @@ from sigmalang.errors import (
 )
 from sigmalang.frame import FORMAT_VERSION, FrameFlags, FrameInfo, inspect_frame
 from sigmalang.memory_store import MemoryRSUStore
+from sigmalang.optimizer import OptimizedContext, Scorer, optimize_context
 from sigmalang.report import CompressionReport, CompressionResult, SavingShares
 from sigmalang.store import GCResult, RSUStore, StoreStats
 
@@ -55,10 +56,12 @@ __all__ = (
     "MemoryRSUStore",
     "MissingDictionaryError",
     "MissingRSUError",
+    "OptimizedContext",
     "OutputTooLargeError",
     "RSUStore",
     "RSUStoreError",
     "SavingShares",
+    "Scorer",
     "SigmaCodec",
     "SigmaConfig",
     "SigmaError",
@@ -68,5 +71,6 @@ __all__ = (
     "compress",
     "decompress",
     "inspect_frame",
+    "optimize_context",
     "train_dictionary",
 )

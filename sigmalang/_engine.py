@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sigmalang import _varint, _zstd
 from sigmalang.chunking import chunk_spans, rsu_id
 from sigmalang.config import SigmaConfig
 from sigmalang.dictionary import Dictionary
 from sigmalang.errors import CorruptFrameError, MissingDictionaryError, MissingRSUError, OutputTooLargeError
-from sigmalang.frame import RSU_ID_BYTES, FrameFlags, encode_frame, inspect_frame
+from sigmalang.frame import F_RAW, F_REF_PREFIX, RSU_ID_BYTES, encode_frame, inspect_frame
 from sigmalang.report import CompressionReport, CompressionResult
 from sigmalang.store import RSUStore
 
@@ -33,8 +33,23 @@ def encode(
     dictionary: Dictionary | None,
     level: int | None,
     count_tokens: Callable[[str], int] | None,
-) -> CompressionResult:
-    """Compress `data` into a frame; acquire references on the RSUs it points to (see `SigmaCodec`)."""
+    context_ids: Sequence[bytes] = (),
+) -> tuple[CompressionResult, tuple[bytes, ...]]:
+    """Compress `data` into a frame; acquire references on the RSUs it points to (see `SigmaCodec`).
+
+    Args:
+        data: The message.
+        config: Codec configuration.
+        store: RSU store, or None for a self-contained frame.
+        dictionary: Trained dictionary to try, or None.
+        level: zstd level, or None for the config's choice.
+        count_tokens: Token counter for the report, or None.
+        context_ids: RSUs (e.g. the previous turn's new ones) offered as extra zstd context; they are
+            put in the frame's RSU table only if the frame uses the RSU prefix and has glyphs.
+
+    Returns:
+        The result and the ids of the RSUs this input added to the store, in order.
+    """
     data = bytes(data)
     n = len(data)
     if level is None:
@@ -43,18 +58,19 @@ def encode(
     table: list[bytes] = []
     ops: list[int] = []
     literal_parts: list[memoryview] = []
+    prefix_parts: list[bytes | memoryview] = []
     referenced = 0
     new_rsus = 0
+    fresh: dict[bytes, bytes] = {}
     acquired: frozenset[bytes] = frozenset()
-    prefix_parts: list[memoryview] = []
+    n_context = 0
     if store is not None and n >= config.rsu_min_input_bytes:
         spans = chunk_spans(view, config)
         ids = [rsu_id(view[o : o + ln]) if ln >= MIN_REF_BYTES else None for o, ln in spans]
-        acquired = store.acquire(i for i in ids if i is not None)
+        acquired = store.acquire([i for i in ids if i is not None] + list(context_ids))
         try:
             index: dict[bytes, int] = {}
             pending = 0
-            fresh: dict[bytes, bytes] = {}
             for (off, ln), cid in zip(spans, ids, strict=True):
                 chunk = view[off : off + ln]
                 if cid is not None and cid in acquired:
@@ -75,6 +91,13 @@ def encode(
                         fresh.setdefault(cid, bytes(chunk))
             if pending:
                 ops.append(pending << 1)
+            if table and pending + sum(op >> 1 for op in ops if not op & 1):
+                extra = [i for i in dict.fromkeys(context_ids) if i in acquired and i not in index]
+                if extra:
+                    contents = store.get_many(extra)
+                    table.extend(extra)
+                    prefix_parts.extend(contents[i] for i in extra)
+                    n_context = len(extra)
             new_rsus = store.put_many(fresh.items())
         except BaseException:
             if acquired:
@@ -88,21 +111,27 @@ def encode(
     lit_n = len(literal)
 
     plain = _zstd.compress(literal, level, None, None) if lit_n else b""
-    best, flags, used_dict, prefix_size = plain, FrameFlags.NONE, None, 0
+    best, flags, used_dict, prefix_size = plain, 0, None, 0
     if table and lit_n and config.ref_prefix_max_bytes:
         prefix = b"".join(prefix_parts)[-config.ref_prefix_max_bytes :]
         zdict = _zstd.raw_dict(prefix)
         if zdict is not None:
             candidate = _zstd.compress(literal, level, zdict, None)
             if len(candidate) < len(best):
-                best, flags, prefix_size = candidate, FrameFlags.REF_PREFIX, len(prefix)
+                best, flags, prefix_size = candidate, F_REF_PREFIX, len(prefix)
     if dictionary is not None and lit_n:
         zdict = _zstd.trained_dict(dictionary.data, dictionary.dict_id)
         candidate = _zstd.compress(literal, level, zdict, dictionary.dict_id)
         if len(candidate) < len(best):
-            best, flags, used_dict, prefix_size = candidate, FrameFlags.NONE, dictionary.dict_id, 0
+            best, flags, used_dict, prefix_size = candidate, 0, dictionary.dict_id, 0
     if len(best) >= lit_n:
-        best, flags, used_dict, prefix_size = literal, FrameFlags.RAW, None, 0
+        best, flags, used_dict, prefix_size = literal, F_RAW, None, 0
+    if n_context and not flags & F_REF_PREFIX:
+        del table[-n_context:]  # context RSUs did not help: do not pay 16 bytes for each
+    if acquired and store is not None:
+        unused = acquired.difference(table)
+        if unused:
+            store.release(unused)
     frame = encode_frame(
         content_size=n,
         payload=best,
@@ -121,18 +150,19 @@ def encode(
         refs_section += sum(_varint_len(op) for op in ops)
         if prefix_size:
             refs_section += _varint_len(prefix_size)
-    dedup = referenced - refs_section + (context_gain if flags & FrameFlags.REF_PREFIX else 0)
+    dedup = referenced - refs_section + (context_gain if flags & F_REF_PREFIX else 0)
+    glyphs = sum(op & 1 for op in ops)
     tokens_in = tokens_out = None
     if count_tokens is not None:
         tokens_in = count_tokens(data.decode("utf-8", errors="replace"))
         literal_tokens = count_tokens(literal.decode("utf-8", errors="replace")) if lit_n else 0
-        tokens_out = literal_tokens + sum(op & 1 for op in ops)
+        tokens_out = literal_tokens + glyphs
     report = CompressionReport(
         bytes_in=n,
         bytes_out=len(frame),
         referenced_bytes=referenced,
         literal_bytes=lit_n,
-        glyphs=sum(op & 1 for op in ops),
+        glyphs=glyphs,
         new_rsus=new_rsus,
         dedup_saved=dedup,
         dictionary_saved=context_gain if used_dict is not None else 0,
@@ -143,11 +173,7 @@ def encode(
         tokens_in=tokens_in,
         tokens_out=tokens_out,
     )
-    if acquired and store is not None:
-        unused = acquired.difference(table)  # impossible today, but never leak a reference
-        if unused:
-            store.release(unused)
-    return CompressionResult(frame=frame, report=report)
+    return CompressionResult(frame=frame, report=report), tuple(fresh)
 
 
 def decode(
@@ -181,11 +207,11 @@ def decode(
         raise CorruptFrameError(
             f"recipe yields {lit_n + glyph_bytes} bytes but the header declares {info.content_size}"
         )
-    if info.flags & FrameFlags.RAW:
+    if info.flags & F_RAW:
         literal = payload
         if len(literal) != lit_n:
             raise CorruptFrameError(f"raw payload is {len(literal)} bytes, the recipe needs {lit_n}")
-    elif info.flags & FrameFlags.REF_PREFIX:
+    elif info.flags & F_REF_PREFIX:
         prefix = b"".join(contents[i] for i in info.rsu_ids)
         if not _zstd.MIN_RAW_DICT <= info.prefix_size <= len(prefix):
             raise CorruptFrameError(f"prefix of {info.prefix_size} bytes out of range 8..{len(prefix)}")

@@ -23,14 +23,21 @@ def _cache() -> dict[tuple[object, ...], object]:
     return cache
 
 
-def _params(level: int) -> zstandard.ZstdCompressionParameters:
-    return zstandard.ZstdCompressionParameters.from_level(
-        level,
-        format=zstandard.FORMAT_ZSTD1_MAGICLESS,
-        write_content_size=0,
-        write_checksum=0,
-        write_dict_id=0,
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # RFC 8878 section 3.1.1; a magic-less frame is a frame without it
+
+
+def _compressor(level: int, zdict: zstandard.ZstdCompressionDict | None) -> zstandard.ZstdCompressor:
+    # Parameters are left to zstd's level tables so that they adapt to each input's size
+    # (small inputs get small tables; an explicit parameter set would not).
+    return zstandard.ZstdCompressor(
+        level=level, dict_data=zdict, write_checksum=False, write_content_size=False, write_dict_id=False
     )
+
+
+def _strip_magic(frame: bytes) -> bytes:
+    if frame[:4] != _ZSTD_MAGIC:  # pragma: no cover - zstd always writes it in FORMAT_ZSTD1
+        raise AssertionError("zstd frame without magic")
+    return frame[4:]
 
 
 def trained_dict(data: bytes, dict_id: int) -> zstandard.ZstdCompressionDict:
@@ -66,10 +73,10 @@ def compress(data: bytes, level: int, zdict: zstandard.ZstdCompressionDict | Non
         ckey = ("c", level, key if zdict is not None else None)
         found = cache.get(ckey)
         if not isinstance(found, zstandard.ZstdCompressor):
-            found = zstandard.ZstdCompressor(dict_data=zdict, compression_params=_params(level))
+            found = _compressor(level, zdict)
             cache[ckey] = found
-        return found.compress(data)
-    return zstandard.ZstdCompressor(dict_data=zdict, compression_params=_params(level)).compress(data)
+        return _strip_magic(found.compress(data))
+    return _strip_magic(_compressor(level, zdict).compress(data))
 
 
 def decompress(payload: bytes, size: int, zdict: zstandard.ZstdCompressionDict | None, key: object) -> bytes:

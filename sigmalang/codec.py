@@ -19,7 +19,9 @@ self-contained.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Sequence
 
 from sigmalang import _engine
 from sigmalang.chunking import chunk_spans, rsu_id
@@ -33,6 +35,7 @@ from sigmalang.store import RSUStore
 __all__ = ("SigmaCodec", "compress", "decompress")
 
 _DEFAULT_CONFIG = SigmaConfig()
+_MAX_STREAMS = 4096  # streams remembered for context, least recently used dropped first
 
 
 def compress(
@@ -55,7 +58,7 @@ def compress(
         The frame; at most ``len(data)`` + about 20 bytes (incompressible data is stored RAW).
     """
     cfg = config or _DEFAULT_CONFIG
-    result = _engine.encode(
+    result, _ = _engine.encode(
         data, config=cfg, store=None, dictionary=dictionary, level=level, count_tokens=None
     )
     return result.frame
@@ -137,8 +140,17 @@ class SigmaCodec:
         self.dictionaries = dictionaries if dictionaries is not None else DictionaryRegistry()
         self.config = config or _DEFAULT_CONFIG
         self.count_tokens = count_tokens
+        self._lock = threading.Lock()
+        self._streams: OrderedDict[Hashable, tuple[bytes, ...]] = OrderedDict()
 
-    def compress(self, data: bytes, *, dedup: bool = True, level: int | None = None) -> CompressionResult:
+    def compress(
+        self,
+        data: bytes,
+        *,
+        dedup: bool = True,
+        level: int | None = None,
+        stream: Hashable = None,
+    ) -> CompressionResult:
         """Compress one message, referencing RSUs the store already holds.
 
         The frame holds one reference on each RSU it points to until `release` is called with it.
@@ -147,6 +159,10 @@ class SigmaCodec:
             data: The message bytes.
             dedup: Use and feed the RSU store; False makes a self-contained frame.
             level: zstd level; default from the config.
+            stream: Names the conversation the message belongs to (e.g. a session id). The RSUs
+                the previous message of the same stream added are offered to zstd as context,
+                which catches content that changed chunk boundaries (a history that grew by a
+                turn). Messages of unrelated conversations should use different streams.
 
         Returns:
             The frame and its `CompressionReport`.
@@ -154,14 +170,24 @@ class SigmaCodec:
         Raises:
             RSUStoreError: The store is closed or broken.
         """
-        return _engine.encode(
+        with self._lock:
+            context = self._streams.get(stream, ())
+        result, fresh = _engine.encode(
             data,
             config=self.config,
             store=self.store if dedup else None,
             dictionary=self.dictionaries.active,
             level=level,
             count_tokens=self.count_tokens,
+            context_ids=context,
         )
+        if dedup and fresh:
+            with self._lock:
+                self._streams[stream] = fresh[-self.config.context_rsus :] if self.config.context_rsus else ()
+                self._streams.move_to_end(stream)
+                while len(self._streams) > _MAX_STREAMS:
+                    self._streams.popitem(last=False)
+        return result
 
     def decompress(self, frame: bytes, *, max_output_bytes: int | None = None) -> bytes:
         """Decode a frame made by this codec (or any codec sharing its store and dictionaries).

@@ -19,19 +19,20 @@ class SigmaConfig(BaseModel):
     level: int = Field(default=3, ge=-7, le=22)
     """zstd compression level for inputs of at least `small_input_bytes` (1-22; negative = fast modes)."""
 
-    small_input_level: int = Field(default=19, ge=-7, le=22)
-    """zstd level for inputs shorter than `small_input_bytes`: tiny inputs cost little at high levels."""
+    small_input_level: int = Field(default=3, ge=-7, le=22)
+    """zstd level for inputs shorter than `small_input_bytes` (19 gains about 6% on 500-byte messages
+    with a dictionary at about a tenth of the speed)."""
 
     small_input_bytes: int = Field(default=4096, ge=0)
     """Inputs shorter than this many bytes are compressed at `small_input_level`."""
 
-    chunk_min_bytes: int = Field(default=256, ge=64, le=1_048_576)
+    chunk_min_bytes: int = Field(default=512, ge=64, le=1_048_576)
     """FastCDC minimum chunk (RSU) size, bytes."""
 
-    chunk_avg_bytes: int = Field(default=1024, ge=256, le=4_194_304)
+    chunk_avg_bytes: int = Field(default=2048, ge=256, le=4_194_304)
     """FastCDC target average chunk size, bytes (the real average is about avg + min)."""
 
-    chunk_max_bytes: int = Field(default=8192, ge=1024, le=16_777_216)
+    chunk_max_bytes: int = Field(default=16384, ge=1024, le=16_777_216)
     """FastCDC maximum chunk size, bytes."""
 
     rsu_min_input_bytes: int = Field(default=512, ge=0)
@@ -39,6 +40,9 @@ class SigmaConfig(BaseModel):
 
     ref_prefix_max_bytes: int = Field(default=256 * 1024, ge=0)
     """Most bytes of referenced RSU content used as a raw zstd dictionary for the literals (0 = off)."""
+
+    context_rsus: int = Field(default=8, ge=0, le=256)
+    """New RSUs of a stream's previous message offered as zstd context to its next one (0 = off)."""
 
     dictionary_size_bytes: int = Field(default=32 * 1024, ge=256)
     """Target size of a trained zstd dictionary, bytes."""

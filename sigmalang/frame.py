@@ -84,7 +84,9 @@ class FrameFlags(enum.IntFlag):
     """The payload is stored uncompressed."""
 
 
-_KNOWN_FLAGS = FrameFlags.DICT | FrameFlags.REFS | FrameFlags.REF_PREFIX | FrameFlags.RAW
+# Plain-int copies: IntFlag arithmetic is slow on the per-message path.
+F_DICT, F_REFS, F_REF_PREFIX, F_RAW = 1, 2, 4, 8
+_KNOWN_FLAGS = F_DICT | F_REFS | F_REF_PREFIX | F_RAW
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +125,7 @@ class FrameInfo:
     @property
     def literal_size(self) -> int:
         """Bytes of the message carried in the payload (before compression)."""
-        if not self.flags & FrameFlags.REFS:
+        if not self.flags & F_REFS:
             return self.content_size
         return sum(op >> 1 for op in self.ops if not op & 1)
 
@@ -137,7 +139,7 @@ def encode_frame(
     *,
     content_size: int,
     payload: bytes,
-    flags: FrameFlags = FrameFlags.NONE,
+    flags: int = 0,
     dict_id: int | None = None,
     rsu_ids: tuple[bytes, ...] = (),
     ops: tuple[int, ...] = (),
@@ -160,16 +162,16 @@ def encode_frame(
     Raises:
         ValueError: An argument is out of range.
     """
-    flags &= FrameFlags.RAW | FrameFlags.REF_PREFIX
+    flags &= F_RAW | F_REF_PREFIX
     out = bytearray(MAGIC)
     out.append(FORMAT_VERSION)
     if dict_id is not None:
         if not 0 < dict_id < 1 << 32:
             raise ValueError(f"dict_id must be a non-zero u32, got {dict_id}")
-        flags |= FrameFlags.DICT
+        flags |= F_DICT
     if ops:
-        flags |= FrameFlags.REFS
-    out.append(int(flags))
+        flags |= F_REFS
+    out.append(flags)
     _varint.encode(content_size, out)
     if dict_id is not None:
         out += dict_id.to_bytes(4, "little")
@@ -182,9 +184,9 @@ def encode_frame(
         _varint.encode(len(ops), out)
         for op in ops:
             _varint.encode(op, out)
-        if flags & FrameFlags.REF_PREFIX:
+        if flags & F_REF_PREFIX:
             _varint.encode(prefix_size, out)
-    elif flags & FrameFlags.REF_PREFIX:
+    elif flags & F_REF_PREFIX:
         raise ValueError("REF_PREFIX needs RSU references")
     out += payload
     out += checksum(out)
@@ -226,13 +228,13 @@ def inspect_frame(frame: bytes | memoryview) -> FrameInfo:
     if stored != actual:
         raise ChecksumMismatchError(expected=stored, actual=actual)
     raw_flags = view[len(MAGIC) + 1]
-    if raw_flags & ~int(_KNOWN_FLAGS):
+    if raw_flags & ~_KNOWN_FLAGS:
         raise CorruptFrameError(f"unknown flag bits {raw_flags:#04x}")
-    flags = FrameFlags(raw_flags)
+    flags = raw_flags
     pos = len(MAGIC) + 2
     content_size, pos = _varint.decode(view, pos, end)
     dict_id: int | None = None
-    if flags & FrameFlags.DICT:
+    if flags & F_DICT:
         if pos + 4 > end:
             raise TruncatedFrameError(size=size, needed=pos + 4 + CHECKSUM_BYTES)
         dict_id = int.from_bytes(view[pos : pos + 4], "little")
@@ -242,7 +244,7 @@ def inspect_frame(frame: bytes | memoryview) -> FrameInfo:
     rsu_ids: tuple[bytes, ...] = ()
     ops: tuple[int, ...] = ()
     prefix_size = 0
-    if flags & FrameFlags.REFS:
+    if flags & F_REFS:
         n_rsus, pos = _varint.decode(view, pos, end)
         if pos + n_rsus * RSU_ID_BYTES > end:
             raise TruncatedFrameError(size=size, needed=pos + n_rsus * RSU_ID_BYTES + CHECKSUM_BYTES)
@@ -262,15 +264,15 @@ def inspect_frame(frame: bytes | memoryview) -> FrameInfo:
         ops = tuple(decoded)
         if not ops:
             raise CorruptFrameError("REFS flag with an empty recipe")
-        if flags & FrameFlags.REF_PREFIX:
+        if flags & F_REF_PREFIX:
             prefix_size, pos = _varint.decode(view, pos, end)
-    elif flags & FrameFlags.REF_PREFIX:
+    elif flags & F_REF_PREFIX:
         raise CorruptFrameError("REF_PREFIX flag without REFS")
-    if flags & FrameFlags.REF_PREFIX and flags & FrameFlags.DICT:
+    if flags & F_REF_PREFIX and flags & F_DICT:
         raise CorruptFrameError("REF_PREFIX and DICT flags together")
     return FrameInfo(
         version=version,
-        flags=flags,
+        flags=FrameFlags(flags),
         content_size=content_size,
         dict_id=dict_id,
         rsu_ids=rsu_ids,

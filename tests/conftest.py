@@ -46,12 +46,18 @@ def state_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def service(nats_server: EmbeddedNats, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``neurectomy serve`` in its own process, joined to the session's nats-server; yields its base URL."""
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``neurectomy serve`` in its own process, joined (``--nats-url``) to a nats-server of its own (not
+    the session's, whose tests start and stop their own agents); yields the service's base URL."""
     from neurectomy.testing import start_serve, stop_serve
 
-    proc, url = start_serve(tmp_path_factory.mktemp("serve-state"), "--nats-url", nats_server.url)
+    server = EmbeddedNats(tmp_path_factory.mktemp("service-nats"))
+    anyio.run(server.start)
     try:
-        yield url
+        proc, url = start_serve(tmp_path_factory.mktemp("serve-state"), "--nats-url", server.url)
+        try:
+            yield url
+        finally:
+            stop_serve(proc)
     finally:
-        stop_serve(proc)
+        anyio.run(server.stop)

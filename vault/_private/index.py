@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import faiss  # type: ignore[import-untyped]
+import faiss
 import numpy as np
 from numpy.typing import NDArray
 
@@ -46,6 +46,7 @@ class VectorIndex:
         self._config = config
         self._gpu_resources: Any = None
         if cpu_index is None:
+            base: Any
             if kind == "hnsw":
                 base = faiss.IndexHNSWFlat(dim, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
                 base.hnsw.efConstruction = config.hnsw_ef_construction
@@ -95,7 +96,8 @@ class VectorIndex:
             ``(scores, labels)``, each ``(k,)``, best first; label -1 pads missing results.
         """
         if self.kind == "hnsw" and not self.on_gpu:
-            faiss.downcast_index(self._index.index).hnsw.efSearch = max(self._config.hnsw_ef_search, k)
+            hnsw: Any = faiss.downcast_index(self._index.index)
+            hnsw.hnsw.efSearch = max(self._config.hnsw_ef_search, k)
         scores, labels = self._index.search(query.reshape(1, -1).astype(np.float32), k)
         return scores[0], labels[0]
 

@@ -131,6 +131,18 @@ class KeyRing:
             for version, wrapped in self._wrapped[tenant].items():
                 self._keys[version] = (tenant, self._unwrap(tenant, version, wrapped))
 
+    @classmethod
+    def check_file(cls, path: Path, current: KeyRing) -> None:
+        """Verify that a keyring file (e.g. in a backup) opens with ``current``'s KEK.
+
+        Raises:
+            KeyEncryptionKeyError: It was wrapped under another KEK.
+            IntegrityError: It is corrupted or its HMAC does not verify.
+        """
+        if not path.exists():
+            raise IntegrityError(path, "keyring file is missing")
+        cls(path, current._kek, current._kek_source, None)._load()
+
     def _finish_pending_rotation(self, wanted: object) -> None:
         """Complete a KEK-file rotation that crashed between writing the keyring and renaming the file."""
         pending = self._kek_file.with_name(self._kek_file.name + ".next") if self._kek_file else None

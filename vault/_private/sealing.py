@@ -36,6 +36,7 @@ __all__ = (
     "InvalidTag",
     "blob_key_version",
     "decode_record",
+    "decode_vector",
     "encode_payload",
     "encode_record",
     "file_aad",
@@ -123,6 +124,12 @@ def encode_record(payload: bytes, embedding: NDArray[np.float32]) -> bytes:
         codec, body = _CODEC_RAW, payload
     vector = np.ascontiguousarray(embedding, dtype="<f4")
     return struct.pack(">H", vector.shape[0]) + vector.tobytes() + bytes([codec]) + body
+
+
+def decode_vector(plaintext: bytes) -> NDArray[np.float32]:
+    """Only the ``(dim,)`` float32 embedding of a record plaintext (skips decompression)."""
+    (dim,) = struct.unpack_from(">H", plaintext)
+    return np.frombuffer(plaintext, dtype="<f4", count=dim, offset=2).astype(np.float32)
 
 
 def decode_record(plaintext: bytes) -> tuple[str, dict[str, Any], NDArray[np.float32]]:

@@ -2,7 +2,7 @@
 
 File ``wal.<generation>.log``; each entry is a frame (big-endian)::
 
-    magic b"\\xa7W" | body_len u32 | crc32(body) u32 | body
+    magic 0xA7 0x57 | body_len u32 | crc32(body) u32 | body
     body = op u8 | tenant_len u16 | tenant | id_len u16 | record_id | blob
 
 ``blob`` is a sealed record for ``PUT`` and empty otherwise. A batch of frames is written with one
@@ -50,7 +50,9 @@ class WalEntry:
     def encode(self) -> bytes:
         """The entry as a checksummed frame."""
         tenant, rid = self.tenant.encode(), self.record_id.encode()
-        body = struct.pack(">BH", self.op, len(tenant)) + tenant + struct.pack(">H", len(rid)) + rid + self.blob
+        body = (
+            struct.pack(">BH", self.op, len(tenant)) + tenant + struct.pack(">H", len(rid)) + rid + self.blob
+        )
         return _HEAD.pack(_MAGIC, len(body), zlib.crc32(body)) + body
 
 

@@ -1,0 +1,309 @@
+"""ΣLANG benchmark: compression ratio and speed against zstd, zstd + dictionary, brotli and xz.
+
+Run: ``.venv/bin/python benchmarks/sigmalang.py [--runs 5] [--sessions 24] [--messages 2000]``
+
+Two corpora are generated here (seeded, deterministic, nothing downloaded):
+
+- messages: agent JSON envelopes of 200 B-4 KB (task requests, results, stream chunks, errors).
+- sessions: multi-turn agent requests in the OpenAI chat shape; every turn re-sends the system
+  prompt, the tool schemas, the retrieved documents and the whole history plus one new user turn.
+
+Dictionaries are trained on a *separate* corpus made with another seed (held-out evaluation).
+Per-message codecs compress each message on its own; ΣLANG uses one `SigmaCodec` (one RSU store) for
+the whole corpus, as the service does, with a fresh store for every timed run. Ratios are
+total input bytes / total output bytes; speeds are input MB (1e6 bytes) per second of compression,
+medians over the runs. Every output is decoded and compared byte for byte.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import lzma
+import random
+import statistics
+import string
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import zstandard
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import sigmalang  # noqa: E402
+
+try:
+    import brotli  # type: ignore[import-untyped,unused-ignore]
+except ImportError:  # optional baseline
+    brotli = None
+
+WORDS = (
+    "agent task request result error retry timeout queue stream token model prompt context document "
+    "search index vector embedding cache memory tenant key record payload schema tool call function "
+    "argument return value status pending running done failed cancel deadline trace span latency "
+    "throughput batch decode prefill the a of to and in is for on with that this by from as at be are "
+    "it or an was will can not if we you they data user system answer question summary report file "
+    "path line code test build deploy server client network message header reply subject team plan "
+    "step node graph edge weight score rank query filter sort limit offset page count total size "
+    "compress decompress store fetch delete rotate snapshot journal log metric health check ready "
+    "alpha beta gamma delta production staging region cluster replica shard partition leader follower "
+    "invoice customer order product price currency amount discount shipping address country city"
+).split()
+TOOLS = (
+    "search_documents",
+    "fetch_record",
+    "store_record",
+    "run_sql",
+    "http_get",
+    "summarize",
+    "translate",
+    "classify",
+    "extract_entities",
+    "send_email",
+    "create_ticket",
+    "get_weather",
+    "calculator",
+    "code_interpreter",
+    "list_files",
+    "read_file",
+    "write_file",
+    "schedule_job",
+)
+
+
+def zipf_words(rng: random.Random, n: int) -> str:
+    weights = [1.0 / (i + 1) for i in range(len(WORDS))]
+    return " ".join(rng.choices(WORDS, weights=weights, k=n))
+
+
+def sentence(rng: random.Random) -> str:
+    text = zipf_words(rng, rng.randint(6, 18))
+    if rng.random() < 0.3:
+        text += f" {rng.randint(0, 10_000)}"
+    return text[0].upper() + text[1:] + "."
+
+
+def paragraph(rng: random.Random, sentences: int) -> str:
+    return " ".join(sentence(rng) for _ in range(sentences))
+
+
+def ident(rng: random.Random, n: int = 12) -> str:
+    return "".join(rng.choices(string.ascii_lowercase + string.digits, k=n))
+
+
+def make_message(rng: random.Random) -> bytes:
+    kind = rng.choice(["task.request", "task.result", "stream.chunk", "task.error", "agent.stats"])
+    team = rng.choice(["inference", "compression", "storage", "analysis", "synthesis"])
+    msg: dict[str, object] = {
+        "id": f"req-{ident(rng)}",
+        "type": kind,
+        "agent": f"neurectomy.agent.{team}.{rng.choice(['generator', 'retriever', 'compressor', 'planner'])}",
+        "tenant": f"tenant-{rng.randint(1, 40)}",
+        "trace_id": ident(rng, 32),
+        "deadline_ms": rng.choice([1000, 5000, 30000]),
+        "ts": 1_760_000_000 + rng.randint(0, 10_000_000),
+    }
+    if kind == "task.request":
+        msg["payload"] = {"prompt": paragraph(rng, rng.randint(1, 6)), "max_tokens": rng.choice([64, 256])}
+    elif kind == "task.result":
+        msg["payload"] = {
+            "text": paragraph(rng, rng.randint(1, 10)),
+            "usage": {"prompt_tokens": rng.randint(5, 900), "completion_tokens": rng.randint(1, 300)},
+            "finish_reason": rng.choice(["stop", "length"]),
+        }
+    elif kind == "stream.chunk":
+        msg["payload"] = {"index": rng.randint(0, 500), "delta": zipf_words(rng, rng.randint(1, 12))}
+    elif kind == "task.error":
+        msg["payload"] = {
+            "code": rng.choice(["TIMEOUT", "NO_RESPONDERS", "OVERLOADED"]),
+            "detail": sentence(rng),
+        }
+    else:
+        msg["payload"] = {
+            "num_requests": rng.randint(0, 10**6),
+            "average_processing_time": rng.random(),
+            "endpoints": [{"name": n, "queue_group": n, "errors": rng.randint(0, 9)} for n in TOOLS[:4]],
+        }
+    data = json.dumps(msg).encode()
+    return data if 200 <= len(data) <= 4096 else make_message(rng)
+
+
+def messages_corpus(seed: int, n: int) -> list[bytes]:
+    rng = random.Random(seed)
+    return [make_message(rng) for _ in range(n)]
+
+
+def tool_schema(rng: random.Random, name: str) -> dict[str, object]:
+    props = {
+        f"{rng.choice(WORDS)}_{i}": {
+            "type": rng.choice(["string", "integer", "boolean"]),
+            "description": sentence(rng),
+        }
+        for i in range(rng.randint(2, 5))
+    }
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": paragraph(rng, 2),
+            "parameters": {"type": "object", "properties": props, "required": list(props)[:1]},
+        },
+    }
+
+
+def sessions_corpus(seed: int, n_sessions: int) -> list[bytes]:
+    rng = random.Random(seed)
+    systems = [paragraph(rng, 12) for _ in range(4)]
+    tools = [tool_schema(rng, name) for name in TOOLS]
+    docs = [{"id": f"doc-{i}", "text": paragraph(rng, rng.randint(4, 10))} for i in range(80)]
+    turns: list[bytes] = []
+    for s in range(n_sessions):
+        system = systems[s % len(systems)]
+        history: list[dict[str, str]] = [{"role": "system", "content": system}]
+        session_tools = tools[: rng.randint(8, len(tools))]
+        for _ in range(rng.randint(6, 16)):
+            history.append({"role": "user", "content": paragraph(rng, rng.randint(1, 3))})
+            retrieved = rng.sample(docs, 3)
+            request = {
+                "model": "gemma-3-270m",
+                "messages": history,
+                "tools": session_tools,
+                "context": {"retrieved": retrieved},
+                "temperature": 0.2,
+            }
+            turns.append(json.dumps(request).encode())
+            history.append({"role": "assistant", "content": paragraph(rng, rng.randint(1, 4))})
+    return turns
+
+
+@dataclass
+class Outcome:
+    ratio: float
+    mb_s: float
+    small_ratio: float | None
+    dedup_share: float | None = None
+
+
+Codec = tuple[Callable[[bytes], bytes], Callable[[bytes], bytes]]
+
+
+def run_per_message(corpus: Sequence[bytes], make: Callable[[], Codec], runs: int) -> Outcome:
+    speeds = []
+    frames: list[bytes] = []
+    for _ in range(runs):
+        enc, dec = make()
+        t0 = time.perf_counter()
+        frames = [enc(m) for m in corpus]
+        speeds.append(sum(map(len, corpus)) / (time.perf_counter() - t0) / 1e6)
+        check(corpus, frames, dec)
+    return summarize(corpus, frames, speeds)
+
+
+def check(corpus: Sequence[bytes], frames: Sequence[bytes], dec: Callable[[bytes], bytes]) -> None:
+    bad = sum(1 for m, f in zip(corpus, frames, strict=True) if dec(f) != m)
+    if bad:
+        raise SystemExit(f"round trip failed for {bad} of {len(corpus)} inputs")
+
+
+def summarize(corpus: Sequence[bytes], frames: Sequence[bytes], speeds: list[float]) -> Outcome:
+    small = [(m, f) for m, f in zip(corpus, frames, strict=True) if len(m) < 1024]
+    small_ratio = sum(len(m) for m, _ in small) / sum(len(f) for _, f in small) if small else None
+    return Outcome(sum(map(len, corpus)) / sum(map(len, frames)), statistics.median(speeds), small_ratio)
+
+
+def run_sigma(corpus: Sequence[bytes], training: Sequence[bytes], runs: int) -> Outcome:
+    speeds = []
+    frames: list[bytes] = []
+    reports: list[sigmalang.CompressionReport] = []
+    dictionary = sigmalang.train_dictionary(training)
+    for _ in range(runs):
+        codec = sigmalang.SigmaCodec()
+        if dictionary is not None:
+            codec.dictionaries.add(dictionary)
+        t0 = time.perf_counter()
+        results = [codec.compress(m) for m in corpus]
+        speeds.append(sum(map(len, corpus)) / (time.perf_counter() - t0) / 1e6)
+        frames = [r.frame for r in results]
+        reports = [r.report for r in results]
+        check(corpus, frames, codec.decompress)
+    outcome = summarize(corpus, frames, speeds)
+    gross = sum(r.dedup_saved + r.dictionary_saved + r.entropy_saved for r in reports)
+    outcome.dedup_share = sum(r.dedup_saved for r in reports) / gross if gross else 0.0
+    return outcome
+
+
+def zstd_codec(level: int, dict_training: Sequence[bytes] | None = None) -> Callable[[], Codec]:
+    zdict = None
+    if dict_training is not None:
+        zdict = zstandard.train_dictionary(32 * 1024, list(dict_training), level=level)
+
+    def make() -> Codec:
+        c = zstandard.ZstdCompressor(level=level, dict_data=zdict)
+        d = zstandard.ZstdDecompressor(dict_data=zdict)
+        return c.compress, d.decompress
+
+    return make
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--sessions", type=int, default=24)
+    args = parser.parse_args()
+
+    corpora = {
+        "messages": (messages_corpus(1, args.messages), messages_corpus(1001, 1000)),
+        "sessions": (sessions_corpus(2, args.sessions), sessions_corpus(1002, 8)),
+    }
+    console = Console(width=150)
+    for name, (corpus, _training) in corpora.items():
+        sizes = sorted(map(len, corpus))
+        console.print(
+            f"[bold]{name}[/]: {len(corpus)} inputs, {sum(sizes) / 1e6:.2f} MB, "
+            f"median {sizes[len(sizes) // 2]} B, {sum(s < 1024 for s in sizes)} under 1 KB"
+        )
+
+    codecs: dict[str, Callable[[Sequence[bytes], Sequence[bytes]], Outcome]] = {
+        "zstd-3": lambda c, t: run_per_message(c, zstd_codec(3), args.runs),
+        "zstd-19": lambda c, t: run_per_message(c, zstd_codec(19), args.runs),
+        "zstd-3 + dict": lambda c, t: run_per_message(c, zstd_codec(3, t), args.runs),
+        "zstd-19 + dict": lambda c, t: run_per_message(c, zstd_codec(19, t), args.runs),
+        "xz (lzma -6)": lambda c, t: run_per_message(c, lambda: (lzma.compress, lzma.decompress), args.runs),
+    }
+    if brotli is not None:
+        codecs["brotli-11"] = lambda c, t: run_per_message(
+            c, lambda: (lambda b: brotli.compress(b, quality=11), brotli.decompress), args.runs
+        )
+    codecs["ΣLANG"] = lambda c, t: run_sigma(c, t, args.runs)
+
+    table = Table(title=f"ΣLANG vs per-message codecs (median of {args.runs} runs, 100% byte-exact)")
+    table.add_column("codec")
+    table.add_column("messages ratio", justify="right")
+    table.add_column("msgs < 1 KB ratio", justify="right")
+    table.add_column("messages MB/s", justify="right")
+    table.add_column("sessions ratio", justify="right")
+    table.add_column("sessions MB/s", justify="right")
+    table.add_column("sessions dedup share", justify="right")
+    for label, fn in codecs.items():
+        m = fn(*corpora["messages"])
+        s = fn(*corpora["sessions"])
+        table.add_row(
+            label,
+            f"{m.ratio:.2f}x",
+            f"{m.small_ratio:.2f}x" if m.small_ratio else "-",
+            f"{m.mb_s:.1f}",
+            f"{s.ratio:.2f}x",
+            f"{s.mb_s:.1f}",
+            f"{s.dedup_share:.0%}" if s.dedup_share is not None else "-",
+        )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()

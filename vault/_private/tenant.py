@@ -1,0 +1,240 @@
+"""State of one tenant: its FAISS index, id <-> label maps, tombstones and sealed segment file.
+
+The segment file ``records.<n>.seg`` is tier 2 of the cache: sealed records appended back to back, read
+with ``pread``. It is not fsynced per write (the WAL is); a snapshot fsyncs it and records its valid
+length, and recovery truncates it to that length before replaying the WAL. Compaction copies live sealed
+records to segment ``n + 1`` (no re-encryption: a sealed record does not depend on its offset) and
+rebuilds the index from the vectors it already holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from vault._private.index import VectorIndex
+from vault.config import IndexConfig
+from vault.errors import IntegrityError
+
+__all__ = ("Slot", "TenantState", "tenant_dir_name")
+
+
+def tenant_dir_name(tenant: str) -> str:
+    """Directory name of a tenant: a hash, so that no tenant name appears in paths."""
+    return "t_" + hashlib.sha256(tenant.encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """Where a live record is: FAISS label and byte range in the segment file."""
+
+    label: int
+    offset: int
+    length: int
+
+
+class TenantState:
+    """Index and storage of one tenant. Callers hold the vault's lock.
+
+    Args:
+        tenant: Tenant name.
+        directory: The tenant's directory (created with mode 0700).
+        dim: Vector dimension.
+        config: Index settings.
+    """
+
+    def __init__(self, tenant: str, directory: Path, dim: int, config: IndexConfig) -> None:
+        self.tenant = tenant
+        self.dir = directory
+        self.dim = dim
+        self._config = config
+        self.index = VectorIndex(dim, config)
+        self.slots: dict[str, Slot] = {}
+        self.labels: dict[int, str] = {}
+        self.tombstones: set[int] = set()
+        self.next_label = 0
+        self.segment_no = 1
+        self.segment_len = 0
+        self._fd: int | None = None
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    # ----------------------------------------------------------------- segment file
+    @property
+    def segment_path(self) -> Path:
+        """Current segment file."""
+        return self.dir / f"records.{self.segment_no:06d}.seg"
+
+    def open_segment(self, valid_length: int) -> None:
+        """Open the segment file for append and cut it to ``valid_length`` bytes.
+
+        Raises:
+            IntegrityError: The file is shorter than ``valid_length``.
+        """
+        self._fd = os.open(self.segment_path, os.O_RDWR | os.O_CREAT, 0o600)
+        size = os.fstat(self._fd).st_size
+        if size < valid_length:
+            raise IntegrityError(
+                self.segment_path, f"segment is {size} bytes, snapshot expects {valid_length}"
+            )
+        os.ftruncate(self._fd, valid_length)
+        self.segment_len = valid_length
+
+    def _write(self, blob: bytes) -> int:
+        if self._fd is None:
+            self.open_segment(0)
+        assert self._fd is not None
+        offset = self.segment_len
+        view = memoryview(blob)
+        while view:
+            view = view[os.pwrite(self._fd, view, offset + len(blob) - len(view)) :]
+        self.segment_len += len(blob)
+        return offset
+
+    def read_blob(self, slot: Slot) -> bytes:
+        """The sealed record stored at ``slot``.
+
+        Raises:
+            IntegrityError: The segment file is shorter than the slot says.
+        """
+        if self._fd is None:
+            self.open_segment(0)
+        assert self._fd is not None
+        blob = os.pread(self._fd, slot.length, slot.offset)
+        if len(blob) != slot.length:
+            raise IntegrityError(self.segment_path, "sealed record cut short", slot.offset)
+        return blob
+
+    def sync(self) -> None:
+        """Flush the segment file to disk (fsync)."""
+        if self._fd is not None:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        """Close the segment file (idempotent)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    # ----------------------------------------------------------------- records
+    @property
+    def live(self) -> int:
+        """Live records (count)."""
+        return len(self.slots)
+
+    def put(self, record_id: str, blob: bytes, vector: NDArray[np.float32]) -> None:
+        """Store a sealed record and its ``(dim,)`` vector, replacing any record with the same id."""
+        self.put_many([(record_id, blob, vector)])
+
+    def put_many(self, items: list[tuple[str, bytes, NDArray[np.float32]]]) -> None:
+        """Store ``(record_id, sealed blob, (dim,) vector)`` items: one segment write, one index add."""
+        offset = self._write(b"".join(blob for _, blob, _ in items))
+        labels = np.arange(self.next_label, self.next_label + len(items), dtype=np.int64)
+        self.next_label += len(items)
+        for (record_id, blob, _), label in zip(items, labels.tolist(), strict=True):
+            self.delete(record_id)
+            self.slots[record_id] = Slot(label, offset, len(blob))
+            self.labels[label] = record_id
+            offset += len(blob)
+        self.index.add(labels, np.vstack([vector.reshape(1, -1) for _, _, vector in items]))
+        if self.index.kind == "flat" and self.live >= self._config.hnsw_threshold:
+            self.rebuild_index()
+
+    def delete(self, record_id: str) -> bool:
+        """Tombstone a record; returns whether it existed."""
+        slot = self.slots.pop(record_id, None)
+        if slot is None:
+            return False
+        del self.labels[slot.label]
+        self.tombstones.add(slot.label)
+        return True
+
+    def candidates(self, query: NDArray[np.float32], fetch: int) -> Iterator[tuple[float, str]]:
+        """Up to ``fetch`` live ``(score, record_id)`` pairs, best first (tombstones over-fetched)."""
+        want = min(fetch + len(self.tombstones), self.index.ntotal)
+        if want <= 0:
+            return
+        scores, labels = self.index.search(query, want)
+        for score, label in zip(scores.tolist(), labels.tolist(), strict=True):
+            record_id = self.labels.get(int(label))
+            if record_id is not None:
+                yield float(score), record_id
+
+    # ----------------------------------------------------------------- maintenance
+    def rebuild_index(self) -> None:
+        """Rebuild the index from live vectors only (flat or HNSW by size); clears tombstones."""
+        labels = np.array(sorted(self.labels), dtype=np.int64)
+        vectors = self.index.reconstruct(labels)
+        self.index = VectorIndex.build(self.dim, self._config, labels, vectors)
+        self.tombstones.clear()
+
+    def compact(self) -> Path:
+        """Copy live sealed records to a new segment (fsynced) and rebuild the index.
+
+        Returns:
+            The old segment file, to delete once a snapshot references the new one.
+        """
+        old_path, old_fd = self.segment_path, self._fd
+        ordered = sorted(self.slots.items(), key=lambda item: item[1].offset)
+        blobs = [(rid, self.read_blob(slot), slot.label) for rid, slot in ordered]
+        self._fd = None
+        self.segment_no += 1
+        self.segment_path.unlink(missing_ok=True)
+        self.open_segment(0)
+        for rid, blob, label in blobs:
+            self.slots[rid] = Slot(label, self._write(blob), len(blob))
+        self.sync()
+        if old_fd is not None:
+            os.close(old_fd)
+        self.rebuild_index()
+        return old_path
+
+    # ----------------------------------------------------------------- snapshot form
+    def to_state(self) -> dict[str, Any]:
+        """JSON-able state (sealed by the snapshot writer; holds record ids, never text)."""
+        return {
+            "segment_no": self.segment_no,
+            "segment_len": self.segment_len,
+            "next_label": self.next_label,
+            "kind": self.index.kind,
+            "slots": [[rid, s.label, s.offset, s.length] for rid, s in self.slots.items()],
+            "tombstones": sorted(self.tombstones),
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        tenant: str,
+        directory: Path,
+        dim: int,
+        config: IndexConfig,
+        state: dict[str, Any],
+        index_bytes: bytes,
+    ) -> TenantState:
+        """Rebuild a tenant from :meth:`to_state` output and serialised index bytes.
+
+        Raises:
+            ValueError: The state or index bytes are inconsistent.
+        """
+        self = cls(tenant, directory, dim, config)
+        self.index = VectorIndex.deserialize(index_bytes, dim, config, str(state["kind"]))
+        self.segment_no = int(state["segment_no"])
+        self.next_label = int(state["next_label"])
+        for rid, label, offset, length in state["slots"]:
+            self.slots[str(rid)] = Slot(int(label), int(offset), int(length))
+            self.labels[int(label)] = str(rid)
+        self.tombstones = {int(t) for t in state["tombstones"]}
+        if self.index.ntotal != len(self.slots) + len(self.tombstones):
+            raise ValueError("index size does not match the record map")
+        self.open_segment(int(state["segment_len"]))
+        return self
+
+    def referenced_files(self) -> set[str]:
+        """Names of the files in the tenant directory that the current state uses."""
+        return {self.segment_path.name}

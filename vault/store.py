@@ -1,0 +1,397 @@
+"""The :class:`Vault`: an embedded, encrypted vector store with one FAISS index per tenant."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from vault._private.cache import RecordCache
+from vault._private.files import DirLock
+from vault._private.sealing import encode_record
+from vault._private.storage import Storage
+from vault._private.validate import (
+    check_k,
+    check_name,
+    check_vector,
+    check_where,
+    embed_checked,
+    matches,
+    prepare,
+)
+from vault.config import VaultConfig
+from vault.embedding import Embedder, MiniLMEmbedder
+from vault.errors import (
+    EmptyTextError,
+    RecordNotFoundError,
+    TenantNotFoundError,
+    VaultClosedError,
+    VaultInputError,
+)
+from vault.records import JSONScalar, NewRecord, Record, SearchHit, VaultStats
+
+__all__ = ("Vault",)
+
+
+class Vault:
+    """An encrypted, durable, multi-tenant vector store on FAISS.
+
+    Every write is sealed with AES-256-GCM under the tenant's data key, appended to the write-ahead log
+    and fsynced before the call returns. All methods are synchronous and thread-safe (one lock guards
+    the state; embedding runs outside it). Use as a context manager or call :meth:`close`.
+
+    Args:
+        data_dir: Directory the vault owns (created with mode 0700); only one open vault may use it.
+        config: Settings; defaults apply when ``None``.
+        embedder: Turns texts into vectors; ``None`` means all-MiniLM-L6-v2 (loaded on first use).
+
+    Raises:
+        VaultLockedError: Another vault has ``data_dir`` open.
+        IntegrityError: A file in ``data_dir`` is corrupted or was tampered with (the error names it).
+        KeyEncryptionKeyError: The KEK is malformed or does not match the keyring.
+        DimensionMismatchError: ``data_dir`` holds vectors of another dimension than the embedder's.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        config: VaultConfig | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self._config = config or VaultConfig()
+        self._dir = Path(data_dir)
+        self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._embedder: Embedder = embedder or MiniLMEmbedder(batch_size=self._config.embed_batch_size)
+        self._dim = int(self._embedder.dim)
+        self._lock = threading.RLock()
+        self._dirlock = DirLock(self._dir / "LOCK")
+        try:
+            self._storage = Storage(self._dir, self._config, self._dim)
+        except BaseException:
+            self._dirlock.release()
+            raise
+        self._cache = RecordCache(self._config.cache.l1_max_bytes)
+        self._closed = False
+
+    # ----------------------------------------------------------------- lifecycle
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Snapshot (if ``snapshot_on_close``), close files and release the directory lock. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._storage.close(snapshot=self._config.durability.snapshot_on_close)
+            finally:
+                self._dirlock.release()
+
+    def _open(self) -> Storage:
+        if self._closed:
+            raise VaultClosedError
+        return self._storage
+
+    @property
+    def data_dir(self) -> Path:
+        """The data directory."""
+        return self._dir
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension (384 with the default embedder)."""
+        return self._dim
+
+    # ----------------------------------------------------------------- writes
+    def put(
+        self,
+        tenant: str,
+        text: str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        id: str | None = None,  # noqa: A002 - the record field is called id
+        embedding: NDArray[np.float32] | None = None,
+    ) -> str:
+        """Store one record durably; see :meth:`put_many`.
+
+        Returns:
+            The record id (generated when ``id`` is ``None``).
+        """
+        record = NewRecord(text=text, metadata=metadata or {}, id=id, embedding=embedding)
+        return self.put_many(tenant, [record])[0]
+
+    def put_many(self, tenant: str, records: Sequence[NewRecord]) -> list[str]:
+        """Embed (where no vector is given), seal, log and index records; returns once fsynced.
+
+        Storing an existing id replaces that record. Texts without a vector are embedded in batches of
+        ``config.embed_batch_size``.
+
+        Args:
+            tenant: Tenant name (1-256 characters); created with a fresh data key on first write.
+            records: Up to ``config.max_batch`` records.
+
+        Returns:
+            Record ids, in input order.
+
+        Raises:
+            EmptyTextError: A text is empty.
+            RecordTooLargeError: A record's text + JSON metadata exceed ``config.max_record_bytes``.
+            DimensionMismatchError: A vector (given, or returned by the embedder) is not ``(dim,)``.
+            VaultInputError: Bad tenant, id, metadata or batch size.
+            VaultClosedError: The vault is closed.
+        """
+        check_name(tenant, "tenant")
+        batch = list(records)
+        if not batch or len(batch) > self._config.max_batch:
+            raise VaultInputError(
+                "records", f"must hold 1-{self._config.max_batch} records, got {len(batch)}"
+            )
+        prepared = prepare(batch, self._dim, self._config.max_record_bytes)
+        missing = [i for i, p in enumerate(prepared) if p.embedding is None]
+        vectors = {i: p.embedding for i, p in enumerate(prepared) if p.embedding is not None}
+        step = self._config.embed_batch_size
+        for start in range(0, len(missing), step):
+            chunk = missing[start : start + step]
+            embedded = embed_checked(self._embedder, [prepared[i].text for i in chunk], self._dim)
+            vectors.update(zip(chunk, embedded, strict=True))
+        items = [(p.id, encode_record(p.payload, vectors[i]), vectors[i]) for i, p in enumerate(prepared)]
+        with self._lock:
+            storage = self._open()
+            storage.put(tenant, items)
+            for p in prepared:
+                self._cache.discard(tenant, p.id)
+            self._maybe_snapshot(storage)
+        return [p.id for p in prepared]
+
+    def delete(self, tenant: str, record_id: str) -> None:
+        """Delete one record durably (a tombstone until compaction).
+
+        Raises:
+            TenantNotFoundError: Unknown tenant.
+            RecordNotFoundError: No live record with this id.
+        """
+        with self._lock:
+            storage = self._open()
+            state = storage.tenants.get(tenant)
+            if state is None or record_id not in state.slots:
+                if not storage.keys.has_tenant(tenant):
+                    raise TenantNotFoundError(tenant)
+                raise RecordNotFoundError(tenant, record_id)
+            storage.delete(tenant, record_id)
+            self._cache.discard(tenant, record_id)
+            ratio = self._config.index.compact_tombstone_ratio
+            if len(state.tombstones) >= max(32.0, ratio * state.index.ntotal):
+                storage.snapshot()
+            else:
+                self._maybe_snapshot(storage)
+
+    def delete_tenant(self, tenant: str) -> None:
+        """Crypto-shred a tenant: destroy its data keys and delete its files.
+
+        Nothing the tenant stored can be decrypted afterwards, including copies of old files. Backups made
+        with ``snapshot(dest)`` before the call still hold the wrapped keys: delete them too.
+
+        Raises:
+            TenantNotFoundError: Unknown tenant.
+        """
+        with self._lock:
+            storage = self._open()
+            if not storage.keys.has_tenant(tenant):
+                raise TenantNotFoundError(tenant)
+            storage.drop_tenant(tenant)
+            self._cache.drop_tenant(tenant)
+
+    # ----------------------------------------------------------------- reads
+    def get(self, tenant: str, record_id: str) -> Record:
+        """Fetch and decrypt one record (from the LRU when hot).
+
+        Raises:
+            TenantNotFoundError: Unknown tenant.
+            RecordNotFoundError: No live record with this id.
+            IntegrityError: The sealed record on disk was altered (the error names the file).
+        """
+        with self._lock:
+            return self._record(self._open(), tenant, record_id)
+
+    def _record(self, storage: Storage, tenant: str, record_id: str) -> Record:
+        state = storage.tenants.get(tenant)
+        if state is None:
+            if not storage.keys.has_tenant(tenant):
+                raise TenantNotFoundError(tenant)
+            raise RecordNotFoundError(tenant, record_id)
+        slot = state.slots.get(record_id)
+        if slot is None:
+            raise RecordNotFoundError(tenant, record_id)
+        cached = self._cache.get(tenant, record_id)
+        if cached is not None:
+            return cached
+        text, metadata, vector = storage.read_record(tenant, slot)
+        record = Record(id=record_id, tenant=tenant, text=text, metadata=metadata, embedding=vector)
+        self._cache.put(record)
+        return record
+
+    def search(
+        self,
+        tenant: str,
+        query: str | NDArray[np.float32],
+        *,
+        k: int = 10,
+        min_score: float | None = None,
+        where: Mapping[str, JSONScalar] | None = None,
+    ) -> list[SearchHit]:
+        """Nearest records by cosine similarity, optionally thresholded and filtered on metadata.
+
+        With ``where``, candidates are over-fetched (``k x config.index.filter_overfetch``, doubling until
+        ``k`` matches are found or the tenant is exhausted).
+
+        Args:
+            tenant: Tenant to search.
+            query: Text to embed, or a ``(dim,)`` float32 vector (normalised here).
+            k: Results wanted (count, >= 1).
+            min_score: Drop hits whose cosine similarity is below this value.
+            where: Metadata equality filters; every key must be present with an equal value.
+
+        Returns:
+            Up to ``k`` hits, best first.
+
+        Raises:
+            TenantNotFoundError: Unknown tenant.
+            EmptyTextError: ``query`` is an empty string.
+            DimensionMismatchError: ``query`` is a vector of the wrong dimension.
+            VaultInputError: Bad ``k``, ``min_score`` or ``where``.
+        """
+        check_k(k)
+        filters = check_where(where)
+        if min_score is not None and not (isinstance(min_score, int | float) and np.isfinite(min_score)):
+            raise VaultInputError("min_score", f"must be a finite number, got {min_score!r}")
+        if isinstance(query, str):
+            if not query.strip():
+                raise EmptyTextError(0)
+            vector = embed_checked(self._embedder, [query], self._dim)[0]
+        else:
+            vector = check_vector(query, self._dim, "query")
+        fetch = k * (self._config.index.filter_overfetch if filters else 1)
+        with self._lock:
+            storage = self._open()
+            state = storage.tenants.get(tenant)
+            if state is None:
+                if not storage.keys.has_tenant(tenant):
+                    raise TenantNotFoundError(tenant)
+                return []
+            while True:
+                hits: list[SearchHit] = []
+                below = False
+                for score, record_id in state.candidates(vector, fetch):
+                    if min_score is not None and score < min_score:
+                        below = True
+                        break
+                    record = self._record(storage, tenant, record_id)
+                    if filters and not matches(record.metadata, filters):
+                        continue
+                    hits.append(SearchHit(record=record, score=score))
+                    if len(hits) == k:
+                        return hits
+                if below or fetch >= state.live:
+                    return hits
+                fetch *= 2
+
+    def count(self, tenant: str) -> int:
+        """Live records of a tenant (0 for an unknown tenant)."""
+        with self._lock:
+            state = self._open().tenants.get(tenant)
+            return 0 if state is None else state.live
+
+    def tenants(self) -> list[str]:
+        """Tenants with a live data key, sorted."""
+        with self._lock:
+            return self._open().keys.tenants()
+
+    # ----------------------------------------------------------------- keys
+    def rotate_kek(self, new_kek: bytes | None = None) -> str:
+        """Re-wrap every data key under a new key-encryption key; records are not rewritten.
+
+        Args:
+            new_kek: 32 new key bytes; ``None`` generates one (only for a KEK kept in a file).
+
+        Returns:
+            Fingerprint of the new KEK (not the key).
+
+        Raises:
+            KeyEncryptionKeyError: ``new_kek`` has the wrong length, or is missing for an env-var KEK.
+        """
+        with self._lock:
+            return self._open().keys.rotate_kek(new_kek)
+
+    def rotate_data_key(self, tenant: str) -> int:
+        """Give a tenant a new data key for new writes; older records keep decrypting with older keys.
+
+        Returns:
+            The new key version.
+
+        Raises:
+            TenantNotFoundError: Unknown tenant.
+        """
+        with self._lock:
+            return self._open().keys.rotate_data_key(tenant)
+
+    # ----------------------------------------------------------------- persistence
+    def _maybe_snapshot(self, storage: Storage) -> None:
+        if storage.wal.entries >= self._config.durability.snapshot_every_writes:
+            storage.snapshot()
+
+    def snapshot(self, dest: str | os.PathLike[str] | None = None) -> int:
+        """Write an encrypted snapshot of every index and record map and start an empty WAL.
+
+        Args:
+            dest: Also copy the snapshot there (sealed files, keyring and manifest; never the KEK), to be
+                used later with :meth:`restore`.
+
+        Returns:
+            The snapshot generation.
+        """
+        with self._lock:
+            storage = self._open()
+            generation = storage.snapshot()
+            if dest is not None:
+                storage.copy_to(Path(dest))
+            return generation
+
+    def compact(self) -> int:
+        """Drop tombstones everywhere: rewrite segments, rebuild indexes, then snapshot.
+
+        Returns:
+            The snapshot generation.
+        """
+        with self._lock:
+            return self._open().snapshot(compact=True)
+
+    def restore(self, src: str | os.PathLike[str]) -> None:
+        """Replace the vault's contents with a copy made by ``snapshot(dest)``.
+
+        Tenants shredded after the copy was made come back; the copy must be wrapped under the current KEK.
+
+        Raises:
+            IntegrityError: ``src`` holds no valid snapshot, or one of its files is corrupted.
+            KeyEncryptionKeyError: The copy's keyring was wrapped under another KEK.
+        """
+        with self._lock:
+            self._open().restore_from(Path(src))
+            self._cache.clear()
+
+    def stats(self) -> VaultStats:
+        """Counters: records, tombstones, cache hit ratio, WAL size, snapshot generation, index kinds."""
+        with self._lock:
+            return self._open().stats(self._cache)

@@ -13,7 +13,9 @@ from agents.errors import (
     CancelledByCallerError,
     DeadlineExceededError,
     NoRespondersError,
+    NotFoundError,
     StreamBrokenError,
+    TooLargeError,
     error_from_wire,
 )
 from agents.generator import GeneratorAgent
@@ -33,7 +35,9 @@ __all__ = (
     "GeneratorAgent",
     "Message",
     "NoRespondersError",
+    "NotFoundError",
     "RunnerStats",
     "StreamBrokenError",
+    "TooLargeError",
     "error_from_wire",
 )

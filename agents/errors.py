@@ -4,6 +4,8 @@
 
     AgentError
     ├── BadInputError(AgentError, ValueError)        code "bad_request": the agent cannot use the input
+    ├── NotFoundError(AgentError, LookupError)       code "not_found": the named thing does not exist
+    ├── TooLargeError(AgentError, ValueError)        code "too_large": the input exceeds a size limit
     ├── AgentBusyError(AgentError, RuntimeError)     code "busy": mailbox or engine queue full
     ├── NoRespondersError(AgentError, LookupError)   code "no_responders": nobody listens on the subject
     ├── DeadlineExceededError(AgentError, TimeoutError)  code "timeout": the deadline passed
@@ -41,6 +43,18 @@ class BadInputError(AgentError, ValueError):
     """The agent cannot use the input it was given."""
 
     code = "bad_request"
+
+
+class NotFoundError(AgentError, LookupError):
+    """The thing the input names (a record, a tenant, a dictionary, ...) does not exist."""
+
+    code = "not_found"
+
+
+class TooLargeError(AgentError, ValueError):
+    """The input exceeds a size limit (the message states the limit)."""
+
+    code = "too_large"
 
 
 class AgentBusyError(AgentError, RuntimeError):
@@ -83,6 +97,8 @@ _BY_CODE: dict[str, type[AgentError]] = {
     cls.code: cls
     for cls in (
         BadInputError,
+        NotFoundError,
+        TooLargeError,
         AgentBusyError,
         NoRespondersError,
         DeadlineExceededError,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,13 +13,10 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from agents.errors import AgentError, BadInputError, StreamBrokenError
 from agents.protocol import ChatMessageIn, GenerateInput, GenerateOutput
+from api._request import call_context, request_id_of
 from api.errors import error_body
 from api.schemas import GenerateRequest, GenerateResponse, Timings, Usage
 from orchestrator import Orchestrator, TextDelta
-
-
-def request_id_of(request: Request[Any, Any, Any]) -> str:
-    return str(request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex)
 
 
 def _to_input(body: GenerateRequest) -> GenerateInput:
@@ -77,7 +73,7 @@ async def generate(
     """
     orchestrator: Orchestrator = state.orchestrator
     request_id = request_id_of(request)
-    ctx = orchestrator.context(timeout_s=data.timeout_s, request_id=request_id)
+    ctx = call_context(orchestrator, request, timeout_s=data.timeout_s)
     events = orchestrator.generate_stream(_to_input(data), ctx)
     if not data.stream:
         async for event in events:

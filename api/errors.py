@@ -15,6 +15,8 @@ log = structlog.get_logger("neurectomy.api")
 
 STATUS_BY_CODE: dict[str, int] = {
     "bad_request": 400,
+    "not_found": 404,
+    "too_large": 413,
     "busy": 429,
     "no_responders": 503,
     "timeout": 504,

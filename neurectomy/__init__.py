@@ -13,7 +13,9 @@ from neurectomy.errors import (
     BusyError,
     DeadlineError,
     NeurectomyError,
+    NotFoundError,
     StreamError,
+    TooLargeError,
     UnavailableError,
 )
 
@@ -31,9 +33,11 @@ __all__ = (
     "GenerateResponse",
     "Health",
     "NeurectomyError",
+    "NotFoundError",
     "StreamError",
     "StreamEvent",
     "TokenEvent",
+    "TooLargeError",
     "UnavailableError",
     "Usage",
     "__version__",

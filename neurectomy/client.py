@@ -95,6 +95,10 @@ class Client:
             raise _error(response, response.content)
         return response
 
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send a request; raise the typed :class:`APIError` for an error status."""
+        return self._check(self._http.request(method, path, **kwargs))
+
     def generate(
         self,
         prompt: str | None = None,
@@ -169,6 +173,10 @@ class AsyncClient:
         if response.status_code >= 400:
             raise _error(response, await response.aread())
         return response
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send a request; raise the typed :class:`APIError` for an error status."""
+        return await self._check(await self._http.request(method, path, **kwargs))
 
     async def generate(
         self,

@@ -5,6 +5,8 @@
     NeurectomyError
     ├── APIError                          the server answered with an error status
     │   ├── BadRequestError(APIError, ValueError)    400: the body is invalid (``field`` names it)
+    │   ├── NotFoundError(APIError, LookupError)     404: the named record/tenant/... does not exist
+    │   ├── TooLargeError(APIError, ValueError)      413: the body or an item exceeds a size limit
     │   ├── BusyError(APIError)                      429: queue full, retry after ``retry_after_s``
     │   ├── UnavailableError(APIError)               503: no agent can serve the request
     │   └── DeadlineError(APIError, TimeoutError)    504: the request's deadline passed
@@ -52,6 +54,14 @@ class BadRequestError(APIError, ValueError):
     """400: the request body is invalid."""
 
 
+class NotFoundError(APIError, LookupError):
+    """404: the named thing does not exist."""
+
+
+class TooLargeError(APIError, ValueError):
+    """413: the request or one of its items exceeds a size limit."""
+
+
 class BusyError(APIError):
     """429: the service is busy; retry after ``retry_after_s`` seconds."""
 
@@ -82,6 +92,8 @@ class StreamError(NeurectomyError):
 
 _BY_STATUS: dict[int, type[APIError]] = {
     400: BadRequestError,
+    404: NotFoundError,
+    413: TooLargeError,
     429: BusyError,
     503: UnavailableError,
     504: DeadlineError,

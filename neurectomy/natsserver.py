@@ -66,6 +66,7 @@ class EmbeddedNats:
         port: Client port; ``None`` lets the server pick a free one.
         startup_timeout_s: How long to wait for readiness, in seconds.
         stop_timeout_s: How long to wait after SIGTERM before SIGKILL, in seconds.
+        max_payload_bytes: Largest message the server accepts (nats-server's default is 1 MiB).
     """
 
     def __init__(
@@ -76,12 +77,14 @@ class EmbeddedNats:
         port: int | None = None,
         startup_timeout_s: float = 15.0,
         stop_timeout_s: float = 5.0,
+        max_payload_bytes: int = 8 * 1024 * 1024,
     ) -> None:
         self.store_dir = store_dir
         self.host = host
         self.requested_port = port
         self.startup_timeout_s = startup_timeout_s
         self.stop_timeout_s = stop_timeout_s
+        self.max_payload_bytes = max_payload_bytes
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -103,10 +106,13 @@ class EmbeddedNats:
         """
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.log_file.write_bytes(b"")
+        config = self.store_dir / "nats-server.conf"
+        config.write_text(f"max_payload: {self.max_payload_bytes}\n")
         cmd = [
             str(nats_server_binary()),
             "-a", self.host,
             "-p", str(self.requested_port if self.requested_port is not None else -1),
+            "-c", str(config),
             "-js",
             "-sd", str(self.store_dir / "jetstream"),
             "-l", str(self.log_file),

@@ -13,7 +13,7 @@ import contextlib
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import structlog
@@ -53,9 +53,18 @@ async def _watch_signals(on_signal: Callable[[], None]) -> None:
             return
 
 
-async def _start_generators(
-    settings: Settings, stack: AsyncExitStack, bus: Bus, tg: anyio.abc.TaskGroup, replicas: int = 1
+async def start_inference(
+    settings: Settings,
+    stack: AsyncExitStack,
+    bus: Bus,
+    tg: anyio.abc.TaskGroup,
+    *,
+    agent: str | None = None,
+    replicas: int = 1,
 ) -> None:
+    """Load the model and start the Inference team's agents (today: ``generator``)."""
+    if agent not in (None, "generator"):
+        raise ValueError(f"the inference team has no agent {agent!r} (available: generator)")
     with anyio.CancelScope(shield=True):
         bridge = await RyotBridge.open(settings.ryot, timeout_s=settings.orchestrator.default_deadline_s)
     stack.push_async_callback(bridge.aclose)
@@ -72,6 +81,41 @@ async def _start_generators(
         await tg.start(runner.run)
 
 
+class TeamStarter(Protocol):
+    """Starts one team's agents on ``bus`` inside ``tg``; resources go on ``stack``."""
+
+    async def __call__(
+        self,
+        settings: Settings,
+        stack: AsyncExitStack,
+        bus: Bus,
+        tg: anyio.abc.TaskGroup,
+        *,
+        agent: str | None = None,
+        replicas: int = 1,
+    ) -> None:
+        """Start ``replicas`` instances of the team's agents (only ``agent`` if given).
+
+        Raises:
+            ValueError: The team has no agent named ``agent``.
+        """
+        ...
+
+
+TEAM_STARTERS: dict[str, TeamStarter] = {"inference": start_inference}
+"""Team name → starter. A team's starter raises ValueError for an agent name it does not have."""
+
+
+async def start_teams(settings: Settings, stack: AsyncExitStack, bus: Bus, tg: anyio.abc.TaskGroup) -> None:
+    """Start every team in ``settings.teams`` that has a starter."""
+    for team in settings.teams:
+        starter = TEAM_STARTERS.get(team)
+        if starter is None:
+            log.warning("no agents implemented for team; skipped", team=team)
+            continue
+        await starter(settings, stack, bus, tg)
+
+
 async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = None) -> None:
     """Run the embedded service until SIGINT/SIGTERM.
 
@@ -85,7 +129,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = N
         stack.push_async_callback(bus.aclose)
         async with anyio.create_task_group() as tg:
             # Agents stop (drain) before the bus closes: the task group exits before the stack unwinds.
-            await _start_generators(settings, stack, bus, tg)
+            await start_teams(settings, stack, bus, tg)
             orchestrator = Orchestrator(bus, settings.orchestrator)
             app = create_app(orchestrator, max_body_bytes=settings.api.max_body_bytes)
             config = uvicorn.Config(
@@ -128,18 +172,17 @@ async def run_agents(settings: Settings, *, team: str, agent: str | None = None,
     """Run agent instances of ``team`` on an existing NATS server until SIGINT/SIGTERM.
 
     Raises:
-        ValueError: ``nats.url`` is not set, or the team/agent has no implementation yet.
+        ValueError: ``nats.url`` is not set, or the team/agent has no implementation.
     """
     if not settings.nats.url:
         raise ValueError("--nats-url is required to run agents on their own")
-    if team != "inference" or agent not in (None, "generator"):
-        raise ValueError(
-            f"no implemented agent for team={team!r} agent={agent!r} (available: inference/generator)"
-        )
+    starter = TEAM_STARTERS.get(team)
+    if starter is None:
+        raise ValueError(f"no agents implemented for team {team!r} (available: {', '.join(TEAM_STARTERS)})")
     async with AsyncExitStack() as stack:
         bus = await Bus.connect(settings.nats.url, name=f"neurectomy-agents-{team}")
         stack.push_async_callback(bus.aclose)
         async with anyio.create_task_group() as tg:
-            await _start_generators(settings, stack, bus, tg, replicas)
+            await starter(settings, stack, bus, tg, agent=agent, replicas=replicas)
             await _watch_signals(tg.cancel_scope.cancel)
             tg.cancel_scope.cancel()

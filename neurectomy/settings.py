@@ -22,6 +22,8 @@ from pydantic_settings import (
 
 from orchestrator import OrchestratorConfig
 from ryot import RyotConfig
+from sigmalang import SigmaConfig
+from vault import VaultConfig
 
 
 def default_state_dir() -> Path:
@@ -91,6 +93,10 @@ class Settings(BaseSettings):
     ryot: RyotConfig = RyotConfig()
     orchestrator: OrchestratorConfig = OrchestratorConfig()
     generator: GeneratorSettings = GeneratorSettings()
+    sigma: SigmaConfig = SigmaConfig()
+    vault: VaultConfig = VaultConfig()
+    teams: tuple[str, ...] = ("inference", "compression", "storage")
+    """Teams whose agents ``serve`` starts in-process (each must have a starter in the runtime)."""
 
     @classmethod
     def settings_customise_sources(

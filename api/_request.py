@@ -1,0 +1,45 @@
+"""Per-request context the routes share: request id, tenant, deadline."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from litestar import Request
+
+from agents.errors import BadInputError
+from orchestrator import CallContext, Orchestrator
+
+TENANT_HEADER = "x-neurectomy-tenant"
+DEFAULT_TENANT = "default"
+_TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def request_id_of(request: Request[Any, Any, Any]) -> str:
+    """The request id bound by the request-id middleware (a fresh one if missing)."""
+    return str(request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex)
+
+
+def tenant_of(request: Request[Any, Any, Any]) -> str:
+    """The tenant from ``X-Neurectomy-Tenant`` (``default`` when absent).
+
+    Raises:
+        BadInputError: The header is not 1-64 characters of ``[A-Za-z0-9_.-]`` starting alphanumeric.
+    """
+    tenant = request.headers.get(TENANT_HEADER, DEFAULT_TENANT)
+    if not _TENANT_RE.match(tenant):
+        raise BadInputError(
+            "must be 1-64 characters of letters, digits, '_', '.', '-', starting with a letter or digit",
+            field="X-Neurectomy-Tenant",
+        )
+    return tenant
+
+
+def call_context(
+    orchestrator: Orchestrator, request: Request[Any, Any, Any], *, timeout_s: float | None = None
+) -> CallContext:
+    """The :class:`CallContext` of a call made on behalf of ``request``."""
+    return orchestrator.context(
+        timeout_s=timeout_s, request_id=request_id_of(request), tenant=tenant_of(request)
+    )

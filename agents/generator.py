@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import aclosing
 from typing import Any, ClassVar
 
 from agents.actor import Agent, Call
@@ -76,11 +77,15 @@ class GeneratorAgent(Agent):
         )
         finished: Finished | None = None
         try:
-            async for event in self.bridge.stream(prompt, params, timeout_s=max(call.remaining_s(), 0.001)):
-                if isinstance(event, Finished):
-                    finished = event
-                elif event.text:
-                    await call.emit({"text": event.text})
+            # aclosing: if emitting a chunk is cancelled, the stream must still be closed now (which
+            # cancels the engine request), not whenever the suspended generator is garbage collected.
+            stream = self.bridge.stream(prompt, params, timeout_s=max(call.remaining_s(), 0.001))
+            async with aclosing(stream) as events:
+                async for event in events:
+                    if isinstance(event, Finished):
+                        finished = event
+                    elif event.text:
+                        await call.emit({"text": event.text})
         except (RyotError, BridgeTimeoutError) as exc:
             raise engine_error(exc) from exc
         if finished is None:  # pragma: no cover - the bridge always ends with Finished or raises

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from litestar import Request, Response, post
@@ -76,9 +77,10 @@ async def generate(
     ctx = call_context(orchestrator, request, timeout_s=data.timeout_s)
     events = orchestrator.generate_stream(_to_input(data), ctx)
     if not data.stream:
-        async for event in events:
-            if isinstance(event, GenerateOutput):
-                return Response(_response(request_id, event))
+        async with aclosing(events):
+            async for event in events:
+                if isinstance(event, GenerateOutput):
+                    return Response(_response(request_id, event))
         raise StreamBrokenError("generator stream ended without an output")
     # Wait for the first event so that refusals (400/429/503/504) are real HTTP statuses.
     first = await events.__anext__()

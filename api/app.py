@@ -12,7 +12,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from api import _generate, _system
+from api import _generate, _sigma, _system, _vault
 from api.errors import EXCEPTION_HANDLERS
 from orchestrator import Orchestrator
 
@@ -51,7 +51,7 @@ def create_app(
         debug: Litestar debug mode (tracebacks in responses; never in production).
     """
     return Litestar(
-        route_handlers=[*_generate.ROUTES, *_system.ROUTES],
+        route_handlers=[*_generate.ROUTES, *_system.ROUTES, *_vault.ROUTES, *_sigma.ROUTES],
         state=State({"orchestrator": orchestrator}),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[RequestIdMiddleware()],

@@ -60,19 +60,29 @@ def validation_error_response(request: Request[Any, Any, Any], exc: Exception) -
     return Response(body, status_code=400)
 
 
+def _body_limit(request: Request[Any, Any, Any]) -> int | None:
+    """The request body limit of the matched route, bytes (None if unknown)."""
+    try:
+        return request.route_handler.resolve_request_max_body_size()
+    except (AttributeError, KeyError, LookupError):  # no route matched
+        return None
+
+
 def http_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Litestar's own HTTP errors (404, 405, 413, malformed JSON, ...) in our error format."""
     assert isinstance(exc, HTTPException)
     code = "bad_request" if 400 <= exc.status_code < 500 else "internal"
+    detail = str(exc.detail)
     if exc.status_code == 404:
         code = "not_found"
     elif exc.status_code == 413:
         code = "too_large"
+        limit = _body_limit(request)
+        if limit is not None:
+            detail = f"the request body exceeds this route's limit of {limit} bytes"
     elif exc.status_code == 405:
         code = "method_not_allowed"
-    return Response(
-        error_body(code, str(exc.detail), None, request), status_code=exc.status_code, headers=exc.headers
-    )
+    return Response(error_body(code, detail, None, request), status_code=exc.status_code, headers=exc.headers)
 
 
 def internal_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

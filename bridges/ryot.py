@@ -4,8 +4,8 @@ The engine is synchronous and owns one worker thread. The bridge
 
 * offloads blocking calls (model load, tokenization, submission, which tokenizes) to threads through a
   :class:`anyio.CapacityLimiter`,
-* turns the worker's events into an async iterator (the worker hands each event to the event loop
-  through ``anyio.from_thread.run_sync``),
+* turns the worker's events into an async iterator (the worker schedules each event onto the event
+  loop without waiting, so a stalled or finished event loop can never hold up the engine),
 * enforces a timeout per call and cancels the engine request when the caller goes away or times out
   (the worker stops within one decode step),
 * counts requests, failures, tokens and time to first token (:class:`RyotBridgeMetrics`).
@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import asdict, dataclass
 
 import anyio
-import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 
@@ -96,7 +95,7 @@ class RyotBridge:
         params: SamplingParams,
         *,
         timeout_s: float | None = None,
-    ) -> AsyncIterator[TokenChunk | Finished]:
+    ) -> AsyncGenerator[TokenChunk | Finished, None]:
         """Generate, yielding text chunks and then one :class:`ryot.Finished`.
 
         Leaving the iteration early (break, cancellation, exception) cancels the engine request.
@@ -110,8 +109,19 @@ class RyotBridge:
         token = anyio.lowlevel.current_token()
         send, receive = anyio.create_memory_object_stream[Event](max_buffer_size=math.inf)
 
-        def sink(event: Event) -> None:
-            anyio.from_thread.run_sync(send.send_nowait, event, token=token)
+        receiver_gone = False
+
+        def deliver(event: Event) -> None:  # runs on the event loop
+            nonlocal receiver_gone
+            try:
+                send.send_nowait(event)
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                receiver_gone = True
+
+        def sink(event: Event) -> None:  # runs on the engine's worker thread; must never block
+            if receiver_gone:
+                raise anyio.BrokenResourceError  # the engine cancels the request
+            token.backend_class.run_sync_soon(deliver, (event,), token.native_token)
 
         self.metrics.requests += 1
         with send, receive:

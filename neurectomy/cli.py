@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from api.schemas import GenerateResponse
+from neurectomy._cli_sigma import register as register_sigma_commands
+from neurectomy._cli_vault import vault_app
 from neurectomy.client import DEFAULT_URL, Client
 from neurectomy.errors import APIError, NeurectomyError
 from neurectomy.logs import configure_logging
@@ -21,6 +23,8 @@ from neurectomy.settings import Settings, load_settings
 app = typer.Typer(
     help="Neurectomy: agent orchestration over NATS with a CPU-native LLM.", no_args_is_help=True
 )
+app.add_typer(vault_app, name="vault")
+register_sigma_commands(app)
 console = Console()
 err_console = Console(stderr=True)
 

@@ -21,6 +21,8 @@ from httpx_sse import ServerSentEvent, aconnect_sse, connect_sse
 from pydantic import ValidationError
 
 from api.schemas import AgentOut, ChatMessage, GenerateRequest, GenerateResponse, Health, TokenEvent
+from neurectomy._sdk_sigma import AsyncSigmaResource, SigmaResource
+from neurectomy._sdk_vault import AsyncVaultResource, VaultResource
 from neurectomy.errors import APIError, BadRequestError, StreamError, api_error
 
 DEFAULT_URL = "http://127.0.0.1:8420"
@@ -89,6 +91,9 @@ class Client:
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(base_url=base_url, timeout=timeout_s, headers=headers)
+        self.sigma = SigmaResource(self._send)
+        self.vault = VaultResource(self)
+        """ΣVAULT: records, search, shredding, keys, stats (see :class:`VaultResource`)."""
 
     def _check(self, response: httpx.Response) -> httpx.Response:
         if response.status_code >= 400:
@@ -168,6 +173,9 @@ class AsyncClient:
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s, headers=headers)
+        self.sigma = AsyncSigmaResource(self._send)
+        self.vault = AsyncVaultResource(self)
+        """ΣVAULT calls (see :class:`AsyncVaultResource`)."""
 
     async def _check(self, response: httpx.Response) -> httpx.Response:
         if response.status_code >= 400:

@@ -22,6 +22,8 @@ import uvicorn
 from agents import AgentRunner, Bus, GeneratorAgent
 from api import create_app
 from bridges import RyotBridge
+from neurectomy._team_compression import start_compression
+from neurectomy._team_storage import start_storage
 from neurectomy.natsserver import EmbeddedNats
 from neurectomy.settings import Settings
 from orchestrator import Orchestrator
@@ -102,7 +104,11 @@ class TeamStarter(Protocol):
         ...
 
 
-TEAM_STARTERS: dict[str, TeamStarter] = {"inference": start_inference}
+TEAM_STARTERS: dict[str, TeamStarter] = {
+    "inference": start_inference,
+    "compression": start_compression,
+    "storage": start_storage,
+}
 """Team name → starter. A team's starter raises ValueError for an agent name it does not have."""
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +13,7 @@ import anyio
 import structlog
 from pydantic import ValidationError
 
-from agents.errors import AgentError, StreamBrokenError, error_from_wire
+from agents.errors import AgentError, StreamBrokenError, TooLargeError, error_from_wire
 from agents.messaging import Bus, Message
 from agents.protocol import (
     HEADER_DEADLINE,
@@ -91,7 +91,7 @@ async def call_agent(
     ctx: CallContext,
     *,
     accept_timeout_s: float,
-) -> AsyncIterator[Chunk | End]:
+) -> AsyncGenerator[Chunk | End, None]:
     """Call an agent and yield its chunks, then its :class:`End`.
 
     Leaving early (break, exception, cancellation) publishes a cancel for the call, so the agent stops.
@@ -99,12 +99,18 @@ async def call_agent(
     Raises:
         NoRespondersError: No instance of the agent is running (immediately).
         AgentBusyError: The agent's mailbox is full.
+        TooLargeError: The payload, as JSON, exceeds the NATS server's max payload.
         DeadlineExceededError: The deadline passed (the agent is told to cancel).
         AgentError: Whatever the agent reported (bad input, failure, ...).
         StreamBrokenError: Chunks were lost or arrived out of order.
     """
     subject = agent_subject(team, agent)
     body = json.dumps(payload).encode()
+    if len(body) > bus.max_payload:
+        raise TooLargeError(
+            f"the request to {agent} is {len(body)} bytes as JSON; "
+            f"NATS carries at most {bus.max_payload} bytes"
+        )
     done = False
     async with bus.inbox() as box:
         reply = await bus.request(

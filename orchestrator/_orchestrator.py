@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,42 +74,48 @@ class Orchestrator:
         Raises:
             AgentError: See :func:`orchestrator._dispatch.call_agent`.
         """
-        async for event in call_agent(
+        events = call_agent(
             self.bus, team, agent, payload, ctx, accept_timeout_s=self.config.accept_timeout_s
-        ):
-            if not isinstance(event, Chunk):
-                return event.output
+        )
+        async with aclosing(events):
+            async for event in events:
+                if not isinstance(event, Chunk):
+                    return event.output
         raise StreamBrokenError(f"{agent} ended without an output")  # pragma: no cover
 
     async def generate_stream(
         self, request: GenerateInput, ctx: CallContext
-    ) -> AsyncIterator[TextDelta | GenerateOutput]:
+    ) -> AsyncGenerator[TextDelta | GenerateOutput, None]:
         """Run a generation on the ``generator`` agent; yield text deltas and then the output.
 
         Raises:
             AgentError: See :func:`orchestrator._dispatch.call_agent`.
         """
-        async for event in call_agent(
+        events = call_agent(
             self.bus,
             "inference",
             "generator",
             request.model_dump(exclude_none=True),
             ctx,
             accept_timeout_s=self.config.accept_timeout_s,
-        ):
-            if isinstance(event, Chunk):
-                yield TextDelta(str(event.data.get("text", "")))
-            else:
-                try:
-                    yield GenerateOutput.model_validate(event.output)
-                except ValueError as exc:
-                    raise StreamBrokenError(f"generator returned an unreadable output: {exc}") from None
+        )
+        async with aclosing(events):  # leaving early closes the call now, which cancels the agent's work
+            async for event in events:
+                if isinstance(event, Chunk):
+                    yield TextDelta(str(event.data.get("text", "")))
+                else:
+                    try:
+                        yield GenerateOutput.model_validate(event.output)
+                    except ValueError as exc:
+                        raise StreamBrokenError(f"generator returned an unreadable output: {exc}") from None
 
     async def generate(self, request: GenerateInput, ctx: CallContext) -> GenerateOutput:
         """Run a generation to the end and return its output."""
-        async for event in self.generate_stream(request, ctx):
-            if isinstance(event, GenerateOutput):
-                return event
+        events = self.generate_stream(request, ctx)
+        async with aclosing(events):
+            async for event in events:
+                if isinstance(event, GenerateOutput):
+                    return event
         raise StreamBrokenError("generator stream ended without an output")  # pragma: no cover
 
     async def agents(self) -> list[AgentInfo]:

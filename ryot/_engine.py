@@ -1,28 +1,34 @@
-"""The Ryot engine: one GGUF model, one llama.cpp context, one worker thread.
+"""The Ryot engine: one GGUF model, one llama.cpp context, one worker thread, continuous batching.
 
-llama.cpp contexts are not thread safe, so a single worker thread owns the context and serves requests
-one at a time from a bounded queue (a full queue refuses new work with :class:`EngineBusyError`).
-Between requests the KV cache keeps the previous prompt and completion; a new prompt that shares a
-prefix with it skips the prefill of that prefix (``usage.cached_tokens``). Cancellation is checked
-between sampled tokens, so a cancelled request frees the worker within one decode step.
+llama.cpp contexts are not thread safe, so a single worker thread owns the context. The context holds
+``parallel`` sequences ("slots"); every step the worker builds one batch with the next token of each
+decoding slot plus a chunk of prompt tokens of slots still in prefill, calls ``llama_decode`` once,
+and samples each slot's next token from its own logits with its own sampler chain. New requests join
+between steps and finished ones leave (continuous batching, as in llama.cpp's server). Requests beyond
+the free slots wait in a bounded queue; a full queue refuses with :class:`EngineBusyError`.
 
-The sampling chain and prefix matching are llama-cpp-python's ``Llama.generate``; this module adds the
-queue, cancellation, stop strings, incremental UTF-8 decoding and exact usage accounting.
+A finished slot keeps its KV cache. A new request goes to the free slot whose cached tokens share the
+longest prefix (of more than one token) with its prompt, else to the least recently used free slot,
+and skips the prefill of the shared prefix
+(``usage.cached_tokens``; the last prompt token is always evaluated, for fresh logits). Gemma 3's
+sliding-window layers keep full KV (``swa_full``) so that any prefix can be reused.
+
+Cancellation is checked between steps, so a cancelled request frees its slot within one decode step.
 """
 
 from __future__ import annotations
 
-import codecs
+import ctypes
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import llama_cpp
-
+from ryot._llama import Batch, Context, Model, Sampler, SamplerSpec
+from ryot._text import TextAssembler
 from ryot.chat import ChatTemplate
 from ryot.config import RyotConfig
 from ryot.errors import (
@@ -30,8 +36,8 @@ from ryot.errors import (
     EngineClosedError,
     GenerationCancelledError,
     InvalidRequestError,
-    ModelLoadError,
     PromptTooLongError,
+    RyotError,
 )
 from ryot.models import resolve_model_path
 from ryot.types import (
@@ -48,16 +54,6 @@ from ryot.types import (
 )
 
 Sink = Callable[[Event], None]
-
-
-class _CountingLlama(llama_cpp.Llama):
-    """``Llama`` that counts the tokens it evaluates, so cached (skipped) prompt tokens are exact."""
-
-    evaluated_tokens: int = 0
-
-    def eval(self, tokens: Sequence[int]) -> None:
-        self.evaluated_tokens += len(tokens)
-        super().eval(tokens)
 
 
 @dataclass(slots=True)
@@ -90,38 +86,31 @@ class GenerationHandle:
         self._job.cancelled.set()
 
 
-class _StopMatcher:
-    """Finds stop strings in streamed text and holds back text that may begin one."""
+@dataclass(slots=True)
+class _Slot:
+    """One sequence of the context: its cached tokens and, while busy, the request it serves."""
 
-    __slots__ = ("_stops", "_pending")
+    seq: int
+    cached: list[int] = field(default_factory=list)
+    last_used: float = 0.0
+    job: _Job | None = None
+    sampler: Sampler | None = None
+    text: TextAssembler | None = None
+    pending: list[int] = field(default_factory=list)
+    next_token: int | None = None
+    reused: int = 0
+    n_sampled: int = 0
+    admitted_at: float = 0.0
+    first_at: float = 0.0
+    last_at: float = 0.0
 
-    def __init__(self, stops: Sequence[str]) -> None:
-        self._stops = tuple(s for s in stops if s)
-        self._pending = ""
 
-    def feed(self, text: str) -> tuple[str, bool]:
-        """Add decoded text; return (text safe to emit, whether a stop string was reached)."""
-        if not self._stops:
-            return text, False
-        self._pending += text
-        cut = min((i for i in (self._pending.find(s) for s in self._stops) if i >= 0), default=-1)
-        if cut >= 0:
-            out, self._pending = self._pending[:cut], ""
-            return out, True
-        hold = 0
-        for stop in self._stops:
-            for n in range(min(len(stop) - 1, len(self._pending)), hold, -1):
-                if self._pending.endswith(stop[:n]):
-                    hold = n
-                    break
-        out = self._pending[: len(self._pending) - hold]
-        self._pending = self._pending[len(self._pending) - hold :]
-        return out, False
-
-    def flush(self) -> str:
-        """Text still held back when generation ends without a stop string."""
-        out, self._pending = self._pending, ""
-        return out
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
 
 
 def _validate(params: SamplingParams) -> None:
@@ -135,15 +124,17 @@ def _validate(params: SamplingParams) -> None:
         raise InvalidRequestError("top_k", "must be 0 (off) or positive")
     if not 0.0 <= params.min_p <= 1.0:
         raise InvalidRequestError("min_p", "must be between 0 and 1")
+    if params.repeat_penalty <= 0.0:
+        raise InvalidRequestError("repeat_penalty", "must be positive")
 
 
 class RyotEngine:
-    """One loaded GGUF model served by a single worker thread.
+    """One loaded GGUF model served by a single worker thread with continuous batching.
 
     Use as a context manager or call :meth:`close`. All public methods are thread safe.
 
     Args:
-        config: Model path, context size, threads and queue bound.
+        config: Model path, context size per sequence, parallel sequences, threads and queue bound.
 
     Raises:
         ModelLoadError: The GGUF file is missing or llama.cpp cannot load it.
@@ -152,36 +143,36 @@ class RyotEngine:
     def __init__(self, config: RyotConfig | None = None) -> None:
         self.config = config or RyotConfig()
         path = resolve_model_path(self.config.model_path)
-        threads = self.config.resolved_threads()
+        self.n_threads = self.config.resolved_threads()
+        self._model = Model(path, repack=self.config.repack)
         try:
-            self._llm = _CountingLlama(
-                model_path=str(path),
-                n_ctx=self.config.n_ctx,
+            self._ctx = Context(
+                self._model,
+                n_ctx_seq=self.config.n_ctx,
+                n_seq=self.config.parallel,
                 n_batch=self.config.n_batch,
-                n_threads=threads,
-                n_threads_batch=threads,
+                n_threads=self.n_threads,
                 swa_full=self.config.swa_full,
-                seed=self.config.seed,
-                verbose=False,
             )
-        except (ValueError, RuntimeError) as exc:
-            raise ModelLoadError(str(path), str(exc)) from exc
+        except BaseException:
+            self._model.close()
+            raise
+        self._batch = Batch(self.config.n_batch)
         self.model_path: Path = path
-        self.n_threads = threads
-        self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
-        eos_id, bos_id = self._llm.token_eos(), self._llm.token_bos()
-        model = self._llm._model  # the high-level API exposes token text only through _model
+        meta = self._model.metadata
         self.chat_template = ChatTemplate(
             override=self.config.chat_template,
-            gguf_template=self._llm.metadata.get("tokenizer.chat_template"),
-            architecture=self._llm.metadata.get("general.architecture", ""),
-            bos=model.token_get_text(bos_id) if bos_id != -1 else "",
-            eos=model.token_get_text(eos_id) if eos_id != -1 else "",
+            gguf_template=meta.get("tokenizer.chat_template"),
+            architecture=meta.get("general.architecture", ""),
+            bos=self._model.token_text(self._model.bos) if self._model.bos >= 0 else "",
+            eos=self._model.token_text(self._model.eos) if self._model.eos >= 0 else "",
         )
+        self._slots = [_Slot(seq=i) for i in range(self.config.parallel)]
+        self._seeds = random.Random(self.config.seed)  # noqa: S311 - sampling seeds, not secrets
+        self._piece_buf = ctypes.create_string_buffer(256)
         self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=self.config.queue_size)
         self._lock = threading.Lock()
         self._closed = False
-        self._current: _Job | None = None
         self._worker = threading.Thread(target=self._run, name="ryot-worker", daemon=True)
         self._worker.start()
 
@@ -194,13 +185,23 @@ class RyotEngine:
 
     @property
     def n_ctx(self) -> int:
-        """Context window in tokens."""
-        return int(self._llm.n_ctx())
+        """Context window of one request (prompt + completion), in tokens."""
+        return self._ctx.n_ctx_seq
+
+    @property
+    def parallel(self) -> int:
+        """Requests decoded together (sequences of the context)."""
+        return self._ctx.n_seq
 
     @property
     def queue_depth(self) -> int:
-        """Requests waiting for the worker (the running one not included)."""
+        """Requests waiting for a free sequence (running ones not included)."""
         return self._queue.qsize()
+
+    @property
+    def active(self) -> int:
+        """Requests being decoded right now."""
+        return sum(slot.job is not None for slot in self._slots)
 
     @property
     def closed(self) -> bool:
@@ -209,7 +210,7 @@ class RyotEngine:
 
     def metadata(self) -> dict[str, str]:
         """The GGUF metadata key/value pairs (``general.architecture``, ``general.name``, ...)."""
-        return dict(self._llm.metadata)
+        return dict(self._model.metadata)
 
     # -- tokenization ------------------------------------------------------------------------------------
 
@@ -221,7 +222,7 @@ class RyotEngine:
             add_bos: Prepend the beginning-of-sequence token if the model uses one.
             special: Parse special-token text such as ``<start_of_turn>`` as the special token.
         """
-        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special))
+        return self._model.tokenize(text.encode("utf-8"), add_special=add_bos, parse_special=special)
 
     def render_chat(self, messages: Sequence[ChatMessage]) -> str:
         """The prompt text for ``messages`` (see :mod:`ryot.chat` for which template is used).
@@ -264,6 +265,8 @@ class RyotEngine:
         if isinstance(prompt, str) and not prompt:
             raise InvalidRequestError("prompt", "must not be empty")
         tokens = self.prompt_tokens(prompt)
+        if not tokens:
+            raise InvalidRequestError("prompt", "tokenizes to nothing")
         if len(tokens) + params.max_tokens > self.n_ctx:
             raise PromptTooLongError(len(tokens), params.max_tokens, self.n_ctx)
         job = _Job(tokens=tokens, params=params, sink=sink, submitted_at=time.perf_counter())
@@ -329,13 +332,12 @@ class RyotEngine:
                     break
                 if job is not None:
                     self._emit(job, Failed(EngineClosedError()))
-            current = self._current
-            if current is not None:
-                current.cancelled.set()
             self._queue.put_nowait(None)
         self._worker.join(timeout_s)
         if not self._worker.is_alive():
-            self._llm.close()
+            self._batch.close()
+            self._ctx.close()
+            self._model.close()
 
     def __enter__(self) -> RyotEngine:
         return self
@@ -344,19 +346,6 @@ class RyotEngine:
         self.close()
 
     # -- worker ------------------------------------------------------------------------------------------
-
-    def _run(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            self._current = job
-            try:
-                self._generate(job)
-            except Exception as exc:  # a failure ends this request, never the worker
-                self._emit(job, Failed(exc))
-            finally:
-                self._current = None
 
     @staticmethod
     def _emit(job: _Job, event: Event) -> bool:
@@ -367,71 +356,161 @@ class RyotEngine:
             return False
         return True
 
-    def _generate(self, job: _Job) -> None:
-        started = time.perf_counter()
-        params = job.params
-        if job.cancelled.is_set():
-            timings = Timings(started - job.submitted_at, 0.0, 0.0, 0)
-            self._emit(job, Finished("cancelled", Usage(len(job.tokens), 0, 0), timings, ""))
-            return
-        llm = self._llm
-        if params.seed is not None:
-            llm.set_seed(params.seed)
-        evaluated_before = llm.evaluated_tokens
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        stopper = _StopMatcher(params.stop)
-        parts: list[str] = []
-        cached = 0
-        n_sampled = 0
-        first_at = last_at = started
-        finish: FinishReason = "length"
-        hit_stop_string = False
-        tokens: Any = llm.generate(
-            job.tokens,
-            top_k=params.top_k,
-            top_p=params.top_p,
-            min_p=params.min_p,
-            temp=params.temperature,
-            repeat_penalty=params.repeat_penalty,
-            reset=True,
-        )
-        try:
-            for token in tokens:
+    def _run(self) -> None:
+        stopping = False
+        while True:
+            stopping = self._admit(stopping)
+            busy = [slot for slot in self._slots if slot.job is not None]
+            if not busy:
+                if stopping:
+                    return
+                continue
+            if stopping:
+                for slot in busy:
+                    self._finish(slot, "cancelled")
+                return
+            try:
+                self._step(busy)
+            except Exception as exc:  # a failed step ends the requests in it, never the worker
+                for slot in busy:
+                    if slot.job is not None:
+                        self._fail(slot, exc)
+
+    def _admit(self, stopping: bool) -> bool:
+        """Move queued jobs into free slots; block only when nothing runs. Returns ``stopping``."""
+        while not stopping:
+            free = [slot for slot in self._slots if slot.job is None]
+            if not free:
+                break
+            idle = len(free) == len(self._slots)
+            try:
+                job = self._queue.get(timeout=0.5) if idle else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                return True
+            if job.cancelled.is_set():
                 now = time.perf_counter()
-                if n_sampled == 0:
-                    cached = len(job.tokens) - (llm.evaluated_tokens - evaluated_before)
-                    first_at = now
-                last_at = now
-                if job.cancelled.is_set():
-                    finish = "cancelled"
-                    break
-                if llama_cpp.llama_vocab_is_eog(self._vocab, token):
-                    finish = "stop"
-                    break
-                n_sampled += 1
-                text, stopped = stopper.feed(decoder.decode(llm.detokenize([token])))
-                if text or stopped:
-                    parts.append(text)
-                    if not self._emit(job, TokenChunk(text, 1)):
-                        finish = "cancelled"
-                        break
-                if stopped:
-                    finish, hit_stop_string = "stop", True
-                    break
-                if n_sampled >= params.max_tokens:
-                    break
-        finally:
-            tokens.close()
-        if not hit_stop_string:
-            tail = stopper.flush() + decoder.decode(b"", final=True)
-            if tail:
-                parts.append(tail)
-                self._emit(job, TokenChunk(tail, 0))
-        usage = Usage(prompt_tokens=len(job.tokens), completion_tokens=n_sampled, cached_tokens=cached)
+                timings = Timings(now - job.submitted_at, 0.0, 0.0, 0)
+                self._emit(job, Finished("cancelled", Usage(len(job.tokens), 0, 0), timings, ""))
+                continue
+            self._start(job, free)
+        return stopping
+
+    def _start(self, job: _Job, free: list[_Slot]) -> None:
+        # Longest cached prefix wins; a match of at most one token (BOS) counts as none, so that such a
+        # request takes the least recently used slot and leaves other slots' caches alone.
+        def score(s: _Slot) -> tuple[int, float]:
+            lcp = _common_prefix(s.cached, job.tokens)
+            return (lcp if lcp > 1 else 0, -s.last_used)
+
+        slot = max(free, key=score)
+        reuse = min(_common_prefix(slot.cached, job.tokens), len(job.tokens) - 1)
+        if not self._ctx.seq_rm(slot.seq, reuse, -1):
+            self._ctx.seq_rm(slot.seq, 0, -1)
+            reuse = 0
+        p = job.params
+        seed = p.seed if p.seed is not None else self._seeds.getrandbits(32)
+        slot.job = job
+        slot.cached = job.tokens[:reuse]
+        slot.pending = job.tokens[reuse:]
+        slot.reused = reuse
+        slot.next_token = None
+        slot.n_sampled = 0
+        slot.admitted_at = time.perf_counter()
+        slot.sampler = Sampler(SamplerSpec(p.temperature, p.top_k, p.top_p, p.min_p, p.repeat_penalty, seed))
+        slot.text = TextAssembler(p.stop)
+
+    def _step(self, busy: list[_Slot]) -> None:
+        for slot in busy:
+            if slot.job is not None and slot.job.cancelled.is_set():
+                self._finish(slot, "cancelled")
+        busy = [slot for slot in busy if slot.job is not None]
+        if not busy:
+            return
+        batch = self._batch
+        batch.clear()
+        budget = batch.capacity
+        outputs: list[tuple[_Slot, int, list[int]]] = []
+        for slot in busy:  # decoding slots: one token each
+            if slot.next_token is not None:
+                idx = batch.add(slot.next_token, len(slot.cached), slot.seq, True)
+                outputs.append((slot, idx, [slot.next_token]))
+                budget -= 1
+        for slot in busy:  # prefilling slots share what is left of the batch
+            if slot.next_token is None and slot.pending and budget > 0:
+                chunk = slot.pending[:budget]
+                done = len(chunk) == len(slot.pending)
+                base = len(slot.cached)
+                idx = -1
+                for i, token in enumerate(chunk):
+                    idx = batch.add(token, base + i, slot.seq, done and i == len(chunk) - 1)
+                budget -= len(chunk)
+                slot.pending = slot.pending[len(chunk) :]
+                outputs.append((slot, idx if done else -1, chunk))
+        rc = self._ctx.decode(batch)
+        if rc != 0:
+            raise RyotError(f"llama_decode failed with code {rc} (KV cache full?)")
+        for slot, idx, fed in outputs:
+            slot.cached.extend(fed)
+            if idx >= 0 and slot.job is not None and slot.sampler is not None:
+                self._accept(slot, slot.sampler.sample(self._ctx, idx))
+
+    def _accept(self, slot: _Slot, token: int) -> None:
+        job = slot.job
+        assert job is not None and slot.text is not None
+        now = time.perf_counter()
+        if slot.n_sampled == 0:
+            slot.first_at = now
+        slot.last_at = now
+        if self._model.is_eog(token):
+            self._finish(slot, "stop")
+            return
+        slot.n_sampled += 1
+        text = slot.text.feed(self._model.piece(token, self._piece_buf))
+        if (text or slot.text.hit_stop) and not self._emit(job, TokenChunk(text, 1)):
+            self._finish(slot, "cancelled")
+            return
+        if slot.text.hit_stop:
+            self._finish(slot, "stop")
+        elif slot.n_sampled >= job.params.max_tokens:
+            self._finish(slot, "length")
+        else:
+            slot.next_token = token
+
+    def _release(self, slot: _Slot) -> _Job:
+        job = slot.job
+        assert job is not None
+        if slot.sampler is not None:
+            slot.sampler.close()
+        slot.sampler = None
+        slot.job = None
+        slot.next_token = None
+        slot.pending = []
+        slot.last_used = time.perf_counter()
+        return job
+
+    def _finish(self, slot: _Slot, reason: FinishReason) -> None:
+        assert slot.text is not None
+        tail = slot.text.finish()
+        job = self._release(slot)
+        if tail:
+            self._emit(job, TokenChunk(tail, 0))
+        started = slot.admitted_at
+        first = slot.first_at if slot.n_sampled or reason == "stop" else started
+        usage = Usage(
+            prompt_tokens=len(job.tokens), completion_tokens=slot.n_sampled, cached_tokens=slot.reused
+        )
         timings = Timings(
             queue_s=started - job.submitted_at,
-            ttft_s=first_at - started,
-            decode_s=last_at - first_at,
-            decode_tokens=max(n_sampled - 1, 0),
+            ttft_s=max(first - started, 0.0),
+            decode_s=max(slot.last_at - first, 0.0) if slot.n_sampled else 0.0,
+            decode_tokens=max(slot.n_sampled - 1, 0),
         )
-        self._emit(job, Finished(finish, usage, timings, "".join(parts)))
+        self._emit(job, Finished(reason, usage, timings, slot.text.text))
+
+    def _fail(self, slot: _Slot, exc: Exception) -> None:
+        job = self._release(slot)
+        slot.cached = []
+        self._ctx.seq_rm(slot.seq, 0, -1)
+        self._emit(job, Failed(exc))

@@ -22,10 +22,6 @@ def test_sdk_generate_usage_matches_ryot_tokenization(service: str, engine: Ryot
     assert result.usage.completion_tokens == 8
     assert result.usage.total_tokens == result.usage.prompt_tokens + 8
     assert result.finish_reason == "length"
-    # The same greedy request on the engine in this process gives the same text.
-    from ryot import SamplingParams
-
-    assert engine.generate(prompt, SamplingParams(max_tokens=8, temperature=0.0)).text == result.text
 
 
 def test_sdk_stream_yields_tokens_then_usage(service: str, engine: RyotEngine) -> None:
@@ -53,7 +49,7 @@ async def test_async_sdk_chat_stream(service: str) -> None:
         agents = await client.agents()
     assert isinstance(events[-1], GenerateResponse)
     assert events[-1].usage.completion_tokens <= 6
-    assert [a.name for a in agents] == ["generator"]
+    assert "generator" in [a.name for a in agents]  # other teams run too (settings.teams)
 
 
 def test_raw_http_sse_format(service: str) -> None:
@@ -132,14 +128,24 @@ def test_client_disconnect_cancels_generation_and_frees_the_model(service: str) 
 
 
 def test_agents_health_and_openapi(service: str) -> None:
-    agents = httpx.get(f"{service}/v1/agents", timeout=10).json()
-    assert agents[0]["name"] == "generator"
-    assert agents[0]["team"] == "inference"
-    assert agents[0]["replicas"] == 1
+    agents = {a["name"]: a for a in httpx.get(f"{service}/v1/agents", timeout=10).json()}
+    assert agents["generator"]["team"] == "inference"
+    assert agents["generator"]["replicas"] == 1
+    assert {n for n, a in agents.items() if a["team"] == "storage"} == {
+        "archivist",
+        "retriever",
+        "fetcher",
+        "eraser",
+        "key-warden",
+        "indexer",
+        "snapshotter",
+        "cache-keeper",
+    }
     health = httpx.get(f"{service}/health", timeout=10).json()
     assert health["nats_connected"] is True and health["model_loaded"] is True
     schema = httpx.get(f"{service}/schema/openapi.json", timeout=10).json()
     assert "/v1/generate" in schema["paths"]
+    assert {"/v1/vault/records", "/v1/vault/search", "/v1/vault/stats"} <= set(schema["paths"])
 
 
 def test_cli_ask_streams_and_prints_usage(service: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -52,9 +53,9 @@ def test_greedy_is_deterministic_and_repeated_prompt_reuses_the_kv_prefix(engine
     second = engine.generate(prompt, GREEDY)
     assert first.text == second.text
     # Everything but the last prompt token comes from the KV cache (the last one is re-evaluated to
-    # get fresh logits), and only the BOS token matched the warm-up prompt.
+    # get fresh logits); at most the BOS token matched anything cached before.
     assert second.usage.cached_tokens == second.usage.prompt_tokens - 1
-    assert first.usage.cached_tokens == 1
+    assert first.usage.cached_tokens <= 1
 
 
 def test_chat_uses_the_gemma_template(engine: RyotEngine) -> None:
@@ -86,7 +87,9 @@ def test_cancel_frees_the_worker_within_one_decode_step(engine: RyotEngine) -> N
     handle.cancel()
     while not isinstance(event := events.get(timeout=30), Finished):
         pass
-    assert time.perf_counter() - cancelled_at < 0.5
+    # One decode step is ~25 ms on an idle machine; the bound leaves room for a loaded CI machine while
+    # staying far below the ~30 s the 1500-token request would need.
+    assert time.perf_counter() - cancelled_at < 2.0
     assert event.finish_reason == "cancelled"
     assert event.usage.completion_tokens < 100
     # The worker is free: the next request does not wait in the queue.
@@ -95,7 +98,7 @@ def test_cancel_frees_the_worker_within_one_decode_step(engine: RyotEngine) -> N
 
 
 def test_full_queue_is_refused_with_busy() -> None:
-    with RyotEngine(RyotConfig(n_ctx=512, queue_size=1)) as small:
+    with RyotEngine(RyotConfig(n_ctx=512, parallel=1, queue_size=1)) as small:
         started = threading.Event()
 
         def sink(event: Event) -> None:
@@ -151,3 +154,49 @@ def test_threads_default_to_physical_cores(engine: RyotEngine) -> None:
     from ryot import physical_cores
 
     assert engine.n_threads == physical_cores()
+
+
+def test_concurrent_requests_decode_together_with_the_same_greedy_output() -> None:
+    # Weight repacking is off by default, so batched decoding uses the same kernels as decoding alone.
+    # (The split of a prompt between KV-cached and evaluated tokens is the same in both runs here:
+    # each prompt's earlier run left it cached.)
+    prompts = [f"{topic} are the subject of this short essay." for topic in ("Rivers", "Owls", "Trains")]
+    params = SamplingParams(max_tokens=32, temperature=0.0)
+    with RyotEngine(RyotConfig(n_ctx=256, parallel=3)) as fresh:
+        alone = [fresh.generate(p, params) for p in prompts]
+        alone = [fresh.generate(p, params) for p in prompts]  # now each prompt sits cached in its slot
+        together: dict[int, Finished] = {}
+        done = threading.Event()
+        lock = threading.Lock()
+
+        def sink_for(i: int) -> Callable[[Event], None]:
+            def sink(event: Event) -> None:
+                if isinstance(event, Finished):
+                    with lock:
+                        together[i] = event
+                        if len(together) == len(prompts):
+                            done.set()
+
+            return sink
+
+        for i, p in enumerate(prompts):
+            fresh.submit(p, params, sink_for(i))
+        assert done.wait(60)
+    for i, single in enumerate(alone):
+        assert together[i].text == single.text
+        assert together[i].usage.cached_tokens == single.usage.cached_tokens == single.usage.prompt_tokens - 1
+    # They ran side by side (continuous batching), not one after another: none waited in the queue.
+    assert all(event.timings.queue_s < 0.5 for event in together.values())
+
+
+def test_a_request_joins_while_another_is_decoding(engine: RyotEngine) -> None:
+    events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+    long = engine.submit(
+        "Tell me a very long story about the sea.", SamplingParams(max_tokens=400), events.put
+    )
+    assert isinstance(events.get(timeout=30), TokenChunk)
+    started = time.perf_counter()
+    short = engine.generate("Hello", SamplingParams(max_tokens=3, temperature=0.0))
+    assert short.timings.queue_s < 1.0  # admitted at the next step, not after the 400-token story
+    assert time.perf_counter() - started < 5
+    long.cancel()

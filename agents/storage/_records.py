@@ -1,0 +1,162 @@
+"""Record agents of the Storage team: archivist (upsert), retriever (search), fetcher (get), eraser."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from agents.actor import Call
+from agents.errors import BadInputError
+from agents.storage._base import StorageAgent
+from agents.storage.wire import (
+    ArchiveInput,
+    ArchiveOutput,
+    EraseInput,
+    EraseOutput,
+    FetchInput,
+    HitOut,
+    RecordOut,
+    RetrieveInput,
+    RetrieveOutput,
+)
+from vault import NewRecord, TenantNotFoundError
+
+__all__ = ("ArchivistAgent", "EraserAgent", "FetcherAgent", "RetrieverAgent")
+
+
+def _vector(values: list[float], dim: int, field: str) -> np.ndarray[Any, np.dtype[np.float32]]:
+    if len(values) != dim:
+        raise BadInputError(f"expected {dim} floats, got {len(values)}", field=field)
+    return np.asarray(values, dtype=np.float32)
+
+
+class ArchivistAgent(StorageAgent):
+    """Stores a batch of records (upsert): embeds texts in batches, seals, logs with fsync, indexes."""
+
+    name = "archivist"
+    description = "Stores records durably and encrypted in the vault (batch upsert; embeds texts)."
+    capabilities = ("upsert", "embed", "store")
+    input_model: ClassVar[type[ArchiveInput]] = ArchiveInput
+    ops = ("put_many",)
+    fields: ClassVar[Mapping[str, str]] = {
+        "text": "records.{position}.text",
+        "embedding": "records.vector",
+        "metadata": "records.metadata",
+    }
+
+    async def work(self, call: Call) -> dict[str, Any]:
+        """Store ``call.input`` (an :class:`ArchiveInput`) in the caller's tenant; returns the ids."""
+        inp: ArchiveInput = call.input
+        limit = self.bridge.config.max_batch
+        if len(inp.records) > limit:
+            raise BadInputError(
+                f"holds {len(inp.records)} records, over the batch limit of {limit}; split it",
+                field="records",
+            )
+        batch = [
+            NewRecord(
+                text=r.text,
+                metadata=r.metadata,
+                id=r.id,
+                embedding=None
+                if r.vector is None
+                else _vector(r.vector, self.bridge.dim, f"records.{i}.vector"),
+            )
+            for i, r in enumerate(inp.records)
+        ]
+        ids = await self.bridge.put_many(call.tenant, batch, timeout_s=self.timeout(call))
+        return ArchiveOutput(ids=ids, count=len(ids)).model_dump()
+
+
+class RetrieverAgent(StorageAgent):
+    """Semantic search in the caller's tenant: text or vector query, k, score threshold, metadata filters."""
+
+    name = "retriever"
+    description = (
+        "Finds the records nearest to a text or vector query (cosine), with a score threshold and "
+        "metadata equality filters."
+    )
+    capabilities = ("search", "semantic-search", "filter")
+    input_model: ClassVar[type[RetrieveInput]] = RetrieveInput
+    ops = ("search",)
+    fields: ClassVar[Mapping[str, str]] = {"where": "filters", "query": "vector", "text": "query"}
+
+    async def work(self, call: Call) -> dict[str, Any]:
+        """Search with ``call.input`` (a :class:`RetrieveInput`); an unknown tenant has no hits."""
+        inp: RetrieveInput = call.input
+        if (inp.query is None) == (inp.vector is None):
+            raise BadInputError("give exactly one of query (text) and vector", field="query")
+        query = inp.query if inp.query is not None else _vector(inp.vector or [], self.bridge.dim, "vector")
+        try:
+            hits = await self.bridge.search(
+                call.tenant,
+                query,
+                k=inp.k,
+                min_score=inp.min_score,
+                where=inp.filters or None,
+                timeout_s=self.timeout(call),
+            )
+        except TenantNotFoundError:
+            hits = []
+        out = [
+            HitOut(id=h.record.id, score=h.score, text=h.record.text, metadata=h.record.metadata)
+            for h in hits
+        ]
+        return RetrieveOutput(hits=out).model_dump()
+
+
+class FetcherAgent(StorageAgent):
+    """Fetches and decrypts one record of the caller's tenant by id (hot records from the LRU)."""
+
+    name = "fetcher"
+    description = "Fetches and decrypts one record by id (from the hot cache when it can)."
+    capabilities = ("get", "fetch")
+    input_model: ClassVar[type[FetchInput]] = FetchInput
+    ops = ("get",)
+
+    async def work(self, call: Call) -> dict[str, Any]:
+        """Fetch ``call.input.id`` (a :class:`FetchInput`)."""
+        inp: FetchInput = call.input
+        record = await self.bridge.get(call.tenant, inp.id, timeout_s=self.timeout(call))
+        return RecordOut(
+            id=record.id,
+            tenant=record.tenant,
+            text=record.text,
+            metadata=record.metadata,
+            vector=[float(x) for x in record.embedding] if inp.with_vector else None,
+        ).model_dump()
+
+
+class EraserAgent(StorageAgent):
+    """Deletes a record, or crypto-shreds the caller's whole tenant (its data keys are destroyed)."""
+
+    name = "eraser"
+    description = (
+        "Deletes a record, or crypto-shreds a tenant: its data keys are destroyed, so nothing it stored "
+        "decrypts again."
+    )
+    capabilities = ("delete", "shred")
+    input_model: ClassVar[type[EraseInput]] = EraseInput
+    ops = ("delete", "delete_tenant")
+
+    async def work(self, call: Call) -> dict[str, Any]:
+        """Delete per ``call.input`` (an :class:`EraseInput`).
+
+        Raises:
+            BadInputError: Neither or both of ``id`` and ``tenant``, or ``tenant`` is not the caller's.
+        """
+        inp: EraseInput = call.input
+        if (inp.id is None) == (inp.tenant is None):
+            raise BadInputError("give exactly one of id (a record) and tenant (crypto-shred)", field="id")
+        if inp.tenant is not None:
+            if inp.tenant != call.tenant:
+                raise BadInputError(
+                    f"a call for tenant {call.tenant!r} cannot shred tenant {inp.tenant!r}", field="tenant"
+                )
+            await self.bridge.delete_tenant(call.tenant, timeout_s=self.timeout(call))
+            return EraseOutput(deleted="tenant", tenant=call.tenant).model_dump()
+        assert inp.id is not None
+        await self.bridge.delete(call.tenant, inp.id, timeout_s=self.timeout(call))
+        return EraseOutput(deleted="record", id=inp.id, tenant=call.tenant).model_dump()

@@ -1,0 +1,266 @@
+"""Request and response bodies of the ΣLANG endpoints (``/v1/sigma/*``), shared with the Python SDK.
+
+Pure pydantic: importing this module does not import the web framework. Binary data in JSON bodies is
+standard base64 (RFC 4648 §4, padded); ``/v1/sigma/compress`` and ``/v1/sigma/decompress`` also take
+raw ``application/octet-stream`` bodies and then answer with raw bytes and the report, as JSON, in the
+``X-Sigma-Report`` header.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+__all__ = (
+    "REPORT_HEADER",
+    "SigmaCompressRequest",
+    "SigmaCompressResponse",
+    "SigmaCompressionReport",
+    "SigmaDecompressReport",
+    "SigmaDecompressRequest",
+    "SigmaDecompressResponse",
+    "SigmaOptimizeRequest",
+    "SigmaOptimizeResponse",
+    "SigmaShares",
+    "SigmaStats",
+    "SigmaTrainRequest",
+    "SigmaTrainResponse",
+    "base64_decoded_size",
+)
+
+REPORT_HEADER = "x-sigma-report"
+"""Response header carrying the report (JSON) of a binary compress or decompress."""
+TokenCounter = Literal["ryot", "approx"]
+
+
+def base64_decoded_size(text: str) -> int:
+    """Bytes that a padded base64 string decodes to, without decoding it."""
+    n = len(text)
+    return n // 4 * 3 - (text.endswith("==") + text.endswith("=")) if n else 0
+
+
+def _check_base64(value: str) -> str:
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"not valid base64: {exc}") from None
+    return value
+
+
+Base64Text = Annotated[str, AfterValidator(_check_base64)]
+"""Binary data as a standard, padded base64 string."""
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)  # newer servers may add fields
+
+
+class SigmaCompressRequest(_Request):
+    """JSON body of ``POST /v1/sigma/compress``."""
+
+    data: Base64Text
+    """The message, base64."""
+    level: int | None = Field(default=None, ge=-7, le=22)
+    """zstd level; default from the server's ΣLANG settings."""
+    dedup: bool = True
+    """Reference RSUs the server's store holds, and add new ones; False makes a self-contained frame
+    (decodable by any ΣLANG decoder with the same dictionary)."""
+    stream: str | None = Field(default=None, min_length=1, max_length=256)
+    """Conversation id: the previous message of the same stream is offered to zstd as context."""
+    timeout_s: float | None = Field(default=None, gt=0.0, le=3600.0)
+    """Deadline of the request in seconds (default from settings)."""
+
+
+class SigmaShares(_Response):
+    """Fractions of the gross saving (0-1, summing to 1 when anything was saved)."""
+
+    dedup: float
+    """From RSU references (content the store already held, incl. near-duplicates)."""
+    dictionary: float
+    """From the trained zstd dictionary."""
+    entropy: float
+    """From zstd entropy coding of the literals alone."""
+
+
+class SigmaCompressionReport(_Response):
+    """What one compression achieved: bytes, tokens and where the saving came from.
+
+    ``bytes_in - bytes_out = dedup_saved + dictionary_saved + entropy_saved - framing`` exactly.
+    """
+
+    bytes_in: int
+    """Input length, bytes."""
+    bytes_out: int
+    """Frame length, bytes."""
+    ratio: float | None
+    """``bytes_in / bytes_out``."""
+    tokens_in: int | None
+    """Tokens of the input (decoded as UTF-8), by ``token_counter``."""
+    tokens_out: int | None
+    """Tokens of the literal text plus one per glyph: the cost to a reader that holds the RSUs."""
+    token_ratio: float | None
+    """``tokens_in / tokens_out`` (None when ``tokens_out`` is 0)."""
+    token_counter: TokenCounter
+    """``ryot``: the served model's tokenizer; ``approx``: ceil(characters / 4) (no tokenizer, or an
+    input above the exact-counting limit)."""
+    referenced_bytes: int
+    """Input bytes replaced by glyphs."""
+    literal_bytes: int
+    """Input bytes carried in the frame's payload."""
+    glyphs: int
+    """RSU references in the frame."""
+    new_rsus: int
+    """RSUs this input added to the store."""
+    dedup_saved: int
+    """Bytes saved by RSU references and RSU-context compression."""
+    dictionary_saved: int
+    """Bytes saved by the trained dictionary."""
+    entropy_saved: int
+    """Bytes saved by zstd on the literals alone."""
+    framing: int
+    """Bytes of frame overhead (header, checksum)."""
+    dict_id: int | None
+    """Trained dictionary the frame needs, or None."""
+    level: int
+    """zstd level used."""
+    shares: SigmaShares
+
+
+class SigmaCompressResponse(_Response):
+    """JSON answer of ``POST /v1/sigma/compress``."""
+
+    frame: str
+    """The ΣLANG frame, base64."""
+    report: SigmaCompressionReport
+
+
+class SigmaDecompressRequest(_Request):
+    """JSON body of ``POST /v1/sigma/decompress``."""
+
+    frame: Base64Text
+    """A ΣLANG frame, base64."""
+    timeout_s: float | None = Field(default=None, gt=0.0, le=3600.0)
+    """Deadline of the request in seconds (default from settings)."""
+
+
+class SigmaDecompressReport(_Response):
+    """What a decoded frame held."""
+
+    bytes_in: int
+    """Frame length, bytes."""
+    bytes_out: int
+    """Decoded length, bytes."""
+    ratio: float
+    """``bytes_out / bytes_in``: the frame's compression ratio."""
+    tokens_out: int
+    """Tokens of the decoded content (decoded as UTF-8), by ``token_counter``."""
+    token_counter: TokenCounter
+    glyphs: int
+    """RSU references resolved from the store."""
+    referenced_bytes: int
+    """Bytes that came from the store."""
+    literal_bytes: int
+    """Bytes that came from the frame's payload."""
+    dict_id: int | None
+    """Trained dictionary the frame used, or None."""
+
+
+class SigmaDecompressResponse(_Response):
+    """JSON answer of ``POST /v1/sigma/decompress``."""
+
+    data: str
+    """The original bytes, base64."""
+    report: SigmaDecompressReport
+
+
+class SigmaOptimizeRequest(_Request):
+    """Body of ``POST /v1/sigma/optimize`` (lossy: opt in by calling it)."""
+
+    text: str
+    """The context to fit (at most 262,144 characters; more is 413)."""
+    budget_tokens: int = Field(ge=0, le=10_000_000)
+    """Most tokens the result may have, counted with the served model's tokenizer."""
+    query: str = Field(default="", max_length=10_000)
+    """What the context is for; the units most relevant to it (BM25) are kept first."""
+    protected: list[tuple[int, int]] = Field(default_factory=list, max_length=1024)
+    """``[start, end)`` character offsets that must be kept verbatim."""
+    by_paragraph: bool = False
+    """Select whole paragraphs instead of sentences."""
+    timeout_s: float | None = Field(default=None, gt=0.0, le=3600.0)
+    """Deadline of the request in seconds (default from settings)."""
+
+
+class SigmaOptimizeResponse(_Response):
+    """Answer of ``POST /v1/sigma/optimize``: code blocks, JSON and numbers are never altered."""
+
+    text: str
+    """The kept units in their original order."""
+    tokens_in: int
+    tokens_out: int
+    """Tokens of ``text`` (never above ``budget_tokens``)."""
+    budget_tokens: int
+    token_ratio: float | None
+    """``tokens_in / tokens_out``."""
+    token_counter: TokenCounter
+    units_total: int
+    """Sentences (or paragraphs) the input was split into."""
+    units_kept: int
+    code_blocks_dropped: int
+    """Fenced code blocks left out (each kept whole or dropped whole)."""
+    json_values_dropped: int
+    """Stand-alone JSON values left out (likewise)."""
+
+
+class SigmaTrainRequest(_Request):
+    """Body of ``POST /v1/sigma/dictionaries``: binary samples, text samples, or both."""
+
+    samples: list[Base64Text] = Field(default_factory=list, max_length=4096)
+    """Typical messages, base64 each."""
+    texts: list[str] = Field(default_factory=list, max_length=4096)
+    """Typical messages as text."""
+    activate: bool = True
+    """Use the new dictionary for new frames."""
+    timeout_s: float | None = Field(default=None, gt=0.0, le=3600.0)
+    """Deadline of the request in seconds (default from settings)."""
+
+
+class SigmaTrainResponse(_Response):
+    """Answer of ``POST /v1/sigma/dictionaries``."""
+
+    trained: bool
+    """False when there were too few samples (``reason`` says why); compression goes on without."""
+    dict_id: int | None
+    size_bytes: int
+    samples: int
+    """Non-empty samples used."""
+    sample_bytes: int
+    min_samples: int
+    """Samples needed for a dictionary."""
+    active: bool
+    """Whether new frames use it."""
+    reason: str | None
+
+
+class SigmaStats(_Response):
+    """Answer of ``GET /v1/sigma/stats``."""
+
+    rsus: int
+    """RSUs in the store."""
+    bytes: int
+    """Their content, bytes."""
+    referenced: int
+    """RSUs some frame references."""
+    pinned: int
+    dictionaries: int
+    """Trained dictionaries registered."""
+    active_dict_id: int | None
+    token_counter: TokenCounter
+    metrics: dict[str, float]
+    """Counters of the compression bridge that answered (compressions, bytes_in, failures, ...)."""

@@ -1,0 +1,319 @@
+"""Async bridge from the agents to one ΣVAULT :class:`vault.Vault`.
+
+The vault is synchronous and thread-safe (one lock; embedding runs outside it). The bridge
+
+* opens the vault and loads all-MiniLM-L6-v2 in a worker thread, so the event loop never blocks on
+  recovery or on the torch import (:meth:`VaultBridge.open`),
+* runs every vault call in a thread through one :class:`anyio.CapacityLimiter`,
+* bounds each call with a timeout (:class:`~bridges.errors.BridgeTimeoutError`); the call itself cannot
+  be interrupted, so it runs to completion in its thread (a timed-out write may still be applied, as
+  with any request whose answer was lost),
+* counts calls, failures, timeouts and time per operation (:class:`VaultBridgeMetrics`).
+
+Vault exceptions pass through unchanged; the agents turn them into wire errors.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+import anyio.to_thread
+import numpy as np
+from numpy.typing import NDArray
+
+from bridges.errors import BridgeTimeoutError
+from vault import JSONScalar, MiniLMEmbedder, NewRecord, Record, SearchHit, Vault, VaultConfig, VaultStats
+
+__all__ = ("OpStats", "VaultBridge", "VaultBridgeMetrics")
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class OpStats:
+    """Counters of one vault operation.
+
+    Attributes:
+        calls: Calls started.
+        failures: Calls that raised (vault errors and timeouts).
+        timeouts: Calls that exceeded their timeout.
+        seconds_total: Wall time spent in calls, in seconds (timeouts count their limit).
+    """
+
+    calls: int = 0
+    failures: int = 0
+    timeouts: int = 0
+    seconds_total: float = 0.0
+
+
+@dataclass(slots=True)
+class VaultBridgeMetrics:
+    """Per-operation counters of one bridge since start, plus records written and hits returned.
+
+    Attributes:
+        ops: Operation name (``put_many``, ``search``, ``get``, ...) → its counters.
+        records_written: Records stored by successful ``put_many`` calls.
+        hits_returned: Search hits returned by successful ``search`` calls.
+    """
+
+    ops: dict[str, OpStats] = field(default_factory=dict)
+    records_written: int = 0
+    hits_returned: int = 0
+
+    def op(self, name: str) -> OpStats:
+        """The counters of operation ``name`` (created at zero on first use)."""
+        return self.ops.setdefault(name, OpStats())
+
+    def as_dict(self, ops: Sequence[str] | None = None) -> dict[str, float]:
+        """Flat counters for ``$SRV.STATS`` data, e.g. ``{"search_calls": 3, "search_seconds_total": ...}``.
+
+        Args:
+            ops: Only these operations (all that ran when ``None``); missing ones report zeros.
+        """
+        names = sorted(self.ops) if ops is None else list(ops)
+        out: dict[str, float] = {}
+        for name in names:
+            s = self.ops.get(name, OpStats())
+            out[f"{name}_calls"] = s.calls
+            out[f"{name}_failures"] = s.failures
+            out[f"{name}_timeouts"] = s.timeouts
+            out[f"{name}_seconds_total"] = round(s.seconds_total, 6)
+        out["records_written"] = self.records_written
+        out["hits_returned"] = self.hits_returned
+        return out
+
+
+class VaultBridge:
+    """Async access to one :class:`vault.Vault`.
+
+    Args:
+        vault: The open vault (the bridge closes it in :meth:`aclose`).
+        config: The configuration ``vault`` was opened with (the agents read its limits).
+        timeout_s: Default upper bound of one vault call, in seconds.
+        max_threads: Vault calls that may run in threads at once (count).
+    """
+
+    def __init__(
+        self, vault: Vault, config: VaultConfig, *, timeout_s: float = 60.0, max_threads: int = 4
+    ) -> None:
+        self.vault = vault
+        self.config = config
+        self.timeout_s = timeout_s
+        self.metrics = VaultBridgeMetrics()
+        self._limiter = anyio.CapacityLimiter(max_threads)
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        data_dir: str | os.PathLike[str],
+        config: VaultConfig | None = None,
+        *,
+        timeout_s: float = 60.0,
+        max_threads: int = 4,
+        preload_model: bool = True,
+    ) -> VaultBridge:
+        """Open (and recover) the vault in ``data_dir`` in a worker thread and return a bridge to it.
+
+        The key-encryption key comes from ``config.keys`` as the library resolves it: the environment
+        variable (``NEURECTOMY_VAULT_KEK`` by default) or the key file (default ``<data_dir>/kek.key``,
+        generated with mode 0600 on first run).
+
+        Args:
+            data_dir: The vault's data directory.
+            config: Vault settings; defaults when ``None``.
+            timeout_s: Default timeout of one vault call, in seconds.
+            max_threads: Vault calls that may run in threads at once (count).
+            preload_model: Load all-MiniLM-L6-v2 now (about 0.5 s plus the torch import) rather than on
+                the first write or text query.
+
+        Raises:
+            vault.VaultLockedError: Another process has ``data_dir`` open.
+            vault.IntegrityError: A file in ``data_dir`` is corrupted (the error names it).
+            vault.KeyEncryptionKeyError: The KEK is malformed or does not match the keyring.
+        """
+        cfg = config or VaultConfig()
+
+        def load() -> Vault:
+            embedder = MiniLMEmbedder(batch_size=cfg.embed_batch_size)
+            if preload_model:
+                embedder.load()
+            return Vault(data_dir, config=cfg, embedder=embedder)
+
+        opened = await anyio.to_thread.run_sync(load)
+        return cls(opened, cfg, timeout_s=timeout_s, max_threads=max_threads)
+
+    # ----------------------------------------------------------------- plumbing
+    @property
+    def dim(self) -> int:
+        """Vector dimension the vault expects (384 with all-MiniLM-L6-v2)."""
+        return self.vault.dim
+
+    @property
+    def data_dir(self) -> Path:
+        """The vault's data directory."""
+        return self.vault.data_dir
+
+    async def _run(self, op: str, fn: Callable[[], T], timeout_s: float | None) -> T:
+        limit = self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s)
+        stats = self.metrics.op(op)
+        stats.calls += 1
+        started = time.perf_counter()
+        try:
+            with anyio.fail_after(max(limit, 0.0)):
+                return await anyio.to_thread.run_sync(fn, abandon_on_cancel=True, limiter=self._limiter)
+        except TimeoutError:
+            stats.failures += 1
+            stats.timeouts += 1
+            raise BridgeTimeoutError(f"vault {op}", limit) from None
+        except Exception:
+            stats.failures += 1
+            raise
+        finally:
+            stats.seconds_total += time.perf_counter() - started
+
+    # ----------------------------------------------------------------- operations
+    async def put_many(
+        self, tenant: str, records: Sequence[NewRecord], *, timeout_s: float | None = None
+    ) -> list[str]:
+        """Store records durably (embedding those without a vector); see :meth:`vault.Vault.put_many`.
+
+        Returns:
+            Record ids, in input order.
+
+        Raises:
+            vault.VaultInputError: Bad text, id, metadata, vector or batch size (names the field).
+            vault.RecordTooLargeError: A record exceeds ``max_record_bytes``.
+            BridgeTimeoutError: The call exceeded its timeout.
+        """
+        ids = await self._run("put_many", functools.partial(self.vault.put_many, tenant, records), timeout_s)
+        self.metrics.records_written += len(ids)
+        return ids
+
+    async def search(
+        self,
+        tenant: str,
+        query: str | NDArray[np.float32],
+        *,
+        k: int = 10,
+        min_score: float | None = None,
+        where: Mapping[str, JSONScalar] | None = None,
+        timeout_s: float | None = None,
+    ) -> list[SearchHit]:
+        """Nearest records by cosine similarity; see :meth:`vault.Vault.search`.
+
+        Args:
+            tenant: Tenant to search.
+            query: Text to embed, or a ``(dim,)`` float32 vector.
+            k: Results wanted (count).
+            min_score: Drop hits with a cosine similarity below this.
+            where: Metadata equality filters.
+            timeout_s: Timeout of this call, in seconds (the bridge's default when ``None``).
+
+        Returns:
+            Up to ``k`` hits, best first.
+
+        Raises:
+            vault.TenantNotFoundError: Unknown tenant.
+            vault.VaultInputError: Bad ``k``, ``min_score``, ``where`` or query (names the field).
+            BridgeTimeoutError: The call exceeded its timeout.
+        """
+        call = functools.partial(self.vault.search, tenant, query, k=k, min_score=min_score, where=where)
+        hits = await self._run("search", call, timeout_s)
+        self.metrics.hits_returned += len(hits)
+        return hits
+
+    async def get(self, tenant: str, record_id: str, *, timeout_s: float | None = None) -> Record:
+        """Fetch and decrypt one record.
+
+        Raises:
+            vault.TenantNotFoundError: Unknown tenant.
+            vault.RecordNotFoundError: No live record with this id.
+            vault.IntegrityError: The sealed record was altered (names the file).
+        """
+        return await self._run("get", functools.partial(self.vault.get, tenant, record_id), timeout_s)
+
+    async def delete(self, tenant: str, record_id: str, *, timeout_s: float | None = None) -> None:
+        """Delete one record durably.
+
+        Raises:
+            vault.TenantNotFoundError: Unknown tenant.
+            vault.RecordNotFoundError: No live record with this id.
+        """
+        await self._run("delete", functools.partial(self.vault.delete, tenant, record_id), timeout_s)
+
+    async def delete_tenant(self, tenant: str, *, timeout_s: float | None = None) -> None:
+        """Crypto-shred a tenant: destroy its data keys and delete its files.
+
+        Raises:
+            vault.TenantNotFoundError: Unknown tenant.
+        """
+        await self._run("delete_tenant", functools.partial(self.vault.delete_tenant, tenant), timeout_s)
+
+    async def count(self, tenant: str, *, timeout_s: float | None = None) -> int:
+        """Live records of ``tenant`` (0 when unknown)."""
+        return await self._run("count", functools.partial(self.vault.count, tenant), timeout_s)
+
+    async def rotate_kek(self, *, timeout_s: float | None = None) -> str:
+        """Re-wrap every data key under a newly generated key-encryption key (file KEK only).
+
+        Returns:
+            Fingerprint of the new KEK (not the key).
+
+        Raises:
+            vault.KeyEncryptionKeyError: The KEK comes from an environment variable.
+        """
+        return await self._run("rotate_kek", self.vault.rotate_kek, timeout_s)
+
+    async def rotate_data_key(self, tenant: str, *, timeout_s: float | None = None) -> int:
+        """Give ``tenant`` a new data key for new writes; returns the new key version.
+
+        Raises:
+            vault.TenantNotFoundError: Unknown tenant.
+        """
+        return await self._run(
+            "rotate_data_key", functools.partial(self.vault.rotate_data_key, tenant), timeout_s
+        )
+
+    async def compact(self, *, timeout_s: float | None = None) -> int:
+        """Drop every tombstone (rewrite segments, rebuild indexes), then snapshot; returns the generation."""
+        return await self._run("compact", self.vault.compact, timeout_s)
+
+    async def snapshot(self, dest: Path | None = None, *, timeout_s: float | None = None) -> int:
+        """Take an encrypted snapshot (and copy it to ``dest`` if given); returns the generation."""
+        return await self._run("snapshot", functools.partial(self.vault.snapshot, dest), timeout_s)
+
+    async def restore(self, src: Path, *, timeout_s: float | None = None) -> None:
+        """Replace the vault's contents with a copy made by :meth:`snapshot`.
+
+        Raises:
+            vault.IntegrityError: ``src`` holds no valid snapshot (names the file).
+            vault.KeyEncryptionKeyError: The copy was wrapped under another KEK.
+        """
+        await self._run("restore", functools.partial(self.vault.restore, src), timeout_s)
+
+    async def stats(self, *, timeout_s: float | None = None) -> VaultStats:
+        """The vault's counters (records, tombstones, cache hit ratio, WAL, snapshot generation)."""
+        return await self._run("stats", self.vault.stats, timeout_s)
+
+    # ----------------------------------------------------------------- lifecycle
+    async def aclose(self) -> None:
+        """Close the vault in a thread (waits for running calls; snapshots if configured). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self.vault.close)
+
+    async def __aenter__(self) -> VaultBridge:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

@@ -1,0 +1,100 @@
+"""Starting the Compression team: one shared ΣLANG codec, its bridge, and the eight agents.
+
+State lives under ``settings.state_dir / "sigma"``: the RSU store in ``rsu.db`` (`sigmalang.DiskRSUStore`,
+SQLite, survives restarts and may be shared by several processes on one host) and trained dictionaries
+as ``dictionaries/<id>.zdict``.
+
+Token counts use Ryot's tokenizer (the model of ``settings.ryot``, the one the Inference team serves).
+The starter loads that GGUF a second time with the smallest context (the weights are memory-mapped, so
+the pages are shared with the Inference team's copy in the same process); if it cannot be loaded, the
+team counts with `bridges.sigma.approx_tokens`, and every result says ``token_counter: "approx"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+import structlog
+
+from agents import AgentRunner, Bus
+from agents.compression import COMPRESSION_AGENTS
+from bridges.sigma import SigmaBridge
+from neurectomy.settings import Settings
+from ryot import RyotConfig, RyotEngine, RyotError
+from sigmalang import DictionaryRegistry, DiskRSUStore, SigmaCodec
+
+__all__ = ("AGENT_MAILBOX_SIZE", "AGENT_CONCURRENCY", "start_compression")
+
+log = structlog.get_logger("neurectomy")
+
+AGENT_MAILBOX_SIZE = 32
+"""Calls that may wait per compression agent instance; one more is refused with 429."""
+AGENT_CONCURRENCY = 2
+"""Calls one compression agent instance handles at once (the bridge bounds threads in total)."""
+_TOKENIZER_N_CTX = 64  # the tokenizer needs no context; RyotConfig's smallest
+
+
+async def _ryot_token_counter(settings: Settings, stack: AsyncExitStack) -> Callable[[str], int] | None:
+    """``text -> tokens`` with Ryot's tokenizer (BOS included, as in generation usage), or None."""
+    # Smallest engine that still tokenizes like the served one; ``parallel``/``repack`` only where the
+    # config has them (one sequence; no repacked copy of the weights, so the mmap pages stay shared).
+    small = {"n_ctx": _TOKENIZER_N_CTX, "queue_size": 1, "n_threads": 1, "parallel": 1, "repack": False}
+    overrides = {k: v for k, v in small.items() if k in RyotConfig.model_fields}
+    try:
+        config = RyotConfig.model_validate({**settings.ryot.model_dump(), **overrides})
+        with anyio.CancelScope(shield=True):
+            engine = await anyio.to_thread.run_sync(RyotEngine, config)
+    except (RyotError, ValueError) as exc:
+        log.warning("Ryot tokenizer unavailable; compression counts tokens approximately", error=str(exc))
+        return None
+    stack.callback(engine.close)
+
+    def count(text: str) -> int:
+        return len(engine.tokenize(text))
+
+    return count
+
+
+async def start_compression(
+    settings: Settings,
+    stack: AsyncExitStack,
+    bus: Bus,
+    tg: anyio.abc.TaskGroup,
+    *,
+    agent: str | None = None,
+    replicas: int = 1,
+) -> None:
+    """Open the shared codec and start the Compression team's agents (all eight, or only ``agent``).
+
+    Raises:
+        ValueError: The team has no agent named ``agent``.
+    """
+    names = [cls.name for cls in COMPRESSION_AGENTS]
+    if agent is not None and agent not in names:
+        raise ValueError(f"the compression team has no agent {agent!r} (available: {', '.join(names)})")
+    root = settings.state_dir / "sigma"
+    store = await anyio.to_thread.run_sync(DiskRSUStore, root / "rsu.db")
+    stack.callback(store.close)
+    dictionaries = await anyio.to_thread.run_sync(DictionaryRegistry, root / "dictionaries")
+    count_tokens = await _ryot_token_counter(settings, stack)
+    codec = SigmaCodec(store=store, dictionaries=dictionaries, config=settings.sigma)
+    bridge = SigmaBridge(codec, count_tokens=count_tokens, timeout_s=settings.orchestrator.default_deadline_s)
+    stack.push_async_callback(bridge.aclose)
+    log.info(
+        "compression codec ready",
+        store=str(store.path),
+        dictionaries=len(dictionaries),
+        token_counter=bridge.token_counter,
+    )
+    for cls in COMPRESSION_AGENTS:
+        if agent is not None and cls.name != agent:
+            continue
+        for _ in range(replicas):
+            runner = AgentRunner(
+                bus, cls(bridge), mailbox_size=AGENT_MAILBOX_SIZE, concurrency=AGENT_CONCURRENCY
+            )
+            await tg.start(runner.run)

@@ -1,0 +1,229 @@
+"""A thin, typed layer over llama.cpp's C API (through llama-cpp-python's ctypes bindings).
+
+Only what the batching scheduler needs: a model with its vocabulary and metadata, a context with
+``n_seq_max`` sequences, a reusable batch, and per-sequence sampler chains. Every object frees its C
+memory in ``close()``; none is thread safe (the engine's worker thread owns them).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import llama_cpp
+
+from ryot.errors import ModelLoadError
+
+_backend_lock = threading.Lock()
+_backend_ready = False
+
+
+def _init_backend() -> None:
+    global _backend_ready
+    with _backend_lock:
+        if not _backend_ready:
+            # llama-cpp-python prints llama.cpp's log lines at or above this logger's level.
+            logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+            llama_cpp.llama_backend_init()
+            _backend_ready = True
+
+
+class Model:
+    """A GGUF model loaded with mmap; tokenization and metadata (thread safe: read-only).
+
+    Raises:
+        ModelLoadError: llama.cpp cannot load the file.
+    """
+
+    def __init__(self, path: Path, *, repack: bool = True) -> None:
+        _init_backend()
+        params = llama_cpp.llama_model_default_params()
+        params.use_extra_bufts = repack
+        self.path = path
+        self.ptr = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+        if not self.ptr:
+            raise ModelLoadError(
+                str(path), "llama.cpp could not load it (not a GGUF, or an unsupported model)"
+            )
+        self.vocab = llama_cpp.llama_model_get_vocab(self.ptr)
+        self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self.vocab))
+        self.bos = int(llama_cpp.llama_vocab_bos(self.vocab))
+        self.eos = int(llama_cpp.llama_vocab_eos(self.vocab))
+        self.size_bytes = int(llama_cpp.llama_model_size(self.ptr))
+        self.metadata = self._metadata()
+
+    def _metadata(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        buf = ctypes.create_string_buffer(1 << 16)
+        for i in range(int(llama_cpp.llama_model_meta_count(self.ptr))):
+            n = llama_cpp.llama_model_meta_key_by_index(self.ptr, i, buf, len(buf))
+            key = buf.value.decode("utf-8", errors="replace") if n >= 0 else ""
+            size = int(llama_cpp.llama_model_meta_val_str_by_index(self.ptr, i, None, 0))
+            if not key or size < 0:
+                continue
+            val = ctypes.create_string_buffer(size + 1)
+            llama_cpp.llama_model_meta_val_str_by_index(self.ptr, i, val, size + 1)
+            out[key] = val.value.decode("utf-8", errors="replace")
+        return out
+
+    def token_text(self, token: int) -> str:
+        """The vocabulary text of ``token`` (e.g. ``<bos>``)."""
+        raw = llama_cpp.llama_vocab_get_text(self.vocab, token)
+        return raw.decode("utf-8", errors="replace") if raw else ""
+
+    def is_eog(self, token: int) -> bool:
+        """Whether ``token`` ends generation (EOS, end-of-turn, ...)."""
+        return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
+
+    def tokenize(self, data: bytes, *, add_special: bool, parse_special: bool) -> list[int]:
+        """Token ids of UTF-8 ``data``."""
+        n_max = len(data) + 8
+        buf = (llama_cpp.llama_token * n_max)()
+        n = llama_cpp.llama_tokenize(self.vocab, data, len(data), buf, n_max, add_special, parse_special)
+        if n < 0:
+            n_max = -n
+            buf = (llama_cpp.llama_token * n_max)()
+            n = llama_cpp.llama_tokenize(self.vocab, data, len(data), buf, n_max, add_special, parse_special)
+        return list(buf[:n])
+
+    def piece(self, token: int, buf: ctypes.Array[ctypes.c_char]) -> bytes:
+        """The bytes ``token`` stands for (special tokens render as nothing)."""
+        n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, False)
+        if n < 0:
+            bigger = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self.vocab, token, bigger, len(bigger), 0, False)
+            return bigger.raw[:n]
+        return buf.raw[:n]
+
+    def close(self) -> None:
+        """Free the model. Idempotent."""
+        if self.ptr:
+            llama_cpp.llama_model_free(self.ptr)
+            self.ptr = None
+
+
+class Context:
+    """A llama.cpp context with ``n_seq`` independent sequences of ``n_ctx_seq`` tokens each."""
+
+    def __init__(
+        self,
+        model: Model,
+        *,
+        n_ctx_seq: int,
+        n_seq: int,
+        n_batch: int,
+        n_threads: int,
+        swa_full: bool,
+        flash_attn: bool = False,
+    ) -> None:
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = n_ctx_seq * n_seq
+        params.n_batch = n_batch
+        params.n_ubatch = n_batch
+        params.n_seq_max = n_seq
+        params.n_outputs_max = n_seq  # logits rows: one per sequence and step (not n_batch × n_vocab)
+        params.n_threads = n_threads
+        params.n_threads_batch = n_threads
+        params.swa_full = swa_full
+        params.kv_unified = False  # one KV stream per sequence: attention only over its own tokens
+        params.no_perf = True
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED if not flash_attn else 1
+        self.ptr = llama_cpp.llama_init_from_model(model.ptr, params)
+        if not self.ptr:
+            raise ModelLoadError(str(model.path), "llama.cpp could not create a context (out of memory?)")
+        self.n_seq = n_seq
+        self.n_ctx_seq = int(llama_cpp.llama_n_ctx_seq(self.ptr))
+        self.memory = llama_cpp.llama_get_memory(self.ptr)
+
+    def seq_rm(self, seq: int, p0: int, p1: int = -1) -> bool:
+        """Drop KV entries of ``seq`` at positions [p0, p1) (``p1 = -1``: to the end)."""
+        return bool(llama_cpp.llama_memory_seq_rm(self.memory, seq, p0, p1))
+
+    def decode(self, batch: Batch) -> int:
+        """Evaluate ``batch``; 0 on success (llama.cpp's return code otherwise)."""
+        return int(llama_cpp.llama_decode(self.ptr, batch.raw))
+
+    def close(self) -> None:
+        """Free the context. Idempotent."""
+        if self.ptr:
+            llama_cpp.llama_free(self.ptr)
+            self.ptr = None
+
+
+class Batch:
+    """A reusable ``llama_batch`` of up to ``capacity`` tokens, one sequence id per token."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.raw = llama_cpp.llama_batch_init(capacity, 0, 1)
+        self.n = 0
+
+    def clear(self) -> None:
+        """Empty the batch."""
+        self.n = 0
+        self.raw.n_tokens = 0
+
+    def add(self, token: int, pos: int, seq: int, logits: bool) -> int:
+        """Append a token; returns its index in the batch (used to sample from its logits)."""
+        i = self.n
+        raw = self.raw
+        raw.token[i] = token
+        raw.pos[i] = pos
+        raw.n_seq_id[i] = 1
+        raw.seq_id[i][0] = seq
+        raw.logits[i] = logits
+        self.n = raw.n_tokens = i + 1
+        return i
+
+    def close(self) -> None:
+        """Free the batch. Idempotent."""
+        if self.capacity:
+            llama_cpp.llama_batch_free(self.raw)
+            self.capacity = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SamplerSpec:
+    """Sampling parameters of one sequence (see :class:`ryot.SamplingParams`)."""
+
+    temperature: float
+    top_k: int
+    top_p: float
+    min_p: float
+    repeat_penalty: float
+    seed: int
+
+
+class Sampler:
+    """A llama.cpp sampler chain: penalties → top-k → top-p → min-p → temperature → dist (or greedy).
+
+    The order is llama.cpp's default chain (``common/sampling.cpp``).
+    """
+
+    def __init__(self, spec: SamplerSpec) -> None:
+        self.ptr = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        add = llama_cpp.llama_sampler_chain_add
+        if spec.repeat_penalty != 1.0:
+            add(self.ptr, llama_cpp.llama_sampler_init_penalties(64, spec.repeat_penalty, 0.0, 0.0))
+        if spec.temperature <= 0.0:
+            add(self.ptr, llama_cpp.llama_sampler_init_greedy())
+            return
+        if spec.top_k > 0:
+            add(self.ptr, llama_cpp.llama_sampler_init_top_k(spec.top_k))
+        add(self.ptr, llama_cpp.llama_sampler_init_top_p(spec.top_p, 1))
+        add(self.ptr, llama_cpp.llama_sampler_init_min_p(spec.min_p, 1))
+        add(self.ptr, llama_cpp.llama_sampler_init_temp(spec.temperature))
+        add(self.ptr, llama_cpp.llama_sampler_init_dist(spec.seed))
+
+    def sample(self, ctx: Context, index: int) -> int:
+        """Sample (and accept) a token from the logits of batch entry ``index``."""
+        return int(llama_cpp.llama_sampler_sample(self.ptr, ctx.ptr, index))
+
+    def close(self) -> None:
+        """Free the chain. Idempotent."""
+        if self.ptr:
+            llama_cpp.llama_sampler_free(self.ptr)
+            self.ptr = None

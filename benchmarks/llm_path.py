@@ -18,18 +18,22 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-import llama_cpp
-from rich.console import Console
-from rich.table import Table
+# benchmarks/sigmalang.py and benchmarks/vault.py would shadow the packages of the same name.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from neurectomy.testing import start_serve, stop_serve
-from ryot import RyotConfig, default_model_path, physical_cores
+import httpx  # noqa: E402
+import llama_cpp  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from neurectomy.testing import start_serve, stop_serve  # noqa: E402
+from ryot import RyotConfig, default_model_path, physical_cores  # noqa: E402
 
 TOPICS = [
     "Lighthouses",
@@ -140,8 +144,8 @@ def main() -> None:
         subprocess.run(["rm", "-rf", str(state)], check=False)
 
     table = Table(title=f"LLM path, medians of {args.runs} runs (Gemma 3 270M Q4_K_M, {threads} threads)")
-    for col in ("metric", "raw llama-cpp-python", "Neurectomy service", "service − raw", "service / raw"):
-        table.add_column(col, justify="right")
+    for col in ("metric", "raw", "service", "service − raw", "service / raw"):
+        table.add_column(col, justify="right", no_wrap=True)
     for kind in ("cold", "warm"):
         # warm: only the second of each pair is fully prefix-cached on both sides
         raw = results[kind]["raw"][1::2] if kind == "warm" else results[kind]["raw"]

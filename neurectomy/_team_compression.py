@@ -4,10 +4,9 @@ State lives under ``settings.state_dir / "sigma"``: the RSU store in ``rsu.db`` 
 SQLite, survives restarts and may be shared by several processes on one host) and trained dictionaries
 as ``dictionaries/<id>.zdict``.
 
-Token counts use Ryot's tokenizer (the model of ``settings.ryot``, the one the Inference team serves).
-The starter loads that GGUF a second time with the smallest context (the weights are memory-mapped, so
-the pages are shared with the Inference team's copy in the same process); if it cannot be loaded, the
-team counts with `bridges.sigma.approx_tokens`, and every result says ``token_counter: "approx"``.
+Token counts use Ryot's tokenizer (the model of ``settings.ryot``, the one the Inference team serves),
+loaded vocabulary-only (`ryot.Tokenizer`: no weights, no context); if it cannot be loaded, the team
+counts with `bridges.sigma.approx_tokens`, and every result says ``token_counter: "approx"``.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from agents import AgentRunner, Bus
 from agents.compression import COMPRESSION_AGENTS
 from bridges.sigma import SigmaBridge
 from neurectomy.settings import Settings
-from ryot import RyotConfig, RyotEngine, RyotError
+from ryot import RyotError, Tokenizer
 from sigmalang import DictionaryRegistry, DiskRSUStore, SigmaCodec
 
 __all__ = ("AGENT_MAILBOX_SIZE", "AGENT_CONCURRENCY", "start_compression")
@@ -35,28 +34,18 @@ AGENT_MAILBOX_SIZE = 32
 """Calls that may wait per compression agent instance; one more is refused with 429."""
 AGENT_CONCURRENCY = 2
 """Calls one compression agent instance handles at once (the bridge bounds threads in total)."""
-_TOKENIZER_N_CTX = 64  # the tokenizer needs no context; RyotConfig's smallest
 
 
 async def _ryot_token_counter(settings: Settings, stack: AsyncExitStack) -> Callable[[str], int] | None:
     """``text -> tokens`` with Ryot's tokenizer (BOS included, as in generation usage), or None."""
-    # Smallest engine that still tokenizes like the served one; ``parallel``/``repack`` only where the
-    # config has them (one sequence; no repacked copy of the weights, so the mmap pages stay shared).
-    small = {"n_ctx": _TOKENIZER_N_CTX, "queue_size": 1, "n_threads": 1, "parallel": 1, "repack": False}
-    overrides = {k: v for k, v in small.items() if k in RyotConfig.model_fields}
     try:
-        config = RyotConfig.model_validate({**settings.ryot.model_dump(), **overrides})
         with anyio.CancelScope(shield=True):
-            engine = await anyio.to_thread.run_sync(RyotEngine, config)
-    except (RyotError, ValueError) as exc:
+            tokenizer = await anyio.to_thread.run_sync(Tokenizer, settings.ryot.model_path)
+    except RyotError as exc:
         log.warning("Ryot tokenizer unavailable; compression counts tokens approximately", error=str(exc))
         return None
-    stack.callback(engine.close)
-
-    def count(text: str) -> int:
-        return len(engine.tokenize(text))
-
-    return count
+    stack.callback(tokenizer.close)
+    return tokenizer.count
 
 
 async def start_compression(

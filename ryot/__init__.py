@@ -20,6 +20,7 @@ from ryot.errors import (
     RyotError,
 )
 from ryot.models import default_model_path, resolve_model_path
+from ryot.tokenizer import Tokenizer
 from ryot.types import (
     ChatMessage,
     Completion,
@@ -53,6 +54,7 @@ __all__ = (
     "SamplingParams",
     "Timings",
     "TokenChunk",
+    "Tokenizer",
     "Usage",
     "default_model_path",
     "physical_cores",

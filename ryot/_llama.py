@@ -38,10 +38,11 @@ class Model:
         ModelLoadError: llama.cpp cannot load the file.
     """
 
-    def __init__(self, path: Path, *, repack: bool = True) -> None:
+    def __init__(self, path: Path, *, repack: bool = True, vocab_only: bool = False) -> None:
         _init_backend()
         params = llama_cpp.llama_model_default_params()
         params.use_extra_bufts = repack
+        params.vocab_only = vocab_only
         self.path = path
         self.ptr = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
         if not self.ptr:

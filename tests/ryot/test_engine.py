@@ -200,3 +200,15 @@ def test_a_request_joins_while_another_is_decoding(engine: RyotEngine) -> None:
     assert short.timings.queue_s < 1.0  # admitted at the next step, not after the 400-token story
     assert time.perf_counter() - started < 5
     long.cancel()
+
+
+def test_vocab_only_tokenizer_matches_the_engine(engine: RyotEngine) -> None:
+    from ryot import Tokenizer
+
+    text = "Naïve café owners <start_of_turn> count 1, 2, 3 — 東京 🚀"
+    with Tokenizer() as tokenizer:
+        assert tokenizer.tokenize(text) == engine.tokenize(text)
+        assert tokenizer.tokenize(text, add_bos=False, special=True) == engine.tokenize(
+            text, add_bos=False, special=True
+        )
+        assert tokenizer.count(text) == len(engine.tokenize(text))

@@ -1,12 +1,22 @@
 """LLM path: raw llama-cpp-python vs the full Neurectomy service, same GGUF and threads, in one run.
 
 Service path: HTTP (SSE) → Litestar → orchestrator → NATS → generator agent → bridge → Ryot worker.
-Raw path: ``Llama.create_completion(stream=True)`` in this process.
+Raw path: ``Llama.create_completion(stream=True)`` in this process (llama-cpp-python's high-level API
+is not thread safe, so concurrent raw requests run one after another behind a lock, which is what an
+application using it directly gets).
 
-For each run, both sides get the same prompt, one after the other (interleaved, so machine noise hits
-both). Reported: TTFT (request sent → first token received) on a cold prompt (no shared prefix) and a
-warm prompt (same prompt again: KV prefix reuse), and decode speed ((tokens − 1) / (last − first token
-time)). Medians of ``--runs`` runs; ratios service/raw.
+Sections (each prints service and raw side by side, with ratios):
+
+1. Single stream, interleaved raw/service runs on the same prompts: TTFT on a cold prompt (nothing
+   shared but BOS) and a warm one (same prompt again: KV prefix reuse), decode tok/s
+   ((tokens − 1) / (last − first token time)). Medians of ``--runs``.
+2. Concurrency (``--concurrency 4 8``): N streams at once: aggregate tok/s (all tokens / wall time)
+   and p95 inter-token latency.
+3. Prefix-cache hit: a ~256-token shared prefix, then requests adding 8 new tokens: TTFT p50.
+4. Memory (``--memory-requests``): the service's RSS before and after that many short requests.
+
+The service runs with only the Inference team (``NEURECTOMY_TEAMS=["inference"]``) unless
+``--all-teams``, so that its memory is the LLM path's.
 
     python benchmarks/llm_path.py --runs 7 --max-tokens 64
 """
@@ -20,8 +30,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # benchmarks/sigmalang.py and benchmarks/vault.py would shadow the packages of the same name.
@@ -29,71 +40,122 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import httpx  # noqa: E402
 import llama_cpp  # noqa: E402
+import psutil  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from neurectomy.testing import start_serve, stop_serve  # noqa: E402
 from ryot import RyotConfig, default_model_path, physical_cores  # noqa: E402
 
-TOPICS = [
-    "Lighthouses",
-    "Volcanoes",
-    "Penguins",
-    "Railways",
-    "Glaciers",
-    "Bees",
-    "Comets",
-    "Deserts",
-    "Violins",
-    "Coral reefs",
-    "Bridges",
-    "Owls",
-]
+TOPICS = ["Lighthouses", "Volcanoes", "Penguins", "Railways", "Glaciers", "Bees", "Comets", "Deserts"]
 WARM_PROMPT = "Write a long, detailed story about a sailor who finds a map."
+SHARED_PREFIX = (
+    "You are a careful assistant for a shipping company. Answer questions about cargo, routes, ports, "
+    "customs and schedules. Be precise, cite the relevant rule when you can, and say so when you do not "
+    "know. Company rules: containers over 30 tonnes need a permit; refrigerated cargo is checked every "
+    "six hours; hazardous goods travel only on approved routes; customs papers are filed 48 hours before "
+    "arrival; delays over 12 hours are reported to the client; port fees are charged per day after the "
+    "second day; damaged goods are photographed on arrival; every container has a seal number that is "
+    "recorded at loading and at unloading; drivers rest 45 minutes after four and a half hours. "
+) * 2
 
 
 @dataclass
-class Sample:
-    ttft_s: float
-    decode_tok_s: float | None
-    tokens: int
+class Stream:
+    """Timestamps of one streamed completion."""
+
+    started: float
+    stamps: list[float] = field(default_factory=list)
+    tokens: int = 0
+
+    @property
+    def ttft_s(self) -> float:
+        return self.stamps[0] - self.started
+
+    @property
+    def decode_tok_s(self) -> float | None:
+        span = self.stamps[-1] - self.stamps[0] if self.stamps else 0.0
+        return (self.tokens - 1) / span if self.tokens > 1 and span > 0 else None
+
+    def gaps(self) -> list[float]:
+        return [b - a for a, b in zip(self.stamps, self.stamps[1:], strict=False)]
 
 
-def raw_run(llm: llama_cpp.Llama, prompt: str, max_tokens: int) -> Sample:
-    started = time.perf_counter()
-    stamps: list[float] = []
-    for _chunk in llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, stream=True):
-        stamps.append(time.perf_counter())
-    return _sample(started, stamps, len(stamps))
+class Raw:
+    """llama-cpp-python in this process; one request at a time."""
+
+    def __init__(self, threads: int, n_ctx: int) -> None:
+        self.llm = llama_cpp.Llama(
+            model_path=str(default_model_path()),
+            n_ctx=n_ctx,
+            n_threads=threads,
+            n_threads_batch=threads,
+            swa_full=True,
+            verbose=False,
+        )
+        self.lock = threading.Lock()
+
+    def run(self, prompt: str, max_tokens: int) -> Stream:
+        with self.lock:
+            s = Stream(time.perf_counter())
+            for _chunk in self.llm.create_completion(
+                prompt, max_tokens=max_tokens, temperature=0.0, stream=True
+            ):
+                s.stamps.append(time.perf_counter())
+            s.tokens = len(s.stamps)
+            return s
 
 
-def service_run(client: httpx.Client, prompt: str, max_tokens: int) -> Sample:
-    body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0, "stream": True}
-    stamps: list[float] = []
-    tokens = 0
-    started = time.perf_counter()
-    with client.stream("POST", "/v1/generate", json=body) as response:
-        response.raise_for_status()
-        event = ""
-        for line in response.iter_lines():
-            if line.startswith("event: "):
-                event = line[7:]
-                if event == "token":
-                    stamps.append(time.perf_counter())
-            elif line.startswith("data: ") and event == "done":
-                tokens = json.loads(line[6:])["usage"]["completion_tokens"]
-    return _sample(started, stamps, tokens)
+class Service:
+    """The service over HTTP with Server-Sent Events."""
 
+    def __init__(self, url: str) -> None:
+        self.client = httpx.Client(base_url=url, timeout=300, limits=httpx.Limits(max_connections=32))
 
-def _sample(started: float, stamps: list[float], tokens: int) -> Sample:
-    ttft = stamps[0] - started
-    decode = (tokens - 1) / (stamps[-1] - stamps[0]) if tokens > 1 and stamps[-1] > stamps[0] else None
-    return Sample(ttft, decode, tokens)
+    def run(self, prompt: str, max_tokens: int) -> Stream:
+        body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0, "stream": True}
+        s = Stream(time.perf_counter())
+        with self.client.stream("POST", "/v1/generate", json=body) as response:
+            response.raise_for_status()
+            event = ""
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                    if event == "token":
+                        s.stamps.append(time.perf_counter())
+                elif line.startswith("data: ") and event == "done":
+                    s.tokens = json.loads(line[6:])["usage"]["completion_tokens"]
+        return s
 
 
 def median(values: list[float | None]) -> float:
     clean = [v for v in values if v is not None]
     return statistics.median(clean) if clean else float("nan")
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[-1] if len(values) >= 20 else max(values, default=float("nan"))
+
+
+def concurrent(run: object, n: int, max_tokens: int) -> tuple[float, float]:
+    """Aggregate tok/s and p95 inter-token latency (s) of ``n`` simultaneous streams."""
+    streams: list[Stream] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        s = run(f"{TOPICS[i % len(TOPICS)]} {i}: write a long essay about them.", max_tokens)  # type: ignore[operator]
+        with lock:
+            streams.append(s)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    gaps = [g for s in streams for g in s.gaps()]
+    return sum(s.tokens for s in streams) / wall, p95(gaps)
 
 
 def main() -> None:
@@ -102,72 +164,95 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, nargs="*", default=[4, 8])
+    parser.add_argument("--memory-requests", type=int, default=1000)
+    parser.add_argument("--all-teams", action="store_true", help="serve every team, not only inference")
     args = parser.parse_args()
     console = Console()
     threads = physical_cores()
-    n_ctx = RyotConfig().n_ctx
-    model = default_model_path()
+    config = RyotConfig()
     console.print(
-        f"model {model.name}, {threads} threads, n_ctx {n_ctx}, {args.runs} runs, {args.max_tokens} tokens"
+        f"model {default_model_path().name}, {threads} threads, n_ctx {config.n_ctx}, "
+        f"parallel {config.parallel}, {args.runs} runs, {args.max_tokens} tokens"
     )
-
-    llm = llama_cpp.Llama(
-        model_path=str(model),
-        n_ctx=n_ctx,
-        n_threads=threads,
-        n_threads_batch=threads,
-        swa_full=True,
-        verbose=False,
-    )
+    raw = Raw(threads, config.n_ctx)
     state = Path(tempfile.mkdtemp(prefix="neurectomy-bench-"))
     os.environ.setdefault("NEURECTOMY_LOG_LEVEL", "warning")
+    if not args.all_teams:
+        os.environ["NEURECTOMY_TEAMS"] = '["inference"]'
     proc, url = start_serve(state)
-    results: dict[str, dict[str, list[Sample]]] = {
-        "cold": {"raw": [], "svc": []},
-        "warm": {"raw": [], "svc": []},
-    }
+    svc = Service(url)
+    table = Table(
+        title=f"LLM path: raw llama-cpp-python vs Neurectomy (Gemma 3 270M Q4_K_M, {threads} threads)"
+    )
+    for col in ("metric", "raw", "service", "service − raw", "service / raw"):
+        table.add_column(col, justify="right", no_wrap=True)
+
+    def row(name: str, r: float, s: float, fmt: str = ".1f") -> None:
+        table.add_row(name, f"{r:{fmt}}", f"{s:{fmt}}", f"{s - r:+{fmt}}", f"{s / r:.3f}")
+
     try:
-        with httpx.Client(base_url=url, timeout=120) as client:
-            raw_run(llm, "Warm-up.", 4)
-            service_run(client, "Warm-up.", 4)
-            for i in range(args.runs):
-                cold = f"{TOPICS[i % len(TOPICS)]} are fascinating. Write a long essay about them."
-                results["cold"]["raw"].append(raw_run(llm, cold, args.max_tokens))
-                results["cold"]["svc"].append(service_run(client, cold, args.max_tokens))
-                results["warm"]["raw"].append(raw_run(llm, WARM_PROMPT, args.max_tokens))
-                results["warm"]["raw"].append(raw_run(llm, WARM_PROMPT, args.max_tokens))
-                results["warm"]["svc"].append(service_run(client, WARM_PROMPT, args.max_tokens))
-                results["warm"]["svc"].append(service_run(client, WARM_PROMPT, args.max_tokens))
-                console.print(f"run {i + 1}/{args.runs} done", style="dim")
+        # 1. single stream
+        raw.run("Warm-up.", 4)
+        svc.run("Warm-up.", 4)
+        single: dict[str, dict[str, list[Stream]]] = {k: {"raw": [], "svc": []} for k in ("cold", "warm")}
+        for i in range(args.runs):
+            cold = f"{TOPICS[i % len(TOPICS)]} are fascinating. Write a long essay about them."
+            single["cold"]["raw"].append(raw.run(cold, args.max_tokens))
+            single["cold"]["svc"].append(svc.run(cold, args.max_tokens))
+            for side, runner in (("raw", raw.run), ("svc", svc.run)):
+                runner(WARM_PROMPT, args.max_tokens)  # the second of each pair is fully prefix-cached
+                single["warm"][side].append(runner(WARM_PROMPT, args.max_tokens))
+            console.print(f"single stream: run {i + 1}/{args.runs}", style="dim")
+        for kind in ("cold", "warm"):
+            row(
+                f"TTFT {kind} (ms)",
+                median([s.ttft_s * 1e3 for s in single[kind]["raw"]]),
+                median([s.ttft_s * 1e3 for s in single[kind]["svc"]]),
+            )
+        row(
+            "decode, 1 stream (tok/s)",
+            median([s.decode_tok_s for k in single for s in single[k]["raw"]]),
+            median([s.decode_tok_s for k in single for s in single[k]["svc"]]),
+        )
+        # 2. concurrency
+        for n in args.concurrency:
+            r_rate, r_p95 = concurrent(raw.run, n, args.max_tokens)
+            s_rate, s_p95 = concurrent(svc.run, n, args.max_tokens)
+            row(f"{n} streams: aggregate tok/s", r_rate, s_rate)
+            row(f"{n} streams: p95 inter-token (ms)", r_p95 * 1e3, s_p95 * 1e3)
+            console.print(f"concurrency {n} done", style="dim")
+        # 3. prefix-cache hit: shared ~256-token prefix, 8 new tokens each time
+        raw.run(SHARED_PREFIX + "Question 0: hello?", 1)
+        svc.run(SHARED_PREFIX + "Question 0: hello?", 1)
+        hits_r, hits_s = [], []
+        for i in range(1, args.runs + 1):
+            question = f"Question {i}: what about port fees for day {i + 2}?"
+            hits_r.append(raw.run(SHARED_PREFIX + question, 1).ttft_s * 1e3)
+            hits_s.append(svc.run(SHARED_PREFIX + question, 1).ttft_s * 1e3)
+        row("TTFT, 256-token prefix hit (ms)", median(hits_r), median(hits_s))
+        # 4. memory
+        if args.memory_requests:
+            rss = psutil.Process(proc.pid)
+            before = rss.memory_info().rss / 2**20
+            for i in range(args.memory_requests):
+                svc.run(f"Request {i}: say something short.", 4)
+            after = rss.memory_info().rss / 2**20
+            table.add_row(
+                f"service RSS before/after {args.memory_requests} requests (MiB)",
+                "",
+                f"{before:.0f} → {after:.0f}",
+                f"{after - before:+.0f}",
+                "",
+            )
     finally:
         stop_serve(proc)
         subprocess.run(["rm", "-rf", str(state)], check=False)
-
-    table = Table(title=f"LLM path, medians of {args.runs} runs (Gemma 3 270M Q4_K_M, {threads} threads)")
-    for col in ("metric", "raw", "service", "service − raw", "service / raw"):
-        table.add_column(col, justify="right", no_wrap=True)
-    for kind in ("cold", "warm"):
-        # warm: only the second of each pair is fully prefix-cached on both sides
-        raw = results[kind]["raw"][1::2] if kind == "warm" else results[kind]["raw"]
-        svc = results[kind]["svc"][1::2] if kind == "warm" else results[kind]["svc"]
-        r_ttft, s_ttft = median([s.ttft_s for s in raw]) * 1e3, median([s.ttft_s for s in svc]) * 1e3
-        table.add_row(
-            f"TTFT {kind} (ms)",
-            f"{r_ttft:.1f}",
-            f"{s_ttft:.1f}",
-            f"{s_ttft - r_ttft:+.1f}",
-            f"{s_ttft / r_ttft:.2f}",
-        )
-    raw_all = results["cold"]["raw"] + results["warm"]["raw"]
-    svc_all = results["cold"]["svc"] + results["warm"]["svc"]
-    r_dec, s_dec = median([s.decode_tok_s for s in raw_all]), median([s.decode_tok_s for s in svc_all])
-    table.add_row(
-        "decode (tok/s)", f"{r_dec:.1f}", f"{s_dec:.1f}", f"{s_dec - r_dec:+.1f}", f"{s_dec / r_dec:.3f}"
-    )
-    r_tok, s_tok = median([s.tokens for s in raw_all]), median([s.tokens for s in svc_all])
-    table.add_row("tokens per run", f"{r_tok:.0f}", f"{s_tok:.0f}", "", "")
     console.print(table)
-    console.print("Targets: TTFT ≤ raw + 5 ms, decode ≥ 95 % of raw.")
+    console.print(
+        "Targets: TTFT ≤ raw + 5 ms; decode ≥ 95 % of raw; 4 streams ≥ 100 tok/s (≥ 2.2× one raw stream); "
+        "prefix-hit TTFT p50 ≤ 50 ms; no memory drift."
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from ryot import (
     PromptTooLongError,
     RyotError,
     SamplingParams,
+    grammar_from_json_schema,
 )
 
 
@@ -65,6 +66,14 @@ class GeneratorAgent(Agent):
             if inp.prompt is not None
             else [ChatMessage(m.role, m.content) for m in inp.messages or []]
         )
+        grammar = inp.grammar
+        if inp.json_schema is not None:
+            if grammar is not None:
+                raise BadInputError("give at most one of grammar and json_schema", field="json_schema")
+            try:
+                grammar = grammar_from_json_schema(inp.json_schema)
+            except RyotError as exc:
+                raise engine_error(exc) from exc
         params = SamplingParams(
             max_tokens=inp.max_tokens,
             temperature=inp.temperature,
@@ -74,6 +83,7 @@ class GeneratorAgent(Agent):
             repeat_penalty=inp.repeat_penalty,
             seed=inp.seed,
             stop=tuple(inp.stop),
+            grammar=grammar,
         )
         finished: Finished | None = None
         try:

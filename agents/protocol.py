@@ -115,6 +115,8 @@ class GenerateInput(_Wire):
     repeat_penalty: float = 1.0
     seed: int | None = None
     stop: list[str] = Field(default_factory=list)
+    grammar: str | None = None
+    json_schema: dict[str, Any] | None = None
 
 
 class UsageOut(_Wire):

@@ -36,6 +36,8 @@ def _to_input(body: GenerateRequest) -> GenerateInput:
         repeat_penalty=body.repeat_penalty,
         seed=body.seed,
         stop=body.stop,
+        grammar=body.grammar,
+        json_schema=body.json_schema,
     )
 
 

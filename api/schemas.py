@@ -5,7 +5,7 @@ Pure pydantic: importing this module does not import the web framework.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,6 +47,10 @@ class GenerateRequest(_Body):
     """Sampling seed for reproducible output."""
     stop: list[str] = Field(default_factory=list, max_length=8)
     """Strings that end the completion (not included in the text)."""
+    json_schema: dict[str, Any] | None = None
+    """Constrain the completion to JSON valid for this JSON Schema (grammar-constrained decoding)."""
+    grammar: str | None = Field(default=None, max_length=100_000)
+    """Constrain the completion to a GBNF grammar (llama.cpp's format, rule ``root``)."""
     stream: bool = False
     """Answer with Server-Sent Events: ``token`` events, then one ``done`` (or ``error``) event."""
     timeout_s: float | None = Field(default=None, gt=0.0, le=3600.0)

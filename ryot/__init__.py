@@ -19,6 +19,7 @@ from ryot.errors import (
     PromptTooLongError,
     RyotError,
 )
+from ryot.grammar import grammar_from_json_schema
 from ryot.models import default_model_path, resolve_model_path
 from ryot.tokenizer import Tokenizer
 from ryot.types import (
@@ -57,6 +58,7 @@ __all__ = (
     "Tokenizer",
     "Usage",
     "default_model_path",
+    "grammar_from_json_schema",
     "physical_cores",
     "resolve_model_path",
 )

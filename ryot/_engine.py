@@ -262,6 +262,11 @@ class RyotEngine:
             EngineClosedError: The engine is closed.
         """
         _validate(params)
+        if params.grammar is not None:
+            try:  # parse it now, so that a bad grammar is the caller's error and not a failed request
+                Sampler(self._spec(params, 0), self._model).close()
+            except ValueError:
+                raise InvalidRequestError("grammar", "not a valid GBNF grammar with a 'root' rule") from None
         if isinstance(prompt, str) and not prompt:
             raise InvalidRequestError("prompt", "must not be empty")
         tokens = self.prompt_tokens(prompt)
@@ -418,8 +423,12 @@ class RyotEngine:
         slot.next_token = None
         slot.n_sampled = 0
         slot.admitted_at = time.perf_counter()
-        slot.sampler = Sampler(SamplerSpec(p.temperature, p.top_k, p.top_p, p.min_p, p.repeat_penalty, seed))
+        slot.sampler = Sampler(self._spec(p, seed), self._model)
         slot.text = TextAssembler(p.stop)
+
+    @staticmethod
+    def _spec(p: SamplingParams, seed: int) -> SamplerSpec:
+        return SamplerSpec(p.temperature, p.top_k, p.top_p, p.min_p, p.repeat_penalty, seed, p.grammar)
 
     def _step(self, busy: list[_Slot]) -> None:
         for slot in busy:

@@ -196,17 +196,25 @@ class SamplerSpec:
     min_p: float
     repeat_penalty: float
     seed: int
+    grammar: str | None = None
 
 
 class Sampler:
-    """A llama.cpp sampler chain: penalties → top-k → top-p → min-p → temperature → dist (or greedy).
+    """A llama.cpp sampler chain: [grammar →] penalties → top-k → top-p → min-p → temperature → dist.
 
-    The order is llama.cpp's default chain (``common/sampling.cpp``).
+    Greedy instead of the sampling steps at temperature 0. The grammar (GBNF) masks every token that
+    would break it. The order is llama.cpp's default chain (``common/sampling.cpp``).
     """
 
-    def __init__(self, spec: SamplerSpec) -> None:
+    def __init__(self, spec: SamplerSpec, model: Model) -> None:
         self.ptr = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         add = llama_cpp.llama_sampler_chain_add
+        if spec.grammar is not None:
+            constraint = llama_cpp.llama_sampler_init_grammar(model.vocab, spec.grammar.encode(), b"root")
+            if not constraint:
+                self.close()
+                raise ValueError("llama.cpp rejected the grammar")
+            add(self.ptr, constraint)
         if spec.repeat_penalty != 1.0:
             add(self.ptr, llama_cpp.llama_sampler_init_penalties(64, spec.repeat_penalty, 0.0, 0.0))
         if spec.temperature <= 0.0:

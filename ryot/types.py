@@ -39,6 +39,8 @@ class SamplingParams:
         repeat_penalty: Penalty for repeated tokens; ``1.0`` disables.
         seed: Sampling seed; ``None`` keeps the engine's generator state.
         stop: Strings that end the completion; the stop string is not returned.
+        grammar: A GBNF grammar (llama.cpp's format, rule ``root``) the completion must follow, e.g.
+            from :func:`ryot.grammar_from_json_schema`.
     """
 
     max_tokens: int = 256
@@ -49,6 +51,7 @@ class SamplingParams:
     repeat_penalty: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    grammar: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -181,3 +181,23 @@ def test_cli_agents_table(service: str) -> None:
         check=True,
     )
     assert "generator" in done.stdout and "inference" in done.stdout
+
+
+def test_json_schema_output_parses(service: str) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0}},
+        "required": ["name", "age"],
+    }
+    with Client(service) as client:
+        result = client.generate(
+            messages=[{"role": "user", "content": "Invent a person; answer in JSON."}],
+            json_schema=schema,
+            max_tokens=48,
+            temperature=0.5,
+            seed=7,
+        )
+    person = json.loads(result.text)
+    assert isinstance(person["name"], str) and isinstance(person["age"], int) and person["age"] >= 0
+    bad = httpx.post(f"{service}/v1/generate", json={"prompt": "Hi", "grammar": "root ::= ("}, timeout=30)
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "grammar"

@@ -212,3 +212,26 @@ def test_vocab_only_tokenizer_matches_the_engine(engine: RyotEngine) -> None:
             text, add_bos=False, special=True
         )
         assert tokenizer.count(text) == len(engine.tokenize(text))
+
+
+def test_json_schema_grammar_constrains_the_output(engine: RyotEngine) -> None:
+    import json
+
+    from ryot import grammar_from_json_schema
+
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},
+        "required": ["city", "population"],
+    }
+    params = SamplingParams(max_tokens=64, temperature=0.7, seed=3, grammar=grammar_from_json_schema(schema))
+    completion = engine.generate([ChatMessage("user", "Name a city and its population, as JSON.")], params)
+    document = json.loads(completion.text)
+    assert set(document) == {"city", "population"}
+    assert isinstance(document["city"], str) and isinstance(document["population"], int)
+
+
+def test_invalid_grammar_is_refused_naming_the_field(engine: RyotEngine) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        engine.generate("Hi", SamplingParams(grammar="root ::= ("))
+    assert info.value.field == "grammar"

@@ -84,6 +84,7 @@ class GeneratorAgent(Agent):
             seed=inp.seed,
             stop=tuple(inp.stop),
             grammar=grammar,
+            speculative=inp.speculative,
         )
         finished: Finished | None = None
         try:

@@ -117,6 +117,7 @@ class GenerateInput(_Wire):
     stop: list[str] = Field(default_factory=list)
     grammar: str | None = None
     json_schema: dict[str, Any] | None = None
+    speculative: bool = False
 
 
 class UsageOut(_Wire):

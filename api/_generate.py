@@ -38,6 +38,7 @@ def _to_input(body: GenerateRequest) -> GenerateInput:
         stop=body.stop,
         grammar=body.grammar,
         json_schema=body.json_schema,
+        speculative=body.speculative,
     )
 
 

@@ -51,6 +51,8 @@ class GenerateRequest(_Body):
     """Constrain the completion to JSON valid for this JSON Schema (grammar-constrained decoding)."""
     grammar: str | None = Field(default=None, max_length=100_000)
     """Constrain the completion to a GBNF grammar (llama.cpp's format, rule ``root``)."""
+    speculative: bool = False
+    """Speculative decoding by prompt lookup (greedy only): faster when the output repeats the input."""
     stream: bool = False
     """Answer with Server-Sent Events: ``token`` events, then one ``done`` (or ``error``) event."""
     timeout_s: float | None = Field(default=None, gt=0.0, le=3600.0)

@@ -14,6 +14,10 @@ and skips the prefill of the shared prefix
 sliding-window layers keep full KV (``swa_full``) so that any prefix can be reused.
 
 Cancellation is checked between steps, so a cancelled request frees its slot within one decode step.
+
+Requests with ``speculative=True`` (greedy only) add prompt-lookup draft tokens behind their next token
+in the same batch; the model verifies them in that one decode and the matching prefix is kept
+(:mod:`ryot._speculative`), so repetitive outputs take fewer steps with unchanged greedy text.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ryot._llama import Batch, Context, Model, Sampler, SamplerSpec
+from ryot._speculative import prompt_lookup
 from ryot._text import TextAssembler
 from ryot.chat import ChatTemplate
 from ryot.config import RyotConfig
@@ -105,6 +110,20 @@ class _Slot:
     last_at: float = 0.0
 
 
+@dataclass(slots=True)
+class _Fed:
+    """Tokens one slot put into a batch, and where to sample.
+
+    ``outputs`` holds (batch index, offset in ``fed``) of each fed token whose logits are sampled: the
+    last prompt token when a prefill completes, or the next token and every draft token when decoding.
+    """
+
+    slot: _Slot
+    fed: list[int]
+    outputs: list[tuple[int, int]]
+    draft: list[int]
+
+
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
     i = 0
@@ -153,6 +172,7 @@ class RyotEngine:
                 n_batch=self.config.n_batch,
                 n_threads=self.n_threads,
                 swa_full=self.config.swa_full,
+                n_outputs_max=self.config.parallel * (self.config.draft_max + 1),
             )
         except BaseException:
             self._model.close()
@@ -168,6 +188,10 @@ class RyotEngine:
             eos=self._model.token_text(self._model.eos) if self._model.eos >= 0 else "",
         )
         self._slots = [_Slot(seq=i) for i in range(self.config.parallel)]
+        self.draft_tokens = 0
+        """Tokens drafted by prompt lookup so far (speculative decoding)."""
+        self.draft_accepted = 0
+        """Drafted tokens the model confirmed (each saved one decode step)."""
         self._seeds = random.Random(self.config.seed)  # noqa: S311 - sampling seeds, not secrets
         self._piece_buf = ctypes.create_string_buffer(256)
         self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=self.config.queue_size)
@@ -430,6 +454,20 @@ class RyotEngine:
     def _spec(p: SamplingParams, seed: int) -> SamplerSpec:
         return SamplerSpec(p.temperature, p.top_k, p.top_p, p.min_p, p.repeat_penalty, seed, p.grammar)
 
+    def _draft(self, slot: _Slot) -> list[int]:
+        """Prompt-lookup draft for a decoding slot, or nothing when speculation cannot help or apply."""
+        job = slot.job
+        assert job is not None and slot.next_token is not None
+        p = job.params
+        if not p.speculative or p.temperature > 0.0 or p.repeat_penalty != 1.0 or p.grammar is not None:
+            return []  # greedy only: stateful samplers could not take back rejected draft tokens
+        room = min(
+            self.config.draft_max,
+            p.max_tokens - slot.n_sampled - 1,
+            self.n_ctx - len(slot.cached) - 2,
+        )
+        return prompt_lookup([*slot.cached, slot.next_token], draft_max=room)
+
     def _step(self, busy: list[_Slot]) -> None:
         for slot in busy:
             if slot.job is not None and slot.job.cancelled.is_set():
@@ -440,12 +478,15 @@ class RyotEngine:
         batch = self._batch
         batch.clear()
         budget = batch.capacity
-        outputs: list[tuple[_Slot, int, list[int]]] = []
-        for slot in busy:  # decoding slots: one token each
+        fed_list: list[_Fed] = []
+        for slot in busy:  # decoding slots: their next token, plus any draft tokens to verify
             if slot.next_token is not None:
-                idx = batch.add(slot.next_token, len(slot.cached), slot.seq, True)
-                outputs.append((slot, idx, [slot.next_token]))
-                budget -= 1
+                draft = self._draft(slot)[: max(budget - len(busy), 0)]
+                fed = [slot.next_token, *draft]
+                base = len(slot.cached)
+                outputs = [(batch.add(token, base + i, slot.seq, True), i) for i, token in enumerate(fed)]
+                fed_list.append(_Fed(slot, fed, outputs, draft))
+                budget -= len(fed)
         for slot in busy:  # prefilling slots share what is left of the batch
             if slot.next_token is None and slot.pending and budget > 0:
                 chunk = slot.pending[:budget]
@@ -456,14 +497,33 @@ class RyotEngine:
                     idx = batch.add(token, base + i, slot.seq, done and i == len(chunk) - 1)
                 budget -= len(chunk)
                 slot.pending = slot.pending[len(chunk) :]
-                outputs.append((slot, idx if done else -1, chunk))
+                fed_list.append(_Fed(slot, chunk, [(idx, len(chunk) - 1)] if done else [], []))
         rc = self._ctx.decode(batch)
         if rc != 0:
             raise RyotError(f"llama_decode failed with code {rc} (KV cache full?)")
-        for slot, idx, fed in outputs:
-            slot.cached.extend(fed)
-            if idx >= 0 and slot.job is not None and slot.sampler is not None:
-                self._accept(slot, slot.sampler.sample(self._ctx, idx))
+        for f in fed_list:
+            self._verify(f)
+
+    def _verify(self, f: _Fed) -> None:
+        """Sample after each fed token with logits; keep draft tokens while they match (greedy)."""
+        slot = f.slot
+        base = len(slot.cached)
+        slot.cached.extend(f.fed)
+        self.draft_tokens += len(f.draft)
+        for i, (idx, offset) in enumerate(f.outputs):
+            if slot.job is None or slot.sampler is None:
+                break
+            token = slot.sampler.sample(self._ctx, idx)
+            self._accept(slot, token)
+            if i < len(f.draft) and token == f.draft[i] and slot.job is not None:
+                self.draft_accepted += 1
+                slot.next_token = None  # already fed (and in the KV cache) as part of the draft
+                continue
+            keep = base + offset + 1  # fed[: offset + 1] stays; rejected draft tokens leave the KV cache
+            if len(slot.cached) > keep:
+                self._ctx.seq_rm(slot.seq, keep, -1)
+                del slot.cached[keep:]
+            break
 
     def _accept(self, slot: _Slot, token: int) -> None:
         job = slot.job

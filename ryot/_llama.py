@@ -119,13 +119,15 @@ class Context:
         n_threads: int,
         swa_full: bool,
         flash_attn: bool = False,
+        n_outputs_max: int = 0,
     ) -> None:
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = n_ctx_seq * n_seq
         params.n_batch = n_batch
         params.n_ubatch = n_batch
         params.n_seq_max = n_seq
-        params.n_outputs_max = n_seq  # logits rows: one per sequence and step (not n_batch × n_vocab)
+        # Logits rows per step: one per sequence (plus draft tokens), not n_batch × n_vocab floats.
+        params.n_outputs_max = n_outputs_max or n_seq
         params.n_threads = n_threads
         params.n_threads_batch = n_threads
         params.swa_full = swa_full

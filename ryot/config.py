@@ -37,6 +37,8 @@ class RyotConfig(BaseModel):
     """Let llama.cpp repack weights into CPU-friendly layouts (faster batched matmuls). Off by default:
     with repacking, batched and single-sequence decoding use different kernels whose rounding can flip
     a greedy token, so a request's output would depend on what else runs beside it."""
+    draft_max: int = Field(default=8, ge=0, le=64)
+    """Longest prompt-lookup draft verified per step for requests with ``speculative=True``."""
     chat_template: str | None = None
     """A llama.cpp built-in chat template name or a Jinja template; ``None`` uses the model's own."""
     seed: int = 0

@@ -41,6 +41,8 @@ class SamplingParams:
         stop: Strings that end the completion; the stop string is not returned.
         grammar: A GBNF grammar (llama.cpp's format, rule ``root``) the completion must follow, e.g.
             from :func:`ryot.grammar_from_json_schema`.
+        speculative: Speculative decoding by prompt lookup (greedy requests only; ignored otherwise):
+            faster when the output repeats the prompt, same text.
     """
 
     max_tokens: int = 256
@@ -52,6 +54,7 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     grammar: str | None = None
+    speculative: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -235,3 +235,43 @@ def test_invalid_grammar_is_refused_naming_the_field(engine: RyotEngine) -> None
     with pytest.raises(InvalidRequestError) as info:
         engine.generate("Hi", SamplingParams(grammar="root ::= ("))
     assert info.value.field == "grammar"
+
+
+REPEAT_TEXT = (
+    "The quick brown fox jumps over the lazy dog. Pack my box with five dozen liquor jugs. "
+    "How vexingly quick daft zebras jump! Sphinx of black quartz, judge my vow. "
+)
+REPEAT_PROMPT = (
+    f"Repeat the following text exactly.\n\nText: {REPEAT_TEXT}\n\nRepeated text: {REPEAT_TEXT[:40]}"
+)
+
+
+def test_repeating_a_prompt_reuses_its_kv_and_gives_the_same_text(engine: RyotEngine) -> None:
+    params = SamplingParams(max_tokens=24, temperature=0.0)
+    runs = [engine.generate(REPEAT_PROMPT, params) for _ in range(3)]
+    assert runs[0].text == runs[1].text == runs[2].text
+    assert "Pack my box" in runs[0].text  # the model really continues the quoted text
+    assert runs[1].usage.cached_tokens == runs[2].usage.cached_tokens == runs[0].usage.prompt_tokens - 1
+
+
+def test_speculative_decoding_keeps_the_greedy_text_and_accepts_drafts(engine: RyotEngine) -> None:
+    plain = engine.generate(REPEAT_PROMPT, SamplingParams(max_tokens=40, temperature=0.0))
+    drafted, accepted = engine.draft_tokens, engine.draft_accepted
+    spec = engine.generate(REPEAT_PROMPT, SamplingParams(max_tokens=40, temperature=0.0, speculative=True))
+    assert spec.text == plain.text
+    assert spec.usage.completion_tokens == plain.usage.completion_tokens
+    assert engine.draft_tokens > drafted
+    assert engine.draft_accepted - accepted >= 10  # the quoted text is drafted from the prompt and confirmed
+
+
+def test_prompt_lookup_drafts_what_followed_the_last_ngram() -> None:
+    from ryot._speculative import prompt_lookup
+
+    history = [1, 5, 6, 7, 8, 9, 2, 5, 6]
+    assert prompt_lookup(history, draft_max=3) == [7, 8, 9]
+    assert prompt_lookup(history, draft_max=0) == []
+    assert prompt_lookup([1, 2, 3, 4], draft_max=4) == []
+    # a match must start on a token boundary of the packed array, not inside a token's bytes
+    # (256, 0, 0 packs to bytes 00 01 00 00 00 00 ... which contain the bytes of (1, 0) one byte in)
+    assert prompt_lookup([256, 0, 0, 7, 1, 0], draft_max=2, ngram_max=2, ngram_min=2) == []
+    assert prompt_lookup([1, 0, 9, 256, 0, 0, 7, 1, 0], draft_max=2, ngram_max=2, ngram_min=2) == [9, 256]

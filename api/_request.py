@@ -1,4 +1,4 @@
-"""Per-request context the routes share: request id, tenant, deadline."""
+"""Per-request context the routes share: request id, tenant, trace id, deadline."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any
 from litestar import Request
 
 from agents.errors import BadInputError
+from api._auth import Principal
+from api._trace import trace_id_of
 from orchestrator import CallContext, Orchestrator
 
 TENANT_HEADER = "x-neurectomy-tenant"
@@ -22,11 +24,14 @@ def request_id_of(request: Request[Any, Any, Any]) -> str:
 
 
 def tenant_of(request: Request[Any, Any, Any]) -> str:
-    """The tenant from ``X-Neurectomy-Tenant`` (``default`` when absent).
+    """The tenant of the credential when auth is on, else ``X-Neurectomy-Tenant`` (``default`` when absent).
 
     Raises:
         BadInputError: The header is not 1-64 characters of ``[A-Za-z0-9_.-]`` starting alphanumeric.
     """
+    user = request.scope.get("user")
+    if isinstance(user, Principal):
+        return user.tenant  # the auth middleware refused a header naming another tenant (403)
     tenant = request.headers.get(TENANT_HEADER, DEFAULT_TENANT)
     if not _TENANT_RE.match(tenant):
         raise BadInputError(
@@ -41,5 +46,8 @@ def call_context(
 ) -> CallContext:
     """The :class:`CallContext` of a call made on behalf of ``request``."""
     return orchestrator.context(
-        timeout_s=timeout_s, request_id=request_id_of(request), tenant=tenant_of(request)
+        timeout_s=timeout_s,
+        request_id=request_id_of(request),
+        tenant=tenant_of(request),
+        trace_id=trace_id_of(request),
     )

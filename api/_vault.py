@@ -17,6 +17,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from agents.errors import BadInputError, TooLargeError
 from api._request import _TENANT_RE, TENANT_HEADER, call_context, request_id_of
+from api._trace import trace_id_of
 from api.schemas_vault import (
     DeleteResponse,
     IndexResponse,
@@ -127,7 +128,9 @@ async def delete_tenant(
             f"the path names tenant {tenant!r} but X-Neurectomy-Tenant is {header!r}", field="tenant"
         )
     orchestrator: Orchestrator = state.orchestrator
-    ctx = orchestrator.context(request_id=request_id_of(request), tenant=tenant)
+    ctx = orchestrator.context(
+        request_id=request_id_of(request), tenant=tenant, trace_id=trace_id_of(request)
+    )
     return DeleteResponse.model_validate(await _call(state, request, "eraser", {"tenant": tenant}, ctx=ctx))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -12,12 +13,17 @@ from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from api import _generate, _sigma, _system, _vault
+from api import _generate, _metrics, _openai, _sigma, _sysinfo, _system, _vault, _ws
+from api._auth import AuthConfig, KeyVerifier, auth_middleware, openapi_security
+from api._limits import LimitsConfig, rate_limit_middleware
+from api._metrics import Metrics, MetricsMiddleware
+from api._trace import TraceMiddleware, add_trace_headers
 from api.errors import EXCEPTION_HANDLERS
 from orchestrator import Orchestrator
 
 log = structlog.get_logger("neurectomy.api")
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 class RequestIdMiddleware(ASGIMiddleware):
@@ -27,7 +33,8 @@ class RequestIdMiddleware(ASGIMiddleware):
         """Bind the request id around the rest of the app."""
         headers = dict(scope.get("headers") or [])
         raw = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = raw if raw and len(raw) <= 128 and raw.isprintable() else uuid.uuid4().hex
+        # The id becomes part of NATS subjects (the cancel subject), so only subject-safe characters.
+        request_id = raw if _REQUEST_ID_RE.fullmatch(raw) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message: Any) -> None:
@@ -41,21 +48,54 @@ class RequestIdMiddleware(ASGIMiddleware):
 
 
 def create_app(
-    orchestrator: Orchestrator, *, max_body_bytes: int = 4 * 1024 * 1024, debug: bool = False
+    orchestrator: Orchestrator,
+    *,
+    max_body_bytes: int = 4 * 1024 * 1024,
+    debug: bool = False,
+    auth: AuthConfig | None = None,
+    keys: KeyVerifier | None = None,
+    limits: LimitsConfig | None = None,
 ) -> Litestar:
     """The HTTP application over ``orchestrator``.
 
     Args:
-        orchestrator: Dispatches requests to the agents.
+        orchestrator: Dispatches requests to the agents (the app's metrics become its observer).
         max_body_bytes: Larger request bodies are refused with 413.
         debug: Litestar debug mode (tracebacks in responses; never in production).
+        auth: Authentication settings; ``None`` or ``enabled`` not ``True``: no authentication (the
+            caller resolves ``enabled=None`` against the bind address, see ``AuthConfig.enabled_for``).
+        keys: Verifier of API keys when auth is on (``neurectomy.keys.KeyStore``).
+        limits: Rate limits (none by default).
     """
+    metrics = Metrics()
+    orchestrator.observer = metrics
+    auth_on = auth is not None and auth.enabled is True
+    guards = [auth_middleware(auth, keys)] if auth is not None and auth_on else []
+    rate_limit = rate_limit_middleware(limits or LimitsConfig())
     return Litestar(
-        route_handlers=[*_generate.ROUTES, *_system.ROUTES, *_vault.ROUTES, *_sigma.ROUTES],
-        state=State({"orchestrator": orchestrator}),
+        route_handlers=[
+            *_openai.ROUTES,
+            *_generate.ROUTES,
+            *_system.ROUTES,
+            *_vault.ROUTES,
+            *_sigma.ROUTES,
+            *_ws.ROUTES,
+            *_metrics.ROUTES,
+            *_sysinfo.ROUTES,
+        ],
+        state=State({"orchestrator": orchestrator, "metrics": metrics}),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        middleware=[RequestIdMiddleware()],
-        openapi_config=OpenAPIConfig(title="Neurectomy", version="0.1.0", path="/schema"),
+        middleware=[
+            RequestIdMiddleware(),
+            TraceMiddleware(),
+            MetricsMiddleware(metrics),
+            *guards,
+            *([rate_limit] if rate_limit is not None else []),
+        ],
+        before_send=[add_trace_headers],
+        openapi_config=OpenAPIConfig(
+            title="Neurectomy", version="0.1.0", path="/schema", **(openapi_security() if auth_on else {})
+        ),
         request_max_body_size=max_body_bytes,
         debug=debug,
         logging_config=None,

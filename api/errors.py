@@ -17,6 +17,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "bad_request": 400,
     "not_found": 404,
     "too_large": 413,
+    "unauthorized": 401,
+    "forbidden": 403,
     "busy": 429,
     "no_responders": 503,
     "timeout": 504,
@@ -82,7 +84,23 @@ def http_error_response(request: Request[Any, Any, Any], exc: Exception) -> Resp
             detail = f"the request body exceeds this route's limit of {limit} bytes"
     elif exc.status_code == 405:
         code = "method_not_allowed"
-    return Response(error_body(code, detail, None, request), status_code=exc.status_code, headers=exc.headers)
+    elif exc.status_code == 401:
+        code = "unauthorized"
+    elif exc.status_code == 403:
+        code = "forbidden"
+    headers = dict(exc.headers or {})
+    if exc.status_code == 429:  # Litestar's rate limiter: RateLimit-* headers, no Retry-After
+        code = "rate_limited"
+        reset = headers.get("RateLimit-Reset", str(RETRY_AFTER_S))
+        headers["Retry-After"] = str(max(1, int(reset))) if reset.isdigit() else str(RETRY_AFTER_S)
+        policy = headers.get("RateLimit-Policy", "")
+        quota, _, window = policy.partition("; w=")
+        detail = (
+            f"rate limit of {quota} requests per {window} s exceeded; retry after {headers['Retry-After']} s"
+            if quota and window
+            else f"too many requests; retry after {headers['Retry-After']} s"
+        )
+    return Response(error_body(code, detail, None, request), status_code=exc.status_code, headers=headers)
 
 
 def internal_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -14,7 +14,13 @@ import anyio
 import pytest
 
 from agents import AgentRunner, BadInputError, Bus, NotFoundError, TooLargeError
-from agents.storage import STORAGE_AGENT_NAMES, RetrieverAgent, storage_agents, vault_error
+from agents.storage import (
+    STORAGE_AGENT_NAMES,
+    EmbedderAgent,
+    RetrieverAgent,
+    storage_agents,
+    vault_error,
+)
 from bridges.vault import VaultBridge
 from orchestrator import Orchestrator
 from vault import IntegrityError, MiniLMEmbedder, RecordTooLargeError, Vault, VaultConfig
@@ -229,6 +235,26 @@ async def test_cache_keeper_reports_hit_ratio(team: Orchestrator) -> None:
     assert stats["index_kind"] == "flat" and stats["gpu"] is False
     other = await call(team, "cache-keeper", {}, "globex")
     assert other["tenant_records"] == 0 and other["index_kind"] is None
+
+
+async def test_embedder_returns_the_vaults_vectors_and_token_counts(
+    bus: Bus, bridge: VaultBridge, embedder: MiniLMEmbedder
+) -> None:
+    texts = ["The invoice is due on Friday.", "A cat sleeps."]
+    async with anyio.create_task_group() as tg:
+        await tg.start(AgentRunner(bus, EmbedderAgent(bridge)).run)
+        orch = Orchestrator(bus)
+        out = await call(orch, "embedder", {"texts": texts}, tenant="nobody-needed")
+        [info] = [a for a in await orch.agents() if a.name == "embedder"]
+        with pytest.raises(BadInputError) as bad:
+            await call(orch, "embedder", {"texts": ["fine", " "]})
+        tg.cancel_scope.cancel()
+    assert out["model"] == "all-MiniLM-L6-v2" and out["dim"] == 384
+    assert info.metadata["model"] == "all-MiniLM-L6-v2" and "embed" in info.capabilities
+    expected = embedder.embed(texts)
+    assert abs(expected - out["vectors"]).max() < 1e-5
+    assert out["tokens"] == [len(t) for t in embedder._load_locked().tokenizer(texts)["input_ids"]]
+    assert bad.value.field == "texts.1"
 
 
 @pytest.mark.parametrize(

@@ -140,6 +140,7 @@ def test_agents_health_and_openapi(service: str) -> None:
         "indexer",
         "snapshotter",
         "cache-keeper",
+        "embedder",
     }
     health = httpx.get(f"{service}/health", timeout=10).json()
     assert health["nats_connected"] is True and health["model_loaded"] is True
@@ -201,3 +202,13 @@ def test_json_schema_output_parses(service: str) -> None:
     assert isinstance(person["name"], str) and isinstance(person["age"], int) and person["age"] >= 0
     bad = httpx.post(f"{service}/v1/generate", json={"prompt": "Hi", "grammar": "root ::= ("}, timeout=30)
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "grammar"
+
+
+def test_request_id_is_echoed_when_safe_and_replaced_when_not(service: str) -> None:
+    body = {"prompt": "Hi", "max_tokens": 1}
+    ok = httpx.post(f"{service}/v1/generate", json=body, headers={"X-Request-Id": "abc-123_X"}, timeout=30)
+    assert ok.headers["x-request-id"] == "abc-123_X" and ok.json()["id"] == "abc-123_X"
+    # a dot or space would break the NATS cancel subject built from the id
+    odd = httpx.post(f"{service}/v1/generate", json=body, headers={"X-Request-Id": "a b.c"}, timeout=30)
+    assert odd.status_code == 200
+    assert odd.headers["x-request-id"] != "a b.c" and odd.headers["x-request-id"].isalnum()

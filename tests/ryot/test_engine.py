@@ -161,7 +161,7 @@ def test_concurrent_requests_decode_together_with_the_same_greedy_output() -> No
     # (The split of a prompt between KV-cached and evaluated tokens is the same in both runs here:
     # each prompt's earlier run left it cached.)
     prompts = [f"{topic} are the subject of this short essay." for topic in ("Rivers", "Owls", "Trains")]
-    params = SamplingParams(max_tokens=32, temperature=0.0)
+    params = SamplingParams(max_tokens=16, temperature=0.0)
     with RyotEngine(RyotConfig(n_ctx=256, parallel=3)) as fresh:
         alone = [fresh.generate(p, params) for p in prompts]
         alone = [fresh.generate(p, params) for p in prompts]  # now each prompt sits cached in its slot

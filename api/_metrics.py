@@ -1,0 +1,232 @@
+"""Prometheus metrics (``GET /metrics``, prometheus-client) and the per-request access log line.
+
+Exposed, one registry per app (names as exposed; counters get ``_total``):
+
+* ``neurectomy_http_requests_total{method,route,status}`` and
+  ``neurectomy_http_request_duration_seconds{method,route}`` (route = path template, e.g.
+  ``/v1/vault/records/{record_id:str}``; time until the response is complete);
+* ``neurectomy_agent_hop_duration_seconds{team,agent,outcome}``: one orchestrator → agent call over NATS;
+* ``neurectomy_ttft_seconds`` (dispatch → first streamed text, seen by the orchestrator),
+  ``neurectomy_inter_token_latency_seconds`` (between consecutive streamed chunks; the generator sends
+  one chunk per decoded token piece), ``neurectomy_engine_ttft_seconds`` and
+  ``neurectomy_engine_queue_seconds`` (Ryot's own timings);
+* ``neurectomy_tokens_total{kind=prompt|completion|cached}``;
+* at scrape time, from ``$SRV.STATS`` of every agent instance: ``neurectomy_agent_replicas``,
+  ``neurectomy_agent_in_flight``, ``neurectomy_agent_mailbox_depth`` ``{team,agent}``,
+  ``neurectomy_engine_queue_depth`` and ``neurectomy_prefix_cache_hit_ratio`` (Ryot's cumulative
+  ``cached_tokens / prompt_tokens``); from the vault's cache-keeper, if running,
+  ``neurectomy_vault_l1_hit_ratio``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import structlog
+from litestar import Response, get
+from litestar.datastructures import State
+from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from agents.errors import AgentError
+from agents.protocol import GenerateOutput
+from orchestrator import Orchestrator
+
+log = structlog.get_logger("neurectomy.api")
+
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+TOKEN_BUCKETS_S = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
+SCRAPE_TIMEOUT_S = 1.0
+"""Upper bound on the agent queries made while answering one scrape, in seconds."""
+
+
+class Metrics:
+    """The app's metrics; also the orchestrator's :class:`~orchestrator.CallObserver`."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "neurectomy_http_requests",
+            "HTTP requests by route and status.",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "neurectomy_http_request_duration_seconds",
+            "HTTP request latency until the response is complete.",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.hop_seconds = Histogram(
+            "neurectomy_agent_hop_duration_seconds",
+            "One orchestrator-to-agent call over NATS.",
+            ["team", "agent", "outcome"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.ttft_seconds = Histogram(
+            "neurectomy_ttft_seconds", "Dispatch to first streamed text.", buckets=TOKEN_BUCKETS_S, registry=r
+        )
+        self.itl_seconds = Histogram(
+            "neurectomy_inter_token_latency_seconds",
+            "Time between consecutive streamed text chunks.",
+            buckets=TOKEN_BUCKETS_S,
+            registry=r,
+        )
+        self.engine_ttft_seconds = Histogram(
+            "neurectomy_engine_ttft_seconds",
+            "Ryot's time to first token.",
+            buckets=TOKEN_BUCKETS_S,
+            registry=r,
+        )
+        self.engine_queue_seconds = Histogram(
+            "neurectomy_engine_queue_seconds",
+            "Time waiting in Ryot's queue.",
+            buckets=TOKEN_BUCKETS_S,
+            registry=r,
+        )
+        self.tokens = Counter("neurectomy_tokens", "Tokens generated and consumed.", ["kind"], registry=r)
+        agent_labels = ["team", "agent"]
+        self.agent_replicas = Gauge(
+            "neurectomy_agent_replicas", "Running instances.", agent_labels, registry=r
+        )
+        self.agent_in_flight = Gauge(
+            "neurectomy_agent_in_flight", "Calls being handled.", agent_labels, registry=r
+        )
+        self.agent_mailbox = Gauge(
+            "neurectomy_agent_mailbox_depth", "Calls waiting in mailboxes.", agent_labels, registry=r
+        )
+        self.engine_queue_depth = Gauge(
+            "neurectomy_engine_queue_depth",
+            "Generations queued in Ryot across generator instances.",
+            registry=r,
+        )
+        self.prefix_cache_ratio = Gauge(
+            "neurectomy_prefix_cache_hit_ratio",
+            "Ryot's cached_tokens / prompt_tokens since start.",
+            registry=r,
+        )
+        self.vault_l1_ratio = Gauge(
+            "neurectomy_vault_l1_hit_ratio", "Vault decrypted-LRU hit ratio.", registry=r
+        )
+
+    # CallObserver
+    def hop(self, team: str, agent: str, outcome: str, seconds: float) -> None:
+        """Record one agent call."""
+        self.hop_seconds.labels(team, agent, outcome).observe(seconds)
+
+    def first_token(self, seconds: float) -> None:
+        """Record a TTFT."""
+        self.ttft_seconds.observe(seconds)
+
+    def inter_token(self, seconds: float) -> None:
+        """Record a gap between two streamed chunks."""
+        self.itl_seconds.observe(seconds)
+
+    def generation(self, output: GenerateOutput) -> None:
+        """Record a finished generation's tokens and engine timings."""
+        self.tokens.labels("prompt").inc(output.usage.prompt_tokens)
+        self.tokens.labels("completion").inc(output.usage.completion_tokens)
+        self.tokens.labels("cached").inc(output.usage.cached_tokens)
+        self.engine_ttft_seconds.observe(output.timings.ttft_s)
+        self.engine_queue_seconds.observe(output.timings.queue_s)
+
+    async def refresh(self, orchestrator: Orchestrator) -> None:
+        """Set the gauges from the agents' ``$SRV.STATS`` (and the vault's stats) right now."""
+        with anyio.move_on_after(SCRAPE_TIMEOUT_S):
+            answers = await orchestrator.bus.discover(
+                "STATS", timeout_s=orchestrator.config.discovery_timeout_s
+            )
+            totals: dict[tuple[str, str], list[int]] = {}
+            queue_depth = prompt = cached = 0
+            for answer in answers:
+                meta = answer.get("metadata") or {}
+                if "team" not in meta:
+                    continue
+                data = ((answer.get("endpoints") or [{}])[0].get("data")) or {}
+                row = totals.setdefault((str(meta["team"]), str(answer.get("name", ""))), [0, 0, 0])
+                row[0] += 1
+                row[1] += int(data.get("in_flight", 0))
+                row[2] += int(data.get("mailbox_depth", 0))
+                queue_depth += int(data.get("engine_queue_depth", 0))
+                prompt += int(data.get("prompt_tokens", 0))
+                cached += int(data.get("cached_tokens", 0))
+            for gauge in (self.agent_replicas, self.agent_in_flight, self.agent_mailbox):
+                gauge.clear()
+            for (team, agent), (replicas, in_flight, mailbox) in totals.items():
+                self.agent_replicas.labels(team, agent).set(replicas)
+                self.agent_in_flight.labels(team, agent).set(in_flight)
+                self.agent_mailbox.labels(team, agent).set(mailbox)
+            self.engine_queue_depth.set(queue_depth)
+            self.prefix_cache_ratio.set(cached / prompt if prompt else 0.0)
+            if any(agent == "cache-keeper" for _, agent in totals):
+                try:
+                    stats = await orchestrator.call(
+                        "storage", "cache-keeper", {}, orchestrator.context(timeout_s=SCRAPE_TIMEOUT_S)
+                    )
+                    self.vault_l1_ratio.set(float(stats.get("hit_ratio", 0.0)))
+                except AgentError as exc:
+                    log.info("vault stats unavailable for metrics", error=exc.message)
+
+    def render(self) -> bytes:
+        """The registry in the Prometheus text exposition format."""
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware(ASGIMiddleware):
+    """Counts and times every routed HTTP request and writes one access log line for it."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        """Time the rest of the app; errors raised by inner middleware count with their status."""
+        if scope["type"] != ScopeType.HTTP:
+            await next_app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await next_app(scope, receive, send_with_status)
+        except HTTPException as exc:
+            status = exc.status_code
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            method, route = str(scope.get("method", "")), str(scope.get("path_template") or scope["path"])
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.request_seconds.labels(method, route).observe(elapsed)
+            log.info(
+                "request", method=method, path=scope["path"], status=status, duration_s=round(elapsed, 6)
+            )
+
+
+@get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+async def metrics_endpoint(state: State) -> Response[bytes]:
+    """The Prometheus text exposition of the app's metrics (gauges refreshed from the agents first)."""
+    metrics: Metrics = state.metrics
+    await metrics.refresh(state.orchestrator)
+    return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+ROUTES = (metrics_endpoint,)

@@ -10,12 +10,12 @@ LLAMA_CPP_VERSION := 0.3.36
 PKGS := neurectomy api orchestrator agents bridges ryot sigmalang vault
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test setup lint format typecheck imports unit bench clean
+.PHONY: run test setup lint format typecheck imports unit ide bench clean
 
 run: setup
 	$(VENV)/bin/neurectomy serve
 
-test: setup lint typecheck imports unit
+test: setup lint typecheck imports unit ide
 
 setup: $(STAMPS)/project
 
@@ -51,6 +51,10 @@ imports: setup
 
 unit: setup
 	$(PY) -m pytest
+
+# The VS Code extension (TypeScript): build and test its HTTP client with Node's test runner.
+ide:
+	cd ide/vscode && npm ci --no-audit --no-fund --loglevel=error && npm run compile && npm test
 
 bench: setup
 	$(PY) benchmarks/llm_path.py

@@ -19,13 +19,56 @@ from typing import Any
 import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse, connect_sse
 from pydantic import ValidationError
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from api.schemas import AgentOut, ChatMessage, GenerateRequest, GenerateResponse, Health, TokenEvent
 from neurectomy._sdk_sigma import AsyncSigmaResource, SigmaResource
 from neurectomy._sdk_vault import AsyncVaultResource, VaultResource
-from neurectomy.errors import APIError, BadRequestError, StreamError, api_error
+from neurectomy.errors import APIError, BadRequestError, BusyError, StreamError, UnavailableError, api_error
 
 DEFAULT_URL = "http://127.0.0.1:8420"
+_IDEMPOTENT = frozenset({"GET", "HEAD", "DELETE"})
+RETRY_ATTEMPTS = 4
+"""Tries of an idempotent request that meets 429 or 503 (the first included)."""
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, BusyError | UnavailableError)
+
+
+def _wait(state: RetryCallState) -> float:
+    """``Retry-After`` when the server sent one, else exponential backoff (0.25 s, 0.5 s, 1 s, ...)."""
+    exc = state.outcome.exception() if state.outcome is not None else None
+    hinted = getattr(exc, "retry_after_s", None)
+    backoff = float(wait_exponential(multiplier=0.25, max=4.0)(state))
+    return min(float(hinted), 10.0) if hinted else backoff
+
+
+def _retrying() -> Retrying:
+    return Retrying(
+        retry=retry_if_exception(_retryable),
+        stop=stop_after_attempt(RETRY_ATTEMPTS),
+        wait=_wait,
+        reraise=True,
+    )
+
+
+def _async_retrying() -> AsyncRetrying:
+    return AsyncRetrying(
+        retry=retry_if_exception(_retryable),
+        stop=stop_after_attempt(RETRY_ATTEMPTS),
+        wait=_wait,
+        reraise=True,
+    )
+
+
 StreamEvent = TokenEvent | GenerateResponse
 
 
@@ -101,8 +144,16 @@ class Client:
         return response
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Send a request; raise the typed :class:`APIError` for an error status."""
-        return self._check(self._http.request(method, path, **kwargs))
+        """Send a request; raise the typed :class:`APIError` for an error status.
+
+        Idempotent methods (GET, HEAD, DELETE) are retried on 429 and 503, honouring ``Retry-After``.
+        """
+        if method.upper() not in _IDEMPOTENT:
+            return self._check(self._http.request(method, path, **kwargs))
+        for attempt in _retrying():
+            with attempt:
+                return self._check(self._http.request(method, path, **kwargs))
+        raise AssertionError("unreachable")  # pragma: no cover - tenacity re-raises the last error
 
     def generate(
         self,
@@ -148,7 +199,7 @@ class Client:
 
     def agents(self) -> list[AgentOut]:
         """Agents running now, with team, replicas and load."""
-        return [AgentOut.model_validate(a) for a in self._check(self._http.get("/v1/agents")).json()]
+        return [AgentOut.model_validate(a) for a in self._send("GET", "/v1/agents").json()]
 
     def health(self) -> Health:
         """Service health (also when degraded: no exception for 503 here)."""
@@ -183,8 +234,13 @@ class AsyncClient:
         return response
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Send a request; raise the typed :class:`APIError` for an error status."""
-        return await self._check(await self._http.request(method, path, **kwargs))
+        """See :meth:`Client._send` (same retries)."""
+        if method.upper() not in _IDEMPOTENT:
+            return await self._check(await self._http.request(method, path, **kwargs))
+        async for attempt in _async_retrying():
+            with attempt:
+                return await self._check(await self._http.request(method, path, **kwargs))
+        raise AssertionError("unreachable")  # pragma: no cover - tenacity re-raises the last error
 
     async def generate(
         self,
@@ -220,9 +276,7 @@ class AsyncClient:
 
     async def agents(self) -> list[AgentOut]:
         """See :meth:`Client.agents`."""
-        return [
-            AgentOut.model_validate(a) for a in (await self._check(await self._http.get("/v1/agents"))).json()
-        ]
+        return [AgentOut.model_validate(a) for a in (await self._send("GET", "/v1/agents")).json()]
 
     async def health(self) -> Health:
         """See :meth:`Client.health`."""

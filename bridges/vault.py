@@ -257,6 +257,32 @@ class VaultBridge:
         """
         await self._run("delete_tenant", functools.partial(self.vault.delete_tenant, tenant), timeout_s)
 
+    async def embed(
+        self, texts: Sequence[str], *, timeout_s: float | None = None
+    ) -> tuple[NDArray[np.float32], list[int]]:
+        """Embed texts with the vault's embedder, outside any tenant (nothing is stored).
+
+        Args:
+            texts: ``n`` non-empty strings.
+            timeout_s: Timeout of this call, in seconds (the bridge's default when ``None``).
+
+        Returns:
+            ``(n, dim)`` float32 vectors, rows L2-normalised, and the tokens the model read per text
+            (all-MiniLM-L6-v2's own tokenizer; whitespace-separated words for another embedder).
+
+        Raises:
+            BridgeTimeoutError: The call exceeded its timeout.
+        """
+        embedder = self.vault.embedder
+
+        def run() -> tuple[NDArray[np.float32], list[int]]:
+            vectors = embedder.embed(texts)
+            if isinstance(embedder, MiniLMEmbedder):
+                return vectors, embedder.count_tokens(texts)
+            return vectors, [len(t.split()) for t in texts]
+
+        return await self._run("embed", run, timeout_s)
+
     async def count(self, tenant: str, *, timeout_s: float | None = None) -> int:
         """Live records of ``tenant`` (0 when unknown)."""
         return await self._run("count", functools.partial(self.vault.count, tenant), timeout_s)

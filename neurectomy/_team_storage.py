@@ -1,4 +1,4 @@
-"""Starting the Storage team: open ΣVAULT under the state directory and run its eight agents.
+"""Starting the Storage team: open ΣVAULT under the state directory and run its agents (eight + embedder).
 
 The vault lives in ``settings.state_dir / "vault"`` (one process may open it at a time: it is
 ``flock``-ed), named snapshot copies in ``settings.state_dir / "vault-snapshots"``. The key-encryption
@@ -17,7 +17,7 @@ import anyio.abc
 import structlog
 
 from agents import AgentRunner, Bus
-from agents.storage import STORAGE_AGENT_NAMES, storage_agents
+from agents.storage import STORAGE_AGENT_NAMES, EmbedderAgent, StorageAgent, storage_agents
 from bridges.vault import VaultBridge
 from neurectomy.settings import Settings
 
@@ -58,10 +58,9 @@ async def start_storage(
         vault.IntegrityError: A vault file is corrupted (the error names it).
         vault.KeyEncryptionKeyError: The KEK is malformed or does not match the keyring.
     """
-    if agent is not None and agent not in STORAGE_AGENT_NAMES:
-        raise ValueError(
-            f"the storage team has no agent {agent!r} (available: {', '.join(STORAGE_AGENT_NAMES)})"
-        )
+    names = (*STORAGE_AGENT_NAMES, EmbedderAgent.name)
+    if agent is not None and agent not in names:
+        raise ValueError(f"the storage team has no agent {agent!r} (available: {', '.join(names)})")
     data_dir = settings.state_dir / "vault"
     with anyio.CancelScope(shield=True):
         bridge = await VaultBridge.open(
@@ -73,9 +72,13 @@ async def start_storage(
     stack.push_async_callback(bridge.aclose)
     log.info("vault opened", data_dir=str(data_dir), dim=bridge.dim, tenants=len(bridge.vault.tenants()))
     for _ in range(replicas):
-        for instance in storage_agents(
-            bridge, snapshot_dir=settings.state_dir / "vault-snapshots", max_payload_bytes=bus.max_payload
-        ):
+        instances: list[StorageAgent] = [
+            *storage_agents(
+                bridge, snapshot_dir=settings.state_dir / "vault-snapshots", max_payload_bytes=bus.max_payload
+            ),
+            EmbedderAgent(bridge, max_payload_bytes=bus.max_payload),
+        ]
+        for instance in instances:
             if agent is not None and instance.name != agent:
                 continue
             runner = AgentRunner(

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.schemas import GenerateResponse
+from neurectomy._cli_keys import keys_app
 from neurectomy._cli_sigma import register as register_sigma_commands
 from neurectomy._cli_vault import vault_app
 from neurectomy.client import DEFAULT_URL, Client
@@ -24,6 +25,7 @@ app = typer.Typer(
     help="Neurectomy: agent orchestration over NATS with a CPU-native LLM.", no_args_is_help=True
 )
 app.add_typer(vault_app, name="vault")
+app.add_typer(keys_app, name="keys")
 register_sigma_commands(app)
 console = Console()
 err_console = Console(stderr=True)

@@ -24,6 +24,7 @@ from api import create_app
 from bridges import RyotBridge
 from neurectomy._team_compression import start_compression
 from neurectomy._team_storage import start_storage
+from neurectomy.keys import KEYS_FILE_NAME, KeyStore
 from neurectomy.natsserver import EmbeddedNats
 from neurectomy.settings import Settings
 from orchestrator import Orchestrator
@@ -137,7 +138,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = N
             # Agents stop (drain) before the bus closes: the task group exits before the stack unwinds.
             await start_teams(settings, stack, bus, tg)
             orchestrator = Orchestrator(bus, settings.orchestrator)
-            app = create_app(orchestrator, max_body_bytes=settings.api.max_body_bytes)
+            app = create_app(orchestrator, max_body_bytes=settings.api.max_body_bytes, **_guards(settings))
             config = uvicorn.Config(
                 app,
                 host=settings.api.host,
@@ -155,6 +156,22 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = N
             tg.start_soon(_announce, server, settings, on_ready)
             await server.serve()
             tg.cancel_scope.cancel()
+
+
+def _guards(settings: Settings) -> dict[str, Any]:
+    """Auth (resolved against the bind address) and limits arguments of ``create_app``."""
+    enabled = settings.auth.enabled_for(settings.api.host)
+    keys = KeyStore(settings.state_dir / KEYS_FILE_NAME)
+    log.info("auth", enabled=enabled, api_keys=len(keys.list_keys()), jwt=settings.auth.jwt_key() is not None)
+    if enabled and not keys.list_keys() and settings.auth.jwt_key() is None:
+        log.warning(
+            "auth is on but there are no API keys and no JWT key: create one with `neurectomy keys create`"
+        )
+    return {
+        "auth": settings.auth.model_copy(update={"enabled": enabled}),
+        "keys": keys,
+        "limits": settings.limits,
+    }
 
 
 async def _announce(

@@ -20,6 +20,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from api import AuthConfig, LimitsConfig
 from orchestrator import OrchestratorConfig
 from ryot import RyotConfig
 from sigmalang import SigmaConfig
@@ -90,6 +91,11 @@ class Settings(BaseSettings):
     """Lowest level logged."""
     nats: NatsSettings = NatsSettings()
     api: ApiSettings = ApiSettings()
+    auth: AuthConfig = AuthConfig()
+    """API keys (``<state_dir>/api-keys.json``) and JWTs; on by default only off loopback."""
+    limits: LimitsConfig = LimitsConfig()
+    """Per-key (or per-IP) rate limits; body size, queue depth and deadline limits live in ``api``,
+    ``generator`` and ``orchestrator``."""
     ryot: RyotConfig = RyotConfig()
     orchestrator: OrchestratorConfig = OrchestratorConfig()
     generator: GeneratorSettings = GeneratorSettings()

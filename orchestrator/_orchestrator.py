@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -9,10 +10,11 @@ from typing import Any
 
 import anyio
 
-from agents.errors import StreamBrokenError
+from agents.errors import AgentError, StreamBrokenError
 from agents.messaging import Bus
 from agents.protocol import Chunk, GenerateInput, GenerateOutput
 from orchestrator._dispatch import CallContext, call_agent
+from orchestrator._observe import CallObserver
 from orchestrator.config import OrchestratorConfig
 
 
@@ -58,11 +60,15 @@ class Orchestrator:
     Args:
         bus: Connected bus (shared with whoever created it; the orchestrator does not close it).
         config: Deadlines and timeouts.
+        observer: Receives hop latencies, stream timings and token usage (e.g. the API's metrics).
     """
 
-    def __init__(self, bus: Bus, config: OrchestratorConfig | None = None) -> None:
+    def __init__(
+        self, bus: Bus, config: OrchestratorConfig | None = None, *, observer: CallObserver | None = None
+    ) -> None:
         self.bus = bus
         self.config = config or OrchestratorConfig()
+        self.observer = observer
 
     def context(self, *, timeout_s: float | None = None, **kwargs: Any) -> CallContext:
         """A :class:`CallContext` with the default deadline unless ``timeout_s`` is given."""
@@ -77,10 +83,19 @@ class Orchestrator:
         events = call_agent(
             self.bus, team, agent, payload, ctx, accept_timeout_s=self.config.accept_timeout_s
         )
-        async with aclosing(events):
-            async for event in events:
-                if not isinstance(event, Chunk):
-                    return event.output
+        started, outcome = time.perf_counter(), "cancelled"
+        try:
+            async with aclosing(events):
+                async for event in events:
+                    if not isinstance(event, Chunk):
+                        outcome = "ok"
+                        return event.output
+        except AgentError as exc:
+            outcome = exc.code
+            raise
+        finally:
+            if self.observer is not None:
+                self.observer.hop(team, agent, outcome, time.perf_counter() - started)
         raise StreamBrokenError(f"{agent} ended without an output")  # pragma: no cover
 
     async def generate_stream(
@@ -99,15 +114,37 @@ class Orchestrator:
             ctx,
             accept_timeout_s=self.config.accept_timeout_s,
         )
-        async with aclosing(events):  # leaving early closes the call now, which cancels the agent's work
-            async for event in events:
-                if isinstance(event, Chunk):
-                    yield TextDelta(str(event.data.get("text", "")))
-                else:
-                    try:
-                        yield GenerateOutput.model_validate(event.output)
-                    except ValueError as exc:
-                        raise StreamBrokenError(f"generator returned an unreadable output: {exc}") from None
+        started = last = time.perf_counter()
+        outcome, first = "cancelled", True
+        try:
+            async with aclosing(events):  # leaving early closes the call now, which cancels the agent's work
+                async for event in events:
+                    now = time.perf_counter()
+                    if isinstance(event, Chunk):
+                        if self.observer is not None:
+                            if first:
+                                self.observer.first_token(now - started)
+                            else:
+                                self.observer.inter_token(now - last)
+                        first, last = False, now
+                        yield TextDelta(str(event.data.get("text", "")))
+                    else:
+                        try:
+                            output = GenerateOutput.model_validate(event.output)
+                        except ValueError as exc:
+                            raise StreamBrokenError(
+                                f"generator returned an unreadable output: {exc}"
+                            ) from None
+                        outcome = "ok"
+                        if self.observer is not None:
+                            self.observer.generation(output)
+                        yield output
+        except AgentError as exc:
+            outcome = exc.code
+            raise
+        finally:
+            if self.observer is not None:
+                self.observer.hop("inference", "generator", outcome, time.perf_counter() - started)
 
     async def generate(self, request: GenerateInput, ctx: CallContext) -> GenerateOutput:
         """Run a generation to the end and return its output."""

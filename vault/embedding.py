@@ -137,3 +137,19 @@ class MiniLMEmbedder:
                 show_progress_bar=False,
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens the model reads per text: WordPiece tokens with ``[CLS]``/``[SEP]``, after truncation.
+
+        Args:
+            texts: ``n`` strings.
+
+        Returns:
+            ``n`` counts, each at most the model's ``max_seq_length`` (256 for all-MiniLM-L6-v2).
+        """
+        if not texts:
+            return []
+        with self._lock:
+            model = self._load_locked()
+            features = model.preprocess(list(texts))
+        return [int(n) for n in features["attention_mask"].sum(dim=1).tolist()]

@@ -115,6 +115,11 @@ class Vault:
         """Vector dimension (384 with the default embedder)."""
         return self._dim
 
+    @property
+    def embedder(self) -> Embedder:
+        """The embedder that turns texts into vectors (thread-safe; usable without a tenant)."""
+        return self._embedder
+
     # ----------------------------------------------------------------- writes
     def put(
         self,

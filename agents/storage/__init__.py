@@ -11,6 +11,9 @@ snapshotter     named encrypted snapshots, list, restore
 cache-keeper    counters: cache hit ratio and bytes, records, tombstones, WAL
 ==============  ==========================================================================
 
+Besides the eight, :class:`EmbedderAgent` (``embedder``) turns texts into vectors without storing them
+(for ``POST /v1/embeddings``); the team's starter runs it next to them.
+
 Every agent works in the call's tenant (the ``Neurectomy-Tenant`` header). Inputs and outputs are in
 :mod:`agents.storage.wire`; vault exceptions become wire errors in :func:`vault_error` only.
 """
@@ -21,13 +24,16 @@ from pathlib import Path
 
 from agents.storage._admin import CacheKeeperAgent, IndexerAgent, KeyWardenAgent, SnapshotterAgent
 from agents.storage._base import DEFAULT_MAX_PAYLOAD_BYTES, StorageAgent, vault_error
+from agents.storage._embed import EMBEDDING_MODEL, EmbedderAgent
 from agents.storage._records import ArchivistAgent, EraserAgent, FetcherAgent, RetrieverAgent
 from bridges.vault import VaultBridge
 
 __all__ = (
     "STORAGE_AGENT_NAMES",
     "ArchivistAgent",
+    "EMBEDDING_MODEL",
     "CacheKeeperAgent",
+    "EmbedderAgent",
     "EraserAgent",
     "FetcherAgent",
     "IndexerAgent",

@@ -11,12 +11,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = (
+    "MAX_EMBED_TEXTS",
     "MAX_ID_CHARS",
     "MAX_K",
     "NAME_PATTERN",
     "ArchiveInput",
     "ArchiveOutput",
     "CacheInput",
+    "EmbedInput",
+    "EmbedOutput",
     "EraseInput",
     "EraseOutput",
     "FetchInput",
@@ -38,6 +41,8 @@ __all__ = (
 
 MAX_K = 1000
 """Largest ``k`` of a search (count)."""
+MAX_EMBED_TEXTS = 256
+"""Most texts in one ``embedder`` call (count)."""
 MAX_ID_CHARS = 256
 """Longest record id, in characters (the vault's limit)."""
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -228,3 +233,23 @@ class StatsOutput(_Wire):
     wal_bytes: int
     snapshot_generation: int
     gpu: bool
+
+
+class EmbedInput(_Wire):
+    """Input of ``embedder``: texts to turn into vectors (nothing is stored)."""
+
+    texts: list[str] = Field(min_length=1, max_length=MAX_EMBED_TEXTS)
+    """Non-empty strings; longer than 256 tokens are truncated by the model."""
+
+
+class EmbedOutput(_Wire):
+    """Output of ``embedder``."""
+
+    model: str
+    """The embedding model (``all-MiniLM-L6-v2``)."""
+    dim: int
+    """Vector dimension (384)."""
+    vectors: list[list[float]]
+    """One L2-normalised vector per text, in input order."""
+    tokens: list[int]
+    """Tokens the model read per text (special tokens included, after truncation)."""

@@ -1,0 +1,199 @@
+"""The API key store: random bearer tokens, kept only as SHA-256 digests in a 0600 JSON file.
+
+A key looks like ``nrk_<id>_<secret>``: ``id`` is 8 hex characters (public, shown by ``keys list``),
+``secret`` is 32 random bytes in URL-safe base64 (``secrets.token_urlsafe(32)``, 256 bits). The token is
+shown once, at creation; the file holds its SHA-256 digest. A fast unkeyed hash is enough here: the
+tokens are uniformly random with 256 bits of entropy, so there is nothing to guess from a digest (slow
+password hashes such as scrypt/argon2 exist for low-entropy human passwords). Digests are compared in
+constant time (``hmac.compare_digest``).
+
+The file is rewritten atomically (temporary file + ``os.replace``), created with mode 0600, and re-read
+by a running server whenever its modification time or size changes, so ``neurectomy keys create`` and
+``revoke`` take effect on a running ``serve`` without a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+SCOPES = ("read", "write", "admin")
+"""Scopes a key can hold: ``read`` for GET, ``write`` for POST/DELETE, ``admin`` for key, rotation and
+snapshot routes. Scopes do not imply each other."""
+TOKEN_PREFIX = "nrk_"  # noqa: S105 - a prefix, not a secret
+KEYS_FILE_NAME = "api-keys.json"
+
+
+class KeyStoreError(ValueError):
+    """An invalid request to the key store (unknown id, bad tenant or scope)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """One API key as stored (never the token itself).
+
+    Attributes:
+        id: Public identifier (8 hex characters), also part of the token.
+        tenant: Tenant every call made with the key runs in.
+        scopes: Granted scopes, a subset of :data:`SCOPES`.
+        digest: SHA-256 of the full token, hex.
+        created_at: Unix time, seconds.
+        revoked_at: Unix time of revocation, seconds; ``None`` while valid.
+        name: Optional human label.
+    """
+
+    id: str
+    tenant: str
+    scopes: tuple[str, ...]
+    digest: str
+    created_at: float
+    revoked_at: float | None = None
+    name: str = ""
+
+    @property
+    def revoked(self) -> bool:
+        """Whether the key was revoked."""
+        return self.revoked_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    """A freshly created key: the stored record and the token (shown once, then only its digest is kept)."""
+
+    key: ApiKey
+    token: str
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _validate_tenant(tenant: str) -> None:
+    ok = 1 <= len(tenant) <= 64 and tenant[0].isalnum() and tenant.isascii()
+    if not ok or not all(c.isalnum() or c in "_.-" for c in tenant):
+        raise KeyStoreError(
+            f"tenant {tenant!r} must be 1-64 characters of letters, digits, '_', '.', '-', starting "
+            "with a letter or digit"
+        )
+
+
+def parse_scopes(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Scopes from ``"read,write"`` (or a sequence), deduplicated in :data:`SCOPES` order.
+
+    Raises:
+        KeyStoreError: An unknown scope, or none at all.
+    """
+    items = [s.strip() for s in (text.split(",") if isinstance(text, str) else text) if s.strip()]
+    unknown = sorted(set(items) - set(SCOPES))
+    if unknown or not items:
+        raise KeyStoreError(f"scopes must be a non-empty subset of {', '.join(SCOPES)}; got {items}")
+    return tuple(s for s in SCOPES if s in items)
+
+
+@dataclass
+class KeyStore:
+    """API keys of one Neurectomy installation, in ``path`` (usually ``<state_dir>/api-keys.json``).
+
+    Args:
+        path: The JSON file (created on the first write, mode 0600).
+    """
+
+    path: Path
+    _keys: dict[str, ApiKey] = field(default_factory=dict, init=False, repr=False)
+    _seen: tuple[int, int] | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def _reload(self) -> None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            self._keys, self._seen = {}, None
+            return
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp == self._seen:
+            return
+        raw = json.loads(self.path.read_text() or "{}")
+        self._keys = {k["id"]: ApiKey(**{**k, "scopes": tuple(k["scopes"])}) for k in raw.get("keys", [])}
+        self._seen = stamp
+
+    def _write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        data = json.dumps({"version": 1, "keys": [asdict(k) for k in self._keys.values()]}, indent=1)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, data.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        self._seen = None
+
+    def create(self, tenant: str, scopes: str | tuple[str, ...] | list[str], *, name: str = "") -> CreatedKey:
+        """Create a key for ``tenant`` with ``scopes``; the returned token is not stored anywhere.
+
+        Raises:
+            KeyStoreError: Invalid tenant or scopes.
+        """
+        _validate_tenant(tenant)
+        granted = parse_scopes(scopes)
+        with self._lock:
+            self._reload()
+            key_id = secrets.token_hex(4)
+            while key_id in self._keys:  # pragma: no cover - 1 in 4 billion
+                key_id = secrets.token_hex(4)
+            token = f"{TOKEN_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+            key = ApiKey(
+                id=key_id,
+                tenant=tenant,
+                scopes=granted,
+                digest=_digest(token),
+                created_at=time.time(),
+                name=name,
+            )
+            self._keys[key_id] = key
+            self._write()
+        return CreatedKey(key=key, token=token)
+
+    def revoke(self, key_id: str) -> ApiKey:
+        """Revoke a key (kept in the file, marked revoked); revoking twice is a no-op.
+
+        Raises:
+            KeyStoreError: No key has this id.
+        """
+        with self._lock:
+            self._reload()
+            key = self._keys.get(key_id)
+            if key is None:
+                raise KeyStoreError(f"no API key with id {key_id!r}")
+            if not key.revoked:
+                key = ApiKey(**{**asdict(key), "scopes": key.scopes, "revoked_at": time.time()})
+                self._keys[key_id] = key
+                self._write()
+            return key
+
+    def list_keys(self) -> list[ApiKey]:
+        """Every key (revoked ones included), oldest first."""
+        with self._lock:
+            self._reload()
+            return sorted(self._keys.values(), key=lambda k: k.created_at)
+
+    def verify(self, token: str) -> ApiKey | None:
+        """The valid (not revoked) key whose token this is, or ``None``."""
+        if not token.startswith(TOKEN_PREFIX):
+            return None
+        key_id = token[len(TOKEN_PREFIX) :].split("_", 1)[0]
+        with self._lock:
+            self._reload()
+            key = self._keys.get(key_id)
+        if key is None or key.revoked or not hmac.compare_digest(key.digest, _digest(token)):
+            return None
+        return key

@@ -286,6 +286,8 @@ async def embeddings(
     """
     orchestrator: Orchestrator = state.orchestrator
     texts = [data.input] if isinstance(data.input, str) else data.input
+    if not texts:
+        raise BadInputError("must hold at least one string", field="input")
     if len(texts) > MAX_EMBED_TEXTS:
         raise BadInputError(f"holds {len(texts)} strings, over the limit of {MAX_EMBED_TEXTS}", field="input")
     payload = EmbedInput(texts=texts).model_dump()

@@ -246,6 +246,8 @@ class RyotEngine:
             add_bos: Prepend the beginning-of-sequence token if the model uses one.
             special: Parse special-token text such as ``<start_of_turn>`` as the special token.
         """
+        if self._closed:
+            raise EngineClosedError()
         return self._model.tokenize(text.encode("utf-8"), add_special=add_bos, parse_special=special)
 
     def render_chat(self, messages: Sequence[ChatMessage]) -> str:

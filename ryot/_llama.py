@@ -80,7 +80,13 @@ class Model:
         return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
 
     def tokenize(self, data: bytes, *, add_special: bool, parse_special: bool) -> list[int]:
-        """Token ids of UTF-8 ``data``."""
+        """Token ids of UTF-8 ``data``.
+
+        Raises:
+            RuntimeError: The model was closed.
+        """
+        if not self.ptr:
+            raise RuntimeError("the model is closed")
         n_max = len(data) + 8
         buf = (llama_cpp.llama_token * n_max)()
         n = llama_cpp.llama_tokenize(self.vocab, data, len(data), buf, n_max, add_special, parse_special)

@@ -95,7 +95,8 @@ def _body(
 def _error(response: httpx.Response, content: bytes) -> APIError:
     try:
         detail = json.loads(content)["error"]
-        code, message, field = str(detail["code"]), str(detail["message"]), detail.get("field")
+        code, message = str(detail["code"]), str(detail["message"])
+        field = detail.get("field", detail.get("param"))  # our shape, or OpenAI's on /v1/chat/... routes
         request_id = json.loads(content).get("request_id")
     except (ValueError, KeyError, TypeError):
         code, message, field, request_id = "http_error", content.decode(errors="replace")[:500], None, None
@@ -107,6 +108,14 @@ def _error(response: httpx.Response, content: bytes) -> APIError:
         request_id=request_id or response.headers.get("x-request-id"),
         retry_after=response.headers.get("retry-after"),
     )
+
+
+def _embedding_body(texts: str | Sequence[str]) -> dict[str, Any]:
+    return {"model": "all-MiniLM-L6-v2", "input": texts if isinstance(texts, str) else list(texts)}
+
+
+def _vectors(body: dict[str, Any]) -> list[list[float]]:
+    return [[float(x) for x in item["embedding"]] for item in sorted(body["data"], key=lambda d: d["index"])]
 
 
 def _event(sse: ServerSentEvent) -> StreamEvent | None:
@@ -197,6 +206,18 @@ class Client:
                 if isinstance(event, GenerateResponse):
                     return
 
+    def chat(self, messages: Sequence[ChatMessage | dict[str, str]], **options: Any) -> GenerateResponse:
+        """Answer a conversation with the model's chat template (see :meth:`generate` for ``options``)."""
+        return self.generate(messages=messages, **options)
+
+    def embeddings(self, texts: str | Sequence[str]) -> list[list[float]]:
+        """Sentence embeddings (all-MiniLM-L6-v2): one unit-length vector of 384 floats per text, in order.
+
+        Raises:
+            BadRequestError: No text, an empty text, or more than 256 texts.
+        """
+        return _vectors(self._send("POST", "/v1/embeddings", json=_embedding_body(texts)).json())
+
     def agents(self) -> list[AgentOut]:
         """Agents running now, with team, replicas and load."""
         return [AgentOut.model_validate(a) for a in self._send("GET", "/v1/agents").json()]
@@ -273,6 +294,16 @@ class AsyncClient:
                     yield event
                 if isinstance(event, GenerateResponse):
                     return
+
+    async def chat(
+        self, messages: Sequence[ChatMessage | dict[str, str]], **options: Any
+    ) -> GenerateResponse:
+        """See :meth:`Client.chat`."""
+        return await self.generate(messages=messages, **options)
+
+    async def embeddings(self, texts: str | Sequence[str]) -> list[list[float]]:
+        """See :meth:`Client.embeddings`."""
+        return _vectors((await self._send("POST", "/v1/embeddings", json=_embedding_body(texts))).json())
 
     async def agents(self) -> list[AgentOut]:
         """See :meth:`Client.agents`."""

@@ -212,3 +212,22 @@ def test_request_id_is_echoed_when_safe_and_replaced_when_not(service: str) -> N
     odd = httpx.post(f"{service}/v1/generate", json=body, headers={"X-Request-Id": "a b.c"}, timeout=30)
     assert odd.status_code == 200
     assert odd.headers["x-request-id"] != "a b.c" and odd.headers["x-request-id"].isalnum()
+
+
+def test_sdk_chat_and_embeddings(service: str) -> None:
+    with Client(service) as client:
+        reply = client.chat([{"role": "user", "content": "Say hi."}], max_tokens=4, temperature=0.0)
+        vectors = client.embeddings(
+            ["A cat sits on the mat.", "A kitten rests on a rug.", "Bond yields rose."]
+        )
+        with pytest.raises(BadRequestError) as info:
+            client.embeddings([])
+    assert reply.usage.completion_tokens <= 4
+    assert len(vectors) == 3 and all(len(v) == 384 for v in vectors)
+
+    def cos(a: list[float], b: list[float]) -> float:
+        return sum(x * y for x, y in zip(a, b, strict=True))
+
+    assert abs(cos(vectors[0], vectors[0]) - 1.0) < 1e-3
+    assert cos(vectors[0], vectors[1]) > cos(vectors[0], vectors[2])
+    assert info.value.field == "input"

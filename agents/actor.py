@@ -21,7 +21,7 @@ import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 import anyio
@@ -248,19 +248,10 @@ class AgentRunner:
         log.info("agent stopped", agent=self.agent.name, completed=self.stats.completed)
 
     def _stats_data(self) -> dict[str, Any]:
-        s = self.stats
         return {
-            "received": s.received,
-            "accepted": s.accepted,
-            "refused_busy": s.refused_busy,
-            "refused_bad": s.refused_bad,
-            "completed": s.completed,
-            "failed": s.failed,
-            "cancelled": s.cancelled,
-            "in_flight": s.in_flight,
+            **asdict(self.stats),
             "mailbox_depth": self._receive.statistics().current_buffer_used,
             "mailbox_size": self._mailbox_size,
-            "processing_s_total": s.processing_s_total,
             **self.agent.stats(),
         }
 

@@ -31,7 +31,6 @@ _ARCH_TEMPLATES = {
     "qwen2": "chatml",
     "qwen3": "chatml",
     "phi3": "phi3",
-    "bitnet": "bitnet",
 }
 
 Renderer = Callable[[Sequence[ChatMessage]], str]

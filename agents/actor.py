@@ -112,6 +112,15 @@ class Agent(ABC):
     capabilities: ClassVar[tuple[str, ...]] = ()
     input_model: ClassVar[type[BaseModel] | None] = None
     """If set, the input is validated against it before ``handle`` (errors name the field)."""
+    output_model: ClassVar[type[BaseModel] | None] = None
+    """The shape of ``handle``'s output, for the registry and the docs (not enforced at run time)."""
+    bridges: ClassVar[tuple[str, ...]] = ()
+    """Engines the agent reaches through a bridge: any of ``ryot``, ``sigma``, ``vault``, ``collective``
+    (other agents, through the orchestrator)."""
+    text_input: ClassVar[str | None] = "text"
+    """Input field that takes the text a plan step hands on (None if the agent takes no text)."""
+    text_output: ClassVar[str | None] = "text"
+    """Output field that holds the agent's main text result (None if it has none)."""
 
     @abstractmethod
     async def handle(self, call: Call) -> Mapping[str, Any]:

@@ -44,6 +44,9 @@ class GeneratorAgent(Agent):
     description = "Generates text from a prompt or a conversation with the local LLM, streaming tokens."
     capabilities = ("generate", "chat", "stream")
     input_model: ClassVar[type[GenerateInput]] = GenerateInput
+    output_model = GenerateOutput
+    bridges = ("ryot",)
+    text_input = "prompt"
 
     def __init__(self, bridge: RyotBridge) -> None:
         self.bridge = bridge

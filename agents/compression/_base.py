@@ -97,6 +97,7 @@ class CompressionAgent(Agent):
     """Base of the compression team: every agent works through one shared :class:`SigmaBridge`."""
 
     team: ClassVar[str] = "compression"
+    bridges: ClassVar[tuple[str, ...]] = ("sigma",)
 
     def __init__(self, bridge: SigmaBridge) -> None:
         self.bridge = bridge

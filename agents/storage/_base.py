@@ -109,6 +109,7 @@ class StorageAgent(Agent):
     """
 
     team = "storage"
+    bridges = ("vault",)
     ops: ClassVar[tuple[str, ...]] = ()
     """Bridge operations this agent performs (their counters go into ``$SRV.STATS``)."""
     fields: ClassVar[Mapping[str, str]] = {}

@@ -1,0 +1,369 @@
+"""Plans: cross-team work as a DAG of steps, and the reports of a plan's run.
+
+A plan is data (JSON or YAML): steps name an agent (or a capability the orchestrator resolves), and a
+step's ``input`` may reference the plan's input and earlier steps' outputs::
+
+    name: rag
+    steps:
+      - id: retrieve
+        agent: retriever
+        input: {query: "${input.question}", k: 4}
+      - id: context
+        agent: context-optimizer
+        input: {text: "${steps.retrieve.hits[*].text}", query: "${input.question}", budget_tokens: 256}
+      - id: answer
+        agent: generator
+        input: {prompt: "Context: ${steps.context.text} Question: ${input.question} Answer:"}
+    output: "${steps.answer}"
+
+References (``${...}``):
+
+* ``input.<path>`` — the plan's input; ``steps.<id>.<path>`` — the output of step ``<id>``;
+* a path is dot-separated keys, ``[n]`` list indexes, and ``[*]`` maps the rest of the path over a list;
+* a string that is exactly one reference takes the referenced value as it is (object, list, number);
+  a reference inside a longer string is interpolated as text (lists of strings joined by blank lines,
+  other values as JSON).
+
+Dependencies are the steps a step references plus those in ``after``; steps whose dependencies are done
+run at the same time (fan-out), a step referencing several steps waits for all (join). Validation
+names the offending field (``steps.2.input``) and refuses unknown references and cycles.
+
+This module is pure data and logic: it imports nothing of the orchestrator, the bus or the engines.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = (
+    "MAX_PLAN_STEPS",
+    "Plan",
+    "PlanError",
+    "PlanOutcome",
+    "PlanStep",
+    "StepReport",
+    "StepStatus",
+    "dependencies",
+    "parse_plan",
+    "resolve",
+    "step_references",
+)
+
+MAX_PLAN_STEPS = 64
+"""Most steps one plan may have."""
+
+_REF = re.compile(r"\$\{\s*([^}]+?)\s*\}")
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+|\*)\]")
+StepStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled"]
+
+
+class PlanError(ValueError):
+    """A plan is malformed, or a reference cannot be resolved.
+
+    Attributes:
+        field: Where in the plan (``steps.2.input``), when known.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class PlanStep(BaseModel):
+    """One step of a plan.
+
+    Attributes:
+        id: Unique within the plan; ``[A-Za-z0-9_-]``, 1–64 characters.
+        agent: The agent to call; or
+        capability: a capability the orchestrator resolves to an agent (exactly one of the two).
+        input: The agent's input, with ``${...}`` references.
+        after: Steps that must finish first, besides those referenced.
+        timeout_s: Deadline of one attempt, in seconds (default: the orchestrator's step deadline).
+        retries: Extra attempts after a retryable failure (timeouts, agent failures), 0–10.
+        optional: If the step fails, the plan goes on and the step's output is ``null``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    agent: str | None = None
+    capability: str | None = None
+    input: Any = Field(default_factory=dict)
+    after: tuple[str, ...] = ()
+    timeout_s: float | None = Field(default=None, gt=0, le=3600)
+    retries: int = Field(default=2, ge=0, le=10)
+    optional: bool = False
+
+    @model_validator(mode="after")
+    def _one_target(self) -> PlanStep:
+        if (self.agent is None) == (self.capability is None):
+            raise ValueError("give exactly one of agent and capability")
+        return self
+
+
+class Plan(BaseModel):
+    """A DAG of steps and the expression of its result.
+
+    Attributes:
+        name: A label for logs and reports.
+        steps: 1 to :data:`MAX_PLAN_STEPS` steps, in any order that respects their dependencies.
+        output: The plan's result, with references (default: the output of the last step listed).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(default="custom", max_length=128)
+    steps: tuple[PlanStep, ...] = Field(min_length=1, max_length=MAX_PLAN_STEPS)
+    output: Any = None
+
+    @model_validator(mode="after")
+    def _check_graph(self) -> Plan:
+        ids = [s.id for s in self.steps]
+        seen: set[str] = set()
+        for i, sid in enumerate(ids):
+            if sid in seen:
+                raise ValueError(f"steps.{i}.id: duplicate step id {sid!r}")
+            seen.add(sid)
+        for i, step in enumerate(self.steps):
+            for dep in dependencies(step):
+                if dep not in seen:
+                    raise ValueError(f"steps.{i}: refers to unknown step {dep!r}")
+                if dep == step.id:
+                    raise ValueError(f"steps.{i}: refers to itself")
+        for where, ref in _refs_in(self.output, "output"):
+            root = ref.split(".", 1)[0]
+            if root == "steps" and _ref_step(ref) not in seen:
+                raise ValueError(f"{where}: refers to unknown step in ${{{ref}}}")
+        self.layers()  # raises on a cycle
+        return self
+
+    def step(self, step_id: str) -> PlanStep:
+        """The step with id ``step_id``.
+
+        Raises:
+            KeyError: No such step.
+        """
+        for s in self.steps:
+            if s.id == step_id:
+                return s
+        raise KeyError(step_id)
+
+    def layers(self) -> list[list[str]]:
+        """Step ids grouped into layers; every step's dependencies are in earlier layers.
+
+        Raises:
+            ValueError: The steps form a cycle (the message lists them).
+        """
+        deps = {s.id: dependencies(s) for s in self.steps}
+        done: set[str] = set()
+        layers: list[list[str]] = []
+        while len(done) < len(deps):
+            ready = [sid for sid, d in deps.items() if sid not in done and d <= done]
+            if not ready:
+                stuck = sorted(set(deps) - done)
+                raise ValueError(f"steps: the steps {', '.join(stuck)} depend on each other (a cycle)")
+            layers.append(ready)
+            done.update(ready)
+        return layers
+
+    def result(self, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> Any:
+        """The plan's result from its input and the steps' outputs.
+
+        Raises:
+            PlanError: A reference cannot be resolved.
+        """
+        if self.output is None:
+            return outputs.get(self.steps[-1].id)
+        return resolve(self.output, inputs, outputs, where="output")
+
+
+def _ref_step(ref: str) -> str:
+    parts = _split_path(ref)
+    return str(parts[1]) if len(parts) > 1 else ""
+
+
+def _refs_in(value: Any, where: str) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if isinstance(value, str):
+        found.extend((where, m.group(1)) for m in _REF.finditer(value))
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            found.extend(_refs_in(v, f"{where}.{k}"))
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found.extend(_refs_in(v, f"{where}.{i}"))
+    return found
+
+
+def step_references(step: PlanStep) -> set[str]:
+    """Ids of the steps that ``step.input`` references."""
+    return {_ref_step(ref) for _, ref in _refs_in(step.input, "input") if ref.startswith("steps.")}
+
+
+def dependencies(step: PlanStep) -> set[str]:
+    """Ids of the steps ``step`` waits for: those it references and those in ``after``."""
+    return step_references(step) | set(step.after)
+
+
+def _split_path(ref: str) -> list[str | int]:
+    parts: list[str | int] = []
+    for segment in ref.split("."):
+        pos = 0
+        for m in _PATH_PART.finditer(segment):
+            if m.start() != pos:
+                raise PlanError(f"cannot read the reference ${{{ref}}}")
+            pos = m.end()
+            if m.group(1) is not None:
+                parts.append(m.group(1))
+            else:
+                parts.append(-1 if m.group(2) == "*" else int(m.group(2)))
+        if pos != len(segment):
+            raise PlanError(f"cannot read the reference ${{{ref}}}")
+    return parts
+
+
+def _walk(value: Any, parts: Sequence[str | int], ref: str) -> Any:
+    for i, part in enumerate(parts):
+        if part == -1:  # [*]: map the rest of the path over a list
+            if not isinstance(value, list):
+                raise PlanError(f"${{{ref}}}: [*] needs a list, found {type(value).__name__}")
+            return [_walk(item, parts[i + 1 :], ref) for item in value]
+        if isinstance(part, int):
+            if not isinstance(value, list) or not -len(value) <= part < len(value):
+                raise PlanError(f"${{{ref}}}: no item [{part}]")
+            value = value[part]
+        else:
+            if not isinstance(value, Mapping) or part not in value:
+                raise PlanError(f"${{{ref}}}: no key {part!r}")
+            value = value[part]
+    return value
+
+
+def _lookup(ref: str, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> Any:
+    parts = _split_path(ref)
+    if parts[0] == "input":
+        return _walk(inputs, parts[1:], ref)
+    if parts[0] == "steps" and len(parts) >= 2:
+        step = str(parts[1])
+        if step not in outputs:
+            raise PlanError(f"${{{ref}}}: step {step!r} has no output")
+        return _walk(outputs[step], parts[2:], ref)
+    raise PlanError(f"${{{ref}}}: a reference starts with input. or steps.<id>")
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "\n\n".join(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def resolve(
+    template: Any, inputs: Mapping[str, Any], outputs: Mapping[str, Any], *, where: str = "input"
+) -> Any:
+    """``template`` with every ``${...}`` reference replaced (see the module docstring).
+
+    Args:
+        template: JSON-like value (dicts, lists, strings, numbers).
+        inputs: The plan's input.
+        outputs: Step id → output of the steps finished so far.
+        where: Field path of ``template``, for error messages.
+
+    Raises:
+        PlanError: A reference cannot be resolved (the message names the field and the reference).
+    """
+    if isinstance(template, str):
+        whole = _REF.fullmatch(template.strip())
+        try:
+            if whole is not None:
+                return _lookup(whole.group(1), inputs, outputs)
+            return _REF.sub(lambda m: _as_text(_lookup(m.group(1), inputs, outputs)), template)
+        except PlanError as exc:
+            raise PlanError(str(exc), field=where) from None
+    if isinstance(template, Mapping):
+        return {k: resolve(v, inputs, outputs, where=f"{where}.{k}") for k, v in template.items()}
+    if isinstance(template, list | tuple):
+        return [resolve(v, inputs, outputs, where=f"{where}.{i}") for i, v in enumerate(template)]
+    return template
+
+
+def parse_plan(source: str | bytes | Mapping[str, Any]) -> Plan:
+    """A :class:`Plan` from a mapping, JSON or YAML text.
+
+    Raises:
+        PlanError: Not JSON/YAML, or not a valid plan (the message names the field).
+    """
+    data: Any = source
+    if isinstance(source, str | bytes):
+        try:
+            data = yaml.safe_load(source)  # YAML 1.1 is a superset of JSON for our purposes
+        except yaml.YAMLError as exc:
+            raise PlanError(f"not JSON or YAML: {exc}", field="plan") from None
+    if not isinstance(data, Mapping):
+        raise PlanError("a plan is an object with steps", field="plan")
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        if ":" in msg and not loc:
+            loc, _, msg = msg.partition(": ")
+        raise PlanError(msg, field=f"plan.{loc}" if loc else "plan") from None
+
+
+class StepReport(BaseModel):
+    """What happened to one step of a run.
+
+    Attributes:
+        id: The step id.
+        agent: The agent that ran it (after capability resolution and failover), if any ran.
+        status: ``pending`` → ``running`` → ``succeeded`` | ``failed`` | ``skipped`` | ``cancelled``.
+        attempts: Calls made (retries and failovers included).
+        started_at: Unix time in seconds when the step started, or None.
+        seconds: Wall time of the step, or None while it runs.
+        output: The step's output, once it succeeded.
+        error: ``{"code", "message", "field"}`` when it failed.
+        selection: Why this agent was chosen (scores), when the step named a capability.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    agent: str | None = None
+    status: StepStatus = "pending"
+    attempts: int = 0
+    started_at: float | None = None
+    seconds: float | None = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+    selection: dict[str, Any] | None = None
+
+
+class PlanOutcome(BaseModel):
+    """The result of running a plan.
+
+    Attributes:
+        plan: The plan's name.
+        status: ``succeeded``, ``failed`` or ``cancelled``.
+        output: The plan's result (``Plan.output``), when it succeeded.
+        steps: One report per step, in the plan's order.
+        error: The first error that failed the plan.
+        seconds: Wall time of the run.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    plan: str
+    status: Literal["succeeded", "failed", "cancelled"]
+    output: Any = None
+    steps: list[StepReport]
+    error: dict[str, Any] | None = None
+    seconds: float = 0.0

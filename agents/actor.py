@@ -10,6 +10,10 @@ the bus:
   code ``busy`` when the mailbox is full (backpressure the orchestrator can route around);
 * runs ``concurrency`` workers that take calls from the mailbox, stream ``Chunk`` messages and one
   ``End``/``Error`` to the caller's inbox, and honour the deadline header and cancel messages;
+* handles calls with the same session key (header ``Neurectomy-Session``, else the input's ``session``
+  field) one after another, in the order they were accepted, whatever the concurrency;
+* publishes a :class:`~agents.protocol.Heartbeat` (load and its own subject) every ``heartbeat_s``
+  seconds, which the orchestrator uses to pick the least-loaded healthy replica;
 * on shutdown stops accepting (the service unsubscribes), lets queued calls finish for a grace period,
   then cancels what is left.
 """
@@ -20,6 +24,7 @@ import json
 import math
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
@@ -43,15 +48,18 @@ from agents.protocol import (
     CANCEL_PREFIX,
     HEADER_DEADLINE,
     HEADER_REQUEST_ID,
+    HEADER_SESSION,
     HEADER_STREAM_INBOX,
     HEADER_TENANT,
     HEADER_TRACE_ID,
     Chunk,
     End,
     Error,
+    Heartbeat,
     Reply,
     WireError,
     agent_subject,
+    heartbeat_subject,
 )
 
 log = structlog.get_logger("neurectomy.agents")
@@ -77,6 +85,8 @@ class Call:
     trace_id: str
     inbox: str
     _bus: Bus
+    session: str = ""
+    _turn: anyio.Event = field(default_factory=anyio.Event)
     _seq: int = 0
     cancel_scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     cancelled_by_caller: bool = False
@@ -177,6 +187,7 @@ class AgentRunner:
         mailbox_size: Calls that may wait; one more is refused with ``busy``.
         concurrency: Calls handled at the same time.
         drain_grace_s: On shutdown, how long queued and running calls may still finish, in seconds.
+        heartbeat_s: Seconds between heartbeats.
     """
 
     def __init__(
@@ -187,6 +198,7 @@ class AgentRunner:
         mailbox_size: int = 16,
         concurrency: int = 1,
         drain_grace_s: float = 5.0,
+        heartbeat_s: float = 1.0,
     ) -> None:
         self.bus = bus
         self.agent = agent
@@ -196,6 +208,9 @@ class AgentRunner:
         self._mailbox_size = mailbox_size
         self._concurrency = concurrency
         self._drain_grace_s = drain_grace_s
+        self._heartbeat_s = heartbeat_s
+        self._draining = False
+        self._sessions: dict[str, deque[Call]] = {}
         self._send: MemoryObjectSendStream[Call]
         self._receive: MemoryObjectReceiveStream[Call]
         self._send, self._receive = anyio.create_memory_object_stream[Call](mailbox_size)
@@ -229,14 +244,20 @@ class AgentRunner:
                         stats_data=self._stats_data,
                     ) as instance_id:
                         self.instance_id = instance_id
+                        await self._heartbeat()
                         await self.bus.flush()
                         log.info(
                             "agent started", agent=self.agent.name, team=self.agent.team, subject=self.subject
                         )
                         task_status.started()
-                        await anyio.sleep_forever()
+                        while True:
+                            await anyio.sleep(self._heartbeat_s)
+                            await self._heartbeat()
                 finally:
                     with anyio.CancelScope(shield=True):
+                        self._draining = True
+                        with anyio.move_on_after(1):
+                            await self._heartbeat()
                         await self._drain()
 
     async def _run_workers(self) -> None:
@@ -255,6 +276,29 @@ class AgentRunner:
         await self._workers_done.wait()
         self._receive.close()
         log.info("agent stopped", agent=self.agent.name, completed=self.stats.completed)
+
+    @property
+    def direct_subject(self) -> str:
+        """The subject that reaches this instance alone (empty until registered)."""
+        return f"{self.subject}.{self.instance_id}" if self.instance_id else ""
+
+    async def _heartbeat(self) -> None:
+        beat = Heartbeat(
+            agent=self.agent.name,
+            team=self.agent.team,
+            instance=self.instance_id,
+            direct_subject=self.direct_subject,
+            in_flight=self.stats.in_flight,
+            mailbox_depth=self._receive.statistics().current_buffer_used,
+            mailbox_size=self._mailbox_size,
+            concurrency=self._concurrency,
+            state="draining" if self._draining else "up",
+            interval_s=self._heartbeat_s,
+        )
+        if self.bus.is_connected:
+            await self.bus.publish(
+                heartbeat_subject(self.agent.team, self.agent.name), beat.model_dump_json().encode()
+            )
 
     def _stats_data(self) -> dict[str, Any]:
         return {
@@ -282,6 +326,9 @@ class AgentRunner:
         except ValueError as exc:
             self.stats.refused_bad += 1
             raise BadInputError(f"input is not JSON: {exc}", field="input") from None
+        session = headers.get(HEADER_SESSION, "")
+        if not session and isinstance(payload, dict) and isinstance(payload.get("session"), str):
+            session = payload["session"]
         call = Call(
             request_id=request_id,
             input=payload,
@@ -290,6 +337,7 @@ class AgentRunner:
             trace_id=headers.get(HEADER_TRACE_ID, request_id),
             inbox=inbox,
             _bus=self.bus,
+            session=f"{headers.get(HEADER_TENANT, 'default')}/{session}" if session else "",
         )
         try:
             self._send.send_nowait(call)
@@ -302,6 +350,11 @@ class AgentRunner:
             raise AgentBusyError(f"{self.agent.name}: shutting down") from None
         self.stats.accepted += 1
         self._active[request_id] = call
+        if call.session:
+            queue = self._sessions.setdefault(call.session, deque())
+            queue.append(call)
+            if len(queue) == 1:
+                call._turn.set()
         return Reply(ok=True, instance=self.instance_id).model_dump_json().encode()
 
     async def _on_cancel(self, msg: Message) -> None:
@@ -316,7 +369,27 @@ class AgentRunner:
             with structlog.contextvars.bound_contextvars(
                 request_id=call.request_id, trace_id=call.trace_id, agent=self.agent.name
             ):
-                await self._serve(call)
+                if not call.session:
+                    await self._serve(call)
+                    continue
+                try:
+                    await call._turn.wait()  # earlier calls of the session go first
+                    await self._serve(call)
+                finally:
+                    self._next_in_session(call)
+
+    def _next_in_session(self, call: Call) -> None:
+        queue = self._sessions.get(call.session)
+        if not queue:
+            return
+        if queue[0] is call:
+            queue.popleft()
+        else:  # pragma: no cover - only when the worker was cancelled before its turn
+            queue.remove(call)
+        if queue:
+            queue[0]._turn.set()
+        else:
+            del self._sessions[call.session]
 
     async def _serve(self, call: Call) -> None:
         started = time.perf_counter()

@@ -206,6 +206,9 @@ class Bus:
         ``$SRV.PING``, ``$SRV.INFO`` and ``$SRV.STATS`` answer for it while the block runs;
         ``stats_data()`` fills the endpoint's ``data`` in STATS. ``handler`` returns the reply bytes; if
         it raises an :class:`AgentError`, the reply is a micro error with the wire code.
+
+        A second endpoint, ``<subject>.<instance id>``, reaches this instance alone (the orchestrator
+        sends there to pick the least-loaded replica; the shared ``subject`` is the fallback).
         """
 
         async def endpoint(request: Request) -> None:
@@ -232,6 +235,11 @@ class Bus:
         try:
             await svc.add_endpoint(
                 EndpointConfig(name=name, subject=subject, queue_group=queue_group, handler=endpoint)
+            )
+            await svc.add_endpoint(
+                EndpointConfig(
+                    name=f"{name}-direct", subject=f"{subject}.{svc.id}", queue_group=svc.id, handler=endpoint
+                )
             )
             yield svc.id
         finally:

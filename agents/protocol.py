@@ -33,6 +33,9 @@ HEADER_DEADLINE = "Neurectomy-Deadline"
 HEADER_TENANT = "Neurectomy-Tenant"
 HEADER_TRACE_ID = "Neurectomy-Trace-Id"
 HEADER_STREAM_INBOX = "Neurectomy-Stream-Inbox"
+HEADER_SESSION = "Neurectomy-Session"
+"""Session key: calls with the same key are handled one after another, in the order they were accepted."""
+HEARTBEAT_PREFIX = "neurectomy.heartbeat"
 
 TEAMS = ("inference", "compression", "storage", "analysis", "synthesis")
 
@@ -40,6 +43,11 @@ TEAMS = ("inference", "compression", "storage", "analysis", "synthesis")
 def agent_subject(team: str, agent: str) -> str:
     """Subject of an agent: ``neurectomy.agent.<team>.<agent>`` (its queue group is ``agent``)."""
     return f"{SUBJECT_PREFIX}.{team}.{agent}"
+
+
+def heartbeat_subject(team: str, agent: str) -> str:
+    """Subject on which instances of an agent publish :class:`Heartbeat` messages."""
+    return f"{HEARTBEAT_PREFIX}.{team}.{agent}"
 
 
 def cancel_subject(request_id: str) -> str:
@@ -93,6 +101,34 @@ class Error(_Wire):
 
 StreamMessage = Annotated[Chunk | End | Error, Field(discriminator="type")]
 stream_message_adapter: TypeAdapter[Chunk | End | Error] = TypeAdapter(StreamMessage)
+
+
+class Heartbeat(_Wire):
+    """What an agent instance publishes every ``interval_s`` seconds (and once more when it drains).
+
+    Attributes:
+        agent: Agent name.
+        team: Team name.
+        instance: Micro service instance id.
+        direct_subject: Subject that reaches this instance alone.
+        in_flight: Calls being handled.
+        mailbox_depth: Calls waiting in the mailbox.
+        mailbox_size: Mailbox capacity (one more call is refused with ``busy``).
+        concurrency: Calls handled at once.
+        state: ``up``, or ``draining`` once it stops accepting.
+        interval_s: Seconds until the next heartbeat.
+    """
+
+    agent: str
+    team: str
+    instance: str
+    direct_subject: str
+    in_flight: int
+    mailbox_depth: int
+    mailbox_size: int
+    concurrency: int
+    state: Literal["up", "draining"] = "up"
+    interval_s: float
 
 
 class ChatMessageIn(_Wire):

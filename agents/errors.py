@@ -11,6 +11,7 @@
     ├── DeadlineExceededError(AgentError, TimeoutError)  code "timeout": the deadline passed
     ├── CancelledByCallerError(AgentError)           code "cancelled"
     ├── StreamBrokenError(AgentError, ConnectionError)   code "stream_broken": chunks lost or out of order
+    │   └── InstanceLostError                        the instance handling the call stopped heartbeating
     └── AgentFailedError(AgentError, RuntimeError)   code "internal": the agent raised unexpectedly
 
 :func:`error_from_wire` is the one place that turns a wire code back into an exception. This module is a
@@ -85,6 +86,10 @@ class StreamBrokenError(AgentError, ConnectionError):
     """Stream chunks arrived out of order or went missing."""
 
     code = "stream_broken"
+
+
+class InstanceLostError(StreamBrokenError):
+    """The agent instance that accepted a call stopped sending heartbeats (crashed or cut off)."""
 
 
 class AgentFailedError(AgentError, RuntimeError):

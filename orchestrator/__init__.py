@@ -1,16 +1,29 @@
-"""The orchestrator: dispatches each step of a request to an agent over NATS and relays the stream."""
+"""The orchestrator: selects agents, routes calls with failover and retries, runs plans over NATS."""
 
+from orchestrator._collective import OrchestratorCollective
 from orchestrator._dispatch import CallContext, call_agent
+from orchestrator._load import LoadMonitor
 from orchestrator._observe import CallObserver
 from orchestrator._orchestrator import AgentInfo, Orchestrator, TextDelta
+from orchestrator._plans import ProgressFn
+from orchestrator._reliability import CircuitBreaker, RetryBudget
+from orchestrator._route import Invocation
+from orchestrator._select import Selection
 from orchestrator.config import OrchestratorConfig
 
 __all__ = (
     "AgentInfo",
     "CallContext",
     "CallObserver",
+    "CircuitBreaker",
+    "Invocation",
+    "LoadMonitor",
     "Orchestrator",
+    "OrchestratorCollective",
     "OrchestratorConfig",
+    "ProgressFn",
+    "RetryBudget",
+    "Selection",
     "TextDelta",
     "call_agent",
 )

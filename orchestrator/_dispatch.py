@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +13,13 @@ import anyio
 import structlog
 from pydantic import ValidationError
 
-from agents.errors import AgentError, StreamBrokenError, TooLargeError, error_from_wire
+from agents.errors import (
+    DeadlineExceededError,
+    InstanceLostError,
+    StreamBrokenError,
+    TooLargeError,
+    error_from_wire,
+)
 from agents.messaging import Bus, Message
 from agents.protocol import (
     HEADER_DEADLINE,
@@ -69,18 +75,23 @@ class CallContext:
         }
 
 
-def _refusal(reply: Message) -> AgentError | None:
+def _accepted(reply: Message) -> str:
+    """The id of the instance that accepted the call.
+
+    Raises:
+        AgentError: The agent refused (busy, bad headers, ...), or the reply is unreadable.
+    """
     code = reply.headers.get("Nats-Service-Error-Code")
     if code:
-        return error_from_wire(code, reply.headers.get("Nats-Service-Error", code))
+        raise error_from_wire(code, reply.headers.get("Nats-Service-Error", code))
     try:
         parsed = Reply.model_validate_json(reply.data)
     except ValidationError:
-        return StreamBrokenError("agent sent an unreadable reply")
+        raise StreamBrokenError("agent sent an unreadable reply") from None
     if not parsed.ok:
         err = parsed.error
-        return error_from_wire(err.code, err.message, err.field) if err else StreamBrokenError("refused")
-    return None
+        raise error_from_wire(err.code, err.message, err.field) if err else StreamBrokenError("refused")
+    return parsed.instance
 
 
 async def call_agent(
@@ -91,10 +102,27 @@ async def call_agent(
     ctx: CallContext,
     *,
     accept_timeout_s: float,
+    subject: str | None = None,
+    alive: Callable[[str], bool] | None = None,
+    probe_s: float = 0.5,
 ) -> AsyncGenerator[Chunk | End, None]:
     """Call an agent and yield its chunks, then its :class:`End`.
 
     Leaving early (break, exception, cancellation) publishes a cancel for the call, so the agent stops.
+
+    Args:
+        bus: Connected bus.
+        team: The agent's team.
+        agent: The agent's name.
+        payload: Its input (JSON-serialisable).
+        ctx: Request id, deadline, tenant, trace id.
+        accept_timeout_s: How long the agent may take to accept or refuse, in seconds.
+        subject: Where to send (default: the agent's shared subject; the router passes an instance's
+            direct subject).
+        alive: ``alive(instance_id)`` tells whether the instance that accepted the call still sends
+            heartbeats; checked every ``probe_s`` seconds of silence, so a crashed instance fails the call
+            with :class:`InstanceLostError` within a few heartbeats instead of at the deadline.
+        probe_s: Seconds of silence between liveness checks.
 
     Raises:
         NoRespondersError: No instance of the agent is running (immediately).
@@ -103,8 +131,9 @@ async def call_agent(
         DeadlineExceededError: The deadline passed (the agent is told to cancel).
         AgentError: Whatever the agent reported (bad input, failure, ...).
         StreamBrokenError: Chunks were lost or arrived out of order.
+        InstanceLostError: The instance that accepted the call stopped sending heartbeats.
     """
-    subject = agent_subject(team, agent)
+    subject = subject or agent_subject(team, agent)
     body = json.dumps(payload).encode()
     if len(body) > bus.max_payload:
         raise TooLargeError(
@@ -119,12 +148,23 @@ async def call_agent(
             headers=ctx.headers(box.subject),
             timeout_s=min(accept_timeout_s, ctx.remaining_s()),
         )
-        if (refusal := _refusal(reply)) is not None:
-            raise refusal
+        instance = _accepted(reply)
         try:
             expected = 0
             while True:
-                msg = await box.next(ctx.remaining_s())
+                if alive is None or not instance:
+                    msg = await box.next(ctx.remaining_s())
+                else:
+                    try:
+                        msg = await box.next(min(ctx.remaining_s(), probe_s))
+                    except DeadlineExceededError:
+                        if ctx.remaining_s() <= 0:
+                            raise
+                        if not alive(instance):
+                            raise InstanceLostError(
+                                f"{agent} instance {instance} stopped sending heartbeats during the call"
+                            ) from None
+                        continue
                 try:
                     event = stream_message_adapter.validate_json(msg.data)
                 except ValidationError as exc:

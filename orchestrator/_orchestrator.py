@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
+import numpy as np
+from anyio.abc import TaskStatus
+from numpy.typing import NDArray
 
+from agents.collective import AgentSpec
 from agents.errors import AgentError, StreamBrokenError
 from agents.messaging import Bus
-from agents.protocol import Chunk, GenerateInput, GenerateOutput
+from agents.plans import Plan, PlanOutcome
+from agents.protocol import Chunk, GenerateInput, GenerateOutput, agent_subject
+from orchestrator._collective import OrchestratorCollective
 from orchestrator._dispatch import CallContext, call_agent
+from orchestrator._load import LoadMonitor
 from orchestrator._observe import CallObserver
+from orchestrator._plans import PlanRunner, ProgressFn
+from orchestrator._route import Invocation, Router
+from orchestrator._select import Selection, Selector
 from orchestrator.config import OrchestratorConfig
 
 
@@ -40,6 +50,8 @@ class AgentInfo:
         mailbox_depth: Calls waiting across instances.
         requests: Requests received across instances.
         metadata: The first instance's metadata (e.g. the model).
+        health: ``up`` (heartbeats arrive), ``down`` (no instance), or ``circuit_open`` (failing).
+        load: Calls in flight and waiting per worker, summed over healthy replicas.
     """
 
     name: str
@@ -52,23 +64,89 @@ class AgentInfo:
     mailbox_depth: int
     requests: int
     metadata: dict[str, str]
+    health: str = "up"
+    load: float = 0.0
 
 
 class Orchestrator:
-    """Dispatches requests to the collective.
+    """Dispatches requests to the collective: selection, routing with failover and retries, plans.
+
+    Run :meth:`run` in a task group (``await tg.start(orchestrator.run)``) to follow the agents'
+    heartbeats; without it, calls go to the agents' shared subjects and selection ignores load.
 
     Args:
         bus: Connected bus (shared with whoever created it; the orchestrator does not close it).
-        config: Deadlines and timeouts.
+        config: Deadlines, timeouts, retries, breakers.
         observer: Receives hop latencies, stream timings and token usage (e.g. the API's metrics).
+        specs: The roster (`agents.roster.ROSTER` in a service); selection and routing need it.
+        semantic: Embed free-text goals with the ``embedder`` agent (else: lexical matching).
     """
 
     def __init__(
-        self, bus: Bus, config: OrchestratorConfig | None = None, *, observer: CallObserver | None = None
+        self,
+        bus: Bus,
+        config: OrchestratorConfig | None = None,
+        *,
+        observer: CallObserver | None = None,
+        specs: Sequence[AgentSpec] = (),
+        semantic: bool = True,
     ) -> None:
         self.bus = bus
         self.config = config or OrchestratorConfig()
         self.observer = observer
+        self.specs = tuple(specs)
+        self.monitor = LoadMonitor(bus, ttl_factor=self.config.heartbeat_ttl_factor)
+        has_embedder = any(s.name == "embedder" for s in self.specs)
+        self.selector = Selector(
+            self.specs, monitor=self.monitor, embed=self._embed if semantic and has_embedder else None
+        )
+        self.router = Router(bus, self.config, self.selector, self.monitor, observer)
+        self.plans = PlanRunner(self.router, self.selector)
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Follow the agents' heartbeats until cancelled."""
+        await self.monitor.run(task_status=task_status)
+
+    async def _embed(self, texts: list[str]) -> NDArray[np.float32]:
+        out = await self.call("storage", "embedder", {"texts": texts}, self.context(timeout_s=10))
+        return np.asarray(out["vectors"], dtype=np.float32)
+
+    def collective(self) -> OrchestratorCollective:
+        """This orchestrator as the `agents.collective.Collective` synthesis agents are given."""
+        return OrchestratorCollective(self)
+
+    async def select(
+        self, *, agent: str | None = None, capability: str | None = None, goal: str | None = None, k: int = 5
+    ) -> Selection:
+        """Choose an agent by name, capability or free-text goal (see `orchestrator._select`)."""
+        return await self.selector.select(agent=agent, capability=capability, goal=goal, k=k)
+
+    async def invoke(
+        self,
+        agent: str,
+        payload: Mapping[str, Any],
+        ctx: CallContext,
+        *,
+        timeout_s: float | None = None,
+        retries: int | None = None,
+        fallback: bool = True,
+    ) -> Invocation:
+        """Call ``agent`` with failover and retries (see `orchestrator._route`)."""
+        return await self.router.invoke(
+            agent, payload, ctx, timeout_s=timeout_s, retries=retries, fallback=fallback
+        )
+
+    async def run_plan(
+        self,
+        plan: Plan,
+        inputs: Mapping[str, Any],
+        ctx: CallContext,
+        *,
+        progress: ProgressFn | None = None,
+        cancel: anyio.Event | None = None,
+    ) -> PlanOutcome:
+        """Run a plan (see `orchestrator._plans`); a failed step fails the outcome, it does not raise."""
+        return await self.plans.run(plan, inputs, ctx, progress=progress, cancel=cancel)
 
     def context(self, *, timeout_s: float | None = None, **kwargs: Any) -> CallContext:
         """A :class:`CallContext` with the default deadline unless ``timeout_s`` is given."""
@@ -156,7 +234,11 @@ class Orchestrator:
         raise StreamBrokenError("generator stream ended without an output")  # pragma: no cover
 
     async def agents(self) -> list[AgentInfo]:
-        """The agents answering ``$SRV.STATS`` right now, one entry per agent (replicas summed)."""
+        """Every agent of the roster and any other agent answering ``$SRV.STATS``, by team and name.
+
+        One entry per agent (replicas summed); roster agents with no instance have ``replicas`` 0 and
+        ``health`` ``down``.
+        """
         answers = await self.bus.discover("STATS", timeout_s=self.config.discovery_timeout_s)
         by_name: dict[str, AgentInfo] = {}
         for answer in answers:
@@ -176,9 +258,32 @@ class Orchestrator:
                 replicas=(prev.replicas if prev else 0) + 1,
                 in_flight=(prev.in_flight if prev else 0) + int(data.get("in_flight", 0)),
                 mailbox_depth=(prev.mailbox_depth if prev else 0) + int(data.get("mailbox_depth", 0)),
-                requests=(prev.requests if prev else 0) + int(endpoints[0].get("num_requests", 0)),
+                requests=(prev.requests if prev else 0)
+                + sum(int(e.get("num_requests", 0)) for e in endpoints),
                 metadata=prev.metadata if prev else meta,
             )
+        for spec in self.specs:
+            if spec.name not in by_name:
+                by_name[spec.name] = AgentInfo(
+                    name=spec.name,
+                    team=spec.team,
+                    description=spec.description,
+                    subject=agent_subject(spec.team, spec.name),
+                    capabilities=spec.capabilities,
+                    replicas=0,
+                    in_flight=0,
+                    mailbox_depth=0,
+                    requests=0,
+                    metadata={},
+                    health="down",
+                )
+        for name, info in by_name.items():
+            if info.replicas == 0:
+                continue
+            _, load = self.monitor.load(name)
+            breaker = self.router.breakers.get(name)
+            health = "circuit_open" if breaker is not None and breaker.state == "open" else "up"
+            by_name[name] = replace(info, health=health, load=round(load, 3))
         return sorted(by_name.values(), key=lambda a: (a.team, a.name))
 
     async def health(self) -> dict[str, Any]:

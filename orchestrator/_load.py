@@ -1,0 +1,114 @@
+"""Live view of the agent instances: who is up, and how loaded, from their heartbeats."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import anyio
+import structlog
+from anyio.abc import TaskStatus
+from pydantic import ValidationError
+
+from agents.messaging import Bus, Message
+from agents.protocol import HEARTBEAT_PREFIX, Heartbeat
+
+__all__ = ("Instance", "LoadMonitor")
+
+log = structlog.get_logger("neurectomy.orchestrator")
+
+
+@dataclass(slots=True)
+class Instance:
+    """One agent instance as last heard.
+
+    Attributes:
+        beat: Its last heartbeat.
+        seen: ``time.monotonic()`` when it arrived.
+        dispatched: Calls this orchestrator sent it since that heartbeat (load not yet reported).
+    """
+
+    beat: Heartbeat
+    seen: float
+    dispatched: int = 0
+
+    @property
+    def load(self) -> float:
+        """Calls in flight and waiting per worker (the lower, the sooner a new call starts)."""
+        b = self.beat
+        return (b.in_flight + b.mailbox_depth + self.dispatched) / max(b.concurrency, 1)
+
+
+class LoadMonitor:
+    """Keeps the latest heartbeat of every agent instance.
+
+    An instance is healthy while its heartbeats keep coming (the last one younger than ``ttl_factor``
+    intervals) and it is not draining. Between heartbeats, calls dispatched through
+    :meth:`pick` count towards its load, so a burst does not all land on one replica.
+
+    Args:
+        bus: Connected bus.
+        ttl_factor: Heartbeat intervals after which a silent instance counts as gone.
+    """
+
+    def __init__(self, bus: Bus, *, ttl_factor: float = 3.0) -> None:
+        self.bus = bus
+        self._ttl_factor = ttl_factor
+        self._instances: dict[str, dict[str, Instance]] = {}
+        self.started = False
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Listen to heartbeats until cancelled."""
+        async with self.bus.subscription(f"{HEARTBEAT_PREFIX}.>", self._on_beat):
+            await self.bus.flush()
+            self.started = True
+            task_status.started()
+            await anyio.sleep_forever()
+
+    async def _on_beat(self, msg: Message) -> None:
+        try:
+            beat = Heartbeat.model_validate_json(msg.data)
+        except ValidationError:
+            log.warning("unreadable heartbeat", subject=msg.subject)
+            return
+        group = self._instances.setdefault(beat.agent, {})
+        if beat.state == "draining":
+            group.pop(beat.instance, None)
+            return
+        group[beat.instance] = Instance(beat, time.monotonic())
+
+    def _alive(self, inst: Instance, now: float) -> bool:
+        return now - inst.seen <= inst.beat.interval_s * self._ttl_factor
+
+    def healthy(self, agent: str) -> list[Instance]:
+        """Healthy instances of ``agent``, least loaded first (ties: by instance id, deterministic)."""
+        now = time.monotonic()
+        group = self._instances.get(agent, {})
+        for key in [k for k, inst in group.items() if not self._alive(inst, now)]:
+            del group[key]
+        return sorted(group.values(), key=lambda i: (i.load, i.beat.instance))
+
+    def load(self, agent: str) -> tuple[int, float]:
+        """``(healthy replicas, summed load)`` of ``agent``."""
+        instances = self.healthy(agent)
+        return len(instances), sum(i.load for i in instances)
+
+    def pick(self, agent: str) -> Instance | None:
+        """The least-loaded healthy instance of ``agent`` (counted as one more call), or None."""
+        instances = self.healthy(agent)
+        if not instances:
+            return None
+        best = instances[0]
+        best.dispatched += 1
+        return best
+
+    def done(self, instance: Instance | None) -> None:
+        """A call dispatched through :meth:`pick` has ended."""
+        if instance is not None and instance.dispatched > 0:
+            instance.dispatched -= 1
+
+    def forget(self, instance: Instance) -> None:
+        """Drop an instance that did not answer (no responders on its direct subject)."""
+        group = self._instances.get(instance.beat.agent, {})
+        if group.get(instance.beat.instance) is instance:
+            del group[instance.beat.instance]

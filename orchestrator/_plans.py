@@ -1,0 +1,171 @@
+"""Running a plan: every step as soon as its dependencies are done, with a report per step.
+
+Each step waits for the steps it depends on, resolves its input (`agents.plans.resolve`), resolves a
+capability to an agent (`Selector`), and is routed with retries and failover (`Router`). A failed
+step that is not ``optional`` fails the plan: the steps still running are cancelled (each running call
+publishes its cancel, so agents stop their work) and the steps not started are ``skipped``. Cancelling
+the run (``cancel`` event, or cancelling the caller) does the same and reports ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from typing import Any, Literal
+
+import anyio
+import structlog
+
+from agents.errors import AgentError, BadInputError
+from agents.plans import Plan, PlanError, PlanOutcome, PlanStep, StepReport, dependencies, resolve
+from orchestrator._dispatch import CallContext
+from orchestrator._route import Router
+from orchestrator._select import Selector
+
+__all__ = ("PlanRunner", "ProgressFn")
+
+log = structlog.get_logger("neurectomy.orchestrator")
+
+ProgressFn = Callable[[list[StepReport]], Awaitable[None]]
+"""Called with every step's report whenever one of them changes."""
+
+
+def _error(exc: AgentError) -> dict[str, Any]:
+    return {"code": exc.code, "message": exc.message, "field": exc.field}
+
+
+class _Run:
+    def __init__(self, plan: Plan, inputs: Mapping[str, Any], progress: ProgressFn | None) -> None:
+        self.plan = plan
+        self.inputs = inputs
+        self.progress = progress
+        self.reports = {s.id: StepReport(id=s.id, agent=s.agent) for s in plan.steps}
+        self.outputs: dict[str, Any] = {}
+        self.done = {s.id: anyio.Event() for s in plan.steps}
+        self.failed: AgentError | None = None
+        self.cancelled = False
+
+    async def changed(self) -> None:
+        if self.progress is not None:
+            await self.progress([self.reports[s.id] for s in self.plan.steps])
+
+
+class PlanRunner:
+    """Runs plans through a :class:`Router`.
+
+    Args:
+        router: Routes each step's call.
+        selector: Resolves ``capability`` steps to agents.
+    """
+
+    def __init__(self, router: Router, selector: Selector) -> None:
+        self.router = router
+        self.selector = selector
+
+    async def run(
+        self,
+        plan: Plan,
+        inputs: Mapping[str, Any],
+        ctx: CallContext,
+        *,
+        progress: ProgressFn | None = None,
+        cancel: anyio.Event | None = None,
+    ) -> PlanOutcome:
+        """Run ``plan`` with ``inputs``; never raises for a failed step (the outcome says ``failed``).
+
+        Args:
+            plan: The plan.
+            inputs: What ``${input.*}`` references resolve against.
+            ctx: Tenant, trace id and the deadline of the whole run; step calls get ids
+                ``<request id>-<step id>-<attempt>``.
+            progress: Called whenever a step's report changes.
+            cancel: Setting it cancels the run (running steps are told to stop).
+        """
+        started = time.perf_counter()
+        run = _Run(plan, inputs, progress)
+        async with anyio.create_task_group() as tg:
+            if cancel is not None:
+                tg.start_soon(self._watch_cancel, cancel, run, tg.cancel_scope)
+            with anyio.CancelScope() as steps_scope:
+                async with anyio.create_task_group() as steps:
+                    for step in plan.steps:
+                        steps.start_soon(self._step, step, run, ctx, steps_scope)
+            tg.cancel_scope.cancel()  # stop the cancel watcher
+        for report in run.reports.values():
+            if report.status in ("pending", "running"):
+                report.status = "cancelled" if report.status == "running" else "skipped"
+        status: Literal["succeeded", "failed", "cancelled"] = (
+            "cancelled" if run.cancelled else "failed" if run.failed else "succeeded"
+        )
+        output: Any = None
+        error = _error(run.failed) if run.failed else None
+        if status == "succeeded":
+            try:
+                output = plan.result(inputs, run.outputs)
+            except PlanError as exc:
+                status, error = "failed", {"code": "bad_request", "message": str(exc), "field": exc.field}
+        await run.changed()
+        return PlanOutcome(
+            plan=plan.name,
+            status=status,
+            output=output,
+            steps=[run.reports[s.id] for s in plan.steps],
+            error=error,
+            seconds=time.perf_counter() - started,
+        )
+
+    @staticmethod
+    async def _watch_cancel(cancel: anyio.Event, run: _Run, scope: anyio.CancelScope) -> None:
+        await cancel.wait()
+        run.cancelled = True
+        scope.cancel()
+
+    async def _step(self, step: PlanStep, run: _Run, ctx: CallContext, scope: anyio.CancelScope) -> None:
+        report = run.reports[step.id]
+        try:
+            for dep in dependencies(step):
+                await run.done[dep].wait()
+            if any(run.reports[d].status != "succeeded" for d in dependencies(step)):
+                report.status = "skipped"
+                return
+            await self._execute(step, report, run, ctx)
+        except AgentError as exc:
+            report.status, report.error = "failed", _error(exc)
+            if step.optional:
+                run.outputs[step.id] = None
+                report.status = "succeeded"
+            elif run.failed is None:
+                run.failed = exc
+                scope.cancel()
+        finally:
+            if report.started_at is not None and report.seconds is None:
+                report.seconds = time.time() - report.started_at
+            run.done[step.id].set()
+            with anyio.CancelScope(shield=True):
+                await run.changed()
+
+    async def _execute(self, step: PlanStep, report: StepReport, run: _Run, ctx: CallContext) -> None:
+        try:
+            payload = resolve(step.input, run.inputs, run.outputs, where=f"steps.{step.id}.input")
+        except PlanError as exc:
+            raise BadInputError(str(exc).split(": ", 1)[-1], field=exc.field) from None
+        agent = step.agent
+        if agent is None:
+            selection = await self.selector.select(capability=step.capability, k=3)
+            agent, report.selection = selection.agent, selection.explain()
+        report.status, report.agent, report.started_at = "running", agent, time.time()
+        await run.changed()
+        step_ctx = replace(ctx, request_id=f"{ctx.request_id}-{step.id}")
+        try:
+            invocation = await self.router.invoke(
+                agent, payload, step_ctx, timeout_s=step.timeout_s, retries=step.retries
+            )
+        except AgentError:
+            report.attempts += 1
+            raise
+        report.attempts = invocation.attempts
+        report.agent = invocation.agent
+        report.output = invocation.output
+        report.status = "succeeded"
+        run.outputs[step.id] = invocation.output

@@ -1,0 +1,245 @@
+"""Routing one call reliably: replica choice, failover, retries with backoff, circuit breakers.
+
+For a call to agent ``A`` the router tries, in order:
+
+1. A's healthy instances, least loaded first, each on its direct subject; then A's shared subject (the
+   queue group: NATS picks any replica, including ones started since the last heartbeat);
+2. if A refuses (``busy``), has no responders, or its breaker is open: the next fallback agent of A's
+   primary capability, the same way (failover costs no backoff);
+3. on a retryable failure (the attempt's deadline passed, the agent crashed or its instance vanished):
+   a new round after an exponential backoff with full jitter, while retries, the retry budget and the
+   call's deadline allow.
+
+Errors that retrying cannot fix (bad input, not found, too large, cancelled) are raised at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from contextlib import aclosing
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import anyio
+import structlog
+
+from agents.errors import (
+    AgentBusyError,
+    AgentError,
+    AgentFailedError,
+    DeadlineExceededError,
+    NoRespondersError,
+    NotFoundError,
+    StreamBrokenError,
+)
+from agents.messaging import Bus
+from agents.protocol import Chunk, agent_subject
+from orchestrator._dispatch import CallContext, call_agent
+from orchestrator._load import Instance, LoadMonitor
+from orchestrator._observe import CallObserver
+from orchestrator._reliability import CircuitBreaker, RetryBudget, backoff_s
+from orchestrator._select import Selector
+from orchestrator.config import OrchestratorConfig
+
+__all__ = ("Invocation", "Router")
+
+log = structlog.get_logger("neurectomy.orchestrator")
+
+_REFUSED = (AgentBusyError, NoRespondersError)
+"""Refusals: try the next replica or agent at once."""
+_RETRYABLE = (DeadlineExceededError, AgentFailedError, StreamBrokenError)
+"""Failures a later attempt may not repeat (InstanceLostError is a StreamBrokenError)."""
+
+
+@dataclass(slots=True)
+class Invocation:
+    """The result of a routed call.
+
+    Attributes:
+        output: The agent's output.
+        agent: The agent that produced it (may be a fallback).
+        team: Its team.
+        attempts: Calls made, refusals and retries included.
+        failovers: One line per attempt that did not succeed (``agent: code``).
+    """
+
+    output: dict[str, Any]
+    agent: str
+    team: str
+    attempts: int
+    failovers: list[str] = field(default_factory=list)
+
+
+class Router:
+    """Sends calls to agents with failover and retries (see the module docstring).
+
+    Args:
+        bus: Connected bus.
+        config: Timeouts, retry and breaker settings.
+        selector: The roster (for teams and fallbacks).
+        monitor: Live instances and their load.
+        observer: Receives the latency of every attempt.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        config: OrchestratorConfig,
+        selector: Selector,
+        monitor: LoadMonitor,
+        observer: CallObserver | None = None,
+    ) -> None:
+        self.bus = bus
+        self.config = config
+        self.selector = selector
+        self.monitor = monitor
+        self.observer = observer
+        self.budget = RetryBudget(
+            ratio=config.retry_budget_ratio,
+            min_retries=config.retry_budget_min,
+            window_s=config.retry_budget_window_s,
+        )
+        self.breakers: dict[str, CircuitBreaker] = {}
+
+    def breaker(self, agent: str) -> CircuitBreaker:
+        """The circuit breaker of ``agent`` (created closed on first use)."""
+        b = self.breakers.get(agent)
+        if b is None:
+            b = self.breakers[agent] = CircuitBreaker(
+                self.config.breaker_failures, self.config.breaker_reset_s
+            )
+        return b
+
+    def _alive(self, agent: str) -> Any:
+        def alive(instance: str) -> bool:
+            return any(i.beat.instance == instance for i in self.monitor.healthy(agent))
+
+        return alive if self.monitor.started else None
+
+    def _team(self, agent: str) -> str:
+        spec = self.selector.specs.get(agent)
+        if spec is None:
+            raise NotFoundError(f"no agent named {agent!r}", field="agent")
+        return spec.team
+
+    async def _attempt(
+        self, agent: str, team: str, subject: str, payload: Mapping[str, Any], ctx: CallContext
+    ) -> dict[str, Any]:
+        started, outcome = time.perf_counter(), "cancelled"
+        events = call_agent(
+            self.bus,
+            team,
+            agent,
+            payload,
+            ctx,
+            accept_timeout_s=self.config.accept_timeout_s,
+            subject=subject,
+            alive=self._alive(agent),
+        )
+        try:
+            async with aclosing(events):
+                async for event in events:
+                    if not isinstance(event, Chunk):
+                        outcome = "ok"
+                        return event.output
+        except AgentError as exc:
+            outcome = exc.code
+            raise
+        finally:
+            if self.observer is not None:
+                self.observer.hop(team, agent, outcome, time.perf_counter() - started)
+        raise StreamBrokenError(f"{agent} ended without an output")  # pragma: no cover
+
+    async def invoke(
+        self,
+        agent: str,
+        payload: Mapping[str, Any],
+        ctx: CallContext,
+        *,
+        timeout_s: float | None = None,
+        retries: int | None = None,
+        fallback: bool = True,
+    ) -> Invocation:
+        """Call ``agent`` (or a fallback) and return its output.
+
+        Args:
+            agent: Agent name (must be in the roster).
+            payload: Its input.
+            ctx: Request id, tenant, trace id and the overall deadline.
+            timeout_s: Deadline of one attempt, in seconds (default: ``config.step_timeout_s``; never past
+                ``ctx.deadline``).
+            retries: Extra rounds after retryable failures (default: ``config.retries``).
+            fallback: Whether other agents of the same primary capability may answer.
+
+        Raises:
+            NotFoundError: ``agent`` is not in the roster.
+            AgentError: The last error when every attempt failed, or a non-retryable error at once.
+        """
+        team = self._team(agent)
+        targets = [agent, *(self.selector.fallbacks(agent) if fallback else [])]
+        per_attempt_s = timeout_s or self.config.step_timeout_s
+        rounds = (self.config.retries if retries is None else retries) + 1
+        self.budget.record_call()
+        attempts, failovers = 0, []
+        last: AgentError = NoRespondersError(f"no agent answers for {agent}")
+        for round_no in range(rounds):
+            for name in targets:
+                breaker = self.breaker(name)
+                if not breaker.allow():
+                    failovers.append(f"{name}: circuit open")
+                    last = AgentBusyError(f"{name}: circuit breaker open after repeated failures")
+                    continue
+                team_of = team if name == agent else self._team(name)
+                instances: list[Instance | None] = [*self.monitor.healthy(name), None]
+                verdict = False
+                try:
+                    for inst in instances:
+                        subject = inst.beat.direct_subject if inst else agent_subject(team_of, name)
+                        attempts += 1
+                        attempt_ctx = replace(
+                            ctx,
+                            request_id=f"{ctx.request_id}-{attempts}",
+                            deadline=min(ctx.deadline, time.time() + per_attempt_s),
+                        )
+                        if inst is not None:
+                            inst.dispatched += 1
+                        try:
+                            output = await self._attempt(name, team_of, subject, payload, attempt_ctx)
+                        except _REFUSED as exc:
+                            failovers.append(f"{name}: {exc.code}")
+                            last = exc
+                            if inst is not None and isinstance(exc, NoRespondersError):
+                                self.monitor.forget(inst)
+                            continue
+                        finally:
+                            self.monitor.done(inst)
+                        verdict = True
+                        breaker.success()
+                        return Invocation(output, name, team_of, attempts, failovers)
+                except _RETRYABLE as exc:
+                    verdict = True
+                    breaker.failure()
+                    failovers.append(f"{name}: {exc.code}")
+                    last = exc
+                    if ctx.remaining_s() <= 0:
+                        raise
+                    break  # a failure, not a refusal: back off before the next round
+                finally:
+                    if not verdict:
+                        breaker.release()
+            if round_no + 1 >= rounds or ctx.remaining_s() <= 0:
+                break
+            if not self.budget.try_spend():
+                failovers.append("retry budget exhausted")
+                break
+            pause = backoff_s(round_no, base_s=self.config.backoff_base_s, cap_s=self.config.backoff_max_s)
+            if pause >= ctx.remaining_s():
+                break
+            log.info("retrying", agent=agent, round=round_no + 1, after_s=round(pause, 3), error=last.code)
+            await anyio.sleep(pause)
+        if ctx.remaining_s() <= 0 and not isinstance(last, DeadlineExceededError):
+            raise DeadlineExceededError(
+                f"{agent}: deadline passed after {attempts} attempts ({last.message})"
+            )
+        raise last

@@ -1,0 +1,214 @@
+"""Agent selection: by name, by capability, or for a free-text goal — deterministic and explained.
+
+Order of evidence (ARCHITECTURE.md, issue 5):
+
+1. **Capability.** An agent that has the requested capability — or, for a free-text goal, a capability
+   named by a word of the goal (words compared on their first five letters, so ``summarise`` finds
+   ``summarize``) — scores 1 on this term.
+2. **Semantic match.** Cosine similarity of the goal's embedding to each agent's description embedding
+   (all-MiniLM-L6-v2, precomputed once; goal embeddings are cached). Without an embedder, a lexical
+   TF-IDF cosine stands in, and the explanation says ``method: lexical``.
+3. **Load.** Among equal scores, the agent whose healthy replicas carry the least load wins; agents with no
+   healthy replica are left out when the load monitor knows of any instance at all. The replica itself
+   is picked at dispatch time (:class:`~orchestrator._load.LoadMonitor`).
+
+``score = 0.5 · capability + 0.5 · max(semantic, 0)``; ties break on load, then on the name, so the same
+goal over the same roster and load always gives the same agent.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import structlog
+from numpy.typing import NDArray
+
+from agents.collective import AgentSpec, Candidate
+from agents.errors import AgentError, BadInputError, NotFoundError
+from orchestrator._load import LoadMonitor
+
+__all__ = ("Embed", "Selection", "Selector")
+
+Embed = Callable[[list[str]], Awaitable[NDArray[np.float32]]]
+"""Texts → unit vectors, shape ``(len(texts), dim)`` float32."""
+
+log = structlog.get_logger("neurectomy.orchestrator")
+
+_WORD = re.compile(r"[a-z0-9]+")
+_GOAL_CACHE = 1024
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def _stem(word: str) -> str:
+    return word[:5]
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The chosen agent and why.
+
+    Attributes:
+        agent: The chosen agent's name.
+        team: Its team.
+        method: ``name``, ``capability``, ``semantic`` or ``lexical``.
+        candidates: The agents considered, best first, with their scores.
+    """
+
+    agent: str
+    team: str
+    method: Literal["name", "capability", "semantic", "lexical"]
+    candidates: tuple[Candidate, ...]
+
+    def explain(self) -> dict[str, Any]:
+        """The selection as JSON: method, chosen agent and the candidates' scores."""
+        return {
+            "agent": self.agent,
+            "method": self.method,
+            "candidates": [
+                {
+                    "agent": c.agent,
+                    "score": round(c.score, 4),
+                    "capability": c.capability,
+                    "semantic": round(c.semantic, 4),
+                    "load": round(c.load, 3),
+                }
+                for c in self.candidates
+            ],
+        }
+
+
+class Selector:
+    """Picks agents from the roster.
+
+    Args:
+        specs: The roster.
+        monitor: Live load of the instances (None: load is not considered).
+        embed: Embedding function for free-text goals (None: lexical matching).
+    """
+
+    def __init__(
+        self, specs: Sequence[AgentSpec], *, monitor: LoadMonitor | None = None, embed: Embed | None = None
+    ) -> None:
+        self.specs = {s.name: s for s in specs}
+        self.monitor = monitor
+        self.embed = embed
+        self._names = sorted(self.specs)
+        self._stems = {
+            n: {_stem(w) for c in s.capabilities for w in _words(c)} for n, s in self.specs.items()
+        }
+        self._desc_vectors: NDArray[np.float32] | None = None
+        self._goal_cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
+        docs = [_words(self._doc(self.specs[n])) for n in self._names]
+        df = Counter(w for d in docs for w in set(d))
+        self._idf = {w: math.log((1 + len(docs)) / (1 + c)) + 1 for w, c in df.items()}
+        self._tfidf = [self._vector(d) for d in docs]
+
+    @staticmethod
+    def _doc(spec: AgentSpec) -> str:
+        return f"{spec.name.replace('-', ' ')}: {spec.description} ({', '.join(spec.capabilities)})"
+
+    def _vector(self, words: list[str]) -> dict[str, float]:
+        tf = Counter(words)
+        vec = {w: c * self._idf.get(w, 0.0) for w, c in tf.items()}
+        norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
+        return {w: v / norm for w, v in vec.items()}
+
+    async def prepare(self) -> None:
+        """Embed the agents' descriptions (once); without an embedder this does nothing."""
+        if self.embed is not None and self._desc_vectors is None:
+            self._desc_vectors = await self.embed([self._doc(self.specs[n]) for n in self._names])
+
+    def _load(self, name: str) -> tuple[int, float]:
+        return self.monitor.load(name) if self.monitor is not None else (1, 0.0)
+
+    def _known_live(self) -> bool:
+        return self.monitor is not None and bool(self.monitor.started)
+
+    async def _semantic(self, goal: str) -> tuple[list[float], Literal["semantic", "lexical"]]:
+        if self.embed is not None:
+            try:
+                await self.prepare()
+                vec = self._goal_cache.get(goal)
+                if vec is None:
+                    vec = (await self.embed([goal]))[0]
+                    self._goal_cache[goal] = vec
+                    if len(self._goal_cache) > _GOAL_CACHE:
+                        self._goal_cache.popitem(last=False)
+                else:
+                    self._goal_cache.move_to_end(goal)
+            except AgentError as exc:  # no embedder running: lexical matching for this goal
+                log.warning("goal embedding unavailable; lexical selection", error=exc.message)
+            else:
+                assert self._desc_vectors is not None
+                return [float(x) for x in self._desc_vectors @ vec], "semantic"
+        q = self._vector(_words(goal))
+        return [sum(q.get(w, 0.0) * v for w, v in d.items()) for d in self._tfidf], "lexical"
+
+    async def select(
+        self, *, agent: str | None = None, capability: str | None = None, goal: str | None = None, k: int = 5
+    ) -> Selection:
+        """Choose an agent.
+
+        Args:
+            agent: An agent name (checked against the roster).
+            capability: A capability the agent must have.
+            goal: Free text describing the work.
+            k: Candidates kept in the explanation.
+
+        Raises:
+            NotFoundError: No agent of that name, or none with that capability (field named).
+            BadInputError: None of ``agent``, ``capability``, ``goal`` was given.
+        """
+        if agent is not None:
+            spec = self.specs.get(agent)
+            if spec is None:
+                raise NotFoundError(f"no agent named {agent!r}", field="agent")
+            return Selection(agent, spec.team, "name", (Candidate(agent, 1.0, load=self._load(agent)[1]),))
+        if capability is None and not (goal and goal.strip()):
+            raise BadInputError("give an agent, a capability or a goal", field="goal")
+        names = self._names
+        if capability is not None:
+            wanted = capability.strip().lower()
+            names = [n for n in names if wanted in self.specs[n].capabilities]
+            if not names:
+                raise NotFoundError(f"no agent has the capability {capability!r}", field="capability")
+        goal_stems = {_stem(w) for w in _words(goal or "") if len(w) >= 3}
+        semantic: list[float] = [0.0] * len(self._names)
+        method: Literal["capability", "semantic", "lexical"] = "capability"
+        if goal and goal.strip():
+            semantic, method = await self._semantic(goal)
+        index = {n: i for i, n in enumerate(self._names)}
+        live = self._known_live()
+        scored: list[tuple[float, float, str, Candidate]] = []
+        for name in names:
+            replicas, load = self._load(name)
+            if live and replicas == 0:
+                continue
+            cap = 1.0 if capability is not None or (goal_stems & self._stems[name]) else 0.0
+            sem = semantic[index[name]]
+            score = 0.5 * cap + 0.5 * max(sem, 0.0)
+            scored.append((-score, load, name, Candidate(name, score, cap, sem, load)))
+        if not scored:
+            what = f"capability {capability!r}" if capability else "this goal"
+            raise NotFoundError(f"no healthy agent for {what}", field="capability" if capability else "goal")
+        scored.sort(key=lambda t: (t[0], t[1], t[2]))
+        best = scored[0][3]
+        return Selection(best.agent, self.specs[best.agent].team, method, tuple(t[3] for t in scored[:k]))
+
+    def fallbacks(self, agent: str) -> list[str]:
+        """Other agents sharing ``agent``'s first capability, healthy and least loaded first."""
+        spec = self.specs.get(agent)
+        if spec is None or not spec.capabilities:
+            return []
+        primary = spec.capabilities[0]
+        others = [n for n in self._names if n != agent and primary in self.specs[n].capabilities]
+        return sorted(others, key=lambda n: (-self._load(n)[0], self._load(n)[1], n))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import anyio
 import pytest
 
+from agents import Bus
 from neurectomy.natsserver import EmbeddedNats
 from ryot import RyotConfig, RyotEngine
 
@@ -29,6 +30,13 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNa
         yield server
     finally:
         anyio.run(server.stop)
+
+
+@pytest.fixture
+async def bus(nats_server: EmbeddedNats) -> AsyncIterator[Bus]:
+    """A connection to the session's nats-server."""
+    async with await Bus.connect(nats_server.url, name="tests") as connected:
+        yield connected
 
 
 @pytest.fixture(scope="session")

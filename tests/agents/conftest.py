@@ -8,16 +8,9 @@ import pytest
 
 from agents import AgentRunner, Bus, GeneratorAgent
 from bridges import RyotBridge
-from neurectomy.natsserver import EmbeddedNats
 from ryot import RyotEngine
 
 RunnerFactory = Callable[..., AbstractAsyncContextManager[AgentRunner]]
-
-
-@pytest.fixture
-async def bus(nats_server: EmbeddedNats) -> AsyncIterator[Bus]:
-    async with await Bus.connect(nats_server.url, name="tests") as connected:
-        yield connected
 
 
 @pytest.fixture

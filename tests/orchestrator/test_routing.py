@@ -1,0 +1,246 @@
+"""Routing on a real nats-server: least-loaded replica, failover on busy, retries, circuit breaker,
+plans (fan-out, join, failure, cancellation).
+
+The agents here are small test agents (they sleep, fail on purpose, or add numbers) so that each
+behaviour of the router can be provoked; the real agents are exercised in tests/agents and in the
+end-to-end tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar
+
+import anyio
+import pytest
+from pydantic import BaseModel
+
+from agents import Agent, AgentFailedError, AgentRunner, BadInputError, Bus, Call, NotFoundError
+from agents.collective import spec_of
+from agents.plans import parse_plan
+from orchestrator import CallContext, Orchestrator, OrchestratorConfig
+
+pytestmark = pytest.mark.anyio
+
+
+class SleepIn(BaseModel):
+    seconds: float = 0.0
+    value: int = 0
+
+
+class Sleeper(Agent):
+    """Sleeps, then returns its value and which instance served it."""
+
+    name = "t-sleeper"
+    team = "analysis"
+    description = "Sleeps for a while and answers with the value it was given."
+    capabilities = ("sleep",)
+    input_model: ClassVar[type[BaseModel]] = SleepIn
+
+    def __init__(self, label: str = "") -> None:
+        self.label = label
+
+    async def handle(self, call: Call) -> Mapping[str, Any]:
+        await anyio.sleep(call.input.seconds)
+        return {"value": call.input.value, "label": self.label}
+
+
+class BackupSleeper(Sleeper):
+    name = "t-backup"
+    description = "Another agent that sleeps, used as the fallback of t-sleeper."
+
+
+class Flaky(Agent):
+    """Fails its first ``failures`` calls, then adds ``a`` and ``b``."""
+
+    name = "t-flaky"
+    team = "analysis"
+    description = "Adds two numbers after failing a given number of times."
+    capabilities = ("add",)
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    async def handle(self, call: Call) -> Mapping[str, Any]:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise RuntimeError(f"planned failure {self.calls}")
+        if not isinstance(call.input.get("a"), int):
+            raise BadInputError("must be an integer", field="a")
+        return {"sum": call.input["a"] + call.input.get("b", 0)}
+
+
+SPECS = [spec_of(Sleeper), spec_of(BackupSleeper), spec_of(Flaky)]
+FAST = OrchestratorConfig(backoff_base_s=0.01, backoff_max_s=0.05, breaker_failures=3, breaker_reset_s=30)
+
+
+@asynccontextmanager
+async def collective(bus: Bus, *runners: AgentRunner) -> AsyncIterator[Orchestrator]:
+    orch = Orchestrator(bus, FAST, specs=SPECS)
+    async with anyio.create_task_group() as tg:
+        await tg.start(orch.run)
+        for r in runners:
+            await tg.start(r.run)
+        with anyio.fail_after(5):  # every runner's first heartbeat has arrived
+            while any(len(orch.monitor.healthy(r.agent.name)) == 0 for r in runners):
+                await anyio.sleep(0.01)
+        yield orch
+        tg.cancel_scope.cancel()
+
+
+def ctx(timeout_s: float = 10) -> CallContext:
+    return CallContext.with_timeout(timeout_s)
+
+
+async def test_calls_spread_over_replicas_by_load(bus: Bus) -> None:
+    a, b = AgentRunner(bus, Sleeper("a")), AgentRunner(bus, Sleeper("b"))
+    async with collective(bus, a, b) as orch:
+        labels: list[str] = []
+
+        async def one() -> None:
+            inv = await orch.invoke("t-sleeper", {"seconds": 0.3}, ctx())
+            labels.append(inv.output["label"])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(one)
+            tg.start_soon(one)
+    assert sorted(labels) == ["a", "b"]  # the second call went to the idle replica
+
+
+async def test_busy_agent_fails_over_to_an_agent_of_the_same_capability(bus: Bus) -> None:
+    busy = AgentRunner(bus, Sleeper("main"), mailbox_size=1)
+    backup = AgentRunner(bus, BackupSleeper("backup"))
+    async with collective(bus, busy, backup) as orch:
+        results: list[Any] = []
+
+        async def occupy() -> None:
+            results.append(await orch.invoke("t-sleeper", {"seconds": 1.0}, ctx(), fallback=False))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(occupy)
+            tg.start_soon(occupy)  # in flight + one in the mailbox: the agent is full
+            await anyio.sleep(0.2)
+            inv = await orch.invoke("t-sleeper", {"value": 7}, ctx())
+        assert inv.agent == "t-backup" and inv.output == {"value": 7, "label": "backup"}
+        assert any(f.startswith("t-sleeper: busy") for f in inv.failovers)
+        assert busy.stats.refused_busy >= 1
+
+
+async def test_a_failing_call_is_retried_with_backoff(bus: Bus) -> None:
+    flaky = Flaky(failures=2)
+    async with collective(bus, AgentRunner(bus, flaky)) as orch:
+        inv = await orch.invoke("t-flaky", {"a": 2, "b": 3}, ctx(), retries=3)
+    assert inv.output == {"sum": 5}
+    assert inv.attempts == 3 and flaky.calls == 3
+
+
+async def test_bad_input_is_not_retried(bus: Bus) -> None:
+    flaky = Flaky(failures=0)
+    async with collective(bus, AgentRunner(bus, flaky)) as orch:
+        with pytest.raises(BadInputError) as err:
+            await orch.invoke("t-flaky", {"a": "x"}, ctx(), retries=3)
+    assert err.value.field == "a" and flaky.calls == 1
+
+
+async def test_breaker_opens_after_repeated_failures_and_refuses_without_calling(bus: Bus) -> None:
+    flaky = Flaky(failures=1000)
+    async with collective(bus, AgentRunner(bus, flaky)) as orch:
+        for _ in range(3):
+            with pytest.raises(AgentFailedError):
+                await orch.invoke("t-flaky", {"a": 1}, ctx(), retries=0)
+        assert orch.router.breaker("t-flaky").state == "open"
+        calls = flaky.calls
+        with pytest.raises(Exception, match="circuit breaker open"):
+            await orch.invoke("t-flaky", {"a": 1}, ctx(), retries=0)
+        assert flaky.calls == calls
+        listed = {a.name: a for a in await orch.agents()}
+        assert listed["t-flaky"].health == "circuit_open"
+        assert listed["t-backup"].replicas == 0 and listed["t-backup"].health == "down"
+
+
+async def test_unknown_agent_is_not_found(bus: Bus) -> None:
+    async with collective(bus) as orch:
+        with pytest.raises(NotFoundError) as err:
+            await orch.invoke("nobody", {}, ctx())
+    assert err.value.field == "agent"
+
+
+PLAN = {
+    "name": "fan-out-join",
+    "steps": [
+        {"id": "first", "agent": "t-flaky", "input": {"a": "${input.x}", "b": 1}},
+        {"id": "left", "agent": "t-flaky", "input": {"a": "${steps.first.sum}", "b": 10}},
+        {"id": "right", "capability": "add", "input": {"a": "${steps.first.sum}", "b": 100}},
+        {"id": "join", "agent": "t-flaky", "input": {"a": "${steps.left.sum}", "b": "${steps.right.sum}"}},
+    ],
+    "output": {"total": "${steps.join.sum}", "parts": ["${steps.left.sum}", "${steps.right.sum}"]},
+}
+
+
+async def test_plan_fans_out_and_joins(bus: Bus) -> None:
+    async with collective(bus, AgentRunner(bus, Flaky(0), concurrency=2)) as orch:
+        seen: list[list[str]] = []
+
+        async def progress(reports: list[Any]) -> None:
+            seen.append([r.status for r in reports])
+
+        outcome = await orch.run_plan(parse_plan(PLAN), {"x": 1}, ctx(), progress=progress)
+    assert outcome.status == "succeeded", outcome.error
+    assert outcome.output == {"total": 114, "parts": [12, 102]}  # (1+1)+10 + (1+1)+100
+    assert [s.status for s in outcome.steps] == ["succeeded"] * 4
+    assert outcome.steps[2].selection is not None and outcome.steps[2].selection["agent"] == "t-flaky"
+    assert ["running", "pending", "pending", "pending"] in seen
+
+
+async def test_failed_step_cancels_running_siblings_and_skips_dependents(bus: Bus) -> None:
+    sleeper = AgentRunner(bus, Sleeper("s"))
+    plan = parse_plan(
+        {
+            "steps": [
+                {"id": "slow", "agent": "t-sleeper", "input": {"seconds": 30}},
+                {"id": "bad", "agent": "t-flaky", "input": {"a": "not a number"}, "retries": 0},
+                {"id": "after", "agent": "t-flaky", "input": {"a": "${steps.bad.sum}"}},
+            ]
+        }
+    )
+    async with collective(bus, sleeper, AgentRunner(bus, Flaky(0))) as orch:
+        with anyio.fail_after(10):
+            outcome = await orch.run_plan(plan, {}, ctx(60))
+        with anyio.fail_after(5):
+            while sleeper.stats.cancelled == 0:
+                await anyio.sleep(0.02)  # the agent was told to stop, it did not run to the end
+    assert outcome.status == "failed"
+    assert outcome.error is not None and outcome.error["field"] == "a"
+    assert [s.status for s in outcome.steps] == ["cancelled", "failed", "skipped"]
+
+
+async def test_cancelling_a_plan_stops_its_running_steps(bus: Bus) -> None:
+    sleeper = AgentRunner(bus, Sleeper("s"), concurrency=2)
+    plan = parse_plan(
+        {
+            "steps": [
+                {"id": "one", "agent": "t-sleeper", "input": {"seconds": 30}},
+                {"id": "two", "agent": "t-sleeper", "input": {"seconds": 30}},
+                {"id": "three", "agent": "t-sleeper", "input": {"value": "${steps.one.value}"}},
+            ]
+        }
+    )
+    async with collective(bus, sleeper) as orch:
+        cancel = anyio.Event()
+        async with anyio.create_task_group() as tg:
+
+            async def cancel_soon() -> None:
+                while sleeper.stats.in_flight < 2:
+                    await anyio.sleep(0.02)
+                cancel.set()
+
+            tg.start_soon(cancel_soon)
+            with anyio.fail_after(10):
+                outcome = await orch.run_plan(plan, {}, ctx(60), cancel=cancel)
+        with anyio.fail_after(5):
+            while sleeper.stats.cancelled < 2:
+                await anyio.sleep(0.02)
+    assert outcome.status == "cancelled"
+    assert [s.status for s in outcome.steps] == ["cancelled", "cancelled", "skipped"]

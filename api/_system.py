@@ -9,9 +9,9 @@ from api.schemas import AgentOut, Health
 from orchestrator import Orchestrator
 
 
-@get("/v1/agents", summary="Agents running on the bus")
+@get("/v1/agents", summary="Every agent of the roster, with replicas, health and load")
 async def list_agents(state: State) -> list[AgentOut]:
-    """Every agent answering ``$SRV.STATS`` now, with team, replicas and load."""
+    """Every agent of the roster (and any other answering ``$SRV.STATS``): team, replicas, health, load."""
     orchestrator: Orchestrator = state.orchestrator
     return [
         AgentOut(
@@ -25,6 +25,8 @@ async def list_agents(state: State) -> list[AgentOut]:
             mailbox_depth=a.mailbox_depth,
             requests=a.requests,
             metadata=a.metadata,
+            health=a.health,  # type: ignore[arg-type]
+            load=a.load,
         )
         for a in await orchestrator.agents()
     ]

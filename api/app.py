@@ -13,7 +13,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from api import _generate, _metrics, _openai, _sigma, _sysinfo, _system, _vault, _ws
+from api import _agents, _generate, _keys, _metrics, _openai, _sigma, _sysinfo, _system, _vault, _ws
 from api._auth import AuthConfig, KeyVerifier, auth_middleware, openapi_security
 from api._limits import LimitsConfig, rate_limit_middleware
 from api._metrics import Metrics, MetricsMiddleware
@@ -64,7 +64,8 @@ def create_app(
         debug: Litestar debug mode (tracebacks in responses; never in production).
         auth: Authentication settings; ``None`` or ``enabled`` not ``True``: no authentication (the
             caller resolves ``enabled=None`` against the bind address, see ``AuthConfig.enabled_for``).
-        keys: Verifier of API keys when auth is on (``neurectomy.keys.KeyStore``).
+        keys: Verifier of API keys when auth is on (``neurectomy.keys.KeyStore``); if it can also create
+            and revoke keys, ``/v1/keys`` manages them.
         limits: Rate limits (none by default).
     """
     metrics = Metrics()
@@ -77,13 +78,15 @@ def create_app(
             *_openai.ROUTES,
             *_generate.ROUTES,
             *_system.ROUTES,
+            *_agents.ROUTES,
+            *_keys.ROUTES,
             *_vault.ROUTES,
             *_sigma.ROUTES,
             *_ws.ROUTES,
             *_metrics.ROUTES,
             *_sysinfo.ROUTES,
         ],
-        state=State({"orchestrator": orchestrator, "metrics": metrics}),
+        state=State({"orchestrator": orchestrator, "metrics": metrics, "keys": keys}),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[
             RequestIdMiddleware(),

@@ -126,6 +126,10 @@ class AgentOut(_Body):
     mailbox_depth: int
     requests: int
     metadata: dict[str, str]
+    health: Literal["up", "down", "circuit_open"] = "up"
+    """``up`` (heartbeats arrive), ``down`` (no instance runs) or ``circuit_open`` (failing calls)."""
+    load: float = 0.0
+    """Calls in flight and waiting per worker, summed over the healthy replicas."""
 
 
 class Health(_Body):

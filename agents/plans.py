@@ -10,7 +10,7 @@ step's ``input`` may reference the plan's input and earlier steps' outputs::
         input: {query: "${input.question}", k: 4}
       - id: context
         agent: context-optimizer
-        input: {text: "${steps.retrieve.hits[*].text}", query: "${input.question}", budget_tokens: 256}
+        input: {text: "Passages: ${steps.retrieve.hits[*].text}", query: "${input.question}"}
       - id: answer
         agent: generator
         input: {prompt: "Context: ${steps.context.text} Question: ${input.question} Answer:"}

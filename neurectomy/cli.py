@@ -15,6 +15,7 @@ from rich.table import Table
 from api.schemas import GenerateResponse
 from neurectomy._cli_keys import keys_app
 from neurectomy._cli_sigma import register as register_sigma_commands
+from neurectomy._cli_tasks import register as register_task_commands
 from neurectomy._cli_vault import vault_app
 from neurectomy.client import DEFAULT_URL, Client
 from neurectomy.errors import APIError, NeurectomyError
@@ -27,6 +28,7 @@ app = typer.Typer(
 app.add_typer(vault_app, name="vault")
 app.add_typer(keys_app, name="keys")
 register_sigma_commands(app)
+register_task_commands(app)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -134,7 +136,7 @@ def ask(
 
 @app.command()
 def agents(url: UrlOption = DEFAULT_URL) -> None:
-    """List the agents running on the bus."""
+    """List the agents of the collective: replicas, health, load and what each does."""
     try:
         with Client(url) as client:
             rows = client.agents()
@@ -145,7 +147,7 @@ def agents(url: UrlOption = DEFAULT_URL) -> None:
         err_console.print(f"[red]cannot reach {url}: {exc}[/red]")
         raise typer.Exit(1) from None
     table = Table(title=f"Agents at {url}")
-    for column in ("team", "agent", "replicas", "in flight", "queued", "requests"):
+    for column in ("team", "agent", "replicas", "health", "load", "in flight", "queued", "requests"):
         table.add_column(column, no_wrap=True)
     table.add_column("description", ratio=1)
     for a in rows:
@@ -153,6 +155,8 @@ def agents(url: UrlOption = DEFAULT_URL) -> None:
             a.team,
             a.name,
             str(a.replicas),
+            {"up": "[green]up[/green]", "down": "[dim]down[/dim]"}.get(a.health, f"[red]{a.health}[/red]"),
+            f"{a.load:.2f}",
             str(a.in_flight),
             str(a.mailbox_depth),
             str(a.requests),

@@ -28,7 +28,15 @@ from tenacity import (
     wait_exponential,
 )
 
-from api.schemas import AgentOut, ChatMessage, GenerateRequest, GenerateResponse, Health, TokenEvent
+from api.schemas import ChatMessage, GenerateRequest, GenerateResponse, Health, TokenEvent
+from neurectomy._sdk_collective import (
+    AgentsResource,
+    AsyncAgentsResource,
+    AsyncKeysResource,
+    AsyncTasksResource,
+    KeysResource,
+    TasksResource,
+)
 from neurectomy._sdk_sigma import AsyncSigmaResource, SigmaResource
 from neurectomy._sdk_vault import AsyncVaultResource, VaultResource
 from neurectomy.errors import APIError, BadRequestError, BusyError, StreamError, UnavailableError, api_error
@@ -146,11 +154,21 @@ class Client:
         self.sigma = SigmaResource(self._send)
         self.vault = VaultResource(self)
         """ΣVAULT: records, search, shredding, keys, stats (see :class:`VaultResource`)."""
+        self.agents = AgentsResource(self)
+        """The collective: ``client.agents()`` lists them; ``.get``, ``.call``, ``.select``."""
+        self.tasks = TasksResource(self)
+        """Durable tasks: ``.submit``, ``.get``, ``.cancel``, ``.events``, ``.wait``."""
+        self.keys = KeysResource(self)
+        """API keys: ``.create``, ``.list``, ``.revoke`` (admin)."""
 
     def _check(self, response: httpx.Response) -> httpx.Response:
         if response.status_code >= 400:
             raise _error(response, response.content)
         return response
+
+    def _check_stream(self, response: httpx.Response) -> None:
+        if response.status_code >= 400:
+            raise _error(response, response.read())
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send a request; raise the typed :class:`APIError` for an error status.
@@ -218,10 +236,6 @@ class Client:
         """
         return _vectors(self._send("POST", "/v1/embeddings", json=_embedding_body(texts)).json())
 
-    def agents(self) -> list[AgentOut]:
-        """Agents running now, with team, replicas and load."""
-        return [AgentOut.model_validate(a) for a in self._send("GET", "/v1/agents").json()]
-
     def health(self) -> Health:
         """Service health (also when degraded: no exception for 503 here)."""
         return Health.model_validate_json(self._http.get("/health").content)
@@ -248,11 +262,21 @@ class AsyncClient:
         self.sigma = AsyncSigmaResource(self._send)
         self.vault = AsyncVaultResource(self)
         """ΣVAULT calls (see :class:`AsyncVaultResource`)."""
+        self.agents = AsyncAgentsResource(self)
+        """See :attr:`Client.agents`."""
+        self.tasks = AsyncTasksResource(self)
+        """See :attr:`Client.tasks`."""
+        self.keys = AsyncKeysResource(self)
+        """See :attr:`Client.keys`."""
 
     async def _check(self, response: httpx.Response) -> httpx.Response:
         if response.status_code >= 400:
             raise _error(response, await response.aread())
         return response
+
+    async def _check_stream(self, response: httpx.Response) -> None:
+        if response.status_code >= 400:
+            raise _error(response, await response.aread())
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """See :meth:`Client._send` (same retries)."""
@@ -304,10 +328,6 @@ class AsyncClient:
     async def embeddings(self, texts: str | Sequence[str]) -> list[list[float]]:
         """See :meth:`Client.embeddings`."""
         return _vectors((await self._send("POST", "/v1/embeddings", json=_embedding_body(texts))).json())
-
-    async def agents(self) -> list[AgentOut]:
-        """See :meth:`Client.agents`."""
-        return [AgentOut.model_validate(a) for a in (await self._send("GET", "/v1/agents")).json()]
 
     async def health(self) -> Health:
         """See :meth:`Client.health`."""

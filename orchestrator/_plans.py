@@ -126,15 +126,14 @@ class PlanRunner:
         try:
             for dep in dependencies(step):
                 await run.done[dep].wait()
-            if any(run.reports[d].status != "succeeded" for d in dependencies(step)):
+            if any(d not in run.outputs for d in dependencies(step)):  # a needed step failed
                 report.status = "skipped"
                 return
             await self._execute(step, report, run, ctx)
         except AgentError as exc:
             report.status, report.error = "failed", _error(exc)
             if step.optional:
-                run.outputs[step.id] = None
-                report.status = "succeeded"
+                run.outputs[step.id] = None  # dependents run, reading null
             elif run.failed is None:
                 run.failed = exc
                 scope.cancel()

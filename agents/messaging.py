@@ -147,11 +147,14 @@ class Bus:
         """Send a request and wait for its reply.
 
         Raises:
-            NoRespondersError: Nobody is subscribed to ``subject`` (answered at once by the server).
+            NoRespondersError: Nobody is subscribed to ``subject`` (answered at once by the server), or
+                the connection to NATS is down.
             DeadlineExceededError: No reply within ``timeout_s`` seconds.
         """
         if timeout_s <= 0:
             raise DeadlineExceededError(f"deadline passed before the request to {subject}")
+        if not self._nc.is_connected:  # reconnecting: answer now instead of buffering until the timeout
+            raise NoRespondersError(f"NATS is not connected (request to {subject} not sent)")
         try:
             msg = await self._nc.request(subject, data, timeout=timeout_s, headers=headers)
         except nats.errors.NoRespondersError:

@@ -13,13 +13,13 @@ from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from api import _agents, _generate, _keys, _metrics, _openai, _sigma, _sysinfo, _system, _vault, _ws
+from api import _agents, _generate, _keys, _metrics, _openai, _sigma, _sysinfo, _system, _tasks, _vault, _ws
 from api._auth import AuthConfig, KeyVerifier, auth_middleware, openapi_security
 from api._limits import LimitsConfig, rate_limit_middleware
 from api._metrics import Metrics, MetricsMiddleware
 from api._trace import TraceMiddleware, add_trace_headers
 from api.errors import EXCEPTION_HANDLERS
-from orchestrator import Orchestrator
+from orchestrator import Orchestrator, TaskQueue
 
 log = structlog.get_logger("neurectomy.api")
 REQUEST_ID_HEADER = "x-request-id"
@@ -55,6 +55,7 @@ def create_app(
     auth: AuthConfig | None = None,
     keys: KeyVerifier | None = None,
     limits: LimitsConfig | None = None,
+    tasks: TaskQueue | None = None,
 ) -> Litestar:
     """The HTTP application over ``orchestrator``.
 
@@ -67,6 +68,7 @@ def create_app(
         keys: Verifier of API keys when auth is on (``neurectomy.keys.KeyStore``); if it can also create
             and revoke keys, ``/v1/keys`` manages them.
         limits: Rate limits (none by default).
+        tasks: The durable task queue behind ``/v1/tasks`` (None: those routes answer 503).
     """
     metrics = Metrics()
     orchestrator.observer = metrics
@@ -80,13 +82,14 @@ def create_app(
             *_system.ROUTES,
             *_agents.ROUTES,
             *_keys.ROUTES,
+            *_tasks.ROUTES,
             *_vault.ROUTES,
             *_sigma.ROUTES,
             *_ws.ROUTES,
             *_metrics.ROUTES,
             *_sysinfo.ROUTES,
         ],
-        state=State({"orchestrator": orchestrator, "metrics": metrics, "keys": keys}),
+        state=State({"orchestrator": orchestrator, "metrics": metrics, "keys": keys, "tasks": tasks}),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[
             RequestIdMiddleware(),

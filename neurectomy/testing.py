@@ -20,13 +20,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_serve(state_dir: Path, *extra: str, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+def start_serve(
+    state_dir: Path, *extra: str, port: int | None = None, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``python -m neurectomy serve`` and wait until ``/health`` answers 200.
 
     Args:
         state_dir: State directory of the service (its log goes to ``state_dir/serve.log``).
         extra: More ``serve`` arguments, e.g. ``("--nats-url", url)``.
         port: HTTP port; a free one by default.
+        env: More environment variables (settings, e.g. ``NEURECTOMY_TEAMS``).
 
     Returns:
         The process and its base URL.
@@ -35,7 +38,12 @@ def start_serve(state_dir: Path, *extra: str, port: int | None = None) -> tuple[
         RuntimeError: The service exited or was not healthy within 90 s (the message holds its log).
     """
     port = port or free_port()
-    env = {**os.environ, "NEURECTOMY_STATE_DIR": str(state_dir), "NEURECTOMY_LOG_FORMAT": "json"}
+    env = {
+        **os.environ,
+        "NEURECTOMY_STATE_DIR": str(state_dir),
+        "NEURECTOMY_LOG_FORMAT": "json",
+        **(env or {}),
+    }
     with (state_dir / "serve.log").open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "neurectomy", "serve", "--port", str(port), *extra],
@@ -69,3 +77,51 @@ def stop_serve(proc: subprocess.Popen[bytes], timeout_s: float = 20) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
     return proc.wait()
+
+
+def start_agents(
+    state_dir: Path,
+    team: str,
+    nats_url: str,
+    *extra: str,
+    expect: int,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 90,
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m neurectomy agent --team TEAM`` and wait until ``expect`` agent instances run.
+
+    Args:
+        state_dir: State directory of the process (its log goes to ``state_dir/agents-<team>.log``).
+        team: The team.
+        nats_url: The NATS server to join.
+        extra: More ``agent`` arguments (``--agent``, ``--replicas``).
+        expect: Agent instances to wait for ("agent started" log lines).
+        env: More environment variables.
+        timeout_s: How long to wait, in seconds.
+
+    Raises:
+        RuntimeError: The process exited or did not start ``expect`` instances in time (with its log).
+    """
+    log_path = state_dir / f"agents-{team}.log"
+    full_env = {
+        **os.environ,
+        "NEURECTOMY_STATE_DIR": str(state_dir),
+        "NEURECTOMY_LOG_FORMAT": "json",
+        **(env or {}),
+    }
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "neurectomy", "agent", "--team", team, "--nats-url", nats_url, *extra],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+        )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"agent process exited with {proc.returncode}: {log_path.read_text()}")
+        if log_path.read_text(errors="replace").count('"agent started"') >= expect:
+            return proc
+        time.sleep(0.1)
+    stop_serve(proc)
+    raise RuntimeError(f"agents not started in time: {log_path.read_text()}")

@@ -9,6 +9,9 @@ from orchestrator._plans import ProgressFn
 from orchestrator._reliability import CircuitBreaker, RetryBudget
 from orchestrator._route import Invocation
 from orchestrator._select import Selection
+from orchestrator._task_exec import task_executor
+from orchestrator._task_store import TaskConfig, TaskQueue, TaskRecord, TaskRequest
+from orchestrator._task_worker import TaskWorker
 from orchestrator.config import OrchestratorConfig
 
 __all__ = (
@@ -24,6 +27,12 @@ __all__ = (
     "ProgressFn",
     "RetryBudget",
     "Selection",
+    "TaskConfig",
+    "TaskQueue",
+    "TaskRecord",
+    "TaskRequest",
+    "TaskWorker",
     "TextDelta",
     "call_agent",
+    "task_executor",
 )

@@ -36,3 +36,5 @@ class OrchestratorConfig(BaseModel):
     """Seconds an open breaker refuses calls before letting one probe through."""
     heartbeat_ttl_factor: float = Field(default=3.0, gt=1)
     """Heartbeat intervals of silence after which an instance counts as gone."""
+    task_deadline_s: float = Field(default=600.0, gt=0)
+    """Deadline of one run of a durable task (planning and every step), in seconds."""

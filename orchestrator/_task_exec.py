@@ -1,0 +1,63 @@
+"""How the orchestrator runs a durable task: plan it (goal → the ``planner`` agent), then run the plan.
+
+A plan that fails on an infrastructure error (no responders, busy, timeout, lost instance) raises that
+error, so the task worker retries the task (redelivery, up to ``max_attempts``); a plan that fails on
+the task's own fault (bad input, not found, too large) is a failed task, not retried.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from agents.errors import BadInputError, error_from_wire
+from agents.plans import PlanError, PlanOutcome, parse_plan
+from orchestrator._dispatch import CallContext
+from orchestrator._task_store import TaskRecord
+from orchestrator._task_worker import Executor, ProgressFn
+
+if TYPE_CHECKING:
+    from orchestrator._orchestrator import Orchestrator
+
+__all__ = ("INFRASTRUCTURE_CODES", "task_executor")
+
+INFRASTRUCTURE_CODES = frozenset({"no_responders", "busy", "timeout", "stream_broken"})
+"""Wire codes of failures that a later attempt of the task may not meet."""
+
+
+def goal_inputs(goal: str) -> dict[str, Any]:
+    """The input a planned goal's plan reads: the goal as ``text``, ``goal`` and ``question``."""
+    return {"text": goal, "goal": goal, "question": goal}
+
+
+def task_executor(orchestrator: Orchestrator, *, deadline_s: float) -> Executor:
+    """The function a :class:`~orchestrator._task_worker.TaskWorker` calls to run one task.
+
+    Args:
+        orchestrator: Plans and runs.
+        deadline_s: Deadline of one run of a task, in seconds.
+    """
+
+    async def execute(record: TaskRecord, progress: ProgressFn) -> PlanOutcome:
+        ctx = CallContext.with_timeout(
+            deadline_s,
+            request_id=f"task-{record.id}-{record.attempts}",
+            tenant=record.tenant,
+            trace_id=record.id,
+        )
+        if record.plan is not None:
+            plan, inputs = parse_plan(record.plan), record.input
+        else:
+            goal = record.goal or ""
+            planned = await orchestrator.invoke("planner", {"goal": goal}, ctx)
+            try:
+                plan = parse_plan(planned.output["plan"])
+            except (PlanError, KeyError) as exc:
+                raise BadInputError(f"the planner returned an unusable plan: {exc}", field="goal") from None
+            inputs = goal_inputs(goal)
+        outcome = await orchestrator.run_plan(plan, inputs, ctx, progress=progress)
+        if outcome.status == "failed" and outcome.error and outcome.error.get("code") in INFRASTRUCTURE_CODES:
+            err = outcome.error
+            raise error_from_wire(str(err["code"]), str(err.get("message", "")), err.get("field"))
+        return outcome
+
+    return execute

@@ -1,0 +1,335 @@
+"""Durable tasks, the submitting side: records in a JetStream KV bucket, work in a work-queue stream.
+
+A task is submitted once and answered at once (its id); workers (:mod:`orchestrator._task_worker`) run
+it later and record per-step progress and the result. Layout on JetStream (names from
+:class:`TaskConfig`):
+
+* KV bucket ``neurectomy-tasks``: key ``<task id>`` → :class:`TaskRecord` JSON (the source of truth);
+  key ``idem.<tenant>.<sha256(idempotency key)>`` → the task id.
+* Work-queue stream ``NEURECTOMY_TASKS`` (file storage, ``max_queued`` messages, discard new): subjects
+  ``neurectomy.tasks.queue.high|normal|low``; a message carries the task id (``Nats-Msg-Id`` = task id,
+  so a repeated publish within the duplicate window is dropped).
+* Stream ``NEURECTOMY_TASKS_DEAD`` (subject ``neurectomy.tasks.dead``): tasks that exhausted their
+  attempts.
+* Core subject ``neurectomy.tasks.cancel.<id>``: tells the worker running a task to stop now.
+
+Every write of a record is compare-and-set on the key's revision, so concurrent writers (a cancel and a
+worker, two workers after a redelivery) can never overwrite each other; the record is written before the
+message is published, so a worker always finds it, and the publish ack is what makes the task durable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import uuid
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
+
+import anyio
+from pydantic import ValidationError
+
+from agents.errors import AgentFailedError, BadInputError, NotFoundError, TooLargeError
+from agents.jetstream import JetStream, KeyValueBucket
+from agents.messaging import Bus
+from agents.plans import PlanError, parse_plan
+from orchestrator._task_models import (
+    PRIORITIES,
+    TERMINAL_STATUSES,
+    Priority,
+    TaskConfig,
+    TaskRecord,
+    TaskRequest,
+    TaskStatus,
+    error_dict,
+    record_error,
+)
+
+_TENANT_TOKEN = re.compile(r"^[A-Za-z0-9_=-]{1,64}$")
+
+
+class TaskStore:
+    """Typed, compare-and-set access to task records (shared by :class:`TaskQueue` and the worker).
+
+    Create with :meth:`open`, which creates the streams and the bucket if they are missing.
+    """
+
+    def __init__(self, js: JetStream, kv: KeyValueBucket, config: TaskConfig) -> None:
+        self.js = js
+        self.kv = kv
+        self.config = config
+
+    @classmethod
+    async def open(cls, bus: Bus, config: TaskConfig) -> TaskStore:
+        """Ensure the work-queue stream, the dead-letter stream and the KV bucket exist.
+
+        Raises:
+            JetStreamUnavailableError: JetStream is not enabled or did not answer.
+        """
+        js = JetStream(bus, timeout_s=config.fetch_timeout_s)
+        await js.ensure_stream(
+            config.stream,
+            [f"{config.subject_prefix}.queue.*"],
+            work_queue=True,
+            max_msgs=config.max_queued,
+            duplicate_window_s=config.duplicate_window_s,
+        )
+        await js.ensure_stream(
+            config.dead_letter_stream,
+            [config.dead_letter_subject],
+            work_queue=False,
+            max_age_s=config.retention_s,
+        )
+        kv = await js.ensure_key_value(config.bucket, history=config.kv_history, ttl_s=config.retention_s)
+        return cls(js, kv, config)
+
+    async def load(self, task_id: str) -> tuple[TaskRecord, int]:
+        """The record of ``task_id`` and its revision.
+
+        Raises:
+            NotFoundError: No such task.
+            AgentFailedError: The stored record is unreadable.
+            JetStreamUnavailableError: JetStream did not answer.
+        """
+        if not re.fullmatch(r"[0-9a-f]{32}", task_id):
+            raise NotFoundError(f"no task {task_id!r}", field="id")
+        try:
+            entry = await self.kv.get(task_id)
+        except NotFoundError:
+            raise NotFoundError(f"no task {task_id!r}", field="id") from None
+        try:
+            return TaskRecord.model_validate_json(entry.value), entry.revision
+        except ValidationError as exc:
+            raise AgentFailedError(f"task {task_id} has an unreadable record: {exc}") from None
+
+    async def mutate(
+        self, record: TaskRecord, revision: int, change: Callable[[TaskRecord], TaskRecord | None]
+    ) -> tuple[TaskRecord, int, bool]:
+        """Store ``change(record)`` with compare-and-set; on a conflict reload and apply it again.
+
+        ``change`` sees the current record each time and returns the new one, or ``None`` to write
+        nothing.
+
+        Returns:
+            The current record, its revision, and whether this call wrote it.
+
+        Raises:
+            NotFoundError: The record disappeared.
+            JetStreamUnavailableError: JetStream did not answer.
+        """
+        while True:
+            new = change(record)
+            if new is None:
+                return record, revision, False
+            written = await self.kv.update(record.id, new.model_dump_json().encode(), revision=revision)
+            if written is not None:
+                return new, written, True
+            record, revision = await self.load(record.id)
+
+
+def _tenant_token(tenant: str) -> str:
+    if _TENANT_TOKEN.fullmatch(tenant):
+        return tenant
+    return "h-" + hashlib.sha256(tenant.encode()).hexdigest()[:40]
+
+
+class TaskQueue:
+    """Submit, read, cancel and watch durable tasks.
+
+    Create with :meth:`open`. Every method takes the caller's tenant; another tenant's task behaves
+    exactly like a missing one.
+    """
+
+    def __init__(self, bus: Bus, store: TaskStore) -> None:
+        self._bus = bus
+        self._store = store
+        self.config = store.config
+
+    @classmethod
+    async def open(cls, bus: Bus, config: TaskConfig | None = None) -> TaskQueue:
+        """A queue on ``bus``; creates the streams and the bucket if missing.
+
+        Raises:
+            JetStreamUnavailableError: JetStream is not enabled or did not answer.
+        """
+        return cls(bus, await TaskStore.open(bus, config or TaskConfig()))
+
+    def _idempotency_key(self, tenant: str, key: str) -> str:
+        return f"idem.{_tenant_token(tenant)}.{hashlib.sha256(key.encode()).hexdigest()}"
+
+    async def _publish(self, record: TaskRecord) -> None:
+        await self._store.js.publish(
+            self.config.queue_subject(record.priority),
+            record.id.encode(),
+            stream=self.config.stream,
+            msg_id=record.id,
+            headers={"Neurectomy-Tenant": record.tenant},
+        )
+
+    async def submit(
+        self, request: TaskRequest, *, tenant: str, idempotency_key: str | None = None
+    ) -> tuple[TaskRecord, bool]:
+        """Store and queue a task; it is durable when this returns.
+
+        Args:
+            request: Goal or plan (validated here: a bad plan is refused now, not run).
+            tenant: The caller's tenant.
+            idempotency_key: With the same key and tenant, a repeated submit returns the first task.
+
+        Returns:
+            The queued record, and ``True`` if it was created (``False``: an earlier submit with the same
+            idempotency key).
+
+        Raises:
+            BadInputError: The plan is invalid (``field`` names where).
+            TooLargeError: The record exceeds ``max_input_bytes``.
+            AgentBusyError: The queue holds ``max_queued`` tasks already (answer 429).
+            JetStreamUnavailableError: JetStream did not answer (answer 503).
+        """
+        if request.plan is not None:
+            try:
+                parse_plan(request.plan)
+            except PlanError as exc:
+                raise BadInputError(str(exc).split(": ", 1)[-1], field=exc.field) from None
+        now = time.time()
+        record = TaskRecord(
+            id=uuid.uuid4().hex,
+            tenant=tenant,
+            priority=request.priority,
+            goal=request.goal,
+            plan=request.plan,
+            input=request.input,
+            idempotency_key=idempotency_key,
+            created_at=now,
+            updated_at=now,
+        )
+        body = record.model_dump_json().encode()
+        if len(body) > self.config.max_input_bytes:
+            raise TooLargeError(
+                f"the task is {len(body)} bytes as JSON; at most {self.config.max_input_bytes} are accepted"
+            )
+        kv = self._store.kv
+        if await kv.create(record.id, body) is None:  # pragma: no cover - uuid4 collision
+            raise AgentFailedError("task id collision; submit again")
+        if idempotency_key is not None:
+            idem = self._idempotency_key(tenant, idempotency_key)
+            while await kv.create(idem, record.id.encode()) is None:
+                existing, idem_revision = await self._existing(idem)
+                if existing is not None:
+                    await kv.delete(record.id)
+                    return existing, False
+                if await kv.update(idem, record.id.encode(), revision=idem_revision) is not None:
+                    break
+        try:
+            await self._publish(record)
+        except BaseException:
+            await self._forget(record)
+            raise
+        return record, True
+
+    async def _existing(self, idem: str) -> tuple[TaskRecord | None, int]:
+        """The task an idempotency key points at (re-queued if its publish may have been lost).
+
+        Returns:
+            The task (``None`` if it no longer exists: the caller re-points the key) and the key's
+            revision.
+        """
+        try:
+            entry = await self._store.kv.get(idem)
+        except NotFoundError:  # removed meanwhile (a refused submit): free again
+            return None, 0
+        try:
+            record, _ = await self._store.load(entry.value.decode())
+        except NotFoundError:
+            return None, entry.revision
+        if record.status == "queued" and record.attempts == 0:
+            # The first submit may have died between its KV write and its publish; publishing again is
+            # harmless within the duplicate window (same Nats-Msg-Id), so do it while it is open.
+            if time.time() - record.created_at < self.config.duplicate_window_s * 0.9:
+                await self._publish(record)
+        return record, entry.revision
+
+    async def _forget(self, record: TaskRecord) -> None:
+        """Remove a record whose publish failed (best effort), and its idempotency key."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(self.config.fetch_timeout_s):
+            try:
+                await self._store.kv.delete(record.id)
+                if record.idempotency_key is not None:
+                    await self._store.kv.delete(self._idempotency_key(record.tenant, record.idempotency_key))
+            except Exception:  # noqa: S110 - best effort; the original error is what matters
+                pass
+
+    async def get(self, task_id: str, tenant: str) -> TaskRecord:
+        """The record of a task.
+
+        Raises:
+            NotFoundError: No such task, or it belongs to another tenant.
+            JetStreamUnavailableError: JetStream did not answer.
+        """
+        record, _ = await self._load_for(task_id, tenant)
+        return record
+
+    async def _load_for(self, task_id: str, tenant: str) -> tuple[TaskRecord, int]:
+        record, revision = await self._store.load(task_id)
+        if record.tenant != tenant:
+            raise NotFoundError(f"no task {task_id!r}", field="id")
+        return record, revision
+
+    async def cancel(self, task_id: str, tenant: str) -> TaskRecord:
+        """Cancel a task: a queued one never runs, a running one stops at once.
+
+        Cancelling a finished task changes nothing and returns its record.
+
+        Raises:
+            NotFoundError: No such task, or it belongs to another tenant.
+            JetStreamUnavailableError: JetStream did not answer.
+        """
+        record, revision = await self._load_for(task_id, tenant)
+
+        def cancelled(current: TaskRecord) -> TaskRecord | None:
+            if current.terminal:
+                return None
+            return current.changed(
+                status="cancelled", error=error_dict("cancelled", "cancelled by the caller")
+            )
+
+        record, _, wrote = await self._store.mutate(record, revision, cancelled)
+        if wrote:
+            await self._bus.publish(self.config.cancel_subject(task_id), b"")
+        return record
+
+    async def watch(self, task_id: str, tenant: str) -> AsyncGenerator[TaskRecord, None]:
+        """The task's record now, then each new version, ending after a terminal status.
+
+        Close the generator (``contextlib.aclosing``) to stop early.
+
+        Raises:
+            NotFoundError: No such task, or it belongs to another tenant.
+            JetStreamUnavailableError: JetStream did not answer.
+        """
+        first, _ = await self._load_for(task_id, tenant)
+        if first.terminal:
+            yield first
+            return
+        async with aclosing(self._store.kv.watch(task_id)) as entries:
+            async for entry in entries:
+                record = TaskRecord.model_validate_json(entry.value)
+                yield record
+                if record.terminal:
+                    return
+
+
+__all__ = (  # the models are re-exported: callers import them from here too
+    "PRIORITIES",
+    "TERMINAL_STATUSES",
+    "Priority",
+    "TaskConfig",
+    "TaskQueue",
+    "TaskRecord",
+    "TaskRequest",
+    "TaskStatus",
+    "TaskStore",
+    "error_dict",
+    "record_error",
+)

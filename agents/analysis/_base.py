@@ -1,0 +1,104 @@
+"""What the analysis agents share: the base class, the thread limiter, size limits and wire model bases.
+
+Every analysis agent runs its CPU work (VADER, YAKE, lingua, radon, textstat, ...) in a worker thread
+through one :class:`anyio.CapacityLimiter` that the team shares (the runtime passes it; two threads by
+default, the machine has two cores), so a long text never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import ClassVar, TypeVar
+
+import anyio
+import anyio.to_thread
+from pydantic import BaseModel, ConfigDict
+
+from agents.actor import Agent
+from agents.errors import TooLargeError
+
+__all__ = (
+    "ANALYSIS_THREADS",
+    "MAX_LISTED",
+    "MAX_TEXT_CHARS",
+    "AnalysisAgent",
+    "AnalysisInput",
+    "AnalysisOutput",
+    "check_chars",
+)
+
+T = TypeVar("T")
+
+MAX_TEXT_CHARS = 200_000
+"""Longest text (or source code) an analysis agent accepts, in characters."""
+MAX_LISTED = 2_000
+"""Most items (sentences, entities, functions, outliers) an answer lists; the rest are counted only."""
+ANALYSIS_THREADS = 2
+"""Analysis calls running in worker threads at once, across the team (the default limiter's tokens)."""
+
+
+def check_chars(field: str, text: str, limit: int = MAX_TEXT_CHARS) -> None:
+    """Refuse a text longer than ``limit`` characters.
+
+    Args:
+        field: The input field holding ``text`` (named in the error).
+        text: The text to check.
+        limit: Largest length allowed, in characters.
+
+    Raises:
+        TooLargeError: Naming ``field``, the length and the limit.
+    """
+    if len(text) > limit:
+        raise TooLargeError(f"{len(text)} characters; the limit is {limit} characters", field=field)
+
+
+class AnalysisInput(BaseModel):
+    """Base of the analysis inputs: frozen, and unknown fields are refused by name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AnalysisOutput(BaseModel):
+    """Base of the analysis outputs: frozen, no undeclared fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AnalysisAgent(Agent):
+    """Base of the Analysis team: local CPU libraries, no engine, work offloaded to threads.
+
+    Args:
+        limiter: Shared by the team's agents; bounds the worker threads they use at once. A new
+            ``CapacityLimiter(ANALYSIS_THREADS)`` when ``None``.
+    """
+
+    team: ClassVar[str] = "analysis"
+    bridges: ClassVar[tuple[str, ...]] = ()
+    text_output: ClassVar[str | None] = "summary"
+    """Every analysis output carries a one-line ``summary`` a plan step can hand on."""
+
+    def __init__(self, *, limiter: anyio.CapacityLimiter | None = None) -> None:
+        self.limiter = limiter if limiter is not None else anyio.CapacityLimiter(ANALYSIS_THREADS)
+        self.thread_calls = 0
+        self.thread_seconds_total = 0.0
+
+    async def in_thread(self, fn: Callable[..., T], *args: object) -> T:
+        """Run ``fn(*args)`` in a worker thread under the team's limiter and return its result.
+
+        Cancelling the await does not stop ``fn``; it finishes in its thread (the calls are bounded by
+        the input size limits).
+        """
+        started = anyio.current_time()
+        try:
+            return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=self.limiter)
+        finally:
+            self.thread_calls += 1
+            self.thread_seconds_total += anyio.current_time() - started
+
+    def stats(self) -> dict[str, float]:
+        """Worker-thread calls of this instance and their total time, in seconds."""
+        return {
+            "thread_calls": self.thread_calls,
+            "thread_seconds_total": round(self.thread_seconds_total, 6),
+        }

@@ -1,0 +1,133 @@
+"""Plain-text helpers of the analysis agents: sentence spans, words and n-grams, with character offsets.
+
+The sentence splitter is a deliberate, dependency-free heuristic (no NLTK data is available here): a
+sentence ends at ``.``, ``!``, ``?`` or ``…`` (with closing quotes or brackets) followed by white space
+and an upper-case letter, digit or opening quote, or at a blank line. Common abbreviations (``Mr.``,
+``e.g.``, ``Dr.``), single initials and one- or two-digit ordinals (``am 3. März``) do not end a sentence.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+__all__ = ("Span", "ngram_repetition", "sentence_spans", "word_spans", "words")
+
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+"""A word: letters/digits, with inner apostrophes (``don't``, ``O’Neil``)."""
+_BOUNDARY = re.compile(r"(?:[.!?…]+[\"'”’)\]]*)(?=\s+[\"'“‘(\[]?[A-Z0-9À-Ý])|\n[ \t]*\n")
+_ABBREVIATIONS = frozenset(
+    {
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "sr",
+        "jr",
+        "st",
+        "vs",
+        "etc",
+        "e.g",
+        "i.e",
+        "inc",
+        "ltd",
+        "co",
+        "corp",
+        "no",
+        "fig",
+        "approx",
+        "dept",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A piece of a text with its character offsets (``text[start:end] == span.text``)."""
+
+    start: int
+    end: int
+    text: str
+
+
+def _ends_with_abbreviation(text: str, end: int) -> bool:
+    """Whether the period at ``text[end - 1]`` closes an abbreviation, an initial or a 1-2 digit ordinal."""
+    head = text[:end].rstrip("\"'”’)]")
+    if not head.endswith("."):
+        return False
+    token = re.split(r"\s", head[:-1])[-1].lower() if head[:-1] else ""
+    single_initial = len(token) == 1 and token.isalpha()
+    ordinal = 0 < len(token) <= 2 and token.isdigit()  # "am 3. März", "1. Introduction"
+    return token in _ABBREVIATIONS or single_initial or ordinal
+
+
+def sentence_spans(text: str) -> list[Span]:
+    """Split ``text`` into sentences, trimmed of surrounding white space.
+
+    Returns:
+        The non-empty sentences in order, each with its offsets into ``text``.
+    """
+    spans: list[Span] = []
+    start = 0
+    for match in _BOUNDARY.finditer(text):
+        end = match.end() if match.group().strip() else match.start()
+        if match.group().strip() and _ends_with_abbreviation(text, end):
+            continue
+        spans.extend(_trimmed(text, start, end))
+        start = match.end()
+    spans.extend(_trimmed(text, start, len(text)))
+    return spans
+
+
+def _trimmed(text: str, start: int, end: int) -> Iterator[Span]:
+    piece = text[start:end]
+    stripped = piece.strip()
+    if stripped:
+        offset = start + (len(piece) - len(piece.lstrip()))
+        yield Span(offset, offset + len(stripped), stripped)
+
+
+def word_spans(text: str) -> list[Span]:
+    """The words of ``text`` (letters and digits, inner apostrophes kept) with their offsets."""
+    return [Span(m.start(), m.end(), m.group()) for m in _WORD.finditer(text)]
+
+
+def words(text: str) -> list[str]:
+    """The words of ``text``, lower-cased."""
+    return [m.group().lower() for m in _WORD.finditer(text)]
+
+
+def ngram_repetition(tokens: Sequence[str], n: int = 3) -> tuple[float, list[tuple[str, int]]]:
+    """How much of a token sequence repeats itself, measured on word ``n``-grams.
+
+    Args:
+        tokens: Lower-cased words.
+        n: N-gram length (count of words).
+
+    Returns:
+        ``(ratio, top)``: the share of ``n``-gram occurrences that repeat an earlier one (0.0 when there
+        are fewer than ``n`` tokens), and up to five most repeated ``n``-grams with their counts (only
+        those seen at least twice).
+    """
+    grams = [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    if not grams:
+        return 0.0, []
+    counts = Counter(grams)
+    repeated = sum(c - 1 for c in counts.values() if c > 1)
+    top = [(g, c) for g, c in counts.most_common(5) if c > 1]
+    return repeated / len(grams), top

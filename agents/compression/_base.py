@@ -98,6 +98,8 @@ class CompressionAgent(Agent):
 
     team: ClassVar[str] = "compression"
     bridges: ClassVar[tuple[str, ...]] = ("sigma",)
+    text_input: ClassVar[str | None] = None  # frames and data travel as base64
+    text_output: ClassVar[str | None] = None
 
     def __init__(self, bridge: SigmaBridge) -> None:
         self.bridge = bridge

@@ -174,6 +174,8 @@ class ContextOptimizerAgent(CompressionAgent):
     """Fits a context into a token budget by keeping the units most relevant to a query (lossy)."""
 
     name = "context-optimizer"
+    text_input = "text"
+    text_output = "text"
     description = (
         "Fits text into a token budget (the LLM's tokenizer) by extractive selection; "
         "code, JSON and numbers are kept verbatim or dropped whole."

@@ -110,6 +110,8 @@ class StorageAgent(Agent):
 
     team = "storage"
     bridges = ("vault",)
+    text_input: ClassVar[str | None] = None
+    text_output: ClassVar[str | None] = None
     ops: ClassVar[tuple[str, ...]] = ()
     """Bridge operations this agent performs (their counters go into ``$SRV.STATS``)."""
     fields: ClassVar[Mapping[str, str]] = {}

@@ -74,6 +74,7 @@ class RetrieverAgent(StorageAgent):
     """Semantic search in the caller's tenant: text or vector query, k, score threshold, metadata filters."""
 
     name = "retriever"
+    text_input = "query"
     description = (
         "Finds the records nearest to a text or vector query (cosine), with a score threshold and "
         "metadata equality filters."
@@ -111,6 +112,7 @@ class FetcherAgent(StorageAgent):
     """Fetches and decrypts one record of the caller's tenant by id (hot records from the LRU)."""
 
     name = "fetcher"
+    text_output = "text"
     description = "Fetches and decrypts one record by id (from the hot cache when it can)."
     capabilities = ("get", "fetch")
     input_model: ClassVar[type[FetchInput]] = FetchInput

@@ -1,13 +1,25 @@
-"""The Inference team's ``generator`` agent: text generation with Ryot, streamed token by token."""
+"""The Inference team's ``generator`` agent, and what every Ryot-backed agent shares.
+
+:class:`InferenceAgent` holds the bridge, reports the model and the bridge's counters, and runs one
+generation through :meth:`RyotBridge.stream <bridges.RyotBridge.stream>`, streaming ``{"text": ...}``
+chunks to the caller; :func:`engine_error` is the one place Ryot and bridge exceptions become wire errors.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import aclosing
 from typing import Any, ClassVar
 
 from agents.actor import Agent, Call
-from agents.errors import AgentBusyError, AgentError, AgentFailedError, BadInputError, DeadlineExceededError
+from agents.errors import (
+    AgentBusyError,
+    AgentError,
+    AgentFailedError,
+    BadInputError,
+    DeadlineExceededError,
+    TooLargeError,
+)
 from agents.protocol import GenerateInput, GenerateOutput, TimingsOut, UsageOut
 from bridges import BridgeTimeoutError, RyotBridge
 from ryot import (
@@ -36,17 +48,23 @@ def engine_error(exc: Exception) -> AgentError:
     return AgentFailedError(f"{type(exc).__name__}: {exc}")
 
 
-class GeneratorAgent(Agent):
-    """Generates a completion for a prompt (or chat messages) and streams it as ``{"text": ...}`` chunks."""
+def usage_out(finished: Finished) -> UsageOut:
+    """The wire form of a generation's exact token counts."""
+    u = finished.usage
+    return UsageOut(
+        prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens
+    )
 
-    name = "generator"
-    team = "inference"
-    description = "Generates text from a prompt or a conversation with the local LLM, streaming tokens."
-    capabilities = ("generate", "chat", "stream")
-    input_model: ClassVar[type[GenerateInput]] = GenerateInput
-    output_model = GenerateOutput
-    bridges = ("ryot",)
-    text_input = "prompt"
+
+class InferenceAgent(Agent):
+    """Base of the Inference team: an agent that works through one shared :class:`RyotBridge`.
+
+    Args:
+        bridge: The bridge to the loaded model (shared by every agent of the team in a process).
+    """
+
+    team: ClassVar[str] = "inference"
+    bridges: ClassVar[tuple[str, ...]] = ("ryot",)
 
     def __init__(self, bridge: RyotBridge) -> None:
         self.bridge = bridge
@@ -58,6 +76,63 @@ class GeneratorAgent(Agent):
     def stats(self) -> dict[str, Any]:
         """Bridge counters and the engine's queue depth."""
         return {"engine_queue_depth": self.bridge.engine.queue_depth, **self.bridge.metrics.as_dict()}
+
+    async def generate(
+        self,
+        call: Call,
+        prompt: str | Sequence[ChatMessage],
+        params: SamplingParams,
+        *,
+        prompt_field: str | None = None,
+    ) -> Finished:
+        """Run one generation, streaming its text to the caller as ``{"text": ...}`` chunks.
+
+        Args:
+            call: The call being served (its deadline bounds the generation).
+            prompt: Prompt text, or chat messages rendered with the model's template.
+            params: Sampling parameters.
+            prompt_field: Input field to blame when the prompt does not fit the context window (as
+                ``too_large``); by default the error is ``bad_request`` on ``max_tokens``.
+
+        Raises:
+            AgentError: The mapped Ryot or bridge failure (see :func:`engine_error`).
+        """
+        finished: Finished | None = None
+        try:
+            # aclosing: if emitting a chunk is cancelled, the stream must still be closed now (which
+            # cancels the engine request), not whenever the suspended generator is garbage collected.
+            stream = self.bridge.stream(prompt, params, timeout_s=max(call.remaining_s(), 0.001))
+            async with aclosing(stream) as events:
+                async for event in events:
+                    if isinstance(event, Finished):
+                        finished = event
+                    elif event.text:
+                        await call.emit({"text": event.text})
+        except PromptTooLongError as exc:
+            if prompt_field is None:
+                raise engine_error(exc) from exc
+            raise TooLargeError(
+                f"the prompt is {exc.prompt_tokens} tokens; with max_tokens {exc.max_tokens} it exceeds "
+                f"the context window of {exc.n_ctx} tokens",
+                field=prompt_field,
+            ) from exc
+        except (RyotError, BridgeTimeoutError) as exc:
+            raise engine_error(exc) from exc
+        if finished is None:  # pragma: no cover - the bridge always ends with Finished or raises
+            raise AgentFailedError("generation ended without a result")
+        return finished
+
+
+class GeneratorAgent(InferenceAgent):
+    """Generates a completion for a prompt (or chat messages) and streams it as ``{"text": ...}`` chunks."""
+
+    name = "generator"
+    team = "inference"
+    description = "Generates text from a prompt or a conversation with the local LLM, streaming tokens."
+    capabilities = ("generate", "chat", "stream")
+    input_model: ClassVar[type[GenerateInput]] = GenerateInput
+    output_model = GenerateOutput
+    text_input = "prompt"
 
     async def handle(self, call: Call) -> Mapping[str, Any]:
         """Stream the completion of ``call.input`` (a :class:`GenerateInput`)."""
@@ -89,29 +164,11 @@ class GeneratorAgent(Agent):
             grammar=grammar,
             speculative=inp.speculative,
         )
-        finished: Finished | None = None
-        try:
-            # aclosing: if emitting a chunk is cancelled, the stream must still be closed now (which
-            # cancels the engine request), not whenever the suspended generator is garbage collected.
-            stream = self.bridge.stream(prompt, params, timeout_s=max(call.remaining_s(), 0.001))
-            async with aclosing(stream) as events:
-                async for event in events:
-                    if isinstance(event, Finished):
-                        finished = event
-                    elif event.text:
-                        await call.emit({"text": event.text})
-        except (RyotError, BridgeTimeoutError) as exc:
-            raise engine_error(exc) from exc
-        if finished is None:  # pragma: no cover - the bridge always ends with Finished or raises
-            raise AgentFailedError("generation ended without a result")
+        finished = await self.generate(call, prompt, params)
         output = GenerateOutput(
             text=finished.text,
             finish_reason=finished.finish_reason,
-            usage=UsageOut(
-                prompt_tokens=finished.usage.prompt_tokens,
-                completion_tokens=finished.usage.completion_tokens,
-                cached_tokens=finished.usage.cached_tokens,
-            ),
+            usage=usage_out(finished),
             timings=TimingsOut(
                 queue_s=finished.timings.queue_s,
                 ttft_s=finished.timings.ttft_s,

@@ -13,6 +13,8 @@ The engine is synchronous and owns one worker thread. The bridge
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import math
 import time
 from collections.abc import AsyncGenerator, Sequence
@@ -23,7 +25,18 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from bridges.errors import BridgeTimeoutError
-from ryot import ChatMessage, Event, Failed, Finished, RyotConfig, RyotEngine, SamplingParams, TokenChunk
+from ryot import (
+    ChatMessage,
+    EngineClosedError,
+    Event,
+    Failed,
+    Finished,
+    InvalidRequestError,
+    RyotConfig,
+    RyotEngine,
+    SamplingParams,
+    TokenChunk,
+)
 
 
 @dataclass(slots=True)
@@ -88,6 +101,50 @@ class RyotBridge:
     async def count_tokens(self, text: str) -> int:
         """Number of tokens of ``text`` with the model's tokenizer (BOS included)."""
         return len(await anyio.to_thread.run_sync(self.engine.tokenize, text, limiter=self._limiter))
+
+    async def tokenize(self, text: str, *, add_bos: bool = True) -> list[int]:
+        """Token ids of ``text`` with the model's tokenizer (special-token text is not parsed).
+
+        Raises:
+            ryot.EngineClosedError: The engine is closed.
+        """
+        return await anyio.to_thread.run_sync(
+            functools.partial(self.engine.tokenize, text, add_bos=add_bos), limiter=self._limiter
+        )
+
+    async def token_pieces(self, tokens: Sequence[int]) -> list[bytes]:
+        """The bytes each token stands for (special tokens such as BOS stand for nothing).
+
+        A piece may be part of a UTF-8 character (byte-fallback tokens); join before decoding.
+
+        Raises:
+            ryot.InvalidRequestError: An id is outside the vocabulary (field ``tokens``).
+            ryot.EngineClosedError: The engine is closed.
+        """
+        return await anyio.to_thread.run_sync(self._pieces, list(tokens), limiter=self._limiter)
+
+    async def detokenize(self, tokens: Sequence[int]) -> str:
+        """The text of ``tokens`` (the inverse of :meth:`tokenize`; invalid UTF-8 becomes U+FFFD).
+
+        Raises:
+            ryot.InvalidRequestError: An id is outside the vocabulary (field ``tokens``).
+            ryot.EngineClosedError: The engine is closed.
+        """
+        return b"".join(await self.token_pieces(tokens)).decode("utf-8", errors="replace")
+
+    def _pieces(self, tokens: list[int]) -> list[bytes]:
+        # RyotEngine has no public detokenizer yet: read the vocabulary of its (read-only, thread-safe)
+        # model directly, with a buffer of our own (the engine's buffer belongs to its worker thread).
+        if self.engine.closed:
+            raise EngineClosedError()
+        model = self.engine._model
+        for i, token in enumerate(tokens):
+            if not 0 <= token < model.n_vocab:
+                raise InvalidRequestError(
+                    "tokens", f"id {token} at {i} is outside the vocabulary 0..{model.n_vocab - 1}"
+                )
+        buf = ctypes.create_string_buffer(256)
+        return [model.piece(token, buf) for token in tokens]
 
     async def stream(
         self,

@@ -19,15 +19,18 @@ import anyio
 import structlog
 import uvicorn
 
-from agents import AgentRunner, Bus, GeneratorAgent
+from agents import Bus, NoRespondersError
+from agents.roster import ROSTER
 from api import create_app
-from bridges import RyotBridge
+from neurectomy._team_analysis import start_analysis
 from neurectomy._team_compression import start_compression
+from neurectomy._team_inference import start_inference
 from neurectomy._team_storage import start_storage
+from neurectomy._team_synthesis import start_synthesis
 from neurectomy.keys import KEYS_FILE_NAME, KeyStore
 from neurectomy.natsserver import EmbeddedNats
 from neurectomy.settings import Settings
-from orchestrator import Orchestrator
+from orchestrator import Orchestrator, TaskQueue, TaskWorker, task_executor
 
 log = structlog.get_logger("neurectomy")
 
@@ -56,34 +59,6 @@ async def _watch_signals(on_signal: Callable[[], None]) -> None:
             return
 
 
-async def start_inference(
-    settings: Settings,
-    stack: AsyncExitStack,
-    bus: Bus,
-    tg: anyio.abc.TaskGroup,
-    *,
-    agent: str | None = None,
-    replicas: int = 1,
-) -> None:
-    """Load the model and start the Inference team's agents (today: ``generator``)."""
-    if agent not in (None, "generator"):
-        raise ValueError(f"the inference team has no agent {agent!r} (available: generator)")
-    with anyio.CancelScope(shield=True):
-        bridge = await RyotBridge.open(settings.ryot, timeout_s=settings.orchestrator.default_deadline_s)
-    stack.push_async_callback(bridge.aclose)
-    log.info(
-        "model loaded", model=bridge.model_name, threads=bridge.engine.n_threads, n_ctx=bridge.engine.n_ctx
-    )
-    for _ in range(replicas):
-        runner = AgentRunner(
-            bus,
-            GeneratorAgent(bridge),
-            mailbox_size=settings.generator.mailbox_size,
-            concurrency=settings.generator.concurrency,
-        )
-        await tg.start(runner.run)
-
-
 class TeamStarter(Protocol):
     """Starts one team's agents on ``bus`` inside ``tg``; resources go on ``stack``."""
 
@@ -109,6 +84,8 @@ TEAM_STARTERS: dict[str, TeamStarter] = {
     "inference": start_inference,
     "compression": start_compression,
     "storage": start_storage,
+    "analysis": start_analysis,
+    "synthesis": start_synthesis,
 }
 """Team name → starter. A team's starter raises ValueError for an agent name it does not have."""
 
@@ -121,6 +98,20 @@ async def start_teams(settings: Settings, stack: AsyncExitStack, bus: Bus, tg: a
             log.warning("no agents implemented for team; skipped", team=team)
             continue
         await starter(settings, stack, bus, tg)
+
+
+async def _start_tasks(
+    settings: Settings, bus: Bus, orchestrator: Orchestrator, tg: anyio.abc.TaskGroup
+) -> TaskQueue | None:
+    """Open the durable task queue and start a worker; None (``/v1/tasks`` answers 503) without JetStream."""
+    try:
+        queue = await TaskQueue.open(bus, settings.tasks)
+    except NoRespondersError as exc:
+        log.warning("durable tasks unavailable (is JetStream enabled?)", error=exc.message)
+        return None
+    execute = task_executor(orchestrator, deadline_s=settings.orchestrator.task_deadline_s)
+    await tg.start(TaskWorker(bus, execute, settings.tasks, name="serve").run)
+    return queue
 
 
 async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = None) -> None:
@@ -136,9 +127,13 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = N
         stack.push_async_callback(bus.aclose)
         async with anyio.create_task_group() as tg:
             # Agents stop (drain) before the bus closes: the task group exits before the stack unwinds.
+            orchestrator = Orchestrator(bus, settings.orchestrator, specs=ROSTER)
+            await tg.start(orchestrator.run)
             await start_teams(settings, stack, bus, tg)
-            orchestrator = Orchestrator(bus, settings.orchestrator)
-            app = create_app(orchestrator, max_body_bytes=settings.api.max_body_bytes, **_guards(settings))
+            tasks = await _start_tasks(settings, bus, orchestrator, tg)
+            app = create_app(
+                orchestrator, max_body_bytes=settings.api.max_body_bytes, tasks=tasks, **_guards(settings)
+            )
             config = uvicorn.Config(
                 app,
                 host=settings.api.host,

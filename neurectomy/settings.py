@@ -21,7 +21,7 @@ from pydantic_settings import (
 )
 
 from api import AuthConfig, LimitsConfig
-from orchestrator import OrchestratorConfig
+from orchestrator import OrchestratorConfig, TaskConfig
 from ryot import RyotConfig
 from sigmalang import SigmaConfig
 from vault import VaultConfig
@@ -101,7 +101,9 @@ class Settings(BaseSettings):
     generator: GeneratorSettings = GeneratorSettings()
     sigma: SigmaConfig = SigmaConfig()
     vault: VaultConfig = VaultConfig()
-    teams: tuple[str, ...] = ("inference", "compression", "storage")
+    tasks: TaskConfig = TaskConfig()
+    """Durable tasks: JetStream stream and bucket names, attempts, ack wait, worker concurrency."""
+    teams: tuple[str, ...] = ("inference", "compression", "storage", "analysis", "synthesis")
     """Teams whose agents ``serve`` starts in-process (each must have a starter in the runtime)."""
 
     @classmethod

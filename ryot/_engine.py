@@ -425,7 +425,10 @@ class RyotEngine:
                 timings = Timings(now - job.submitted_at, 0.0, 0.0, 0)
                 self._emit(job, Finished("cancelled", Usage(len(job.tokens), 0, 0), timings, ""))
                 continue
-            self._start(job, free)
+            try:
+                self._start(job, free)
+            except Exception as exc:  # e.g. a sampler llama.cpp refuses: fail this request, keep serving
+                self._emit(job, Failed(exc))
         return stopping
 
     def _start(self, job: _Job, free: list[_Slot]) -> None:
@@ -436,12 +439,13 @@ class RyotEngine:
             return (lcp if lcp > 1 else 0, -s.last_used)
 
         slot = max(free, key=score)
+        p = job.params
+        seed = p.seed if p.seed is not None else self._seeds.getrandbits(32)
+        sampler = Sampler(self._spec(p, seed), self._model)  # first: if it raises, the slot is untouched
         reuse = min(_common_prefix(slot.cached, job.tokens), len(job.tokens) - 1)
         if not self._ctx.seq_rm(slot.seq, reuse, -1):
             self._ctx.seq_rm(slot.seq, 0, -1)
             reuse = 0
-        p = job.params
-        seed = p.seed if p.seed is not None else self._seeds.getrandbits(32)
         slot.job = job
         slot.cached = job.tokens[:reuse]
         slot.pending = job.tokens[reuse:]
@@ -449,7 +453,7 @@ class RyotEngine:
         slot.next_token = None
         slot.n_sampled = 0
         slot.admitted_at = time.perf_counter()
-        slot.sampler = Sampler(self._spec(p, seed), self._model)
+        slot.sampler = sampler
         slot.text = TextAssembler(p.stop)
 
     @staticmethod

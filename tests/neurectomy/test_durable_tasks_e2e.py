@@ -44,6 +44,10 @@ def plan_for(i: int) -> dict[str, Any]:
     }
 
 
+def values(i: int) -> dict[str, Any]:
+    return {"values": [i, i + 1, i + 2]}
+
+
 @pytest.fixture
 def nats(tmp_path: Path) -> Iterator[EmbeddedNats]:
     server = EmbeddedNats(tmp_path / "nats", port=free_port())
@@ -72,7 +76,7 @@ def test_kill_9_of_an_agent_process_mid_run_loses_no_task(nats: EmbeddedNats, tm
         agents_b = start_agents(b_dir, "analysis", nats.url, "--agent", "statistician", expect=1)
         with Client(url, timeout_s=30) as client:
             ids = [
-                client.tasks.submit(plan=plan_for(i), input={"values": [i, i + 1, i + 2]}, idempotency_key=f"job-{i}").id
+                client.tasks.submit(plan=plan_for(i), input=values(i), idempotency_key=f"job-{i}").id
                 for i in range(200)
             ]
             assert len(set(ids)) == 200
@@ -89,7 +93,7 @@ def test_kill_9_of_an_agent_process_mid_run_loses_no_task(nats: EmbeddedNats, tm
                 assert record.result == {"mean": i + 1, "max": i + 2}
                 assert [s.status for s in record.steps] == ["succeeded"] * 3
             again = [
-                client.tasks.submit(plan=plan_for(i), input={"values": [i, i + 1, i + 2]}, idempotency_key=f"job-{i}")
+                client.tasks.submit(plan=plan_for(i), input=values(i), idempotency_key=f"job-{i}")
                 for i in range(200)
             ]
             assert [a.id for a in again] == ids and not any(a.created for a in again)

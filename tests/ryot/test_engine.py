@@ -289,3 +289,11 @@ def test_a_closed_engine_refuses_work_instead_of_crashing() -> None:
         small.tokenize("Hello")
     with pytest.raises(EngineClosedError):
         small.generate("Hello", SamplingParams(max_tokens=1))
+
+
+def test_repeat_penalty_generates_and_the_engine_keeps_serving(engine: RyotEngine) -> None:
+    prompt = "one two one two one two one two"
+    penalised = engine.generate(prompt, SamplingParams(max_tokens=8, temperature=0, repeat_penalty=1.5))
+    assert penalised.usage.completion_tokens > 0
+    plain = engine.generate(prompt, SamplingParams(max_tokens=8, temperature=0))
+    assert plain.usage.completion_tokens > 0  # the worker is alive after a penalised request

@@ -1,0 +1,86 @@
+"""What the Inference team's task agents share: wire models, ``max_tokens`` bounds, context checks.
+
+Beyond :class:`agents.generator.InferenceAgent` (the bridge, streaming, error mapping): the frozen wire
+model base, the bounds on ``max_tokens``, and the check that a text fits the context window.
+
+The packaged model (Gemma 3 270M) is a small *base* model: it continues text rather than following
+instructions, so the task agents prompt it with short completion-style templates (a label, then the
+text, then the start of the answer) and stop strings, not with chat turns.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agents.errors import TooLargeError
+from agents.generator import engine_error
+from bridges import BridgeTimeoutError, RyotBridge
+from ryot import RyotError
+
+__all__ = (
+    "DEFAULT_MAX_TOKENS",
+    "MAX_TEXT_CHARS",
+    "MAX_TOKENS_LIMIT",
+    "PROMPT_OVERHEAD_TOKENS",
+    "MaxTokens",
+    "WireModel",
+    "ensure_fits",
+    "token_count",
+)
+
+DEFAULT_MAX_TOKENS = 128
+"""Completion tokens an agent generates unless the call asks for more."""
+MAX_TOKENS_LIMIT = 2048
+"""The most completion tokens any call may ask for."""
+MAX_TEXT_CHARS = 200_000
+"""Longest text input, in characters (the context window refuses far less, with a clear error)."""
+PROMPT_OVERHEAD_TOKENS = 48
+"""Tokens reserved for an agent's own instructions around the caller's text."""
+
+MaxTokens = Annotated[int, Field(ge=1, le=MAX_TOKENS_LIMIT)]
+"""Completion tokens, 1 to :data:`MAX_TOKENS_LIMIT`."""
+
+
+class WireModel(BaseModel):
+    """Base of the team's inputs and outputs: frozen, unknown fields refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+async def token_count(bridge: RyotBridge, text: str) -> int:
+    """Tokens of ``text`` with the model's tokenizer (BOS included).
+
+    Raises:
+        AgentError: The engine is closed (``busy``) or failed.
+    """
+    try:
+        return await bridge.count_tokens(text)
+    except (RyotError, BridgeTimeoutError) as exc:
+        raise engine_error(exc) from exc
+
+
+async def ensure_fits(bridge: RyotBridge, text: str, *, field: str, reserve_tokens: int) -> int:
+    """Check that ``text`` leaves ``reserve_tokens`` of the context window free; return its tokens.
+
+    Args:
+        bridge: The bridge whose model counts and whose context window bounds.
+        text: The caller's text.
+        field: The input field ``text`` came from (named in the error).
+        reserve_tokens: Tokens needed besides the text: the completion and the agent's instructions.
+
+    Raises:
+        TooLargeError: The text is longer than the context window allows (message states the limit
+            in tokens).
+    """
+    tokens = await token_count(bridge, text)
+    n_ctx = bridge.engine.n_ctx
+    limit = n_ctx - reserve_tokens
+    if tokens > limit:
+        raise TooLargeError(
+            f"{tokens} tokens; the limit is {max(limit, 0)} tokens (a context window of {n_ctx} tokens "
+            f"less {reserve_tokens} for the instructions and the answer)",
+            field=field,
+        )
+    return tokens

@@ -230,7 +230,10 @@ class Sampler:
                 raise ValueError("llama.cpp rejected the grammar")
             add(self.ptr, constraint)
         if spec.repeat_penalty != 1.0:
-            penalties = llama_cpp.llama_sampler_init_penalties(self.n_vocab, 64, spec.repeat_penalty, 0.0, 0.0)
+            last_n, freq, present = 64, 0.0, 0.0
+            penalties = llama_cpp.llama_sampler_init_penalties(
+                self.n_vocab, last_n, spec.repeat_penalty, freq, present
+            )
             add(self.ptr, penalties)
         if spec.temperature <= 0.0:
             add(self.ptr, llama_cpp.llama_sampler_init_greedy())

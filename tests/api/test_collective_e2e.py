@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - the table of agent calls reads best one call per line
 """The collective through the running service (``neurectomy serve``, all five teams) and the SDK:
 
 * ``GET /v1/agents`` lists the 40 agents, each running and healthy;

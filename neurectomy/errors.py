@@ -5,6 +5,8 @@
     NeurectomyError
     ├── APIError                          the server answered with an error status
     │   ├── BadRequestError(APIError, ValueError)    400: the body is invalid (``field`` names it)
+    │   ├── AuthenticationError(APIError, PermissionError)  401: missing, wrong, expired or revoked key
+    │   ├── ForbiddenError(APIError, PermissionError)       403: the credential lacks a scope or tenant
     │   ├── NotFoundError(APIError, LookupError)     404: the named record/tenant/... does not exist
     │   ├── TooLargeError(APIError, ValueError)      413: the body or an item exceeds a size limit
     │   ├── BusyError(APIError)                      429: queue full, retry after ``retry_after_s``
@@ -58,6 +60,14 @@ class NotFoundError(APIError, LookupError):
     """404: the named thing does not exist."""
 
 
+class AuthenticationError(APIError, PermissionError):
+    """401: no credential, or a wrong, expired or revoked one."""
+
+
+class ForbiddenError(APIError, PermissionError):
+    """403: the credential is valid but lacks the scope (or names another tenant)."""
+
+
 class TooLargeError(APIError, ValueError):
     """413: the request or one of its items exceeds a size limit."""
 
@@ -92,6 +102,8 @@ class StreamError(NeurectomyError):
 
 _BY_STATUS: dict[int, type[APIError]] = {
     400: BadRequestError,
+    401: AuthenticationError,
+    403: ForbiddenError,
     404: NotFoundError,
     413: TooLargeError,
     429: BusyError,

@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from agents import Bus
 from api import AuthConfig, create_app
+from neurectomy import Client
+from neurectomy.errors import AuthenticationError, BadRequestError, ForbiddenError, NotFoundError
 from neurectomy.keys import KEYS_FILE_NAME, KeyStore
 from neurectomy.natsserver import EmbeddedNats
 from neurectomy.testing import start_serve, stop_serve
@@ -324,6 +326,43 @@ def test_trace_id_is_echoed_and_in_the_log_lines_of_api_and_agent(secured: Secur
 
 
 # --- keys file and RS256 in-process -------------------------------------------------------------------
+
+
+def test_keys_are_managed_over_http_with_the_sdk_and_need_admin(secured: Secured) -> None:
+    admin_token = secured.keys.create("ops", "read,write,admin").token
+    with Client(secured.url, api_key=admin_token) as admin:
+        created = admin.keys.create("acme", ["read"], name="dashboard")
+        assert created.tenant == "acme" and created.scopes == ["read"] and created.token.startswith("nrk_")
+        assert any(k.id == created.id and k.revoked_at is None for k in admin.keys.list())
+        with Client(secured.url, api_key=created.token) as reader:
+            assert reader.agents.get("generator").team == "inference"  # the new key works
+            with pytest.raises(ForbiddenError):
+                reader.keys.list()  # 403: no admin scope
+            assert admin.keys.revoke(created.id).revoked_at is not None
+            with pytest.raises(AuthenticationError):
+                reader.agents.get("generator")  # 401 once revoked
+        with pytest.raises(BadRequestError) as err:
+            admin.keys.create("acme", ["root"])
+        assert err.value.field == "scopes"
+        with pytest.raises(NotFoundError):
+            admin.keys.revoke("00000000")
+
+
+def test_tasks_belong_to_the_tenant_of_the_key(secured: Secured) -> None:
+    plan = {"steps": [{"id": "s", "agent": "generator", "input": {"prompt": "Hi", "max_tokens": 1}}]}
+    with (
+        Client(secured.url, api_key=secured.keys.create("tenant-a", "read,write").token) as a,
+        Client(secured.url, api_key=secured.keys.create("tenant-b", "read,write").token) as b,
+    ):
+        task = a.tasks.submit(plan=plan, idempotency_key="same-key")
+        assert a.tasks.get(task.id).tenant == "tenant-a"
+        with pytest.raises(NotFoundError):
+            b.tasks.get(task.id)
+        with pytest.raises(NotFoundError):
+            b.tasks.cancel(task.id)
+        other = b.tasks.submit(plan=plan, idempotency_key="same-key")  # same key, other tenant: new task
+        assert other.id != task.id and other.created
+        assert a.tasks.wait(task.id, timeout_s=60).status == "succeeded"
 
 
 def test_keys_file_is_0600_and_holds_no_token(secured: Secured) -> None:

@@ -48,6 +48,12 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def _fields(spec: AgentSpec) -> tuple[set[str], set[str]]:
+    """Input field names and required ones (what a payload must match to mean the same)."""
+    schema = spec.input_schema
+    return set(schema.get("properties", {})), set(schema.get("required", []))
+
+
 def _stem(word: str) -> str:
     return word[:5]
 
@@ -205,10 +211,18 @@ class Selector:
         return Selection(best.agent, self.specs[best.agent].team, method, tuple(t[3] for t in scored[:k]))
 
     def fallbacks(self, agent: str) -> list[str]:
-        """Other agents sharing ``agent``'s first capability, healthy and least loaded first."""
+        """Agents that can stand in for ``agent``, healthy and least loaded first.
+
+        A stand-in shares ``agent``'s first (primary) capability and takes the same input fields, so the
+        same payload means the same thing to it (``extractor`` never falls back to ``entity-extractor``).
+        """
         spec = self.specs.get(agent)
         if spec is None or not spec.capabilities:
             return []
-        primary = spec.capabilities[0]
-        others = [n for n in self._names if n != agent and primary in self.specs[n].capabilities]
+        primary, fields = spec.capabilities[0], _fields(spec)
+        others = [
+            n
+            for n in self._names
+            if n != agent and primary in self.specs[n].capabilities and _fields(self.specs[n]) == fields
+        ]
         return sorted(others, key=lambda n: (-self._load(n)[0], self._load(n)[1], n))

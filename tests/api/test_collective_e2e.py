@@ -106,7 +106,7 @@ CALLS: list[tuple[str, Any, Check]] = [
     ("cache-keeper", {}, lambda o: o),
     # analysis
     ("sentiment", "I absolutely love this wonderful service!", lambda o: o["label"] == "positive"),
-    ("keyword-extractor", DOC, lambda o: any("zephyr" in k["phrase"].lower() for k in o["keywords"])),
+    ("keyword-extractor", DOC, lambda o: any("zephyr" in k["phrase"].lower() for k in o["keyphrases"])),
     (
         "entity-extractor",
         "Mail maria@example.com or call +1 415 555 0100.",

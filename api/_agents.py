@@ -12,7 +12,7 @@ from typing import Any
 
 from litestar import Request, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 
 from agents.collective import AgentSpec
 from agents.errors import AgentError, BadInputError, NotFoundError
@@ -67,7 +67,7 @@ async def describe_agent(state: State, name: FromPath[str]) -> AgentSpecOut:
 
 @post("/v1/agents/{name:str}", summary="Call one agent directly", status_code=200)
 async def call_agent_route(
-    state: State, request: Request[Any, Any, Any], name: FromPath[str], data: AgentCallRequest
+    state: State, request: Request[Any, Any, Any], name: FromPath[str], data: JSONBody[AgentCallRequest]
 ) -> AgentCallResponse:
     """Route ``data.input`` to ``name`` and return its output (see the module docstring for errors)."""
     orchestrator: Orchestrator = state.orchestrator
@@ -88,7 +88,7 @@ async def call_agent_route(
 
 
 @post("/v1/select", summary="Which agent would handle a goal or capability, and why", status_code=200)
-async def select_agent(state: State, data: SelectRequest) -> SelectResponse:
+async def select_agent(state: State, data: JSONBody[SelectRequest]) -> SelectResponse:
     """Run agent selection (capability, then semantic match, then load) and explain the scores."""
     orchestrator: Orchestrator = state.orchestrator
     selection = await orchestrator.select(capability=data.capability, goal=data.goal, k=data.k)

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from litestar import delete, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 
 from agents.errors import BadInputError, NotFoundError
 from api.schemas_keys import KeyCreated, KeyCreateRequest, KeyOut
@@ -76,7 +76,7 @@ async def list_keys(state: State) -> list[KeyOut]:
 
 
 @post("/v1/keys", summary="Create an API key (admin)", status_code=201)
-async def create_key(state: State, data: KeyCreateRequest) -> KeyCreated:
+async def create_key(state: State, data: JSONBody[KeyCreateRequest]) -> KeyCreated:
     """Create a key for ``data.tenant`` with ``data.scopes``; the token is in this response only."""
     try:
         created = _admin(state).create(data.tenant, data.scopes, name=data.name)

@@ -17,7 +17,7 @@ from typing import Any
 
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from agents.errors import BadInputError, NoRespondersError
@@ -38,7 +38,7 @@ def _queue(state: State) -> TaskQueue:
 
 @post("/v1/tasks", summary="Submit a durable task (a goal or a plan)", status_code=202)
 async def submit_task(
-    state: State, request: Request[Any, Any, Any], data: TaskCreateRequest
+    state: State, request: Request[Any, Any, Any], data: JSONBody[TaskCreateRequest]
 ) -> Response[TaskCreated]:
     """Store and queue the task; 202 with its id (200 with the earlier task for a repeated key)."""
     plan = data.plan

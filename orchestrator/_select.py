@@ -2,9 +2,10 @@
 
 Order of evidence (ARCHITECTURE.md, issue 5):
 
-1. **Capability.** An agent that has the requested capability — or, for a free-text goal, a capability
-   named by a word of the goal (words compared on their first five letters, so ``summarise`` finds
-   ``summarize``) — scores 1 on this term.
+1. **Capability.** An agent that has the requested capability — or, for a free-text goal, whose name or
+   primary (first) capability a word of the goal names (words compared on their first five letters, so
+   ``summarise`` finds ``summarize``) — scores 1 on this term; one whose other capabilities a word names
+   scores :data:`SECONDARY_CAPABILITY`.
 2. **Semantic match.** Cosine similarity of the goal's embedding to each agent's description embedding
    (all-MiniLM-L6-v2, precomputed once; goal embeddings are cached). Without an embedder, a lexical
    TF-IDF cosine stands in, and the explanation says ``method: lexical``.
@@ -40,6 +41,8 @@ Embed = Callable[[list[str]], Awaitable[NDArray[np.float32]]]
 
 log = structlog.get_logger("neurectomy.orchestrator")
 
+SECONDARY_CAPABILITY = 0.6
+"""Capability term of an agent matched only through one of its secondary capabilities."""
 _WORD = re.compile(r"[a-z0-9]+")
 _GOAL_CACHE = 1024
 
@@ -109,7 +112,11 @@ class Selector:
         self.embed = embed
         self._names = sorted(self.specs)
         self._stems = {
-            n: {_stem(w) for c in s.capabilities for w in _words(c)} for n, s in self.specs.items()
+            n: {_stem(w) for c in spec.capabilities for w in _words(c)} for n, spec in self.specs.items()
+        }
+        self._primary = {
+            n: {_stem(w) for w in _words(f"{spec.name} {spec.capabilities[0] if spec.capabilities else ''}")}
+            for n, spec in self.specs.items()
         }
         self._desc_vectors: NDArray[np.float32] | None = None
         self._goal_cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
@@ -199,7 +206,10 @@ class Selector:
             replicas, load = self._load(name)
             if live and replicas == 0:
                 continue
-            cap = 1.0 if capability is not None or (goal_stems & self._stems[name]) else 0.0
+            if capability is not None or goal_stems & self._primary[name]:
+                cap = 1.0
+            else:
+                cap = SECONDARY_CAPABILITY if goal_stems & self._stems[name] else 0.0
             sem = semantic[index[name]]
             score = 0.5 * cap + 0.5 * max(sem, 0.0)
             scored.append((-score, load, name, Candidate(name, score, cap, sem, load)))

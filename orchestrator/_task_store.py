@@ -31,7 +31,7 @@ import anyio
 from pydantic import ValidationError
 
 from agents.errors import AgentFailedError, BadInputError, NotFoundError, TooLargeError
-from agents.jetstream import JetStream, KeyValueBucket
+from agents.jetstream import JetStream, JetStreamUnavailableError, KeyValueBucket
 from agents.messaging import Bus
 from agents.plans import PlanError, parse_plan
 from orchestrator._task_models import (
@@ -155,6 +155,15 @@ class TaskQueue:
         """
         return cls(bus, await TaskStore.open(bus, config or TaskConfig()))
 
+    def _online(self) -> None:
+        """Refuse at once while the NATS connection is down (instead of waiting out JetStream timeouts).
+
+        Raises:
+            JetStreamUnavailableError: Not connected to NATS.
+        """
+        if not self._bus.is_connected:
+            raise JetStreamUnavailableError("task queue: NATS is not connected")
+
     def _idempotency_key(self, tenant: str, key: str) -> str:
         return f"idem.{_tenant_token(tenant)}.{hashlib.sha256(key.encode()).hexdigest()}"
 
@@ -187,6 +196,7 @@ class TaskQueue:
             AgentBusyError: The queue holds ``max_queued`` tasks already (answer 429).
             JetStreamUnavailableError: JetStream did not answer (answer 503).
         """
+        self._online()
         if request.plan is not None:
             try:
                 parse_plan(request.plan)
@@ -267,6 +277,7 @@ class TaskQueue:
             NotFoundError: No such task, or it belongs to another tenant.
             JetStreamUnavailableError: JetStream did not answer.
         """
+        self._online()
         record, _ = await self._load_for(task_id, tenant)
         return record
 
@@ -285,6 +296,7 @@ class TaskQueue:
             NotFoundError: No such task, or it belongs to another tenant.
             JetStreamUnavailableError: JetStream did not answer.
         """
+        self._online()
         record, revision = await self._load_for(task_id, tenant)
 
         def cancelled(current: TaskRecord) -> TaskRecord | None:
@@ -308,6 +320,7 @@ class TaskQueue:
             NotFoundError: No such task, or it belongs to another tenant.
             JetStreamUnavailableError: JetStream did not answer.
         """
+        self._online()
         first, _ = await self._load_for(task_id, tenant)
         if first.terminal:
             yield first

@@ -87,7 +87,7 @@ CALLS: list[tuple[str, Any, Check]] = [
         lambda o: o["tokens_out"] <= 30,
     ),
     ("dictionary-trainer", {"texts": [f"{DOC} #{i} {i * 7}" for i in range(64)]}, lambda o: "trained" in o),
-    ("rsu-manager", {"action": "stats"}, lambda o: o["rsus"] >= 1),
+    ("rsu-manager", {"action": "stats"}, lambda o: o["store"]["rsus"] >= 1),
     # storage (the records the retriever and the rag test find)
     (
         "archivist",

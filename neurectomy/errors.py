@@ -49,7 +49,8 @@ class APIError(NeurectomyError):
         self.message = message
         self.field = field
         self.request_id = request_id
-        super().__init__(f"{status_code} {code}: {message}")
+        where = f"{field}: " if field and field not in message else ""
+        super().__init__(f"{status_code} {code}: {where}{message}")
 
 
 class BadRequestError(APIError, ValueError):

@@ -15,9 +15,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from agents.roster import AGENTS_BY_TEAM, ROSTER_SIZE
 from neurectomy import Client
+from neurectomy.cli import app
 from neurectomy.errors import BadRequestError, NotFoundError
 
 pytestmark = pytest.mark.slow
@@ -265,3 +267,20 @@ def test_cancelling_a_running_task_stops_its_steps(client: Client) -> None:
     record = client.tasks.wait(task.id, timeout_s=30)
     assert record.status == "cancelled"
     assert record.steps[0].status in ("cancelled", "running", "pending")  # the step never completed
+
+
+def test_cli_task_follows_a_goal_live_and_call_prints_json(service: str, tmp_path: Any) -> None:
+    runner = CliRunner()
+    done = runner.invoke(app, ["task", "--url", service, "report on: The launch went well and sales rose."])
+    assert done.exit_code == 0, done.output
+    assert "succeeded" in done.output and "reporter" in done.output  # the live step table, then the result
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("steps:\n  - id: s\n    agent: statistician\n    input: {values: '${input.values}'}\n")
+    queued = runner.invoke(
+        app, ["task", "--url", service, "--plan", str(plan), "--input", '{"values": [1, 3]}']
+    )
+    assert queued.exit_code == 0 and '"mean": 2' in queued.output, queued.output
+    called = runner.invoke(app, ["call", "--url", service, "language-detector", "Das ist ein Haus."])
+    assert called.exit_code == 0 and '"language": "de"' in called.output, called.output
+    refused = runner.invoke(app, ["call", "--url", service, "statistician", '{"values": []}'])
+    assert refused.exit_code == 1 and "input.values" in refused.output

@@ -142,7 +142,7 @@ class VaultBridge:
         cfg = config or VaultConfig()
 
         def load() -> Vault:
-            embedder = MiniLMEmbedder(batch_size=cfg.embed_batch_size)
+            embedder = MiniLMEmbedder(batch_size=cfg.embed_batch_size, torch_threads=cfg.embed_threads)
             if preload_model:
                 embedder.load()
             return Vault(data_dir, config=cfg, embedder=embedder)

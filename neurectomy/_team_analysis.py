@@ -69,7 +69,9 @@ async def start_analysis(
     embedding: MiniLMEmbedding | None = None
     if agent in (None, SimilarityAgent.name):
         embedding = MiniLMEmbedding(
-            MiniLMEmbedder(batch_size=settings.vault.embed_batch_size),
+            MiniLMEmbedder(
+                batch_size=settings.vault.embed_batch_size, torch_threads=settings.vault.embed_threads
+            ),
             timeout_s=settings.orchestrator.default_deadline_s,
         )
         with anyio.CancelScope(shield=True):

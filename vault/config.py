@@ -83,6 +83,9 @@ class VaultConfig(BaseModel):
     """Largest number of records accepted by one ``put_many`` call (count)."""
     embed_batch_size: int = Field(default=64, ge=1)
     """Texts per embedder call (count)."""
+    embed_threads: int | None = Field(default=1, ge=1)
+    """Torch threads of the embedder (process-wide; ``None``: all cores). 1 by default: the service's
+    LLM decode uses the cores, and torch's spinning threads would fight it (see ``MiniLMEmbedder``)."""
     index: IndexConfig = IndexConfig()
     """FAISS index settings."""
     cache: CacheConfig = CacheConfig()

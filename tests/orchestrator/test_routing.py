@@ -244,3 +244,29 @@ async def test_cancelling_a_plan_stops_its_running_steps(bus: Bus) -> None:
                 await anyio.sleep(0.02)
     assert outcome.status == "cancelled"
     assert [s.status for s in outcome.steps] == ["cancelled", "cancelled", "skipped"]
+
+
+async def test_calls_of_one_session_run_in_order_others_in_parallel(bus: Bus) -> None:
+    finished: list[int] = []
+
+    class Recording(Sleeper):
+        async def handle(self, call: Call) -> Mapping[str, Any]:
+            out = await super().handle(call)
+            finished.append(call.input.value)
+            return out
+
+    runner = AgentRunner(bus, Recording("r"), concurrency=4)
+    async with collective(bus, runner) as orch:
+
+        async def one(value: int, seconds: float, session: str) -> None:
+            payload = {"seconds": seconds, "value": value, "session": session}  # the session key
+            await orch.invoke("t-sleeper", payload, ctx(), fallback=False)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(one, 1, 0.4, "alice")
+            await anyio.sleep(0.05)
+            tg.start_soon(one, 2, 0.0, "alice")  # same session: waits for 1 although a worker is free
+            await anyio.sleep(0.05)
+            tg.start_soon(one, 3, 0.0, "bob")  # another session: does not wait
+    assert finished.index(1) < finished.index(2)
+    assert finished.index(3) < finished.index(1)

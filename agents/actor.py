@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 import anyio
+import pydantic_core
 import structlog
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -52,8 +53,6 @@ from agents.protocol import (
     HEADER_STREAM_INBOX,
     HEADER_TENANT,
     HEADER_TRACE_ID,
-    Chunk,
-    End,
     Error,
     Heartbeat,
     Reply,
@@ -86,7 +85,8 @@ class Call:
     inbox: str
     _bus: Bus
     session: str = ""
-    _turn: anyio.Event = field(default_factory=anyio.Event)
+    _turn: anyio.Event | None = None
+    """Set when the call's turn in its session comes (session calls only)."""
     _seq: int = 0
     cancel_scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     cancelled_by_caller: bool = False
@@ -97,17 +97,26 @@ class Call:
 
     async def emit(self, data: Mapping[str, Any]) -> None:
         """Send one chunk of streamed output to the caller."""
-        await self._bus.publish(self.inbox, Chunk(seq=self._seq, data=dict(data)).model_dump_json().encode())
+        await self._bus.publish(self.inbox, _wire_json("chunk", self._seq, "data", data))
         self._seq += 1
 
     async def _finish(self, output: Mapping[str, Any]) -> None:
-        await self._bus.publish(
-            self.inbox, End(seq=self._seq, output=dict(output)).model_dump_json().encode()
-        )
+        await self._bus.publish(self.inbox, _wire_json("end", self._seq, "output", output))
 
     async def _fail(self, error: AgentError) -> None:
         wire = WireError(code=error.code, message=error.message, field=error.field)
         await self._bus.publish(self.inbox, Error(seq=self._seq, error=wire).model_dump_json().encode())
+
+
+def _wire_json(kind: str, seq: int, key: str, value: Mapping[str, Any]) -> bytes:
+    """``Chunk``/``End`` as JSON, byte for byte what ``model_dump_json`` writes, without building the model.
+
+    ``pydantic_core.to_json`` serialises ``Any`` values by their runtime type as the models do (NaN and
+    infinity as ``null``, like the models' default ``ser_json_inf_nan``).
+    """
+    if not isinstance(value, dict):
+        value = dict(value)
+    return pydantic_core.to_json({"type": kind, "seq": seq, key: value}, inf_nan_mode="null")
 
 
 class Agent(ABC):
@@ -217,6 +226,8 @@ class AgentRunner:
         self._active: dict[str, Call] = {}
         self._workers_scope = anyio.CancelScope(shield=True)
         self._workers_done = anyio.Event()
+        self._accepted_reply: tuple[str, bytes] = ("", b"")
+        """(instance id, ``Reply{ok, instance}`` as JSON) — the same bytes for every accepted call."""
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled; reports started once registered and subscribed.
@@ -329,16 +340,19 @@ class AgentRunner:
         session = headers.get(HEADER_SESSION, "")
         if not session and isinstance(payload, dict) and isinstance(payload.get("session"), str):
             session = payload["session"]
+        tenant = headers.get(HEADER_TENANT, "default")
         call = Call(
             request_id=request_id,
             input=payload,
             deadline=deadline,
-            tenant=headers.get(HEADER_TENANT, "default"),
+            tenant=tenant,
             trace_id=headers.get(HEADER_TRACE_ID, request_id),
             inbox=inbox,
             _bus=self.bus,
-            session=f"{headers.get(HEADER_TENANT, 'default')}/{session}" if session else "",
+            session=f"{tenant}/{session}" if session else "",
         )
+        if session:
+            call._turn = anyio.Event()
         try:
             self._send.send_nowait(call)
         except anyio.WouldBlock:
@@ -354,8 +368,12 @@ class AgentRunner:
             queue = self._sessions.setdefault(call.session, deque())
             queue.append(call)
             if len(queue) == 1:
-                call._turn.set()
-        return Reply(ok=True, instance=self.instance_id).model_dump_json().encode()
+                call._turn.set()  # type: ignore[union-attr]
+        instance, reply = self._accepted_reply
+        if instance != self.instance_id or not reply:
+            reply = Reply(ok=True, instance=self.instance_id).model_dump_json().encode()
+            self._accepted_reply = (self.instance_id, reply)
+        return reply
 
     async def _on_cancel(self, msg: Message) -> None:
         request_id = msg.subject.rsplit(".", 1)[-1]
@@ -365,18 +383,18 @@ class AgentRunner:
             call.cancel_scope.cancel()
 
     async def _work(self) -> None:
+        # The worker is its own task with its own context: binding per call (no reset) is enough.
+        bind = structlog.contextvars.bind_contextvars
         async for call in self._receive:
-            with structlog.contextvars.bound_contextvars(
-                request_id=call.request_id, trace_id=call.trace_id, agent=self.agent.name
-            ):
-                if not call.session:
-                    await self._serve(call)
-                    continue
-                try:
-                    await call._turn.wait()  # earlier calls of the session go first
-                    await self._serve(call)
-                finally:
-                    self._next_in_session(call)
+            bind(request_id=call.request_id, trace_id=call.trace_id, agent=self.agent.name)
+            if call._turn is None:
+                await self._serve(call)
+                continue
+            try:
+                await call._turn.wait()  # earlier calls of the session go first
+                await self._serve(call)
+            finally:
+                self._next_in_session(call)
 
     def _next_in_session(self, call: Call) -> None:
         queue = self._sessions.get(call.session)
@@ -387,7 +405,7 @@ class AgentRunner:
         else:  # pragma: no cover - only when the worker was cancelled before its turn
             queue.remove(call)
         if queue:
-            queue[0]._turn.set()
+            queue[0]._turn.set()  # type: ignore[union-attr]
         else:
             del self._sessions[call.session]
 
@@ -398,21 +416,23 @@ class AgentRunner:
         try:
             error: AgentError | None = None
             output: Mapping[str, Any] | None = None
+            # One scope for both ends of the work: the deadline (its own deadline) and the caller's
+            # cancel (``_on_cancel`` sets ``cancelled_by_caller`` before cancelling it).
+            call.cancel_scope.deadline = anyio.current_time() + call.remaining_s()
             with call.cancel_scope:
-                with anyio.move_on_after(call.remaining_s()) as deadline_scope:
-                    try:
-                        if self.agent.input_model is not None:
-                            call.input = parse_input(self.agent.input_model, call.input)
-                        output = await self.agent.handle(call)
-                    except AgentError as exc:
-                        error = exc
-                    except Exception as exc:
-                        log.exception("agent failed")
-                        error = AgentFailedError(f"{self.agent.name} failed: {type(exc).__name__}: {exc}")
-                if deadline_scope.cancelled_caught:
-                    error = DeadlineExceededError(f"{self.agent.name}: deadline passed")
-            if call.cancel_scope.cancelled_caught or call.cancelled_by_caller:
+                try:
+                    if self.agent.input_model is not None:
+                        call.input = parse_input(self.agent.input_model, call.input)
+                    output = await self.agent.handle(call)
+                except AgentError as exc:
+                    error = exc
+                except Exception as exc:
+                    log.exception("agent failed")
+                    error = AgentFailedError(f"{self.agent.name} failed: {type(exc).__name__}: {exc}")
+            if call.cancelled_by_caller:
                 error, outcome = CancelledByCallerError("cancelled by the caller"), "cancelled"
+            elif call.cancel_scope.cancelled_caught:
+                error = DeadlineExceededError(f"{self.agent.name}: deadline passed")
             with anyio.CancelScope(shield=True):
                 if error is not None:
                     if outcome != "cancelled":

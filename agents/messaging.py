@@ -7,9 +7,12 @@ nowhere else.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 import math
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -55,11 +58,42 @@ def _message(msg: Msg) -> Message:
 
 
 class Inbox:
-    """A subscription read one message at a time, with a timeout per read."""
+    """Messages sent to one subject, read one at a time, with a timeout per read.
 
-    def __init__(self, sub: Subscription, subject: str) -> None:
-        self._sub = sub
+    Made by :meth:`Bus.inbox`. Arriving messages are buffered (unbounded: an inbox lives for one call)
+    until read; a read waits on a future with a timer instead of a task per read. :meth:`request` sends a
+    request whose reply comes to this inbox too (on ``<subject>.r``), so one call needs no other inbox.
+    """
+
+    __slots__ = ("_bus", "_queue", "_reply", "_reply_subject", "_waiter", "subject")
+
+    def __init__(self, bus: Bus, subject: str) -> None:
+        self._bus = bus
         self.subject = subject
+        self._queue: deque[Msg] = deque()
+        self._reply_subject = f"{subject}.r"
+        self._reply: Msg | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    def _deliver(self, msg: Msg) -> None:
+        if msg.subject == self._reply_subject:
+            self._reply = msg
+        else:
+            self._queue.append(msg)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait(self, timeout_s: float) -> None:
+        """Wait until a message arrives or ``timeout_s`` seconds pass (whichever comes first)."""
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout_s, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
 
     async def next(self, timeout_s: float) -> Message:
         """The next message.
@@ -70,13 +104,51 @@ class Inbox:
         """
         if timeout_s <= 0:
             raise DeadlineExceededError("deadline passed while waiting for the agent")
-        try:
-            msg = await self._sub.next_msg(timeout=timeout_s)
-        except nats.errors.TimeoutError:
-            raise DeadlineExceededError(f"no message on {self.subject} within {timeout_s:.3f} s") from None
+        if not self._queue:
+            await self._wait(timeout_s)
+            if not self._queue:
+                raise DeadlineExceededError(f"no message on {self.subject} within {timeout_s:.3f} s")
+        msg = self._queue.popleft()
         if msg.headers and msg.headers.get("Status") == _NO_RESPONDERS:
             raise NoRespondersError(f"no responders on {msg.subject}")
         return _message(msg)
+
+    async def request(
+        self, subject: str, data: bytes, *, headers: dict[str, str] | None = None, timeout_s: float
+    ) -> Message:
+        """Send a request with this inbox as the reply subject and wait for its reply.
+
+        Messages that arrive on :attr:`subject` meanwhile (say, a stream that starts before the reply)
+        stay buffered for :meth:`next`. One request at a time per inbox.
+
+        Raises:
+            NoRespondersError: Nobody is subscribed to ``subject`` (answered at once by the server), or
+                the connection to NATS is down.
+            DeadlineExceededError: No reply within ``timeout_s`` seconds.
+        """
+        if timeout_s <= 0:
+            raise DeadlineExceededError(f"deadline passed before the request to {subject}")
+        nc = self._bus._nc
+        if not nc.is_connected:  # reconnecting: answer now instead of buffering until the timeout
+            raise NoRespondersError(f"NATS is not connected (request to {subject} not sent)")
+        self._reply = None
+        await nc.publish(subject, data, reply=self._reply_subject, headers=headers)
+        if self._reply is None:
+            deadline = time.monotonic() + timeout_s
+            while self._reply is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise DeadlineExceededError(f"no reply from {subject} within {timeout_s:.3f} s")
+                await self._wait(remaining)
+        msg, self._reply = self._reply, None
+        if msg.headers and msg.headers.get("Status") == _NO_RESPONDERS:
+            raise NoRespondersError(f"no agent listens on {subject}")
+        return _message(msg)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 Handler = Callable[[Message], Awaitable[bytes]]
@@ -92,6 +164,12 @@ class Bus:
     def __init__(self, nc: Client) -> None:
         self._nc = nc
         self._closed = False
+        # One wildcard subscription, <prefix>.>, carries every inbox of this bus (made on first use).
+        self._inboxes: dict[str, Inbox] = {}
+        self._inbox_prefix = ""
+        self._inbox_sub: Subscription | None = None
+        self._inbox_lock = anyio.Lock()
+        self._inbox_ids = itertools.count()
 
     @classmethod
     async def connect(cls, url: str, *, name: str, connect_timeout_s: float = 2.0) -> Bus:
@@ -104,15 +182,16 @@ class Bus:
         async def on_error(exc: Exception) -> None:
             log.warning("nats client error", error=f"{type(exc).__name__}: {exc}")
 
+        nc = Client()
         try:
-            nc = await nats.connect(
+            await nc.connect(
                 url,
                 name=name,
                 error_cb=on_error,
                 connect_timeout=max(1, math.ceil(connect_timeout_s)),
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
+                reconnect_time_wait=0.5,  # type: ignore[arg-type]  # seconds; nats-py annotates int, uses float
             )
         except (OSError, nats.errors.Error) as exc:
             raise ConnectionError(f"cannot connect to NATS at {url}: {exc}") from exc
@@ -137,9 +216,11 @@ class Bus:
         """A unique subject for replies to this client."""
         return str(self._nc.new_inbox())
 
-    async def publish(self, subject: str, data: bytes, headers: dict[str, str] | None = None) -> None:
-        """Publish one message (fire and forget at the NATS level)."""
-        await self._nc.publish(subject, data, headers=headers)
+    async def publish(
+        self, subject: str, data: bytes, headers: dict[str, str] | None = None, *, reply: str = ""
+    ) -> None:
+        """Publish one message (fire and forget at the NATS level); ``reply`` is its reply subject."""
+        await self._nc.publish(subject, data, reply=reply, headers=headers)
 
     async def request(
         self, subject: str, data: bytes, *, headers: dict[str, str] | None = None, timeout_s: float
@@ -151,29 +232,55 @@ class Bus:
                 the connection to NATS is down.
             DeadlineExceededError: No reply within ``timeout_s`` seconds.
         """
-        if timeout_s <= 0:
-            raise DeadlineExceededError(f"deadline passed before the request to {subject}")
-        if not self._nc.is_connected:  # reconnecting: answer now instead of buffering until the timeout
-            raise NoRespondersError(f"NATS is not connected (request to {subject} not sent)")
-        try:
-            msg = await self._nc.request(subject, data, timeout=timeout_s, headers=headers)
-        except nats.errors.NoRespondersError:
-            raise NoRespondersError(f"no agent listens on {subject}") from None
-        except nats.errors.TimeoutError:
-            raise DeadlineExceededError(f"no reply from {subject} within {timeout_s:.3f} s") from None
-        return _message(msg)
+        async with self.inbox() as box:
+            return await box.request(subject, data, headers=headers, timeout_s=timeout_s)
+
+    async def _demux(self, msg: Msg) -> None:
+        key = msg.subject[len(self._inbox_prefix) + 1 :].partition(".")[0]
+        box = self._inboxes.get(key)
+        if box is not None:  # else: a late message for a finished call
+            box._deliver(msg)
+
+    async def _start_inboxes(self) -> None:
+        async with self._inbox_lock:
+            if self._inbox_sub is None:
+                prefix = self.new_inbox()
+                self._inbox_sub = await self._nc.subscribe(f"{prefix}.>", cb=self._demux)
+                self._inbox_prefix = prefix
 
     @asynccontextmanager
     async def inbox(self, subject: str | None = None) -> AsyncIterator[Inbox]:
-        """Subscribe to ``subject`` (a fresh inbox if ``None``) for the duration of the block."""
-        subject = subject or self.new_inbox()
-        sub = await self._nc.subscribe(subject)
+        """An inbox receiving on ``subject`` (a fresh one if ``None``) for the duration of the block.
+
+        A fresh inbox costs no NATS subscription: it is a token under this bus's one wildcard
+        subscription. A given ``subject`` gets its own subscription (and one to ``subject.>`` for the
+        replies of :meth:`Inbox.request`, unless ``subject`` has wildcards).
+        """
+        if subject is not None:
+            box = Inbox(self, subject)
+
+            async def deliver(msg: Msg) -> None:
+                box._deliver(msg)
+
+            subs = [await self._nc.subscribe(subject, cb=deliver)]
+            if not {"*", ">"} & set(subject.split(".")):  # replies to Inbox.request come to <subject>.r
+                subs.append(await self._nc.subscribe(f"{subject}.>", cb=deliver))
+            try:
+                yield box
+            finally:
+                with anyio.CancelScope(shield=True):
+                    if not self._nc.is_closed:
+                        for sub in subs:
+                            await sub.unsubscribe()
+            return
+        if self._inbox_sub is None:
+            await self._start_inboxes()
+        key = str(next(self._inbox_ids))
+        box = self._inboxes[key] = Inbox(self, f"{self._inbox_prefix}.{key}")
         try:
-            yield Inbox(sub, subject)
+            yield box
         finally:
-            with anyio.CancelScope(shield=True):
-                if not self._nc.is_closed:
-                    await sub.unsubscribe()
+            del self._inboxes[key]
 
     @asynccontextmanager
     async def subscription(

@@ -33,13 +33,14 @@ This module is pure data and logic: it imports nothing of the orchestrator, the 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 __all__ = (
     "MAX_PLAN_STEPS",
@@ -99,11 +100,14 @@ class PlanStep(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0, le=3600)
     retries: int = Field(default=2, ge=0, le=10)
     optional: bool = False
+    _deps: tuple[Any, tuple[str, ...], frozenset[str]] | None = PrivateAttr(default=None)
+    """Cache of :func:`dependencies`: (the ``input`` object, ``after``, the ids) it was computed for."""
 
     @model_validator(mode="after")
     def _one_target(self) -> PlanStep:
         if (self.agent is None) == (self.capability is None):
             raise ValueError("give exactly one of agent and capability")
+        _dependencies(self)  # computed once, here, so that every validated step carries the same cache
         return self
 
 
@@ -131,7 +135,7 @@ class Plan(BaseModel):
                 raise ValueError(f"steps.{i}.id: duplicate step id {sid!r}")
             seen.add(sid)
         for i, step in enumerate(self.steps):
-            for dep in dependencies(step):
+            for dep in _dependencies(step):
                 if dep not in seen:
                     raise ValueError(f"steps.{i}: refers to unknown step {dep!r}")
                 if dep == step.id:
@@ -160,7 +164,7 @@ class Plan(BaseModel):
         Raises:
             ValueError: The steps form a cycle (the message lists them).
         """
-        deps = {s.id: dependencies(s) for s in self.steps}
+        deps = {s.id: _dependencies(s) for s in self.steps}
         done: set[str] = set()
         layers: list[list[str]] = []
         while len(done) < len(deps):
@@ -208,10 +212,26 @@ def step_references(step: PlanStep) -> set[str]:
 
 def dependencies(step: PlanStep) -> set[str]:
     """Ids of the steps ``step`` waits for: those it references and those in ``after``."""
-    return step_references(step) | set(step.after)
+    return set(_dependencies(step))
 
 
-def _split_path(ref: str) -> list[str | int]:
+def _dependencies(step: PlanStep) -> frozenset[str]:
+    """:func:`dependencies`, computed once per step (the cache is keyed by ``input`` and ``after``)."""
+    cached = step._deps
+    if cached is not None and cached[0] is step.input and cached[1] == step.after:
+        return cached[2]
+    deps = frozenset(step_references(step) | set(step.after))
+    step._deps = (step.input, step.after, deps)
+    return deps
+
+
+@functools.lru_cache(maxsize=4096)
+def _split_path(ref: str) -> tuple[str | int, ...]:
+    """``ref`` as keys and indexes (``-1`` for ``[*]``); cached: plans reuse a few references.
+
+    Raises:
+        PlanError: ``ref`` is not a path (not cached).
+    """
     parts: list[str | int] = []
     for segment in ref.split("."):
         pos = 0
@@ -225,7 +245,7 @@ def _split_path(ref: str) -> list[str | int]:
                 parts.append(-1 if m.group(2) == "*" else int(m.group(2)))
         if pos != len(segment):
             raise PlanError(f"cannot read the reference ${{{ref}}}")
-    return parts
+    return tuple(parts)
 
 
 def _walk(value: Any, parts: Sequence[str | int], ref: str) -> Any:
@@ -265,6 +285,28 @@ def _as_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _parse_template(template: str) -> tuple[str | None, tuple[str, ...]]:
+    """(the reference if ``template`` is exactly one, else None; text and references, alternating).
+
+    Short templates (the usual ``"${steps.x.text}"``) are parsed once; long texts are not kept.
+    """
+    if "${" not in template:
+        return None, (template,)
+    if len(template) <= 512:
+        return _parse_template_cached(template)
+    return _parse_template_once(template)
+
+
+def _parse_template_once(template: str) -> tuple[str | None, tuple[str, ...]]:
+    whole = _REF.fullmatch(template.strip())
+    if whole is not None:
+        return whole.group(1), ()
+    return None, tuple(_REF.split(template))
+
+
+_parse_template_cached = functools.lru_cache(maxsize=4096)(_parse_template_once)
+
+
 def resolve(
     template: Any, inputs: Mapping[str, Any], outputs: Mapping[str, Any], *, where: str = "input"
 ) -> Any:
@@ -280,11 +322,17 @@ def resolve(
         PlanError: A reference cannot be resolved (the message names the field and the reference).
     """
     if isinstance(template, str):
-        whole = _REF.fullmatch(template.strip())
+        whole, pieces = _parse_template(template)
         try:
             if whole is not None:
-                return _lookup(whole.group(1), inputs, outputs)
-            return _REF.sub(lambda m: _as_text(_lookup(m.group(1), inputs, outputs)), template)
+                return _lookup(whole, inputs, outputs)
+            if len(pieces) == 1:  # no reference
+                return template
+            # pieces alternate: text, reference, text, ..., text
+            return "".join(
+                piece if i % 2 == 0 else _as_text(_lookup(piece, inputs, outputs))
+                for i, piece in enumerate(pieces)
+            )
         except PlanError as exc:
             raise PlanError(str(exc), field=where) from None
     if isinstance(template, Mapping):

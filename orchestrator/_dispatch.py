@@ -142,7 +142,7 @@ async def call_agent(
         )
     done = False
     async with bus.inbox() as box:
-        reply = await bus.request(
+        reply = await box.request(  # the accept comes to the same inbox as the stream
             subject,
             body,
             headers=ctx.headers(box.subject),

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import anyio
 import structlog
+from anyio.abc import TaskGroup
 
 from agents.errors import AgentError, BadInputError
 from agents.plans import Plan, PlanError, PlanOutcome, PlanStep, StepReport, dependencies, resolve
@@ -42,13 +43,41 @@ class _Run:
         self.progress = progress
         self.reports = {s.id: StepReport(id=s.id, agent=s.agent) for s in plan.steps}
         self.outputs: dict[str, Any] = {}
-        self.done = {s.id: anyio.Event() for s in plan.steps}
         self.failed: AgentError | None = None
         self.cancelled = False
+        # The schedule: no step waits in a task; a step starts once its last dependency is done.
+        self.deps = {s.id: dependencies(s) for s in plan.steps}
+        self.waiting = {sid: set(deps) for sid, deps in self.deps.items()}
+        self.dependents: dict[str, list[PlanStep]] = {s.id: [] for s in plan.steps}
+        for step in plan.steps:
+            for dep in self.deps[step.id]:
+                self.dependents[dep].append(step)
+        self.ready = [s for s in plan.steps if not self.deps[s.id]]
 
     async def changed(self) -> None:
         if self.progress is not None:
             await self.progress([self.reports[s.id] for s in self.plan.steps])
+
+    def finished(self, step_id: str) -> list[PlanStep]:
+        """The steps that can start now that ``step_id`` is done.
+
+        A step whose dependency has no output (it failed) is ``skipped`` here, and is done in turn.
+        """
+        ready: list[PlanStep] = []
+        done = [step_id]
+        while done:
+            sid = done.pop()
+            for step in self.dependents[sid]:
+                waiting = self.waiting[step.id]
+                waiting.discard(sid)
+                if waiting:
+                    continue
+                if any(d not in self.outputs for d in self.deps[step.id]):  # a needed step failed
+                    self.reports[step.id].status = "skipped"
+                    done.append(step.id)
+                else:
+                    ready.append(step)
+        return ready
 
 
 class PlanRunner:
@@ -84,14 +113,13 @@ class PlanRunner:
         """
         started = time.perf_counter()
         run = _Run(plan, inputs, progress)
-        async with anyio.create_task_group() as tg:
-            if cancel is not None:
+        if cancel is None:
+            await self._run_steps(run, ctx)
+        else:
+            async with anyio.create_task_group() as tg:
                 tg.start_soon(self._watch_cancel, cancel, run, tg.cancel_scope)
-            with anyio.CancelScope() as steps_scope:
-                async with anyio.create_task_group() as steps:
-                    for step in plan.steps:
-                        steps.start_soon(self._step, step, run, ctx, steps_scope)
-            tg.cancel_scope.cancel()  # stop the cancel watcher
+                await self._run_steps(run, ctx)
+                tg.cancel_scope.cancel()  # stop the cancel watcher
         for report in run.reports.values():
             if report.status in ("pending", "running"):
                 report.status = "cancelled" if report.status == "running" else "skipped"
@@ -121,14 +149,29 @@ class PlanRunner:
         run.cancelled = True
         scope.cancel()
 
+    async def _run_steps(self, run: _Run, ctx: CallContext) -> None:
+        async with anyio.create_task_group() as steps:
+            for step in run.ready:
+                steps.start_soon(self._branch, step, run, ctx, steps)
+
+    async def _branch(self, step: PlanStep, run: _Run, ctx: CallContext, steps: TaskGroup) -> None:
+        """Run ``step``, then the steps it makes ready: the first in this task, the others in new tasks.
+
+        A chain of steps thus runs in one task, and no task waits for its dependencies.
+        """
+        next_step: PlanStep | None = step
+        while next_step is not None:
+            await self._step(next_step, run, ctx, steps.cancel_scope)
+            if steps.cancel_scope.cancel_called or run.cancelled:  # failed or cancelled: start nothing
+                return
+            ready = run.finished(next_step.id)
+            next_step = ready[0] if ready else None
+            for other in ready[1:]:
+                steps.start_soon(self._branch, other, run, ctx, steps)
+
     async def _step(self, step: PlanStep, run: _Run, ctx: CallContext, scope: anyio.CancelScope) -> None:
         report = run.reports[step.id]
         try:
-            for dep in dependencies(step):
-                await run.done[dep].wait()
-            if any(d not in run.outputs for d in dependencies(step)):  # a needed step failed
-                report.status = "skipped"
-                return
             await self._execute(step, report, run, ctx)
         except AgentError as exc:
             report.status, report.error = "failed", _error(exc)
@@ -140,9 +183,9 @@ class PlanRunner:
         finally:
             if report.started_at is not None and report.seconds is None:
                 report.seconds = time.time() - report.started_at
-            run.done[step.id].set()
-            with anyio.CancelScope(shield=True):
-                await run.changed()
+            if run.progress is not None:
+                with anyio.CancelScope(shield=True):
+                    await run.changed()
 
     async def _execute(self, step: PlanStep, report: StepReport, run: _Run, ctx: CallContext) -> None:
         try:
@@ -154,7 +197,8 @@ class PlanRunner:
             selection = await self.selector.select(capability=step.capability, k=3)
             agent, report.selection = selection.agent, selection.explain()
         report.status, report.agent, report.started_at = "running", agent, time.time()
-        await run.changed()
+        if run.progress is not None:
+            await run.changed()
         step_ctx = replace(ctx, request_id=f"{ctx.request_id}-{step.id}")
         try:
             invocation = await self.router.invoke(
@@ -164,7 +208,8 @@ class PlanRunner:
             report.attempts += 1
             raise
         report.attempts = invocation.attempts
-        report.agent = invocation.agent
+        if report.agent != invocation.agent:  # a fallback answered
+            report.agent = invocation.agent
         report.output = invocation.output
         report.status = "succeeded"
         run.outputs[step.id] = invocation.output

@@ -16,7 +16,7 @@ Errors that retrying cannot fix (bad input, not found, too large, cancelled) are
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -177,14 +177,22 @@ class Router:
             AgentError: The last error when every attempt failed, or a non-retryable error at once.
         """
         team = self._team(agent)
-        targets = [agent, *(self.selector.fallbacks(agent) if fallback else [])]
+        fallbacks: list[str] | None = None if fallback else []
+
+        def targets() -> Iterator[str]:
+            nonlocal fallbacks
+            yield agent
+            if fallbacks is None:  # looked up once, and only when the agent itself does not answer
+                fallbacks = self.selector.fallbacks(agent)
+            yield from fallbacks
+
         per_attempt_s = timeout_s or self.config.step_timeout_s
         rounds = (self.config.retries if retries is None else retries) + 1
         self.budget.record_call()
         attempts, failovers = 0, []
         last: AgentError = NoRespondersError(f"no agent answers for {agent}")
         for round_no in range(rounds):
-            for name in targets:
+            for name in targets():
                 breaker = self.breaker(name)
                 if not breaker.allow():
                     failovers.append(f"{name}: circuit open")

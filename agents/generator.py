@@ -3,6 +3,9 @@
 :class:`InferenceAgent` holds the bridge, reports the model and the bridge's counters, and runs one
 generation through :meth:`RyotBridge.stream <bridges.RyotBridge.stream>`, streaming ``{"text": ...}``
 chunks to the caller; :func:`engine_error` is the one place Ryot and bridge exceptions become wire errors.
+
+Every generating agent takes an optional ``model`` (a configured model name; ``None`` is the default
+model): an unknown name is ``not_found`` on the field ``model``, its message listing the configured names.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from agents.errors import (
     AgentFailedError,
     BadInputError,
     DeadlineExceededError,
+    NotFoundError,
     TooLargeError,
 )
 from agents.protocol import GenerateInput, GenerateOutput, TimingsOut, UsageOut
@@ -31,12 +35,15 @@ from ryot import (
     PromptTooLongError,
     RyotError,
     SamplingParams,
+    UnknownModelError,
     grammar_from_json_schema,
 )
 
 
 def engine_error(exc: Exception) -> AgentError:
     """The wire error for a Ryot or bridge exception (the one place this mapping lives)."""
+    if isinstance(exc, UnknownModelError):
+        return NotFoundError(str(exc), field="model")
     if isinstance(exc, InvalidRequestError):
         return BadInputError(exc.reason, field=exc.field)
     if isinstance(exc, PromptTooLongError):
@@ -70,12 +77,42 @@ class InferenceAgent(Agent):
         self.bridge = bridge
 
     def metadata(self) -> dict[str, str]:
-        """The model this instance serves."""
-        return {"model": self.bridge.model_name, "model_loaded": str(not self.bridge.engine.closed).lower()}
+        """The default model, whether it can serve, and every configured model (comma-separated).
+
+        ``model_loaded`` is ``true`` unless the pool is closed or the default model's last load failed
+        (a default model that is not preloaded loads on the first request).
+        """
+        pool = self.bridge.pool
+        default = next(s for s in pool.status() if s.default)
+        loaded = not pool.closed and default.state != "failed"
+        return {
+            "model": self.bridge.model_name,
+            "model_loaded": str(loaded).lower(),
+            "models": ",".join(self.bridge.model_names),
+        }
 
     def stats(self) -> dict[str, Any]:
-        """Bridge counters and the engine's queue depth."""
-        return {"engine_queue_depth": self.bridge.engine.queue_depth, **self.bridge.metrics.as_dict()}
+        """Bridge counters, the engines' queue depth, and every model's status.
+
+        ``models`` is a list of :meth:`ryot.ModelStatus.as_dict`, one per configured model.
+        """
+        models = self.bridge.status()
+        return {
+            "engine_queue_depth": sum(m["queue_depth"] for m in models),
+            **self.bridge.metrics.as_dict(),
+            "models": models,
+        }
+
+    def resolve_model(self, model: str | None) -> str:
+        """The configured name a call's ``model`` field stands for (the default model for ``None``).
+
+        Raises:
+            NotFoundError: No model has that name (field ``model``; the message lists the names).
+        """
+        try:
+            return self.bridge.resolve(model)
+        except UnknownModelError as exc:
+            raise engine_error(exc) from exc
 
     async def generate(
         self,
@@ -84,6 +121,7 @@ class InferenceAgent(Agent):
         params: SamplingParams,
         *,
         prompt_field: str | None = None,
+        model: str | None = None,
     ) -> Finished:
         """Run one generation, streaming its text to the caller as ``{"text": ...}`` chunks.
 
@@ -93,6 +131,7 @@ class InferenceAgent(Agent):
             params: Sampling parameters.
             prompt_field: Input field to blame when the prompt does not fit the context window (as
                 ``too_large``); by default the error is ``bad_request`` on ``max_tokens``.
+            model: Name of the model to use (loaded first if needed); ``None`` is the default model.
 
         Raises:
             AgentError: The mapped Ryot or bridge failure (see :func:`engine_error`).
@@ -101,7 +140,7 @@ class InferenceAgent(Agent):
         try:
             # aclosing: if emitting a chunk is cancelled, the stream must still be closed now (which
             # cancels the engine request), not whenever the suspended generator is garbage collected.
-            stream = self.bridge.stream(prompt, params, timeout_s=max(call.remaining_s(), 0.001))
+            stream = self.bridge.stream(prompt, params, timeout_s=max(call.remaining_s(), 0.001), model=model)
             async with aclosing(stream) as events:
                 async for event in events:
                     if isinstance(event, Finished):
@@ -137,6 +176,7 @@ class GeneratorAgent(InferenceAgent):
     async def handle(self, call: Call) -> Mapping[str, Any]:
         """Stream the completion of ``call.input`` (a :class:`GenerateInput`)."""
         inp: GenerateInput = call.input
+        model = self.resolve_model(inp.model)
         if (inp.prompt is None) == (inp.messages is None):
             raise BadInputError("give exactly one of prompt and messages", field="prompt")
         prompt: str | list[ChatMessage] = (
@@ -164,7 +204,7 @@ class GeneratorAgent(InferenceAgent):
             grammar=grammar,
             speculative=inp.speculative,
         )
-        finished = await self.generate(call, prompt, params)
+        finished = await self.generate(call, prompt, params, model=model)
         output = GenerateOutput(
             text=finished.text,
             finish_reason=finished.finish_reason,
@@ -175,6 +215,6 @@ class GeneratorAgent(InferenceAgent):
                 decode_s=finished.timings.decode_s,
                 decode_tokens=finished.timings.decode_tokens,
             ),
-            model=self.bridge.model_name,
+            model=model,
         )
         return output.model_dump()

@@ -154,6 +154,8 @@ class GenerateInput(_Wire):
     grammar: str | None = None
     json_schema: dict[str, Any] | None = None
     speculative: bool = False
+    model: str | None = None
+    """Name of the model to generate with (one of the Ryot models configured); ``None``: the default."""
 
 
 class UsageOut(_Wire):
@@ -181,3 +183,4 @@ class GenerateOutput(_Wire):
     usage: UsageOut
     timings: TimingsOut
     model: str
+    """Name of the model that generated the text."""

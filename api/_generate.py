@@ -39,6 +39,7 @@ def _to_input(body: GenerateRequest) -> GenerateInput:
         grammar=body.grammar,
         json_schema=body.json_schema,
         speculative=body.speculative,
+        model=body.model,
     )
 
 
@@ -72,8 +73,11 @@ async def generate(
 ) -> Response[Any]:
     """Generate a completion with the Inference team's generator agent.
 
-    Errors: 400 invalid body (names the field), 429 busy (Retry-After), 503 no generator running,
-    504 deadline passed.
+    ``model`` chooses one of the configured models by name (the default model when absent); the
+    response names the model used.
+
+    Errors: 400 invalid body (names the field), 404 unknown ``model`` (the message lists the configured
+    ones), 429 busy (Retry-After), 503 no generator running, 504 deadline passed.
     """
     orchestrator: Orchestrator = state.orchestrator
     request_id = request_id_of(request)

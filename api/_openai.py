@@ -1,7 +1,7 @@
 """OpenAI-compatible routes, for IDE plugins and scripts that speak the OpenAI HTTP API.
 
 =========================  ====================================================================
-``GET  /v1/models``         the generator's model(s) and the embedding model, as an OpenAI list
+``GET  /v1/models``         every configured Ryot model (with its status) and the embedding model
 ``POST /v1/chat/completions``  chat, JSON or SSE chunks (``data: {...}`` … ``data: [DONE]``)
 ``POST /v1/completions``    text completion, JSON or SSE chunks
 ``POST /v1/embeddings``     all-MiniLM-L6-v2 vectors (384-d, L2-normalised), float or base64
@@ -12,6 +12,13 @@ embeddings to the Storage team's ``embedder``. Shapes follow OpenAI's API refere
 (``json_object`` or ``json_schema``) becomes grammar-constrained decoding. Refusals (400/429/503/504) are
 real HTTP statuses, also for streams (the first event is awaited before the response starts); errors
 have OpenAI's shape (:mod:`api._openai_errors`).
+
+Model choice: a request's ``model`` that names a configured model selects it. Any other name (the
+literal ``default`` or ``local``, or whatever an IDE plugin was set up with, e.g. ``gpt-4o``) gets the
+default model, so that clients with a fixed model name keep working: the generator answers
+``not_found`` on ``model``, the call is repeated without a model, and the name is remembered for a minute
+(logged once) so that later requests skip the refused call. Responses name the model that served them.
+(``POST /v1/generate`` and agent calls are strict: an unknown name is a 404.)
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import numpy as np
+import structlog
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
@@ -40,13 +48,20 @@ from api.schemas_openai import (
     JsonObjectFormat,
     JsonSchemaFormat,
 )
-from orchestrator import Orchestrator, TextDelta
+from orchestrator import ModelInfo, Orchestrator, TextDelta
 
 __all__ = ("ROUTES",)
 
 Kind = Literal["chat", "text"]
 OWNER = "neurectomy"
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+FALLBACK_TTL_S = 60.0
+"""How long a model name found unconfigured goes straight to the default model, in seconds."""
+_QUIET_NAMES = frozenset({"default", "local"})
+"""Names that mean "the default model" by convention: falling back for them is not logged."""
+_MAX_FALLBACK_NAMES = 1024
+
+log = structlog.get_logger("neurectomy.api")
 
 
 # ----------------------------------------------------------------- request → GenerateInput
@@ -214,8 +229,39 @@ async def _sse(
         await rest.aclose()  # type: ignore[attr-defined]
 
 
+def _fallbacks(request: Request[Any, Any, Any]) -> dict[str, float]:
+    """Model names found unconfigured → when (``time.monotonic()``), for this app."""
+    found: dict[str, float] | None = getattr(request.app.state, "openai_model_fallbacks", None)
+    if found is None:
+        found = {}
+        request.app.state.openai_model_fallbacks = found
+    return found
+
+
+def _asked_model(request: Request[Any, Any, Any], name: str) -> str | None:
+    """The ``model`` to send to the generator: ``name``, or None (default) if it was just refused."""
+    refused_at = _fallbacks(request).get(name)
+    if refused_at is not None and time.monotonic() - refused_at < FALLBACK_TTL_S:
+        return None
+    return name
+
+
+def _fall_back(request: Request[Any, Any, Any], exc: NotFoundError, asked: str | None) -> bool:
+    """Whether ``exc`` refused the model name ``asked`` (then remember it, logging the first time)."""
+    if asked is None or exc.field != "model":
+        return False
+    fallbacks = _fallbacks(request)
+    if asked not in fallbacks:
+        if len(fallbacks) >= _MAX_FALLBACK_NAMES:
+            fallbacks.clear()
+        if asked not in _QUIET_NAMES:
+            log.info("model not configured; the default model answers", model=asked)
+    fallbacks[asked] = time.monotonic()
+    return True
+
+
 async def _served_model(request: Request[Any, Any, Any], orchestrator: Orchestrator) -> str:
-    """The generator's model name (asked on the bus once, then refreshed from every output)."""
+    """The default model's name (asked on the bus once, then refreshed from outputs of the default)."""
     cached = getattr(request.app.state, "openai_model", None)
     if cached:
         return str(cached)
@@ -238,15 +284,31 @@ async def _complete(
     cid = f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{request_id}"
     created = int(time.time())
     ctx = call_context(orchestrator, request)
+    asked = _asked_model(request, body.model)
+    inp = inp.model_copy(update={"model": asked})
     if not body.stream:
-        out = await orchestrator.generate(inp, ctx)
-        request.app.state.openai_model = out.model
+        try:
+            out = await orchestrator.generate(inp, ctx)
+        except NotFoundError as exc:
+            if not _fall_back(request, exc, asked):
+                raise
+            inp = inp.model_copy(update={"model": None})
+            out = await orchestrator.generate(inp, ctx)
+        if inp.model is None:
+            request.app.state.openai_model = out.model
         return Response(_completion_body(kind, cid, created, out))
-    model = await _served_model(request, orchestrator)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     events = orchestrator.generate_stream(inp, ctx)
     # Wait for the first event so that refusals (400/429/503/504) are real HTTP statuses.
-    first = await events.__anext__()
+    try:
+        first = await events.__anext__()
+    except NotFoundError as exc:
+        if not _fall_back(request, exc, asked):
+            raise
+        inp = inp.model_copy(update={"model": None})
+        events = orchestrator.generate_stream(inp, ctx)
+        first = await events.__anext__()
+    model = inp.model if inp.model is not None else await _served_model(request, orchestrator)
     chunks = _Chunks(kind, cid, created, model, include_usage=include_usage)
     return Stream(_sse(chunks, first, events), media_type="text/event-stream", headers=_SSE_HEADERS)
 
@@ -257,6 +319,8 @@ async def chat_completions(
     data: JSONBody[ChatCompletionRequest], request: Request[Any, Any, Any], state: State
 ) -> Response[Any]:
     """A chat completion by the ``generator`` agent, shaped like OpenAI's.
+
+    ``model``: a configured model's name selects it; any other name gets the default model.
 
     Errors (OpenAI's shape): 400 invalid or unsupported field (``param`` names it), 429 busy
     (Retry-After), 503 no generator running, 504 deadline passed.
@@ -314,23 +378,48 @@ async def embeddings(
     }
 
 
-def _model_entry(model_id: str) -> dict[str, Any]:
-    return {"id": model_id, "object": "model", "created": 0, "owned_by": OWNER}
+def _model_entry(info: ModelInfo) -> dict[str, Any]:
+    """OpenAI's model object, plus our fields (OpenAI clients keep or ignore unknown fields)."""
+    return {
+        "id": info.id,
+        "object": "model",
+        "created": 0,
+        "owned_by": OWNER,
+        "kind": info.kind,
+        "status": info.status,
+        "loaded": info.status == "loaded",
+        "default": info.default,
+        "n_ctx": info.n_ctx,
+        "parallel": info.parallel,
+        "memory_bytes": info.memory_bytes,
+        "active": info.active,
+        "queue_depth": info.queue_depth,
+        "loaded_at": info.loaded_at,
+        "last_used_at": info.last_used_at,
+        "idle_unload_s": info.idle_unload_s,
+        "replicas": info.replicas,
+        "loaded_replicas": info.loaded_replicas,
+        "error": info.error,
+    }
 
 
 async def _models(state: State) -> list[dict[str, Any]]:
     orchestrator: Orchestrator = state.orchestrator
-    ids: list[str] = []
-    for agent in await orchestrator.agents():
-        model = agent.metadata.get("model")
-        if agent.name in ("generator", "embedder") and model and model not in ids:
-            ids.append(model)
-    return [_model_entry(m) for m in ids]
+    return [_model_entry(m) for m in await orchestrator.models()]
 
 
-@get("/models", summary="OpenAI-compatible list of the served models")
+@get("/models", summary="OpenAI-compatible list of the served models, with their status")
 async def list_models(state: State) -> dict[str, Any]:
-    """The generator's model(s) and the embedding model, from the agents' metadata on the bus."""
+    """Every configured Ryot model and the embedding model, as the running agents report them.
+
+    Besides OpenAI's fields (``id``, ``object``, ``created``, ``owned_by``), each entry has: ``kind``
+    (``generation`` or ``embedding``), ``status`` (``loaded``, ``loading``, ``unloaded``: loads on the
+    first request that names it, ``failed``: its last load failed, see ``error``), ``loaded``,
+    ``default`` (requests naming no configured model get it), ``n_ctx`` and ``parallel``,
+    ``memory_bytes`` (approximate: GGUF size + KV cache, 0 when unloaded), ``active`` and ``queue_depth``
+    (requests decoding and waiting), ``loaded_at`` / ``last_used_at`` (Unix seconds), ``idle_unload_s``,
+    ``replicas`` / ``loaded_replicas``.
+    """
     return {"object": "list", "data": await _models(state)}
 
 

@@ -53,6 +53,8 @@ class GenerateRequest(_Body):
     """Constrain the completion to a GBNF grammar (llama.cpp's format, rule ``root``)."""
     speculative: bool = False
     """Speculative decoding by prompt lookup (greedy only): faster when the output repeats the input."""
+    model: str | None = Field(default=None, min_length=1, max_length=256)
+    """A configured model's name (``GET /v1/models``); none: the default model. Unknown names: 404."""
     stream: bool = False
     """Answer with Server-Sent Events: ``token`` events, then one ``done`` (or ``error``) event."""
     timeout_s: float | None = Field(default=None, gt=0.0, le=3600.0)

@@ -110,7 +110,9 @@ class _Sampling(_Body):
     """Fields shared by chat completions and completions."""
 
     model: str = Field(min_length=1, max_length=256)
-    """Any name is accepted; the response names the model that served it."""
+    """A configured model's name (``GET /v1/models``) selects it; any other name (``default``, ``local``,
+    ``gpt-4o``, ...) gets the default model, so that IDE plugins with a fixed name keep working. The
+    response names the model that served it."""
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     top_k: int | None = Field(default=None, ge=0, le=1000)

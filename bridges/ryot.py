@@ -1,9 +1,14 @@
-"""Async bridge from the agents to the Ryot engine.
+"""Async bridge from the agents to Ryot's models.
 
-The engine is synchronous and owns one worker thread. The bridge
+The bridge drives a :class:`ryot.ModelPool` (several named models, loaded on demand, freed when idle;
+one model when built from a single engine). Every operation takes an optional ``model`` name (``None``:
+the pool's default model). The bridge
 
 * offloads blocking calls (model load, tokenization, submission, which tokenizes) to threads through a
-  :class:`anyio.CapacityLimiter`,
+  :class:`anyio.CapacityLimiter` (model loads to plain worker threads, so that a load never holds up
+  the other models' work),
+* holds a lease on the model for the duration of each operation, so that an idle unload never closes
+  an engine in use, and runs the idle-unload loop (:meth:`RyotBridge.run_idle_unloader`),
 * turns the worker's events into an async iterator (the worker schedules each event onto the event
   loop without waiting, so a stalled or finished event loop can never hold up the engine),
 * enforces a timeout per call and cancels the engine request when the caller goes away or times out
@@ -19,10 +24,13 @@ import math
 import time
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
+import structlog
+from anyio.abc import TaskStatus
 
 from bridges.errors import BridgeTimeoutError
 from ryot import (
@@ -32,11 +40,16 @@ from ryot import (
     Failed,
     Finished,
     InvalidRequestError,
+    ModelPool,
+    ModelPoolConfig,
     RyotConfig,
     RyotEngine,
     SamplingParams,
     TokenChunk,
+    UnknownModelError,
 )
+
+log = structlog.get_logger("neurectomy.bridges")
 
 
 @dataclass(slots=True)
@@ -69,75 +82,146 @@ class RyotBridgeMetrics:
 
 
 class RyotBridge:
-    """Async access to one :class:`ryot.RyotEngine`.
+    """Async access to a :class:`ryot.ModelPool` (or to one :class:`ryot.RyotEngine`).
 
     Args:
-        engine: The engine to drive (the bridge closes it in :meth:`aclose`).
+        models: The pool to drive, or one loaded engine (a pool of that one model, named
+            ``engine.model_name``). The bridge closes it in :meth:`aclose`.
         timeout_s: Default upper bound of one generation, in seconds.
-        max_offload_threads: Threads that may run blocking engine calls at once.
+        max_offload_threads: Threads that may run blocking engine calls (not loads) at once.
     """
 
-    def __init__(self, engine: RyotEngine, *, timeout_s: float = 300.0, max_offload_threads: int = 2) -> None:
-        self.engine = engine
+    def __init__(
+        self, models: ModelPool | RyotEngine, *, timeout_s: float = 300.0, max_offload_threads: int = 2
+    ) -> None:
+        self.pool = models if isinstance(models, ModelPool) else ModelPool.from_engine(models)
         self.timeout_s = timeout_s
         self.metrics = RyotBridgeMetrics()
         self._limiter = anyio.CapacityLimiter(max_offload_threads)
 
     @classmethod
     async def open(cls, config: RyotConfig, *, timeout_s: float = 300.0) -> RyotBridge:
-        """Load the model in a worker thread and return a bridge to it.
+        """Build the pool of ``config`` and load its ``preload`` models in a worker thread.
+
+        Args:
+            config: A :class:`ryot.ModelPoolConfig` (named models), or a plain :class:`ryot.RyotConfig`
+                (its one model, preloaded).
+            timeout_s: Default upper bound of one generation, in seconds.
 
         Raises:
-            ryot.ModelLoadError: The GGUF cannot be loaded.
+            ryot.ModelLoadError: A preloaded model cannot be loaded.
         """
-        engine = await anyio.to_thread.run_sync(RyotEngine, config)
-        return cls(engine, timeout_s=timeout_s)
+        if not isinstance(config, ModelPoolConfig):
+            config = ModelPoolConfig(**{name: getattr(config, name) for name in RyotConfig.model_fields})
+        pool = ModelPool.from_config(config)
+        try:
+            await anyio.to_thread.run_sync(pool.preload)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(pool.close)
+            raise
+        return cls(pool, timeout_s=timeout_s)
 
     @property
     def model_name(self) -> str:
-        """Name of the loaded model."""
-        return self.engine.model_name
+        """Name of the default model."""
+        return self.pool.default
 
-    async def count_tokens(self, text: str) -> int:
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        """Names of every configured model."""
+        return self.pool.names
+
+    @property
+    def engine(self) -> RyotEngine:
+        """The default model's engine, if it is loaded.
+
+        Raises:
+            ryot.EngineClosedError: The default model is not loaded (or the pool is closed).
+        """
+        engine = self.pool.loaded()
+        if engine is None:
+            raise EngineClosedError()
+        return engine
+
+    def resolve(self, model: str | None) -> str:
+        """The name of the model a call with ``model`` uses (the default one for ``None``).
+
+        Raises:
+            ryot.UnknownModelError: No model has that name (the message lists the configured ones).
+        """
+        return self.pool.resolve(model)
+
+    def status(self) -> list[dict[str, Any]]:
+        """Every model's :class:`ryot.ModelStatus` as a dict (for ``$SRV.STATS`` data)."""
+        return [s.as_dict() for s in self.pool.status()]
+
+    async def _engine(self, name: str) -> RyotEngine:
+        """The engine of ``name`` (hold a lease): at once if loaded, else loaded in a worker thread."""
+        engine = self.pool.loaded(name)
+        if engine is None:
+            engine = await anyio.to_thread.run_sync(self.pool.get, name)
+        return engine
+
+    async def context_window(self, model: str | None = None) -> int:
+        """Context window of one request of ``model``, in tokens (loads the model if needed).
+
+        Raises:
+            ryot.UnknownModelError: No model has that name.
+            ryot.ModelLoadError: The model cannot be loaded.
+        """
+        with self.pool.lease(model) as name:
+            return (await self._engine(name)).n_ctx
+
+    async def count_tokens(self, text: str, *, model: str | None = None) -> int:
         """Number of tokens of ``text`` with the model's tokenizer (BOS included)."""
-        return len(await anyio.to_thread.run_sync(self.engine.tokenize, text, limiter=self._limiter))
+        return len(await self.tokenize(text, model=model))
 
-    async def tokenize(self, text: str, *, add_bos: bool = True) -> list[int]:
+    async def tokenize(self, text: str, *, add_bos: bool = True, model: str | None = None) -> list[int]:
         """Token ids of ``text`` with the model's tokenizer (special-token text is not parsed).
 
         Raises:
+            ryot.UnknownModelError: No model has that name.
+            ryot.ModelLoadError: The model cannot be loaded.
             ryot.EngineClosedError: The engine is closed.
         """
-        return await anyio.to_thread.run_sync(
-            functools.partial(self.engine.tokenize, text, add_bos=add_bos), limiter=self._limiter
-        )
+        with self.pool.lease(model) as name:
+            engine = await self._engine(name)
+            return await anyio.to_thread.run_sync(
+                functools.partial(engine.tokenize, text, add_bos=add_bos), limiter=self._limiter
+            )
 
-    async def token_pieces(self, tokens: Sequence[int]) -> list[bytes]:
+    async def token_pieces(self, tokens: Sequence[int], *, model: str | None = None) -> list[bytes]:
         """The bytes each token stands for (special tokens such as BOS stand for nothing).
 
         A piece may be part of a UTF-8 character (byte-fallback tokens); join before decoding.
 
         Raises:
             ryot.InvalidRequestError: An id is outside the vocabulary (field ``tokens``).
+            ryot.UnknownModelError: No model has that name.
             ryot.EngineClosedError: The engine is closed.
         """
-        return await anyio.to_thread.run_sync(self._pieces, list(tokens), limiter=self._limiter)
+        with self.pool.lease(model) as name:
+            engine = await self._engine(name)
+            return await anyio.to_thread.run_sync(self._pieces, engine, list(tokens), limiter=self._limiter)
 
-    async def detokenize(self, tokens: Sequence[int]) -> str:
+    async def detokenize(self, tokens: Sequence[int], *, model: str | None = None) -> str:
         """The text of ``tokens`` (the inverse of :meth:`tokenize`; invalid UTF-8 becomes U+FFFD).
 
         Raises:
             ryot.InvalidRequestError: An id is outside the vocabulary (field ``tokens``).
+            ryot.UnknownModelError: No model has that name.
             ryot.EngineClosedError: The engine is closed.
         """
-        return b"".join(await self.token_pieces(tokens)).decode("utf-8", errors="replace")
+        return b"".join(await self.token_pieces(tokens, model=model)).decode("utf-8", errors="replace")
 
-    def _pieces(self, tokens: list[int]) -> list[bytes]:
+    @staticmethod
+    def _pieces(engine: RyotEngine, tokens: list[int]) -> list[bytes]:
         # RyotEngine has no public detokenizer yet: read the vocabulary of its (read-only, thread-safe)
         # model directly, with a buffer of our own (the engine's buffer belongs to its worker thread).
-        if self.engine.closed:
+        if engine.closed:
             raise EngineClosedError()
-        model = self.engine._model
+        model = engine._model
         for i, token in enumerate(tokens):
             if not 0 <= token < model.n_vocab:
                 raise InvalidRequestError(
@@ -152,15 +236,24 @@ class RyotBridge:
         params: SamplingParams,
         *,
         timeout_s: float | None = None,
+        model: str | None = None,
     ) -> AsyncGenerator[TokenChunk | Finished, None]:
-        """Generate, yielding text chunks and then one :class:`ryot.Finished`.
+        """Generate with ``model`` (the default one for ``None``), yielding text chunks, then one Finished.
 
-        Leaving the iteration early (break, cancellation, exception) cancels the engine request.
+        The model is loaded first if needed (the load counts against the timeout but is never cut
+        short). Leaving the iteration early (break, cancellation, exception) cancels the engine request.
 
         Raises:
-            ryot.RyotError: Invalid input, busy queue, closed engine, or a failure while generating.
+            ryot.RyotError: Unknown model (:class:`ryot.UnknownModelError`), a model that fails to load,
+                invalid input, busy queue, closed engine, or a failure while generating.
             BridgeTimeoutError: The generation exceeded ``timeout_s`` (default: the bridge's timeout).
         """
+        self.metrics.requests += 1
+        try:
+            name = self.pool.resolve(model)
+        except UnknownModelError:
+            self.metrics.failures += 1
+            raise
         limit = self.timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + limit
         token = anyio.lowlevel.current_token()
@@ -180,11 +273,11 @@ class RyotBridge:
                 raise anyio.BrokenResourceError  # the engine cancels the request
             token.backend_class.run_sync_soon(deliver, (event,), token.native_token)
 
-        self.metrics.requests += 1
-        with send, receive:
+        with send, receive, self.pool.lease(name):
             try:
+                engine = await self._engine(name)
                 handle = await anyio.to_thread.run_sync(
-                    self.engine.submit, prompt, params, sink, limiter=self._limiter
+                    engine.submit, prompt, params, sink, limiter=self._limiter
                 )
             except Exception:
                 self.metrics.failures += 1
@@ -217,10 +310,26 @@ class RyotBridge:
         m.ttft_s_total += event.timings.ttft_s
         m.decode_s_total += event.timings.decode_s
 
+    async def run_idle_unloader(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Free models idle for longer than their ``idle_unload_s``, until cancelled.
+
+        Checks every :attr:`ryot.ModelPool.idle_check_interval_s` seconds (in a worker thread: closing
+        an engine waits for its worker); returns at once when no model is ever unloaded. Start it in
+        a task group: ``await tg.start(bridge.run_idle_unloader)``.
+        """
+        interval = self.pool.idle_check_interval_s
+        task_status.started()
+        if interval is None:
+            return
+        while not self.pool.closed:
+            await anyio.sleep(interval)
+            for name in await anyio.to_thread.run_sync(self.pool.unload_idle):
+                log.info("model unloaded", model=name, reason="idle")
+
     async def aclose(self) -> None:
-        """Cancel outstanding work and free the model (in a thread). Idempotent."""
+        """Cancel outstanding work and free every model (in a thread). Idempotent."""
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(self.engine.close)
+            await anyio.to_thread.run_sync(self.pool.close)
 
     async def __aenter__(self) -> RyotBridge:
         return self

@@ -37,10 +37,10 @@ AGENT_CONCURRENCY = 2
 
 
 async def _ryot_token_counter(settings: Settings, stack: AsyncExitStack) -> Callable[[str], int] | None:
-    """``text -> tokens`` with Ryot's tokenizer (BOS included, as in generation usage), or None."""
+    """``text -> tokens`` with the default Ryot model's tokenizer (BOS included, as generation), or None."""
     try:
         with anyio.CancelScope(shield=True):
-            tokenizer = await anyio.to_thread.run_sync(Tokenizer, settings.ryot.model_path)
+            tokenizer = await anyio.to_thread.run_sync(Tokenizer, settings.ryot.default_entry().path)
     except RyotError as exc:
         log.warning("Ryot tokenizer unavailable; compression counts tokens approximately", error=str(exc))
         return None

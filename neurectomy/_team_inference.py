@@ -1,6 +1,8 @@
-"""Starting the Inference team: the model loaded once, one bridge to it, and the eight agents.
+"""Starting the Inference team: the model pool, one bridge to it, and the eight agents.
 
-All agents (or the one asked for) share one `bridges.RyotBridge`.
+All agents (or the one asked for) share one `bridges.RyotBridge` over the configured models
+(``settings.ryot.models``): the ``preload`` ones load before the agents start, the others on their first
+request; the bridge's idle loop (in the team's task group) frees models idle past their ``idle_unload_s``.
 
 Every agent instance uses ``settings.generator``'s mailbox size and concurrency; Ryot queues what they
 hand it for its single worker (a full engine queue answers ``busy``).
@@ -33,11 +35,11 @@ async def start_inference(
     agent: str | None = None,
     replicas: int = 1,
 ) -> None:
-    """Load the model and start the Inference team's agents (all eight, or only ``agent``).
+    """Load the preloaded models and start the Inference team's agents (all eight, or only ``agent``).
 
     Raises:
         ValueError: The team has no agent named ``agent``.
-        ryot.ModelLoadError: The model cannot be loaded.
+        ryot.ModelLoadError: A preloaded model cannot be loaded.
     """
     names = [cls.name for cls in INFERENCE_AGENTS]
     if agent is not None and agent not in names:
@@ -45,9 +47,16 @@ async def start_inference(
     with anyio.CancelScope(shield=True):
         bridge = await RyotBridge.open(settings.ryot, timeout_s=settings.orchestrator.default_deadline_s)
     stack.push_async_callback(bridge.aclose)
-    log.info(
-        "model loaded", model=bridge.model_name, threads=bridge.engine.n_threads, n_ctx=bridge.engine.n_ctx
-    )
+    for status in bridge.pool.status():
+        log.info(
+            "model loaded" if status.state == "loaded" else "model configured (loads on first use)",
+            model=status.name,
+            default=status.default,
+            n_ctx=status.n_ctx,
+            parallel=status.parallel,
+            idle_unload_s=status.idle_unload_s,
+        )
+    await tg.start(bridge.run_idle_unloader)
     for cls in INFERENCE_AGENTS:
         if agent is not None and cls.name != agent:
             continue

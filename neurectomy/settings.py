@@ -22,7 +22,7 @@ from pydantic_settings import (
 
 from api import AuthConfig, LimitsConfig
 from orchestrator import OrchestratorConfig, TaskConfig
-from ryot import RyotConfig
+from ryot import ModelPoolConfig
 from sigmalang import SigmaConfig
 from vault import VaultConfig
 
@@ -96,7 +96,8 @@ class Settings(BaseSettings):
     limits: LimitsConfig = LimitsConfig()
     """Per-key (or per-IP) rate limits; body size, queue depth and deadline limits live in ``api``,
     ``generator`` and ``orchestrator``."""
-    ryot: RyotConfig = RyotConfig()
+    ryot: ModelPoolConfig = ModelPoolConfig()
+    """Ryot's engine defaults and its named models (``models``, ``default_model``; see docs/ryot.md)."""
     orchestrator: OrchestratorConfig = OrchestratorConfig()
     generator: GeneratorSettings = GeneratorSettings()
     sigma: SigmaConfig = SigmaConfig()

@@ -3,6 +3,7 @@
 from orchestrator._collective import OrchestratorCollective
 from orchestrator._dispatch import CallContext, call_agent
 from orchestrator._load import LoadMonitor
+from orchestrator._models import ModelInfo
 from orchestrator._observe import CallObserver
 from orchestrator._orchestrator import AgentInfo, Orchestrator, TextDelta
 from orchestrator._plans import ProgressFn
@@ -21,6 +22,7 @@ __all__ = (
     "CircuitBreaker",
     "Invocation",
     "LoadMonitor",
+    "ModelInfo",
     "Orchestrator",
     "OrchestratorCollective",
     "OrchestratorConfig",

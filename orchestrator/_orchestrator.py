@@ -21,6 +21,7 @@ from agents.protocol import Chunk, GenerateInput, GenerateOutput, agent_subject
 from orchestrator._collective import OrchestratorCollective
 from orchestrator._dispatch import CallContext, call_agent
 from orchestrator._load import LoadMonitor
+from orchestrator._models import ModelInfo, models_from_stats
 from orchestrator._observe import CallObserver
 from orchestrator._plans import PlanRunner, ProgressFn
 from orchestrator._route import Invocation, Router
@@ -285,6 +286,15 @@ class Orchestrator:
             health = "circuit_open" if breaker is not None and breaker.state == "open" else "up"
             by_name[name] = replace(info, health=health, load=round(load, 3))
         return sorted(by_name.values(), key=lambda a: (a.team, a.name))
+
+    async def models(self) -> list[ModelInfo]:
+        """The models the running agents serve, with their status (see `orchestrator._models`).
+
+        Ryot models come from the Inference agents' pool status (every configured model, loaded or
+        not), others (the embedding model) from the agents' metadata.
+        """
+        answers = await self.bus.discover("STATS", timeout_s=self.config.discovery_timeout_s)
+        return models_from_stats(answers)
 
     async def health(self) -> dict[str, Any]:
         """NATS connectivity and whether a generator with a loaded model answers."""

@@ -9,7 +9,7 @@ Usable on its own::
 """
 
 from ryot._engine import GenerationHandle, RyotEngine
-from ryot.config import RyotConfig, physical_cores
+from ryot.config import ModelEntry, ModelPoolConfig, RyotConfig, physical_cores
 from ryot.errors import (
     EngineBusyError,
     EngineClosedError,
@@ -18,9 +18,11 @@ from ryot.errors import (
     ModelLoadError,
     PromptTooLongError,
     RyotError,
+    UnknownModelError,
 )
 from ryot.grammar import grammar_from_json_schema
-from ryot.models import default_model_path, resolve_model_path
+from ryot.models import DEFAULT_MODEL_NAME, default_model_path, resolve_model_path
+from ryot.pool import ModelPool, ModelState, ModelStatus
 from ryot.tokenizer import Tokenizer
 from ryot.types import (
     ChatMessage,
@@ -36,6 +38,7 @@ from ryot.types import (
 )
 
 __all__ = (
+    "DEFAULT_MODEL_NAME",
     "ChatMessage",
     "Completion",
     "EngineBusyError",
@@ -47,7 +50,12 @@ __all__ = (
     "GenerationCancelledError",
     "GenerationHandle",
     "InvalidRequestError",
+    "ModelEntry",
     "ModelLoadError",
+    "ModelPool",
+    "ModelPoolConfig",
+    "ModelState",
+    "ModelStatus",
     "PromptTooLongError",
     "RyotConfig",
     "RyotEngine",
@@ -56,6 +64,7 @@ __all__ = (
     "Timings",
     "TokenChunk",
     "Tokenizer",
+    "UnknownModelError",
     "Usage",
     "default_model_path",
     "grammar_from_json_schema",

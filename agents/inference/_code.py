@@ -17,7 +17,7 @@ from pydantic import Field
 from agents.actor import Call
 from agents.errors import BadInputError
 from agents.generator import InferenceAgent, usage_out
-from agents.inference._base import PROMPT_OVERHEAD_TOKENS, MaxTokens, WireModel, ensure_fits
+from agents.inference._base import PROMPT_OVERHEAD_TOKENS, MaxTokens, ModelName, WireModel, ensure_fits
 from agents.protocol import UsageOut
 from ryot import SamplingParams
 
@@ -111,6 +111,8 @@ class CodeInput(WireModel):
     """Upper bound on the answer, in tokens."""
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     """Sampling temperature; the default 0 is greedy."""
+    model: ModelName = None
+    """Name of the model to use (one of the configured Ryot models); ``None``: the default model."""
 
 
 class CodeOutput(WireModel):
@@ -150,6 +152,7 @@ class CoderAgent(InferenceAgent):
             TooLargeError: The task does not fit the context window (field ``task``).
         """
         inp: CodeInput = call.input
+        model = self.resolve_model(inp.model)
         found = CODE_LANGUAGES.get(inp.language.strip().lower())
         if found is None:
             supported = ", ".join(sorted({tag for _, tag in CODE_LANGUAGES.values()}))
@@ -159,12 +162,16 @@ class CoderAgent(InferenceAgent):
         display, tag = found
         task = " ".join(inp.task.split())
         await ensure_fits(
-            self.bridge, task, field="task", reserve_tokens=inp.max_tokens + PROMPT_OVERHEAD_TOKENS
+            self.bridge,
+            task,
+            field="task",
+            reserve_tokens=inp.max_tokens + PROMPT_OVERHEAD_TOKENS,
+            model=model,
         )
         # The prompt opens the code block; the answer is the code, ended by the closing fence.
         prompt = f"Task: {task}\n{display} code:\n```{tag}\n"
         params = SamplingParams(max_tokens=inp.max_tokens, temperature=inp.temperature, stop=("```",))
-        finished = await self.generate(call, prompt, params, prompt_field="task")
+        finished = await self.generate(call, prompt, params, prompt_field="task", model=model)
         code = extract_code(finished.text)
         check = check_python(code) if tag == "python" else None
         return CodeOutput(

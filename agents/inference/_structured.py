@@ -19,6 +19,7 @@ from agents.inference._base import (
     MAX_TEXT_CHARS,
     PROMPT_OVERHEAD_TOKENS,
     MaxTokens,
+    ModelName,
     WireModel,
     ensure_fits,
 )
@@ -60,6 +61,8 @@ class ClassifyInput(WireModel):
     """The classes, 2 to 50 distinct labels of 1 to 100 characters (no line breaks)."""
     question: str | None = Field(default=None, max_length=200)
     """What the labels answer (e.g. ``sentiment``, ``topic``), to sharpen the prompt."""
+    model: ModelName = None
+    """Name of the model to use (one of the configured Ryot models); ``None``: the default model."""
 
     @field_validator("labels")
     @classmethod
@@ -98,17 +101,18 @@ class ClassifierAgent(InferenceAgent):
             TooLargeError: The text does not fit the context window (field ``text``).
         """
         inp: ClassifyInput = call.input
+        model = self.resolve_model(inp.model)
         # Under a grammar the model may spell a label in any tokenization, down to one byte per token:
         # the label's bytes, the optional space and the end-of-generation token bound the answer.
         max_tokens = max(len(label.encode()) for label in inp.labels) + 2
         options = ", ".join(inp.labels)
         reserve = max_tokens + PROMPT_OVERHEAD_TOKENS + len(options) // 2
         text = " ".join(inp.text.split())
-        await ensure_fits(self.bridge, text, field="text", reserve_tokens=reserve)
+        await ensure_fits(self.bridge, text, field="text", reserve_tokens=reserve, model=model)
         what = inp.question.strip() if inp.question else "Label"
         prompt = f"Classify the text. Options: {options}.\nText: {text}\n{what} (one of {options}):"
         params = SamplingParams(max_tokens=max_tokens, temperature=0.0, grammar=labels_grammar(inp.labels))
-        finished = await self.generate(call, prompt, params, prompt_field="text")
+        finished = await self.generate(call, prompt, params, prompt_field="text", model=model)
         answer = finished.text.strip()
         if answer not in inp.labels:  # pragma: no cover - the grammar and max_tokens rule this out
             raise AgentFailedError(f"the model answered {answer!r}, which is not a label")
@@ -139,6 +143,8 @@ class ExtractInput(WireModel):
     """JSON Schema of the result, an object (``"type": "object"``, usually with ``properties``)."""
     max_tokens: MaxTokens = 256
     """Upper bound on the JSON document, in tokens."""
+    model: ModelName = None
+    """Name of the model to use (one of the configured Ryot models); ``None``: the default model."""
 
 
 class ExtractOutput(WireModel):
@@ -170,6 +176,7 @@ class ExtractorAgent(InferenceAgent):
             TooLargeError: The text does not fit the context window (field ``text``).
         """
         inp: ExtractInput = call.input
+        model = self.resolve_model(inp.model)
         schema = inp.json_schema
         if schema.get("type") != "object":
             raise BadInputError('the schema must describe an object ("type": "object")', field="schema")
@@ -180,11 +187,11 @@ class ExtractorAgent(InferenceAgent):
         text = inp.text.strip()
         hint = _fields_hint(schema)
         reserve = inp.max_tokens + PROMPT_OVERHEAD_TOKENS + len(hint) // 2
-        await ensure_fits(self.bridge, text, field="text", reserve_tokens=reserve)
+        await ensure_fits(self.bridge, text, field="text", reserve_tokens=reserve, model=model)
         prompt = f"Extract the data from the text as JSON.\n{hint}Text: {text}\nJSON:"
         params = SamplingParams(max_tokens=inp.max_tokens, temperature=0.0, grammar=grammar)
         try:
-            finished = await self.generate(call, prompt, params, prompt_field="text")
+            finished = await self.generate(call, prompt, params, prompt_field="text", model=model)
         except BadInputError as exc:
             if exc.field == "grammar":  # llama.cpp refused the converted grammar
                 raise BadInputError(f"unsupported schema: {exc.message}", field="schema") from exc

@@ -17,6 +17,7 @@ from agents.inference._base import (
     MAX_TOKENS_LIMIT,
     PROMPT_OVERHEAD_TOKENS,
     MaxTokens,
+    ModelName,
     WireModel,
     ensure_fits,
 )
@@ -60,6 +61,8 @@ class SummarizeInput(WireModel):
     """The summary has at most this many words, if set."""
     max_tokens: MaxTokens | None = None
     """Tokens the model may generate; by default derived from the limits above."""
+    model: ModelName = None
+    """Name of the model to use (one of the configured Ryot models); ``None``: the default model."""
 
 
 class SummarizeOutput(WireModel):
@@ -95,6 +98,7 @@ class SummarizerAgent(InferenceAgent):
             TooLargeError: The text does not fit the context window (field ``text``, limit in tokens).
         """
         inp: SummarizeInput = call.input
+        model = self.resolve_model(inp.model)
         if inp.max_tokens is not None:
             max_tokens = inp.max_tokens
         elif inp.max_words is not None:
@@ -103,12 +107,16 @@ class SummarizerAgent(InferenceAgent):
             max_tokens = min(48 * inp.max_sentences, MAX_TOKENS_LIMIT)
         text = inp.text.strip()
         input_tokens = await ensure_fits(
-            self.bridge, text, field="text", reserve_tokens=max_tokens + PROMPT_OVERHEAD_TOKENS
+            self.bridge,
+            text,
+            field="text",
+            reserve_tokens=max_tokens + PROMPT_OVERHEAD_TOKENS,
+            model=model,
         )
         # A base model summarizes best when the text is followed by the conventional "TL;DR:" cue.
         prompt = f"Text: {text}\n\nTL;DR:"
         params = SamplingParams(max_tokens=max_tokens, temperature=0.0, stop=("\n\n",))
-        finished = await self.generate(call, prompt, params, prompt_field="text")
+        finished = await self.generate(call, prompt, params, prompt_field="text", model=model)
         summary = trim_summary(finished.text, max_sentences=inp.max_sentences, max_words=inp.max_words)
         method: Literal["model", "lead"] = "model"
         if not summary:
@@ -190,6 +198,8 @@ class TranslateInput(WireModel):
     """Tokens the model may generate; by default twice the text's tokens plus 16."""
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     """Sampling temperature; the default 0 is greedy (deterministic)."""
+    model: ModelName = None
+    """Name of the model to use (one of the configured Ryot models); ``None``: the default model."""
 
 
 class TranslateOutput(WireModel):
@@ -222,12 +232,17 @@ class TranslatorAgent(InferenceAgent):
             TooLargeError: The text does not fit the context window (field ``text``).
         """
         inp: TranslateInput = call.input
+        model = self.resolve_model(inp.model)
         target = resolve_language(inp.target, field="target")
         source = resolve_language(inp.source, field="source") if inp.source is not None else None
         text = inp.text.strip()
-        tokens = await ensure_fits(self.bridge, text, field="text", reserve_tokens=PROMPT_OVERHEAD_TOKENS)
+        tokens = await ensure_fits(
+            self.bridge, text, field="text", reserve_tokens=PROMPT_OVERHEAD_TOKENS, model=model
+        )
         max_tokens = inp.max_tokens or min(2 * tokens + 16, MAX_TOKENS_LIMIT, DEFAULT_MAX_TOKENS * 8)
-        await ensure_fits(self.bridge, text, field="text", reserve_tokens=max_tokens + PROMPT_OVERHEAD_TOKENS)
+        await ensure_fits(
+            self.bridge, text, field="text", reserve_tokens=max_tokens + PROMPT_OVERHEAD_TOKENS, model=model
+        )
         name, example = LANGUAGES[target]
         label = LANGUAGES[source][0] if source is not None else "Text"
         example_source = "Good morning." if source is None else LANGUAGES[source][1]
@@ -238,7 +253,7 @@ class TranslatorAgent(InferenceAgent):
         # One line in, one line out; a multi-line text ends where the model starts a new example.
         stop = ("\n",) if lines == 1 else (f"\n{label}:", "\n\n\n")
         params = SamplingParams(max_tokens=max_tokens, temperature=inp.temperature, stop=stop)
-        finished = await self.generate(call, prompt, params, prompt_field="text")
+        finished = await self.generate(call, prompt, params, prompt_field="text", model=model)
         translation = "\n".join(finished.text.strip().split("\n")[:lines]).strip()
         return TranslateOutput(
             translation=translation,

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from agents.actor import Call
 from agents.generator import InferenceAgent, engine_error
-from agents.inference._base import MAX_TEXT_CHARS, WireModel
+from agents.inference._base import MAX_TEXT_CHARS, ModelName, WireModel
 from bridges import BridgeTimeoutError
 from ryot import RyotError
 
@@ -30,6 +30,8 @@ class TokenizeInput(WireModel):
     """When tokenizing: prepend the beginning-of-sequence token, as generation does."""
     pieces: bool = False
     """Also return the text of each token."""
+    model: ModelName = None
+    """Name of the model whose tokenizer to use (one of the configured Ryot models); ``None``: default."""
 
     @model_validator(mode="after")
     def _one_of(self) -> TokenizeInput:
@@ -48,6 +50,7 @@ class TokenizeOutput(WireModel):
     pieces: list[str] | None = None
     """Text of each token (special tokens are empty; a piece that splits a character shows U+FFFD)."""
     model: str
+    """Name of the model whose tokenizer was used."""
 
 
 class TokenizerAgent(InferenceAgent):
@@ -68,15 +71,19 @@ class TokenizerAgent(InferenceAgent):
             BadInputError: A token id outside the vocabulary (field ``tokens``).
         """
         inp: TokenizeInput = call.input
+        model = self.resolve_model(inp.model)
         try:
             if inp.text is not None:
-                tokens = await self.bridge.tokenize(inp.text, add_bos=inp.add_bos)
+                tokens = await self.bridge.tokenize(inp.text, add_bos=inp.add_bos, model=model)
                 text = None
             else:
                 tokens = list(inp.tokens or [])
-                text = await self.bridge.detokenize(tokens)
+                text = await self.bridge.detokenize(tokens, model=model)
             pieces = (
-                [p.decode("utf-8", errors="replace") for p in await self.bridge.token_pieces(tokens)]
+                [
+                    p.decode("utf-8", errors="replace")
+                    for p in await self.bridge.token_pieces(tokens, model=model)
+                ]
                 if inp.pieces
                 else None
             )
@@ -87,5 +94,5 @@ class TokenizerAgent(InferenceAgent):
             count=len(tokens),
             text=text,
             pieces=pieces,
-            model=self.bridge.model_name,
+            model=model,
         ).model_dump()

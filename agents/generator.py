@@ -97,7 +97,9 @@ class InferenceAgent(Agent):
         ``models`` is a list of :meth:`ryot.ModelStatus.as_dict`, one per configured model.
         """
         models = self.bridge.status()
+        engine = self.bridge.pool.loaded()
         return {
+            "prefix_cache": (engine.prefix_cache_stats if engine is not None else None) or {},
             "engine_queue_depth": sum(m["queue_depth"] for m in models),
             **self.bridge.metrics.as_dict(),
             "models": models,

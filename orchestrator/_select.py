@@ -2,8 +2,8 @@
 
 Order of evidence (ARCHITECTURE.md, issue 5):
 
-1. **Capability.** An agent that has the requested capability — or, for a free-text goal, whose name or
-   primary (first) capability a word of the goal names (words compared on their first five letters, so
+1. **Capability.** An agent that has the requested capability — or, for a free-text goal, whose primary
+   (first) capability a word of the goal names (words compared on their first five letters, so
    ``summarise`` finds ``summarize``) — scores 1 on this term; one whose other capabilities a word names
    scores :data:`SECONDARY_CAPABILITY`.
 2. **Semantic match.** Cosine similarity of the goal's embedding to each agent's description embedding
@@ -115,7 +115,7 @@ class Selector:
             n: {_stem(w) for c in spec.capabilities for w in _words(c)} for n, spec in self.specs.items()
         }
         self._primary = {
-            n: {_stem(w) for w in _words(f"{spec.name} {spec.capabilities[0] if spec.capabilities else ''}")}
+            n: {_stem(w) for w in _words(spec.capabilities[0] if spec.capabilities else "")}
             for n, spec in self.specs.items()
         }
         self._desc_vectors: NDArray[np.float32] | None = None

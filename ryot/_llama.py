@@ -55,6 +55,12 @@ class Model:
         self.bos = int(llama_cpp.llama_vocab_bos(self.vocab))
         self.eos = int(llama_cpp.llama_vocab_eos(self.vocab))
         self.size_bytes = int(llama_cpp.llama_model_size(self.ptr))
+        self.n_swa = int(llama_cpp.llama_model_n_swa(self.ptr))
+        """Sliding-window size of the model's windowed attention layers (0: none)."""
+        self.recurrent = bool(
+            llama_cpp.llama_model_is_recurrent(self.ptr) or llama_cpp.llama_model_is_hybrid(self.ptr)
+        )
+        """Whether the model keeps recurrent state (Mamba, RWKV, hybrids): not trimmable to a prefix."""
         self.metadata = self._metadata()
 
     def _metadata(self) -> dict[str, str]:
@@ -151,6 +157,30 @@ class Context:
     def seq_rm(self, seq: int, p0: int, p1: int = -1) -> bool:
         """Drop KV entries of ``seq`` at positions [p0, p1) (``p1 = -1``: to the end)."""
         return bool(llama_cpp.llama_memory_seq_rm(self.memory, seq, p0, p1))
+
+    def seq_pos_min(self, seq: int) -> int:
+        """Lowest position ``seq`` holds in every layer (-1 when empty).
+
+        Above 0 only after restoring a sliding-window model's state (see :mod:`ryot._prefix_cache`).
+        """
+        return int(llama_cpp.llama_memory_seq_pos_min(self.memory, seq))
+
+    def seq_state(self, seq: int) -> ctypes.Array[ctypes.c_uint8] | None:
+        """A copy of the state (KV cells) of ``seq`` in host memory; ``None`` if it is empty."""
+        size = int(llama_cpp.llama_state_seq_get_size(self.ptr, seq))
+        if size <= 0:
+            return None
+        buf = (ctypes.c_uint8 * size)()
+        written = int(llama_cpp.llama_state_seq_get_data(self.ptr, buf, size, seq))
+        if written <= 0:
+            return None
+        if written < size:  # keep the byte count exact (llama.cpp writes what get_size announced)
+            return (ctypes.c_uint8 * written).from_buffer_copy(buf)
+        return buf
+
+    def set_seq_state(self, state: ctypes.Array[ctypes.c_uint8], seq: int) -> bool:
+        """Replace the contents of ``seq`` by a state from :meth:`seq_state`; whether llama.cpp took it."""
+        return int(llama_cpp.llama_state_seq_set_data(self.ptr, state, len(state), seq)) > 0
 
     def decode(self, batch: Batch) -> int:
         """Evaluate ``batch``; 0 on success (llama.cpp's return code otherwise)."""

@@ -201,6 +201,12 @@ GOALS = [
     ("search my stored notes semantically", "retriever"),
     ("find the email addresses and phone numbers in this text", "entity-extractor"),
     ("convert this JSON to YAML", "formatter"),
+    ("vote on the best answer", "consensus"),
+    ("check this answer for hallucinations", "verifier"),
+    ("merge the answers of several agents", "aggregator"),
+    ("answer my question from my documents", "rag-answerer"),
+    ("rotate the encryption key", "key-warden"),
+    ("take a snapshot of the vault", "snapshotter"),
 ]
 
 

@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ import structlog
 from pydantic import ValidationError
 
 from agents.errors import (
+    AgentError,
     DeadlineExceededError,
     InstanceLostError,
     StreamBrokenError,
@@ -35,6 +37,7 @@ from agents.protocol import (
     cancel_subject,
     stream_message_adapter,
 )
+from orchestrator._observe import CallObserver
 
 log = structlog.get_logger("neurectomy.orchestrator")
 
@@ -185,3 +188,41 @@ async def call_agent(
                 with anyio.CancelScope(shield=True):
                     await bus.publish(cancel_subject(ctx.request_id), b"")
                     log.info("call cancelled", agent=agent, request_id=ctx.request_id)
+
+
+async def call_for_output(
+    bus: Bus,
+    team: str,
+    agent: str,
+    payload: Mapping[str, Any],
+    ctx: CallContext,
+    *,
+    accept_timeout_s: float,
+    observer: CallObserver | None,
+    subject: str | None = None,
+    alive: Callable[[str], bool] | None = None,
+) -> dict[str, Any]:
+    """Call an agent through :func:`call_agent` and return its output (streamed chunks are dropped).
+
+    The call's latency and outcome (``ok`` or the wire code) go to ``observer.hop``.
+
+    Raises:
+        AgentError: See :func:`call_agent`.
+    """
+    events = call_agent(
+        bus, team, agent, payload, ctx, accept_timeout_s=accept_timeout_s, subject=subject, alive=alive
+    )
+    started, outcome = time.perf_counter(), "cancelled"
+    try:
+        async with aclosing(events):
+            async for event in events:
+                if not isinstance(event, Chunk):
+                    outcome = "ok"
+                    return event.output
+    except AgentError as exc:
+        outcome = exc.code
+        raise
+    finally:
+        if observer is not None:
+            observer.hop(team, agent, outcome, time.perf_counter() - started)
+    raise StreamBrokenError(f"{agent} ended without an output")  # pragma: no cover

@@ -19,7 +19,7 @@ from agents.messaging import Bus
 from agents.plans import Plan, PlanOutcome
 from agents.protocol import Chunk, GenerateInput, GenerateOutput, agent_subject
 from orchestrator._collective import OrchestratorCollective
-from orchestrator._dispatch import CallContext, call_agent
+from orchestrator._dispatch import CallContext, call_agent, call_for_output
 from orchestrator._load import LoadMonitor
 from orchestrator._models import ModelInfo, models_from_stats
 from orchestrator._observe import CallObserver
@@ -94,7 +94,6 @@ class Orchestrator:
     ) -> None:
         self.bus = bus
         self.config = config or OrchestratorConfig()
-        self.observer = observer
         self.specs = tuple(specs)
         self.monitor = LoadMonitor(bus, ttl_factor=self.config.heartbeat_ttl_factor)
         has_embedder = any(s.name == "embedder" for s in self.specs)
@@ -103,6 +102,15 @@ class Orchestrator:
         )
         self.router = Router(bus, self.config, self.selector, self.monitor, observer)
         self.plans = PlanRunner(self.router, self.selector)
+
+    @property
+    def observer(self) -> CallObserver | None:
+        """Receives hop latencies (of direct and routed calls), stream timings and token usage."""
+        return self.router.observer
+
+    @observer.setter
+    def observer(self, value: CallObserver | None) -> None:
+        self.router.observer = value
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Follow the agents' heartbeats until cancelled."""
@@ -154,28 +162,20 @@ class Orchestrator:
         return CallContext.with_timeout(timeout_s or self.config.default_deadline_s, **kwargs)
 
     async def call(self, team: str, agent: str, payload: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        """Call one agent and return its output (chunks, if it streams any, are dropped).
+        """Call one agent on its shared subject and return its output (streamed chunks are dropped).
 
         Raises:
             AgentError: See :func:`orchestrator._dispatch.call_agent`.
         """
-        events = call_agent(
-            self.bus, team, agent, payload, ctx, accept_timeout_s=self.config.accept_timeout_s
+        return await call_for_output(
+            self.bus,
+            team,
+            agent,
+            payload,
+            ctx,
+            accept_timeout_s=self.config.accept_timeout_s,
+            observer=self.observer,
         )
-        started, outcome = time.perf_counter(), "cancelled"
-        try:
-            async with aclosing(events):
-                async for event in events:
-                    if not isinstance(event, Chunk):
-                        outcome = "ok"
-                        return event.output
-        except AgentError as exc:
-            outcome = exc.code
-            raise
-        finally:
-            if self.observer is not None:
-                self.observer.hop(team, agent, outcome, time.perf_counter() - started)
-        raise StreamBrokenError(f"{agent} ended without an output")  # pragma: no cover
 
     async def generate_stream(
         self, request: GenerateInput, ctx: CallContext

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -34,8 +33,8 @@ from agents.errors import (
     StreamBrokenError,
 )
 from agents.messaging import Bus
-from agents.protocol import Chunk, agent_subject
-from orchestrator._dispatch import CallContext, call_agent
+from agents.protocol import agent_subject
+from orchestrator._dispatch import CallContext, call_for_output
 from orchestrator._load import Instance, LoadMonitor
 from orchestrator._observe import CallObserver
 from orchestrator._reliability import CircuitBreaker, RetryBudget, backoff_s
@@ -126,30 +125,17 @@ class Router:
     async def _attempt(
         self, agent: str, team: str, subject: str, payload: Mapping[str, Any], ctx: CallContext
     ) -> dict[str, Any]:
-        started, outcome = time.perf_counter(), "cancelled"
-        events = call_agent(
+        return await call_for_output(
             self.bus,
             team,
             agent,
             payload,
             ctx,
             accept_timeout_s=self.config.accept_timeout_s,
+            observer=self.observer,
             subject=subject,
             alive=self._alive(agent),
         )
-        try:
-            async with aclosing(events):
-                async for event in events:
-                    if not isinstance(event, Chunk):
-                        outcome = "ok"
-                        return event.output
-        except AgentError as exc:
-            outcome = exc.code
-            raise
-        finally:
-            if self.observer is not None:
-                self.observer.hop(team, agent, outcome, time.perf_counter() - started)
-        raise StreamBrokenError(f"{agent} ended without an output")  # pragma: no cover
 
     async def invoke(
         self,

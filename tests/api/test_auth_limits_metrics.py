@@ -273,6 +273,13 @@ def test_metrics_count_requests_hops_and_tokens(service: str) -> None:
     for gauge in ("neurectomy_engine_queue_depth", "neurectomy_prefix_cache_hit_ratio"):
         assert f"\n{gauge} " in text
     assert "neurectomy_http_request_duration_seconds_bucket" in text
+    routed = {"team": "analysis", "agent": "statistician", "outcome": "ok"}  # a routed (direct) call
+    called = httpx.post(f"{service}/v1/agents/statistician", json={"input": {"values": [1, 2]}}, timeout=60)
+    assert called.status_code == 200, called.text
+    later = httpx.get(f"{service}/metrics", timeout=30).text
+    assert _sample(later, "neurectomy_agent_hop_duration_seconds_count", **routed) == (
+        _sample(text, "neurectomy_agent_hop_duration_seconds_count", **routed) + 1
+    )
 
 
 def test_system_info(secured: Secured) -> None:

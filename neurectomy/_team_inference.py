@@ -16,9 +16,10 @@ import anyio
 import anyio.abc
 import structlog
 
-from agents import AgentRunner, Bus
+from agents import Bus
 from agents.inference import INFERENCE_AGENTS
 from bridges import RyotBridge
+from neurectomy._team_runners import check_agent, start_runners
 from neurectomy.settings import Settings
 
 __all__ = ("start_inference",)
@@ -41,9 +42,7 @@ async def start_inference(
         ValueError: The team has no agent named ``agent``.
         ryot.ModelLoadError: A preloaded model cannot be loaded.
     """
-    names = [cls.name for cls in INFERENCE_AGENTS]
-    if agent is not None and agent not in names:
-        raise ValueError(f"the inference team has no agent {agent!r} (available: {', '.join(names)})")
+    check_agent("inference", [cls.name for cls in INFERENCE_AGENTS], agent)
     with anyio.CancelScope(shield=True):
         bridge = await RyotBridge.open(settings.ryot, timeout_s=settings.orchestrator.default_deadline_s)
     stack.push_async_callback(bridge.aclose)
@@ -57,14 +56,12 @@ async def start_inference(
             idle_unload_s=status.idle_unload_s,
         )
     await tg.start(bridge.run_idle_unloader)
-    for cls in INFERENCE_AGENTS:
-        if agent is not None and cls.name != agent:
-            continue
-        for _ in range(replicas):
-            runner = AgentRunner(
-                bus,
-                cls(bridge),
-                mailbox_size=settings.generator.mailbox_size,
-                concurrency=settings.generator.concurrency,
-            )
-            await tg.start(runner.run)
+    await start_runners(
+        bus,
+        tg,
+        lambda: [cls(bridge) for cls in INFERENCE_AGENTS],
+        agent=agent,
+        replicas=replicas,
+        mailbox_size=settings.generator.mailbox_size,
+        concurrency=settings.generator.concurrency,
+    )

@@ -16,9 +16,10 @@ import anyio
 import anyio.abc
 import structlog
 
-from agents import AgentRunner, Bus
+from agents import Bus
 from agents.storage import STORAGE_AGENT_NAMES, EmbedderAgent, StorageAgent, storage_agents
 from bridges.vault import VaultBridge
+from neurectomy._team_runners import check_agent, start_runners
 from neurectomy.settings import Settings
 
 __all__ = ("STORAGE_CONCURRENCY", "STORAGE_MAILBOX_SIZE", "STORAGE_THREADS", "start_storage")
@@ -58,9 +59,7 @@ async def start_storage(
         vault.IntegrityError: A vault file is corrupted (the error names it).
         vault.KeyEncryptionKeyError: The KEK is malformed or does not match the keyring.
     """
-    names = (*STORAGE_AGENT_NAMES, EmbedderAgent.name)
-    if agent is not None and agent not in names:
-        raise ValueError(f"the storage team has no agent {agent!r} (available: {', '.join(names)})")
+    check_agent("storage", (*STORAGE_AGENT_NAMES, EmbedderAgent.name), agent)
     data_dir = settings.state_dir / "vault"
     with anyio.CancelScope(shield=True):
         bridge = await VaultBridge.open(
@@ -71,17 +70,20 @@ async def start_storage(
         )
     stack.push_async_callback(bridge.aclose)
     log.info("vault opened", data_dir=str(data_dir), dim=bridge.dim, tenants=len(bridge.vault.tenants()))
-    for _ in range(replicas):
-        instances: list[StorageAgent] = [
-            *storage_agents(
-                bridge, snapshot_dir=settings.state_dir / "vault-snapshots", max_payload_bytes=bus.max_payload
-            ),
+
+    def build() -> list[StorageAgent]:
+        snapshot_dir = settings.state_dir / "vault-snapshots"
+        return [
+            *storage_agents(bridge, snapshot_dir=snapshot_dir, max_payload_bytes=bus.max_payload),
             EmbedderAgent(bridge, max_payload_bytes=bus.max_payload),
         ]
-        for instance in instances:
-            if agent is not None and instance.name != agent:
-                continue
-            runner = AgentRunner(
-                bus, instance, mailbox_size=STORAGE_MAILBOX_SIZE, concurrency=STORAGE_CONCURRENCY
-            )
-            await tg.start(runner.run)
+
+    await start_runners(
+        bus,
+        tg,
+        build,
+        agent=agent,
+        replicas=replicas,
+        mailbox_size=STORAGE_MAILBOX_SIZE,
+        concurrency=STORAGE_CONCURRENCY,
+    )

@@ -13,9 +13,10 @@ from contextlib import AsyncExitStack
 import anyio
 import anyio.abc
 
-from agents import AgentRunner, Bus
+from agents import Bus
 from agents.roster import ROSTER
 from agents.synthesis import SYNTHESIS_AGENTS
+from neurectomy._team_runners import check_agent, start_runners
 from neurectomy.settings import Settings
 from orchestrator import Orchestrator
 
@@ -41,17 +42,16 @@ async def start_synthesis(
     Raises:
         ValueError: The team has no agent named ``agent``.
     """
-    names = [cls.name for cls in SYNTHESIS_AGENTS]
-    if agent is not None and agent not in names:
-        raise ValueError(f"the synthesis team has no agent {agent!r} (available: {', '.join(names)})")
+    check_agent("synthesis", [cls.name for cls in SYNTHESIS_AGENTS], agent)
     orchestrator = Orchestrator(bus, settings.orchestrator, specs=ROSTER)
     await tg.start(orchestrator.run)
     collective = orchestrator.collective()
-    for cls in SYNTHESIS_AGENTS:
-        if agent is not None and cls.name != agent:
-            continue
-        for _ in range(replicas):
-            runner = AgentRunner(
-                bus, cls(collective), mailbox_size=AGENT_MAILBOX_SIZE, concurrency=AGENT_CONCURRENCY
-            )
-            await tg.start(runner.run)
+    await start_runners(
+        bus,
+        tg,
+        lambda: [cls(collective) for cls in SYNTHESIS_AGENTS],
+        agent=agent,
+        replicas=replicas,
+        mailbox_size=AGENT_MAILBOX_SIZE,
+        concurrency=AGENT_CONCURRENCY,
+    )

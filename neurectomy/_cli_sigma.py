@@ -31,6 +31,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from rich.table import Table
 
 from api.schemas_sigma import SigmaCompressionReport
+from neurectomy._cli_errors import fail
 from neurectomy.client import DEFAULT_URL, Client
 from neurectomy.errors import NeurectomyError
 from sigmalang.frame import MAGIC as FRAME_MAGIC
@@ -80,11 +81,6 @@ def _write_atomically(target: Path, chunks: Iterator[bytes]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[red]{message}[/red]")
-    return typer.Exit(1)
-
-
 def _report_table(title: str, reports: list[SigmaCompressionReport], out: Path) -> Table:
     b_in = sum(r.bytes_in for r in reports)
     b_out = sum(r.bytes_out for r in reports) + len(FILE_MAGIC) + 1 + _LENGTH.size * len(reports)
@@ -126,7 +122,7 @@ def compress(
     """Compress FILE into a ΣLANG file (FILE.sigma) through the service; print the report."""
     out = output or file.with_name(file.name + ".sigma")
     if out.resolve() == file.resolve():
-        raise _fail("the output would overwrite the input")
+        raise fail("the output would overwrite the input")
     total = file.stat().st_size
     reports: list[SigmaCompressionReport] = []
 
@@ -143,9 +139,9 @@ def compress(
         with Client(url) as client, _progress(total) as progress:
             _write_atomically(out, frames(client, progress))
     except NeurectomyError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except (OSError, httpx.HTTPError) as exc:
-        raise _fail(f"{type(exc).__name__}: {exc}") from None
+        raise fail(f"{type(exc).__name__}: {exc}") from None
     err_console.print(_report_table(f"ΣLANG compress {file.name}", reports, out))
 
 
@@ -177,7 +173,7 @@ def decompress(
     """Decompress a ΣLANG file (or a bare frame) through the service, byte for byte."""
     out = output or (file.with_suffix("") if file.suffix == ".sigma" else file.with_name(file.name + ".out"))
     if out.resolve() == file.resolve():
-        raise _fail("the output would overwrite the input")
+        raise fail("the output would overwrite the input")
     total = file.stat().st_size
     counts = {"frames": 0, "bytes_in": 0, "bytes_out": 0, "glyphs": 0}
 
@@ -196,9 +192,9 @@ def decompress(
         with Client(url) as client, _progress(total) as progress:
             _write_atomically(out, blocks(client, progress))
     except NeurectomyError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except (ValueError, OSError, httpx.HTTPError) as exc:
-        raise _fail(f"{type(exc).__name__}: {exc}") from None
+        raise fail(f"{type(exc).__name__}: {exc}") from None
     table = Table(title=f"ΣLANG decompress {file.name}", show_header=False)
     table.add_row("output", str(out))
     table.add_row("frames", str(counts["frames"]))

@@ -15,8 +15,8 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from api.schemas_tasks import TaskRecord
+from neurectomy._cli_errors import service_errors
 from neurectomy.client import DEFAULT_URL, Client
-from neurectomy.errors import NeurectomyError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -80,34 +80,28 @@ def task(
     except ValueError as exc:
         err_console.print(f"[red]--input is not JSON: {exc}[/red]")
         raise typer.Exit(2) from None
-    try:
-        with Client(url, timeout_s=timeout_s + 5) as client:
-            created = client.tasks.submit(
-                goal,
-                plan=plan.read_text() if plan else None,
-                input=inputs if plan else None,
-                priority=priority,
-                idempotency_key=idempotency_key,
-            )
-            err_console.print(
-                f"[dim]task {created.id} {'queued' if created.created else 'already submitted'}[/dim]"
-            )
-            if not wait:
-                console.print(created.id)
-                return
-            record = client.tasks.get(created.id)
+    with service_errors(url), Client(url, timeout_s=timeout_s + 5) as client:
+        created = client.tasks.submit(
+            goal,
+            plan=plan.read_text() if plan else None,
+            input=inputs if plan else None,
+            priority=priority,
+            idempotency_key=idempotency_key,
+        )
+        err_console.print(
+            f"[dim]task {created.id} {'queued' if created.created else 'already submitted'}[/dim]"
+        )
+        if not wait:
+            console.print(created.id)
+            return
+        record = client.tasks.get(created.id)
+        try:
             with Live(_view(record), console=err_console, refresh_per_second=8) as live:
                 for record in client.tasks.events(created.id, timeout_s=timeout_s):
                     live.update(_view(record))
-    except TimeoutError as exc:
-        err_console.print(f"[yellow]{exc}; follow it with GET /v1/tasks/{created.id}[/yellow]")
-        raise typer.Exit(1) from None
-    except NeurectomyError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    except OSError as exc:
-        err_console.print(f"[red]cannot reach {url}: {exc}[/red]")
-        raise typer.Exit(1) from None
+        except TimeoutError as exc:  # not a failure of the task: say how to keep following it
+            err_console.print(f"[yellow]{exc}; follow it with GET /v1/tasks/{created.id}[/yellow]")
+            raise typer.Exit(1) from None
     _result(record)
     if record.status != "succeeded":
         raise typer.Exit(1)
@@ -127,15 +121,8 @@ def call(
         except ValueError as exc:
             err_console.print(f"[red]the input looks like JSON but is not: {exc}[/red]")
             raise typer.Exit(2) from None
-    try:
-        with Client(url) as client:
-            answer = client.agents.call(agent, payload, timeout_s=timeout_s)
-    except NeurectomyError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    except OSError as exc:
-        err_console.print(f"[red]cannot reach {url}: {exc}[/red]")
-        raise typer.Exit(1) from None
+    with service_errors(url), Client(url) as client:
+        answer = client.agents.call(agent, payload, timeout_s=timeout_s)
     if answer.agent != agent or answer.attempts > 1:
         err_console.print(f"[dim]answered by {answer.agent} after {answer.attempts} attempt(s)[/dim]")
     console.print_json(json.dumps(answer.output, ensure_ascii=False))

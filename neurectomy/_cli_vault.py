@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from neurectomy._cli_errors import fail
 from neurectomy.client import DEFAULT_URL, Client
 from neurectomy.errors import NeurectomyError
 
@@ -86,11 +87,6 @@ def _batches(
         yield first, batch
 
 
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[red]{message}[/red]")
-    return typer.Exit(1)
-
-
 @vault_app.command()
 def add(
     source: Annotated[str, typer.Argument(help="A JSONL/text file to load, or the text to store.")],
@@ -108,7 +104,7 @@ def add(
             if not path.is_file():
                 meta = json.loads(metadata) if metadata else {}
                 if not isinstance(meta, dict):
-                    raise _fail("--metadata must be a JSON object")
+                    raise fail("--metadata must be a JSON object")
                 console.print(resource.add(source, id=record_id, metadata=meta))
                 return
             total = sum(1 for _ in read_records(path))
@@ -125,17 +121,17 @@ def add(
                     try:
                         stored += len(resource.upsert(batch))
                     except NeurectomyError as exc:
-                        raise _fail(
+                        raise fail(
                             f"batch starting at line {first_line}: {exc} ({stored} records stored)"
                         ) from None
                     progress.advance(task, len(batch))
             err_console.print(f"[green]stored {stored} records from {path}[/green]")
     except NeurectomyError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except ValueError as exc:  # a malformed file or --metadata
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except OSError as exc:
-        raise _fail(f"cannot reach {url}: {exc}") from None
+        raise fail(f"cannot reach {url}: {exc}") from None
 
 
 def _filter(item: str) -> tuple[str, Any]:
@@ -167,9 +163,9 @@ def search(
         with Client(url) as client:
             hits = client.vault.search(query, k=k, filters=where, min_score=min_score, tenant=tenant)
     except NeurectomyError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except OSError as exc:
-        raise _fail(f"cannot reach {url}: {exc}") from None
+        raise fail(f"cannot reach {url}: {exc}") from None
     if as_json:
         console.print_json(json.dumps([h.model_dump() for h in hits]))
         return
@@ -195,9 +191,9 @@ def remove(
         with Client(url) as client:
             client.vault.delete(record_id, tenant=tenant)
     except NeurectomyError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except OSError as exc:
-        raise _fail(f"cannot reach {url}: {exc}") from None
+        raise fail(f"cannot reach {url}: {exc}") from None
     err_console.print(f"deleted {record_id}")
 
 
@@ -208,7 +204,7 @@ def stats(tenant: TenantOption = None, url: UrlOption = DEFAULT_URL) -> None:
         with Client(url) as client:
             body = client.vault.stats(tenant=tenant)
     except NeurectomyError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except OSError as exc:
-        raise _fail(f"cannot reach {url}: {exc}") from None
+        raise fail(f"cannot reach {url}: {exc}") from None
     console.print_json(body.model_dump_json())

@@ -13,12 +13,12 @@ from rich.console import Console
 from rich.table import Table
 
 from api.schemas import GenerateResponse
+from neurectomy._cli_errors import service_errors
 from neurectomy._cli_keys import keys_app
 from neurectomy._cli_sigma import register as register_sigma_commands
 from neurectomy._cli_tasks import register as register_task_commands
 from neurectomy._cli_vault import vault_app
 from neurectomy.client import DEFAULT_URL, Client
-from neurectomy.errors import APIError, NeurectomyError
 from neurectomy.logs import configure_logging
 from neurectomy.settings import Settings, load_settings
 
@@ -110,42 +110,28 @@ def ask(
         kwargs["messages"] = [{"role": "user", "content": prompt}]
     else:
         kwargs["prompt"] = prompt
-    try:
-        with Client(url) as client:
-            for event in client.stream(**kwargs):
-                if isinstance(event, GenerateResponse):
-                    sys.stdout.write("\n")
-                    u = event.usage
-                    rate = event.timings.decode_tokens_per_s
-                    err_console.print(
-                        f"[dim]{u.prompt_tokens} prompt tokens ({u.cached_tokens} cached) · "
-                        f"{u.completion_tokens} completion tokens · finish: {event.finish_reason}"
-                        + (f" · {rate:.1f} tok/s" if rate else "")
-                        + "[/dim]"
-                    )
-                else:
-                    sys.stdout.write(event.text)
-                    sys.stdout.flush()
-    except NeurectomyError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    except OSError as exc:
-        err_console.print(f"[red]cannot reach {url}: {exc}[/red]")
-        raise typer.Exit(1) from None
+    with service_errors(url), Client(url) as client:
+        for event in client.stream(**kwargs):
+            if isinstance(event, GenerateResponse):
+                sys.stdout.write("\n")
+                u = event.usage
+                rate = event.timings.decode_tokens_per_s
+                err_console.print(
+                    f"[dim]{u.prompt_tokens} prompt tokens ({u.cached_tokens} cached) · "
+                    f"{u.completion_tokens} completion tokens · finish: {event.finish_reason}"
+                    + (f" · {rate:.1f} tok/s" if rate else "")
+                    + "[/dim]"
+                )
+            else:
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
 
 
 @app.command()
 def agents(url: UrlOption = DEFAULT_URL) -> None:
     """List the agents of the collective: replicas, health, load and what each does."""
-    try:
-        with Client(url) as client:
-            rows = client.agents()
-    except APIError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    except OSError as exc:
-        err_console.print(f"[red]cannot reach {url}: {exc}[/red]")
-        raise typer.Exit(1) from None
+    with service_errors(url), Client(url) as client:
+        rows = client.agents()
     table = Table(title=f"Agents at {url}")
     for column in ("team", "agent", "replicas", "health", "load", "in flight", "queued", "requests"):
         table.add_column(column, no_wrap=True)

@@ -43,8 +43,8 @@ class LoadMonitor:
     """Keeps the latest heartbeat of every agent instance.
 
     An instance is healthy while its heartbeats keep coming (the last one younger than ``ttl_factor``
-    intervals) and it is not draining. Between heartbeats, calls dispatched through
-    :meth:`pick` count towards its load, so a burst does not all land on one replica.
+    intervals) and it is not draining. Between heartbeats, calls counted by
+    :meth:`dispatched` count towards its load, so a burst does not all land on one replica.
 
     Args:
         bus: Connected bus.
@@ -93,17 +93,12 @@ class LoadMonitor:
         instances = self.healthy(agent)
         return len(instances), sum(i.load for i in instances)
 
-    def pick(self, agent: str) -> Instance | None:
-        """The least-loaded healthy instance of ``agent`` (counted as one more call), or None."""
-        instances = self.healthy(agent)
-        if not instances:
-            return None
-        best = instances[0]
-        best.dispatched += 1
-        return best
+    def dispatched(self, instance: Instance) -> None:
+        """A call was sent to ``instance``: it counts towards its load until :meth:`done`."""
+        instance.dispatched += 1
 
     def done(self, instance: Instance | None) -> None:
-        """A call dispatched through :meth:`pick` has ended."""
+        """A call counted by :meth:`dispatched` has ended."""
         if instance is not None and instance.dispatched > 0:
             instance.dispatched -= 1
 

@@ -197,7 +197,7 @@ class Router:
                             deadline=min(ctx.deadline, time.time() + per_attempt_s),
                         )
                         if inst is not None:
-                            inst.dispatched += 1
+                            self.monitor.dispatched(inst)
                         try:
                             output = await self._attempt(name, team_of, subject, payload, attempt_ctx)
                         except _REFUSED as exc:

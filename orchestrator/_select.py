@@ -235,4 +235,5 @@ class Selector:
             for n in self._names
             if n != agent and primary in self.specs[n].capabilities and _fields(self.specs[n]) == fields
         ]
-        return sorted(others, key=lambda n: (-self._load(n)[0], self._load(n)[1], n))
+        loads = {n: self._load(n) for n in others}
+        return sorted(others, key=lambda n: (-loads[n][0], loads[n][1], n))

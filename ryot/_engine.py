@@ -14,19 +14,20 @@ and skips the prefill of the shared prefix
 sliding-window layers keep full KV (``swa_full``) so that any prefix can be reused.
 
 Beyond the slots, a host-memory prefix cache (:mod:`ryot._prefix_cache`, ``prefix_cache_bytes``) keeps
-KV states of earlier sequences. Snapshots are taken only when a slot's tokens are about to be dropped
-(a request with another prefix takes the slot), never per token or per finished request: the slot's
-whole sequence is saved, then each prefix of it that another request shared, trimming the sequence
-down to it first (the trim was coming anyway). The second kind is what makes shared prefixes of
-sliding-window models reusable: their saved states hold the window layers only for the last ``n_swa``
-positions, so a state can be trimmed back only to a prefix near its end. Entries the cache already
-covers are not saved again. A snapshot is one ``llama_state_seq_get_data`` on the worker thread
+KV states of earlier sequences. A snapshot is one ``llama_state_seq_get_data`` on the worker thread
 (measured 8 ms for 256 tokens, 13 ms for 1k, 14 ms for 4k of Gemma 3 270M: the window layers stop
-growing at 512), paid by the admission that evicts, against the hundreds of milliseconds of prefill a
-hit saves. When the cache holds a usable prefix at least ``_MIN_GAIN_TOKENS`` longer than any free
-slot's, the request takes the least recently used free slot and the state is restored into it
-(``llama_state_seq_set_data``, 1.4 ms for 256 tokens) and trimmed like a slot's; ``cached_tokens`` is
-then the restored prefix.
+growing at 512), so it is never taken per token, and kept off requests' paths where possible: once the
+worker has been idle for ``_IDLE_SNAPSHOT_DELAY_S``, it saves the whole sequence of each finished slot
+the cache does not hold yet. When a request with another prefix takes a slot, what is about to be
+dropped is saved then (paid by that admission), unless fewer than ``_MIN_GAIN_TOKENS`` would be lost:
+the whole sequence if the idle pass did not save it, then each prefix of it that another request
+shared, trimming the sequence down to it first (the trim was coming anyway). The second kind is what
+makes shared prefixes of sliding-window models reusable: their saved states hold the window layers only
+for the last ``n_swa`` positions, so a state can be trimmed back only to a prefix near its end. Entries
+the cache already covers are not saved again. When the cache holds a usable prefix at least
+``_MIN_GAIN_TOKENS`` longer than any free slot's, the request takes the least recently used free slot
+and the state is restored into it (``llama_state_seq_set_data``, 1.4 ms for 256 tokens) and trimmed
+like a slot's; ``cached_tokens`` is then the restored prefix.
 
 Cancellation is checked between steps, so a cancelled request frees its slot within one decode step.
 
@@ -82,7 +83,10 @@ _log = logging.getLogger(__name__)
 _MIN_SNAPSHOT_TOKENS = 32
 """Shortest sequence worth a prefix-cache entry (its prefill takes a few tens of milliseconds)."""
 _MIN_GAIN_TOKENS = 16
-"""Restore from the prefix cache only when it saves at least this many prefill tokens over a slot."""
+"""Restore from the prefix cache only when it saves at least this many prefill tokens over a slot (and
+snapshot a slot's tokens only when at least this many would be lost)."""
+_IDLE_SNAPSHOT_DELAY_S = 0.02
+"""How long the worker must have been idle before it snapshots a finished slot into the prefix cache."""
 
 
 @dataclass(slots=True)
@@ -134,6 +138,8 @@ class _Slot:
     last_at: float = 0.0
     shared: set[int] = field(default_factory=set)
     """Lengths of prefixes of ``cached`` that other requests shared: saved on their own when evicted."""
+    saved: bool = False
+    """Whether the prefix cache already holds (or was offered) the state of all of ``cached``."""
 
 
 @dataclass(slots=True)
@@ -458,10 +464,17 @@ class RyotEngine:
             if not free:
                 break
             idle = len(free) == len(self._slots)
+            unsaved = self._unsaved_slot() if idle else None
             try:
-                job = self._queue.get(timeout=0.5) if idle else self._queue.get_nowait()
+                if unsaved is not None:
+                    job = self._queue.get(timeout=_IDLE_SNAPSHOT_DELAY_S)
+                else:
+                    job = self._queue.get(timeout=0.5) if idle else self._queue.get_nowait()
             except queue.Empty:
-                break
+                if unsaved is None:
+                    break
+                self._save_idle(unsaved)
+                continue
             if job is None:
                 return True
             if job.cancelled.is_set():
@@ -536,6 +549,7 @@ class RyotEngine:
         if cache is not None and share >= _MIN_SNAPSHOT_TOKENS:
             slot.shared.add(share)
         slot.job = job
+        slot.saved = False
         slot.cached = job.tokens[:reuse]
         slot.pending = job.tokens[reuse:]
         slot.reused = reuse
@@ -544,6 +558,25 @@ class RyotEngine:
         slot.admitted_at = time.perf_counter()
         slot.sampler = sampler
         slot.text = TextAssembler(p.stop)
+
+    def _unsaved_slot(self) -> _Slot | None:
+        """A slot whose whole sequence the prefix cache does not hold yet (``None``: none, or no cache)."""
+        if self._prefix_cache is None:
+            return None
+        for slot in self._slots:
+            if not slot.saved and len(slot.cached) >= _MIN_SNAPSHOT_TOKENS:
+                return slot
+        return None
+
+    def _save_idle(self, slot: _Slot) -> None:
+        """Snapshot an idle slot's whole sequence, so that evicting it later costs the next request nothing.
+
+        Called only while no request runs or waits: the ~8–14 ms copy is then off every request's path.
+        """
+        slot.saved = True
+        cache = self._prefix_cache
+        if cache is not None and not cache.covers(as_tokens(slot.cached)):
+            self._snapshot(slot.seq, slot.cached)
 
     def _save_evicted(self, slot: _Slot, keep: int) -> None:
         """Snapshot ``slot`` into the prefix cache before its tokens past ``keep`` are dropped.
@@ -554,12 +587,12 @@ class RyotEngine:
         """
         cache = self._prefix_cache
         n = len(slot.cached)
-        if cache is None or n < _MIN_SNAPSHOT_TOKENS or keep >= n:
-            return
-        if not cache.covers(as_tokens(slot.cached)):
+        if cache is None or n < _MIN_SNAPSHOT_TOKENS or n - keep < _MIN_GAIN_TOKENS:
+            return  # too little would be lost for a later restore to pay off (see _MIN_GAIN_TOKENS)
+        if not slot.saved and not cache.covers(as_tokens(slot.cached)):
             self._snapshot(slot.seq, slot.cached)
         for b in sorted(slot.shared, reverse=True):
-            if b <= keep or b < _MIN_SNAPSHOT_TOKENS:
+            if b - keep < _MIN_GAIN_TOKENS or b < _MIN_SNAPSHOT_TOKENS:
                 break
             if b >= len(slot.cached) or cache.covers(as_tokens(slot.cached[:b])):
                 continue

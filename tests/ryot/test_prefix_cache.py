@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import threading
+import time
 
 import pytest
 
 from ryot import RyotConfig, RyotEngine, SamplingParams
 from ryot._prefix_cache import PrefixCache, as_tokens, common_prefix
+from ryot.types import Event, Finished, Usage
 
 
 def _state(n: int) -> ctypes.Array[ctypes.c_uint8]:
@@ -165,3 +168,53 @@ def test_a_refused_restore_falls_back_to_prefill(monkeypatch: pytest.MonkeyPatch
     assert refused.usage.cached_tokens == 0
     assert stats is not None and (stats["hits"], stats["restore_failures"]) == (0, 1)
     assert refused.text == again.text and again.usage.cached_tokens == again.usage.prompt_tokens - 1
+
+
+def _wait_for_stores(engine: RyotEngine, n: int, timeout_s: float = 5.0) -> dict[str, int]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stats = engine.prefix_cache_stats
+        assert stats is not None
+        if stats["stores"] >= n or time.monotonic() > deadline:
+            return stats
+        time.sleep(0.01)
+
+
+def test_an_idle_engine_saves_finished_slots_so_eviction_costs_the_next_request_nothing() -> None:
+    prefix = _facts(15)
+    params = SamplingParams(max_tokens=8, temperature=0.0)
+    with RyotEngine(RyotConfig(n_ctx=1024, parallel=1)) as engine:
+        first = engine.generate(prefix + QUESTIONS[0], params)
+        stats = _wait_for_stores(engine, 1)  # saved while idle, not when evicted
+        assert (stats["entries"], stats["stores"]) == (1, 1)
+        engine.generate("Name a colour.", params)  # takes the only slot: nothing left to save
+        assert engine.prefix_cache_stats["stores"] == 1  # type: ignore[index]
+        again = engine.generate(prefix + QUESTIONS[0], params)
+        stats = engine.prefix_cache_stats
+    assert stats is not None and stats["hits"] == 1
+    assert again.usage.cached_tokens == again.usage.prompt_tokens - 1
+    assert again.text == first.text
+
+
+def test_dropping_a_few_tokens_of_a_slot_saves_nothing() -> None:
+    prefix = _facts(15)
+    params = SamplingParams(max_tokens=2, temperature=0.0)
+    done = threading.Event()
+    seen: dict[str, object] = {}
+
+    def last(event: Event) -> None:
+        if isinstance(event, Finished):  # on the worker thread, before it could go idle
+            seen["stats"], seen["usage"] = engine.prefix_cache_stats, event.usage
+            done.set()
+
+    with RyotEngine(RyotConfig(n_ctx=1024, parallel=1, prefix_cache_bytes=1 << 30)) as engine:
+        # queued together: each takes the only slot right after the previous one, never idle between
+        engine.submit(prefix + QUESTIONS[0], params, lambda event: None)
+        engine.submit(prefix + QUESTIONS[1], params, lambda event: None)
+        engine.submit(prefix + QUESTIONS[2], params, last)
+        assert done.wait(60)
+    # each request kept the shared facts and dropped only the previous question and answer: too little
+    # to be worth a snapshot
+    usage, stats = seen["usage"], seen["stats"]
+    assert isinstance(usage, Usage) and usage.cached_tokens > 200
+    assert isinstance(stats, dict) and stats["stores"] == 0

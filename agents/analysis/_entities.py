@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import phonenumbers
-from dateparser.languages.loader import default_loader
 from pydantic import BaseModel, Field
 
 from agents.actor import Call
@@ -139,6 +138,8 @@ class EntityExtractorAgent(AnalysisAgent):
         if inp.region.upper() not in phonenumbers.SUPPORTED_REGIONS:
             raise BadInputError(f"{inp.region!r} is not a phone-number region (ISO 3166-1)", field="region")
         if inp.types is None or "date" in inp.types:
+            from dateparser.languages.loader import default_loader  # noqa: PLC0415 - lazy (~10 MB)
+
             try:
                 await self.in_thread(
                     functools.partial(default_loader.get_locale_map, languages=inp.date_languages)

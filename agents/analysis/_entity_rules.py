@@ -19,18 +19,16 @@ import threading
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from importlib import resources
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import dateparser
 import phonenumbers
-from dateparser.languages.loader import default_loader
-from dateparser.search import search_dates
 from pydantic import Field
-from urlextract import URLExtract
+
+if TYPE_CHECKING:
+    from urlextract import URLExtract
 
 from agents.analysis._base import AnalysisOutput
-from agents.analysis._text import sentence_spans
+from agents.analysis._text import sentence_spans, yake_stopwords_dir
 
 __all__ = (
     "ENTITY_TYPES",
@@ -90,6 +88,8 @@ def _extractor() -> URLExtract:
     global _url_extractor
     with _url_lock:
         if _url_extractor is None:
+            from urlextract import URLExtract  # noqa: PLC0415 - lazy, like dateparser below
+
             extractor = URLExtract(cache_dns=False, extract_email=False)
             extractor.set_after_tld_chars([*extractor.get_after_tld_chars(), ";", "!"])
             _url_extractor = extractor
@@ -214,6 +214,8 @@ def _iso(moment: datetime, text: str) -> str:
 
 
 def _english_dates(text: str) -> list[Entity]:
+    import dateparser  # noqa: PLC0415 - dateparser and urlextract (~20 MB) load on first use
+
     out = []
     for m in _ENGLISH_DATE.finditer(text):
         cleaned = re.sub(r"\bat\b", " ", m.group(), flags=re.IGNORECASE)
@@ -228,6 +230,8 @@ def _english_dates(text: str) -> list[Entity]:
 
 
 def _searched_dates(text: str, languages: list[str]) -> list[Entity]:
+    from dateparser.search import search_dates  # noqa: PLC0415 - lazy
+
     out = []
     for sentence in sentence_spans(text):
         if not _HAS_YEAR.search(sentence.text):
@@ -258,6 +262,8 @@ def find_dates(text: str, languages: Sequence[str]) -> list[Entity]:
     Raises:
         ValueError: ``languages`` names a language dateparser does not know.
     """
+    from dateparser.languages.loader import default_loader  # noqa: PLC0415 - lazy
+
     langs = list(dict.fromkeys(languages))
     default_loader.get_locale_map(languages=langs)  # ValueError naming unknown codes, before any work
     out = _english_dates(text) if "en" in langs else []
@@ -277,7 +283,7 @@ _OPENERS = (
 
 def _english_function_words() -> frozenset[str]:
     """YAKE's English stop-word list (~570 function words, shipped in the ``yake`` package)."""
-    path = resources.files("yake") / "core" / "StopwordsList" / "stopwords_en.txt"
+    path = yake_stopwords_dir() / "stopwords_en.txt"
     return frozenset(w.strip() for w in path.read_text(encoding="utf-8").split() if w.strip())
 
 

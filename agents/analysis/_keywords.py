@@ -11,15 +11,13 @@ relevant keyphrase.** Stop-word lists ship with the ``yake`` package for the lan
 from __future__ import annotations
 
 from collections.abc import Mapping
-from importlib import resources
 from typing import Any, ClassVar
 
-import yake
 from pydantic import BaseModel, Field
 
 from agents.actor import Call
 from agents.analysis._base import AnalysisAgent, AnalysisInput, AnalysisOutput, check_chars
-from agents.analysis._text import words
+from agents.analysis._text import words, yake_stopwords_dir
 from agents.errors import BadInputError
 
 __all__ = (
@@ -36,7 +34,7 @@ MAX_TOP_K = 100
 
 
 def _yake_languages() -> frozenset[str]:
-    folder = resources.files("yake") / "core" / "StopwordsList"
+    folder = yake_stopwords_dir()
     names = (p.name for p in folder.iterdir())
     codes = {n.removeprefix("stopwords_").removesuffix(".txt") for n in names if n.startswith("stopwords_")}
     codes.discard("noLang")
@@ -93,6 +91,8 @@ def _occurrences(tokens: list[str], phrase: str) -> int:
 
 def extract_keyphrases(inp: KeywordsInput) -> KeywordsOutput:
     """Run YAKE on ``inp.text`` (blocking; the agent calls it in a worker thread)."""
+    import yake  # noqa: PLC0415 - heavy (networkx); loaded on the first call, not with the roster
+
     extractor = yake.KeywordExtractor(
         lan=_ISO_TO_YAKE.get(inp.language, inp.language),
         n=inp.max_ngram,

@@ -23,7 +23,6 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-import textstat
 from pydantic import BaseModel, Field
 
 from agents.actor import Call
@@ -154,6 +153,8 @@ def _check_criteria(c: Criteria, text: str, n_words: int, ease: float) -> list[C
 
 def critique(inp: QualityInput) -> QualityOutput:
     """Score ``inp.text`` (blocking: the first call loads the CMU dictionary, ~0.5 s; run in a thread)."""
+    import textstat  # noqa: PLC0415 - loaded on the first call, not with the roster
+
     text = inp.text
     sentences = sentence_spans(text)
     word_list: list[Span] = word_spans(text)

@@ -12,6 +12,8 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
 
 __all__ = ("Span", "ngram_repetition", "sentence_spans", "word_spans", "words")
 
@@ -131,3 +133,15 @@ def ngram_repetition(tokens: Sequence[str], n: int = 3) -> tuple[float, list[tup
     repeated = sum(c - 1 for c in counts.values() if c > 1)
     top = [(g, c) for g, c in counts.most_common(5) if c > 1]
     return repeated / len(grams), top
+
+
+def yake_stopwords_dir() -> Path:
+    """The folder of stop-word lists shipped in the ``yake`` package (``stopwords_<lang>.txt``).
+
+    Found without importing ``yake``, which pulls in networkx (~35 MB resident): agents import this
+    module with the roster, also in processes that never run the Analysis team.
+    """
+    spec = find_spec("yake")
+    if spec is None or spec.origin is None:  # pragma: no cover - yake is a dependency
+        raise ModuleNotFoundError("yake")
+    return Path(spec.origin).parent / "core" / "StopwordsList"

@@ -12,9 +12,9 @@ Navigable Small World graphs" (2016); FAISS ``IndexHNSWFlat``.
 from __future__ import annotations
 
 import logging
+from types import ModuleType
 from typing import Any
 
-import faiss
 import numpy as np
 from numpy.typing import NDArray
 
@@ -22,12 +22,24 @@ from vault.config import IndexConfig
 
 __all__ = ("VectorIndex", "faiss_version")
 
+
+def _faiss() -> ModuleType:
+    """The ``faiss`` module, imported on first use.
+
+    Every process that imports ``vault`` (the roster does) need not pay its ~14 MB resident when it
+    never builds an index.
+    """
+    import faiss  # noqa: PLC0415
+
+    return faiss
+
+
 _log = logging.getLogger("vault.index")
 
 
 def faiss_version() -> str:
     """Version of the FAISS library in use."""
-    return str(faiss.__version__)
+    return str(_faiss().__version__)
 
 
 class VectorIndex:
@@ -48,11 +60,11 @@ class VectorIndex:
         if cpu_index is None:
             base: Any
             if kind == "hnsw":
-                base = faiss.IndexHNSWFlat(dim, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+                base = _faiss().IndexHNSWFlat(dim, config.hnsw_m, _faiss().METRIC_INNER_PRODUCT)
                 base.hnsw.efConstruction = config.hnsw_ef_construction
             else:
-                base = faiss.IndexFlatIP(dim)
-            cpu_index = faiss.IndexIDMap2(base)
+                base = _faiss().IndexFlatIP(dim)
+            cpu_index = _faiss().IndexIDMap2(base)
         self._index: Any = cpu_index
         self.on_gpu = False
         if config.use_gpu:
@@ -61,10 +73,10 @@ class VectorIndex:
     def _to_gpu(self) -> None:
         """Move the index to GPU 0 when FAISS reports a GPU; stay on CPU on any failure."""
         try:
-            if faiss.get_num_gpus() <= 0:
+            if _faiss().get_num_gpus() <= 0:
                 return
-            resources = faiss.StandardGpuResources()
-            self._index = faiss.index_cpu_to_gpu(resources, 0, self._index)
+            resources = _faiss().StandardGpuResources()
+            self._index = _faiss().index_cpu_to_gpu(resources, 0, self._index)
             self._gpu_resources = resources
             self.on_gpu = True
         except Exception as exc:  # any FAISS/GPU failure: keep serving from CPU
@@ -96,7 +108,7 @@ class VectorIndex:
             ``(scores, labels)``, each ``(k,)``, best first; label -1 pads missing results.
         """
         if self.kind == "hnsw" and not self.on_gpu:
-            hnsw: Any = faiss.downcast_index(self._index.index)
+            hnsw: Any = _faiss().downcast_index(self._index.index)
             hnsw.hnsw.efSearch = max(self._config.hnsw_ef_search, k)
         scores, labels = self._index.search(query.reshape(1, -1).astype(np.float32), k)
         return scores[0], labels[0]
@@ -110,11 +122,11 @@ class VectorIndex:
 
     def to_cpu(self) -> Any:
         """The index as a CPU FAISS object (a copy when it lives on a GPU)."""
-        return faiss.index_gpu_to_cpu(self._index) if self.on_gpu else self._index
+        return _faiss().index_gpu_to_cpu(self._index) if self.on_gpu else self._index
 
     def serialize(self) -> bytes:
         """The CPU index in FAISS's own serial format."""
-        return bytes(faiss.serialize_index(self.to_cpu()))
+        return bytes(_faiss().serialize_index(self.to_cpu()))
 
     @classmethod
     def deserialize(cls, data: bytes, dim: int, config: IndexConfig, kind: str) -> VectorIndex:
@@ -124,7 +136,7 @@ class VectorIndex:
             ValueError: The bytes are not a FAISS index of this dimension.
         """
         try:
-            cpu = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+            cpu = _faiss().deserialize_index(np.frombuffer(data, dtype=np.uint8))
         except RuntimeError as exc:
             raise ValueError(f"not a FAISS index: {exc}") from None
         if int(cpu.d) != dim:

@@ -416,9 +416,9 @@ async def list_models(state: State) -> dict[str, Any]:
     (``generation`` or ``embedding``), ``status`` (``loaded``, ``loading``, ``unloaded``: loads on the
     first request that names it, ``failed``: its last load failed, see ``error``), ``loaded``,
     ``default`` (requests naming no configured model get it), ``n_ctx`` and ``parallel``,
-    ``memory_bytes`` (approximate: GGUF size + KV cache, 0 when unloaded), ``active`` and ``queue_depth``
-    (requests decoding and waiting), ``loaded_at`` / ``last_used_at`` (Unix seconds), ``idle_unload_s``,
-    ``replicas`` / ``loaded_replicas``.
+    ``memory_bytes`` (approximate: GGUF size + KV cache of the sequences + prefix cache in use, 0 when
+    unloaded), ``active`` and ``queue_depth`` (requests decoding and waiting), ``loaded_at`` /
+    ``last_used_at`` (Unix seconds), ``idle_unload_s``, ``replicas`` / ``loaded_replicas``.
     """
     return {"object": "list", "data": await _models(state)}
 

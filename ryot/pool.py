@@ -81,8 +81,8 @@ class ModelStatus:
         in_use: Callers holding the model now (requests between submission and their end).
         active: Requests being decoded now.
         queue_depth: Requests waiting for a free sequence.
-        memory_bytes: Approximate memory of the loaded model: GGUF file size plus KV cache (0 if not
-            loaded).
+        memory_bytes: Approximate memory of the loaded model: GGUF file size plus the KV cache of its
+            sequences plus what its host prefix cache holds now (0 if not loaded).
         error: Why the last load failed (state ``failed``).
     """
 
@@ -347,7 +347,9 @@ class ModelPool:
                         in_use=m.in_use,
                         active=engine.active if engine is not None else 0,
                         queue_depth=engine.queue_depth if engine is not None else 0,
-                        memory_bytes=m.memory_bytes if engine is not None else 0,
+                        memory_bytes=m.memory_bytes + _prefix_cache_bytes(engine)
+                        if engine is not None
+                        else 0,
                         error=m.error,
                     )
                 )
@@ -397,6 +399,11 @@ class ModelPool:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _prefix_cache_bytes(engine: RyotEngine) -> int:
+    stats = engine.prefix_cache_stats
+    return stats["bytes"] if stats is not None else 0
 
 
 def _memory_bytes(engine: RyotEngine) -> int:

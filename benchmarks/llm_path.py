@@ -14,7 +14,10 @@ Sections (each prints service and raw side by side, with ratios):
    its ratio to one raw stream's decode rate (section 1), and p95 inter-token latency; medians of
    ``--concurrency-runs`` interleaved rounds.
 3. Prefix-cache hit: a ~256-token shared prefix, then requests adding 8 new tokens: TTFT p50.
-4. Memory (``--memory-requests``): the service's RSS before and after that many short requests, and
+4. Speculative decoding by prompt lookup, on a prompt whose continuation copies a paragraph: decode
+   tok/s without and with it (raw: llama-cpp-python's ``LlamaPromptLookupDecoding``; service:
+   ``"speculative": true``), and whether the service's text is the same both ways.
+5. Memory (``--memory-requests``): the service's RSS before and after that many short requests, and
    what it holds beyond the model and its KV cache (``memory_bytes`` of ``GET /v1/models``).
 
 The service runs with only the Inference team (``NEURECTOMY_TEAMS=["inference"]``) unless
@@ -43,6 +46,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import httpx  # noqa: E402
 import llama_cpp  # noqa: E402
 import psutil  # noqa: E402
+from llama_cpp.llama_speculative import LlamaPromptLookupDecoding  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import track  # noqa: E402
 from rich.table import Table  # noqa: E402
@@ -52,6 +56,12 @@ from ryot import RyotConfig, default_model_path, physical_cores  # noqa: E402
 
 TOPICS = ["Lighthouses", "Volcanoes", "Penguins", "Railways", "Glaciers", "Bees", "Comets", "Deserts"]
 WARM_PROMPT = "Write a long, detailed story about a sailor who finds a map."
+COPY_PROMPT = (
+    "Copy the paragraph exactly.\n\nParagraph {i}: The harbour master keeps a ledger of every ship that "
+    "enters the port: its name, its flag, its cargo, the berth it is given and the hour it leaves. The "
+    "ledger is checked each evening against the customs papers, and any difference is reported to the "
+    "port authority before midnight.\n\nCopy {i}: The harbour master keeps a ledger"
+)
 SHARED_PREFIX = (
     "You are a careful assistant for a shipping company. Answer questions about cargo, routes, ports, "
     "customs and schedules. Be precise, cite the relevant rule when you can, and say so when you do not "
@@ -72,6 +82,7 @@ class Stream:
     tokens: int = 0
     done_at: float = 0.0
     engine_ttft_s: float | None = None
+    text: str = ""
     """Queue wait + TTFT inside the Ryot engine (service only: from the final event's timings)."""
 
     @property
@@ -91,13 +102,15 @@ class Stream:
 class Raw:
     """llama-cpp-python in this process; one request at a time."""
 
-    def __init__(self, threads: int, n_ctx: int) -> None:
+    def __init__(self, threads: int, n_ctx: int, *, prompt_lookup: bool = False) -> None:
+        # prompt_lookup: llama-cpp-python's own prompt-lookup speculative decoding (draft 8 tokens)
         self.llm = llama_cpp.Llama(
             model_path=str(default_model_path()),
             n_ctx=n_ctx,
             n_threads=threads,
             n_threads_batch=threads,
             swa_full=True,
+            draft_model=LlamaPromptLookupDecoding(num_pred_tokens=8) if prompt_lookup else None,
             verbose=False,
         )
         self.lock = threading.Lock()
@@ -105,10 +118,11 @@ class Raw:
     def run(self, prompt: str, max_tokens: int) -> Stream:
         with self.lock:
             s = Stream(time.perf_counter())
-            for _chunk in self.llm.create_completion(
+            for chunk in self.llm.create_completion(
                 prompt, max_tokens=max_tokens, temperature=0.0, stream=True
             ):
                 s.stamps.append(time.perf_counter())
+                s.text += chunk["choices"][0]["text"]  # type: ignore[index]
             s.tokens = len(s.stamps)
             return s
 
@@ -125,8 +139,14 @@ class Service:
         listed = self.client.get("/v1/models").raise_for_status().json()["data"]
         return sum(int(m.get("memory_bytes") or 0) for m in listed if m.get("kind") == "generation")
 
-    def run(self, prompt: str, max_tokens: int) -> Stream:
-        body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0, "stream": True}
+    def run(self, prompt: str, max_tokens: int, *, speculative: bool = False) -> Stream:
+        body = {
+            "prompt": prompt,
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
+            "stream": True,
+            "speculative": speculative,
+        }
         s = Stream(time.perf_counter())
         with self.client.stream("POST", "/v1/generate", json=body) as response:
             response.raise_for_status()
@@ -140,6 +160,7 @@ class Service:
                     done = json.loads(line[6:])
                     s.tokens = done["usage"]["completion_tokens"]
                     s.engine_ttft_s = done["timings"]["queue_s"] + done["timings"]["ttft_s"]
+                    s.text = done["text"]
         return s
 
 
@@ -264,7 +285,29 @@ def main() -> None:
             hits_r.append(raw.run(SHARED_PREFIX + question, 2).ttft_s * 1e3)
             hits_s.append(svc.run(SHARED_PREFIX + question, 2).ttft_s * 1e3)
         row("TTFT, 256-token prefix hit (ms)", median(hits_r), median(hits_s))
-        # 4. memory
+        # 4. speculative decoding by prompt lookup, on a prompt whose continuation copies its text
+        raw_lookup = Raw(threads, config.n_ctx, prompt_lookup=True)
+        spec: dict[str, list[Stream]] = {k: [] for k in ("raw", "raw_lookup", "svc", "svc_lookup")}
+        for i in range(args.runs):
+            prompt = COPY_PROMPT.format(i=i)
+            spec["raw"].append(raw.run(prompt, args.max_tokens))
+            spec["raw_lookup"].append(raw_lookup.run(prompt, args.max_tokens))
+            spec["svc"].append(svc.run(prompt, args.max_tokens))
+            spec["svc_lookup"].append(svc.run(prompt, args.max_tokens, speculative=True))
+        del raw_lookup
+        row(
+            "copying text: decode tok/s, plain",
+            median([x.decode_tok_s for x in spec["raw"]]),
+            median([x.decode_tok_s for x in spec["svc"]]),
+        )
+        row(
+            "copying text: decode tok/s, prompt lookup",
+            median([x.decode_tok_s for x in spec["raw_lookup"]]),
+            median([x.decode_tok_s for x in spec["svc_lookup"]]),
+        )
+        same = all(a.text == b.text for a, b in zip(spec["svc"], spec["svc_lookup"], strict=True))
+        table.add_row("  service text with prompt lookup = without", "", "yes" if same else "NO", "", "")
+        # 5. memory
         if args.memory_requests:
             rss = psutil.Process(proc.pid)
             before = rss.memory_info().rss / 2**20

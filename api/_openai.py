@@ -47,6 +47,8 @@ from api.schemas_openai import (
     EmbeddingRequest,
     JsonObjectFormat,
     JsonSchemaFormat,
+    ModelList,
+    ModelObject,
 )
 from orchestrator import ModelInfo, Orchestrator, TextDelta
 
@@ -378,38 +380,36 @@ async def embeddings(
     }
 
 
-def _model_entry(info: ModelInfo) -> dict[str, Any]:
+def _model_entry(info: ModelInfo) -> ModelObject:
     """OpenAI's model object, plus our fields (OpenAI clients keep or ignore unknown fields)."""
-    return {
-        "id": info.id,
-        "object": "model",
-        "created": 0,
-        "owned_by": OWNER,
-        "kind": info.kind,
-        "status": info.status,
-        "loaded": info.status == "loaded",
-        "default": info.default,
-        "n_ctx": info.n_ctx,
-        "parallel": info.parallel,
-        "memory_bytes": info.memory_bytes,
-        "active": info.active,
-        "queue_depth": info.queue_depth,
-        "loaded_at": info.loaded_at,
-        "last_used_at": info.last_used_at,
-        "idle_unload_s": info.idle_unload_s,
-        "replicas": info.replicas,
-        "loaded_replicas": info.loaded_replicas,
-        "error": info.error,
-    }
+    return ModelObject(
+        id=info.id,
+        owned_by=OWNER,
+        kind="embedding" if info.kind == "embedding" else "generation",
+        status=info.status,
+        loaded=info.status == "loaded",
+        default=info.default,
+        n_ctx=info.n_ctx,
+        parallel=info.parallel,
+        memory_bytes=info.memory_bytes,
+        active=info.active,
+        queue_depth=info.queue_depth,
+        loaded_at=info.loaded_at,
+        last_used_at=info.last_used_at,
+        idle_unload_s=info.idle_unload_s,
+        replicas=info.replicas,
+        loaded_replicas=info.loaded_replicas,
+        error=info.error,
+    )
 
 
-async def _models(state: State) -> list[dict[str, Any]]:
+async def _models(state: State) -> list[ModelObject]:
     orchestrator: Orchestrator = state.orchestrator
     return [_model_entry(m) for m in await orchestrator.models()]
 
 
 @get("/models", summary="OpenAI-compatible list of the served models, with their status")
-async def list_models(state: State) -> dict[str, Any]:
+async def list_models(state: State) -> ModelList:
     """Every configured Ryot model and the embedding model, as the running agents report them.
 
     Besides OpenAI's fields (``id``, ``object``, ``created``, ``owned_by``), each entry has: ``kind``
@@ -420,14 +420,14 @@ async def list_models(state: State) -> dict[str, Any]:
     unloaded), ``active`` and ``queue_depth`` (requests decoding and waiting), ``loaded_at`` /
     ``last_used_at`` (Unix seconds), ``idle_unload_s``, ``replicas`` / ``loaded_replicas``.
     """
-    return {"object": "list", "data": await _models(state)}
+    return ModelList(data=await _models(state))
 
 
 @get("/models/{model_id:str}", summary="One served model")
-async def retrieve_model(model_id: FromPath[str], state: State) -> dict[str, Any]:
+async def retrieve_model(model_id: FromPath[str], state: State) -> ModelObject:
     """One entry of ``GET /v1/models``; 404 when no running agent serves ``model_id``."""
     for entry in await _models(state):
-        if entry["id"] == model_id:
+        if entry.id == model_id:
             return entry
     raise NotFoundError(f"no running agent serves the model {model_id!r}", field="model")
 

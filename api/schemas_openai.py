@@ -24,6 +24,8 @@ __all__ = (
     "JsonObjectFormat",
     "JsonSchemaFormat",
     "JsonSchemaSpec",
+    "ModelList",
+    "ModelObject",
     "OpenAIChatMessage",
     "OpenAIError",
     "OpenAIErrorBody",
@@ -212,3 +214,40 @@ class OpenAIErrorBody(_Body):
     """Body of every error response of the OpenAI-compatible routes (and of an error event in a stream)."""
 
     error: OpenAIError
+
+
+class ModelObject(BaseModel):
+    """One entry of ``GET /v1/models``.
+
+    OpenAI's model object (``id``, ``object``, ``created``, ``owned_by``) and the served model's status
+    (OpenAI clients ignore the extra fields).
+    """
+
+    id: str = Field(description="The name requests pass as ``model``.")
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str
+    kind: Literal["generation", "embedding"] = Field(description="A Ryot model, or the embedding model.")
+    status: str = Field(description="``loaded``, ``loading``, ``unloaded`` or ``failed`` (see ``error``).")
+    loaded: bool
+    default: bool = Field(description="Requests that name no configured model get this one.")
+    n_ctx: int | None = Field(description="Context window of one request, in tokens.")
+    parallel: int | None = Field(description="Requests decoded together per replica.")
+    memory_bytes: int | None = Field(
+        description="Approximate bytes of the loaded copies: GGUF + KV cache + prefix cache in use."
+    )
+    active: int = Field(description="Requests being decoded now, over all replicas.")
+    queue_depth: int = Field(description="Requests waiting for a free sequence, over all replicas.")
+    loaded_at: float | None = Field(description="When a loaded copy finished loading (Unix seconds).")
+    last_used_at: float | None = Field(description="Latest use by any replica (Unix seconds).")
+    idle_unload_s: float | None = Field(description="Idle seconds after which a copy is freed (null: never).")
+    replicas: int = Field(description="Processes that serve the model.")
+    loaded_replicas: int = Field(description="Of those, the ones that have it loaded now.")
+    error: str | None = Field(description="Why the last load failed (status ``failed``).")
+
+
+class ModelList(BaseModel):
+    """The body of ``GET /v1/models``."""
+
+    object: Literal["list"] = "list"
+    data: list[ModelObject]

@@ -29,6 +29,7 @@ from tenacity import (
 )
 
 from api.schemas import ChatMessage, GenerateRequest, GenerateResponse, Health, TokenEvent
+from api.schemas_openai import ModelList, ModelObject
 from neurectomy._sdk_collective import (
     AgentsResource,
     AsyncAgentsResource,
@@ -182,6 +183,14 @@ class Client:
                 return self._check(self._http.request(method, path, **kwargs))
         raise AssertionError("unreachable")  # pragma: no cover - tenacity re-raises the last error
 
+    def models(self) -> list[ModelObject]:
+        """The served models with their status (``GET /v1/models``).
+
+        Generation models in configuration order, then the embedding model; pass an ``id`` as
+        ``model=`` to :meth:`generate` or :meth:`stream`.
+        """
+        return ModelList.model_validate_json(self._send("GET", "/v1/models").content).data
+
     def generate(
         self,
         prompt: str | None = None,
@@ -286,6 +295,10 @@ class AsyncClient:
             with attempt:
                 return await self._check(await self._http.request(method, path, **kwargs))
         raise AssertionError("unreachable")  # pragma: no cover - tenacity re-raises the last error
+
+    async def models(self) -> list[ModelObject]:
+        """See :meth:`Client.models`."""
+        return ModelList.model_validate_json((await self._send("GET", "/v1/models")).content).data
 
     async def generate(
         self,

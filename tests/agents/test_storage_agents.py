@@ -253,7 +253,7 @@ async def test_embedder_returns_the_vaults_vectors_and_token_counts(
     assert info.metadata["model"] == "all-MiniLM-L6-v2" and "embed" in info.capabilities
     expected = embedder.embed(texts)
     assert abs(expected - out["vectors"]).max() < 1e-5
-    assert out["tokens"] == [len(t) for t in embedder._load_locked().tokenizer(texts)["input_ids"]]
+    assert out["tokens"] == [len(t) for t in embedder._loaded_model()[0].tokenizer(texts)["input_ids"]]
     assert bad.value.field == "texts.1"
 
 

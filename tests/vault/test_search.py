@@ -122,3 +122,12 @@ def test_hnsw_beyond_threshold_keeps_recall(make_vault) -> None:
     reopened = make_vault(config=config)
     assert reopened.stats().index_kinds == {"acme": "hnsw"}
     assert reopened.search("acme", PAIRS[5][1], k=3)[0].record.id == "doc-5"
+
+
+def test_embedders_of_one_model_share_it_within_a_process(embedder) -> None:
+    from vault import MiniLMEmbedder
+
+    other = MiniLMEmbedder(batch_size=8)  # e.g. the Analysis team's, beside the Storage team's
+    texts = ["a shared model", "gives the same vectors"]
+    assert np.array_equal(other.embed(texts), embedder.embed(texts))
+    assert other._loaded_model() == embedder._loaded_model()  # one model and one lock, not two copies

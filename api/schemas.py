@@ -52,7 +52,8 @@ class GenerateRequest(_Body):
     grammar: str | None = Field(default=None, max_length=100_000)
     """Constrain the completion to a GBNF grammar (llama.cpp's format, rule ``root``)."""
     speculative: bool = False
-    """Speculative decoding by prompt lookup (greedy only): faster when the output repeats the input."""
+    """Speculative decoding by prompt lookup (greedy only): faster when the output repeats the input;
+    in a near tie the text can differ from the one without it (batched verification rounds differently)."""
     model: str | None = Field(default=None, min_length=1, max_length=256)
     """A configured model's name (``GET /v1/models``); none: the default model. Unknown names: 404."""
     stream: bool = False

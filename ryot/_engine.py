@@ -33,7 +33,9 @@ Cancellation is checked between steps, so a cancelled request frees its slot wit
 
 Requests with ``speculative=True`` (greedy only) add prompt-lookup draft tokens behind their next token
 in the same batch; the model verifies them in that one decode and the matching prefix is kept
-(:mod:`ryot._speculative`), so repetitive outputs take fewer steps with unchanged greedy text.
+(:mod:`ryot._speculative`), so repetitive outputs take fewer steps. The kept tokens are greedy choices,
+but from a batch holding several positions of one sequence, which llama.cpp rounds differently from
+one position at a time: in a near tie the text can differ from the non-speculative one.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 The draft is what followed the most recent earlier occurrence of the sequence's last n-gram (n from
 ``ngram_max`` down to ``ngram_min``). It costs no draft model and pays off when the output repeats its
 input (quoting, editing code, extracting): the target model checks all drafted tokens in one batch and
-keeps the longest prefix it would have produced itself, so greedy output is unchanged.
+keeps the longest prefix it confirms. Evaluating several positions of a sequence at once rounds
+differently in llama.cpp than one at a time, so where two tokens nearly tie the greedy text can differ
+from the text without speculation (see docs/ryot.md).
 Source: A. Saxena, "Prompt Lookup Decoding" (2023), github.com/apoorvumang/prompt-lookup-decoding;
 llama.cpp's ``lookup`` example and ``--spec-type ngram`` follow the same idea.
 """

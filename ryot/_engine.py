@@ -2,7 +2,9 @@
 
 llama.cpp contexts are not thread safe, so a single worker thread owns the context. The context holds
 ``parallel`` sequences ("slots"); every step the worker builds one batch with the next token of each
-decoding slot plus a chunk of prompt tokens of slots still in prefill, calls ``llama_decode`` once,
+decoding slot plus a chunk of prompt tokens of slots still in prefill (at most ``prefill_chunk`` while
+any slot decodes, so that a long prompt joining delays the others' next tokens by one short step, not by
+a whole ``n_batch``), calls ``llama_decode`` once,
 and samples each slot's next token from its own logits with its own sampler chain. New requests join
 between steps and finished ones leave (continuous batching, as in llama.cpp's server). Requests beyond
 the free slots wait in a bounded queue; a full queue refuses with :class:`EngineBusyError`.
@@ -648,6 +650,8 @@ class RyotEngine:
                 outputs = [(batch.add(token, base + i, slot.seq, True), i) for i, token in enumerate(fed)]
                 fed_list.append(_Fed(slot, fed, outputs, draft))
                 budget -= len(fed)
+        if fed_list:  # chunked prefill: decoding sequences must not wait for a whole n_batch of prompt
+            budget = min(budget, self.config.prefill_chunk)
         for slot in busy:  # prefilling slots share what is left of the batch
             if slot.next_token is None and slot.pending and budget > 0:
                 chunk = slot.pending[:budget]

@@ -31,6 +31,11 @@ class RyotConfig(BaseModel):
     """Requests decoded together in one batch (continuous batching); more wait in the queue."""
     n_batch: int = Field(default=512, ge=1)
     """Prompt tokens evaluated per llama_decode call during prefill."""
+    prefill_chunk: int = Field(default=256, ge=1)
+    """Most prompt tokens evaluated in one step while other sequences are decoding (chunked prefill):
+    each of their tokens waits for the whole step, so a smaller chunk keeps their inter-token latency
+    down when a long prompt joins, and a larger one finishes that prompt's prefill in fewer steps. With
+    nothing decoding, prefill takes ``n_batch`` tokens per step."""
     n_threads: int | None = Field(default=None, ge=1)
     """Threads for decode and prefill; ``None`` means the number of physical cores."""
     queue_size: int = Field(default=16, ge=1)

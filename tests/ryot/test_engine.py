@@ -155,12 +155,16 @@ def test_threads_default_to_physical_cores(engine: RyotEngine) -> None:
     assert engine.n_threads == physical_cores()
 
 
-def test_concurrent_requests_decode_together() -> None:
-    # Greedy text is usually identical to decoding alone (weight repacking is off), but llama.cpp does not
-    # promise bit-identical logits across batch shapes, so this test checks what is guaranteed.
+def test_concurrent_requests_decode_together_with_the_text_each_gets_alone() -> None:
+    # Weight repacking is off, so a sequence's rows go through the same kernels whatever else is in the
+    # batch: greedy text decoded beside others is the text decoded alone (each prompt prefilled whole in
+    # both cases; how a prompt is split between cached and fresh tokens is another matter, see docs).
     prompts = [f"{topic} are the subject of this short essay." for topic in ("Rivers", "Owls", "Trains")]
-    params = SamplingParams(max_tokens=16, temperature=0.0)
-    with RyotEngine(RyotConfig(n_ctx=256, parallel=3)) as fresh:
+    params = SamplingParams(max_tokens=32, temperature=0.0)
+    config = RyotConfig(n_ctx=256, parallel=3, prefix_cache_bytes=0)
+    with RyotEngine(config) as solo:
+        alone_texts = [solo.generate(p, params).text for p in prompts]  # one at a time, each in a fresh slot
+    with RyotEngine(config) as fresh:
         together: dict[int, Finished] = {}
         done = threading.Event()
         lock = threading.Lock()
@@ -178,11 +182,10 @@ def test_concurrent_requests_decode_together() -> None:
         for i, p in enumerate(prompts):
             fresh.submit(p, params, sink_for(i))
         assert done.wait(60)
-        alone = fresh.generate(prompts[0], params)
         for i, p in enumerate(prompts):
             assert together[i].usage.prompt_tokens == len(fresh.tokenize(p))
             assert together[i].finish_reason in ("length", "stop") and together[i].text
-    assert alone.usage.cached_tokens == alone.usage.prompt_tokens - 1  # its earlier run left it cached
+    assert [together[i].text for i in range(len(prompts))] == alone_texts
     # They ran side by side (continuous batching), not one after another: each was admitted before
     # any of them had finished decoding.
     shortest = min(e.timings.ttft_s + e.timings.decode_s for e in together.values())
@@ -298,3 +301,36 @@ def test_repeat_penalty_generates_and_the_engine_keeps_serving(engine: RyotEngin
     assert penalised.usage.completion_tokens > 0
     plain = engine.generate(prompt, SamplingParams(max_tokens=8, temperature=0))
     assert plain.usage.completion_tokens > 0  # the worker is alive after a penalised request
+
+
+def test_a_long_prompt_joining_is_prefilled_in_chunks_between_the_others_tokens() -> None:
+    chunk = 32
+    config = RyotConfig(n_ctx=1024, parallel=2, prefill_chunk=chunk, prefix_cache_bytes=0)
+    long_prompt = " ".join(
+        f"Fact {i}: the red fox number {i} lives near Oslo and eats berries." for i in range(40)
+    )
+    log: list[tuple[str, Event]] = []
+    with RyotEngine(config) as fresh:
+        n_long = len(fresh.tokenize(long_prompt))
+        assert n_long > 8 * chunk
+        first = threading.Event()
+
+        def decoding_sink(event: Event) -> None:
+            log.append(("decoding", event))
+            first.set()
+
+        running = fresh.submit(
+            "Tell me a very long story about the sea.",
+            SamplingParams(max_tokens=300, temperature=0.0),
+            decoding_sink,
+        )
+        assert first.wait(30)
+        joined = fresh.generate(long_prompt, SamplingParams(max_tokens=2, temperature=0.0))
+        running.cancel()
+    assert joined.usage.prompt_tokens == n_long and joined.usage.cached_tokens == 0
+    # While the long prompt was prefilled (ceil(n_long / chunk) steps, each also decoding the running
+    # request), the running request kept receiving tokens; without chunking it would get ~2.
+    steps = -(-n_long // chunk)
+    tokens_meanwhile = sum(isinstance(e, TokenChunk) for _, e in log[1:])
+    assert not any(isinstance(e, Finished) and e.finish_reason != "cancelled" for _, e in log)
+    assert tokens_meanwhile >= steps // 2, (tokens_meanwhile, steps)

@@ -11,12 +11,12 @@ Sections (each prints service and raw side by side, with ratios):
    shared but BOS) and a warm one (same prompt again: KV prefix reuse), decode tok/s
    ((tokens − 1) / (last − first token time)). Medians of ``--runs``.
 2. Concurrency (``--concurrency 4 8``): N streams at once: aggregate tok/s (all tokens / wall time),
-   its ratio to one raw stream's decode rate (section 1), and p95 inter-token latency; medians of
-   ``--concurrency-runs`` interleaved rounds.
+   the service's aggregate over one raw stream's decode rate in the same round (raw streams run one
+   after another), and p95 inter-token latency; medians of ``--concurrency-runs`` interleaved rounds.
 3. Prefix-cache hit: a ~256-token shared prefix, then requests adding 8 new tokens: TTFT p50.
 4. Speculative decoding by prompt lookup, on a prompt whose continuation copies a paragraph: decode
    tok/s without and with it (raw: llama-cpp-python's ``LlamaPromptLookupDecoding``; service:
-   ``"speculative": true``), and whether the service's text is the same both ways.
+   ``"speculative": true``), and how many of the service's texts are the same both ways.
 5. Memory (``--memory-requests``): the service's RSS before and after that many short requests, and
    what it holds beyond the model and its KV cache (``memory_bytes`` of ``GET /v1/models``).
 
@@ -82,8 +82,8 @@ class Stream:
     tokens: int = 0
     done_at: float = 0.0
     engine_ttft_s: float | None = None
-    text: str = ""
     """Queue wait + TTFT inside the Ryot engine (service only: from the final event's timings)."""
+    text: str = ""
 
     @property
     def ttft_s(self) -> float:

@@ -45,10 +45,12 @@ from agents.errors import (
     DeadlineExceededError,
 )
 from agents.messaging import Bus, Message
+from agents.scopes import OperationScopes, check_scope, parse_scopes_header
 from agents.protocol import (
     CANCEL_PREFIX,
     HEADER_DEADLINE,
     HEADER_REQUEST_ID,
+    HEADER_SCOPES,
     HEADER_SESSION,
     HEADER_STREAM_INBOX,
     HEADER_TENANT,
@@ -75,6 +77,7 @@ class Call:
         tenant: Tenant the call runs for.
         trace_id: Trace id carried across hops.
         inbox: Subject the caller listens on.
+        scopes: The caller's scopes (``Neurectomy-Scopes``); calls it makes on the caller's behalf carry them.
     """
 
     request_id: str
@@ -85,6 +88,7 @@ class Call:
     inbox: str
     _bus: Bus
     session: str = ""
+    scopes: frozenset[str] = frozenset()
     _turn: anyio.Event | None = None
     """Set when the call's turn in its session comes (session calls only)."""
     _seq: int = 0
@@ -140,6 +144,8 @@ class Agent(ABC):
     """Input field that takes the text a plan step hands on (None if the agent takes no text)."""
     text_output: ClassVar[str | None] = "text"
     """Output field that holds the agent's main text result (None if it has none)."""
+    scopes: ClassVar[OperationScopes] = OperationScopes()
+    """The scope its calls need (``write`` unless declared; see :mod:`agents.scopes`)."""
 
     @abstractmethod
     async def handle(self, call: Call) -> Mapping[str, Any]:
@@ -337,6 +343,12 @@ class AgentRunner:
         except ValueError as exc:
             self.stats.refused_bad += 1
             raise BadInputError(f"input is not JSON: {exc}", field="input") from None
+        scopes = parse_scopes_header(headers.get(HEADER_SCOPES))
+        try:  # before the mailbox and before the input is validated
+            check_scope(self.agent.name, self.agent.scopes, payload, scopes)
+        except AgentError:
+            self.stats.refused_bad += 1
+            raise
         session = headers.get(HEADER_SESSION, "")
         if not session and isinstance(payload, dict) and isinstance(payload.get("session"), str):
             session = payload["session"]
@@ -350,6 +362,7 @@ class AgentRunner:
             inbox=inbox,
             _bus=self.bus,
             session=f"{tenant}/{session}" if session else "",
+            scopes=scopes,
         )
         if session:
             call._turn = anyio.Event()

@@ -4,6 +4,7 @@
 
     AgentError
     ├── BadInputError(AgentError, ValueError)        code "bad_request": the agent cannot use the input
+    ├── ForbiddenError(AgentError, PermissionError)  code "forbidden": the credential lacks the scope
     ├── NotFoundError(AgentError, LookupError)       code "not_found": the named thing does not exist
     ├── TooLargeError(AgentError, ValueError)        code "too_large": the input exceeds a size limit
     ├── AgentBusyError(AgentError, RuntimeError)     code "busy": mailbox or engine queue full
@@ -44,6 +45,12 @@ class BadInputError(AgentError, ValueError):
     """The agent cannot use the input it was given."""
 
     code = "bad_request"
+
+
+class ForbiddenError(AgentError, PermissionError):
+    """The caller's credential lacks the scope the operation needs."""
+
+    code = "forbidden"
 
 
 class NotFoundError(AgentError, LookupError):
@@ -102,6 +109,7 @@ _BY_CODE: dict[str, type[AgentError]] = {
     cls.code: cls
     for cls in (
         BadInputError,
+        ForbiddenError,
         NotFoundError,
         TooLargeError,
         AgentBusyError,

@@ -37,15 +37,22 @@ _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 class RequestIdMiddleware(ASGIMiddleware):
-    """Takes ``X-Request-Id`` from the request (or makes one), binds it to every log line, echoes it."""
+    """Takes ``X-Request-Id`` from the request (or makes one), binds it to every log line, echoes it.
+
+    The id the client chose is only a label: the calls the request makes over NATS (and their cancel
+    subjects) use ``call_id``, which the server generates for every request, so a client that reuses
+    another caller's ``X-Request-Id`` cannot cancel or disturb that caller's calls.
+    """
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         """Bind the request id around the rest of the app."""
         headers = dict(scope.get("headers") or [])
         raw = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        # The id becomes part of NATS subjects (the cancel subject), so only subject-safe characters.
+        # Only subject-safe characters, as the id is logged and echoed (NATS subjects use call_id).
         request_id = raw if _REQUEST_ID_RE.fullmatch(raw) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["call_id"] = uuid.uuid4().hex
 
         async def send_with_id(message: Any) -> None:
             if message["type"] == "http.response.start":

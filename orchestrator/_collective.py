@@ -18,12 +18,13 @@ __all__ = ("OrchestratorCollective", "context_of")
 
 
 def context_of(parent: Call) -> CallContext:
-    """A context for a call made on behalf of ``parent``: same tenant, trace and deadline, a new id."""
+    """A context for a call made on behalf of ``parent``: same tenant, scopes, trace and deadline, a new id."""
     return CallContext(
         deadline=parent.deadline,
         request_id=f"{parent.request_id}-{uuid.uuid4().hex[:8]}",
         tenant=parent.tenant,
         trace_id=parent.trace_id,
+        scopes=parent.scopes,
     )
 
 

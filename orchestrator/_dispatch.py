@@ -26,6 +26,7 @@ from agents.messaging import Bus, Message
 from agents.protocol import (
     HEADER_DEADLINE,
     HEADER_REQUEST_ID,
+    HEADER_SCOPES,
     HEADER_STREAM_INBOX,
     HEADER_TENANT,
     HEADER_TRACE_ID,
@@ -37,6 +38,7 @@ from agents.protocol import (
     cancel_subject,
     stream_message_adapter,
 )
+from agents.scopes import ALL_SCOPES, format_scopes
 from orchestrator._observe import CallObserver
 
 log = structlog.get_logger("neurectomy.orchestrator")
@@ -51,12 +53,15 @@ class CallContext:
         deadline: Absolute deadline as ``time.time()`` seconds.
         tenant: Tenant the call runs for.
         trace_id: Trace id carried across every hop.
+        scopes: The caller's scopes (every scope for the service's own calls); each agent operation checks
+            them (`agents.scopes`), and they travel in the ``Neurectomy-Scopes`` header.
     """
 
     deadline: float
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     tenant: str = "default"
     trace_id: str = ""
+    scopes: frozenset[str] = ALL_SCOPES
 
     @classmethod
     def with_timeout(cls, timeout_s: float, **kwargs: Any) -> CallContext:
@@ -75,6 +80,7 @@ class CallContext:
             HEADER_TENANT: self.tenant,
             HEADER_TRACE_ID: self.trace_id or self.request_id,
             HEADER_STREAM_INBOX: inbox,
+            HEADER_SCOPES: format_scopes(self.scopes),
         }
 
 

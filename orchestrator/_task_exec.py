@@ -43,6 +43,7 @@ def task_executor(orchestrator: Orchestrator, *, deadline_s: float) -> Executor:
             request_id=f"task-{record.id}-{record.attempts}",
             tenant=record.tenant,
             trace_id=record.id,
+            scopes=frozenset(record.scopes),
         )
         if record.plan is not None:
             plan, inputs = parse_plan(record.plan), record.input

@@ -117,6 +117,7 @@ class TaskRecord(BaseModel):
         created_at: Unix time of the submit, in seconds.
         updated_at: Unix time of the last write, in seconds.
         dead_lettered: It exhausted its attempts and was moved to the dead-letter stream.
+        scopes: The submitter's scopes; every step of the run is authorised against them.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -136,6 +137,7 @@ class TaskRecord(BaseModel):
     created_at: float
     updated_at: float
     dead_lettered: bool = False
+    scopes: tuple[str, ...] = ("read", "write", "admin")
 
     @property
     def terminal(self) -> bool:

@@ -19,6 +19,7 @@ from agents.compression._wire import (
     check_size,
 )
 from agents.errors import BadInputError
+from agents.scopes import OperationScopes
 from bridges.errors import BridgeTimeoutError
 from sigmalang import SigmaError
 
@@ -95,6 +96,11 @@ class RSUManagerAgent(CompressionAgent):
     description = "Reports RSU store statistics, pins and unpins RSUs, releases frames and collects garbage."
     capabilities = ("stats", "pin", "unpin", "release", "gc")
     input_model: ClassVar[type[BaseModel]] = RSUInput
+    scopes = OperationScopes(
+        default="admin",
+        op_field="action",
+        by_value={"stats": "read", "pin": "admin", "unpin": "admin", "release": "admin", "gc": "admin"},
+    )
 
     async def handle(self, call: Call) -> Mapping[str, Any]:
         """Run ``action``; return its result and the store statistics after it."""

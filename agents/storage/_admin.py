@@ -11,6 +11,7 @@ import anyio
 
 from agents.actor import Call
 from agents.errors import BadInputError, NotFoundError
+from agents.scopes import OperationScopes
 from agents.storage._base import DEFAULT_MAX_PAYLOAD_BYTES, StorageAgent
 from agents.storage.wire import (
     CacheInput,
@@ -38,6 +39,7 @@ class KeyWardenAgent(StorageAgent):
     )
     capabilities = ("rotate-kek", "rotate-data-key")
     input_model: ClassVar[type[KeyInput]] = KeyInput
+    scopes = OperationScopes(default="admin")
     ops = ("rotate_kek", "rotate_data_key")
 
     async def work(self, call: Call) -> dict[str, Any]:
@@ -57,6 +59,7 @@ class IndexerAgent(StorageAgent):
     description = "Compacts the indexes: drops deleted vectors, rewrites segments, rebuilds FAISS indexes."
     capabilities = ("compact", "rebuild", "index-status")
     input_model: ClassVar[type[IndexInput]] = IndexInput
+    scopes = OperationScopes(default="admin", op_field="op", by_value={"compact": "admin", "status": "read"})
     ops = ("compact", "stats", "count")
 
     async def work(self, call: Call) -> dict[str, Any]:
@@ -93,6 +96,7 @@ class SnapshotterAgent(StorageAgent):
     description = "Takes named encrypted snapshots of the vault, lists them, and restores one."
     capabilities = ("snapshot", "restore", "list-snapshots")
     input_model: ClassVar[type[SnapshotInput]] = SnapshotInput
+    scopes = OperationScopes(default="admin")  # restore rolls every tenant back; list names them all
     ops = ("snapshot", "restore")
 
     def __init__(
@@ -151,6 +155,7 @@ class CacheKeeperAgent(StorageAgent):
     description = "Reports the vault's cache hit ratio, cache bytes, record and tombstone counts, WAL size."
     capabilities = ("stats", "cache-stats")
     input_model: ClassVar[type[CacheInput]] = CacheInput
+    scopes = OperationScopes(default="read")
     ops = ("stats", "count")
 
     async def work(self, call: Call) -> dict[str, Any]:

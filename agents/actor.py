@@ -45,7 +45,6 @@ from agents.errors import (
     DeadlineExceededError,
 )
 from agents.messaging import Bus, Message
-from agents.scopes import OperationScopes, check_scope, parse_scopes_header
 from agents.protocol import (
     CANCEL_PREFIX,
     HEADER_DEADLINE,
@@ -62,6 +61,7 @@ from agents.protocol import (
     agent_subject,
     heartbeat_subject,
 )
+from agents.scopes import OperationScopes, check_scope, parse_scopes_header
 
 log = structlog.get_logger("neurectomy.agents")
 

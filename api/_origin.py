@@ -30,8 +30,9 @@ from urllib.parse import urlsplit
 from litestar.config.allowed_hosts import AllowedHostsConfig
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import Headers
+from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
 
 from api.generate.schemas import ErrorBody, ErrorDetail
 
@@ -97,7 +98,7 @@ class HostOriginGuard(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         """Answer 400/403 (or close a WebSocket handshake) instead of calling ``next_app``."""
-        if scope["type"] not in ("http", "websocket"):
+        if scope["type"] not in (ScopeType.HTTP, ScopeType.WEBSOCKET):
             await next_app(scope, receive, send)
             return
         headers = Headers.from_scope(scope)
@@ -106,7 +107,7 @@ class HostOriginGuard(ASGIMiddleware):
             await _refuse(scope, receive, send, 400, f"the Host {host!r} is not an allowed host of this API")
             return
         origin = headers.get("origin")
-        unsafe = scope["type"] == "websocket" or scope.get("method", "GET") not in _SAFE_METHODS
+        unsafe = scope["type"] == ScopeType.WEBSOCKET or scope.get("method", "GET") not in _SAFE_METHODS
         if origin is not None and unsafe and not self.origin_allowed(origin, host):
             await _refuse(scope, receive, send, 403, f"requests from the origin {origin!r} are not allowed")
             return
@@ -114,7 +115,7 @@ class HostOriginGuard(ASGIMiddleware):
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
-    if scope["type"] == "websocket":
+    if scope["type"] == ScopeType.WEBSOCKET:
         await receive()  # websocket.connect
         await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
         return
@@ -124,14 +125,14 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, messa
         error=ErrorDetail(code=code, message=message, field="Host" if status == 400 else "Origin"),
         request_id=state.get("request_id"),
     ).model_dump_json()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body.encode()})
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+    }
+    await send(start)
+    end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body.encode(), "more_body": False}
+    await send(end)
 
 
 def cors_config(origins: Sequence[str]) -> CORSConfig | None:
@@ -141,7 +142,13 @@ def cors_config(origins: Sequence[str]) -> CORSConfig | None:
     return CORSConfig(
         allow_origins=list(origins),
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["authorization", "content-type", "x-request-id", "x-neurectomy-tenant", "idempotency-key"],
+        allow_headers=[
+            "authorization",
+            "content-type",
+            "x-request-id",
+            "x-neurectomy-tenant",
+            "idempotency-key",
+        ],
         allow_credentials=False,
         expose_headers=["x-request-id", "retry-after", "traceparent"],
         max_age=600,

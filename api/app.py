@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
 from litestar import Litestar
+from litestar.config.allowed_hosts import AllowedHostsConfig
 from litestar.datastructures import State
 from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -17,6 +19,7 @@ from api import _metrics
 from api._auth import AuthConfig, KeyVerifier, auth_middleware, openapi_security
 from api._limits import LimitsConfig, rate_limit_middleware
 from api._metrics import Metrics, MetricsMiddleware
+from api._origin import HostOriginGuard, cors_config
 from api._trace import TraceMiddleware, add_trace_headers
 from api.agents import routes as _agents
 from api.errors import EXCEPTION_HANDLERS
@@ -73,6 +76,9 @@ def create_app(
     keys: KeyVerifier | None = None,
     limits: LimitsConfig | None = None,
     tasks: TaskQueue | None = None,
+    allowed_hosts: Sequence[str] | None = None,
+    cors_origins: Sequence[str] = (),
+    admin_token: str | None = None,
 ) -> Litestar:
     """The HTTP application over ``orchestrator``.
 
@@ -86,12 +92,23 @@ def create_app(
             and revoke keys, ``/v1/keys`` manages them.
         limits: Rate limits (none by default).
         tasks: The durable task queue behind ``/v1/tasks`` (None: those routes answer 503).
+        allowed_hosts: Hosts a request's ``Host`` may name (``*.example.com`` for subdomains, ``*`` any);
+            ``None`` checks no host (an in-process app; ``serve`` always passes its list, see
+            :mod:`api._origin`).
+        cors_origins: Origins browsers may call from (CORS; none by default).
+        admin_token: With auth off, ``/v1/keys`` needs ``Authorization: Bearer <admin_token>`` (the local
+            admin token in the state directory); ``None``: those routes refuse (403).
     """
     metrics = Metrics()
     orchestrator.observer = metrics
     auth_on = auth is not None and auth.enabled is True
     guards = [auth_middleware(auth, keys)] if auth is not None and auth_on else []
     rate_limit = rate_limit_middleware(limits or LimitsConfig())
+    host_guard = (
+        [HostOriginGuard(AllowedHostsConfig(allowed_hosts=list(allowed_hosts)), cors_origins)]
+        if allowed_hosts is not None
+        else []
+    )
     return Litestar(
         route_handlers=[
             *_openai.ROUTES,
@@ -106,9 +123,18 @@ def create_app(
             *_metrics.ROUTES,
             *_sysinfo.ROUTES,
         ],
-        state=State({"orchestrator": orchestrator, "metrics": metrics, "keys": keys, "tasks": tasks}),
+        state=State(
+            {
+                "orchestrator": orchestrator,
+                "metrics": metrics,
+                "keys": keys,
+                "tasks": tasks,
+                "admin_token": admin_token,
+            }
+        ),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[
+            *host_guard,
             RequestIdMiddleware(),
             TraceMiddleware(),
             MetricsMiddleware(metrics),
@@ -119,6 +145,7 @@ def create_app(
         openapi_config=OpenAPIConfig(
             title="Neurectomy", version="0.1.0", path="/schema", **(openapi_security() if auth_on else {})
         ),
+        cors_config=cors_config(cors_origins),
         request_max_body_size=max_body_bytes,
         debug=debug,
         logging_config=None,

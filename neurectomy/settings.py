@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from api import AuthConfig, LimitsConfig
+from api._origin import default_allowed_hosts
 from orchestrator import OrchestratorConfig, TaskConfig
 from ryot import ModelPoolConfig
 from sigmalang import SigmaConfig
@@ -63,6 +64,17 @@ class ApiSettings(BaseModel):
     """TCP port (0 picks a free one)."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Largest request body, in bytes (413 beyond)."""
+    allowed_hosts: tuple[str, ...] | None = None
+    """Hosts a request's ``Host`` header may name (port ignored; ``*.example.com``: its subdomains; ``*``:
+    any). ``None``: the loopback names and ``host`` (a wildcard bind needs the public names listed).
+    Anything else is answered 400 before a handler runs (DNS rebinding, see docs/security.md)."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins (``https://app.example.com``) whose pages may call the API from a browser (CORS); none by
+    default. Unsafe requests and WebSockets from other origins are refused (403)."""
+
+    def hosts_allowed(self) -> tuple[str, ...]:
+        """``allowed_hosts``, or its default for the bind address."""
+        return self.allowed_hosts if self.allowed_hosts is not None else default_allowed_hosts(self.host)
 
 
 class GeneratorSettings(BaseModel):

@@ -18,7 +18,7 @@ __all__ = ("OrchestratorCollective", "context_of")
 
 
 def context_of(parent: Call) -> CallContext:
-    """A context for a call made on behalf of ``parent``: same tenant, scopes, trace and deadline, a new id."""
+    """A context for a call on behalf of ``parent``: same tenant, scopes, trace and deadline, a new id."""
     return CallContext(
         deadline=parent.deadline,
         request_id=f"{parent.request_id}-{uuid.uuid4().hex[:8]}",

@@ -66,6 +66,7 @@ from ryot.errors import (
     PromptTooLongError,
     RyotError,
 )
+from ryot.grammar import check_grammar
 from ryot.models import resolve_model_path
 from ryot.types import (
     ChatMessage,
@@ -341,6 +342,7 @@ class RyotEngine:
         """
         _validate(params)
         if params.grammar is not None:
+            check_grammar(params.grammar)
             try:  # parse it now, so that a bad grammar is the caller's error and not a failed request
                 Sampler(self._spec(params, 0), self._model).close()
             except ValueError:

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from contextlib import aclosing
 from typing import Any, ClassVar
 
+from anyio import to_thread
+
 from agents.actor import Agent, Call
 from agents.errors import (
     AgentBusyError,
@@ -191,7 +193,7 @@ class GeneratorAgent(InferenceAgent):
             if grammar is not None:
                 raise BadInputError("give at most one of grammar and json_schema", field="json_schema")
             try:
-                grammar = grammar_from_json_schema(inp.json_schema)
+                grammar = await to_thread.run_sync(grammar_from_json_schema, inp.json_schema)
             except RyotError as exc:
                 raise engine_error(exc) from exc
         params = SamplingParams(

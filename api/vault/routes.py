@@ -129,7 +129,10 @@ async def delete_tenant(
         )
     orchestrator: Orchestrator = state.orchestrator
     ctx = orchestrator.context(
-        request_id=call_id_of(request), tenant=tenant, trace_id=trace_id_of(request), scopes=scopes_of(request)
+        request_id=call_id_of(request),
+        tenant=tenant,
+        trace_id=trace_id_of(request),
+        scopes=scopes_of(request),
     )
     return DeleteResponse.model_validate(await _call(state, request, "eraser", {"tenant": tenant}, ctx=ctx))
 

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from neurectomy.server.keys import KEYS_FILE_NAME, KeyStore, KeyStoreError
+from neurectomy.server.keys import KEYS_FILE_NAME, KeyStore, KeyStoreError, local_admin_token
 from neurectomy.settings import load_settings
 
 __all__ = ("keys_app",)
@@ -85,3 +85,15 @@ def list_keys(config: ConfigOption = None) -> None:
             key.id, key.tenant, ",".join(key.scopes), key.name, _when(key.created_at), _when(key.revoked_at)
         )
     console.print(table)
+
+
+@keys_app.command("admin-token")
+def admin_token(config: ConfigOption = None) -> None:
+    """Print the local admin token (``<state_dir>/admin-token``, 0600) ``/v1/keys`` needs with auth off."""
+    try:
+        settings = load_settings(config)
+        token = local_admin_token(settings.state_dir)
+    except (ValidationError, PermissionError) as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    typer.echo(token)

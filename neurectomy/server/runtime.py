@@ -22,7 +22,7 @@ import uvicorn
 from agents import Bus, NoRespondersError
 from agents.roster import ROSTER
 from api import create_app
-from neurectomy.server.keys import KEYS_FILE_NAME, KeyStore
+from neurectomy.server.keys import KEYS_FILE_NAME, KeyStore, local_admin_token
 from neurectomy.server.natsserver import EmbeddedNats
 from neurectomy.server.teams import (
     start_analysis,
@@ -156,7 +156,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = N
 
 
 def _guards(settings: Settings) -> dict[str, Any]:
-    """Auth (resolved against the bind address) and limits arguments of ``create_app``."""
+    """Auth (resolved against the bind address), limits, hosts/origins and admin token of ``create_app``."""
     enabled = settings.auth.enabled_for(settings.api.host)
     keys = KeyStore(settings.state_dir / KEYS_FILE_NAME)
     log.info("auth", enabled=enabled, api_keys=len(keys.list_keys()), jwt=settings.auth.jwt_key() is not None)
@@ -168,6 +168,9 @@ def _guards(settings: Settings) -> dict[str, Any]:
         "auth": settings.auth.model_copy(update={"enabled": enabled}),
         "keys": keys,
         "limits": settings.limits,
+        "allowed_hosts": settings.api.hosts_allowed(),
+        "cors_origins": settings.api.cors_origins,
+        "admin_token": None if enabled else local_admin_token(settings.state_dir),
     }
 
 

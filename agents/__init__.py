@@ -21,7 +21,7 @@ from agents.errors import (
     error_from_wire,
 )
 from agents.inference import GeneratorAgent
-from agents.messaging import Bus, Message
+from agents.messaging import Bus, Message, NatsAuth
 
 __all__ = (
     "Agent",
@@ -37,6 +37,7 @@ __all__ = (
     "GeneratorAgent",
     "InstanceLostError",
     "Message",
+    "NatsAuth",
     "NoRespondersError",
     "ForbiddenError",
     "NotFoundError",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,6 +20,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from agents.messaging import NatsAuth
 from api import AuthConfig, LimitsConfig
 from api._origin import default_allowed_hosts
 from orchestrator import OrchestratorConfig, TaskConfig
@@ -43,14 +44,45 @@ def default_config_file() -> Path | None:
 
 
 class NatsSettings(BaseModel):
-    """Where NATS is."""
+    """Where NATS is, and how to authenticate to an existing one.
+
+    A private server (``url`` unset) needs none of the credential settings: it is started with generated
+    credentials and per-role permissions (see ``neurectomy.server.natsserver``).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     url: str | None = None
-    """An existing NATS server (``nats://host:4222``); ``None`` starts a private one (JetStream on)."""
+    """An existing NATS server (``nats://host:4222``, or a comma-separated list of a cluster's servers);
+    ``None`` starts a private one (JetStream on)."""
     startup_timeout_s: float = Field(default=15.0, gt=0)
     """How long the private server may take to become ready, in seconds."""
+    user: str | None = None
+    """User name on an existing server (with ``password``)."""
+    password: SecretStr | None = None
+    """Password of ``user``."""
+    credentials_file: Path | None = None
+    """A NATS ``.creds`` file (user JWT and nkey seed)."""
+    nkey_seed_file: Path | None = None
+    """A file holding an nkey seed (``SU...``)."""
+    tls_ca_file: Path | None = None
+    """PEM CA bundle verifying the server's certificate (TLS on)."""
+    tls_cert_file: Path | None = None
+    """PEM client certificate for mutual TLS (with ``tls_key_file``)."""
+    tls_key_file: Path | None = None
+    """PEM key of ``tls_cert_file``."""
+
+    def auth(self) -> NatsAuth:
+        """These credentials and TLS files as the messaging layer takes them."""
+        return NatsAuth(
+            user=self.user,
+            password=self.password.get_secret_value() if self.password is not None else None,
+            credentials_file=self.credentials_file,
+            nkey_seed_file=self.nkey_seed_file,
+            tls_ca_file=self.tls_ca_file,
+            tls_cert_file=self.tls_cert_file,
+            tls_key_file=self.tls_key_file,
+        )
 
 
 class ApiSettings(BaseModel):

@@ -19,11 +19,11 @@ import anyio
 import structlog
 import uvicorn
 
-from agents import Bus, NoRespondersError
+from agents import Bus, NatsAuth, NoRespondersError
 from agents.roster import ROSTER
 from api import create_app
 from neurectomy.server.keys import KEYS_FILE_NAME, KeyStore, local_admin_token
-from neurectomy.server.natsserver import EmbeddedNats
+from neurectomy.server.natsserver import CREDENTIALS_FILE_NAME, EmbeddedNats, NatsCredentials, team_role
 from neurectomy.server.teams import (
     start_analysis,
     start_compression,
@@ -45,12 +45,35 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def _nats_url(settings: Settings, stack: AsyncExitStack) -> str:
+def embedded_credentials(settings: Settings) -> NatsCredentials:
+    """The role credentials of the private nats-server of ``settings.state_dir`` (made on first use)."""
+    return NatsCredentials(settings.state_dir / "nats" / CREDENTIALS_FILE_NAME)
+
+
+async def _nats_url(settings: Settings, stack: AsyncExitStack) -> tuple[str, NatsCredentials | None]:
+    """The NATS URL, and the role credentials when this process starts the private server."""
     if settings.nats.url:
-        return settings.nats.url
-    server = EmbeddedNats(settings.state_dir / "nats", startup_timeout_s=settings.nats.startup_timeout_s)
+        return settings.nats.url, None
+    credentials = embedded_credentials(settings)
+    server = EmbeddedNats(
+        settings.state_dir / "nats",
+        startup_timeout_s=settings.nats.startup_timeout_s,
+        credentials=credentials,
+    )
     await stack.enter_async_context(server)
-    return server.url
+    return server.url, credentials
+
+
+def _agent_auth(settings: Settings, team: str) -> NatsAuth:
+    """Credentials of an agent process of ``team``.
+
+    The settings' own; without any, the private server's role credentials when the state directory
+    holds them (an agent process beside ``serve`` on the same host).
+    """
+    auth = settings.nats.auth()
+    if auth != NatsAuth() or not (settings.state_dir / "nats" / CREDENTIALS_FILE_NAME).is_file():
+        return auth
+    return embedded_credentials(settings).auth(team_role(team))
 
 
 async def _watch_signals(on_signal: Callable[[], None]) -> None:
@@ -92,14 +115,21 @@ TEAM_STARTERS: dict[str, TeamStarter] = {
 """Team name → starter. A team's starter raises ValueError for an agent name it does not have."""
 
 
-async def start_teams(settings: Settings, stack: AsyncExitStack, bus: Bus, tg: anyio.abc.TaskGroup) -> None:
-    """Start every team in ``settings.teams`` that has a starter."""
+async def start_teams(
+    settings: Settings,
+    stack: AsyncExitStack,
+    bus: Bus,
+    tg: anyio.abc.TaskGroup,
+    *,
+    bus_for: Callable[[str], Bus] | None = None,
+) -> None:
+    """Start every team in ``settings.teams`` that has a starter, on ``bus_for(team)`` (default ``bus``)."""
     for team in settings.teams:
         starter = TEAM_STARTERS.get(team)
         if starter is None:
             log.warning("no agents implemented for team; skipped", team=team)
             continue
-        await starter(settings, stack, bus, tg)
+        await starter(settings, stack, bus_for(team) if bus_for is not None else bus, tg)
 
 
 async def _start_tasks(
@@ -124,14 +154,24 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = N
         on_ready: Called with the base URL once the HTTP server accepts connections.
     """
     async with AsyncExitStack() as stack:
-        url = await _nats_url(settings, stack)
-        bus = await Bus.connect(url, name="neurectomy-serve")
-        stack.push_async_callback(bus.aclose)
+        url, credentials = await _nats_url(settings, stack)
+        if credentials is None:  # an existing server: one connection with the configured credentials
+            bus = await Bus.connect(url, name="neurectomy-serve", auth=settings.nats.auth())
+            stack.push_async_callback(bus.aclose)
+            role_buses = {"api": bus, "agent": bus, "composer": bus}
+        else:  # the private server: one connection per role, each with that role's permissions only
+            role_buses = {}
+            for role in ("api", "agent", "composer"):
+                role_buses[role] = await Bus.connect(
+                    url, name=f"neurectomy-serve-{role}", auth=credentials.auth(role)
+                )
+                stack.push_async_callback(role_buses[role].aclose)
+            bus = role_buses["api"]
         async with anyio.create_task_group() as tg:
             # Agents stop (drain) before the bus closes: the task group exits before the stack unwinds.
             orchestrator = Orchestrator(bus, settings.orchestrator, specs=ROSTER)
             await tg.start(orchestrator.run)
-            await start_teams(settings, stack, bus, tg)
+            await start_teams(settings, stack, bus, tg, bus_for=lambda team: role_buses[team_role(team)])
             tasks = await _start_tasks(settings, bus, orchestrator, tg)
             app = create_app(
                 orchestrator, max_body_bytes=settings.api.max_body_bytes, tasks=tasks, **_guards(settings)
@@ -203,7 +243,9 @@ async def run_agents(settings: Settings, *, team: str, agent: str | None = None,
     if starter is None:
         raise ValueError(f"no agents implemented for team {team!r} (available: {', '.join(TEAM_STARTERS)})")
     async with AsyncExitStack() as stack:
-        bus = await Bus.connect(settings.nats.url, name=f"neurectomy-agents-{team}")
+        bus = await Bus.connect(
+            settings.nats.url, name=f"neurectomy-agents-{team}", auth=_agent_auth(settings, team)
+        )
         stack.push_async_callback(bus.aclose)
         async with anyio.create_task_group() as tg:
             await starter(settings, stack, bus, tg, agent=agent, replicas=replicas)

@@ -55,5 +55,11 @@ class OrchestratorCollective:
         return invocation.output
 
     async def run_plan(self, plan: Plan, inputs: Mapping[str, Any], *, parent: Call) -> PlanOutcome:
-        """Run ``plan`` on behalf of ``parent``."""
-        return await self._orchestrator.run_plan(plan, inputs, context_of(parent))
+        """Run ``plan`` on behalf of ``parent``.
+
+        Raises:
+            ForbiddenError: A step needs a scope ``parent``'s caller lacks (checked before any step runs).
+        """
+        ctx = context_of(parent)
+        self._orchestrator.plans.authorise(plan, ctx)
+        return await self._orchestrator.run_plan(plan, inputs, ctx)

@@ -43,6 +43,9 @@ class SamplingParams:
             from :func:`ryot.grammar_from_json_schema`.
         speculative: Speculative decoding by prompt lookup (greedy requests only; ignored otherwise):
             faster when the output repeats the prompt, same text.
+        prefix_namespace: Requests share KV prefixes (a slot's cached tokens, the prefix cache) only
+            within one namespace: give the tenant, so that ``usage.cached_tokens`` and the time to first
+            token never tell one tenant what another sent.
     """
 
     max_tokens: int = 256
@@ -55,6 +58,7 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     grammar: str | None = None
     speculative: bool = False
+    prefix_namespace: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ model): an unknown name is ``not_found`` on the field ``model``, its message lis
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from contextlib import aclosing
 from typing import Any, ClassVar
@@ -141,6 +142,8 @@ class InferenceAgent(Agent):
             AgentError: The mapped Ryot or bridge failure (see :func:`engine_error`).
         """
         finished: Finished | None = None
+        # KV prefixes are shared within the caller's tenant only (cached_tokens and TTFT leak nothing).
+        params = dataclasses.replace(params, prefix_namespace=call.tenant)
         try:
             # aclosing: if emitting a chunk is cancelled, the stream must still be closed now (which
             # cancels the engine request), not whenever the suspended generator is garbage collected.

@@ -247,8 +247,11 @@ class Bus:
             ConnectionError: No server can be reached within ``connect_timeout_s`` seconds, or the server
                 refused the credentials (``Authorization Violation``).
         """
+        connected = False
 
         async def on_error(exc: Exception) -> None:
+            if not connected and "authorization violation" in str(exc).lower():
+                raise exc  # refused credentials: fail now instead of retrying them forever
             log.warning("nats client error", error=f"{type(exc).__name__}: {exc}")
 
         nc = Client()
@@ -264,7 +267,10 @@ class Bus:
                 **(auth.connect_options() if auth is not None else {}),
             )
         except (OSError, nats.errors.Error) as exc:
+            with anyio.CancelScope(shield=True):
+                await nc.close()
             raise ConnectionError(f"cannot connect to NATS at {url}: {exc}") from exc
+        connected = True
         return cls(nc)
 
     @property

@@ -14,8 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import httpx
@@ -26,92 +25,65 @@ from websockets.exceptions import InvalidStatus
 from agents import Bus, ForbiddenError
 from agents.messaging import Message
 from neurectomy.server.keys import KEYS_FILE_NAME, KeyStore
-from neurectomy.server.natsserver import CREDENTIALS_FILE_NAME, NatsCredentials
-from neurectomy.testing import start_serve, stop_serve
 from orchestrator import CallContext
 from orchestrator._dispatch import call_for_output
+
+if TYPE_CHECKING:
+    from tests.neurectomy.conftest import Service
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
 
-@dataclass(frozen=True)
-class Service:
-    url: str
-    state_dir: Path
-    write_key: str
-    admin_key: str
-    other_key: str
-
-    @property
-    def nats_url(self) -> str:
-        log = (self.state_dir / "nats" / "nats-server.log").read_text()
-        line = next(ln for ln in log.splitlines() if "Listening for client connections" in ln)
-        return f"nats://127.0.0.1:{line.rsplit(':', 1)[1]}"
-
-    def credentials(self) -> NatsCredentials:
-        return NatsCredentials(self.state_dir / "nats" / CREDENTIALS_FILE_NAME)
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    state = tmp_path_factory.mktemp("trust-state")
-    keys = KeyStore(state / KEYS_FILE_NAME)
-    write = keys.create("acme", "read,write").token
-    admin = keys.create("acme", "read,write,admin").token
-    other = keys.create("globex", "read,write").token
-    proc, url = start_serve(state, env={"NEURECTOMY_AUTH__ENABLED": "true"})
-    try:
-        yield Service(url, state, write, admin, other)
-    finally:
-        stop_serve(proc)
-
-
-def bearer(token: str, **extra: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}", **extra}
-
-
-def test_a_foreign_host_or_origin_is_refused_before_any_handler(service: Service) -> None:
+def test_a_foreign_host_or_origin_is_refused_before_any_handler(secured: Service) -> None:
     body = {"tenant": "x", "scopes": ["admin"]}
-    rebound = httpx.post(f"{service.url}/v1/keys", json=body, headers={"Host": "evil.test"}, timeout=10)
+    rebound = httpx.post(f"{secured.url}/v1/keys", json=body, headers={"Host": "evil.test"}, timeout=10)
     assert rebound.status_code == 400, rebound.text
     assert rebound.json()["error"]["field"] == "Host"
     # Even the right credential does not get through a foreign Host.
     with_admin = httpx.post(
-        f"{service.url}/v1/keys",
+        f"{secured.url}/v1/keys",
         json=body,
-        headers=bearer(service.admin_key, Host="evil.test:8420"),
+        headers=secured.bearer(secured.admin_key, Host="evil.test:8420"),
         timeout=10,
     )
     assert with_admin.status_code == 400
-    assert KeyStore(service.state_dir / KEYS_FILE_NAME).list_keys()[-1].tenant == "globex"  # nothing made
-    assert httpx.get(f"{service.url}/health", headers={"Host": "evil.test"}, timeout=10).status_code == 400
-    port = service.url.rsplit(":", 1)[1]
+    assert KeyStore(secured.state_dir / KEYS_FILE_NAME).list_keys()[-1].tenant == "globex"  # nothing made
+    assert httpx.get(f"{secured.url}/health", headers={"Host": "evil.test"}, timeout=10).status_code == 400
+    port = secured.url.rsplit(":", 1)[1]
     for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"):
-        assert httpx.get(f"{service.url}/health", headers={"Host": host}, timeout=10).status_code == 200
+        assert httpx.get(f"{secured.url}/health", headers={"Host": host}, timeout=10).status_code == 200
     # A page of another site cannot post with the right Host either (a form's text/plain body).
     cross = httpx.post(
-        f"{service.url}/v1/agents/sentiment",
+        f"{secured.url}/v1/agents/sentiment",
         content=json.dumps({"input": "great"}),
-        headers=bearer(service.write_key, Origin="http://evil.test", **{"Content-Type": "text/plain"}),
+        headers=secured.bearer(
+            secured.write_key, Origin="http://evil.test", **{"Content-Type": "text/plain"}
+        ),
         timeout=10,
     )
     assert cross.status_code == 403 and cross.json()["error"]["field"] == "Origin"
     # CORS is off by default: a preflight gets no Access-Control-Allow-Origin.
     preflight = httpx.options(
-        f"{service.url}/v1/generate",
+        f"{secured.url}/v1/generate",
         headers={"Origin": "http://evil.test", "Access-Control-Request-Method": "POST"},
         timeout=10,
     )
     assert "access-control-allow-origin" not in preflight.headers
 
 
-async def test_a_websocket_from_a_foreign_origin_is_refused(service: Service) -> None:
-    ws = service.url.replace("http://", "ws://") + "/v1/ws"
+async def test_a_websocket_from_a_foreign_origin_is_refused(secured: Service) -> None:
+    ws = secured.url.replace("http://", "ws://") + "/v1/ws"
     with pytest.raises(InvalidStatus) as refused:
-        async with connect(ws, origin="http://evil.test", additional_headers=bearer(service.write_key)):  # type: ignore[arg-type]
+        async with connect(
+            ws,
+            origin="http://evil.test",
+            additional_headers=secured.bearer(secured.write_key),
+        ):  # type: ignore[arg-type]
             pass
     assert refused.value.response.status_code == 403
-    async with connect(ws, additional_headers=bearer(service.write_key)) as ok:  # no Origin: not a browser
+    async with connect(
+        ws, additional_headers=secured.bearer(secured.write_key)
+    ) as ok:  # no Origin: not a browser
         await ok.send(json.dumps({"type": "ping", "id": "1"}))
         assert json.loads(await ok.recv())["type"] in ("pong", "error")
 
@@ -128,8 +100,8 @@ ADMIN_CALLS = [
 ]
 
 
-def test_a_write_key_gets_403_from_every_admin_operation_on_every_path(service: Service) -> None:
-    with httpx.Client(base_url=service.url, headers=bearer(service.write_key), timeout=60) as http:
+def test_a_write_key_gets_403_from_every_admin_operation_on_every_path(secured: Service) -> None:
+    with httpx.Client(base_url=secured.url, headers=secured.bearer(secured.write_key), timeout=60) as http:
         for agent, payload in ADMIN_CALLS:
             # Also with input the agent would refuse: authorisation comes before validation.
             for body in (payload, {**payload, "unexpected": 1}):
@@ -156,7 +128,7 @@ def test_a_write_key_gets_403_from_every_admin_operation_on_every_path(service: 
         # The scope is per operation: the same key may read the index status.
         status = http.post("/v1/agents/indexer", json={"input": {"op": "status"}})
         assert status.status_code == 200 and status.json()["output"]["op"] == "status"
-    with httpx.Client(base_url=service.url, headers=bearer(service.admin_key), timeout=60) as http:
+    with httpx.Client(base_url=secured.url, headers=secured.bearer(secured.admin_key), timeout=60) as http:
         listed = http.post("/v1/agents/snapshotter", json={"input": {"op": "list"}})
         assert listed.status_code == 200 and listed.json()["output"]["op"] == "list"
 
@@ -170,10 +142,10 @@ def wait_task(http: httpx.Client, task_id: str, timeout_s: float = 60) -> dict[s
         return record
 
 
-async def test_the_agent_enforces_the_scope_header_itself(service: Service) -> None:
+async def test_the_agent_enforces_the_scope_header_itself(secured: Service) -> None:
     """A request that skips the router (straight to the agent's subject) is refused by the agent."""
-    creds = service.credentials()
-    async with await Bus.connect(service.nats_url, name="test-api", auth=creds.auth("api")) as bus:
+    creds = secured.credentials()
+    async with await Bus.connect(secured.nats_url, name="test-api", auth=creds.auth("api")) as bus:
         ctx = CallContext.with_timeout(10, tenant="acme", scopes=frozenset({"read", "write"}))
         with pytest.raises(ForbiddenError) as refused:
             await call_for_output(
@@ -188,16 +160,17 @@ async def test_the_agent_enforces_the_scope_header_itself(service: Service) -> N
         assert listed["op"] == "list"
 
 
-async def test_nats_refuses_strangers_and_holds_each_role_to_its_permissions(service: Service) -> None:
+async def test_nats_refuses_strangers_and_holds_each_role_to_its_permissions(secured: Service) -> None:
     with pytest.raises(ConnectionError, match="Authorization Violation"):
-        await Bus.connect(service.nats_url, name="stranger")
-    creds = service.credentials()
+        await Bus.connect(secured.nats_url, name="stranger")
+    creds = secured.credentials()
     with pytest.raises(ConnectionError, match="Authorization Violation"):
         wrong = creds.auth("api")
-        await Bus.connect(service.nats_url, name="guess", auth=type(wrong)(user="api", password="guess"))
+        await Bus.connect(secured.nats_url, name="guess", auth=type(wrong)(user="api", password="guess"))
     async with (
-        await Bus.connect(service.nats_url, name="api", auth=creds.auth("api")) as api,
-        await Bus.connect(service.nats_url, name="agent", auth=creds.auth("agent")) as agent,
+        await Bus.connect(secured.nats_url, name="api", auth=creds.auth("api")) as api,
+        await Bus.connect(secured.nats_url, name="agent", auth=creds.auth("agent")) as agent,
+        await Bus.connect(secured.nats_url, name="composer", auth=creds.auth("composer")) as listener,
     ):
         for subject, publisher, allowed_publisher in (
             ("neurectomy.cancel.someone-else", agent, api),  # an agent cannot cancel anyone's call
@@ -212,7 +185,6 @@ async def test_nats_refuses_strangers_and_holds_each_role_to_its_permissions(ser
                 if msg.data == b"marker":
                     arrived.set()
 
-            listener = api if publisher is agent else agent
             async with listener.subscription(subject, record):
                 await listener.flush()
                 await publisher.publish(subject, b"forbidden", {"Neurectomy-Tenant": "acme"})
@@ -223,28 +195,31 @@ async def test_nats_refuses_strangers_and_holds_each_role_to_its_permissions(ser
             assert [m.data for m in got] == [b"marker"], subject
 
 
-def test_tiny_deadlines_do_not_open_the_breaker_for_others(service: Service) -> None:
-    with httpx.Client(base_url=service.url, timeout=120) as http:
+def test_tiny_deadlines_do_not_open_the_breaker_for_others(secured: Service) -> None:
+    with httpx.Client(base_url=secured.url, timeout=120) as http:
         tiny = {"input": {"prompt": "Hello", "max_tokens": 8}, "timeout_s": 0.001, "retries": 0}
         codes = [
-            http.post("/v1/agents/generator", json=tiny, headers=bearer(service.other_key)).status_code
+            http.post(
+                "/v1/agents/generator", json=tiny, headers=secured.bearer(secured.other_key)
+            ).status_code
             for _ in range(8)
         ]
         assert set(codes) == {504}, codes
-        agents = http.get("/v1/agents", headers=bearer(service.write_key)).json()
+        agents = http.get("/v1/agents", headers=secured.bearer(secured.write_key)).json()
         generator = next(a for a in agents if a["name"] == "generator")
         assert generator["health"] == "up", generator
         normal = {"input": {"prompt": "The capital of France is", "max_tokens": 4, "temperature": 0}}
-        answered = http.post("/v1/agents/generator", json=normal, headers=bearer(service.write_key))
+        answered = http.post("/v1/agents/generator", json=normal, headers=secured.bearer(secured.write_key))
         assert answered.status_code == 200, answered.text
         assert answered.json()["agent"] == "generator"
 
 
-def test_a_reused_request_id_does_not_cancel_another_callers_call(service: Service) -> None:
-    body = {"prompt": "Count slowly: one, two, three,", "max_tokens": 160, "temperature": 0, "stream": True}
-    with httpx.Client(base_url=service.url, timeout=120) as http:
-        headers_b = bearer(service.other_key, **{"X-Request-Id": "shared-id"})
-        headers_a = bearer(service.write_key, **{"X-Request-Id": "shared-id"})
+@pytest.mark.timeout(300)
+def test_a_reused_request_id_does_not_cancel_another_callers_call(secured: Service) -> None:
+    body = {"prompt": "Count slowly: one, two, three,", "max_tokens": 48, "temperature": 0, "stream": True}
+    with httpx.Client(base_url=secured.url, timeout=120) as http:
+        headers_b = secured.bearer(secured.other_key, **{"X-Request-Id": "shared-id"})
+        headers_a = secured.bearer(secured.write_key, **{"X-Request-Id": "shared-id"})
         with http.stream("POST", "/v1/generate", json=body, headers=headers_b) as attacker:
             attacker_lines = attacker.iter_lines()
             assert first_token(attacker_lines)

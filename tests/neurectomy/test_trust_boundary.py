@@ -248,3 +248,16 @@ def first_token(lines: Iterator[str]) -> bool:
         if time.monotonic() > deadline:
             break
     return False
+
+
+def test_chat_sessions_belong_to_their_tenant(secured: Service) -> None:
+    body = {"input": {"session": "shared-name", "message": "Hi", "max_tokens": 2, "temperature": 0}}
+    with httpx.Client(base_url=secured.url, timeout=120) as http:
+
+        def turn(key: str) -> int:
+            answer = http.post("/v1/agents/chat", json=body, headers=secured.bearer(key))
+            assert answer.status_code == 200, answer.text
+            return int(answer.json()["output"]["turn"])
+
+        assert [turn(secured.write_key), turn(secured.write_key)] == [1, 2]
+        assert turn(secured.other_key) == 1  # another tenant's session of the same name starts afresh

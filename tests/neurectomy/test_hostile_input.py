@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 if TYPE_CHECKING:
@@ -127,8 +127,9 @@ class LagMonitor:
             while not self._stop.is_set():
                 started = time.monotonic()
                 try:
+                    # 503 is an answer too: "degraded" while the agents are too busy to answer discovery
                     status = http.get(f"{self.url}/health").status_code
-                    if status != 200:
+                    if status not in (200, 503):
                         self.failures.append(f"/health answered {status}")
                 except httpx.HTTPError as exc:
                     self.failures.append(f"/health failed: {exc!r}")
@@ -178,24 +179,32 @@ def operations(secured: Service) -> Iterator[list[tuple[str, str, dict[str, Any]
     deadline=None,
     database=None,
     derandomize=True,
+    phases=(Phase.explicit, Phase.generate),  # no shrinking: a replay against a live server is not pure
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=st.data())
 def test_hostile_text_in_every_field_never_answers_5xx_nor_stalls_the_loop(
     secured: Service, operations: list[tuple[str, str, dict[str, Any], dict[str, Any]]], data: st.DataObject
 ) -> None:
+    # Every draw first, so that the data drawn never depends on what the server answered.
+    cases = [
+        (method, path, fill(schema, components, data.draw(HOSTILE_TEXT), data.draw(HOSTILE_SCHEMA)))
+        for method, path, schema, components in operations
+    ]
     answered: dict[int, int] = {}
+    server_errors: list[tuple[str, str, int, str, str]] = []
     with (
         LagMonitor(secured.url) as lag,
         httpx.Client(base_url=secured.url, headers=secured.bearer(secured.admin_key), timeout=120) as http,
     ):
-        for method, path, schema, components in operations:
-            text = data.draw(HOSTILE_TEXT, label=path)
-            bad_schema = data.draw(HOSTILE_SCHEMA, label=f"{path} schema")
-            body = fill(schema, components, text, bad_schema)
+        for method, path, body in cases:
             response = http.request(method, path, json=body)
             answered[response.status_code] = answered.get(response.status_code, 0) + 1
-            assert response.status_code < 500, (method, path, text[:60], response.text[:300])
+            if response.status_code >= 500:
+                server_errors.append(
+                    (method, path, response.status_code, str(body)[:80], response.text[:200])
+                )
+    assert not server_errors, server_errors
     assert lag.samples > 0 and not lag.failures, lag.failures[:5]
     assert lag.slowest_s < 1.0, f"/health took {lag.slowest_s:.2f} s while hostile input was handled"
     assert sum(n for status, n in answered.items() if 400 <= status < 500) > 0, answered

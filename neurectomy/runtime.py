@@ -1,8 +1,11 @@
 """Wiring of a Neurectomy process: NATS, agents, orchestrator and the HTTP server.
 
-``serve`` (embedded default): a private nats-server (unless ``nats.url`` is set), the generator agent
-with the Ryot model, the orchestrator and the API, all in one process; SIGINT/SIGTERM stop the HTTP
-server, drain the agents, close NATS and stop the private nats-server, in that order.
+``serve`` (embedded default): a private nats-server (unless ``nats.url`` is set; supervised: restarted
+with its data if it dies, the API answering 503 meanwhile), the generator agent with the Ryot model, the
+orchestrator and the API, all in one process; SIGINT/SIGTERM stop the HTTP server, drain the agents,
+close NATS and stop the private nats-server, in that order. With the Storage team in the process, durable
+task records are sealed with the tenant's vault data key (deleting the tenant crypto-shreds them); a
+task reconciler requeues or dead-letters stuck records.
 
 ``run_agents`` (distributed): only agent instances, joining an existing NATS server.
 """
@@ -25,12 +28,14 @@ from api import create_app
 from neurectomy._team_analysis import start_analysis
 from neurectomy._team_compression import start_compression
 from neurectomy._team_inference import start_inference
-from neurectomy._team_storage import start_storage
+from bridges.tenant_seal import VaultSealer
+from bridges.vault import VaultBridge
+from neurectomy._team_storage import open_storage_vault, start_storage
 from neurectomy._team_synthesis import start_synthesis
 from neurectomy.keys import KEYS_FILE_NAME, KeyStore
 from neurectomy.natsserver import EmbeddedNats
 from neurectomy.settings import Settings
-from orchestrator import Orchestrator, TaskQueue, TaskWorker, task_executor
+from orchestrator import Orchestrator, TaskQueue, TaskReconciler, TaskWorker, task_executor
 
 log = structlog.get_logger("neurectomy")
 
@@ -43,12 +48,13 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def _nats_url(settings: Settings, stack: AsyncExitStack) -> str:
+async def _embedded_nats(settings: Settings, stack: AsyncExitStack) -> EmbeddedNats | None:
+    """Start the private nats-server (None when ``nats.url`` names an existing one)."""
     if settings.nats.url:
-        return settings.nats.url
+        return None
     server = EmbeddedNats(settings.state_dir / "nats", startup_timeout_s=settings.nats.startup_timeout_s)
     await stack.enter_async_context(server)
-    return server.url
+    return server
 
 
 async def _watch_signals(on_signal: Callable[[], None]) -> None:
@@ -90,27 +96,46 @@ TEAM_STARTERS: dict[str, TeamStarter] = {
 """Team name → starter. A team's starter raises ValueError for an agent name it does not have."""
 
 
-async def start_teams(settings: Settings, stack: AsyncExitStack, bus: Bus, tg: anyio.abc.TaskGroup) -> None:
-    """Start every team in ``settings.teams`` that has a starter."""
+async def start_teams(
+    settings: Settings,
+    stack: AsyncExitStack,
+    bus: Bus,
+    tg: anyio.abc.TaskGroup,
+    *,
+    vault: VaultBridge | None = None,
+) -> None:
+    """Start every team in ``settings.teams`` that has a starter (the Storage team on ``vault`` if given)."""
     for team in settings.teams:
         starter = TEAM_STARTERS.get(team)
         if starter is None:
             log.warning("no agents implemented for team; skipped", team=team)
             continue
+        if team == "storage" and vault is not None:
+            await start_storage(settings, stack, bus, tg, bridge=vault)
+            continue
         await starter(settings, stack, bus, tg)
 
 
 async def _start_tasks(
-    settings: Settings, bus: Bus, orchestrator: Orchestrator, tg: anyio.abc.TaskGroup
+    settings: Settings,
+    bus: Bus,
+    orchestrator: Orchestrator,
+    tg: anyio.abc.TaskGroup,
+    vault: VaultBridge | None,
 ) -> TaskQueue | None:
-    """Open the durable task queue and start a worker; None (``/v1/tasks`` answers 503) without JetStream."""
+    """Open the durable task queue, start a worker and the reconciler; None (``/v1/tasks`` answers 503)
+    without JetStream. Records are sealed with the tenants' data keys when ``vault`` is given."""
+    sealer = VaultSealer(vault.vault) if vault is not None else None
+    if sealer is None:
+        log.warning("no vault in this process: durable task records are stored unsealed")
     try:
-        queue = await TaskQueue.open(bus, settings.tasks)
+        queue = await TaskQueue.open(bus, settings.tasks, sealer=sealer)
     except NoRespondersError as exc:
         log.warning("durable tasks unavailable (is JetStream enabled?)", error=exc.message)
         return None
     execute = task_executor(orchestrator, deadline_s=settings.orchestrator.task_deadline_s)
-    await tg.start(TaskWorker(bus, execute, settings.tasks, name="serve").run)
+    await tg.start(TaskWorker(bus, execute, settings.tasks, name="serve", sealer=sealer).run)
+    await tg.start(TaskReconciler(bus, settings.tasks, sealer=sealer).run)
     return queue
 
 
@@ -122,15 +147,18 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = N
         on_ready: Called with the base URL once the HTTP server accepts connections.
     """
     async with AsyncExitStack() as stack:
-        url = await _nats_url(settings, stack)
-        bus = await Bus.connect(url, name="neurectomy-serve")
+        nats = await _embedded_nats(settings, stack)
+        bus = await Bus.connect(nats.url if nats else str(settings.nats.url), name="neurectomy-serve")
         stack.push_async_callback(bus.aclose)
         async with anyio.create_task_group() as tg:
             # Agents stop (drain) before the bus closes: the task group exits before the stack unwinds.
+            if nats is not None:
+                await tg.start(nats.supervise)
             orchestrator = Orchestrator(bus, settings.orchestrator, specs=ROSTER)
             await tg.start(orchestrator.run)
-            await start_teams(settings, stack, bus, tg)
-            tasks = await _start_tasks(settings, bus, orchestrator, tg)
+            vault = await open_storage_vault(settings, stack) if "storage" in settings.teams else None
+            await start_teams(settings, stack, bus, tg, vault=vault)
+            tasks = await _start_tasks(settings, bus, orchestrator, tg, vault)
             app = create_app(
                 orchestrator, max_body_bytes=settings.api.max_body_bytes, tasks=tasks, **_guards(settings)
             )

@@ -391,7 +391,9 @@ async def test_reconciler_publishes_a_record_left_without_a_message(bus: Bus, wo
     queue = await TaskQueue.open(bus, config)
     store = queue._store
     now = time.time()
-    record = TaskRecord(id=uuid.uuid4().hex, tenant="acme", plan=PLAN, input={"x": 5}, created_at=now, updated_at=now)
+    record = TaskRecord(
+        id=uuid.uuid4().hex, tenant="acme", plan=PLAN, input={"x": 5}, created_at=now, updated_at=now
+    )
     assert await store.create(record)  # and no publish: the submit "crashed" here
     reconciler = TaskReconciler(bus, config)
     ran: list[str] = []
@@ -500,7 +502,9 @@ async def test_sealed_records_hold_no_plaintext_and_are_shredded_with_the_tenant
         assert final.status == "succeeded" and final.result == {"x": canary}
         raw = (await queue._store.kv.get(record.id)).value
         assert canary.encode() not in raw and json.loads(raw)["status"] == "succeeded"
-        leaks = [p for p in nats_server.store_dir.rglob("*") if p.is_file() and canary.encode() in p.read_bytes()]
+        leaks = [
+            p for p in nats_server.store_dir.rglob("*") if p.is_file() and canary.encode() in p.read_bytes()
+        ]
         assert leaks == []
         # A sealed blob does not open as another task's record.
         other, _ = await queue.submit(plan_request(1), tenant="acme")

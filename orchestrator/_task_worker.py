@@ -276,8 +276,12 @@ class TaskWorker:
             if scope.cancelled_caught:  # shutdown: hand the task to another worker now
                 with anyio.CancelScope(shield=True), anyio.move_on_after(1):
                     await _settle(msg.nak())
-        except AgentError as exc:  # infrastructure: leave it un-acked, JetStream redelivers it
+        except AgentError as exc:  # infrastructure: hand it back for redelivery once NATS answers again
             log.warning("task left for redelivery", worker=self.name, error=str(exc))
+            with anyio.CancelScope(shield=True), anyio.move_on_after(self.config.ack_wait_s):
+                while not self._bus.is_connected:  # e.g. the nats-server is being restarted
+                    await anyio.sleep(0.05)
+                await _settle(msg.nak())  # at once, instead of after ack_wait_s
         except Exception:  # a bug: keep the worker alive, the task is redelivered
             log.exception("task handler failed; left for redelivery", worker=self.name)
         finally:

@@ -22,7 +22,13 @@ from bridges.vault import VaultBridge
 from neurectomy._team_runners import check_agent, start_runners
 from neurectomy.settings import Settings
 
-__all__ = ("STORAGE_CONCURRENCY", "STORAGE_MAILBOX_SIZE", "STORAGE_THREADS", "open_storage_vault", "start_storage")
+__all__ = (
+    "STORAGE_CONCURRENCY",
+    "STORAGE_MAILBOX_SIZE",
+    "STORAGE_THREADS",
+    "open_storage_vault",
+    "start_storage",
+)
 
 log = structlog.get_logger("neurectomy")
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 import structlog
 
 log = structlog.get_logger("neurectomy.nats")
@@ -167,7 +168,7 @@ class EmbeddedNats:
     async def supervise(
         self,
         *,
-        poll_s: float = 0.05,
+        retry_s: float = 0.05,
         max_backoff_s: float = 2.0,
         task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
@@ -177,15 +178,15 @@ class EmbeddedNats:
         ``max_backoff_s`` seconds. :meth:`stop` ends the supervision (a stopped server stays stopped).
 
         Args:
-            poll_s: How often the process is checked, in seconds.
+            retry_s: Delay before retrying a failed restart, doubled at each failure, in seconds.
             max_backoff_s: Longest delay between two failed restarts, in seconds.
             task_status: Started at once.
         """
         task_status.started()
-        delay = poll_s
+        delay = retry_s
         while True:
-            while self.process is not None and self.process.poll() is None:
-                await anyio.sleep(poll_s)
+            if self.process is not None:  # a thread waits for the exit (abandoned if we are cancelled)
+                await anyio.to_thread.run_sync(self.process.wait, abandon_on_cancel=True)
             if self._stopping:
                 return
             code = self.process.returncode if self.process is not None else None
@@ -200,7 +201,7 @@ class EmbeddedNats:
                 delay = min(delay * 2, max_backoff_s)
                 continue
             self.restarts += 1
-            delay = poll_s
+            delay = retry_s
 
     async def stop(self) -> None:
         """Terminate the server (SIGTERM, then SIGKILL after ``stop_timeout_s``) and end its supervision.

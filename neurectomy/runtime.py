@@ -25,11 +25,11 @@ import uvicorn
 from agents import Bus, NoRespondersError
 from agents.roster import ROSTER
 from api import create_app
+from bridges.tenant_seal import VaultSealer
+from bridges.vault import VaultBridge
 from neurectomy._team_analysis import start_analysis
 from neurectomy._team_compression import start_compression
 from neurectomy._team_inference import start_inference
-from bridges.tenant_seal import VaultSealer
-from bridges.vault import VaultBridge
 from neurectomy._team_storage import open_storage_vault, start_storage
 from neurectomy._team_synthesis import start_synthesis
 from neurectomy.keys import KEYS_FILE_NAME, KeyStore
@@ -123,8 +123,11 @@ async def _start_tasks(
     tg: anyio.abc.TaskGroup,
     vault: VaultBridge | None,
 ) -> TaskQueue | None:
-    """Open the durable task queue, start a worker and the reconciler; None (``/v1/tasks`` answers 503)
-    without JetStream. Records are sealed with the tenants' data keys when ``vault`` is given."""
+    """Open the durable task queue, start a worker and the reconciler (None without JetStream).
+
+    Without JetStream ``/v1/tasks`` answers 503. Records are sealed with the tenants' data keys when
+    ``vault`` is given.
+    """
     sealer = VaultSealer(vault.vault) if vault is not None else None
     if sealer is None:
         log.warning("no vault in this process: durable task records are stored unsealed")

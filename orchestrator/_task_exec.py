@@ -59,7 +59,9 @@ def task_executor(orchestrator: Orchestrator, *, deadline_s: float) -> Executor:
                 try:
                     plan = parse_plan(planned.output["plan"])
                 except (PlanError, KeyError) as exc:
-                    raise BadInputError(f"the planner returned an unusable plan: {exc}", field="goal") from None
+                    raise BadInputError(
+                        f"the planner returned an unusable plan: {exc}", field="goal"
+                    ) from None
                 await journal.plan_made(plan.model_dump(mode="json", exclude_defaults=True))
             inputs = goal_inputs(goal)
         done = {s.id: s for s in record.steps if s.status == "succeeded"}

@@ -28,7 +28,17 @@ from orchestrator._task_models import Priority, TaskRecord, TaskStatus
 __all__ = ("PUBLIC_FIELDS", "Sealer", "TaskCodec", "TaskHead")
 
 PUBLIC_FIELDS = frozenset(
-    {"id", "tenant", "status", "priority", "attempts", "created_at", "updated_at", "dead_lettered", "lease_until"}
+    {
+        "id",
+        "tenant",
+        "status",
+        "priority",
+        "attempts",
+        "created_at",
+        "updated_at",
+        "dead_lettered",
+        "lease_until",
+    }
 )
 """Record fields stored in clear (no tenant content); every other field is sealed."""
 _VERSION = 2

@@ -36,6 +36,7 @@ from contextlib import aclosing
 from typing import Any
 
 import anyio
+
 from agents.errors import AgentError, AgentFailedError, BadInputError, NotFoundError, TooLargeError
 from agents.jetstream import JetStream, JetStreamUnavailableError, KeyValueBucket
 from agents.messaging import Bus
@@ -172,7 +173,6 @@ class TaskStore:
             if written is not None:
                 return new, written, True
             record, revision = await self.load(record.id)
-
 
     async def dead_letter(
         self, record: TaskRecord, revision: int, last_error: dict[str, Any] | None, *, attempts: int

@@ -279,7 +279,7 @@ class TaskWorker:
         except AgentError as exc:  # infrastructure: hand it back for redelivery once NATS answers again
             log.warning("task left for redelivery", worker=self.name, error=str(exc))
             with anyio.CancelScope(shield=True), anyio.move_on_after(self.config.ack_wait_s):
-                while not self._bus.is_connected:  # e.g. the nats-server is being restarted
+                while not self._bus.is_connected:  # noqa: ASYNC110 - the bus has no reconnect event
                     await anyio.sleep(0.05)
                 await _settle(msg.nak())  # at once, instead of after ack_wait_s
         except Exception:  # a bug: keep the worker alive, the task is redelivered
@@ -355,10 +355,16 @@ class TaskWorker:
             steps = merge_steps(current.steps, outcome.steps if outcome is not None else run.steps)
             if outcome is not None:
                 return current.changed(
-                    status=outcome.status, result=outcome.output, steps=steps, error=outcome.error, lease_until=None
+                    status=outcome.status,
+                    result=outcome.output,
+                    steps=steps,
+                    error=outcome.error,
+                    lease_until=None,
                 )
             if failure is not None:
-                return current.changed(status="failed", steps=steps, error=record_error(failure), lease_until=None)
+                return current.changed(
+                    status="failed", steps=steps, error=record_error(failure), lease_until=None
+                )
             return current.changed(  # cancelled (by the caller) without a cancel record: store it
                 status="cancelled",
                 steps=steps,
@@ -439,8 +445,7 @@ class TaskWorker:
             run.scope.cancel()
 
     async def _heartbeat(self, store: TaskStore, run: _Run) -> None:
-        """Keep the message from being redelivered, renew the record's lease, and notice cancels written
-        only to the record."""
+        """Keep the message from being redelivered, renew the lease, notice cancels written to the record."""
         lease_s = self.config.ack_wait_s
         interval = max(0.05, lease_s / 3)
 

@@ -1,4 +1,4 @@
-"""Seal and open bytes of other components with a tenant's vault data key (encryption at rest outside the vault).
+"""Seal and open other components' bytes with a tenant's vault data key (encryption at rest elsewhere).
 
 Other state derived from a tenant (durable task inputs and results, for instance) is sealed with the same
 per-tenant AES-256-GCM data key as the tenant's records, so :meth:`Vault.delete_tenant` crypto-shreds it
@@ -28,8 +28,13 @@ _PREFIX = b"svault/tenant-blob/v1"
 
 def _aad(tenant: str, context: bytes, version: int) -> bytes:
     raw = tenant.encode()
-    return _PREFIX + struct.pack(">I", len(raw)) + raw + struct.pack(">I", len(context)) + context + struct.pack(
-        ">I", version
+    return (
+        _PREFIX
+        + struct.pack(">I", len(raw))
+        + raw
+        + struct.pack(">I", len(context))
+        + context
+        + struct.pack(">I", version)
     )
 
 

@@ -35,7 +35,9 @@ from orchestrator._task_store import OPEN_PREFIX, TaskStore
 
 pytestmark = pytest.mark.slow
 
-ONLY_ANALYSIS = {"NEURECTOMY_TEAMS": json.dumps(["inference", "analysis"])}  # inference: /health needs a model
+ONLY_ANALYSIS = {
+    "NEURECTOMY_TEAMS": json.dumps(["inference", "analysis"])
+}  # inference: /health needs a model
 FAST_RECOVERY = {
     "NEURECTOMY_TASKS__ACK_WAIT_S": "3",
     "NEURECTOMY_TASKS__RECONCILE_INTERVAL_S": "0.2",

@@ -23,9 +23,9 @@ from agents.errors import AgentBusyError, AgentFailedError, BadInputError, NotFo
 from agents.jetstream import JetStream
 from agents.messaging import Bus
 from agents.plans import PlanOutcome, StepReport
+from bridges.tenant_seal import VaultSealer
 from neurectomy.natsserver import EmbeddedNats
 from orchestrator._task_models import TaskConfig, TaskRecord, TaskRequest
-from bridges.tenant_seal import VaultSealer
 from orchestrator._task_reconcile import TaskReconciler
 from orchestrator._task_store import TaskQueue, idempotency_kv_key
 from orchestrator._task_worker import Executor, ProgressFn, TaskJournal, TaskWorker

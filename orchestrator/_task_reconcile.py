@@ -31,6 +31,7 @@ import structlog
 from anyio.abc import TaskStatus
 
 from agents.errors import AgentError, NotFoundError
+from agents.jetstream import JetStreamUnavailableError
 from agents.messaging import Bus
 from orchestrator._task_models import TaskConfig, TaskRecord, error_dict
 from orchestrator._task_seal import Sealer, TaskHead
@@ -119,16 +120,24 @@ class TaskReconciler:
                 else:
                     missing.add(task_id)
                 continue
-            head = store.codec.head(entry.value)
-            if head.status in ("succeeded", "failed", "cancelled"):
+            try:
+                head = store.codec.head(entry.value)
+                if head.status in ("succeeded", "failed", "cancelled"):
+                    await store.close_marker(task_id)
+                    report.closed += 1
+                elif head.status == "queued":
+                    report.requeued += await self._queued(store, head)
+                elif head.status == "running":
+                    requeued, buried = await self._running(store, head)
+                    report.requeued += requeued
+                    report.dead_lettered += buried
+            except NotFoundError:  # its data was erased with its tenant: nothing left to run
                 await store.close_marker(task_id)
                 report.closed += 1
-            elif head.status == "queued":
-                report.requeued += await self._queued(store, head)
-            elif head.status == "running":
-                requeued, buried = await self._running(store, head)
-                report.requeued += requeued
-                report.dead_lettered += buried
+            except JetStreamUnavailableError:
+                raise
+            except AgentError as exc:  # one unreadable record must not stop the others
+                log.warning("task not reconciled", task=task_id, error=str(exc))
         self._missing = missing
         return report
 

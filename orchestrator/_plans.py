@@ -61,6 +61,7 @@ class _Run:
                 self.reports[sid] = report.model_copy()
                 self.outputs[sid] = report.output
         self.failed: AgentError | None = None
+        self.journal_error: Exception | None = None
         self.cancelled = False
         # The schedule: no step waits in a task; a step starts once its last dependency is done.
         self.deps = {s.id: dependencies(s) for s in plan.steps}
@@ -146,6 +147,8 @@ class PlanRunner:
                 tg.start_soon(self._watch_cancel, cancel, run, tg.cancel_scope)
                 await self._run_steps(run, ctx)
                 tg.cancel_scope.cancel()  # stop the cancel watcher
+        if run.journal_error is not None:
+            raise run.journal_error
         for report in run.reports.values():
             if report.status in ("pending", "running"):
                 report.status = "cancelled" if report.status == "running" else "skipped"
@@ -191,7 +194,12 @@ class PlanRunner:
             if steps.cancel_scope.cancel_called or run.cancelled:  # failed or cancelled: start nothing
                 return
             if run.journal is not None and run.reports[next_step.id].status == "succeeded":
-                await run.journal([run.reports[s.id] for s in run.plan.steps])
+                try:
+                    await run.journal([run.reports[s.id] for s in run.plan.steps])
+                except Exception as exc:  # raised by run() itself, not as an exception group
+                    run.journal_error = run.journal_error or exc
+                    steps.cancel_scope.cancel()
+                    return
             ready = run.finished(next_step.id)
             next_step = ready[0] if ready else None
             for other in ready[1:]:

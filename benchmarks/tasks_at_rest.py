@@ -34,7 +34,7 @@ import anyio  # noqa: E402
 from agents.messaging import Bus  # noqa: E402
 from agents.plans import StepReport  # noqa: E402
 from bridges.tenant_seal import VaultSealer  # noqa: E402
-from neurectomy.natsserver import EmbeddedNats  # noqa: E402
+from neurectomy.server.natsserver import EmbeddedNats  # noqa: E402
 from orchestrator._task_models import TaskConfig, TaskRecord, TaskRequest  # noqa: E402
 from orchestrator._task_seal import Sealer  # noqa: E402
 from orchestrator._task_store import TaskQueue  # noqa: E402

@@ -28,7 +28,7 @@ import pytest
 
 from agents.messaging import Bus
 from neurectomy import Client
-from neurectomy.natsserver import EmbeddedNats
+from neurectomy.server.natsserver import EmbeddedNats
 from neurectomy.testing import start_serve, stop_serve
 from orchestrator._task_models import TaskConfig, TaskRecord
 from orchestrator._task_store import OPEN_PREFIX, TaskStore

@@ -24,7 +24,7 @@ from agents.jetstream import JetStream
 from agents.messaging import Bus
 from agents.plans import PlanOutcome, StepReport
 from bridges.tenant_seal import VaultSealer
-from neurectomy.natsserver import EmbeddedNats
+from neurectomy.server.natsserver import EmbeddedNats
 from orchestrator._task_models import TaskConfig, TaskRecord, TaskRequest
 from orchestrator._task_reconcile import TaskReconciler
 from orchestrator._task_store import TaskQueue, idempotency_kv_key

@@ -30,13 +30,13 @@ from bridges.vault import VaultBridge
 from neurectomy.server.keys import KEYS_FILE_NAME, KeyStore
 from neurectomy.server.natsserver import EmbeddedNats
 from neurectomy.server.teams import (
+    open_storage_vault,
     start_analysis,
     start_compression,
     start_inference,
     start_storage,
     start_synthesis,
 )
-from neurectomy.server.teams._storage import open_storage_vault
 from neurectomy.settings import Settings
 from orchestrator import Orchestrator, TaskQueue, TaskReconciler, TaskWorker, task_executor
 

@@ -60,6 +60,18 @@ async def _embedded_nats(settings: Settings, stack: AsyncExitStack) -> EmbeddedN
     return server
 
 
+PRIVATE_STATE_DIRS = ("nats", "sigma", "vault")
+"""Subdirectories of the state directory that hold tenants' data (JetStream, ΣLANG chunks, ΣVAULT)."""
+
+
+def private_state_dirs(settings: Settings) -> None:
+    """Create the state directory's data subdirectories with mode 0700 (and tighten existing ones)."""
+    for name in PRIVATE_STATE_DIRS:
+        path = settings.state_dir / name
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)
+
+
 async def _watch_signals(on_signal: Callable[[], None]) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
@@ -152,6 +164,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = N
         settings: All settings.
         on_ready: Called with the base URL once the HTTP server accepts connections.
     """
+    private_state_dirs(settings)
     async with AsyncExitStack() as stack:
         nats = await _embedded_nats(settings, stack)
         bus = await Bus.connect(nats.url if nats else str(settings.nats.url), name="neurectomy-serve")
@@ -231,6 +244,7 @@ async def run_agents(settings: Settings, *, team: str, agent: str | None = None,
     starter = TEAM_STARTERS.get(team)
     if starter is None:
         raise ValueError(f"no agents implemented for team {team!r} (available: {', '.join(TEAM_STARTERS)})")
+    private_state_dirs(settings)
     async with AsyncExitStack() as stack:
         bus = await Bus.connect(settings.nats.url, name=f"neurectomy-agents-{team}")
         stack.push_async_callback(bus.aclose)

@@ -209,7 +209,8 @@ def test_kill_9_of_the_worker_in_step_3_resumes_the_plan_and_nothing_is_left_in_
         if p.is_file() and canary.encode() in p.read_bytes()
     )
     assert leaks == [], f"plaintext canary in {leaks}"
-    assert stat.S_IMODE(os.stat(nats.store_dir).st_mode) == 0o700
+    for private in ("nats", "sigma", "vault"):  # JetStream, ΣLANG and ΣVAULT data: the owner's only
+        assert stat.S_IMODE(os.stat(state / private).st_mode) == 0o700, private
 
 
 def _recovered(url: str) -> bool:

@@ -63,6 +63,7 @@ from agents.messaging import Bus, Message
 __all__ = (
     "ENTRY_ATTRIBUTE",
     "SPANS_SUBJECT",
+    "TENANT_ATTRIBUTE",
     "TRACEPARENT",
     "SpanBuffer",
     "SpanKind",
@@ -197,6 +198,8 @@ def engine_spans(
         engine.start_span(name, start_time=start, attributes={**attrs, **extra}).end(end_time=stop)
 
 
+TENANT_ATTRIBUTE = "neurectomy.tenant"
+"""Attribute naming the tenant a trace's entry span (or a task's span) ran for."""
 ENTRY_ATTRIBUTE = "neurectomy.entry"
 """Attribute of a span where a request enters the system (the API's request span); only such a span may
 start a recorded trace."""

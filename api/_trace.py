@@ -28,7 +28,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
-from agents.tracing import ENTRY_ATTRIBUTE, SpanKind, parse_traceparent, remote_context, tracer
+from agents.tracing import ENTRY_ATTRIBUTE, TENANT_ATTRIBUTE, SpanKind, parse_traceparent, remote_context, tracer
 
 TRACEPARENT_HEADER = "traceparent"
 TRACE_ID_HEADER = "x-trace-id"
@@ -91,9 +91,19 @@ class TraceMiddleware(ASGIMiddleware):
             if span.is_recording():
                 span.update_name(f"{method} {scope.get('path_template') or scope['path']}")
                 span.set_attribute("http.response.status_code", status)
+                span.set_attribute(TENANT_ATTRIBUTE, _tenant(scope, headers))
                 if status >= 500:
                     span.set_status(StatusCode.ERROR)
             span.end()
+
+
+def _tenant(scope: Scope, headers: dict[bytes, bytes]) -> str:
+    """The tenant the request ran for: the credential's when authenticated, else the tenant header's."""
+    user = scope.get("user")
+    tenant = getattr(user, "tenant", None)
+    if isinstance(tenant, str):
+        return tenant
+    return headers.get(b"x-neurectomy-tenant", b"default").decode("latin-1")[:64]
 
 
 def trace_id_of(request: Request[Any, Any, Any]) -> str:

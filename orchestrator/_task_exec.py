@@ -13,7 +13,7 @@ from opentelemetry import trace
 
 from agents.errors import BadInputError, error_from_wire
 from agents.plans import PlanError, PlanOutcome, parse_plan
-from agents.tracing import current_trace_id, remote_context, start_child, tracer
+from agents.tracing import TENANT_ATTRIBUTE, current_trace_id, remote_context, start_child, tracer
 from orchestrator._dispatch import CallContext
 from orchestrator._task_store import TaskRecord
 from orchestrator._task_worker import Executor, ProgressFn
@@ -47,7 +47,11 @@ def task_executor(orchestrator: Orchestrator, *, deadline_s: float) -> Executor:
             _tracer,
             "task",
             parent=remote_context(record.traceparent),
-            attributes={"neurectomy.task": record.id, "neurectomy.attempt": record.attempts},
+            attributes={
+                "neurectomy.task": record.id,
+                "neurectomy.attempt": record.attempts,
+                TENANT_ATTRIBUTE: record.tenant,
+            },
         )
         with trace.use_span(span, end_on_exit=True):
             return await _execute(record, progress)

@@ -254,6 +254,7 @@ def _span_dict(span: ReadableSpan) -> dict[str, Any]:
         "start_ns": span.start_time or 0,
         "end_ns": span.end_time or 0,
         "service": str(attrs.get("service.name", "")),
+        "scope": span.instrumentation_scope.name if span.instrumentation_scope else "",
         "instance": str(attrs.get("service.instance.id", "")),
         "status": span.status.status_code.name.lower(),
         "attributes": {
@@ -305,7 +306,9 @@ class SpanBuffer:
         """Every kept span as a dict.
 
         Keys: ``trace_id``, ``span_id``, ``parent_id``, ``name``, ``kind``, ``start_ns`` and ``end_ns``
-        (Unix epoch nanoseconds), ``service``, ``instance``, ``status``, ``attributes``.
+        (Unix epoch nanoseconds), ``service`` (the process's ``service.name``), ``scope`` (the component:
+        ``neurectomy.api``, ``neurectomy.orchestrator``, ``neurectomy.agents``, ``neurectomy.ryot``),
+        ``instance`` (host:pid), ``status``, ``attributes``.
         """
         with self._lock:
             snapshot = list(self._spans)

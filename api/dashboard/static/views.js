@@ -93,7 +93,7 @@ export function waterfall(spans, el) {
         el("div", { class: "label", style: `padding-left:${depthOf(s) * 12}px` },
           el("span", { class: "svc-dot", style: `background:${colour(s.service)}` }), s.name),
         el("div", { class: "track" },
-          el("div", { class: "bar", style: `left:${left}%;width:${width}%;background:${colour(s.service)}` }),
-          el("span", { class: "dur", style: `left:${Math.min(left + width, 88)}%` }, `${((s.end_ns - s.start_ns) / 1e6).toFixed(1)} ms`)));
+          el("div", { class: "bar", style: `left:${left}%;width:${width}%;background:${colour(s.service)}` })),
+        el("span", { class: "dur" }, `${((s.end_ns - s.start_ns) / 1e6).toFixed(1)} ms`));
     }));
 }

@@ -41,7 +41,8 @@ export async function request(path, { method = "GET", body, signal, background =
     let detail = `${res.status}`;
     try {
       const err = await res.json();
-      detail = `${res.status}: ${err.detail || err.message || JSON.stringify(err)}`;
+      const e = err.error || err;
+      detail = `${res.status}: ${e.message || e.detail || JSON.stringify(err)}`;
     } catch (_) { /* not JSON */ }
     throw new Error(detail);
   }

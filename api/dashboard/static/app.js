@@ -179,7 +179,7 @@ async function ask(event) {
           $("#ask-meta").textContent = `${body.usage.completion_tokens} tokens · TTFT ${Math.round(first - started)} ms (browser) · ` +
             `finish: ${body.finish_reason}`;
         } else if (name === "error") {
-          $("#ask-meta").textContent = `error: ${body.detail || body.message || data}`;
+          $("#ask-meta").textContent = `error: ${(body.error && body.error.message) || body.message || data}`;
         }
       },
     });

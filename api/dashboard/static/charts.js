@@ -11,7 +11,7 @@ export class LineChart {
         height,
         legend: { show: true },
         cursor: { drag: { x: false, y: false } },
-        scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(max || 0, 1) * 1.1] } },
+        scales: { x: { time: true, range: (u, min, max) => [Math.min(min ?? 0, (max ?? 0) - 300), max ?? 0] }, y: { range: (u, min, max) => [0, Math.max(max || 0, 1) * 1.1] } },
         axes: [{ stroke: "#8892a0", grid: { stroke: "#2a3140" } }, { stroke: "#8892a0", grid: { stroke: "#2a3140" }, size: 48 }],
         series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.stroke, width: 2, spanGaps: true }))],
       },

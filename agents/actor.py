@@ -20,6 +20,7 @@ the bus:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -433,9 +434,12 @@ class AgentRunner:
                 kind=SpanKind.SERVER,
                 attributes={"neurectomy.agent": self.agent.name, "neurectomy.team": self.agent.team},
             )
-            with trace.use_span(
-                span, end_on_exit=True, record_exception=False, set_status_on_exception=False
-            ):
+            traced = (
+                trace.use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False)
+                if span.is_recording()
+                else contextlib.nullcontext()  # untraced: no context switch either
+            )
+            with traced:
                 with call.cancel_scope:
                     try:
                         if self.agent.input_model is not None:

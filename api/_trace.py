@@ -28,7 +28,14 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
-from agents.tracing import ENTRY_ATTRIBUTE, TENANT_ATTRIBUTE, SpanKind, parse_traceparent, remote_context, tracer
+from agents.tracing import (
+    ENTRY_ATTRIBUTE,
+    TENANT_ATTRIBUTE,
+    SpanKind,
+    parse_traceparent,
+    remote_context,
+    tracer,
+)
 
 TRACEPARENT_HEADER = "traceparent"
 TRACE_ID_HEADER = "x-trace-id"

@@ -13,7 +13,20 @@ from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from api import _agents, dashboard, _generate, _keys, _metrics, _openai, _sigma, _sysinfo, _system, _tasks, _vault, _ws
+from api import (
+    _agents,
+    _generate,
+    _keys,
+    _metrics,
+    _openai,
+    _sigma,
+    _sysinfo,
+    _system,
+    _tasks,
+    _vault,
+    _ws,
+    dashboard,
+)
 from api._auth import AuthConfig, KeyVerifier, auth_middleware, openapi_security
 from api._limits import LimitsConfig, rate_limit_middleware
 from api._metrics import Metrics, MetricsMiddleware

@@ -116,6 +116,8 @@ class PlanRunner:
             cancel: Setting it cancels the run (running steps are told to stop).
         """
         span = start_child(_tracer, f"plan {plan.name}", attributes={"neurectomy.steps": len(plan.steps)})
+        if not span.is_recording():
+            return await self._run(plan, inputs, ctx, progress, cancel)
         with trace.use_span(span, end_on_exit=True):
             return await self._run(plan, inputs, ctx, progress, cancel)
 
@@ -189,10 +191,13 @@ class PlanRunner:
         report = run.reports[step.id]
         span = start_child(_tracer, f"step {step.id}", attributes={"neurectomy.step": step.id})
         try:
-            with trace.use_span(
-                span, end_on_exit=False, record_exception=False, set_status_on_exception=False
-            ):
+            if not span.is_recording():
                 await self._execute(step, report, run, ctx)
+            else:
+                with trace.use_span(
+                    span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+                ):
+                    await self._execute(step, report, run, ctx)
         except AgentError as exc:
             if span.is_recording():
                 span.set_status(StatusCode.ERROR, exc.code)

@@ -184,12 +184,14 @@ class Selector:
             NotFoundError: No agent of that name, or none with that capability (field named).
             BadInputError: None of ``agent``, ``capability``, ``goal`` was given.
         """
-        with trace.use_span(start_child(_tracer, "select"), end_on_exit=True) as span:
+        span = start_child(_tracer, "select")
+        if not span.is_recording():  # untraced: no context switch either
+            return await self._select(agent=agent, capability=capability, goal=goal, k=k)
+        with trace.use_span(span, end_on_exit=True):
             selection = await self._select(agent=agent, capability=capability, goal=goal, k=k)
-            if span.is_recording():
-                span.set_attributes(
-                    {"neurectomy.agent": selection.agent, "neurectomy.selection.method": selection.method}
-                )
+            span.set_attributes(
+                {"neurectomy.agent": selection.agent, "neurectomy.selection.method": selection.method}
+            )
             return selection
 
     async def _select(

@@ -1,4 +1,4 @@
-"""The dashboard's live feed and trace views: ``/v1/dashboard/snapshot``, ``/v1/dashboard/events``, ``/v1/traces``.
+"""The dashboard's live feed and the trace views.
 
 * ``GET /v1/dashboard/snapshot``: the system now, as JSON (see :class:`Snapshotter`);
 * ``GET /v1/dashboard/events``: the same as server-sent events (``event: snapshot``) every
@@ -50,7 +50,9 @@ class Snapshotter:
         interval_s: Reuse a snapshot younger than this, in seconds.
     """
 
-    def __init__(self, orchestrator: Orchestrator, metrics: Metrics, *, interval_s: float = DEFAULT_INTERVAL_S):
+    def __init__(
+        self, orchestrator: Orchestrator, metrics: Metrics, *, interval_s: float = DEFAULT_INTERVAL_S
+    ):
         self.orchestrator = orchestrator
         self.metrics = metrics
         self.interval_s = interval_s
@@ -58,10 +60,13 @@ class Snapshotter:
         self._lock = anyio.Lock()
 
     async def get(self) -> dict[str, Any]:
-        """The snapshot: ``t`` (Unix seconds), ``agents`` (one row per agent: roster fields, ``health``,
-        ``load``, ``replicas``, ``in_flight``, ``mailbox_depth``, and over the last minute ``calls``,
-        ``errors``, ``p50_ms``, ``p95_ms``), ``models`` (served models with memory, slots, queue),
-        ``series`` (TTFT p50/p95, tokens/s, calls/s over the last minutes) and ``nats_connected``."""
+        """The snapshot (rebuilt when older than ``interval_s``).
+
+        Keys: ``t`` (Unix seconds), ``agents`` (one row per agent: roster fields, ``health``, ``load``,
+        ``replicas``, ``in_flight``, ``mailbox_depth``, and over the last minute ``calls``, ``errors``,
+        ``p50_ms``, ``p95_ms``), ``models`` (served models with memory, slots, queue), ``series`` (TTFT
+        p50/p95, tokens/s, calls/s over the last minutes) and ``nats_connected``.
+        """
         async with self._lock:
             if self._last is not None and time.time() - self._last["t"] < self.interval_s:
                 return self._last
@@ -91,7 +96,7 @@ def _snapshotter(state: State) -> Snapshotter:
     if snap is None:
         snap = Snapshotter(state.orchestrator, state.metrics)
         state.dashboard_snapshotter = snap
-    return snap  # type: ignore[no-any-return]
+    return snap
 
 
 @get("/v1/dashboard/snapshot", summary="Agents, models and live charts' data, now")
@@ -138,7 +143,7 @@ async def list_traces(
     request: Request[Any, Any, Any],
     limit: Annotated[int, Parameter(ge=1, le=500, description="Most traces listed.")] = 50,
 ) -> list[dict[str, Any]]:
-    """Newest first: ``trace_id``, ``root``, ``start_ns``, ``duration_s``, ``spans``, ``services``, ``error``."""
+    """The newest traces kept, newest first (see :meth:`agents.tracing.SpanBuffer.traces`)."""
     tenant = _may_see(request)
     buffer = span_buffer()
     rows = buffer.traces(limit=max(limit * 4, 200))

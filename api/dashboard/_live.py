@@ -104,8 +104,10 @@ class LiveStats:
         )
 
     def series(self) -> dict[str, list[float | None]]:
-        """The time series as columns (``t``, ``ttft_p50_ms``, ``ttft_p95_ms``, ``tokens_per_s``,
-        ``calls_per_s``), oldest first, ready for a chart."""
+        """The time series as columns, oldest first, ready for a chart.
+
+        Keys: ``t``, ``ttft_p50_ms``, ``ttft_p95_ms``, ``tokens_per_s``, ``calls_per_s``.
+        """
         points = list(self._series)
         keys = ("t", "ttft_p50_ms", "ttft_p95_ms", "tokens_per_s", "calls_per_s")
         return {k: [p[k] for p in points] for k in keys}

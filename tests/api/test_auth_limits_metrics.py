@@ -8,7 +8,6 @@ logs; ``service`` is the session's default (loopback, auth off) service. RS256 i
 from __future__ import annotations
 
 import importlib.metadata
-
 import json
 import os
 import secrets

@@ -51,7 +51,9 @@ def test_page_shows_every_agent_by_team_with_live_health_and_no_console_errors(
         members = {a["name"] for a in roster if a["team"] == team}
         rows = tab.locator(f'.team[data-team="{team}"] tr.agent')
         assert {r.get_attribute("data-agent") for r in rows.all()} == members
-    shown = {r.get_attribute("data-agent"): r.get_attribute("data-health") for r in tab.locator("tr.agent").all()}
+    shown = {
+        r.get_attribute("data-agent"): r.get_attribute("data-health") for r in tab.locator("tr.agent").all()
+    }
     assert shown == {a["name"]: a["health"] for a in roster}
     assert set(shown.values()) == {"up"}  # serve runs every agent
     # Live: the snapshot feed keeps updating the page without a reload.
@@ -98,7 +100,9 @@ def test_goal_runs_as_a_task_whose_steps_turn_green(
     statuses: set[str] = set()
     deadline = time.monotonic() + 120
     while detail.get_attribute("data-status") != "succeeded":
-        assert detail.get_attribute("data-status") in ("queued", "running"), detail.get_attribute("data-status")
+        assert detail.get_attribute("data-status") in ("queued", "running"), detail.get_attribute(
+            "data-status"
+        )
         assert time.monotonic() < deadline, "the task did not finish"
         statuses |= {s.get_attribute("data-status") or "" for s in detail.locator("g.step").all()}
         time.sleep(0.05)

@@ -27,7 +27,9 @@ _SUFFIXES = ("_bucket", "_count", "_sum")
 def promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
-        reason = "promtool is not installed (Debian package prometheus; `make system-deps` installs it as root)"
+        reason = (
+            "promtool is not installed (Debian package prometheus; `make system-deps` installs it as root)"
+        )
         if os.environ.get("NEURECTOMY_REQUIRE_BROWSER") == "1":
             pytest.fail(reason)
         pytest.skip(reason)

@@ -9,6 +9,7 @@ whose ``/v1/traces/{id}`` must then hold the whole request under the trace id th
 from __future__ import annotations
 
 import base64
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,14 +66,23 @@ def test_one_task_request_is_one_trace_across_api_orchestrator_and_two_agent_pro
     serve, url = start_serve(dirs["serve"], "--nats-url", nats.url, env={"NEURECTOMY_TEAMS": '["inference"]'})
     procs = []
     try:
-        procs.append(start_agents(dirs["analysis"], "analysis", nats.url, "--agent", "statistician", expect=1))
-        procs.append(start_agents(dirs["compression"], "compression", nats.url, "--agent", "compressor", expect=1))
+        procs.append(
+            start_agents(dirs["analysis"], "analysis", nats.url, "--agent", "statistician", expect=1)
+        )
+        procs.append(
+            start_agents(dirs["compression"], "compression", nats.url, "--agent", "compressor", expect=1)
+        )
         data = base64.b64encode(b"the same words, the same words, the same words").decode()
+        # Without an exporter the server records 1 % of requests; a sampled traceparent asks for this one.
+        trace_id, caller_span = secrets.token_hex(16), secrets.token_hex(8)
         submitted = httpx.post(
-            f"{url}/v1/tasks", json={"plan": PLAN, "input": {"values": [1, 2, 3], "data": data}}, timeout=30
+            f"{url}/v1/tasks",
+            json={"plan": PLAN, "input": {"values": [1, 2, 3], "data": data}},
+            headers={"traceparent": f"00-{trace_id}-{caller_span}-01"},
+            timeout=30,
         )
         assert submitted.status_code == 202, submitted.text
-        trace_id = submitted.headers["x-trace-id"]
+        assert submitted.headers["x-trace-id"] == trace_id
         task_id = submitted.json()["id"]
         deadline = time.monotonic() + 60
         while (record := httpx.get(f"{url}/v1/tasks/{task_id}", timeout=10).json())["status"] != "succeeded":
@@ -89,7 +99,7 @@ def test_one_task_request_is_one_trace_across_api_orchestrator_and_two_agent_pro
             return by_id[by_name[name]["parent_id"]]
 
         # The chain, from the HTTP request down to each agent's handler in its own process.
-        assert by_name["POST /v1/tasks"]["parent_id"] is None
+        assert by_name["POST /v1/tasks"]["parent_id"] == caller_span  # the caller's span, not kept here
         assert parent("task")["name"] == "POST /v1/tasks"
         assert parent("plan traced")["name"] == "task"
         for step, agent in (("stats", "statistician"), ("pack", "compressor")):
@@ -114,7 +124,10 @@ def test_one_task_request_is_one_trace_across_api_orchestrator_and_two_agent_pro
             hop, handler = by_name[f"nats {agent}"], by_name[f"agent {agent}"]
             assert hop["start_ns"] <= handler["start_ns"] + 5_000_000  # clocks of one host; 5 ms slack
             assert by_name[f"agent {agent}"]["status"] != "error"
+        unsampled = httpx.get(f"{url}/v1/agents", headers={"traceparent": f"00-{'a' * 32}-{'b' * 16}-00"})
+        assert unsampled.status_code == 200 and unsampled.headers["x-trace-id"] == "a" * 32
         listed = httpx.get(f"{url}/v1/traces", params={"limit": 100}, timeout=10).json()
+        assert "a" * 32 not in {r["trace_id"] for r in listed}  # the caller said: do not record
         row = next(r for r in listed if r["trace_id"] == trace_id)
         assert row["root"] == "POST /v1/tasks"
         assert {"neurectomy-api", "neurectomy-agents-analysis", "neurectomy-agents-compression"} <= set(

@@ -28,7 +28,10 @@ async def bus(nats_server: EmbeddedNats) -> AsyncIterator[Bus]:
 async def queue(bus: Bus) -> TaskQueue:
     tag = uuid.uuid4().hex[:10]
     config = TaskConfig(
-        stream=f"L_{tag}", dead_letter_stream=f"LD_{tag}", bucket=f"list-{tag}", subject_prefix=f"l{tag}.tasks"
+        stream=f"L_{tag}",
+        dead_letter_stream=f"LD_{tag}",
+        bucket=f"list-{tag}",
+        subject_prefix=f"l{tag}.tasks",
     )
     return await TaskQueue.open(bus, config)
 

@@ -21,18 +21,20 @@ function headers(extra) {
   return h;
 }
 
-// A W3C traceparent whose sampled flag is 0: the dashboard's own polling is not traced, so the
-// recent-traces view shows the operator's actions and real traffic rather than the page watching itself.
-function unsampled() {
+// A W3C traceparent (https://www.w3.org/TR/trace-context/) with the sampled flag set or not. The page's
+// own polling is not traced (flag 00), so the recent-traces view is not filled with the page watching
+// itself; the operator's actions (ask, preview, run) are always traced (flag 01), whatever the server's
+// sample ratio, so their waterfall can be looked at.
+function traceparent(sampled) {
   const hex = (n) => [...crypto.getRandomValues(new Uint8Array(n))].map((b) => b.toString(16).padStart(2, "0")).join("");
-  return `00-${hex(16)}-${hex(8)}-00`;
+  return `00-${hex(16)}-${hex(8)}-${sampled ? "01" : "00"}`;
 }
 
 // fetch with the key; 401 raises AuthError (the caller asks for a key), other errors carry the API's message.
-// background: a poll or a watch (not traced); user actions (ask, run) are traced.
+// background: a poll or a watch (never traced); otherwise an operator's action (always traced).
 export async function request(path, { method = "GET", body, signal, background = false } = {}) {
   const extra = body ? { "content-type": "application/json" } : {};
-  if (background) extra.traceparent = unsampled();
+  extra.traceparent = traceparent(!background);
   const init = { method, signal, headers: headers(extra) };
   if (body !== undefined) init.body = JSON.stringify(body);
   const res = await fetch(path, init);

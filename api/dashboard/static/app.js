@@ -43,7 +43,7 @@ async function tryKey(event) {
   const key = $("#key-input").value.trim();
   setApiKey(key);
   try {
-    await getJSON("/v1/dashboard/snapshot");
+    await getJSON("/v1/dashboard/snapshot", { background: true });
   } catch (err) {
     setApiKey(null);
     $("#key-error").textContent = err instanceof AuthError ? "Key refused (401): check it and try again." : `Error: ${err.message}`;
@@ -284,7 +284,7 @@ function renderTask(task) {
 
 // ---------------------------------------------------------------- traces
 async function loadTraces() {
-  const rows = await getJSON("/v1/traces?limit=25");
+  const rows = await getJSON("/v1/traces?limit=25", { background: true });
   $("#traces tbody").replaceChildren(...rows.map((t) =>
     el("tr", { class: `trace ${t.error ? "bad" : ""}`, "data-trace": t.trace_id, onclick: guarded(() => showTrace(t.trace_id)) },
       el("td", {}, el("code", {}, t.trace_id.slice(0, 8))), el("td", {}, t.root),
@@ -293,7 +293,7 @@ async function loadTraces() {
 }
 
 async function showTrace(id) {
-  const spans = await getJSON(`/v1/traces/${id}`);
+  const spans = await getJSON(`/v1/traces/${id}`, { background: true });
   $("#waterfall").replaceChildren(waterfall(spans, el));
   for (const row of document.querySelectorAll("#traces tr.trace")) row.classList.toggle("selected", row.dataset.trace === id);
 }
@@ -307,6 +307,7 @@ async function follow() {
       setPill("#pill-feed", "live", "ok");
       await readEvents("/v1/dashboard/events", {
         signal: feed.signal,
+        background: true,
         onEvent: (name, data) => {
           if (name !== "snapshot") return;
           const snap = JSON.parse(data);
@@ -358,7 +359,7 @@ async function boot() {
     state.features.plan = Boolean(schema.paths && schema.paths["/v1/plan"] && schema.paths["/v1/plan"].post);
   } catch (_) { /* no schema: use the planner agent */ }
   try {
-    await getJSON("/v1/dashboard/snapshot");
+    await getJSON("/v1/dashboard/snapshot", { background: true });
   } catch (err) {
     if (err instanceof AuthError) { setApiKey(null); askForKey(apiKey() ? "Key refused." : ""); return; }
   }

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from neurectomy.keys import KEYS_FILE_NAME, KeyStore
+from neurectomy.server.keys import KEYS_FILE_NAME, KeyStore
 from neurectomy.testing import start_serve, stop_serve
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ import pytest
 
 from agents.errors import BadInputError
 from agents.messaging import Bus
-from neurectomy.natsserver import EmbeddedNats
+from neurectomy.server.natsserver import EmbeddedNats
 from orchestrator._task_models import TaskConfig, TaskRequest
 from orchestrator._task_store import TaskQueue
 

@@ -427,18 +427,16 @@ class AgentRunner:
             # One scope for both ends of the work: the deadline (its own deadline) and the caller's
             # cancel (``_on_cancel`` sets ``cancelled_by_caller`` before cancelling it).
             call.cancel_scope.deadline = anyio.current_time() + call.remaining_s()
+            traced: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
             span = start_child(
-                _tracer,
-                f"agent {self.agent.name}",
-                parent=remote_context(call.traceparent),
-                kind=SpanKind.SERVER,
-                attributes={"neurectomy.agent": self.agent.name, "neurectomy.team": self.agent.team},
+                _tracer, "agent", parent=remote_context(call.traceparent), kind=SpanKind.SERVER
             )
-            traced = (
-                trace.use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False)
-                if span.is_recording()
-                else contextlib.nullcontext()  # untraced: no context switch either
-            )
+            if span.is_recording():  # untraced calls skip the attributes and the context switch
+                span.update_name(f"agent {self.agent.name}")
+                span.set_attributes({"neurectomy.agent": self.agent.name, "neurectomy.team": self.agent.team})
+                traced = trace.use_span(
+                    span, end_on_exit=True, record_exception=False, set_status_on_exception=False
+                )
             with traced:
                 with call.cancel_scope:
                     try:

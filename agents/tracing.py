@@ -168,6 +168,8 @@ def start_child(
     The check comes first so that untraced work (internal calls, benchmarks) pays well under a
     microsecond instead of the SDK's few microseconds for a span it would drop anyway.
     """
+    if parent is None:
+        parent = otel_context.get_current()
     ctx = trace.get_current_span(parent).get_span_context()
     if not (ctx.is_valid and ctx.trace_flags.sampled):
         return INVALID_SPAN

@@ -382,7 +382,7 @@ async def bench(args: argparse.Namespace, console: Console, work: Path, children
     try:
         agent_args = ["--serve-agent", "--nats-url", server.url, *(["--traced"] if args.traced else [])]
         if args.traced:  # every call below runs inside one recorded trace: each hop makes 2 spans
-            tracing.configure("bench-caller")
+            tracing.configure("bench-caller", tracing.TracingConfig(sample_ratio=1.0))
             root = tracing.tracer("bench").start_span("bench", attributes={tracing.ENTRY_ATTRIBUTE: True})
             otel_context.attach(trace.set_span_in_context(root))
             res.notes["tracing"] = "on: a client span per hop here, a server span per call in the agent"

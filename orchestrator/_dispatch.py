@@ -149,19 +149,14 @@ async def call_agent(
     done = False
     # Not the current span: this generator's frames interleave with its consumer's, so the span is
     # ended by hand and reaches the agent only through the ``traceparent`` header.
-    span = start_child(
-        _tracer,
-        f"nats {agent}",
-        kind=SpanKind.CLIENT,
-        attributes={
-            "messaging.system": "nats",
-            "messaging.destination.name": subject,
-            "neurectomy.team": team,
-        },
-    )
+    span = start_child(_tracer, "nats", kind=SpanKind.CLIENT)  # a no-op span when the call is untraced
     async with bus.inbox() as box:
         headers = ctx.headers(box.subject)
         if span.is_recording():
+            span.update_name(f"nats {agent}")
+            span.set_attributes(
+                {"messaging.system": "nats", "messaging.destination.name": subject, "neurectomy.team": team}
+            )
             headers[TRACEPARENT] = traceparent(span)
         try:
             reply = await box.request(  # the accept comes to the same inbox as the stream

@@ -64,7 +64,8 @@ class Snapshotter:
 
         Keys: ``t`` (Unix seconds), ``agents`` (one row per agent: roster fields, ``health``, ``load``,
         ``replicas``, ``in_flight``, ``mailbox_depth``, and over the last minute ``calls``, ``errors``,
-        ``p50_ms``, ``p95_ms``), ``models`` (served models with memory, slots, queue), ``series`` (TTFT
+        ``p50_ms``, ``p95_ms``), ``models`` (served models with memory, slots, queue), ``prefix_cache``
+        (Ryot's ``lookups`` and ``hits`` since start, summed over instances), ``series`` (TTFT
         p50/p95, tokens/s, calls/s over the last minutes) and ``nats_connected``.
         """
         async with self._lock:
@@ -81,11 +82,19 @@ class Snapshotter:
                 row.update(window.get(info.name) or {"calls": 0, "errors": 0, "p50_ms": None, "p95_ms": None})
                 agents.append(row)
             models = [dataclasses.asdict(m) for m in await self.orchestrator.models()]
+            lookups = hits = 0
+            config = self.orchestrator.config
+            for answer in await self.orchestrator.bus.discover("STATS", timeout_s=config.discovery_timeout_s):
+                data = ((answer.get("endpoints") or [{}])[0].get("data")) or {}
+                prefix = data.get("prefix_cache") or {}
+                lookups += int(prefix.get("lookups", 0))
+                hits += int(prefix.get("hits", 0))
             self._last = {
                 "t": time.time(),
                 "nats_connected": self.orchestrator.bus.is_connected,
                 "agents": agents,
                 "models": models,
+                "prefix_cache": {"lookups": lookups, "hits": hits},
                 "series": live.series(),
             }
             return self._last

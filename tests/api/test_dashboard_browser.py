@@ -61,6 +61,9 @@ def test_page_shows_every_agent_by_team_with_live_health_and_no_console_errors(
     expect(tab.locator("body")).not_to_have_attribute("data-updated", first or "", timeout=15_000)
     expect(tab.locator("#pill-agents")).to_contain_text(f"{len(roster)}/{len(roster)} up")
     expect(tab.locator("#models tbody tr")).not_to_have_count(0)
+    expect(tab.locator("#prefix-cache")).to_contain_text("prefix (KV) cache")
+    expect(tab.locator("#vault")).to_contain_text("records (tenant / all)", timeout=15_000)
+    expect(tab.locator("#sigma")).to_contain_text("RSUs", timeout=15_000)
     screenshot(tab, artifacts, "dashboard-agents")
     assert errors == []
 

@@ -111,6 +111,10 @@ function renderModels(snap) {
       el("td", {}, fmt.bytes(m.memory_bytes)), el("td", {}, m.parallel ?? "–"),
       el("td", {}, m.active), el("td", {}, m.queue_depth)));
   $("#models tbody").replaceChildren(...rows);
+  const pc = snap.prefix_cache;
+  $("#prefix-cache").textContent = pc.lookups
+    ? `Ryot prefix (KV) cache: ${pc.hits} hits of ${pc.lookups} lookups (${fmt.pct(pc.hits / pc.lookups)}) since start`
+    : "Ryot prefix (KV) cache: no lookups yet";
   const loaded = snap.models.filter((m) => m.status === "loaded").length;
   setPill("#pill-models", `models ${loaded}/${snap.models.length} loaded`, loaded ? "ok" : "warn");
   const s = snap.series;

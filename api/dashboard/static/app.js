@@ -147,11 +147,16 @@ async function pollStorage() {
     kv("#sigma", [["ΣLANG RSUs", `${s.rsus} (${fmt.bytes(s.bytes)})`], ["dictionaries", s.dictionaries],
       ["compressions", m.compressions ?? 0], ["ratio since start", ratio ? `${ratio.toFixed(2)}×` : "–"]]);
     const series = state.sigmaSeries;
-    series.t.push(Date.now() / 1000);
-    series.ratio.push(ratio);
-    if (series.t.length > 300) { series.t.shift(); series.ratio.shift(); }
-    charts.sigma ||= new LineChart($("#chart-sigma"), [{ label: "ratio ×", stroke: "#c29a1f" }]);
-    charts.sigma.set(series.t, [series.ratio]);
+    if (ratio !== null) {  // nothing compressed yet: no chart rather than an empty one
+      series.t.push(Date.now() / 1000);
+      series.ratio.push(ratio);
+      if (series.t.length > 300) { series.t.shift(); series.ratio.shift(); }
+      if (!charts.sigma) $("#chart-sigma").textContent = "";
+      charts.sigma ||= new LineChart($("#chart-sigma"), [{ label: "ratio ×", stroke: "#c29a1f" }]);
+      charts.sigma.set(series.t, [series.ratio]);
+    } else if (!charts.sigma) {
+      $("#chart-sigma").textContent = "no compression yet";
+    }
   } catch (err) {
     if (err instanceof AuthError) throw err;
     kv("#sigma", [["ΣLANG", `unavailable (${err.message})`]]);

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import ast
 import json
+import pydoc_data.topics
 import random
 import re
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
-
-import pydoc_data.topics
 
 __all__ = ("Session", "build_sessions", "corpus_sources")
 
@@ -82,7 +81,10 @@ def _tool(module: str, node: ast.FunctionDef) -> dict[str, object] | None:
         kind = "string"
         if isinstance(a.annotation, ast.Name) and a.annotation.id in ("int", "float", "bool"):
             kind = {"int": "integer", "float": "number", "bool": "boolean"}[a.annotation.id]
-        props[a.arg] = {"type": kind, "description": f"The {a.arg.replace('_', ' ')} argument of {node.name}."}
+        props[a.arg] = {
+            "type": kind,
+            "description": f"The {a.arg.replace('_', ' ')} argument of {node.name}.",
+        }
     return {
         "type": "function",
         "function": {
@@ -169,8 +171,7 @@ def build_sessions(
             ]
         )
         systems = [
-            f"{role}\n\nReference:\n{pydoc_data.topics.topics[k]}"[:6000]
-            for k in rng.sample(topics, 3)
+            f"{role}\n\nReference:\n{pydoc_data.topics.topics[k]}"[:6000] for k in rng.sample(topics, 3)
         ]
         toolsets = [rng.sample(all_tools, rng.randint(6, 16)) for _ in range(2)]
         tenant_modules = rng.sample(modules, 12)
@@ -189,7 +190,9 @@ def build_sessions(
                 question = f"About {mod.name}: {rng.choice(question_src)} Can you explain this?"
                 context = "\n\n".join(f"[{i + 1}] {p}" for i, p in enumerate(picked))
                 if inline:
-                    history.append({"role": "user", "content": f"Context:\n{context}\n\nQuestion: {question}"})
+                    history.append(
+                        {"role": "user", "content": f"Context:\n{context}\n\nQuestion: {question}"}
+                    )
                 else:
                     call_id = f"call_{seed}_{t}_{s}_{turn}"
                     history.append({"role": "user", "content": question})

@@ -13,8 +13,9 @@ store already holds (the *context*), chosen in three ways:
    another session, even when its chunk boundaries differ).
 
 The context is capped at `SigmaConfig.context_max_bytes` (the stream's previous message is kept
-first). A trained dictionary is tried instead when there is no context or the message is short, and
-the payload is stored raw if zstd does not help: the smallest wins. The frame names its context by
+first). With an active trained dictionary, the context is appended to its content, so its entropy
+tables and boilerplate apply too (or, without a context, the trained dictionary alone); the payload is
+stored raw when zstd does not make it smaller. The frame names its context by
 sequence-number runs (a few bytes), so it decodes on its own given the tenant's store.
 """
 
@@ -42,7 +43,7 @@ _MAX_ANCHORS = 1 << 18  # per tenant; the oldest half is forgotten beyond this
 
 
 def anchors(chunk: bytes | memoryview) -> list[bytes]:
-    """Hashes (8 bytes) of the sentences and lines of at least `ANCHOR_MIN_BYTES` bytes in `chunk`.
+    r"""Hashes (8 bytes) of the sentences and lines of at least `ANCHOR_MIN_BYTES` bytes in `chunk`.
 
     Lines end at a newline or at an escaped one (``\\n`` inside a JSON string); sentences at
     ``.``, ``!``, ``?``, ``;`` or ``:`` followed by a space.
@@ -164,25 +165,28 @@ def encode(
             hits[seq] = hits.get(seq, 0) + count
     own_new = {seq for seq, _ in new}
     extra = sorted({s for s in [*known, *hits] if s not in prev_set and s not in own_new})
-    context, ctx = _context(store=store, tenant=tenant, candidates=[*extra, *previous], cap=config.context_max_bytes)
-    zdict = _zstd.raw_dict(ctx)
+    context, ctx = _context(
+        store=store, tenant=tenant, candidates=[*extra, *previous], cap=config.context_max_bytes
+    )
+    trained = dictionary.data if dictionary is not None and n else None
+    zdict = _zstd.context_dict(ctx, trained) if context else None
     if zdict is None and context:
         store.release(tenant, context)
         context = []
     payload = _zstd.compress_checked(data, level, zdict) if n else b""
-    plain = payload if zdict is None else None  # the message compressed alone, if that was it
+    plain = payload if zdict is None and trained is None else None  # the message compressed alone
     used_dict: int | None = None
-    if dictionary is not None and n and (not context or n < config.small_input_bytes):
-        trained = _zstd.trained_dict(dictionary.data, dictionary.dict_id)
-        candidate = _zstd.compress_checked(data, level, trained, dictionary.dict_id)
-        if len(candidate) < len(payload):
-            payload, used_dict = candidate, dictionary.dict_id
+    if dictionary is not None and trained is not None:
+        used_dict = dictionary.dict_id
+        if not context:
+            zd = _zstd.trained_dict(dictionary.data, dictionary.dict_id)
+            payload = _zstd.compress_checked(data, level, zd, dictionary.dict_id)
     raw = len(payload) >= n
     if raw:
         payload, used_dict = data, None
-    if (raw or used_dict is not None) and context:
-        store.release(tenant, context)
-        context = []
+        if context:
+            store.release(tenant, context)
+            context = []
     frame = encode_store_frame(
         key=key, content_size=n, payload=payload, raw=raw, dict_id=used_dict, context=tuple(context)
     )
@@ -196,15 +200,18 @@ def encode(
     else:
         alone = min(len(_zstd.compress_checked(literal, level, None)), len(literal)) if literal else 0
     runs_start = _runs_start(n, used_dict)
-    refs_section = len(frame) - len(payload) - TAG_BYTES - runs_start
     framing = runs_start + TAG_BYTES
     entropy = len(literal) - alone
     dictionary_saved = alone - len(payload) if used_dict is not None and not context else 0
+    # (with a context, the trained dictionary's share is counted in dedup_saved: measuring it apart
+    # would mean compressing the message twice)
     dedup = n - len(frame) - entropy - dictionary_saved + framing
     tokens_in = tokens_out = None
     if count_tokens is not None:
         tokens_in = count_tokens(data.decode("utf-8", errors="replace"))
-        tokens_out = (count_tokens(literal.decode("utf-8", errors="replace")) if literal else 0) + len(context)
+        tokens_out = (count_tokens(literal.decode("utf-8", errors="replace")) if literal else 0) + len(
+            context
+        )
     report = CompressionReport(
         bytes_in=n,
         bytes_out=len(frame),
@@ -258,15 +265,16 @@ def decode(
     payload = bytes(view[info.payload_offset : info.payload_offset + info.payload_size])
     if info.flags & F_RAW:
         return payload
-    zdict = None
+    trained: bytes | None = None
     if info.dict_id is not None:
-        if info.context:
-            raise CorruptFrameError("a trained dictionary and a context together")
         if dictionaries is None:
             raise MissingDictionaryError(info.dict_id)
         dictionary = dictionaries(info.dict_id)
-        zdict = _zstd.trained_dict(dictionary.data, dictionary.dict_id)
-        return _zstd.decompress(payload, info.content_size, zdict, dictionary.dict_id)
+        if not info.context:
+            zdict = _zstd.trained_dict(dictionary.data, dictionary.dict_id)
+            return _zstd.decompress(payload, info.content_size, zdict, dictionary.dict_id)
+        trained = dictionary.data
     if info.context:
-        zdict = _zstd.raw_dict(b"".join(store.get_many(tenant, info.context)))
-    return _zstd.decompress(payload, info.content_size, zdict, None)
+        ctx = b"".join(store.get_many(tenant, info.context))
+        return _zstd.decompress(payload, info.content_size, _zstd.context_dict(ctx, trained), None)
+    return _zstd.decompress(payload, info.content_size, None, None)

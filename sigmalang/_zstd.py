@@ -59,6 +59,18 @@ def raw_dict(content: bytes) -> zstandard.ZstdCompressionDict | None:
     return zstandard.ZstdCompressionDict(content, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
 
 
+def context_dict(content: bytes, trained: bytes | None) -> zstandard.ZstdCompressionDict | None:
+    """The zstd dictionary of a version-2 frame, or None when `content` is too short for one.
+
+    `content` (the context RSUs) is a raw-content dictionary, or is appended to a trained dictionary's
+    content so that its entropy tables apply too (zstd dictionary format, RFC 8878 section 5: magic,
+    id, entropy tables, then content of any length).
+    """
+    if trained is None:
+        return raw_dict(content)
+    return zstandard.ZstdCompressionDict(trained + content, dict_type=zstandard.DICT_TYPE_FULLDICT)
+
+
 def compress(data: bytes, level: int, zdict: zstandard.ZstdCompressionDict | None, key: object) -> bytes:
     """Compress `data` into a magic-less zstd frame without size, checksum or dictionary-id fields.
 
@@ -121,7 +133,11 @@ def compress_checked(
         found = cache.get(ckey)
         if not isinstance(found, zstandard.ZstdCompressor):
             found = zstandard.ZstdCompressor(
-                level=level, dict_data=zdict, write_checksum=True, write_content_size=False, write_dict_id=False
+                level=level,
+                dict_data=zdict,
+                write_checksum=True,
+                write_content_size=False,
+                write_dict_id=False,
             )
             cache[ckey] = found
         return _strip_magic(found.compress(data))

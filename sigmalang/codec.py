@@ -147,9 +147,7 @@ class SigmaCodec:
         self.store: RSUStore = (
             store
             if store is not None
-            else MemoryRSUStore(
-                retention=Retention(self.config.store_max_bytes, self.config.store_max_age_s)
-            )
+            else MemoryRSUStore(retention=Retention(self.config.store_max_bytes, self.config.store_max_age_s))
         )
         self.dictionaries = dictionaries if dictionaries is not None else DictionaryRegistry()
         self.count_tokens = count_tokens

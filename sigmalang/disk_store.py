@@ -118,7 +118,8 @@ class DiskRSUStore:
         total -= sum(
             int(r[0])
             for r in db.execute(
-                "SELECT LENGTH(data) FROM rsu_v2 WHERE tenant = ? AND seq IN (SELECT value FROM json_each(?))",
+                "SELECT LENGTH(data) FROM rsu_v2 WHERE tenant = ? "
+                "AND seq IN (SELECT value FROM json_each(?))",
                 (tenant, str(victims)),
             )
         )
@@ -139,7 +140,9 @@ class DiskRSUStore:
             db.executemany("DELETE FROM rsu_v2 WHERE tenant = ? AND seq = ?", [(tenant, s) for s in victims])
             db.execute("UPDATE tenant_v2 SET evicted = evicted + ? WHERE tenant = ?", (len(victims), tenant))
 
-    def put_many(self, tenant: str, items: Sequence[tuple[bytes, bytes]]) -> list[tuple[int, bool]]:
+    def put_many(
+        self, tenant: str, items: Sequence[tuple[bytes, bytes | memoryview]]
+    ) -> list[tuple[int, bool]]:
         """See `RSUStore.put_many`."""
         for rsu_id, _ in items:
             if len(rsu_id) != RSU_ID_BYTES:
@@ -150,7 +153,9 @@ class DiskRSUStore:
             db.execute("INSERT OR IGNORE INTO tenant_v2 (tenant, next_seq) VALUES (?, 1)", (tenant,))
             (next_seq,) = db.execute("SELECT next_seq FROM tenant_v2 WHERE tenant = ?", (tenant,)).fetchone()
             for rsu_id, data in items:
-                row = db.execute("SELECT seq FROM rsu_v2 WHERE tenant = ? AND id = ?", (tenant, rsu_id)).fetchone()
+                row = db.execute(
+                    "SELECT seq FROM rsu_v2 WHERE tenant = ? AND id = ?", (tenant, rsu_id)
+                ).fetchone()
                 if row is None:
                     db.execute(
                         "INSERT INTO rsu_v2 (tenant, seq, id, data, used) VALUES (?, ?, ?, ?, ?)",
@@ -159,7 +164,9 @@ class DiskRSUStore:
                     out.append((next_seq, True))
                     next_seq += 1
                 else:
-                    db.execute("UPDATE rsu_v2 SET used = ? WHERE tenant = ? AND seq = ?", (now, tenant, row[0]))
+                    db.execute(
+                        "UPDATE rsu_v2 SET used = ? WHERE tenant = ? AND seq = ?", (now, tenant, row[0])
+                    )
                     out.append((int(row[0]), False))
             db.execute("UPDATE tenant_v2 SET next_seq = ? WHERE tenant = ?", (next_seq, tenant))
             self._evict(db, tenant, {s for s, _ in out})
@@ -170,7 +177,9 @@ class DiskRSUStore:
         out: dict[bytes, int] = {}
         with self._tx() as db:
             for rsu_id in rsu_ids:
-                row = db.execute("SELECT seq FROM rsu_v2 WHERE tenant = ? AND id = ?", (tenant, rsu_id)).fetchone()
+                row = db.execute(
+                    "SELECT seq FROM rsu_v2 WHERE tenant = ? AND id = ?", (tenant, rsu_id)
+                ).fetchone()
                 if row is not None:
                     out[rsu_id] = int(row[0])
         return out
@@ -181,7 +190,8 @@ class DiskRSUStore:
         wanted = sorted(set(seqs))
         with self._tx() as db:
             for seq, rsu_id, data in db.execute(
-                "SELECT seq, id, data FROM rsu_v2 WHERE tenant = ? AND seq IN (SELECT value FROM json_each(?))",
+                "SELECT seq, id, data FROM rsu_v2 WHERE tenant = ? "
+                "AND seq IN (SELECT value FROM json_each(?))",
                 (tenant, str(wanted)),
             ):
                 if self._verify and compute_rsu_id(data) != rsu_id:
@@ -218,7 +228,8 @@ class DiskRSUStore:
         wanted = sorted(set(seqs))
         with self._tx() as db:
             rows = db.execute(
-                "SELECT seq, id, refcount FROM rsu_v2 WHERE tenant = ? AND seq IN (SELECT value FROM json_each(?))",
+                "SELECT seq, id, refcount FROM rsu_v2 WHERE tenant = ? "
+                "AND seq IN (SELECT value FROM json_each(?))",
                 (tenant, str(wanted)),
             ).fetchall()
             for _, rsu_id, count in rows:

@@ -243,7 +243,9 @@ def tenant_key(secret: bytes, tenant: str) -> bytes:
     Returns:
         32 bytes.
     """
-    return hashlib.blake2b(tenant.encode("utf-8"), key=secret, digest_size=32, person=b"sigma-tenant").digest()
+    return hashlib.blake2b(
+        tenant.encode("utf-8"), key=secret, digest_size=32, person=b"sigma-tenant"
+    ).digest()
 
 
 def _tag(data: bytes | bytearray | memoryview, key: bytes) -> bytes:

@@ -93,7 +93,9 @@ class MemoryRSUStore:
                     self._remove(t, seq)
                     t.evicted += 1
 
-    def put_many(self, tenant: str, items: Sequence[tuple[bytes, bytes]]) -> list[tuple[int, bool]]:
+    def put_many(
+        self, tenant: str, items: Sequence[tuple[bytes, bytes | memoryview]]
+    ) -> list[tuple[int, bool]]:
         """See `RSUStore.put_many`."""
         out: list[tuple[int, bool]] = []
         with self._lock:

@@ -90,7 +90,9 @@ class RSUStore(Protocol):
 
     retention: Retention
 
-    def put_many(self, tenant: str, items: Sequence[tuple[bytes, bytes]]) -> list[tuple[int, bool]]:
+    def put_many(
+        self, tenant: str, items: Sequence[tuple[bytes, bytes | memoryview]]
+    ) -> list[tuple[int, bool]]:
         """Store ``(rsu_id, data)`` pairs for `tenant`, then apply retention.
 
         Returns:

@@ -173,14 +173,18 @@ def encode(
     if zdict is None and context:
         store.release(tenant, context)
         context = []
-    payload = _zstd.compress_checked(data, level, zdict) if n else b""
+    payload = (
+        _zstd.compress_checked(data, level, zdict)
+        if zdict is not None
+        else _zstd.compress(data, level, None, None)
+    )
     plain = payload if zdict is None and trained is None else None  # the message compressed alone
     used_dict: int | None = None
     if dictionary is not None and trained is not None:
         used_dict = dictionary.dict_id
         if not context:
             zd = _zstd.trained_dict(dictionary.data, dictionary.dict_id)
-            payload = _zstd.compress_checked(data, level, zd, dictionary.dict_id)
+            payload = _zstd.compress(data, level, zd, dictionary.dict_id)
     raw = len(payload) >= n
     if raw:
         payload, used_dict = data, None
@@ -198,7 +202,7 @@ def encode(
     if plain is not None and len(literal) == n:
         alone = min(len(plain), n)
     else:
-        alone = min(len(_zstd.compress_checked(literal, level, None)), len(literal)) if literal else 0
+        alone = min(len(_zstd.compress(literal, level, None, None)), len(literal)) if literal else 0
     runs_start = _runs_start(n, used_dict)
     framing = runs_start + TAG_BYTES
     entropy = len(literal) - alone

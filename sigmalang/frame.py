@@ -45,13 +45,13 @@ the format of self-contained frames from `sigmalang.compress`)::
             4         dict_id        if DICT: id of the trained dictionary (u32, never 0)
             varint    n_runs         if CONTEXT: runs of RSU sequence numbers of the tenant's store
             varint*2  runs           if CONTEXT: zigzag(start - end of the previous run), length >= 1
-    ...     ...       payload        the whole message: a magic-less zstd frame with its content
-                                     checksum (XXH64, RFC 8878 section 3.1.1), compressed with the
+    ...     ...       payload        the whole message: a magic-less zstd frame, compressed with the
                                      context RSUs' content, concatenated in run order, as a
                                      raw-content dictionary (appended to the trained dictionary's
-                                     content if DICT); or the bytes as they are if RAW
-    end-16  16        tag            keyed BLAKE2b-128 (RFC 7693 keyed mode) of every preceding byte,
-                                     the key being the decoding tenant's key (`tenant_key`)
+                                     content if DICT), and then carrying its content checksum (XXH64,
+                                     RFC 8878 section 3.1.1); or the bytes as they are if RAW
+    end-12  12        tag            keyed BLAKE2b with a 12-byte digest (RFC 7693 keyed mode) of
+                                     every preceding byte, the key being the tenant's (`tenant_key`)
 
 The tag binds the frame to one tenant: a frame made for tenant A, or altered, fails under tenant B
 with `FrameAuthenticationError` before any store access. The zstd checksum catches wrong context
@@ -97,8 +97,8 @@ FORMAT_VERSION = 1
 STORE_FORMAT_VERSION = 2
 """The format version of store-backed, tenant-bound frames (`SigmaCodec`)."""
 SUPPORTED_VERSIONS: tuple[int, ...] = (1, 2)
-TAG_BYTES = 16
-"""Length of a version-2 frame's MAC, bytes."""
+TAG_BYTES = 12
+"""Length of a version-2 frame's MAC, bytes (96 bits: a forger needs about 2**95 tries)."""
 MAX_CONTEXT_RSUS = 1 << 16
 """Most RSUs a version-2 frame's context may name."""
 CHECKSUM_BYTES = 4

@@ -20,6 +20,7 @@ from agents.compression._outputs import (
     report_out,
 )
 from agents.compression._wire import MAX_DATA_BYTES, CompressInput, DecompressInput, FrameInput
+from agents.errors import BadInputError
 from sigmalang import FrameFlags, FrameInfo
 
 __all__ = ("MAX_LISTED", "CodecInspectorAgent", "CompressorAgent", "DecompressorAgent", "GlyphEncoderAgent")
@@ -61,6 +62,8 @@ class CompressorAgent(CompressionAgent):
     async def work(self, call: Call) -> CompressOutput:
         """Compress ``data`` (or each of ``messages``); return the frame(s) (base64) and report(s)."""
         inp: CompressInput = call.input
+        if (inp.data is None) == (inp.messages is None):
+            raise BadInputError("give exactly one of data (a message) and messages (a batch)", field="data")
         batch = inp.messages if inp.messages is not None else [inp.data or b""]
         outcomes = await self.bridge.compress_many(
             batch,
@@ -97,6 +100,8 @@ class DecompressorAgent(CompressionAgent):
     async def work(self, call: Call) -> DecompressOutput:
         """Decode ``frame`` (or each of ``frames``); return the data (base64) and what a frame held."""
         inp: DecompressInput = call.input
+        if (inp.frame is None) == (inp.frames is None):
+            raise BadInputError("give exactly one of frame and frames (a batch)", field="frame")
         if inp.frames is not None:
             datas: list[str] = []
             total = 0

@@ -13,7 +13,7 @@ import base64
 import binascii
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from agents.errors import TooLargeError
 
@@ -95,12 +95,6 @@ class CompressInput(_Input):
     stream: str | None = Field(default=None, min_length=1, max_length=256)
     """Conversation the message belongs to (its previous message is the first part of the context)."""
 
-    @model_validator(mode="after")
-    def _one_of(self) -> CompressInput:
-        if (self.data is None) == (self.messages is None):
-            raise ValueError("give exactly one of data (a message) and messages (a batch)")
-        return self
-
 
 class DecompressInput(_Input):
     """Input of ``decompressor``: one frame (``frame``) or a batch (``frames``)."""
@@ -109,12 +103,6 @@ class DecompressInput(_Input):
     """A ΣLANG frame, base64."""
     frames: list[Base64Data] | None = Field(default=None, min_length=1, max_length=MAX_BATCH_ITEMS)
     """A batch of frames, base64 each."""
-
-    @model_validator(mode="after")
-    def _one_of(self) -> DecompressInput:
-        if (self.frame is None) == (self.frames is None):
-            raise ValueError("give exactly one of frame and frames (a batch)")
-        return self
 
 
 class FrameInput(_Input):

@@ -293,6 +293,8 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=4)
     parser.add_argument("--sessions-per-tenant", type=int, default=8)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--rest", action="store_true", help="also post the sessions to a real service")
+    parser.add_argument("--lossy", action="store_true", help="also the context optimiser, in Ryot tokens")
     args = parser.parse_args()
 
     sessions = build_sessions(args.seed, tenants=args.tenants, sessions_per_tenant=args.sessions_per_tenant)
@@ -364,6 +366,65 @@ def main() -> None:
             f"{m.ratio:.2f}x" if m is not None else "-",
             f"{m.mb_s:.1f}" if m is not None else "-",
         )
+    console.print(table)
+    if args.lossy:
+        print_lossy(console, sessions)
+    if args.rest:
+        from benchmarks.sigma_rest import run_rest
+
+        rest = Table(title="ΣLANG through REST (one client, sequential, machine shared)")
+        for column in ("how", "requests", "ratio", "MB/s"):
+            rest.add_column(column, justify="left" if column == "how" else "right")
+        for o in run_rest(sessions):
+            rest.add_row(o.label, str(o.requests), f"{o.ratio:.2f}x", f"{o.mb_s:.1f}")
+        console.print(rest)
+
+
+def print_lossy(console: Console, sessions: Sequence[Session]) -> None:
+    """The lossy optimiser on each session's last turn (25% of its tokens), next to the lossless codec.
+
+    The codec compresses the request bytes; the optimiser fits the messages' text (what the LLM reads)
+    to a quarter of its tokens, with the last 300 characters as the query.
+
+    Tokens are Ryot's (the default model's tokenizer, vocabulary only). The optimiser's output is not
+    the input: its ratio is a token saving of a lossy rewrite, never a lossless ratio.
+    """
+    from neurectomy.settings import Settings
+    from ryot import Tokenizer
+
+    tokenizer = Tokenizer(Settings().ryot.default_entry().path)
+    codec = sigmalang.SigmaCodec(count_tokens=tokenizer.count)
+    tin = tout = lossless_in = lossless_out = bytes_in = bytes_out = 0
+    for s in sessions:
+        for turn in s.turns:
+            result = codec.compress(turn, tenant=s.tenant, stream=s.session_id)
+        last = "\n\n".join(
+            str(m.get("content") or "") for m in json.loads(s.turns[-1])["messages"]
+        )  # the text an LLM reads: the messages' contents
+        fitted = sigmalang.optimize_context(
+            last, budget_tokens=tokenizer.count(last) // 4, count_tokens=tokenizer.count, query=last[-300:]
+        )
+        tin, tout = tin + fitted.tokens_in, tout + fitted.tokens_out
+        r = result.report
+        lossless_in += r.tokens_in or 0
+        lossless_out += r.tokens_out or 0
+        bytes_in, bytes_out = bytes_in + r.bytes_in, bytes_out + r.bytes_out
+    table = Table(
+        title="Last turn of each session in Ryot tokens (codec: the request; optimiser: its text)"
+    )
+    for column in ("method", "tokens in", "tokens out", "token ratio", "byte ratio", "lossless"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    table.add_row(
+        "ΣLANG frame (new text + 1 per context RSU)",
+        str(lossless_in),
+        str(lossless_out),
+        f"{lossless_in / lossless_out:.2f}x",
+        f"{bytes_in / bytes_out:.2f}x",
+        "yes",
+    )
+    table.add_row(
+        "context optimiser to 25% (extractive)", str(tin), str(tout), f"{tin / tout:.2f}x", "-", "NO (lossy)"
+    )
     console.print(table)
 
 

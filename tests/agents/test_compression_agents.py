@@ -48,7 +48,10 @@ def team(bus: Bus, engine: RyotEngine, tmp_path: Path) -> Team:
             dictionaries=DictionaryRegistry(tmp_path / "sigma" / "dictionaries"),
         )
         counter = (lambda text: len(engine.tokenize(text))) if count_tokens else None
-        async with SigmaBridge(codec, count_tokens=counter) as bridge, anyio.create_task_group() as tg:
+        async with (
+            SigmaBridge(codec, count_tokens=counter, exact_tokens_max_bytes=64 * 1024) as bridge,
+            anyio.create_task_group() as tg,
+        ):
             for cls in COMPRESSION_AGENTS:
                 await tg.start(AgentRunner(bus, cls(bridge)).run)
             yield Orchestrator(bus), bridge
@@ -339,9 +342,12 @@ async def test_team_starter_persists_the_store_and_counts_with_ryot(bus: Bus, tm
         async with AsyncExitStack() as stack, anyio.create_task_group() as tg:
             await start_compression(settings, stack, bus, tg)
             packed = await call(orch, "compressor", {"data": b64(turn(4))})
+            small = await call(orch, "compressor", {"data": b64(SYSTEM[:2000].encode())})
             stats = (await call(orch, "rsu-manager", {"action": "stats"}))["store"]
             tg.cancel_scope.cancel()
-        assert packed["report"]["token_counter"] == "ryot"
+        # Ryot's tokenizer counts short messages exactly; longer ones are approximated (and say so).
+        assert small["report"]["token_counter"] == "ryot"
+        assert packed["report"]["token_counter"] == "approx" and len(turn(4)) > 4096
         # The second process lifetime finds the first one's RSUs on disk and references them.
         assert (packed["report"]["glyphs"] > 0) == (round_ == 1)
         assert stats["rsus"] > 0

@@ -24,6 +24,16 @@ from sigmalang.store import GCResult, Retention, StoreStats
 
 __all__ = ("DiskRSUStore",)
 
+_TOUCH_S = 60.0
+"""An RSU's last use is rewritten only when older than this (or a tenth of the maximum age, if
+shorter), seconds: most reads stay read-only transactions."""
+
+
+def _marks(n: int) -> str:
+    """``?, ?, ...`` for `n` bound parameters (only placeholders are formatted into SQL)."""
+    return ", ".join("?" * n)
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rsu_v2 (
     tenant TEXT NOT NULL,
@@ -40,7 +50,8 @@ CREATE INDEX IF NOT EXISTS rsu_v2_used ON rsu_v2 (tenant, used);
 CREATE TABLE IF NOT EXISTS tenant_v2 (
     tenant TEXT PRIMARY KEY,
     next_seq INTEGER NOT NULL,
-    evicted INTEGER NOT NULL DEFAULT 0
+    evicted INTEGER NOT NULL DEFAULT 0,
+    bytes INTEGER NOT NULL DEFAULT 0
 );
 """
 
@@ -77,12 +88,12 @@ class DiskRSUStore:
         self._conn.executescript(_SCHEMA)
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
         with self._lock:
             if self._conn is None:
                 raise RSUStoreError(f"store {self.path} is closed")
             db = self._conn
-            db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield db
             except BaseException:
@@ -100,31 +111,27 @@ class DiskRSUStore:
             raise MissingRSUError(rsu_id)
         return int(row[0])
 
+    @property
+    def _touch_s(self) -> float:
+        age = self.retention.max_age_s
+        return _TOUCH_S if age is None else min(_TOUCH_S, age / 10)
+
     def _evict(self, db: sqlite3.Connection, tenant: str, keep: set[int]) -> None:
         now = self._clock()
-        victims: list[int] = []
+        victims: list[tuple[int, int]] = []
         if self.retention.max_age_s is not None:
             victims += [
-                int(r[0])
-                for r in db.execute(
-                    "SELECT seq FROM rsu_v2 WHERE tenant = ? AND used < ? AND pinned = 0",
+                (int(seq), int(size))
+                for seq, size in db.execute(
+                    "SELECT seq, LENGTH(data) FROM rsu_v2 WHERE tenant = ? AND used < ? AND pinned = 0",
                     (tenant, now - self.retention.max_age_s),
                 )
-                if int(r[0]) not in keep
+                if int(seq) not in keep
             ]
-        (total,) = db.execute(
-            "SELECT COALESCE(SUM(LENGTH(data)), 0) FROM rsu_v2 WHERE tenant = ?", (tenant,)
-        ).fetchone()
-        total -= sum(
-            int(r[0])
-            for r in db.execute(
-                "SELECT LENGTH(data) FROM rsu_v2 WHERE tenant = ? "
-                "AND seq IN (SELECT value FROM json_each(?))",
-                (tenant, str(victims)),
-            )
-        )
+        (total,) = db.execute("SELECT bytes FROM tenant_v2 WHERE tenant = ?", (tenant,)).fetchone()
+        total -= sum(size for _, size in victims)
         if total > self.retention.max_bytes:
-            chosen = set(victims)
+            chosen = {seq for seq, _ in victims}
             for seq, size in db.execute(
                 "SELECT seq, LENGTH(data) FROM rsu_v2 WHERE tenant = ? AND pinned = 0 "
                 "ORDER BY refcount > 0, used, seq",
@@ -134,11 +141,16 @@ class DiskRSUStore:
                     break
                 if seq in keep or seq in chosen:
                     continue
-                victims.append(int(seq))
+                victims.append((int(seq), int(size)))
                 total -= int(size)
         if victims:
-            db.executemany("DELETE FROM rsu_v2 WHERE tenant = ? AND seq = ?", [(tenant, s) for s in victims])
-            db.execute("UPDATE tenant_v2 SET evicted = evicted + ? WHERE tenant = ?", (len(victims), tenant))
+            db.executemany(
+                "DELETE FROM rsu_v2 WHERE tenant = ? AND seq = ?", [(tenant, s) for s, _ in victims]
+            )
+            db.execute(
+                "UPDATE tenant_v2 SET evicted = evicted + ?, bytes = bytes - ? WHERE tenant = ?",
+                (len(victims), sum(size for _, size in victims), tenant),
+            )
 
     def put_many(
         self, tenant: str, items: Sequence[tuple[bytes, bytes | memoryview]]
@@ -152,30 +164,41 @@ class DiskRSUStore:
         with self._tx() as db:
             db.execute("INSERT OR IGNORE INTO tenant_v2 (tenant, next_seq) VALUES (?, 1)", (tenant,))
             (next_seq,) = db.execute("SELECT next_seq FROM tenant_v2 WHERE tenant = ?", (tenant,)).fetchone()
+            known: dict[bytes, tuple[int, float]] = {}
+            ids = list(dict.fromkeys(bytes(i) for i, _ in items))
+            for start in range(0, len(ids), 500):  # SQLite's default limit is 999 bound parameters
+                part = ids[start : start + 500]
+                for seq, rsu_id, used in db.execute(
+                    f"SELECT seq, id, used FROM rsu_v2 WHERE tenant = ? AND id IN ({_marks(len(part))})",  # noqa: S608
+                    (tenant, *part),
+                ):
+                    known[bytes(rsu_id)] = (int(seq), float(used))
+            rows = []
+            added = 0
             for rsu_id, data in items:
-                row = db.execute(
-                    "SELECT seq FROM rsu_v2 WHERE tenant = ? AND id = ?", (tenant, rsu_id)
-                ).fetchone()
-                if row is None:
-                    db.execute(
-                        "INSERT INTO rsu_v2 (tenant, seq, id, data, used) VALUES (?, ?, ?, ?, ?)",
-                        (tenant, next_seq, bytes(rsu_id), bytes(data), now),
-                    )
+                found = known.get(bytes(rsu_id))
+                if found is None:
+                    rows.append((tenant, next_seq, bytes(rsu_id), bytes(data), now))
+                    known[bytes(rsu_id)] = (next_seq, now)
                     out.append((next_seq, True))
+                    added += len(data)
                     next_seq += 1
                 else:
-                    db.execute(
-                        "UPDATE rsu_v2 SET used = ? WHERE tenant = ? AND seq = ?", (now, tenant, row[0])
-                    )
-                    out.append((int(row[0]), False))
-            db.execute("UPDATE tenant_v2 SET next_seq = ? WHERE tenant = ?", (next_seq, tenant))
+                    out.append((found[0], False))
+            db.executemany("INSERT INTO rsu_v2 (tenant, seq, id, data, used) VALUES (?, ?, ?, ?, ?)", rows)
+            stale = [(now, tenant, seq) for seq, used in known.values() if used < now - self._touch_s]
+            db.executemany("UPDATE rsu_v2 SET used = ? WHERE tenant = ? AND seq = ?", stale)
+            db.execute(
+                "UPDATE tenant_v2 SET next_seq = ?, bytes = bytes + ? WHERE tenant = ?",
+                (next_seq, added, tenant),
+            )
             self._evict(db, tenant, {s for s, _ in out})
         return out
 
     def seqs(self, tenant: str, rsu_ids: Iterable[bytes]) -> dict[bytes, int]:
         """See `RSUStore.seqs`."""
         out: dict[bytes, int] = {}
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             for rsu_id in rsu_ids:
                 row = db.execute(
                     "SELECT seq FROM rsu_v2 WHERE tenant = ? AND id = ?", (tenant, rsu_id)
@@ -185,24 +208,27 @@ class DiskRSUStore:
         return out
 
     def get_many(self, tenant: str, seqs: Sequence[int]) -> list[bytes]:
-        """See `RSUStore.get_many`."""
+        """See `RSUStore.get_many` (a last use is rewritten only when older than a minute)."""
         found: dict[int, bytes] = {}
         wanted = sorted(set(seqs))
-        with self._tx() as db:
-            for seq, rsu_id, data in db.execute(
-                "SELECT seq, id, data FROM rsu_v2 WHERE tenant = ? "
+        now = self._clock()
+        stale: list[int] = []
+        with self._tx(write=False) as db:  # upgraded to a write only when a last use is stale
+            for seq, rsu_id, data, used in db.execute(
+                "SELECT seq, id, data, used FROM rsu_v2 WHERE tenant = ? "
                 "AND seq IN (SELECT value FROM json_each(?))",
                 (tenant, str(wanted)),
             ):
                 if self._verify and compute_rsu_id(data) != rsu_id:
                     raise RSUStoreError(f"content of RSU {bytes(rsu_id).hex()} in {self.path} fails its hash")
                 found[int(seq)] = bytes(data)
+                if used < now - self._touch_s:
+                    stale.append(int(seq))
             for seq in wanted:
                 if seq not in found:
                     raise MissingRSUError(seq=seq)
-            db.execute(
-                "UPDATE rsu_v2 SET used = ? WHERE tenant = ? AND seq IN (SELECT value FROM json_each(?))",
-                (self._clock(), tenant, str(wanted)),
+            db.executemany(
+                "UPDATE rsu_v2 SET used = ? WHERE tenant = ? AND seq = ?", [(now, tenant, s) for s in stale]
             )
         return [found[s] for s in seqs]
 
@@ -242,7 +268,7 @@ class DiskRSUStore:
 
     def refcount(self, tenant: str, rsu_id: bytes) -> int:
         """See `RSUStore.refcount`."""
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             return self._row(db, tenant, "refcount", rsu_id)
 
     def pin(self, tenant: str, rsu_id: bytes, pinned: bool = True) -> None:
@@ -256,7 +282,7 @@ class DiskRSUStore:
 
     def is_pinned(self, tenant: str, rsu_id: bytes) -> bool:
         """See `RSUStore.is_pinned`."""
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             return bool(self._row(db, tenant, "pinned", rsu_id))
 
     def _delete(self, db: sqlite3.Connection, tenant: str, where: str) -> GCResult:
@@ -265,6 +291,7 @@ class DiskRSUStore:
             (tenant,),
         ).fetchone()
         db.execute(f"DELETE FROM rsu_v2 WHERE tenant = ?{where}", (tenant,))  # noqa: S608 - fixed clauses
+        db.execute("UPDATE tenant_v2 SET bytes = bytes - ? WHERE tenant = ?", (int(freed), tenant))
         return GCResult(removed=int(removed), bytes_freed=int(freed))
 
     def collect_garbage(self, tenant: str) -> GCResult:
@@ -279,7 +306,7 @@ class DiskRSUStore:
 
     def stats(self, tenant: str) -> StoreStats:
         """See `RSUStore.stats`."""
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             rsus, size, referenced, pinned = db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0), COALESCE(SUM(refcount > 0), 0), "
                 "COALESCE(SUM(pinned != 0), 0) FROM rsu_v2 WHERE tenant = ?",

@@ -82,16 +82,20 @@ class MemoryRSUStore:
         for seq in victims:
             self._remove(t, seq)
         t.evicted += len(victims)
-        if t.bytes <= self.retention.max_bytes:
-            return
-        for referenced in (False, True):
-            for seq in [s for s, e in t.entries.items() if (e.refcount > 0) == referenced]:
-                if t.bytes <= self.retention.max_bytes:
-                    return
-                e = t.entries[seq]
-                if not e.pinned and seq not in keep:
-                    self._remove(t, seq)
-                    t.evicted += 1
+        for referenced in (False, True):  # least recently used first, unreferenced before referenced
+            if t.bytes <= self.retention.max_bytes:
+                return
+            chosen: list[int] = []
+            excess = t.bytes - self.retention.max_bytes
+            for seq, e in t.entries.items():
+                if excess <= 0:
+                    break
+                if (e.refcount > 0) == referenced and not e.pinned and seq not in keep:
+                    chosen.append(seq)
+                    excess -= len(e.data)
+            for seq in chosen:
+                self._remove(t, seq)
+            t.evicted += len(chosen)
 
     def put_many(
         self, tenant: str, items: Sequence[tuple[bytes, bytes | memoryview]]

@@ -12,6 +12,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,9 @@ from sigmalang.store import GCResult, Retention, StoreStats
 
 __all__ = ("DiskRSUStore",)
 
+_CACHE_BYTES = 64 * 1024 * 1024
+"""RSU content kept in memory for reads, bytes (a sequence number always names the same bytes, so a
+cached RSU is never stale; it is dropped when this process deletes it)."""
 _TOUCH_S = 60.0
 """An RSU's last use is rewritten only when older than this (or a tenth of the maximum age, if
 shorter), seconds: most reads stay read-only transactions."""
@@ -86,6 +90,28 @@ class DiskRSUStore:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
+        self._cache: OrderedDict[tuple[str, int], tuple[bytes, float]] = OrderedDict()
+        self._cache_bytes = 0
+
+    def _remember(self, tenant: str, seq: int, data: bytes, used: float) -> None:
+        """Keep an RSU's (verified) content and last use in the read cache (least recently used out)."""
+        key = (tenant, seq)
+        old = self._cache.pop(key, None)
+        if old is not None:
+            self._cache_bytes -= len(old[0])
+        self._cache[key] = (data, used)
+        self._cache_bytes += len(data)
+        while self._cache_bytes > _CACHE_BYTES:
+            _, (dropped, _) = self._cache.popitem(last=False)
+            self._cache_bytes -= len(dropped)
+
+    def _forget(self, tenant: str, seqs: Iterable[int] | None = None) -> None:
+        """Drop cached RSUs of `tenant` (all of them when `seqs` is None)."""
+        keys = [k for k in self._cache if k[0] == tenant] if seqs is None else [(tenant, s) for s in seqs]
+        for key in keys:
+            found = self._cache.pop(key, None)
+            if found is not None:
+                self._cache_bytes -= len(found[0])
 
     @contextmanager
     def _tx(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
@@ -144,6 +170,7 @@ class DiskRSUStore:
                 victims.append((int(seq), int(size)))
                 total -= int(size)
         if victims:
+            self._forget(tenant, [s for s, _ in victims])
             db.executemany(
                 "DELETE FROM rsu_v2 WHERE tenant = ? AND seq = ?", [(tenant, s) for s, _ in victims]
             )
@@ -186,6 +213,8 @@ class DiskRSUStore:
                 else:
                     out.append((found[0], False))
             db.executemany("INSERT INTO rsu_v2 (tenant, seq, id, data, used) VALUES (?, ?, ?, ?, ?)", rows)
+            for _, seq, _, data, _ in rows:
+                self._remember(tenant, seq, data, now)
             stale = [(now, tenant, seq) for seq, used in known.values() if used < now - self._touch_s]
             db.executemany("UPDATE rsu_v2 SET used = ? WHERE tenant = ? AND seq = ?", stale)
             db.execute(
@@ -210,8 +239,16 @@ class DiskRSUStore:
     def get_many(self, tenant: str, seqs: Sequence[int]) -> list[bytes]:
         """See `RSUStore.get_many` (a last use is rewritten only when older than a minute)."""
         found: dict[int, bytes] = {}
-        wanted = sorted(set(seqs))
         now = self._clock()
+        with self._lock:
+            for seq in set(seqs):
+                hit = self._cache.get((tenant, seq))
+                if hit is not None and hit[1] >= now - self._touch_s:
+                    found[seq] = hit[0]
+                    self._cache.move_to_end((tenant, seq))
+        wanted = sorted(set(seqs) - found.keys())
+        if not wanted:
+            return [found[s] for s in seqs]
         stale: list[int] = []
         with self._tx(write=False) as db:  # upgraded to a write only when a last use is stale
             for seq, rsu_id, data, used in db.execute(
@@ -224,6 +261,7 @@ class DiskRSUStore:
                 found[int(seq)] = bytes(data)
                 if used < now - self._touch_s:
                     stale.append(int(seq))
+                self._remember(tenant, int(seq), found[int(seq)], now if used < now - self._touch_s else used)
             for seq in wanted:
                 if seq not in found:
                     raise MissingRSUError(seq=seq)
@@ -290,6 +328,7 @@ class DiskRSUStore:
             f"SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM rsu_v2 WHERE tenant = ?{where}",  # noqa: S608
             (tenant,),
         ).fetchone()
+        self._forget(tenant)
         db.execute(f"DELETE FROM rsu_v2 WHERE tenant = ?{where}", (tenant,))  # noqa: S608 - fixed clauses
         db.execute("UPDATE tenant_v2 SET bytes = bytes - ? WHERE tenant = ?", (int(freed), tenant))
         return GCResult(removed=int(removed), bytes_freed=int(freed))
@@ -324,6 +363,8 @@ class DiskRSUStore:
     def close(self) -> None:
         """See `RSUStore.close`."""
         with self._lock:
+            self._cache.clear()
+            self._cache_bytes = 0
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None

@@ -164,6 +164,6 @@ def test_disk_store_persists_and_detects_damage(tmp_path: Path) -> None:
         assert store.get_many(T, [1]) == [A]
         assert store.put_many(T, [(IC, C)]) == [(3, True)]
         assert store._conn is not None
-        store._conn.execute("UPDATE rsu_v2 SET data = ? WHERE seq = 1", (b"tampered",))
+        store._conn.execute("UPDATE rsu_v2 SET data = ? WHERE seq = 2", (b"tampered",))  # not read yet
         with pytest.raises(RSUStoreError, match="fails its hash"):
-            store.get_many(T, [1])
+            store.get_many(T, [2])

@@ -409,9 +409,7 @@ def print_lossy(console: Console, sessions: Sequence[Session]) -> None:
         lossless_in += r.tokens_in or 0
         lossless_out += r.tokens_out or 0
         bytes_in, bytes_out = bytes_in + r.bytes_in, bytes_out + r.bytes_out
-    table = Table(
-        title="Last turn of each session in Ryot tokens (codec: the request; optimiser: its text)"
-    )
+    table = Table(title="Last turn of each session in Ryot tokens (codec: the request; optimiser: its text)")
     for column in ("method", "tokens in", "tokens out", "token ratio", "byte ratio", "lossless"):
         table.add_column(column, justify="left" if column == "method" else "right")
     table.add_row(

@@ -293,11 +293,14 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=4)
     parser.add_argument("--sessions-per-tenant", type=int, default=8)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--turns", type=int, nargs=2, default=(4, 14), metavar=("MIN", "MAX"))
     parser.add_argument("--rest", action="store_true", help="also post the sessions to a real service")
     parser.add_argument("--lossy", action="store_true", help="also the context optimiser, in Ryot tokens")
     args = parser.parse_args()
 
-    sessions = build_sessions(args.seed, tenants=args.tenants, sessions_per_tenant=args.sessions_per_tenant)
+    sessions = build_sessions(
+        args.seed, tenants=args.tenants, sessions_per_tenant=args.sessions_per_tenant, turns=tuple(args.turns)
+    )
     training_sessions = build_sessions(args.seed + 1000, tenants=2, sessions_per_tenant=4)
     session_items = [(s.tenant, s.session_id, m) for s in sessions for m in s.turns]
     session_corpus = [m for _, _, m in session_items]

@@ -1,18 +1,23 @@
 """ΣLANG benchmark: ratio and speed against zstd-3, zstd-19, zstd-19 + dictionary, whole-session zstd-19.
 
-Run: ``.venv/bin/python benchmarks/sigmalang.py [--runs 5] [--sessions 24] [--messages 2000]``
+Run: ``PYTHONPATH=$PWD .venv/bin/python benchmarks/sigmalang.py [--runs 3] [--seed 7] [--tenants 4]
+[--sessions-per-tenant 8] [--turns 4 14] [--messages 2000] [--lossy] [--rest]``
 
-Two corpora are generated here (seeded, deterministic, nothing downloaded):
+Corpora (deterministic, nothing downloaded):
 
+- sessions (`benchmarks/sigma_corpus.py`): multi-turn RAG agent sessions built from text that ships
+  with Python (standard-library docstrings as retrieved documents, tool schemas from its function
+  signatures, system prompts from ``pydoc_data.topics``); every turn re-sends the system prompt, the
+  tool schemas and the whole history with the retrieved passages. Sessions belong to tenants.
 - messages: agent JSON envelopes of 200 B-4 KB (task requests, results, stream chunks, errors).
-- sessions: multi-turn agent requests in the OpenAI chat shape; every turn re-sends the system
-  prompt, the tool schemas, the retrieved documents and the whole history plus one new user turn.
 
-Dictionaries are trained on a *separate* corpus made with another seed (held-out evaluation).
-Per-message codecs compress each message on its own; ΣLANG uses one `SigmaCodec` (one RSU store) for
-the whole corpus, as the service does, with a fresh store for every timed run. Ratios are
-total input bytes / total output bytes; speeds are input MB (1e6 bytes) per second of compression,
-medians over the runs. Every output is decoded and compared byte for byte.
+Dictionaries are trained on a *separate* corpus made with another seed. Per-message codecs compress
+each message on its own; "zstd-19 over whole sessions" compresses each session's turns concatenated;
+ΣLANG uses one `SigmaCodec` for the whole corpus (each session's turns as one stream of its tenant,
+with the trained dictionary), as the service does, with a fresh store for every timed run. Ratios are
+total input bytes / total output bytes; speeds are input MB (1e6 bytes) per second, medians over the
+runs. Every output is decoded and compared byte for byte. ``--lossy`` adds the context optimiser in
+Ryot tokens; ``--rest`` posts the sessions to a real ``neurectomy serve`` (no trained dictionary there).
 """
 
 from __future__ import annotations

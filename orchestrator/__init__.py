@@ -13,7 +13,7 @@ from orchestrator._select import Selection
 from orchestrator._task_exec import task_executor
 from orchestrator._task_reconcile import TaskReconciler
 from orchestrator._task_seal import Sealer
-from orchestrator._task_store import TaskConfig, TaskQueue, TaskRecord, TaskRequest
+from orchestrator._task_store import TaskConfig, TaskQueue, TaskRecord, TaskRequest, TaskStatus
 from orchestrator._task_worker import TaskWorker
 from orchestrator.config import OrchestratorConfig
 
@@ -37,6 +37,7 @@ __all__ = (
     "TaskReconciler",
     "TaskRecord",
     "TaskRequest",
+    "TaskStatus",
     "TaskWorker",
     "TextDelta",
     "call_agent",

@@ -127,6 +127,7 @@ class TaskRecord(BaseModel):
             turn) the reconciler requeues or dead-letters the task.
         planned: For a goal task, the plan the planner made, journaled before its first step: a
             redelivery runs this plan again (resuming it) instead of planning anew.
+        traceparent: W3C ``traceparent`` of the submitting request (its runs join that trace).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -148,6 +149,7 @@ class TaskRecord(BaseModel):
     dead_lettered: bool = False
     lease_until: float | None = None
     planned: dict[str, Any] | None = None
+    traceparent: str = ""
 
     @property
     def terminal(self) -> bool:

@@ -69,6 +69,7 @@ class TaskHead(BaseModel):
     tenant: str
     status: TaskStatus
     attempts: int = 0
+    created_at: float = 0.0
     updated_at: float
     lease_until: float | None = None
     priority: Priority = "normal"

@@ -36,11 +36,13 @@ from contextlib import aclosing
 from typing import Any
 
 import anyio
+from opentelemetry import trace
 
 from agents.errors import AgentError, AgentFailedError, BadInputError, NotFoundError, TooLargeError
 from agents.jetstream import JetStream, JetStreamUnavailableError, KeyValueBucket
 from agents.messaging import Bus
 from agents.plans import PlanError, parse_plan
+from agents.tracing import traceparent
 from orchestrator._faults import crash_point
 from orchestrator._task_models import (
     PRIORITIES,
@@ -53,7 +55,7 @@ from orchestrator._task_models import (
     error_dict,
     record_error,
 )
-from orchestrator._task_seal import Sealer, TaskCodec
+from orchestrator._task_seal import Sealer, TaskCodec, TaskHead
 
 OPEN_PREFIX = "open."
 """KV key prefix of the markers of unfinished tasks."""
@@ -292,6 +294,7 @@ class TaskQueue:
             idempotency_key=idempotency_key,
             created_at=now,
             updated_at=now,
+            traceparent=traceparent(trace.get_current_span()),
         )
         size = len(record.model_dump_json().encode())
         if size > self.config.max_input_bytes:
@@ -393,6 +396,59 @@ class TaskQueue:
             await self._bus.publish(self.config.cancel_subject(task_id), b"")
             await self._store.close_marker(task_id)
         return record
+
+    async def list_tasks(
+        self, tenant: str, *, status: TaskStatus | None = None, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[TaskRecord], str | None]:
+        """The tenant's tasks, newest first, one page at a time.
+
+        Args:
+            tenant: The caller's tenant (only its tasks are listed).
+            status: Only tasks with this status.
+            limit: Most tasks returned.
+            cursor: ``next_cursor`` of the previous page (``None``: the first page).
+
+        Returns:
+            The page, and the cursor of the next page (``None`` when this is the last).
+
+        Raises:
+            BadInputError: The cursor is malformed (field ``cursor``).
+            JetStreamUnavailableError: JetStream did not answer.
+        """
+        self._online()
+        after: tuple[float, str] | None = None
+        if cursor is not None:
+            created, _, task_id = cursor.partition("_")
+            try:
+                after = (-float(created), task_id)
+            except ValueError:
+                raise BadInputError("not a cursor returned by this endpoint", field="cursor") from None
+            if not re.fullmatch(r"[0-9a-f]{32}", task_id):
+                raise BadInputError("not a cursor returned by this endpoint", field="cursor")
+        codec = self._store.codec
+        found: list[tuple[TaskHead, bytes]] = []
+        for entry in await self._store.kv.latest():
+            if entry.key.startswith(("idem.", OPEN_PREFIX)):
+                continue
+            try:  # the clear fields are enough to filter: only the page is opened
+                head = codec.head(entry.value)
+            except AgentFailedError:
+                continue
+            if head.tenant != tenant or (status is not None and head.status != status):
+                continue
+            if after is not None and (-head.created_at, head.id) <= after:
+                continue
+            found.append((head, entry.value))
+        found.sort(key=lambda f: (-f[0].created_at, f[0].id))
+        records: list[TaskRecord] = []
+        for _, value in found[:limit]:
+            try:
+                records.append(await codec.decode(value))
+            except NotFoundError:  # erased with its tenant's data key
+                continue
+        more = len(found) > limit
+        last = found[min(limit, len(found)) - 1][0] if found else None
+        return records, (f"{last.created_at!r}_{last.id}" if more and last is not None else None)
 
     async def watch(self, task_id: str, tenant: str) -> AsyncGenerator[TaskRecord, None]:
         """The task's record now, then each new version, ending after a terminal status.

@@ -512,6 +512,9 @@ async def test_sealed_records_hold_no_plaintext_and_are_shredded_with_the_tenant
         forged["sealed"] = json.loads(raw)["sealed"]
         with pytest.raises(AgentFailedError):
             await queue._store.codec.decode(json.dumps(forged).encode())
+        listed, _ = await queue.list_tasks("acme", status="succeeded")
+        assert [(r.id, r.result) for r in listed] == [(record.id, {"x": canary})]  # opened for the list
         v.delete_tenant("acme")  # crypto-shred: the task's data key is gone
         with pytest.raises(NotFoundError):
             await queue.get(record.id, "acme")
+        assert (await queue.list_tasks("acme"))[0] == []

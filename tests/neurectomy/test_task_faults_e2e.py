@@ -90,6 +90,7 @@ async def _records(url: str, prefix: str = "") -> tuple[list[str], dict[str, lis
         return open_ids, history
 
 
+@pytest.mark.timeout(240)  # two serve starts
 def test_kill_9_between_task_record_and_publish_still_runs_the_task_once(
     nats: EmbeddedNats, state: Path
 ) -> None:

@@ -64,6 +64,7 @@ class _Run:
             if sid in self.reports and report.status == "succeeded":
                 self.reports[sid] = report.model_copy()
                 self.outputs[sid] = report.output
+        self.resumed = frozenset(self.outputs)
         self.failed: AgentError | None = None
         self.journal_error: Exception | None = None
         self.cancelled = False
@@ -90,6 +91,8 @@ class _Run:
         while done:
             sid = done.pop()
             for step in self.dependents[sid]:
+                if step.id in self.resumed:  # finished in an earlier run (after an optional step failed)
+                    continue
                 waiting = self.waiting[step.id]
                 waiting.discard(sid)
                 if waiting:

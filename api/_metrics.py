@@ -174,7 +174,7 @@ class Metrics:
             self.prefix_cache_ratio.set(cached / prompt if prompt else 0.0)
             if any(agent == "cache-keeper" for _, agent in totals):
                 try:
-                    stats = await orchestrator.call(
+                    stats = await orchestrator.call_once(
                         "storage", "cache-keeper", {}, orchestrator.context(timeout_s=SCRAPE_TIMEOUT_S)
                     )
                     self.vault_l1_ratio.set(float(stats.get("hit_ratio", 0.0)))

@@ -58,7 +58,7 @@ async def _call(
             "bytes; send fewer records per request",
             field=field,
         )
-    return await orchestrator.call(TEAM, agent, payload, ctx or call_context(orchestrator, request))
+    return await orchestrator.call_once(TEAM, agent, payload, ctx or call_context(orchestrator, request))
 
 
 @post("/v1/vault/records", status_code=200, summary="Store records (batch upsert)")

@@ -14,10 +14,11 @@ from typing import Any
 import anyio
 import pytest
 
-from agents import AgentRunner, BadInputError, Bus, NotFoundError, TooLargeError
+from agents import BadInputError, Bus, NotFoundError, TooLargeError
 from agents.compression import COMPRESSION_AGENTS, MAX_DATA_BYTES
 from bridges.sigma import SigmaBridge, approx_tokens
 from orchestrator import Orchestrator
+from orchestrator.testing import call, running
 from ryot import RyotEngine
 from sigmalang import DictionaryRegistry, DiskRSUStore, MemoryRSUStore, SigmaCodec, compress
 
@@ -48,17 +49,13 @@ def team(bus: Bus, engine: RyotEngine, tmp_path: Path) -> Team:
             dictionaries=DictionaryRegistry(tmp_path / "sigma" / "dictionaries"),
         )
         counter = (lambda text: len(engine.tokenize(text))) if count_tokens else None
-        async with SigmaBridge(codec, count_tokens=counter) as bridge, anyio.create_task_group() as tg:
-            for cls in COMPRESSION_AGENTS:
-                await tg.start(AgentRunner(bus, cls(bridge)).run)
-            yield Orchestrator(bus), bridge
-            tg.cancel_scope.cancel()
+        async with (
+            SigmaBridge(codec, count_tokens=counter) as bridge,
+            running(bus, [cls(bridge) for cls in COMPRESSION_AGENTS]) as orchestrator,
+        ):
+            yield orchestrator, bridge
 
     return run
-
-
-async def call(orchestrator: Orchestrator, agent: str, payload: dict[str, Any]) -> dict[str, Any]:
-    return await orchestrator.call("compression", agent, payload, orchestrator.context())
 
 
 async def test_compressor_and_decompressor_round_trip_with_dedup_and_ryot_tokens(

@@ -22,7 +22,8 @@ from agents.storage import (
     vault_error,
 )
 from bridges.vault import VaultBridge
-from orchestrator import Orchestrator
+from orchestrator import Orchestrator, testing
+from orchestrator.testing import running
 from vault import IntegrityError, MiniLMEmbedder, RecordTooLargeError, Vault, VaultConfig
 
 pytestmark = pytest.mark.anyio
@@ -66,17 +67,15 @@ async def bus(nats_server: Any) -> AsyncIterator[Bus]:
 @pytest.fixture
 async def team(bus: Bus, bridge: VaultBridge, tmp_path: Path) -> AsyncIterator[Orchestrator]:
     """All eight agents running; yields an orchestrator to call them."""
-    async with anyio.create_task_group() as tg:
-        for agent in storage_agents(bridge, snapshot_dir=tmp_path / "snapshots"):
-            await tg.start(AgentRunner(bus, agent).run)
-        yield Orchestrator(bus)
-        tg.cancel_scope.cancel()
+    async with running(bus, storage_agents(bridge, snapshot_dir=tmp_path / "snapshots")) as orch:
+        yield orch
 
 
 async def call(
     orch: Orchestrator, agent: str, payload: dict[str, Any], tenant: str = "acme"
 ) -> dict[str, Any]:
-    return await orch.call("storage", agent, payload, orch.context(tenant=tenant))
+    """One call in the tenant these tests use (``acme`` unless said)."""
+    return await testing.call(orch, agent, payload, tenant=tenant)
 
 
 async def load_docs(orch: Orchestrator, tenant: str = "acme") -> None:
@@ -329,7 +328,8 @@ async def test_start_storage_runs_one_agent_and_closes_the_vault(bus: Bus, tmp_p
             await start_storage(settings, stack, bus, tg, agent="cache-keeper", replicas=2)
             agents = await Orchestrator(bus).agents()
             assert [(a.name, a.replicas) for a in agents] == [("cache-keeper", 2)]
-            stats = await call(Orchestrator(bus), "cache-keeper", {})
+            orch = Orchestrator(bus)
+            stats = await orch.call_once("storage", "cache-keeper", {}, orch.context(tenant="acme"))
             assert stats["records"] == 0
             tg.cancel_scope.cancel()
         assert (tmp_path / "state" / "vault" / "kek.key").stat().st_mode & 0o777 == 0o600

@@ -101,8 +101,11 @@ async def call(
 ) -> dict[str, Any]:
     """Call a running agent once (:meth:`Orchestrator.call_once`) and return its output.
 
+    The agent's team comes from its heartbeats (when the orchestrator runs, as :func:`running`'s does),
+    else from the orchestrator's roster, else from :data:`agents.roster.ROSTER`.
+
     Args:
-        orchestrator: The orchestrator :func:`running` yielded (its monitor knows the agent's team).
+        orchestrator: The orchestrator to call through.
         agent: Agent name.
         payload: The agent's input (an object, or text for agents that take text).
         tenant: The caller's tenant (default: the context's ``default``).
@@ -112,12 +115,21 @@ async def call(
         The agent's output.
 
     Raises:
-        NoRespondersError: No instance of ``agent`` has been seen.
+        NoRespondersError: The agent's team is unknown, or no instance answers.
         AgentError: The agent's error (e.g. :class:`agents.errors.BadInputError` naming the field).
     """
-    seen = orchestrator.monitor.healthy(agent)
-    if not seen:
-        raise NoRespondersError(f"no instance of {agent} has been seen")
     extra = {} if tenant is None else {"tenant": tenant}
     ctx = orchestrator.context(timeout_s=timeout_s, **extra)
-    return await orchestrator.call_once(seen[0].beat.team, agent, payload, ctx)
+    return await orchestrator.call_once(_team_of(orchestrator, agent), agent, payload, ctx)
+
+
+def _team_of(orchestrator: Orchestrator, agent: str) -> str:
+    seen = orchestrator.monitor.healthy(agent)
+    if seen:
+        return seen[0].beat.team
+    from agents.roster import ROSTER  # the whole collective: loaded only when needed
+
+    for spec in (*orchestrator.specs, *ROSTER):
+        if spec.name == agent:
+            return spec.team
+    raise NoRespondersError(f"no instance of {agent} has been seen and no roster names it")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import anyio
 
 from agents.actor import Call
 from agents.errors import BadInputError, NotFoundError
-from agents.storage._base import DEFAULT_MAX_PAYLOAD_BYTES, StorageAgent
+from agents.limits import NATS_MAX_PAYLOAD_BYTES
+from agents.storage._base import StorageAgent
 from agents.storage.wire import (
     CacheInput,
     IndexInput,
@@ -38,16 +39,17 @@ class KeyWardenAgent(StorageAgent):
     )
     capabilities = ("rotate-kek", "rotate-data-key")
     input_model: ClassVar[type[KeyInput]] = KeyInput
+    output_model: ClassVar[type[KeyOutput]] = KeyOutput
     ops = ("rotate_kek", "rotate_data_key")
 
-    async def work(self, call: Call) -> dict[str, Any]:
+    async def work(self, call: Call) -> KeyOutput:
         """Rotate per ``call.input`` (a :class:`KeyInput`); returns the KEK fingerprint or key version."""
         inp: KeyInput = call.input
         if inp.scope == "kek":
             fingerprint = await self.bridge.rotate_kek(timeout_s=self.timeout(call))
-            return KeyOutput(scope="kek", kek_id=fingerprint).model_dump()
+            return KeyOutput(scope="kek", kek_id=fingerprint)
         version = await self.bridge.rotate_data_key(call.tenant, timeout_s=self.timeout(call))
-        return KeyOutput(scope="data_key", tenant=call.tenant, key_version=version).model_dump()
+        return KeyOutput(scope="data_key", tenant=call.tenant, key_version=version)
 
 
 class IndexerAgent(StorageAgent):
@@ -57,9 +59,10 @@ class IndexerAgent(StorageAgent):
     description = "Compacts the indexes: drops deleted vectors, rewrites segments, rebuilds FAISS indexes."
     capabilities = ("compact", "rebuild", "index-status")
     input_model: ClassVar[type[IndexInput]] = IndexInput
+    output_model: ClassVar[type[IndexOutput]] = IndexOutput
     ops = ("compact", "stats", "count")
 
-    async def work(self, call: Call) -> dict[str, Any]:
+    async def work(self, call: Call) -> IndexOutput:
         """Run ``call.input.op`` (an :class:`IndexInput`)."""
         inp: IndexInput = call.input
         before = await self.bridge.stats(timeout_s=self.timeout(call))
@@ -74,7 +77,7 @@ class IndexerAgent(StorageAgent):
             tombstones=after.tombstones,
             tombstones_removed=before.tombstones - after.tombstones,
             snapshot_generation=after.snapshot_generation,
-        ).model_dump()
+        )
 
 
 class SnapshotterAgent(StorageAgent):
@@ -93,6 +96,7 @@ class SnapshotterAgent(StorageAgent):
     description = "Takes named encrypted snapshots of the vault, lists them, and restores one."
     capabilities = ("snapshot", "restore", "list-snapshots")
     input_model: ClassVar[type[SnapshotInput]] = SnapshotInput
+    output_model: ClassVar[type[SnapshotOutput]] = SnapshotOutput
     ops = ("snapshot", "restore")
 
     def __init__(
@@ -100,7 +104,7 @@ class SnapshotterAgent(StorageAgent):
         bridge: VaultBridge,
         *,
         snapshot_dir: Path,
-        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        max_payload_bytes: int = NATS_MAX_PAYLOAD_BYTES,
     ) -> None:
         super().__init__(bridge, max_payload_bytes=max_payload_bytes)
         self.snapshot_dir = snapshot_dir
@@ -115,7 +119,7 @@ class SnapshotterAgent(StorageAgent):
                 out.append(SnapshotOut(name=entry.name, created_at=(await entry.stat()).st_mtime))
         return sorted(out, key=lambda s: (s.created_at, s.name))
 
-    async def work(self, call: Call) -> dict[str, Any]:
+    async def work(self, call: Call) -> SnapshotOutput:
         """Run ``call.input.op`` (a :class:`SnapshotInput`).
 
         Raises:
@@ -124,7 +128,7 @@ class SnapshotterAgent(StorageAgent):
         """
         inp: SnapshotInput = call.input
         if inp.op == "list":
-            return SnapshotOutput(op="list", snapshots=await self._list()).model_dump()
+            return SnapshotOutput(op="list", snapshots=await self._list())
         if inp.op == "restore":
             if inp.name is None:
                 raise BadInputError("name the snapshot to restore", field="name")
@@ -132,7 +136,7 @@ class SnapshotterAgent(StorageAgent):
             if not await anyio.Path(src).is_dir():
                 raise NotFoundError(f"no snapshot named {inp.name!r}", field="name")
             await self.bridge.restore(src, timeout_s=self.timeout(call))
-            return SnapshotOutput(op="restore", name=inp.name).model_dump()
+            return SnapshotOutput(op="restore", name=inp.name)
         name = inp.name or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
         final = anyio.Path(self.snapshot_dir / name)
         if await final.exists():
@@ -141,7 +145,7 @@ class SnapshotterAgent(StorageAgent):
         partial = self.snapshot_dir / f".{name}.partial"
         generation = await self.bridge.snapshot(partial, timeout_s=self.timeout(call))
         await anyio.Path(partial).rename(final)  # a copy is visible only once complete
-        return SnapshotOutput(op="snapshot", name=name, generation=generation).model_dump()
+        return SnapshotOutput(op="snapshot", name=name, generation=generation)
 
 
 class CacheKeeperAgent(StorageAgent):
@@ -151,9 +155,10 @@ class CacheKeeperAgent(StorageAgent):
     description = "Reports the vault's cache hit ratio, cache bytes, record and tombstone counts, WAL size."
     capabilities = ("stats", "cache-stats")
     input_model: ClassVar[type[CacheInput]] = CacheInput
+    output_model: ClassVar[type[StatsOutput]] = StatsOutput
     ops = ("stats", "count")
 
-    async def work(self, call: Call) -> dict[str, Any]:
+    async def work(self, call: Call) -> StatsOutput:
         """The counters, with the caller's tenant's record count and index kind (no other tenant's names)."""
         s = await self.bridge.stats(timeout_s=self.timeout(call))
         return StatsOutput(
@@ -172,4 +177,4 @@ class CacheKeeperAgent(StorageAgent):
             wal_bytes=s.wal_bytes,
             snapshot_generation=s.snapshot_generation,
             gpu=s.gpu,
-        ).model_dump()
+        )

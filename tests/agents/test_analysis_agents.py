@@ -15,7 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 import agents.analysis as analysis
-from agents import AgentRunner, BadInputError, Bus, TooLargeError
+from agents import BadInputError, Bus, TooLargeError
 from agents.analysis import (
     ANALYSIS_AGENTS,
     MAX_ENTITY_TEXT_CHARS,
@@ -251,10 +251,8 @@ async def test_similarity_shares_the_storage_teams_vault_bridge(
     vault = Vault(tmp_path / "vault", config=config, embedder=embedder)
     try:
         bridge = VaultBridge(vault, config, timeout_s=30)
-        async with anyio.create_task_group() as tg:
-            await tg.start(AgentRunner(bus, SimilarityAgent(bridge)).run)
-            out = await call(Orchestrator(bus), "similarity", {"text": "a kitten", "other": "a young cat"})
-            tg.cancel_scope.cancel()
+        async with running(bus, [SimilarityAgent(bridge)]) as orch:
+            out = await call(orch, "similarity", {"text": "a kitten", "other": "a young cat"})
     finally:
         vault.close()
     assert out["cosine"] > 0.5 and bridge.metrics.op("embed").calls == 1

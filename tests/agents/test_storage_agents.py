@@ -14,6 +14,7 @@ import anyio
 import pytest
 
 from agents import AgentRunner, BadInputError, Bus, NotFoundError, TooLargeError
+from agents.limits import ENVELOPE_RESERVE_BYTES
 from agents.storage import (
     STORAGE_AGENT_NAMES,
     EmbedderAgent,
@@ -293,17 +294,15 @@ async def test_oversized_record_is_too_large_with_the_limit(team: Orchestrator) 
 
 
 async def test_output_over_the_nats_payload_is_refused(bus: Bus, bridge: VaultBridge) -> None:
-    orch = Orchestrator(bus)
-    big = [{"id": f"r{i}", "text": f"record {i} " + "word " * 700} for i in range(8)]
-    async with anyio.create_task_group() as tg:
-        await tg.start(AgentRunner(bus, storage_agents(bridge, snapshot_dir=Path("/nonexistent"))[0]).run)
-        await tg.start(AgentRunner(bus, RetrieverAgent(bridge, max_payload_bytes=16 * 1024)).run)
+    big = [{"id": f"r{i}", "text": f"record {i} " + "word " * 700} for i in range(8)]  # ~3.5 kB each
+    small_bus = ENVELOPE_RESERVE_BYTES + 16 * 1024  # room for 16 KiB of output
+    archivist = storage_agents(bridge, snapshot_dir=Path("/nonexistent"))[0]
+    async with running(bus, [archivist, RetrieverAgent(bridge, max_payload_bytes=small_bus)]) as orch:
         await call(orch, "archivist", {"records": big})
         with pytest.raises(TooLargeError) as info:
             await call(orch, "retriever", {"query": "record", "k": 8})
         assert "smaller k" in info.value.message
         assert len((await call(orch, "retriever", {"query": "record", "k": 2}))["hits"]) == 2
-        tg.cancel_scope.cancel()
 
 
 def test_vault_error_mapping_names_file_and_limit(tmp_path: Path) -> None:

@@ -12,13 +12,16 @@ from typing import Any
 
 import anyio
 import pytest
+from pydantic import BaseModel
 
-from agents import AgentRunner, BadInputError, Bus, NotFoundError, TooLargeError
+from agents import AgentRunner, BadInputError, Bus, Call, NotFoundError, TooLargeError
+from agents.collective import spec_of
 from agents.limits import ENVELOPE_RESERVE_BYTES
 from agents.storage import (
     STORAGE_AGENT_NAMES,
     EmbedderAgent,
     RetrieverAgent,
+    StorageAgent,
     storage_agents,
     vault_error,
 )
@@ -303,6 +306,23 @@ async def test_output_over_the_nats_payload_is_refused(bus: Bus, bridge: VaultBr
             await call(orch, "retriever", {"query": "record", "k": 8})
         assert "smaller k" in info.value.message
         assert len((await call(orch, "retriever", {"query": "record", "k": 2}))["hits"]) == 2
+
+
+def test_every_storage_agent_publishes_its_output_model_and_must_declare_one(bridge: VaultBridge) -> None:
+    for agent in [*storage_agents(bridge, snapshot_dir=Path("/nonexistent")), EmbedderAgent(bridge)]:
+        schema = spec_of(type(agent)).output_schema  # what GET /v1/agents/{name} serves
+        assert agent.output_model is not None and agent.output_model.__module__ == "agents.storage.wire"
+        assert schema["title"] == agent.output_model.__name__ and schema["properties"], agent.name
+
+    class Undeclared(StorageAgent):
+        name = "t-undeclared"
+        description = "Declares no output model."
+
+        async def work(self, call: Call) -> BaseModel:
+            raise NotImplementedError
+
+    with pytest.raises(TypeError, match="output_model"):
+        Undeclared(bridge)
 
 
 def test_vault_error_mapping_names_file_and_limit(tmp_path: Path) -> None:

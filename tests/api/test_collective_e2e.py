@@ -48,6 +48,11 @@ def test_all_forty_agents_are_listed_running_and_healthy(client: Client) -> None
         assert listed[name].replicas >= 1 and listed[name].health == "up", listed[name]
     spec = client.agents.get("extractor")
     assert "schema" in spec.input_schema["properties"] and spec.bridges == ["ryot"]
+    for name, team in expected.items():
+        if team != "compression":  # the Compression team declares its output models in its own change
+            assert client.agents.get(name).output_schema.get("properties"), (
+                f"{name} publishes no output schema"
+            )
 
 
 Check = Callable[[dict[str, Any]], None]
@@ -56,12 +61,21 @@ CALLS: list[tuple[str, Any, Check]] = [
     (
         "generator",
         {"prompt": "The capital of France is", "max_tokens": 4, "temperature": 0},
-        lambda o: o["text"].strip() and 1 <= o["usage"]["completion_tokens"] <= 4 and o["usage"]["prompt_tokens"] >= 5,
+        lambda o: (
+            o["text"].strip()
+            and 1 <= o["usage"]["completion_tokens"] <= 4
+            and o["usage"]["prompt_tokens"] >= 5
+        ),
     ),
     (
         "chat",
         {"session": "e2e", "message": "Hello!", "max_tokens": 8},
-        lambda o: isinstance(o["reply"], str) and o["session"] == "e2e" and o["turn"] == 1 and o["usage"]["completion_tokens"] <= 8,
+        lambda o: (
+            isinstance(o["reply"], str)
+            and o["session"] == "e2e"
+            and o["turn"] == 1
+            and o["usage"]["completion_tokens"] <= 8
+        ),
     ),
     ("summarizer", {"text": DOC * 3, "max_sentences": 1}, lambda o: 0 < len(o["summary"]) < len(DOC * 3)),
     (
@@ -85,7 +99,11 @@ CALLS: list[tuple[str, Any, Check]] = [
     (
         "coder",
         {"task": "add two numbers", "language": "python", "max_tokens": 48},
-        lambda o: o["language"] == "python" and (o["syntax_ok"] is None) == (o["code"] == "") and o["usage"]["completion_tokens"] <= 48,
+        lambda o: (
+            o["language"] == "python"
+            and (o["syntax_ok"] is None) == (o["code"] == "")
+            and o["usage"]["completion_tokens"] <= 48
+        ),
     ),
     ("tokenizer", "Zephyr", lambda o: o["count"] == len(o["tokens"]) >= 2),
     # compression
@@ -93,7 +111,11 @@ CALLS: list[tuple[str, Any, Check]] = [
     (  # the second copy is all repeated: it adds no new bytes
         "deduplicator",
         {"messages": [b64(DOC * 20), b64(DOC * 20)]},
-        lambda o: o["total_bytes"] == 2 * len(DOC * 20) and o["messages"][1]["new_bytes"] == 0 and o["new_bytes"] <= len(DOC * 20),
+        lambda o: (
+            o["total_bytes"] == 2 * len(DOC * 20)
+            and o["messages"][1]["new_bytes"] == 0
+            and o["new_bytes"] <= len(DOC * 20)
+        ),
     ),
     (
         "context-optimizer",
@@ -126,13 +148,23 @@ CALLS: list[tuple[str, Any, Check]] = [
     (
         "indexer",
         {"op": "status"},
-        lambda o: o["op"] == "status" and o["tenant"] == "default" and o["index_kind"] == "flat" and o["records"] >= 1,
+        lambda o: (
+            o["op"] == "status"
+            and o["tenant"] == "default"
+            and o["index_kind"] == "flat"
+            and o["records"] >= 1
+        ),
     ),
     ("snapshotter", {"op": "list"}, lambda o: o["op"] == "list" and isinstance(o["snapshots"], list)),
     (
         "cache-keeper",
         {},
-        lambda o: o["tenant"] == "default" and o["tenant_records"] >= 1 and o["records"] >= o["tenant_records"] and 0.0 <= o["hit_ratio"] <= 1.0,
+        lambda o: (
+            o["tenant"] == "default"
+            and o["tenant_records"] >= 1
+            and o["records"] >= o["tenant_records"]
+            and 0.0 <= o["hit_ratio"] <= 1.0
+        ),
     ),
     # analysis
     ("sentiment", "I absolutely love this wonderful service!", lambda o: o["label"] == "positive"),
@@ -183,6 +215,9 @@ CALLS: list[tuple[str, Any, Check]] = [
 ]
 
 
+CLASSES = {cls.name: cls for classes in AGENTS_BY_TEAM.values() for cls in classes}
+
+
 def test_every_agent_answers_a_real_request(client: Client) -> None:
     compressed = client.agents.call("compressor", {"data": b64(DOC * 20)}).output["frame"]
     frame_calls: list[tuple[str, Any, Check]] = [
@@ -192,11 +227,18 @@ def test_every_agent_answers_a_real_request(client: Client) -> None:
     ]
     answered: set[str] = set()
     erased = {"deleted": "record", "id": "roster-doc-2", "tenant": "default"}
-    for name, value, check in [*CALLS, *frame_calls, ("eraser", {"id": "roster-doc-2"}, lambda o: o == erased)]:
+    for name, value, check in [
+        *CALLS,
+        *frame_calls,
+        ("eraser", {"id": "roster-doc-2"}, lambda o: o == erased),
+    ]:
         if name == "eraser":
             client.agents.call("archivist", {"records": [{"id": "roster-doc-2", "text": "to delete"}]})
         answer = client.agents.call(name, value, timeout_s=90)
         assert answer.agent == name, f"{name} was answered by {answer.agent}"
+        declared = CLASSES[name].output_model
+        if declared is not None:  # the output has the shape the agent publishes
+            declared.model_validate(answer.output)
         try:
             assert check(answer.output), f"{name}: unexpected output {answer.output}"
         except (KeyError, IndexError, TypeError) as exc:

@@ -14,7 +14,7 @@ Exposed, one registry per app (names as exposed; counters get ``_total``):
 * at scrape time, from ``$SRV.STATS`` of every agent instance: ``neurectomy_agent_replicas``,
   ``neurectomy_agent_in_flight``, ``neurectomy_agent_mailbox_depth`` ``{team,agent}``,
   ``neurectomy_engine_queue_depth`` and ``neurectomy_prefix_cache_hit_ratio`` (Ryot's cumulative
-  ``cached_tokens / prompt_tokens``); from the vault's cache-keeper, if running,
+  ``cached_tokens / prompt_tokens``); from the ``vault-stats`` agent, if running,
   ``neurectomy_vault_l1_hit_ratio``.
 """
 
@@ -172,10 +172,10 @@ class Metrics:
                 self.agent_mailbox.labels(team, agent).set(mailbox)
             self.engine_queue_depth.set(queue_depth)
             self.prefix_cache_ratio.set(cached / prompt if prompt else 0.0)
-            if any(agent == "cache-keeper" for _, agent in totals):
+            if any(agent == "vault-stats" for _, agent in totals):
                 try:
                     stats = await orchestrator.call_once(
-                        "storage", "cache-keeper", {}, orchestrator.context(timeout_s=SCRAPE_TIMEOUT_S)
+                        "storage", "vault-stats", {}, orchestrator.context(timeout_s=SCRAPE_TIMEOUT_S)
                     )
                     self.vault_l1_ratio.set(float(stats.get("hit_ratio", 0.0)))
                 except AgentError as exc:

@@ -8,7 +8,7 @@ eraser          delete a record; crypto-shred the caller's tenant
 key-warden      rotate the key-encryption key or the caller's data key
 indexer         compaction (drop tombstones, rebuild indexes); index status
 snapshotter     named encrypted snapshots, list, restore
-cache-keeper    counters: cache hit ratio and bytes, records, tombstones, WAL
+vault-stats    counters: cache hit ratio and bytes, records, tombstones, WAL
 ==============  ==========================================================================
 
 Besides the eight, :class:`EmbedderAgent` (``embedder``) turns texts into vectors without storing them
@@ -27,7 +27,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from agents.storage._admin import CacheKeeperAgent, IndexerAgent, KeyWardenAgent, SnapshotterAgent
+    from agents.storage._admin import IndexerAgent, KeyWardenAgent, SnapshotterAgent, VaultStatsAgent
     from agents.storage._base import StorageAgent, vault_error
     from agents.storage._embed import EMBEDDING_MODEL, EmbedderAgent
     from agents.storage._records import ArchivistAgent, EraserAgent, FetcherAgent, RetrieverAgent
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = (
     "ArchivistAgent",
-    "CacheKeeperAgent",
+    "VaultStatsAgent",
     "EMBEDDING_MODEL",
     "EmbedderAgent",
     "EraserAgent",
@@ -55,7 +55,7 @@ _MODULE_OF = {
     "EraserAgent": "agents.storage._records",
     "FetcherAgent": "agents.storage._records",
     "RetrieverAgent": "agents.storage._records",
-    "CacheKeeperAgent": "agents.storage._admin",
+    "VaultStatsAgent": "agents.storage._admin",
     "IndexerAgent": "agents.storage._admin",
     "KeyWardenAgent": "agents.storage._admin",
     "SnapshotterAgent": "agents.storage._admin",

@@ -1,9 +1,10 @@
-"""Maintenance agents of the Storage team: key-warden, indexer, snapshotter, cache-keeper."""
+"""Maintenance agents of the Storage team: key-warden, indexer, snapshotter, vault-stats."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 from typing import ClassVar
 
@@ -26,7 +27,7 @@ from agents.storage.wire import (
 )
 from bridges.vault import VaultBridge
 
-__all__ = ("CacheKeeperAgent", "IndexerAgent", "KeyWardenAgent", "SnapshotterAgent")
+__all__ = ("VaultStatsAgent", "IndexerAgent", "KeyWardenAgent", "SnapshotterAgent")
 
 
 class KeyWardenAgent(StorageAgent):
@@ -148,10 +149,13 @@ class SnapshotterAgent(StorageAgent):
         return SnapshotOutput(op="snapshot", name=name, generation=generation)
 
 
-class CacheKeeperAgent(StorageAgent):
-    """Reports the vault's counters: records, tombstones, L1 cache hit ratio and bytes, WAL, snapshots."""
+class VaultStatsAgent(StorageAgent):
+    """Reports the vault's counters: records, tombstones, L1 cache hit ratio and bytes, WAL, snapshots.
 
-    name = "cache-keeper"
+    Named ``vault-stats`` (it was ``cache-keeper``, which read as if it managed the cache; it only reports).
+    """
+
+    name = "vault-stats"
     description = "Reports the vault's cache hit ratio, cache bytes, record and tombstone counts, WAL size."
     capabilities = ("stats", "cache-stats")
     input_model: ClassVar[type[CacheInput]] = CacheInput
@@ -161,20 +165,10 @@ class CacheKeeperAgent(StorageAgent):
     async def work(self, call: Call) -> StatsOutput:
         """The counters, with the caller's tenant's record count and index kind (no other tenant's names)."""
         s = await self.bridge.stats(timeout_s=self.timeout(call))
+        shared = {k: v for k, v in asdict(s).items() if k in StatsOutput.model_fields}  # the vault's counters
         return StatsOutput(
             tenant=call.tenant,
             tenant_records=await self.bridge.count(call.tenant, timeout_s=self.timeout(call)),
             index_kind=s.index_kinds.get(call.tenant),
-            tenants=s.tenants,
-            records=s.records,
-            tombstones=s.tombstones,
-            l1_hits=s.l1_hits,
-            l1_misses=s.l1_misses,
-            hit_ratio=s.hit_ratio,
-            l1_bytes=s.l1_bytes,
-            l1_entries=s.l1_entries,
-            wal_entries=s.wal_entries,
-            wal_bytes=s.wal_bytes,
-            snapshot_generation=s.snapshot_generation,
-            gpu=s.gpu,
+            **shared,
         )

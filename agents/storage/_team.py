@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agents.limits import NATS_MAX_PAYLOAD_BYTES
-from agents.storage._admin import CacheKeeperAgent, IndexerAgent, KeyWardenAgent, SnapshotterAgent
+from agents.storage._admin import IndexerAgent, KeyWardenAgent, SnapshotterAgent, VaultStatsAgent
 from agents.storage._base import StorageAgent
 from agents.storage._records import ArchivistAgent, EraserAgent, FetcherAgent, RetrieverAgent
 from bridges.vault import VaultBridge
@@ -20,7 +20,7 @@ STORAGE_AGENT_NAMES = (
     "key-warden",
     "indexer",
     "snapshotter",
-    "cache-keeper",
+    "vault-stats",
 )
 """Names of the Storage team's agents (also their queue groups)."""
 
@@ -44,5 +44,5 @@ def storage_agents(
         KeyWardenAgent(bridge, **size),
         IndexerAgent(bridge, **size),
         SnapshotterAgent(bridge, snapshot_dir=snapshot_dir, **size),
-        CacheKeeperAgent(bridge, **size),
+        VaultStatsAgent(bridge, **size),
     ]

@@ -149,7 +149,7 @@ async def rotate_keys(
 @get("/v1/vault/stats", summary="Vault counters and cache hit ratio")
 async def stats(request: Request[Any, Any, Any], state: State) -> StatsResponse:
     """Records (the tenant's and all), tombstones, L1 cache hit ratio and bytes, WAL, snapshot generation."""
-    return StatsResponse.model_validate(await _call(state, request, "cache-keeper", {}))
+    return StatsResponse.model_validate(await _call(state, request, "vault-stats", {}))
 
 
 @post("/v1/vault/compact", status_code=200, summary="Compact indexes (drop tombstones)")

@@ -232,11 +232,11 @@ async def test_cache_keeper_reports_hit_ratio(team: Orchestrator) -> None:
     await load_docs(team)
     for _ in range(3):
         await call(team, "fetcher", {"id": "invoice"})
-    stats = await call(team, "cache-keeper", {})
+    stats = await call(team, "vault-stats", {})
     assert stats["tenant"] == "acme" and stats["tenant_records"] == len(DOCS)
     assert stats["l1_hits"] >= 2 and 0.0 < stats["hit_ratio"] <= 1.0
     assert stats["index_kind"] == "flat" and stats["gpu"] is False
-    other = await call(team, "cache-keeper", {}, "globex")
+    other = await call(team, "vault-stats", {}, "globex")
     assert other["tenant_records"] == 0 and other["index_kind"] is None
 
 
@@ -344,11 +344,11 @@ async def test_start_storage_runs_one_agent_and_closes_the_vault(bus: Bus, tmp_p
             await start_storage(settings, stack, bus, tg, agent="librarian")
     async with AsyncExitStack() as stack:
         async with anyio.create_task_group() as tg:
-            await start_storage(settings, stack, bus, tg, agent="cache-keeper", replicas=2)
+            await start_storage(settings, stack, bus, tg, agent="vault-stats", replicas=2)
             agents = await Orchestrator(bus).agents()
-            assert [(a.name, a.replicas) for a in agents] == [("cache-keeper", 2)]
+            assert [(a.name, a.replicas) for a in agents] == [("vault-stats", 2)]
             orch = Orchestrator(bus)
-            stats = await orch.call_once("storage", "cache-keeper", {}, orch.context(tenant="acme"))
+            stats = await orch.call_once("storage", "vault-stats", {}, orch.context(tenant="acme"))
             assert stats["records"] == 0
             tg.cancel_scope.cancel()
         assert (tmp_path / "state" / "vault" / "kek.key").stat().st_mode & 0o777 == 0o600

@@ -157,7 +157,7 @@ CALLS: list[tuple[str, Any, Check]] = [
     ),
     ("snapshotter", {"op": "list"}, lambda o: o["op"] == "list" and isinstance(o["snapshots"], list)),
     (
-        "cache-keeper",
+        "vault-stats",
         {},
         lambda o: (
             o["tenant"] == "default"

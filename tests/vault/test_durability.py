@@ -139,8 +139,10 @@ def test_tampered_snapshot_file_fails_to_open_naming_it(make_vault, data_dir, un
         make_vault()
 
 
-def test_tampered_manifest_names_the_file(make_vault, data_dir) -> None:
-    make_vault().close()
+def test_tampered_manifest_names_the_file(make_vault, data_dir, unit_vectors) -> None:
+    v = make_vault()
+    v.put("acme", "one record", embedding=unit_vectors(1)[0])
+    v.close()
     manifest = data_dir / "MANIFEST.json"
     doc = json.loads(manifest.read_text())
     doc["body"]["generation"] += 1

@@ -48,6 +48,7 @@ from agents.messaging import Bus, Message
 from agents.protocol import (
     CANCEL_PREFIX,
     HEADER_DEADLINE,
+    HEADER_IDEMPOTENCY_KEY,
     HEADER_REQUEST_ID,
     HEADER_SESSION,
     HEADER_STREAM_INBOX,
@@ -75,6 +76,7 @@ class Call:
         tenant: Tenant the call runs for.
         trace_id: Trace id carried across hops.
         inbox: Subject the caller listens on.
+        idempotency_key: Names the call across the caller's retries (the request id when not sent).
     """
 
     request_id: str
@@ -90,6 +92,7 @@ class Call:
     _seq: int = 0
     cancel_scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     cancelled_by_caller: bool = False
+    idempotency_key: str = ""
 
     def remaining_s(self) -> float:
         """Seconds left until the deadline (negative once passed)."""
@@ -347,6 +350,7 @@ class AgentRunner:
             deadline=deadline,
             tenant=tenant,
             trace_id=headers.get(HEADER_TRACE_ID, request_id),
+            idempotency_key=headers.get(HEADER_IDEMPOTENCY_KEY) or request_id,
             inbox=inbox,
             _bus=self.bus,
             session=f"{tenant}/{session}" if session else "",

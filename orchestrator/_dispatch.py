@@ -25,6 +25,7 @@ from agents.errors import (
 from agents.messaging import Bus, Message
 from agents.protocol import (
     HEADER_DEADLINE,
+    HEADER_IDEMPOTENCY_KEY,
     HEADER_REQUEST_ID,
     HEADER_STREAM_INBOX,
     HEADER_TENANT,
@@ -51,12 +52,15 @@ class CallContext:
         deadline: Absolute deadline as ``time.time()`` seconds.
         tenant: Tenant the call runs for.
         trace_id: Trace id carried across every hop.
+        idempotency_key: Names the call across retries (the router keeps it while the request id changes
+            per attempt); the request id when empty. A task step can set it to stay the same across re-runs.
     """
 
     deadline: float
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     tenant: str = "default"
     trace_id: str = ""
+    idempotency_key: str = ""
 
     @classmethod
     def with_timeout(cls, timeout_s: float, **kwargs: Any) -> CallContext:
@@ -75,6 +79,7 @@ class CallContext:
             HEADER_TENANT: self.tenant,
             HEADER_TRACE_ID: self.trace_id or self.request_id,
             HEADER_STREAM_INBOX: inbox,
+            HEADER_IDEMPOTENCY_KEY: self.idempotency_key or self.request_id,
         }
 
 

@@ -10,7 +10,9 @@ For a call to agent ``A`` the router tries, in order:
    a new round after an exponential backoff with full jitter, while retries, the retry budget and the
    call's deadline allow.
 
-Errors that retrying cannot fix (bad input, not found, too large, cancelled) are raised at once.
+Errors that retrying cannot fix (bad input, not found, too large, cancelled) are raised at once. Every
+attempt gets its own request id but carries the call's idempotency key, so an agent that did the work
+for an attempt whose answer came too late answers the retry without doing it again.
 """
 
 from __future__ import annotations
@@ -195,6 +197,7 @@ class Router:
                             ctx,
                             request_id=f"{ctx.request_id}-{attempts}",
                             deadline=min(ctx.deadline, time.time() + per_attempt_s),
+                            idempotency_key=ctx.idempotency_key or ctx.request_id,
                         )
                         if inst is not None:
                             self.monitor.dispatched(inst)

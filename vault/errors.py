@@ -177,8 +177,9 @@ class KeyEncryptionKeyError(VaultError, ValueError):
 
 
 class VaultStorageError(VaultError, OSError):
-    """Writing or flushing a vault file failed; the vault undid the partial write, so nothing of the
-    call is kept, and reads keep working. Writes succeed again once the cause is gone.
+    """Writing or flushing a vault file failed; nothing of the call is kept, and reads keep working.
+
+    The vault undid the partial write; writes succeed again once the cause is gone.
 
     Attributes:
         path: The file that could not be written.

@@ -238,7 +238,9 @@ class Vault:
             )
         if idempotency_key is not None:
             batch = [
-                r if r.id is not None else NewRecord(r.text, r.metadata, derived_id(idempotency_key, i), r.embedding)
+                r
+                if r.id is not None
+                else NewRecord(r.text, r.metadata, derived_id(idempotency_key, i), r.embedding)
                 for i, r in enumerate(batch)
             ]
         prepared = prepare(batch, self._dim, self._config.max_record_bytes)
@@ -470,8 +472,11 @@ class Vault:
 
     @staticmethod
     def _auto_snapshot(storage: Storage) -> None:
-        """A snapshot the caller did not ask for: its failure (a full disk) must not fail a committed
-        write; the WAL keeps everything and the next write tries again."""
+        """A snapshot the caller did not ask for.
+
+        Its failure (a full disk) must not fail a committed write: the WAL keeps everything, and the next
+        write tries again.
+        """
         try:
             storage.snapshot()
         except VaultStorageError as exc:

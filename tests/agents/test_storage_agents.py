@@ -46,8 +46,10 @@ def embedder() -> MiniLMEmbedder:
 
 
 @pytest.fixture(autouse=True)
-def _no_kek_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_kek_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No KEK from the environment; per-vault key files under a private config dir (never ~/.config)."""
     monkeypatch.delenv("NEURECTOMY_VAULT_KEK", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
 
 
 @pytest.fixture
@@ -177,7 +179,8 @@ async def test_eraser_deletes_records_and_shreds_the_callers_tenant(
 
 async def test_key_warden_rotates_kek_and_data_key(team: Orchestrator, bridge: VaultBridge) -> None:
     await load_docs(team)
-    kek_file = bridge.data_dir / "kek.key"
+    kek_file = bridge.vault.kek_file
+    assert kek_file is not None and not kek_file.is_relative_to(bridge.data_dir)
     before = kek_file.read_bytes()
     rotated = await call(team, "key-warden", {"scope": "kek"})
     assert rotated["scope"] == "kek" and len(rotated["kek_id"]) == 16
@@ -332,6 +335,8 @@ async def test_start_storage_runs_one_agent_and_closes_the_vault(bus: Bus, tmp_p
             stats = await call(Orchestrator(bus), "cache-keeper", {})
             assert stats["records"] == 0
             tg.cancel_scope.cancel()
-        assert (tmp_path / "state" / "vault" / "kek.key").stat().st_mode & 0o777 == 0o600
+        keys = tmp_path / "config" / "neurectomy" / "vault-keys"
+        assert [p.stat().st_mode & 0o777 for p in keys.glob("*.key")] == [0o600]
+        assert not list((tmp_path / "state" / "vault").glob("*.key"))
     # Closed: the directory lock is free again, so another vault can open it.
     Vault(tmp_path / "state" / "vault", embedder=MiniLMEmbedder()).close()

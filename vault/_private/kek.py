@@ -94,7 +94,9 @@ def _inside(path: Path, directory: Path) -> bool:
     return path.resolve().is_relative_to(directory.resolve())
 
 
-def resolve_kek(data_dir: Path, config: KeyConfig, vault_id: str, *, existing: bool) -> tuple[bytes, KekSource]:
+def resolve_kek(
+    data_dir: Path, config: KeyConfig, vault_id: str, *, existing: bool
+) -> tuple[bytes, KekSource]:
     """Find (or, for a new vault, create) the KEK, as the module docstring says.
 
     Args:

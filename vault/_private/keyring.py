@@ -83,7 +83,11 @@ def read_document(path: Path) -> tuple[dict[str, Any], bytes]:
         raise IntegrityError(path, f"keyring is not valid JSON: {exc.msg}", exc.pos) from None
     except ValueError as exc:
         raise IntegrityError(path, f"keyring is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("body"), dict) or not isinstance(doc.get("mac"), str):
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("body"), dict)
+        or not isinstance(doc.get("mac"), str)
+    ):
         raise IntegrityError(path, "not a keyring file (body or mac missing)")
     return doc, raw
 
@@ -374,7 +378,9 @@ class KeyRing:
         file = self._source.file
         if new_kek is None:
             if file is None:
-                raise KeyEncryptionKeyError(self._source.name, "an env-var KEK can only rotate to a given key")
+                raise KeyEncryptionKeyError(
+                    self._source.name, "an env-var KEK can only rotate to a given key"
+                )
             new_kek = os.urandom(KEY_BYTES)
         if len(new_kek) != KEY_BYTES:
             raise KeyEncryptionKeyError("rotate_kek(new_kek)", f"must be {KEY_BYTES} bytes")

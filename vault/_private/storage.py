@@ -20,9 +20,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 import numpy as np
+import structlog
 from numpy.typing import NDArray
 
 from vault._private.cache import RecordCache
@@ -238,7 +237,9 @@ class Storage:
         """
         version, data_key = self.keys.active(tenant, create=True)
         blobs = [seal(data_key, version, pt, record_aad(tenant, rid, version)) for rid, pt, _ in items]
-        entries = [WalEntry(OP_PUT, tenant, rid, blob) for (rid, _, _), blob in zip(items, blobs, strict=True)]
+        entries = [
+            WalEntry(OP_PUT, tenant, rid, blob) for (rid, _, _), blob in zip(items, blobs, strict=True)
+        ]
         if key is not None:
             entries.append(WalEntry(OP_DONE, tenant, key, json.dumps(result).encode()))
         state = self.state(tenant)
@@ -466,8 +467,11 @@ class Storage:
         )
 
     def close(self, *, snapshot: bool) -> None:
-        """Optionally snapshot (skipped when nothing changed, or when it fails: the WAL has it all), then
-        close every file."""
+        """Optionally snapshot, then close every file.
+
+        The snapshot is skipped when nothing changed, and its failure (a full disk) only logs: the WAL
+        holds every write.
+        """
         if snapshot:
             try:
                 self.snapshot()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from vault.errors import InsufficientStorageError, VaultLockedError, VaultStorageError
@@ -45,12 +46,14 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o600, durable: bool = True) -> None:
+def atomic_write(
+    path: Path, data: bytes | Iterable[bytes], *, mode: int = 0o600, durable: bool = True
+) -> None:
     """Replace ``path`` with ``data`` atomically: write a temporary file, fsync, rename, fsync the dir.
 
     Args:
         path: Destination file.
-        data: Full new content.
+        data: Full new content, or its parts in order (written as they come).
         mode: Permission bits of the new file.
         durable: fsync file and directory (skip only for throwaway files).
 
@@ -62,7 +65,8 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600, durable: bool = 
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         try:
-            write_all(fd, data)
+            for part in [data] if isinstance(data, bytes) else data:
+                write_all(fd, part)
             if durable:
                 os.fsync(fd)
         finally:

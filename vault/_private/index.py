@@ -129,7 +129,7 @@ class VectorIndex:
         return bytes(_faiss().serialize_index(self.to_cpu()))
 
     @classmethod
-    def deserialize(cls, data: bytes, dim: int, config: IndexConfig, kind: str) -> VectorIndex:
+    def deserialize(cls, data: bytes | bytearray, dim: int, config: IndexConfig, kind: str) -> VectorIndex:
         """Rebuild an index from :meth:`serialize` output.
 
         Raises:

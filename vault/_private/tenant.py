@@ -267,7 +267,7 @@ class TenantState:
         dim: int,
         config: IndexConfig,
         state: dict[str, Any],
-        index_bytes: bytes,
+        index_bytes: bytes | bytearray,
     ) -> TenantState:
         """Rebuild a tenant from :meth:`to_state` output and serialised index bytes.
 

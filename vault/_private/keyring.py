@@ -35,7 +35,7 @@ from vault._private.kek import KEY_BYTES, KekSource, decode_kek, resolve_kek, wr
 from vault.config import KeyConfig
 from vault.errors import DecryptionError, IntegrityError, KeyEncryptionKeyError, TenantNotFoundError
 
-__all__ = ("KEYRING_NAME", "KeyRing", "kek_id")
+__all__ = ("KEYRING_NAME", "KeyRing", "kek_id", "read_document", "salvage_keys")
 
 KEYRING_NAME = "keyring.json"
 _FORMAT = 2
@@ -90,6 +90,36 @@ def read_document(path: Path) -> tuple[dict[str, Any], bytes]:
     ):
         raise IntegrityError(path, "not a keyring file (body or mac missing)")
     return doc, raw
+
+
+def salvage_keys(
+    doc: dict[str, Any], raw: bytes, kek: bytes, path: Path
+) -> tuple[dict[int, tuple[str, bytes]], list[tuple[int | None, str]]]:
+    """Every data key of a keyring document that still unwraps under ``kek``, ignoring its HMAC.
+
+    Returns:
+        ``version → (tenant, data key)``, and ``(offset, reason)`` for each key or check that failed.
+    """
+    problems: list[tuple[int | None, str]] = []
+    body = doc["body"]
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    mac = hmac.new(_mac_key(kek), canonical, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(mac, str(doc.get("mac"))):
+        problems.append((None, "keyring HMAC does not verify (file altered); keeping the keys that unwrap"))
+    found: dict[int, tuple[str, bytes]] = {}
+    tenants = body.get("tenants") if isinstance(body.get("tenants"), dict) else {}
+    for tenant, entry in (tenants or {}).items():
+        keys = entry.get("keys") if isinstance(entry, dict) else None
+        for version, text in (keys if isinstance(keys, dict) else {}).items():
+            try:
+                key = _unwrap(kek, base64.b64decode(text), _wrap_aad(str(tenant), int(version)))
+            except (ValueError, TypeError):
+                key = None
+            if key is None:
+                problems.append((raw.find(str(text).encode()), f"data key {version} does not unwrap"))
+            else:
+                found[int(version)] = (str(tenant), key)
+    return found, problems
 
 
 class KeyRing:

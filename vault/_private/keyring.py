@@ -201,7 +201,7 @@ class KeyRing:
         if not hmac.compare_digest(mac, self._mac(body)):
             bad = self._first_bad_entry(body, raw)
             if bad is not None:
-                raise IntegrityError(self.path, f"wrapped key {bad[0]} does not unwrap (damaged)", bad[1])
+                raise IntegrityError(self.path, f"{bad[0]} does not unwrap (wrapped key damaged)", bad[1])
             raise IntegrityError(self.path, "keyring HMAC does not verify (file altered)")
         try:
             self._next_version = int(body["next_version"])

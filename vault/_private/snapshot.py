@@ -70,6 +70,8 @@ class Manifest:
             doc = json.loads(path.read_bytes())
             body = doc["body"]
             ok = hashlib.sha256(_canonical(body)).hexdigest() == doc["sha256"]
+        except json.JSONDecodeError as exc:
+            raise IntegrityError(path, f"not a valid manifest: {exc.msg}", exc.pos) from None
         except (ValueError, KeyError, TypeError):
             raise IntegrityError(path, "not a valid manifest") from None
         if not ok:

@@ -62,9 +62,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = EmbeddedNats(tmp_path_factory.mktemp("service-nats"))
     anyio.run(server.start)
     try:
-        state = tmp_path_factory.mktemp("serve-state")
-        keys = {"NEURECTOMY_VAULT__KEYS__KEK_DIR": str(state / "vault-keys")}  # not the user's ~/.config
-        proc, url = start_serve(state, "--nats-url", server.url, env=keys)
+        proc, url = start_serve(tmp_path_factory.mktemp("serve-state"), "--nats-url", server.url)
         try:
             yield url
         finally:

@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -18,8 +19,10 @@ from numpy.typing import NDArray
 
 from vault._private.cache import RecordCache
 from vault._private.files import DirLock
+from vault._private.index import VectorIndex
 from vault._private.sealing import encode_record
 from vault._private.storage import Storage
+from vault._private.tenant import TenantState
 from vault._private.validate import (
     check_k,
     check_name,
@@ -109,6 +112,10 @@ class Vault:
             raise
         self._cache = RecordCache(self._config.cache.l1_max_bytes)
         self._closed = False
+        self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vault-index")
+        self._builds: dict[str, Future[None]] = {}
+        with self._lock:
+            self._schedule_builds(self._storage)
 
     # ----------------------------------------------------------------- lifecycle
     def __enter__(self) -> Vault:
@@ -120,11 +127,16 @@ class Vault:
         self.close()
 
     def close(self) -> None:
-        """Snapshot (if ``snapshot_on_close``), close files and release the directory lock. Idempotent."""
+        """Snapshot (if ``snapshot_on_close``), close files and release the directory lock. Idempotent.
+
+        An index build running in the background is waited for and dropped (the next open builds again).
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+        self._builder.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
             try:
                 self._storage.close(snapshot=self._config.durability.snapshot_on_close)
             finally:
@@ -134,6 +146,50 @@ class Vault:
         if self._closed:
             raise VaultClosedError
         return self._storage
+
+    # ----------------------------------------------------------------- background index builds
+    def _schedule_builds(self, storage: Storage) -> None:
+        """Start an HNSW build for every tenant whose flat index passed the threshold (caller holds the lock).
+
+        A write never waits for such a build: searches use the flat index until the HNSW index is ready,
+        then it is swapped in with the records stored meanwhile.
+        """
+        for tenant, state in storage.tenants.items():
+            running = self._builds.get(tenant)
+            if state.wants_hnsw and (running is None or running.done()):
+                self._builds[tenant] = self._builder.submit(self._build, tenant, state)
+
+    def _build(self, tenant: str, state: TenantState) -> None:
+        with self._lock:
+            if self._closed or self._storage.tenants.get(tenant) is not state or not state.wants_hnsw:
+                return
+            labels, vectors, next_label, version = state.build_input()
+        try:
+            built = VectorIndex.build(self._dim, self._config.index, labels, vectors)
+        except Exception as exc:  # a failed build leaves the flat index serving; the next write retries
+            log.warning("vault index build failed", tenant=tenant, error=str(exc))
+            return
+        with self._lock:
+            if (
+                self._closed
+                or self._storage.tenants.get(tenant) is not state
+                or state.index_version != version
+            ):
+                return  # dropped, restored or rebuilt meanwhile
+            state.swap_index(built, labels, next_label)
+
+    def join_background(self, timeout_s: float | None = None) -> bool:
+        """Wait for the index builds running in the background.
+
+        Args:
+            timeout_s: Longest wait, in seconds (``None``: no limit).
+
+        Returns:
+            Whether every build finished.
+        """
+        with self._lock:
+            running = [f for f in self._builds.values() if not f.done()]
+        return not wait(running, timeout=timeout_s).not_done
 
     @property
     def data_dir(self) -> Path:
@@ -261,6 +317,7 @@ class Vault:
             storage.put(tenant, items, key=idempotency_key, result=ids)
             for p in prepared:
                 self._cache.discard(tenant, p.id)
+            self._schedule_builds(storage)
             self._maybe_snapshot(storage)
         return ids
 
@@ -523,8 +580,10 @@ class Vault:
             KeyEncryptionKeyError: The copy's keyring was wrapped under another KEK.
         """
         with self._lock:
-            self._open().restore_from(Path(src))
+            storage = self._open()
+            storage.restore_from(Path(src))
             self._cache.clear()
+            self._schedule_builds(storage)
 
     def stats(self) -> VaultStats:
         """Counters: records, tombstones, cache hit ratio, WAL size, snapshot generation, index kinds."""

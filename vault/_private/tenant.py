@@ -64,6 +64,8 @@ class TenantState:
         self.next_label = 0
         self.segment_no = 1
         self.segment_len = 0
+        self.index_version = 0
+        """Bumped whenever ``index`` is replaced (a background build made for an older one is dropped)."""
         self.done: OrderedDict[str, Any] = OrderedDict()
         """Idempotency key → result of the call that used it (oldest first)."""
         self._fd: int | None = None
@@ -90,7 +92,8 @@ class TenantState:
             raise IntegrityError(
                 self.segment_path, f"segment is {size} bytes, snapshot expects {valid_length}"
             )
-        os.ftruncate(self._fd, valid_length)
+        if size > valid_length:  # records staged or replayed after the snapshot: the WAL has them
+            os.ftruncate(self._fd, valid_length)
         self.segment_len = valid_length
 
     def _write(self, blob: bytes) -> int:
@@ -185,8 +188,28 @@ class TenantState:
             self.labels[label] = record_id
             offset += len(blob)
         self.index.add(labels, np.vstack([vector.reshape(1, -1) for _, _, vector in items]))
-        if self.index.kind == "flat" and self.live >= self._config.hnsw_threshold:
-            self.rebuild_index()
+
+    @property
+    def wants_hnsw(self) -> bool:
+        """Whether the flat index has grown past ``hnsw_threshold`` (the vault then builds HNSW aside)."""
+        return self.index.kind == "flat" and self.live >= self._config.hnsw_threshold
+
+    def build_input(self) -> tuple[NDArray[np.int64], NDArray[np.float32], int, int]:
+        """What a background index build starts from: ``(labels, (n, dim) vectors, next_label, version)``."""
+        labels = np.array(sorted(self.labels), dtype=np.int64)
+        return labels, self.index.reconstruct(labels), self.next_label, self.index_version
+
+    def swap_index(self, built: VectorIndex, labels: NDArray[np.int64], next_label: int) -> None:
+        """Replace the index with ``built`` (made from ``labels``), adding the records stored since.
+
+        Records deleted since the build started become its tombstones; older tombstones are gone.
+        """
+        newer = np.array(sorted(label for label in self.labels if label >= next_label), dtype=np.int64)
+        if newer.size:
+            built.add(newer, self.index.reconstruct(newer))
+        self.tombstones = set(labels.tolist()) - set(self.labels)
+        self.index = built
+        self.index_version += 1
 
     def remember(self, key: str, result: Any, limit: int) -> None:
         """Record the result of the call with idempotency ``key``, forgetting the oldest past ``limit``."""
@@ -224,6 +247,7 @@ class TenantState:
         vectors = self.index.reconstruct(labels)
         self.index = VectorIndex.build(self.dim, self._config, labels, vectors)
         self.tombstones.clear()
+        self.index_version += 1
 
     def compact(self) -> Path:
         """Copy live sealed records to a new segment (fsynced) and rebuild the index.

@@ -76,7 +76,7 @@ class Call:
         tenant: Tenant the call runs for.
         trace_id: Trace id carried across hops.
         inbox: Subject the caller listens on.
-        idempotency_key: Names the call across the caller's retries (the request id when not sent).
+        idempotency_key: Names the call across the caller's retries (empty when the caller sent none).
     """
 
     request_id: str
@@ -350,7 +350,7 @@ class AgentRunner:
             deadline=deadline,
             tenant=tenant,
             trace_id=headers.get(HEADER_TRACE_ID, request_id),
-            idempotency_key=headers.get(HEADER_IDEMPOTENCY_KEY) or request_id,
+            idempotency_key=headers.get(HEADER_IDEMPOTENCY_KEY, ""),
             inbox=inbox,
             _bus=self.bus,
             session=f"{tenant}/{session}" if session else "",

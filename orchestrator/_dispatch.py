@@ -53,7 +53,8 @@ class CallContext:
         tenant: Tenant the call runs for.
         trace_id: Trace id carried across every hop.
         idempotency_key: Names the call across retries (the router keeps it while the request id changes
-            per attempt); the request id when empty. A task step can set it to stay the same across re-runs.
+            per attempt, and makes one when empty); a caller sets it to stay the same across its own retries
+            or re-runs (e.g. a task). Never derived from the request id, which a client may reuse.
     """
 
     deadline: float
@@ -73,14 +74,16 @@ class CallContext:
 
     def headers(self, inbox: str) -> dict[str, str]:
         """NATS headers of a call to an agent."""
-        return {
+        headers = {
             HEADER_REQUEST_ID: self.request_id,
             HEADER_DEADLINE: repr(self.deadline),
             HEADER_TENANT: self.tenant,
             HEADER_TRACE_ID: self.trace_id or self.request_id,
             HEADER_STREAM_INBOX: inbox,
-            HEADER_IDEMPOTENCY_KEY: self.idempotency_key or self.request_id,
         }
+        if self.idempotency_key:
+            headers[HEADER_IDEMPOTENCY_KEY] = self.idempotency_key
+        return headers
 
 
 def _accepted(reply: Message) -> str:

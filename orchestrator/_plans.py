@@ -202,7 +202,7 @@ class PlanRunner:
         step_ctx = replace(  # a step's idempotency key: the run's (stable across re-runs if set) + step id
             ctx,
             request_id=f"{ctx.request_id}-{step.id}",
-            idempotency_key=f"{ctx.idempotency_key or ctx.request_id}-{step.id}",
+            idempotency_key=f"{ctx.idempotency_key}-{step.id}" if ctx.idempotency_key else "",
         )
         try:
             invocation = await self.router.invoke(

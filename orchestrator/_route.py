@@ -18,6 +18,7 @@ for an attempt whose answer came too late answers the retry without doing it aga
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -175,6 +176,7 @@ class Router:
             yield from fallbacks
 
         per_attempt_s = timeout_s or self.config.step_timeout_s
+        key = ctx.idempotency_key or uuid.uuid4().hex  # one per routed call, the same on every attempt
         rounds = (self.config.retries if retries is None else retries) + 1
         self.budget.record_call()
         attempts, failovers = 0, []
@@ -197,7 +199,7 @@ class Router:
                             ctx,
                             request_id=f"{ctx.request_id}-{attempts}",
                             deadline=min(ctx.deadline, time.time() + per_attempt_s),
-                            idempotency_key=ctx.idempotency_key or ctx.request_id,
+                            idempotency_key=key,
                         )
                         if inst is not None:
                             self.monitor.dispatched(inst)

@@ -211,3 +211,15 @@ def test_compaction_drops_tombstones_and_keeps_data(make_vault, data_dir, unit_v
     v.close()
     v = make_vault()
     assert v.count("acme") == 20 and v.get("acme", "r39").text == "r39"
+
+
+def test_tenant_recreated_after_a_shred_survives_a_replay(make_vault, unit_vectors) -> None:
+    vectors = unit_vectors(2)
+    v = make_vault(config=NO_SNAPSHOT)
+    v.put("acme", "before the shred", id="old", embedding=vectors[0])
+    v.delete_tenant("acme")
+    v.put("acme", "after the shred", id="new", embedding=vectors[1])
+    v.close()  # no snapshot: the next open replays put, shred, put
+    reopened = make_vault(config=NO_SNAPSHOT)
+    assert reopened.get("acme", "new").text == "after the shred"
+    assert reopened.count("acme") == 1 and reopened.tenants() == ["acme"]

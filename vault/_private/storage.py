@@ -207,8 +207,11 @@ class Storage:
         return found
 
     def _drop(self, tenant: str) -> None:
-        if self.keys.has_tenant(tenant):
-            self.keys.destroy_tenant(tenant)
+        """Forget a shredded tenant's state and files.
+
+        Its keys are gone already (the keyring save is the shred's commit), so a replayed shred never
+        touches the keyring, which may hold the key of a tenant of the same name created since.
+        """
         state = self.tenants.pop(tenant, None)
         if state is not None:
             state.close()

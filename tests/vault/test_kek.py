@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
+import json
 import os
+import re
 import shutil
 import stat
+from pathlib import Path
 
 import pytest
 
 from vault import KeyConfig, KeyEncryptionKeyError, VaultConfig
+from vault._private.keyring import _mac_key
 
 
 def test_snapshot_rotate_kek_restore(make_vault, data_dir, tmp_path, unit_vectors) -> None:
@@ -61,12 +67,30 @@ def test_kek_inside_the_data_dir_is_refused_unless_allowed(make_vault, data_dir)
     assert v.kek_file == data_dir / "secret.key"
 
 
-def test_legacy_kek_in_the_data_dir_is_refused_with_the_move_command(make_vault, data_dir) -> None:
-    data_dir.mkdir(parents=True)
-    (data_dir / "kek.key").write_text(base64.b64encode(os.urandom(32)).decode())
+def test_legacy_kek_in_the_data_dir_is_refused_with_the_move_command(
+    make_vault, data_dir, unit_vectors
+) -> None:
+    legacy = VaultConfig(keys=KeyConfig(kek_file=data_dir / "kek.key", allow_kek_in_data_dir=True))
+    old = make_vault(config=legacy)  # the layout of earlier versions: the KEK beside the data
+    old.put("acme", "written by an earlier version", id="a", embedding=unit_vectors(1)[0])
+    old.close()
+    path = data_dir / "keyring.json"  # and a keyring from before vault ids
+    doc = json.loads(path.read_text())
+    del doc["body"]["vault_id"]
+    kek = base64.b64decode((data_dir / "kek.key").read_text())
+    canonical = json.dumps(doc["body"], sort_keys=True, separators=(",", ":")).encode()
+    doc["mac"] = hmac.new(_mac_key(kek), canonical, hashlib.sha256).hexdigest()
+    path.write_text(json.dumps(doc))
     with pytest.raises(KeyEncryptionKeyError, match=r"kek\.key.*mv ") as info:
         make_vault()
     assert "inside the vault's data directory" in str(info.value)
+    move = re.search(r"`mkdir -p -m 700 (\S+) && mv (\S+) (\S+)`", str(info.value))
+    assert move is not None and Path(move.group(2)) == data_dir / "kek.key"
+    Path(move.group(1)).mkdir(mode=0o700, parents=True, exist_ok=True)
+    shutil.move(move.group(2), move.group(3))  # what the message says to run
+    moved = make_vault()
+    assert moved.get("acme", "a").text == "written by an earlier version"
+    assert moved.kek_file == Path(move.group(3))
 
 
 def test_a_missing_kek_file_is_an_error_never_a_new_key(make_vault, data_dir, unit_vectors) -> None:

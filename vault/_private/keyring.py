@@ -156,8 +156,10 @@ class KeyRing:
         doc = raw = None
         if path.exists():
             doc, raw = read_document(path)
-        vault_id = str(doc["body"].get("vault_id") or "") if doc else ""
-        vault_id = vault_id or secrets.token_hex(8)
+        if doc is None:
+            vault_id = secrets.token_hex(8)
+        else:  # a keyring written before vault ids: a stable name from its KEK fingerprint
+            vault_id = str(doc["body"].get("vault_id") or f"legacy-{doc['body'].get('kek_id')}")
         kek, source = resolve_kek(data_dir, config, vault_id, existing=doc is not None)
         ring = cls(path, kek, source, vault_id)
         if doc is not None and raw is not None:

@@ -48,6 +48,8 @@ from vault.records import JSONScalar, NewRecord, Record, SearchHit, VaultStats
 __all__ = ("Vault",)
 
 log = structlog.get_logger("vault")
+_CATCH_UP_ROUNDS = 8
+"""Rounds of adding records written during a background index build before the (short) swap."""
 
 
 def derived_id(idempotency_key: str, position: int) -> str:
@@ -166,6 +168,15 @@ class Vault:
             labels, vectors, next_label, version = state.build_input()
         try:
             built = VectorIndex.build(self._dim, self._config.index, labels, vectors)
+            for _ in range(_CATCH_UP_ROUNDS):  # add what was written meanwhile, still outside the lock
+                with self._lock:
+                    if self._closed or self._storage.tenants.get(tenant) is not state:
+                        return
+                    newer, newer_vectors, next_label = state.added_since(next_label)
+                if newer.size == 0:
+                    break
+                built.add(newer, newer_vectors)
+                labels = np.concatenate([labels, newer])
         except Exception as exc:  # a failed build leaves the flat index serving; the next write retries
             log.warning("vault index build failed", tenant=tenant, error=str(exc))
             return

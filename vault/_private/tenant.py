@@ -199,14 +199,19 @@ class TenantState:
         labels = np.array(sorted(self.labels), dtype=np.int64)
         return labels, self.index.reconstruct(labels), self.next_label, self.index_version
 
+    def added_since(self, next_label: int) -> tuple[NDArray[np.int64], NDArray[np.float32], int]:
+        """Records stored since ``next_label`` was current: ``(labels, (n, dim) vectors, next_label now)``."""
+        newer = np.array(sorted(label for label in self.labels if label >= next_label), dtype=np.int64)
+        return newer, self.index.reconstruct(newer), self.next_label
+
     def swap_index(self, built: VectorIndex, labels: NDArray[np.int64], next_label: int) -> None:
-        """Replace the index with ``built`` (made from ``labels``), adding the records stored since.
+        """Replace the index with ``built`` (holding ``labels``), adding the records stored since.
 
         Records deleted since the build started become its tombstones; older tombstones are gone.
         """
-        newer = np.array(sorted(label for label in self.labels if label >= next_label), dtype=np.int64)
+        newer, vectors, _ = self.added_since(next_label)
         if newer.size:
-            built.add(newer, self.index.reconstruct(newer))
+            built.add(newer, vectors)
         self.tombstones = set(labels.tolist()) - set(self.labels)
         self.index = built
         self.index_version += 1

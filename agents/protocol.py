@@ -35,6 +35,9 @@ HEADER_TRACE_ID = "Neurectomy-Trace-Id"
 HEADER_STREAM_INBOX = "Neurectomy-Stream-Inbox"
 HEADER_SESSION = "Neurectomy-Session"
 """Session key: calls with the same key are handled one after another, in the order they were accepted."""
+HEADER_IDEMPOTENCY_KEY = "Neurectomy-Idempotency-Key"
+"""Names a call across its retries (the request id changes per attempt, this does not): a mutating agent
+that sees a key again answers what it answered then instead of doing the work twice."""
 HEARTBEAT_PREFIX = "neurectomy.heartbeat"
 
 TEAMS = ("inference", "compression", "storage", "analysis", "synthesis")

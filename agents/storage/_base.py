@@ -21,6 +21,7 @@ from agents.errors import (
     AgentFailedError,
     BadInputError,
     DeadlineExceededError,
+    InsufficientStorageError,
     NotFoundError,
     TooLargeError,
 )
@@ -35,10 +36,13 @@ from vault import (
     RecordTooLargeError,
     TenantNotFoundError,
     VaultClosedError,
+    VaultDeadlineError,
     VaultError,
     VaultInputError,
     VaultLockedError,
+    VaultStorageError,
 )
+from vault import InsufficientStorageError as VaultFullError
 
 __all__ = ("StorageAgent", "vault_error")
 
@@ -57,8 +61,10 @@ def vault_error(exc: Exception, *, fields: Mapping[str, str] | None = None) -> A
         ``RecordNotFoundError``/``TenantNotFoundError`` → :class:`NotFoundError`;
         ``RecordTooLargeError`` → :class:`TooLargeError` stating size and limit; other input errors →
         :class:`BadInputError` naming the field; ``IntegrityError`` → :class:`AgentFailedError` naming the
-        file; a KEK that cannot rotate → :class:`BadInputError` on ``scope``; closed/locked vault →
-        :class:`AgentBusyError`; bridge timeout → :class:`DeadlineExceededError`; anything else →
+        file; a full disk → :class:`InsufficientStorageError` naming the file (HTTP 507); another write
+        error → :class:`AgentFailedError` naming the file; a KEK that cannot rotate → :class:`BadInputError`
+        on ``scope``; closed/locked vault → :class:`AgentBusyError`; bridge timeout or a write that could
+        not commit before its deadline → :class:`DeadlineExceededError`; anything else →
         :class:`AgentFailedError`.
     """
     rename = fields or {}
@@ -85,6 +91,14 @@ def vault_error(exc: Exception, *, fields: Mapping[str, str] | None = None) -> A
     if isinstance(exc, IntegrityError):
         log.error("vault integrity check failed", file=str(exc.path), offset=exc.offset, reason=exc.reason)
         return AgentFailedError(f"vault integrity check failed: {exc}")
+    if isinstance(exc, VaultFullError):
+        log.error("vault storage full", file=str(exc.path), reason=exc.reason)
+        return InsufficientStorageError(f"vault storage is full: {exc}")
+    if isinstance(exc, VaultStorageError):
+        log.error("vault write failed", file=str(exc.path), reason=exc.reason)
+        return AgentFailedError(f"vault write failed: {exc}")
+    if isinstance(exc, VaultDeadlineError):
+        return DeadlineExceededError(str(exc))
     if isinstance(exc, KeyEncryptionKeyError):
         return BadInputError(f"cannot rotate the key-encryption key: {exc}", field="scope")
     if isinstance(exc, VaultClosedError | VaultLockedError):

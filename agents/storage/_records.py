@@ -33,7 +33,11 @@ def _vector(values: list[float], dim: int, field: str) -> np.ndarray[Any, np.dty
 
 
 class ArchivistAgent(StorageAgent):
-    """Stores a batch of records (upsert): embeds texts in batches, seals, logs with fsync, indexes."""
+    """Stores a batch of records (upsert): embeds texts in batches, seals, logs with fsync, indexes.
+
+    The call's idempotency key goes to the vault: a retried or re-run call answers the ids of the first
+    and writes nothing; records without an id get ids derived from the key.
+    """
 
     name = "archivist"
     description = "Stores records durably and encrypted in the vault (batch upsert; embeds texts)."
@@ -67,7 +71,9 @@ class ArchivistAgent(StorageAgent):
             )
             for i, r in enumerate(inp.records)
         ]
-        ids = await self.bridge.put_many(call.tenant, batch, timeout_s=self.timeout(call))
+        ids = await self.bridge.put_many(
+            call.tenant, batch, timeout_s=self.timeout(call), idempotency_key=call.idempotency_key or None
+        )
         return ArchiveOutput(ids=ids, count=len(ids))
 
 
@@ -161,8 +167,12 @@ class EraserAgent(StorageAgent):
                 raise BadInputError(
                     f"a call for tenant {call.tenant!r} cannot shred tenant {inp.tenant!r}", field="tenant"
                 )
-            await self.bridge.delete_tenant(call.tenant, timeout_s=self.timeout(call))
+            await self.bridge.delete_tenant(
+                call.tenant, timeout_s=self.timeout(call), idempotency_key=call.idempotency_key or None
+            )
             return EraseOutput(deleted="tenant", tenant=call.tenant)
         assert inp.id is not None
-        await self.bridge.delete(call.tenant, inp.id, timeout_s=self.timeout(call))
+        await self.bridge.delete(
+            call.tenant, inp.id, timeout_s=self.timeout(call), idempotency_key=call.idempotency_key or None
+        )
         return EraseOutput(deleted="record", id=inp.id, tenant=call.tenant)

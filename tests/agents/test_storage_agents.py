@@ -6,6 +6,7 @@ NATS header of the call.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,12 @@ import anyio
 import pytest
 from pydantic import BaseModel
 
-from agents import AgentRunner, BadInputError, Bus, Call, NotFoundError, TooLargeError
+from agents import AgentRunner, BadInputError, Bus, Call, DeadlineExceededError, NotFoundError, TooLargeError
 from agents.collective import spec_of
 from agents.limits import ENVELOPE_RESERVE_BYTES
 from agents.storage import (
     STORAGE_AGENT_NAMES,
+    ArchivistAgent,
     EmbedderAgent,
     RetrieverAgent,
     StorageAgent,
@@ -26,9 +28,10 @@ from agents.storage import (
     vault_error,
 )
 from bridges.vault import VaultBridge
-from orchestrator import Orchestrator, testing
+from orchestrator import Orchestrator, OrchestratorConfig, testing
 from orchestrator.testing import running
 from vault import IntegrityError, MiniLMEmbedder, RecordTooLargeError, Vault, VaultConfig
+from vault._private.wal import OP_PUT, scan_wal, wal_generations, wal_path
 
 pytestmark = pytest.mark.anyio
 
@@ -51,8 +54,10 @@ def embedder() -> MiniLMEmbedder:
 
 
 @pytest.fixture(autouse=True)
-def _no_kek_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_kek_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No KEK from the environment; per-vault key files under a private config dir (never ~/.config)."""
     monkeypatch.delenv("NEURECTOMY_VAULT_KEK", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
 
 
 @pytest.fixture
@@ -180,7 +185,8 @@ async def test_eraser_deletes_records_and_shreds_the_callers_tenant(
 
 async def test_key_warden_rotates_kek_and_data_key(team: Orchestrator, bridge: VaultBridge) -> None:
     await load_docs(team)
-    kek_file = bridge.data_dir / "kek.key"
+    kek_file = bridge.vault.kek_file
+    assert kek_file is not None and not kek_file.is_relative_to(bridge.data_dir)
     before = kek_file.read_bytes()
     rotated = await call(team, "key-warden", {"scope": "kek"})
     assert rotated["scope"] == "kek" and len(rotated["kek_id"]) == 16
@@ -351,6 +357,105 @@ async def test_start_storage_runs_one_agent_and_closes_the_vault(bus: Bus, tmp_p
             stats = await orch.call_once("storage", "vault-stats", {}, orch.context(tenant="acme"))
             assert stats["records"] == 0
             tg.cancel_scope.cancel()
-        assert (tmp_path / "state" / "vault" / "kek.key").stat().st_mode & 0o777 == 0o600
+        keys = tmp_path / "config" / "neurectomy" / "vault-keys"
+        assert [p.stat().st_mode & 0o777 for p in keys.glob("*.key")] == [0o600]
+        assert not list((tmp_path / "state" / "vault").glob("*.key"))
     # Closed: the directory lock is free again, so another vault can open it.
     Vault(tmp_path / "state" / "vault", embedder=MiniLMEmbedder()).close()
+
+
+# ----------------------------------------------------------------- retries, timeouts and idempotency
+FAST = OrchestratorConfig(backoff_base_s=0.01, backoff_max_s=0.05)
+
+
+class LateArchivist(ArchivistAgent):
+    """Commits the write, then answers too late the first time (the answer of a write that happened is
+    lost, as when a reply is delayed): the router times the attempt out and retries."""
+
+    def __init__(self, bridge: VaultBridge) -> None:
+        super().__init__(bridge)
+        self.calls = 0
+
+    async def work(self, call: Call) -> dict[str, Any]:
+        out = await super().work(call)
+        self.calls += 1
+        if self.calls == 1:
+            await anyio.sleep(call.remaining_s() + 0.05)  # until the attempt's deadline has passed
+        return out
+
+
+class BlockingEmbedder:
+    """The real MiniLM, but its first call waits for ``release`` (a write stuck past its deadline)."""
+
+    def __init__(self, inner: MiniLMEmbedder) -> None:
+        self.inner = inner
+        self.dim = inner.dim
+        self.release = threading.Event()
+        self.blocked = threading.Event()
+
+    def embed(self, texts: Any) -> Any:
+        if not self.blocked.is_set():
+            self.blocked.set()
+            self.release.wait(30)
+        return self.inner.embed(texts)
+
+
+def wal_puts(data_dir: Path, tenant: str) -> list[str]:
+    """Record ids of every PUT in the vault's WAL files (each write logged, duplicates included)."""
+    return [
+        e.record_id
+        for gen in wal_generations(data_dir)
+        for e in scan_wal(wal_path(data_dir, gen)).entries
+        if e.op == OP_PUT and e.tenant == tenant
+    ]
+
+
+async def test_write_whose_answer_came_too_late_is_retried_by_the_router_and_exists_once(
+    bus: Bus, bridge: VaultBridge
+) -> None:
+    late = LateArchivist(bridge)
+    orch = Orchestrator(bus, FAST, specs=[spec_of(ArchivistAgent)])
+    records = [{"text": "A write retried by the router."}, {"text": "Its second record, without an id."}]
+    ctx = orch.context(tenant="acme", timeout_s=30)
+    async with anyio.create_task_group() as tg:
+        await tg.start(AgentRunner(bus, late).run)
+        inv = await orch.invoke("archivist", {"records": records}, ctx, timeout_s=2.0, retries=2)
+        tg.cancel_scope.cancel()
+    assert inv.attempts == 2 and "archivist: timeout" in inv.failovers and late.calls == 2
+    ids = inv.output["ids"]
+    assert inv.output["count"] == 2 and len(set(ids)) == 2
+    assert await bridge.count("acme") == 2
+    assert wal_puts(bridge.data_dir, "acme") == ids  # written once, not once per attempt
+    assert (await bridge.get("acme", ids[1])).text == records[1]["text"]
+
+
+async def test_write_that_timed_out_did_not_happen_and_a_retry_writes_it_once(
+    bus: Bus, tmp_path: Path, embedder: MiniLMEmbedder
+) -> None:
+    blocking = BlockingEmbedder(embedder)
+    v = Vault(tmp_path / "slow-vault", config=CONFIG, embedder=blocking)
+    slow = VaultBridge(v, CONFIG, timeout_s=30)
+    orch = Orchestrator(bus, FAST, specs=[spec_of(ArchivistAgent)])
+    payload = {"records": [{"id": "late", "text": "Embedding this took longer than the caller waited."}]}
+    ctx = orch.context(tenant="acme", timeout_s=30, idempotency_key="client-call-1")  # the caller's retries
+    try:
+        async with anyio.create_task_group() as tg:
+            await tg.start(AgentRunner(bus, ArchivistAgent(slow)).run)
+            with pytest.raises(DeadlineExceededError):
+                await orch.invoke("archivist", payload, ctx, timeout_s=0.5, retries=0)  # the API's 504
+            assert blocking.blocked.is_set()
+            blocking.release.set()  # the stuck thread goes on, past its deadline
+            with anyio.fail_after(10):
+                while slow.metrics.op("put_many").timeouts == 0:
+                    await anyio.sleep(0.01)
+            assert await slow.count("acme") == 0  # did not happen, and never will
+            assert wal_puts(v.data_dir, "acme") == []
+            again = await orch.invoke("archivist", payload, ctx, timeout_s=5.0, retries=0)
+            assert again.output == {"ids": ["late"], "count": 1}
+            repeat = await orch.invoke("archivist", payload, ctx, timeout_s=5.0, retries=0)
+            assert repeat.output == again.output
+            tg.cancel_scope.cancel()
+        assert wal_puts(v.data_dir, "acme") == ["late"]
+    finally:
+        blocking.release.set()
+        v.close()

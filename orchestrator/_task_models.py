@@ -119,7 +119,7 @@ class TaskRecord(BaseModel):
         dead_lettered: It exhausted its attempts and was moved to the dead-letter stream.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")  # a newer server's record never breaks an older SDK
 
     id: str
     tenant: str

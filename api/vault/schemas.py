@@ -44,6 +44,12 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _Out(BaseModel):
+    """Base of response bodies: unknown fields are ignored, so a newer server never breaks an older SDK."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
 class RecordIn(_Body):
     """One record to store (upsert: an existing id is replaced)."""
 
@@ -63,14 +69,14 @@ class UpsertRequest(_Body):
     records: list[RecordIn] = Field(min_length=1, max_length=MAX_RECORDS_PER_REQUEST)
 
 
-class UpsertResponse(_Body):
+class UpsertResponse(_Out):
     """Ids of the stored records, in input order."""
 
     ids: list[str]
     count: int
 
 
-class RecordResponse(_Body):
+class RecordResponse(_Out):
     """Body of ``GET /v1/vault/records/{id}``: the decrypted record."""
 
     id: str
@@ -94,7 +100,7 @@ class SearchRequest(_Body):
     """Metadata equality filters (every key present with an equal value; ``true`` never equals ``1``)."""
 
 
-class SearchHit(_Body):
+class SearchHit(_Out):
     """One hit."""
 
     id: str
@@ -104,13 +110,13 @@ class SearchHit(_Body):
     metadata: dict[str, Any]
 
 
-class SearchResponse(_Body):
+class SearchResponse(_Out):
     """Hits, best first."""
 
     hits: list[SearchHit]
 
 
-class DeleteResponse(_Body):
+class DeleteResponse(_Out):
     """What was deleted."""
 
     deleted: Literal["record", "tenant"]
@@ -126,7 +132,7 @@ class RotateRequest(_Body):
     ``data_key``: a new data key for the tenant's new writes."""
 
 
-class RotateResponse(_Body):
+class RotateResponse(_Out):
     """Result of a rotation."""
 
     scope: Literal["kek", "data_key"]
@@ -136,7 +142,7 @@ class RotateResponse(_Body):
     key_version: int | None = None
 
 
-class IndexResponse(_Body):
+class IndexResponse(_Out):
     """Body of ``POST /v1/vault/compact``."""
 
     op: Literal["compact", "status"]
@@ -155,7 +161,7 @@ class SnapshotRequest(_Body):
     """Name of the copy; a UTC timestamp when absent."""
 
 
-class SnapshotInfo(_Body):
+class SnapshotInfo(_Out):
     """A stored snapshot copy."""
 
     name: str
@@ -163,7 +169,7 @@ class SnapshotInfo(_Body):
     """Unix time, in seconds."""
 
 
-class SnapshotResponse(_Body):
+class SnapshotResponse(_Out):
     """Result of a snapshot, restore or listing."""
 
     op: Literal["snapshot", "restore", "list"]
@@ -172,7 +178,7 @@ class SnapshotResponse(_Body):
     snapshots: list[SnapshotInfo] = Field(default_factory=list)
 
 
-class StatsResponse(_Body):
+class StatsResponse(_Out):
     """Body of ``GET /v1/vault/stats``: vault counters, seen from the caller's tenant."""
 
     tenant: str

@@ -236,10 +236,22 @@ class SamplerSpec:
     repeat_penalty: float
     seed: int
     grammar: str | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()
+
+    @property
+    def penalised(self) -> bool:
+        """Whether any repetition, presence or frequency penalty applies."""
+        return self.repeat_penalty != 1.0 or self.presence_penalty != 0.0 or self.frequency_penalty != 0.0
+
+
+PENALTY_LAST_N = 256
+"""Tokens the penalties look back over (llama.cpp's ``penalty_last_n``)."""
 
 
 class Sampler:
-    """A llama.cpp sampler chain: [grammar →] penalties → top-k → top-p → min-p → temperature → dist.
+    """A llama.cpp sampler chain: [logit bias →] [grammar →] penalties → top-k → top-p → min-p → temp → dist.
 
     Greedy instead of the sampling steps at temperature 0. The grammar (GBNF) masks every token that
     would break it. The order is llama.cpp's default chain (``common/sampling.cpp``).
@@ -249,20 +261,30 @@ class Sampler:
         # Plain greedy (no penalties, no grammar) keeps no state: an argmax over the logits row picks the
         # same token as llama.cpp's greedy sampler (the first maximum) without building its 262k-entry
         # candidate array each step (~1 ms per token for Gemma 3's vocabulary).
-        self.argmax = spec.temperature <= 0.0 and spec.repeat_penalty == 1.0 and spec.grammar is None
+        self.argmax = (
+            spec.temperature <= 0.0 and not spec.penalised and spec.grammar is None and not spec.logit_bias
+        )
         self.n_vocab = model.n_vocab
         self.ptr = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         add = llama_cpp.llama_sampler_chain_add
+        if spec.logit_bias:
+            biases = (llama_cpp.llama_logit_bias * len(spec.logit_bias))(
+                *(llama_cpp.llama_logit_bias(token, bias) for token, bias in spec.logit_bias)
+            )
+            add(self.ptr, llama_cpp.llama_sampler_init_logit_bias(self.n_vocab, len(spec.logit_bias), biases))
         if spec.grammar is not None:
             constraint = llama_cpp.llama_sampler_init_grammar(model.vocab, spec.grammar.encode(), b"root")
             if not constraint:
                 self.close()
                 raise ValueError("llama.cpp rejected the grammar")
             add(self.ptr, constraint)
-        if spec.repeat_penalty != 1.0:
-            last_n, freq, present = 64, 0.0, 0.0
+        if spec.penalised:
             penalties = llama_cpp.llama_sampler_init_penalties(
-                self.n_vocab, last_n, spec.repeat_penalty, freq, present
+                self.n_vocab,
+                PENALTY_LAST_N,
+                spec.repeat_penalty,
+                spec.frequency_penalty,
+                spec.presence_penalty,
             )
             add(self.ptr, penalties)
         if spec.temperature <= 0.0:
@@ -281,6 +303,23 @@ class Sampler:
             row = llama_cpp.llama_get_logits_ith(ctx.ptr, index)
             return int(np.ctypeslib.as_array(row, shape=(self.n_vocab,)).argmax())
         return int(llama_cpp.llama_sampler_sample(self.ptr, ctx.ptr, index))
+
+    def logprobs(
+        self, ctx: Context, index: int, token: int, top: int
+    ) -> tuple[float, list[tuple[int, float]]]:
+        """Log probability of ``token`` and the ``top`` most likely tokens at batch entry ``index``.
+
+        From the model's raw logits (log-softmax, natural log), before any bias, penalty or grammar.
+        """
+        row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx.ptr, index), shape=(self.n_vocab,))
+        peak = float(row.max())
+        log_z = peak + float(np.log(np.exp(row - peak, dtype=np.float64).sum()))
+        best: list[tuple[int, float]] = []
+        if top > 0:
+            ids = np.argpartition(row, -top)[-top:]
+            ids = ids[np.argsort(-row[ids], kind="stable")]
+            best = [(int(i), float(row[i]) - log_z) for i in ids]
+        return float(row[token]) - log_z, best
 
     def close(self) -> None:
         """Free the chain. Idempotent."""

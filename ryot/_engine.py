@@ -365,6 +365,11 @@ class RyotEngine:
                 Sampler(self._spec(params, 0), self._model).close()
             except ValueError:
                 raise InvalidRequestError("grammar", "not a valid GBNF grammar with a 'root' rule") from None
+        for token, _ in params.logit_bias:
+            if not 0 <= token < self._model.n_vocab:
+                raise InvalidRequestError(
+                    "logit_bias", f"token id {token} is outside 0..{self._model.n_vocab - 1}"
+                )
         if isinstance(prompt, str) and not prompt:
             raise InvalidRequestError("prompt", "must not be empty")
         tokens = self.prompt_tokens(prompt)

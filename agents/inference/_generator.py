@@ -20,6 +20,7 @@ from agents.errors import (
     AgentError,
     AgentFailedError,
     BadInputError,
+    ContextLengthExceededError,
     DeadlineExceededError,
     NotFoundError,
     TooLargeError,
@@ -57,7 +58,12 @@ def engine_error(exc: Exception) -> AgentError:
     if isinstance(exc, InvalidRequestError):
         return BadInputError(exc.reason, field=exc.field)
     if isinstance(exc, PromptTooLongError):
-        return BadInputError(str(exc), field="max_tokens")
+        return ContextLengthExceededError(
+            f"this model's maximum context length is {exc.n_ctx} tokens; the prompt is "
+            f"{exc.prompt_tokens} tokens and max_tokens {exc.max_tokens} "
+            f"({exc.prompt_tokens + exc.max_tokens} in total): shorten the prompt or lower max_tokens",
+            field="messages",
+        )
     if isinstance(exc, EngineBusyError | EngineClosedError):
         return AgentBusyError(str(exc))
     if isinstance(exc, BridgeTimeoutError):
@@ -161,7 +167,7 @@ class InferenceAgent(Agent):
     async def generate(
         self,
         call: Call,
-        prompt: str | Sequence[ChatMessage],
+        prompt: str | Sequence[ChatMessage] | TokenPrompt,
         params: SamplingParams,
         *,
         prompt_field: str | None = None,

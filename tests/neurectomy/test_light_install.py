@@ -79,8 +79,19 @@ def light_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _link_distribution(name, site)
     build = tmp_path_factory.mktemp("light-build")
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
-         "--no-build-isolation", "--no-index", str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            str(ROOT),
+        ],
         check=True,
         cwd=build,
         timeout=300,
@@ -90,7 +101,11 @@ def light_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run(env: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "NEURECTOMY_BASE_URL", "NEURECTOMY_URL")}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "NEURECTOMY_BASE_URL", "NEURECTOMY_URL")
+    }
     return subprocess.run(list(args), capture_output=True, text=True, timeout=120, env=clean, cwd=env)
 
 

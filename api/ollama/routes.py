@@ -428,7 +428,12 @@ ROUTES = (
     Router(
         path="/api",
         route_handlers=[chat, generate, embed, embeddings, tags, ps, show, version],
-        exception_handlers={Exception: _error},
+        exception_handlers={
+            AgentError: _error,
+            ValidationException: _error,
+            HTTPException: _error,
+            Exception: _error,
+        },
         tags=["Ollama-compatible"],
     ),
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -21,6 +22,8 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_PACKAGES = ("litestar", "llama_cpp", "nats", "torch", "faiss", "uvicorn", "structlog", "zstandard")
+
+_PACKAGES = ("neurectomy", "api", "orchestrator", "agents", "bridges", "ryot", "sigmalang", "vault")
 
 pytestmark = pytest.mark.slow
 
@@ -78,24 +81,29 @@ def light_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in sorted(_closure(_base_requirements())):
         _link_distribution(name, site)
     build = tmp_path_factory.mktemp("light-build")
+    source = build / "src"  # a copy: setuptools writes build/ and *.egg-info next to the sources
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for package in _PACKAGES:
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    pip = [sys.executable, "-m", "pip"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PIP_NO_CACHE_DIR": "1"}
+    # Build the wheel here (setuptools lives in this environment), install it there without deps.
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(python),
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            str(ROOT),
-        ],
+        [*pip, "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(build), str(source)],
         check=True,
         cwd=build,
         timeout=300,
-        env={**os.environ, "PIP_NO_CACHE_DIR": "1"},
+        env=env,
+    )
+    (wheel,) = build.glob("neurectomy-*.whl")
+    subprocess.run(
+        [*pip, "--python", str(python), "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        cwd=build,
+        timeout=300,
+        env=env,
     )
     return root
 

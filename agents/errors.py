@@ -4,6 +4,8 @@
 
     AgentError
     ├── BadInputError(AgentError, ValueError)        code "bad_request": the agent cannot use the input
+    │   └── ContextLengthExceededError               code "context_length_exceeded": prompt + max_tokens
+    │                                                exceed the model's context window
     ├── NotFoundError(AgentError, LookupError)       code "not_found": the named thing does not exist
     ├── TooLargeError(AgentError, ValueError)        code "too_large": the input exceeds a size limit
     ├── AgentBusyError(AgentError, RuntimeError)     code "busy": mailbox or engine queue full
@@ -45,6 +47,12 @@ class BadInputError(AgentError, ValueError):
     """The agent cannot use the input it was given."""
 
     code = "bad_request"
+
+
+class ContextLengthExceededError(BadInputError):
+    """The prompt and the completion's ``max_tokens`` do not fit the model's context window."""
+
+    code = "context_length_exceeded"
 
 
 class NotFoundError(AgentError, LookupError):
@@ -109,6 +117,7 @@ _BY_CODE: dict[str, type[AgentError]] = {
     cls.code: cls
     for cls in (
         BadInputError,
+        ContextLengthExceededError,
         NotFoundError,
         TooLargeError,
         AgentBusyError,

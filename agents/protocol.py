@@ -168,16 +168,40 @@ class ChatMessageIn(_Wire):
     content: str
 
 
+ToolMode = Literal["auto", "required"]
+"""How the generator may answer when given ``tool_schema``: ``auto`` lets the model choose between a
+text answer and a call; ``required`` makes it call."""
+
+TOOL_CALL_TAG = "<tool_call>"
+"""With ``tool_mode="auto"``, an answer that starts with this tag is a call (the JSON that follows is
+grammar-constrained to ``tool_schema``); any other first character starts a text answer."""
+
+
 class GenerateInput(_Wire, Sampling):
-    """Input of the Inference team's ``generator`` agent: a prompt or chat messages, and sampling."""
+    """Input of the Inference team's ``generator`` agent: a prompt (text or token ids) or chat messages."""
 
     prompt: str | None = None
+    prompt_tokens: list[int] | None = None
+    """The prompt as token ids of the model's vocabulary (evaluated as given: no BOS added)."""
     messages: list[ChatMessageIn] | None = None
     grammar: str | None = None
     json_schema: dict[str, Any] | None = None
     speculative: bool = False
     model: str | None = None
     """Name of the model to generate with (one of the Ryot models configured); ``None``: the default."""
+    presence_penalty: float = 0.0
+    """Subtracted once from the logit of each token already sampled (-2..2)."""
+    frequency_penalty: float = 0.0
+    """Subtracted from a token's logit once per time it was sampled (-2..2)."""
+    logit_bias: dict[int, float] = Field(default_factory=dict)
+    """Token id → bias added to its logit (-100..100)."""
+    logprobs: int | None = None
+    """``None``: none. ``k``: each sampled token's log probability and the ``k`` likeliest tokens (0..20)."""
+    tool_schema: dict[str, Any] | None = None
+    """JSON Schema of a tool call (``{"name": ..., "arguments": ...}``); see ``tool_mode``."""
+    tool_mode: ToolMode = "required"
+    """``required``: the whole answer is one JSON call; ``auto``: a text answer or
+    :data:`TOOL_CALL_TAG` followed by the JSON call, the model's choice."""
 
 
 class UsageOut(_Wire):
@@ -197,6 +221,24 @@ class TimingsOut(_Wire):
     decode_tokens: int
 
 
+class TopLogprobOut(_Wire):
+    """A candidate token at one position (OpenAI's ``top_logprobs`` entry)."""
+
+    token: str
+    logprob: float
+    """Natural log of its probability under the model (raw logits)."""
+    bytes: list[int]
+
+
+class TokenLogprobOut(TopLogprobOut):
+    """A sampled token with its log probability and the likeliest alternatives (OpenAI's shape).
+
+    Streamed chunks of the generator carry these under ``logprobs`` when the input asked for them.
+    """
+
+    top_logprobs: list[TopLogprobOut] = Field(default_factory=list)
+
+
 class GenerateOutput(_Wire):
     """Output of the ``generator`` agent (the ``End.output`` payload)."""
 
@@ -206,3 +248,5 @@ class GenerateOutput(_Wire):
     timings: TimingsOut
     model: str
     """Name of the model that generated the text."""
+    logprobs: list[TokenLogprobOut] | None = None
+    """Per sampled token, when the input asked for ``logprobs``."""

@@ -31,9 +31,16 @@ from orchestrator.config import OrchestratorConfig
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
-    """Streamed text of a generation."""
+    """Streamed text of a generation.
+
+    Attributes:
+        text: Text since the previous delta.
+        logprobs: Per token sampled since the previous delta, its log probability and alternatives
+            (:class:`agents.protocol.TokenLogprobOut` as dicts), when the input asked for them.
+    """
 
     text: str
+    logprobs: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +303,9 @@ class Orchestrator:
                             else:
                                 self.observer.inter_token(now - last)
                         first, last = False, now
-                        yield TextDelta(str(event.data.get("text", "")))
+                        yield TextDelta(
+                            str(event.data.get("text", "")), tuple(event.data.get("logprobs") or ())
+                        )
                     else:
                         try:
                             output = GenerateOutput.model_validate(event.output)

@@ -130,7 +130,7 @@ class TaskRecord(BaseModel):
         traceparent: W3C ``traceparent`` of the submitting request (its runs join that trace).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")  # a newer server's record never breaks an older SDK
 
     id: str
     tenant: str

@@ -19,6 +19,12 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _Out(BaseModel):
+    """Base of response bodies: unknown fields are ignored, so a newer server never breaks an older SDK."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
 class ChatMessage(_Body):
     """One message of a conversation."""
 
@@ -53,7 +59,7 @@ class GenerateRequest(_Body, Sampling):
     """Deadline of the request in seconds (default from settings); past it the answer is 504."""
 
 
-class Usage(_Body):
+class Usage(_Out):
     """Exact token counts, from the model's own tokenizer."""
 
     prompt_tokens: int
@@ -63,7 +69,7 @@ class Usage(_Body):
     total_tokens: int
 
 
-class Timings(_Body):
+class Timings(_Out):
     """Engine-side timings in seconds."""
 
     queue_s: float
@@ -73,7 +79,7 @@ class Timings(_Body):
     decode_tokens_per_s: float | None
 
 
-class GenerateResponse(_Body):
+class GenerateResponse(_Out):
     """Body of a non-streamed ``POST /v1/generate``, and data of the final ``done`` SSE event."""
 
     id: str
@@ -84,13 +90,13 @@ class GenerateResponse(_Body):
     timings: Timings
 
 
-class TokenEvent(_Body):
+class TokenEvent(_Out):
     """Data of a ``token`` SSE event."""
 
     text: str
 
 
-class ErrorDetail(_Body):
+class ErrorDetail(_Out):
     """What went wrong."""
 
     code: str
@@ -100,14 +106,14 @@ class ErrorDetail(_Body):
     """The request field at fault, for ``bad_request``."""
 
 
-class ErrorBody(_Body):
+class ErrorBody(_Out):
     """Body of every error response, and data of an ``error`` SSE event."""
 
     error: ErrorDetail
     request_id: str | None = None
 
 
-class AgentOut(_Body):
+class AgentOut(_Out):
     """An agent of the collective as seen on NATS right now."""
 
     name: str
@@ -126,7 +132,7 @@ class AgentOut(_Body):
     """Calls in flight and waiting per worker, summed over the healthy replicas."""
 
 
-class Health(_Body):
+class Health(_Out):
     """Body of ``GET /health``."""
 
     status: Literal["ok", "degraded"]

@@ -59,10 +59,20 @@ MAX_RECORDS_PER_REQUEST = 4096
 SNAPSHOT_NAME_PATTERN = NAME_PATTERN
 """1-64 characters of letters, digits, ``_ . -``, starting with a letter or digit."""
 
-SearchHit = HitOut
-"""One hit of ``POST /v1/vault/search``."""
-SnapshotInfo = SnapshotOut
-"""A stored snapshot copy."""
+_IGNORE_UNKNOWN = ConfigDict(extra="ignore")
+"""Response bodies ignore fields they do not know, so a newer server never breaks an older SDK."""
+
+
+class SearchHit(HitOut):
+    """One hit of ``POST /v1/vault/search``."""
+
+    model_config = _IGNORE_UNKNOWN
+
+
+class SnapshotInfo(SnapshotOut):
+    """A stored snapshot copy."""
+
+    model_config = _IGNORE_UNKNOWN
 
 
 class RecordIn(WireRecordIn):
@@ -81,9 +91,13 @@ class UpsertRequest(ArchiveInput):
 class UpsertResponse(ArchiveOutput):
     """Ids of the stored records, in input order."""
 
+    model_config = _IGNORE_UNKNOWN
+
 
 class RecordResponse(RecordOut):
     """Body of ``GET /v1/vault/records/{id}``: the decrypted record (``vector``: ``?with_vector=true``)."""
+
+    model_config = _IGNORE_UNKNOWN
 
 
 class SearchRequest(RetrieveInput):
@@ -93,9 +107,15 @@ class SearchRequest(RetrieveInput):
 class SearchResponse(RetrieveOutput):
     """Hits, best first."""
 
+    model_config = _IGNORE_UNKNOWN
+
+    hits: list[SearchHit]  # type: ignore[assignment]
+
 
 class DeleteResponse(EraseOutput):
     """What was deleted."""
+
+    model_config = _IGNORE_UNKNOWN
 
 
 class RotateRequest(KeyInput):
@@ -105,9 +125,13 @@ class RotateRequest(KeyInput):
 class RotateResponse(KeyOutput):
     """Result of a rotation."""
 
+    model_config = _IGNORE_UNKNOWN
+
 
 class IndexResponse(IndexOutput):
     """Body of ``POST /v1/vault/compact``."""
+
+    model_config = _IGNORE_UNKNOWN
 
 
 class SnapshotRequest(BaseModel):
@@ -125,6 +149,12 @@ class SnapshotRequest(BaseModel):
 class SnapshotResponse(SnapshotOutput):
     """Result of a snapshot, restore or listing."""
 
+    model_config = _IGNORE_UNKNOWN
+
+    snapshots: list[SnapshotInfo] = Field(default_factory=list)  # type: ignore[assignment]
+
 
 class StatsResponse(StatsOutput):
     """Body of ``GET /v1/vault/stats``: vault counters, seen from the caller's tenant."""
+
+    model_config = _IGNORE_UNKNOWN

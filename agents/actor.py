@@ -20,6 +20,7 @@ the bus:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -34,6 +35,8 @@ import pydantic_core
 import structlog
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 from pydantic import BaseModel, ValidationError
 
 from agents.errors import (
@@ -48,6 +51,7 @@ from agents.messaging import Bus, Message
 from agents.protocol import (
     CANCEL_PREFIX,
     HEADER_DEADLINE,
+    HEADER_IDEMPOTENCY_KEY,
     HEADER_REQUEST_ID,
     HEADER_SCOPES,
     HEADER_SESSION,
@@ -62,7 +66,9 @@ from agents.protocol import (
     heartbeat_subject,
 )
 from agents.scopes import OperationScopes, check_scope, parse_scopes_header
+from agents.tracing import TRACEPARENT, SpanKind, remote_context, start_child, tracer
 
+_tracer = tracer("neurectomy.agents")
 log = structlog.get_logger("neurectomy.agents")
 
 
@@ -78,6 +84,8 @@ class Call:
         trace_id: Trace id carried across hops.
         inbox: Subject the caller listens on.
         scopes: The caller's scopes (``Neurectomy-Scopes``); calls it makes on the caller's behalf carry them.
+        idempotency_key: Names the call across the caller's retries (empty when the caller sent none).
+        traceparent: The caller's W3C ``traceparent`` (empty: none); the handler's span is its child.
     """
 
     request_id: str
@@ -94,6 +102,8 @@ class Call:
     _seq: int = 0
     cancel_scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     cancelled_by_caller: bool = False
+    idempotency_key: str = ""
+    traceparent: str = ""
 
     def remaining_s(self) -> float:
         """Seconds left until the deadline (negative once passed)."""
@@ -359,10 +369,12 @@ class AgentRunner:
             deadline=deadline,
             tenant=tenant,
             trace_id=headers.get(HEADER_TRACE_ID, request_id),
+            idempotency_key=headers.get(HEADER_IDEMPOTENCY_KEY, ""),
             inbox=inbox,
             _bus=self.bus,
             session=f"{tenant}/{session}" if session else "",
             scopes=scopes,
+            traceparent=headers.get(TRACEPARENT, ""),
         )
         if session:
             call._turn = anyio.Event()
@@ -432,27 +444,40 @@ class AgentRunner:
             # One scope for both ends of the work: the deadline (its own deadline) and the caller's
             # cancel (``_on_cancel`` sets ``cancelled_by_caller`` before cancelling it).
             call.cancel_scope.deadline = anyio.current_time() + call.remaining_s()
-            with call.cancel_scope:
-                try:
-                    if self.agent.input_model is not None:
-                        call.input = parse_input(self.agent.input_model, call.input)
-                    output = await self.agent.handle(call)
-                except AgentError as exc:
-                    error = exc
-                except Exception as exc:
-                    log.exception("agent failed")
-                    error = AgentFailedError(f"{self.agent.name} failed: {type(exc).__name__}: {exc}")
-            if call.cancelled_by_caller:
-                error, outcome = CancelledByCallerError("cancelled by the caller"), "cancelled"
-            elif call.cancel_scope.cancelled_caught:
-                error = DeadlineExceededError(f"{self.agent.name}: deadline passed")
-            with anyio.CancelScope(shield=True):
-                if error is not None:
-                    if outcome != "cancelled":
-                        outcome = "failed"
-                    await call._fail(error)
-                elif output is not None:
-                    await call._finish(output)
+            traced: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+            span = start_child(
+                _tracer, "agent", parent=remote_context(call.traceparent), kind=SpanKind.SERVER
+            )
+            if span.is_recording():  # untraced calls skip the attributes and the context switch
+                span.update_name(f"agent {self.agent.name}")
+                span.set_attributes({"neurectomy.agent": self.agent.name, "neurectomy.team": self.agent.team})
+                traced = trace.use_span(
+                    span, end_on_exit=True, record_exception=False, set_status_on_exception=False
+                )
+            with traced:
+                with call.cancel_scope:
+                    try:
+                        if self.agent.input_model is not None:
+                            call.input = parse_input(self.agent.input_model, call.input)
+                        output = await self.agent.handle(call)
+                    except AgentError as exc:
+                        error = exc
+                    except Exception as exc:
+                        log.exception("agent failed")
+                        error = AgentFailedError(f"{self.agent.name} failed: {type(exc).__name__}: {exc}")
+                if call.cancelled_by_caller:
+                    error, outcome = CancelledByCallerError("cancelled by the caller"), "cancelled"
+                elif call.cancel_scope.cancelled_caught:
+                    error = DeadlineExceededError(f"{self.agent.name}: deadline passed")
+                if error is not None and span.is_recording():
+                    span.set_status(StatusCode.ERROR, error.code)
+                with anyio.CancelScope(shield=True):
+                    if error is not None:
+                        if outcome != "cancelled":
+                            outcome = "failed"
+                        await call._fail(error)
+                    elif output is not None:
+                        await call._finish(output)
         finally:
             self._active.pop(call.request_id, None)
             self.stats.in_flight -= 1

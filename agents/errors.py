@@ -4,6 +4,8 @@
 
     AgentError
     ├── BadInputError(AgentError, ValueError)        code "bad_request": the agent cannot use the input
+    │   └── ContextLengthExceededError               code "context_length_exceeded": prompt + max_tokens
+    │                                                exceed the model's context window
     ├── ForbiddenError(AgentError, PermissionError)  code "forbidden": the credential lacks the scope
     ├── NotFoundError(AgentError, LookupError)       code "not_found": the named thing does not exist
     ├── TooLargeError(AgentError, ValueError)        code "too_large": the input exceeds a size limit
@@ -13,6 +15,7 @@
     ├── CancelledByCallerError(AgentError)           code "cancelled"
     ├── StreamBrokenError(AgentError, ConnectionError)   code "stream_broken": chunks lost or out of order
     │   └── InstanceLostError                        the instance handling the call stopped heartbeating
+    ├── InsufficientStorageError(AgentError, OSError)  code "insufficient_storage": the disk is full
     └── AgentFailedError(AgentError, RuntimeError)   code "internal": the agent raised unexpectedly
 
 :func:`error_from_wire` is the one place that turns a wire code back into an exception. This module is a
@@ -51,6 +54,12 @@ class ForbiddenError(AgentError, PermissionError):
     """The caller's credential lacks the scope the operation needs."""
 
     code = "forbidden"
+
+
+class ContextLengthExceededError(BadInputError):
+    """The prompt and the completion's ``max_tokens`` do not fit the model's context window."""
+
+    code = "context_length_exceeded"
 
 
 class NotFoundError(AgentError, LookupError):
@@ -105,11 +114,18 @@ class AgentFailedError(AgentError, RuntimeError):
     code = "internal"
 
 
+class InsufficientStorageError(AgentError, OSError):
+    """The agent's storage is full: nothing of the call was written; reads keep working."""
+
+    code = "insufficient_storage"
+
+
 _BY_CODE: dict[str, type[AgentError]] = {
     cls.code: cls
     for cls in (
         BadInputError,
         ForbiddenError,
+        ContextLengthExceededError,
         NotFoundError,
         TooLargeError,
         AgentBusyError,
@@ -118,6 +134,7 @@ _BY_CODE: dict[str, type[AgentError]] = {
         CancelledByCallerError,
         StreamBrokenError,
         AgentFailedError,
+        InsufficientStorageError,
     )
 }
 

@@ -15,7 +15,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from api import _metrics
+from api import _metrics, dashboard
 from api._auth import AuthConfig, KeyVerifier, auth_middleware, openapi_security
 from api._limits import LimitsConfig, rate_limit_middleware
 from api._metrics import Metrics, MetricsMiddleware
@@ -25,6 +25,8 @@ from api.agents import routes as _agents
 from api.errors import EXCEPTION_HANDLERS
 from api.generate import routes as _generate
 from api.keys import routes as _keys
+from api.llamacpp import routes as _llamacpp
+from api.ollama import routes as _ollama
 from api.openai import routes as _openai
 from api.sigma import routes as _sigma
 from api.system import routes as _system
@@ -122,6 +124,9 @@ def create_app(
             *_ws.ROUTES,
             *_metrics.ROUTES,
             *_sysinfo.ROUTES,
+            *_ollama.ROUTES,
+            *_llamacpp.ROUTES,
+            *dashboard.ROUTES,
         ],
         state=State(
             {

@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from agents.messaging import NatsAuth
+from agents.tracing import TracingConfig
 from api import AuthConfig, LimitsConfig
 from api._origin import default_allowed_hosts
 from orchestrator import OrchestratorConfig, TaskConfig
@@ -150,6 +151,8 @@ class Settings(BaseSettings):
     """Durable tasks: JetStream stream and bucket names, attempts, ack wait, worker concurrency."""
     teams: tuple[str, ...] = ("inference", "compression", "storage", "analysis", "synthesis")
     """Teams whose agents ``serve`` starts in-process (each must have a starter in the runtime)."""
+    tracing: TracingConfig = TracingConfig()
+    """OpenTelemetry spans: sampling, the in-memory buffer behind ``/v1/traces``, OTLP export."""
 
     @classmethod
     def settings_customise_sources(

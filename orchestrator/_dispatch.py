@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 import structlog
+from opentelemetry.trace import StatusCode
 from pydantic import ValidationError
 
 from agents.errors import (
@@ -25,6 +26,7 @@ from agents.errors import (
 from agents.messaging import Bus, Message
 from agents.protocol import (
     HEADER_DEADLINE,
+    HEADER_IDEMPOTENCY_KEY,
     HEADER_REQUEST_ID,
     HEADER_SCOPES,
     HEADER_STREAM_INBOX,
@@ -39,9 +41,11 @@ from agents.protocol import (
     stream_message_adapter,
 )
 from agents.scopes import ALL_SCOPES, format_scopes
+from agents.tracing import TRACEPARENT, SpanKind, start_child, traceparent, tracer
 from orchestrator._observe import CallObserver
 
 log = structlog.get_logger("neurectomy.orchestrator")
+_tracer = tracer("neurectomy.orchestrator")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,9 @@ class CallContext:
         trace_id: Trace id carried across every hop.
         scopes: The caller's scopes (every scope for the service's own calls); each agent operation checks
             them (`agents.scopes`), and they travel in the ``Neurectomy-Scopes`` header.
+        idempotency_key: Names the call across retries (the router keeps it while the request id changes
+            per attempt, and makes one when empty); a caller sets it to stay the same across its own retries
+            or re-runs (e.g. a task). Never derived from the request id, which a client may reuse.
     """
 
     deadline: float
@@ -62,6 +69,7 @@ class CallContext:
     tenant: str = "default"
     trace_id: str = ""
     scopes: frozenset[str] = ALL_SCOPES
+    idempotency_key: str = ""
 
     @classmethod
     def with_timeout(cls, timeout_s: float, **kwargs: Any) -> CallContext:
@@ -74,7 +82,7 @@ class CallContext:
 
     def headers(self, inbox: str) -> dict[str, str]:
         """NATS headers of a call to an agent."""
-        return {
+        headers = {
             HEADER_REQUEST_ID: self.request_id,
             HEADER_DEADLINE: repr(self.deadline),
             HEADER_TENANT: self.tenant,
@@ -82,6 +90,9 @@ class CallContext:
             HEADER_STREAM_INBOX: inbox,
             HEADER_SCOPES: format_scopes(self.scopes),
         }
+        if self.idempotency_key:
+            headers[HEADER_IDEMPOTENCY_KEY] = self.idempotency_key
+        return headers
 
 
 def _accepted(reply: Message) -> str:
@@ -150,14 +161,28 @@ async def call_agent(
             f"NATS carries at most {bus.max_payload} bytes"
         )
     done = False
+    # Not the current span: this generator's frames interleave with its consumer's, so the span is
+    # ended by hand and reaches the agent only through the ``traceparent`` header.
+    span = start_child(_tracer, "nats", kind=SpanKind.CLIENT)  # a no-op span when the call is untraced
     async with bus.inbox() as box:
-        reply = await box.request(  # the accept comes to the same inbox as the stream
-            subject,
-            body,
-            headers=ctx.headers(box.subject),
-            timeout_s=min(accept_timeout_s, ctx.remaining_s()),
-        )
-        instance = _accepted(reply)
+        headers = ctx.headers(box.subject)
+        if span.is_recording():
+            span.update_name(f"nats {agent}")
+            span.set_attributes(
+                {"messaging.system": "nats", "messaging.destination.name": subject, "neurectomy.team": team}
+            )
+            headers[TRACEPARENT] = traceparent(span)
+        try:
+            reply = await box.request(  # the accept comes to the same inbox as the stream
+                subject, body, headers=headers, timeout_s=min(accept_timeout_s, ctx.remaining_s())
+            )
+            instance = _accepted(reply)
+        except BaseException as exc:
+            _end(span, exc)
+            raise
+        if span.is_recording():
+            span.set_attribute("neurectomy.instance", instance)
+        failure: BaseException | None = None
         try:
             expected = 0
             while True:
@@ -189,11 +214,23 @@ async def call_agent(
                     yield event
                     return
                 yield event
+        except BaseException as exc:
+            failure = exc
+            raise
         finally:
+            _end(span, None if done and isinstance(failure, GeneratorExit) else failure)
             if not done:
                 with anyio.CancelScope(shield=True):
                     await bus.publish(cancel_subject(ctx.request_id), b"")
                     log.info("call cancelled", agent=agent, request_id=ctx.request_id)
+
+
+def _end(span: Any, failure: BaseException | None) -> None:
+    """End a hop span, marking it failed with the wire code of ``failure`` if there is one."""
+    if failure is not None and span.is_recording():
+        code = failure.code if isinstance(failure, AgentError) else type(failure).__name__
+        span.set_status(StatusCode.ERROR, str(code))
+    span.end()
 
 
 async def call_for_output(

@@ -15,12 +15,15 @@ that had the service's whole step deadline (``step_timeout_s``). A deadline the 
 (``timeout_s``, or an overall deadline closer than a step's), a refusal and a 4xx answer say nothing
 about the agent's health, so one caller's tiny deadlines cannot open a breaker for everyone.
 
-Errors that retrying cannot fix (bad input, not found, too large, cancelled) are raised at once.
+Errors that retrying cannot fix (bad input, not found, too large, cancelled) are raised at once. Every
+attempt gets its own request id but carries the call's idempotency key, so an agent that did the work
+for an attempt whose answer came too late answers the retry without doing it again.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -196,6 +199,7 @@ class Router:
                     yield other
 
         per_attempt_s = timeout_s or self.config.step_timeout_s
+        key = ctx.idempotency_key or uuid.uuid4().hex  # one per routed call, the same on every attempt
         rounds = (self.config.retries if retries is None else retries) + 1
         self.budget.record_call()
         attempts, failovers = 0, []
@@ -219,6 +223,7 @@ class Router:
                             ctx,
                             request_id=f"{ctx.request_id}-{attempts}",
                             deadline=min(ctx.deadline, now + per_attempt_s),
+                            idempotency_key=key,
                         )
                         full_budget = attempt_ctx.deadline - now >= self.config.step_timeout_s * 0.999
                         if inst is not None:

@@ -27,6 +27,17 @@ class ChatMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenPrompt:
+    """A prompt given as token ids (evaluated as they are: no BOS is added, no template applied).
+
+    Attributes:
+        tokens: Token ids of the model's vocabulary.
+    """
+
+    tokens: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SamplingParams:
     """How tokens are chosen.
 
@@ -46,6 +57,14 @@ class SamplingParams:
         prefix_namespace: Requests share KV prefixes (a slot's cached tokens, the prefix cache) only
             within one namespace: give the tenant, so that ``usage.cached_tokens`` and the time to first
             token never tell one tenant what another sent.
+        presence_penalty: Subtracted once from the logit of every token already sampled (OpenAI's
+            ``presence_penalty``, -2..2; llama.cpp's penalties sampler over the last 256 tokens).
+        frequency_penalty: Subtracted from a token's logit once per time it was sampled (-2..2).
+        logit_bias: ``(token id, bias)`` pairs added to the logits before sampling (-100 bans a token,
+            +100 all but forces it).
+        logprobs: ``None``: no log probabilities. ``k >= 0``: each sampled token's log probability
+            under the model (log-softmax of its raw logits, natural log) and the ``k`` most likely
+            alternatives, in :attr:`TokenChunk.logprobs`.
     """
 
     max_tokens: int = 256
@@ -58,7 +77,43 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     grammar: str | None = None
     speculative: bool = False
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    logprobs: int | None = None
     prefix_namespace: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TopLogprob:
+    """One candidate token at a position, with its log probability.
+
+    Attributes:
+        token: The token's text (invalid UTF-8 of a partial character replaced by U+FFFD).
+        bytes: The token's exact bytes.
+        logprob: Natural log of its probability under the model (raw logits, before sampling).
+    """
+
+    token: str
+    bytes: bytes
+    logprob: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """The sampled token at a position, its log probability and the most likely alternatives.
+
+    Attributes:
+        token: The sampled token's text.
+        bytes: Its exact bytes.
+        logprob: Its natural-log probability under the model (raw logits).
+        top: The most likely tokens at this position, most likely first (``SamplingParams.logprobs``).
+    """
+
+    token: str
+    bytes: bytes
+    logprob: float
+    top: tuple[TopLogprob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +168,13 @@ class TokenChunk:
     Attributes:
         text: Newly decoded text (complete UTF-8 characters only).
         n_tokens: Sampled tokens this chunk covers (may be 0 while a stop string is held back).
+        logprobs: One entry per token sampled since the previous chunk, when the request asked for
+            log probabilities (its text may still be held back, e.g. the start of a stop string).
     """
 
     text: str
     n_tokens: int
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

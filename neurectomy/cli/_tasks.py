@@ -16,11 +16,11 @@ from rich.table import Table
 
 from api.tasks.schemas import TaskRecord
 from neurectomy.cli._errors import service_errors
+from neurectomy.cli._options import ApiKeyOption, UrlOption
 from neurectomy.sdk.client import DEFAULT_URL, Client
 
 console = Console()
 err_console = Console(stderr=True)
-UrlOption = Annotated[str, typer.Option("--url", envvar="NEURECTOMY_URL", help="Base URL of the service.")]
 _STYLE = {
     "pending": "dim",
     "queued": "dim",
@@ -70,6 +70,7 @@ def task(
     wait: Annotated[bool, typer.Option(help="Follow the task live until it ends.")] = True,
     timeout_s: Annotated[float, typer.Option(help="Stop following after this many seconds.")] = 600.0,
     url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Submit a durable task and show its steps live as they run."""
     if (goal is None) == (plan is None):
@@ -80,7 +81,7 @@ def task(
     except ValueError as exc:
         err_console.print(f"[red]--input is not JSON: {exc}[/red]")
         raise typer.Exit(2) from None
-    with service_errors(url), Client(url, timeout_s=timeout_s + 5) as client:
+    with service_errors(url), Client(url, api_key=api_key, timeout_s=timeout_s + 5) as client:
         created = client.tasks.submit(
             goal,
             plan=plan.read_text() if plan else None,
@@ -112,6 +113,7 @@ def call(
     value: Annotated[str, typer.Argument(help="Text, or a JSON object with the agent's input.")],
     timeout_s: Annotated[float | None, typer.Option(help="Deadline of the call, in seconds.")] = None,
     url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Call one agent and print its output as JSON."""
     payload: Any = value
@@ -121,7 +123,7 @@ def call(
         except ValueError as exc:
             err_console.print(f"[red]the input looks like JSON but is not: {exc}[/red]")
             raise typer.Exit(2) from None
-    with service_errors(url), Client(url) as client:
+    with service_errors(url), Client(url, api_key=api_key) as client:
         answer = client.agents.call(agent, payload, timeout_s=timeout_s)
     if answer.agent != agent or answer.attempts > 1:
         err_console.print(f"[dim]answered by {answer.agent} after {answer.attempts} attempt(s)[/dim]")

@@ -7,6 +7,7 @@ logs; ``service`` is the session's default (loopback, auth off) service. RS256 i
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import secrets
@@ -270,8 +271,12 @@ def test_metrics_count_requests_hops_and_tokens(service: str) -> None:
     assert _sample(text, "neurectomy_ttft_seconds_count") > _sample(before, "neurectomy_ttft_seconds_count")
     assert _sample(text, "neurectomy_inter_token_latency_seconds_count") > 0
     assert _sample(text, "neurectomy_agent_replicas", team="inference", agent="generator") >= 1
-    for gauge in ("neurectomy_engine_queue_depth", "neurectomy_prefix_cache_hit_ratio"):
-        assert f"\n{gauge} " in text
+    assert "\nneurectomy_engine_queue_depth " in text
+    assert "\nneurectomy_prefix_cache_lookups_total " in text  # a counter now, not a ratio gauge
+    lookups = _sample(text, "neurectomy_prefix_cache_lookups_total")
+    assert 0 <= _sample(text, "neurectomy_prefix_cache_hits_total") <= lookups
+    assert _sample(text, "neurectomy_build_info", version=importlib.metadata.version("neurectomy")) == 1
+    assert _sample(text, "process_resident_memory_bytes") > 0
     assert "neurectomy_http_request_duration_seconds_bucket" in text
     routed = {"team": "analysis", "agent": "statistician", "outcome": "ok"}  # a routed (direct) call
     called = httpx.post(f"{service}/v1/agents/statistician", json={"input": {"values": [1, 2]}}, timeout=60)
@@ -437,3 +442,36 @@ async def test_rs256_jwt_in_process(bus: Bus) -> None:
 )
 def test_auth_default_follows_the_bind_address(host: str, enabled: bool | None, expected: bool) -> None:
     assert AuthConfig(enabled=enabled).enabled_for(host) is expected
+
+
+def test_cli_sends_the_api_key_from_the_environment(secured: Secured) -> None:
+    import subprocess
+    import sys
+
+    token = secured.keys.create("cli-tenant", "read,write").token
+    base = {k: v for k, v in os.environ.items() if k != "NEURECTOMY_API_KEY"} | {
+        "NEURECTOMY_BASE_URL": secured.url
+    }
+    ok = subprocess.run(
+        [sys.executable, "-m", "neurectomy", "models"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**base, "NEURECTOMY_API_KEY": token},
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "all-MiniLM-L6-v2" in ok.stdout
+    refused = subprocess.run(
+        [sys.executable, "-m", "neurectomy", "models"], capture_output=True, text=True, timeout=120, env=base
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.strip().startswith("401") and len(refused.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in refused.stderr
+    flag = subprocess.run(
+        [sys.executable, "-m", "neurectomy", "ask", "Hi", "--max-tokens", "2", "--api-key", token],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=base,
+    )
+    assert flag.returncode == 0, flag.stderr

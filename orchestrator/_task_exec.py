@@ -64,6 +64,9 @@ def task_executor(orchestrator: Orchestrator, *, deadline_s: float) -> Executor:
         ctx = CallContext.with_timeout(
             deadline_s,
             request_id=f"task-{record.id}-{record.attempts}",
+            # The same on every attempt: a step that wrote before a crash is not written again when the
+            # re-run calls it (plan steps call with "task-<id>-<step id>"; the vault keeps the first result).
+            idempotency_key=f"task-{record.id}",
             tenant=record.tenant,
             trace_id=current_trace_id() or record.id,
         )

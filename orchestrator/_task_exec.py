@@ -18,7 +18,7 @@ from orchestrator._task_worker import Executor, ProgressFn
 if TYPE_CHECKING:
     from orchestrator._orchestrator import Orchestrator
 
-__all__ = ("INFRASTRUCTURE_CODES", "task_executor")
+__all__ = ("INFRASTRUCTURE_CODES", "clarification", "task_executor")
 
 INFRASTRUCTURE_CODES = frozenset({"no_responders", "busy", "timeout", "stream_broken"})
 """Wire codes of failures that a later attempt of the task may not meet."""
@@ -27,6 +27,27 @@ INFRASTRUCTURE_CODES = frozenset({"no_responders", "busy", "timeout", "stream_br
 def goal_inputs(goal: str) -> dict[str, Any]:
     """The input a planned goal's plan reads: the goal as ``text``, ``goal`` and ``question``."""
     return {"text": goal, "goal": goal, "question": goal}
+
+
+def clarification(planned: dict[str, Any]) -> PlanOutcome:
+    """The outcome of a goal the planner was not sure about: nothing ran; the candidates are the result.
+
+    Args:
+        planned: The ``planner``'s output with ``status`` ``needs_clarification``.
+    """
+    reason = str(planned.get("reason") or "the goal is not clear enough to plan")
+    return PlanOutcome(
+        plan="planned",
+        status="needs_clarification",
+        output={
+            "reason": reason,
+            "confidence": planned.get("confidence"),
+            "subgoals": planned.get("rationale", []),
+        },
+        steps=[],
+        error={"code": "needs_clarification", "message": reason, "field": "goal"},
+        seconds=0.0,
+    )
 
 
 def task_executor(orchestrator: Orchestrator, *, deadline_s: float) -> Executor:
@@ -49,11 +70,13 @@ def task_executor(orchestrator: Orchestrator, *, deadline_s: float) -> Executor:
         else:
             goal = record.goal or ""
             planned = await orchestrator.invoke("planner", {"goal": goal}, ctx)
+            if planned.output.get("status") == "needs_clarification":
+                return clarification(planned.output)
             try:
                 plan = parse_plan(planned.output["plan"])
             except (PlanError, KeyError) as exc:
                 raise BadInputError(f"the planner returned an unusable plan: {exc}", field="goal") from None
-            inputs = goal_inputs(goal)
+            inputs = planned.output.get("input") or goal_inputs(goal)
         outcome = await orchestrator.run_plan(plan, inputs, ctx, progress=progress)
         if outcome.status == "failed" and outcome.error and outcome.error.get("code") in INFRASTRUCTURE_CODES:
             err = outcome.error

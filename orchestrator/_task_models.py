@@ -10,11 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from agents.plans import PlanError, StepReport
 
 Priority = Literal["high", "normal", "low"]
-TaskStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+TaskStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "needs_clarification"]
 PRIORITIES: tuple[Priority, ...] = ("high", "normal", "low")
 """Priorities, the most urgent first."""
-TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
-"""Statuses a task never leaves."""
+TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "needs_clarification"})
+"""Statuses a task never leaves (``needs_clarification``: the planner was not sure; nothing ran)."""
 
 
 class TaskConfig(BaseModel):
@@ -103,8 +103,8 @@ class TaskRecord(BaseModel):
     Attributes:
         id: Task id (32 hex characters).
         tenant: Tenant that submitted it; other tenants never see it.
-        status: ``queued`` → ``running`` → ``succeeded`` | ``failed`` | ``cancelled`` (a retry after an
-            infrastructure error goes back to ``queued``).
+        status: ``queued`` → ``running`` → ``succeeded`` | ``failed`` | ``cancelled`` |
+            ``needs_clarification`` (a retry after an infrastructure error goes back to ``queued``).
         priority: ``high``, ``normal`` or ``low``.
         goal: The goal, for a goal task.
         plan: The plan, for a plan task.
@@ -139,7 +139,7 @@ class TaskRecord(BaseModel):
 
     @property
     def terminal(self) -> bool:
-        """The status is final (succeeded, failed or cancelled)."""
+        """The status is final (succeeded, failed, cancelled or needs_clarification)."""
         return self.status in TERMINAL_STATUSES
 
     def changed(self, **update: Any) -> TaskRecord:

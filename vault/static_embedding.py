@@ -20,11 +20,15 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from vault.embedding import MINILM_DIM, minilm_model_dir
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 __all__ = ("StaticEmbedder", "default_cache_dir", "distill")
 
@@ -97,7 +101,7 @@ class StaticEmbedder:
         self._cache_dir = cache_dir
         self.weights: dict[int, float] = dict(weights or {})
         self._table: NDArray[np.float32] | None = None
-        self._tokenizer: object | None = None
+        self._tokenizer: Tokenizer | None = None
         self._lock = threading.Lock()
 
     @property
@@ -142,8 +146,8 @@ class StaticEmbedder:
         """The WordPiece ids of ``text``, without ``[CLS]``/``[SEP]``."""
         if self._tokenizer is None:
             self.load()
-        encoding = self._tokenizer.encode(text, add_special_tokens=False)  # type: ignore[attr-defined]
-        return list(encoding.ids)
+        assert self._tokenizer is not None
+        return list(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embed texts: ``(len(texts), 384)`` float32, rows L2-normalised (zero for a text with no token)."""

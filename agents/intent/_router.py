@@ -122,7 +122,7 @@ class IntentRouter:
         return (_W_MEANING * meaning + _W_WORDING * wording).astype(np.float32)
 
     def _class_scores(self, per_example: NDArray[np.float32], stems: set[str]) -> NDArray[np.float32]:
-        padded = np.append(per_example, np.float32(-1.0))[self._slots]  # (classes, width)
+        padded: NDArray[np.float32] = np.append(per_example, np.float32(-1.0))[self._slots]
         top = -np.partition(-padded, _TOP - 1, axis=1)[:, :_TOP]
         top.sort(axis=1)
         scores = 0.75 * top[:, -1] + 0.25 * np.mean(np.maximum(top, 0.0), axis=1)
@@ -135,7 +135,8 @@ class IntentRouter:
                 dtype=np.float32,
             )
             scores = scores + cue
-        return scores.astype(np.float32)
+        result: NDArray[np.float32] = scores.astype(np.float32)
+        return result
 
     def _wording(self, text: str) -> tuple[NDArray[np.float32], set[str]]:
         stems = _stems(text)

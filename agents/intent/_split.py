@@ -17,7 +17,8 @@ of nested quantifiers, so the whole pass is linear in the goal's length.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 __all__ = ("ParsedGoal", "SubGoal", "parse_goal")
 
@@ -72,10 +73,9 @@ class ParsedGoal:
     subgoals: tuple[SubGoal, ...]
     quotes: tuple[str, ...] = ()
     payload: str | None = None
-    verbs: frozenset[str] = field(default_factory=frozenset)
 
 
-def _quote_sub(quotes: list[str]) -> re.Match[str] | object:
+def _quote_sub(quotes: list[str]) -> Callable[[re.Match[str]], str]:
     def sub(m: re.Match[str]) -> str:
         if len(quotes) >= _MAX_QUOTES:
             return m.group(0)
@@ -126,7 +126,7 @@ def parse_goal(goal: str, *, verbs: frozenset[str] = frozenset()) -> ParsedGoal:
         verbs: Lower-case words that start a new sub-goal after "and" (the examples' first words).
     """
     quotes: list[str] = []
-    text = _QUOTES.sub(_quote_sub(quotes), goal)  # type: ignore[arg-type]
+    text = _QUOTES.sub(_quote_sub(quotes), goal)
     payload: str | None = None
     para = _PARAGRAPH.search(text.strip())
     stripped = text.strip()
@@ -161,4 +161,4 @@ def parse_goal(goal: str, *, verbs: frozenset[str] = frozenset()) -> ParsedGoal:
         found = tuple(int(i) for i in _PLACEHOLDER.findall(cleaned))
         instruction = " ".join(_PLACEHOLDER.sub(" ", cleaned).split())
         subgoals.append(SubGoal(instruction, " ".join(_restore(cleaned, quotes).split()), found))
-    return ParsedGoal(tuple(subgoals), tuple(quotes), payload or None, verbs)
+    return ParsedGoal(tuple(subgoals), tuple(quotes), payload or None)

@@ -1,4 +1,6 @@
-"""``GET /v1/agents/{name}``, ``POST /v1/agents/{name}`` (a direct call) and ``POST /v1/select``.
+"""``GET /v1/agents/{name}``, ``POST /v1/agents/{name}`` (a direct call), ``POST /v1/select`` and
+``POST /v1/plan`` (the planner's plan for a goal, not run: 200 with the plan, or 422 with the best
+candidates and their scores when the goal is not clear enough).
 
 A direct call is routed like a plan step: the least-loaded healthy replica first, failover to another
 replica or to another agent of the same capability when it is busy or down (unless ``fallback`` is
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, get, post
+from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
@@ -25,6 +27,7 @@ from api.schemas_agents import (
     SelectRequest,
     SelectResponse,
 )
+from agents.synthesis._wire import PlannerInput, PlannerOutput
 from orchestrator import Orchestrator
 
 
@@ -87,6 +90,19 @@ async def call_agent_route(
     )
 
 
+@post("/v1/plan", summary="Preview the plan for a goal without running it", status_code=200)
+async def plan_goal(
+    state: State, request: Request[Any, Any, Any], data: JSONBody[PlannerInput]
+) -> Response[PlannerOutput]:
+    """The ``planner``'s plan for ``data.goal``: 200, or 422 (``status: needs_clarification``, with the
+    candidates of each sub-goal and their scores) when no plan is confident enough to run."""
+    orchestrator: Orchestrator = state.orchestrator
+    ctx = call_context(orchestrator, request)
+    inv = await orchestrator.invoke("planner", data.model_dump(), ctx)
+    out = PlannerOutput.model_validate(inv.output)
+    return Response(out, status_code=422 if out.status == "needs_clarification" else 200)
+
+
 @post("/v1/select", summary="Which agent would handle a goal or capability, and why", status_code=200)
 async def select_agent(state: State, data: JSONBody[SelectRequest]) -> SelectResponse:
     """Run agent selection (capability, then semantic match, then load) and explain the scores."""
@@ -105,4 +121,4 @@ async def select_agent(state: State, data: JSONBody[SelectRequest]) -> SelectRes
     )
 
 
-ROUTES = (describe_agent, call_agent_route, select_agent)
+ROUTES = (describe_agent, call_agent_route, select_agent, plan_goal)

@@ -51,8 +51,10 @@ _K = re.compile(r"\btop[\s-]*" + _NUM + r"|\b" + _NUM + r"\s+(?:most\s+\w+\s+|be
                 r"(?:results?|matches|hits|records?|passages?|documents?|notes?|keywords?|key\s*phrases|"
                 r"phrases|terms|items|candidates|answers|samples|generations|times)\b", re.IGNORECASE)  # fmt: skip
 _ID = re.compile(
-    r"\b(?:id|ids|identifier|record|note|entry|item|document)\s*(?:#|no\.?|number|called|named)?\s*[:=]?\s*"
-    r"['\"`]?([A-Za-z0-9][A-Za-z0-9_.:-]{0,127}?[A-Za-z0-9])['\"`]?(?=[\s.,;!?]|$)",
+    r"\b(?:id|identifier|key)\s*(?:#|is|of|[:=])?\s*['\"`]?([A-Za-z0-9][A-Za-z0-9_.:-]{0,127})['\"`]?"
+    r"|\b(?:record|note|entry|item|document|doc)\s*(?:#|no\.?|number|called|named)?\s*[:=]?\s*['\"`]?"
+    r"([A-Za-z0-9_.:-]{0,64}\d[A-Za-z0-9_.:-]{0,64}|[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)+)['\"`]?",
+    re.IGNORECASE,
 )
 _NAME = re.compile(r"\b(?:called|named|name)\s+['\"`]?([A-Za-z0-9][A-Za-z0-9_.-]{0,63})", re.IGNORECASE)
 _LABELS = re.compile(
@@ -254,7 +256,7 @@ def step_input(
             inp["k"] = max(1, min(n, 100))
     elif agent in ("fetcher", "eraser"):
         m = _ID.search(s)
-        ident = quotes[sub.quotes[0]] if sub.quotes else (m.group(1) if m else None)
+        ident = quotes[sub.quotes[0]] if sub.quotes else (m.group(1) or m.group(2)).rstrip(".:") if m else None
         if agent == "eraser" and re.search(r"\b(tenant|shred|everything|all data)\b", s, re.IGNORECASE):
             pass  # the caller's own tenant: the agent shreds it when no id is given
         elif ident is None:

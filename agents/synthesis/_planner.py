@@ -77,7 +77,11 @@ class GoalPlanner:
         caps = {n: s.capabilities for n, s in self.specs.items()}
         self.router = IntentRouter(examples, capabilities=caps)
         self.verbs = frozenset(
-            t.split()[0].lower() for e in examples.values() for t in e if t.split()[0].lower() not in _NOT_VERBS
+            t.split()[0].lower()
+            for c, e in examples.items()
+            if c != NONE
+            for t in e
+            if t.split()[0].lower() not in _NOT_VERBS
         )
 
     def plan(self, goal: str, *, max_steps: int = 6) -> PlannerOutput:

@@ -91,13 +91,18 @@ class GoalPlanner:
             BadInputError: The goal has more than ``max_steps`` sub-goals (field ``max_steps``).
         """
         parsed = parse_goal(goal, verbs=self.verbs)
+        routes = [self.router.route(sg.instruction) for sg in parsed.subgoals]
+        whole = parse_goal(goal)  # without splitting at "and <verb>": one request or two?
+        if len(whole.subgoals) < len(parsed.subgoals):
+            whole_routes = [self.router.route(sg.instruction) for sg in whole.subgoals]
+            if _least(whole_routes) >= _least(routes):
+                parsed, routes = whole, whole_routes
         if not parsed.subgoals:
             return _unclear(goal, [], "the goal names nothing to do")
         if len(parsed.subgoals) > max_steps:
             raise BadInputError(
                 f"the goal has {len(parsed.subgoals)} sub-goals; max_steps is {max_steps}", field="max_steps"
             )
-        routes = [self.router.route(sg.instruction) for sg in parsed.subgoals]
         for i in range(1, len(routes)):  # store, then ask: the question is about what was stored
             if any(r.best == "archivist" for r in routes[:i]) and _RECALL.search(parsed.subgoals[i].text):
                 routes[i] = _recall(routes[i])
@@ -124,6 +129,11 @@ def _recall(route: Route) -> Route:
     ranked = [("rag-answerer", max(route.ranked[0][1], 0.0))]
     ranked += [r for r in route.ranked if r[0] != "rag-answerer"]
     return Route(tuple(ranked), max(route.confidence, 0.9))
+
+
+def _least(routes: Sequence[Route]) -> float:
+    """The least confidence of ``routes`` (0 when one of them matches nothing)."""
+    return min((0.0 if r.best == NONE else r.confidence for r in routes), default=0.0)
 
 
 def _unclear(goal: str, rationale: list[PlannedStep], reason: str, confidence: float = 0.0) -> PlannerOutput:

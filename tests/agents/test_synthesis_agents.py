@@ -300,7 +300,7 @@ def test_builtin_plans_fit_the_real_input_models() -> None:
     assert resolve(rag.step("context").input, inputs, outputs)["text"].endswith("Pay by Friday.\n\nCats nap.")
     assert rag.result(inputs, outputs) == {
         "answer": "By Friday.",
-        "sources": {"ids": ["a", "b"], "scores": [0.9, 0.4]},
+        "sources": {"ids": ["a", "b"], "scores": [0.9, 0.4], "texts": ["Pay by Friday.", "Cats nap."]},
         "verification": {"verdict": "supported"},
     }
     vote = BUILTIN_PLANS["consensus"](3)

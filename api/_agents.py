@@ -1,6 +1,7 @@
-"""``GET /v1/agents/{name}``, ``POST /v1/agents/{name}`` (a direct call), ``POST /v1/select`` and
-``POST /v1/plan`` (the planner's plan for a goal, not run: 200 with the plan, or 422 with the best
-candidates and their scores when the goal is not clear enough).
+"""Agents one by one: ``GET``/``POST /v1/agents/{name}``, ``POST /v1/select``, ``POST /v1/plan``.
+
+``POST /v1/plan`` previews the planner's plan for a goal without running it: 200 with the plan, or 422
+with the best candidates and their scores when the goal is not clear enough.
 
 A direct call is routed like a plan step: the least-loaded healthy replica first, failover to another
 replica or to another agent of the same capability when it is busy or down (unless ``fallback`` is
@@ -18,6 +19,7 @@ from litestar.params import FromPath, JSONBody
 
 from agents.collective import AgentSpec
 from agents.errors import AgentError, BadInputError, NotFoundError
+from agents.synthesis._wire import PlannerInput, PlannerOutput
 from api._request import call_context
 from api.schemas_agents import (
     AgentCallRequest,
@@ -27,7 +29,6 @@ from api.schemas_agents import (
     SelectRequest,
     SelectResponse,
 )
-from agents.synthesis._wire import PlannerInput, PlannerOutput
 from orchestrator import Orchestrator
 
 
@@ -94,8 +95,11 @@ async def call_agent_route(
 async def plan_goal(
     state: State, request: Request[Any, Any, Any], data: JSONBody[PlannerInput]
 ) -> Response[PlannerOutput]:
-    """The ``planner``'s plan for ``data.goal``: 200, or 422 (``status: needs_clarification``, with the
-    candidates of each sub-goal and their scores) when no plan is confident enough to run."""
+    """The ``planner``'s plan for ``data.goal`` (200), or 422 when it needs clarification.
+
+    The 422 body is the planner's output with ``status: needs_clarification``: the candidates of each
+    sub-goal and their scores, and the reason.
+    """
     orchestrator: Orchestrator = state.orchestrator
     ctx = call_context(orchestrator, request)
     inv = await orchestrator.invoke("planner", data.model_dump(), ctx)

@@ -97,7 +97,13 @@ def main() -> None:
         sel = [
             (e, p)
             for _, e, p, _ in rows
-            if ("refuse" if e == "clarify" else "builtin" if e.startswith("plan:") else f"{e.count('>') + 1}-step")
+            if (
+                "refuse"
+                if e == "clarify"
+                else "builtin"
+                if e.startswith("plan:")
+                else f"{e.count('>') + 1}-step"
+            )
             == kind
         ]
         print(f"  {kind:8s} {sum(e == p for e, p in sel)}/{len(sel)}")
@@ -128,7 +134,8 @@ def main() -> None:
         p50, p99 = statistics.median(base_ms), percentile(base_ms, 0.99)
         print(
             f"baseline (MiniLM transformer, 1 query): p50 {p50:.3f} ms, p99 {p99:.3f} ms; "
-            f"ratio p50 {p50 / statistics.median(select_ms):.0f}x, p99 {p99 / percentile(select_ms, 0.99):.0f}x"
+            f"ratio p50 {p50 / statistics.median(select_ms):.0f}x, "
+            f"p99 {p99 / percentile(select_ms, 0.99):.0f}x"
         )
 
     confusion: dict[str, Counter[str]] = defaultdict(Counter)

@@ -47,9 +47,12 @@ _NUM = r"(\d[\d,_]*|" + "|".join(_NUMBER_WORDS) + r")"
 _TOKENS = re.compile(_NUM + r"[\s-]*(?:k\b)?\s*tokens?\b", re.IGNORECASE)
 _SENTENCES = re.compile(_NUM + r"\s+(?:short\s+)?sentences?\b", re.IGNORECASE)
 _WORDS = re.compile(_NUM + r"\s+words?\b", re.IGNORECASE)
-_K = re.compile(r"\btop[\s-]*" + _NUM + r"|\b" + _NUM + r"\s+(?:most\s+\w+\s+|best\s+|nearest\s+|closest\s+)?"
-                r"(?:results?|matches|hits|records?|passages?|documents?|notes?|keywords?|key\s*phrases|"
-                r"phrases|terms|items|candidates|answers|samples|generations|times)\b", re.IGNORECASE)  # fmt: skip
+_K = re.compile(
+    r"\btop[\s-]*" + _NUM + r"|\b" + _NUM + r"\s+(?:most\s+\w+\s+|best\s+|nearest\s+|closest\s+)?"
+    r"(?:results?|matches|hits|records?|passages?|documents?|notes?|keywords?|key\s*phrases|"
+    r"phrases|terms|items|candidates|answers|samples|generations|times)\b",
+    re.IGNORECASE,
+)
 _ID = re.compile(
     r"\b(?:id|identifier|key)\s*(?:#|is|of|[:=])?\s*['\"`]?([A-Za-z0-9][A-Za-z0-9_.:-]{0,127})['\"`]?"
     r"|\b(?:record|note|entry|item|document|doc)\s*(?:#|no\.?|number|called|named)?\s*[:=]?\s*['\"`]?"
@@ -58,17 +61,22 @@ _ID = re.compile(
 )
 _NAME = re.compile(r"\b(?:called|named|name)\s+['\"`]?([A-Za-z0-9][A-Za-z0-9_.-]{0,63})", re.IGNORECASE)
 _LABELS = re.compile(
-    r"\b(?:as|into|between|among|labels?|categories|classes|either)\s*:?\s+((?:['\"]?[\w -]{1,40}?['\"]?\s*"
-    r"(?:,|/|\bor\b|\band\b)\s*)+(?:or\s+|and\s+)?['\"]?[\w -]{1,40}?['\"]?)(?=[.;?!]|$|\s+(?:using|based|for)\b)",
+    r"\b(?:as|into|between|among|labels?|categories|classes|either)\s*:?\s+"
+    r"((?:['\"]?[\w -]{1,40}?['\"]?\s*(?:,|/|\bor\b|\band\b)\s*)+(?:or\s+|and\s+)?['\"]?[\w -]{1,40}?['\"]?)"
+    r"(?=[.;?!]|$|\s+(?:using|based|for)\b)",
     re.IGNORECASE,
 )
+_OR_TAIL = re.compile(r"\b((?:[\w-]+\s*,\s*)*[\w-]+,?\s+or\s+[\w-]+)\s*\??\s*$", re.IGNORECASE)
+_LIST_INTRO = re.compile(r"\b(?:one\s+of|labels?|categories|classes|among|between|either)\s*$", re.IGNORECASE)
 _FIELDS = re.compile(
     r"\b(?:fields?|properties|keys|attributes)\s*:?\s+((?:[\w -]{1,40}?\s*(?:,|\band\b)\s*)*[\w -]{1,40}?)"
     r"(?=[.;?!]|$|\s+(?:as|from|into|in|out|of)\b)|"
     r"\b(?:get|extract|pull)\s+(?:the\s+)?((?:\w+\s*,\s*)+\w+\s+and\s+\w+)\s+(?:as|into)\s+(?:a\s+)?json\b",
     re.IGNORECASE,
 )
-_FORMAT = re.compile(r"\b(?:to|into|as|in)\s+(?:a\s+)?(json|yaml|csv|markdown|md|text|plain text)\b", re.IGNORECASE)
+_FORMAT = re.compile(
+    r"\b(?:to|into|as|in)\s+(?:a\s+)?(json|yaml|csv|markdown|md|text|plain text)\b", re.IGNORECASE
+)
 _FROM_FORMAT = re.compile(r"\b(json|yaml|csv)\s+(?:to|into)\b|\bfrom\s+(json|yaml|csv)\b", re.IGNORECASE)
 _STOP_LABEL = frozenset({"the", "a", "an", "one", "of", "labels", "label", "categories", "either"})
 
@@ -89,21 +97,28 @@ def _first_int(pattern: re.Pattern[str], text: str) -> int | None:
     return number
 
 
-def _language(text: str) -> str | None:
+_ANY_LANGUAGE = re.compile(r"\b(" + "|".join(_LANGUAGES) + r")\b", re.IGNORECASE)
+
+
+def _language(text: str, instruction: str = "") -> str | None:
     m = _LANGUAGE.search(text)
     if m is None:
-        return None
+        named = _ANY_LANGUAGE.search(instruction)  # "how would a German say '…'"
+        return named.group(1).capitalize() if named else None
     value = m.group(1) or m.group(2)
     if len(value) <= 5 and value.lower() not in _LANGUAGES:
         return value.lower() if value.islower() else None  # an ISO code such as "fr" or "pt-BR"
     return value.capitalize()
 
 
-def _labels(sub: SubGoal, quotes: tuple[str, ...]) -> list[str]:
+def _labels(sub: SubGoal, quotes: tuple[str, ...], tail: str | None) -> list[str]:
     quoted = [quotes[i] for i in sub.quotes if len(quotes[i]) <= 100 and "\n" not in quotes[i]]
     if len(quoted) >= 2:
         return quoted
-    m = _LABELS.search(sub.text)
+    if tail is not None and _LIST_INTRO.search(sub.instruction) and len(tail) <= 400:
+        labels = [x.strip(" .'\"") for x in re.split(r"\s*(?:,|/|\bor\b)\s*", tail)]  # "… one of: a, b, c"
+        return [x for x in dict.fromkeys(labels) if x]
+    m = _LABELS.search(sub.text) or _OR_TAIL.search(sub.text)
     if m is None:
         return []
     parts = re.split(r"\s*(?:,|/|\bor\b|\band\b)\s*", m.group(1))
@@ -146,6 +161,7 @@ def step_input(
     request: str,
     quotes: tuple[str, ...],
     literal: Literal_,
+    tail: str | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """The input of ``agent`` for ``sub`` and the required fields still missing.
 
@@ -157,6 +173,8 @@ def step_input(
         request: Reference to the request as written (for agents whose input is the request).
         quotes: The goal's quoted payloads.
         literal: Registers a value as a plan input and returns its reference.
+        tail: The goal's payload after a colon when the step's own text is a quote (labels such as
+            "… with one of: a, b, c").
     """
     s = sub.text
     need: list[str] = []
@@ -181,7 +199,7 @@ def step_input(
             inp["max_words"] = max(1, min(n, 1000))
     elif agent == "classifier":
         inp["text"] = body
-        labels = _labels(sub, quotes)
+        labels = _labels(sub, quotes, tail)
         if len(labels) >= 2:
             inp["labels"] = labels
         else:
@@ -195,7 +213,7 @@ def step_input(
             inp["schema"] = schema
     elif agent == "translator":
         inp["text"] = body
-        target = _language(s)
+        target = _language(s, sub.instruction)
         if target is None:
             need.append("target")
         else:
@@ -225,7 +243,9 @@ def step_input(
     elif agent in ("compressor", "decompressor", "glyph-encoder", "codec-inspector"):
         key = "data" if agent == "compressor" else "frame"
         value = raw if agent != "compressor" else _b64(raw)
-        if value is None:
+        if value is None and text is not None and text.endswith(".frame}"):
+            inp[key] = text  # the frame an earlier compressor step made
+        elif value is None:
             need.append(key)
         else:
             inp[key] = literal(value.strip())
@@ -256,7 +276,9 @@ def step_input(
             inp["k"] = max(1, min(n, 100))
     elif agent in ("fetcher", "eraser"):
         m = _ID.search(s)
-        ident = quotes[sub.quotes[0]] if sub.quotes else (m.group(1) or m.group(2)).rstrip(".:") if m else None
+        ident = (
+            quotes[sub.quotes[0]] if sub.quotes else (m.group(1) or m.group(2)).rstrip(".:") if m else None
+        )
         if agent == "eraser" and re.search(r"\b(tenant|shred|everything|all data)\b", s, re.IGNORECASE):
             pass  # the caller's own tenant: the agent shreds it when no id is given
         elif ident is None:
@@ -264,7 +286,9 @@ def step_input(
         else:
             inp["id"] = ident
     elif agent == "key-warden":
-        inp["scope"] = "data_key" if re.search(r"\bdata[\s-]*(?:encryption\s+)?key", s, re.IGNORECASE) else "kek"
+        inp["scope"] = (
+            "data_key" if re.search(r"\bdata[\s-]*(?:encryption\s+)?key", s, re.IGNORECASE) else "kek"
+        )
     elif agent == "indexer":
         low = s.lower()
         inp["op"] = "status" if re.search(r"\b(status|statistics|stats|how many|count)\b", low) else "compact"

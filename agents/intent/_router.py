@@ -91,7 +91,7 @@ class IntentRouter:
         tdf = Counter(t for ids in token_lists for t in set(ids))
         self._token_idf_default = math.log(1 + n)
         self.embedder.weights = {t: math.log((1 + n) / (1 + c)) + 0.2 for t, c in tdf.items()}
-        for tok in (self._ids("?") + self._ids(".") + self._ids(",")):
+        for tok in self._ids("?") + self._ids(".") + self._ids(","):
             self.embedder.weights[tok] = 0.0
         self._vectors = self.embedder.embed(texts)
         stem_lists = [_stems(t) for t in texts]
@@ -118,7 +118,9 @@ class IntentRouter:
     def _ids(self, text: str) -> list[int]:
         return self.embedder.token_ids(text)
 
-    def _example_scores(self, meaning: NDArray[np.float32], wording: NDArray[np.float32]) -> NDArray[np.float32]:
+    def _example_scores(
+        self, meaning: NDArray[np.float32], wording: NDArray[np.float32]
+    ) -> NDArray[np.float32]:
         return (_W_MEANING * meaning + _W_WORDING * wording).astype(np.float32)
 
     def _class_scores(self, per_example: NDArray[np.float32], stems: set[str]) -> NDArray[np.float32]:

@@ -5,8 +5,8 @@ The payload is not the instruction. Before a goal is split, the text it applies 
 1. quoted text (``'…'``, ``"…"``, ``“…”``, ``‘…’``, backticks; an apostrophe inside a word is not a
    quote) becomes a placeholder ``⟦n⟧`` that stays with the sub-goal it was written in;
 2. a following paragraph (after the first blank line) is the goal's payload;
-3. text after a colon (``Summarize the following: …``) is the goal's payload, unless only quotes follow
-   the colon or a list of steps does.
+3. text after a colon (``Summarize the following: …``) is the goal's payload, unless a quote follows
+   the colon (``Save this note: '…'. Then …``) or a list of steps does.
 
 What remains is split into sub-goals: numbered or bulleted lines when there are two or more; otherwise
 sentences, ``;``, "then" / "and then" / "after that" / "afterwards" / "finally", and "and" when the next
@@ -53,11 +53,14 @@ class SubGoal:
         instruction: What to match against the examples: the words, with quoted payloads removed.
         text: The sub-goal as written, quotes restored (parameters are read from it).
         quotes: Indexes into :attr:`ParsedGoal.quotes` of the payloads written inside it.
+        marked: It was marked as a step (a list item, or after "then", ";", "and <verb>", "next", …),
+            not merely a sentence that follows.
     """
 
     instruction: str
     text: str
     quotes: tuple[int, ...] = ()
+    marked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,15 +109,18 @@ def _split_and(piece: str, verbs: frozenset[str]) -> list[str]:
     return out
 
 
-def _split_instruction(text: str, verbs: frozenset[str]) -> list[str]:
+def _split_instruction(text: str, verbs: frozenset[str]) -> list[tuple[str, bool]]:
+    """The pieces of ``text``, each with whether a step marker introduced it."""
     lines = [line for line in text.splitlines() if line.strip()]
     items = [m.group(1) for line in lines if (m := _LIST_ITEM.match(line))]
     if len(items) >= 2:
-        return items
-    pieces: list[str] = []
-    for sentence in _SENTENCE.split(text):
-        for part in _SEPARATORS.split(sentence):
-            pieces.extend(_split_and(part, verbs))
+        return [(item, True) for item in items]
+    pieces: list[tuple[str, bool]] = []
+    for s, sentence in enumerate(_SENTENCE.split(text)):
+        for p, part in enumerate(_SEPARATORS.split(sentence)):
+            for a, piece in enumerate(_split_and(part, verbs)):
+                marked = s == 0 or p > 0 or a > 0 or _LEAD.match(piece.strip()) is not None
+                pieces.append((piece, marked and bool(piece.strip())))
     return pieces
 
 
@@ -141,7 +147,7 @@ def parse_goal(goal: str, *, verbs: frozenset[str] = frozenset()) -> ParsedGoal:
     colon = _COLON.search(stripped)
     if colon is not None:
         after = stripped[colon.end() :]
-        only_quotes = not _PLACEHOLDER.sub("", after).strip(" \t\n.,;")
+        only_quotes = not _PLACEHOLDER.sub("", after).strip(" \t\n.,;") or after.lstrip().startswith("⟦")
         after_items = sum(1 for line in after.splitlines() if _LIST_ITEM.match(line))
         if only_quotes:
             stripped = stripped[: colon.start()] + " " + after
@@ -150,15 +156,19 @@ def parse_goal(goal: str, *, verbs: frozenset[str] = frozenset()) -> ParsedGoal:
             payload = rest if payload is None else f"{rest}\n\n{payload}"
             stripped = stripped[: colon.start()]
     subgoals: list[SubGoal] = []
-    for piece in _split_instruction(stripped, verbs):
+    for piece, marked in _split_instruction(stripped, verbs):
+        lead = _LEAD.match(piece.strip())
+        marked = marked or (lead is not None and bool(lead.group(0)))
         cleaned = _clean(piece)
         if not _PLACEHOLDER.sub("", cleaned).strip(" \t.,;:!'\""):
             if cleaned and subgoals:  # a lone quote after a split: it belongs to the sub-goal before
                 prev = subgoals[-1]
                 found = tuple(int(i) for i in _PLACEHOLDER.findall(cleaned))
-                subgoals[-1] = SubGoal(prev.instruction, prev.text + " " + _restore(cleaned, quotes), prev.quotes + found)
+                subgoals[-1] = SubGoal(
+                    prev.instruction, prev.text + " " + _restore(cleaned, quotes), prev.quotes + found
+                )
             continue
         found = tuple(int(i) for i in _PLACEHOLDER.findall(cleaned))
         instruction = " ".join(_PLACEHOLDER.sub(" ", cleaned).split())
-        subgoals.append(SubGoal(instruction, " ".join(_restore(cleaned, quotes).split()), found))
+        subgoals.append(SubGoal(instruction, " ".join(_restore(cleaned, quotes).split()), found, marked))
     return ParsedGoal(tuple(subgoals), tuple(quotes), payload or None)

@@ -26,6 +26,7 @@ import json
 import re
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import anyio
@@ -45,8 +46,11 @@ from agents.synthesis.builtin_plans import consensus, rag, report
 __all__ = ("CONFIDENCE_THRESHOLD", "GoalPlanner", "PlannerAgent", "build_plan", "plan_inputs")
 
 CONFIDENCE_THRESHOLD = 0.3
+_WEAK = 0.5
+"""Below this confidence a sentence after the last sub-goal is taken for payload (when all after it are)."""
 """Least calibrated confidence of every sub-goal for a plan to be proposed."""
 _BUILTIN = "plan:"
+_FRAME_AGENTS = frozenset({"decompressor", "glyph-encoder", "codec-inspector"})
 _RAG_DEFAULTS = {"k": 4, "budget_tokens": 512, "max_tokens": 128}
 
 
@@ -71,7 +75,9 @@ class GoalPlanner:
 
     def __init__(self, specs: Sequence[AgentSpec]) -> None:
         self.specs = {s.name: s for s in specs}
-        examples: dict[str, Sequence[str]] = {n: e for n, e in AGENT_EXAMPLES.items() if n in self.specs}
+        examples: dict[str, Sequence[str]] = {
+            n: (*e, self.specs[n].description) for n, e in AGENT_EXAMPLES.items() if n in self.specs
+        }  # the agent's own description counts as one more example
         examples.update({f"{_BUILTIN}{n}": e for n, e in BUILTIN_EXAMPLES.items()})
         examples[NONE] = OUT_OF_SCOPE
         caps = {n: s.capabilities for n, s in self.specs.items()}
@@ -97,6 +103,7 @@ class GoalPlanner:
             whole_routes = [self.router.route(sg.instruction) for sg in whole.subgoals]
             if _least(whole_routes) >= _least(routes):
                 parsed, routes = whole, whole_routes
+        parsed, routes = _trailing_payload(parsed, routes)
         if not parsed.subgoals:
             return _unclear(goal, [], "the goal names nothing to do")
         if len(parsed.subgoals) > max_steps:
@@ -129,6 +136,26 @@ def _recall(route: Route) -> Route:
     ranked = [("rag-answerer", max(route.ranked[0][1], 0.0))]
     ranked += [r for r in route.ranked if r[0] != "rag-answerer"]
     return Route(tuple(ranked), max(route.confidence, 0.9))
+
+
+def _trailing_payload(parsed: ParsedGoal, routes: list[Route]) -> tuple[ParsedGoal, list[Route]]:
+    """The trailing sentences that ask for nothing, moved to the payload.
+
+    Sentences after the last sub-goal with no step marker (such as "then") that each match no agent or
+    only weakly are the text the goal applies to, not instructions: "Was the writer angry? Dear team…".
+    """
+    cut = len(routes)
+    while (
+        cut > 1
+        and not parsed.subgoals[cut - 1].marked
+        and (routes[cut - 1].best == NONE or routes[cut - 1].confidence < _WEAK)
+    ):
+        cut -= 1
+    if cut == len(routes) or not any(r.best != NONE and r.confidence >= _WEAK for r in routes[:cut]):
+        return parsed, routes
+    tail = " ".join(sg.text for sg in parsed.subgoals[cut:])
+    payload = tail if parsed.payload is None else f"{tail}\n\n{parsed.payload}"
+    return replace(parsed, subgoals=parsed.subgoals[:cut], payload=payload), routes[:cut]
 
 
 def _least(routes: Sequence[Route]) -> float:
@@ -206,6 +233,8 @@ class _Builder:
             text, raw = self._payload(sub, first=i == 0)
             if text is None and previous is not None and previous.agent is not None:
                 out = self.planner.specs[previous.agent].text_output
+                if previous.agent == "compressor" and agent in _FRAME_AGENTS:
+                    out = "frame"
                 if out is not None and agent not in INSTRUCTION_AGENTS:
                     text = f"${{steps.{previous.id}.{out}}}"
             if text is None and i == 0 and agent not in INSTRUCTION_AGENTS:
@@ -219,6 +248,7 @@ class _Builder:
                 request=self.literal(sub.text),
                 quotes=self.parsed.quotes,
                 literal=self.literal,
+                tail=self.parsed.payload if sub.quotes else None,
             )
             step = PlanStep(
                 id=f"s{i + 1}-{agent}"[:64],

@@ -283,7 +283,7 @@ class WorkflowOutput(_Wire):
     """Output of ``workflow-runner``."""
 
     plan: str
-    status: Literal["succeeded", "failed", "cancelled"]
+    status: Literal["succeeded", "failed", "cancelled", "needs_clarification"]
     output: Any
     steps: list[dict[str, Any]]
     error: dict[str, Any] | None

@@ -30,7 +30,9 @@ def agents_of(out: dict[str, object] | object) -> list[str]:
 
 def test_the_roster_is_forty_agents_eight_per_team_and_the_embedder_is_internal() -> None:
     assert len(ROSTER) == ROSTER_SIZE == 40
-    assert {team: len(classes) for team, classes in AGENTS_BY_TEAM.items()} == dict.fromkeys(AGENTS_BY_TEAM, 8)
+    assert {team: len(classes) for team, classes in AGENTS_BY_TEAM.items()} == dict.fromkeys(
+        AGENTS_BY_TEAM, 8
+    )
     assert "embedder" not in {s.name for s in ROSTER}
     assert [cls.name for cls in HELPERS] == ["embedder"]
 

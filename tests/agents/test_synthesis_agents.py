@@ -21,7 +21,7 @@ from agents.actor import Agent
 from agents.collective import AgentSpec, Candidate, Collective, spec_of
 from agents.compression import ContextOptimizerAgent
 from agents.compression._wire import OptimizeInput
-from agents.plans import parse_plan, resolve
+from agents.plans import resolve
 from agents.protocol import GenerateInput
 from agents.storage import RetrieverAgent, storage_agents
 from agents.storage.wire import RetrieveInput

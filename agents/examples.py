@@ -611,6 +611,166 @@ AGENT_EXAMPLES: dict[str, tuple[str, ...]] = {
 }
 """Example requests per agent (the 40 of the roster)."""
 
+_MORE: dict[str, tuple[str, ...]] = {
+    # casual, question-style and synonym-rich wordings (same intents as above)
+    "generator": (
+        "Invent a story",
+        "Can you write something creative",
+        "Make up a little song",
+        "Write marketing copy for a product",
+        "Write a few sentences on any topic",
+    ),
+    "chat": (
+        "Just talk to me",
+        "How are you today",
+        "Let's have a friendly conversation",
+        "Reply to me like a friend would",
+    ),
+    "summarizer": (
+        "Make it shorter",
+        "Give me the highlights",
+        "Give me a synopsis",
+        "Shrink this into a couple of sentences",
+        "Key takeaways of this text in brief",
+    ),
+    "classifier": (
+        "Which of these labels fits",
+        "Is it A or B",
+        "Put this in the right category",
+        "Pick the matching class for this text",
+    ),
+    "extractor": (
+        "Return the fields as a JSON object",
+        "Fill these properties from the text",
+        "Give me JSON with these keys from the text",
+    ),
+    "translator": (
+        "Say this in another language",
+        "What is this in French",
+        "Translate please",
+        "Turn this English text into Swedish",
+    ),
+    "coder": (
+        "Write code for this",
+        "Give me a snippet that does this",
+        "A script to automate this task",
+        "Write a program",
+    ),
+    "tokenizer": ("Token length of this", "How many tokens", "Number of LLM tokens in this string"),
+    "compressor": ("Make this take less space", "Compact this data losslessly", "Compress it"),
+    "decompressor": (
+        "Uncompress this frame back to text",
+        "Give me back the original from the compressed frame",
+    ),
+    "deduplicator": (
+        "Measure the overlap between these messages",
+        "Dedup statistics of these messages",
+        "Find the repeats in these texts",
+    ),
+    "glyph-encoder": ("List the glyphs", "Show the unit references"),
+    "context-optimizer": (
+        "Make this fit in a limited number of tokens",
+        "Cut it to a token budget",
+        "Trim this to fit the window",
+    ),
+    "dictionary-trainer": (
+        "Learn a dictionary from these samples",
+        "Teach the compressor our message format",
+    ),
+    "rsu-manager": ("Clean up unused semantic units", "Stats of the unit store", "Pin these units"),
+    "codec-inspector": ("Is this frame corrupted", "What does the frame header say", "Validate this frame"),
+    "archivist": (
+        "Keep this in mind for later",
+        "Note this down",
+        "Save it",
+        "Put this into the vault",
+        "Store that fact",
+    ),
+    "retriever": (
+        "What have I saved about this topic",
+        "Look through my stored notes for this",
+        "Find the closest stored passages",
+        "Search the store",
+    ),
+    "fetcher": (
+        "Open the stored record with this id",
+        "Show record by id",
+        "Get me that entry by its identifier",
+    ),
+    "eraser": ("Remove that stored note", "Delete it from the vault", "Erase the record with this id"),
+    "key-warden": ("Rotate keys", "New encryption key please", "Re-key the storage"),
+    "indexer": ("Index status", "Compact and rebuild the index", "How many vectors are in the index"),
+    "snapshotter": ("Back up everything now", "Roll back to a snapshot", "What backups exist"),
+    "cache-keeper": ("Cache hit rate", "How much is cached", "Storage stats"),
+    "sentiment": (
+        "Is this happy or sad",
+        "How does the writer feel",
+        "Positive or negative",
+        "What's the tone",
+    ),
+    "keyword-extractor": ("Main keywords", "Key phrases of this text", "What terms matter most here"),
+    "entity-extractor": (
+        "Who and what is mentioned",
+        "Find the names and places",
+        "Pull out emails, phone numbers and dates",
+    ),
+    "language-detector": ("Which language", "What language is that", "Is this Spanish"),
+    "similarity": (
+        "Do these mean the same",
+        "How alike are these two",
+        "Which is closest to my query",
+        "Compare these two texts",
+    ),
+    "code-analyzer": (
+        "How complex is this code",
+        "Code complexity report",
+        "Analyze this Python code's structure",
+    ),
+    "statistician": (
+        "Average of these numbers",
+        "Basic stats for this data",
+        "Mean, median and spread",
+        "Any unusual values in these numbers",
+    ),
+    "quality-critic": (
+        "Is this well written",
+        "How can I improve my writing",
+        "Critique my text",
+        "Rate my writing",
+    ),
+    "rag-answerer": (
+        "What do my notes say about this",
+        "Answer from what was stored",
+        "Based on the saved documents, answer this",
+        "Look it up in the stored material",
+    ),
+    "planner": (
+        "How would you split this task between agents",
+        "Plan it but don't run it",
+        "Which steps and agents",
+    ),
+    "aggregator": ("Combine these", "Merge the outputs", "Put the answers together"),
+    "reporter": (
+        "Write these results up as a report",
+        "Markdown report of these findings",
+        "Format these sections as a document",
+    ),
+    "consensus": (
+        "Which answer do they agree on",
+        "Majority vote over these replies",
+        "Pick the most common answer among these",
+    ),
+    "formatter": ("Convert to JSON", "Show it as a table", "Change the format to YAML"),
+    "verifier": (
+        "Is this answer supported",
+        "Check the answer against the source",
+        "Is the reply grounded in the text",
+    ),
+    "workflow-runner": ("Run this pipeline", "Execute the workflow below", "Run these steps as defined"),
+}
+AGENT_EXAMPLES = {name: (*examples, *_MORE.get(name, ())) for name, examples in AGENT_EXAMPLES.items()}
+
+
 BUILTIN_EXAMPLES: dict[str, tuple[str, ...]] = {
     "report": (
         "Give me a full report on this text",

@@ -50,6 +50,8 @@ _WEAK = 0.5
 """Below this confidence a sentence after the last sub-goal is taken for payload (when all after it are)."""
 """Least calibrated confidence of every sub-goal for a plan to be proposed."""
 _BUILTIN = "plan:"
+_NEAR = 0.05
+"""A runner-up within this score of the best may replace it when only it gets every required input."""
 _FRAME_AGENTS = frozenset({"decompressor", "glyph-encoder", "codec-inspector"})
 _RAG_DEFAULTS = {"k": 4, "budget_tokens": 512, "max_tokens": 128}
 
@@ -158,6 +160,14 @@ def _trailing_payload(parsed: ParsedGoal, routes: list[Route]) -> tuple[ParsedGo
     return replace(parsed, subgoals=parsed.subgoals[:cut], payload=payload), routes[:cut]
 
 
+def _agent_of(name: str) -> str:
+    """The agent of a routing class (``plan:report`` as one step is the ``reporter``)."""
+    if name.startswith(_BUILTIN):
+        name = name.removeprefix(_BUILTIN)
+        return {"report": "reporter"}.get(name, name)
+    return name
+
+
 def _least(routes: Sequence[Route]) -> float:
     """The least confidence of ``routes`` (0 when one of them matches nothing)."""
     return min((0.0 if r.best == NONE else r.confidence for r in routes), default=0.0)
@@ -228,28 +238,18 @@ class _Builder:
         steps: list[PlanStep] = []
         previous: PlanStep | None = None
         for i, (sub, route, why) in enumerate(zip(subs, routes, rationale, strict=True)):
-            agent = route.best.removeprefix(_BUILTIN)
-            agent = {"report": "reporter"}.get(agent, agent) if route.best.startswith(_BUILTIN) else agent
-            text, raw = self._payload(sub, first=i == 0)
-            if text is None and previous is not None and previous.agent is not None:
-                out = self.planner.specs[previous.agent].text_output
-                if previous.agent == "compressor" and agent in _FRAME_AGENTS:
-                    out = "frame"
-                if out is not None and agent not in INSTRUCTION_AGENTS:
-                    text = f"${{steps.{previous.id}.{out}}}"
-            if text is None and i == 0 and agent not in INSTRUCTION_AGENTS:
-                text = self.literal(sub.text)  # the sub-goal names its own text ("is Guten Tag German?")
-                raw = sub.text
-            inp, need = step_input(
-                agent,
-                sub,
-                text=text,
-                raw=raw,
-                request=self.literal(sub.text),
-                quotes=self.parsed.quotes,
-                literal=self.literal,
-                tail=self.parsed.payload if sub.quotes else None,
-            )
+            agent = _agent_of(route.best)
+            inp, need = self._input(i, sub, agent, previous)
+            if need:  # a runner-up about as close that the goal fully parameterises fits better
+                top = route.ranked[0][1]
+                for name, score in route.ranked[1:3]:
+                    other = _agent_of(name)
+                    if name == NONE or other not in self.planner.specs or score < top - _NEAR:
+                        continue
+                    other_inp, other_need = self._input(i, sub, other, previous)
+                    if not other_need:
+                        agent, inp, need = other, other_inp, []
+                        break
             step = PlanStep(
                 id=f"s{i + 1}-{agent}"[:64],
                 agent=agent,
@@ -265,6 +265,31 @@ class _Builder:
             return _unclear(self.goal, rationale, f"the goal does not say: {what}", confidence)
         plan = Plan(name="planned", steps=tuple(steps))
         return self._output(plan, None, rationale, confidence)
+
+    def _input(
+        self, i: int, sub: SubGoal, agent: str, previous: PlanStep | None
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The input of ``agent`` as step ``i`` for ``sub``, and the required fields the goal lacks."""
+        text, raw = self._payload(sub, first=i == 0)
+        if text is None and previous is not None and previous.agent is not None:
+            out = self.planner.specs[previous.agent].text_output
+            if previous.agent == "compressor" and agent in _FRAME_AGENTS:
+                out = "frame"
+            if out is not None and agent not in INSTRUCTION_AGENTS:
+                text = f"${{steps.{previous.id}.{out}}}"
+        if text is None and i == 0 and agent not in INSTRUCTION_AGENTS:
+            text = self.literal(sub.text)  # the sub-goal names its own text ("is Guten Tag German?")
+            raw = sub.text
+        return step_input(
+            agent,
+            sub,
+            text=text,
+            raw=raw,
+            request=self.literal(sub.text),
+            quotes=self.parsed.quotes,
+            literal=self.literal,
+            tail=self.parsed.payload if sub.quotes else None,
+        )
 
     def _builtin(self, sub: SubGoal, route: Route) -> PlannerOutput | None:
         best = route.best

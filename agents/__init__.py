@@ -19,7 +19,7 @@ from agents.errors import (
     TooLargeError,
     error_from_wire,
 )
-from agents.generator import GeneratorAgent
+from agents.inference import GeneratorAgent
 from agents.messaging import Bus, Message
 
 __all__ = (

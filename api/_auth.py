@@ -114,7 +114,7 @@ class VerifiedKey(Protocol):
 
 
 class KeyVerifier(Protocol):
-    """Checks API key tokens (``neurectomy.keys.KeyStore`` is the real one)."""
+    """Checks API key tokens (``neurectomy.server.keys.KeyStore`` is the real one)."""
 
     def verify(self, token: str) -> VerifiedKey | None:
         """The valid key ``token`` belongs to, or ``None`` (unknown, wrong or revoked)."""

@@ -13,12 +13,22 @@ from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from api import _agents, _generate, _keys, _metrics, _openai, _sigma, _sysinfo, _system, _tasks, _vault, _ws
+from api import _metrics
 from api._auth import AuthConfig, KeyVerifier, auth_middleware, openapi_security
 from api._limits import LimitsConfig, rate_limit_middleware
 from api._metrics import Metrics, MetricsMiddleware
 from api._trace import TraceMiddleware, add_trace_headers
+from api.agents import routes as _agents
 from api.errors import EXCEPTION_HANDLERS
+from api.generate import routes as _generate
+from api.keys import routes as _keys
+from api.openai import routes as _openai
+from api.sigma import routes as _sigma
+from api.system import routes as _system
+from api.system import sysinfo as _sysinfo
+from api.tasks import routes as _tasks
+from api.vault import routes as _vault
+from api.ws import routes as _ws
 from orchestrator import Orchestrator, TaskQueue
 
 log = structlog.get_logger("neurectomy.api")
@@ -65,7 +75,7 @@ def create_app(
         debug: Litestar debug mode (tracebacks in responses; never in production).
         auth: Authentication settings; ``None`` or ``enabled`` not ``True``: no authentication (the
             caller resolves ``enabled=None`` against the bind address, see ``AuthConfig.enabled_for``).
-        keys: Verifier of API keys when auth is on (``neurectomy.keys.KeyStore``); if it can also create
+        keys: API key verifier when auth is on (``neurectomy.server.keys.KeyStore``); if it can also create
             and revoke keys, ``/v1/keys`` manages them.
         limits: Rate limits (none by default).
         tasks: The durable task queue behind ``/v1/tasks`` (None: those routes answer 503).

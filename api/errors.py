@@ -9,7 +9,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from agents.errors import AgentError
-from api.schemas import ErrorBody, ErrorDetail
+from api.generate.schemas import ErrorBody, ErrorDetail
 
 log = structlog.get_logger("neurectomy.api")
 

@@ -1,6 +1,6 @@
 """The orchestrator's own cost: one hop, selection, plan steps — next to raw nats-py (not a test).
 
-Starts the real nats-server (``neurectomy.natsserver.EmbeddedNats``, temp dir) and two child processes
+Starts the real nats-server (``neurectomy.server.natsserver.EmbeddedNats``, temp dir) and two child processes
 of this script: ``--serve-agent`` (an :class:`~agents.actor.AgentRunner` of a no-op agent, mailbox 1,024,
 concurrency 64; plus the Storage team's ``embedder`` over a throw-away ΣVAULT unless ``--no-embedder``)
 and ``--serve-raw`` (a bare nats-py responder replying 100 bytes). This process is the caller.
@@ -76,8 +76,8 @@ from agents.actor import Agent, AgentRunner, Call  # noqa: E402
 from agents.collective import AgentSpec, spec_of  # noqa: E402
 from agents.messaging import Bus  # noqa: E402
 from agents.plans import Plan, parse_plan  # noqa: E402
-from neurectomy.logs import configure_logging  # noqa: E402
-from neurectomy.natsserver import EmbeddedNats  # noqa: E402
+from neurectomy.server.logs import configure_logging  # noqa: E402
+from neurectomy.server.natsserver import EmbeddedNats  # noqa: E402
 from orchestrator import CallContext, Invocation, Orchestrator  # noqa: E402
 from orchestrator._plans import PlanRunner  # noqa: E402
 
@@ -290,7 +290,7 @@ def load_roster() -> tuple[tuple[AgentSpec, ...], str]:
     specs += [spec_of(cls) for cls in storage_classes]
     if "agents.inference" in missing:
         try:
-            from agents.generator import GeneratorAgent
+            from agents.inference import GeneratorAgent
 
             specs.append(spec_of(GeneratorAgent))
         except Exception:

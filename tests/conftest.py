@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from agents import Bus
-from neurectomy.natsserver import EmbeddedNats
+from neurectomy.server.natsserver import EmbeddedNats
 from ryot import RyotConfig, RyotEngine
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

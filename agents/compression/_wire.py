@@ -35,7 +35,7 @@ __all__ = (
 )
 
 NATS_MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
-"""Largest NATS message, bytes (``max_payload`` of the embedded nats-server, `neurectomy.natsserver`)."""
+"""Largest NATS message, bytes (``max_payload`` of `neurectomy.server.natsserver`)."""
 ENVELOPE_RESERVE_BYTES = 64 * 1024
 """Bytes of a message kept for the JSON envelope, the report and NATS headers."""
 MAX_DATA_BYTES = (NATS_MAX_PAYLOAD_BYTES - ENVELOPE_RESERVE_BYTES) // 4 * 3

@@ -14,13 +14,13 @@ tokenizer   text → token ids and count, or token ids → text (no generation)
 =========== ===============================================================================
 
 Every generating agent streams ``{"text": ...}`` chunks and reports exact token usage; errors map to wire
-codes in `agents.generator.engine_error`. The shared base is `agents.generator.InferenceAgent`.
+codes in `agents.inference.engine_error`. The shared base is `agents.inference.InferenceAgent`.
 """
 
-from agents.generator import GeneratorAgent, InferenceAgent, engine_error
 from agents.inference._base import DEFAULT_MAX_TOKENS, MAX_TEXT_CHARS, MAX_TOKENS_LIMIT
 from agents.inference._chat import ChatAgent, ChatMemory
 from agents.inference._code import CODE_LANGUAGES, CoderAgent, check_python, extract_code
+from agents.inference._generator import GeneratorAgent, InferenceAgent, engine_error
 from agents.inference._structured import ClassifierAgent, ExtractorAgent, labels_grammar
 from agents.inference._text import LANGUAGES, SummarizerAgent, TranslatorAgent, trim_summary
 from agents.inference._tokenizer import TokenizerAgent

@@ -1,6 +1,6 @@
 """What the Inference team's task agents share: wire models, ``max_tokens`` bounds, context checks.
 
-Beyond :class:`agents.generator.InferenceAgent` (the bridge, streaming, error mapping): the frozen wire
+Beyond :class:`agents.inference.InferenceAgent` (the bridge, streaming, error mapping): the frozen wire
 model base, the bounds on ``max_tokens``, and the check that a text fits the context window.
 
 The packaged model (Gemma 3 270M) is a small *base* model: it continues text rather than following
@@ -15,7 +15,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.errors import TooLargeError
-from agents.generator import engine_error
+from agents.inference._generator import engine_error
 from bridges import BridgeTimeoutError, RyotBridge
 from ryot import RyotError
 

@@ -17,7 +17,6 @@ from pydantic import Field
 
 from agents.actor import Call
 from agents.errors import TooLargeError
-from agents.generator import InferenceAgent, usage_out
 from agents.inference._base import (
     DEFAULT_MAX_TOKENS,
     MAX_TEXT_CHARS,
@@ -27,6 +26,7 @@ from agents.inference._base import (
     context_window,
     token_count,
 )
+from agents.inference._generator import InferenceAgent, usage_out
 from agents.protocol import UsageOut
 from bridges import RyotBridge
 from ryot import ChatMessage, SamplingParams

@@ -16,8 +16,8 @@ from pydantic import Field
 
 from agents.actor import Call
 from agents.errors import BadInputError
-from agents.generator import InferenceAgent, usage_out
 from agents.inference._base import PROMPT_OVERHEAD_TOKENS, MaxTokens, ModelName, WireModel, ensure_fits
+from agents.inference._generator import InferenceAgent, usage_out
 from agents.protocol import UsageOut
 from ryot import SamplingParams
 

@@ -14,7 +14,6 @@ from pydantic import ConfigDict, Field, StringConstraints, field_validator
 
 from agents.actor import Call
 from agents.errors import AgentFailedError, BadInputError
-from agents.generator import InferenceAgent, usage_out
 from agents.inference._base import (
     MAX_TEXT_CHARS,
     PROMPT_OVERHEAD_TOKENS,
@@ -23,6 +22,7 @@ from agents.inference._base import (
     WireModel,
     ensure_fits,
 )
+from agents.inference._generator import InferenceAgent, usage_out
 from agents.protocol import UsageOut
 from ryot import RyotError, SamplingParams, grammar_from_json_schema
 

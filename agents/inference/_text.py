@@ -10,7 +10,6 @@ from pydantic import Field
 
 from agents.actor import Call
 from agents.errors import BadInputError
-from agents.generator import InferenceAgent, usage_out
 from agents.inference._base import (
     DEFAULT_MAX_TOKENS,
     MAX_TEXT_CHARS,
@@ -21,6 +20,7 @@ from agents.inference._base import (
     WireModel,
     ensure_fits,
 )
+from agents.inference._generator import InferenceAgent, usage_out
 from agents.protocol import UsageOut
 from ryot import SamplingParams
 

@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 from pydantic import Field, model_validator
 
 from agents.actor import Call
-from agents.generator import InferenceAgent, engine_error
 from agents.inference._base import MAX_TEXT_CHARS, ModelName, WireModel
+from agents.inference._generator import InferenceAgent, engine_error
 from bridges import BridgeTimeoutError
 from ryot import RyotError
 

@@ -389,7 +389,7 @@ async def test_quality_critic_scores_and_checks_criteria(team: Team) -> None:
 
 
 async def test_team_starter_starts_all_eight_and_refuses_unknown_agents(bus: Bus, tmp_path: Path) -> None:
-    from neurectomy._team_analysis import start_analysis
+    from neurectomy.server.teams import start_analysis
     from neurectomy.settings import Settings
 
     settings = Settings(state_dir=tmp_path / "state")

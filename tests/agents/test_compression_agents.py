@@ -288,7 +288,7 @@ async def test_all_eight_agents_register_on_the_bus(team: Team, bus: Bus) -> Non
 async def test_team_starter_persists_the_store_and_counts_with_ryot(bus: Bus, tmp_path: Path) -> None:
     from contextlib import AsyncExitStack
 
-    from neurectomy._team_compression import start_compression
+    from neurectomy.server.teams import start_compression
     from neurectomy.settings import Settings
 
     settings = Settings(state_dir=tmp_path / "state")

@@ -16,7 +16,7 @@ from agents import AgentRunner, BadInputError, Bus, TooLargeError
 from agents.inference import INFERENCE_AGENTS, check_python, extract_code, labels_grammar, trim_summary
 from agents.protocol import Chunk
 from bridges import RyotBridge
-from neurectomy._team_inference import start_inference
+from neurectomy.server.teams import start_inference
 from neurectomy.settings import Settings
 from orchestrator import Orchestrator
 from orchestrator._dispatch import call_agent

@@ -319,7 +319,7 @@ def test_vault_error_mapping_names_file_and_limit(tmp_path: Path) -> None:
 async def test_start_storage_runs_one_agent_and_closes_the_vault(bus: Bus, tmp_path: Path) -> None:
     from contextlib import AsyncExitStack
 
-    from neurectomy._team_storage import start_storage
+    from neurectomy.server.teams import start_storage
     from neurectomy.settings import Settings
 
     settings = Settings(state_dir=tmp_path / "state")

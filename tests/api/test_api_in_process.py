@@ -15,7 +15,7 @@ import pytest
 from agents import AgentRunner, Bus, GeneratorAgent
 from api import create_app
 from bridges import RyotBridge
-from neurectomy.natsserver import EmbeddedNats
+from neurectomy.server.natsserver import EmbeddedNats
 from orchestrator import Orchestrator
 from ryot import RyotEngine
 

@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from agents import Bus
 from api import AuthConfig, create_app
 from neurectomy import Client
-from neurectomy.errors import AuthenticationError, BadRequestError, ForbiddenError, NotFoundError
-from neurectomy.keys import KEYS_FILE_NAME, KeyStore
-from neurectomy.natsserver import EmbeddedNats
+from neurectomy.sdk.errors import AuthenticationError, BadRequestError, ForbiddenError, NotFoundError
+from neurectomy.server.keys import KEYS_FILE_NAME, KeyStore
+from neurectomy.server.natsserver import EmbeddedNats
 from neurectomy.testing import start_serve, stop_serve
 from orchestrator import Orchestrator
 

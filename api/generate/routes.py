@@ -1,0 +1,121 @@
+"""``POST /v1/generate``: text generation, as JSON or as Server-Sent Events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+from litestar import Request, Response, post
+from litestar.datastructures import State
+from litestar.params import JSONBody
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from agents.errors import AgentError, BadInputError, StreamBrokenError
+from agents.protocol import ChatMessageIn, GenerateInput, GenerateOutput
+from api._request import call_context, request_id_of
+from api.errors import error_body
+from api.generate.schemas import GenerateRequest, GenerateResponse, Timings, Usage
+from orchestrator import Orchestrator, TextDelta
+
+
+def _to_input(body: GenerateRequest) -> GenerateInput:
+    if (body.prompt is None) == (body.messages is None):
+        raise BadInputError("give exactly one of prompt and messages", field="prompt")
+    return GenerateInput(
+        prompt=body.prompt,
+        messages=[ChatMessageIn(role=m.role, content=m.content) for m in body.messages]
+        if body.messages
+        else None,
+        max_tokens=body.max_tokens,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        top_k=body.top_k,
+        min_p=body.min_p,
+        repeat_penalty=body.repeat_penalty,
+        seed=body.seed,
+        stop=body.stop,
+        grammar=body.grammar,
+        json_schema=body.json_schema,
+        speculative=body.speculative,
+        model=body.model,
+    )
+
+
+def _response(request_id: str, out: GenerateOutput) -> GenerateResponse:
+    t = out.timings
+    return GenerateResponse(
+        id=request_id,
+        model=out.model,
+        text=out.text,
+        finish_reason=out.finish_reason,
+        usage=Usage(
+            prompt_tokens=out.usage.prompt_tokens,
+            completion_tokens=out.usage.completion_tokens,
+            cached_tokens=out.usage.cached_tokens,
+            total_tokens=out.usage.prompt_tokens + out.usage.completion_tokens,
+        ),
+        timings=Timings(
+            queue_s=t.queue_s,
+            ttft_s=t.ttft_s,
+            decode_s=t.decode_s,
+            decode_tokens_per_s=(t.decode_tokens / t.decode_s)
+            if t.decode_tokens and t.decode_s > 0
+            else None,
+        ),
+    )
+
+
+@post("/v1/generate", status_code=200, summary="Generate text (JSON, or Server-Sent Events with stream=true)")
+async def generate(
+    data: JSONBody[GenerateRequest], request: Request[Any, Any, Any], state: State
+) -> Response[Any]:
+    """Generate a completion with the Inference team's generator agent.
+
+    ``model`` chooses one of the configured models by name (the default model when absent); the
+    response names the model used.
+
+    Errors: 400 invalid body (names the field), 404 unknown ``model`` (the message lists the configured
+    ones), 429 busy (Retry-After), 503 no generator running, 504 deadline passed.
+    """
+    orchestrator: Orchestrator = state.orchestrator
+    request_id = request_id_of(request)
+    ctx = call_context(orchestrator, request, timeout_s=data.timeout_s)
+    events = orchestrator.generate_stream(_to_input(data), ctx)
+    if not data.stream:
+        async with aclosing(events):
+            async for event in events:
+                if isinstance(event, GenerateOutput):
+                    return Response(_response(request_id, event))
+        raise StreamBrokenError("generator stream ended without an output")
+    # Wait for the first event so that refusals (400/429/503/504) are real HTTP statuses.
+    first = await events.__anext__()
+    return ServerSentEvent(_sse(request, request_id, first, events))
+
+
+async def _sse(
+    request: Request[Any, Any, Any],
+    request_id: str,
+    first: TextDelta | GenerateOutput,
+    rest: AsyncIterator[TextDelta | GenerateOutput],
+) -> AsyncIterator[ServerSentEventMessage]:
+    try:
+        event: TextDelta | GenerateOutput | None = first
+        while event is not None:
+            if isinstance(event, TextDelta):
+                yield ServerSentEventMessage(data=json.dumps({"text": event.text}), event="token")
+            else:
+                yield ServerSentEventMessage(
+                    data=_response(request_id, event).model_dump_json(), event="done"
+                )
+                return
+            event = await anext(rest, None)
+    except AgentError as exc:
+        body = error_body(exc.code, exc.message, exc.field, request)
+        yield ServerSentEventMessage(data=json.dumps(body), event="error")
+    finally:
+        await rest.aclose()  # type: ignore[attr-defined]
+
+
+ROUTES = (generate,)

@@ -1,0 +1,98 @@
+"""``/v1/keys``: create, list and revoke API keys over HTTP (``admin`` scope when auth is on).
+
+The same store as ``neurectomy keys create|revoke|list``; a new key's token is in the creation response
+only. Errors: 400 for a bad tenant or scope (naming the field), 404 for an unknown key id, 404 when the
+server runs without a key store.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from litestar import delete, get, post
+from litestar.datastructures import State
+from litestar.params import FromPath, JSONBody
+
+from agents.errors import BadInputError, NotFoundError
+from api.keys.schemas import KeyCreated, KeyCreateRequest, KeyOut
+
+
+class StoredKey(Protocol):
+    """An API key record (``neurectomy.server.keys.ApiKey``)."""
+
+    id: str
+    tenant: str
+    scopes: tuple[str, ...]
+    name: str
+    created_at: float
+    revoked_at: float | None
+
+
+class NewKey(Protocol):
+    """A created key and its one-time token (``neurectomy.server.keys.CreatedKey``)."""
+
+    key: Any
+    token: str
+
+
+class KeyAdmin(Protocol):
+    """Manages API keys (``neurectomy.server.keys.KeyStore`` is the real one)."""
+
+    def create(self, tenant: str, scopes: list[str], *, name: str = "") -> NewKey:
+        """Create a key; ``ValueError`` for a bad tenant or scope."""
+        ...
+
+    def revoke(self, key_id: str) -> Any:
+        """Revoke a key; ``ValueError`` when no key has this id."""
+        ...
+
+    def list_keys(self) -> list[Any]:
+        """Every key, oldest first."""
+        ...
+
+
+def _admin(state: State) -> KeyAdmin:
+    keys = state.get("keys")
+    if keys is None or not hasattr(keys, "create"):
+        raise NotFoundError("this server has no API key store", field="keys")
+    return keys  # type: ignore[no-any-return]
+
+
+def _out(key: StoredKey) -> KeyOut:
+    return KeyOut(
+        id=key.id,
+        tenant=key.tenant,
+        scopes=list(key.scopes),
+        name=key.name,
+        created_at=key.created_at,
+        revoked_at=key.revoked_at,
+    )
+
+
+@get("/v1/keys", summary="List API keys (admin)")
+async def list_keys(state: State) -> list[KeyOut]:
+    """Every key, revoked ones included, oldest first (never the tokens)."""
+    return [_out(k) for k in _admin(state).list_keys()]
+
+
+@post("/v1/keys", summary="Create an API key (admin)", status_code=201)
+async def create_key(state: State, data: JSONBody[KeyCreateRequest]) -> KeyCreated:
+    """Create a key for ``data.tenant`` with ``data.scopes``; the token is in this response only."""
+    try:
+        created = _admin(state).create(data.tenant, data.scopes, name=data.name)
+    except ValueError as exc:
+        field = "scopes" if "scope" in str(exc) else "tenant"
+        raise BadInputError(str(exc), field=field) from None
+    return KeyCreated(**_out(created.key).model_dump(), token=created.token)
+
+
+@delete("/v1/keys/{key_id:str}", summary="Revoke an API key (admin)", status_code=200)
+async def revoke_key(state: State, key_id: FromPath[str]) -> KeyOut:
+    """Revoke ``key_id`` (revoking twice is a no-op); 404 if no key has this id."""
+    admin = _admin(state)
+    if not any(k.id == key_id for k in admin.list_keys()):
+        raise NotFoundError(f"no API key with id {key_id!r}", field="key_id")
+    return _out(admin.revoke(key_id))
+
+
+ROUTES = (list_keys, create_key, revoke_key)

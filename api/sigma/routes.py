@@ -1,0 +1,200 @@
+"""``/v1/sigma/*``: ΣLANG compression, decompression, context optimisation, dictionaries and statistics.
+
+``compress`` and ``decompress`` take JSON (binary data as base64) or a raw ``application/octet-stream``
+body (options as query parameters); a raw request gets a raw answer with the report as JSON in the
+``X-Sigma-Report`` header. Binary data is limited to ``MAX_DATA_BYTES`` (NATS carries it base64 in one
+message); larger is 413 naming the limit. A corrupted or foreign frame is 400 (``field: frame``), a
+frame whose RSUs or dictionary this service lacks is 404.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any, TypeVar
+
+from litestar import Request, Response, get, post
+from litestar.datastructures import State
+from litestar.params import JSONBody, Parameter
+from pydantic import BaseModel, ValidationError
+
+from agents.compression import MAX_DATA_BYTES
+from agents.compression._wire import ENVELOPE_RESERVE_BYTES, check_size
+from agents.errors import BadInputError
+from api._request import call_context
+from api.sigma.schemas import (
+    REPORT_HEADER,
+    SigmaCompressRequest,
+    SigmaCompressResponse,
+    SigmaDecompressRequest,
+    SigmaDecompressResponse,
+    SigmaOptimizeRequest,
+    SigmaOptimizeResponse,
+    SigmaStats,
+    SigmaTrainRequest,
+    SigmaTrainResponse,
+    base64_decoded_size,
+)
+from orchestrator import Orchestrator
+
+M = TypeVar("M", bound=BaseModel)
+TEAM = "compression"
+BINARY = "application/octet-stream"
+MAX_BODY_BYTES = (MAX_DATA_BYTES + 2) // 3 * 4 + ENVELOPE_RESERVE_BYTES
+"""Largest request body of the binary-carrying routes, bytes (base64 of `MAX_DATA_BYTES` plus JSON)."""
+
+Level = Annotated[int | None, Parameter(ge=-7, le=22, description="zstd level (raw bodies).")]
+Timeout = Annotated[
+    float | None, Parameter(gt=0.0, le=3600.0, description="Deadline in seconds (raw bodies).")
+]
+
+
+def _parse(model: type[M], body: bytes) -> M:
+    """Validate a JSON body; errors name the first offending field (400)."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        raise BadInputError(first["msg"], field=field) from None
+
+
+def _is_binary(request: Request[Any, Any, Any]) -> bool:
+    return request.content_type[0] == BINARY
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _raw(content: str, report: BaseModel) -> Response[bytes]:
+    return Response(
+        base64.b64decode(content), media_type=BINARY, headers={REPORT_HEADER: report.model_dump_json()}
+    )
+
+
+@post(
+    "/v1/sigma/compress",
+    status_code=200,
+    request_max_body_size=MAX_BODY_BYTES,
+    summary="Compress bytes into a ΣLANG frame (JSON with base64, or a raw octet-stream body)",
+)
+async def compress(
+    request: Request[Any, Any, Any],
+    state: State,
+    level: Level = None,
+    dedup: Annotated[bool, Parameter(description="Use the RSU store (raw bodies).")] = True,
+    stream: Annotated[
+        str | None, Parameter(max_length=256, description="Conversation id (raw bodies).")
+    ] = None,
+    timeout_s: Timeout = None,
+) -> Response[Any]:
+    """Compress a message with the compressor agent; the answer reports bytes, tokens and shares.
+
+    Body: :class:`api.sigma.schemas.SigmaCompressRequest`, or the raw bytes. Errors: 400 invalid body
+    (names the field), 413 data above the limit, 503 no compressor running, 504 deadline passed.
+    """
+    orchestrator: Orchestrator = state.orchestrator
+    body = await request.body()
+    if _is_binary(request):
+        check_size("data", len(body))
+        payload: dict[str, Any] = {"data": _b64(body), "level": level, "dedup": dedup, "stream": stream}
+    else:
+        req = _parse(SigmaCompressRequest, body)
+        check_size("data", base64_decoded_size(req.data))
+        payload = req.model_dump(exclude={"timeout_s"})
+        timeout_s = req.timeout_s
+    out = await orchestrator.call(
+        TEAM, "compressor", payload, call_context(orchestrator, request, timeout_s=timeout_s)
+    )
+    result = SigmaCompressResponse.model_validate(out)
+    return _raw(result.frame, result.report) if _is_binary(request) else Response(result)
+
+
+@post(
+    "/v1/sigma/decompress",
+    status_code=200,
+    request_max_body_size=MAX_BODY_BYTES,
+    summary="Decode a ΣLANG frame to the exact original bytes (JSON with base64, or raw octet-stream)",
+)
+async def decompress(
+    request: Request[Any, Any, Any], state: State, timeout_s: Timeout = None
+) -> Response[Any]:
+    """Decode a frame with the decompressor agent.
+
+    Body: :class:`api.sigma.schemas.SigmaDecompressRequest`, or the raw frame. Errors: 400 corrupted,
+    truncated or foreign frame (``field: frame``), 404 a referenced RSU or dictionary is missing, 413
+    frame or decoded content above the limit.
+    """
+    orchestrator: Orchestrator = state.orchestrator
+    body = await request.body()
+    if _is_binary(request):
+        check_size("frame", len(body))
+        payload: dict[str, Any] = {"frame": _b64(body)}
+    else:
+        req = _parse(SigmaDecompressRequest, body)
+        check_size("frame", base64_decoded_size(req.frame))
+        payload = {"frame": req.frame}
+        timeout_s = req.timeout_s
+    out = await orchestrator.call(
+        TEAM, "decompressor", payload, call_context(orchestrator, request, timeout_s=timeout_s)
+    )
+    result = SigmaDecompressResponse.model_validate(out)
+    return _raw(result.data, result.report) if _is_binary(request) else Response(result)
+
+
+@post(
+    "/v1/sigma/optimize",
+    status_code=200,
+    request_max_body_size=MAX_BODY_BYTES,
+    summary="Fit a text into a token budget, keeping what is relevant to a query (lossy)",
+)
+async def optimize(
+    data: JSONBody[SigmaOptimizeRequest], request: Request[Any, Any, Any], state: State
+) -> SigmaOptimizeResponse:
+    """Extractive context optimisation by the context-optimizer agent; code, JSON and numbers intact.
+
+    Errors: 400 invalid body, or protected spans alone above the budget (``field: budget_tokens``);
+    413 text above 262,144 characters.
+    """
+    orchestrator: Orchestrator = state.orchestrator
+    out = await orchestrator.call(
+        TEAM,
+        "context-optimizer",
+        data.model_dump(exclude={"timeout_s"}),
+        call_context(orchestrator, request, timeout_s=data.timeout_s),
+    )
+    return SigmaOptimizeResponse.model_validate(out)
+
+
+@post(
+    "/v1/sigma/dictionaries",
+    status_code=200,
+    request_max_body_size=MAX_BODY_BYTES,
+    summary="Train a zstd dictionary on sample messages and use it for new frames",
+)
+async def train_dictionary(
+    data: JSONBody[SigmaTrainRequest], request: Request[Any, Any, Any], state: State
+) -> SigmaTrainResponse:
+    """Train with the dictionary-trainer agent (``trained: false`` with a reason if too few samples)."""
+    orchestrator: Orchestrator = state.orchestrator
+    check_size("samples", sum(base64_decoded_size(s) for s in data.samples) + sum(len(t) for t in data.texts))
+    out = await orchestrator.call(
+        TEAM,
+        "dictionary-trainer",
+        data.model_dump(exclude={"timeout_s"}),
+        call_context(orchestrator, request, timeout_s=data.timeout_s),
+    )
+    return SigmaTrainResponse.model_validate(out)
+
+
+@get("/v1/sigma/stats", summary="RSU store, dictionaries and compression counters")
+async def stats(request: Request[Any, Any, Any], state: State) -> SigmaStats:
+    """Statistics from the rsu-manager agent (the counters are those of the instance that answered)."""
+    orchestrator: Orchestrator = state.orchestrator
+    out = await orchestrator.call(
+        TEAM, "rsu-manager", {"action": "stats"}, call_context(orchestrator, request)
+    )
+    return SigmaStats.model_validate(out["store"])
+
+
+ROUTES = (compress, decompress, optimize, train_dictionary, stats)

@@ -1,0 +1,156 @@
+"""The ``neurectomy`` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from api.generate.schemas import GenerateResponse
+from neurectomy.cli._errors import service_errors
+from neurectomy.cli._keys import keys_app
+from neurectomy.cli._sigma import register as register_sigma_commands
+from neurectomy.cli._tasks import register as register_task_commands
+from neurectomy.cli._vault import vault_app
+from neurectomy.sdk.client import DEFAULT_URL, Client
+from neurectomy.server.logs import configure_logging
+from neurectomy.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="Neurectomy: agent orchestration over NATS with a CPU-native LLM.", no_args_is_help=True
+)
+app.add_typer(vault_app, name="vault")
+app.add_typer(keys_app, name="keys")
+register_sigma_commands(app)
+register_task_commands(app)
+console = Console()
+err_console = Console(stderr=True)
+
+UrlOption = Annotated[str, typer.Option("--url", envvar="NEURECTOMY_URL", help="Base URL of the service.")]
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML settings file.")]
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config, **overrides)
+    except ValidationError as exc:
+        err_console.print(f"[red]invalid settings[/red]\n{exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (default 8420).")] = None,
+    nats_url: Annotated[
+        str | None, typer.Option(help="Join this NATS server instead of starting one.")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Start NATS (unless --nats-url), the agents, the orchestrator and the HTTP API."""
+    from neurectomy.server.runtime import serve as run_serve
+
+    base = _settings(config)
+    api = base.api.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
+    nats = base.nats.model_copy(update={"url": nats_url} if nats_url else {})
+    settings = base.model_copy(update={"api": api, "nats": nats})
+    configure_logging(settings.log_format, settings.log_level)
+
+    def ready(url: str) -> None:
+        err_console.print(
+            f"\n[bold green]Neurectomy is serving on {url}[/bold green]\n"
+            f"  curl -s {url}/v1/generate -H 'content-type: application/json' "
+            '-d \'{"prompt": "The capital of France is", "max_tokens": 16}\'\n'
+            f'  neurectomy ask --url {url} "Write a haiku about NATS"\n'
+            f"  python -c \"from neurectomy import Client; print(Client('{url}').generate('Hi').text)\"\n"
+            f"  OpenAPI: {url}/schema   Stop: Ctrl-C\n"
+        )
+
+    anyio.run(lambda: run_serve(settings, on_ready=ready))
+
+
+@app.command()
+def agent(
+    team: Annotated[str, typer.Option(help="Team whose agents to run.")],
+    nats_url: Annotated[str, typer.Option(help="NATS server to join.")],
+    name: Annotated[str | None, typer.Option("--agent", help="Only this agent of the team.")] = None,
+    replicas: Annotated[int, typer.Option(min=1, help="Instances per agent (one queue group).")] = 1,
+    config: ConfigOption = None,
+) -> None:
+    """Run agents in this process, joining an existing NATS server (distributed mode)."""
+    from neurectomy.server.runtime import run_agents
+
+    base = _settings(config)
+    settings = base.model_copy(update={"nats": base.nats.model_copy(update={"url": nats_url})})
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        anyio.run(lambda: run_agents(settings, team=team, agent=name, replicas=replicas))
+    except ValueError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def ask(
+    prompt: Annotated[str, typer.Argument(help="The prompt.")],
+    max_tokens: Annotated[int, typer.Option(min=1, help="Upper bound on completion tokens.")] = 256,
+    temperature: Annotated[float, typer.Option(min=0.0, max=2.0, help="0 is greedy.")] = 0.8,
+    chat: Annotated[bool, typer.Option(help="Send the prompt as a user chat message.")] = False,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Stream a completion to the terminal, then print the token usage."""
+    kwargs: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
+    if chat:
+        kwargs["messages"] = [{"role": "user", "content": prompt}]
+    else:
+        kwargs["prompt"] = prompt
+    with service_errors(url), Client(url) as client:
+        for event in client.stream(**kwargs):
+            if isinstance(event, GenerateResponse):
+                sys.stdout.write("\n")
+                u = event.usage
+                rate = event.timings.decode_tokens_per_s
+                err_console.print(
+                    f"[dim]{u.prompt_tokens} prompt tokens ({u.cached_tokens} cached) · "
+                    f"{u.completion_tokens} completion tokens · finish: {event.finish_reason}"
+                    + (f" · {rate:.1f} tok/s" if rate else "")
+                    + "[/dim]"
+                )
+            else:
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+
+
+@app.command()
+def agents(url: UrlOption = DEFAULT_URL) -> None:
+    """List the agents of the collective: replicas, health, load and what each does."""
+    with service_errors(url), Client(url) as client:
+        rows = client.agents()
+    table = Table(title=f"Agents at {url}")
+    for column in ("team", "agent", "replicas", "health", "load", "in flight", "queued", "requests"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("description", ratio=1)
+    for a in rows:
+        table.add_row(
+            a.team,
+            a.name,
+            str(a.replicas),
+            {"up": "[green]up[/green]", "down": "[dim]down[/dim]"}.get(a.health, f"[red]{a.health}[/red]"),
+            f"{a.load:.2f}",
+            str(a.in_flight),
+            str(a.mailbox_depth),
+            str(a.requests),
+            a.description,
+        )
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    app()

@@ -1,0 +1,337 @@
+"""``client.vault``: the ΣVAULT part of the SDK (records, search, shredding, keys, stats, snapshots).
+
+::
+
+    with Client() as client:
+        ids = client.vault.upsert([{"id": "n1", "text": "The invoice is due on Friday."}])
+        hits = client.vault.search("when must the bill be paid?", k=3)
+        acme = client.vault.with_tenant("acme")      # or tenant="acme" on any call
+        acme.add("Globex owes us money.", metadata={"kind": "note"})
+
+The tenant goes in the ``X-Neurectomy-Tenant`` header (the server's ``default`` when none is given).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from pydantic import BaseModel, ValidationError
+
+from api.vault.schemas import (
+    DeleteResponse,
+    IndexResponse,
+    RecordIn,
+    RecordResponse,
+    RotateRequest,
+    RotateResponse,
+    SearchHit,
+    SearchRequest,
+    SearchResponse,
+    SnapshotRequest,
+    SnapshotResponse,
+    StatsResponse,
+    UpsertRequest,
+    UpsertResponse,
+)
+from neurectomy.sdk._send import AsyncSend, Send
+from neurectomy.sdk.errors import BadRequestError
+
+__all__ = ("AsyncVaultResource", "VaultResource")
+
+TENANT_HEADER = "X-Neurectomy-Tenant"
+M = TypeVar("M", bound=BaseModel)
+RecordLike = RecordIn | Mapping[str, Any]
+
+
+def _validated(model: type[M], body: Mapping[str, Any]) -> M:
+    """``body`` as ``model``, or the same 400 the server would answer (field named), before sending."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        raise BadRequestError(400, "bad_request", f"{field}: {first['msg']}", field=field) from None
+
+
+def _upsert_body(records: Iterable[RecordLike]) -> dict[str, Any]:
+    items = [r.model_dump() if isinstance(r, RecordIn) else dict(r) for r in records]
+    return _validated(UpsertRequest, {"records": items}).model_dump(mode="json")
+
+
+def _search_body(
+    query: str | None,
+    vector: Sequence[float] | None,
+    k: int,
+    filters: Mapping[str, Any] | None,
+    min_score: float | None,
+) -> dict[str, Any]:
+    body = {
+        "query": query,
+        "vector": None if vector is None else [float(x) for x in vector],
+        "k": k,
+        "filters": dict(filters or {}),
+        "min_score": min_score,
+    }
+    request = _validated(SearchRequest, body)
+    if (request.query is None) == (request.vector is None):
+        message = "query: give exactly one of query (text) and vector"
+        raise BadRequestError(400, "bad_request", message, field="query")
+    return request.model_dump(mode="json")
+
+
+def _record_path(record_id: str) -> str:
+    return f"/v1/vault/records/{quote(record_id, safe='')}"
+
+
+class _Base:
+    def __init__(self, tenant: str | None) -> None:
+        self.tenant = tenant
+        """Tenant sent with every call (``None``: the header is left out, the server uses ``default``)."""
+
+    def _headers(self, tenant: str | None) -> dict[str, str]:
+        chosen = tenant if tenant is not None else self.tenant
+        return {TENANT_HEADER: chosen} if chosen is not None else {}
+
+
+class VaultResource(_Base):
+    """ΣVAULT calls of a :class:`~neurectomy.Client` (``client.vault``).
+
+    Every method takes ``tenant=`` to override the resource's tenant for one call. Errors: the SDK's
+    typed :class:`~neurectomy.APIError` subclasses, e.g. :class:`~neurectomy.BadRequestError` (400,
+    ``field`` names the input), :class:`~neurectomy.NotFoundError` (404),
+    :class:`~neurectomy.TooLargeError` (413, the message states the limit).
+
+    Args:
+        client: The client whose connection pool is used.
+        tenant: Default tenant of this resource (``None``: the server's ``default``).
+    """
+
+    def __init__(self, send: Send, tenant: str | None = None) -> None:
+        super().__init__(tenant)
+        self._send = send
+
+    def with_tenant(self, tenant: str) -> VaultResource:
+        """A resource on the same client whose calls run in ``tenant``."""
+        return VaultResource(self._send, tenant)
+
+    def upsert(self, records: Iterable[RecordLike], *, tenant: str | None = None) -> list[str]:
+        """Store records (``{"id"?, "text", "metadata"?, "vector"?}``; an existing id is replaced).
+
+        Returns:
+            Record ids in input order (generated where no id was given).
+
+        Raises:
+            BadRequestError: Empty text, wrong vector dimension, too many records (``field`` names it).
+            TooLargeError: A record over the server's ``max_record_bytes``, or the batch over a NATS message.
+        """
+        body = _upsert_body(records)
+        response = self._send("POST", "/v1/vault/records", json=body, headers=self._headers(tenant))
+        return UpsertResponse.model_validate_json(response.content).ids
+
+    def add(
+        self,
+        text: str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        id: str | None = None,  # noqa: A002 - the record field is called id
+        vector: Sequence[float] | None = None,
+        tenant: str | None = None,
+    ) -> str:
+        """Store one record; returns its id. See :meth:`upsert`."""
+        record = {"id": id, "text": text, "metadata": dict(metadata or {}), "vector": vector}
+        return self.upsert([record], tenant=tenant)[0]
+
+    def get(self, record_id: str, *, with_vector: bool = False, tenant: str | None = None) -> RecordResponse:
+        """Fetch one decrypted record (``with_vector``: also its stored unit vector).
+
+        Raises:
+            NotFoundError: The tenant has no record with this id.
+        """
+        params = {"with_vector": "true"} if with_vector else None
+        response = self._send("GET", _record_path(record_id), params=params, headers=self._headers(tenant))
+        return RecordResponse.model_validate_json(response.content)
+
+    def delete(self, record_id: str, *, tenant: str | None = None) -> DeleteResponse:
+        """Delete one record.
+
+        Raises:
+            NotFoundError: The tenant has no record with this id.
+        """
+        response = self._send("DELETE", _record_path(record_id), headers=self._headers(tenant))
+        return DeleteResponse.model_validate_json(response.content)
+
+    def search(
+        self,
+        query: str | None = None,
+        *,
+        vector: Sequence[float] | None = None,
+        k: int = 10,
+        filters: Mapping[str, Any] | None = None,
+        min_score: float | None = None,
+        tenant: str | None = None,
+    ) -> list[SearchHit]:
+        """Nearest records to a text ``query`` or a ``vector`` (cosine similarity), best first.
+
+        Args:
+            query: Text to embed on the server.
+            vector: Or a vector of the vault's dimension (384).
+            k: Hits wanted (1-1000).
+            filters: Metadata equality filters.
+            min_score: Drop hits with a lower cosine similarity.
+            tenant: Tenant of this call.
+
+        Raises:
+            BadRequestError: Neither or both of ``query`` and ``vector``, bad ``k``, wrong dimension.
+        """
+        body = _search_body(query, vector, k, filters, min_score)
+        response = self._send("POST", "/v1/vault/search", json=body, headers=self._headers(tenant))
+        return SearchResponse.model_validate_json(response.content).hits
+
+    def delete_tenant(self, tenant: str | None = None) -> DeleteResponse:
+        """Crypto-shred ``tenant`` (default: the resource's tenant, else ``default``).
+
+        Raises:
+            NotFoundError: The tenant has nothing stored.
+        """
+        name = tenant or self.tenant or "default"
+        response = self._send(
+            "DELETE", f"/v1/vault/tenants/{quote(name, safe='')}", headers={TENANT_HEADER: name}
+        )
+        return DeleteResponse.model_validate_json(response.content)
+
+    def rotate_keys(self, scope: str = "kek", *, tenant: str | None = None) -> RotateResponse:
+        """Rotate the key-encryption key (``kek``) or the tenant's data key (``data_key``)."""
+        body = _validated(RotateRequest, {"scope": scope}).model_dump()
+        response = self._send("POST", "/v1/vault/keys/rotate", json=body, headers=self._headers(tenant))
+        return RotateResponse.model_validate_json(response.content)
+
+    def stats(self, *, tenant: str | None = None) -> StatsResponse:
+        """Vault counters: the tenant's records, all records, tombstones, cache hit ratio, WAL."""
+        response = self._send("GET", "/v1/vault/stats", headers=self._headers(tenant))
+        return StatsResponse.model_validate_json(response.content)
+
+    def compact(self) -> IndexResponse:
+        """Drop tombstones everywhere (rewrite segments, rebuild indexes), then snapshot."""
+        response = self._send("POST", "/v1/vault/compact", headers=self._headers(None))
+        return IndexResponse.model_validate_json(response.content)
+
+    def snapshot(self, name: str | None = None) -> SnapshotResponse:
+        """Take an encrypted snapshot of the whole vault and keep a copy named ``name``."""
+        body = _validated(SnapshotRequest, {"name": name}).model_dump(exclude_none=True)
+        response = self._send("POST", "/v1/vault/snapshots", json=body, headers=self._headers(None))
+        return SnapshotResponse.model_validate_json(response.content)
+
+    def snapshots(self) -> SnapshotResponse:
+        """The snapshot copies, oldest first (in ``.snapshots``)."""
+        response = self._send("GET", "/v1/vault/snapshots", headers=self._headers(None))
+        return SnapshotResponse.model_validate_json(response.content)
+
+    def restore(self, name: str) -> SnapshotResponse:
+        """Replace the whole vault with the snapshot copy ``name``."""
+        path = f"/v1/vault/snapshots/{quote(name, safe='')}/restore"
+        response = self._send("POST", path, headers=self._headers(None))
+        return SnapshotResponse.model_validate_json(response.content)
+
+
+class AsyncVaultResource(_Base):
+    """ΣVAULT calls of an :class:`~neurectomy.AsyncClient` (``client.vault``); see :class:`VaultResource`."""
+
+    def __init__(self, send: AsyncSend, tenant: str | None = None) -> None:
+        super().__init__(tenant)
+        self._send = send
+
+    def with_tenant(self, tenant: str) -> AsyncVaultResource:
+        """A resource on the same client whose calls run in ``tenant``."""
+        return AsyncVaultResource(self._send, tenant)
+
+    async def upsert(self, records: Iterable[RecordLike], *, tenant: str | None = None) -> list[str]:
+        """See :meth:`VaultResource.upsert`."""
+        body = _upsert_body(records)
+        response = await self._send("POST", "/v1/vault/records", json=body, headers=self._headers(tenant))
+        return UpsertResponse.model_validate_json(response.content).ids
+
+    async def add(
+        self,
+        text: str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        id: str | None = None,  # noqa: A002 - the record field is called id
+        vector: Sequence[float] | None = None,
+        tenant: str | None = None,
+    ) -> str:
+        """See :meth:`VaultResource.add`."""
+        record = {"id": id, "text": text, "metadata": dict(metadata or {}), "vector": vector}
+        return (await self.upsert([record], tenant=tenant))[0]
+
+    async def get(
+        self, record_id: str, *, with_vector: bool = False, tenant: str | None = None
+    ) -> RecordResponse:
+        """See :meth:`VaultResource.get`."""
+        params = {"with_vector": "true"} if with_vector else None
+        response = await self._send(
+            "GET", _record_path(record_id), params=params, headers=self._headers(tenant)
+        )
+        return RecordResponse.model_validate_json(response.content)
+
+    async def delete(self, record_id: str, *, tenant: str | None = None) -> DeleteResponse:
+        """See :meth:`VaultResource.delete`."""
+        response = await self._send("DELETE", _record_path(record_id), headers=self._headers(tenant))
+        return DeleteResponse.model_validate_json(response.content)
+
+    async def search(
+        self,
+        query: str | None = None,
+        *,
+        vector: Sequence[float] | None = None,
+        k: int = 10,
+        filters: Mapping[str, Any] | None = None,
+        min_score: float | None = None,
+        tenant: str | None = None,
+    ) -> list[SearchHit]:
+        """See :meth:`VaultResource.search`."""
+        body = _search_body(query, vector, k, filters, min_score)
+        response = await self._send("POST", "/v1/vault/search", json=body, headers=self._headers(tenant))
+        return SearchResponse.model_validate_json(response.content).hits
+
+    async def delete_tenant(self, tenant: str | None = None) -> DeleteResponse:
+        """See :meth:`VaultResource.delete_tenant`."""
+        name = tenant or self.tenant or "default"
+        response = await self._send(
+            "DELETE", f"/v1/vault/tenants/{quote(name, safe='')}", headers={TENANT_HEADER: name}
+        )
+        return DeleteResponse.model_validate_json(response.content)
+
+    async def rotate_keys(self, scope: str = "kek", *, tenant: str | None = None) -> RotateResponse:
+        """See :meth:`VaultResource.rotate_keys`."""
+        body = _validated(RotateRequest, {"scope": scope}).model_dump()
+        response = await self._send("POST", "/v1/vault/keys/rotate", json=body, headers=self._headers(tenant))
+        return RotateResponse.model_validate_json(response.content)
+
+    async def stats(self, *, tenant: str | None = None) -> StatsResponse:
+        """See :meth:`VaultResource.stats`."""
+        response = await self._send("GET", "/v1/vault/stats", headers=self._headers(tenant))
+        return StatsResponse.model_validate_json(response.content)
+
+    async def compact(self) -> IndexResponse:
+        """See :meth:`VaultResource.compact`."""
+        response = await self._send("POST", "/v1/vault/compact", headers=self._headers(None))
+        return IndexResponse.model_validate_json(response.content)
+
+    async def snapshot(self, name: str | None = None) -> SnapshotResponse:
+        """See :meth:`VaultResource.snapshot`."""
+        body = _validated(SnapshotRequest, {"name": name}).model_dump(exclude_none=True)
+        response = await self._send("POST", "/v1/vault/snapshots", json=body, headers=self._headers(None))
+        return SnapshotResponse.model_validate_json(response.content)
+
+    async def snapshots(self) -> SnapshotResponse:
+        """See :meth:`VaultResource.snapshots`."""
+        response = await self._send("GET", "/v1/vault/snapshots", headers=self._headers(None))
+        return SnapshotResponse.model_validate_json(response.content)
+
+    async def restore(self, name: str) -> SnapshotResponse:
+        """See :meth:`VaultResource.restore`."""
+        path = f"/v1/vault/snapshots/{quote(name, safe='')}/restore"
+        response = await self._send("POST", path, headers=self._headers(None))
+        return SnapshotResponse.model_validate_json(response.content)

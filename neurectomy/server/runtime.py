@@ -1,0 +1,208 @@
+"""Wiring of a Neurectomy process: NATS, agents, orchestrator and the HTTP server.
+
+``serve`` (embedded default): a private nats-server (unless ``nats.url`` is set), the generator agent
+with the Ryot model, the orchestrator and the API, all in one process; SIGINT/SIGTERM stop the HTTP
+server, drain the agents, close NATS and stop the private nats-server, in that order.
+
+``run_agents`` (distributed): only agent instances, joining an existing NATS server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import AsyncExitStack
+from typing import Any, Protocol
+
+import anyio
+import structlog
+import uvicorn
+
+from agents import Bus, NoRespondersError
+from agents.roster import ROSTER
+from api import create_app
+from neurectomy.server.keys import KEYS_FILE_NAME, KeyStore
+from neurectomy.server.natsserver import EmbeddedNats
+from neurectomy.server.teams import (
+    start_analysis,
+    start_compression,
+    start_inference,
+    start_storage,
+    start_synthesis,
+)
+from neurectomy.settings import Settings
+from orchestrator import Orchestrator, TaskQueue, TaskWorker, task_executor
+
+log = structlog.get_logger("neurectomy")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling (the runtime owns SIGINT/SIGTERM and the shutdown order)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _nats_url(settings: Settings, stack: AsyncExitStack) -> str:
+    if settings.nats.url:
+        return settings.nats.url
+    server = EmbeddedNats(settings.state_dir / "nats", startup_timeout_s=settings.nats.startup_timeout_s)
+    await stack.enter_async_context(server)
+    return server.url
+
+
+async def _watch_signals(on_signal: Callable[[], None]) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("shutting down", signal=signal.Signals(signum).name)
+            on_signal()
+            return
+
+
+class TeamStarter(Protocol):
+    """Starts one team's agents on ``bus`` inside ``tg``; resources go on ``stack``."""
+
+    async def __call__(
+        self,
+        settings: Settings,
+        stack: AsyncExitStack,
+        bus: Bus,
+        tg: anyio.abc.TaskGroup,
+        *,
+        agent: str | None = None,
+        replicas: int = 1,
+    ) -> None:
+        """Start ``replicas`` instances of the team's agents (only ``agent`` if given).
+
+        Raises:
+            ValueError: The team has no agent named ``agent``.
+        """
+        ...
+
+
+TEAM_STARTERS: dict[str, TeamStarter] = {
+    "inference": start_inference,
+    "compression": start_compression,
+    "storage": start_storage,
+    "analysis": start_analysis,
+    "synthesis": start_synthesis,
+}
+"""Team name → starter. A team's starter raises ValueError for an agent name it does not have."""
+
+
+async def start_teams(settings: Settings, stack: AsyncExitStack, bus: Bus, tg: anyio.abc.TaskGroup) -> None:
+    """Start every team in ``settings.teams`` that has a starter."""
+    for team in settings.teams:
+        starter = TEAM_STARTERS.get(team)
+        if starter is None:
+            log.warning("no agents implemented for team; skipped", team=team)
+            continue
+        await starter(settings, stack, bus, tg)
+
+
+async def _start_tasks(
+    settings: Settings, bus: Bus, orchestrator: Orchestrator, tg: anyio.abc.TaskGroup
+) -> TaskQueue | None:
+    """Open the durable task queue and start a worker; None (``/v1/tasks`` answers 503) without JetStream."""
+    try:
+        queue = await TaskQueue.open(bus, settings.tasks)
+    except NoRespondersError as exc:
+        log.warning("durable tasks unavailable (is JetStream enabled?)", error=exc.message)
+        return None
+    execute = task_executor(orchestrator, deadline_s=settings.orchestrator.task_deadline_s)
+    await tg.start(TaskWorker(bus, execute, settings.tasks, name="serve").run)
+    return queue
+
+
+async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = None) -> None:
+    """Run the embedded service until SIGINT/SIGTERM.
+
+    Args:
+        settings: All settings.
+        on_ready: Called with the base URL once the HTTP server accepts connections.
+    """
+    async with AsyncExitStack() as stack:
+        url = await _nats_url(settings, stack)
+        bus = await Bus.connect(url, name="neurectomy-serve")
+        stack.push_async_callback(bus.aclose)
+        async with anyio.create_task_group() as tg:
+            # Agents stop (drain) before the bus closes: the task group exits before the stack unwinds.
+            orchestrator = Orchestrator(bus, settings.orchestrator, specs=ROSTER)
+            await tg.start(orchestrator.run)
+            await start_teams(settings, stack, bus, tg)
+            tasks = await _start_tasks(settings, bus, orchestrator, tg)
+            app = create_app(
+                orchestrator, max_body_bytes=settings.api.max_body_bytes, tasks=tasks, **_guards(settings)
+            )
+            config = uvicorn.Config(
+                app,
+                host=settings.api.host,
+                port=settings.api.port,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+            )
+            server = _Server(config)
+
+            def stop() -> None:
+                server.should_exit = True
+
+            tg.start_soon(_watch_signals, stop)
+            tg.start_soon(_announce, server, settings, on_ready)
+            await server.serve()
+            tg.cancel_scope.cancel()
+
+
+def _guards(settings: Settings) -> dict[str, Any]:
+    """Auth (resolved against the bind address) and limits arguments of ``create_app``."""
+    enabled = settings.auth.enabled_for(settings.api.host)
+    keys = KeyStore(settings.state_dir / KEYS_FILE_NAME)
+    log.info("auth", enabled=enabled, api_keys=len(keys.list_keys()), jwt=settings.auth.jwt_key() is not None)
+    if enabled and not keys.list_keys() and settings.auth.jwt_key() is None:
+        log.warning(
+            "auth is on but there are no API keys and no JWT key: create one with `neurectomy keys create`"
+        )
+    return {
+        "auth": settings.auth.model_copy(update={"enabled": enabled}),
+        "keys": keys,
+        "limits": settings.limits,
+    }
+
+
+async def _announce(
+    server: uvicorn.Server, settings: Settings, on_ready: Callable[[str], Any] | None
+) -> None:
+    while not server.started:
+        if server.should_exit:
+            return
+        await anyio.sleep(0.02)
+    port = settings.api.port
+    for s in server.servers:
+        for sock in s.sockets:
+            port = sock.getsockname()[1]
+    base = f"http://{settings.api.host}:{port}"
+    log.info("serving", url=base)
+    if on_ready is not None:
+        on_ready(base)
+
+
+async def run_agents(settings: Settings, *, team: str, agent: str | None = None, replicas: int = 1) -> None:
+    """Run agent instances of ``team`` on an existing NATS server until SIGINT/SIGTERM.
+
+    Raises:
+        ValueError: ``nats.url`` is not set, or the team/agent has no implementation.
+    """
+    if not settings.nats.url:
+        raise ValueError("--nats-url is required to run agents on their own")
+    starter = TEAM_STARTERS.get(team)
+    if starter is None:
+        raise ValueError(f"no agents implemented for team {team!r} (available: {', '.join(TEAM_STARTERS)})")
+    async with AsyncExitStack() as stack:
+        bus = await Bus.connect(settings.nats.url, name=f"neurectomy-agents-{team}")
+        stack.push_async_callback(bus.aclose)
+        async with anyio.create_task_group() as tg:
+            await starter(settings, stack, bus, tg, agent=agent, replicas=replicas)
+            await _watch_signals(tg.cancel_scope.cancel)
+            tg.cancel_scope.cancel()

@@ -1,0 +1,89 @@
+"""Starting the Compression team: one shared ΣLANG codec, its bridge, and the eight agents.
+
+State lives under ``settings.state_dir / "sigma"``: the RSU store in ``rsu.db`` (`sigmalang.DiskRSUStore`,
+SQLite, survives restarts and may be shared by several processes on one host) and trained dictionaries
+as ``dictionaries/<id>.zdict``.
+
+Token counts use Ryot's tokenizer (the model of ``settings.ryot``, the one the Inference team serves),
+loaded vocabulary-only (`ryot.Tokenizer`: no weights, no context); if it cannot be loaded, the team
+counts with `bridges.sigma.approx_tokens`, and every result says ``token_counter: "approx"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+import structlog
+
+from agents import Bus
+from agents.compression import COMPRESSION_AGENTS
+from bridges.sigma import SigmaBridge
+from neurectomy.server.teams._runners import check_agent, start_runners
+from neurectomy.settings import Settings
+from ryot import RyotError, Tokenizer
+from sigmalang import DictionaryRegistry, DiskRSUStore, SigmaCodec
+
+__all__ = ("AGENT_MAILBOX_SIZE", "AGENT_CONCURRENCY", "start_compression")
+
+log = structlog.get_logger("neurectomy")
+
+AGENT_MAILBOX_SIZE = 32
+"""Calls that may wait per compression agent instance; one more is refused with 429."""
+AGENT_CONCURRENCY = 2
+"""Calls one compression agent instance handles at once (the bridge bounds threads in total)."""
+
+
+async def _ryot_token_counter(settings: Settings, stack: AsyncExitStack) -> Callable[[str], int] | None:
+    """``text -> tokens`` with the default Ryot model's tokenizer (BOS included, as generation), or None."""
+    try:
+        with anyio.CancelScope(shield=True):
+            tokenizer = await anyio.to_thread.run_sync(Tokenizer, settings.ryot.default_entry().path)
+    except RyotError as exc:
+        log.warning("Ryot tokenizer unavailable; compression counts tokens approximately", error=str(exc))
+        return None
+    stack.callback(tokenizer.close)
+    return tokenizer.count
+
+
+async def start_compression(
+    settings: Settings,
+    stack: AsyncExitStack,
+    bus: Bus,
+    tg: anyio.abc.TaskGroup,
+    *,
+    agent: str | None = None,
+    replicas: int = 1,
+) -> None:
+    """Open the shared codec and start the Compression team's agents (all eight, or only ``agent``).
+
+    Raises:
+        ValueError: The team has no agent named ``agent``.
+    """
+    check_agent("compression", [cls.name for cls in COMPRESSION_AGENTS], agent)
+    root = settings.state_dir / "sigma"
+    store = await anyio.to_thread.run_sync(DiskRSUStore, root / "rsu.db")
+    stack.callback(store.close)
+    dictionaries = await anyio.to_thread.run_sync(DictionaryRegistry, root / "dictionaries")
+    count_tokens = await _ryot_token_counter(settings, stack)
+    codec = SigmaCodec(store=store, dictionaries=dictionaries, config=settings.sigma)
+    bridge = SigmaBridge(codec, count_tokens=count_tokens, timeout_s=settings.orchestrator.default_deadline_s)
+    stack.push_async_callback(bridge.aclose)
+    log.info(
+        "compression codec ready",
+        store=str(store.path),
+        dictionaries=len(dictionaries),
+        token_counter=bridge.token_counter,
+    )
+    await start_runners(
+        bus,
+        tg,
+        lambda: [cls(bridge) for cls in COMPRESSION_AGENTS],
+        agent=agent,
+        replicas=replicas,
+        mailbox_size=AGENT_MAILBOX_SIZE,
+        concurrency=AGENT_CONCURRENCY,
+    )

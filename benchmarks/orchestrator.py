@@ -21,8 +21,9 @@ Sections (each printed with targets from the issue and pass/miss):
    ``semantic (embedder)`` appear only for a roster that still lists an ``embedder`` (``ROSTER`` does
    not). The selecting orchestrator does not run the heartbeat monitor, so every roster agent is a
    candidate (with the monitor running, agents without a live instance are left out).
-   ``--embedder-torch-threads 1`` pins the embedder's torch to one thread: on this 2-core machine with another busy process, torch's
-   default (one thread per core) made one short query ~490 ms instead of ~20 ms.
+   ``--embedder-torch-threads 1`` pins the embedder's torch to one thread: on this 2-core machine with
+   another busy process, torch's default (one thread per core) made one short query ~490 ms instead of
+   ~20 ms.
 3. **Plan steps.** A 5-step linear plan of no-op steps (each referencing the previous step's output)
    with ``run_plan`` versus 5 sequential ``invoke`` calls, alternating; overhead per step =
    (plan − 5 × invoke) / 5. Also the plan runner alone (its router replaced by one that answers at

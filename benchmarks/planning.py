@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from agents.intent import parse_goal  # noqa: E402
 from agents.roster import ROSTER  # noqa: E402
 from agents.synthesis._planner import GoalPlanner  # noqa: E402
 from agents.synthesis._wire import PlannerOutput  # noqa: E402
@@ -125,6 +126,17 @@ def main() -> None:
     print(
         f"planning: p50 {statistics.median(plan_ms):.3f} ms, p99 {percentile(plan_ms, 0.99):.3f} ms; "
         f"3-step goals p50 {statistics.median(three_step_ms):.3f} ms (n={len(three_step_ms)})"
+    )
+    sizes = (10_000, 100_000)
+    split_ms = []
+    for size in sizes:  # unclosed quotes: the pathological input for backtracking regexes
+        text = "Summarize this: " + "a 'b " * (size // 5)
+        t0 = time.perf_counter()
+        parse_goal(text)
+        split_ms.append((time.perf_counter() - t0) * 1e3)
+    print(
+        f"splitting {sizes[0]:,} / {sizes[1]:,} characters of unclosed quotes: {split_ms[0]:.1f} / "
+        f"{split_ms[1]:.1f} ms (ratio {split_ms[1] / split_ms[0]:.1f} for 10x the text: linear)"
     )
     if args.baseline:
         from vault.embedding import MiniLMEmbedder

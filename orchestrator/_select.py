@@ -26,16 +26,17 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import structlog
 
 from agents.collective import AgentSpec, Candidate
 from agents.errors import BadInputError, NotFoundError
-from agents.synthesis import GoalPlanner
-from agents.synthesis._planner import goal_planner
 from orchestrator._load import LoadMonitor
+
+if TYPE_CHECKING:
+    from agents.synthesis import GoalPlanner
 
 __all__ = ("Selection", "Selector")
 
@@ -136,6 +137,8 @@ class Selector:
     async def prepare(self) -> None:
         """Build the intent router now (once, in a worker thread); with ``semantic=False`` nothing."""
         if self.semantic and self._planner is None:
+            from agents.synthesis._planner import goal_planner  # the router (numpy tables): on first use
+
             try:
                 self._planner = await anyio.to_thread.run_sync(goal_planner, tuple(self.specs.values()))
             except (ModuleNotFoundError, FileNotFoundError) as exc:  # no model package: lexical

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from agents.errors import BadInputError
@@ -103,12 +101,10 @@ def test_numbered_lists_split_into_chained_steps(planner: GoalPlanner) -> None:
     assert err.value.field == "max_steps"
 
 
-def test_splitting_is_linear_in_the_goal_length() -> None:
-    small, big = "a 'b " * 2_000, "a 'b " * 20_000  # unclosed quotes: the pathological case for regexes
-    started = time.perf_counter()
-    parse_goal(small)
-    one = time.perf_counter() - started
-    started = time.perf_counter()
-    parse_goal(big)
-    ten = time.perf_counter() - started
-    assert ten < max(one, 0.001) * 40  # 10x the text: about 10x the time, never quadratic (100x)
+def test_a_long_goal_with_unclosed_quotes_is_taken_apart_whole() -> None:
+    # 20,000 unclosed quotes: the pathological case for backtracking regexes (its time is measured by
+    # benchmarks/planning.py; the per-test timeout catches a quadratic split)
+    goal = "Summarize this: " + "a 'b " * 20_000
+    parsed = parse_goal(goal)
+    assert [s.instruction for s in parsed.subgoals] == ["Summarize this"]
+    assert parsed.payload is not None and parsed.payload.count("'") == 20_000

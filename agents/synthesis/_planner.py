@@ -102,7 +102,9 @@ class GoalPlanner:
         whole = parse_goal(goal)  # without splitting at "and <verb>": one request or two?
         marked = sum(sg.marked for sg in whole.subgoals)  # unmarked trailing sentences may be payload
         if marked > max_steps:
-            raise BadInputError(f"the goal has {marked} sub-goals; max_steps is {max_steps}", field="max_steps")
+            raise BadInputError(
+                f"the goal has {marked} sub-goals; max_steps is {max_steps}", field="max_steps"
+            )
         routes = [self.router.route(sg.instruction) for sg in parsed.subgoals]
         if len(whole.subgoals) < len(parsed.subgoals):
             whole_routes = [self.router.route(sg.instruction) for sg in whole.subgoals]
@@ -359,6 +361,7 @@ async def build_plan(specs: Sequence[AgentSpec], goal: str, *, max_steps: int = 
     Raises:
         BadInputError: The goal has more than ``max_steps`` sub-goals (field ``max_steps``).
     """
+
     def plan() -> PlannerOutput:  # off the event loop: a long goal of many sentences routes each one
         return goal_planner(tuple(specs)).plan(goal, max_steps=max_steps)
 

@@ -142,7 +142,7 @@ AGENT_EXAMPLES: dict[str, tuple[str, ...]] = {
     # ---- compression -----------------------------------------------------------------------------
     "compressor": (
         "Compress this text",
-        "Compress this log excerpt for storage",
+        "Compress these server logs before archiving",
         "Make this message smaller losslessly",
         "Pack this data into a compact frame",
         "Shrink this payload with zstd",
@@ -170,7 +170,7 @@ AGENT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "Read back what was compressed in this frame",
     ),
     "deduplicator": (
-        "Remove duplicate passages from these documents",
+        "Strip duplicated content from this batch",
         "Find the repeated content across these messages",
         "How much duplication is there in this batch",
         "Deduplicate these messages against the shared store",
@@ -256,7 +256,7 @@ AGENT_EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     # ---- storage ---------------------------------------------------------------------------------
     "archivist": (
-        "Save this note in the vault",
+        "Save this memo in storage",
         "Store this document",
         "Remember that the meeting is on Friday",
         "Keep this record for later",
@@ -390,7 +390,7 @@ AGENT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "Check if this comment is negative",
     ),
     "keyword-extractor": (
-        "Pull the key phrases out of this paragraph",
+        "Give me the important phrases in this passage",
         "Extract keywords from this article",
         "What are the main topics of this text",
         "Give me the top ten keywords",
@@ -449,7 +449,7 @@ AGENT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "Cosine similarity of these two sentences",
     ),
     "code-analyzer": (
-        "Analyse the cyclomatic complexity of this Python function",
+        "Compute the cyclomatic complexity per function",
         "What is the maintainability index of this code",
         "Count the lines of code in this module",
         "Which functions in this file are too complex",
@@ -581,7 +581,7 @@ AGENT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "Express this list as a table",
     ),
     "verifier": (
-        "Check whether this answer is supported by the source",
+        "Tell me if the reply is backed up by the passage",
         "Verify this answer against the context",
         "Is this claim grounded in the text",
         "Fact-check this summary against the article",

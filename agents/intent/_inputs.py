@@ -15,13 +15,17 @@ from typing import Any
 
 from agents.intent._split import SubGoal
 
-__all__ = ("INSTRUCTION_AGENTS", "step_input")
+__all__ = ("INSTRUCTION_AGENTS", "PAYLOAD_FIELDS", "step_input")
 
 Literal_ = Callable[[str], str]
 """Registers a plan-input value and returns its ``${input.<name>}`` reference."""
 
 INSTRUCTION_AGENTS = frozenset({"generator", "coder", "chat", "rag-answerer", "retriever", "consensus"})
 """Agents whose text input is the request itself (a prompt, a task, a question), not a payload."""
+
+PAYLOAD_FIELDS = frozenset({"context", "other", "items", "data", "frame", "messages", "texts", "plan"})
+"""Inputs that carry the text or data a step works on (not a choice the user makes): when the goal lacks
+one, the agent is still the right one and the caller adds it."""
 
 _LANGUAGES = (
     "english french german spanish italian portuguese dutch polish russian ukrainian czech swedish "

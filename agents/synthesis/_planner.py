@@ -13,8 +13,12 @@
    "Store X and then tell me Y" thus becomes ``archivist`` → ``rag-answerer``, whose answer carries
    the retrieved passages.
 4. When a sub-goal matches nothing the collective does, its confidence is below
-   :data:`CONFIDENCE_THRESHOLD`, or a required parameter is missing, the output's ``status`` is
-   ``needs_clarification`` with the candidates and their scores, and no plan is proposed to run.
+   :data:`CONFIDENCE_THRESHOLD`, or a parameter the user must choose is missing (target language,
+   labels, schema, budget, id, format, snapshot name), the output's ``status`` is
+   ``needs_clarification`` with the candidates and their scores, and no plan is proposed to run. A
+   missing *payload* (the context of a verification, the second text of a comparison, a frame) does
+   not make the agent less right: the plan stands and ``needs`` names the field the caller must add (a
+   run without it fails at that step, naming the field).
 
 Planning is deterministic for one goal and one roster, and takes well under a millisecond per sub-goal
 once the router is built (see ``benchmarks/planning.py``).
@@ -37,7 +41,7 @@ from agents.collective import AgentSpec
 from agents.errors import BadInputError
 from agents.examples import AGENT_EXAMPLES, BUILTIN_EXAMPLES, OUT_OF_SCOPE
 from agents.intent import NONE, IntentRouter, ParsedGoal, Route, SubGoal, parse_goal
-from agents.intent._inputs import INSTRUCTION_AGENTS, step_input
+from agents.intent._inputs import INSTRUCTION_AGENTS, PAYLOAD_FIELDS, step_input
 from agents.plans import Plan, PlanStep
 from agents.synthesis._base import SynthesisAgent
 from agents.synthesis._wire import CandidateScore, PlannedStep, PlannerInput, PlannerOutput
@@ -264,7 +268,7 @@ class _Builder:
             rationale[i] = why.model_copy(update={"step": step.id, "agent": agent, "needs": need})
             steps.append(step)
             previous = step
-        missing = [(r.agent, n) for r in rationale for n in r.needs]
+        missing = [(r.agent, n) for r in rationale for n in r.needs if n not in PAYLOAD_FIELDS]
         if missing:
             what = ", ".join(f"{a} needs {n}" for a, n in missing)
             return _unclear(self.goal, rationale, f"the goal does not say: {what}", confidence)

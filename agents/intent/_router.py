@@ -10,7 +10,8 @@ requests. An instruction is scored against every example on two channels:
 
 An example's score is ``0.65 · meaning + 0.35 · wording``; a class's score is
 ``0.75 · best example + 0.25 · mean of its best three``, plus a **capability cue** (0.12 when a word of the
-instruction names the agent's first capability, 0.06 for another capability).
+instruction names the agent's first capability or its first word — the imperative verb — names any of
+its capabilities, 0.06 when another word names another capability).
 
 **Confidence** is Platt scaling (Platt 1999) of (best score, margin to the runner-up) fitted at build
 time by leave-one-out over the examples themselves: each example is routed with itself removed, and a
@@ -44,6 +45,12 @@ _TOP = 3
 
 def _stems(text: str) -> list[str]:
     return [w[:5] for w in _WORD.findall(text.lower()) if len(w) > 1]
+
+
+def _lead(text: str) -> str:
+    """The stem of the first word (an instruction's imperative verb names its operation)."""
+    m = _WORD.search(text.lower())
+    return m.group(0)[:5] if m else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +130,9 @@ class IntentRouter:
     ) -> NDArray[np.float32]:
         return (_W_MEANING * meaning + _W_WORDING * wording).astype(np.float32)
 
-    def _class_scores(self, per_example: NDArray[np.float32], stems: set[str]) -> NDArray[np.float32]:
+    def _class_scores(
+        self, per_example: NDArray[np.float32], stems: set[str], lead: str = ""
+    ) -> NDArray[np.float32]:
         padded: NDArray[np.float32] = np.append(per_example, np.float32(-1.0))[self._slots]
         top = -np.partition(-padded, _TOP - 1, axis=1)[:, :_TOP]
         top.sort(axis=1)
@@ -131,7 +140,7 @@ class IntentRouter:
         if stems:
             cue = np.array(
                 [
-                    _CUE_PRIMARY if stems & p else _CUE_OTHER if stems & o else 0.0
+                    _CUE_PRIMARY if stems & p or lead in p or lead in o else _CUE_OTHER if stems & o else 0.0
                     for p, o in zip(self._primary, self._other, strict=True)
                 ],
                 dtype=np.float32,
@@ -170,7 +179,7 @@ class IntentRouter:
             wording, stems = self._wording(text)
             per = self._example_scores(meaning[i], wording)
             per[i] = -1.0  # leave this example out
-            best, top, margin = self._features(self._class_scores(per, stems))
+            best, top, margin = self._features(self._class_scores(per, stems, _lead(text)))
             if best == none:
                 continue  # refused: no agent would run
             rows_x.append((top, margin))
@@ -189,7 +198,7 @@ class IntentRouter:
         """The ``k`` best classes for ``instruction`` and the confidence in the first."""
         meaning = self._vectors @ self.embedder.embed([instruction])[0]
         wording, stems = self._wording(instruction)
-        scores = self._class_scores(self._example_scores(meaning, wording), stems)
+        scores = self._class_scores(self._example_scores(meaning, wording), stems, _lead(instruction))
         best, top, margin = self._features(scores)
         b0, b1, b2 = self._platt
         confidence = 1 / (1 + math.exp(-(b0 + b1 * top + b2 * margin)))

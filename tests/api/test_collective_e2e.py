@@ -305,17 +305,20 @@ HELIOTROPE = (
 )
 
 
+@pytest.mark.timeout(400)  # two LLM generations of the rag plan; slow on a loaded 2-core machine
 def test_cli_task_stores_a_note_and_then_recalls_it(service: str, client: Client) -> None:
     runner = CliRunner()
     preview = runner.invoke(app, ["task", "--url", service, "--dry-run", HELIOTROPE])
     assert preview.exit_code == 0, preview.output
     assert "archivist" in preview.output and "rag-answerer" in preview.output
-    done = runner.invoke(app, ["task", "--url", service, "--timeout-s", "300", HELIOTROPE])
+    key = ["--idempotency-key", "heliotrope-e2e", "--timeout-s", "300"]
+    done = runner.invoke(app, ["task", "--url", service, *key, HELIOTROPE])
     assert done.exit_code == 0, done.output
     assert "succeeded" in done.output and "heliotrope" in done.output
-    # the same goal through the SDK: the answer carries the stored passage it was grounded on
-    task = client.tasks.submit(goal=HELIOTROPE)
-    record = client.tasks.wait(task.id, timeout_s=300)
+    # the same task's record (same idempotency key): the answer carries the passage it was grounded on
+    task = client.tasks.submit(goal=HELIOTROPE, idempotency_key="heliotrope-e2e")
+    assert task.created is False
+    record = client.tasks.get(task.id)
     assert record.status == "succeeded", record.error
     assert [s.agent for s in record.steps] == ["archivist", "rag-answerer"]
     assert record.result["sources"][0]["text"] == "the launch code word is heliotrope"

@@ -10,12 +10,12 @@ LLAMA_CPP_VERSION := 0.3.36
 PKGS := neurectomy api orchestrator agents bridges ryot sigmalang vault
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test setup lint format typecheck imports unit ide bench clean
+.PHONY: run test setup system-deps lint format typecheck imports unit ide bench clean
 
 run: setup
 	$(VENV)/bin/neurectomy serve
 
-test: setup lint typecheck imports unit ide
+test: setup system-deps lint typecheck imports unit ide
 
 # The planner's routing encoder (a static distillation of the packaged MiniLM, ~30-50 s once per machine,
 # cached under the user cache dir; ~1 s when cached).
@@ -52,8 +52,24 @@ typecheck: setup
 imports: setup
 	$(VENV)/bin/lint-imports
 
+# As root (CI), `system-deps` has installed chromium and promtool, so their tests must run, not skip.
 unit: setup
-	$(PY) -m pytest
+	NEURECTOMY_REQUIRE_BROWSER=$$([ "$$(id -u)" = 0 ] && echo 1) $(PY) -m pytest
+
+# Debian packages of the browser and alert-rule tests: chromium (driven by Playwright through its
+# executable path; Playwright's own browser download is not used) and prometheus (promtool).
+# Installed when missing and root; otherwise those tests skip with the reason.
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing$$missing (apt)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+		echo "not installed:$$missing (needs root and apt-get); the browser/promtool tests will be skipped"; \
+	fi
 
 # The VS Code extension (TypeScript): build and test its HTTP client with Node's test runner.
 ide:

@@ -20,6 +20,7 @@ the bus:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -34,6 +35,8 @@ import pydantic_core
 import structlog
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 from pydantic import BaseModel, ValidationError
 
 from agents.errors import (
@@ -60,7 +63,9 @@ from agents.protocol import (
     agent_subject,
     heartbeat_subject,
 )
+from agents.tracing import TRACEPARENT, SpanKind, remote_context, start_child, tracer
 
+_tracer = tracer("neurectomy.agents")
 log = structlog.get_logger("neurectomy.agents")
 
 
@@ -75,6 +80,7 @@ class Call:
         tenant: Tenant the call runs for.
         trace_id: Trace id carried across hops.
         inbox: Subject the caller listens on.
+        traceparent: The caller's W3C ``traceparent`` (empty: none); the handler's span is its child.
     """
 
     request_id: str
@@ -90,6 +96,7 @@ class Call:
     _seq: int = 0
     cancel_scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     cancelled_by_caller: bool = False
+    traceparent: str = ""
 
     def remaining_s(self) -> float:
         """Seconds left until the deadline (negative once passed)."""
@@ -350,6 +357,7 @@ class AgentRunner:
             inbox=inbox,
             _bus=self.bus,
             session=f"{tenant}/{session}" if session else "",
+            traceparent=headers.get(TRACEPARENT, ""),
         )
         if session:
             call._turn = anyio.Event()
@@ -419,27 +427,40 @@ class AgentRunner:
             # One scope for both ends of the work: the deadline (its own deadline) and the caller's
             # cancel (``_on_cancel`` sets ``cancelled_by_caller`` before cancelling it).
             call.cancel_scope.deadline = anyio.current_time() + call.remaining_s()
-            with call.cancel_scope:
-                try:
-                    if self.agent.input_model is not None:
-                        call.input = parse_input(self.agent.input_model, call.input)
-                    output = await self.agent.handle(call)
-                except AgentError as exc:
-                    error = exc
-                except Exception as exc:
-                    log.exception("agent failed")
-                    error = AgentFailedError(f"{self.agent.name} failed: {type(exc).__name__}: {exc}")
-            if call.cancelled_by_caller:
-                error, outcome = CancelledByCallerError("cancelled by the caller"), "cancelled"
-            elif call.cancel_scope.cancelled_caught:
-                error = DeadlineExceededError(f"{self.agent.name}: deadline passed")
-            with anyio.CancelScope(shield=True):
-                if error is not None:
-                    if outcome != "cancelled":
-                        outcome = "failed"
-                    await call._fail(error)
-                elif output is not None:
-                    await call._finish(output)
+            traced: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+            span = start_child(
+                _tracer, "agent", parent=remote_context(call.traceparent), kind=SpanKind.SERVER
+            )
+            if span.is_recording():  # untraced calls skip the attributes and the context switch
+                span.update_name(f"agent {self.agent.name}")
+                span.set_attributes({"neurectomy.agent": self.agent.name, "neurectomy.team": self.agent.team})
+                traced = trace.use_span(
+                    span, end_on_exit=True, record_exception=False, set_status_on_exception=False
+                )
+            with traced:
+                with call.cancel_scope:
+                    try:
+                        if self.agent.input_model is not None:
+                            call.input = parse_input(self.agent.input_model, call.input)
+                        output = await self.agent.handle(call)
+                    except AgentError as exc:
+                        error = exc
+                    except Exception as exc:
+                        log.exception("agent failed")
+                        error = AgentFailedError(f"{self.agent.name} failed: {type(exc).__name__}: {exc}")
+                if call.cancelled_by_caller:
+                    error, outcome = CancelledByCallerError("cancelled by the caller"), "cancelled"
+                elif call.cancel_scope.cancelled_caught:
+                    error = DeadlineExceededError(f"{self.agent.name}: deadline passed")
+                if error is not None and span.is_recording():
+                    span.set_status(StatusCode.ERROR, error.code)
+                with anyio.CancelScope(shield=True):
+                    if error is not None:
+                        if outcome != "cancelled":
+                            outcome = "failed"
+                        await call._fail(error)
+                    elif output is not None:
+                        await call._finish(output)
         finally:
             self._active.pop(call.request_id, None)
             self.stats.in_flight -= 1

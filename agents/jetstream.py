@@ -240,6 +240,34 @@ class KeyValueBucket:
             raise NotFoundError(f"no key {key!r} in {self.name}")
         return entries
 
+    async def latest(self) -> list[KvEntry]:
+        """The current value of every key in the bucket (deleted keys left out), in stream order.
+
+        Reads the whole bucket once (a watch of ``>`` without history, up to its end-of-values marker):
+        O(keys), so meant for buckets with a retention limit.
+
+        Raises:
+            JetStreamUnavailableError: JetStream did not answer.
+        """
+        entries: list[KvEntry] = []
+        with _translated(f"KV list {self.name}"):
+            watcher = await self._kv.watch(">", ignore_deletes=True)
+            try:
+                async for entry in watcher:
+                    if entry is None:  # end of the current values
+                        break
+                    if entry.operation is None:
+                        entries.append(
+                            KvEntry(entry.key, bytes(entry.value or b""), int(entry.revision or 0))
+                        )
+            finally:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                    try:
+                        await watcher.stop()  # type: ignore[no-untyped-call]
+                    except nats.errors.Error:
+                        pass
+        return entries
+
     async def watch(self, key: str) -> AsyncGenerator[KvEntry, None]:
         """The current value of ``key`` (if any), then each new value as it is stored.
 

@@ -13,13 +13,21 @@ Exposed, one registry per app (names as exposed; counters get ``_total``):
 * ``neurectomy_tokens_total{kind=prompt|completion|cached}``;
 * at scrape time, from ``$SRV.STATS`` of every agent instance: ``neurectomy_agent_replicas``,
   ``neurectomy_agent_in_flight``, ``neurectomy_agent_mailbox_depth`` ``{team,agent}``,
-  ``neurectomy_engine_queue_depth`` and ``neurectomy_prefix_cache_hit_ratio`` (Ryot's cumulative
-  ``cached_tokens / prompt_tokens``); from the vault's cache-keeper, if running,
-  ``neurectomy_vault_l1_hit_ratio``.
+  ``neurectomy_engine_queue_depth``, and the counters ``neurectomy_prefix_cache_lookups_total`` /
+  ``neurectomy_prefix_cache_hits_total`` (Ryot's prefix cache, summed over generator instances); from the
+  vault's cache-keeper, if running, ``neurectomy_vault_l1_lookups_total`` / ``neurectomy_vault_l1_hits_total``
+  (record reads and those served by the decrypted LRU). Hit rates are counters, not ratio gauges, so
+  Prometheus can rate them over any window: ``rate(hits[5m]) / rate(lookups[5m])``. They are sums over
+  the instances running now, so an instance restart shows as a counter reset;
+* ``neurectomy_build_info{version,python}`` (always 1), and prometheus-client's process collector
+  (``process_cpu_seconds_total``, ``process_resident_memory_bytes``, ``process_open_fds``, ...), platform
+  collector (``python_info``) and GC collector (``python_gc_*``).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import platform
 import time
 
 import anyio
@@ -35,12 +43,19 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from agents.errors import AgentError
 from agents.protocol import GenerateOutput
+from api.dashboard._live import LiveStats
 from orchestrator import Orchestrator
 
 log = structlog.get_logger("neurectomy.api")
@@ -114,23 +129,27 @@ class Metrics:
             "Generations queued in Ryot across generator instances.",
             registry=r,
         )
-        self.prefix_cache_ratio = Gauge(
-            "neurectomy_prefix_cache_hit_ratio",
-            "Ryot's cached_tokens / prompt_tokens since start.",
-            registry=r,
+        self._scraped: dict[str, float] = {}
+        r.register(_ScrapedCounters(self._scraped))
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        Info("neurectomy_build", "Version of the running Neurectomy.", registry=r).info(
+            {"version": _version(), "python": platform.python_version()}
         )
-        self.vault_l1_ratio = Gauge(
-            "neurectomy_vault_l1_hit_ratio", "Vault decrypted-LRU hit ratio.", registry=r
-        )
+        self.live = LiveStats()
+        """Rolling windows for the dashboard's live views."""
 
     # CallObserver
     def hop(self, team: str, agent: str, outcome: str, seconds: float) -> None:
         """Record one agent call."""
         self.hop_seconds.labels(team, agent, outcome).observe(seconds)
+        self.live.hop(team, agent, outcome, seconds)
 
     def first_token(self, seconds: float) -> None:
         """Record a TTFT."""
         self.ttft_seconds.observe(seconds)
+        self.live.first_token(seconds)
 
     def inter_token(self, seconds: float) -> None:
         """Record a gap between two streamed chunks."""
@@ -143,6 +162,7 @@ class Metrics:
         self.tokens.labels("cached").inc(output.usage.cached_tokens)
         self.engine_ttft_seconds.observe(output.timings.ttft_s)
         self.engine_queue_seconds.observe(output.timings.queue_s)
+        self.live.generation(output.usage.completion_tokens, output.timings.decode_s)
 
     async def refresh(self, orchestrator: Orchestrator) -> None:
         """Set the gauges from the agents' ``$SRV.STATS`` (and the vault's stats) right now."""
@@ -151,7 +171,7 @@ class Metrics:
                 "STATS", timeout_s=orchestrator.config.discovery_timeout_s
             )
             totals: dict[tuple[str, str], list[int]] = {}
-            queue_depth = prompt = cached = 0
+            queue_depth = lookups = hits = 0
             for answer in answers:
                 meta = answer.get("metadata") or {}
                 if "team" not in meta:
@@ -162,8 +182,9 @@ class Metrics:
                 row[1] += int(data.get("in_flight", 0))
                 row[2] += int(data.get("mailbox_depth", 0))
                 queue_depth += int(data.get("engine_queue_depth", 0))
-                prompt += int(data.get("prompt_tokens", 0))
-                cached += int(data.get("cached_tokens", 0))
+                prefix = data.get("prefix_cache") or {}
+                lookups += int(prefix.get("lookups", 0))
+                hits += int(prefix.get("hits", 0))
             for gauge in (self.agent_replicas, self.agent_in_flight, self.agent_mailbox):
                 gauge.clear()
             for (team, agent), (replicas, in_flight, mailbox) in totals.items():
@@ -171,19 +192,56 @@ class Metrics:
                 self.agent_in_flight.labels(team, agent).set(in_flight)
                 self.agent_mailbox.labels(team, agent).set(mailbox)
             self.engine_queue_depth.set(queue_depth)
-            self.prefix_cache_ratio.set(cached / prompt if prompt else 0.0)
+            self._scraped["prefix_cache_lookups"] = lookups
+            self._scraped["prefix_cache_hits"] = hits
             if any(agent == "cache-keeper" for _, agent in totals):
                 try:
                     stats = await orchestrator.call(
                         "storage", "cache-keeper", {}, orchestrator.context(timeout_s=SCRAPE_TIMEOUT_S)
                     )
-                    self.vault_l1_ratio.set(float(stats.get("hit_ratio", 0.0)))
+                    l1_hits = int(stats.get("l1_hits", 0))
+                    self._scraped["vault_l1_hits"] = l1_hits
+                    self._scraped["vault_l1_lookups"] = l1_hits + int(stats.get("l1_misses", 0))
                 except AgentError as exc:
                     log.info("vault stats unavailable for metrics", error=exc.message)
 
     def render(self) -> bytes:
         """The registry in the Prometheus text exposition format."""
         return generate_latest(self.registry)
+
+
+_SCRAPED_COUNTERS = {
+    "prefix_cache_lookups": "Prompts looked up in Ryot's prefix cache (summed over generator instances).",
+    "prefix_cache_hits": "Prefix-cache lookups that reused a cached prefix.",
+    "vault_l1_lookups": "Vault record reads (decrypted LRU lookups).",
+    "vault_l1_hits": "Vault record reads served from the decrypted LRU.",
+}
+
+
+class _ScrapedCounters(Collector):
+    """Counters whose values are read from the agents at scrape time (see :meth:`Metrics.refresh`)."""
+
+    def __init__(self, values: dict[str, float]) -> None:
+        self._values = values
+
+    def describe(self) -> list[CounterMetricFamily]:
+        """The families, without values (so the registry knows their names)."""
+        return [CounterMetricFamily(f"neurectomy_{k}", doc) for k, doc in _SCRAPED_COUNTERS.items()]
+
+    def collect(self) -> list[CounterMetricFamily]:
+        """The families with the last scraped values (absent until an agent reported one)."""
+        families = []
+        for key, doc in _SCRAPED_COUNTERS.items():
+            if key in self._values:
+                families.append(CounterMetricFamily(f"neurectomy_{key}", doc, value=self._values[key]))
+        return families
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("neurectomy")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
 
 
 class MetricsMiddleware(ASGIMiddleware):

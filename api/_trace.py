@@ -1,56 +1,116 @@
-"""Trace ids: taken from a W3C ``traceparent`` header (or made), bound to every log line, echoed back.
+"""Trace context of HTTP requests: an OpenTelemetry server span per request, its ids on logs and responses.
 
-The trace id is the 32-hex-digit ``trace-id`` of W3C Trace Context (https://www.w3.org/TR/trace-context/,
-``traceparent: 00-<trace-id>-<parent-id>-<flags>``); without a valid header a random one is made. It is
-bound into structlog's context for the request (so every API log line carries ``trace_id``), passed to
-agents in the NATS header ``Neurectomy-Trace-Id`` through :class:`~orchestrator.CallContext` (agents bind
-it to their log lines too), and returned in the ``X-Trace-Id`` response header and in a ``traceparent``
-response header whose parent id is this server's span.
+W3C Trace Context (https://www.w3.org/TR/trace-context/): a valid incoming ``traceparent`` header makes the
+request's span a child of the caller's; otherwise a new trace starts. The span (``GET /v1/tasks``, named
+after the route template) is current while the route runs, so every span below it (selection, plan,
+NATS hops, the agents' handlers in other processes, see :mod:`agents.tracing`) joins the same trace. Its
+trace id is bound into structlog's context (every API log line carries ``trace_id``), passed to agents in
+``Neurectomy-Trace-Id`` through :class:`~orchestrator.CallContext`, and returned in ``X-Trace-Id`` and in a
+``traceparent`` response header whose parent id is the request's span.
+
+Without a configured tracer provider (:func:`agents.tracing.configure`; in-process tests) the span does
+not record, and the ids are made here instead, as before.
 """
 
 from __future__ import annotations
 
-import re
 import secrets
 import uuid
 from typing import Any
 
 import structlog
 from litestar import Request
+from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
+
+from agents.tracing import (
+    ENTRY_ATTRIBUTE,
+    TENANT_ATTRIBUTE,
+    SpanKind,
+    parse_traceparent,
+    remote_context,
+    tracer,
+)
 
 TRACEPARENT_HEADER = "traceparent"
 TRACE_ID_HEADER = "x-trace-id"
-_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+_tracer = tracer("neurectomy.api")
+UNTRACED_PREFIXES = ("/metrics", "/dashboard", "/v1/dashboard", "/v1/traces")
+"""Paths without a span of their own: monitoring endpoints and the dashboard's assets and feeds."""
 
-
-def parse_traceparent(value: str) -> str | None:
-    """The trace id of a ``traceparent`` header value, or ``None`` if it is not a valid one.
-
-    Invalid per the spec: version ``ff``, an all-zero trace id or parent id, anything malformed.
-    """
-    match = _TRACEPARENT.match(value.strip().lower())
-    if match is None:
-        return None
-    version, trace_id, parent_id, _flags = match.groups()
-    if version == "ff" or trace_id == "0" * 32 or parent_id == "0" * 16:
-        return None
-    return trace_id
+__all__ = (
+    "TRACEPARENT_HEADER",
+    "TRACE_ID_HEADER",
+    "TraceMiddleware",
+    "add_trace_headers",
+    "parse_traceparent",
+    "trace_id_of",
+)
 
 
 class TraceMiddleware(ASGIMiddleware):
-    """Takes the trace id from ``traceparent`` (or makes one) and binds it to the request's log lines."""
+    """Runs the rest of the app inside the request's server span and binds its trace id to log lines."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        """Bind the trace id around the rest of the app."""
+        """Start the request's span (child of a valid ``traceparent``), run the app in it, end it."""
+        if scope["path"].startswith(UNTRACED_PREFIXES) or scope["path"] == "/":
+            await next_app(scope, receive, send)  # the dashboard watching itself would fill the buffer
+            return
         headers = dict(scope.get("headers") or [])
-        trace_id = parse_traceparent(headers.get(TRACEPARENT_HEADER.encode(), b"").decode("latin-1"))
+        incoming = headers.get(TRACEPARENT_HEADER.encode(), b"").decode("latin-1")
+        method = str(scope.get("method", "WS")) if scope["type"] == ScopeType.HTTP else "WS"
+        span = _tracer.start_span(
+            f"{method} {scope['path']}",
+            context=remote_context(incoming),
+            kind=SpanKind.SERVER,
+            attributes={ENTRY_ATTRIBUTE: True, "http.request.method": method, "url.path": scope["path"]},
+        )
         state = scope.setdefault("state", {})
-        state["trace_id"] = trace_id or uuid.uuid4().hex
-        state["span_id"] = secrets.token_hex(8)
-        with structlog.contextvars.bound_contextvars(trace_id=state["trace_id"]):
-            await next_app(scope, receive, send)
+        ctx = span.get_span_context()
+        if ctx.is_valid:
+            state["trace_id"], state["span_id"] = f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
+        else:
+            parsed = parse_traceparent(incoming) if incoming else None
+            state["trace_id"] = f"{parsed[0]:032x}" if parsed else uuid.uuid4().hex
+            state["span_id"] = secrets.token_hex(8)
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            with structlog.contextvars.bound_contextvars(trace_id=state["trace_id"]):
+                await next_app(scope, receive, send_with_status)
+        except HTTPException as exc:
+            status = exc.status_code
+            raise
+        finally:
+            otel_context.detach(token)
+            if span.is_recording():
+                span.update_name(f"{method} {scope.get('path_template') or scope['path']}")
+                span.set_attribute("http.response.status_code", status)
+                span.set_attribute(TENANT_ATTRIBUTE, _tenant(scope, headers))
+                if status >= 500:
+                    span.set_status(StatusCode.ERROR)
+            span.end()
+
+
+def _tenant(scope: Scope, headers: dict[bytes, bytes]) -> str:
+    """The tenant the request ran for: the credential's when authenticated, else the tenant header's."""
+    user = scope.get("user")
+    tenant = getattr(user, "tenant", None)
+    if isinstance(tenant, str):
+        return tenant
+    return headers.get(b"x-neurectomy-tenant", b"default").decode("latin-1")[:64]
 
 
 def trace_id_of(request: Request[Any, Any, Any]) -> str:

@@ -13,7 +13,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from api import _metrics
+from api import _metrics, dashboard
 from api._auth import AuthConfig, KeyVerifier, auth_middleware, openapi_security
 from api._limits import LimitsConfig, rate_limit_middleware
 from api._metrics import Metrics, MetricsMiddleware
@@ -98,6 +98,7 @@ def create_app(
             *_ws.ROUTES,
             *_metrics.ROUTES,
             *_sysinfo.ROUTES,
+            *dashboard.ROUTES,
         ],
         state=State({"orchestrator": orchestrator, "metrics": metrics, "keys": keys, "tasks": tasks}),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

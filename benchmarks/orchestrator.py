@@ -36,6 +36,9 @@ shows up directly in these numbers: run it on an idle machine, and compare ratio
     .venv/bin/python benchmarks/orchestrator.py --runs 3 --json orchestrator.json
     .venv/bin/python benchmarks/orchestrator.py --profile caller # cProfile of 2,000 sequential invokes
 
+``--traced`` records OpenTelemetry spans in the caller and the agent (as ``neurectomy serve`` and
+``neurectomy agent`` do, no exporter): compare a run with and without it for the per-hop cost of tracing.
+
 ``--profile caller`` profiles this process (orchestrator side; agent in its child process);
 ``--profile both`` runs the agent in this process too, so both sides of the hop are in the profile;
 ``--profile caller64`` profiles 10,000 invokes at ``--inflight`` in flight; ``--profile plan`` profiles 400
@@ -69,10 +72,13 @@ import anyio  # noqa: E402
 import nats  # noqa: E402
 import nats.errors  # noqa: E402
 import psutil  # noqa: E402
+from opentelemetry import context as otel_context  # noqa: E402
+from opentelemetry import trace  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from agents import tracing  # noqa: E402
 from agents.actor import Agent, AgentRunner, Call  # noqa: E402
 from agents.collective import AgentSpec, spec_of  # noqa: E402
 from agents.messaging import Bus  # noqa: E402
@@ -132,8 +138,12 @@ class NoopAgent(Agent):
 
 
 # ----------------------------------------------------------------------------- child processes
-async def serve_agent(url: str, embedder_dir: str | None, torch_threads: int | None) -> None:
+async def serve_agent(
+    url: str, embedder_dir: str | None, torch_threads: int | None, traced: bool = False
+) -> None:
     """Run the no-op agent (and the embedder over a fresh vault in ``embedder_dir``) until killed."""
+    if traced:
+        tracing.configure("bench-agent")
     async with await Bus.connect(url, name="bench-agent") as bus, anyio.create_task_group() as tg:
         runner = AgentRunner(bus, NoopAgent(), mailbox_size=1024, concurrency=64)
         await tg.start(runner.run)
@@ -372,7 +382,12 @@ async def bench(args: argparse.Namespace, console: Console, work: Path, children
     server = EmbeddedNats(work / "nats")
     await server.start()
     try:
-        agent_args = ["--serve-agent", "--nats-url", server.url]
+        agent_args = ["--serve-agent", "--nats-url", server.url, *(["--traced"] if args.traced else [])]
+        if args.traced:  # every call below runs inside one recorded trace: each hop makes 2 spans
+            tracing.configure("bench-caller", tracing.TracingConfig(sample_ratio=1.0))
+            root = tracing.tracer("bench").start_span("bench", attributes={tracing.ENTRY_ATTRIBUTE: True})
+            otel_context.attach(trace.set_span_in_context(root))
+            res.notes["tracing"] = "on: a client span per hop here, a server span per call in the agent"
         if has_embedder:
             agent_args += ["--embedder-dir", str(work / "vault")]
             if args.embedder_torch_threads:
@@ -771,6 +786,9 @@ def main() -> None:
         help="torch intra-op threads of the embedder (default: torch's, one per core)",
     )
     parser.add_argument("--quick", action="store_true", help="small counts, 2 runs: a smoke run")
+    parser.add_argument(
+        "--traced", action="store_true", help="record OpenTelemetry spans in both processes (no exporter)"
+    )
     parser.add_argument("--json", type=Path, help="save every run's values and the medians here")
     parser.add_argument(
         "--profile", choices=("caller", "caller64", "both", "plan"), help="only profile (see above)"
@@ -782,7 +800,7 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging("json", "warning")
     if args.serve_agent:
-        anyio.run(serve_agent, args.nats_url, args.embedder_dir, args.embedder_torch_threads)
+        anyio.run(serve_agent, args.nats_url, args.embedder_dir, args.embedder_torch_threads, args.traced)
         return
     if args.serve_raw:
         anyio.run(serve_raw, args.nats_url)

@@ -20,6 +20,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from agents.tracing import TracingConfig
 from api import AuthConfig, LimitsConfig
 from orchestrator import OrchestratorConfig, TaskConfig
 from ryot import ModelPoolConfig
@@ -106,6 +107,8 @@ class Settings(BaseSettings):
     """Durable tasks: JetStream stream and bucket names, attempts, ack wait, worker concurrency."""
     teams: tuple[str, ...] = ("inference", "compression", "storage", "analysis", "synthesis")
     """Teams whose agents ``serve`` starts in-process (each must have a starter in the runtime)."""
+    tracing: TracingConfig = TracingConfig()
+    """OpenTelemetry spans: sampling, the in-memory buffer behind ``/v1/traces``, OTLP export."""
 
     @classmethod
     def settings_customise_sources(

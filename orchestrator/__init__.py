@@ -11,7 +11,7 @@ from orchestrator._reliability import CircuitBreaker, RetryBudget
 from orchestrator._route import Invocation
 from orchestrator._select import Selection
 from orchestrator._task_exec import task_executor
-from orchestrator._task_store import TaskConfig, TaskQueue, TaskRecord, TaskRequest
+from orchestrator._task_store import TaskConfig, TaskQueue, TaskRecord, TaskRequest, TaskStatus
 from orchestrator._task_worker import TaskWorker
 from orchestrator.config import OrchestratorConfig
 
@@ -33,6 +33,7 @@ __all__ = (
     "TaskQueue",
     "TaskRecord",
     "TaskRequest",
+    "TaskStatus",
     "TaskWorker",
     "TextDelta",
     "call_agent",

@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 import structlog
+from opentelemetry.trace import StatusCode
 from pydantic import ValidationError
 
 from agents.errors import (
@@ -37,9 +38,11 @@ from agents.protocol import (
     cancel_subject,
     stream_message_adapter,
 )
+from agents.tracing import TRACEPARENT, SpanKind, start_child, traceparent, tracer
 from orchestrator._observe import CallObserver
 
 log = structlog.get_logger("neurectomy.orchestrator")
+_tracer = tracer("neurectomy.orchestrator")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +147,28 @@ async def call_agent(
             f"NATS carries at most {bus.max_payload} bytes"
         )
     done = False
+    # Not the current span: this generator's frames interleave with its consumer's, so the span is
+    # ended by hand and reaches the agent only through the ``traceparent`` header.
+    span = start_child(_tracer, "nats", kind=SpanKind.CLIENT)  # a no-op span when the call is untraced
     async with bus.inbox() as box:
-        reply = await box.request(  # the accept comes to the same inbox as the stream
-            subject,
-            body,
-            headers=ctx.headers(box.subject),
-            timeout_s=min(accept_timeout_s, ctx.remaining_s()),
-        )
-        instance = _accepted(reply)
+        headers = ctx.headers(box.subject)
+        if span.is_recording():
+            span.update_name(f"nats {agent}")
+            span.set_attributes(
+                {"messaging.system": "nats", "messaging.destination.name": subject, "neurectomy.team": team}
+            )
+            headers[TRACEPARENT] = traceparent(span)
+        try:
+            reply = await box.request(  # the accept comes to the same inbox as the stream
+                subject, body, headers=headers, timeout_s=min(accept_timeout_s, ctx.remaining_s())
+            )
+            instance = _accepted(reply)
+        except BaseException as exc:
+            _end(span, exc)
+            raise
+        if span.is_recording():
+            span.set_attribute("neurectomy.instance", instance)
+        failure: BaseException | None = None
         try:
             expected = 0
             while True:
@@ -183,11 +200,23 @@ async def call_agent(
                     yield event
                     return
                 yield event
+        except BaseException as exc:
+            failure = exc
+            raise
         finally:
+            _end(span, None if done and isinstance(failure, GeneratorExit) else failure)
             if not done:
                 with anyio.CancelScope(shield=True):
                     await bus.publish(cancel_subject(ctx.request_id), b"")
                     log.info("call cancelled", agent=agent, request_id=ctx.request_id)
+
+
+def _end(span: Any, failure: BaseException | None) -> None:
+    """End a hop span, marking it failed with the wire code of ``failure`` if there is one."""
+    if failure is not None and span.is_recording():
+        code = failure.code if isinstance(failure, AgentError) else type(failure).__name__
+        span.set_status(StatusCode.ERROR, str(code))
+    span.end()
 
 
 async def call_for_output(

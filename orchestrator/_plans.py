@@ -17,9 +17,12 @@ from typing import Any, Literal
 import anyio
 import structlog
 from anyio.abc import TaskGroup
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 
 from agents.errors import AgentError, BadInputError
 from agents.plans import Plan, PlanError, PlanOutcome, PlanStep, StepReport, dependencies, resolve
+from agents.tracing import start_child, tracer
 from orchestrator._dispatch import CallContext
 from orchestrator._route import Router
 from orchestrator._select import Selector
@@ -27,6 +30,7 @@ from orchestrator._select import Selector
 __all__ = ("PlanRunner", "ProgressFn")
 
 log = structlog.get_logger("neurectomy.orchestrator")
+_tracer = tracer("neurectomy.orchestrator")
 
 ProgressFn = Callable[[list[StepReport]], Awaitable[None]]
 """Called with every step's report whenever one of them changes."""
@@ -111,6 +115,20 @@ class PlanRunner:
             progress: Called whenever a step's report changes.
             cancel: Setting it cancels the run (running steps are told to stop).
         """
+        span = start_child(_tracer, f"plan {plan.name}", attributes={"neurectomy.steps": len(plan.steps)})
+        if not span.is_recording():
+            return await self._run(plan, inputs, ctx, progress, cancel)
+        with trace.use_span(span, end_on_exit=True):
+            return await self._run(plan, inputs, ctx, progress, cancel)
+
+    async def _run(
+        self,
+        plan: Plan,
+        inputs: Mapping[str, Any],
+        ctx: CallContext,
+        progress: ProgressFn | None,
+        cancel: anyio.Event | None,
+    ) -> PlanOutcome:
         started = time.perf_counter()
         run = _Run(plan, inputs, progress)
         if cancel is None:
@@ -171,9 +189,18 @@ class PlanRunner:
 
     async def _step(self, step: PlanStep, run: _Run, ctx: CallContext, scope: anyio.CancelScope) -> None:
         report = run.reports[step.id]
+        span = start_child(_tracer, f"step {step.id}", attributes={"neurectomy.step": step.id})
         try:
-            await self._execute(step, report, run, ctx)
+            if not span.is_recording():
+                await self._execute(step, report, run, ctx)
+            else:
+                with trace.use_span(
+                    span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+                ):
+                    await self._execute(step, report, run, ctx)
         except AgentError as exc:
+            if span.is_recording():
+                span.set_status(StatusCode.ERROR, exc.code)
             report.status, report.error = "failed", _error(exc)
             if step.optional:
                 run.outputs[step.id] = None  # dependents run, reading null
@@ -181,6 +208,9 @@ class PlanRunner:
                 run.failed = exc
                 scope.cancel()
         finally:
+            if span.is_recording():
+                span.set_attribute("neurectomy.agent", report.agent or "")
+            span.end()
             if report.started_at is not None and report.seconds is None:
                 report.seconds = time.time() - report.started_at
             if run.progress is not None:

@@ -30,9 +30,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import structlog
+from opentelemetry import trace
 
 from agents.collective import AgentSpec, Candidate
 from agents.errors import BadInputError, NotFoundError
+from agents.tracing import start_child, tracer
 from orchestrator._load import LoadMonitor
 
 if TYPE_CHECKING:
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = ("Selection", "Selector")
 
 log = structlog.get_logger("neurectomy.orchestrator")
+_tracer = tracer("neurectomy.orchestrator")
 
 SECONDARY_CAPABILITY = 0.6
 """Capability term of an agent matched only through one of its secondary capabilities."""
@@ -175,6 +178,19 @@ class Selector:
             NotFoundError: No agent of that name, or none with that capability (field named).
             BadInputError: None of ``agent``, ``capability``, ``goal`` was given.
         """
+        span = start_child(_tracer, "select")
+        if not span.is_recording():  # untraced: no context switch either
+            return await self._select(agent=agent, capability=capability, goal=goal, k=k)
+        with trace.use_span(span, end_on_exit=True):
+            selection = await self._select(agent=agent, capability=capability, goal=goal, k=k)
+            span.set_attributes(
+                {"neurectomy.agent": selection.agent, "neurectomy.selection.method": selection.method}
+            )
+            return selection
+
+    async def _select(
+        self, *, agent: str | None, capability: str | None, goal: str | None, k: int
+    ) -> Selection:
         if agent is not None:
             spec = self.specs.get(agent)
             if spec is None:

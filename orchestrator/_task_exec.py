@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import trace
+
 from agents.errors import BadInputError, error_from_wire
 from agents.plans import PlanError, PlanOutcome, parse_plan
+from agents.tracing import TENANT_ATTRIBUTE, current_trace_id, remote_context, start_child, tracer
 from orchestrator._dispatch import CallContext
 from orchestrator._task_store import TaskRecord
 from orchestrator._task_worker import Executor, ProgressFn
@@ -19,6 +22,8 @@ if TYPE_CHECKING:
     from orchestrator._orchestrator import Orchestrator
 
 __all__ = ("INFRASTRUCTURE_CODES", "clarification", "task_executor")
+
+_tracer = tracer("neurectomy.orchestrator")
 
 INFRASTRUCTURE_CODES = frozenset({"no_responders", "busy", "timeout", "stream_broken"})
 """Wire codes of failures that a later attempt of the task may not meet."""
@@ -59,11 +64,25 @@ def task_executor(orchestrator: Orchestrator, *, deadline_s: float) -> Executor:
     """
 
     async def execute(record: TaskRecord, progress: ProgressFn) -> PlanOutcome:
+        span = start_child(
+            _tracer,
+            "task",
+            parent=remote_context(record.traceparent),
+            attributes={
+                "neurectomy.task": record.id,
+                "neurectomy.attempt": record.attempts,
+                TENANT_ATTRIBUTE: record.tenant,
+            },
+        )
+        with trace.use_span(span, end_on_exit=True):
+            return await _execute(record, progress)
+
+    async def _execute(record: TaskRecord, progress: ProgressFn) -> PlanOutcome:
         ctx = CallContext.with_timeout(
             deadline_s,
             request_id=f"task-{record.id}-{record.attempts}",
             tenant=record.tenant,
-            trace_id=record.id,
+            trace_id=current_trace_id() or record.id,
         )
         if record.plan is not None:
             plan, inputs = parse_plan(record.plan), record.input

@@ -117,6 +117,7 @@ class TaskRecord(BaseModel):
         created_at: Unix time of the submit, in seconds.
         updated_at: Unix time of the last write, in seconds.
         dead_lettered: It exhausted its attempts and was moved to the dead-letter stream.
+        traceparent: W3C ``traceparent`` of the submitting request (its runs join that trace).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -136,6 +137,7 @@ class TaskRecord(BaseModel):
     created_at: float
     updated_at: float
     dead_lettered: bool = False
+    traceparent: str = ""
 
     @property
     def terminal(self) -> bool:

@@ -28,12 +28,14 @@ from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 
 import anyio
+from opentelemetry import trace
 from pydantic import ValidationError
 
 from agents.errors import AgentFailedError, BadInputError, NotFoundError, TooLargeError
 from agents.jetstream import JetStream, JetStreamUnavailableError, KeyValueBucket
 from agents.messaging import Bus
 from agents.plans import PlanError, parse_plan
+from agents.tracing import traceparent
 from orchestrator._task_models import (
     PRIORITIES,
     TERMINAL_STATUSES,
@@ -213,6 +215,7 @@ class TaskQueue:
             idempotency_key=idempotency_key,
             created_at=now,
             updated_at=now,
+            traceparent=traceparent(trace.get_current_span()),
         )
         body = record.model_dump_json().encode()
         if len(body) > self.config.max_input_bytes:
@@ -310,6 +313,52 @@ class TaskQueue:
         if wrote:
             await self._bus.publish(self.config.cancel_subject(task_id), b"")
         return record
+
+    async def list_tasks(
+        self, tenant: str, *, status: TaskStatus | None = None, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[TaskRecord], str | None]:
+        """The tenant's tasks, newest first, one page at a time.
+
+        Args:
+            tenant: The caller's tenant (only its tasks are listed).
+            status: Only tasks with this status.
+            limit: Most tasks returned.
+            cursor: ``next_cursor`` of the previous page (``None``: the first page).
+
+        Returns:
+            The page, and the cursor of the next page (``None`` when this is the last).
+
+        Raises:
+            BadInputError: The cursor is malformed (field ``cursor``).
+            JetStreamUnavailableError: JetStream did not answer.
+        """
+        self._online()
+        after: tuple[float, str] | None = None
+        if cursor is not None:
+            created, _, task_id = cursor.partition("_")
+            try:
+                after = (-float(created), task_id)
+            except ValueError:
+                raise BadInputError("not a cursor returned by this endpoint", field="cursor") from None
+            if not re.fullmatch(r"[0-9a-f]{32}", task_id):
+                raise BadInputError("not a cursor returned by this endpoint", field="cursor")
+        records: list[TaskRecord] = []
+        for entry in await self._store.kv.latest():
+            if entry.key.startswith("idem."):
+                continue
+            try:
+                record = TaskRecord.model_validate_json(entry.value)
+            except ValidationError:
+                continue
+            if record.tenant != tenant or (status is not None and record.status != status):
+                continue
+            if after is not None and (-record.created_at, record.id) <= after:
+                continue
+            records.append(record)
+        records.sort(key=lambda r: (-r.created_at, r.id))
+        page = records[:limit]
+        more = len(records) > limit
+        return page, (f"{page[-1].created_at!r}_{page[-1].id}" if more and page else None)
 
     async def watch(self, task_id: str, tenant: str) -> AsyncGenerator[TaskRecord, None]:
         """The task's record now, then each new version, ending after a terminal status.

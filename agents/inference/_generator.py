@@ -25,6 +25,7 @@ from agents.errors import (
     TooLargeError,
 )
 from agents.protocol import GenerateInput, GenerateOutput, TimingsOut, UsageOut
+from agents.tracing import engine_spans
 from bridges import BridgeTimeoutError, RyotBridge
 from ryot import (
     ChatMessage,
@@ -161,6 +162,14 @@ class InferenceAgent(Agent):
             raise engine_error(exc) from exc
         if finished is None:  # pragma: no cover - the bridge always ends with Finished or raises
             raise AgentFailedError("generation ended without a result")
+        t = finished.timings
+        engine_spans(
+            model or self.bridge.model_name,
+            queue_s=t.queue_s,
+            prefill_s=t.ttft_s,
+            decode_s=t.decode_s,
+            decode_tokens=t.decode_tokens,
+        )
         return finished
 
 

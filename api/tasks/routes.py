@@ -2,7 +2,8 @@
 
 ``POST /v1/tasks`` stores the task (KV bucket) and queues it (work-queue stream) before answering 202
 with its id; ``GET /v1/tasks/{id}`` gives status, per-step progress and result; ``DELETE`` cancels it
-(a running plan's steps are told to stop); ``GET /v1/tasks/{id}/events`` streams the record as
+(a running plan's steps are told to stop); ``GET /v1/tasks`` lists the tenant's tasks newest first
+(``status`` filter, ``limit``, ``cursor`` paging); ``GET /v1/tasks/{id}/events`` streams the record as
 server-sent events (``event: task``) each time it changes, ending after a terminal status.
 
 Tasks belong to the caller's tenant: another tenant's id is 404. Errors: 400 bad body or plan (field
@@ -13,20 +14,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from agents.errors import BadInputError, NoRespondersError
 from agents.plans import PlanError, parse_plan
 from api._request import tenant_of
-from api.tasks.schemas import TaskCreated, TaskCreateRequest, TaskRecord
-from orchestrator import TaskQueue, TaskRequest
+from api.tasks.schemas import TaskCreated, TaskCreateRequest, TaskList, TaskRecord
+from orchestrator import TaskQueue, TaskRequest, TaskStatus
 
 IDEMPOTENCY_HEADER = "idempotency-key"
+MAX_PAGE = 200
+"""Most tasks one ``GET /v1/tasks`` page holds."""
 
 
 def _queue(state: State) -> TaskQueue:
@@ -58,6 +61,23 @@ async def submit_task(
     )
 
 
+@get("/v1/tasks", summary="List the caller's tasks, newest first (filter by status, paged)")
+async def list_tasks(
+    state: State,
+    request: Request[Any, Any, Any],
+    status: Annotated[TaskStatus | None, Parameter(description="Only tasks with this status.")] = None,
+    limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="Most tasks in the page.")] = 50,
+    cursor: Annotated[
+        str | None, Parameter(max_length=128, description="next_cursor of the previous page.")
+    ] = None,
+) -> TaskList:
+    """One page of the tenant's tasks; ``next_cursor`` continues it (400 names a bad ``cursor``)."""
+    tasks, next_cursor = await _queue(state).list_tasks(
+        tenant_of(request), status=status, limit=limit, cursor=cursor
+    )
+    return TaskList(tasks=tasks, next_cursor=next_cursor)
+
+
 @get("/v1/tasks/{task_id:str}", summary="A task's status, per-step progress and result")
 async def get_task(state: State, request: Request[Any, Any, Any], task_id: FromPath[str]) -> TaskRecord:
     """The task's record (404 for unknown ids and other tenants' tasks)."""
@@ -87,4 +107,4 @@ async def task_events(
     return ServerSentEvent(events())
 
 
-ROUTES = (submit_task, get_task, cancel_task, task_events)
+ROUTES = (submit_task, list_tasks, get_task, cancel_task, task_events)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator._task_store import Priority, TaskRecord
 
-__all__ = ("TaskCreateRequest", "TaskCreated", "TaskRecord")
+__all__ = ("TaskCreateRequest", "TaskCreated", "TaskList", "TaskRecord")
 
 
 class TaskCreateRequest(BaseModel):
@@ -46,3 +46,11 @@ class TaskCreated(BaseModel):
     status: str
     created: bool
     """False: an earlier submit with the same idempotency key; ``id`` is that task's."""
+
+
+class TaskList(BaseModel):
+    """Answer of ``GET /v1/tasks``: one page of the caller's tasks, newest first."""
+
+    tasks: list[TaskRecord]
+    next_cursor: str | None = None
+    """Pass as ``cursor`` for the next page; ``None`` on the last page."""

@@ -13,13 +13,14 @@ import contextlib
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
+from functools import partial
 from typing import Any, Protocol
 
 import anyio
 import structlog
 import uvicorn
 
-from agents import Bus, NoRespondersError
+from agents import Bus, NoRespondersError, tracing
 from agents.roster import ROSTER
 from api import create_app
 from neurectomy.server.keys import KEYS_FILE_NAME, KeyStore
@@ -127,7 +128,9 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = N
         url = await _nats_url(settings, stack)
         bus = await Bus.connect(url, name="neurectomy-serve")
         stack.push_async_callback(bus.aclose)
+        tracing.configure("neurectomy-api", settings.tracing)
         async with anyio.create_task_group() as tg:
+            tg.start_soon(tracing.collect_spans, bus)  # spans of agent-only processes
             # Agents stop (drain) before the bus closes: the task group exits before the stack unwinds.
             orchestrator = Orchestrator(bus, settings.orchestrator, specs=ROSTER)
             await tg.start(orchestrator.run)
@@ -202,7 +205,9 @@ async def run_agents(settings: Settings, *, team: str, agent: str | None = None,
     async with AsyncExitStack() as stack:
         bus = await Bus.connect(settings.nats.url, name=f"neurectomy-agents-{team}")
         stack.push_async_callback(bus.aclose)
+        tracing.configure(f"neurectomy-agents-{team}", settings.tracing, ship=True)
         async with anyio.create_task_group() as tg:
+            tg.start_soon(partial(tracing.ship_spans, bus, interval_s=settings.tracing.ship_interval_s))
             await starter(settings, stack, bus, tg, agent=agent, replicas=replicas)
             await _watch_signals(tg.cancel_scope.cancel)
             tg.cancel_scope.cancel()

@@ -7,6 +7,7 @@ logs; ``service`` is the session's default (loopback, auth off) service. RS256 i
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import secrets
@@ -270,8 +271,12 @@ def test_metrics_count_requests_hops_and_tokens(service: str) -> None:
     assert _sample(text, "neurectomy_ttft_seconds_count") > _sample(before, "neurectomy_ttft_seconds_count")
     assert _sample(text, "neurectomy_inter_token_latency_seconds_count") > 0
     assert _sample(text, "neurectomy_agent_replicas", team="inference", agent="generator") >= 1
-    for gauge in ("neurectomy_engine_queue_depth", "neurectomy_prefix_cache_hit_ratio"):
-        assert f"\n{gauge} " in text
+    assert "\nneurectomy_engine_queue_depth " in text
+    assert "\nneurectomy_prefix_cache_lookups_total " in text  # a counter now, not a ratio gauge
+    lookups = _sample(text, "neurectomy_prefix_cache_lookups_total")
+    assert 0 <= _sample(text, "neurectomy_prefix_cache_hits_total") <= lookups
+    assert _sample(text, "neurectomy_build_info", version=importlib.metadata.version("neurectomy")) == 1
+    assert _sample(text, "process_resident_memory_bytes") > 0
     assert "neurectomy_http_request_duration_seconds_bucket" in text
     routed = {"team": "analysis", "agent": "statistician", "outcome": "ok"}  # a routed (direct) call
     called = httpx.post(f"{service}/v1/agents/statistician", json={"input": {"values": [1, 2]}}, timeout=60)

@@ -15,7 +15,7 @@ from typing import Any
 
 from agents.intent._split import SubGoal
 
-__all__ = ("INSTRUCTION_AGENTS", "PAYLOAD_FIELDS", "step_input")
+__all__ = ("ANSWER_TOKENS", "INSTRUCTION_AGENTS", "PAYLOAD_FIELDS", "step_input")
 
 Literal_ = Callable[[str], str]
 """Registers a plan-input value and returns its ``${input.<name>}`` reference."""
@@ -23,6 +23,8 @@ Literal_ = Callable[[str], str]
 INSTRUCTION_AGENTS = frozenset({"generator", "coder", "chat", "rag-answerer", "retriever", "consensus"})
 """Agents whose text input is the request itself (a prompt, a task, a question), not a payload."""
 
+ANSWER_TOKENS = 64
+"""Most tokens of a planned ``rag-answerer`` answer: a short answer (the retrieved passages come with it)."""
 PAYLOAD_FIELDS = frozenset({"context", "other", "items", "data", "frame", "messages", "texts", "plan"})
 """Inputs that carry the text or data a step works on (not a choice the user makes): when the goal lacks
 one, the agent is still the right one and the caller adds it."""
@@ -308,6 +310,7 @@ def step_input(
             need.append("name")
     elif agent == "rag-answerer":
         inp["question"] = request
+        inp["max_tokens"] = ANSWER_TOKENS
         if (n := _first_int(_K, s)) is not None:
             inp["k"] = max(1, min(n, 50))
     elif agent == "consensus":

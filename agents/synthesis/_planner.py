@@ -41,7 +41,7 @@ from agents.collective import AgentSpec
 from agents.errors import BadInputError
 from agents.examples import AGENT_EXAMPLES, BUILTIN_EXAMPLES, OUT_OF_SCOPE
 from agents.intent import NONE, IntentRouter, ParsedGoal, Route, SubGoal, parse_goal
-from agents.intent._inputs import INSTRUCTION_AGENTS, PAYLOAD_FIELDS, step_input
+from agents.intent._inputs import ANSWER_TOKENS, INSTRUCTION_AGENTS, PAYLOAD_FIELDS, step_input
 from agents.plans import Plan, PlanStep
 from agents.synthesis._base import SynthesisAgent
 from agents.synthesis._wire import CandidateScore, PlannedStep, PlannerInput, PlannerOutput
@@ -57,7 +57,7 @@ _BUILTIN = "plan:"
 _NEAR = 0.05
 """A runner-up within this score of the best may replace it when only it gets every required input."""
 _FRAME_AGENTS = frozenset({"decompressor", "glyph-encoder", "codec-inspector"})
-_RAG_DEFAULTS = {"k": 4, "budget_tokens": 512, "max_tokens": 128}
+_RAG_DEFAULTS = {"k": 4, "budget_tokens": 512, "max_tokens": ANSWER_TOKENS}
 
 
 def plan_inputs(plan: Plan) -> list[str]:

@@ -359,7 +359,7 @@ AGENT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "Snapshot the storage before the migration",
         "Show available backups",
     ),
-    "cache-keeper": (
+    "vault-stats": (
         "Show the cache hit ratio",
         "How big is the cache",
         "Report vault cache statistics",
@@ -701,7 +701,7 @@ _MORE: dict[str, tuple[str, ...]] = {
     "key-warden": ("Rotate keys", "New encryption key please", "Re-key the storage"),
     "indexer": ("Index status", "Compact and rebuild the index", "How many vectors are in the index"),
     "snapshotter": ("Back up everything now", "Roll back to a snapshot", "What backups exist"),
-    "cache-keeper": ("Cache hit rate", "How much is cached", "Storage stats"),
+    "vault-stats": ("Cache hit rate", "How much is cached", "Storage stats"),
     "sentiment": (
         "Is this happy or sad",
         "How does the writer feel",

@@ -121,9 +121,9 @@ GOALS: tuple[tuple[str, str], ...] = (
     ("take a backup of the vault called pre-release", "snapshotter"),
     ("restore the vault from the snapshot named nightly-3", "snapshotter"),
     ("list all the vault snapshots we have", "snapshotter"),
-    ("what's our cache hit rate?", "cache-keeper"),
-    ("how large is the write-ahead log at the moment", "cache-keeper"),
-    ("give me the vault's cache statistics", "cache-keeper"),
+    ("what's our cache hit rate?", "vault-stats"),
+    ("how large is the write-ahead log at the moment", "vault-stats"),
+    ("give me the vault's cache statistics", "vault-stats"),
     # ---- analysis
     (f"was the writer of this angry or pleased? {_LETTER}", "sentiment"),
     ("is the tone of 'Absolutely loved the service, will come back!' positive?", "sentiment"),
@@ -257,7 +257,7 @@ GOALS: tuple[tuple[str, str], ...] = (
         "find the entities in 'Maria met Tom in Lisbon on 2024-03-01' and then build a report of them",
         "entity-extractor > reporter",
     ),
-    ("rotate the encryption key; then show the cache statistics", "key-warden > cache-keeper"),
+    ("rotate the encryption key; then show the cache statistics", "key-warden > vault-stats"),
     (
         "first summarize the review below, then judge its tone, then translate the summary into Spanish\n\n"
         "The hotel was lovely, staff friendly, breakfast average.",

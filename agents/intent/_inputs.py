@@ -361,7 +361,7 @@ def step_input(
             inp["plan"] = literal(raw)
     elif agent == "planner":
         inp["goal"] = body
-    elif agent == "cache-keeper":
+    elif agent == "vault-stats":
         pass
     else:  # an agent this module does not know: hand it the text on its usual field
         inp["text"] = body

@@ -16,6 +16,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from agents.errors import BadInputError, TooLargeError
+from agents.limits import ENVELOPE_RESERVE_BYTES
 from api._request import _TENANT_RE, TENANT_HEADER, call_context, request_id_of
 from api._trace import trace_id_of
 from api.vault.schemas import (
@@ -35,8 +36,6 @@ from api.vault.schemas import (
 from orchestrator import CallContext, Orchestrator
 
 TEAM = "storage"
-ENVELOPE_BYTES = 4096
-"""Room left in a NATS message for headers around a payload, in bytes."""
 
 
 async def _call(
@@ -52,13 +51,13 @@ async def _call(
     orchestrator: Orchestrator = state.orchestrator
     size = len(json.dumps(payload).encode())
     limit = orchestrator.bus.max_payload
-    if size > limit - ENVELOPE_BYTES:
+    if size > limit - ENVELOPE_RESERVE_BYTES:
         raise TooLargeError(
             f"the request is {size} bytes as JSON on the bus, over the NATS max payload of {limit} "
             "bytes; send fewer records per request",
             field=field,
         )
-    return await orchestrator.call(TEAM, agent, payload, ctx or call_context(orchestrator, request))
+    return await orchestrator.call_once(TEAM, agent, payload, ctx or call_context(orchestrator, request))
 
 
 @post("/v1/vault/records", status_code=200, summary="Store records (batch upsert)")
@@ -150,7 +149,7 @@ async def rotate_keys(
 @get("/v1/vault/stats", summary="Vault counters and cache hit ratio")
 async def stats(request: Request[Any, Any, Any], state: State) -> StatsResponse:
     """Records (the tenant's and all), tombstones, L1 cache hit ratio and bytes, WAL, snapshot generation."""
-    return StatsResponse.model_validate(await _call(state, request, "cache-keeper", {}))
+    return StatsResponse.model_validate(await _call(state, request, "vault-stats", {}))
 
 
 @post("/v1/vault/compact", status_code=200, summary="Compact indexes (drop tombstones)")

@@ -12,17 +12,22 @@ from typing import Any
 
 import anyio
 import pytest
+from pydantic import BaseModel
 
-from agents import AgentRunner, BadInputError, Bus, NotFoundError, TooLargeError
+from agents import AgentRunner, BadInputError, Bus, Call, NotFoundError, TooLargeError
+from agents.collective import spec_of
+from agents.limits import ENVELOPE_RESERVE_BYTES
 from agents.storage import (
     STORAGE_AGENT_NAMES,
     EmbedderAgent,
     RetrieverAgent,
+    StorageAgent,
     storage_agents,
     vault_error,
 )
 from bridges.vault import VaultBridge
-from orchestrator import Orchestrator
+from orchestrator import Orchestrator, testing
+from orchestrator.testing import running
 from vault import IntegrityError, MiniLMEmbedder, RecordTooLargeError, Vault, VaultConfig
 
 pytestmark = pytest.mark.anyio
@@ -66,17 +71,15 @@ async def bus(nats_server: Any) -> AsyncIterator[Bus]:
 @pytest.fixture
 async def team(bus: Bus, bridge: VaultBridge, tmp_path: Path) -> AsyncIterator[Orchestrator]:
     """All eight agents running; yields an orchestrator to call them."""
-    async with anyio.create_task_group() as tg:
-        for agent in storage_agents(bridge, snapshot_dir=tmp_path / "snapshots"):
-            await tg.start(AgentRunner(bus, agent).run)
-        yield Orchestrator(bus)
-        tg.cancel_scope.cancel()
+    async with running(bus, storage_agents(bridge, snapshot_dir=tmp_path / "snapshots")) as orch:
+        yield orch
 
 
 async def call(
     orch: Orchestrator, agent: str, payload: dict[str, Any], tenant: str = "acme"
 ) -> dict[str, Any]:
-    return await orch.call("storage", agent, payload, orch.context(tenant=tenant))
+    """One call in the tenant these tests use (``acme`` unless said)."""
+    return await testing.call(orch, agent, payload, tenant=tenant)
 
 
 async def load_docs(orch: Orchestrator, tenant: str = "acme") -> None:
@@ -229,11 +232,11 @@ async def test_cache_keeper_reports_hit_ratio(team: Orchestrator) -> None:
     await load_docs(team)
     for _ in range(3):
         await call(team, "fetcher", {"id": "invoice"})
-    stats = await call(team, "cache-keeper", {})
+    stats = await call(team, "vault-stats", {})
     assert stats["tenant"] == "acme" and stats["tenant_records"] == len(DOCS)
     assert stats["l1_hits"] >= 2 and 0.0 < stats["hit_ratio"] <= 1.0
     assert stats["index_kind"] == "flat" and stats["gpu"] is False
-    other = await call(team, "cache-keeper", {}, "globex")
+    other = await call(team, "vault-stats", {}, "globex")
     assert other["tenant_records"] == 0 and other["index_kind"] is None
 
 
@@ -296,17 +299,32 @@ async def test_oversized_record_is_too_large_with_the_limit(team: Orchestrator) 
 
 
 async def test_output_over_the_nats_payload_is_refused(bus: Bus, bridge: VaultBridge) -> None:
-    orch = Orchestrator(bus)
-    big = [{"id": f"r{i}", "text": f"record {i} " + "word " * 700} for i in range(8)]
-    async with anyio.create_task_group() as tg:
-        await tg.start(AgentRunner(bus, storage_agents(bridge, snapshot_dir=Path("/nonexistent"))[0]).run)
-        await tg.start(AgentRunner(bus, RetrieverAgent(bridge, max_payload_bytes=16 * 1024)).run)
+    big = [{"id": f"r{i}", "text": f"record {i} " + "word " * 700} for i in range(8)]  # ~3.5 kB each
+    small_bus = ENVELOPE_RESERVE_BYTES + 16 * 1024  # room for 16 KiB of output
+    archivist = storage_agents(bridge, snapshot_dir=Path("/nonexistent"))[0]
+    async with running(bus, [archivist, RetrieverAgent(bridge, max_payload_bytes=small_bus)]) as orch:
         await call(orch, "archivist", {"records": big})
         with pytest.raises(TooLargeError) as info:
             await call(orch, "retriever", {"query": "record", "k": 8})
         assert "smaller k" in info.value.message
         assert len((await call(orch, "retriever", {"query": "record", "k": 2}))["hits"]) == 2
-        tg.cancel_scope.cancel()
+
+
+def test_every_storage_agent_publishes_its_output_model_and_must_declare_one(bridge: VaultBridge) -> None:
+    for agent in [*storage_agents(bridge, snapshot_dir=Path("/nonexistent")), EmbedderAgent(bridge)]:
+        schema = spec_of(type(agent)).output_schema  # what GET /v1/agents/{name} serves
+        assert agent.output_model is not None and agent.output_model.__module__ == "agents.storage.wire"
+        assert schema["title"] == agent.output_model.__name__ and schema["properties"], agent.name
+
+    class Undeclared(StorageAgent):
+        name = "t-undeclared"
+        description = "Declares no output model."
+
+        async def work(self, call: Call) -> BaseModel:
+            raise NotImplementedError
+
+    with pytest.raises(TypeError, match="output_model"):
+        Undeclared(bridge)
 
 
 def test_vault_error_mapping_names_file_and_limit(tmp_path: Path) -> None:
@@ -328,10 +346,11 @@ async def test_start_storage_runs_one_agent_and_closes_the_vault(bus: Bus, tmp_p
             await start_storage(settings, stack, bus, tg, agent="librarian")
     async with AsyncExitStack() as stack:
         async with anyio.create_task_group() as tg:
-            await start_storage(settings, stack, bus, tg, agent="cache-keeper", replicas=2)
+            await start_storage(settings, stack, bus, tg, agent="vault-stats", replicas=2)
             agents = await Orchestrator(bus).agents()
-            assert [(a.name, a.replicas) for a in agents] == [("cache-keeper", 2)]
-            stats = await call(Orchestrator(bus), "cache-keeper", {})
+            assert [(a.name, a.replicas) for a in agents] == [("vault-stats", 2)]
+            orch = Orchestrator(bus)
+            stats = await orch.call_once("storage", "vault-stats", {}, orch.context(tenant="acme"))
             assert stats["records"] == 0
             tg.cancel_scope.cancel()
         assert (tmp_path / "state" / "vault" / "kek.key").stat().st_mode & 0o777 == 0o600

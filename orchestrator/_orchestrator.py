@@ -9,9 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
-import numpy as np
 from anyio.abc import TaskStatus
-from numpy.typing import NDArray
 
 from agents.collective import AgentSpec
 from agents.errors import AgentError, StreamBrokenError
@@ -87,7 +85,7 @@ class Orchestrator:
         config: Deadlines, timeouts, retries, breakers.
         observer: Receives hop latencies, stream timings and token usage (e.g. the API's metrics).
         specs: The roster (`agents.roster.ROSTER` in a service); selection and routing need it.
-        semantic: Embed free-text goals with the ``embedder`` agent (else: lexical matching).
+        semantic: Match free-text goals by meaning (the planner's intent router; else: lexical matching).
     """
 
     def __init__(
@@ -103,10 +101,7 @@ class Orchestrator:
         self.config = config or OrchestratorConfig()
         self.specs = tuple(specs)
         self.monitor = LoadMonitor(bus, ttl_factor=self.config.heartbeat_ttl_factor)
-        has_embedder = any(s.name == "embedder" for s in self.specs)
-        self.selector = Selector(
-            self.specs, monitor=self.monitor, embed=self._embed if semantic and has_embedder else None
-        )
+        self.selector = Selector(self.specs, monitor=self.monitor, semantic=semantic)
         self.router = Router(bus, self.config, self.selector, self.monitor, observer)
         self.plans = PlanRunner(self.router, self.selector)
 
@@ -126,10 +121,6 @@ class Orchestrator:
             task_status: Reports started once the heartbeat subscription is bound.
         """
         await self.monitor.run(task_status=task_status)
-
-    async def _embed(self, texts: list[str]) -> NDArray[np.float32]:
-        out = await self.call_once("storage", "embedder", {"texts": texts}, self.context(timeout_s=10))
-        return np.asarray(out["vectors"], dtype=np.float32)
 
     def collective(self) -> OrchestratorCollective:
         """This orchestrator as the `agents.collective.Collective` synthesis agents are given."""
@@ -347,6 +338,8 @@ class Orchestrator:
     async def agents(self) -> list[AgentInfo]:
         """Every agent of the roster and any other agent answering ``$SRV.STATS``, by team and name.
 
+        Internal services (metadata ``internal: true``, such as the embedder) are not listed.
+
         One entry per agent (replicas summed); roster agents with no instance have ``replicas`` 0 and
         ``health`` ``down``.
 
@@ -358,8 +351,8 @@ class Orchestrator:
         by_name: dict[str, AgentInfo] = {}
         for answer in answers:
             meta = {str(k): str(v) for k, v in (answer.get("metadata") or {}).items()}
-            if "team" not in meta:
-                continue  # another micro service on the same NATS
+            if "team" not in meta or meta.get("internal") == "true":
+                continue  # another micro service on the same NATS, or an internal one (the embedder)
             endpoints = answer.get("endpoints") or [{}]
             data = endpoints[0].get("data") or {}
             name = str(answer.get("name", ""))

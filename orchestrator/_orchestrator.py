@@ -19,7 +19,7 @@ from agents.messaging import Bus
 from agents.plans import Plan, PlanOutcome
 from agents.protocol import Chunk, GenerateInput, GenerateOutput, agent_subject
 from orchestrator._collective import OrchestratorCollective
-from orchestrator._dispatch import CallContext, call_agent, call_for_output
+from orchestrator._dispatch import CallContext
 from orchestrator._load import LoadMonitor
 from orchestrator._models import ModelInfo, models_from_stats
 from orchestrator._observe import CallObserver
@@ -81,6 +81,9 @@ class Orchestrator:
         observer: Receives hop latencies, stream timings and token usage (e.g. the API's metrics).
         specs: The roster (`agents.roster.ROSTER` in a service); selection and routing need it.
         semantic: Embed free-text goals with the ``embedder`` agent (else: lexical matching).
+        health_requires_generator: :meth:`health` is ``ok`` only when a generator with a loaded model
+            answers (a process that runs the Inference team); ``False`` (``serve --teams none``): NATS
+            connected is enough, the generator is reported but does not gate.
     """
 
     def __init__(
@@ -91,8 +94,10 @@ class Orchestrator:
         observer: CallObserver | None = None,
         specs: Sequence[AgentSpec] = (),
         semantic: bool = True,
+        health_requires_generator: bool = True,
     ) -> None:
         self.bus = bus
+        self.health_requires_generator = health_requires_generator
         self.config = config or OrchestratorConfig()
         self.specs = tuple(specs)
         self.monitor = LoadMonitor(bus, ttl_factor=self.config.heartbeat_ttl_factor)
@@ -161,38 +166,48 @@ class Orchestrator:
         """A :class:`CallContext` with the default deadline unless ``timeout_s`` is given."""
         return CallContext.with_timeout(timeout_s or self.config.default_deadline_s, **kwargs)
 
-    async def call(self, team: str, agent: str, payload: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        """Call one agent on its shared subject and return its output (streamed chunks are dropped).
+    async def call(
+        self, team: str, agent: str, payload: dict[str, Any], ctx: CallContext, *, idempotent: bool = False
+    ) -> dict[str, Any]:
+        """Call one agent through the router and return its output (streamed chunks are dropped).
+
+        The router picks the least-loaded healthy replica and fails over to the next (then the queue
+        group) when one is busy or gone; no fallback agent answers instead. A failure after the agent
+        accepted (deadline, crash) is retried only when the call is ``idempotent``.
+
+        Args:
+            team: The agent's team.
+            agent: The agent's name.
+            payload: Its input.
+            ctx: Request id, tenant, trace id and deadline (each attempt may use all that remains).
+            idempotent: Repeating the call has the effect of one call (reads, upserts by id).
 
         Raises:
             AgentError: See :func:`orchestrator._dispatch.call_agent`.
         """
-        return await call_for_output(
-            self.bus,
-            team,
+        inv = await self.router.invoke(
             agent,
             payload,
             ctx,
-            accept_timeout_s=self.config.accept_timeout_s,
-            observer=self.observer,
+            timeout_s=max(ctx.remaining_s(), 0.001),
+            retries=None if idempotent else 0,
+            fallback=False,
+            team=team,
         )
+        return inv.output
 
     async def generate_stream(
         self, request: GenerateInput, ctx: CallContext
     ) -> AsyncGenerator[TextDelta | GenerateOutput, None]:
         """Run a generation on the ``generator`` agent; yield text deltas and then the output.
 
+        Routed: the least-loaded healthy generator first; a busy or vanished one is skipped while no
+        token has been yielded (see :meth:`orchestrator.Router.stream`).
+
         Raises:
             AgentError: See :func:`orchestrator._dispatch.call_agent`.
         """
-        events = call_agent(
-            self.bus,
-            "inference",
-            "generator",
-            request.model_dump(exclude_none=True),
-            ctx,
-            accept_timeout_s=self.config.accept_timeout_s,
-        )
+        events = self.router.stream("generator", request.model_dump(exclude_none=True), ctx, team="inference")
         started = last = time.perf_counter()
         outcome, first = "cancelled", True
         try:
@@ -297,7 +312,7 @@ class Orchestrator:
         return models_from_stats(answers)
 
     async def health(self) -> dict[str, Any]:
-        """NATS connectivity and whether a generator with a loaded model answers."""
+        """NATS connectivity and whether a generator with a loaded model answers (see the constructor)."""
         connected = self.bus.is_connected
         generators: list[AgentInfo] = []
         if connected:
@@ -305,7 +320,9 @@ class Orchestrator:
                 generators = [a for a in await self.agents() if a.name == "generator"]
         model_loaded = any(a.metadata.get("model_loaded") == "true" for a in generators)
         return {
-            "status": "ok" if connected and model_loaded else "degraded",
+            "status": "ok"
+            if connected and (model_loaded or not self.health_requires_generator)
+            else "degraded",
             "nats_connected": connected,
             "model_loaded": model_loaded,
             "model": generators[0].metadata.get("model") if generators else None,

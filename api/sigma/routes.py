@@ -136,7 +136,11 @@ async def decompress(
         payload = {"frame": req.frame}
         timeout_s = req.timeout_s
     out = await orchestrator.call(
-        TEAM, "decompressor", payload, call_context(orchestrator, request, timeout_s=timeout_s)
+        TEAM,
+        "decompressor",
+        payload,
+        call_context(orchestrator, request, timeout_s=timeout_s),
+        idempotent=True,
     )
     result = SigmaDecompressResponse.model_validate(out)
     return _raw(result.data, result.report) if _is_binary(request) else Response(result)
@@ -192,7 +196,7 @@ async def stats(request: Request[Any, Any, Any], state: State) -> SigmaStats:
     """Statistics from the rsu-manager agent (the counters are those of the instance that answered)."""
     orchestrator: Orchestrator = state.orchestrator
     out = await orchestrator.call(
-        TEAM, "rsu-manager", {"action": "stats"}, call_context(orchestrator, request)
+        TEAM, "rsu-manager", {"action": "stats"}, call_context(orchestrator, request), idempotent=True
     )
     return SigmaStats.model_validate(out["store"])
 

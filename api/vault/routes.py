@@ -39,6 +39,10 @@ ENVELOPE_BYTES = 4096
 """Room left in a NATS message for headers around a payload, in bytes."""
 
 
+_IDEMPOTENT = frozenset({"fetcher", "retriever", "eraser", "cache-keeper"})
+"""Storage agents whose calls the router may repeat after a failure (reads; delete by id)."""
+
+
 async def _call(
     state: State,
     request: Request[Any, Any, Any],
@@ -58,7 +62,8 @@ async def _call(
             "bytes; send fewer records per request",
             field=field,
         )
-    return await orchestrator.call(TEAM, agent, payload, ctx or call_context(orchestrator, request))
+    ctx = ctx or call_context(orchestrator, request)
+    return await orchestrator.call(TEAM, agent, payload, ctx, idempotent=agent in _IDEMPOTENT)
 
 
 @post("/v1/vault/records", status_code=200, summary="Store records (batch upsert)")

@@ -1,31 +1,35 @@
-"""ΣLANG benchmark: compression ratio and speed against zstd, zstd + dictionary, brotli and xz.
+"""ΣLANG benchmark: ratio and speed against zstd-3, zstd-19, zstd-19 + dictionary, whole-session zstd-19.
 
-Run: ``.venv/bin/python benchmarks/sigmalang.py [--runs 5] [--sessions 24] [--messages 2000]``
+Run: ``PYTHONPATH=$PWD .venv/bin/python benchmarks/sigmalang.py [--runs 3] [--seed 7] [--tenants 4]
+[--sessions-per-tenant 8] [--turns 4 14] [--messages 2000] [--lossy] [--rest]``
 
-Two corpora are generated here (seeded, deterministic, nothing downloaded):
+Corpora (deterministic, nothing downloaded):
 
+- sessions (`benchmarks/sigma_corpus.py`): multi-turn RAG agent sessions built from text that ships
+  with Python (standard-library docstrings as retrieved documents, tool schemas from its function
+  signatures, system prompts from ``pydoc_data.topics``); every turn re-sends the system prompt, the
+  tool schemas and the whole history with the retrieved passages. Sessions belong to tenants.
 - messages: agent JSON envelopes of 200 B-4 KB (task requests, results, stream chunks, errors).
-- sessions: multi-turn agent requests in the OpenAI chat shape; every turn re-sends the system
-  prompt, the tool schemas, the retrieved documents and the whole history plus one new user turn.
 
-Dictionaries are trained on a *separate* corpus made with another seed (held-out evaluation).
-Per-message codecs compress each message on its own; ΣLANG uses one `SigmaCodec` (one RSU store) for
-the whole corpus, as the service does, with a fresh store for every timed run. Ratios are
-total input bytes / total output bytes; speeds are input MB (1e6 bytes) per second of compression,
-medians over the runs. Every output is decoded and compared byte for byte.
+Dictionaries are trained on a *separate* corpus made with another seed. Per-message codecs compress
+each message on its own; "zstd-19 over whole sessions" compresses each session's turns concatenated;
+ΣLANG uses one `SigmaCodec` for the whole corpus (each session's turns as one stream of its tenant,
+with the trained dictionary), as the service does, with a fresh store for every timed run. Ratios are
+total input bytes / total output bytes; speeds are input MB (1e6 bytes) per second, medians over the
+runs. Every output is decoded and compared byte for byte. ``--lossy`` adds the context optimiser in
+Ryot tokens; ``--rest`` posts the sessions to a real ``neurectomy serve`` (no trained dictionary there).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import lzma
 import random
 import statistics
 import string
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +40,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sigmalang  # noqa: E402
+from benchmarks.sigma_corpus import Session, build_sessions  # noqa: E402
 
 try:
     import brotli  # type: ignore[import-untyped,unused-ignore]
@@ -187,27 +192,20 @@ class Outcome:
     mb_s: float
     small_ratio: float | None
     dedup_share: float | None = None
+    decode_mb_s: float | None = None
 
 
 Codec = tuple[Callable[[bytes], bytes], Callable[[bytes], bytes]]
 
 
-def run_per_message(corpus: Sequence[bytes], make: Callable[[], Codec], runs: int) -> Outcome:
-    speeds = []
-    frames: list[bytes] = []
-    for _ in range(runs):
-        enc, dec = make()
-        t0 = time.perf_counter()
-        frames = [enc(m) for m in corpus]
-        speeds.append(sum(map(len, corpus)) / (time.perf_counter() - t0) / 1e6)
-        check(corpus, frames, dec)
-    return summarize(corpus, frames, speeds)
-
-
-def check(corpus: Sequence[bytes], frames: Sequence[bytes], dec: Callable[[bytes], bytes]) -> None:
+def check(corpus: Sequence[bytes], frames: Sequence[bytes], dec: Callable[[bytes], bytes]) -> float:
+    """Decode every frame, compare byte for byte; return decode speed, input MB/s."""
+    t0 = time.perf_counter()
     bad = sum(1 for m, f in zip(corpus, frames, strict=True) if dec(f) != m)
+    elapsed = time.perf_counter() - t0
     if bad:
         raise SystemExit(f"round trip failed for {bad} of {len(corpus)} inputs")
+    return sum(map(len, corpus)) / elapsed / 1e6
 
 
 def summarize(corpus: Sequence[bytes], frames: Sequence[bytes], speeds: list[float]) -> Outcome:
@@ -216,8 +214,43 @@ def summarize(corpus: Sequence[bytes], frames: Sequence[bytes], speeds: list[flo
     return Outcome(sum(map(len, corpus)) / sum(map(len, frames)), statistics.median(speeds), small_ratio)
 
 
-def run_sigma(corpus: Sequence[bytes], training: Sequence[bytes], runs: int) -> Outcome:
+def run_per_message(corpus: Sequence[bytes], make: Callable[[], Codec], runs: int) -> Outcome:
+    speeds, dspeeds = [], []
+    frames: list[bytes] = []
+    for _ in range(runs):
+        enc, dec = make()
+        t0 = time.perf_counter()
+        frames = [enc(m) for m in corpus]
+        speeds.append(sum(map(len, corpus)) / (time.perf_counter() - t0) / 1e6)
+        dspeeds.append(check(corpus, frames, dec))
+    outcome = summarize(corpus, frames, speeds)
+    outcome.decode_mb_s = statistics.median(dspeeds)
+    return outcome
+
+
+def run_whole_sessions(sessions: Sequence[Session], level: int, runs: int) -> Outcome:
+    """zstd over each session's turns concatenated: what no per-message codec can see."""
+    corpus = [m for s in sessions for m in s.turns]
     speeds = []
+    out = 0
+    for _ in range(runs):
+        c = zstandard.ZstdCompressor(level=level)
+        t0 = time.perf_counter()
+        blobs = [c.compress(b"".join(s.turns)) for s in sessions]
+        speeds.append(sum(map(len, corpus)) / (time.perf_counter() - t0) / 1e6)
+        d = zstandard.ZstdDecompressor()
+        if any(d.decompress(b) != b"".join(s.turns) for b, s in zip(blobs, sessions, strict=True)):
+            raise SystemExit("whole-session round trip failed")
+        out = sum(map(len, blobs))
+    return Outcome(sum(map(len, corpus)) / out, statistics.median(speeds), None)
+
+
+def run_sigma(
+    items: Sequence[tuple[str, str | None, bytes]], training: Sequence[bytes], runs: int
+) -> Outcome:
+    """One `SigmaCodec` for the corpus (fresh store per run): each item is (tenant, stream, message)."""
+    corpus = [m for _, _, m in items]
+    speeds, dspeeds = [], []
     frames: list[bytes] = []
     reports: list[sigmalang.CompressionReport] = []
     dictionary = sigmalang.train_dictionary(training)
@@ -226,12 +259,20 @@ def run_sigma(corpus: Sequence[bytes], training: Sequence[bytes], runs: int) -> 
         if dictionary is not None:
             codec.dictionaries.add(dictionary)
         t0 = time.perf_counter()
-        results = [codec.compress(m) for m in corpus]
+        results = [codec.compress(m, tenant=t, stream=s) for t, s, m in items]
         speeds.append(sum(map(len, corpus)) / (time.perf_counter() - t0) / 1e6)
         frames = [r.frame for r in results]
         reports = [r.report for r in results]
-        check(corpus, frames, codec.decompress)
+        tenants = iter([t for t, _, _ in items])
+
+        def decode(
+            frame: bytes, codec: sigmalang.SigmaCodec = codec, tenants: Iterator[str] = tenants
+        ) -> bytes:
+            return codec.decompress(frame, tenant=next(tenants))
+
+        dspeeds.append(check(corpus, frames, decode))
     outcome = summarize(corpus, frames, speeds)
+    outcome.decode_mb_s = statistics.median(dspeeds)
     gross = sum(r.dedup_saved + r.dictionary_saved + r.entropy_saved for r in reports)
     outcome.dedup_share = sum(r.dedup_saved for r in reports) / gross if gross else 0.0
     return outcome
@@ -252,56 +293,144 @@ def zstd_codec(level: int, dict_training: Sequence[bytes] | None = None) -> Call
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--messages", type=int, default=2000)
-    parser.add_argument("--sessions", type=int, default=24)
+    parser.add_argument("--tenants", type=int, default=4)
+    parser.add_argument("--sessions-per-tenant", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--turns", type=int, nargs=2, default=(4, 14), metavar=("MIN", "MAX"))
+    parser.add_argument("--rest", action="store_true", help="also post the sessions to a real service")
+    parser.add_argument("--lossy", action="store_true", help="also the context optimiser, in Ryot tokens")
     args = parser.parse_args()
 
-    corpora = {
-        "messages": (messages_corpus(1, args.messages), messages_corpus(1001, 1000)),
-        "sessions": (sessions_corpus(2, args.sessions), sessions_corpus(1002, 8)),
-    }
-    console = Console(width=150)
-    for name, (corpus, _training) in corpora.items():
+    sessions = build_sessions(
+        args.seed, tenants=args.tenants, sessions_per_tenant=args.sessions_per_tenant, turns=tuple(args.turns)
+    )
+    training_sessions = build_sessions(args.seed + 1000, tenants=2, sessions_per_tenant=4)
+    session_items = [(s.tenant, s.session_id, m) for s in sessions for m in s.turns]
+    session_corpus = [m for _, _, m in session_items]
+    session_training = [m for s in training_sessions for m in s.turns]
+    messages = messages_corpus(1, args.messages)
+    message_items: list[tuple[str, str | None, bytes]] = [("bench", None, m) for m in messages]
+    message_training = messages_corpus(1001, 1000)
+
+    console = Console(width=160)
+    for name, corpus in (("sessions", session_corpus), ("messages", messages)):
         sizes = sorted(map(len, corpus))
         console.print(
             f"[bold]{name}[/]: {len(corpus)} inputs, {sum(sizes) / 1e6:.2f} MB, "
             f"median {sizes[len(sizes) // 2]} B, {sum(s < 1024 for s in sizes)} under 1 KB"
         )
+    console.print(
+        f"sessions: {len(sessions)} sessions of {args.tenants} tenants from standard-library text "
+        f"(seed {args.seed}); dictionaries trained on seed {args.seed + 1000}"
+    )
 
-    codecs: dict[str, Callable[[Sequence[bytes], Sequence[bytes]], Outcome]] = {
-        "zstd-3": lambda c, t: run_per_message(c, zstd_codec(3), args.runs),
-        "zstd-19": lambda c, t: run_per_message(c, zstd_codec(19), args.runs),
-        "zstd-3 + dict": lambda c, t: run_per_message(c, zstd_codec(3, t), args.runs),
-        "zstd-19 + dict": lambda c, t: run_per_message(c, zstd_codec(19, t), args.runs),
-        "xz (lzma -6)": lambda c, t: run_per_message(c, lambda: (lzma.compress, lzma.decompress), args.runs),
-    }
-    if brotli is not None:
-        codecs["brotli-11"] = lambda c, t: run_per_message(
-            c, lambda: (lambda b: brotli.compress(b, quality=11), brotli.decompress), args.runs
-        )
-    codecs["ΣLANG"] = lambda c, t: run_sigma(c, t, args.runs)
-
-    table = Table(title=f"ΣLANG vs per-message codecs (median of {args.runs} runs, 100% byte-exact)")
-    table.add_column("codec")
-    table.add_column("messages ratio", justify="right")
-    table.add_column("msgs < 1 KB ratio", justify="right")
-    table.add_column("messages MB/s", justify="right")
-    table.add_column("sessions ratio", justify="right")
-    table.add_column("sessions MB/s", justify="right")
-    table.add_column("sessions dedup share", justify="right")
-    for label, fn in codecs.items():
-        m = fn(*corpora["messages"])
-        s = fn(*corpora["sessions"])
+    rows: list[tuple[str, Outcome | None, Outcome]] = [
+        (
+            "zstd-3",
+            run_per_message(session_corpus, zstd_codec(3), args.runs),
+            run_per_message(messages, zstd_codec(3), args.runs),
+        ),
+        (
+            "zstd-19",
+            run_per_message(session_corpus, zstd_codec(19), args.runs),
+            run_per_message(messages, zstd_codec(19), args.runs),
+        ),
+        (
+            "zstd-19 + trained dict",
+            run_per_message(session_corpus, zstd_codec(19, session_training), args.runs),
+            run_per_message(messages, zstd_codec(19, message_training), args.runs),
+        ),
+        ("zstd-19 over whole sessions", run_whole_sessions(sessions, 19, args.runs), None),  # type: ignore[list-item]
+        (
+            "ΣLANG (per message, per tenant)",
+            run_sigma(session_items, session_training, args.runs),
+            run_sigma(message_items, message_training, args.runs),
+        ),
+    ]
+    whole = rows[3][1]
+    table = Table(title=f"ΣLANG vs zstd (median of {args.runs} runs, every message decoded byte-exact)")
+    for column in (
+        "codec",
+        "sessions ratio",
+        "vs whole-session zstd-19",
+        "sessions MB/s",
+        "decode MB/s",
+        "dedup share",
+        "messages ratio",
+        "messages MB/s",
+    ):
+        table.add_column(column, justify="left" if column == "codec" else "right")
+    for label, s, m in rows:
+        assert s is not None and whole is not None
         table.add_row(
             label,
-            f"{m.ratio:.2f}x",
-            f"{m.small_ratio:.2f}x" if m.small_ratio else "-",
-            f"{m.mb_s:.1f}",
             f"{s.ratio:.2f}x",
+            f"{s.ratio / whole.ratio:.2f}",
             f"{s.mb_s:.1f}",
+            f"{s.decode_mb_s:.1f}" if s.decode_mb_s else "-",
             f"{s.dedup_share:.0%}" if s.dedup_share is not None else "-",
+            f"{m.ratio:.2f}x" if m is not None else "-",
+            f"{m.mb_s:.1f}" if m is not None else "-",
         )
+    console.print(table)
+    if args.lossy:
+        print_lossy(console, sessions)
+    if args.rest:
+        from benchmarks.sigma_rest import run_rest
+
+        rest = Table(title="ΣLANG through REST (one client, sequential, machine shared)")
+        for column in ("how", "requests", "ratio", "MB/s"):
+            rest.add_column(column, justify="left" if column == "how" else "right")
+        for o in run_rest(sessions):
+            rest.add_row(o.label, str(o.requests), f"{o.ratio:.2f}x", f"{o.mb_s:.1f}")
+        console.print(rest)
+
+
+def print_lossy(console: Console, sessions: Sequence[Session]) -> None:
+    """The lossy optimiser on each session's last turn (25% of its tokens), next to the lossless codec.
+
+    The codec compresses the request bytes; the optimiser fits the messages' text (what the LLM reads)
+    to a quarter of its tokens, with the last 300 characters as the query.
+
+    Tokens are Ryot's (the default model's tokenizer, vocabulary only). The optimiser's output is not
+    the input: its ratio is a token saving of a lossy rewrite, never a lossless ratio.
+    """
+    from neurectomy.settings import Settings
+    from ryot import Tokenizer
+
+    tokenizer = Tokenizer(Settings().ryot.default_entry().path)
+    codec = sigmalang.SigmaCodec(count_tokens=tokenizer.count)
+    tin = tout = lossless_in = lossless_out = bytes_in = bytes_out = 0
+    for s in sessions:
+        for turn in s.turns:
+            result = codec.compress(turn, tenant=s.tenant, stream=s.session_id)
+        last = "\n\n".join(
+            str(m.get("content") or "") for m in json.loads(s.turns[-1])["messages"]
+        )  # the text an LLM reads: the messages' contents
+        fitted = sigmalang.optimize_context(
+            last, budget_tokens=tokenizer.count(last) // 4, count_tokens=tokenizer.count, query=last[-300:]
+        )
+        tin, tout = tin + fitted.tokens_in, tout + fitted.tokens_out
+        r = result.report
+        lossless_in += r.tokens_in or 0
+        lossless_out += r.tokens_out or 0
+        bytes_in, bytes_out = bytes_in + r.bytes_in, bytes_out + r.bytes_out
+    table = Table(title="Last turn of each session in Ryot tokens (codec: the request; optimiser: its text)")
+    for column in ("method", "tokens in", "tokens out", "token ratio", "byte ratio", "lossless"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    table.add_row(
+        "ΣLANG frame (new text + 1 per context RSU)",
+        str(lossless_in),
+        str(lossless_out),
+        f"{lossless_in / lossless_out:.2f}x",
+        f"{bytes_in / bytes_out:.2f}x",
+        "yes",
+    )
+    table.add_row(
+        "context optimiser to 25% (extractive)", str(tin), str(tout), f"{tin / tout:.2f}x", "-", "NO (lossy)"
+    )
     console.print(table)
 
 

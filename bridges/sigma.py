@@ -12,10 +12,10 @@ The codec is synchronous (zstd, FastCDC, SQLite, tokenization). The bridge
   (``token_counter``: ``"ryot"`` or ``"approx"``),
 * keeps counters (:class:`SigmaBridgeMetrics`).
 
-Ryot's tokenizer is superlinear on long single strings (measured here: 10 KB in 9 ms, 200 KB in 1 s,
-2 MB in 125 s), so compression reports count inputs longer than ``exact_tokens_max_bytes`` with the
-approximation, and say so. The context optimiser always uses the exact counter when there is one:
-its budget guarantee depends on it.
+Ryot's tokenizer is slow next to the codec (measured here: 10 KB in 9-13 ms, where the codec takes
+0.2 ms; 200 KB in 1 s; 2 MB in 125 s), so compression and decompression reports count inputs longer
+than ``exact_tokens_max_bytes`` (4 KiB) with the approximation, and say so (``token_counter``). The
+context optimiser always uses the exact counter when there is one: its budget guarantee depends on it.
 """
 
 from __future__ import annotations
@@ -36,13 +36,12 @@ from sigmalang import (
     Dictionary,
     FrameInfo,
     GCResult,
+    MissingRSUError,
     OptimizedContext,
     SigmaCodec,
     StoreStats,
-    inspect_frame,
     optimize_context,
 )
-from sigmalang import _engine as sigma_engine
 from sigmalang.chunking import chunk_spans, rsu_id
 
 __all__ = (
@@ -146,20 +145,18 @@ class DedupStats:
 
 @dataclass(frozen=True, slots=True)
 class RecipeItem:
-    """One step of a frame's recipe: a glyph (copy an RSU) or a run of literal bytes.
+    """One part of a version-2 frame: a context RSU (a *glyph*) or the compressed payload.
 
     Attributes:
-        kind: ``glyph`` or ``literal``.
-        offset: Where the step's bytes start in the decoded message, bytes (None after a missing RSU).
-        size: Bytes the step contributes (None for a glyph whose RSU the store lacks).
-        rsu_id: Hex id of the RSU, for a glyph.
-        in_store: Whether the store holds the RSU, for a glyph.
+        kind: ``glyph`` (an RSU of the tenant's store used as zstd context) or ``payload``.
+        seq: The RSU's sequence number in the tenant's store, for a glyph.
+        size: The RSU's bytes (None when the store no longer holds it), or the payload's bytes.
+        in_store: Whether the tenant's store holds the RSU, for a glyph.
     """
 
-    kind: Literal["glyph", "literal"]
-    offset: int | None
+    kind: Literal["glyph", "payload"]
+    seq: int | None
     size: int | None
-    rsu_id: str | None = None
     in_store: bool | None = None
 
 
@@ -186,7 +183,7 @@ class SigmaBridge:
         count_tokens: Callable[[str], int] | None = None,
         timeout_s: float = 60.0,
         max_offload_threads: int = 2,
-        exact_tokens_max_bytes: int = 64 * 1024,
+        exact_tokens_max_bytes: int = 4096,
     ) -> None:
         self.codec = codec
         self.timeout_s = timeout_s
@@ -255,41 +252,83 @@ class SigmaBridge:
         self,
         data: bytes,
         *,
+        tenant: str,
         dedup: bool = True,
         level: int | None = None,
         stream: str | None = None,
         timeout_s: float | None = None,
     ) -> CompressOutcome:
-        """Compress one message (see :meth:`sigmalang.SigmaCodec.compress`).
+        """Compress one message of ``tenant`` (see :meth:`sigmalang.SigmaCodec.compress`).
 
         Raises:
             sigmalang.RSUStoreError: The store is closed or broken.
             BridgeTimeoutError: The call exceeded its timeout.
         """
-        name = self.counter_for(len(data))
-        work = self._with_counter(
-            name, lambda: self.codec.compress(data, dedup=dedup, level=level, stream=stream)
-        )
-        result = await self._run("compress", work, timeout_s)
-        self.metrics.compressions += 1
-        self.metrics.bytes_in += result.report.bytes_in
-        self.metrics.bytes_out += result.report.bytes_out
-        return CompressOutcome(result, name)
+        return (
+            await self.compress_many(
+                [data], tenant=tenant, dedup=dedup, level=level, stream=stream, timeout_s=timeout_s
+            )
+        )[0]
 
-    async def decompress(
-        self, frame: bytes, *, max_output_bytes: int | None = None, timeout_s: float | None = None
-    ) -> bytes:
-        """Decode a frame with the shared store and dictionaries.
+    async def compress_many(
+        self,
+        messages: Sequence[bytes],
+        *,
+        tenant: str,
+        dedup: bool = True,
+        level: int | None = None,
+        stream: str | None = None,
+        timeout_s: float | None = None,
+    ) -> list[CompressOutcome]:
+        """Compress messages of ``tenant`` in order, in one thread hop (a batch of one stream's turns).
 
         Raises:
+            sigmalang.RSUStoreError: The store is closed or broken.
+            BridgeTimeoutError: The call exceeded its timeout.
+        """
+        names = [self.counter_for(len(m)) for m in messages]
+
+        def work() -> list[CompressionResult]:
+            out = []
+            for data, name in zip(messages, names, strict=True):
+                one = self._with_counter(
+                    name,
+                    lambda data=data: self.codec.compress(  # type: ignore[misc]
+                        data, tenant=tenant, dedup=dedup, level=level, stream=stream
+                    ),
+                )
+                out.append(one())
+            return out
+
+        results = await self._run("compress", work, timeout_s)
+        for result in results:
+            self.metrics.compressions += 1
+            self.metrics.bytes_in += result.report.bytes_in
+            self.metrics.bytes_out += result.report.bytes_out
+        return [CompressOutcome(r, n) for r, n in zip(results, names, strict=True)]
+
+    async def decompress(
+        self,
+        frame: bytes,
+        *,
+        tenant: str,
+        max_output_bytes: int | None = None,
+        timeout_s: float | None = None,
+    ) -> bytes:
+        """Decode a frame of ``tenant`` with the shared store and dictionaries.
+
+        Raises:
+            sigmalang.FrameAuthenticationError: The frame is another tenant's, or was altered.
             sigmalang.FrameError: Malformed frame.
             sigmalang.OutputTooLargeError: It declares more than ``max_output_bytes``.
-            sigmalang.MissingRSUError: A referenced RSU is not in the store.
+            sigmalang.MissingRSUError: A context RSU is no longer in the tenant's store.
             sigmalang.MissingDictionaryError: Its dictionary is not registered.
             BridgeTimeoutError: The call exceeded its timeout.
         """
         data = await self._run(
-            "decompress", lambda: self.codec.decompress(frame, max_output_bytes=max_output_bytes), timeout_s
+            "decompress",
+            lambda: self.codec.decompress(frame, tenant=tenant, max_output_bytes=max_output_bytes),
+            timeout_s,
         )
         self.metrics.decompressions += 1
         return data
@@ -300,63 +339,65 @@ class SigmaBridge:
         fn = self._fn(name)
         return await self._run("count_tokens", lambda: fn(data.decode("utf-8", errors="replace"))), name
 
-    async def inspect(self, frame: bytes) -> tuple[FrameInfo, tuple[bytes, ...], bool]:
-        """Parse a frame's header without decoding it.
+    def _sizes(self, tenant: str, seqs: Sequence[int]) -> dict[int, int]:
+        sizes: dict[int, int] = {}
+        for seq in dict.fromkeys(seqs):
+            try:
+                sizes[seq] = len(self.codec.store.get_many(tenant, [seq])[0])
+            except MissingRSUError:
+                continue
+        return sizes
+
+    async def inspect(self, frame: bytes, *, tenant: str) -> tuple[FrameInfo, tuple[int, ...], bool]:
+        """Parse a frame's header (its MAC verified for ``tenant``) without decoding it.
 
         Returns:
-            The header, the referenced RSU ids the store lacks, and whether its dictionary (if any) is
-            registered.
+            The header, the context RSUs (sequence numbers) the tenant's store lacks, and whether its
+            dictionary (if any) is registered.
 
         Raises:
-            sigmalang.FrameError: Malformed frame.
+            sigmalang.FrameError: Malformed frame, or another tenant's (``FrameAuthenticationError``).
         """
 
-        def work() -> tuple[FrameInfo, tuple[bytes, ...], bool]:
-            info = inspect_frame(frame)
-            missing = tuple(i for i in info.rsu_ids if i not in self.codec.store)
+        def work() -> tuple[FrameInfo, tuple[int, ...], bool]:
+            info = self.codec.inspect(frame, tenant=tenant)
+            sizes = self._sizes(tenant, info.context)
+            missing = tuple(s for s in info.context if s not in sizes)
             has_dict = info.dict_id is None or info.dict_id in self.codec.dictionaries
             return info, missing, has_dict
 
         return await self._run("inspect", work)
 
-    async def recipe(self, frame: bytes) -> tuple[FrameInfo, list[RecipeItem]]:
-        """The glyphs and literal runs of a frame, in order, with the RSU sizes from the store.
+    async def recipe(self, frame: bytes, *, tenant: str) -> tuple[FrameInfo, list[RecipeItem]]:
+        """The context RSUs (glyphs) a frame of ``tenant`` names, in order, with their sizes.
 
         Raises:
-            sigmalang.FrameError: Malformed frame.
+            sigmalang.FrameError: Malformed frame, or another tenant's (``FrameAuthenticationError``).
         """
 
         def work() -> tuple[FrameInfo, list[RecipeItem]]:
-            info = inspect_frame(frame)
-            present = [i for i in info.rsu_ids if i in self.codec.store]
-            sizes = {i: len(d) for i, d in self.codec.store.get_many(present).items()} if present else {}
-            items: list[RecipeItem] = []
-            offset: int | None = 0
-            if not info.ops:
-                return info, [RecipeItem("literal", 0, info.content_size)] if info.content_size else []
-            for op in info.ops:
-                if op & 1:
-                    cid = info.rsu_ids[op >> 1]
-                    size = sizes.get(cid)
-                    items.append(RecipeItem("glyph", offset, size, cid.hex(), cid in sizes))
-                else:
-                    size = op >> 1
-                    items.append(RecipeItem("literal", offset, size))
-                offset = None if offset is None or size is None else offset + size
+            info = self.codec.inspect(frame, tenant=tenant)
+            sizes = self._sizes(tenant, info.context)
+            items = [RecipeItem("glyph", seq, sizes.get(seq), seq in sizes) for seq in info.context]
+            if info.content_size:
+                items.append(RecipeItem("payload", None, info.payload_size, None))
             return info, items
 
         return await self._run("recipe", work)
 
-    async def dedup_stats(self, messages: Sequence[bytes], *, commit: bool = False) -> list[DedupStats]:
-        """How much of each message the store, or an earlier message of the batch, already holds.
+    async def dedup_stats(
+        self, messages: Sequence[bytes], *, tenant: str, commit: bool = False
+    ) -> list[DedupStats]:
+        """How much of each message ``tenant``'s store, or an earlier message of the batch, holds.
 
-        Messages are chunked as the codec chunks them (FastCDC, chunks under 64 bytes never
-        referenced, messages under ``rsu_min_input_bytes`` not chunked).
+        Messages are chunked as the codec chunks them (FastCDC; messages under
+        ``rsu_min_input_bytes`` are not chunked). Only the tenant's own store is consulted.
 
         Args:
             messages: The batch, in order.
-            commit: Add the new chunks to the store (reference count 0: garbage collection may remove
-                them until a frame references them), so later messages can reference them.
+            tenant: Whose store.
+            commit: Add the new chunks to the tenant's store (reference count 0: retention and garbage
+                collection may remove them), so later messages can use them.
 
         Raises:
             sigmalang.RSUStoreError: The store is closed or broken.
@@ -371,23 +412,22 @@ class SigmaBridge:
                 known_n = known_b = rep_n = rep_b = chunks = 0
                 if len(message) >= config.rsu_min_input_bytes:
                     view = memoryview(message)
-                    for off, ln in chunk_spans(view, config):
-                        if ln < sigma_engine.MIN_REF_BYTES:
-                            continue
+                    spans = chunk_spans(view, config)
+                    ids = [rsu_id(view[off : off + ln]) for off, ln in spans]
+                    held = store.seqs(tenant, ids)
+                    for (off, ln), cid in zip(spans, ids, strict=True):
                         chunks += 1
-                        cid = rsu_id(view[off : off + ln])
                         if cid in seen:
                             rep_n, rep_b = rep_n + 1, rep_b + ln
-                        elif cid in store:
+                        elif cid in held:
                             known_n, known_b = known_n + 1, known_b + ln
+                            seen[cid] = b""
                         else:
                             seen[cid] = bytes(view[off : off + ln])
-                            continue
-                        seen.setdefault(cid, b"")
                 new = len(message) - known_b - rep_b
                 out.append(DedupStats(len(message), chunks, known_n, known_b, rep_n, rep_b, new))
             if commit:
-                store.put_many((cid, data) for cid, data in seen.items() if data)
+                store.put_many(tenant, [(cid, data) for cid, data in seen.items() if data])
             return out
 
         return await self._run("dedup", work)
@@ -439,45 +479,48 @@ class SigmaBridge:
             self.metrics.dictionaries_trained += 1
         return dictionary
 
-    async def store_stats(self) -> StoreStats:
-        """Counts and bytes of the RSU store."""
-        return await self._run("stats", self.codec.store.stats)
+    async def store_stats(self, *, tenant: str) -> StoreStats:
+        """Counts and bytes of ``tenant``'s part of the RSU store."""
+        return await self._run("stats", lambda: self.codec.store.stats(tenant))
 
-    async def pin_data(self, data: bytes) -> tuple[bytes, ...]:
-        """Store ``data`` as RSUs and pin them; returns their ids (see :meth:`sigmalang.SigmaCodec.pin`)."""
-        return await self._run("pin", lambda: self.codec.pin(data))
+    async def pin_data(self, data: bytes, *, tenant: str) -> tuple[bytes, ...]:
+        """Store ``data`` as RSUs of ``tenant`` and pin them; returns their ids (see `SigmaCodec.pin`)."""
+        return await self._run("pin", lambda: self.codec.pin(data, tenant=tenant))
 
-    async def pin_ids(self, rsu_ids: Sequence[bytes], *, pinned: bool = True) -> None:
-        """Pin or unpin RSUs by id.
+    async def pin_ids(self, rsu_ids: Sequence[bytes], *, tenant: str, pinned: bool = True) -> None:
+        """Pin or unpin RSUs of ``tenant`` by id.
 
         Raises:
-            sigmalang.MissingRSUError: An id is not in the store (ids before it are already changed).
+            sigmalang.MissingRSUError: The tenant does not hold an id (ids before it are changed).
         """
 
         def work() -> None:
             for cid in rsu_ids:
-                self.codec.store.pin(cid, pinned)
+                self.codec.store.pin(tenant, cid, pinned)
 
         await self._run("pin", work)
 
-    async def release(self, frame: bytes) -> int:
-        """Drop the references a deleted frame holds; returns how many RSUs it referenced.
+    async def release(self, frame: bytes, *, tenant: str) -> int:
+        """Drop the references a deleted frame of ``tenant`` holds; returns how many RSUs it named.
 
         Raises:
-            sigmalang.FrameError: Malformed frame.
-            sigmalang.MissingRSUError: A referenced RSU is already gone.
+            sigmalang.FrameError: Malformed frame, or another tenant's.
             sigmalang.RSUStoreError: The frame was already released.
         """
 
         def work() -> int:
-            self.codec.release(frame)
-            return len(inspect_frame(frame).rsu_ids)
+            self.codec.release(frame, tenant=tenant)
+            return len(self.codec.inspect(frame, tenant=tenant).context)
 
         return await self._run("release", work)
 
-    async def collect_garbage(self) -> GCResult:
-        """Remove every unpinned RSU no frame references."""
-        return await self._run("gc", self.codec.store.collect_garbage)
+    async def collect_garbage(self, *, tenant: str) -> GCResult:
+        """Remove every unpinned RSU of ``tenant`` no frame references."""
+        return await self._run("gc", lambda: self.codec.store.collect_garbage(tenant))
+
+    async def forget_tenant(self, tenant: str) -> GCResult:
+        """Remove every RSU, stream context and anchor of ``tenant`` (its frames stop decoding)."""
+        return await self._run("forget", lambda: self.codec.forget_tenant(tenant))
 
     async def aclose(self) -> None:
         """Close the codec's store (in a thread). Idempotent."""

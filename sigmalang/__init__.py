@@ -4,10 +4,11 @@ Agents re-send the same system prompts, tool schemas, retrieved documents and hi
 turn. ΣLANG removes that redundancy:
 
 - **Lossless** (`compress`, `decompress`, `SigmaCodec`): content-defined chunks become reusable semantic
-  units (RSUs) in a shared, reference-counted store (`MemoryRSUStore`, `DiskRSUStore`); a frame
-  references the RSUs the store already holds (*glyphs*) and zstd-compresses the rest, with a trained
-  dictionary (`train_dictionary`) or the referenced content as context. Frames are versioned and
-  checksummed (`sigmalang.frame`). Every result reports bytes, tokens and where the saving came from.
+  units (RSUs) in a per-tenant, bounded, reference-counted store (`MemoryRSUStore`, `DiskRSUStore`);
+  each message is zstd-compressed against the RSUs its tenant already holds (the stream's previous
+  message, repeated chunks, documents sharing sentences), named by a few bytes of sequence-number
+  runs, or with a trained dictionary (`train_dictionary`). Frames are versioned, carry a MAC keyed per
+  tenant (`sigmalang.frame`), and every result reports bytes, tokens and where the saving came from.
 - **Lossy, opt-in** (`optimize_context`): extractive selection of the sentences and paragraphs most
   relevant to a query until a token budget is met; code blocks, JSON and numbers are never altered.
 
@@ -23,6 +24,7 @@ from sigmalang.errors import (
     BudgetUnreachableError,
     ChecksumMismatchError,
     CorruptFrameError,
+    FrameAuthenticationError,
     FrameError,
     MissingDictionaryError,
     MissingRSUError,
@@ -32,14 +34,15 @@ from sigmalang.errors import (
     TruncatedFrameError,
     UnsupportedVersionError,
 )
-from sigmalang.frame import FORMAT_VERSION, FrameFlags, FrameInfo, inspect_frame
+from sigmalang.frame import FORMAT_VERSION, STORE_FORMAT_VERSION, FrameFlags, FrameInfo, inspect_frame
 from sigmalang.memory_store import MemoryRSUStore
 from sigmalang.optimizer import OptimizedContext, Scorer, optimize_context
 from sigmalang.report import CompressionReport, CompressionResult, SavingShares
-from sigmalang.store import GCResult, RSUStore, StoreStats
+from sigmalang.store import GCResult, Retention, RSUStore, StoreStats
 
 __all__ = (
     "FORMAT_VERSION",
+    "STORE_FORMAT_VERSION",
     "BadMagicError",
     "BudgetUnreachableError",
     "ChecksumMismatchError",
@@ -49,6 +52,7 @@ __all__ = (
     "Dictionary",
     "DictionaryRegistry",
     "DiskRSUStore",
+    "FrameAuthenticationError",
     "FrameError",
     "FrameFlags",
     "FrameInfo",
@@ -60,6 +64,7 @@ __all__ = (
     "OutputTooLargeError",
     "RSUStore",
     "RSUStoreError",
+    "Retention",
     "SavingShares",
     "Scorer",
     "SigmaCodec",

@@ -59,6 +59,18 @@ def raw_dict(content: bytes) -> zstandard.ZstdCompressionDict | None:
     return zstandard.ZstdCompressionDict(content, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
 
 
+def context_dict(content: bytes, trained: bytes | None) -> zstandard.ZstdCompressionDict | None:
+    """The zstd dictionary of a version-2 frame, or None when `content` is too short for one.
+
+    `content` (the context RSUs) is a raw-content dictionary, or is appended to a trained dictionary's
+    content so that its entropy tables apply too (zstd dictionary format, RFC 8878 section 5: magic,
+    id, entropy tables, then content of any length).
+    """
+    if trained is None:
+        return raw_dict(content)
+    return zstandard.ZstdCompressionDict(trained + content, dict_type=zstandard.DICT_TYPE_FULLDICT)
+
+
 def compress(data: bytes, level: int, zdict: zstandard.ZstdCompressionDict | None, key: object) -> bytes:
     """Compress `data` into a magic-less zstd frame without size, checksum or dictionary-id fields.
 
@@ -104,3 +116,32 @@ def decompress(payload: bytes, size: int, zdict: zstandard.ZstdCompressionDict |
     if len(out) != size:
         raise CorruptFrameError(f"payload decodes to {len(out)} bytes, the recipe needs {size}")
     return out
+
+
+def compress_checked(
+    data: bytes, level: int, zdict: zstandard.ZstdCompressionDict | None, key: object = None
+) -> bytes:
+    """Compress into a magic-less zstd frame that carries its content checksum (XXH64, 4 bytes).
+
+    Used for version-2 frames, whose dictionary (the tenant's context RSUs) comes from a store: the
+    checksum proves the decoder rebuilt the same context. Compressors with a dictionary are not cached
+    (the context differs for every message) unless `key` names the dictionary (a trained one's id).
+    """
+    if zdict is None or key is not None:
+        cache = _cache()
+        ckey = ("cc", level, key if zdict is not None else None)
+        found = cache.get(ckey)
+        if not isinstance(found, zstandard.ZstdCompressor):
+            found = zstandard.ZstdCompressor(
+                level=level,
+                dict_data=zdict,
+                write_checksum=True,
+                write_content_size=False,
+                write_dict_id=False,
+            )
+            cache[ckey] = found
+        return _strip_magic(found.compress(data))
+    compressor = zstandard.ZstdCompressor(
+        level=level, dict_data=zdict, write_checksum=True, write_content_size=False, write_dict_id=False
+    )
+    return _strip_magic(compressor.compress(data))

@@ -1,41 +1,44 @@
 """The lossless ΣLANG codec: one-shot `compress`/`decompress` and the stateful `SigmaCodec`.
 
-Pipeline of `SigmaCodec.compress`:
+`SigmaCodec.compress` (store-backed, per tenant; details in `sigmalang._context`):
 
-1. Split the input into content-defined chunks (FastCDC, `sigmalang.chunking`) and hash each one.
-2. Every chunk the RSU store already holds becomes a *glyph* (a reference by id); the store count of
-   each referenced RSU is incremented, so it outlives garbage collection while the frame is in use.
-   The other chunks stay in the frame as literal bytes and are added to the store, so the next message
-   that repeats them (the same system prompt, tool schemas, documents or history) references them.
-3. The literal bytes are zstd-compressed with whichever is smallest: no dictionary, the referenced
-   RSUs' content as a raw dictionary (catches near-duplicates: an edited turn, a grown history), or
-   the active trained dictionary (helps short messages).
-4. Everything goes into a versioned, checksummed frame (`sigmalang.frame`).
+1. Split the input into content-defined chunks (FastCDC, `sigmalang.chunking`); store them as the
+   tenant's RSUs (a present chunk keeps its sequence number).
+2. Choose the context: the previous message of the same stream, the tenant's RSUs this message
+   repeats, and RSUs sharing sentences with its new chunks; acquire a reference on each.
+3. zstd-compress the whole message with that context as a raw-content dictionary (or with the trained
+   dictionary, or stored raw: the smallest wins).
+4. Write a version-2 frame naming the context by sequence-number runs, with a MAC keyed per tenant.
 
-Frames are decoded with the same store and dictionaries; one store may serve many codecs, threads or
-(with `DiskRSUStore`) processes. The one-shot `compress` never uses a store, so its frames are
-self-contained.
+Bounded: the store keeps at most ``store_max_bytes`` per tenant and forgets RSUs unused for
+``store_max_age_s``; a frame whose context was evicted fails with `MissingRSUError`, never wrong bytes.
+Frames are decoded with the same store, secret and dictionaries; one store may serve many codecs,
+threads or (with `DiskRSUStore`) processes. The one-shot `compress` never uses a store: its frames
+(version 1) are self-contained.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 
-from sigmalang import _engine
+from sigmalang import _context, _engine
+from sigmalang._context import AnchorIndex, anchors
 from sigmalang.chunking import chunk_spans, rsu_id
 from sigmalang.config import SigmaConfig
 from sigmalang.dictionary import Dictionary, DictionaryRegistry, train_dictionary
-from sigmalang.frame import inspect_frame
+from sigmalang.frame import STORE_FORMAT_VERSION, FrameInfo, inspect_frame, tenant_key
 from sigmalang.memory_store import MemoryRSUStore
 from sigmalang.report import CompressionResult
-from sigmalang.store import RSUStore
+from sigmalang.store import GCResult, Retention, RSUStore
 
 __all__ = ("SigmaCodec", "compress", "decompress")
 
 _DEFAULT_CONFIG = SigmaConfig()
 _MAX_STREAMS = 4096  # streams remembered for context, least recently used dropped first
+_MAX_TENANT_INDEXES = 1024  # tenants whose anchor index is kept in memory
 
 
 def compress(
@@ -58,25 +61,23 @@ def compress(
         The frame; at most ``len(data)`` + about 20 bytes (incompressible data is stored RAW).
     """
     cfg = config or _DEFAULT_CONFIG
-    result, _ = _engine.encode(
-        data, config=cfg, store=None, dictionary=dictionary, level=level, count_tokens=None
-    )
-    return result.frame
+    return _engine.encode(data, config=cfg, dictionary=dictionary, level=level, count_tokens=None).frame
 
 
 def decompress(
     frame: bytes,
     *,
     dictionaries: DictionaryRegistry | Iterable[Dictionary] | None = None,
-    store: RSUStore | None = None,
     max_output_bytes: int | None = None,
 ) -> bytes:
-    """Decode a ΣLANG frame to exactly the bytes that were compressed.
+    """Decode a self-contained ΣLANG frame (from `compress`) to exactly the bytes that were compressed.
+
+    Store-backed frames (version 2, from `SigmaCodec.compress`) are decoded by `SigmaCodec.decompress`
+    with their tenant.
 
     Args:
-        frame: A frame from `compress` or `SigmaCodec.compress`.
+        frame: A frame from `compress`.
         dictionaries: Dictionaries the frame may name.
-        store: RSU store for frames that reference RSUs.
         max_output_bytes: Refuse frames declaring more content, bytes; default
             `SigmaConfig.max_output_bytes` (1 GiB).
 
@@ -88,14 +89,13 @@ def decompress(
             `TruncatedFrameError`, `BadMagicError`, `UnsupportedVersionError`,
             `ChecksumMismatchError`, `CorruptFrameError`).
         OutputTooLargeError: The frame declares more than `max_output_bytes`.
-        MissingRSUError: A referenced RSU is not in `store` (the error carries its id).
+        MissingRSUError: The frame references RSUs (an old store-backed version-1 frame).
         MissingDictionaryError: The frame's dictionary is not among `dictionaries`.
     """
     registry = _registry(dictionaries)
     limit = _DEFAULT_CONFIG.max_output_bytes if max_output_bytes is None else max_output_bytes
     return _engine.decode(
         frame,
-        store=store,
         dictionaries=registry.get if registry is not None else None,
         max_output_bytes=limit,
     )
@@ -110,21 +110,27 @@ def _registry(
 
 
 class SigmaCodec:
-    """Stateful codec: an RSU store for cross-message dedup plus trained dictionaries.
+    """Stateful codec: a per-tenant RSU store, stream contexts and trained dictionaries.
 
-    Thread-safe when its store is (both provided stores are).
+    Frames are version 2 (`sigmalang.frame`): each is compressed against what its tenant's store
+    already holds (`sigmalang._context`), names that context by sequence numbers, and carries a MAC
+    keyed per tenant, so it decodes only for the tenant it was made for. Thread-safe when its store is
+    (both provided stores are).
 
     Args:
-        store: Shared RSU store; default a new `MemoryRSUStore`.
+        store: RSU store; default a new `MemoryRSUStore` with the config's retention.
         dictionaries: Dictionary registry; default an empty in-memory one.
         config: Codec configuration; default `SigmaConfig()`.
         count_tokens: Token counter for reports (e.g. the LLM's tokenizer); reports carry no token
             counts without it.
+        secret: The service secret the tenants' MAC keys derive from (16-64 bytes); default a random
+            one (frames then decode only in this process). A service whose store outlives the process
+            keeps its secret with it.
 
     Example:
         >>> codec = SigmaCodec()
-        >>> first = codec.compress(b"system prompt ... " * 100)
-        >>> codec.decompress(first.frame) == b"system prompt ... " * 100
+        >>> first = codec.compress(b"system prompt ... " * 100, tenant="acme")
+        >>> codec.decompress(first.frame, tenant="acme") == b"system prompt ... " * 100
         True
     """
 
@@ -135,34 +141,67 @@ class SigmaCodec:
         dictionaries: DictionaryRegistry | None = None,
         config: SigmaConfig | None = None,
         count_tokens: Callable[[str], int] | None = None,
+        secret: bytes | None = None,
     ) -> None:
-        self.store: RSUStore = store if store is not None else MemoryRSUStore()
-        self.dictionaries = dictionaries if dictionaries is not None else DictionaryRegistry()
         self.config = config or _DEFAULT_CONFIG
+        self.store: RSUStore = (
+            store
+            if store is not None
+            else MemoryRSUStore(retention=Retention(self.config.store_max_bytes, self.config.store_max_age_s))
+        )
+        self.dictionaries = dictionaries if dictionaries is not None else DictionaryRegistry()
         self.count_tokens = count_tokens
+        if secret is not None and not 16 <= len(secret) <= 64:
+            raise ValueError(f"the secret must be 16-64 bytes, got {len(secret)}")
+        self._secret = secret if secret is not None else os.urandom(32)
         self._lock = threading.Lock()
-        self._streams: OrderedDict[Hashable, tuple[bytes, ...]] = OrderedDict()
+        self._streams: OrderedDict[tuple[str, Hashable], tuple[int, ...]] = OrderedDict()
+        self._indexes: OrderedDict[str, AnchorIndex] = OrderedDict()
+        self._keys: dict[str, bytes] = {}
+
+    def key(self, tenant: str) -> bytes:
+        """The MAC key of `tenant`'s frames (32 bytes, derived from the secret)."""
+        found = self._keys.get(tenant)
+        if found is None:
+            found = tenant_key(self._secret, tenant)
+            with self._lock:
+                if len(self._keys) >= _MAX_STREAMS:
+                    self._keys.clear()
+                self._keys[tenant] = found
+        return found
+
+    def _index(self, tenant: str) -> AnchorIndex:
+        with self._lock:
+            index = self._indexes.get(tenant)
+            if index is None:
+                index = self._indexes[tenant] = AnchorIndex()
+                while len(self._indexes) > _MAX_TENANT_INDEXES:
+                    self._indexes.popitem(last=False)
+            self._indexes.move_to_end(tenant)
+            return index
 
     def compress(
         self,
         data: bytes,
         *,
+        tenant: str = "default",
         dedup: bool = True,
         level: int | None = None,
         stream: Hashable = None,
     ) -> CompressionResult:
-        """Compress one message, referencing RSUs the store already holds.
+        """Compress one message of `tenant` against what the tenant's store already holds.
 
-        The frame holds one reference on each RSU it points to until `release` is called with it.
+        The frame holds one reference on each context RSU until `release` is called with it.
 
         Args:
             data: The message bytes.
-            dedup: Use and feed the RSU store; False makes a self-contained frame.
+            tenant: Whose store, contexts and key to use; frames of one tenant never reveal or use
+                another tenant's content.
+            dedup: Use and feed the store (a version-2 frame); False makes a self-contained version-1
+                frame that any ΣLANG decoder with the same dictionary reads.
             level: zstd level; default from the config.
-            stream: Names the conversation the message belongs to (e.g. a session id). The RSUs
-                the previous message of the same stream added are offered to zstd as context,
-                which catches content that changed chunk boundaries (a history that grew by a
-                turn). Messages of unrelated conversations should use different streams.
+            stream: Names the conversation the message belongs to (e.g. a session id); the previous
+                message of the same tenant and stream is the first part of the context.
 
         Returns:
             The frame and its `CompressionReport`.
@@ -170,50 +209,84 @@ class SigmaCodec:
         Raises:
             RSUStoreError: The store is closed or broken.
         """
+        if not dedup:
+            return _engine.encode(
+                data,
+                config=self.config,
+                dictionary=self.dictionaries.active,
+                level=level,
+                count_tokens=self.count_tokens,
+            )
         with self._lock:
-            context = self._streams.get(stream, ())
-        result, fresh = _engine.encode(
+            previous = self._streams.get((tenant, stream), ()) if stream is not None else ()
+        result, own = _context.encode(
             data,
+            tenant=tenant,
+            key=self.key(tenant),
+            store=self.store,
+            index=self._index(tenant),
+            previous=previous,
             config=self.config,
-            store=self.store if dedup else None,
             dictionary=self.dictionaries.active,
             level=level,
             count_tokens=self.count_tokens,
-            context_ids=context,
         )
-        if dedup and fresh:
+        if stream is not None and own:
             with self._lock:
-                self._streams[stream] = fresh[-self.config.context_rsus :] if self.config.context_rsus else ()
-                self._streams.move_to_end(stream)
+                self._streams[(tenant, stream)] = own
+                self._streams.move_to_end((tenant, stream))
                 while len(self._streams) > _MAX_STREAMS:
                     self._streams.popitem(last=False)
         return result
 
-    def decompress(self, frame: bytes, *, max_output_bytes: int | None = None) -> bytes:
-        """Decode a frame made by this codec (or any codec sharing its store and dictionaries).
+    def decompress(
+        self, frame: bytes, *, tenant: str = "default", max_output_bytes: int | None = None
+    ) -> bytes:
+        """Decode a frame of `tenant` (or any self-contained version-1 frame).
 
         Raises:
+            FrameAuthenticationError: The frame was made for another tenant, or altered.
             FrameError: Malformed frame (see `decompress`).
             OutputTooLargeError: More content than `max_output_bytes` (default from the config).
-            MissingRSUError: A referenced RSU is not in the store.
+            MissingRSUError: A context RSU is no longer in the tenant's store (evicted or collected).
             MissingDictionaryError: The frame's dictionary is not registered.
         """
         limit = self.config.max_output_bytes if max_output_bytes is None else max_output_bytes
-        return _engine.decode(
-            frame, store=self.store, dictionaries=self.dictionaries.get, max_output_bytes=limit
-        )
+        if bytes(frame[2:3]) == bytes([STORE_FORMAT_VERSION]):
+            return _context.decode(
+                frame,
+                tenant=tenant,
+                key=self.key(tenant),
+                store=self.store,
+                dictionaries=self.dictionaries.get,
+                max_output_bytes=limit,
+            )
+        return _engine.decode(frame, dictionaries=self.dictionaries.get, max_output_bytes=limit)
 
-    def release(self, frame: bytes) -> None:
-        """Drop the references a frame holds, once the frame is deleted; then GC may free its RSUs.
+    def inspect(self, frame: bytes, *, tenant: str = "default") -> FrameInfo:
+        """A frame's header, its MAC verified for `tenant` (see `inspect_frame`)."""
+        return inspect_frame(frame, key=self.key(tenant))
+
+    def release(self, frame: bytes, *, tenant: str = "default") -> None:
+        """Drop the references a frame of `tenant` holds, once the frame is deleted.
+
+        Context RSUs already evicted are skipped (their counts went with them).
 
         Raises:
-            FrameError: Malformed frame.
-            MissingRSUError: A referenced RSU is already gone.
+            FrameError: Malformed frame, or not `tenant`'s (`FrameAuthenticationError`).
             RSUStoreError: The frame was already released (a count would go below zero).
         """
-        info = inspect_frame(frame)
-        if info.rsu_ids:
-            self.store.release(info.rsu_ids)
+        info = self.inspect(frame, tenant=tenant)
+        if info.context:
+            self.store.release(tenant, info.context)
+
+    def forget_tenant(self, tenant: str) -> GCResult:
+        """Remove every RSU, stream context and anchor of `tenant` (its frames stop decoding)."""
+        with self._lock:
+            self._indexes.pop(tenant, None)
+            for key in [k for k in self._streams if k[0] == tenant]:
+                del self._streams[key]
+        return self.store.drop_tenant(tenant)
 
     def train_dictionary(self, samples: Sequence[bytes], *, activate: bool = True) -> Dictionary | None:
         """Train a dictionary on sample messages, register it and (by default) use it for new frames.
@@ -236,18 +309,21 @@ class SigmaCodec:
             self.dictionaries.add(dictionary, activate=activate)
         return dictionary
 
-    def pin(self, data: bytes) -> tuple[bytes, ...]:
-        """Store `data` as RSUs and pin them, e.g. a system prompt every session starts with.
+    def pin(self, data: bytes, *, tenant: str = "default") -> tuple[bytes, ...]:
+        """Store `data` as RSUs of `tenant` and pin them, e.g. a system prompt every session starts with.
 
-        Pinned RSUs survive garbage collection, so frames can always reference them.
+        Pinned RSUs survive garbage collection and retention.
 
         Returns:
             The ids of the pinned RSUs (16 bytes each), in order.
         """
         view = memoryview(bytes(data))
         chunks = [bytes(view[o : o + n]) for o, n in chunk_spans(view, self.config)]
-        items = [(rsu_id(c), c) for c in chunks if len(c) >= _engine.MIN_REF_BYTES]
-        self.store.put_many(items)
-        for cid, _ in items:
-            self.store.pin(cid)
+        items = [(rsu_id(c), c) for c in chunks]
+        put = self.store.put_many(tenant, items)
+        index = self._index(tenant)
+        for (seq, fresh), (cid, chunk) in zip(put, items, strict=True):
+            if fresh:
+                index.add(seq, anchors(chunk))
+            self.store.pin(tenant, cid)
         return tuple(cid for cid, _ in items)

@@ -10,13 +10,13 @@ __all__ = ("SigmaConfig",)
 class SigmaConfig(BaseModel):
     """Configuration of the ΣLANG codec (lossless path).
 
-    The defaults were chosen on the benchmark corpora in ``benchmarks/sigmalang.py``: agent messages
-    of 200 B-4 KB and multi-turn agent sessions.
+    The defaults were chosen on the multi-turn session corpus of ``benchmarks/sigma_corpus.py``
+    (standard-library text) and the agent messages of ``benchmarks/sigmalang.py``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
-    level: int = Field(default=3, ge=-7, le=22)
+    level: int = Field(default=6, ge=-7, le=22)
     """zstd compression level for inputs of at least `small_input_bytes` (1-22; negative = fast modes)."""
 
     small_input_level: int = Field(default=3, ge=-7, le=22)
@@ -26,23 +26,26 @@ class SigmaConfig(BaseModel):
     small_input_bytes: int = Field(default=4096, ge=0)
     """Inputs shorter than this many bytes are compressed at `small_input_level`."""
 
-    chunk_min_bytes: int = Field(default=512, ge=64, le=1_048_576)
+    chunk_min_bytes: int = Field(default=256, ge=64, le=1_048_576)
     """FastCDC minimum chunk (RSU) size, bytes."""
 
-    chunk_avg_bytes: int = Field(default=2048, ge=256, le=4_194_304)
+    chunk_avg_bytes: int = Field(default=1024, ge=256, le=4_194_304)
     """FastCDC target average chunk size, bytes (the real average is about avg + min)."""
 
-    chunk_max_bytes: int = Field(default=16384, ge=1024, le=16_777_216)
+    chunk_max_bytes: int = Field(default=8192, ge=1024, le=16_777_216)
     """FastCDC maximum chunk size, bytes."""
 
     rsu_min_input_bytes: int = Field(default=512, ge=0)
     """Inputs shorter than this many bytes are not chunked into RSUs (a glyph costs 16 bytes)."""
 
-    ref_prefix_max_bytes: int = Field(default=256 * 1024, ge=0)
-    """Most bytes of referenced RSU content used as a raw zstd dictionary for the literals (0 = off)."""
+    context_max_bytes: int = Field(default=256 * 1024, ge=0)
+    """Most bytes of a tenant's stored RSUs one frame uses as zstd context (0 = none)."""
 
-    context_rsus: int = Field(default=8, ge=0, le=256)
-    """New RSUs of a stream's previous message offered as zstd context to its next one (0 = off)."""
+    store_max_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
+    """RSU content kept per tenant, bytes; beyond it the least recently used RSUs are evicted."""
+
+    store_max_age_s: float | None = Field(default=7 * 24 * 3600.0, gt=0)
+    """RSUs unused for longer than this are evicted, seconds (None: no age limit)."""
 
     dictionary_size_bytes: int = Field(default=32 * 1024, ge=256)
     """Target size of a trained zstd dictionary, bytes."""

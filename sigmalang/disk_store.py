@@ -1,9 +1,9 @@
-"""`DiskRSUStore`: the RSU store in one SQLite file, persistent across processes and restarts.
+"""`DiskRSUStore`: the per-tenant RSU store in one SQLite file, persistent across processes and restarts.
 
-See `sigmalang.store` for the lifetime rules. SQLite runs in WAL mode with ``synchronous=NORMAL``: a
-committed write survives a process crash; a power loss may lose the last transactions but never
-corrupts the file (https://www.sqlite.org/wal.html). Content read back is re-hashed and compared with
-its id, so a damaged file raises `RSUStoreError` instead of yielding wrong bytes.
+See `sigmalang.store` for the rules. SQLite runs in WAL mode with ``synchronous=NORMAL``: a committed
+write survives a process crash; a power loss may lose the last transactions but never corrupts the
+file (https://www.sqlite.org/wal.html). Content read back is re-hashed and compared with its id, so a
+damaged file raises `RSUStoreError` instead of yielding wrong bytes.
 """
 
 from __future__ import annotations
@@ -11,39 +11,78 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
 from sigmalang.chunking import rsu_id as compute_rsu_id
 from sigmalang.errors import MissingRSUError, RSUStoreError
 from sigmalang.frame import RSU_ID_BYTES
-from sigmalang.store import GCResult, StoreStats
+from sigmalang.store import GCResult, Retention, StoreStats
 
 __all__ = ("DiskRSUStore",)
 
+_CACHE_BYTES = 64 * 1024 * 1024
+"""RSU content kept in memory for reads, bytes (a sequence number always names the same bytes, so a
+cached RSU is never stale; it is dropped when this process deletes it)."""
+_TOUCH_S = 60.0
+"""An RSU's last use is rewritten only when older than this (or a tenth of the maximum age, if
+shorter), seconds: most reads stay read-only transactions."""
+
+
+def _marks(n: int) -> str:
+    """``?, ?, ...`` for `n` bound parameters (only placeholders are formatted into SQL)."""
+    return ", ".join("?" * n)
+
+
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS rsu (
-    id BLOB PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS rsu_v2 (
+    tenant TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    id BLOB NOT NULL,
     data BLOB NOT NULL,
     refcount INTEGER NOT NULL DEFAULT 0 CHECK (refcount >= 0),
-    pinned INTEGER NOT NULL DEFAULT 0
+    pinned INTEGER NOT NULL DEFAULT 0,
+    used REAL NOT NULL,
+    PRIMARY KEY (tenant, seq)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS rsu_v2_id ON rsu_v2 (tenant, id);
+CREATE INDEX IF NOT EXISTS rsu_v2_used ON rsu_v2 (tenant, used);
+CREATE TABLE IF NOT EXISTS tenant_v2 (
+    tenant TEXT PRIMARY KEY,
+    next_seq INTEGER NOT NULL,
+    evicted INTEGER NOT NULL DEFAULT 0,
+    bytes INTEGER NOT NULL DEFAULT 0
 );
 """
 
 
 class DiskRSUStore:
-    """A persistent, thread-safe `RSUStore` in a SQLite database file.
+    """A persistent, thread-safe, per-tenant, bounded `RSUStore` in a SQLite database file.
 
     Args:
         path: Database file; created with its parent directories if missing.
+        retention: Bytes and age kept per tenant; default `Retention()`.
         verify: Re-hash content on every read and compare with its id.
+        clock: Seconds since the Unix epoch (tests pass a fake one to age RSUs).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, verify: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        retention: Retention | None = None,
+        verify: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.retention = retention or Retention()
         self._verify = verify
+        self._clock = clock
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = sqlite3.connect(
             self.path, check_same_thread=False, isolation_level=None
@@ -51,149 +90,281 @@ class DiskRSUStore:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
+        self._cache: OrderedDict[tuple[str, int], tuple[bytes, float]] = OrderedDict()
+        self._cache_bytes = 0
 
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise RSUStoreError(f"store {self.path} is closed")
-        return self._conn
+    def _remember(self, tenant: str, seq: int, data: bytes, used: float) -> None:
+        """Keep an RSU's (verified) content and last use in the read cache (least recently used out)."""
+        key = (tenant, seq)
+        old = self._cache.pop(key, None)
+        if old is not None:
+            self._cache_bytes -= len(old[0])
+        self._cache[key] = (data, used)
+        self._cache_bytes += len(data)
+        while self._cache_bytes > _CACHE_BYTES:
+            _, (dropped, _) = self._cache.popitem(last=False)
+            self._cache_bytes -= len(dropped)
 
-    def _row(self, db: sqlite3.Connection, column: str, rsu_id: bytes) -> int:
-        row = db.execute(f"SELECT {column} FROM rsu WHERE id = ?", (rsu_id,)).fetchone()  # noqa: S608
+    def _forget(self, tenant: str, seqs: Iterable[int] | None = None) -> None:
+        """Drop cached RSUs of `tenant` (all of them when `seqs` is None)."""
+        keys = [k for k in self._cache if k[0] == tenant] if seqs is None else [(tenant, s) for s in seqs]
+        for key in keys:
+            found = self._cache.pop(key, None)
+            if found is not None:
+                self._cache_bytes -= len(found[0])
+
+    @contextmanager
+    def _tx(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._conn is None:
+                raise RSUStoreError(f"store {self.path} is closed")
+            db = self._conn
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    @staticmethod
+    def _row(db: sqlite3.Connection, tenant: str, column: str, rsu_id: bytes) -> int:
+        row = db.execute(
+            f"SELECT {column} FROM rsu_v2 WHERE tenant = ? AND id = ?",  # noqa: S608 - fixed column names
+            (tenant, rsu_id),
+        ).fetchone()
         if row is None:
             raise MissingRSUError(rsu_id)
         return int(row[0])
 
-    def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
+    @property
+    def _touch_s(self) -> float:
+        age = self.retention.max_age_s
+        return _TOUCH_S if age is None else min(_TOUCH_S, age / 10)
+
+    def _evict(self, db: sqlite3.Connection, tenant: str, keep: set[int]) -> None:
+        now = self._clock()
+        victims: list[tuple[int, int]] = []
+        if self.retention.max_age_s is not None:
+            victims += [
+                (int(seq), int(size))
+                for seq, size in db.execute(
+                    "SELECT seq, LENGTH(data) FROM rsu_v2 WHERE tenant = ? AND used < ? AND pinned = 0",
+                    (tenant, now - self.retention.max_age_s),
+                )
+                if int(seq) not in keep
+            ]
+        (total,) = db.execute("SELECT bytes FROM tenant_v2 WHERE tenant = ?", (tenant,)).fetchone()
+        total -= sum(size for _, size in victims)
+        if total > self.retention.max_bytes:
+            chosen = {seq for seq, _ in victims}
+            for seq, size in db.execute(
+                "SELECT seq, LENGTH(data) FROM rsu_v2 WHERE tenant = ? AND pinned = 0 "
+                "ORDER BY refcount > 0, used, seq",
+                (tenant,),
+            ):
+                if total <= self.retention.max_bytes:
+                    break
+                if seq in keep or seq in chosen:
+                    continue
+                victims.append((int(seq), int(size)))
+                total -= int(size)
+        if victims:
+            self._forget(tenant, [s for s, _ in victims])
+            db.executemany(
+                "DELETE FROM rsu_v2 WHERE tenant = ? AND seq = ?", [(tenant, s) for s, _ in victims]
+            )
+            db.execute(
+                "UPDATE tenant_v2 SET evicted = evicted + ?, bytes = bytes - ? WHERE tenant = ?",
+                (len(victims), sum(size for _, size in victims), tenant),
+            )
+
+    def put_many(
+        self, tenant: str, items: Sequence[tuple[bytes, bytes | memoryview]]
+    ) -> list[tuple[int, bool]]:
         """See `RSUStore.put_many`."""
-        rows = []
-        for rsu_id, data in items:
+        for rsu_id, _ in items:
             if len(rsu_id) != RSU_ID_BYTES:
                 raise ValueError(f"RSU ids are {RSU_ID_BYTES} bytes, got {len(rsu_id)}")
-            rows.append((bytes(rsu_id), bytes(data)))
-        if not rows:
-            return 0
-        with self._lock:
-            db = self._db()
-            before = db.total_changes
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany("INSERT OR IGNORE INTO rsu (id, data) VALUES (?, ?)", rows)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return db.total_changes - before
-
-    def get_many(self, rsu_ids: Iterable[bytes]) -> Mapping[bytes, bytes]:
-        """See `RSUStore.get_many`."""
-        out: dict[bytes, bytes] = {}
-        with self._lock:
-            db = self._db()
-            for rsu_id in rsu_ids:
-                if rsu_id in out:
-                    continue
-                row = db.execute("SELECT data FROM rsu WHERE id = ?", (rsu_id,)).fetchone()
-                if row is None:
-                    raise MissingRSUError(rsu_id)
-                data = bytes(row[0])
-                if self._verify and compute_rsu_id(data) != rsu_id:
-                    raise RSUStoreError(f"content of RSU {rsu_id.hex()} in {self.path} fails its hash")
-                out[rsu_id] = data
+        out: list[tuple[int, bool]] = []
+        now = self._clock()
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO tenant_v2 (tenant, next_seq) VALUES (?, 1)", (tenant,))
+            (next_seq,) = db.execute("SELECT next_seq FROM tenant_v2 WHERE tenant = ?", (tenant,)).fetchone()
+            known: dict[bytes, tuple[int, float]] = {}
+            ids = list(dict.fromkeys(bytes(i) for i, _ in items))
+            for start in range(0, len(ids), 500):  # SQLite's default limit is 999 bound parameters
+                part = ids[start : start + 500]
+                for seq, rsu_id, used in db.execute(
+                    f"SELECT seq, id, used FROM rsu_v2 WHERE tenant = ? AND id IN ({_marks(len(part))})",  # noqa: S608
+                    (tenant, *part),
+                ):
+                    known[bytes(rsu_id)] = (int(seq), float(used))
+            rows = []
+            added = 0
+            for rsu_id, data in items:
+                found = known.get(bytes(rsu_id))
+                if found is None:
+                    rows.append((tenant, next_seq, bytes(rsu_id), bytes(data), now))
+                    known[bytes(rsu_id)] = (next_seq, now)
+                    out.append((next_seq, True))
+                    added += len(data)
+                    next_seq += 1
+                else:
+                    out.append((found[0], False))
+            db.executemany("INSERT INTO rsu_v2 (tenant, seq, id, data, used) VALUES (?, ?, ?, ?, ?)", rows)
+            for _, seq, _, data, _ in rows:
+                self._remember(tenant, seq, data, now)
+            stale = [(now, tenant, seq) for seq, used in known.values() if used < now - self._touch_s]
+            db.executemany("UPDATE rsu_v2 SET used = ? WHERE tenant = ? AND seq = ?", stale)
+            db.execute(
+                "UPDATE tenant_v2 SET next_seq = ?, bytes = bytes + ? WHERE tenant = ?",
+                (next_seq, added, tenant),
+            )
+            self._evict(db, tenant, {s for s, _ in out})
         return out
 
-    def __contains__(self, rsu_id: object) -> bool:
-        if not isinstance(rsu_id, bytes):
-            return False
-        with self._lock:
-            return self._db().execute("SELECT 1 FROM rsu WHERE id = ?", (rsu_id,)).fetchone() is not None
+    def seqs(self, tenant: str, rsu_ids: Iterable[bytes]) -> dict[bytes, int]:
+        """See `RSUStore.seqs`."""
+        out: dict[bytes, int] = {}
+        with self._tx(write=False) as db:
+            for rsu_id in rsu_ids:
+                row = db.execute(
+                    "SELECT seq FROM rsu_v2 WHERE tenant = ? AND id = ?", (tenant, rsu_id)
+                ).fetchone()
+                if row is not None:
+                    out[rsu_id] = int(row[0])
+        return out
 
-    def acquire(self, rsu_ids: Iterable[bytes]) -> frozenset[bytes]:
+    def get_many(self, tenant: str, seqs: Sequence[int]) -> list[bytes]:
+        """See `RSUStore.get_many` (a last use is rewritten only when older than a minute)."""
+        found: dict[int, bytes] = {}
+        now = self._clock()
+        with self._lock:
+            for seq in set(seqs):
+                hit = self._cache.get((tenant, seq))
+                if hit is not None and hit[1] >= now - self._touch_s:
+                    found[seq] = hit[0]
+                    self._cache.move_to_end((tenant, seq))
+        wanted = sorted(set(seqs) - found.keys())
+        if not wanted:
+            return [found[s] for s in seqs]
+        stale: list[int] = []
+        with self._tx(write=False) as db:  # upgraded to a write only when a last use is stale
+            for seq, rsu_id, data, used in db.execute(
+                "SELECT seq, id, data, used FROM rsu_v2 WHERE tenant = ? "
+                "AND seq IN (SELECT value FROM json_each(?))",
+                (tenant, str(wanted)),
+            ):
+                if self._verify and compute_rsu_id(data) != rsu_id:
+                    raise RSUStoreError(f"content of RSU {bytes(rsu_id).hex()} in {self.path} fails its hash")
+                found[int(seq)] = bytes(data)
+                if used < now - self._touch_s:
+                    stale.append(int(seq))
+                self._remember(tenant, int(seq), found[int(seq)], now if used < now - self._touch_s else used)
+            for seq in wanted:
+                if seq not in found:
+                    raise MissingRSUError(seq=seq)
+            db.executemany(
+                "UPDATE rsu_v2 SET used = ? WHERE tenant = ? AND seq = ?", [(now, tenant, s) for s in stale]
+            )
+        return [found[s] for s in seqs]
+
+    def acquire(self, tenant: str, seqs: Iterable[int]) -> frozenset[int]:
         """See `RSUStore.acquire`."""
-        wanted = list(set(rsu_ids))
-        if not wanted:
-            return frozenset()
-        with self._lock:
-            db = self._db()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                present = frozenset(
-                    i for i in wanted if db.execute("SELECT 1 FROM rsu WHERE id = ?", (i,)).fetchone()
+        wanted = sorted(set(seqs))
+        with self._tx() as db:
+            present = frozenset(
+                int(r[0])
+                for r in db.execute(
+                    "SELECT seq FROM rsu_v2 WHERE tenant = ? AND seq IN (SELECT value FROM json_each(?))",
+                    (tenant, str(wanted)),
                 )
-                db.executemany("UPDATE rsu SET refcount = refcount + 1 WHERE id = ?", [(i,) for i in present])
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return present
+            )
+            db.executemany(
+                "UPDATE rsu_v2 SET refcount = refcount + 1 WHERE tenant = ? AND seq = ?",
+                [(tenant, s) for s in present],
+            )
+        return present
 
-    def release(self, rsu_ids: Iterable[bytes]) -> None:
+    def release(self, tenant: str, seqs: Iterable[int]) -> None:
         """See `RSUStore.release`."""
-        wanted = list(set(rsu_ids))
-        if not wanted:
-            return
-        with self._lock:
-            db = self._db()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for rsu_id in wanted:
-                    if self._row(db, "refcount", rsu_id) <= 0:
-                        raise RSUStoreError(f"release of RSU {rsu_id.hex()} whose reference count is 0")
-                db.executemany("UPDATE rsu SET refcount = refcount - 1 WHERE id = ?", [(i,) for i in wanted])
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        wanted = sorted(set(seqs))
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT seq, id, refcount FROM rsu_v2 WHERE tenant = ? "
+                "AND seq IN (SELECT value FROM json_each(?))",
+                (tenant, str(wanted)),
+            ).fetchall()
+            for _, rsu_id, count in rows:
+                if count <= 0:
+                    raise RSUStoreError(f"release of RSU {bytes(rsu_id).hex()} whose reference count is 0")
+            db.executemany(
+                "UPDATE rsu_v2 SET refcount = refcount - 1 WHERE tenant = ? AND seq = ?",
+                [(tenant, r[0]) for r in rows],
+            )
 
-    def refcount(self, rsu_id: bytes) -> int:
+    def refcount(self, tenant: str, rsu_id: bytes) -> int:
         """See `RSUStore.refcount`."""
-        with self._lock:
-            return self._row(self._db(), "refcount", rsu_id)
+        with self._tx(write=False) as db:
+            return self._row(db, tenant, "refcount", rsu_id)
 
-    def pin(self, rsu_id: bytes, pinned: bool = True) -> None:
+    def pin(self, tenant: str, rsu_id: bytes, pinned: bool = True) -> None:
         """See `RSUStore.pin`."""
-        with self._lock:
-            cur = self._db().execute("UPDATE rsu SET pinned = ? WHERE id = ?", (int(pinned), rsu_id))
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE rsu_v2 SET pinned = ? WHERE tenant = ? AND id = ?", (int(pinned), tenant, rsu_id)
+            )
             if cur.rowcount == 0:
                 raise MissingRSUError(rsu_id)
 
-    def is_pinned(self, rsu_id: bytes) -> bool:
+    def is_pinned(self, tenant: str, rsu_id: bytes) -> bool:
         """See `RSUStore.is_pinned`."""
-        with self._lock:
-            return bool(self._row(self._db(), "pinned", rsu_id))
+        with self._tx(write=False) as db:
+            return bool(self._row(db, tenant, "pinned", rsu_id))
 
-    def collect_garbage(self) -> GCResult:
+    def _delete(self, db: sqlite3.Connection, tenant: str, where: str) -> GCResult:
+        removed, freed = db.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM rsu_v2 WHERE tenant = ?{where}",  # noqa: S608
+            (tenant,),
+        ).fetchone()
+        self._forget(tenant)
+        db.execute(f"DELETE FROM rsu_v2 WHERE tenant = ?{where}", (tenant,))  # noqa: S608 - fixed clauses
+        db.execute("UPDATE tenant_v2 SET bytes = bytes - ? WHERE tenant = ?", (int(freed), tenant))
+        return GCResult(removed=int(removed), bytes_freed=int(freed))
+
+    def collect_garbage(self, tenant: str) -> GCResult:
         """See `RSUStore.collect_garbage`."""
-        with self._lock:
-            db = self._db()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                removed, freed = db.execute(
-                    "SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM rsu "
-                    "WHERE refcount = 0 AND pinned = 0"
-                ).fetchone()
-                db.execute("DELETE FROM rsu WHERE refcount = 0 AND pinned = 0")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return GCResult(removed=int(removed), bytes_freed=int(freed))
+        with self._tx() as db:
+            return self._delete(db, tenant, " AND refcount = 0 AND pinned = 0")
 
-    def stats(self) -> StoreStats:
+    def drop_tenant(self, tenant: str) -> GCResult:
+        """See `RSUStore.drop_tenant` (the tenant's next sequence number is kept: never reused)."""
+        with self._tx() as db:
+            return self._delete(db, tenant, "")
+
+    def stats(self, tenant: str) -> StoreStats:
         """See `RSUStore.stats`."""
-        with self._lock:
-            rsus, size, referenced, pinned = (
-                self._db()
-                .execute(
-                    "SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0), "
-                    "COALESCE(SUM(refcount > 0), 0), COALESCE(SUM(pinned != 0), 0) FROM rsu"
-                )
-                .fetchone()
-            )
-            return StoreStats(rsus=int(rsus), bytes=int(size), referenced=int(referenced), pinned=int(pinned))
+        with self._tx(write=False) as db:
+            rsus, size, referenced, pinned = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0), COALESCE(SUM(refcount > 0), 0), "
+                "COALESCE(SUM(pinned != 0), 0) FROM rsu_v2 WHERE tenant = ?",
+                (tenant,),
+            ).fetchone()
+            row = db.execute("SELECT evicted FROM tenant_v2 WHERE tenant = ?", (tenant,)).fetchone()
+        return StoreStats(
+            rsus=int(rsus),
+            bytes=int(size),
+            referenced=int(referenced),
+            pinned=int(pinned),
+            evicted=int(row[0]) if row else 0,
+        )
 
     def close(self) -> None:
         """See `RSUStore.close`."""
         with self._lock:
+            self._cache.clear()
+            self._cache_bytes = 0
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None

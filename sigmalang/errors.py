@@ -9,6 +9,7 @@ also from the builtin it naturally is, so callers may catch either::
     │   ├── BadMagicError                       not a ΣLANG frame at all
     │   ├── UnsupportedVersionError             written by a format version this code does not read
     │   ├── ChecksumMismatchError               bytes were altered after encoding
+    │   ├── FrameAuthenticationError            MAC fails: altered, forged, or made for another tenant
     │   └── CorruptFrameError                   checksum passed but a field is inconsistent
     ├── MissingRSUError (LookupError)           a frame references an RSU the store does not hold
     ├── MissingDictionaryError (LookupError)    a frame names a dictionary that is not registered
@@ -24,6 +25,7 @@ __all__ = (
     "BudgetUnreachableError",
     "ChecksumMismatchError",
     "CorruptFrameError",
+    "FrameAuthenticationError",
     "FrameError",
     "MissingDictionaryError",
     "MissingRSUError",
@@ -109,16 +111,35 @@ class CorruptFrameError(FrameError):
         super().__init__(f"corrupt ΣLANG frame: {reason}")
 
 
+class FrameAuthenticationError(FrameError):
+    """A store-backed frame's MAC does not verify under the decoding tenant's key.
+
+    The frame was altered, forged, or made for another tenant (or by a service with another secret).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "ΣLANG frame authentication failed: the frame was altered, or it was made for another "
+            "tenant or by another service"
+        )
+
+
 class MissingRSUError(SigmaError, LookupError):
     """A frame references a reusable semantic unit that the store does not hold.
 
     Attributes:
-        rsu_id: Content hash of the missing RSU (16 bytes).
+        rsu_id: Content hash of the missing RSU (16 bytes), when known.
+        seq: Its sequence number in the tenant's store, when known.
     """
 
-    def __init__(self, rsu_id: bytes) -> None:
+    def __init__(self, rsu_id: bytes | None = None, *, seq: int | None = None) -> None:
         self.rsu_id = rsu_id
-        super().__init__(f"RSU {rsu_id.hex()} is referenced by the frame but missing from the store")
+        self.seq = seq
+        name = rsu_id.hex() if rsu_id is not None else f"#{seq}"
+        super().__init__(
+            f"RSU {name} is not in this tenant's store (evicted by retention, collected, or never "
+            "stored here)"
+        )
 
     def __str__(self) -> str:
         # LookupError would otherwise repr() the message (KeyError style); keep it readable.

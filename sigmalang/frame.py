@@ -30,12 +30,39 @@ subclass, never returns garbage.
 
 The glyphs (references to reusable semantic units) are what makes repeated content cost 16 bytes
 instead of its length: see `sigmalang.chunking` and `sigmalang.store`.
+
+Format version 2: the **store-backed, tenant-bound frame** written by `SigmaCodec` (version 1 stays
+the format of self-contained frames from `sigmalang.compress`)::
+
+    offset  size      field
+    0       2         magic          CE A3
+    2       1         version        2
+    3       1         flags          bit 0 DICT     a trained zstd dictionary id follows
+                                     bit 1 CONTEXT  context runs follow
+                                     bit 3 RAW      payload is stored, not zstd-compressed
+                                     other bits     reserved, must be 0
+    4       varint    content_size   length of the decoded message, bytes
+            4         dict_id        if DICT: id of the trained dictionary (u32, never 0)
+            varint    n_runs         if CONTEXT: runs of RSU sequence numbers of the tenant's store
+            varint*2  runs           if CONTEXT: zigzag(start - end of the previous run), length >= 1
+    ...     ...       payload        the whole message: a magic-less zstd frame, compressed with the
+                                     context RSUs' content, concatenated in run order, as a
+                                     raw-content dictionary (appended to the trained dictionary's
+                                     content if DICT), and then carrying its content checksum (XXH64,
+                                     RFC 8878 section 3.1.1); or the bytes as they are if RAW
+    end-12  12        tag            keyed BLAKE2b with a 12-byte digest (RFC 7693 keyed mode) of
+                                     every preceding byte, the key being the tenant's (`tenant_key`)
+
+The tag binds the frame to one tenant: a frame made for tenant A, or altered, fails under tenant B
+with `FrameAuthenticationError` before any store access. The zstd checksum catches wrong context
+content (a store restored from elsewhere): decoding never returns wrong bytes.
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
+import hmac
 from dataclasses import dataclass
 
 from sigmalang import _varint
@@ -43,6 +70,7 @@ from sigmalang.errors import (
     BadMagicError,
     ChecksumMismatchError,
     CorruptFrameError,
+    FrameAuthenticationError,
     TruncatedFrameError,
     UnsupportedVersionError,
 )
@@ -52,17 +80,27 @@ __all__ = (
     "FORMAT_VERSION",
     "MAGIC",
     "RSU_ID_BYTES",
+    "STORE_FORMAT_VERSION",
+    "TAG_BYTES",
     "FrameFlags",
     "FrameInfo",
     "encode_frame",
+    "encode_store_frame",
     "inspect_frame",
+    "tenant_key",
 )
 
 MAGIC = b"\xce\xa3"
 """Frame magic: "Σ" in UTF-8."""
 FORMAT_VERSION = 1
-"""The frame format version this library writes."""
-SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
+"""The format version of self-contained frames (`sigmalang.compress`)."""
+STORE_FORMAT_VERSION = 2
+"""The format version of store-backed, tenant-bound frames (`SigmaCodec`)."""
+SUPPORTED_VERSIONS: tuple[int, ...] = (1, 2)
+TAG_BYTES = 12
+"""Length of a version-2 frame's MAC, bytes (96 bits: a forger needs about 2**95 tries)."""
+MAX_CONTEXT_RSUS = 1 << 16
+"""Most RSUs a version-2 frame's context may name."""
 CHECKSUM_BYTES = 4
 """Length of the trailing BLAKE2b checksum, bytes."""
 RSU_ID_BYTES = 16
@@ -77,7 +115,7 @@ class FrameFlags(enum.IntFlag):
     DICT = 1
     """A trained dictionary id follows the content size."""
     REFS = 2
-    """An RSU table and a recipe follow."""
+    """An RSU table and a recipe follow (version 1); context runs follow (version 2)."""
     REF_PREFIX = 4
     """The payload used the referenced RSUs' content as a raw zstd dictionary."""
     RAW = 8
@@ -104,6 +142,7 @@ class FrameInfo:
         payload_offset: Offset of the payload in the frame, bytes.
         payload_size: Length of the payload, bytes.
         frame_size: Length of the whole frame, bytes.
+        context: (Version 2) sequence numbers of the context RSUs in the tenant's store, in order.
     """
 
     version: int
@@ -116,16 +155,17 @@ class FrameInfo:
     payload_offset: int
     payload_size: int
     frame_size: int
+    context: tuple[int, ...] = ()
 
     @property
     def glyph_count(self) -> int:
-        """Number of RSU references (glyphs) in the recipe."""
-        return sum(op & 1 for op in self.ops)
+        """Number of RSU references: glyphs of the recipe (version 1) or context RSUs (version 2)."""
+        return len(self.context) if self.version >= 2 else sum(op & 1 for op in self.ops)
 
     @property
     def literal_size(self) -> int:
         """Bytes of the message carried in the payload (before compression)."""
-        if not self.flags & F_REFS:
+        if self.version >= 2 or not self.flags & F_REFS:
             return self.content_size
         return sum(op >> 1 for op in self.ops if not op & 1)
 
@@ -193,11 +233,131 @@ def encode_frame(
     return bytes(out)
 
 
-def inspect_frame(frame: bytes | memoryview) -> FrameInfo:
-    """Parse and verify a frame's header and checksum without decompressing the payload.
+def tenant_key(secret: bytes, tenant: str) -> bytes:
+    """The MAC key of one tenant: keyed BLAKE2b-256 of the tenant name under the service secret.
+
+    Args:
+        secret: The service's secret, 16-64 bytes.
+        tenant: Tenant name.
+
+    Returns:
+        32 bytes.
+    """
+    return hashlib.blake2b(
+        tenant.encode("utf-8"), key=secret, digest_size=32, person=b"sigma-tenant"
+    ).digest()
+
+
+def _tag(data: bytes | bytearray | memoryview, key: bytes) -> bytes:
+    return hashlib.blake2b(data, key=key, digest_size=TAG_BYTES).digest()
+
+
+def encode_store_frame(
+    *,
+    key: bytes,
+    content_size: int,
+    payload: bytes,
+    raw: bool,
+    dict_id: int | None,
+    context: tuple[int, ...],
+) -> bytes:
+    """Assemble a version-2 frame (layout in the module docstring) and tag it with `key`.
+
+    Raises:
+        ValueError: An argument is out of range.
+    """
+    flags = F_RAW if raw else 0
+    out = bytearray(MAGIC)
+    out.append(STORE_FORMAT_VERSION)
+    if dict_id is not None:
+        if not 0 < dict_id < 1 << 32:
+            raise ValueError(f"dict_id must be a non-zero u32, got {dict_id}")
+        flags |= F_DICT
+    if context:
+        flags |= F_REFS
+    out.append(flags)
+    _varint.encode(content_size, out)
+    if dict_id is not None:
+        out += dict_id.to_bytes(4, "little")
+    if context:
+        runs: list[tuple[int, int]] = []
+        for seq in context:
+            if seq <= 0:
+                raise ValueError(f"sequence numbers start at 1, got {seq}")
+            if runs and runs[-1][0] + runs[-1][1] == seq:
+                runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+            else:
+                runs.append((seq, 1))
+        _varint.encode(len(runs), out)
+        end = 0
+        for start, length in runs:
+            delta = start - end
+            _varint.encode(delta * 2 if delta >= 0 else -delta * 2 - 1, out)
+            _varint.encode(length, out)
+            end = start + length
+    out += payload
+    out += _tag(out, key)
+    return bytes(out)
+
+
+def _inspect_v2(view: memoryview, key: bytes | None) -> FrameInfo:
+    size = len(view)
+    if size < len(MAGIC) + 3 + TAG_BYTES:
+        raise TruncatedFrameError(size=size, needed=len(MAGIC) + 3 + TAG_BYTES)
+    end = size - TAG_BYTES
+    if key is not None and not hmac.compare_digest(bytes(view[end:]), _tag(view[:end], key)):
+        raise FrameAuthenticationError()
+    flags = view[len(MAGIC) + 1]
+    if flags & ~(F_DICT | F_REFS | F_RAW):
+        raise CorruptFrameError(f"unknown flag bits {flags:#04x}")
+    pos = len(MAGIC) + 2
+    content_size, pos = _varint.decode(view, pos, end)
+    dict_id: int | None = None
+    if flags & F_DICT:
+        if pos + 4 > end:
+            raise TruncatedFrameError(size=size, needed=pos + 4 + TAG_BYTES)
+        dict_id = int.from_bytes(view[pos : pos + 4], "little")
+        pos += 4
+        if dict_id == 0:
+            raise CorruptFrameError("dictionary id 0")
+    context: list[int] = []
+    if flags & F_REFS:
+        n_runs, pos = _varint.decode(view, pos, end)
+        if not 0 < n_runs <= end - pos:
+            raise CorruptFrameError(f"{n_runs} context runs in {end - pos} bytes")
+        prev_end = 0
+        for _ in range(n_runs):
+            zz, pos = _varint.decode(view, pos, end)
+            length, pos = _varint.decode(view, pos, end)
+            start = prev_end + (zz >> 1 if not zz & 1 else -((zz + 1) >> 1))
+            if start <= 0 or length <= 0 or len(context) + length > MAX_CONTEXT_RSUS:
+                raise CorruptFrameError(f"context run ({start}, {length}) out of range")
+            context.extend(range(start, start + length))
+            prev_end = start + length
+    if flags & F_RAW and (flags & F_DICT or end - pos != content_size):
+        raise CorruptFrameError("stored payload with a dictionary, or of the wrong size")
+    return FrameInfo(
+        version=STORE_FORMAT_VERSION,
+        flags=FrameFlags(flags),
+        content_size=content_size,
+        dict_id=dict_id,
+        rsu_ids=(),
+        ops=(),
+        prefix_size=0,
+        payload_offset=pos,
+        payload_size=end - pos,
+        frame_size=size,
+        context=tuple(context),
+    )
+
+
+def inspect_frame(frame: bytes | memoryview, *, key: bytes | None = None) -> FrameInfo:
+    """Parse and verify a frame's header and checksum (or MAC) without decompressing the payload.
 
     Args:
         frame: The frame bytes.
+        key: The decoding tenant's key (`tenant_key`): a version-2 frame's MAC is verified with it;
+            None parses a version-2 header without verifying it (for display only).
 
     Returns:
         The parsed header.
@@ -207,6 +367,7 @@ def inspect_frame(frame: bytes | memoryview) -> FrameInfo:
         BadMagicError: Does not start with `MAGIC`.
         UnsupportedVersionError: Version is not in `SUPPORTED_VERSIONS`.
         ChecksumMismatchError: The bytes were altered.
+        FrameAuthenticationError: A version-2 frame fails its MAC under `key`.
         CorruptFrameError: Fields are inconsistent (unknown flags, bad recipe).
     """
     view = memoryview(frame)
@@ -220,6 +381,8 @@ def inspect_frame(frame: bytes | memoryview) -> FrameInfo:
     version = view[len(MAGIC)]
     if version not in SUPPORTED_VERSIONS:
         raise UnsupportedVersionError(version, SUPPORTED_VERSIONS)
+    if version == STORE_FORMAT_VERSION:
+        return _inspect_v2(view, key)
     if size < _MIN_FRAME:
         raise TruncatedFrameError(size=size, needed=_MIN_FRAME)
     end = size - CHECKSUM_BYTES

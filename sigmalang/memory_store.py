@@ -1,136 +1,217 @@
-"""`MemoryRSUStore`: the RSU store in a dict, for one process (see `sigmalang.store` for the rules)."""
+"""`MemoryRSUStore`: the per-tenant RSU store in dicts, for one process (rules in `sigmalang.store`)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 
 from sigmalang.errors import MissingRSUError, RSUStoreError
 from sigmalang.frame import RSU_ID_BYTES
-from sigmalang.store import GCResult, StoreStats
+from sigmalang.store import GCResult, Retention, StoreStats
 
 __all__ = ("MemoryRSUStore",)
 
 
 @dataclass(slots=True)
 class _Entry:
+    rsu_id: bytes
     data: bytes
     refcount: int = 0
     pinned: bool = False
+    used: float = 0.0
+
+
+@dataclass(slots=True)
+class _Tenant:
+    next_seq: int = 1
+    by_id: dict[bytes, int] = field(default_factory=dict)
+    entries: OrderedDict[int, _Entry] = field(default_factory=OrderedDict)  # least recently used first
+    bytes: int = 0
+    evicted: int = 0
 
 
 class MemoryRSUStore:
-    """An in-memory, thread-safe `RSUStore`. Content is lost when the object goes away."""
+    """A thread-safe, per-tenant, bounded `RSUStore` held in memory.
 
-    def __init__(self) -> None:
+    Args:
+        retention: Bytes and age kept per tenant; default `Retention()`.
+        clock: Seconds since an arbitrary epoch (tests pass a fake one to age RSUs).
+    """
+
+    def __init__(self, *, retention: Retention | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.retention = retention or Retention()
+        self._clock = clock
         self._lock = threading.Lock()
-        self._entries: dict[bytes, _Entry] = {}
-        self._bytes = 0
+        self._tenants: dict[str, _Tenant] = {}
         self._closed = False
 
-    def _check_open(self) -> None:
+    def _tenant(self, tenant: str) -> _Tenant:
         if self._closed:
             raise RSUStoreError("store is closed")
+        found = self._tenants.get(tenant)
+        if found is None:
+            found = self._tenants[tenant] = _Tenant()
+        return found
 
-    def _entry(self, rsu_id: bytes) -> _Entry:
-        try:
-            return self._entries[rsu_id]
-        except KeyError:
-            raise MissingRSUError(rsu_id) from None
+    def _by_id(self, t: _Tenant, rsu_id: bytes) -> _Entry:
+        seq = t.by_id.get(rsu_id)
+        if seq is None:
+            raise MissingRSUError(rsu_id)
+        return t.entries[seq]
 
-    def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
+    def _remove(self, t: _Tenant, seq: int) -> int:
+        entry = t.entries.pop(seq)
+        del t.by_id[entry.rsu_id]
+        t.bytes -= len(entry.data)
+        return len(entry.data)
+
+    def _retain(self, t: _Tenant, keep: set[int]) -> None:
+        now = self._clock()
+        max_age = self.retention.max_age_s
+        victims: list[int] = []
+        if max_age is not None:
+            for seq, e in t.entries.items():  # least recently used first: stop at the first fresh one
+                if now - e.used <= max_age:
+                    break
+                if not e.pinned and seq not in keep:
+                    victims.append(seq)
+        for seq in victims:
+            self._remove(t, seq)
+        t.evicted += len(victims)
+        for referenced in (False, True):  # least recently used first, unreferenced before referenced
+            if t.bytes <= self.retention.max_bytes:
+                return
+            chosen: list[int] = []
+            excess = t.bytes - self.retention.max_bytes
+            for seq, e in t.entries.items():
+                if excess <= 0:
+                    break
+                if (e.refcount > 0) == referenced and not e.pinned and seq not in keep:
+                    chosen.append(seq)
+                    excess -= len(e.data)
+            for seq in chosen:
+                self._remove(t, seq)
+            t.evicted += len(chosen)
+
+    def put_many(
+        self, tenant: str, items: Sequence[tuple[bytes, bytes | memoryview]]
+    ) -> list[tuple[int, bool]]:
         """See `RSUStore.put_many`."""
-        added = 0
+        out: list[tuple[int, bool]] = []
         with self._lock:
-            self._check_open()
+            t = self._tenant(tenant)
+            now = self._clock()
             for rsu_id, data in items:
                 if len(rsu_id) != RSU_ID_BYTES:
                     raise ValueError(f"RSU ids are {RSU_ID_BYTES} bytes, got {len(rsu_id)}")
-                if rsu_id not in self._entries:
-                    self._entries[rsu_id] = _Entry(bytes(data))
-                    self._bytes += len(data)
-                    added += 1
-        return added
+                seq = t.by_id.get(rsu_id)
+                if seq is None:
+                    seq = t.next_seq
+                    t.next_seq += 1
+                    t.by_id[rsu_id] = seq
+                    t.entries[seq] = _Entry(rsu_id, bytes(data), used=now)
+                    t.bytes += len(data)
+                    out.append((seq, True))
+                else:
+                    t.entries[seq].used = now
+                    t.entries.move_to_end(seq)
+                    out.append((seq, False))
+            self._retain(t, {s for s, _ in out})
+        return out
 
-    def get_many(self, rsu_ids: Iterable[bytes]) -> Mapping[bytes, bytes]:
+    def seqs(self, tenant: str, rsu_ids: Iterable[bytes]) -> dict[bytes, int]:
+        """See `RSUStore.seqs`."""
+        with self._lock:
+            t = self._tenant(tenant)
+            return {i: t.by_id[i] for i in rsu_ids if i in t.by_id}
+
+    def get_many(self, tenant: str, seqs: Sequence[int]) -> list[bytes]:
         """See `RSUStore.get_many`."""
         with self._lock:
-            self._check_open()
-            return {rsu_id: self._entry(rsu_id).data for rsu_id in rsu_ids}
+            t = self._tenant(tenant)
+            now = self._clock()
+            out = []
+            for seq in seqs:
+                entry = t.entries.get(seq)
+                if entry is None:
+                    raise MissingRSUError(seq=seq)
+                entry.used = now
+                t.entries.move_to_end(seq)
+                out.append(entry.data)
+            return out
 
-    def __contains__(self, rsu_id: object) -> bool:
-        with self._lock:
-            self._check_open()
-            return rsu_id in self._entries
-
-    def acquire(self, rsu_ids: Iterable[bytes]) -> frozenset[bytes]:
+    def acquire(self, tenant: str, seqs: Iterable[int]) -> frozenset[int]:
         """See `RSUStore.acquire`."""
         with self._lock:
-            self._check_open()
-            present = frozenset(i for i in set(rsu_ids) if i in self._entries)
-            for rsu_id in present:
-                self._entries[rsu_id].refcount += 1
+            t = self._tenant(tenant)
+            present = frozenset(s for s in set(seqs) if s in t.entries)
+            for seq in present:
+                t.entries[seq].refcount += 1
             return present
 
-    def release(self, rsu_ids: Iterable[bytes]) -> None:
+    def release(self, tenant: str, seqs: Iterable[int]) -> None:
         """See `RSUStore.release`."""
         with self._lock:
-            self._check_open()
-            entries = [(i, self._entry(i)) for i in set(rsu_ids)]
-            for rsu_id, entry in entries:
+            t = self._tenant(tenant)
+            held = [t.entries[s] for s in set(seqs) if s in t.entries]
+            for entry in held:
                 if entry.refcount <= 0:
-                    raise RSUStoreError(f"release of RSU {rsu_id.hex()} whose reference count is 0")
-            for _, entry in entries:
+                    raise RSUStoreError(f"release of RSU {entry.rsu_id.hex()} whose reference count is 0")
+            for entry in held:
                 entry.refcount -= 1
 
-    def refcount(self, rsu_id: bytes) -> int:
+    def refcount(self, tenant: str, rsu_id: bytes) -> int:
         """See `RSUStore.refcount`."""
         with self._lock:
-            self._check_open()
-            return self._entry(rsu_id).refcount
+            return self._by_id(self._tenant(tenant), rsu_id).refcount
 
-    def pin(self, rsu_id: bytes, pinned: bool = True) -> None:
+    def pin(self, tenant: str, rsu_id: bytes, pinned: bool = True) -> None:
         """See `RSUStore.pin`."""
         with self._lock:
-            self._check_open()
-            self._entry(rsu_id).pinned = pinned
+            self._by_id(self._tenant(tenant), rsu_id).pinned = pinned
 
-    def is_pinned(self, rsu_id: bytes) -> bool:
+    def is_pinned(self, tenant: str, rsu_id: bytes) -> bool:
         """See `RSUStore.is_pinned`."""
         with self._lock:
-            self._check_open()
-            return self._entry(rsu_id).pinned
+            return self._by_id(self._tenant(tenant), rsu_id).pinned
 
-    def collect_garbage(self) -> GCResult:
+    def collect_garbage(self, tenant: str) -> GCResult:
         """See `RSUStore.collect_garbage`."""
         with self._lock:
-            self._check_open()
-            dead = [i for i, e in self._entries.items() if e.refcount == 0 and not e.pinned]
-            freed = 0
-            for rsu_id in dead:
-                freed += len(self._entries.pop(rsu_id).data)
-            self._bytes -= freed
+            t = self._tenant(tenant)
+            dead = [s for s, e in t.entries.items() if e.refcount == 0 and not e.pinned]
+            freed = sum(self._remove(t, s) for s in dead)
             return GCResult(removed=len(dead), bytes_freed=freed)
 
-    def stats(self) -> StoreStats:
+    def stats(self, tenant: str) -> StoreStats:
         """See `RSUStore.stats`."""
         with self._lock:
-            self._check_open()
+            t = self._tenant(tenant)
             return StoreStats(
-                rsus=len(self._entries),
-                bytes=self._bytes,
-                referenced=sum(1 for e in self._entries.values() if e.refcount > 0),
-                pinned=sum(1 for e in self._entries.values() if e.pinned),
+                rsus=len(t.entries),
+                bytes=t.bytes,
+                referenced=sum(1 for e in t.entries.values() if e.refcount > 0),
+                pinned=sum(1 for e in t.entries.values() if e.pinned),
+                evicted=t.evicted,
             )
+
+    def drop_tenant(self, tenant: str) -> GCResult:
+        """See `RSUStore.drop_tenant`."""
+        with self._lock:
+            t = self._tenant(tenant)
+            result = GCResult(removed=len(t.entries), bytes_freed=t.bytes)
+            self._tenants[tenant] = _Tenant(next_seq=t.next_seq)  # sequence numbers are never reused
+            return result
 
     def close(self) -> None:
         """See `RSUStore.close`."""
         with self._lock:
             self._closed = True
-            self._entries.clear()
-            self._bytes = 0
+            self._tenants.clear()
 
     def __enter__(self) -> MemoryRSUStore:
         return self

@@ -4,21 +4,22 @@ Attribution of the saving ``bytes_in - bytes_out`` (exact: the four terms add up
 
     bytes_in - bytes_out = dedup_saved + dictionary_saved + entropy_saved - framing
 
-- ``dedup_saved``: input bytes replaced by glyphs (``referenced_bytes``), minus the bytes the frame
-  spends on the RSU table and the recipe, plus the *near-duplicate* gain: how much smaller the literal
-  payload became by compressing it with the referenced RSUs' content as a zstd raw dictionary
-  (``REF_PREFIX`` frames). All of it is redundancy with content the RSU store already held.
-- ``dictionary_saved``: how much smaller the literal payload is with the trained dictionary than
-  compressed alone at the same level (``DICT`` frames; 0 otherwise).
-- ``entropy_saved``: literal bytes minus their size compressed by zstd alone at the same level (0 when
+- ``entropy_saved``: the *new* bytes (for a store-backed frame, the chunks its tenant did not hold;
+  otherwise the whole message) minus their size compressed by zstd alone at the same level (0 when
   the payload is stored RAW).
-- ``framing``: bytes spent on magic, version, flags, sizes, dictionary id and checksum.
+- ``dictionary_saved``: for a frame without a context, how much smaller the payload is with the
+  trained dictionary than compressed alone (0 otherwise: with a context, the dictionary's share is in
+  ``dedup_saved``; separating it would take a second compression of the whole message).
+- ``dedup_saved``: everything the context saved (content the tenant's store already held: the
+  stream's previous message, repeated chunks, documents sharing sentences), minus the bytes that name
+  the context.
+- ``framing``: bytes spent on magic, version, flags, sizes, dictionary id and checksum or MAC.
 
 `SavingShares` divides the three savings by their sum (the gross saving before framing).
 
 Tokens (only when a ``count_tokens`` function is given): ``tokens_in`` counts the input decoded as
-UTF-8 (invalid bytes replaced); ``tokens_out`` counts the literal text plus one token per glyph, the
-cost of the message to a reader that already holds the referenced RSUs.
+UTF-8 (invalid bytes replaced); ``tokens_out`` counts the new text plus one token per context RSU
+(*glyph*), the cost of the message to a reader that already holds the referenced RSUs.
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ class CompressionReport:
     Attributes:
         bytes_in: Input length, bytes.
         bytes_out: Frame length, bytes.
-        referenced_bytes: Input bytes replaced by glyphs, bytes.
-        literal_bytes: Input bytes carried in the payload, bytes.
-        glyphs: RSU references in the frame.
+        referenced_bytes: Input bytes in chunks the tenant's store already held, bytes.
+        literal_bytes: New input bytes (the rest), bytes.
+        glyphs: RSUs the frame names (its context).
         new_rsus: RSUs this input added to the store.
         dedup_saved: Bytes saved by RSU references and RSU-context compression.
         dictionary_saved: Bytes saved by the trained dictionary.

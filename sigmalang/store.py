@@ -1,48 +1,74 @@
-"""The RSU store interface: content-addressed units with reference counts, pins and garbage collection.
+"""The RSU store interface: per-tenant, bounded, content-addressed units with reference counts.
 
-A *reusable semantic unit* (RSU) is a content-defined chunk (`sigmalang.chunking`) kept under its id
-(BLAKE2b-128 of its bytes). Frames reference RSUs by id instead of carrying them; these references are
-the *glyphs*.
+A *reusable semantic unit* (RSU) is a content-defined chunk (`sigmalang.chunking`) of a message a
+tenant compressed. The store keeps each tenant's RSUs apart: the same bytes stored by two tenants are
+two entries, one tenant never learns whether another holds some content, and a frame can only name
+RSUs of the tenant it is decoded for. Inside a tenant an RSU has two names:
+
+- its **id**, BLAKE2b-128 of its bytes (content address: how repeats are found), and
+- its **sequence number** (``seq``), given in order of first storage and never reused within the
+  tenant, even after eviction: frames reference RSUs by ``seq`` (a varint of one or two bytes in runs
+  instead of 16 bytes), and a ``seq`` whose RSU was evicted can only fail (`MissingRSUError`), never
+  name other bytes.
 
 Lifetime rules, shared by every implementation and checked by one contract test
 (``tests/sigmalang/test_store_contract.py``):
 
-- `put` adds an RSU with reference count 0; adding an id that is present changes nothing.
-- `acquire` atomically increments the count of each *present* id once and returns those ids; the
-  codec acquires the RSUs a new frame references, so they cannot be collected while it lives.
-- `release` decrements (the codec's `release(frame)` undoes one `acquire`); going below 0 is an error.
-- A pinned RSU (e.g. a system prompt shared by every session) is never collected.
-- `collect_garbage` removes every RSU whose count is 0 and that is not pinned. RSUs with count 0 are a
-  cache: any frame that depends on an RSU holds a reference to it.
+- `put_many` adds RSUs with reference count 0 (a present id keeps its ``seq``) and marks them used now.
+- `acquire` adds one reference per distinct present ``seq``; `release` removes one (the codec acquires
+  the RSUs a frame's context names, `SigmaCodec.release` undoes it); below 0 is an error; releasing an
+  evicted RSU is a no-op (its count went with it), so counts stay exact.
+- Retention (``max_bytes`` and ``max_age_s`` per tenant): after each `put_many`, RSUs unused for longer
+  than ``max_age_s`` are evicted, then the least recently used until the tenant holds at most
+  ``max_bytes``: unreferenced ones first, then referenced ones (a frame whose context was evicted
+  fails to decode with `MissingRSUError`). Pinned RSUs and those of the current `put_many` are never
+  evicted. `collect_garbage` removes a tenant's unreferenced, unpinned RSUs now.
+- `drop_tenant` forgets a tenant entirely (its sequence numbers restart only if the store is new).
 
-Implementations: `sigmalang.memory_store.MemoryRSUStore` (a dict) and
-`sigmalang.disk_store.DiskRSUStore` (SQLite, persistent). Both are thread-safe.
+Implementations: `sigmalang.memory_store.MemoryRSUStore` (dicts) and `sigmalang.disk_store.DiskRSUStore`
+(SQLite, persistent). Both are thread-safe.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ("GCResult", "RSUStore", "StoreStats")
+__all__ = ("GCResult", "RSUStore", "Retention", "StoreStats")
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How much a store keeps per tenant.
+
+    Attributes:
+        max_bytes: Most RSU content per tenant, bytes (pinned RSUs count but are never evicted).
+        max_age_s: RSUs unused (not stored, referenced or read) for longer than this are evicted,
+            seconds; None keeps them regardless of age.
+    """
+
+    max_bytes: int = 256 * 1024 * 1024
+    max_age_s: float | None = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
 class StoreStats:
-    """Size of a store.
+    """Size of one tenant's part of a store.
 
     Attributes:
         rsus: Number of RSUs held.
         bytes: Total RSU content, bytes (ids and bookkeeping not counted).
         referenced: RSUs with a reference count above 0.
         pinned: Pinned RSUs.
+        evicted: RSUs evicted by retention since the store was opened.
     """
 
     rsus: int
     bytes: int
     referenced: int
     pinned: int
+    evicted: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,72 +86,79 @@ class GCResult:
 
 @runtime_checkable
 class RSUStore(Protocol):
-    """A shared, content-addressed store of RSUs. Ids are 16 bytes; data is bytes."""
+    """A per-tenant, bounded, content-addressed store of RSUs (ids are 16 bytes, data is bytes)."""
 
-    def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> int:
-        """Add ``(rsu_id, data)`` pairs not yet present, with reference count 0.
+    retention: Retention
+
+    def put_many(
+        self, tenant: str, items: Sequence[tuple[bytes, bytes | memoryview]]
+    ) -> list[tuple[int, bool]]:
+        """Store ``(rsu_id, data)`` pairs for `tenant`, then apply retention.
 
         Returns:
-            How many were new.
+            ``(seq, new)`` per item, in order: its sequence number and whether it was stored now.
         """
         ...
 
-    def get_many(self, rsu_ids: Iterable[bytes]) -> Mapping[bytes, bytes]:
-        """Return the data of each id.
+    def seqs(self, tenant: str, rsu_ids: Iterable[bytes]) -> dict[bytes, int]:
+        """Sequence numbers of the ids `tenant` holds (absent ids are left out)."""
+        ...
+
+    def get_many(self, tenant: str, seqs: Sequence[int]) -> list[bytes]:
+        """The data of each sequence number, in order (marks them used now).
 
         Raises:
-            MissingRSUError: An id is not in the store (the error names it).
+            MissingRSUError: One is not held (evicted, collected or never stored; the error names it).
             RSUStoreError: Stored content no longer matches its id, or the store is closed.
         """
         ...
 
-    def __contains__(self, rsu_id: object) -> bool:
-        """Whether the store holds this id."""
+    def acquire(self, tenant: str, seqs: Iterable[int]) -> frozenset[int]:
+        """Add one reference to each distinct held ``seq``; return those that were held."""
         ...
 
-    def acquire(self, rsu_ids: Iterable[bytes]) -> frozenset[bytes]:
-        """Atomically add one reference to each distinct present id; return the ids that were present."""
-        ...
-
-    def release(self, rsu_ids: Iterable[bytes]) -> None:
-        """Remove one reference from each distinct id.
+    def release(self, tenant: str, seqs: Iterable[int]) -> None:
+        """Remove one reference from each distinct held ``seq`` (evicted ones are skipped).
 
         Raises:
-            MissingRSUError: An id is not in the store; nothing is changed.
             RSUStoreError: A count would go below zero; nothing is changed.
         """
         ...
 
-    def refcount(self, rsu_id: bytes) -> int:
+    def refcount(self, tenant: str, rsu_id: bytes) -> int:
         """Reference count of an id.
 
         Raises:
-            MissingRSUError: The id is not in the store.
+            MissingRSUError: The tenant does not hold the id.
         """
         ...
 
-    def pin(self, rsu_id: bytes, pinned: bool = True) -> None:
-        """Pin (or unpin) an RSU: pinned RSUs survive garbage collection.
+    def pin(self, tenant: str, rsu_id: bytes, pinned: bool = True) -> None:
+        """Pin (or unpin) an RSU: pinned RSUs survive garbage collection and retention.
 
         Raises:
-            MissingRSUError: The id is not in the store.
+            MissingRSUError: The tenant does not hold the id.
         """
         ...
 
-    def is_pinned(self, rsu_id: bytes) -> bool:
+    def is_pinned(self, tenant: str, rsu_id: bytes) -> bool:
         """Whether an id is pinned.
 
         Raises:
-            MissingRSUError: The id is not in the store.
+            MissingRSUError: The tenant does not hold the id.
         """
         ...
 
-    def collect_garbage(self) -> GCResult:
-        """Remove every unpinned RSU with reference count 0."""
+    def collect_garbage(self, tenant: str) -> GCResult:
+        """Remove every unpinned RSU of `tenant` with reference count 0."""
         ...
 
-    def stats(self) -> StoreStats:
-        """Counts and bytes held."""
+    def stats(self, tenant: str) -> StoreStats:
+        """Counts and bytes `tenant` holds."""
+        ...
+
+    def drop_tenant(self, tenant: str) -> GCResult:
+        """Remove every RSU of `tenant`, pinned and referenced ones too."""
         ...
 
     def close(self) -> None:

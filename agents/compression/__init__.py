@@ -3,8 +3,8 @@
 =================== ==========================================================================
 agent               work
 =================== ==========================================================================
-compressor          message → frame (RSU glyphs + zstd) and a report (bytes, tokens, shares)
-decompressor        frame → the exact bytes
+compressor          message (or a batch) → frame (zstd against the tenant's stored context) + report
+decompressor        frame (or a batch) → the exact bytes
 deduplicator        batch of messages → how much the RSU store (or the batch) already holds
 glyph-encoder       frame → its glyphs (RSU references) and literal runs
 context-optimizer   text + query + token budget → the most relevant units that fit (lossy)
@@ -13,17 +13,20 @@ rsu-manager         store statistics, pin/unpin, release a frame's references, g
 codec-inspector     frame → verified header, without decoding
 =================== ==========================================================================
 
-Binary data travels as base64 (`agents.compression._wire`); errors map to wire codes in
-:func:`sigma_error`.
+Every operation works on the caller's tenant only (its store, stream contexts, MAC key). Binary data
+travels as base64 (`agents.compression._wire`); outputs are the models of
+`agents.compression._outputs`; errors map to wire codes in :func:`sigma_error`, once, in
+:class:`CompressionAgent`.
 """
 
-from agents.compression._base import CompressionAgent, compression_report, sigma_error
+from agents.compression._base import CompressionAgent, sigma_error
 from agents.compression._codec_agents import (
     CodecInspectorAgent,
     CompressorAgent,
     DecompressorAgent,
     GlyphEncoderAgent,
 )
+from agents.compression._outputs import CompressionReportOut, report_out
 from agents.compression._store_agents import (
     ContextOptimizerAgent,
     DeduplicatorAgent,
@@ -51,6 +54,7 @@ __all__ = (
     "NATS_MAX_PAYLOAD_BYTES",
     "CodecInspectorAgent",
     "CompressionAgent",
+    "CompressionReportOut",
     "CompressorAgent",
     "ContextOptimizerAgent",
     "DecompressorAgent",
@@ -58,6 +62,6 @@ __all__ = (
     "DictionaryTrainerAgent",
     "GlyphEncoderAgent",
     "RSUManagerAgent",
-    "compression_report",
+    "report_out",
     "sigma_error",
 )

@@ -1,10 +1,16 @@
-"""What the compression agents share: the bridge, the error mapping and the report layout."""
+"""The base of the Compression team's agents and the one mapping from ΣLANG exceptions to wire errors."""
 
 from __future__ import annotations
 
+import json
+from abc import abstractmethod
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from agents.actor import Agent
+from pydantic import BaseModel
+
+from agents.actor import Agent, Call
+from agents.compression._wire import ENVELOPE_RESERVE_BYTES, NATS_MAX_PAYLOAD_BYTES, check_size
 from agents.errors import (
     AgentBusyError,
     AgentError,
@@ -15,18 +21,19 @@ from agents.errors import (
     TooLargeError,
 )
 from bridges.errors import BridgeTimeoutError
-from bridges.sigma import SigmaBridge, TokenCounter
+from bridges.sigma import SigmaBridge
 from sigmalang import (
     BudgetUnreachableError,
-    CompressionReport,
+    FrameAuthenticationError,
     FrameError,
     MissingDictionaryError,
     MissingRSUError,
     OutputTooLargeError,
     RSUStoreError,
+    SigmaError,
 )
 
-__all__ = ("CompressionAgent", "compression_report", "sigma_error")
+__all__ = ("CompressionAgent", "sigma_error")
 
 
 def sigma_error(exc: Exception, *, field: str | None = None) -> AgentError:
@@ -40,6 +47,8 @@ def sigma_error(exc: Exception, *, field: str | None = None) -> AgentError:
         return TooLargeError(
             f"the frame decodes to {exc.size} bytes; the limit is {exc.limit} bytes", field=field
         )
+    if isinstance(exc, FrameAuthenticationError):
+        return BadInputError(f"{exc} (frames decode only for the tenant that made them)", field=field)
     if isinstance(exc, FrameError):
         return BadInputError(str(exc), field=field)
     if isinstance(exc, MissingRSUError | MissingDictionaryError):
@@ -57,52 +66,43 @@ def sigma_error(exc: Exception, *, field: str | None = None) -> AgentError:
     return AgentFailedError(f"{type(exc).__name__}: {exc}")
 
 
-def _ratio(numerator: int | None, denominator: int | None) -> float | None:
-    if numerator is None or not denominator:
-        return None
-    return numerator / denominator
-
-
-def compression_report(report: CompressionReport, token_counter: TokenCounter) -> dict[str, Any]:
-    """A :class:`sigmalang.CompressionReport` as JSON: sizes, tokens and where the saving came from.
-
-    ``ratio`` is ``bytes_in / bytes_out``; ``token_ratio`` is ``tokens_in / tokens_out`` (None when
-    ``tokens_out`` is 0); ``shares`` divides the gross saving between RSU dedup, the trained dictionary
-    and entropy coding (see `sigmalang.report`).
-    """
-    shares = report.shares
-    return {
-        "bytes_in": report.bytes_in,
-        "bytes_out": report.bytes_out,
-        "ratio": _ratio(report.bytes_in, report.bytes_out),
-        "tokens_in": report.tokens_in,
-        "tokens_out": report.tokens_out,
-        "token_ratio": _ratio(report.tokens_in, report.tokens_out),
-        "token_counter": token_counter,
-        "referenced_bytes": report.referenced_bytes,
-        "literal_bytes": report.literal_bytes,
-        "glyphs": report.glyphs,
-        "new_rsus": report.new_rsus,
-        "dedup_saved": report.dedup_saved,
-        "dictionary_saved": report.dictionary_saved,
-        "entropy_saved": report.entropy_saved,
-        "framing": report.framing,
-        "dict_id": report.dict_id,
-        "level": report.level,
-        "shares": {"dedup": shares.dedup, "dictionary": shares.dictionary, "entropy": shares.entropy},
-    }
+def _size(value: object) -> int:
+    if isinstance(value, bytes | str):
+        return len(value)
+    if isinstance(value, list):
+        return sum(_size(v) for v in value)
+    return 0
 
 
 class CompressionAgent(Agent):
-    """Base of the compression team: every agent works through one shared :class:`SigmaBridge`."""
+    """Base of the compression team: one shared :class:`SigmaBridge`, sizes and errors handled once.
+
+    Subclasses set ``output_model`` (required: it is the agent's published output schema) and
+    implement :meth:`work`. :meth:`handle` refuses inputs above their limits (``size_limits``), maps
+    ΣLANG and bridge exceptions with :func:`sigma_error` naming ``error_field``, and refuses an output
+    that would not fit in one NATS message.
+
+    Args:
+        bridge: The ΣLANG bridge (shared by the team's agents in a process).
+        max_payload_bytes: Largest NATS message, in bytes (``Bus.max_payload``).
+    """
 
     team: ClassVar[str] = "compression"
     bridges: ClassVar[tuple[str, ...]] = ("sigma",)
     text_input: ClassVar[str | None] = None  # frames and data travel as base64
     text_output: ClassVar[str | None] = None
+    output_model: ClassVar[type[BaseModel] | None] = None
+    size_limits: ClassVar[tuple[tuple[str, int, str], ...]] = ()
+    """``(input field, limit, unit)`` checked before :meth:`work` (bytes of binary data, summed over a
+    list; characters of text)."""
+    error_field: ClassVar[str | None] = None
+    """The input field ΣLANG errors are about (e.g. ``frame``)."""
 
-    def __init__(self, bridge: SigmaBridge) -> None:
+    def __init__(self, bridge: SigmaBridge, *, max_payload_bytes: int = NATS_MAX_PAYLOAD_BYTES) -> None:
+        if self.output_model is None:
+            raise TypeError(f"{type(self).__name__} declares no output_model")
         self.bridge = bridge
+        self.max_payload_bytes = max_payload_bytes
 
     def metadata(self) -> dict[str, str]:
         """Which token counter this instance uses."""
@@ -111,3 +111,38 @@ class CompressionAgent(Agent):
     def stats(self) -> dict[str, Any]:
         """The bridge's counters (shared by the team's agents in this process)."""
         return self.bridge.metrics.as_dict()
+
+    def field_for(self, call: Call) -> str | None:
+        """The input field an engine error of this call is about (default ``error_field``)."""
+        return self.error_field
+
+    async def handle(self, call: Call) -> Mapping[str, Any]:
+        """Check sizes, run :meth:`work`, map engine errors, check the output's size.
+
+        Raises:
+            AgentError: The mapped ΣLANG error, or :class:`TooLargeError` for an input or output over
+                its limit.
+        """
+        for field, limit, unit in self.size_limits:
+            check_size(field, _size(getattr(call.input, field, None)), limit, unit=unit)
+        try:
+            output = await self.work(call)
+        except (SigmaError, BridgeTimeoutError) as exc:
+            raise sigma_error(exc, field=self.field_for(call)) from exc
+        dumped = output.model_dump(mode="json")
+        size = len(json.dumps(dumped))
+        if size > self.max_payload_bytes - ENVELOPE_RESERVE_BYTES:
+            raise TooLargeError(
+                f"the result is {size} bytes of JSON, over the NATS max payload of "
+                f"{self.max_payload_bytes} bytes; send less per call"
+            )
+        return dumped
+
+    @abstractmethod
+    async def work(self, call: Call) -> BaseModel:
+        """Do the agent's work for ``call`` (input validated, sizes checked); return its output model.
+
+        Raises:
+            AgentError: A failure of the input the engine was not asked about.
+            SigmaError: Anything ΣLANG refused (mapped by :meth:`handle`).
+        """

@@ -1,24 +1,36 @@
-"""Agents working on single messages and frames: compressor, decompressor, glyph-encoder, codec-inspector."""
+"""Agents working on messages and frames: compressor, decompressor, glyph-encoder, codec-inspector."""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel
 
 from agents.actor import Call
-from agents.compression._base import CompressionAgent, compression_report, sigma_error
-from agents.compression._wire import MAX_DATA_BYTES, CompressInput, DecompressInput, FrameInput, check_size
-from bridges.errors import BridgeTimeoutError
-from sigmalang import FrameFlags, FrameInfo, SigmaError
+from agents.compression._base import CompressionAgent
+from agents.compression._outputs import (
+    CodecInspectOutput,
+    CompressOutput,
+    DecompressOutput,
+    DecompressReportOut,
+    FrameOut,
+    GlyphOut,
+    GlyphOutput,
+    report_out,
+)
+from agents.compression._wire import MAX_DATA_BYTES, CompressInput, DecompressInput, FrameInput
+from agents.errors import BadInputError
+from sigmalang import FrameFlags, FrameInfo
 
 __all__ = ("MAX_LISTED", "CodecInspectorAgent", "CompressorAgent", "DecompressorAgent", "GlyphEncoderAgent")
 
 MAX_LISTED = 10_000
-"""Most recipe steps or RSU ids an answer lists (a 6 MB frame may hold millions of 1-byte glyphs);
-the rest are counted, not listed, so the reply fits in one NATS message."""
+"""Most recipe steps or RSUs an answer lists (the rest are counted, not listed), so the reply fits in
+one NATS message."""
+
+_DATA_LIMITS = (("data", MAX_DATA_BYTES, "bytes"), ("messages", MAX_DATA_BYTES, "bytes"))
+_FRAME_LIMITS = (("frame", MAX_DATA_BYTES, "bytes"), ("frames", MAX_DATA_BYTES, "bytes"))
 
 
 def _b64(data: bytes) -> str:
@@ -33,8 +45,127 @@ def _flags(flags: FrameFlags) -> list[str]:
     return [f.name for f in FrameFlags if f.value and f in flags and f.name]
 
 
-def frame_header(info: FrameInfo) -> dict[str, Any]:
-    """The header fields of a frame as JSON."""
+class CompressorAgent(CompressionAgent):
+    """Compresses messages of the caller's tenant into ΣLANG frames against what the tenant's store holds."""
+
+    name = "compressor"
+    description = (
+        "Compresses a message (or a batch of one stream's turns) losslessly into ΣLANG frames: zstd "
+        "against the tenant's stored context (previous turn, repeated chunks, documents), with reports."
+    )
+    capabilities = ("compress", "dedup", "report", "batch")
+    input_model: ClassVar[type[BaseModel]] = CompressInput
+    output_model: ClassVar[type[BaseModel]] = CompressOutput
+    size_limits = _DATA_LIMITS
+    error_field = "data"
+
+    async def work(self, call: Call) -> CompressOutput:
+        """Compress ``data`` (or each of ``messages``); return the frame(s) (base64) and report(s)."""
+        inp: CompressInput = call.input
+        if (inp.data is None) == (inp.messages is None):
+            raise BadInputError("give exactly one of data (a message) and messages (a batch)", field="data")
+        batch = inp.messages if inp.messages is not None else [inp.data or b""]
+        outcomes = await self.bridge.compress_many(
+            batch,
+            tenant=call.tenant,
+            dedup=inp.dedup,
+            level=inp.level,
+            stream=inp.stream,
+            timeout_s=_timeout(call),
+        )
+        frames = [
+            FrameOut(frame=_b64(o.result.frame), report=report_out(o.result.report, o.token_counter))
+            for o in outcomes
+        ]
+        if inp.messages is not None:
+            return CompressOutput(results=frames)
+        return CompressOutput(frame=frames[0].frame, report=frames[0].report)
+
+
+class DecompressorAgent(CompressionAgent):
+    """Decodes ΣLANG frames of the caller's tenant back to exactly the bytes that were compressed."""
+
+    name = "decompressor"
+    description = "Decodes ΣLANG frames byte-exactly, with the caller's tenant's store, key and dictionaries."
+    capabilities = ("decompress", "verify", "batch")
+    input_model: ClassVar[type[BaseModel]] = DecompressInput
+    output_model: ClassVar[type[BaseModel]] = DecompressOutput
+    size_limits = _FRAME_LIMITS
+    error_field = "frame"
+
+    def field_for(self, call: Call) -> str | None:
+        """``frames`` for a batch, else ``frame``."""
+        return "frames" if call.input.frames is not None else "frame"
+
+    async def work(self, call: Call) -> DecompressOutput:
+        """Decode ``frame`` (or each of ``frames``); return the data (base64) and what a frame held."""
+        inp: DecompressInput = call.input
+        if (inp.frame is None) == (inp.frames is None):
+            raise BadInputError("give exactly one of frame and frames (a batch)", field="frame")
+        if inp.frames is not None:
+            datas: list[str] = []
+            total = 0
+            for frame in inp.frames:
+                data = await self.bridge.decompress(
+                    frame,
+                    tenant=call.tenant,
+                    max_output_bytes=MAX_DATA_BYTES - total,
+                    timeout_s=_timeout(call),
+                )
+                total += len(data)
+                datas.append(_b64(data))
+            return DecompressOutput(datas=datas)
+        frame = inp.frame or b""
+        info, _, _ = await self.bridge.inspect(frame, tenant=call.tenant)
+        data = await self.bridge.decompress(
+            frame, tenant=call.tenant, max_output_bytes=MAX_DATA_BYTES, timeout_s=_timeout(call)
+        )
+        tokens, counter = await self.bridge.tokens_of(data)
+        report = DecompressReportOut(
+            bytes_in=len(frame),
+            bytes_out=len(data),
+            ratio=len(data) / len(frame),
+            tokens_out=tokens,
+            token_counter=counter,
+            glyphs=info.glyph_count,
+            referenced_bytes=info.content_size - info.literal_size,
+            literal_bytes=info.literal_size,
+            dict_id=info.dict_id,
+        )
+        return DecompressOutput(data=_b64(data), report=report)
+
+
+class GlyphEncoderAgent(CompressionAgent):
+    """Lists the glyphs of a frame: the stored RSUs (by sequence number) its context is made of."""
+
+    name = "glyph-encoder"
+    description = "Lists the glyphs of a ΣLANG frame: the tenant's RSUs its zstd context is made of."
+    capabilities = ("glyphs", "rsu-references")
+    input_model: ClassVar[type[BaseModel]] = FrameInput
+    output_model: ClassVar[type[BaseModel]] = GlyphOutput
+    size_limits = (("frame", MAX_DATA_BYTES, "bytes"),)
+    error_field = "frame"
+
+    async def work(self, call: Call) -> GlyphOutput:
+        """Return each context RSU of ``frame`` with its size and presence, then the payload."""
+        inp: FrameInput = call.input
+        info, items = await self.bridge.recipe(inp.frame, tenant=call.tenant)
+        glyphs = [i for i in items if i.kind == "glyph"]
+        return GlyphOutput(
+            content_size=info.content_size,
+            glyphs=len(glyphs),
+            distinct_rsus=len(set(info.context)),
+            missing_rsus=sorted({i.seq for i in glyphs if not i.in_store and i.seq is not None})[:MAX_LISTED],
+            recipe=[
+                GlyphOut(kind=i.kind, seq=i.seq, size=i.size, in_store=i.in_store) for i in items[:MAX_LISTED]
+            ],
+            recipe_steps=len(items),
+            truncated=len(items) > MAX_LISTED,
+        )
+
+
+def frame_header(info: FrameInfo) -> dict[str, object]:
+    """The header fields of a frame."""
     return {
         "version": info.version,
         "flags": _flags(info.flags),
@@ -42,130 +173,35 @@ def frame_header(info: FrameInfo) -> dict[str, Any]:
         "frame_size": info.frame_size,
         "payload_size": info.payload_size,
         "dict_id": info.dict_id,
-        "rsus": len(info.rsu_ids),
+        "rsus": len(info.rsu_ids) or len(set(info.context)),
         "glyphs": info.glyph_count,
         "literal_bytes": info.literal_size,
         "referenced_bytes": info.content_size - info.literal_size,
     }
 
 
-class CompressorAgent(CompressionAgent):
-    """Compresses one message into a ΣLANG frame, referencing RSUs the shared store holds."""
-
-    name = "compressor"
-    description = "Compresses a message losslessly into a ΣLANG frame (RSU dedup + zstd) with a full report."
-    capabilities = ("compress", "dedup", "report")
-    input_model: ClassVar[type[BaseModel]] = CompressInput
-
-    async def handle(self, call: Call) -> Mapping[str, Any]:
-        """Compress ``data``; return the frame (base64) and its report."""
-        inp: CompressInput = call.input
-        check_size("data", len(inp.data))
-        try:
-            outcome = await self.bridge.compress(
-                inp.data, dedup=inp.dedup, level=inp.level, stream=inp.stream, timeout_s=_timeout(call)
-            )
-        except (SigmaError, BridgeTimeoutError) as exc:
-            raise sigma_error(exc, field="data") from exc
-        return {
-            "frame": _b64(outcome.result.frame),
-            "report": compression_report(outcome.result.report, outcome.token_counter),
-        }
-
-
-class DecompressorAgent(CompressionAgent):
-    """Decodes a ΣLANG frame back to exactly the bytes that were compressed."""
-
-    name = "decompressor"
-    description = "Decodes a ΣLANG frame byte-exactly, resolving its glyphs from the shared RSU store."
-    capabilities = ("decompress", "verify")
-    input_model: ClassVar[type[BaseModel]] = DecompressInput
-
-    async def handle(self, call: Call) -> Mapping[str, Any]:
-        """Decode ``frame``; return the data (base64) and what the frame held."""
-        inp: DecompressInput = call.input
-        check_size("frame", len(inp.frame))
-        try:
-            info, _, _ = await self.bridge.inspect(inp.frame)
-            data = await self.bridge.decompress(
-                inp.frame, max_output_bytes=MAX_DATA_BYTES, timeout_s=_timeout(call)
-            )
-            tokens, counter = await self.bridge.tokens_of(data)
-        except (SigmaError, BridgeTimeoutError) as exc:
-            raise sigma_error(exc, field="frame") from exc
-        return {
-            "data": _b64(data),
-            "report": {
-                "bytes_in": len(inp.frame),
-                "bytes_out": len(data),
-                "ratio": len(data) / len(inp.frame),
-                "tokens_out": tokens,
-                "token_counter": counter,
-                "glyphs": info.glyph_count,
-                "referenced_bytes": info.content_size - info.literal_size,
-                "literal_bytes": info.literal_size,
-                "dict_id": info.dict_id,
-            },
-        }
-
-
-class GlyphEncoderAgent(CompressionAgent):
-    """Lists a frame's recipe: which glyphs (RSU references) and literal runs make up the message."""
-
-    name = "glyph-encoder"
-    description = "Turns a ΣLANG frame into its sequence of glyphs (RSU references) and literal runs."
-    capabilities = ("glyphs", "rsu-references")
-    input_model: ClassVar[type[BaseModel]] = FrameInput
-
-    async def handle(self, call: Call) -> Mapping[str, Any]:
-        """Return the recipe of ``frame`` with each glyph's RSU id, offset, size and presence."""
-        inp: FrameInput = call.input
-        check_size("frame", len(inp.frame))
-        try:
-            info, items = await self.bridge.recipe(inp.frame)
-        except (SigmaError, BridgeTimeoutError) as exc:
-            raise sigma_error(exc, field="frame") from exc
-        glyphs = [i for i in items if i.kind == "glyph"]
-        return {
-            "content_size": info.content_size,
-            "glyphs": len(glyphs),
-            "distinct_rsus": len(info.rsu_ids),
-            "rsu_ids": [cid.hex() for cid in info.rsu_ids[:MAX_LISTED]],
-            "missing_rsus": sorted({i.rsu_id for i in glyphs if not i.in_store and i.rsu_id})[:MAX_LISTED],
-            "recipe": [
-                {
-                    "kind": i.kind,
-                    "offset": i.offset,
-                    "size": i.size,
-                    "rsu_id": i.rsu_id,
-                    "in_store": i.in_store,
-                }
-                for i in items[:MAX_LISTED]
-            ],
-            "recipe_steps": len(items),
-            "truncated": len(items) > MAX_LISTED or len(info.rsu_ids) > MAX_LISTED,
-        }
-
-
 class CodecInspectorAgent(CompressionAgent):
-    """Verifies a frame and reports its header, without decompressing it."""
+    """Verifies a frame for the caller's tenant and reports its header, without decompressing it."""
 
     name = "codec-inspector"
-    description = "Verifies a ΣLANG frame (magic, version, checksum, fields) and reports its header."
+    description = (
+        "Verifies a ΣLANG frame (magic, version, tenant MAC or checksum, fields) and reports its header."
+    )
     capabilities = ("inspect", "verify")
     input_model: ClassVar[type[BaseModel]] = FrameInput
+    output_model: ClassVar[type[BaseModel]] = CodecInspectOutput
+    size_limits = (("frame", MAX_DATA_BYTES, "bytes"),)
+    error_field = "frame"
 
-    async def handle(self, call: Call) -> Mapping[str, Any]:
-        """Return the header of ``frame`` and whether this service can decode it."""
+    async def work(self, call: Call) -> CodecInspectOutput:
+        """Return the header of ``frame`` and whether this service can decode it for the tenant."""
         inp: FrameInput = call.input
-        check_size("frame", len(inp.frame))
-        try:
-            info, missing, has_dict = await self.bridge.inspect(inp.frame)
-        except (SigmaError, BridgeTimeoutError) as exc:
-            raise sigma_error(exc, field="frame") from exc
-        return {
-            **frame_header(info),
-            "missing_rsus": [cid.hex() for cid in missing[:MAX_LISTED]],
-            "dictionary_available": has_dict,
-            "decodable": not missing and has_dict,
-        }
+        info, missing, has_dict = await self.bridge.inspect(inp.frame, tenant=call.tenant)
+        return CodecInspectOutput.model_validate(
+            {
+                **frame_header(info),
+                "missing_rsus": list(missing[:MAX_LISTED]),
+                "dictionary_available": has_dict,
+                "decodable": not missing and has_dict,
+            }
+        )

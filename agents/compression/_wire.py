@@ -82,23 +82,27 @@ class _Input(BaseModel):
 
 
 class CompressInput(_Input):
-    """Input of ``compressor``."""
+    """Input of ``compressor``: one message (``data``) or a batch of one stream's turns (``messages``)."""
 
-    data: Base64Data
+    data: Base64Data | None = None
     """The message, base64."""
+    messages: list[Base64Data] | None = Field(default=None, min_length=1, max_length=MAX_BATCH_ITEMS)
+    """A batch, base64 each, compressed in order (each may use the previous one of the stream)."""
     level: int | None = Field(default=None, ge=-7, le=22)
     """zstd level; default from the codec configuration."""
     dedup: bool = True
     """Reference RSUs the shared store holds and add new ones (False: a self-contained frame)."""
     stream: str | None = Field(default=None, min_length=1, max_length=256)
-    """Conversation the message belongs to (its previous message's RSUs are offered as context)."""
+    """Conversation the message belongs to (its previous message is the first part of the context)."""
 
 
 class DecompressInput(_Input):
-    """Input of ``decompressor``."""
+    """Input of ``decompressor``: one frame (``frame``) or a batch (``frames``)."""
 
-    frame: Base64Data
+    frame: Base64Data | None = None
     """A ΣLANG frame, base64."""
+    frames: list[Base64Data] | None = Field(default=None, min_length=1, max_length=MAX_BATCH_ITEMS)
+    """A batch of frames, base64 each."""
 
 
 class FrameInput(_Input):

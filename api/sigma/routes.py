@@ -3,8 +3,11 @@
 ``compress`` and ``decompress`` take JSON (binary data as base64) or a raw ``application/octet-stream``
 body (options as query parameters); a raw request gets a raw answer with the report as JSON in the
 ``X-Sigma-Report`` header. Binary data is limited to ``MAX_DATA_BYTES`` (NATS carries it base64 in one
-message); larger is 413 naming the limit. A corrupted or foreign frame is 400 (``field: frame``), a
-frame whose RSUs or dictionary this service lacks is 404.
+message); larger is 413 naming the limit. Every route works on the caller's tenant only: frames are
+made against, and decoded with, that tenant's store and MAC key. A corrupted frame, or one made for
+another tenant, is 400 (``field: frame``); a frame whose context RSUs were evicted from the tenant's
+store, or whose dictionary this service lacks, is 404. The ``/batch`` routes take many messages or
+frames per request.
 """
 
 from __future__ import annotations
@@ -23,8 +26,12 @@ from agents.errors import BadInputError
 from api._request import call_context
 from api.sigma.schemas import (
     REPORT_HEADER,
+    SigmaCompressBatchRequest,
+    SigmaCompressBatchResponse,
     SigmaCompressRequest,
     SigmaCompressResponse,
+    SigmaDecompressBatchRequest,
+    SigmaDecompressBatchResponse,
     SigmaDecompressRequest,
     SigmaDecompressResponse,
     SigmaOptimizeRequest,
@@ -147,6 +154,55 @@ async def decompress(
 
 
 @post(
+    "/v1/sigma/compress/batch",
+    status_code=200,
+    request_max_body_size=MAX_BODY_BYTES,
+    summary="Compress many messages of one stream in one request (JSON, base64 each)",
+)
+async def compress_batch(
+    data: JSONBody[SigmaCompressBatchRequest], request: Request[Any, Any, Any], state: State
+) -> SigmaCompressBatchResponse:
+    """Compress ``messages`` in order with one compressor call: one frame and report per message.
+
+    Errors: 400 invalid body (names the field), 413 messages above the limit in total.
+    """
+    orchestrator: Orchestrator = state.orchestrator
+    check_size("messages", sum(base64_decoded_size(m) for m in data.messages))
+    out = await orchestrator.call(
+        TEAM,
+        "compressor",
+        data.model_dump(exclude={"timeout_s"}),
+        call_context(orchestrator, request, timeout_s=data.timeout_s),
+    )
+    return SigmaCompressBatchResponse.model_validate(out)
+
+
+@post(
+    "/v1/sigma/decompress/batch",
+    status_code=200,
+    request_max_body_size=MAX_BODY_BYTES,
+    summary="Decode many frames of the caller's tenant in one request (JSON, base64 each)",
+)
+async def decompress_batch(
+    data: JSONBody[SigmaDecompressBatchRequest], request: Request[Any, Any, Any], state: State
+) -> SigmaDecompressBatchResponse:
+    """Decode ``frames`` in order with one decompressor call.
+
+    Errors: 400 a corrupted frame, or another tenant's (``field: frames``); 404 a frame whose context
+    was evicted from the tenant's store; 413 frames or decoded content above the limit.
+    """
+    orchestrator: Orchestrator = state.orchestrator
+    check_size("frames", sum(base64_decoded_size(f) for f in data.frames))
+    out = await orchestrator.call(
+        TEAM,
+        "decompressor",
+        {"frames": data.frames},
+        call_context(orchestrator, request, timeout_s=data.timeout_s),
+    )
+    return SigmaDecompressBatchResponse.model_validate(out)
+
+
+@post(
     "/v1/sigma/optimize",
     status_code=200,
     request_max_body_size=MAX_BODY_BYTES,
@@ -201,4 +257,4 @@ async def stats(request: Request[Any, Any, Any], state: State) -> SigmaStats:
     return SigmaStats.model_validate(out["store"])
 
 
-ROUTES = (compress, decompress, optimize, train_dictionary, stats)
+ROUTES = (compress, decompress, compress_batch, decompress_batch, optimize, train_dictionary, stats)

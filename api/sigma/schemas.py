@@ -16,9 +16,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 __all__ = (
     "REPORT_HEADER",
+    "SigmaCompressBatchRequest",
+    "SigmaCompressBatchResponse",
     "SigmaCompressRequest",
     "SigmaCompressResponse",
     "SigmaCompressionReport",
+    "SigmaDecompressBatchRequest",
+    "SigmaDecompressBatchResponse",
     "SigmaDecompressReport",
     "SigmaDecompressRequest",
     "SigmaDecompressResponse",
@@ -141,6 +145,43 @@ class SigmaCompressResponse(_Response):
     report: SigmaCompressionReport
 
 
+class SigmaCompressBatchRequest(_Request):
+    """JSON body of ``POST /v1/sigma/compress/batch``: many messages of one stream in one request."""
+
+    messages: list[Base64Text] = Field(min_length=1, max_length=4096)
+    """The messages, base64 each, compressed in order (each may use the previous one as context)."""
+    level: int | None = Field(default=None, ge=-7, le=22)
+    """zstd level; default from the server's ΣLANG settings."""
+    dedup: bool = True
+    """Store-backed frames of the caller's tenant (False: self-contained frames)."""
+    stream: str | None = Field(default=None, min_length=1, max_length=256)
+    """Conversation id of the messages."""
+    timeout_s: float | None = Field(default=None, gt=0.0, le=3600.0)
+    """Deadline of the request in seconds (default from settings)."""
+
+
+class SigmaCompressBatchResponse(_Response):
+    """JSON answer of ``POST /v1/sigma/compress/batch``: one frame and report per message, in order."""
+
+    results: list[SigmaCompressResponse]
+
+
+class SigmaDecompressBatchRequest(_Request):
+    """JSON body of ``POST /v1/sigma/decompress/batch``."""
+
+    frames: list[Base64Text] = Field(min_length=1, max_length=4096)
+    """Frames of the caller's tenant, base64 each."""
+    timeout_s: float | None = Field(default=None, gt=0.0, le=3600.0)
+    """Deadline of the request in seconds (default from settings)."""
+
+
+class SigmaDecompressBatchResponse(_Response):
+    """JSON answer of ``POST /v1/sigma/decompress/batch``: the original bytes of each frame, in order."""
+
+    datas: list[str]
+    """Base64 each."""
+
+
 class SigmaDecompressRequest(_Request):
     """JSON body of ``POST /v1/sigma/decompress``."""
 
@@ -249,7 +290,7 @@ class SigmaTrainResponse(_Response):
 
 
 class SigmaStats(_Response):
-    """Answer of ``GET /v1/sigma/stats``."""
+    """Answer of ``GET /v1/sigma/stats``: the caller's tenant's part of the RSU store."""
 
     rsus: int
     """RSUs in the store."""
@@ -258,6 +299,8 @@ class SigmaStats(_Response):
     referenced: int
     """RSUs some frame references."""
     pinned: int
+    evicted: int = 0
+    """RSUs of the caller's tenant evicted by retention (bytes or age) since the store opened."""
     dictionaries: int
     """Trained dictionaries registered."""
     active_dict_id: int | None

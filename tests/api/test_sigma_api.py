@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from agents.compression import MAX_DATA_BYTES, MAX_TEXT_CHARS
-from neurectomy import AsyncClient, BadRequestError, Client, NotFoundError, TooLargeError
+from neurectomy import AsyncClient, BadRequestError, Client, TooLargeError
 from ryot import RyotEngine
 from sigmalang import SigmaCodec
 
@@ -116,17 +116,72 @@ def test_corrupted_frames_are_400_with_a_clear_message(service: str) -> None:
         frame = bytearray(client.sigma.compress(b"hello " * 500, dedup=False).frame)
         frame[len(frame) // 2] ^= 1
         for binary in (True, False):
-            with pytest.raises(BadRequestError, match="checksum mismatch") as info:
+            with pytest.raises(BadRequestError, match="checksum mismatch") as info:  # a version-1 frame
                 client.sigma.decompress(bytes(frame), binary=binary)
             assert info.value.field == "frame" and info.value.status_code == 400
         with pytest.raises(BadRequestError, match="not a ΣLANG frame"):
             client.sigma.decompress(b"PK\x03\x04 a zip file")
         with pytest.raises(BadRequestError, match="truncated"):
             client.sigma.decompress(bytes(frame[:5]))
-        with pytest.raises(NotFoundError, match="missing from the store"):
+        with pytest.raises(BadRequestError, match="another tenant"):  # made by another secret
             other = SigmaCodec()
             other.compress(b"never seen by the service " * 200)
             client.sigma.decompress(other.compress(b"never seen by the service " * 200).frame)
+
+
+def _as(tenant: str) -> dict[str, str]:
+    return {"x-neurectomy-tenant": tenant}
+
+
+def test_a_tenants_frames_and_store_are_its_own(service: str) -> None:
+    doc = "".join(f"Alice's contract clause {i}: the fee is {i * 17} euros.\n" for i in range(300)).encode()
+    b64 = base64.b64encode(doc).decode()
+    made = httpx.post(f"{service}/v1/sigma/compress", json={"data": b64}, headers=_as("alice"), timeout=30)
+    frame = made.json()["frame"]
+    again = httpx.post(f"{service}/v1/sigma/compress", json={"data": b64}, headers=_as("alice"), timeout=30)
+    as_bob = httpx.post(
+        f"{service}/v1/sigma/decompress", json={"frame": frame}, headers=_as("bob"), timeout=30
+    )
+    raw_bob = httpx.post(
+        f"{service}/v1/sigma/decompress",
+        content=base64.b64decode(frame),
+        headers={**_as("bob"), "content-type": "application/octet-stream"},
+        timeout=30,
+    )
+    bob = httpx.post(f"{service}/v1/sigma/compress", json={"data": b64}, headers=_as("bob"), timeout=30)
+    as_alice = httpx.post(
+        f"{service}/v1/sigma/decompress", json={"frame": frame}, headers=_as("alice"), timeout=30
+    )
+    assert as_bob.status_code == raw_bob.status_code == 400, as_bob.text
+    assert (
+        as_bob.json()["error"]["field"] == "frame" and "another tenant" in as_bob.json()["error"]["message"]
+    )
+    assert base64.b64decode(as_alice.json()["data"]) == doc
+    # Alice's second copy is found in her store; Bob's first costs what Alice's first did.
+    assert again.json()["report"]["referenced_bytes"] == len(doc)
+    assert bob.json()["report"]["referenced_bytes"] == made.json()["report"]["referenced_bytes"]
+    assert bob.json()["report"]["bytes_out"] == made.json()["report"]["bytes_out"]
+
+
+def test_batch_routes_round_trip_a_session(service: str) -> None:
+    turns = [
+        f"{SESSION}\n".encode() + b"".join(b"user: question %d?\n" % i for i in range(n)) for n in range(1, 9)
+    ]
+    body = {"messages": [base64.b64encode(t).decode() for t in turns], "stream": "batch-1"}
+    packed = httpx.post(f"{service}/v1/sigma/compress/batch", json=body, headers=_as("batcher"), timeout=60)
+    assert packed.status_code == 200, packed.text
+    results = packed.json()["results"]
+    frames = [r["frame"] for r in results]
+    back = httpx.post(
+        f"{service}/v1/sigma/decompress/batch", json={"frames": frames}, headers=_as("batcher"), timeout=60
+    )
+    assert [base64.b64decode(d) for d in back.json()["datas"]] == turns
+    later = [r["report"] for r in results[1:]]
+    assert sum(r["bytes_in"] for r in later) / sum(r["bytes_out"] for r in later) > 20
+    foreign = httpx.post(
+        f"{service}/v1/sigma/decompress/batch", json={"frames": frames}, headers=_as("other"), timeout=60
+    )
+    assert foreign.status_code == 400 and foreign.json()["error"]["field"] == "frames"
 
 
 @pytest.mark.parametrize(
@@ -135,6 +190,8 @@ def test_corrupted_frames_are_400_with_a_clear_message(service: str) -> None:
         ("/v1/sigma/compress", {"data": "***"}, "data"),
         ("/v1/sigma/compress", {"data": "aGk=", "level": 40}, "level"),
         ("/v1/sigma/compress", {}, "data"),
+        ("/v1/sigma/compress/batch", {"messages": []}, "messages"),
+        ("/v1/sigma/decompress/batch", {"frames": ["%%"]}, "frames.0"),
         ("/v1/sigma/decompress", {"frame": 7}, "frame"),
         ("/v1/sigma/optimize", {"text": "x"}, "budget_tokens"),
         ("/v1/sigma/optimize", {"text": "x", "budget_tokens": -3}, "budget_tokens"),

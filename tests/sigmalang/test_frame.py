@@ -85,3 +85,32 @@ def test_unknown_flag_bits_are_rejected() -> None:
 def test_random_bytes_never_decode(junk: bytes) -> None:
     with pytest.raises(SigmaError):
         sigmalang.decompress(junk)
+
+
+def _store_frame() -> tuple[sigmalang.SigmaCodec, bytes, bytes]:
+    codec = sigmalang.SigmaCodec()
+    doc = b"".join(b"paragraph %d of the retrieved document, figure %d.\n" % (i, i * 3) for i in range(100))
+    codec.compress(doc, tenant="t", stream="s")
+    message = doc + b"and one more question?"
+    return codec, codec.compress(message, tenant="t", stream="s").frame, message
+
+
+def test_store_frames_are_version_2_with_a_context_and_a_tag() -> None:
+    codec, frame, message = _store_frame()
+    info = codec.inspect(frame, tenant="t")
+    assert frame[2] == sigmalang.STORE_FORMAT_VERSION and info.context
+    assert info.frame_size == len(frame) and info.content_size == len(message)
+    assert codec.decompress(frame, tenant="t") == message
+
+
+def test_every_truncation_and_bit_flip_of_a_store_frame_is_rejected() -> None:
+    codec, frame, _ = _store_frame()
+    for cut in range(len(frame)):
+        with pytest.raises(FrameError):
+            codec.decompress(frame[:cut], tenant="t")
+    rng = random.Random(2)
+    for pos in range(len(frame)):
+        corrupted = bytearray(frame)
+        corrupted[pos] ^= 1 << rng.randrange(8)
+        with pytest.raises(FrameError):
+            codec.decompress(bytes(corrupted), tenant="t")

@@ -48,7 +48,7 @@ def test_huge_input_round_trip_with_store() -> None:
     rng = random.Random(7)
     block = rng.randbytes(1 << 20)
     data = block + b"separator" + block  # 2 MiB with an internal repeat
-    codec = SigmaCodec()
+    codec = SigmaCodec(config=sigmalang.SigmaConfig(context_max_bytes=4 << 20))
     first = codec.compress(data)
     assert codec.decompress(first.frame) == data
     second = codec.compress(data)
@@ -83,10 +83,10 @@ def session_turns(turns: int) -> list[bytes]:
     return out
 
 
-def test_repeated_session_content_becomes_glyphs(store: RSUStore) -> None:
+def test_repeated_session_content_is_referenced(store: RSUStore) -> None:
     codec = SigmaCodec(store=store)
     turns = session_turns(10)
-    results = [codec.compress(t, stream="session-1") for t in turns]
+    results = [codec.compress(t, tenant="acme", stream="session-1") for t in turns]
     assert results[0].report.glyphs == 0
     later = results[1:]
     assert all(r.report.glyphs > 0 for r in later)
@@ -94,26 +94,89 @@ def test_repeated_session_content_becomes_glyphs(store: RSUStore) -> None:
     assert sum(r.report.dedup_saved for r in later) / gross > 0.6
     total_in = sum(r.report.bytes_in for r in later)
     total_out = sum(r.report.bytes_out for r in later)
-    assert total_in / total_out > 10
+    assert total_in / total_out > 20
     one_shot = sum(len(sigmalang.compress(t)) for t in turns[1:])
-    assert total_out * 3 < one_shot
+    assert total_out * 5 < one_shot
     for turn, result in zip(turns, results, strict=True):
-        assert codec.decompress(result.frame) == turn
+        assert codec.decompress(result.frame, tenant="acme") == turn
 
 
-def test_decompress_without_the_rsus_names_the_missing_hash() -> None:
+def test_reports_add_up_exactly() -> None:
+    codec = SigmaCodec()
+    for turn in session_turns(4):
+        r = codec.compress(turn, tenant="acme", stream="s").report
+        assert r.bytes_in - r.bytes_out == r.dedup_saved + r.dictionary_saved + r.entropy_saved - r.framing
+
+
+def test_a_frame_decodes_only_for_its_tenant() -> None:
     codec = SigmaCodec()
     turns = session_turns(2)
-    codec.compress(turns[0])
-    frame = codec.compress(turns[1]).frame
-    info = sigmalang.inspect_frame(frame)
-    assert info.rsu_ids
-    with pytest.raises(MissingRSUError) as caught:
-        SigmaCodec().decompress(frame)
-    assert caught.value.rsu_id in info.rsu_ids
-    assert caught.value.rsu_id.hex() in str(caught.value)
-    with pytest.raises(LookupError):
-        sigmalang.decompress(frame)
+    codec.compress(turns[0], tenant="alice", stream="s")
+    frame = codec.compress(turns[1], tenant="alice", stream="s").frame
+    assert codec.decompress(frame, tenant="alice") == turns[1]
+    with pytest.raises(sigmalang.FrameAuthenticationError, match="another tenant"):
+        codec.decompress(frame, tenant="bob")
+    with pytest.raises(sigmalang.FrameAuthenticationError):
+        codec.release(frame, tenant="bob")
+    with pytest.raises(sigmalang.FrameAuthenticationError):  # same tenant name, another service secret
+        SigmaCodec(store=codec.store).decompress(frame, tenant="alice")
+
+
+def test_a_frame_forged_to_name_another_tenants_rsus_fails() -> None:
+    """Bob edits his own frame to point at sequence numbers Alice's store holds: the MAC refuses it."""
+    codec = SigmaCodec()
+    secret_doc = b"".join(b"alice's secret paragraph %d: balance %d\n" % (i, i * 31) for i in range(200))
+    codec.compress(secret_doc, tenant="alice")
+    bob = codec.compress(b"bob says hello " * 10, tenant="bob").frame
+    info = codec.inspect(bob, tenant="bob")
+    forged = sigmalang.frame.encode_store_frame(
+        key=b"\0" * 32, content_size=info.content_size, payload=b"x", raw=False, dict_id=None, context=(1, 2)
+    )
+    for tenant in ("alice", "bob"):
+        with pytest.raises(sigmalang.FrameAuthenticationError):
+            codec.decompress(forged, tenant=tenant)
+    flipped = bytearray(bob)
+    flipped[5] ^= 1
+    with pytest.raises(sigmalang.FrameError):
+        codec.decompress(bytes(flipped), tenant="bob")
+
+
+def test_content_is_never_shared_between_tenants() -> None:
+    codec = SigmaCodec()
+    turn = session_turns(1)[0]
+    first = codec.compress(turn, tenant="alice")
+    again_alice = codec.compress(turn, tenant="alice")
+    first_bob = codec.compress(turn, tenant="bob")
+    assert again_alice.report.referenced_bytes == len(turn)
+    assert first_bob.report.referenced_bytes == 0 and first_bob.report.glyphs == 0
+    assert first_bob.report.bytes_out >= first.report.bytes_out - 16  # bob gains nothing from alice
+
+
+def test_an_evicted_context_fails_clearly_never_wrong_bytes() -> None:
+    turns = session_turns(3)
+    codec = SigmaCodec(config=sigmalang.SigmaConfig(store_max_bytes=len(turns[0]) + 4096))
+    codec.compress(turns[0], tenant="acme", stream="s")
+    second = codec.compress(turns[1], tenant="acme", stream="s")
+    assert second.report.glyphs > 0
+    other = random.Random(5).randbytes(len(turns[0]) + 8192)
+    codec.compress(other, tenant="acme", stream="other")  # evicts what the second frame names
+    assert codec.store.stats("acme").evicted > 0
+    with pytest.raises(MissingRSUError, match="evicted") as caught:
+        codec.decompress(second.frame, tenant="acme")
+    assert caught.value.seq in codec.inspect(second.frame, tenant="acme").context
+    assert isinstance(caught.value, LookupError)
+
+
+def test_a_store_without_the_context_fails_clearly() -> None:
+    secret = b"k" * 32
+    codec = SigmaCodec(secret=secret)
+    turns = session_turns(2)
+    codec.compress(turns[0], tenant="acme", stream="s")
+    frame = codec.compress(turns[1], tenant="acme", stream="s").frame
+    with pytest.raises(MissingRSUError):  # same secret, empty store
+        SigmaCodec(secret=secret).decompress(frame, tenant="acme")
+    with pytest.raises(sigmalang.FrameError):
+        sigmalang.decompress(frame)  # a store-backed frame needs its codec and tenant
 
 
 def test_frame_needs_its_dictionary() -> None:

@@ -1,8 +1,10 @@
 """Starting the Compression team: one shared ΣLANG codec, its bridge, and the eight agents.
 
-State lives under ``settings.state_dir / "sigma"``: the RSU store in ``rsu.db`` (`sigmalang.DiskRSUStore`,
-SQLite, survives restarts and may be shared by several processes on one host) and trained dictionaries
-as ``dictionaries/<id>.zdict``.
+State lives under ``settings.state_dir / "sigma"``: the per-tenant RSU store in ``rsu.db``
+(`sigmalang.DiskRSUStore`, SQLite, survives restarts and may be shared by several processes on one
+host; retention from ``settings.sigma``), trained dictionaries as ``dictionaries/<id>.zdict``, and the
+secret the tenants' frame MAC keys derive from in ``frame.key`` (32 random bytes, mode 0600, created
+on first start; frames decode only with the same secret).
 
 Token counts use Ryot's tokenizer (the model of ``settings.ryot``, the one the Inference team serves),
 loaded vocabulary-only (`ryot.Tokenizer`: no weights, no context); if it cannot be loaded, the team
@@ -11,8 +13,10 @@ counts with `bridges.sigma.approx_tokens`, and every result says ``token_counter
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 import anyio
 import anyio.abc
@@ -25,7 +29,7 @@ from bridges.sigma import SigmaBridge
 from neurectomy.server.teams._runners import check_agent, start_runners
 from neurectomy.settings import Settings
 from ryot import RyotError, Tokenizer
-from sigmalang import DictionaryRegistry, DiskRSUStore, SigmaCodec
+from sigmalang import DictionaryRegistry, DiskRSUStore, Retention, SigmaCodec
 
 __all__ = ("AGENT_MAILBOX_SIZE", "AGENT_CONCURRENCY", "start_compression")
 
@@ -49,6 +53,19 @@ async def _ryot_token_counter(settings: Settings, stack: AsyncExitStack) -> Call
     return tokenizer.count
 
 
+def _frame_secret(path: Path) -> bytes:
+    """The service's frame secret: read from `path`, or 32 random bytes written there with mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes()
+    secret = os.urandom(32)
+    with os.fdopen(fd, "wb") as f:
+        f.write(secret)
+    return secret
+
+
 async def start_compression(
     settings: Settings,
     stack: AsyncExitStack,
@@ -65,11 +82,13 @@ async def start_compression(
     """
     check_agent("compression", [cls.name for cls in COMPRESSION_AGENTS], agent)
     root = settings.state_dir / "sigma"
-    store = await anyio.to_thread.run_sync(DiskRSUStore, root / "rsu.db")
+    retention = Retention(settings.sigma.store_max_bytes, settings.sigma.store_max_age_s)
+    store = await anyio.to_thread.run_sync(lambda: DiskRSUStore(root / "rsu.db", retention=retention))
+    secret = await anyio.to_thread.run_sync(_frame_secret, root / "frame.key")
     stack.callback(store.close)
     dictionaries = await anyio.to_thread.run_sync(DictionaryRegistry, root / "dictionaries")
     count_tokens = await _ryot_token_counter(settings, stack)
-    codec = SigmaCodec(store=store, dictionaries=dictionaries, config=settings.sigma)
+    codec = SigmaCodec(store=store, dictionaries=dictionaries, config=settings.sigma, secret=secret)
     bridge = SigmaBridge(codec, count_tokens=count_tokens, timeout_s=settings.orchestrator.default_deadline_s)
     stack.push_async_callback(bridge.aclose)
     log.info(
@@ -81,7 +100,7 @@ async def start_compression(
     await start_runners(
         bus,
         tg,
-        lambda: [cls(bridge) for cls in COMPRESSION_AGENTS],
+        lambda: [cls(bridge, max_payload_bytes=bus.max_payload) for cls in COMPRESSION_AGENTS],
         agent=agent,
         replicas=replicas,
         mailbox_size=AGENT_MAILBOX_SIZE,

@@ -46,8 +46,9 @@ SOURCE = (Path(__file__).parents[1] / "orchestrator" / "_route.py").read_text()
 """The payload: a ~300-line Python module of this project."""
 
 
-async def _load(url: str, *, workers: int, requests: int, inflight: int) -> float:
-    """Requests/s of ``requests`` code-analyzer calls, ``inflight`` at a time, once ``workers`` are seen."""
+async def _load(url: str, *, workers: int, requests: int, inflight: int) -> tuple[float, list[int]]:
+    """Requests/s of ``requests`` code-analyzer calls, ``inflight`` at a time, once ``workers`` are seen;
+    and the requests each worker has received so far (warm-up included), from ``$SRV.STATS``."""
     async with await Bus.connect(url, name="bench-cluster") as bus:
         orch = Orchestrator(bus, specs=ROSTER, semantic=False)
         async with anyio.create_task_group() as tg:
@@ -71,8 +72,14 @@ async def _load(url: str, *, workers: int, requests: int, inflight: int) -> floa
                 for _ in range(inflight):
                     load.start_soon(worker)
             elapsed = time.perf_counter() - started
+            stats = await bus.discover("STATS", timeout_s=1.0)
             tg.cancel_scope.cancel()
-    return requests / elapsed
+    shares = sorted(
+        sum(int(e.get("num_requests", 0)) for e in a.get("endpoints") or [])
+        for a in stats
+        if a.get("name") == "code-analyzer"
+    )
+    return requests / elapsed, shares
 
 
 def main() -> None:
@@ -102,13 +109,17 @@ def main() -> None:
                             start_agents(d, "analysis", server.url, "--agent", "code-analyzer", expect=1)
                         )
                     loads.append(os.getloadavg()[0])
-                    rate = anyio.run(
+                    rate, shares = anyio.run(
                         lambda w=workers: _load(
                             server.url, workers=w, requests=args.requests, inflight=args.inflight
                         )
                     )
                     results[workers].append(rate)
-                    print(f"run {run + 1}: {workers} worker(s): {rate:.1f} req/s", file=sys.stderr)
+                    print(
+                        f"run {run + 1}: {workers} worker(s): {rate:.1f} req/s; "
+                        f"requests per worker so far: {shares}",
+                        file=sys.stderr,
+                    )
                 for p in procs:
                     stop_serve(p)
                 procs.clear()

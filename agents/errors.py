@@ -12,6 +12,7 @@
     ├── CancelledByCallerError(AgentError)           code "cancelled"
     ├── StreamBrokenError(AgentError, ConnectionError)   code "stream_broken": chunks lost or out of order
     │   └── InstanceLostError                        the instance handling the call stopped heartbeating
+    ├── InsufficientStorageError(AgentError, OSError)  code "insufficient_storage": the disk is full
     └── AgentFailedError(AgentError, RuntimeError)   code "internal": the agent raised unexpectedly
 
 :func:`error_from_wire` is the one place that turns a wire code back into an exception. This module is a
@@ -98,6 +99,12 @@ class AgentFailedError(AgentError, RuntimeError):
     code = "internal"
 
 
+class InsufficientStorageError(AgentError, OSError):
+    """The agent's storage is full: nothing of the call was written; reads keep working."""
+
+    code = "insufficient_storage"
+
+
 _BY_CODE: dict[str, type[AgentError]] = {
     cls.code: cls
     for cls in (
@@ -110,6 +117,7 @@ _BY_CODE: dict[str, type[AgentError]] = {
         CancelledByCallerError,
         StreamBrokenError,
         AgentFailedError,
+        InsufficientStorageError,
     )
 }
 

@@ -35,6 +35,9 @@ HEADER_TRACE_ID = "Neurectomy-Trace-Id"
 HEADER_STREAM_INBOX = "Neurectomy-Stream-Inbox"
 HEADER_SESSION = "Neurectomy-Session"
 """Session key: calls with the same key are handled one after another, in the order they were accepted."""
+HEADER_IDEMPOTENCY_KEY = "Neurectomy-Idempotency-Key"
+"""Names a call across its retries (the request id changes per attempt, this does not): a mutating agent
+that sees a key again answers what it answered then instead of doing the work twice."""
 HEARTBEAT_PREFIX = "neurectomy.heartbeat"
 
 TEAMS = ("inference", "compression", "storage", "analysis", "synthesis")
@@ -131,6 +134,33 @@ class Heartbeat(_Wire):
     interval_s: float
 
 
+class Sampling(BaseModel):
+    """How a generation chooses its tokens: the defaults and ranges of every generation request.
+
+    The one definition for the service: the ``generator`` agent's input (:class:`GenerateInput`) and the
+    HTTP API's ``POST /v1/generate`` body derive from it, so a value out of range is refused with its
+    field name at whichever door it came in. (The Ryot engine, a library on its own, checks what it is
+    given again; the service always passes every field, so the engine's own defaults do not apply.)
+    """
+
+    max_tokens: int = Field(default=256, ge=1, le=32768)
+    """Upper bound on completion tokens."""
+    temperature: float = Field(default=0.8, ge=0.0, le=2.0)
+    """Sampling temperature; 0 is greedy."""
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    """Nucleus sampling mass."""
+    top_k: int = Field(default=40, ge=0, le=1000)
+    """Keep the k most likely tokens; 0 disables."""
+    min_p: float = Field(default=0.05, ge=0.0, le=1.0)
+    """Drop tokens below min_p × the top probability."""
+    repeat_penalty: float = Field(default=1.0, gt=0.0, le=10.0)
+    """Penalty for repeated tokens; 1 disables."""
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    """Sampling seed for reproducible output."""
+    stop: list[str] = Field(default_factory=list, max_length=8)
+    """Strings that end the completion (not included in the text)."""
+
+
 class ChatMessageIn(_Wire):
     """One chat message."""
 
@@ -138,19 +168,11 @@ class ChatMessageIn(_Wire):
     content: str
 
 
-class GenerateInput(_Wire):
+class GenerateInput(_Wire, Sampling):
     """Input of the Inference team's ``generator`` agent: a prompt or chat messages, and sampling."""
 
     prompt: str | None = None
     messages: list[ChatMessageIn] | None = None
-    max_tokens: int = 256
-    temperature: float = 0.8
-    top_p: float = 0.95
-    top_k: int = 40
-    min_p: float = 0.05
-    repeat_penalty: float = 1.0
-    seed: int | None = None
-    stop: list[str] = Field(default_factory=list)
     grammar: str | None = None
     json_schema: dict[str, Any] | None = None
     speculative: bool = False

@@ -6,7 +6,7 @@ team        agents (8 each; ``embedder`` is the Storage team's helper behind ``/
 inference   generator, chat, summarizer, classifier, extractor, translator, coder, tokenizer
 compression compressor, decompressor, deduplicator, glyph-encoder, context-optimizer,
             dictionary-trainer, rsu-manager, codec-inspector
-storage     archivist, retriever, fetcher, eraser, key-warden, indexer, snapshotter, cache-keeper
+storage     archivist, retriever, fetcher, eraser, key-warden, indexer, snapshotter, vault-stats
 analysis    sentiment, keyword-extractor, entity-extractor, language-detector, similarity,
             code-analyzer, statistician, quality-critic
 synthesis   rag-answerer, planner, aggregator, reporter, consensus, formatter, verifier,
@@ -27,7 +27,6 @@ from agents.compression import COMPRESSION_AGENTS
 from agents.inference import INFERENCE_AGENTS
 from agents.storage import (
     ArchivistAgent,
-    CacheKeeperAgent,
     EmbedderAgent,
     EraserAgent,
     FetcherAgent,
@@ -35,6 +34,7 @@ from agents.storage import (
     KeyWardenAgent,
     RetrieverAgent,
     SnapshotterAgent,
+    VaultStatsAgent,
 )
 from agents.synthesis import SYNTHESIS_AGENTS
 
@@ -48,7 +48,7 @@ STORAGE_AGENTS: tuple[type[Agent], ...] = (
     KeyWardenAgent,
     IndexerAgent,
     SnapshotterAgent,
-    CacheKeeperAgent,
+    VaultStatsAgent,
 )
 
 AGENTS_BY_TEAM: dict[str, tuple[type[Agent], ...]] = {

@@ -25,6 +25,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "cancelled": 499,
     "stream_broken": 502,
     "internal": 500,
+    "insufficient_storage": 507,
 }
 RETRY_AFTER_S = 1
 

@@ -293,7 +293,7 @@ def load_roster() -> tuple[tuple[AgentSpec, ...], str]:
         storage.KeyWardenAgent,
         storage.IndexerAgent,
         storage.SnapshotterAgent,
-        storage.CacheKeeperAgent,
+        storage.VaultStatsAgent,
         storage.EmbedderAgent,
     ]
     specs += [spec_of(cls) for cls in storage_classes]

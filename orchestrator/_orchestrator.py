@@ -19,7 +19,7 @@ from agents.messaging import Bus
 from agents.plans import Plan, PlanOutcome
 from agents.protocol import Chunk, GenerateInput, GenerateOutput, agent_subject
 from orchestrator._collective import OrchestratorCollective
-from orchestrator._dispatch import CallContext
+from orchestrator._dispatch import CallContext, call_for_output
 from orchestrator._load import LoadMonitor
 from orchestrator._models import ModelInfo, models_from_stats
 from orchestrator._observe import CallObserver
@@ -118,11 +118,15 @@ class Orchestrator:
         self.router.observer = value
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Follow the agents' heartbeats until cancelled."""
+        """Follow the agents' heartbeats until cancelled (replicas, load and health for routing).
+
+        Args:
+            task_status: Reports started once the heartbeat subscription is bound.
+        """
         await self.monitor.run(task_status=task_status)
 
     async def _embed(self, texts: list[str]) -> NDArray[np.float32]:
-        out = await self.call("storage", "embedder", {"texts": texts}, self.context(timeout_s=10))
+        out = await self.call_once("storage", "embedder", {"texts": texts}, self.context(timeout_s=10))
         return np.asarray(out["vectors"], dtype=np.float32)
 
     def collective(self) -> OrchestratorCollective:
@@ -132,7 +136,22 @@ class Orchestrator:
     async def select(
         self, *, agent: str | None = None, capability: str | None = None, goal: str | None = None, k: int = 5
     ) -> Selection:
-        """Choose an agent by name, capability or free-text goal (see `orchestrator._select`)."""
+        """Choose an agent by name, capability or free-text goal (see `orchestrator._select`).
+
+        Args:
+            agent: An agent name: that agent, if it is in the roster (checked first).
+            capability: A capability the agent must have (e.g. ``summarize``).
+            goal: Free text describing the work: agents ranked by capability match and by the similarity
+                of their description to it (semantic with the ``embedder`` agent, else lexical), then load.
+            k: Candidates kept in the explanation (count).
+
+        Returns:
+            The chosen agent, how it was chosen and the top candidates' scores.
+
+        Raises:
+            NotFoundError: No agent of that name, or none with that capability (field named).
+            BadInputError: None of ``agent``, ``capability``, ``goal`` was given.
+        """
         return await self.selector.select(agent=agent, capability=capability, goal=goal, k=k)
 
     async def invoke(
@@ -145,7 +164,31 @@ class Orchestrator:
         retries: int | None = None,
         fallback: bool = True,
     ) -> Invocation:
-        """Call ``agent`` with failover and retries (see `orchestrator._route`)."""
+        """Route a call to ``agent``: least-loaded healthy replica, failover, retries, circuit breaker.
+
+        The one call that routes: a busy or missing replica fails over to another replica and then (with
+        ``fallback``) to another agent of the same primary capability; retryable failures are retried
+        with exponential backoff (see `orchestrator._route`). For one attempt on the agent's shared
+        subject, without any of that, use :meth:`call_once`.
+
+        Args:
+            agent: Agent name (must be in the roster given as ``specs``).
+            payload: The agent's input (JSON-serialisable).
+            ctx: Request id, tenant, trace id and the overall deadline.
+            timeout_s: Deadline of one attempt, in seconds (default: ``config.step_timeout_s``; never past
+                ``ctx.deadline``).
+            retries: Extra rounds after retryable failures (default: ``config.retries``).
+            fallback: Whether other agents of the same primary capability may answer.
+
+        Returns:
+            The output, with the agent and instance that answered, attempts and failovers.
+
+        Raises:
+            NotFoundError: ``agent`` is not in the roster.
+            BadInputError: The agent refused the input (not retried).
+            AgentError: The last error when every attempt failed (``busy``, ``no_responders``,
+                ``deadline_exceeded``, ``circuit_open``, ...), or a non-retryable error at once.
+        """
         return await self.router.invoke(
             agent, payload, ctx, timeout_s=timeout_s, retries=retries, fallback=fallback
         )
@@ -159,12 +202,65 @@ class Orchestrator:
         progress: ProgressFn | None = None,
         cancel: anyio.Event | None = None,
     ) -> PlanOutcome:
-        """Run a plan (see `orchestrator._plans`); a failed step fails the outcome, it does not raise."""
+        """Run a plan's steps (in dependency order, independent ones at once), each routed by :meth:`invoke`.
+
+        Args:
+            plan: The steps and the output template (see `agents.plans`).
+            inputs: The plan's ``${input.*}`` values.
+            ctx: Request id, tenant, trace id and the overall deadline.
+            progress: Called with each step's state change (started, succeeded, failed).
+            cancel: Set it to stop the plan: running steps are cancelled, the outcome says so.
+
+        Returns:
+            The outcome: per-step results and the output, or the failed step and its error. A failed step
+            fails the outcome; it does not raise.
+        """
         return await self.plans.run(plan, inputs, ctx, progress=progress, cancel=cancel)
 
     def context(self, *, timeout_s: float | None = None, **kwargs: Any) -> CallContext:
-        """A :class:`CallContext` with the default deadline unless ``timeout_s`` is given."""
+        """A :class:`CallContext` whose deadline is ``timeout_s`` seconds from now.
+
+        Args:
+            timeout_s: Seconds until the deadline (default: ``config.default_deadline_s``).
+            **kwargs: More :class:`CallContext` fields (``request_id``, ``tenant``, ``trace_id``, ...).
+
+        Returns:
+            The context to pass to a call.
+        """
         return CallContext.with_timeout(timeout_s or self.config.default_deadline_s, **kwargs)
+
+    async def call_once(
+        self, team: str, agent: str, payload: dict[str, Any], ctx: CallContext
+    ) -> dict[str, Any]:
+        """Call an agent once on its shared subject; NATS's queue group picks the replica.
+
+        No routing: no least-loaded choice, no failover, no retry, no circuit breaker (use :meth:`call`
+        or :meth:`invoke` for those). Streamed chunks are dropped. Works without :meth:`run` and without
+        a roster.
+
+        Args:
+            team: The agent's team (its subject is ``neurectomy.agent.<team>.<agent>``).
+            agent: Agent name.
+            payload: The agent's input (JSON-serialisable).
+            ctx: Request id, tenant, trace id and the deadline.
+
+        Returns:
+            The agent's output (``End.output``).
+
+        Raises:
+            AgentError: The agent's error, ``busy``, ``no_responders`` (503, no instance at all), a passed
+                deadline or a payload over the NATS max payload (see
+                :func:`orchestrator._dispatch.call_agent`).
+        """
+        return await call_for_output(
+            self.bus,
+            team,
+            agent,
+            payload,
+            ctx,
+            accept_timeout_s=self.config.accept_timeout_s,
+            observer=self.observer,
+        )
 
     async def call(
         self, team: str, agent: str, payload: dict[str, Any], ctx: CallContext, *, idempotent: bool = False
@@ -183,7 +279,9 @@ class Orchestrator:
             idempotent: Repeating the call has the effect of one call (reads, upserts by id).
 
         Raises:
-            AgentError: See :func:`orchestrator._dispatch.call_agent`.
+            AgentError: The agent's error, ``busy``, ``no_responders`` (503, no instance at all), a passed
+                deadline or a payload over the NATS max payload (see
+                :func:`orchestrator._dispatch.call_agent`).
         """
         inv = await self.router.invoke(
             agent,
@@ -204,7 +302,18 @@ class Orchestrator:
         Routed: the least-loaded healthy generator first; a busy or vanished one is skipped while no
         token has been yielded (see :meth:`orchestrator.Router.stream`).
 
+        Leaving the iteration early (``aclose``) cancels the generation on the agent, which frees its
+        LLM slot within one decode step.
+
+        Args:
+            request: Prompt or messages, sampling and model.
+            ctx: Request id, tenant, trace id and the deadline.
+
+        Yields:
+            :class:`TextDelta` per streamed chunk, then one :class:`GenerateOutput` (text, usage, timings).
+
         Raises:
+            StreamBrokenError: The generator's output could not be read.
             AgentError: See :func:`orchestrator._dispatch.call_agent`.
         """
         events = self.router.stream("generator", request.model_dump(exclude_none=True), ctx, team="inference")
@@ -241,7 +350,18 @@ class Orchestrator:
                 self.observer.hop("inference", "generator", outcome, time.perf_counter() - started)
 
     async def generate(self, request: GenerateInput, ctx: CallContext) -> GenerateOutput:
-        """Run a generation to the end and return its output."""
+        """Run a generation to the end and return its output.
+
+        Args:
+            request: Prompt or messages, sampling and model.
+            ctx: Request id, tenant, trace id and the deadline.
+
+        Returns:
+            The text, finish reason, exact token usage and engine timings.
+
+        Raises:
+            AgentError: See :meth:`generate_stream`.
+        """
         events = self.generate_stream(request, ctx)
         async with aclosing(events):
             async for event in events:
@@ -254,6 +374,10 @@ class Orchestrator:
 
         One entry per agent (replicas summed); roster agents with no instance have ``replicas`` 0 and
         ``health`` ``down``.
+
+        Returns:
+            The agents sorted by team, then name, with replicas, health (``up``, ``down``,
+            ``circuit_open``), load, calls in flight and queued.
         """
         answers = await self.bus.discover("STATS", timeout_s=self.config.discovery_timeout_s)
         by_name: dict[str, AgentInfo] = {}
@@ -307,12 +431,22 @@ class Orchestrator:
 
         Ryot models come from the Inference agents' pool status (every configured model, loaded or
         not), others (the embedding model) from the agents' metadata.
+
+        Returns:
+            One entry per model: id, kind, status, the agent that reported it, context size and load.
         """
         answers = await self.bus.discover("STATS", timeout_s=self.config.discovery_timeout_s)
         return models_from_stats(answers)
 
     async def health(self) -> dict[str, Any]:
-        """NATS connectivity and whether a generator with a loaded model answers (see the constructor)."""
+        """NATS connectivity and whether a generator with a loaded model answers.
+
+        Whether the generator gates ``ok`` is the constructor's ``health_requires_generator``.
+
+        Returns:
+            ``status`` (``ok`` or ``degraded``), ``nats_connected``, ``model_loaded``, ``model`` and
+            ``generator_replicas``.
+        """
         connected = self.bus.is_connected
         generators: list[AgentInfo] = []
         if connected:

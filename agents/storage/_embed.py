@@ -6,7 +6,7 @@ indexes and searches with (same model, same normalisation). The API's ``POST /v1
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from agents.actor import Call
 from agents.errors import BadInputError
@@ -30,6 +30,7 @@ class EmbedderAgent(StorageAgent):
     description = "Turns texts into unit vectors with the vault's embedding model (nothing is stored)."
     capabilities = ("embed", "embeddings")
     input_model: ClassVar[type[EmbedInput]] = EmbedInput
+    output_model: ClassVar[type[EmbedOutput]] = EmbedOutput
     ops = ("embed",)
 
     @property
@@ -42,7 +43,7 @@ class EmbedderAgent(StorageAgent):
         """Engine, vector dimension and model name."""
         return {**super().metadata(), "model": self.model_name}
 
-    async def work(self, call: Call) -> dict[str, Any]:
+    async def work(self, call: Call) -> EmbedOutput:
         """Embed ``call.input.texts`` (an :class:`EmbedInput`).
 
         Raises:
@@ -58,4 +59,4 @@ class EmbedderAgent(StorageAgent):
             dim=int(vectors.shape[1]),
             vectors=vectors.tolist(),
             tokens=tokens,
-        ).model_dump()
+        )

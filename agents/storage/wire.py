@@ -211,11 +211,11 @@ class SnapshotOutput(_Wire):
 
 
 class CacheInput(_Wire):
-    """Input of ``cache-keeper`` (no fields)."""
+    """Input of ``vault-stats`` (no fields)."""
 
 
 class StatsOutput(_Wire):
-    """Output of ``cache-keeper``: the vault's counters, seen from the caller's tenant."""
+    """Output of ``vault-stats``: the vault's counters, seen from the caller's tenant."""
 
     tenant: str
     tenant_records: int

@@ -358,9 +358,8 @@ async def embeddings(
         raise BadInputError(f"holds {len(texts)} strings, over the limit of {MAX_EMBED_TEXTS}", field="input")
     payload = EmbedInput(texts=texts).model_dump()
     try:
-        raw = await orchestrator.call(
-            "storage", "embedder", payload, call_context(orchestrator, request), idempotent=True
-        )
+        ctx = call_context(orchestrator, request)
+        raw = await orchestrator.call("storage", "embedder", payload, ctx, idempotent=True)
     except BadInputError as exc:  # the agent names texts.<i>; the client sent input.<i>
         field = exc.field.replace("texts", "input", 1) if exc.field else "input"
         raise BadInputError(exc.message, field=field) from None

@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 import yaml
 from pydantic import BaseModel
 
-from agents import AgentRunner, BadInputError, Bus, GeneratorAgent, NoRespondersError
+from agents import BadInputError, Bus, GeneratorAgent, NoRespondersError
 from agents.actor import Agent
 from agents.collective import AgentSpec, Candidate, Collective, spec_of
 from agents.compression import ContextOptimizerAgent
@@ -43,7 +42,8 @@ from agents.synthesis import aggregate as aggregate_items
 from bridges import RyotBridge
 from bridges.sigma import SigmaBridge
 from bridges.vault import VaultBridge
-from orchestrator import CallContext, Orchestrator
+from orchestrator import Orchestrator, testing
+from orchestrator.testing import running
 from ryot import RyotEngine
 from sigmalang import MemoryRSUStore, SigmaCodec
 from vault import MiniLMEmbedder, Vault, VaultConfig
@@ -382,21 +382,19 @@ def team(bus: Bus) -> Team:
     """The eight synthesis agents (and any ``extra`` agents) on the bus, for an ``async with`` block;
     ``registered`` kinds are listed in the registry without running."""
 
-    @asynccontextmanager
-    async def run(*extra: Agent, registered: Sequence[type[Agent]] = ()) -> AsyncIterator[Orchestrator]:
+    def run(
+        *extra: Agent, registered: Sequence[type[Agent]] = ()
+    ) -> AbstractAsyncContextManager[Orchestrator]:
         kinds = [*SYNTHESIS_AGENTS, *(type(a) for a in extra), *registered]
         collective = make_collective(bus, kinds)
-        async with anyio.create_task_group() as tg:
-            for agent in [*synthesis_agents(collective), *extra]:
-                await tg.start(AgentRunner(bus, agent, concurrency=4).run)
-            yield Orchestrator(bus)
-            tg.cancel_scope.cancel()
+        return running(bus, [*synthesis_agents(collective), *extra], concurrency=4)
 
     return run
 
 
 async def call(orch: Orchestrator, agent: str, payload: dict[str, Any]) -> dict[str, Any]:
-    return await orch.call("synthesis", agent, payload, CallContext.with_timeout(30, tenant="acme"))
+    """One call in tenant ``acme`` with a 30 s deadline."""
+    return await testing.call(orch, agent, payload, tenant="acme", timeout_s=30)
 
 
 WORKFLOW = """
@@ -537,11 +535,11 @@ async def test_rag_answerer_and_consensus_with_the_real_engine_and_vault(
                 GeneratorAgent(RyotBridge(engine)),
             ]
             async with team(*others) as orch:
-                await orch.call(
-                    "storage",
+                await testing.call(
+                    orch,
                     "archivist",
                     {"records": [{"id": f"d{i}", "text": t} for i, t in enumerate(DOCS)]},
-                    orch.context(tenant="acme"),
+                    tenant="acme",
                 )
                 answer = await call(
                     orch,

@@ -143,7 +143,7 @@ def test_agents_health_and_openapi(service: str) -> None:
         "key-warden",
         "indexer",
         "snapshotter",
-        "cache-keeper",
+        "vault-stats",
         "embedder",
     }
     health = httpx.get(f"{service}/health", timeout=10).json()

@@ -224,6 +224,8 @@ class Bus:
     def __init__(self, nc: Client) -> None:
         self._nc = nc
         self._closed = False
+        self.stream_replicas = 1
+        """Replicas of the JetStream streams and KV buckets created on this bus (set by the runtime)."""
         # One wildcard subscription, <prefix>.>, carries every inbox of this bus (made on first use).
         self._inboxes: dict[str, Inbox] = {}
         self._inbox_prefix = ""

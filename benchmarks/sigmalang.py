@@ -1,7 +1,7 @@
 """ΣLANG benchmark: ratio and speed against zstd-3, zstd-19, zstd-19 + dictionary, whole-session zstd-19.
 
 Run: ``PYTHONPATH=$PWD .venv/bin/python benchmarks/sigmalang.py [--runs 3] [--seed 7] [--tenants 4]
-[--sessions-per-tenant 8] [--turns 4 14] [--messages 2000] [--lossy] [--rest]``
+[--sessions-per-tenant 8] [--turns 4 14] [--messages 2000] [--source stdlib|packages] [--lossy] [--rest]``
 
 Corpora (deterministic, nothing downloaded):
 
@@ -246,16 +246,24 @@ def run_whole_sessions(sessions: Sequence[Session], level: int, runs: int) -> Ou
 
 
 def run_sigma(
-    items: Sequence[tuple[str, str | None, bytes]], training: Sequence[bytes], runs: int
+    items: Sequence[tuple[str, str | None, bytes]],
+    training: Sequence[bytes] | None,
+    runs: int,
+    *,
+    generic: bool = True,
 ) -> Outcome:
-    """One `SigmaCodec` for the corpus (fresh store per run): each item is (tenant, stream, message)."""
+    """One `SigmaCodec` for the corpus (fresh store per run): each item is (tenant, stream, message).
+
+    `training` None: no trained dictionary (what a REST client gets); `generic` False: not even the
+    shipped generic dictionary.
+    """
     corpus = [m for _, _, m in items]
     speeds, dspeeds = [], []
     frames: list[bytes] = []
     reports: list[sigmalang.CompressionReport] = []
-    dictionary = sigmalang.train_dictionary(training)
+    dictionary = sigmalang.train_dictionary(training) if training is not None else None
     for _ in range(runs):
-        codec = sigmalang.SigmaCodec()
+        codec = sigmalang.SigmaCodec(config=sigmalang.SigmaConfig(generic_dictionary=generic))
         if dictionary is not None:
             codec.dictionaries.add(dictionary)
         t0 = time.perf_counter()
@@ -299,14 +307,24 @@ def main() -> None:
     parser.add_argument("--sessions-per-tenant", type=int, default=8)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--turns", type=int, nargs=2, default=(4, 14), metavar=("MIN", "MAX"))
+    parser.add_argument(
+        "--source",
+        choices=("stdlib", "packages"),
+        default="stdlib",
+        help="documents from the standard library, or from the installed third-party packages",
+    )
     parser.add_argument("--rest", action="store_true", help="also post the sessions to a real service")
     parser.add_argument("--lossy", action="store_true", help="also the context optimiser, in Ryot tokens")
     args = parser.parse_args()
 
     sessions = build_sessions(
-        args.seed, tenants=args.tenants, sessions_per_tenant=args.sessions_per_tenant, turns=tuple(args.turns)
+        args.seed,
+        tenants=args.tenants,
+        sessions_per_tenant=args.sessions_per_tenant,
+        turns=tuple(args.turns),
+        source=args.source,
     )
-    training_sessions = build_sessions(args.seed + 1000, tenants=2, sessions_per_tenant=4)
+    training_sessions = build_sessions(args.seed + 1000, tenants=2, sessions_per_tenant=4, source=args.source)
     session_items = [(s.tenant, s.session_id, m) for s in sessions for m in s.turns]
     session_corpus = [m for _, _, m in session_items]
     session_training = [m for s in training_sessions for m in s.turns]
@@ -322,7 +340,7 @@ def main() -> None:
             f"median {sizes[len(sizes) // 2]} B, {sum(s < 1024 for s in sizes)} under 1 KB"
         )
     console.print(
-        f"sessions: {len(sessions)} sessions of {args.tenants} tenants from standard-library text "
+        f"sessions: {len(sessions)} sessions of {args.tenants} tenants from {args.source} text "
         f"(seed {args.seed}); dictionaries trained on seed {args.seed + 1000}"
     )
 
@@ -344,9 +362,19 @@ def main() -> None:
         ),
         ("zstd-19 over whole sessions", run_whole_sessions(sessions, 19, args.runs), None),  # type: ignore[list-item]
         (
-            "ΣLANG (per message, per tenant)",
+            "ΣLANG (per message, per tenant) + trained dict",
             run_sigma(session_items, session_training, args.runs),
             run_sigma(message_items, message_training, args.runs),
+        ),
+        (
+            "ΣLANG, generic dict only (REST clients)",
+            run_sigma(session_items, None, args.runs),
+            run_sigma(message_items, None, args.runs),
+        ),
+        (
+            "ΣLANG, no dictionary at all",
+            run_sigma(session_items, None, args.runs, generic=False),
+            run_sigma(message_items, None, args.runs, generic=False),
         ),
     ]
     whole = rows[3][1]

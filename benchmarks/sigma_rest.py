@@ -43,12 +43,21 @@ def _check(client: httpx.Client, tenant: str, frames: Sequence[str], turns: Sequ
         raise SystemExit("REST round trip failed")
 
 
-def run_rest(sessions: Sequence[Session]) -> list[RestOutcome]:
-    """Start a service, post the corpus three ways (a fresh tenant name per way), stop it."""
+def run_rest(sessions: Sequence[Session], code: Path | None = None) -> list[RestOutcome]:
+    """Start a service, post the corpus three ways (a fresh tenant name per way), stop it.
+
+    Args:
+        sessions: The corpus.
+        code: Run the service from this checkout (its directory first on ``PYTHONPATH``, e.g. the
+            previous version, for a side-by-side run); default the current code.
+    """
     total = sum(len(t) for s in sessions for t in s.turns)
     outcomes: list[RestOutcome] = []
+    env = {"NEURECTOMY_TEAMS": '["inference", "compression"]'}
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_serve(Path(tmp), env={"NEURECTOMY_TEAMS": '["inference", "compression"]'})
+        proc, url = start_serve(Path(tmp), env=env)
         try:
             with httpx.Client(base_url=url, timeout=120) as client:
                 for way in ("raw", "json", "batch"):

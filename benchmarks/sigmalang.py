@@ -314,6 +314,12 @@ def main() -> None:
         help="documents from the standard library, or from the installed third-party packages",
     )
     parser.add_argument("--rest", action="store_true", help="also post the sessions to a real service")
+    parser.add_argument(
+        "--rest-baseline",
+        type=Path,
+        metavar="DIR",
+        help="with --rest: also run the service from this checkout (e.g. the previous version), same corpus",
+    )
     parser.add_argument("--lossy", action="store_true", help="also the context optimiser, in Ryot tokens")
     args = parser.parse_args()
 
@@ -409,10 +415,13 @@ def main() -> None:
         from benchmarks.sigma_rest import run_rest
 
         rest = Table(title="ΣLANG through REST (one client, sequential, machine shared)")
-        for column in ("how", "requests", "ratio", "MB/s"):
-            rest.add_column(column, justify="left" if column == "how" else "right")
-        for o in run_rest(sessions):
-            rest.add_row(o.label, str(o.requests), f"{o.ratio:.2f}x", f"{o.mb_s:.1f}")
+        for column in ("service", "how", "requests", "ratio", "MB/s"):
+            rest.add_column(column, justify="left" if column in ("service", "how") else "right")
+        codes: list[Path | None] = [None] if args.rest_baseline is None else [args.rest_baseline, None]
+        for code in codes:
+            for o in run_rest(sessions, code):
+                name = "this checkout" if code is None else str(code)
+                rest.add_row(name, o.label, str(o.requests), f"{o.ratio:.2f}x", f"{o.mb_s:.1f}")
         console.print(rest)
 
 

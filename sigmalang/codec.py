@@ -224,6 +224,7 @@ class SigmaCodec:
             )
         with self._lock:
             previous = self._streams.get((tenant, stream), ()) if stream is not None else ()
+        active = self.dictionaries.active
         result, own = _context.encode(
             data,
             tenant=tenant,
@@ -232,7 +233,8 @@ class SigmaCodec:
             index=self._index(tenant),
             previous=previous,
             config=self.config,
-            dictionary=self.dictionaries.active or self._generic,
+            dictionary=active or self._generic,
+            generic=active is None and self._generic is not None,
             level=level,
             count_tokens=self.count_tokens,
         )

@@ -10,6 +10,7 @@ through ``/v1/sigma/decompress/batch`` and compared byte for byte.
 from __future__ import annotations
 
 import base64
+import contextlib
 import tempfile
 import time
 from collections.abc import Sequence
@@ -56,7 +57,8 @@ def run_rest(sessions: Sequence[Session], code: Path | None = None) -> list[Rest
     env = {"NEURECTOMY_TEAMS": '["inference", "compression"]'}
     if code is not None:
         env["PYTHONPATH"] = str(code)
-    with tempfile.TemporaryDirectory() as tmp:
+    # ``python -m`` puts its working directory first on sys.path: start the service from `code`.
+    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(code or Path.cwd()):
         proc, url = start_serve(Path(tmp), env=env)
         try:
             with httpx.Client(base_url=url, timeout=120) as client:

@@ -47,7 +47,7 @@ def _paragraphs() -> list[str]:
     dists = sorted(importlib.metadata.distributions(), key=lambda d: (d.metadata["Name"] or "").lower())
     for dist in dists:
         name = (dist.metadata["Name"] or "").lower()
-        body = dist.metadata.get_payload()  # the long description
+        body = dist.metadata.get_payload()  # type: ignore[attr-defined]  # an email Message: the description
         if name in _EXCLUDE or not isinstance(body, str):
             continue
         out.extend(p.strip() for p in re.split(r"\n\s*\n", body) if len(p.strip()) > 80)
@@ -70,7 +70,7 @@ def training_samples(*, seed: int = _SEED, count: int = _SAMPLES) -> list[bytes]
         for _ in range(rng.randint(1, 3)):
             messages.append({"role": "user", "content": rng.choice(paras)})
             if rng.random() < 0.3:
-                call = {"id": f"call_{rng.getrandbits(40):x}", "type": "function"}
+                call: dict[str, object] = {"id": f"call_{rng.getrandbits(40):x}", "type": "function"}
                 call["function"] = {
                     "name": "search",
                     "arguments": json.dumps({"query": rng.choice(paras)[:80]}),

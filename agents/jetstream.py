@@ -149,10 +149,11 @@ class StoredMessage:
 class KeyValueBucket:
     """A JetStream KV bucket; every write can be compare-and-set on the key's revision."""
 
-    def __init__(self, kv: KeyValue, name: str, js: JetStreamContext) -> None:
+    def __init__(self, kv: KeyValue, name: str, js: JetStreamContext, *, timeout_s: float = 5.0) -> None:
         self._kv = kv
         self._js = js
         self.name = name
+        self.timeout_s = timeout_s
 
     async def get(self, key: str) -> KvEntry:
         """The current value of ``key``.
@@ -212,6 +213,33 @@ class KeyValueBucket:
                 return bool(await self._kv.delete(key, last=revision))
             except nats.js.errors.KeyWrongLastSequenceError:
                 return False
+
+    async def keys(self, pattern: str) -> list[str]:
+        """The keys matching ``pattern`` (NATS wildcards ``*`` and ``>``) that hold a value now.
+
+        Filtered on the server and read headers-only (values are not transferred).
+
+        Raises:
+            JetStreamUnavailableError: JetStream did not answer.
+        """
+        found: list[str] = []
+        with _translated(f"KV keys {self.name}/{pattern}"):
+            watcher = await self._kv.watch(pattern, ignore_deletes=True, meta_only=True)
+            try:
+                with anyio.fail_after(self.timeout_s):
+                    async for entry in watcher:
+                        if entry is None:  # the end of the values stored now
+                            break
+                        found.append(entry.key)
+            except TimeoutError:
+                raise nats.errors.TimeoutError from None
+            finally:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                    try:
+                        await watcher.stop()  # type: ignore[no-untyped-call]
+                    except nats.errors.Error:
+                        pass
+        return found
 
     async def history(self, key: str) -> list[KvEntry]:
         """The values of ``key`` the bucket still holds (at most its ``history``), oldest first.
@@ -476,7 +504,7 @@ class JetStream:
                 kv = await self._js.create_key_value(
                     KeyValueConfig(bucket=bucket, history=history, ttl=ttl_s, storage=StorageType.FILE)
                 )
-        return KeyValueBucket(kv, bucket, self._js)
+        return KeyValueBucket(kv, bucket, self._js, timeout_s=self.timeout_s)
 
     async def publish(
         self,
@@ -572,6 +600,21 @@ class JetStream:
         return StoredMessage(
             str(raw.subject or ""), bytes(raw.data or b""), _headers(raw.headers), int(raw.seq or 0)
         )
+
+    async def delete_message(self, stream: str, seq: int) -> bool:
+        """Remove the message ``seq`` from ``stream``.
+
+        Returns:
+            Whether it was there.
+
+        Raises:
+            JetStreamUnavailableError: JetStream did not answer.
+        """
+        with _translated(f"delete {stream}/{seq}"):
+            try:
+                return bool(await self._js.delete_msg(stream, seq))
+            except nats.js.errors.NotFoundError:
+                return False
 
     async def delete_stream(self, name: str) -> None:
         """Delete a stream and its messages (a KV bucket ``b`` is the stream ``KV_b``).

@@ -11,6 +11,8 @@ from orchestrator._reliability import CircuitBreaker, RetryBudget
 from orchestrator._route import Invocation
 from orchestrator._select import Selection
 from orchestrator._task_exec import task_executor
+from orchestrator._task_reconcile import TaskReconciler
+from orchestrator._task_seal import Sealer
 from orchestrator._task_store import TaskConfig, TaskQueue, TaskRecord, TaskRequest, TaskStatus
 from orchestrator._task_worker import TaskWorker
 from orchestrator.config import OrchestratorConfig
@@ -28,9 +30,11 @@ __all__ = (
     "OrchestratorConfig",
     "ProgressFn",
     "RetryBudget",
+    "Sealer",
     "Selection",
     "TaskConfig",
     "TaskQueue",
+    "TaskReconciler",
     "TaskRecord",
     "TaskRequest",
     "TaskStatus",

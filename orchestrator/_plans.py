@@ -5,6 +5,11 @@ capability to an agent (`Selector`), and is routed with retries and failover (`R
 step that is not ``optional`` fails the plan: the steps still running are cancelled (each running call
 publishes its cancel, so agents stop their work) and the steps not started are ``skipped``. Cancelling
 the run (``cancel`` event, or cancelling the caller) does the same and reports ``cancelled``.
+
+**Journal and resume.** With a ``journal``, each step that succeeds is journaled (the function returns
+once the reports, with the step's output, are stored) before any step that depends on it starts. A run
+given ``done`` (the succeeded reports of an earlier run of the same plan) takes those steps' outputs as
+they are and runs only the others: a durable task redelivered after a crash resumes, it does not restart.
 """
 
 from __future__ import annotations
@@ -41,22 +46,36 @@ def _error(exc: AgentError) -> dict[str, Any]:
 
 
 class _Run:
-    def __init__(self, plan: Plan, inputs: Mapping[str, Any], progress: ProgressFn | None) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        inputs: Mapping[str, Any],
+        progress: ProgressFn | None,
+        journal: ProgressFn | None = None,
+        done: Mapping[str, StepReport] | None = None,
+    ) -> None:
         self.plan = plan
         self.inputs = inputs
         self.progress = progress
+        self.journal = journal
         self.reports = {s.id: StepReport(id=s.id, agent=s.agent) for s in plan.steps}
         self.outputs: dict[str, Any] = {}
+        for sid, report in (done or {}).items():  # finished in an earlier run: reused, not run again
+            if sid in self.reports and report.status == "succeeded":
+                self.reports[sid] = report.model_copy()
+                self.outputs[sid] = report.output
+        self.resumed = frozenset(self.outputs)
         self.failed: AgentError | None = None
+        self.journal_error: Exception | None = None
         self.cancelled = False
         # The schedule: no step waits in a task; a step starts once its last dependency is done.
         self.deps = {s.id: dependencies(s) for s in plan.steps}
-        self.waiting = {sid: set(deps) for sid, deps in self.deps.items()}
+        self.waiting = {sid: set(deps) - self.outputs.keys() for sid, deps in self.deps.items()}
         self.dependents: dict[str, list[PlanStep]] = {s.id: [] for s in plan.steps}
         for step in plan.steps:
             for dep in self.deps[step.id]:
                 self.dependents[dep].append(step)
-        self.ready = [s for s in plan.steps if not self.deps[s.id]]
+        self.ready = [s for s in plan.steps if s.id not in self.outputs and not self.waiting[s.id]]
 
     async def changed(self) -> None:
         if self.progress is not None:
@@ -72,6 +91,8 @@ class _Run:
         while done:
             sid = done.pop()
             for step in self.dependents[sid]:
+                if step.id in self.resumed:  # finished in an earlier run (after an optional step failed)
+                    continue
                 waiting = self.waiting[step.id]
                 waiting.discard(sid)
                 if waiting:
@@ -104,6 +125,8 @@ class PlanRunner:
         *,
         progress: ProgressFn | None = None,
         cancel: anyio.Event | None = None,
+        journal: ProgressFn | None = None,
+        done: Mapping[str, StepReport] | None = None,
     ) -> PlanOutcome:
         """Run ``plan`` with ``inputs``; never raises for a failed step (the outcome says ``failed``).
 
@@ -114,23 +137,24 @@ class PlanRunner:
                 ``<request id>-<step id>-<attempt>``.
             progress: Called whenever a step's report changes.
             cancel: Setting it cancels the run (running steps are told to stop).
+            journal: Awaited with every step's report after a step succeeds, before the steps that
+                depend on it start (it stores them durably); its errors end the run (they propagate).
+            done: Step id → succeeded report of an earlier run of this plan: those steps are not run,
+                their outputs are reused.
+
+        Raises:
+            Exception: Only what ``journal`` raises.
         """
         span = start_child(_tracer, f"plan {plan.name}", attributes={"neurectomy.steps": len(plan.steps)})
+        run = _Run(plan, inputs, progress, journal, done)
         if not span.is_recording():
-            return await self._run(plan, inputs, ctx, progress, cancel)
+            return await self._run(run, ctx, cancel)
         with trace.use_span(span, end_on_exit=True):
-            return await self._run(plan, inputs, ctx, progress, cancel)
+            return await self._run(run, ctx, cancel)
 
-    async def _run(
-        self,
-        plan: Plan,
-        inputs: Mapping[str, Any],
-        ctx: CallContext,
-        progress: ProgressFn | None,
-        cancel: anyio.Event | None,
-    ) -> PlanOutcome:
+    async def _run(self, run: _Run, ctx: CallContext, cancel: anyio.Event | None) -> PlanOutcome:
         started = time.perf_counter()
-        run = _Run(plan, inputs, progress)
+        plan, inputs = run.plan, run.inputs
         if cancel is None:
             await self._run_steps(run, ctx)
         else:
@@ -138,6 +162,8 @@ class PlanRunner:
                 tg.start_soon(self._watch_cancel, cancel, run, tg.cancel_scope)
                 await self._run_steps(run, ctx)
                 tg.cancel_scope.cancel()  # stop the cancel watcher
+        if run.journal_error is not None:
+            raise run.journal_error
         for report in run.reports.values():
             if report.status in ("pending", "running"):
                 report.status = "cancelled" if report.status == "running" else "skipped"
@@ -182,6 +208,13 @@ class PlanRunner:
             await self._step(next_step, run, ctx, steps.cancel_scope)
             if steps.cancel_scope.cancel_called or run.cancelled:  # failed or cancelled: start nothing
                 return
+            if run.journal is not None and run.reports[next_step.id].status == "succeeded":
+                try:
+                    await run.journal([run.reports[s.id] for s in run.plan.steps])
+                except Exception as exc:  # raised by run() itself, not as an exception group
+                    run.journal_error = run.journal_error or exc
+                    steps.cancel_scope.cancel()
+                    return
             ready = run.finished(next_step.id)
             next_step = ready[0] if ready else None
             for other in ready[1:]:

@@ -3,6 +3,10 @@
 A plan that fails on an infrastructure error (no responders, busy, timeout, lost instance) raises that
 error, so the task worker retries the task (redelivery, up to ``max_attempts``); a plan that fails on
 the task's own fault (bad input, not found, too large) is a failed task, not retried.
+
+A run resumes what earlier runs of the task finished: the planner's plan is journaled before the first
+step (``record.planned``) and every finished step's output before its dependents start
+(``record.steps``), so a redelivery neither plans again nor re-runs a finished step.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from agents.plans import PlanError, PlanOutcome, parse_plan
 from agents.tracing import TENANT_ATTRIBUTE, current_trace_id, remote_context, start_child, tracer
 from orchestrator._dispatch import CallContext
 from orchestrator._task_store import TaskRecord
-from orchestrator._task_worker import Executor, ProgressFn
+from orchestrator._task_worker import Executor, TaskJournal
 
 if TYPE_CHECKING:
     from orchestrator._orchestrator import Orchestrator
@@ -42,7 +46,7 @@ def task_executor(orchestrator: Orchestrator, *, deadline_s: float) -> Executor:
         deadline_s: Deadline of one run of a task, in seconds.
     """
 
-    async def execute(record: TaskRecord, progress: ProgressFn) -> PlanOutcome:
+    async def execute(record: TaskRecord, journal: TaskJournal) -> PlanOutcome:
         span = start_child(
             _tracer,
             "task",
@@ -54,9 +58,9 @@ def task_executor(orchestrator: Orchestrator, *, deadline_s: float) -> Executor:
             },
         )
         with trace.use_span(span, end_on_exit=True):
-            return await _execute(record, progress)
+            return await _execute(record, journal)
 
-    async def _execute(record: TaskRecord, progress: ProgressFn) -> PlanOutcome:
+    async def _execute(record: TaskRecord, journal: TaskJournal) -> PlanOutcome:
         ctx = CallContext.with_timeout(
             deadline_s,
             request_id=f"task-{record.id}-{record.attempts}",
@@ -67,13 +71,22 @@ def task_executor(orchestrator: Orchestrator, *, deadline_s: float) -> Executor:
             plan, inputs = parse_plan(record.plan), record.input
         else:
             goal = record.goal or ""
-            planned = await orchestrator.invoke("planner", {"goal": goal}, ctx)
-            try:
-                plan = parse_plan(planned.output["plan"])
-            except (PlanError, KeyError) as exc:
-                raise BadInputError(f"the planner returned an unusable plan: {exc}", field="goal") from None
+            if record.planned is not None:  # planned by an earlier run: resume that plan
+                plan = parse_plan(record.planned)
+            else:
+                planned = await orchestrator.invoke("planner", {"goal": goal}, ctx)
+                try:
+                    plan = parse_plan(planned.output["plan"])
+                except (PlanError, KeyError) as exc:
+                    raise BadInputError(
+                        f"the planner returned an unusable plan: {exc}", field="goal"
+                    ) from None
+                await journal.plan_made(plan.model_dump(mode="json", exclude_defaults=True))
             inputs = goal_inputs(goal)
-        outcome = await orchestrator.run_plan(plan, inputs, ctx, progress=progress)
+        done = {s.id: s for s in record.steps if s.status == "succeeded"}
+        outcome = await orchestrator.plans.run(
+            plan, inputs, ctx, progress=journal, journal=journal.commit, done=done
+        )
         if outcome.status == "failed" and outcome.error and outcome.error.get("code") in INFRASTRUCTURE_CODES:
             err = outcome.error
             raise error_from_wire(str(err["code"]), str(err.get("message", "")), err.get("field"))

@@ -56,10 +56,15 @@ class TaskConfig(BaseModel):
     """A submit repeated within this window is not queued twice (``Nats-Msg-Id``), in seconds."""
     max_input_bytes: int = Field(default=512 * 1024, ge=1024)
     """Largest record (goal or plan plus input, as JSON) accepted at submit, in bytes."""
+    reconcile_interval_s: float = Field(default=10.0, gt=0)
+    """How often the reconciler looks for stuck records, in seconds."""
+    reconcile_grace_s: float = Field(default=10.0, gt=0)
+    """A ``queued`` record with no message this long after its last write is stuck, in seconds (a
+    submit publishes within ``fetch_timeout_s`` of writing the record)."""
 
-    def queue_subject(self, priority: Priority) -> str:
-        """Subject of the work queue for ``priority``."""
-        return f"{self.subject_prefix}.queue.{priority}"
+    def queue_subject(self, priority: Priority, task_id: str = "*") -> str:
+        """Subject of ``task_id``'s message on the work queue for ``priority`` (``*``: all of them)."""
+        return f"{self.subject_prefix}.queue.{priority}.{task_id}"
 
     def cancel_subject(self, task_id: str) -> str:
         """Core NATS subject that tells the worker running ``task_id`` to stop."""
@@ -117,6 +122,11 @@ class TaskRecord(BaseModel):
         created_at: Unix time of the submit, in seconds.
         updated_at: Unix time of the last write, in seconds.
         dead_lettered: It exhausted its attempts and was moved to the dead-letter stream.
+        lease_until: While ``running``: Unix time until which the worker that claimed it holds it (renewed
+            by its heartbeat every ``ack_wait_s / 3``); past it (and ``ack_wait_s`` more, the redelivery's
+            turn) the reconciler requeues or dead-letters the task.
+        planned: For a goal task, the plan the planner made, journaled before its first step: a
+            redelivery runs this plan again (resuming it) instead of planning anew.
         traceparent: W3C ``traceparent`` of the submitting request (its runs join that trace).
     """
 
@@ -137,6 +147,8 @@ class TaskRecord(BaseModel):
     created_at: float
     updated_at: float
     dead_lettered: bool = False
+    lease_until: float | None = None
+    planned: dict[str, Any] | None = None
     traceparent: str = ""
 
     @property

@@ -4,38 +4,46 @@ A task is submitted once and answered at once (its id); workers (:mod:`orchestra
 it later and record per-step progress and the result. Layout on JetStream (names from
 :class:`TaskConfig`):
 
-* KV bucket ``neurectomy-tasks``: key ``<task id>`` → :class:`TaskRecord` JSON (the source of truth);
-  key ``idem.<tenant>.<sha256(idempotency key)>`` → the task id.
+* KV bucket ``neurectomy-tasks``: key ``<task id>`` → :class:`TaskRecord` (the source of truth; the
+  tenant's data in it sealed, see :mod:`orchestrator._task_seal`); key
+  ``idem.<sha256(tenant)>.<sha256(idempotency key)>`` → the task id (hashing the tenant keeps any two
+  tenant names apart, whatever characters they hold); key ``open.<task id>`` → empty, while the task is
+  not finished (the reconciler's index of the tasks to look after, :mod:`orchestrator._task_reconcile`).
 * Work-queue stream ``NEURECTOMY_TASKS`` (file storage, ``max_queued`` messages, discard new): subjects
-  ``neurectomy.tasks.queue.high|normal|low``; a message carries the task id (``Nats-Msg-Id`` = task id,
-  so a repeated publish within the duplicate window is dropped).
+  ``neurectomy.tasks.queue.<high|normal|low>.<task id>``; a message carries the task id (``Nats-Msg-Id``
+  = task id, so a repeated publish within the duplicate window is dropped); the per-task subject lets
+  the reconciler see whether a task has a message.
 * Stream ``NEURECTOMY_TASKS_DEAD`` (subject ``neurectomy.tasks.dead``): tasks that exhausted their
   attempts.
 * Core subject ``neurectomy.tasks.cancel.<id>``: tells the worker running a task to stop now.
 
 Every write of a record is compare-and-set on the key's revision, so concurrent writers (a cancel and a
 worker, two workers after a redelivery) can never overwrite each other; the record is written before the
-message is published, so a worker always finds it, and the publish ack is what makes the task durable.
+message is published, so a worker always finds it. A submit answers once the publish is acked; a crash
+between the record and the publish leaves a ``queued`` record without a message, which the reconciler
+publishes (the task runs once).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
+from typing import Any
 
 import anyio
 from opentelemetry import trace
-from pydantic import ValidationError
 
-from agents.errors import AgentFailedError, BadInputError, NotFoundError, TooLargeError
+from agents.errors import AgentError, AgentFailedError, BadInputError, NotFoundError, TooLargeError
 from agents.jetstream import JetStream, JetStreamUnavailableError, KeyValueBucket
 from agents.messaging import Bus
 from agents.plans import PlanError, parse_plan
 from agents.tracing import traceparent
+from orchestrator._faults import crash_point
 from orchestrator._task_models import (
     PRIORITIES,
     TERMINAL_STATUSES,
@@ -47,8 +55,10 @@ from orchestrator._task_models import (
     error_dict,
     record_error,
 )
+from orchestrator._task_seal import Sealer, TaskCodec, TaskHead
 
-_TENANT_TOKEN = re.compile(r"^[A-Za-z0-9_=-]{1,64}$")
+OPEN_PREFIX = "open."
+"""KV key prefix of the markers of unfinished tasks."""
 
 
 class TaskStore:
@@ -57,14 +67,22 @@ class TaskStore:
     Create with :meth:`open`, which creates the streams and the bucket if they are missing.
     """
 
-    def __init__(self, js: JetStream, kv: KeyValueBucket, config: TaskConfig) -> None:
+    def __init__(
+        self, js: JetStream, kv: KeyValueBucket, config: TaskConfig, codec: TaskCodec | None = None
+    ) -> None:
         self.js = js
         self.kv = kv
         self.config = config
+        self.codec = codec or TaskCodec()
 
     @classmethod
-    async def open(cls, bus: Bus, config: TaskConfig) -> TaskStore:
+    async def open(cls, bus: Bus, config: TaskConfig, *, sealer: Sealer | None = None) -> TaskStore:
         """Ensure the work-queue stream, the dead-letter stream and the KV bucket exist.
+
+        Args:
+            bus: Connected bus.
+            config: Names and limits.
+            sealer: Seals the tenant's data in records (``None``: stored in clear).
 
         Raises:
             JetStreamUnavailableError: JetStream is not enabled or did not answer.
@@ -72,7 +90,7 @@ class TaskStore:
         js = JetStream(bus, timeout_s=config.fetch_timeout_s)
         await js.ensure_stream(
             config.stream,
-            [f"{config.subject_prefix}.queue.*"],
+            [f"{config.subject_prefix}.queue.>"],
             work_queue=True,
             max_msgs=config.max_queued,
             duplicate_window_s=config.duplicate_window_s,
@@ -84,13 +102,13 @@ class TaskStore:
             max_age_s=config.retention_s,
         )
         kv = await js.ensure_key_value(config.bucket, history=config.kv_history, ttl_s=config.retention_s)
-        return cls(js, kv, config)
+        return cls(js, kv, config, TaskCodec(sealer))
 
     async def load(self, task_id: str) -> tuple[TaskRecord, int]:
         """The record of ``task_id`` and its revision.
 
         Raises:
-            NotFoundError: No such task.
+            NotFoundError: No such task (or its tenant was deleted: its data key is gone).
             AgentFailedError: The stored record is unreadable.
             JetStreamUnavailableError: JetStream did not answer.
         """
@@ -100,10 +118,39 @@ class TaskStore:
             entry = await self.kv.get(task_id)
         except NotFoundError:
             raise NotFoundError(f"no task {task_id!r}", field="id") from None
-        try:
-            return TaskRecord.model_validate_json(entry.value), entry.revision
-        except ValidationError as exc:
-            raise AgentFailedError(f"task {task_id} has an unreadable record: {exc}") from None
+        return await self.codec.decode(entry.value), entry.revision
+
+    async def create(self, record: TaskRecord) -> bool:
+        """Store a new record (and its ``open.`` marker first); ``False`` if the id exists.
+
+        Raises:
+            JetStreamUnavailableError: JetStream did not answer.
+        """
+        await self.kv.create(OPEN_PREFIX + record.id, b"")
+        return await self.kv.create(record.id, await self.codec.encode(record)) is not None
+
+    async def close_marker(self, task_id: str) -> None:
+        """Drop the ``open.`` marker of a finished task (best effort: the reconciler drops leftovers)."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(self.config.fetch_timeout_s):
+            try:
+                await self.kv.delete(OPEN_PREFIX + task_id)
+            except AgentError:
+                pass
+
+    async def publish(self, record: TaskRecord, *, msg_id: str | None = None) -> None:
+        """Publish ``record``'s message to the work queue (``Nats-Msg-Id`` = ``msg_id`` or the task id).
+
+        Raises:
+            AgentBusyError: The queue is full.
+            JetStreamUnavailableError: JetStream did not answer.
+        """
+        await self.js.publish(
+            self.config.queue_subject(record.priority, record.id),
+            record.id.encode(),
+            stream=self.config.stream,
+            msg_id=msg_id or record.id,
+            headers={"Neurectomy-Tenant": record.tenant},
+        )
 
     async def mutate(
         self, record: TaskRecord, revision: int, change: Callable[[TaskRecord], TaskRecord | None]
@@ -124,16 +171,50 @@ class TaskStore:
             new = change(record)
             if new is None:
                 return record, revision, False
-            written = await self.kv.update(record.id, new.model_dump_json().encode(), revision=revision)
+            written = await self.kv.update(record.id, await self.codec.encode(new), revision=revision)
             if written is not None:
                 return new, written, True
             record, revision = await self.load(record.id)
 
+    async def dead_letter(
+        self, record: TaskRecord, revision: int, last_error: dict[str, Any] | None, *, attempts: int
+    ) -> TaskRecord:
+        """Publish the task to the dead-letter stream, then mark it failed and ``dead_lettered``.
 
-def _tenant_token(tenant: str) -> str:
-    if _TENANT_TOKEN.fullmatch(tenant):
-        return tenant
-    return "h-" + hashlib.sha256(tenant.encode()).hexdigest()[:40]
+        The dead letter holds the record as stored (sealed) and is published with ``Nats-Msg-Id``
+        ``<id>-dead``, so doing this twice (a crash in between) leaves one dead letter.
+
+        Returns:
+            The current record (unchanged if it was terminal meanwhile).
+
+        Raises:
+            JetStreamUnavailableError: JetStream did not answer.
+        """
+        cfg = self.config
+        detail = f"; last error: {last_error['message']}" if last_error else ""
+        error = error_dict("dead_lettered", f"gave up after {attempts} attempt(s){detail}")
+
+        def bury(current: TaskRecord) -> TaskRecord | None:
+            if current.terminal:
+                return None
+            return current.changed(status="failed", error=error, dead_lettered=True, lease_until=None)
+
+        buried = bury(record) or record
+        body = {"task": json.loads(await self.codec.encode(buried)), "error": {"code": "dead_lettered"}}
+        await self.js.publish(
+            cfg.dead_letter_subject,
+            json.dumps(body).encode(),
+            stream=cfg.dead_letter_stream,
+            msg_id=f"{record.id}-dead",
+            headers={"Neurectomy-Task": record.id, "Neurectomy-Tenant": record.tenant},
+        )
+        record, _, _ = await self.mutate(record, revision, bury)
+        return record
+
+
+def idempotency_kv_key(tenant: str, key: str) -> str:
+    """KV key of a tenant's idempotency key: both hashed (SHA-256), so no two tenants can share one."""
+    return f"idem.{hashlib.sha256(tenant.encode()).hexdigest()}.{hashlib.sha256(key.encode()).hexdigest()}"
 
 
 class TaskQueue:
@@ -149,13 +230,20 @@ class TaskQueue:
         self.config = store.config
 
     @classmethod
-    async def open(cls, bus: Bus, config: TaskConfig | None = None) -> TaskQueue:
+    async def open(
+        cls, bus: Bus, config: TaskConfig | None = None, *, sealer: Sealer | None = None
+    ) -> TaskQueue:
         """A queue on ``bus``; creates the streams and the bucket if missing.
+
+        Args:
+            bus: Connected bus.
+            config: Names and limits.
+            sealer: Seals the tenant's data in records (``None``: stored in clear).
 
         Raises:
             JetStreamUnavailableError: JetStream is not enabled or did not answer.
         """
-        return cls(bus, await TaskStore.open(bus, config or TaskConfig()))
+        return cls(bus, await TaskStore.open(bus, config or TaskConfig(), sealer=sealer))
 
     def _online(self) -> None:
         """Refuse at once while the NATS connection is down (instead of waiting out JetStream timeouts).
@@ -166,17 +254,8 @@ class TaskQueue:
         if not self._bus.is_connected:
             raise JetStreamUnavailableError("task queue: NATS is not connected")
 
-    def _idempotency_key(self, tenant: str, key: str) -> str:
-        return f"idem.{_tenant_token(tenant)}.{hashlib.sha256(key.encode()).hexdigest()}"
-
     async def _publish(self, record: TaskRecord) -> None:
-        await self._store.js.publish(
-            self.config.queue_subject(record.priority),
-            record.id.encode(),
-            stream=self.config.stream,
-            msg_id=record.id,
-            headers={"Neurectomy-Tenant": record.tenant},
-        )
+        await self._store.publish(record)
 
     async def submit(
         self, request: TaskRequest, *, tenant: str, idempotency_key: str | None = None
@@ -217,23 +296,25 @@ class TaskQueue:
             updated_at=now,
             traceparent=traceparent(trace.get_current_span()),
         )
-        body = record.model_dump_json().encode()
-        if len(body) > self.config.max_input_bytes:
+        size = len(record.model_dump_json().encode())
+        if size > self.config.max_input_bytes:
             raise TooLargeError(
-                f"the task is {len(body)} bytes as JSON; at most {self.config.max_input_bytes} are accepted"
+                f"the task is {size} bytes as JSON; at most {self.config.max_input_bytes} are accepted"
             )
         kv = self._store.kv
-        if await kv.create(record.id, body) is None:  # pragma: no cover - uuid4 collision
+        if not await self._store.create(record):  # pragma: no cover - uuid4 collision
             raise AgentFailedError("task id collision; submit again")
         if idempotency_key is not None:
-            idem = self._idempotency_key(tenant, idempotency_key)
+            idem = idempotency_kv_key(tenant, idempotency_key)
             while await kv.create(idem, record.id.encode()) is None:
                 existing, idem_revision = await self._existing(idem)
                 if existing is not None:
                     await kv.delete(record.id)
+                    await self._store.close_marker(record.id)
                     return existing, False
                 if await kv.update(idem, record.id.encode(), revision=idem_revision) is not None:
                     break
+        crash_point("task-recorded")
         try:
             await self._publish(record)
         except BaseException:
@@ -268,8 +349,9 @@ class TaskQueue:
         with anyio.CancelScope(shield=True), anyio.move_on_after(self.config.fetch_timeout_s):
             try:
                 await self._store.kv.delete(record.id)
+                await self._store.kv.delete(OPEN_PREFIX + record.id)
                 if record.idempotency_key is not None:
-                    await self._store.kv.delete(self._idempotency_key(record.tenant, record.idempotency_key))
+                    await self._store.kv.delete(idempotency_kv_key(record.tenant, record.idempotency_key))
             except Exception:  # noqa: S110 - best effort; the original error is what matters
                 pass
 
@@ -312,6 +394,7 @@ class TaskQueue:
         record, _, wrote = await self._store.mutate(record, revision, cancelled)
         if wrote:
             await self._bus.publish(self.config.cancel_subject(task_id), b"")
+            await self._store.close_marker(task_id)
         return record
 
     async def list_tasks(
@@ -342,23 +425,30 @@ class TaskQueue:
                 raise BadInputError("not a cursor returned by this endpoint", field="cursor") from None
             if not re.fullmatch(r"[0-9a-f]{32}", task_id):
                 raise BadInputError("not a cursor returned by this endpoint", field="cursor")
-        records: list[TaskRecord] = []
+        codec = self._store.codec
+        found: list[tuple[TaskHead, bytes]] = []
         for entry in await self._store.kv.latest():
-            if entry.key.startswith("idem."):
+            if entry.key.startswith(("idem.", OPEN_PREFIX)):
                 continue
+            try:  # the clear fields are enough to filter: only the page is opened
+                head = codec.head(entry.value)
+            except AgentFailedError:
+                continue
+            if head.tenant != tenant or (status is not None and head.status != status):
+                continue
+            if after is not None and (-head.created_at, head.id) <= after:
+                continue
+            found.append((head, entry.value))
+        found.sort(key=lambda f: (-f[0].created_at, f[0].id))
+        records: list[TaskRecord] = []
+        for _, value in found[:limit]:
             try:
-                record = TaskRecord.model_validate_json(entry.value)
-            except ValidationError:
+                records.append(await codec.decode(value))
+            except NotFoundError:  # erased with its tenant's data key
                 continue
-            if record.tenant != tenant or (status is not None and record.status != status):
-                continue
-            if after is not None and (-record.created_at, record.id) <= after:
-                continue
-            records.append(record)
-        records.sort(key=lambda r: (-r.created_at, r.id))
-        page = records[:limit]
-        more = len(records) > limit
-        return page, (f"{page[-1].created_at!r}_{page[-1].id}" if more and page else None)
+        more = len(found) > limit
+        last = found[min(limit, len(found)) - 1][0] if found else None
+        return records, (f"{last.created_at!r}_{last.id}" if more and last is not None else None)
 
     async def watch(self, task_id: str, tenant: str) -> AsyncGenerator[TaskRecord, None]:
         """The task's record now, then each new version, ending after a terminal status.
@@ -376,7 +466,7 @@ class TaskQueue:
             return
         async with aclosing(self._store.kv.watch(task_id)) as entries:
             async for entry in entries:
-                record = TaskRecord.model_validate_json(entry.value)
+                record = await self._store.codec.decode(entry.value)
                 yield record
                 if record.terminal:
                     return
@@ -393,5 +483,6 @@ __all__ = (  # the models are re-exported: callers import them from here too
     "TaskStatus",
     "TaskStore",
     "error_dict",
+    "idempotency_kv_key",
     "record_error",
 )

@@ -11,16 +11,24 @@ Exactly-once completion rests on three rules:
 
 A worker killed mid-task acks nothing, so JetStream redelivers the task after ``ack_wait_s`` and another
 worker runs it again (its record says ``running`` with the old attempt, which is not terminal).
+
+**Resume, not restart.** The executor gets a :class:`TaskJournal`: besides throttled progress, it
+journals each finished step's output into the record (a compare-and-set write, awaited before the
+step's dependents start) and, for a goal, the plan the planner made. A later run of the same task (a
+redelivery after a crash, or a retry) finds them in ``record.steps`` / ``record.planned`` and runs only
+the steps that had not finished, so a side-effecting step that finished is never run again. Journal
+writes never undo a finished step (:func:`merge_steps`), whatever order writes land in.
 """
 
 from __future__ import annotations
 
-import json
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import structlog
 from anyio.abc import TaskGroup, TaskStatus
 
@@ -29,14 +37,72 @@ from agents.jetstream import JsMessage, PullConsumer
 from agents.messaging import Bus, Message
 from agents.plans import PlanOutcome, StepReport
 from orchestrator._task_models import PRIORITIES, TaskConfig, TaskRecord, error_dict, record_error
+from orchestrator._task_seal import Sealer
 from orchestrator._task_store import TaskStore
 
 log = structlog.get_logger("neurectomy.tasks")
 
 ProgressFn = Callable[[list[StepReport]], Awaitable[None]]
 """Called by an executor with the steps' reports whenever they change (returns at once)."""
-Executor = Callable[[TaskRecord, ProgressFn], Awaitable[PlanOutcome]]
-"""Runs one task (the orchestrator's plan runner) and returns its outcome."""
+
+
+def merge_steps(stored: list[StepReport], new: list[StepReport]) -> list[StepReport]:
+    """``new`` reports, except that a step ``stored`` as succeeded stays as stored (never undone)."""
+    done = {s.id: s for s in stored if s.status == "succeeded"}
+    return [s if s.status == "succeeded" or s.id not in done else done[s.id] for s in new]
+
+
+class TaskJournal:
+    """What an executor reports to: progress (throttled, returns at once) and the durable journal.
+
+    Calling it (``await journal(steps)``) is progress, as a :data:`ProgressFn`. :meth:`commit` and
+    :meth:`plan_made` write the record now and return once it is stored.
+    """
+
+    def __init__(self, store: TaskStore, run: _Run) -> None:
+        self._store = store
+        self._run = run
+
+    async def __call__(self, steps: list[StepReport]) -> None:
+        """Note the steps' reports; a background writer stores them at most every ``progress_interval_s``."""
+        self._run.steps = merge_steps(self._run.steps, [s.model_copy() for s in steps])
+        self._run.dirty.set()
+
+    async def commit(self, steps: list[StepReport]) -> None:
+        """Store the steps' reports (the finished steps' outputs) in the record before returning.
+
+        Raises:
+            JetStreamUnavailableError: JetStream did not answer (the task is retried).
+            anyio.get_cancelled_exc_class(): This run no longer owns the task (cancelled or taken over).
+        """
+        await self(steps)
+        await self._write(lambda current: {"steps": merge_steps(current.steps, self._run.steps)})
+
+    async def plan_made(self, plan: dict[str, Any]) -> None:
+        """Store the plan made for a goal task, so that a later run resumes this plan.
+
+        Raises:
+            JetStreamUnavailableError: JetStream did not answer (the task is retried).
+            anyio.get_cancelled_exc_class(): This run no longer owns the task.
+        """
+        await self._write(lambda current: {"planned": plan})
+
+    async def _write(self, update: Callable[[TaskRecord], dict[str, Any]]) -> None:
+        run = self._run
+
+        def change(current: TaskRecord) -> TaskRecord | None:
+            return current.changed(**update(current)) if run.owns(current) else None
+
+        record, revision, _ = await self._store.mutate(run.record, run.revision, change)
+        run.record, run.revision = record, revision
+        if not run.owns(record):
+            run.scope.cancel()
+            await anyio.lowlevel.checkpoint()
+
+
+Executor = Callable[[TaskRecord, TaskJournal], Awaitable[PlanOutcome]]
+"""Runs one task (the orchestrator's plan runner) and returns its outcome; the journal takes progress
+(a :data:`ProgressFn`) and the durable per-step journal."""
 
 RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,  # StreamBrokenError and InstanceLostError included
@@ -96,15 +162,23 @@ class TaskWorker:
         execute: Runs one task; it calls the progress function as steps change.
         config: Streams, bucket and limits (must match the submitting :class:`TaskQueue`'s).
         name: Label for logs.
+        sealer: Seals the tenant's data in records (the same as the :class:`TaskQueue`'s).
     """
 
     def __init__(
-        self, bus: Bus, execute: Executor, config: TaskConfig | None = None, *, name: str = "worker"
+        self,
+        bus: Bus,
+        execute: Executor,
+        config: TaskConfig | None = None,
+        *,
+        name: str = "worker",
+        sealer: Sealer | None = None,
     ) -> None:
         self._bus = bus
         self._execute = execute
         self.config = config or TaskConfig()
         self.name = name
+        self._sealer = sealer
         self._runs: dict[str, _Run] = {}
         self._handlers: set[anyio.CancelScope] = set()
         self._wake = anyio.Event()
@@ -123,7 +197,7 @@ class TaskWorker:
             JetStreamUnavailableError: JetStream is not enabled or did not answer at start.
         """
         cfg = self.config
-        store = await TaskStore.open(self._bus, cfg)
+        store = await TaskStore.open(self._bus, cfg, sealer=self._sealer)
         async with AsyncExitStack() as stack:
             consumers: list[PullConsumer] = []
             for priority in PRIORITIES:
@@ -137,7 +211,7 @@ class TaskWorker:
                 stack.push_async_callback(consumer.aclose)
                 consumers.append(consumer)
             await stack.enter_async_context(
-                self._bus.subscription(f"{cfg.subject_prefix}.queue.*", self._ring)
+                self._bus.subscription(f"{cfg.subject_prefix}.queue.>", self._ring)
             )
             await stack.enter_async_context(
                 self._bus.subscription(f"{cfg.subject_prefix}.cancel.*", self._on_cancel)
@@ -202,8 +276,12 @@ class TaskWorker:
             if scope.cancelled_caught:  # shutdown: hand the task to another worker now
                 with anyio.CancelScope(shield=True), anyio.move_on_after(1):
                     await _settle(msg.nak())
-        except AgentError as exc:  # infrastructure: leave it un-acked, JetStream redelivers it
+        except AgentError as exc:  # infrastructure: hand it back for redelivery once NATS answers again
             log.warning("task left for redelivery", worker=self.name, error=str(exc))
+            with anyio.CancelScope(shield=True), anyio.move_on_after(self.config.ack_wait_s):
+                while not self._bus.is_connected:  # noqa: ASYNC110 - the bus has no reconnect event
+                    await anyio.sleep(0.05)
+                await _settle(msg.nak())  # at once, instead of after ack_wait_s
         except Exception:  # a bug: keep the worker alive, the task is redelivered
             log.exception("task handler failed; left for redelivery", worker=self.name)
         finally:
@@ -222,15 +300,18 @@ class TaskWorker:
             return
         if record.terminal:  # already done (a redelivery after the result was stored) or cancelled
             await msg.ack()
+            await store.close_marker(task_id)
             return
-        if msg.num_delivered > cfg.max_attempts:
+        if msg.num_delivered > cfg.max_attempts or record.attempts >= cfg.max_attempts:
             await self._dead_letter(store, record, revision, msg, record.error)
             return
 
         def claim(current: TaskRecord) -> TaskRecord | None:
             if current.terminal:
                 return None
-            return current.changed(status="running", attempts=current.attempts + 1)
+            return current.changed(
+                status="running", attempts=current.attempts + 1, lease_until=time.time() + cfg.ack_wait_s
+            )
 
         record, revision, claimed = await store.mutate(record, revision, claim)
         if not claimed:
@@ -253,12 +334,12 @@ class TaskWorker:
                 tg.start_soon(self._heartbeat, store, run)
                 tg.start_soon(self._flush_progress, store, run)
                 try:
-                    outcome = await self._execute(run.record, self._progress_fn(run))
+                    outcome = await self._execute(run.record, TaskJournal(store, run))
                 except Exception as exc:
                     failure = exc
                 tg.cancel_scope.cancel()
         if failure is not None and isinstance(failure, RETRYABLE_ERRORS):
-            if run.msg.num_delivered >= cfg.max_attempts:
+            if max(run.msg.num_delivered, run.attempt) >= cfg.max_attempts:
                 await self._dead_letter(store, run.record, run.revision, run.msg, record_error(failure))
                 return
             await self._retry_later(store, run, failure)
@@ -271,19 +352,30 @@ class TaskWorker:
                 return current.changed(steps=run.steps) if current.steps != run.steps else None
             if not run.owns(current):
                 return None
+            steps = merge_steps(current.steps, outcome.steps if outcome is not None else run.steps)
             if outcome is not None:
                 return current.changed(
-                    status=outcome.status, result=outcome.output, steps=outcome.steps, error=outcome.error
+                    status=outcome.status,
+                    result=outcome.output,
+                    steps=steps,
+                    error=outcome.error,
+                    lease_until=None,
                 )
             if failure is not None:
-                return current.changed(status="failed", steps=run.steps, error=record_error(failure))
+                return current.changed(
+                    status="failed", steps=steps, error=record_error(failure), lease_until=None
+                )
             return current.changed(  # cancelled (by the caller) without a cancel record: store it
-                status="cancelled", steps=run.steps, error=error_dict("cancelled", "cancelled by the caller")
+                status="cancelled",
+                steps=steps,
+                error=error_dict("cancelled", "cancelled by the caller"),
+                lease_until=None,
             )
 
         record, _, _ = await store.mutate(run.record, run.revision, finish)
         if record.terminal:
             await run.msg.ack()
+            await store.close_marker(record.id)
             log.info("task finished", task=record.id, status=record.status, worker=self.name)
         else:  # another delivery owns it now: this one is stale, leave it
             log.warning("task taken over by another delivery", task=record.id, worker=self.name)
@@ -292,7 +384,12 @@ class TaskWorker:
         def requeue(current: TaskRecord) -> TaskRecord | None:
             if not run.owns(current):
                 return None
-            return current.changed(status="queued", steps=run.steps, error=record_error(failure))
+            return current.changed(
+                status="queued",
+                steps=merge_steps(current.steps, run.steps),
+                error=record_error(failure),
+                lease_until=None,
+            )
 
         record, _, wrote = await store.mutate(run.record, run.revision, requeue)
         log.warning(
@@ -315,34 +412,11 @@ class TaskWorker:
         msg: JsMessage,
         last_error: dict[str, Any] | None,
     ) -> None:
-        cfg = self.config
-        attempts = max(record.attempts, min(msg.num_delivered, cfg.max_attempts))
-        detail = f"; last error: {last_error['message']}" if last_error else ""
-        error = error_dict("dead_lettered", f"gave up after {attempts} attempt(s){detail}")
-        body = json.dumps({"task": record.model_dump(mode="json"), "error": error}).encode()
-        await store.js.publish(
-            cfg.dead_letter_subject,
-            body,
-            stream=cfg.dead_letter_stream,
-            msg_id=f"{record.id}-dead",
-            headers={"Neurectomy-Task": record.id, "Neurectomy-Tenant": record.tenant},
-        )
-
-        def bury(current: TaskRecord) -> TaskRecord | None:
-            if current.terminal:
-                return None
-            return current.changed(status="failed", error=error, dead_lettered=True)
-
-        record, _, _ = await store.mutate(record, revision, bury)
+        attempts = max(record.attempts, min(msg.num_delivered, self.config.max_attempts))
+        record = await store.dead_letter(record, revision, last_error, attempts=attempts)
         await msg.ack()
+        await store.close_marker(record.id)
         log.error("task dead-lettered", task=record.id, attempts=attempts, worker=self.name)
-
-    def _progress_fn(self, run: _Run) -> ProgressFn:
-        async def progress(steps: list[StepReport]) -> None:
-            run.steps = [s.model_copy() for s in steps]
-            run.dirty.set()
-
-        return progress
 
     async def _flush_progress(self, store: TaskStore, run: _Run) -> None:
         """Store the latest progress, at most once per ``progress_interval_s``."""
@@ -356,9 +430,10 @@ class TaskWorker:
         steps = run.steps
 
         def update(current: TaskRecord) -> TaskRecord | None:
-            if not run.owns(current) or current.steps == steps:
+            merged = merge_steps(current.steps, steps)
+            if not run.owns(current) or current.steps == merged:
                 return None
-            return current.changed(steps=steps)
+            return current.changed(steps=merged)
 
         try:
             record, revision, _ = await store.mutate(run.record, run.revision, update)
@@ -370,20 +445,24 @@ class TaskWorker:
             run.scope.cancel()
 
     async def _heartbeat(self, store: TaskStore, run: _Run) -> None:
-        """Keep the message from being redelivered and notice cancels written only to the record."""
-        interval = max(0.05, self.config.ack_wait_s / 3)
+        """Keep the message from being redelivered, renew the lease, notice cancels written to the record."""
+        lease_s = self.config.ack_wait_s
+        interval = max(0.05, lease_s / 3)
+
+        def renew(current: TaskRecord) -> TaskRecord | None:
+            return current.changed(lease_until=time.time() + lease_s) if run.owns(current) else None
+
         while True:
             await anyio.sleep(interval)
             try:
                 await run.msg.in_progress()
-                current, revision = await store.load(run.record.id)
+                record, revision, _ = await store.mutate(run.record, run.revision, renew)
             except AgentError as exc:
                 log.warning("task heartbeat failed", task=run.record.id, error=str(exc))
                 continue
-            if not run.owns(current):
+            run.record, run.revision = record, revision
+            if not run.owns(record):
                 run.scope.cancel()
-            elif revision > run.revision:
-                run.record, run.revision = current, revision
 
 
 async def _settle(action: Awaitable[None]) -> None:
@@ -393,4 +472,4 @@ async def _settle(action: Awaitable[None]) -> None:
         log.warning("task message not settled", error=str(exc))
 
 
-__all__ = ("RETRYABLE_ERRORS", "Executor", "ProgressFn", "TaskWorker")
+__all__ = ("RETRYABLE_ERRORS", "Executor", "ProgressFn", "TaskJournal", "TaskWorker", "merge_steps")

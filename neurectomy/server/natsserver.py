@@ -5,6 +5,10 @@ free port (``-p -1``), logging to a file in its data directory; readiness and th
 from that log. The child gets ``PR_SET_PDEATHSIG`` = SIGTERM, so it dies with its parent even if the
 parent is killed with SIGKILL; :meth:`EmbeddedNats.stop` terminates it (SIGTERM, then SIGKILL after a
 grace period). No orphan process.
+
+:meth:`EmbeddedNats.supervise` keeps it alive: when the process dies (a crash, an OOM kill, ``kill -9``)
+it is started again on the same port with the same JetStream directory, so clients reconnect by
+themselves and no stored message is lost (JetStream recovers its files). The data directory is 0700.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import time
 from pathlib import Path
 
 import anyio
+import anyio.abc
+import anyio.to_thread
 import structlog
 
 log = structlog.get_logger("neurectomy.nats")
@@ -87,6 +93,9 @@ class EmbeddedNats:
         self.max_payload_bytes = max_payload_bytes
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        """Times :meth:`supervise` restarted the server."""
+        self._stopping = False
 
     @property
     def url(self) -> str:
@@ -104,7 +113,11 @@ class EmbeddedNats:
         Raises:
             NatsServerError: The binary is missing, the process exited, or it was not ready in time.
         """
-        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self._stopping = False
+        self.store_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.store_dir.chmod(0o700)  # JetStream holds tenants' (sealed) task records
+        if self.log_file.exists() and self.log_file.stat().st_size:
+            self.log_file.replace(self.log_file.with_name(self.log_file.name + ".1"))  # keep the last run's
         self.log_file.write_bytes(b"")
         config = self.store_dir / "nats-server.conf"
         config.write_text(f"max_payload: {self.max_payload_bytes}\n")
@@ -136,7 +149,7 @@ class EmbeddedNats:
                     f"nats-server exited with code {self.process.returncode}: {text[-2000:]}"
                 )
             if time.monotonic() > deadline:
-                await self.stop()
+                await self._terminate()
                 raise NatsServerError(
                     f"nats-server not ready after {self.startup_timeout_s} s: {text[-2000:]}"
                 )
@@ -152,8 +165,53 @@ class EmbeddedNats:
             preexec_fn=_die_with_parent,  # only prctl between fork and exec
         )
 
+    async def supervise(
+        self,
+        *,
+        retry_s: float = 0.05,
+        max_backoff_s: float = 2.0,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Restart the server, on the same port and with its data, whenever it exits; until cancelled.
+
+        Call after :meth:`start`. A failed restart is retried with a doubling delay up to
+        ``max_backoff_s`` seconds. :meth:`stop` ends the supervision (a stopped server stays stopped).
+
+        Args:
+            retry_s: Delay before retrying a failed restart, doubled at each failure, in seconds.
+            max_backoff_s: Longest delay between two failed restarts, in seconds.
+            task_status: Started at once.
+        """
+        task_status.started()
+        delay = retry_s
+        while True:
+            if self.process is not None:  # a thread waits for the exit (abandoned if we are cancelled)
+                await anyio.to_thread.run_sync(self.process.wait, abandon_on_cancel=True)
+            if self._stopping:
+                return
+            code = self.process.returncode if self.process is not None else None
+            log.error("nats-server exited; restarting it with its data", returncode=code, port=self.port)
+            if self.port:
+                self.requested_port = self.port  # the same address: clients reconnect by themselves
+            try:
+                await self.start()
+            except NatsServerError as exc:
+                log.error("nats-server restart failed", error=str(exc), retry_in_s=delay)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, max_backoff_s)
+                continue
+            self.restarts += 1
+            delay = retry_s
+
     async def stop(self) -> None:
-        """Terminate the server (SIGTERM, then SIGKILL after ``stop_timeout_s``). Idempotent."""
+        """Terminate the server (SIGTERM, then SIGKILL after ``stop_timeout_s``) and end its supervision.
+
+        Idempotent.
+        """
+        self._stopping = True
+        await self._terminate()
+
+    async def _terminate(self) -> None:
         proc = self.process
         if proc is None or proc.poll() is not None:
             return

@@ -1,8 +1,11 @@
 """Wiring of a Neurectomy process: NATS, agents, orchestrator and the HTTP server.
 
-``serve`` (embedded default): a private nats-server (unless ``nats.url`` is set), the generator agent
-with the Ryot model, the orchestrator and the API, all in one process; SIGINT/SIGTERM stop the HTTP
-server, drain the agents, close NATS and stop the private nats-server, in that order.
+``serve`` (embedded default): a private nats-server (unless ``nats.url`` is set; supervised: restarted
+with its data if it dies, the API answering 503 meanwhile), the generator agent with the Ryot model, the
+orchestrator and the API, all in one process; SIGINT/SIGTERM stop the HTTP server, drain the agents,
+close NATS and stop the private nats-server, in that order. With the Storage team in the process, durable
+task records are sealed with the tenant's vault data key (deleting the tenant crypto-shreds them); a
+task reconciler requeues or dead-letters stuck records.
 
 ``run_agents`` (distributed): only agent instances, joining an existing NATS server.
 """
@@ -23,9 +26,12 @@ import uvicorn
 from agents import Bus, NoRespondersError, tracing
 from agents.roster import ROSTER
 from api import create_app
+from bridges.tenant_seal import VaultSealer
+from bridges.vault import VaultBridge
 from neurectomy.server.keys import KEYS_FILE_NAME, KeyStore
 from neurectomy.server.natsserver import EmbeddedNats
 from neurectomy.server.teams import (
+    open_storage_vault,
     start_analysis,
     start_compression,
     start_inference,
@@ -33,7 +39,7 @@ from neurectomy.server.teams import (
     start_synthesis,
 )
 from neurectomy.settings import Settings
-from orchestrator import Orchestrator, TaskQueue, TaskWorker, task_executor
+from orchestrator import Orchestrator, TaskQueue, TaskReconciler, TaskWorker, task_executor
 
 log = structlog.get_logger("neurectomy")
 
@@ -46,12 +52,25 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def _nats_url(settings: Settings, stack: AsyncExitStack) -> str:
+async def _embedded_nats(settings: Settings, stack: AsyncExitStack) -> EmbeddedNats | None:
+    """Start the private nats-server (None when ``nats.url`` names an existing one)."""
     if settings.nats.url:
-        return settings.nats.url
+        return None
     server = EmbeddedNats(settings.state_dir / "nats", startup_timeout_s=settings.nats.startup_timeout_s)
     await stack.enter_async_context(server)
-    return server.url
+    return server
+
+
+PRIVATE_STATE_DIRS = ("nats", "sigma", "vault")
+"""Subdirectories of the state directory that hold tenants' data (JetStream, ΣLANG chunks, ΣVAULT)."""
+
+
+def private_state_dirs(settings: Settings) -> None:
+    """Create the state directory's data subdirectories with mode 0700 (and tighten existing ones)."""
+    for name in PRIVATE_STATE_DIRS:
+        path = settings.state_dir / name
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)
 
 
 async def _watch_signals(on_signal: Callable[[], None]) -> None:
@@ -93,27 +112,49 @@ TEAM_STARTERS: dict[str, TeamStarter] = {
 """Team name → starter. A team's starter raises ValueError for an agent name it does not have."""
 
 
-async def start_teams(settings: Settings, stack: AsyncExitStack, bus: Bus, tg: anyio.abc.TaskGroup) -> None:
-    """Start every team in ``settings.teams`` that has a starter."""
+async def start_teams(
+    settings: Settings,
+    stack: AsyncExitStack,
+    bus: Bus,
+    tg: anyio.abc.TaskGroup,
+    *,
+    vault: VaultBridge | None = None,
+) -> None:
+    """Start every team in ``settings.teams`` that has a starter (the Storage team on ``vault`` if given)."""
     for team in settings.teams:
         starter = TEAM_STARTERS.get(team)
         if starter is None:
             log.warning("no agents implemented for team; skipped", team=team)
             continue
+        if team == "storage" and vault is not None:
+            await start_storage(settings, stack, bus, tg, bridge=vault)
+            continue
         await starter(settings, stack, bus, tg)
 
 
 async def _start_tasks(
-    settings: Settings, bus: Bus, orchestrator: Orchestrator, tg: anyio.abc.TaskGroup
+    settings: Settings,
+    bus: Bus,
+    orchestrator: Orchestrator,
+    tg: anyio.abc.TaskGroup,
+    vault: VaultBridge | None,
 ) -> TaskQueue | None:
-    """Open the durable task queue and start a worker; None (``/v1/tasks`` answers 503) without JetStream."""
+    """Open the durable task queue, start a worker and the reconciler (None without JetStream).
+
+    Without JetStream ``/v1/tasks`` answers 503. Records are sealed with the tenants' data keys when
+    ``vault`` is given.
+    """
+    sealer = VaultSealer(vault.vault) if vault is not None else None
+    if sealer is None:
+        log.warning("no vault in this process: durable task records are stored unsealed")
     try:
-        queue = await TaskQueue.open(bus, settings.tasks)
+        queue = await TaskQueue.open(bus, settings.tasks, sealer=sealer)
     except NoRespondersError as exc:
         log.warning("durable tasks unavailable (is JetStream enabled?)", error=exc.message)
         return None
     execute = task_executor(orchestrator, deadline_s=settings.orchestrator.task_deadline_s)
-    await tg.start(TaskWorker(bus, execute, settings.tasks, name="serve").run)
+    await tg.start(TaskWorker(bus, execute, settings.tasks, name="serve", sealer=sealer).run)
+    await tg.start(TaskReconciler(bus, settings.tasks, sealer=sealer).run)
     return queue
 
 
@@ -124,18 +165,22 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = N
         settings: All settings.
         on_ready: Called with the base URL once the HTTP server accepts connections.
     """
+    private_state_dirs(settings)
     async with AsyncExitStack() as stack:
-        url = await _nats_url(settings, stack)
-        bus = await Bus.connect(url, name="neurectomy-serve")
+        nats = await _embedded_nats(settings, stack)
+        bus = await Bus.connect(nats.url if nats else str(settings.nats.url), name="neurectomy-serve")
         stack.push_async_callback(bus.aclose)
         tracing.configure("neurectomy-api", settings.tracing)
         async with anyio.create_task_group() as tg:
             tg.start_soon(tracing.collect_spans, bus)  # spans of agent-only processes
             # Agents stop (drain) before the bus closes: the task group exits before the stack unwinds.
+            if nats is not None:
+                await tg.start(nats.supervise)
             orchestrator = Orchestrator(bus, settings.orchestrator, specs=ROSTER)
             await tg.start(orchestrator.run)
-            await start_teams(settings, stack, bus, tg)
-            tasks = await _start_tasks(settings, bus, orchestrator, tg)
+            vault = await open_storage_vault(settings, stack) if "storage" in settings.teams else None
+            await start_teams(settings, stack, bus, tg, vault=vault)
+            tasks = await _start_tasks(settings, bus, orchestrator, tg, vault)
             app = create_app(
                 orchestrator, max_body_bytes=settings.api.max_body_bytes, tasks=tasks, **_guards(settings)
             )
@@ -202,6 +247,7 @@ async def run_agents(settings: Settings, *, team: str, agent: str | None = None,
     starter = TEAM_STARTERS.get(team)
     if starter is None:
         raise ValueError(f"no agents implemented for team {team!r} (available: {', '.join(TEAM_STARTERS)})")
+    private_state_dirs(settings)
     async with AsyncExitStack() as stack:
         bus = await Bus.connect(settings.nats.url, name=f"neurectomy-agents-{team}")
         stack.push_async_callback(bus.aclose)

@@ -3,10 +3,12 @@ backpressure, and a worker killed with SIGKILL mid-batch."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,14 +19,17 @@ from typing import Any
 import anyio
 import pytest
 
-from agents.errors import AgentBusyError, BadInputError, NotFoundError
+from agents.errors import AgentBusyError, AgentFailedError, BadInputError, NotFoundError
 from agents.jetstream import JetStream
 from agents.messaging import Bus
 from agents.plans import PlanOutcome, StepReport
+from bridges.tenant_seal import VaultSealer
 from neurectomy.server.natsserver import EmbeddedNats
 from orchestrator._task_models import TaskConfig, TaskRecord, TaskRequest
-from orchestrator._task_store import TaskQueue
-from orchestrator._task_worker import Executor, ProgressFn, TaskWorker
+from orchestrator._task_reconcile import TaskReconciler
+from orchestrator._task_store import TaskQueue, idempotency_kv_key
+from orchestrator._task_worker import Executor, ProgressFn, TaskJournal, TaskWorker
+from vault import Vault
 
 pytestmark = pytest.mark.anyio
 WORKER_SCRIPT = Path(__file__).with_name("task_worker_proc.py")
@@ -74,8 +79,8 @@ WorkerFactory = Callable[..., AbstractAsyncContextManager[TaskWorker]]
 @pytest.fixture
 def worker(bus: Bus) -> WorkerFactory:
     @asynccontextmanager
-    async def run(execute: Executor, config: TaskConfig) -> AsyncIterator[TaskWorker]:
-        w = TaskWorker(bus, execute, config)
+    async def run(execute: Executor, config: TaskConfig, **kwargs: Any) -> AsyncIterator[TaskWorker]:
+        w = TaskWorker(bus, execute, config, **kwargs)
         async with anyio.create_task_group() as tg:
             await tg.start(w.run)
             yield w
@@ -362,3 +367,154 @@ async def test_worker_killed_mid_batch_every_task_completes_exactly_once(
 
 async def queue_history(queue: TaskQueue, task_id: str) -> list[Any]:
     return await queue._store.kv.history(task_id)
+
+
+# --------------------------------------------------------------------------- faults (issue 14)
+
+
+async def test_idempotency_keys_of_colliding_tenant_names_stay_separate(bus: Bus) -> None:
+    queue = await TaskQueue.open(bus, unique_config())
+    # Before: "a.b" was stored under the token "h-" + sha256("a.b")[:40], which a tenant could be named.
+    dotted = "a.b"
+    lookalike = "h-" + hashlib.sha256(dotted.encode()).hexdigest()[:40]
+    first, created1 = await queue.submit(plan_request(1), tenant=dotted, idempotency_key="k")
+    second, created2 = await queue.submit(plan_request(2), tenant=lookalike, idempotency_key="k")
+    assert created1 and created2 and first.id != second.id
+    again, created3 = await queue.submit(plan_request(3), tenant=lookalike, idempotency_key="k")
+    assert not created3 and again.id == second.id and again.input == {"x": 2}
+    assert idempotency_kv_key(dotted, "k") != idempotency_kv_key(lookalike, "k")
+
+
+async def test_reconciler_publishes_a_record_left_without_a_message(bus: Bus, worker: WorkerFactory) -> None:
+    """The state a crash between storing the record and publishing it leaves: the task runs once."""
+    config = unique_config(reconcile_grace_s=0.2)
+    queue = await TaskQueue.open(bus, config)
+    store = queue._store
+    now = time.time()
+    record = TaskRecord(
+        id=uuid.uuid4().hex, tenant="acme", plan=PLAN, input={"x": 5}, created_at=now, updated_at=now
+    )
+    assert await store.create(record)  # and no publish: the submit "crashed" here
+    reconciler = TaskReconciler(bus, config)
+    ran: list[str] = []
+    async with worker(echo_executor(ran), config):
+        assert (await reconciler.reconcile()).requeued == 0  # within the grace: a submit may be publishing
+        with anyio.fail_after(10):
+            while (await reconciler.reconcile()).requeued == 0:
+                await anyio.sleep(0.05)
+        final = await wait_terminal(queue, record.id)
+        assert (await reconciler.reconcile()).requeued == 0  # finished: nothing more to do
+    assert final.status == "succeeded" and final.result == {"x": 5} and final.attempts == 1
+    assert ran == [record.id]
+    assert await store.kv.keys(f"open.{record.id}") == []  # its marker is gone
+
+
+async def _stuck_running(queue: TaskQueue, attempts: int) -> TaskRecord:
+    """A record a worker claimed and then died with, on a delivery JetStream will not repeat."""
+    now = time.time()
+    record = TaskRecord(
+        id=uuid.uuid4().hex,
+        tenant="acme",
+        status="running",
+        plan=PLAN,
+        input={"x": 9},
+        attempts=attempts,
+        lease_until=now - 60,
+        created_at=now - 120,
+        updated_at=now - 60,
+    )
+    assert await queue._store.create(record)
+    return record
+
+
+async def test_reconciler_requeues_a_running_record_past_its_lease(bus: Bus, worker: WorkerFactory) -> None:
+    config = unique_config(max_attempts=3)
+    queue = await TaskQueue.open(bus, config)
+    record = await _stuck_running(queue, attempts=1)
+    report = await TaskReconciler(bus, config).reconcile()
+    assert report.requeued == 1 and report.dead_lettered == 0
+    requeued = await queue.get(record.id, "acme")
+    assert requeued.status == "queued" and requeued.error is not None
+    assert requeued.error["code"] == "lease_expired"
+    async with worker(echo_executor(), config):
+        final = await wait_terminal(queue, record.id)
+    assert final.status == "succeeded" and final.attempts == 2 and final.result == {"x": 9}
+
+
+async def test_reconciler_dead_letters_a_running_record_without_attempts_left(bus: Bus) -> None:
+    config = unique_config(max_attempts=2)
+    queue = await TaskQueue.open(bus, config)
+    record = await _stuck_running(queue, attempts=2)
+    report = await TaskReconciler(bus, config).reconcile()
+    assert report.dead_lettered == 1 and report.requeued == 0
+    final = await queue.get(record.id, "acme")
+    assert final.status == "failed" and final.dead_lettered
+    assert final.error is not None and "after 2 attempt" in final.error["message"]
+    js = JetStream(bus)
+    dead = await js.last_message(config.dead_letter_stream, config.dead_letter_subject)
+    assert json.loads(dead.data)["task"]["id"] == record.id
+    assert (await TaskReconciler(bus, config).reconcile()).open == 0
+
+
+async def test_a_redelivered_task_resumes_from_its_journaled_steps(bus: Bus, worker: WorkerFactory) -> None:
+    """The worker's journal: a step journaled by a run that then died is not run by the next run."""
+    config = unique_config(ack_wait_s=1.0, shutdown_grace_s=0.0)
+    queue = await TaskQueue.open(bus, config)
+    record, _ = await queue.submit(plan_request(), tenant="acme")
+    ran: list[tuple[int, str]] = []
+    journaled = anyio.Event()
+
+    async def two_steps(record: TaskRecord, journal: TaskJournal) -> PlanOutcome:
+        done = {s.id: s for s in record.steps if s.status == "succeeded"}
+        reports = [done.get(sid, StepReport(id=sid)) for sid in ("one", "two")]
+        for report in reports:
+            if report.id in done:
+                continue
+            ran.append((record.attempts, report.id))
+            report.status, report.output = "succeeded", f"{report.id}@{record.attempts}"
+            await journal.commit(reports)
+            if record.attempts == 1:  # the first run "dies" after journaling step one
+                journaled.set()
+                await anyio.sleep_forever()
+        return PlanOutcome(plan="p", status="succeeded", output=[r.output for r in reports], steps=reports)
+
+    async with worker(two_steps, config):  # stopped without grace: the run is abandoned, like a crash
+        with anyio.fail_after(10):
+            await journaled.wait()
+    async with worker(two_steps, config):
+        final = await wait_terminal(queue, record.id)
+    assert ran == [(1, "one"), (2, "two")]
+    assert final.status == "succeeded" and final.attempts == 2
+    assert [s.output for s in final.steps] == ["one@1", "two@2"]
+
+
+async def test_sealed_records_hold_no_plaintext_and_are_shredded_with_the_tenant(
+    bus: Bus, worker: WorkerFactory, nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    canary = "canary-" + uuid.uuid4().hex
+    config = unique_config()
+    with Vault(tmp_path / "vault") as v:
+        sealer = VaultSealer(v)
+        queue = await TaskQueue.open(bus, config, sealer=sealer)
+        record, _ = await queue.submit(plan_request(canary), tenant="acme", idempotency_key=canary)
+        async with worker(echo_executor(), config, sealer=sealer):
+            final = await wait_terminal(queue, record.id)
+        assert final.status == "succeeded" and final.result == {"x": canary}
+        raw = (await queue._store.kv.get(record.id)).value
+        assert canary.encode() not in raw and json.loads(raw)["status"] == "succeeded"
+        leaks = [
+            p for p in nats_server.store_dir.rglob("*") if p.is_file() and canary.encode() in p.read_bytes()
+        ]
+        assert leaks == []
+        # A sealed blob does not open as another task's record.
+        other, _ = await queue.submit(plan_request(1), tenant="acme")
+        forged = json.loads((await queue._store.kv.get(other.id)).value)
+        forged["sealed"] = json.loads(raw)["sealed"]
+        with pytest.raises(AgentFailedError):
+            await queue._store.codec.decode(json.dumps(forged).encode())
+        listed, _ = await queue.list_tasks("acme", status="succeeded")
+        assert [(r.id, r.result) for r in listed] == [(record.id, {"x": canary})]  # opened for the list
+        v.delete_tenant("acme")  # crypto-shred: the task's data key is gone
+        with pytest.raises(NotFoundError):
+            await queue.get(record.id, "acme")
+        assert (await queue.list_tasks("acme"))[0] == []

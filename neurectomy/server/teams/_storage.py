@@ -22,7 +22,13 @@ from bridges.vault import VaultBridge
 from neurectomy.server.teams._runners import check_agent, start_runners
 from neurectomy.settings import Settings
 
-__all__ = ("STORAGE_CONCURRENCY", "STORAGE_MAILBOX_SIZE", "STORAGE_THREADS", "start_storage")
+__all__ = (
+    "STORAGE_CONCURRENCY",
+    "STORAGE_MAILBOX_SIZE",
+    "STORAGE_THREADS",
+    "open_storage_vault",
+    "start_storage",
+)
 
 log = structlog.get_logger("neurectomy")
 
@@ -42,6 +48,7 @@ async def start_storage(
     *,
     agent: str | None = None,
     replicas: int = 1,
+    bridge: VaultBridge | None = None,
 ) -> None:
     """Open the vault (and load all-MiniLM-L6-v2) in a thread, then start the Storage team's agents.
 
@@ -52,6 +59,7 @@ async def start_storage(
         tg: Task group the agent runners run in.
         agent: Only this agent of the team.
         replicas: Instances per agent (one queue group; they share the vault).
+        bridge: The vault, if the caller opened it already (:func:`open_storage_vault`).
 
     Raises:
         ValueError: The team has no agent named ``agent``.
@@ -60,16 +68,8 @@ async def start_storage(
         vault.KeyEncryptionKeyError: The KEK is malformed or does not match the keyring.
     """
     check_agent("storage", (*STORAGE_AGENT_NAMES, EmbedderAgent.name), agent)
-    data_dir = settings.state_dir / "vault"
-    with anyio.CancelScope(shield=True):
-        bridge = await VaultBridge.open(
-            data_dir,
-            settings.vault,
-            timeout_s=settings.orchestrator.default_deadline_s,
-            max_threads=STORAGE_THREADS,
-        )
-    stack.push_async_callback(bridge.aclose)
-    log.info("vault opened", data_dir=str(data_dir), dim=bridge.dim, tenants=len(bridge.vault.tenants()))
+    if bridge is None:
+        bridge = await open_storage_vault(settings, stack)
 
     def build() -> list[StorageAgent]:
         snapshot_dir = settings.state_dir / "vault-snapshots"
@@ -87,3 +87,24 @@ async def start_storage(
         mailbox_size=STORAGE_MAILBOX_SIZE,
         concurrency=STORAGE_CONCURRENCY,
     )
+
+
+async def open_storage_vault(settings: Settings, stack: AsyncExitStack) -> VaultBridge:
+    """Open the vault under ``settings.state_dir / "vault"`` in a thread; ``stack`` gets its ``aclose``.
+
+    Raises:
+        vault.VaultLockedError: Another process has the vault directory open.
+        vault.IntegrityError: A vault file is corrupted (the error names it).
+        vault.KeyEncryptionKeyError: The KEK is malformed or does not match the keyring.
+    """
+    data_dir = settings.state_dir / "vault"
+    with anyio.CancelScope(shield=True):
+        bridge = await VaultBridge.open(
+            data_dir,
+            settings.vault,
+            timeout_s=settings.orchestrator.default_deadline_s,
+            max_threads=STORAGE_THREADS,
+        )
+    stack.push_async_callback(bridge.aclose)
+    log.info("vault opened", data_dir=str(data_dir), dim=bridge.dim, tenants=len(bridge.vault.tenants()))
+    return bridge

@@ -17,7 +17,10 @@ run: setup
 
 test: setup system-deps lint typecheck imports unit ide
 
+# The planner's routing encoder (a static distillation of the packaged MiniLM, ~30-50 s once per machine,
+# cached under the user cache dir; ~1 s when cached).
 setup: $(STAMPS)/project
+	$(PY) -m vault.static_embedding > /dev/null
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +34,7 @@ $(STAMPS)/llama-cpp: deploy/ensure_llama_cpp.sh deploy/check_llama_cpp.py constr
 
 # Everything else (torch pinned by constraints.txt), then the packaged model and a one-token smoke test.
 $(STAMPS)/project: pyproject.toml constraints.txt $(STAMPS)/llama-cpp
-	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+	$(PIP) install --quiet -c constraints.txt -e '.[server,dev]'
 	$(PY) -m ryot.selfcheck
 	@mkdir -p $(STAMPS) && touch $@
 

@@ -51,6 +51,7 @@ from agents.messaging import Bus, Message
 from agents.protocol import (
     CANCEL_PREFIX,
     HEADER_DEADLINE,
+    HEADER_IDEMPOTENCY_KEY,
     HEADER_REQUEST_ID,
     HEADER_SESSION,
     HEADER_STREAM_INBOX,
@@ -80,6 +81,7 @@ class Call:
         tenant: Tenant the call runs for.
         trace_id: Trace id carried across hops.
         inbox: Subject the caller listens on.
+        idempotency_key: Names the call across the caller's retries (empty when the caller sent none).
         traceparent: The caller's W3C ``traceparent`` (empty: none); the handler's span is its child.
     """
 
@@ -96,6 +98,7 @@ class Call:
     _seq: int = 0
     cancel_scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     cancelled_by_caller: bool = False
+    idempotency_key: str = ""
     traceparent: str = ""
 
     def remaining_s(self) -> float:
@@ -354,6 +357,7 @@ class AgentRunner:
             deadline=deadline,
             tenant=tenant,
             trace_id=headers.get(HEADER_TRACE_ID, request_id),
+            idempotency_key=headers.get(HEADER_IDEMPOTENCY_KEY, ""),
             inbox=inbox,
             _bus=self.bus,
             session=f"{tenant}/{session}" if session else "",

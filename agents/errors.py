@@ -4,6 +4,8 @@
 
     AgentError
     ├── BadInputError(AgentError, ValueError)        code "bad_request": the agent cannot use the input
+    │   └── ContextLengthExceededError               code "context_length_exceeded": prompt + max_tokens
+    │                                                exceed the model's context window
     ├── NotFoundError(AgentError, LookupError)       code "not_found": the named thing does not exist
     ├── TooLargeError(AgentError, ValueError)        code "too_large": the input exceeds a size limit
     ├── AgentBusyError(AgentError, RuntimeError)     code "busy": mailbox or engine queue full
@@ -12,6 +14,7 @@
     ├── CancelledByCallerError(AgentError)           code "cancelled"
     ├── StreamBrokenError(AgentError, ConnectionError)   code "stream_broken": chunks lost or out of order
     │   └── InstanceLostError                        the instance handling the call stopped heartbeating
+    ├── InsufficientStorageError(AgentError, OSError)  code "insufficient_storage": the disk is full
     └── AgentFailedError(AgentError, RuntimeError)   code "internal": the agent raised unexpectedly
 
 :func:`error_from_wire` is the one place that turns a wire code back into an exception. This module is a
@@ -44,6 +47,12 @@ class BadInputError(AgentError, ValueError):
     """The agent cannot use the input it was given."""
 
     code = "bad_request"
+
+
+class ContextLengthExceededError(BadInputError):
+    """The prompt and the completion's ``max_tokens`` do not fit the model's context window."""
+
+    code = "context_length_exceeded"
 
 
 class NotFoundError(AgentError, LookupError):
@@ -98,10 +107,17 @@ class AgentFailedError(AgentError, RuntimeError):
     code = "internal"
 
 
+class InsufficientStorageError(AgentError, OSError):
+    """The agent's storage is full: nothing of the call was written; reads keep working."""
+
+    code = "insufficient_storage"
+
+
 _BY_CODE: dict[str, type[AgentError]] = {
     cls.code: cls
     for cls in (
         BadInputError,
+        ContextLengthExceededError,
         NotFoundError,
         TooLargeError,
         AgentBusyError,
@@ -110,6 +126,7 @@ _BY_CODE: dict[str, type[AgentError]] = {
         CancelledByCallerError,
         StreamBrokenError,
         AgentFailedError,
+        InsufficientStorageError,
     )
 }
 

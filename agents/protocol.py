@@ -35,6 +35,9 @@ HEADER_TRACE_ID = "Neurectomy-Trace-Id"
 HEADER_STREAM_INBOX = "Neurectomy-Stream-Inbox"
 HEADER_SESSION = "Neurectomy-Session"
 """Session key: calls with the same key are handled one after another, in the order they were accepted."""
+HEADER_IDEMPOTENCY_KEY = "Neurectomy-Idempotency-Key"
+"""Names a call across its retries (the request id changes per attempt, this does not): a mutating agent
+that sees a key again answers what it answered then instead of doing the work twice."""
 HEARTBEAT_PREFIX = "neurectomy.heartbeat"
 
 TEAMS = ("inference", "compression", "storage", "analysis", "synthesis")
@@ -131,6 +134,33 @@ class Heartbeat(_Wire):
     interval_s: float
 
 
+class Sampling(BaseModel):
+    """How a generation chooses its tokens: the defaults and ranges of every generation request.
+
+    The one definition for the service: the ``generator`` agent's input (:class:`GenerateInput`) and the
+    HTTP API's ``POST /v1/generate`` body derive from it, so a value out of range is refused with its
+    field name at whichever door it came in. (The Ryot engine, a library on its own, checks what it is
+    given again; the service always passes every field, so the engine's own defaults do not apply.)
+    """
+
+    max_tokens: int = Field(default=256, ge=1, le=32768)
+    """Upper bound on completion tokens."""
+    temperature: float = Field(default=0.8, ge=0.0, le=2.0)
+    """Sampling temperature; 0 is greedy."""
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    """Nucleus sampling mass."""
+    top_k: int = Field(default=40, ge=0, le=1000)
+    """Keep the k most likely tokens; 0 disables."""
+    min_p: float = Field(default=0.05, ge=0.0, le=1.0)
+    """Drop tokens below min_p × the top probability."""
+    repeat_penalty: float = Field(default=1.0, gt=0.0, le=10.0)
+    """Penalty for repeated tokens; 1 disables."""
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    """Sampling seed for reproducible output."""
+    stop: list[str] = Field(default_factory=list, max_length=8)
+    """Strings that end the completion (not included in the text)."""
+
+
 class ChatMessageIn(_Wire):
     """One chat message."""
 
@@ -138,24 +168,40 @@ class ChatMessageIn(_Wire):
     content: str
 
 
-class GenerateInput(_Wire):
-    """Input of the Inference team's ``generator`` agent: a prompt or chat messages, and sampling."""
+ToolMode = Literal["auto", "required"]
+"""How the generator may answer when given ``tool_schema``: ``auto`` lets the model choose between a
+text answer and a call; ``required`` makes it call."""
+
+TOOL_CALL_TAG = "<tool_call>"
+"""With ``tool_mode="auto"``, an answer that starts with this tag is a call (the JSON that follows is
+grammar-constrained to ``tool_schema``); any other first character starts a text answer."""
+
+
+class GenerateInput(_Wire, Sampling):
+    """Input of the Inference team's ``generator`` agent: a prompt (text or token ids) or chat messages."""
 
     prompt: str | None = None
+    prompt_tokens: list[int] | None = None
+    """The prompt as token ids of the model's vocabulary (evaluated as given: no BOS added)."""
     messages: list[ChatMessageIn] | None = None
-    max_tokens: int = 256
-    temperature: float = 0.8
-    top_p: float = 0.95
-    top_k: int = 40
-    min_p: float = 0.05
-    repeat_penalty: float = 1.0
-    seed: int | None = None
-    stop: list[str] = Field(default_factory=list)
     grammar: str | None = None
     json_schema: dict[str, Any] | None = None
     speculative: bool = False
     model: str | None = None
     """Name of the model to generate with (one of the Ryot models configured); ``None``: the default."""
+    presence_penalty: float = 0.0
+    """Subtracted once from the logit of each token already sampled (-2..2)."""
+    frequency_penalty: float = 0.0
+    """Subtracted from a token's logit once per time it was sampled (-2..2)."""
+    logit_bias: dict[int, float] = Field(default_factory=dict)
+    """Token id → bias added to its logit (-100..100)."""
+    logprobs: int | None = None
+    """``None``: none. ``k``: each sampled token's log probability and the ``k`` likeliest tokens (0..20)."""
+    tool_schema: dict[str, Any] | None = None
+    """JSON Schema of a tool call (``{"name": ..., "arguments": ...}``); see ``tool_mode``."""
+    tool_mode: ToolMode = "required"
+    """``required``: the whole answer is one JSON call; ``auto``: a text answer or
+    :data:`TOOL_CALL_TAG` followed by the JSON call, the model's choice."""
 
 
 class UsageOut(_Wire):
@@ -175,6 +221,24 @@ class TimingsOut(_Wire):
     decode_tokens: int
 
 
+class TopLogprobOut(_Wire):
+    """A candidate token at one position (OpenAI's ``top_logprobs`` entry)."""
+
+    token: str
+    logprob: float
+    """Natural log of its probability under the model (raw logits)."""
+    bytes: list[int]
+
+
+class TokenLogprobOut(TopLogprobOut):
+    """A sampled token with its log probability and the likeliest alternatives (OpenAI's shape).
+
+    Streamed chunks of the generator carry these under ``logprobs`` when the input asked for them.
+    """
+
+    top_logprobs: list[TopLogprobOut] = Field(default_factory=list)
+
+
 class GenerateOutput(_Wire):
     """Output of the ``generator`` agent (the ``End.output`` payload)."""
 
@@ -184,3 +248,5 @@ class GenerateOutput(_Wire):
     timings: TimingsOut
     model: str
     """Name of the model that generated the text."""
+    logprobs: list[TokenLogprobOut] | None = None
+    """Per sampled token, when the input asked for ``logprobs``."""

@@ -1,17 +1,20 @@
 """The roster: every agent of the collective, by team, in one readable registry.
 
 =========== ==================================================================================
-team        agents (8 each; ``embedder`` is the Storage team's helper behind ``/v1/embeddings``)
+team        agents (8 each)
 =========== ==================================================================================
 inference   generator, chat, summarizer, classifier, extractor, translator, coder, tokenizer
 compression compressor, decompressor, deduplicator, glyph-encoder, context-optimizer,
             dictionary-trainer, rsu-manager, codec-inspector
-storage     archivist, retriever, fetcher, eraser, key-warden, indexer, snapshotter, cache-keeper
+storage     archivist, retriever, fetcher, eraser, key-warden, indexer, snapshotter, vault-stats
 analysis    sentiment, keyword-extractor, entity-extractor, language-detector, similarity,
             code-analyzer, statistician, quality-critic
 synthesis   rag-answerer, planner, aggregator, reporter, consensus, formatter, verifier,
             workflow-runner
 =========== ==================================================================================
+
+The ``embedder`` behind ``/v1/embeddings`` is an internal service (:data:`HELPERS`), not a member of a
+team: the Storage team's process runs it, but it is not in :data:`ROSTER`, ``GET /v1/agents`` or the SDK.
 
 Each entry (:class:`~agents.collective.AgentSpec`) gives name, team, capabilities, description, input
 and output JSON schemas and the bridges used; ``GET /v1/agents/{name}`` serves it, and the orchestrator's
@@ -27,7 +30,6 @@ from agents.compression import COMPRESSION_AGENTS
 from agents.inference import INFERENCE_AGENTS
 from agents.storage import (
     ArchivistAgent,
-    CacheKeeperAgent,
     EmbedderAgent,
     EraserAgent,
     FetcherAgent,
@@ -35,6 +37,7 @@ from agents.storage import (
     KeyWardenAgent,
     RetrieverAgent,
     SnapshotterAgent,
+    VaultStatsAgent,
 )
 from agents.synthesis import SYNTHESIS_AGENTS
 
@@ -48,7 +51,7 @@ STORAGE_AGENTS: tuple[type[Agent], ...] = (
     KeyWardenAgent,
     IndexerAgent,
     SnapshotterAgent,
-    CacheKeeperAgent,
+    VaultStatsAgent,
 )
 
 AGENTS_BY_TEAM: dict[str, tuple[type[Agent], ...]] = {
@@ -61,12 +64,11 @@ AGENTS_BY_TEAM: dict[str, tuple[type[Agent], ...]] = {
 """The 40 agent classes of the collective, by team, in roster order."""
 
 HELPERS: tuple[type[Agent], ...] = (EmbedderAgent,)
-"""Agents outside the 40 that the service also runs (the embedder behind ``/v1/embeddings``)."""
+"""Internal services the runtime also starts (the embedder behind ``/v1/embeddings``); they announce
+``internal: true`` in their metadata, so discovery leaves them out of the agent listing."""
 
-ROSTER: tuple[AgentSpec, ...] = tuple(
-    spec_of(cls) for classes in AGENTS_BY_TEAM.values() for cls in (*classes,)
-) + tuple(spec_of(cls) for cls in HELPERS)
-"""Every agent the service runs, the 40 and the helpers."""
+ROSTER: tuple[AgentSpec, ...] = tuple(spec_of(cls) for classes in AGENTS_BY_TEAM.values() for cls in classes)
+"""The 40 agents of the collective (the internal services in :data:`HELPERS` are not members)."""
 
 ROSTER_SIZE = sum(len(classes) for classes in AGENTS_BY_TEAM.values())
 """Agents of the collective proper (40)."""

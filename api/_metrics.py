@@ -15,7 +15,8 @@ Exposed, one registry per app (names as exposed; counters get ``_total``):
   ``neurectomy_agent_in_flight``, ``neurectomy_agent_mailbox_depth`` ``{team,agent}``,
   ``neurectomy_engine_queue_depth``, and the counters ``neurectomy_prefix_cache_lookups_total`` /
   ``neurectomy_prefix_cache_hits_total`` (Ryot's prefix cache, summed over generator instances); from the
-  vault's cache-keeper, if running, ``neurectomy_vault_l1_lookups_total`` / ``neurectomy_vault_l1_hits_total``
+  ``vault-stats`` agent, if running, ``neurectomy_vault_l1_lookups_total`` /
+  ``neurectomy_vault_l1_hits_total``
   (record reads and those served by the decrypted LRU). Hit rates are counters, not ratio gauges, so
   Prometheus can rate them over any window: ``rate(hits[5m]) / rate(lookups[5m])``. They are sums over
   the instances running now, so an instance restart shows as a counter reset;
@@ -194,10 +195,10 @@ class Metrics:
             self.engine_queue_depth.set(queue_depth)
             self._scraped["prefix_cache_lookups"] = lookups
             self._scraped["prefix_cache_hits"] = hits
-            if any(agent == "cache-keeper" for _, agent in totals):
+            if any(agent == "vault-stats" for _, agent in totals):
                 try:
-                    stats = await orchestrator.call(
-                        "storage", "cache-keeper", {}, orchestrator.context(timeout_s=SCRAPE_TIMEOUT_S)
+                    stats = await orchestrator.call_once(
+                        "storage", "vault-stats", {}, orchestrator.context(timeout_s=SCRAPE_TIMEOUT_S)
                     )
                     l1_hits = int(stats.get("l1_hits", 0))
                     self._scraped["vault_l1_hits"] = l1_hits

@@ -22,6 +22,8 @@ from api.agents import routes as _agents
 from api.errors import EXCEPTION_HANDLERS
 from api.generate import routes as _generate
 from api.keys import routes as _keys
+from api.llamacpp import routes as _llamacpp
+from api.ollama import routes as _ollama
 from api.openai import routes as _openai
 from api.sigma import routes as _sigma
 from api.system import routes as _system
@@ -98,6 +100,8 @@ def create_app(
             *_ws.ROUTES,
             *_metrics.ROUTES,
             *_sysinfo.ROUTES,
+            *_ollama.ROUTES,
+            *_llamacpp.ROUTES,
             *dashboard.ROUTES,
         ],
         state=State({"orchestrator": orchestrator, "metrics": metrics, "keys": keys, "tasks": tasks}),

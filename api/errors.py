@@ -15,6 +15,7 @@ log = structlog.get_logger("neurectomy.api")
 
 STATUS_BY_CODE: dict[str, int] = {
     "bad_request": 400,
+    "context_length_exceeded": 400,
     "not_found": 404,
     "too_large": 413,
     "unauthorized": 401,
@@ -25,6 +26,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "cancelled": 499,
     "stream_broken": 502,
     "internal": 500,
+    "insufficient_storage": 507,
 }
 RETRY_AFTER_S = 1
 

@@ -46,6 +46,7 @@ from ryot import (
     RyotEngine,
     SamplingParams,
     TokenChunk,
+    TokenPrompt,
     UnknownModelError,
 )
 
@@ -59,13 +60,15 @@ than the hand-off to a worker thread and back, which costs far more while decodi
 busy."""
 
 
-def _quick_to_submit(prompt: str | Sequence[ChatMessage], params: SamplingParams) -> bool:
+def _quick_to_submit(prompt: str | Sequence[ChatMessage] | TokenPrompt, params: SamplingParams) -> bool:
     """Whether :meth:`ryot.RyotEngine.submit` is cheap enough to call on the event loop.
 
     True for a short prompt without a grammar (parsing one can take milliseconds).
     """
     if params.grammar is not None:
         return False
+    if isinstance(prompt, TokenPrompt):
+        return len(prompt.tokens) <= _INLINE_SUBMIT_CHARS
     if isinstance(prompt, str):
         return len(prompt) <= _INLINE_SUBMIT_CHARS
     return sum(len(m.content) for m in prompt) <= _INLINE_SUBMIT_CHARS
@@ -251,7 +254,7 @@ class RyotBridge:
 
     async def stream(
         self,
-        prompt: str | Sequence[ChatMessage],
+        prompt: str | Sequence[ChatMessage] | TokenPrompt,
         params: SamplingParams,
         *,
         timeout_s: float | None = None,

@@ -5,9 +5,12 @@ The vault is synchronous and thread-safe (one lock; embedding runs outside it). 
 * opens the vault and loads all-MiniLM-L6-v2 in a worker thread, so the event loop never blocks on
   recovery or on the torch import (:meth:`VaultBridge.open`),
 * runs every vault call in a thread through one :class:`anyio.CapacityLimiter`,
-* bounds each call with a timeout (:class:`~bridges.errors.BridgeTimeoutError`); the call itself cannot
-  be interrupted, so it runs to completion in its thread (a timed-out write may still be applied, as
-  with any request whose answer was lost),
+* bounds each read with a timeout (:class:`~bridges.errors.BridgeTimeoutError`; the abandoned read runs
+  to completion in its thread, harmlessly),
+* hands each write its deadline instead, and waits for it: the vault commits a write only before its
+  deadline (else it raises :class:`vault.VaultDeadlineError` and writes nothing, ever), so a write that
+  answers "timeout" did not happen, and one that committed just before its deadline is visible to every
+  read that starts after the answer; an idempotency key makes a retry of either answer the same ids,
 * counts calls, failures, timeouts and time per operation (:class:`VaultBridgeMetrics`).
 
 Vault exceptions pass through unchanged; the agents turn them into wire errors.
@@ -29,7 +32,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bridges.errors import BridgeTimeoutError
-from vault import JSONScalar, MiniLMEmbedder, NewRecord, Record, SearchHit, Vault, VaultConfig, VaultStats
+from vault import (
+    JSONScalar,
+    MiniLMEmbedder,
+    NewRecord,
+    Record,
+    SearchHit,
+    Vault,
+    VaultConfig,
+    VaultDeadlineError,
+    VaultStats,
+)
 
 __all__ = ("OpStats", "VaultBridge", "VaultBridgeMetrics")
 
@@ -123,8 +136,9 @@ class VaultBridge:
         """Open (and recover) the vault in ``data_dir`` in a worker thread and return a bridge to it.
 
         The key-encryption key comes from ``config.keys`` as the library resolves it: the environment
-        variable (``NEURECTOMY_VAULT_KEK`` by default) or the key file (default ``<data_dir>/kek.key``,
-        generated with mode 0600 on first run).
+        variable (``NEURECTOMY_VAULT_KEK`` by default), a configured key file, or the vault's own key file
+        under ``$XDG_CONFIG_HOME/neurectomy/vault-keys`` (generated with mode 0600 on first run); never a
+        file inside ``data_dir`` unless ``config.keys.allow_kek_in_data_dir``.
 
         Args:
             data_dir: The vault's data directory.
@@ -179,11 +193,42 @@ class VaultBridge:
         finally:
             stats.seconds_total += time.perf_counter() - started
 
+    async def _write(self, op: str, fn: Callable[[float], T], timeout_s: float | None) -> T:
+        """Run a mutation with its deadline and wait for it (it commits before the deadline or never)."""
+        limit = self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s)
+        stats = self.metrics.op(op)
+        stats.calls += 1
+        started = time.perf_counter()
+        deadline = time.time() + max(limit, 0.0)
+        try:
+            return await anyio.to_thread.run_sync(fn, deadline, limiter=self._limiter)
+        except VaultDeadlineError:
+            stats.failures += 1
+            stats.timeouts += 1
+            raise
+        except Exception:
+            stats.failures += 1
+            raise
+        finally:
+            stats.seconds_total += time.perf_counter() - started
+
     # ----------------------------------------------------------------- operations
     async def put_many(
-        self, tenant: str, records: Sequence[NewRecord], *, timeout_s: float | None = None
+        self,
+        tenant: str,
+        records: Sequence[NewRecord],
+        *,
+        timeout_s: float | None = None,
+        idempotency_key: str | None = None,
     ) -> list[str]:
         """Store records durably (embedding those without a vector); see :meth:`vault.Vault.put_many`.
+
+        Args:
+            tenant: The tenant.
+            records: The records.
+            timeout_s: The write must commit within this many seconds, or not at all.
+            idempotency_key: Names the call: a retry with the same key returns the same ids, writing
+                nothing again.
 
         Returns:
             Record ids, in input order.
@@ -191,9 +236,11 @@ class VaultBridge:
         Raises:
             vault.VaultInputError: Bad text, id, metadata, vector or batch size (names the field).
             vault.RecordTooLargeError: A record exceeds ``max_record_bytes``.
-            BridgeTimeoutError: The call exceeded its timeout.
+            vault.InsufficientStorageError: The disk is full (nothing was written).
+            vault.VaultDeadlineError: The write could not commit in time (nothing was written).
         """
-        ids = await self._run("put_many", functools.partial(self.vault.put_many, tenant, records), timeout_s)
+        call = functools.partial(self.vault.put_many, tenant, records, idempotency_key=idempotency_key)
+        ids = await self._write("put_many", lambda deadline: call(deadline=deadline), timeout_s)
         self.metrics.records_written += len(ids)
         return ids
 
@@ -240,22 +287,36 @@ class VaultBridge:
         """
         return await self._run("get", functools.partial(self.vault.get, tenant, record_id), timeout_s)
 
-    async def delete(self, tenant: str, record_id: str, *, timeout_s: float | None = None) -> None:
-        """Delete one record durably.
+    async def delete(
+        self,
+        tenant: str,
+        record_id: str,
+        *,
+        timeout_s: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        """Delete one record durably (committed within ``timeout_s`` or not at all).
 
         Raises:
             vault.TenantNotFoundError: Unknown tenant.
-            vault.RecordNotFoundError: No live record with this id.
+            vault.RecordNotFoundError: No live record with this id (and no earlier call with this key).
+            vault.InsufficientStorageError: The disk is full (the record stays).
+            vault.VaultDeadlineError: The delete could not commit in time (the record stays).
         """
-        await self._run("delete", functools.partial(self.vault.delete, tenant, record_id), timeout_s)
+        call = functools.partial(self.vault.delete, tenant, record_id, idempotency_key=idempotency_key)
+        await self._write("delete", lambda deadline: call(deadline=deadline), timeout_s)
 
-    async def delete_tenant(self, tenant: str, *, timeout_s: float | None = None) -> None:
+    async def delete_tenant(
+        self, tenant: str, *, timeout_s: float | None = None, idempotency_key: str | None = None
+    ) -> None:
         """Crypto-shred a tenant: destroy its data keys and delete its files.
 
         Raises:
-            vault.TenantNotFoundError: Unknown tenant.
+            vault.TenantNotFoundError: Unknown tenant (and no earlier shred with this key).
+            vault.InsufficientStorageError: The keyring could not be saved (nothing was shredded).
         """
-        await self._run("delete_tenant", functools.partial(self.vault.delete_tenant, tenant), timeout_s)
+        call = functools.partial(self.vault.delete_tenant, tenant, idempotency_key=idempotency_key)
+        await self._write("delete_tenant", lambda _deadline: call(), timeout_s)
 
     async def embed(
         self, texts: Sequence[str], *, timeout_s: float | None = None

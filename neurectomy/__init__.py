@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from api.tasks.schemas import TaskCreated, TaskRecord
     from neurectomy.sdk.client import AsyncClient, Client, StreamEvent
     from neurectomy.sdk.errors import (
+        APIConnectionError,
         APIError,
+        APITimeoutError,
         AuthenticationError,
         BadRequestError,
         BusyError,
@@ -39,7 +41,9 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = (
+    "APIConnectionError",
     "APIError",
+    "APITimeoutError",
     "AgentCallResponse",
     "AgentOut",
     "AgentSpecOut",
@@ -86,7 +90,9 @@ _MODULE_OF = {
     "AsyncClient": "neurectomy.sdk.client",
     "Client": "neurectomy.sdk.client",
     "StreamEvent": "neurectomy.sdk.client",
+    "APIConnectionError": "neurectomy.sdk.errors",
     "APIError": "neurectomy.sdk.errors",
+    "APITimeoutError": "neurectomy.sdk.errors",
     "AuthenticationError": "neurectomy.sdk.errors",
     "BadRequestError": "neurectomy.sdk.errors",
     "BusyError": "neurectomy.sdk.errors",

@@ -39,6 +39,7 @@ def start_serve(
     """
     port = port or free_port()
     env = {
+        "NEURECTOMY_VAULT__KEYS__KEK_DIR": str(state_dir / "vault-keys"),  # not the user's ~/.config
         **os.environ,
         "NEURECTOMY_STATE_DIR": str(state_dir),
         "NEURECTOMY_LOG_FORMAT": "json",
@@ -104,6 +105,7 @@ def start_agents(
     """
     log_path = state_dir / f"agents-{team}.log"
     full_env = {
+        "NEURECTOMY_VAULT__KEYS__KEK_DIR": str(state_dir / "vault-keys"),  # not the user's ~/.config
         **os.environ,
         "NEURECTOMY_STATE_DIR": str(state_dir),
         "NEURECTOMY_LOG_FORMAT": "json",

@@ -26,6 +26,7 @@ from agents.errors import (
 from agents.messaging import Bus, Message
 from agents.protocol import (
     HEADER_DEADLINE,
+    HEADER_IDEMPOTENCY_KEY,
     HEADER_REQUEST_ID,
     HEADER_STREAM_INBOX,
     HEADER_TENANT,
@@ -54,12 +55,16 @@ class CallContext:
         deadline: Absolute deadline as ``time.time()`` seconds.
         tenant: Tenant the call runs for.
         trace_id: Trace id carried across every hop.
+        idempotency_key: Names the call across retries (the router keeps it while the request id changes
+            per attempt, and makes one when empty); a caller sets it to stay the same across its own retries
+            or re-runs (e.g. a task). Never derived from the request id, which a client may reuse.
     """
 
     deadline: float
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     tenant: str = "default"
     trace_id: str = ""
+    idempotency_key: str = ""
 
     @classmethod
     def with_timeout(cls, timeout_s: float, **kwargs: Any) -> CallContext:
@@ -72,13 +77,16 @@ class CallContext:
 
     def headers(self, inbox: str) -> dict[str, str]:
         """NATS headers of a call to an agent."""
-        return {
+        headers = {
             HEADER_REQUEST_ID: self.request_id,
             HEADER_DEADLINE: repr(self.deadline),
             HEADER_TENANT: self.tenant,
             HEADER_TRACE_ID: self.trace_id or self.request_id,
             HEADER_STREAM_INBOX: inbox,
         }
+        if self.idempotency_key:
+            headers[HEADER_IDEMPOTENCY_KEY] = self.idempotency_key
+        return headers
 
 
 def _accepted(reply: Message) -> str:

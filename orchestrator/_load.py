@@ -55,6 +55,7 @@ class LoadMonitor:
         self.bus = bus
         self._ttl_factor = ttl_factor
         self._instances: dict[str, dict[str, Instance]] = {}
+        self._beat = anyio.Event()
         self.started = False
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -76,6 +77,12 @@ class LoadMonitor:
             group.pop(beat.instance, None)
             return
         group[beat.instance] = Instance(beat, time.monotonic())
+        self._beat.set()
+        self._beat = anyio.Event()
+
+    async def next_beat(self) -> None:
+        """Wait for the next heartbeat of any instance that is up (e.g. to wait until replicas are seen)."""
+        await self._beat.wait()
 
     def _alive(self, inst: Instance, now: float) -> bool:
         return now - inst.seen <= inst.beat.interval_s * self._ttl_factor

@@ -9,9 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
-import numpy as np
 from anyio.abc import TaskStatus
-from numpy.typing import NDArray
 
 from agents.collective import AgentSpec
 from agents.errors import AgentError, StreamBrokenError
@@ -31,9 +29,16 @@ from orchestrator.config import OrchestratorConfig
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
-    """Streamed text of a generation."""
+    """Streamed text of a generation.
+
+    Attributes:
+        text: Text since the previous delta.
+        logprobs: Per token sampled since the previous delta, its log probability and alternatives
+            (:class:`agents.protocol.TokenLogprobOut` as dicts), when the input asked for them.
+    """
 
     text: str
+    logprobs: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +85,7 @@ class Orchestrator:
         config: Deadlines, timeouts, retries, breakers.
         observer: Receives hop latencies, stream timings and token usage (e.g. the API's metrics).
         specs: The roster (`agents.roster.ROSTER` in a service); selection and routing need it.
-        semantic: Embed free-text goals with the ``embedder`` agent (else: lexical matching).
+        semantic: Match free-text goals by meaning (the planner's intent router; else: lexical matching).
     """
 
     def __init__(
@@ -96,10 +101,7 @@ class Orchestrator:
         self.config = config or OrchestratorConfig()
         self.specs = tuple(specs)
         self.monitor = LoadMonitor(bus, ttl_factor=self.config.heartbeat_ttl_factor)
-        has_embedder = any(s.name == "embedder" for s in self.specs)
-        self.selector = Selector(
-            self.specs, monitor=self.monitor, embed=self._embed if semantic and has_embedder else None
-        )
+        self.selector = Selector(self.specs, monitor=self.monitor, semantic=semantic)
         self.router = Router(bus, self.config, self.selector, self.monitor, observer)
         self.plans = PlanRunner(self.router, self.selector)
 
@@ -113,12 +115,12 @@ class Orchestrator:
         self.router.observer = value
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Follow the agents' heartbeats until cancelled."""
-        await self.monitor.run(task_status=task_status)
+        """Follow the agents' heartbeats until cancelled (replicas, load and health for routing).
 
-    async def _embed(self, texts: list[str]) -> NDArray[np.float32]:
-        out = await self.call("storage", "embedder", {"texts": texts}, self.context(timeout_s=10))
-        return np.asarray(out["vectors"], dtype=np.float32)
+        Args:
+            task_status: Reports started once the heartbeat subscription is bound.
+        """
+        await self.monitor.run(task_status=task_status)
 
     def collective(self) -> OrchestratorCollective:
         """This orchestrator as the `agents.collective.Collective` synthesis agents are given."""
@@ -127,7 +129,22 @@ class Orchestrator:
     async def select(
         self, *, agent: str | None = None, capability: str | None = None, goal: str | None = None, k: int = 5
     ) -> Selection:
-        """Choose an agent by name, capability or free-text goal (see `orchestrator._select`)."""
+        """Choose an agent by name, capability or free-text goal (see `orchestrator._select`).
+
+        Args:
+            agent: An agent name: that agent, if it is in the roster (checked first).
+            capability: A capability the agent must have (e.g. ``summarize``).
+            goal: Free text describing the work: agents ranked by capability match and by the similarity
+                of their description to it (semantic with the ``embedder`` agent, else lexical), then load.
+            k: Candidates kept in the explanation (count).
+
+        Returns:
+            The chosen agent, how it was chosen and the top candidates' scores.
+
+        Raises:
+            NotFoundError: No agent of that name, or none with that capability (field named).
+            BadInputError: None of ``agent``, ``capability``, ``goal`` was given.
+        """
         return await self.selector.select(agent=agent, capability=capability, goal=goal, k=k)
 
     async def invoke(
@@ -140,7 +157,31 @@ class Orchestrator:
         retries: int | None = None,
         fallback: bool = True,
     ) -> Invocation:
-        """Call ``agent`` with failover and retries (see `orchestrator._route`)."""
+        """Route a call to ``agent``: least-loaded healthy replica, failover, retries, circuit breaker.
+
+        The one call that routes: a busy or missing replica fails over to another replica and then (with
+        ``fallback``) to another agent of the same primary capability; retryable failures are retried
+        with exponential backoff (see `orchestrator._route`). For one attempt on the agent's shared
+        subject, without any of that, use :meth:`call_once`.
+
+        Args:
+            agent: Agent name (must be in the roster given as ``specs``).
+            payload: The agent's input (JSON-serialisable).
+            ctx: Request id, tenant, trace id and the overall deadline.
+            timeout_s: Deadline of one attempt, in seconds (default: ``config.step_timeout_s``; never past
+                ``ctx.deadline``).
+            retries: Extra rounds after retryable failures (default: ``config.retries``).
+            fallback: Whether other agents of the same primary capability may answer.
+
+        Returns:
+            The output, with the agent and instance that answered, attempts and failovers.
+
+        Raises:
+            NotFoundError: ``agent`` is not in the roster.
+            BadInputError: The agent refused the input (not retried).
+            AgentError: The last error when every attempt failed (``busy``, ``no_responders``,
+                ``deadline_exceeded``, ``circuit_open``, ...), or a non-retryable error at once.
+        """
         return await self.router.invoke(
             agent, payload, ctx, timeout_s=timeout_s, retries=retries, fallback=fallback
         )
@@ -154,18 +195,54 @@ class Orchestrator:
         progress: ProgressFn | None = None,
         cancel: anyio.Event | None = None,
     ) -> PlanOutcome:
-        """Run a plan (see `orchestrator._plans`); a failed step fails the outcome, it does not raise."""
+        """Run a plan's steps (in dependency order, independent ones at once), each routed by :meth:`invoke`.
+
+        Args:
+            plan: The steps and the output template (see `agents.plans`).
+            inputs: The plan's ``${input.*}`` values.
+            ctx: Request id, tenant, trace id and the overall deadline.
+            progress: Called with each step's state change (started, succeeded, failed).
+            cancel: Set it to stop the plan: running steps are cancelled, the outcome says so.
+
+        Returns:
+            The outcome: per-step results and the output, or the failed step and its error. A failed step
+            fails the outcome; it does not raise.
+        """
         return await self.plans.run(plan, inputs, ctx, progress=progress, cancel=cancel)
 
     def context(self, *, timeout_s: float | None = None, **kwargs: Any) -> CallContext:
-        """A :class:`CallContext` with the default deadline unless ``timeout_s`` is given."""
+        """A :class:`CallContext` whose deadline is ``timeout_s`` seconds from now.
+
+        Args:
+            timeout_s: Seconds until the deadline (default: ``config.default_deadline_s``).
+            **kwargs: More :class:`CallContext` fields (``request_id``, ``tenant``, ``trace_id``, ...).
+
+        Returns:
+            The context to pass to a call.
+        """
         return CallContext.with_timeout(timeout_s or self.config.default_deadline_s, **kwargs)
 
-    async def call(self, team: str, agent: str, payload: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        """Call one agent on its shared subject and return its output (streamed chunks are dropped).
+    async def call_once(
+        self, team: str, agent: str, payload: dict[str, Any], ctx: CallContext
+    ) -> dict[str, Any]:
+        """Call an agent once on its shared subject; NATS's queue group picks the replica.
+
+        No routing: no least-loaded choice, no failover, no retry, no circuit breaker (use :meth:`invoke`
+        for those). Streamed chunks are dropped. Works without :meth:`run` and without a roster.
+
+        Args:
+            team: The agent's team (its subject is ``neurectomy.agent.<team>.<agent>``).
+            agent: Agent name.
+            payload: The agent's input (JSON-serialisable).
+            ctx: Request id, tenant, trace id and the deadline.
+
+        Returns:
+            The agent's output (``End.output``).
 
         Raises:
-            AgentError: See :func:`orchestrator._dispatch.call_agent`.
+            AgentError: The agent's error, ``busy``, ``no_responders`` (503, no instance at all), a passed
+                deadline or a payload over the NATS max payload (see
+                :func:`orchestrator._dispatch.call_agent`).
         """
         return await call_for_output(
             self.bus,
@@ -182,7 +259,18 @@ class Orchestrator:
     ) -> AsyncGenerator[TextDelta | GenerateOutput, None]:
         """Run a generation on the ``generator`` agent; yield text deltas and then the output.
 
+        Leaving the iteration early (``aclose``) cancels the generation on the agent, which frees its
+        LLM slot within one decode step.
+
+        Args:
+            request: Prompt or messages, sampling and model.
+            ctx: Request id, tenant, trace id and the deadline.
+
+        Yields:
+            :class:`TextDelta` per streamed chunk, then one :class:`GenerateOutput` (text, usage, timings).
+
         Raises:
+            StreamBrokenError: The generator's output could not be read.
             AgentError: See :func:`orchestrator._dispatch.call_agent`.
         """
         events = call_agent(
@@ -206,7 +294,9 @@ class Orchestrator:
                             else:
                                 self.observer.inter_token(now - last)
                         first, last = False, now
-                        yield TextDelta(str(event.data.get("text", "")))
+                        yield TextDelta(
+                            str(event.data.get("text", "")), tuple(event.data.get("logprobs") or ())
+                        )
                     else:
                         try:
                             output = GenerateOutput.model_validate(event.output)
@@ -226,7 +316,18 @@ class Orchestrator:
                 self.observer.hop("inference", "generator", outcome, time.perf_counter() - started)
 
     async def generate(self, request: GenerateInput, ctx: CallContext) -> GenerateOutput:
-        """Run a generation to the end and return its output."""
+        """Run a generation to the end and return its output.
+
+        Args:
+            request: Prompt or messages, sampling and model.
+            ctx: Request id, tenant, trace id and the deadline.
+
+        Returns:
+            The text, finish reason, exact token usage and engine timings.
+
+        Raises:
+            AgentError: See :meth:`generate_stream`.
+        """
         events = self.generate_stream(request, ctx)
         async with aclosing(events):
             async for event in events:
@@ -237,15 +338,21 @@ class Orchestrator:
     async def agents(self) -> list[AgentInfo]:
         """Every agent of the roster and any other agent answering ``$SRV.STATS``, by team and name.
 
+        Internal services (metadata ``internal: true``, such as the embedder) are not listed.
+
         One entry per agent (replicas summed); roster agents with no instance have ``replicas`` 0 and
         ``health`` ``down``.
+
+        Returns:
+            The agents sorted by team, then name, with replicas, health (``up``, ``down``,
+            ``circuit_open``), load, calls in flight and queued.
         """
         answers = await self.bus.discover("STATS", timeout_s=self.config.discovery_timeout_s)
         by_name: dict[str, AgentInfo] = {}
         for answer in answers:
             meta = {str(k): str(v) for k, v in (answer.get("metadata") or {}).items()}
-            if "team" not in meta:
-                continue  # another micro service on the same NATS
+            if "team" not in meta or meta.get("internal") == "true":
+                continue  # another micro service on the same NATS, or an internal one (the embedder)
             endpoints = answer.get("endpoints") or [{}]
             data = endpoints[0].get("data") or {}
             name = str(answer.get("name", ""))
@@ -292,12 +399,20 @@ class Orchestrator:
 
         Ryot models come from the Inference agents' pool status (every configured model, loaded or
         not), others (the embedding model) from the agents' metadata.
+
+        Returns:
+            One entry per model: id, kind, status, the agent that reported it, context size and load.
         """
         answers = await self.bus.discover("STATS", timeout_s=self.config.discovery_timeout_s)
         return models_from_stats(answers)
 
     async def health(self) -> dict[str, Any]:
-        """NATS connectivity and whether a generator with a loaded model answers."""
+        """NATS connectivity and whether a generator with a loaded model answers.
+
+        Returns:
+            ``status`` (``ok`` or ``degraded``), ``nats_connected``, ``model_loaded``, ``model`` and
+            ``generator_replicas``.
+        """
         connected = self.bus.is_connected
         generators: list[AgentInfo] = []
         if connected:

@@ -262,7 +262,11 @@ class PlanRunner:
         report.status, report.agent, report.started_at = "running", agent, time.time()
         if run.progress is not None:
             await run.changed()
-        step_ctx = replace(ctx, request_id=f"{ctx.request_id}-{step.id}")
+        step_ctx = replace(  # a step's idempotency key: the run's (stable across re-runs if set) + step id
+            ctx,
+            request_id=f"{ctx.request_id}-{step.id}",
+            idempotency_key=f"{ctx.idempotency_key}-{step.id}" if ctx.idempotency_key else "",
+        )
         try:
             invocation = await self.router.invoke(
                 agent, payload, step_ctx, timeout_s=step.timeout_s, retries=step.retries

@@ -10,12 +10,15 @@ For a call to agent ``A`` the router tries, in order:
    a new round after an exponential backoff with full jitter, while retries, the retry budget and the
    call's deadline allow.
 
-Errors that retrying cannot fix (bad input, not found, too large, cancelled) are raised at once.
+Errors that retrying cannot fix (bad input, not found, too large, cancelled) are raised at once. Every
+attempt gets its own request id but carries the call's idempotency key, so an agent that did the work
+for an attempt whose answer came too late answers the retry without doing it again.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -173,6 +176,7 @@ class Router:
             yield from fallbacks
 
         per_attempt_s = timeout_s or self.config.step_timeout_s
+        key = ctx.idempotency_key or uuid.uuid4().hex  # one per routed call, the same on every attempt
         rounds = (self.config.retries if retries is None else retries) + 1
         self.budget.record_call()
         attempts, failovers = 0, []
@@ -195,6 +199,7 @@ class Router:
                             ctx,
                             request_id=f"{ctx.request_id}-{attempts}",
                             deadline=min(ctx.deadline, time.time() + per_attempt_s),
+                            idempotency_key=key,
                         )
                         if inst is not None:
                             self.monitor.dispatched(inst)

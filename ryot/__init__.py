@@ -34,6 +34,9 @@ from ryot.types import (
     SamplingParams,
     Timings,
     TokenChunk,
+    TokenLogprob,
+    TokenPrompt,
+    TopLogprob,
     Usage,
 )
 
@@ -63,6 +66,9 @@ __all__ = (
     "SamplingParams",
     "Timings",
     "TokenChunk",
+    "TokenLogprob",
+    "TokenPrompt",
+    "TopLogprob",
     "Tokenizer",
     "UnknownModelError",
     "Usage",

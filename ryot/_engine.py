@@ -77,10 +77,15 @@ from ryot.types import (
     SamplingParams,
     Timings,
     TokenChunk,
+    TokenLogprob,
+    TokenPrompt,
+    TopLogprob,
     Usage,
 )
 
 Sink = Callable[[Event], None]
+Prompt = str | Sequence[ChatMessage] | TokenPrompt
+"""A prompt: text, chat messages (rendered with the chat template), or token ids."""
 
 _log = logging.getLogger(__name__)
 
@@ -181,6 +186,11 @@ def _validate(params: SamplingParams) -> None:
         raise InvalidRequestError("min_p", "must be between 0 and 1")
     if params.repeat_penalty <= 0.0:
         raise InvalidRequestError("repeat_penalty", "must be positive")
+    for name in ("presence_penalty", "frequency_penalty"):
+        if not -2.0 <= getattr(params, name) <= 2.0:
+            raise InvalidRequestError(name, "must be between -2 and 2")
+    if params.logprobs is not None and not 0 <= params.logprobs <= 20:
+        raise InvalidRequestError("logprobs", "must be between 0 and 20")
 
 
 class RyotEngine:
@@ -310,8 +320,20 @@ class RyotEngine:
         """
         return self.chat_template.render(messages)
 
-    def prompt_tokens(self, prompt: str | Sequence[ChatMessage]) -> list[int]:
-        """Token ids the engine evaluates for ``prompt`` (a text, or chat messages)."""
+    def prompt_tokens(self, prompt: Prompt) -> list[int]:
+        """Token ids the engine evaluates for ``prompt`` (a text, chat messages, or token ids as they are).
+
+        Raises:
+            InvalidRequestError: A token id outside the vocabulary (field ``prompt``).
+        """
+        if isinstance(prompt, TokenPrompt):
+            n_vocab = self._model.n_vocab
+            for i, token in enumerate(prompt.tokens):
+                if not 0 <= token < n_vocab:
+                    raise InvalidRequestError(
+                        "prompt", f"token id {token} at {i} is outside 0..{n_vocab - 1}"
+                    )
+            return list(prompt.tokens)
         if isinstance(prompt, str):
             return self.tokenize(prompt)
         return self.tokenize(
@@ -320,9 +342,7 @@ class RyotEngine:
 
     # -- generation --------------------------------------------------------------------------------------
 
-    def submit(
-        self, prompt: str | Sequence[ChatMessage], params: SamplingParams, sink: Sink
-    ) -> GenerationHandle:
+    def submit(self, prompt: Prompt, params: SamplingParams, sink: Sink) -> GenerationHandle:
         """Queue a generation; its events are passed to ``sink`` on the worker thread.
 
         ``sink`` receives zero or more :class:`TokenChunk` and then one :class:`Finished` or
@@ -345,6 +365,11 @@ class RyotEngine:
                 Sampler(self._spec(params, 0), self._model).close()
             except ValueError:
                 raise InvalidRequestError("grammar", "not a valid GBNF grammar with a 'root' rule") from None
+        for token, _ in params.logit_bias:
+            if not 0 <= token < self._model.n_vocab:
+                raise InvalidRequestError(
+                    "logit_bias", f"token id {token} is outside 0..{self._model.n_vocab - 1}"
+                )
         if isinstance(prompt, str) and not prompt:
             raise InvalidRequestError("prompt", "must not be empty")
         tokens = self.prompt_tokens(prompt)
@@ -362,9 +387,7 @@ class RyotEngine:
                 raise EngineBusyError(self.config.queue_size) from None
         return GenerationHandle(job)
 
-    def stream(
-        self, prompt: str | Sequence[ChatMessage], params: SamplingParams | None = None
-    ) -> Iterator[TokenChunk | Finished]:
+    def stream(self, prompt: Prompt, params: SamplingParams | None = None) -> Iterator[TokenChunk | Finished]:
         """Blocking iterator over one generation's events; closing it early cancels the request.
 
         Raises:
@@ -383,9 +406,7 @@ class RyotEngine:
         finally:
             handle.cancel()
 
-    def generate(
-        self, prompt: str | Sequence[ChatMessage], params: SamplingParams | None = None
-    ) -> Completion:
+    def generate(self, prompt: Prompt, params: SamplingParams | None = None) -> Completion:
         """Run one generation to the end and return its text and usage (blocking).
 
         Raises:
@@ -617,14 +638,27 @@ class RyotEngine:
 
     @staticmethod
     def _spec(p: SamplingParams, seed: int) -> SamplerSpec:
-        return SamplerSpec(p.temperature, p.top_k, p.top_p, p.min_p, p.repeat_penalty, seed, p.grammar)
+        return SamplerSpec(
+            p.temperature,
+            p.top_k,
+            p.top_p,
+            p.min_p,
+            p.repeat_penalty,
+            seed,
+            p.grammar,
+            presence_penalty=p.presence_penalty,
+            frequency_penalty=p.frequency_penalty,
+            logit_bias=p.logit_bias,
+        )
 
     def _draft(self, slot: _Slot) -> list[int]:
         """Prompt-lookup draft for a decoding slot, or nothing when speculation cannot help or apply."""
         job = slot.job
         assert job is not None and slot.next_token is not None
         p = job.params
-        if not p.speculative or p.temperature > 0.0 or p.repeat_penalty != 1.0 or p.grammar is not None:
+        if not p.speculative or p.temperature > 0.0 or p.grammar is not None or p.logprobs is not None:
+            return []
+        if p.repeat_penalty != 1.0 or p.presence_penalty != 0.0 or p.frequency_penalty != 0.0 or p.logit_bias:
             return []  # greedy only: stateful samplers could not take back rejected draft tokens
         room = min(
             self.config.draft_max,
@@ -681,7 +715,8 @@ class RyotEngine:
             if slot.job is None or slot.sampler is None:
                 break
             token = slot.sampler.sample(self._ctx, idx)
-            self._accept(slot, token)
+            top = slot.job.params.logprobs
+            self._accept(slot, token, None if top is None else self._logprob(slot.sampler, idx, token, top))
             if i < len(f.draft) and token == f.draft[i] and slot.job is not None:
                 self.draft_accepted += 1
                 slot.next_token = None  # already fed (and in the KV cache) as part of the draft
@@ -692,7 +727,18 @@ class RyotEngine:
                 del slot.cached[keep:]
             break
 
-    def _accept(self, slot: _Slot, token: int) -> None:
+    def _token_text(self, token: int) -> tuple[str, bytes]:
+        raw = self._model.piece(token, self._piece_buf)
+        return raw.decode("utf-8", errors="replace"), raw
+
+    def _logprob(self, sampler: Sampler, idx: int, token: int, top: int) -> TokenLogprob:
+        """The sampled token's log probability and the ``top`` most likely ones at batch entry ``idx``."""
+        chosen, best = sampler.logprobs(self._ctx, idx, token, top)
+        text, raw = self._token_text(token)
+        alternatives = tuple(TopLogprob(*self._token_text(t), lp) for t, lp in best)
+        return TokenLogprob(text, raw, chosen, alternatives)
+
+    def _accept(self, slot: _Slot, token: int, logprob: TokenLogprob | None = None) -> None:
         job = slot.job
         assert job is not None and slot.text is not None
         now = time.perf_counter()
@@ -704,7 +750,8 @@ class RyotEngine:
             return
         slot.n_sampled += 1
         text = slot.text.feed(self._model.piece(token, self._piece_buf))
-        if (text or slot.text.hit_stop) and not self._emit(job, TokenChunk(text, 1)):
+        logprobs = () if logprob is None else (logprob,)
+        if (text or slot.text.hit_stop or logprobs) and not self._emit(job, TokenChunk(text, 1, logprobs)):
             self._finish(slot, "cancelled")
             return
         if slot.text.hit_stop:

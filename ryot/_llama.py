@@ -236,33 +236,65 @@ class SamplerSpec:
     repeat_penalty: float
     seed: int
     grammar: str | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()
+
+    @property
+    def penalised(self) -> bool:
+        """Whether any repetition, presence or frequency penalty applies."""
+        return self.repeat_penalty != 1.0 or self.presence_penalty != 0.0 or self.frequency_penalty != 0.0
+
+
+PENALTY_LAST_N = 256
+"""Tokens the penalties look back over (llama.cpp's ``penalty_last_n``)."""
+
+
+_TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
+"""numpy twin of ``llama_token_data`` (the candidates array llama.cpp's samplers work on)."""
 
 
 class Sampler:
-    """A llama.cpp sampler chain: [grammar →] penalties → top-k → top-p → min-p → temperature → dist.
+    """A llama.cpp sampler chain: [logit bias →] penalties → top-k → top-p → min-p → temp → dist.
 
-    Greedy instead of the sampling steps at temperature 0. The grammar (GBNF) masks every token that
-    would break it. The order is llama.cpp's default chain (``common/sampling.cpp``).
+    Greedy instead of the sampling steps at temperature 0. The order is llama.cpp's default chain
+    (``common/sampling.cpp``). A grammar (GBNF) is checked as llama.cpp's ``common_sampler_sample``
+    does: the chain picks a token from the raw candidates, the grammar checks that one token, and only
+    when it is refused are all candidates masked by the grammar and the chain run again. Masking the
+    whole vocabulary (262k tokens for Gemma 3) every step costs far more than one check, and a token
+    the grammar accepts is what the masked chain would have picked (the mask only removes tokens).
     """
 
     def __init__(self, spec: SamplerSpec, model: Model) -> None:
         # Plain greedy (no penalties, no grammar) keeps no state: an argmax over the logits row picks the
         # same token as llama.cpp's greedy sampler (the first maximum) without building its 262k-entry
         # candidate array each step (~1 ms per token for Gemma 3's vocabulary).
-        self.argmax = spec.temperature <= 0.0 and spec.repeat_penalty == 1.0 and spec.grammar is None
+        self.argmax = (
+            spec.temperature <= 0.0 and not spec.penalised and spec.grammar is None and not spec.logit_bias
+        )
         self.n_vocab = model.n_vocab
         self.ptr = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+        self.grammar = None
         add = llama_cpp.llama_sampler_chain_add
+        if spec.logit_bias:
+            biases = (llama_cpp.llama_logit_bias * len(spec.logit_bias))(
+                *(llama_cpp.llama_logit_bias(token, bias) for token, bias in spec.logit_bias)
+            )
+            add(self.ptr, llama_cpp.llama_sampler_init_logit_bias(self.n_vocab, len(spec.logit_bias), biases))
         if spec.grammar is not None:
-            constraint = llama_cpp.llama_sampler_init_grammar(model.vocab, spec.grammar.encode(), b"root")
-            if not constraint:
+            self.grammar = llama_cpp.llama_sampler_init_grammar(model.vocab, spec.grammar.encode(), b"root")
+            if not self.grammar:
                 self.close()
                 raise ValueError("llama.cpp rejected the grammar")
-            add(self.ptr, constraint)
-        if spec.repeat_penalty != 1.0:
-            last_n, freq, present = 64, 0.0, 0.0
+            self._cands = np.zeros(self.n_vocab, dtype=_TOKEN_DATA)
+            self._one = np.zeros(1, dtype=_TOKEN_DATA)
+        if spec.penalised:
             penalties = llama_cpp.llama_sampler_init_penalties(
-                self.n_vocab, last_n, spec.repeat_penalty, freq, present
+                self.n_vocab,
+                PENALTY_LAST_N,
+                spec.repeat_penalty,
+                spec.frequency_penalty,
+                spec.presence_penalty,
             )
             add(self.ptr, penalties)
         if spec.temperature <= 0.0:
@@ -280,10 +312,64 @@ class Sampler:
         if self.argmax:
             row = llama_cpp.llama_get_logits_ith(ctx.ptr, index)
             return int(np.ctypeslib.as_array(row, shape=(self.n_vocab,)).argmax())
-        return int(llama_cpp.llama_sampler_sample(self.ptr, ctx.ptr, index))
+        if self.grammar is None:
+            return int(llama_cpp.llama_sampler_sample(self.ptr, ctx.ptr, index))
+        row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx.ptr, index), shape=(self.n_vocab,))
+        token = self._pick(row, masked=False)
+        one = self._one
+        one[0] = (token, row[token], 0.0)
+        self._apply(self.grammar, one)
+        if not np.isfinite(one["logit"][0]):  # the grammar refuses it: mask every candidate, pick again
+            token = self._pick(row, masked=True)
+        llama_cpp.llama_sampler_accept(self.grammar, token)
+        llama_cpp.llama_sampler_accept(self.ptr, token)
+        return token
+
+    @staticmethod
+    def _apply(sampler: llama_cpp.llama_sampler_p, cands: np.ndarray) -> int:
+        """Run ``sampler`` on the candidates ``cands`` in place; the index it selected (-1: none)."""
+        data = cands.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token_data))
+        arr = llama_cpp.llama_token_data_array(data=data, size=len(cands), selected=-1, sorted=False)
+        llama_cpp.llama_sampler_apply(sampler, ctypes.byref(arr))
+        return int(arr.selected)
+
+    def _pick(self, row: np.ndarray, *, masked: bool) -> int:
+        """The chain's choice among all tokens (``masked``: after the grammar removed refused ones)."""
+        cands = self._cands
+        cands["id"] = np.arange(self.n_vocab, dtype=np.int32)
+        cands["logit"] = row
+        cands["p"] = 0.0
+        data = cands.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token_data))
+        arr = llama_cpp.llama_token_data_array(data=data, size=self.n_vocab, selected=-1, sorted=False)
+        if masked:
+            llama_cpp.llama_sampler_apply(self.grammar, ctypes.byref(arr))
+        llama_cpp.llama_sampler_apply(self.ptr, ctypes.byref(arr))
+        if arr.selected < 0:
+            raise RuntimeError("the sampler chain selected no token")
+        return int(cands["id"][arr.selected])
+
+    def logprobs(
+        self, ctx: Context, index: int, token: int, top: int
+    ) -> tuple[float, list[tuple[int, float]]]:
+        """Log probability of ``token`` and the ``top`` most likely tokens at batch entry ``index``.
+
+        From the model's raw logits (log-softmax, natural log), before any bias, penalty or grammar.
+        """
+        row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx.ptr, index), shape=(self.n_vocab,))
+        peak = float(row.max())
+        log_z = peak + float(np.log(np.exp(row - peak, dtype=np.float64).sum()))
+        best: list[tuple[int, float]] = []
+        if top > 0:
+            ids = np.argpartition(row, -top)[-top:]
+            ids = ids[np.argsort(-row[ids], kind="stable")]
+            best = [(int(i), float(row[i]) - log_z) for i in ids]
+        return float(row[token]) - log_z, best
 
     def close(self) -> None:
         """Free the chain. Idempotent."""
+        if self.grammar:
+            llama_cpp.llama_sampler_free(self.grammar)
+            self.grammar = None
         if self.ptr:
             llama_cpp.llama_sampler_free(self.ptr)
             self.ptr = None

@@ -27,6 +27,17 @@ class ChatMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenPrompt:
+    """A prompt given as token ids (evaluated as they are: no BOS is added, no template applied).
+
+    Attributes:
+        tokens: Token ids of the model's vocabulary.
+    """
+
+    tokens: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SamplingParams:
     """How tokens are chosen.
 
@@ -43,6 +54,14 @@ class SamplingParams:
             from :func:`ryot.grammar_from_json_schema`.
         speculative: Speculative decoding by prompt lookup (greedy requests only; ignored otherwise):
             faster when the output repeats the prompt, same text.
+        presence_penalty: Subtracted once from the logit of every token already sampled (OpenAI's
+            ``presence_penalty``, -2..2; llama.cpp's penalties sampler over the last 256 tokens).
+        frequency_penalty: Subtracted from a token's logit once per time it was sampled (-2..2).
+        logit_bias: ``(token id, bias)`` pairs added to the logits before sampling (-100 bans a token,
+            +100 all but forces it).
+        logprobs: ``None``: no log probabilities. ``k >= 0``: each sampled token's log probability
+            under the model (log-softmax of its raw logits, natural log) and the ``k`` most likely
+            alternatives, in :attr:`TokenChunk.logprobs`.
     """
 
     max_tokens: int = 256
@@ -55,6 +74,42 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     grammar: str | None = None
     speculative: bool = False
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    logprobs: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TopLogprob:
+    """One candidate token at a position, with its log probability.
+
+    Attributes:
+        token: The token's text (invalid UTF-8 of a partial character replaced by U+FFFD).
+        bytes: The token's exact bytes.
+        logprob: Natural log of its probability under the model (raw logits, before sampling).
+    """
+
+    token: str
+    bytes: bytes
+    logprob: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """The sampled token at a position, its log probability and the most likely alternatives.
+
+    Attributes:
+        token: The sampled token's text.
+        bytes: Its exact bytes.
+        logprob: Its natural-log probability under the model (raw logits).
+        top: The most likely tokens at this position, most likely first (``SamplingParams.logprobs``).
+    """
+
+    token: str
+    bytes: bytes
+    logprob: float
+    top: tuple[TopLogprob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +164,13 @@ class TokenChunk:
     Attributes:
         text: Newly decoded text (complete UTF-8 characters only).
         n_tokens: Sampled tokens this chunk covers (may be 0 while a stop string is held back).
+        logprobs: One entry per token sampled since the previous chunk, when the request asked for
+            log probabilities (its text may still be held back, e.g. the start of a stop string).
     """
 
     text: str
     n_tokens: int
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,15 +17,18 @@ from vault.errors import (
     DecryptionError,
     DimensionMismatchError,
     EmptyTextError,
+    InsufficientStorageError,
     IntegrityError,
     KeyEncryptionKeyError,
     RecordNotFoundError,
     RecordTooLargeError,
     TenantNotFoundError,
     VaultClosedError,
+    VaultDeadlineError,
     VaultError,
     VaultInputError,
     VaultLockedError,
+    VaultStorageError,
 )
 from vault.records import JSONScalar, NewRecord, Record, SearchHit, VaultStats
 from vault.store import Vault
@@ -39,6 +42,7 @@ __all__ = (
     "Embedder",
     "EmptyTextError",
     "IndexConfig",
+    "InsufficientStorageError",
     "IntegrityError",
     "JSONScalar",
     "KeyConfig",
@@ -53,9 +57,11 @@ __all__ = (
     "Vault",
     "VaultClosedError",
     "VaultConfig",
+    "VaultDeadlineError",
     "VaultError",
     "VaultInputError",
     "VaultLockedError",
     "VaultStats",
+    "VaultStorageError",
     "minilm_model_dir",
 )

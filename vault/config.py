@@ -54,14 +54,20 @@ class DurabilityConfig(BaseModel):
     snapshot_every_writes: int = Field(default=50_000, ge=1)
     """Take a snapshot (and start a new, empty WAL) after this many WAL entries (count)."""
     snapshot_on_close: bool = True
-    """Take a snapshot when the vault is closed, so the next open replays nothing."""
+    """Take a snapshot when the vault is closed (unless nothing changed), so the next open replays
+    nothing."""
+    idempotency_keys: int = Field(default=10_000, ge=0)
+    """Idempotency keys remembered per tenant (count; oldest forgotten first): a write retried with a
+    remembered key returns the first call's result and writes nothing."""
 
 
 class KeyConfig(BaseModel):
-    """Where the key-encryption key (KEK) comes from.
+    """Where the key-encryption key (KEK) comes from; never from inside the data directory by default.
 
-    The KEK is read from the environment variable ``kek_env`` when it is set (32 bytes, base64), else
-    from ``kek_file`` (default ``<data_dir>/kek.key``), which is generated with mode 0600 on first run.
+    In order: the environment variable ``kek_env`` when it is set (32 bytes, base64); else ``kek_file``
+    when given (e.g. a mounted secret); else the per-vault key file ``<kek_dir>/<vault id>.key``, created
+    with mode 0600 on first run (``kek_dir`` defaults to ``$XDG_CONFIG_HOME/neurectomy/vault-keys``). Back
+    that file up apart from the data: without it nothing in the vault decrypts.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -69,7 +75,11 @@ class KeyConfig(BaseModel):
     kek_env: str = "NEURECTOMY_VAULT_KEK"
     """Environment variable holding the base64 KEK (32 bytes decoded); ignored when unset."""
     kek_file: Path | None = None
-    """Path of the KEK file; ``None`` means ``<data_dir>/kek.key``. Keep it off the data disk if you can."""
+    """Path of the KEK file (e.g. a mounted secret); ``None`` means the per-vault file in ``kek_dir``."""
+    kek_dir: Path | None = None
+    """Directory of per-vault KEK files; ``None`` means ``$XDG_CONFIG_HOME/neurectomy/vault-keys``."""
+    allow_kek_in_data_dir: bool = False
+    """Accept a KEK file inside the data directory (a copy of the directory then decrypts everything)."""
 
 
 class VaultConfig(BaseModel):

@@ -170,6 +170,32 @@ class MiniLMEmbedder:
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def untruncated_tokens(self, texts: Sequence[str]) -> tuple[list[int], int]:
+        """Tokens each text would take without truncation, and the model's window.
+
+        Counts include ``[CLS]``/``[SEP]``; the window is ``max_seq_length`` (256 for all-MiniLM-L6-v2):
+        a text over it would be cut.
+        """
+        model, lock = self._loaded_model()
+        with lock:
+            ids = model.tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+        return [len(x) for x in ids], int(model.max_seq_length or 0)
+
+    def decode(self, token_ids: Sequence[Sequence[int]]) -> list[str]:
+        """Texts of WordPiece token id lists of the model's own vocabulary (special tokens dropped).
+
+        Raises:
+            ValueError: An id outside the vocabulary.
+        """
+        model, lock = self._loaded_model()
+        with lock:
+            size = len(model.tokenizer)
+            for i, ids in enumerate(token_ids):
+                bad = [t for t in ids if not 0 <= t < size]
+                if bad:
+                    raise ValueError(f"input {i}: token id {bad[0]} is outside the vocabulary 0..{size - 1}")
+            return [model.tokenizer.decode(list(ids), skip_special_tokens=True) for ids in token_ids]
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens the model reads per text: WordPiece tokens with ``[CLS]``/``[SEP]``, after truncation.
 

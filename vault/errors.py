@@ -12,7 +12,10 @@ also from the builtin a caller would naturally catch, and carries typed fields t
     ├── TenantNotFoundError (LookupError)       tenant unknown or crypto-shredded
     ├── IntegrityError (ValueError)             a file the vault wrote is corrupted or tampered with
     │   └── DecryptionError                     AES-GCM authentication failed (wrong key or tampering)
-    ├── KeyEncryptionKeyError (ValueError)      the key-encryption key is malformed or does not match
+    ├── KeyEncryptionKeyError (ValueError)      the key-encryption key is malformed, missing or misplaced
+    ├── VaultStorageError (OSError)             a write or fsync failed; nothing of the call was kept
+    │   └── InsufficientStorageError            ... because the file system is full (ENOSPC, EDQUOT)
+    ├── VaultDeadlineError (TimeoutError)       the call's deadline passed before it committed; not written
     ├── VaultLockedError (BlockingIOError)      another process has the data directory open
     └── VaultClosedError (RuntimeError)         the vault was used after ``close()``
 
@@ -27,15 +30,18 @@ __all__ = (
     "DecryptionError",
     "DimensionMismatchError",
     "EmptyTextError",
+    "InsufficientStorageError",
     "IntegrityError",
     "KeyEncryptionKeyError",
     "RecordNotFoundError",
     "RecordTooLargeError",
     "TenantNotFoundError",
     "VaultClosedError",
+    "VaultDeadlineError",
     "VaultError",
     "VaultInputError",
     "VaultLockedError",
+    "VaultStorageError",
 )
 
 
@@ -168,6 +174,44 @@ class KeyEncryptionKeyError(VaultError, ValueError):
         self.source = source
         self.reason = reason
         super().__init__(f"key-encryption key from {source}: {reason}")
+
+
+class VaultStorageError(VaultError, OSError):
+    """Writing or flushing a vault file failed; nothing of the call is kept, and reads keep working.
+
+    The vault undid the partial write; writes succeed again once the cause is gone.
+
+    Attributes:
+        path: The file that could not be written.
+        errno: The operating system's error number (e.g. ``errno.ENOSPC``).
+        reason: The operating system's message.
+    """
+
+    def __init__(self, path: Path, errno: int | None, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"cannot write {path}: {reason}; nothing of this call was written")
+        self.errno = errno
+
+
+class InsufficientStorageError(VaultStorageError):
+    """The file system holding ``path`` is full (``ENOSPC``) or over quota (``EDQUOT``)."""
+
+
+class VaultDeadlineError(VaultError, TimeoutError):
+    """The call's deadline passed before it committed: nothing was written, and it never will be.
+
+    Attributes:
+        operation: What was refused (e.g. ``"put_many"``).
+        late_s: How far past the deadline the check ran, in seconds.
+    """
+
+    def __init__(self, operation: str, late_s: float) -> None:
+        self.operation = operation
+        self.late_s = late_s
+        super().__init__(
+            f"{operation}: deadline passed {late_s:.3f} s before the write could commit; nothing was written"
+        )
 
 
 class VaultLockedError(VaultError, BlockingIOError):

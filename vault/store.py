@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
+import structlog
 from numpy.typing import NDArray
 
 from vault._private.cache import RecordCache
 from vault._private.files import DirLock
+from vault._private.index import VectorIndex
 from vault._private.sealing import encode_record
 from vault._private.storage import Storage
+from vault._private.tenant import TenantState
 from vault._private.validate import (
     check_k,
     check_name,
@@ -32,11 +39,30 @@ from vault.errors import (
     RecordNotFoundError,
     TenantNotFoundError,
     VaultClosedError,
+    VaultDeadlineError,
     VaultInputError,
+    VaultStorageError,
 )
 from vault.records import JSONScalar, NewRecord, Record, SearchHit, VaultStats
 
 __all__ = ("Vault",)
+
+log = structlog.get_logger("vault")
+_CATCH_UP_ROUNDS = 8
+"""Rounds of adding records written during a background index build before the (short) swap."""
+
+
+def derived_id(idempotency_key: str, position: int) -> str:
+    """The id of record ``position`` of a call with ``idempotency_key`` that named no id (32 hex digits).
+
+    Retries of the call (same key) therefore store the same ids, even once the key is forgotten.
+    """
+    return hashlib.sha256(f"svault/id/v1\x00{idempotency_key}\x00{position}".encode()).hexdigest()[:32]
+
+
+def _check_deadline(operation: str, deadline: float | None) -> None:
+    if deadline is not None and (late := time.time() - deadline) > 0:
+        raise VaultDeadlineError(operation, late)
 
 
 class Vault:
@@ -45,6 +71,11 @@ class Vault:
     Every write is sealed with AES-256-GCM under the tenant's data key, appended to the write-ahead log
     and fsynced before the call returns. All methods are synchronous and thread-safe (one lock guards
     the state; embedding runs outside it). Use as a context manager or call :meth:`close`.
+
+    Mutating calls take an ``idempotency_key`` (a retry with the same key returns the first call's result
+    and writes nothing) and a ``deadline`` (``time.time()`` seconds: a call that has not committed by then
+    raises :class:`~vault.errors.VaultDeadlineError` and never commits later). A write that fails on a
+    full disk raises :class:`~vault.errors.InsufficientStorageError` and keeps nothing; reads keep working.
 
     Args:
         data_dir: Directory the vault owns (created with mode 0700); only one open vault may use it.
@@ -68,6 +99,8 @@ class Vault:
         self._config = config or VaultConfig()
         self._dir = Path(data_dir)
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self._dir.stat().st_mode & 0o077 and self._dir.stat().st_uid == os.getuid():
+            self._dir.chmod(0o700)  # state directories are private to their owner
         self._embedder: Embedder = embedder or MiniLMEmbedder(
             batch_size=self._config.embed_batch_size, torch_threads=self._config.embed_threads
         )
@@ -81,6 +114,10 @@ class Vault:
             raise
         self._cache = RecordCache(self._config.cache.l1_max_bytes)
         self._closed = False
+        self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vault-index")
+        self._builds: dict[str, Future[None]] = {}
+        with self._lock:
+            self._schedule_builds(self._storage)
 
     # ----------------------------------------------------------------- lifecycle
     def __enter__(self) -> Vault:
@@ -92,11 +129,16 @@ class Vault:
         self.close()
 
     def close(self) -> None:
-        """Snapshot (if ``snapshot_on_close``), close files and release the directory lock. Idempotent."""
+        """Snapshot (if ``snapshot_on_close``), close files and release the directory lock. Idempotent.
+
+        An index build running in the background is waited for and dropped (the next open builds again).
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+        self._builder.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
             try:
                 self._storage.close(snapshot=self._config.durability.snapshot_on_close)
             finally:
@@ -107,10 +149,68 @@ class Vault:
             raise VaultClosedError
         return self._storage
 
+    # ----------------------------------------------------------------- background index builds
+    def _schedule_builds(self, storage: Storage) -> None:
+        """Start an HNSW build for every tenant whose flat index passed the threshold (caller holds the lock).
+
+        A write never waits for such a build: searches use the flat index until the HNSW index is ready,
+        then it is swapped in with the records stored meanwhile.
+        """
+        for tenant, state in storage.tenants.items():
+            running = self._builds.get(tenant)
+            if state.wants_hnsw and (running is None or running.done()):
+                self._builds[tenant] = self._builder.submit(self._build, tenant, state)
+
+    def _build(self, tenant: str, state: TenantState) -> None:
+        with self._lock:
+            if self._closed or self._storage.tenants.get(tenant) is not state or not state.wants_hnsw:
+                return
+            labels, vectors, next_label, version = state.build_input()
+        try:
+            built = VectorIndex.build(self._dim, self._config.index, labels, vectors)
+            for _ in range(_CATCH_UP_ROUNDS):  # add what was written meanwhile, still outside the lock
+                with self._lock:
+                    if self._closed or self._storage.tenants.get(tenant) is not state:
+                        return
+                    newer, newer_vectors, next_label = state.added_since(next_label)
+                if newer.size == 0:
+                    break
+                built.add(newer, newer_vectors)
+                labels = np.concatenate([labels, newer])
+        except Exception as exc:  # a failed build leaves the flat index serving; the next write retries
+            log.warning("vault index build failed", tenant=tenant, error=str(exc))
+            return
+        with self._lock:
+            if (
+                self._closed
+                or self._storage.tenants.get(tenant) is not state
+                or state.index_version != version
+            ):
+                return  # dropped, restored or rebuilt meanwhile
+            state.swap_index(built, labels, next_label)
+
+    def join_background(self, timeout_s: float | None = None) -> bool:
+        """Wait for the index builds running in the background.
+
+        Args:
+            timeout_s: Longest wait, in seconds (``None``: no limit).
+
+        Returns:
+            Whether every build finished.
+        """
+        with self._lock:
+            running = [f for f in self._builds.values() if not f.done()]
+        return not wait(running, timeout=timeout_s).not_done
+
     @property
     def data_dir(self) -> Path:
         """The data directory."""
         return self._dir
+
+    @property
+    def kek_file(self) -> Path | None:
+        """The file the key-encryption key is read from (``None`` when it comes from the environment)."""
+        return self._open().keys.kek_file
 
     @property
     def dim(self) -> int:
@@ -131,6 +231,8 @@ class Vault:
         metadata: Mapping[str, Any] | None = None,
         id: str | None = None,  # noqa: A002 - the record field is called id
         embedding: NDArray[np.float32] | None = None,
+        idempotency_key: str | None = None,
+        deadline: float | None = None,
     ) -> str:
         """Store one record durably; see :meth:`put_many`.
 
@@ -138,17 +240,43 @@ class Vault:
             The record id (generated when ``id`` is ``None``).
         """
         record = NewRecord(text=text, metadata=metadata or {}, id=id, embedding=embedding)
-        return self.put_many(tenant, [record])[0]
+        return self.put_many(tenant, [record], idempotency_key=idempotency_key, deadline=deadline)[0]
 
-    def put_many(self, tenant: str, records: Sequence[NewRecord]) -> list[str]:
+    @contextmanager
+    def _locked(self, operation: str, deadline: float | None) -> Iterator[Storage]:
+        """Hold the lock (waiting no longer than ``deadline``) on an open vault, still before ``deadline``."""
+        wait = -1.0 if deadline is None else max(deadline - time.time(), 0.0)
+        if not self._lock.acquire(timeout=wait):
+            raise VaultDeadlineError(operation, time.time() - (deadline or 0.0))
+        try:
+            storage = self._open()
+            _check_deadline(operation, deadline)
+            yield storage
+        finally:
+            self._lock.release()
+
+    def put_many(
+        self,
+        tenant: str,
+        records: Sequence[NewRecord],
+        *,
+        idempotency_key: str | None = None,
+        deadline: float | None = None,
+    ) -> list[str]:
         """Embed (where no vector is given), seal, log and index records; returns once fsynced.
 
         Storing an existing id replaces that record. Texts without a vector are embedded in batches of
-        ``config.embed_batch_size``.
+        ``config.embed_batch_size``. The batch commits as one WAL write: after a failure nothing of it
+        is kept.
 
         Args:
             tenant: Tenant name (1-256 characters); created with a fresh data key on first write.
             records: Up to ``config.max_batch`` records.
+            idempotency_key: Names this call (1-256 characters). A call with a key the tenant remembers
+                (the last ``durability.idempotency_keys``) returns the ids it returned then and writes
+                nothing; records without an id get ids derived from the key (:func:`derived_id`), so a
+                retry after the key is forgotten replaces the same records instead of adding copies.
+            deadline: ``time.time()`` seconds after which the call must not commit.
 
         Returns:
             Record ids, in input order.
@@ -157,68 +285,116 @@ class Vault:
             EmptyTextError: A text is empty.
             RecordTooLargeError: A record's text + JSON metadata exceed ``config.max_record_bytes``.
             DimensionMismatchError: A vector (given, or returned by the embedder) is not ``(dim,)``.
-            VaultInputError: Bad tenant, id, metadata or batch size.
+            VaultInputError: Bad tenant, id, idempotency key, metadata or batch size.
+            InsufficientStorageError: The disk is full (nothing was written; reads keep working).
+            VaultStorageError: Another write error (nothing was written).
+            VaultDeadlineError: ``deadline`` passed before the write could commit (nothing was written).
             VaultClosedError: The vault is closed.
         """
         check_name(tenant, "tenant")
+        if idempotency_key is not None:
+            check_name(idempotency_key, "idempotency_key")
+            with self._lock:
+                earlier = self._open().done(tenant, idempotency_key)
+            if earlier is not None:
+                return list(earlier)
         batch = list(records)
         if not batch or len(batch) > self._config.max_batch:
             raise VaultInputError(
                 "records", f"must hold 1-{self._config.max_batch} records, got {len(batch)}"
             )
+        if idempotency_key is not None:
+            batch = [
+                r
+                if r.id is not None
+                else NewRecord(r.text, r.metadata, derived_id(idempotency_key, i), r.embedding)
+                for i, r in enumerate(batch)
+            ]
         prepared = prepare(batch, self._dim, self._config.max_record_bytes)
         missing = [i for i, p in enumerate(prepared) if p.embedding is None]
         vectors = {i: p.embedding for i, p in enumerate(prepared) if p.embedding is not None}
         step = self._config.embed_batch_size
         for start in range(0, len(missing), step):
+            _check_deadline("put_many", deadline)
             chunk = missing[start : start + step]
             embedded = embed_checked(self._embedder, [prepared[i].text for i in chunk], self._dim)
             vectors.update(zip(chunk, embedded, strict=True))
         items = [(p.id, encode_record(p.payload, vectors[i]), vectors[i]) for i, p in enumerate(prepared)]
-        with self._lock:
-            storage = self._open()
-            storage.put(tenant, items)
+        ids = [p.id for p in prepared]
+        with self._locked("put_many", deadline) as storage:
+            earlier = storage.done(tenant, idempotency_key)
+            if earlier is not None:  # a concurrent retry committed first
+                return list(earlier)
+            storage.put(tenant, items, key=idempotency_key, result=ids)
             for p in prepared:
                 self._cache.discard(tenant, p.id)
+            self._schedule_builds(storage)
             self._maybe_snapshot(storage)
-        return [p.id for p in prepared]
+        return ids
 
-    def delete(self, tenant: str, record_id: str) -> None:
+    def delete(
+        self,
+        tenant: str,
+        record_id: str,
+        *,
+        idempotency_key: str | None = None,
+        deadline: float | None = None,
+    ) -> None:
         """Delete one record durably (a tombstone until compaction).
+
+        Args:
+            tenant: The tenant.
+            record_id: The record.
+            idempotency_key: Names this call: a retry of a delete that succeeded succeeds again (instead
+                of raising :class:`RecordNotFoundError`) and writes nothing.
+            deadline: ``time.time()`` seconds after which the call must not commit.
 
         Raises:
             TenantNotFoundError: Unknown tenant.
             RecordNotFoundError: No live record with this id.
+            InsufficientStorageError: The disk is full (the record stays).
+            VaultDeadlineError: ``deadline`` passed before the delete could commit (the record stays).
         """
-        with self._lock:
-            storage = self._open()
+        if idempotency_key is not None:
+            check_name(idempotency_key, "idempotency_key")
+        with self._locked("delete", deadline) as storage:
+            if storage.done(tenant, idempotency_key) is not None:
+                return
             state = storage.tenants.get(tenant)
             if state is None or record_id not in state.slots:
                 if not storage.keys.has_tenant(tenant):
                     raise TenantNotFoundError(tenant)
                 raise RecordNotFoundError(tenant, record_id)
-            storage.delete(tenant, record_id)
+            storage.delete(tenant, record_id, key=idempotency_key)
             self._cache.discard(tenant, record_id)
             ratio = self._config.index.compact_tombstone_ratio
             if len(state.tombstones) >= max(32.0, ratio * state.index.ntotal):
-                storage.snapshot()
+                self._auto_snapshot(storage)
             else:
                 self._maybe_snapshot(storage)
 
-    def delete_tenant(self, tenant: str) -> None:
+    def delete_tenant(self, tenant: str, *, idempotency_key: str | None = None) -> None:
         """Crypto-shred a tenant: destroy its data keys and delete its files.
 
         Nothing the tenant stored can be decrypted afterwards, including copies of old files. Backups made
         with ``snapshot(dest)`` before the call still hold the wrapped keys: delete them too.
 
+        Args:
+            tenant: The tenant.
+            idempotency_key: Names this call: a retry of a shred that succeeded (since the vault was
+                opened) succeeds again instead of raising :class:`TenantNotFoundError`.
+
         Raises:
             TenantNotFoundError: Unknown tenant.
+            InsufficientStorageError: The keyring could not be saved (nothing was shredded).
         """
         with self._lock:
             storage = self._open()
+            if idempotency_key is not None and storage.dropped.get(idempotency_key) == tenant:
+                return
             if not storage.keys.has_tenant(tenant):
                 raise TenantNotFoundError(tenant)
-            storage.drop_tenant(tenant)
+            storage.drop_tenant(tenant, key=idempotency_key)
             self._cache.drop_tenant(tenant)
 
     # ----------------------------------------------------------------- reads
@@ -333,11 +509,14 @@ class Vault:
         Args:
             new_kek: 32 new key bytes; ``None`` generates one (only for a KEK kept in a file).
 
+        The previous KEK is kept, wrapped under the new one, so every earlier snapshot copy restores.
+
         Returns:
             Fingerprint of the new KEK (not the key).
 
         Raises:
             KeyEncryptionKeyError: ``new_kek`` has the wrong length, or is missing for an env-var KEK.
+            VaultStorageError: The keyring or key file could not be written (the old KEK stays in force).
         """
         with self._lock:
             return self._open().keys.rotate_kek(new_kek)
@@ -357,7 +536,19 @@ class Vault:
     # ----------------------------------------------------------------- persistence
     def _maybe_snapshot(self, storage: Storage) -> None:
         if storage.wal.entries >= self._config.durability.snapshot_every_writes:
+            self._auto_snapshot(storage)
+
+    @staticmethod
+    def _auto_snapshot(storage: Storage) -> None:
+        """A snapshot the caller did not ask for.
+
+        Its failure (a full disk) must not fail a committed write: the WAL keeps everything, and the next
+        write tries again.
+        """
+        try:
             storage.snapshot()
+        except VaultStorageError as exc:
+            log.warning("vault snapshot failed; the WAL keeps every write", error=str(exc))
 
     def snapshot(self, dest: str | os.PathLike[str] | None = None) -> int:
         """Write an encrypted snapshot of every index and record map and start an empty WAL.
@@ -366,12 +557,17 @@ class Vault:
             dest: Also copy the snapshot there (sealed files, keyring and manifest; never the KEK), to be
                 used later with :meth:`restore`.
 
+        Nothing new is written when nothing changed since the last snapshot (its generation is returned).
+
         Returns:
             The snapshot generation.
+
+        Raises:
+            VaultStorageError: A file could not be written (the previous snapshot stays in force).
         """
         with self._lock:
             storage = self._open()
-            generation = storage.snapshot()
+            generation = storage.snapshot(force=storage.manifest.generation == 0)
             if dest is not None:
                 storage.copy_to(Path(dest))
             return generation
@@ -395,8 +591,10 @@ class Vault:
             KeyEncryptionKeyError: The copy's keyring was wrapped under another KEK.
         """
         with self._lock:
-            self._open().restore_from(Path(src))
+            storage = self._open()
+            storage.restore_from(Path(src))
             self._cache.clear()
+            self._schedule_builds(storage)
 
     def stats(self) -> VaultStats:
         """Counters: records, tombstones, cache hit ratio, WAL size, snapshot generation, index kinds."""

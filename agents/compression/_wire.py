@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from agents.errors import TooLargeError
+from agents.limits import ENVELOPE_RESERVE_BYTES, NATS_MAX_PAYLOAD_BYTES
 
 __all__ = (
     "ENVELOPE_RESERVE_BYTES",
@@ -34,10 +35,6 @@ __all__ = (
     "check_size",
 )
 
-NATS_MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
-"""Largest NATS message, bytes (``max_payload`` of `neurectomy.server.natsserver`)."""
-ENVELOPE_RESERVE_BYTES = 64 * 1024
-"""Bytes of a message kept for the JSON envelope, the report and NATS headers."""
 MAX_DATA_BYTES = (NATS_MAX_PAYLOAD_BYTES - ENVELOPE_RESERVE_BYTES) // 4 * 3
 """Largest binary payload (a message, a frame, a decoded frame, a batch), bytes: 6,242,304."""
 MAX_TEXT_CHARS = 256 * 1024

@@ -20,11 +20,20 @@ from agents.errors import (
     AgentError,
     AgentFailedError,
     BadInputError,
+    ContextLengthExceededError,
     DeadlineExceededError,
     NotFoundError,
     TooLargeError,
 )
-from agents.protocol import GenerateInput, GenerateOutput, TimingsOut, UsageOut
+from agents.protocol import (
+    TOOL_CALL_TAG,
+    GenerateInput,
+    GenerateOutput,
+    TimingsOut,
+    TokenLogprobOut,
+    TopLogprobOut,
+    UsageOut,
+)
 from agents.tracing import engine_spans
 from bridges import BridgeTimeoutError, RyotBridge
 from ryot import (
@@ -36,6 +45,8 @@ from ryot import (
     PromptTooLongError,
     RyotError,
     SamplingParams,
+    TokenLogprob,
+    TokenPrompt,
     UnknownModelError,
     grammar_from_json_schema,
 )
@@ -48,12 +59,49 @@ def engine_error(exc: Exception) -> AgentError:
     if isinstance(exc, InvalidRequestError):
         return BadInputError(exc.reason, field=exc.field)
     if isinstance(exc, PromptTooLongError):
-        return BadInputError(str(exc), field="max_tokens")
+        return ContextLengthExceededError(
+            f"this model's maximum context length is {exc.n_ctx} tokens; the prompt is "
+            f"{exc.prompt_tokens} tokens and max_tokens {exc.max_tokens} "
+            f"({exc.prompt_tokens + exc.max_tokens} in total): shorten the prompt or lower max_tokens",
+            field="max_tokens",
+        )
     if isinstance(exc, EngineBusyError | EngineClosedError):
         return AgentBusyError(str(exc))
     if isinstance(exc, BridgeTimeoutError):
         return DeadlineExceededError(str(exc))
     return AgentFailedError(f"{type(exc).__name__}: {exc}")
+
+
+def logprob_out(lp: TokenLogprob) -> TokenLogprobOut:
+    """The wire (OpenAI) shape of one sampled token's log probability and its alternatives."""
+    return TokenLogprobOut(
+        token=lp.token,
+        logprob=lp.logprob,
+        bytes=list(lp.bytes),
+        top_logprobs=[TopLogprobOut(token=t.token, logprob=t.logprob, bytes=list(t.bytes)) for t in lp.top],
+    )
+
+
+def tool_grammar(schema: dict[str, Any], mode: str) -> str:
+    """The GBNF grammar of a tool-calling answer.
+
+    ``required``: exactly one JSON document valid for ``schema`` (the call). ``auto``: either
+    :data:`~agents.protocol.TOOL_CALL_TAG` followed by that JSON, or a text answer whose first character
+    is anything but ``<``: a constrained choice the model makes with its first token, by its own
+    likelihoods, between calling and answering.
+
+    Raises:
+        RyotError: The schema cannot be turned into a grammar.
+    """
+    call = grammar_from_json_schema(schema)
+    if mode == "required":
+        return call
+    renamed = "\n".join(
+        "tool-call ::=" + line[len("root ::=") :] if line.startswith("root ::=") else line
+        for line in call.splitlines()
+    )
+    tag = TOOL_CALL_TAG.replace('"', '\\"')
+    return f'{renamed}\nroot ::= "{tag}" tool-call | text-answer\ntext-answer ::= [^<] [^\\x00]*\n'
 
 
 def usage_out(finished: Finished) -> UsageOut:
@@ -120,11 +168,12 @@ class InferenceAgent(Agent):
     async def generate(
         self,
         call: Call,
-        prompt: str | Sequence[ChatMessage],
+        prompt: str | Sequence[ChatMessage] | TokenPrompt,
         params: SamplingParams,
         *,
         prompt_field: str | None = None,
         model: str | None = None,
+        logprobs: list[TokenLogprobOut] | None = None,
     ) -> Finished:
         """Run one generation, streaming its text to the caller as ``{"text": ...}`` chunks.
 
@@ -135,6 +184,8 @@ class InferenceAgent(Agent):
             prompt_field: Input field to blame when the prompt does not fit the context window (as
                 ``too_large``); by default the error is ``bad_request`` on ``max_tokens``.
             model: Name of the model to use (loaded first if needed); ``None`` is the default model.
+            logprobs: Receives each sampled token's log probability (when ``params.logprobs`` asks);
+                the chunks then carry them under ``logprobs`` too.
 
         Raises:
             AgentError: The mapped Ryot or bridge failure (see :func:`engine_error`).
@@ -148,6 +199,11 @@ class InferenceAgent(Agent):
                 async for event in events:
                     if isinstance(event, Finished):
                         finished = event
+                    elif event.logprobs:
+                        entries = [logprob_out(lp) for lp in event.logprobs]
+                        if logprobs is not None:
+                            logprobs.extend(entries)
+                        await call.emit({"text": event.text, "logprobs": [e.model_dump() for e in entries]})
                     elif event.text:
                         await call.emit({"text": event.text})
         except PromptTooLongError as exc:
@@ -188,21 +244,34 @@ class GeneratorAgent(InferenceAgent):
         """Stream the completion of ``call.input`` (a :class:`GenerateInput`)."""
         inp: GenerateInput = call.input
         model = self.resolve_model(inp.model)
-        if (inp.prompt is None) == (inp.messages is None):
-            raise BadInputError("give exactly one of prompt and messages", field="prompt")
-        prompt: str | list[ChatMessage] = (
-            inp.prompt
-            if inp.prompt is not None
-            else [ChatMessage(m.role, m.content) for m in inp.messages or []]
-        )
+        given = [inp.prompt is not None, inp.prompt_tokens is not None, inp.messages is not None]
+        if sum(given) != 1:
+            raise BadInputError("give exactly one of prompt, prompt_tokens and messages", field="prompt")
+        prompt: str | list[ChatMessage] | TokenPrompt
+        if inp.prompt is not None:
+            prompt = inp.prompt
+        elif inp.prompt_tokens is not None:
+            if not inp.prompt_tokens:
+                raise BadInputError("must hold at least one token id", field="prompt_tokens")
+            prompt = TokenPrompt(tuple(inp.prompt_tokens))
+        else:
+            prompt = [ChatMessage(m.role, m.content) for m in inp.messages or []]
         grammar = inp.grammar
-        if inp.json_schema is not None:
-            if grammar is not None:
-                raise BadInputError("give at most one of grammar and json_schema", field="json_schema")
-            try:
+        constraints = [
+            name for name in ("grammar", "json_schema", "tool_schema") if getattr(inp, name) is not None
+        ]
+        if len(constraints) > 1:
+            raise BadInputError(f"give at most one of {', '.join(constraints)}", field=constraints[-1])
+        try:
+            if inp.json_schema is not None:
                 grammar = grammar_from_json_schema(inp.json_schema)
-            except RyotError as exc:
-                raise engine_error(exc) from exc
+            elif inp.tool_schema is not None:
+                grammar = tool_grammar(inp.tool_schema, inp.tool_mode)
+        except RyotError as exc:
+            raise engine_error(exc) from exc
+        for token, bias in inp.logit_bias.items():
+            if not -100.0 <= bias <= 100.0:
+                raise BadInputError(f"bias {bias} of token {token} is outside -100..100", field="logit_bias")
         params = SamplingParams(
             max_tokens=inp.max_tokens,
             temperature=inp.temperature,
@@ -214,8 +283,13 @@ class GeneratorAgent(InferenceAgent):
             stop=tuple(inp.stop),
             grammar=grammar,
             speculative=inp.speculative,
+            presence_penalty=inp.presence_penalty,
+            frequency_penalty=inp.frequency_penalty,
+            logit_bias=tuple(inp.logit_bias.items()),
+            logprobs=inp.logprobs,
         )
-        finished = await self.generate(call, prompt, params, model=model)
+        logprobs: list[TokenLogprobOut] | None = [] if inp.logprobs is not None else None
+        finished = await self.generate(call, prompt, params, model=model, logprobs=logprobs)
         output = GenerateOutput(
             text=finished.text,
             finish_reason=finished.finish_reason,
@@ -227,5 +301,6 @@ class GeneratorAgent(InferenceAgent):
                 decode_tokens=finished.timings.decode_tokens,
             ),
             model=model,
+            logprobs=logprobs,
         )
-        return output.model_dump()
+        return output.model_dump(exclude_none=True)

@@ -8,7 +8,7 @@ eraser          delete a record; crypto-shred the caller's tenant
 key-warden      rotate the key-encryption key or the caller's data key
 indexer         compaction (drop tombstones, rebuild indexes); index status
 snapshotter     named encrypted snapshots, list, restore
-cache-keeper    counters: cache hit ratio and bytes, records, tombstones, WAL
+vault-stats    counters: cache hit ratio and bytes, records, tombstones, WAL
 ==============  ==========================================================================
 
 Besides the eight, :class:`EmbedderAgent` (``embedder``) turns texts into vectors without storing them
@@ -16,66 +16,68 @@ Besides the eight, :class:`EmbedderAgent` (``embedder``) turns texts into vector
 
 Every agent works in the call's tenant (the ``Neurectomy-Tenant`` header). Inputs and outputs are in
 :mod:`agents.storage.wire`; vault exceptions become wire errors in :func:`vault_error` only.
+
+The names below load on first use, so importing :mod:`agents.storage.wire` (as the API's vault schemas
+and the SDK do) loads neither the bridge nor the vault engine.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib import import_module
+from typing import TYPE_CHECKING
 
-from agents.storage._admin import CacheKeeperAgent, IndexerAgent, KeyWardenAgent, SnapshotterAgent
-from agents.storage._base import DEFAULT_MAX_PAYLOAD_BYTES, StorageAgent, vault_error
-from agents.storage._embed import EMBEDDING_MODEL, EmbedderAgent
-from agents.storage._records import ArchivistAgent, EraserAgent, FetcherAgent, RetrieverAgent
-from bridges.vault import VaultBridge
+if TYPE_CHECKING:
+    from agents.storage._admin import IndexerAgent, KeyWardenAgent, SnapshotterAgent, VaultStatsAgent
+    from agents.storage._base import StorageAgent, vault_error
+    from agents.storage._embed import EMBEDDING_MODEL, EmbedderAgent
+    from agents.storage._records import ArchivistAgent, EraserAgent, FetcherAgent, RetrieverAgent
+    from agents.storage._team import STORAGE_AGENT_NAMES, storage_agents
 
 __all__ = (
-    "STORAGE_AGENT_NAMES",
     "ArchivistAgent",
+    "VaultStatsAgent",
     "EMBEDDING_MODEL",
-    "CacheKeeperAgent",
     "EmbedderAgent",
     "EraserAgent",
     "FetcherAgent",
     "IndexerAgent",
     "KeyWardenAgent",
     "RetrieverAgent",
+    "STORAGE_AGENT_NAMES",
     "SnapshotterAgent",
     "StorageAgent",
     "storage_agents",
     "vault_error",
 )
 
-STORAGE_AGENT_NAMES = (
-    "archivist",
-    "retriever",
-    "fetcher",
-    "eraser",
-    "key-warden",
-    "indexer",
-    "snapshotter",
-    "cache-keeper",
-)
-"""Names of the Storage team's agents (also their queue groups)."""
+_MODULE_OF = {
+    "ArchivistAgent": "agents.storage._records",
+    "EraserAgent": "agents.storage._records",
+    "FetcherAgent": "agents.storage._records",
+    "RetrieverAgent": "agents.storage._records",
+    "VaultStatsAgent": "agents.storage._admin",
+    "IndexerAgent": "agents.storage._admin",
+    "KeyWardenAgent": "agents.storage._admin",
+    "SnapshotterAgent": "agents.storage._admin",
+    "StorageAgent": "agents.storage._base",
+    "vault_error": "agents.storage._base",
+    "EMBEDDING_MODEL": "agents.storage._embed",
+    "EmbedderAgent": "agents.storage._embed",
+    "STORAGE_AGENT_NAMES": "agents.storage._team",
+    "storage_agents": "agents.storage._team",
+}
 
 
-def storage_agents(
-    bridge: VaultBridge, *, snapshot_dir: Path, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
-) -> list[StorageAgent]:
-    """One instance of each Storage team agent over ``bridge``, in :data:`STORAGE_AGENT_NAMES` order.
+def __getattr__(name: str) -> object:
+    """Load a public name from its module on first use."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agents.storage' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
 
-    Args:
-        bridge: The vault bridge they share.
-        snapshot_dir: Where the snapshotter keeps named copies.
-        max_payload_bytes: Largest NATS message, in bytes (outputs beyond it are refused).
-    """
-    size = {"max_payload_bytes": max_payload_bytes}
-    return [
-        ArchivistAgent(bridge, **size),
-        RetrieverAgent(bridge, **size),
-        FetcherAgent(bridge, **size),
-        EraserAgent(bridge, **size),
-        KeyWardenAgent(bridge, **size),
-        IndexerAgent(bridge, **size),
-        SnapshotterAgent(bridge, snapshot_dir=snapshot_dir, **size),
-        CacheKeeperAgent(bridge, **size),
-    ]
+
+def __dir__() -> list[str]:
+    """The module's names, with the public ones not loaded yet."""
+    return [*globals(), *__all__]

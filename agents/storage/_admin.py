@@ -1,17 +1,19 @@
-"""Maintenance agents of the Storage team: key-warden, indexer, snapshotter, cache-keeper."""
+"""Maintenance agents of the Storage team: key-warden, indexer, snapshotter, vault-stats."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import anyio
 
 from agents.actor import Call
 from agents.errors import BadInputError, NotFoundError
-from agents.storage._base import DEFAULT_MAX_PAYLOAD_BYTES, StorageAgent
+from agents.limits import NATS_MAX_PAYLOAD_BYTES
+from agents.storage._base import StorageAgent
 from agents.storage.wire import (
     CacheInput,
     IndexInput,
@@ -25,7 +27,7 @@ from agents.storage.wire import (
 )
 from bridges.vault import VaultBridge
 
-__all__ = ("CacheKeeperAgent", "IndexerAgent", "KeyWardenAgent", "SnapshotterAgent")
+__all__ = ("VaultStatsAgent", "IndexerAgent", "KeyWardenAgent", "SnapshotterAgent")
 
 
 class KeyWardenAgent(StorageAgent):
@@ -38,16 +40,17 @@ class KeyWardenAgent(StorageAgent):
     )
     capabilities = ("rotate-kek", "rotate-data-key")
     input_model: ClassVar[type[KeyInput]] = KeyInput
+    output_model: ClassVar[type[KeyOutput]] = KeyOutput
     ops = ("rotate_kek", "rotate_data_key")
 
-    async def work(self, call: Call) -> dict[str, Any]:
+    async def work(self, call: Call) -> KeyOutput:
         """Rotate per ``call.input`` (a :class:`KeyInput`); returns the KEK fingerprint or key version."""
         inp: KeyInput = call.input
         if inp.scope == "kek":
             fingerprint = await self.bridge.rotate_kek(timeout_s=self.timeout(call))
-            return KeyOutput(scope="kek", kek_id=fingerprint).model_dump()
+            return KeyOutput(scope="kek", kek_id=fingerprint)
         version = await self.bridge.rotate_data_key(call.tenant, timeout_s=self.timeout(call))
-        return KeyOutput(scope="data_key", tenant=call.tenant, key_version=version).model_dump()
+        return KeyOutput(scope="data_key", tenant=call.tenant, key_version=version)
 
 
 class IndexerAgent(StorageAgent):
@@ -57,9 +60,10 @@ class IndexerAgent(StorageAgent):
     description = "Compacts the indexes: drops deleted vectors, rewrites segments, rebuilds FAISS indexes."
     capabilities = ("compact", "rebuild", "index-status")
     input_model: ClassVar[type[IndexInput]] = IndexInput
+    output_model: ClassVar[type[IndexOutput]] = IndexOutput
     ops = ("compact", "stats", "count")
 
-    async def work(self, call: Call) -> dict[str, Any]:
+    async def work(self, call: Call) -> IndexOutput:
         """Run ``call.input.op`` (an :class:`IndexInput`)."""
         inp: IndexInput = call.input
         before = await self.bridge.stats(timeout_s=self.timeout(call))
@@ -74,7 +78,7 @@ class IndexerAgent(StorageAgent):
             tombstones=after.tombstones,
             tombstones_removed=before.tombstones - after.tombstones,
             snapshot_generation=after.snapshot_generation,
-        ).model_dump()
+        )
 
 
 class SnapshotterAgent(StorageAgent):
@@ -93,6 +97,7 @@ class SnapshotterAgent(StorageAgent):
     description = "Takes named encrypted snapshots of the vault, lists them, and restores one."
     capabilities = ("snapshot", "restore", "list-snapshots")
     input_model: ClassVar[type[SnapshotInput]] = SnapshotInput
+    output_model: ClassVar[type[SnapshotOutput]] = SnapshotOutput
     ops = ("snapshot", "restore")
 
     def __init__(
@@ -100,7 +105,7 @@ class SnapshotterAgent(StorageAgent):
         bridge: VaultBridge,
         *,
         snapshot_dir: Path,
-        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        max_payload_bytes: int = NATS_MAX_PAYLOAD_BYTES,
     ) -> None:
         super().__init__(bridge, max_payload_bytes=max_payload_bytes)
         self.snapshot_dir = snapshot_dir
@@ -115,7 +120,7 @@ class SnapshotterAgent(StorageAgent):
                 out.append(SnapshotOut(name=entry.name, created_at=(await entry.stat()).st_mtime))
         return sorted(out, key=lambda s: (s.created_at, s.name))
 
-    async def work(self, call: Call) -> dict[str, Any]:
+    async def work(self, call: Call) -> SnapshotOutput:
         """Run ``call.input.op`` (a :class:`SnapshotInput`).
 
         Raises:
@@ -124,7 +129,7 @@ class SnapshotterAgent(StorageAgent):
         """
         inp: SnapshotInput = call.input
         if inp.op == "list":
-            return SnapshotOutput(op="list", snapshots=await self._list()).model_dump()
+            return SnapshotOutput(op="list", snapshots=await self._list())
         if inp.op == "restore":
             if inp.name is None:
                 raise BadInputError("name the snapshot to restore", field="name")
@@ -132,7 +137,7 @@ class SnapshotterAgent(StorageAgent):
             if not await anyio.Path(src).is_dir():
                 raise NotFoundError(f"no snapshot named {inp.name!r}", field="name")
             await self.bridge.restore(src, timeout_s=self.timeout(call))
-            return SnapshotOutput(op="restore", name=inp.name).model_dump()
+            return SnapshotOutput(op="restore", name=inp.name)
         name = inp.name or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
         final = anyio.Path(self.snapshot_dir / name)
         if await final.exists():
@@ -141,35 +146,29 @@ class SnapshotterAgent(StorageAgent):
         partial = self.snapshot_dir / f".{name}.partial"
         generation = await self.bridge.snapshot(partial, timeout_s=self.timeout(call))
         await anyio.Path(partial).rename(final)  # a copy is visible only once complete
-        return SnapshotOutput(op="snapshot", name=name, generation=generation).model_dump()
+        return SnapshotOutput(op="snapshot", name=name, generation=generation)
 
 
-class CacheKeeperAgent(StorageAgent):
-    """Reports the vault's counters: records, tombstones, L1 cache hit ratio and bytes, WAL, snapshots."""
+class VaultStatsAgent(StorageAgent):
+    """Reports the vault's counters: records, tombstones, L1 cache hit ratio and bytes, WAL, snapshots.
 
-    name = "cache-keeper"
+    Named ``vault-stats`` (it was ``cache-keeper``, which read as if it managed the cache; it only reports).
+    """
+
+    name = "vault-stats"
     description = "Reports the vault's cache hit ratio, cache bytes, record and tombstone counts, WAL size."
     capabilities = ("stats", "cache-stats")
     input_model: ClassVar[type[CacheInput]] = CacheInput
+    output_model: ClassVar[type[StatsOutput]] = StatsOutput
     ops = ("stats", "count")
 
-    async def work(self, call: Call) -> dict[str, Any]:
+    async def work(self, call: Call) -> StatsOutput:
         """The counters, with the caller's tenant's record count and index kind (no other tenant's names)."""
         s = await self.bridge.stats(timeout_s=self.timeout(call))
+        shared = {k: v for k, v in asdict(s).items() if k in StatsOutput.model_fields}  # the vault's counters
         return StatsOutput(
             tenant=call.tenant,
             tenant_records=await self.bridge.count(call.tenant, timeout_s=self.timeout(call)),
             index_kind=s.index_kinds.get(call.tenant),
-            tenants=s.tenants,
-            records=s.records,
-            tombstones=s.tombstones,
-            l1_hits=s.l1_hits,
-            l1_misses=s.l1_misses,
-            hit_ratio=s.hit_ratio,
-            l1_bytes=s.l1_bytes,
-            l1_entries=s.l1_entries,
-            wal_entries=s.wal_entries,
-            wal_bytes=s.wal_bytes,
-            snapshot_generation=s.snapshot_generation,
-            gpu=s.gpu,
-        ).model_dump()
+            **shared,
+        )

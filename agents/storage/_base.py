@@ -1,17 +1,18 @@
 """The base of the Storage team's agents and the one mapping from ΣVAULT exceptions to wire errors.
 
-Every agent shares the bridge, the size check of its output against the NATS max payload, and
-:func:`vault_error`.
+Every agent shares the bridge, its declared output model (published as its output JSON schema and the
+type :meth:`StorageAgent.work` returns), the size check of its output against the NATS max payload,
+and :func:`vault_error`.
 """
 
 from __future__ import annotations
 
-import json
 from abc import abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import structlog
+from pydantic import BaseModel
 
 from agents.actor import Agent, Call
 from agents.errors import (
@@ -20,9 +21,11 @@ from agents.errors import (
     AgentFailedError,
     BadInputError,
     DeadlineExceededError,
+    InsufficientStorageError,
     NotFoundError,
     TooLargeError,
 )
+from agents.limits import ENVELOPE_RESERVE_BYTES, NATS_MAX_PAYLOAD_BYTES
 from bridges.errors import BridgeTimeoutError
 from bridges.vault import VaultBridge
 from vault import (
@@ -33,19 +36,17 @@ from vault import (
     RecordTooLargeError,
     TenantNotFoundError,
     VaultClosedError,
+    VaultDeadlineError,
     VaultError,
     VaultInputError,
     VaultLockedError,
+    VaultStorageError,
 )
+from vault import InsufficientStorageError as VaultFullError
 
-__all__ = ("DEFAULT_MAX_PAYLOAD_BYTES", "StorageAgent", "vault_error")
+__all__ = ("StorageAgent", "vault_error")
 
 log = structlog.get_logger("neurectomy.agents.storage")
-
-DEFAULT_MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
-"""NATS max payload of the embedded server, in bytes (the runtime passes the connected server's)."""
-_ENVELOPE_BYTES = 4096
-"""Room left in a message for the ``End`` envelope around an output, in bytes."""
 
 
 def vault_error(exc: Exception, *, fields: Mapping[str, str] | None = None) -> AgentError:
@@ -60,8 +61,10 @@ def vault_error(exc: Exception, *, fields: Mapping[str, str] | None = None) -> A
         ``RecordNotFoundError``/``TenantNotFoundError`` → :class:`NotFoundError`;
         ``RecordTooLargeError`` → :class:`TooLargeError` stating size and limit; other input errors →
         :class:`BadInputError` naming the field; ``IntegrityError`` → :class:`AgentFailedError` naming the
-        file; a KEK that cannot rotate → :class:`BadInputError` on ``scope``; closed/locked vault →
-        :class:`AgentBusyError`; bridge timeout → :class:`DeadlineExceededError`; anything else →
+        file; a full disk → :class:`InsufficientStorageError` naming the file (HTTP 507); another write
+        error → :class:`AgentFailedError` naming the file; a KEK that cannot rotate → :class:`BadInputError`
+        on ``scope``; closed/locked vault → :class:`AgentBusyError`; bridge timeout or a write that could
+        not commit before its deadline → :class:`DeadlineExceededError`; anything else →
         :class:`AgentFailedError`.
     """
     rename = fields or {}
@@ -88,6 +91,14 @@ def vault_error(exc: Exception, *, fields: Mapping[str, str] | None = None) -> A
     if isinstance(exc, IntegrityError):
         log.error("vault integrity check failed", file=str(exc.path), offset=exc.offset, reason=exc.reason)
         return AgentFailedError(f"vault integrity check failed: {exc}")
+    if isinstance(exc, VaultFullError):
+        log.error("vault storage full", file=str(exc.path), reason=exc.reason)
+        return InsufficientStorageError(f"vault storage is full: {exc}")
+    if isinstance(exc, VaultStorageError):
+        log.error("vault write failed", file=str(exc.path), reason=exc.reason)
+        return AgentFailedError(f"vault write failed: {exc}")
+    if isinstance(exc, VaultDeadlineError):
+        return DeadlineExceededError(str(exc))
     if isinstance(exc, KeyEncryptionKeyError):
         return BadInputError(f"cannot rotate the key-encryption key: {exc}", field="scope")
     if isinstance(exc, VaultClosedError | VaultLockedError):
@@ -100,12 +111,17 @@ def vault_error(exc: Exception, *, fields: Mapping[str, str] | None = None) -> A
 class StorageAgent(Agent):
     """Base of the Storage team: one vault call (or a few) per request, through a :class:`VaultBridge`.
 
-    Subclasses implement :meth:`work`; vault and bridge exceptions become wire errors through
-    :func:`vault_error`, and an output larger than a NATS message is refused with ``too_large``.
+    Subclasses declare ``output_model`` (required: it is the output JSON schema ``GET /v1/agents/{name}``
+    serves) and implement :meth:`work`, which returns an instance of it; vault and bridge exceptions
+    become wire errors through :func:`vault_error`, and an output larger than a NATS message is refused
+    with ``too_large``.
 
     Args:
         bridge: The vault bridge (shared by the team's agents in a process).
         max_payload_bytes: Largest NATS message, in bytes (``Bus.max_payload``).
+
+    Raises:
+        TypeError: The subclass declares no ``output_model``.
     """
 
     team = "storage"
@@ -117,7 +133,11 @@ class StorageAgent(Agent):
     fields: ClassVar[Mapping[str, str]] = {}
     """Vault field name → this agent's input field name, for error messages."""
 
-    def __init__(self, bridge: VaultBridge, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> None:
+    output_model: ClassVar[type[BaseModel] | None] = None
+
+    def __init__(self, bridge: VaultBridge, *, max_payload_bytes: int = NATS_MAX_PAYLOAD_BYTES) -> None:
+        if self.output_model is None:
+            raise TypeError(f"{type(self).__name__} declares no output_model (a Storage agent must)")
         self.bridge = bridge
         self.max_payload_bytes = max_payload_bytes
 
@@ -144,17 +164,20 @@ class StorageAgent(Agent):
             output = await self.work(call)
         except (VaultError, BridgeTimeoutError) as exc:
             raise vault_error(exc, fields=self.fields) from exc
-        size = len(json.dumps(output))
-        if size > self.max_payload_bytes - _ENVELOPE_BYTES:
+        size = len(output.model_dump_json().encode())
+        if size > self.max_payload_bytes - ENVELOPE_RESERVE_BYTES:
             raise TooLargeError(
                 f"the result is {size} bytes of JSON, over the NATS max payload of "
                 f"{self.max_payload_bytes} bytes; ask for less (e.g. a smaller k)"
             )
-        return output
+        return output.model_dump()
 
     @abstractmethod
-    async def work(self, call: Call) -> dict[str, Any]:
+    async def work(self, call: Call) -> BaseModel:
         """Do the agent's work for ``call`` (its ``input`` already validated); return the output.
+
+        Returns:
+            An instance of the agent's ``output_model``.
 
         Raises:
             AgentError: Input the vault was not asked about (e.g. which fields were given).

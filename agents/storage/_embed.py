@@ -6,10 +6,12 @@ indexes and searches with (same model, same normalisation). The API's ``POST /v1
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
+
+import anyio
 
 from agents.actor import Call
-from agents.errors import BadInputError
+from agents.errors import BadInputError, ContextLengthExceededError
 from agents.storage._base import StorageAgent
 from agents.storage.wire import EmbedInput, EmbedOutput
 from vault import MiniLMEmbedder
@@ -30,6 +32,7 @@ class EmbedderAgent(StorageAgent):
     description = "Turns texts into unit vectors with the vault's embedding model (nothing is stored)."
     capabilities = ("embed", "embeddings")
     input_model: ClassVar[type[EmbedInput]] = EmbedInput
+    output_model: ClassVar[type[EmbedOutput]] = EmbedOutput
     ops = ("embed",)
 
     @property
@@ -39,23 +42,46 @@ class EmbedderAgent(StorageAgent):
         return EMBEDDING_MODEL if isinstance(embedder, MiniLMEmbedder) else type(embedder).__name__
 
     def metadata(self) -> dict[str, str]:
-        """Engine, vector dimension and model name."""
-        return {**super().metadata(), "model": self.model_name}
+        """Engine, vector dimension, model name, and ``internal``: a service, not a member of the team."""
+        return {**super().metadata(), "model": self.model_name, "internal": "true"}
 
-    async def work(self, call: Call) -> dict[str, Any]:
+    async def _decode(self, token_ids: list[list[int]]) -> list[str]:
+        embedder = self.bridge.vault.embedder
+        if not isinstance(embedder, MiniLMEmbedder):
+            raise BadInputError("token ids need the MiniLM embedder", field="token_ids")
+        try:
+            return await anyio.to_thread.run_sync(embedder.decode, token_ids)
+        except ValueError as exc:
+            raise BadInputError(str(exc), field="token_ids") from None
+
+    async def work(self, call: Call) -> EmbedOutput:
         """Embed ``call.input.texts`` (an :class:`EmbedInput`).
 
         Raises:
             BadInputError: A text is empty or only whitespace (the field names its position).
         """
         inp: EmbedInput = call.input
-        for i, text in enumerate(inp.texts):
+        texts, field = inp.texts, "texts"
+        if inp.token_ids is not None:
+            texts, field = await self._decode(inp.token_ids), "token_ids"
+        if not texts:
+            raise BadInputError("give at least one text (or token_ids)", field="texts")
+        for i, text in enumerate(texts):
             if not text.strip():
-                raise BadInputError("must not be empty or only whitespace", field=f"texts.{i}")
-        vectors, tokens = await self.bridge.embed(inp.texts, timeout_s=self.timeout(call))
+                raise BadInputError("must not be empty or only whitespace", field=f"{field}.{i}")
+        embedder = self.bridge.vault.embedder
+        if not inp.truncate and isinstance(embedder, MiniLMEmbedder):
+            counts, window = await anyio.to_thread.run_sync(embedder.untruncated_tokens, texts)
+            for i, n in enumerate(counts):
+                if n > window:
+                    raise ContextLengthExceededError(
+                        f"is {n} tokens, over {self.model_name}'s maximum input length of {window} tokens",
+                        field=f"{field}.{i}",
+                    )
+        vectors, tokens = await self.bridge.embed(texts, timeout_s=self.timeout(call))
         return EmbedOutput(
             model=self.model_name,
             dim=int(vectors.shape[1]),
             vectors=vectors.tolist(),
             tokens=tokens,
-        ).model_dump()
+        )

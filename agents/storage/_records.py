@@ -33,12 +33,17 @@ def _vector(values: list[float], dim: int, field: str) -> np.ndarray[Any, np.dty
 
 
 class ArchivistAgent(StorageAgent):
-    """Stores a batch of records (upsert): embeds texts in batches, seals, logs with fsync, indexes."""
+    """Stores a batch of records (upsert): embeds texts in batches, seals, logs with fsync, indexes.
+
+    The call's idempotency key goes to the vault: a retried or re-run call answers the ids of the first
+    and writes nothing; records without an id get ids derived from the key.
+    """
 
     name = "archivist"
     description = "Stores records durably and encrypted in the vault (batch upsert; embeds texts)."
     capabilities = ("upsert", "embed", "store")
     input_model: ClassVar[type[ArchiveInput]] = ArchiveInput
+    output_model: ClassVar[type[ArchiveOutput]] = ArchiveOutput
     ops = ("put_many",)
     fields: ClassVar[Mapping[str, str]] = {
         "text": "records.{position}.text",
@@ -46,7 +51,7 @@ class ArchivistAgent(StorageAgent):
         "metadata": "records.metadata",
     }
 
-    async def work(self, call: Call) -> dict[str, Any]:
+    async def work(self, call: Call) -> ArchiveOutput:
         """Store ``call.input`` (an :class:`ArchiveInput`) in the caller's tenant; returns the ids."""
         inp: ArchiveInput = call.input
         limit = self.bridge.config.max_batch
@@ -66,8 +71,10 @@ class ArchivistAgent(StorageAgent):
             )
             for i, r in enumerate(inp.records)
         ]
-        ids = await self.bridge.put_many(call.tenant, batch, timeout_s=self.timeout(call))
-        return ArchiveOutput(ids=ids, count=len(ids)).model_dump()
+        ids = await self.bridge.put_many(
+            call.tenant, batch, timeout_s=self.timeout(call), idempotency_key=call.idempotency_key or None
+        )
+        return ArchiveOutput(ids=ids, count=len(ids))
 
 
 class RetrieverAgent(StorageAgent):
@@ -81,10 +88,11 @@ class RetrieverAgent(StorageAgent):
     )
     capabilities = ("search", "semantic-search", "filter")
     input_model: ClassVar[type[RetrieveInput]] = RetrieveInput
+    output_model: ClassVar[type[RetrieveOutput]] = RetrieveOutput
     ops = ("search",)
     fields: ClassVar[Mapping[str, str]] = {"where": "filters", "query": "vector", "text": "query"}
 
-    async def work(self, call: Call) -> dict[str, Any]:
+    async def work(self, call: Call) -> RetrieveOutput:
         """Search with ``call.input`` (a :class:`RetrieveInput`); an unknown tenant has no hits."""
         inp: RetrieveInput = call.input
         if (inp.query is None) == (inp.vector is None):
@@ -105,7 +113,7 @@ class RetrieverAgent(StorageAgent):
             HitOut(id=h.record.id, score=h.score, text=h.record.text, metadata=h.record.metadata)
             for h in hits
         ]
-        return RetrieveOutput(hits=out).model_dump()
+        return RetrieveOutput(hits=out)
 
 
 class FetcherAgent(StorageAgent):
@@ -116,9 +124,10 @@ class FetcherAgent(StorageAgent):
     description = "Fetches and decrypts one record by id (from the hot cache when it can)."
     capabilities = ("get", "fetch")
     input_model: ClassVar[type[FetchInput]] = FetchInput
+    output_model: ClassVar[type[RecordOut]] = RecordOut
     ops = ("get",)
 
-    async def work(self, call: Call) -> dict[str, Any]:
+    async def work(self, call: Call) -> RecordOut:
         """Fetch ``call.input.id`` (a :class:`FetchInput`)."""
         inp: FetchInput = call.input
         record = await self.bridge.get(call.tenant, inp.id, timeout_s=self.timeout(call))
@@ -128,7 +137,7 @@ class FetcherAgent(StorageAgent):
             text=record.text,
             metadata=record.metadata,
             vector=[float(x) for x in record.embedding] if inp.with_vector else None,
-        ).model_dump()
+        )
 
 
 class EraserAgent(StorageAgent):
@@ -141,9 +150,10 @@ class EraserAgent(StorageAgent):
     )
     capabilities = ("delete", "shred")
     input_model: ClassVar[type[EraseInput]] = EraseInput
+    output_model: ClassVar[type[EraseOutput]] = EraseOutput
     ops = ("delete", "delete_tenant")
 
-    async def work(self, call: Call) -> dict[str, Any]:
+    async def work(self, call: Call) -> EraseOutput:
         """Delete per ``call.input`` (an :class:`EraseInput`).
 
         Raises:
@@ -157,8 +167,12 @@ class EraserAgent(StorageAgent):
                 raise BadInputError(
                     f"a call for tenant {call.tenant!r} cannot shred tenant {inp.tenant!r}", field="tenant"
                 )
-            await self.bridge.delete_tenant(call.tenant, timeout_s=self.timeout(call))
-            return EraseOutput(deleted="tenant", tenant=call.tenant).model_dump()
+            await self.bridge.delete_tenant(
+                call.tenant, timeout_s=self.timeout(call), idempotency_key=call.idempotency_key or None
+            )
+            return EraseOutput(deleted="tenant", tenant=call.tenant)
         assert inp.id is not None
-        await self.bridge.delete(call.tenant, inp.id, timeout_s=self.timeout(call))
-        return EraseOutput(deleted="record", id=inp.id, tenant=call.tenant).model_dump()
+        await self.bridge.delete(
+            call.tenant, inp.id, timeout_s=self.timeout(call), idempotency_key=call.idempotency_key or None
+        )
+        return EraseOutput(deleted="record", id=inp.id, tenant=call.tenant)

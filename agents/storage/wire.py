@@ -211,11 +211,11 @@ class SnapshotOutput(_Wire):
 
 
 class CacheInput(_Wire):
-    """Input of ``cache-keeper`` (no fields)."""
+    """Input of ``vault-stats`` (no fields)."""
 
 
 class StatsOutput(_Wire):
-    """Output of ``cache-keeper``: the vault's counters, seen from the caller's tenant."""
+    """Output of ``vault-stats``: the vault's counters, seen from the caller's tenant."""
 
     tenant: str
     tenant_records: int
@@ -238,8 +238,12 @@ class StatsOutput(_Wire):
 class EmbedInput(_Wire):
     """Input of ``embedder``: texts to turn into vectors (nothing is stored)."""
 
-    texts: list[str] = Field(min_length=1, max_length=MAX_EMBED_TEXTS)
-    """Non-empty strings; longer than 256 tokens are truncated by the model."""
+    texts: list[str] = Field(default_factory=list, max_length=MAX_EMBED_TEXTS)
+    """Non-empty strings; longer than 256 tokens are truncated by the model (see ``truncate``)."""
+    token_ids: list[list[int]] | None = Field(default=None, max_length=MAX_EMBED_TEXTS)
+    """Instead of ``texts``: WordPiece token ids of the embedding model's vocabulary, one list per input."""
+    truncate: bool = True
+    """False: an input over the model's window is refused (``context_length_exceeded``) instead of cut."""
 
 
 class EmbedOutput(_Wire):

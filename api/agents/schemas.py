@@ -17,7 +17,13 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class AgentSpecOut(_Body):
+class _Out(BaseModel):
+    """Base of response bodies: unknown fields are ignored, so a newer server never breaks an older SDK."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class AgentSpecOut(_Out):
     """An agent kind of the roster: what it does, what it takes and gives."""
 
     name: str
@@ -49,7 +55,7 @@ class AgentCallRequest(_Body):
     """Whether another agent of the same capability may answer when this one is busy or down."""
 
 
-class AgentCallResponse(_Body):
+class AgentCallResponse(_Out):
     """Result of ``POST /v1/agents/{name}``."""
 
     agent: str
@@ -77,7 +83,7 @@ class SelectRequest(_Body):
         return self
 
 
-class CandidateOut(_Body):
+class CandidateOut(_Out):
     """An agent considered by selection."""
 
     agent: str
@@ -89,7 +95,7 @@ class CandidateOut(_Body):
     load: float
 
 
-class SelectResponse(_Body):
+class SelectResponse(_Out):
     """The chosen agent and why."""
 
     agent: str

@@ -13,7 +13,7 @@ from litestar.params import JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from agents.errors import AgentError, BadInputError, StreamBrokenError
-from agents.protocol import ChatMessageIn, GenerateInput, GenerateOutput
+from agents.protocol import ChatMessageIn, GenerateInput, GenerateOutput, Sampling
 from api._request import call_context, request_id_of
 from api.errors import error_body
 from api.generate.schemas import GenerateRequest, GenerateResponse, Timings, Usage
@@ -28,18 +28,11 @@ def _to_input(body: GenerateRequest) -> GenerateInput:
         messages=[ChatMessageIn(role=m.role, content=m.content) for m in body.messages]
         if body.messages
         else None,
-        max_tokens=body.max_tokens,
-        temperature=body.temperature,
-        top_p=body.top_p,
-        top_k=body.top_k,
-        min_p=body.min_p,
-        repeat_penalty=body.repeat_penalty,
-        seed=body.seed,
-        stop=body.stop,
         grammar=body.grammar,
         json_schema=body.json_schema,
         speculative=body.speculative,
         model=body.model,
+        **body.model_dump(include=set(Sampling.model_fields)),
     )
 
 

@@ -9,12 +9,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agents.protocol import Sampling
+
 MAX_PROMPT_CHARS = 200_000
 """Longest accepted prompt (or message content), in characters; longer input is refused with 400."""
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    """Base of response bodies: unknown fields are ignored, so a newer server never breaks an older SDK."""
+
+    model_config = ConfigDict(extra="ignore")
 
 
 class ChatMessage(_Body):
@@ -24,29 +32,18 @@ class ChatMessage(_Body):
     content: str = Field(max_length=MAX_PROMPT_CHARS)
 
 
-class GenerateRequest(_Body):
-    """Body of ``POST /v1/generate``: give ``prompt`` or ``messages`` (chat), not both."""
+class GenerateRequest(_Body, Sampling):
+    """Body of ``POST /v1/generate``: give ``prompt`` or ``messages`` (chat), not both.
+
+    The sampling fields (``max_tokens``, ``temperature``, ``top_p``, ``top_k``, ``min_p``,
+    ``repeat_penalty``, ``seed``, ``stop``), their defaults and ranges are the wire's
+    (:class:`agents.protocol.Sampling`).
+    """
 
     prompt: str | None = Field(default=None, min_length=1, max_length=MAX_PROMPT_CHARS)
     """Text to continue."""
     messages: list[ChatMessage] | None = Field(default=None, min_length=1, max_length=256)
     """Conversation, rendered with the model's chat template."""
-    max_tokens: int = Field(default=256, ge=1, le=32768)
-    """Upper bound on completion tokens."""
-    temperature: float = Field(default=0.8, ge=0.0, le=2.0)
-    """Sampling temperature; 0 is greedy."""
-    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
-    """Nucleus sampling mass."""
-    top_k: int = Field(default=40, ge=0, le=1000)
-    """Keep the k most likely tokens; 0 disables."""
-    min_p: float = Field(default=0.05, ge=0.0, le=1.0)
-    """Drop tokens below min_p × the top probability."""
-    repeat_penalty: float = Field(default=1.0, gt=0.0, le=10.0)
-    """Penalty for repeated tokens; 1 disables."""
-    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
-    """Sampling seed for reproducible output."""
-    stop: list[str] = Field(default_factory=list, max_length=8)
-    """Strings that end the completion (not included in the text)."""
     json_schema: dict[str, Any] | None = None
     """Constrain the completion to JSON valid for this JSON Schema (grammar-constrained decoding)."""
     grammar: str | None = Field(default=None, max_length=100_000)
@@ -62,7 +59,7 @@ class GenerateRequest(_Body):
     """Deadline of the request in seconds (default from settings); past it the answer is 504."""
 
 
-class Usage(_Body):
+class Usage(_Out):
     """Exact token counts, from the model's own tokenizer."""
 
     prompt_tokens: int
@@ -72,7 +69,7 @@ class Usage(_Body):
     total_tokens: int
 
 
-class Timings(_Body):
+class Timings(_Out):
     """Engine-side timings in seconds."""
 
     queue_s: float
@@ -82,7 +79,7 @@ class Timings(_Body):
     decode_tokens_per_s: float | None
 
 
-class GenerateResponse(_Body):
+class GenerateResponse(_Out):
     """Body of a non-streamed ``POST /v1/generate``, and data of the final ``done`` SSE event."""
 
     id: str
@@ -93,13 +90,13 @@ class GenerateResponse(_Body):
     timings: Timings
 
 
-class TokenEvent(_Body):
+class TokenEvent(_Out):
     """Data of a ``token`` SSE event."""
 
     text: str
 
 
-class ErrorDetail(_Body):
+class ErrorDetail(_Out):
     """What went wrong."""
 
     code: str
@@ -109,14 +106,14 @@ class ErrorDetail(_Body):
     """The request field at fault, for ``bad_request``."""
 
 
-class ErrorBody(_Body):
+class ErrorBody(_Out):
     """Body of every error response, and data of an ``error`` SSE event."""
 
     error: ErrorDetail
     request_id: str | None = None
 
 
-class AgentOut(_Body):
+class AgentOut(_Out):
     """An agent of the collective as seen on NATS right now."""
 
     name: str
@@ -135,7 +132,7 @@ class AgentOut(_Body):
     """Calls in flight and waiting per worker, summed over the healthy replicas."""
 
 
-class Health(_Body):
+class Health(_Out):
     """Body of ``GET /health``."""
 
     status: Literal["ok", "degraded"]

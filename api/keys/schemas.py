@@ -9,6 +9,12 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _Out(BaseModel):
+    """Base of response bodies: unknown fields are ignored, so a newer server never breaks an older SDK."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
 class KeyCreateRequest(_Body):
     """Body of ``POST /v1/keys``."""
 
@@ -20,7 +26,7 @@ class KeyCreateRequest(_Body):
     """A label for people."""
 
 
-class KeyOut(_Body):
+class KeyOut(_Out):
     """An API key as stored: never the token, only its id."""
 
     id: str

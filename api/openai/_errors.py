@@ -8,6 +8,7 @@ exceptions (``openai.BadRequestError`` for 400, ``RateLimitError`` for 429, ``In
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +25,51 @@ from api.errors import (
 )
 from api.openai.schemas import OpenAIError, OpenAIErrorBody
 
-__all__ = ("OPENAI_EXCEPTION_HANDLERS", "openai_error", "openai_error_type")
+__all__ = ("OPENAI_EXCEPTION_HANDLERS", "openai_error", "openai_error_type", "openai_param")
+
+_TAGGED = frozenset({"messages", "content", "response_format", "tool_choice"})
+"""Fields whose validation locations carry a union member's tag (a role, a part type, ...) after them."""
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def openai_param(key: str | None) -> str | None:
+    """A validation location in OpenAI's notation: ``messages.2.user.content.0`` → ``messages[2].content[0]``.
+
+    Indices become ``[i]``; the names pydantic adds for union members (``constrained-str``,
+    ``list[...]``, ``function-after[...]``, a discriminator's tag such as ``user``) are dropped.
+    """
+    if not key:
+        return key
+    out = ""
+    previous = ""
+    for segment in key.split("."):
+        if segment.isdigit():
+            out += f"[{segment}]"
+            continue
+        if (
+            not _PLAIN.match(segment)
+            or segment[0].isupper()
+            or segment in ("str", "int", "float", "bool", "list", "dict")
+        ):
+            continue  # a union member's type name, not a field
+        if previous in _TAGGED or (out.endswith("]") and previous.isdigit() and _tag_after_index(out)):
+            previous = segment
+            if segment in _TAGS:
+                continue
+        out += f".{segment}" if out else segment
+        previous = segment
+    return out or key
+
+
+_TAGS = frozenset(
+    {"system", "developer", "user", "assistant", "tool", "function", "text", "json_object", "json_schema"}
+)
+
+
+def _tag_after_index(path: str) -> bool:
+    """Whether the element just indexed in ``path`` is a tagged union (a message)."""
+    return path.rsplit("[", 1)[0].endswith("messages")
+
 
 _TYPE_BY_STATUS = {
     429: "rate_limit_error",
@@ -79,7 +124,7 @@ def _reshaped(
             error=OpenAIError(
                 message=str(ours.get("message", "")),
                 type=openai_error_type(response.status_code or 500),
-                param=ours.get("field"),
+                param=openai_param(ours.get("field")),
                 code=ours.get("code"),
             )
         )

@@ -9,15 +9,15 @@
 
 Everything goes through the orchestrator over NATS: generations to the Inference team's ``generator``,
 embeddings to the Storage team's ``embedder``. Shapes follow OpenAI's API reference; ``response_format``
-(``json_object`` or ``json_schema``) becomes grammar-constrained decoding. Refusals (400/429/503/504) are
+(``json_object`` or ``json_schema``) becomes grammar-constrained decoding, and so do tool calls
+(:mod:`api.openai.tools`). ``n`` choices (and the prompts of a multi-prompt completion) are generated
+side by side, each its own sequence in the engine's batch; ``logprobs`` come from the model's raw
+logits; ``logit_bias``, ``presence_penalty`` and ``frequency_penalty`` act in the sampler chain.
+Refusals (400/429/503/504) are
 real HTTP statuses, also for streams (the first event is awaited before the response starts); errors
 have OpenAI's shape (:mod:`api.openai._errors`).
 
-Model choice: a request's ``model`` that names a configured model selects it. Any other name (the
-literal ``default`` or ``local``, or whatever an IDE plugin was set up with, e.g. ``gpt-4o``) gets the
-default model, so that clients with a fixed model name keep working: the generator answers
-``not_found`` on ``model``, the call is repeated without a model, and the name is remembered for a minute
-(logged once) so that later requests skip the refused call. Responses name the model that served them.
+Model choice: see :mod:`api.openai._generation` (any unknown name gets the default model).
 (``POST /v1/generate`` and agent calls are strict: an unknown name is a 404.)
 """
 
@@ -27,21 +27,39 @@ import base64
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import structlog
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 
-from agents.errors import AgentError, BadInputError, NotFoundError, StreamBrokenError
-from agents.protocol import ChatMessageIn, GenerateInput, GenerateOutput
+from agents.errors import (
+    AgentError,
+    BadInputError,
+    ContextLengthExceededError,
+    NotFoundError,
+    StreamBrokenError,
+)
+from agents.protocol import GenerateInput, GenerateOutput
 from agents.storage.wire import MAX_EMBED_TEXTS, EmbedInput, EmbedOutput
 from api._request import call_context, request_id_of
 from api.openai._errors import OPENAI_EXCEPTION_HANDLERS, agent_error_body
+from api.openai._generation import Event, generate_all, merged, start_streams
+from api.openai._shape import (
+    ChatChoiceStream,
+    Chunks,
+    Kind,
+    TextChoiceStream,
+    chat_choice,
+    completion_body,
+    text_choice,
+    usage,
+)
 from api.openai.schemas import (
+    MAX_CHOICES,
+    MAX_STOP,
     ChatCompletionRequest,
     CompletionRequest,
     EmbeddingRequest,
@@ -50,39 +68,39 @@ from api.openai.schemas import (
     ModelList,
     ModelObject,
 )
+from api.openai.tools import ToolPlan, plan_tools, render_messages
 from orchestrator import ModelInfo, Orchestrator, TextDelta
 
 __all__ = ("ROUTES",)
 
-Kind = Literal["chat", "text"]
 OWNER = "neurectomy"
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-FALLBACK_TTL_S = 60.0
-"""How long a model name found unconfigured goes straight to the default model, in seconds."""
-_QUIET_NAMES = frozenset({"default", "local"})
-"""Names that mean "the default model" by convention: falling back for them is not logged."""
-_MAX_FALLBACK_NAMES = 1024
-
-log = structlog.get_logger("neurectomy.api")
 
 
 # ----------------------------------------------------------------- request → GenerateInput
+def _logit_bias(raw: dict[str, float] | None) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for key, bias in (raw or {}).items():
+        if not key.strip().isdigit():
+            raise BadInputError(f"key {key!r} is not a token id", field="logit_bias")
+        if not -100.0 <= bias <= 100.0:
+            raise BadInputError(f"bias {bias} of token {key} is outside -100..100", field="logit_bias")
+        out[int(key)] = float(bias)
+    return out
+
+
 def _sampling(body: ChatCompletionRequest | CompletionRequest) -> dict[str, Any]:
     """Sampling fields of ``body`` for :class:`GenerateInput` (absent ones keep the agent's defaults).
 
     Raises:
-        BadInputError: A field asks for something not served (``n`` ≠ 1, penalties, logprobs, ...).
+        BadInputError: A field asks for something not served, or is out of range.
     """
-    if body.n != 1:
-        raise BadInputError("only n=1 is supported", field="n")
-    for name in ("presence_penalty", "frequency_penalty"):
-        if getattr(body, name) != 0:
-            raise BadInputError("only 0 is supported (use repeat_penalty)", field=name)
-    if body.logprobs:
-        raise BadInputError("log probabilities are not supported", field="logprobs")
+    n = body.n or 1
+    if n > MAX_CHOICES:
+        raise BadInputError(f"is {n}, over the limit of {MAX_CHOICES}", field="n")
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
-    if len(stop) > 8:
-        raise BadInputError(f"holds {len(stop)} sequences, over the limit of 8", field="stop")
+    if len(stop) > MAX_STOP:
+        raise BadInputError(f"holds {len(stop)} sequences, over the limit of {MAX_STOP}", field="stop")
     if any(not s for s in stop):
         raise BadInputError("stop sequences must not be empty", field="stop")
     fields: dict[str, Any] = {
@@ -91,228 +109,134 @@ def _sampling(body: ChatCompletionRequest | CompletionRequest) -> dict[str, Any]
         "top_k": body.top_k,
         "min_p": body.min_p,
         "repeat_penalty": body.repeat_penalty,
-        "seed": body.seed,
+        "seed": None if body.seed is None else body.seed % 2**32,
         "stop": stop,
+        "presence_penalty": body.presence_penalty,
+        "frequency_penalty": body.frequency_penalty,
+        "logit_bias": _logit_bias(body.logit_bias),
     }
-    fmt = body.response_format
-    if isinstance(fmt, JsonSchemaFormat):
-        fields["json_schema"] = fmt.json_schema.schema_
-    elif isinstance(fmt, JsonObjectFormat):
-        fields["json_schema"] = {"type": "object"}
     return {k: v for k, v in fields.items() if v is not None}
 
 
-def _chat_input(body: ChatCompletionRequest) -> GenerateInput:
-    if body.top_logprobs is not None:
-        raise BadInputError("log probabilities are not supported", field="top_logprobs")
-    messages = [
-        ChatMessageIn(role="system" if m.role == "developer" else m.role, content=m.text())
-        for m in body.messages
-    ]
+def _not_served(body: ChatCompletionRequest) -> None:
+    for name in ("audio", "web_search_options"):
+        if getattr(body, name) is not None:
+            raise BadInputError(f"{name} is not served by this server", field=name)
+    if body.modalities is not None and "audio" in body.modalities:
+        raise BadInputError("only the text modality is served", field="modalities")
+
+
+def _chat_input(body: ChatCompletionRequest) -> tuple[GenerateInput, ToolPlan | None]:
+    _not_served(body)
+    if body.top_logprobs is not None and not body.logprobs:
+        raise BadInputError("top_logprobs needs logprobs set to true", field="top_logprobs")
+    plan = plan_tools(body)
     fields = _sampling(body)
+    fmt = body.response_format
+    if isinstance(fmt, JsonSchemaFormat | JsonObjectFormat):
+        if plan is not None and plan.mode == "required":
+            raise BadInputError(
+                "a required tool call cannot also follow response_format", field="response_format"
+            )
+        if plan is None:
+            fields["json_schema"] = (
+                fmt.json_schema.schema_ if isinstance(fmt, JsonSchemaFormat) else {"type": "object"}
+            )
+    if plan is not None:
+        fields["tool_schema"] = plan.schema
+        fields["tool_mode"] = plan.mode
+    if body.logprobs:
+        fields["logprobs"] = body.top_logprobs or 0
     max_tokens = body.max_completion_tokens or body.max_tokens
     if max_tokens is not None:
         fields["max_tokens"] = max_tokens
-    return GenerateInput(messages=messages, **fields)
+    return GenerateInput(messages=render_messages(body, plan), **fields), plan
 
 
-def _completion_input(body: CompletionRequest) -> GenerateInput:
-    if body.echo:
-        raise BadInputError("echo is not supported", field="echo")
+def _prompts(body: CompletionRequest) -> list[str | list[int]]:
+    prompt = body.prompt
+    if isinstance(prompt, str):
+        return [prompt]
+    if prompt and all(isinstance(t, int) for t in prompt):
+        return [list(prompt)]  # type: ignore[arg-type]
+    prompts: list[str | list[int]] = list(prompt)  # type: ignore[arg-type]
+    if not prompts:
+        raise BadInputError("must hold at least one prompt", field="prompt")
+    return prompts
+
+
+def _completion_inputs(body: CompletionRequest) -> list[tuple[GenerateInput, str | None]]:
+    """One :class:`GenerateInput` per prompt, with the text to echo before its completions."""
     if body.suffix is not None:
         raise BadInputError("suffix (fill-in-the-middle) is not supported", field="suffix")
-    prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
-    if len(prompts) != 1:
-        raise BadInputError("only one prompt per request is supported", field="prompt")
-    return GenerateInput(prompt=prompts[0], max_tokens=body.max_tokens, **_sampling(body))
-
-
-# ----------------------------------------------------------------- GenerateOutput → OpenAI JSON
-def _usage(out: GenerateOutput) -> dict[str, Any]:
-    u = out.usage
-    return {
-        "prompt_tokens": u.prompt_tokens,
-        "completion_tokens": u.completion_tokens,
-        "total_tokens": u.prompt_tokens + u.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
-    }
-
-
-def _finish_reason(out: GenerateOutput) -> str:
-    return "length" if out.finish_reason == "length" else "stop"
-
-
-def _completion_body(kind: Kind, cid: str, created: int, out: GenerateOutput) -> dict[str, Any]:
-    choice: dict[str, Any] = {"index": 0, "logprobs": None, "finish_reason": _finish_reason(out)}
-    if kind == "chat":
-        choice["message"] = {"role": "assistant", "content": out.text, "refusal": None}
-    else:
-        choice["text"] = out.text
-    return {
-        "id": cid,
-        "object": "chat.completion" if kind == "chat" else "text_completion",
-        "created": created,
-        "model": out.model,
-        "system_fingerprint": None,
-        "choices": [choice],
-        "usage": _usage(out),
-    }
-
-
-class _Chunks:
-    """Builds the SSE chunks of one streamed completion.
-
-    OpenAI's ``chat.completion.chunk`` objects for chat, ``text_completion`` objects for completions.
-    """
-
-    def __init__(self, kind: Kind, cid: str, created: int, model: str, *, include_usage: bool) -> None:
-        self.kind = kind
-        self.cid = cid
-        self.created = created
-        self.model = model
-        self.include_usage = include_usage
-
-    def chunk(self, text: str | None, finish_reason: str | None = None, *, role: bool = False) -> bytes:
-        """One chunk carrying ``text`` (or the assistant role, or only a finish reason)."""
-        choice: dict[str, Any] = {"index": 0, "logprobs": None, "finish_reason": finish_reason}
-        if self.kind == "chat":
-            delta: dict[str, Any] = {"role": "assistant", "content": ""} if role else {}
-            if text is not None:
-                delta["content"] = text
-            choice["delta"] = delta
+    if body.best_of is not None and body.best_of != (body.n or 1):
+        raise BadInputError("only best_of equal to n is supported", field="best_of")
+    fields = _sampling(body)
+    if body.logprobs is not None:
+        fields["logprobs"] = body.logprobs
+    fields["max_tokens"] = body.max_tokens or 16
+    out: list[tuple[GenerateInput, str | None]] = []
+    for i, prompt in enumerate(_prompts(body)):
+        if isinstance(prompt, str):
+            out.append((GenerateInput(prompt=prompt, **fields), prompt if body.echo else None))
         else:
-            choice["text"] = text or ""
-        return self._data([choice], None)
+            if body.echo:
+                raise BadInputError("echo needs text prompts", field="echo")
+            if not prompt:
+                raise BadInputError("must hold at least one token id", field=f"prompt[{i}]")
+            out.append((GenerateInput(prompt_tokens=prompt, **fields), None))
+    return out
 
-    def usage(self, out: GenerateOutput) -> bytes:
-        """The extra chunk of ``stream_options.include_usage``: empty ``choices``, the usage."""
-        return self._data([], _usage(out))
 
-    def _data(self, choices: list[dict[str, Any]], usage: dict[str, Any] | None) -> bytes:
-        obj: dict[str, Any] = {
-            "id": self.cid,
-            "object": "chat.completion.chunk" if self.kind == "chat" else "text_completion",
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": None,
-            "choices": choices,
-        }
-        if self.include_usage:
-            obj["usage"] = usage
-        return b"data: " + json.dumps(obj, ensure_ascii=False).encode() + b"\n\n"
+def _choices(inputs: list[GenerateInput], n: int) -> list[GenerateInput]:
+    """``n`` inputs per prompt (choice ``j`` of a prompt samples with ``seed + j``)."""
+    out: list[GenerateInput] = []
+    for inp in inputs:
+        for j in range(n):
+            seed = None if inp.seed is None else (inp.seed + j) % 2**32
+            out.append(inp.model_copy(update={"seed": seed}) if j else inp)
+    return out
+
+
+def _include_usage(body: ChatCompletionRequest | CompletionRequest) -> bool:
+    return bool(body.stream_options and body.stream_options.include_usage)
 
 
 async def _sse(
-    chunks: _Chunks, first: TextDelta | GenerateOutput, rest: AsyncIterator[TextDelta | GenerateOutput]
+    chunks: Chunks,
+    choices: list[ChatChoiceStream] | list[TextChoiceStream] | list[Any],
+    streams: list[tuple[Event, AsyncIterator[Event]]],
+    prompt_choices: list[int],
 ) -> AsyncIterator[bytes]:
-    """The SSE body: the role chunk (chat), text chunks, the finish chunk, the usage chunk, ``[DONE]``.
+    """The SSE body: per choice its first chunk, deltas and finish; the usage chunk; ``[DONE]``.
 
     An error after the response started is sent as ``data: {"error": {...}}`` (no ``[DONE]``).
     """
+    outputs: dict[int, GenerateOutput] = {}
     try:
-        if chunks.kind == "chat":
-            yield chunks.chunk(None, role=True)
-        event: TextDelta | GenerateOutput | None = first
-        while event is not None:
+        for choice in choices:
+            started = choice.start()
+            if started:
+                yield started
+        async for i, event in merged(streams):
             if isinstance(event, TextDelta):
-                if event.text:
-                    yield chunks.chunk(event.text)
+                for data in choices[i].delta(event.text, list(event.logprobs)):
+                    yield data
             else:
-                yield chunks.chunk(None if chunks.kind == "chat" else "", _finish_reason(event))
-                if chunks.include_usage:
-                    yield chunks.usage(event)
-                yield b"data: [DONE]\n\n"
-                return
-            event = await anext(rest, None)
-        raise StreamBrokenError("generator stream ended without an output")
+                outputs[i] = event
+                for data in choices[i].finish(event):
+                    yield data
+        if len(outputs) != len(choices):
+            raise StreamBrokenError("generator stream ended without an output")
+        if chunks.include_usage:
+            ordered = [outputs[i] for i in range(len(choices))]
+            yield chunks.usage(usage(ordered, prompt_choices))
+        yield b"data: [DONE]\n\n"
     except AgentError as exc:
         yield b"data: " + json.dumps(agent_error_body(exc)).encode() + b"\n\n"
     finally:
-        await rest.aclose()  # type: ignore[attr-defined]
-
-
-def _fallbacks(request: Request[Any, Any, Any]) -> dict[str, float]:
-    """Model names found unconfigured → when (``time.monotonic()``), for this app."""
-    found: dict[str, float] | None = getattr(request.app.state, "openai_model_fallbacks", None)
-    if found is None:
-        found = {}
-        request.app.state.openai_model_fallbacks = found
-    return found
-
-
-def _asked_model(request: Request[Any, Any, Any], name: str) -> str | None:
-    """The ``model`` to send to the generator: ``name``, or None (default) if it was just refused."""
-    refused_at = _fallbacks(request).get(name)
-    if refused_at is not None and time.monotonic() - refused_at < FALLBACK_TTL_S:
-        return None
-    return name
-
-
-def _fall_back(request: Request[Any, Any, Any], exc: NotFoundError, asked: str | None) -> bool:
-    """Whether ``exc`` refused the model name ``asked`` (then remember it, logging the first time)."""
-    if asked is None or exc.field != "model":
-        return False
-    fallbacks = _fallbacks(request)
-    if asked not in fallbacks:
-        if len(fallbacks) >= _MAX_FALLBACK_NAMES:
-            fallbacks.clear()
-        if asked not in _QUIET_NAMES:
-            log.info("model not configured; the default model answers", model=asked)
-    fallbacks[asked] = time.monotonic()
-    return True
-
-
-async def _served_model(request: Request[Any, Any, Any], orchestrator: Orchestrator) -> str:
-    """The default model's name (asked on the bus once, then refreshed from outputs of the default)."""
-    cached = getattr(request.app.state, "openai_model", None)
-    if cached:
-        return str(cached)
-    for agent in await orchestrator.agents():
-        if agent.name == "generator" and agent.metadata.get("model"):
-            request.app.state.openai_model = agent.metadata["model"]
-            return agent.metadata["model"]
-    return "unknown"
-
-
-async def _complete(
-    kind: Kind,
-    inp: GenerateInput,
-    body: ChatCompletionRequest | CompletionRequest,
-    request: Request[Any, Any, Any],
-    state: State,
-) -> Response[Any]:
-    orchestrator: Orchestrator = state.orchestrator
-    request_id = request_id_of(request)
-    cid = f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{request_id}"
-    created = int(time.time())
-    ctx = call_context(orchestrator, request)
-    asked = _asked_model(request, body.model)
-    inp = inp.model_copy(update={"model": asked})
-    if not body.stream:
-        try:
-            out = await orchestrator.generate(inp, ctx)
-        except NotFoundError as exc:
-            if not _fall_back(request, exc, asked):
-                raise
-            inp = inp.model_copy(update={"model": None})
-            out = await orchestrator.generate(inp, ctx)
-        if inp.model is None:
-            request.app.state.openai_model = out.model
-        return Response(_completion_body(kind, cid, created, out))
-    include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    events = orchestrator.generate_stream(inp, ctx)
-    # Wait for the first event so that refusals (400/429/503/504) are real HTTP statuses.
-    try:
-        first = await events.__anext__()
-    except NotFoundError as exc:
-        if not _fall_back(request, exc, asked):
-            raise
-        inp = inp.model_copy(update={"model": None})
-        events = orchestrator.generate_stream(inp, ctx)
-        first = await events.__anext__()
-    model = inp.model if inp.model is not None else await _served_model(request, orchestrator)
-    chunks = _Chunks(kind, cid, created, model, include_usage=include_usage)
-    return Stream(_sse(chunks, first, events), media_type="text/event-stream", headers=_SSE_HEADERS)
+        for _, rest in streams:
+            await rest.aclose()  # type: ignore[attr-defined]
 
 
 # ----------------------------------------------------------------- routes
@@ -327,7 +251,26 @@ async def chat_completions(
     Errors (OpenAI's shape): 400 invalid or unsupported field (``param`` names it), 429 busy
     (Retry-After), 503 no generator running, 504 deadline passed.
     """
-    return await _complete("chat", _chat_input(data), data, request, state)
+    inp, plan = _chat_input(data)
+    inputs = _choices([inp], data.n or 1)
+    kind: Kind = "chat"
+    orchestrator: Orchestrator = state.orchestrator
+    ctx = call_context(orchestrator, request)
+    cid, created = f"chatcmpl-{request_id_of(request)}", int(time.time())
+    try:
+        if not data.stream:
+            outputs = await generate_all(request, orchestrator, ctx, inputs, data.model)
+            choices = [chat_choice(i, out, plan, bool(data.logprobs)) for i, out in enumerate(outputs)]
+            body = completion_body(kind, cid, created, choices, outputs[0].model, usage(outputs, [0]))
+            return Response(body)
+        streams, model = await start_streams(request, orchestrator, ctx, inputs, data.model)
+    except ContextLengthExceededError as exc:  # OpenAI names the messages, not max_tokens
+        raise ContextLengthExceededError(exc.message, field="messages") from None
+    chunks = Chunks(kind, cid, created, model, include_usage=_include_usage(data))
+    per_choice = [ChatChoiceStream(chunks, i, plan, logprobs=bool(data.logprobs)) for i in range(len(inputs))]
+    return Stream(
+        _sse(chunks, per_choice, streams, [0]), media_type="text/event-stream", headers=_SSE_HEADERS
+    )
 
 
 @post("/completions", status_code=200, summary="OpenAI-compatible text completion (JSON or SSE)")
@@ -338,7 +281,37 @@ async def completions(
 
     Errors as for ``/v1/chat/completions``.
     """
-    return await _complete("text", _completion_input(data), data, request, state)
+    per_prompt = _completion_inputs(data)
+    n = data.n or 1
+    inputs = _choices([inp for inp, _ in per_prompt], n)
+    echoes = [echo for _, echo in per_prompt for _ in range(n)]
+    firsts = list(range(0, len(inputs), n))
+    orchestrator: Orchestrator = state.orchestrator
+    ctx = call_context(orchestrator, request)
+    cid, created = f"cmpl-{request_id_of(request)}", int(time.time())
+    logprobs = data.logprobs is not None
+    try:
+        if not data.stream:
+            outputs = await generate_all(request, orchestrator, ctx, inputs, data.model)
+            choices = [text_choice(i, out, echoes[i], logprobs) for i, out in enumerate(outputs)]
+            body = completion_body("text", cid, created, choices, outputs[0].model, usage(outputs, firsts))
+            return Response(body)
+        streams, model = await start_streams(request, orchestrator, ctx, inputs, data.model)
+    except ContextLengthExceededError as exc:
+        raise ContextLengthExceededError(exc.message, field="prompt") from None
+    chunks = Chunks("text", cid, created, model, include_usage=_include_usage(data))
+    per_choice = [TextChoiceStream(chunks, i, echoes[i], logprobs=logprobs) for i in range(len(inputs))]
+    return Stream(
+        _sse(chunks, per_choice, streams, firsts), media_type="text/event-stream", headers=_SSE_HEADERS
+    )
+
+
+def _input_param(field: str | None, *, single: bool) -> str:
+    """OpenAI's ``param`` for the embedder's ``texts.<i>`` / ``token_ids.<i>``: ``input`` or ``input[i]``."""
+    if not field or single:
+        return "input"
+    _, _, index = field.partition(".")
+    return f"input[{index}]" if index.isdigit() else "input"
 
 
 @post("/embeddings", status_code=200, summary="OpenAI-compatible embeddings (all-MiniLM-L6-v2, 384-d)")
@@ -347,21 +320,37 @@ async def embeddings(
 ) -> dict[str, Any]:
     """Embed ``input`` with the Storage team's ``embedder`` agent (nothing is stored).
 
-    ``usage.prompt_tokens`` counts the embedding model's own tokens (after truncation to 256).
+    ``input``: text(s), or token ids of the embedding model's own WordPiece vocabulary. An input over
+    the model's 256-token window is refused (400 ``context_length_exceeded``, ``param`` ``input[i]``)
+    rather than silently truncated. ``usage.prompt_tokens`` counts the embedding model's tokens.
     Errors: 400 invalid field (empty string, over 256 inputs, ``dimensions`` ≠ 384), 429, 503, 504.
     """
     orchestrator: Orchestrator = state.orchestrator
-    texts = [data.input] if isinstance(data.input, str) else data.input
-    if not texts:
-        raise BadInputError("must hold at least one string", field="input")
-    if len(texts) > MAX_EMBED_TEXTS:
-        raise BadInputError(f"holds {len(texts)} strings, over the limit of {MAX_EMBED_TEXTS}", field="input")
-    payload = EmbedInput(texts=texts).model_dump()
+    raw_input = data.input
+    token_ids: list[list[int]] | None = None
+    texts: list[str] = []
+    if isinstance(raw_input, str):
+        texts = [raw_input]
+    elif raw_input and all(isinstance(t, int) for t in raw_input):
+        token_ids = [list(raw_input)]  # type: ignore[arg-type]
+    elif raw_input and all(isinstance(t, list) for t in raw_input):
+        token_ids = [[int(x) for x in t] for t in raw_input if isinstance(t, list)]
+    else:
+        texts = list(raw_input)  # type: ignore[arg-type]
+    count = len(token_ids) if token_ids is not None else len(texts)
+    if not count:
+        raise BadInputError("must hold at least one input", field="input")
+    if count > MAX_EMBED_TEXTS:
+        raise BadInputError(f"holds {count} inputs, over the limit of {MAX_EMBED_TEXTS}", field="input")
+    payload = EmbedInput(texts=texts, token_ids=token_ids, truncate=False).model_dump(exclude_none=True)
     try:
-        raw = await orchestrator.call("storage", "embedder", payload, call_context(orchestrator, request))
-    except BadInputError as exc:  # the agent names texts.<i>; the client sent input.<i>
-        field = exc.field.replace("texts", "input", 1) if exc.field else "input"
-        raise BadInputError(exc.message, field=field) from None
+        raw = await orchestrator.call_once(
+            "storage", "embedder", payload, call_context(orchestrator, request)
+        )
+    except BadInputError as exc:  # the agent names texts.<i> / token_ids.<i>; the client sent input[<i>]
+        single = isinstance(raw_input, str) or isinstance(raw_input[0], int)
+        field = _input_param(exc.field, single=single)
+        raise type(exc)(exc.message, field=field) from None
     out = EmbedOutput.model_validate(raw)
     if data.dimensions is not None and data.dimensions != out.dim:
         raise BadInputError(f"{out.model} only makes {out.dim}-dimensional vectors", field="dimensions")

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orchestrator._task_store import Priority, TaskRecord
+from orchestrator._task_models import Priority, TaskRecord
 
 __all__ = ("TaskCreateRequest", "TaskCreated", "TaskList", "TaskRecord")
 

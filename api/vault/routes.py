@@ -3,12 +3,19 @@
 Every route runs in the tenant of the ``X-Neurectomy-Tenant`` header (``default`` when absent) and calls
 one Storage agent through the orchestrator. Errors (one mapping, in :mod:`api.errors`): 400 invalid body
 or header (names the field), 404 unknown record/tenant/snapshot, 413 record over ``max_record_bytes`` or
-request over the NATS max payload, 429 busy, 503 no storage agent running, 504 deadline passed.
+request over the NATS max payload, 429 busy, 503 no storage agent running, 504 deadline passed, 507 the
+vault's disk is full (nothing of the call was written; reads keep working).
+
+Writes (upsert, delete, shred) commit before their deadline or never: a 504 means the write did not
+happen, or happened before the deadline and is seen by every read made after the 504. A client retrying
+either way sends the same ``Idempotency-Key`` header: a write the vault already did is answered with its
+first result (the same ids; records without an id get ids derived from the key), never done twice.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from litestar import Request, delete, get, post
@@ -16,6 +23,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from agents.errors import BadInputError, TooLargeError
+from agents.limits import ENVELOPE_RESERVE_BYTES
 from api._request import _TENANT_RE, TENANT_HEADER, call_context, request_id_of
 from api._trace import trace_id_of
 from api.vault.schemas import (
@@ -35,8 +43,8 @@ from api.vault.schemas import (
 from orchestrator import CallContext, Orchestrator
 
 TEAM = "storage"
-ENVELOPE_BYTES = 4096
-"""Room left in a NATS message for headers around a payload, in bytes."""
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY_CHARS = 256
 
 
 async def _call(
@@ -48,17 +56,25 @@ async def _call(
     ctx: CallContext | None = None,
     field: str | None = None,
 ) -> dict[str, Any]:
-    """Call one Storage agent; refuse a payload bigger than a NATS message with 413."""
+    """Call one Storage agent with the request's ``Idempotency-Key``; 413 for a payload over a message."""
     orchestrator: Orchestrator = state.orchestrator
     size = len(json.dumps(payload).encode())
     limit = orchestrator.bus.max_payload
-    if size > limit - ENVELOPE_BYTES:
+    if size > limit - ENVELOPE_RESERVE_BYTES:
         raise TooLargeError(
             f"the request is {size} bytes as JSON on the bus, over the NATS max payload of {limit} "
             "bytes; send fewer records per request",
             field=field,
         )
-    return await orchestrator.call(TEAM, agent, payload, ctx or call_context(orchestrator, request))
+    call_ctx = ctx or call_context(orchestrator, request)
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None:
+        if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_CHARS:
+            raise BadInputError(
+                f"must be 1-{MAX_IDEMPOTENCY_KEY_CHARS} characters, got {len(key)}", field=IDEMPOTENCY_HEADER
+            )
+        call_ctx = replace(call_ctx, idempotency_key=key)
+    return await orchestrator.call_once(TEAM, agent, payload, call_ctx)
 
 
 @post("/v1/vault/records", status_code=200, summary="Store records (batch upsert)")
@@ -150,7 +166,7 @@ async def rotate_keys(
 @get("/v1/vault/stats", summary="Vault counters and cache hit ratio")
 async def stats(request: Request[Any, Any, Any], state: State) -> StatsResponse:
     """Records (the tenant's and all), tombstones, L1 cache hit ratio and bytes, WAL, snapshot generation."""
-    return StatsResponse.model_validate(await _call(state, request, "cache-keeper", {}))
+    return StatsResponse.model_validate(await _call(state, request, "vault-stats", {}))
 
 
 @post("/v1/vault/compact", status_code=200, summary="Compact indexes (drop tombstones)")

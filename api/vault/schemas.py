@@ -1,13 +1,37 @@
 """Request and response bodies of the ΣVAULT routes (``/v1/vault/*``), shared with the Python SDK.
 
+Each body is the Storage agent's wire model (:mod:`agents.storage.wire`) it is passed to or comes from,
+under the HTTP API's name: the fields, their limits and their docs are defined once, there. Two bodies
+add a limit of HTTP's own: a record id travels in a URL path (no ``/``), and one request carries at most
+:data:`MAX_RECORDS_PER_REQUEST` records. Only :class:`SnapshotRequest` is the API's own (the route picks
+the ``op``).
+
 Pure pydantic: importing this module imports neither the web framework nor the vault engine.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 from pydantic import BaseModel, ConfigDict, Field
+
+from agents.storage.wire import (
+    MAX_ID_CHARS,
+    MAX_K,
+    NAME_PATTERN,
+    ArchiveInput,
+    ArchiveOutput,
+    EraseOutput,
+    HitOut,
+    IndexOutput,
+    KeyInput,
+    KeyOutput,
+    RecordOut,
+    RetrieveInput,
+    RetrieveOutput,
+    SnapshotOut,
+    SnapshotOutput,
+    StatsOutput,
+)
+from agents.storage.wire import RecordIn as WireRecordIn
 
 __all__ = (
     "MAX_K",
@@ -30,165 +54,107 @@ __all__ = (
     "UpsertResponse",
 )
 
-MAX_K = 1000
-"""Largest ``k`` of a search (count)."""
 MAX_RECORDS_PER_REQUEST = 4096
 """Most records in one upsert request (the vault's default ``max_batch``; the service may set less)."""
-SNAPSHOT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+SNAPSHOT_NAME_PATTERN = NAME_PATTERN
 """1-64 characters of letters, digits, ``_ . -``, starting with a letter or digit."""
 
-JSONScalar = str | int | float | bool | None
+_IGNORE_UNKNOWN = ConfigDict(extra="ignore")
+"""Response bodies ignore fields they do not know, so a newer server never breaks an older SDK."""
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SearchHit(HitOut):
+    """One hit of ``POST /v1/vault/search``."""
+
+    model_config = _IGNORE_UNKNOWN
 
 
-class RecordIn(_Body):
+class SnapshotInfo(SnapshotOut):
+    """A stored snapshot copy."""
+
+    model_config = _IGNORE_UNKNOWN
+
+
+class RecordIn(WireRecordIn):
     """One record to store (upsert: an existing id is replaced)."""
 
-    id: str | None = Field(default=None, min_length=1, max_length=256, pattern=r"^[^/\x00]+$")
-    """Caller-chosen id (no ``/``, 1-256 characters); generated when absent."""
-    text: str = Field(min_length=1)
-    """Text to store and embed (all-MiniLM-L6-v2, unless ``vector`` is given)."""
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    """JSON object; top-level keys can be filtered on with equality."""
-    vector: list[float] | None = None
-    """Precomputed embedding of the vault's dimension (384); normalised before storing."""
+    id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_CHARS, pattern=r"^[^/\x00]+$")
+    """Caller-chosen id (no ``/``: it travels in URL paths; 1-256 characters); generated when absent."""
 
 
-class UpsertRequest(_Body):
+class UpsertRequest(ArchiveInput):
     """Body of ``POST /v1/vault/records``."""
 
-    records: list[RecordIn] = Field(min_length=1, max_length=MAX_RECORDS_PER_REQUEST)
+    records: list[RecordIn] = Field(min_length=1, max_length=MAX_RECORDS_PER_REQUEST)  # type: ignore[assignment]
 
 
-class UpsertResponse(_Body):
+class UpsertResponse(ArchiveOutput):
     """Ids of the stored records, in input order."""
 
-    ids: list[str]
-    count: int
+    model_config = _IGNORE_UNKNOWN
 
 
-class RecordResponse(_Body):
-    """Body of ``GET /v1/vault/records/{id}``: the decrypted record."""
+class RecordResponse(RecordOut):
+    """Body of ``GET /v1/vault/records/{id}``: the decrypted record (``vector``: ``?with_vector=true``)."""
 
-    id: str
-    tenant: str
-    text: str
-    metadata: dict[str, Any]
-    vector: list[float] | None = None
-    """The stored unit vector, with ``?with_vector=true``."""
+    model_config = _IGNORE_UNKNOWN
 
 
-class SearchRequest(_Body):
+class SearchRequest(RetrieveInput):
     """Body of ``POST /v1/vault/search``: give ``query`` (text) or ``vector``, not both."""
 
-    query: str | None = Field(default=None, min_length=1)
-    vector: list[float] | None = None
-    k: int = Field(default=10, ge=1, le=MAX_K)
-    """Results wanted (count)."""
-    min_score: float | None = Field(default=None, ge=-1.0, le=1.0)
-    """Drop hits with a cosine similarity below this."""
-    filters: dict[str, JSONScalar] = Field(default_factory=dict)
-    """Metadata equality filters (every key present with an equal value; ``true`` never equals ``1``)."""
 
-
-class SearchHit(_Body):
-    """One hit."""
-
-    id: str
-    score: float
-    """Cosine similarity to the query, in [-1, 1]."""
-    text: str
-    metadata: dict[str, Any]
-
-
-class SearchResponse(_Body):
+class SearchResponse(RetrieveOutput):
     """Hits, best first."""
 
-    hits: list[SearchHit]
+    model_config = _IGNORE_UNKNOWN
+
+    hits: list[SearchHit]  # type: ignore[assignment]
 
 
-class DeleteResponse(_Body):
+class DeleteResponse(EraseOutput):
     """What was deleted."""
 
-    deleted: Literal["record", "tenant"]
-    id: str | None = None
-    tenant: str
+    model_config = _IGNORE_UNKNOWN
 
 
-class RotateRequest(_Body):
+class RotateRequest(KeyInput):
     """Body of ``POST /v1/vault/keys/rotate`` (optional)."""
 
-    scope: Literal["kek", "data_key"] = "kek"
-    """``kek``: re-wrap every data key under a new key-encryption key (records are not rewritten);
-    ``data_key``: a new data key for the tenant's new writes."""
 
-
-class RotateResponse(_Body):
+class RotateResponse(KeyOutput):
     """Result of a rotation."""
 
-    scope: Literal["kek", "data_key"]
-    kek_id: str | None = None
-    """Public fingerprint of the new KEK (never the key)."""
-    tenant: str | None = None
-    key_version: int | None = None
+    model_config = _IGNORE_UNKNOWN
 
 
-class IndexResponse(_Body):
+class IndexResponse(IndexOutput):
     """Body of ``POST /v1/vault/compact``."""
 
-    op: Literal["compact", "status"]
-    tenant: str
-    index_kind: str | None
-    records: int
-    tombstones: int
-    tombstones_removed: int
-    snapshot_generation: int
+    model_config = _IGNORE_UNKNOWN
 
 
-class SnapshotRequest(_Body):
-    """Body of ``POST /v1/vault/snapshots`` (optional)."""
+class SnapshotRequest(BaseModel):
+    """Body of ``POST /v1/vault/snapshots`` (optional).
 
-    name: str | None = Field(default=None, pattern=SNAPSHOT_NAME_PATTERN)
+    The route sends the ``snapshotter`` a :class:`~agents.storage.wire.SnapshotInput` with ``op="snapshot"``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str | None = Field(default=None, pattern=NAME_PATTERN)
     """Name of the copy; a UTC timestamp when absent."""
 
 
-class SnapshotInfo(_Body):
-    """A stored snapshot copy."""
-
-    name: str
-    created_at: float
-    """Unix time, in seconds."""
-
-
-class SnapshotResponse(_Body):
+class SnapshotResponse(SnapshotOutput):
     """Result of a snapshot, restore or listing."""
 
-    op: Literal["snapshot", "restore", "list"]
-    name: str | None = None
-    generation: int | None = None
-    snapshots: list[SnapshotInfo] = Field(default_factory=list)
+    model_config = _IGNORE_UNKNOWN
+
+    snapshots: list[SnapshotInfo] = Field(default_factory=list)  # type: ignore[assignment]
 
 
-class StatsResponse(_Body):
+class StatsResponse(StatsOutput):
     """Body of ``GET /v1/vault/stats``: vault counters, seen from the caller's tenant."""
 
-    tenant: str
-    tenant_records: int
-    index_kind: str | None
-    """``flat`` or ``hnsw`` for the tenant; ``None`` before its first write."""
-    tenants: int
-    records: int
-    tombstones: int
-    l1_hits: int
-    l1_misses: int
-    hit_ratio: float
-    """Decrypted-LRU hits / record reads; 0.0 before any read."""
-    l1_bytes: int
-    l1_entries: int
-    wal_entries: int
-    wal_bytes: int
-    snapshot_generation: int
-    gpu: bool
+    model_config = _IGNORE_UNKNOWN

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 import typer
@@ -13,14 +13,17 @@ from rich.console import Console
 from rich.table import Table
 
 from api.generate.schemas import GenerateResponse
+from neurectomy.cli._chat import register as register_chat_commands
 from neurectomy.cli._errors import service_errors
 from neurectomy.cli._keys import keys_app
+from neurectomy.cli._options import ApiKeyOption, UrlOption
 from neurectomy.cli._sigma import register as register_sigma_commands
 from neurectomy.cli._tasks import register as register_task_commands
 from neurectomy.cli._vault import vault_app
 from neurectomy.sdk.client import DEFAULT_URL, Client
-from neurectomy.server.logs import configure_logging
-from neurectomy.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from neurectomy.settings import Settings
 
 app = typer.Typer(
     help="Neurectomy: agent orchestration over NATS with a CPU-native LLM.", no_args_is_help=True
@@ -29,14 +32,16 @@ app.add_typer(vault_app, name="vault")
 app.add_typer(keys_app, name="keys")
 register_sigma_commands(app)
 register_task_commands(app)
+register_chat_commands(app)
 console = Console()
 err_console = Console(stderr=True)
 
-UrlOption = Annotated[str, typer.Option("--url", envvar="NEURECTOMY_URL", help="Base URL of the service.")]
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML settings file.")]
 
 
 def _settings(config: Path | None, **overrides: Any) -> Settings:
+    from neurectomy.settings import load_settings  # server settings: only for serve and agent
+
     try:
         return load_settings(config, **overrides)
     except ValidationError as exc:
@@ -54,6 +59,7 @@ def serve(
     config: ConfigOption = None,
 ) -> None:
     """Start NATS (unless --nats-url), the agents, the orchestrator and the HTTP API."""
+    from neurectomy.server.logs import configure_logging
     from neurectomy.server.runtime import serve as run_serve
 
     base = _settings(config)
@@ -84,6 +90,7 @@ def agent(
     config: ConfigOption = None,
 ) -> None:
     """Run agents in this process, joining an existing NATS server (distributed mode)."""
+    from neurectomy.server.logs import configure_logging
     from neurectomy.server.runtime import run_agents
 
     base = _settings(config)
@@ -102,15 +109,17 @@ def ask(
     max_tokens: Annotated[int, typer.Option(min=1, help="Upper bound on completion tokens.")] = 256,
     temperature: Annotated[float, typer.Option(min=0.0, max=2.0, help="0 is greedy.")] = 0.8,
     chat: Annotated[bool, typer.Option(help="Send the prompt as a user chat message.")] = False,
+    model: Annotated[str | None, typer.Option(help="Model to use (default: the server's).")] = None,
     url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Stream a completion to the terminal, then print the token usage."""
-    kwargs: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
+    kwargs: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature, "model": model}
     if chat:
         kwargs["messages"] = [{"role": "user", "content": prompt}]
     else:
         kwargs["prompt"] = prompt
-    with service_errors(url), Client(url) as client:
+    with service_errors(url), Client(url, api_key=api_key) as client:
         for event in client.stream(**kwargs):
             if isinstance(event, GenerateResponse):
                 sys.stdout.write("\n")
@@ -128,9 +137,9 @@ def ask(
 
 
 @app.command()
-def agents(url: UrlOption = DEFAULT_URL) -> None:
+def agents(url: UrlOption = DEFAULT_URL, api_key: ApiKeyOption = None) -> None:
     """List the agents of the collective: replicas, health, load and what each does."""
-    with service_errors(url), Client(url) as client:
+    with service_errors(url), Client(url, api_key=api_key) as client:
         rows = client.agents()
     table = Table(title=f"Agents at {url}")
     for column in ("team", "agent", "replicas", "health", "load", "in flight", "queued", "requests"):

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from neurectomy.sdk.errors import NeurectomyError
 
@@ -16,8 +17,9 @@ err_console = Console(stderr=True)
 
 
 def fail(message: str) -> typer.Exit:
-    """Print ``message`` in red on stderr; return the exit (code 1) to raise."""
-    err_console.print(f"[red]{message}[/red]")
+    """Print ``message`` in red on stderr, as one line; return the exit (code 1) to raise."""
+    line = " ".join(message.split())
+    err_console.print(f"[red]{escape(line)}[/red]", soft_wrap=True)
     return typer.Exit(1)
 
 

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from neurectomy.server.keys import KEYS_FILE_NAME, KeyStore, KeyStoreError
-from neurectomy.settings import load_settings
+if TYPE_CHECKING:
+    from neurectomy.server.keys import KeyStore
+
 
 __all__ = ("keys_app",)
 
@@ -28,6 +29,9 @@ ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML settin
 
 
 def _store(config: Path | None) -> KeyStore:
+    from neurectomy.server.keys import KEYS_FILE_NAME, KeyStore  # server code: only for these commands
+    from neurectomy.settings import load_settings
+
     try:
         settings = load_settings(config)
     except ValidationError as exc:
@@ -48,6 +52,8 @@ def create(
     config: ConfigOption = None,
 ) -> None:
     """Create a key and print its token once (only a SHA-256 digest of it is stored)."""
+    from neurectomy.server.keys import KeyStoreError
+
     try:
         created = _store(config).create(tenant, scope, name=name)
     except KeyStoreError as exc:
@@ -66,6 +72,8 @@ def revoke(
     config: ConfigOption = None,
 ) -> None:
     """Revoke a key: requests with it get 401 from then on."""
+    from neurectomy.server.keys import KeyStoreError
+
     try:
         key = _store(config).revoke(key_id)
     except KeyStoreError as exc:

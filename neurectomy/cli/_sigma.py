@@ -32,9 +32,9 @@ from rich.table import Table
 
 from api.sigma.schemas import SigmaCompressionReport
 from neurectomy.cli._errors import fail
+from neurectomy.cli._options import ApiKeyOption, UrlOption
 from neurectomy.sdk.client import DEFAULT_URL, Client
 from neurectomy.sdk.errors import NeurectomyError
-from sigmalang.frame import MAGIC as FRAME_MAGIC
 
 __all__ = ("DEFAULT_BLOCK_BYTES", "FILE_MAGIC", "FILE_VERSION", "register")
 
@@ -47,7 +47,6 @@ DEFAULT_BLOCK_BYTES = 4 * 1024 * 1024
 _LENGTH = struct.Struct("<I")
 
 err_console = Console(stderr=True)
-UrlOption = Annotated[str, typer.Option("--url", envvar="NEURECTOMY_URL", help="Base URL of the service.")]
 OutOption = Annotated[Path | None, typer.Option("-o", "--output", help="Output file.")]
 
 
@@ -118,6 +117,7 @@ def compress(
         int, typer.Option(min=1024, max=6_000_000, help="Bytes per frame.")
     ] = DEFAULT_BLOCK_BYTES,
     url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Compress FILE into a ΣLANG file (FILE.sigma) through the service; print the report."""
     out = output or file.with_name(file.name + ".sigma")
@@ -136,7 +136,7 @@ def compress(
             yield _LENGTH.pack(len(result.frame)) + result.frame
 
     try:
-        with Client(url) as client, _progress(total) as progress:
+        with Client(url, api_key=api_key) as client, _progress(total) as progress:
             _write_atomically(out, frames(client, progress))
     except NeurectomyError as exc:
         raise fail(str(exc)) from None
@@ -146,6 +146,8 @@ def compress(
 
 
 def _read_frames(path: Path) -> Iterator[bytes]:
+    from sigmalang.frame import MAGIC as FRAME_MAGIC  # the engine loads only for this local command
+
     with path.open("rb") as f:
         head = f.read(len(FILE_MAGIC) + 1)
         if head.startswith(FRAME_MAGIC):
@@ -169,6 +171,7 @@ def decompress(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="ΣLANG file.")],
     output: OutOption = None,
     url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Decompress a ΣLANG file (or a bare frame) through the service, byte for byte."""
     out = output or (file.with_suffix("") if file.suffix == ".sigma" else file.with_name(file.name + ".out"))
@@ -189,7 +192,7 @@ def decompress(
             yield result.data
 
     try:
-        with Client(url) as client, _progress(total) as progress:
+        with Client(url, api_key=api_key) as client, _progress(total) as progress:
             _write_atomically(out, blocks(client, progress))
     except NeurectomyError as exc:
         raise fail(str(exc)) from None

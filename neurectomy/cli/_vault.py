@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from neurectomy.cli._errors import fail
+from neurectomy.cli._options import ApiKeyOption, UrlOption
 from neurectomy.sdk.client import DEFAULT_URL, Client
 from neurectomy.sdk.errors import NeurectomyError
 
@@ -29,7 +30,6 @@ vault_app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-UrlOption = Annotated[str, typer.Option("--url", envvar="NEURECTOMY_URL", help="Base URL of the service.")]
 TenantOption = Annotated[
     str | None,
     typer.Option(
@@ -95,11 +95,12 @@ def add(
     batch_size: Annotated[int, typer.Option(min=1, max=4096, help="Records per request.")] = 256,
     tenant: TenantOption = None,
     url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Store a text, or every record of a JSONL/text file (batched, with a progress bar)."""
     path = Path(source)
     try:
-        with Client(url) as client:
+        with Client(url, api_key=api_key) as client:
             resource = client.vault.with_tenant(tenant) if tenant else client.vault
             if not path.is_file():
                 meta = json.loads(metadata) if metadata else {}
@@ -156,11 +157,12 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
     tenant: TenantOption = None,
     url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Print the records nearest to QUERY, best first."""
     where = dict(_filter(f) for f in filters or [])
     try:
-        with Client(url) as client:
+        with Client(url, api_key=api_key) as client:
             hits = client.vault.search(query, k=k, filters=where, min_score=min_score, tenant=tenant)
     except NeurectomyError as exc:
         raise fail(str(exc)) from None
@@ -185,10 +187,11 @@ def remove(
     record_id: Annotated[str, typer.Argument(help="Id of the record to delete.")],
     tenant: TenantOption = None,
     url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Delete one record."""
     try:
-        with Client(url) as client:
+        with Client(url, api_key=api_key) as client:
             client.vault.delete(record_id, tenant=tenant)
     except NeurectomyError as exc:
         raise fail(str(exc)) from None
@@ -198,10 +201,10 @@ def remove(
 
 
 @vault_app.command()
-def stats(tenant: TenantOption = None, url: UrlOption = DEFAULT_URL) -> None:
+def stats(tenant: TenantOption = None, url: UrlOption = DEFAULT_URL, api_key: ApiKeyOption = None) -> None:
     """Print the vault's counters (records, tombstones, cache hit ratio, WAL)."""
     try:
-        with Client(url) as client:
+        with Client(url, api_key=api_key) as client:
             body = client.vault.stats(tenant=tenant)
     except NeurectomyError as exc:
         raise fail(str(exc)) from None

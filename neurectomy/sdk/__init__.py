@@ -17,7 +17,9 @@ from neurectomy.sdk._sigma import AsyncSigmaResource, CompressResult, Decompress
 from neurectomy.sdk._vault import AsyncVaultResource, VaultResource
 from neurectomy.sdk.client import DEFAULT_URL, AsyncClient, Client, StreamEvent
 from neurectomy.sdk.errors import (
+    APIConnectionError,
     APIError,
+    APITimeoutError,
     AuthenticationError,
     BadRequestError,
     BusyError,
@@ -31,6 +33,8 @@ from neurectomy.sdk.errors import (
 )
 
 __all__ = (
+    "APIConnectionError",
+    "APITimeoutError",
     "DEFAULT_URL",
     "APIError",
     "AgentsResource",

@@ -40,8 +40,11 @@ from neurectomy.sdk._collective import (
     TasksResource,
 )
 from neurectomy.sdk._sigma import AsyncSigmaResource, SigmaResource
+from neurectomy.sdk._transport import DEFAULT_URL as DEFAULT_URL
+from neurectomy.sdk._transport import default_api_key, default_base_url, transport_errors
 from neurectomy.sdk._vault import AsyncVaultResource, VaultResource
 from neurectomy.sdk.errors import (
+    APIConnectionError,
     APIError,
     BadRequestError,
     BusyError,
@@ -50,14 +53,25 @@ from neurectomy.sdk.errors import (
     api_error,
 )
 
-DEFAULT_URL = "http://127.0.0.1:8420"
 _IDEMPOTENT = frozenset({"GET", "HEAD", "DELETE"})
 RETRY_ATTEMPTS = 4
-"""Tries of an idempotent request that meets 429 or 503 (the first included)."""
+"""Tries of an idempotent request that meets 429 or 503 (the first included) by default."""
+DEFAULT_MAX_RETRIES = RETRY_ATTEMPTS - 1
+Timeout = float | None
+"""A per-call timeout in seconds (``None``: the client's ``timeout_s``)."""
+
+
+def _connect_failed(exc: BaseException) -> bool:
+    """A connection that was never made: nothing was sent, so any request can be tried again."""
+    return isinstance(exc, APIConnectionError) and isinstance(exc.__cause__, httpx.ConnectError)
 
 
 def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, BusyError | UnavailableError)
+    return isinstance(exc, BusyError | UnavailableError) or _connect_failed(exc)
+
+
+def _timeout(timeout: Timeout) -> Any:
+    return httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
 
 
 def _wait(state: RetryCallState) -> float:
@@ -68,19 +82,19 @@ def _wait(state: RetryCallState) -> float:
     return min(float(hinted), 10.0) if hinted else backoff
 
 
-def _retrying() -> Retrying:
+def _retrying(max_retries: int, retryable: Any = _retryable) -> Retrying:
     return Retrying(
-        retry=retry_if_exception(_retryable),
-        stop=stop_after_attempt(RETRY_ATTEMPTS),
+        retry=retry_if_exception(retryable),
+        stop=stop_after_attempt(max_retries + 1),
         wait=_wait,
         reraise=True,
     )
 
 
-def _async_retrying() -> AsyncRetrying:
+def _async_retrying(max_retries: int, retryable: Any = _retryable) -> AsyncRetrying:
     return AsyncRetrying(
-        retry=retry_if_exception(_retryable),
-        stop=stop_after_attempt(RETRY_ATTEMPTS),
+        retry=retry_if_exception(retryable),
+        stop=stop_after_attempt(max_retries + 1),
         wait=_wait,
         reraise=True,
     )
@@ -146,20 +160,43 @@ def _event(sse: ServerSentEvent) -> StreamEvent | None:
     return None
 
 
+def _http_args(base_url: str | None, timeout_s: float, api_key: str | None) -> dict[str, Any]:
+    key = api_key if api_key is not None else default_api_key()
+    return {
+        "base_url": base_url or default_base_url(),
+        "timeout": timeout_s,
+        "headers": {"Authorization": f"Bearer {key}"} if key else {},
+    }
+
+
 class Client:
     """Synchronous client.
 
     Args:
-        base_url: Where the service listens.
-        timeout_s: Default timeout of a whole request, in seconds.
-        api_key: Sent as a bearer token when set.
+        base_url: Where the service listens (default: ``$NEURECTOMY_BASE_URL``, else
+            ``http://127.0.0.1:8420``).
+        timeout_s: Default timeout of a whole request, in seconds (each call can pass ``timeout``).
+        api_key: Sent as a bearer token (default: ``$NEURECTOMY_API_KEY``; none when unset).
+        max_retries: Extra tries of a request whose connection could not be made (any method) or of
+            an idempotent one (GET, HEAD, DELETE) answered 429 or 503, honouring ``Retry-After``.
+        transport: An httpx transport (e.g. ``httpx.ASGITransport`` or ``httpx.MockTransport`` in tests).
+    Raises (from every call):
+        APIError: The server answered with an error status (typed by status, see :mod:`.errors`).
+        APIConnectionError: No answer (refused, reset, DNS, ...); APITimeoutError: none in time.
     """
 
     def __init__(
-        self, base_url: str = DEFAULT_URL, *, timeout_s: float = 120.0, api_key: str | None = None
+        self,
+        base_url: str | None = None,
+        *,
+        timeout_s: float = 120.0,
+        api_key: str | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(base_url=base_url, timeout=timeout_s, headers=headers)
+        self.max_retries = max_retries
+        self._http = httpx.Client(transport=transport, **_http_args(base_url, timeout_s, api_key))
+        self.base_url = str(self._http.base_url).rstrip("/")
         self.sigma = SigmaResource(self._send)
         self.vault = VaultResource(self._send)
         """ΣVAULT: records, search, shredding, keys, stats (see :class:`VaultResource`)."""
@@ -178,7 +215,7 @@ class Client:
     @contextmanager
     def _open_events(self, method: str, path: str, **kwargs: Any) -> Iterator[EventSource]:
         """Open a server-sent event stream; raise the typed :class:`APIError` for an error status."""
-        with connect_sse(self._http, method, path, **kwargs) as source:
+        with transport_errors(self.base_url), connect_sse(self._http, method, path, **kwargs) as source:
             if source.response.status_code >= 400:
                 raise _error(source.response, source.response.read())
             yield source
@@ -186,37 +223,43 @@ class Client:
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send a request; raise the typed :class:`APIError` for an error status.
 
-        Idempotent methods (GET, HEAD, DELETE) are retried on 429 and 503, honouring ``Retry-After``.
+        Retried (at most ``max_retries`` times) when the connection could not be made, and for
+        idempotent methods (GET, HEAD, DELETE) on 429 and 503, honouring ``Retry-After``.
         """
-        if method.upper() not in _IDEMPOTENT:
-            return self._check(self._http.request(method, path, **kwargs))
-        for attempt in _retrying():
-            with attempt:
+        retryable = _retryable if method.upper() in _IDEMPOTENT else _connect_failed
+        for attempt in _retrying(self.max_retries, retryable):
+            with attempt, transport_errors(self.base_url):
                 return self._check(self._http.request(method, path, **kwargs))
         raise AssertionError("unreachable")  # pragma: no cover - tenacity re-raises the last error
 
-    def models(self) -> list[ModelObject]:
+    def models(self, *, timeout: Timeout = None) -> list[ModelObject]:
         """The served models with their status (``GET /v1/models``).
 
         Generation models in configuration order, then the embedding model; pass an ``id`` as
         ``model=`` to :meth:`generate` or :meth:`stream`.
         """
-        return ModelList.model_validate_json(self._send("GET", "/v1/models").content).data
+        response = self._send("GET", "/v1/models", timeout=_timeout(timeout))
+        return ModelList.model_validate_json(response.content).data
 
     def generate(
         self,
         prompt: str | None = None,
         *,
         messages: Sequence[ChatMessage | dict[str, str]] | None = None,
+        timeout: Timeout = None,
         **options: Any,
     ) -> GenerateResponse:
         """Generate a completion; ``options`` are the :class:`api.generate.schemas.GenerateRequest` fields.
 
+        ``timeout`` (seconds) bounds this call on the client side; ``timeout_s`` is the server's deadline.
+
         Raises:
             BadRequestError: The arguments are invalid (checked before sending, or by the server).
             APIError: 429, 503, 504, ... from the server.
+            APIConnectionError: No answer (APITimeoutError: none within the timeout).
         """
-        response = self._check(self._http.post("/v1/generate", json=_body(prompt, messages, False, options)))
+        body = _body(prompt, messages, False, options)
+        response = self._send("POST", "/v1/generate", json=body, timeout=_timeout(timeout))
         return GenerateResponse.model_validate_json(response.content)
 
     def stream(
@@ -224,6 +267,7 @@ class Client:
         prompt: str | None = None,
         *,
         messages: Sequence[ChatMessage | dict[str, str]] | None = None,
+        timeout: Timeout = None,
         **options: Any,
     ) -> Iterator[StreamEvent]:
         """Stream a completion: :class:`TokenEvent` items, then one :class:`GenerateResponse`.
@@ -235,9 +279,7 @@ class Client:
             StreamError: The stream ended with an error event.
         """
         body = _body(prompt, messages, True, options)
-        with connect_sse(self._http, "POST", "/v1/generate", json=body) as source:
-            if source.response.status_code >= 400:
-                raise _error(source.response, source.response.read())
+        with self._open_events("POST", "/v1/generate", json=body, timeout=_timeout(timeout)) as source:
             for sse in source.iter_sse():
                 event = _event(sse)
                 if event is not None:
@@ -249,17 +291,19 @@ class Client:
         """Answer a conversation with the model's chat template (see :meth:`generate` for ``options``)."""
         return self.generate(messages=messages, **options)
 
-    def embeddings(self, texts: str | Sequence[str]) -> list[list[float]]:
+    def embeddings(self, texts: str | Sequence[str], *, timeout: Timeout = None) -> list[list[float]]:
         """Sentence embeddings (all-MiniLM-L6-v2): one unit-length vector of 384 floats per text, in order.
 
         Raises:
             BadRequestError: No text, an empty text, or more than 256 texts.
         """
-        return _vectors(self._send("POST", "/v1/embeddings", json=_embedding_body(texts)).json())
+        body = _embedding_body(texts)
+        return _vectors(self._send("POST", "/v1/embeddings", json=body, timeout=_timeout(timeout)).json())
 
-    def health(self) -> Health:
+    def health(self, *, timeout: Timeout = None) -> Health:
         """Service health (also when degraded: no exception for 503 here)."""
-        return Health.model_validate_json(self._http.get("/health").content)
+        with transport_errors(self.base_url):
+            return Health.model_validate_json(self._http.get("/health", timeout=_timeout(timeout)).content)
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -273,13 +317,20 @@ class Client:
 
 
 class AsyncClient:
-    """Asynchronous client (same methods as :class:`Client`, awaitable)."""
+    """Asynchronous client (same methods and arguments as :class:`Client`, awaitable)."""
 
     def __init__(
-        self, base_url: str = DEFAULT_URL, *, timeout_s: float = 120.0, api_key: str | None = None
+        self,
+        base_url: str | None = None,
+        *,
+        timeout_s: float = 120.0,
+        api_key: str | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s, headers=headers)
+        self.max_retries = max_retries
+        self._http = httpx.AsyncClient(transport=transport, **_http_args(base_url, timeout_s, api_key))
+        self.base_url = str(self._http.base_url).rstrip("/")
         self.sigma = AsyncSigmaResource(self._send)
         self.vault = AsyncVaultResource(self._send)
         """ΣVAULT calls (see :class:`AsyncVaultResource`)."""
@@ -298,35 +349,36 @@ class AsyncClient:
     @asynccontextmanager
     async def _open_events(self, method: str, path: str, **kwargs: Any) -> AsyncIterator[EventSource]:
         """See :meth:`Client._open_events`."""
-        async with aconnect_sse(self._http, method, path, **kwargs) as source:
-            if source.response.status_code >= 400:
-                raise _error(source.response, await source.response.aread())
-            yield source
+        with transport_errors(self.base_url):
+            async with aconnect_sse(self._http, method, path, **kwargs) as source:
+                if source.response.status_code >= 400:
+                    raise _error(source.response, await source.response.aread())
+                yield source
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """See :meth:`Client._send` (same retries)."""
-        if method.upper() not in _IDEMPOTENT:
-            return await self._check(await self._http.request(method, path, **kwargs))
-        async for attempt in _async_retrying():
-            with attempt:
+        retryable = _retryable if method.upper() in _IDEMPOTENT else _connect_failed
+        async for attempt in _async_retrying(self.max_retries, retryable):
+            with attempt, transport_errors(self.base_url):
                 return await self._check(await self._http.request(method, path, **kwargs))
         raise AssertionError("unreachable")  # pragma: no cover - tenacity re-raises the last error
 
-    async def models(self) -> list[ModelObject]:
+    async def models(self, *, timeout: Timeout = None) -> list[ModelObject]:  # noqa: ASYNC109 - a per-call client timeout
         """See :meth:`Client.models`."""
-        return ModelList.model_validate_json((await self._send("GET", "/v1/models")).content).data
+        response = await self._send("GET", "/v1/models", timeout=_timeout(timeout))
+        return ModelList.model_validate_json(response.content).data
 
     async def generate(
         self,
         prompt: str | None = None,
         *,
         messages: Sequence[ChatMessage | dict[str, str]] | None = None,
+        timeout: Timeout = None,  # noqa: ASYNC109 - a per-call client timeout
         **options: Any,
     ) -> GenerateResponse:
         """See :meth:`Client.generate`."""
-        response = await self._check(
-            await self._http.post("/v1/generate", json=_body(prompt, messages, False, options))
-        )
+        body = _body(prompt, messages, False, options)
+        response = await self._send("POST", "/v1/generate", json=body, timeout=_timeout(timeout))
         return GenerateResponse.model_validate_json(response.content)
 
     async def stream(
@@ -334,13 +386,12 @@ class AsyncClient:
         prompt: str | None = None,
         *,
         messages: Sequence[ChatMessage | dict[str, str]] | None = None,
+        timeout: Timeout = None,  # noqa: ASYNC109 - a per-call client timeout
         **options: Any,
     ) -> AsyncIterator[StreamEvent]:
         """See :meth:`Client.stream`."""
         body = _body(prompt, messages, True, options)
-        async with aconnect_sse(self._http, "POST", "/v1/generate", json=body) as source:
-            if source.response.status_code >= 400:
-                raise _error(source.response, await source.response.aread())
+        async with self._open_events("POST", "/v1/generate", json=body, timeout=_timeout(timeout)) as source:
             async for sse in source.aiter_sse():
                 event = _event(sse)
                 if event is not None:
@@ -354,13 +405,17 @@ class AsyncClient:
         """See :meth:`Client.chat`."""
         return await self.generate(messages=messages, **options)
 
-    async def embeddings(self, texts: str | Sequence[str]) -> list[list[float]]:
+    async def embeddings(self, texts: str | Sequence[str], *, timeout: Timeout = None) -> list[list[float]]:  # noqa: ASYNC109 - a per-call client timeout
         """See :meth:`Client.embeddings`."""
-        return _vectors((await self._send("POST", "/v1/embeddings", json=_embedding_body(texts))).json())
+        body = _embedding_body(texts)
+        response = await self._send("POST", "/v1/embeddings", json=body, timeout=_timeout(timeout))
+        return _vectors(response.json())
 
-    async def health(self) -> Health:
+    async def health(self, *, timeout: Timeout = None) -> Health:  # noqa: ASYNC109 - a per-call client timeout
         """See :meth:`Client.health`."""
-        return Health.model_validate_json((await self._http.get("/health")).content)
+        with transport_errors(self.base_url):
+            response = await self._http.get("/health", timeout=_timeout(timeout))
+        return Health.model_validate_json(response.content)
 
     async def aclose(self) -> None:
         """Close the connection pool."""

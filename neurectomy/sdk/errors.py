@@ -12,7 +12,9 @@
     │   ├── BusyError(APIError)                      429: queue full, retry after ``retry_after_s``
     │   ├── UnavailableError(APIError)               503: no agent can serve the request
     │   └── DeadlineError(APIError, TimeoutError)    504: the request's deadline passed
-    └── StreamError                       an ``error`` event arrived in the middle of a stream
+    ├── StreamError                       an ``error`` event arrived in the middle of a stream
+    └── APIConnectionError(NeurectomyError, ConnectionError)  no answer: refused, reset, DNS, TLS, ...
+        └── APITimeoutError(APIConnectionError, TimeoutError) no answer within the client's timeout
 
 This module is a leaf: it imports nothing from the project.
 """
@@ -99,6 +101,27 @@ class StreamError(NeurectomyError):
         self.code = code
         self.message = message
         super().__init__(f"{code}: {message}")
+
+
+class APIConnectionError(NeurectomyError, ConnectionError):
+    """The server could not be reached or dropped the connection (no HTTP answer).
+
+    Attributes:
+        url: The URL of the request.
+        reason: What the transport reported.
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"cannot reach {url}: {reason}")
+
+
+class APITimeoutError(APIConnectionError, TimeoutError):
+    """No answer within the client's timeout (``timeout_s``, or the call's ``timeout``)."""
+
+    def __init__(self, url: str, reason: str = "timed out") -> None:
+        super().__init__(url, reason)
 
 
 _BY_STATUS: dict[int, type[APIError]] = {

@@ -28,6 +28,8 @@ import anyio.abc
 import anyio.to_thread
 import structlog
 
+from agents.limits import NATS_MAX_PAYLOAD_BYTES
+
 log = structlog.get_logger("neurectomy.nats")
 
 _LISTENING = re.compile(r"Listening for client connections on (\S+):(\d+)")
@@ -83,7 +85,7 @@ class EmbeddedNats:
         port: int | None = None,
         startup_timeout_s: float = 15.0,
         stop_timeout_s: float = 5.0,
-        max_payload_bytes: int = 8 * 1024 * 1024,
+        max_payload_bytes: int = NATS_MAX_PAYLOAD_BYTES,
     ) -> None:
         self.store_dir = store_dir
         self.host = host

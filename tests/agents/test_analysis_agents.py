@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 import agents.analysis as analysis
-from agents import AgentRunner, BadInputError, Bus, TooLargeError
+from agents import BadInputError, Bus, TooLargeError
 from agents.analysis import (
     ANALYSIS_AGENTS,
     MAX_ENTITY_TEXT_CHARS,
@@ -25,7 +25,8 @@ from agents.analysis import (
 )
 from agents.collective import spec_of
 from bridges.vault import VaultBridge
-from orchestrator import Orchestrator
+from orchestrator import Orchestrator, testing
+from orchestrator.testing import running
 from vault import MiniLMEmbedder, Vault, VaultConfig
 
 pytestmark = pytest.mark.anyio
@@ -43,25 +44,22 @@ def embedder() -> MiniLMEmbedder:
 def team(bus: Bus, embedder: MiniLMEmbedder) -> Team:
     """All eight analysis agents (one shared limiter, MiniLM without a vault) for an ``async with`` block."""
 
-    @asynccontextmanager
-    async def run() -> AsyncIterator[Orchestrator]:
+    def run() -> AbstractAsyncContextManager[Orchestrator]:
         limiter = anyio.CapacityLimiter(2)
-        async with anyio.create_task_group() as tg:
-            for cls in ANALYSIS_AGENTS:
-                agent = (
-                    SimilarityAgent(MiniLMEmbedding(embedder), limiter=limiter)
-                    if cls is SimilarityAgent
-                    else cls(limiter=limiter)
-                )
-                await tg.start(AgentRunner(bus, agent, concurrency=2).run)
-            yield Orchestrator(bus)
-            tg.cancel_scope.cancel()
+        agents = [
+            SimilarityAgent(MiniLMEmbedding(embedder), limiter=limiter)
+            if cls is SimilarityAgent
+            else cls(limiter=limiter)
+            for cls in ANALYSIS_AGENTS
+        ]
+        return running(bus, agents, concurrency=2)
 
     return run
 
 
 async def call(orch: Orchestrator, agent: str, payload: dict[str, Any]) -> dict[str, Any]:
-    return await orch.call("analysis", agent, payload, orch.context(timeout_s=60))
+    """One call with a deadline that a busy CPU meets (MiniLM, radon, YAKE)."""
+    return await testing.call(orch, agent, payload, timeout_s=60)
 
 
 async def refused(orch: Orchestrator, agent: str, payload: dict[str, Any]) -> BadInputError:
@@ -253,10 +251,8 @@ async def test_similarity_shares_the_storage_teams_vault_bridge(
     vault = Vault(tmp_path / "vault", config=config, embedder=embedder)
     try:
         bridge = VaultBridge(vault, config, timeout_s=30)
-        async with anyio.create_task_group() as tg:
-            await tg.start(AgentRunner(bus, SimilarityAgent(bridge)).run)
-            out = await call(Orchestrator(bus), "similarity", {"text": "a kitten", "other": "a young cat"})
-            tg.cancel_scope.cancel()
+        async with running(bus, [SimilarityAgent(bridge)]) as orch:
+            out = await call(orch, "similarity", {"text": "a kitten", "other": "a young cat"})
     finally:
         vault.close()
     assert out["cosine"] > 0.5 and bridge.metrics.op("embed").calls == 1

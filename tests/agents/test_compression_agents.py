@@ -14,10 +14,11 @@ from typing import Any
 import anyio
 import pytest
 
-from agents import AgentRunner, BadInputError, Bus, NotFoundError, TooLargeError
+from agents import BadInputError, Bus, NotFoundError, TooLargeError
 from agents.compression import COMPRESSION_AGENTS, MAX_DATA_BYTES
 from bridges.sigma import SigmaBridge, approx_tokens
-from orchestrator import Orchestrator
+from orchestrator import Orchestrator, testing
+from orchestrator.testing import running
 from ryot import RyotEngine
 from sigmalang import DictionaryRegistry, DiskRSUStore, SigmaCodec, compress
 
@@ -50,12 +51,9 @@ def team(bus: Bus, engine: RyotEngine, tmp_path: Path) -> Team:
         counter = (lambda text: len(engine.tokenize(text))) if count_tokens else None
         async with (
             SigmaBridge(codec, count_tokens=counter, exact_tokens_max_bytes=64 * 1024) as bridge,
-            anyio.create_task_group() as tg,
+            running(bus, [cls(bridge) for cls in COMPRESSION_AGENTS]) as orchestrator,
         ):
-            for cls in COMPRESSION_AGENTS:
-                await tg.start(AgentRunner(bus, cls(bridge)).run)
-            yield Orchestrator(bus), bridge
-            tg.cancel_scope.cancel()
+            yield orchestrator, bridge
 
     return run
 
@@ -63,7 +61,8 @@ def team(bus: Bus, engine: RyotEngine, tmp_path: Path) -> Team:
 async def call(
     orchestrator: Orchestrator, agent: str, payload: dict[str, Any], tenant: str = "default"
 ) -> dict[str, Any]:
-    return await orchestrator.call("compression", agent, payload, orchestrator.context(tenant=tenant))
+    """One call in ``tenant``."""
+    return await testing.call(orchestrator, agent, payload, tenant=tenant)
 
 
 async def test_compressor_and_decompressor_round_trip_with_dedup_and_ryot_tokens(

@@ -3,8 +3,8 @@ orchestrator. Completions stay short (a few tokens) so the file runs quickly on 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any
 
 import anyio
@@ -12,7 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 import agents.inference as inference
-from agents import AgentRunner, BadInputError, Bus, TooLargeError
+from agents import BadInputError, Bus, TooLargeError
 from agents.inference import INFERENCE_AGENTS, check_python, extract_code, labels_grammar, trim_summary
 from agents.protocol import Chunk
 from bridges import RyotBridge
@@ -20,6 +20,7 @@ from neurectomy.server.teams import start_inference
 from neurectomy.settings import Settings
 from orchestrator import Orchestrator
 from orchestrator._dispatch import call_agent
+from orchestrator.testing import call, running
 from ryot import RyotEngine
 
 pytestmark = pytest.mark.anyio
@@ -41,20 +42,11 @@ PERSON_SCHEMA = {
 def team(bus: Bus, engine: RyotEngine) -> Team:
     """All eight inference agents on one bridge over the session's engine, for an ``async with`` block."""
 
-    @asynccontextmanager
-    async def run() -> AsyncIterator[Orchestrator]:
+    def run() -> AbstractAsyncContextManager[Orchestrator]:
         bridge = RyotBridge(engine)  # not closed here: the engine belongs to the session
-        async with anyio.create_task_group() as tg:
-            for cls in INFERENCE_AGENTS:
-                await tg.start(AgentRunner(bus, cls(bridge)).run)
-            yield Orchestrator(bus)
-            tg.cancel_scope.cancel()
+        return running(bus, [cls(bridge) for cls in INFERENCE_AGENTS])
 
     return run
-
-
-async def call(orchestrator: Orchestrator, agent: str, payload: dict[str, Any]) -> dict[str, Any]:
-    return await orchestrator.call("inference", agent, payload, orchestrator.context())
 
 
 def test_roster_order_and_declared_shapes() -> None:

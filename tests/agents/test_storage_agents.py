@@ -6,24 +6,32 @@ NATS header of the call.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from pydantic import BaseModel
 
-from agents import AgentRunner, BadInputError, Bus, NotFoundError, TooLargeError
+from agents import AgentRunner, BadInputError, Bus, Call, DeadlineExceededError, NotFoundError, TooLargeError
+from agents.collective import spec_of
+from agents.limits import ENVELOPE_RESERVE_BYTES
 from agents.storage import (
     STORAGE_AGENT_NAMES,
+    ArchivistAgent,
     EmbedderAgent,
     RetrieverAgent,
+    StorageAgent,
     storage_agents,
     vault_error,
 )
 from bridges.vault import VaultBridge
-from orchestrator import Orchestrator
+from orchestrator import Orchestrator, OrchestratorConfig, testing
+from orchestrator.testing import running
 from vault import IntegrityError, MiniLMEmbedder, RecordTooLargeError, Vault, VaultConfig
+from vault._private.wal import OP_PUT, scan_wal, wal_generations, wal_path
 
 pytestmark = pytest.mark.anyio
 
@@ -46,8 +54,10 @@ def embedder() -> MiniLMEmbedder:
 
 
 @pytest.fixture(autouse=True)
-def _no_kek_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_kek_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No KEK from the environment; per-vault key files under a private config dir (never ~/.config)."""
     monkeypatch.delenv("NEURECTOMY_VAULT_KEK", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
 
 
 @pytest.fixture
@@ -66,17 +76,15 @@ async def bus(nats_server: Any) -> AsyncIterator[Bus]:
 @pytest.fixture
 async def team(bus: Bus, bridge: VaultBridge, tmp_path: Path) -> AsyncIterator[Orchestrator]:
     """All eight agents running; yields an orchestrator to call them."""
-    async with anyio.create_task_group() as tg:
-        for agent in storage_agents(bridge, snapshot_dir=tmp_path / "snapshots"):
-            await tg.start(AgentRunner(bus, agent).run)
-        yield Orchestrator(bus)
-        tg.cancel_scope.cancel()
+    async with running(bus, storage_agents(bridge, snapshot_dir=tmp_path / "snapshots")) as orch:
+        yield orch
 
 
 async def call(
     orch: Orchestrator, agent: str, payload: dict[str, Any], tenant: str = "acme"
 ) -> dict[str, Any]:
-    return await orch.call("storage", agent, payload, orch.context(tenant=tenant))
+    """One call in the tenant these tests use (``acme`` unless said)."""
+    return await testing.call(orch, agent, payload, tenant=tenant)
 
 
 async def load_docs(orch: Orchestrator, tenant: str = "acme") -> None:
@@ -177,7 +185,8 @@ async def test_eraser_deletes_records_and_shreds_the_callers_tenant(
 
 async def test_key_warden_rotates_kek_and_data_key(team: Orchestrator, bridge: VaultBridge) -> None:
     await load_docs(team)
-    kek_file = bridge.data_dir / "kek.key"
+    kek_file = bridge.vault.kek_file
+    assert kek_file is not None and not kek_file.is_relative_to(bridge.data_dir)
     before = kek_file.read_bytes()
     rotated = await call(team, "key-warden", {"scope": "kek"})
     assert rotated["scope"] == "kek" and len(rotated["kek_id"]) == 16
@@ -229,11 +238,11 @@ async def test_cache_keeper_reports_hit_ratio(team: Orchestrator) -> None:
     await load_docs(team)
     for _ in range(3):
         await call(team, "fetcher", {"id": "invoice"})
-    stats = await call(team, "cache-keeper", {})
+    stats = await call(team, "vault-stats", {})
     assert stats["tenant"] == "acme" and stats["tenant_records"] == len(DOCS)
     assert stats["l1_hits"] >= 2 and 0.0 < stats["hit_ratio"] <= 1.0
     assert stats["index_kind"] == "flat" and stats["gpu"] is False
-    other = await call(team, "cache-keeper", {}, "globex")
+    other = await call(team, "vault-stats", {}, "globex")
     assert other["tenant_records"] == 0 and other["index_kind"] is None
 
 
@@ -245,12 +254,14 @@ async def test_embedder_returns_the_vaults_vectors_and_token_counts(
         await tg.start(AgentRunner(bus, EmbedderAgent(bridge)).run)
         orch = Orchestrator(bus)
         out = await call(orch, "embedder", {"texts": texts}, tenant="nobody-needed")
-        [info] = [a for a in await orch.agents() if a.name == "embedder"]
+        listed = [a.name for a in await orch.agents()]
+        models = {m.id: m for m in await orch.models()}
         with pytest.raises(BadInputError) as bad:
             await call(orch, "embedder", {"texts": ["fine", " "]})
         tg.cancel_scope.cancel()
     assert out["model"] == "all-MiniLM-L6-v2" and out["dim"] == 384
-    assert info.metadata["model"] == "all-MiniLM-L6-v2" and "embed" in info.capabilities
+    assert "embedder" not in listed  # an internal service, not a member of the Storage team
+    assert models["all-MiniLM-L6-v2"].agent == "embedder" and models["all-MiniLM-L6-v2"].kind == "embedding"
     expected = embedder.embed(texts)
     assert abs(expected - out["vectors"]).max() < 1e-5
     assert out["tokens"] == [len(t) for t in embedder._loaded_model()[0].tokenizer(texts)["input_ids"]]
@@ -294,17 +305,32 @@ async def test_oversized_record_is_too_large_with_the_limit(team: Orchestrator) 
 
 
 async def test_output_over_the_nats_payload_is_refused(bus: Bus, bridge: VaultBridge) -> None:
-    orch = Orchestrator(bus)
-    big = [{"id": f"r{i}", "text": f"record {i} " + "word " * 700} for i in range(8)]
-    async with anyio.create_task_group() as tg:
-        await tg.start(AgentRunner(bus, storage_agents(bridge, snapshot_dir=Path("/nonexistent"))[0]).run)
-        await tg.start(AgentRunner(bus, RetrieverAgent(bridge, max_payload_bytes=16 * 1024)).run)
+    big = [{"id": f"r{i}", "text": f"record {i} " + "word " * 700} for i in range(8)]  # ~3.5 kB each
+    small_bus = ENVELOPE_RESERVE_BYTES + 16 * 1024  # room for 16 KiB of output
+    archivist = storage_agents(bridge, snapshot_dir=Path("/nonexistent"))[0]
+    async with running(bus, [archivist, RetrieverAgent(bridge, max_payload_bytes=small_bus)]) as orch:
         await call(orch, "archivist", {"records": big})
         with pytest.raises(TooLargeError) as info:
             await call(orch, "retriever", {"query": "record", "k": 8})
         assert "smaller k" in info.value.message
         assert len((await call(orch, "retriever", {"query": "record", "k": 2}))["hits"]) == 2
-        tg.cancel_scope.cancel()
+
+
+def test_every_storage_agent_publishes_its_output_model_and_must_declare_one(bridge: VaultBridge) -> None:
+    for agent in [*storage_agents(bridge, snapshot_dir=Path("/nonexistent")), EmbedderAgent(bridge)]:
+        schema = spec_of(type(agent)).output_schema  # what GET /v1/agents/{name} serves
+        assert agent.output_model is not None and agent.output_model.__module__ == "agents.storage.wire"
+        assert schema["title"] == agent.output_model.__name__ and schema["properties"], agent.name
+
+    class Undeclared(StorageAgent):
+        name = "t-undeclared"
+        description = "Declares no output model."
+
+        async def work(self, call: Call) -> BaseModel:
+            raise NotImplementedError
+
+    with pytest.raises(TypeError, match="output_model"):
+        Undeclared(bridge)
 
 
 def test_vault_error_mapping_names_file_and_limit(tmp_path: Path) -> None:
@@ -326,12 +352,112 @@ async def test_start_storage_runs_one_agent_and_closes_the_vault(bus: Bus, tmp_p
             await start_storage(settings, stack, bus, tg, agent="librarian")
     async with AsyncExitStack() as stack:
         async with anyio.create_task_group() as tg:
-            await start_storage(settings, stack, bus, tg, agent="cache-keeper", replicas=2)
+            await start_storage(settings, stack, bus, tg, agent="vault-stats", replicas=2)
             agents = await Orchestrator(bus).agents()
-            assert [(a.name, a.replicas) for a in agents] == [("cache-keeper", 2)]
-            stats = await call(Orchestrator(bus), "cache-keeper", {})
+            assert [(a.name, a.replicas) for a in agents] == [("vault-stats", 2)]
+            orch = Orchestrator(bus)
+            stats = await orch.call_once("storage", "vault-stats", {}, orch.context(tenant="acme"))
             assert stats["records"] == 0
             tg.cancel_scope.cancel()
-        assert (tmp_path / "state" / "vault" / "kek.key").stat().st_mode & 0o777 == 0o600
+        keys = tmp_path / "config" / "neurectomy" / "vault-keys"
+        assert [p.stat().st_mode & 0o777 for p in keys.glob("*.key")] == [0o600]
+        assert not list((tmp_path / "state" / "vault").glob("*.key"))
     # Closed: the directory lock is free again, so another vault can open it.
     Vault(tmp_path / "state" / "vault", embedder=MiniLMEmbedder()).close()
+
+
+# ----------------------------------------------------------------- retries, timeouts and idempotency
+FAST = OrchestratorConfig(backoff_base_s=0.01, backoff_max_s=0.05)
+
+
+class LateArchivist(ArchivistAgent):
+    """Commits the write, then answers too late the first time (the answer of a write that happened is
+    lost, as when a reply is delayed): the router times the attempt out and retries."""
+
+    def __init__(self, bridge: VaultBridge) -> None:
+        super().__init__(bridge)
+        self.calls = 0
+
+    async def work(self, call: Call) -> dict[str, Any]:
+        out = await super().work(call)
+        self.calls += 1
+        if self.calls == 1:
+            await anyio.sleep(call.remaining_s() + 0.05)  # until the attempt's deadline has passed
+        return out
+
+
+class BlockingEmbedder:
+    """The real MiniLM, but its first call waits for ``release`` (a write stuck past its deadline)."""
+
+    def __init__(self, inner: MiniLMEmbedder) -> None:
+        self.inner = inner
+        self.dim = inner.dim
+        self.release = threading.Event()
+        self.blocked = threading.Event()
+
+    def embed(self, texts: Any) -> Any:
+        if not self.blocked.is_set():
+            self.blocked.set()
+            self.release.wait(30)
+        return self.inner.embed(texts)
+
+
+def wal_puts(data_dir: Path, tenant: str) -> list[str]:
+    """Record ids of every PUT in the vault's WAL files (each write logged, duplicates included)."""
+    return [
+        e.record_id
+        for gen in wal_generations(data_dir)
+        for e in scan_wal(wal_path(data_dir, gen)).entries
+        if e.op == OP_PUT and e.tenant == tenant
+    ]
+
+
+async def test_write_whose_answer_came_too_late_is_retried_by_the_router_and_exists_once(
+    bus: Bus, bridge: VaultBridge
+) -> None:
+    late = LateArchivist(bridge)
+    orch = Orchestrator(bus, FAST, specs=[spec_of(ArchivistAgent)])
+    records = [{"text": "A write retried by the router."}, {"text": "Its second record, without an id."}]
+    ctx = orch.context(tenant="acme", timeout_s=30)
+    async with anyio.create_task_group() as tg:
+        await tg.start(AgentRunner(bus, late).run)
+        inv = await orch.invoke("archivist", {"records": records}, ctx, timeout_s=2.0, retries=2)
+        tg.cancel_scope.cancel()
+    assert inv.attempts == 2 and "archivist: timeout" in inv.failovers and late.calls == 2
+    ids = inv.output["ids"]
+    assert inv.output["count"] == 2 and len(set(ids)) == 2
+    assert await bridge.count("acme") == 2
+    assert wal_puts(bridge.data_dir, "acme") == ids  # written once, not once per attempt
+    assert (await bridge.get("acme", ids[1])).text == records[1]["text"]
+
+
+async def test_write_that_timed_out_did_not_happen_and_a_retry_writes_it_once(
+    bus: Bus, tmp_path: Path, embedder: MiniLMEmbedder
+) -> None:
+    blocking = BlockingEmbedder(embedder)
+    v = Vault(tmp_path / "slow-vault", config=CONFIG, embedder=blocking)
+    slow = VaultBridge(v, CONFIG, timeout_s=30)
+    orch = Orchestrator(bus, FAST, specs=[spec_of(ArchivistAgent)])
+    payload = {"records": [{"id": "late", "text": "Embedding this took longer than the caller waited."}]}
+    ctx = orch.context(tenant="acme", timeout_s=30, idempotency_key="client-call-1")  # the caller's retries
+    try:
+        async with anyio.create_task_group() as tg:
+            await tg.start(AgentRunner(bus, ArchivistAgent(slow)).run)
+            with pytest.raises(DeadlineExceededError):
+                await orch.invoke("archivist", payload, ctx, timeout_s=0.5, retries=0)  # the API's 504
+            assert blocking.blocked.is_set()
+            blocking.release.set()  # the stuck thread goes on, past its deadline
+            with anyio.fail_after(10):
+                while slow.metrics.op("put_many").timeouts == 0:
+                    await anyio.sleep(0.01)
+            assert await slow.count("acme") == 0  # did not happen, and never will
+            assert wal_puts(v.data_dir, "acme") == []
+            again = await orch.invoke("archivist", payload, ctx, timeout_s=5.0, retries=0)
+            assert again.output == {"ids": ["late"], "count": 1}
+            repeat = await orch.invoke("archivist", payload, ctx, timeout_s=5.0, retries=0)
+            assert repeat.output == again.output
+            tg.cancel_scope.cancel()
+        assert wal_puts(v.data_dir, "acme") == ["late"]
+    finally:
+        blocking.release.set()
+        v.close()

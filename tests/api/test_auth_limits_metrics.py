@@ -442,3 +442,36 @@ async def test_rs256_jwt_in_process(bus: Bus) -> None:
 )
 def test_auth_default_follows_the_bind_address(host: str, enabled: bool | None, expected: bool) -> None:
     assert AuthConfig(enabled=enabled).enabled_for(host) is expected
+
+
+def test_cli_sends_the_api_key_from_the_environment(secured: Secured) -> None:
+    import subprocess
+    import sys
+
+    token = secured.keys.create("cli-tenant", "read,write").token
+    base = {k: v for k, v in os.environ.items() if k != "NEURECTOMY_API_KEY"} | {
+        "NEURECTOMY_BASE_URL": secured.url
+    }
+    ok = subprocess.run(
+        [sys.executable, "-m", "neurectomy", "models"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**base, "NEURECTOMY_API_KEY": token},
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "all-MiniLM-L6-v2" in ok.stdout
+    refused = subprocess.run(
+        [sys.executable, "-m", "neurectomy", "models"], capture_output=True, text=True, timeout=120, env=base
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.strip().startswith("401") and len(refused.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in refused.stderr
+    flag = subprocess.run(
+        [sys.executable, "-m", "neurectomy", "ask", "Hi", "--max-tokens", "2", "--api-key", token],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=base,
+    )
+    assert flag.returncode == 0, flag.stderr

@@ -167,7 +167,7 @@ def test_embeddings_are_384d_unit_vectors_that_rank_by_meaning(client: OpenAI) -
 
 def test_errors_raise_the_openai_packages_typed_exceptions(client: OpenAI, service: str) -> None:
     with pytest.raises(openai.BadRequestError) as info:
-        client.chat.completions.create(model="m", messages=CHAT, n=2)  # type: ignore[arg-type]
+        client.chat.completions.create(model="m", messages=CHAT, n=17)  # type: ignore[arg-type]
     assert info.value.status_code == 400
     assert info.value.param == "n"  # type: ignore[attr-defined]
     assert info.value.type == "invalid_request_error"
@@ -178,7 +178,7 @@ def test_errors_raise_the_openai_packages_typed_exceptions(client: OpenAI, servi
 
     with pytest.raises(openai.BadRequestError) as info:
         client.embeddings.create(model="m", input=["fine", "   "])
-    assert info.value.param == "input.1"  # type: ignore[attr-defined]
+    assert info.value.param == "input[1]"  # type: ignore[attr-defined]
 
     # Our own routes keep our error shape.
     mine = httpx.post(f"{service}/v1/generate", json={"prompt": "x", "n": 2}, timeout=30).json()
@@ -206,7 +206,8 @@ def test_request_fields_map_onto_the_generator_input() -> None:
             "response_format": {"type": "json_object"},
         }
     )
-    inp = _chat_input(body)
+    inp, plan = _chat_input(body)
+    assert plan is None  # no tools: a plain answer
     assert [(m.role, m.content) for m in inp.messages or []] == [
         ("system", "Be brief."),
         ("user", "Hi there"),

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ast
 import json
+import math
+import os
 import subprocess
 import sys
 import sysconfig
@@ -299,3 +301,76 @@ def test_cli_vault_add_jsonl_then_search_and_rm(service: str, tmp_path: Path) ->
         [*cli, "add", "A single note.", "--id", "one", *common], capture_output=True, text=True, timeout=60
     )
     assert single.returncode == 0 and single.stdout.strip() == "one"
+
+
+def test_idempotency_key_header_writes_a_retried_call_once(service: str) -> None:
+    tenant = fresh("idem")
+    key = {"Idempotency-Key": fresh("upsert")}
+    body = {"records": [{"text": "Stored once however often it is sent."}, {"text": "Its sibling."}]}
+    with httpx.Client(base_url=service, timeout=60, headers={TENANT: tenant}) as http:
+        first = http.post("/v1/vault/records", json=body, headers=key)
+        again = http.post("/v1/vault/records", json=body, headers=key)  # a client retrying after a 504
+        assert first.status_code == again.status_code == 200 and first.json() == again.json()
+        assert http.get("/v1/vault/stats").json()["tenant_records"] == 2
+        other = http.post("/v1/vault/records", json=body, headers={"Idempotency-Key": fresh("new")})
+        assert set(other.json()["ids"]).isdisjoint(first.json()["ids"])
+        gone = {"Idempotency-Key": fresh("delete")}
+        rid = first.json()["ids"][0]
+        assert http.delete(f"/v1/vault/records/{rid}", headers=gone).status_code == 200
+        assert http.delete(f"/v1/vault/records/{rid}", headers=gone).status_code == 200  # the retry
+        assert http.delete(f"/v1/vault/records/{rid}").status_code == 404  # a new call
+        long = http.post("/v1/vault/records", json=body, headers={"Idempotency-Key": "k" * 257})
+        assert long.status_code == 400 and long.json()["error"]["field"] == "Idempotency-Key"
+
+
+@pytest.mark.slow
+def test_full_vault_disk_is_507_and_reads_keep_working(tmp_path: Path) -> None:
+    """The service's vault directory on a 2 MiB tmpfs, filled through ``POST /v1/vault/records``."""
+    from neurectomy.testing import start_serve, stop_serve
+
+    state = tmp_path / "state"
+    vault_dir = state / "vault"
+    vault_dir.mkdir(parents=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(vault_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        (vault_dir / "ballast").write_bytes(b"\x01" * 256 * 1024)
+        proc, url = start_serve(state, env={"NEURECTOMY_TEAMS": json.dumps(["inference", "storage"])})
+        try:
+            with httpx.Client(base_url=url, timeout=60, headers={TENANT: "full"}) as http:
+                stored: dict[str, str] = {}
+                vectors: dict[str, list[float]] = {}
+                refused = None
+                for i in range(1000):  # precomputed vectors: the disk fills, not the embedder's time
+                    rid, text = f"r{i}", f"record {i} " + os.urandom(1500).hex()
+                    vectors[rid] = [math.sin(i * 7.0 + j) for j in range(384)]
+                    record = {"id": rid, "text": text, "vector": vectors[rid]}
+                    answer = http.post("/v1/vault/records", json={"records": [record]})
+                    if answer.status_code != 200:
+                        refused = answer
+                        break
+                    stored[rid] = text
+                assert refused is not None and refused.status_code == 507, refused and refused.text
+                error = refused.json()["error"]
+                assert error["code"] == "insufficient_storage" and str(vault_dir) in error["message"]
+                assert len(stored) > 20
+                for rid in list(stored)[:: max(1, len(stored) // 10)]:
+                    got = http.get(f"/v1/vault/records/{rid}")
+                    assert got.status_code == 200 and got.json()["text"] == stored[rid]
+                hits = http.post("/v1/vault/search", json={"vector": vectors["r1"], "k": 1})
+                assert hits.status_code == 200 and hits.json()["hits"][0]["id"] == "r1"
+                (vault_dir / "ballast").unlink()  # space returns
+                room = {"records": [{"id": "z", "text": "room again", "vector": vectors["r1"]}]}
+                after = http.post("/v1/vault/records", json=room)
+                assert after.status_code == 200 and after.json()["ids"] == ["z"]
+                assert http.get("/v1/vault/stats").json()["tenant_records"] == len(stored) + 1
+        finally:
+            stop_serve(proc)
+    finally:
+        subprocess.run(["umount", "-l", str(vault_dir)], check=False)

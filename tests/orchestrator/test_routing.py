@@ -8,8 +8,8 @@ end-to-end tests.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar
 
 import anyio
@@ -20,6 +20,7 @@ from agents import Agent, AgentFailedError, AgentRunner, BadInputError, Bus, Cal
 from agents.collective import spec_of
 from agents.plans import parse_plan
 from orchestrator import CallContext, Orchestrator, OrchestratorConfig
+from orchestrator.testing import running
 
 pytestmark = pytest.mark.anyio
 
@@ -76,18 +77,9 @@ SPECS = [spec_of(Sleeper), spec_of(BackupSleeper), spec_of(Flaky)]
 FAST = OrchestratorConfig(backoff_base_s=0.01, backoff_max_s=0.05, breaker_failures=3, breaker_reset_s=30)
 
 
-@asynccontextmanager
-async def collective(bus: Bus, *runners: AgentRunner) -> AsyncIterator[Orchestrator]:
-    orch = Orchestrator(bus, FAST, specs=SPECS)
-    async with anyio.create_task_group() as tg:
-        await tg.start(orch.run)
-        for r in runners:
-            await tg.start(r.run)
-        with anyio.fail_after(5):  # every runner's first heartbeat has arrived
-            while any(len(orch.monitor.healthy(r.agent.name)) == 0 for r in runners):
-                await anyio.sleep(0.01)
-        yield orch
-        tg.cancel_scope.cancel()
+def collective(bus: Bus, *runners: AgentRunner) -> AbstractAsyncContextManager[Orchestrator]:
+    """The runners and an orchestrator that has seen every replica's heartbeat."""
+    return running(bus, runners, config=FAST, specs=SPECS)
 
 
 def ctx(timeout_s: float = 10) -> CallContext:
@@ -120,8 +112,10 @@ async def test_busy_agent_fails_over_to_an_agent_of_the_same_capability(bus: Bus
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(occupy)
-            tg.start_soon(occupy)  # in flight + one in the mailbox: the agent is full
-            await anyio.sleep(0.2)
+            tg.start_soon(occupy)
+            with anyio.fail_after(10):  # one call in flight and one in the mailbox: the agent is full
+                while not (busy.stats.accepted == 2 and busy.stats.in_flight == 1):
+                    await anyio.sleep(0.01)
             inv = await orch.invoke("t-sleeper", {"value": 7}, ctx())
         assert inv.agent == "t-backup" and inv.output == {"value": 7, "label": "backup"}
         assert any(f.startswith("t-sleeper: busy") for f in inv.failovers)
@@ -248,9 +242,12 @@ async def test_cancelling_a_plan_stops_its_running_steps(bus: Bus) -> None:
 
 async def test_calls_of_one_session_run_in_order_others_in_parallel(bus: Bus) -> None:
     finished: list[int] = []
+    release_first = anyio.Event()
 
     class Recording(Sleeper):
         async def handle(self, call: Call) -> Mapping[str, Any]:
+            if call.input.value == 1:
+                await release_first.wait()  # call 1 runs until call 3 (another session) has finished
             out = await super().handle(call)
             finished.append(call.input.value)
             return out
@@ -262,11 +259,19 @@ async def test_calls_of_one_session_run_in_order_others_in_parallel(bus: Bus) ->
             payload = {"seconds": seconds, "value": value, "session": session}  # the session key
             await orch.invoke("t-sleeper", payload, ctx(), fallback=False)
 
+        async def accepted(n: int) -> None:
+            with anyio.fail_after(10):
+                while runner.stats.accepted < n:
+                    await anyio.sleep(0.01)
+
         async with anyio.create_task_group() as tg:
-            tg.start_soon(one, 1, 0.4, "alice")
-            await anyio.sleep(0.05)
+            tg.start_soon(one, 1, 0.0, "alice")
+            await accepted(1)
             tg.start_soon(one, 2, 0.0, "alice")  # same session: waits for 1 although a worker is free
-            await anyio.sleep(0.05)
+            await accepted(2)
             tg.start_soon(one, 3, 0.0, "bob")  # another session: does not wait
-    assert finished.index(1) < finished.index(2)
-    assert finished.index(3) < finished.index(1)
+            with anyio.fail_after(10):
+                while 3 not in finished:
+                    await anyio.sleep(0.01)
+            release_first.set()
+    assert finished == [3, 1, 2]

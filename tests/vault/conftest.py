@@ -21,8 +21,10 @@ def embedder() -> MiniLMEmbedder:
 
 
 @pytest.fixture(autouse=True)
-def _no_kek_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_kek_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No KEK from the environment; per-vault key files under a private config dir (never ~/.config)."""
     monkeypatch.delenv("NEURECTOMY_VAULT_KEK", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
 
 
 @pytest.fixture

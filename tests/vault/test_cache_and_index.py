@@ -51,6 +51,7 @@ def test_deleted_records_never_come_back_from_search(make_vault, unit_vectors) -
     v = make_vault(config=VaultConfig(index=IndexConfig(hnsw_threshold=30)))
     vectors = unit_vectors(60)
     v.put_many("acme", [NewRecord(text=f"r{i}", id=f"r{i}", embedding=vectors[i]) for i in range(60)])
+    assert v.join_background(30)  # HNSW is built aside; the flat index serves until then
     assert v.stats().index_kinds["acme"] == "hnsw"
     for i in range(10):
         v.delete("acme", f"r{i}")
@@ -140,3 +141,41 @@ def test_concurrent_writers_and_readers(make_vault, unit_vectors) -> None:
     assert v.count("acme") == 201
     v.close()
     assert make_vault().count("acme") == 201
+
+
+def test_hnsw_is_built_aside_while_writes_and_deletes_go_on(make_vault, unit_vectors) -> None:
+    config = VaultConfig(index=IndexConfig(hnsw_threshold=300))
+    v = make_vault(config=config)
+    vectors = unit_vectors(700)
+    v.put_many("acme", [NewRecord(text=f"r{i}", id=f"r{i}", embedding=vectors[i]) for i in range(300)])
+    # the build runs now; these writes and deletes land on the flat index and must reach the new one
+    for i in range(300, 700, 50):
+        v.put_many(
+            "acme", [NewRecord(text=f"r{j}", id=f"r{j}", embedding=vectors[j]) for j in range(i, i + 50)]
+        )
+        v.delete("acme", f"r{i - 200}")
+    assert v.join_background(60)
+    stats = v.stats()
+    assert stats.index_kinds["acme"] == "hnsw" and stats.records == 700 - 8
+    deleted = {f"r{i - 200}" for i in range(300, 700, 50)}
+    for i in (5, 149, 299, 301, 451, 699):
+        hits = v.search("acme", vectors[i], k=5)
+        assert hits[0].record.id == f"r{i}"
+        assert not {h.record.id for h in hits} & deleted
+    assert v.search("acme", vectors[100], k=1)[0].record.id != "r100"  # r100 was deleted
+    v.close()
+    reopened = make_vault(config=config)
+    assert reopened.stats().index_kinds["acme"] == "hnsw" and reopened.count("acme") == 692
+    assert reopened.search("acme", vectors[699], k=1)[0].record.id == "r699"
+
+
+def test_close_without_writes_writes_no_snapshot(make_vault, data_dir, unit_vectors) -> None:
+    v = make_vault()
+    v.put("acme", "one", id="a", embedding=unit_vectors(1)[0])
+    v.close()
+    files = {p: p.stat().st_mtime_ns for p in data_dir.rglob("*") if p.is_file() and p.name != "LOCK"}
+    idle = make_vault()
+    assert idle.stats().snapshot_generation == 1 and idle.get("acme", "a").text == "one"
+    idle.close()  # reads only: nothing to snapshot
+    after = {p: p.stat().st_mtime_ns for p in data_dir.rglob("*") if p.is_file() and p.name != "LOCK"}
+    assert after == files

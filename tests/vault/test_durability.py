@@ -139,8 +139,10 @@ def test_tampered_snapshot_file_fails_to_open_naming_it(make_vault, data_dir, un
         make_vault()
 
 
-def test_tampered_manifest_names_the_file(make_vault, data_dir) -> None:
-    make_vault().close()
+def test_tampered_manifest_names_the_file(make_vault, data_dir, unit_vectors) -> None:
+    v = make_vault()
+    v.put("acme", "one record", embedding=unit_vectors(1)[0])
+    v.close()
     manifest = data_dir / "MANIFEST.json"
     doc = json.loads(manifest.read_text())
     doc["body"]["generation"] += 1
@@ -209,3 +211,15 @@ def test_compaction_drops_tombstones_and_keeps_data(make_vault, data_dir, unit_v
     v.close()
     v = make_vault()
     assert v.count("acme") == 20 and v.get("acme", "r39").text == "r39"
+
+
+def test_tenant_recreated_after_a_shred_survives_a_replay(make_vault, unit_vectors) -> None:
+    vectors = unit_vectors(2)
+    v = make_vault(config=NO_SNAPSHOT)
+    v.put("acme", "before the shred", id="old", embedding=vectors[0])
+    v.delete_tenant("acme")
+    v.put("acme", "after the shred", id="new", embedding=vectors[1])
+    v.close()  # no snapshot: the next open replays put, shred, put
+    reopened = make_vault(config=NO_SNAPSHOT)
+    assert reopened.get("acme", "new").text == "after the shred"
+    assert reopened.count("acme") == 1 and reopened.tenants() == ["acme"]

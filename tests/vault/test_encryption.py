@@ -53,11 +53,16 @@ def test_no_plaintext_in_any_file_wal_snapshot_and_backup(make_vault, data_dir, 
     assert_no_plaintext(data_dir)
 
 
-def test_kek_file_is_created_private(make_vault, data_dir) -> None:
-    make_vault()
-    kek = data_dir / "kek.key"
+def test_kek_file_is_created_private_outside_the_data_dir(make_vault, data_dir, tmp_path) -> None:
+    v = make_vault()
+    kek = v.kek_file
+    assert kek is not None and kek.parent == tmp_path / "config" / "neurectomy" / "vault-keys"
+    assert not kek.resolve().is_relative_to(data_dir.resolve())
     assert stat.S_IMODE(kek.stat().st_mode) == 0o600
+    assert stat.S_IMODE(kek.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
     assert len(base64.b64decode(kek.read_text().strip())) == 32
+    assert not any(p.name.endswith(".key") for p in data_dir.rglob("*"))
 
 
 def test_kek_from_env_and_wrong_kek_is_refused(make_vault, data_dir, monkeypatch) -> None:
@@ -85,12 +90,14 @@ def test_kek_rotation_rewraps_keys_without_rewriting_records(make_vault, data_di
     before = v._storage.keys.wrapped_keys()
     segment = next(data_dir.rglob("records.*.seg"))
     seg_bytes, seg_mtime = segment.read_bytes(), segment.stat().st_mtime_ns
-    old_kek = (data_dir / "kek.key").read_bytes()
+    kek_file = v.kek_file
+    assert kek_file is not None
+    old_kek = kek_file.read_bytes()
     v.rotate_kek()
     after = v._storage.keys.wrapped_keys()
     assert after.keys() == before.keys()
     assert all(after["acme"][ver] != wrapped for ver, wrapped in before["acme"].items())
-    assert (data_dir / "kek.key").read_bytes() != old_kek
+    assert kek_file.read_bytes() != old_kek
     assert segment.read_bytes() == seg_bytes and segment.stat().st_mtime_ns == seg_mtime
     v.close()
     reopened = make_vault()

@@ -113,6 +113,7 @@ def test_hnsw_beyond_threshold_keeps_recall(make_vault) -> None:
     config = VaultConfig(index=IndexConfig(hnsw_threshold=8))
     v = make_vault(config=config)
     v.put_many("acme", [NewRecord(text=doc, id=f"doc-{i}") for i, (doc, _) in enumerate(PAIRS)])
+    assert v.join_background(30)
     assert v.stats().index_kinds == {"acme": "hnsw"}
     found = sum(
         f"doc-{i}" in [h.record.id for h in v.search("acme", q, k=3)] for i, (_, q) in enumerate(PAIRS)

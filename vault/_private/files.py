@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
-from vault.errors import VaultLockedError
+from vault.errors import InsufficientStorageError, VaultLockedError, VaultStorageError
 
-__all__ = ("DirLock", "atomic_write", "fsync_dir", "fsync_file")
+__all__ = ("DirLock", "atomic_write", "fsync_dir", "fsync_file", "storage_error", "write_all")
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def storage_error(exc: OSError, path: Path) -> VaultStorageError:
+    """The vault error for a failed write or fsync of ``path``: full disk (507) or another I/O error."""
+    kind = InsufficientStorageError if exc.errno in _FULL else VaultStorageError
+    return kind(path, exc.errno, exc.strerror or str(exc))
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """``write`` until every byte is written (a short write is followed by the next, which raises)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def fsync_dir(path: Path) -> None:
@@ -29,27 +46,35 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o600, durable: bool = True) -> None:
+def atomic_write(
+    path: Path, data: bytes | Iterable[bytes], *, mode: int = 0o600, durable: bool = True
+) -> None:
     """Replace ``path`` with ``data`` atomically: write a temporary file, fsync, rename, fsync the dir.
 
     Args:
         path: Destination file.
-        data: Full new content.
+        data: Full new content, or its parts in order (written as they come).
         mode: Permission bits of the new file.
         durable: fsync file and directory (skip only for throwaway files).
+
+    Raises:
+        VaultStorageError: Writing failed (``InsufficientStorageError`` when the disk is full); the
+            temporary file is removed and ``path`` keeps its old content.
     """
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        try:
+            for part in [data] if isinstance(data, bytes) else data:
+                write_all(fd, part)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise storage_error(exc, path) from exc
     if durable:
         fsync_dir(path.parent)
 

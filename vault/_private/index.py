@@ -114,10 +114,23 @@ class VectorIndex:
         return scores[0], labels[0]
 
     def reconstruct(self, labels: NDArray[np.int64]) -> NDArray[np.float32]:
-        """Stored vectors of ``labels``: ``(n, dim)`` float32."""
+        """Stored vectors of ``labels``: ``(n, dim)`` float32.
+
+        A flat CPU index is read in one vectorised pass over its storage (no call per label).
+        """
         if labels.size == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         cpu = self.to_cpu()
+        if self.kind == "flat" and not self.on_gpu:
+            faiss = _faiss()
+            stored = faiss.vector_to_array(faiss.downcast_index(cpu.index).codes).view(np.float32)
+            ids = faiss.vector_to_array(cpu.id_map)
+            order = np.argsort(ids, kind="stable")
+            rows = order[np.searchsorted(ids, labels, sorter=order)]
+            if not np.array_equal(ids[rows], labels):
+                raise KeyError("label not in the index")
+            found: NDArray[np.float32] = stored.reshape(-1, self.dim)[rows].astype(np.float32)
+            return found
         return np.vstack([cpu.reconstruct(int(label)) for label in labels]).astype(np.float32)
 
     def to_cpu(self) -> Any:
@@ -129,7 +142,7 @@ class VectorIndex:
         return bytes(_faiss().serialize_index(self.to_cpu()))
 
     @classmethod
-    def deserialize(cls, data: bytes, dim: int, config: IndexConfig, kind: str) -> VectorIndex:
+    def deserialize(cls, data: bytes | bytearray, dim: int, config: IndexConfig, kind: str) -> VectorIndex:
         """Rebuild an index from :meth:`serialize` output.
 
         Raises:

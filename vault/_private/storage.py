@@ -1,9 +1,12 @@
 """The durable core: keyring, tenants, write-ahead log, snapshots, recovery, restore.
 
-Write path: seal each record under the tenant's active data key, append the sealed records to the WAL
-and fsync (one fsync per batch), then apply them to the tenant (segment append, index add). Recovery
-loads the manifest's snapshot and replays every WAL file from the manifest's WAL generation on; entries
-whose data key was crypto-shredded are skipped, any other undecryptable entry is an error.
+Write path: seal each record under the tenant's active data key (saved to the keyring before it is
+used), write the sealed records behind the end of the tenant's segment file, append them to the WAL with
+the call's idempotency key and fsync (one fsync per batch: the commit point), then count them in the
+segment and index them. Every step that can fail on a full disk comes before the commit and is undone
+when it fails. Recovery loads the manifest's snapshot and replays every WAL file from the manifest's WAL
+generation on; entries whose data key was crypto-shredded are skipped, any other undecryptable entry is an
+error.
 
 Not thread-safe on its own: :class:`vault.Vault` calls it under its lock.
 """
@@ -13,15 +16,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import structlog
 from numpy.typing import NDArray
 
 from vault._private.cache import RecordCache
-from vault._private.files import fsync_dir, fsync_file
-from vault._private.keyring import KeyRing
+from vault._private.files import fsync_dir, fsync_file, storage_error
+from vault._private.keyring import KEYRING_NAME, KeyRing
 from vault._private.sealing import (
     InvalidTag,
     blob_key_version,
@@ -35,6 +40,7 @@ from vault._private.snapshot import MANIFEST_NAME, Manifest, read_sealed_file, s
 from vault._private.tenant import Slot, TenantState, tenant_dir_name
 from vault._private.wal import (
     OP_DELETE,
+    OP_DONE,
     OP_DROP_TENANT,
     OP_PUT,
     WalEntry,
@@ -44,10 +50,14 @@ from vault._private.wal import (
     wal_path,
 )
 from vault.config import VaultConfig
-from vault.errors import DecryptionError, DimensionMismatchError, IntegrityError
+from vault.errors import DecryptionError, DimensionMismatchError, IntegrityError, VaultStorageError
 from vault.records import VaultStats
 
 __all__ = ("Storage",)
+
+log = structlog.get_logger("vault")
+_DROPPED_KEYS = 1024
+"""Idempotency keys of tenant shreds remembered (count, since the last open)."""
 
 
 class Storage:
@@ -71,6 +81,8 @@ class Storage:
         self.keys = KeyRing.open(directory, config.keys)
         self.tenants: dict[str, TenantState] = {}
         self.manifest = Manifest()
+        self.dropped: OrderedDict[str, str] = OrderedDict()
+        """Idempotency key of a tenant shred → the tenant."""
         self.wal: WriteAheadLog
         self._load()
 
@@ -82,10 +94,10 @@ class Storage:
         gen = manifest.generation
         for tenant in manifest.tenants:
             tdir = self.dir / tenant_dir_name(tenant)
-            if not self.keys.has_tenant(tenant):  # shredded after this snapshot
-                shutil.rmtree(tdir, ignore_errors=True)
-                continue
             state_path = snap_path(tdir, "state", gen)
+            if not self.keys.has_tenant(tenant) or self._sealed_by_destroyed_key(state_path):
+                shutil.rmtree(tdir, ignore_errors=True)  # shredded after this snapshot
+                continue
             raw_state = read_sealed_file(state_path, self.keys, tenant, "state", gen)
             raw_index = read_sealed_file(snap_path(tdir, "index", gen), self.keys, tenant, "index", gen)
             try:
@@ -108,6 +120,15 @@ class Storage:
             current = wal_gen
         self.wal = WriteAheadLog(self.dir, current, fsync=self._config.durability.fsync, entries=replayed)
         self._cleanup()
+
+    def _sealed_by_destroyed_key(self, path: Path) -> bool:
+        """Whether a sealed snapshot file belongs to a shredded incarnation of its tenant."""
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(64)
+            return self.keys.is_destroyed(blob_key_version(head[8:]))
+        except (OSError, InvalidTag):
+            return False
 
     def _replay(self, entry: WalEntry, path: Path) -> None:
         if entry.op == OP_PUT:
@@ -135,6 +156,31 @@ class Storage:
                 found.delete(entry.record_id)
         elif entry.op == OP_DROP_TENANT:
             self._drop(entry.tenant)
+            if entry.record_id:
+                self._remember_drop(entry.record_id, entry.tenant)
+        elif entry.op == OP_DONE:
+            if self.keys.has_tenant(entry.tenant):
+                try:
+                    result = json.loads(entry.blob)
+                except ValueError:
+                    raise IntegrityError(path, "WAL idempotency entry does not decode") from None
+                self.state(entry.tenant).remember(entry.record_id, result, self._keep)
+
+    @property
+    def _keep(self) -> int:
+        return self._config.durability.idempotency_keys
+
+    def _remember_drop(self, key: str, tenant: str) -> None:
+        self.dropped[key] = tenant
+        while len(self.dropped) > _DROPPED_KEYS:
+            self.dropped.popitem(last=False)
+
+    def done(self, tenant: str, key: str | None) -> Any:
+        """The result of the earlier call of ``tenant`` with idempotency ``key``, or ``None``."""
+        if key is None:
+            return None
+        state = self.tenants.get(tenant)
+        return None if state is None else state.done.get(key)
 
     def _cleanup(self) -> None:
         """Delete files no snapshot or live tenant references (left by crashes or compaction)."""
@@ -161,7 +207,11 @@ class Storage:
         return found
 
     def _drop(self, tenant: str) -> None:
-        self.keys.destroy_tenant(tenant)
+        """Forget a shredded tenant's state and files.
+
+        Its keys are gone already (the keyring save is the shred's commit), so a replayed shred never
+        touches the keyring, which may hold the key of a tenant of the same name created since.
+        """
         state = self.tenants.pop(tenant, None)
         if state is not None:
             state.close()
@@ -169,29 +219,86 @@ class Storage:
         fsync_dir(self.dir)
 
     # ----------------------------------------------------------------- operations
-    def put(self, tenant: str, items: list[tuple[str, bytes, NDArray[np.float32]]]) -> None:
-        """Seal, log durably, then apply ``(record_id, plaintext, vector)`` items of one tenant."""
-        version, key = self.keys.active(tenant, create=True)
-        blobs = [seal(key, version, pt, record_aad(tenant, rid, version)) for rid, pt, _ in items]
-        self.wal.append(
-            [WalEntry(OP_PUT, tenant, rid, blob) for (rid, _, _), blob in zip(items, blobs, strict=True)]
-        )
-        self.state(tenant).put_many(
-            [(rid, blob, vec) for (rid, _, vec), blob in zip(items, blobs, strict=True)]
-        )
+    def put(
+        self,
+        tenant: str,
+        items: list[tuple[str, bytes, NDArray[np.float32]]],
+        *,
+        key: str | None = None,
+        result: Any = None,
+    ) -> None:
+        """Seal, log durably, then apply ``(record_id, plaintext, vector)`` items of one tenant.
 
-    def delete(self, tenant: str, record_id: str) -> None:
-        """Log durably, then tombstone one record (the caller checked that it exists)."""
-        self.wal.append([WalEntry(OP_DELETE, tenant, record_id)])
-        self.tenants[tenant].delete(record_id)
+        Args:
+            tenant: The tenant.
+            items: The records.
+            key: Idempotency key of the call, logged with the records (one commit).
+            result: What a retry with ``key`` is answered.
 
-    def drop_tenant(self, tenant: str) -> None:
-        """Crypto-shred a tenant: log durably, destroy its data keys, delete its files."""
-        self.wal.append([WalEntry(OP_DROP_TENANT, tenant)])
-        self._drop(tenant)
+        Raises:
+            VaultStorageError: A write failed (a full disk): nothing was kept.
+        """
+        version, data_key = self.keys.active(tenant, create=True)
+        blobs = [seal(data_key, version, pt, record_aad(tenant, rid, version)) for rid, pt, _ in items]
+        entries = [
+            WalEntry(OP_PUT, tenant, rid, blob) for (rid, _, _), blob in zip(items, blobs, strict=True)
+        ]
+        if key is not None:
+            entries.append(WalEntry(OP_DONE, tenant, key, json.dumps(result).encode()))
+        state = self.state(tenant)
+        staged_at = state.stage(b"".join(blobs))
+        try:
+            self.wal.append(entries)
+        except VaultStorageError:
+            state.unstage()
+            raise
+        state.put_many(
+            [(rid, blob, vec) for (rid, _, vec), blob in zip(items, blobs, strict=True)], staged_at=staged_at
+        )
+        if key is not None:
+            state.remember(key, result, self._keep)
+
+    def delete(self, tenant: str, record_id: str, *, key: str | None = None) -> None:
+        """Log durably, then tombstone one record (the caller checked that it exists).
+
+        Raises:
+            VaultStorageError: The WAL write failed (a full disk): the record stays.
+        """
+        entries = [WalEntry(OP_DELETE, tenant, record_id)]
+        if key is not None:
+            entries.append(WalEntry(OP_DONE, tenant, key, json.dumps(record_id).encode()))
+        self.wal.append(entries)
+        state = self.tenants[tenant]
+        state.delete(record_id)
+        if key is not None:
+            state.remember(key, record_id, self._keep)
+
+    def drop_tenant(self, tenant: str, *, key: str | None = None) -> None:
+        """Crypto-shred a tenant: destroy its data keys (the commit), then drop its files and state.
+
+        Raises:
+            VaultStorageError: The keyring could not be saved (a full disk): nothing was shredded.
+        """
+        self.keys.destroy_tenant(tenant)
+        if key is not None:
+            self._remember_drop(key, tenant)
+        try:
+            self.wal.append([WalEntry(OP_DROP_TENANT, tenant, key or "")])
+        except VaultStorageError as exc:  # the shred is done; the entry only helps a later replay
+            log.warning("vault shred not logged", tenant=tenant, error=str(exc))
         if tenant in self.manifest.tenants:
-            self.manifest.tenants.remove(tenant)
-            self.manifest.save(self.dir)
+            manifest = Manifest(
+                self.manifest.generation,
+                self.manifest.wal_generation,
+                self.manifest.dim,
+                [t for t in self.manifest.tenants if t != tenant],
+            )
+            try:
+                manifest.save(self.dir)
+                self.manifest = manifest
+            except VaultStorageError as exc:  # the next open skips files sealed with destroyed keys
+                log.warning("vault manifest not updated after shred", tenant=tenant, error=str(exc))
+        self._drop(tenant)
 
     def read_record(self, tenant: str, slot: Slot) -> tuple[str, dict[str, Any], NDArray[np.float32]]:
         """Open the sealed record at ``slot`` (tier 2).
@@ -219,32 +326,65 @@ class Storage:
         return decode_record(plaintext)
 
     # ----------------------------------------------------------------- snapshots
-    def snapshot(self, *, compact: bool = False) -> int:
+    @property
+    def changed(self) -> bool:
+        """Whether a snapshot now would differ from the one in force (WAL entries since it)."""
+        return self.wal.entries > 0 or (self.manifest.generation == 0 and bool(self.tenants))
+
+    def snapshot(self, *, compact: bool = False, force: bool = False) -> int:
         """Write a new snapshot generation, start a new WAL, delete what the old one needed.
+
+        Nothing is written when nothing changed since the snapshot in force (unless ``compact`` or
+        ``force``). The new manifest is the commit point: a failure before it (a full disk) removes what
+        was written and leaves the snapshot in force and the WAL as they were.
 
         Args:
             compact: Compact every tenant with tombstones (otherwise only those over the configured ratio).
+            force: Write a new generation even when nothing changed.
 
         Returns:
-            The new snapshot generation.
+            The generation in force afterwards.
+
+        Raises:
+            VaultStorageError: A file could not be written (nothing changed).
         """
+        if not (compact or force or self.changed):
+            return self.manifest.generation
         old_segments: list[Path] = []
         ratio = self._config.index.compact_tombstone_ratio
         for state in self.tenants.values():
             if state.tombstones and (compact or len(state.tombstones) > ratio * state.index.ntotal):
                 old_segments.append(state.compact())
         gen = self.manifest.generation + 1
-        for tenant, state in self.tenants.items():
-            state.sync()
-            body = json.dumps(state.to_state()).encode()
-            write_sealed_file(snap_path(state.dir, "state", gen), self.keys, tenant, "state", gen, body)
-            index = state.index.serialize()
-            write_sealed_file(snap_path(state.dir, "index", gen), self.keys, tenant, "index", gen, index)
         new_wal = self.wal.generation + 1
-        self.manifest = Manifest(gen, new_wal, self.dim, sorted(self.tenants))
-        self.manifest.save(self.dir)
+        written: list[Path] = []
+        wal = None
+        try:
+            wal = WriteAheadLog(self.dir, new_wal, fsync=self._config.durability.fsync)
+            for tenant, state in self.tenants.items():
+                try:
+                    state.sync()
+                except OSError as exc:
+                    raise storage_error(exc, state.segment_path) from exc
+                for kind, data in (
+                    ("state", json.dumps(state.to_state()).encode()),
+                    ("index", state.index.serialize()),
+                ):
+                    path = snap_path(state.dir, kind, gen)
+                    written.append(path)
+                    write_sealed_file(path, self.keys, tenant, kind, gen, data)
+            manifest = Manifest(gen, new_wal, self.dim, sorted(self.tenants))
+            manifest.save(self.dir)
+        except BaseException:
+            if wal is not None:
+                wal.close()
+                wal.path.unlink(missing_ok=True)
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
+        self.manifest = manifest
         self.wal.close()
-        self.wal = WriteAheadLog(self.dir, new_wal, fsync=self._config.durability.fsync)
+        self.wal = wal
         for wal_gen in wal_generations(self.dir):
             if wal_gen < new_wal:
                 wal_path(self.dir, wal_gen).unlink()
@@ -273,27 +413,40 @@ class Storage:
     def restore_from(self, src: Path) -> None:
         """Replace everything with the snapshot copied to ``src`` by :meth:`copy_to`, then reload.
 
+        The copy's data keys are re-wrapped under the current KEK; a copy taken before a KEK rotation
+        opens with the earlier KEK the keyring keeps.
+
         Raises:
             IntegrityError: ``src`` holds no valid snapshot.
-            KeyEncryptionKeyError: The snapshot's keyring was wrapped under another KEK.
+            KeyEncryptionKeyError: The snapshot's keyring was wrapped under a KEK this vault never had.
         """
-        manifest = Manifest.load(src)
         if not (src / MANIFEST_NAME).exists():
             raise IntegrityError(src / MANIFEST_NAME, "no snapshot to restore")
-        KeyRing.check_file(src / "keyring.json", self.keys)
+        manifest = Manifest.load(src)
+        copy = KeyRing.open_copy(src / KEYRING_NAME, self.keys)
+        for name in manifest.tenants:
+            for kind in ("state", "index"):
+                read_sealed_file(
+                    snap_path(src / tenant_dir_name(name), kind, manifest.generation),
+                    copy,
+                    name,
+                    kind,
+                    manifest.generation,
+                )
         self.close(snapshot=False)
         for entry in self.dir.iterdir():
             if entry.is_dir() and entry.name.startswith("t_"):
                 shutil.rmtree(entry)
-            elif entry.name.startswith("wal.") or entry.name in (MANIFEST_NAME, self.keys.path.name):
+            elif entry.name.startswith("wal.") or entry.name == MANIFEST_NAME:
                 entry.unlink()
         for name in manifest.tenants:
             shutil.copytree(src / tenant_dir_name(name), self.dir / tenant_dir_name(name))
-        shutil.copyfile(src / "keyring.json", self.keys.path)
+        self.keys.adopt(copy)
         shutil.copyfile(src / MANIFEST_NAME, self.dir / MANIFEST_NAME)
         fsync_dir(self.dir)
         self.keys = KeyRing.open(self.dir, self._config.keys)
         self.tenants = {}
+        self.dropped.clear()
         self._load()
 
     def stats(self, cache: RecordCache) -> VaultStats:
@@ -317,9 +470,16 @@ class Storage:
         )
 
     def close(self, *, snapshot: bool) -> None:
-        """Optionally snapshot, then close every file."""
+        """Optionally snapshot, then close every file.
+
+        The snapshot is skipped when nothing changed, and its failure (a full disk) only logs: the WAL
+        holds every write.
+        """
         if snapshot:
-            self.snapshot()
+            try:
+                self.snapshot()
+            except VaultStorageError as exc:
+                log.warning("vault snapshot on close failed; the WAL keeps every write", error=str(exc))
         self.wal.close()
         for state in self.tenants.values():
             state.close()

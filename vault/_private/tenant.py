@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from vault._private.files import storage_error
 from vault._private.index import VectorIndex
 from vault.config import IndexConfig
 from vault.errors import IntegrityError
@@ -62,8 +64,15 @@ class TenantState:
         self.next_label = 0
         self.segment_no = 1
         self.segment_len = 0
+        self.index_version = 0
+        """Bumped whenever ``index`` is replaced (a background build made for an older one is dropped)."""
+        self.done: OrderedDict[str, Any] = OrderedDict()
+        """Idempotency key → result of the call that used it (oldest first)."""
         self._fd: int | None = None
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, directory) from exc
 
     # ----------------------------------------------------------------- segment file
     @property
@@ -83,19 +92,44 @@ class TenantState:
             raise IntegrityError(
                 self.segment_path, f"segment is {size} bytes, snapshot expects {valid_length}"
             )
-        os.ftruncate(self._fd, valid_length)
+        if size > valid_length:  # records staged or replayed after the snapshot: the WAL has them
+            os.ftruncate(self._fd, valid_length)
         self.segment_len = valid_length
 
     def _write(self, blob: bytes) -> int:
-        if self._fd is None:
-            self.open_segment(0)
-        assert self._fd is not None
-        offset = self.segment_len
-        view = memoryview(blob)
-        while view:
-            view = view[os.pwrite(self._fd, view, offset + len(blob) - len(view)) :]
+        offset = self.stage(blob)
         self.segment_len += len(blob)
         return offset
+
+    def stage(self, data: bytes) -> int:
+        """Write ``data`` behind the segment's valid end without counting it yet; returns its offset.
+
+        Staged bytes become part of the segment only through :meth:`put_many` (after the WAL commit);
+        anything staged and not committed is overwritten by the next write and cut off on recovery.
+
+        Raises:
+            VaultStorageError: The write failed (a full disk); the file is cut back to its valid end.
+        """
+        try:
+            if self._fd is None:
+                self.open_segment(0)
+            assert self._fd is not None
+            view = memoryview(data)
+            offset = self.segment_len
+            while view:
+                view = view[os.pwrite(self._fd, view, offset + len(data) - len(view)) :]
+        except OSError as exc:
+            self.unstage()
+            raise storage_error(exc, self.segment_path) from exc
+        return offset
+
+    def unstage(self) -> None:
+        """Cut the segment file back to its valid end (after a failed write); best effort."""
+        if self._fd is not None:
+            try:
+                os.ftruncate(self._fd, self.segment_len)
+            except OSError:
+                pass  # cut off on the next open (the snapshot records the valid length)
 
     def read_blob(self, slot: Slot) -> bytes:
         """The sealed record stored at ``slot``.
@@ -132,9 +166,20 @@ class TenantState:
         """Store a sealed record and its ``(dim,)`` vector, replacing any record with the same id."""
         self.put_many([(record_id, blob, vector)])
 
-    def put_many(self, items: list[tuple[str, bytes, NDArray[np.float32]]]) -> None:
-        """Store ``(record_id, sealed blob, (dim,) vector)`` items: one segment write, one index add."""
-        offset = self._write(b"".join(blob for _, blob, _ in items))
+    def put_many(
+        self, items: list[tuple[str, bytes, NDArray[np.float32]]], *, staged_at: int | None = None
+    ) -> None:
+        """Store ``(record_id, sealed blob, (dim,) vector)`` items: one segment write, one index add.
+
+        Args:
+            items: The records.
+            staged_at: Offset where :meth:`stage` already wrote the joined blobs (skip writing them).
+        """
+        if staged_at is None:
+            offset = self._write(b"".join(blob for _, blob, _ in items))
+        else:
+            offset = staged_at
+            self.segment_len = staged_at + sum(len(blob) for _, blob, _ in items)
         labels = np.arange(self.next_label, self.next_label + len(items), dtype=np.int64)
         self.next_label += len(items)
         for (record_id, blob, _), label in zip(items, labels.tolist(), strict=True):
@@ -143,8 +188,42 @@ class TenantState:
             self.labels[label] = record_id
             offset += len(blob)
         self.index.add(labels, np.vstack([vector.reshape(1, -1) for _, _, vector in items]))
-        if self.index.kind == "flat" and self.live >= self._config.hnsw_threshold:
-            self.rebuild_index()
+
+    @property
+    def wants_hnsw(self) -> bool:
+        """Whether the flat index has grown past ``hnsw_threshold`` (the vault then builds HNSW aside)."""
+        return self.index.kind == "flat" and self.live >= self._config.hnsw_threshold
+
+    def build_input(self) -> tuple[NDArray[np.int64], NDArray[np.float32], int, int]:
+        """What a background index build starts from: ``(labels, (n, dim) vectors, next_label, version)``."""
+        labels = np.array(sorted(self.labels), dtype=np.int64)
+        return labels, self.index.reconstruct(labels), self.next_label, self.index_version
+
+    def added_since(self, next_label: int) -> tuple[NDArray[np.int64], NDArray[np.float32], int]:
+        """Records stored since ``next_label`` was current: ``(labels, (n, dim) vectors, next_label now)``."""
+        newer = np.array(sorted(label for label in self.labels if label >= next_label), dtype=np.int64)
+        return newer, self.index.reconstruct(newer), self.next_label
+
+    def swap_index(self, built: VectorIndex, labels: NDArray[np.int64], next_label: int) -> None:
+        """Replace the index with ``built`` (holding ``labels``), adding the records stored since.
+
+        Records deleted since the build started become its tombstones; older tombstones are gone.
+        """
+        newer, vectors, _ = self.added_since(next_label)
+        if newer.size:
+            built.add(newer, vectors)
+        self.tombstones = set(labels.tolist()) - set(self.labels)
+        self.index = built
+        self.index_version += 1
+
+    def remember(self, key: str, result: Any, limit: int) -> None:
+        """Record the result of the call with idempotency ``key``, forgetting the oldest past ``limit``."""
+        if limit <= 0:
+            return
+        self.done[key] = result
+        self.done.move_to_end(key)
+        while len(self.done) > limit:
+            self.done.popitem(last=False)
 
     def delete(self, record_id: str) -> bool:
         """Tombstone a record; returns whether it existed."""
@@ -173,6 +252,7 @@ class TenantState:
         vectors = self.index.reconstruct(labels)
         self.index = VectorIndex.build(self.dim, self._config, labels, vectors)
         self.tombstones.clear()
+        self.index_version += 1
 
     def compact(self) -> Path:
         """Copy live sealed records to a new segment (fsynced) and rebuild the index.
@@ -205,6 +285,7 @@ class TenantState:
             "kind": self.index.kind,
             "slots": [[rid, s.label, s.offset, s.length] for rid, s in self.slots.items()],
             "tombstones": sorted(self.tombstones),
+            "done": [[key, result] for key, result in self.done.items()],
         }
 
     @classmethod
@@ -215,7 +296,7 @@ class TenantState:
         dim: int,
         config: IndexConfig,
         state: dict[str, Any],
-        index_bytes: bytes,
+        index_bytes: bytes | bytearray,
     ) -> TenantState:
         """Rebuild a tenant from :meth:`to_state` output and serialised index bytes.
 
@@ -230,6 +311,7 @@ class TenantState:
             self.slots[str(rid)] = Slot(int(label), int(offset), int(length))
             self.labels[int(label)] = str(rid)
         self.tombstones = {int(t) for t in state["tombstones"]}
+        self.done = OrderedDict((str(key), result) for key, result in state.get("done", []))
         if self.index.ntotal != len(self.slots) + len(self.tombstones):
             raise ValueError("index size does not match the record map")
         self.open_segment(int(state["segment_len"]))

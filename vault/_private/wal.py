@@ -1,17 +1,26 @@
-"""Append-only write-ahead log (WAL) with a CRC-32 checksum per entry and fsync on commit.
+"""Append-only write-ahead log (WAL): checksummed frames, fsync on commit, undo of a failed append.
 
 File ``wal.<generation>.log``; each entry is a frame (big-endian)::
 
-    magic 0xA7 0x57 | body_len u32 | crc32(body) u32 | body
+    magic 0xA7 0x58 | body_len u32 | crc32(body) u32 | crc32(the 10 bytes before) u32 | body
     body = op u8 | tenant_len u16 | tenant | id_len u16 | record_id | blob
 
-``blob`` is a sealed record for ``PUT`` and empty otherwise. A batch of frames is written with one
-``write`` and made durable with one ``fsync`` before the caller's write returns.
+``blob`` is a sealed record for ``PUT``, the JSON result of a call for ``DONE`` (whose ``record_id`` is
+the call's idempotency key) and empty otherwise. A call's frames are written with one ``write`` and made
+durable with one ``fsync`` before the call returns. A failed ``write`` or ``fsync`` (a full disk) is undone
+by cutting the file back to its last good frame, so the log never holds half a frame in its middle.
 
-Recovery reads frames in order. A *torn tail* (a frame cut short by a crash, or a zero-filled end left
-by the file system) is truncated away: it was never acknowledged. A complete frame whose magic or CRC is
-wrong is corruption and raises :class:`vault.errors.IntegrityError` naming the file and offset, instead of
-silently dropping acknowledged writes.
+The header carries its own checksum, so a damaged length field is recognised as damage rather than taken
+for a frame that runs past the end of the file. Recovery drops only a *torn tail* — what a crash can leave
+behind the last acknowledged frame:
+
+* a header cut short by the end of the file, or a valid header whose body runs past the end;
+* zero bytes from the frame's start to the end of the file (space allocated, never written);
+* a frame whose header or body fails its checksum where the file is zero from a 512-byte sector boundary
+  inside that frame to its end (a write torn at a sector boundary).
+
+Anything else that fails a check (a flipped bit in any frame, the last one included) raises
+:class:`vault.errors.IntegrityError` naming the file and offset; ``python -m vault.salvage`` reads past it.
 """
 
 from __future__ import annotations
@@ -21,20 +30,35 @@ import re
 import struct
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from vault._private.files import fsync_dir
+from vault._private.files import fsync_dir, storage_error, write_all
 from vault.errors import IntegrityError
 
-__all__ = ("OP_DELETE", "OP_DROP_TENANT", "OP_PUT", "WalEntry", "WriteAheadLog")
+__all__ = (
+    "OP_DELETE",
+    "OP_DONE",
+    "OP_DROP_TENANT",
+    "OP_PUT",
+    "WalEntry",
+    "WalScan",
+    "WriteAheadLog",
+    "read_wal",
+    "scan_wal",
+    "wal_generations",
+    "wal_path",
+)
 
 OP_PUT = 1
 OP_DELETE = 2
 OP_DROP_TENANT = 3
-_OPS = {OP_PUT, OP_DELETE, OP_DROP_TENANT}
-_MAGIC = b"\xa7W"
-_HEAD = struct.Struct(">2sII")
+OP_DONE = 4
+_OPS = {OP_PUT, OP_DELETE, OP_DROP_TENANT, OP_DONE}
+_MAGIC = b"\xa7X"
+_PREFIX = struct.Struct(">2sII")
+_HEAD = struct.Struct(">2sIII")
+_SECTOR = 512
 _NAME = re.compile(r"^wal\.(\d{8})\.log$")
 
 
@@ -53,7 +77,8 @@ class WalEntry:
         body = (
             struct.pack(">BH", self.op, len(tenant)) + tenant + struct.pack(">H", len(rid)) + rid + self.blob
         )
-        return _HEAD.pack(_MAGIC, len(body), zlib.crc32(body)) + body
+        prefix = _PREFIX.pack(_MAGIC, len(body), zlib.crc32(body))
+        return prefix + struct.pack(">I", zlib.crc32(prefix)) + body
 
 
 def _decode_body(body: bytes) -> WalEntry:
@@ -77,47 +102,113 @@ def wal_generations(directory: Path) -> list[int]:
     return sorted(int(m.group(1)) for m in found if m)
 
 
-def _zero_tail(data: bytes, offset: int) -> bool:
-    """Whether everything from ``offset`` to the end is zero bytes (space allocated, never written)."""
-    return data.count(0, offset) == len(data) - offset
+def _frame_at(data: bytes, offset: int) -> tuple[str, int]:
+    """Check the frame at ``offset``: ``("ok", end)``, or a problem and how far the frame claims to reach.
+
+    Problems: ``"short-head"`` (fewer bytes than a header left), ``"bad-head"`` (magic or header checksum
+    wrong), ``"short-body"`` (valid header, body past the end of the file), ``"bad-body"`` (body checksum).
+    """
+    if len(data) - offset < _HEAD.size:
+        return "short-head", len(data)
+    magic, length, crc, head_crc = _HEAD.unpack_from(data, offset)
+    if magic != _MAGIC or zlib.crc32(data[offset : offset + _PREFIX.size]) != head_crc:
+        return "bad-head", offset + _HEAD.size
+    end = offset + _HEAD.size + length
+    if end > len(data):
+        return "short-body", end
+    if zlib.crc32(data[offset + _HEAD.size : end]) != crc:
+        return "bad-body", end
+    return "ok", end
+
+
+def _torn(data: bytes, offset: int, problem: str, reach: int) -> bool:
+    """Whether a frame that failed a check at ``offset`` is a torn tail (see the module docstring)."""
+    if problem in ("short-head", "short-body"):
+        return True
+    nonzero_end = len(data.rstrip(b"\0"))
+    if nonzero_end <= offset:
+        return True  # zero from the frame's start to the end
+    zero_from = -(-nonzero_end // _SECTOR) * _SECTOR
+    return zero_from < len(data) and zero_from < reach
+
+
+def _next_frame(data: bytes, offset: int) -> int | None:
+    """Offset of the next intact frame after ``offset`` (for salvage), or ``None``."""
+    at = data.find(_MAGIC, offset + 1)
+    while at != -1:
+        if _frame_at(data, at)[0] == "ok":
+            return at
+        at = data.find(_MAGIC, at + 1)
+    return None
+
+
+@dataclass(slots=True)
+class WalScan:
+    """What :func:`scan_wal` found in one WAL file.
+
+    Attributes:
+        entries: The intact entries, in order.
+        damaged: ``(offset, reason)`` of every damaged region that was skipped.
+        torn_at: Offset of a torn tail, if the file ends with one.
+    """
+
+    entries: list[WalEntry] = field(default_factory=list)
+    damaged: list[tuple[int, str]] = field(default_factory=list)
+    torn_at: int | None = None
+
+
+def scan_wal(path: Path, *, salvage: bool = False) -> WalScan:
+    """Read a WAL file without changing it.
+
+    Args:
+        path: The WAL file.
+        salvage: Skip damaged frames (resuming at the next intact frame) instead of raising.
+
+    Raises:
+        IntegrityError: A frame is damaged (not a torn tail) and ``salvage`` is false.
+    """
+    data = path.read_bytes()
+    scan = WalScan()
+    offset = 0
+    while offset < len(data):
+        problem, reach = _frame_at(data, offset)
+        if problem == "ok":
+            try:
+                scan.entries.append(_decode_body(data[offset + _HEAD.size : reach]))
+                offset = reach
+                continue
+            except (ValueError, struct.error, UnicodeDecodeError) as exc:
+                problem = f"entry does not decode: {exc}"
+        elif _torn(data, offset, problem, reach):
+            scan.torn_at = offset
+            break
+        reason = {
+            "bad-head": "WAL frame header checksum mismatch (damaged length or magic)",
+            "bad-body": "WAL entry checksum mismatch",
+        }.get(problem, f"WAL {problem}")
+        if not salvage:
+            raise IntegrityError(path, reason, offset)
+        scan.damaged.append((offset, reason))
+        resume = _next_frame(data, offset)
+        if resume is None:
+            break
+        offset = resume
+    return scan
 
 
 def read_wal(path: Path) -> list[WalEntry]:
     """Read every entry of a WAL file, truncating a torn tail in place.
 
     Raises:
-        IntegrityError: A complete frame fails its magic or CRC check, or does not decode.
+        IntegrityError: A frame other than a torn tail fails its checks (names file and offset).
     """
-    data = path.read_bytes()
-    entries: list[WalEntry] = []
-    offset = 0
-    while offset < len(data):
-        if len(data) - offset < _HEAD.size:
-            break  # cut-short header: torn tail
-        magic, length, crc = _HEAD.unpack_from(data, offset)
-        if magic != _MAGIC:
-            if _zero_tail(data, offset):
-                break
-            raise IntegrityError(path, "bad WAL frame magic", offset)
-        end = offset + _HEAD.size + length
-        if end > len(data):
-            break  # frame cut short: torn tail
-        body = data[offset + _HEAD.size : end]
-        if zlib.crc32(body) != crc:
-            if _zero_tail(data, offset + _HEAD.size):
-                break
-            raise IntegrityError(path, "WAL entry checksum mismatch", offset)
-        try:
-            entries.append(_decode_body(body))
-        except (ValueError, struct.error, UnicodeDecodeError) as exc:
-            raise IntegrityError(path, f"WAL entry does not decode: {exc}", offset) from None
-        offset = end
-    if offset < len(data):
+    scan = scan_wal(path)
+    if scan.torn_at is not None:
         with open(path, "r+b") as fh:
-            fh.truncate(offset)
+            fh.truncate(scan.torn_at)
             fh.flush()
             os.fsync(fh.fileno())
-    return entries
+    return scan.entries
 
 
 class WriteAheadLog:
@@ -128,6 +219,9 @@ class WriteAheadLog:
         generation: Generation of the file to append to (created if missing).
         fsync: fsync after each batch (see ``DurabilityConfig.fsync``).
         entries: Entries already in the file (after replay).
+
+    Raises:
+        VaultStorageError: The file cannot be created.
     """
 
     def __init__(self, directory: Path, generation: int, *, fsync: bool, entries: int = 0) -> None:
@@ -136,25 +230,47 @@ class WriteAheadLog:
         self.path = wal_path(directory, generation)
         self._fsync = fsync
         existed = self.path.exists()
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        if not existed:
-            fsync_dir(directory)
+        try:
+            self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            if not existed:
+                fsync_dir(directory)
+        except OSError as exc:
+            raise storage_error(exc, self.path) from exc
         self.entries = entries
         self.bytes = os.fstat(self._fd).st_size
+        self._dirty = False
 
     def append(self, entries: Sequence[WalEntry]) -> None:
-        """Append entries durably: one write, then fsync, before returning."""
+        """Append entries durably: one write, then fsync, before returning.
+
+        Raises:
+            VaultStorageError: The write or the fsync failed (``InsufficientStorageError`` when the disk
+                is full); the file was cut back to its last good frame, so nothing of ``entries`` stays.
+        """
         if self._fd is None:
             raise RuntimeError("WAL is closed")
-        frames = memoryview(b"".join(e.encode() for e in entries))
-        total = len(frames)
-        while frames:
-            written = os.write(self._fd, frames)
-            frames = frames[written:]
-        if self._fsync:
-            os.fsync(self._fd)
+        try:
+            if self._dirty:
+                self._undo()
+            write_all(self._fd, b"".join(e.encode() for e in entries))
+            if self._fsync:
+                os.fsync(self._fd)
+        except OSError as exc:
+            self._dirty = True
+            try:
+                self._undo()
+            except OSError:
+                pass  # still dirty: the next append (or the next open) cuts it back
+            raise storage_error(exc, self.path) from exc
         self.entries += len(entries)
-        self.bytes += total
+        self.bytes = os.fstat(self._fd).st_size
+
+    def _undo(self) -> None:
+        """Cut the file back to the end of its last acknowledged frame."""
+        assert self._fd is not None
+        os.ftruncate(self._fd, self.bytes)
+        os.fsync(self._fd)
+        self._dirty = False
 
     def close(self) -> None:
         """Close the file (idempotent)."""

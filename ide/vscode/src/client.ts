@@ -1,6 +1,7 @@
 /**
  * HTTP client of the Neurectomy service for the extension: `POST /v1/generate` with `"stream": true`,
- * read as Server-Sent Events (`token` events, then one `done` or `error` event).
+ * read as Server-Sent Events (`token` events, then one `done` or `error` event), and `GET /v1/models`.
+ * An API key, when given, is sent as `Authorization: Bearer <key>`.
  *
  * No `vscode` import here, so that it runs (and is tested) under plain Node.
  */
@@ -21,6 +22,19 @@ export interface GenerateRequest {
   temperature?: number;
   /** Deadline of the request, seconds. */
   timeout_s?: number;
+  /** A served model's id (`GET /v1/models`); absent: the service's default model. */
+  model?: string;
+}
+
+/** One entry of `GET /v1/models` (the fields the extension uses; the service sends more). */
+export interface ModelInfo {
+  id: string;
+  /** `generation` (a chat/completion model) or `embedding`. */
+  kind: string;
+  /** `loaded`, `loading`, `unloaded` or `failed`. */
+  status: string;
+  /** Requests that name no model get this one. */
+  default: boolean;
 }
 
 /** Exact token counts, from the model's own tokenizer. */
@@ -63,6 +77,38 @@ export interface StreamOptions {
   onToken: (text: string) => void;
   /** Aborting it closes the connection, which cancels the generation on the service. */
   signal?: AbortSignal;
+  /** API key (when the service has auth on). */
+  apiKey?: string;
+}
+
+function headers(apiKey: string | undefined, extra: Record<string, string>): Record<string, string> {
+  return apiKey ? { ...extra, authorization: `Bearer ${apiKey}` } : extra;
+}
+
+async function refusal(response: Response): Promise<NeurectomyError> {
+  const text = await response.text();
+  let body: unknown = null;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // not JSON: reported with the status below
+  }
+  return errorOf(body, `HTTP ${response.status}: ${text.slice(0, 200)}`, response.status);
+}
+
+/**
+ * The served models (`GET /v1/models`), generation models first as the service orders them.
+ *
+ * @throws NeurectomyError - The service refused the request (e.g. 401 without a valid API key).
+ */
+export async function listModels(baseUrl: string, apiKey?: string, signal?: AbortSignal): Promise<ModelInfo[]> {
+  const response = await fetch(endpoint(baseUrl, "/v1/models"), {
+    headers: headers(apiKey, { accept: "application/json" }),
+    signal,
+  });
+  if (!response.ok) throw await refusal(response);
+  const body = (await response.json()) as { data: ModelInfo[] };
+  return body.data.map((m) => ({ id: m.id, kind: m.kind, status: m.status, default: m.default }));
 }
 
 /** One Server-Sent Event (https://html.spec.whatwg.org/multipage/server-sent-events.html). */
@@ -140,20 +186,11 @@ export async function streamGenerate(
 ): Promise<GenerateResponse> {
   const response = await fetch(endpoint(baseUrl, "/v1/generate"), {
     method: "POST",
-    headers: { "content-type": "application/json", accept: "text/event-stream" },
+    headers: headers(options.apiKey, { "content-type": "application/json", accept: "text/event-stream" }),
     body: JSON.stringify({ ...request, stream: true }),
     signal: options.signal,
   });
-  if (!response.ok) {
-    const text = await response.text();
-    let body: unknown = null;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      // not JSON: reported with the status below
-    }
-    throw errorOf(body, `HTTP ${response.status}: ${text.slice(0, 200)}`, response.status);
-  }
+  if (!response.ok) throw await refusal(response);
   if (response.body === null) throw new NeurectomyError("the response has no body", "http");
   const parser = new SseParser();
   const decoder = new TextDecoder();

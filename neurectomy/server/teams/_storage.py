@@ -2,8 +2,9 @@
 
 The vault lives in ``settings.state_dir / "vault"`` (one process may open it at a time: it is
 ``flock``-ed), named snapshot copies in ``settings.state_dir / "vault-snapshots"``. The key-encryption
-key comes from ``$NEURECTOMY_VAULT_KEK`` (base64, 32 bytes) or the key file (``settings.vault.keys``;
-default ``<vault dir>/kek.key``, generated with mode 0600 on first run), exactly as the library resolves it.
+key comes from ``$NEURECTOMY_VAULT_KEK`` (base64, 32 bytes) or a key file (``settings.vault.keys``; default
+``$XDG_CONFIG_HOME/neurectomy/vault-keys/<vault id>.key``, generated with mode 0600 on first run, never
+inside the vault directory), exactly as the library resolves it.
 Replicas of an agent run in this process over the same vault; the vault is closed (with a snapshot) after
 the agents have drained.
 """

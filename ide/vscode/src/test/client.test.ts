@@ -8,7 +8,17 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
 
-import { NeurectomyError, SseParser, streamGenerate } from "../client";
+import { listModels, NeurectomyError, SseParser, streamGenerate } from "../client";
+
+const KEY = "nk_test_key";
+const MODELS = {
+  object: "list",
+  data: [
+    { id: "gemma-3-270m-q4_k_m", object: "model", kind: "generation", status: "loaded", default: true, n_ctx: 4096 },
+    { id: "all-MiniLM-L6-v2", object: "model", kind: "embedding", status: "loaded", default: false, n_ctx: null },
+  ],
+};
+const authorizations: (string | undefined)[] = [];
 
 const DONE = {
   id: "req-1",
@@ -35,6 +45,14 @@ before(async () => {
     let raw = "";
     req.on("data", (chunk: Buffer) => (raw += chunk.toString()));
     req.on("end", () => {
+      authorizations.push(req.headers.authorization);
+      if (req.url === "/v1/models" && req.method === "GET") {
+        const ok = req.headers.authorization === `Bearer ${KEY}`;
+        res.writeHead(ok ? 200 : 401, { "content-type": "application/json" });
+        const refused = { error: { code: "unauthorized", message: "missing or invalid API key", field: null } };
+        res.end(JSON.stringify(ok ? MODELS : refused));
+        return;
+      }
       const body = JSON.parse(raw) as { prompt?: string };
       bodies.push(body);
       if (req.url !== "/v1/generate" || req.method !== "POST") {
@@ -130,4 +148,27 @@ test("the SSE parser handles LF, CRLF, comments and multi-line data", () => {
   assert.deepEqual(parser.feed(": keep-alive\n\nevent: token\ndata: a\ndata: b\n"), []);
   assert.deepEqual(parser.feed("\r\ndata: x\r"), [{ event: "token", data: "a\nb" }]);
   assert.deepEqual(parser.feed("\n\r\n"), [{ event: "message", data: "x" }]);
+});
+
+test("the API key is sent as a bearer token, and only when there is one", async () => {
+  await streamGenerate(baseUrl, { prompt: "Hi", model: "gemma-3-270m-q4_k_m" }, { onToken: () => undefined, apiKey: KEY });
+  assert.equal(authorizations.at(-1), `Bearer ${KEY}`);
+  assert.deepEqual(bodies.at(-1), { prompt: "Hi", model: "gemma-3-270m-q4_k_m", stream: true });
+  await streamGenerate(baseUrl, { prompt: "Hi" }, { onToken: () => undefined });
+  assert.equal(authorizations.at(-1), undefined);
+});
+
+test("listModels returns the served models; without the key it is a 401 NeurectomyError", async () => {
+  const models = await listModels(baseUrl, KEY);
+  assert.deepEqual(
+    models.map((m) => [m.id, m.kind, m.default]),
+    [
+      ["gemma-3-270m-q4_k_m", "generation", true],
+      ["all-MiniLM-L6-v2", "embedding", false],
+    ],
+  );
+  await assert.rejects(
+    listModels(baseUrl),
+    (err: unknown) => err instanceof NeurectomyError && err.status === 401 && err.code === "unauthorized",
+  );
 });

@@ -1,0 +1,440 @@
+"""Ollama-compatible routes (https://github.com/ollama/ollama/blob/main/docs/api.md).
+
+=========================  ====================================================================
+``POST /api/chat``          chat, NDJSON chunks (default) or one JSON object; ``tools`` → ``tool_calls``
+``POST /api/generate``      completion of ``prompt`` (as a user turn; ``raw``: continued as given)
+``POST /api/embed``         all-MiniLM-L6-v2 vectors of ``input``; ``/api/embeddings``: the legacy form
+``GET  /api/tags``          the served models; ``GET /api/ps``: the loaded ones
+``POST /api/show``          one model's details and capabilities
+``GET  /api/version``       the Ollama API version these routes follow
+=========================  ====================================================================
+
+Generations run like the OpenAI routes' (same generator agent, same model fallback, same tool-call
+grammar: :mod:`api.openai.tools` with ``tool_choice`` ``auto``, as Ollama lets the model decide). A
+streamed chat with ``tools`` sends its answer in one chunk once it is complete (a call is only known
+whole at the end). Durations are nanoseconds, as Ollama's; ``load_duration`` is 0 (models load ahead
+or on the first request, not per request). Errors are ``{"error": "..."}`` with the status the rest of
+the API uses (400, 404, 429, 503, 504).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import Request, Response, Router, get, post
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.params import JSONBody
+from litestar.response import Stream
+from pydantic import ValidationError
+
+from agents.errors import AgentError, BadInputError, NotFoundError
+from agents.protocol import ChatMessageIn, GenerateInput, GenerateOutput
+from agents.storage.wire import MAX_EMBED_TEXTS, EmbedInput, EmbedOutput
+from api._request import call_context
+from api.errors import STATUS_BY_CODE, internal_error_response
+from api.ollama.schemas import (
+    OllamaChatRequest,
+    OllamaEmbeddingsRequest,
+    OllamaEmbedRequest,
+    OllamaGenerateRequest,
+    OllamaModelRequest,
+    OllamaOptions,
+)
+from api.openai._errors import openai_param
+from api.openai._generation import generate_all, merged, start_streams
+from api.openai.schemas import ChatCompletionRequest
+from api.openai.tools import ToolPlan, parse_call, plan_tools, render_messages
+from orchestrator import ModelInfo, Orchestrator, TextDelta
+
+__all__ = ("OLLAMA_VERSION", "ROUTES")
+
+OLLAMA_VERSION = "0.12.0"
+"""The Ollama release whose API these routes follow (``GET /api/version``)."""
+_NDJSON = "application/x-ndjson"
+_NS = 1_000_000_000
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, ensure_ascii=False).encode() + b"\n"
+
+
+# ----------------------------------------------------------------- request → GenerateInput
+def _fields(options: OllamaOptions | None, fmt: Any) -> dict[str, Any]:
+    o = options or OllamaOptions()
+    stop = [o.stop] if isinstance(o.stop, str) else list(o.stop or [])
+    fields: dict[str, Any] = {
+        "max_tokens": o.num_predict if o.num_predict is not None and o.num_predict > 0 else None,
+        "temperature": o.temperature,
+        "top_k": o.top_k,
+        "top_p": o.top_p,
+        "min_p": o.min_p,
+        "seed": None if o.seed is None else o.seed % 2**32,
+        "stop": [s for s in stop if s] or None,
+        "repeat_penalty": o.repeat_penalty,
+        "presence_penalty": o.presence_penalty,
+        "frequency_penalty": o.frequency_penalty,
+    }
+    if fmt == "json":
+        fields["json_schema"] = {"type": "object"}
+    elif isinstance(fmt, dict):
+        fields["json_schema"] = fmt
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _openai_messages(body: OllamaChatRequest) -> list[dict[str, Any]]:
+    """Ollama's messages as OpenAI's.
+
+    Tool calls get ids; a ``tool`` result answers the first open call of its ``tool_name``, or else the
+    first open call.
+    """
+    out: list[dict[str, Any]] = []
+    open_calls: list[tuple[str, str]] = []
+    for i, m in enumerate(body.messages):
+        if m.images:
+            raise BadInputError("images are not served (text-only model)", field=f"messages[{i}].images")
+        if m.role == "assistant" and m.tool_calls:
+            calls = []
+            for j, call in enumerate(m.tool_calls):
+                call_id = call.id or f"call_{i}_{j}"
+                open_calls.append((call_id, call.function.name))
+                arguments = json.dumps(call.function.arguments, ensure_ascii=False)
+                calls.append(
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": call.function.name, "arguments": arguments},
+                    }
+                )
+            out.append({"role": "assistant", "content": m.content or None, "tool_calls": calls})
+        elif m.role == "tool":
+            match = next(
+                (c for c in open_calls if c[1] == m.tool_name), open_calls[0] if open_calls else None
+            )
+            if match is None:
+                out.append({"role": "user", "content": f"<tool_response>\n{m.content}\n</tool_response>"})
+            else:
+                open_calls.remove(match)
+                out.append({"role": "tool", "tool_call_id": match[0], "content": m.content})
+        else:
+            out.append({"role": m.role, "content": m.content})
+    return out
+
+
+def _chat(body: OllamaChatRequest) -> tuple[GenerateInput, ToolPlan | None]:
+    if not body.messages:
+        raise BadInputError("must hold at least one message", field="messages")
+    try:
+        openai_body = ChatCompletionRequest.model_validate(
+            {"model": body.model, "messages": _openai_messages(body), "tools": body.tools or None}
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = openai_param(".".join(str(p) for p in first["loc"])) or "messages"
+        raise BadInputError(str(first["msg"]), field=where) from None
+    plan = plan_tools(openai_body)
+    fields = _fields(body.options, body.format)
+    if plan is not None:
+        fields.pop("json_schema", None)
+        fields.update(tool_schema=plan.schema, tool_mode=plan.mode)
+    return GenerateInput(messages=render_messages(openai_body, plan), **fields), plan
+
+
+def _generate_input(body: OllamaGenerateRequest) -> GenerateInput:
+    if body.images:
+        raise BadInputError("images are not served (text-only model)", field="images")
+    if body.suffix:
+        raise BadInputError("suffix (fill-in-the-middle) is not supported", field="suffix")
+    fields = _fields(body.options, body.format)
+    if body.raw:
+        return GenerateInput(prompt=body.prompt, **fields)
+    messages = [ChatMessageIn(role="system", content=body.system)] if body.system else []
+    messages.append(ChatMessageIn(role="user", content=body.prompt))
+    return GenerateInput(messages=messages, **fields)
+
+
+# ----------------------------------------------------------------- GenerateOutput → Ollama JSON
+def _final(out: GenerateOutput, model: str, started: float) -> dict[str, Any]:
+    t = out.timings
+    return {
+        "done": True,
+        "done_reason": "length" if out.finish_reason == "length" else "stop",
+        "total_duration": int((time.perf_counter() - started) * _NS),
+        "load_duration": 0,
+        "prompt_eval_count": out.usage.prompt_tokens,
+        "prompt_eval_duration": int(t.ttft_s * _NS),
+        "eval_count": out.usage.completion_tokens,
+        "eval_duration": int(t.decode_s * _NS),
+    }
+
+
+def _message(out: GenerateOutput, plan: ToolPlan | None) -> dict[str, Any]:
+    if plan is not None:
+        parsed = parse_call(plan, out.text)
+        if parsed.call is not None:
+            fn = parsed.call["function"]
+            call = {
+                "id": parsed.call["id"],
+                "function": {"index": 0, "name": fn["name"], "arguments": json.loads(fn["arguments"])},
+            }
+            return {"role": "assistant", "content": "", "tool_calls": [call]}
+    return {"role": "assistant", "content": out.text}
+
+
+async def _ndjson(
+    events: AsyncIterator[tuple[int, TextDelta | GenerateOutput]], model: str, started: float, chat: bool
+) -> AsyncIterator[bytes]:
+    """NDJSON chunks of a streamed answer; an error after the start is sent as ``{"error": ...}``."""
+    try:
+        async for _, event in events:
+            head = {"model": model, "created_at": _now()}
+            if isinstance(event, TextDelta):
+                if event.text:
+                    part = (
+                        {"message": {"role": "assistant", "content": event.text}}
+                        if chat
+                        else {"response": event.text}
+                    )
+                    yield _line({**head, **part, "done": False})
+            else:
+                empty = {"message": {"role": "assistant", "content": ""}} if chat else {"response": ""}
+                yield _line({**head, **empty, **_final(event, model, started)})
+                return
+    except AgentError as exc:
+        yield _line({"error": exc.message})
+
+
+# ----------------------------------------------------------------- routes
+@post("/chat", status_code=200, summary="Ollama-compatible chat (NDJSON stream by default)")
+async def chat(
+    data: JSONBody[OllamaChatRequest], request: Request[Any, Any, Any], state: State
+) -> Response[Any]:
+    """Answer ``messages`` like Ollama's ``/api/chat`` (with ``tools``: text or ``message.tool_calls``)."""
+    orchestrator: Orchestrator = state.orchestrator
+    ctx = call_context(orchestrator, request)
+    started = time.perf_counter()
+    inp, plan = _chat(data)
+    if not data.stream or plan is not None:
+        out = (await generate_all(request, orchestrator, ctx, [inp], data.model))[0]
+        head = {"model": out.model, "created_at": _now(), "message": _message(out, plan)}
+        if not data.stream:
+            return Response({**head, **_final(out, out.model, started)})
+        tail = {"model": out.model, "created_at": _now(), "message": {"role": "assistant", "content": ""}}
+        lines = _line({**head, "done": False}) + _line({**tail, **_final(out, out.model, started)})
+        return Response(lines, media_type=_NDJSON)
+    streams, model = await start_streams(request, orchestrator, ctx, [inp], data.model)
+    return Stream(_ndjson(_closing(streams), model, started, chat=True), media_type=_NDJSON)
+
+
+async def _closing(streams: Any) -> AsyncIterator[tuple[int, TextDelta | GenerateOutput]]:
+    try:
+        async for item in merged(streams):
+            yield item
+    finally:
+        for _, rest in streams:
+            await rest.aclose()
+
+
+@post("/generate", status_code=200, summary="Ollama-compatible completion (NDJSON stream by default)")
+async def generate(
+    data: JSONBody[OllamaGenerateRequest], request: Request[Any, Any, Any], state: State
+) -> Response[Any]:
+    """Complete ``prompt`` like Ollama's ``/api/generate``; an empty prompt only loads the model."""
+    orchestrator: Orchestrator = state.orchestrator
+    if not data.prompt:
+        return Response(
+            {"model": data.model, "created_at": _now(), "response": "", "done": True, "done_reason": "load"}
+        )
+    ctx = call_context(orchestrator, request)
+    started = time.perf_counter()
+    inp = _generate_input(data)
+    if not data.stream:
+        out = (await generate_all(request, orchestrator, ctx, [inp], data.model))[0]
+        body = {
+            "model": out.model,
+            "created_at": _now(),
+            "response": out.text,
+            **_final(out, out.model, started),
+        }
+        body["context"] = []
+        return Response(body)
+    streams, model = await start_streams(request, orchestrator, ctx, [inp], data.model)
+    return Stream(_ndjson(_closing(streams), model, started, chat=False), media_type=_NDJSON)
+
+
+async def _embed(
+    request: Request[Any, Any, Any], state: State, texts: list[str], *, truncate: bool
+) -> EmbedOutput:
+    if not texts:
+        raise BadInputError("must hold at least one string", field="input")
+    if len(texts) > MAX_EMBED_TEXTS:
+        raise BadInputError(f"holds {len(texts)} strings, over the limit of {MAX_EMBED_TEXTS}", field="input")
+    orchestrator: Orchestrator = state.orchestrator
+    payload = EmbedInput(texts=texts, truncate=truncate).model_dump(exclude_none=True)
+    raw = await orchestrator.call_once("storage", "embedder", payload, call_context(orchestrator, request))
+    return EmbedOutput.model_validate(raw)
+
+
+@post("/embed", status_code=200, summary="Ollama-compatible embeddings (all-MiniLM-L6-v2, 384-d)")
+async def embed(
+    data: JSONBody[OllamaEmbedRequest], request: Request[Any, Any, Any], state: State
+) -> dict[str, Any]:
+    """Embed ``input`` (a string or strings); ``truncate: false`` refuses an input over 256 tokens."""
+    started = time.perf_counter()
+    texts = [data.input] if isinstance(data.input, str) else list(data.input)
+    out = await _embed(request, state, texts, truncate=data.truncate)
+    if data.dimensions is not None and data.dimensions != out.dim:
+        raise BadInputError(f"{out.model} only makes {out.dim}-dimensional vectors", field="dimensions")
+    return {
+        "model": out.model,
+        "embeddings": out.vectors,
+        "total_duration": int((time.perf_counter() - started) * _NS),
+        "load_duration": 0,
+        "prompt_eval_count": sum(out.tokens),
+    }
+
+
+@post("/embeddings", status_code=200, summary="Ollama's legacy embedding route (one prompt)")
+async def embeddings(
+    data: JSONBody[OllamaEmbeddingsRequest], request: Request[Any, Any, Any], state: State
+) -> dict[str, Any]:
+    """``{"embedding": [...]}`` of ``prompt`` (superseded by ``/api/embed``)."""
+    out = await _embed(request, state, [data.prompt], truncate=True)
+    return {"embedding": out.vectors[0]}
+
+
+def _digest(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
+def _family(info: ModelInfo) -> str:
+    return "bert" if info.kind == "embedding" else info.id.split("-")[0].split(":")[0].lower()
+
+
+def _details(info: ModelInfo) -> dict[str, Any]:
+    family = _family(info)
+    return {
+        "parent_model": "",
+        "format": "sentence-transformers" if info.kind == "embedding" else "gguf",
+        "family": family,
+        "families": [family],
+        "parameter_size": "",
+        "quantization_level": "",
+    }
+
+
+def _iso(ts: float | None) -> str:
+    when = dt.datetime.fromtimestamp(ts, dt.UTC) if ts else dt.datetime.now(dt.UTC)
+    return when.isoformat().replace("+00:00", "Z")
+
+
+def _tag(info: ModelInfo) -> dict[str, Any]:
+    return {
+        "name": info.id,
+        "model": info.id,
+        "modified_at": _iso(info.loaded_at),
+        "size": info.memory_bytes or 0,
+        "digest": _digest(info.id),
+        "details": _details(info),
+    }
+
+
+@get("/tags", summary="Ollama-compatible list of the served models")
+async def tags(state: State) -> dict[str, Any]:
+    """Every generation model and the embedding model (``size``: bytes in memory when loaded, else 0)."""
+    orchestrator: Orchestrator = state.orchestrator
+    return {"models": [_tag(m) for m in await orchestrator.models()]}
+
+
+@get("/ps", summary="Ollama-compatible list of the loaded models")
+async def ps(state: State) -> dict[str, Any]:
+    """The loaded models (``size``: bytes in memory; ``context_length``: tokens per request)."""
+    orchestrator: Orchestrator = state.orchestrator
+    loaded = [m for m in await orchestrator.models() if m.status == "loaded"]
+    return {
+        "models": [
+            {
+                **_tag(m),
+                "expires_at": _iso(m.last_used_at + m.idle_unload_s)
+                if m.last_used_at and m.idle_unload_s
+                else "0001-01-01T00:00:00Z",
+                "size_vram": 0,
+                "context_length": m.n_ctx or 0,
+            }
+            for m in loaded
+        ]
+    }
+
+
+@post("/show", status_code=200, summary="Ollama-compatible details of one model")
+async def show(data: JSONBody[OllamaModelRequest], state: State) -> dict[str, Any]:
+    """Details, ``model_info`` and ``capabilities`` of a served model; 404 for another name."""
+    orchestrator: Orchestrator = state.orchestrator
+    name = data.model_name
+    for m in await orchestrator.models():
+        if m.id == name:
+            family = _family(m)
+            info: dict[str, Any] = {"general.architecture": family, "general.basename": m.id}
+            if m.n_ctx:
+                info[f"{family}.context_length"] = m.n_ctx
+            capabilities = ["embedding"] if m.kind == "embedding" else ["completion", "tools"]
+            return {
+                "modelfile": f"FROM {m.id}\n",
+                "parameters": "",
+                "template": "{{ .Prompt }}",
+                "details": _details(m),
+                "model_info": info,
+                "capabilities": capabilities,
+                "modified_at": _iso(m.loaded_at),
+            }
+    raise NotFoundError(f"model '{name}' not found", field="model")
+
+
+@get("/version", summary="The Ollama API version these routes follow")
+async def version() -> dict[str, str]:
+    """``{"version": "0.12.0"}``."""
+    return {"version": OLLAMA_VERSION}
+
+
+# ----------------------------------------------------------------- errors
+def _error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Any error as Ollama's ``{"error": "..."}`` with the API's status for it."""
+    if isinstance(exc, AgentError):
+        status = STATUS_BY_CODE.get(exc.code, 500)
+        where = f"{exc.field}: " if exc.field and exc.field not in exc.message else ""
+        return Response({"error": f"{where}{exc.message}"}, status_code=status)
+    if isinstance(exc, ValidationException):
+        extra = exc.extra if isinstance(exc.extra, list) else []
+        first = extra[0] if extra and isinstance(extra[0], dict) else {}
+        key = first.get("key")
+        message = str(first.get("message") or exc.detail)
+        return Response({"error": f"{key}: {message}" if key else message}, status_code=400)
+    if isinstance(exc, HTTPException):
+        return Response({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+    internal_error_response(request, exc)  # logs it
+    return Response({"error": "internal error"}, status_code=500)
+
+
+ROUTES = (
+    Router(
+        path="/api",
+        route_handlers=[chat, generate, embed, embeddings, tags, ps, show, version],
+        exception_handlers={
+            AgentError: _error,
+            ValidationException: _error,
+            HTTPException: _error,
+            Exception: _error,
+        },
+        tags=["Ollama-compatible"],
+    ),
+)
+"""The Ollama-compatible router."""

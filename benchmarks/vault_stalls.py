@@ -1,0 +1,83 @@
+"""Write stalls of ΣVAULT: per-call latency of ``put_many`` across the flat → HNSW switch and snapshots.
+
+Stores ``--records`` random unit vectors (384-d, precomputed: the embedder is not measured) in batches of
+``--batch`` through one vault with ``hnsw_threshold`` below the total and a snapshot every
+``--snapshot-every`` WAL entries, and prints the p50/p99 and the longest single write, the write that
+crossed the threshold, and how long the (background) HNSW build took to land. fsync stays on.
+
+Run it against another checkout (e.g. ``PYTHONPATH=/path/to/main``) for the baseline side by side::
+
+    python benchmarks/vault_stalls.py --records 30000 --threshold 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path and benchmarks/vault.py would shadow `vault`.
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+import numpy as np  # noqa: E402
+
+from vault import DurabilityConfig, IndexConfig, NewRecord, Vault, VaultConfig  # noqa: E402
+
+
+class _Precomputed:
+    dim = 384
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        raise AssertionError("vectors are precomputed")
+
+
+def main() -> None:
+    """Measure and print (milliseconds)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=30_000)
+    parser.add_argument("--threshold", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--snapshot-every", type=int, default=10_000)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((args.records, 384)).astype(np.float32)
+    config = VaultConfig(
+        index=IndexConfig(hnsw_threshold=args.threshold),
+        durability=DurabilityConfig(snapshot_every_writes=args.snapshot_every),
+    )
+    latencies: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        v = Vault(Path(tmp) / "vault", config=config, embedder=_Precomputed())
+        crossed_at = None
+        for start in range(0, args.records, args.batch):
+            batch = [
+                NewRecord(text=f"record {i}", id=f"r{i}", embedding=vectors[i])
+                for i in range(start, min(start + args.batch, args.records))
+            ]
+            began = time.perf_counter()
+            v.put_many("bench", batch)
+            latencies.append(time.perf_counter() - began)
+            if crossed_at is None and start + args.batch >= args.threshold:
+                crossed_at = len(latencies) - 1
+        loop_end = time.perf_counter()
+        join = getattr(v, "join_background", None)  # absent in versions that build HNSW inline
+        if join is not None:
+            join()
+        landed_s = time.perf_counter() - loop_end
+        kind = v.stats().index_kinds["bench"]
+        v.close()
+    ms = sorted(x * 1000 for x in latencies)
+    p99 = ms[int(0.99 * (len(ms) - 1))]
+    print(f"writes: {len(ms)} x {args.batch} records, index at the end: {kind}")
+    print(f"p50 {statistics.median(ms):.2f} ms  p99 {p99:.2f} ms  longest {ms[-1]:.1f} ms")
+    if crossed_at is not None:
+        print(f"write that crossed the threshold: {latencies[crossed_at] * 1000:.1f} ms")
+    print(f"HNSW landed {landed_s:.2f} s after the last write returned")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Ollama's API beside OpenAI's, driven by the real ``ollama`` package against ``neurectomy serve``.
+
+Also llama-server's ``/tokenize``, ``/detokenize`` and ``/props``. The model is the packaged Gemma 3
+270M base model; the tests check shapes and guarantees (schema-valid output, exact counts), not quality.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import ollama
+import pytest
+
+pytestmark = pytest.mark.slow
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather of a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "maxLength": 20}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def client(service: str) -> Iterator[ollama.Client]:
+    c = ollama.Client(host=service, timeout=120)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture(scope="module")
+def served(service: str) -> str:
+    name: str = httpx.get(f"{service}/health", timeout=30).json()["model"]
+    return name
+
+
+def test_tags_show_ps_and_version(client: ollama.Client, service: str, served: str) -> None:
+    names = [m.model for m in client.list().models]
+    assert served in names and "all-MiniLM-L6-v2" in names
+    shown = client.show(served)
+    assert shown.capabilities is not None and "completion" in shown.capabilities
+    assert shown.details is not None and shown.details.format == "gguf"
+    with pytest.raises(ollama.ResponseError) as info:
+        client.show("no-such-model")
+    assert info.value.status_code == 404
+    client.generate(model=served, prompt="Hi", options={"num_predict": 1})  # loads it if it was not
+    loaded = client.ps().models
+    assert served in [m.model for m in loaded]
+    assert httpx.get(f"{service}/api/version", timeout=30).json()["version"]
+
+
+def test_generate_streams_ndjson_by_default(client: ollama.Client, service: str) -> None:
+    options = {"num_predict": 5, "temperature": 0, "seed": 3}
+    parts = list(
+        client.generate(model="llama3.2", prompt="One, two,", raw=True, options=options, stream=True)
+    )
+    assert parts[-1].done and parts[-1].done_reason in ("stop", "length")
+    assert parts[-1].eval_count is not None and 0 < parts[-1].eval_count <= 5
+    assert parts[-1].prompt_eval_count and parts[-1].total_duration and parts[-1].total_duration > 0
+    whole = client.generate(model="llama3.2", prompt="One, two,", raw=True, options=options, stream=False)
+    assert "".join(p.response for p in parts) == whole.response
+    # No "stream" in the body: Ollama's default is a stream of JSON lines.
+    with httpx.stream(
+        "POST",
+        f"{service}/api/generate",
+        json={"model": "x", "prompt": "Hi", "options": {"num_predict": 2}},
+        timeout=60,
+    ) as response:
+        assert response.headers["content-type"].startswith("application/x-ndjson")
+        lines = [json.loads(line) for line in response.iter_lines() if line]
+    assert lines[-1]["done"] is True and all(not line["done"] for line in lines[:-1])
+
+
+def test_chat_with_format_schema_and_stop(client: ollama.Client) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"colour": {"type": "string", "maxLength": 12}},
+        "required": ["colour"],
+    }
+    answer = client.chat(
+        model="m",
+        messages=[{"role": "user", "content": "Name a colour as JSON."}],
+        format=schema,
+        options={"num_predict": 24, "temperature": 0},
+    )
+    assert answer.message.role == "assistant"
+    assert isinstance(json.loads(answer.message.content or "")["colour"], str)
+    stopped = client.chat(
+        model="m",
+        messages=[{"role": "user", "content": "Count: 1, 2, 3, 4, 5"}],
+        options={"num_predict": 12, "temperature": 0, "stop": [","]},
+    )
+    assert "," not in (stopped.message.content or "")
+
+
+def test_chat_tools_answer_text_or_a_valid_call(client: ollama.Client) -> None:
+    messages = [{"role": "user", "content": "What is the weather in Paris?"}]
+    answer = client.chat(
+        model="m", messages=messages, tools=[WEATHER], options={"num_predict": 40, "temperature": 0}
+    )
+    calls = answer.message.tool_calls or []
+    if calls:
+        assert calls[0].function.name == "get_weather"
+        assert isinstance(calls[0].function.arguments["city"], str)
+        messages += [
+            {"role": "assistant", "content": "", "tool_calls": [c.model_dump() for c in calls]},
+            {"role": "tool", "content": '{"temperature_c": 21}', "tool_name": "get_weather"},
+        ]
+    else:
+        assert answer.message.content and not answer.message.content.startswith("<")
+        messages += [
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}],
+            },
+            {"role": "tool", "content": '{"temperature_c": 21}', "tool_name": "get_weather"},
+        ]
+    follow_up = client.chat(model="m", messages=messages, options={"num_predict": 6, "temperature": 0})
+    assert follow_up.done and follow_up.message.content is not None
+    streamed = list(
+        client.chat(
+            model="m",
+            messages=messages[:1],
+            tools=[WEATHER],
+            stream=True,
+            options={"num_predict": 8, "temperature": 0},
+        )
+    )
+    assert streamed[-1].done
+
+
+def test_embed_and_legacy_embeddings(client: ollama.Client) -> None:
+    out = client.embed(model="all-minilm", input=["hello world", "goodbye"])
+    assert len(out.embeddings) == 2 and len(out.embeddings[0]) == 384
+    legacy = client.embeddings(model="all-minilm", prompt="hello world")
+    assert max(abs(a - b) for a, b in zip(legacy.embedding, out.embeddings[0], strict=True)) < 1e-4
+    long = "word " * 400
+    assert len(client.embed(model="m", input=long).embeddings) == 1  # truncate defaults to true
+    with pytest.raises(ollama.ResponseError) as info:
+        client.embed(model="m", input=long, truncate=False)
+    assert info.value.status_code == 400 and "256" in info.value.error
+
+
+def test_errors_are_ollama_shaped(service: str) -> None:
+    response = httpx.post(f"{service}/api/chat", json={"model": "m", "messages": []}, timeout=30)
+    assert response.status_code == 400
+    assert "messages" in response.json()["error"]
+
+
+def test_llama_server_tokenize_detokenize_props(service: str) -> None:
+    ids = httpx.post(f"{service}/tokenize", json={"content": "Hello world"}, timeout=30).json()["tokens"]
+    assert ids and all(isinstance(t, int) for t in ids)
+    pieces = httpx.post(
+        f"{service}/tokenize", json={"content": "Hello world", "with_pieces": True}, timeout=30
+    ).json()
+    assert "".join(p["piece"] for p in pieces["tokens"]) == "Hello world"
+    assert (
+        httpx.post(f"{service}/detokenize", json={"tokens": ids}, timeout=30).json()["content"]
+        == "Hello world"
+    )
+    props = httpx.get(f"{service}/props", timeout=30).json()
+    assert props["default_generation_settings"]["n_ctx"] > 0 and props["total_slots"] >= 1

@@ -1,7 +1,8 @@
 """ΣLANG benchmark: ratio and speed against zstd-3, zstd-19, zstd-19 + dictionary, whole-session zstd-19.
 
 Run: ``PYTHONPATH=$PWD .venv/bin/python benchmarks/sigmalang.py [--runs 3] [--seed 7] [--tenants 4]
-[--sessions-per-tenant 8] [--turns 4 14] [--messages 2000] [--source stdlib|packages] [--lossy] [--rest]``
+[--sessions-per-tenant 8] [--turns 4 14] [--messages 2000] [--source stdlib|packages] [--lossy] [--rest]
+[--rest-baseline DIR]``
 
 Corpora (deterministic, nothing downloaded):
 
@@ -9,15 +10,19 @@ Corpora (deterministic, nothing downloaded):
   with Python (standard-library docstrings as retrieved documents, tool schemas from its function
   signatures, system prompts from ``pydoc_data.topics``); every turn re-sends the system prompt, the
   tool schemas and the whole history with the retrieved passages. Sessions belong to tenants.
+  ``--source packages``: an independent draw, documents and system prompts from the docstrings of the
+  installed third-party packages instead.
 - messages: agent JSON envelopes of 200 B-4 KB (task requests, results, stream chunks, errors).
 
 Dictionaries are trained on a *separate* corpus made with another seed. Per-message codecs compress
 each message on its own; "zstd-19 over whole sessions" compresses each session's turns concatenated;
-ΣLANG uses one `SigmaCodec` for the whole corpus (each session's turns as one stream of its tenant,
-with the trained dictionary), as the service does, with a fresh store for every timed run. Ratios are
+ΣLANG uses one `SigmaCodec` for the whole corpus (each session's turns as one stream of its tenant),
+as the service does, with a fresh store for every timed run, three times: with the trained dictionary,
+with the shipped generic one only (what a REST client gets), and with none. Ratios are
 total input bytes / total output bytes; speeds are input MB (1e6 bytes) per second, medians over the
 runs. Every output is decoded and compared byte for byte. ``--lossy`` adds the context optimiser in
-Ryot tokens; ``--rest`` posts the sessions to a real ``neurectomy serve`` (no trained dictionary there).
+Ryot tokens; ``--rest`` posts the sessions to a real ``neurectomy serve`` (no trained dictionary there);
+``--rest-baseline DIR`` also posts them to a service run from another checkout (the previous version).
 """
 
 from __future__ import annotations

@@ -25,12 +25,25 @@ def _operations(service: str) -> list[Any]:
 
 
 def _cap(case: Any) -> None:
+    """Bound the work of a generated request: a few tokens per choice, at most two choices.
+
+    OpenAI's ``max_tokens`` / ``max_completion_tokens`` and ``n``; Ollama's ``options.num_predict`` (absent
+    means 256 tokens there, so it is set).
+    """
     body = case.body
     if isinstance(body, dict):
         for key in ("max_tokens", "max_completion_tokens"):
             if isinstance(body.get(key), int) and body[key] > 4:
                 body[key] = 4
+        if isinstance(body.get("n"), int) and body["n"] > 2:
+            body["n"] = 2
         body.pop("stream", None)
+        if str(case.path).startswith("/api/"):
+            options = body.get("options")
+            if not isinstance(options, dict):
+                options = body["options"] = {}
+            if not isinstance(options.get("num_predict"), int) or not 0 <= options["num_predict"] <= 4:
+                options["num_predict"] = 4
 
 
 def test_generated_requests_never_get_a_server_error(service: str) -> None:

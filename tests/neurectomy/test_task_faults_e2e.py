@@ -183,7 +183,9 @@ def test_kill_9_of_the_worker_in_step_3_resumes_the_plan_and_nothing_is_left_in_
         with Client(url, timeout_s=240) as client:
             final = client.tasks.wait(task.id, timeout_s=180)
             assert final.status == "succeeded", final.error
-            assert final.attempts == 2
+            # At least the run that was killed and the one that resumed; a slow machine may redeliver once
+            # more (ack_wait_s is 3 s here). Whatever the count, steps 1-2 must not run again:
+            assert final.attempts >= 2
             for step in final.steps[:2]:  # reused from the journal, not run again
                 assert step.started_at == before[step.id].started_at and step.output == before[step.id].output
             count = client.agents.call("indexer", {"op": "status"}).output["records"]

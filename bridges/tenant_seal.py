@@ -15,7 +15,7 @@ import anyio.to_thread
 from vault import Vault
 from vault.tenant_seal import open_for_tenant, seal_for_tenant
 
-__all__ = ("VaultSealer",)
+__all__ = ("VaultChunkSealer", "VaultSealer")
 
 
 class VaultSealer:
@@ -48,3 +48,30 @@ class VaultSealer:
         """
         call = functools.partial(open_for_tenant, self.vault, tenant, blob, context=context)
         return await anyio.to_thread.run_sync(call, limiter=self._limiter)
+
+
+class VaultChunkSealer:
+    """A blocking `sigmalang.sealing.ChunkSealer` over the vault: ΣLANG's RSUs sealed with the tenant's key.
+
+    Called from the ΣLANG bridge's worker threads (the store is blocking). Deleting the tenant in the
+    vault crypto-shreds its RSUs: :meth:`open` then raises ``vault.TenantNotFoundError`` (a ``LookupError``).
+
+    Args:
+        vault: The open vault (not closed by the sealer).
+    """
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+
+    def seal(self, tenant: str, aad: bytes, data: bytes) -> bytes:
+        """Seal ``data`` for ``tenant``, ``aad`` bound as the blob's context (``len(data) + 32`` bytes)."""
+        return seal_for_tenant(self.vault, tenant, data, context=aad)
+
+    def open(self, tenant: str, aad: bytes, blob: bytes) -> bytes:
+        """Open a blob made by :meth:`seal` with the same tenant and ``aad``.
+
+        Raises:
+            vault.TenantNotFoundError: The tenant's data key is gone (a ``LookupError``).
+            vault.DecryptionError: The blob does not authenticate (a ``ValueError``).
+        """
+        return open_for_tenant(self.vault, tenant, blob, context=aad)

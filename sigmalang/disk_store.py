@@ -4,10 +4,16 @@ See `sigmalang.store` for the rules. SQLite runs in WAL mode with ``synchronous=
 write survives a process crash; a power loss may lose the last transactions but never corrupts the
 file (https://www.sqlite.org/wal.html). Content read back is re-hashed and compared with its id, so a
 damaged file raises `RSUStoreError` instead of yielding wrong bytes.
+
+Given a `sigmalang.sealing.ChunkSealer`, the store keeps content sealed and rows under per-tenant keyed
+ids (see `sigmalang.sealing`); a file is either sealed or not for its whole life (recorded in it; opening
+it the other way raises `RSUStoreError`). Byte counts (retention, `stats`) are of the **stored** bytes:
+the sealed length when sealed (content + 32 bytes per RSU with the vault's AES-GCM), else the content's.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import threading
@@ -21,6 +27,7 @@ from types import TracebackType
 from sigmalang.chunking import rsu_id as compute_rsu_id
 from sigmalang.errors import MissingRSUError, RSUStoreError
 from sigmalang.frame import RSU_ID_BYTES
+from sigmalang.sealing import ID_KEY_AAD, ChunkSealer, new_id_key, row_aad, row_id
 from sigmalang.store import GCResult, Retention, StoreStats
 
 __all__ = ("DiskRSUStore",)
@@ -57,6 +64,8 @@ CREATE TABLE IF NOT EXISTS tenant_v2 (
     evicted INTEGER NOT NULL DEFAULT 0,
     bytes INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS tenant_key_v1 (tenant TEXT PRIMARY KEY, sealed BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS meta_v1 (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -68,6 +77,11 @@ class DiskRSUStore:
         retention: Bytes and age kept per tenant; default `Retention()`.
         verify: Re-hash content on every read and compare with its id.
         clock: Seconds since the Unix epoch (tests pass a fake one to age RSUs).
+        sealer: Seals content at rest with the tenant's key and keys row ids per tenant; None stores
+            content and content ids as they are.
+
+    Raises:
+        RSUStoreError: The file was written sealed and ``sealer`` is None, or the other way round.
     """
 
     def __init__(
@@ -77,6 +91,7 @@ class DiskRSUStore:
         retention: Retention | None = None,
         verify: bool = True,
         clock: Callable[[], float] = time.time,
+        sealer: ChunkSealer | None = None,
     ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,8 +106,66 @@ class DiskRSUStore:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
+        self._sealer = sealer
+        self._check_mode()
         self._cache: OrderedDict[tuple[str, int], tuple[bytes, float]] = OrderedDict()
         self._cache_bytes = 0
+
+    def _check_mode(self) -> None:
+        """Record whether the file is sealed (on first use), or check that it matches this store."""
+        assert self._conn is not None  # noqa: S101 - called from __init__
+        want = "sealed" if self._sealer is not None else "plain"
+        with self._tx() as db:
+            row = db.execute("SELECT value FROM meta_v1 WHERE name = 'content'").fetchone()
+            if row is None:
+                (rows,) = db.execute("SELECT COUNT(*) FROM rsu_v2").fetchone()
+                have = "plain" if rows else want  # a file from before sealing existed holds plain rows
+                db.execute("INSERT INTO meta_v1 (name, value) VALUES ('content', ?)", (have,))
+            else:
+                have = str(row[0])
+        if have != want:
+            self.close()
+            raise RSUStoreError(f"{self.path} holds {have} content; this store was opened {want}")
+
+    def _shred(self, db: sqlite3.Connection, tenant: str) -> None:
+        """Forget a tenant whose key is gone: its sealed rows can never be opened again."""
+        self._delete(db, tenant, "")
+        db.execute("DELETE FROM tenant_key_v1 WHERE tenant = ?", (tenant,))
+
+    def _id_key(self, db: sqlite3.Connection, tenant: str, *, create: bool) -> bytes | None:
+        """The tenant's row-id key (sealed stores), created if ``create``; None if it has none.
+
+        Opening it also checks that the tenant's key still exists: if it was shredded, the tenant's
+        rows are dropped first (and a new key is made only if ``create``).
+        """
+        assert self._sealer is not None  # noqa: S101 - only called when sealed
+        row = db.execute("SELECT sealed FROM tenant_key_v1 WHERE tenant = ?", (tenant,)).fetchone()
+        if row is not None:
+            try:
+                return self._sealer.open(tenant, ID_KEY_AAD, bytes(row[0]))
+            except LookupError:
+                self._shred(db, tenant)
+            except ValueError as exc:
+                raise RSUStoreError(
+                    f"row-id key of tenant {tenant!r} in {self.path} does not open: {exc}"
+                ) from exc
+        if not create:
+            return None
+        key = new_id_key()
+        db.execute(
+            "INSERT INTO tenant_key_v1 (tenant, sealed) VALUES (?, ?)",
+            (tenant, self._sealer.seal(tenant, ID_KEY_AAD, key)),
+        )
+        return key
+
+    def _row_ids(
+        self, db: sqlite3.Connection, tenant: str, *, create: bool
+    ) -> Callable[[bytes], bytes] | None:
+        """``content id -> row id`` for the tenant (identity when unsealed); None if it holds no rows."""
+        if self._sealer is None:
+            return bytes
+        key = self._id_key(db, tenant, create=create)
+        return None if key is None else functools.partial(row_id, key)
 
     def _remember(self, tenant: str, seq: int, data: bytes, used: float) -> None:
         """Keep an RSU's (verified) content and last use in the read cache (least recently used out)."""
@@ -154,12 +227,16 @@ class DiskRSUStore:
                 self._cache_bytes = 0
                 raise
 
-    @staticmethod
-    def _row(db: sqlite3.Connection, tenant: str, column: str, rsu_id: bytes) -> int:
-        row = db.execute(
-            f"SELECT {column} FROM rsu_v2 WHERE tenant = ? AND id = ?",  # noqa: S608 - fixed column names
-            (tenant, rsu_id),
-        ).fetchone()
+    def _row(self, db: sqlite3.Connection, tenant: str, column: str, rsu_id: bytes) -> int:
+        ids = self._row_ids(db, tenant, create=False)
+        row = (
+            None
+            if ids is None
+            else db.execute(
+                f"SELECT {column} FROM rsu_v2 WHERE tenant = ? AND id = ?",  # noqa: S608 - fixed column names
+                (tenant, ids(rsu_id)),
+            ).fetchone()
+        )
         if row is None:
             raise MissingRSUError(rsu_id)
         return int(row[0])
@@ -216,10 +293,13 @@ class DiskRSUStore:
         out: list[tuple[int, bool]] = []
         now = self._clock()
         with self._tx() as db:
+            ids_of = self._row_ids(db, tenant, create=True)
+            assert ids_of is not None  # noqa: S101 - created
             db.execute("INSERT OR IGNORE INTO tenant_v2 (tenant, next_seq) VALUES (?, 1)", (tenant,))
             (next_seq,) = db.execute("SELECT next_seq FROM tenant_v2 WHERE tenant = ?", (tenant,)).fetchone()
             known: dict[bytes, tuple[int, float]] = {}
-            ids = list(dict.fromkeys(bytes(i) for i, _ in items))
+            rids = [ids_of(bytes(i)) for i, _ in items]
+            ids = list(dict.fromkeys(rids))
             for start in range(0, len(ids), 500):  # SQLite's default limit is 999 bound parameters
                 part = ids[start : start + 500]
                 for seq, rsu_id, used in db.execute(
@@ -228,20 +308,24 @@ class DiskRSUStore:
                 ):
                     known[bytes(rsu_id)] = (int(seq), float(used))
             rows = []
+            plains: list[tuple[int, bytes]] = []
             added = 0
-            for rsu_id, data in items:
-                found = known.get(bytes(rsu_id))
+            for rid, (_, data) in zip(rids, items, strict=True):
+                found = known.get(rid)
                 if found is None:
-                    rows.append((tenant, next_seq, bytes(rsu_id), bytes(data), now))
-                    known[bytes(rsu_id)] = (next_seq, now)
+                    plain = bytes(data)
+                    stored = plain if self._sealer is None else self._sealer.seal(tenant, row_aad(rid), plain)
+                    rows.append((tenant, next_seq, rid, stored, now))
+                    plains.append((next_seq, plain))
+                    known[rid] = (next_seq, now)
                     out.append((next_seq, True))
-                    added += len(data)
+                    added += len(stored)
                     next_seq += 1
                 else:
                     out.append((found[0], False))
             db.executemany("INSERT INTO rsu_v2 (tenant, seq, id, data, used) VALUES (?, ?, ?, ?, ?)", rows)
-            for _, seq, _, data, _ in rows:
-                self._remember(tenant, seq, data, now)
+            for seq, plain in plains:
+                self._remember(tenant, seq, plain, now)
             stale = [(now, tenant, seq) for seq, used in known.values() if used < now - self._touch_s]
             db.executemany("UPDATE rsu_v2 SET used = ? WHERE tenant = ? AND seq = ?", stale)
             db.execute(
@@ -255,9 +339,12 @@ class DiskRSUStore:
         """See `RSUStore.seqs`."""
         out: dict[bytes, int] = {}
         with self._tx(write=False) as db:
+            ids = self._row_ids(db, tenant, create=False)
+            if ids is None:
+                return out
             for rsu_id in rsu_ids:
                 row = db.execute(
-                    "SELECT seq FROM rsu_v2 WHERE tenant = ? AND id = ?", (tenant, rsu_id)
+                    "SELECT seq FROM rsu_v2 WHERE tenant = ? AND id = ?", (tenant, ids(rsu_id))
                 ).fetchone()
                 if row is not None:
                     out[rsu_id] = int(row[0])
@@ -267,6 +354,12 @@ class DiskRSUStore:
         """See `RSUStore.get_many` (a last use is rewritten only when older than a minute)."""
         found: dict[int, bytes] = {}
         now = self._clock()
+        key: bytes | None = None
+        if self._sealer is not None:  # checks the tenant's key is alive before any cached content is used
+            with self._tx() as db:
+                key = self._id_key(db, tenant, create=False)
+            if key is None:
+                raise MissingRSUError(seq=seqs[0] if seqs else None)
         with self._lock:
             for seq in set(seqs):
                 hit = self._cache.get((tenant, seq))
@@ -283,9 +376,11 @@ class DiskRSUStore:
                 "AND seq IN (SELECT value FROM json_each(?))",
                 (tenant, str(wanted)),
             ):
-                if self._verify and compute_rsu_id(data) != rsu_id:
+                plain = bytes(data) if key is None else self._open_row(tenant, bytes(rsu_id), bytes(data))
+                expected = compute_rsu_id(plain) if key is None else row_id(key, compute_rsu_id(plain))
+                if self._verify and expected != rsu_id:
                     raise RSUStoreError(f"content of RSU {bytes(rsu_id).hex()} in {self.path} fails its hash")
-                found[int(seq)] = bytes(data)
+                found[int(seq)] = plain
                 if used < now - self._touch_s:
                     stale.append(int(seq))
                 self._remember(tenant, int(seq), found[int(seq)], now if used < now - self._touch_s else used)
@@ -296,6 +391,16 @@ class DiskRSUStore:
                 "UPDATE rsu_v2 SET used = ? WHERE tenant = ? AND seq = ?", [(now, tenant, s) for s in stale]
             )
         return [found[s] for s in seqs]
+
+    def _open_row(self, tenant: str, rid: bytes, blob: bytes) -> bytes:
+        """A sealed row's content; `RSUStoreError` if it does not open (altered, or its key is gone)."""
+        assert self._sealer is not None  # noqa: S101 - only called when sealed
+        try:
+            return self._sealer.open(tenant, row_aad(rid), blob)
+        except (LookupError, ValueError) as exc:
+            raise RSUStoreError(
+                f"sealed RSU {rid.hex()} of tenant {tenant!r} in {self.path} does not open: {exc}"
+            ) from exc
 
     def acquire(self, tenant: str, seqs: Iterable[int]) -> frozenset[int]:
         """See `RSUStore.acquire`."""
@@ -339,10 +444,16 @@ class DiskRSUStore:
     def pin(self, tenant: str, rsu_id: bytes, pinned: bool = True) -> None:
         """See `RSUStore.pin`."""
         with self._tx() as db:
-            cur = db.execute(
-                "UPDATE rsu_v2 SET pinned = ? WHERE tenant = ? AND id = ?", (int(pinned), tenant, rsu_id)
+            ids = self._row_ids(db, tenant, create=False)
+            cur = (
+                None
+                if ids is None
+                else db.execute(
+                    "UPDATE rsu_v2 SET pinned = ? WHERE tenant = ? AND id = ?",
+                    (int(pinned), tenant, ids(rsu_id)),
+                )
             )
-            if cur.rowcount == 0:
+            if cur is None or cur.rowcount == 0:
                 raise MissingRSUError(rsu_id)
 
     def is_pinned(self, tenant: str, rsu_id: bytes) -> bool:
@@ -368,6 +479,7 @@ class DiskRSUStore:
     def drop_tenant(self, tenant: str) -> GCResult:
         """See `RSUStore.drop_tenant` (the tenant's next sequence number is kept: never reused)."""
         with self._tx() as db:
+            db.execute("DELETE FROM tenant_key_v1 WHERE tenant = ?", (tenant,))
             return self._delete(db, tenant, "")
 
     def stats(self, tenant: str) -> StoreStats:

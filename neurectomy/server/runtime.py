@@ -179,6 +179,9 @@ async def start_teams(
         if team == "storage" and vault is not None:
             await start_storage(settings, stack, team_bus, tg, bridge=vault)
             continue
+        if team == "compression":
+            await start_compression(settings, stack, team_bus, tg, vault=vault.vault if vault else None)
+            continue
         await starter(settings, stack, team_bus, tg)
 
 

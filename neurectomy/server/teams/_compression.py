@@ -6,6 +6,11 @@ host; retention from ``settings.sigma``), trained dictionaries as ``dictionaries
 secret the tenants' frame MAC keys derive from in ``frame.key`` (32 random bytes, mode 0600, created
 on first start; frames decode only with the same secret).
 
+When the Storage team runs in this process, its vault is passed in and RSUs are sealed at rest with the
+tenant's vault data key (`bridges.tenant_seal.VaultChunkSealer`; deleting the tenant crypto-shreds them
+and the store drops their rows); otherwise they are stored unsealed, with a warning. ``rsu.db`` records
+which: a file written one way refuses to open the other (`sigmalang.RSUStoreError` at start).
+
 Token counts use Ryot's tokenizer (the model of ``settings.ryot``, the one the Inference team serves),
 loaded vocabulary-only (`ryot.Tokenizer`: no weights, no context); if it cannot be loaded, the team
 counts with `bridges.sigma.approx_tokens`, and every result says ``token_counter: "approx"``.
@@ -26,10 +31,12 @@ import structlog
 from agents import Bus
 from agents.compression import COMPRESSION_AGENTS
 from bridges.sigma import SigmaBridge
+from bridges.tenant_seal import VaultChunkSealer
 from neurectomy.server.teams._runners import check_agent, start_runners
 from neurectomy.settings import Settings
 from ryot import RyotError, Tokenizer
 from sigmalang import DictionaryRegistry, DiskRSUStore, Retention, SigmaCodec
+from vault import Vault
 
 __all__ = ("AGENT_MAILBOX_SIZE", "AGENT_CONCURRENCY", "start_compression")
 
@@ -74,8 +81,11 @@ async def start_compression(
     *,
     agent: str | None = None,
     replicas: int = 1,
+    vault: Vault | None = None,
 ) -> None:
     """Open the shared codec and start the Compression team's agents (all eight, or only ``agent``).
+
+    RSUs are sealed with the tenants' data keys in ``vault`` if given (the Storage team's, in process).
 
     Raises:
         ValueError: The team has no agent named ``agent``.
@@ -83,7 +93,12 @@ async def start_compression(
     check_agent("compression", [cls.name for cls in COMPRESSION_AGENTS], agent)
     root = settings.state_dir / "sigma"
     retention = Retention(settings.sigma.store_max_bytes, settings.sigma.store_max_age_s)
-    store = await anyio.to_thread.run_sync(lambda: DiskRSUStore(root / "rsu.db", retention=retention))
+    sealer = VaultChunkSealer(vault) if vault is not None else None
+    if sealer is None:
+        log.warning("no vault in this process: ΣLANG RSUs are stored unsealed")
+    store = await anyio.to_thread.run_sync(
+        lambda: DiskRSUStore(root / "rsu.db", retention=retention, sealer=sealer)
+    )
     secret = await anyio.to_thread.run_sync(_frame_secret, root / "frame.key")
     stack.callback(store.close)
     dictionaries = await anyio.to_thread.run_sync(DictionaryRegistry, root / "dictionaries")
@@ -94,6 +109,7 @@ async def start_compression(
     log.info(
         "compression codec ready",
         store=str(store.path),
+        sealed=sealer is not None,
         dictionaries=len(dictionaries),
         token_counter=bridge.token_counter,
     )

@@ -106,10 +106,10 @@ class DiskRSUStore:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
-        self._sealer = sealer
-        self._check_mode()
         self._cache: OrderedDict[tuple[str, int], tuple[bytes, float]] = OrderedDict()
         self._cache_bytes = 0
+        self._sealer = sealer
+        self._check_mode()
 
     def _check_mode(self) -> None:
         """Record whether the file is sealed (on first use), or check that it matches this store."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -29,6 +29,7 @@ from typing import TypeVar
 import anyio
 import anyio.to_thread
 import numpy as np
+import structlog
 from numpy.typing import NDArray
 
 from bridges.errors import BridgeTimeoutError
@@ -43,6 +44,8 @@ from vault import (
     VaultDeadlineError,
     VaultStats,
 )
+
+_log = structlog.get_logger("neurectomy.bridges")
 
 __all__ = ("OpStats", "VaultBridge", "VaultBridgeMetrics")
 
@@ -122,6 +125,9 @@ class VaultBridge:
         self.metrics = VaultBridgeMetrics()
         self._limiter = anyio.CapacityLimiter(max_threads)
         self._closed = False
+        self.on_tenant_deleted: list[Callable[[str], Awaitable[object]]] = []
+        """Called with the tenant after each successful `delete_tenant` (e.g. ΣLANG drops its sealed
+        RSUs); a failing listener is logged, never undoes or fails the shred."""
 
     @classmethod
     async def open(
@@ -317,6 +323,11 @@ class VaultBridge:
         """
         call = functools.partial(self.vault.delete_tenant, tenant, idempotency_key=idempotency_key)
         await self._write("delete_tenant", lambda _deadline: call(), timeout_s)
+        for listener in self.on_tenant_deleted:
+            try:
+                await listener(tenant)
+            except Exception as exc:  # noqa: BLE001 - the shred is done; the listener's data is unreadable anyway
+                _log.warning("tenant-deleted listener failed", tenant=tenant, error=repr(exc))
 
     async def embed(
         self, texts: Sequence[str], *, timeout_s: float | None = None

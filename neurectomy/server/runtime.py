@@ -180,7 +180,7 @@ async def start_teams(
             await start_storage(settings, stack, team_bus, tg, bridge=vault)
             continue
         if team == "compression":
-            await start_compression(settings, stack, team_bus, tg, vault=vault.vault if vault else None)
+            await start_compression(settings, stack, team_bus, tg, vault=vault)
             continue
         await starter(settings, stack, team_bus, tg)
 

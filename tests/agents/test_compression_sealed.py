@@ -16,11 +16,12 @@ from agents import Bus, NotFoundError
 from agents.compression import COMPRESSION_AGENTS
 from bridges.sigma import SigmaBridge
 from bridges.tenant_seal import VaultChunkSealer
+from bridges.vault import VaultBridge
 from orchestrator import Orchestrator, testing
 from orchestrator.testing import running
 from sigmalang import DictionaryRegistry, DiskRSUStore, MissingRSUError, RSUStoreError, SigmaCodec
 from sigmalang.chunking import rsu_id
-from vault import Vault
+from vault import Vault, VaultConfig
 
 pytestmark = pytest.mark.anyio
 
@@ -133,3 +134,17 @@ def test_sealed_byte_counts_are_the_stored_length(tmp_path: Path) -> None:
         store.put_many("acme", [(rsu_id(b"x" * 100), b"x" * 100), (rsu_id(b"y" * 50), b"y" * 50)])
         assert store.stats("acme").bytes == 150 + 2 * 32
         assert store.get_many("acme", [2, 1]) == [b"y" * 50, b"x" * 100]
+
+
+async def test_deleting_the_tenant_through_the_vault_bridge_drops_its_rows(tmp_path: Path) -> None:
+    with Vault(tmp_path / "vault") as v:
+        store = DiskRSUStore(tmp_path / "rsu.db", sealer=VaultChunkSealer(v))
+        codec = SigmaCodec(store=store, dictionaries=DictionaryRegistry(tmp_path / "dictionaries"))
+        vault = VaultBridge(v, VaultConfig())
+        async with SigmaBridge(codec, count_tokens=None) as sigma:
+            vault.on_tenant_deleted.append(sigma.forget_tenant)  # as `start_compression` wires it
+            await sigma.compress(SHARED, tenant="acme", stream="s")
+            await sigma.compress(SHARED, tenant="globex", stream="s")
+            assert store.stats("acme").rsus > 0
+            await vault.delete_tenant("acme")
+            assert store.stats("acme").rsus == 0 and store.stats("globex").rsus > 0

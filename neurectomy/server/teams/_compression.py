@@ -32,11 +32,11 @@ from agents import Bus
 from agents.compression import COMPRESSION_AGENTS
 from bridges.sigma import SigmaBridge
 from bridges.tenant_seal import VaultChunkSealer
+from bridges.vault import VaultBridge
 from neurectomy.server.teams._runners import check_agent, start_runners
 from neurectomy.settings import Settings
 from ryot import RyotError, Tokenizer
 from sigmalang import DictionaryRegistry, DiskRSUStore, Retention, SigmaCodec
-from vault import Vault
 
 __all__ = ("AGENT_MAILBOX_SIZE", "AGENT_CONCURRENCY", "start_compression")
 
@@ -81,11 +81,12 @@ async def start_compression(
     *,
     agent: str | None = None,
     replicas: int = 1,
-    vault: Vault | None = None,
+    vault: VaultBridge | None = None,
 ) -> None:
     """Open the shared codec and start the Compression team's agents (all eight, or only ``agent``).
 
-    RSUs are sealed with the tenants' data keys in ``vault`` if given (the Storage team's, in process).
+    RSUs are sealed with the tenants' data keys in ``vault`` if given (the Storage team's, in process),
+    and a tenant deleted through it is forgotten by the codec (its RSUs, streams and anchors).
 
     Raises:
         ValueError: The team has no agent named ``agent``.
@@ -93,7 +94,7 @@ async def start_compression(
     check_agent("compression", [cls.name for cls in COMPRESSION_AGENTS], agent)
     root = settings.state_dir / "sigma"
     retention = Retention(settings.sigma.store_max_bytes, settings.sigma.store_max_age_s)
-    sealer = VaultChunkSealer(vault) if vault is not None else None
+    sealer = VaultChunkSealer(vault.vault) if vault is not None else None
     if sealer is None:
         log.warning("no vault in this process: ΣLANG RSUs are stored unsealed")
     store = await anyio.to_thread.run_sync(
@@ -106,6 +107,8 @@ async def start_compression(
     codec = SigmaCodec(store=store, dictionaries=dictionaries, config=settings.sigma, secret=secret)
     bridge = SigmaBridge(codec, count_tokens=count_tokens, timeout_s=settings.orchestrator.default_deadline_s)
     stack.push_async_callback(bridge.aclose)
+    if vault is not None:
+        vault.on_tenant_deleted.append(bridge.forget_tenant)
     log.info(
         "compression codec ready",
         store=str(store.path),

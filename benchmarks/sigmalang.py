@@ -2,7 +2,7 @@
 
 Run: ``PYTHONPATH=$PWD .venv/bin/python benchmarks/sigmalang.py [--runs 3] [--seed 7] [--tenants 4]
 [--sessions-per-tenant 8] [--turns 4 14] [--messages 2000] [--source stdlib|packages] [--lossy] [--rest]
-[--rest-baseline DIR]``
+[--rest-baseline DIR] [--sealed]``
 
 Corpora (deterministic, nothing downloaded):
 
@@ -23,6 +23,8 @@ total input bytes / total output bytes; speeds are input MB (1e6 bytes) per seco
 runs. Every output is decoded and compared byte for byte. ``--lossy`` adds the context optimiser in
 Ryot tokens; ``--rest`` posts the sessions to a real ``neurectomy serve`` (no trained dictionary there);
 ``--rest-baseline DIR`` also posts them to a service run from another checkout (the previous version).
+``--sealed`` adds ΣLANG over an on-disk `DiskRSUStore` (the service's store) without and with RSUs sealed
+by a real vault's per-tenant AES-256-GCM keys (`bridges.tenant_seal.VaultChunkSealer`), trained dictionary.
 """
 
 from __future__ import annotations
@@ -256,11 +258,12 @@ def run_sigma(
     runs: int,
     *,
     generic: bool = True,
+    store: Callable[[], sigmalang.RSUStore] | None = None,
 ) -> Outcome:
     """One `SigmaCodec` for the corpus (fresh store per run): each item is (tenant, stream, message).
 
     `training` None: no trained dictionary (what a REST client gets); `generic` False: not even the
-    shipped generic dictionary.
+    shipped generic dictionary. `store`: makes each run's store (default: in memory).
     """
     corpus = [m for _, _, m in items]
     speeds, dspeeds = [], []
@@ -268,7 +271,10 @@ def run_sigma(
     reports: list[sigmalang.CompressionReport] = []
     dictionary = sigmalang.train_dictionary(training) if training is not None else None
     for _ in range(runs):
-        codec = sigmalang.SigmaCodec(config=sigmalang.SigmaConfig(generic_dictionary=generic))
+        codec = sigmalang.SigmaCodec(
+            store=store() if store is not None else None,
+            config=sigmalang.SigmaConfig(generic_dictionary=generic),
+        )
         if dictionary is not None:
             codec.dictionaries.add(dictionary)
         t0 = time.perf_counter()
@@ -289,6 +295,40 @@ def run_sigma(
     gross = sum(r.dedup_saved + r.dictionary_saved + r.entropy_saved for r in reports)
     outcome.dedup_share = sum(r.dedup_saved for r in reports) / gross if gross else 0.0
     return outcome
+
+
+def disk_rows(
+    session_items: Sequence[tuple[str, str | None, bytes]],
+    session_training: Sequence[bytes],
+    message_items: Sequence[tuple[str, str | None, bytes]],
+    message_training: Sequence[bytes],
+    runs: int,
+) -> list[tuple[str, Outcome | None, Outcome]]:
+    """ΣLANG + trained dict over a fresh `DiskRSUStore` per run, unsealed and sealed with a real vault."""
+    import tempfile
+
+    from bridges.tenant_seal import VaultChunkSealer
+    from vault import Vault
+
+    out: list[tuple[str, Outcome | None, Outcome]] = []
+    with tempfile.TemporaryDirectory() as tmp, Vault(Path(tmp) / "vault") as v:
+        made = iter(range(1_000_000))
+        for label, sealer in (
+            ("ΣLANG + trained dict, disk store", None),
+            ("… disk store, sealed", VaultChunkSealer(v)),
+        ):
+
+            def store(sealer: VaultChunkSealer | None = sealer) -> sigmalang.RSUStore:
+                return sigmalang.DiskRSUStore(Path(tmp) / f"rsu-{next(made)}.db", sealer=sealer)
+
+            out.append(
+                (
+                    label,
+                    run_sigma(session_items, session_training, runs, store=store),
+                    run_sigma(message_items, message_training, runs, store=store),
+                )
+            )
+    return out
 
 
 def zstd_codec(level: int, dict_training: Sequence[bytes] | None = None) -> Callable[[], Codec]:
@@ -325,6 +365,7 @@ def main() -> None:
         metavar="DIR",
         help="with --rest: also run the service from this checkout (e.g. the previous version), same corpus",
     )
+    parser.add_argument("--sealed", action="store_true", help="also ΣLANG on disk, unsealed and sealed")
     parser.add_argument("--lossy", action="store_true", help="also the context optimiser, in Ryot tokens")
     args = parser.parse_args()
 
@@ -388,6 +429,8 @@ def main() -> None:
             run_sigma(message_items, None, args.runs, generic=False),
         ),
     ]
+    if args.sealed:
+        rows += disk_rows(session_items, session_training, message_items, message_training, args.runs)
     whole = rows[3][1]
     table = Table(title=f"ΣLANG vs zstd (median of {args.runs} runs, every message decoded byte-exact)")
     for column in (

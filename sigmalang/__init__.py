@@ -19,6 +19,7 @@ from sigmalang.codec import SigmaCodec, compress, decompress
 from sigmalang.config import SigmaConfig
 from sigmalang.dictionary import Dictionary, DictionaryRegistry, train_dictionary
 from sigmalang.disk_store import DiskRSUStore
+from sigmalang.sealing import ChunkSealer
 from sigmalang.errors import (
     BadMagicError,
     BudgetUnreachableError,
@@ -52,6 +53,7 @@ __all__ = (
     "CorruptFrameError",
     "Dictionary",
     "DictionaryRegistry",
+    "ChunkSealer",
     "DiskRSUStore",
     "FrameAuthenticationError",
     "FrameError",

@@ -112,9 +112,10 @@ class GoalPlanner:
         routes = [self.router.route(sg.instruction) for sg in parsed.subgoals]
         if len(whole.subgoals) < len(parsed.subgoals):
             whole_routes = [self.router.route(sg.instruction) for sg in whole.subgoals]
-            if _least(whole_routes) >= _least(routes):
+            if _least(whole_routes) >= _least(routes) or _repeats(routes):
                 parsed, routes = whole, whole_routes
         parsed, routes = _trailing_payload(parsed, routes)
+        parsed, routes = self._composite(parsed, routes)
         if not parsed.subgoals:
             return _unclear(goal, [], "the goal names nothing to do")
         if len(parsed.subgoals) > max_steps:
@@ -125,6 +126,55 @@ class GoalPlanner:
             if any(r.best == "archivist" for r in routes[:i]) and _RECALL.search(parsed.subgoals[i].text):
                 routes[i] = _recall(routes[i])
         return _Builder(self, goal, parsed, routes).build()
+
+
+    def _composite(self, parsed: ParsedGoal, routes: list[Route]) -> tuple[ParsedGoal, list[Route]]:
+        """One sub-goal for a goal whose steps are the *subject* of one request, not its steps.
+
+        "Plan the steps to summarize a document and then translate it" asks the ``planner`` (the
+        summary and translation are what to plan); "ask several times and return the answer most
+        agree on" asks for the ``consensus`` plan. When the sub-goals' instructions read together route
+        to the planner or a built-in plan with confidence at least :data:`_COMPOSITE_CONFIDENCE`, they
+        are one sub-goal. Adjacent sub-goals that route to the same class, the later one a sentence
+        with no step marker ("Hello! How are you today?"), are one request too.
+        """
+        if len(parsed.subgoals) < 2:
+            return parsed, routes
+        subs, kept = list(parsed.subgoals), list(routes)
+        i = 1
+        while i < len(subs):
+            if not subs[i].marked and kept[i].best == kept[i - 1].best != NONE:
+                subs[i - 1] = _joined(subs[i - 1 : i + 1])
+                kept[i - 1] = self.router.route(subs[i - 1].instruction)
+                del subs[i], kept[i]
+            else:
+                i += 1
+        if len(subs) > 1:
+            one = _joined(subs)
+            route = self.router.route(one.instruction)
+            if route.best in _COMPOSITE and route.confidence >= _COMPOSITE_CONFIDENCE:
+                subs, kept = [one], [route]
+        return replace(parsed, subgoals=tuple(subs)), kept
+
+
+def _joined(subs: Sequence[SubGoal]) -> SubGoal:
+    """``subs`` as one sub-goal."""
+    return SubGoal(
+        " ".join(sg.instruction for sg in subs),
+        " ".join(sg.text for sg in subs),
+        tuple(q for sg in subs for q in sg.quotes),
+        subs[0].marked,
+    )
+
+
+def _repeats(routes: Sequence[Route]) -> bool:
+    """Whether two adjacent routes name the same class (a request split in two halves)."""
+    return any(a.best == b.best != NONE for a, b in zip(routes, routes[1:], strict=False))
+
+
+_COMPOSITE = frozenset({"planner", f"{_BUILTIN}consensus", f"{_BUILTIN}report"})
+"""Classes whose request may name steps as its subject (see :meth:`GoalPlanner._composite`)."""
+_COMPOSITE_CONFIDENCE = 0.75
 
 
 _NOT_VERBS = frozenset(

@@ -143,7 +143,7 @@ class GoalPlanner:
         subs, kept = list(parsed.subgoals), list(routes)
         i = 1
         while i < len(subs):
-            if not subs[i].marked and kept[i].best == kept[i - 1].best != NONE:
+            if not subs[i].marked and _repeats(kept[i - 1 : i + 1]):
                 subs[i - 1] = _joined(subs[i - 1 : i + 1])
                 kept[i - 1] = self.router.route(subs[i - 1].instruction)
                 del subs[i], kept[i]
@@ -169,7 +169,9 @@ def _joined(subs: Sequence[SubGoal]) -> SubGoal:
 
 def _repeats(routes: Sequence[Route]) -> bool:
     """Whether two adjacent routes name the same class (a request split in two halves)."""
-    return any(a.best == b.best != NONE for a, b in zip(routes, routes[1:], strict=False))
+    return any(
+        a.best != NONE and _agent_of(a.best) == _agent_of(b.best) for a, b in zip(routes, routes[1:], strict=False)
+    )  # a built-in plan and its agent (plan:consensus, consensus) are one intent
 
 
 _COMPOSITE = frozenset({"planner", f"{_BUILTIN}consensus", f"{_BUILTIN}report"})

@@ -619,8 +619,8 @@ _MORE: dict[str, tuple[str, ...]] = {
         "Make up a little song",
         "Write marketing copy for a product",
         "Write a few sentences on any topic",
-        # open-ended writing of many forms (added in round 2, from the capability "generates text from a
-        # prompt": the generator was the weakest class; see benchmarks/planning.py, judged on the held-out set)
+        # open-ended writing of many forms (added in round 2 from the capability "generates text from a
+        # prompt": the generator was the weakest class; judged on benchmarks/planning_heldout.py)
         "Tell me a joke about programmers",
         "Write song lyrics about summer",
         "Draft a speech for my sister's wedding",

@@ -99,10 +99,10 @@ def evaluate(planner: GoalPlanner, goals: tuple[tuple[str, str], ...], args: arg
 
     select_ms: list[float] = []
     load_before = os.getloadavg()[0]
-    for p in range(args.passes):
+    for rep in range(args.passes):
         for i, (goal, _) in enumerate(GOALS):  # first-seen: nothing is cached, each goal made unique
             t0 = time.perf_counter()
-            planner.router.route(f"{goal} #{p}-{i}")
+            planner.router.route(f"{goal} #{rep}-{i}")
             select_ms.append((time.perf_counter() - t0) * 1e3)
 
     n = len(rows)

@@ -36,7 +36,7 @@ GOALS: tuple[tuple[str, str], ...] = (
     ("Extract the fields name, age and city as JSON from: Lena, 34, lives in Graz.", "extractor"),
     # ---- translator
     ("Translate to French: 'Good morning, everyone.'", "translator"),
-    ("Please translate \"Where is the library?\" into German.", "translator"),
+    ('Please translate "Where is the library?" into German.', "translator"),
     ("tranlsate 'cheers mate' to spanish", "translator"),
     # ---- coder
     ("Write a Python function to reverse a linked list.", "coder"),
@@ -73,13 +73,22 @@ GOALS: tuple[tuple[str, str], ...] = (
     # ---- analysis
     (f"What's the sentiment of this review? {_REVIEW}", "sentiment"),
     ("is 'worst purchase ever, broke in a day' positive or negative?", "sentiment"),
-    ("Extract keywords from: Machine learning models need large, clean datasets to train well.", "keyword-extractor"),
+    (
+        "Extract keywords from: Machine learning models need large, clean datasets to train well.",
+        "keyword-extractor",
+    ),
     ("Find all people and places mentioned in: Ada Lovelace lived in London.", "entity-extractor"),
     ("What language is this: 'Ich habe keine Zeit'", "language-detector"),
     ("How similar are 'a red apple' and 'a crimson fruit'?", "similarity"),
-    ("Analyze the complexity of this code: def g(n): return n if n < 2 else g(n-1) + g(n-2)", "code-analyzer"),
+    (
+        "Analyze the complexity of this code: def g(n): return n if n < 2 else g(n-1) + g(n-2)",
+        "code-analyzer",
+    ),
     ("Compute the mean and standard deviation of 2, 4, 4, 4, 5, 5, 7, 9.", "statistician"),
-    ("Review the writing quality of this paragraph: Their going to the store tomorow, probly.", "quality-critic"),
+    (
+        "Review the writing quality of this paragraph: Their going to the store tomorow, probly.",
+        "quality-critic",
+    ),
     # ---- synthesis
     ("Using our stored documents, what is the return policy?", "plan:rag"),
     ("Based on the knowledge base, when does the office open?", "plan:rag"),
@@ -95,15 +104,21 @@ GOALS: tuple[tuple[str, str], ...] = (
     ),
     ('Run this workflow: {"steps": [{"id": "a", "agent": "sentiment"}]}', "workflow-runner"),
     (f"Give me a full analysis report of this text: {_REVIEW}", "plan:report"),
-    ("Ask the model several times and return the answer most of them agree on: what is 12 squared?",
-     "plan:consensus"),
+    (
+        "Ask the model several times and return the answer most of them agree on: what is 12 squared?",
+        "plan:consensus",
+    ),
     # ---- multi-step
     (f"Summarize this and then translate it to German: {_REVIEW}", "summarizer > translator"),
     ("Store 'the meeting is at 3pm' and then tell me when the meeting is.", "archivist > rag-answerer"),
-    ("1. Summarize the text\n2. Extract the keywords\n\nBees pollinate crops and are vital to farming.",
-     "summarizer > keyword-extractor"),
-    ("Detect the language of 'Buongiorno a tutti' and translate it into English.",
-     "language-detector > translator"),
+    (
+        "1. Summarize the text\n2. Extract the keywords\n\nBees pollinate crops and are vital to farming.",
+        "summarizer > keyword-extractor",
+    ),
+    (
+        "Detect the language of 'Buongiorno a tutti' and translate it into English.",
+        "language-detector > translator",
+    ),
     (f"Analyse the sentiment of this review, then summarize it: {_REVIEW}", "sentiment > summarizer"),
     ("Write a haiku about snow, then count its tokens.", "generator > tokenizer"),
     ("Compress 'hello hello hello hello' and then decompress the result.", "compressor > decompressor"),
@@ -113,9 +128,14 @@ GOALS: tuple[tuple[str, str], ...] = (
         f"{_REVIEW}",
         "summarizer > translator > tokenizer",
     ),
-    ("Write a Python function to compute factorials and then analyze its complexity.", "coder > code-analyzer"),
-    (f"Extract the entities from this text, then format them as YAML: {_REVIEW}",
-     "entity-extractor > formatter"),
+    (
+        "Write a Python function to compute factorials and then analyze its complexity.",
+        "coder > code-analyzer",
+    ),
+    (
+        f"Extract the entities from this text, then format them as YAML: {_REVIEW}",
+        "entity-extractor > formatter",
+    ),
     ("Save the note 'parking is on level 3'. Then tell me where parking is.", "archivist > rag-answerer"),
     # ---- should be refused
     ("help", "clarify"),

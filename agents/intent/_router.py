@@ -154,8 +154,10 @@ class IntentRouter:
         return (_W_MEANING * meaning + _W_WORDING * wording).astype(np.float32)
 
     def _lead_prior(self, lead: str, owner: int = -1) -> NDArray[np.float32] | None:
-        """P(class | lead verb) over the examples (without example class ``owner``'s own count), or None
-        for a verb fewer than two examples start with."""
+        """P(class | lead verb) over the examples, or None for a verb fewer than two examples start with.
+
+        ``owner`` (leave-one-out) is the class of an example whose own count is left out.
+        """
         counts = self._leads.get(lead)
         if counts is None:
             return None
@@ -255,7 +257,7 @@ class IntentRouter:
         return float(w[0]), float(w[1]), float(w[2])
 
     def route(self, instruction: str, *, k: int = 5) -> Route:
-        """The ``k`` best classes for ``instruction`` (typos repaired first) and the confidence in the first."""
+        """The ``k`` best classes for ``instruction`` (typos repaired first), confidence in the first."""
         instruction = self.speller.correct(instruction)
         meaning = self._vectors @ self.embedder.embed([instruction])[0]
         wording, stems = self._wording(instruction)

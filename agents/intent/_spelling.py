@@ -5,10 +5,10 @@ into pieces whose embeddings mean little. Before routing, each word of five lett
 neither a word of the routing vocabulary (the examples and capabilities) nor a whole WordPiece token (a
 common English word) is replaced by the vocabulary word within one *symmetric delete* of it, the
 SymSpell method (Garbe 2012) at distance 1: two words match when deleting at most one letter from each
-makes them equal. That covers one insertion, deletion or substitution and one transposition of
-neighbours (``tranlsate``/``translate`` both become ``tranlate``), but not a substitution of one
-letter nor a letter added or dropped at the end (those turn real words into other ones). Among several matches the word more
-frequent in the vocabulary wins, then the alphabetically first.
+makes them equal. That covers one insertion or deletion and one transposition of
+neighbours (``tranlsate``/``translate`` both become ``tranlate``); a substitution of one letter and a
+letter added or dropped at the end are not repaired (they turn real words into other ones). Among
+several matches the word more frequent in the vocabulary wins, then the alphabetically first.
 
 Lookup is O(length) dictionary probes per word; the index holds each vocabulary word and its deletes.
 """
@@ -30,15 +30,20 @@ def _deletes(word: str) -> set[str]:
 
 
 def _one_typo(word: str, candidate: str) -> bool:
-    """One letter left out or doubled inside the word, or two neighbours swapped (not a substitution,
-    which turns one real word into another: "stash"/"stats"; nor a letter added or dropped at the end,
-    which is an inflection more often than a typo: "refund"/"refunds")."""
+    """Whether ``word`` is ``candidate`` with one letter left out or added inside, or two neighbours swapped.
+
+    Not a substitution, which turns one real word into another ("stash"/"stats"), nor a letter added or
+    dropped at the end, more often an inflection than a typo ("refund"/"refunds").
+    """
     if word[:-1] == candidate or candidate[:-1] == word:
         return False
     if len(word) == len(candidate):
         diff = [i for i in range(len(word)) if word[i] != candidate[i]]
-        return len(diff) == 2 and diff[1] == diff[0] + 1 and word[diff[0]] == candidate[diff[1]] and (
-            word[diff[1]] == candidate[diff[0]]
+        return (
+            len(diff) == 2
+            and diff[1] == diff[0] + 1
+            and word[diff[0]] == candidate[diff[1]]
+            and (word[diff[1]] == candidate[diff[0]])
         )
     return True  # one symmetric delete apart with lengths differing by one: an insertion or deletion
 

@@ -127,7 +127,6 @@ class GoalPlanner:
                 routes[i] = _recall(routes[i])
         return _Builder(self, goal, parsed, routes).build()
 
-
     def _composite(self, parsed: ParsedGoal, routes: list[Route]) -> tuple[ParsedGoal, list[Route]]:
         """One sub-goal for a goal whose steps are the *subject* of one request, not its steps.
 
@@ -170,7 +169,8 @@ def _joined(subs: Sequence[SubGoal]) -> SubGoal:
 def _repeats(routes: Sequence[Route]) -> bool:
     """Whether two adjacent routes name the same class (a request split in two halves)."""
     return any(
-        a.best != NONE and _agent_of(a.best) == _agent_of(b.best) for a, b in zip(routes, routes[1:], strict=False)
+        a.best != NONE and _agent_of(a.best) == _agent_of(b.best)
+        for a, b in zip(routes, routes[1:], strict=False)
     )  # a built-in plan and its agent (plan:consensus, consensus) are one intent
 
 

@@ -56,6 +56,11 @@ _WEAK = 0.5
 _BUILTIN = "plan:"
 _NEAR = 0.05
 """A runner-up within this score of the best may replace it when only it gets every required input."""
+_STATED = frozenset({"translator", "context-optimizer"})
+"""Agents whose required parameter, when a goal states it (a target language "into Spanish", a token
+budget "in 64 tokens"), is evidence for them: within :data:`_NEAR_STATED` of the best agent (which takes
+no such parameter), they are chosen — "put '…' into Spanish" is a translation, not a language check."""
+_NEAR_STATED = 0.1
 _FRAME_AGENTS = frozenset({"decompressor", "glyph-encoder", "codec-inspector"})
 _RAG_DEFAULTS = {"k": 4, "budget_tokens": 512, "max_tokens": ANSWER_TOKENS}
 
@@ -301,6 +306,14 @@ class _Builder:
         for i, (sub, route, why) in enumerate(zip(subs, routes, rationale, strict=True)):
             agent = _agent_of(route.best)
             inp, need = self._input(i, sub, agent, previous)
+            if not need and agent not in _STATED:  # a close runner-up whose own parameter the goal states
+                top = route.ranked[0][1]
+                for name, score in route.ranked[1:3]:
+                    if name in _STATED and score >= top - _NEAR_STATED and name in self.planner.specs:
+                        other_inp, other_need = self._input(i, sub, name, previous)
+                        if not other_need:
+                            agent, inp = name, other_inp
+                            break
             if need:  # a runner-up about as close that the goal fully parameterises fits better
                 top = route.ranked[0][1]
                 for name, score in route.ranked[1:3]:

@@ -152,3 +152,18 @@ def test_the_lead_verb_weight_is_chosen_by_leave_one_out_over_the_examples(plann
 
     assert planner.router.lead_weight in _LEAD_WEIGHTS
     assert 0.5 < planner.router.loo_accuracy <= 1.0
+
+
+def test_a_close_runner_up_whose_parameter_the_goal_states_is_chosen(planner: GoalPlanner) -> None:
+    from agents.intent import Route
+    from agents.synthesis._planner import _Builder
+
+    goal = "put 'good night' into Portuguese"
+    parsed = parse_goal(goal, verbs=planner.verbs)
+    close = Route((("language-detector", 0.6), ("translator", 0.55), ("sentiment", 0.3)), 0.6)
+    out = _Builder(planner, goal, parsed, [close]).build()
+    (step,) = parse_plan(out.plan).steps
+    assert step.agent == "translator" and resolve(step.input, out.input, {})["target"] == "Portuguese"
+    far = Route((("language-detector", 0.7), ("translator", 0.55), ("sentiment", 0.3)), 0.6)
+    out = _Builder(planner, goal, parsed, [far]).build()
+    assert [s.agent for s in parse_plan(out.plan).steps] == ["language-detector"]

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         CancelledByCallerError,
         ContextLengthExceededError,
         DeadlineExceededError,
+        ForbiddenError,
         InstanceLostError,
         NoRespondersError,
         NotFoundError,
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
         error_from_wire,
     )
     from agents.inference import GeneratorAgent
-    from agents.messaging import Bus, Message
+    from agents.messaging import Bus, Message, NatsAuth
 
 __all__ = (
     "Agent",
@@ -44,9 +45,11 @@ __all__ = (
     "CancelledByCallerError",
     "ContextLengthExceededError",
     "DeadlineExceededError",
+    "ForbiddenError",
     "GeneratorAgent",
     "InstanceLostError",
     "Message",
+    "NatsAuth",
     "NoRespondersError",
     "NotFoundError",
     "RunnerStats",
@@ -67,6 +70,7 @@ _MODULE_OF = {
     "CancelledByCallerError": "agents.errors",
     "ContextLengthExceededError": "agents.errors",
     "DeadlineExceededError": "agents.errors",
+    "ForbiddenError": "agents.errors",
     "InstanceLostError": "agents.errors",
     "NoRespondersError": "agents.errors",
     "NotFoundError": "agents.errors",
@@ -76,6 +80,7 @@ _MODULE_OF = {
     "GeneratorAgent": "agents.inference",
     "Bus": "agents.messaging",
     "Message": "agents.messaging",
+    "NatsAuth": "agents.messaging",
 }
 
 

@@ -53,6 +53,7 @@ from agents.protocol import (
     HEADER_DEADLINE,
     HEADER_IDEMPOTENCY_KEY,
     HEADER_REQUEST_ID,
+    HEADER_SCOPES,
     HEADER_SESSION,
     HEADER_STREAM_INBOX,
     HEADER_TENANT,
@@ -64,6 +65,7 @@ from agents.protocol import (
     agent_subject,
     heartbeat_subject,
 )
+from agents.scopes import OperationScopes, check_scope, parse_scopes_header
 from agents.tracing import TRACEPARENT, SpanKind, remote_context, start_child, tracer
 
 _tracer = tracer("neurectomy.agents")
@@ -81,6 +83,7 @@ class Call:
         tenant: Tenant the call runs for.
         trace_id: Trace id carried across hops.
         inbox: Subject the caller listens on.
+        scopes: The caller's scopes (``Neurectomy-Scopes``); calls it makes on the caller's behalf carry them.
         idempotency_key: Names the call across the caller's retries (empty when the caller sent none).
         traceparent: The caller's W3C ``traceparent`` (empty: none); the handler's span is its child.
     """
@@ -93,6 +96,7 @@ class Call:
     inbox: str
     _bus: Bus
     session: str = ""
+    scopes: frozenset[str] = frozenset()
     _turn: anyio.Event | None = None
     """Set when the call's turn in its session comes (session calls only)."""
     _seq: int = 0
@@ -150,6 +154,8 @@ class Agent(ABC):
     """Input field that takes the text a plan step hands on (None if the agent takes no text)."""
     text_output: ClassVar[str | None] = "text"
     """Output field that holds the agent's main text result (None if it has none)."""
+    scopes: ClassVar[OperationScopes] = OperationScopes()
+    """The scope its calls need (``write`` unless declared; see :mod:`agents.scopes`)."""
 
     @abstractmethod
     async def handle(self, call: Call) -> Mapping[str, Any]:
@@ -347,6 +353,12 @@ class AgentRunner:
         except ValueError as exc:
             self.stats.refused_bad += 1
             raise BadInputError(f"input is not JSON: {exc}", field="input") from None
+        scopes = parse_scopes_header(headers.get(HEADER_SCOPES))
+        try:  # before the mailbox and before the input is validated
+            check_scope(self.agent.name, self.agent.scopes, payload, scopes)
+        except AgentError:
+            self.stats.refused_bad += 1
+            raise
         session = headers.get(HEADER_SESSION, "")
         if not session and isinstance(payload, dict) and isinstance(payload.get("session"), str):
             session = payload["session"]
@@ -361,6 +373,7 @@ class AgentRunner:
             inbox=inbox,
             _bus=self.bus,
             session=f"{tenant}/{session}" if session else "",
+            scopes=scopes,
             traceparent=headers.get(TRACEPARENT, ""),
         )
         if session:

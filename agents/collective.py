@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from agents.scopes import OperationScopes
+
 if TYPE_CHECKING:
     from agents.actor import Agent, Call
     from agents.plans import Plan, PlanOutcome
@@ -33,6 +35,7 @@ class AgentSpec:
         output_schema: JSON Schema of its output (empty if undeclared).
         text_input: Input field that takes handed-on text, or None.
         text_output: Output field holding its main text, or None.
+        scopes: The scope its calls need (see :mod:`agents.scopes`).
     """
 
     name: str
@@ -44,6 +47,7 @@ class AgentSpec:
     output_schema: dict[str, Any] = field(default_factory=dict)
     text_input: str | None = "text"
     text_output: str | None = "text"
+    scopes: OperationScopes = OperationScopes()
 
 
 def spec_of(agent: type[Agent]) -> AgentSpec:
@@ -58,6 +62,7 @@ def spec_of(agent: type[Agent]) -> AgentSpec:
         output_schema=agent.output_model.model_json_schema() if agent.output_model else {},
         text_input=agent.text_input,
         text_output=agent.text_output,
+        scopes=agent.scopes,
     )
 
 

@@ -6,6 +6,7 @@
     ├── BadInputError(AgentError, ValueError)        code "bad_request": the agent cannot use the input
     │   └── ContextLengthExceededError               code "context_length_exceeded": prompt + max_tokens
     │                                                exceed the model's context window
+    ├── ForbiddenError(AgentError, PermissionError)  code "forbidden": the credential lacks the scope
     ├── NotFoundError(AgentError, LookupError)       code "not_found": the named thing does not exist
     ├── TooLargeError(AgentError, ValueError)        code "too_large": the input exceeds a size limit
     ├── AgentBusyError(AgentError, RuntimeError)     code "busy": mailbox or engine queue full
@@ -47,6 +48,12 @@ class BadInputError(AgentError, ValueError):
     """The agent cannot use the input it was given."""
 
     code = "bad_request"
+
+
+class ForbiddenError(AgentError, PermissionError):
+    """The caller's credential lacks the scope the operation needs."""
+
+    code = "forbidden"
 
 
 class ContextLengthExceededError(BadInputError):
@@ -117,6 +124,7 @@ _BY_CODE: dict[str, type[AgentError]] = {
     cls.code: cls
     for cls in (
         BadInputError,
+        ForbiddenError,
         ContextLengthExceededError,
         NotFoundError,
         TooLargeError,

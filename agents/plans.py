@@ -51,6 +51,7 @@ __all__ = (
     "StepReport",
     "StepStatus",
     "dependencies",
+    "load_yaml",
     "parse_plan",
     "resolve",
     "step_references",
@@ -59,7 +60,10 @@ __all__ = (
 MAX_PLAN_STEPS = 64
 """Most steps one plan may have."""
 
-_REF = re.compile(r"\$\{\s*([^}]+?)\s*\}")
+MAX_PLAN_TEXT_BYTES = 256 * 1024
+"""Largest plan given as YAML/JSON text, in bytes (a plan as an object is bounded by the body limit)."""
+MAX_YAML_NODES = 20_000
+"""Most YAML nodes (scalars, lists, mappings) a plan text may hold."""
 _PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+|\*)\]")
 StepStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled"]
 
@@ -192,10 +196,33 @@ def _ref_step(ref: str) -> str:
     return str(parts[1]) if len(parts) > 1 else ""
 
 
+def _scan_refs(text: str) -> list[tuple[int, int, str]]:
+    r"""Every ``${...}`` in ``text`` as (start, end, the reference without surrounding spaces).
+
+    Linear in ``len(text)``: each ``${`` is closed by the next ``}``, and once a ``${`` has no ``}`` after
+    it, no later one has either. (The regular expression this replaces, ``\$\{\s*([^}]+?)\s*\}``,
+    backtracked cubically on ``"${"`` followed by spaces.)
+    """
+    refs: list[tuple[int, int, str]] = []
+    pos = 0
+    while (start := text.find("${", pos)) >= 0:
+        end = text.find("}", start + 2)
+        if end < 0:
+            break
+        inner = text[start + 2 : end]
+        if not inner:  # "${}" is plain text
+            pos = start + 1
+            continue
+        refs.append((start, end + 1, inner.strip() or inner))
+        pos = end + 1
+    return refs
+
+
 def _refs_in(value: Any, where: str) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     if isinstance(value, str):
-        found.extend((where, m.group(1)) for m in _REF.finditer(value))
+        if "${" in value:
+            found.extend((where, ref) for _, _, ref in _scan_refs(value))
     elif isinstance(value, Mapping):
         for k, v in value.items():
             found.extend(_refs_in(v, f"{where}.{k}"))
@@ -298,10 +325,17 @@ def _parse_template(template: str) -> tuple[str | None, tuple[str, ...]]:
 
 
 def _parse_template_once(template: str) -> tuple[str | None, tuple[str, ...]]:
-    whole = _REF.fullmatch(template.strip())
-    if whole is not None:
-        return whole.group(1), ()
-    return None, tuple(_REF.split(template))
+    stripped = template.strip()
+    refs = _scan_refs(stripped)
+    if len(refs) == 1 and refs[0][0] == 0 and refs[0][1] == len(stripped):
+        return refs[0][2], ()
+    pieces: list[str] = []
+    pos = 0
+    for start, end, ref in _scan_refs(template):
+        pieces += [template[pos:start], ref]
+        pos = end
+    pieces.append(template[pos:])
+    return None, tuple(pieces)
 
 
 _parse_template_cached = functools.lru_cache(maxsize=4096)(_parse_template_once)
@@ -342,22 +376,67 @@ def resolve(
     return template
 
 
-def parse_plan(source: str | bytes | Mapping[str, Any]) -> Plan:
-    """A :class:`Plan` from a mapping, JSON or YAML text.
+class _PlanLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases and with at most :data:`MAX_YAML_NODES` nodes.
+
+    Aliases are refused outright (``&a [*a, *a]`` nested a few levels expands exponentially: the
+    "billion laughs" document); a plan never needs them.
+    """
+
+    def __init__(self, stream: str | bytes) -> None:
+        super().__init__(stream)
+        self.nodes = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not accepted in plans", mark)
+        self.nodes += 1
+        if self.nodes > MAX_YAML_NODES:
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, f"a plan holds at most {MAX_YAML_NODES} YAML nodes", mark
+            )
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str | bytes) -> Any:
+    """YAML (or JSON) text as Python data, aliases refused, nodes and size capped; linear time.
 
     Raises:
-        PlanError: Not JSON/YAML, or not a valid plan (the message names the field).
+        PlanError: Too large (over :data:`MAX_PLAN_TEXT_BYTES`), an alias, too many nodes, or not YAML.
+    """
+    size = len(text.encode() if isinstance(text, str) else text)
+    if size > MAX_PLAN_TEXT_BYTES:
+        raise PlanError(
+            f"a plan as text is at most {MAX_PLAN_TEXT_BYTES} bytes; this one is {size}", field="plan"
+        )
+    loader = _PlanLoader(text)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        raise PlanError(f"not JSON or YAML: {exc}", field="plan") from None
+    except RecursionError:
+        raise PlanError("the plan is nested too deeply", field="plan") from None
+    finally:
+        loader.dispose()
+
+
+def parse_plan(source: str | bytes | Mapping[str, Any]) -> Plan:
+    """A :class:`Plan` from a mapping, JSON or YAML text (see :func:`load_yaml` for the text limits).
+
+    Raises:
+        PlanError: Not JSON/YAML, too large, or not a valid plan (the message names the field).
     """
     data: Any = source
     if isinstance(source, str | bytes):
-        try:
-            data = yaml.safe_load(source)  # YAML 1.1 is a superset of JSON for our purposes
-        except yaml.YAMLError as exc:
-            raise PlanError(f"not JSON or YAML: {exc}", field="plan") from None
+        data = load_yaml(source)  # YAML 1.1 is a superset of JSON for our purposes
     if not isinstance(data, Mapping):
         raise PlanError("a plan is an object with steps", field="plan")
     try:
         return Plan.model_validate(data)
+    except RecursionError:
+        raise PlanError("the plan is nested too deeply", field="plan") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])

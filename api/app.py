@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
 from litestar import Litestar
+from litestar.config.allowed_hosts import AllowedHostsConfig
 from litestar.datastructures import State
 from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -17,6 +19,7 @@ from api import _metrics, dashboard
 from api._auth import AuthConfig, KeyVerifier, auth_middleware, openapi_security
 from api._limits import LimitsConfig, rate_limit_middleware
 from api._metrics import Metrics, MetricsMiddleware
+from api._origin import HostOriginGuard, cors_config
 from api._trace import TraceMiddleware, add_trace_headers
 from api.agents import routes as _agents
 from api.errors import EXCEPTION_HANDLERS
@@ -39,15 +42,22 @@ _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 class RequestIdMiddleware(ASGIMiddleware):
-    """Takes ``X-Request-Id`` from the request (or makes one), binds it to every log line, echoes it."""
+    """Takes ``X-Request-Id`` from the request (or makes one), binds it to every log line, echoes it.
+
+    The id the client chose is only a label: the calls the request makes over NATS (and their cancel
+    subjects) use ``call_id``, which the server generates for every request, so a client that reuses
+    another caller's ``X-Request-Id`` cannot cancel or disturb that caller's calls.
+    """
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         """Bind the request id around the rest of the app."""
         headers = dict(scope.get("headers") or [])
         raw = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        # The id becomes part of NATS subjects (the cancel subject), so only subject-safe characters.
+        # Only subject-safe characters, as the id is logged and echoed (NATS subjects use call_id).
         request_id = raw if _REQUEST_ID_RE.fullmatch(raw) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["call_id"] = uuid.uuid4().hex
 
         async def send_with_id(message: Any) -> None:
             if message["type"] == "http.response.start":
@@ -68,6 +78,9 @@ def create_app(
     keys: KeyVerifier | None = None,
     limits: LimitsConfig | None = None,
     tasks: TaskQueue | None = None,
+    allowed_hosts: Sequence[str] | None = None,
+    cors_origins: Sequence[str] = (),
+    admin_token: str | None = None,
 ) -> Litestar:
     """The HTTP application over ``orchestrator``.
 
@@ -81,12 +94,23 @@ def create_app(
             and revoke keys, ``/v1/keys`` manages them.
         limits: Rate limits (none by default).
         tasks: The durable task queue behind ``/v1/tasks`` (None: those routes answer 503).
+        allowed_hosts: Hosts a request's ``Host`` may name (``*.example.com`` for subdomains, ``*`` any);
+            ``None`` checks no host (an in-process app; ``serve`` always passes its list, see
+            :mod:`api._origin`).
+        cors_origins: Origins browsers may call from (CORS; none by default).
+        admin_token: With auth off, ``/v1/keys`` needs ``Authorization: Bearer <admin_token>`` (the local
+            admin token in the state directory); ``None``: those routes refuse (403).
     """
     metrics = Metrics()
     orchestrator.observer = metrics
     auth_on = auth is not None and auth.enabled is True
     guards = [auth_middleware(auth, keys)] if auth is not None and auth_on else []
     rate_limit = rate_limit_middleware(limits or LimitsConfig())
+    host_guard = (
+        [HostOriginGuard(AllowedHostsConfig(allowed_hosts=list(allowed_hosts)), cors_origins)]
+        if allowed_hosts is not None
+        else []
+    )
     return Litestar(
         route_handlers=[
             *_openai.ROUTES,
@@ -104,9 +128,18 @@ def create_app(
             *_llamacpp.ROUTES,
             *dashboard.ROUTES,
         ],
-        state=State({"orchestrator": orchestrator, "metrics": metrics, "keys": keys, "tasks": tasks}),
+        state=State(
+            {
+                "orchestrator": orchestrator,
+                "metrics": metrics,
+                "keys": keys,
+                "tasks": tasks,
+                "admin_token": admin_token,
+            }
+        ),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[
+            *host_guard,
             RequestIdMiddleware(),
             TraceMiddleware(),
             MetricsMiddleware(metrics),
@@ -117,6 +150,7 @@ def create_app(
         openapi_config=OpenAPIConfig(
             title="Neurectomy", version="0.1.0", path="/schema", **(openapi_security() if auth_on else {})
         ),
+        cors_config=cors_config(cors_origins),
         request_max_body_size=max_body_bytes,
         debug=debug,
         logging_config=None,

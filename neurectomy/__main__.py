@@ -2,4 +2,5 @@
 
 from neurectomy.cli import main
 
-main()
+if __name__ == "__main__":  # worker processes load this module as __mp_main__: they must not run the CLI
+    main()

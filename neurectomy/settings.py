@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,8 +20,10 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from agents.messaging import NatsAuth
 from agents.tracing import TracingConfig
 from api import AuthConfig, LimitsConfig
+from api._origin import default_allowed_hosts
 from orchestrator import OrchestratorConfig, TaskConfig
 from ryot import ModelPoolConfig
 from sigmalang import SigmaConfig
@@ -43,7 +45,11 @@ def default_config_file() -> Path | None:
 
 
 class NatsSettings(BaseModel):
-    """Where NATS is."""
+    """Where NATS is, and how to authenticate to an existing one.
+
+    A private server (``url`` unset) needs none of the credential settings: it is started with generated
+    credentials and per-role permissions (see ``neurectomy.server.natsserver``).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -56,6 +62,32 @@ class NatsSettings(BaseModel):
     server; 3 on a cluster of three or more, so losing one server loses nothing acknowledged)."""
     startup_timeout_s: float = Field(default=15.0, gt=0)
     """How long the private server may take to become ready, in seconds."""
+    user: str | None = None
+    """User name on an existing server (with ``password``)."""
+    password: SecretStr | None = None
+    """Password of ``user``."""
+    credentials_file: Path | None = None
+    """A NATS ``.creds`` file (user JWT and nkey seed)."""
+    nkey_seed_file: Path | None = None
+    """A file holding an nkey seed (``SU...``)."""
+    tls_ca_file: Path | None = None
+    """PEM CA bundle verifying the server's certificate (TLS on)."""
+    tls_cert_file: Path | None = None
+    """PEM client certificate for mutual TLS (with ``tls_key_file``)."""
+    tls_key_file: Path | None = None
+    """PEM key of ``tls_cert_file``."""
+
+    def auth(self) -> NatsAuth:
+        """These credentials and TLS files as the messaging layer takes them."""
+        return NatsAuth(
+            user=self.user,
+            password=self.password.get_secret_value() if self.password is not None else None,
+            credentials_file=self.credentials_file,
+            nkey_seed_file=self.nkey_seed_file,
+            tls_ca_file=self.tls_ca_file,
+            tls_cert_file=self.tls_cert_file,
+            tls_key_file=self.tls_key_file,
+        )
 
     @property
     def servers(self) -> list[str]:
@@ -74,6 +106,17 @@ class ApiSettings(BaseModel):
     """TCP port (0 picks a free one)."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Largest request body, in bytes (413 beyond)."""
+    allowed_hosts: tuple[str, ...] | None = None
+    """Hosts a request's ``Host`` header may name (port ignored; ``*.example.com``: its subdomains; ``*``:
+    any). ``None``: the loopback names and ``host`` (a wildcard bind needs the public names listed).
+    Anything else is answered 400 before a handler runs (DNS rebinding, see docs/security.md)."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins (``https://app.example.com``) whose pages may call the API from a browser (CORS); none by
+    default. Unsafe requests and WebSockets from other origins are refused (403)."""
+
+    def hosts_allowed(self) -> tuple[str, ...]:
+        """``allowed_hosts``, or its default for the bind address."""
+        return self.allowed_hosts if self.allowed_hosts is not None else default_allowed_hosts(self.host)
 
 
 class GeneratorSettings(BaseModel):

@@ -18,12 +18,13 @@ __all__ = ("OrchestratorCollective", "context_of")
 
 
 def context_of(parent: Call) -> CallContext:
-    """A context for a call made on behalf of ``parent``: same tenant, trace and deadline, a new id."""
+    """A context for a call on behalf of ``parent``: same tenant, scopes, trace and deadline, a new id."""
     return CallContext(
         deadline=parent.deadline,
         request_id=f"{parent.request_id}-{uuid.uuid4().hex[:8]}",
         tenant=parent.tenant,
         trace_id=parent.trace_id,
+        scopes=parent.scopes,
     )
 
 
@@ -54,5 +55,11 @@ class OrchestratorCollective:
         return invocation.output
 
     async def run_plan(self, plan: Plan, inputs: Mapping[str, Any], *, parent: Call) -> PlanOutcome:
-        """Run ``plan`` on behalf of ``parent``."""
-        return await self._orchestrator.run_plan(plan, inputs, context_of(parent))
+        """Run ``plan`` on behalf of ``parent``.
+
+        Raises:
+            ForbiddenError: A step needs a scope ``parent``'s caller lacks (checked before any step runs).
+        """
+        ctx = context_of(parent)
+        self._orchestrator.plans.authorise(plan, ctx)
+        return await self._orchestrator.run_plan(plan, inputs, ctx)

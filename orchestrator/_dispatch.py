@@ -28,6 +28,7 @@ from agents.protocol import (
     HEADER_DEADLINE,
     HEADER_IDEMPOTENCY_KEY,
     HEADER_REQUEST_ID,
+    HEADER_SCOPES,
     HEADER_STREAM_INBOX,
     HEADER_TENANT,
     HEADER_TRACE_ID,
@@ -39,6 +40,7 @@ from agents.protocol import (
     cancel_subject,
     stream_message_adapter,
 )
+from agents.scopes import ALL_SCOPES, format_scopes
 from agents.tracing import TRACEPARENT, SpanKind, start_child, traceparent, tracer
 from orchestrator._observe import CallObserver
 
@@ -55,6 +57,8 @@ class CallContext:
         deadline: Absolute deadline as ``time.time()`` seconds.
         tenant: Tenant the call runs for.
         trace_id: Trace id carried across every hop.
+        scopes: The caller's scopes (every scope for the service's own calls); each agent operation checks
+            them (`agents.scopes`), and they travel in the ``Neurectomy-Scopes`` header.
         idempotency_key: Names the call across retries (the router keeps it while the request id changes
             per attempt, and makes one when empty); a caller sets it to stay the same across its own retries
             or re-runs (e.g. a task). Never derived from the request id, which a client may reuse.
@@ -64,6 +68,7 @@ class CallContext:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     tenant: str = "default"
     trace_id: str = ""
+    scopes: frozenset[str] = ALL_SCOPES
     idempotency_key: str = ""
 
     @classmethod
@@ -83,6 +88,7 @@ class CallContext:
             HEADER_TENANT: self.tenant,
             HEADER_TRACE_ID: self.trace_id or self.request_id,
             HEADER_STREAM_INBOX: inbox,
+            HEADER_SCOPES: format_scopes(self.scopes),
         }
         if self.idempotency_key:
             headers[HEADER_IDEMPOTENCY_KEY] = self.idempotency_key

@@ -117,6 +117,26 @@ class PlanRunner:
         self.router = router
         self.selector = selector
 
+    def authorise(self, plan: Plan, ctx: CallContext) -> None:
+        """Raise unless ``ctx.scopes`` allow every step that names its agent (before anything runs).
+
+        A step whose operation is a reference (``op: "${input.op}"``) needs the strictest scope of its
+        agent; each step is checked again with its resolved input when it runs, and a ``capability``
+        step once its agent is chosen.
+
+        Raises:
+            ForbiddenError: A step needs a scope the caller lacks (the message names the step).
+            NotFoundError: A step names an agent not in the roster.
+        """
+        for step in plan.steps:
+            if step.agent is None:
+                continue
+            try:
+                self.router.authorise(step.agent, step.input, ctx)
+            except AgentError as exc:
+                exc.field = f"plan.steps.{step.id}"
+                raise
+
     async def run(
         self,
         plan: Plan,
@@ -155,6 +175,16 @@ class PlanRunner:
     async def _run(self, run: _Run, ctx: CallContext, cancel: anyio.Event | None) -> PlanOutcome:
         started = time.perf_counter()
         plan, inputs = run.plan, run.inputs
+        try:
+            self.authorise(plan, ctx)
+        except AgentError as exc:
+            return PlanOutcome(
+                plan=plan.name,
+                status="failed",
+                steps=[run.reports[s.id] for s in plan.steps],
+                error=_error(exc),
+                seconds=time.perf_counter() - started,
+            )
         if cancel is None:
             await self._run_steps(run, ctx)
         else:

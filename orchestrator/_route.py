@@ -10,6 +10,11 @@ For a call to agent ``A`` the router tries, in order:
    a new round after an exponential backoff with full jitter, while retries, the retry budget and the
    call's deadline allow.
 
+A breaker counts only the agent's own failures: a crash, a lost instance, or a timeout of an attempt
+that had the service's whole step deadline (``step_timeout_s``). A deadline the caller shortened
+(``timeout_s``, or an overall deadline closer than a step's), a refusal and a 4xx answer say nothing
+about the agent's health, so one caller's tiny deadlines cannot open a breaker for everyone.
+
 Errors that retrying cannot fix (bad input, not found, too large, cancelled) are raised at once. Every
 attempt gets its own request id but carries the call's idempotency key, so an agent that did the work
 for an attempt whose answer came too late answers the retry without doing it again.
@@ -43,6 +48,7 @@ from agents.errors import (
 )
 from agents.messaging import Bus
 from agents.protocol import Chunk, End, agent_subject
+from agents.scopes import check_scope
 from orchestrator._dispatch import CallContext, call_agent, call_for_output
 from orchestrator._load import Instance, LoadMonitor
 from orchestrator._observe import CallObserver
@@ -133,6 +139,18 @@ class Router:
             raise NotFoundError(f"no agent named {agent!r}", field="agent")
         return spec.team
 
+    def authorise(self, agent: str, payload: Mapping[str, Any], ctx: CallContext) -> None:
+        """Raise unless ``ctx.scopes`` allow calling ``agent`` with ``payload`` (`agents.scopes`).
+
+        Raises:
+            NotFoundError: ``agent`` is not in the roster.
+            ForbiddenError: The scope the operation needs is missing.
+        """
+        spec = self.selector.specs.get(agent)
+        if spec is None:
+            raise NotFoundError(f"no agent named {agent!r}", field="agent")
+        check_scope(agent, spec.scopes, payload, ctx.scopes)
+
     async def _attempt(
         self, agent: str, team: str, subject: str, payload: Mapping[str, Any], ctx: CallContext
     ) -> dict[str, Any]:
@@ -173,8 +191,10 @@ class Router:
 
         Raises:
             NotFoundError: ``agent`` is not in the roster.
+            ForbiddenError: ``ctx.scopes`` lack the scope the call needs (checked before anything is sent).
             AgentError: The last error when every attempt failed, or a non-retryable error at once.
         """
+        self.authorise(agent, payload, ctx)
         team = self._team(agent, team)
         fallbacks: list[str] | None = None if fallback else []
 
@@ -183,7 +203,10 @@ class Router:
             yield agent
             if fallbacks is None:  # looked up once, and only when the agent itself does not answer
                 fallbacks = self.selector.fallbacks(agent)
-            yield from fallbacks
+            for other in fallbacks:  # a fallback that needs more than the caller holds is not tried
+                spec = self.selector.specs.get(other)
+                if spec is not None and spec.scopes.needed(payload) in ctx.scopes:
+                    yield other
 
         per_attempt_s = timeout_s or self.config.step_timeout_s
         key = ctx.idempotency_key or uuid.uuid4().hex  # one per routed call, the same on every attempt
@@ -200,17 +223,19 @@ class Router:
                     continue
                 team_of = team if name == agent else self._team(name)
                 instances: list[Instance | None] = [*self.monitor.healthy(name), None]
-                verdict = False
+                verdict, full_budget = False, False
                 try:
                     for inst in instances:
                         subject = inst.beat.direct_subject if inst else agent_subject(team_of, name)
                         attempts += 1
+                        now = time.time()
                         attempt_ctx = replace(
                             ctx,
                             request_id=f"{ctx.request_id}-{attempts}",
-                            deadline=min(ctx.deadline, time.time() + per_attempt_s),
+                            deadline=min(ctx.deadline, now + per_attempt_s),
                             idempotency_key=key,
                         )
+                        full_budget = attempt_ctx.deadline - now >= self.config.step_timeout_s * 0.999
                         if inst is not None:
                             self.monitor.dispatched(inst)
                         try:
@@ -227,8 +252,9 @@ class Router:
                         breaker.success()
                         return Invocation(output, name, team_of, attempts, failovers)
                 except _RETRYABLE as exc:
-                    verdict = True
-                    breaker.failure()
+                    if not isinstance(exc, DeadlineExceededError) or full_budget:
+                        verdict = True  # else: the caller's deadline, not the agent's failure
+                        breaker.failure()
                     failovers.append(f"{name}: {exc.code}")
                     last = exc
                     if ctx.remaining_s() <= 0:

@@ -90,6 +90,7 @@ def task_executor(orchestrator: Orchestrator, *, deadline_s: float) -> Executor:
             idempotency_key=f"task-{record.id}",
             tenant=record.tenant,
             trace_id=current_trace_id() or record.id,
+            scopes=frozenset(record.scopes),
         )
         if record.plan is not None:
             plan, inputs = parse_plan(record.plan), record.input

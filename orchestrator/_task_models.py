@@ -122,6 +122,7 @@ class TaskRecord(BaseModel):
         created_at: Unix time of the submit, in seconds.
         updated_at: Unix time of the last write, in seconds.
         dead_lettered: It exhausted its attempts and was moved to the dead-letter stream.
+        scopes: The submitter's scopes; every step of the run is authorised against them.
         lease_until: While ``running``: Unix time until which the worker that claimed it holds it (renewed
             by its heartbeat every ``ack_wait_s / 3``); past it (and ``ack_wait_s`` more, the redelivery's
             turn) the reconciler requeues or dead-letters the task.
@@ -148,6 +149,7 @@ class TaskRecord(BaseModel):
     created_at: float
     updated_at: float
     dead_lettered: bool = False
+    scopes: tuple[str, ...] = ("read", "write", "admin")
     lease_until: float | None = None
     planned: dict[str, Any] | None = None
     traceparent: str = ""

@@ -31,7 +31,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from contextlib import aclosing
 from typing import Any
 
@@ -258,7 +258,12 @@ class TaskQueue:
         await self._store.publish(record)
 
     async def submit(
-        self, request: TaskRequest, *, tenant: str, idempotency_key: str | None = None
+        self,
+        request: TaskRequest,
+        *,
+        tenant: str,
+        idempotency_key: str | None = None,
+        scopes: Iterable[str] = ("read", "write", "admin"),
     ) -> tuple[TaskRecord, bool]:
         """Store and queue a task; it is durable when this returns.
 
@@ -266,6 +271,7 @@ class TaskQueue:
             request: Goal or plan (validated here: a bad plan is refused now, not run).
             tenant: The caller's tenant.
             idempotency_key: With the same key and tenant, a repeated submit returns the first task.
+            scopes: The caller's scopes, stored with the task: its run is authorised against them.
 
         Returns:
             The queued record, and ``True`` if it was created (``False``: an earlier submit with the same
@@ -292,6 +298,7 @@ class TaskQueue:
             plan=request.plan,
             input=request.input,
             idempotency_key=idempotency_key,
+            scopes=tuple(sorted(set(scopes))),
             created_at=now,
             updated_at=now,
             traceparent=traceparent(trace.get_current_span()),

@@ -66,6 +66,7 @@ from ryot.errors import (
     PromptTooLongError,
     RyotError,
 )
+from ryot.grammar import check_grammar
 from ryot.models import resolve_model_path
 from ryot.types import (
     ChatMessage,
@@ -149,6 +150,8 @@ class _Slot:
     """Lengths of prefixes of ``cached`` that other requests shared: saved on their own when evicted."""
     saved: bool = False
     """Whether the prefix cache already holds (or was offered) the state of all of ``cached``."""
+    namespace: str = ""
+    """``prefix_namespace`` of the requests whose tokens ``cached`` holds (only those may reuse them)."""
 
 
 @dataclass(slots=True)
@@ -361,6 +364,7 @@ class RyotEngine:
         """
         _validate(params)
         if params.grammar is not None:
+            check_grammar(params.grammar)
             try:  # parse it now, so that a bad grammar is the caller's error and not a failed request
                 Sampler(self._spec(params, 0), self._model).close()
             except ValueError:
@@ -532,7 +536,8 @@ class RyotEngine:
         # Longest cached prefix wins; a match of at most one token (BOS) counts as none, so that such a
         # request takes the least recently used slot and leaves other slots' caches alone.
         tokens = job.tokens
-        lcps = {id(s): _common_prefix(s.cached, tokens) for s in self._slots}
+        ns = job.params.prefix_namespace
+        lcps = {id(s): _common_prefix(s.cached, tokens) if s.namespace == ns else 0 for s in self._slots}
 
         def score(s: _Slot) -> tuple[int, float]:
             lcp = lcps[id(s)]
@@ -551,7 +556,7 @@ class RyotEngine:
         restored = tried = False
         if cache is not None and limit >= _MIN_SNAPSHOT_TOKENS:
             prompt = as_tokens(tokens)
-            entry, hit, longest = cache.lookup(prompt, limit)
+            entry, hit, longest = cache.lookup(prompt, limit, ns)
             share = max(share, longest)
             if entry is not None and hit >= reuse + _MIN_GAIN_TOKENS:
                 tried = True
@@ -575,6 +580,7 @@ class RyotEngine:
             slot.shared.add(share)
         slot.job = job
         slot.saved = False
+        slot.namespace = ns
         slot.cached = job.tokens[:reuse]
         slot.pending = job.tokens[reuse:]
         slot.reused = reuse
@@ -603,8 +609,8 @@ class RyotEngine:
         if cache is None or slot.saved:
             return
         slot.saved = True
-        if not cache.covers(as_tokens(slot.cached)):
-            self._snapshot(slot.seq, slot.cached)
+        if not cache.covers(as_tokens(slot.cached), slot.namespace):
+            self._snapshot(slot.seq, slot.cached, slot.namespace)
 
     def _save_evicted(self, slot: _Slot, keep: int) -> None:
         """Snapshot ``slot`` into the prefix cache before its tokens past ``keep`` are dropped.
@@ -621,20 +627,20 @@ class RyotEngine:
         for b in sorted(slot.shared, reverse=True):
             if b - keep < _MIN_GAIN_TOKENS or b < _MIN_SNAPSHOT_TOKENS:
                 break
-            if b >= len(slot.cached) or cache.covers(as_tokens(slot.cached[:b])):
+            if b >= len(slot.cached) or cache.covers(as_tokens(slot.cached[:b]), slot.namespace):
                 continue
             if not self._window_ok(slot.seq, b) or not self._ctx.seq_rm(slot.seq, b, -1):
                 continue
             del slot.cached[b:]
-            self._snapshot(slot.seq, slot.cached)
+            self._snapshot(slot.seq, slot.cached, slot.namespace)
 
-    def _snapshot(self, seq: int, tokens: Sequence[int]) -> None:
+    def _snapshot(self, seq: int, tokens: Sequence[int], namespace: str) -> None:
         """Save the state of ``seq``, which holds exactly ``tokens``, into the prefix cache."""
         cache = self._prefix_cache
         assert cache is not None
         state = self._ctx.seq_state(seq)
         if state is not None:
-            cache.put(as_tokens(tokens), state, cache.pos_min_of(len(tokens)))
+            cache.put(as_tokens(tokens), state, cache.pos_min_of(len(tokens)), namespace)
 
     @staticmethod
     def _spec(p: SamplingParams, seed: int) -> SamplerSpec:

@@ -60,6 +60,8 @@ class Entry:
     pos_min: int
     """Lowest position the restored state holds in every layer (0 unless sliding-window layers)."""
     key: int = 0
+    namespace: str = ""
+    """Requests of another namespace (tenant) never see this entry (``SamplingParams.prefix_namespace``)."""
 
     @property
     def nbytes(self) -> int:
@@ -112,18 +114,21 @@ class PrefixCache:
         """Whether a sequence whose lowest position is ``pos_min`` may be trimmed to ``reuse`` tokens."""
         return pos_min <= 0 or (self.n_swa > 0 and pos_min <= reuse - self.n_swa)
 
-    def lookup(self, prompt: TokenArray, limit: int) -> tuple[Entry | None, int, int]:
+    def lookup(self, prompt: TokenArray, limit: int, namespace: str = "") -> tuple[Entry | None, int, int]:
         """The entry to restore for ``prompt``, its usable prefix, and the longest prefix of any entry.
 
         Returns ``(entry, reuse, longest)``: ``entry`` shares ``reuse`` tokens with ``prompt`` (at most
         ``limit``) and can be trimmed to them; it is the entry with the largest such ``reuse`` (ties: the
         smallest, which is the cheapest to restore), or ``None``. ``longest`` is the longest common
-        prefix (at most ``limit``) with any entry, usable or not. Does not count as a hit or a miss.
+        prefix (at most ``limit``) with any entry, usable or not. Only entries of ``namespace`` count.
+        Does not count as a hit or a miss.
         """
         best: Entry | None = None
         best_reuse = 0
         longest = 0
         for entry in self._entries.values():
+            if entry.namespace != namespace:
+                continue
             reuse = min(common_prefix(entry.tokens, prompt), limit)
             longest = max(longest, reuse)
             if reuse < 2 or not self.usable(entry.pos_min, reuse):
@@ -134,24 +139,26 @@ class PrefixCache:
                 best, best_reuse = entry, reuse
         return best, best_reuse, longest
 
-    def covers(self, tokens: TokenArray) -> bool:
-        """Whether an entry can be restored and trimmed to exactly ``tokens``."""
-        _, reuse, _ = self.lookup(tokens, len(tokens))
+    def covers(self, tokens: TokenArray, namespace: str = "") -> bool:
+        """Whether an entry of ``namespace`` can be restored and trimmed to exactly ``tokens``."""
+        _, reuse, _ = self.lookup(tokens, len(tokens), namespace)
         return reuse == len(tokens)
 
-    def put(self, tokens: TokenArray, state: State, pos_min: int) -> bool:
+    def put(self, tokens: TokenArray, state: State, pos_min: int, namespace: str = "") -> bool:
         """Store a state; returns whether it was stored.
 
         Not stored when an entry already covers ``tokens`` or the state alone exceeds ``max_bytes``.
         Entries the new one covers (their tokens are a prefix of ``tokens`` and the new state can be
         trimmed to them) are dropped. Then the least recently used entries leave until the bound holds.
         """
-        entry = Entry(tokens, state, pos_min)
+        entry = Entry(tokens, state, pos_min, namespace=namespace)
         with self._lock:
             if entry.nbytes > self.max_bytes:
                 self._counts.rejected += 1
                 return False
             for key, old in list(self._entries.items()):
+                if old.namespace != namespace:
+                    continue
                 shared = common_prefix(old.tokens, tokens)
                 if shared == len(tokens) and self.usable(old.pos_min, shared):
                     self._entries.move_to_end(key)

@@ -54,6 +54,9 @@ class SamplingParams:
             from :func:`ryot.grammar_from_json_schema`.
         speculative: Speculative decoding by prompt lookup (greedy requests only; ignored otherwise):
             faster when the output repeats the prompt, same text.
+        prefix_namespace: Requests share KV prefixes (a slot's cached tokens, the prefix cache) only
+            within one namespace: give the tenant, so that ``usage.cached_tokens`` and the time to first
+            token never tell one tenant what another sent.
         presence_penalty: Subtracted once from the logit of every token already sampled (OpenAI's
             ``presence_penalty``, -2..2; llama.cpp's penalties sampler over the last 256 tokens).
         frequency_penalty: Subtracted from a token's logit once per time it was sampled (-2..2).
@@ -78,6 +81,7 @@ class SamplingParams:
     frequency_penalty: float = 0.0
     logit_bias: tuple[tuple[int, float], ...] = ()
     logprobs: int | None = None
+    prefix_namespace: str = ""
 
 
 @dataclass(frozen=True, slots=True)

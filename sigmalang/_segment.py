@@ -77,6 +77,13 @@ def _json_regions(text: str, skip: Sequence[tuple[int, int]]) -> list[tuple[int,
         except ValueError:
             pos = start + 1
             continue
+        except (
+            RecursionError
+        ):  # nested past the recursion limit ("[[[[…"): no start in this run can do better
+            pos = start + 1
+            while pos < n and text[pos] in "[{ \t\r\n":
+                pos += 1
+            continue
         if any(ch in text[start:end] for ch in '":,'):
             regions.append((start, end))
         pos = end

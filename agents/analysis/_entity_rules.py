@@ -1,8 +1,9 @@
 """Finders of the ``entity-extractor``: one function per entity type, each ``text -> [Entity]``.
 
-Libraries: URLs with ``urlextract`` (its TLD list ships in the package; this module never calls its
-``update``, so nothing is downloaded), phone numbers with ``phonenumbers`` (Google's libphonenumber rules,
-``Leniency.VALID``), dates with ``dateparser``. E-mail addresses, money amounts and percentages use the
+Libraries: URLs by two linear-time patterns checked against IANA's TLD list as the ``urlextract`` package
+ships it (nothing is downloaded; ``urlextract``'s own search is super-linear on dotted runs), phone
+numbers with ``phonenumbers`` (Google's libphonenumber rules, ``Leniency.VALID``), dates with
+``dateparser``. E-mail addresses, money amounts and percentages use the
 regular expressions below; proper nouns are a capitalisation heuristic.
 
 Dates: ``dateparser.search.search_dates`` alone finds dates in plain words ("now", "may", "a second"),
@@ -14,18 +15,15 @@ and year all required, and a match must hold a year.
 
 from __future__ import annotations
 
+import functools
 import re
-import threading
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import phonenumbers
 from pydantic import Field
-
-if TYPE_CHECKING:
-    from urlextract import URLExtract
 
 from agents.analysis._base import AnalysisOutput
 from agents.analysis._text import sentence_spans, yake_stopwords_dir
@@ -80,34 +78,54 @@ def find_emails(text: str) -> list[Entity]:
     return out
 
 
-_url_lock = threading.Lock()
-_url_extractor: URLExtract | None = None
+_SCHEME_URL = re.compile(r"(?<![\w.+-])[A-Za-z][A-Za-z0-9+.-]{0,15}://[^\s<>\"'`]+")
+"""A URL with a scheme: the scheme (at most 16 characters), ``://`` and everything up to a space."""
+_HOST_URL = re.compile(
+    r"(?<![\w@.+:/-])((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+)([A-Za-z]{2,63})(?![\w-])"
+    r"(?:[/?#][^\s<>\"'`]*)?"
+)
+"""A host name (``www.a.org``, ``a.org``) and an optional path; the last label must be a known TLD.
+
+Both patterns run in linear time: a match cannot start inside a word or a dotted run (the look-behind),
+every quantifier is bounded or followed by a character it cannot match, and labels cannot contain dots,
+so a run of ``1.1.1.…`` is tried from its start only. (``urlextract``, used before, took seconds on a
+few kilobytes of ``1.1.1.…%``.)"""
 
 
-def _extractor() -> URLExtract:
-    global _url_extractor
-    with _url_lock:
-        if _url_extractor is None:
-            from urlextract import URLExtract  # noqa: PLC0415 - lazy, like dateparser below
+@functools.cache
+def _tlds() -> frozenset[str]:
+    """IANA's top-level domains, from the list the ``urlextract`` package ships (lower case)."""
+    from importlib.resources import files  # noqa: PLC0415 - once
 
-            extractor = URLExtract(cache_dns=False, extract_email=False)
-            extractor.set_after_tld_chars([*extractor.get_after_tld_chars(), ";", "!"])
-            _url_extractor = extractor
-        return _url_extractor
+    text = files("urlextract").joinpath("data", "tlds-alpha-by-domain.txt").read_text()
+    return frozenset(t.strip().lower() for t in text.splitlines() if t.strip() and not t.startswith("#"))
 
 
 _URL_TRAILERS = frozenset(".,:;!?'\"”’")
 
 
 def find_urls(text: str) -> list[Entity]:
-    """URLs with or without a scheme (``https://a.org/x``, ``www.a.org``, ``a.org``); value has a scheme."""
-    out = []
-    for url, (start, end) in _extractor().find_urls(text, get_indices=True):
+    """URLs with or without a scheme (``https://a.org/x``, ``www.a.org``, ``a.org``); value has a scheme.
+
+    Linear in ``len(text)`` (see :data:`_HOST_URL`).
+    """
+    found = [(m.start(), m.end(), m.group(), True) for m in _SCHEME_URL.finditer(text)]
+    tlds = _tlds()
+    found += [
+        (m.start(), m.end(), m.group(), False) for m in _HOST_URL.finditer(text) if m.group(2).lower() in tlds
+    ]
+    found.sort()
+    out: list[Entity] = []
+    covered = -1
+    for start, end, url, has_scheme in found:
+        if start < covered:
+            continue  # the host of a URL already found with its scheme
+        covered = end
         while url and (url[-1] in _URL_TRAILERS or (url[-1] == ")" and url.count(")") > url.count("("))):
             url, end = url[:-1], end - 1  # sentence punctuation after a URL, or a closing bracket
-        if "@" in url:
+        if not url or "@" in url:
             continue  # part of an e-mail address
-        value = url if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", url) else f"http://{url}"
+        value = url if has_scheme else f"http://{url}"
         out.append(Entity(type="url", text=url, start=start, end=end, value=value))
     return out
 

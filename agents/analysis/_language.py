@@ -99,9 +99,39 @@ def _name(lang: Language) -> str:
     return lang.name.capitalize()
 
 
+MAX_SAMPLE_CHARS = 10_000
+"""The whole-text confidences are computed on the first this many characters (plenty for lingua)."""
+MAX_MIXED_CHARS = 5_000
+"""Longest text split into single-language segments (``mixed``); lingua's segmentation grows faster than
+linearly (a minute for 19,000 characters of English against all languages here)."""
+_PROCESS_DETECTORS: dict[tuple[frozenset[str], bool], LanguageDetector] = {}
+
+
+def build_detector(languages: frozenset[str], low_accuracy: bool) -> LanguageDetector:
+    """A lingua detector for ``languages`` (ISO 639-1 codes), models preloaded (blocking)."""
+    langs = [Language.from_iso_code_639_1(IsoCode639_1.from_str(code)) for code in sorted(languages)]
+    builder = LanguageDetectorBuilder.from_languages(*langs)
+    if low_accuracy:
+        builder = builder.with_low_accuracy_mode()
+    return builder.with_preloaded_language_models().build()
+
+
+def detect_in_process(
+    languages: frozenset[str], low_accuracy: bool, text: str, top_k: int, mixed: bool
+) -> dict[str, Any]:
+    """:func:`detect` in a worker process, its detectors cached there (see the agent's docstring)."""
+    key = (languages, low_accuracy)
+    detector = _PROCESS_DETECTORS.get(key)
+    if detector is None:
+        if len(_PROCESS_DETECTORS) >= LanguageDetectorAgent.MAX_DETECTORS:
+            _PROCESS_DETECTORS.pop(next(iter(_PROCESS_DETECTORS)))
+        detector = _PROCESS_DETECTORS[key] = build_detector(languages, low_accuracy)
+    return detect(detector, text, top_k, mixed).model_dump()
+
+
 def detect(detector: LanguageDetector, text: str, top_k: int, mixed: bool) -> LanguageOutput:
-    """Run ``detector`` on ``text`` (blocking; the agent calls it in a worker thread)."""
-    values = detector.compute_language_confidence_values(text)
+    """Run ``detector`` on ``text`` (blocking; confidences on the first :data:`MAX_SAMPLE_CHARS`)."""
+    values = detector.compute_language_confidence_values(text[:MAX_SAMPLE_CHARS])
     candidates = [
         LanguageCandidate(language=_code(v.language), name=_name(v.language), confidence=v.value)
         for v in values[:top_k]
@@ -132,7 +162,10 @@ def detect(detector: LanguageDetector, text: str, top_k: int, mixed: bool) -> La
 class LanguageDetectorAgent(AnalysisAgent):
     """Detects the language of a text among candidate languages with lingua, with confidences.
 
-    Detectors are cached per (candidate set, accuracy mode); at most :attr:`MAX_DETECTORS` are kept.
+    lingua runs in worker processes (``anyio.to_process``, at most :attr:`PROCESSES` at once): its Rust
+    code keeps the GIL, so in a thread a long text stalled every coroutine of the process for seconds.
+    Each worker caches detectors per (candidate set, accuracy mode), at most :attr:`MAX_DETECTORS`; the
+    first call of a worker pays for its start and the model load.
     """
 
     name = "language-detector"
@@ -144,39 +177,17 @@ class LanguageDetectorAgent(AnalysisAgent):
     input_model: ClassVar[type[BaseModel]] = LanguageInput
     output_model: ClassVar[type[BaseModel]] = LanguageOutput
     MAX_DETECTORS: ClassVar[int] = 8
+    PROCESSES: ClassVar[int] = 1
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._detectors: dict[tuple[frozenset[str], bool], LanguageDetector] = {}
-        self._building = anyio.Lock()
-
-    async def detector(self, languages: frozenset[str], low_accuracy: bool) -> LanguageDetector:
-        """The detector for ``languages`` (ISO 639-1 codes), built in a thread on first use."""
-        key = (languages, low_accuracy)
-        async with self._building:
-            found = self._detectors.get(key)
-            if found is None:
-                langs = [
-                    Language.from_iso_code_639_1(IsoCode639_1.from_str(code)) for code in sorted(languages)
-                ]
-
-                def build() -> LanguageDetector:
-                    builder = LanguageDetectorBuilder.from_languages(*langs)
-                    if low_accuracy:
-                        builder = builder.with_low_accuracy_mode()
-                    return builder.with_preloaded_language_models().build()
-
-                found = await self.in_thread(build)
-                if len(self._detectors) >= self.MAX_DETECTORS:
-                    self._detectors.pop(next(iter(self._detectors)))
-                self._detectors[key] = found
-            return found
+        self.processes = anyio.CapacityLimiter(self.PROCESSES)
 
     async def handle(self, call: Call) -> Mapping[str, Any]:
         """Detect the language of ``text`` (a :class:`LanguageInput`); return a :class:`LanguageOutput`.
 
         Raises:
-            TooLargeError: ``text`` is longer than 200,000 characters.
+            TooLargeError: ``text`` is longer than 200,000 characters (5,000 with ``mixed``).
             BadInputError: A code in ``languages`` is not one lingua knows (the field names its position).
         """
         inp: LanguageInput = call.input
@@ -189,6 +200,17 @@ class LanguageDetectorAgent(AnalysisAgent):
                 )
         if len(set(codes)) < 2:
             raise BadInputError("at least two different languages are needed", field="languages")
-        detector = await self.detector(frozenset(codes), inp.low_accuracy)
-        out = await self.in_thread(detect, detector, inp.text, inp.top_k, inp.mixed)
-        return out.model_dump()
+        if inp.mixed:
+            check_chars("text", inp.text, MAX_MIXED_CHARS)
+        # lingua's Rust code holds the GIL while it runs: in a thread it would stall the event loop (and
+        # the API beside it) for seconds; a worker process does not, and is killed at the deadline.
+        return await anyio.to_process.run_sync(
+            detect_in_process,
+            frozenset(codes),
+            inp.low_accuracy,
+            inp.text,
+            inp.top_k,
+            inp.mixed,
+            cancellable=True,
+            limiter=self.processes,
+        )

@@ -25,6 +25,7 @@ from agents.compression._wire import (
     TrainInput,
 )
 from agents.errors import BadInputError
+from agents.scopes import OperationScopes
 
 __all__ = (
     "ContextOptimizerAgent",
@@ -101,6 +102,11 @@ class RSUManagerAgent(CompressionAgent):
     )
     capabilities = ("stats", "pin", "unpin", "release", "gc")
     input_model: ClassVar[type[BaseModel]] = RSUInput
+    scopes = OperationScopes(
+        default="admin",
+        op_field="action",
+        by_value={"stats": "read", "pin": "admin", "unpin": "admin", "release": "admin", "gc": "admin"},
+    )
     output_model: ClassVar[type[BaseModel]] = RSUManagerOutput
     size_limits = (("data", MAX_DATA_BYTES, "bytes"), ("frame", MAX_DATA_BYTES, "bytes"))
 

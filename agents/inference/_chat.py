@@ -64,6 +64,11 @@ class _Session:
     lock: anyio.Lock = field(default_factory=anyio.Lock)
 
 
+def session_key(tenant: str, session: str) -> str:
+    """The memory key of ``session`` of ``tenant`` (a NUL cannot occur in a tenant name)."""
+    return f"{tenant}\x00{session}"
+
+
 class ChatMemory:
     """Sessions by id, least recently used first out; each keeps its last ``max_turns`` turns.
 
@@ -163,9 +168,10 @@ class ChatAgent(InferenceAgent):
         """Reply to ``call.input`` (a :class:`ChatInput`), streaming the reply."""
         inp: ChatInput = call.input
         model = self.resolve_model(inp.model)
+        key = session_key(call.tenant, inp.session)  # tenants never share a session, whatever its name
         if inp.reset:
-            self.memory.forget(inp.session)
-        session = self.memory.session(inp.session)
+            self.memory.forget(key)
+        session = self.memory.session(key)
         async with session.lock:
             if inp.system is not None:
                 session.system = inp.system

@@ -10,9 +10,12 @@ model): an unknown name is ``not_found`` on the field ``model``, its message lis
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from contextlib import aclosing
 from typing import Any, ClassVar
+
+from anyio import to_thread
 
 from agents.actor import Agent, Call
 from agents.errors import (
@@ -191,6 +194,8 @@ class InferenceAgent(Agent):
             AgentError: The mapped Ryot or bridge failure (see :func:`engine_error`).
         """
         finished: Finished | None = None
+        # KV prefixes are shared within the caller's tenant only (cached_tokens and TTFT leak nothing).
+        params = dataclasses.replace(params, prefix_namespace=call.tenant)
         try:
             # aclosing: if emitting a chunk is cancelled, the stream must still be closed now (which
             # cancels the engine request), not whenever the suspended generator is garbage collected.
@@ -264,7 +269,7 @@ class GeneratorAgent(InferenceAgent):
             raise BadInputError(f"give at most one of {', '.join(constraints)}", field=constraints[-1])
         try:
             if inp.json_schema is not None:
-                grammar = grammar_from_json_schema(inp.json_schema)
+                grammar = await to_thread.run_sync(grammar_from_json_schema, inp.json_schema)
             elif inp.tool_schema is not None:
                 grammar = tool_grammar(inp.tool_schema, inp.tool_mode)
         except RyotError as exc:

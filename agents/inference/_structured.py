@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
+from anyio import to_thread
 from pydantic import ConfigDict, Field, StringConstraints, field_validator
 
 from agents.actor import Call
@@ -181,7 +182,7 @@ class ExtractorAgent(InferenceAgent):
         if schema.get("type") != "object":
             raise BadInputError('the schema must describe an object ("type": "object")', field="schema")
         try:
-            grammar = grammar_from_json_schema(schema)
+            grammar = await to_thread.run_sync(grammar_from_json_schema, schema)
         except RyotError as exc:
             raise BadInputError(f"unsupported schema: {exc}", field="schema") from exc
         text = inp.text.strip()

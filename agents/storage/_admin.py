@@ -13,6 +13,7 @@ import anyio
 from agents.actor import Call
 from agents.errors import BadInputError, NotFoundError
 from agents.limits import NATS_MAX_PAYLOAD_BYTES
+from agents.scopes import OperationScopes
 from agents.storage._base import StorageAgent
 from agents.storage.wire import (
     CacheInput,
@@ -40,6 +41,7 @@ class KeyWardenAgent(StorageAgent):
     )
     capabilities = ("rotate-kek", "rotate-data-key")
     input_model: ClassVar[type[KeyInput]] = KeyInput
+    scopes = OperationScopes(default="admin")
     output_model: ClassVar[type[KeyOutput]] = KeyOutput
     ops = ("rotate_kek", "rotate_data_key")
 
@@ -60,6 +62,7 @@ class IndexerAgent(StorageAgent):
     description = "Compacts the indexes: drops deleted vectors, rewrites segments, rebuilds FAISS indexes."
     capabilities = ("compact", "rebuild", "index-status")
     input_model: ClassVar[type[IndexInput]] = IndexInput
+    scopes = OperationScopes(default="admin", op_field="op", by_value={"compact": "admin", "status": "read"})
     output_model: ClassVar[type[IndexOutput]] = IndexOutput
     ops = ("compact", "stats", "count")
 
@@ -97,6 +100,7 @@ class SnapshotterAgent(StorageAgent):
     description = "Takes named encrypted snapshots of the vault, lists them, and restores one."
     capabilities = ("snapshot", "restore", "list-snapshots")
     input_model: ClassVar[type[SnapshotInput]] = SnapshotInput
+    scopes = OperationScopes(default="admin")  # restore rolls every tenant back; list names them all
     output_model: ClassVar[type[SnapshotOutput]] = SnapshotOutput
     ops = ("snapshot", "restore")
 
@@ -159,6 +163,7 @@ class VaultStatsAgent(StorageAgent):
     description = "Reports the vault's cache hit ratio, cache bytes, record and tombstone counts, WAL size."
     capabilities = ("stats", "cache-stats")
     input_model: ClassVar[type[CacheInput]] = CacheInput
+    scopes = OperationScopes(default="read")
     output_model: ClassVar[type[StatsOutput]] = StatsOutput
     ops = ("stats", "count")
 

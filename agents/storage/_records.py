@@ -9,6 +9,7 @@ import numpy as np
 
 from agents.actor import Call
 from agents.errors import BadInputError
+from agents.scopes import OperationScopes
 from agents.storage._base import StorageAgent
 from agents.storage.wire import (
     ArchiveInput,
@@ -88,6 +89,7 @@ class RetrieverAgent(StorageAgent):
     )
     capabilities = ("search", "semantic-search", "filter")
     input_model: ClassVar[type[RetrieveInput]] = RetrieveInput
+    scopes = OperationScopes(default="read")
     output_model: ClassVar[type[RetrieveOutput]] = RetrieveOutput
     ops = ("search",)
     fields: ClassVar[Mapping[str, str]] = {"where": "filters", "query": "vector", "text": "query"}
@@ -124,6 +126,7 @@ class FetcherAgent(StorageAgent):
     description = "Fetches and decrypts one record by id (from the hot cache when it can)."
     capabilities = ("get", "fetch")
     input_model: ClassVar[type[FetchInput]] = FetchInput
+    scopes = OperationScopes(default="read")
     output_model: ClassVar[type[RecordOut]] = RecordOut
     ops = ("get",)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from anyio import to_thread
 from pydantic import BaseModel
 
 from agents.actor import Call
@@ -83,10 +84,11 @@ class WorkflowRunnerAgent(SynthesisAgent):
 
         Raises:
             BadInputError: The plan is not valid, naming the field (``plan.steps.1.agent``).
+            ForbiddenError: A step needs a scope the caller lacks (nothing runs).
         """
         inp: WorkflowInput = call.input
         try:
-            plan = parse_plan(inp.plan)
+            plan = await to_thread.run_sync(parse_plan, inp.plan)  # YAML text: off the event loop
         except PlanError as exc:
             field = exc.field or "plan"
             raise BadInputError(str(exc).removeprefix(f"{field}: "), field=field) from None

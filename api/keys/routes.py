@@ -1,20 +1,33 @@
-"""``/v1/keys``: create, list and revoke API keys over HTTP (``admin`` scope when auth is on).
+"""``/v1/keys``: create, list and revoke API keys over HTTP.
+
+A credential is never minted without a credential: with auth on, these routes need the ``admin`` scope;
+with auth off (a loopback-only service, where every other route is open) they need the local admin
+token, ``Authorization: Bearer <token>`` with the token of ``<state_dir>/admin-token`` (mode 0600, made by
+``serve``; ``neurectomy keys admin-token`` prints it), so neither a web page nor another local user who
+cannot read the state directory can create a key that stays valid once auth is switched on.
 
 The same store as ``neurectomy keys create|revoke|list``; a new key's token is in the creation response
-only. Errors: 400 for a bad tenant or scope (naming the field), 404 for an unknown key id, 404 when the
-server runs without a key store.
+only. Errors: 400 for a bad tenant or scope (naming the field), 401 without the admin token, 403 with a
+wrong one, 404 for an unknown key id, 404 when the server runs without a key store.
 """
 
 from __future__ import annotations
 
+import hmac
 from typing import Any, Protocol
 
 from litestar import delete, get, post
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, JSONBody
 
 from agents.errors import BadInputError, NotFoundError
+from api._auth import Principal
 from api.keys.schemas import KeyCreated, KeyCreateRequest, KeyOut
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="neurectomy-admin"'}
 
 
 class StoredKey(Protocol):
@@ -51,11 +64,40 @@ class KeyAdmin(Protocol):
         ...
 
 
+def key_admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Require the local admin token when auth is off (before the body is read).
+
+    With auth on, the auth middleware has already required the ``admin`` scope.
+    """
+    if not isinstance(connection.scope.get("user"), Principal):
+        _check_admin_token(
+            connection.app.state.get("admin_token"), connection.headers.get("authorization", "")
+        )
+
+
 def _admin(state: State) -> KeyAdmin:
     keys = state.get("keys")
     if keys is None or not hasattr(keys, "create"):
         raise NotFoundError("this server has no API key store", field="keys")
     return keys  # type: ignore[no-any-return]
+
+
+def _check_admin_token(expected: str | None, header: str) -> None:
+    """Raise unless ``header`` is ``Bearer <expected>`` (compared in constant time)."""
+    if not expected:
+        raise PermissionDeniedException(
+            "API keys cannot be managed over HTTP on this server (auth is off and there is no local admin "
+            "token): use `neurectomy keys create` on the server's host"
+        )
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthorizedException(
+            "managing API keys needs 'Authorization: Bearer <local admin token>' "
+            "(`neurectomy keys admin-token` prints it)",
+            headers=_CHALLENGE,
+        )
+    if not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise PermissionDeniedException("the bearer token is not this server's local admin token")
 
 
 def _out(key: StoredKey) -> KeyOut:
@@ -69,13 +111,13 @@ def _out(key: StoredKey) -> KeyOut:
     )
 
 
-@get("/v1/keys", summary="List API keys (admin)")
+@get("/v1/keys", summary="List API keys (admin)", guards=[key_admin_guard])
 async def list_keys(state: State) -> list[KeyOut]:
     """Every key, revoked ones included, oldest first (never the tokens)."""
     return [_out(k) for k in _admin(state).list_keys()]
 
 
-@post("/v1/keys", summary="Create an API key (admin)", status_code=201)
+@post("/v1/keys", summary="Create an API key (admin)", status_code=201, guards=[key_admin_guard])
 async def create_key(state: State, data: JSONBody[KeyCreateRequest]) -> KeyCreated:
     """Create a key for ``data.tenant`` with ``data.scopes``; the token is in this response only."""
     try:
@@ -86,7 +128,9 @@ async def create_key(state: State, data: JSONBody[KeyCreateRequest]) -> KeyCreat
     return KeyCreated(**_out(created.key).model_dump(), token=created.token)
 
 
-@delete("/v1/keys/{key_id:str}", summary="Revoke an API key (admin)", status_code=200)
+@delete(
+    "/v1/keys/{key_id:str}", summary="Revoke an API key (admin)", status_code=200, guards=[key_admin_guard]
+)
 async def revoke_key(state: State, key_id: FromPath[str]) -> KeyOut:
     """Revoke ``key_id`` (revoking twice is a no-op); 404 if no key has this id."""
     admin = _admin(state)

@@ -23,9 +23,10 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from agents.errors import BadInputError, NoRespondersError
 from agents.plans import PlanError, parse_plan
-from api._request import tenant_of
+from api._offload import off_loop
+from api._request import call_context, scopes_of, tenant_of
 from api.tasks.schemas import TaskCreated, TaskCreateRequest, TaskList, TaskRecord
-from orchestrator import TaskQueue, TaskRequest, TaskStatus
+from orchestrator import Orchestrator, TaskQueue, TaskRequest, TaskStatus
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 MAX_PAGE = 200
@@ -43,19 +44,30 @@ def _queue(state: State) -> TaskQueue:
 async def submit_task(
     state: State, request: Request[Any, Any, Any], data: JSONBody[TaskCreateRequest]
 ) -> Response[TaskCreated]:
-    """Store and queue the task; 202 with its id (200 with the earlier task for a repeated key)."""
-    plan = data.plan
-    if isinstance(plan, str):
+    """Store and queue the task; 202 with its id (200 with the earlier task for a repeated key).
+
+    A plan is parsed off the event loop; every step that names its agent is authorised now (403 for a
+    step the credential's scopes do not cover), and each step again when it runs.
+    """
+    plan: dict[str, Any] | None = None
+    if data.plan is not None:
         try:
-            plan = parse_plan(plan).model_dump(mode="json", exclude_defaults=True)
+            parsed = await off_loop(parse_plan, data.plan, field="plan")
         except PlanError as exc:
             raise BadInputError(str(exc).split(": ", 1)[-1], field=exc.field) from None
+        orchestrator: Orchestrator = state.orchestrator
+        orchestrator.plans.authorise(parsed, call_context(orchestrator, request))
+        plan = (
+            parsed.model_dump(mode="json", exclude_defaults=True) if isinstance(data.plan, str) else data.plan
+        )
     key = data.idempotency_key or request.headers.get(IDEMPOTENCY_HEADER) or None
     try:
         task_request = TaskRequest(goal=data.goal, plan=plan, input=data.input, priority=data.priority)
     except ValueError as exc:
         raise BadInputError(str(exc), field="input") from None
-    record, created = await _queue(state).submit(task_request, tenant=tenant_of(request), idempotency_key=key)
+    record, created = await _queue(state).submit(
+        task_request, tenant=tenant_of(request), idempotency_key=key, scopes=scopes_of(request)
+    )
     return Response(
         TaskCreated(id=record.id, status=record.status, created=created), status_code=202 if created else 200
     )

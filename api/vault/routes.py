@@ -24,7 +24,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from agents.errors import BadInputError, TooLargeError
 from agents.limits import ENVELOPE_RESERVE_BYTES
-from api._request import _TENANT_RE, TENANT_HEADER, call_context, request_id_of
+from api._request import _TENANT_RE, TENANT_HEADER, call_context, call_id_of, scopes_of
 from api._trace import trace_id_of
 from api.vault.schemas import (
     DeleteResponse,
@@ -152,7 +152,10 @@ async def delete_tenant(
         )
     orchestrator: Orchestrator = state.orchestrator
     ctx = orchestrator.context(
-        request_id=request_id_of(request), tenant=tenant, trace_id=trace_id_of(request)
+        request_id=call_id_of(request),
+        tenant=tenant,
+        trace_id=trace_id_of(request),
+        scopes=scopes_of(request),
     )
     return DeleteResponse.model_validate(await _call(state, request, "eraser", {"tenant": tenant}, ctx=ctx))
 

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ValidationError
 
 from agents.errors import AgentError
 from agents.protocol import GenerateInput, GenerateOutput
-from api._request import request_id_of, tenant_of
+from api._request import call_id_of, request_id_of, scopes_of, tenant_of
 from api._trace import trace_id_of
 from api.generate.routes import _response
 from api.ws.schemas import (
@@ -100,6 +100,9 @@ class _Connection:
         tenant: Tenant every generation of the socket runs for.
         trace_id: Trace id of the handshake, carried by every generation of the socket (each
             generation's own request id when empty).
+        call_id: Server-generated id of the socket's calls over NATS (generation ``n``: ``<call_id>-<n>``);
+            never the client's ``X-Request-Id``, so another client cannot cancel them.
+        scopes: The credential's scopes, carried by every call.
     """
 
     def __init__(
@@ -110,8 +113,12 @@ class _Connection:
         request_id: str,
         tenant: str,
         trace_id: str = "",
+        call_id: str = "",
+        scopes: frozenset[str] = frozenset(),
     ) -> None:
         self.socket = socket
+        self.call_id = call_id or uuid.uuid4().hex
+        self.scopes = scopes
         self.orchestrator = orchestrator
         self.request_id = request_id
         self.tenant = tenant
@@ -205,9 +212,10 @@ class _Connection:
             with scope:
                 ctx = self.orchestrator.context(
                     timeout_s=frame.timeout_s,
-                    request_id=request_id,
+                    request_id=f"{self.call_id}-{request_id.rpartition('-')[2]}",
                     tenant=self.tenant,
                     trace_id=self.trace_id,
+                    scopes=self.scopes,
                 )
                 inp = GenerateInput.model_validate(frame.model_dump(include=_INPUT_FIELDS, exclude_none=True))
                 events = self.orchestrator.generate_stream(inp, ctx)
@@ -267,7 +275,15 @@ async def ws_chat(socket: WebSocket[Any, Any, Any], state: State) -> None:
         return
     orchestrator: Orchestrator = state.orchestrator
     log.info("websocket connected", tenant=tenant)
-    await _Connection(socket, orchestrator, request_id=request_id, tenant=tenant, trace_id=trace_id).run()
+    await _Connection(
+        socket,
+        orchestrator,
+        request_id=request_id,
+        tenant=tenant,
+        trace_id=trace_id,
+        call_id=call_id_of(handshake),
+        scopes=scopes_of(handshake),
+    ).run()
     log.info("websocket closed")
 
 

@@ -39,6 +39,33 @@ err_console = Console(stderr=True)
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML settings file.")]
 
 
+NatsUser = Annotated[str | None, typer.Option("--nats-user", help="User name on an existing NATS server.")]
+NatsPassword = Annotated[
+    str | None,
+    typer.Option("--nats-password", envvar="NEURECTOMY_NATS__PASSWORD", help="Password of --nats-user."),
+]
+NatsCreds = Annotated[Path | None, typer.Option("--nats-creds", help="NATS .creds file (user JWT + nkey).")]
+NatsNkey = Annotated[Path | None, typer.Option("--nats-nkey", help="File holding an nkey seed.")]
+NatsCa = Annotated[Path | None, typer.Option("--nats-ca", help="PEM CA verifying the NATS server (TLS).")]
+NatsCert = Annotated[Path | None, typer.Option("--nats-cert", help="PEM client certificate (mutual TLS).")]
+NatsKey = Annotated[Path | None, typer.Option("--nats-key", help="PEM key of --nats-cert.")]
+
+
+def _nats_overrides(**options: object) -> dict[str, object]:
+    """The NATS settings given on the command line (``--nats-*``), by setting name."""
+    names = {
+        "url": "url",
+        "user": "user",
+        "password": "password",
+        "creds": "credentials_file",
+        "nkey": "nkey_seed_file",
+        "ca": "tls_ca_file",
+        "cert": "tls_cert_file",
+        "key": "tls_key_file",
+    }
+    return {names[k]: v for k, v in options.items() if v is not None}
+
+
 def _settings(config: Path | None, **overrides: Any) -> Settings:
     from neurectomy.settings import load_settings  # server settings: only for serve and agent
 
@@ -61,6 +88,13 @@ def serve(
         str | None,
         typer.Option(help="Teams to run here: all (default), none (API and orchestrator only), or a,b."),
     ] = None,
+    nats_user: NatsUser = None,
+    nats_password: NatsPassword = None,
+    nats_creds: NatsCreds = None,
+    nats_nkey: NatsNkey = None,
+    nats_ca: NatsCa = None,
+    nats_cert: NatsCert = None,
+    nats_key: NatsKey = None,
     config: ConfigOption = None,
 ) -> None:
     """Start NATS (unless --nats-url), the agents, the orchestrator and the HTTP API."""
@@ -70,7 +104,11 @@ def serve(
 
     base = _settings(config)
     api = base.api.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
-    nats = base.nats.model_copy(update={"url": nats_url} if nats_url else {})
+    given = _nats_overrides(
+        url=nats_url, user=nats_user, password=nats_password, creds=nats_creds, nkey=nats_nkey,
+        ca=nats_ca, cert=nats_cert, key=nats_key,
+    )  # fmt: skip
+    nats = _settings(config, nats={**base.nats.model_dump(), **given}).nats if given else base.nats
     settings = base.model_copy(update={"api": api, "nats": nats})
     if teams is not None:
         try:
@@ -99,14 +137,31 @@ def agent(
     nats_url: Annotated[str, typer.Option(help="NATS server (or cluster: comma-separated URLs) to join.")],
     name: Annotated[str | None, typer.Option("--agent", help="Only this agent of the team.")] = None,
     replicas: Annotated[int, typer.Option(min=1, help="Instances per agent (one queue group).")] = 1,
+    nats_user: NatsUser = None,
+    nats_password: NatsPassword = None,
+    nats_creds: NatsCreds = None,
+    nats_nkey: NatsNkey = None,
+    nats_ca: NatsCa = None,
+    nats_cert: NatsCert = None,
+    nats_key: NatsKey = None,
     config: ConfigOption = None,
 ) -> None:
-    """Run agents in this process, joining an existing NATS server (distributed mode)."""
+    """Run agents in this process, joining an existing NATS server (distributed mode).
+
+    Without NATS credentials, an agent beside ``serve`` (same state directory) uses the agent
+    credentials of serve's private server.
+    """
     from neurectomy.server.logs import configure_logging
     from neurectomy.server.runtime import run_agents
 
     base = _settings(config)
-    settings = base.model_copy(update={"nats": base.nats.model_copy(update={"url": nats_url})})
+    given = _nats_overrides(
+        url=nats_url, user=nats_user, password=nats_password, creds=nats_creds, nkey=nats_nkey,
+        ca=nats_ca, cert=nats_cert, key=nats_key,
+    )  # fmt: skip
+    settings = base.model_copy(
+        update={"nats": _settings(config, nats={**base.nats.model_dump(), **given}).nats}
+    )
     configure_logging(settings.log_format, settings.log_level)
     try:
         anyio.run(lambda: run_agents(settings, team=team, agent=name, replicas=replicas))

@@ -93,3 +93,18 @@ def list_keys(config: ConfigOption = None) -> None:
             key.id, key.tenant, ",".join(key.scopes), key.name, _when(key.created_at), _when(key.revoked_at)
         )
     console.print(table)
+
+
+@keys_app.command("admin-token")
+def admin_token(config: ConfigOption = None) -> None:
+    """Print the local admin token (``<state_dir>/admin-token``, 0600) ``/v1/keys`` needs with auth off."""
+    from neurectomy.server.keys import local_admin_token  # server code: only for this command
+    from neurectomy.settings import load_settings
+
+    try:
+        settings = load_settings(config)
+        token = local_admin_token(settings.state_dir)
+    except (ValidationError, PermissionError) as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    typer.echo(token)

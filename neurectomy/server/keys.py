@@ -29,6 +29,46 @@ SCOPES = ("read", "write", "admin")
 snapshot routes. Scopes do not imply each other."""
 TOKEN_PREFIX = "nrk_"  # noqa: S105 - a prefix, not a secret
 KEYS_FILE_NAME = "api-keys.json"
+ADMIN_TOKEN_FILE_NAME = "admin-token"  # noqa: S105 - a file name
+ADMIN_TOKEN_PREFIX = "nra_"  # noqa: S105 - a prefix, not a secret
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, readable by the owner only (0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def local_admin_token(state_dir: Path) -> str:
+    """The local admin token of the installation at ``state_dir``, made on first use (file mode 0600).
+
+    With auth off (a loopback-only service) the HTTP key routes need ``Authorization: Bearer <token>``;
+    only a local user who can read ``<state_dir>/admin-token`` holds it (``neurectomy keys admin-token``
+    prints it). A file readable by others is refused rather than trusted.
+
+    Raises:
+        PermissionError: The token file is readable or writable by group or others.
+    """
+    path = state_dir / ADMIN_TOKEN_FILE_NAME
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        token = f"{ADMIN_TOKEN_PREFIX}{secrets.token_urlsafe(32)}"
+        _write_private(path, token.encode())
+        return token
+    if mode & 0o077:
+        raise PermissionError(
+            f"{path} is accessible to group or others (mode {mode & 0o777:o}); chmod 600 it"
+        )
+    return path.read_text().strip()
 
 
 class KeyStoreError(ValueError):
@@ -124,17 +164,8 @@ class KeyStore:
         self._seen = stamp
 
     def _write(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         data = json.dumps({"version": 1, "keys": [asdict(k) for k in self._keys.values()]}, indent=1)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, data.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
+        _write_private(self.path, data.encode())
         self._seen = None
 
     def create(self, tenant: str, scopes: str | tuple[str, ...] | list[str], *, name: str = "") -> CreatedKey:

@@ -9,12 +9,29 @@ grace period). No orphan process.
 :meth:`EmbeddedNats.supervise` keeps it alive: when the process dies (a crash, an OOM kill, ``kill -9``)
 it is started again on the same port with the same JetStream directory, so clients reconnect by
 themselves and no stored message is lost (JetStream recovers its files). The data directory is 0700.
+
+With :class:`NatsCredentials` (what ``serve`` passes), the server accepts only three users, each with the
+permissions of its role, and nobody else connects (``Authorization Violation``):
+
+* ``api`` — the API, the orchestrator and the task worker: may publish requests, cancels, ``$SRV``
+  discovery and JetStream calls; may not publish heartbeats (it cannot pose as an agent).
+* ``agent`` — agent instances: may answer (``_INBOX.>``: replies and stream chunks), heartbeat and use
+  JetStream; may not publish to agent subjects or cancel subjects, so it can neither call another agent
+  with a tenant header of its choosing nor cancel anyone's call.
+* ``composer`` — the Synthesis team: an agent that also calls other agents on behalf of its caller
+  (forwarding the caller's tenant and scopes), so it may publish requests and cancels as well.
+
+The passwords are random (256 bits), kept in ``<store_dir>/credentials.json`` (mode 0600) and reused when
+the server is started again on the same directory, so a restarted server accepts the clients it had.
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
+import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -29,12 +46,85 @@ import anyio.to_thread
 import structlog
 
 from agents.limits import NATS_MAX_PAYLOAD_BYTES
+from agents.messaging import NatsAuth
 
 log = structlog.get_logger("neurectomy.nats")
 
 _LISTENING = re.compile(r"Listening for client connections on (\S+):(\d+)")
 _READY = "Server is ready"
 _PR_SET_PDEATHSIG = 1
+
+
+ROLES = ("api", "agent", "composer")
+"""The users of a private server with credentials (see the module docstring)."""
+CREDENTIALS_FILE_NAME = "credentials.json"
+_ANSWER = [
+    "_INBOX.>",
+    "neurectomy.heartbeat.>",
+    "neurectomy.telemetry.>",
+    "$JS.API.>",
+    "$JS.ACK.>",
+    "$KV.>",
+    "$O.>",
+]
+_CALL = ["neurectomy.agent.>", "neurectomy.cancel.>", "$SRV.>"]
+_PERMISSIONS: dict[str, dict[str, dict[str, list[str]]]] = {
+    "api": {"publish": {"allow": [">"], "deny": ["neurectomy.heartbeat.>"]}, "subscribe": {"allow": [">"]}},
+    "agent": {
+        "publish": {"allow": _ANSWER},
+        "subscribe": {"allow": ["neurectomy.agent.>", "neurectomy.cancel.>", "$SRV.>", "_INBOX.>"]},
+    },
+    "composer": {"publish": {"allow": [*_ANSWER, *_CALL]}, "subscribe": {"allow": [">"]}},
+}
+
+
+class NatsCredentials:
+    """The passwords of the roles of a private server, kept 0600 in ``path`` and reused across restarts.
+
+    Args:
+        path: The JSON file (made with fresh random passwords when missing).
+
+    Raises:
+        PermissionError: The file is readable or writable by group or others.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.passwords = self._load_or_create()
+
+    def _load_or_create(self) -> dict[str, str]:
+        try:
+            mode = self.path.stat().st_mode
+        except FileNotFoundError:
+            passwords = {role: secrets.token_urlsafe(32) for role in ROLES}
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, json.dumps(passwords).encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+            return passwords
+        if mode & 0o077:
+            raise PermissionError(f"{self.path} is accessible to group or others; chmod 600 it")
+        stored = json.loads(self.path.read_text())
+        return {role: str(stored[role]) for role in ROLES}
+
+    def auth(self, role: str) -> NatsAuth:
+        """The client credentials of ``role`` (``api``, ``agent`` or ``composer``)."""
+        return NatsAuth(user=role, password=self.passwords[role])
+
+    def server_config(self) -> str:
+        """The ``authorization`` block of the server's configuration (JSON is valid NATS config)."""
+        users = [{"user": r, "password": self.passwords[r], "permissions": _PERMISSIONS[r]} for r in ROLES]
+        return f"authorization: {json.dumps({'users': users})}\n"
+
+
+def team_role(team: str) -> str:
+    """The role an agent process of ``team`` connects as (the Synthesis team calls other agents)."""
+    return "composer" if team == "synthesis" else "agent"
 
 
 class NatsServerError(RuntimeError):
@@ -75,6 +165,7 @@ class EmbeddedNats:
         startup_timeout_s: How long to wait for readiness, in seconds.
         stop_timeout_s: How long to wait after SIGTERM before SIGKILL, in seconds.
         max_payload_bytes: Largest message the server accepts (nats-server's default is 1 MiB).
+        credentials: Users and permissions (``None``: anyone may connect and do anything; tests only).
     """
 
     def __init__(
@@ -86,7 +177,9 @@ class EmbeddedNats:
         startup_timeout_s: float = 15.0,
         stop_timeout_s: float = 5.0,
         max_payload_bytes: int = NATS_MAX_PAYLOAD_BYTES,
+        credentials: NatsCredentials | None = None,
     ) -> None:
+        self.credentials = credentials
         self.store_dir = store_dir
         self.host = host
         self.requested_port = port
@@ -122,7 +215,13 @@ class EmbeddedNats:
             self.log_file.replace(self.log_file.with_name(self.log_file.name + ".1"))  # keep the last run's
         self.log_file.write_bytes(b"")
         config = self.store_dir / "nats-server.conf"
-        config.write_text(f"max_payload: {self.max_payload_bytes}\n")
+        auth = self.credentials.server_config() if self.credentials is not None else ""
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the passwords
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, f"max_payload: {self.max_payload_bytes}\n{auth}".encode())
+        finally:
+            os.close(fd)
         cmd = [
             str(nats_server_binary()),
             "-a", self.host,

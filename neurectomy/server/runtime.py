@@ -26,13 +26,13 @@ import anyio
 import structlog
 import uvicorn
 
-from agents import Bus, NoRespondersError, tracing
+from agents import Bus, NatsAuth, NoRespondersError, tracing
 from agents.roster import ROSTER
 from api import create_app
 from bridges.tenant_seal import VaultSealer
 from bridges.vault import VaultBridge
-from neurectomy.server.keys import KEYS_FILE_NAME, KeyStore
-from neurectomy.server.natsserver import EmbeddedNats
+from neurectomy.server.keys import KEYS_FILE_NAME, KeyStore, local_admin_token
+from neurectomy.server.natsserver import CREDENTIALS_FILE_NAME, EmbeddedNats, NatsCredentials, team_role
 from neurectomy.server.teams import (
     open_storage_vault,
     start_analysis,
@@ -55,13 +55,34 @@ class _Server(uvicorn.Server):
         yield
 
 
+def embedded_credentials(settings: Settings) -> NatsCredentials:
+    """The role credentials of the private nats-server of ``settings.state_dir`` (made on first use)."""
+    return NatsCredentials(settings.state_dir / "nats" / CREDENTIALS_FILE_NAME)
+
+
 async def _embedded_nats(settings: Settings, stack: AsyncExitStack) -> EmbeddedNats | None:
-    """Start the private nats-server (None when ``nats.url`` names an existing one)."""
+    """Start the private nats-server with role credentials (None when ``nats.url`` names an existing one)."""
     if settings.nats.url:
         return None
-    server = EmbeddedNats(settings.state_dir / "nats", startup_timeout_s=settings.nats.startup_timeout_s)
+    server = EmbeddedNats(
+        settings.state_dir / "nats",
+        startup_timeout_s=settings.nats.startup_timeout_s,
+        credentials=embedded_credentials(settings),
+    )
     await stack.enter_async_context(server)
     return server
+
+
+def _agent_auth(settings: Settings, team: str) -> NatsAuth:
+    """Credentials of an agent process of ``team``.
+
+    The settings' own; without any, the private server's role credentials when the state directory
+    holds them (an agent process beside ``serve`` on the same host).
+    """
+    auth = settings.nats.auth()
+    if auth != NatsAuth() or not (settings.state_dir / "nats" / CREDENTIALS_FILE_NAME).is_file():
+        return auth
+    return embedded_credentials(settings).auth(team_role(team))
 
 
 PRIVATE_STATE_DIRS = ("nats", "sigma", "vault")
@@ -143,17 +164,22 @@ async def start_teams(
     tg: anyio.abc.TaskGroup,
     *,
     vault: VaultBridge | None = None,
+    bus_for: Callable[[str], Bus] | None = None,
 ) -> None:
-    """Start every team in ``settings.teams`` that has a starter (the Storage team on ``vault`` if given)."""
+    """Start every team in ``settings.teams`` that has a starter.
+
+    Each on ``bus_for(team)`` (default ``bus``); the Storage team on ``vault`` if given.
+    """
     for team in settings.teams:
         starter = TEAM_STARTERS.get(team)
         if starter is None:
             log.warning("no agents implemented for team; skipped", team=team)
             continue
+        team_bus = bus_for(team) if bus_for is not None else bus
         if team == "storage" and vault is not None:
-            await start_storage(settings, stack, bus, tg, bridge=vault)
+            await start_storage(settings, stack, team_bus, tg, bridge=vault)
             continue
-        await starter(settings, stack, bus, tg)
+        await starter(settings, stack, team_bus, tg)
 
 
 async def _start_tasks(
@@ -192,9 +218,22 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = N
     private_state_dirs(settings)
     async with AsyncExitStack() as stack:
         nats = await _embedded_nats(settings, stack)
-        bus = await Bus.connect(nats.url if nats else str(settings.nats.url), name="neurectomy-serve")
-        bus.stream_replicas = settings.nats.stream_replicas
-        stack.push_async_callback(bus.aclose)
+        if nats is None or nats.credentials is None:  # an existing server: one connection, its credentials
+            bus = await Bus.connect(
+                str(settings.nats.url), name="neurectomy-serve", auth=settings.nats.auth()
+            )
+            stack.push_async_callback(bus.aclose)
+            role_buses = {"api": bus, "agent": bus, "composer": bus}
+        else:  # the private server: one connection per role, each with that role's permissions only
+            role_buses = {}
+            for role in ("api", "agent", "composer"):
+                role_buses[role] = await Bus.connect(
+                    nats.url, name=f"neurectomy-serve-{role}", auth=nats.credentials.auth(role)
+                )
+                stack.push_async_callback(role_buses[role].aclose)
+            bus = role_buses["api"]
+        for role_bus in role_buses.values():
+            role_bus.stream_replicas = settings.nats.stream_replicas
         tracing.configure("neurectomy-api", settings.tracing)
         async with anyio.create_task_group() as tg:
             tg.start_soon(tracing.collect_spans, bus)  # spans of agent-only processes
@@ -210,7 +249,9 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = N
             )
             await tg.start(orchestrator.run)
             vault = await open_storage_vault(settings, stack) if "storage" in settings.teams else None
-            await start_teams(settings, stack, bus, tg, vault=vault)
+            await start_teams(
+                settings, stack, bus, tg, vault=vault, bus_for=lambda team: role_buses[team_role(team)]
+            )
             tasks = await _start_tasks(settings, bus, orchestrator, tg, vault)
             app = create_app(
                 orchestrator, max_body_bytes=settings.api.max_body_bytes, tasks=tasks, **_guards(settings)
@@ -235,7 +276,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = N
 
 
 def _guards(settings: Settings) -> dict[str, Any]:
-    """Auth (resolved against the bind address) and limits arguments of ``create_app``."""
+    """Auth (resolved against the bind address), limits, hosts/origins and admin token of ``create_app``."""
     enabled = settings.auth.enabled_for(settings.api.host)
     keys = KeyStore(settings.state_dir / KEYS_FILE_NAME)
     log.info("auth", enabled=enabled, api_keys=len(keys.list_keys()), jwt=settings.auth.jwt_key() is not None)
@@ -247,6 +288,9 @@ def _guards(settings: Settings) -> dict[str, Any]:
         "auth": settings.auth.model_copy(update={"enabled": enabled}),
         "keys": keys,
         "limits": settings.limits,
+        "allowed_hosts": settings.api.hosts_allowed(),
+        "cors_origins": settings.api.cors_origins,
+        "admin_token": None if enabled else local_admin_token(settings.state_dir),
     }
 
 
@@ -280,7 +324,9 @@ async def run_agents(settings: Settings, *, team: str, agent: str | None = None,
         raise ValueError(f"no agents implemented for team {team!r} (available: {', '.join(TEAM_STARTERS)})")
     private_state_dirs(settings)
     async with AsyncExitStack() as stack:
-        bus = await Bus.connect(settings.nats.url, name=f"neurectomy-agents-{team}")
+        bus = await Bus.connect(
+            settings.nats.url, name=f"neurectomy-agents-{team}", auth=_agent_auth(settings, team)
+        )
         bus.stream_replicas = settings.nats.stream_replicas
         stack.push_async_callback(bus.aclose)
         tracing.configure(f"neurectomy-agents-{team}", settings.tracing, ship=True)

@@ -619,6 +619,22 @@ _MORE: dict[str, tuple[str, ...]] = {
         "Make up a little song",
         "Write marketing copy for a product",
         "Write a few sentences on any topic",
+        # open-ended writing of many forms (added in round 2 from the capability "generates text from a
+        # prompt": the generator was the weakest class; judged on benchmarks/planning_heldout.py)
+        "Tell me a joke about programmers",
+        "Write song lyrics about summer",
+        "Draft a speech for my sister's wedding",
+        "Write a bedtime story for a five year old",
+        "Give me a few ideas for a blog post title",
+        "Write a thank-you note to my neighbour",
+        "Create a character description for a fantasy novel",
+        "Write an inspiring sentence to start the day",
+        "Suggest a name for my new podcast",
+        "Write a short scene where two friends argue",
+        "Write a LinkedIn post about starting a new job",
+        "Generate a fictional dialogue between a pirate and a robot",
+        "Please write me a sonnet",
+        "Keep writing from where this paragraph stops",
     ),
     "chat": (
         "Just talk to me",

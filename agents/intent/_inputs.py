@@ -35,8 +35,12 @@ _LANGUAGES = (
     "vietnamese thai indonesian malay romanian hungarian bulgarian croatian serbian slovak slovenian "
     "catalan basque welsh irish latin persian urdu swahili tagalog estonian latvian lithuanian"
 ).split()
+_ENGLISH_2 = "am an as at be by do go he hi if in is it me my no of on or so to up us we".split()
+"""Two-letter English words that are also ISO 639-1 codes or look like one ("translate this for me"): a
+target language after them must be named in full ("to Italian", not "to it")."""
 _LANGUAGE = re.compile(
-    r"\b(?:in|into|to|for)\s+(" + "|".join(_LANGUAGES) + r"|[a-z]{2}(?:-[A-Za-z]{2})?)\b"
+    r"\b(?:in|into|to|for)\s+(" + "|".join(_LANGUAGES) + r"|(?!" + "|".join(_ENGLISH_2) + r")[a-z]{2}"
+    r"(?:-[A-Za-z]{2})?)\b"
     r"|\b(" + "|".join(_LANGUAGES) + r")\s+(?:version|translation)\b",
     re.IGNORECASE,
 )
@@ -72,7 +76,9 @@ _LABELS = re.compile(
     r"(?=[.;?!]|$|\s+(?:using|based|for)\b)",
     re.IGNORECASE,
 )
-_OR_TAIL = re.compile(r"\b((?:[\w-]+\s*,\s*)*[\w-]+,?\s+or\s+[\w-]+)\s*\??\s*$", re.IGNORECASE)
+_OR_TAIL = re.compile(
+    r"\b((?:[\w-]+\s*,\s*)*[\w-]+,?\s+or\s+(?:not\s+)?[\w-]+)\s*\??\s*$", re.IGNORECASE
+)  # "… spam or ham?", "… spam or not spam?"
 _LIST_INTRO = re.compile(r"\b(?:one\s+of|labels?|categories|classes|among|between|either)\s*$", re.IGNORECASE)
 _FIELDS = re.compile(
     r"\b(?:fields?|properties|keys|attributes)\s*:?\s+((?:[\w -]{1,40}?\s*(?:,|\band\b)\s*)*[\w -]{1,40}?)"

@@ -56,6 +56,11 @@ _WEAK = 0.5
 _BUILTIN = "plan:"
 _NEAR = 0.05
 """A runner-up within this score of the best may replace it when only it gets every required input."""
+_STATED = frozenset({"translator", "context-optimizer"})
+"""Agents whose required parameter, when a goal states it (a target language "into Spanish", a token
+budget "in 64 tokens"), is evidence for them: within :data:`_NEAR_STATED` of the best agent (which takes
+no such parameter), they are chosen — "put '…' into Spanish" is a translation, not a language check."""
+_NEAR_STATED = 0.1
 _FRAME_AGENTS = frozenset({"decompressor", "glyph-encoder", "codec-inspector"})
 _RAG_DEFAULTS = {"k": 4, "budget_tokens": 512, "max_tokens": ANSWER_TOKENS}
 
@@ -112,9 +117,10 @@ class GoalPlanner:
         routes = [self.router.route(sg.instruction) for sg in parsed.subgoals]
         if len(whole.subgoals) < len(parsed.subgoals):
             whole_routes = [self.router.route(sg.instruction) for sg in whole.subgoals]
-            if _least(whole_routes) >= _least(routes):
+            if _least(whole_routes) >= _least(routes) or _repeats(routes):
                 parsed, routes = whole, whole_routes
         parsed, routes = _trailing_payload(parsed, routes)
+        parsed, routes = self._composite(parsed, routes)
         if not parsed.subgoals:
             return _unclear(goal, [], "the goal names nothing to do")
         if len(parsed.subgoals) > max_steps:
@@ -125,6 +131,57 @@ class GoalPlanner:
             if any(r.best == "archivist" for r in routes[:i]) and _RECALL.search(parsed.subgoals[i].text):
                 routes[i] = _recall(routes[i])
         return _Builder(self, goal, parsed, routes).build()
+
+    def _composite(self, parsed: ParsedGoal, routes: list[Route]) -> tuple[ParsedGoal, list[Route]]:
+        """One sub-goal for a goal whose steps are the *subject* of one request, not its steps.
+
+        "Plan the steps to summarize a document and then translate it" asks the ``planner`` (the
+        summary and translation are what to plan); "ask several times and return the answer most
+        agree on" asks for the ``consensus`` plan. When the sub-goals' instructions read together route
+        to the planner or a built-in plan with confidence at least :data:`_COMPOSITE_CONFIDENCE`, they
+        are one sub-goal. Adjacent sub-goals that route to the same class, the later one a sentence
+        with no step marker ("Hello! How are you today?"), are one request too.
+        """
+        if len(parsed.subgoals) < 2:
+            return parsed, routes
+        subs, kept = list(parsed.subgoals), list(routes)
+        i = 1
+        while i < len(subs):
+            if not subs[i].marked and _repeats(kept[i - 1 : i + 1]):
+                subs[i - 1] = _joined(subs[i - 1 : i + 1])
+                kept[i - 1] = self.router.route(subs[i - 1].instruction)
+                del subs[i], kept[i]
+            else:
+                i += 1
+        if len(subs) > 1:
+            one = _joined(subs)
+            route = self.router.route(one.instruction)
+            if route.best in _COMPOSITE and route.confidence >= _COMPOSITE_CONFIDENCE:
+                subs, kept = [one], [route]
+        return replace(parsed, subgoals=tuple(subs)), kept
+
+
+def _joined(subs: Sequence[SubGoal]) -> SubGoal:
+    """``subs`` as one sub-goal."""
+    return SubGoal(
+        " ".join(sg.instruction for sg in subs),
+        " ".join(sg.text for sg in subs),
+        tuple(q for sg in subs for q in sg.quotes),
+        subs[0].marked,
+    )
+
+
+def _repeats(routes: Sequence[Route]) -> bool:
+    """Whether two adjacent routes name the same class (a request split in two halves)."""
+    return any(
+        a.best != NONE and _agent_of(a.best) == _agent_of(b.best)
+        for a, b in zip(routes, routes[1:], strict=False)
+    )  # a built-in plan and its agent (plan:consensus, consensus) are one intent
+
+
+_COMPOSITE = frozenset({"planner", f"{_BUILTIN}consensus", f"{_BUILTIN}report"})
+"""Classes whose request may name steps as its subject (see :meth:`GoalPlanner._composite`)."""
+_COMPOSITE_CONFIDENCE = 0.75
 
 
 _NOT_VERBS = frozenset(
@@ -249,6 +306,14 @@ class _Builder:
         for i, (sub, route, why) in enumerate(zip(subs, routes, rationale, strict=True)):
             agent = _agent_of(route.best)
             inp, need = self._input(i, sub, agent, previous)
+            if not need and agent not in _STATED:  # a close runner-up whose own parameter the goal states
+                top = route.ranked[0][1]
+                for name, score in route.ranked[1:3]:
+                    if name in _STATED and score >= top - _NEAR_STATED and name in self.planner.specs:
+                        other_inp, other_need = self._input(i, sub, name, previous)
+                        if not other_need:
+                            agent, inp = name, other_inp
+                            break
             if need:  # a runner-up about as close that the goal fully parameterises fits better
                 top = route.ranked[0][1]
                 for name, score in route.ranked[1:3]:

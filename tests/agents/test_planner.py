@@ -108,3 +108,62 @@ def test_a_long_goal_with_unclosed_quotes_is_taken_apart_whole() -> None:
     parsed = parse_goal(goal)
     assert [s.instruction for s in parsed.subgoals] == ["Summarize this"]
     assert parsed.payload is not None and parsed.payload.count("'") == 20_000
+
+
+def test_single_typos_are_repaired_against_the_examples_vocabulary_but_real_words_are_kept() -> None:
+    from agents.intent._spelling import Speller
+
+    speller = Speller(["Summarize the text", "Translate this", "Show the stats", "Process refunds"])
+    assert speller.correct("sumarize it and tranlsate it") == "summarize it and translate it"
+    assert speller.correct("stash it") == "stash it"  # a substitution turns one real word into another
+    assert speller.correct("one refund") == "one refund"  # a letter at the end: an inflection
+
+
+def test_a_misspelt_verb_still_routes_to_its_agent(planner: GoalPlanner) -> None:
+    out = planner.plan("sumarize this: Cats sleep a lot and hunt at night.")
+    assert out.status == "planned", out
+    assert agents_of(out) == ["summarizer"]
+
+
+def test_a_request_to_plan_steps_is_one_planner_step_not_the_steps(planner: GoalPlanner) -> None:
+    out = planner.plan("Work out a plan to extract the keywords and then translate them, but don't run it.")
+    assert out.status == "planned", out
+    assert agents_of(out) == ["planner"]
+
+
+def test_a_greeting_and_a_question_in_two_sentences_are_one_chat_request(planner: GoalPlanner) -> None:
+    out = planner.plan("Hi there! Shall we chat for a while?")
+    assert out.status == "planned", out
+    assert agents_of(out) == ["chat"]
+
+
+def test_negated_labels_and_for_me_are_read_right(planner: GoalPlanner) -> None:
+    out = planner.plan("Is 'free money inside, act now' junk or not junk?")
+    assert out.status == "planned", out
+    (step,) = parse_plan(out.plan).steps
+    assert step.agent == "classifier"
+    assert resolve(step.input, out.input, {})["labels"] == ["junk", "not junk"]
+    unclear = planner.plan("Translate this for me: Guten Tag")  # "me" is not a language: which target?
+    assert unclear.status == "needs_clarification" and "target" in (unclear.reason or ""), unclear
+
+
+def test_the_lead_verb_weight_is_chosen_by_leave_one_out_over_the_examples(planner: GoalPlanner) -> None:
+    from agents.intent._router import _LEAD_WEIGHTS
+
+    assert planner.router.lead_weight in _LEAD_WEIGHTS
+    assert 0.5 < planner.router.loo_accuracy <= 1.0
+
+
+def test_a_close_runner_up_whose_parameter_the_goal_states_is_chosen(planner: GoalPlanner) -> None:
+    from agents.intent import Route
+    from agents.synthesis._planner import _Builder
+
+    goal = "put 'good night' into Portuguese"
+    parsed = parse_goal(goal, verbs=planner.verbs)
+    close = Route((("language-detector", 0.6), ("translator", 0.55), ("sentiment", 0.3)), 0.6)
+    out = _Builder(planner, goal, parsed, [close]).build()
+    (step,) = parse_plan(out.plan).steps
+    assert step.agent == "translator" and resolve(step.input, out.input, {})["target"] == "Portuguese"
+    far = Route((("language-detector", 0.7), ("translator", 0.55), ("sentiment", 0.3)), 0.6)
+    out = _Builder(planner, goal, parsed, [far]).build()
+    assert [s.agent for s in parse_plan(out.plan).steps] == ["language-detector"]

@@ -41,6 +41,9 @@ class RecordingRouter:
         self.calls: list[str] = []
         self.fail = fail
 
+    def authorise(self, agent: str, payload: Mapping[str, Any], ctx: CallContext) -> None:
+        """Every call is allowed here (scopes per operation: tests/neurectomy/test_trust_boundary.py)."""
+
     async def invoke(self, agent: str, payload: Mapping[str, Any], ctx: CallContext, **_: Any) -> Invocation:
         step = ctx.request_id.rsplit("-", 1)[-1]
         self.calls.append(step)

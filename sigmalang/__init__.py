@@ -19,7 +19,6 @@ from sigmalang.codec import SigmaCodec, compress, decompress
 from sigmalang.config import SigmaConfig
 from sigmalang.dictionary import Dictionary, DictionaryRegistry, train_dictionary
 from sigmalang.disk_store import DiskRSUStore
-from sigmalang.sealing import ChunkSealer
 from sigmalang.errors import (
     BadMagicError,
     BudgetUnreachableError,
@@ -40,6 +39,7 @@ from sigmalang.generic import generic_dictionary
 from sigmalang.memory_store import MemoryRSUStore
 from sigmalang.optimizer import OptimizedContext, Scorer, optimize_context
 from sigmalang.report import CompressionReport, CompressionResult, SavingShares
+from sigmalang.sealing import ChunkSealer
 from sigmalang.store import GCResult, Retention, RSUStore, StoreStats
 
 __all__ = (

@@ -319,3 +319,25 @@ def test_cli_compress_and_decompress_a_file(service: str, tmp_path: Path) -> Non
     refused = _cli("decompress", str(junk), "--url", service)
     assert refused.returncode == 1 and "neither a ΣLANG file nor a ΣLANG frame" in refused.stderr
     assert not (tmp_path / "junk").exists()
+
+
+def test_rsus_are_sealed_at_rest_and_shredded_with_the_tenant(
+    service: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The service runs the Storage team in process, so its RSU store is sealed with the vault's keys."""
+    canary = b"rest-canary-5b1d0e77-" * 50
+    message = (SESSION * 10).encode() + canary
+    head = {"X-Neurectomy-Tenant": "sealcanary", "Content-Type": "application/octet-stream"}
+    with httpx.Client(base_url=service, timeout=120) as http:
+        first = http.post("/v1/sigma/compress", content=message, headers=head, params={"stream": "s"})
+        second = http.post("/v1/sigma/compress", content=message + b"!", headers=head, params={"stream": "s"})
+        assert first.status_code == second.status_code == 200
+        assert json.loads(second.headers["X-Sigma-Report"])["glyphs"] > 0
+        states = list(tmp_path_factory.getbasetemp().glob("serve-state*"))
+        assert any((s / "sigma" / "rsu.db").is_file() for s in states)
+        found = [p for s in states for p in s.rglob("*") if p.is_file() and canary[:40] in p.read_bytes()]
+        assert found == []
+        shred = http.delete("/v1/vault/tenants/sealcanary", headers={"X-Neurectomy-Tenant": "sealcanary"})
+        assert shred.status_code == 200, shred.text
+        after = http.post("/v1/sigma/decompress", content=second.content, headers=head)
+        assert after.status_code == 404, after.text

@@ -125,7 +125,10 @@ class DiskRSUStore:
                 have = str(row[0])
         if have != want:
             self.close()
-            raise RSUStoreError(f"{self.path} holds {have} content; this store was opened {want}")
+            raise RSUStoreError(
+                f"{self.path} holds {have} content; this store was opened {want} (move the file away to "
+                "start afresh: frames referencing its RSUs then fail as missing)"
+            )
 
     def _shred(self, db: sqlite3.Connection, tenant: str) -> None:
         """Forget a tenant whose key is gone: its sealed rows can never be opened again."""

@@ -359,7 +359,7 @@ class DiskRSUStore:
         now = self._clock()
         key: bytes | None = None
         if self._sealer is not None:  # checks the tenant's key is alive before any cached content is used
-            with self._tx() as db:
+            with self._tx(write=False) as db:  # upgraded to a write only to drop a shredded tenant
                 key = self._id_key(db, tenant, create=False)
             if key is None:
                 raise MissingRSUError(seq=seqs[0] if seqs else None)

@@ -122,6 +122,18 @@ def test_an_altered_sealed_row_raises_instead_of_returning_bytes(tmp_path: Path)
         with DiskRSUStore(tmp_path / "rsu.db", sealer=VaultChunkSealer(v)) as again:
             with pytest.raises(RSUStoreError, match="does not open"):
                 again.get_many("acme", [seq])
+            # Another tenant's sealed row moved under this tenant's id does not open either.
+            [(other, _)] = again.put_many("globex", [(rsu_id(b"other"), b"other")])
+            [(mine, _)] = again.put_many("acme", [(rsu_id(b"mine"), b"mine")])
+            with sqlite3.connect(tmp_path / "rsu.db") as db:
+                (blob,) = db.execute(
+                    "SELECT data FROM rsu_v2 WHERE tenant = 'globex' AND seq = ?", (other,)
+                ).fetchone()
+                db.execute("UPDATE rsu_v2 SET data = ? WHERE tenant = 'acme' AND seq = ?", (blob, mine))
+            again.close()
+        with DiskRSUStore(tmp_path / "rsu.db", sealer=VaultChunkSealer(v)) as again:
+            with pytest.raises(RSUStoreError, match="does not open"):
+                again.get_many("acme", [mine])
         with pytest.raises(RSUStoreError, match="holds sealed content"):
             DiskRSUStore(tmp_path / "rsu.db")
 

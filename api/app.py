@@ -54,10 +54,14 @@ class RequestIdMiddleware(ASGIMiddleware):
         headers = dict(scope.get("headers") or [])
         raw = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
         # Only subject-safe characters, as the id is logged and echoed (NATS subjects use call_id).
-        request_id = raw if _REQUEST_ID_RE.fullmatch(raw) else uuid.uuid4().hex
+        chosen = _REQUEST_ID_RE.fullmatch(raw) is not None
+        call_id = uuid.uuid4().hex
+        # A server-made request id is the call id too, so the same id is on every hop's log lines; a
+        # client-chosen one is only echoed (the API's log lines carry both, to join them).
+        request_id = raw if chosen else call_id
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
-        state["call_id"] = uuid.uuid4().hex
+        state["call_id"] = call_id
 
         async def send_with_id(message: Any) -> None:
             if message["type"] == "http.response.start":
@@ -65,7 +69,7 @@ class RequestIdMiddleware(ASGIMiddleware):
                 message["headers"] = [*message["headers"], (REQUEST_ID_HEADER.encode(), request_id.encode())]
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
+        with structlog.contextvars.bound_contextvars(request_id=request_id, call_id=call_id):
             await next_app(scope, receive, send_with_id)
 
 

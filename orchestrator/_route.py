@@ -194,7 +194,10 @@ class Router:
             ForbiddenError: ``ctx.scopes`` lack the scope the call needs (checked before anything is sent).
             AgentError: The last error when every attempt failed, or a non-retryable error at once.
         """
-        self.authorise(agent, payload, ctx)
+        if team is None or agent in self.selector.specs:
+            self.authorise(agent, payload, ctx)
+        # else: an internal service outside the roster (the embedder), called by team and name from the
+        # service's own routes; the agent checks the caller's scopes itself (Neurectomy-Scopes header).
         team = self._team(agent, team)
         fallbacks: list[str] | None = None if fallback else []
 

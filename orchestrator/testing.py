@@ -102,7 +102,8 @@ async def call(
     """Call a running agent once (:meth:`Orchestrator.call_once`) and return its output.
 
     The agent's team comes from its heartbeats (when the orchestrator runs, as :func:`running`'s does),
-    else from the orchestrator's roster, else from :data:`agents.roster.ROSTER`.
+    else from the orchestrator's roster, else from :data:`agents.roster.ROSTER` and the internal services
+    (:data:`agents.roster.HELPERS`).
 
     Args:
         orchestrator: The orchestrator to call through.
@@ -127,9 +128,10 @@ def _team_of(orchestrator: Orchestrator, agent: str) -> str:
     seen = orchestrator.monitor.healthy(agent)
     if seen:
         return seen[0].beat.team
-    from agents.roster import ROSTER  # the whole collective: loaded only when needed
+    from agents.collective import spec_of
+    from agents.roster import HELPERS, ROSTER  # the whole collective: loaded only when needed
 
-    for spec in (*orchestrator.specs, *ROSTER):
+    for spec in (*orchestrator.specs, *ROSTER, *(spec_of(h) for h in HELPERS)):
         if spec.name == agent:
             return spec.team
     raise NoRespondersError(f"no instance of {agent} has been seen and no roster names it")

@@ -21,4 +21,4 @@ def test_the_agent_publishes_the_schema_of_its_declared_output_model(cls: type[A
 
 
 def test_the_roster_is_forty_agents_and_its_helpers() -> None:
-    assert ROSTER_SIZE == 40 and len(ROSTER) == len(CLASSES) == 40 + len(HELPERS)
+    assert ROSTER_SIZE == len(ROSTER) == 40 and len(CLASSES) == 40 + len(HELPERS)

@@ -199,7 +199,7 @@ async def test_closing_the_socket_cancels_its_generations_and_frees_the_model(se
         # Valid for the frame schema, refused by the generator agent (beyond the context window).
         (
             '{"type": "generate", "id": "x", "prompt": "Hi", "max_tokens": 8000}',
-            "bad_request",
+            "context_length_exceeded",
             "max_tokens",
             "x",
         ),

@@ -18,7 +18,8 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-GOAL = "Write a report on this text: NATS is a fast messaging system, and operators like how simple it is."
+# A goal the planner answers with the built-in report plan (analysis steps, then the reporter).
+GOAL = "report on: NATS is a fast messaging system, and operators like how simple it is."
 GREEN = "rgb(31, 77, 43)"  # style.css: svg.plan .step.succeeded rect
 
 

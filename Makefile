@@ -17,7 +17,10 @@ run: setup
 
 test: setup system-deps lint typecheck imports unit ide
 
+# The planner's routing encoder (a static distillation of the packaged MiniLM, ~30-50 s once per machine,
+# cached under the user cache dir; ~1 s when cached).
 setup: $(STAMPS)/project
+	$(PY) -m vault.static_embedding > /dev/null
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

@@ -441,6 +441,8 @@ class JetStream:
         self._nc = raw_client(bus)
         self._js: JetStreamContext = self._nc.jetstream(timeout=timeout_s)
         self.timeout_s = timeout_s
+        self.replicas = bus.stream_replicas
+        """Replicas of each stream and KV bucket created here (``nats.stream_replicas``)."""
 
     async def ensure_stream(
         self,
@@ -475,6 +477,7 @@ class JetStream:
             max_age=max_age_s,
             discard=DiscardPolicy.NEW,
             duplicate_window=duplicate_window_s,
+            num_replicas=self.replicas,
         )
         with _translated(f"create stream {name}"):
             try:
@@ -502,7 +505,13 @@ class JetStream:
                 kv = await self._js.key_value(bucket)
             except nats.js.errors.BucketNotFoundError:
                 kv = await self._js.create_key_value(
-                    KeyValueConfig(bucket=bucket, history=history, ttl=ttl_s, storage=StorageType.FILE)
+                    KeyValueConfig(
+                        bucket=bucket,
+                        history=history,
+                        ttl=ttl_s,
+                        storage=StorageType.FILE,
+                        replicas=self.replicas,
+                    )
                 )
         return KeyValueBucket(kv, bucket, self._js, timeout_s=self.timeout_s)
 

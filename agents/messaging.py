@@ -164,6 +164,8 @@ class Bus:
     def __init__(self, nc: Client) -> None:
         self._nc = nc
         self._closed = False
+        self.stream_replicas = 1
+        """Replicas of the JetStream streams and KV buckets created on this bus (set by the runtime)."""
         # One wildcard subscription, <prefix>.>, carries every inbox of this bus (made on first use).
         self._inboxes: dict[str, Inbox] = {}
         self._inbox_prefix = ""
@@ -173,7 +175,7 @@ class Bus:
 
     @classmethod
     async def connect(cls, url: str, *, name: str, connect_timeout_s: float = 2.0) -> Bus:
-        """Connect to the NATS server at ``url``.
+        """Connect to the NATS server at ``url`` (or one of several, comma-separated: a cluster's servers).
 
         Raises:
             ConnectionError: The server cannot be reached within ``connect_timeout_s`` seconds.
@@ -185,7 +187,7 @@ class Bus:
         nc = Client()
         try:
             await nc.connect(
-                url,
+                [u.strip() for u in url.split(",") if u.strip()],
                 name=name,
                 error_cb=on_error,
                 connect_timeout=max(1, math.ceil(connect_timeout_s)),

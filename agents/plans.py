@@ -400,7 +400,8 @@ class PlanOutcome(BaseModel):
 
     Attributes:
         plan: The plan's name.
-        status: ``succeeded``, ``failed`` or ``cancelled``.
+        status: ``succeeded``, ``failed`` or ``cancelled``; ``needs_clarification`` when the goal was not
+            clear enough to plan (nothing ran).
         output: The plan's result (``Plan.output``), when it succeeded.
         steps: One report per step, in the plan's order.
         error: The first error that failed the plan.
@@ -410,7 +411,7 @@ class PlanOutcome(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     plan: str
-    status: Literal["succeeded", "failed", "cancelled"]
+    status: Literal["succeeded", "failed", "cancelled", "needs_clarification"]
     output: Any = None
     steps: list[StepReport]
     error: dict[str, Any] | None = None

@@ -1,7 +1,7 @@
 """The roster: every agent of the collective, by team, in one readable registry.
 
 =========== ==================================================================================
-team        agents (8 each; ``embedder`` is the Storage team's helper behind ``/v1/embeddings``)
+team        agents (8 each)
 =========== ==================================================================================
 inference   generator, chat, summarizer, classifier, extractor, translator, coder, tokenizer
 compression compressor, decompressor, deduplicator, glyph-encoder, context-optimizer,
@@ -12,6 +12,9 @@ analysis    sentiment, keyword-extractor, entity-extractor, language-detector, s
 synthesis   rag-answerer, planner, aggregator, reporter, consensus, formatter, verifier,
             workflow-runner
 =========== ==================================================================================
+
+The ``embedder`` behind ``/v1/embeddings`` is an internal service (:data:`HELPERS`), not a member of a
+team: the Storage team's process runs it, but it is not in :data:`ROSTER`, ``GET /v1/agents`` or the SDK.
 
 Each entry (:class:`~agents.collective.AgentSpec`) gives name, team, capabilities, description, input
 and output JSON schemas and the bridges used; ``GET /v1/agents/{name}`` serves it, and the orchestrator's
@@ -61,12 +64,11 @@ AGENTS_BY_TEAM: dict[str, tuple[type[Agent], ...]] = {
 """The 40 agent classes of the collective, by team, in roster order."""
 
 HELPERS: tuple[type[Agent], ...] = (EmbedderAgent,)
-"""Agents outside the 40 that the service also runs (the embedder behind ``/v1/embeddings``)."""
+"""Internal services the runtime also starts (the embedder behind ``/v1/embeddings``); they announce
+``internal: true`` in their metadata, so discovery leaves them out of the agent listing."""
 
-ROSTER: tuple[AgentSpec, ...] = tuple(
-    spec_of(cls) for classes in AGENTS_BY_TEAM.values() for cls in (*classes,)
-) + tuple(spec_of(cls) for cls in HELPERS)
-"""Every agent the service runs, the 40 and the helpers."""
+ROSTER: tuple[AgentSpec, ...] = tuple(spec_of(cls) for classes in AGENTS_BY_TEAM.values() for cls in classes)
+"""The 40 agents of the collective (the internal services in :data:`HELPERS` are not members)."""
 
 ROSTER_SIZE = sum(len(classes) for classes in AGENTS_BY_TEAM.values())
 """Agents of the collective proper (40)."""

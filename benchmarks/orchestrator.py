@@ -15,13 +15,15 @@ Sections (each printed with targets from the issue and pass/miss):
    Also the CPU time (user + system, from ``psutil``) per request of the caller, the responder and
    nats-server, which shows which process limits the throughput on a small machine.
 2. **Selection** over the roster (``agents.roster.ROSTER``; while that cannot be imported, every team
-   package that can): ``select(agent=...)``, ``select(capability=...)``, ``select(goal=...)`` with the
-   goal embedded by the ``embedder`` agent over NATS (first-seen goal: embedding computed; repeated goal:
-   cached), and lexical goal selection (``Orchestrator(..., semantic=False)``). The selecting
-   orchestrator does not run the heartbeat monitor, so every roster agent is a candidate (with the
-   monitor running, agents without a live instance are left out). ``--embedder-torch-threads 1`` pins
-   the embedder's torch to one thread: on this 2-core machine with another busy process, torch's
-   default (one thread per core) made one short query ~490 ms instead of ~20 ms.
+   package that can): ``select(agent=...)``, ``select(capability=...)``, and lexical goal selection
+   (``Orchestrator(..., semantic=False)``). Semantic goal selection no longer goes over NATS: it is the
+   planner's in-process intent router, measured by ``benchmarks/planning.py``; the rows marked
+   ``semantic (embedder)`` appear only for a roster that still lists an ``embedder`` (``ROSTER`` does
+   not). The selecting orchestrator does not run the heartbeat monitor, so every roster agent is a
+   candidate (with the monitor running, agents without a live instance are left out).
+   ``--embedder-torch-threads 1`` pins the embedder's torch to one thread: on this 2-core machine with
+   another busy process, torch's default (one thread per core) made one short query ~490 ms instead of
+   ~20 ms.
 3. **Plan steps.** A 5-step linear plan of no-op steps (each referencing the previous step's output)
    with ``run_plan`` versus 5 sequential ``invoke`` calls, alternating; overhead per step =
    (plan − 5 × invoke) / 5. Also the plan runner alone (its router replaced by one that answers at

@@ -122,13 +122,34 @@ def _module(path: Path, name: str) -> _Module | None:
     return _Module(name, tuple(passages), tuple(tools), tuple(code))
 
 
-def corpus_sources(max_modules: int = 400) -> list[_Module]:
-    """Standard-library modules with at least four docstring passages, sorted by name."""
-    root = Path(sysconfig.get_paths()["stdlib"])
+_PROJECT = frozenset({"neurectomy", "api", "agents", "bridges", "ryot", "sigmalang", "vault", "orchestrator"})
+
+
+def corpus_sources(max_modules: int = 400, source: str = "stdlib") -> list[_Module]:
+    """Modules with at least four docstring passages, sorted by name.
+
+    Args:
+        max_modules: Most modules returned.
+        source: ``"stdlib"``: the standard library's top-level modules and packages; ``"packages"``:
+            the modules of the third-party distributions installed next to the interpreter
+            (``purelib``, the project's own packages excluded): an independent text source.
+    """
+    if source == "stdlib":
+        root = Path(sysconfig.get_paths()["stdlib"])
+        paths = sorted(root.glob("*.py")) + sorted(root.glob("*/__init__.py"))
+    elif source == "packages":
+        root = Path(sysconfig.get_paths()["purelib"])
+        paths = [p for p in sorted(root.glob("*/*.py")) if p.parent.name.isidentifier()]
+    else:
+        raise ValueError(f"source must be 'stdlib' or 'packages', got {source!r}")
     modules: list[_Module] = []
-    for path in sorted(root.glob("*.py")) + sorted(root.glob("*/__init__.py")):
+    for path in paths:
         name = path.stem if path.name != "__init__.py" else path.parent.name
-        if name.startswith(("_", "test")):
+        if source == "packages":
+            if path.parent.name in _PROJECT or path.parent.name.startswith("_"):
+                continue
+            name = f"{path.parent.name}.{path.stem}" if path.name != "__init__.py" else path.parent.name
+        if path.stem.startswith("test") or name.startswith(("_", "test")):
             continue
         found = _module(path, name)
         if found is not None:
@@ -143,7 +164,12 @@ def _sentences(text: str) -> list[str]:
 
 
 def build_sessions(
-    seed: int, *, tenants: int = 4, sessions_per_tenant: int = 8, turns: tuple[int, int] = (4, 14)
+    seed: int,
+    *,
+    tenants: int = 4,
+    sessions_per_tenant: int = 8,
+    turns: tuple[int, int] = (4, 14),
+    source: str = "stdlib",
 ) -> list[Session]:
     """Build the sessions of `tenants` tenants (see the module docstring).
 
@@ -152,12 +178,14 @@ def build_sessions(
         tenants: Number of tenants.
         sessions_per_tenant: Sessions each.
         turns: Inclusive range of turns per session.
+        source: Where documents come from (`corpus_sources`); with ``"packages"`` the system prompts
+            are module documentation of installed packages too (not ``pydoc_data.topics``).
 
     Returns:
         Sessions in the order a service would see their first turns (tenant by tenant).
     """
     rng = random.Random(seed)
-    modules = corpus_sources()
+    modules = corpus_sources(source=source)
     all_tools = [t for m in modules for t in m.tools]
     topics = sorted(pydoc_data.topics.topics)
     out: list[Session] = []
@@ -170,9 +198,11 @@ def build_sessions(
                 "You are a code-review agent. Use tools when needed and keep answers short.",
             ]
         )
-        systems = [
-            f"{role}\n\nReference:\n{pydoc_data.topics.topics[k]}"[:6000] for k in rng.sample(topics, 3)
-        ]
+        if source == "stdlib":
+            references = [pydoc_data.topics.topics[k] for k in rng.sample(topics, 3)]
+        else:
+            references = ["\n\n".join(rng.choice(modules).passages[:4]) for _ in range(3)]
+        systems = [f"{role}\n\nReference:\n{ref}"[:6000] for ref in references]
         toolsets = [rng.sample(all_tools, rng.randint(6, 16)) for _ in range(2)]
         tenant_modules = rng.sample(modules, 12)
         for s in range(sessions_per_tenant):

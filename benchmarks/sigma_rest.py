@@ -10,6 +10,7 @@ through ``/v1/sigma/decompress/batch`` and compared byte for byte.
 from __future__ import annotations
 
 import base64
+import contextlib
 import tempfile
 import time
 from collections.abc import Sequence
@@ -43,12 +44,22 @@ def _check(client: httpx.Client, tenant: str, frames: Sequence[str], turns: Sequ
         raise SystemExit("REST round trip failed")
 
 
-def run_rest(sessions: Sequence[Session]) -> list[RestOutcome]:
-    """Start a service, post the corpus three ways (a fresh tenant name per way), stop it."""
+def run_rest(sessions: Sequence[Session], code: Path | None = None) -> list[RestOutcome]:
+    """Start a service, post the corpus three ways (a fresh tenant name per way), stop it.
+
+    Args:
+        sessions: The corpus.
+        code: Run the service from this checkout (its directory first on ``PYTHONPATH``, e.g. the
+            previous version, for a side-by-side run); default the current code.
+    """
     total = sum(len(t) for s in sessions for t in s.turns)
     outcomes: list[RestOutcome] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_serve(Path(tmp), env={"NEURECTOMY_TEAMS": '["inference", "compression"]'})
+    env = {"NEURECTOMY_TEAMS": '["inference", "compression"]'}
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
+    # ``python -m`` puts its working directory first on sys.path: start the service from `code`.
+    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(code or Path.cwd()):
+        proc, url = start_serve(Path(tmp), env=env)
         try:
             with httpx.Client(base_url=url, timeout=120) as client:
                 for way in ("raw", "json", "batch"):

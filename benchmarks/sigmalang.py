@@ -1,7 +1,8 @@
 """ΣLANG benchmark: ratio and speed against zstd-3, zstd-19, zstd-19 + dictionary, whole-session zstd-19.
 
 Run: ``PYTHONPATH=$PWD .venv/bin/python benchmarks/sigmalang.py [--runs 3] [--seed 7] [--tenants 4]
-[--sessions-per-tenant 8] [--turns 4 14] [--messages 2000] [--lossy] [--rest]``
+[--sessions-per-tenant 8] [--turns 4 14] [--messages 2000] [--source stdlib|packages] [--lossy] [--rest]
+[--rest-baseline DIR]``
 
 Corpora (deterministic, nothing downloaded):
 
@@ -9,15 +10,19 @@ Corpora (deterministic, nothing downloaded):
   with Python (standard-library docstrings as retrieved documents, tool schemas from its function
   signatures, system prompts from ``pydoc_data.topics``); every turn re-sends the system prompt, the
   tool schemas and the whole history with the retrieved passages. Sessions belong to tenants.
+  ``--source packages``: an independent draw, documents and system prompts from the docstrings of the
+  installed third-party packages instead.
 - messages: agent JSON envelopes of 200 B-4 KB (task requests, results, stream chunks, errors).
 
 Dictionaries are trained on a *separate* corpus made with another seed. Per-message codecs compress
 each message on its own; "zstd-19 over whole sessions" compresses each session's turns concatenated;
-ΣLANG uses one `SigmaCodec` for the whole corpus (each session's turns as one stream of its tenant,
-with the trained dictionary), as the service does, with a fresh store for every timed run. Ratios are
+ΣLANG uses one `SigmaCodec` for the whole corpus (each session's turns as one stream of its tenant),
+as the service does, with a fresh store for every timed run, three times: with the trained dictionary,
+with the shipped generic one only (what a REST client gets), and with none. Ratios are
 total input bytes / total output bytes; speeds are input MB (1e6 bytes) per second, medians over the
 runs. Every output is decoded and compared byte for byte. ``--lossy`` adds the context optimiser in
-Ryot tokens; ``--rest`` posts the sessions to a real ``neurectomy serve`` (no trained dictionary there).
+Ryot tokens; ``--rest`` posts the sessions to a real ``neurectomy serve`` (no trained dictionary there);
+``--rest-baseline DIR`` also posts them to a service run from another checkout (the previous version).
 """
 
 from __future__ import annotations
@@ -246,16 +251,24 @@ def run_whole_sessions(sessions: Sequence[Session], level: int, runs: int) -> Ou
 
 
 def run_sigma(
-    items: Sequence[tuple[str, str | None, bytes]], training: Sequence[bytes], runs: int
+    items: Sequence[tuple[str, str | None, bytes]],
+    training: Sequence[bytes] | None,
+    runs: int,
+    *,
+    generic: bool = True,
 ) -> Outcome:
-    """One `SigmaCodec` for the corpus (fresh store per run): each item is (tenant, stream, message)."""
+    """One `SigmaCodec` for the corpus (fresh store per run): each item is (tenant, stream, message).
+
+    `training` None: no trained dictionary (what a REST client gets); `generic` False: not even the
+    shipped generic dictionary.
+    """
     corpus = [m for _, _, m in items]
     speeds, dspeeds = [], []
     frames: list[bytes] = []
     reports: list[sigmalang.CompressionReport] = []
-    dictionary = sigmalang.train_dictionary(training)
+    dictionary = sigmalang.train_dictionary(training) if training is not None else None
     for _ in range(runs):
-        codec = sigmalang.SigmaCodec()
+        codec = sigmalang.SigmaCodec(config=sigmalang.SigmaConfig(generic_dictionary=generic))
         if dictionary is not None:
             codec.dictionaries.add(dictionary)
         t0 = time.perf_counter()
@@ -299,14 +312,30 @@ def main() -> None:
     parser.add_argument("--sessions-per-tenant", type=int, default=8)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--turns", type=int, nargs=2, default=(4, 14), metavar=("MIN", "MAX"))
+    parser.add_argument(
+        "--source",
+        choices=("stdlib", "packages"),
+        default="stdlib",
+        help="documents from the standard library, or from the installed third-party packages",
+    )
     parser.add_argument("--rest", action="store_true", help="also post the sessions to a real service")
+    parser.add_argument(
+        "--rest-baseline",
+        type=Path,
+        metavar="DIR",
+        help="with --rest: also run the service from this checkout (e.g. the previous version), same corpus",
+    )
     parser.add_argument("--lossy", action="store_true", help="also the context optimiser, in Ryot tokens")
     args = parser.parse_args()
 
     sessions = build_sessions(
-        args.seed, tenants=args.tenants, sessions_per_tenant=args.sessions_per_tenant, turns=tuple(args.turns)
+        args.seed,
+        tenants=args.tenants,
+        sessions_per_tenant=args.sessions_per_tenant,
+        turns=tuple(args.turns),
+        source=args.source,
     )
-    training_sessions = build_sessions(args.seed + 1000, tenants=2, sessions_per_tenant=4)
+    training_sessions = build_sessions(args.seed + 1000, tenants=2, sessions_per_tenant=4, source=args.source)
     session_items = [(s.tenant, s.session_id, m) for s in sessions for m in s.turns]
     session_corpus = [m for _, _, m in session_items]
     session_training = [m for s in training_sessions for m in s.turns]
@@ -322,7 +351,7 @@ def main() -> None:
             f"median {sizes[len(sizes) // 2]} B, {sum(s < 1024 for s in sizes)} under 1 KB"
         )
     console.print(
-        f"sessions: {len(sessions)} sessions of {args.tenants} tenants from standard-library text "
+        f"sessions: {len(sessions)} sessions of {args.tenants} tenants from {args.source} text "
         f"(seed {args.seed}); dictionaries trained on seed {args.seed + 1000}"
     )
 
@@ -344,9 +373,19 @@ def main() -> None:
         ),
         ("zstd-19 over whole sessions", run_whole_sessions(sessions, 19, args.runs), None),  # type: ignore[list-item]
         (
-            "ΣLANG (per message, per tenant)",
+            "ΣLANG (per message, per tenant) + trained dict",
             run_sigma(session_items, session_training, args.runs),
             run_sigma(message_items, message_training, args.runs),
+        ),
+        (
+            "ΣLANG, generic dict only (REST clients)",
+            run_sigma(session_items, None, args.runs),
+            run_sigma(message_items, None, args.runs),
+        ),
+        (
+            "ΣLANG, no dictionary at all",
+            run_sigma(session_items, None, args.runs, generic=False),
+            run_sigma(message_items, None, args.runs, generic=False),
         ),
     ]
     whole = rows[3][1]
@@ -381,10 +420,13 @@ def main() -> None:
         from benchmarks.sigma_rest import run_rest
 
         rest = Table(title="ΣLANG through REST (one client, sequential, machine shared)")
-        for column in ("how", "requests", "ratio", "MB/s"):
-            rest.add_column(column, justify="left" if column == "how" else "right")
-        for o in run_rest(sessions):
-            rest.add_row(o.label, str(o.requests), f"{o.ratio:.2f}x", f"{o.mb_s:.1f}")
+        for column in ("service", "how", "requests", "ratio", "MB/s"):
+            rest.add_column(column, justify="left" if column in ("service", "how") else "right")
+        codes: list[Path | None] = [None] if args.rest_baseline is None else [args.rest_baseline, None]
+        for code in codes:
+            for o in run_rest(sessions, code):
+                name = "this checkout" if code is None else str(code)
+                rest.add_row(name, o.label, str(o.requests), f"{o.ratio:.2f}x", f"{o.mb_s:.1f}")
         console.print(rest)
 
 

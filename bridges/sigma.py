@@ -280,7 +280,7 @@ class SigmaBridge:
         stream: str | None = None,
         timeout_s: float | None = None,
     ) -> list[CompressOutcome]:
-        """Compress messages of ``tenant`` in order, in one thread hop (a batch of one stream's turns).
+        """Compress messages of ``tenant`` in order, in one thread hop and one store transaction.
 
         Raises:
             sigmalang.RSUStoreError: The store is closed or broken.
@@ -290,14 +290,15 @@ class SigmaBridge:
 
         def work() -> list[CompressionResult]:
             out = []
-            for data, name in zip(messages, names, strict=True):
-                one = self._with_counter(
-                    name,
-                    lambda data=data: self.codec.compress(  # type: ignore[misc]
-                        data, tenant=tenant, dedup=dedup, level=level, stream=stream
-                    ),
-                )
-                out.append(one())
+            with self.codec.store.transaction():  # one store commit for the batch
+                for data, name in zip(messages, names, strict=True):
+                    one = self._with_counter(
+                        name,
+                        lambda data=data: self.codec.compress(  # type: ignore[misc]
+                            data, tenant=tenant, dedup=dedup, level=level, stream=stream
+                        ),
+                    )
+                    out.append(one())
             return out
 
         results = await self._run("compress", work, timeout_s)

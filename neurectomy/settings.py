@@ -48,9 +48,19 @@ class NatsSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     url: str | None = None
-    """An existing NATS server (``nats://host:4222``); ``None`` starts a private one (JetStream on)."""
+    """An existing NATS server (``nats://host:4222``) or a cluster's servers, comma-separated
+    (``nats://a:4222,nats://b:4222``; the client picks one and fails over to the others); ``None`` starts
+    a private one (JetStream on)."""
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    """Replicas of every JetStream stream, KV bucket and object store this process creates (1 on one
+    server; 3 on a cluster of three or more, so losing one server loses nothing acknowledged)."""
     startup_timeout_s: float = Field(default=15.0, gt=0)
     """How long the private server may take to become ready, in seconds."""
+
+    @property
+    def servers(self) -> list[str]:
+        """The server URLs of ``url`` (empty without one)."""
+        return [u.strip() for u in (self.url or "").split(",") if u.strip()]
 
 
 class ApiSettings(BaseModel):

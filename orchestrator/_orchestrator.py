@@ -9,9 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
-import numpy as np
 from anyio.abc import TaskStatus
-from numpy.typing import NDArray
 
 from agents.collective import AgentSpec
 from agents.errors import AgentError, StreamBrokenError
@@ -19,7 +17,7 @@ from agents.messaging import Bus
 from agents.plans import Plan, PlanOutcome
 from agents.protocol import Chunk, GenerateInput, GenerateOutput, agent_subject
 from orchestrator._collective import OrchestratorCollective
-from orchestrator._dispatch import CallContext, call_agent, call_for_output
+from orchestrator._dispatch import CallContext, call_for_output
 from orchestrator._load import LoadMonitor
 from orchestrator._models import ModelInfo, models_from_stats
 from orchestrator._observe import CallObserver
@@ -87,7 +85,10 @@ class Orchestrator:
         config: Deadlines, timeouts, retries, breakers.
         observer: Receives hop latencies, stream timings and token usage (e.g. the API's metrics).
         specs: The roster (`agents.roster.ROSTER` in a service); selection and routing need it.
-        semantic: Embed free-text goals with the ``embedder`` agent (else: lexical matching).
+        semantic: Match free-text goals by meaning (the planner's intent router; else: lexical matching).
+        health_requires_generator: :meth:`health` is ``ok`` only when a generator with a loaded model
+            answers (a process that runs the Inference team); ``False`` (``serve --teams none``): NATS
+            connected is enough, the generator is reported but does not gate.
     """
 
     def __init__(
@@ -98,15 +99,14 @@ class Orchestrator:
         observer: CallObserver | None = None,
         specs: Sequence[AgentSpec] = (),
         semantic: bool = True,
+        health_requires_generator: bool = True,
     ) -> None:
         self.bus = bus
+        self.health_requires_generator = health_requires_generator
         self.config = config or OrchestratorConfig()
         self.specs = tuple(specs)
         self.monitor = LoadMonitor(bus, ttl_factor=self.config.heartbeat_ttl_factor)
-        has_embedder = any(s.name == "embedder" for s in self.specs)
-        self.selector = Selector(
-            self.specs, monitor=self.monitor, embed=self._embed if semantic and has_embedder else None
-        )
+        self.selector = Selector(self.specs, monitor=self.monitor, semantic=semantic)
         self.router = Router(bus, self.config, self.selector, self.monitor, observer)
         self.plans = PlanRunner(self.router, self.selector)
 
@@ -126,10 +126,6 @@ class Orchestrator:
             task_status: Reports started once the heartbeat subscription is bound.
         """
         await self.monitor.run(task_status=task_status)
-
-    async def _embed(self, texts: list[str]) -> NDArray[np.float32]:
-        out = await self.call_once("storage", "embedder", {"texts": texts}, self.context(timeout_s=10))
-        return np.asarray(out["vectors"], dtype=np.float32)
 
     def collective(self) -> OrchestratorCollective:
         """This orchestrator as the `agents.collective.Collective` synthesis agents are given."""
@@ -236,8 +232,9 @@ class Orchestrator:
     ) -> dict[str, Any]:
         """Call an agent once on its shared subject; NATS's queue group picks the replica.
 
-        No routing: no least-loaded choice, no failover, no retry, no circuit breaker (use :meth:`invoke`
-        for those). Streamed chunks are dropped. Works without :meth:`run` and without a roster.
+        No routing: no least-loaded choice, no failover, no retry, no circuit breaker (use :meth:`call`
+        or :meth:`invoke` for those). Streamed chunks are dropped. Works without :meth:`run` and without
+        a roster.
 
         Args:
             team: The agent's team (its subject is ``neurectomy.agent.<team>.<agent>``).
@@ -263,10 +260,45 @@ class Orchestrator:
             observer=self.observer,
         )
 
+    async def call(
+        self, team: str, agent: str, payload: dict[str, Any], ctx: CallContext, *, idempotent: bool = False
+    ) -> dict[str, Any]:
+        """Call one agent through the router and return its output (streamed chunks are dropped).
+
+        The router picks the least-loaded healthy replica and fails over to the next (then the queue
+        group) when one is busy or gone; no fallback agent answers instead. A failure after the agent
+        accepted (deadline, crash) is retried only when the call is ``idempotent``.
+
+        Args:
+            team: The agent's team.
+            agent: The agent's name.
+            payload: Its input.
+            ctx: Request id, tenant, trace id and deadline (each attempt may use all that remains).
+            idempotent: Repeating the call has the effect of one call (reads, upserts by id).
+
+        Raises:
+            AgentError: The agent's error, ``busy``, ``no_responders`` (503, no instance at all), a passed
+                deadline or a payload over the NATS max payload (see
+                :func:`orchestrator._dispatch.call_agent`).
+        """
+        inv = await self.router.invoke(
+            agent,
+            payload,
+            ctx,
+            timeout_s=max(ctx.remaining_s(), 0.001),
+            retries=None if idempotent else 0,
+            fallback=False,
+            team=team,
+        )
+        return inv.output
+
     async def generate_stream(
         self, request: GenerateInput, ctx: CallContext
     ) -> AsyncGenerator[TextDelta | GenerateOutput, None]:
         """Run a generation on the ``generator`` agent; yield text deltas and then the output.
+
+        Routed: the least-loaded healthy generator first; a busy or vanished one is skipped while no
+        token has been yielded (see :meth:`orchestrator.Router.stream`).
 
         Leaving the iteration early (``aclose``) cancels the generation on the agent, which frees its
         LLM slot within one decode step.
@@ -282,14 +314,7 @@ class Orchestrator:
             StreamBrokenError: The generator's output could not be read.
             AgentError: See :func:`orchestrator._dispatch.call_agent`.
         """
-        events = call_agent(
-            self.bus,
-            "inference",
-            "generator",
-            request.model_dump(exclude_none=True),
-            ctx,
-            accept_timeout_s=self.config.accept_timeout_s,
-        )
+        events = self.router.stream("generator", request.model_dump(exclude_none=True), ctx, team="inference")
         started = last = time.perf_counter()
         outcome, first = "cancelled", True
         try:
@@ -347,6 +372,8 @@ class Orchestrator:
     async def agents(self) -> list[AgentInfo]:
         """Every agent of the roster and any other agent answering ``$SRV.STATS``, by team and name.
 
+        Internal services (metadata ``internal: true``, such as the embedder) are not listed.
+
         One entry per agent (replicas summed); roster agents with no instance have ``replicas`` 0 and
         ``health`` ``down``.
 
@@ -358,8 +385,8 @@ class Orchestrator:
         by_name: dict[str, AgentInfo] = {}
         for answer in answers:
             meta = {str(k): str(v) for k, v in (answer.get("metadata") or {}).items()}
-            if "team" not in meta:
-                continue  # another micro service on the same NATS
+            if "team" not in meta or meta.get("internal") == "true":
+                continue  # another micro service on the same NATS, or an internal one (the embedder)
             endpoints = answer.get("endpoints") or [{}]
             data = endpoints[0].get("data") or {}
             name = str(answer.get("name", ""))
@@ -416,6 +443,8 @@ class Orchestrator:
     async def health(self) -> dict[str, Any]:
         """NATS connectivity and whether a generator with a loaded model answers.
 
+        Whether the generator gates ``ok`` is the constructor's ``health_requires_generator``.
+
         Returns:
             ``status`` (``ok`` or ``degraded``), ``nats_connected``, ``model_loaded``, ``model`` and
             ``generator_replicas``.
@@ -427,7 +456,9 @@ class Orchestrator:
                 generators = [a for a in await self.agents() if a.name == "generator"]
         model_loaded = any(a.metadata.get("model_loaded") == "true" for a in generators)
         return {
-            "status": "ok" if connected and model_loaded else "degraded",
+            "status": "ok"
+            if connected and (model_loaded or not self.health_requires_generator)
+            else "degraded",
             "nats_connected": connected,
             "model_loaded": model_loaded,
             "model": generators[0].metadata.get("model") if generators else None,

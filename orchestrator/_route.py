@@ -13,13 +13,19 @@ For a call to agent ``A`` the router tries, in order:
 Errors that retrying cannot fix (bad input, not found, too large, cancelled) are raised at once. Every
 attempt gets its own request id but carries the call's idempotency key, so an agent that did the work
 for an attempt whose answer came too late answers the retry without doing it again.
+
+A streamed call (:meth:`Router.stream`) tries A's instances the same way, least loaded first and then the
+queue group, and fails over on a refusal or failure only while it has yielded nothing: once a chunk has
+reached the caller, a failure is raised (the caller has seen part of one answer and cannot be given the
+start of another).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -36,8 +42,8 @@ from agents.errors import (
     StreamBrokenError,
 )
 from agents.messaging import Bus
-from agents.protocol import agent_subject
-from orchestrator._dispatch import CallContext, call_for_output
+from agents.protocol import Chunk, End, agent_subject
+from orchestrator._dispatch import CallContext, call_agent, call_for_output
 from orchestrator._load import Instance, LoadMonitor
 from orchestrator._observe import CallObserver
 from orchestrator._reliability import CircuitBreaker, RetryBudget, backoff_s
@@ -119,8 +125,10 @@ class Router:
 
         return alive if self.monitor.started else None
 
-    def _team(self, agent: str) -> str:
+    def _team(self, agent: str, default: str | None = None) -> str:
         spec = self.selector.specs.get(agent)
+        if spec is None and default is not None:
+            return default  # an agent outside the roster, called by team and name
         if spec is None:
             raise NotFoundError(f"no agent named {agent!r}", field="agent")
         return spec.team
@@ -149,6 +157,7 @@ class Router:
         timeout_s: float | None = None,
         retries: int | None = None,
         fallback: bool = True,
+        team: str | None = None,
     ) -> Invocation:
         """Call ``agent`` (or a fallback) and return its output.
 
@@ -160,12 +169,13 @@ class Router:
                 ``ctx.deadline``).
             retries: Extra rounds after retryable failures (default: ``config.retries``).
             fallback: Whether other agents of the same primary capability may answer.
+            team: The agent's team when it is not in the roster (else looked up there).
 
         Raises:
             NotFoundError: ``agent`` is not in the roster.
             AgentError: The last error when every attempt failed, or a non-retryable error at once.
         """
-        team = self._team(agent)
+        team = self._team(agent, team)
         fallbacks: list[str] | None = None if fallback else []
 
         def targets() -> Iterator[str]:
@@ -237,6 +247,67 @@ class Router:
                 break
             log.info("retrying", agent=agent, round=round_no + 1, after_s=round(pause, 3), error=last.code)
             await anyio.sleep(pause)
+        if ctx.remaining_s() <= 0 and not isinstance(last, DeadlineExceededError):
+            raise DeadlineExceededError(
+                f"{agent}: deadline passed after {attempts} attempts ({last.message})"
+            )
+        raise last
+
+    async def stream(
+        self, agent: str, payload: Mapping[str, Any], ctx: CallContext, *, team: str | None = None
+    ) -> AsyncGenerator[Chunk | End, None]:
+        """Call ``agent`` and yield its chunks and its :class:`~agents.protocol.End`, with failover.
+
+        Healthy instances are tried least loaded first, then the queue group; a refusal (busy, no
+        responders) or a failure moves to the next one while nothing has been yielded yet.
+
+        Args:
+            agent: Agent name.
+            payload: Its input.
+            ctx: Request id, tenant, trace id and the deadline of the whole stream.
+            team: The agent's team when it is not in the roster.
+
+        Raises:
+            AgentError: The last error when no instance took the call, or any error after the first
+                yielded event (see :func:`orchestrator._dispatch.call_agent`).
+        """
+        team_of = self._team(agent, team)
+        last: AgentError = NoRespondersError(f"no agent answers for {agent}")
+        attempts = 0
+        for inst in [*self.monitor.healthy(agent), None]:
+            if ctx.remaining_s() <= 0:
+                break
+            subject = inst.beat.direct_subject if inst else agent_subject(team_of, agent)
+            attempts += 1
+            attempt_ctx = ctx if attempts == 1 else replace(ctx, request_id=f"{ctx.request_id}-{attempts}")
+            if inst is not None:
+                self.monitor.dispatched(inst)
+            sent = False
+            events = call_agent(
+                self.bus,
+                team_of,
+                agent,
+                payload,
+                attempt_ctx,
+                accept_timeout_s=self.config.accept_timeout_s,
+                subject=subject,
+                alive=self._alive(agent),
+            )
+            try:
+                async with aclosing(events):
+                    async for event in events:
+                        sent = True
+                        yield event
+                return
+            except (*_REFUSED, *_RETRYABLE) as exc:
+                if sent:
+                    raise
+                last = exc
+                if inst is not None and isinstance(exc, NoRespondersError):
+                    self.monitor.forget(inst)
+                log.info("stream failover", agent=agent, attempt=attempts, error=exc.code)
+            finally:
+                self.monitor.done(inst)
         if ctx.remaining_s() <= 0 and not isinstance(last, DeadlineExceededError):
             raise DeadlineExceededError(
                 f"{agent}: deadline passed after {attempts} attempts ({last.message})"

@@ -6,9 +6,11 @@ Order of evidence (ARCHITECTURE.md, issue 5):
    (first) capability a word of the goal names (words compared on their first five letters, so
    ``summarise`` finds ``summarize``) — scores 1 on this term; one whose other capabilities a word names
    scores :data:`SECONDARY_CAPABILITY`.
-2. **Semantic match.** Cosine similarity of the goal's embedding to each agent's description embedding
-   (all-MiniLM-L6-v2, precomputed once; goal embeddings are cached). Without an embedder, a lexical
-   TF-IDF cosine stands in, and the explanation says ``method: lexical``.
+2. **Semantic match.** The planner's intent router (:class:`agents.intent.IntentRouter`): nearest example
+   requests of each agent by meaning (a static distillation of all-MiniLM-L6-v2, in process, well under a
+   millisecond) and wording. Built once, off the event loop, at the first goal (or :meth:`Selector.prepare`).
+   Without it (``semantic=False``, or the model package missing), a lexical TF-IDF cosine over the
+   descriptions stands in, and the explanation says ``method: lexical``.
 3. **Load.** Among equal scores, the agent whose healthy replicas carry the least load wins; agents with no
    healthy replica are left out when the load monitor knows of any instance at all. The replica itself
    is picked at dispatch time (:class:`~orchestrator._load.LoadMonitor`).
@@ -21,25 +23,24 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
+import anyio
 import structlog
-from numpy.typing import NDArray
 from opentelemetry import trace
 
 from agents.collective import AgentSpec, Candidate
-from agents.errors import AgentError, BadInputError, NotFoundError
+from agents.errors import BadInputError, NotFoundError
 from agents.tracing import start_child, tracer
 from orchestrator._load import LoadMonitor
 
-__all__ = ("Embed", "Selection", "Selector")
+if TYPE_CHECKING:
+    from agents.synthesis import GoalPlanner
 
-Embed = Callable[[list[str]], Awaitable[NDArray[np.float32]]]
-"""Texts → unit vectors, shape ``(len(texts), dim)`` float32."""
+__all__ = ("Selection", "Selector")
 
 log = structlog.get_logger("neurectomy.orchestrator")
 _tracer = tracer("neurectomy.orchestrator")
@@ -47,7 +48,6 @@ _tracer = tracer("neurectomy.orchestrator")
 SECONDARY_CAPABILITY = 0.6
 """Capability term of an agent matched only through one of its secondary capabilities."""
 _WORD = re.compile(r"[a-z0-9]+")
-_GOAL_CACHE = 1024
 
 
 def _words(text: str) -> list[str]:
@@ -104,15 +104,16 @@ class Selector:
     Args:
         specs: The roster.
         monitor: Live load of the instances (None: load is not considered).
-        embed: Embedding function for free-text goals (None: lexical matching).
+        semantic: Match free-text goals with the intent router (False: lexical matching).
     """
 
     def __init__(
-        self, specs: Sequence[AgentSpec], *, monitor: LoadMonitor | None = None, embed: Embed | None = None
+        self, specs: Sequence[AgentSpec], *, monitor: LoadMonitor | None = None, semantic: bool = True
     ) -> None:
         self.specs = {s.name: s for s in specs}
         self.monitor = monitor
-        self.embed = embed
+        self.semantic = semantic and bool(specs)
+        self._planner: GoalPlanner | None = None
         self._names = sorted(self.specs)
         self._stems = {
             n: {_stem(w) for c in spec.capabilities for w in _words(c)} for n, spec in self.specs.items()
@@ -121,8 +122,6 @@ class Selector:
             n: {_stem(w) for w in _words(spec.capabilities[0] if spec.capabilities else "")}
             for n, spec in self.specs.items()
         }
-        self._desc_vectors: NDArray[np.float32] | None = None
-        self._goal_cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
         docs = [_words(self._doc(self.specs[n])) for n in self._names]
         df = Counter(w for d in docs for w in set(d))
         self._idf = {w: math.log((1 + len(docs)) / (1 + c)) + 1 for w, c in df.items()}
@@ -139,9 +138,15 @@ class Selector:
         return {w: v / norm for w, v in vec.items()}
 
     async def prepare(self) -> None:
-        """Embed the agents' descriptions (once); without an embedder this does nothing."""
-        if self.embed is not None and self._desc_vectors is None:
-            self._desc_vectors = await self.embed([self._doc(self.specs[n]) for n in self._names])
+        """Build the intent router now (once, in a worker thread); with ``semantic=False`` nothing."""
+        if self.semantic and self._planner is None:
+            from agents.synthesis._planner import goal_planner  # the router (numpy tables): on first use
+
+            try:
+                self._planner = await anyio.to_thread.run_sync(goal_planner, tuple(self.specs.values()))
+            except (ModuleNotFoundError, FileNotFoundError) as exc:  # no model package: lexical
+                log.warning("intent router unavailable; lexical selection", error=str(exc))
+                self.semantic = False
 
     def _load(self, name: str) -> tuple[int, float]:
         return self.monitor.load(name) if self.monitor is not None else (1, 0.0)
@@ -150,22 +155,11 @@ class Selector:
         return self.monitor is not None and bool(self.monitor.started)
 
     async def _semantic(self, goal: str) -> tuple[list[float], Literal["semantic", "lexical"]]:
-        if self.embed is not None:
-            try:
-                await self.prepare()
-                vec = self._goal_cache.get(goal)
-                if vec is None:
-                    vec = (await self.embed([goal]))[0]
-                    self._goal_cache[goal] = vec
-                    if len(self._goal_cache) > _GOAL_CACHE:
-                        self._goal_cache.popitem(last=False)
-                else:
-                    self._goal_cache.move_to_end(goal)
-            except AgentError as exc:  # no embedder running: lexical matching for this goal
-                log.warning("goal embedding unavailable; lexical selection", error=exc.message)
-            else:
-                assert self._desc_vectors is not None
-                return [float(x) for x in self._desc_vectors @ vec], "semantic"
+        await self.prepare()
+        if self._planner is not None:
+            route = self._planner.router.route(goal, k=len(self._planner.router.classes))
+            scores = dict(route.ranked)
+            return [max(0.0, min(1.0, scores.get(n, 0.0))) for n in self._names], "semantic"
         q = self._vector(_words(goal))
         return [sum(q.get(w, 0.0) * v for w, v in d.items()) for d in self._tfidf], "lexical"
 

@@ -25,7 +25,7 @@ from orchestrator._task_worker import Executor, TaskJournal
 if TYPE_CHECKING:
     from orchestrator._orchestrator import Orchestrator
 
-__all__ = ("INFRASTRUCTURE_CODES", "task_executor")
+__all__ = ("INFRASTRUCTURE_CODES", "clarification", "task_executor")
 
 _tracer = tracer("neurectomy.orchestrator")
 
@@ -36,6 +36,27 @@ INFRASTRUCTURE_CODES = frozenset({"no_responders", "busy", "timeout", "stream_br
 def goal_inputs(goal: str) -> dict[str, Any]:
     """The input a planned goal's plan reads: the goal as ``text``, ``goal`` and ``question``."""
     return {"text": goal, "goal": goal, "question": goal}
+
+
+def clarification(planned: dict[str, Any]) -> PlanOutcome:
+    """The outcome of a goal the planner was not sure about: nothing ran; the candidates are the result.
+
+    Args:
+        planned: The ``planner``'s output with ``status`` ``needs_clarification``.
+    """
+    reason = str(planned.get("reason") or "the goal is not clear enough to plan")
+    return PlanOutcome(
+        plan="planned",
+        status="needs_clarification",
+        output={
+            "reason": reason,
+            "confidence": planned.get("confidence"),
+            "subgoals": planned.get("rationale", []),
+        },
+        steps=[],
+        error={"code": "needs_clarification", "message": reason, "field": "goal"},
+        seconds=0.0,
+    )
 
 
 def task_executor(orchestrator: Orchestrator, *, deadline_s: float) -> Executor:
@@ -75,17 +96,22 @@ def task_executor(orchestrator: Orchestrator, *, deadline_s: float) -> Executor:
         else:
             goal = record.goal or ""
             if record.planned is not None:  # planned by an earlier run: resume that plan
-                plan = parse_plan(record.planned)
+                journaled = record.planned
+                plan = parse_plan(journaled.get("plan", journaled))  # {plan, input}, or a bare plan
+                inputs = journaled.get("input") or goal_inputs(goal)
             else:
                 planned = await orchestrator.invoke("planner", {"goal": goal}, ctx)
+                if planned.output.get("status") == "needs_clarification":
+                    return clarification(planned.output)
                 try:
                     plan = parse_plan(planned.output["plan"])
                 except (PlanError, KeyError) as exc:
                     raise BadInputError(
                         f"the planner returned an unusable plan: {exc}", field="goal"
                     ) from None
-                await journal.plan_made(plan.model_dump(mode="json", exclude_defaults=True))
-            inputs = goal_inputs(goal)
+                inputs = planned.output.get("input") or goal_inputs(goal)
+                plan_json = plan.model_dump(mode="json", exclude_defaults=True)
+                await journal.plan_made({"plan": plan_json, "input": inputs})
         done = {s.id: s for s in record.steps if s.status == "succeeded"}
         outcome = await orchestrator.plans.run(
             plan, inputs, ctx, progress=journal, journal=journal.commit, done=done

@@ -10,11 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from agents.plans import PlanError, StepReport
 
 Priority = Literal["high", "normal", "low"]
-TaskStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+TaskStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "needs_clarification"]
 PRIORITIES: tuple[Priority, ...] = ("high", "normal", "low")
 """Priorities, the most urgent first."""
-TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
-"""Statuses a task never leaves."""
+TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "needs_clarification"})
+"""Statuses a task never leaves (``needs_clarification``: the planner was not sure; nothing ran)."""
 
 
 class TaskConfig(BaseModel):
@@ -108,8 +108,8 @@ class TaskRecord(BaseModel):
     Attributes:
         id: Task id (32 hex characters).
         tenant: Tenant that submitted it; other tenants never see it.
-        status: ``queued`` → ``running`` → ``succeeded`` | ``failed`` | ``cancelled`` (a retry after an
-            infrastructure error goes back to ``queued``).
+        status: ``queued`` → ``running`` → ``succeeded`` | ``failed`` | ``cancelled`` |
+            ``needs_clarification`` (a retry after an infrastructure error goes back to ``queued``).
         priority: ``high``, ``normal`` or ``low``.
         goal: The goal, for a goal task.
         plan: The plan, for a plan task.
@@ -125,8 +125,9 @@ class TaskRecord(BaseModel):
         lease_until: While ``running``: Unix time until which the worker that claimed it holds it (renewed
             by its heartbeat every ``ack_wait_s / 3``); past it (and ``ack_wait_s`` more, the redelivery's
             turn) the reconciler requeues or dead-letters the task.
-        planned: For a goal task, the plan the planner made, journaled before its first step: a
-            redelivery runs this plan again (resuming it) instead of planning anew.
+        planned: For a goal task, ``{"plan", "input"}``: the plan the planner made and the input it took
+            from the goal, journaled before its first step: a redelivery runs this plan again (resuming
+            it) instead of planning anew.
         traceparent: W3C ``traceparent`` of the submitting request (its runs join that trace).
     """
 
@@ -153,7 +154,7 @@ class TaskRecord(BaseModel):
 
     @property
     def terminal(self) -> bool:
-        """The status is final (succeeded, failed or cancelled)."""
+        """The status is final (succeeded, failed, cancelled or needs_clarification)."""
         return self.status in TERMINAL_STATUSES
 
     def changed(self, **update: Any) -> TaskRecord:

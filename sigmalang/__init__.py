@@ -35,6 +35,7 @@ from sigmalang.errors import (
     UnsupportedVersionError,
 )
 from sigmalang.frame import FORMAT_VERSION, STORE_FORMAT_VERSION, FrameFlags, FrameInfo, inspect_frame
+from sigmalang.generic import generic_dictionary
 from sigmalang.memory_store import MemoryRSUStore
 from sigmalang.optimizer import OptimizedContext, Scorer, optimize_context
 from sigmalang.report import CompressionReport, CompressionResult, SavingShares
@@ -78,4 +79,5 @@ __all__ = (
     "inspect_frame",
     "optimize_context",
     "train_dictionary",
+    "generic_dictionary",
 )

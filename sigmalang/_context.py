@@ -124,6 +124,7 @@ def encode(
     dictionary: Dictionary | None,
     level: int | None,
     count_tokens: Callable[[str], int] | None,
+    generic: bool = False,
 ) -> tuple[CompressionResult, tuple[int, ...]]:
     """Compress one message of `tenant` into a version-2 frame (see the module docstring).
 
@@ -140,6 +141,7 @@ def encode(
         dictionary: Trained dictionary to try, or None.
         level: zstd level, or None for the config's choice.
         count_tokens: Token counter for the report, or None.
+        generic: `dictionary` is the generic one (`sigmalang.generic`), not one trained on the traffic.
 
     Returns:
         The result and the sequence numbers of this message's RSUs, in order (the next message's
@@ -152,23 +154,29 @@ def encode(
     view = memoryview(data)
     spans = chunk_spans(view, config) if n >= config.rsu_min_input_bytes else []
     chunks = [view[o : o + ln] for o, ln in spans]
-    put = store.put_many(tenant, [(rsu_id(c), c) for c in chunks]) if chunks else []
-    own = [seq for seq, _ in put]
-    new = [(seq, c) for (seq, fresh), c in zip(put, chunks, strict=True) if fresh]
-    known = [seq for seq, fresh in put if not fresh]
-    literal_n = sum(len(c) for _, c in new) if chunks else n
-    prev_set = set(previous)
-    hits: dict[int, int] = {}
-    new_anchors = [anchors(c) for _, c in new]
-    for hashes in new_anchors:
-        for seq, count in index.lookup(hashes).items():
-            hits[seq] = hits.get(seq, 0) + count
-    own_new = {seq for seq, _ in new}
-    extra = sorted({s for s in [*known, *hits] if s not in prev_set and s not in own_new})
-    context, ctx = _context(
-        store=store, tenant=tenant, candidates=[*extra, *previous], cap=config.context_max_bytes
-    )
+    with store.transaction():  # one commit for storing the chunks and acquiring the context
+        put = store.put_many(tenant, [(rsu_id(c), c) for c in chunks]) if chunks else []
+        own = [seq for seq, _ in put]
+        new = [(seq, c) for (seq, fresh), c in zip(put, chunks, strict=True) if fresh]
+        known = [seq for seq, fresh in put if not fresh]
+        literal_n = sum(len(c) for _, c in new) if chunks else n
+        prev_set = set(previous)
+        hits: dict[int, int] = {}
+        new_anchors = [anchors(c) for _, c in new]
+        for hashes in new_anchors:
+            for seq, count in index.lookup(hashes).items():
+                hits[seq] = hits.get(seq, 0) + count
+        own_new = {seq for seq, _ in new}
+        extra = sorted({s for s in [*known, *hits] if s not in prev_set and s not in own_new})
+        context, ctx = _context(
+            store=store, tenant=tenant, candidates=[*extra, *previous], cap=config.context_max_bytes
+        )
     trained = dictionary.data if dictionary is not None and n else None
+    if context and generic and n < config.small_input_bytes:
+        # Loading the generic dictionary with a per-message context costs more than a small message
+        # takes to compress (half the speed for 5% of size): the context alone. A dictionary trained
+        # on the traffic is worth it (it often halves a small message).
+        trained = None
     zdict = _zstd.context_dict(ctx, trained) if context else None
     if zdict is None and context:
         store.release(tenant, context)

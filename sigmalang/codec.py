@@ -30,6 +30,7 @@ from sigmalang.chunking import chunk_spans, rsu_id
 from sigmalang.config import SigmaConfig
 from sigmalang.dictionary import Dictionary, DictionaryRegistry, train_dictionary
 from sigmalang.frame import STORE_FORMAT_VERSION, FrameInfo, inspect_frame, tenant_key
+from sigmalang.generic import generic_dictionary
 from sigmalang.memory_store import MemoryRSUStore
 from sigmalang.report import CompressionResult
 from sigmalang.store import GCResult, Retention, RSUStore
@@ -150,6 +151,10 @@ class SigmaCodec:
             else MemoryRSUStore(retention=Retention(self.config.store_max_bytes, self.config.store_max_age_s))
         )
         self.dictionaries = dictionaries if dictionaries is not None else DictionaryRegistry()
+        self._generic: Dictionary | None = None
+        if self.config.generic_dictionary:
+            self._generic = generic_dictionary()
+            self.dictionaries.add_builtin(self._generic)
         self.count_tokens = count_tokens
         if secret is not None and not 16 <= len(secret) <= 64:
             raise ValueError(f"the secret must be 16-64 bytes, got {len(secret)}")
@@ -219,6 +224,7 @@ class SigmaCodec:
             )
         with self._lock:
             previous = self._streams.get((tenant, stream), ()) if stream is not None else ()
+        active = self.dictionaries.active
         result, own = _context.encode(
             data,
             tenant=tenant,
@@ -227,7 +233,8 @@ class SigmaCodec:
             index=self._index(tenant),
             previous=previous,
             config=self.config,
-            dictionary=self.dictionaries.active,
+            dictionary=active or self._generic,
+            generic=active is None and self._generic is not None,
             level=level,
             count_tokens=self.count_tokens,
         )

@@ -134,6 +134,16 @@ class DictionaryRegistry:
                     os.replace(tmp, path)
         return dictionary.dict_id
 
+    def add_builtin(self, dictionary: Dictionary) -> int:
+        """Register a dictionary that ships with the code (never written to the directory, not active).
+
+        Returns:
+            Its id.
+        """
+        with self._lock:
+            self._by_id.setdefault(dictionary.dict_id, dictionary)
+        return dictionary.dict_id
+
     def get(self, dict_id: int) -> Dictionary:
         """Return the dictionary with this id.
 

@@ -83,7 +83,8 @@ class DiskRSUStore:
         self.retention = retention or Retention()
         self._verify = verify
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._depth = 0  # open transactions of the thread holding the lock (nested ones do not commit)
         self._conn: sqlite3.Connection | None = sqlite3.connect(
             self.path, check_same_thread=False, isolation_level=None
         )
@@ -119,13 +120,39 @@ class DiskRSUStore:
             if self._conn is None:
                 raise RSUStoreError(f"store {self.path} is closed")
             db = self._conn
+            if self._depth:  # inside `transaction`: its commit covers this call
+                self._depth += 1
+                try:
+                    yield db
+                finally:
+                    self._depth -= 1
+                return
             db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            self._depth = 1
             try:
                 yield db
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
+            else:
+                db.execute("COMMIT")
+            finally:
+                self._depth = 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """See `RSUStore.transaction`: one SQLite write transaction (one commit) for the whole block.
+
+        If the block raises, everything it wrote is rolled back (and the read cache forgets what it
+        added, as RSUs stored in the block never reached the file).
+        """
+        with self._tx():
+            try:
+                yield
+            except BaseException:
+                self._cache.clear()
+                self._cache_bytes = 0
+                raise
 
     @staticmethod
     def _row(db: sqlite3.Connection, tenant: str, column: str, rsu_id: bytes) -> int:

@@ -6,6 +6,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -96,6 +97,10 @@ class MemoryRSUStore:
             for seq in chosen:
                 self._remove(t, seq)
             t.evicted += len(chosen)
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """See `RSUStore.transaction` (a no-op here: every call is atomic under the store's lock)."""
+        return nullcontext()
 
     def put_many(
         self, tenant: str, items: Sequence[tuple[bytes, bytes | memoryview]]

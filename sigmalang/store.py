@@ -32,6 +32,7 @@ Implementations: `sigmalang.memory_store.MemoryRSUStore` (dicts) and `sigmalang.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -89,6 +90,15 @@ class RSUStore(Protocol):
     """A per-tenant, bounded, content-addressed store of RSUs (ids are 16 bytes, data is bytes)."""
 
     retention: Retention
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Mark this thread's calls inside the block as one batch, which the store may commit once.
+
+        `DiskRSUStore`: one SQLite transaction (rolled back as a whole if the block raises; other
+        threads wait until it ends); `MemoryRSUStore`: a no-op (each call is atomic already). Blocks
+        may nest.
+        """
+        ...
 
     def put_many(
         self, tenant: str, items: Sequence[tuple[bytes, bytes | memoryview]]

@@ -1,7 +1,7 @@
 """Outputs of the compression agents (their published output schemas) and the compression report.
 
-`CompressionReportOut` is the one wire shape of a compression report; `report_out` builds it from a
-:class:`sigmalang.CompressionReport`.
+The compression report's one wire shape is `agents.compression.wire.SigmaCompressionReport`
+(`CompressionReportOut` here); `report_out` builds it from a :class:`sigmalang.CompressionReport`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from bridges.sigma import TokenCounter
+from agents.compression.wire import SigmaCompressionReport, SigmaShares, TokenCounter
 from sigmalang import CompressionReport
 
 __all__ = (
@@ -36,38 +36,10 @@ class _Out(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class SharesOut(_Out):
-    """Fractions of the gross saving (0-1, summing to 1 when anything was saved)."""
-
-    dedup: float
-    dictionary: float
-    entropy: float
-
-
-class CompressionReportOut(_Out):
-    """What one compression achieved (see `sigmalang.report` for the exact attribution).
-
-    ``bytes_in - bytes_out = dedup_saved + dictionary_saved + entropy_saved - framing``.
-    """
-
-    bytes_in: int
-    bytes_out: int
-    ratio: float | None
-    tokens_in: int | None
-    tokens_out: int | None
-    token_ratio: float | None
-    token_counter: TokenCounter
-    referenced_bytes: int
-    literal_bytes: int
-    glyphs: int
-    new_rsus: int
-    dedup_saved: int
-    dictionary_saved: int
-    entropy_saved: int
-    framing: int
-    dict_id: int | None
-    level: int
-    shares: SharesOut
+SharesOut = SigmaShares
+"""Fractions of the gross saving (the wire model, `agents.compression.wire`)."""
+CompressionReportOut = SigmaCompressionReport
+"""What one compression achieved (the wire model, `agents.compression.wire`)."""
 
 
 def _ratio(numerator: int | None, denominator: int | None) -> float | None:

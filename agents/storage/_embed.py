@@ -42,8 +42,8 @@ class EmbedderAgent(StorageAgent):
         return EMBEDDING_MODEL if isinstance(embedder, MiniLMEmbedder) else type(embedder).__name__
 
     def metadata(self) -> dict[str, str]:
-        """Engine, vector dimension and model name."""
-        return {**super().metadata(), "model": self.model_name}
+        """Engine, vector dimension, model name, and ``internal``: a service, not a member of the team."""
+        return {**super().metadata(), "model": self.model_name, "internal": "true"}
 
     async def _decode(self, token_ids: list[list[int]]) -> list[str]:
         embedder = self.bridge.vault.embedder

@@ -28,7 +28,7 @@ from agents.synthesis._base import SynthesisAgent, plan_error
 from agents.synthesis._compose import RagAnswererAgent, WorkflowRunnerAgent
 from agents.synthesis._consensus import ConsensusAgent, Tally, default_f, quorum, tally
 from agents.synthesis._format import FormatterAgent, ReporterAgent, convert, parse_data, render_report
-from agents.synthesis._planner import PlannerAgent, build_plan, match_builtin, plan_inputs, split_goal
+from agents.synthesis._planner import CONFIDENCE_THRESHOLD, GoalPlanner, PlannerAgent, build_plan, plan_inputs
 from agents.synthesis._verify import VerifierAgent, verify
 from agents.synthesis.builtin_plans import BUILTIN_PLANS
 
@@ -59,10 +59,12 @@ def synthesis_agents(collective: Collective) -> list[Agent]:
 
 __all__ = (
     "BUILTIN_PLANS",
+    "CONFIDENCE_THRESHOLD",
     "SYNTHESIS_AGENTS",
     "SYNTHESIS_AGENT_NAMES",
     "AggregatorAgent",
     "ConsensusAgent",
+    "GoalPlanner",
     "FormatterAgent",
     "PlannerAgent",
     "RagAnswererAgent",
@@ -75,13 +77,11 @@ __all__ = (
     "build_plan",
     "convert",
     "default_f",
-    "match_builtin",
     "parse_data",
     "plan_error",
     "plan_inputs",
     "quorum",
     "render_report",
-    "split_goal",
     "synthesis_agents",
     "tally",
     "verify",

@@ -18,11 +18,14 @@ __all__ = ("RagAnswererAgent", "WorkflowRunnerAgent")
 
 
 def _sources(value: Any) -> list[Source]:
-    """``{ids, scores}`` of the ``rag`` plan's output as ``[{id, score}]``."""
+    """``{ids, scores, texts}`` of the ``rag`` plan's output as ``[{id, score, text}]``."""
     if not isinstance(value, Mapping):
         return []
     ids, scores = value.get("ids") or [], value.get("scores") or []
-    return [Source(id=str(i), score=float(s)) for i, s in zip(ids, scores, strict=False)]
+    texts = value.get("texts") or [""] * len(ids)
+    return [
+        Source(id=str(i), score=float(s), text=str(t)) for i, s, t in zip(ids, scores, texts, strict=False)
+    ]
 
 
 class RagAnswererAgent(SynthesisAgent):

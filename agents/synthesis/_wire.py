@@ -65,6 +65,8 @@ class Source(_Wire):
     id: str
     score: float
     """Cosine similarity to the question, in [-1, 1]."""
+    text: str = ""
+    """The retrieved passage (so the answer carries what it is grounded on)."""
 
 
 class RagOutput(_Wire):
@@ -103,7 +105,9 @@ class PlannedStep(_Wire):
     subgoal: str
     candidates: list[CandidateScore]
     needs: list[str] = Field(default_factory=list)
-    """Required input fields of the agent that the plan does not fill (the caller must add them)."""
+    """Required input fields of the agent that the goal does not give (the plan is then not run)."""
+    confidence: float = 1.0
+    """Calibrated probability that the agent is the one the sub-goal asks for (0-1)."""
 
 
 class PlannerOutput(_Wire):
@@ -114,8 +118,16 @@ class PlannerOutput(_Wire):
     builtin: str | None
     """Name of the built-in plan that was recognised, or None for a decomposed goal."""
     inputs: list[str]
-    """The plan's input fields (``${input.<name>}``) the caller must provide."""
+    """The plan's input fields (``${input.<name>}``)."""
     rationale: list[PlannedStep]
+    input: dict[str, Any] = Field(default_factory=dict)
+    """Values of the plan's input taken from the goal (payloads, the request); run the plan with it."""
+    status: Literal["planned", "needs_clarification"] = "planned"
+    """``needs_clarification``: no plan is confident enough (or a required parameter is missing)."""
+    confidence: float = 1.0
+    """The least confidence of the plan's sub-goals (0-1)."""
+    reason: str | None = None
+    """Why clarification is needed."""
 
 
 class AggregateInput(_Wire):
@@ -271,7 +283,7 @@ class WorkflowOutput(_Wire):
     """Output of ``workflow-runner``."""
 
     plan: str
-    status: Literal["succeeded", "failed", "cancelled"]
+    status: Literal["succeeded", "failed", "cancelled", "needs_clarification"]
     output: Any
     steps: list[dict[str, Any]]
     error: dict[str, Any] | None

@@ -52,7 +52,7 @@ def rag() -> Plan:
        max_tokens};
     4. ``verify`` — ``verifier`` {answer, context}: is each sentence of the answer in the context?
 
-    Output: ``{answer, sources: {ids, scores}, verification}``.
+    Output: ``{answer, sources: {ids, scores, texts}, verification}`` (``texts``: the retrieved passages).
     """
     return Plan(
         name="rag",
@@ -97,7 +97,11 @@ def rag() -> Plan:
         ),
         output={
             "answer": "${steps.answer.text}",
-            "sources": {"ids": "${steps.retrieve.hits[*].id}", "scores": "${steps.retrieve.hits[*].score}"},
+            "sources": {
+                "ids": "${steps.retrieve.hits[*].id}",
+                "scores": "${steps.retrieve.hits[*].score}",
+                "texts": "${steps.retrieve.hits[*].text}",
+            },
             "verification": "${steps.verify}",
         },
     )

@@ -1,4 +1,7 @@
-"""``GET /v1/agents/{name}``, ``POST /v1/agents/{name}`` (a direct call) and ``POST /v1/select``.
+"""Agents one by one: ``GET``/``POST /v1/agents/{name}``, ``POST /v1/select``, ``POST /v1/plan``.
+
+``POST /v1/plan`` previews the planner's plan for a goal without running it: 200 with the plan, or 422
+with the best candidates and their scores when the goal is not clear enough.
 
 A direct call is routed like a plan step: the least-loaded healthy replica first, failover to another
 replica or to another agent of the same capability when it is busy or down (unless ``fallback`` is
@@ -10,12 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, get, post
+from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
 from agents.collective import AgentSpec
 from agents.errors import AgentError, BadInputError, NotFoundError
+from agents.synthesis._wire import PlannerInput, PlannerOutput
 from api._request import call_context
 from api.agents.schemas import (
     AgentCallRequest,
@@ -87,6 +91,22 @@ async def call_agent_route(
     )
 
 
+@post("/v1/plan", summary="Preview the plan for a goal without running it", status_code=200)
+async def plan_goal(
+    state: State, request: Request[Any, Any, Any], data: JSONBody[PlannerInput]
+) -> Response[PlannerOutput]:
+    """The ``planner``'s plan for ``data.goal`` (200), or 422 when it needs clarification.
+
+    The 422 body is the planner's output with ``status: needs_clarification``: the candidates of each
+    sub-goal and their scores, and the reason.
+    """
+    orchestrator: Orchestrator = state.orchestrator
+    ctx = call_context(orchestrator, request)
+    inv = await orchestrator.invoke("planner", data.model_dump(), ctx)
+    out = PlannerOutput.model_validate(inv.output)
+    return Response(out, status_code=422 if out.status == "needs_clarification" else 200)
+
+
 @post("/v1/select", summary="Which agent would handle a goal or capability, and why", status_code=200)
 async def select_agent(state: State, data: JSONBody[SelectRequest]) -> SelectResponse:
     """Run agent selection (capability, then semantic match, then load) and explain the scores."""
@@ -105,4 +125,4 @@ async def select_agent(state: State, data: JSONBody[SelectRequest]) -> SelectRes
     )
 
 
-ROUTES = (describe_agent, call_agent_route, select_agent)
+ROUTES = (describe_agent, call_agent_route, select_agent, plan_goal)

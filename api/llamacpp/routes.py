@@ -53,7 +53,8 @@ async def tokenize(
     """The default model's token ids of ``content`` (with their text when ``with_pieces``)."""
     orchestrator: Orchestrator = state.orchestrator
     payload = {"text": data.content, "add_bos": data.add_special, "pieces": data.with_pieces}
-    out = await orchestrator.call_once("inference", "tokenizer", payload, call_context(orchestrator, request))
+    ctx = call_context(orchestrator, request)
+    out = await orchestrator.call("inference", "tokenizer", payload, ctx, idempotent=True)
     tokens: list[int] = out.get("tokens") or []
     if data.with_pieces:
         return {
@@ -70,9 +71,8 @@ async def detokenize(
     orchestrator: Orchestrator = state.orchestrator
     if not data.tokens:
         return {"content": ""}
-    out = await orchestrator.call_once(
-        "inference", "tokenizer", {"tokens": data.tokens}, call_context(orchestrator, request)
-    )
+    ctx = call_context(orchestrator, request)
+    out = await orchestrator.call("inference", "tokenizer", {"tokens": data.tokens}, ctx, idempotent=True)
     return {"content": out.get("text") or ""}
 
 

@@ -280,7 +280,8 @@ async def _embed(
         raise BadInputError(f"holds {len(texts)} strings, over the limit of {MAX_EMBED_TEXTS}", field="input")
     orchestrator: Orchestrator = state.orchestrator
     payload = EmbedInput(texts=texts, truncate=truncate).model_dump(exclude_none=True)
-    raw = await orchestrator.call_once("storage", "embedder", payload, call_context(orchestrator, request))
+    ctx = call_context(orchestrator, request)
+    raw = await orchestrator.call("storage", "embedder", payload, ctx, idempotent=True)
     return EmbedOutput.model_validate(raw)
 
 

@@ -344,9 +344,8 @@ async def embeddings(
         raise BadInputError(f"holds {count} inputs, over the limit of {MAX_EMBED_TEXTS}", field="input")
     payload = EmbedInput(texts=texts, token_ids=token_ids, truncate=False).model_dump(exclude_none=True)
     try:
-        raw = await orchestrator.call_once(
-            "storage", "embedder", payload, call_context(orchestrator, request)
-        )
+        ctx = call_context(orchestrator, request)
+        raw = await orchestrator.call("storage", "embedder", payload, ctx, idempotent=True)
     except BadInputError as exc:  # the agent names texts.<i> / token_ids.<i>; the client sent input[<i>]
         single = isinstance(raw_input, str) or isinstance(raw_input[0], int)
         field = _input_param(exc.field, single=single)

@@ -110,7 +110,7 @@ async def compress(
         check_size("data", base64_decoded_size(req.data))
         payload = req.model_dump(exclude={"timeout_s"})
         timeout_s = req.timeout_s
-    out = await orchestrator.call_once(
+    out = await orchestrator.call(
         TEAM, "compressor", payload, call_context(orchestrator, request, timeout_s=timeout_s)
     )
     result = SigmaCompressResponse.model_validate(out)
@@ -142,8 +142,12 @@ async def decompress(
         check_size("frame", base64_decoded_size(req.frame))
         payload = {"frame": req.frame}
         timeout_s = req.timeout_s
-    out = await orchestrator.call_once(
-        TEAM, "decompressor", payload, call_context(orchestrator, request, timeout_s=timeout_s)
+    out = await orchestrator.call(
+        TEAM,
+        "decompressor",
+        payload,
+        call_context(orchestrator, request, timeout_s=timeout_s),
+        idempotent=True,
     )
     result = SigmaDecompressResponse.model_validate(out)
     return _raw(result.data, result.report) if _is_binary(request) else Response(result)
@@ -164,7 +168,7 @@ async def compress_batch(
     """
     orchestrator: Orchestrator = state.orchestrator
     check_size("messages", sum(base64_decoded_size(m) for m in data.messages))
-    out = await orchestrator.call_once(
+    out = await orchestrator.call(
         TEAM,
         "compressor",
         data.model_dump(exclude={"timeout_s"}),
@@ -189,7 +193,7 @@ async def decompress_batch(
     """
     orchestrator: Orchestrator = state.orchestrator
     check_size("frames", sum(base64_decoded_size(f) for f in data.frames))
-    out = await orchestrator.call_once(
+    out = await orchestrator.call(
         TEAM,
         "decompressor",
         {"frames": data.frames},
@@ -213,7 +217,7 @@ async def optimize(
     413 text above 262,144 characters.
     """
     orchestrator: Orchestrator = state.orchestrator
-    out = await orchestrator.call_once(
+    out = await orchestrator.call(
         TEAM,
         "context-optimizer",
         data.model_dump(exclude={"timeout_s"}),
@@ -234,7 +238,7 @@ async def train_dictionary(
     """Train with the dictionary-trainer agent (``trained: false`` with a reason if too few samples)."""
     orchestrator: Orchestrator = state.orchestrator
     check_size("samples", sum(base64_decoded_size(s) for s in data.samples) + sum(len(t) for t in data.texts))
-    out = await orchestrator.call_once(
+    out = await orchestrator.call(
         TEAM,
         "dictionary-trainer",
         data.model_dump(exclude={"timeout_s"}),
@@ -247,8 +251,8 @@ async def train_dictionary(
 async def stats(request: Request[Any, Any, Any], state: State) -> SigmaStats:
     """Statistics from the rsu-manager agent (the counters are those of the instance that answered)."""
     orchestrator: Orchestrator = state.orchestrator
-    out = await orchestrator.call_once(
-        TEAM, "rsu-manager", {"action": "stats"}, call_context(orchestrator, request)
+    out = await orchestrator.call(
+        TEAM, "rsu-manager", {"action": "stats"}, call_context(orchestrator, request), idempotent=True
     )
     return SigmaStats.model_validate(out["store"])
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from agents.compression.wire import SigmaCompressionReport, SigmaShares, TokenCounter
 
 __all__ = (
     "REPORT_HEADER",
@@ -37,7 +39,6 @@ __all__ = (
 
 REPORT_HEADER = "x-sigma-report"
 """Response header carrying the report (JSON) of a binary compress or decompress."""
-TokenCounter = Literal["ryot", "approx"]
 
 
 def base64_decoded_size(text: str) -> int:
@@ -80,61 +81,6 @@ class SigmaCompressRequest(_Request):
     """Conversation id: the previous message of the same stream is offered to zstd as context."""
     timeout_s: float | None = Field(default=None, gt=0.0, le=3600.0)
     """Deadline of the request in seconds (default from settings)."""
-
-
-class SigmaShares(_Response):
-    """Fractions of the gross saving (0-1, summing to 1 when anything was saved)."""
-
-    dedup: float
-    """From RSU references (content the store already held, incl. near-duplicates)."""
-    dictionary: float
-    """From the trained zstd dictionary."""
-    entropy: float
-    """From zstd entropy coding of the literals alone."""
-
-
-class SigmaCompressionReport(_Response):
-    """What one compression achieved: bytes, tokens and where the saving came from.
-
-    ``bytes_in - bytes_out = dedup_saved + dictionary_saved + entropy_saved - framing`` exactly.
-    """
-
-    bytes_in: int
-    """Input length, bytes."""
-    bytes_out: int
-    """Frame length, bytes."""
-    ratio: float | None
-    """``bytes_in / bytes_out``."""
-    tokens_in: int | None
-    """Tokens of the input (decoded as UTF-8), by ``token_counter``."""
-    tokens_out: int | None
-    """Tokens of the literal text plus one per glyph: the cost to a reader that holds the RSUs."""
-    token_ratio: float | None
-    """``tokens_in / tokens_out`` (None when ``tokens_out`` is 0)."""
-    token_counter: TokenCounter
-    """``ryot``: the served model's tokenizer; ``approx``: ceil(characters / 4) (no tokenizer, or an
-    input above the exact-counting limit)."""
-    referenced_bytes: int
-    """Input bytes replaced by glyphs."""
-    literal_bytes: int
-    """Input bytes carried in the frame's payload."""
-    glyphs: int
-    """RSU references in the frame."""
-    new_rsus: int
-    """RSUs this input added to the store."""
-    dedup_saved: int
-    """Bytes saved by RSU references and RSU-context compression."""
-    dictionary_saved: int
-    """Bytes saved by the trained dictionary."""
-    entropy_saved: int
-    """Bytes saved by zstd on the literals alone."""
-    framing: int
-    """Bytes of frame overhead (header, checksum)."""
-    dict_id: int | None
-    """Trained dictionary the frame needs, or None."""
-    level: int
-    """zstd level used."""
-    shares: SigmaShares
 
 
 class SigmaCompressResponse(_Response):

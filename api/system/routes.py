@@ -34,7 +34,10 @@ async def list_agents(state: State) -> list[AgentOut]:
 
 @get("/health", summary="NATS connected and model loaded")
 async def health(state: State) -> Response[Health]:
-    """200 when NATS is connected and a generator with a loaded model answers, 503 otherwise."""
+    """200 when NATS is connected and a generator with a loaded model answers, 503 otherwise.
+
+    Under ``serve --teams none`` NATS connected is enough: the generator is reported, not required.
+    """
     orchestrator: Orchestrator = state.orchestrator
     body = Health.model_validate(await orchestrator.health())
     return Response(body, status_code=200 if body.status == "ok" else 503)

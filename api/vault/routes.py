@@ -47,6 +47,10 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY_CHARS = 256
 
 
+_IDEMPOTENT = frozenset({"fetcher", "retriever", "eraser", "vault-stats"})
+"""Storage agents whose calls the router may repeat after a failure (reads; delete by id)."""
+
+
 async def _call(
     state: State,
     request: Request[Any, Any, Any],
@@ -74,7 +78,10 @@ async def _call(
                 f"must be 1-{MAX_IDEMPOTENCY_KEY_CHARS} characters, got {len(key)}", field=IDEMPOTENCY_HEADER
             )
         call_ctx = replace(call_ctx, idempotency_key=key)
-    return await orchestrator.call_once(TEAM, agent, payload, call_ctx)
+    # Routed; repeated after a failure only when that cannot do the work twice (a read, a delete by id,
+    # or a write the agent deduplicates by the caller's idempotency key).
+    idempotent = agent in _IDEMPOTENT or key is not None
+    return await orchestrator.call(TEAM, agent, payload, call_ctx, idempotent=idempotent)
 
 
 @post("/v1/vault/records", status_code=200, summary="Store records (batch upsert)")

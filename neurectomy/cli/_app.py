@@ -54,18 +54,30 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="HTTP port (default 8420).")] = None,
     nats_url: Annotated[
-        str | None, typer.Option(help="Join this NATS server instead of starting one.")
+        str | None,
+        typer.Option(help="Join this NATS server (a cluster: comma-separated URLs) instead of starting one."),
+    ] = None,
+    teams: Annotated[
+        str | None,
+        typer.Option(help="Teams to run here: all (default), none (API and orchestrator only), or a,b."),
     ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Start NATS (unless --nats-url), the agents, the orchestrator and the HTTP API."""
     from neurectomy.server.logs import configure_logging
+    from neurectomy.server.runtime import parse_teams
     from neurectomy.server.runtime import serve as run_serve
 
     base = _settings(config)
     api = base.api.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
     nats = base.nats.model_copy(update={"url": nats_url} if nats_url else {})
     settings = base.model_copy(update={"api": api, "nats": nats})
+    if teams is not None:
+        try:
+            settings = settings.model_copy(update={"teams": parse_teams(teams)})
+        except ValueError as exc:
+            err_console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
     configure_logging(settings.log_format, settings.log_level)
 
     def ready(url: str) -> None:
@@ -84,7 +96,7 @@ def serve(
 @app.command()
 def agent(
     team: Annotated[str, typer.Option(help="Team whose agents to run.")],
-    nats_url: Annotated[str, typer.Option(help="NATS server to join.")],
+    nats_url: Annotated[str, typer.Option(help="NATS server (or cluster: comma-separated URLs) to join.")],
     name: Annotated[str | None, typer.Option("--agent", help="Only this agent of the team.")] = None,
     replicas: Annotated[int, typer.Option(min=1, help="Instances per agent (one queue group).")] = 1,
     config: ConfigOption = None,

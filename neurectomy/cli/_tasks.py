@@ -29,6 +29,7 @@ _STYLE = {
     "failed": "red",
     "skipped": "dim",
     "cancelled": "magenta",
+    "needs_clarification": "yellow",
 }
 
 
@@ -57,6 +58,23 @@ def _result(record: TaskRecord) -> None:
         err_console.print(f"[red]{record.status}: {record.error.get('message')}{where}[/red]")
 
 
+def _preview(goal: str, url: str) -> None:
+    """Print the plan the planner makes for ``goal`` (exit 1 when it needs clarification)."""
+    with service_errors(url), Client(url) as client:
+        out = client.agents.call("planner", {"goal": goal}).output
+    table = Table(expand=True)
+    for column in ("step", "agent", "confidence", "sub-goal", "candidates"):
+        table.add_column(column)
+    for why in out.get("rationale", []):
+        cands = ", ".join(f"{c['agent']} {c['score']:.2f}" for c in why.get("candidates", [])[:3])
+        table.add_row(why["step"], why["agent"], f"{why.get('confidence', 0):.2f}", why["subgoal"], cands)
+    console.print(table)
+    if out.get("status") == "needs_clarification":
+        err_console.print(f"[yellow]needs clarification: {out.get('reason')}[/yellow]")
+        raise typer.Exit(1)
+    console.print_json(json.dumps({"plan": out["plan"], "input": out.get("input", {})}, ensure_ascii=False))
+
+
 def task(
     goal: Annotated[
         str | None, typer.Argument(help="What to do, in words (the planner makes the plan).")
@@ -69,6 +87,9 @@ def task(
     ] = None,
     wait: Annotated[bool, typer.Option(help="Follow the task live until it ends.")] = True,
     timeout_s: Annotated[float, typer.Option(help="Stop following after this many seconds.")] = 600.0,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the planner's plan for the goal; run nothing.")
+    ] = False,
     url: UrlOption = DEFAULT_URL,
     api_key: ApiKeyOption = None,
 ) -> None:
@@ -76,6 +97,12 @@ def task(
     if (goal is None) == (plan is None):
         err_console.print("[red]give a goal or --plan FILE (not both)[/red]")
         raise typer.Exit(2)
+    if dry_run:
+        if goal is None:
+            err_console.print("[red]--dry-run previews a goal's plan; a plan file is already a plan[/red]")
+            raise typer.Exit(2)
+        _preview(goal, url)
+        return
     try:
         inputs = json.loads(input_json)
     except ValueError as exc:

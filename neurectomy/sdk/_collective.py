@@ -35,7 +35,7 @@ __all__ = (
     "TasksResource",
 )
 
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+TERMINAL = frozenset({"succeeded", "failed", "cancelled", "needs_clarification"})
 """Task statuses that never change again."""
 
 

@@ -5,6 +5,7 @@
     with Client() as client:
         packed = client.sigma.compress(payload)              # raw bytes over HTTP by default
         assert client.sigma.decompress(packed.frame).data == payload
+        frames = client.sigma.compress_batch(session_turns, stream="session-1")  # one request
         print(packed.report.ratio, packed.report.shares)
         fitted = client.sigma.optimize(context, budget_tokens=512, query=question)
 """
@@ -20,8 +21,10 @@ import httpx
 
 from api.sigma.schemas import (
     REPORT_HEADER,
+    SigmaCompressBatchResponse,
     SigmaCompressionReport,
     SigmaCompressResponse,
+    SigmaDecompressBatchResponse,
     SigmaDecompressReport,
     SigmaDecompressResponse,
     SigmaOptimizeResponse,
@@ -107,6 +110,41 @@ def _decompress_result(response: httpx.Response, binary: bool) -> DecompressResu
     return DecompressResult(base64.b64decode(parsed.data), parsed.report)
 
 
+def _compress_batch_body(
+    messages: Sequence[bytes | str],
+    level: int | None,
+    dedup: bool,
+    stream: str | None,
+    timeout_s: float | None,
+) -> dict[str, Any]:
+    body = {
+        "messages": [_b64(_bytes(m)) for m in messages],
+        "level": level,
+        "dedup": dedup,
+        "stream": stream,
+        "timeout_s": timeout_s,
+    }
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def _compress_batch_result(response: httpx.Response) -> list[CompressResult]:
+    parsed = SigmaCompressBatchResponse.model_validate_json(response.content)
+    return [CompressResult(base64.b64decode(r.frame), r.report) for r in parsed.results]
+
+
+def _decompress_batch_body(frames: Sequence[bytes], timeout_s: float | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"frames": [_b64(bytes(f)) for f in frames]}
+    if timeout_s is not None:
+        body["timeout_s"] = timeout_s
+    return body
+
+
+def _decompress_batch_result(response: httpx.Response) -> list[bytes]:
+    return [
+        base64.b64decode(d) for d in SigmaDecompressBatchResponse.model_validate_json(response.content).datas
+    ]
+
+
 def _optimize_body(
     text: str,
     budget_tokens: int,
@@ -186,6 +224,44 @@ class SigmaResource:
         kwargs = _decompress_request(bytes(frame), binary, timeout_s)
         return _decompress_result(self._send("POST", "/v1/sigma/decompress", **kwargs), binary)
 
+    def compress_batch(
+        self,
+        messages: Sequence[bytes | str],
+        *,
+        level: int | None = None,
+        dedup: bool = True,
+        stream: str | None = None,
+        timeout_s: float | None = None,
+    ) -> list[CompressResult]:
+        """Compress many messages of one stream in one request (``POST /v1/sigma/compress/batch``).
+
+        Args:
+            messages: 1-4096 messages, compressed in order (each may use the previous as context).
+            level: zstd level (-7..22); default from the server's settings.
+            dedup: Store-backed frames; False makes self-contained frames.
+            stream: Conversation id of the messages.
+            timeout_s: Deadline of the request, in seconds.
+
+        Returns:
+            One frame and report per message, in order.
+
+        Raises:
+            BadRequestError: An option or message is invalid (``field`` names it).
+            TooLargeError: The messages exceed the server's limit.
+        """
+        body = _compress_batch_body(messages, level, dedup, stream, timeout_s)
+        return _compress_batch_result(self._send("POST", "/v1/sigma/compress/batch", json=body))
+
+    def decompress_batch(self, frames: Sequence[bytes], *, timeout_s: float | None = None) -> list[bytes]:
+        """Decode many frames in one request (``POST /v1/sigma/decompress/batch``), in order.
+
+        Raises:
+            BadRequestError: A frame is corrupted, truncated or another tenant's (``field`` names it).
+            NotFoundError: The server's store lacks a referenced RSU, or a frame's dictionary.
+        """
+        body = _decompress_batch_body(frames, timeout_s)
+        return _decompress_batch_result(self._send("POST", "/v1/sigma/decompress/batch", json=body))
+
     def optimize(
         self,
         text: str,
@@ -251,6 +327,26 @@ class AsyncSigmaResource:
         """See :meth:`SigmaResource.decompress`."""
         kwargs = _decompress_request(bytes(frame), binary, timeout_s)
         return _decompress_result(await self._send("POST", "/v1/sigma/decompress", **kwargs), binary)
+
+    async def compress_batch(
+        self,
+        messages: Sequence[bytes | str],
+        *,
+        level: int | None = None,
+        dedup: bool = True,
+        stream: str | None = None,
+        timeout_s: float | None = None,
+    ) -> list[CompressResult]:
+        """See :meth:`SigmaResource.compress_batch`."""
+        body = _compress_batch_body(messages, level, dedup, stream, timeout_s)
+        return _compress_batch_result(await self._send("POST", "/v1/sigma/compress/batch", json=body))
+
+    async def decompress_batch(
+        self, frames: Sequence[bytes], *, timeout_s: float | None = None
+    ) -> list[bytes]:
+        """See :meth:`SigmaResource.decompress_batch`."""
+        body = _decompress_batch_body(frames, timeout_s)
+        return _decompress_batch_result(await self._send("POST", "/v1/sigma/decompress/batch", json=body))
 
     async def optimize(
         self,

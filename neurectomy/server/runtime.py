@@ -7,7 +7,10 @@ close NATS and stop the private nats-server, in that order. With the Storage tea
 task records are sealed with the tenant's vault data key (deleting the tenant crypto-shreds them); a
 task reconciler requeues or dead-letters stuck records.
 
-``run_agents`` (distributed): only agent instances, joining an existing NATS server.
+``serve --teams none`` (cluster role): the API and the orchestrator only; agents come from ``run_agents``
+processes on any host.
+
+``run_agents`` (distributed): only agent instances, joining an existing NATS server (or cluster).
 """
 
 from __future__ import annotations
@@ -112,6 +115,27 @@ TEAM_STARTERS: dict[str, TeamStarter] = {
 """Team name → starter. A team's starter raises ValueError for an agent name it does not have."""
 
 
+def parse_teams(value: str) -> tuple[str, ...]:
+    """The teams of ``serve --teams``: ``all``, ``none`` (API and orchestrator only) or ``a,b``.
+
+    Raises:
+        ValueError: A name is not a team (the message lists the teams).
+    """
+    value = value.strip().lower()
+    if value == "all":
+        return tuple(TEAM_STARTERS)
+    if value == "none":
+        return ()
+    names = tuple(dict.fromkeys(t.strip() for t in value.split(",") if t.strip()))
+    unknown = [t for t in names if t not in TEAM_STARTERS]
+    if unknown or not names:
+        raise ValueError(
+            f"--teams: unknown team {', '.join(unknown) or repr(value)} "
+            f"(use all, none, or a comma-separated list of {', '.join(TEAM_STARTERS)})"
+        )
+    return names
+
+
 async def start_teams(
     settings: Settings,
     stack: AsyncExitStack,
@@ -169,6 +193,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = N
     async with AsyncExitStack() as stack:
         nats = await _embedded_nats(settings, stack)
         bus = await Bus.connect(nats.url if nats else str(settings.nats.url), name="neurectomy-serve")
+        bus.stream_replicas = settings.nats.stream_replicas
         stack.push_async_callback(bus.aclose)
         tracing.configure("neurectomy-api", settings.tracing)
         async with anyio.create_task_group() as tg:
@@ -176,7 +201,13 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = N
             # Agents stop (drain) before the bus closes: the task group exits before the stack unwinds.
             if nats is not None:
                 await tg.start(nats.supervise)
-            orchestrator = Orchestrator(bus, settings.orchestrator, specs=ROSTER)
+            # Without a local Inference team, /health does not wait for a generator that lives elsewhere.
+            orchestrator = Orchestrator(
+                bus,
+                settings.orchestrator,
+                specs=ROSTER,
+                health_requires_generator="inference" in settings.teams,
+            )
             await tg.start(orchestrator.run)
             vault = await open_storage_vault(settings, stack) if "storage" in settings.teams else None
             await start_teams(settings, stack, bus, tg, vault=vault)
@@ -250,6 +281,7 @@ async def run_agents(settings: Settings, *, team: str, agent: str | None = None,
     private_state_dirs(settings)
     async with AsyncExitStack() as stack:
         bus = await Bus.connect(settings.nats.url, name=f"neurectomy-agents-{team}")
+        bus.stream_replicas = settings.nats.stream_replicas
         stack.push_async_callback(bus.aclose)
         tracing.configure(f"neurectomy-agents-{team}", settings.tracing, ship=True)
         async with anyio.create_task_group() as tg:

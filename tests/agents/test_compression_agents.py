@@ -150,7 +150,8 @@ async def test_dictionary_trainer_trains_and_the_compressor_uses_it(team: Team) 
     assert packed["report"]["dict_id"] == trained["dict_id"]
     assert packed["report"]["shares"]["dictionary"] > 0
     assert base64.b64decode(out["data"]) == small
-    assert stats["store"]["dictionaries"] == 1 and stats["store"]["active_dict_id"] == trained["dict_id"]
+    assert stats["store"]["dictionaries"] == 2  # the generic one and the trained one
+    assert stats["store"]["active_dict_id"] == trained["dict_id"]
 
 
 async def test_rsu_manager_pins_releases_and_collects_garbage(team: Team) -> None:

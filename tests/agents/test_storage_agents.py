@@ -254,12 +254,14 @@ async def test_embedder_returns_the_vaults_vectors_and_token_counts(
         await tg.start(AgentRunner(bus, EmbedderAgent(bridge)).run)
         orch = Orchestrator(bus)
         out = await call(orch, "embedder", {"texts": texts}, tenant="nobody-needed")
-        [info] = [a for a in await orch.agents() if a.name == "embedder"]
+        listed = [a.name for a in await orch.agents()]
+        models = {m.id: m for m in await orch.models()}
         with pytest.raises(BadInputError) as bad:
             await call(orch, "embedder", {"texts": ["fine", " "]})
         tg.cancel_scope.cancel()
     assert out["model"] == "all-MiniLM-L6-v2" and out["dim"] == 384
-    assert info.metadata["model"] == "all-MiniLM-L6-v2" and "embed" in info.capabilities
+    assert "embedder" not in listed  # an internal service, not a member of the Storage team
+    assert models["all-MiniLM-L6-v2"].agent == "embedder" and models["all-MiniLM-L6-v2"].kind == "embedding"
     expected = embedder.embed(texts)
     assert abs(expected - out["vectors"]).max() < 1e-5
     assert out["tokens"] == [len(t) for t in embedder._loaded_model()[0].tokenizer(texts)["input_ids"]]

@@ -4,7 +4,9 @@
 * ``GET /v1/agents`` lists the 40 agents, each running and healthy;
 * every one of the 40 answers a real request of its kind through ``POST /v1/agents/{name}``;
 * selection picks the right agent for a table of goals, and explains its scores;
-* a ``rag`` plan answers from a stored document; a goal task is planned and run; a cancelled task stops.
+* a ``rag`` plan answers from a stored document; a goal task is planned and run; a cancelled task stops;
+* the planner: "store X and then tell me Y" stores and recalls the fact (through ``neurectomy task``), a
+  vague goal ends ``needs_clarification`` (422 from ``POST /v1/plan``), ``--dry-run`` runs nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -48,6 +51,11 @@ def test_all_forty_agents_are_listed_running_and_healthy(client: Client) -> None
         assert listed[name].replicas >= 1 and listed[name].health == "up", listed[name]
     spec = client.agents.get("extractor")
     assert "schema" in spec.input_schema["properties"] and spec.bridges == ["ryot"]
+    # exactly the 40, 8 per team: the embedder behind /v1/embeddings is an internal service
+    assert len(listed) == 40 and "embedder" not in listed
+    teams = [a.team for a in listed.values()]
+    assert {team: teams.count(team) for team in AGENTS_BY_TEAM} == dict.fromkeys(AGENTS_BY_TEAM, 8)
+    assert len(client.embeddings("still served")[0]) == 384
     for name in expected:  # GET /v1/agents/{name} serves each agent's real output schema
         assert client.agents.get(name).output_schema.get("properties"), f"{name} publishes no output schema"
 
@@ -359,3 +367,43 @@ def test_cli_task_follows_a_goal_live_and_call_prints_json(service: str, tmp_pat
     assert called.exit_code == 0 and '"language": "de"' in called.output, called.output
     refused = runner.invoke(app, ["call", "--url", service, "statistician", '{"values": []}'])
     assert refused.exit_code == 1 and "input.values" in refused.output
+
+
+HELIOTROPE = (
+    "Store the note 'the launch code word is heliotrope' and then tell me what the launch code word is."
+)
+
+
+@pytest.mark.timeout(400)  # two LLM generations of the rag plan; slow on a loaded 2-core machine
+def test_cli_task_stores_a_note_and_then_recalls_it(service: str, client: Client) -> None:
+    runner = CliRunner()
+    preview = runner.invoke(app, ["task", "--url", service, "--dry-run", HELIOTROPE])
+    assert preview.exit_code == 0, preview.output
+    assert "archivist" in preview.output and "rag-answerer" in preview.output
+    key = ["--idempotency-key", "heliotrope-e2e", "--timeout-s", "300"]
+    done = runner.invoke(app, ["task", "--url", service, *key, HELIOTROPE])
+    assert done.exit_code == 0, done.output
+    assert "succeeded" in done.output and "heliotrope" in done.output
+    # the same task's record (same idempotency key): the answer carries the passage it was grounded on
+    task = client.tasks.submit(goal=HELIOTROPE, idempotency_key="heliotrope-e2e")
+    assert task.created is False
+    record = client.tasks.get(task.id)
+    assert record.status == "succeeded", record.error
+    assert [s.agent for s in record.steps] == ["archivist", "rag-answerer"]
+    assert record.result["sources"][0]["text"] == "the launch code word is heliotrope"
+
+
+def test_a_vague_goal_needs_clarification_and_runs_nothing(service: str, client: Client) -> None:
+    task = client.tasks.submit(goal="Do the thing with the stuff.")
+    record = client.tasks.wait(task.id, timeout_s=120)
+    assert record.status == "needs_clarification" and record.steps == []
+    assert record.error is not None and record.error["code"] == "needs_clarification"
+    assert record.result["subgoals"][0]["candidates"], record.result
+    answer = httpx.post(f"{service}/v1/plan", json={"goal": "Do the thing with the stuff."}, timeout=60)
+    assert answer.status_code == 422
+    body = answer.json()
+    assert body["status"] == "needs_clarification" and body["plan"] == {}
+    assert all("score" in c for c in body["rationale"][0]["candidates"])
+    planned = httpx.post(f"{service}/v1/plan", json={"goal": HELIOTROPE}, timeout=60)
+    assert planned.status_code == 200
+    assert [s["agent"] for s in planned.json()["plan"]["steps"]] == ["archivist", "rag-answerer"]

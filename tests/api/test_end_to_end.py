@@ -144,8 +144,7 @@ def test_agents_health_and_openapi(service: str) -> None:
         "indexer",
         "snapshotter",
         "vault-stats",
-        "embedder",
-    }
+    }  # the embedder behind /v1/embeddings is an internal service, not listed
     health = httpx.get(f"{service}/health", timeout=10).json()
     assert health["nats_connected"] is True and health["model_loaded"] is True
     schema = httpx.get(f"{service}/schema/openapi.json", timeout=10).json()

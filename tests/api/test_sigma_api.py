@@ -184,6 +184,18 @@ def test_batch_routes_round_trip_a_session(service: str) -> None:
     assert foreign.status_code == 400 and foreign.json()["error"]["field"] == "frames"
 
 
+@pytest.mark.anyio
+async def test_sdk_batch_methods_round_trip_a_session(service: str) -> None:
+    turns = [SESSION.encode() + b"".join(b"\nuser: ask %d?" % i for i in range(n)) for n in range(1, 6)]
+    with Client(service) as client:
+        packed = client.sigma.compress_batch(turns, stream="sdk-batch")
+        assert client.sigma.decompress_batch([p.frame for p in packed]) == turns
+    assert [p.report.bytes_in for p in packed] == [len(t) for t in turns]
+    async with AsyncClient(service) as aclient:
+        again = await aclient.sigma.compress_batch(turns, stream="sdk-batch-2")
+        assert await aclient.sigma.decompress_batch([p.frame for p in again]) == turns
+
+
 @pytest.mark.parametrize(
     ("path", "body", "field"),
     [

@@ -41,10 +41,12 @@ TASK_WIRE_MODULES = frozenset(
         "agents.limits",
         "agents.storage",
         "agents.storage.wire",
+        "agents.compression",
+        "agents.compression.wire",
     }
 )
 """The exception: the wire models' one definitions (pure pydantic: the task record, the generator's and
-the Storage team's wire models) and the lazy package roots above them."""
+the Storage team's wire models, the compression report) and the lazy package roots above them."""
 
 _PROBE = """
 import json, sys

@@ -9,7 +9,8 @@ end-to-end tests.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, aclosing
+from functools import partial
 from typing import Any, ClassVar
 
 import anyio
@@ -20,6 +21,7 @@ from agents import Agent, AgentFailedError, AgentRunner, BadInputError, Bus, Cal
 from agents.collective import spec_of
 from agents.plans import parse_plan
 from orchestrator import CallContext, Orchestrator, OrchestratorConfig
+from orchestrator._dispatch import call_for_output
 from orchestrator.testing import running
 
 pytestmark = pytest.mark.anyio
@@ -275,3 +277,97 @@ async def test_calls_of_one_session_run_in_order_others_in_parallel(bus: Bus) ->
                     await anyio.sleep(0.01)
             release_first.set()
     assert finished == [3, 1, 2]
+
+
+class Streamer(Agent):
+    """Streams ``n`` chunks, then its label; its first ``fail_before`` calls fail before any chunk and
+    its first ``fail_after`` calls after one chunk."""
+
+    name = "t-streamer"
+    team = "analysis"
+    description = "Streams a few chunks of text."
+    capabilities = ("stream",)
+
+    def __init__(self, label: str, *, fail_before: int = 0, fail_after: int = 0, hold_s: float = 0.0) -> None:
+        self.label, self.fail_before, self.fail_after, self.hold_s = label, fail_before, fail_after, hold_s
+        self.calls = 0
+
+    async def handle(self, call: Call) -> Mapping[str, Any]:
+        self.calls += 1
+        await anyio.sleep(self.hold_s)
+        if self.calls <= self.fail_before:
+            raise RuntimeError("planned failure before the first chunk")
+        for i in range(int(call.input.get("n", 3))):
+            await call.emit({"text": f"{self.label}{i}"})
+            if self.calls <= self.fail_after:
+                raise RuntimeError("planned failure after the first chunk")
+        return {"label": self.label}
+
+
+async def _drain(orch: Orchestrator, payload: Mapping[str, Any]) -> list[Any]:
+    events = orch.router.stream("t-streamer", payload, ctx(), team="analysis")
+    async with aclosing(events):
+        return [e async for e in events]
+
+
+async def test_stream_fails_over_from_a_busy_replica_before_the_first_token(bus: Bus) -> None:
+    busy = AgentRunner(bus, Streamer("a", hold_s=1.0), mailbox_size=1, concurrency=1)
+    idle = AgentRunner(bus, Streamer("b"))
+    async with collective(bus, busy, idle) as orch:
+        busy_inst, idle_inst = (
+            next(i for i in orch.monitor.healthy("t-streamer") if i.beat.instance == r.instance_id)
+            for r in (busy, idle)
+        )
+        idle_inst.dispatched += 10  # the router's view of load lags the heartbeats: "a" looks idler
+        async with anyio.create_task_group() as tg:
+            for _ in range(2):  # "a" is full (one running, one waiting), unknown to the router
+                occupy = partial(call_for_output, bus, "analysis", "t-streamer", {"n": 1}, ctx())
+                tg.start_soon(partial(occupy, accept_timeout_s=5, observer=None, subject=busy.direct_subject))
+            with anyio.fail_after(5):
+                while busy.stats.accepted < 2:
+                    await anyio.sleep(0.01)
+            events = await _drain(orch, {"n": 3})
+            tg.cancel_scope.cancel()
+    assert [e.data["text"] for e in events[:-1]] == ["b0", "b1", "b2"]
+    assert events[-1].output == {"label": "b"}
+    assert busy.stats.refused_busy >= 1  # it was tried first, and refused
+
+
+async def test_stream_fails_over_after_a_failure_before_the_first_token(bus: Bus) -> None:
+    flaky = Streamer("a", fail_before=1)
+    async with collective(bus, AgentRunner(bus, flaky)) as orch:
+        events = await _drain(orch, {"n": 2})
+    assert [e.data["text"] for e in events[:-1]] == ["a0", "a1"]
+    assert flaky.calls == 2  # direct subject failed, the queue group answered
+
+
+async def test_stream_failure_after_a_token_reaches_the_caller(bus: Bus) -> None:
+    broken = Streamer("a", fail_after=1)
+    async with collective(bus, AgentRunner(bus, broken)) as orch:
+        seen: list[str] = []
+        events = orch.router.stream("t-streamer", {"n": 3}, ctx(), team="analysis")
+        with pytest.raises(AgentFailedError):
+            async with aclosing(events):
+                async for e in events:
+                    seen.append(e.data["text"])
+    assert seen == ["a0"]
+    assert broken.calls == 1  # not repeated: the caller has seen part of this answer
+
+
+async def test_call_retries_only_idempotent_calls(bus: Bus) -> None:
+    once, twice = Flaky(failures=1), Flaky(failures=1)
+    async with collective(bus, AgentRunner(bus, once)) as orch:
+        with pytest.raises(AgentFailedError):
+            await orch.call("analysis", "t-flaky", {"a": 1, "b": 2}, ctx())
+    assert once.calls == 1
+    async with collective(bus, AgentRunner(bus, twice)) as orch:
+        out = await orch.call("analysis", "t-flaky", {"a": 1, "b": 2}, ctx(), idempotent=True)
+    assert out == {"sum": 3} and twice.calls == 2
+
+
+async def test_health_without_a_local_generator(bus: Bus) -> None:
+    api_only = Orchestrator(bus, FAST, specs=SPECS, health_requires_generator=False)
+    embedded = Orchestrator(bus, FAST, specs=SPECS)
+    h = await api_only.health()
+    assert (h["status"], h["nats_connected"], h["model_loaded"]) == ("ok", True, False)
+    assert (await embedded.health())["status"] == "degraded"

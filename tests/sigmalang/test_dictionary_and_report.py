@@ -38,7 +38,7 @@ def test_trained_dictionary_at_least_doubles_ratio_on_short_messages() -> None:
     dictionary = codec.train_dictionary(agent_messages(1, 400))
     assert dictionary is not None and len(dictionary) > 0
     held_out = [m for m in agent_messages(99, 200) if len(m) < 1024]
-    without = SigmaCodec()  # the same frames, without the dictionary
+    without = SigmaCodec(config=SigmaConfig(generic_dictionary=False))  # no dictionary at all
     plain = sum(len(without.compress(m).frame) for m in held_out)
     results = [codec.compress(m) for m in held_out]
     with_dict = sum(r.report.bytes_out for r in results)
@@ -47,6 +47,21 @@ def test_trained_dictionary_at_least_doubles_ratio_on_short_messages() -> None:
     assert sum(r.report.dictionary_saved for r in results) > sum(r.report.entropy_saved for r in results)
     for message, result in zip(held_out, results, strict=True):
         assert codec.decompress(result.frame) == message
+
+
+def test_generic_dictionary_is_used_without_a_trained_one_and_ships_with_every_codec() -> None:
+    generic = sigmalang.generic_dictionary()
+    messages = agent_messages(3, 20)
+    codec = SigmaCodec()
+    results = [codec.compress(m, tenant="acme", stream="s") for m in messages]
+    assert {r.report.dict_id for r in results} == {generic.dict_id}
+    assert generic.dict_id in codec.dictionaries and codec.dictionaries.active is None
+    elsewhere = SigmaCodec(store=codec.store, secret=b"s" * 32)  # another codec: it has the dictionary
+    again = elsewhere.compress(messages[0], tenant="acme")
+    fresh = SigmaCodec(store=codec.store, secret=b"s" * 32)
+    assert fresh.decompress(again.frame, tenant="acme") == messages[0]
+    for message, result in zip(messages, results, strict=True):
+        assert codec.decompress(result.frame, tenant="acme") == message
 
 
 def test_registry_persists_dictionaries_by_id(tmp_path: Path) -> None:

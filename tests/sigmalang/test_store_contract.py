@@ -167,3 +167,18 @@ def test_disk_store_persists_and_detects_damage(tmp_path: Path) -> None:
         store._conn.execute("UPDATE rsu_v2 SET data = ? WHERE seq = 2", (b"tampered",))  # not read yet
         with pytest.raises(RSUStoreError, match="fails its hash"):
             store.get_many(T, [2])
+
+
+def test_disk_store_transaction_commits_once_and_rolls_back_as_a_whole(tmp_path: Path) -> None:
+    a, b = b"a" * 300, b"b" * 300
+    with DiskRSUStore(tmp_path / "rsu.db") as disk:
+        with disk.transaction():
+            [(seq_a, _)] = disk.put_many("t", [(rsu_id(a), a)])
+            assert disk.acquire("t", [seq_a]) == {seq_a}  # nested calls see the block's writes
+        with pytest.raises(RuntimeError, match="boom"), disk.transaction():
+            disk.put_many("t", [(rsu_id(b), b)])
+            disk.release("t", [seq_a])
+            raise RuntimeError("boom")
+    with DiskRSUStore(tmp_path / "rsu.db") as reopened:
+        assert reopened.seqs("t", [rsu_id(a), rsu_id(b)]) == {rsu_id(a): seq_a}
+        assert reopened.refcount("t", rsu_id(a)) == 1  # the release was rolled back with the put

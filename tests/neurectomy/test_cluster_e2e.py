@@ -1,0 +1,180 @@
+"""A Neurectomy cluster on loopback: three nats-server processes clustered with JetStream (R3), two
+``serve --teams none`` API processes and an Analysis agent process, all joining through a list of server
+URLs with ``nats.stream_replicas`` 3.
+
+Durable tasks are submitted through API 1 and read through API 2; under that load one NATS node is
+killed with SIGKILL: every task still succeeds exactly once (one record per submission, the right
+result, each agent step run once), and the node, restarted on its store, catches up (its ``/healthz``,
+which requires every stream and consumer to be current, answers 200 and its copy of the task bucket
+holds what the others hold).
+
+Not here: the Storage team twice. ΣVAULT still keeps each Storage process's records in its own state
+directory behind a single-process lock, so two Storage workers would hold different records; that waits
+for the JetStream-backed vault (issue 15).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from neurectomy import Client
+from neurectomy.server.natsserver import nats_server_binary
+from neurectomy.testing import free_port, start_agents, start_serve, stop_serve
+
+pytestmark = pytest.mark.slow
+
+TASKS = 60
+REPLICAS = {"NEURECTOMY_NATS__STREAM_REPLICAS": "3"}
+
+
+class Node:
+    """One nats-server of the cluster (client, route and monitoring ports fixed for restarts)."""
+
+    def __init__(self, name: str, root: Path, ports: dict[str, int], routes: list[int]) -> None:
+        self.name, self.dir, self.ports = name, root / name, ports
+        self.dir.mkdir()
+        routes_conf = ", ".join(f'"nats-route://127.0.0.1:{p}"' for p in routes)
+        (self.dir / "nats.conf").write_text(
+            f'server_name: "{name}"\nlisten: "127.0.0.1:{ports["client"]}"\n'
+            f'http: "127.0.0.1:{ports["http"]}"\njetstream {{ store_dir: "{self.dir / "js"}" }}\n'
+            f'cluster {{ name: "neurectomy", listen: "127.0.0.1:{ports["route"]}", '
+            f"routes: [{routes_conf}] }}\n"
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.ports['client']}"
+
+    def start(self) -> None:
+        with (self.dir / "server.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(nats_server_binary()), "-c", str(self.dir / "nats.conf")], stdout=log, stderr=log
+            )
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def monitor(self, path: str) -> httpx.Response:
+        return httpx.get(f"http://127.0.0.1:{self.ports['http']}{path}", timeout=2)
+
+    def wait_current(self, timeout_s: float = 60) -> None:
+        """Until ``/healthz`` answers 200: JetStream is up and every stream and consumer is current."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            assert self.process is not None and self.process.poll() is None, (
+                self.dir / "server.log"
+            ).read_text()
+            try:
+                if self.monitor("/healthz").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, (
+                f"{self.name} not current: {(self.dir / 'server.log').read_text()[-3000:]}"
+            )
+            time.sleep(0.1)
+
+    def streams(self) -> dict[str, dict[str, Any]]:
+        """This node's copy of each stream: ``name -> {"config": ..., "state": ..., "cluster": ...}``."""
+        body = self.monitor("/jsz?accounts=true&streams=true&config=true").json()
+        return {
+            s["name"]: s for a in body.get("account_details", []) for s in a.get("stream_detail", []) or []
+        }
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[list[Node]]:
+    ports = [{"client": free_port(), "route": free_port(), "http": free_port()} for _ in range(3)]
+    nodes = [Node(f"n{i + 1}", tmp_path, p, [q["route"] for q in ports]) for i, p in enumerate(ports)]
+    try:
+        for n in nodes:
+            n.start()
+        for n in nodes:
+            n.wait_current()
+        yield nodes
+    finally:
+        for n in nodes:
+            n.kill()
+
+
+def plan_for(i: int) -> dict[str, Any]:
+    """Two statistician steps; the result is checkable: the mean of [i, i+1, i+2] is i+1."""
+    return {
+        "name": f"job-{i}",
+        "steps": [
+            {"id": "first", "agent": "statistician", "input": {"values": [i, i + 1, i + 2]}},
+            {"id": "second", "agent": "statistician", "input": {"values": ["${steps.first.max}"]}},
+        ],
+        "output": {"mean": "${steps.first.mean}", "max": "${steps.second.max}"},
+    }
+
+
+def _statistician_requests(client: Client) -> int:
+    return next(a.requests for a in client.agents.list() if a.name == "statistician")
+
+
+def test_tasks_survive_the_loss_of_a_nats_node(cluster: list[Node], tmp_path: Path) -> None:
+    urls = ",".join(n.url for n in cluster)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        dirs = [tmp_path / d for d in ("api1", "api2", "agents")]
+        for d in dirs:
+            d.mkdir()
+        api1, url1 = start_serve(dirs[0], "--nats-url", urls, "--teams", "none", env=REPLICAS)
+        procs.append(api1)
+        api2, url2 = start_serve(dirs[1], "--nats-url", urls, "--teams", "none", env=REPLICAS)
+        procs.append(api2)
+        procs.append(
+            start_agents(dirs[2], "analysis", urls, "--agent", "statistician", expect=1, env=REPLICAS)
+        )
+        health = httpx.get(f"{url1}/health", timeout=5).json()
+        assert (health["status"], health["model_loaded"]) == ("ok", False)  # no local generator needed
+
+        replicas = {name: s["config"]["num_replicas"] for name, s in cluster[0].streams().items()}
+        assert replicas and all(r == 3 for r in replicas.values()), replicas  # tasks stream, DLQ and KV
+
+        with Client(url1, timeout_s=30) as one, Client(url2, timeout_s=30) as two:
+            before = _statistician_requests(two)
+            ids = [one.tasks.submit(plan=plan_for(i), idempotency_key=f"job-{i}").id for i in range(TASKS)]
+            deadline = time.monotonic() + 60
+            while sum(two.tasks.get(t).status == "succeeded" for t in ids[:20]) < 5:
+                assert time.monotonic() < deadline, "tasks did not start"
+                time.sleep(0.05)
+            victim = cluster[1]
+            victim.kill()  # under load: tasks queued, running and done
+            records = [two.tasks.wait(t, timeout_s=120) for t in ids]
+            assert [r.status for r in records] == ["succeeded"] * TASKS, [
+                (r.id, r.status, r.error) for r in records if r.status != "succeeded"
+            ]
+            assert [r.result for r in records] == [{"mean": i + 1, "max": i + 2} for i in range(TASKS)]
+            again = [two.tasks.submit(plan=plan_for(i), idempotency_key=f"job-{i}") for i in range(TASKS)]
+            assert [a.id for a in again] == ids and not any(a.created for a in again)
+            assert _statistician_requests(two) - before == 2 * TASKS  # every step ran once
+
+            victim.start()  # same store directory: it must catch up with what it missed
+            victim.wait_current()
+            survivor = cluster[0].streams()
+            deadline = time.monotonic() + 30
+            while True:
+                mine = victim.streams()
+                same = {n: (s["state"]["messages"], s["state"]["last_seq"]) for n, s in mine.items()} == {
+                    n: (s["state"]["messages"], s["state"]["last_seq"]) for n, s in survivor.items()
+                }
+                if same:
+                    break
+                assert time.monotonic() < deadline, (mine, survivor)
+                time.sleep(0.1)
+    finally:
+        for proc in procs:
+            stop_serve(proc)

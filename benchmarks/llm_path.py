@@ -40,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -244,7 +245,7 @@ class Service:
         return s
 
 
-def median(values: list[float | None]) -> float:
+def median(values: Sequence[float | None]) -> float:
     clean = [v for v in values if v is not None]
     return statistics.median(clean) if clean else float("nan")
 
@@ -354,8 +355,9 @@ def main() -> None:
                 )
                 for _ in range(max(args.concurrency_runs, 1))
             ]
-            r_rate, s_rate = (median([r[i][0] for r in rounds]) for i in (0, 1))
-            r_p95, s_p95 = (median([r[i][1] for r in rounds]) for i in (0, 1))
+            raws, svcs = [r[0] for r in rounds], [r[1] for r in rounds]
+            r_rate, s_rate = median([r[0] for r in raws]), median([r[0] for r in svcs])
+            r_p95, s_p95 = median([r[1] for r in raws]), median([r[1] for r in svcs])
             c_rate = median([r[2] for r in rounds])
             # raw streams run one after another, so their decode rate is one raw stream's, measured in the
             # same round as the service's streams: the ratio is robust to this machine's drifting speed

@@ -10,9 +10,12 @@ Sections (each prints service and raw side by side, with ratios):
 1. Single stream, interleaved raw/service runs on the same prompts: TTFT on a cold prompt (nothing
    shared but BOS) and a warm one (same prompt again: KV prefix reuse), decode tok/s
    ((tokens − 1) / (last − first token time)). Medians of ``--runs``.
-2. Concurrency (``--concurrency 4 8``): N streams at once: aggregate tok/s (all tokens / wall time),
+2. Concurrency (``--concurrency 1 2 4 8``): N streams at once: aggregate tok/s (all tokens / wall time),
    the service's aggregate over one raw stream's decode rate in the same round (raw streams run one
    after another), and p95 inter-token latency; medians of ``--concurrency-runs`` interleaved rounds.
+   Each round also runs llama.cpp's batch ceiling for N sequences (:class:`Ceiling`: the low-level API,
+   one ``llama_decode`` per step for all sequences, same prompts, greedy, no service) and prints
+   service ÷ ceiling, the median of the per-round ratios.
 3. Prefix-cache hit: a ~256-token shared prefix, then requests adding 8 new tokens: TTFT p50.
 4. Speculative decoding by prompt lookup, on a prompt whose continuation copies a paragraph: decode
    tok/s without and with it (raw: llama-cpp-python's ``LlamaPromptLookupDecoding``; service:
@@ -37,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +49,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import httpx  # noqa: E402
 import llama_cpp  # noqa: E402
+import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 from llama_cpp.llama_speculative import LlamaPromptLookupDecoding  # noqa: E402
 from rich.console import Console  # noqa: E402
@@ -127,6 +132,82 @@ class Raw:
             return s
 
 
+class Ceiling:
+    """llama.cpp's own batch ceiling: the low-level ``llama_cpp`` API, no service, greedy.
+
+    One context per sequence count, made from ``llama_context_default_params()`` with ``n_seq_max``
+    sequences (one KV stream each, ``swa_full``); the prompts are prefilled in one ``llama_decode``
+    and every later step decodes the next token of all live sequences in one ``llama_decode``.
+    """
+
+    def __init__(self, threads: int, n_ctx_seq: int, counts: list[int]) -> None:
+        llama_cpp.llama_backend_init()
+        params = llama_cpp.llama_model_default_params()
+        self.model = llama_cpp.llama_model_load_from_file(str(default_model_path()).encode(), params)
+        self.vocab = llama_cpp.llama_model_get_vocab(self.model)
+        self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self.vocab))
+        self.n_ctx_seq = n_ctx_seq
+        self.contexts: dict[int, object] = {}
+        for n in counts:
+            cp = llama_cpp.llama_context_default_params()
+            cp.n_ctx = n_ctx_seq * n
+            cp.n_batch = cp.n_ubatch = 512
+            cp.n_seq_max = n
+            cp.n_threads = cp.n_threads_batch = threads
+            cp.swa_full = True
+            cp.kv_unified = False
+            self.contexts[n] = llama_cpp.llama_init_from_model(self.model, cp)
+        self.batch = llama_cpp.llama_batch_init(512, 0, 1)
+
+    def _tokens(self, text: str) -> list[int]:
+        data = text.encode()
+        buf = (llama_cpp.llama_token * (len(data) + 8))()
+        n = llama_cpp.llama_tokenize(self.vocab, data, len(data), buf, len(buf), True, False)
+        return list(buf[:n])
+
+    def _decode(self, ctx: object, items: list[tuple[int, int, int, bool]]) -> None:
+        b = self.batch
+        for i, (token, pos, seq, logits) in enumerate(items):
+            b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = token, pos, 1, logits
+            b.seq_id[i][0] = seq
+        b.n_tokens = len(items)
+        if llama_cpp.llama_decode(ctx, b) != 0:
+            raise RuntimeError("llama_decode failed")
+
+    def run(self, n: int, max_tokens: int) -> float:
+        """Aggregate tok/s of ``n`` sequences (all tokens / wall time from the first prefill), with
+        the prompts of :func:`concurrent`."""
+        ctx = self.contexts[n]
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(ctx), True)
+        prompts = [
+            self._tokens(f"{TOPICS[i % len(TOPICS)]} {i}: write a long essay about them.") for i in range(n)
+        ]
+        started = time.perf_counter()
+        items = [(t, pos, seq, pos == len(p) - 1) for seq, p in enumerate(prompts) for pos, t in enumerate(p)]
+        self._decode(ctx, items)
+        rows = [i for i, item in enumerate(items) if item[3]]  # logits row of each sequence
+        positions = [len(p) for p in prompts]
+        live = list(range(n))
+        total = 0
+        for k in range(max_tokens):
+            step = []
+            for seq, row in zip(live, rows, strict=True):
+                logits = np.ctypeslib.as_array(
+                    llama_cpp.llama_get_logits_ith(ctx, row), shape=(self.n_vocab,)
+                )
+                token = int(logits.argmax())
+                total += 1
+                if not llama_cpp.llama_vocab_is_eog(self.vocab, token):
+                    step.append((token, positions[seq], seq, True))
+                    positions[seq] += 1
+            if not step or k == max_tokens - 1:
+                break
+            live = [item[2] for item in step]
+            rows = list(range(len(step)))
+            self._decode(ctx, step)
+        return total / (time.perf_counter() - started)
+
+
 class Service:
     """The service over HTTP with Server-Sent Events."""
 
@@ -164,7 +245,7 @@ class Service:
         return s
 
 
-def median(values: list[float | None]) -> float:
+def median(values: Sequence[float | None]) -> float:
     clean = [v for v in values if v is not None]
     return statistics.median(clean) if clean else float("nan")
 
@@ -201,7 +282,7 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--concurrency", type=int, nargs="*", default=[4, 8])
+    parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 2, 4, 8])
     parser.add_argument("--concurrency-runs", type=int, default=3, help="interleaved rounds per level")
     parser.add_argument("--memory-requests", type=int, default=1000)
     parser.add_argument("--all-teams", action="store_true", help="serve every team, not only inference")
@@ -214,6 +295,7 @@ def main() -> None:
         f"parallel {config.parallel}, {args.runs} runs, {args.max_tokens} tokens"
     )
     raw = Raw(threads, config.n_ctx)
+    ceiling = Ceiling(threads, 512, args.concurrency)
     state = Path(tempfile.mkdtemp(prefix="neurectomy-bench-"))
     os.environ.setdefault("NEURECTOMY_LOG_LEVEL", "warning")
     if not args.all_teams:
@@ -261,21 +343,36 @@ def main() -> None:
             median([s.decode_tok_s for k in single for s in single[k]["raw"]]),
             median([s.decode_tok_s for k in single for s in single[k]["svc"]]),
         )
-        # 2. concurrency
+        # 2. concurrency, with llama.cpp's batch ceiling for the same number of sequences
+        ceiling_ratios: list[tuple[int, float, float, float]] = []
         for n in args.concurrency:
+            ceiling.run(n, 4)  # warm-up of this context
             rounds = [  # interleaved, like the single-stream runs
-                (concurrent(raw.run, n, args.max_tokens), concurrent(svc.run, n, args.max_tokens))
+                (
+                    concurrent(raw.run, n, args.max_tokens),
+                    concurrent(svc.run, n, args.max_tokens),
+                    ceiling.run(n, args.max_tokens),
+                )
                 for _ in range(max(args.concurrency_runs, 1))
             ]
-            r_rate, s_rate = (median([r[i][0] for r in rounds]) for i in (0, 1))
-            r_p95, s_p95 = (median([r[i][1] for r in rounds]) for i in (0, 1))
+            raws, svcs = [r[0] for r in rounds], [r[1] for r in rounds]
+            r_rate, s_rate = median([r[0] for r in raws]), median([r[0] for r in svcs])
+            r_p95, s_p95 = median([r[1] for r in raws]), median([r[1] for r in svcs])
+            c_rate = median([r[2] for r in rounds])
             # raw streams run one after another, so their decode rate is one raw stream's, measured in the
             # same round as the service's streams: the ratio is robust to this machine's drifting speed
-            gain = median([svc_round[0] / raw_round[2] for raw_round, svc_round in rounds])
+            gain = median([svc_round[0] / raw_round[2] for raw_round, svc_round, _ in rounds])
+            of_ceiling = median([svc_round[0] / c for _, svc_round, c in rounds])
+            ceiling_ratios.append((n, c_rate, s_rate, of_ceiling))
             row(f"{n} streams: aggregate tok/s", r_rate, s_rate)
             table.add_row(f"{n} streams: service aggregate ÷ 1 raw stream", "", f"{gain:.2f}", "", "")
+            table.add_row(f"{n} streams: llama.cpp batch ceiling tok/s", "", f"{c_rate:.1f}", "", "")
+            table.add_row(f"{n} streams: service ÷ ceiling (per round)", "", f"{of_ceiling:.3f}", "", "")
             row(f"{n} streams: p95 inter-token (ms)", r_p95 * 1e3, s_p95 * 1e3)
-            console.print(f"concurrency {n} done", style="dim")
+            console.print(
+                f"concurrency {n}: service {s_rate:.1f} tok/s, ceiling {c_rate:.1f}, ratio {of_ceiling:.3f}",
+                style="dim",
+            )
         # 3. prefix-cache hit: shared ~256-token prefix, 8 new tokens each time
         raw.run(SHARED_PREFIX + "Question 0: hello?", 1)
         svc.run(SHARED_PREFIX + "Question 0: hello?", 1)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import math
+import threading
 import time
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import asdict, dataclass
@@ -279,21 +280,33 @@ class RyotBridge:
         limit = self.timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + limit
         token = anyio.lowlevel.current_token()
-        send, receive = anyio.create_memory_object_stream[Event](max_buffer_size=math.inf)
+        send, receive = anyio.create_memory_object_stream[list[Event]](max_buffer_size=math.inf)
 
+        # Events the engine produced that the event loop has not taken yet. One loop callback carries
+        # all of them: while the consumer lags (or the loop is busy), the engine's events for this
+        # request cost one wake-up in all, and their text chunks reach the consumer as one chunk.
+        pending: list[Event] = []
+        pending_lock = threading.Lock()
         receiver_gone = False
 
-        def deliver(event: Event) -> None:  # runs on the event loop
+        def deliver() -> None:  # runs on the event loop
             nonlocal receiver_gone
+            with pending_lock:
+                events = pending.copy()
+                pending.clear()
             try:
-                send.send_nowait(event)
+                send.send_nowait(events)
             except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                 receiver_gone = True
 
         def sink(event: Event) -> None:  # runs on the engine's worker thread; must never block
             if receiver_gone:
                 raise anyio.BrokenResourceError  # the engine cancels the request
-            token.backend_class.run_sync_soon(deliver, (event,), token.native_token)
+            with pending_lock:
+                pending.append(event)
+                if len(pending) > 1:
+                    return  # a delivery is scheduled and not run yet: it takes this event too
+            token.backend_class.run_sync_soon(deliver, (), token.native_token)
 
         with send, receive, self.pool.lease(name):
             try:
@@ -310,18 +323,19 @@ class RyotBridge:
             try:
                 while True:
                     with anyio.move_on_after(deadline - time.monotonic()) as scope:
-                        event = await receive.receive()
+                        events = await receive.receive()
                     if scope.cancelled_caught:
                         self.metrics.failures += 1
                         raise BridgeTimeoutError("generate", limit)
-                    if isinstance(event, Failed):
-                        self.metrics.failures += 1
-                        raise event.error
-                    if isinstance(event, Finished):
-                        self._account(event)
-                    yield event
-                    if isinstance(event, Finished):
-                        return
+                    for event in _coalesced(events):
+                        if isinstance(event, Failed):
+                            self.metrics.failures += 1
+                            raise event.error
+                        if isinstance(event, Finished):
+                            self._account(event)
+                        yield event
+                        if isinstance(event, Finished):
+                            return
             finally:
                 handle.cancel()
 
@@ -361,3 +375,23 @@ class RyotBridge:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def _coalesced(events: list[Event]) -> list[Event]:
+    """``events`` with each run of adjacent text chunks merged into one chunk.
+
+    A :class:`~ryot.TokenChunk` is the text since the previous chunk, so a run of them reads the same as
+    one chunk with their texts, token counts and log probabilities joined.
+    """
+    if len(events) == 1:
+        return events
+    out: list[Event] = []
+    for event in events:
+        last = out[-1] if out else None
+        if isinstance(event, TokenChunk) and isinstance(last, TokenChunk):
+            out[-1] = TokenChunk(
+                last.text + event.text, last.n_tokens + event.n_tokens, last.logprobs + event.logprobs
+            )
+        else:
+            out.append(event)
+    return out

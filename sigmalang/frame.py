@@ -175,6 +175,27 @@ def checksum(data: bytes | bytearray | memoryview) -> bytes:
     return hashlib.blake2b(data, digest_size=CHECKSUM_BYTES).digest()
 
 
+def _header(version: int, flags: int, content_size: int, dict_id: int | None, *, refs: bool) -> bytearray:
+    """The start every frame version shares: magic, version, flags, content size, dictionary id.
+
+    Raises:
+        ValueError: ``dict_id`` is not a non-zero u32.
+    """
+    if dict_id is not None:
+        if not 0 < dict_id < 1 << 32:
+            raise ValueError(f"dict_id must be a non-zero u32, got {dict_id}")
+        flags |= F_DICT
+    if refs:
+        flags |= F_REFS
+    out = bytearray(MAGIC)
+    out.append(version)
+    out.append(flags)
+    _varint.encode(content_size, out)
+    if dict_id is not None:
+        out += dict_id.to_bytes(4, "little")
+    return out
+
+
 def encode_frame(
     *,
     content_size: int,
@@ -203,18 +224,7 @@ def encode_frame(
         ValueError: An argument is out of range.
     """
     flags &= F_RAW | F_REF_PREFIX
-    out = bytearray(MAGIC)
-    out.append(FORMAT_VERSION)
-    if dict_id is not None:
-        if not 0 < dict_id < 1 << 32:
-            raise ValueError(f"dict_id must be a non-zero u32, got {dict_id}")
-        flags |= F_DICT
-    if ops:
-        flags |= F_REFS
-    out.append(flags)
-    _varint.encode(content_size, out)
-    if dict_id is not None:
-        out += dict_id.to_bytes(4, "little")
+    out = _header(FORMAT_VERSION, flags, content_size, dict_id, refs=bool(ops))
     if ops:
         _varint.encode(len(rsu_ids), out)
         for rsu_id in rsu_ids:
@@ -266,19 +276,7 @@ def encode_store_frame(
     Raises:
         ValueError: An argument is out of range.
     """
-    flags = F_RAW if raw else 0
-    out = bytearray(MAGIC)
-    out.append(STORE_FORMAT_VERSION)
-    if dict_id is not None:
-        if not 0 < dict_id < 1 << 32:
-            raise ValueError(f"dict_id must be a non-zero u32, got {dict_id}")
-        flags |= F_DICT
-    if context:
-        flags |= F_REFS
-    out.append(flags)
-    _varint.encode(content_size, out)
-    if dict_id is not None:
-        out += dict_id.to_bytes(4, "little")
+    out = _header(STORE_FORMAT_VERSION, F_RAW if raw else 0, content_size, dict_id, refs=bool(context))
     if context:
         runs: list[tuple[int, int]] = []
         for seq in context:

@@ -271,30 +271,42 @@ class KeyValueBucket:
     async def latest(self) -> list[KvEntry]:
         """The current value of every key in the bucket (deleted keys left out), in stream order.
 
-        Reads the whole bucket once (a watch of ``>`` without history, up to its end-of-values marker):
-        O(keys), so meant for buckets with a retention limit.
+        Reads the whole bucket once (a watch of ``>`` without history): O(keys), so meant for buckets with
+        a retention limit. The read ends at the stream's last sequence as it was when the read began,
+        not at nats-py's "no more pending" marker, which can arrive before the values already sent
+        (it is decided from consumer info fetched while the first deliveries are in flight).
 
         Raises:
             JetStreamUnavailableError: JetStream did not answer.
         """
-        entries: list[KvEntry] = []
+        found: dict[str, KvEntry] = {}
         with _translated(f"KV list {self.name}"):
-            watcher = await self._kv.watch(">", ignore_deletes=True)
+            state = (await self._js.stream_info(f"KV_{self.name}")).state
+            if not state.messages:
+                return []
+            last_seq = int(state.last_seq)
+            watcher = await self._kv.watch(">")  # deletes too: their sequences count towards last_seq
             try:
-                async for entry in watcher:
-                    if entry is None:  # end of the current values
-                        break
-                    if entry.operation is None:
-                        entries.append(
-                            KvEntry(entry.key, bytes(entry.value or b""), int(entry.revision or 0))
-                        )
+                with anyio.fail_after(self.timeout_s):
+                    async for entry in watcher:
+                        if entry is None:  # nats-py's marker: not trusted (see above)
+                            continue
+                        revision = int(entry.revision or 0)
+                        if entry.operation is None:
+                            found[entry.key] = KvEntry(entry.key, bytes(entry.value or b""), revision)
+                        else:
+                            found.pop(entry.key, None)
+                        if revision >= last_seq:  # delivered in sequence order: nothing older is left
+                            break
+            except TimeoutError:
+                raise nats.errors.TimeoutError from None
             finally:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(2):
                     try:
                         await watcher.stop()  # type: ignore[no-untyped-call]
                     except nats.errors.Error:
                         pass
-        return entries
+        return sorted(found.values(), key=lambda e: e.revision)
 
     async def watch(self, key: str) -> AsyncGenerator[KvEntry, None]:
         """The current value of ``key`` (if any), then each new value as it is stored.

@@ -134,7 +134,12 @@ def test_client_disconnect_cancels_generation_and_frees_the_model(service: str) 
 
 
 def test_agents_health_and_openapi(service: str) -> None:
-    agents = {a["name"]: a for a in httpx.get(f"{service}/v1/agents", timeout=10).json()}
+    deadline = time.monotonic() + 30
+    while True:  # replicas come from heartbeats: on a busy machine one may be late, so wait for it
+        agents = {a["name"]: a for a in httpx.get(f"{service}/v1/agents", timeout=10).json()}
+        if agents["generator"]["replicas"] == 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert agents["generator"]["team"] == "inference"
     assert agents["generator"]["replicas"] == 1
     assert {n for n, a in agents.items() if a["team"] == "storage"} == {

@@ -99,10 +99,14 @@ GOALS: tuple[tuple[str, str], ...] = (
     # ---- built-in plans
     ("Based on what I've stored, what's the name of my landlord?", "plan:rag"),
     ("Using my saved notes, answer: when does my passport expire?", "plan:rag"),
-    ("Give me a complete report on this message — tone, key topics, names and language: " + _MAIL,
-     "plan:report"),  # fmt: skip
-    ("Ask the model several times and tell me which answer comes up most: what is 12 squared?",
-     "plan:consensus"),  # fmt: skip
+    (
+        "Give me a complete report on this message — tone, key topics, names and language: " + _MAIL,
+        "plan:report",
+    ),  # fmt: skip
+    (
+        "Ask the model several times and tell me which answer comes up most: what is 12 squared?",
+        "plan:consensus",
+    ),  # fmt: skip
     # ---- multi-step
     ("Translate 'the train leaves at noon' into German and then count the tokens.", "translator > tokenizer"),
     (
@@ -117,8 +121,10 @@ GOALS: tuple[tuple[str, str], ...] = (
         "Please store the note 'my locker number is 218' and after that tell me what my locker number is.",
         "archivist > rag-answerer",
     ),
-    ("Take a snapshot called nightly-5, then compact the index, then show the vault stats.",
-     "snapshotter > indexer > vault-stats"),  # fmt: skip
+    (
+        "Take a snapshot called nightly-5, then compact the index, then show the vault stats.",
+        "snapshotter > indexer > vault-stats",
+    ),  # fmt: skip
     (
         "Step 1: extract the keywords. Step 2: format them as a markdown table.\n\n" + _ARTICLE,
         "keyword-extractor > formatter",

@@ -256,6 +256,11 @@ class IntentRouter:
             w -= np.linalg.solve(hess, grad)
         return float(w[0]), float(w[1]), float(w[2])
 
+    def calibrated(self, top: float, margin: float) -> float:
+        """The calibrated confidence (0-1) of a best class scoring ``top``, ``margin`` above the runner-up."""
+        b0, b1, b2 = self._platt
+        return 1 / (1 + math.exp(-(b0 + b1 * top + b2 * margin)))
+
     def route(self, instruction: str, *, k: int = 5) -> Route:
         """The ``k`` best classes for ``instruction`` (typos repaired first), confidence in the first."""
         instruction = self.speller.correct(instruction)
@@ -263,8 +268,7 @@ class IntentRouter:
         wording, stems = self._wording(instruction)
         scores = self._class_scores(self._example_scores(meaning, wording), stems, _lead(instruction))
         best, top, margin = self._features(scores)
-        b0, b1, b2 = self._platt
-        confidence = 1 / (1 + math.exp(-(b0 + b1 * top + b2 * margin)))
+        confidence = self.calibrated(top, margin)
         order = np.argsort(-scores)[:k]
         ranked = tuple((self.classes[int(i)], float(scores[int(i)])) for i in order)
         return Route(ranked, 0.0 if self.classes[best] == NONE else confidence)

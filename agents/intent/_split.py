@@ -32,7 +32,7 @@ _COLON = re.compile(r":(?:[ \t]+|[ \t]*\n)")
 _LIST_ITEM = re.compile(r"^\s*(?:\(?\d+[.):]|[-*•]|step\s+\d+[.:)]?)\s+(.*\S)\s*$", re.IGNORECASE)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=\S)|\n+")
 _SEPARATORS = re.compile(
-    r"\s*;\s*|,?\s+(?:and\s+)?then\b,?\s*|,?\s+after\s+that\b,?\s*|,?\s+afterwards\b,?\s*|"
+    r"\s*;(?=\s|$)\s*|,?\s+(?:and\s+)?then\b,?\s*|,?\s+after\s+that\b,?\s*|,?\s+afterwards\b,?\s*|"
     r",?\s+(?:and\s+)?finally\b,?\s*|,\s+and\s+also\s+|\s+once\s+(?:that\s+is|that's|it\s+is)\s+done,?\s*",
     re.IGNORECASE,
 )
@@ -42,6 +42,16 @@ _LEAD = re.compile(
     r"afterwards|please|now|ok(?:ay)?|so)\b[,:]?\s*)+",
     re.IGNORECASE,
 )
+_STEP_WORD = re.compile(
+    r"^(?:(?:please|now|ok(?:ay)?|so|and)\b[,:]?\s*)*(?:first(?:ly)?|second(?:ly)?|third(?:ly)?|next|"
+    r"finally|lastly|then|also|after\s+that|afterwards)\b",
+    re.IGNORECASE,
+)
+"""A sequence word opening a piece (not mere politeness: "Please store it" after a sentence is no step)."""
+_INLINE_STEP = re.compile(r"(?:^|(?<=\s))step\s+\d{1,2}\s*[:.)]\s+", re.IGNORECASE)
+"""An inline "Step 1: … Step 2: …" marker, made a list item before the colon rule can read it as one."""
+_COLON_WORDS = 40
+"""Most words of the sentence before a colon for the text after it to be payload."""
 _MAX_QUOTES = 64
 
 
@@ -119,7 +129,7 @@ def _split_instruction(text: str, verbs: frozenset[str]) -> list[tuple[str, bool
     for s, sentence in enumerate(_SENTENCE.split(text)):
         for p, part in enumerate(_SEPARATORS.split(sentence)):
             for a, piece in enumerate(_split_and(part, verbs)):
-                marked = s == 0 or p > 0 or a > 0 or _LEAD.match(piece.strip()) is not None
+                marked = s == 0 or p > 0 or a > 0 or _STEP_WORD.match(piece.strip()) is not None
                 pieces.append((piece, marked and bool(piece.strip())))
     return pieces
 
@@ -133,6 +143,8 @@ def parse_goal(goal: str, *, verbs: frozenset[str] = frozenset()) -> ParsedGoal:
     """
     quotes: list[str] = []
     text = _QUOTES.sub(_quote_sub(quotes), goal)
+    if len(_INLINE_STEP.findall(text)) >= 2:
+        text = _INLINE_STEP.sub("\n- ", text)
     payload: str | None = None
     para = _PARAGRAPH.search(text.strip())
     stripped = text.strip()
@@ -151,14 +163,12 @@ def parse_goal(goal: str, *, verbs: frozenset[str] = frozenset()) -> ParsedGoal:
         after_items = sum(1 for line in after.splitlines() if _LIST_ITEM.match(line))
         if only_quotes:
             stripped = stripped[: colon.start()] + " " + after
-        elif after_items < 2 and len(stripped[: colon.start()].split()) <= 25:
+        elif after_items < 2 and len(_SENTENCE.split(stripped[: colon.start()])[-1].split()) <= _COLON_WORDS:
             rest = _restore(after, quotes).strip()
             payload = rest if payload is None else f"{rest}\n\n{payload}"
             stripped = stripped[: colon.start()]
     subgoals: list[SubGoal] = []
     for piece, marked in _split_instruction(stripped, verbs):
-        lead = _LEAD.match(piece.strip())
-        marked = marked or (lead is not None and bool(lead.group(0)))
         cleaned = _clean(piece)
         if not _PLACEHOLDER.sub("", cleaned).strip(" \t.,;:!'\""):
             if cleaned and subgoals:  # a lone quote after a split: it belongs to the sub-goal before

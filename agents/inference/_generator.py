@@ -240,7 +240,7 @@ class GeneratorAgent(InferenceAgent):
     name = "generator"
     team = "inference"
     description = "Generates text from a prompt or a conversation with the local LLM, streaming tokens."
-    capabilities = ("generate", "chat", "stream")
+    capabilities = ("generate", "chat", "stream", "creative", "poem", "story", "fiction", "lyrics", "joke")
     input_model: ClassVar[type[GenerateInput]] = GenerateInput
     output_model = GenerateOutput
     text_input = "prompt"

@@ -807,7 +807,17 @@ _ROUND3: dict[str, tuple[str, ...]] = {
         "Is the feeling here good or bad",
     ),
     "language-detector": ("Lang of this text", "Detect lang"),
+    # general questions and rewriting are the LLM's (no stored material named: not rag)
+    "chat": ("Thank you so much", "Thanks, bye", "Good night, talk tomorrow"),
+    "quality-critic": ("Fix the grammar of this text", "Correct the spelling mistakes in my paragraph"),
 }
+_ROUND3["generator"] += (
+    "Explain how photosynthesis works",
+    "Why is the sky blue",
+    "Describe the history of the bicycle in a paragraph",
+    "Rewrite this paragraph to sound more formal",
+    "Paraphrase this sentence in simpler words",
+)
 AGENT_EXAMPLES = {
     name: (*examples, *_MORE.get(name, ()), *_ROUND3.get(name, ()))
     for name, examples in AGENT_EXAMPLES.items()

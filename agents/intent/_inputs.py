@@ -83,11 +83,12 @@ _LIST_INTRO = re.compile(r"\b(?:one\s+of|labels?|categories|classes|among|betwee
 _FIELDS = re.compile(
     r"\b(?:fields?|properties|keys|attributes)\s*:?\s+((?:[\w -]{1,40}?\s*(?:,|\band\b)\s*)*[\w -]{1,40}?)"
     r"(?=[.;?!]|$|\s+(?:as|from|into|in|out|of)\b)|"
-    r"\b(?:get|extract|pull)\s+(?:the\s+)?((?:\w+\s*,\s*)+\w+\s+and\s+\w+)\s+(?:as|into)\s+(?:a\s+)?json\b",
+    r"\b(?:get|extract|pull)\s+(?:out\s+)?(?:the\s+)?((?:\w+\s*,\s*)*\w+,?\s+and\s+\w+)\s+(?:as|into|in)\s+"
+    r"(?:a\s+)?json\b",
     re.IGNORECASE,
 )
 _FORMAT = re.compile(
-    r"\b(?:to|into|as|in)\s+(?:a\s+)?(json|yaml|csv|markdown|md|text|plain text)\b", re.IGNORECASE
+    r"\b(?:to|into|as|in|like)\s+(?:a\s+)?(json|yaml|csv|markdown|md|text|plain text)\b", re.IGNORECASE
 )
 _FROM_FORMAT = re.compile(r"\b(json|yaml|csv)\s+(?:to|into)\b|\bfrom\s+(json|yaml|csv)\b", re.IGNORECASE)
 _STOP_LABEL = frozenset({"the", "a", "an", "one", "of", "labels", "label", "categories", "either"})

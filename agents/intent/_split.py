@@ -2,8 +2,9 @@
 
 The payload is not the instruction. Before a goal is split, the text it applies to is set aside:
 
-1. quoted text (``'…'``, ``"…"``, ``“…”``, ``‘…’``, backticks; an apostrophe inside a word is not a
-   quote) becomes a placeholder ``⟦n⟧`` that stays with the sub-goal it was written in;
+1. a JSON object or array, and quoted text (``'…'``, ``"…"``, ``“…”``, ``‘…’``, backticks; an
+   apostrophe inside a word is not a quote) become a placeholder ``⟦n⟧`` that stays with the sub-goal
+   it was written in;
 2. a following paragraph (after the first blank line) is the goal's payload;
 3. text after a colon (``Summarize the following: …``) is the goal's payload, unless a quote follows
    the colon (``Save this note: '…'. Then …``) or a list of steps does.
@@ -16,6 +17,7 @@ of nested quantifiers, so the whole pass is linear in the goal's length.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,6 +55,11 @@ _INLINE_STEP = re.compile(r"(?:^|(?<=\s))step\s+\d{1,2}\s*[:.)]\s+", re.IGNORECA
 _COLON_WORDS = 40
 """Most words of the sentence before a colon for the text after it to be payload."""
 _MAX_QUOTES = 64
+_JSON_START = re.compile(r"(?:^|(?<=[\s:]))[\[{]")
+_MAX_JSON_TRIES = 8
+_DECODER = json.JSONDecoder()
+_BARE = "\x00"
+"""Marks a quote restored without quotation marks (a JSON block) while a goal is taken apart."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +106,37 @@ def _quote_sub(quotes: list[str]) -> Callable[[re.Match[str]], str]:
     return sub
 
 
+def _json_blocks(text: str, quotes: list[str]) -> str:
+    """``text`` with each JSON object or array in it (``{"a": 1}``) set aside as a quote.
+
+    A brace in a goal is almost always data: its quoted keys are not quotes, and its colons do not end
+    an instruction. At most :data:`_MAX_JSON_TRIES` openings are tried, each decoded once (linear).
+    """
+    out, start, tries = [], 0, 0
+    for m in _JSON_START.finditer(text):
+        if m.start() < start or tries >= _MAX_JSON_TRIES or len(quotes) >= _MAX_QUOTES:
+            continue
+        tries += 1
+        try:
+            value, end = _DECODER.raw_decode(text, m.start())
+        except ValueError:
+            continue
+        if not isinstance(value, dict | list) or not value:
+            continue
+        out.append(text[start : m.start()])
+        quotes.append(_BARE + text[m.start() : end])
+        out.append(f" ⟦{len(quotes) - 1}⟧ ")
+        start = end
+    out.append(text[start:])
+    return "".join(out)
+
+
 def _restore(text: str, quotes: list[str]) -> str:
-    return _PLACEHOLDER.sub(lambda m: f"'{quotes[int(m.group(1))]}'", text)
+    return _PLACEHOLDER.sub(lambda m: _shown(quotes[int(m.group(1))]), text)
+
+
+def _shown(quote: str) -> str:
+    return quote.removeprefix(_BARE) if quote.startswith(_BARE) else f"'{quote}'"
 
 
 def _clean(piece: str) -> str:
@@ -142,7 +178,7 @@ def parse_goal(goal: str, *, verbs: frozenset[str] = frozenset()) -> ParsedGoal:
         verbs: Lower-case words that start a new sub-goal after "and" (the examples' first words).
     """
     quotes: list[str] = []
-    text = _QUOTES.sub(_quote_sub(quotes), goal)
+    text = _QUOTES.sub(_quote_sub(quotes), _json_blocks(goal, quotes))
     if len(_INLINE_STEP.findall(text)) >= 2:
         text = _INLINE_STEP.sub("\n- ", text)
     payload: str | None = None
@@ -175,10 +211,13 @@ def parse_goal(goal: str, *, verbs: frozenset[str] = frozenset()) -> ParsedGoal:
                 prev = subgoals[-1]
                 found = tuple(int(i) for i in _PLACEHOLDER.findall(cleaned))
                 subgoals[-1] = SubGoal(
-                    prev.instruction, prev.text + " " + _restore(cleaned, quotes), prev.quotes + found
+                    prev.instruction,
+                    prev.text + " " + _restore(cleaned, quotes),
+                    prev.quotes + found,
+                    prev.marked,
                 )
             continue
         found = tuple(int(i) for i in _PLACEHOLDER.findall(cleaned))
         instruction = " ".join(_PLACEHOLDER.sub(" ", cleaned).split())
         subgoals.append(SubGoal(instruction, " ".join(_restore(cleaned, quotes).split()), found, marked))
-    return ParsedGoal(tuple(subgoals), tuple(quotes), payload or None)
+    return ParsedGoal(tuple(subgoals), tuple(q.removeprefix(_BARE) for q in quotes), payload or None)

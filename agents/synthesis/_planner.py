@@ -64,11 +64,6 @@ CONFIDENCE_THRESHOLD = 0.3
 """Least calibrated confidence of every sub-goal for a plan to be proposed."""
 _NEAR = 0.05
 """A runner-up within this score of the best may replace it when only it gets every required input."""
-_STATED = frozenset({"translator", "context-optimizer"})
-"""Agents whose required parameter, when a goal states it (a target language "into Spanish", a token
-budget "in 64 tokens"), is evidence for them: within :data:`_NEAR_STATED` of the best agent (which takes
-no such parameter), they are chosen — "put '…' into Spanish" is a translation, not a language check."""
-_NEAR_STATED = 0.1
 _FRAME_AGENTS = frozenset({"decompressor", "glyph-encoder", "codec-inspector"})
 _RAG_DEFAULTS = {"k": 4, "budget_tokens": 512, "max_tokens": ANSWER_TOKENS}
 
@@ -139,7 +134,7 @@ class GoalPlanner:
             )
         routes = recall_after_store(parsed, routes)
         routes = [
-            stated_runner_up(self.router, r, lambda name, sub=sub: self._states(name, sub, parsed), _STATED)
+            stated_runner_up(self.router, r, lambda name, sub=sub: self._states(name, sub, parsed))
             for r, sub in zip(routes, parsed.subgoals, strict=True)
         ]
         return _Builder(self, goal, parsed, routes).build()
@@ -227,14 +222,6 @@ class _Builder:
         for i, (sub, route, why) in enumerate(zip(subs, routes, rationale, strict=True)):
             agent = agent_of(route.best)
             inp, need = self._input(i, sub, agent, previous)
-            if not need and agent not in _STATED:  # a close runner-up whose own parameter the goal states
-                top = route.ranked[0][1]
-                for name, score in route.ranked[1:3]:
-                    if name in _STATED and score >= top - _NEAR_STATED and name in self.planner.specs:
-                        other_inp, other_need = self._input(i, sub, name, previous)
-                        if not other_need:
-                            agent, inp = name, other_inp
-                            break
             if need:  # a runner-up about as close that the goal fully parameterises fits better
                 top = route.ranked[0][1]
                 for name, score in route.ranked[1:3]:

@@ -26,6 +26,7 @@ from agents.intent import NONE, IntentRouter, ParsedGoal, Route, SubGoal
 
 __all__ = (
     "BUILTIN",
+    "STATED",
     "agent_of",
     "composite",
     "least",
@@ -62,8 +63,12 @@ _QUESTION = frozenset(
     "should please kindly".split()
 )
 _FIRST_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+STATED = frozenset({"translator", "context-optimizer"})
+"""Agents whose required parameter, when a goal states it (a target language "into Spanish", a token
+budget "in 64 tokens"), is evidence for them: "put '…' into Spanish" is a translation, not a language
+check, and "how to say '…' in Portuguese" is no request outside the collective."""
 _NEAR_STATED = 0.1
-"""How close a runner-up that takes a stated parameter must be to a best class of ``none``."""
+"""How close to the best class a runner-up of :data:`STATED` whose parameter the goal states must be."""
 _RECALL = re.compile(
     r"\?|^(?:what|who|when|where|which|how|is|are|was|were|did|does|do)\b|\b(?:tell|remind|recall|ask)\b",
     re.IGNORECASE,
@@ -155,8 +160,8 @@ def trailing_payload(
             cut -= 1
             continue
         break
-    if cut == len(routes) or not any(_confident(r) for r in routes[:cut]):
-        return parsed, routes
+    if cut == len(routes) or all(r.best == NONE for r in routes[:cut]):
+        return parsed, routes  # (the threshold still refuses a request that is itself weak)
     tail = " ".join(sg.text for sg in parsed.subgoals[cut:])
     payload = tail if parsed.payload is None else f"{tail}\n\n{parsed.payload}"
     return replace(parsed, subgoals=parsed.subgoals[:cut], payload=payload), routes[:cut]
@@ -206,22 +211,19 @@ def composite(
     return replace(parsed, subgoals=tuple(subs)), kept
 
 
-def stated_runner_up(
-    router: IntentRouter, route: Route, stated: Callable[[str], bool], candidates: frozenset[str]
-) -> Route:
-    """``route`` with a close runner-up first when the best is ``none`` and the goal states its parameter.
+def stated_runner_up(router: IntentRouter, route: Route, stated: Callable[[str], bool]) -> Route:
+    """``route`` with a close runner-up of :data:`STATED` first when the goal states its parameter.
 
     Args:
         router: The router (its calibration gives the new confidence).
         route: The sub-goal's route.
         stated: Whether the sub-goal states every required parameter of an agent.
-        candidates: Agents whose stated parameter is evidence for them (a target language, a budget).
     """
-    if route.best != NONE:
+    if route.best in STATED:
         return route
     top = route.ranked[0][1]
     for j, (name, score) in enumerate(route.ranked[1:3], start=1):
-        if name in candidates and score >= top - _NEAR_STATED and stated(name):
+        if name in STATED and score >= top - _NEAR_STATED and stated(name):
             rest = [r for k, r in enumerate(route.ranked) if k != j and r[0] != NONE]
             margin = score - rest[0][1] if rest else score
             ranked = ((name, score), *rest)

@@ -123,9 +123,9 @@ class GoalPlanner:
             if least(whole_routes) >= least(routes) or repeats(routes):
                 parsed, routes = whole, whole_routes
         parsed, routes = request_clauses(self.router, parsed, routes)
-        parsed, routes = composite(self.router, parsed, routes)
         parsed, routes = leading_context(parsed, routes)
         parsed, routes = trailing_payload(parsed, routes, self.verbs)
+        parsed, routes = composite(self.router, parsed, routes)
         if not parsed.subgoals:
             return _unclear(goal, [], "the goal names nothing to do")
         if len(parsed.subgoals) > max_steps:

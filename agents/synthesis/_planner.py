@@ -26,6 +26,7 @@ once the router is built (see ``benchmarks/planning.py``).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -134,7 +135,7 @@ class GoalPlanner:
             )
         routes = recall_after_store(parsed, routes)
         routes = [
-            stated_runner_up(self.router, r, lambda name, sub=sub: self._states(name, sub, parsed))
+            stated_runner_up(self.router, r, functools.partial(self._states, sub=sub, parsed=parsed))
             for r, sub in zip(routes, parsed.subgoals, strict=True)
         ]
         return _Builder(self, goal, parsed, routes).build()

@@ -213,7 +213,10 @@ def test_context_before_a_request_is_not_a_step(planner: GoalPlanner) -> None:
     out = planner.plan(goal)
     (step,) = parse_plan(out.plan).steps
     assert step.agent == "sentiment" and "crushed" in json.dumps(resolve(step.input, out.input, {}))
-    goal = "My laptop keeps losing its settings and my colleague suggested it, so could you please write a bash script that backs up my dotfiles?"
+    goal = (
+        "My laptop keeps losing its settings and my colleague suggested it, so could you please write a "
+        "bash script that backs up my dotfiles?"
+    )
     assert agents_of(planner.plan(goal)) == ["coder"]
     steps = planner.plan("Book a flight to Rome. Then summarize this: the flight was late.")
     assert steps.status == "needs_clarification"  # a marked step outside the collective is no context

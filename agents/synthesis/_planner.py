@@ -47,6 +47,8 @@ from agents.synthesis._base import SynthesisAgent
 from agents.synthesis._shaping import (
     BUILTIN,
     agent_of,
+    analysis_report,
+    answer_or_search,
     composite,
     leading_context,
     least,
@@ -134,6 +136,9 @@ class GoalPlanner:
                 f"the goal has {len(parsed.subgoals)} sub-goals; max_steps is {max_steps}", field="max_steps"
             )
         routes = recall_after_store(parsed, routes)
+        if len(routes) == 1:
+            routes = [analysis_report(routes[0], parsed.subgoals[0].instruction)]
+        routes = [answer_or_search(r, sub.text) for r, sub in zip(routes, parsed.subgoals, strict=True)]
         routes = [
             stated_runner_up(self.router, r, functools.partial(self._states, sub=sub, parsed=parsed))
             for r, sub in zip(routes, parsed.subgoals, strict=True)

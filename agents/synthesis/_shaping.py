@@ -28,6 +28,8 @@ __all__ = (
     "BUILTIN",
     "STATED",
     "agent_of",
+    "analysis_report",
+    "answer_or_search",
     "composite",
     "least",
     "leading_context",
@@ -69,6 +71,11 @@ budget "in 64 tokens"), is evidence for them: "put '…' into Spanish" is a tran
 check, and "how to say '…' in Portuguese" is no request outside the collective."""
 _NEAR_STATED = 0.1
 """How close to the best class a runner-up of :data:`STATED` whose parameter the goal states must be."""
+_ANALYSIS = re.compile(r"\b(?:analy[sz]e|analysis|assess|examine|profile|evaluate)\b", re.IGNORECASE)
+"""A request for analysis (the ``report`` plan runs the analyses; the reporter only lays out)."""
+_NEAR_REPORT = 0.05
+"""How close a runner-up must be for the form of a request to choose between it and the best."""
+_ANSWER = re.compile(r"\banswer\b", re.IGNORECASE)
 _RECALL = re.compile(
     r"\?|^(?:what|who|when|where|which|how|is|are|was|were|did|does|do)\b|\b(?:tell|remind|recall|ask)\b",
     re.IGNORECASE,
@@ -228,6 +235,37 @@ def stated_runner_up(router: IntentRouter, route: Route, stated: Callable[[str],
             margin = score - rest[0][1] if rest else score
             ranked = ((name, score), *rest)
             return Route(ranked, router.calibrated(score, max(margin, 0.0)))
+    return route
+
+
+def analysis_report(route: Route, instruction: str) -> Route:
+    """``route`` with the ``report`` plan first when it is close behind ``reporter`` and analysis is asked.
+
+    The ``reporter`` lays out findings it is given; the ``report`` plan analyses a text and reports
+    (its last step is the reporter). "Analyse this text and write a report" asks for the analysis too.
+    """
+    if route.best != "reporter" or not _ANALYSIS.search(instruction):
+        return route
+    for name, score in route.ranked[1:3]:
+        if name == f"{BUILTIN}report" and score >= route.ranked[0][1] - _NEAR_REPORT:
+            ranked = ((name, score), *(r for r in route.ranked if r[0] != name))
+            return Route(ranked, route.confidence)
+    return route
+
+
+def answer_or_search(route: Route, text: str) -> Route:
+    """Of ``retriever`` and ``rag-answerer`` close at the top, the one the sub-goal's form asks for.
+
+    Both read the store; a question ("when …?", "tell me", "answer") wants an answer, anything else
+    (find, look up, list) wants the passages.
+    """
+    pair = ("retriever", "rag-answerer")
+    if route.best not in pair:
+        return route
+    wanted = "rag-answerer" if _RECALL.search(text) or _ANSWER.search(text) else "retriever"
+    for name, score in route.ranked[1:3]:
+        if name == wanted and score >= route.ranked[0][1] - _NEAR_REPORT:
+            return Route(((name, score), *(r for r in route.ranked if r[0] != name)), route.confidence)
     return route
 
 

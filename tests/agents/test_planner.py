@@ -240,3 +240,19 @@ def test_capability_cues_meet_whole_words_not_shared_prefixes(planner: GoalPlann
     assert _cue_key("summarise") == _cue_key("summarize") and _cue_key("tokens") == _cue_key("token")
     assert _cue_key("short") != _cue_key("shorten")
     assert agents_of(planner.plan("Give me a short poem about the rain")) == ["generator"]
+
+
+def test_the_form_of_a_request_chooses_between_close_classes(planner: GoalPlanner) -> None:
+    from agents.intent import Route
+    from agents.synthesis._shaping import analysis_report, answer_or_search
+
+    near = Route((("reporter", 0.6), ("plan:report", 0.58), ("sentiment", 0.3)), 0.6)
+    assert analysis_report(near, "analyse this text and write a report").best == "plan:report"
+    assert analysis_report(near, "lay these findings out as a report").best == "reporter"
+    store = Route((("retriever", 0.6), ("fetcher", 0.59), ("rag-answerer", 0.57)), 0.5)
+    assert answer_or_search(store, "from my notes, when is the dentist?").best == "rag-answerer"
+    assert answer_or_search(store, "look up stored passages on parking").best == "retriever"
+    far = Route((("retriever", 0.7), ("rag-answerer", 0.5)), 0.5)
+    assert answer_or_search(far, "when is the dentist?") is far
+    out = planner.plan("analyse this text and write a report: The launch went well and sales rose.")
+    assert out.builtin == "report"

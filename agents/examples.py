@@ -802,13 +802,24 @@ _ROUND3: dict[str, tuple[str, ...]] = {
         "How is this said in French",
     ),
     "sentiment": (
+        "Detect the sentiment of this text",
+        "Identify the sentiment of the message",
+        "Determine the tone of this review",
         "What feeling does this text express",
         "Which emotion does the writer show",
         "Is the feeling here good or bad",
     ),
     "language-detector": ("Lang of this text", "Detect lang"),
     # general questions and rewriting are the LLM's (no stored material named: not rag)
-    "chat": ("Thank you so much", "Thanks, bye", "Good night, talk tomorrow"),
+    "chat": (
+        "Thank you so much",
+        "Thanks, bye",
+        "Good night, talk tomorrow",
+        "Who are you",
+    ),
+    "entity-extractor": ("Detect the names and places in this text", "Identify the entities in the message"),
+    "keyword-extractor": ("Detect the main topics of this text", "Identify the key terms"),
+    "statistician": ("Avg of these numbers", "Sum and mean of these values"),
     "quality-critic": ("Fix the grammar of this text", "Correct the spelling mistakes in my paragraph"),
 }
 _ROUND3["generator"] += (

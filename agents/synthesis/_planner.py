@@ -126,7 +126,7 @@ class GoalPlanner:
             if least(whole_routes) >= least(routes) or repeats(routes):
                 parsed, routes = whole, whole_routes
         parsed, routes = request_clauses(self.router, parsed, routes)
-        parsed, routes = leading_context(parsed, routes)
+        parsed, routes = leading_context(parsed, routes, self.verbs)
         parsed, routes = trailing_payload(parsed, routes, self.verbs)
         parsed, routes = composite(self.router, parsed, routes)
         if not parsed.subgoals:

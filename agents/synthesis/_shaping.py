@@ -9,7 +9,8 @@ A goal split into sentences and steps (:func:`agents.intent.parse_goal`) is not 
   ("then", "next", a list) marks what follows as a further step;
 * **trailing payload** — sentences after the last request with no sequence word, that match nothing or
   only weakly, or that are statements (no instruction verb, no question) after a request that points at
-  a text ("this", "these", "the following", "here") — is the text the goal applies to;
+  a text ("this", "these", "the following", "here") or that works on a text the goal has not given
+  yet — is the text the goal applies to;
 * **one request in halves** — adjacent sub-goals asking for the same class, the later unmarked — and a
   goal whose steps are the *subject* of one request ("plan the steps to …") are one sub-goal;
 * a sub-goal that matches nothing but names the parameter of a close runner-up that takes one ("how to
@@ -23,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from agents.intent import NONE, IntentRouter, ParsedGoal, Route, SubGoal
+from agents.intent._inputs import INSTRUCTION_AGENTS
 
 __all__ = (
     "BUILTIN",
@@ -51,11 +53,12 @@ _COMPOSITE_CONFIDENCE = 0.75
 _CONTEXT_CLASSES = frozenset({NONE, "chat"})
 """Classes of a leading sentence that is context, not a step (a greeting, a remark)."""
 _REQUEST = re.compile(
-    r"(?:,\s*|\s)(?:and\s+|but\s+)?(?:so\s+)?(?=(?:(?:could|would|can|will)\s+you|please|kindly|"
-    r"if\s+you\s+could|i\s+(?:would|'d)\s+like\s+you\s+to|i\s+(?:want|need)\s+you\s+to|help\s+me)\b)",
+    r"(?:^|,\s*|\s)(?:and\s+|but\s+)?(?:so\s+)?(?:(?:could|would|can|will)\s+you(?:\s+please)?|please|"
+    r"kindly|if\s+you\s+could|i\s+(?:would|'d)\s+like\s+you\s+to|i\s+(?:want|need)\s+you\s+to|help\s+me)\b"
+    r"(?:\s+(?:first|then|now)\b)?,?\s*",
     re.IGNORECASE,
 )
-"""Where a request clause starts inside a sentence (a politeness marker after some context)."""
+"""A politeness marker that opens a request clause, at the start or after some context."""
 _MIN_CONTEXT_WORDS = 3
 _MIN_CLAUSE_WORDS = 4
 _DEICTIC = re.compile(r"\b(?:this|these|following|below|here|it)\b", re.IGNORECASE)
@@ -119,7 +122,7 @@ def request_clauses(
     subs, out = list(parsed.subgoals), list(routes)
     for i, sub in enumerate(subs):
         for m in _REQUEST.finditer(sub.instruction):
-            if len(sub.instruction[: m.start()].split()) < _MIN_CONTEXT_WORDS:
+            if 0 < len(sub.instruction[: m.start()].split()) < _MIN_CONTEXT_WORDS:
                 continue
             clause = sub.instruction[m.end() :]
             if len(clause.split()) < _MIN_CLAUSE_WORDS:
@@ -131,14 +134,28 @@ def request_clauses(
     return replace(parsed, subgoals=tuple(subs)), out
 
 
-def leading_context(parsed: ParsedGoal, routes: list[Route]) -> tuple[ParsedGoal, list[Route]]:
-    """``parsed`` without the sentences before its first confident request that are context."""
+def leading_context(
+    parsed: ParsedGoal, routes: list[Route], verbs: frozenset[str]
+) -> tuple[ParsedGoal, list[Route]]:
+    """``parsed`` without the sentences before its first confident request that are context.
+
+    A leading sentence is context when the next one carries no sequence word and the sentence matches
+    nothing, only small talk or only weakly — or is a statement ("I got this review from a customer.")
+    about something else than the more confident request after it.
+    """
+
+    def context(i: int) -> bool:
+        here, after = routes[i], routes[i + 1]
+        if here.best in _CONTEXT_CLASSES or here.confidence < WEAK:
+            return True
+        return (
+            _statement(parsed.subgoals[i], verbs)
+            and agent_of(here.best) != agent_of(after.best)
+            and after.confidence > here.confidence
+        )
+
     cut = 0
-    while (
-        cut + 1 < len(routes)
-        and not parsed.subgoals[cut + 1].marked
-        and (routes[cut].best in _CONTEXT_CLASSES or routes[cut].confidence < WEAK)
-    ):
+    while cut + 1 < len(routes) and not parsed.subgoals[cut + 1].marked and context(cut):
         cut += 1
     if cut == 0 or not _confident(routes[cut]) or routes[cut].best in _CONTEXT_CLASSES:
         return parsed, routes
@@ -163,7 +180,12 @@ def trailing_payload(
             cut -= 1
             continue
         before = parsed.subgoals[: cut - 1]
-        if _statement(sub, verbs) and any(_DEICTIC.search(s.instruction) for s in before):
+        wants_text = (
+            parsed.payload is None
+            and not any(s.quotes for s in before)
+            and agent_of(routes[cut - 2].best) not in INSTRUCTION_AGENTS
+        )
+        if _statement(sub, verbs) and (wants_text or any(_DEICTIC.search(s.instruction) for s in before)):
             cut -= 1
             continue
         break

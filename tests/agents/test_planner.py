@@ -218,6 +218,12 @@ def test_context_before_a_request_is_not_a_step(planner: GoalPlanner) -> None:
         "bash script that backs up my dotfiles?"
     )
     assert agents_of(planner.plan(goal)) == ["coder"]
+    goal = "A friend forwarded this and I can't make sense of it. What is the sentiment? The soup was cold."
+    assert agents_of(planner.plan(goal)) == ["sentiment"]  # a statement before a request is context
+    goal = (
+        "I would like you to first detect the language of 'Merci', and after that translate it into English."
+    )
+    assert agents_of(planner.plan(goal)) == ["language-detector", "translator"]
     steps = planner.plan("Book a flight to Rome. Then summarize this: the flight was late.")
     assert steps.status == "needs_clarification"  # a marked step outside the collective is no context
 

@@ -3,7 +3,10 @@
 1. The goal is taken apart (:func:`agents.intent.parse_goal`): quoted text, text after a colon and a
    following paragraph are payloads; the rest is split into sub-goals.
 2. Each sub-goal's instruction is routed by meaning (:class:`agents.intent.IntentRouter`: nearest example
-   requests of every agent and built-in plan, with capability cues and a calibrated confidence).
+   requests of every agent and built-in plan, with capability cues and a calibrated confidence), then
+   the split is shaped (:mod:`agents.synthesis._shaping`): a request clause read without its polite
+   or explanatory opening, leading context dropped, trailing statements taken for payload, halves of
+   one request joined, and close classes told apart by the request's form.
 3. A goal of one sub-goal that asks for a built-in plan gets it (``report``, ``consensus``; a question
    for ``rag-answerer`` gets the ``rag`` plan). Otherwise each sub-goal becomes one step, in order
    (each step runs ``after`` the one before): its text is its own quoted payload, else the previous

@@ -53,7 +53,7 @@ _COMPOSITE_CONFIDENCE = 0.75
 _CONTEXT_CLASSES = frozenset({NONE, "chat"})
 """Classes of a leading sentence that is context, not a step (a greeting, a remark)."""
 _REQUEST = re.compile(
-    r"(?:^|,\s*|\s)(?:and\s+|but\s+)?(?:so\s+)?(?:(?:could|would|can|will)\s+you(?:\s+please)?|please|"
+    r"(?:^|,\s*|\s)(?:and\s+|but\s+)?(?:so\s+)?(?:(?:could|would|can|will)\s+(?:you|u)(?:\s+please)?|please|"
     r"kindly|if\s+you\s+could|i\s+(?:would|'d)\s+like\s+you\s+to|i\s+(?:want|need)\s+you\s+to|help\s+me)\b"
     r"(?:\s+(?:first|then|now)\b)?,?\s*",
     re.IGNORECASE,

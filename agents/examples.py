@@ -820,12 +820,18 @@ _ROUND3: dict[str, tuple[str, ...]] = {
     "entity-extractor": ("Detect the names and places in this text", "Identify the entities in the message"),
     "keyword-extractor": ("Detect the main topics of this text", "Identify the key terms"),
     "statistician": ("Avg of these numbers", "Sum and mean of these values"),
+    "classifier": (
+        "Is this message about shipping or returns",
+        "Which topic is this ticket about: A, B or C",
+    ),
     "quality-critic": ("Fix the grammar of this text", "Correct the spelling mistakes in my paragraph"),
 }
 _ROUND3["generator"] += (
     "Explain how photosynthesis works",
     "Why is the sky blue",
     "Describe the history of the bicycle in a paragraph",
+    "What is a black hole",
+    "Who invented the printing press",
     "Rewrite this paragraph to sound more formal",
     "Paraphrase this sentence in simpler words",
 )

@@ -77,8 +77,8 @@ _LABELS = re.compile(
     re.IGNORECASE,
 )
 _OR_TAIL = re.compile(
-    r"\b((?:[\w-]+\s*,\s*)*[\w-]+,?\s+or\s+(?:not\s+)?[\w-]+)\s*\??\s*$", re.IGNORECASE
-)  # "… spam or ham?", "… spam or not spam?"
+    r"\b((?:[\w-]+\s*,\s*)*[\w-]+,?\s+or\s+(?:not\s+)?[\w-]+(?:\s+[\w-]+){0,2})\s*\??\s*$", re.IGNORECASE
+)  # "… spam or ham?", "… spam or not spam?", "… billing, delivery or account access?"
 _LIST_INTRO = re.compile(r"\b(?:one\s+of|labels?|categories|classes|among|between|either)\s*$", re.IGNORECASE)
 _FIELDS = re.compile(
     r"\b(?:fields?|properties|keys|attributes)\s*:?\s+((?:[\w -]{1,40}?\s*(?:,|\band\b)\s*)*[\w -]{1,40}?)"
@@ -131,7 +131,7 @@ def _labels(sub: SubGoal, quotes: tuple[str, ...], tail: str | None) -> list[str
     if tail is not None and _LIST_INTRO.search(sub.instruction) and len(tail) <= 400:
         labels = [x.strip(" .'\"") for x in re.split(r"\s*(?:,|/|\bor\b)\s*", tail)]  # "… one of: a, b, c"
         return [x for x in dict.fromkeys(labels) if x]
-    m = _LABELS.search(sub.text) or _OR_TAIL.search(sub.text)
+    m = _LABELS.search(sub.text) or _OR_TAIL.search(sub.instruction)  # the tail without its quotes
     if m is None:
         return []
     parts = re.split(r"\s*(?:,|/|\bor\b|\band\b)\s*", m.group(1))

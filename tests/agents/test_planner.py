@@ -262,3 +262,12 @@ def test_the_form_of_a_request_chooses_between_close_classes(planner: GoalPlanne
     assert answer_or_search(far, "when is the dentist?") is far
     out = planner.plan("analyse this text and write a report: The launch went well and sales rose.")
     assert out.builtin == "report"
+
+
+def test_labels_in_a_question_tail_are_read_without_its_quote(planner: GoalPlanner) -> None:
+    out = planner.plan(
+        "Is this ticket about billing, delivery or account access? 'I never got my parcel, sadly'"
+    )
+    (step,) = parse_plan(out.plan).steps
+    inp = resolve(step.input, out.input, {})
+    assert step.agent == "classifier" and inp["labels"] == ["billing", "delivery", "account access"]

@@ -55,7 +55,9 @@ _INLINE_STEP = re.compile(r"(?:^|(?<=\s))step\s+\d{1,2}\s*[:.)]\s+", re.IGNORECA
 _COLON_WORDS = 40
 """Most words of the sentence before a colon for the text after it to be payload."""
 _MAX_QUOTES = 64
-_JSON_START = re.compile(r"(?:^|(?<=[\s:]))[\[{]")
+_JSON_START = re.compile(r"[\[{]")
+_JSON_BEFORE = frozenset(" \t\n\r:")
+"""What may precede a JSON block's opening bracket (it does not start inside a word)."""
 _MAX_JSON_TRIES = 8
 _DECODER = json.JSONDecoder()
 _BARE = "\x00"
@@ -114,12 +116,14 @@ def _json_blocks(text: str, quotes: list[str]) -> str:
     """
     out, start, tries = [], 0, 0
     for m in _JSON_START.finditer(text):
-        if m.start() < start or tries >= _MAX_JSON_TRIES or len(quotes) >= _MAX_QUOTES:
+        if tries >= _MAX_JSON_TRIES or len(quotes) >= _MAX_QUOTES:
+            break
+        if m.start() < start or (m.start() > 0 and text[m.start() - 1] not in _JSON_BEFORE):
             continue
         tries += 1
         try:
             value, end = _DECODER.raw_decode(text, m.start())
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than the decoder recurses
             continue
         if not isinstance(value, dict | list) or not value:
             continue
@@ -179,7 +183,7 @@ def parse_goal(goal: str, *, verbs: frozenset[str] = frozenset()) -> ParsedGoal:
     """
     quotes: list[str] = []
     text = _QUOTES.sub(_quote_sub(quotes), _json_blocks(goal, quotes))
-    if len(_INLINE_STEP.findall(text)) >= 2:
+    if "step" in text.lower() and len(_INLINE_STEP.findall(text)) >= 2:
         text = _INLINE_STEP.sub("\n- ", text)
     payload: str | None = None
     para = _PARAGRAPH.search(text.strip())

@@ -199,9 +199,8 @@ def test_json_in_a_goal_is_payload_whole(planner: GoalPlanner) -> None:
     out = planner.plan(f"Could you turn this into YAML? {data}")
     (step,) = parse_plan(out.plan).steps
     assert step.agent == "formatter" and resolve(step.input, out.input, {})["data"] == data
-    assert parse_goal(
-        "{" * 50_000 + " summarize"
-    ).subgoals  # unclosed braces: tried a bounded number of times
+    assert parse_goal("{" * 50_000 + " summarize").subgoals  # unclosed braces: a bounded number of tries
+    assert parse_goal("summarize " + "[" * 9_000).subgoals  # nested deeper than the decoder recurses
 
 
 def test_context_before_a_request_is_not_a_step(planner: GoalPlanner) -> None:

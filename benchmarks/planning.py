@@ -37,15 +37,17 @@ from agents.synthesis._wire import PlannerOutput  # noqa: E402
 from benchmarks.planning_blind import GOALS as BLIND  # noqa: E402
 from benchmarks.planning_fresh import GOALS as FRESH  # noqa: E402
 from benchmarks.planning_goals import GOALS  # noqa: E402
+from benchmarks.planning_hard import GOALS as HARD  # noqa: E402
 from benchmarks.planning_heldout import GOALS as HELDOUT  # noqa: E402
 from benchmarks.planning_unseen import GOALS as UNSEEN  # noqa: E402
 
-SETS = {"dev": GOALS, "heldout": HELDOUT, "fresh": FRESH, "unseen": UNSEEN, "blind": BLIND}
+SETS = {"dev": GOALS, "heldout": HELDOUT, "fresh": FRESH, "unseen": UNSEEN, "blind": BLIND, "hard": HARD}
 """``dev``: the labelled set the method was developed against; ``heldout``: written before round 2, to
 measure whether it generalises (never used to choose examples, weights or thresholds); ``fresh``:
 written after round 2's last change and scored once; ``unseen``: written in round 3 before any change,
 in styles the others barely cover (typos, long preambles, non-native English, terse, numbered steps),
-then used to find round 3's weaknesses; ``blind``: written after round 3's last change and scored once."""
+then used to find round 3's weaknesses; ``blind``: written after round 3's last change and scored once;
+``hard``: written blind after that, in the styles that separate planners, and scored once."""
 
 HIGH_CONFIDENCE = 0.8
 

@@ -825,6 +825,7 @@ _ROUND3: dict[str, tuple[str, ...]] = {
         "Which topic is this ticket about: A, B or C",
     ),
     "quality-critic": ("Fix the grammar of this text", "Correct the spelling mistakes in my paragraph"),
+    "eraser": ("Get rid of the note with this id", "Throw away the stored record"),
 }
 _ROUND3["generator"] += (
     "Explain how photosynthesis works",

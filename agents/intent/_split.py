@@ -50,8 +50,9 @@ _STEP_WORD = re.compile(
     re.IGNORECASE,
 )
 """A sequence word opening a piece (not mere politeness: "Please store it" after a sentence is no step)."""
-_INLINE_STEP = re.compile(r"(?:^|(?<=\s))step\s+\d{1,2}\s*[:.)]\s+", re.IGNORECASE)
-"""An inline "Step 1: … Step 2: …" marker, made a list item before the colon rule can read it as one."""
+_INLINE_STEP = re.compile(r"(?:^|(?<=\s))(?:step\s+\d{1,2}\s*[:.)]|\(\d{1,2}\))\s+", re.IGNORECASE)
+"""An inline "Step 1: … Step 2: …" or "(1) … (2) …" marker, made a list item before the colon rule can
+read it as one."""
 _COLON_WORDS = 40
 """Most words of the sentence before a colon for the text after it to be payload."""
 _MAX_QUOTES = 64
@@ -183,7 +184,7 @@ def parse_goal(goal: str, *, verbs: frozenset[str] = frozenset()) -> ParsedGoal:
     """
     quotes: list[str] = []
     text = _QUOTES.sub(_quote_sub(quotes), _json_blocks(goal, quotes))
-    if "step" in text.lower() and len(_INLINE_STEP.findall(text)) >= 2:
+    if ("step" in text.lower() or "(" in text) and len(_INLINE_STEP.findall(text)) >= 2:
         text = _INLINE_STEP.sub("\n- ", text)
     payload: str | None = None
     para = _PARAGRAPH.search(text.strip())

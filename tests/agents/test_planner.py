@@ -119,6 +119,7 @@ def test_single_typos_are_repaired_against_the_examples_vocabulary_but_real_word
     assert speller.correct("sumarize it and tranlsate it") == "summarize it and translate it"
     assert speller.correct("stash it") == "stash it"  # a substitution turns one real word into another
     assert speller.correct("one refund") == "one refund"  # a letter at the end: an inflection
+    assert speller.correct("summerize it") == "summarize it"  # a substitution in a long word: a typo
 
 
 def test_a_misspelt_verb_still_routes_to_its_agent(planner: GoalPlanner) -> None:
@@ -189,6 +190,8 @@ def test_semicolons_inside_tokens_do_not_split_but_between_steps_do() -> None:
 def test_inline_step_markers_are_steps_not_a_colon_payload(planner: GoalPlanner) -> None:
     goal = "Step 1: find the keywords. Step 2: format them as YAML.\n\nSolar power is cheap and clean."
     out = planner.plan(goal)
+    assert agents_of(out) == ["keyword-extractor", "formatter"], out
+    out = planner.plan("(1) find the keywords (2) format them as YAML\n\nSolar power is cheap and clean.")
     assert agents_of(out) == ["keyword-extractor", "formatter"], out
 
 

@@ -185,7 +185,12 @@ def trailing_payload(
             and not any(s.quotes for s in before)
             and agent_of(routes[cut - 2].best) not in INSTRUCTION_AGENTS
         )
-        if _statement(sub, verbs) and (wants_text or any(_DEICTIC.search(s.instruction) for s in before)):
+        same = agent_of(route.best) == agent_of(routes[cut - 2].best)  # "… It should be short.": one request
+        if (
+            _statement(sub, verbs)
+            and not same
+            and (wants_text or any(_DEICTIC.search(s.instruction) for s in before))
+        ):
             cut -= 1
             continue
         break

@@ -21,10 +21,7 @@ sequence-number runs (a few bytes), so it decodes on its own given the tenant's 
 
 from __future__ import annotations
 
-import hashlib
-import re
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from sigmalang import _varint, _zstd
@@ -38,21 +35,21 @@ from sigmalang.store import RSUStore
 
 ANCHOR_MIN_BYTES = 32
 """Shortest sentence or line used as an anchor, bytes."""
-_ANCHOR_SPLIT = re.compile(rb"\\n|\n|[.!?;:] ")
+_SENTENCE_ENDS = (b"\\n", b". ", b"! ", b"? ", b"; ", b": ")  # each becomes a newline, then split
 _MAX_ANCHORS = 1 << 18  # per tenant; the oldest half is forgotten beyond this
 
 
-def anchors(chunk: bytes | memoryview) -> list[bytes]:
-    r"""Hashes (8 bytes) of the sentences and lines of at least `ANCHOR_MIN_BYTES` bytes in `chunk`.
+def anchors(chunk: bytes | memoryview) -> list[int]:
+    r"""Hashes of the sentences and lines of at least `ANCHOR_MIN_BYTES` bytes in `chunk`.
 
     Lines end at a newline or at an escaped one (``\\n`` inside a JSON string); sentences at
-    ``.``, ``!``, ``?``, ``;`` or ``:`` followed by a space.
+    ``.``, ``!``, ``?``, ``;`` or ``:`` followed by a space. The hashes are Python's `hash` of the
+    bytes (SipHash, keyed per process): the index lives in one process's memory only.
     """
-    return [
-        hashlib.blake2b(piece, digest_size=8).digest()
-        for piece in _ANCHOR_SPLIT.split(bytes(chunk))
-        if len(piece) >= ANCHOR_MIN_BYTES
-    ]
+    text = bytes(chunk)
+    for end in _SENTENCE_ENDS:  # a few C-speed passes: twice as fast as a regular expression
+        text = text.replace(end, b"\n")
+    return [hash(piece) for piece in text.split(b"\n") if len(piece) >= ANCHOR_MIN_BYTES]
 
 
 class AnchorIndex:
@@ -63,24 +60,25 @@ class AnchorIndex:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._seqs: OrderedDict[bytes, int] = OrderedDict()
+        self._seqs: dict[int, int] = {}  # insertion order = recency (an entry re-seen moves last)
 
-    def add(self, seq: int, hashes: list[bytes]) -> None:
+    def add(self, seq: int, hashes: list[int]) -> None:
         """Remember the anchors (`anchors`) of a newly stored RSU."""
         with self._lock:
+            seqs = self._seqs
             for anchor in hashes:
-                self._seqs[anchor] = seq
-                self._seqs.move_to_end(anchor)
-            if len(self._seqs) > _MAX_ANCHORS:
-                for _ in range(len(self._seqs) // 2):
-                    self._seqs.popitem(last=False)
+                seqs.pop(anchor, None)
+                seqs[anchor] = seq
+            if len(seqs) > _MAX_ANCHORS:
+                self._seqs = dict(list(seqs.items())[len(seqs) // 2 :])
 
-    def lookup(self, hashes: list[bytes]) -> dict[int, int]:
+    def lookup(self, hashes: list[int]) -> dict[int, int]:
         """RSUs holding these anchors (`anchors`): sequence number → anchors shared."""
         hits: dict[int, int] = {}
         with self._lock:
+            get = self._seqs.get
             for anchor in hashes:
-                seq = self._seqs.get(anchor)
+                seq = get(anchor)
                 if seq is not None:
                     hits[seq] = hits.get(seq, 0) + 1
         return hits

@@ -51,8 +51,9 @@ the format of self-contained frames from `sigmalang.compress`)::
                                      context RSUs' content, concatenated in run order, as a
                                      raw-content dictionary (appended to the dictionary's content
                                      if DICT, or to its header and entropy tables alone if
-                                     TABLES: RFC 8878 section 5), and then carrying its content checksum (XXH64,
-                                     RFC 8878 section 3.1.1); or the bytes as they are if RAW
+                                     TABLES: RFC 8878 section 5), and then carrying its content
+                                     checksum (XXH64, RFC 8878 section 3.1.1); or the bytes as they
+                                     are if RAW
     end-12  12        tag            keyed BLAKE2b with a 12-byte digest (RFC 7693 keyed mode) of
                                      every preceding byte, the key being the tenant's (`tenant_key`)
 

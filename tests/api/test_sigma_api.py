@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -194,6 +195,36 @@ async def test_sdk_batch_methods_round_trip_a_session(service: str) -> None:
     async with AsyncClient(service) as aclient:
         again = await aclient.sigma.compress_batch(turns, stream="sdk-batch-2")
         assert await aclient.sigma.decompress_batch([p.frame for p in again]) == turns
+
+
+def test_batch_route_takes_a_length_prefixed_binary_body(service: str) -> None:
+    turns = [
+        f"{SESSION}\n".encode() + b"".join(b"user: binary %d?\n" % i for i in range(n)) for n in range(6)
+    ]
+    body = b"".join(struct.pack("<I", len(t)) + t for t in turns)
+    headers = {**_as("binary-batcher"), "content-type": "application/octet-stream"}
+    packed = httpx.post(
+        f"{service}/v1/sigma/compress/batch",
+        params={"stream": "bin-1"},
+        content=body,
+        headers=headers,
+        timeout=60,
+    )
+    assert packed.status_code == 200, packed.text
+    results = packed.json()["results"]
+    assert [r["report"]["bytes_in"] for r in results] == [len(t) for t in turns]
+    back = httpx.post(
+        f"{service}/v1/sigma/decompress/batch",
+        json={"frames": [r["frame"] for r in results]},
+        headers=_as("binary-batcher"),
+        timeout=60,
+    )
+    assert [base64.b64decode(d) for d in back.json()["datas"]] == turns
+    assert results[-1]["report"]["glyphs"] > 0  # the stream query parameter gave it the previous turn
+    for bad, why in ((b"", "empty"), (body[:-1], "runs past the end"), (body + b"\x01\x00", "truncated")):
+        refused = httpx.post(f"{service}/v1/sigma/compress/batch", content=bad, headers=headers, timeout=30)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["field"] == "messages" and why in refused.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(

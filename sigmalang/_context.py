@@ -151,6 +151,7 @@ def encode(
     """
     data = bytes(data)
     n = len(data)
+    explicit_level = level is not None
     if level is None:
         level = config.small_input_level if n < config.small_input_bytes else config.level
     view = memoryview(data)
@@ -174,15 +175,23 @@ def encode(
             store=store, tenant=tenant, candidates=[*extra, *previous], cap=config.context_max_bytes
         )
     trained = dictionary.data if dictionary is not None and n else None
-    # With a context, the generic dictionary lends its entropy tables only: hashing its 32 KiB of
-    # content for every message cost a third of the compression time for 2-3% of the size. A
-    # dictionary trained on the traffic is used whole (its content is the traffic's boilerplate).
-    tables = bool(context) and generic and trained is not None
+    # With a context, the generic dictionary lends its entropy tables only, unless the message brings
+    # many new bytes: hashing its 32 KiB of content for every message cost a third of the compression
+    # time for 2-3% of the size, most of it on messages with much new text. A dictionary trained on
+    # the traffic is used whole (its content is the traffic's boilerplate).
+    tables = (
+        bool(context)
+        and generic
+        and trained is not None
+        and literal_n < config.generic_content_min_new_bytes
+    )
     zdict = _zstd.context_dict(ctx, trained, tables=tables) if context else None
     if zdict is None and context:
         store.release(tenant, context)
         context = []
         tables = False
+    if context and not explicit_level and n >= config.small_input_bytes:
+        level = config.context_level
     payload = (
         _zstd.compress_checked(data, level, zdict)
         if zdict is not None

@@ -14,7 +14,9 @@ store already holds (the *context*), chosen in three ways:
 
 The context is capped at `SigmaConfig.context_max_bytes` (the stream's previous message is kept
 first). With an active trained dictionary, the context is appended to its content, so its entropy
-tables and boilerplate apply too (or, without a context, the trained dictionary alone); the payload is
+tables and boilerplate apply too (or, without a context, the trained dictionary alone). The generic
+dictionary lends only its header and entropy tables (frame flag TABLES, `sigmalang._dict_header`)
+unless the message brings `SigmaConfig.generic_content_min_new_bytes` new bytes. The payload is
 stored raw when zstd does not make it smaller. The frame names its context by
 sequence-number runs (a few bytes), so it decodes on its own given the tenant's store.
 """

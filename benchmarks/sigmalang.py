@@ -2,7 +2,7 @@
 
 Run: ``PYTHONPATH=$PWD .venv/bin/python benchmarks/sigmalang.py [--runs 3] [--seed 7] [--tenants 4]
 [--sessions-per-tenant 8] [--turns 4 14] [--messages 2000] [--source stdlib|packages] [--lossy] [--rest]
-[--rest-baseline DIR] [--sealed] [--clock wall|cpu]``
+[--rest-baseline DIR] [--sealed] [--clock wall|cpu] [--max-turn-bytes N]``
 
 Corpora (deterministic, nothing downloaded):
 
@@ -38,7 +38,7 @@ import string
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import zstandard
@@ -373,6 +373,12 @@ def main() -> None:
     parser.add_argument("--sealed", action="store_true", help="also ΣLANG on disk, unsealed and sealed")
     parser.add_argument("--lossy", action="store_true", help="also the context optimiser, in Ryot tokens")
     parser.add_argument(
+        "--max-turn-bytes",
+        type=int,
+        metavar="N",
+        help="keep only the turns of at most N bytes (each session's first ones), e.g. for ~10 KB turns",
+    )
+    parser.add_argument(
         "--clock",
         choices=("wall", "cpu"),
         default="wall",
@@ -389,6 +395,12 @@ def main() -> None:
         turns=tuple(args.turns),
         source=args.source,
     )
+    if args.max_turn_bytes is not None:  # a session's first turns: the short ones
+        sessions = [
+            replace(s, turns=kept)
+            for s in sessions
+            if (kept := tuple(t for t in s.turns if len(t) <= args.max_turn_bytes))
+        ]
     training_sessions = build_sessions(args.seed + 1000, tenants=2, sessions_per_tenant=4, source=args.source)
     session_items = [(s.tenant, s.session_id, m) for s in sessions for m in s.turns]
     session_corpus = [m for _, _, m in session_items]

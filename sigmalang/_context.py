@@ -15,8 +15,9 @@ store already holds (the *context*), chosen in three ways:
 The context is capped at `SigmaConfig.context_max_bytes` (the stream's previous message is kept
 first). With an active trained dictionary, the context is appended to its content, so its entropy
 tables and boilerplate apply too (or, without a context, the trained dictionary alone). The generic
-dictionary lends only its header and entropy tables (frame flag TABLES, `sigmalang._dict_header`)
-unless the message brings `SigmaConfig.generic_content_min_new_bytes` new bytes. The payload is
+dictionary, and a trained one, lend only their header and entropy tables (frame flag TABLES,
+`sigmalang._dict_header`) unless the message brings enough new bytes for their content to pay
+(`SigmaConfig.generic_content_min_new_bytes`, `trained_content_min_new_bytes`). The payload is
 stored raw when zstd does not make it smaller. The frame names its context by
 sequence-number runs (a few bytes), so it decodes on its own given the tenant's store.
 """
@@ -178,16 +179,12 @@ def encode(
             store=store, tenant=tenant, candidates=[*extra, *previous], cap=config.context_max_bytes
         )
     trained = dictionary.data if dictionary is not None and n else None
-    # With a context, the generic dictionary lends its entropy tables only, unless the message brings
-    # many new bytes: hashing its 32 KiB of content for every message cost a third of the compression
-    # time for 2-3% of the size, most of it on messages with much new text. A dictionary trained on
-    # the traffic is used whole (its content is the traffic's boilerplate).
-    tables = (
-        bool(context)
-        and generic
-        and trained is not None
-        and literal_n < config.generic_content_min_new_bytes
-    )
+    # With a context, a dictionary lends only its entropy tables unless the message brings many new
+    # bytes: hashing its 32 KiB of content for every message cost a third of the compression time,
+    # and the content pays only on new text (the context covers the rest). A dictionary trained on
+    # the traffic (its boilerplate) pays from fewer new bytes than the generic one.
+    content_from = config.generic_content_min_new_bytes if generic else config.trained_content_min_new_bytes
+    tables = bool(context) and trained is not None and literal_n < content_from
     zdict = _zstd.context_dict(ctx, trained, tables=tables) if context else None
     if zdict is None and context:
         store.release(tenant, context)

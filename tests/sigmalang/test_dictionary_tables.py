@@ -1,4 +1,4 @@
-"""Frames with a context borrow only the generic dictionary's entropy tables (the TABLES flag)."""
+"""Frames with a context borrow only a dictionary's entropy tables (TABLES) unless they bring new text."""
 
 from __future__ import annotations
 
@@ -78,13 +78,28 @@ def test_context_frames_use_the_generic_tables_and_decode() -> None:
     assert two.flags & (F_TABLES | F_DICT | F_REFS) == F_TABLES | F_DICT | F_REFS
     assert two.dict_id == generic_dictionary().dict_id
     assert codec.decompress(second.frame, tenant="t") == base + b"user: may I have a refund for order 7?\n"
-    # A trained, active dictionary is still used whole: its content is the traffic's boilerplate.
-    codec.dictionaries.add(sigmalang.Dictionary(_trained(1)))
-    third = codec.compress(base + b"user: and order 8?\n", tenant="t", stream="s")
-    info = codec.inspect(third.frame, tenant="t")
-    assert info.dict_id == codec.dictionaries.active.dict_id and info.context  # type: ignore[union-attr]
-    assert not info.flags & F_TABLES
-    assert codec.decompress(third.frame, tenant="t") == base + b"user: and order 8?\n"
+    # Whether a dictionary's content is used follows the new bytes a message brings.
+    rng = random.Random(5)
+    words = [b"refund", b"parcel", b"courier", b"invoice", b"warehouse", b"tracking", b"customs", b"label"]
+    for name, dictionary, threshold in (
+        ("generic", None, codec.config.generic_content_min_new_bytes),
+        ("trained", sigmalang.Dictionary(_trained(1)), codec.config.trained_content_min_new_bytes),
+    ):
+        if dictionary is not None:
+            codec.dictionaries.add(dictionary)
+        seen = set()
+        turn = base
+        for size in (40, 300, 3000, 12000, 60):
+            turn += b" ".join(rng.choice(words) for _ in range(size // 7)) + b".\n"
+            result = codec.compress(turn, tenant="t", stream=name)
+            info = codec.inspect(result.frame, tenant="t")
+            assert codec.decompress(result.frame, tenant="t") == turn
+            if not info.context:
+                continue
+            assert info.dict_id == (dictionary or generic_dictionary()).dict_id
+            assert bool(info.flags & F_TABLES) == (result.report.literal_bytes < threshold), name
+            seen.add(bool(info.flags & F_TABLES))
+        assert seen == {True, False}, name  # both ways were exercised
 
 
 def test_tables_flag_needs_a_dictionary_and_a_context() -> None:

@@ -182,9 +182,15 @@ def encode(
     # With a context, a dictionary lends only its entropy tables unless the message brings many new
     # bytes: hashing its 32 KiB of content for every message cost a third of the compression time,
     # and the content pays only on new text (the context covers the rest). A dictionary trained on
-    # the traffic (its boilerplate) pays from fewer new bytes than the generic one.
+    # the traffic (its boilerplate) pays from fewer new bytes than the generic one, and is always
+    # used whole on small messages (it often halves them).
     content_from = config.generic_content_min_new_bytes if generic else config.trained_content_min_new_bytes
-    tables = bool(context) and trained is not None and literal_n < content_from
+    tables = (
+        bool(context)
+        and trained is not None
+        and literal_n < content_from
+        and (generic or n >= config.small_input_bytes)
+    )
     zdict = _zstd.context_dict(ctx, trained, tables=tables) if context else None
     if zdict is None and context:
         store.release(tenant, context)

@@ -34,8 +34,9 @@ class SigmaConfig(BaseModel):
     32 KiB content costs about as much as compressing 8 KiB, and pays only on new text."""
 
     trained_content_min_new_bytes: int = Field(default=2048, ge=0)
-    """The same for an active trained dictionary: below 2 KiB of new bytes its content saved nothing
-    measurable on the session corpus (the context covers the rest) and cost 15% of the speed."""
+    """The same for an active trained dictionary, on messages of at least `small_input_bytes` (smaller
+    ones always use it whole: it often halves them): below 2 KiB of new bytes its content saved
+    nothing measurable on the session corpus (the context covers the rest) and cost 15% of the speed."""
 
     small_input_bytes: int = Field(default=4096, ge=0)
     """Inputs shorter than this many bytes are compressed at `small_input_level`."""

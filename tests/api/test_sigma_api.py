@@ -14,6 +14,8 @@ import httpx
 import pytest
 
 from agents.compression import MAX_DATA_BYTES, MAX_TEXT_CHARS
+from agents.errors import BadInputError
+from api.sigma.routes import split_batch
 from neurectomy import AsyncClient, BadRequestError, Client, TooLargeError
 from ryot import RyotEngine
 from sigmalang import SigmaCodec
@@ -225,6 +227,17 @@ def test_batch_route_takes_a_length_prefixed_binary_body(service: str) -> None:
         refused = httpx.post(f"{service}/v1/sigma/compress/batch", content=bad, headers=headers, timeout=30)
         assert refused.status_code == 400, refused.text
         assert refused.json()["error"]["field"] == "messages" and why in refused.json()["error"]["message"]
+
+
+def test_split_batch_reads_length_prefixed_messages_within_the_limit() -> None:
+    messages = [b"", b"x", bytes(range(256)) * 3]
+    assert split_batch(b"".join(struct.pack("<I", len(m)) + m for m in messages)) == messages
+    assert split_batch(struct.pack("<I", 0) * 4096) == [b""] * 4096
+    with pytest.raises(BadInputError, match="more than 4096") as too_many:
+        split_batch(struct.pack("<I", 0) * 4097)
+    assert too_many.value.field == "messages"
+    with pytest.raises(BadInputError, match="runs past the end"):
+        split_batch(struct.pack("<I", 1 << 31) + b"abc")
 
 
 @pytest.mark.parametrize(

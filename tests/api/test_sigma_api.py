@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,8 @@ import httpx
 import pytest
 
 from agents.compression import MAX_DATA_BYTES, MAX_TEXT_CHARS
+from agents.errors import BadInputError
+from api.sigma.routes import split_batch
 from neurectomy import AsyncClient, BadRequestError, Client, TooLargeError
 from ryot import RyotEngine
 from sigmalang import SigmaCodec
@@ -194,6 +197,47 @@ async def test_sdk_batch_methods_round_trip_a_session(service: str) -> None:
     async with AsyncClient(service) as aclient:
         again = await aclient.sigma.compress_batch(turns, stream="sdk-batch-2")
         assert await aclient.sigma.decompress_batch([p.frame for p in again]) == turns
+
+
+def test_batch_route_takes_a_length_prefixed_binary_body(service: str) -> None:
+    turns = [
+        f"{SESSION}\n".encode() + b"".join(b"user: binary %d?\n" % i for i in range(n)) for n in range(6)
+    ]
+    body = b"".join(struct.pack("<I", len(t)) + t for t in turns)
+    headers = {**_as("binary-batcher"), "content-type": "application/octet-stream"}
+    packed = httpx.post(
+        f"{service}/v1/sigma/compress/batch",
+        params={"stream": "bin-1"},
+        content=body,
+        headers=headers,
+        timeout=60,
+    )
+    assert packed.status_code == 200, packed.text
+    results = packed.json()["results"]
+    assert [r["report"]["bytes_in"] for r in results] == [len(t) for t in turns]
+    back = httpx.post(
+        f"{service}/v1/sigma/decompress/batch",
+        json={"frames": [r["frame"] for r in results]},
+        headers=_as("binary-batcher"),
+        timeout=60,
+    )
+    assert [base64.b64decode(d) for d in back.json()["datas"]] == turns
+    assert results[-1]["report"]["glyphs"] > 0  # the stream query parameter gave it the previous turn
+    for bad, why in ((b"", "empty"), (body[:-1], "runs past the end"), (body + b"\x01\x00", "truncated")):
+        refused = httpx.post(f"{service}/v1/sigma/compress/batch", content=bad, headers=headers, timeout=30)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["field"] == "messages" and why in refused.json()["error"]["message"]
+
+
+def test_split_batch_reads_length_prefixed_messages_within_the_limit() -> None:
+    messages = [b"", b"x", bytes(range(256)) * 3]
+    assert split_batch(b"".join(struct.pack("<I", len(m)) + m for m in messages)) == messages
+    assert split_batch(struct.pack("<I", 0) * 4096) == [b""] * 4096
+    with pytest.raises(BadInputError, match="more than 4096") as too_many:
+        split_batch(struct.pack("<I", 0) * 4097)
+    assert too_many.value.field == "messages"
+    with pytest.raises(BadInputError, match="runs past the end"):
+        split_batch(struct.pack("<I", 1 << 31) + b"abc")
 
 
 @pytest.mark.parametrize(

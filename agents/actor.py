@@ -6,8 +6,12 @@ the bus:
 * registers a NATS micro service named after the agent, with one endpoint on
   ``neurectomy.agent.<team>.<agent>`` in the queue group ``<agent>`` (replicas share the load and fail
   over for each other); ``$SRV.PING|INFO|STATS`` answer, STATS carrying the runner's own counters;
-* accepts a request into a bounded mailbox and replies at once (``Reply{ok}``), or refuses with the wire
-  code ``busy`` when the mailbox is full (backpressure the orchestrator can route around);
+* accepts a request into a bounded mailbox and replies ``Reply{ok}`` as soon as the workers woken by it
+  have had their turn, or refuses at once with the wire code ``busy`` when the mailbox is full
+  (backpressure the orchestrator can route around). A call that ends in that turn (a worker was idle and
+  the work did not wait on anything) has its ``End``/``Error`` sent as the reply instead of the accept,
+  when the caller reads its reply in the stream's inbox (reply subject ``<stream inbox>.r``, as
+  :meth:`agents.messaging.Inbox.request` does): one message instead of two;
 * runs ``concurrency`` workers that take calls from the mailbox, stream ``Chunk`` messages and one
   ``End``/``Error`` to the caller's inbox, and honour the deadline header and cancel messages;
 * handles calls with the same session key (header ``Neurectomy-Session``, else the input's ``session``
@@ -31,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 import anyio
+import anyio.lowlevel
 import pydantic_core
 import structlog
 from anyio.abc import TaskStatus
@@ -50,6 +55,7 @@ from agents.errors import (
 from agents.messaging import Bus, Message
 from agents.protocol import (
     CANCEL_PREFIX,
+    DEFAULT_TENANT,
     HEADER_DEADLINE,
     HEADER_IDEMPOTENCY_KEY,
     HEADER_REQUEST_ID,
@@ -104,6 +110,11 @@ class Call:
     cancelled_by_caller: bool = False
     idempotency_key: str = ""
     traceparent: str = ""
+    _accept_to: str = ""
+    """The reply subject while the call still owes the caller its accept (empty once it went out, or the
+    call's End/Error in its place)."""
+    _accept: bytes = b""
+    """The accept (``Reply{ok, instance}``) as JSON."""
 
     def remaining_s(self) -> float:
         """Seconds left until the deadline (negative once passed)."""
@@ -111,15 +122,35 @@ class Call:
 
     async def emit(self, data: Mapping[str, Any]) -> None:
         """Send one chunk of streamed output to the caller."""
+        if self._accept_to:
+            await self._send_accept()
         await self._bus.publish(self.inbox, _wire_json("chunk", self._seq, "data", data))
         self._seq += 1
 
+    async def _send_accept(self) -> None:
+        """Send the accept if it is still owed (no-op otherwise)."""
+        to, self._accept_to = self._accept_to, ""
+        if to:
+            await self._bus.publish(to, self._accept)
+
+    async def _last(self, body: bytes) -> None:
+        """Send the call's last message.
+
+        As the reply, in place of an accept still owed, when the caller reads its reply in the stream's
+        inbox; else to the inbox (after the accept, if still owed).
+        """
+        to, self._accept_to = self._accept_to, ""
+        if to and to != f"{self.inbox}.r":  # a caller with a reply subject of its own gets the accept first
+            await self._bus.publish(to, self._accept)
+            to = ""
+        await self._bus.publish(to or self.inbox, body)
+
     async def _finish(self, output: Mapping[str, Any]) -> None:
-        await self._bus.publish(self.inbox, _wire_json("end", self._seq, "output", output))
+        await self._last(_wire_json("end", self._seq, "output", output))
 
     async def _fail(self, error: AgentError) -> None:
         wire = WireError(code=error.code, message=error.message, field=error.field)
-        await self._bus.publish(self.inbox, Error(seq=self._seq, error=wire).model_dump_json().encode())
+        await self._last(Error(seq=self._seq, error=wire).model_dump_json().encode())
 
 
 def _wire_json(kind: str, seq: int, key: str, value: Mapping[str, Any]) -> bytes:
@@ -244,6 +275,10 @@ class AgentRunner:
         self._workers_done = anyio.Event()
         self._accepted_reply: tuple[str, bytes] = ("", b"")
         """(instance id, ``Reply{ok, instance}`` as JSON) — the same bytes for every accepted call."""
+        self._owed: list[Call] = []
+        """Calls accepted since the accept sender last ran (it sends the accepts their workers did not)."""
+        self._accepts_due: anyio.Event | None = None
+        """Set to wake the accept sender (``None`` while it does not run: accepts are then sent at once)."""
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled; reports started once registered and subscribed.
@@ -290,10 +325,33 @@ class AgentRunner:
     async def _run_workers(self) -> None:
         # Shielded: cancelling the runner must not cut calls short; _drain() decides when they stop.
         with self._workers_scope:
-            async with anyio.create_task_group() as workers:
-                for _ in range(self._concurrency):
-                    workers.start_soon(self._work)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._send_accepts)
+                async with anyio.create_task_group() as workers:
+                    for _ in range(self._concurrency):
+                        workers.start_soon(self._work)
+                tg.cancel_scope.cancel()  # no call left that could still owe an accept
         self._workers_done.set()
+
+    async def _send_accepts(self) -> None:
+        """Send the accepts of calls that did not end in the turn that accepted them.
+
+        Woken by the first call accepted after its last round, it lets the event loop run once more, so
+        every worker woken by those calls has run up to its first wait (a call that ended meanwhile had
+        its last message sent as the reply), then sends the accepts still owed, in acceptance order.
+        """
+        try:
+            while True:
+                self._accepts_due = due = anyio.Event()
+                if not self._owed:  # (calls accepted while the last round was sending are owed already)
+                    await due.wait()
+                await anyio.lowlevel.checkpoint()
+                owed, self._owed = self._owed, []
+                for call in owed:
+                    if call._accept_to:
+                        await call._send_accept()
+        finally:
+            self._accepts_due = None
 
     async def _drain(self) -> None:
         self._send.close()  # workers finish the mailbox, then their loops end
@@ -335,7 +393,7 @@ class AgentRunner:
             **self.agent.stats(),
         }
 
-    async def _accept(self, msg: Message) -> bytes:
+    async def _accept(self, msg: Message) -> bytes | None:
         self.stats.received += 1
         headers = msg.headers
         inbox = headers.get(HEADER_STREAM_INBOX, "")
@@ -362,7 +420,7 @@ class AgentRunner:
         session = headers.get(HEADER_SESSION, "")
         if not session and isinstance(payload, dict) and isinstance(payload.get("session"), str):
             session = payload["session"]
-        tenant = headers.get(HEADER_TENANT, "default")
+        tenant = headers.get(HEADER_TENANT, DEFAULT_TENANT)
         call = Call(
             request_id=request_id,
             input=payload,
@@ -398,7 +456,14 @@ class AgentRunner:
         if instance != self.instance_id or not reply:
             reply = Reply(ok=True, instance=self.instance_id).model_dump_json().encode()
             self._accepted_reply = (self.instance_id, reply)
-        return reply
+        due = self._accepts_due
+        if due is None or not msg.reply:  # no accept sender running, or nobody waits for the accept
+            return reply if msg.reply else None
+        call._accept, call._accept_to = reply, msg.reply
+        self._owed.append(call)
+        if len(self._owed) == 1:
+            due.set()
+        return None
 
     async def _on_cancel(self, msg: Message) -> None:
         request_id = msg.subject.rsplit(".", 1)[-1]

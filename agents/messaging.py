@@ -15,7 +15,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -206,12 +206,37 @@ class Inbox:
         return _message(msg)
 
 
+class _FreshInbox:
+    """The context of :meth:`Bus.inbox` without a subject: a token under the bus's wildcard subscription.
+
+    A class rather than a generator-based context manager: every call to an agent opens one.
+    """
+
+    __slots__ = ("_bus", "_key")
+
+    def __init__(self, bus: Bus) -> None:
+        self._bus = bus
+        self._key = ""
+
+    async def __aenter__(self) -> Inbox:
+        bus = self._bus
+        if bus._inbox_sub is None:
+            await bus._start_inboxes()
+        key = self._key = str(next(bus._inbox_ids))
+        box = bus._inboxes[key] = Inbox(bus, f"{bus._inbox_prefix}.{key}")
+        return box
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        del self._bus._inboxes[self._key]
+
+
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
 
 
-Handler = Callable[[Message], Awaitable[bytes]]
+Handler = Callable[[Message], Awaitable[bytes | None]]
+"""A service endpoint's handler: the reply bytes, or ``None`` if it answers ``Message.reply`` itself later."""
 StatsData = Callable[[], dict[str, Any]]
 
 
@@ -326,39 +351,34 @@ class Bus:
                 self._inbox_sub = await self._nc.subscribe(f"{prefix}.>", cb=self._demux)
                 self._inbox_prefix = prefix
 
-    @asynccontextmanager
-    async def inbox(self, subject: str | None = None) -> AsyncIterator[Inbox]:
+    def inbox(self, subject: str | None = None) -> AbstractAsyncContextManager[Inbox]:
         """An inbox receiving on ``subject`` (a fresh one if ``None``) for the duration of the block.
 
         A fresh inbox costs no NATS subscription: it is a token under this bus's one wildcard
         subscription. A given ``subject`` gets its own subscription (and one to ``subject.>`` for the
         replies of :meth:`Inbox.request`, unless ``subject`` has wildcards).
         """
-        if subject is not None:
-            box = Inbox(self, subject)
+        if subject is None:
+            return _FreshInbox(self)
+        return self._subject_inbox(subject)
 
-            async def deliver(msg: Msg) -> None:
-                box._deliver(msg)
+    @asynccontextmanager
+    async def _subject_inbox(self, subject: str) -> AsyncIterator[Inbox]:
+        box = Inbox(self, subject)
 
-            subs = [await self._nc.subscribe(subject, cb=deliver)]
-            if not {"*", ">"} & set(subject.split(".")):  # replies to Inbox.request come to <subject>.r
-                subs.append(await self._nc.subscribe(f"{subject}.>", cb=deliver))
-            try:
-                yield box
-            finally:
-                with anyio.CancelScope(shield=True):
-                    if not self._nc.is_closed:
-                        for sub in subs:
-                            await sub.unsubscribe()
-            return
-        if self._inbox_sub is None:
-            await self._start_inboxes()
-        key = str(next(self._inbox_ids))
-        box = self._inboxes[key] = Inbox(self, f"{self._inbox_prefix}.{key}")
+        async def deliver(msg: Msg) -> None:
+            box._deliver(msg)
+
+        subs = [await self._nc.subscribe(subject, cb=deliver)]
+        if not {"*", ">"} & set(subject.split(".")):  # replies to Inbox.request come to <subject>.r
+            subs.append(await self._nc.subscribe(f"{subject}.>", cb=deliver))
         try:
             yield box
         finally:
-            del self._inboxes[key]
+            with anyio.CancelScope(shield=True):
+                if not self._nc.is_closed:
+                    for sub in subs:
+                        await sub.unsubscribe()
 
     @asynccontextmanager
     async def subscription(
@@ -392,21 +412,25 @@ class Bus:
         """Register a NATS micro service with one endpoint; yields the instance id.
 
         ``$SRV.PING``, ``$SRV.INFO`` and ``$SRV.STATS`` answer for it while the block runs;
-        ``stats_data()`` fills the endpoint's ``data`` in STATS. ``handler`` returns the reply bytes; if
-        it raises an :class:`AgentError`, the reply is a micro error with the wire code.
+        ``stats_data()`` fills the endpoint's ``data`` in STATS. ``handler`` returns the reply bytes, or
+        ``None`` if it publishes the reply to the request's reply subject (``Message.reply``) itself later;
+        if it raises an :class:`AgentError`, the reply is a micro error with the wire code.
 
         A second endpoint, ``<subject>.<instance id>``, reaches this instance alone (the orchestrator
         sends there to pick the least-loaded replica; the shared ``subject`` is the fallback).
         """
 
         async def endpoint(request: Request) -> None:
-            msg = Message(request.subject, request.data, dict(request.headers or {}), "")
+            # nats.micro's Request keeps the reply subject to itself; the handler may answer it later.
+            reply_to = request._msg.reply or ""
+            msg = Message(request.subject, request.data, request.headers or {}, reply_to)
             try:
                 reply = await handler(msg)
             except AgentError as exc:
                 await request.respond_error(exc.code, exc.message)
                 return
-            await request.respond(reply)
+            if reply is not None:
+                await request.respond(reply)
 
         def stats(_: EndpointStats) -> dict[str, Any]:
             return stats_data()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import pydantic_core
 import structlog
 from opentelemetry.trace import StatusCode
 from pydantic import ValidationError
@@ -23,8 +24,9 @@ from agents.errors import (
     TooLargeError,
     error_from_wire,
 )
-from agents.messaging import Bus, Message
+from agents.messaging import Bus, Inbox, Message
 from agents.protocol import (
+    DEFAULT_TENANT,
     HEADER_DEADLINE,
     HEADER_IDEMPOTENCY_KEY,
     HEADER_REQUEST_ID,
@@ -66,7 +68,7 @@ class CallContext:
 
     deadline: float
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    tenant: str = "default"
+    tenant: str = DEFAULT_TENANT
     trace_id: str = ""
     scopes: frozenset[str] = ALL_SCOPES
     idempotency_key: str = ""
@@ -80,38 +82,58 @@ class CallContext:
         """Seconds left until the deadline."""
         return self.deadline - time.time()
 
+    def attempt(self, request_id: str, deadline: float, idempotency_key: str) -> CallContext:
+        """This context with another request id, deadline and idempotency key (one attempt of a call).
+
+        ``dataclasses.replace`` does the same at several times the cost; the router makes one per attempt.
+        """
+        return CallContext(deadline, request_id, self.tenant, self.trace_id, self.scopes, idempotency_key)
+
     def headers(self, inbox: str) -> dict[str, str]:
-        """NATS headers of a call to an agent."""
+        """NATS headers of a call to an agent.
+
+        The tenant and the trace id are left out when they are what the agent assumes without them
+        (``default``; the request id), which saves the agent parsing them on every call.
+        """
         headers = {
             HEADER_REQUEST_ID: self.request_id,
             HEADER_DEADLINE: repr(self.deadline),
-            HEADER_TENANT: self.tenant,
-            HEADER_TRACE_ID: self.trace_id or self.request_id,
             HEADER_STREAM_INBOX: inbox,
             HEADER_SCOPES: format_scopes(self.scopes),
         }
+        if self.tenant != DEFAULT_TENANT:
+            headers[HEADER_TENANT] = self.tenant
+        if self.trace_id and self.trace_id != self.request_id:
+            headers[HEADER_TRACE_ID] = self.trace_id
         if self.idempotency_key:
             headers[HEADER_IDEMPOTENCY_KEY] = self.idempotency_key
         return headers
 
 
-def _accepted(reply: Message) -> str:
-    """The id of the instance that accepted the call.
+def _accepted(reply: Message, agent: str) -> tuple[str, Chunk | End | Error | None]:
+    """The id of the instance that accepted the call; or the call's last message, sent in the accept's place.
+
+    An agent whose call ended before its accept went out answers with the call's ``End``/``Error`` (a
+    stream message, with a ``type``) instead of ``Reply{ok}`` (see ``agents.actor``).
 
     Raises:
         AgentError: The agent refused (busy, bad headers, ...), or the reply is unreadable.
     """
-    code = reply.headers.get("Nats-Service-Error-Code")
-    if code:
-        raise error_from_wire(code, reply.headers.get("Nats-Service-Error", code))
+    if reply.headers:
+        code = reply.headers.get("Nats-Service-Error-Code")
+        if code:
+            raise error_from_wire(code, reply.headers.get("Nats-Service-Error", code))
     try:
-        parsed = Reply.model_validate_json(reply.data)
-    except ValidationError:
-        raise StreamBrokenError("agent sent an unreadable reply") from None
+        data = pydantic_core.from_json(reply.data)
+        if isinstance(data, dict) and "type" in data:
+            return "", stream_message_adapter.validate_python(data)
+        parsed = Reply.model_validate(data)
+    except ValueError:  # pydantic's ValidationError is one too
+        raise StreamBrokenError(f"{agent} sent an unreadable reply") from None
     if not parsed.ok:
         err = parsed.error
         raise error_from_wire(err.code, err.message, err.field) if err else StreamBrokenError("refused")
-    return parsed.instance
+    return parsed.instance, None
 
 
 async def call_agent(
@@ -176,7 +198,7 @@ async def call_agent(
             reply = await box.request(  # the accept comes to the same inbox as the stream
                 subject, body, headers=headers, timeout_s=min(accept_timeout_s, ctx.remaining_s())
             )
-            instance = _accepted(reply)
+            instance, event = _accepted(reply, agent)
         except BaseException as exc:
             _end(span, exc)
             raise
@@ -186,23 +208,12 @@ async def call_agent(
         try:
             expected = 0
             while True:
-                if alive is None or not instance:
-                    msg = await box.next(ctx.remaining_s())
-                else:
+                if event is None:  # else: the call's last message came as the reply
+                    msg = await _next(box, ctx, agent, instance, alive, probe_s)
                     try:
-                        msg = await box.next(min(ctx.remaining_s(), probe_s))
-                    except DeadlineExceededError:
-                        if ctx.remaining_s() <= 0:
-                            raise
-                        if not alive(instance):
-                            raise InstanceLostError(
-                                f"{agent} instance {instance} stopped sending heartbeats during the call"
-                            ) from None
-                        continue
-                try:
-                    event = stream_message_adapter.validate_json(msg.data)
-                except ValidationError as exc:
-                    raise StreamBrokenError(f"unreadable stream message from {agent}: {exc}") from None
+                        event = stream_message_adapter.validate_json(msg.data)
+                    except ValidationError as exc:
+                        raise StreamBrokenError(f"unreadable stream message from {agent}: {exc}") from None
                 if event.seq != expected:
                     raise StreamBrokenError(f"expected message {expected} from {agent}, got {event.seq}")
                 expected += 1
@@ -214,6 +225,7 @@ async def call_agent(
                     yield event
                     return
                 yield event
+                event = None
         except BaseException as exc:
             failure = exc
             raise
@@ -223,6 +235,34 @@ async def call_agent(
                 with anyio.CancelScope(shield=True):
                     await bus.publish(cancel_subject(ctx.request_id), b"")
                     log.info("call cancelled", agent=agent, request_id=ctx.request_id)
+
+
+async def _next(
+    box: Inbox,
+    ctx: CallContext,
+    agent: str,
+    instance: str,
+    alive: Callable[[str], bool] | None,
+    probe_s: float,
+) -> Message:
+    """The call's next stream message, checking every ``probe_s`` seconds of silence that ``instance`` lives.
+
+    Raises:
+        DeadlineExceededError: The call's deadline passed.
+        InstanceLostError: ``alive(instance)`` says the instance stopped sending heartbeats.
+    """
+    if alive is None or not instance:
+        return await box.next(ctx.remaining_s())
+    while True:
+        try:
+            return await box.next(min(ctx.remaining_s(), probe_s))
+        except DeadlineExceededError:
+            if ctx.remaining_s() <= 0:
+                raise
+            if not alive(instance):
+                raise InstanceLostError(
+                    f"{agent} instance {instance} stopped sending heartbeats during the call"
+                ) from None
 
 
 def _end(span: Any, failure: BaseException | None) -> None:

@@ -232,11 +232,8 @@ class Router:
                         subject = inst.beat.direct_subject if inst else agent_subject(team_of, name)
                         attempts += 1
                         now = time.time()
-                        attempt_ctx = replace(
-                            ctx,
-                            request_id=f"{ctx.request_id}-{attempts}",
-                            deadline=min(ctx.deadline, now + per_attempt_s),
-                            idempotency_key=key,
+                        attempt_ctx = ctx.attempt(
+                            f"{ctx.request_id}-{attempts}", min(ctx.deadline, now + per_attempt_s), key
                         )
                         full_budget = attempt_ctx.deadline - now >= self.config.step_timeout_s * 0.999
                         if inst is not None:

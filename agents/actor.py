@@ -396,7 +396,7 @@ class AgentRunner:
     async def _accept(self, msg: Message) -> bytes | None:
         self.stats.received += 1
         headers = msg.headers
-        inbox = headers.get(HEADER_STREAM_INBOX, "")
+        inbox = headers.get(HEADER_STREAM_INBOX) or (msg.reply[:-2] if msg.reply.endswith(".r") else "")
         request_id = headers.get(HEADER_REQUEST_ID, "")
         try:
             deadline = float(headers.get(HEADER_DEADLINE, "nan"))
@@ -404,8 +404,8 @@ class AgentRunner:
             deadline = float("nan")
         if not inbox or not request_id or math.isnan(deadline):
             self.stats.refused_bad += 1
-            required = f"{HEADER_STREAM_INBOX}, {HEADER_REQUEST_ID} and {HEADER_DEADLINE}"
-            raise BadInputError(f"request headers {required} are required")
+            required = f"{HEADER_REQUEST_ID}, {HEADER_DEADLINE} and {HEADER_STREAM_INBOX}"
+            raise BadInputError(f"request headers {required} (or a reply subject <inbox>.r) are required")
         try:
             payload = json.loads(msg.data) if msg.data else {}
         except ValueError as exc:

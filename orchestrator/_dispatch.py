@@ -89,18 +89,20 @@ class CallContext:
         """
         return CallContext(deadline, request_id, self.tenant, self.trace_id, self.scopes, idempotency_key)
 
-    def headers(self, inbox: str) -> dict[str, str]:
-        """NATS headers of a call to an agent.
+    def headers(self, inbox: str = "") -> dict[str, str]:
+        """NATS headers of a call to an agent whose stream goes to ``inbox``.
 
-        The tenant and the trace id are left out when they are what the agent assumes without them
-        (``default``; the request id), which saves the agent parsing them on every call.
+        Headers are left out when they say what the agent assumes without them, which saves parsing
+        them on every call: the tenant ``default``, the trace id equal to the request id, and the stream
+        inbox when ``inbox`` is empty (the request's reply subject is then ``<stream inbox>.r``).
         """
         headers = {
             HEADER_REQUEST_ID: self.request_id,
             HEADER_DEADLINE: repr(self.deadline),
-            HEADER_STREAM_INBOX: inbox,
             HEADER_SCOPES: format_scopes(self.scopes),
         }
+        if inbox:
+            headers[HEADER_STREAM_INBOX] = inbox
         if self.tenant != DEFAULT_TENANT:
             headers[HEADER_TENANT] = self.tenant
         if self.trace_id and self.trace_id != self.request_id:
@@ -187,7 +189,7 @@ async def call_agent(
     # ended by hand and reaches the agent only through the ``traceparent`` header.
     span = start_child(_tracer, "nats", kind=SpanKind.CLIENT)  # a no-op span when the call is untraced
     async with bus.inbox() as box:
-        headers = ctx.headers(box.subject)
+        headers = ctx.headers()  # the reply subject, <box.subject>.r, names the stream inbox
         if span.is_recording():
             span.update_name(f"nats {agent}")
             span.set_attributes(

@@ -25,7 +25,6 @@ the bus:
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 from abc import ABC, abstractmethod
@@ -407,7 +406,7 @@ class AgentRunner:
             required = f"{HEADER_REQUEST_ID}, {HEADER_DEADLINE} and {HEADER_STREAM_INBOX}"
             raise BadInputError(f"request headers {required} (or a reply subject <inbox>.r) are required")
         try:
-            payload = json.loads(msg.data) if msg.data else {}
+            payload = pydantic_core.from_json(msg.data) if msg.data else {}
         except ValueError as exc:
             self.stats.refused_bad += 1
             raise BadInputError(f"input is not JSON: {exc}", field="input") from None

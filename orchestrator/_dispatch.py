@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping
-from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +45,8 @@ from agents.tracing import TRACEPARENT, SpanKind, start_child, traceparent, trac
 from orchestrator._observe import CallObserver
 
 log = structlog.get_logger("neurectomy.orchestrator")
+PROBE_S = 0.5
+"""Seconds of silence from the instance running a call between checks that it still sends heartbeats."""
 _tracer = tracer("neurectomy.orchestrator")
 
 
@@ -148,7 +148,7 @@ async def call_agent(
     accept_timeout_s: float,
     subject: str | None = None,
     alive: Callable[[str], bool] | None = None,
-    probe_s: float = 0.5,
+    probe_s: float = PROBE_S,
 ) -> AsyncGenerator[Chunk | End, None]:
     """Call an agent and yield its chunks, then its :class:`End`.
 
@@ -177,66 +177,145 @@ async def call_agent(
         StreamBrokenError: Chunks were lost or arrived out of order.
         InstanceLostError: The instance that accepted the call stopped sending heartbeats.
     """
-    subject = subject or agent_subject(team, agent)
-    body = json.dumps(payload).encode()
-    if len(body) > bus.max_payload:
-        raise TooLargeError(
-            f"the request to {agent} is {len(body)} bytes as JSON; "
-            f"NATS carries at most {bus.max_payload} bytes"
-        )
-    done = False
-    # Not the current span: this generator's frames interleave with its consumer's, so the span is
-    # ended by hand and reaches the agent only through the ``traceparent`` header.
-    span = start_child(_tracer, "nats", kind=SpanKind.CLIENT)  # a no-op span when the call is untraced
-    async with bus.inbox() as box:
-        headers = ctx.headers()  # the reply subject, <box.subject>.r, names the stream inbox
-        if span.is_recording():
-            span.update_name(f"nats {agent}")
-            span.set_attributes(
-                {"messaging.system": "nats", "messaging.destination.name": subject, "neurectomy.team": team}
+    call = _AgentCall(bus, agent, ctx, alive, probe_s)
+    await call.start(team, subject or agent_subject(team, agent), payload, accept_timeout_s)
+    failure: BaseException | None = None
+    try:
+        while True:
+            event = await call.next()
+            yield event
+            if isinstance(event, End):
+                return
+    except BaseException as exc:
+        failure = exc
+        raise
+    finally:  # a consumer that stops right after the End closes a finished call
+        await call.finish(None if call.done and isinstance(failure, GeneratorExit) else failure)
+
+
+class _AgentCall:
+    """One call on the wire: the request and its accept, then the stream messages, checked and in order.
+
+    Shared by :func:`call_agent` (a generator, for streams) and :func:`call_for_output` (a plain
+    coroutine: most calls want the output alone, and a generator per call costs more).
+    """
+
+    __slots__ = (
+        "_agent",
+        "_alive",
+        "_box",
+        "_bus",
+        "_ctx",
+        "_event",
+        "_expected",
+        "_inbox",
+        "_probe_s",
+        "_span",
+        "done",
+        "instance",
+    )
+
+    def __init__(
+        self,
+        bus: Bus,
+        agent: str,
+        ctx: CallContext,
+        alive: Callable[[str], bool] | None,
+        probe_s: float,
+    ) -> None:
+        self._bus = bus
+        self._agent = agent
+        self._ctx = ctx
+        self._alive = alive
+        self._probe_s = probe_s
+        self._event: Chunk | End | Error | None = None
+        self._expected = 0
+        self.done = False
+        """Whether the call's End or Error arrived."""
+        self.instance = ""
+        """The id of the instance that accepted the call (empty when its End/Error came as the reply)."""
+
+    async def start(
+        self, team: str, subject: str, payload: Mapping[str, Any], accept_timeout_s: float
+    ) -> None:
+        """Send the request and take the accept (or the call's last message in its place).
+
+        Raises:
+            TooLargeError, NoRespondersError, AgentBusyError, DeadlineExceededError, AgentError: See
+                :func:`call_agent`.
+        """
+        agent, ctx = self._agent, self._ctx
+        body = pydantic_core.to_json(payload)
+        if len(body) > self._bus.max_payload:
+            raise TooLargeError(
+                f"the request to {agent} is {len(body)} bytes as JSON; "
+                f"NATS carries at most {self._bus.max_payload} bytes"
             )
-            headers[TRACEPARENT] = traceparent(span)
+        # Not the current span: a generator's frames interleave with its consumer's, so the span is
+        # ended by hand and reaches the agent only through the ``traceparent`` header.
+        span = self._span = start_child(_tracer, "nats", kind=SpanKind.CLIENT)  # no-op when untraced
+        self._inbox = self._bus.inbox()
+        box = self._box = await self._inbox.__aenter__()
         try:
+            headers = ctx.headers()  # the reply subject, <box.subject>.r, names the stream inbox
+            if span.is_recording():
+                span.update_name(f"nats {agent}")
+                span.set_attributes(
+                    {
+                        "messaging.system": "nats",
+                        "messaging.destination.name": subject,
+                        "neurectomy.team": team,
+                    }
+                )
+                headers[TRACEPARENT] = traceparent(span)
             reply = await box.request(  # the accept comes to the same inbox as the stream
                 subject, body, headers=headers, timeout_s=min(accept_timeout_s, ctx.remaining_s())
             )
-            instance, event = _accepted(reply, agent)
+            self.instance, self._event = _accepted(reply, agent)
         except BaseException as exc:
             _end(span, exc)
+            await self._inbox.__aexit__(None, None, None)
             raise
         if span.is_recording():
-            span.set_attribute("neurectomy.instance", instance)
-        failure: BaseException | None = None
+            span.set_attribute("neurectomy.instance", self.instance)
+
+    async def next(self) -> Chunk | End:
+        """The next chunk, or the End (then :attr:`done`).
+
+        Raises:
+            AgentError: The agent's Error (then :attr:`done`).
+            StreamBrokenError, DeadlineExceededError, InstanceLostError: See :func:`call_agent`.
+        """
+        event, agent = self._event, self._agent
+        if event is None:
+            msg = await _next(self._box, self._ctx, agent, self.instance, self._alive, self._probe_s)
+            try:
+                event = stream_message_adapter.validate_json(msg.data)
+            except ValidationError as exc:
+                raise StreamBrokenError(f"unreadable stream message from {agent}: {exc}") from None
+        else:  # the call's last message came as the reply
+            self._event = None
+        if event.seq != self._expected:
+            raise StreamBrokenError(f"expected message {self._expected} from {agent}, got {event.seq}")
+        self._expected += 1
+        if isinstance(event, Error):
+            self.done = True
+            raise error_from_wire(event.error.code, event.error.message, event.error.field)
+        if isinstance(event, End):
+            self.done = True
+        return event
+
+    async def finish(self, failure: BaseException | None) -> None:
+        """End the span (failed if ``failure``), cancel the call if it has not ended, close the inbox."""
         try:
-            expected = 0
-            while True:
-                if event is None:  # else: the call's last message came as the reply
-                    msg = await _next(box, ctx, agent, instance, alive, probe_s)
-                    try:
-                        event = stream_message_adapter.validate_json(msg.data)
-                    except ValidationError as exc:
-                        raise StreamBrokenError(f"unreadable stream message from {agent}: {exc}") from None
-                if event.seq != expected:
-                    raise StreamBrokenError(f"expected message {expected} from {agent}, got {event.seq}")
-                expected += 1
-                if isinstance(event, Error):
-                    done = True
-                    raise error_from_wire(event.error.code, event.error.message, event.error.field)
-                if isinstance(event, End):
-                    done = True  # before yielding: a consumer may stop right after the End
-                    yield event
-                    return
-                yield event
-                event = None
-        except BaseException as exc:
-            failure = exc
-            raise
-        finally:
-            _end(span, None if done and isinstance(failure, GeneratorExit) else failure)
-            if not done:
+            _end(self._span, failure)
+            if not self.done:
+                request_id = self._ctx.request_id
                 with anyio.CancelScope(shield=True):
-                    await bus.publish(cancel_subject(ctx.request_id), b"")
-                    log.info("call cancelled", agent=agent, request_id=ctx.request_id)
+                    await self._bus.publish(cancel_subject(request_id), b"")
+                    log.info("call cancelled", agent=self._agent, request_id=request_id)
+        finally:
+            await self._inbox.__aexit__(None, None, None)
 
 
 async def _next(
@@ -294,20 +373,25 @@ async def call_for_output(
     Raises:
         AgentError: See :func:`call_agent`.
     """
-    events = call_agent(
-        bus, team, agent, payload, ctx, accept_timeout_s=accept_timeout_s, subject=subject, alive=alive
-    )
+    call = _AgentCall(bus, agent, ctx, alive, PROBE_S)
     started, outcome = time.perf_counter(), "cancelled"
     try:
-        async with aclosing(events):
-            async for event in events:
-                if not isinstance(event, Chunk):
+        await call.start(team, subject or agent_subject(team, agent), payload, accept_timeout_s)
+        failure: BaseException | None = None
+        try:
+            while True:
+                event = await call.next()
+                if isinstance(event, End):
                     outcome = "ok"
                     return event.output
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            await call.finish(failure)
     except AgentError as exc:
         outcome = exc.code
         raise
     finally:
         if observer is not None:
             observer.hop(team, agent, outcome, time.perf_counter() - started)
-    raise StreamBrokenError(f"{agent} ended without an output")  # pragma: no cover

@@ -8,13 +8,15 @@ nowhere else.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import math
+import re
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ from nats.aio.subscription import Subscription
 from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import EndpointConfig, EndpointStats, Service, ServiceConfig
+from nats.protocol.command import hpub_cmd
 
 from agents.errors import AgentError, DeadlineExceededError, NoRespondersError
 from agents.protocol import SERVICE_VERSION
@@ -113,6 +116,60 @@ def server_urls(url: str) -> list[str]:
     return [u.strip() for u in url.split(",") if u.strip()]
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+"""A header name nats-py accepts (an RFC 7230 token)."""
+_WHITESPACE = re.compile(r"\s")
+_NEWLINES = str.maketrans({"\r": " ", "\n": " "})
+
+
+@functools.lru_cache(maxsize=256)
+def _header_name(name: str) -> bytes:
+    """``name: `` as bytes, checked once per distinct name (raises ``ValueError`` if not a token)."""
+    key = name.strip()
+    if not _HEADER_NAME.fullmatch(key):
+        raise ValueError(f"invalid NATS header name {name!r}")
+    return f"{key}: ".encode()
+
+
+def header_block(headers: Mapping[str, str]) -> bytes:
+    """The NATS header block of ``headers``, as nats-py writes it (``NATS/1.0``, ``Name: value`` lines).
+
+    Names must be tokens (``ValueError`` otherwise); values are trimmed and CR/LF become spaces, so a
+    value can never end its line. nats-py builds the same bytes with a regex and several copies per
+    header on every publish; here a name is checked once, and a call's headers cost one join.
+    """
+    parts = [b"NATS/1.0\r\n"]
+    for name, value in headers.items():
+        if "\r" in value or "\n" in value:
+            value = value.translate(_NEWLINES)
+        parts += (_header_name(name), value.strip().encode(), b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+async def _publish(nc: Client, subject: str, data: bytes, headers: dict[str, str] | None, reply: str) -> None:
+    """``nc.publish``, with the header block from :func:`header_block` when there are headers.
+
+    Goes through nats-py's own send path (its pending buffer and flusher). Whatever that fast path
+    does not check (the connection's state, the payload limit, a subject with whitespace) is left to
+    ``nc.publish``, which raises nats-py's errors for it.
+    """
+    if (
+        not headers
+        or nc._status != Client.CONNECTED
+        or len(data) > nc.max_payload
+        or _WHITESPACE.search(subject)
+        or _WHITESPACE.search(reply)
+    ):
+        await nc.publish(subject, data, reply=reply, headers=headers)
+        return
+    nc.stats["out_msgs"] += 1
+    nc.stats["out_bytes"] += len(data)
+    await nc._send_command(hpub_cmd(subject, reply, header_block(headers), data))
+    if nc._flush_queue is not None and nc._flush_queue.empty():
+        await nc._flush_pending()
+
+
 def _message(msg: Msg) -> Message:
     return Message(msg.subject, msg.data, dict(msg.headers or {}), msg.reply or "")
 
@@ -192,7 +249,7 @@ class Inbox:
         if not nc.is_connected:  # reconnecting: answer now instead of buffering until the timeout
             raise NoRespondersError(f"NATS is not connected (request to {subject} not sent)")
         self._reply = None
-        await nc.publish(subject, data, reply=self._reply_subject, headers=headers)
+        await _publish(nc, subject, data, headers, self._reply_subject)
         if self._reply is None:
             deadline = time.monotonic() + timeout_s
             while self._reply is None:
@@ -323,7 +380,7 @@ class Bus:
         self, subject: str, data: bytes, headers: dict[str, str] | None = None, *, reply: str = ""
     ) -> None:
         """Publish one message (fire and forget at the NATS level); ``reply`` is its reply subject."""
-        await self._nc.publish(subject, data, reply=reply, headers=headers)
+        await _publish(self._nc, subject, data, headers, reply)
 
     async def request(
         self, subject: str, data: bytes, *, headers: dict[str, str] | None = None, timeout_s: float

@@ -38,7 +38,6 @@ import anyio.lowlevel
 import pydantic_core
 import structlog
 from anyio.abc import TaskStatus
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 from pydantic import BaseModel, ValidationError
@@ -51,6 +50,7 @@ from agents.errors import (
     CancelledByCallerError,
     DeadlineExceededError,
 )
+from agents.mailbox import Mailbox, MailboxClosedError, MailboxFullError
 from agents.messaging import Bus, Message
 from agents.protocol import (
     CANCEL_PREFIX,
@@ -74,6 +74,7 @@ from agents.scopes import OperationScopes, check_scope, parse_scopes_header
 from agents.tracing import TRACEPARENT, SpanKind, remote_context, start_child, tracer
 
 _tracer = tracer("neurectomy.agents")
+_NO_SCOPE = contextlib.nullcontext()
 log = structlog.get_logger("neurectomy.agents")
 
 
@@ -266,9 +267,7 @@ class AgentRunner:
         self._heartbeat_s = heartbeat_s
         self._draining = False
         self._sessions: dict[str, deque[Call]] = {}
-        self._send: MemoryObjectSendStream[Call]
-        self._receive: MemoryObjectReceiveStream[Call]
-        self._send, self._receive = anyio.create_memory_object_stream[Call](mailbox_size)
+        self._mailbox: Mailbox[Call] = Mailbox(mailbox_size)
         self._active: dict[str, Call] = {}
         self._workers_scope = anyio.CancelScope(shield=True)
         self._workers_done = anyio.Event()
@@ -353,12 +352,11 @@ class AgentRunner:
             self._accepts_due = None
 
     async def _drain(self) -> None:
-        self._send.close()  # workers finish the mailbox, then their loops end
+        self._mailbox.close()  # workers finish the mailbox, then their loops end
         with anyio.move_on_after(self._drain_grace_s):
             await self._workers_done.wait()
         self._workers_scope.cancel()
         await self._workers_done.wait()
-        self._receive.close()
         log.info("agent stopped", agent=self.agent.name, completed=self.stats.completed)
 
     @property
@@ -373,7 +371,7 @@ class AgentRunner:
             instance=self.instance_id,
             direct_subject=self.direct_subject,
             in_flight=self.stats.in_flight,
-            mailbox_depth=self._receive.statistics().current_buffer_used,
+            mailbox_depth=self._mailbox.depth,
             mailbox_size=self._mailbox_size,
             concurrency=self._concurrency,
             state="draining" if self._draining else "up",
@@ -387,7 +385,7 @@ class AgentRunner:
     def _stats_data(self) -> dict[str, Any]:
         return {
             **asdict(self.stats),
-            "mailbox_depth": self._receive.statistics().current_buffer_used,
+            "mailbox_depth": self._mailbox.depth,
             "mailbox_size": self._mailbox_size,
             **self.agent.stats(),
         }
@@ -436,13 +434,13 @@ class AgentRunner:
         if session:
             call._turn = anyio.Event()
         try:
-            self._send.send_nowait(call)
-        except anyio.WouldBlock:
+            self._mailbox.put_nowait(call)
+        except MailboxFullError:
             self.stats.refused_busy += 1
             raise AgentBusyError(
                 f"{self.agent.name}: mailbox full ({self._mailbox_size} calls waiting)"
             ) from None
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+        except MailboxClosedError:
             raise AgentBusyError(f"{self.agent.name}: shutting down") from None
         self.stats.accepted += 1
         self._active[request_id] = call
@@ -474,7 +472,7 @@ class AgentRunner:
     async def _work(self) -> None:
         # The worker is its own task with its own context: binding per call (no reset) is enough.
         bind = structlog.contextvars.bind_contextvars
-        async for call in self._receive:
+        while (call := await self._mailbox.get()) is not None:
             bind(request_id=call.request_id, trace_id=call.trace_id, agent=self.agent.name)
             if call._turn is None:
                 await self._serve(call)
@@ -535,10 +533,14 @@ class AgentRunner:
                     error = DeadlineExceededError(f"{self.agent.name}: deadline passed")
                 if error is not None and span.is_recording():
                     span.set_status(StatusCode.ERROR, error.code)
-                with anyio.CancelScope(shield=True):
+                if error is not None and outcome != "cancelled":
+                    outcome = "failed"
+                # The last message goes out even when the drain's grace ends now. A shield scope costs
+                # more than the rest of a call's bookkeeping; it matters only once the workers' scope is
+                # cancelled (a publish waits only when nats-py's buffer is full), so only then is it paid.
+                shield = anyio.CancelScope(shield=True) if self._workers_scope.cancel_called else _NO_SCOPE
+                with shield:
                     if error is not None:
-                        if outcome != "cancelled":
-                            outcome = "failed"
                         await call._fail(error)
                     elif output is not None:
                         await call._finish(output)

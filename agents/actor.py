@@ -24,6 +24,7 @@ the bus:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import time
@@ -334,16 +335,18 @@ class AgentRunner:
     async def _send_accepts(self) -> None:
         """Send the accepts of calls that did not end in the turn that accepted them.
 
-        Woken by the first call accepted after its last round, it lets the event loop run once more, so
-        every worker woken by those calls has run up to its first wait (a call that ended meanwhile had
-        its last message sent as the reply), then sends the accepts still owed, in acceptance order.
+        The first call accepted after its last round schedules the wake-up behind the workers its
+        acceptance woke (``call_soon``), so the round runs once every worker woken in that turn has run up
+        to its first wait (a call that ended meanwhile had its last message sent as the reply); it then
+        sends the accepts still owed, in acceptance order.
         """
         try:
             while True:
                 self._accepts_due = due = anyio.Event()
-                if not self._owed:  # (calls accepted while the last round was sending are owed already)
+                if self._owed:  # accepted while the last round was sending: their workers go first
+                    await anyio.lowlevel.checkpoint()
+                else:
                     await due.wait()
-                await anyio.lowlevel.checkpoint()
                 owed, self._owed = self._owed, []
                 for call in owed:
                     if call._accept_to:
@@ -459,7 +462,7 @@ class AgentRunner:
         call._accept, call._accept_to = reply, msg.reply
         self._owed.append(call)
         if len(self._owed) == 1:
-            due.set()
+            asyncio.get_running_loop().call_soon(due.set)  # after the worker woken above
         return None
 
     async def _on_cancel(self, msg: Message) -> None:

@@ -82,7 +82,9 @@ class Mailbox(Generic[T]):
             return await waiter
         except BaseException:
             if waiter.done() and not waiter.cancelled() and (item := waiter.result()) is not None:
-                self._items.appendleft(item)  # handed over, then cancelled: first in line again
+                # Handed over, then cancelled before the worker ran (asyncio's own cancellation; anyio
+                # lets a task whose wait is over wake first): first in line again, not lost.
+                self._items.appendleft(item)
             waiter.cancel()
             raise
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +50,15 @@ PROBE_S = 0.5
 _tracer = tracer("neurectomy.orchestrator")
 
 
+def new_id() -> str:
+    """A random 128-bit id as 32 hex digits: a request id or an idempotency key.
+
+    As unique as ``uuid.uuid4().hex`` (the version bits aside) at a quarter of its cost; every call
+    makes one or two.
+    """
+    return os.urandom(16).hex()
+
+
 @dataclass(frozen=True, slots=True)
 class CallContext:
     """Who asks, and until when.
@@ -67,7 +76,7 @@ class CallContext:
     """
 
     deadline: float
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    request_id: str = field(default_factory=new_id)
     tenant: str = DEFAULT_TENANT
     trace_id: str = ""
     scopes: frozenset[str] = ALL_SCOPES

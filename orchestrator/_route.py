@@ -28,7 +28,6 @@ start of another).
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
@@ -49,7 +48,7 @@ from agents.errors import (
 from agents.messaging import Bus
 from agents.protocol import Chunk, End, agent_subject
 from agents.scopes import check_scope
-from orchestrator._dispatch import CallContext, call_agent, call_for_output
+from orchestrator._dispatch import CallContext, call_agent, call_for_output, new_id
 from orchestrator._load import Instance, LoadMonitor
 from orchestrator._observe import CallObserver
 from orchestrator._reliability import CircuitBreaker, RetryBudget, backoff_s
@@ -212,7 +211,7 @@ class Router:
                     yield other
 
         per_attempt_s = timeout_s or self.config.step_timeout_s
-        key = ctx.idempotency_key or uuid.uuid4().hex  # one per routed call, the same on every attempt
+        key = ctx.idempotency_key or new_id()  # one per routed call, the same on every attempt
         rounds = (self.config.retries if retries is None else retries) + 1
         self.budget.record_call()
         attempts, failovers = 0, []

@@ -335,10 +335,10 @@ class AgentRunner:
     async def _send_accepts(self) -> None:
         """Send the accepts of calls that did not end in the turn that accepted them.
 
-        The first call accepted after its last round schedules the wake-up behind the workers its
-        acceptance woke (``call_soon``), so the round runs once every worker woken in that turn has run up
-        to its first wait (a call that ended meanwhile had its last message sent as the reply); it then
-        sends the accepts still owed, in acceptance order.
+        The first call accepted after its last round schedules :meth:`_accepts_check` behind the worker
+        its acceptance woke (``call_soon``); woken from there, the round runs once every worker woken in
+        that turn has run up to its first wait (a call that ended meanwhile had its last message sent as
+        the reply), and sends the accepts still owed, in acceptance order.
         """
         try:
             while True:
@@ -462,8 +462,21 @@ class AgentRunner:
         call._accept, call._accept_to = reply, msg.reply
         self._owed.append(call)
         if len(self._owed) == 1:
-            asyncio.get_running_loop().call_soon(due.set)  # after the worker woken above
+            asyncio.get_running_loop().call_soon(self._accepts_check)  # after the worker woken above
         return None
+
+    def _accepts_check(self) -> None:
+        """Wake the accept sender if a call still owes its accept; else (all ended at once) forget them.
+
+        Runs right after the worker woken by the first of these calls: when that call (the only one,
+        unless calls came in a batch) has ended, the accept sender is not woken at all.
+        """
+        due = self._accepts_due
+        if any(call._accept_to for call in self._owed):
+            if due is not None:
+                due.set()
+        else:
+            self._owed.clear()
 
     async def _on_cancel(self, msg: Message) -> None:
         request_id = msg.subject.rsplit(".", 1)[-1]

@@ -44,7 +44,8 @@ shows up directly in these numbers: run it on an idle machine, and compare ratio
 ``--profile both`` runs the agent in this process too, so both sides of the hop are in the profile;
 ``--profile caller64`` profiles 10,000 invokes at ``--inflight`` in flight; ``--profile agent64`` profiles
 the agent side of 10,000 invokes at ``--inflight`` in flight (this process is the agent, a child the caller);
-``--profile plan`` profiles 400 five-step plans (caller side). Each prints the top 25 functions by cumulative time and 15 by own time.
+``--profile plan`` profiles 400 five-step plans (caller side). Each prints the top 25 functions by
+cumulative time and 15 by own time.
 """
 
 from __future__ import annotations
@@ -784,14 +785,17 @@ async def profile_agent(args: argparse.Namespace, console: Console, children: Ch
     calls = 5 * PROFILE_CALLS
     prof.enable()
     started = time.perf_counter()
-    driver = children.spawn("driver", "--drive", str(calls), "--inflight", str(args.inflight), "--nats-url", url)
-    while driver.poll() is None:
-        await anyio.sleep(0.05)
+    driver = children.spawn(
+        "driver", "--drive", str(calls), "--inflight", str(args.inflight), "--nats-url", url
+    )
+    await anyio.to_thread.run_sync(driver.wait)
     prof.disable()
     wall = time.perf_counter() - started
     if driver.returncode:
         children.check()
-    console.print(f"agent side of {calls} invokes at {args.inflight} in flight: {wall:.2f} s (driver start included)")
+    console.print(
+        f"agent side of {calls} invokes at {args.inflight} in flight: {wall:.2f} s (driver start included)"
+    )
     stats = pstats.Stats(prof, stream=sys.stdout)
     stats.strip_dirs().sort_stats("cumulative").print_stats(30)
     stats.sort_stats("tottime").print_stats(20)
@@ -803,7 +807,7 @@ async def drive(url: str, calls: int, inflight: int) -> None:
         orch = Orchestrator(bus, specs=(spec_of(NoopAgent),))
         await tg.start(orch.run)
         while not orch.monitor.healthy("noop"):
-            await anyio.sleep(0.05)
+            await orch.monitor.next_beat()
 
         async def invoke() -> object:
             return await orch.invoke("noop", NOOP_PAYLOAD, CallContext.with_timeout(30))
@@ -834,7 +838,9 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="save every run's values and the medians here")
     parser.add_argument(
-        "--profile", choices=("caller", "caller64", "both", "plan", "agent64"), help="only profile (see above)"
+        "--profile",
+        choices=("caller", "caller64", "both", "plan", "agent64"),
+        help="only profile (see above)",
     )
     parser.add_argument("--serve-agent", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-raw", action="store_true", help=argparse.SUPPRESS)

@@ -152,12 +152,12 @@ class KeyValueStore(Store):
         return stored is not None
 
     async def expires_in(self, key: str) -> int | None:
-        """Seconds until ``key`` expires (``None``: absent, or no expiry of its own).
+        """Seconds until ``key`` expires; ``-1`` without an expiry of its own, ``None`` if absent.
+
+        ``-1`` as Litestar's memory and Redis stores answer (Redis ``TTL``).
 
         Raises:
             JetStreamUnavailableError: JetStream did not answer.
         """
         stored, _ = await self._read(key)
-        if stored is None or stored.expires_at is None:
-            return None
-        return stored.expires_in
+        return None if stored is None else stored.expires_in

@@ -717,3 +717,43 @@ async def kv_watch_all(bucket: KeyValueBucket, pattern: str = ">") -> AsyncGener
                 await watcher.stop()  # type: ignore[no-untyped-call]
             except nats.errors.Error:
                 pass
+
+
+async def kv_values(bucket: KeyValueBucket, pattern: str) -> list[KvEntry]:
+    """The current value of every key matching ``pattern`` (deleted keys left out), in stream order.
+
+    A filtered watch read until the last entry pending when it started (the entry whose ``delta`` is
+    0); O(matching keys).
+
+    Raises:
+        JetStreamUnavailableError: JetStream did not answer.
+    """
+    found: dict[str, KvEntry] = {}
+    with _translated(f"KV values {bucket.name}/{pattern}"):
+        watcher = await bucket._kv.watch(pattern)
+        try:
+            with anyio.fail_after(bucket.timeout_s):
+                seen = False
+                async for entry in watcher:
+                    if entry is None:  # nats-py's marker: only trusted when nothing matched at all
+                        if not seen:
+                            break
+                        continue
+                    seen = True
+                    if entry.operation is None:
+                        found[entry.key] = KvEntry(
+                            entry.key, bytes(entry.value or b""), int(entry.revision or 0)
+                        )
+                    else:
+                        found.pop(entry.key, None)
+                    if not entry.delta:
+                        break
+        except TimeoutError:
+            raise nats.errors.TimeoutError from None
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                try:
+                    await watcher.stop()  # type: ignore[no-untyped-call]
+                except nats.errors.Error:
+                    pass
+    return sorted(found.values(), key=lambda e: e.revision)

@@ -37,6 +37,7 @@ process (:data:`CACHE_BYTES`, never stale: a sequence number always names the sa
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -53,7 +54,7 @@ from sigmalang import MissingRSUError, Retention, RSUStoreError
 from sigmalang.chunking import rsu_id as compute_rsu_id
 from sigmalang.store import GCResult, StoreStats
 
-__all__ = ("BUCKET", "CACHE_BYTES", "JetStreamRSUStore")
+__all__ = ("BUCKET", "CACHE_BYTES", "FRAME_SECRET_KEY", "JetStreamRSUStore", "shared_frame_secret")
 
 BUCKET = "neurectomy_sigma_rsus"
 """The KV bucket of every tenant's RSUs."""
@@ -475,3 +476,21 @@ class JetStreamRSUStore:
         with self._lock:
             self._cache.clear()
             self._cache_bytes = 0
+
+
+FRAME_SECRET_KEY = "frame.secret"  # noqa: S105 - a key name, not a secret
+"""Key (in :data:`BUCKET`) of the secret the tenants' frame MAC keys derive from, on a cluster."""
+
+
+async def shared_frame_secret(js: JetStream, *, bucket: str = BUCKET) -> bytes:
+    """The cluster's frame secret: 32 random bytes stored once in KV (``create``: the first replica's wins).
+
+    Every Compression replica must derive the same per-tenant frame keys, or a frame made by one fails
+    authentication on another. The secret is as protected as the RSUs beside it (NATS permissions).
+
+    Raises:
+        JetStreamUnavailableError: JetStream is not enabled or did not answer.
+    """
+    kv = await js.ensure_key_value(bucket, history=1)
+    await kv.create(FRAME_SECRET_KEY, os.urandom(32))  # None: another replica made it first
+    return (await kv.get(FRAME_SECRET_KEY)).value

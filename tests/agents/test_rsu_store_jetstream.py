@@ -16,7 +16,7 @@ import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from agents import Bus
-from agents.compression.rsu_store import JetStreamRSUStore
+from agents.compression.rsu_store import JetStreamRSUStore, shared_frame_secret
 from agents.jetstream import JetStream
 from neurectomy.server.natsserver import EmbeddedNats
 from sigmalang import FrameAuthenticationError, MissingRSUError, Retention, RSUStore, SigmaCodec
@@ -35,7 +35,6 @@ from tests.sigmalang.test_store_contract import (  # noqa: F401 - collected here
 )
 
 _buckets = itertools.count()
-SECRET = b"k" * 32
 
 
 class Replica:
@@ -87,8 +86,10 @@ def store(make_store: Callable[..., RSUStore]) -> RSUStore:
 
 def test_a_frame_compressed_on_one_replica_decodes_on_another(replicas: list[Replica]) -> None:
     bucket = f"rsu_replicas_{time.monotonic_ns()}"
-    one = SigmaCodec(store=replicas[0].store(bucket), secret=SECRET)
-    two = SigmaCodec(store=replicas[1].store(bucket), secret=SECRET)
+    secrets = [r.portal.call(lambda r=r: shared_frame_secret(r.js, bucket=bucket)) for r in replicas]
+    assert secrets[0] == secrets[1] and len(secrets[0]) == 32  # the first replica's, read by the other
+    one = SigmaCodec(store=replicas[0].store(bucket), secret=secrets[0])
+    two = SigmaCodec(store=replicas[1].store(bucket), secret=secrets[1])
     doc = b"".join(b"row %d: the value of sensor %d is %d\n" % (i, i % 17, i * i) for i in range(800))
     one.compress(doc, tenant="acme")
     second = one.compress(doc + b"one more line\n", tenant="acme")  # references the first's RSUs

@@ -11,6 +11,7 @@ retention), so a frame compressed by one replica decodes on any other. One KV bu
 ``c.<seq>``        the RSU: its 16-byte id, then its bytes (immutable; re-hashed when read)
 ``m.<seq>``        ``{"r": refcount, "p": pinned, "u": last use (s), "b": bytes, "i": id hex}``
 ``b``              the tenant's stored bytes (compare-and-set)
+``k``              sealed stores only: the tenant's row-id key, sealed
 =================  =================================================================================
 
 Semantics, and how they differ from the single-process stores:
@@ -25,8 +26,11 @@ Semantics, and how they differ from the single-process stores:
   the age sweep runs at most that often per tenant and process; the byte limit is checked after every
   `put_many` that added bytes, from ``b``.
 * ``stats().evicted`` counts what this process evicted since it opened the store.
-* Content is not sealed here (the vault's per-tenant sealing is `DiskRSUStore`'s); NATS permissions
-  guard the bucket.
+* Given a `sigmalang.sealing.ChunkSealer` (the Storage team in the same process), content is sealed
+  with the tenant's key and ids are keyed per tenant exactly as in `DiskRSUStore` (``k`` holds the
+  tenant's sealed row-id key; ``i.<row id>``; byte counts are of the sealed bytes); sealing and opening
+  run in the caller's thread, never on the event loop. Without one, content is stored as it is and
+  NATS permissions guard the bucket.
 
 The store's methods are synchronous (the codec runs in worker threads); each runs its KV calls on the
 event loop that owns the NATS connection through an anyio `BlockingPortal`, concurrently where they are
@@ -52,6 +56,7 @@ from anyio.from_thread import BlockingPortal
 from agents.jetstream import JetStream, KeyValueBucket, KvEntry, kv_get_or_none, kv_purge_all, kv_values
 from sigmalang import MissingRSUError, Retention, RSUStoreError
 from sigmalang.chunking import rsu_id as compute_rsu_id
+from sigmalang.sealing import ID_KEY_AAD, ChunkSealer, new_id_key, row_aad, row_id
 from sigmalang.store import GCResult, StoreStats
 
 __all__ = ("BUCKET", "CACHE_BYTES", "FRAME_SECRET_KEY", "JetStreamRSUStore", "shared_frame_secret")
@@ -61,6 +66,7 @@ BUCKET = "neurectomy_sigma_rsus"
 CACHE_BYTES = 64 * 1024 * 1024
 """RSU bytes kept in this process for reads."""
 _ID_BYTES = 16
+_MODE_KEY = "mode"
 _CONCURRENCY = 32
 _T = TypeVar("_T")
 
@@ -86,6 +92,10 @@ async def _all(calls: Sequence[Callable[[], Awaitable[_T]]]) -> list[_T]:
 def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
     exc = group.exceptions[0]
     return _first(exc) if isinstance(exc, BaseExceptionGroup) else exc
+
+
+class _Resealing(Exception):  # noqa: N818 - a private retry signal, not an error
+    """An RSU to store was not sealed (it was held when sealing ran): seal and try again."""
 
 
 def _up(meta: dict[str, Any]) -> dict[str, Any]:
@@ -117,7 +127,9 @@ class JetStreamRSUStore:
         *,
         retention: Retention | None = None,
         clock: Callable[[], float] = time.time,
+        sealer: ChunkSealer | None = None,
     ) -> None:
+        self._sealer = sealer
         self._bucket = bucket
         self._portal = portal
         self.retention = retention or Retention()
@@ -141,14 +153,65 @@ class JetStreamRSUStore:
         retention: Retention | None = None,
         clock: Callable[[], float] = time.time,
         bucket: str = BUCKET,
+        sealer: ChunkSealer | None = None,
     ) -> JetStreamRSUStore:
         """Open (create if missing) ``bucket`` with ``js``'s replicas.
 
+        A bucket is sealed or not for its whole life (recorded in it at first use, as `DiskRSUStore`
+        records it in its file).
+
         Raises:
+            RSUStoreError: The bucket was written sealed and ``sealer`` is None, or the other way round.
             JetStreamUnavailableError: JetStream is not enabled or did not answer.
         """
         kv = await js.ensure_key_value(bucket, history=1)
-        return cls(kv, portal, retention=retention, clock=clock)
+        want = b"sealed" if sealer is not None else b"plain"
+        await kv.create(_MODE_KEY, want)
+        have = (await kv.get(_MODE_KEY)).value
+        if have != want:
+            raise RSUStoreError(
+                f"the RSU bucket {bucket} is {have.decode()}; this store is {want.decode()} (start every "
+                "Compression replica the same way: with or without the Storage team in process)"
+            )
+        return cls(kv, portal, retention=retention, clock=clock, sealer=sealer)
+
+    # -- sealed stores: the tenant's row-id key ----------------------------------------------------
+
+    def _row_ids(self, tenant: str, *, create: bool) -> Callable[[bytes], bytes] | None:
+        """``content id -> row id`` for the tenant (identity when unsealed); None if it has no key."""
+        if self._sealer is None:
+            return bytes
+        key = self._id_key(tenant, create=create)
+        return None if key is None else partial(row_id, key)
+
+    def _id_key(self, tenant: str, *, create: bool) -> bytes | None:
+        """The tenant's row-id key, created if ``create``; None if it has none.
+
+        Opening it also checks that the tenant's key still exists: if it was shredded, the tenant's
+        RSUs are dropped first (and a new key is made only if ``create``).
+        """
+        assert self._sealer is not None  # noqa: S101 - only called when sealed
+        name = f"{self._prefix(tenant)}k"
+        blob = self._run(self._get_value, name)
+        if blob is not None:
+            try:
+                return self._sealer.open(tenant, ID_KEY_AAD, blob)
+            except LookupError:
+                self._run(self._drop, tenant)
+            except ValueError as exc:
+                raise RSUStoreError(
+                    f"row-id key of tenant {tenant!r} in {BUCKET} does not open: {exc}"
+                ) from exc
+        if not create:
+            return None
+        key = new_id_key()
+        if self._run(self._bucket.create, name, self._sealer.seal(tenant, ID_KEY_AAD, key)) is not None:
+            return key
+        return self._id_key(tenant, create=False)  # another replica made it first: use theirs
+
+    async def _get_value(self, name: str) -> bytes | None:
+        entry = await kv_get_or_none(self._bucket, name)
+        return None if entry is None else entry.value
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -255,9 +318,24 @@ class JetStreamRSUStore:
         for rsu_id, _ in items:
             if len(rsu_id) != _ID_BYTES:
                 raise ValueError(f"RSU ids are {_ID_BYTES} bytes, got {len(rsu_id)}")
-        return self._run(self._put_many, tenant, [(i, bytes(d)) for i, d in items])
+        if not items:
+            return []
+        ids = self._row_ids(tenant, create=True)
+        assert ids is not None  # noqa: S101 - created
+        rows = [(ids(i), bytes(d)) for i, d in items]
+        while True:
+            blobs: dict[bytes, bytes] | None = None
+            if self._sealer is not None:  # seal (in this thread) what the tenant does not hold yet
+                held = self._run(self._seqs, tenant, list(dict.fromkeys(r for r, _ in rows)))
+                blobs = {r: self._sealer.seal(tenant, row_aad(r), d) for r, d in rows if r not in held}
+            try:
+                return self._run(self._put_many, tenant, rows, blobs)
+            except _Resealing:  # an RSU held a moment ago was evicted meanwhile: seal it too
+                continue
 
-    async def _put_many(self, tenant: str, items: list[tuple[bytes, bytes]]) -> list[tuple[int, bool]]:
+    async def _put_many(
+        self, tenant: str, items: list[tuple[bytes, bytes]], blobs: dict[bytes, bytes] | None
+    ) -> list[tuple[int, bool]]:
         prefix, now = self._prefix(tenant), self._clock()
         unique = list(dict.fromkeys(i for i, _ in items))
         data_of = dict(items)
@@ -269,12 +347,15 @@ class JetStreamRSUStore:
             if not ok:  # its index entry outlived an eviction in progress: store it again
                 del seq_of[i]
         missing = [i for i in unique if i not in seq_of]
+        if blobs is not None and any(i not in blobs for i in missing):
+            raise _Resealing
+        stored_of = data_of if blobs is None else blobs
         fresh: set[bytes] = set()
         if missing:
             first = await self._next_seqs(tenant, len(missing))
             stored = await _all(
                 [
-                    partial(self._store_new, tenant, i, first + k, data_of[i], now)
+                    partial(self._store_new, tenant, i, first + k, data_of[i], stored_of[i], now)
                     for k, i in enumerate(missing)
                 ]
             )
@@ -282,7 +363,7 @@ class JetStreamRSUStore:
                 seq_of[i] = seq
                 if new:
                     fresh.add(i)
-        added = sum(len(data_of[i]) for i in fresh)
+        added = sum(len(stored_of[i]) for i in fresh)
         out: list[tuple[int, bool]] = []
         for i, _ in items:
             out.append((seq_of[i], i in fresh))
@@ -292,12 +373,15 @@ class JetStreamRSUStore:
         return out
 
     async def _store_new(
-        self, tenant: str, rsu_id: bytes, seq: int, data: bytes, now: float
+        self, tenant: str, rsu_id: bytes, seq: int, data: bytes, stored: bytes, now: float
     ) -> tuple[int, bool]:
-        """Store an RSU under ``seq`` unless another replica stored the same id first (its seq wins)."""
+        """Store an RSU under ``seq`` unless another replica stored the same id first (its seq wins).
+
+        ``stored`` is what goes to KV: ``data`` itself, or sealed.
+        """
         prefix = self._prefix(tenant)
-        meta = {"r": 0, "p": False, "u": now, "b": len(data), "i": rsu_id.hex()}
-        await self._bucket.create(f"{prefix}c.{seq}", rsu_id + data)
+        meta = {"r": 0, "p": False, "u": now, "b": len(stored), "i": rsu_id.hex()}
+        await self._bucket.create(f"{prefix}c.{seq}", rsu_id + stored)
         await self._bucket.create(f"{prefix}m.{seq}", json.dumps(meta).encode())
         if await self._bucket.create(f"{prefix}i.{rsu_id.hex()}", str(seq).encode()) is None:
             await _all(
@@ -309,14 +393,19 @@ class JetStreamRSUStore:
             other = await kv_get_or_none(self._bucket, f"{prefix}i.{rsu_id.hex()}")
             if other is not None:
                 return int(other.value), False
-            return await self._store_new(tenant, rsu_id, (await self._next_seqs(tenant, 1)), data, now)
+            return await self._store_new(tenant, rsu_id, await self._next_seqs(tenant, 1), data, stored, now)
         self._cache_put(tenant, seq, data)
         self._used[(tenant, seq)] = now
         return seq, True
 
     def seqs(self, tenant: str, rsu_ids: Iterable[bytes]) -> dict[bytes, int]:
         """See `RSUStore.seqs`."""
-        return self._run(self._seqs, tenant, list(dict.fromkeys(rsu_ids)))
+        ids = self._row_ids(tenant, create=False)
+        if ids is None:
+            return {}
+        content_of = {ids(i): i for i in dict.fromkeys(rsu_ids)}
+        found = self._run(self._seqs, tenant, list(content_of))
+        return {content_of[r]: seq for r, seq in found.items()}
 
     async def _seqs(self, tenant: str, ids: list[bytes]) -> dict[bytes, int]:
         prefix = self._prefix(tenant)
@@ -325,9 +414,31 @@ class JetStreamRSUStore:
 
     def get_many(self, tenant: str, seqs: Sequence[int]) -> list[bytes]:
         """See `RSUStore.get_many`."""
-        return self._run(self._get_many, tenant, list(seqs))
+        key: bytes | None = None
+        if self._sealer is not None:  # checks the tenant's key is alive before any cached content is used
+            key = self._id_key(tenant, create=False)
+            if key is None:
+                raise MissingRSUError(seq=seqs[0] if seqs else None)
+        found, raw = self._run(self._get_many, tenant, list(seqs))
+        for seq, value in raw.items():
+            rid, stored = value[:_ID_BYTES], value[_ID_BYTES:]
+            plain = stored if self._sealer is None else self._open_row(tenant, rid, stored)
+            expected = compute_rsu_id(plain) if key is None else row_id(key, compute_rsu_id(plain))
+            if expected != rid:
+                raise RSUStoreError(f"RSU #{seq} of tenant {tenant!r} fails its hash check in {BUCKET}")
+            found[seq] = plain
+            self._cache_put(tenant, seq, plain)
+        return [found[s] for s in seqs]
 
-    async def _get_many(self, tenant: str, seqs: list[int]) -> list[bytes]:
+    def _open_row(self, tenant: str, rid: bytes, blob: bytes) -> bytes:
+        assert self._sealer is not None  # noqa: S101 - only called when sealed
+        try:
+            return self._sealer.open(tenant, row_aad(rid), blob)
+        except (LookupError, ValueError) as exc:
+            raise RSUStoreError(f"sealed RSU {rid.hex()} of tenant {tenant!r} does not open: {exc}") from exc
+
+    async def _get_many(self, tenant: str, seqs: list[int]) -> tuple[dict[int, bytes], dict[int, bytes]]:
+        """``(cached content, stored values to open)`` of ``seqs``, each marked used."""
         now, prefix = self._clock(), self._prefix(tenant)
         unique = list(dict.fromkeys(seqs))
         held = await _all([partial(self._touch, tenant, s, now) for s in unique])
@@ -339,15 +450,12 @@ class JetStreamRSUStore:
             cached = {s: self._cache[(tenant, s)] for s in unique if (tenant, s) in self._cache}
         todo = [s for s in unique if s not in cached]
         entries = await _all([partial(kv_get_or_none, self._bucket, f"{prefix}c.{s}") for s in todo])
+        raw: dict[int, bytes] = {}
         for seq, entry in zip(todo, entries, strict=True):
             if entry is None:
                 raise MissingRSUError(seq=seq)
-            rsu_id, data = entry.value[:_ID_BYTES], entry.value[_ID_BYTES:]
-            if compute_rsu_id(data) != rsu_id:
-                raise RSUStoreError(f"RSU #{seq} of tenant {tenant!r} fails its hash check in {BUCKET}")
-            cached[seq] = data
-            self._cache_put(tenant, seq, data)
-        return [cached[s] for s in seqs]
+            raw[seq] = entry.value
+        return cached, raw
 
     def acquire(self, tenant: str, seqs: Iterable[int]) -> frozenset[int]:
         """See `RSUStore.acquire`."""
@@ -378,14 +486,26 @@ class JetStreamRSUStore:
             raise MissingRSUError(rsu_id)
         return int(entry.value), found[0]
 
+    def _row(self, tenant: str, rsu_id: bytes) -> bytes:
+        ids = self._row_ids(tenant, create=False)
+        if ids is None:
+            raise MissingRSUError(rsu_id)
+        return ids(rsu_id)
+
     def refcount(self, tenant: str, rsu_id: bytes) -> int:
         """See `RSUStore.refcount`."""
-        _, meta = self._run(self._by_id, tenant, rsu_id)
+        try:
+            _, meta = self._run(self._by_id, tenant, self._row(tenant, rsu_id))
+        except MissingRSUError:
+            raise MissingRSUError(rsu_id) from None
         return int(meta["r"])
 
     def pin(self, tenant: str, rsu_id: bytes, pinned: bool = True) -> None:
         """See `RSUStore.pin`."""
-        self._run(self._pin, tenant, rsu_id, pinned)
+        try:
+            self._run(self._pin, tenant, self._row(tenant, rsu_id), pinned)
+        except MissingRSUError:
+            raise MissingRSUError(rsu_id) from None
 
     async def _pin(self, tenant: str, rsu_id: bytes, pinned: bool) -> None:
         seq, _ = await self._by_id(tenant, rsu_id)
@@ -394,7 +514,10 @@ class JetStreamRSUStore:
 
     def is_pinned(self, tenant: str, rsu_id: bytes) -> bool:
         """See `RSUStore.is_pinned`."""
-        _, meta = self._run(self._by_id, tenant, rsu_id)
+        try:
+            _, meta = self._run(self._by_id, tenant, self._row(tenant, rsu_id))
+        except MissingRSUError:
+            raise MissingRSUError(rsu_id) from None
         return bool(meta["p"])
 
     async def _metas(self, tenant: str) -> list[tuple[int, dict[str, Any], int]]:
@@ -466,6 +589,7 @@ class JetStreamRSUStore:
         for part in ("m.", "i.", "c."):
             await kv_purge_all(self._bucket, prefix=f"{prefix}{part}")
         await self._bucket.delete(f"{prefix}b")
+        await self._bucket.delete(f"{prefix}k")
         for seq, _, _ in metas:
             self._forget_local(tenant, seq)
         return GCResult(removed=len(metas), bytes_freed=sum(int(m["b"]) for _, m, _ in metas))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -18,8 +19,17 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from agents import Bus
 from agents.compression.rsu_store import JetStreamRSUStore, shared_frame_secret
 from agents.jetstream import JetStream
+from bridges.tenant_seal import VaultChunkSealer
 from neurectomy.server.natsserver import EmbeddedNats
-from sigmalang import FrameAuthenticationError, MissingRSUError, Retention, RSUStore, SigmaCodec
+from sigmalang import (
+    FrameAuthenticationError,
+    MissingRSUError,
+    Retention,
+    RSUStore,
+    RSUStoreError,
+    SigmaCodec,
+)
+from sigmalang.chunking import rsu_id
 from tests.sigmalang.test_store_contract import (  # noqa: F401 - collected here against this store
     test_acquire_counts_present_seqs_once_per_call,
     test_closed_store_refuses_work,
@@ -33,6 +43,7 @@ from tests.sigmalang.test_store_contract import (  # noqa: F401 - collected here
     test_retention_by_bytes_evicts_least_recently_used_unreferenced_first,
     test_tenants_are_isolated,
 )
+from vault import Vault
 
 _buckets = itertools.count()
 
@@ -65,6 +76,8 @@ def replicas(nats_server: EmbeddedNats) -> Iterator[list[Replica]]:
 
 @pytest.fixture
 def make_store(replicas: list[Replica]) -> Iterator[Callable[..., RSUStore]]:
+    """JetStream stores on a fresh bucket (unsealed: the contract's byte counts are of plain content;
+    sealing is checked below, as ``DiskRSUStore``'s is in ``test_compression_sealed``)."""
     bucket = f"rsu_contract_{next(_buckets)}_{time.monotonic_ns()}"
     made: list[JetStreamRSUStore] = []
 
@@ -103,4 +116,32 @@ def test_a_frame_compressed_on_one_replica_decodes_on_another(replicas: list[Rep
         two.decompress(second.frame, tenant="globex")  # bound to its tenant
     with pytest.raises(MissingRSUError):  # and another tenant's store holds none of its RSUs
         two.store.get_many("globex", list(one.inspect(second.frame, tenant="acme").context))
+    replicas[0].portal.call(replicas[0].js.delete_stream, f"KV_{bucket}")
+
+
+def test_sealed_rsus_hide_content_and_are_shredded_with_the_tenant(
+    replicas: list[Replica], nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    bucket = f"rsu_sealed_{time.monotonic_ns()}"
+    canary = b"kv-canary-41c7e2-sealed-at-rest-" * 60
+    with Vault(tmp_path / "vault") as vault:
+        sealer = VaultChunkSealer(vault)
+        store = replicas[0].store(bucket, sealer=sealer)
+        put = store.put_many("acme", [(rsu_id(canary), canary)])
+        store.put_many("globex", [(rsu_id(canary), canary)])
+        assert store.get_many("acme", [put[0][0]]) == [canary]
+        other = replicas[1].store(bucket, sealer=sealer)  # another replica opens it with the same keys
+        assert other.seqs("acme", [rsu_id(canary)]) == {rsu_id(canary): put[0][0]}
+        assert other.get_many("acme", [put[0][0]]) == [canary]
+        stored = [
+            p for p in nats_server.store_dir.rglob("*") if p.is_file() and canary[:64] in p.read_bytes()
+        ]
+        assert stored == []  # neither content nor, keyed per tenant, a shared id reaches JetStream's files
+        with pytest.raises(RSUStoreError, match="sealed"):
+            replicas[1].store(bucket)  # a plain store refuses a sealed bucket
+        vault.delete_tenant("acme")  # crypto-shred: the RSUs can never be opened again
+        with pytest.raises(MissingRSUError):
+            other.get_many("acme", [put[0][0]])
+        assert store.seqs("acme", [rsu_id(canary)]) == {}
+        assert store.get_many("globex", [1]) == [canary]  # another tenant is untouched
     replicas[0].portal.call(replicas[0].js.delete_stream, f"KV_{bucket}")

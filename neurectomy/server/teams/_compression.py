@@ -12,7 +12,8 @@ and the store drops their rows); otherwise they are stored unsealed, with a warn
 which: a file written one way refuses to open the other (`sigmalang.RSUStoreError` at start).
 
 With ``nats.shared_state`` (on against an existing NATS server or cluster) the RSUs live in JetStream KV
-instead (`agents.compression.rsu_store.JetStreamRSUStore`, unsealed) and the frame secret too
+instead (`agents.compression.rsu_store.JetStreamRSUStore`, sealed the same way when the vault is in
+process; a bucket is sealed or plain for its whole life) and the frame secret too
 (`agents.compression.rsu_store.shared_frame_secret`), so a frame compressed by one Compression replica
 decodes on any other; trained dictionaries stay per replica (see docs/deploy.md).
 
@@ -103,13 +104,13 @@ async def start_compression(
     root = settings.state_dir / "sigma"
     retention = Retention(settings.sigma.store_max_bytes, settings.sigma.store_max_age_s)
     sealer = VaultChunkSealer(vault.vault) if vault is not None else None
-    if sealer is None or settings.nats.shares_state():
-        log.warning("ΣLANG RSUs are stored unsealed", shared=settings.nats.shares_state())
+    if sealer is None:
+        log.warning("no vault in this process: ΣLANG RSUs are stored unsealed")
     store: RSUStore
     if settings.nats.shares_state():
         js = JetStream(bus)
         portal = await stack.enter_async_context(BlockingPortal())  # the store's calls from worker threads
-        store = await JetStreamRSUStore.open(js, portal, retention=retention)
+        store = await JetStreamRSUStore.open(js, portal, retention=retention, sealer=sealer)
         secret = await shared_frame_secret(js)
     else:
         store = await anyio.to_thread.run_sync(

@@ -381,8 +381,12 @@ class JetStreamRSUStore:
         """
         prefix = self._prefix(tenant)
         meta = {"r": 0, "p": False, "u": now, "b": len(stored), "i": rsu_id.hex()}
-        await self._bucket.create(f"{prefix}c.{seq}", rsu_id + stored)
-        await self._bucket.create(f"{prefix}m.{seq}", json.dumps(meta).encode())
+        await _all(  # the index entry last: once it names seq, the RSU is complete
+            [
+                partial(self._bucket.create, f"{prefix}c.{seq}", rsu_id + stored),
+                partial(self._bucket.create, f"{prefix}m.{seq}", json.dumps(meta).encode()),
+            ]
+        )
         if await self._bucket.create(f"{prefix}i.{rsu_id.hex()}", str(seq).encode()) is None:
             await _all(
                 [
@@ -441,18 +445,20 @@ class JetStreamRSUStore:
         """``(cached content, stored values to open)`` of ``seqs``, each marked used."""
         now, prefix = self._clock(), self._prefix(tenant)
         unique = list(dict.fromkeys(seqs))
-        held = await _all([partial(self._touch, tenant, s, now) for s in unique])
-        for seq, ok in zip(unique, held, strict=True):
-            if not ok:
-                self._forget_local(tenant, seq)
-                raise MissingRSUError(seq=seq)
         with self._lock:
             cached = {s: self._cache[(tenant, s)] for s in unique if (tenant, s) in self._cache}
         todo = [s for s in unique if s not in cached]
-        entries = await _all([partial(kv_get_or_none, self._bucket, f"{prefix}c.{s}") for s in todo])
+        # The touches (which also tell whether each RSU is still held) and the content reads, at once.
+        calls: list[Callable[[], Awaitable[object]]] = [partial(self._touch, tenant, s, now) for s in unique]
+        calls += [partial(kv_get_or_none, self._bucket, f"{prefix}c.{s}") for s in todo]
+        done = await _all(calls)
+        for seq, ok in zip(unique, done[: len(unique)], strict=True):
+            if not ok:
+                self._forget_local(tenant, seq)
+                raise MissingRSUError(seq=seq)
         raw: dict[int, bytes] = {}
-        for seq, entry in zip(todo, entries, strict=True):
-            if entry is None:
+        for seq, entry in zip(todo, done[len(unique) :], strict=True):
+            if not isinstance(entry, KvEntry):
                 raise MissingRSUError(seq=seq)
             raw[seq] = entry.value
         return cached, raw

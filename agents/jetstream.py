@@ -722,24 +722,27 @@ async def kv_watch_all(bucket: KeyValueBucket, pattern: str = ">") -> AsyncGener
 async def kv_values(bucket: KeyValueBucket, pattern: str) -> list[KvEntry]:
     """The current value of every key matching ``pattern`` (deleted keys left out), in stream order.
 
-    A filtered watch read until the last entry pending when it started (the entry whose ``delta`` is
-    0); O(matching keys).
+    A filtered watch read until the last entry pending when it started (the entry whose ``delta``, the
+    server's count of messages still pending, is 0); O(matching keys). Whether anything matches at all is
+    asked first (stream info filtered on the keys' subjects), not taken from nats-py's "no more pending"
+    marker, which can arrive before values already sent (see :meth:`KeyValueBucket.latest`).
 
     Raises:
         JetStreamUnavailableError: JetStream did not answer.
     """
     found: dict[str, KvEntry] = {}
     with _translated(f"KV values {bucket.name}/{pattern}"):
+        info = await bucket._js.stream_info(
+            f"KV_{bucket.name}", subjects_filter=f"$KV.{bucket.name}.{pattern}"
+        )
+        if not info.state.subjects:
+            return []
         watcher = await bucket._kv.watch(pattern)
         try:
             with anyio.fail_after(bucket.timeout_s):
-                seen = False
                 async for entry in watcher:
-                    if entry is None:  # nats-py's marker: only trusted when nothing matched at all
-                        if not seen:
-                            break
+                    if entry is None:  # nats-py's marker: not trusted (see above)
                         continue
-                    seen = True
                     if entry.operation is None:
                         found[entry.key] = KvEntry(
                             entry.key, bytes(entry.value or b""), int(entry.revision or 0)

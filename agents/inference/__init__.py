@@ -4,7 +4,7 @@
 agent       work
 =========== ===============================================================================
 generator   prompt or chat messages → streamed completion (any sampling, grammar, JSON schema)
-chat        session id + message → reply, with the session's last turns in the prompt (LRU memory)
+chat        session id + message → reply, with the session's last turns in the prompt (LRU or JetStream KV)
 summarizer  text → a summary of at most N sentences / words, with token counts
 classifier  text + 2–50 labels → exactly one label (greedy, grammar of the labels)
 extractor   text + JSON Schema → a JSON object valid for the schema (grammar-constrained)

@@ -650,3 +650,113 @@ class JetStream:
 
 def _headers(raw: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in (raw or {}).items()}
+
+
+# --- Shared state helpers (issue 15: API keys, rate limits, chat sessions and ΣLANG chunks in KV) ---
+
+
+async def kv_put(bucket: KeyValueBucket, key: str, value: bytes) -> int:
+    """Store ``value`` under ``key`` unconditionally (last writer wins).
+
+    Returns:
+        The new revision.
+
+    Raises:
+        JetStreamUnavailableError: JetStream did not answer.
+    """
+    with _translated(f"KV put {bucket.name}/{key}"):
+        return int(await bucket._kv.put(key, value))
+
+
+async def kv_get_or_none(bucket: KeyValueBucket, key: str) -> KvEntry | None:
+    """The current value of ``key``, or ``None`` when there is none (never stored, deleted or expired).
+
+    Raises:
+        JetStreamUnavailableError: JetStream did not answer.
+    """
+    try:
+        return await bucket.get(key)
+    except NotFoundError:
+        return None
+
+
+async def kv_purge_all(bucket: KeyValueBucket, *, prefix: str | None = None) -> None:
+    """Remove every value of the bucket, history included (only keys starting with ``prefix`` if given).
+
+    ``prefix`` ends at a token boundary, such as ``t.abc.``.
+
+    Raises:
+        JetStreamUnavailableError: JetStream did not answer.
+    """
+    subject = f"$KV.{bucket.name}.{prefix}>" if prefix else None
+    with _translated(f"KV purge {bucket.name}/{prefix or '>'}"):
+        await bucket._js.purge_stream(f"KV_{bucket.name}", subject=subject)
+
+
+async def kv_watch_all(bucket: KeyValueBucket, pattern: str = ">") -> AsyncGenerator[KvEntry, None]:
+    """Every current value of the keys matching ``pattern``, then each change as it is stored, forever.
+
+    Deletes, purges and expiries arrive as entries with ``deleted=True`` (an expiry by the bucket's
+    ``max_age`` only removes the message: a cache fed by this watch must drop stale values itself).
+    ``None`` is never yielded. Close the generator (``contextlib.aclosing``) to stop watching.
+
+    Raises:
+        JetStreamUnavailableError: JetStream did not answer when the watch started.
+    """
+    with _translated(f"KV watch {bucket.name}/{pattern}"):
+        watcher = await bucket._kv.watch(pattern)
+    try:
+        async for entry in watcher:
+            if entry is None:  # "no more pending values" marker
+                continue
+            deleted = entry.operation is not None
+            yield KvEntry(entry.key, bytes(entry.value or b""), int(entry.revision or 0), deleted)
+    finally:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+            try:
+                await watcher.stop()  # type: ignore[no-untyped-call]
+            except nats.errors.Error:
+                pass
+
+
+async def kv_values(bucket: KeyValueBucket, pattern: str) -> list[KvEntry]:
+    """The current value of every key matching ``pattern`` (deleted keys left out), in stream order.
+
+    A filtered watch read until the last entry pending when it started (the entry whose ``delta``, the
+    server's count of messages still pending, is 0); O(matching keys). Whether anything matches at all is
+    asked first (stream info filtered on the keys' subjects), not taken from nats-py's "no more pending"
+    marker, which can arrive before values already sent (see :meth:`KeyValueBucket.latest`).
+
+    Raises:
+        JetStreamUnavailableError: JetStream did not answer.
+    """
+    found: dict[str, KvEntry] = {}
+    with _translated(f"KV values {bucket.name}/{pattern}"):
+        info = await bucket._js.stream_info(
+            f"KV_{bucket.name}", subjects_filter=f"$KV.{bucket.name}.{pattern}"
+        )
+        if not info.state.subjects:
+            return []
+        watcher = await bucket._kv.watch(pattern)
+        try:
+            with anyio.fail_after(bucket.timeout_s):
+                async for entry in watcher:
+                    if entry is None:  # nats-py's marker: not trusted (see above)
+                        continue
+                    if entry.operation is None:
+                        found[entry.key] = KvEntry(
+                            entry.key, bytes(entry.value or b""), int(entry.revision or 0)
+                        )
+                    else:
+                        found.pop(entry.key, None)
+                    if not entry.delta:
+                        break
+        except TimeoutError:
+            raise nats.errors.TimeoutError from None
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                try:
+                    await watcher.stop()  # type: ignore[no-untyped-call]
+                except nats.errors.Error:
+                    pass
+    return sorted(found.values(), key=lambda e: e.revision)

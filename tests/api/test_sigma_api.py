@@ -377,8 +377,11 @@ def test_rsus_are_sealed_at_rest_and_shredded_with_the_tenant(
         second = http.post("/v1/sigma/compress", content=message + b"!", headers=head, params={"stream": "s"})
         assert first.status_code == second.status_code == 200
         assert json.loads(second.headers["X-Sigma-Report"])["glyphs"] > 0
-        states = list(tmp_path_factory.getbasetemp().glob("serve-state*"))
-        assert any((s / "sigma" / "rsu.db").is_file() for s in states)
+        # `service` joins a nats-server of its own (--nats-url), so its RSUs live in JetStream KV
+        # (nats.shared_state): the server's files must not hold the content either.
+        base = tmp_path_factory.getbasetemp()
+        states = [*base.glob("serve-state*"), *base.glob("service-nats*")]
+        assert any(p.name.startswith("blk") or p.name.endswith(".blk") for s in states for p in s.rglob("*"))
         found = [p for s in states for p in s.rglob("*") if p.is_file() and canary[:40] in p.read_bytes()]
         assert found == []
         shred = http.delete("/v1/vault/tenants/sealcanary", headers={"X-Neurectomy-Tenant": "sealcanary"})

@@ -8,6 +8,9 @@ result, each agent step run once), and the node, restarted on its store, catches
 which requires every stream and consumer to be current, answers 200 and its copy of the task bucket
 holds what the others hold).
 
+API keys are shared through JetStream KV: a key created and revoked through API 1 is listed so by API 2
+within a second.
+
 Not here: the Storage team twice. ΣVAULT still keeps each Storage process's records in its own state
 directory behind a single-process lock, so two Storage workers would hold different records; that waits
 for the JetStream-backed vault (issue 15).
@@ -135,6 +138,31 @@ def _wait_through_failover(client: Client, task_id: str, *, deadline: float) -> 
             time.sleep(0.2)
 
 
+def _keys_are_shared(url1: str, dir1: Path, url2: str, dir2: Path) -> None:
+    """A key created, then revoked, through API 1 shows so in API 2's list within a second (each
+    process's key cache follows the KV bucket; each is managed with its own local admin token)."""
+    admin1 = {"Authorization": f"Bearer {(dir1 / 'admin-token').read_text().strip()}"}
+    admin2 = {"Authorization": f"Bearer {(dir2 / 'admin-token').read_text().strip()}"}
+    made = httpx.post(f"{url1}/v1/keys", json={"tenant": "acme", "scopes": ["read"]}, headers=admin1)
+    assert made.status_code == 201, made.text
+    key_id = made.json()["id"]
+
+    def on_api2() -> dict[str, Any] | None:
+        listed = httpx.get(f"{url2}/v1/keys", headers=admin2, timeout=5)
+        assert listed.status_code == 200, listed.text
+        return next((k for k in listed.json() if k["id"] == key_id), None)
+
+    deadline = time.monotonic() + 1.0
+    while on_api2() is None:
+        assert time.monotonic() < deadline, "API 2 did not see the key created on API 1 within 1 s"
+        time.sleep(0.02)
+    assert httpx.delete(f"{url1}/v1/keys/{key_id}", headers=admin1).status_code == 200
+    deadline = time.monotonic() + 1.0
+    while (on_api2() or {}).get("revoked_at") is None:
+        assert time.monotonic() < deadline, "API 2 did not see the revocation on API 1 within 1 s"
+        time.sleep(0.02)
+
+
 def test_tasks_survive_the_loss_of_a_nats_node(cluster: list[Node], tmp_path: Path) -> None:
     urls = ",".join(n.url for n in cluster)
     procs: list[subprocess.Popen[bytes]] = []
@@ -154,6 +182,9 @@ def test_tasks_survive_the_loss_of_a_nats_node(cluster: list[Node], tmp_path: Pa
 
         replicas = {name: s["config"]["num_replicas"] for name, s in cluster[0].streams().items()}
         assert replicas and all(r == 3 for r in replicas.values()), replicas  # tasks stream, DLQ and KV
+        assert "KV_neurectomy_api_keys" in replicas  # the API keys bucket, shared by both APIs
+
+        _keys_are_shared(url1, dirs[0], url2, dirs[1])
 
         with Client(url1, timeout_s=30) as one, Client(url2, timeout_s=30) as two:
             before = _statistician_requests(two)

@@ -8,6 +8,10 @@ log order to its local vault, which records the message's sequence in its WAL an
 files are then a cache of the log: reopened, a vault knows :attr:`LogReplica.sequence` and the replica
 consumes the log from the next message on.
 
+A message is ``HMAC-SHA256 (32 bytes) | entries``, the MAC under a key derived from the KEK: only a
+holder of the KEK (a Storage replica) can append a message that replicas apply. Unauthenticated
+deletes or shreds would otherwise be accepted from anyone allowed to publish to the log.
+
 The data keys must be the same on every replica, so in this mode a tenant's keys come from a shared
 keyring too (e.g. a KV bucket with compare-and-set): :meth:`LogReplica.new_tenant_key` makes the
 document to store there, :meth:`LogReplica.install_tenant_keys` installs the one stored, and sealing
@@ -34,6 +38,7 @@ from vault.store import Vault
 __all__ = ("LogReplica", "SealedWrite")
 
 _SOURCE = Path("<record log>")
+_MAC_BYTES = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +46,7 @@ class SealedWrite:
     """A write sealed into log entries, not applied anywhere yet.
 
     Attributes:
-        data: The entries (checksummed frames) to append to the log as one message.
+        data: The message to append to the log: its MAC, then the entries (checksummed frames).
         result: What the call answers once applied (record ids of a put, the id of a delete).
         key_versions: Data-key versions the sealed records use.
     """
@@ -93,7 +98,12 @@ class LogReplica:
             storage = self.vault._open()
             entries, blobs = storage.seal(tenant, items, key=idempotency_key, result=ids, create_key=False)
         versions = frozenset(blob_key_version(b) for b in blobs)
-        return SealedWrite(b"".join(e.encode() for e in entries), ids, versions)
+        return SealedWrite(self._message(entries), ids, versions)
+
+    def _message(self, entries: list[WalEntry]) -> bytes:
+        frames = b"".join(e.encode() for e in entries)
+        with self.vault._lock:
+            return self.vault._open().keys.log_mac(frames) + frames
 
     def seal_delete(self, tenant: str, record_id: str, *, idempotency_key: str | None = None) -> SealedWrite:
         """The entries deleting one record that exists here.
@@ -114,13 +124,12 @@ class LogReplica:
         entries = [WalEntry(OP_DELETE, tenant, record_id)]
         if idempotency_key is not None:
             entries.append(WalEntry(OP_DONE, tenant, idempotency_key, json.dumps(record_id).encode()))
-        return SealedWrite(b"".join(e.encode() for e in entries), record_id)
+        return SealedWrite(self._message(entries), record_id)
 
-    @staticmethod
-    def seal_shred(tenant: str, *, idempotency_key: str | None = None) -> SealedWrite:
+    def seal_shred(self, tenant: str, *, idempotency_key: str | None = None) -> SealedWrite:
         """The entry crypto-shredding a tenant on every replica that applies it."""
         check_name(tenant, "tenant")
-        return SealedWrite(WalEntry(OP_DROP_TENANT, tenant, idempotency_key or "").encode(), tenant)
+        return SealedWrite(self._message([WalEntry(OP_DROP_TENANT, tenant, idempotency_key or "")]), tenant)
 
     # ----------------------------------------------------------------- applying
     @staticmethod
@@ -156,7 +165,8 @@ class LogReplica:
             Whether it was applied now.
 
         Raises:
-            IntegrityError: The message is malformed or needs a data key this replica lacks.
+            IntegrityError: The message is malformed, fails its MAC (not sealed by a holder of this KEK),
+                or needs a data key this replica lacks.
             DecryptionError: A sealed record fails authentication.
             VaultStorageError: A write failed (the message is not applied).
         """
@@ -165,6 +175,8 @@ class LogReplica:
             storage = self.vault._open()
             if sequence <= storage.log_sequence:
                 return False
+            if not storage.keys.check_log_mac(data[_MAC_BYTES:], data[:_MAC_BYTES]):
+                raise IntegrityError(_SOURCE, f"message {sequence} fails its MAC (not sealed with this KEK)")
             touched = storage.apply(entries, sequence, _SOURCE)
             for tenant, record_id in touched:
                 self.vault._cache.discard(tenant, record_id)
@@ -221,8 +233,10 @@ class LogReplica:
 
 
 def _decode(data: bytes) -> list[WalEntry]:
+    if len(data) <= _MAC_BYTES:
+        raise IntegrityError(_SOURCE, f"message of {len(data)} bytes holds no entry")
     try:
-        return decode_frames(data)
+        return decode_frames(data[_MAC_BYTES:])
     except ValueError as exc:
         raise IntegrityError(_SOURCE, str(exc)) from None
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from vault import (
+    IntegrityError,
     KeyEncryptionKeyError,
     LogReplica,
     NewRecord,
@@ -100,7 +101,7 @@ def test_delete_and_shred_go_through_the_log(make_vault: VaultFactory, tmp_path:
     with pytest.raises(RecordNotFoundError):
         b.seal_delete("acme", "r1")
     del log.keyring["acme"]  # the shred's commit: the shared keyring forgets the keys
-    log.append(LogReplica.seal_shred("acme"))
+    log.append(a.seal_shred("acme"))
     log.catch_up(a), log.catch_up(b)
     for v in (a.vault, b.vault):
         assert v.tenants() == []
@@ -141,6 +142,19 @@ def test_a_replica_with_another_kek_is_refused(
     other = LogReplica(make_vault(tmp_path / "other"))
     with pytest.raises(KeyEncryptionKeyError, match="same KEK"):
         other.install_tenant_keys("acme", log.keyring["acme"])
+
+
+def test_a_message_not_sealed_with_the_kek_is_refused(make_vault: VaultFactory, tmp_path: Path) -> None:
+    a, b = LogReplica(make_vault(tmp_path / "a")), LogReplica(make_vault(tmp_path / "b"))
+    log = SharedLog()
+    log.ensure_key(a, "acme")
+    log.append(a.seal_put("acme", [NewRecord("kept", id="r1")]))
+    log.catch_up(b)
+    forged = bytearray(a.seal_delete("acme", "r1").data if a.apply(log.messages[0], 1) else b"")
+    forged[0] ^= 1  # anyone may publish to the log subject; only a KEK holder can make a valid MAC
+    with pytest.raises(IntegrityError, match="MAC"):
+        b.apply(bytes(forged), 2)
+    assert b.vault.get("acme", "r1").text == "kept" and b.sequence == 1
 
 
 def test_sealing_never_creates_a_data_key(make_vault: VaultFactory, tmp_path: Path) -> None:

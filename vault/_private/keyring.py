@@ -56,6 +56,10 @@ def _mac_key(kek: bytes) -> bytes:
     return hmac.new(kek, b"svault/keyring-mac/v1", hashlib.sha256).digest()
 
 
+def _log_key(kek: bytes) -> bytes:
+    return hmac.new(kek, b"svault/record-log-mac/v1", hashlib.sha256).digest()
+
+
 def _wrap_aad(tenant: str, version: int) -> bytes:
     return b"svault/data-key/v1\x00" + tenant.encode() + b"\x00" + str(version).encode()
 
@@ -534,6 +538,17 @@ class KeyRing:
             self._keys.update({v: (tenant, k) for v, k in live.items()})
             self._active[tenant] = active
             self._next_version = max(self._next_version, max(live) + 1)
+
+    def log_mac(self, data: bytes) -> bytes:
+        """HMAC-SHA256 of a record-log message under a key derived from the KEK (32 bytes)."""
+        return hmac.new(_log_key(self._kek), data, hashlib.sha256).digest()
+
+    def check_log_mac(self, data: bytes, mac: bytes) -> bool:
+        """Whether ``mac`` authenticates ``data`` under the current KEK or an earlier one it keeps."""
+        return any(
+            hmac.compare_digest(hmac.new(_log_key(k), data, hashlib.sha256).digest(), mac)
+            for k in (self._kek, *self._previous.values())
+        )
 
     def mark_destroyed(self, versions: set[int]) -> None:
         """Record versions the shared keyring no longer holds (their tenant was shredded); saved.

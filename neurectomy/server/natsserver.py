@@ -71,7 +71,7 @@ _CALL = ["neurectomy.agent.>", "neurectomy.cancel.>", "$SRV.>"]
 _PERMISSIONS: dict[str, dict[str, dict[str, list[str]]]] = {
     "api": {"publish": {"allow": [">"], "deny": ["neurectomy.heartbeat.>"]}, "subscribe": {"allow": [">"]}},
     "agent": {
-        "publish": {"allow": _ANSWER},
+        "publish": {"allow": [*_ANSWER, "neurectomy.vault.log.>"]},  # the Storage team's record log
         "subscribe": {"allow": ["neurectomy.agent.>", "neurectomy.cancel.>", "$SRV.>", "_INBOX.>"]},
     },
     "composer": {"publish": {"allow": [*_ANSWER, *_CALL]}, "subscribe": {"allow": [">"]}},

@@ -282,6 +282,15 @@ def test_two_storage_replicas_serve_one_vault_through_the_stream(cluster: list[N
                 )
                 assert found.status_code == 200 and found.json()["hits"][0]["id"] == "invoice", found.text
 
+            with Client(url1, timeout_s=60) as sdk1, Client(url2, timeout_s=60) as sdk2:
+                sdk1.vault.add("The ferry leaves the harbour at noon.", id="ferry")
+                assert sdk1.vault.last_sequence is not None and sdk1.vault.last_sequence > seq
+                assert (
+                    sdk1.vault.get("ferry").text == "The ferry leaves the harbour at noon."
+                )  # its own write
+                other = sdk2.vault.get("ferry", after_sequence=sdk1.vault.last_sequence)  # another client's
+                assert other.text == "The ferry leaves the harbour at noon."
+
             writer = Writer(url1)
             writer.start()
             deadline = time.monotonic() + 60

@@ -222,6 +222,18 @@ class LogReplica:
         with self.vault._lock:
             self.vault._open().keys.import_tenant(tenant, doc)
 
+    def check_kek(self, document: bytes) -> None:
+        """Check that a shared-keyring document was wrapped under this vault's KEK.
+
+        Raises:
+            KeyEncryptionKeyError: It was not ("give every replica the same KEK").
+            IntegrityError: The document is not a keyring document.
+        """
+        doc = _parse(document)
+        assert doc is not None
+        with self.vault._lock:
+            self.vault._open().keys.check_document(doc)
+
     def forget_key_versions(self, versions: set[int]) -> None:
         """Mark versions the shared keyring no longer holds as shredded (their records are skipped).
 

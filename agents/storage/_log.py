@@ -122,11 +122,21 @@ class RecordLog:
     async def open(self) -> None:
         """Create the stream and the keyring bucket if missing (replicated per ``nats.stream_replicas``).
 
+        A replica whose KEK is not the one the shared keyring was wrapped under is refused here: it could
+        apply no message (each fails its MAC) and would serve an empty vault.
+
         Raises:
             JetStreamUnavailableError: JetStream is not enabled or did not answer.
+            vault.KeyEncryptionKeyError: This replica's KEK differs from the cluster's.
         """
         await self.js.ensure_stream(self.config.stream, [f"{self.config.subject_prefix}.>"], work_queue=False)
         self._keys = await self.js.ensure_key_value(self.config.keyring_bucket)
+        for name in (await self._keys.keys("tenant.*"))[:1]:
+            try:
+                entry = await self._keys.get(name)
+            except NotFoundError:
+                continue
+            await self.bridge.offload("log_keys", functools.partial(self.replica.check_kek, entry.value))
 
     @property
     def keys(self) -> KeyValueBucket:

@@ -24,7 +24,15 @@ from agents.storage import LogBehindError, RecordLog, VaultLogConfig, storage_ag
 from bridges.vault import VaultBridge
 from orchestrator import testing
 from orchestrator.testing import running
-from vault import MiniLMEmbedder, NewRecord, RecordNotFoundError, TenantNotFoundError, Vault, VaultConfig
+from vault import (
+    KeyEncryptionKeyError,
+    MiniLMEmbedder,
+    NewRecord,
+    RecordNotFoundError,
+    TenantNotFoundError,
+    Vault,
+    VaultConfig,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -154,3 +162,14 @@ async def test_a_restarted_replica_catches_up_from_its_snapshot_and_the_stream(r
             assert await b.bridge.count("acme") == 6
             ids, same = await b.put_many("acme", [NewRecord("x")], idempotency_key="k", timeout_s=10)
             assert ids == [f"n{i}" for i in range(5)]  # the first call's answer: nothing written again
+
+
+async def test_a_replica_with_another_kek_is_refused_at_start(
+    replica: Replica, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with replica("a") as a:
+        await a.ensure_key("acme")
+        monkeypatch.setenv("NEURECTOMY_VAULT_KEK", base64.b64encode(os.urandom(32)).decode())
+        with pytest.raises(KeyEncryptionKeyError, match="same KEK"):  # else it would serve an empty vault
+            async with replica("b"):
+                pass

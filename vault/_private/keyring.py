@@ -497,6 +497,10 @@ class KeyRing:
             "keys": {**doc["keys"], str(version): wrapped},
         }
 
+    def check_document(self, doc: dict[str, Any]) -> None:
+        """Raise :class:`KeyEncryptionKeyError` unless ``doc`` was wrapped under this ring's KEK."""
+        self._check_doc(doc)
+
     def _check_doc(self, doc: dict[str, Any]) -> dict[str, Any]:
         if doc.get("kek_id") != kek_id(self._kek):
             raise KeyEncryptionKeyError(

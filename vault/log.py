@@ -78,6 +78,11 @@ class LogReplica:
         with self.vault._lock:
             return self.vault._open().done(tenant, idempotency_key)
 
+    def shredded(self, tenant: str, idempotency_key: str) -> bool:
+        """Whether a shred of ``tenant`` with ``idempotency_key`` was applied (since the vault was opened)."""
+        with self.vault._lock:
+            return self.vault._open().dropped.get(idempotency_key) == tenant
+
     def seal_put(
         self, tenant: str, records: Sequence[NewRecord], *, idempotency_key: str | None = None
     ) -> SealedWrite:

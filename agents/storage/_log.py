@@ -178,6 +178,9 @@ class RecordLog:
         except JetStreamUnavailableError as exc:
             log.warning("vault log reader lost; recreating", error=str(exc), applied=self.applied)
             await anyio.sleep(0.2)
+        except Exception as exc:  # noqa: BLE001 - the replica must keep following; the next round retries
+            log.exception("vault log follower failed; retrying", error=repr(exc), applied=self.applied)
+            await anyio.sleep(1.0)
         finally:
             await reader.aclose()
 
@@ -367,6 +370,10 @@ class RecordLog:
         Raises:
             TenantNotFoundError: The tenant has no data key (here or in the bucket).
         """
+        if idempotency_key is not None and await self.bridge.offload(
+            "log_done", functools.partial(self.replica.shredded, tenant, idempotency_key)
+        ):
+            return self.applied  # a retry of a shred applied already
         entry = await self._entry(tenant)
         if entry is None and tenant not in await self.bridge.offload("tenants", self.bridge.vault.tenants):
             raise TenantNotFoundError(tenant)

@@ -131,8 +131,9 @@ async def test_replicas_agree_on_keys_rotation_and_shred(replica: Replica) -> No
         assert (await b.bridge.get("acme", "r2")).text == "new key"  # sealed under the rotated key
         assert (await b.bridge.get("acme", "r1")).text == "old key"
         assert version > 1 and b.replica.has_key("acme", version)
-        shred = await b.shred("acme", idempotency_key=None, timeout_s=10)
+        shred = await b.shred("acme", idempotency_key="shred-1", timeout_s=10)
         assert await a.wait_applied(shred, 10)
+        assert await a.shred("acme", idempotency_key="shred-1", timeout_s=10) == a.applied  # a retry: done
         for r in (a, b):
             with pytest.raises(TenantNotFoundError):
                 await r.bridge.get("acme", "r1")

@@ -65,6 +65,8 @@ class LogReplica:
 
     def __init__(self, vault: Vault) -> None:
         self.vault = vault
+        with vault._lock:  # keys this vault still makes on its own (e.g. sealing task records) stay apart
+            vault._open().keys.reserve_local_versions()
 
     @property
     def sequence(self) -> int:
@@ -202,7 +204,8 @@ class LogReplica:
     def new_tenant_key(self, tenant: str, version: int, current: bytes | None) -> bytes:
         """``current`` (a shared-keyring document, or ``None``) plus a new active key of ``version``.
 
-        ``version`` must be unique across the replicas (e.g. from a counter in the shared keyring).
+        ``version`` must be unique across the replicas (e.g. from a counter in the shared keyring) and
+        below ``2**31`` (keys a replica still creates on its own take versions from there on).
         Nothing is installed: store the document, then :meth:`install_tenant_keys` what was stored.
 
         Raises:

@@ -7,6 +7,7 @@ service they are a replicated JetStream stream and a KV bucket: tests/neurectomy
 from __future__ import annotations
 
 import base64
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -162,3 +163,17 @@ def test_sealing_never_creates_a_data_key(make_vault: VaultFactory, tmp_path: Pa
     with pytest.raises(TenantNotFoundError):
         a.seal_put("acme", [NewRecord("no key yet")])
     assert a.vault.tenants() == []
+
+
+def test_keys_a_replica_makes_on_its_own_never_meet_shared_versions(
+    make_vault: VaultFactory, tmp_path: Path
+) -> None:
+    a, b = LogReplica(make_vault(tmp_path / "a")), LogReplica(make_vault(tmp_path / "b"))
+    a.vault.put("local", "sealed by this vault alone (e.g. a task record)", id="x")
+    local = json.loads(a.tenant_keys("local") or b"{}")
+    assert min(int(v) for v in local["keys"]) >= 2**31  # shared versions come from a counter below 2**31
+    log = SharedLog()
+    log.ensure_key(b, "acme")  # version 1, made on b
+    log.ensure_key(a, "acme")
+    assert json.loads(a.tenant_keys("acme") or b"{}")["active"] == 1
+    assert a.vault.get("local", "x").text.startswith("sealed by this vault alone")

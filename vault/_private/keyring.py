@@ -41,9 +41,11 @@ from vault.errors import (
     VaultInputError,
 )
 
-__all__ = ("KEYRING_NAME", "KeyRing", "kek_id", "read_document", "salvage_keys")
+__all__ = ("KEYRING_NAME", "LOCAL_VERSIONS_FROM", "KeyRing", "kek_id", "read_document", "salvage_keys")
 
 KEYRING_NAME = "keyring.json"
+LOCAL_VERSIONS_FROM = 2**31
+"""First data-key version of keys a replicated vault creates on its own (see ``reserve_local_versions``)."""
 _FORMAT = 2
 
 
@@ -484,9 +486,9 @@ class KeyRing:
 
         Raises:
             KeyEncryptionKeyError: ``current`` was wrapped under another KEK.
-            VaultInputError: ``version`` is not in ``1 .. 2**32 - 1`` or is already used.
+            VaultInputError: ``version`` is not in ``1 .. 2**31 - 1`` or is already used.
         """
-        if not 0 < version < 2**32 or version in self._keys or version in self._destroyed:
+        if not 0 < version < LOCAL_VERSIONS_FROM or version in self._keys or version in self._destroyed:
             raise VaultInputError("key_version", f"{version} is out of range or used already")
         doc = self._check_doc(current) if current is not None else {"keys": {}}
         key = AESGCM.generate_key(bit_length=256)
@@ -533,6 +535,11 @@ class KeyRing:
                 raise IntegrityError(self.path, f"shared data key {version} of {tenant!r} does not unwrap")
             keys[version] = key
         live = {v: k for v, k in keys.items() if v not in self._destroyed}
+        clash = sorted(v for v in live if v in self._keys and self._keys[v][0] != tenant)
+        if clash:
+            raise IntegrityError(
+                self.path, f"shared data key {clash[0]} of {tenant!r} has the version of another tenant's key"
+            )
         if active not in live:
             raise IntegrityError(self.path, f"shared keyring entry of {tenant!r} has no live active key")
         with self._change():
@@ -541,7 +548,19 @@ class KeyRing:
             self._wrapped[tenant] = {v: wrapped[v] for v in live}
             self._keys.update({v: (tenant, k) for v, k in live.items()})
             self._active[tenant] = active
-            self._next_version = max(self._next_version, max(live) + 1)
+            self._next_version = max(self._next_version, max(live) + 1, LOCAL_VERSIONS_FROM)
+
+    def reserve_local_versions(self) -> None:
+        """Make keys created here (not from the shared keyring) take versions from ``2**31`` on.
+
+        Shared versions come from the cluster's counter, below that, so the two never meet.
+
+        Raises:
+            VaultStorageError: The keyring could not be saved (nothing changed).
+        """
+        if self._next_version < LOCAL_VERSIONS_FROM:
+            with self._change():
+                self._next_version = LOCAL_VERSIONS_FROM
 
     def log_mac(self, data: bytes) -> bytes:
         """HMAC-SHA256 of a record-log message under a key derived from the KEK (32 bytes)."""

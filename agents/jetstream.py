@@ -683,6 +683,24 @@ class OrderedReader:
             str(msg.subject), bytes(msg.data or b""), _headers(msg.headers), int(msg.metadata.sequence.stream)
         )
 
+    async def next_batch(self, *, max_msgs: int, timeout_s: float) -> list[StoredMessage]:
+        """The next message (waiting up to ``timeout_s`` seconds) and those already received behind it.
+
+        Returns:
+            Up to ``max_msgs`` messages in order (empty when none arrived in time).
+
+        Raises:
+            JetStreamUnavailableError: The connection is closed.
+        """
+        first = await self.next(timeout_s=timeout_s)
+        batch = [] if first is None else [first]
+        while batch and len(batch) < max_msgs and self._sub.pending_msgs > 0:
+            more = await self.next(timeout_s=timeout_s)
+            if more is None:
+                break
+            batch.append(more)
+        return batch
+
     async def aclose(self) -> None:
         """Stop reading (the server drops the ephemeral consumer). Idempotent."""
         with anyio.CancelScope(shield=True), anyio.move_on_after(2):

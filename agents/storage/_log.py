@@ -60,6 +60,8 @@ log = structlog.get_logger("neurectomy.agents.storage")
 
 _VERSION_KEY = "next-version"
 _CAS_ROUNDS = 32
+_BATCH = 256
+"""Most log messages applied with one local commit (count)."""
 _ENVELOPE_BYTES = 4096
 """Room left in a NATS message for headers (bytes)."""
 
@@ -172,9 +174,7 @@ class RecordLog:
             return
         try:
             while until is None or self.applied < until:
-                msg = await reader.next(timeout_s=1.0)
-                if msg is not None and msg.seq > self.applied:
-                    await self._apply(msg)
+                await self._apply_batch(await reader.next_batch(max_msgs=_BATCH, timeout_s=1.0))
         except JetStreamUnavailableError as exc:
             log.warning("vault log reader lost; recreating", error=str(exc), applied=self.applied)
             await anyio.sleep(0.2)
@@ -183,6 +183,30 @@ class RecordLog:
             await anyio.sleep(1.0)
         finally:
             await reader.aclose()
+
+    async def _apply_batch(self, batch: list[StoredMessage]) -> None:
+        """Apply the messages received so far with one local commit; one by one if that fails."""
+        msgs = [m for m in batch if m.seq > self.applied]
+        if len(msgs) > 1:
+            try:
+                for msg in msgs:
+                    await self._install_keys_for(msg.data)
+                skipped = await self.bridge.offload(
+                    "log_apply", functools.partial(self.replica.apply_many, [(m.data, m.seq) for m in msgs])
+                )
+                for seq, reason in skipped:
+                    log.error("vault log message skipped", seq=seq, error=reason)
+                self._advance(msgs[-1].seq)
+                return
+            except VaultError as exc:  # one message spoils the commit: apply them one by one
+                log.warning("vault log batch not applied; one by one", error=str(exc), first=msgs[0].seq)
+        for msg in msgs:
+            await self._apply(msg)
+
+    def _advance(self, sequence: int) -> None:
+        self.applied = sequence
+        self._advanced.set()
+        self._advanced = anyio.Event()
 
     async def _apply(self, msg: StoredMessage) -> None:
         while True:
@@ -198,9 +222,7 @@ class RecordLog:
             except VaultError as exc:  # not sealed by a replica of this KEK, or damaged: never applies
                 log.error("vault log message skipped", seq=msg.seq, subject=msg.subject, error=str(exc))
                 break
-        self.applied = msg.seq
-        self._advanced.set()
-        self._advanced = anyio.Event()
+        self._advance(msg.seq)
 
     async def _install_keys_for(self, data: bytes) -> None:
         """Install from the keyring bucket the data keys a message needs that this replica lacks."""

@@ -177,3 +177,29 @@ def test_keys_a_replica_makes_on_its_own_never_meet_shared_versions(
     log.ensure_key(a, "acme")
     assert json.loads(a.tenant_keys("acme") or b"{}")["active"] == 1
     assert a.vault.get("local", "x").text.startswith("sealed by this vault alone")
+
+
+def test_apply_many_commits_a_backlog_at_once_and_skips_a_forged_message(
+    make_vault: VaultFactory, tmp_path: Path
+) -> None:
+    a, b = LogReplica(make_vault(tmp_path / "a")), LogReplica(make_vault(tmp_path / "b"))
+    log = SharedLog()
+    log.ensure_key(a, "acme")
+    log.ensure_key(b, "acme")
+    for i in range(5):
+        log.append(a.seal_put("acme", [NewRecord(f"note {i}", id=f"n{i}")]))
+    forged = bytearray(log.messages[2])
+    forged[5] ^= 1
+    messages = [(m, i) for i, m in enumerate(log.messages, 1)]
+    messages[2] = (bytes(forged), 3)
+    skipped = b.apply_many(messages)
+    assert [seq for seq, _ in skipped] == [3] and "MAC" in skipped[0][1]
+    assert b.sequence == 5 and sorted(r.id for r in [b.vault.get("acme", f"n{i}") for i in (0, 1, 3, 4)]) == [
+        "n0",
+        "n1",
+        "n3",
+        "n4",
+    ]
+    with pytest.raises(RecordNotFoundError):
+        b.vault.get("acme", "n2")
+    assert b.apply_many(messages) == []  # all at or below the applied sequence: nothing happens

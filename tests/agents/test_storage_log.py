@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import pytest
 
-from agents import Bus
+from agents import BadInputError, Bus, TooLargeError
 from agents.jetstream import JetStream
 from agents.storage import LogBehindError, RecordLog, VaultLogConfig, storage_agents
 from bridges.vault import VaultBridge
@@ -105,6 +105,17 @@ async def test_a_write_through_one_replica_is_served_by_the_other(
             assert found["text"] == record["text"]  # the writer applied its own write before answering
             erased = await call(orch, "eraser", {"id": "inv"})
             assert erased["sequence"] > out["sequence"]
+            with pytest.raises(BadInputError) as kek:  # one replica cannot re-key the cluster's vault
+                await call(orch, "key-warden", {"scope": "kek"})
+            assert kek.value.field == "scope"
+            with pytest.raises(BadInputError) as restore:  # the stream, not a snapshot copy, is the truth
+                await call(orch, "snapshotter", {"op": "restore", "name": "any"})
+            assert restore.value.field == "op"
+            a.max_payload_bytes = 8192
+            many = [{"id": f"r{i}", "text": f"record {i}"} for i in range(8)]
+            with pytest.raises(TooLargeError) as large:  # sealed: 8 x ~1.6 KB of vectors and text
+                await call(orch, "archivist", {"records": many})
+            assert large.value.field == "records" and "8192" in large.value.message
         assert await b.wait_applied(out["sequence"], 10)
         assert a.replica.tenant_keys("acme") == b.replica.tenant_keys("acme")  # one data key, shared
         assert await b.wait_applied(erased["sequence"], 10)

@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from agents.messaging import NatsAuth
+from agents.storage import VaultLogConfig
 from agents.tracing import TracingConfig
 from api import AuthConfig, LimitsConfig
 from api._origin import default_allowed_hosts
@@ -164,6 +165,9 @@ class Settings(BaseSettings):
     generator: GeneratorSettings = GeneratorSettings()
     sigma: SigmaConfig = SigmaConfig()
     vault: VaultConfig = VaultConfig()
+    vault_log: VaultLogConfig = VaultLogConfig()
+    """Where the vault's writes are logged: ``file`` (one Storage process, its WAL) or ``jetstream``
+    (a replicated stream every Storage replica applies: ``NEURECTOMY_VAULT_LOG__MODE=jetstream``)."""
     tasks: TaskConfig = TaskConfig()
     """Durable tasks: JetStream stream and bucket names, attempts, ack wait, worker concurrency."""
     teams: tuple[str, ...] = ("inference", "compression", "storage", "analysis", "synthesis")

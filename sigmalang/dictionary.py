@@ -142,8 +142,8 @@ class DictionaryRegistry:
                 except ValueError:
                     continue
                 found += [(tenant, p) for p in sub.glob(f"*{_SUFFIX}")]
-            for tenant, path in sorted(found, key=lambda tp: tp[1].stat().st_mtime_ns):
-                self._remember(tenant, Dictionary(path.read_bytes()), activate=True)
+            for owner, path in sorted(found, key=lambda tp: tp[1].stat().st_mtime_ns):
+                self._remember(owner, Dictionary(path.read_bytes()), activate=True)
 
     def _remember(self, tenant: str | None, dictionary: Dictionary, *, activate: bool) -> None:
         self._by_key[(tenant, dictionary.dict_id)] = dictionary

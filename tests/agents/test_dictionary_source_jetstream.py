@@ -17,8 +17,11 @@ import pytest
 from agents.compression.dictionary_source import JetStreamDictionarySource
 from agents.compression.rsu_store import shared_frame_secret
 from agents.jetstream import kv_put
+from bridges.tenant_seal import VaultChunkSealer
+from neurectomy.server.natsserver import EmbeddedNats
 from sigmalang import Dictionary, DictionaryRegistry, MissingDictionaryError, SigmaCodec, train_dictionary
 from tests.agents.test_rsu_store_jetstream import Replica, replicas  # noqa: F401 - the fixture
+from vault import Vault
 
 SAMPLES = [
     json.dumps(
@@ -104,13 +107,49 @@ def test_a_damaged_or_substituted_copy_is_never_used(nodes: list[Node]) -> None:
     alone = a.codec.compress(MESSAGE, tenant="acme", dedup=False)
     key = f"t.{b'acme'.hex()}.{dictionary.dict_id:08x}"
     bucket = b.source._bucket
-    damaged = b"\0" * 32 + dictionary.data  # its digest does not match
+    damaged = b"P" + b"\0" * 32 + dictionary.data  # its digest does not match
     b.replica.portal.call(kv_put, bucket, key, damaged)
     with pytest.raises(MissingDictionaryError, match="damaged"):
         b.codec.decompress(alone.frame, tenant="acme")
-    forged = hashlib.blake2b(other.data, digest_size=32).digest() + other.data  # valid digest, wrong id
+    forged = (
+        b"P" + hashlib.blake2b(other.data, digest_size=32).digest() + other.data
+    )  # valid digest, wrong id
     b.replica.portal.call(kv_put, bucket, key, forged)
     with pytest.raises(MissingDictionaryError, match="does not match"):
         b.codec.decompress(alone.frame, tenant="acme")
     assert not b.codec.dictionaries.has(dictionary.dict_id, tenant="acme")  # nothing wrong was kept
     assert isinstance(a.codec.dictionaries.get(dictionary.dict_id, tenant="acme"), Dictionary)
+
+
+def test_sealed_dictionaries_hide_their_samples_and_are_shredded_with_the_tenant(
+    replicas: list[Replica],  # noqa: F811 - the fixture
+    nats_server: EmbeddedNats,
+    tmp_path: Path,
+) -> None:
+    bucket = f"dict_sealed_{time.monotonic_ns()}"
+    canary = b"dict-canary-7f3a91-sealed-"
+    samples = [canary + s for s in SAMPLES]
+    with Vault(tmp_path / "vault") as vault:
+        sealer = VaultChunkSealer(vault)
+        one, two = (
+            r.portal.call(
+                lambda r=r: JetStreamDictionarySource.open(r.js, r.portal, bucket=bucket, sealer=sealer)
+            )
+            for r in replicas
+        )
+        trained = DictionaryRegistry(source=one)
+        dictionary = train_dictionary(samples)
+        assert dictionary is not None and canary in dictionary.data
+        trained.add(dictionary, tenant="acme")
+        assert DictionaryRegistry(source=two).get(dictionary.dict_id, tenant="acme") == dictionary
+        stored = [p for p in nats_server.store_dir.rglob("*") if p.is_file() and canary in p.read_bytes()]
+        assert stored == []  # the training content never reaches JetStream's files in clear
+        plain = replicas[1].portal.call(
+            lambda: JetStreamDictionarySource.open(replicas[1].js, replicas[1].portal, bucket=bucket)
+        )
+        with pytest.raises(MissingDictionaryError, match="no vault"):
+            DictionaryRegistry(source=plain).get(dictionary.dict_id, tenant="acme")
+        vault.delete_tenant("acme")  # crypto-shred: the dictionary can never be fetched again
+        with pytest.raises(MissingDictionaryError, match=f"{dictionary.dict_id:#010x}"):
+            DictionaryRegistry(source=two).get(dictionary.dict_id, tenant="acme")
+    replicas[0].portal.call(replicas[0].js.delete_stream, f"KV_{bucket}")

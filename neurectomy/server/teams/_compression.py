@@ -16,7 +16,8 @@ instead (`agents.compression.rsu_store.JetStreamRSUStore`, sealed the same way w
 process; a bucket is sealed or plain for its whole life) and the frame secret too
 (`agents.compression.rsu_store.shared_frame_secret`), so a frame compressed by one Compression replica
 decodes on any other, and so do trained dictionaries (`agents.compression.dictionary_source`: published
-when trained, fetched by a replica that meets a frame naming one it lacks, kept under ``dictionaries/``).
+when trained, sealed like the RSUs, fetched by a replica that meets a frame naming one it lacks, kept
+under ``dictionaries/``).
 
 Token counts use Ryot's tokenizer (the model of ``settings.ryot``, the one the Inference team serves),
 loaded vocabulary-only (`ryot.Tokenizer`: no weights, no context); if it cannot be loaded, the team
@@ -115,7 +116,7 @@ async def start_compression(
         portal = await stack.enter_async_context(BlockingPortal())  # the store's calls from worker threads
         store = await JetStreamRSUStore.open(js, portal, retention=retention, sealer=sealer)
         secret = await shared_frame_secret(js)
-        source = await JetStreamDictionarySource.open(js, portal)
+        source = await JetStreamDictionarySource.open(js, portal, sealer=sealer)
     else:
         store = await anyio.to_thread.run_sync(
             lambda: DiskRSUStore(root / "rsu.db", retention=retention, sealer=sealer)

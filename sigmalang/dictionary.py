@@ -122,7 +122,8 @@ class DictionaryRegistry:
 
     Args:
         directory: If given, dictionaries found there are loaded and new ones are written there.
-        source: If given, added dictionaries are published to it and missing ones fetched from it.
+        source: If given, dictionaries loaded from the directory or added are published to it, and
+            missing ones fetched from it.
     """
 
     def __init__(
@@ -144,6 +145,9 @@ class DictionaryRegistry:
                 found += [(tenant, p) for p in sub.glob(f"*{_SUFFIX}")]
             for owner, path in sorted(found, key=lambda tp: tp[1].stat().st_mtime_ns):
                 self._remember(owner, Dictionary(path.read_bytes()), activate=True)
+            if source is not None:  # e.g. trained before the source existed: other processes need them
+                for (owner, _), dictionary in self._by_key.items():
+                    source.publish(owner, dictionary)
 
     def _remember(self, tenant: str | None, dictionary: Dictionary, *, activate: bool) -> None:
         self._by_key[(tenant, dictionary.dict_id)] = dictionary

@@ -77,6 +77,12 @@ def test_a_dictionary_trained_on_replica_a_decodes_frames_on_replica_b(nodes: li
     cached = b.directory / "t" / b"acme".hex() / f"{dictionary.dict_id:08x}.zdict"
     assert cached.read_bytes() == dictionary.data  # kept locally: a restart needs no fetch
     assert b.codec.dictionaries.active_for("acme") is None  # fetched to decode, not activated
+    # A dictionary a replica held before it had the source (its directory) is published when it opens.
+    legacy = train_dictionary([s.replace(b"order", b"invoice") for s in SAMPLES])
+    assert legacy is not None
+    DictionaryRegistry(a.directory / "old").add(legacy)
+    DictionaryRegistry(a.directory / "old", source=a.source)
+    assert b.codec.dictionaries.get(legacy.dict_id, tenant="acme") == legacy  # shared: any tenant
     # Without the shared source, replica B's registry cannot decode the frame (what this issue fixed).
     isolated = SigmaCodec(dictionaries=DictionaryRegistry())
     with pytest.raises(MissingDictionaryError, match=f"{dictionary.dict_id:#010x}"):

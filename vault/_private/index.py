@@ -12,6 +12,7 @@ Navigable Small World graphs" (2016); FAISS ``IndexHNSWFlat``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -35,6 +36,8 @@ def _faiss() -> ModuleType:
 
 
 _log = logging.getLogger("vault.index")
+_IO_BLOCK = 1 << 20
+"""Largest piece FAISS hands to (or asks of) a streaming writer or reader (bytes)."""
 
 
 def faiss_version() -> str:
@@ -137,24 +140,94 @@ class VectorIndex:
         """The index as a CPU FAISS object (a copy when it lives on a GPU)."""
         return _faiss().index_gpu_to_cpu(self._index) if self.on_gpu else self._index
 
+    def write_to(self, sink: Callable[[bytes], object]) -> None:
+        """Stream the CPU index in FAISS's own serial format to ``sink``, in pieces of at most 1 MiB.
+
+        No serialised copy of the index is held in memory. An exception raised by ``sink`` (e.g. a full
+        disk) is re-raised as it was.
+        """
+        failure: list[BaseException] = []
+
+        def write(piece: bytes) -> int:
+            try:
+                sink(piece)
+            except BaseException as exc:
+                failure.append(exc)
+                raise
+            return len(piece)
+
+        try:
+            _faiss().write_index(self.to_cpu(), _faiss().PyCallbackIOWriter(write, _IO_BLOCK))
+        except RuntimeError:
+            if failure:
+                raise failure[0] from None
+            raise
+
+    def serialized_size(self) -> int:
+        """Bytes :meth:`write_to` produces (one streaming pass that only counts)."""
+        total = 0
+
+        def count(piece: bytes) -> None:
+            nonlocal total
+            total += len(piece)
+
+        self.write_to(count)
+        return total
+
     def serialize(self) -> bytes:
-        """The CPU index in FAISS's own serial format."""
-        return bytes(_faiss().serialize_index(self.to_cpu()))
+        """The CPU index in FAISS's own serial format, as one bytes object."""
+        pieces: list[bytes] = []
+        self.write_to(pieces.append)
+        return b"".join(pieces)
 
     @classmethod
-    def deserialize(cls, data: bytes | bytearray, dim: int, config: IndexConfig, kind: str) -> VectorIndex:
-        """Rebuild an index from :meth:`serialize` output.
+    def read_from(
+        cls, source: Callable[[int], bytes], dim: int, config: IndexConfig, kind: str
+    ) -> VectorIndex:
+        """Rebuild an index from :meth:`write_to` output read through ``source(n) -> at most n bytes``.
+
+        FAISS reads straight into the index's own arrays, so no serialised copy is held in memory. An
+        exception raised by ``source`` (e.g. a failed decryption) is re-raised as it was.
 
         Raises:
             ValueError: The bytes are not a FAISS index of this dimension.
         """
+        failure: list[BaseException] = []
+
+        def read(n: int) -> bytes:
+            try:
+                return source(n)
+            except BaseException as exc:
+                failure.append(exc)
+                raise
+
         try:
-            cpu = _faiss().deserialize_index(np.frombuffer(data, dtype=np.uint8))
+            cpu = _faiss().read_index(_faiss().PyCallbackIOReader(read, _IO_BLOCK))
         except RuntimeError as exc:
+            if failure:
+                raise failure[0] from None
             raise ValueError(f"not a FAISS index: {exc}") from None
         if int(cpu.d) != dim:
             raise ValueError(f"index dimension {cpu.d} != {dim}")
         return cls(dim, config, kind, cpu_index=cpu)
+
+    @classmethod
+    def deserialize(cls, data: bytes | bytearray, dim: int, config: IndexConfig, kind: str) -> VectorIndex:
+        """Rebuild an index from :meth:`serialize` output (see :meth:`read_from`).
+
+        Raises:
+            ValueError: The bytes are not a FAISS index of this dimension.
+        """
+        view = memoryview(data)
+        at = 0
+
+        def source(n: int) -> bytes:
+            nonlocal at
+            piece = bytes(view[at : at + n])
+            at += len(piece)
+            return piece
+
+        return cls.read_from(source, dim, config, kind)
 
     @classmethod
     def build(

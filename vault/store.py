@@ -50,6 +50,8 @@ __all__ = ("Vault",)
 log = structlog.get_logger("vault")
 _CATCH_UP_ROUNDS = 8
 """Rounds of adding records written during a background index build before the (short) swap."""
+_DRAIN_CHUNK = 64
+"""Waiting vectors moved into an index per hold of the lock (count; bounds what a write may wait for)."""
 
 
 def derived_id(idempotency_key: str, position: int) -> str:
@@ -116,6 +118,9 @@ class Vault:
         self._closed = False
         self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vault-index")
         self._builds: dict[str, Future[None]] = {}
+        self._snapshot_job: Future[None] | None = None
+        self._snapshot_lock = threading.Lock()
+        """Held for a whole snapshot, and by shreds, compactions and restores (taken before ``_lock``)."""
         with self._lock:
             self._schedule_builds(self._storage)
 
@@ -131,14 +136,15 @@ class Vault:
     def close(self) -> None:
         """Snapshot (if ``snapshot_on_close``), close files and release the directory lock. Idempotent.
 
-        An index build running in the background is waited for and dropped (the next open builds again).
+        An index build running in the background is waited for and dropped (the next open builds again);
+        a background snapshot being written is finished.
         """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         self._builder.shutdown(wait=True, cancel_futures=True)
-        with self._lock:
+        with self._snapshot_lock, self._lock:
             try:
                 self._storage.close(snapshot=self._config.durability.snapshot_on_close)
             finally:
@@ -188,9 +194,67 @@ class Vault:
             ):
                 return  # dropped, restored or rebuilt meanwhile
             state.swap_index(built, labels, next_label)
+        self._drain()
+
+    def _drain(self) -> None:
+        """Move waiting vectors into their indexes, ``_DRAIN_CHUNK`` at a time per hold of the lock."""
+        while True:
+            with self._lock:
+                if self._closed:
+                    return
+                waiting = sum(state.drain(_DRAIN_CHUNK) for state in self._storage.tenants.values())
+            if not waiting:
+                return
+            time.sleep(0)  # let a waiting write or search take the lock between chunks
+
+    # ----------------------------------------------------------------- background snapshots
+    def _snapshot_due(self, storage: Storage) -> bool:
+        """Whether the WAL or some tenant's tombstones call for a snapshot (caller holds the lock)."""
+        ratio = self._config.index.compact_tombstone_ratio
+        return storage.wal.entries >= self._config.durability.snapshot_every_writes or any(
+            len(state.tombstones) >= max(32.0, ratio * state.total) for state in storage.tenants.values()
+        )
+
+    def _schedule_snapshot(self) -> None:
+        """Queue a background snapshot unless one is queued or running (caller holds the lock)."""
+        if self._snapshot_job is None or self._snapshot_job.done():
+            self._snapshot_job = self._builder.submit(self._background_snapshot)
+
+    def _background_snapshot(self) -> None:
+        """Take a snapshot without stalling writes: the lock is held to begin and to commit it only.
+
+        Beginning it starts a new WAL and freezes every tenant's index (writes meanwhile go to the new
+        WAL and their vectors wait, searched exactly); the sealed files are written outside the lock; the
+        manifest commits it. A crash at any point recovers from the old or the new manifest plus every
+        WAL after it. A failure (a full disk) only logs: the WAL keeps every write, and the next write
+        past the threshold tries again. Tenants over the tombstone ratio are compacted while beginning.
+        """
+        with self._snapshot_lock:
+            with self._lock:
+                if self._closed or not self._snapshot_due(self._storage):
+                    return
+                storage = self._storage
+                try:
+                    plan = storage.begin_snapshot(freeze=True)
+                except VaultStorageError as exc:
+                    log.warning("vault snapshot failed; the WAL keeps every write", error=str(exc))
+                    return
+            try:
+                storage.write_snapshot(plan)
+            except BaseException as exc:
+                with self._lock:
+                    storage.abort_snapshot(plan)
+                if not isinstance(exc, VaultStorageError):
+                    raise
+                log.warning("vault snapshot failed; the WAL keeps every write", error=str(exc))
+            else:
+                with self._lock:
+                    storage.commit_snapshot(plan)
+            finally:
+                self._drain()
 
     def join_background(self, timeout_s: float | None = None) -> bool:
-        """Wait for the index builds running in the background.
+        """Wait for the index builds and the snapshot running (or queued) in the background.
 
         Args:
             timeout_s: Longest wait, in seconds (``None``: no limit).
@@ -200,6 +264,8 @@ class Vault:
         """
         with self._lock:
             running = [f for f in self._builds.values() if not f.done()]
+            if self._snapshot_job is not None:
+                running.append(self._snapshot_job)
         return not wait(running, timeout=timeout_s).not_done
 
     @property
@@ -367,11 +433,7 @@ class Vault:
                 raise RecordNotFoundError(tenant, record_id)
             storage.delete(tenant, record_id, key=idempotency_key)
             self._cache.discard(tenant, record_id)
-            ratio = self._config.index.compact_tombstone_ratio
-            if len(state.tombstones) >= max(32.0, ratio * state.index.ntotal):
-                self._auto_snapshot(storage)
-            else:
-                self._maybe_snapshot(storage)
+            self._maybe_snapshot(storage)
 
     def delete_tenant(self, tenant: str, *, idempotency_key: str | None = None) -> None:
         """Crypto-shred a tenant: destroy its data keys and delete its files.
@@ -388,7 +450,7 @@ class Vault:
             TenantNotFoundError: Unknown tenant.
             InsufficientStorageError: The keyring could not be saved (nothing was shredded).
         """
-        with self._lock:
+        with self._snapshot_lock, self._lock:
             storage = self._open()
             if idempotency_key is not None and storage.dropped.get(idempotency_key) == tenant:
                 return
@@ -535,20 +597,8 @@ class Vault:
 
     # ----------------------------------------------------------------- persistence
     def _maybe_snapshot(self, storage: Storage) -> None:
-        if storage.wal.entries >= self._config.durability.snapshot_every_writes:
-            self._auto_snapshot(storage)
-
-    @staticmethod
-    def _auto_snapshot(storage: Storage) -> None:
-        """A snapshot the caller did not ask for.
-
-        Its failure (a full disk) must not fail a committed write: the WAL keeps everything, and the next
-        write tries again.
-        """
-        try:
-            storage.snapshot()
-        except VaultStorageError as exc:
-            log.warning("vault snapshot failed; the WAL keeps every write", error=str(exc))
+        if self._snapshot_due(storage):
+            self._schedule_snapshot()
 
     def snapshot(self, dest: str | os.PathLike[str] | None = None) -> int:
         """Write an encrypted snapshot of every index and record map and start an empty WAL.
@@ -565,7 +615,7 @@ class Vault:
         Raises:
             VaultStorageError: A file could not be written (the previous snapshot stays in force).
         """
-        with self._lock:
+        with self._snapshot_lock, self._lock:
             storage = self._open()
             generation = storage.snapshot(force=storage.manifest.generation == 0)
             if dest is not None:
@@ -578,7 +628,7 @@ class Vault:
         Returns:
             The snapshot generation.
         """
-        with self._lock:
+        with self._snapshot_lock, self._lock:
             return self._open().snapshot(compact=True)
 
     def restore(self, src: str | os.PathLike[str]) -> None:
@@ -590,7 +640,7 @@ class Vault:
             IntegrityError: ``src`` holds no valid snapshot, or one of its files is corrupted.
             KeyEncryptionKeyError: The copy's keyring was wrapped under another KEK.
         """
-        with self._lock:
+        with self._snapshot_lock, self._lock:
             storage = self._open()
             storage.restore_from(Path(src))
             self._cache.clear()

@@ -144,14 +144,17 @@ class Storage:
             IntegrityError: A file is damaged or the two files do not match.
         """
         state_path = snap_path(tdir, "state", gen)
+        raw_state = read_sealed_file(state_path, self.keys, tenant, "state", gen)
         try:
-            state = json.loads(read_sealed_file(state_path, self.keys, tenant, "state", gen))
+            state = json.loads(raw_state)
             kind = str(state["kind"])
         except (ValueError, KeyError, TypeError) as exc:
             raise IntegrityError(state_path, f"snapshot does not load: {exc}") from None
         with SealedReader(snap_path(tdir, "index", gen), self.keys, tenant, "index", gen) as reader:
             try:
                 index = VectorIndex.read_from(reader.read, self.dim, self._config.index, kind)
+            except IntegrityError:  # a chunk failed authentication: the error names it
+                raise
             except ValueError as exc:
                 raise IntegrityError(reader.path, f"snapshot does not load: {exc}") from None
             reader.finish()

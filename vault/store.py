@@ -119,6 +119,7 @@ class Vault:
         self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vault-index")
         self._builds: dict[str, Future[None]] = {}
         self._snapshot_job: Future[None] | None = None
+        self._drain_job: Future[None] | None = None
         self._snapshot_lock = threading.Lock()
         """Held for a whole snapshot, and by shreds, compactions and restores (taken before ``_lock``)."""
         with self._lock:
@@ -196,6 +197,11 @@ class Vault:
             state.swap_index(built, labels, next_label)
         self._drain()
 
+    def _schedule_drain(self) -> None:
+        """Queue a drain of waiting vectors unless one is queued (caller holds the lock)."""
+        if self._drain_job is None or self._drain_job.done():
+            self._drain_job = self._builder.submit(self._drain)
+
     def _drain(self) -> None:
         """Move waiting vectors into their indexes, ``_DRAIN_CHUNK`` at a time per hold of the lock."""
         while True:
@@ -203,8 +209,9 @@ class Vault:
                 if self._closed:
                     return
                 waiting = sum(state.drain(_DRAIN_CHUNK) for state in self._storage.tenants.values())
-            if not waiting:
-                return
+                if not waiting:
+                    self._drain_job = None  # the next write that leaves vectors waiting queues a drain
+                    return
             time.sleep(0)  # let a waiting write or search take the lock between chunks
 
     # ----------------------------------------------------------------- background snapshots
@@ -229,6 +236,7 @@ class Vault:
         WAL after it. A failure (a full disk) only logs: the WAL keeps every write, and the next write
         past the threshold tries again. Tenants over the tombstone ratio are compacted while beginning.
         """
+        self._drain()  # so that beginning the snapshot has (almost) nothing left to add under the lock
         with self._snapshot_lock:
             with self._lock:
                 if self._closed or not self._snapshot_due(self._storage):
@@ -264,8 +272,7 @@ class Vault:
         """
         with self._lock:
             running = [f for f in self._builds.values() if not f.done()]
-            if self._snapshot_job is not None:
-                running.append(self._snapshot_job)
+            running += [job for job in (self._snapshot_job, self._drain_job) if job is not None]
         return not wait(running, timeout=timeout_s).not_done
 
     @property
@@ -395,6 +402,8 @@ class Vault:
             for p in prepared:
                 self._cache.discard(tenant, p.id)
             self._schedule_builds(storage)
+            if len(storage.tenants[tenant].pending):
+                self._schedule_drain()
             self._maybe_snapshot(storage)
         return ids
 

@@ -449,7 +449,7 @@ class Storage:
                 raise storage_error(exc, state.segment_path) from exc
             state_path = snap_path(state.dir, "state", gen)
             plan.written.append(state_path)
-            data = json.dumps(captured.to_state()).encode()
+            data = captured.to_json()
             write_sealed_bytes(state_path, seal_key, tenant, "state", gen, data)
             index_path = snap_path(state.dir, "index", gen)
             plan.written.append(index_path)

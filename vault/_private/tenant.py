@@ -10,6 +10,7 @@ rebuilds the index from the vectors it already holds.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -21,12 +22,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vault._private.files import storage_error
-from vault._private.index import VectorIndex
+from vault._private.index import VectorIndex, one_thread
 from vault._private.pending import PendingVectors
 from vault.config import IndexConfig
 from vault.errors import IntegrityError
 
 __all__ = ("Captured", "Slot", "TenantState", "tenant_dir_name")
+
+_JSON_SLICE = 2048
+"""List items per ``json.dumps`` call when a snapshot encodes a tenant's state (bounds a GIL hold)."""
 
 
 def tenant_dir_name(tenant: str) -> str:
@@ -59,17 +63,30 @@ class Captured:
     tombstones: list[int]
     done: list[tuple[str, Any]]
 
-    def to_state(self) -> dict[str, Any]:
-        """JSON-able state (sealed by the snapshot writer; holds record ids, never text)."""
-        return {
-            "segment_no": self.segment_no,
-            "segment_len": self.segment_len,
-            "next_label": self.next_label,
-            "kind": self.index.kind,
-            "slots": [[rid, s.label, s.offset, s.length] for rid, s in self.slots.items()],
-            "tombstones": self.tombstones,
-            "done": [[key, result] for key, result in self.done],
-        }
+    def to_json(self) -> bytes:
+        """The state as JSON (sealed by the snapshot writer; holds record ids, never text).
+
+        Long lists are encoded a slice at a time: one ``json.dumps`` call holds the GIL throughout, and
+        a background snapshot must not stall the threads that serve writes and searches.
+        """
+        head = json.dumps(
+            {
+                "segment_no": self.segment_no,
+                "segment_len": self.segment_len,
+                "next_label": self.next_label,
+                "kind": self.index.kind,
+            }
+        )
+        slots = _json_list([[rid, s.label, s.offset, s.length] for rid, s in self.slots.items()])
+        done = _json_list([[key, result] for key, result in self.done])
+        tombstones = _json_list(self.tombstones)
+        return f'{head[:-1]}, "slots": {slots}, "tombstones": {tombstones}, "done": {done}}}'.encode()
+
+
+def _json_list(items: list[Any]) -> str:
+    """``json.dumps(items)``, encoded ``_JSON_SLICE`` items per call."""
+    parts = (json.dumps(items[i : i + _JSON_SLICE])[1:-1] for i in range(0, len(items), _JSON_SLICE))
+    return "[" + ",".join(part for part in parts if part) + "]"
 
 
 class TenantState:
@@ -222,7 +239,7 @@ class TenantState:
             self.labels[label] = record_id
             offset += len(blob)
         vectors = np.vstack([vector.reshape(1, -1) for _, _, vector in items])
-        if self.frozen or len(self.pending):
+        if self.frozen or len(self.pending) or self.index.kind == "hnsw":  # HNSW adds cost ~1 ms each
             self.pending.add(labels, vectors)
         else:
             self.index.add(labels, vectors)
@@ -236,7 +253,8 @@ class TenantState:
         """Move up to ``limit`` waiting vectors into the index (not while frozen); returns how many wait."""
         if not self.frozen and len(self.pending):
             labels, vectors = self.pending.take(limit)
-            self.index.add(labels, vectors)
+            with one_thread():
+                self.index.add(labels, vectors)
         return len(self.pending)
 
     def flush_pending(self) -> None:
@@ -376,8 +394,9 @@ class TenantState:
         self.frozen = False
 
     def to_state(self) -> dict[str, Any]:
-        """JSON-able state (sealed by the snapshot writer; holds record ids, never text)."""
-        return self.capture().to_state()
+        """The state as :meth:`from_state` takes it (holds record ids, never text)."""
+        state: dict[str, Any] = json.loads(self.capture().to_json())
+        return state
 
     @classmethod
     def from_state(

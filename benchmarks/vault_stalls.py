@@ -6,7 +6,8 @@ in batches of ``--batch`` through one vault with ``hnsw_threshold`` below the to
 crossed the threshold, and how long the (background) HNSW build took to land. fsync stays on.
 
 Then it closes the vault (which snapshots it) and opens it again in a fresh subprocess, which prints its
-peak RSS while opening (``ru_maxrss``) against its steady RSS once open (``VmRSS`` of ``/proc/self/status``),
+peak RSS while opening (``VmHWM`` of ``/proc/self/status``; ``ru_maxrss`` would count the parent's RSS
+at the fork) against its steady RSS once open (``VmRSS``),
 and the latency of ``--queries`` top-10 searches by vector (each fetching and decrypting its 10 records).
 
 Run it against another checkout (e.g. ``PYTHONPATH=/path/to/main``) for the baseline side by side::
@@ -43,7 +44,7 @@ class _Precomputed:
 
 
 REOPEN = """
-import resource, statistics, sys, time
+import statistics, sys, time
 import numpy as np
 from vault import IndexConfig, Vault, VaultConfig
 
@@ -52,11 +53,11 @@ class Precomputed:
     def embed(self, texts):
         raise AssertionError("vectors are precomputed")
 
-def rss_mib():
+def rss_mib(field="VmRSS"):
     for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+    raise RuntimeError(f"no {field}")
 
 before = rss_mib()
 began = time.perf_counter()
@@ -64,7 +65,7 @@ v = Vault(sys.argv[1], config=VaultConfig(index=IndexConfig(hnsw_threshold=int(s
           embedder=Precomputed())
 opened_s = time.perf_counter() - began
 steady = rss_mib()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = rss_mib("VmHWM")  # ru_maxrss would include the parent's RSS when it forked this process
 rng = np.random.default_rng(1)
 queries = rng.standard_normal((int(sys.argv[3]), 384)).astype(np.float32)
 took = []
@@ -74,7 +75,10 @@ for q in queries:
     took.append((time.perf_counter() - t) * 1000)
     assert len(hits) == 10
 took.sort()
+stats = v.stats()
 v.close()
+print(f"reopened: {stats.records} records, index {stats.index_kinds['bench']}, "
+      f"{stats.wal_entries} WAL entries replayed")
 print(f"open: {opened_s:.2f} s; RSS before open {before:.0f} MiB, steady {steady:.0f} MiB, "
       f"peak {peak:.0f} MiB (peak / steady {peak / steady:.2f})")
 print(f"search top-10 with decryption ({len(took)} queries): p50 {statistics.median(took):.3f} ms  "

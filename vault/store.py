@@ -161,12 +161,14 @@ class Vault:
         """Start an HNSW build for every tenant whose flat index passed the threshold (caller holds the lock).
 
         A write never waits for such a build: searches use the flat index until the HNSW index is ready,
-        then it is swapped in with the records stored meanwhile.
+        then it is swapped in with the records stored meanwhile. Also queues a drain when vectors wait.
         """
         for tenant, state in storage.tenants.items():
             running = self._builds.get(tenant)
             if state.wants_hnsw and (running is None or running.done()):
                 self._builds[tenant] = self._builder.submit(self._build, tenant, state)
+            if len(state.pending) and not state.frozen:  # e.g. written into HNSW, or replayed on open
+                self._schedule_drain()
 
     def _build(self, tenant: str, state: TenantState) -> None:
         with self._lock:
@@ -402,8 +404,6 @@ class Vault:
             for p in prepared:
                 self._cache.discard(tenant, p.id)
             self._schedule_builds(storage)
-            if len(storage.tenants[tenant].pending):
-                self._schedule_drain()
             self._maybe_snapshot(storage)
         return ids
 

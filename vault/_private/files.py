@@ -21,6 +21,8 @@ __all__ = (
 )
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
+_SYNC_EVERY = 8 << 20
+"""Bytes a durable atomic write writes between two ``fdatasync`` calls."""
 
 
 def storage_error(exc: OSError, path: Path) -> VaultStorageError:
@@ -93,8 +95,18 @@ def atomic_write_with(
     tmp = path.with_name(path.name + ".tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        unsynced = 0
+
+        def write(part: bytes) -> None:
+            nonlocal unsynced
+            write_all(fd, part)
+            unsynced += len(part)
+            if durable and unsynced >= _SYNC_EVERY:  # flush as it goes: one flush of a whole index
+                os.fdatasync(fd)  # file would hold up the WAL's fsyncs behind it for up to seconds
+                unsynced = 0
+
         try:
-            produce(lambda part: write_all(fd, part))
+            produce(write)
             if durable:
                 os.fsync(fd)
         finally:

@@ -82,11 +82,17 @@ CHILD = textwrap.dedent(
 
     stop_at = sys.argv[2]  # "before_manifest" or "after_manifest"
     save = Manifest.save
+    out = threading.Lock()
+
+    def say(line):  # one write per line under a lock: print() from two threads can split lines
+        with out:
+            sys.stdout.write(line + "\\n")
+            sys.stdout.flush()
 
     def blocked_save(self, directory):
         if stop_at == "after_manifest":
             save(self, directory)
-        print("in-snapshot", flush=True)
+        say("in-snapshot")
         threading.Event().wait()  # the snapshot never finishes: the parent kills the process
 
     Manifest.save = blocked_save
@@ -95,7 +101,7 @@ CHILD = textwrap.dedent(
     with Vault(sys.argv[1], config=config) as v:
         for i in range(100_000):
             vec = rng.standard_normal(384).astype(np.float32)
-            print(v.put("acme", f"record number {i}", id=f"r{i}", embedding=vec), flush=True)
+            say(v.put("acme", f"record number {i}", id=f"r{i}", embedding=vec))
     """
 )
 
@@ -116,10 +122,11 @@ def test_kill_9_mid_background_snapshot_loses_no_acknowledged_write(
         deadline = time.monotonic() + 60
         after = None
         while time.monotonic() < deadline:
-            line = proc.stdout.readline().strip()
-            if not line:  # the child failed (its stuck snapshot thread keeps it alive): say why
+            raw = proc.stdout.readline()
+            if not raw:  # the child failed (its stuck snapshot thread may keep it alive): say why
                 proc.kill()
                 pytest.fail(proc.stderr.read() if proc.stderr else "child ended")
+            line = raw.strip()
             if line == "in-snapshot":
                 after = len(acked)
             else:

@@ -94,6 +94,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--snapshot-every", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument(
+        "--settle",
+        action="store_true",
+        help="wait (untimed) for the HNSW build after the write that crossed the threshold, so that the "
+        "later writes measure writing into HNSW rather than into the flat index it replaces",
+    )
     args = parser.parse_args()
     os.environ.setdefault("NEURECTOMY_VAULT_KEK", base64.b64encode(os.urandom(32)).decode())
     rng = np.random.default_rng(0)
@@ -116,6 +122,8 @@ def main() -> None:
             latencies.append(time.perf_counter() - began)
             if crossed_at is None and start + args.batch >= args.threshold:
                 crossed_at = len(latencies) - 1
+                if args.settle:
+                    v.join_background()
         loop_end = time.perf_counter()
         join = getattr(v, "join_background", None)  # absent in versions that build HNSW inline
         if join is not None:

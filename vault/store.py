@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from vault._private.cache import RecordCache
 from vault._private.files import DirLock
-from vault._private.index import VectorIndex
+from vault._private.index import VectorIndex, one_thread
 from vault._private.sealing import encode_record
 from vault._private.storage import Storage
 from vault._private.tenant import TenantState
@@ -51,7 +51,7 @@ log = structlog.get_logger("vault")
 _CATCH_UP_ROUNDS = 8
 """Rounds of adding records written during a background index build before the (short) swap."""
 _DRAIN_CHUNK = 64
-"""Waiting vectors moved into an index per hold of the lock (count; bounds what a write may wait for)."""
+"""Waiting vectors added to an index per step of a drain (count; bounds what a search may wait for)."""
 
 
 def derived_id(idempotency_key: str, position: int) -> str:
@@ -120,7 +120,7 @@ class Vault:
         self._builds: dict[str, Future[None]] = {}
         self._snapshot_job: Future[None] | None = None
         self._drain_job: Future[None] | None = None
-        self._snapshot_lock = threading.Lock()
+        self._snapshot_lock = threading.RLock()
         """Held for a whole snapshot, and by shreds, compactions and restores (taken before ``_lock``)."""
         with self._lock:
             self._schedule_builds(self._storage)
@@ -205,16 +205,34 @@ class Vault:
             self._drain_job = self._builder.submit(self._drain)
 
     def _drain(self) -> None:
-        """Move waiting vectors into their indexes, ``_DRAIN_CHUNK`` at a time per hold of the lock."""
+        """Move waiting vectors into their indexes, ``_DRAIN_CHUNK`` at a time, outside the vault's lock.
+
+        Writes never wait for an add (about 1 ms per vector into HNSW at 100,000 vectors): a chunk is
+        copied under the lock, added holding only the index's own lock (a search waits for it), then
+        dropped from the waiting vectors under the lock; a search in between drops the duplicates.
+        Each chunk holds the snapshot lock, so no snapshot, compaction or restore sees half of one.
+        """
         while True:
-            with self._lock:
-                if self._closed:
-                    return
-                waiting = sum(state.drain(_DRAIN_CHUNK) for state in self._storage.tenants.values())
-                if not waiting:
-                    self._drain_job = None  # the next write that leaves vectors waiting queues a drain
-                    return
-            time.sleep(0)  # let a waiting write or search take the lock between chunks
+            with self._snapshot_lock:
+                with self._lock:
+                    if self._closed:
+                        return
+                    work = [
+                        (state, state.index, *state.pending.peek(_DRAIN_CHUNK))
+                        for state in self._storage.tenants.values()
+                        if len(state.pending) and not state.frozen
+                    ]
+                    if not work:
+                        self._drain_job = None  # the next write that leaves vectors waiting queues one
+                        return
+                for _, index, labels, vectors in work:
+                    with one_thread():
+                        index.add(labels, vectors)
+                with self._lock:
+                    for state, index, labels, _ in work:
+                        if state.index is index:
+                            state.pending.drop(len(labels))
+            time.sleep(0)  # let a waiting snapshot, compaction or restore take the snapshot lock
 
     # ----------------------------------------------------------------- background snapshots
     def _snapshot_due(self, storage: Storage) -> bool:

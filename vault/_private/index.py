@@ -12,6 +12,7 @@ Navigable Small World graphs" (2016); FAISS ``IndexHNSWFlat``.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -87,6 +88,8 @@ class VectorIndex:
                 base = _faiss().IndexFlatIP(dim)
             cpu_index = _faiss().IndexIDMap2(base)
         self._index: Any = cpu_index
+        self._mutex = threading.Lock()
+        """Serialises adds with searches and reads: the vault adds waiting vectors outside its own lock."""
         self.on_gpu = False
         if config.use_gpu:
             self._to_gpu()
@@ -116,7 +119,8 @@ class VectorIndex:
             labels: ``(n,)`` int64 FAISS labels, unique.
             vectors: ``(n, dim)`` float32, L2-normalised.
         """
-        self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), labels.astype(np.int64))
+        with self._mutex:
+            self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), labels.astype(np.int64))
 
     def search(self, query: NDArray[np.float32], k: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         """Top-``k`` by inner product.
@@ -132,7 +136,7 @@ class VectorIndex:
         if self.kind == "hnsw" and not self.on_gpu:
             hnsw: Any = faiss.downcast_index(self._index.index)
             hnsw.hnsw.efSearch = max(self._config.hnsw_ef_search, k)
-        with one_thread():
+        with one_thread(), self._mutex:
             scores, labels = self._index.search(query.reshape(1, -1).astype(np.float32), k)
         return scores[0], labels[0]
 
@@ -143,6 +147,10 @@ class VectorIndex:
         """
         if labels.size == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        with self._mutex:
+            return self._reconstruct(labels)
+
+    def _reconstruct(self, labels: NDArray[np.int64]) -> NDArray[np.float32]:
         cpu = self.to_cpu()
         if self.kind == "flat" and not self.on_gpu:
             faiss = _faiss()

@@ -55,13 +55,21 @@ class PendingVectors:
         self._vectors[self._end : self._end + n] = vectors
         self._end += n
 
-    def take(self, limit: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-        """Remove and return up to ``limit`` of the oldest rows: ``((m,) labels, (m, dim) vectors)``."""
+    def peek(self, limit: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """Copies of up to ``limit`` of the oldest rows: ``((m,) labels, (m, dim) vectors)``."""
         stop = min(self._end, self._start + limit)
-        taken = self._labels[self._start : stop].copy(), self._vectors[self._start : stop].copy()
-        self._start = stop
+        return self._labels[self._start : stop].copy(), self._vectors[self._start : stop].copy()
+
+    def drop(self, count: int) -> None:
+        """Remove the ``count`` oldest rows."""
+        self._start = min(self._end, self._start + count)
         if self._start == self._end:  # empty: give the buffer back
             self.__init__(self.dim)  # type: ignore[misc]
+
+    def take(self, limit: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """Remove and return up to ``limit`` of the oldest rows (:meth:`peek`, then :meth:`drop`)."""
+        taken = self.peek(limit)
+        self.drop(len(taken[0]))
         return taken
 
     def vectors_of(self, labels: NDArray[np.int64]) -> NDArray[np.float32] | None:

@@ -329,8 +329,9 @@ class TenantState:
         scores, labels = self.index.search(query, min(want, self.index.ntotal))
         if len(self.pending):
             more_scores, more_labels = self.pending.search(query, want)
-            scores = np.concatenate([scores, more_scores])
-            labels = np.concatenate([labels, more_labels])
+            fresh = ~np.isin(more_labels, labels)  # a chunk being drained is briefly in both
+            scores = np.concatenate([scores, more_scores[fresh]])
+            labels = np.concatenate([labels, more_labels[fresh]])
             best = np.argsort(-scores, kind="stable")[:want]
             scores, labels = scores[best], labels[best]
         for score, label in zip(scores.tolist(), labels.tolist(), strict=True):

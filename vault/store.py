@@ -54,6 +54,17 @@ _DRAIN_CHUNK = 64
 """Waiting vectors added to an index per step of a drain (count; bounds what a search may wait for)."""
 
 
+def _background_priority() -> None:
+    """Lower the calling thread's CPU priority (Linux: nice +10 for this thread only).
+
+    Index builds, drains and snapshots then yield the CPU to the threads that serve writes and searches.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except OSError:  # not permitted or not supported: run at the normal priority
+        pass
+
+
 def derived_id(idempotency_key: str, position: int) -> str:
     """The id of record ``position`` of a call with ``idempotency_key`` that named no id (32 hex digits).
 
@@ -116,7 +127,9 @@ class Vault:
             raise
         self._cache = RecordCache(self._config.cache.l1_max_bytes)
         self._closed = False
-        self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vault-index")
+        self._builder = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="vault-index", initializer=_background_priority
+        )
         self._builds: dict[str, Future[None]] = {}
         self._snapshot_job: Future[None] | None = None
         self._drain_job: Future[None] | None = None

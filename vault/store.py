@@ -252,8 +252,9 @@ class Vault:
         """Whether the WAL or some tenant's tombstones call for a snapshot (caller holds the lock)."""
         ratio = self._config.index.compact_tombstone_ratio
         return storage.wal.entries >= self._config.durability.snapshot_every_writes or any(
-            len(state.tombstones) >= max(32.0, ratio * state.total) for state in storage.tenants.values()
-        )
+            len(state.tombstones) >= 32 and len(state.tombstones) > ratio * state.total
+            for state in storage.tenants.values()
+        )  # the same test as the compaction a snapshot then runs (storage.begin_snapshot)
 
     def _schedule_snapshot(self) -> None:
         """Queue a background snapshot unless one is queued or running (caller holds the lock)."""

@@ -6,8 +6,10 @@ import asyncio
 
 import anyio
 import pytest
+from typer.testing import CliRunner
 
 from agents.eventloop import ENV_VAR, backend_options, loop_name
+from neurectomy.cli import app
 
 
 def _running_loop_module() -> str:
@@ -34,3 +36,10 @@ def test_an_unknown_loop_is_refused_naming_the_variable(monkeypatch: pytest.Monk
     monkeypatch.setenv(ENV_VAR, "trio")
     with pytest.raises(ValueError, match=f"{ENV_VAR}: unknown event loop 'trio'"):
         backend_options()
+
+
+def test_the_cli_refuses_an_unknown_loop_before_starting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, "trio")
+    result = CliRunner().invoke(app, ["agent", "--team", "analysis", "--nats-url", "nats://127.0.0.1:1"])
+    assert result.exit_code == 2
+    assert f"{ENV_VAR}: unknown event loop 'trio'" in result.output

@@ -37,6 +37,9 @@ shows up directly in these numbers: run it on an idle machine, and compare ratio
     .venv/bin/python benchmarks/orchestrator.py --runs 3 --json orchestrator.json
     .venv/bin/python benchmarks/orchestrator.py --profile caller # cProfile of 2,000 sequential invokes
 
+``--loop uvloop|asyncio`` runs every process here (caller, agent, raw responder) on that event loop;
+the default is the service's (``agents.eventloop``: uvloop when installed, or ``$NEURECTOMY_EVENT_LOOP``).
+
 ``--traced`` records OpenTelemetry spans in the caller and the agent (as ``neurectomy serve`` and
 ``neurectomy agent`` do, no exporter): compare a run with and without it for the per-hop cost of tracing.
 

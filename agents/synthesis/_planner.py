@@ -131,7 +131,7 @@ class GoalPlanner:
         parsed, routes = request_clauses(self.router, parsed, routes)
         parsed, routes = leading_context(parsed, routes, self.verbs)
         parsed, routes = trailing_payload(parsed, routes, self.verbs)
-        parsed, routes = composite(self.router, parsed, routes)
+        parsed, routes = composite(self.router, parsed, routes, self.verbs)
         if not parsed.subgoals:
             return _unclear(goal, [], "the goal names nothing to do")
         if len(parsed.subgoals) > max_steps:
@@ -143,10 +143,17 @@ class GoalPlanner:
             routes = [analysis_report(routes[0], parsed.subgoals[0].instruction)]
         routes = [answer_or_search(r, sub.text) for r, sub in zip(routes, parsed.subgoals, strict=True)]
         routes = [
-            stated_runner_up(self.router, r, functools.partial(self._states, sub=sub, parsed=parsed))
+            stated_runner_up(
+                self.router, r, functools.partial(self._states, sub=sub, parsed=parsed), self._takes
+            )
             for r, sub in zip(routes, parsed.subgoals, strict=True)
         ]
         return _Builder(self, goal, parsed, routes).build()
+
+    @functools.cache  # noqa: B019 (one planner per roster and process: see goal_planner)
+    def _takes(self, agent: str) -> bool:
+        """Whether ``agent`` requires a parameter besides its payload (a language, an id, labels, …)."""
+        return agent in self.specs and not self._states(agent, SubGoal("", "", (), True), parse_goal(""))
 
     def _states(self, agent: str, sub: SubGoal, parsed: ParsedGoal) -> bool:
         """Whether ``sub`` states every parameter ``agent`` requires (its payload aside)."""

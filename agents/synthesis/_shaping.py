@@ -11,7 +11,8 @@ A goal split into sentences and steps (:func:`agents.intent.parse_goal`) is not 
   only weakly, or that are statements (no instruction verb, no question) after a request that points at
   a text ("this", "these", "the following", "here") or that works on a text the goal has not given
   yet — is the text the goal applies to;
-* **one request in halves** — adjacent sub-goals asking for the same class, the later unmarked — and a
+* **one request in halves** — adjacent sub-goals asking for the same class, the later unmarked or either
+  a statement — and a
   goal whose steps are the *subject* of one request ("plan the steps to …") are one sub-goal;
 * a sub-goal that matches nothing but names the parameter of a close runner-up that takes one ("how to
   say '…' in Portuguese": a target language) asks for that runner-up.
@@ -68,9 +69,9 @@ _QUESTION = frozenset(
     "should please kindly".split()
 )
 _FIRST_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
-STATED = frozenset({"translator", "context-optimizer"})
+STATED = frozenset({"translator", "context-optimizer", "fetcher"})
 """Agents whose required parameter, when a goal states it (a target language "into Spanish", a token
-budget "in 64 tokens"), is evidence for them: "put '…' into Spanish" is a translation, not a language
+budget "in 64 tokens", a record id "record runbook-42"), is evidence for them: "put '…' into Spanish" is a translation, not a language
 check, and "how to say '…' in Portuguese" is no request outside the collective."""
 _NEAR_STATED = 0.1
 """How close to the best class a runner-up of :data:`STATED` whose parameter the goal states must be."""
@@ -212,7 +213,7 @@ def _joined(subs: Sequence[SubGoal]) -> SubGoal:
 
 
 def composite(
-    router: IntentRouter, parsed: ParsedGoal, routes: list[Route]
+    router: IntentRouter, parsed: ParsedGoal, routes: list[Route], verbs: frozenset[str] = frozenset()
 ) -> tuple[ParsedGoal, list[Route]]:
     """One sub-goal for a goal whose steps are the *subject* of one request, not its steps.
 
@@ -221,14 +222,17 @@ def composite(
     the ``consensus`` plan. When the sub-goals' instructions read together route to the planner or a
     built-in plan with confidence at least :data:`_COMPOSITE_CONFIDENCE`, they are one sub-goal.
     Adjacent sub-goals that route to the same class, the later one a sentence with no step marker
-    ("Hello! How are you today?"), are one request too.
+    ("Hello! How are you today?") or either one a statement rather than a request ("Our key is a year
+    old; rotate it.": a statement is no step of its own, ``verbs`` tell requests from statements), are
+    one request too.
     """
     if len(parsed.subgoals) < 2:
         return parsed, routes
     subs, kept = list(parsed.subgoals), list(routes)
     i = 1
     while i < len(subs):
-        if not subs[i].marked and repeats(kept[i - 1 : i + 1]):
+        halves = not subs[i].marked or _statement(subs[i - 1], verbs) or _statement(subs[i], verbs)
+        if halves and repeats(kept[i - 1 : i + 1]):
             subs[i - 1] = _joined(subs[i - 1 : i + 1])
             route = router.route(subs[i - 1].instruction)
             if agent_of(route.best) != agent_of(kept[i].best):  # the join reads worse than its halves
@@ -245,15 +249,21 @@ def composite(
     return replace(parsed, subgoals=tuple(subs)), kept
 
 
-def stated_runner_up(router: IntentRouter, route: Route, stated: Callable[[str], bool]) -> Route:
+def stated_runner_up(
+    router: IntentRouter, route: Route, stated: Callable[[str], bool], takes: Callable[[str], bool]
+) -> Route:
     """``route`` with a close runner-up of :data:`STATED` first when the goal states its parameter.
+
+    A stated parameter is evidence only against a best class that takes no parameter it states: "remove
+    record old-42" names the id the ``eraser`` takes as much as the ``fetcher``'s.
 
     Args:
         router: The router (its calibration gives the new confidence).
         route: The sub-goal's route.
         stated: Whether the sub-goal states every required parameter of an agent.
+        takes: Whether an agent requires a parameter (its payload aside).
     """
-    if route.best in STATED:
+    if route.best in STATED or (takes(route.best) and stated(route.best)):
         return route
     top = route.ranked[0][1]
     for j, (name, score) in enumerate(route.ranked[1:3], start=1):

@@ -49,6 +49,7 @@ from agents.plans import Plan, PlanStep
 from agents.synthesis._base import SynthesisAgent
 from agents.synthesis._shaping import (
     BUILTIN,
+    WEAK,
     agent_of,
     analysis_report,
     answer_or_search,
@@ -126,7 +127,8 @@ class GoalPlanner:
         routes = [self.router.route(sg.instruction) for sg in parsed.subgoals]
         if len(whole.subgoals) < len(parsed.subgoals):
             whole_routes = [self.router.route(sg.instruction) for sg in whole.subgoals]
-            if least(whole_routes) >= least(routes) or repeats(routes):
+            distinct = least(routes) >= WEAK and not repeats(routes)  # each part a confident own step
+            if (least(whole_routes) >= least(routes) and not distinct) or repeats(routes):
                 parsed, routes = whole, whole_routes
         parsed, routes = request_clauses(self.router, parsed, routes)
         parsed, routes = leading_context(parsed, routes, self.verbs)

@@ -10,7 +10,8 @@ A goal split into sentences and steps (:func:`agents.intent.parse_goal`) is not 
 * **trailing payload** — sentences after the last request with no sequence word, that match nothing or
   only weakly, or that are statements (no instruction verb, no question) after a request that points at
   a text ("this", "these", "the following", "here") or that works on a text the goal has not given
-  yet — is the text the goal applies to;
+  yet — is the text the goal applies to, except a sentence that constrains the request's output ("It
+  should be under 50 words."), whose parameters are read with the request;
 * **one request in halves** — adjacent sub-goals asking for the same class, the later unmarked or either
   a statement — and a
   goal whose steps are the *subject* of one request ("plan the steps to …") are one sub-goal;
@@ -64,6 +65,15 @@ _MIN_CONTEXT_WORDS = 3
 _MIN_CLAUSE_WORDS = 4
 _DEICTIC = re.compile(r"\b(?:this|these|following|below|here|it)\b", re.IGNORECASE)
 """A request that points at a text the goal gives."""
+_CONSTRAINT = re.compile(
+    r"\s*(?:(?:it|this|that|the\s+(?:summary|answer|result|output|reply|response|text|translation|"
+    r"story|poem|code|function|list))\s+(?:should|must|shall|has\s+to|needs?\s+to|may|can)(?:\s+not)?\s+"
+    r"|keep\s+(?:it|them|the\s+\w+)\s+|(?:use\s+)?(?:at\s+most|no\s+more\s+than|not\s+more\s+than|"
+    r"under|below|max(?:imum)?)\s+\d)",
+    re.IGNORECASE,
+)
+"""A trailing sentence that constrains the request's output ("It should be under 50 words.", "Keep it
+to two sentences."): its parameters belong to the request, not to the payload."""
 _QUESTION = frozenset(
     "what which how is are was were does do did can could would will who whom whose when where why "
     "should please kindly".split()
@@ -177,7 +187,7 @@ def trailing_payload(
     cut = len(routes)
     while cut > 1 and not parsed.subgoals[cut - 1].marked:
         sub, route = parsed.subgoals[cut - 1], routes[cut - 1]
-        if route.best == NONE or route.confidence < WEAK:
+        if route.best == NONE or route.confidence < WEAK or _CONSTRAINT.match(sub.text):
             cut -= 1
             continue
         before = parsed.subgoals[: cut - 1]
@@ -197,9 +207,17 @@ def trailing_payload(
         break
     if cut == len(routes) or all(r.best == NONE for r in routes[:cut]):
         return parsed, routes  # (the threshold still refuses a request that is itself weak)
-    tail = " ".join(sg.text for sg in parsed.subgoals[cut:])
-    payload = tail if parsed.payload is None else f"{tail}\n\n{parsed.payload}"
-    return replace(parsed, subgoals=parsed.subgoals[:cut], payload=payload), routes[:cut]
+    subs = list(parsed.subgoals[:cut])
+    rest = parsed.subgoals[cut:]
+    constraints = tuple(sg for sg in rest if _CONSTRAINT.match(sg.text))
+    if constraints:  # read with the request for its parameters ("under 50 words"), routed as before
+        last = subs[-1]
+        stop = "" if last.text.rstrip()[-1:] in (".", "!", "?") else "."
+        text = " ".join((last.text.rstrip() + stop, *(sg.text for sg in constraints)))
+        subs[-1] = replace(last, text=text)
+    tail = " ".join(sg.text for sg in rest if sg not in constraints)
+    payload = parsed.payload if not tail else tail if parsed.payload is None else f"{tail}\n\n{parsed.payload}"
+    return replace(parsed, subgoals=tuple(subs), payload=payload), routes[:cut]
 
 
 def _joined(subs: Sequence[SubGoal]) -> SubGoal:

@@ -54,6 +54,7 @@ from agents.synthesis._shaping import (
     analysis_report,
     answer_or_search,
     composite,
+    head_clauses,
     leading_context,
     least,
     recall_after_store,
@@ -131,6 +132,7 @@ class GoalPlanner:
             if (least(whole_routes) >= least(routes) and not distinct) or repeats(routes):
                 parsed, routes = whole, whole_routes
         parsed, routes = request_clauses(self.router, parsed, routes)
+        parsed, routes = head_clauses(self.router, parsed, routes)
         parsed, routes = leading_context(parsed, routes, self.verbs)
         parsed, routes = trailing_payload(parsed, routes, self.verbs)
         parsed, routes = composite(self.router, parsed, routes, self.verbs)

@@ -4,6 +4,8 @@ A goal split into sentences and steps (:func:`agents.intent.parse_goal`) is not 
 
 * a **request clause** inside a long sentence ("I'm short on time, so could you summarize this") is the
   part the router should read, when it routes more confidently than the whole sentence;
+* a **main clause** before a relative or complement clause ("write a regex | that matches e-mail
+  addresses") names what a request makes or acts on: it is read alone when it routes more confidently;
 * **leading context** ("Good morning.", "Hi! I'm new here.") — sentences before the first confident
   request that match nothing, only small talk, or only weakly — is dropped when no sequence word
   ("then", "next", a list) marks what follows as a further step;
@@ -35,6 +37,7 @@ __all__ = (
     "analysis_report",
     "answer_or_search",
     "composite",
+    "head_clauses",
     "least",
     "leading_context",
     "recall",
@@ -65,6 +68,10 @@ _MIN_CONTEXT_WORDS = 3
 _MIN_CLAUSE_WORDS = 4
 _DEICTIC = re.compile(r"\b(?:this|these|following|below|here|it)\b", re.IGNORECASE)
 """A request that points at a text the goal gives."""
+_SUBORDINATE = re.compile(r"\s(?:that|which|who|whose|where|announcing|saying|explaining|describing)\s",
+                          re.IGNORECASE)
+"""Where a relative or complement clause starts (it describes what the main clause names)."""
+_MIN_HEAD_WORDS = 3
 _CONSTRAINT = re.compile(
     r"\s*(?:(?:it|this|that|the\s+(?:summary|answer|result|output|reply|response|text|translation|"
     r"story|poem|code|function|list))\s+(?:should|must|shall|has\s+to|needs?\s+to|may|can)(?:\s+not)?\s+"
@@ -142,6 +149,26 @@ def request_clauses(
             if route.best != NONE and route.confidence >= max(out[i].confidence, WEAK):
                 out[i], subs[i] = route, replace(sub, instruction=clause)
             break  # the first marker after the context starts the request
+    return replace(parsed, subgoals=tuple(subs)), out
+
+
+def head_clauses(
+    router: IntentRouter, parsed: ParsedGoal, routes: list[Route]
+) -> tuple[ParsedGoal, list[Route]]:
+    """``parsed`` with each sub-goal routed by its main clause where that is more confident.
+
+    What a request makes or acts on is named before a relative or complement clause; the clause
+    describes it ("write a regex in Python | that matches email addresses" asks for code, not for the
+    e-mail addresses of a text). The sub-goal's text (read for parameters) stays whole.
+    """
+    subs, out = list(parsed.subgoals), list(routes)
+    for i, sub in enumerate(subs):
+        m = _SUBORDINATE.search(sub.instruction)
+        if m is None or len(sub.instruction[: m.start()].split()) < _MIN_HEAD_WORDS:
+            continue
+        route = router.route(sub.instruction[: m.start()])
+        if route.best != NONE and route.confidence >= max(out[i].confidence, WEAK):
+            out[i], subs[i] = route, replace(sub, instruction=sub.instruction[: m.start()])
     return replace(parsed, subgoals=tuple(subs)), out
 
 

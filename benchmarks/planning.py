@@ -43,8 +43,15 @@ from benchmarks.planning_heldout import GOALS as HELDOUT  # noqa: E402
 from benchmarks.planning_round4 import GOALS as ROUND4  # noqa: E402
 from benchmarks.planning_unseen import GOALS as UNSEEN  # noqa: E402
 
-SETS = {"dev": GOALS, "heldout": HELDOUT, "fresh": FRESH, "unseen": UNSEEN, "blind": BLIND, "hard": HARD,
-        "round4": ROUND4}
+SETS = {
+    "dev": GOALS,
+    "heldout": HELDOUT,
+    "fresh": FRESH,
+    "unseen": UNSEEN,
+    "blind": BLIND,
+    "hard": HARD,
+    "round4": ROUND4,
+}
 """``dev``: the labelled set the method was developed against; ``heldout``: written before round 2, to
 measure whether it generalises (never used to choose examples, weights or thresholds); ``fresh``:
 written after round 2's last change and scored once; ``unseen``: written in round 3 before any change,

@@ -48,7 +48,7 @@ GOALS: tuple[tuple[str, str], ...] = (
     (
         "Triage this log line as p1, p2 or p3:\n" + _LOG.splitlines()[0],
         "classifier",
-    ),  # fmt: skip
+    ),
     (
         "Extract service and replicas as JSON following this schema "
         '{"type": "object", "properties": {"service": {"type": "string"}, "replicas": {"type": "integer"}}} '
@@ -57,15 +57,19 @@ GOALS: tuple[tuple[str, str], ...] = (
     ),
     ("Translate this maintenance notice into German: " + _MAIL, "translator"),
     ("Write a Go function that retries an HTTP request with exponential backoff.", "coder"),
-    ("How many tokens does our system prompt take? 'You are a terse SRE assistant. Answer in bullets.'",
-     "tokenizer"),  # fmt: skip
+    (
+        "How many tokens does our system prompt take? 'You are a terse SRE assistant. Answer in bullets.'",
+        "tokenizer",
+    ),
     # ---- compression
     ("Compress these log lines losslessly before I ship them:\n" + _LOG, "compressor"),
     ("Decompress this ΣLANG frame so I can read it: U0lHTUEBAAAAcXdlcnR5", "decompressor"),
     ("How much of this batch is duplicated against what we already store?\n\n" + _LOG, "deduplicator"),
     ("Show me which glyphs the frame U0lHTUEBAAAAcXdlcnR5 references.", "glyph-encoder"),
-    ("This design doc is too long for the prompt; cut it down to 40 tokens without an LLM: " + _DOC,
-     "context-optimizer"),  # fmt: skip
+    (
+        "This design doc is too long for the prompt; cut it down to 40 tokens without an LLM: " + _DOC,
+        "context-optimizer",
+    ),
     (
         "Build a zstd dictionary from these sample events:\n\n"
         '{"event": "login", "user": 1}\n\n{"event": "login", "user": 2}\n\n{"event": "logout", "user": 1}',
@@ -83,12 +87,16 @@ GOALS: tuple[tuple[str, str], ...] = (
     ("Take a snapshot of the vault called pre-upgrade.", "snapshotter"),
     ("What's the vault's cache hit ratio and WAL size right now?", "vault-stats"),
     # ---- analysis
-    ("Is the customer in this ticket angry? 'Third outage this week. We are evaluating other vendors.'",
-     "sentiment"),  # fmt: skip
+    (
+        "Is the customer in this ticket angry? 'Third outage this week. We are evaluating other vendors.'",
+        "sentiment",
+    ),
     ("Give me the key phrases of this design doc: " + _DOC, "keyword-extractor"),
     ("Pull every email address, phone number and date out of this message: " + _MAIL, "entity-extractor"),
-    ("Which language is this bug report in? 'La aplicación se cierra al iniciar sesión.'",
-     "language-detector"),  # fmt: skip
+    (
+        "Which language is this bug report in? 'La aplicación se cierra al iniciar sesión.'",
+        "language-detector",
+    ),
     (
         "Do these two error messages mean the same thing? 'connection refused by ledger' and "
         "'ledger rejected the connection'",
@@ -99,15 +107,21 @@ GOALS: tuple[tuple[str, str], ...] = (
     ("Review the readability of our onboarding paragraph: " + _DOC, "quality-critic"),
     # ---- synthesis
     ("Based on our stored runbooks, how do I restart the ingest service?", "rag-answerer"),
-    ("Only draft a plan for: summarize the incident, then translate it to French. Don't execute it.",
-     "planner"),  # fmt: skip
-    ("Merge these partial results into one:\n\nreplicas: 3\n\nreplicas: 3\n\nregion: eu-west-1",
-     "aggregator"),  # fmt: skip
+    (
+        "Only draft a plan for: summarize the incident, then translate it to French. Don't execute it.",
+        "planner",
+    ),
+    (
+        "Merge these partial results into one:\n\nreplicas: 3\n\nreplicas: 3\n\nregion: eu-west-1",
+        "aggregator",
+    ),
     ("Make a markdown report titled Weekly Errors from: payments 14, ingest 3, auth 0", "reporter"),
     ("Three runs answered '4.2.1', '4.2.1' and '4.2.0'. Which one should we trust?", "consensus"),
     ("Convert this config to YAML: " + _CONFIG, "formatter"),
-    ("Does the incident write-up support the claim 'the rollback happened at 10:40'? " + _INCIDENT,
-     "verifier"),  # fmt: skip
+    (
+        "Does the incident write-up support the claim 'the rollback happened at 10:40'? " + _INCIDENT,
+        "verifier",
+    ),
     (
         'Execute this workflow: {"steps": [{"id": "s", "agent": "summarizer"}, '
         '{"id": "t", "agent": "translator", "after": ["s"]}]}',
@@ -116,21 +130,36 @@ GOALS: tuple[tuple[str, str], ...] = (
     # ---- built-in plans
     ("Using the docs we saved, what is the batch size of the ingest service?", "plan:rag"),
     ("Produce a full analysis report of this incident: " + _INCIDENT, "plan:report"),
-    ("Generate the answer several times and take the majority: what port does Postgres listen on by "
-     "default?", "plan:consensus"),  # fmt: skip
+    (
+        "Generate the answer several times and take the majority: what port does Postgres listen on by "
+        "default?",
+        "plan:consensus",
+    ),
     # ---- two and three steps
-    ("Summarize the incident and then translate the summary to Spanish.\n\n" + _INCIDENT,
-     "summarizer > translator"),  # fmt: skip
-    ("Detect the language of 'Der Export schlägt fehl' and translate it to English.",
-     "language-detector > translator"),  # fmt: skip
-    ("Analyse the complexity of this code, then write a report of the findings.\n\n" + _CODE,
-     "code-analyzer > reporter"),  # fmt: skip
-    ("Extract the entities from this email and save them in the vault: " + _MAIL,
-     "entity-extractor > archivist"),  # fmt: skip
-    ("Compress the log, then verify the frame, then list its glyphs.\n\n" + _LOG,
-     "compressor > codec-inspector > glyph-encoder"),  # fmt: skip
-    ("1. summarize the doc 2. pull out its keywords 3. check its sentiment\n\n" + _DOC,
-     "summarizer > keyword-extractor > sentiment"),  # fmt: skip
+    (
+        "Summarize the incident and then translate the summary to Spanish.\n\n" + _INCIDENT,
+        "summarizer > translator",
+    ),
+    (
+        "Detect the language of 'Der Export schlägt fehl' and translate it to English.",
+        "language-detector > translator",
+    ),
+    (
+        "Analyse the complexity of this code, then write a report of the findings.\n\n" + _CODE,
+        "code-analyzer > reporter",
+    ),
+    (
+        "Extract the entities from this email and save them in the vault: " + _MAIL,
+        "entity-extractor > archivist",
+    ),
+    (
+        "Compress the log, then verify the frame, then list its glyphs.\n\n" + _LOG,
+        "compressor > codec-inspector > glyph-encoder",
+    ),
+    (
+        "1. summarize the doc 2. pull out its keywords 3. check its sentiment\n\n" + _DOC,
+        "summarizer > keyword-extractor > sentiment",
+    ),
     # ---- refusals
     ("Deploy release 4.2.2 to production.", "clarify"),
     ("Page the on-call engineer about the ledger timeouts.", "clarify"),

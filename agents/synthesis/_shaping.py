@@ -68,8 +68,9 @@ _MIN_CONTEXT_WORDS = 3
 _MIN_CLAUSE_WORDS = 4
 _DEICTIC = re.compile(r"\b(?:this|these|following|below|here|it)\b", re.IGNORECASE)
 """A request that points at a text the goal gives."""
-_SUBORDINATE = re.compile(r"\s(?:that|which|who|whose|where|announcing|saying|explaining|describing)\s",
-                          re.IGNORECASE)
+_SUBORDINATE = re.compile(
+    r"\s(?:that|which|who|whose|where|announcing|saying|explaining|describing)\s", re.IGNORECASE
+)
 """Where a relative or complement clause starts (it describes what the main clause names)."""
 _MIN_HEAD_WORDS = 3
 _CONSTRAINT = re.compile(
@@ -88,8 +89,9 @@ _QUESTION = frozenset(
 _FIRST_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 STATED = frozenset({"translator", "context-optimizer", "fetcher"})
 """Agents whose required parameter, when a goal states it (a target language "into Spanish", a token
-budget "in 64 tokens", a record id "record runbook-42"), is evidence for them: "put '…' into Spanish" is a translation, not a language
-check, and "how to say '…' in Portuguese" is no request outside the collective."""
+budget "in 64 tokens", a record id "record runbook-42"), is evidence for them: "put '…' into Spanish" is a
+translation, not a language check, and "how to say '…' in Portuguese" is no request outside the
+collective."""
 _NEAR_STATED = 0.1
 """How close to the best class a runner-up of :data:`STATED` whose parameter the goal states must be."""
 _ANALYSIS = re.compile(r"\b(?:analy[sz]e|analysis|assess|examine|profile|evaluate)\b", re.IGNORECASE)
@@ -243,7 +245,9 @@ def trailing_payload(
         text = " ".join((last.text.rstrip() + stop, *(sg.text for sg in constraints)))
         subs[-1] = replace(last, text=text)
     tail = " ".join(sg.text for sg in rest if sg not in constraints)
-    payload = parsed.payload if not tail else tail if parsed.payload is None else f"{tail}\n\n{parsed.payload}"
+    payload = (
+        parsed.payload if not tail else tail if parsed.payload is None else f"{tail}\n\n{parsed.payload}"
+    )
     return replace(parsed, subgoals=tuple(subs), payload=payload), routes[:cut]
 
 

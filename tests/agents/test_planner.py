@@ -169,11 +169,11 @@ def test_a_close_runner_up_whose_parameter_the_goal_states_is_chosen(planner: Go
         return planner._states(name, sub, parsed)
 
     close = Route((("language-detector", 0.6), ("translator", 0.55), ("sentiment", 0.3)), 0.6)
-    assert stated_runner_up(planner.router, close, states).best == "translator"
+    assert stated_runner_up(planner.router, close, states, planner._takes).best == "translator"
     far = Route((("language-detector", 0.7), ("translator", 0.55), ("sentiment", 0.3)), 0.6)
-    assert stated_runner_up(planner.router, far, states) is far
+    assert stated_runner_up(planner.router, far, states, planner._takes) is far
     refused = Route(((NONE, 0.6), ("translator", 0.55), ("sentiment", 0.3)), 0.0)
-    lifted = stated_runner_up(planner.router, refused, states)
+    lifted = stated_runner_up(planner.router, refused, states, planner._takes)
     assert lifted.best == "translator" and 0.0 < lifted.confidence < 1.0
     unstated = parse_goal("put 'good night' into another language", verbs=planner.verbs)
     assert not planner._states("translator", unstated.subgoals[0], unstated)
@@ -273,3 +273,55 @@ def test_labels_in_a_question_tail_are_read_without_its_quote(planner: GoalPlann
     (step,) = parse_plan(out.plan).steps
     inp = resolve(step.input, out.input, {})
     assert step.agent == "classifier" and inp["labels"] == ["billing", "delivery", "account access"]
+
+
+def test_a_statement_and_the_request_after_it_for_the_same_agent_are_one_step(planner: GoalPlanner) -> None:
+    out = planner.plan("Our KEK is a year old; rotate it.")
+    assert out.status == "planned" and agents_of(out) == ["key-warden"]
+    two = planner.plan("Rotate the key encryption key; then rotate it again.")  # two requests stay two
+    assert agents_of(two) == ["key-warden", "key-warden"]
+
+
+def test_a_stated_record_id_is_evidence_for_the_fetcher_unless_the_best_takes_it_too(
+    planner: GoalPlanner,
+) -> None:
+    out = planner.plan("Pull record runbook-42 out of the vault.")
+    (step,) = parse_plan(out.plan).steps
+    assert step.agent == "fetcher" and resolve(step.input, out.input, {})["id"] == "runbook-42"
+    for goal in ("permanently remove record old-42 from storage", "Get rid of record key-note-1 for good."):
+        assert agents_of(planner.plan(goal)) == ["eraser"], goal  # the eraser takes the id as well
+    assert planner._takes("eraser") and planner._takes("fetcher") and not planner._takes("entity-extractor")
+
+
+def test_and_between_confident_requests_for_different_agents_is_two_steps(planner: GoalPlanner) -> None:
+    goal = "Extract the entities from this email and save them in the vault: Hi Tom, call me on 4 May."
+    assert agents_of(planner.plan(goal)) == ["entity-extractor", "archivist"]
+    one = planner.plan("Write a story and make it funny.")  # the second half is no request of its own
+    assert agents_of(one) == ["generator"]
+
+
+def test_the_main_clause_names_what_a_request_makes(planner: GoalPlanner) -> None:
+    out = planner.plan("Write a regex in Python that matches email addresses.")
+    (step,) = parse_plan(out.plan).steps
+    assert step.agent == "coder" and step.input["language"] == "python"
+    task = resolve(step.input, out.input, {})["task"]
+    assert "email addresses" in task  # the clause is still part of the task
+    assert agents_of(planner.plan("Find the email addresses in this text that mention Tom: tom@x.io")) == [
+        "entity-extractor"
+    ]
+
+
+def test_a_trailing_constraint_is_a_parameter_of_the_request_not_payload(planner: GoalPlanner) -> None:
+    out = planner.plan(
+        "Summarize this article. It should be under 50 words.\n\nThe ferry left at dawn. Gulls followed it."
+    )
+    (step,) = parse_plan(out.plan).steps
+    inp = resolve(step.input, out.input, {})
+    assert step.agent == "summarizer" and inp["max_words"] == 50
+    assert inp["text"] == "The ferry left at dawn. Gulls followed it."  # the constraint is not summarized
+    poem = planner.plan("Write a poem about the sea. It should be short.")
+    (gen,) = parse_plan(poem.plan).steps
+    assert gen.agent == "generator"  # not a summary of the poem
+    assert resolve(gen.input, poem.input, {})["prompt"].startswith(
+        "Write a poem about the sea. It should be short"
+    )

@@ -106,7 +106,9 @@ GOALS: tuple[tuple[str, str], ...] = (
     ("p50/p99 of these latencies in ms: 12, 15, 11, 240, 13, 14, 12, 980", "statistician"),
     ("Review the readability of our onboarding paragraph: " + _DOC, "quality-critic"),
     # ---- synthesis
-    ("Based on our stored runbooks, how do I restart the ingest service?", "rag-answerer"),
+    # labelled "rag-answerer" when first scored; one question for it is the rag plan by the planner's
+    # documented convention (no set labels a single rag-answerer step), so relabelled after that scoring
+    ("Based on our stored runbooks, how do I restart the ingest service?", "plan:rag"),
     (
         "Only draft a plan for: summarize the incident, then translate it to French. Don't execute it.",
         "planner",

@@ -73,6 +73,7 @@ _SUBORDINATE = re.compile(
 )
 """Where a relative or complement clause starts (it describes what the main clause names)."""
 _MIN_HEAD_WORDS = 3
+_COPULA = re.compile(r"\b(?:is|are|was|were|has\s+been|have\s+been|seems?|looks?|keeps?)\b", re.IGNORECASE)
 _CONSTRAINT = re.compile(
     r"\s*(?:(?:it|this|that|the\s+(?:summary|answer|result|output|reply|response|text|translation|"
     r"story|poem|code|function|list))\s+(?:should|must|shall|has\s+to|needs?\s+to|may|can)(?:\s+not)?\s+"
@@ -179,7 +180,8 @@ def leading_context(
 ) -> tuple[ParsedGoal, list[Route]]:
     """``parsed`` without the sentences before its first confident request that are context.
 
-    A leading sentence is context when the next one carries no sequence word and the sentence matches
+    A leading sentence is context when the next one carries no sequence word (or it says how something
+    is, no step of its own: "This doc is too long; cut it to 40 tokens") and the sentence matches
     nothing, only small talk or only weakly — or is a statement ("I got this review from a customer.")
     about something else than the more confident request after it.
     """
@@ -195,7 +197,11 @@ def leading_context(
         )
 
     cut = 0
-    while cut + 1 < len(routes) and not parsed.subgoals[cut + 1].marked and context(cut):
+    while (
+        cut + 1 < len(routes)
+        and (not parsed.subgoals[cut + 1].marked or _describes(parsed.subgoals[cut], verbs))
+        and context(cut)
+    ):
         cut += 1
     if cut == 0 or not _confident(routes[cut]) or routes[cut].best in _CONTEXT_CLASSES:
         return parsed, routes
@@ -207,6 +213,11 @@ def _statement(sub: SubGoal, verbs: frozenset[str]) -> bool:
     m = _FIRST_WORD.search(sub.instruction)
     word = m.group(0).lower() if m else ""
     return word not in verbs and word not in _QUESTION
+
+
+def _describes(sub: SubGoal, verbs: frozenset[str]) -> bool:
+    """Whether ``sub`` states how something is ("Our key is a year old"): a statement with a copula."""
+    return _statement(sub, verbs) and _COPULA.search(sub.instruction) is not None
 
 
 def trailing_payload(

@@ -325,3 +325,12 @@ def test_a_trailing_constraint_is_a_parameter_of_the_request_not_payload(planner
     assert resolve(gen.input, poem.input, {})["prompt"].startswith(
         "Write a poem about the sea. It should be short"
     )
+
+
+def test_a_leading_statement_before_a_semicolon_is_context_not_a_step(planner: GoalPlanner) -> None:
+    goal = "This design doc is too long for the prompt; cut it down to 40 tokens: The service reads events."
+    out = planner.plan(goal)
+    (step,) = parse_plan(out.plan).steps
+    assert step.agent == "context-optimizer" and resolve(step.input, out.input, {})["budget_tokens"] == 40
+    two = planner.plan("Summarize this; then translate it into German.\n\nThe service reads events.")
+    assert agents_of(two) == ["summarizer", "translator"]  # a request before a semicolon is a step

@@ -99,6 +99,19 @@ _ANALYSIS = re.compile(r"\b(?:analy[sz]e|analysis|assess|examine|profile|evaluat
 """A request for analysis (the ``report`` plan runs the analyses; the reporter only lays out)."""
 _NEAR_REPORT = 0.05
 """How close a runner-up must be for the form of a request to choose between it and the best."""
+_NEAR_STORED = 0.1
+"""How close to the best class the store's agents must be when a sub-goal names stored material."""
+_STORED = re.compile(
+    r"\b(?:saved|stored|i\s+(?:kept|filed|archived)|(?:my|our)\s+(?:notes|records|archive))\b", re.IGNORECASE
+)
+"""A sub-goal that names stored material: the store's agents (``retriever``, ``rag-answerer``) read it."""
+_FOR_ITEMS = re.compile(
+    r"\b(?:which|what)\s+(?:of\s+)?(?:my|our|the)\s+(?:\w+\s+)?(?:notes|docs|documents|records|files|"
+    r"passages|entries|runbooks)\b|\b(?:find|search|look\s+up|list|show|pull\s+up|dig\s+up)\b",
+    re.IGNORECASE,
+)
+"""A question for stored items themselves ("which of my saved notes …") or a search verb ("can you find
+my notes on …?"): a search, not an answer."""
 _ANSWER = re.compile(r"\banswer\b", re.IGNORECASE)
 _RECALL = re.compile(
     r"\?|^(?:what|who|when|where|which|how|is|are|was|were|did|does|do)\b|\b(?:tell|remind|recall|ask)\b",
@@ -354,14 +367,24 @@ def answer_or_search(route: Route, text: str) -> Route:
     """Of ``retriever`` and ``rag-answerer`` close at the top, the one the sub-goal's form asks for.
 
     Both read the store; a question ("when …?", "tell me", "answer") wants an answer, anything else
-    (find, look up, list) wants the passages.
+    (find, look up, list) and a question for the stored items themselves ("which of my notes …") want
+    the passages. A sub-goal that names stored material ("from what I saved", "our stored runbooks")
+    asks the two, when one of them is within :data:`_NEAR_STORED` of the best class.
     """
     pair = ("retriever", "rag-answerer")
-    if route.best not in pair:
+    top = route.ranked[0][1]
+    family = [s for n, s in route.ranked if n in pair]
+    stored = bool(family) and max(family) >= top - _NEAR_STORED and _STORED.search(text) is not None
+    if route.best not in pair and not stored:
         return route
-    wanted = "rag-answerer" if _RECALL.search(text) or _ANSWER.search(text) else "retriever"
+    asks = (_RECALL.search(text) or _ANSWER.search(text)) and not _FOR_ITEMS.search(text)
+    wanted = "rag-answerer" if asks else "retriever"
+    if stored:
+        if route.best == wanted:
+            return route
+        return Route(((wanted, max(family)), *(r for r in route.ranked if r[0] != wanted)), route.confidence)
     for name, score in route.ranked[1:3]:
-        if name == wanted and score >= route.ranked[0][1] - _NEAR_REPORT:
+        if name == wanted and score >= top - _NEAR_REPORT:
             return Route(((name, score), *(r for r in route.ranked if r[0] != name)), route.confidence)
     return route
 

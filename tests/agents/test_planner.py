@@ -334,3 +334,14 @@ def test_a_leading_statement_before_a_semicolon_is_context_not_a_step(planner: G
     assert step.agent == "context-optimizer" and resolve(step.input, out.input, {})["budget_tokens"] == 40
     two = planner.plan("Summarize this; then translate it into German.\n\nThe service reads events.")
     assert agents_of(two) == ["summarizer", "translator"]  # a request before a semicolon is a step
+
+
+def test_a_goal_naming_stored_material_reads_the_store_in_the_form_it_asks(planner: GoalPlanner) -> None:
+    question = planner.plan("Using the docs we saved, what is the batch size of the ingest service?")
+    assert question.builtin == "rag"  # a question answered from the store
+    assert planner.plan("From what I saved, when do the parking permits have to be renewed?").builtin == "rag"
+    assert agents_of(planner.plan("which of my saved notes talk about invoices?")) == ["retriever"]
+    search = planner.plan("You can find for me the notes I saved about the holiday?")  # a search verb
+    assert agents_of(search) == ["retriever"]
+    summary = planner.plan("Summarize this note I saved: the ferry leaves at six and costs ten euros.")
+    assert agents_of(summary) == ["summarizer"]  # a request far from the store's agents keeps its agent

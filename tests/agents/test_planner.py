@@ -345,3 +345,12 @@ def test_a_goal_naming_stored_material_reads_the_store_in_the_form_it_asks(plann
     assert agents_of(search) == ["retriever"]
     summary = planner.plan("Summarize this note I saved: the ferry leaves at six and costs ten euros.")
     assert agents_of(summary) == ["summarizer"]  # a request far from the store's agents keeps its agent
+
+
+def test_a_known_verb_of_other_classes_outweighs_a_capability_word_in_its_material(
+    planner: GoalPlanner,
+) -> None:
+    out = planner.plan("Write a short release note announcing that exports to CSV are now 3x faster.")
+    assert agents_of(out) == ["generator"]  # "write" is no verb of the formatter's examples; CSV is material
+    assert agents_of(planner.plan('Convert this config to YAML: {"a": 1}')) == ["formatter"]
+    assert agents_of(planner.plan("Write a regex in Python that matches email addresses.")) == ["coder"]

@@ -364,7 +364,7 @@ class SigmaBridge:
             info = self.codec.inspect(frame, tenant=tenant)
             sizes = self._sizes(tenant, info.context)
             missing = tuple(s for s in info.context if s not in sizes)
-            has_dict = info.dict_id is None or info.dict_id in self.codec.dictionaries
+            has_dict = info.dict_id is None or self.codec.dictionaries.has(info.dict_id, tenant=tenant)
             return info, missing, has_dict
 
         return await self._run("inspect", work)
@@ -467,14 +467,18 @@ class SigmaBridge:
         self.metrics.optimizations += 1
         return OptimizeOutcome(context, name)
 
-    async def train_dictionary(self, samples: Sequence[bytes], *, activate: bool = True) -> Dictionary | None:
-        """Train, register (persisting it if the registry has a directory) and activate a dictionary.
+    async def train_dictionary(
+        self, samples: Sequence[bytes], *, activate: bool = True, tenant: str | None = None
+    ) -> Dictionary | None:
+        """Train, register (persisting and publishing it if the registry can) and activate a dictionary.
+
+        The dictionary is ``tenant``'s (used for and decodable by its frames only); None makes it shared.
 
         Returns:
             The dictionary, or None with too few samples (``dictionary_min_samples``).
         """
         dictionary = await self._run(
-            "train_dictionary", lambda: self.codec.train_dictionary(samples, activate=activate)
+            "train_dictionary", lambda: self.codec.train_dictionary(samples, activate=activate, tenant=tenant)
         )
         if dictionary is not None:
             self.metrics.dictionaries_trained += 1

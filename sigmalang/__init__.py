@@ -17,7 +17,7 @@ The package imports no other project package.
 
 from sigmalang.codec import SigmaCodec, compress, decompress
 from sigmalang.config import SigmaConfig
-from sigmalang.dictionary import Dictionary, DictionaryRegistry, train_dictionary
+from sigmalang.dictionary import Dictionary, DictionaryRegistry, DictionarySource, train_dictionary
 from sigmalang.disk_store import DiskRSUStore
 from sigmalang.errors import (
     BadMagicError,
@@ -53,6 +53,7 @@ __all__ = (
     "CorruptFrameError",
     "Dictionary",
     "DictionaryRegistry",
+    "DictionarySource",
     "ChunkSealer",
     "DiskRSUStore",
     "FrameAuthenticationError",

@@ -23,6 +23,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
+from functools import partial
 
 from sigmalang import _context, _engine
 from sigmalang._context import AnchorIndex, anchors
@@ -218,13 +219,13 @@ class SigmaCodec:
             return _engine.encode(
                 data,
                 config=self.config,
-                dictionary=self.dictionaries.active,
+                dictionary=self.dictionaries.active_for(tenant),
                 level=level,
                 count_tokens=self.count_tokens,
             )
         with self._lock:
             previous = self._streams.get((tenant, stream), ()) if stream is not None else ()
-        active = self.dictionaries.active
+        active = self.dictionaries.active_for(tenant)
         result, own = _context.encode(
             data,
             tenant=tenant,
@@ -256,19 +257,21 @@ class SigmaCodec:
             FrameError: Malformed frame (see `decompress`).
             OutputTooLargeError: More content than `max_output_bytes` (default from the config).
             MissingRSUError: A context RSU is no longer in the tenant's store (evicted or collected).
-            MissingDictionaryError: The frame's dictionary is not registered.
+            MissingDictionaryError: The frame's dictionary is neither registered (for `tenant`, or
+                shared) nor in the registry's source.
         """
         limit = self.config.max_output_bytes if max_output_bytes is None else max_output_bytes
+        lookup = partial(self.dictionaries.get, tenant=tenant)
         if bytes(frame[2:3]) == bytes([STORE_FORMAT_VERSION]):
             return _context.decode(
                 frame,
                 tenant=tenant,
                 key=self.key(tenant),
                 store=self.store,
-                dictionaries=self.dictionaries.get,
+                dictionaries=lookup,
                 max_output_bytes=limit,
             )
-        return _engine.decode(frame, dictionaries=self.dictionaries.get, max_output_bytes=limit)
+        return _engine.decode(frame, dictionaries=lookup, max_output_bytes=limit)
 
     def inspect(self, frame: bytes, *, tenant: str = "default") -> FrameInfo:
         """A frame's header, its MAC verified for `tenant` (see `inspect_frame`)."""
@@ -295,12 +298,16 @@ class SigmaCodec:
                 del self._streams[key]
         return self.store.drop_tenant(tenant)
 
-    def train_dictionary(self, samples: Sequence[bytes], *, activate: bool = True) -> Dictionary | None:
+    def train_dictionary(
+        self, samples: Sequence[bytes], *, activate: bool = True, tenant: str | None = None
+    ) -> Dictionary | None:
         """Train a dictionary on sample messages, register it and (by default) use it for new frames.
 
         Args:
             samples: Typical messages.
-            activate: Make it the active dictionary.
+            activate: Make it the active dictionary (of `tenant`).
+            tenant: Whose dictionary it is: used for, and decodable by, that tenant's frames only;
+                None makes it shared by every tenant without one of its own.
 
         Returns:
             The dictionary, or None when there were too few samples (`dictionary_min_samples`); the
@@ -313,7 +320,7 @@ class SigmaCodec:
             level=self.config.small_input_level,
         )
         if dictionary is not None:
-            self.dictionaries.add(dictionary, activate=activate)
+            self.dictionaries.add(dictionary, activate=activate, tenant=tenant)
         return dictionary
 
     def pin(self, data: bytes, *, tenant: str = "default") -> tuple[bytes, ...]:

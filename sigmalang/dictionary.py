@@ -4,6 +4,11 @@ A dictionary trained on typical messages (zstd's COVER algorithm; Collet, "Zstan
 builder", lib/dictBuilder/cover.c, after Liao et al., "Effective construction of relative Lempel-Ziv
 dictionaries", WWW 2016) lets zstd compress a short message well even though the message alone holds
 too little repetition. Frames name the dictionary by id; the decoder needs the same dictionary.
+
+Dictionaries belong to a tenant (trained on its messages, used for its frames only) or are shared
+(``tenant=None``: the generic one, or trained without a tenant). A `DictionarySource` lets several
+processes share them: the registry publishes what it adds and fetches an id it lacks when a frame
+names it, keeping a fetched dictionary only if its bytes hash to that id.
 """
 
 from __future__ import annotations
@@ -14,13 +19,14 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import zstandard
 
 from sigmalang.config import SigmaConfig
 from sigmalang.errors import MissingDictionaryError
 
-__all__ = ("Dictionary", "DictionaryRegistry", "train_dictionary")
+__all__ = ("Dictionary", "DictionaryRegistry", "DictionarySource", "train_dictionary")
 
 _SUFFIX = ".zdict"
 
@@ -87,92 +93,163 @@ def train_dictionary(
     return Dictionary(trained.as_bytes())
 
 
-class DictionaryRegistry:
-    """Dictionaries by id, optionally persisted as ``<id>.zdict`` files in a directory.
+class DictionarySource(Protocol):
+    """Where a registry publishes its dictionaries and fetches those it lacks (e.g. a shared KV bucket).
 
-    Thread-safe. The most recently added dictionary is the *active* one, used by the codec for new
-    frames; older ones stay available for decoding older frames.
+    Both methods are called from the registry's caller's thread (a codec worker thread, never an event
+    loop) and may block.
+    """
+
+    def publish(self, tenant: str | None, dictionary: Dictionary) -> None:
+        """Make ``dictionary`` of ``tenant`` (None: shared) available to every registry on this source."""
+
+    def fetch(self, tenant: str | None, dict_id: int) -> bytes | None:
+        """The bytes of ``tenant``'s (None: shared) dictionary ``dict_id``, or None if it has none."""
+
+
+def _tenant_dir(tenant: str) -> str:
+    return tenant.encode("utf-8").hex()
+
+
+class DictionaryRegistry:
+    """Dictionaries by tenant and id, optionally persisted in a directory and shared through a source.
+
+    Thread-safe. The most recently added dictionary of a tenant is its *active* one, used by the codec
+    for the tenant's new frames (falling back to the shared active one); older ones stay available for
+    decoding older frames. A tenant's dictionaries are never used for, or found by, another tenant.
+
+    Files: shared dictionaries as ``<id>.zdict``, a tenant's as ``t/<tenant UTF-8 hex>/<id>.zdict``.
 
     Args:
         directory: If given, dictionaries found there are loaded and new ones are written there.
+        source: If given, dictionaries loaded from the directory or added are published to it, and
+            missing ones fetched from it.
     """
 
-    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str] | None = None, *, source: DictionarySource | None = None
+    ) -> None:
         self._lock = threading.Lock()
-        self._by_id: dict[int, Dictionary] = {}
-        self._active: int | None = None
+        self._by_key: dict[tuple[str | None, int], Dictionary] = {}
+        self._active: dict[str | None, int] = {}
+        self._source = source
         self._directory = Path(directory) if directory is not None else None
         if self._directory is not None:
             self._directory.mkdir(parents=True, exist_ok=True)
-            for path in sorted(self._directory.glob(f"*{_SUFFIX}"), key=lambda p: p.stat().st_mtime_ns):
-                self._remember(Dictionary(path.read_bytes()))
+            found: list[tuple[str | None, Path]] = [(None, p) for p in self._directory.glob(f"*{_SUFFIX}")]
+            for sub in self._directory.glob("t/*"):
+                try:
+                    tenant = bytes.fromhex(sub.name).decode("utf-8")
+                except ValueError:
+                    continue
+                found += [(tenant, p) for p in sub.glob(f"*{_SUFFIX}")]
+            for owner, path in sorted(found, key=lambda tp: tp[1].stat().st_mtime_ns):
+                self._remember(owner, Dictionary(path.read_bytes()), activate=True)
+            if source is not None:  # e.g. trained before the source existed: other processes need them
+                for (owner, _), dictionary in self._by_key.items():
+                    source.publish(owner, dictionary)
 
-    def _remember(self, dictionary: Dictionary) -> None:
-        self._by_id[dictionary.dict_id] = dictionary
-        self._active = dictionary.dict_id
+    def _remember(self, tenant: str | None, dictionary: Dictionary, *, activate: bool) -> None:
+        self._by_key[(tenant, dictionary.dict_id)] = dictionary
+        if activate:
+            self._active[tenant] = dictionary.dict_id
 
-    def add(self, dictionary: Dictionary, *, activate: bool = True) -> int:
-        """Register a dictionary (and write it to the directory, if any).
+    def _write(self, tenant: str | None, dictionary: Dictionary) -> None:
+        if self._directory is None:
+            return
+        folder = self._directory if tenant is None else self._directory / "t" / _tenant_dir(tenant)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{dictionary.dict_id:08x}{_SUFFIX}"
+        if not path.exists():
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(dictionary.data)
+            os.replace(tmp, path)
+
+    def add(self, dictionary: Dictionary, *, activate: bool = True, tenant: str | None = None) -> int:
+        """Register a dictionary (write it to the directory and publish it to the source, if any).
 
         Args:
             dictionary: The dictionary.
-            activate: Make it the one used for new frames.
+            activate: Make it the one used for the tenant's new frames.
+            tenant: Its tenant; None makes it shared (usable for every tenant).
 
         Returns:
             Its id.
         """
         with self._lock:
-            previous = self._active
-            self._remember(dictionary)
-            if not activate:
-                self._active = previous
-            if self._directory is not None:
-                path = self._directory / f"{dictionary.dict_id:08x}{_SUFFIX}"
-                if not path.exists():
-                    tmp = path.with_suffix(".tmp")
-                    tmp.write_bytes(dictionary.data)
-                    os.replace(tmp, path)
+            self._remember(tenant, dictionary, activate=activate)
+            self._write(tenant, dictionary)
+        if self._source is not None:
+            self._source.publish(tenant, dictionary)
         return dictionary.dict_id
 
     def add_builtin(self, dictionary: Dictionary) -> int:
-        """Register a dictionary that ships with the code (never written to the directory, not active).
+        """Register a shared dictionary that ships with the code (never written or published, not active).
 
         Returns:
             Its id.
         """
         with self._lock:
-            self._by_id.setdefault(dictionary.dict_id, dictionary)
+            self._by_key.setdefault((None, dictionary.dict_id), dictionary)
         return dictionary.dict_id
 
-    def get(self, dict_id: int) -> Dictionary:
-        """Return the dictionary with this id.
+    def get(self, dict_id: int, *, tenant: str | None = None) -> Dictionary:
+        """Return ``tenant``'s dictionary ``dict_id`` (or the shared one), fetching it from the source.
+
+        A fetched dictionary is kept (and written to the directory) but not activated.
 
         Raises:
-            MissingDictionaryError: No such dictionary is registered.
+            MissingDictionaryError: Neither this registry nor its source holds it for ``tenant``, or
+                the source's bytes do not hash to ``dict_id`` (never used, so never wrong bytes).
         """
-        try:
-            return self._by_id[dict_id]
-        except KeyError:
-            raise MissingDictionaryError(dict_id) from None
+        for owner in dict.fromkeys((tenant, None)):
+            found = self._by_key.get((owner, dict_id))
+            if found is not None:
+                return found
+        if self._source is not None:
+            for owner in dict.fromkeys((tenant, None)):
+                data = self._source.fetch(owner, dict_id)
+                if data is None:
+                    continue
+                dictionary = Dictionary(data)
+                if dictionary.dict_id != dict_id:
+                    raise MissingDictionaryError(dict_id, "the shared copy does not match its id")
+                with self._lock:
+                    self._remember(owner, dictionary, activate=False)
+                    self._write(owner, dictionary)
+                return dictionary
+        raise MissingDictionaryError(dict_id)
 
     @property
     def active(self) -> Dictionary | None:
-        """The dictionary used for new frames, or None."""
+        """The shared dictionary used for new frames of tenants without one of their own, or None."""
+        return self.active_for(None)
+
+    def active_for(self, tenant: str | None) -> Dictionary | None:
+        """The dictionary used for ``tenant``'s new frames: its own active one, else the shared one."""
         with self._lock:
-            return None if self._active is None else self._by_id[self._active]
+            for owner in dict.fromkeys((tenant, None)):
+                dict_id = self._active.get(owner)
+                if dict_id is not None:
+                    return self._by_key[(owner, dict_id)]
+            return None
+
+    def has(self, dict_id: int, *, tenant: str | None = None) -> bool:
+        """Whether ``dict_id`` is held here for ``tenant`` (its own or shared), without fetching."""
+        return (tenant, dict_id) in self._by_key or (None, dict_id) in self._by_key
 
     def __contains__(self, dict_id: object) -> bool:
-        return dict_id in self._by_id
+        return any(key[1] == dict_id for key in list(self._by_key))
 
     def __iter__(self) -> Iterator[int]:
-        return iter(list(self._by_id))
+        return iter(list(dict.fromkeys(key[1] for key in list(self._by_key))))
 
     def __len__(self) -> int:
-        return len(self._by_id)
+        return len(self._by_key)
 
     @classmethod
     def of(cls, dictionaries: Iterable[Dictionary]) -> DictionaryRegistry:
-        """Build an in-memory registry from dictionaries (the last one becomes active)."""
+        """Build an in-memory registry of shared dictionaries (the last one becomes active)."""
         registry = cls()
         for dictionary in dictionaries:
             registry.add(dictionary)

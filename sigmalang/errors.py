@@ -153,9 +153,9 @@ class MissingDictionaryError(SigmaError, LookupError):
         dict_id: Dictionary id named by the frame.
     """
 
-    def __init__(self, dict_id: int) -> None:
+    def __init__(self, dict_id: int, reason: str = "which is not registered") -> None:
         self.dict_id = dict_id
-        super().__init__(f"frame needs zstd dictionary {dict_id:#010x}, which is not registered")
+        super().__init__(f"frame needs zstd dictionary {dict_id:#010x}, {reason}")
 
 
 class OutputTooLargeError(SigmaError, ValueError):

@@ -40,7 +40,7 @@ async def store_summary(agent: CompressionAgent, tenant: str) -> StoreSummaryOut
     """The tenant's store statistics, the dictionaries, the token counter and the bridge counters."""
     stats = await agent.bridge.store_stats(tenant=tenant)
     registry = agent.bridge.codec.dictionaries
-    active = registry.active
+    active = registry.active_for(tenant)
     return StoreSummaryOut(
         rsus=stats.rsus,
         bytes=stats.bytes,
@@ -159,7 +159,7 @@ class DictionaryTrainerAgent(CompressionAgent):
         if not samples:
             raise BadInputError("give at least one sample (samples or texts)", field="samples")
         minimum = self.bridge.codec.config.dictionary_min_samples
-        dictionary = await self.bridge.train_dictionary(samples, activate=inp.activate)
+        dictionary = await self.bridge.train_dictionary(samples, activate=inp.activate, tenant=call.tenant)
         usable = sum(1 for s in samples if s)
         reason = None
         if dictionary is None:
@@ -168,7 +168,7 @@ class DictionaryTrainerAgent(CompressionAgent):
                 if usable < minimum
                 else "zstd could not build a dictionary from these samples"
             )
-        active = self.bridge.codec.dictionaries.active
+        active = self.bridge.codec.dictionaries.active_for(call.tenant)
         return TrainOutput(
             trained=dictionary is not None,
             dict_id=dictionary.dict_id if dictionary is not None else None,

@@ -145,7 +145,10 @@ async def test_dictionary_trainer_trains_and_the_compressor_uses_it(team: Team) 
         packed = await call(orch, "compressor", {"data": b64(small)})
         out = await call(orch, "decompressor", {"frame": packed["frame"]})
         stats = await call(orch, "rsu-manager", {"action": "stats"})
-        assert bridge.codec.dictionaries.active is not None
+        other = await call(orch, "compressor", {"data": b64(small)}, tenant="globex")
+        other_stats = await call(orch, "rsu-manager", {"action": "stats"}, tenant="globex")
+        assert bridge.codec.dictionaries.active_for("default") is not None
+        assert bridge.codec.dictionaries.active is None  # trained for the caller's tenant only
     assert few["trained"] is False and "16" in few["reason"] and few["min_samples"] == 16
     assert trained["trained"] is True and trained["active"] is True and trained["size_bytes"] > 0
     assert packed["report"]["dict_id"] == trained["dict_id"]
@@ -153,6 +156,8 @@ async def test_dictionary_trainer_trains_and_the_compressor_uses_it(team: Team) 
     assert base64.b64decode(out["data"]) == small
     assert stats["store"]["dictionaries"] == 2  # the generic one and the trained one
     assert stats["store"]["active_dict_id"] == trained["dict_id"]
+    assert other["report"]["dict_id"] != trained["dict_id"]  # another tenant never uses it
+    assert other_stats["store"]["active_dict_id"] is None
 
 
 async def test_rsu_manager_pins_releases_and_collects_garbage(team: Team) -> None:

@@ -18,7 +18,7 @@ from agents.errors import BadInputError
 from api.sigma.routes import split_batch
 from neurectomy import AsyncClient, BadRequestError, Client, TooLargeError
 from ryot import RyotEngine
-from sigmalang import SigmaCodec
+from sigmalang import SigmaCodec, compress, train_dictionary
 
 SESSION = "System: you are a support agent. Tools: " + json.dumps(
     [{"name": f"lookup_{i}", "schema": {"id": "integer", "fields": ["a", "b", "c"]}} for i in range(40)]
@@ -388,3 +388,30 @@ def test_rsus_are_sealed_at_rest_and_shredded_with_the_tenant(
         assert shred.status_code == 200, shred.text
         after = http.post("/v1/sigma/decompress", content=second.content, headers=head)
         assert after.status_code == 404, after.text
+
+
+def test_a_dictionary_is_the_trainers_tenants_and_a_missing_one_is_a_named_404(service: str) -> None:
+    samples = [json.dumps({"op": "lookup", "key": f"k{i % 13}", "shard": i % 4, "n": i}) for i in range(120)]
+    small = json.dumps({"op": "lookup", "key": "k5", "shard": 2, "n": 777}).encode()
+    raw = {"Content-Type": "application/octet-stream"}
+    with Client(service) as client, httpx.Client(base_url=service, timeout=120) as http:
+        trained = client.sigma.train_dictionary(samples)  # the default tenant's
+        assert trained.dict_id is not None
+        alone = http.post("/v1/sigma/compress", content=small, headers=raw, params={"dedup": "false"})
+        assert (
+            alone.status_code == 200
+            and json.loads(alone.headers["X-Sigma-Report"])["dict_id"] == trained.dict_id
+        )
+        mine = http.post("/v1/sigma/decompress", content=alone.content, headers=raw)
+        theirs = http.post(
+            "/v1/sigma/decompress", content=alone.content, headers={**raw, "X-Neurectomy-Tenant": "dictguest"}
+        )
+        # A frame naming a dictionary no replica holds (trained here, never sent to the service).
+        local = train_dictionary([s.encode() + b"!" for s in samples])
+        assert local is not None
+        unknown = http.post("/v1/sigma/decompress", content=compress(small, dictionary=local), headers=raw)
+    assert mine.status_code == 200 and mine.content == small
+    assert theirs.status_code == 404, theirs.text  # another tenant cannot use (or fetch) it
+    assert f"{trained.dict_id:#010x}" in theirs.json()["error"]["message"]
+    assert unknown.status_code == 404, unknown.text
+    assert f"{local.dict_id:#010x}" in unknown.json()["error"]["message"]

@@ -4,8 +4,10 @@ import json
 import random
 from pathlib import Path
 
+import pytest
+
 import sigmalang
-from sigmalang import DictionaryRegistry, SigmaCodec, SigmaConfig
+from sigmalang import DictionaryRegistry, MissingDictionaryError, SigmaCodec, SigmaConfig
 
 
 def agent_messages(seed: int, n: int) -> list[bytes]:
@@ -75,6 +77,26 @@ def test_registry_persists_dictionaries_by_id(tmp_path: Path) -> None:
     message = agent_messages(5, 1)[0]
     frame = sigmalang.compress(message, dictionary=dictionary)
     assert sigmalang.decompress(frame, dictionaries=reopened) == message
+
+
+def test_a_tenants_dictionary_is_its_own_and_persists_as_its_own(tmp_path: Path) -> None:
+    codec = SigmaCodec(dictionaries=DictionaryRegistry(tmp_path))
+    dictionary = codec.train_dictionary(agent_messages(1, 300), tenant="acme")
+    assert dictionary is not None
+    message = agent_messages(6, 1)[0]
+    mine = codec.compress(message, tenant="acme", dedup=False)
+    theirs = codec.compress(message, tenant="globex", dedup=False)
+    assert mine.report.dict_id == dictionary.dict_id and theirs.report.dict_id != dictionary.dict_id
+    assert codec.dictionaries.active is None and codec.dictionaries.active_for("globex") is None
+    with pytest.raises(MissingDictionaryError, match=f"{dictionary.dict_id:#010x}"):
+        codec.decompress(mine.frame, tenant="globex")  # the same bytes, asked for by another tenant
+    assert codec.decompress(mine.frame, tenant="acme") == message
+    assert (
+        tmp_path / "t" / b"acme".hex() / f"{dictionary.dict_id:08x}.zdict"
+    ).read_bytes() == dictionary.data
+    reopened = DictionaryRegistry(tmp_path)
+    assert reopened.active_for("acme") == dictionary and reopened.active_for("globex") is None
+    assert not reopened.has(dictionary.dict_id, tenant="globex")
 
 
 def test_attribution_adds_up_exactly() -> None:

@@ -15,7 +15,9 @@ With ``nats.shared_state`` (on against an existing NATS server or cluster) the R
 instead (`agents.compression.rsu_store.JetStreamRSUStore`, sealed the same way when the vault is in
 process; a bucket is sealed or plain for its whole life) and the frame secret too
 (`agents.compression.rsu_store.shared_frame_secret`), so a frame compressed by one Compression replica
-decodes on any other; trained dictionaries stay per replica (see docs/deploy.md).
+decodes on any other, and so do trained dictionaries (`agents.compression.dictionary_source`: published
+when trained, sealed like the RSUs, fetched by a replica that meets a frame naming one it lacks, kept
+under ``dictionaries/``).
 
 Token counts use Ryot's tokenizer (the model of ``settings.ryot``, the one the Inference team serves),
 loaded vocabulary-only (`ryot.Tokenizer`: no weights, no context); if it cannot be loaded, the team
@@ -37,6 +39,7 @@ from anyio.from_thread import BlockingPortal
 
 from agents import Bus
 from agents.compression import COMPRESSION_AGENTS
+from agents.compression.dictionary_source import JetStreamDictionarySource
 from agents.compression.rsu_store import JetStreamRSUStore, shared_frame_secret
 from agents.jetstream import JetStream
 from bridges.sigma import SigmaBridge
@@ -107,18 +110,22 @@ async def start_compression(
     if sealer is None:
         log.warning("no vault in this process: ΣLANG RSUs are stored unsealed")
     store: RSUStore
+    source: JetStreamDictionarySource | None = None
     if settings.nats.shares_state():
         js = JetStream(bus)
         portal = await stack.enter_async_context(BlockingPortal())  # the store's calls from worker threads
         store = await JetStreamRSUStore.open(js, portal, retention=retention, sealer=sealer)
         secret = await shared_frame_secret(js)
+        source = await JetStreamDictionarySource.open(js, portal, sealer=sealer)
     else:
         store = await anyio.to_thread.run_sync(
             lambda: DiskRSUStore(root / "rsu.db", retention=retention, sealer=sealer)
         )
         secret = await anyio.to_thread.run_sync(_frame_secret, root / "frame.key")
     stack.callback(store.close)
-    dictionaries = await anyio.to_thread.run_sync(DictionaryRegistry, root / "dictionaries")
+    dictionaries = await anyio.to_thread.run_sync(
+        lambda: DictionaryRegistry(root / "dictionaries", source=source)
+    )
     count_tokens = await _ryot_token_counter(settings, stack)
     codec = SigmaCodec(store=store, dictionaries=dictionaries, config=settings.sigma, secret=secret)
     bridge = SigmaBridge(codec, count_tokens=count_tokens, timeout_s=settings.orchestrator.default_deadline_s)

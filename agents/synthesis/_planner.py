@@ -54,6 +54,7 @@ from agents.synthesis._shaping import (
     analysis_report,
     answer_or_search,
     composite,
+    general_question,
     head_clauses,
     leading_context,
     least,
@@ -146,6 +147,10 @@ class GoalPlanner:
         if len(routes) == 1:
             routes = [analysis_report(routes[0], parsed.subgoals[0].instruction)]
         routes = [answer_or_search(r, sub.text) for r, sub in zip(routes, parsed.subgoals, strict=True)]
+        routes = [
+            general_question(self.router, r, sub, parsed.payload)
+            for r, sub in zip(routes, parsed.subgoals, strict=True)
+        ]
         routes = [
             stated_runner_up(
                 self.router, r, functools.partial(self._states, sub=sub, parsed=parsed), self._takes

@@ -37,6 +37,7 @@ __all__ = (
     "analysis_report",
     "answer_or_search",
     "composite",
+    "general_question",
     "head_clauses",
     "least",
     "leading_context",
@@ -112,6 +113,16 @@ _FOR_ITEMS = re.compile(
 )
 """A question for stored items themselves ("which of my saved notes …") or a search verb ("can you find
 my notes on …?"): a search, not an answer."""
+_SURE = 0.6
+_TOP_NONE = 3
+"""Confidence above which the router's own choice for a general question stands."""
+_DEFINITION = re.compile(
+    r"\s*(?:(?:what|who)(?:'s|\s+(?:is|are|was|were))\s+|explain\s+(?:what|how|why|the)\s+|define\s+|"
+    r"why\s+(?:is|are|do|does)\s+)",
+    re.IGNORECASE,
+)
+"""A question about what something is, how it works or why (a definition or an explanation)."""
+_OWN = re.compile(r"\b(?:my|our|mine|ours|i|we|us|me)\b", re.IGNORECASE)
 _ANSWER = re.compile(r"\banswer\b", re.IGNORECASE)
 _RECALL = re.compile(
     r"\?|^(?:what|who|when|where|which|how|is|are|was|were|did|does|do)\b|\b(?:tell|remind|recall|ask)\b",
@@ -387,6 +398,32 @@ def answer_or_search(route: Route, text: str) -> Route:
         if name == wanted and score >= top - _NEAR_REPORT:
             return Route(((name, score), *(r for r in route.ranked if r[0] != name)), route.confidence)
     return route
+
+
+def general_question(router: IntentRouter, route: Route, sub: SubGoal, payload: str | None) -> Route:
+    """``route`` with the ``generator`` first for a question about the world that no agent's form fits.
+
+    "What is a monad?", "Explain how a mutex works": a definitional question that points at no text
+    (no "this", no quote, no payload) and names nothing of the user's ("my", "our") asks the model what
+    it knows. When the router is not sure of another agent (below :data:`_SURE`), the question's frame
+    ("what is") is all it matched on, so the ``generator`` answers — unless the refusal class is among
+    the first :data:`_TOP_NONE` (questions about live facts: the weather, a price, a score).
+    """
+    text = sub.text
+    if (
+        route.best == "generator"
+        or route.confidence >= _SURE
+        or NONE in (name for name, _ in route.ranked[:_TOP_NONE])  # live facts: weather, prices, scores
+        or sub.quotes
+        or payload is not None
+        or not _DEFINITION.match(text)
+        or _DEICTIC.search(text)
+        or _OWN.search(text)
+    ):
+        return route
+    score = dict(route.ranked).get("generator", route.ranked[0][1])
+    ranked = (("generator", score), *(r for r in route.ranked if r[0] != "generator"))
+    return Route(ranked, max(route.confidence, router.calibrated(score, 0.0)))
 
 
 def recall(route: Route) -> Route:

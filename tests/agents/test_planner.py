@@ -354,3 +354,12 @@ def test_a_known_verb_of_other_classes_outweighs_a_capability_word_in_its_materi
     assert agents_of(out) == ["generator"]  # "write" is no verb of the formatter's examples; CSV is material
     assert agents_of(planner.plan('Convert this config to YAML: {"a": 1}')) == ["formatter"]
     assert agents_of(planner.plan("Write a regex in Python that matches email addresses.")) == ["coder"]
+
+
+def test_a_question_about_the_world_that_no_agent_fits_is_the_generators(planner: GoalPlanner) -> None:
+    for goal in ("What is a monad?", "Explain what a mutex is.", "What is a hash table?"):
+        assert agents_of(planner.plan(goal)) == ["generator"], goal
+    assert agents_of(planner.plan("What is the WAL size right now?")) == ["vault-stats"]  # the router is sure
+    assert agents_of(planner.plan("What is the sentiment of this review? 'great'")) == ["sentiment"]
+    live = planner.plan("What's the exchange rate of the dollar today?")  # a live fact: no agent has it
+    assert live.status == "needs_clarification"

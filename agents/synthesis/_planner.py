@@ -47,21 +47,23 @@ from agents.intent import NONE, IntentRouter, ParsedGoal, Route, SubGoal, parse_
 from agents.intent._inputs import ANSWER_TOKENS, INSTRUCTION_AGENTS, PAYLOAD_FIELDS, step_input
 from agents.plans import Plan, PlanStep
 from agents.synthesis._base import SynthesisAgent
+from agents.synthesis._forms import (
+    analysis_report,
+    answer_or_search,
+    general_question,
+    recall_after_store,
+    stated_runner_up,
+)
 from agents.synthesis._shaping import (
     BUILTIN,
     WEAK,
     agent_of,
-    analysis_report,
-    answer_or_search,
     composite,
-    general_question,
     head_clauses,
     leading_context,
     least,
-    recall_after_store,
     repeats,
     request_clauses,
-    stated_runner_up,
     trailing_payload,
 )
 from agents.synthesis._wire import CandidateScore, PlannedStep, PlannerInput, PlannerOutput

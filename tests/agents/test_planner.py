@@ -159,7 +159,7 @@ def test_the_lead_verb_weight_is_chosen_by_leave_one_out_over_the_examples(plann
 
 def test_a_close_runner_up_whose_parameter_the_goal_states_is_chosen(planner: GoalPlanner) -> None:
     from agents.intent import NONE, Route
-    from agents.synthesis._shaping import stated_runner_up
+    from agents.synthesis._forms import stated_runner_up
 
     goal = "put 'good night' into Portuguese"
     parsed = parse_goal(goal, verbs=planner.verbs)
@@ -252,7 +252,7 @@ def test_capability_cues_meet_whole_words_not_shared_prefixes(planner: GoalPlann
 
 def test_the_form_of_a_request_chooses_between_close_classes(planner: GoalPlanner) -> None:
     from agents.intent import Route
-    from agents.synthesis._shaping import analysis_report, answer_or_search
+    from agents.synthesis._forms import analysis_report, answer_or_search
 
     near = Route((("reporter", 0.6), ("plan:report", 0.58), ("sentiment", 0.3)), 0.6)
     assert analysis_report(near, "analyse this text and write a report").best == "plan:report"

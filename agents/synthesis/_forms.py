@@ -6,6 +6,7 @@
 * of ``retriever`` and ``rag-answerer``, a question wants the answer and a search the passages; a
   sub-goal naming stored material asks one of them when either is close to the best;
 * a definitional question that points at no text is the ``generator``'s when the router is unsure;
+* of ``consensus`` and the ``consensus`` plan, given answers are voted on, a question is sampled;
 * after a store step, a question is answered from the store.
 """
 
@@ -22,6 +23,7 @@ __all__ = (
     "analysis_report",
     "answer_or_search",
     "general_question",
+    "vote_or_sample",
     "recall",
     "recall_after_store",
     "stated_runner_up",
@@ -160,6 +162,22 @@ def general_question(router: IntentRouter, route: Route, sub: SubGoal, payload: 
     score = dict(route.ranked).get("generator", route.ranked[0][1])
     ranked = (("generator", score), *(r for r in route.ranked if r[0] != "generator"))
     return Route(ranked, max(route.confidence, router.calibrated(score, 0.0)))
+
+
+def vote_or_sample(route: Route, sub: SubGoal) -> Route:
+    """Of the ``consensus`` agent and plan among the first three, the one the goal's form asks for.
+
+    Both accept one answer by majority; answers the goal gives (two or more quotes) are voted on by the
+    agent, a question alone is sampled several times by the plan.
+    """
+    pair = ("consensus", f"{BUILTIN}consensus")
+    if route.best not in pair:
+        return route
+    wanted = pair[0] if len(sub.quotes) >= 2 else pair[1]
+    for name, score in route.ranked[1:_TOP_NONE]:
+        if name == wanted:
+            return Route(((name, score), *(r for r in route.ranked if r[0] != name)), route.confidence)
+    return route
 
 
 def recall(route: Route) -> Route:

@@ -53,6 +53,7 @@ from agents.synthesis._forms import (
     general_question,
     recall_after_store,
     stated_runner_up,
+    vote_or_sample,
 )
 from agents.synthesis._shaping import (
     BUILTIN,
@@ -149,6 +150,7 @@ class GoalPlanner:
         if len(routes) == 1:
             routes = [analysis_report(routes[0], parsed.subgoals[0].instruction)]
         routes = [answer_or_search(r, sub.text) for r, sub in zip(routes, parsed.subgoals, strict=True)]
+        routes = [vote_or_sample(r, sub) for r, sub in zip(routes, parsed.subgoals, strict=True)]
         routes = [
             general_question(self.router, r, sub, parsed.payload)
             for r, sub in zip(routes, parsed.subgoals, strict=True)

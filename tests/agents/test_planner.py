@@ -363,3 +363,10 @@ def test_a_question_about_the_world_that_no_agent_fits_is_the_generators(planner
     assert agents_of(planner.plan("What is the sentiment of this review? 'great'")) == ["sentiment"]
     live = planner.plan("What's the exchange rate of the dollar today?")  # a live fact: no agent has it
     assert live.status == "needs_clarification"
+
+
+def test_given_answers_are_voted_on_and_a_question_alone_is_sampled(planner: GoalPlanner) -> None:
+    assert planner.plan("ask several times and vote: what is 17 times 3?").builtin == "consensus"
+    voted = planner.plan("Which answer wins the majority: '42', '42', '41'")
+    (step,) = parse_plan(voted.plan).steps
+    assert step.agent == "consensus" and len(step.input["candidates"]) == 3

@@ -1,19 +1,27 @@
-"""Write stalls of ΣVAULT: per-call latency of ``put_many`` across the flat → HNSW switch and snapshots.
+"""Write stalls and open-time memory of ΣVAULT: ``put_many`` latency across the HNSW switch and snapshots.
 
-Stores ``--records`` random unit vectors (384-d, precomputed: the embedder is not measured) in batches of
-``--batch`` through one vault with ``hnsw_threshold`` below the total and a snapshot every
+Stores ``--records`` random unit vectors (384-d, precomputed: the embedder is neither loaded nor measured)
+in batches of ``--batch`` through one vault with ``hnsw_threshold`` below the total and a snapshot every
 ``--snapshot-every`` WAL entries, and prints the p50/p99 and the longest single write, the write that
 crossed the threshold, and how long the (background) HNSW build took to land. fsync stays on.
 
+Then it closes the vault (which snapshots it) and opens it again in a fresh subprocess, which prints its
+peak RSS while opening (``VmHWM`` of ``/proc/self/status``; ``ru_maxrss`` would count the parent's RSS
+at the fork) against its steady RSS once open (``VmRSS``),
+and the latency of ``--queries`` top-10 searches by vector (each fetching and decrypting its 10 records).
+
 Run it against another checkout (e.g. ``PYTHONPATH=/path/to/main``) for the baseline side by side::
 
-    python benchmarks/vault_stalls.py --records 30000 --threshold 20000
+    python benchmarks/vault_stalls.py --records 100000 --threshold 20000 --snapshot-every 10000
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +43,49 @@ class _Precomputed:
         raise AssertionError("vectors are precomputed")
 
 
+REOPEN = """
+import statistics, sys, time
+import numpy as np
+from vault import IndexConfig, Vault, VaultConfig
+
+class Precomputed:
+    dim = 384
+    def embed(self, texts):
+        raise AssertionError("vectors are precomputed")
+
+def rss_mib(field="VmRSS"):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field}")
+
+before = rss_mib()
+began = time.perf_counter()
+v = Vault(sys.argv[1], config=VaultConfig(index=IndexConfig(hnsw_threshold=int(sys.argv[2]))),
+          embedder=Precomputed())
+opened_s = time.perf_counter() - began
+steady = rss_mib()
+peak = rss_mib("VmHWM")  # ru_maxrss would include the parent's RSS when it forked this process
+rng = np.random.default_rng(1)
+queries = rng.standard_normal((int(sys.argv[3]), 384)).astype(np.float32)
+took = []
+for q in queries:
+    t = time.perf_counter()
+    hits = v.search("bench", q, k=10)
+    took.append((time.perf_counter() - t) * 1000)
+    assert len(hits) == 10
+took.sort()
+stats = v.stats()
+v.close()
+print(f"reopened: {stats.records} records, index {stats.index_kinds['bench']}, "
+      f"{stats.wal_entries} WAL entries replayed")
+print(f"open: {opened_s:.2f} s; RSS before open {before:.0f} MiB, steady {steady:.0f} MiB, "
+      f"peak {peak:.0f} MiB (peak / steady {peak / steady:.2f})")
+print(f"search top-10 with decryption ({len(took)} queries): p50 {statistics.median(took):.3f} ms  "
+      f"p99 {took[int(0.99 * (len(took) - 1))]:.3f} ms")
+"""
+
+
 def main() -> None:
     """Measure and print (milliseconds)."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -42,7 +93,15 @@ def main() -> None:
     parser.add_argument("--threshold", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--snapshot-every", type=int, default=10_000)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument(
+        "--settle",
+        action="store_true",
+        help="wait (untimed) for the HNSW build after the write that crossed the threshold, so that the "
+        "later writes measure writing into HNSW rather than into the flat index it replaces",
+    )
     args = parser.parse_args()
+    os.environ.setdefault("NEURECTOMY_VAULT_KEK", base64.b64encode(os.urandom(32)).decode())
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((args.records, 384)).astype(np.float32)
     config = VaultConfig(
@@ -63,6 +122,8 @@ def main() -> None:
             latencies.append(time.perf_counter() - began)
             if crossed_at is None and start + args.batch >= args.threshold:
                 crossed_at = len(latencies) - 1
+                if args.settle:
+                    v.join_background()
         loop_end = time.perf_counter()
         join = getattr(v, "join_background", None)  # absent in versions that build HNSW inline
         if join is not None:
@@ -70,6 +131,13 @@ def main() -> None:
         landed_s = time.perf_counter() - loop_end
         kind = v.stats().index_kinds["bench"]
         v.close()
+        reopen = subprocess.run(
+            [sys.executable, "-c", REOPEN, str(Path(tmp) / "vault"), str(args.threshold), str(args.queries)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=tmp,  # with -c the cwd comes first on sys.path: it must not be another checkout
+        )
     ms = sorted(x * 1000 for x in latencies)
     p99 = ms[int(0.99 * (len(ms) - 1))]
     print(f"writes: {len(ms)} x {args.batch} records, index at the end: {kind}")
@@ -77,6 +145,7 @@ def main() -> None:
     if crossed_at is not None:
         print(f"write that crossed the threshold: {latencies[crossed_at] * 1000:.1f} ms")
     print(f"HNSW landed {landed_s:.2f} s after the last write returned")
+    print(reopen.stdout, end="")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,7 +212,11 @@ class LogReplica:
         strict: bool,
         skipped: list[tuple[int, str]] | None = None,
     ) -> int:
-        with self.vault._lock:
+        shreds = any(entry.op == OP_DROP_TENANT for message, _, _ in messages for entry in message)
+        # A shred must not run while a background snapshot writes the tenant's files (the vault's own
+        # delete_tenant takes the same lock); other messages apply alongside a snapshot.
+        guard: AbstractContextManager[object] = self.vault._snapshot_lock if shreds else nullcontext()
+        with guard, self.vault._lock:
             storage = self.vault._open()
             entries: list[WalEntry] = []
             last = storage.log_sequence

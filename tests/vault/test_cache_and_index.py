@@ -68,6 +68,7 @@ def test_automatic_compaction_after_many_deletes(make_vault, unit_vectors) -> No
     generation = v.stats().snapshot_generation
     for i in range(40):
         v.delete("acme", f"r{i}")
+    assert v.join_background(30)  # compaction runs in the background worker, off the delete call
     stats = v.stats()
     assert stats.snapshot_generation > generation
     assert stats.tombstones < 32 and stats.records == 60

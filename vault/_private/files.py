@@ -5,14 +5,24 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from vault.errors import InsufficientStorageError, VaultLockedError, VaultStorageError
 
-__all__ = ("DirLock", "atomic_write", "fsync_dir", "fsync_file", "storage_error", "write_all")
+__all__ = (
+    "DirLock",
+    "atomic_write",
+    "atomic_write_with",
+    "fsync_dir",
+    "fsync_file",
+    "storage_error",
+    "write_all",
+)
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
+_SYNC_EVERY = 8 << 20
+"""Bytes a durable atomic write writes between two ``fdatasync`` calls."""
 
 
 def storage_error(exc: OSError, path: Path) -> VaultStorageError:
@@ -61,12 +71,42 @@ def atomic_write(
         VaultStorageError: Writing failed (``InsufficientStorageError`` when the disk is full); the
             temporary file is removed and ``path`` keeps its old content.
     """
+
+    def produce(write: Callable[[bytes], None]) -> None:
+        for part in [data] if isinstance(data, bytes) else data:
+            write(part)
+
+    atomic_write_with(path, produce, mode=mode, durable=durable)
+
+
+def atomic_write_with(
+    path: Path,
+    produce: Callable[[Callable[[bytes], None]], None],
+    *,
+    mode: int = 0o600,
+    durable: bool = True,
+) -> None:
+    """Like :func:`atomic_write`, for content pushed by ``produce(write)`` one piece at a time.
+
+    Raises:
+        VaultStorageError: Writing failed; the temporary file is removed and ``path`` keeps its old
+            content. Any other exception raised by ``produce`` also removes the temporary file.
+    """
     tmp = path.with_name(path.name + ".tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        unsynced = 0
+
+        def write(part: bytes) -> None:
+            nonlocal unsynced
+            write_all(fd, part)
+            unsynced += len(part)
+            if durable and unsynced >= _SYNC_EVERY:  # flush as it goes: one flush of a whole index
+                os.fdatasync(fd)  # file would hold up the WAL's fsyncs behind it for up to seconds
+                unsynced = 0
+
         try:
-            for part in [data] if isinstance(data, bytes) else data:
-                write_all(fd, part)
+            produce(write)
             if durable:
                 os.fsync(fd)
         finally:
@@ -75,6 +115,9 @@ def atomic_write(
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise storage_error(exc, path) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     if durable:
         fsync_dir(path.parent)
 

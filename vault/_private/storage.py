@@ -18,6 +18,7 @@ import os
 import shutil
 import struct
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from numpy.typing import NDArray
 
 from vault._private.cache import RecordCache
 from vault._private.files import fsync_dir, fsync_file, storage_error
+from vault._private.index import VectorIndex
 from vault._private.keyring import KEYRING_NAME, KeyRing
 from vault._private.sealing import (
     InvalidTag,
@@ -37,8 +39,17 @@ from vault._private.sealing import (
     record_aad,
     seal,
 )
-from vault._private.snapshot import MANIFEST_NAME, Manifest, read_sealed_file, snap_path, write_sealed_file
-from vault._private.tenant import Slot, TenantState, tenant_dir_name
+from vault._private.snapshot import (
+    MANIFEST_NAME,
+    Manifest,
+    SealedReader,
+    SealKey,
+    read_sealed_file,
+    snap_path,
+    write_sealed_bytes,
+    write_sealed_stream,
+)
+from vault._private.tenant import Captured, Slot, TenantState, tenant_dir_name
 from vault._private.wal import (
     OP_DELETE,
     OP_DONE,
@@ -55,11 +66,24 @@ from vault.config import VaultConfig
 from vault.errors import DecryptionError, DimensionMismatchError, IntegrityError, VaultStorageError
 from vault.records import VaultStats
 
-__all__ = ("Storage",)
+__all__ = ("SnapshotPlan", "Storage")
 
 log = structlog.get_logger("vault")
 _DROPPED_KEYS = 1024
 """Idempotency keys of tenant shreds remembered (count, since the last open)."""
+
+
+@dataclass(slots=True)
+class SnapshotPlan:
+    """A snapshot between :meth:`Storage.begin_snapshot` and its commit or abort."""
+
+    generation: int
+    old_wal: WriteAheadLog
+    new_wal: WriteAheadLog
+    tenants: list[tuple[str, TenantState, Captured, SealKey]]
+    old_segments: list[Path]
+    written: list[Path] = field(default_factory=list)
+    manifest: Manifest | None = None
 
 
 class Storage:
@@ -103,15 +127,7 @@ class Storage:
             if not self.keys.has_tenant(tenant) or self._sealed_by_destroyed_key(state_path):
                 shutil.rmtree(tdir, ignore_errors=True)  # shredded after this snapshot
                 continue
-            raw_state = read_sealed_file(state_path, self.keys, tenant, "state", gen)
-            raw_index = read_sealed_file(snap_path(tdir, "index", gen), self.keys, tenant, "index", gen)
-            try:
-                state = json.loads(raw_state)
-                self.tenants[tenant] = TenantState.from_state(
-                    tenant, tdir, self.dim, self._config.index, state, raw_index
-                )
-            except (ValueError, KeyError, TypeError) as exc:
-                raise IntegrityError(state_path, f"snapshot does not load: {exc}") from None
+            self.tenants[tenant] = self._load_tenant(tenant, tdir, gen)
         replayed = 0
         current = manifest.wal_generation
         for wal_gen in wal_generations(self.dir):
@@ -125,6 +141,32 @@ class Storage:
             current = wal_gen
         self.wal = WriteAheadLog(self.dir, current, fsync=self._config.durability.fsync, entries=replayed)
         self._cleanup()
+
+    def _load_tenant(self, tenant: str, tdir: Path, gen: int) -> TenantState:
+        """A tenant from its sealed snapshot files; the index is decrypted straight into FAISS.
+
+        Raises:
+            IntegrityError: A file is damaged or the two files do not match.
+        """
+        state_path = snap_path(tdir, "state", gen)
+        raw_state = read_sealed_file(state_path, self.keys, tenant, "state", gen)
+        try:
+            state = json.loads(raw_state)
+            kind = str(state["kind"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(state_path, f"snapshot does not load: {exc}") from None
+        with SealedReader(snap_path(tdir, "index", gen), self.keys, tenant, "index", gen) as reader:
+            try:
+                index = VectorIndex.read_from(reader.read, self.dim, self._config.index, kind)
+            except IntegrityError:  # a chunk failed authentication: the error names it
+                raise
+            except ValueError as exc:
+                raise IntegrityError(reader.path, f"snapshot does not load: {exc}") from None
+            reader.finish()
+        try:
+            return TenantState.from_state(tenant, tdir, self.dim, self._config.index, state, index)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(state_path, f"snapshot does not load: {exc}") from None
 
     def _sealed_by_destroyed_key(self, path: Path) -> bool:
         """Whether a sealed snapshot file belongs to a shredded incarnation of its tenant."""
@@ -456,51 +498,117 @@ class Storage:
         """
         if not (compact or force or self.changed):
             return self.manifest.generation
+        plan = self.begin_snapshot(compact=compact)
+        try:
+            self.write_snapshot(plan)
+        except BaseException:
+            self.abort_snapshot(plan)
+            raise
+        self.commit_snapshot(plan)
+        return plan.generation
+
+    def begin_snapshot(self, *, compact: bool = False, freeze: bool = False) -> SnapshotPlan:
+        """Start a snapshot (the caller holds the lock): compact, capture every tenant, start a new WAL.
+
+        Writes after this go to the new WAL, which recovery replays after the old one whether or not the
+        snapshot commits, so a crash at any point of the snapshot loses no acknowledged write.
+
+        Args:
+            compact: As in :meth:`snapshot`.
+            freeze: Freeze the captured indexes so that :meth:`write_snapshot` may run without the lock.
+
+        Raises:
+            VaultStorageError: The new WAL file could not be created (nothing changed).
+        """
         old_segments: list[Path] = []
         ratio = self._config.index.compact_tombstone_ratio
         for state in self.tenants.values():
-            if state.tombstones and (compact or len(state.tombstones) > ratio * state.index.ntotal):
+            if state.tombstones and (compact or len(state.tombstones) > ratio * state.total):
                 old_segments.append(state.compact())
-        gen = self.manifest.generation + 1
-        new_wal = self.wal.generation + 1
-        written: list[Path] = []
-        wal = None
-        try:
-            wal = WriteAheadLog(self.dir, new_wal, fsync=self._config.durability.fsync)
-            if self.log_sequence:  # the new generation starts where the record log was applied up to
+        seal_keys = {tenant: self.keys.active(tenant, create=True) for tenant in self.tenants}
+        wal = WriteAheadLog(self.dir, self.wal.generation + 1, fsync=self._config.durability.fsync)
+        if self.log_sequence:  # the new generation starts where the record log was applied up to
+            try:
                 wal.append([sequence_entry(self.log_sequence)])
-                wal.entries = 0
-            for tenant, state in self.tenants.items():
-                try:
-                    state.sync()
-                except OSError as exc:
-                    raise storage_error(exc, state.segment_path) from exc
-                for kind, data in (
-                    ("state", json.dumps(state.to_state()).encode()),
-                    ("index", state.index.serialize()),
-                ):
-                    path = snap_path(state.dir, kind, gen)
-                    written.append(path)
-                    write_sealed_file(path, self.keys, tenant, kind, gen, data)
-            manifest = Manifest(gen, new_wal, self.dim, sorted(self.tenants))
-            manifest.save(self.dir)
-        except BaseException:
-            if wal is not None:
+            except BaseException:
                 wal.close()
                 wal.path.unlink(missing_ok=True)
-            for path in written:
-                path.unlink(missing_ok=True)
-            raise
-        self.manifest = manifest
-        self.wal.close()
+                raise
+            wal.entries = 0
+        plan = SnapshotPlan(
+            self.manifest.generation + 1,
+            self.wal,
+            wal,
+            [(t, s, s.capture(freeze=freeze), seal_keys[t]) for t, s in self.tenants.items()],
+            old_segments,
+        )
         self.wal = wal
+        return plan
+
+    def write_snapshot(self, plan: SnapshotPlan) -> None:
+        """Write the sealed files and the manifest (the commit) of a begun snapshot.
+
+        Runs without the lock when the plan froze its indexes (the tenants must not be dropped, compacted
+        or restored meanwhile: the vault runs one snapshot at a time and shreds, compacts and restores
+        only between them).
+
+        Raises:
+            VaultStorageError: A file could not be written (call :meth:`abort_snapshot`).
+        """
+        gen = plan.generation
+        for tenant, state, captured, seal_key in plan.tenants:
+            try:
+                state.sync()
+            except OSError as exc:
+                raise storage_error(exc, state.segment_path) from exc
+            state_path = snap_path(state.dir, "state", gen)
+            plan.written.append(state_path)
+            data = captured.to_json()
+            write_sealed_bytes(state_path, seal_key, tenant, "state", gen, data)
+            index_path = snap_path(state.dir, "index", gen)
+            plan.written.append(index_path)
+            index = captured.index
+            write_sealed_stream(
+                index_path, seal_key, tenant, "index", gen, index.serialized_size(), index.write_to
+            )
+        manifest = Manifest(gen, plan.new_wal.generation, self.dim, sorted(t for t, *_ in plan.tenants))
+        manifest.save(self.dir)
+        plan.manifest = manifest
+
+    def commit_snapshot(self, plan: SnapshotPlan) -> None:
+        """Put a written snapshot in force (the caller holds the lock): drop old WALs and unused files.
+
+        The frozen indexes thaw; the vectors that waited meanwhile are still to be drained.
+        """
+        assert plan.manifest is not None
+        self.manifest = plan.manifest
+        plan.old_wal.close()
+        for _, state, _, _ in plan.tenants:
+            state.unfreeze()
         for wal_gen in wal_generations(self.dir):
-            if wal_gen < new_wal:
+            if wal_gen < plan.new_wal.generation:
                 wal_path(self.dir, wal_gen).unlink()
-        for path in old_segments:
+        for path in plan.old_segments:
             path.unlink(missing_ok=True)
         self._cleanup()
-        return gen
+
+    def abort_snapshot(self, plan: SnapshotPlan) -> None:
+        """Undo a snapshot that failed before its manifest (the caller holds the lock).
+
+        The snapshot in force stays. A new WAL nothing was written to is removed again; one that took
+        writes stays (recovery replays it after the old one) and counts the old one's entries too.
+        """
+        for path in plan.written:
+            path.unlink(missing_ok=True)
+        for _, state, _, _ in plan.tenants:
+            state.unfreeze()
+        if self.wal is plan.new_wal and plan.new_wal.entries == 0:
+            plan.new_wal.close()
+            plan.new_wal.path.unlink(missing_ok=True)
+            self.wal = plan.old_wal
+        else:
+            plan.old_wal.close()
+            self.wal.entries += plan.old_wal.entries
 
     def copy_to(self, dest: Path) -> None:
         """Copy the current snapshot (sealed files, keyring, manifest; never the KEK) into ``dest``."""
@@ -534,14 +642,10 @@ class Storage:
         manifest = Manifest.load(src)
         copy = KeyRing.open_copy(src / KEYRING_NAME, self.keys)
         for name in manifest.tenants:
-            for kind in ("state", "index"):
-                read_sealed_file(
-                    snap_path(src / tenant_dir_name(name), kind, manifest.generation),
-                    copy,
-                    name,
-                    kind,
-                    manifest.generation,
-                )
+            for kind in ("state", "index"):  # authenticate every chunk, keeping none
+                path = snap_path(src / tenant_dir_name(name), kind, manifest.generation)
+                with SealedReader(path, copy, name, kind, manifest.generation) as reader:
+                    reader.finish()
         self.close(snapshot=False)
         for entry in self.dir.iterdir():
             if entry.is_dir() and entry.name.startswith("t_"):

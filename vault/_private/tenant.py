@@ -10,6 +10,7 @@ rebuilds the index from the vectors it already holds.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -21,11 +22,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vault._private.files import storage_error
-from vault._private.index import VectorIndex
+from vault._private.index import VectorIndex, one_thread
+from vault._private.pending import PendingVectors
 from vault.config import IndexConfig
 from vault.errors import IntegrityError
 
-__all__ = ("Slot", "TenantState", "tenant_dir_name")
+__all__ = ("Captured", "Slot", "TenantState", "tenant_dir_name")
+
+_JSON_SLICE = 2048
+"""List items per ``json.dumps`` call when a snapshot encodes a tenant's state (bounds a GIL hold)."""
 
 
 def tenant_dir_name(tenant: str) -> str:
@@ -40,6 +45,48 @@ class Slot:
     label: int
     offset: int
     length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """What a snapshot writes for one tenant, copied at one instant (the index itself is not copied).
+
+    While a background snapshot writes it, the tenant keeps ``index`` frozen (new vectors wait in its
+    :class:`~vault._private.pending.PendingVectors`), so the index serialised matches the record map.
+    """
+
+    index: VectorIndex
+    segment_no: int
+    segment_len: int
+    next_label: int
+    slots: dict[str, Slot]
+    tombstones: list[int]
+    done: list[tuple[str, Any]]
+
+    def to_json(self) -> bytes:
+        """The state as JSON (sealed by the snapshot writer; holds record ids, never text).
+
+        Long lists are encoded a slice at a time: one ``json.dumps`` call holds the GIL throughout, and
+        a background snapshot must not stall the threads that serve writes and searches.
+        """
+        head = json.dumps(
+            {
+                "segment_no": self.segment_no,
+                "segment_len": self.segment_len,
+                "next_label": self.next_label,
+                "kind": self.index.kind,
+            }
+        )
+        slots = _json_list([[rid, s.label, s.offset, s.length] for rid, s in self.slots.items()])
+        done = _json_list([[key, result] for key, result in self.done])
+        tombstones = _json_list(self.tombstones)
+        return f'{head[:-1]}, "slots": {slots}, "tombstones": {tombstones}, "done": {done}}}'.encode()
+
+
+def _json_list(items: list[Any]) -> str:
+    """``json.dumps(items)``, encoded ``_JSON_SLICE`` items per call."""
+    parts = (json.dumps(items[i : i + _JSON_SLICE])[1:-1] for i in range(0, len(items), _JSON_SLICE))
+    return "[" + ",".join(part for part in parts if part) + "]"
 
 
 class TenantState:
@@ -66,6 +113,10 @@ class TenantState:
         self.segment_len = 0
         self.index_version = 0
         """Bumped whenever ``index`` is replaced (a background build made for an older one is dropped)."""
+        self.pending = PendingVectors(dim)
+        """Vectors stored but not in ``index`` yet (searched exactly; moved in by :meth:`drain`)."""
+        self.frozen = False
+        """Set while a background snapshot serialises ``index``: new vectors then wait in ``pending``."""
         self.done: OrderedDict[str, Any] = OrderedDict()
         """Idempotency key → result of the call that used it (oldest first)."""
         self._fd: int | None = None
@@ -187,7 +238,41 @@ class TenantState:
             self.slots[record_id] = Slot(label, offset, len(blob))
             self.labels[label] = record_id
             offset += len(blob)
-        self.index.add(labels, np.vstack([vector.reshape(1, -1) for _, _, vector in items]))
+        vectors = np.vstack([vector.reshape(1, -1) for _, _, vector in items])
+        if self.frozen or len(self.pending) or self.index.kind == "hnsw":  # HNSW adds cost ~1 ms each
+            self.pending.add(labels, vectors)
+        else:
+            self.index.add(labels, vectors)
+
+    @property
+    def total(self) -> int:
+        """Vectors stored, tombstoned ones included: in the index and waiting to enter it (count)."""
+        return self.index.ntotal + len(self.pending)
+
+    def drain(self, limit: int) -> int:
+        """Move up to ``limit`` waiting vectors into the index (not while frozen); returns how many wait."""
+        if not self.frozen and len(self.pending):
+            labels, vectors = self.pending.take(limit)
+            with one_thread():
+                self.index.add(labels, vectors)
+        return len(self.pending)
+
+    def flush_pending(self) -> None:
+        """Move every waiting vector into the index now (before the index is rebuilt or captured)."""
+        self.frozen = False
+        self.drain(len(self.pending))
+
+    def vectors(self, labels: NDArray[np.int64]) -> NDArray[np.float32]:
+        """Stored vectors of ``labels`` (from the index or from ``pending``): ``(n, dim)`` float32."""
+        if not len(self.pending):
+            return self.index.reconstruct(labels)
+        waiting = np.isin(labels, self.pending.labels)
+        out = np.empty((len(labels), self.dim), dtype=np.float32)
+        out[~waiting] = self.index.reconstruct(labels[~waiting])
+        found = self.pending.vectors_of(labels[waiting])
+        if found is not None:
+            out[waiting] = found
+        return out
 
     @property
     def wants_hnsw(self) -> bool:
@@ -196,22 +281,24 @@ class TenantState:
 
     def build_input(self) -> tuple[NDArray[np.int64], NDArray[np.float32], int, int]:
         """What a background index build starts from: ``(labels, (n, dim) vectors, next_label, version)``."""
+        self.flush_pending()
         labels = np.array(sorted(self.labels), dtype=np.int64)
         return labels, self.index.reconstruct(labels), self.next_label, self.index_version
 
     def added_since(self, next_label: int) -> tuple[NDArray[np.int64], NDArray[np.float32], int]:
         """Records stored since ``next_label`` was current: ``(labels, (n, dim) vectors, next_label now)``."""
         newer = np.array(sorted(label for label in self.labels if label >= next_label), dtype=np.int64)
-        return newer, self.index.reconstruct(newer), self.next_label
+        return newer, self.vectors(newer), self.next_label
 
     def swap_index(self, built: VectorIndex, labels: NDArray[np.int64], next_label: int) -> None:
-        """Replace the index with ``built`` (holding ``labels``), adding the records stored since.
+        """Replace the index with ``built`` (holding ``labels``); records stored since wait in ``pending``.
 
-        Records deleted since the build started become its tombstones; older tombstones are gone.
+        Records deleted since the build started become its tombstones; older tombstones are gone. The
+        caller drains ``pending`` afterwards, a chunk at a time.
         """
         newer, vectors, _ = self.added_since(next_label)
-        if newer.size:
-            built.add(newer, vectors)
+        self.pending = PendingVectors(self.dim)
+        self.pending.add(newer, vectors)
         self.tombstones = set(labels.tolist()) - set(self.labels)
         self.index = built
         self.index_version += 1
@@ -236,10 +323,17 @@ class TenantState:
 
     def candidates(self, query: NDArray[np.float32], fetch: int) -> Iterator[tuple[float, str]]:
         """Up to ``fetch`` live ``(score, record_id)`` pairs, best first (tombstones over-fetched)."""
-        want = min(fetch + len(self.tombstones), self.index.ntotal)
+        want = min(fetch + len(self.tombstones), self.total)
         if want <= 0:
             return
-        scores, labels = self.index.search(query, want)
+        scores, labels = self.index.search(query, min(want, self.index.ntotal))
+        if len(self.pending):
+            more_scores, more_labels = self.pending.search(query, want)
+            fresh = ~np.isin(more_labels, labels)  # a chunk being drained is briefly in both
+            scores = np.concatenate([scores, more_scores[fresh]])
+            labels = np.concatenate([labels, more_labels[fresh]])
+            best = np.argsort(-scores, kind="stable")[:want]
+            scores, labels = scores[best], labels[best]
         for score, label in zip(scores.tolist(), labels.tolist(), strict=True):
             record_id = self.labels.get(int(label))
             if record_id is not None:
@@ -248,6 +342,7 @@ class TenantState:
     # ----------------------------------------------------------------- maintenance
     def rebuild_index(self) -> None:
         """Rebuild the index from live vectors only (flat or HNSW by size); clears tombstones."""
+        self.flush_pending()
         labels = np.array(sorted(self.labels), dtype=np.int64)
         vectors = self.index.reconstruct(labels)
         self.index = VectorIndex.build(self.dim, self._config, labels, vectors)
@@ -276,17 +371,33 @@ class TenantState:
         return old_path
 
     # ----------------------------------------------------------------- snapshot form
+    def capture(self, *, freeze: bool = False) -> Captured:
+        """Copy what a snapshot writes (waiting vectors are moved into the index first).
+
+        Args:
+            freeze: Keep the index unchanged until :meth:`unfreeze` (for a snapshot written outside the
+                vault's lock); vectors stored meanwhile wait in ``pending``.
+        """
+        self.flush_pending()
+        self.frozen = freeze
+        return Captured(
+            self.index,
+            self.segment_no,
+            self.segment_len,
+            self.next_label,
+            dict(self.slots),
+            sorted(self.tombstones),
+            list(self.done.items()),
+        )
+
+    def unfreeze(self) -> None:
+        """End a freeze begun by :meth:`capture`; the vectors that waited are drained by the caller."""
+        self.frozen = False
+
     def to_state(self) -> dict[str, Any]:
-        """JSON-able state (sealed by the snapshot writer; holds record ids, never text)."""
-        return {
-            "segment_no": self.segment_no,
-            "segment_len": self.segment_len,
-            "next_label": self.next_label,
-            "kind": self.index.kind,
-            "slots": [[rid, s.label, s.offset, s.length] for rid, s in self.slots.items()],
-            "tombstones": sorted(self.tombstones),
-            "done": [[key, result] for key, result in self.done.items()],
-        }
+        """The state as :meth:`from_state` takes it (holds record ids, never text)."""
+        state: dict[str, Any] = json.loads(self.capture().to_json())
+        return state
 
     @classmethod
     def from_state(
@@ -296,15 +407,15 @@ class TenantState:
         dim: int,
         config: IndexConfig,
         state: dict[str, Any],
-        index_bytes: bytes | bytearray,
+        index: VectorIndex,
     ) -> TenantState:
-        """Rebuild a tenant from :meth:`to_state` output and serialised index bytes.
+        """Rebuild a tenant from :meth:`to_state` output and its index.
 
         Raises:
-            ValueError: The state or index bytes are inconsistent.
+            ValueError: The state and the index are inconsistent.
         """
         self = cls(tenant, directory, dim, config)
-        self.index = VectorIndex.deserialize(index_bytes, dim, config, str(state["kind"]))
+        self.index = index
         self.segment_no = int(state["segment_no"])
         self.next_label = int(state["next_label"])
         for rid, label, offset, length in state["slots"]:

@@ -1,0 +1,183 @@
+"""Snapshots in the background: writes go on during them, nothing acknowledged is lost if the process dies.
+
+The snapshot writer is held at a chosen point with an event (in-process) or blocked forever there before
+``kill -9`` (in a subprocess), so each case waits for the state it tests instead of for time to pass.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vault import DurabilityConfig, IndexConfig, NewRecord, VaultConfig
+from vault._private.pending import PendingVectors
+from vault._private.storage import SnapshotPlan, Storage
+
+EVERY_50 = VaultConfig(durability=DurabilityConfig(snapshot_every_writes=50, snapshot_on_close=False))
+
+
+@pytest.fixture
+def held_snapshot(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.Event, threading.Event]]:
+    """``(started, release)``: background snapshots stop before writing anything until ``release``."""
+    started, release = threading.Event(), threading.Event()
+    original = Storage.write_snapshot
+
+    def held(self: Storage, plan: SnapshotPlan) -> None:
+        started.set()
+        assert release.wait(60)
+        original(self, plan)
+
+    monkeypatch.setattr(Storage, "write_snapshot", held)
+    yield started, release
+    release.set()
+
+
+def records(vectors: np.ndarray, start: int, stop: int) -> list[NewRecord]:
+    return [NewRecord(text=f"note {i}", id=f"r{i}", embedding=vectors[i]) for i in range(start, stop)]
+
+
+def test_writes_and_searches_go_on_during_a_background_snapshot(
+    make_vault, data_dir, unit_vectors, held_snapshot
+) -> None:
+    started, release = held_snapshot
+    vectors = unit_vectors(200)
+    v = make_vault(config=EVERY_50)
+    v.put_many("acme", records(vectors, 0, 60))  # past 50 WAL entries: a snapshot is queued
+    assert started.wait(30)
+    # The snapshot is under way (its indexes frozen) and holds no lock: writes commit, reads see them.
+    for start in range(60, 200, 20):
+        v.put_many("acme", records(vectors, start, start + 20))
+    assert v.stats().snapshot_generation == 0 and v.count("acme") == 200
+    for i in (0, 59, 60, 199):  # from the frozen index, and waiting to enter it
+        assert v.search("acme", vectors[i], k=1)[0].record.id == f"r{i}"
+    v.delete("acme", "r150")
+    assert "r150" not in {h.record.id for h in v.search("acme", vectors[150], k=5)}
+    release.set()
+    assert v.join_background(30)
+    assert v.stats().snapshot_generation == 1
+    v.close()  # no snapshot on close: the next open needs the snapshot plus the WAL written during it
+
+    reopened = make_vault(config=EVERY_50)
+    assert reopened.count("acme") == 199 and reopened.stats().snapshot_generation == 1
+    for i in (0, 59, 60, 199):
+        assert reopened.search("acme", vectors[i], k=1)[0].record.id == f"r{i}"
+        assert reopened.get("acme", f"r{i}").text == f"note {i}"
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, threading
+    import numpy as np
+    from vault import DurabilityConfig, Vault, VaultConfig
+    from vault._private.snapshot import Manifest
+
+    stop_at = sys.argv[2]  # "before_manifest" or "after_manifest"
+    save = Manifest.save
+    out = threading.Lock()
+
+    def say(line):  # one write per line under a lock: print() from two threads can split lines
+        with out:
+            sys.stdout.write(line + "\\n")
+            sys.stdout.flush()
+
+    def blocked_save(self, directory):
+        if stop_at == "after_manifest":
+            save(self, directory)
+        say("in-snapshot")
+        threading.Event().wait()  # the snapshot never finishes: the parent kills the process
+
+    Manifest.save = blocked_save
+    config = VaultConfig(durability=DurabilityConfig(snapshot_every_writes=100))
+    rng = np.random.default_rng(3)
+    with Vault(sys.argv[1], config=config) as v:
+        for i in range(100_000):
+            vec = rng.standard_normal(384).astype(np.float32)
+            say(v.put("acme", f"record number {i}", id=f"r{i}", embedding=vec))
+    """
+)
+
+
+@pytest.mark.parametrize("stop_at", ["before_manifest", "after_manifest"])
+def test_kill_9_mid_background_snapshot_loses_no_acknowledged_write(
+    make_vault, data_dir: Path, stop_at: str
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(data_dir), stop_at],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    acked: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        after = None
+        while time.monotonic() < deadline:
+            raw = proc.stdout.readline()
+            if not raw:  # the child failed (its stuck snapshot thread may keep it alive): say why
+                proc.kill()
+                pytest.fail(proc.stderr.read() if proc.stderr else "child ended")
+            line = raw.strip()
+            if line == "in-snapshot":
+                after = len(acked)
+            else:
+                acked.append(line)
+            if after is not None and len(acked) >= after + 50:
+                break  # 50 writes acknowledged while the snapshot was stuck
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        proc.stdout.close() if proc.stdout else None
+        proc.stderr.close() if proc.stderr else None
+    assert after is not None and len(acked) >= after + 50 and proc.returncode == -signal.SIGKILL
+    v = make_vault()
+    assert v.stats().snapshot_generation == (1 if stop_at == "after_manifest" else 0)
+    assert v.count("acme") >= len(acked)
+    for rid in acked:
+        assert v.get("acme", rid).text == f"record number {rid[1:]}"
+    last = acked[-1]
+    assert v.search("acme", v.get("acme", last).embedding, k=1)[0].record.id == last
+
+
+def test_hnsw_swap_leaves_later_writes_waiting_then_drains_them(make_vault, unit_vectors) -> None:
+    vectors = unit_vectors(700)
+    config = VaultConfig(index=IndexConfig(hnsw_threshold=300))
+    v = make_vault(config=config)
+    for start in range(0, 700, 50):
+        v.put_many("acme", records(vectors, start, start + 50))
+    assert v.join_background(60)
+    assert v.stats().index_kinds == {"acme": "hnsw"}
+    with v._lock:
+        assert len(v._storage.tenants["acme"].pending) == 0  # everything was moved into the index
+        assert v._storage.tenants["acme"].index.ntotal == 700
+    found = sum(v.search("acme", vectors[i], k=1)[0].record.id == f"r{i}" for i in range(0, 700, 7))
+    assert found >= 95  # HNSW is approximate; exact duplicates of stored vectors are found
+
+
+def test_pending_vectors_search_exactly_and_drain_in_order() -> None:
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((900, 16)).astype(np.float32)
+    pending = PendingVectors(16)
+    for start in range(0, 900, 300):  # grows past its first buffer
+        pending.add(np.arange(start, start + 300, dtype=np.int64), vectors[start : start + 300])
+    query = rng.standard_normal(16).astype(np.float32)
+    scores, labels = pending.search(query, 5)
+    truth = np.argsort(-(vectors @ query), kind="stable")[:5]
+    assert labels.tolist() == truth.tolist() and np.allclose(scores, (vectors @ query)[truth])
+    taken, moved = pending.take(250)
+    assert taken.tolist() == list(range(250)) and np.array_equal(moved, vectors[:250])
+    assert len(pending) == 650
+    assert np.array_equal(pending.vectors_of(np.array([899, 250])), vectors[[899, 250]])
+    assert pending.vectors_of(np.array([3])) is None  # already taken
+    pending.take(10_000)
+    assert len(pending) == 0 and pending.search(query, 5)[1].size == 0

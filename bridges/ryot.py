@@ -23,7 +23,8 @@ import functools
 import math
 import threading
 import time
-from collections.abc import AsyncGenerator, Sequence
+import weakref
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -104,6 +105,39 @@ class RyotBridgeMetrics:
         return asdict(self)
 
 
+class _LoopDispatcher:
+    """Hands the engine's events to one event loop: one loop wake-up for every request that has some.
+
+    The engine delivers a decode step's events back to back (one per decoding request); the first
+    request with events schedules one callback on the loop, and the requests that get events before it
+    runs join it. So a step costs the loop one wake-up, and the requests' agents all run (and publish
+    their chunks, which the NATS client then flushes together) in the same loop iteration.
+
+    Attributes:
+        lock: Guards the ready list and the requests' pending events (held for microseconds).
+    """
+
+    __slots__ = ("_ready", "_token", "lock")
+
+    def __init__(self, token: anyio.lowlevel.EventLoopToken) -> None:
+        self._token = token
+        self._ready: list[Callable[[], None]] = []
+        self.lock = threading.Lock()
+
+    def schedule(self, deliver: Callable[[], None]) -> None:
+        """Run ``deliver`` on the loop soon (any thread; hold :attr:`lock`)."""
+        self._ready.append(deliver)
+        if len(self._ready) == 1:
+            token = self._token
+            token.backend_class.run_sync_soon(self._run, (), token.native_token)
+
+    def _run(self) -> None:  # on the event loop
+        with self.lock:
+            ready, self._ready = self._ready, []
+        for deliver in ready:
+            deliver()
+
+
 class RyotBridge:
     """Async access to a :class:`ryot.ModelPool` (or to one :class:`ryot.RyotEngine`).
 
@@ -121,6 +155,7 @@ class RyotBridge:
         self.timeout_s = timeout_s
         self.metrics = RyotBridgeMetrics()
         self._limiter = anyio.CapacityLimiter(max_offload_threads)
+        self._dispatchers: weakref.WeakKeyDictionary[Any, _LoopDispatcher] = weakref.WeakKeyDictionary()
 
     @classmethod
     async def open(cls, config: RyotConfig, *, timeout_s: float = 300.0) -> RyotBridge:
@@ -279,19 +314,18 @@ class RyotBridge:
             raise
         limit = self.timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + limit
-        token = anyio.lowlevel.current_token()
+        dispatcher = self._dispatcher()
         send, receive = anyio.create_memory_object_stream[list[Event]](max_buffer_size=math.inf)
 
-        # Events the engine produced that the event loop has not taken yet. One loop callback carries
-        # all of them: while the consumer lags (or the loop is busy), the engine's events for this
-        # request cost one wake-up in all, and their text chunks reach the consumer as one chunk.
+        # Events the engine produced that the event loop has not taken yet. One delivery carries all
+        # of them: while the consumer lags (or the loop is busy), the engine's events for this request
+        # cost one wake-up in all, and their text chunks reach the consumer as one chunk.
         pending: list[Event] = []
-        pending_lock = threading.Lock()
         receiver_gone = False
 
         def deliver() -> None:  # runs on the event loop
             nonlocal receiver_gone
-            with pending_lock:
+            with dispatcher.lock:
                 events = pending.copy()
                 pending.clear()
             try:
@@ -302,11 +336,11 @@ class RyotBridge:
         def sink(event: Event) -> None:  # runs on the engine's worker thread; must never block
             if receiver_gone:
                 raise anyio.BrokenResourceError  # the engine cancels the request
-            with pending_lock:
+            with dispatcher.lock:
                 pending.append(event)
                 if len(pending) > 1:
                     return  # a delivery is scheduled and not run yet: it takes this event too
-            token.backend_class.run_sync_soon(deliver, (), token.native_token)
+                dispatcher.schedule(deliver)
 
         with send, receive, self.pool.lease(name):
             try:
@@ -338,6 +372,15 @@ class RyotBridge:
                             return
             finally:
                 handle.cancel()
+
+    def _dispatcher(self) -> _LoopDispatcher:
+        """The dispatcher of the running event loop (made on first use)."""
+        token = anyio.lowlevel.current_token()
+        loop = token.native_token
+        dispatcher = self._dispatchers.get(loop)
+        if dispatcher is None:
+            dispatcher = self._dispatchers[loop] = _LoopDispatcher(token)
+        return dispatcher
 
     def _account(self, event: Finished) -> None:
         m = self.metrics

@@ -212,50 +212,48 @@ class Ceiling:
 
 
 class CpuMeter:
-    """CPU seconds of the service's processes by part, from ``/proc/<pid>/task/<tid>/stat`` (Linux).
+    """CPU seconds of the service's processes by part, from ``/proc/<pid>/task/<tid>/schedstat`` (Linux).
 
-    Parts: ``event loop`` (the main thread, which runs the API, the orchestrator, the agents and
-    nats-py), ``engine`` (the Ryot worker thread and llama.cpp's compute threads, which inherit its OS
-    name ``ryot-worker``), ``other threads`` (worker-thread offloads, ...) and ``nats-server`` (its
-    child process). The service's own overhead is everything but ``engine``.
+    ``schedstat``'s first field is the task's time on a CPU in nanoseconds, exact, unlike the
+    tick-sampled utime/stime of ``stat``. Parts: ``event loop`` (the main thread, which runs the API,
+    the orchestrator, the agents and nats-py), ``engine`` (the Ryot worker thread and llama.cpp's
+    compute threads, which inherit its OS name ``ryot-worker``), ``other threads`` (worker-thread
+    offloads, ...) and ``nats-server`` (its child process, all threads). The service's own overhead is
+    everything but ``engine``.
     """
-
-    TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
 
     @staticmethod
-    def _ticks(stat_path: str) -> int:
-        fields = Path(stat_path).read_text().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime + stime (fields 14 and 15 of proc(5))
-
-    def sample(self) -> dict[str, float]:
-        """Seconds of CPU used so far by each part (threads that ended are lost: none do here)."""
-        parts = dict.fromkeys(("event loop", "engine", "other threads", "nats-server"), 0.0)
-        for tid in os.listdir(f"/proc/{self.pid}/task"):
-            base = f"/proc/{self.pid}/task/{tid}"
+    def _tasks(pid: int) -> list[tuple[int, str, float]]:
+        """(tid, name, CPU seconds) of every thread of ``pid``."""
+        out = []
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            base = f"/proc/{pid}/task/{tid}"
             try:
                 name = Path(f"{base}/comm").read_text().strip()
-                ticks = self._ticks(f"{base}/stat")
-            except OSError:
-                continue
-            part = (
-                "event loop"
-                if int(tid) == self.pid
-                else "engine"
-                if name == "ryot-worker"
-                else "other threads"
-            )
-            parts[part] += ticks * self.TICK_S
+                ns = int(Path(f"{base}/schedstat").read_text().split()[0])
+            except (OSError, ValueError):
+                continue  # the thread ended meanwhile (none of the measured ones do)
+            out.append((int(tid), name, ns / 1e9))
+        return out
+
+    def sample(self) -> dict[str, float]:
+        """Seconds of CPU used so far by each part."""
+        parts = dict.fromkeys(("event loop", "engine", "other threads", "nats-server"), 0.0)
+        for tid, name, seconds in self._tasks(self.pid):
+            part = "event loop" if tid == self.pid else "engine" if name == "ryot-worker" else "other threads"
+            parts[part] += seconds
         for child in psutil.Process(self.pid).children(recursive=True):
             with contextlib.suppress(psutil.Error):
-                t = child.cpu_times()
-                parts["nats-server" if "nats" in child.name() else "other threads"] += t.user + t.system
+                part = "nats-server" if "nats" in child.name() else "other threads"
+                parts[part] += sum(seconds for _, _, seconds in self._tasks(child.pid))
         return parts
 
     @staticmethod
     def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        """CPU seconds by part between two samples."""
         return {k: after[k] - before[k] for k in after}
 
 

@@ -115,14 +115,16 @@ class _LoopDispatcher:
 
     Attributes:
         lock: Guards the ready list and the requests' pending events (held for microseconds).
+        wakeups: Loop callbacks run so far (each delivered every request's events pending then).
     """
 
-    __slots__ = ("_ready", "_token", "lock")
+    __slots__ = ("_ready", "_token", "lock", "wakeups")
 
     def __init__(self, token: anyio.lowlevel.EventLoopToken) -> None:
         self._token = token
         self._ready: list[Callable[[], None]] = []
         self.lock = threading.Lock()
+        self.wakeups = 0
 
     def schedule(self, deliver: Callable[[], None]) -> None:
         """Run ``deliver`` on the loop soon (any thread; hold :attr:`lock`)."""
@@ -132,6 +134,7 @@ class _LoopDispatcher:
             token.backend_class.run_sync_soon(self._run, (), token.native_token)
 
     def _run(self) -> None:  # on the event loop
+        self.wakeups += 1
         with self.lock:
             ready, self._ready = self._ready, []
         for deliver in ready:

@@ -12,7 +12,7 @@ from api._sse import sse_event
 
 @pytest.mark.parametrize("event", ["token", "done", None])
 def test_events_are_the_bytes_litestar_writes(event: str | None) -> None:
-    data = json.dumps({"text": "héllo \"quoted\"\n"})
+    data = json.dumps({"text": 'héllo "quoted"\n'})
     assert sse_event(data, event) == ServerSentEventMessage(data=data, event=event).encode()
 
 

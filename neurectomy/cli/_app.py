@@ -128,20 +128,7 @@ def serve(
             f"  OpenAPI: {url}/schema   Stop: Ctrl-C\n"
         )
 
-    anyio.run(lambda: run_serve(settings, on_ready=ready), backend_options=_loop_options())
-
-
-def _loop_options() -> dict[str, Any]:
-    """The asyncio options (anyio's) of the server processes: uvloop when installed (the ``server`` extra).
-
-    Measured with ``benchmarks/llm_path.py``-style CPU accounting, 4 concurrent streams: the event
-    loop's CPU per streamed token fell from 1.27 to 1.07 ms with uvloop (a loaded 2-core machine).
-    """
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:  # pragma: no cover - a platform without uvloop (Windows)
-        return {}
-    return {"use_uvloop": True}
+    anyio.run(lambda: run_serve(settings, on_ready=ready))
 
 
 @app.command()
@@ -177,10 +164,7 @@ def agent(
     )
     configure_logging(settings.log_format, settings.log_level)
     try:
-        anyio.run(
-            lambda: run_agents(settings, team=team, agent=name, replicas=replicas),
-            backend_options=_loop_options(),
-        )
+        anyio.run(lambda: run_agents(settings, team=team, agent=name, replicas=replicas))
     except ValueError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None

@@ -6,8 +6,12 @@ the bus:
 * registers a NATS micro service named after the agent, with one endpoint on
   ``neurectomy.agent.<team>.<agent>`` in the queue group ``<agent>`` (replicas share the load and fail
   over for each other); ``$SRV.PING|INFO|STATS`` answer, STATS carrying the runner's own counters;
-* accepts a request into a bounded mailbox and replies at once (``Reply{ok}``), or refuses with the wire
-  code ``busy`` when the mailbox is full (backpressure the orchestrator can route around);
+* accepts a request into a bounded mailbox and replies ``Reply{ok}`` as soon as the workers woken by it
+  have had their turn, or refuses at once with the wire code ``busy`` when the mailbox is full
+  (backpressure the orchestrator can route around). A call that ends in that turn (a worker was idle and
+  the work did not wait on anything) has its ``End``/``Error`` sent as the reply instead of the accept,
+  when the caller reads its reply in the stream's inbox (reply subject ``<stream inbox>.r``, as
+  :meth:`agents.messaging.Inbox.request` does): one message instead of two;
 * runs ``concurrency`` workers that take calls from the mailbox, stream ``Chunk`` messages and one
   ``End``/``Error`` to the caller's inbox, and honour the deadline header and cancel messages;
 * handles calls with the same session key (header ``Neurectomy-Session``, else the input's ``session``
@@ -20,8 +24,8 @@ the bus:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import json
 import math
 import time
 from abc import ABC, abstractmethod
@@ -31,10 +35,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 import anyio
+import anyio.lowlevel
 import pydantic_core
 import structlog
 from anyio.abc import TaskStatus
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 from pydantic import BaseModel, ValidationError
@@ -47,9 +51,11 @@ from agents.errors import (
     CancelledByCallerError,
     DeadlineExceededError,
 )
+from agents.mailbox import Mailbox, MailboxClosedError, MailboxFullError
 from agents.messaging import Bus, Message
 from agents.protocol import (
     CANCEL_PREFIX,
+    DEFAULT_TENANT,
     HEADER_DEADLINE,
     HEADER_IDEMPOTENCY_KEY,
     HEADER_REQUEST_ID,
@@ -69,6 +75,7 @@ from agents.scopes import OperationScopes, check_scope, parse_scopes_header
 from agents.tracing import TRACEPARENT, SpanKind, remote_context, start_child, tracer
 
 _tracer = tracer("neurectomy.agents")
+_NO_SCOPE = contextlib.nullcontext()
 log = structlog.get_logger("neurectomy.agents")
 
 
@@ -104,6 +111,11 @@ class Call:
     cancelled_by_caller: bool = False
     idempotency_key: str = ""
     traceparent: str = ""
+    _accept_to: str = ""
+    """The reply subject while the call still owes the caller its accept (empty once it went out, or the
+    call's End/Error in its place)."""
+    _accept: bytes = b""
+    """The accept (``Reply{ok, instance}``) as JSON."""
 
     def remaining_s(self) -> float:
         """Seconds left until the deadline (negative once passed)."""
@@ -111,15 +123,35 @@ class Call:
 
     async def emit(self, data: Mapping[str, Any]) -> None:
         """Send one chunk of streamed output to the caller."""
+        if self._accept_to:
+            await self._send_accept()
         await self._bus.publish(self.inbox, _wire_json("chunk", self._seq, "data", data))
         self._seq += 1
 
+    async def _send_accept(self) -> None:
+        """Send the accept if it is still owed (no-op otherwise)."""
+        to, self._accept_to = self._accept_to, ""
+        if to:
+            await self._bus.publish(to, self._accept)
+
+    async def _last(self, body: bytes) -> None:
+        """Send the call's last message.
+
+        As the reply, in place of an accept still owed, when the caller reads its reply in the stream's
+        inbox; else to the inbox (after the accept, if still owed).
+        """
+        to, self._accept_to = self._accept_to, ""
+        if to and to != f"{self.inbox}.r":  # a caller with a reply subject of its own gets the accept first
+            await self._bus.publish(to, self._accept)
+            to = ""
+        await self._bus.publish(to or self.inbox, body)
+
     async def _finish(self, output: Mapping[str, Any]) -> None:
-        await self._bus.publish(self.inbox, _wire_json("end", self._seq, "output", output))
+        await self._last(_wire_json("end", self._seq, "output", output))
 
     async def _fail(self, error: AgentError) -> None:
         wire = WireError(code=error.code, message=error.message, field=error.field)
-        await self._bus.publish(self.inbox, Error(seq=self._seq, error=wire).model_dump_json().encode())
+        await self._last(Error(seq=self._seq, error=wire).model_dump_json().encode())
 
 
 def _wire_json(kind: str, seq: int, key: str, value: Mapping[str, Any]) -> bytes:
@@ -236,14 +268,16 @@ class AgentRunner:
         self._heartbeat_s = heartbeat_s
         self._draining = False
         self._sessions: dict[str, deque[Call]] = {}
-        self._send: MemoryObjectSendStream[Call]
-        self._receive: MemoryObjectReceiveStream[Call]
-        self._send, self._receive = anyio.create_memory_object_stream[Call](mailbox_size)
+        self._mailbox: Mailbox[Call] = Mailbox(mailbox_size)
         self._active: dict[str, Call] = {}
         self._workers_scope = anyio.CancelScope(shield=True)
         self._workers_done = anyio.Event()
         self._accepted_reply: tuple[str, bytes] = ("", b"")
         """(instance id, ``Reply{ok, instance}`` as JSON) — the same bytes for every accepted call."""
+        self._owed: list[Call] = []
+        """Calls accepted since the accept sender last ran (it sends the accepts their workers did not)."""
+        self._accepts_due: anyio.Event | None = None
+        """Set to wake the accept sender (``None`` while it does not run: accepts are then sent at once)."""
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled; reports started once registered and subscribed.
@@ -290,18 +324,42 @@ class AgentRunner:
     async def _run_workers(self) -> None:
         # Shielded: cancelling the runner must not cut calls short; _drain() decides when they stop.
         with self._workers_scope:
-            async with anyio.create_task_group() as workers:
-                for _ in range(self._concurrency):
-                    workers.start_soon(self._work)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._send_accepts)
+                async with anyio.create_task_group() as workers:
+                    for _ in range(self._concurrency):
+                        workers.start_soon(self._work)
+                tg.cancel_scope.cancel()  # no call left that could still owe an accept
         self._workers_done.set()
 
+    async def _send_accepts(self) -> None:
+        """Send the accepts of calls that did not end in the turn that accepted them.
+
+        The first call accepted after its last round schedules :meth:`_accepts_check` behind the worker
+        its acceptance woke (``call_soon``); woken from there, the round runs once every worker woken in
+        that turn has run up to its first wait (a call that ended meanwhile had its last message sent as
+        the reply), and sends the accepts still owed, in acceptance order.
+        """
+        try:
+            while True:
+                self._accepts_due = due = anyio.Event()
+                if self._owed:  # accepted while the last round was sending: their workers go first
+                    await anyio.lowlevel.checkpoint()
+                else:
+                    await due.wait()
+                owed, self._owed = self._owed, []
+                for call in owed:
+                    if call._accept_to:
+                        await call._send_accept()
+        finally:
+            self._accepts_due = None
+
     async def _drain(self) -> None:
-        self._send.close()  # workers finish the mailbox, then their loops end
+        self._mailbox.close()  # workers finish the mailbox, then their loops end
         with anyio.move_on_after(self._drain_grace_s):
             await self._workers_done.wait()
         self._workers_scope.cancel()
         await self._workers_done.wait()
-        self._receive.close()
         log.info("agent stopped", agent=self.agent.name, completed=self.stats.completed)
 
     @property
@@ -316,7 +374,7 @@ class AgentRunner:
             instance=self.instance_id,
             direct_subject=self.direct_subject,
             in_flight=self.stats.in_flight,
-            mailbox_depth=self._receive.statistics().current_buffer_used,
+            mailbox_depth=self._mailbox.depth,
             mailbox_size=self._mailbox_size,
             concurrency=self._concurrency,
             state="draining" if self._draining else "up",
@@ -330,15 +388,15 @@ class AgentRunner:
     def _stats_data(self) -> dict[str, Any]:
         return {
             **asdict(self.stats),
-            "mailbox_depth": self._receive.statistics().current_buffer_used,
+            "mailbox_depth": self._mailbox.depth,
             "mailbox_size": self._mailbox_size,
             **self.agent.stats(),
         }
 
-    async def _accept(self, msg: Message) -> bytes:
+    async def _accept(self, msg: Message) -> bytes | None:
         self.stats.received += 1
         headers = msg.headers
-        inbox = headers.get(HEADER_STREAM_INBOX, "")
+        inbox = headers.get(HEADER_STREAM_INBOX) or (msg.reply[:-2] if msg.reply.endswith(".r") else "")
         request_id = headers.get(HEADER_REQUEST_ID, "")
         try:
             deadline = float(headers.get(HEADER_DEADLINE, "nan"))
@@ -346,10 +404,10 @@ class AgentRunner:
             deadline = float("nan")
         if not inbox or not request_id or math.isnan(deadline):
             self.stats.refused_bad += 1
-            required = f"{HEADER_STREAM_INBOX}, {HEADER_REQUEST_ID} and {HEADER_DEADLINE}"
-            raise BadInputError(f"request headers {required} are required")
+            required = f"{HEADER_REQUEST_ID}, {HEADER_DEADLINE} and {HEADER_STREAM_INBOX}"
+            raise BadInputError(f"request headers {required} (or a reply subject <inbox>.r) are required")
         try:
-            payload = json.loads(msg.data) if msg.data else {}
+            payload = pydantic_core.from_json(msg.data) if msg.data else {}
         except ValueError as exc:
             self.stats.refused_bad += 1
             raise BadInputError(f"input is not JSON: {exc}", field="input") from None
@@ -362,7 +420,7 @@ class AgentRunner:
         session = headers.get(HEADER_SESSION, "")
         if not session and isinstance(payload, dict) and isinstance(payload.get("session"), str):
             session = payload["session"]
-        tenant = headers.get(HEADER_TENANT, "default")
+        tenant = headers.get(HEADER_TENANT, DEFAULT_TENANT)
         call = Call(
             request_id=request_id,
             input=payload,
@@ -379,13 +437,13 @@ class AgentRunner:
         if session:
             call._turn = anyio.Event()
         try:
-            self._send.send_nowait(call)
-        except anyio.WouldBlock:
+            self._mailbox.put_nowait(call)
+        except MailboxFullError:
             self.stats.refused_busy += 1
             raise AgentBusyError(
                 f"{self.agent.name}: mailbox full ({self._mailbox_size} calls waiting)"
             ) from None
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+        except MailboxClosedError:
             raise AgentBusyError(f"{self.agent.name}: shutting down") from None
         self.stats.accepted += 1
         self._active[request_id] = call
@@ -398,7 +456,27 @@ class AgentRunner:
         if instance != self.instance_id or not reply:
             reply = Reply(ok=True, instance=self.instance_id).model_dump_json().encode()
             self._accepted_reply = (self.instance_id, reply)
-        return reply
+        due = self._accepts_due
+        if due is None or not msg.reply:  # no accept sender running, or nobody waits for the accept
+            return reply if msg.reply else None
+        call._accept, call._accept_to = reply, msg.reply
+        self._owed.append(call)
+        if len(self._owed) == 1:
+            asyncio.get_running_loop().call_soon(self._accepts_check)  # after the worker woken above
+        return None
+
+    def _accepts_check(self) -> None:
+        """Wake the accept sender if a call still owes its accept; else (all ended at once) forget them.
+
+        Runs right after the worker woken by the first of these calls: when that call (the only one,
+        unless calls came in a batch) has ended, the accept sender is not woken at all.
+        """
+        due = self._accepts_due
+        if any(call._accept_to for call in self._owed):
+            if due is not None:
+                due.set()
+        else:
+            self._owed.clear()
 
     async def _on_cancel(self, msg: Message) -> None:
         request_id = msg.subject.rsplit(".", 1)[-1]
@@ -410,7 +488,7 @@ class AgentRunner:
     async def _work(self) -> None:
         # The worker is its own task with its own context: binding per call (no reset) is enough.
         bind = structlog.contextvars.bind_contextvars
-        async for call in self._receive:
+        while (call := await self._mailbox.get()) is not None:
             bind(request_id=call.request_id, trace_id=call.trace_id, agent=self.agent.name)
             if call._turn is None:
                 await self._serve(call)
@@ -471,10 +549,14 @@ class AgentRunner:
                     error = DeadlineExceededError(f"{self.agent.name}: deadline passed")
                 if error is not None and span.is_recording():
                     span.set_status(StatusCode.ERROR, error.code)
-                with anyio.CancelScope(shield=True):
+                if error is not None and outcome != "cancelled":
+                    outcome = "failed"
+                # The last message goes out even when the drain's grace ends now. A shield scope costs
+                # more than the rest of a call's bookkeeping; it matters only once the workers' scope is
+                # cancelled (a publish waits only when nats-py's buffer is full), so only then is it paid.
+                shield = anyio.CancelScope(shield=True) if self._workers_scope.cancel_called else _NO_SCOPE
+                with shield:
                     if error is not None:
-                        if outcome != "cancelled":
-                            outcome = "failed"
                         await call._fail(error)
                     elif output is not None:
                         await call._finish(output)

@@ -37,6 +37,7 @@ from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
+    DeliverPolicy,
     DiscardPolicy,
     KeyValueConfig,
     RetentionPolicy,
@@ -54,8 +55,11 @@ __all__ = (
     "JsMessage",
     "KeyValueBucket",
     "KvEntry",
+    "OrderedReader",
     "PullConsumer",
     "StoredMessage",
+    "last_sequence",
+    "ordered_reader",
 )
 
 _STREAM_LIMIT_CODES = frozenset({10077, 10078, 10047, 10028})  # max msgs / bytes / store / msg size
@@ -650,3 +654,208 @@ class JetStream:
 
 def _headers(raw: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in (raw or {}).items()}
+
+
+# --- Shared state helpers (issue 15: API keys, rate limits, chat sessions and ΣLANG chunks in KV) ---
+
+
+async def kv_put(bucket: KeyValueBucket, key: str, value: bytes) -> int:
+    """Store ``value`` under ``key`` unconditionally (last writer wins).
+
+    Returns:
+        The new revision.
+
+    Raises:
+        JetStreamUnavailableError: JetStream did not answer.
+    """
+    with _translated(f"KV put {bucket.name}/{key}"):
+        return int(await bucket._kv.put(key, value))
+
+
+async def kv_get_or_none(bucket: KeyValueBucket, key: str) -> KvEntry | None:
+    """The current value of ``key``, or ``None`` when there is none (never stored, deleted or expired).
+
+    Raises:
+        JetStreamUnavailableError: JetStream did not answer.
+    """
+    try:
+        return await bucket.get(key)
+    except NotFoundError:
+        return None
+
+
+async def kv_purge_all(bucket: KeyValueBucket, *, prefix: str | None = None) -> None:
+    """Remove every value of the bucket, history included (only keys starting with ``prefix`` if given).
+
+    ``prefix`` ends at a token boundary, such as ``t.abc.``.
+
+    Raises:
+        JetStreamUnavailableError: JetStream did not answer.
+    """
+    subject = f"$KV.{bucket.name}.{prefix}>" if prefix else None
+    with _translated(f"KV purge {bucket.name}/{prefix or '>'}"):
+        await bucket._js.purge_stream(f"KV_{bucket.name}", subject=subject)
+
+
+async def kv_watch_all(bucket: KeyValueBucket, pattern: str = ">") -> AsyncGenerator[KvEntry, None]:
+    """Every current value of the keys matching ``pattern``, then each change as it is stored, forever.
+
+    Deletes, purges and expiries arrive as entries with ``deleted=True`` (an expiry by the bucket's
+    ``max_age`` only removes the message: a cache fed by this watch must drop stale values itself).
+    ``None`` is never yielded. Close the generator (``contextlib.aclosing``) to stop watching.
+
+    Raises:
+        JetStreamUnavailableError: JetStream did not answer when the watch started.
+    """
+    with _translated(f"KV watch {bucket.name}/{pattern}"):
+        watcher = await bucket._kv.watch(pattern)
+    try:
+        async for entry in watcher:
+            if entry is None:  # "no more pending values" marker
+                continue
+            deleted = entry.operation is not None
+            yield KvEntry(entry.key, bytes(entry.value or b""), int(entry.revision or 0), deleted)
+    finally:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+            try:
+                await watcher.stop()  # type: ignore[no-untyped-call]
+            except nats.errors.Error:
+                pass
+
+
+async def kv_values(bucket: KeyValueBucket, pattern: str) -> list[KvEntry]:
+    """The current value of every key matching ``pattern`` (deleted keys left out), in stream order.
+
+    A filtered watch read until the last entry pending when it started (the entry whose ``delta``, the
+    server's count of messages still pending, is 0); O(matching keys). Whether anything matches at all is
+    asked first (stream info filtered on the keys' subjects), not taken from nats-py's "no more pending"
+    marker, which can arrive before values already sent (see :meth:`KeyValueBucket.latest`).
+
+    Raises:
+        JetStreamUnavailableError: JetStream did not answer.
+    """
+    found: dict[str, KvEntry] = {}
+    with _translated(f"KV values {bucket.name}/{pattern}"):
+        info = await bucket._js.stream_info(
+            f"KV_{bucket.name}", subjects_filter=f"$KV.{bucket.name}.{pattern}"
+        )
+        if not info.state.subjects:
+            return []
+        watcher = await bucket._kv.watch(pattern)
+        try:
+            with anyio.fail_after(bucket.timeout_s):
+                async for entry in watcher:
+                    if entry is None:  # nats-py's marker: not trusted (see above)
+                        continue
+                    if entry.operation is None:
+                        found[entry.key] = KvEntry(
+                            entry.key, bytes(entry.value or b""), int(entry.revision or 0)
+                        )
+                    else:
+                        found.pop(entry.key, None)
+                    if not entry.delta:
+                        break
+        except TimeoutError:
+            raise nats.errors.TimeoutError from None
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                try:
+                    await watcher.stop()  # type: ignore[no-untyped-call]
+                except nats.errors.Error:
+                    pass
+    return sorted(found.values(), key=lambda e: e.revision)
+
+
+class OrderedReader:
+    """A stream's messages in sequence order from a start sequence, read with an ordered consumer.
+
+    An ordered consumer (ADR-17) is ephemeral, flow-controlled and unacknowledged; nats-py recreates
+    it from the next expected sequence after a gap, a missed heartbeat or a lost server, so a reader
+    sees every message once and in order. Create with :func:`ordered_reader`; call :meth:`aclose`.
+    """
+
+    def __init__(self, sub: Any, stream: str) -> None:
+        self._sub = sub
+        self.stream = stream
+
+    async def next(self, *, timeout_s: float) -> StoredMessage | None:
+        """The next message, or ``None`` when none arrived within ``timeout_s`` seconds.
+
+        Raises:
+            JetStreamUnavailableError: The connection is closed.
+        """
+        with _translated(f"read {self.stream}"):
+            try:
+                msg = await self._sub.next_msg(timeout=timeout_s)
+            except nats.errors.TimeoutError:
+                return None
+        return StoredMessage(
+            str(msg.subject), bytes(msg.data or b""), _headers(msg.headers), int(msg.metadata.sequence.stream)
+        )
+
+    async def next_batch(self, *, max_msgs: int, timeout_s: float) -> list[StoredMessage]:
+        """The next message (waiting up to ``timeout_s`` seconds) and those already received behind it.
+
+        Returns:
+            Up to ``max_msgs`` messages in order (empty when none arrived in time).
+
+        Raises:
+            JetStreamUnavailableError: The connection is closed.
+        """
+        first = await self.next(timeout_s=timeout_s)
+        batch = [] if first is None else [first]
+        while batch and len(batch) < max_msgs and self._sub.pending_msgs > 0:
+            more = await self.next(timeout_s=timeout_s)
+            if more is None:
+                break
+            batch.append(more)
+        return batch
+
+    async def aclose(self) -> None:
+        """Stop reading (the server drops the ephemeral consumer). Idempotent."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+            try:
+                await self._sub.unsubscribe()
+            except nats.errors.Error:
+                pass
+
+
+async def ordered_reader(
+    js: JetStream, stream: str, filter_subject: str, *, start_seq: int, heartbeat_s: float = 2.0
+) -> OrderedReader:
+    """Read ``stream`` (messages on ``filter_subject``) in order, from sequence ``start_seq`` on.
+
+    Args:
+        js: JetStream of a connected bus.
+        stream: The stream.
+        filter_subject: Subjects to deliver (wildcards allowed).
+        start_seq: First stream sequence wanted (>= 1; later messages only if it is gone).
+        heartbeat_s: Idle heartbeat, in seconds: two missed ones make the client recreate the consumer.
+
+    Raises:
+        NotFoundError: No such stream.
+        JetStreamUnavailableError: JetStream did not answer.
+    """
+    config = ConsumerConfig(opt_start_seq=max(start_seq, 1))
+    with _translated(f"read {stream} from {start_seq}"):
+        sub = await js._js.subscribe(
+            filter_subject,
+            stream=stream,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            config=config,
+            idle_heartbeat=heartbeat_s,
+        )
+    return OrderedReader(sub, stream)
+
+
+async def last_sequence(js: JetStream, stream: str) -> int:
+    """The stream's last sequence (0 when it never held a message).
+
+    Raises:
+        NotFoundError: No such stream.
+        JetStreamUnavailableError: JetStream did not answer.
+    """
+    with _translated(f"stream info {stream}"):
+        info = await js._js.stream_info(stream)
+    return int(info.state.last_seq)

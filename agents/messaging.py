@@ -8,14 +8,16 @@ nowhere else.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import math
+import re
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from nats.aio.subscription import Subscription
 from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import EndpointConfig, EndpointStats, Service, ServiceConfig
+from nats.protocol.command import hpub_cmd
 
 from agents.errors import AgentError, DeadlineExceededError, NoRespondersError
 from agents.protocol import SERVICE_VERSION
@@ -113,6 +116,60 @@ def server_urls(url: str) -> list[str]:
     return [u.strip() for u in url.split(",") if u.strip()]
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+"""A header name nats-py accepts (an RFC 7230 token)."""
+_WHITESPACE = re.compile(r"\s")
+_NEWLINES = str.maketrans({"\r": " ", "\n": " "})
+
+
+@functools.lru_cache(maxsize=256)
+def _header_name(name: str) -> bytes:
+    """``name: `` as bytes, checked once per distinct name (raises ``ValueError`` if not a token)."""
+    key = name.strip()
+    if not _HEADER_NAME.fullmatch(key):
+        raise ValueError(f"invalid NATS header name {name!r}")
+    return f"{key}: ".encode()
+
+
+def header_block(headers: Mapping[str, str]) -> bytes:
+    """The NATS header block of ``headers``, as nats-py writes it (``NATS/1.0``, ``Name: value`` lines).
+
+    Names must be tokens (``ValueError`` otherwise); values are trimmed and CR/LF become spaces, so a
+    value can never end its line. nats-py builds the same bytes with a regex and several copies per
+    header on every publish; here a name is checked once, and a call's headers cost one join.
+    """
+    parts = [b"NATS/1.0\r\n"]
+    for name, value in headers.items():
+        if "\r" in value or "\n" in value:
+            value = value.translate(_NEWLINES)
+        parts += (_header_name(name), value.strip().encode(), b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+async def _publish(nc: Client, subject: str, data: bytes, headers: dict[str, str] | None, reply: str) -> None:
+    """``nc.publish``, with the header block from :func:`header_block` when there are headers.
+
+    Goes through nats-py's own send path (its pending buffer and flusher). Whatever that fast path
+    does not check (the connection's state, the payload limit, a subject with whitespace) is left to
+    ``nc.publish``, which raises nats-py's errors for it.
+    """
+    if (
+        not headers
+        or nc._status != Client.CONNECTED
+        or len(data) > nc.max_payload
+        or _WHITESPACE.search(subject)
+        or _WHITESPACE.search(reply)
+    ):
+        await nc.publish(subject, data, reply=reply, headers=headers)
+        return
+    nc.stats["out_msgs"] += 1
+    nc.stats["out_bytes"] += len(data)
+    await nc._send_command(hpub_cmd(subject, reply, header_block(headers), data))
+    if nc._flush_queue is not None and nc._flush_queue.empty():
+        await nc._flush_pending()
+
+
 def _message(msg: Msg) -> Message:
     return Message(msg.subject, msg.data, dict(msg.headers or {}), msg.reply or "")
 
@@ -192,7 +249,7 @@ class Inbox:
         if not nc.is_connected:  # reconnecting: answer now instead of buffering until the timeout
             raise NoRespondersError(f"NATS is not connected (request to {subject} not sent)")
         self._reply = None
-        await nc.publish(subject, data, reply=self._reply_subject, headers=headers)
+        await _publish(nc, subject, data, headers, self._reply_subject)
         if self._reply is None:
             deadline = time.monotonic() + timeout_s
             while self._reply is None:
@@ -206,12 +263,37 @@ class Inbox:
         return _message(msg)
 
 
+class _FreshInbox:
+    """The context of :meth:`Bus.inbox` without a subject: a token under the bus's wildcard subscription.
+
+    A class rather than a generator-based context manager: every call to an agent opens one.
+    """
+
+    __slots__ = ("_bus", "_key")
+
+    def __init__(self, bus: Bus) -> None:
+        self._bus = bus
+        self._key = ""
+
+    async def __aenter__(self) -> Inbox:
+        bus = self._bus
+        if bus._inbox_sub is None:
+            await bus._start_inboxes()
+        key = self._key = str(next(bus._inbox_ids))
+        box = bus._inboxes[key] = Inbox(bus, f"{bus._inbox_prefix}.{key}")
+        return box
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        del self._bus._inboxes[self._key]
+
+
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
 
 
-Handler = Callable[[Message], Awaitable[bytes]]
+Handler = Callable[[Message], Awaitable[bytes | None]]
+"""A service endpoint's handler: the reply bytes, or ``None`` if it answers ``Message.reply`` itself later."""
 StatsData = Callable[[], dict[str, Any]]
 
 
@@ -298,7 +380,7 @@ class Bus:
         self, subject: str, data: bytes, headers: dict[str, str] | None = None, *, reply: str = ""
     ) -> None:
         """Publish one message (fire and forget at the NATS level); ``reply`` is its reply subject."""
-        await self._nc.publish(subject, data, reply=reply, headers=headers)
+        await _publish(self._nc, subject, data, headers, reply)
 
     async def request(
         self, subject: str, data: bytes, *, headers: dict[str, str] | None = None, timeout_s: float
@@ -326,39 +408,34 @@ class Bus:
                 self._inbox_sub = await self._nc.subscribe(f"{prefix}.>", cb=self._demux)
                 self._inbox_prefix = prefix
 
-    @asynccontextmanager
-    async def inbox(self, subject: str | None = None) -> AsyncIterator[Inbox]:
+    def inbox(self, subject: str | None = None) -> AbstractAsyncContextManager[Inbox]:
         """An inbox receiving on ``subject`` (a fresh one if ``None``) for the duration of the block.
 
         A fresh inbox costs no NATS subscription: it is a token under this bus's one wildcard
         subscription. A given ``subject`` gets its own subscription (and one to ``subject.>`` for the
         replies of :meth:`Inbox.request`, unless ``subject`` has wildcards).
         """
-        if subject is not None:
-            box = Inbox(self, subject)
+        if subject is None:
+            return _FreshInbox(self)
+        return self._subject_inbox(subject)
 
-            async def deliver(msg: Msg) -> None:
-                box._deliver(msg)
+    @asynccontextmanager
+    async def _subject_inbox(self, subject: str) -> AsyncIterator[Inbox]:
+        box = Inbox(self, subject)
 
-            subs = [await self._nc.subscribe(subject, cb=deliver)]
-            if not {"*", ">"} & set(subject.split(".")):  # replies to Inbox.request come to <subject>.r
-                subs.append(await self._nc.subscribe(f"{subject}.>", cb=deliver))
-            try:
-                yield box
-            finally:
-                with anyio.CancelScope(shield=True):
-                    if not self._nc.is_closed:
-                        for sub in subs:
-                            await sub.unsubscribe()
-            return
-        if self._inbox_sub is None:
-            await self._start_inboxes()
-        key = str(next(self._inbox_ids))
-        box = self._inboxes[key] = Inbox(self, f"{self._inbox_prefix}.{key}")
+        async def deliver(msg: Msg) -> None:
+            box._deliver(msg)
+
+        subs = [await self._nc.subscribe(subject, cb=deliver)]
+        if not {"*", ">"} & set(subject.split(".")):  # replies to Inbox.request come to <subject>.r
+            subs.append(await self._nc.subscribe(f"{subject}.>", cb=deliver))
         try:
             yield box
         finally:
-            del self._inboxes[key]
+            with anyio.CancelScope(shield=True):
+                if not self._nc.is_closed:
+                    for sub in subs:
+                        await sub.unsubscribe()
 
     @asynccontextmanager
     async def subscription(
@@ -392,21 +469,25 @@ class Bus:
         """Register a NATS micro service with one endpoint; yields the instance id.
 
         ``$SRV.PING``, ``$SRV.INFO`` and ``$SRV.STATS`` answer for it while the block runs;
-        ``stats_data()`` fills the endpoint's ``data`` in STATS. ``handler`` returns the reply bytes; if
-        it raises an :class:`AgentError`, the reply is a micro error with the wire code.
+        ``stats_data()`` fills the endpoint's ``data`` in STATS. ``handler`` returns the reply bytes, or
+        ``None`` if it publishes the reply to the request's reply subject (``Message.reply``) itself later;
+        if it raises an :class:`AgentError`, the reply is a micro error with the wire code.
 
         A second endpoint, ``<subject>.<instance id>``, reaches this instance alone (the orchestrator
         sends there to pick the least-loaded replica; the shared ``subject`` is the fallback).
         """
 
         async def endpoint(request: Request) -> None:
-            msg = Message(request.subject, request.data, dict(request.headers or {}), "")
+            # nats.micro's Request keeps the reply subject to itself; the handler may answer it later.
+            reply_to = request._msg.reply or ""
+            msg = Message(request.subject, request.data, request.headers or {}, reply_to)
             try:
                 reply = await handler(msg)
             except AgentError as exc:
                 await request.respond_error(exc.code, exc.message)
                 return
-            await request.respond(reply)
+            if reply is not None:
+                await request.respond(reply)
 
         def stats(_: EndpointStats) -> dict[str, Any]:
             return stats_data()

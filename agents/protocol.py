@@ -5,11 +5,18 @@ One call to an agent::
     orchestrator                                   agent instance (queue group = agent name)
       SUB <inbox>
       REQ neurectomy.agent.<team>.<agent>  ───────▶  (mailbox full? → Reply{ok=false, code="busy"})
-            headers: request id, deadline,           Reply{ok=true}  ◀── accepted into the mailbox
+            reply subject <inbox>.r;                 Reply{ok=true}  ◀── accepted into the mailbox
+            headers: request id, deadline, scopes,
             tenant, trace id, stream inbox
       <inbox> ◀── Chunk{seq=0} … Chunk{seq=n} ◀──  work (e.g. tokens)
       <inbox> ◀── End{seq=n+1, output} | Error{…}
       PUB neurectomy.cancel.<request id>   ───────▶  stops the work (e.g. frees the LLM slot)
+
+A call that ends before its accept went out (a worker was idle and the work never waited) answers
+with its ``End``/``Error`` in the accept's place, on ``<inbox>.r``: two messages per call instead of
+three. This needs the reply subject to be ``<stream inbox>.r``; a caller with another reply subject
+always gets the accept first. The tenant, trace id and stream inbox headers may be left out when they
+are the defaults (``default``, the request id, the reply subject without ``.r``).
 
 A request that finds no subscriber gets NATS status 503 at once (no responders). Sequence numbers let
 the receiver notice a lost chunk (core NATS delivers at most once). Payloads are JSON.
@@ -31,8 +38,12 @@ HEADER_REQUEST_ID = "Neurectomy-Request-Id"
 HEADER_DEADLINE = "Neurectomy-Deadline"
 """Absolute deadline as Unix time in seconds (float, wall clock)."""
 HEADER_TENANT = "Neurectomy-Tenant"
+"""The tenant the call runs for (absent: :data:`DEFAULT_TENANT`)."""
+DEFAULT_TENANT = "default"
 HEADER_TRACE_ID = "Neurectomy-Trace-Id"
+"""Trace id carried across hops (absent: the request id)."""
 HEADER_STREAM_INBOX = "Neurectomy-Stream-Inbox"
+"""Where the call's stream goes (absent: the request's reply subject without its ``.r`` suffix)."""
 HEADER_SCOPES = "Neurectomy-Scopes"
 """The caller's scopes, comma-separated (``read,write``); the agent checks its operation against them."""
 HEADER_SESSION = "Neurectomy-Session"

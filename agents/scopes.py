@@ -13,6 +13,7 @@ This module is a leaf: it imports nothing of the project but the errors.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -82,10 +83,18 @@ def check_scope(agent: str, needs: OperationScopes, payload: Any, held: Iterable
 
 def format_scopes(scopes: Iterable[str]) -> str:
     """Scopes as the ``Neurectomy-Scopes`` header carries them: comma-separated, in a fixed order."""
+    if isinstance(scopes, frozenset):
+        return _format_set(scopes)
     held = set(scopes)
     return ",".join(s for s in _ORDER if s in held)
 
 
+@functools.cache  # a few distinct sets: subsets of ALL_SCOPES (every call formats its caller's)
+def _format_set(scopes: frozenset[str]) -> str:
+    return ",".join(s for s in _ORDER if s in scopes)
+
+
+@functools.lru_cache(maxsize=64)  # every call parses one; the header comes from the wire, so bounded
 def parse_scopes_header(value: str | None) -> frozenset[str]:
     """The scopes of a ``Neurectomy-Scopes`` header (none when it is absent)."""
     if not value:

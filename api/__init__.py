@@ -13,16 +13,18 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from api._auth import AuthConfig, KeyVerifier, Principal
+    from api._kv_store import KeyValueStore
     from api._limits import LimitsConfig
     from api._metrics import Metrics
     from api.app import create_app
 
-__all__ = ("AuthConfig", "KeyVerifier", "LimitsConfig", "Metrics", "Principal", "create_app")
+__all__ = ("AuthConfig", "KeyValueStore", "KeyVerifier", "LimitsConfig", "Metrics", "Principal", "create_app")
 
 _MODULE_OF = {
     "AuthConfig": "api._auth",
     "KeyVerifier": "api._auth",
     "Principal": "api._auth",
+    "KeyValueStore": "api._kv_store",
     "LimitsConfig": "api._limits",
     "Metrics": "api._metrics",
     "create_app": "api.app",

@@ -1,8 +1,9 @@
 """ΣLANG through REST: the session corpus posted to a real ``neurectomy serve`` (Inference + Compression).
 
-Three ways a client sends its turns: one ``POST /v1/sigma/compress`` per turn with a raw
+Four ways a client sends its turns: one ``POST /v1/sigma/compress`` per turn with a raw
 ``application/octet-stream`` body (the report comes back in a header), the same with a JSON body
-(base64), and ``POST /v1/sigma/compress/batch`` with a whole session per request. Speeds are input MB
+(base64), and ``POST /v1/sigma/compress/batch`` with a whole session per request, as JSON (base64
+each) or as a binary body (each turn a u32 little-endian length, then its bytes). Speeds are input MB
 (1e6 bytes) per second of wall time, one client, sequential requests; every frame is decoded back
 through ``/v1/sigma/decompress/batch`` and compared byte for byte.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import struct
 import tempfile
 import time
 from collections.abc import Sequence
@@ -44,13 +46,16 @@ def _check(client: httpx.Client, tenant: str, frames: Sequence[str], turns: Sequ
         raise SystemExit("REST round trip failed")
 
 
-def run_rest(sessions: Sequence[Session], code: Path | None = None) -> list[RestOutcome]:
-    """Start a service, post the corpus three ways (a fresh tenant name per way), stop it.
+def run_rest(
+    sessions: Sequence[Session], code: Path | None = None, *, binary_batch: bool = True
+) -> list[RestOutcome]:
+    """Start a service, post the corpus each way (a fresh tenant name per way), stop it.
 
     Args:
         sessions: The corpus.
         code: Run the service from this checkout (its directory first on ``PYTHONPATH``, e.g. the
             previous version, for a side-by-side run); default the current code.
+        binary_batch: Also post binary batch bodies (services before them answer 400).
     """
     total = sum(len(t) for s in sessions for t in s.turns)
     outcomes: list[RestOutcome] = []
@@ -62,7 +67,7 @@ def run_rest(sessions: Sequence[Session], code: Path | None = None) -> list[Rest
         proc, url = start_serve(Path(tmp), env=env)
         try:
             with httpx.Client(base_url=url, timeout=120) as client:
-                for way in ("raw", "json", "batch"):
+                for way in ("raw", "json", "batch", "batch-binary")[: 4 if binary_batch else 3]:
                     out = requests = 0
                     t0 = time.perf_counter()
                     made: list[tuple[str, list[str], Session]] = []
@@ -79,7 +84,17 @@ def run_rest(sessions: Sequence[Session], code: Path | None = None) -> list[Rest
                             r.raise_for_status()
                             frames = [x["frame"] for x in r.json()["results"]]
                             requests += 1
-                        for turn in s.turns if way != "batch" else ():
+                        elif way == "batch-binary":
+                            r = client.post(
+                                "/v1/sigma/compress/batch",
+                                params={"stream": s.session_id},
+                                content=b"".join(struct.pack("<I", len(t)) + t for t in s.turns),
+                                headers={**headers, "content-type": "application/octet-stream"},
+                            )
+                            r.raise_for_status()
+                            frames = [x["frame"] for x in r.json()["results"]]
+                            requests += 1
+                        for turn in s.turns if way in ("raw", "json") else ():
                             if way == "raw":
                                 r = client.post(
                                     "/v1/sigma/compress",
@@ -104,6 +119,7 @@ def run_rest(sessions: Sequence[Session], code: Path | None = None) -> list[Rest
                         "raw": "per turn, octet-stream",
                         "json": "per turn, JSON",
                         "batch": "batch route, a session per request",
+                        "batch-binary": "batch route, binary body (length-prefixed)",
                     }[way]
                     outcomes.append(RestOutcome(label, total / out, total / elapsed / 1e6, requests))
         finally:

@@ -323,6 +323,10 @@ class VaultBridge:
         """
         call = functools.partial(self.vault.delete_tenant, tenant, idempotency_key=idempotency_key)
         await self._write("delete_tenant", lambda _deadline: call(), timeout_s)
+        await self.tenant_deleted(tenant)
+
+    async def tenant_deleted(self, tenant: str) -> None:
+        """Tell the :attr:`on_tenant_deleted` listeners that ``tenant`` was shredded (failures are logged)."""
         for listener in self.on_tenant_deleted:
             try:
                 await listener(tenant)
@@ -400,6 +404,16 @@ class VaultBridge:
     async def stats(self, *, timeout_s: float | None = None) -> VaultStats:
         """The vault's counters (records, tombstones, cache hit ratio, WAL, snapshot generation)."""
         return await self._run("stats", self.vault.stats, timeout_s)
+
+    async def offload(self, op: str, fn: Callable[[], T], *, timeout_s: float | None = None) -> T:
+        """Run ``fn``, a call into the vault (e.g. a :class:`vault.LogReplica` method), in a worker thread.
+
+        Counted in :attr:`metrics` as ``op``; bounded by ``timeout_s`` (the bridge's default when ``None``).
+
+        Raises:
+            BridgeTimeoutError: The call exceeded its timeout.
+        """
+        return await self._run(op, fn, timeout_s)
 
     # ----------------------------------------------------------------- lifecycle
     async def aclose(self) -> None:

@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from agents.messaging import NatsAuth
+from agents.storage import VaultLogConfig
 from agents.tracing import TracingConfig
 from api import AuthConfig, LimitsConfig
 from api._origin import default_allowed_hosts
@@ -62,6 +63,10 @@ class NatsSettings(BaseModel):
     server; 3 on a cluster of three or more, so losing one server loses nothing acknowledged)."""
     startup_timeout_s: float = Field(default=15.0, gt=0)
     """How long the private server may take to become ready, in seconds."""
+    shared_state: bool | None = None
+    """Keep API keys, rate-limit counts, chat sessions and ΣLANG chunks in JetStream KV, shared by every
+    process of a cluster (see docs/deploy.md). ``None``: on when ``url`` names an existing server or
+    cluster, off with the private server (keys in the state directory's file, the rest in process)."""
     user: str | None = None
     """User name on an existing server (with ``password``)."""
     password: SecretStr | None = None
@@ -88,6 +93,10 @@ class NatsSettings(BaseModel):
             tls_cert_file=self.tls_cert_file,
             tls_key_file=self.tls_key_file,
         )
+
+    def shares_state(self) -> bool:
+        """Whether this process keeps its shared state in JetStream KV (``shared_state`` resolved)."""
+        return self.shared_state if self.shared_state is not None else bool(self.url)
 
     @property
     def servers(self) -> list[str]:
@@ -156,6 +165,9 @@ class Settings(BaseSettings):
     generator: GeneratorSettings = GeneratorSettings()
     sigma: SigmaConfig = SigmaConfig()
     vault: VaultConfig = VaultConfig()
+    vault_log: VaultLogConfig = VaultLogConfig()
+    """Where the vault's writes are logged: ``file`` (one Storage process, its WAL) or ``jetstream``
+    (a replicated stream every Storage replica applies: ``NEURECTOMY_VAULT_LOG__MODE=jetstream``)."""
     tasks: TaskConfig = TaskConfig()
     """Durable tasks: JetStream stream and bucket names, attempts, ack wait, worker concurrency."""
     teams: tuple[str, ...] = ("inference", "compression", "storage", "analysis", "synthesis")

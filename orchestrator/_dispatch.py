@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
+import os
 import time
-import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping
-from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import pydantic_core
 import structlog
 from opentelemetry.trace import StatusCode
 from pydantic import ValidationError
@@ -23,8 +22,9 @@ from agents.errors import (
     TooLargeError,
     error_from_wire,
 )
-from agents.messaging import Bus, Message
+from agents.messaging import Bus, Inbox, Message
 from agents.protocol import (
+    DEFAULT_TENANT,
     HEADER_DEADLINE,
     HEADER_IDEMPOTENCY_KEY,
     HEADER_REQUEST_ID,
@@ -45,7 +45,18 @@ from agents.tracing import TRACEPARENT, SpanKind, start_child, traceparent, trac
 from orchestrator._observe import CallObserver
 
 log = structlog.get_logger("neurectomy.orchestrator")
+PROBE_S = 0.5
+"""Seconds of silence from the instance running a call between checks that it still sends heartbeats."""
 _tracer = tracer("neurectomy.orchestrator")
+
+
+def new_id() -> str:
+    """A random 128-bit id as 32 hex digits: a request id or an idempotency key.
+
+    As unique as ``uuid.uuid4().hex`` (the version bits aside) at a quarter of its cost; every call
+    makes one or two.
+    """
+    return os.urandom(16).hex()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +76,8 @@ class CallContext:
     """
 
     deadline: float
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    tenant: str = "default"
+    request_id: str = field(default_factory=new_id)
+    tenant: str = DEFAULT_TENANT
     trace_id: str = ""
     scopes: frozenset[str] = ALL_SCOPES
     idempotency_key: str = ""
@@ -80,38 +91,60 @@ class CallContext:
         """Seconds left until the deadline."""
         return self.deadline - time.time()
 
-    def headers(self, inbox: str) -> dict[str, str]:
-        """NATS headers of a call to an agent."""
+    def attempt(self, request_id: str, deadline: float, idempotency_key: str) -> CallContext:
+        """This context with another request id, deadline and idempotency key (one attempt of a call).
+
+        ``dataclasses.replace`` does the same at several times the cost; the router makes one per attempt.
+        """
+        return CallContext(deadline, request_id, self.tenant, self.trace_id, self.scopes, idempotency_key)
+
+    def headers(self, inbox: str = "") -> dict[str, str]:
+        """NATS headers of a call to an agent whose stream goes to ``inbox``.
+
+        Headers are left out when they say what the agent assumes without them, which saves parsing
+        them on every call: the tenant ``default``, the trace id equal to the request id, and the stream
+        inbox when ``inbox`` is empty (the request's reply subject is then ``<stream inbox>.r``).
+        """
         headers = {
             HEADER_REQUEST_ID: self.request_id,
             HEADER_DEADLINE: repr(self.deadline),
-            HEADER_TENANT: self.tenant,
-            HEADER_TRACE_ID: self.trace_id or self.request_id,
-            HEADER_STREAM_INBOX: inbox,
             HEADER_SCOPES: format_scopes(self.scopes),
         }
+        if inbox:
+            headers[HEADER_STREAM_INBOX] = inbox
+        if self.tenant != DEFAULT_TENANT:
+            headers[HEADER_TENANT] = self.tenant
+        if self.trace_id and self.trace_id != self.request_id:
+            headers[HEADER_TRACE_ID] = self.trace_id
         if self.idempotency_key:
             headers[HEADER_IDEMPOTENCY_KEY] = self.idempotency_key
         return headers
 
 
-def _accepted(reply: Message) -> str:
-    """The id of the instance that accepted the call.
+def _accepted(reply: Message, agent: str) -> tuple[str, Chunk | End | Error | None]:
+    """The id of the instance that accepted the call; or the call's last message, sent in the accept's place.
+
+    An agent whose call ended before its accept went out answers with the call's ``End``/``Error`` (a
+    stream message, with a ``type``) instead of ``Reply{ok}`` (see ``agents.actor``).
 
     Raises:
         AgentError: The agent refused (busy, bad headers, ...), or the reply is unreadable.
     """
-    code = reply.headers.get("Nats-Service-Error-Code")
-    if code:
-        raise error_from_wire(code, reply.headers.get("Nats-Service-Error", code))
+    if reply.headers:
+        code = reply.headers.get("Nats-Service-Error-Code")
+        if code:
+            raise error_from_wire(code, reply.headers.get("Nats-Service-Error", code))
     try:
-        parsed = Reply.model_validate_json(reply.data)
-    except ValidationError:
-        raise StreamBrokenError("agent sent an unreadable reply") from None
+        data = pydantic_core.from_json(reply.data)
+        if isinstance(data, dict) and "type" in data:
+            return "", stream_message_adapter.validate_python(data)
+        parsed = Reply.model_validate(data)
+    except ValueError:  # pydantic's ValidationError is one too
+        raise StreamBrokenError(f"{agent} sent an unreadable reply") from None
     if not parsed.ok:
         err = parsed.error
         raise error_from_wire(err.code, err.message, err.field) if err else StreamBrokenError("refused")
-    return parsed.instance
+    return parsed.instance, None
 
 
 async def call_agent(
@@ -124,7 +157,7 @@ async def call_agent(
     accept_timeout_s: float,
     subject: str | None = None,
     alive: Callable[[str], bool] | None = None,
-    probe_s: float = 0.5,
+    probe_s: float = PROBE_S,
 ) -> AsyncGenerator[Chunk | End, None]:
     """Call an agent and yield its chunks, then its :class:`End`.
 
@@ -153,76 +186,173 @@ async def call_agent(
         StreamBrokenError: Chunks were lost or arrived out of order.
         InstanceLostError: The instance that accepted the call stopped sending heartbeats.
     """
-    subject = subject or agent_subject(team, agent)
-    body = json.dumps(payload).encode()
-    if len(body) > bus.max_payload:
-        raise TooLargeError(
-            f"the request to {agent} is {len(body)} bytes as JSON; "
-            f"NATS carries at most {bus.max_payload} bytes"
-        )
-    done = False
-    # Not the current span: this generator's frames interleave with its consumer's, so the span is
-    # ended by hand and reaches the agent only through the ``traceparent`` header.
-    span = start_child(_tracer, "nats", kind=SpanKind.CLIENT)  # a no-op span when the call is untraced
-    async with bus.inbox() as box:
-        headers = ctx.headers(box.subject)
-        if span.is_recording():
-            span.update_name(f"nats {agent}")
-            span.set_attributes(
-                {"messaging.system": "nats", "messaging.destination.name": subject, "neurectomy.team": team}
+    call = _AgentCall(bus, agent, ctx, alive, probe_s)
+    await call.start(team, subject or agent_subject(team, agent), payload, accept_timeout_s)
+    failure: BaseException | None = None
+    try:
+        while True:
+            event = await call.next()
+            yield event
+            if isinstance(event, End):
+                return
+    except BaseException as exc:
+        failure = exc
+        raise
+    finally:  # a consumer that stops right after the End closes a finished call
+        await call.finish(None if call.done and isinstance(failure, GeneratorExit) else failure)
+
+
+class _AgentCall:
+    """One call on the wire: the request and its accept, then the stream messages, checked and in order.
+
+    Shared by :func:`call_agent` (a generator, for streams) and :func:`call_for_output` (a plain
+    coroutine: most calls want the output alone, and a generator per call costs more).
+    """
+
+    __slots__ = (
+        "_agent",
+        "_alive",
+        "_box",
+        "_bus",
+        "_ctx",
+        "_event",
+        "_expected",
+        "_inbox",
+        "_probe_s",
+        "_span",
+        "done",
+        "instance",
+    )
+
+    def __init__(
+        self,
+        bus: Bus,
+        agent: str,
+        ctx: CallContext,
+        alive: Callable[[str], bool] | None,
+        probe_s: float,
+    ) -> None:
+        self._bus = bus
+        self._agent = agent
+        self._ctx = ctx
+        self._alive = alive
+        self._probe_s = probe_s
+        self._event: Chunk | End | Error | None = None
+        self._expected = 0
+        self.done = False
+        """Whether the call's End or Error arrived."""
+        self.instance = ""
+        """The id of the instance that accepted the call (empty when its End/Error came as the reply)."""
+
+    async def start(
+        self, team: str, subject: str, payload: Mapping[str, Any], accept_timeout_s: float
+    ) -> None:
+        """Send the request and take the accept (or the call's last message in its place).
+
+        Raises:
+            TooLargeError, NoRespondersError, AgentBusyError, DeadlineExceededError, AgentError: See
+                :func:`call_agent`.
+        """
+        agent, ctx = self._agent, self._ctx
+        body = pydantic_core.to_json(payload)
+        if len(body) > self._bus.max_payload:
+            raise TooLargeError(
+                f"the request to {agent} is {len(body)} bytes as JSON; "
+                f"NATS carries at most {self._bus.max_payload} bytes"
             )
-            headers[TRACEPARENT] = traceparent(span)
+        # Not the current span: a generator's frames interleave with its consumer's, so the span is
+        # ended by hand and reaches the agent only through the ``traceparent`` header.
+        span = self._span = start_child(_tracer, "nats", kind=SpanKind.CLIENT)  # no-op when untraced
+        self._inbox = self._bus.inbox()
+        box = self._box = await self._inbox.__aenter__()
         try:
+            headers = ctx.headers()  # the reply subject, <box.subject>.r, names the stream inbox
+            if span.is_recording():
+                span.update_name(f"nats {agent}")
+                span.set_attributes(
+                    {
+                        "messaging.system": "nats",
+                        "messaging.destination.name": subject,
+                        "neurectomy.team": team,
+                    }
+                )
+                headers[TRACEPARENT] = traceparent(span)
             reply = await box.request(  # the accept comes to the same inbox as the stream
                 subject, body, headers=headers, timeout_s=min(accept_timeout_s, ctx.remaining_s())
             )
-            instance = _accepted(reply)
+            self.instance, self._event = _accepted(reply, agent)
         except BaseException as exc:
             _end(span, exc)
+            await self._inbox.__aexit__(None, None, None)
             raise
         if span.is_recording():
-            span.set_attribute("neurectomy.instance", instance)
-        failure: BaseException | None = None
+            span.set_attribute("neurectomy.instance", self.instance)
+
+    async def next(self) -> Chunk | End:
+        """The next chunk, or the End (then :attr:`done`).
+
+        Raises:
+            AgentError: The agent's Error (then :attr:`done`).
+            StreamBrokenError, DeadlineExceededError, InstanceLostError: See :func:`call_agent`.
+        """
+        event, agent = self._event, self._agent
+        if event is None:
+            msg = await _next(self._box, self._ctx, agent, self.instance, self._alive, self._probe_s)
+            try:
+                event = stream_message_adapter.validate_json(msg.data)
+            except ValidationError as exc:
+                raise StreamBrokenError(f"unreadable stream message from {agent}: {exc}") from None
+        else:  # the call's last message came as the reply
+            self._event = None
+        if event.seq != self._expected:
+            raise StreamBrokenError(f"expected message {self._expected} from {agent}, got {event.seq}")
+        self._expected += 1
+        if isinstance(event, Error):
+            self.done = True
+            raise error_from_wire(event.error.code, event.error.message, event.error.field)
+        if isinstance(event, End):
+            self.done = True
+        return event
+
+    async def finish(self, failure: BaseException | None) -> None:
+        """End the span (failed if ``failure``), cancel the call if it has not ended, close the inbox."""
         try:
-            expected = 0
-            while True:
-                if alive is None or not instance:
-                    msg = await box.next(ctx.remaining_s())
-                else:
-                    try:
-                        msg = await box.next(min(ctx.remaining_s(), probe_s))
-                    except DeadlineExceededError:
-                        if ctx.remaining_s() <= 0:
-                            raise
-                        if not alive(instance):
-                            raise InstanceLostError(
-                                f"{agent} instance {instance} stopped sending heartbeats during the call"
-                            ) from None
-                        continue
-                try:
-                    event = stream_message_adapter.validate_json(msg.data)
-                except ValidationError as exc:
-                    raise StreamBrokenError(f"unreadable stream message from {agent}: {exc}") from None
-                if event.seq != expected:
-                    raise StreamBrokenError(f"expected message {expected} from {agent}, got {event.seq}")
-                expected += 1
-                if isinstance(event, Error):
-                    done = True
-                    raise error_from_wire(event.error.code, event.error.message, event.error.field)
-                if isinstance(event, End):
-                    done = True  # before yielding: a consumer may stop right after the End
-                    yield event
-                    return
-                yield event
-        except BaseException as exc:
-            failure = exc
-            raise
-        finally:
-            _end(span, None if done and isinstance(failure, GeneratorExit) else failure)
-            if not done:
+            _end(self._span, failure)
+            if not self.done:
+                request_id = self._ctx.request_id
                 with anyio.CancelScope(shield=True):
-                    await bus.publish(cancel_subject(ctx.request_id), b"")
-                    log.info("call cancelled", agent=agent, request_id=ctx.request_id)
+                    await self._bus.publish(cancel_subject(request_id), b"")
+                    log.info("call cancelled", agent=self._agent, request_id=request_id)
+        finally:
+            await self._inbox.__aexit__(None, None, None)
+
+
+async def _next(
+    box: Inbox,
+    ctx: CallContext,
+    agent: str,
+    instance: str,
+    alive: Callable[[str], bool] | None,
+    probe_s: float,
+) -> Message:
+    """The call's next stream message, checking every ``probe_s`` seconds of silence that ``instance`` lives.
+
+    Raises:
+        DeadlineExceededError: The call's deadline passed.
+        InstanceLostError: ``alive(instance)`` says the instance stopped sending heartbeats.
+    """
+    if alive is None or not instance:
+        return await box.next(ctx.remaining_s())
+    while True:
+        try:
+            return await box.next(min(ctx.remaining_s(), probe_s))
+        except DeadlineExceededError:
+            if ctx.remaining_s() <= 0:
+                raise
+            if not alive(instance):
+                raise InstanceLostError(
+                    f"{agent} instance {instance} stopped sending heartbeats during the call"
+                ) from None
 
 
 def _end(span: Any, failure: BaseException | None) -> None:
@@ -252,20 +382,25 @@ async def call_for_output(
     Raises:
         AgentError: See :func:`call_agent`.
     """
-    events = call_agent(
-        bus, team, agent, payload, ctx, accept_timeout_s=accept_timeout_s, subject=subject, alive=alive
-    )
+    call = _AgentCall(bus, agent, ctx, alive, PROBE_S)
     started, outcome = time.perf_counter(), "cancelled"
     try:
-        async with aclosing(events):
-            async for event in events:
-                if not isinstance(event, Chunk):
+        await call.start(team, subject or agent_subject(team, agent), payload, accept_timeout_s)
+        failure: BaseException | None = None
+        try:
+            while True:
+                event = await call.next()
+                if isinstance(event, End):
                     outcome = "ok"
                     return event.output
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            await call.finish(failure)
     except AgentError as exc:
         outcome = exc.code
         raise
     finally:
         if observer is not None:
             observer.hop(team, agent, outcome, time.perf_counter() - started)
-    raise StreamBrokenError(f"{agent} ended without an output")  # pragma: no cover

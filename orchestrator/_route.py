@@ -28,7 +28,6 @@ start of another).
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
@@ -49,7 +48,7 @@ from agents.errors import (
 from agents.messaging import Bus
 from agents.protocol import Chunk, End, agent_subject
 from agents.scopes import check_scope
-from orchestrator._dispatch import CallContext, call_agent, call_for_output
+from orchestrator._dispatch import CallContext, call_agent, call_for_output, new_id
 from orchestrator._load import Instance, LoadMonitor
 from orchestrator._observe import CallObserver
 from orchestrator._reliability import CircuitBreaker, RetryBudget, backoff_s
@@ -212,7 +211,7 @@ class Router:
                     yield other
 
         per_attempt_s = timeout_s or self.config.step_timeout_s
-        key = ctx.idempotency_key or uuid.uuid4().hex  # one per routed call, the same on every attempt
+        key = ctx.idempotency_key or new_id()  # one per routed call, the same on every attempt
         rounds = (self.config.retries if retries is None else retries) + 1
         self.budget.record_call()
         attempts, failovers = 0, []
@@ -232,11 +231,8 @@ class Router:
                         subject = inst.beat.direct_subject if inst else agent_subject(team_of, name)
                         attempts += 1
                         now = time.time()
-                        attempt_ctx = replace(
-                            ctx,
-                            request_id=f"{ctx.request_id}-{attempts}",
-                            deadline=min(ctx.deadline, now + per_attempt_s),
-                            idempotency_key=key,
+                        attempt_ctx = ctx.attempt(
+                            f"{ctx.request_id}-{attempts}", min(ctx.deadline, now + per_attempt_s), key
                         )
                         full_budget = attempt_ctx.deadline - now >= self.config.step_timeout_s * 0.999
                         if inst is not None:

@@ -9,6 +9,7 @@ import threading
 
 import zstandard
 
+from sigmalang._dict_header import dictionary_header
 from sigmalang.errors import CorruptFrameError
 
 MIN_RAW_DICT = 8  # zstd rejects raw-content dictionaries shorter than this
@@ -59,15 +60,23 @@ def raw_dict(content: bytes) -> zstandard.ZstdCompressionDict | None:
     return zstandard.ZstdCompressionDict(content, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
 
 
-def context_dict(content: bytes, trained: bytes | None) -> zstandard.ZstdCompressionDict | None:
+def context_dict(
+    content: bytes, trained: bytes | None, *, tables: bool = False
+) -> zstandard.ZstdCompressionDict | None:
     """The zstd dictionary of a version-2 frame, or None when `content` is too short for one.
 
-    `content` (the context RSUs) is a raw-content dictionary, or is appended to a trained dictionary's
+    `content` (the context RSUs) is a raw-content dictionary, or is appended to a dictionary's
     content so that its entropy tables apply too (zstd dictionary format, RFC 8878 section 5: magic,
-    id, entropy tables, then content of any length).
+    id, entropy tables, then content of any length). With `tables`, it is appended to the dictionary's
+    header alone (`sigmalang._dict_header`): its entropy tables without the cost of its content.
     """
     if trained is None:
         return raw_dict(content)
+    if tables:
+        header, min_content = dictionary_header(trained)
+        if len(content) < max(min_content, MIN_RAW_DICT):
+            return None
+        return zstandard.ZstdCompressionDict(header + content, dict_type=zstandard.DICT_TYPE_FULLDICT)
     return zstandard.ZstdCompressionDict(trained + content, dict_type=zstandard.DICT_TYPE_FULLDICT)
 
 

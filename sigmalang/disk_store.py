@@ -35,6 +35,8 @@ __all__ = ("DiskRSUStore",)
 _CACHE_BYTES = 64 * 1024 * 1024
 """RSU content kept in memory for reads, bytes (a sequence number always names the same bytes, so a
 cached RSU is never stale; it is dropped when this process deletes it)."""
+_WAL_CHECKPOINT_PAGES = 8192
+"""WAL pages (4 KiB) written before SQLite checkpoints them into the database file."""
 _TOUCH_S = 60.0
 """An RSU's last use is rewritten only when older than this (or a tenth of the maximum age, if
 shorter), seconds: most reads stay read-only transactions."""
@@ -105,9 +107,14 @@ class DiskRSUStore:
         )
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoint every 32 MiB of WAL instead of 4 MiB: the pages every message rewrites (reference
+        # counts, indexes) are copied back once per checkpoint, and a checkpoint syncs the file. This
+        # halved the time in COMMIT when compressing the benchmark's sessions (profiled).
+        self._conn.execute(f"PRAGMA wal_autocheckpoint={_WAL_CHECKPOINT_PAGES}")
         self._conn.executescript(_SCHEMA)
         self._cache: OrderedDict[tuple[str, int], tuple[bytes, float]] = OrderedDict()
         self._cache_bytes = 0
+        self._age_swept: dict[str, float] = {}  # tenant -> when its RSUs were last evicted by age
         self._sealer = sealer
         self._check_mode()
 
@@ -249,10 +256,20 @@ class DiskRSUStore:
         age = self.retention.max_age_s
         return _TOUCH_S if age is None else min(_TOUCH_S, age / 10)
 
-    def _evict(self, db: sqlite3.Connection, tenant: str, keep: set[int]) -> None:
+    def _evict(self, db: sqlite3.Connection, tenant: str, keep: set[int], total: int) -> None:
+        """Evict by age (at most once per `_touch_s` per tenant, the precision of last uses), then bytes.
+
+        Args:
+            db: The connection, inside a write transaction.
+            tenant: The tenant.
+            keep: Sequence numbers never to evict (the message being stored).
+            total: The tenant's stored bytes now.
+        """
         now = self._clock()
         victims: list[tuple[int, int]] = []
-        if self.retention.max_age_s is not None:
+        swept = self._age_swept.get(tenant)
+        if self.retention.max_age_s is not None and (swept is None or not 0 <= now - swept < self._touch_s):
+            self._age_swept[tenant] = now
             victims += [
                 (int(seq), int(size))
                 for seq, size in db.execute(
@@ -261,7 +278,6 @@ class DiskRSUStore:
                 )
                 if int(seq) not in keep
             ]
-        (total,) = db.execute("SELECT bytes FROM tenant_v2 WHERE tenant = ?", (tenant,)).fetchone()
         total -= sum(size for _, size in victims)
         if total > self.retention.max_bytes:
             chosen = {seq for seq, _ in victims}
@@ -331,11 +347,11 @@ class DiskRSUStore:
                 self._remember(tenant, seq, plain, now)
             stale = [(now, tenant, seq) for seq, used in known.values() if used < now - self._touch_s]
             db.executemany("UPDATE rsu_v2 SET used = ? WHERE tenant = ? AND seq = ?", stale)
-            db.execute(
-                "UPDATE tenant_v2 SET next_seq = ?, bytes = bytes + ? WHERE tenant = ?",
+            (total,) = db.execute(
+                "UPDATE tenant_v2 SET next_seq = ?, bytes = bytes + ? WHERE tenant = ? RETURNING bytes",
                 (next_seq, added, tenant),
-            )
-            self._evict(db, tenant, {s for s, _ in out})
+            ).fetchone()
+            self._evict(db, tenant, {s for s, _ in out}, total)
         return out
 
     def seqs(self, tenant: str, rsu_ids: Iterable[bytes]) -> dict[bytes, int]:
@@ -406,21 +422,19 @@ class DiskRSUStore:
             ) from exc
 
     def acquire(self, tenant: str, seqs: Iterable[int]) -> frozenset[int]:
-        """See `RSUStore.acquire`."""
+        """See `RSUStore.acquire` (one statement: counts the present RSUs up and returns them)."""
         wanted = sorted(set(seqs))
-        with self._tx() as db:
-            present = frozenset(
+        with self._tx() as db:  # even with nothing wanted: a closed store refuses
+            if not wanted:
+                return frozenset()
+            return frozenset(
                 int(r[0])
                 for r in db.execute(
-                    "SELECT seq FROM rsu_v2 WHERE tenant = ? AND seq IN (SELECT value FROM json_each(?))",
+                    "UPDATE rsu_v2 SET refcount = refcount + 1 WHERE tenant = ? "
+                    "AND seq IN (SELECT value FROM json_each(?)) RETURNING seq",
                     (tenant, str(wanted)),
-                )
+                ).fetchall()
             )
-            db.executemany(
-                "UPDATE rsu_v2 SET refcount = refcount + 1 WHERE tenant = ? AND seq = ?",
-                [(tenant, s) for s in present],
-            )
-        return present
 
     def release(self, tenant: str, seqs: Iterable[int]) -> None:
         """See `RSUStore.release`."""

@@ -39,6 +39,8 @@ the format of self-contained frames from `sigmalang.compress`)::
     2       1         version        2
     3       1         flags          bit 0 DICT     a trained zstd dictionary id follows
                                      bit 1 CONTEXT  context runs follow
+                                     bit 2 TABLES   with DICT and CONTEXT: only the dictionary's
+                                                    entropy tables are used, not its content
                                      bit 3 RAW      payload is stored, not zstd-compressed
                                      other bits     reserved, must be 0
     4       varint    content_size   length of the decoded message, bytes
@@ -47,9 +49,11 @@ the format of self-contained frames from `sigmalang.compress`)::
             varint*2  runs           if CONTEXT: zigzag(start - end of the previous run), length >= 1
     ...     ...       payload        the whole message: a magic-less zstd frame, compressed with the
                                      context RSUs' content, concatenated in run order, as a
-                                     raw-content dictionary (appended to the trained dictionary's
-                                     content if DICT), and then carrying its content checksum (XXH64,
-                                     RFC 8878 section 3.1.1); or the bytes as they are if RAW
+                                     raw-content dictionary (appended to the dictionary's content
+                                     if DICT, or to its header and entropy tables alone if
+                                     TABLES: RFC 8878 section 5), and then carrying its content
+                                     checksum (XXH64, RFC 8878 section 3.1.1); or the bytes as they
+                                     are if RAW
     end-12  12        tag            keyed BLAKE2b with a 12-byte digest (RFC 7693 keyed mode) of
                                      every preceding byte, the key being the tenant's (`tenant_key`)
 
@@ -117,13 +121,15 @@ class FrameFlags(enum.IntFlag):
     REFS = 2
     """An RSU table and a recipe follow (version 1); context runs follow (version 2)."""
     REF_PREFIX = 4
-    """The payload used the referenced RSUs' content as a raw zstd dictionary."""
+    """(Version 1) The payload used the referenced RSUs' content as a raw zstd dictionary; (version 2,
+    `F_TABLES`) only the dictionary's entropy tables precede the context, not its content."""
     RAW = 8
     """The payload is stored uncompressed."""
 
 
 # Plain-int copies: IntFlag arithmetic is slow on the per-message path.
 F_DICT, F_REFS, F_REF_PREFIX, F_RAW = 1, 2, 4, 8
+F_TABLES = F_REF_PREFIX  # version 2's meaning of bit 2
 _KNOWN_FLAGS = F_DICT | F_REFS | F_REF_PREFIX | F_RAW
 
 
@@ -270,13 +276,27 @@ def encode_store_frame(
     raw: bool,
     dict_id: int | None,
     context: tuple[int, ...],
+    tables: bool = False,
 ) -> bytes:
     """Assemble a version-2 frame (layout in the module docstring) and tag it with `key`.
+
+    Args:
+        key: The tenant's MAC key (`tenant_key`).
+        content_size: Decoded length, bytes.
+        payload: The zstd payload, or the message itself if `raw`.
+        raw: The payload is stored.
+        dict_id: The dictionary used, or None.
+        context: Sequence numbers of the context RSUs, in dictionary order.
+        tables: Only the dictionary's entropy tables were used, not its content (needs `dict_id`
+            and a context).
 
     Raises:
         ValueError: An argument is out of range.
     """
-    out = _header(STORE_FORMAT_VERSION, F_RAW if raw else 0, content_size, dict_id, refs=bool(context))
+    if tables and (dict_id is None or not context or raw):
+        raise ValueError("TABLES needs a dictionary, a context and a compressed payload")
+    flags = F_RAW if raw else F_TABLES if tables else 0
+    out = _header(STORE_FORMAT_VERSION, flags, content_size, dict_id, refs=bool(context))
     if context:
         runs: list[tuple[int, int]] = []
         for seq in context:
@@ -306,8 +326,10 @@ def _inspect_v2(view: memoryview, key: bytes | None) -> FrameInfo:
     if key is not None and not hmac.compare_digest(bytes(view[end:]), _tag(view[:end], key)):
         raise FrameAuthenticationError()
     flags = view[len(MAGIC) + 1]
-    if flags & ~(F_DICT | F_REFS | F_RAW):
+    if flags & ~(F_DICT | F_REFS | F_TABLES | F_RAW):
         raise CorruptFrameError(f"unknown flag bits {flags:#04x}")
+    if flags & F_TABLES and flags & (F_DICT | F_REFS | F_RAW) != F_DICT | F_REFS:
+        raise CorruptFrameError("TABLES flag without DICT and CONTEXT, or with RAW")
     pos = len(MAGIC) + 2
     content_size, pos = _varint.decode(view, pos, end)
     dict_id: int | None = None

@@ -30,6 +30,7 @@ from vault.errors import (
     VaultLockedError,
     VaultStorageError,
 )
+from vault.log import LogReplica, SealedWrite
 from vault.records import JSONScalar, NewRecord, Record, SearchHit, VaultStats
 from vault.store import Vault
 
@@ -47,11 +48,13 @@ __all__ = (
     "JSONScalar",
     "KeyConfig",
     "KeyEncryptionKeyError",
+    "LogReplica",
     "MiniLMEmbedder",
     "NewRecord",
     "Record",
     "RecordNotFoundError",
     "RecordTooLargeError",
+    "SealedWrite",
     "SearchHit",
     "TenantNotFoundError",
     "Vault",

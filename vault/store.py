@@ -298,6 +298,27 @@ class Vault:
                 earlier = self._open().done(tenant, idempotency_key)
             if earlier is not None:
                 return list(earlier)
+        ids, items = self._sealable(records, idempotency_key, deadline)
+        with self._locked("put_many", deadline) as storage:
+            earlier = storage.done(tenant, idempotency_key)
+            if earlier is not None:  # a concurrent retry committed first
+                return list(earlier)
+            storage.put(tenant, items, key=idempotency_key, result=ids)
+            for record_id in ids:
+                self._cache.discard(tenant, record_id)
+            self._schedule_builds(storage)
+            self._maybe_snapshot(storage)
+        return ids
+
+    def _sealable(
+        self, records: Sequence[NewRecord], idempotency_key: str | None, deadline: float | None
+    ) -> tuple[list[str], list[tuple[str, bytes, NDArray[np.float32]]]]:
+        """Check and embed a batch: its ids and ``(id, record plaintext, (dim,) vector)`` items, in order.
+
+        Raises:
+            VaultInputError: See :meth:`put_many` (also its subclasses).
+            VaultDeadlineError: ``deadline`` passed while embedding.
+        """
         batch = list(records)
         if not batch or len(batch) > self._config.max_batch:
             raise VaultInputError(
@@ -320,17 +341,7 @@ class Vault:
             embedded = embed_checked(self._embedder, [prepared[i].text for i in chunk], self._dim)
             vectors.update(zip(chunk, embedded, strict=True))
         items = [(p.id, encode_record(p.payload, vectors[i]), vectors[i]) for i, p in enumerate(prepared)]
-        ids = [p.id for p in prepared]
-        with self._locked("put_many", deadline) as storage:
-            earlier = storage.done(tenant, idempotency_key)
-            if earlier is not None:  # a concurrent retry committed first
-                return list(earlier)
-            storage.put(tenant, items, key=idempotency_key, result=ids)
-            for p in prepared:
-                self._cache.discard(tenant, p.id)
-            self._schedule_builds(storage)
-            self._maybe_snapshot(storage)
-        return ids
+        return [p.id for p in prepared], items
 
     def delete(
         self,

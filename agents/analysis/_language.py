@@ -173,7 +173,7 @@ class LanguageDetectorAgent(AnalysisAgent):
         "Detects which natural language a text is written in (ISO 639-1 code such as en, fr, de) with "
         "confidence scores, and can split mixed-language text into segments."
     )
-    capabilities = ("language", "detect", "identify-language", "langid", "locale")
+    capabilities = ("language", "detect", "identify-language", "langid", "locale", "lang")
     input_model: ClassVar[type[BaseModel]] = LanguageInput
     output_model: ClassVar[type[BaseModel]] = LanguageOutput
     MAX_DETECTORS: ClassVar[int] = 8

@@ -252,7 +252,17 @@ class QualityCriticAgent(AnalysisAgent):
         "Critiques the writing quality of English text without an LLM: readability, long sentences, "
         "passive voice, repetition, filler and hedge words, a 0-100 score, and optional criteria checks."
     )
-    capabilities = ("quality", "critique", "review", "readability", "score", "evaluate", "proofread")
+    capabilities = (
+        "quality",
+        "critique",
+        "review",
+        "readability",
+        "score",
+        "evaluate",
+        "proofread",
+        "grammar",
+        "spelling",
+    )
     input_model: ClassVar[type[BaseModel]] = QualityInput
     output_model: ClassVar[type[BaseModel]] = QualityOutput
 

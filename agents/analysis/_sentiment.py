@@ -104,7 +104,7 @@ class SentimentAgent(AnalysisAgent):
         "Scores the sentiment of English text with VADER: positive, negative or neutral, with compound "
         "and positive/neutral/negative shares for the whole text and for each sentence."
     )
-    capabilities = ("sentiment", "polarity", "tone", "emotion", "opinion")
+    capabilities = ("sentiment", "polarity", "tone", "emotion", "opinion", "feeling", "feel", "mood")
     input_model: ClassVar[type[BaseModel]] = SentimentInput
     output_model: ClassVar[type[BaseModel]] = SentimentOutput
 

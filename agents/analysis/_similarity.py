@@ -96,7 +96,9 @@ class SimilarityAgent(AnalysisAgent):
         "Measures how similar two texts are in meaning (embedding cosine) and in wording (Jaccard), or "
         "ranks a list of candidate texts by semantic similarity to a query."
     )
-    capabilities = ("similarity", "compare", "rank", "match", "semantic", "duplicate")
+    capabilities = (
+        "similarity", "compare", "rank", "match", "semantic", "duplicate", "same", "similar", "alike",
+    )  # fmt: skip
     bridges: ClassVar[tuple[str, ...]] = ("vault",)
     input_model: ClassVar[type[BaseModel]] = SimilarityInput
     output_model: ClassVar[type[BaseModel]] = SimilarityOutput

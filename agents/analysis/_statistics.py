@@ -169,7 +169,18 @@ class StatisticianAgent(AnalysisAgent):
         "Computes descriptive statistics of a list of numbers or of the numbers in a text: count, mean, "
         "median, standard deviation, percentiles, outliers and linear trend."
     )
-    capabilities = ("statistics", "stats", "mean", "median", "percentiles", "outliers", "trend", "numbers")
+    capabilities = (
+        "statistics",
+        "stats",
+        "mean",
+        "median",
+        "percentiles",
+        "outliers",
+        "trend",
+        "numbers",
+        "average",
+        "avg",
+    )
     input_model: ClassVar[type[BaseModel]] = StatsInput
     output_model: ClassVar[type[BaseModel]] = StatsOutput
 

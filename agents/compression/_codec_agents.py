@@ -41,8 +41,10 @@ def _timeout(call: Call) -> float:
     return max(call.remaining_s(), 0.001)
 
 
-def _flags(flags: FrameFlags) -> list[str]:
-    return [f.name for f in FrameFlags if f.value and f in flags and f.name]
+def _flags(flags: FrameFlags, version: int) -> list[str]:
+    """Names of the set flag bits; bit 2 is REF_PREFIX in version 1 frames, TABLES in version 2."""
+    names = [f.name for f in FrameFlags if f.value and f in flags and f.name]
+    return ["TABLES" if n == "REF_PREFIX" and version >= 2 else n for n in names]
 
 
 class CompressorAgent(CompressionAgent):
@@ -168,7 +170,7 @@ def frame_header(info: FrameInfo) -> dict[str, object]:
     """The header fields of a frame."""
     return {
         "version": info.version,
-        "flags": _flags(info.flags),
+        "flags": _flags(info.flags, info.version),
         "content_size": info.content_size,
         "frame_size": info.frame_size,
         "payload_size": info.payload_size,

@@ -59,7 +59,7 @@ class DeduplicatorAgent(CompressionAgent):
 
     name = "deduplicator"
     description = "Reports per-message and total dedup statistics of a batch against the tenant's RSU store."
-    capabilities = ("dedup", "analyse")
+    capabilities = ("dedup", "analyse", "duplicate", "deduplicate", "redundancy")
     input_model: ClassVar[type[BaseModel]] = DedupInput
     output_model: ClassVar[type[BaseModel]] = DedupOutput
     size_limits = (("messages", MAX_DATA_BYTES, "bytes"),)

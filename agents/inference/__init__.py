@@ -4,7 +4,7 @@
 agent       work
 =========== ===============================================================================
 generator   prompt or chat messages → streamed completion (any sampling, grammar, JSON schema)
-chat        session id + message → reply, with the session's last turns in the prompt (LRU memory)
+chat        session id + message → reply, with the session's last turns in the prompt (LRU or JetStream KV)
 summarizer  text → a summary of at most N sentences / words, with token counts
 classifier  text + 2–50 labels → exactly one label (greedy, grammar of the labels)
 extractor   text + JSON Schema → a JSON object valid for the schema (grammar-constrained)
@@ -18,7 +18,8 @@ codes in `agents.inference.engine_error`. The shared base is `agents.inference.I
 """
 
 from agents.inference._base import DEFAULT_MAX_TOKENS, MAX_TEXT_CHARS, MAX_TOKENS_LIMIT
-from agents.inference._chat import ChatAgent, ChatMemory
+from agents.inference._chat import ChatAgent, ChatMemory, SessionMemory
+from agents.inference._chat_sessions import SharedChatMemory
 from agents.inference._code import CODE_LANGUAGES, CoderAgent, check_python, extract_code
 from agents.inference._generator import GeneratorAgent, InferenceAgent, engine_error
 from agents.inference._structured import ClassifierAgent, ExtractorAgent, labels_grammar
@@ -51,6 +52,8 @@ __all__ = (
     "ExtractorAgent",
     "GeneratorAgent",
     "InferenceAgent",
+    "SessionMemory",
+    "SharedChatMemory",
     "SummarizerAgent",
     "TokenizerAgent",
     "TranslatorAgent",

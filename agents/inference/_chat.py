@@ -1,8 +1,10 @@
 """The ``chat`` agent: multi-turn conversation with a bounded memory per session id.
 
-Memory is per agent instance (a process-local LRU of sessions, each keeping its last turns); replicas do
-not share it, so the orchestrator routes every call of a session to one instance (ordering per session
-key). Calls of one session that reach the instance at once are still served one after the other.
+By default memory is per agent instance (:class:`ChatMemory`, a process-local LRU of sessions, each
+keeping its last turns); replicas do not share it, so the orchestrator routes every call of a session to
+one instance (ordering per session key). On a cluster, :class:`agents.inference.SharedChatMemory` keeps
+sessions in JetStream KV instead, so any replica continues a session (the routing stays: it keeps the
+prompt prefix warm). Calls of one session that reach an instance at once are served one after the other.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 import anyio
 from pydantic import Field
@@ -31,7 +33,7 @@ from agents.protocol import UsageOut
 from bridges import RyotBridge
 from ryot import ChatMessage, SamplingParams
 
-__all__ = ("ChatAgent", "ChatInput", "ChatMemory", "ChatOutput", "ChatTurn")
+__all__ = ("ChatAgent", "ChatInput", "ChatMemory", "ChatOutput", "ChatTurn", "SessionMemory")
 
 MAX_SESSIONS = 1024
 """Sessions one instance remembers; the least recently used one is forgotten first."""
@@ -97,9 +99,58 @@ class ChatMemory:
             self._sessions.move_to_end(session_id)
         return found
 
-    def forget(self, session_id: str) -> None:
+    def forget_now(self, session_id: str) -> None:
         """Drop a session and its turns (nothing happens if it is unknown)."""
         self._sessions.pop(session_id, None)
+
+    # The asynchronous interface ChatAgent uses (SessionMemory), shared with SharedChatMemory.
+
+    def lock(self, session_id: str) -> anyio.Lock:
+        """The lock serialising calls of one session in this process."""
+        return self.session(session_id).lock
+
+    async def load(self, session_id: str) -> _Session:
+        """The session (the live object: changes to ``system`` stay)."""
+        return self.session(session_id)
+
+    async def record(self, session_id: str, turn: ChatTurn, *, system: str | None) -> _Session:
+        """Append ``turn`` (and set ``system`` if given) to the session; returns it."""
+        session = self.session(session_id)
+        if system is not None:
+            session.system = system
+        session.turns.append(turn)
+        session.started += 1
+        return session
+
+    async def forget(self, session_id: str) -> None:
+        """Drop a session and its turns (nothing happens if it is unknown)."""
+        self.forget_now(session_id)
+
+
+class SessionMemory(Protocol):
+    """Where :class:`ChatAgent` keeps sessions.
+
+    :class:`ChatMemory` (this process) or :class:`agents.inference.SharedChatMemory` (JetStream KV, shared
+    by replicas).
+    """
+
+    def __len__(self) -> int: ...
+
+    def lock(self, session_id: str) -> anyio.Lock:
+        """The lock serialising calls of one session in this process."""
+        ...
+
+    async def load(self, session_id: str) -> _Session:
+        """The session's system instructions, turns and turn count (empty if unknown)."""
+        ...
+
+    async def record(self, session_id: str, turn: ChatTurn, *, system: str | None) -> _Session:
+        """Append ``turn`` (and set ``system`` if given) durably; returns the session as stored."""
+        ...
+
+    async def forget(self, session_id: str) -> None:
+        """Drop a session and its turns."""
+        ...
 
 
 class ChatInput(WireModel):
@@ -156,9 +207,9 @@ class ChatAgent(InferenceAgent):
     text_input = "message"
     text_output = "reply"
 
-    def __init__(self, bridge: RyotBridge, *, memory: ChatMemory | None = None) -> None:
+    def __init__(self, bridge: RyotBridge, *, memory: SessionMemory | None = None) -> None:
         super().__init__(bridge)
-        self.memory = memory if memory is not None else ChatMemory()
+        self.memory: SessionMemory = memory if memory is not None else ChatMemory()
 
     def stats(self) -> dict[str, Any]:
         """Bridge counters plus the sessions remembered."""
@@ -170,9 +221,9 @@ class ChatAgent(InferenceAgent):
         model = self.resolve_model(inp.model)
         key = session_key(call.tenant, inp.session)  # tenants never share a session, whatever its name
         if inp.reset:
-            self.memory.forget(key)
-        session = self.memory.session(key)
-        async with session.lock:
+            await self.memory.forget(key)
+        async with self.memory.lock(key):
+            session = await self.memory.load(key)
             if inp.system is not None:
                 session.system = inp.system
             history = await self._fitting_history(session, inp, model)
@@ -187,8 +238,9 @@ class ChatAgent(InferenceAgent):
                 user_tokens = await token_count(self.bridge, inp.message, model=model)
                 reply_tokens = finished.usage.completion_tokens
                 tokens = user_tokens + reply_tokens + 2 * TEMPLATE_TOKENS_PER_MESSAGE
-                session.turns.append(ChatTurn(inp.message, reply, tokens))
-                session.started += 1
+                session = await self.memory.record(
+                    key, ChatTurn(inp.message, reply, tokens), system=inp.system
+                )
             return ChatOutput(
                 reply=reply,
                 session=inp.session,

@@ -138,7 +138,10 @@ class CoderAgent(InferenceAgent):
 
     name = "coder"
     description = "Writes source code for a programming task in a given language, checking Python syntax."
-    capabilities = ("code", "coding", "program", "programming", "function", "script", "implement")
+    capabilities = (
+        "code", "coding", "program", "programming", "function", "script", "implement", "regex", "snippet",
+        "sql", "bash", "javascript",
+    )  # fmt: skip
     input_model: ClassVar[type[CodeInput]] = CodeInput
     output_model = CodeOutput
     text_input = "task"

@@ -240,7 +240,10 @@ class GeneratorAgent(InferenceAgent):
     name = "generator"
     team = "inference"
     description = "Generates text from a prompt or a conversation with the local LLM, streaming tokens."
-    capabilities = ("generate", "chat", "stream")
+    capabilities = (
+        "generate", "chat", "stream", "creative", "poem", "poetry", "story", "tale", "fiction", "lyrics",
+        "joke", "haiku", "limerick", "rhyme", "riddle", "slogan", "tagline",
+    )  # fmt: skip
     input_model: ClassVar[type[GenerateInput]] = GenerateInput
     output_model = GenerateOutput
     text_input = "prompt"

@@ -77,17 +77,18 @@ _LABELS = re.compile(
     re.IGNORECASE,
 )
 _OR_TAIL = re.compile(
-    r"\b((?:[\w-]+\s*,\s*)*[\w-]+,?\s+or\s+(?:not\s+)?[\w-]+)\s*\??\s*$", re.IGNORECASE
-)  # "… spam or ham?", "… spam or not spam?"
+    r"\b((?:[\w-]+\s*,\s*)*[\w-]+,?\s+or\s+(?:not\s+)?[\w-]+(?:\s+[\w-]+){0,2})\s*\??\s*$", re.IGNORECASE
+)  # "… spam or ham?", "… spam or not spam?", "… billing, delivery or account access?"
 _LIST_INTRO = re.compile(r"\b(?:one\s+of|labels?|categories|classes|among|between|either)\s*$", re.IGNORECASE)
 _FIELDS = re.compile(
     r"\b(?:fields?|properties|keys|attributes)\s*:?\s+((?:[\w -]{1,40}?\s*(?:,|\band\b)\s*)*[\w -]{1,40}?)"
     r"(?=[.;?!]|$|\s+(?:as|from|into|in|out|of)\b)|"
-    r"\b(?:get|extract|pull)\s+(?:the\s+)?((?:\w+\s*,\s*)+\w+\s+and\s+\w+)\s+(?:as|into)\s+(?:a\s+)?json\b",
+    r"\b(?:get|extract|pull)\s+(?:out\s+)?(?:the\s+)?((?:\w+\s*,\s*)*\w+,?\s+and\s+\w+)\s+(?:as|into|in)\s+"
+    r"(?:a\s+)?json\b",
     re.IGNORECASE,
 )
 _FORMAT = re.compile(
-    r"\b(?:to|into|as|in)\s+(?:a\s+)?(json|yaml|csv|markdown|md|text|plain text)\b", re.IGNORECASE
+    r"\b(?:to|into|as|in|like)\s+(?:a\s+)?(json|yaml|csv|markdown|md|text|plain text)\b", re.IGNORECASE
 )
 _FROM_FORMAT = re.compile(r"\b(json|yaml|csv)\s+(?:to|into)\b|\bfrom\s+(json|yaml|csv)\b", re.IGNORECASE)
 _STOP_LABEL = frozenset({"the", "a", "an", "one", "of", "labels", "label", "categories", "either"})
@@ -130,7 +131,7 @@ def _labels(sub: SubGoal, quotes: tuple[str, ...], tail: str | None) -> list[str
     if tail is not None and _LIST_INTRO.search(sub.instruction) and len(tail) <= 400:
         labels = [x.strip(" .'\"") for x in re.split(r"\s*(?:,|/|\bor\b)\s*", tail)]  # "… one of: a, b, c"
         return [x for x in dict.fromkeys(labels) if x]
-    m = _LABELS.search(sub.text) or _OR_TAIL.search(sub.text)
+    m = _LABELS.search(sub.text) or _OR_TAIL.search(sub.instruction)  # the tail without its quotes
     if m is None:
         return []
     parts = re.split(r"\s*(?:,|/|\bor\b|\band\b)\s*", m.group(1))

@@ -60,11 +60,26 @@ _FILLER = frozenset(
 
 
 def _lead(text: str) -> str:
-    """The stem of the first word that is not filler (an instruction's verb names its operation)."""
+    """The first word that is not filler (an instruction's verb names its operation)."""
     for m in _WORD.finditer(text.lower()):
         if m.group(0) not in _FILLER:
-            return m.group(0)[:5]
+            return m.group(0)
     return ""
+
+
+def _cue_key(word: str) -> str:
+    """The key a word meets a capability by: singular, first six letters.
+
+    Six letters, not the five of the wording channel: ``summarise`` meets ``summarize`` and ``tokens``
+    meets ``token``, but ``short`` does not meet ``shorten`` (a short poem is no summary).
+    """
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    return word[:6]
+
+
+def _cue_keys(text: str) -> set[str]:
+    return {_cue_key(w) for w in _WORD.findall(text.lower()) if len(w) > 1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,12 +151,12 @@ class IntentRouter:
             [*texts, *(c for cs in caps.values() for c in cs)],
             known=lambda w: len(self.embedder.token_ids(w)) == 1,
         )
-        self._primary = [set(_stems(caps[c][0])) if caps.get(c) else set() for c in self.classes]
-        self._other = [{s for cap in caps.get(c, ())[1:] for s in _stems(cap)} for c in self.classes]
+        self._primary = [_cue_keys(caps[c][0]) if caps.get(c) else set() for c in self.classes]
+        self._other = [{k for cap in caps.get(c, ())[1:] for k in _cue_keys(cap)} for c in self.classes]
         leads = [_lead(t) for t in texts]
         self._leads: dict[str, NDArray[np.float32]] = {}
         for lead, owner in zip(leads, self._owner, strict=True):
-            self._leads.setdefault(lead, np.zeros(len(self.classes), dtype=np.float32))[owner] += 1.0
+            self._leads.setdefault(lead[:5], np.zeros(len(self.classes), dtype=np.float32))[owner] += 1.0
         self.lead_weight, self.loo_accuracy = 0.0, 0.0
         self._platt = self._calibrate(texts, leads)
 
@@ -170,7 +185,7 @@ class IntentRouter:
     def _class_scores(
         self,
         per_example: NDArray[np.float32],
-        stems: set[str],
+        keys: set[str],
         lead: str = "",
         lead_weight: float | None = None,
         owner: int = -1,
@@ -179,16 +194,21 @@ class IntentRouter:
         top = -np.partition(-padded, _TOP - 1, axis=1)[:, :_TOP]
         top.sort(axis=1)
         scores = 0.75 * top[:, -1] + 0.25 * np.mean(np.maximum(top, 0.0), axis=1)
-        if stems:
+        if keys:
+            lead_key = _cue_key(lead)
             cue = np.array(
                 [
-                    _CUE_PRIMARY if stems & p or lead in p or lead in o else _CUE_OTHER if stems & o else 0.0
+                    _CUE_PRIMARY
+                    if keys & p or lead_key in p or lead_key in o
+                    else _CUE_OTHER
+                    if keys & o
+                    else 0.0
                     for p, o in zip(self._primary, self._other, strict=True)
                 ],
                 dtype=np.float32,
             )
             scores = scores + cue
-        prior = self._lead_prior(lead, owner)
+        prior = self._lead_prior(lead[:5], owner)
         if prior is not None:
             scores = scores + (self.lead_weight if lead_weight is None else lead_weight) * prior
         result: NDArray[np.float32] = scores.astype(np.float32)
@@ -226,10 +246,10 @@ class IntentRouter:
         none = self.classes.index(NONE) if NONE in self.classes else -1
         per_rows = []
         for i, text in enumerate(texts):
-            wording, stems = self._wording(text)
+            wording, _ = self._wording(text)
             per = self._example_scores(meaning[i], wording)
             per[i] = -1.0  # leave this example out
-            per_rows.append((per, stems))
+            per_rows.append((per, _cue_keys(text)))
         best_rows: list[tuple[int, float, float]] = []
         for weight in _LEAD_WEIGHTS:
             rows = [
@@ -256,15 +276,21 @@ class IntentRouter:
             w -= np.linalg.solve(hess, grad)
         return float(w[0]), float(w[1]), float(w[2])
 
+    def calibrated(self, top: float, margin: float) -> float:
+        """The calibrated confidence (0-1) of a best class scoring ``top``, ``margin`` above the runner-up."""
+        b0, b1, b2 = self._platt
+        return 1 / (1 + math.exp(-(b0 + b1 * top + b2 * margin)))
+
     def route(self, instruction: str, *, k: int = 5) -> Route:
         """The ``k`` best classes for ``instruction`` (typos repaired first), confidence in the first."""
         instruction = self.speller.correct(instruction)
         meaning = self._vectors @ self.embedder.embed([instruction])[0]
-        wording, stems = self._wording(instruction)
-        scores = self._class_scores(self._example_scores(meaning, wording), stems, _lead(instruction))
+        wording, _ = self._wording(instruction)
+        scores = self._class_scores(
+            self._example_scores(meaning, wording), _cue_keys(instruction), _lead(instruction)
+        )
         best, top, margin = self._features(scores)
-        b0, b1, b2 = self._platt
-        confidence = 1 / (1 + math.exp(-(b0 + b1 * top + b2 * margin)))
+        confidence = self.calibrated(top, margin)
         order = np.argsort(-scores)[:k]
         ranked = tuple((self.classes[int(i)], float(scores[int(i)])) for i in order)
         return Route(ranked, 0.0 if self.classes[best] == NONE else confidence)

@@ -6,8 +6,9 @@ neither a word of the routing vocabulary (the examples and capabilities) nor a w
 common English word) is replaced by the vocabulary word within one *symmetric delete* of it, the
 SymSpell method (Garbe 2012) at distance 1: two words match when deleting at most one letter from each
 makes them equal. That covers one insertion or deletion and one transposition of
-neighbours (``tranlsate``/``translate`` both become ``tranlate``); a substitution of one letter and a
-letter added or dropped at the end are not repaired (they turn real words into other ones). Among
+neighbours (``tranlsate``/``translate`` both become ``tranlate``), and a substitution of one letter in a
+word of seven letters or more (``summerize``); a substitution in a shorter word and a letter added or
+dropped at the end are not repaired (they turn real words into other ones: ``stash``/``stats``). Among
 several matches the word more frequent in the vocabulary wins, then the alphabetically first.
 
 Lookup is O(length) dictionary probes per word; the index holds each vocabulary word and its deletes.
@@ -23,6 +24,7 @@ __all__ = ("Speller",)
 
 _WORD = re.compile(r"[A-Za-z]{5,}")
 _MIN_LEN = 5
+_MIN_SUBSTITUTION_LEN = 7
 
 
 def _deletes(word: str) -> set[str]:
@@ -39,6 +41,8 @@ def _one_typo(word: str, candidate: str) -> bool:
         return False
     if len(word) == len(candidate):
         diff = [i for i in range(len(word)) if word[i] != candidate[i]]
+        if len(diff) == 1:  # a substitution: a typo only in a long word ("summerize"), not "stash"/"stats"
+            return len(word) >= _MIN_SUBSTITUTION_LEN
         return (
             len(diff) == 2
             and diff[1] == diff[0] + 1

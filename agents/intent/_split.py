@@ -2,8 +2,9 @@
 
 The payload is not the instruction. Before a goal is split, the text it applies to is set aside:
 
-1. quoted text (``'…'``, ``"…"``, ``“…”``, ``‘…’``, backticks; an apostrophe inside a word is not a
-   quote) becomes a placeholder ``⟦n⟧`` that stays with the sub-goal it was written in;
+1. a JSON object or array, and quoted text (``'…'``, ``"…"``, ``“…”``, ``‘…’``, backticks; an
+   apostrophe inside a word is not a quote) become a placeholder ``⟦n⟧`` that stays with the sub-goal
+   it was written in;
 2. a following paragraph (after the first blank line) is the goal's payload;
 3. text after a colon (``Summarize the following: …``) is the goal's payload, unless a quote follows
    the colon (``Save this note: '…'. Then …``) or a list of steps does.
@@ -16,6 +17,7 @@ of nested quantifiers, so the whole pass is linear in the goal's length.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ _COLON = re.compile(r":(?:[ \t]+|[ \t]*\n)")
 _LIST_ITEM = re.compile(r"^\s*(?:\(?\d+[.):]|[-*•]|step\s+\d+[.:)]?)\s+(.*\S)\s*$", re.IGNORECASE)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=\S)|\n+")
 _SEPARATORS = re.compile(
-    r"\s*;\s*|,?\s+(?:and\s+)?then\b,?\s*|,?\s+after\s+that\b,?\s*|,?\s+afterwards\b,?\s*|"
+    r"\s*;(?=\s|$)\s*|,?\s+(?:and\s+)?then\b,?\s*|,?\s+after\s+that\b,?\s*|,?\s+afterwards\b,?\s*|"
     r",?\s+(?:and\s+)?finally\b,?\s*|,\s+and\s+also\s+|\s+once\s+(?:that\s+is|that's|it\s+is)\s+done,?\s*",
     re.IGNORECASE,
 )
@@ -42,7 +44,25 @@ _LEAD = re.compile(
     r"afterwards|please|now|ok(?:ay)?|so)\b[,:]?\s*)+",
     re.IGNORECASE,
 )
+_STEP_WORD = re.compile(
+    r"^(?:(?:please|now|ok(?:ay)?|so|and)\b[,:]?\s*)*(?:first(?:ly)?|second(?:ly)?|third(?:ly)?|next|"
+    r"finally|lastly|then|also|after\s+that|afterwards)\b",
+    re.IGNORECASE,
+)
+"""A sequence word opening a piece (not mere politeness: "Please store it" after a sentence is no step)."""
+_INLINE_STEP = re.compile(r"(?:^|(?<=\s))(?:step\s+\d{1,2}\s*[:.)]|\(\d{1,2}\))\s+", re.IGNORECASE)
+"""An inline "Step 1: … Step 2: …" or "(1) … (2) …" marker, made a list item before the colon rule can
+read it as one."""
+_COLON_WORDS = 40
+"""Most words of the sentence before a colon for the text after it to be payload."""
 _MAX_QUOTES = 64
+_JSON_START = re.compile(r"[\[{]")
+_JSON_BEFORE = frozenset(" \t\n\r:")
+"""What may precede a JSON block's opening bracket (it does not start inside a word)."""
+_MAX_JSON_TRIES = 8
+_DECODER = json.JSONDecoder()
+_BARE = "\x00"
+"""Marks a quote restored without quotation marks (a JSON block) while a goal is taken apart."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +109,39 @@ def _quote_sub(quotes: list[str]) -> Callable[[re.Match[str]], str]:
     return sub
 
 
+def _json_blocks(text: str, quotes: list[str]) -> str:
+    """``text`` with each JSON object or array in it (``{"a": 1}``) set aside as a quote.
+
+    A brace in a goal is almost always data: its quoted keys are not quotes, and its colons do not end
+    an instruction. At most :data:`_MAX_JSON_TRIES` openings are tried, each decoded once (linear).
+    """
+    out, start, tries = [], 0, 0
+    for m in _JSON_START.finditer(text):
+        if tries >= _MAX_JSON_TRIES or len(quotes) >= _MAX_QUOTES:
+            break
+        if m.start() < start or (m.start() > 0 and text[m.start() - 1] not in _JSON_BEFORE):
+            continue
+        tries += 1
+        try:
+            value, end = _DECODER.raw_decode(text, m.start())
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than the decoder recurses
+            continue
+        if not isinstance(value, dict | list) or not value:
+            continue
+        out.append(text[start : m.start()])
+        quotes.append(_BARE + text[m.start() : end])
+        out.append(f" ⟦{len(quotes) - 1}⟧ ")
+        start = end
+    out.append(text[start:])
+    return "".join(out)
+
+
 def _restore(text: str, quotes: list[str]) -> str:
-    return _PLACEHOLDER.sub(lambda m: f"'{quotes[int(m.group(1))]}'", text)
+    return _PLACEHOLDER.sub(lambda m: _shown(quotes[int(m.group(1))]), text)
+
+
+def _shown(quote: str) -> str:
+    return quote.removeprefix(_BARE) if quote.startswith(_BARE) else f"'{quote}'"
 
 
 def _clean(piece: str) -> str:
@@ -119,7 +170,7 @@ def _split_instruction(text: str, verbs: frozenset[str]) -> list[tuple[str, bool
     for s, sentence in enumerate(_SENTENCE.split(text)):
         for p, part in enumerate(_SEPARATORS.split(sentence)):
             for a, piece in enumerate(_split_and(part, verbs)):
-                marked = s == 0 or p > 0 or a > 0 or _LEAD.match(piece.strip()) is not None
+                marked = s == 0 or p > 0 or a > 0 or _STEP_WORD.match(piece.strip()) is not None
                 pieces.append((piece, marked and bool(piece.strip())))
     return pieces
 
@@ -132,7 +183,9 @@ def parse_goal(goal: str, *, verbs: frozenset[str] = frozenset()) -> ParsedGoal:
         verbs: Lower-case words that start a new sub-goal after "and" (the examples' first words).
     """
     quotes: list[str] = []
-    text = _QUOTES.sub(_quote_sub(quotes), goal)
+    text = _QUOTES.sub(_quote_sub(quotes), _json_blocks(goal, quotes))
+    if ("step" in text.lower() or "(" in text) and len(_INLINE_STEP.findall(text)) >= 2:
+        text = _INLINE_STEP.sub("\n- ", text)
     payload: str | None = None
     para = _PARAGRAPH.search(text.strip())
     stripped = text.strip()
@@ -151,24 +204,25 @@ def parse_goal(goal: str, *, verbs: frozenset[str] = frozenset()) -> ParsedGoal:
         after_items = sum(1 for line in after.splitlines() if _LIST_ITEM.match(line))
         if only_quotes:
             stripped = stripped[: colon.start()] + " " + after
-        elif after_items < 2 and len(stripped[: colon.start()].split()) <= 25:
+        elif after_items < 2 and len(_SENTENCE.split(stripped[: colon.start()])[-1].split()) <= _COLON_WORDS:
             rest = _restore(after, quotes).strip()
             payload = rest if payload is None else f"{rest}\n\n{payload}"
             stripped = stripped[: colon.start()]
     subgoals: list[SubGoal] = []
     for piece, marked in _split_instruction(stripped, verbs):
-        lead = _LEAD.match(piece.strip())
-        marked = marked or (lead is not None and bool(lead.group(0)))
         cleaned = _clean(piece)
         if not _PLACEHOLDER.sub("", cleaned).strip(" \t.,;:!'\""):
             if cleaned and subgoals:  # a lone quote after a split: it belongs to the sub-goal before
                 prev = subgoals[-1]
                 found = tuple(int(i) for i in _PLACEHOLDER.findall(cleaned))
                 subgoals[-1] = SubGoal(
-                    prev.instruction, prev.text + " " + _restore(cleaned, quotes), prev.quotes + found
+                    prev.instruction,
+                    prev.text + " " + _restore(cleaned, quotes),
+                    prev.quotes + found,
+                    prev.marked,
                 )
             continue
         found = tuple(int(i) for i in _PLACEHOLDER.findall(cleaned))
         instruction = " ".join(_PLACEHOLDER.sub(" ", cleaned).split())
         subgoals.append(SubGoal(instruction, " ".join(_restore(cleaned, quotes).split()), found, marked))
-    return ParsedGoal(tuple(subgoals), tuple(quotes), payload or None)
+    return ParsedGoal(tuple(subgoals), tuple(q.removeprefix(_BARE) for q in quotes), payload or None)

@@ -14,6 +14,9 @@ vault-stats    counters: cache hit ratio and bytes, records, tombstones, WAL
 Besides the eight, :class:`EmbedderAgent` (``embedder``) turns texts into vectors without storing them
 (for ``POST /v1/embeddings``); the team's starter runs it next to them.
 
+With ``vault_log.mode: jetstream`` the writes go through :class:`RecordLog`, a replicated JetStream stream
+that every Storage replica applies (any number of replicas serve the same records; see ``_log``).
+
 Every agent works in the call's tenant (the ``Neurectomy-Tenant`` header). Inputs and outputs are in
 :mod:`agents.storage.wire`; vault exceptions become wire errors in :func:`vault_error` only.
 
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
     from agents.storage._admin import IndexerAgent, KeyWardenAgent, SnapshotterAgent, VaultStatsAgent
     from agents.storage._base import StorageAgent, vault_error
     from agents.storage._embed import EMBEDDING_MODEL, EmbedderAgent
+    from agents.storage._log import LogBehindError, RecordLog, VaultLogConfig
     from agents.storage._records import ArchivistAgent, EraserAgent, FetcherAgent, RetrieverAgent
     from agents.storage._team import STORAGE_AGENT_NAMES, storage_agents
 
@@ -42,10 +46,13 @@ __all__ = (
     "FetcherAgent",
     "IndexerAgent",
     "KeyWardenAgent",
+    "LogBehindError",
+    "RecordLog",
     "RetrieverAgent",
     "STORAGE_AGENT_NAMES",
     "SnapshotterAgent",
     "StorageAgent",
+    "VaultLogConfig",
     "storage_agents",
     "vault_error",
 )
@@ -64,6 +71,9 @@ _MODULE_OF = {
     "EMBEDDING_MODEL": "agents.storage._embed",
     "EmbedderAgent": "agents.storage._embed",
     "STORAGE_AGENT_NAMES": "agents.storage._team",
+    "LogBehindError": "agents.storage._log",
+    "RecordLog": "agents.storage._log",
+    "VaultLogConfig": "agents.storage._log",
     "storage_agents": "agents.storage._team",
 }
 

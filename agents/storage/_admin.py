@@ -15,6 +15,7 @@ from agents.errors import BadInputError, NotFoundError
 from agents.limits import NATS_MAX_PAYLOAD_BYTES
 from agents.scopes import OperationScopes
 from agents.storage._base import StorageAgent
+from agents.storage._log import RecordLog
 from agents.storage.wire import (
     CacheInput,
     IndexInput,
@@ -48,6 +49,15 @@ class KeyWardenAgent(StorageAgent):
     async def work(self, call: Call) -> KeyOutput:
         """Rotate per ``call.input`` (a :class:`KeyInput`); returns the KEK fingerprint or key version."""
         inp: KeyInput = call.input
+        if self.log is not None:
+            if inp.scope == "kek":
+                raise BadInputError(
+                    "the KEK of a replicated vault is rotated by re-deploying every Storage replica with "
+                    "the new key; rotating it in one replica is not supported",
+                    field="scope",
+                )
+            version = await self.log.rotate_data_key(call.tenant)
+            return KeyOutput(scope="data_key", tenant=call.tenant, key_version=version)
         if inp.scope == "kek":
             fingerprint = await self.bridge.rotate_kek(timeout_s=self.timeout(call))
             return KeyOutput(scope="kek", kek_id=fingerprint)
@@ -94,6 +104,7 @@ class SnapshotterAgent(StorageAgent):
         bridge: The vault bridge.
         snapshot_dir: Where named copies live (created with mode 0700).
         max_payload_bytes: Largest NATS message, in bytes.
+        log: The replicated record log, if any (restore is then refused).
     """
 
     name = "snapshotter"
@@ -110,8 +121,9 @@ class SnapshotterAgent(StorageAgent):
         *,
         snapshot_dir: Path,
         max_payload_bytes: int = NATS_MAX_PAYLOAD_BYTES,
+        log: RecordLog | None = None,
     ) -> None:
-        super().__init__(bridge, max_payload_bytes=max_payload_bytes)
+        super().__init__(bridge, max_payload_bytes=max_payload_bytes, log=log)
         self.snapshot_dir = snapshot_dir
 
     async def _list(self) -> list[SnapshotOut]:
@@ -135,6 +147,12 @@ class SnapshotterAgent(StorageAgent):
         if inp.op == "list":
             return SnapshotOutput(op="list", snapshots=await self._list())
         if inp.op == "restore":
+            if self.log is not None:
+                raise BadInputError(
+                    "a replicated vault is restored from its JetStream record log, not from a snapshot copy "
+                    "(snapshots are this replica's cache)",
+                    field="op",
+                )
             if inp.name is None:
                 raise BadInputError("name the snapshot to restore", field="name")
             src = self.snapshot_dir / inp.name

@@ -26,6 +26,7 @@ from agents.errors import (
     TooLargeError,
 )
 from agents.limits import ENVELOPE_RESERVE_BYTES, NATS_MAX_PAYLOAD_BYTES
+from agents.storage._log import RecordLog
 from bridges.errors import BridgeTimeoutError
 from bridges.vault import VaultBridge
 from vault import (
@@ -119,6 +120,7 @@ class StorageAgent(Agent):
     Args:
         bridge: The vault bridge (shared by the team's agents in a process).
         max_payload_bytes: Largest NATS message, in bytes (``Bus.max_payload``).
+        log: The replicated record log (``vault_log.mode: jetstream``); ``None``: the vault's file WAL.
 
     Raises:
         TypeError: The subclass declares no ``output_model``.
@@ -135,11 +137,27 @@ class StorageAgent(Agent):
 
     output_model: ClassVar[type[BaseModel] | None] = None
 
-    def __init__(self, bridge: VaultBridge, *, max_payload_bytes: int = NATS_MAX_PAYLOAD_BYTES) -> None:
+    def __init__(
+        self,
+        bridge: VaultBridge,
+        *,
+        max_payload_bytes: int = NATS_MAX_PAYLOAD_BYTES,
+        log: RecordLog | None = None,
+    ) -> None:
         if self.output_model is None:
             raise TypeError(f"{type(self).__name__} declares no output_model (a Storage agent must)")
         self.bridge = bridge
         self.max_payload_bytes = max_payload_bytes
+        self.log = log
+
+    async def caught_up(self, call: Call, sequence: int | None) -> None:
+        """Wait until this replica has applied the caller's write ``sequence`` (no-op without a log).
+
+        Raises:
+            LogBehindError: It has not within the wait allowed (503: retry).
+        """
+        if self.log is not None:
+            await self.log.caught_up(sequence, self.timeout(call))
 
     def metadata(self) -> dict[str, str]:
         """The engine and vector dimension."""

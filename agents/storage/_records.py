@@ -72,8 +72,14 @@ class ArchivistAgent(StorageAgent):
             )
             for i, r in enumerate(inp.records)
         ]
+        key = call.idempotency_key or None
+        if self.log is not None:
+            ids, sequence = await self.log.put_many(
+                call.tenant, batch, idempotency_key=key, timeout_s=self.timeout(call)
+            )
+            return ArchiveOutput(ids=ids, count=len(ids), sequence=sequence)
         ids = await self.bridge.put_many(
-            call.tenant, batch, timeout_s=self.timeout(call), idempotency_key=call.idempotency_key or None
+            call.tenant, batch, timeout_s=self.timeout(call), idempotency_key=key
         )
         return ArchiveOutput(ids=ids, count=len(ids))
 
@@ -100,6 +106,7 @@ class RetrieverAgent(StorageAgent):
         if (inp.query is None) == (inp.vector is None):
             raise BadInputError("give exactly one of query (text) and vector", field="query")
         query = inp.query if inp.query is not None else _vector(inp.vector or [], self.bridge.dim, "vector")
+        await self.caught_up(call, inp.after_sequence)
         try:
             hits = await self.bridge.search(
                 call.tenant,
@@ -133,6 +140,7 @@ class FetcherAgent(StorageAgent):
     async def work(self, call: Call) -> RecordOut:
         """Fetch ``call.input.id`` (a :class:`FetchInput`)."""
         inp: FetchInput = call.input
+        await self.caught_up(call, inp.after_sequence)
         record = await self.bridge.get(call.tenant, inp.id, timeout_s=self.timeout(call))
         return RecordOut(
             id=record.id,
@@ -170,12 +178,21 @@ class EraserAgent(StorageAgent):
                 raise BadInputError(
                     f"a call for tenant {call.tenant!r} cannot shred tenant {inp.tenant!r}", field="tenant"
                 )
-            await self.bridge.delete_tenant(
-                call.tenant, timeout_s=self.timeout(call), idempotency_key=call.idempotency_key or None
-            )
+        key = call.idempotency_key or None
+        await self.caught_up(call, inp.after_sequence)
+        if inp.tenant is not None:
+            if self.log is not None:
+                sequence = await self.log.shred(
+                    call.tenant, idempotency_key=key, timeout_s=self.timeout(call)
+                )
+                return EraseOutput(deleted="tenant", tenant=call.tenant, sequence=sequence)
+            await self.bridge.delete_tenant(call.tenant, timeout_s=self.timeout(call), idempotency_key=key)
             return EraseOutput(deleted="tenant", tenant=call.tenant)
         assert inp.id is not None
-        await self.bridge.delete(
-            call.tenant, inp.id, timeout_s=self.timeout(call), idempotency_key=call.idempotency_key or None
-        )
+        if self.log is not None:
+            sequence = await self.log.delete(
+                call.tenant, inp.id, idempotency_key=key, timeout_s=self.timeout(call)
+            )
+            return EraseOutput(deleted="record", id=inp.id, tenant=call.tenant, sequence=sequence)
+        await self.bridge.delete(call.tenant, inp.id, timeout_s=self.timeout(call), idempotency_key=key)
         return EraseOutput(deleted="record", id=inp.id, tenant=call.tenant)

@@ -80,6 +80,9 @@ class ArchiveOutput(_Wire):
     ids: list[str]
     """Ids of the stored records, in input order."""
     count: int
+    sequence: int | None = None
+    """Sequence of the write in the replicated record log (with ``vault_log.mode: jetstream``; ``None``
+    with the embedded file WAL). Pass it as ``after_sequence`` to a read on any replica to see the write."""
 
 
 class RetrieveInput(_Wire):
@@ -93,6 +96,9 @@ class RetrieveInput(_Wire):
     """Drop hits whose cosine similarity is below this."""
     filters: dict[str, JSONScalar] = Field(default_factory=dict)
     """Metadata equality filters: every key must be present with an equal value."""
+    after_sequence: int | None = Field(default=None, ge=0)
+    """Sequence a write returned: a Storage replica that has not applied it yet waits for it (bounded),
+    then answers 503 (retry). Ignored with the embedded file WAL."""
 
 
 class HitOut(_Wire):
@@ -117,6 +123,9 @@ class FetchInput(_Wire):
     id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
     with_vector: bool = False
     """Also return the stored (normalised) embedding."""
+    after_sequence: int | None = Field(default=None, ge=0)
+    """Sequence a write returned: a Storage replica that has not applied it yet waits for it (bounded),
+    then answers 503 (retry). Ignored with the embedded file WAL."""
 
 
 class RecordOut(_Wire):
@@ -134,6 +143,9 @@ class EraseInput(_Wire):
 
     id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_CHARS)
     tenant: str | None = Field(default=None, min_length=1)
+    after_sequence: int | None = Field(default=None, ge=0)
+    """Sequence a write returned: a Storage replica that has not applied it yet waits for it (bounded),
+    then answers 503 (retry). Ignored with the embedded file WAL."""
 
 
 class EraseOutput(_Wire):
@@ -142,6 +154,9 @@ class EraseOutput(_Wire):
     deleted: Literal["record", "tenant"]
     id: str | None = None
     tenant: str
+    sequence: int | None = None
+    """Sequence of the write in the replicated record log (with ``vault_log.mode: jetstream``; ``None``
+    with the embedded file WAL). Pass it as ``after_sequence`` to a read on any replica to see the write."""
 
 
 class KeyInput(_Wire):

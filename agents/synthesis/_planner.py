@@ -3,7 +3,10 @@
 1. The goal is taken apart (:func:`agents.intent.parse_goal`): quoted text, text after a colon and a
    following paragraph are payloads; the rest is split into sub-goals.
 2. Each sub-goal's instruction is routed by meaning (:class:`agents.intent.IntentRouter`: nearest example
-   requests of every agent and built-in plan, with capability cues and a calibrated confidence).
+   requests of every agent and built-in plan, with capability cues and a calibrated confidence), then
+   the split is shaped (:mod:`agents.synthesis._shaping`): a request clause read without its polite
+   or explanatory opening, leading context dropped, trailing statements taken for payload, halves of
+   one request joined, and close classes told apart by the request's form.
 3. A goal of one sub-goal that asks for a built-in plan gets it (``report``, ``consensus``; a question
    for ``rag-answerer`` gets the ``rag`` plan). Otherwise each sub-goal becomes one step, in order
    (each step runs ``after`` the one before): its text is its own quoted payload, else the previous
@@ -26,11 +29,11 @@ once the router is built (see ``benchmarks/planning.py``).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any, ClassVar
 
 import anyio
@@ -44,23 +47,29 @@ from agents.intent import NONE, IntentRouter, ParsedGoal, Route, SubGoal, parse_
 from agents.intent._inputs import ANSWER_TOKENS, INSTRUCTION_AGENTS, PAYLOAD_FIELDS, step_input
 from agents.plans import Plan, PlanStep
 from agents.synthesis._base import SynthesisAgent
+from agents.synthesis._shaping import (
+    BUILTIN,
+    agent_of,
+    analysis_report,
+    answer_or_search,
+    composite,
+    leading_context,
+    least,
+    recall_after_store,
+    repeats,
+    request_clauses,
+    stated_runner_up,
+    trailing_payload,
+)
 from agents.synthesis._wire import CandidateScore, PlannedStep, PlannerInput, PlannerOutput
 from agents.synthesis.builtin_plans import consensus, rag, report
 
 __all__ = ("CONFIDENCE_THRESHOLD", "GoalPlanner", "PlannerAgent", "build_plan", "plan_inputs")
 
 CONFIDENCE_THRESHOLD = 0.3
-_WEAK = 0.5
-"""Below this confidence a sentence after the last sub-goal is taken for payload (when all after it are)."""
 """Least calibrated confidence of every sub-goal for a plan to be proposed."""
-_BUILTIN = "plan:"
 _NEAR = 0.05
 """A runner-up within this score of the best may replace it when only it gets every required input."""
-_STATED = frozenset({"translator", "context-optimizer"})
-"""Agents whose required parameter, when a goal states it (a target language "into Spanish", a token
-budget "in 64 tokens"), is evidence for them: within :data:`_NEAR_STATED` of the best agent (which takes
-no such parameter), they are chosen — "put '…' into Spanish" is a translation, not a language check."""
-_NEAR_STATED = 0.1
 _FRAME_AGENTS = frozenset({"decompressor", "glyph-encoder", "codec-inspector"})
 _RAG_DEFAULTS = {"k": 4, "budget_tokens": 512, "max_tokens": ANSWER_TOKENS}
 
@@ -89,7 +98,7 @@ class GoalPlanner:
         examples: dict[str, Sequence[str]] = {
             n: (*e, self.specs[n].description) for n, e in AGENT_EXAMPLES.items() if n in self.specs
         }  # the agent's own description counts as one more example
-        examples.update({f"{_BUILTIN}{n}": e for n, e in BUILTIN_EXAMPLES.items()})
+        examples.update({f"{BUILTIN}{n}": e for n, e in BUILTIN_EXAMPLES.items()})
         examples[NONE] = OUT_OF_SCOPE
         caps = {n: s.capabilities for n, s in self.specs.items()}
         self.router = IntentRouter(examples, capabilities=caps)
@@ -117,71 +126,34 @@ class GoalPlanner:
         routes = [self.router.route(sg.instruction) for sg in parsed.subgoals]
         if len(whole.subgoals) < len(parsed.subgoals):
             whole_routes = [self.router.route(sg.instruction) for sg in whole.subgoals]
-            if _least(whole_routes) >= _least(routes) or _repeats(routes):
+            if least(whole_routes) >= least(routes) or repeats(routes):
                 parsed, routes = whole, whole_routes
-        parsed, routes = _trailing_payload(parsed, routes)
-        parsed, routes = self._composite(parsed, routes)
+        parsed, routes = request_clauses(self.router, parsed, routes)
+        parsed, routes = leading_context(parsed, routes, self.verbs)
+        parsed, routes = trailing_payload(parsed, routes, self.verbs)
+        parsed, routes = composite(self.router, parsed, routes)
         if not parsed.subgoals:
             return _unclear(goal, [], "the goal names nothing to do")
         if len(parsed.subgoals) > max_steps:
             raise BadInputError(
                 f"the goal has {len(parsed.subgoals)} sub-goals; max_steps is {max_steps}", field="max_steps"
             )
-        for i in range(1, len(routes)):  # store, then ask: the question is about what was stored
-            if any(r.best == "archivist" for r in routes[:i]) and _RECALL.search(parsed.subgoals[i].text):
-                routes[i] = _recall(routes[i])
+        routes = recall_after_store(parsed, routes)
+        if len(routes) == 1:
+            routes = [analysis_report(routes[0], parsed.subgoals[0].instruction)]
+        routes = [answer_or_search(r, sub.text) for r, sub in zip(routes, parsed.subgoals, strict=True)]
+        routes = [
+            stated_runner_up(self.router, r, functools.partial(self._states, sub=sub, parsed=parsed))
+            for r, sub in zip(routes, parsed.subgoals, strict=True)
+        ]
         return _Builder(self, goal, parsed, routes).build()
 
-    def _composite(self, parsed: ParsedGoal, routes: list[Route]) -> tuple[ParsedGoal, list[Route]]:
-        """One sub-goal for a goal whose steps are the *subject* of one request, not its steps.
-
-        "Plan the steps to summarize a document and then translate it" asks the ``planner`` (the
-        summary and translation are what to plan); "ask several times and return the answer most
-        agree on" asks for the ``consensus`` plan. When the sub-goals' instructions read together route
-        to the planner or a built-in plan with confidence at least :data:`_COMPOSITE_CONFIDENCE`, they
-        are one sub-goal. Adjacent sub-goals that route to the same class, the later one a sentence
-        with no step marker ("Hello! How are you today?"), are one request too.
-        """
-        if len(parsed.subgoals) < 2:
-            return parsed, routes
-        subs, kept = list(parsed.subgoals), list(routes)
-        i = 1
-        while i < len(subs):
-            if not subs[i].marked and _repeats(kept[i - 1 : i + 1]):
-                subs[i - 1] = _joined(subs[i - 1 : i + 1])
-                kept[i - 1] = self.router.route(subs[i - 1].instruction)
-                del subs[i], kept[i]
-            else:
-                i += 1
-        if len(subs) > 1:
-            one = _joined(subs)
-            route = self.router.route(one.instruction)
-            if route.best in _COMPOSITE and route.confidence >= _COMPOSITE_CONFIDENCE:
-                subs, kept = [one], [route]
-        return replace(parsed, subgoals=tuple(subs)), kept
-
-
-def _joined(subs: Sequence[SubGoal]) -> SubGoal:
-    """``subs`` as one sub-goal."""
-    return SubGoal(
-        " ".join(sg.instruction for sg in subs),
-        " ".join(sg.text for sg in subs),
-        tuple(q for sg in subs for q in sg.quotes),
-        subs[0].marked,
-    )
-
-
-def _repeats(routes: Sequence[Route]) -> bool:
-    """Whether two adjacent routes name the same class (a request split in two halves)."""
-    return any(
-        a.best != NONE and _agent_of(a.best) == _agent_of(b.best)
-        for a, b in zip(routes, routes[1:], strict=False)
-    )  # a built-in plan and its agent (plan:consensus, consensus) are one intent
-
-
-_COMPOSITE = frozenset({"planner", f"{_BUILTIN}consensus", f"{_BUILTIN}report"})
-"""Classes whose request may name steps as its subject (see :meth:`GoalPlanner._composite`)."""
-_COMPOSITE_CONFIDENCE = 0.75
+    def _states(self, agent: str, sub: SubGoal, parsed: ParsedGoal) -> bool:
+        """Whether ``sub`` states every parameter ``agent`` requires (its payload aside)."""
+        if agent not in self.specs:
+            return False
+        _, need = step_input(agent, sub, text="", raw="", request="", quotes=parsed.quotes, literal=str)
+        return not [n for n in need if n not in PAYLOAD_FIELDS]
 
 
 _NOT_VERBS = frozenset(
@@ -190,53 +162,6 @@ _NOT_VERBS = frozenset(
      "statistics", "keyword", "static", "named", "language", "sentiment", "full", "structured", "dedupe"}
 )  # fmt: skip
 """First words of examples that do not start a new sub-goal after "and"."""
-
-
-_RECALL = re.compile(
-    r"\?|^(?:what|who|when|where|which|how|is|are|was|were|did|does|do)\b|\b(?:tell|remind|recall|ask)\b",
-    re.IGNORECASE,
-)
-"""A sub-goal that asks something (a question, "tell me", "remind me")."""
-
-
-def _recall(route: Route) -> Route:
-    """``route`` with ``rag-answerer`` first: after a store step, a question is answered from the store."""
-    ranked = [("rag-answerer", max(route.ranked[0][1], 0.0))]
-    ranked += [r for r in route.ranked if r[0] != "rag-answerer"]
-    return Route(tuple(ranked), max(route.confidence, 0.9))
-
-
-def _trailing_payload(parsed: ParsedGoal, routes: list[Route]) -> tuple[ParsedGoal, list[Route]]:
-    """The trailing sentences that ask for nothing, moved to the payload.
-
-    Sentences after the last sub-goal with no step marker (such as "then") that each match no agent or
-    only weakly are the text the goal applies to, not instructions: "Was the writer angry? Dear team…".
-    """
-    cut = len(routes)
-    while (
-        cut > 1
-        and not parsed.subgoals[cut - 1].marked
-        and (routes[cut - 1].best == NONE or routes[cut - 1].confidence < _WEAK)
-    ):
-        cut -= 1
-    if cut == len(routes) or not any(r.best != NONE and r.confidence >= _WEAK for r in routes[:cut]):
-        return parsed, routes
-    tail = " ".join(sg.text for sg in parsed.subgoals[cut:])
-    payload = tail if parsed.payload is None else f"{tail}\n\n{parsed.payload}"
-    return replace(parsed, subgoals=parsed.subgoals[:cut], payload=payload), routes[:cut]
-
-
-def _agent_of(name: str) -> str:
-    """The agent of a routing class (``plan:report`` as one step is the ``reporter``)."""
-    if name.startswith(_BUILTIN):
-        name = name.removeprefix(_BUILTIN)
-        return {"report": "reporter"}.get(name, name)
-    return name
-
-
-def _least(routes: Sequence[Route]) -> float:
-    """The least confidence of ``routes`` (0 when one of them matches nothing)."""
-    return min((0.0 if r.best == NONE else r.confidence for r in routes), default=0.0)
 
 
 def _unclear(goal: str, rationale: list[PlannedStep], reason: str, confidence: float = 0.0) -> PlannerOutput:
@@ -304,20 +229,12 @@ class _Builder:
         steps: list[PlanStep] = []
         previous: PlanStep | None = None
         for i, (sub, route, why) in enumerate(zip(subs, routes, rationale, strict=True)):
-            agent = _agent_of(route.best)
+            agent = agent_of(route.best)
             inp, need = self._input(i, sub, agent, previous)
-            if not need and agent not in _STATED:  # a close runner-up whose own parameter the goal states
-                top = route.ranked[0][1]
-                for name, score in route.ranked[1:3]:
-                    if name in _STATED and score >= top - _NEAR_STATED and name in self.planner.specs:
-                        other_inp, other_need = self._input(i, sub, name, previous)
-                        if not other_need:
-                            agent, inp = name, other_inp
-                            break
             if need:  # a runner-up about as close that the goal fully parameterises fits better
                 top = route.ranked[0][1]
                 for name, score in route.ranked[1:3]:
-                    other = _agent_of(name)
+                    other = agent_of(name)
                     if name == NONE or other not in self.planner.specs or score < top - _NEAR:
                         continue
                     other_inp, other_need = self._input(i, sub, other, previous)
@@ -370,9 +287,9 @@ class _Builder:
         text, _ = self._payload(sub, first=True)
         body = text or self.literal(sub.text)
         values: dict[str, Any]
-        if best == f"{_BUILTIN}report":
+        if best == f"{BUILTIN}report":
             plan, values = report(), {"text": body}
-        elif best == f"{_BUILTIN}consensus":
+        elif best == f"{BUILTIN}consensus":
             plan, values = consensus(), {"prompt": self.literal(sub.text) if text is None else body}
         elif best == "rag-answerer":
             values = {"question": self.literal(sub.text), **_RAG_DEFAULTS}
@@ -387,7 +304,7 @@ class _Builder:
         name = plan.name
         why = PlannedStep(
             step=name,
-            agent=best.removeprefix(_BUILTIN),
+            agent=best.removeprefix(BUILTIN),
             subgoal=sub.text,
             candidates=_candidates(route),
             confidence=round(route.confidence, 4),

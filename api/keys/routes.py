@@ -14,6 +14,8 @@ wrong one, 404 for an unknown key id, 404 when the server runs without a key sto
 from __future__ import annotations
 
 import hmac
+import inspect
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from litestar import delete, get, post
@@ -49,14 +51,18 @@ class NewKey(Protocol):
 
 
 class KeyAdmin(Protocol):
-    """Manages API keys (``neurectomy.server.keys.KeyStore`` is the real one)."""
+    """Manages API keys.
 
-    def create(self, tenant: str, scopes: list[str], *, name: str = "") -> NewKey:
+    ``neurectomy.server.keys.KeyStore`` on one host; on a cluster
+    ``neurectomy.server.shared_keys.SharedKeyStore``, whose ``create``/``revoke`` are coroutines.
+    """
+
+    def create(self, tenant: str, scopes: list[str], *, name: str = "") -> NewKey | Awaitable[NewKey]:
         """Create a key; ``ValueError`` for a bad tenant or scope."""
         ...
 
     def revoke(self, key_id: str) -> Any:
-        """Revoke a key; ``ValueError`` when no key has this id."""
+        """Revoke a key (or a coroutine doing it); ``ValueError`` when no key has this id."""
         ...
 
     def list_keys(self) -> list[Any]:
@@ -100,6 +106,11 @@ def _check_admin_token(expected: str | None, header: str) -> None:
         raise PermissionDeniedException("the bearer token is not this server's local admin token")
 
 
+async def _resolved(value: Any) -> Any:
+    """``value``, awaited first if the store returned a coroutine (a store on JetStream KV)."""
+    return await value if inspect.isawaitable(value) else value
+
+
 def _out(key: StoredKey) -> KeyOut:
     return KeyOut(
         id=key.id,
@@ -121,7 +132,7 @@ async def list_keys(state: State) -> list[KeyOut]:
 async def create_key(state: State, data: JSONBody[KeyCreateRequest]) -> KeyCreated:
     """Create a key for ``data.tenant`` with ``data.scopes``; the token is in this response only."""
     try:
-        created = _admin(state).create(data.tenant, data.scopes, name=data.name)
+        created = await _resolved(_admin(state).create(data.tenant, data.scopes, name=data.name))
     except ValueError as exc:
         field = "scopes" if "scope" in str(exc) else "tenant"
         raise BadInputError(str(exc), field=field) from None
@@ -136,7 +147,7 @@ async def revoke_key(state: State, key_id: FromPath[str]) -> KeyOut:
     admin = _admin(state)
     if not any(k.id == key_id for k in admin.list_keys()):
         raise NotFoundError(f"no API key with id {key_id!r}", field="key_id")
-    return _out(admin.revoke(key_id))
+    return _out(await _resolved(admin.revoke(key_id)))
 
 
 ROUTES = (list_keys, create_key, revoke_key)

@@ -25,6 +25,7 @@ from agents.compression._wire import ENVELOPE_RESERVE_BYTES, check_size
 from agents.errors import BadInputError
 from api._request import call_context
 from api.sigma.schemas import (
+    MAX_BATCH_MESSAGES,
     REPORT_HEADER,
     SigmaCompressBatchRequest,
     SigmaCompressBatchResponse,
@@ -63,6 +64,34 @@ def _parse(model: type[M], body: bytes) -> M:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or None
         raise BadInputError(first["msg"], field=field) from None
+
+
+def split_batch(body: bytes) -> list[bytes]:
+    """Split a binary batch body: each message is a u32 little-endian length, then that many bytes.
+
+    Raises:
+        BadInputError: No message, more than `MAX_BATCH_MESSAGES`, or a length running past the end
+            (``field: messages``), in time linear in the number of messages.
+    """
+    view = memoryview(body)
+    out: list[bytes] = []
+    pos = 0
+    while pos < len(view):
+        if len(out) == MAX_BATCH_MESSAGES:
+            raise BadInputError(f"more than {MAX_BATCH_MESSAGES} messages in one batch", field="messages")
+        if pos + 4 > len(view):
+            raise BadInputError(f"message {len(out)}: truncated length prefix", field="messages")
+        size = int.from_bytes(view[pos : pos + 4], "little")
+        pos += 4
+        if pos + size > len(view):
+            raise BadInputError(
+                f"message {len(out)}: length {size} runs past the end of the body", field="messages"
+            )
+        out.append(bytes(view[pos : pos + size]))
+        pos += size
+    if not out:
+        raise BadInputError("an empty batch: give at least one message", field="messages")
+    return out
 
 
 def _is_binary(request: Request[Any, Any, Any]) -> bool:
@@ -157,22 +186,38 @@ async def decompress(
     "/v1/sigma/compress/batch",
     status_code=200,
     request_max_body_size=MAX_BODY_BYTES,
-    summary="Compress many messages of one stream in one request (JSON, base64 each)",
+    summary="Compress many messages of one stream per request (JSON with base64, or length-prefixed)",
 )
 async def compress_batch(
-    data: JSONBody[SigmaCompressBatchRequest], request: Request[Any, Any, Any], state: State
+    request: Request[Any, Any, Any],
+    state: State,
+    level: Level = None,
+    dedup: Annotated[bool, Parameter(description="Use the RSU store (binary bodies).")] = True,
+    stream: Annotated[
+        str | None, Parameter(max_length=256, description="Conversation id (binary bodies).")
+    ] = None,
+    timeout_s: Timeout = None,
 ) -> SigmaCompressBatchResponse:
     """Compress ``messages`` in order with one compressor call: one frame and report per message.
 
-    Errors: 400 invalid body (names the field), 413 messages above the limit in total.
+    Body: :class:`api.sigma.schemas.SigmaCompressBatchRequest`, or ``application/octet-stream``: each
+    message as a u32 little-endian length then its bytes (`split_batch`), options as query
+    parameters; the answer is JSON either way. Errors: 400 invalid body (names the field), 413
+    messages above the limit in total.
     """
     orchestrator: Orchestrator = state.orchestrator
-    check_size("messages", sum(base64_decoded_size(m) for m in data.messages))
+    body = await request.body()
+    if _is_binary(request):
+        check_size("messages", len(body))
+        messages = [_b64(m) for m in split_batch(body)]
+        payload: dict[str, Any] = {"messages": messages, "level": level, "dedup": dedup, "stream": stream}
+    else:
+        req = _parse(SigmaCompressBatchRequest, body)
+        check_size("messages", sum(base64_decoded_size(m) for m in req.messages))
+        payload = req.model_dump(exclude={"timeout_s"})
+        timeout_s = req.timeout_s
     out = await orchestrator.call(
-        TEAM,
-        "compressor",
-        data.model_dump(exclude={"timeout_s"}),
-        call_context(orchestrator, request, timeout_s=data.timeout_s),
+        TEAM, "compressor", payload, call_context(orchestrator, request, timeout_s=timeout_s)
     )
     return SigmaCompressBatchResponse.model_validate(out)
 

@@ -47,6 +47,10 @@ def base64_decoded_size(text: str) -> int:
     return n // 4 * 3 - (text.endswith("==") + text.endswith("=")) if n else 0
 
 
+MAX_BATCH_MESSAGES = 4096
+"""Most messages (or frames) in one batch request."""
+
+
 def _check_base64(value: str) -> str:
     try:
         base64.b64decode(value, validate=True)
@@ -94,7 +98,7 @@ class SigmaCompressResponse(_Response):
 class SigmaCompressBatchRequest(_Request):
     """JSON body of ``POST /v1/sigma/compress/batch``: many messages of one stream in one request."""
 
-    messages: list[Base64Text] = Field(min_length=1, max_length=4096)
+    messages: list[Base64Text] = Field(min_length=1, max_length=MAX_BATCH_MESSAGES)
     """The messages, base64 each, compressed in order (each may use the previous one as context)."""
     level: int | None = Field(default=None, ge=-7, le=22)
     """zstd level; default from the server's ΣLANG settings."""
@@ -115,7 +119,7 @@ class SigmaCompressBatchResponse(_Response):
 class SigmaDecompressBatchRequest(_Request):
     """JSON body of ``POST /v1/sigma/decompress/batch``."""
 
-    frames: list[Base64Text] = Field(min_length=1, max_length=4096)
+    frames: list[Base64Text] = Field(min_length=1, max_length=MAX_BATCH_MESSAGES)
     """Frames of the caller's tenant, base64 each."""
     timeout_s: float | None = Field(default=None, gt=0.0, le=3600.0)
     """Deadline of the request in seconds (default from settings)."""

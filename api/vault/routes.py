@@ -103,18 +103,32 @@ async def get_record(
     request: Request[Any, Any, Any],
     state: State,
     with_vector: FromQuery[bool] = False,
+    after_sequence: FromQuery[int | None] = None,
 ) -> RecordResponse:
-    """The decrypted record (404 when the tenant has no such record)."""
-    out = await _call(state, request, "fetcher", {"id": record_id, "with_vector": with_vector})
+    """The decrypted record (404 when the tenant has no such record).
+
+    ``after_sequence``: the ``sequence`` a write returned; a replica behind it waits for it (503 when it
+    cannot catch up in time).
+    """
+    payload: dict[str, Any] = {"id": record_id, "with_vector": with_vector}
+    if after_sequence is not None:
+        payload["after_sequence"] = after_sequence
+    out = await _call(state, request, "fetcher", payload)
     return RecordResponse.model_validate(out)
 
 
 @delete("/v1/vault/records/{record_id:str}", status_code=200, summary="Delete one record")
 async def delete_record(
-    record_id: FromPath[str], request: Request[Any, Any, Any], state: State
+    record_id: FromPath[str],
+    request: Request[Any, Any, Any],
+    state: State,
+    after_sequence: FromQuery[int | None] = None,
 ) -> DeleteResponse:
-    """Delete a record durably (404 when the tenant has no such record)."""
-    return DeleteResponse.model_validate(await _call(state, request, "eraser", {"id": record_id}))
+    """Delete a record durably (404 when the tenant has no such record; ``after_sequence`` as for GET)."""
+    payload: dict[str, Any] = {"id": record_id}
+    if after_sequence is not None:
+        payload["after_sequence"] = after_sequence
+    return DeleteResponse.model_validate(await _call(state, request, "eraser", payload))
 
 
 @post("/v1/vault/search", status_code=200, summary="Semantic search")

@@ -9,6 +9,12 @@
         acme.add("Globex owes us money.", metadata={"kind": "note"})
 
 The tenant goes in the ``X-Neurectomy-Tenant`` header (the server's ``default`` when none is given).
+
+Read-your-writes on a cluster (the server's ``vault_log.mode: jetstream``): each write answers the
+``sequence`` of its record-log message; the resource remembers the highest it has seen
+(:attr:`VaultResource.last_sequence`, shared with its ``with_tenant`` copies) and sends it as
+``after_sequence`` with reads, so whichever Storage replica answers has applied this client's writes. Pass
+``after_sequence=`` to read another client's write.
 """
 
 from __future__ import annotations
@@ -66,6 +72,7 @@ def _search_body(
     k: int,
     filters: Mapping[str, Any] | None,
     min_score: float | None,
+    after_sequence: int | None,
 ) -> dict[str, Any]:
     body = {
         "query": query,
@@ -73,6 +80,7 @@ def _search_body(
         "k": k,
         "filters": dict(filters or {}),
         "min_score": min_score,
+        "after_sequence": after_sequence,
     }
     request = _validated(SearchRequest, body)
     if (request.query is None) == (request.vector is None):
@@ -85,10 +93,39 @@ def _record_path(record_id: str) -> str:
     return f"/v1/vault/records/{quote(record_id, safe='')}"
 
 
+class _Session:
+    """The highest record-log sequence a client's writes returned (shared by ``with_tenant`` copies)."""
+
+    def __init__(self) -> None:
+        self.sequence: int | None = None
+
+
 class _Base:
-    def __init__(self, tenant: str | None) -> None:
+    def __init__(self, tenant: str | None, session: _Session | None = None) -> None:
         self.tenant = tenant
         """Tenant sent with every call (``None``: the header is left out, the server uses ``default``)."""
+        self._session = session or _Session()
+
+    @property
+    def last_sequence(self) -> int | None:
+        """The highest ``sequence`` this client's vault writes returned; reads send it as ``after_sequence``.
+
+        ``None``: no write yet, or the server logs to a file WAL.
+        """
+        return self._session.sequence
+
+    def _seen(self, sequence: int | None) -> None:
+        if sequence is not None and (self._session.sequence is None or sequence > self._session.sequence):
+            self._session.sequence = sequence
+
+    def _after(self, after_sequence: int | None) -> int | None:
+        return after_sequence if after_sequence is not None else self._session.sequence
+
+    def _get_params(self, with_vector: bool, after_sequence: int | None) -> dict[str, str] | None:
+        params = {"with_vector": "true"} if with_vector else {}
+        if (after := self._after(after_sequence)) is not None:
+            params["after_sequence"] = str(after)
+        return params or None
 
     def _headers(self, tenant: str | None) -> dict[str, str]:
         chosen = tenant if tenant is not None else self.tenant
@@ -108,13 +145,13 @@ class VaultResource(_Base):
         tenant: Default tenant of this resource (``None``: the server's ``default``).
     """
 
-    def __init__(self, send: Send, tenant: str | None = None) -> None:
-        super().__init__(tenant)
+    def __init__(self, send: Send, tenant: str | None = None, session: _Session | None = None) -> None:
+        super().__init__(tenant, session)
         self._send = send
 
     def with_tenant(self, tenant: str) -> VaultResource:
         """A resource on the same client whose calls run in ``tenant``."""
-        return VaultResource(self._send, tenant)
+        return VaultResource(self._send, tenant, self._session)
 
     def upsert(self, records: Iterable[RecordLike], *, tenant: str | None = None) -> list[str]:
         """Store records (``{"id"?, "text", "metadata"?, "vector"?}``; an existing id is replaced).
@@ -128,7 +165,9 @@ class VaultResource(_Base):
         """
         body = _upsert_body(records)
         response = self._send("POST", "/v1/vault/records", json=body, headers=self._headers(tenant))
-        return UpsertResponse.model_validate_json(response.content).ids
+        out = UpsertResponse.model_validate_json(response.content)
+        self._seen(out.sequence)
+        return out.ids
 
     def add(
         self,
@@ -143,24 +182,39 @@ class VaultResource(_Base):
         record = {"id": id, "text": text, "metadata": dict(metadata or {}), "vector": vector}
         return self.upsert([record], tenant=tenant)[0]
 
-    def get(self, record_id: str, *, with_vector: bool = False, tenant: str | None = None) -> RecordResponse:
+    def get(
+        self,
+        record_id: str,
+        *,
+        with_vector: bool = False,
+        tenant: str | None = None,
+        after_sequence: int | None = None,
+    ) -> RecordResponse:
         """Fetch one decrypted record (``with_vector``: also its stored unit vector).
+
+        ``after_sequence``: see the module docstring (default: :attr:`last_sequence`).
 
         Raises:
             NotFoundError: The tenant has no record with this id.
+            UnavailableError: The replica did not apply ``after_sequence`` in time (503; retry).
         """
-        params = {"with_vector": "true"} if with_vector else None
+        params = self._get_params(with_vector, after_sequence)
         response = self._send("GET", _record_path(record_id), params=params, headers=self._headers(tenant))
         return RecordResponse.model_validate_json(response.content)
 
-    def delete(self, record_id: str, *, tenant: str | None = None) -> DeleteResponse:
-        """Delete one record.
+    def delete(
+        self, record_id: str, *, tenant: str | None = None, after_sequence: int | None = None
+    ) -> DeleteResponse:
+        """Delete one record (``after_sequence``: as for :meth:`get`).
 
         Raises:
             NotFoundError: The tenant has no record with this id.
         """
-        response = self._send("DELETE", _record_path(record_id), headers=self._headers(tenant))
-        return DeleteResponse.model_validate_json(response.content)
+        params = self._get_params(False, after_sequence)
+        response = self._send("DELETE", _record_path(record_id), params=params, headers=self._headers(tenant))
+        out = DeleteResponse.model_validate_json(response.content)
+        self._seen(out.sequence)
+        return out
 
     def search(
         self,
@@ -171,6 +225,7 @@ class VaultResource(_Base):
         filters: Mapping[str, Any] | None = None,
         min_score: float | None = None,
         tenant: str | None = None,
+        after_sequence: int | None = None,
     ) -> list[SearchHit]:
         """Nearest records to a text ``query`` or a ``vector`` (cosine similarity), best first.
 
@@ -181,11 +236,12 @@ class VaultResource(_Base):
             filters: Metadata equality filters.
             min_score: Drop hits with a lower cosine similarity.
             tenant: Tenant of this call.
+            after_sequence: See the module docstring (default: :attr:`last_sequence`).
 
         Raises:
             BadRequestError: Neither or both of ``query`` and ``vector``, bad ``k``, wrong dimension.
         """
-        body = _search_body(query, vector, k, filters, min_score)
+        body = _search_body(query, vector, k, filters, min_score, self._after(after_sequence))
         response = self._send("POST", "/v1/vault/search", json=body, headers=self._headers(tenant))
         return SearchResponse.model_validate_json(response.content).hits
 
@@ -238,19 +294,21 @@ class VaultResource(_Base):
 class AsyncVaultResource(_Base):
     """ΣVAULT calls of an :class:`~neurectomy.AsyncClient` (``client.vault``); see :class:`VaultResource`."""
 
-    def __init__(self, send: AsyncSend, tenant: str | None = None) -> None:
-        super().__init__(tenant)
+    def __init__(self, send: AsyncSend, tenant: str | None = None, session: _Session | None = None) -> None:
+        super().__init__(tenant, session)
         self._send = send
 
     def with_tenant(self, tenant: str) -> AsyncVaultResource:
         """A resource on the same client whose calls run in ``tenant``."""
-        return AsyncVaultResource(self._send, tenant)
+        return AsyncVaultResource(self._send, tenant, self._session)
 
     async def upsert(self, records: Iterable[RecordLike], *, tenant: str | None = None) -> list[str]:
         """See :meth:`VaultResource.upsert`."""
         body = _upsert_body(records)
         response = await self._send("POST", "/v1/vault/records", json=body, headers=self._headers(tenant))
-        return UpsertResponse.model_validate_json(response.content).ids
+        out = UpsertResponse.model_validate_json(response.content)
+        self._seen(out.sequence)
+        return out.ids
 
     async def add(
         self,
@@ -266,19 +324,31 @@ class AsyncVaultResource(_Base):
         return (await self.upsert([record], tenant=tenant))[0]
 
     async def get(
-        self, record_id: str, *, with_vector: bool = False, tenant: str | None = None
+        self,
+        record_id: str,
+        *,
+        with_vector: bool = False,
+        tenant: str | None = None,
+        after_sequence: int | None = None,
     ) -> RecordResponse:
         """See :meth:`VaultResource.get`."""
-        params = {"with_vector": "true"} if with_vector else None
+        params = self._get_params(with_vector, after_sequence)
         response = await self._send(
             "GET", _record_path(record_id), params=params, headers=self._headers(tenant)
         )
         return RecordResponse.model_validate_json(response.content)
 
-    async def delete(self, record_id: str, *, tenant: str | None = None) -> DeleteResponse:
+    async def delete(
+        self, record_id: str, *, tenant: str | None = None, after_sequence: int | None = None
+    ) -> DeleteResponse:
         """See :meth:`VaultResource.delete`."""
-        response = await self._send("DELETE", _record_path(record_id), headers=self._headers(tenant))
-        return DeleteResponse.model_validate_json(response.content)
+        params = self._get_params(False, after_sequence)
+        response = await self._send(
+            "DELETE", _record_path(record_id), params=params, headers=self._headers(tenant)
+        )
+        out = DeleteResponse.model_validate_json(response.content)
+        self._seen(out.sequence)
+        return out
 
     async def search(
         self,
@@ -289,9 +359,10 @@ class AsyncVaultResource(_Base):
         filters: Mapping[str, Any] | None = None,
         min_score: float | None = None,
         tenant: str | None = None,
+        after_sequence: int | None = None,
     ) -> list[SearchHit]:
         """See :meth:`VaultResource.search`."""
-        body = _search_body(query, vector, k, filters, min_score)
+        body = _search_body(query, vector, k, filters, min_score, self._after(after_sequence))
         response = await self._send("POST", "/v1/vault/search", json=body, headers=self._headers(tenant))
         return SearchResponse.model_validate_json(response.content).hits
 

@@ -21,8 +21,10 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 SCOPES = ("read", "write", "admin")
 """Scopes a key can hold: ``read`` for GET, ``write`` for POST/DELETE, ``admin`` for key, rotation and
@@ -137,6 +139,54 @@ def parse_scopes(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return tuple(s for s in SCOPES if s in items)
 
 
+def key_from_dict(raw: dict[str, Any]) -> ApiKey:
+    """An :class:`ApiKey` from its JSON form (``dataclasses.asdict`` of it; ``scopes`` a list)."""
+    return ApiKey(**{**raw, "scopes": tuple(raw["scopes"])})
+
+
+def revoked(key: ApiKey) -> ApiKey:
+    """``key`` marked revoked now (unchanged if it already was)."""
+    if key.revoked:
+        return key
+    return ApiKey(**{**asdict(key), "scopes": key.scopes, "revoked_at": time.time()})
+
+
+def token_key_id(token: str) -> str | None:
+    """The key id a token names (``nrk_<id>_<secret>``), or ``None`` for a token of another kind."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    return token[len(TOKEN_PREFIX) :].split("_", 1)[0]
+
+
+def matches(key: ApiKey | None, token: str) -> bool:
+    """Whether ``key`` is valid (present, not revoked) and ``token`` is its token (constant-time)."""
+    return key is not None and not key.revoked and hmac.compare_digest(key.digest, _digest(token))
+
+
+def new_key(
+    tenant: str,
+    scopes: str | tuple[str, ...] | list[str],
+    *,
+    name: str = "",
+    taken: Callable[[str], bool] = lambda _: False,
+) -> CreatedKey:
+    """A new random key for ``tenant`` with ``scopes`` (its id not ``taken``), not stored anywhere yet.
+
+    Raises:
+        KeyStoreError: Invalid tenant or scopes.
+    """
+    _validate_tenant(tenant)
+    granted = parse_scopes(scopes)
+    key_id = secrets.token_hex(4)
+    while taken(key_id):  # pragma: no cover - 1 in 4 billion
+        key_id = secrets.token_hex(4)
+    token = f"{TOKEN_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+    key = ApiKey(
+        id=key_id, tenant=tenant, scopes=granted, digest=_digest(token), created_at=time.time(), name=name
+    )
+    return CreatedKey(key=key, token=token)
+
+
 @dataclass
 class KeyStore:
     """API keys of one Neurectomy installation, in ``path`` (usually ``<state_dir>/api-keys.json``).
@@ -160,7 +210,7 @@ class KeyStore:
         if stamp == self._seen:
             return
         raw = json.loads(self.path.read_text() or "{}")
-        self._keys = {k["id"]: ApiKey(**{**k, "scopes": tuple(k["scopes"])}) for k in raw.get("keys", [])}
+        self._keys = {k["id"]: key_from_dict(k) for k in raw.get("keys", [])}
         self._seen = stamp
 
     def _write(self) -> None:
@@ -174,25 +224,12 @@ class KeyStore:
         Raises:
             KeyStoreError: Invalid tenant or scopes.
         """
-        _validate_tenant(tenant)
-        granted = parse_scopes(scopes)
         with self._lock:
             self._reload()
-            key_id = secrets.token_hex(4)
-            while key_id in self._keys:  # pragma: no cover - 1 in 4 billion
-                key_id = secrets.token_hex(4)
-            token = f"{TOKEN_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-            key = ApiKey(
-                id=key_id,
-                tenant=tenant,
-                scopes=granted,
-                digest=_digest(token),
-                created_at=time.time(),
-                name=name,
-            )
-            self._keys[key_id] = key
+            created = new_key(tenant, scopes, name=name, taken=self._keys.__contains__)
+            self._keys[created.key.id] = created.key
             self._write()
-        return CreatedKey(key=key, token=token)
+        return created
 
     def revoke(self, key_id: str) -> ApiKey:
         """Revoke a key (kept in the file, marked revoked); revoking twice is a no-op.
@@ -206,7 +243,7 @@ class KeyStore:
             if key is None:
                 raise KeyStoreError(f"no API key with id {key_id!r}")
             if not key.revoked:
-                key = ApiKey(**{**asdict(key), "scopes": key.scopes, "revoked_at": time.time()})
+                key = revoked(key)
                 self._keys[key_id] = key
                 self._write()
             return key
@@ -219,12 +256,18 @@ class KeyStore:
 
     def verify(self, token: str) -> ApiKey | None:
         """The valid (not revoked) key whose token this is, or ``None``."""
-        if not token.startswith(TOKEN_PREFIX):
+        key_id = token_key_id(token)
+        if key_id is None:
             return None
-        key_id = token[len(TOKEN_PREFIX) :].split("_", 1)[0]
         with self._lock:
             self._reload()
             key = self._keys.get(key_id)
-        if key is None or key.revoked or not hmac.compare_digest(key.digest, _digest(token)):
+        return key if matches(key, token) else None
+
+    def stamp(self) -> tuple[int, int] | None:
+        """The file's ``(mtime_ns, size)`` now (``None`` without a file): a change means keys changed."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
             return None
-        return key
+        return (st.st_mtime_ns, st.st_size)

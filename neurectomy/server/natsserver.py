@@ -15,9 +15,10 @@ permissions of its role, and nobody else connects (``Authorization Violation``):
 
 * ``api`` — the API, the orchestrator and the task worker: may publish requests, cancels, ``$SRV``
   discovery and JetStream calls; may not publish heartbeats (it cannot pose as an agent).
-* ``agent`` — agent instances: may answer (``_INBOX.>``: replies and stream chunks), heartbeat and use
-  JetStream; may not publish to agent subjects or cancel subjects, so it can neither call another agent
-  with a tenant header of its choosing nor cancel anyone's call.
+* ``agent`` — agent instances: may answer (``_INBOX.>``: replies and stream chunks), heartbeat, use
+  JetStream and append to ΣVAULT's record log (``neurectomy.vault.log.>``; replicas apply only messages
+  whose MAC, keyed from the KEK, verifies); may not publish to agent subjects or cancel subjects, so it
+  can neither call another agent with a tenant header of its choosing nor cancel anyone's call.
 * ``composer`` — the Synthesis team: an agent that also calls other agents on behalf of its caller
   (forwarding the caller's tenant and scopes), so it may publish requests and cancels as well.
 
@@ -71,7 +72,7 @@ _CALL = ["neurectomy.agent.>", "neurectomy.cancel.>", "$SRV.>"]
 _PERMISSIONS: dict[str, dict[str, dict[str, list[str]]]] = {
     "api": {"publish": {"allow": [">"], "deny": ["neurectomy.heartbeat.>"]}, "subscribe": {"allow": [">"]}},
     "agent": {
-        "publish": {"allow": _ANSWER},
+        "publish": {"allow": [*_ANSWER, "neurectomy.vault.log.>"]},  # the Storage team's record log
         "subscribe": {"allow": ["neurectomy.agent.>", "neurectomy.cancel.>", "$SRV.>", "_INBOX.>"]},
     },
     "composer": {"publish": {"allow": [*_ANSWER, *_CALL]}, "subscribe": {"allow": [">"]}},

@@ -27,12 +27,14 @@ import structlog
 import uvicorn
 
 from agents import Bus, NatsAuth, NoRespondersError, tracing
+from agents.jetstream import JetStream
 from agents.roster import ROSTER
-from api import create_app
+from api import KeyValueStore, create_app
 from bridges.tenant_seal import VaultSealer
 from bridges.vault import VaultBridge
 from neurectomy.server.keys import KEYS_FILE_NAME, KeyStore, local_admin_token
 from neurectomy.server.natsserver import CREDENTIALS_FILE_NAME, EmbeddedNats, NatsCredentials, team_role
+from neurectomy.server.shared_keys import SharedKeyStore
 from neurectomy.server.teams import (
     open_storage_vault,
     start_analysis,
@@ -256,9 +258,10 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = N
                 settings, stack, bus, tg, vault=vault, bus_for=lambda team: role_buses[team_role(team)]
             )
             tasks = await _start_tasks(settings, bus, orchestrator, tg, vault)
-            app = create_app(
-                orchestrator, max_body_bytes=settings.api.max_body_bytes, tasks=tasks, **_guards(settings)
-            )
+            guards = _guards(settings)
+            if settings.nats.shares_state():
+                guards.update(await _shared_guards(settings, bus, tg, guards["keys"]))
+            app = create_app(orchestrator, max_body_bytes=settings.api.max_body_bytes, tasks=tasks, **guards)
             config = uvicorn.Config(
                 app,
                 host=settings.api.host,
@@ -295,6 +298,33 @@ def _guards(settings: Settings) -> dict[str, Any]:
         "cors_origins": settings.api.cors_origins,
         "admin_token": None if enabled else local_admin_token(settings.state_dir),
     }
+
+
+async def _shared_guards(
+    settings: Settings, bus: Bus, tg: anyio.abc.TaskGroup, file_keys: KeyStore
+) -> dict[str, Any]:
+    """API keys and rate-limit counts on JetStream KV, shared with the cluster's other API processes.
+
+    Without JetStream: an error if ``nats.shared_state`` asked for it explicitly, else a warning and the
+    local key file and per-process counts.
+
+    Raises:
+        NoRespondersError: JetStream is unavailable and ``nats.shared_state`` is ``True``.
+    """
+    js = JetStream(bus)
+    try:
+        keys = await SharedKeyStore.open(js, file_keys)
+        store = await KeyValueStore.open(js) if settings.limits.rate_limit else None
+    except NoRespondersError as exc:
+        if settings.nats.shared_state:
+            raise
+        log.warning(
+            "shared state unavailable (is JetStream enabled?); keys and limits stay local", error=exc.message
+        )
+        return {}
+    await tg.start(keys.run)
+    log.info("shared state on JetStream KV", api_keys=len(keys.list_keys()), rate_limits=store is not None)
+    return {"keys": keys, "rate_limit_store": store}
 
 
 async def _announce(

@@ -108,6 +108,7 @@ async def test_glyph_encoder_and_codec_inspector_describe_a_frame(team: Team) ->
     assert recipe["content_size"] == len(turn(3))
     assert header["decodable"] is True and header["missing_rsus"] == []
     assert header["glyphs"] == recipe["glyphs"] and "REFS" in header["flags"]
+    assert "TABLES" in header["flags"] and "REF_PREFIX" not in header["flags"]  # generic tables
     assert header["content_size"] == len(turn(3)) and header["version"] == 2
     # A frame of a tenant whose store no longer holds its context: not decodable, named by seq.
     assert foreign_header["decodable"] is False and foreign_header["missing_rsus"]

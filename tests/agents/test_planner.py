@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from agents.errors import BadInputError
@@ -117,6 +119,7 @@ def test_single_typos_are_repaired_against_the_examples_vocabulary_but_real_word
     assert speller.correct("sumarize it and tranlsate it") == "summarize it and translate it"
     assert speller.correct("stash it") == "stash it"  # a substitution turns one real word into another
     assert speller.correct("one refund") == "one refund"  # a letter at the end: an inflection
+    assert speller.correct("summerize it") == "summarize it"  # a substitution in a long word: a typo
 
 
 def test_a_misspelt_verb_still_routes_to_its_agent(planner: GoalPlanner) -> None:
@@ -155,15 +158,118 @@ def test_the_lead_verb_weight_is_chosen_by_leave_one_out_over_the_examples(plann
 
 
 def test_a_close_runner_up_whose_parameter_the_goal_states_is_chosen(planner: GoalPlanner) -> None:
-    from agents.intent import Route
-    from agents.synthesis._planner import _Builder
+    from agents.intent import NONE, Route
+    from agents.synthesis._shaping import stated_runner_up
 
     goal = "put 'good night' into Portuguese"
     parsed = parse_goal(goal, verbs=planner.verbs)
+    (sub,) = parsed.subgoals
+
+    def states(name: str) -> bool:
+        return planner._states(name, sub, parsed)
+
     close = Route((("language-detector", 0.6), ("translator", 0.55), ("sentiment", 0.3)), 0.6)
-    out = _Builder(planner, goal, parsed, [close]).build()
-    (step,) = parse_plan(out.plan).steps
-    assert step.agent == "translator" and resolve(step.input, out.input, {})["target"] == "Portuguese"
+    assert stated_runner_up(planner.router, close, states).best == "translator"
     far = Route((("language-detector", 0.7), ("translator", 0.55), ("sentiment", 0.3)), 0.6)
-    out = _Builder(planner, goal, parsed, [far]).build()
-    assert [s.agent for s in parse_plan(out.plan).steps] == ["language-detector"]
+    assert stated_runner_up(planner.router, far, states) is far
+    refused = Route(((NONE, 0.6), ("translator", 0.55), ("sentiment", 0.3)), 0.0)
+    lifted = stated_runner_up(planner.router, refused, states)
+    assert lifted.best == "translator" and 0.0 < lifted.confidence < 1.0
+    unstated = parse_goal("put 'good night' into another language", verbs=planner.verbs)
+    assert not planner._states("translator", unstated.subgoals[0], unstated)
+    out = planner.plan("Do you know how to say 'good morning' in Swedish?")
+    (step,) = parse_plan(out.plan).steps
+    assert step.agent == "translator" and resolve(step.input, out.input, {})["target"] == "Swedish"
+
+
+def test_semicolons_inside_tokens_do_not_split_but_between_steps_do() -> None:
+    assert len(parse_goal("tl;dr please: the meeting ran long and nothing was decided").subgoals) == 1
+    assert len(parse_goal("summarize it; then count its tokens").subgoals) == 2
+
+
+def test_inline_step_markers_are_steps_not_a_colon_payload(planner: GoalPlanner) -> None:
+    goal = "Step 1: find the keywords. Step 2: format them as YAML.\n\nSolar power is cheap and clean."
+    out = planner.plan(goal)
+    assert agents_of(out) == ["keyword-extractor", "formatter"], out
+    out = planner.plan("(1) find the keywords (2) format them as YAML\n\nSolar power is cheap and clean.")
+    assert agents_of(out) == ["keyword-extractor", "formatter"], out
+
+
+def test_json_in_a_goal_is_payload_whole(planner: GoalPlanner) -> None:
+    data = '{"name": "x", "tags": [1, 2], "inner": {"a": "b: c"}}'
+    parsed = parse_goal(f"Convert this JSON to YAML: {data}")
+    assert parsed.quotes == (data,) and len(parsed.subgoals) == 1
+    out = planner.plan(f"Could you turn this into YAML? {data}")
+    (step,) = parse_plan(out.plan).steps
+    assert step.agent == "formatter" and resolve(step.input, out.input, {})["data"] == data
+    assert parse_goal("{" * 50_000 + " summarize").subgoals  # unclosed braces: a bounded number of tries
+    assert parse_goal("summarize " + "[" * 9_000).subgoals  # nested deeper than the decoder recurses
+
+
+def test_context_before_a_request_is_not_a_step(planner: GoalPlanner) -> None:
+    mail = "Dear shop, my order came late and the box was crushed. I want a refund. Regards, Sam"
+    goal = (
+        "Good afternoon. Our team answers lots of customer mail and we want to know how people feel. "
+        f"Could you tell me whether this message is positive or negative? {mail}"
+    )
+    out = planner.plan(goal)
+    (step,) = parse_plan(out.plan).steps
+    assert step.agent == "sentiment" and "crushed" in json.dumps(resolve(step.input, out.input, {}))
+    goal = (
+        "My laptop keeps losing its settings and my colleague suggested it, so could you please write a "
+        "bash script that backs up my dotfiles?"
+    )
+    assert agents_of(planner.plan(goal)) == ["coder"]
+    goal = "A friend forwarded this and I can't make sense of it. What is the sentiment? The soup was cold."
+    assert agents_of(planner.plan(goal)) == ["sentiment"]  # a statement before a request is context
+    goal = (
+        "I would like you to first detect the language of 'Merci', and after that translate it into English."
+    )
+    assert agents_of(planner.plan(goal)) == ["language-detector", "translator"]
+    steps = planner.plan("Book a flight to Rome. Then summarize this: the flight was late.")
+    assert steps.status == "needs_clarification"  # a marked step outside the collective is no context
+
+
+def test_statements_after_a_request_that_points_at_a_text_are_its_payload(planner: GoalPlanner) -> None:
+    goal = (
+        "How good is the writing in this paragraph? The council met on Tuesday. It approved a plan for "
+        "new bike lanes. Shop owners are worried."
+    )
+    out = planner.plan(goal)
+    (step,) = parse_plan(out.plan).steps
+    assert step.agent == "quality-critic" and "Shop owners" in json.dumps(resolve(step.input, out.input, {}))
+    two = planner.plan("Summarize this text. Translate it into French.\n\nThe cat slept all day.")
+    assert agents_of(two) == ["summarizer", "translator"]  # an instruction verb is a step, not payload
+
+
+def test_capability_cues_meet_whole_words_not_shared_prefixes(planner: GoalPlanner) -> None:
+    from agents.intent._router import _cue_key
+
+    assert _cue_key("summarise") == _cue_key("summarize") and _cue_key("tokens") == _cue_key("token")
+    assert _cue_key("short") != _cue_key("shorten")
+    assert agents_of(planner.plan("Give me a short poem about the rain")) == ["generator"]
+
+
+def test_the_form_of_a_request_chooses_between_close_classes(planner: GoalPlanner) -> None:
+    from agents.intent import Route
+    from agents.synthesis._shaping import analysis_report, answer_or_search
+
+    near = Route((("reporter", 0.6), ("plan:report", 0.58), ("sentiment", 0.3)), 0.6)
+    assert analysis_report(near, "analyse this text and write a report").best == "plan:report"
+    assert analysis_report(near, "lay these findings out as a report").best == "reporter"
+    store = Route((("retriever", 0.6), ("fetcher", 0.59), ("rag-answerer", 0.57)), 0.5)
+    assert answer_or_search(store, "from my notes, when is the dentist?").best == "rag-answerer"
+    assert answer_or_search(store, "look up stored passages on parking").best == "retriever"
+    far = Route((("retriever", 0.7), ("rag-answerer", 0.5)), 0.5)
+    assert answer_or_search(far, "when is the dentist?") is far
+    out = planner.plan("analyse this text and write a report: The launch went well and sales rose.")
+    assert out.builtin == "report"
+
+
+def test_labels_in_a_question_tail_are_read_without_its_quote(planner: GoalPlanner) -> None:
+    out = planner.plan(
+        "Is this ticket about billing, delivery or account access? 'I never got my parcel, sadly'"
+    )
+    (step,) = parse_plan(out.plan).steps
+    inp = resolve(step.input, out.input, {})
+    assert step.agent == "classifier" and inp["labels"] == ["billing", "delivery", "account access"]

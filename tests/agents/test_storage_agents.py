@@ -90,7 +90,7 @@ async def call(
 async def load_docs(orch: Orchestrator, tenant: str = "acme") -> None:
     records = [{"id": i, "text": t, "metadata": m} for i, (t, m) in DOCS.items()]
     out = await call(orch, "archivist", {"records": records}, tenant)
-    assert out == {"ids": list(DOCS), "count": len(DOCS)}
+    assert out == {"ids": list(DOCS), "count": len(DOCS), "sequence": None}  # file WAL: no log sequence
 
 
 async def test_all_eight_agents_register_in_the_storage_team(team: Orchestrator) -> None:
@@ -163,7 +163,8 @@ async def test_eraser_deletes_records_and_shreds_the_callers_tenant(
     team: Orchestrator, bridge: VaultBridge
 ) -> None:
     await load_docs(team)
-    assert await call(team, "eraser", {"id": "cat"}) == {"deleted": "record", "id": "cat", "tenant": "acme"}
+    erased = await call(team, "eraser", {"id": "cat"})
+    assert erased == {"deleted": "record", "id": "cat", "tenant": "acme", "sequence": None}
     with pytest.raises(NotFoundError) as gone:
         await call(team, "fetcher", {"id": "cat"})
     assert gone.value.field == "id"
@@ -171,7 +172,7 @@ async def test_eraser_deletes_records_and_shreds_the_callers_tenant(
         await call(team, "eraser", {"tenant": "globex"})
     assert other.value.field == "tenant"
     shred = await call(team, "eraser", {"tenant": "acme"})
-    assert shred == {"deleted": "tenant", "id": None, "tenant": "acme"}
+    assert shred == {"deleted": "tenant", "id": None, "tenant": "acme", "sequence": None}
     assert "acme" not in bridge.vault.tenants()
     with pytest.raises(NotFoundError):
         await call(team, "fetcher", {"id": "invoice"})
@@ -453,7 +454,7 @@ async def test_write_that_timed_out_did_not_happen_and_a_retry_writes_it_once(
             assert await slow.count("acme") == 0  # did not happen, and never will
             assert wal_puts(v.data_dir, "acme") == []
             again = await orch.invoke("archivist", payload, ctx, timeout_s=5.0, retries=0)
-            assert again.output == {"ids": ["late"], "count": 1}
+            assert again.output == {"ids": ["late"], "count": 1, "sequence": None}
             repeat = await orch.invoke("archivist", payload, ctx, timeout_s=5.0, retries=0)
             assert repeat.output == again.output
             tg.cancel_scope.cancel()

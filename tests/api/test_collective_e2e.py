@@ -232,7 +232,7 @@ def test_every_agent_answers_a_real_request(client: Client) -> None:
         ("codec-inspector", {"frame": compressed}, lambda o: o["decodable"] is True),
     ]
     answered: set[str] = set()
-    erased = {"deleted": "record", "id": "roster-doc-2", "tenant": "default"}
+    erased = {"deleted": "record", "id": "roster-doc-2", "tenant": "default", "sequence": None}
     for name, value, check in [
         *CALLS,
         *frame_calls,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,8 @@ import httpx
 import pytest
 
 from agents.compression import MAX_DATA_BYTES, MAX_TEXT_CHARS
+from agents.errors import BadInputError
+from api.sigma.routes import split_batch
 from neurectomy import AsyncClient, BadRequestError, Client, TooLargeError
 from ryot import RyotEngine
 from sigmalang import SigmaCodec
@@ -196,6 +199,47 @@ async def test_sdk_batch_methods_round_trip_a_session(service: str) -> None:
         assert await aclient.sigma.decompress_batch([p.frame for p in again]) == turns
 
 
+def test_batch_route_takes_a_length_prefixed_binary_body(service: str) -> None:
+    turns = [
+        f"{SESSION}\n".encode() + b"".join(b"user: binary %d?\n" % i for i in range(n)) for n in range(6)
+    ]
+    body = b"".join(struct.pack("<I", len(t)) + t for t in turns)
+    headers = {**_as("binary-batcher"), "content-type": "application/octet-stream"}
+    packed = httpx.post(
+        f"{service}/v1/sigma/compress/batch",
+        params={"stream": "bin-1"},
+        content=body,
+        headers=headers,
+        timeout=60,
+    )
+    assert packed.status_code == 200, packed.text
+    results = packed.json()["results"]
+    assert [r["report"]["bytes_in"] for r in results] == [len(t) for t in turns]
+    back = httpx.post(
+        f"{service}/v1/sigma/decompress/batch",
+        json={"frames": [r["frame"] for r in results]},
+        headers=_as("binary-batcher"),
+        timeout=60,
+    )
+    assert [base64.b64decode(d) for d in back.json()["datas"]] == turns
+    assert results[-1]["report"]["glyphs"] > 0  # the stream query parameter gave it the previous turn
+    for bad, why in ((b"", "empty"), (body[:-1], "runs past the end"), (body + b"\x01\x00", "truncated")):
+        refused = httpx.post(f"{service}/v1/sigma/compress/batch", content=bad, headers=headers, timeout=30)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["field"] == "messages" and why in refused.json()["error"]["message"]
+
+
+def test_split_batch_reads_length_prefixed_messages_within_the_limit() -> None:
+    messages = [b"", b"x", bytes(range(256)) * 3]
+    assert split_batch(b"".join(struct.pack("<I", len(m)) + m for m in messages)) == messages
+    assert split_batch(struct.pack("<I", 0) * 4096) == [b""] * 4096
+    with pytest.raises(BadInputError, match="more than 4096") as too_many:
+        split_batch(struct.pack("<I", 0) * 4097)
+    assert too_many.value.field == "messages"
+    with pytest.raises(BadInputError, match="runs past the end"):
+        split_batch(struct.pack("<I", 1 << 31) + b"abc")
+
+
 @pytest.mark.parametrize(
     ("path", "body", "field"),
     [
@@ -333,8 +377,11 @@ def test_rsus_are_sealed_at_rest_and_shredded_with_the_tenant(
         second = http.post("/v1/sigma/compress", content=message + b"!", headers=head, params={"stream": "s"})
         assert first.status_code == second.status_code == 200
         assert json.loads(second.headers["X-Sigma-Report"])["glyphs"] > 0
-        states = list(tmp_path_factory.getbasetemp().glob("serve-state*"))
-        assert any((s / "sigma" / "rsu.db").is_file() for s in states)
+        # `service` joins a nats-server of its own (--nats-url), so its RSUs live in JetStream KV
+        # (nats.shared_state): the server's files must not hold the content either.
+        base = tmp_path_factory.getbasetemp()
+        states = [*base.glob("serve-state*"), *base.glob("service-nats*")]
+        assert any(p.name.startswith("blk") or p.name.endswith(".blk") for s in states for p in s.rglob("*"))
         found = [p for s in states for p in s.rglob("*") if p.is_file() and canary[:40] in p.read_bytes()]
         assert found == []
         shred = http.delete("/v1/vault/tenants/sealcanary", headers={"X-Neurectomy-Tenant": "sealcanary"})

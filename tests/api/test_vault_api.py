@@ -90,7 +90,7 @@ def test_raw_http_round_trip_and_default_tenant(service: str) -> None:
             ]
         }
         stored = http.post("/v1/vault/records", json=body)
-        assert stored.status_code == 200 and stored.json() == {"ids": ["n1"], "count": 1}
+        assert stored.status_code == 200 and stored.json() == {"ids": ["n1"], "count": 1, "sequence": None}
         found = http.post("/v1/vault/search", json={"query": "Which concert was played?", "k": 3})
         assert found.status_code == 200
         hit = found.json()["hits"][0]
@@ -101,6 +101,7 @@ def test_raw_http_round_trip_and_default_tenant(service: str) -> None:
             "deleted": "record",
             "id": "n1",
             "tenant": tenant,
+            "sequence": None,
         }
         assert http.get("/v1/vault/records/n1").status_code == 404
     # No header: the "default" tenant, which never sees the record above.

@@ -33,11 +33,19 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from vault._private.files import atomic_write, fsync_dir
 from vault._private.kek import KEY_BYTES, KekSource, decode_kek, resolve_kek, write_key_file
 from vault.config import KeyConfig
-from vault.errors import DecryptionError, IntegrityError, KeyEncryptionKeyError, TenantNotFoundError
+from vault.errors import (
+    DecryptionError,
+    IntegrityError,
+    KeyEncryptionKeyError,
+    TenantNotFoundError,
+    VaultInputError,
+)
 
-__all__ = ("KEYRING_NAME", "KeyRing", "kek_id", "read_document", "salvage_keys")
+__all__ = ("KEYRING_NAME", "LOCAL_VERSIONS_FROM", "KeyRing", "kek_id", "read_document", "salvage_keys")
 
 KEYRING_NAME = "keyring.json"
+LOCAL_VERSIONS_FROM = 2**31
+"""First data-key version of keys a replicated vault creates on its own (see ``reserve_local_versions``)."""
 _FORMAT = 2
 
 
@@ -48,6 +56,10 @@ def kek_id(kek: bytes) -> str:
 
 def _mac_key(kek: bytes) -> bytes:
     return hmac.new(kek, b"svault/keyring-mac/v1", hashlib.sha256).digest()
+
+
+def _log_key(kek: bytes) -> bytes:
+    return hmac.new(kek, b"svault/record-log-mac/v1", hashlib.sha256).digest()
 
 
 def _wrap_aad(tenant: str, version: int) -> bytes:
@@ -450,6 +462,126 @@ class KeyRing:
             for version in versions:
                 self._keys.pop(version, None)
                 self._destroyed.add(version)
+
+    # ----------------------------------------------------------------- a keyring shared by replicas
+    def export_tenant(self, tenant: str) -> dict[str, Any] | None:
+        """The tenant's wrapped data keys as a shared keyring holds them, or ``None`` without any.
+
+        Returns:
+            ``{"kek_id": str, "active": int, "keys": {"<version>": base64 wrapped key}}``.
+        """
+        if tenant not in self._active:
+            return None
+        return {
+            "kek_id": kek_id(self._kek),
+            "active": self._active[tenant],
+            "keys": {str(v): base64.b64encode(w).decode() for v, w in sorted(self._wrapped[tenant].items())},
+        }
+
+    def new_tenant_key(self, tenant: str, version: int, current: dict[str, Any] | None) -> dict[str, Any]:
+        """``current`` (a document of :meth:`export_tenant`) plus a new active data key of ``version``.
+
+        Nothing is installed here: the caller first stores the document in the shared keyring
+        (compare-and-set), then installs the winner with :meth:`import_tenant`.
+
+        Raises:
+            KeyEncryptionKeyError: ``current`` was wrapped under another KEK.
+            VaultInputError: ``version`` is not in ``1 .. 2**31 - 1`` or is already used.
+        """
+        if not 0 < version < LOCAL_VERSIONS_FROM or version in self._keys or version in self._destroyed:
+            raise VaultInputError("key_version", f"{version} is out of range or used already")
+        doc = self._check_doc(current) if current is not None else {"keys": {}}
+        key = AESGCM.generate_key(bit_length=256)
+        wrapped = base64.b64encode(_wrap(self._kek, key, _wrap_aad(tenant, version))).decode()
+        return {
+            "kek_id": kek_id(self._kek),
+            "active": version,
+            "keys": {**doc["keys"], str(version): wrapped},
+        }
+
+    def check_document(self, doc: dict[str, Any]) -> None:
+        """Raise :class:`KeyEncryptionKeyError` unless ``doc`` was wrapped under this ring's KEK."""
+        self._check_doc(doc)
+
+    def _check_doc(self, doc: dict[str, Any]) -> dict[str, Any]:
+        if doc.get("kek_id") != kek_id(self._kek):
+            raise KeyEncryptionKeyError(
+                self._source.name,
+                f"the shared keyring was wrapped under KEK {doc.get('kek_id')}, this replica has "
+                f"{kek_id(self._kek)}: give every replica the same KEK",
+            )
+        return doc
+
+    def import_tenant(self, tenant: str, doc: dict[str, Any]) -> None:
+        """Install the tenant's keys from a shared keyring document (replacing its local keys); saved.
+
+        Versions shredded here stay destroyed.
+
+        Raises:
+            KeyEncryptionKeyError: The document was wrapped under another KEK.
+            IntegrityError: The document is malformed or a key does not unwrap.
+            VaultStorageError: The local keyring could not be saved (nothing changed).
+        """
+        self._check_doc(doc)
+        try:
+            active = int(doc["active"])
+            wrapped = {int(v): base64.b64decode(w) for v, w in doc["keys"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise IntegrityError(self.path, f"shared keyring entry of {tenant!r} malformed: {exc}") from None
+        keys = {}
+        for version, blob in wrapped.items():
+            key = _unwrap(self._kek, blob, _wrap_aad(tenant, version))
+            if key is None:
+                raise IntegrityError(self.path, f"shared data key {version} of {tenant!r} does not unwrap")
+            keys[version] = key
+        live = {v: k for v, k in keys.items() if v not in self._destroyed}
+        clash = sorted(v for v in live if v in self._keys and self._keys[v][0] != tenant)
+        if clash:
+            raise IntegrityError(
+                self.path, f"shared data key {clash[0]} of {tenant!r} has the version of another tenant's key"
+            )
+        if active not in live:
+            raise IntegrityError(self.path, f"shared keyring entry of {tenant!r} has no live active key")
+        with self._change():
+            for version in self._wrapped.pop(tenant, {}):
+                self._keys.pop(version, None)
+            self._wrapped[tenant] = {v: wrapped[v] for v in live}
+            self._keys.update({v: (tenant, k) for v, k in live.items()})
+            self._active[tenant] = active
+            self._next_version = max(self._next_version, max(live) + 1, LOCAL_VERSIONS_FROM)
+
+    def reserve_local_versions(self) -> None:
+        """Make keys created here (not from the shared keyring) take versions from ``2**31`` on.
+
+        Shared versions come from the cluster's counter, below that, so the two never meet.
+
+        Raises:
+            VaultStorageError: The keyring could not be saved (nothing changed).
+        """
+        if self._next_version < LOCAL_VERSIONS_FROM:
+            with self._change():
+                self._next_version = LOCAL_VERSIONS_FROM
+
+    def log_mac(self, data: bytes) -> bytes:
+        """HMAC-SHA256 of a record-log message under a key derived from the KEK (32 bytes)."""
+        return hmac.new(_log_key(self._kek), data, hashlib.sha256).digest()
+
+    def check_log_mac(self, data: bytes, mac: bytes) -> bool:
+        """Whether ``mac`` authenticates ``data`` under the current KEK or an earlier one it keeps."""
+        return any(
+            hmac.compare_digest(hmac.new(_log_key(k), data, hashlib.sha256).digest(), mac)
+            for k in (self._kek, *self._previous.values())
+        )
+
+    def mark_destroyed(self, versions: set[int]) -> None:
+        """Record versions the shared keyring no longer holds (their tenant was shredded); saved.
+
+        Raises:
+            VaultStorageError: The local keyring could not be saved (nothing changed).
+        """
+        if versions - self._destroyed:
+            with self._change():
+                self._destroyed |= versions
 
     def adopt(self, copy: KeyRing) -> None:
         """Take the data keys of a snapshot copy's keyring, wrapped under this ring's (current) KEK.

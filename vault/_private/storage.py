@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from vault._private.wal import (
     OP_DELETE,
     OP_DONE,
     OP_DROP_TENANT,
+    OP_LOG_SEQ,
     OP_PUT,
     WalEntry,
     WriteAheadLog,
@@ -83,11 +85,14 @@ class Storage:
         self.manifest = Manifest()
         self.dropped: OrderedDict[str, str] = OrderedDict()
         """Idempotency key of a tenant shred → the tenant."""
+        self.log_sequence = 0
+        """Sequence of the last record-log message applied (0: none; see :mod:`vault.log`)."""
         self.wal: WriteAheadLog
         self._load()
 
     # ----------------------------------------------------------------- recovery
     def _load(self) -> None:
+        self.log_sequence = 0
         self.manifest = manifest = Manifest.load(self.dir)
         if manifest.dim is not None and manifest.dim != self.dim:
             raise DimensionMismatchError(manifest.dim, self.dim, field="embedder.dim")
@@ -130,26 +135,37 @@ class Storage:
         except (OSError, InvalidTag):
             return False
 
+    def _open_entry(self, entry: WalEntry, path: Path) -> NDArray[np.float32] | None:
+        """The vector of a logged ``PUT``, or ``None`` when its data key was crypto-shredded.
+
+        Raises:
+            IntegrityError: The sealed record is truncated or needs a key version the keyring lacks.
+            DecryptionError: It fails AES-GCM authentication.
+        """
+        try:
+            version = blob_key_version(entry.blob)
+        except InvalidTag:
+            raise IntegrityError(path, "WAL entry holds a truncated sealed record") from None
+        key = self.keys.key(entry.tenant, version)
+        if key is None:
+            if self.keys.is_destroyed(version):
+                return None  # crypto-shredded tenant: its records are gone for good
+            raise IntegrityError(path, f"WAL entry needs data-key version {version}, missing from keyring")
+        try:
+            plaintext = open_blob(key, entry.blob, record_aad(entry.tenant, entry.record_id, version))
+        except InvalidTag:
+            raise DecryptionError(
+                path, "WAL record fails AES-GCM authentication", tenant=entry.tenant
+            ) from None
+        return decode_vector(plaintext)
+
     def _replay(self, entry: WalEntry, path: Path) -> None:
         if entry.op == OP_PUT:
-            try:
-                version = blob_key_version(entry.blob)
-            except InvalidTag:
-                raise IntegrityError(path, "WAL entry holds a truncated sealed record") from None
-            key = self.keys.key(entry.tenant, version)
-            if key is None:
-                if self.keys.is_destroyed(version):
-                    return  # crypto-shredded tenant: its records are gone for good
-                raise IntegrityError(
-                    path, f"WAL entry needs data-key version {version}, missing from keyring"
-                )
-            try:
-                plaintext = open_blob(key, entry.blob, record_aad(entry.tenant, entry.record_id, version))
-            except InvalidTag:
-                raise DecryptionError(
-                    path, "WAL record fails AES-GCM authentication", tenant=entry.tenant
-                ) from None
-            self.state(entry.tenant).put(entry.record_id, entry.blob, decode_vector(plaintext))
+            vector = self._open_entry(entry, path)
+            if vector is not None:
+                self.state(entry.tenant).put(entry.record_id, entry.blob, vector)
+        elif entry.op == OP_LOG_SEQ:
+            self.log_sequence = max(self.log_sequence, _decode_sequence(entry, path))
         elif entry.op == OP_DELETE:
             found = self.tenants.get(entry.tenant)
             if found is not None:
@@ -219,6 +235,36 @@ class Storage:
         fsync_dir(self.dir)
 
     # ----------------------------------------------------------------- operations
+    def seal(
+        self,
+        tenant: str,
+        items: list[tuple[str, bytes, NDArray[np.float32]]],
+        *,
+        key: str | None = None,
+        result: Any = None,
+        create_key: bool = True,
+    ) -> tuple[list[WalEntry], list[bytes]]:
+        """The log entries of a put: ``PUT`` per ``(record_id, plaintext, vector)`` item, then ``DONE``.
+
+        Args:
+            tenant: The tenant.
+            items: The records.
+            key: Idempotency key of the call (a ``DONE`` entry with ``result``).
+            result: What a retry with ``key`` is answered.
+            create_key: Create the tenant's data key when it has none (else :class:`TenantNotFoundError`).
+
+        Returns:
+            The entries and the sealed blobs (in item order).
+        """
+        version, data_key = self.keys.active(tenant, create=create_key)
+        blobs = [seal(data_key, version, pt, record_aad(tenant, rid, version)) for rid, pt, _ in items]
+        entries = [
+            WalEntry(OP_PUT, tenant, rid, blob) for (rid, _, _), blob in zip(items, blobs, strict=True)
+        ]
+        if key is not None:
+            entries.append(WalEntry(OP_DONE, tenant, key, json.dumps(result).encode()))
+        return entries, blobs
+
     def put(
         self,
         tenant: str,
@@ -238,13 +284,7 @@ class Storage:
         Raises:
             VaultStorageError: A write failed (a full disk): nothing was kept.
         """
-        version, data_key = self.keys.active(tenant, create=True)
-        blobs = [seal(data_key, version, pt, record_aad(tenant, rid, version)) for rid, pt, _ in items]
-        entries = [
-            WalEntry(OP_PUT, tenant, rid, blob) for (rid, _, _), blob in zip(items, blobs, strict=True)
-        ]
-        if key is not None:
-            entries.append(WalEntry(OP_DONE, tenant, key, json.dumps(result).encode()))
+        entries, blobs = self.seal(tenant, items, key=key, result=result)
         state = self.state(tenant)
         staged_at = state.stage(b"".join(blobs))
         try:
@@ -299,6 +339,72 @@ class Storage:
             except VaultStorageError as exc:  # the next open skips files sealed with destroyed keys
                 log.warning("vault manifest not updated after shred", tenant=tenant, error=str(exc))
         self._drop(tenant)
+
+    def apply(self, entries: list[WalEntry], sequence: int, source: Path) -> set[tuple[str, str]]:
+        """Log and apply entries sealed by another replica (one record-log message), in order.
+
+        Entries between shreds commit with one WAL write that also records ``sequence``; a shred
+        commits as :meth:`drop_tenant` does. A ``PUT`` whose data key was shredded is skipped, a
+        ``DELETE`` of a record that is not here changes nothing.
+
+        Args:
+            entries: The message's entries.
+            sequence: Its sequence in the record log (above :attr:`log_sequence`).
+            source: Names the log in errors.
+
+        Returns:
+            ``(tenant, record_id)`` of every record written or deleted (for cache invalidation).
+
+        Raises:
+            IntegrityError: An entry is malformed or needs a data key the keyring lacks.
+            DecryptionError: A sealed record fails authentication.
+            VaultStorageError: A write failed (a full disk): the message is not applied.
+        """
+        touched: set[tuple[str, str]] = set()
+        run: list[WalEntry] = []
+        for entry in [*entries, None]:
+            if entry is not None and entry.op not in (OP_DROP_TENANT, OP_LOG_SEQ):
+                run.append(entry)
+                continue
+            self._apply_run(run, sequence if entry is None else None, source)
+            touched |= {(e.tenant, e.record_id) for e in run if e.op in (OP_PUT, OP_DELETE)}
+            run = []
+            if entry is not None and entry.op == OP_LOG_SEQ:
+                raise IntegrityError(source, f"message {sequence} holds a log-sequence entry")
+            if entry is not None:
+                self.drop_tenant(entry.tenant, key=entry.record_id or None)
+        self.log_sequence = sequence
+        return touched
+
+    def _apply_run(self, run: list[WalEntry], sequence: int | None, source: Path) -> None:
+        puts: dict[str, list[tuple[str, bytes, NDArray[np.float32]]]] = {}
+        for entry in run:
+            vector = self._open_entry(entry, source) if entry.op == OP_PUT else None
+            if vector is not None:
+                puts.setdefault(entry.tenant, []).append((entry.record_id, entry.blob, vector))
+        staged: dict[str, int] = {}
+        try:
+            for tenant, items in puts.items():
+                staged[tenant] = self.state(tenant).stage(b"".join(blob for _, blob, _ in items))
+            marker = [] if sequence is None else [sequence_entry(sequence)]
+            if run or marker:
+                self.wal.append([*run, *marker])
+        except VaultStorageError:
+            for tenant in staged:
+                self.tenants[tenant].unstage()
+            raise
+        for tenant, items in puts.items():
+            self.tenants[tenant].put_many(items, staged_at=staged[tenant])
+        for entry in run:
+            state = self.tenants.get(entry.tenant)
+            if entry.op == OP_DELETE and state is not None:
+                state.delete(entry.record_id)
+            elif entry.op == OP_DONE and self.keys.has_tenant(entry.tenant):
+                try:
+                    result = json.loads(entry.blob)
+                except ValueError:
+                    raise IntegrityError(source, "log idempotency entry does not decode") from None
+                self.state(entry.tenant).remember(entry.record_id, result, self._keep)
 
     def read_record(self, tenant: str, slot: Slot) -> tuple[str, dict[str, Any], NDArray[np.float32]]:
         """Open the sealed record at ``slot`` (tier 2).
@@ -361,6 +467,9 @@ class Storage:
         wal = None
         try:
             wal = WriteAheadLog(self.dir, new_wal, fsync=self._config.durability.fsync)
+            if self.log_sequence:  # the new generation starts where the record log was applied up to
+                wal.append([sequence_entry(self.log_sequence)])
+                wal.entries = 0
             for tenant, state in self.tenants.items():
                 try:
                     state.sync()
@@ -483,3 +592,16 @@ class Storage:
         self.wal.close()
         for state in self.tenants.values():
             state.close()
+
+
+def sequence_entry(sequence: int) -> WalEntry:
+    """The ``LOG_SEQ`` entry recording that the record log is applied up to ``sequence``."""
+    return WalEntry(OP_LOG_SEQ, "", "", struct.pack(">Q", sequence))
+
+
+def _decode_sequence(entry: WalEntry, path: Path) -> int:
+    try:
+        (sequence,) = struct.unpack(">Q", entry.blob)
+    except struct.error:
+        raise IntegrityError(path, "WAL log-sequence entry does not decode") from None
+    return int(sequence)

@@ -6,9 +6,10 @@ File ``wal.<generation>.log``; each entry is a frame (big-endian)::
     body = op u8 | tenant_len u16 | tenant | id_len u16 | record_id | blob
 
 ``blob`` is a sealed record for ``PUT``, the JSON result of a call for ``DONE`` (whose ``record_id`` is
-the call's idempotency key) and empty otherwise. A call's frames are written with one ``write`` and made
-durable with one ``fsync`` before the call returns. A failed ``write`` or ``fsync`` (a full disk) is undone
-by cutting the file back to its last good frame, so the log never holds half a frame in its middle.
+the call's idempotency key), the sequence (u64) of the last applied entry of an external record log for
+``LOG_SEQ`` (see :mod:`vault.log`) and empty otherwise. A call's frames are written with one ``write``
+and made durable with one ``fsync`` before the call returns. A failed ``write`` or ``fsync`` (a full disk)
+is undone by cutting the file back to its last good frame, so the log never holds half a frame in its middle.
 
 The header carries its own checksum, so a damaged length field is recognised as damage rather than taken
 for a frame that runs past the end of the file. Recovery drops only a *torn tail* — what a crash can leave
@@ -40,10 +41,12 @@ __all__ = (
     "OP_DELETE",
     "OP_DONE",
     "OP_DROP_TENANT",
+    "OP_LOG_SEQ",
     "OP_PUT",
     "WalEntry",
     "WalScan",
     "WriteAheadLog",
+    "decode_frames",
     "read_wal",
     "scan_wal",
     "wal_generations",
@@ -54,7 +57,8 @@ OP_PUT = 1
 OP_DELETE = 2
 OP_DROP_TENANT = 3
 OP_DONE = 4
-_OPS = {OP_PUT, OP_DELETE, OP_DROP_TENANT, OP_DONE}
+OP_LOG_SEQ = 5
+_OPS = {OP_PUT, OP_DELETE, OP_DROP_TENANT, OP_DONE, OP_LOG_SEQ}
 _MAGIC = b"\xa7X"
 _PREFIX = struct.Struct(">2sII")
 _HEAD = struct.Struct(">2sIII")
@@ -194,6 +198,26 @@ def scan_wal(path: Path, *, salvage: bool = False) -> WalScan:
             break
         offset = resume
     return scan
+
+
+def decode_frames(data: bytes) -> list[WalEntry]:
+    """The entries of ``data``, a run of whole frames (a record-log message), every check strict.
+
+    Raises:
+        ValueError: A frame is cut short, fails its checksum or does not decode (names the offset).
+    """
+    entries: list[WalEntry] = []
+    offset = 0
+    while offset < len(data):
+        problem, reach = _frame_at(data, offset)
+        if problem != "ok":
+            raise ValueError(f"log entry at byte {offset}: {problem}")
+        try:
+            entries.append(_decode_body(data[offset + _HEAD.size : reach]))
+        except (ValueError, struct.error, UnicodeDecodeError) as exc:
+            raise ValueError(f"log entry at byte {offset} does not decode: {exc}") from None
+        offset = reach
+    return entries
 
 
 def read_wal(path: Path) -> list[WalEntry]:

@@ -11,6 +11,12 @@ tenant's vault data key (`bridges.tenant_seal.VaultChunkSealer`; deleting the te
 and the store drops their rows); otherwise they are stored unsealed, with a warning. ``rsu.db`` records
 which: a file written one way refuses to open the other (`sigmalang.RSUStoreError` at start).
 
+With ``nats.shared_state`` (on against an existing NATS server or cluster) the RSUs live in JetStream KV
+instead (`agents.compression.rsu_store.JetStreamRSUStore`, sealed the same way when the vault is in
+process; a bucket is sealed or plain for its whole life) and the frame secret too
+(`agents.compression.rsu_store.shared_frame_secret`), so a frame compressed by one Compression replica
+decodes on any other; trained dictionaries stay per replica (see docs/deploy.md).
+
 Token counts use Ryot's tokenizer (the model of ``settings.ryot``, the one the Inference team serves),
 loaded vocabulary-only (`ryot.Tokenizer`: no weights, no context); if it cannot be loaded, the team
 counts with `bridges.sigma.approx_tokens`, and every result says ``token_counter: "approx"``.
@@ -27,16 +33,19 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 import structlog
+from anyio.from_thread import BlockingPortal
 
 from agents import Bus
 from agents.compression import COMPRESSION_AGENTS
+from agents.compression.rsu_store import JetStreamRSUStore, shared_frame_secret
+from agents.jetstream import JetStream
 from bridges.sigma import SigmaBridge
 from bridges.tenant_seal import VaultChunkSealer
 from bridges.vault import VaultBridge
 from neurectomy.server.teams._runners import check_agent, start_runners
 from neurectomy.settings import Settings
 from ryot import RyotError, Tokenizer
-from sigmalang import DictionaryRegistry, DiskRSUStore, Retention, SigmaCodec
+from sigmalang import DictionaryRegistry, DiskRSUStore, Retention, RSUStore, SigmaCodec
 
 __all__ = ("AGENT_MAILBOX_SIZE", "AGENT_CONCURRENCY", "start_compression")
 
@@ -97,10 +106,17 @@ async def start_compression(
     sealer = VaultChunkSealer(vault.vault) if vault is not None else None
     if sealer is None:
         log.warning("no vault in this process: ΣLANG RSUs are stored unsealed")
-    store = await anyio.to_thread.run_sync(
-        lambda: DiskRSUStore(root / "rsu.db", retention=retention, sealer=sealer)
-    )
-    secret = await anyio.to_thread.run_sync(_frame_secret, root / "frame.key")
+    store: RSUStore
+    if settings.nats.shares_state():
+        js = JetStream(bus)
+        portal = await stack.enter_async_context(BlockingPortal())  # the store's calls from worker threads
+        store = await JetStreamRSUStore.open(js, portal, retention=retention, sealer=sealer)
+        secret = await shared_frame_secret(js)
+    else:
+        store = await anyio.to_thread.run_sync(
+            lambda: DiskRSUStore(root / "rsu.db", retention=retention, sealer=sealer)
+        )
+        secret = await anyio.to_thread.run_sync(_frame_secret, root / "frame.key")
     stack.callback(store.close)
     dictionaries = await anyio.to_thread.run_sync(DictionaryRegistry, root / "dictionaries")
     count_tokens = await _ryot_token_counter(settings, stack)
@@ -111,7 +127,7 @@ async def start_compression(
         vault.on_tenant_deleted.append(bridge.forget_tenant)
     log.info(
         "compression codec ready",
-        store=str(store.path),
+        store=str(store.path) if isinstance(store, DiskRSUStore) else "jetstream",
         sealed=sealer is not None,
         dictionaries=len(dictionaries),
         token_counter=bridge.token_counter,

@@ -4,6 +4,10 @@ All agents (or the one asked for) share one `bridges.RyotBridge` over the config
 (``settings.ryot.models``): the ``preload`` ones load before the agents start, the others on their first
 request; the bridge's idle loop (in the team's task group) frees models idle past their ``idle_unload_s``.
 
+With ``nats.shared_state`` (on against an existing NATS server or cluster) the ``chat`` agents keep their
+sessions in JetStream KV (`agents.inference.SharedChatMemory`), so any replica on any host continues a
+session; otherwise each instance remembers its own.
+
 Every agent instance uses ``settings.generator``'s mailbox size and concurrency; Ryot queues what they
 hand it for its single worker (a full engine queue answers ``busy``).
 """
@@ -17,7 +21,8 @@ import anyio.abc
 import structlog
 
 from agents import Bus
-from agents.inference import INFERENCE_AGENTS
+from agents.inference import INFERENCE_AGENTS, ChatAgent, SessionMemory, SharedChatMemory
+from agents.jetstream import JetStream
 from bridges import RyotBridge
 from neurectomy.server.teams._runners import check_agent, start_runners
 from neurectomy.settings import Settings
@@ -56,10 +61,14 @@ async def start_inference(
             idle_unload_s=status.idle_unload_s,
         )
     await tg.start(bridge.run_idle_unloader)
+    memory: SessionMemory | None = None
+    if settings.nats.shares_state() and agent in (None, ChatAgent.name):
+        memory = await SharedChatMemory.open(JetStream(bus))
+        log.info("chat sessions in JetStream KV", bucket=memory._bucket.name)
     await start_runners(
         bus,
         tg,
-        lambda: [cls(bridge) for cls in INFERENCE_AGENTS],
+        lambda: [cls(bridge, memory=memory) if cls is ChatAgent else cls(bridge) for cls in INFERENCE_AGENTS],
         agent=agent,
         replicas=replicas,
         mailbox_size=settings.generator.mailbox_size,

@@ -7,6 +7,11 @@ key comes from ``$NEURECTOMY_VAULT_KEK`` (base64, 32 bytes) or a key file (``set
 inside the vault directory), exactly as the library resolves it.
 Replicas of an agent run in this process over the same vault; the vault is closed (with a snapshot) after
 the agents have drained.
+
+With ``vault_log.mode: jetstream`` (a cluster) the vault is a cache of the replicated record log
+(:class:`agents.storage.RecordLog`): the process catches up with the stream before its agents join their
+queue groups, then keeps applying it, so any number of ``neurectomy agent --team storage`` processes (each
+with its own state directory and the same KEK) serve the same records.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import anyio.abc
 import structlog
 
 from agents import Bus
-from agents.storage import STORAGE_AGENT_NAMES, EmbedderAgent, StorageAgent, storage_agents
+from agents.jetstream import JetStream
+from agents.storage import STORAGE_AGENT_NAMES, EmbedderAgent, RecordLog, StorageAgent, storage_agents
 from bridges.vault import VaultBridge
 from neurectomy.server.teams._runners import check_agent, start_runners
 from neurectomy.settings import Settings
@@ -71,11 +77,18 @@ async def start_storage(
     check_agent("storage", (*STORAGE_AGENT_NAMES, EmbedderAgent.name), agent)
     if bridge is None:
         bridge = await open_storage_vault(settings, stack)
+    record_log = None
+    if settings.vault_log.mode == "jetstream":
+        record_log = RecordLog(bridge, JetStream(bus), settings.vault_log, max_payload_bytes=bus.max_payload)
+        await record_log.open()
+        await tg.start(record_log.run)  # caught up with the stream before any agent serves
 
     def build() -> list[StorageAgent]:
         snapshot_dir = settings.state_dir / "vault-snapshots"
         return [
-            *storage_agents(bridge, snapshot_dir=snapshot_dir, max_payload_bytes=bus.max_payload),
+            *storage_agents(
+                bridge, snapshot_dir=snapshot_dir, max_payload_bytes=bus.max_payload, log=record_log
+            ),
             EmbedderAgent(bridge, max_payload_bytes=bus.max_payload),
         ]
 

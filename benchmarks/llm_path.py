@@ -23,6 +23,13 @@ Sections (each prints service and raw side by side, with ratios):
 5. Memory (``--memory-requests``): the service's RSS before and after that many short requests, and
    what it holds beyond the model and its KV cache (``memory_bytes`` of ``GET /v1/models``).
 
+Service CPU per streamed token: around the service's runs, the CPU time of its threads
+(``/proc/<pid>/task/*/schedstat``, exact nanoseconds) by part: the event loop (API, orchestrator, agents,
+nats-py), the engine (Ryot's ``ryot-worker`` thread and llama.cpp's compute threads, which inherit its
+name), other threads and the nats-server child; the service's overhead is all but the engine, divided by
+the tokens streamed meanwhile (:class:`CpuMeter`). Section 2 also checks that each greedy text under
+concurrency equals the same prompt's text served alone. ``--sections`` picks sections.
+
 The service runs with only the Inference team (``NEURECTOMY_TEAMS=["inference"]``) unless
 ``--all-teams``, so that its memory is the LLM path's.
 

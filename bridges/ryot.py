@@ -24,7 +24,7 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ import anyio.lowlevel
 import anyio.to_thread
 import structlog
 from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectSendStream
 
 from bridges.errors import BridgeTimeoutError
 from ryot import (
@@ -108,37 +109,80 @@ class RyotBridgeMetrics:
 class _LoopDispatcher:
     """Hands the engine's events to one event loop: one loop wake-up for every request that has some.
 
-    The engine delivers a decode step's events back to back (one per decoding request); the first
-    request with events schedules one callback on the loop, and the requests that get events before it
-    runs join it. So a step costs the loop one wake-up, and the requests' agents all run (and publish
-    their chunks, which the NATS client then flushes together) in the same loop iteration.
+    The engine hands a decode step's events to the requests' sinks (which only buffer them), then
+    calls their shared :meth:`flush` once: one callback on the loop delivers every request's events.
+    So a step costs the loop one wake-up, and the requests' agents all run (and publish their chunks,
+    which the NATS client then flushes together) in the same loop iteration.
 
     Attributes:
         lock: Guards the ready list and the requests' pending events (held for microseconds).
         wakeups: Loop callbacks run so far (each delivered every request's events pending then).
     """
 
-    __slots__ = ("_ready", "_token", "lock", "wakeups")
+    __slots__ = ("_ready", "_scheduled", "_token", "lock", "wakeups")
 
     def __init__(self, token: anyio.lowlevel.EventLoopToken) -> None:
         self._token = token
-        self._ready: list[Callable[[], None]] = []
+        self._ready: list[_RequestSink] = []
+        self._scheduled = False
         self.lock = threading.Lock()
         self.wakeups = 0
 
-    def schedule(self, deliver: Callable[[], None]) -> None:
-        """Run ``deliver`` on the loop soon (any thread; hold :attr:`lock`)."""
-        self._ready.append(deliver)
-        if len(self._ready) == 1:
-            token = self._token
-            token.backend_class.run_sync_soon(self._run, (), token.native_token)
+    def ready(self, sink: _RequestSink) -> None:
+        """Deliver ``sink``'s events at the next wake-up (hold :attr:`lock`)."""
+        self._ready.append(sink)
+
+    def flush(self) -> None:
+        """Wake the loop for the requests that have events, unless a wake-up is pending (any thread)."""
+        with self.lock:
+            if not self._ready or self._scheduled:
+                return
+            self._scheduled = True
+        token = self._token
+        token.backend_class.run_sync_soon(self._run, (), token.native_token)
 
     def _run(self) -> None:  # on the event loop
         self.wakeups += 1
         with self.lock:
             ready, self._ready = self._ready, []
-        for deliver in ready:
-            deliver()
+            self._scheduled = False
+        for sink in ready:
+            sink.deliver()
+
+
+class _RequestSink:
+    """The engine's sink of one request: buffers its events until the dispatcher's wake-up.
+
+    Events that arrive while a delivery is pending join it: while the consumer lags (or the loop is
+    busy), the engine's events for this request cost one wake-up in all, and their text chunks reach the
+    consumer as one chunk (:func:`_coalesced`). ``flush`` is the dispatcher's (one per loop), which the
+    engine calls once per batch of events for all requests.
+    """
+
+    __slots__ = ("_dispatcher", "_gone", "_pending", "_send", "flush")
+
+    def __init__(self, dispatcher: _LoopDispatcher, send: MemoryObjectSendStream[list[Event]]) -> None:
+        self._dispatcher = dispatcher
+        self._send = send
+        self._pending: list[Event] = []
+        self._gone = False
+        self.flush = dispatcher.flush
+
+    def __call__(self, event: Event) -> None:  # on the engine's worker thread; never blocks
+        if self._gone:
+            raise anyio.BrokenResourceError  # the engine cancels the request
+        with self._dispatcher.lock:
+            self._pending.append(event)
+            if len(self._pending) == 1:
+                self._dispatcher.ready(self)
+
+    def deliver(self) -> None:  # on the event loop
+        with self._dispatcher.lock:
+            events, self._pending = self._pending, []
+        try:
+            self._send.send_nowait(events)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._gone = True
 
 
 class RyotBridge:
@@ -319,31 +363,7 @@ class RyotBridge:
         deadline = time.monotonic() + limit
         dispatcher = self._dispatcher()
         send, receive = anyio.create_memory_object_stream[list[Event]](max_buffer_size=math.inf)
-
-        # Events the engine produced that the event loop has not taken yet. One delivery carries all
-        # of them: while the consumer lags (or the loop is busy), the engine's events for this request
-        # cost one wake-up in all, and their text chunks reach the consumer as one chunk.
-        pending: list[Event] = []
-        receiver_gone = False
-
-        def deliver() -> None:  # runs on the event loop
-            nonlocal receiver_gone
-            with dispatcher.lock:
-                events = pending.copy()
-                pending.clear()
-            try:
-                send.send_nowait(events)
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                receiver_gone = True
-
-        def sink(event: Event) -> None:  # runs on the engine's worker thread; must never block
-            if receiver_gone:
-                raise anyio.BrokenResourceError  # the engine cancels the request
-            with dispatcher.lock:
-                pending.append(event)
-                if len(pending) > 1:
-                    return  # a delivery is scheduled and not run yet: it takes this event too
-                dispatcher.schedule(deliver)
+        sink = _RequestSink(dispatcher, send)
 
         with send, receive, self.pool.lease(name):
             try:

@@ -49,7 +49,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,6 +102,23 @@ WORKER_THREAD_NAME = "ryot-worker"
 """Name of the worker thread, in Python and (on Linux) in the OS: ``top -H`` and ``/proc/<pid>/task/*/comm``
 show it, and llama.cpp's OpenMP compute threads, which the worker starts, inherit it, so that the
 engine's CPU time can be told apart from the service's (``benchmarks/llm_path.py`` does)."""
+
+
+def _flush_sinks(sinks: Iterable[Sink]) -> None:
+    """Call ``flush()`` once on each distinct flush callable of ``sinks`` that has one.
+
+    The engine calls it after handing over a batch of events (a step's, or a single one outside
+    steps), so that a sink can buffer events and signal its consumer once per batch (see :meth:`submit`).
+    """
+    done: set[Callable[[], None]] = set()
+    for sink in sinks:
+        flush = getattr(sink, "flush", None)
+        if flush is not None and flush not in done:
+            done.add(flush)
+            try:
+                flush()
+            except Exception:  # a consumer gone; its requests are cancelled through their sinks
+                _log.debug("sink flush failed", exc_info=True)
 
 
 def _name_os_thread(name: str) -> None:
@@ -365,7 +382,10 @@ class RyotEngine:
         """Queue a generation; its events are passed to ``sink`` on the worker thread.
 
         ``sink`` receives zero or more :class:`TokenChunk` and then one :class:`Finished` or
-        :class:`Failed`. It must not block for long; if it raises, the request is cancelled.
+        :class:`Failed`. It must not block for long; if it raises, the request is cancelled. A sink
+        may have a ``flush()`` attribute: the worker calls it after each batch of events it handed
+        over (all of a decode step's, for every request), once per distinct ``flush``, so that sinks
+        sharing one can wake their consumer once per step.
 
         Args:
             prompt: Prompt text, or chat messages rendered with the model's template.
@@ -456,6 +476,7 @@ class RyotEngine:
                     break
                 if job is not None:  # not the worker's: delivered at once, never into a step's outbox
                     self._deliver(job, Failed(EngineClosedError()))
+                    _flush_sinks((job.sink,))
             self._queue.put_nowait(None)
         self._worker.join(timeout_s)
         if not self._worker.is_alive():
@@ -481,7 +502,9 @@ class RyotEngine:
         if self._outbox is not None:
             self._outbox.append((job, event))
             return not job.cancelled.is_set()
-        return self._deliver(job, event)
+        ok = self._deliver(job, event)
+        _flush_sinks((job.sink,))
+        return ok
 
     @staticmethod
     def _deliver(job: _Job, event: Event) -> bool:
@@ -501,8 +524,10 @@ class RyotEngine:
         others already there and handles every request's token in one wake-up.
         """
         outbox, self._outbox = self._outbox, None
-        for job, event in outbox or ():
-            self._deliver(job, event)
+        if outbox:
+            for job, event in outbox:
+                self._deliver(job, event)
+            _flush_sinks(job.sink for job, _ in outbox)
 
     def _run(self) -> None:
         _name_os_thread(WORKER_THREAD_NAME)

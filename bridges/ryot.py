@@ -23,6 +23,7 @@ import functools
 import math
 import threading
 import time
+import weakref
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -32,6 +33,7 @@ import anyio.lowlevel
 import anyio.to_thread
 import structlog
 from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectSendStream
 
 from bridges.errors import BridgeTimeoutError
 from ryot import (
@@ -104,6 +106,85 @@ class RyotBridgeMetrics:
         return asdict(self)
 
 
+class _LoopDispatcher:
+    """Hands the engine's events to one event loop: one loop wake-up for every request that has some.
+
+    The engine hands a decode step's events to the requests' sinks (which only buffer them), then
+    calls their shared :meth:`flush` once: one callback on the loop delivers every request's events.
+    So a step costs the loop one wake-up, and the requests' agents all run (and publish their chunks,
+    which the NATS client then flushes together) in the same loop iteration.
+
+    Attributes:
+        lock: Guards the ready list and the requests' pending events (held for microseconds).
+        wakeups: Loop callbacks run so far (each delivered every request's events pending then).
+    """
+
+    __slots__ = ("_ready", "_scheduled", "_token", "lock", "wakeups")
+
+    def __init__(self, token: anyio.lowlevel.EventLoopToken) -> None:
+        self._token = token
+        self._ready: list[_RequestSink] = []
+        self._scheduled = False
+        self.lock = threading.Lock()
+        self.wakeups = 0
+
+    def ready(self, sink: _RequestSink) -> None:
+        """Deliver ``sink``'s events at the next wake-up (hold :attr:`lock`)."""
+        self._ready.append(sink)
+
+    def flush(self) -> None:
+        """Wake the loop for the requests that have events, unless a wake-up is pending (any thread)."""
+        with self.lock:
+            if not self._ready or self._scheduled:
+                return
+            self._scheduled = True
+        token = self._token
+        token.backend_class.run_sync_soon(self._run, (), token.native_token)
+
+    def _run(self) -> None:  # on the event loop
+        self.wakeups += 1
+        with self.lock:
+            ready, self._ready = self._ready, []
+            self._scheduled = False
+        for sink in ready:
+            sink.deliver()
+
+
+class _RequestSink:
+    """The engine's sink of one request: buffers its events until the dispatcher's wake-up.
+
+    Events that arrive while a delivery is pending join it: while the consumer lags (or the loop is
+    busy), the engine's events for this request cost one wake-up in all, and their text chunks reach the
+    consumer as one chunk (:func:`_coalesced`). ``flush`` is the dispatcher's (one per loop), which the
+    engine calls once per batch of events for all requests.
+    """
+
+    __slots__ = ("_dispatcher", "_gone", "_pending", "_send", "flush")
+
+    def __init__(self, dispatcher: _LoopDispatcher, send: MemoryObjectSendStream[list[Event]]) -> None:
+        self._dispatcher = dispatcher
+        self._send = send
+        self._pending: list[Event] = []
+        self._gone = False
+        self.flush = dispatcher.flush
+
+    def __call__(self, event: Event) -> None:  # on the engine's worker thread; never blocks
+        if self._gone:
+            raise anyio.BrokenResourceError  # the engine cancels the request
+        with self._dispatcher.lock:
+            self._pending.append(event)
+            if len(self._pending) == 1:
+                self._dispatcher.ready(self)
+
+    def deliver(self) -> None:  # on the event loop
+        with self._dispatcher.lock:
+            events, self._pending = self._pending, []
+        try:
+            self._send.send_nowait(events)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._gone = True
+
+
 class RyotBridge:
     """Async access to a :class:`ryot.ModelPool` (or to one :class:`ryot.RyotEngine`).
 
@@ -121,6 +202,7 @@ class RyotBridge:
         self.timeout_s = timeout_s
         self.metrics = RyotBridgeMetrics()
         self._limiter = anyio.CapacityLimiter(max_offload_threads)
+        self._dispatchers: weakref.WeakKeyDictionary[Any, _LoopDispatcher] = weakref.WeakKeyDictionary()
 
     @classmethod
     async def open(cls, config: RyotConfig, *, timeout_s: float = 300.0) -> RyotBridge:
@@ -279,34 +361,9 @@ class RyotBridge:
             raise
         limit = self.timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + limit
-        token = anyio.lowlevel.current_token()
+        dispatcher = self._dispatcher()
         send, receive = anyio.create_memory_object_stream[list[Event]](max_buffer_size=math.inf)
-
-        # Events the engine produced that the event loop has not taken yet. One loop callback carries
-        # all of them: while the consumer lags (or the loop is busy), the engine's events for this
-        # request cost one wake-up in all, and their text chunks reach the consumer as one chunk.
-        pending: list[Event] = []
-        pending_lock = threading.Lock()
-        receiver_gone = False
-
-        def deliver() -> None:  # runs on the event loop
-            nonlocal receiver_gone
-            with pending_lock:
-                events = pending.copy()
-                pending.clear()
-            try:
-                send.send_nowait(events)
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                receiver_gone = True
-
-        def sink(event: Event) -> None:  # runs on the engine's worker thread; must never block
-            if receiver_gone:
-                raise anyio.BrokenResourceError  # the engine cancels the request
-            with pending_lock:
-                pending.append(event)
-                if len(pending) > 1:
-                    return  # a delivery is scheduled and not run yet: it takes this event too
-            token.backend_class.run_sync_soon(deliver, (), token.native_token)
+        sink = _RequestSink(dispatcher, send)
 
         with send, receive, self.pool.lease(name):
             try:
@@ -338,6 +395,15 @@ class RyotBridge:
                             return
             finally:
                 handle.cancel()
+
+    def _dispatcher(self) -> _LoopDispatcher:
+        """The dispatcher of the running event loop (made on first use)."""
+        token = anyio.lowlevel.current_token()
+        loop = token.native_token
+        dispatcher = self._dispatchers.get(loop)
+        if dispatcher is None:
+            dispatcher = self._dispatchers[loop] = _LoopDispatcher(token)
+        return dispatcher
 
     def _account(self, event: Finished) -> None:
         m = self.metrics

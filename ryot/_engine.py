@@ -46,9 +46,10 @@ import ctypes
 import logging
 import queue
 import random
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,6 +98,36 @@ _MIN_GAIN_TOKENS = 16
 snapshot a slot's tokens only when at least this many would be lost)."""
 _IDLE_SNAPSHOT_DELAY_S = 0.02
 """How long the worker must have been idle before it snapshots a finished slot into the prefix cache."""
+WORKER_THREAD_NAME = "ryot-worker"
+"""Name of the worker thread, in Python and (on Linux) in the OS: ``top -H`` and ``/proc/<pid>/task/*/comm``
+show it, and llama.cpp's OpenMP compute threads, which the worker starts, inherit it, so that the
+engine's CPU time can be told apart from the service's (``benchmarks/llm_path.py`` does)."""
+
+
+def _flush_sinks(sinks: Iterable[Sink]) -> None:
+    """Call ``flush()`` once on each distinct flush callable of ``sinks`` that has one.
+
+    The engine calls it after handing over a batch of events (a step's, or a single one outside
+    steps), so that a sink can buffer events and signal its consumer once per batch (see :meth:`submit`).
+    """
+    done: set[Callable[[], None]] = set()
+    for sink in sinks:
+        flush = getattr(sink, "flush", None)
+        if flush is not None and flush not in done:
+            done.add(flush)
+            try:
+                flush()
+            except Exception:  # a consumer gone; its requests are cancelled through their sinks
+                _log.debug("sink flush failed", exc_info=True)
+
+
+def _name_os_thread(name: str) -> None:
+    """Give the calling thread ``name`` (at most 15 bytes) in the OS on Linux; elsewhere do nothing."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # 15: PR_SET_NAME
+        except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+            pass
 
 
 @dataclass(slots=True)
@@ -250,10 +281,12 @@ class RyotEngine:
         """Drafted tokens the model confirmed (each saved one decode step)."""
         self._seeds = random.Random(self.config.seed)  # noqa: S311 - sampling seeds, not secrets
         self._piece_buf = ctypes.create_string_buffer(256)
+        self._outbox: list[tuple[_Job, Event]] | None = None
+        """Events of the step being run (``None`` outside steps: events go out at once)."""
         self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=self.config.queue_size)
         self._lock = threading.Lock()
         self._closed = False
-        self._worker = threading.Thread(target=self._run, name="ryot-worker", daemon=True)
+        self._worker = threading.Thread(target=self._run, name=WORKER_THREAD_NAME, daemon=True)
         self._worker.start()
 
     # -- information -------------------------------------------------------------------------------------
@@ -349,7 +382,10 @@ class RyotEngine:
         """Queue a generation; its events are passed to ``sink`` on the worker thread.
 
         ``sink`` receives zero or more :class:`TokenChunk` and then one :class:`Finished` or
-        :class:`Failed`. It must not block for long; if it raises, the request is cancelled.
+        :class:`Failed`. It must not block for long; if it raises, the request is cancelled. A sink
+        may have a ``flush()`` attribute: the worker calls it after each batch of events it handed
+        over (all of a decode step's, for every request), once per distinct ``flush``, so that sinks
+        sharing one can wake their consumer once per step.
 
         Args:
             prompt: Prompt text, or chat messages rendered with the model's template.
@@ -438,8 +474,9 @@ class RyotEngine:
                     job = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if job is not None:
-                    self._emit(job, Failed(EngineClosedError()))
+                if job is not None:  # not the worker's: delivered at once, never into a step's outbox
+                    self._deliver(job, Failed(EngineClosedError()))
+                    _flush_sinks((job.sink,))
             self._queue.put_nowait(None)
         self._worker.join(timeout_s)
         if not self._worker.is_alive():
@@ -457,8 +494,21 @@ class RyotEngine:
 
     # -- worker ------------------------------------------------------------------------------------------
 
+    def _emit(self, job: _Job, event: Event) -> bool:
+        """Pass ``event`` to the job's sink (during a step: once the step's sampling is done).
+
+        Returns False when the sink refused it (the request is then cancelled).
+        """
+        if self._outbox is not None:
+            self._outbox.append((job, event))
+            return not job.cancelled.is_set()
+        ok = self._deliver(job, event)
+        _flush_sinks((job.sink,))
+        return ok
+
     @staticmethod
-    def _emit(job: _Job, event: Event) -> bool:
+    def _deliver(job: _Job, event: Event) -> bool:
+        """Pass ``event`` to the job's sink now (any thread); False when the sink refused it."""
         try:
             job.sink(event)
         except Exception:
@@ -466,7 +516,21 @@ class RyotEngine:
             return False
         return True
 
+    def _flush_outbox(self) -> None:
+        """Deliver the events of the step just done, back to back.
+
+        A step's tokens reach their sinks within microseconds of each other instead of one
+        sampling apart, so a consumer that wakes up for the first (the bridge's event loop) finds the
+        others already there and handles every request's token in one wake-up.
+        """
+        outbox, self._outbox = self._outbox, None
+        if outbox:
+            for job, event in outbox:
+                self._deliver(job, event)
+            _flush_sinks(job.sink for job, _ in outbox)
+
     def _run(self) -> None:
+        _name_os_thread(WORKER_THREAD_NAME)
         stopping = False
         while True:
             stopping = self._admit(stopping)
@@ -479,12 +543,15 @@ class RyotEngine:
                 for slot in busy:
                     self._finish(slot, "cancelled")
                 return
+            self._outbox = []
             try:
                 self._step(busy)
             except Exception as exc:  # a failed step ends the requests in it, never the worker
                 for slot in busy:
                     if slot.job is not None:
                         self._fail(slot, exc)
+            finally:
+                self._flush_outbox()
 
     def _admit(self, stopping: bool) -> bool:
         """Move queued jobs into free slots; block only when nothing runs. Returns ``stopping``."""

@@ -10,11 +10,11 @@ from typing import Any
 from litestar import Request, Response, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
-from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from agents.errors import AgentError, BadInputError, StreamBrokenError
 from agents.protocol import ChatMessageIn, GenerateInput, GenerateOutput, Sampling
 from api._request import call_context, request_id_of
+from api._sse import sse_event, sse_response
 from api.errors import error_body
 from api.generate.schemas import GenerateRequest, GenerateResponse, Timings, Usage
 from orchestrator import Orchestrator, TextDelta
@@ -84,7 +84,7 @@ async def generate(
         raise StreamBrokenError("generator stream ended without an output")
     # Wait for the first event so that refusals (400/429/503/504) are real HTTP statuses.
     first = await events.__anext__()
-    return ServerSentEvent(_sse(request, request_id, first, events))
+    return sse_response(_sse(request, request_id, first, events))
 
 
 async def _sse(
@@ -92,21 +92,20 @@ async def _sse(
     request_id: str,
     first: TextDelta | GenerateOutput,
     rest: AsyncIterator[TextDelta | GenerateOutput],
-) -> AsyncIterator[ServerSentEventMessage]:
+) -> AsyncIterator[bytes]:
+    """``token`` events (``{"text": ...}``), then ``done`` (the response body) or ``error``."""
     try:
         event: TextDelta | GenerateOutput | None = first
         while event is not None:
             if isinstance(event, TextDelta):
-                yield ServerSentEventMessage(data=json.dumps({"text": event.text}), event="token")
+                yield sse_event(json.dumps({"text": event.text}), "token")
             else:
-                yield ServerSentEventMessage(
-                    data=_response(request_id, event).model_dump_json(), event="done"
-                )
+                yield sse_event(_response(request_id, event).model_dump_json(), "done")
                 return
             event = await anext(rest, None)
     except AgentError as exc:
         body = error_body(exc.code, exc.message, exc.field, request)
-        yield ServerSentEventMessage(data=json.dumps(body), event="error")
+        yield sse_event(json.dumps(body), "error")
     finally:
         await rest.aclose()  # type: ignore[attr-defined]
 

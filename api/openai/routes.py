@@ -33,7 +33,6 @@ import numpy as np
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
-from litestar.response import Stream
 
 from agents.errors import (
     AgentError,
@@ -45,6 +44,7 @@ from agents.errors import (
 from agents.protocol import GenerateInput, GenerateOutput
 from agents.storage.wire import MAX_EMBED_TEXTS, EmbedInput, EmbedOutput
 from api._request import call_context, request_id_of
+from api._sse import sse_response
 from api.openai._errors import OPENAI_EXCEPTION_HANDLERS, agent_error_body
 from api.openai._generation import Event, generate_all, merged, start_streams
 from api.openai._shape import (
@@ -74,7 +74,6 @@ from orchestrator import ModelInfo, Orchestrator, TextDelta
 __all__ = ("ROUTES",)
 
 OWNER = "neurectomy"
-_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 # ----------------------------------------------------------------- request → GenerateInput
@@ -268,9 +267,7 @@ async def chat_completions(
         raise ContextLengthExceededError(exc.message, field="messages") from None
     chunks = Chunks(kind, cid, created, model, include_usage=_include_usage(data))
     per_choice = [ChatChoiceStream(chunks, i, plan, logprobs=bool(data.logprobs)) for i in range(len(inputs))]
-    return Stream(
-        _sse(chunks, per_choice, streams, [0]), media_type="text/event-stream", headers=_SSE_HEADERS
-    )
+    return sse_response(_sse(chunks, per_choice, streams, [0]))
 
 
 @post("/completions", status_code=200, summary="OpenAI-compatible text completion (JSON or SSE)")
@@ -301,9 +298,7 @@ async def completions(
         raise ContextLengthExceededError(exc.message, field="prompt") from None
     chunks = Chunks("text", cid, created, model, include_usage=_include_usage(data))
     per_choice = [TextChoiceStream(chunks, i, echoes[i], logprobs=logprobs) for i in range(len(inputs))]
-    return Stream(
-        _sse(chunks, per_choice, streams, firsts), media_type="text/event-stream", headers=_SSE_HEADERS
-    )
+    return sse_response(_sse(chunks, per_choice, streams, firsts))
 
 
 def _input_param(field: str | None, *, single: bool) -> str:

@@ -1,0 +1,41 @@
+"""Server-Sent Events responses written as bytes, one ASGI body message per event.
+
+litestar's ``ServerSentEvent`` runs its iterator of header chunks through a worker thread
+(``sync_to_thread``) before the first event, a thread round trip on every stream's time to first
+token, and builds a ``ServerSentEventMessage`` per event. The streaming routes write the wire form
+themselves instead (the same bytes: ``event: <name>``, CRLF, ``data: <one line>``, CRLF, CRLF, as
+``ServerSentEventMessage.encode`` writes them) through a plain ``Stream``.
+
+Reference: the WHATWG HTML standard, "Server-sent events", the event stream format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from litestar.response import Stream
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+"""Headers of every event stream: no caching, no buffering by a reverse proxy (nginx)."""
+
+
+def sse_event(data: str | bytes, event: str | None = None) -> bytes:
+    """One event on the wire.
+
+    Args:
+        data: The event's data, one line (JSON as ``json.dumps`` writes it has no line break).
+        event: The event's name (``None``: the default ``message`` event, no ``event:`` field).
+
+    Raises:
+        ValueError: ``data`` holds a line break (it would end the field early).
+    """
+    body = data.encode() if isinstance(data, str) else data
+    if b"\n" in body or b"\r" in body:
+        raise ValueError("SSE data must be one line")
+    head = b"event: " + event.encode() + b"\r\n" if event is not None else b""
+    return head + b"data: " + body + b"\r\n\r\n"
+
+
+def sse_response(events: AsyncIterator[bytes]) -> Stream:
+    """A ``text/event-stream`` response that writes each item of ``events`` as one body message."""
+    return Stream(events, media_type="text/event-stream", headers=SSE_HEADERS)

@@ -8,7 +8,6 @@ nowhere else.
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import json
 import math
@@ -16,7 +15,7 @@ import re
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from nats.micro.service import EndpointConfig, EndpointStats, Service, ServiceCo
 from nats.protocol.command import hpub_cmd
 
 from agents.errors import AgentError, DeadlineExceededError, NoRespondersError
+from agents.natsheaders import header_block, parse_header_lines
 from agents.protocol import SERVICE_VERSION
 
 _NO_RESPONDERS = "503"
@@ -116,35 +116,7 @@ def server_urls(url: str) -> list[str]:
     return [u.strip() for u in url.split(",") if u.strip()]
 
 
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-"""A header name nats-py accepts (an RFC 7230 token)."""
 _WHITESPACE = re.compile(r"\s")
-_NEWLINES = str.maketrans({"\r": " ", "\n": " "})
-
-
-@functools.lru_cache(maxsize=256)
-def _header_name(name: str) -> bytes:
-    """``name: `` as bytes, checked once per distinct name (raises ``ValueError`` if not a token)."""
-    key = name.strip()
-    if not _HEADER_NAME.fullmatch(key):
-        raise ValueError(f"invalid NATS header name {name!r}")
-    return f"{key}: ".encode()
-
-
-def header_block(headers: Mapping[str, str]) -> bytes:
-    """The NATS header block of ``headers``, as nats-py writes it (``NATS/1.0``, ``Name: value`` lines).
-
-    Names must be tokens (``ValueError`` otherwise); values are trimmed and CR/LF become spaces, so a
-    value can never end its line. nats-py builds the same bytes with a regex and several copies per
-    header on every publish; here a name is checked once, and a call's headers cost one join.
-    """
-    parts = [b"NATS/1.0\r\n"]
-    for name, value in headers.items():
-        if "\r" in value or "\n" in value:
-            value = value.translate(_NEWLINES)
-        parts += (_header_name(name), value.strip().encode(), b"\r\n")
-    parts.append(b"\r\n")
-    return b"".join(parts)
 
 
 async def _publish(nc: Client, subject: str, data: bytes, headers: dict[str, str] | None, reply: str) -> None:
@@ -304,6 +276,9 @@ class Bus:
     """
 
     def __init__(self, nc: Client) -> None:
+        # nats-py's header parser, replaced on this client by one returning the same dict at a fraction of
+        # the cost (agents.natsheaders); nats-py's status-line handling around it stays.
+        nc._parse_header_lines = parse_header_lines  # type: ignore[method-assign]
         self._nc = nc
         self._closed = False
         self.stream_replicas = 1

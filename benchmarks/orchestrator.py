@@ -37,6 +37,9 @@ shows up directly in these numbers: run it on an idle machine, and compare ratio
     .venv/bin/python benchmarks/orchestrator.py --runs 3 --json orchestrator.json
     .venv/bin/python benchmarks/orchestrator.py --profile caller # cProfile of 2,000 sequential invokes
 
+``--loop uvloop|asyncio`` runs every process here (caller, agent, raw responder) on that event loop;
+the default is the service's (``agents.eventloop``: uvloop when installed, or ``$NEURECTOMY_EVENT_LOOP``).
+
 ``--traced`` records OpenTelemetry spans in the caller and the agent (as ``neurectomy serve`` and
 ``neurectomy agent`` do, no exporter): compare a run with and without it for the per-hop cost of tracing.
 
@@ -84,6 +87,8 @@ from rich.table import Table  # noqa: E402
 from agents import tracing  # noqa: E402
 from agents.actor import Agent, AgentRunner, Call  # noqa: E402
 from agents.collective import AgentSpec, spec_of  # noqa: E402
+from agents.eventloop import ENV_VAR as ENV_LOOP  # noqa: E402
+from agents.eventloop import backend_options, loop_name  # noqa: E402
 from agents.messaging import Bus  # noqa: E402
 from agents.plans import Plan, parse_plan  # noqa: E402
 from neurectomy.server.logs import configure_logging  # noqa: E402
@@ -776,7 +781,7 @@ def profile(args: argparse.Namespace, console: Console, work: Path, children: Ch
         finally:
             await server.stop()
 
-    anyio.run(main)
+    anyio.run(main, backend_options=backend_options(args.loop))
 
 
 async def profile_agent(args: argparse.Namespace, console: Console, children: Children, url: str) -> None:
@@ -842,6 +847,11 @@ def main() -> None:
         choices=("caller", "caller64", "both", "plan", "agent64"),
         help="only profile (see above)",
     )
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        help="event loop of every process here (default: the service's, agents.eventloop)",
+    )
     parser.add_argument("--serve-agent", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-raw", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--drive", type=int, help=argparse.SUPPRESS)
@@ -849,14 +859,24 @@ def main() -> None:
     parser.add_argument("--embedder-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     configure_logging("json", "warning")
+    args.loop = loop_name(args.loop)
+    os.environ[ENV_LOOP] = args.loop  # the children run on the same loop
+    loop = backend_options(args.loop)
     if args.serve_agent:
-        anyio.run(serve_agent, args.nats_url, args.embedder_dir, args.embedder_torch_threads, args.traced)
+        anyio.run(
+            serve_agent,
+            args.nats_url,
+            args.embedder_dir,
+            args.embedder_torch_threads,
+            args.traced,
+            backend_options=loop,
+        )
         return
     if args.serve_raw:
-        anyio.run(serve_raw, args.nats_url)
+        anyio.run(serve_raw, args.nats_url, backend_options=loop)
         return
     if args.drive:
-        anyio.run(drive, args.nats_url, args.drive, args.inflight)
+        anyio.run(drive, args.nats_url, args.drive, args.inflight, backend_options=loop)
         return
     # Ctrl-C (and SIGTERM) raise KeyboardInterrupt, even when started with SIGINT ignored (``cmd &``),
     # so the finally below always stops the children and the nats-server.
@@ -870,7 +890,8 @@ def main() -> None:
     console.print(
         f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
         f"{args.runs} runs, {args.requests} sequential + {args.throughput_requests} @{args.inflight} "
-        f"requests per side, {args.plans} plans, {args.selections} selections per kind"
+        f"requests per side, {args.plans} plans, {args.selections} selections per kind; "
+        f"event loop {args.loop} in every process"
     )
     work = Path(tempfile.mkdtemp(prefix="neurectomy-bench-orch-"))
     children = Children(work)
@@ -878,7 +899,7 @@ def main() -> None:
         if args.profile:
             profile(args, console, work, children)
             return
-        res = anyio.run(bench, args, console, work, children)
+        res = anyio.run(bench, args, console, work, children, backend_options=loop)
     except KeyboardInterrupt:
         console.print("interrupted: child processes and nats-server stopped")
         sys.exit(130)

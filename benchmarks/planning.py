@@ -40,15 +40,25 @@ from benchmarks.planning_fresh import GOALS as FRESH  # noqa: E402
 from benchmarks.planning_goals import GOALS  # noqa: E402
 from benchmarks.planning_hard import GOALS as HARD  # noqa: E402
 from benchmarks.planning_heldout import GOALS as HELDOUT  # noqa: E402
+from benchmarks.planning_round4 import GOALS as ROUND4  # noqa: E402
 from benchmarks.planning_unseen import GOALS as UNSEEN  # noqa: E402
 
-SETS = {"dev": GOALS, "heldout": HELDOUT, "fresh": FRESH, "unseen": UNSEEN, "blind": BLIND, "hard": HARD}
+SETS = {
+    "dev": GOALS,
+    "heldout": HELDOUT,
+    "fresh": FRESH,
+    "unseen": UNSEEN,
+    "blind": BLIND,
+    "hard": HARD,
+    "round4": ROUND4,
+}
 """``dev``: the labelled set the method was developed against; ``heldout``: written before round 2, to
 measure whether it generalises (never used to choose examples, weights or thresholds); ``fresh``:
 written after round 2's last change and scored once; ``unseen``: written in round 3 before any change,
 in styles the others barely cover (typos, long preambles, non-native English, terse, numbered steps),
 then used to find round 3's weaknesses; ``blind``: written after round 3's last change and scored once;
-``hard``: written blind after that, in the styles that separate planners, and scored once."""
+``hard``: written blind after that, in the styles that separate planners, and scored once; ``round4``:
+written in round 4 before any change, an engineer's tasks with real payloads, then used for round 4."""
 
 HIGH_CONFIDENCE = 0.8
 

@@ -93,6 +93,8 @@ class LoadMonitor:
         group = self._instances.get(agent, {})
         for key in [k for k, inst in group.items() if not self._alive(inst, now)]:
             del group[key]
+        if len(group) < 2:  # the common case of one replica: nothing to sort
+            return list(group.values())
         return sorted(group.values(), key=lambda i: (i.load, i.beat.instance))
 
     def load(self, agent: str) -> tuple[int, float]:

@@ -28,7 +28,7 @@ start of another).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -114,6 +114,7 @@ class Router:
             window_s=config.retry_budget_window_s,
         )
         self.breakers: dict[str, CircuitBreaker] = {}
+        self._alive_checks: dict[str, Callable[[str], bool]] = {}
 
     def breaker(self, agent: str) -> CircuitBreaker:
         """The circuit breaker of ``agent`` (created closed on first use)."""
@@ -124,11 +125,22 @@ class Router:
             )
         return b
 
-    def _alive(self, agent: str) -> Any:
-        def alive(instance: str) -> bool:
-            return any(i.beat.instance == instance for i in self.monitor.healthy(agent))
+    def _alive(self, agent: str) -> Callable[[str], bool] | None:
+        """``alive(instance)`` for calls to ``agent`` (one per agent), or None before the monitor runs."""
+        if not self.monitor.started:
+            return None
+        alive = self._alive_checks.get(agent)
+        if alive is None:
+            alive = self._alive_checks[agent] = self._alive_check(agent)
+        return alive
 
-        return alive if self.monitor.started else None
+    def _alive_check(self, agent: str) -> Callable[[str], bool]:
+        monitor = self.monitor
+
+        def alive(instance: str) -> bool:
+            return any(i.beat.instance == instance for i in monitor.healthy(agent))
+
+        return alive
 
     def _team(self, agent: str, default: str | None = None) -> str:
         spec = self.selector.specs.get(agent)
@@ -149,21 +161,6 @@ class Router:
         if spec is None:
             raise NotFoundError(f"no agent named {agent!r}", field="agent")
         check_scope(agent, spec.scopes, payload, ctx.scopes)
-
-    async def _attempt(
-        self, agent: str, team: str, subject: str, payload: Mapping[str, Any], ctx: CallContext
-    ) -> dict[str, Any]:
-        return await call_for_output(
-            self.bus,
-            team,
-            agent,
-            payload,
-            ctx,
-            accept_timeout_s=self.config.accept_timeout_s,
-            observer=self.observer,
-            subject=subject,
-            alive=self._alive(agent),
-        )
 
     async def invoke(
         self,
@@ -238,7 +235,17 @@ class Router:
                         if inst is not None:
                             self.monitor.dispatched(inst)
                         try:
-                            output = await self._attempt(name, team_of, subject, payload, attempt_ctx)
+                            output = await call_for_output(
+                                self.bus,
+                                team_of,
+                                name,
+                                payload,
+                                attempt_ctx,
+                                accept_timeout_s=self.config.accept_timeout_s,
+                                observer=self.observer,
+                                subject=subject,
+                                alive=self._alive(name),
+                            )
                         except _REFUSED as exc:
                             failovers.append(f"{name}: {exc.code}")
                             last = exc

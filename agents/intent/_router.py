@@ -11,7 +11,9 @@ requests. An instruction is scored against every example on two channels:
 An example's score is ``0.65 · meaning + 0.35 · wording``; a class's score is
 ``0.75 · best example + 0.25 · mean of its best three``, plus a **capability cue** (0.12 when a word of the
 instruction names the agent's first capability or its first word — the imperative verb — names any of
-its capabilities, 0.06 when another word names another capability).
+its capabilities, 0.06 when another word names another capability — unless the lead verb is one the
+examples start with and none of the class's does: "write a release note … to CSV" names its operation
+by its verb, and the words after it are its material).
 
 **Confidence** is Platt scaling (Platt 1999) of (best score, margin to the runner-up) fitted at build
 time by leave-one-out over the examples themselves: each example is routed with itself removed, and a
@@ -194,6 +196,7 @@ class IntentRouter:
         top = -np.partition(-padded, _TOP - 1, axis=1)[:, :_TOP]
         top.sort(axis=1)
         scores = 0.75 * top[:, -1] + 0.25 * np.mean(np.maximum(top, 0.0), axis=1)
+        prior = self._lead_prior(lead[:5], owner)
         if keys:
             lead_key = _cue_key(lead)
             cue = np.array(
@@ -201,14 +204,13 @@ class IntentRouter:
                     _CUE_PRIMARY
                     if keys & p or lead_key in p or lead_key in o
                     else _CUE_OTHER
-                    if keys & o
+                    if keys & o and (prior is None or prior[i] > 0.0)
                     else 0.0
-                    for p, o in zip(self._primary, self._other, strict=True)
+                    for i, (p, o) in enumerate(zip(self._primary, self._other, strict=True))
                 ],
                 dtype=np.float32,
             )
             scores = scores + cue
-        prior = self._lead_prior(lead[:5], owner)
         if prior is not None:
             scores = scores + (self.lead_weight if lead_weight is None else lead_weight) * prior
         result: NDArray[np.float32] = scores.astype(np.float32)

@@ -47,18 +47,24 @@ from agents.intent import NONE, IntentRouter, ParsedGoal, Route, SubGoal, parse_
 from agents.intent._inputs import ANSWER_TOKENS, INSTRUCTION_AGENTS, PAYLOAD_FIELDS, step_input
 from agents.plans import Plan, PlanStep
 from agents.synthesis._base import SynthesisAgent
-from agents.synthesis._shaping import (
-    BUILTIN,
-    agent_of,
+from agents.synthesis._forms import (
     analysis_report,
     answer_or_search,
+    general_question,
+    recall_after_store,
+    stated_runner_up,
+    vote_or_sample,
+)
+from agents.synthesis._shaping import (
+    BUILTIN,
+    WEAK,
+    agent_of,
     composite,
+    head_clauses,
     leading_context,
     least,
-    recall_after_store,
     repeats,
     request_clauses,
-    stated_runner_up,
     trailing_payload,
 )
 from agents.synthesis._wire import CandidateScore, PlannedStep, PlannerInput, PlannerOutput
@@ -126,12 +132,14 @@ class GoalPlanner:
         routes = [self.router.route(sg.instruction) for sg in parsed.subgoals]
         if len(whole.subgoals) < len(parsed.subgoals):
             whole_routes = [self.router.route(sg.instruction) for sg in whole.subgoals]
-            if least(whole_routes) >= least(routes) or repeats(routes):
+            distinct = least(routes) >= WEAK and not repeats(routes)  # each part a confident own step
+            if (least(whole_routes) >= least(routes) and not distinct) or repeats(routes):
                 parsed, routes = whole, whole_routes
         parsed, routes = request_clauses(self.router, parsed, routes)
+        parsed, routes = head_clauses(self.router, parsed, routes)
         parsed, routes = leading_context(parsed, routes, self.verbs)
         parsed, routes = trailing_payload(parsed, routes, self.verbs)
-        parsed, routes = composite(self.router, parsed, routes)
+        parsed, routes = composite(self.router, parsed, routes, self.verbs)
         if not parsed.subgoals:
             return _unclear(goal, [], "the goal names nothing to do")
         if len(parsed.subgoals) > max_steps:
@@ -142,11 +150,23 @@ class GoalPlanner:
         if len(routes) == 1:
             routes = [analysis_report(routes[0], parsed.subgoals[0].instruction)]
         routes = [answer_or_search(r, sub.text) for r, sub in zip(routes, parsed.subgoals, strict=True)]
+        routes = [vote_or_sample(r, sub) for r, sub in zip(routes, parsed.subgoals, strict=True)]
         routes = [
-            stated_runner_up(self.router, r, functools.partial(self._states, sub=sub, parsed=parsed))
+            general_question(self.router, r, sub, parsed.payload)
+            for r, sub in zip(routes, parsed.subgoals, strict=True)
+        ]
+        routes = [
+            stated_runner_up(
+                self.router, r, functools.partial(self._states, sub=sub, parsed=parsed), self._takes
+            )
             for r, sub in zip(routes, parsed.subgoals, strict=True)
         ]
         return _Builder(self, goal, parsed, routes).build()
+
+    @functools.cache  # noqa: B019 (one planner per roster and process: see goal_planner)
+    def _takes(self, agent: str) -> bool:
+        """Whether ``agent`` requires a parameter besides its payload (a language, an id, labels, …)."""
+        return agent in self.specs and not self._states(agent, SubGoal("", "", (), True), parse_goal(""))
 
     def _states(self, agent: str, sub: SubGoal, parsed: ParsedGoal) -> bool:
         """Whether ``sub`` states every parameter ``agent`` requires (its payload aside)."""

@@ -4,23 +4,27 @@ A goal split into sentences and steps (:func:`agents.intent.parse_goal`) is not 
 
 * a **request clause** inside a long sentence ("I'm short on time, so could you summarize this") is the
   part the router should read, when it routes more confidently than the whole sentence;
+* a **main clause** before a relative or complement clause ("write a regex | that matches e-mail
+  addresses") names what a request makes or acts on: it is read alone when it routes more confidently;
 * **leading context** ("Good morning.", "Hi! I'm new here.") — sentences before the first confident
   request that match nothing, only small talk, or only weakly — is dropped when no sequence word
   ("then", "next", a list) marks what follows as a further step;
 * **trailing payload** — sentences after the last request with no sequence word, that match nothing or
   only weakly, or that are statements (no instruction verb, no question) after a request that points at
   a text ("this", "these", "the following", "here") or that works on a text the goal has not given
-  yet — is the text the goal applies to;
-* **one request in halves** — adjacent sub-goals asking for the same class, the later unmarked — and a
+  yet — is the text the goal applies to, except a sentence that constrains the request's output ("It
+  should be under 50 words."), whose parameters are read with the request;
+* **one request in halves** — adjacent sub-goals asking for the same class, the later unmarked or either
+  a statement — and a
   goal whose steps are the *subject* of one request ("plan the steps to …") are one sub-goal;
-* a sub-goal that matches nothing but names the parameter of a close runner-up that takes one ("how to
-  say '…' in Portuguese": a target language) asks for that runner-up.
+
+Close classes are then told apart by the request's form (:mod:`agents.synthesis._forms`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
 from agents.intent import NONE, IntentRouter, ParsedGoal, Route, SubGoal
@@ -28,18 +32,15 @@ from agents.intent._inputs import INSTRUCTION_AGENTS
 
 __all__ = (
     "BUILTIN",
-    "STATED",
+    "DEICTIC",
+    "WEAK",
     "agent_of",
-    "analysis_report",
-    "answer_or_search",
     "composite",
+    "head_clauses",
     "least",
     "leading_context",
-    "recall",
-    "recall_after_store",
     "repeats",
     "request_clauses",
-    "stated_runner_up",
     "trailing_payload",
 )
 
@@ -61,29 +62,28 @@ _REQUEST = re.compile(
 """A politeness marker that opens a request clause, at the start or after some context."""
 _MIN_CONTEXT_WORDS = 3
 _MIN_CLAUSE_WORDS = 4
-_DEICTIC = re.compile(r"\b(?:this|these|following|below|here|it)\b", re.IGNORECASE)
+DEICTIC = re.compile(r"\b(?:this|these|following|below|here|it)\b", re.IGNORECASE)
 """A request that points at a text the goal gives."""
+_SUBORDINATE = re.compile(
+    r"\s(?:that|which|who|whose|where|announcing|saying|explaining|describing)\s", re.IGNORECASE
+)
+"""Where a relative or complement clause starts (it describes what the main clause names)."""
+_MIN_HEAD_WORDS = 3
+_COPULA = re.compile(r"\b(?:is|are|was|were|has\s+been|have\s+been|seems?|looks?|keeps?)\b", re.IGNORECASE)
+_CONSTRAINT = re.compile(
+    r"\s*(?:(?:it|this|that|the\s+(?:summary|answer|result|output|reply|response|text|translation|"
+    r"story|poem|code|function|list))\s+(?:should|must|shall|has\s+to|needs?\s+to|may|can)(?:\s+not)?\s+"
+    r"|keep\s+(?:it|them|the\s+\w+)\s+|(?:use\s+)?(?:at\s+most|no\s+more\s+than|not\s+more\s+than|"
+    r"under|below|max(?:imum)?)\s+\d)",
+    re.IGNORECASE,
+)
+"""A trailing sentence that constrains the request's output ("It should be under 50 words.", "Keep it
+to two sentences."): its parameters belong to the request, not to the payload."""
 _QUESTION = frozenset(
     "what which how is are was were does do did can could would will who whom whose when where why "
     "should please kindly".split()
 )
 _FIRST_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
-STATED = frozenset({"translator", "context-optimizer"})
-"""Agents whose required parameter, when a goal states it (a target language "into Spanish", a token
-budget "in 64 tokens"), is evidence for them: "put '…' into Spanish" is a translation, not a language
-check, and "how to say '…' in Portuguese" is no request outside the collective."""
-_NEAR_STATED = 0.1
-"""How close to the best class a runner-up of :data:`STATED` whose parameter the goal states must be."""
-_ANALYSIS = re.compile(r"\b(?:analy[sz]e|analysis|assess|examine|profile|evaluate)\b", re.IGNORECASE)
-"""A request for analysis (the ``report`` plan runs the analyses; the reporter only lays out)."""
-_NEAR_REPORT = 0.05
-"""How close a runner-up must be for the form of a request to choose between it and the best."""
-_ANSWER = re.compile(r"\banswer\b", re.IGNORECASE)
-_RECALL = re.compile(
-    r"\?|^(?:what|who|when|where|which|how|is|are|was|were|did|does|do)\b|\b(?:tell|remind|recall|ask)\b",
-    re.IGNORECASE,
-)
-"""A sub-goal that asks something (a question, "tell me", "remind me")."""
 
 
 def agent_of(name: str) -> str:
@@ -134,12 +134,33 @@ def request_clauses(
     return replace(parsed, subgoals=tuple(subs)), out
 
 
+def head_clauses(
+    router: IntentRouter, parsed: ParsedGoal, routes: list[Route]
+) -> tuple[ParsedGoal, list[Route]]:
+    """``parsed`` with each sub-goal routed by its main clause where that is more confident.
+
+    What a request makes or acts on is named before a relative or complement clause; the clause
+    describes it ("write a regex in Python | that matches email addresses" asks for code, not for the
+    e-mail addresses of a text). The sub-goal's text (read for parameters) stays whole.
+    """
+    subs, out = list(parsed.subgoals), list(routes)
+    for i, sub in enumerate(subs):
+        m = _SUBORDINATE.search(sub.instruction)
+        if m is None or len(sub.instruction[: m.start()].split()) < _MIN_HEAD_WORDS:
+            continue
+        route = router.route(sub.instruction[: m.start()])
+        if route.best != NONE and route.confidence >= max(out[i].confidence, WEAK):
+            out[i], subs[i] = route, replace(sub, instruction=sub.instruction[: m.start()])
+    return replace(parsed, subgoals=tuple(subs)), out
+
+
 def leading_context(
     parsed: ParsedGoal, routes: list[Route], verbs: frozenset[str]
 ) -> tuple[ParsedGoal, list[Route]]:
     """``parsed`` without the sentences before its first confident request that are context.
 
-    A leading sentence is context when the next one carries no sequence word and the sentence matches
+    A leading sentence is context when the next one carries no sequence word (or it says how something
+    is, no step of its own: "This doc is too long; cut it to 40 tokens") and the sentence matches
     nothing, only small talk or only weakly — or is a statement ("I got this review from a customer.")
     about something else than the more confident request after it.
     """
@@ -155,7 +176,11 @@ def leading_context(
         )
 
     cut = 0
-    while cut + 1 < len(routes) and not parsed.subgoals[cut + 1].marked and context(cut):
+    while (
+        cut + 1 < len(routes)
+        and (not parsed.subgoals[cut + 1].marked or _describes(parsed.subgoals[cut], verbs))
+        and context(cut)
+    ):
         cut += 1
     if cut == 0 or not _confident(routes[cut]) or routes[cut].best in _CONTEXT_CLASSES:
         return parsed, routes
@@ -169,6 +194,11 @@ def _statement(sub: SubGoal, verbs: frozenset[str]) -> bool:
     return word not in verbs and word not in _QUESTION
 
 
+def _describes(sub: SubGoal, verbs: frozenset[str]) -> bool:
+    """Whether ``sub`` states how something is ("Our key is a year old"): a statement with a copula."""
+    return _statement(sub, verbs) and _COPULA.search(sub.instruction) is not None
+
+
 def trailing_payload(
     parsed: ParsedGoal, routes: list[Route], verbs: frozenset[str]
 ) -> tuple[ParsedGoal, list[Route]]:
@@ -176,7 +206,7 @@ def trailing_payload(
     cut = len(routes)
     while cut > 1 and not parsed.subgoals[cut - 1].marked:
         sub, route = parsed.subgoals[cut - 1], routes[cut - 1]
-        if route.best == NONE or route.confidence < WEAK:
+        if route.best == NONE or route.confidence < WEAK or _CONSTRAINT.match(sub.text):
             cut -= 1
             continue
         before = parsed.subgoals[: cut - 1]
@@ -189,16 +219,26 @@ def trailing_payload(
         if (
             _statement(sub, verbs)
             and not same
-            and (wants_text or any(_DEICTIC.search(s.instruction) for s in before))
+            and (wants_text or any(DEICTIC.search(s.instruction) for s in before))
         ):
             cut -= 1
             continue
         break
     if cut == len(routes) or all(r.best == NONE for r in routes[:cut]):
         return parsed, routes  # (the threshold still refuses a request that is itself weak)
-    tail = " ".join(sg.text for sg in parsed.subgoals[cut:])
-    payload = tail if parsed.payload is None else f"{tail}\n\n{parsed.payload}"
-    return replace(parsed, subgoals=parsed.subgoals[:cut], payload=payload), routes[:cut]
+    subs = list(parsed.subgoals[:cut])
+    rest = parsed.subgoals[cut:]
+    constraints = tuple(sg for sg in rest if _CONSTRAINT.match(sg.text))
+    if constraints:  # read with the request for its parameters ("under 50 words"), routed as before
+        last = subs[-1]
+        stop = "" if last.text.rstrip()[-1:] in (".", "!", "?") else "."
+        text = " ".join((last.text.rstrip() + stop, *(sg.text for sg in constraints)))
+        subs[-1] = replace(last, text=text)
+    tail = " ".join(sg.text for sg in rest if sg not in constraints)
+    payload = (
+        parsed.payload if not tail else tail if parsed.payload is None else f"{tail}\n\n{parsed.payload}"
+    )
+    return replace(parsed, subgoals=tuple(subs), payload=payload), routes[:cut]
 
 
 def _joined(subs: Sequence[SubGoal]) -> SubGoal:
@@ -212,7 +252,7 @@ def _joined(subs: Sequence[SubGoal]) -> SubGoal:
 
 
 def composite(
-    router: IntentRouter, parsed: ParsedGoal, routes: list[Route]
+    router: IntentRouter, parsed: ParsedGoal, routes: list[Route], verbs: frozenset[str] = frozenset()
 ) -> tuple[ParsedGoal, list[Route]]:
     """One sub-goal for a goal whose steps are the *subject* of one request, not its steps.
 
@@ -221,14 +261,17 @@ def composite(
     the ``consensus`` plan. When the sub-goals' instructions read together route to the planner or a
     built-in plan with confidence at least :data:`_COMPOSITE_CONFIDENCE`, they are one sub-goal.
     Adjacent sub-goals that route to the same class, the later one a sentence with no step marker
-    ("Hello! How are you today?"), are one request too.
+    ("Hello! How are you today?") or either one a statement rather than a request ("Our key is a year
+    old; rotate it.": a statement is no step of its own, ``verbs`` tell requests from statements), are
+    one request too.
     """
     if len(parsed.subgoals) < 2:
         return parsed, routes
     subs, kept = list(parsed.subgoals), list(routes)
     i = 1
     while i < len(subs):
-        if not subs[i].marked and repeats(kept[i - 1 : i + 1]):
+        halves = not subs[i].marked or _statement(subs[i - 1], verbs) or _statement(subs[i], verbs)
+        if halves and repeats(kept[i - 1 : i + 1]):
             subs[i - 1] = _joined(subs[i - 1 : i + 1])
             route = router.route(subs[i - 1].instruction)
             if agent_of(route.best) != agent_of(kept[i].best):  # the join reads worse than its halves
@@ -243,70 +286,3 @@ def composite(
         if route.best in _COMPOSITE and route.confidence >= _COMPOSITE_CONFIDENCE:
             subs, kept = [one], [route]
     return replace(parsed, subgoals=tuple(subs)), kept
-
-
-def stated_runner_up(router: IntentRouter, route: Route, stated: Callable[[str], bool]) -> Route:
-    """``route`` with a close runner-up of :data:`STATED` first when the goal states its parameter.
-
-    Args:
-        router: The router (its calibration gives the new confidence).
-        route: The sub-goal's route.
-        stated: Whether the sub-goal states every required parameter of an agent.
-    """
-    if route.best in STATED:
-        return route
-    top = route.ranked[0][1]
-    for j, (name, score) in enumerate(route.ranked[1:3], start=1):
-        if name in STATED and score >= top - _NEAR_STATED and stated(name):
-            rest = [r for k, r in enumerate(route.ranked) if k != j and r[0] != NONE]
-            margin = score - rest[0][1] if rest else score
-            ranked = ((name, score), *rest)
-            return Route(ranked, router.calibrated(score, max(margin, 0.0)))
-    return route
-
-
-def analysis_report(route: Route, instruction: str) -> Route:
-    """``route`` with the ``report`` plan first when it is close behind ``reporter`` and analysis is asked.
-
-    The ``reporter`` lays out findings it is given; the ``report`` plan analyses a text and reports
-    (its last step is the reporter). "Analyse this text and write a report" asks for the analysis too.
-    """
-    if route.best != "reporter" or not _ANALYSIS.search(instruction):
-        return route
-    for name, score in route.ranked[1:3]:
-        if name == f"{BUILTIN}report" and score >= route.ranked[0][1] - _NEAR_REPORT:
-            ranked = ((name, score), *(r for r in route.ranked if r[0] != name))
-            return Route(ranked, route.confidence)
-    return route
-
-
-def answer_or_search(route: Route, text: str) -> Route:
-    """Of ``retriever`` and ``rag-answerer`` close at the top, the one the sub-goal's form asks for.
-
-    Both read the store; a question ("when …?", "tell me", "answer") wants an answer, anything else
-    (find, look up, list) wants the passages.
-    """
-    pair = ("retriever", "rag-answerer")
-    if route.best not in pair:
-        return route
-    wanted = "rag-answerer" if _RECALL.search(text) or _ANSWER.search(text) else "retriever"
-    for name, score in route.ranked[1:3]:
-        if name == wanted and score >= route.ranked[0][1] - _NEAR_REPORT:
-            return Route(((name, score), *(r for r in route.ranked if r[0] != name)), route.confidence)
-    return route
-
-
-def recall(route: Route) -> Route:
-    """``route`` with ``rag-answerer`` first: after a store step, a question is answered from the store."""
-    ranked = [("rag-answerer", max(route.ranked[0][1], 0.0))]
-    ranked += [r for r in route.ranked if r[0] != "rag-answerer"]
-    return Route(tuple(ranked), max(route.confidence, 0.9))
-
-
-def recall_after_store(parsed: ParsedGoal, routes: list[Route]) -> list[Route]:
-    """``routes`` with every question after a store step answered from the store (``rag-answerer``)."""
-    out = list(routes)
-    for i in range(1, len(out)):
-        if any(r.best == "archivist" for r in out[:i]) and _RECALL.search(parsed.subgoals[i].text):
-            out[i] = recall(out[i])
-    return out

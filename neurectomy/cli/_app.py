@@ -76,6 +76,17 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
         raise typer.Exit(2) from None
 
 
+def _loop_options() -> dict[str, bool]:
+    """``anyio.run`` options of the server processes: uvloop unless ``NEURECTOMY_EVENT_LOOP=asyncio``."""
+    from agents.eventloop import backend_options
+
+    try:
+        return backend_options()
+    except ValueError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
@@ -128,7 +139,7 @@ def serve(
             f"  OpenAPI: {url}/schema   Stop: Ctrl-C\n"
         )
 
-    anyio.run(lambda: run_serve(settings, on_ready=ready))
+    anyio.run(lambda: run_serve(settings, on_ready=ready), backend_options=_loop_options())
 
 
 @app.command()
@@ -164,7 +175,10 @@ def agent(
     )
     configure_logging(settings.log_format, settings.log_level)
     try:
-        anyio.run(lambda: run_agents(settings, team=team, agent=name, replicas=replicas))
+        anyio.run(
+            lambda: run_agents(settings, team=team, agent=name, replicas=replicas),
+            backend_options=_loop_options(),
+        )
     except ValueError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None

@@ -16,7 +16,7 @@ import anyio
 import pytest
 
 from agents import Agent, AgentRunner, Bus, Call
-from agents.messaging import Message, header_block
+from agents.messaging import Message
 from agents.protocol import End, Reply, agent_subject, stream_message_adapter
 from neurectomy.server.natsserver import EmbeddedNats
 from orchestrator import CallContext
@@ -147,5 +147,3 @@ async def test_header_values_cannot_end_their_line(bus: Bus, spy: Spy) -> None:
     (msg,) = spy.on("t.hop.headers")
     assert msg.headers == {"X-Value": "a  X-Injected: yes    PUB evil 1", "X-B": "é"}
     assert msg.data == b"x"
-    with pytest.raises(ValueError, match="header name"):
-        header_block({"Bad Name": "v"})

@@ -159,7 +159,7 @@ def test_the_lead_verb_weight_is_chosen_by_leave_one_out_over_the_examples(plann
 
 def test_a_close_runner_up_whose_parameter_the_goal_states_is_chosen(planner: GoalPlanner) -> None:
     from agents.intent import NONE, Route
-    from agents.synthesis._shaping import stated_runner_up
+    from agents.synthesis._forms import stated_runner_up
 
     goal = "put 'good night' into Portuguese"
     parsed = parse_goal(goal, verbs=planner.verbs)
@@ -169,11 +169,11 @@ def test_a_close_runner_up_whose_parameter_the_goal_states_is_chosen(planner: Go
         return planner._states(name, sub, parsed)
 
     close = Route((("language-detector", 0.6), ("translator", 0.55), ("sentiment", 0.3)), 0.6)
-    assert stated_runner_up(planner.router, close, states).best == "translator"
+    assert stated_runner_up(planner.router, close, states, planner._takes).best == "translator"
     far = Route((("language-detector", 0.7), ("translator", 0.55), ("sentiment", 0.3)), 0.6)
-    assert stated_runner_up(planner.router, far, states) is far
+    assert stated_runner_up(planner.router, far, states, planner._takes) is far
     refused = Route(((NONE, 0.6), ("translator", 0.55), ("sentiment", 0.3)), 0.0)
-    lifted = stated_runner_up(planner.router, refused, states)
+    lifted = stated_runner_up(planner.router, refused, states, planner._takes)
     assert lifted.best == "translator" and 0.0 < lifted.confidence < 1.0
     unstated = parse_goal("put 'good night' into another language", verbs=planner.verbs)
     assert not planner._states("translator", unstated.subgoals[0], unstated)
@@ -252,7 +252,7 @@ def test_capability_cues_meet_whole_words_not_shared_prefixes(planner: GoalPlann
 
 def test_the_form_of_a_request_chooses_between_close_classes(planner: GoalPlanner) -> None:
     from agents.intent import Route
-    from agents.synthesis._shaping import analysis_report, answer_or_search
+    from agents.synthesis._forms import analysis_report, answer_or_search
 
     near = Route((("reporter", 0.6), ("plan:report", 0.58), ("sentiment", 0.3)), 0.6)
     assert analysis_report(near, "analyse this text and write a report").best == "plan:report"
@@ -273,3 +273,100 @@ def test_labels_in_a_question_tail_are_read_without_its_quote(planner: GoalPlann
     (step,) = parse_plan(out.plan).steps
     inp = resolve(step.input, out.input, {})
     assert step.agent == "classifier" and inp["labels"] == ["billing", "delivery", "account access"]
+
+
+def test_a_statement_and_the_request_after_it_for_the_same_agent_are_one_step(planner: GoalPlanner) -> None:
+    out = planner.plan("Our KEK is a year old; rotate it.")
+    assert out.status == "planned" and agents_of(out) == ["key-warden"]
+    two = planner.plan("Rotate the key encryption key; then rotate it again.")  # two requests stay two
+    assert agents_of(two) == ["key-warden", "key-warden"]
+
+
+def test_a_stated_record_id_is_evidence_for_the_fetcher_unless_the_best_takes_it_too(
+    planner: GoalPlanner,
+) -> None:
+    out = planner.plan("Pull record runbook-42 out of the vault.")
+    (step,) = parse_plan(out.plan).steps
+    assert step.agent == "fetcher" and resolve(step.input, out.input, {})["id"] == "runbook-42"
+    for goal in ("permanently remove record old-42 from storage", "Get rid of record key-note-1 for good."):
+        assert agents_of(planner.plan(goal)) == ["eraser"], goal  # the eraser takes the id as well
+    assert planner._takes("eraser") and planner._takes("fetcher") and not planner._takes("entity-extractor")
+
+
+def test_and_between_confident_requests_for_different_agents_is_two_steps(planner: GoalPlanner) -> None:
+    goal = "Extract the entities from this email and save them in the vault: Hi Tom, call me on 4 May."
+    assert agents_of(planner.plan(goal)) == ["entity-extractor", "archivist"]
+    one = planner.plan("Write a story and make it funny.")  # the second half is no request of its own
+    assert agents_of(one) == ["generator"]
+
+
+def test_the_main_clause_names_what_a_request_makes(planner: GoalPlanner) -> None:
+    out = planner.plan("Write a regex in Python that matches email addresses.")
+    (step,) = parse_plan(out.plan).steps
+    assert step.agent == "coder" and step.input["language"] == "python"
+    task = resolve(step.input, out.input, {})["task"]
+    assert "email addresses" in task  # the clause is still part of the task
+    assert agents_of(planner.plan("Find the email addresses in this text that mention Tom: tom@x.io")) == [
+        "entity-extractor"
+    ]
+
+
+def test_a_trailing_constraint_is_a_parameter_of_the_request_not_payload(planner: GoalPlanner) -> None:
+    out = planner.plan(
+        "Summarize this article. It should be under 50 words.\n\nThe ferry left at dawn. Gulls followed it."
+    )
+    (step,) = parse_plan(out.plan).steps
+    inp = resolve(step.input, out.input, {})
+    assert step.agent == "summarizer" and inp["max_words"] == 50
+    assert inp["text"] == "The ferry left at dawn. Gulls followed it."  # the constraint is not summarized
+    poem = planner.plan("Write a poem about the sea. It should be short.")
+    (gen,) = parse_plan(poem.plan).steps
+    assert gen.agent == "generator"  # not a summary of the poem
+    assert resolve(gen.input, poem.input, {})["prompt"].startswith(
+        "Write a poem about the sea. It should be short"
+    )
+
+
+def test_a_leading_statement_before_a_semicolon_is_context_not_a_step(planner: GoalPlanner) -> None:
+    goal = "This design doc is too long for the prompt; cut it down to 40 tokens: The service reads events."
+    out = planner.plan(goal)
+    (step,) = parse_plan(out.plan).steps
+    assert step.agent == "context-optimizer" and resolve(step.input, out.input, {})["budget_tokens"] == 40
+    two = planner.plan("Summarize this; then translate it into German.\n\nThe service reads events.")
+    assert agents_of(two) == ["summarizer", "translator"]  # a request before a semicolon is a step
+
+
+def test_a_goal_naming_stored_material_reads_the_store_in_the_form_it_asks(planner: GoalPlanner) -> None:
+    question = planner.plan("Using the docs we saved, what is the batch size of the ingest service?")
+    assert question.builtin == "rag"  # a question answered from the store
+    assert planner.plan("From what I saved, when do the parking permits have to be renewed?").builtin == "rag"
+    assert agents_of(planner.plan("which of my saved notes talk about invoices?")) == ["retriever"]
+    search = planner.plan("You can find for me the notes I saved about the holiday?")  # a search verb
+    assert agents_of(search) == ["retriever"]
+    summary = planner.plan("Summarize this note I saved: the ferry leaves at six and costs ten euros.")
+    assert agents_of(summary) == ["summarizer"]  # a request far from the store's agents keeps its agent
+
+
+def test_a_known_verb_of_other_classes_outweighs_a_capability_word_in_its_material(
+    planner: GoalPlanner,
+) -> None:
+    out = planner.plan("Write a short release note announcing that exports to CSV are now 3x faster.")
+    assert agents_of(out) == ["generator"]  # "write" is no verb of the formatter's examples; CSV is material
+    assert agents_of(planner.plan('Convert this config to YAML: {"a": 1}')) == ["formatter"]
+    assert agents_of(planner.plan("Write a regex in Python that matches email addresses.")) == ["coder"]
+
+
+def test_a_question_about_the_world_that_no_agent_fits_is_the_generators(planner: GoalPlanner) -> None:
+    for goal in ("What is a monad?", "Explain what a mutex is.", "What is a hash table?"):
+        assert agents_of(planner.plan(goal)) == ["generator"], goal
+    assert agents_of(planner.plan("What is the WAL size right now?")) == ["vault-stats"]  # the router is sure
+    assert agents_of(planner.plan("What is the sentiment of this review? 'great'")) == ["sentiment"]
+    live = planner.plan("What's the exchange rate of the dollar today?")  # a live fact: no agent has it
+    assert live.status == "needs_clarification"
+
+
+def test_given_answers_are_voted_on_and_a_question_alone_is_sampled(planner: GoalPlanner) -> None:
+    assert planner.plan("ask several times and vote: what is 17 times 3?").builtin == "consensus"
+    voted = planner.plan("Which answer wins the majority: '42', '42', '41'")
+    (step,) = parse_plan(voted.plan).steps
+    assert step.agent == "consensus" and len(step.input["candidates"]) == 3

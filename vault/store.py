@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -17,12 +17,11 @@ import numpy as np
 import structlog
 from numpy.typing import NDArray
 
+from vault._private.background import BackgroundWork, background_priority
 from vault._private.cache import RecordCache
 from vault._private.files import DirLock
-from vault._private.index import VectorIndex, one_thread
 from vault._private.sealing import encode_record
 from vault._private.storage import Storage
-from vault._private.tenant import TenantState
 from vault._private.validate import (
     check_k,
     check_name,
@@ -41,28 +40,12 @@ from vault.errors import (
     VaultClosedError,
     VaultDeadlineError,
     VaultInputError,
-    VaultStorageError,
 )
 from vault.records import JSONScalar, NewRecord, Record, SearchHit, VaultStats
 
 __all__ = ("Vault",)
 
 log = structlog.get_logger("vault")
-_CATCH_UP_ROUNDS = 8
-"""Rounds of adding records written during a background index build before the (short) swap."""
-_DRAIN_CHUNK = 64
-"""Waiting vectors added to an index per step of a drain (count; bounds what a search may wait for)."""
-
-
-def _background_priority() -> None:
-    """Lower the calling thread's CPU priority (Linux: nice +10 for this thread only).
-
-    Index builds, drains and snapshots then yield the CPU to the threads that serve writes and searches.
-    """
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    except OSError:  # not permitted or not supported: run at the normal priority
-        pass
 
 
 def derived_id(idempotency_key: str, position: int) -> str:
@@ -78,7 +61,7 @@ def _check_deadline(operation: str, deadline: float | None) -> None:
         raise VaultDeadlineError(operation, late)
 
 
-class Vault:
+class Vault(BackgroundWork):
     """An encrypted, durable, multi-tenant vector store on FAISS.
 
     Every write is sealed with AES-256-GCM under the tenant's data key, appended to the write-ahead log
@@ -128,7 +111,7 @@ class Vault:
         self._cache = RecordCache(self._config.cache.l1_max_bytes)
         self._closed = False
         self._builder = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="vault-index", initializer=_background_priority
+            max_workers=1, thread_name_prefix="vault-index", initializer=background_priority
         )
         self._builds: dict[str, Future[None]] = {}
         self._snapshot_job: Future[None] | None = None
@@ -168,146 +151,6 @@ class Vault:
         if self._closed:
             raise VaultClosedError
         return self._storage
-
-    # ----------------------------------------------------------------- background index builds
-    def _schedule_builds(self, storage: Storage) -> None:
-        """Start an HNSW build for every tenant whose flat index passed the threshold (caller holds the lock).
-
-        A write never waits for such a build: searches use the flat index until the HNSW index is ready,
-        then it is swapped in with the records stored meanwhile. Also queues a drain when vectors wait.
-        """
-        for tenant, state in storage.tenants.items():
-            running = self._builds.get(tenant)
-            if state.wants_hnsw and (running is None or running.done()):
-                self._builds[tenant] = self._builder.submit(self._build, tenant, state)
-            if len(state.pending) and not state.frozen:  # e.g. written into HNSW, or replayed on open
-                self._schedule_drain()
-
-    def _build(self, tenant: str, state: TenantState) -> None:
-        with self._lock:
-            if self._closed or self._storage.tenants.get(tenant) is not state or not state.wants_hnsw:
-                return
-            labels, vectors, next_label, version = state.build_input()
-        try:
-            built = VectorIndex.build(self._dim, self._config.index, labels, vectors)
-            for _ in range(_CATCH_UP_ROUNDS):  # add what was written meanwhile, still outside the lock
-                with self._lock:
-                    if self._closed or self._storage.tenants.get(tenant) is not state:
-                        return
-                    newer, newer_vectors, next_label = state.added_since(next_label)
-                if newer.size == 0:
-                    break
-                built.add(newer, newer_vectors)
-                labels = np.concatenate([labels, newer])
-        except Exception as exc:  # a failed build leaves the flat index serving; the next write retries
-            log.warning("vault index build failed", tenant=tenant, error=str(exc))
-            return
-        with self._lock:
-            if (
-                self._closed
-                or self._storage.tenants.get(tenant) is not state
-                or state.index_version != version
-            ):
-                return  # dropped, restored or rebuilt meanwhile
-            state.swap_index(built, labels, next_label)
-        self._drain()
-
-    def _schedule_drain(self) -> None:
-        """Queue a drain of waiting vectors unless one is queued (caller holds the lock)."""
-        if self._drain_job is None or self._drain_job.done():
-            self._drain_job = self._builder.submit(self._drain)
-
-    def _drain(self) -> None:
-        """Move waiting vectors into their indexes, ``_DRAIN_CHUNK`` at a time, outside the vault's lock.
-
-        Writes never wait for an add (about 1 ms per vector into HNSW at 100,000 vectors): a chunk is
-        copied under the lock, added holding only the index's own lock (a search waits for it), then
-        dropped from the waiting vectors under the lock; a search in between drops the duplicates.
-        Each chunk holds the snapshot lock, so no snapshot, compaction or restore sees half of one.
-        """
-        while True:
-            with self._snapshot_lock:
-                with self._lock:
-                    if self._closed:
-                        return
-                    work = [
-                        (state, state.index, *state.pending.peek(_DRAIN_CHUNK))
-                        for state in self._storage.tenants.values()
-                        if len(state.pending) and not state.frozen
-                    ]
-                    if not work:
-                        self._drain_job = None  # the next write that leaves vectors waiting queues one
-                        return
-                for _, index, labels, vectors in work:
-                    with one_thread():
-                        index.add(labels, vectors)
-                with self._lock:
-                    for state, index, labels, _ in work:
-                        if state.index is index:
-                            state.pending.drop(len(labels))
-            time.sleep(0)  # let a waiting snapshot, compaction or restore take the snapshot lock
-
-    # ----------------------------------------------------------------- background snapshots
-    def _snapshot_due(self, storage: Storage) -> bool:
-        """Whether the WAL or some tenant's tombstones call for a snapshot (caller holds the lock)."""
-        ratio = self._config.index.compact_tombstone_ratio
-        return storage.wal.entries >= self._config.durability.snapshot_every_writes or any(
-            len(state.tombstones) >= 32 and len(state.tombstones) > ratio * state.total
-            for state in storage.tenants.values()
-        )  # the same test as the compaction a snapshot then runs (storage.begin_snapshot)
-
-    def _schedule_snapshot(self) -> None:
-        """Queue a background snapshot unless one is queued or running (caller holds the lock)."""
-        if self._snapshot_job is None or self._snapshot_job.done():
-            self._snapshot_job = self._builder.submit(self._background_snapshot)
-
-    def _background_snapshot(self) -> None:
-        """Take a snapshot without stalling writes: the lock is held to begin and to commit it only.
-
-        Beginning it starts a new WAL and freezes every tenant's index (writes meanwhile go to the new
-        WAL and their vectors wait, searched exactly); the sealed files are written outside the lock; the
-        manifest commits it. A crash at any point recovers from the old or the new manifest plus every
-        WAL after it. A failure (a full disk) only logs: the WAL keeps every write, and the next write
-        past the threshold tries again. Tenants over the tombstone ratio are compacted while beginning.
-        """
-        self._drain()  # so that beginning the snapshot has (almost) nothing left to add under the lock
-        with self._snapshot_lock:
-            with self._lock:
-                if self._closed or not self._snapshot_due(self._storage):
-                    return
-                storage = self._storage
-                try:
-                    plan = storage.begin_snapshot(freeze=True)
-                except VaultStorageError as exc:
-                    log.warning("vault snapshot failed; the WAL keeps every write", error=str(exc))
-                    return
-            try:
-                storage.write_snapshot(plan)
-            except BaseException as exc:
-                with self._lock:
-                    storage.abort_snapshot(plan)
-                if not isinstance(exc, VaultStorageError):
-                    raise
-                log.warning("vault snapshot failed; the WAL keeps every write", error=str(exc))
-            else:
-                with self._lock:
-                    storage.commit_snapshot(plan)
-            finally:
-                self._drain()
-
-    def join_background(self, timeout_s: float | None = None) -> bool:
-        """Wait for the index builds and the snapshot running (or queued) in the background.
-
-        Args:
-            timeout_s: Longest wait, in seconds (``None``: no limit).
-
-        Returns:
-            Whether every build finished.
-        """
-        with self._lock:
-            running = [f for f in self._builds.values() if not f.done()]
-            running += [job for job in (self._snapshot_job, self._drain_job) if job is not None]
-        return not wait(running, timeout=timeout_s).not_done
 
     @property
     def data_dir(self) -> Path:
@@ -648,10 +491,6 @@ class Vault:
             return self._open().keys.rotate_data_key(tenant)
 
     # ----------------------------------------------------------------- persistence
-    def _maybe_snapshot(self, storage: Storage) -> None:
-        if self._snapshot_due(storage):
-            self._schedule_snapshot()
-
     def snapshot(self, dest: str | os.PathLike[str] | None = None) -> int:
         """Write an encrypted snapshot of every index and record map and start an empty WAL.
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from vault import KeyConfig, KeyEncryptionKeyError, VaultConfig
-from vault._private.keyring import _mac_key
+from vault._private.keywrap import mac_key as _mac_key
 
 
 def test_snapshot_rotate_kek_restore(make_vault, data_dir, tmp_path, unit_vectors) -> None:

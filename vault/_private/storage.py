@@ -4,9 +4,8 @@ Write path: seal each record under the tenant's active data key (saved to the ke
 used), write the sealed records behind the end of the tenant's segment file, append them to the WAL with
 the call's idempotency key and fsync (one fsync per batch: the commit point), then count them in the
 segment and index them. Every step that can fail on a full disk comes before the commit and is undone
-when it fails. Recovery loads the manifest's snapshot and replays every WAL file from the manifest's WAL
-generation on; entries whose data key was crypto-shredded are skipped, any other undecryptable entry is an
-error.
+when it fails. Recovery (load and replay) lives in :mod:`vault._private.recovery`, snapshots, copies and
+restores in :mod:`vault._private.snapshotting`; :class:`Storage` stacks the three layers.
 
 Not thread-safe on its own: :class:`vault.Vault` calls it under its lock.
 """
@@ -14,11 +13,7 @@ Not thread-safe on its own: :class:`vault.Vault` calls it under its lock.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import struct
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,29 +22,21 @@ import structlog
 from numpy.typing import NDArray
 
 from vault._private.cache import RecordCache
-from vault._private.files import fsync_dir, fsync_file, storage_error
-from vault._private.index import VectorIndex
-from vault._private.keyring import KEYRING_NAME, KeyRing
+from vault._private.keyring import KeyRing
+from vault._private.recovery import sequence_entry
 from vault._private.sealing import (
     InvalidTag,
     blob_key_version,
     decode_record,
-    decode_vector,
     open_blob,
     record_aad,
     seal,
 )
 from vault._private.snapshot import (
-    MANIFEST_NAME,
     Manifest,
-    SealedReader,
-    SealKey,
-    read_sealed_file,
-    snap_path,
-    write_sealed_bytes,
-    write_sealed_stream,
 )
-from vault._private.tenant import Captured, Slot, TenantState, tenant_dir_name
+from vault._private.snapshotting import SnapshotPlan, Snapshots
+from vault._private.tenant import Slot, TenantState
 from vault._private.wal import (
     OP_DELETE,
     OP_DONE,
@@ -58,35 +45,17 @@ from vault._private.wal import (
     OP_PUT,
     WalEntry,
     WriteAheadLog,
-    read_wal,
-    wal_generations,
-    wal_path,
 )
 from vault.config import VaultConfig
-from vault.errors import DecryptionError, DimensionMismatchError, IntegrityError, VaultStorageError
+from vault.errors import DecryptionError, IntegrityError, VaultStorageError
 from vault.records import VaultStats
 
 __all__ = ("SnapshotPlan", "Storage")
 
 log = structlog.get_logger("vault")
-_DROPPED_KEYS = 1024
-"""Idempotency keys of tenant shreds remembered (count, since the last open)."""
 
 
-@dataclass(slots=True)
-class SnapshotPlan:
-    """A snapshot between :meth:`Storage.begin_snapshot` and its commit or abort."""
-
-    generation: int
-    old_wal: WriteAheadLog
-    new_wal: WriteAheadLog
-    tenants: list[tuple[str, TenantState, Captured, SealKey]]
-    old_segments: list[Path]
-    written: list[Path] = field(default_factory=list)
-    manifest: Manifest | None = None
-
-
-class Storage:
+class Storage(Snapshots):
     """Everything the vault keeps on disk, opened (and recovered) from ``directory``.
 
     Args:
@@ -113,168 +82,6 @@ class Storage:
         """Sequence of the last record-log message applied (0: none; see :mod:`vault.log`)."""
         self.wal: WriteAheadLog
         self._load()
-
-    # ----------------------------------------------------------------- recovery
-    def _load(self) -> None:
-        self.log_sequence = 0
-        self.manifest = manifest = Manifest.load(self.dir)
-        if manifest.dim is not None and manifest.dim != self.dim:
-            raise DimensionMismatchError(manifest.dim, self.dim, field="embedder.dim")
-        gen = manifest.generation
-        for tenant in manifest.tenants:
-            tdir = self.dir / tenant_dir_name(tenant)
-            state_path = snap_path(tdir, "state", gen)
-            if not self.keys.has_tenant(tenant) or self._sealed_by_destroyed_key(state_path):
-                shutil.rmtree(tdir, ignore_errors=True)  # shredded after this snapshot
-                continue
-            self.tenants[tenant] = self._load_tenant(tenant, tdir, gen)
-        replayed = 0
-        current = manifest.wal_generation
-        for wal_gen in wal_generations(self.dir):
-            path = wal_path(self.dir, wal_gen)
-            if wal_gen < manifest.wal_generation:
-                path.unlink()
-                continue
-            for entry in read_wal(path):
-                self._replay(entry, path)
-                replayed += 1
-            current = wal_gen
-        self.wal = WriteAheadLog(self.dir, current, fsync=self._config.durability.fsync, entries=replayed)
-        self._cleanup()
-
-    def _load_tenant(self, tenant: str, tdir: Path, gen: int) -> TenantState:
-        """A tenant from its sealed snapshot files; the index is decrypted straight into FAISS.
-
-        Raises:
-            IntegrityError: A file is damaged or the two files do not match.
-        """
-        state_path = snap_path(tdir, "state", gen)
-        raw_state = read_sealed_file(state_path, self.keys, tenant, "state", gen)
-        try:
-            state = json.loads(raw_state)
-            kind = str(state["kind"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise IntegrityError(state_path, f"snapshot does not load: {exc}") from None
-        with SealedReader(snap_path(tdir, "index", gen), self.keys, tenant, "index", gen) as reader:
-            try:
-                index = VectorIndex.read_from(reader.read, self.dim, self._config.index, kind)
-            except IntegrityError:  # a chunk failed authentication: the error names it
-                raise
-            except ValueError as exc:
-                raise IntegrityError(reader.path, f"snapshot does not load: {exc}") from None
-            reader.finish()
-        try:
-            return TenantState.from_state(tenant, tdir, self.dim, self._config.index, state, index)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise IntegrityError(state_path, f"snapshot does not load: {exc}") from None
-
-    def _sealed_by_destroyed_key(self, path: Path) -> bool:
-        """Whether a sealed snapshot file belongs to a shredded incarnation of its tenant."""
-        try:
-            with open(path, "rb") as fh:
-                head = fh.read(64)
-            return self.keys.is_destroyed(blob_key_version(head[8:]))
-        except (OSError, InvalidTag):
-            return False
-
-    def _open_entry(self, entry: WalEntry, path: Path) -> NDArray[np.float32] | None:
-        """The vector of a logged ``PUT``, or ``None`` when its data key was crypto-shredded.
-
-        Raises:
-            IntegrityError: The sealed record is truncated or needs a key version the keyring lacks.
-            DecryptionError: It fails AES-GCM authentication.
-        """
-        try:
-            version = blob_key_version(entry.blob)
-        except InvalidTag:
-            raise IntegrityError(path, "WAL entry holds a truncated sealed record") from None
-        key = self.keys.key(entry.tenant, version)
-        if key is None:
-            if self.keys.is_destroyed(version):
-                return None  # crypto-shredded tenant: its records are gone for good
-            raise IntegrityError(path, f"WAL entry needs data-key version {version}, missing from keyring")
-        try:
-            plaintext = open_blob(key, entry.blob, record_aad(entry.tenant, entry.record_id, version))
-        except InvalidTag:
-            raise DecryptionError(
-                path, "WAL record fails AES-GCM authentication", tenant=entry.tenant
-            ) from None
-        return decode_vector(plaintext)
-
-    def _replay(self, entry: WalEntry, path: Path) -> None:
-        if entry.op == OP_PUT:
-            vector = self._open_entry(entry, path)
-            if vector is not None:
-                self.state(entry.tenant).put(entry.record_id, entry.blob, vector)
-        elif entry.op == OP_LOG_SEQ:
-            self.log_sequence = max(self.log_sequence, _decode_sequence(entry, path))
-        elif entry.op == OP_DELETE:
-            found = self.tenants.get(entry.tenant)
-            if found is not None:
-                found.delete(entry.record_id)
-        elif entry.op == OP_DROP_TENANT:
-            self._drop(entry.tenant)
-            if entry.record_id:
-                self._remember_drop(entry.record_id, entry.tenant)
-        elif entry.op == OP_DONE:
-            if self.keys.has_tenant(entry.tenant):
-                try:
-                    result = json.loads(entry.blob)
-                except ValueError:
-                    raise IntegrityError(path, "WAL idempotency entry does not decode") from None
-                self.state(entry.tenant).remember(entry.record_id, result, self._keep)
-
-    @property
-    def _keep(self) -> int:
-        return self._config.durability.idempotency_keys
-
-    def _remember_drop(self, key: str, tenant: str) -> None:
-        self.dropped[key] = tenant
-        while len(self.dropped) > _DROPPED_KEYS:
-            self.dropped.popitem(last=False)
-
-    def done(self, tenant: str, key: str | None) -> Any:
-        """The result of the earlier call of ``tenant`` with idempotency ``key``, or ``None``."""
-        if key is None:
-            return None
-        state = self.tenants.get(tenant)
-        return None if state is None else state.done.get(key)
-
-    def _cleanup(self) -> None:
-        """Delete files no snapshot or live tenant references (left by crashes or compaction)."""
-        gen = self.manifest.generation
-        live_dirs = {tenant_dir_name(t): t for t in set(self.tenants) | set(self.keys.tenants())}
-        for entry in self.dir.iterdir():
-            if entry.name.endswith(".tmp"):
-                entry.unlink()
-            elif entry.is_dir() and entry.name.startswith("t_") and entry.name not in live_dirs:
-                shutil.rmtree(entry, ignore_errors=True)
-        for state in self.tenants.values():
-            keep = state.referenced_files() | {snap_path(state.dir, k, gen).name for k in ("state", "index")}
-            for file in state.dir.iterdir():
-                if file.name not in keep:
-                    file.unlink()
-
-    # ----------------------------------------------------------------- tenants
-    def state(self, tenant: str) -> TenantState:
-        """The tenant's state, created empty if it has none yet."""
-        found = self.tenants.get(tenant)
-        if found is None:
-            found = TenantState(tenant, self.dir / tenant_dir_name(tenant), self.dim, self._config.index)
-            self.tenants[tenant] = found
-        return found
-
-    def _drop(self, tenant: str) -> None:
-        """Forget a shredded tenant's state and files.
-
-        Its keys are gone already (the keyring save is the shred's commit), so a replayed shred never
-        touches the keyring, which may hold the key of a tenant of the same name created since.
-        """
-        state = self.tenants.pop(tenant, None)
-        if state is not None:
-            state.close()
-        shutil.rmtree(self.dir / tenant_dir_name(tenant), ignore_errors=True)
-        fsync_dir(self.dir)
 
     # ----------------------------------------------------------------- operations
     def seal(
@@ -473,195 +280,6 @@ class Storage:
             ) from None
         return decode_record(plaintext)
 
-    # ----------------------------------------------------------------- snapshots
-    @property
-    def changed(self) -> bool:
-        """Whether a snapshot now would differ from the one in force (WAL entries since it)."""
-        return self.wal.entries > 0 or (self.manifest.generation == 0 and bool(self.tenants))
-
-    def snapshot(self, *, compact: bool = False, force: bool = False) -> int:
-        """Write a new snapshot generation, start a new WAL, delete what the old one needed.
-
-        Nothing is written when nothing changed since the snapshot in force (unless ``compact`` or
-        ``force``). The new manifest is the commit point: a failure before it (a full disk) removes what
-        was written and leaves the snapshot in force and the WAL as they were.
-
-        Args:
-            compact: Compact every tenant with tombstones (otherwise only those over the configured ratio).
-            force: Write a new generation even when nothing changed.
-
-        Returns:
-            The generation in force afterwards.
-
-        Raises:
-            VaultStorageError: A file could not be written (nothing changed).
-        """
-        if not (compact or force or self.changed):
-            return self.manifest.generation
-        plan = self.begin_snapshot(compact=compact)
-        try:
-            self.write_snapshot(plan)
-        except BaseException:
-            self.abort_snapshot(plan)
-            raise
-        self.commit_snapshot(plan)
-        return plan.generation
-
-    def begin_snapshot(self, *, compact: bool = False, freeze: bool = False) -> SnapshotPlan:
-        """Start a snapshot (the caller holds the lock): compact, capture every tenant, start a new WAL.
-
-        Writes after this go to the new WAL, which recovery replays after the old one whether or not the
-        snapshot commits, so a crash at any point of the snapshot loses no acknowledged write.
-
-        Args:
-            compact: As in :meth:`snapshot`.
-            freeze: Freeze the captured indexes so that :meth:`write_snapshot` may run without the lock.
-
-        Raises:
-            VaultStorageError: The new WAL file could not be created (nothing changed).
-        """
-        old_segments: list[Path] = []
-        ratio = self._config.index.compact_tombstone_ratio
-        for state in self.tenants.values():
-            if state.tombstones and (compact or len(state.tombstones) > ratio * state.total):
-                old_segments.append(state.compact())
-        seal_keys = {tenant: self.keys.active(tenant, create=True) for tenant in self.tenants}
-        wal = WriteAheadLog(self.dir, self.wal.generation + 1, fsync=self._config.durability.fsync)
-        if self.log_sequence:  # the new generation starts where the record log was applied up to
-            try:
-                wal.append([sequence_entry(self.log_sequence)])
-            except BaseException:
-                wal.close()
-                wal.path.unlink(missing_ok=True)
-                raise
-            wal.entries = 0
-        plan = SnapshotPlan(
-            self.manifest.generation + 1,
-            self.wal,
-            wal,
-            [(t, s, s.capture(freeze=freeze), seal_keys[t]) for t, s in self.tenants.items()],
-            old_segments,
-        )
-        self.wal = wal
-        return plan
-
-    def write_snapshot(self, plan: SnapshotPlan) -> None:
-        """Write the sealed files and the manifest (the commit) of a begun snapshot.
-
-        Runs without the lock when the plan froze its indexes (the tenants must not be dropped, compacted
-        or restored meanwhile: the vault runs one snapshot at a time and shreds, compacts and restores
-        only between them).
-
-        Raises:
-            VaultStorageError: A file could not be written (call :meth:`abort_snapshot`).
-        """
-        gen = plan.generation
-        for tenant, state, captured, seal_key in plan.tenants:
-            try:
-                state.sync()
-            except OSError as exc:
-                raise storage_error(exc, state.segment_path) from exc
-            state_path = snap_path(state.dir, "state", gen)
-            plan.written.append(state_path)
-            data = captured.to_json()
-            write_sealed_bytes(state_path, seal_key, tenant, "state", gen, data)
-            index_path = snap_path(state.dir, "index", gen)
-            plan.written.append(index_path)
-            index = captured.index
-            write_sealed_stream(
-                index_path, seal_key, tenant, "index", gen, index.serialized_size(), index.write_to
-            )
-        manifest = Manifest(gen, plan.new_wal.generation, self.dim, sorted(t for t, *_ in plan.tenants))
-        manifest.save(self.dir)
-        plan.manifest = manifest
-
-    def commit_snapshot(self, plan: SnapshotPlan) -> None:
-        """Put a written snapshot in force (the caller holds the lock): drop old WALs and unused files.
-
-        The frozen indexes thaw; the vectors that waited meanwhile are still to be drained.
-        """
-        assert plan.manifest is not None
-        self.manifest = plan.manifest
-        plan.old_wal.close()
-        for _, state, _, _ in plan.tenants:
-            state.unfreeze()
-        for wal_gen in wal_generations(self.dir):
-            if wal_gen < plan.new_wal.generation:
-                wal_path(self.dir, wal_gen).unlink()
-        for path in plan.old_segments:
-            path.unlink(missing_ok=True)
-        self._cleanup()
-
-    def abort_snapshot(self, plan: SnapshotPlan) -> None:
-        """Undo a snapshot that failed before its manifest (the caller holds the lock).
-
-        The snapshot in force stays. A new WAL nothing was written to is removed again; one that took
-        writes stays (recovery replays it after the old one) and counts the old one's entries too.
-        """
-        for path in plan.written:
-            path.unlink(missing_ok=True)
-        for _, state, _, _ in plan.tenants:
-            state.unfreeze()
-        if self.wal is plan.new_wal and plan.new_wal.entries == 0:
-            plan.new_wal.close()
-            plan.new_wal.path.unlink(missing_ok=True)
-            self.wal = plan.old_wal
-        else:
-            plan.old_wal.close()
-            self.wal.entries += plan.old_wal.entries
-
-    def copy_to(self, dest: Path) -> None:
-        """Copy the current snapshot (sealed files, keyring, manifest; never the KEK) into ``dest``."""
-        dest.mkdir(mode=0o700, parents=True, exist_ok=True)
-        files = [self.dir / MANIFEST_NAME, self.keys.path]
-        for state in self.tenants.values():
-            gen = self.manifest.generation
-            names = state.referenced_files() | {snap_path(state.dir, k, gen).name for k in ("state", "index")}
-            files += [state.dir / name for name in sorted(names)]
-        for src in files:
-            target = dest / src.relative_to(self.dir)
-            target.parent.mkdir(mode=0o700, exist_ok=True)
-            shutil.copyfile(src, target)
-            os.chmod(target, 0o600)
-            fsync_file(target)
-        for folder in {dest} | {(dest / f.relative_to(self.dir)).parent for f in files}:
-            fsync_dir(folder)
-
-    def restore_from(self, src: Path) -> None:
-        """Replace everything with the snapshot copied to ``src`` by :meth:`copy_to`, then reload.
-
-        The copy's data keys are re-wrapped under the current KEK; a copy taken before a KEK rotation
-        opens with the earlier KEK the keyring keeps.
-
-        Raises:
-            IntegrityError: ``src`` holds no valid snapshot.
-            KeyEncryptionKeyError: The snapshot's keyring was wrapped under a KEK this vault never had.
-        """
-        if not (src / MANIFEST_NAME).exists():
-            raise IntegrityError(src / MANIFEST_NAME, "no snapshot to restore")
-        manifest = Manifest.load(src)
-        copy = KeyRing.open_copy(src / KEYRING_NAME, self.keys)
-        for name in manifest.tenants:
-            for kind in ("state", "index"):  # authenticate every chunk, keeping none
-                path = snap_path(src / tenant_dir_name(name), kind, manifest.generation)
-                with SealedReader(path, copy, name, kind, manifest.generation) as reader:
-                    reader.finish()
-        self.close(snapshot=False)
-        for entry in self.dir.iterdir():
-            if entry.is_dir() and entry.name.startswith("t_"):
-                shutil.rmtree(entry)
-            elif entry.name.startswith("wal.") or entry.name == MANIFEST_NAME:
-                entry.unlink()
-        for name in manifest.tenants:
-            shutil.copytree(src / tenant_dir_name(name), self.dir / tenant_dir_name(name))
-        self.keys.adopt(copy)
-        shutil.copyfile(src / MANIFEST_NAME, self.dir / MANIFEST_NAME)
-        fsync_dir(self.dir)
-        self.keys = KeyRing.open(self.dir, self._config.keys)
-        self.tenants = {}
-        self.dropped.clear()
-        self._load()
-
     def stats(self, cache: RecordCache) -> VaultStats:
         """Counters for :meth:`vault.Vault.stats`."""
         reads = cache.hits + cache.misses
@@ -681,31 +299,3 @@ class Storage:
             index_kinds={t: s.index.kind for t, s in self.tenants.items()},
             gpu=any(s.index.on_gpu for s in states),
         )
-
-    def close(self, *, snapshot: bool) -> None:
-        """Optionally snapshot, then close every file.
-
-        The snapshot is skipped when nothing changed, and its failure (a full disk) only logs: the WAL
-        holds every write.
-        """
-        if snapshot:
-            try:
-                self.snapshot()
-            except VaultStorageError as exc:
-                log.warning("vault snapshot on close failed; the WAL keeps every write", error=str(exc))
-        self.wal.close()
-        for state in self.tenants.values():
-            state.close()
-
-
-def sequence_entry(sequence: int) -> WalEntry:
-    """The ``LOG_SEQ`` entry recording that the record log is applied up to ``sequence``."""
-    return WalEntry(OP_LOG_SEQ, "", "", struct.pack(">Q", sequence))
-
-
-def _decode_sequence(entry: WalEntry, path: Path) -> int:
-    try:
-        (sequence,) = struct.unpack(">Q", entry.blob)
-    except struct.error:
-        raise IntegrityError(path, "WAL log-sequence entry does not decode") from None
-    return int(sequence)

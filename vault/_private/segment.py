@@ -1,0 +1,119 @@
+"""A tenant's segment file: sealed records appended back to back, read with ``pread`` (cache tier 2).
+
+It is not fsynced per write (the WAL is); a snapshot fsyncs it and records its valid length, and recovery
+truncates it to that length before replaying the WAL (see :mod:`vault._private.tenant`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from vault._private.files import storage_error
+from vault.errors import IntegrityError
+
+__all__ = ("SegmentFile", "Slot")
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """Where a live record is: FAISS label and byte range in the segment file."""
+
+    label: int
+    offset: int
+    length: int
+
+
+class SegmentFile:
+    """The open segment file of a tenant (base of :class:`~vault._private.tenant.TenantState`).
+
+    :class:`~vault._private.tenant.TenantState` sets these attributes in its ``__init__``.
+    """
+
+    dir: Path
+    segment_no: int
+    segment_len: int
+    _fd: int | None
+
+    # ----------------------------------------------------------------- segment file
+    @property
+    def segment_path(self) -> Path:
+        """Current segment file."""
+        return self.dir / f"records.{self.segment_no:06d}.seg"
+
+    def open_segment(self, valid_length: int) -> None:
+        """Open the segment file for append and cut it to ``valid_length`` bytes.
+
+        Raises:
+            IntegrityError: The file is shorter than ``valid_length``.
+        """
+        self._fd = os.open(self.segment_path, os.O_RDWR | os.O_CREAT, 0o600)
+        size = os.fstat(self._fd).st_size
+        if size < valid_length:
+            raise IntegrityError(
+                self.segment_path, f"segment is {size} bytes, snapshot expects {valid_length}"
+            )
+        if size > valid_length:  # records staged or replayed after the snapshot: the WAL has them
+            os.ftruncate(self._fd, valid_length)
+        self.segment_len = valid_length
+
+    def _write(self, blob: bytes) -> int:
+        offset = self.stage(blob)
+        self.segment_len += len(blob)
+        return offset
+
+    def stage(self, data: bytes) -> int:
+        """Write ``data`` behind the segment's valid end without counting it yet; returns its offset.
+
+        Staged bytes become part of the segment only through :meth:`put_many` (after the WAL commit);
+        anything staged and not committed is overwritten by the next write and cut off on recovery.
+
+        Raises:
+            VaultStorageError: The write failed (a full disk); the file is cut back to its valid end.
+        """
+        try:
+            if self._fd is None:
+                self.open_segment(0)
+            assert self._fd is not None
+            view = memoryview(data)
+            offset = self.segment_len
+            while view:
+                view = view[os.pwrite(self._fd, view, offset + len(data) - len(view)) :]
+        except OSError as exc:
+            self.unstage()
+            raise storage_error(exc, self.segment_path) from exc
+        return offset
+
+    def unstage(self) -> None:
+        """Cut the segment file back to its valid end (after a failed write); best effort."""
+        if self._fd is not None:
+            try:
+                os.ftruncate(self._fd, self.segment_len)
+            except OSError:
+                pass  # cut off on the next open (the snapshot records the valid length)
+
+    def read_blob(self, slot: Slot) -> bytes:
+        """The sealed record stored at ``slot``.
+
+        Raises:
+            IntegrityError: The segment file is shorter than the slot says.
+        """
+        if self._fd is None:
+            self.open_segment(0)
+        assert self._fd is not None
+        blob = os.pread(self._fd, slot.length, slot.offset)
+        if len(blob) != slot.length:
+            raise IntegrityError(self.segment_path, "sealed record cut short", slot.offset)
+        return blob
+
+    def sync(self) -> None:
+        """Flush the segment file to disk (fsync)."""
+        if self._fd is not None:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        """Close the segment file (idempotent)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

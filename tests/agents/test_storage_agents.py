@@ -422,9 +422,11 @@ async def test_write_whose_answer_came_too_late_is_retried_by_the_router_and_exi
     ctx = orch.context(tenant="acme", timeout_s=30)
     async with anyio.create_task_group() as tg:
         await tg.start(AgentRunner(bus, late).run)
-        inv = await orch.invoke("archivist", {"records": records}, ctx, timeout_s=2.0, retries=2)
+        inv = await orch.invoke("archivist", {"records": records}, ctx, timeout_s=5.0, retries=2)
         tg.cancel_scope.cancel()
-    assert inv.attempts == 2 and "archivist: timeout" in inv.failovers and late.calls == 2
+    # The first answer is always late; on a loaded machine a second attempt can time out too (a third
+    # then answers): what matters is that the router retried and the records exist once.
+    assert inv.attempts >= 2 and "archivist: timeout" in inv.failovers and late.calls >= 2
     ids = inv.output["ids"]
     assert inv.output["count"] == 2 and len(set(ids)) == 2
     assert await bridge.count("acme") == 2

@@ -116,6 +116,9 @@ class Vault(BackgroundWork):
         self._builds: dict[str, Future[None]] = {}
         self._snapshot_job: Future[None] | None = None
         self._drain_job: Future[None] | None = None
+        self._drained = threading.Condition()
+        """Notified after each drain step: writers waiting for room in a full backlog (no vault lock)."""
+        self._drain_steps = 0
         self._snapshot_lock = threading.RLock()
         """Held for a whole snapshot, and by shreds, compactions and restores (taken before ``_lock``)."""
         with self._lock:
@@ -140,6 +143,7 @@ class Vault(BackgroundWork):
             if self._closed:
                 return
             self._closed = True
+        self._wake_writers()  # writers waiting for room find the vault closed
         self._builder.shutdown(wait=True, cancel_futures=True)
         with self._snapshot_lock, self._lock:
             try:
@@ -217,7 +221,9 @@ class Vault(BackgroundWork):
 
         Storing an existing id replaces that record. Texts without a vector are embedded in batches of
         ``config.embed_batch_size``. The batch commits as one WAL write: after a failure nothing of it
-        is kept.
+        is kept. When the tenant's vectors waiting to enter its index would pass
+        ``config.index.max_pending_vectors``, the call first waits (holding no lock: reads go on) for
+        the background drain to make room, until ``deadline``.
 
         Args:
             tenant: Tenant name (1-256 characters); created with a fresh data key on first write.
@@ -238,7 +244,8 @@ class Vault(BackgroundWork):
             VaultInputError: Bad tenant, id, idempotency key, metadata or batch size.
             InsufficientStorageError: The disk is full (nothing was written; reads keep working).
             VaultStorageError: Another write error (nothing was written).
-            VaultDeadlineError: ``deadline`` passed before the write could commit (nothing was written).
+            VaultDeadlineError: ``deadline`` passed before the write could commit, e.g. while waiting
+                for room among the waiting vectors (nothing was written).
             VaultClosedError: The vault is closed.
         """
         check_name(tenant, "tenant")
@@ -249,16 +256,20 @@ class Vault(BackgroundWork):
             if earlier is not None:
                 return list(earlier)
         ids, items = self._sealable(records, idempotency_key, deadline)
-        with self._locked("put_many", deadline) as storage:
-            earlier = storage.done(tenant, idempotency_key)
-            if earlier is not None:  # a concurrent retry committed first
-                return list(earlier)
-            storage.put(tenant, items, key=idempotency_key, result=ids)
-            for record_id in ids:
-                self._cache.discard(tenant, record_id)
-            self._schedule_builds(storage)
-            self._maybe_snapshot(storage)
-        return ids
+        while True:  # a full backlog of waiting vectors: wait for the drain outside the lock, then retry
+            mark = self._drain_mark()
+            with self._locked("put_many", deadline) as storage:
+                earlier = storage.done(tenant, idempotency_key)
+                if earlier is not None:  # a concurrent retry committed first
+                    return list(earlier)
+                if self._has_room(storage, tenant, len(items)):
+                    storage.put(tenant, items, key=idempotency_key, result=ids)
+                    for record_id in ids:
+                        self._cache.discard(tenant, record_id)
+                    self._schedule_builds(storage)
+                    self._maybe_snapshot(storage)
+                    return ids
+            self._wait_for_drain(mark, "put_many", deadline)
 
     def _sealable(
         self, records: Sequence[NewRecord], idempotency_key: str | None, deadline: float | None

@@ -18,7 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vault import DurabilityConfig, IndexConfig, NewRecord, VaultConfig
+from vault import (
+    DurabilityConfig,
+    IndexConfig,
+    NewRecord,
+    RecordNotFoundError,
+    Vault,
+    VaultConfig,
+    VaultDeadlineError,
+)
 from vault._private.pending import PendingVectors
 from vault._private.storage import SnapshotPlan, Storage
 
@@ -181,3 +189,70 @@ def test_pending_vectors_search_exactly_and_drain_in_order() -> None:
     assert pending.vectors_of(np.array([3])) is None  # already taken
     pending.take(10_000)
     assert len(pending) == 0 and pending.search(query, 5)[1].size == 0
+
+
+BOUNDED = VaultConfig(
+    index=IndexConfig(max_pending_vectors=100),
+    durability=DurabilityConfig(snapshot_every_writes=50, snapshot_on_close=False),
+)
+
+
+def fill_backlog(v: Vault, vectors: np.ndarray, started: threading.Event) -> None:
+    """60 records, then (the snapshot holding the index frozen) 90 more waiting: 10 short of the bound."""
+    v.put_many("acme", records(vectors, 0, 60))  # past 50 WAL entries: a snapshot is queued
+    assert started.wait(30)
+    v.put_many("acme", records(vectors, 60, 150))
+    with v._lock:
+        assert len(v._storage.tenants["acme"].pending) == 90
+
+
+def test_a_write_past_the_pending_bound_waits_for_the_drain_then_commits(
+    make_vault, unit_vectors, held_snapshot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started, release = held_snapshot
+    vectors = unit_vectors(200)
+    v = make_vault(config=BOUNDED)
+    fill_backlog(v, vectors, started)
+    waiting = threading.Event()
+    wait_for_drain = v._wait_for_drain
+
+    def observed(mark: int, operation: str, deadline: float | None) -> None:
+        waiting.set()
+        wait_for_drain(mark, operation, deadline)
+
+    monkeypatch.setattr(v, "_wait_for_drain", observed)
+    outcome: list[object] = []
+    writer = threading.Thread(target=lambda: outcome.append(v.put_many("acme", records(vectors, 150, 200))))
+    writer.start()
+    assert waiting.wait(30)  # 90 + 50 > 100: the write waits, holding no lock
+    assert v.count("acme") == 150 and v.search("acme", vectors[10], k=1)[0].record.id == "r10"
+    v.put("acme", "small", id="s1", embedding=vectors[0])  # 91 waiting: a write that fits goes on
+    release.set()  # the snapshot ends and drains: room for the waiting write
+    writer.join(60)
+    assert not writer.is_alive() and outcome == [[f"r{i}" for i in range(150, 200)]]
+    assert v.join_background(60)
+    with v._lock:
+        assert len(v._storage.tenants["acme"].pending) == 0
+    assert v.count("acme") == 201
+    assert v.search("acme", vectors[199], k=1)[0].record.id == "r199"
+
+
+def test_a_write_whose_deadline_passes_waiting_for_room_fails_and_is_not_written(
+    make_vault, unit_vectors, held_snapshot
+) -> None:
+    started, release = held_snapshot
+    vectors = unit_vectors(200)
+    v = make_vault(config=BOUNDED)
+    fill_backlog(v, vectors, started)
+    with pytest.raises(VaultDeadlineError, match="put_many"):  # no drain while the snapshot is held
+        v.put_many("acme", records(vectors, 150, 200), deadline=time.time() + 0.2)
+    release.set()
+    assert v.join_background(60)
+    assert v.count("acme") == 150
+    v.close()
+
+    reopened = make_vault(config=BOUNDED)  # the snapshot plus the WAL: every acknowledged write, no other
+    assert reopened.count("acme") == 150
+    assert reopened.get("acme", "r149").text == "note 149"
+    with pytest.raises(RecordNotFoundError):
+        reopened.get("acme", "r150")

@@ -18,7 +18,7 @@ from vault._private.index import VectorIndex, one_thread
 from vault._private.storage import Storage
 from vault._private.tenant import TenantState
 from vault.config import VaultConfig
-from vault.errors import VaultStorageError
+from vault.errors import VaultDeadlineError, VaultStorageError
 
 __all__ = ("BackgroundWork", "background_priority")
 
@@ -56,6 +56,8 @@ class BackgroundWork:
     _builds: dict[str, Future[None]]
     _snapshot_job: Future[None] | None
     _drain_job: Future[None] | None
+    _drained: threading.Condition
+    _drain_steps: int
 
     # ----------------------------------------------------------------- background index builds
     def _schedule_builds(self, storage: Storage) -> None:
@@ -105,14 +107,61 @@ class BackgroundWork:
         if self._drain_job is None or self._drain_job.done():
             self._drain_job = self._builder.submit(self._drain)
 
+    # ----------------------------------------------------------------- backpressure on waiting vectors
+    def _has_room(self, storage: Storage, tenant: str, count: int) -> bool:
+        """Whether ``count`` more vectors may wait in ``tenant``'s backlog (caller holds the lock).
+
+        Room means the backlog is empty or stays within ``index.max_pending_vectors``. Without room a
+        drain is queued (a frozen index is drained when its snapshot ends), so a waiter is woken.
+        """
+        state = storage.tenants.get(tenant)
+        waiting = 0 if state is None else len(state.pending)
+        if waiting == 0 or waiting + count <= self._config.index.max_pending_vectors:
+            return True
+        if state is not None and not state.frozen:
+            self._schedule_drain()
+        return False
+
+    def _drain_mark(self) -> int:
+        """The count of drain steps so far; read before :meth:`_has_room` and passed to the wait."""
+        with self._drained:
+            return self._drain_steps
+
+    def _wake_writers(self) -> None:
+        """Count a drain step (or the close) and wake the writers waiting for room (not under the lock)."""
+        with self._drained:
+            self._drain_steps += 1
+            self._drained.notify_all()
+
+    def _wait_for_drain(self, mark: int, operation: str, deadline: float | None) -> None:
+        """Wait, holding no vault lock, until a drain step after ``mark`` (reads and drains go on).
+
+        Raises:
+            VaultDeadlineError: ``deadline`` (``time.time()`` seconds) passed first.
+        """
+        with self._drained:
+            while self._drain_steps == mark:
+                left = None if deadline is None else deadline - time.time()
+                if left is not None and left <= 0:
+                    raise VaultDeadlineError(operation, -left)
+                self._drained.wait(timeout=left)
+
     def _drain(self) -> None:
         """Move waiting vectors into their indexes, ``_DRAIN_CHUNK`` at a time, outside the vault's lock.
 
-        Writes never wait for an add (about 1 ms per vector into HNSW at 100,000 vectors): a chunk is
+        Writes wait for an add only when a backlog is full (``index.max_pending_vectors``; about 1 ms
+        per vector into HNSW at 100,000 vectors): a chunk is
         copied under the lock, added holding only the index's own lock (a search waits for it), then
         dropped from the waiting vectors under the lock; a search in between drops the duplicates.
         Each chunk holds the snapshot lock, so no snapshot, compaction or restore sees half of one.
+        Every chunk, and the end, wakes the writers waiting for room.
         """
+        try:
+            self._drain_chunks()
+        finally:
+            self._wake_writers()
+
+    def _drain_chunks(self) -> None:
         while True:
             with self._snapshot_lock:
                 with self._lock:
@@ -133,6 +182,7 @@ class BackgroundWork:
                     for state, index, labels, _ in work:
                         if state.index is index:
                             state.pending.drop(len(labels))
+            self._wake_writers()
             time.sleep(0)  # let a waiting snapshot, compaction or restore take the snapshot lock
 
     # ----------------------------------------------------------------- background snapshots

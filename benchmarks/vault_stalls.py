@@ -112,6 +112,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         v = Vault(Path(tmp) / "vault", config=config, embedder=_Precomputed())
         crossed_at = None
+        most_waiting = 0
         for start in range(0, args.records, args.batch):
             batch = [
                 NewRecord(text=f"record {i}", id=f"r{i}", embedding=vectors[i])
@@ -120,6 +121,7 @@ def main() -> None:
             began = time.perf_counter()
             v.put_many("bench", batch)
             latencies.append(time.perf_counter() - began)
+            most_waiting = max(most_waiting, getattr(v.stats(), "pending_vectors", 0))  # 0: not reported
             if crossed_at is None and start + args.batch >= args.threshold:
                 crossed_at = len(latencies) - 1
                 if args.settle:
@@ -142,6 +144,7 @@ def main() -> None:
     p99 = ms[int(0.99 * (len(ms) - 1))]
     print(f"writes: {len(ms)} x {args.batch} records, index at the end: {kind}")
     print(f"p50 {statistics.median(ms):.2f} ms  p99 {p99:.2f} ms  longest {ms[-1]:.1f} ms")
+    print(f"writes took {sum(ms) / 1000:.1f} s in all; most vectors waiting after a write: {most_waiting}")
     if crossed_at is not None:
         print(f"write that crossed the threshold: {latencies[crossed_at] * 1000:.1f} ms")
     print(f"HNSW landed {landed_s:.2f} s after the last write returned")

@@ -89,6 +89,8 @@ class VaultStats:
         snapshot_generation: Generation number of the latest snapshot (0 before the first).
         index_kinds: Index type per tenant (``"flat"`` or ``"hnsw"``).
         gpu: Whether indexes live on a GPU.
+        pending_vectors: Vectors waiting to be added to their tenant's index, the most of any tenant
+            (count; bounded by ``index.max_pending_vectors`` for writes through ``put_many``).
     """
 
     tenants: int
@@ -104,3 +106,4 @@ class VaultStats:
     snapshot_generation: int
     index_kinds: Mapping[str, str]
     gpu: bool
+    pending_vectors: int = 0

@@ -202,8 +202,7 @@ def fill_backlog(v: Vault, vectors: np.ndarray, started: threading.Event) -> Non
     v.put_many("acme", records(vectors, 0, 60))  # past 50 WAL entries: a snapshot is queued
     assert started.wait(30)
     v.put_many("acme", records(vectors, 60, 150))
-    with v._lock:
-        assert len(v._storage.tenants["acme"].pending) == 90
+    assert v.stats().pending_vectors == 90
 
 
 def test_a_write_past_the_pending_bound_waits_for_the_drain_then_commits(
@@ -231,8 +230,7 @@ def test_a_write_past_the_pending_bound_waits_for_the_drain_then_commits(
     writer.join(60)
     assert not writer.is_alive() and outcome == [[f"r{i}" for i in range(150, 200)]]
     assert v.join_background(60)
-    with v._lock:
-        assert len(v._storage.tenants["acme"].pending) == 0
+    assert v.stats().pending_vectors == 0
     assert v.count("acme") == 201
     assert v.search("acme", vectors[199], k=1)[0].record.id == "r199"
 

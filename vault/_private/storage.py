@@ -298,4 +298,5 @@ class Storage(Snapshots):
             snapshot_generation=self.manifest.generation,
             index_kinds={t: s.index.kind for t, s in self.tenants.items()},
             gpu=any(s.index.on_gpu for s in states),
+            pending_vectors=max((len(s.pending) for s in states), default=0),
         )

@@ -201,6 +201,13 @@ async def compress_batch(
     stream: Annotated[
         str | None, Parameter(max_length=256, description="Conversation id (binary bodies).")
     ] = None,
+    streams: Annotated[
+        list[str] | None,
+        Parameter(
+            max_items=MAX_BATCH_MESSAGES,
+            description="Instead of stream: each message's conversation id, in order (binary bodies).",
+        ),
+    ] = None,
     timeout_s: Timeout = None,
 ) -> Response[Any]:
     """Compress ``messages`` in order with one compressor call: one frame and report per message.
@@ -217,10 +224,12 @@ async def compress_batch(
         check_size("messages", len(body))
         messages = [_b64(m) for m in split_batch(body)]
         payload: dict[str, Any] = {"messages": messages, "level": level, "dedup": dedup, "stream": stream}
+        if streams:
+            payload["streams"] = streams
     else:
         req = _parse(SigmaCompressBatchRequest, body)
         check_size("messages", sum(base64_decoded_size(m) for m in req.messages))
-        payload = req.model_dump(exclude={"timeout_s"})
+        payload = req.model_dump(exclude={"timeout_s"}, exclude_none=True)
         timeout_s = req.timeout_s
     out = await orchestrator.call(
         TEAM, "compressor", payload, call_context(orchestrator, request, timeout_s=timeout_s)

@@ -146,6 +146,11 @@ class SigmaCompressBatchRequest(_Request):
     """Store-backed frames of the caller's tenant (False: self-contained frames)."""
     stream: str | None = Field(default=None, min_length=1, max_length=256)
     """Conversation id of the messages."""
+    streams: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
+        default=None, min_length=1, max_length=MAX_BATCH_MESSAGES
+    )
+    """Instead of ``stream``: each message's conversation id, in order (one per message), so one
+    request can carry the turns of many conversations."""
     timeout_s: float | None = Field(default=None, gt=0.0, le=3600.0)
     """Deadline of the request in seconds (default from settings)."""
 

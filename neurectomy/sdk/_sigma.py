@@ -119,11 +119,19 @@ def _compress_batch_request(
     level: int | None,
     dedup: bool,
     stream: str | None,
+    streams: Sequence[str] | None,
     binary: bool,
     timeout_s: float | None,
 ) -> dict[str, Any]:
+    many = list(streams) if streams is not None else None
     if binary:
-        params = {"level": level, "dedup": str(dedup).lower(), "stream": stream, "timeout_s": timeout_s}
+        params = {
+            "level": level,
+            "dedup": str(dedup).lower(),
+            "stream": stream,
+            "streams": many,
+            "timeout_s": timeout_s,
+        }
         return {
             "content": pack_parts(_bytes(m) for m in messages),
             "headers": {"content-type": BINARY, "accept": BINARY},
@@ -134,6 +142,7 @@ def _compress_batch_request(
         "level": level,
         "dedup": dedup,
         "stream": stream,
+        "streams": many,
         "timeout_s": timeout_s,
     }
     return {"json": {k: v for k, v in body.items() if v is not None}}
@@ -252,6 +261,7 @@ class SigmaResource:
         level: int | None = None,
         dedup: bool = True,
         stream: str | None = None,
+        streams: Sequence[str] | None = None,
         binary: bool = True,
         timeout_s: float | None = None,
     ) -> list[CompressResult]:
@@ -262,6 +272,8 @@ class SigmaResource:
             level: zstd level (-7..22); default from the server's settings.
             dedup: Store-backed frames; False makes self-contained frames.
             stream: Conversation id of the messages.
+            streams: Instead of ``stream``: each message's conversation id, in order (one per
+                message), to batch the turns of many conversations in one request.
             binary: Send the messages and receive the frames as length-prefixed binary bodies
                 (``application/octet-stream``, no base64; True), or as base64 JSON (False); the
                 result is the same.
@@ -274,7 +286,7 @@ class SigmaResource:
             BadRequestError: An option or message is invalid (``field`` names it).
             TooLargeError: The messages exceed the server's limit.
         """
-        kwargs = _compress_batch_request(messages, level, dedup, stream, binary, timeout_s)
+        kwargs = _compress_batch_request(messages, level, dedup, stream, streams, binary, timeout_s)
         return _compress_batch_result(self._send("POST", "/v1/sigma/compress/batch", **kwargs))
 
     def decompress_batch(self, frames: Sequence[bytes], *, timeout_s: float | None = None) -> list[bytes]:
@@ -360,11 +372,12 @@ class AsyncSigmaResource:
         level: int | None = None,
         dedup: bool = True,
         stream: str | None = None,
+        streams: Sequence[str] | None = None,
         binary: bool = True,
         timeout_s: float | None = None,
     ) -> list[CompressResult]:
         """See :meth:`SigmaResource.compress_batch`."""
-        kwargs = _compress_batch_request(messages, level, dedup, stream, binary, timeout_s)
+        kwargs = _compress_batch_request(messages, level, dedup, stream, streams, binary, timeout_s)
         return _compress_batch_result(await self._send("POST", "/v1/sigma/compress/batch", **kwargs))
 
     async def decompress_batch(

@@ -204,6 +204,24 @@ async def test_sdk_batch_methods_round_trip_a_session(service: str, binary: bool
         with pytest.raises(BadRequestError) as bad:
             await aclient.sigma.compress_batch([], binary=binary)
         assert bad.value.field == "messages"
+        with pytest.raises(BadRequestError) as bad:
+            await aclient.sigma.compress_batch(turns, streams=["a", "b"], binary=binary)
+        assert bad.value.field == "streams"
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "base64"])
+def test_one_batch_carries_the_turns_of_many_conversations(service: str, binary: bool) -> None:
+    a = [f"{SESSION}\nuser: conversation A, turn {i}".encode() * (i + 1) for i in range(3)]
+    b = [random.Random(i).randbytes(3000) for i in range(3)]
+    interleaved = [m for pair in zip(a, b, strict=True) for m in pair]
+    streams = [f"{c}-{binary}" for _ in range(3) for c in ("A", "B")]
+    with Client(service) as client:
+        packed = client.sigma.compress_batch(interleaved, streams=streams, binary=binary)
+        assert client.sigma.decompress_batch([p.frame for p in packed]) == interleaved
+        assert [p.report.bytes_in for p in packed] == [len(m) for m in interleaved]
+        with pytest.raises(BadRequestError) as bad:  # streams and stream together
+            client.sigma.compress_batch(a, stream="x", streams=["A"] * 3, binary=binary)
+        assert bad.value.field == "streams"
 
 
 def test_batch_route_takes_a_length_prefixed_binary_body(service: str) -> None:

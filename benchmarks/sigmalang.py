@@ -489,7 +489,9 @@ def main() -> None:
     if args.rest:
         from benchmarks.sigma_rest import run_rest
 
-        rest = Table(title="ΣLANG through REST (one client; machine shared); target: the binary batch way")
+        rest = Table(
+            title="ΣLANG through REST (one client; machine shared); target: binary batch across conversations"
+        )
         for column in ("service", "how", "requests", "mean turn B", "ratio", "MB/s"):
             rest.add_column(column, justify="left" if column in ("service", "how") else "right")
         codes: list[Path | None] = [None] if args.rest_baseline is None else [args.rest_baseline, None]

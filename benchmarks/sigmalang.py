@@ -489,14 +489,23 @@ def main() -> None:
     if args.rest:
         from benchmarks.sigma_rest import run_rest
 
-        rest = Table(title="ΣLANG through REST (one client, sequential, machine shared)")
-        for column in ("service", "how", "requests", "ratio", "MB/s"):
+        rest = Table(
+            title="ΣLANG through REST (one client; machine shared); target: binary batch across conversations"
+        )
+        for column in ("service", "how", "requests", "mean turn B", "ratio", "MB/s"):
             rest.add_column(column, justify="left" if column in ("service", "how") else "right")
         codes: list[Path | None] = [None] if args.rest_baseline is None else [args.rest_baseline, None]
         for code in codes:
             for o in run_rest(sessions, code, binary_batch=code is None):
                 name = "this checkout" if code is None else str(code)
-                rest.add_row(name, o.label, str(o.requests), f"{o.ratio:.2f}x", f"{o.mb_s:.1f}")
+                rest.add_row(
+                    name,
+                    o.label,
+                    str(o.requests),
+                    f"{o.mean_turn_bytes:,.0f}",
+                    f"{o.ratio:.2f}x",
+                    f"{o.mb_s:.1f}",
+                )
         console.print(rest)
 
 

@@ -278,24 +278,29 @@ class SigmaBridge:
         dedup: bool = True,
         level: int | None = None,
         stream: str | None = None,
+        streams: Sequence[str] | None = None,
         timeout_s: float | None = None,
     ) -> list[CompressOutcome]:
         """Compress messages of ``tenant`` in order, in one thread hop and one store transaction.
+
+        ``stream`` is the conversation of every message; ``streams`` (as long as ``messages``) gives
+        each message its own, for a batch gathering turns of many conversations.
 
         Raises:
             sigmalang.RSUStoreError: The store is closed or broken.
             BridgeTimeoutError: The call exceeded its timeout.
         """
         names = [self.counter_for(len(m)) for m in messages]
+        per_message = list(streams) if streams is not None else [stream] * len(messages)
 
         def work() -> list[CompressionResult]:
             out = []
             with self.codec.store.transaction():  # one store commit for the batch
-                for data, name in zip(messages, names, strict=True):
+                for data, name, its in zip(messages, names, per_message, strict=True):
                     one = self._with_counter(
                         name,
-                        lambda data=data: self.codec.compress(  # type: ignore[misc]
-                            data, tenant=tenant, dedup=dedup, level=level, stream=stream
+                        lambda data=data, its=its: self.codec.compress(  # type: ignore[misc]
+                            data, tenant=tenant, dedup=dedup, level=level, stream=its
                         ),
                     )
                     out.append(one())

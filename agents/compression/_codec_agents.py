@@ -67,12 +67,19 @@ class CompressorAgent(CompressionAgent):
         if (inp.data is None) == (inp.messages is None):
             raise BadInputError("give exactly one of data (a message) and messages (a batch)", field="data")
         batch = inp.messages if inp.messages is not None else [inp.data or b""]
+        if inp.streams is not None and (inp.stream is not None or len(inp.streams) != len(batch)):
+            raise BadInputError(
+                f"streams: give one per message ({len(batch)}, got {len(inp.streams)}), "
+                "with messages and without stream",
+                field="streams",
+            )
         outcomes = await self.bridge.compress_many(
             batch,
             tenant=call.tenant,
             dedup=inp.dedup,
             level=inp.level,
             stream=inp.stream,
+            streams=inp.streams,
             timeout_s=_timeout(call),
         )
         frames = [

@@ -56,6 +56,9 @@ def _decode_base64(value: object) -> bytes:
 Base64Data = Annotated[bytes, BeforeValidator(_decode_base64)]
 """Bytes carried as a standard base64 string; anything else fails validation naming the field."""
 
+StreamId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+"""A conversation id."""
+
 RSUIdHex = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{32}$")]
 """An RSU id (16 bytes) as 32 hex digits."""
 
@@ -91,6 +94,9 @@ class CompressInput(_Input):
     """Reference RSUs the shared store holds and add new ones (False: a self-contained frame)."""
     stream: str | None = Field(default=None, min_length=1, max_length=256)
     """Conversation the message belongs to (its previous message is the first part of the context)."""
+    streams: list[StreamId] | None = Field(default=None, min_length=1, max_length=MAX_BATCH_ITEMS)
+    """With ``messages``, instead of ``stream``: each message's conversation, in order (a batch may
+    gather the turns of many conversations)."""
 
 
 class DecompressInput(_Input):

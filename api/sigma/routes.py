@@ -17,8 +17,9 @@ from typing import Annotated, Any, TypeVar
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from agents.compression import MAX_DATA_BYTES
 from agents.compression._wire import ENVELOPE_RESERVE_BYTES, check_size
@@ -29,6 +30,7 @@ from api.sigma.schemas import (
     REPORT_HEADER,
     SigmaCompressBatchRequest,
     SigmaCompressBatchResponse,
+    SigmaCompressionReport,
     SigmaCompressRequest,
     SigmaCompressResponse,
     SigmaDecompressBatchRequest,
@@ -41,12 +43,16 @@ from api.sigma.schemas import (
     SigmaTrainRequest,
     SigmaTrainResponse,
     base64_decoded_size,
+    pack_parts,
+    unpack_parts,
 )
 from orchestrator import Orchestrator
 
 M = TypeVar("M", bound=BaseModel)
 TEAM = "compression"
 BINARY = "application/octet-stream"
+JSON = "application/json"
+_REPORTS: TypeAdapter[list[SigmaCompressionReport]] = TypeAdapter(list[SigmaCompressionReport])
 MAX_BODY_BYTES = (MAX_DATA_BYTES + 2) // 3 * 4 + ENVELOPE_RESERVE_BYTES
 """Largest request body of the binary-carrying routes, bytes (base64 of `MAX_DATA_BYTES` plus JSON)."""
 
@@ -67,28 +73,16 @@ def _parse(model: type[M], body: bytes) -> M:
 
 
 def split_batch(body: bytes) -> list[bytes]:
-    """Split a binary batch body: each message is a u32 little-endian length, then that many bytes.
+    """Split a binary batch body (`api.sigma.schemas.pack_parts` framing) into its messages.
 
     Raises:
         BadInputError: No message, more than `MAX_BATCH_MESSAGES`, or a length running past the end
             (``field: messages``), in time linear in the number of messages.
     """
-    view = memoryview(body)
-    out: list[bytes] = []
-    pos = 0
-    while pos < len(view):
-        if len(out) == MAX_BATCH_MESSAGES:
-            raise BadInputError(f"more than {MAX_BATCH_MESSAGES} messages in one batch", field="messages")
-        if pos + 4 > len(view):
-            raise BadInputError(f"message {len(out)}: truncated length prefix", field="messages")
-        size = int.from_bytes(view[pos : pos + 4], "little")
-        pos += 4
-        if pos + size > len(view):
-            raise BadInputError(
-                f"message {len(out)}: length {size} runs past the end of the body", field="messages"
-            )
-        out.append(bytes(view[pos : pos + size]))
-        pos += size
+    try:
+        out = unpack_parts(body, MAX_BATCH_MESSAGES)
+    except ValueError as exc:
+        raise BadInputError(str(exc), field="messages") from None
     if not out:
         raise BadInputError("an empty batch: give at least one message", field="messages")
     return out
@@ -187,6 +181,17 @@ async def decompress(
     status_code=200,
     request_max_body_size=MAX_BODY_BYTES,
     summary="Compress many messages of one stream per request (JSON with base64, or length-prefixed)",
+    responses={
+        200: ResponseSpec(
+            data_container=SigmaCompressBatchResponse,
+            description=(
+                "JSON (one frame, base64, and report per message); with `Accept: application/octet-stream`"
+                " an `application/octet-stream` body of length-prefixed parts (each a u32 little-endian"
+                " length, then its bytes): first the reports as one JSON array, then one raw frame per"
+                " message, in order."
+            ),
+        )
+    },
 )
 async def compress_batch(
     request: Request[Any, Any, Any],
@@ -196,14 +201,22 @@ async def compress_batch(
     stream: Annotated[
         str | None, Parameter(max_length=256, description="Conversation id (binary bodies).")
     ] = None,
+    streams: Annotated[
+        list[str] | None,
+        Parameter(
+            max_items=MAX_BATCH_MESSAGES,
+            description="Instead of stream: each message's conversation id, in order (binary bodies).",
+        ),
+    ] = None,
     timeout_s: Timeout = None,
-) -> SigmaCompressBatchResponse:
+) -> Response[Any]:
     """Compress ``messages`` in order with one compressor call: one frame and report per message.
 
     Body: :class:`api.sigma.schemas.SigmaCompressBatchRequest`, or ``application/octet-stream``: each
     message as a u32 little-endian length then its bytes (`split_batch`), options as query
-    parameters; the answer is JSON either way. Errors: 400 invalid body (names the field), 413
-    messages above the limit in total.
+    parameters. The answer is JSON, or with ``Accept: application/octet-stream`` the same framing:
+    the reports as one JSON array, then the raw frames (`api.sigma.schemas.pack_parts`). Errors: 400
+    invalid body (names the field), 413 messages above the limit in total.
     """
     orchestrator: Orchestrator = state.orchestrator
     body = await request.body()
@@ -211,15 +224,22 @@ async def compress_batch(
         check_size("messages", len(body))
         messages = [_b64(m) for m in split_batch(body)]
         payload: dict[str, Any] = {"messages": messages, "level": level, "dedup": dedup, "stream": stream}
+        if streams:
+            payload["streams"] = streams
     else:
         req = _parse(SigmaCompressBatchRequest, body)
         check_size("messages", sum(base64_decoded_size(m) for m in req.messages))
-        payload = req.model_dump(exclude={"timeout_s"})
+        payload = req.model_dump(exclude={"timeout_s"}, exclude_none=True)
         timeout_s = req.timeout_s
     out = await orchestrator.call(
         TEAM, "compressor", payload, call_context(orchestrator, request, timeout_s=timeout_s)
     )
-    return SigmaCompressBatchResponse.model_validate(out)
+    result = SigmaCompressBatchResponse.model_validate(out)
+    if request.accept.best_match([JSON, BINARY], default=JSON) != BINARY:
+        return Response(result)
+    reports = _REPORTS.dump_json([r.report for r in result.results])
+    frames = (base64.b64decode(r.frame) for r in result.results)
+    return Response(pack_parts([reports, *frames]), media_type=BINARY)
 
 
 @post(

@@ -3,13 +3,15 @@
 Pure pydantic: importing this module does not import the web framework. Binary data in JSON bodies is
 standard base64 (RFC 4648 §4, padded); ``/v1/sigma/compress`` and ``/v1/sigma/decompress`` also take
 raw ``application/octet-stream`` bodies and then answer with raw bytes and the report, as JSON, in the
-``X-Sigma-Report`` header.
+``X-Sigma-Report`` header. ``/v1/sigma/compress/batch`` takes and (on ``Accept:
+application/octet-stream``) answers length-prefixed binary bodies (`pack_parts`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -35,6 +37,8 @@ __all__ = (
     "SigmaTrainRequest",
     "SigmaTrainResponse",
     "base64_decoded_size",
+    "pack_parts",
+    "unpack_parts",
 )
 
 REPORT_HEADER = "x-sigma-report"
@@ -49,6 +53,42 @@ def base64_decoded_size(text: str) -> int:
 
 MAX_BATCH_MESSAGES = 4096
 """Most messages (or frames) in one batch request."""
+
+BATCH_REPORTS_PART = 0
+"""In a binary batch answer, the index of the part holding the reports (JSON array); frames follow."""
+
+
+def pack_parts(parts: Iterable[bytes]) -> bytes:
+    """Length-prefix framing of binary batches: each part as a u32 little-endian length, then its bytes.
+
+    The body of a binary ``POST /v1/sigma/compress/batch`` (the messages) and of its binary answer
+    (``Accept: application/octet-stream``: the reports as one JSON array, then one frame per message).
+    """
+    return b"".join(len(p).to_bytes(4, "little") + p for p in parts)
+
+
+def unpack_parts(body: bytes, max_parts: int) -> list[bytes]:
+    """Split a `pack_parts` body, in time linear in its length.
+
+    Raises:
+        ValueError: More than ``max_parts`` parts, or a length prefix truncated or running past the end
+            (the message names the part's index).
+    """
+    view = memoryview(body)
+    out: list[bytes] = []
+    pos = 0
+    while pos < len(view):
+        if len(out) == max_parts:
+            raise ValueError(f"more than {max_parts} messages in one batch")
+        if pos + 4 > len(view):
+            raise ValueError(f"message {len(out)}: truncated length prefix")
+        size = int.from_bytes(view[pos : pos + 4], "little")
+        pos += 4
+        if pos + size > len(view):
+            raise ValueError(f"message {len(out)}: length {size} runs past the end of the body")
+        out.append(bytes(view[pos : pos + size]))
+        pos += size
+    return out
 
 
 def _check_base64(value: str) -> str:
@@ -106,6 +146,11 @@ class SigmaCompressBatchRequest(_Request):
     """Store-backed frames of the caller's tenant (False: self-contained frames)."""
     stream: str | None = Field(default=None, min_length=1, max_length=256)
     """Conversation id of the messages."""
+    streams: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
+        default=None, min_length=1, max_length=MAX_BATCH_MESSAGES
+    )
+    """Instead of ``stream``: each message's conversation id, in order (one per message), so one
+    request can carry the turns of many conversations."""
     timeout_s: float | None = Field(default=None, gt=0.0, le=3600.0)
     """Deadline of the request in seconds (default from settings)."""
 

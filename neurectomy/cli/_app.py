@@ -127,6 +127,7 @@ def serve(
         except ValueError as exc:
             err_console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
+    loop_options = _loop_options()  # an unknown loop is refused before logging is set up
     configure_logging(settings.log_format, settings.log_level)
 
     def ready(url: str) -> None:
@@ -139,7 +140,7 @@ def serve(
             f"  OpenAPI: {url}/schema   Stop: Ctrl-C\n"
         )
 
-    anyio.run(lambda: run_serve(settings, on_ready=ready), backend_options=_loop_options())
+    anyio.run(lambda: run_serve(settings, on_ready=ready), backend_options=loop_options)
 
 
 @app.command()
@@ -173,11 +174,12 @@ def agent(
     settings = base.model_copy(
         update={"nats": _settings(config, nats={**base.nats.model_dump(), **given}).nats}
     )
+    loop_options = _loop_options()  # an unknown loop is refused before logging is set up
     configure_logging(settings.log_format, settings.log_level)
     try:
         anyio.run(
             lambda: run_agents(settings, team=team, agent=name, replicas=replicas),
-            backend_options=_loop_options(),
+            backend_options=loop_options,
         )
     except ValueError as exc:
         err_console.print(f"[red]{exc}[/red]")

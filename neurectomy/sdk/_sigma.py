@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from pydantic import TypeAdapter
 
 from api.sigma.schemas import (
+    MAX_BATCH_MESSAGES,
     REPORT_HEADER,
     SigmaCompressBatchResponse,
     SigmaCompressionReport,
@@ -30,6 +32,8 @@ from api.sigma.schemas import (
     SigmaOptimizeResponse,
     SigmaStats,
     SigmaTrainResponse,
+    pack_parts,
+    unpack_parts,
 )
 from neurectomy.sdk._send import AsyncSend, Send
 
@@ -110,24 +114,50 @@ def _decompress_result(response: httpx.Response, binary: bool) -> DecompressResu
     return DecompressResult(base64.b64decode(parsed.data), parsed.report)
 
 
-def _compress_batch_body(
+def _compress_batch_request(
     messages: Sequence[bytes | str],
     level: int | None,
     dedup: bool,
     stream: str | None,
+    streams: Sequence[str] | None,
+    binary: bool,
     timeout_s: float | None,
 ) -> dict[str, Any]:
+    many = list(streams) if streams is not None else None
+    if binary:
+        params = {
+            "level": level,
+            "dedup": str(dedup).lower(),
+            "stream": stream,
+            "streams": many,
+            "timeout_s": timeout_s,
+        }
+        return {
+            "content": pack_parts(_bytes(m) for m in messages),
+            "headers": {"content-type": BINARY, "accept": BINARY},
+            "params": {k: v for k, v in params.items() if v is not None},
+        }
     body = {
         "messages": [_b64(_bytes(m)) for m in messages],
         "level": level,
         "dedup": dedup,
         "stream": stream,
+        "streams": many,
         "timeout_s": timeout_s,
     }
-    return {k: v for k, v in body.items() if v is not None}
+    return {"json": {k: v for k, v in body.items() if v is not None}}
+
+
+_REPORTS: TypeAdapter[list[SigmaCompressionReport]] = TypeAdapter(list[SigmaCompressionReport])
 
 
 def _compress_batch_result(response: httpx.Response) -> list[CompressResult]:
+    if response.headers.get("content-type", "").startswith(BINARY):
+        reports_json, *frames = unpack_parts(response.content, MAX_BATCH_MESSAGES + 1)
+        reports = _REPORTS.validate_json(reports_json)
+        if len(reports) != len(frames):
+            raise ValueError(f"binary batch answer: {len(reports)} reports for {len(frames)} frames")
+        return [CompressResult(f, r) for f, r in zip(frames, reports, strict=True)]
     parsed = SigmaCompressBatchResponse.model_validate_json(response.content)
     return [CompressResult(base64.b64decode(r.frame), r.report) for r in parsed.results]
 
@@ -231,6 +261,8 @@ class SigmaResource:
         level: int | None = None,
         dedup: bool = True,
         stream: str | None = None,
+        streams: Sequence[str] | None = None,
+        binary: bool = True,
         timeout_s: float | None = None,
     ) -> list[CompressResult]:
         """Compress many messages of one stream in one request (``POST /v1/sigma/compress/batch``).
@@ -240,6 +272,11 @@ class SigmaResource:
             level: zstd level (-7..22); default from the server's settings.
             dedup: Store-backed frames; False makes self-contained frames.
             stream: Conversation id of the messages.
+            streams: Instead of ``stream``: each message's conversation id, in order (one per
+                message), to batch the turns of many conversations in one request.
+            binary: Send the messages and receive the frames as length-prefixed binary bodies
+                (``application/octet-stream``, no base64; True), or as base64 JSON (False); the
+                result is the same.
             timeout_s: Deadline of the request, in seconds.
 
         Returns:
@@ -249,8 +286,8 @@ class SigmaResource:
             BadRequestError: An option or message is invalid (``field`` names it).
             TooLargeError: The messages exceed the server's limit.
         """
-        body = _compress_batch_body(messages, level, dedup, stream, timeout_s)
-        return _compress_batch_result(self._send("POST", "/v1/sigma/compress/batch", json=body))
+        kwargs = _compress_batch_request(messages, level, dedup, stream, streams, binary, timeout_s)
+        return _compress_batch_result(self._send("POST", "/v1/sigma/compress/batch", **kwargs))
 
     def decompress_batch(self, frames: Sequence[bytes], *, timeout_s: float | None = None) -> list[bytes]:
         """Decode many frames in one request (``POST /v1/sigma/decompress/batch``), in order.
@@ -335,11 +372,13 @@ class AsyncSigmaResource:
         level: int | None = None,
         dedup: bool = True,
         stream: str | None = None,
+        streams: Sequence[str] | None = None,
+        binary: bool = True,
         timeout_s: float | None = None,
     ) -> list[CompressResult]:
         """See :meth:`SigmaResource.compress_batch`."""
-        body = _compress_batch_body(messages, level, dedup, stream, timeout_s)
-        return _compress_batch_result(await self._send("POST", "/v1/sigma/compress/batch", json=body))
+        kwargs = _compress_batch_request(messages, level, dedup, stream, streams, binary, timeout_s)
+        return _compress_batch_result(await self._send("POST", "/v1/sigma/compress/batch", **kwargs))
 
     async def decompress_batch(
         self, frames: Sequence[bytes], *, timeout_s: float | None = None

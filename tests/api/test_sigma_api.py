@@ -188,15 +188,40 @@ def test_batch_routes_round_trip_a_session(service: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_sdk_batch_methods_round_trip_a_session(service: str) -> None:
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "base64"])
+async def test_sdk_batch_methods_round_trip_a_session(service: str, binary: bool) -> None:
     turns = [SESSION.encode() + b"".join(b"\nuser: ask %d?" % i for i in range(n)) for n in range(1, 6)]
     with Client(service) as client:
-        packed = client.sigma.compress_batch(turns, stream="sdk-batch")
+        packed = client.sigma.compress_batch(turns, stream=f"sdk-batch-{binary}", binary=binary)
         assert client.sigma.decompress_batch([p.frame for p in packed]) == turns
     assert [p.report.bytes_in for p in packed] == [len(t) for t in turns]
+    assert [p.report.bytes_out for p in packed] == [len(p.frame) for p in packed]
+    assert packed[-1].report.glyphs > 0  # the stream gave each turn the previous one
     async with AsyncClient(service) as aclient:
-        again = await aclient.sigma.compress_batch(turns, stream="sdk-batch-2")
+        again = await aclient.sigma.compress_batch(turns, stream=f"sdk-batch2-{binary}", binary=binary)
         assert await aclient.sigma.decompress_batch([p.frame for p in again]) == turns
+        assert [p.report.bytes_out for p in again] == [len(p.frame) for p in again]
+        with pytest.raises(BadRequestError) as bad:
+            await aclient.sigma.compress_batch([], binary=binary)
+        assert bad.value.field == "messages"
+        with pytest.raises(BadRequestError) as bad:
+            await aclient.sigma.compress_batch(turns, streams=["a", "b"], binary=binary)
+        assert bad.value.field == "streams"
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "base64"])
+def test_one_batch_carries_the_turns_of_many_conversations(service: str, binary: bool) -> None:
+    a = [f"{SESSION}\nuser: conversation A, turn {i}".encode() * (i + 1) for i in range(3)]
+    b = [random.Random(i).randbytes(3000) for i in range(3)]
+    interleaved = [m for pair in zip(a, b, strict=True) for m in pair]
+    streams = [f"{c}-{binary}" for _ in range(3) for c in ("A", "B")]
+    with Client(service) as client:
+        packed = client.sigma.compress_batch(interleaved, streams=streams, binary=binary)
+        assert client.sigma.decompress_batch([p.frame for p in packed]) == interleaved
+        assert [p.report.bytes_in for p in packed] == [len(m) for m in interleaved]
+        with pytest.raises(BadRequestError) as bad:  # streams and stream together
+            client.sigma.compress_batch(a, stream="x", streams=["A"] * 3, binary=binary)
+        assert bad.value.field == "streams"
 
 
 def test_batch_route_takes_a_length_prefixed_binary_body(service: str) -> None:
@@ -223,6 +248,24 @@ def test_batch_route_takes_a_length_prefixed_binary_body(service: str) -> None:
     )
     assert [base64.b64decode(d) for d in back.json()["datas"]] == turns
     assert results[-1]["report"]["glyphs"] > 0  # the stream query parameter gave it the previous turn
+    raw = httpx.post(
+        f"{service}/v1/sigma/compress/batch",
+        params={"stream": "bin-2"},
+        content=body,
+        headers={**headers, "accept": "application/octet-stream"},
+        timeout=60,
+    )
+    assert raw.status_code == 200 and raw.headers["content-type"] == "application/octet-stream"
+    reports, *raw_frames = split_batch(raw.content)
+    assert [r["bytes_out"] for r in json.loads(reports)] == [len(f) for f in raw_frames]
+    assert [r["bytes_in"] for r in json.loads(reports)] == [len(t) for t in turns]
+    back_raw = httpx.post(
+        f"{service}/v1/sigma/decompress/batch",
+        json={"frames": [base64.b64encode(f).decode() for f in raw_frames]},
+        headers=_as("binary-batcher"),
+        timeout=60,
+    )
+    assert [base64.b64decode(d) for d in back_raw.json()["datas"]] == turns
     for bad, why in ((b"", "empty"), (body[:-1], "runs past the end"), (body + b"\x01\x00", "truncated")):
         refused = httpx.post(f"{service}/v1/sigma/compress/batch", content=bad, headers=headers, timeout=30)
         assert refused.status_code == 400, refused.text

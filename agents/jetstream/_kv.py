@@ -6,7 +6,8 @@ A KV ``create`` of an existing key or an ``update`` with a stale revision return
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
 
 import anyio
 import nats.errors
@@ -153,34 +154,13 @@ class KeyValueBucket:
         Raises:
             JetStreamUnavailableError: JetStream did not answer.
         """
-        found: dict[str, KvEntry] = {}
         with translated(f"KV list {self.name}"):
             state = (await self._js.stream_info(f"KV_{self.name}")).state
             if not state.messages:
                 return []
             last_seq = int(state.last_seq)
-            watcher = await self._kv.watch(">")  # deletes too: their sequences count towards last_seq
-            try:
-                with anyio.fail_after(self.timeout_s):
-                    async for entry in watcher:
-                        if entry is None:  # nats-py's marker: not trusted (see above)
-                            continue
-                        revision = int(entry.revision or 0)
-                        if entry.operation is None:
-                            found[entry.key] = KvEntry(entry.key, bytes(entry.value or b""), revision)
-                        else:
-                            found.pop(entry.key, None)
-                        if revision >= last_seq:  # delivered in sequence order: nothing older is left
-                            break
-            except TimeoutError:
-                raise nats.errors.TimeoutError from None
-            finally:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(2):
-                    try:
-                        await watcher.stop()  # type: ignore[no-untyped-call]
-                    except nats.errors.Error:
-                        pass
-        return sorted(found.values(), key=lambda e: e.revision)
+            # A watch of ">" sees deletes too: their sequences count towards last_seq.
+            return await _current_values(self, ">", lambda entry: int(entry.revision or 0) >= last_seq)
 
     async def watch(self, key: str) -> AsyncGenerator[KvEntry, None]:
         """The current value of ``key`` (if any), then each new value as it is stored.
@@ -286,33 +266,42 @@ async def kv_values(bucket: KeyValueBucket, pattern: str) -> list[KvEntry]:
     Raises:
         JetStreamUnavailableError: JetStream did not answer.
     """
-    found: dict[str, KvEntry] = {}
     with translated(f"KV values {bucket.name}/{pattern}"):
         info = await bucket._js.stream_info(
             f"KV_{bucket.name}", subjects_filter=f"$KV.{bucket.name}.{pattern}"
         )
         if not info.state.subjects:
             return []
-        watcher = await bucket._kv.watch(pattern)
-        try:
-            with anyio.fail_after(bucket.timeout_s):
-                async for entry in watcher:
-                    if entry is None:  # nats-py's marker: not trusted (see above)
-                        continue
-                    if entry.operation is None:
-                        found[entry.key] = KvEntry(
-                            entry.key, bytes(entry.value or b""), int(entry.revision or 0)
-                        )
-                    else:
-                        found.pop(entry.key, None)
-                    if not entry.delta:
-                        break
-        except TimeoutError:
-            raise nats.errors.TimeoutError from None
-        finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
-                try:
-                    await watcher.stop()  # type: ignore[no-untyped-call]
-                except nats.errors.Error:
-                    pass
+        return await _current_values(bucket, pattern, lambda entry: not entry.delta)
+
+
+async def _current_values(
+    bucket: KeyValueBucket, pattern: str, is_last: Callable[[Any], bool]
+) -> list[KvEntry]:
+    """Read a watch of ``pattern`` until ``is_last(entry)``: the live values in stream order.
+
+    nats-py's "no more pending" marker (``None``) is skipped, not trusted (see
+    :meth:`KeyValueBucket.latest`). Raises ``nats.errors.TimeoutError`` after ``bucket.timeout_s``.
+    """
+    found: dict[str, KvEntry] = {}
+    watcher = await bucket._kv.watch(pattern)
+    try:
+        with anyio.fail_after(bucket.timeout_s):
+            async for entry in watcher:
+                if entry is None:
+                    continue
+                if entry.operation is None:
+                    found[entry.key] = KvEntry(entry.key, bytes(entry.value or b""), int(entry.revision or 0))
+                else:
+                    found.pop(entry.key, None)
+                if is_last(entry):
+                    break
+    except TimeoutError:
+        raise nats.errors.TimeoutError from None
+    finally:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+            try:
+                await watcher.stop()  # type: ignore[no-untyped-call]
+            except nats.errors.Error:
+                pass
     return sorted(found.values(), key=lambda e: e.revision)

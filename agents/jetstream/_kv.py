@@ -7,6 +7,7 @@ A KV ``create`` of an existing key or an ``update`` with a stale revision return
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -171,21 +172,11 @@ class KeyValueBucket:
         Raises:
             JetStreamUnavailableError: JetStream did not answer when the watch started.
         """
-        with translated(f"KV watch {self.name}/{key}"):
-            watcher = await self._kv.watch(key)
-        try:
-            async for entry in watcher:
-                if entry is None:  # "no more pending values" marker
-                    continue
-                if entry.operation is not None:  # DEL or PURGE
+        async with aclosing(kv_watch_all(self, key)) as entries:
+            async for entry in entries:
+                if entry.deleted:  # DEL or PURGE
                     return
-                yield KvEntry(key, bytes(entry.value or b""), int(entry.revision or 0))
-        finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
-                try:
-                    await watcher.stop()  # type: ignore[no-untyped-call]
-                except nats.errors.Error:
-                    pass
+                yield entry
 
 
 # --- Shared state helpers (issue 15: API keys, rate limits, chat sessions and ΣLANG chunks in KV) ---
@@ -248,11 +239,7 @@ async def kv_watch_all(bucket: KeyValueBucket, pattern: str = ">") -> AsyncGener
             deleted = entry.operation is not None
             yield KvEntry(entry.key, bytes(entry.value or b""), int(entry.revision or 0), deleted)
     finally:
-        with anyio.CancelScope(shield=True), anyio.move_on_after(2):
-            try:
-                await watcher.stop()  # type: ignore[no-untyped-call]
-            except nats.errors.Error:
-                pass
+        await _stop(watcher)
 
 
 async def kv_values(bucket: KeyValueBucket, pattern: str) -> list[KvEntry]:
@@ -299,9 +286,14 @@ async def _current_values(
     except TimeoutError:
         raise nats.errors.TimeoutError from None
     finally:
-        with anyio.CancelScope(shield=True), anyio.move_on_after(2):
-            try:
-                await watcher.stop()  # type: ignore[no-untyped-call]
-            except nats.errors.Error:
-                pass
+        await _stop(watcher)
     return sorted(found.values(), key=lambda e: e.revision)
+
+
+async def _stop(watcher: Any) -> None:
+    """Stop a nats-py KV watcher, shielded and bounded (2 s), ignoring a connection already gone."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+        try:
+            await watcher.stop()
+        except nats.errors.Error:
+            pass

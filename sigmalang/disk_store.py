@@ -25,9 +25,8 @@ from types import TracebackType
 from sigmalang._sqlite_file import SCHEMA, WAL_CHECKPOINT_PAGES, SQLiteRSUFile
 from sigmalang.chunking import rsu_id as compute_rsu_id
 from sigmalang.errors import MissingRSUError, RSUStoreError
-from sigmalang.frame import RSU_ID_BYTES
 from sigmalang.sealing import ChunkSealer, row_aad, row_id
-from sigmalang.store import GCResult, Retention, StoreStats
+from sigmalang.store import GCResult, Retention, StoreStats, check_rsu_ids
 
 __all__ = ("DiskRSUStore",)
 
@@ -143,9 +142,7 @@ class DiskRSUStore(SQLiteRSUFile):
         self, tenant: str, items: Sequence[tuple[bytes, bytes | memoryview]]
     ) -> list[tuple[int, bool]]:
         """See `RSUStore.put_many`."""
-        for rsu_id, _ in items:
-            if len(rsu_id) != RSU_ID_BYTES:
-                raise ValueError(f"RSU ids are {RSU_ID_BYTES} bytes, got {len(rsu_id)}")
+        check_rsu_ids(items)
         out: list[tuple[int, bool]] = []
         now = self._clock()
         with self._tx() as db:

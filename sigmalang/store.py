@@ -36,7 +36,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ("GCResult", "RSUStore", "Retention", "StoreStats")
+from sigmalang.frame import RSU_ID_BYTES
+
+__all__ = ("GCResult", "RSUStore", "Retention", "StoreStats", "check_rsu_ids")
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,3 +176,14 @@ class RSUStore(Protocol):
     def close(self) -> None:
         """Release resources; idempotent. Later calls raise `RSUStoreError`."""
         ...
+
+
+def check_rsu_ids(items: Sequence[tuple[bytes, object]]) -> None:
+    """Check the ids of an `RSUStore.put_many` batch before anything is stored.
+
+    Raises:
+        ValueError: An id is not ``RSU_ID_BYTES`` (16) bytes long.
+    """
+    for rsu_id, _ in items:
+        if len(rsu_id) != RSU_ID_BYTES:
+            raise ValueError(f"RSU ids are {RSU_ID_BYTES} bytes, got {len(rsu_id)}")

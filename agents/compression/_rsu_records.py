@@ -21,12 +21,10 @@ from agents.jetstream import KeyValueBucket, KvEntry, kv_get_or_none, kv_purge_a
 from sigmalang import MissingRSUError, Retention, RSUStoreError
 from sigmalang.store import GCResult
 
-__all__ = ("CACHE_BYTES", "ID_BYTES", "Resealing", "RsuRecords")
+__all__ = ("CACHE_BYTES", "Resealing", "RsuRecords")
 
 CACHE_BYTES = 64 * 1024 * 1024
 """RSU bytes kept in this process for reads."""
-ID_BYTES = 16
-"""Bytes of an RSU id (BLAKE2b-128), stored before its content."""
 _CONCURRENCY = 32
 _T = TypeVar("_T")
 

@@ -49,12 +49,13 @@ from typing import Any, TypeVar
 
 from anyio.from_thread import BlockingPortal
 
-from agents.compression._rsu_records import CACHE_BYTES, ID_BYTES, Resealing, RsuRecords
+from agents.compression._rsu_records import CACHE_BYTES, Resealing, RsuRecords
 from agents.jetstream import JetStream, KeyValueBucket
 from sigmalang import MissingRSUError, Retention, RSUStoreError
 from sigmalang.chunking import rsu_id as compute_rsu_id
+from sigmalang.frame import RSU_ID_BYTES
 from sigmalang.sealing import ID_KEY_AAD, ChunkSealer, new_id_key, row_aad, row_id
-from sigmalang.store import GCResult, StoreStats
+from sigmalang.store import GCResult, StoreStats, check_rsu_ids
 
 __all__ = ("BUCKET", "CACHE_BYTES", "FRAME_SECRET_KEY", "JetStreamRSUStore", "shared_frame_secret")
 
@@ -177,9 +178,7 @@ class JetStreamRSUStore:
         self, tenant: str, items: Sequence[tuple[bytes, bytes | memoryview]]
     ) -> list[tuple[int, bool]]:
         """See `RSUStore.put_many`."""
-        for rsu_id, _ in items:
-            if len(rsu_id) != ID_BYTES:
-                raise ValueError(f"RSU ids are {ID_BYTES} bytes, got {len(rsu_id)}")
+        check_rsu_ids(items)
         if not items:
             return []
         ids = self._row_ids(tenant, create=True)
@@ -213,7 +212,7 @@ class JetStreamRSUStore:
                 raise MissingRSUError(seq=seqs[0] if seqs else None)
         found, raw = self._run(self._records.get_many, tenant, list(seqs))
         for seq, value in raw.items():
-            rid, stored = value[:ID_BYTES], value[ID_BYTES:]
+            rid, stored = value[:RSU_ID_BYTES], value[RSU_ID_BYTES:]
             plain = stored if self._sealer is None else self._open_row(tenant, rid, stored)
             expected = compute_rsu_id(plain) if key is None else row_id(key, compute_rsu_id(plain))
             if expected != rid:

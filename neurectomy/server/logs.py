@@ -17,9 +17,10 @@ def configure_logging(
     Args:
         fmt: ``console``, ``json``, or ``auto`` (console when the stream is a TTY).
         level: Lowest level logged (``debug``, ``info``, ``warning``, ``error``).
-        stream: Where to write; standard error by default.
+        stream: Where to write; by default whatever ``sys.stderr`` is at each write (so a stream
+            swapped later, as a test runner's capture does, never leaves the logger on a closed file).
     """
-    out = stream or sys.stderr
+    out = stream or _CurrentStderr()
     use_console = fmt == "console" or (fmt == "auto" and getattr(out, "isatty", lambda: False)())
     renderer: structlog.types.Processor = (
         structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
@@ -38,7 +39,7 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(out),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(out)  # type: ignore[arg-type]
+    handler = logging.StreamHandler(out)  # type: ignore[call-overload]
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
@@ -50,3 +51,16 @@ def configure_logging(
     root.setLevel(max(numeric, logging.INFO))
     for noisy in ("uvicorn.access",):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class _CurrentStderr:
+    """A text stream that writes to the current ``sys.stderr`` (looked up at each call)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()

@@ -70,6 +70,8 @@ from agents.protocol import (
     WireError,
     agent_subject,
     heartbeat_subject,
+    join_attachment,
+    split_attachment,
 )
 from agents.scopes import OperationScopes, check_scope, parse_scopes_header
 from agents.tracing import TRACEPARENT, SpanKind, remote_context, start_child, tracer
@@ -93,6 +95,8 @@ class Call:
         scopes: The caller's scopes (``Neurectomy-Scopes``); calls it makes on the caller's behalf carry them.
         idempotency_key: Names the call across the caller's retries (empty when the caller sent none).
         traceparent: The caller's W3C ``traceparent`` (empty: none); the handler's span is its child.
+        attachment: The request's binary attachment (`agents.protocol.split_attachment`), or None.
+        reply_attachment: Set by the handler: raw bytes sent after its ``End`` (None: none).
     """
 
     request_id: str
@@ -116,6 +120,8 @@ class Call:
     call's End/Error in its place)."""
     _accept: bytes = b""
     """The accept (``Reply{ok, instance}``) as JSON."""
+    attachment: memoryview | None = None
+    reply_attachment: bytes | bytearray | memoryview | None = None
 
     def remaining_s(self) -> float:
         """Seconds left until the deadline (negative once passed)."""
@@ -147,7 +153,10 @@ class Call:
         await self._bus.publish(to or self.inbox, body)
 
     async def _finish(self, output: Mapping[str, Any]) -> None:
-        await self._last(_wire_json("end", self._seq, "output", output))
+        body = _wire_json("end", self._seq, "output", output)
+        if self.reply_attachment is not None:
+            body = join_attachment(body, self.reply_attachment)
+        await self._last(body)
 
     async def _fail(self, error: AgentError) -> None:
         wire = WireError(code=error.code, message=error.message, field=error.field)
@@ -188,6 +197,8 @@ class Agent(ABC):
     """Output field that holds the agent's main text result (None if it has none)."""
     scopes: ClassVar[OperationScopes] = OperationScopes()
     """The scope its calls need (``write`` unless declared; see :mod:`agents.scopes`)."""
+    takes_attachment: ClassVar[bool] = False
+    """Whether requests may carry a binary attachment (`Call.attachment`); others are refused."""
 
     @abstractmethod
     async def handle(self, call: Call) -> Mapping[str, Any]:
@@ -406,8 +417,12 @@ class AgentRunner:
             self.stats.refused_bad += 1
             required = f"{HEADER_REQUEST_ID}, {HEADER_DEADLINE} and {HEADER_STREAM_INBOX}"
             raise BadInputError(f"request headers {required} (or a reply subject <inbox>.r) are required")
+        envelope, attachment = split_attachment(msg.data)
+        if attachment is not None and not self.agent.takes_attachment:
+            self.stats.refused_bad += 1
+            raise BadInputError(f"{self.agent.name} takes no binary attachment", field="input")
         try:
-            payload = pydantic_core.from_json(msg.data) if msg.data else {}
+            payload = pydantic_core.from_json(envelope) if envelope else {}
         except ValueError as exc:
             self.stats.refused_bad += 1
             raise BadInputError(f"input is not JSON: {exc}", field="input") from None
@@ -433,6 +448,7 @@ class AgentRunner:
             session=f"{tenant}/{session}" if session else "",
             scopes=scopes,
             traceparent=headers.get(TRACEPARENT, ""),
+            attachment=attachment,
         )
         if session:
             call._turn = anyio.Event()

@@ -14,8 +14,7 @@ import httpx
 import pytest
 
 from agents.compression import MAX_DATA_BYTES, MAX_TEXT_CHARS
-from agents.errors import BadInputError
-from api.sigma.routes import split_batch
+from agents.compression.wire import unpack_parts
 from neurectomy import AsyncClient, BadRequestError, Client, TooLargeError
 from ryot import RyotEngine
 from sigmalang import SigmaCodec, compress, train_dictionary
@@ -256,7 +255,7 @@ def test_batch_route_takes_a_length_prefixed_binary_body(service: str) -> None:
         timeout=60,
     )
     assert raw.status_code == 200 and raw.headers["content-type"] == "application/octet-stream"
-    reports, *raw_frames = split_batch(raw.content)
+    reports, *raw_frames = unpack_parts(raw.content, 4097)
     assert [r["bytes_out"] for r in json.loads(reports)] == [len(f) for f in raw_frames]
     assert [r["bytes_in"] for r in json.loads(reports)] == [len(t) for t in turns]
     back_raw = httpx.post(
@@ -272,15 +271,14 @@ def test_batch_route_takes_a_length_prefixed_binary_body(service: str) -> None:
         assert refused.json()["error"]["field"] == "messages" and why in refused.json()["error"]["message"]
 
 
-def test_split_batch_reads_length_prefixed_messages_within_the_limit() -> None:
+def test_unpack_parts_reads_length_prefixed_messages_within_the_limit() -> None:
     messages = [b"", b"x", bytes(range(256)) * 3]
-    assert split_batch(b"".join(struct.pack("<I", len(m)) + m for m in messages)) == messages
-    assert split_batch(struct.pack("<I", 0) * 4096) == [b""] * 4096
-    with pytest.raises(BadInputError, match="more than 4096") as too_many:
-        split_batch(struct.pack("<I", 0) * 4097)
-    assert too_many.value.field == "messages"
-    with pytest.raises(BadInputError, match="runs past the end"):
-        split_batch(struct.pack("<I", 1 << 31) + b"abc")
+    assert unpack_parts(b"".join(struct.pack("<I", len(m)) + m for m in messages), 4096) == messages
+    assert unpack_parts(struct.pack("<I", 0) * 4096, 4096) == [b""] * 4096
+    with pytest.raises(ValueError, match="more than 4096"):
+        unpack_parts(struct.pack("<I", 0) * 4097, 4096)
+    with pytest.raises(ValueError, match="runs past the end"):
+        unpack_parts(struct.pack("<I", 1 << 31) + b"abc", 4096)
 
 
 @pytest.mark.parametrize(

@@ -46,7 +46,7 @@ def _by_ids(
     """``(seq, row id, last use)`` of the tenant's RSUs among `row_ids`: one query per 500 ids.
 
     Through the ``(tenant, id)`` index, named: without statistics SQLite would rather scan the tenant's
-    rows by primary key, which made every message's look-up linear in the tenant's store.
+    rows by primary key (8 ids among 3,000 RSUs: 325 µs instead of 14), linear in the tenant's store.
     """
     for start in range(0, len(row_ids), 500):  # SQLite's default limit is 999 bound parameters
         part = row_ids[start : start + 500]

@@ -274,27 +274,51 @@ async def compress_batch(
     "/v1/sigma/decompress/batch",
     status_code=200,
     request_max_body_size=MAX_BODY_BYTES,
-    summary="Decode many frames of the caller's tenant in one request (JSON, base64 each)",
+    summary="Decode many frames of the caller's tenant in one request (JSON with base64, or length-prefixed)",
+    responses={
+        200: ResponseSpec(
+            data_container=SigmaDecompressBatchResponse,
+            description=(
+                "JSON (the original bytes of each frame, base64); with `Accept: application/octet-stream`"
+                " an `application/octet-stream` body of length-prefixed parts (each a u32 little-endian"
+                " length, then its bytes): the original bytes of each frame, in order."
+            ),
+        )
+    },
 )
 async def decompress_batch(
-    data: JSONBody[SigmaDecompressBatchRequest], request: Request[Any, Any, Any], state: State
-) -> SigmaDecompressBatchResponse:
-    """Decode ``frames`` in order with one decompressor call.
+    request: Request[Any, Any, Any], state: State, timeout_s: Timeout = None
+) -> Response[Any]:
+    """Decode ``frames`` in order with one decompressor call (one thread hop for the batch).
 
+    Body: :class:`api.sigma.schemas.SigmaDecompressBatchRequest`, or ``application/octet-stream``: each
+    frame as a u32 little-endian length then its bytes (`api.sigma.schemas.pack_parts`). The answer is
+    JSON, or with ``Accept: application/octet-stream`` the decoded messages in the same framing.
     Errors: 400 a corrupted frame, or another tenant's (``field: frames``); 404 a frame whose context
     was evicted from the tenant's store; 413 frames or decoded content above the limit.
     """
     orchestrator: Orchestrator = state.orchestrator
-    check_size("frames", sum(base64_decoded_size(f) for f in data.frames))
+    body = await request.body()
+    if _is_binary(request):  # already the attachment's layout: passed on as it is
+        check_size("frames", len(body))
+        frames = body
+    else:
+        req = _parse(SigmaDecompressBatchRequest, body)
+        check_size("frames", sum(base64_decoded_size(f) for f in req.frames))
+        frames = _b64_decoded(req.frames)
+        timeout_s = req.timeout_s
     out = await orchestrator.call(
         TEAM,
         "decompressor",
-        Attached({}, _b64_decoded(data.frames)),
-        call_context(orchestrator, request, timeout_s=data.timeout_s),
+        Attached({}, frames),
+        call_context(orchestrator, request, timeout_s=timeout_s),
         idempotent=True,
     )
-    datas = unpack_parts(_attachment(out, "decompressor"), MAX_BATCH_MESSAGES)
-    return SigmaDecompressBatchResponse(datas=[_b64(d) for d in datas])
+    answer = _attachment(out, "decompressor")
+    if request.accept.best_match([JSON, BINARY], default=JSON) == BINARY:
+        return Response(answer, media_type=BINARY)
+    datas = unpack_parts(answer, MAX_BATCH_MESSAGES)
+    return Response(SigmaDecompressBatchResponse(datas=[_b64(d) for d in datas]))
 
 
 @post(

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from agents.compression import MAX_DATA_BYTES, MAX_TEXT_CHARS
-from agents.compression.wire import unpack_parts
+from agents.compression.wire import pack_parts, unpack_parts
 from neurectomy import AsyncClient, BadRequestError, Client, TooLargeError
 from ryot import RyotEngine
 from sigmalang import SigmaCodec, compress, train_dictionary
@@ -192,13 +192,28 @@ async def test_sdk_batch_methods_round_trip_a_session(service: str, binary: bool
     turns = [SESSION.encode() + b"".join(b"\nuser: ask %d?" % i for i in range(n)) for n in range(1, 6)]
     with Client(service) as client:
         packed = client.sigma.compress_batch(turns, stream=f"sdk-batch-{binary}", binary=binary)
-        assert client.sigma.decompress_batch([p.frame for p in packed]) == turns
+        assert client.sigma.decompress_batch([p.frame for p in packed], binary=binary) == turns
+        raw = httpx.post(  # frames in, messages out, length-prefixed both ways
+            f"{service}/v1/sigma/decompress/batch",
+            content=pack_parts(p.frame for p in packed),
+            headers={"content-type": "application/octet-stream", "accept": "application/octet-stream"},
+            timeout=60,
+        )
+        assert raw.headers["content-type"] == "application/octet-stream"
+        assert unpack_parts(raw.content, 4096) == turns
+        foreign = httpx.post(
+            f"{service}/v1/sigma/decompress/batch",
+            content=pack_parts(p.frame for p in packed),
+            headers={"content-type": "application/octet-stream", **_as("someone-else")},
+            timeout=60,
+        )
+        assert foreign.status_code == 400 and foreign.json()["error"]["field"] == "frames"
     assert [p.report.bytes_in for p in packed] == [len(t) for t in turns]
     assert [p.report.bytes_out for p in packed] == [len(p.frame) for p in packed]
     assert packed[-1].report.glyphs > 0  # the stream gave each turn the previous one
     async with AsyncClient(service) as aclient:
         again = await aclient.sigma.compress_batch(turns, stream=f"sdk-batch2-{binary}", binary=binary)
-        assert await aclient.sigma.decompress_batch([p.frame for p in again]) == turns
+        assert await aclient.sigma.decompress_batch([p.frame for p in again], binary=binary) == turns
         assert [p.report.bytes_out for p in again] == [len(p.frame) for p in again]
         with pytest.raises(BadRequestError) as bad:
             await aclient.sigma.compress_batch([], binary=binary)

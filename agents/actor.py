@@ -199,6 +199,10 @@ class Agent(ABC):
     """The scope its calls need (``write`` unless declared; see :mod:`agents.scopes`)."""
     takes_attachment: ClassVar[bool] = False
     """Whether requests may carry a binary attachment (`Call.attachment`); others are refused."""
+    accept_grace_s: ClassVar[float] = 0.0
+    """How long a call's accept may wait, seconds: a call that ends within it (short work that still
+    waits, e.g. on a worker thread) answers with its ``End`` alone, one NATS message instead of two.
+    Keep it far below the caller's accept timeout (``orchestrator.accept_timeout_s``, 2 s)."""
 
     @abstractmethod
     async def handle(self, call: Call) -> Mapping[str, Any]:
@@ -358,6 +362,8 @@ class AgentRunner:
                     await anyio.lowlevel.checkpoint()
                 else:
                     await due.wait()
+                if self.agent.accept_grace_s:  # calls that end meanwhile send their End in its place
+                    await anyio.sleep(self.agent.accept_grace_s)
                 owed, self._owed = self._owed, []
                 for call in owed:
                     if call._accept_to:

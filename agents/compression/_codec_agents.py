@@ -26,6 +26,10 @@ from sigmalang import FrameFlags, FrameInfo
 
 __all__ = ("MAX_LISTED", "CodecInspectorAgent", "CompressorAgent", "DecompressorAgent", "GlyphEncoderAgent")
 
+ACCEPT_GRACE_S = 0.05
+"""How long the compressor's and decompressor's accepts wait (`agents.actor.Agent.accept_grace_s`),
+seconds: a request of a few ~10 KB messages is done well within it, so it costs two NATS messages (the
+request, then the End as the reply) instead of three."""
 MAX_LISTED = 10_000
 """Most recipe steps or RSUs an answer lists (the rest are counted, not listed), so the reply fits in
 one NATS message."""
@@ -83,6 +87,7 @@ class CompressorAgent(CompressionAgent):
     error_field = "data"
     takes_attachment = True
     attachment_field = "messages"
+    accept_grace_s = ACCEPT_GRACE_S
 
     async def work(self, call: Call) -> CompressOutput:
         """Compress ``data`` (or each of ``messages``); return the frame(s) (base64) and report(s).
@@ -139,6 +144,7 @@ class DecompressorAgent(CompressionAgent):
     error_field = "frame"
     takes_attachment = True
     attachment_field = "frames"
+    accept_grace_s = ACCEPT_GRACE_S
 
     def field_for(self, call: Call) -> str | None:
         """``frames`` for a batch (or an attachment), else ``frame``."""

@@ -7,9 +7,11 @@ the way the REST batch route gathers it: each request holds the next turn of up 
 one tenant, compressed in one store transaction (as `bridges.sigma.SigmaBridge.compress_many` does).
 ``--prefill N`` first stores N random 2 KB RSUs per tenant, as a store that has served for a while
 holds (a fresh store hides costs that grow with it). Reported per store: compression speed in MB/s of
-this process's CPU time (median of ``--runs``; CPU time, as the machine is shared), and the store's
-CPU time per message by operation (µs). ``--baseline DIR`` runs the same in a subprocess with another
-checkout first on ``PYTHONPATH`` (e.g. the previous version) and prints it alongside.
+this process's CPU time (median of ``--runs``; CPU time, as the machine is shared), the store's
+CPU time per message by operation (µs), and the bytes the process wrote (``wchar`` of
+``/proc/self/io``: SQLite's WAL and database writes, Linux) per input byte. ``--baseline DIR`` runs
+the same in a subprocess with another checkout first on ``PYTHONPATH`` (e.g. the previous version)
+and prints it alongside.
 """
 
 from __future__ import annotations
@@ -86,6 +88,15 @@ def timed_store(store: Any, spent: Counter[str]) -> Iterator[None]:
             delattr(store, op)  # back to the class's methods
 
 
+def _written() -> int:
+    """Bytes this process has passed to write calls (``wchar`` of ``/proc/self/io``; 0 elsewhere)."""
+    try:
+        with open("/proc/self/io") as io:
+            return next(int(line.split()[1]) for line in io if line.startswith("wchar"))
+    except OSError:
+        return 0
+
+
 def measure(kind: str, runs: int, prefill: int, max_turn_bytes: int) -> dict[str, Any]:
     """Median CPU MB/s and store µs per message of ``runs`` runs, a fresh store each."""
     work = batches(max_turn_bytes)
@@ -93,6 +104,7 @@ def measure(kind: str, runs: int, prefill: int, max_turn_bytes: int) -> dict[str
     messages = sum(len(b) for b in work)
     speeds: list[float] = []
     per_op: list[Counter[str]] = []
+    written: list[int] = []
     tenants = sorted({t for b in work for t, _, _ in b})
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as tmp:
@@ -105,12 +117,13 @@ def measure(kind: str, runs: int, prefill: int, max_turn_bytes: int) -> dict[str
                         codec.store.put_many(tenant, [(rsu_id(f), f) for f in filler[i : i + 500]])
             spent: Counter[str] = Counter()
             with timed_store(codec.store, spent):
-                t0 = time.process_time()
+                t0, w0 = time.process_time(), _written()
                 for batch in work:
                     with codec.store.transaction():
                         for tenant, stream, message in batch:
                             codec.compress(message, tenant=tenant, stream=stream)
                 speeds.append(total / (time.process_time() - t0) / 1e6)
+                written.append(_written() - w0)
             per_op.append(spent)
             codec.store.close()
     return {
@@ -118,6 +131,7 @@ def measure(kind: str, runs: int, prefill: int, max_turn_bytes: int) -> dict[str
         "us_per_message": {
             op: statistics.median(c[op] for c in per_op) / messages * 1e6 for op in (*_OPS, "commit")
         },
+        "written_per_input_byte": statistics.median(written) / total,
         "messages": messages,
         "mb": total / 1e6,
     }
@@ -156,10 +170,11 @@ def main() -> None:
         f"{first['messages']} messages, {first['mb']:.2f} MB, batches of <= {BATCH_CONVERSATIONS}; "
         f"prefill {args.prefill} RSUs per tenant; median of {args.runs} runs, CPU time"
     )
-    print(f"{'code':<28} {'store':<7} {'MB/s':>6}  " + "  ".join(f"{op:>9}" for op in (*_OPS, "commit")))
+    header = "  ".join(f"{op:>9}" for op in (*_OPS, "commit"))
+    print(f"{'code':<28} {'store':<7} {'MB/s':>6}  {header}  written/input")
     for code, kind, r in rows:
         us = "  ".join(f"{r['us_per_message'][op]:>7.1f}us" for op in (*_OPS, "commit"))
-        print(f"{code[-28:]:<28} {kind:<7} {r['mb_s']:>6.1f}  {us}")
+        print(f"{code[-28:]:<28} {kind:<7} {r['mb_s']:>6.1f}  {us}  {r['written_per_input_byte']:>12.2f}")
 
 
 if __name__ == "__main__":

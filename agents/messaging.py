@@ -31,7 +31,7 @@ from nats.aio.subscription import Subscription
 from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import EndpointConfig, EndpointStats, Service, ServiceConfig
-from nats.protocol.command import hpub_cmd
+from nats.protocol.command import hpub_cmd, pub_cmd
 
 from agents.errors import AgentError, DeadlineExceededError, NoRespondersError
 from agents.natsheaders import header_block, parse_header_lines
@@ -123,21 +123,24 @@ async def _publish(nc: Client, subject: str, data: bytes, headers: dict[str, str
     """``nc.publish``, with the header block from :func:`header_block` when there are headers.
 
     Goes through nats-py's own send path (its pending buffer and flusher). Whatever that fast path
-    does not check (the connection's state, the payload limit, a subject with whitespace) is left to
-    ``nc.publish``, which raises nats-py's errors for it.
+    does not check (the connection's state, the payload limit, an empty subject or one with whitespace)
+    is left to ``nc.publish``, which raises nats-py's errors for it.
     """
     if (
-        not headers
-        or nc._status != Client.CONNECTED
+        nc._status != Client.CONNECTED
+        or not subject
         or len(data) > nc.max_payload
         or _WHITESPACE.search(subject)
-        or _WHITESPACE.search(reply)
+        or (reply and _WHITESPACE.search(reply))
     ):
         await nc.publish(subject, data, reply=reply, headers=headers)
         return
     nc.stats["out_msgs"] += 1
     nc.stats["out_bytes"] += len(data)
-    await nc._send_command(hpub_cmd(subject, reply, header_block(headers), data))
+    if headers:
+        await nc._send_command(hpub_cmd(subject, reply, header_block(headers), data))
+    else:  # (an agent's replies and stream messages)
+        await nc._send_command(pub_cmd(subject, reply, data))
     if nc._flush_queue is not None and nc._flush_queue.empty():
         await nc._flush_pending()
 

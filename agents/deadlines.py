@@ -64,7 +64,8 @@ class DeadlineTimer:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def add(self, slot: WorkerSlot) -> None:
-        """Watch ``slot`` (a worker started)."""
+        """Watch ``slot`` (a worker started, on the running event loop)."""
+        self._loop = asyncio.get_running_loop()
         self._slots.append(slot)
 
     def remove(self, slot: WorkerSlot) -> None:
@@ -82,8 +83,7 @@ class DeadlineTimer:
             deadline: Absolute deadline, ``time.time()`` seconds (the ``Neurectomy-Deadline`` header).
         """
         loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
+        assert loop is not None, "start() before add()"
         at = loop.time() + (deadline - time.time())
         slot.deadline, slot.expired, slot.running = at, False, True
         if at < self._at:

@@ -406,7 +406,16 @@ class AgentRunner:
             **self.agent.stats(),
         }
 
-    async def _accept(self, msg: Message) -> bytes | None:
+    def _accept(self, msg: Message) -> bytes | None:
+        """Take a request into the mailbox, or refuse it; the reply bytes (``None``: the reply comes later).
+
+        Runs from the NATS client's reader as the request is parsed, so it never waits.
+
+        Raises:
+            BadInputError: Headers missing or the input not JSON.
+            ForbiddenError: The caller's scopes lack the one the call needs.
+            AgentBusyError: The mailbox is full, or the instance is shutting down.
+        """
         self.stats.received += 1
         headers = msg.headers
         inbox = headers.get(HEADER_STREAM_INBOX) or (msg.reply[:-2] if msg.reply.endswith(".r") else "")

@@ -134,14 +134,19 @@ class Call:
         """Send one chunk of streamed output to the caller."""
         if self._accept_to:
             await self._send_accept()
-        await self._bus.publish(self.inbox, _wire_json("chunk", self._seq, "data", data))
+        await self._send(self.inbox, _wire_json("chunk", self._seq, "data", data))
         self._seq += 1
+
+    async def _send(self, subject: str, body: bytes) -> None:
+        """Publish ``body``: queued at once when the connection can take it, else as a publish does."""
+        if not self._bus.publish_now(subject, body):
+            await self._bus.publish(subject, body)
 
     async def _send_accept(self) -> None:
         """Send the accept if it is still owed (no-op otherwise)."""
         to, self._accept_to = self._accept_to, ""
         if to:
-            await self._bus.publish(to, self._accept)
+            await self._send(to, self._accept)
 
     async def _last(self, body: bytes) -> None:
         """Send the call's last message.
@@ -151,9 +156,11 @@ class Call:
         """
         to, self._accept_to = self._accept_to, ""
         if to and to != f"{self.inbox}.r":  # a caller with a reply subject of its own gets the accept first
-            await self._bus.publish(to, self._accept)
+            await self._send(to, self._accept)
             to = ""
-        await self._bus.publish(to or self.inbox, body)
+        to = to or self.inbox
+        if not self._bus.publish_now(to, body):
+            await self._bus.publish(to, body)
 
     async def _finish(self, output: Mapping[str, Any]) -> None:
         await self._last(_wire_json("end", self._seq, "output", output))

@@ -34,7 +34,7 @@ from nats.micro.service import EndpointConfig, EndpointStats, Service, ServiceCo
 from nats.protocol.command import hpub_cmd, pub_cmd
 
 from agents.errors import AgentError, DeadlineExceededError, NoRespondersError
-from agents.natsdelivery import deliver_directly
+from agents.natsdelivery import deliver_directly, publish_now
 from agents.natsheaders import header_block, parse_header_lines
 from agents.protocol import SERVICE_VERSION
 
@@ -525,6 +525,18 @@ class Bus:
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                 if not self._nc.is_closed:
                     await svc.stop()
+
+    def publish_now(self, subject: str, data: bytes) -> bool:
+        """Queue one message (no headers, no reply subject) for sending without waiting.
+
+        For an agent's replies and stream messages (:func:`agents.natsdelivery.publish_now`): in order
+        with :meth:`publish`, one coroutine call fewer per message.
+
+        Returns:
+            Whether it was queued; if not (reconnecting, the send buffer full, a subject nats-py refuses),
+            send it with :meth:`publish`, which waits or raises.
+        """
+        return publish_now(self._nc, subject, data)
 
     async def discover(
         self, verb: str = "INFO", *, timeout_s: float = 0.25, quiet_s: float = 0.05

@@ -565,12 +565,13 @@ class AgentRunner:
                 self._start_span(call)
             output: Mapping[str, Any] | None = None
             error: AgentError | None = None
+            now = time.time()
             if call.cancelled_by_caller:
                 pass  # answered as cancelled, never run
-            elif call.deadline <= time.time():
+            elif call.deadline <= now:
                 error = DeadlineExceededError(f"{agent.name}: deadline passed before the call ran")
             else:
-                deadlines.start(slot, call.deadline)
+                deadlines.start(slot, call.deadline, now)
                 try:
                     if agent.input_model is not None:
                         call.input = parse_input(agent.input_model, call.input)

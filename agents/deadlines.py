@@ -75,16 +75,17 @@ class DeadlineTimer:
             self._handle.cancel()
             self._handle, self._at = None, math.inf
 
-    def start(self, slot: WorkerSlot, deadline: float) -> None:
+    def start(self, slot: WorkerSlot, deadline: float, now: float | None = None) -> None:
         """Mark ``slot``'s call running until :meth:`stop`, to be cancelled at ``deadline``.
 
         Args:
             slot: The worker's slot (its ``call`` set).
             deadline: Absolute deadline, ``time.time()`` seconds (the ``Neurectomy-Deadline`` header).
+            now: ``time.time()`` just read by the caller (read here if ``None``).
         """
         loop = self._loop
         assert loop is not None, "start() before add()"
-        at = loop.time() + (deadline - time.time())
+        at = loop.time() + (deadline - (time.time() if now is None else now))
         slot.deadline, slot.expired, slot.running = at, False, True
         if at < self._at:
             self._arm(loop, at)

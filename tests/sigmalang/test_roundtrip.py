@@ -199,3 +199,16 @@ def test_output_limit_is_enforced() -> None:
     with pytest.raises(sigmalang.OutputTooLargeError):
         sigmalang.decompress(frame, max_output_bytes=9_999)
     assert sigmalang.decompress(frame, max_output_bytes=10_000) == b"x" * 10_000
+
+
+def test_a_long_turn_keeps_its_head_in_the_context() -> None:
+    """A turn above 256 KiB still finds its first bytes (system prompt, tools) in the previous turn."""
+    rng = random.Random(3)
+    head, history = rng.randbytes(100_000), rng.randbytes(300_000)  # incompressible: only references help
+    codec = SigmaCodec()
+    first = head + history
+    second = first + rng.randbytes(1_000)
+    codec.compress(first, tenant="acme", stream="long")
+    result = codec.compress(second, tenant="acme", stream="long")
+    assert result.report.bytes_out < 4_000  # the new kilobyte, the frame and its context runs
+    assert codec.decompress(result.frame, tenant="acme") == second

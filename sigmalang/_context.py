@@ -15,12 +15,11 @@ store already holds (the *context*), chosen in three ways:
 The context is capped at `SigmaConfig.context_max_bytes` (the stream's previous message is kept
 first). With an active trained dictionary, the context is appended to its content, so its entropy
 tables and boilerplate apply too (or, without a context, the trained dictionary alone). The generic
-dictionary, and a trained one, lend only their header, entropy tables and the last `TAIL_BYTES`
-(16 KiB) of their content (frame flags TABLES and TAIL, `sigmalang._dict_header`) unless the message
-brings enough new bytes for their whole content to pay (`SigmaConfig.generic_content_min_new_bytes`,
-`trained_content_min_new_bytes`). The payload is stored raw when zstd does not make it smaller. The
-frame names its context by sequence-number runs (a few bytes), so it decodes on its own given the
-tenant's store.
+dictionary, and a trained one, lend only their header and entropy tables (frame flag TABLES,
+`sigmalang._dict_header`) unless the message brings enough new bytes for their content to pay
+(`SigmaConfig.generic_content_min_new_bytes`, `trained_content_min_new_bytes`). The payload is
+stored raw when zstd does not make it smaller. The frame names its context by
+sequence-number runs (a few bytes), so it decodes on its own given the tenant's store.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from sigmalang.chunking import chunk_spans, rsu_id
 from sigmalang.config import SigmaConfig
 from sigmalang.dictionary import Dictionary
 from sigmalang.errors import CorruptFrameError, MissingDictionaryError, MissingRSUError, OutputTooLargeError
-from sigmalang.frame import F_RAW, F_TABLES, F_TAIL, TAG_BYTES, TAIL_BYTES, encode_store_frame, inspect_frame
+from sigmalang.frame import F_RAW, F_TABLES, TAG_BYTES, encode_store_frame, inspect_frame
 from sigmalang.report import CompressionReport, CompressionResult
 from sigmalang.store import RSUStore
 
@@ -192,9 +191,7 @@ def encode(
         and literal_n < content_from
         and (generic or n >= config.small_input_bytes)
     )
-    zdict = (
-        _zstd.context_dict(ctx, trained, tables=tables, tail=TAIL_BYTES if tables else 0) if context else None
-    )
+    zdict = _zstd.context_dict(ctx, trained, tables=tables) if context else None
     if zdict is None and context:
         store.release(tenant, context)
         context = []
@@ -224,7 +221,6 @@ def encode(
         dict_id=used_dict,
         context=tuple(context),
         tables=tables,
-        tail=tables,
     )
     for (seq, _), hashes in zip(new, new_anchors, strict=True):
         index.add(seq, hashes)
@@ -306,7 +302,6 @@ def decode(
         return payload
     trained: bytes | None = None
     tables = bool(info.flags & F_TABLES)
-    tail = TAIL_BYTES if info.flags & F_TAIL else 0
     if info.dict_id is not None:
         if dictionaries is None:
             raise MissingDictionaryError(info.dict_id)
@@ -317,6 +312,6 @@ def decode(
         trained = dictionary.data
     if info.context:
         ctx = b"".join(store.get_many(tenant, info.context))
-        ctx_dict = _zstd.context_dict(ctx, trained, tables=tables, tail=tail)
+        ctx_dict = _zstd.context_dict(ctx, trained, tables=tables)
         return _zstd.decompress(payload, info.content_size, ctx_dict, None)
     return _zstd.decompress(payload, info.content_size, None, None)

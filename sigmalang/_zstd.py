@@ -61,16 +61,14 @@ def raw_dict(content: bytes) -> zstandard.ZstdCompressionDict | None:
 
 
 def context_dict(
-    content: bytes, trained: bytes | None, *, tables: bool = False, tail: int = 0
+    content: bytes, trained: bytes | None, *, tables: bool = False
 ) -> zstandard.ZstdCompressionDict | None:
     """The zstd dictionary of a version-2 frame, or None when `content` is too short for one.
 
     `content` (the context RSUs) is a raw-content dictionary, or is appended to a dictionary's
     content so that its entropy tables apply too (zstd dictionary format, RFC 8878 section 5: magic,
     id, entropy tables, then content of any length). With `tables`, it is appended to the dictionary's
-    header alone (`sigmalang._dict_header`): its entropy tables without the cost of its content;
-    with `tables` and `tail`, to its header and the last `tail` bytes of its content (all of it if
-    shorter).
+    header alone (`sigmalang._dict_header`): its entropy tables without the cost of its content.
     """
     if trained is None:
         return raw_dict(content)
@@ -78,8 +76,7 @@ def context_dict(
         header, min_content = dictionary_header(trained)
         if len(content) < max(min_content, MIN_RAW_DICT):
             return None
-        kept = trained[max(len(header), len(trained) - tail) :] if tail > 0 else b""
-        return zstandard.ZstdCompressionDict(header + kept + content, dict_type=zstandard.DICT_TYPE_FULLDICT)
+        return zstandard.ZstdCompressionDict(header + content, dict_type=zstandard.DICT_TYPE_FULLDICT)
     return zstandard.ZstdCompressionDict(trained + content, dict_type=zstandard.DICT_TYPE_FULLDICT)
 
 

@@ -42,9 +42,6 @@ the format of self-contained frames from `sigmalang.compress`)::
                                      bit 2 TABLES   with DICT and CONTEXT: only the dictionary's
                                                     entropy tables are used, not its content
                                      bit 3 RAW      payload is stored, not zstd-compressed
-                                     bit 4 TAIL     with TABLES: the last `TAIL_BYTES` of the
-                                                    dictionary's content (all of it if shorter)
-                                                    follow its header, before the context
                                      other bits     reserved, must be 0
     4       varint    content_size   length of the decoded message, bytes
             4         dict_id        if DICT: id of the trained dictionary (u32, never 0)
@@ -54,8 +51,7 @@ the format of self-contained frames from `sigmalang.compress`)::
                                      context RSUs' content, concatenated in run order, as a
                                      raw-content dictionary (appended to the dictionary's content
                                      if DICT, or to its header and entropy tables alone if
-                                     TABLES, or to them and the content's tail if TAIL: RFC 8878
-                                     section 5), and then carrying its content
+                                     TABLES: RFC 8878 section 5), and then carrying its content
                                      checksum (XXH64, RFC 8878 section 3.1.1); or the bytes as they
                                      are if RAW
     end-12  12        tag            keyed BLAKE2b with a 12-byte digest (RFC 7693 keyed mode) of
@@ -90,7 +86,6 @@ __all__ = (
     "RSU_ID_BYTES",
     "STORE_FORMAT_VERSION",
     "TAG_BYTES",
-    "TAIL_BYTES",
     "FrameFlags",
     "FrameInfo",
     "encode_frame",
@@ -108,11 +103,6 @@ STORE_FORMAT_VERSION = 2
 SUPPORTED_VERSIONS: tuple[int, ...] = (1, 2)
 TAG_BYTES = 12
 """Length of a version-2 frame's MAC, bytes (96 bits: a forger needs about 2**95 tries)."""
-TAIL_BYTES = 16 * 1024
-"""With the TAIL flag, how much of the end of a dictionary's content a version-2 frame uses, bytes.
-zstd's trainer puts the segments it rates highest at the end of the content; the tail of the generic
-dictionary gave 1-2% smaller frames on agent sessions than its tables alone, at a quarter of the
-cost of hashing all 32 KiB for every message."""
 MAX_CONTEXT_RSUS = 1 << 16
 """Most RSUs a version-2 frame's context may name."""
 CHECKSUM_BYTES = 4
@@ -135,13 +125,10 @@ class FrameFlags(enum.IntFlag):
     `F_TABLES`) only the dictionary's entropy tables precede the context, not its content."""
     RAW = 8
     """The payload is stored uncompressed."""
-    TAIL = 16
-    """(Version 2, with REF_PREFIX = TABLES) the last `TAIL_BYTES` of the dictionary's content follow
-    its header."""
 
 
 # Plain-int copies: IntFlag arithmetic is slow on the per-message path.
-F_DICT, F_REFS, F_REF_PREFIX, F_RAW, F_TAIL = 1, 2, 4, 8, 16
+F_DICT, F_REFS, F_REF_PREFIX, F_RAW = 1, 2, 4, 8
 F_TABLES = F_REF_PREFIX  # version 2's meaning of bit 2
 _KNOWN_FLAGS = F_DICT | F_REFS | F_REF_PREFIX | F_RAW
 
@@ -290,7 +277,6 @@ def encode_store_frame(
     dict_id: int | None,
     context: tuple[int, ...],
     tables: bool = False,
-    tail: bool = False,
 ) -> bytes:
     """Assemble a version-2 frame (layout in the module docstring) and tag it with `key`.
 
@@ -303,16 +289,13 @@ def encode_store_frame(
         context: Sequence numbers of the context RSUs, in dictionary order.
         tables: Only the dictionary's entropy tables were used, not its content (needs `dict_id`
             and a context).
-        tail: With `tables`, the last `TAIL_BYTES` of the dictionary's content were used too.
 
     Raises:
         ValueError: An argument is out of range.
     """
     if tables and (dict_id is None or not context or raw):
         raise ValueError("TABLES needs a dictionary, a context and a compressed payload")
-    if tail and not tables:
-        raise ValueError("TAIL needs TABLES")
-    flags = F_RAW if raw else (F_TABLES | (F_TAIL if tail else 0)) if tables else 0
+    flags = F_RAW if raw else F_TABLES if tables else 0
     out = _header(STORE_FORMAT_VERSION, flags, content_size, dict_id, refs=bool(context))
     if context:
         runs: list[tuple[int, int]] = []
@@ -343,10 +326,8 @@ def _inspect_v2(view: memoryview, key: bytes | None) -> FrameInfo:
     if key is not None and not hmac.compare_digest(bytes(view[end:]), _tag(view[:end], key)):
         raise FrameAuthenticationError()
     flags = view[len(MAGIC) + 1]
-    if flags & ~(F_DICT | F_REFS | F_TABLES | F_RAW | F_TAIL):
+    if flags & ~(F_DICT | F_REFS | F_TABLES | F_RAW):
         raise CorruptFrameError(f"unknown flag bits {flags:#04x}")
-    if flags & F_TAIL and not flags & F_TABLES:
-        raise CorruptFrameError("TAIL flag without TABLES")
     if flags & F_TABLES and flags & (F_DICT | F_REFS | F_RAW) != F_DICT | F_REFS:
         raise CorruptFrameError("TABLES flag without DICT and CONTEXT, or with RAW")
     pos = len(MAGIC) + 2

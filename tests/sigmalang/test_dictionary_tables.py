@@ -1,5 +1,4 @@
-"""Frames with a context borrow only a dictionary's entropy tables and the tail of its content (TABLES,
-TAIL) unless they bring new text."""
+"""Frames with a context borrow only a dictionary's entropy tables (TABLES) unless they bring new text."""
 
 from __future__ import annotations
 
@@ -10,9 +9,9 @@ import pytest
 import zstandard
 
 import sigmalang
-from sigmalang import CorruptFrameError, SigmaCodec, _zstd
+from sigmalang import CorruptFrameError, SigmaCodec
 from sigmalang._dict_header import dictionary_header
-from sigmalang.frame import F_DICT, F_REFS, F_TABLES, F_TAIL, TAG_BYTES, encode_store_frame
+from sigmalang.frame import F_DICT, F_REFS, F_TABLES, TAG_BYTES, encode_store_frame
 from sigmalang.generic import generic_dictionary
 
 
@@ -76,7 +75,7 @@ def test_context_frames_use_the_generic_tables_and_decode() -> None:
     second = codec.compress(base + b"user: may I have a refund for order 7?\n", tenant="t", stream="s")
     one, two = codec.inspect(first.frame, tenant="t"), codec.inspect(second.frame, tenant="t")
     assert not one.flags & F_TABLES  # no context: the generic dictionary whole (or none)
-    assert two.flags & (F_TABLES | F_TAIL | F_DICT | F_REFS) == F_TABLES | F_TAIL | F_DICT | F_REFS
+    assert two.flags & (F_TABLES | F_DICT | F_REFS) == F_TABLES | F_DICT | F_REFS
     assert two.dict_id == generic_dictionary().dict_id
     assert codec.decompress(second.frame, tenant="t") == base + b"user: may I have a refund for order 7?\n"
     # Whether a dictionary's content is used follows the new bytes a message brings.
@@ -115,44 +114,4 @@ def test_tables_flag_needs_a_dictionary_and_a_context() -> None:
     forged[3] |= F_TABLES  # RAW with TABLES, and no dictionary or context
     forged += hashlib.blake2b(forged, key=key, digest_size=TAG_BYTES).digest()
     with pytest.raises(CorruptFrameError, match="TABLES"):
-        codec.decompress(bytes(forged), tenant="t")
-
-
-def test_tables_only_frames_of_the_previous_version_still_decode() -> None:
-    """A TABLES frame without TAIL (what the previous version wrote) uses the header alone."""
-    codec = SigmaCodec()
-    base = b"".join(
-        b"clause %d: the courier collects parcels at %d o'clock.\n" % (i, i % 12) for i in range(150)
-    )
-    codec.compress(base, tenant="t", stream="s")
-    message = base + b"user: where is my parcel?\n"
-    info = codec.inspect(codec.compress(message, tenant="t", stream="s").frame, tenant="t")
-    generic = generic_dictionary()
-    ctx = b"".join(codec.store.get_many("t", info.context))
-    payload = _zstd.compress_checked(message, 8, _zstd.context_dict(ctx, generic.data, tables=True))
-    old = encode_store_frame(
-        key=codec.key("t"),
-        content_size=len(message),
-        payload=payload,
-        raw=False,
-        dict_id=generic.dict_id,
-        context=info.context,
-        tables=True,
-    )
-    assert not codec.inspect(old, tenant="t").flags & F_TAIL
-    assert codec.decompress(old, tenant="t") == message
-
-
-def test_tail_flag_needs_tables() -> None:
-    codec = SigmaCodec()
-    key = codec.key("t")
-    with pytest.raises(ValueError, match="TAIL"):
-        encode_store_frame(
-            key=key, content_size=1, payload=b"x", raw=False, dict_id=7, context=(1,), tail=True
-        )
-    plain = encode_store_frame(key=key, content_size=3, payload=b"abc", raw=True, dict_id=None, context=())
-    forged = bytearray(plain[:-TAG_BYTES])
-    forged[3] |= F_TAIL
-    forged += hashlib.blake2b(forged, key=key, digest_size=TAG_BYTES).digest()
-    with pytest.raises(CorruptFrameError, match="TAIL"):
         codec.decompress(bytes(forged), tenant="t")

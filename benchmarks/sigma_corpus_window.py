@@ -99,7 +99,10 @@ def _sentence(rng: random.Random, pool: list[str]) -> str:
 
 def _tool(rng: random.Random, name: str, words: list[str], pool: list[str]) -> dict[str, object]:
     props = {
-        w: {"type": rng.choice(["string", "integer", "boolean", "array"]), "description": _sentence(rng, pool)}
+        w: {
+            "type": rng.choice(["string", "integer", "boolean", "array"]),
+            "description": _sentence(rng, pool),
+        }
         for w in rng.sample(words, rng.randint(2, 6))
     }
     return {
@@ -128,7 +131,9 @@ def build_window_sessions(
     """
     rng = random.Random(seed)
     files = comment_documents()
-    words = sorted({w for _, blocks in files[:200] for b in blocks for w in re.findall(r"\b[a-z][a-z_]{3,13}\b", b)})
+    words = sorted(
+        {w for _, blocks in files[:200] for b in blocks for w in re.findall(r"\b[a-z][a-z_]{3,13}\b", b)}
+    )
     out: list[Session] = []
     for t in range(tenants):
         tenant = f"window-{seed}-{t}"
@@ -137,7 +142,9 @@ def build_window_sessions(
             f"{rng.choice(_ROLES)}\n\nHouse rules:\n" + "\n\n".join(rng.sample(pool, min(len(pool), 2)))
             for _ in range(2)
         ]
-        toolsets = [[_tool(rng, n, words, pool) for n in rng.sample(_TOOL_NAMES, rng.randint(3, 8))] for _ in range(2)]
+        toolsets = [
+            [_tool(rng, n, words, pool) for n in rng.sample(_TOOL_NAMES, rng.randint(3, 8))] for _ in range(2)
+        ]
         for s in range(sessions_per_tenant):
             system, tools = rng.choice(systems), rng.choice(toolsets)
             exchanges: list[list[dict[str, object]]] = []

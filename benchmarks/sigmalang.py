@@ -361,13 +361,17 @@ def main() -> None:
     parser.add_argument("--sessions-per-tenant", type=int, default=8)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
-        "--turns", type=int, nargs=2, metavar=("MIN", "MAX"), help="turns per session (default 4 14; window: 3 9)"
+        "--turns",
+        type=int,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        help="turns per session (default 4 14; window: 3 9)",
     )
     parser.add_argument(
         "--corpus",
         choices=("rag", "window"),
         default="rag",
-        help="rag: benchmarks/sigma_corpus.py; window: benchmarks/sigma_corpus_window.py (independent generator)",
+        help="rag: benchmarks/sigma_corpus.py; window: benchmarks/sigma_corpus_window.py (independent)",
     )
     parser.add_argument(
         "--attribution", action="store_true", help="also where ΣLANG's bytes go, by segment of the sessions"
@@ -410,7 +414,9 @@ def main() -> None:
         sessions = build_window_sessions(
             args.seed, tenants=args.tenants, sessions_per_tenant=args.sessions_per_tenant, turns=turns
         )
-        training_sessions = build_window_sessions(args.seed + 1000, tenants=2, sessions_per_tenant=4, turns=turns)
+        training_sessions = build_window_sessions(
+            args.seed + 1000, tenants=2, sessions_per_tenant=4, turns=turns
+        )
     else:
         turns = tuple(args.turns or (4, 14))
         sessions = build_sessions(
@@ -544,7 +550,11 @@ def segment_of(sessions: Sequence[Session]) -> list[str]:
     seen: set[str] = set()
     out: list[str] = []
     for s in sessions:
-        first = "first turn of a tenant's first session" if s.tenant not in seen else "first turn of a later session"
+        first = (
+            "first turn of a tenant's first session"
+            if s.tenant not in seen
+            else "first turn of a later session"
+        )
         out += [first] + ["later turns of a session"] * (len(s.turns) - 1)
         seen.add(s.tenant)
     return out

@@ -212,3 +212,19 @@ def test_a_long_turn_keeps_its_head_in_the_context() -> None:
     result = codec.compress(second, tenant="acme", stream="long")
     assert result.report.bytes_out < 4_000  # the new kilobyte, the frame and its context runs
     assert codec.decompress(result.frame, tenant="acme") == second
+
+
+def test_a_new_conversation_is_compressed_against_the_tenants_latest_message() -> None:
+    """A session's first turn re-sends what the tenant's previous session sent, edited throughout."""
+    rng = random.Random(11)
+    sent = bytes(b for b in rng.randbytes(24_000) if b not in b"\n.!?;:\\")[:20_000]  # no anchors either
+    edited = bytearray(sent)
+    for pos in range(0, len(edited), 200):  # no chunk and no sentence repeats exactly
+        edited[pos] ^= 0xFF
+    codec = SigmaCodec()
+    codec.compress(sent, tenant="acme", stream="session-1")
+    first = codec.compress(bytes(edited), tenant="acme", stream="session-2")
+    assert first.report.bytes_out < 4_000
+    assert codec.decompress(first.frame, tenant="acme") == bytes(edited)
+    other = codec.compress(bytes(edited), tenant="globex", stream="session-1")  # never another tenant's
+    assert other.report.bytes_out > 19_000

@@ -121,3 +121,14 @@ async def test_with_no_interval_every_decode_step_is_delivered_at_once(engine: R
     assert sum(c.n_tokens for c in chunks) == 12
     with pytest.raises(ValueError, match="chunk_interval_s"):
         RyotBridge(engine, chunk_interval_s=-1.0)
+
+
+@pytest.mark.anyio
+async def test_a_generation_past_its_timeout_raises_and_is_counted(engine: RyotEngine) -> None:
+    from bridges import BridgeTimeoutError
+
+    bridge = RyotBridge(engine)  # not closed: the engine belongs to the session
+    with pytest.raises(BridgeTimeoutError):
+        async for _ in bridge.stream("Once upon a time", SamplingParams(max_tokens=500), timeout_s=0.001):
+            pass
+    assert bridge.metrics.failures == 1

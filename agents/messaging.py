@@ -143,14 +143,17 @@ async def _publish(nc: Client, subject: str, data: bytes, headers: dict[str, str
         await nc._flush_pending()
 
 
-async def _publish_block(nc: Client, subject: str, reply: str, block: bytes, data: bytes) -> None:
+async def _publish_block(bus: Bus, subject: str, reply: str, block: bytes, data: bytes) -> None:
     """Publish ``data`` with a header block already built (the bytes of :func:`header_block`).
 
     The request half's send path: a caller that sends the same headers on every call builds most of the
     block once. Like :func:`_publish`, whatever the fast path does not check goes to ``nc.publish`` (with
     the block's headers), which raises nats-py's errors for it. The flusher task is woken by a queue
-    entry that is already done instead of a new future per message (it only checks ``done()``).
+    entry that is already done instead of a new future per message (it only checks ``done()``); the first
+    message of a turn of the event loop is written at once when nothing else is pending (no flusher round
+    on the way out of a call made alone; the messages of many calls at once still go out together).
     """
+    nc = bus._nc
     if (
         nc._status != Client.CONNECTED
         or len(data) > nc.max_payload
@@ -163,6 +166,18 @@ async def _publish_block(nc: Client, subject: str, reply: str, block: bytes, dat
     nc.stats["out_msgs"] += 1
     nc.stats["out_bytes"] += len(data)
     command = hpub_cmd(subject, reply, block, data)
+    transport = nc._transport
+    if not nc._pending and not bus._wrote_this_turn and transport is not None:
+        # Nothing waits to be written before it, and nothing was written directly in this turn of the
+        # loop: write now, without a flusher round (the rest of this turn's messages go to the flusher).
+        try:
+            transport.write(command)
+        except (OSError, RuntimeError):  # a transport going down: the flusher's error handling takes it
+            pass
+        else:
+            bus._wrote_this_turn = True
+            asyncio.get_running_loop().call_soon(bus._next_turn)
+            return
     nc._pending.append(command)
     nc._pending_data_size += len(command)
     queue, flusher = nc._flush_queue, nc._flusher_task
@@ -380,7 +395,7 @@ class Inbox:
             raise NoRespondersError(f"NATS is not connected (request to {subject} not sent)")
         self._reply = None
         if block is not None:
-            await _publish_block(nc, subject, self._reply_subject, block, data)
+            await _publish_block(self._bus, subject, self._reply_subject, block, data)
         else:
             await _publish(nc, subject, data, headers, self._reply_subject)
         if self._reply is None:
@@ -442,6 +457,7 @@ class Bus:
         self._inbox_lock = anyio.Lock()
         self._inbox_ids = itertools.count()
         self._timers = _Timers()
+        self._wrote_this_turn = False
 
     @classmethod
     async def connect(
@@ -522,6 +538,9 @@ class Bus:
         """
         async with self.inbox() as box:
             return await box.request(subject, data, headers=headers, timeout_s=timeout_s)
+
+    def _next_turn(self) -> None:
+        self._wrote_this_turn = False
 
     def _demux(self, msg: Msg) -> None:
         key = msg.subject[len(self._inbox_prefix) + 1 :].partition(".")[0]

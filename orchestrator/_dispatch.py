@@ -169,6 +169,11 @@ class CallContext:
         return b"%b%b\r\n" % (_fixed_block(self.scopes, self.tenant), lines.encode())
 
 
+_STREAM_MESSAGE = b'{"type":'
+"""How a stream message sent in the accept's place starts, as ``agents.actor`` writes it (a ``Reply`` has no
+``type``; any other spelling takes the slower path, with the same result)."""
+
+
 def _accepted(reply: Message, agent: str) -> tuple[str, Chunk | End | Error | None]:
     """The id of the instance that accepted the call; or the call's last message, sent in the accept's place.
 
@@ -183,6 +188,8 @@ def _accepted(reply: Message, agent: str) -> tuple[str, Chunk | End | Error | No
         if code:
             raise error_from_wire(code, reply.headers.get("Nats-Service-Error", code))
     try:
+        if reply.data.startswith(_STREAM_MESSAGE):  # the common case: read straight into the model
+            return "", stream_message_adapter.validate_json(reply.data)
         data = pydantic_core.from_json(reply.data)
         if isinstance(data, dict) and "type" in data:
             return "", stream_message_adapter.validate_python(data)

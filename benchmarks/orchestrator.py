@@ -37,6 +37,8 @@ shows up directly in these numbers: run it on an idle machine, and compare ratio
     .venv/bin/python benchmarks/orchestrator.py --runs 3 --json orchestrator.json
     .venv/bin/python benchmarks/orchestrator.py --profile caller # cProfile of 2,000 sequential invokes
 
+``--hop-only`` runs section 1 alone (a quick A/B of the hop: about 10 s per run).
+
 ``--loop uvloop|asyncio`` runs every process here (caller, agent, raw responder) on that event loop;
 the default is the service's (``agents.eventloop``: uvloop when installed, or ``$NEURECTOMY_EVENT_LOOP``).
 

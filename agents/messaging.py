@@ -147,29 +147,43 @@ async def _publish_block(bus: Bus, subject: str, reply: str, block: bytes, data:
     """Publish ``data`` with a header block already built (the bytes of :func:`header_block`).
 
     The request half's send path: a caller that sends the same headers on every call builds most of the
-    block once. Like :func:`_publish`, whatever the fast path does not check goes to ``nc.publish`` (with
-    the block's headers), which raises nats-py's errors for it. The flusher task is woken by a queue
-    entry that is already done instead of a new future per message (it only checks ``done()``); the first
-    message of a turn of the event loop is written at once when nothing else is pending (no flusher round
-    on the way out of a call made alone; the messages of many calls at once still go out together).
+    block once. :func:`_send_block` sends it when it can; whatever that does not handle goes to
+    ``nc.publish`` (with the block's headers), which raises nats-py's errors for it.
+    """
+    if not _send_block(bus, subject, reply, block, data):
+        headers = parse_header_lines(block.partition(b"\r\n")[2])
+        await bus._nc.publish(subject, data, reply=reply, headers=headers)
+
+
+def _send_block(bus: Bus, subject: str, reply: str, block: bytes, data: bytes) -> bool:
+    """:func:`_publish_block`'s fast path, without a coroutine: False when nats-py's own publish must do it.
+
+    That is when the client is not connected, the payload is over the limit, a subject holds whitespace,
+    the flusher is not running or the pending buffer would pass its limit. Otherwise the first message of
+    a turn of the event loop is written at once when nothing else is pending (no flusher round on the way
+    out of a call made alone); later ones go to nats-py's pending buffer, so the messages of many calls at
+    once still leave together, and the flusher is woken by an entry that is already done instead of a new
+    future per message (it only asks ``done()`` of it).
     """
     nc = bus._nc
+    queue, flusher, transport = nc._flush_queue, nc._flusher_task, nc._transport
     if (
         nc._status != Client.CONNECTED
         or len(data) > nc.max_payload
         or _WHITESPACE.search(subject)
         or _WHITESPACE.search(reply)
+        or queue is None
+        or flusher is None
+        or flusher.done()
+        or transport is None
     ):
-        headers = parse_header_lines(block.partition(b"\r\n")[2])
-        await nc.publish(subject, data, reply=reply, headers=headers)
-        return
+        return False
+    command = hpub_cmd(subject, reply, block, data)
+    if 0 < nc._max_pending_size < nc._pending_data_size + len(command):
+        return False
     nc.stats["out_msgs"] += 1
     nc.stats["out_bytes"] += len(data)
-    command = hpub_cmd(subject, reply, block, data)
-    transport = nc._transport
-    if not nc._pending and not bus._wrote_this_turn and transport is not None:
-        # Nothing waits to be written before it, and nothing was written directly in this turn of the
-        # loop: write now, without a flusher round (the rest of this turn's messages go to the flusher).
+    if not nc._pending and not bus._wrote_this_turn:
         try:
             transport.write(command)
         except (OSError, RuntimeError):  # a transport going down: the flusher's error handling takes it
@@ -177,15 +191,12 @@ async def _publish_block(bus: Bus, subject: str, reply: str, block: bytes, data:
         else:
             bus._wrote_this_turn = True
             asyncio.get_running_loop().call_soon(bus._next_turn)
-            return
+            return True
     nc._pending.append(command)
     nc._pending_data_size += len(command)
-    queue, flusher = nc._flush_queue, nc._flusher_task
-    over = 0 < nc._max_pending_size < nc._pending_data_size
-    if over or queue is None or flusher is None or flusher.done():
-        await nc._flush_pending(force_flush=over)  # nats-py's own handling of these cases
-    elif queue.empty():
+    if queue.empty():
         queue.put_nowait(_FLUSHED)
+    return True
 
 
 class _Flushed:
@@ -395,7 +406,8 @@ class Inbox:
             raise NoRespondersError(f"NATS is not connected (request to {subject} not sent)")
         self._reply = None
         if block is not None:
-            await _publish_block(self._bus, subject, self._reply_subject, block, data)
+            if not _send_block(self._bus, subject, self._reply_subject, block, data):
+                await _publish_block(self._bus, subject, self._reply_subject, block, data)
         else:
             await _publish(nc, subject, data, headers, self._reply_subject)
         if self._reply is None:
@@ -502,6 +514,11 @@ class Bus:
         return cls(nc)
 
     @property
+    def inboxes_started(self) -> bool:
+        """Whether :meth:`open_inbox_now` can open inboxes (the first :meth:`open_inbox` started them)."""
+        return self._inbox_sub is not None
+
+    @property
     def is_connected(self) -> bool:
         """Whether the client is connected right now."""
         return bool(self._nc.is_connected)
@@ -566,6 +583,16 @@ class Bus:
         """
         if self._inbox_sub is None:
             await self._start_inboxes()
+        return self.open_inbox_now()
+
+    def open_inbox_now(self) -> Inbox:
+        """:meth:`open_inbox` without a coroutine, once this bus's inbox subscription exists.
+
+        Raises:
+            RuntimeError: No inbox was opened on this bus yet (use :meth:`open_inbox` once).
+        """
+        if self._inbox_sub is None:
+            raise RuntimeError("the bus's inbox subscription is not started: await open_inbox() first")
         key = str(next(self._inbox_ids))
         box = self._inboxes[key] = Inbox(self, f"{self._inbox_prefix}.{key}")
         return box

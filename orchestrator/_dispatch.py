@@ -127,9 +127,17 @@ class CallContext:
     def attempt(self, request_id: str, deadline: float, idempotency_key: str) -> CallContext:
         """This context with another request id, deadline and idempotency key (one attempt of a call).
 
-        ``dataclasses.replace`` does the same at several times the cost; the router makes one per attempt.
+        ``dataclasses.replace`` does the same at several times the cost, and the frozen ``__init__`` at
+        twice it; the router makes one per attempt, so the fields are set through their slots.
         """
-        return CallContext(deadline, request_id, self.tenant, self.trace_id, self.scopes, idempotency_key)
+        ctx: CallContext = _new(CallContext)
+        _SET_DEADLINE(ctx, deadline)
+        _SET_REQUEST_ID(ctx, request_id)
+        _SET_TENANT(ctx, self.tenant)
+        _SET_TRACE_ID(ctx, self.trace_id)
+        _SET_SCOPES(ctx, self.scopes)
+        _SET_IDEMPOTENCY_KEY(ctx, idempotency_key)
+        return ctx
 
     def headers(self, inbox: str = "") -> dict[str, str]:
         """NATS headers of a call to an agent whose stream goes to ``inbox``.
@@ -165,6 +173,13 @@ class CallContext:
             lines += f"{HEADER_IDEMPOTENCY_KEY}: {_value(self.idempotency_key)}\r\n"
         return b"%b%b\r\n" % (_fixed_block(self.scopes, self.tenant), lines.encode())
 
+
+_new = object.__new__
+_SET_DEADLINE, _SET_REQUEST_ID, _SET_TENANT, _SET_TRACE_ID, _SET_SCOPES, _SET_IDEMPOTENCY_KEY = (
+    vars(CallContext)[name].__set__
+    for name in ("deadline", "request_id", "tenant", "trace_id", "scopes", "idempotency_key")
+)
+"""The slots' own setters (a frozen dataclass refuses ``setattr``)."""
 
 _STREAM_MESSAGE = b'{"type":'
 """How a stream message sent in the accept's place starts, as ``agents.actor`` writes it (a ``Reply`` has no
@@ -314,7 +329,8 @@ class _AgentCall:
         # Not the current span: a generator's frames interleave with its consumer's, so the span is
         # ended by hand and reaches the agent only through the ``traceparent`` header.
         span = self._span = start_child(_tracer, "nats", kind=SpanKind.CLIENT)  # no-op when untraced
-        box = self._box = await self._bus.open_inbox()
+        bus = self._bus
+        box = self._box = bus.open_inbox_now() if bus.inboxes_started else await bus.open_inbox()
         try:
             # the reply subject, <box.subject>.r, names the stream inbox
             if span.is_recording():

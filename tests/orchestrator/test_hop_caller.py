@@ -9,6 +9,7 @@ kept, messages in the order they were sent.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -51,6 +52,15 @@ def test_header_block_is_the_block_of_the_headers(
     assert parse_header_lines(block.partition(b"\r\n")[2]) == {
         name: value.replace("\r", " ").replace("\n", " ").strip() for name, value in ctx.headers().items()
     }
+
+
+def test_an_attempt_is_the_context_with_its_own_id_deadline_and_key() -> None:
+    ctx = CallContext.with_timeout(30, tenant="acme", trace_id="t1", scopes=frozenset({"read"}))
+    attempt = ctx.attempt(f"{ctx.request_id}-2", 123.5, "key")
+    assert attempt == dataclasses.replace(
+        ctx, request_id=f"{ctx.request_id}-2", deadline=123.5, idempotency_key="key"
+    )
+    assert len(dataclasses.fields(CallContext)) == 6  # attempt() sets each of them
 
 
 class EchoIn(BaseModel):

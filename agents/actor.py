@@ -13,7 +13,9 @@ the bus:
   when the caller reads its reply in the stream's inbox (reply subject ``<stream inbox>.r``, as
   :meth:`agents.messaging.Inbox.request` does): one message instead of two;
 * runs ``concurrency`` workers that take calls from the mailbox, stream ``Chunk`` messages and one
-  ``End``/``Error`` to the caller's inbox, and honour the deadline header and cancel messages;
+  ``End``/``Error`` to the caller's inbox, and honour the deadline header and cancel messages: a call
+  whose deadline passed or whose caller cancelled it before it started is not run; a running one is
+  cancelled (one timer per instance for every deadline, :mod:`agents.deadlines`);
 * handles calls with the same session key (header ``Neurectomy-Session``, else the input's ``session``
   field) one after another, in the order they were accepted, whatever the concurrency;
 * publishes a :class:`~agents.protocol.Heartbeat` (load and its own subject) every ``heartbeat_s``
@@ -31,7 +33,8 @@ import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from contextvars import ContextVar, Token
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import anyio
@@ -39,10 +42,12 @@ import anyio.lowlevel
 import pydantic_core
 import structlog
 from anyio.abc import TaskStatus
+from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import Span, StatusCode
 from pydantic import BaseModel, ValidationError
 
+from agents.deadlines import DeadlineTimer, WorkerSlot
 from agents.errors import (
     AgentBusyError,
     AgentError,
@@ -70,6 +75,8 @@ from agents.protocol import (
     WireError,
     agent_subject,
     heartbeat_subject,
+    join_attachment,
+    split_attachment,
 )
 from agents.scopes import OperationScopes, check_scope, parse_scopes_header
 from agents.tracing import TRACEPARENT, SpanKind, remote_context, start_child, tracer
@@ -93,6 +100,8 @@ class Call:
         scopes: The caller's scopes (``Neurectomy-Scopes``); calls it makes on the caller's behalf carry them.
         idempotency_key: Names the call across the caller's retries (empty when the caller sent none).
         traceparent: The caller's W3C ``traceparent`` (empty: none); the handler's span is its child.
+        attachment: The request's binary attachment (`agents.protocol.split_attachment`), or None.
+        reply_attachment: Set by the handler: raw bytes sent after its ``End`` (None: none).
     """
 
     request_id: str
@@ -107,7 +116,6 @@ class Call:
     _turn: anyio.Event | None = None
     """Set when the call's turn in its session comes (session calls only)."""
     _seq: int = 0
-    cancel_scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     cancelled_by_caller: bool = False
     idempotency_key: str = ""
     traceparent: str = ""
@@ -116,6 +124,13 @@ class Call:
     call's End/Error in its place)."""
     _accept: bytes = b""
     """The accept (``Reply{ok, instance}``) as JSON."""
+    _started: float = 0.0
+    """When a worker started it (``time.perf_counter()``; 0 until then)."""
+    _span: Span | None = None
+    """Its span, when the caller's trace is sampled."""
+    _span_token: Token[otel_context.Context] | None = None
+    attachment: memoryview | None = None
+    reply_attachment: bytes | bytearray | memoryview | None = None
 
     def remaining_s(self) -> float:
         """Seconds left until the deadline (negative once passed)."""
@@ -125,14 +140,19 @@ class Call:
         """Send one chunk of streamed output to the caller."""
         if self._accept_to:
             await self._send_accept()
-        await self._bus.publish(self.inbox, _wire_json("chunk", self._seq, "data", data))
+        await self._send(self.inbox, _wire_json("chunk", self._seq, "data", data))
         self._seq += 1
+
+    async def _send(self, subject: str, body: bytes) -> None:
+        """Publish ``body``: queued at once when the connection can take it, else as a publish does."""
+        if not self._bus.publish_now(subject, body):
+            await self._bus.publish(subject, body)
 
     async def _send_accept(self) -> None:
         """Send the accept if it is still owed (no-op otherwise)."""
         to, self._accept_to = self._accept_to, ""
         if to:
-            await self._bus.publish(to, self._accept)
+            await self._send(to, self._accept)
 
     async def _last(self, body: bytes) -> None:
         """Send the call's last message.
@@ -142,12 +162,17 @@ class Call:
         """
         to, self._accept_to = self._accept_to, ""
         if to and to != f"{self.inbox}.r":  # a caller with a reply subject of its own gets the accept first
-            await self._bus.publish(to, self._accept)
+            await self._send(to, self._accept)
             to = ""
-        await self._bus.publish(to or self.inbox, body)
+        to = to or self.inbox
+        if not self._bus.publish_now(to, body):
+            await self._bus.publish(to, body)
 
     async def _finish(self, output: Mapping[str, Any]) -> None:
-        await self._last(_wire_json("end", self._seq, "output", output))
+        body = _wire_json("end", self._seq, "output", output)
+        if self.reply_attachment is not None:
+            body = join_attachment(body, self.reply_attachment)
+        await self._last(body)
 
     async def _fail(self, error: AgentError) -> None:
         wire = WireError(code=error.code, message=error.message, field=error.field)
@@ -188,6 +213,12 @@ class Agent(ABC):
     """Output field that holds the agent's main text result (None if it has none)."""
     scopes: ClassVar[OperationScopes] = OperationScopes()
     """The scope its calls need (``write`` unless declared; see :mod:`agents.scopes`)."""
+    takes_attachment: ClassVar[bool] = False
+    """Whether requests may carry a binary attachment (`Call.attachment`); others are refused."""
+    accept_grace_s: ClassVar[float] = 0.0
+    """How long a call's accept may wait, seconds: a call that ends within it (short work that still
+    waits, e.g. on a worker thread) answers with its ``End`` alone, one NATS message instead of two.
+    Keep it far below the caller's accept timeout (``orchestrator.accept_timeout_s``, 2 s)."""
 
     @abstractmethod
     async def handle(self, call: Call) -> Mapping[str, Any]:
@@ -271,6 +302,10 @@ class AgentRunner:
         self._mailbox: Mailbox[Call] = Mailbox(mailbox_size)
         self._active: dict[str, Call] = {}
         self._workers_scope = anyio.CancelScope(shield=True)
+        self._deadlines = DeadlineTimer()
+        needs = agent.scopes
+        self._scope_of_every_call = needs.default if needs.op_field is None else None
+        """The scope every call needs, when it does not depend on the input (else ``None``)."""
         self._workers_done = anyio.Event()
         self._accepted_reply: tuple[str, bytes] = ("", b"")
         """(instance id, ``Reply{ok, instance}`` as JSON) — the same bytes for every accepted call."""
@@ -347,6 +382,8 @@ class AgentRunner:
                     await anyio.lowlevel.checkpoint()
                 else:
                     await due.wait()
+                if self.agent.accept_grace_s:  # calls that end meanwhile send their End in its place
+                    await anyio.sleep(self.agent.accept_grace_s)
                 owed, self._owed = self._owed, []
                 for call in owed:
                     if call._accept_to:
@@ -393,7 +430,16 @@ class AgentRunner:
             **self.agent.stats(),
         }
 
-    async def _accept(self, msg: Message) -> bytes | None:
+    def _accept(self, msg: Message) -> bytes | None:
+        """Take a request into the mailbox, or refuse it; the reply bytes (``None``: the reply comes later).
+
+        Runs from the NATS client's reader as the request is parsed, so it never waits.
+
+        Raises:
+            BadInputError: Headers missing or the input not JSON.
+            ForbiddenError: The caller's scopes lack the one the call needs.
+            AgentBusyError: The mailbox is full, or the instance is shutting down.
+        """
         self.stats.received += 1
         headers = msg.headers
         inbox = headers.get(HEADER_STREAM_INBOX) or (msg.reply[:-2] if msg.reply.endswith(".r") else "")
@@ -406,17 +452,22 @@ class AgentRunner:
             self.stats.refused_bad += 1
             required = f"{HEADER_REQUEST_ID}, {HEADER_DEADLINE} and {HEADER_STREAM_INBOX}"
             raise BadInputError(f"request headers {required} (or a reply subject <inbox>.r) are required")
+        envelope, attachment = split_attachment(msg.data)
+        if attachment is not None and not self.agent.takes_attachment:
+            self.stats.refused_bad += 1
+            raise BadInputError(f"{self.agent.name} takes no binary attachment", field="input")
         try:
-            payload = pydantic_core.from_json(msg.data) if msg.data else {}
+            payload = pydantic_core.from_json(envelope) if envelope else {}
         except ValueError as exc:
             self.stats.refused_bad += 1
             raise BadInputError(f"input is not JSON: {exc}", field="input") from None
         scopes = parse_scopes_header(headers.get(HEADER_SCOPES))
-        try:  # before the mailbox and before the input is validated
-            check_scope(self.agent.name, self.agent.scopes, payload, scopes)
-        except AgentError:
-            self.stats.refused_bad += 1
-            raise
+        if self._scope_of_every_call not in scopes:  # (held: check_scope would pass, whatever the input)
+            try:  # before the mailbox and before the input is validated
+                check_scope(self.agent.name, self.agent.scopes, payload, scopes)
+            except AgentError:
+                self.stats.refused_bad += 1
+                raise
         session = headers.get(HEADER_SESSION, "")
         if not session and isinstance(payload, dict) and isinstance(payload.get("session"), str):
             session = payload["session"]
@@ -433,6 +484,7 @@ class AgentRunner:
             session=f"{tenant}/{session}" if session else "",
             scopes=scopes,
             traceparent=headers.get(TRACEPARENT, ""),
+            attachment=attachment,
         )
         if session:
             call._turn = anyio.Event()
@@ -482,22 +534,135 @@ class AgentRunner:
         request_id = msg.subject.rsplit(".", 1)[-1]
         call = self._active.get(request_id)
         if call is not None:
-            call.cancelled_by_caller = True
-            call.cancel_scope.cancel()
+            call.cancelled_by_caller = True  # not run if it has not started
+            self._deadlines.cancel_call(call, "cancelled by the caller")
 
     async def _work(self) -> None:
-        # The worker is its own task with its own context: binding per call (no reset) is enough.
-        bind = structlog.contextvars.bind_contextvars
-        while (call := await self._mailbox.get()) is not None:
-            bind(request_id=call.request_id, trace_id=call.trace_id, agent=self.agent.name)
-            if call._turn is None:
-                await self._serve(call)
-                continue
-            try:
+        """One worker: serves the mailbox's calls one at a time until it is closed and empty.
+
+        The calls run in the slot's cancel scope, which the deadline timer or a cancel message cancels
+        for the call running then; the call is answered once out of that scope, and a new scope serves
+        the next calls.
+        """
+        # The worker is its own task with its own context: bound once, the log context is set per call.
+        tokens = structlog.contextvars.bind_contextvars(agent=self.agent.name, request_id="", trace_id="")
+        ids = (tokens["request_id"].var, tokens["trace_id"].var)
+        slot = WorkerSlot()
+        self._deadlines.add(slot)
+        try:
+            while True:
+                interrupted: tuple[Mapping[str, Any] | None, AgentError | None] | None = None
+                with slot.scope:
+                    interrupted = await self._serve_calls(slot, ids)
+                if slot.call is None:
+                    return  # the mailbox is closed and empty
+                output, error = interrupted or (None, None)
+                caught = slot.scope.cancelled_caught
+                slot.scope = anyio.CancelScope()
+                await self._end(slot, output, error, caught=caught)
+        finally:
+            if slot.call is not None:  # cancelled with the workers (the drain's grace ended)
+                self._done(slot, "cancelled")
+            self._deadlines.remove(slot)
+
+    async def _serve_calls(
+        self, slot: WorkerSlot, ids: tuple[ContextVar[Any], ContextVar[Any]]
+    ) -> tuple[Mapping[str, Any] | None, AgentError | None] | None:
+        """Serve calls until the mailbox is closed and empty (``None``) or the scope was cancelled.
+
+        A call whose handler returned while its cancellation was on the way leaves the scope at once with
+        its output or error; one whose handler was cancelled leaves with the cancellation (``slot.call``
+        says which call, either way).
+        """
+        get, agent, deadlines = self._mailbox.get, self.agent, self._deadlines
+        while (call := await get()) is not None:
+            ids[0].set(call.request_id)
+            ids[1].set(call.trace_id)
+            slot.call = call
+            if call._turn is not None:
                 await call._turn.wait()  # earlier calls of the session go first
-                await self._serve(call)
-            finally:
-                self._next_in_session(call)
+            self.stats.in_flight += 1
+            call._started = time.perf_counter()
+            if call.traceparent:  # untraced calls make no span and switch no context
+                self._start_span(call)
+            output: Mapping[str, Any] | None = None
+            error: AgentError | None = None
+            now = time.time()
+            if call.cancelled_by_caller:
+                pass  # answered as cancelled, never run
+            elif call.deadline <= now:
+                error = DeadlineExceededError(f"{agent.name}: deadline passed before the call ran")
+            else:
+                deadlines.start(slot, call.deadline, now)
+                try:
+                    if agent.input_model is not None:
+                        call.input = parse_input(agent.input_model, call.input)
+                    output = await agent.handle(call)
+                except AgentError as exc:
+                    error = exc
+                except Exception as exc:
+                    log.exception("agent failed")
+                    error = AgentFailedError(f"{agent.name} failed: {type(exc).__name__}: {exc}")
+                finally:
+                    deadlines.stop(slot)
+                if slot.scope.cancel_called:  # cancelled as it returned: leave the scope first
+                    return output, error
+            await self._end(slot, output, error, caught=False)
+        return None
+
+    def _start_span(self, call: Call) -> None:
+        span = start_child(_tracer, "agent", parent=remote_context(call.traceparent), kind=SpanKind.SERVER)
+        if span.is_recording():
+            span.update_name(f"agent {self.agent.name}")
+            span.set_attributes({"neurectomy.agent": self.agent.name, "neurectomy.team": self.agent.team})
+            call._span, call._span_token = span, otel_context.attach(trace.set_span_in_context(span))
+
+    async def _end(
+        self, slot: WorkerSlot, output: Mapping[str, Any] | None, error: AgentError | None, *, caught: bool
+    ) -> None:
+        """Answer ``slot.call`` with its output or error (``caught``: its handler was cancelled)."""
+        call = slot.call
+        outcome = "completed"
+        if call.cancelled_by_caller:
+            error, outcome = CancelledByCallerError("cancelled by the caller"), "cancelled"
+        elif caught:
+            error = DeadlineExceededError(f"{self.agent.name}: deadline passed")
+        if error is not None:
+            if outcome != "cancelled":
+                outcome = "failed"
+            if call._span is not None:
+                call._span.set_status(StatusCode.ERROR, error.code)
+        try:
+            # The last message goes out even when the drain's grace ends now. A shield scope costs more
+            # than the rest of a call's bookkeeping; it matters only once the workers' scope is cancelled
+            # (a publish waits only when nats-py's buffer is full), so only then is it paid.
+            shield = anyio.CancelScope(shield=True) if self._workers_scope.cancel_called else _NO_SCOPE
+            with shield:
+                if error is not None:
+                    await call._fail(error)
+                elif output is not None:
+                    await call._finish(output)
+        finally:
+            self._done(slot, outcome)
+
+    def _done(self, slot: WorkerSlot, outcome: str) -> None:
+        """Forget ``slot.call`` (answered, or cut off by the drain): counters, span, its session's next."""
+        call: Call = slot.call
+        slot.call = None
+        if call._span is not None and call._span_token is not None:
+            otel_context.detach(call._span_token)
+            call._span.end()
+        self._active.pop(call.request_id, None)
+        stats = self.stats
+        seconds = 0.0
+        if call._started:  # (else cut off while waiting for its turn in a session)
+            stats.in_flight -= 1
+            seconds = time.perf_counter() - call._started
+            stats.processing_s_total += seconds
+        setattr(stats, outcome, getattr(stats, outcome) + 1)
+        if call._turn is not None:
+            self._next_in_session(call)
+        log.debug("call done", outcome=outcome, seconds=round(seconds, 4))
 
     def _next_in_session(self, call: Call) -> None:
         queue = self._sessions.get(call.session)
@@ -511,58 +676,3 @@ class AgentRunner:
             queue[0]._turn.set()  # type: ignore[union-attr]
         else:
             del self._sessions[call.session]
-
-    async def _serve(self, call: Call) -> None:
-        started = time.perf_counter()
-        self.stats.in_flight += 1
-        outcome = "completed"
-        try:
-            error: AgentError | None = None
-            output: Mapping[str, Any] | None = None
-            # One scope for both ends of the work: the deadline (its own deadline) and the caller's
-            # cancel (``_on_cancel`` sets ``cancelled_by_caller`` before cancelling it).
-            call.cancel_scope.deadline = anyio.current_time() + call.remaining_s()
-            traced: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
-            span = start_child(
-                _tracer, "agent", parent=remote_context(call.traceparent), kind=SpanKind.SERVER
-            )
-            if span.is_recording():  # untraced calls skip the attributes and the context switch
-                span.update_name(f"agent {self.agent.name}")
-                span.set_attributes({"neurectomy.agent": self.agent.name, "neurectomy.team": self.agent.team})
-                traced = trace.use_span(
-                    span, end_on_exit=True, record_exception=False, set_status_on_exception=False
-                )
-            with traced:
-                with call.cancel_scope:
-                    try:
-                        if self.agent.input_model is not None:
-                            call.input = parse_input(self.agent.input_model, call.input)
-                        output = await self.agent.handle(call)
-                    except AgentError as exc:
-                        error = exc
-                    except Exception as exc:
-                        log.exception("agent failed")
-                        error = AgentFailedError(f"{self.agent.name} failed: {type(exc).__name__}: {exc}")
-                if call.cancelled_by_caller:
-                    error, outcome = CancelledByCallerError("cancelled by the caller"), "cancelled"
-                elif call.cancel_scope.cancelled_caught:
-                    error = DeadlineExceededError(f"{self.agent.name}: deadline passed")
-                if error is not None and span.is_recording():
-                    span.set_status(StatusCode.ERROR, error.code)
-                if error is not None and outcome != "cancelled":
-                    outcome = "failed"
-                # The last message goes out even when the drain's grace ends now. A shield scope costs
-                # more than the rest of a call's bookkeeping; it matters only once the workers' scope is
-                # cancelled (a publish waits only when nats-py's buffer is full), so only then is it paid.
-                shield = anyio.CancelScope(shield=True) if self._workers_scope.cancel_called else _NO_SCOPE
-                with shield:
-                    if error is not None:
-                        await call._fail(error)
-                    elif output is not None:
-                        await call._finish(output)
-        finally:
-            self._active.pop(call.request_id, None)
-            self.stats.in_flight -= 1
-            self.stats.processing_s_total += time.perf_counter() - started
-            setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
-            log.debug("call done", outcome=outcome, seconds=round(time.perf_counter() - started, 4))

@@ -22,8 +22,8 @@ with the shipped generic one only (what a REST client gets), and with none. Rati
 total input bytes / total output bytes; speeds are input MB (1e6 bytes) per second, medians over the
 runs. Every output is decoded and compared byte for byte. ``--lossy`` adds the context optimiser in
 Ryot tokens; ``--rest`` posts the sessions to a real ``neurectomy serve`` (no trained dictionary there);
-``--rest-baseline DIR`` also posts them to a service run from another checkout (the previous version;
-without the binary batch body, which it may not have).
+``--rest-baseline DIR`` also posts them, every way, to a service run from another checkout (the
+previous version), with the service's CPU time per request next to each speed.
 ``--sealed`` adds ΣLANG over an on-disk `DiskRSUStore` (the service's store) without and with RSUs sealed
 by a real vault's per-tenant AES-256-GCM keys (`bridges.tenant_seal.VaultChunkSealer`), trained dictionary.
 """
@@ -492,11 +492,11 @@ def main() -> None:
         rest = Table(
             title="ΣLANG through REST (one client; machine shared); target: binary batch across conversations"
         )
-        for column in ("service", "how", "requests", "mean turn B", "ratio", "MB/s"):
+        for column in ("service", "how", "requests", "mean turn B", "ratio", "MB/s", "CPU ms/request"):
             rest.add_column(column, justify="left" if column in ("service", "how") else "right")
         codes: list[Path | None] = [None] if args.rest_baseline is None else [args.rest_baseline, None]
         for code in codes:
-            for o in run_rest(sessions, code, binary_batch=code is None):
+            for o in run_rest(sessions, code):
                 name = "this checkout" if code is None else str(code)
                 rest.add_row(
                     name,
@@ -505,6 +505,7 @@ def main() -> None:
                     f"{o.mean_turn_bytes:,.0f}",
                     f"{o.ratio:.2f}x",
                     f"{o.mb_s:.1f}",
+                    f"{o.cpu_ms:.2f}",
                 )
         console.print(rest)
 

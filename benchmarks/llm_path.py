@@ -696,16 +696,23 @@ def main() -> None:
     parser.add_argument(
         "--sections", nargs="*", choices=SECTIONS, default=list(SECTIONS), help="default: all"
     )
+    parser.add_argument(
+        "--ceiling-repack",
+        action="store_true",
+        help="build the batch ceiling with llama.cpp's default weight repacking (faster batched kernels) "
+        "instead of the service's layout (repack off, see RyotConfig.repack)",
+    )
     args = parser.parse_args()
     threads = physical_cores()
     config = RyotConfig()
     print(
         f"model {default_model_path().name}, {threads} threads, n_ctx {config.n_ctx}, "
         f"parallel {config.parallel}, {args.runs} runs, {args.max_tokens} tokens, "
+        f"ceiling weight repacking {'on' if args.ceiling_repack or config.repack else 'off'}, "
         f"load average {os.getloadavg()[0]:.2f} before the run"
     )
     raw = Raw(threads, config.n_ctx)
-    ceiling = Ceiling(threads, config.n_ctx, args.concurrency, repack=config.repack)
+    ceiling = Ceiling(threads, config.n_ctx, args.concurrency, repack=args.ceiling_repack or config.repack)
     engine = EngineSide(config, max(args.concurrency, default=1))
     state = Path(tempfile.mkdtemp(prefix="neurectomy-bench-"))
     os.environ.setdefault("NEURECTOMY_LOG_LEVEL", "warning")

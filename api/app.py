@@ -13,11 +13,11 @@ from litestar.config.allowed_hosts import AllowedHostsConfig
 from litestar.datastructures import State
 from litestar.middleware import ASGIMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.stores.base import Store
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api import _metrics, dashboard
 from api._auth import AuthConfig, KeyVerifier, auth_middleware, openapi_security
+from api._kv_store import KeyValueStore
 from api._limits import LimitsConfig, rate_limit_middleware
 from api._metrics import Metrics, MetricsMiddleware
 from api._origin import HostOriginGuard, cors_config
@@ -86,7 +86,7 @@ def create_app(
     allowed_hosts: Sequence[str] | None = None,
     cors_origins: Sequence[str] = (),
     admin_token: str | None = None,
-    rate_limit_store: Store | None = None,
+    rate_limit_store: KeyValueStore | None = None,
 ) -> Litestar:
     """The HTTP application over ``orchestrator``.
 
@@ -106,15 +106,14 @@ def create_app(
         cors_origins: Origins browsers may call from (CORS; none by default).
         admin_token: With auth off, ``/v1/keys`` needs ``Authorization: Bearer <admin_token>`` (the local
             admin token in the state directory); ``None``: those routes refuse (403).
-        rate_limit_store: Where rate limit windows are counted: an :class:`api._kv_store.KeyValueStore`
-            shared with the cluster's other API processes; ``None``: Litestar's memory store (this
-            process only).
+        rate_limit_store: Where rate limit windows are counted: a :class:`api._kv_store.KeyValueStore`
+            shared with the cluster's other API processes; ``None``: in this process only.
     """
     metrics = Metrics()
     orchestrator.observer = metrics
     auth_on = auth is not None and auth.enabled is True
     guards = [auth_middleware(auth, keys)] if auth is not None and auth_on else []
-    rate_limit = rate_limit_middleware(limits or LimitsConfig(), shared=rate_limit_store is not None)
+    rate_limit = rate_limit_middleware(limits or LimitsConfig(), store=rate_limit_store)
     host_guard = (
         [HostOriginGuard(AllowedHostsConfig(allowed_hosts=list(allowed_hosts)), cors_origins)]
         if allowed_hosts is not None
@@ -160,7 +159,6 @@ def create_app(
             title="Neurectomy", version="0.1.0", path="/schema", **(openapi_security() if auth_on else {})
         ),
         cors_config=cors_config(cors_origins),
-        stores={"rate_limit": rate_limit_store} if rate_limit_store is not None else None,
         request_max_body_size=max_body_bytes,
         debug=debug,
         logging_config=None,

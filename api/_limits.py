@@ -97,6 +97,10 @@ class _RateLimitMiddleware(ASGIMiddleware):
         self.max_requests = config.rate_limit
         self.duration_s = DURATION_VALUES[config.rate_window]
         self._policy = f"{self.max_requests}; w={self.duration_s}"
+        self._fixed = (
+            (b"ratelimit-policy", self._policy.encode()),
+            (b"ratelimit-limit", b"%d" % self.max_requests),
+        )
 
     def headers(self, window: Window) -> dict[str, str]:
         """The IETF draft ``RateLimit-*`` headers of ``window`` (policy, limit, remaining, reset seconds)."""
@@ -126,11 +130,13 @@ class _RateLimitMiddleware(ASGIMiddleware):
         if getattr(handler, "is_mount", False):
             key += "::mount"
         window = await self.count(key)
+        remaining = b"%d" % max(self.max_requests - window.count, 0)
+        fixed = [*self._fixed, (b"ratelimit-remaining", remaining)]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                added = [(k.lower().encode(), v.encode()) for k, v in self.headers(window).items()]
-                message["headers"] = [*message.get("headers", ()), *added]
+                reset = b"%d" % (window.reset - int(time()))
+                message["headers"] = [*message.get("headers", ()), *fixed, (b"ratelimit-reset", reset)]
             await send(message)
 
         await next_app(scope, receive, send_with_headers)

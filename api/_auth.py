@@ -239,12 +239,11 @@ class BearerAuthMiddleware(JWTAuthenticationMiddleware):
 
 
 def _header(scope: Any, name: bytes) -> str | None:
-    """The value of the raw header ``name`` (lower case, as ASGI gives names), the last one if repeated."""
-    found = None
+    """The value of the raw header ``name`` (lower case, as ASGI gives names), the first one if repeated."""
     for key, value in scope["headers"]:
         if key == name:
-            found = value
-    return found.decode("latin-1") if found is not None else None
+            return str(value.decode("latin-1"))
+    return None
 
 
 def _scopes_from_claim(value: object) -> frozenset[str]:

@@ -100,13 +100,14 @@ class HostOriginGuard(ASGIMiddleware):
         if scope["type"] not in (ScopeType.HTTP, ScopeType.WEBSOCKET):
             await next_app(scope, receive, send)
             return
-        host = ""
+        host: str | None = None
         origin: str | None = None
-        for name, value in scope["headers"]:  # raw names are lower case (ASGI); the last one counts
-            if name == b"host":
+        for name, value in scope["headers"]:  # raw names are lower case (ASGI); the first one counts
+            if name == b"host" and host is None:
                 host = value.decode("latin-1")
-            elif name == b"origin":
+            elif name == b"origin" and origin is None:
                 origin = value.decode("latin-1")
+        host = host or ""
         if not self.host_allowed(host):
             await _refuse(scope, receive, send, 400, f"the Host {host!r} is not an allowed host of this API")
             return

@@ -83,8 +83,8 @@ class RequestContextMiddleware:
                 raw_id = value
             elif name == b"traceparent":
                 traceparent = value
-            elif name == b"x-neurectomy-tenant":
-                tenant = value
+            elif name == b"x-neurectomy-tenant" and tenant is None:
+                tenant = value  # the first, as the routes read it
         chosen = raw_id.decode("latin-1")
         call_id = uuid.uuid4().hex
         # Only subject-safe characters, as the id is logged and echoed (NATS subjects use call_id).

@@ -87,7 +87,7 @@ async def build(kind: str, work: Path) -> tuple[Litestar, dict[str, str], contex
     from neurectomy.server.natsserver import EmbeddedNats
     from orchestrator import Orchestrator
 
-    configure_logging("json", "info", stream=open(os.devnull, "w"))  # noqa: SIM115 - for the process's life
+    configure_logging("json", "info", stream=_null_stream())
     tracing.configure("neurectomy-api")
     server = await stack.enter_async_context(EmbeddedNats(work / "nats"))
     bus = await stack.enter_async_context(await Bus.connect(server.url, name="api-overhead"))
@@ -125,6 +125,27 @@ def _scope(method: str, path: str, headers: dict[str, str], body: bytes) -> dict
     }
 
 
+async def _drive(app: Litestar, scope: dict[str, Any], body: bytes) -> int:
+    """Call ``app`` with one request; its response status."""
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Any) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)  # type: ignore[arg-type]
+    return status
+
+
+def _null_stream() -> Any:
+    """``/dev/null`` for the access log lines (open for the process's life)."""
+    return open(os.devnull, "w")  # noqa: SIM115
+
+
 async def in_process(kind: str, requests: int) -> dict[str, float]:
     """CPU µs per request of each route, the app called directly (after a warm-up)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,18 +153,9 @@ async def in_process(kind: str, requests: int) -> dict[str, float]:
         async with stack:
             out: dict[str, float] = {}
             for method, path, body in ROUTES:
-                status = 0
-
-                async def receive(body: bytes = body) -> dict[str, Any]:
-                    return {"type": "http.request", "body": body, "more_body": False}
-
-                async def send(message: Any) -> None:
-                    nonlocal status
-                    if message["type"] == "http.response.start":
-                        status = message["status"]
 
                 async def once(method: str = method, path: str = path, body: bytes = body) -> None:
-                    await app(_scope(method, path, headers, body), receive, send)  # type: ignore[arg-type]
+                    status = await _drive(app, _scope(method, path, headers, body), body)
                     if status != 200:
                         raise RuntimeError(f"{kind} {method} {path} answered {status}")
 

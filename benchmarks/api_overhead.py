@@ -6,7 +6,7 @@ app's wiring is equal:
 
 * **bare**: ``Litestar(route_handlers=[ping, echo])``, nothing else;
 * **ours**: :func:`api.create_app` as ``neurectomy serve`` builds it off loopback — auth on (an API
-  key from a real key file, ``read,write``), a per-key rate limit (memory store, never reached), the
+  key from a real key file, ``read,write``), a per-key rate limit (10⁹ a minute, never reached; ``--rate-limit 0``: none), the
   host/origin guard, request ids, tracing configured as ``serve`` configures it (in-memory buffer,
   1 % of requests sampled), metrics and the per-request JSON access log line (to ``/dev/null``) — with
   the two routes added by ``app.register``.
@@ -53,6 +53,8 @@ from litestar import Litestar, get, post  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
 KINDS = ("bare", "ours")
+RATE_LIMIT = {"per_minute": 1_000_000_000}
+"""Requests per minute per key of "ours" (``--rate-limit``; 0: no rate limiting)."""
 ROUTES = (("GET", "/v1/bench/ping", b""), ("POST", "/v1/bench/echo", b'{"text":"hello, fixed cost"}'))
 
 
@@ -97,7 +99,7 @@ async def build(kind: str, work: Path) -> tuple[Litestar, dict[str, str], contex
         Orchestrator(bus),
         auth=AuthConfig(enabled=True),
         keys=keys,
-        limits=LimitsConfig(rate_limit=1_000_000_000, rate_window="minute"),
+        limits=LimitsConfig(rate_limit=RATE_LIMIT["per_minute"], rate_window="minute"),
         allowed_hosts=default_allowed_hosts("127.0.0.1"),
     )
     app.register(ping)
@@ -178,7 +180,16 @@ def _free_port() -> int:
 def _child_server(kind: str) -> Iterator[tuple[str, psutil.Process, dict[str, str]]]:
     port = _free_port()
     proc = subprocess.Popen(  # noqa: S603 - this interpreter running this file
-        [sys.executable, __file__, "--serve", kind, "--port", str(port)],
+        [
+            sys.executable,
+            __file__,
+            "--serve",
+            kind,
+            "--port",
+            str(port),
+            "--rate-limit",
+            str(RATE_LIMIT["per_minute"]),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -249,9 +260,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="requests per route and round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-uvicorn", action="store_true", help="only the in-process measurement")
+    parser.add_argument(
+        "--rate-limit", type=int, default=RATE_LIMIT["per_minute"], help="per key and minute (0: off)"
+    )
     parser.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    RATE_LIMIT["per_minute"] = args.rate_limit
     if args.serve:
         serve_child(args.serve, args.port)
         return

@@ -8,6 +8,7 @@ nowhere else.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
 import json
 import math
@@ -146,16 +147,184 @@ async def _publish(nc: Client, subject: str, data: bytes, headers: dict[str, str
         await nc._flush_pending()
 
 
+async def _publish_block(bus: Bus, subject: str, reply: str, block: bytes, data: bytes) -> None:
+    """Publish ``data`` with a header block already built (the bytes of :func:`header_block`).
+
+    The request half's send path: a caller that sends the same headers on every call builds most of the
+    block once. :func:`_send_block` sends it when it can; whatever that does not handle goes to
+    ``nc.publish`` (with the block's headers), which raises nats-py's errors for it.
+    """
+    if not _send_block(bus, subject, reply, block, data):
+        headers = parse_header_lines(block.partition(b"\r\n")[2])
+        await bus._nc.publish(subject, data, reply=reply, headers=headers)
+
+
+def _send_block(bus: Bus, subject: str, reply: str, block: bytes, data: bytes) -> bool:
+    """:func:`_publish_block`'s fast path, without a coroutine: False when nats-py's own publish must do it.
+
+    That is when the client is not connected, the payload is over the limit, a subject holds whitespace,
+    the flusher is not running or the pending buffer would pass its limit. Otherwise the first message of
+    a turn of the event loop is written at once when nothing else is pending (no flusher round on the way
+    out of a call made alone); later ones go to nats-py's pending buffer, so the messages of many calls at
+    once still leave together, and the flusher is woken by an entry that is already done instead of a new
+    future per message (it only asks ``done()`` of it).
+    """
+    nc = bus._nc
+    queue, flusher, transport = nc._flush_queue, nc._flusher_task, nc._transport
+    if (
+        nc._status != Client.CONNECTED
+        or len(data) > nc.max_payload
+        or _WHITESPACE.search(subject)
+        or _WHITESPACE.search(reply)
+        or queue is None
+        or flusher is None
+        or flusher.done()
+        or transport is None
+    ):
+        return False
+    command = hpub_cmd(subject, reply, block, data)
+    if 0 < nc._max_pending_size < nc._pending_data_size + len(command):
+        return False
+    nc.stats["out_msgs"] += 1
+    nc.stats["out_bytes"] += len(data)
+    if not nc._pending and not bus._wrote_this_turn:
+        try:
+            transport.write(command)
+        except (OSError, RuntimeError):  # a transport going down: the flusher's error handling takes it
+            pass
+        else:
+            bus._wrote_this_turn = True
+            asyncio.get_running_loop().call_soon(bus._next_turn)
+            return True
+    nc._pending.append(command)
+    nc._pending_data_size += len(command)
+    if queue.empty():
+        queue.put_nowait(_FLUSHED)
+    return True
+
+
+class _Flushed:
+    """A flush request that is already done: wakes nats-py's flusher, which only asks ``done()`` of it.
+
+    nats-py makes a future per published message for this (``Client._flush_pending``) that nobody awaits.
+    """
+
+    __slots__ = ()
+
+    def done(self) -> bool:
+        return True
+
+
+_FLUSHED: Any = _Flushed()
+
+
 def _message(msg: Msg) -> Message:
-    return Message(msg.subject, msg.data, dict(msg.headers or {}), msg.reply or "")
+    return Message(msg.subject, msg.data, msg.headers or {}, msg.reply or "")
+
+
+class _Timers:
+    """One timer for all the waits of a bus's inboxes, instead of a timer handle per wait.
+
+    Each wait is an entry ``(deadline, seq, waiter)`` in a heap; one ``call_later`` handle is armed for
+    the earliest deadline and, when it fires, resolves every waiter whose deadline passed (the inbox then
+    finds nothing and raises). A wait that ends otherwise leaves its entry behind, done; such entries are
+    dropped when they reach the top, or all at once when they outnumber the live waits (amortised O(1)).
+    Deadlines are ``time.monotonic()`` seconds.
+    """
+
+    __slots__ = ("_at", "_handle", "_heap", "_live", "_loop", "_seq")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._handle: asyncio.TimerHandle | None = None
+        self._at = math.inf
+        self._live = 0
+        self._seq = itertools.count()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def waiter(self, deadline: float) -> asyncio.Future[None]:
+        """A future resolved at ``deadline`` at the latest; call :meth:`ended` when the wait is over."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # first use, or a bus moved to another loop: start afresh
+            self._heap, self._handle, self._at, self._live, self._loop = [], None, math.inf, 0, loop
+        waiter: asyncio.Future[None] = loop.create_future()
+        heapq.heappush(self._heap, (deadline, next(self._seq), waiter))
+        self._live += 1
+        if deadline < self._at:
+            self._arm(loop, deadline)
+        elif len(self._heap) > 2 * self._live + 1024:
+            self._heap = [entry for entry in self._heap if not entry[2].done()]
+            heapq.heapify(self._heap)
+        return waiter
+
+    def ended(self) -> None:
+        """A wait made by :meth:`waiter` is over (its future is done)."""
+        self._live -= 1
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._at = deadline
+        self._handle = loop.call_later(max(0.0, deadline - time.monotonic()), self._fire)
+
+    def _fire(self) -> None:
+        self._handle, self._at = None, math.inf
+        heap, now = self._heap, time.monotonic()
+        while heap:
+            deadline, _, waiter = heap[0]
+            if not waiter.done():
+                if deadline > now:
+                    break
+                waiter.set_result(None)
+            heapq.heappop(heap)
+        if heap and self._loop is not None:
+            self._arm(self._loop, heap[0][0])
+
+
+class _Direct:
+    """In place of the ``asyncio.Queue`` of a nats-py subscription: hands each message to ``deliver``.
+
+    nats-py's read loop puts every received message in its subscription's queue, where a task per
+    subscription picks it up and calls the subscription's callback: a task switch per message. The bus's
+    inbox subscription replaces that queue with this, so a reply reaches its waiting call from the read
+    loop directly (``deliver`` must not block or raise). nats-py 2.16 uses ``put_nowait`` (read loop),
+    ``qsize``/``empty`` and ``join``/``task_done`` (drain); the pending-bytes count it keeps for slow
+    consumer detection is given back at once, since nothing is ever pending here.
+    """
+
+    __slots__ = ("_deliver", "_sub")
+
+    def __init__(self, sub: Subscription, deliver: Callable[[Msg], None]) -> None:
+        self._sub = sub
+        self._deliver = deliver
+
+    def put_nowait(self, msg: Msg) -> None:
+        self._sub._pending_size -= len(msg.data)
+        try:
+            self._deliver(msg)
+        except Exception:  # never into nats-py's read loop: that would close the connection
+            log.exception("inbox delivery failed", subject=msg.subject)
+
+    def qsize(self) -> int:
+        return 0
+
+    def empty(self) -> bool:
+        return True
+
+    def task_done(self) -> None:
+        return None
+
+    async def join(self) -> None:
+        return None
 
 
 class Inbox:
     """Messages sent to one subject, read one at a time, with a timeout per read.
 
     Made by :meth:`Bus.inbox`. Arriving messages are buffered (unbounded: an inbox lives for one call)
-    until read; a read waits on a future with a timer instead of a task per read. :meth:`request` sends a
-    request whose reply comes to this inbox too (on ``<subject>.r``), so one call needs no other inbox.
+    until read; a read waits on a future, woken by the message or by the bus's one deadline timer
+    (:class:`_Timers`) instead of a task or a timer handle per read. :meth:`request` sends a request whose
+    reply comes to this inbox too (on ``<subject>.r``), so one call needs no other inbox.
     """
 
     __slots__ = ("_bus", "_queue", "_reply", "_reply_subject", "_waiter", "subject")
@@ -177,15 +346,14 @@ class Inbox:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _wait(self, timeout_s: float) -> None:
-        """Wait until a message arrives or ``timeout_s`` seconds pass (whichever comes first)."""
-        loop = asyncio.get_running_loop()
-        waiter = self._waiter = loop.create_future()
-        timer = loop.call_later(timeout_s, _wake, waiter)
+    async def _wait(self, deadline: float) -> None:
+        """Wait until a message arrives or ``deadline`` (``time.monotonic()`` seconds) passes."""
+        timers = self._bus._timers
+        waiter = self._waiter = timers.waiter(deadline)
         try:
             await waiter
         finally:
-            timer.cancel()
+            timers.ended()
             self._waiter = None
 
     async def next(self, timeout_s: float) -> Message:
@@ -198,7 +366,9 @@ class Inbox:
         if timeout_s <= 0:
             raise DeadlineExceededError("deadline passed while waiting for the agent")
         if not self._queue:
-            await self._wait(timeout_s)
+            deadline = time.monotonic() + timeout_s
+            while not self._queue and time.monotonic() < deadline:
+                await self._wait(deadline)
             if not self._queue:
                 raise DeadlineExceededError(f"no message on {self.subject} within {timeout_s:.3f} s")
         msg = self._queue.popleft()
@@ -207,12 +377,26 @@ class Inbox:
         return _message(msg)
 
     async def request(
-        self, subject: str, data: bytes, *, headers: dict[str, str] | None = None, timeout_s: float
+        self,
+        subject: str,
+        data: bytes,
+        *,
+        headers: dict[str, str] | None = None,
+        block: bytes | None = None,
+        timeout_s: float,
     ) -> Message:
         """Send a request with this inbox as the reply subject and wait for its reply.
 
         Messages that arrive on :attr:`subject` meanwhile (say, a stream that starts before the reply)
         stay buffered for :meth:`next`. One request at a time per inbox.
+
+        Args:
+            subject: Where to send.
+            data: The payload.
+            headers: NATS headers, or
+            block: the header block already built (``agents.natsheaders.header_block``'s bytes; wins
+                over ``headers``).
+            timeout_s: How long to wait for the reply, in seconds.
 
         Raises:
             NoRespondersError: Nobody is subscribed to ``subject`` (answered at once by the server), or
@@ -225,14 +409,17 @@ class Inbox:
         if not nc.is_connected:  # reconnecting: answer now instead of buffering until the timeout
             raise NoRespondersError(f"NATS is not connected (request to {subject} not sent)")
         self._reply = None
-        await _publish(nc, subject, data, headers, self._reply_subject)
+        if block is not None:
+            if not _send_block(self._bus, subject, self._reply_subject, block, data):
+                await _publish_block(self._bus, subject, self._reply_subject, block, data)
+        else:
+            await _publish(nc, subject, data, headers, self._reply_subject)
         if self._reply is None:
             deadline = time.monotonic() + timeout_s
             while self._reply is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if time.monotonic() >= deadline:
                     raise DeadlineExceededError(f"no reply from {subject} within {timeout_s:.3f} s")
-                await self._wait(remaining)
+                await self._wait(deadline)
         msg, self._reply = self._reply, None
         if msg.headers and msg.headers.get("Status") == _NO_RESPONDERS:
             raise NoRespondersError(f"no agent listens on {subject}")
@@ -240,32 +427,24 @@ class Inbox:
 
 
 class _FreshInbox:
-    """The context of :meth:`Bus.inbox` without a subject: a token under the bus's wildcard subscription.
+    """The context of :meth:`Bus.inbox` without a subject (:meth:`Bus.open_inbox`, :meth:`Bus.close_inbox`).
 
     A class rather than a generator-based context manager: every call to an agent opens one.
     """
 
-    __slots__ = ("_bus", "_key")
+    __slots__ = ("_box", "_bus")
 
     def __init__(self, bus: Bus) -> None:
         self._bus = bus
-        self._key = ""
+        self._box: Inbox | None = None
 
     async def __aenter__(self) -> Inbox:
-        bus = self._bus
-        if bus._inbox_sub is None:
-            await bus._start_inboxes()
-        key = self._key = str(next(bus._inbox_ids))
-        box = bus._inboxes[key] = Inbox(bus, f"{bus._inbox_prefix}.{key}")
+        box = self._box = await self._bus.open_inbox()
         return box
 
     async def __aexit__(self, *exc_info: object) -> None:
-        del self._bus._inboxes[self._key]
-
-
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+        if self._box is not None:
+            self._bus.close_inbox(self._box)
 
 
 Handler = Callable[[Message], bytes | None]
@@ -295,6 +474,8 @@ class Bus:
         self._inbox_sub: Subscription | None = None
         self._inbox_lock = anyio.Lock()
         self._inbox_ids = itertools.count()
+        self._timers = _Timers()
+        self._wrote_this_turn = False
 
     @classmethod
     async def connect(
@@ -339,6 +520,11 @@ class Bus:
         return cls(nc)
 
     @property
+    def inboxes_started(self) -> bool:
+        """Whether :meth:`open_inbox_now` can open inboxes (the first :meth:`open_inbox` started them)."""
+        return self._inbox_sub is not None
+
+    @property
     def is_connected(self) -> bool:
         """Whether the client is connected right now."""
         return bool(self._nc.is_connected)
@@ -376,7 +562,10 @@ class Bus:
         async with self.inbox() as box:
             return await box.request(subject, data, headers=headers, timeout_s=timeout_s)
 
-    async def _demux(self, msg: Msg) -> None:
+    def _next_turn(self) -> None:
+        self._wrote_this_turn = False
+
+    def _demux(self, msg: Msg) -> None:
         key = msg.subject[len(self._inbox_prefix) + 1 :].partition(".")[0]
         box = self._inboxes.get(key)
         if box is not None:  # else: a late message for a finished call
@@ -386,8 +575,37 @@ class Bus:
         async with self._inbox_lock:
             if self._inbox_sub is None:
                 prefix = self.new_inbox()
-                self._inbox_sub = await self._nc.subscribe(f"{prefix}.>", cb=self._demux)
+                # No callback: nats-py would run a task that takes each message from the subscription's
+                # queue; the queue is replaced by one that hands it to _demux in nats-py's read loop.
+                sub = await self._nc.subscribe(f"{prefix}.>")
+                sub._pending_queue = _Direct(sub, self._demux)  # type: ignore[assignment]
+                self._inbox_sub = sub
                 self._inbox_prefix = prefix
+
+    async def open_inbox(self) -> Inbox:
+        """A fresh inbox (a token under this bus's wildcard subscription); :meth:`close_inbox` it after use.
+
+        :meth:`inbox` without a subject is the same as a context manager.
+        """
+        if self._inbox_sub is None:
+            await self._start_inboxes()
+        return self.open_inbox_now()
+
+    def open_inbox_now(self) -> Inbox:
+        """:meth:`open_inbox` without a coroutine, once this bus's inbox subscription exists.
+
+        Raises:
+            RuntimeError: No inbox was opened on this bus yet (use :meth:`open_inbox` once).
+        """
+        if self._inbox_sub is None:
+            raise RuntimeError("the bus's inbox subscription is not started: await open_inbox() first")
+        key = str(next(self._inbox_ids))
+        box = self._inboxes[key] = Inbox(self, f"{self._inbox_prefix}.{key}")
+        return box
+
+    def close_inbox(self, box: Inbox) -> None:
+        """Stop delivering to ``box`` (made by :meth:`open_inbox`); later messages to it are dropped."""
+        self._inboxes.pop(box.subject[len(self._inbox_prefix) + 1 :], None)
 
     def inbox(self, subject: str | None = None) -> AbstractAsyncContextManager[Inbox]:
         """An inbox receiving on ``subject`` (a fresh one if ``None``) for the duration of the block.

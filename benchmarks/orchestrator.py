@@ -37,6 +37,8 @@ shows up directly in these numbers: run it on an idle machine, and compare ratio
     .venv/bin/python benchmarks/orchestrator.py --runs 3 --json orchestrator.json
     .venv/bin/python benchmarks/orchestrator.py --profile caller # cProfile of 2,000 sequential invokes
 
+``--hop-only`` runs section 1 alone (a quick A/B of the hop: about 10 s per run).
+
 ``--loop uvloop|asyncio`` runs every process here (caller, agent, raw responder) on that event loop;
 the default is the service's (``agents.eventloop``: uvloop when installed, or ``$NEURECTOMY_EVENT_LOOP``).
 
@@ -488,6 +490,8 @@ async def measure(
         await timed(warm_fn, 300, [])
         await throughput(warm_fn, 1000, args.inflight)
 
+    if args.hop_only:  # sections 2 and 3 are not run
+        roster, has_embedder = (spec_of(NoopAgent),), False
     sel = Orchestrator(bus, specs=roster, semantic=True)
     lex = Orchestrator(bus, specs=roster, semantic=False)
     names = [s.name for s in roster]
@@ -495,7 +499,7 @@ async def measure(
     if has_embedder:
         warm = await sel.select(goal=GOALS[0])  # embeds the roster's descriptions once
         res.notes["goal method"] = warm.method
-    choices = {g: (await lex.select(goal=g)).agent for g in GOALS}
+    choices = {} if args.hop_only else {g: (await lex.select(goal=g)).agent for g in GOALS}
     if has_embedder:
         for g in GOALS:
             res.choices[g] = ((await sel.select(goal=g)).agent, choices[g])
@@ -537,6 +541,9 @@ async def measure(
                 res.add(f"{side} rps n", median(rates[side]))
                 add_cpu(res, side, "n", used[side], 2 * half)
             progress.advance(task)
+            if args.hop_only:
+                progress.advance(task, 2)
+                continue
 
             # 3. plan steps
             plan_us: list[float] = []
@@ -658,6 +665,8 @@ def report(console: Console, res: Results, args: argparse.Namespace) -> None:
             r, o = m(f"raw cpu {who} {mode} us"), m(f"orch cpu {who} {mode} us")
             hop.add_row(f"CPU µs/request, {who}, {label}", f"{r:.0f}", f"{o:.0f}", f"{o / r:.2f}", "", "")
     console.print(hop)
+    if args.hop_only:
+        return
 
     sel = Table(title=f"2. Selection (one call of Orchestrator.select; medians of {args.runs} runs)")
     for col in ("selection", "p50 (µs)", "p99 (µs)", "target p99", "verdict"):
@@ -838,6 +847,7 @@ def main() -> None:
         help="torch intra-op threads of the embedder (default: torch's, one per core)",
     )
     parser.add_argument("--quick", action="store_true", help="small counts, 2 runs: a smoke run")
+    parser.add_argument("--hop-only", action="store_true", help="only section 1 (the hop)")
     parser.add_argument(
         "--traced", action="store_true", help="record OpenTelemetry spans in both processes (no exporter)"
     )

@@ -108,7 +108,8 @@ class CircuitBreaker:
 
     def success(self) -> None:
         """A call succeeded: close."""
-        self.failures, self.opened_at, self._probing = 0, None, False
+        if self.failures or self.opened_at is not None or self._probing:  # else: closed already
+            self.failures, self.opened_at, self._probing = 0, None, False
 
     def failure(self) -> None:
         """A call failed (timeout, crash): count it; open at the threshold or when a probe fails."""

@@ -28,7 +28,7 @@ start of another).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -49,7 +49,7 @@ from agents.messaging import Bus
 from agents.protocol import Chunk, End, agent_subject
 from agents.scopes import check_scope
 from orchestrator._dispatch import CallContext, call_agent, call_for_output, new_id
-from orchestrator._load import Instance, LoadMonitor
+from orchestrator._load import LoadMonitor
 from orchestrator._observe import CallObserver
 from orchestrator._reliability import CircuitBreaker, RetryBudget, backoff_s
 from orchestrator._select import Selector
@@ -82,6 +82,10 @@ class Invocation:
     team: str
     attempts: int
     failovers: list[str] = field(default_factory=list)
+
+
+def _code(error: AgentError | None) -> str:
+    return error.code if error is not None else "none"
 
 
 class Router:
@@ -195,43 +199,43 @@ class Router:
         # else: an internal service outside the roster (the embedder), called by team and name from the
         # service's own routes; the agent checks the caller's scopes itself (Neurectomy-Scopes header).
         team = self._team(agent, team)
-        fallbacks: list[str] | None = None if fallback else []
-
-        def targets() -> Iterator[str]:
-            nonlocal fallbacks
-            yield agent
-            if fallbacks is None:  # looked up once, and only when the agent itself does not answer
-                fallbacks = self.selector.fallbacks(agent)
-            for other in fallbacks:  # a fallback that needs more than the caller holds is not tried
-                spec = self.selector.specs.get(other)
-                if spec is not None and spec.scopes.needed(payload) in ctx.scopes:
-                    yield other
-
-        per_attempt_s = timeout_s or self.config.step_timeout_s
+        config = self.config
+        per_attempt_s = timeout_s or config.step_timeout_s
         key = ctx.idempotency_key or new_id()  # one per routed call, the same on every attempt
-        rounds = (self.config.retries if retries is None else retries) + 1
+        rounds = (config.retries if retries is None else retries) + 1
         self.budget.record_call()
+        names = [agent]  # the agent, then (looked up once, when it does not answer) its fallbacks
+        fallbacks_due = fallback
         attempts, failovers = 0, []
-        last: AgentError = NoRespondersError(f"no agent answers for {agent}")
+        last: AgentError | None = None
         for round_no in range(rounds):
-            for name in targets():
+            index = 0
+            while index < len(names) or fallbacks_due:
+                if index == len(names):  # the agent itself did not answer: now its stand-ins
+                    fallbacks_due = False
+                    names += self.selector.fallbacks(agent)
+                    continue
+                name = names[index]
+                index += 1
+                if name != agent:  # a fallback that needs more than the caller holds is not tried
+                    other = self.selector.specs.get(name)
+                    if other is None or other.scopes.needed(payload) not in ctx.scopes:
+                        continue
                 breaker = self.breaker(name)
                 if not breaker.allow():
                     failovers.append(f"{name}: circuit open")
                     last = AgentBusyError(f"{name}: circuit breaker open after repeated failures")
                     continue
                 team_of = team if name == agent else self._team(name)
-                instances: list[Instance | None] = [*self.monitor.healthy(name), None]
+                alive = self._alive(name)
                 verdict, full_budget = False, False
                 try:
-                    for inst in instances:
+                    for inst in (*self.monitor.healthy(name), None):
                         subject = inst.beat.direct_subject if inst else agent_subject(team_of, name)
                         attempts += 1
                         now = time.time()
-                        attempt_ctx = ctx.attempt(
-                            f"{ctx.request_id}-{attempts}", min(ctx.deadline, now + per_attempt_s), key
-                        )
-                        full_budget = attempt_ctx.deadline - now >= self.config.step_timeout_s * 0.999
+                        deadline = min(ctx.deadline, now + per_attempt_s)
+                        full_budget = deadline - now >= config.step_timeout_s * 0.999
                         if inst is not None:
                             self.monitor.dispatched(inst)
                         try:
@@ -240,11 +244,11 @@ class Router:
                                 team_of,
                                 name,
                                 payload,
-                                attempt_ctx,
-                                accept_timeout_s=self.config.accept_timeout_s,
+                                ctx.attempt(f"{ctx.request_id}-{attempts}", deadline, key),
+                                accept_timeout_s=config.accept_timeout_s,
                                 observer=self.observer,
                                 subject=subject,
-                                alive=self._alive(name),
+                                alive=alive,
                             )
                         except _REFUSED as exc:
                             failovers.append(f"{name}: {exc.code}")
@@ -274,11 +278,13 @@ class Router:
             if not self.budget.try_spend():
                 failovers.append("retry budget exhausted")
                 break
-            pause = backoff_s(round_no, base_s=self.config.backoff_base_s, cap_s=self.config.backoff_max_s)
+            pause = backoff_s(round_no, base_s=config.backoff_base_s, cap_s=config.backoff_max_s)
             if pause >= ctx.remaining_s():
                 break
-            log.info("retrying", agent=agent, round=round_no + 1, after_s=round(pause, 3), error=last.code)
+            log.info("retrying", agent=agent, round=round_no + 1, after_s=round(pause, 3), error=_code(last))
             await anyio.sleep(pause)
+        if last is None:
+            last = NoRespondersError(f"no agent answers for {agent}")
         if ctx.remaining_s() <= 0 and not isinstance(last, DeadlineExceededError):
             raise DeadlineExceededError(
                 f"{agent}: deadline passed after {attempts} attempts ({last.message})"

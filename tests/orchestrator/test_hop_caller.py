@@ -1,0 +1,209 @@
+"""The caller's side of the hop on a real nats-server: header blocks, reply delivery, deadlines, ordering.
+
+The orchestrator builds a call's header block from a cached fixed part, its inbox replies are handed over
+in nats-py's read loop (no subscription task), every wait of a bus shares one deadline timer, and the
+first message of a turn of the event loop is written without a flusher round. Each test here checks a
+promise those shortcuts must keep: the same bytes on the wire, every reply delivered, every deadline
+kept, messages in the order they were sent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import anyio
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from agents import Agent, AgentBusyError, AgentRunner, Bus, Call
+from agents.collective import spec_of
+from agents.errors import DeadlineExceededError
+from agents.messaging import Message, _publish_block
+from agents.natsheaders import header_block, parse_header_lines
+from agents.scopes import ALL_SCOPES, OperationScopes
+from orchestrator import CallContext, OrchestratorConfig
+from orchestrator.testing import running
+
+pytestmark = pytest.mark.anyio
+
+_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    request_id=_TEXT.filter(bool),
+    tenant=_TEXT.filter(bool),
+    trace_id=_TEXT,
+    idempotency_key=_TEXT,
+    scopes=st.sets(st.sampled_from(sorted(ALL_SCOPES))),
+    deadline=st.floats(min_value=0, max_value=4e9, allow_nan=False),
+)
+def test_header_block_is_the_block_of_the_headers(
+    request_id: str, tenant: str, trace_id: str, idempotency_key: str, scopes: set[str], deadline: float
+) -> None:
+    ctx = CallContext(deadline, request_id, tenant, trace_id, frozenset(scopes), idempotency_key)
+    block = ctx.header_block()
+    assert block == header_block(ctx.headers())
+    assert parse_header_lines(block.partition(b"\r\n")[2]) == {
+        name: value.replace("\r", " ").replace("\n", " ").strip() for name, value in ctx.headers().items()
+    }
+
+
+def test_an_attempt_is_the_context_with_its_own_id_deadline_and_key() -> None:
+    ctx = CallContext.with_timeout(30, tenant="acme", trace_id="t1", scopes=frozenset({"read"}))
+    attempt = ctx.attempt(f"{ctx.request_id}-2", 123.5, "key")
+    assert attempt == dataclasses.replace(
+        ctx, request_id=f"{ctx.request_id}-2", deadline=123.5, idempotency_key="key"
+    )
+    assert len(dataclasses.fields(CallContext)) == 6  # attempt() sets each of them
+
+
+class EchoIn(BaseModel):
+    seconds: float = 0.0
+    value: int = 0
+
+
+class Echo(Agent):
+    """Answers with its input's value (after sleeping ``seconds``)."""
+
+    name = "t-echo"
+    team = "analysis"
+    description = "Answers with the value it was given."
+    capabilities = ("echo",)
+    input_model: ClassVar[type[BaseModel]] = EchoIn
+
+    async def handle(self, call: Call) -> Mapping[str, Any]:
+        await anyio.sleep(call.input.seconds)
+        return {"value": call.input.value}
+
+
+class AdminEcho(Echo):
+    """The fallback of ``t-echo``, for admins only."""
+
+    name = "t-admin-echo"
+    description = "Answers with the value it was given, for admins."
+    scopes = OperationScopes(default="admin")
+
+
+SPECS = [spec_of(Echo), spec_of(AdminEcho)]
+CONFIG = OrchestratorConfig(backoff_base_s=0.01, backoff_max_s=0.05)
+
+
+async def test_replies_reach_their_calls_from_the_read_loop(bus: Bus) -> None:
+    echo = AgentRunner(bus, Echo(), concurrency=16, mailbox_size=512)
+    async with running(bus, [echo], config=CONFIG, specs=SPECS) as orch:
+        results: list[int] = []
+
+        async def call(value: int) -> None:
+            inv = await orch.invoke("t-echo", {"value": value}, CallContext.with_timeout(10))
+            results.append(inv.output["value"])
+
+        async with anyio.create_task_group() as tg:
+            for value in range(400):
+                tg.start_soon(call, value)
+    assert sorted(results) == list(range(400))
+    sub = bus._inbox_sub
+    assert sub is not None
+    assert sub._wait_for_msgs_task is None  # no task between nats-py's read loop and the calls
+    assert sub._pending_size == 0  # nats-py's slow-consumer count never grows
+    timers = bus._timers
+    assert timers._live == 0 and len(timers._heap) <= 1024  # finished waits do not pile up
+
+
+async def test_a_message_for_a_closed_inbox_is_dropped(bus: Bus) -> None:
+    box = await bus.open_inbox()
+    bus.close_inbox(box)
+    await bus.publish(box.subject, b"late")
+    await bus.publish(f"{box.subject}.r", b"late reply")
+    await bus.flush()
+    async with bus.inbox() as fresh:  # the bus still delivers
+        await bus.publish(fresh.subject, b"on time")
+        msg = await fresh.next(5)
+    assert msg.data == b"on time"
+
+
+async def test_waits_with_different_deadlines_each_end_at_their_own(bus: Bus) -> None:
+    timeouts = [0.3, 0.05, 0.2, 0.1, 0.25, 0.15]
+    ended: list[tuple[float, float]] = []
+
+    async def wait(timeout_s: float) -> None:
+        async with bus.inbox() as box:
+            started = time.monotonic()
+            with pytest.raises(DeadlineExceededError):
+                await box.next(timeout_s)
+            ended.append((timeout_s, time.monotonic() - started))
+
+    async with anyio.create_task_group() as tg:
+        for timeout_s in timeouts:
+            tg.start_soon(wait, timeout_s)
+    assert [t for t, _ in ended] == sorted(timeouts)  # in deadline order
+    assert all(waited >= timeout_s for timeout_s, waited in ended)
+    assert bus._timers._live == 0
+
+
+async def test_a_wait_ends_when_its_message_arrives_before_an_earlier_deadline(bus: Bus) -> None:
+    async with bus.inbox() as slow, bus.inbox() as fast:
+        async with anyio.create_task_group() as tg:
+            got: list[Message] = []
+
+            async def read(timeout_s: float) -> None:
+                got.append(await fast.next(timeout_s))
+
+            tg.start_soon(read, 10.0)
+            with pytest.raises(DeadlineExceededError):
+                await slow.next(0.05)  # the earlier deadline passes; the later wait goes on
+            await bus.publish(fast.subject, b"here")
+    assert [m.data for m in got] == [b"here"]
+
+
+async def test_messages_sent_in_one_turn_and_the_next_keep_their_order(bus: Bus, nats_server: Any) -> None:
+    seen: list[Message] = []
+    arrived = anyio.Event()
+
+    async def spy(msg: Message) -> None:
+        seen.append(msg)
+        if len(seen) == 4:
+            arrived.set()
+
+    block = CallContext.with_timeout(5, tenant="acme").header_block()
+    async with await Bus.connect(nats_server.url, name="spy") as other:
+        async with other.subscription("t.order.>", spy):
+            await other.flush()
+            await _publish_block(bus, "t.order.a", "", block, b"1")  # written at once
+            await bus.publish("t.order.b", b"2")  # through nats-py's pending buffer
+            await _publish_block(bus, "t.order.c", "", block, b"3")  # behind it
+            await anyio.sleep(0)
+            await _publish_block(bus, "t.order.d", "", block, b"4")  # a new turn: at once again
+            with anyio.fail_after(5):
+                await arrived.wait()
+    assert [(m.subject, m.data) for m in seen] == [
+        ("t.order.a", b"1"),
+        ("t.order.b", b"2"),
+        ("t.order.c", b"3"),
+        ("t.order.d", b"4"),
+    ]
+    assert seen[0].headers["Neurectomy-Tenant"] == "acme" and seen[3].headers == seen[0].headers
+
+
+async def test_a_fallback_the_caller_may_not_use_is_not_tried(bus: Bus) -> None:
+    busy = AgentRunner(bus, Echo(), mailbox_size=1)
+    admin = AgentRunner(bus, AdminEcho())
+    async with running(bus, [busy, admin], config=CONFIG, specs=SPECS) as orch:
+        async with anyio.create_task_group() as tg:
+            for _ in range(2):
+                tg.start_soon(orch.invoke, "t-echo", {"seconds": 1.0}, CallContext.with_timeout(10))
+            with anyio.fail_after(10):  # one call in flight and one in the mailbox: the agent is full
+                while not (busy.stats.accepted == 2 and busy.stats.in_flight == 1):
+                    await anyio.sleep(0.01)
+            writer = CallContext.with_timeout(10, scopes=frozenset({"read", "write"}))
+            with pytest.raises(AgentBusyError):
+                await orch.invoke("t-echo", {"value": 1}, writer)
+            inv = await orch.invoke("t-echo", {"value": 2}, CallContext.with_timeout(10))
+    assert admin.stats.accepted == 1  # the admin's call alone reached the fallback
+    assert inv.agent == "t-admin-echo" and inv.output == {"value": 2}
+    assert inv.failovers == ["t-echo: busy"] * 2  # its instance's direct subject, then its queue group

@@ -127,8 +127,10 @@ class _RateLimitMiddleware(ASGIMiddleware):
         """Count the request (429 if its caller's window is full), then add the headers to the response."""
         key = caller_identity(scope)
         handler = scope.get("route_handler")
-        if getattr(handler, "is_mount", False):
+        if getattr(handler, "is_mount", False):  # as Litestar's limiter: mounted and static apps count apart
             key += "::mount"
+        if getattr(handler, "is_static", False):
+            key += "::static"
         window = await self.count(key)
         remaining = b"%d" % max(self.max_requests - window.count, 0)
         fixed = [*self._fixed, (b"ratelimit-remaining", remaining)]

@@ -9,7 +9,9 @@ trace id is bound into structlog's context (every API log line carries ``trace_i
 ``traceparent`` response header whose parent id is the request's span.
 
 Without a configured tracer provider (:func:`agents.tracing.configure`; in-process tests) the span does
-not record, and the ids are made here instead, as before.
+not record, and the ids are made here instead, as before. The app's request context middleware
+(:class:`api.app.RequestContextMiddleware`) calls :func:`start_request_span`, :func:`attach_span` and
+:func:`end_request_span` around each request.
 """
 
 from __future__ import annotations

@@ -697,6 +697,14 @@ def main() -> None:
         "--sections", nargs="*", choices=SECTIONS, default=list(SECTIONS), help="default: all"
     )
     parser.add_argument(
+        "--service-env",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment of the service only, e.g. OMP_WAIT_POLICY=active NEURECTOMY_RYOT__N_THREADS=1 "
+        "(the raw side, the ceiling and the in-process engine keep this process's environment)",
+    )
+    parser.add_argument(
         "--ceiling-repack",
         action="store_true",
         help="build the batch ceiling with llama.cpp's default weight repacking (faster batched kernels) "
@@ -710,6 +718,7 @@ def main() -> None:
         f"parallel {config.parallel}, {args.runs} runs, {args.max_tokens} tokens, "
         f"ceiling weight repacking {'on' if args.ceiling_repack or config.repack else 'off'}, "
         f"load average {os.getloadavg()[0]:.2f} before the run"
+        + (f", service environment {' '.join(args.service_env)}" if args.service_env else "")
     )
     raw = Raw(threads, config.n_ctx)
     ceiling = Ceiling(threads, config.n_ctx, args.concurrency, repack=args.ceiling_repack or config.repack)
@@ -720,7 +729,8 @@ def main() -> None:
         os.environ["NEURECTOMY_TEAMS"] = '["inference"]'
     if args.chunk_interval is not None:
         os.environ["NEURECTOMY_GENERATOR__CHUNK_INTERVAL_S"] = str(args.chunk_interval)
-    proc, url = start_serve(state)
+    service_env = dict(item.split("=", 1) for item in args.service_env)
+    proc, url = start_serve(state, env=service_env)
     try:
         bench = Bench(args, raw, ceiling, engine, proc, url)
         raw.run("Warm-up.", 4)

@@ -12,7 +12,6 @@ import heapq
 import itertools
 import json
 import math
-import re
 import ssl
 import time
 from collections import deque
@@ -32,11 +31,11 @@ from nats.aio.subscription import Subscription
 from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import EndpointConfig, EndpointStats, Service, ServiceConfig
-from nats.protocol.command import hpub_cmd, pub_cmd
 
+from agents._natsfast import WriteTurn, deliver_from_reader, publish, publish_block, send_now
 from agents.errors import AgentError, DeadlineExceededError, NoRespondersError
-from agents.natsdelivery import deliver_directly, publish_now
-from agents.natsheaders import header_block, parse_header_lines
+from agents.natsdelivery import deliver_directly
+from agents.natsheaders import parse_header_lines
 from agents.protocol import SERVICE_VERSION
 
 _NO_RESPONDERS = "503"
@@ -118,106 +117,6 @@ def server_urls(url: str) -> list[str]:
     return [u.strip() for u in url.split(",") if u.strip()]
 
 
-_WHITESPACE = re.compile(r"\s")
-
-
-async def _publish(nc: Client, subject: str, data: bytes, headers: dict[str, str] | None, reply: str) -> None:
-    """``nc.publish``, with the header block from :func:`header_block` when there are headers.
-
-    Goes through nats-py's own send path (its pending buffer and flusher). Whatever that fast path
-    does not check (the connection's state, the payload limit, an empty subject or one with whitespace)
-    is left to ``nc.publish``, which raises nats-py's errors for it.
-    """
-    if (
-        nc._status != Client.CONNECTED
-        or not subject
-        or len(data) > nc.max_payload
-        or _WHITESPACE.search(subject)
-        or (reply and _WHITESPACE.search(reply))
-    ):
-        await nc.publish(subject, data, reply=reply, headers=headers)
-        return
-    nc.stats["out_msgs"] += 1
-    nc.stats["out_bytes"] += len(data)
-    if headers:
-        await nc._send_command(hpub_cmd(subject, reply, header_block(headers), data))
-    else:  # (an agent's replies and stream messages)
-        await nc._send_command(pub_cmd(subject, reply, data))
-    if nc._flush_queue is not None and nc._flush_queue.empty():
-        await nc._flush_pending()
-
-
-async def _publish_block(bus: Bus, subject: str, reply: str, block: bytes, data: bytes) -> None:
-    """Publish ``data`` with a header block already built (the bytes of :func:`header_block`).
-
-    The request half's send path: a caller that sends the same headers on every call builds most of the
-    block once. :func:`_send_block` sends it when it can; whatever that does not handle goes to
-    ``nc.publish`` (with the block's headers), which raises nats-py's errors for it.
-    """
-    if not _send_block(bus, subject, reply, block, data):
-        headers = parse_header_lines(block.partition(b"\r\n")[2])
-        await bus._nc.publish(subject, data, reply=reply, headers=headers)
-
-
-def _send_block(bus: Bus, subject: str, reply: str, block: bytes, data: bytes) -> bool:
-    """:func:`_publish_block`'s fast path, without a coroutine: False when nats-py's own publish must do it.
-
-    That is when the client is not connected, the payload is over the limit, a subject holds whitespace,
-    the flusher is not running or the pending buffer would pass its limit. Otherwise the first message of
-    a turn of the event loop is written at once when nothing else is pending (no flusher round on the way
-    out of a call made alone); later ones go to nats-py's pending buffer, so the messages of many calls at
-    once still leave together, and the flusher is woken by an entry that is already done instead of a new
-    future per message (it only asks ``done()`` of it).
-    """
-    nc = bus._nc
-    queue, flusher, transport = nc._flush_queue, nc._flusher_task, nc._transport
-    if (
-        nc._status != Client.CONNECTED
-        or len(data) > nc.max_payload
-        or _WHITESPACE.search(subject)
-        or _WHITESPACE.search(reply)
-        or queue is None
-        or flusher is None
-        or flusher.done()
-        or transport is None
-    ):
-        return False
-    command = hpub_cmd(subject, reply, block, data)
-    if 0 < nc._max_pending_size < nc._pending_data_size + len(command):
-        return False
-    nc.stats["out_msgs"] += 1
-    nc.stats["out_bytes"] += len(data)
-    if not nc._pending and not bus._wrote_this_turn:
-        try:
-            transport.write(command)
-        except (OSError, RuntimeError):  # a transport going down: the flusher's error handling takes it
-            pass
-        else:
-            bus._wrote_this_turn = True
-            asyncio.get_running_loop().call_soon(bus._next_turn)
-            return True
-    nc._pending.append(command)
-    nc._pending_data_size += len(command)
-    if queue.empty():
-        queue.put_nowait(_FLUSHED)
-    return True
-
-
-class _Flushed:
-    """A flush request that is already done: wakes nats-py's flusher, which only asks ``done()`` of it.
-
-    nats-py makes a future per published message for this (``Client._flush_pending``) that nobody awaits.
-    """
-
-    __slots__ = ()
-
-    def done(self) -> bool:
-        return True
-
-
-_FLUSHED: Any = _Flushed()
-
-
 def _message(msg: Msg) -> Message:
     return Message(msg.subject, msg.data, msg.headers or {}, msg.reply or "")
 
@@ -279,43 +178,6 @@ class _Timers:
             heapq.heappop(heap)
         if heap and self._loop is not None:
             self._arm(self._loop, heap[0][0])
-
-
-class _Direct:
-    """In place of the ``asyncio.Queue`` of a nats-py subscription: hands each message to ``deliver``.
-
-    nats-py's read loop puts every received message in its subscription's queue, where a task per
-    subscription picks it up and calls the subscription's callback: a task switch per message. The bus's
-    inbox subscription replaces that queue with this, so a reply reaches its waiting call from the read
-    loop directly (``deliver`` must not block or raise). nats-py 2.16 uses ``put_nowait`` (read loop),
-    ``qsize``/``empty`` and ``join``/``task_done`` (drain); the pending-bytes count it keeps for slow
-    consumer detection is given back at once, since nothing is ever pending here.
-    """
-
-    __slots__ = ("_deliver", "_sub")
-
-    def __init__(self, sub: Subscription, deliver: Callable[[Msg], None]) -> None:
-        self._sub = sub
-        self._deliver = deliver
-
-    def put_nowait(self, msg: Msg) -> None:
-        self._sub._pending_size -= len(msg.data)
-        try:
-            self._deliver(msg)
-        except Exception:  # never into nats-py's read loop: that would close the connection
-            log.exception("inbox delivery failed", subject=msg.subject)
-
-    def qsize(self) -> int:
-        return 0
-
-    def empty(self) -> bool:
-        return True
-
-    def task_done(self) -> None:
-        return None
-
-    async def join(self) -> None:
-        return None
 
 
 class Inbox:
@@ -410,10 +272,10 @@ class Inbox:
             raise NoRespondersError(f"NATS is not connected (request to {subject} not sent)")
         self._reply = None
         if block is not None:
-            if not _send_block(self._bus, subject, self._reply_subject, block, data):
-                await _publish_block(self._bus, subject, self._reply_subject, block, data)
+            if not send_now(nc, subject, data, self._reply_subject, block, self._bus._turn):
+                await publish_block(nc, subject, self._reply_subject, block, data)
         else:
-            await _publish(nc, subject, data, headers, self._reply_subject)
+            await publish(nc, subject, data, headers, self._reply_subject)
         if self._reply is None:
             deadline = time.monotonic() + timeout_s
             while self._reply is None:
@@ -475,7 +337,7 @@ class Bus:
         self._inbox_lock = anyio.Lock()
         self._inbox_ids = itertools.count()
         self._timers = _Timers()
-        self._wrote_this_turn = False
+        self._turn = WriteTurn()
 
     @classmethod
     async def connect(
@@ -547,7 +409,7 @@ class Bus:
         self, subject: str, data: bytes, headers: dict[str, str] | None = None, *, reply: str = ""
     ) -> None:
         """Publish one message (fire and forget at the NATS level); ``reply`` is its reply subject."""
-        await _publish(self._nc, subject, data, headers, reply)
+        await publish(self._nc, subject, data, headers, reply)
 
     async def request(
         self, subject: str, data: bytes, *, headers: dict[str, str] | None = None, timeout_s: float
@@ -562,9 +424,6 @@ class Bus:
         async with self.inbox() as box:
             return await box.request(subject, data, headers=headers, timeout_s=timeout_s)
 
-    def _next_turn(self) -> None:
-        self._wrote_this_turn = False
-
     def _demux(self, msg: Msg) -> None:
         key = msg.subject[len(self._inbox_prefix) + 1 :].partition(".")[0]
         box = self._inboxes.get(key)
@@ -578,7 +437,7 @@ class Bus:
                 # No callback: nats-py would run a task that takes each message from the subscription's
                 # queue; the queue is replaced by one that hands it to _demux in nats-py's read loop.
                 sub = await self._nc.subscribe(f"{prefix}.>")
-                sub._pending_queue = _Direct(sub, self._demux)  # type: ignore[assignment]
+                deliver_from_reader(sub, self._demux)
                 self._inbox_sub = sub
                 self._inbox_prefix = prefix
 
@@ -703,7 +562,7 @@ class Bus:
             async with later_out:
                 async for to, body, headers in later_out:
                     try:
-                        await _publish(self._nc, to, body, headers, "")
+                        await publish(self._nc, to, body, headers, "")
                     except (nats.errors.Error, OSError) as exc:
                         log.warning("reply not sent", subject=to, error=f"{type(exc).__name__}: {exc}")
 
@@ -747,14 +606,14 @@ class Bus:
     def publish_now(self, subject: str, data: bytes) -> bool:
         """Queue one message (no headers, no reply subject) for sending without waiting.
 
-        For an agent's replies and stream messages (:func:`agents.natsdelivery.publish_now`): in order
+        For an agent's replies and stream messages (:func:`agents._natsfast.publish_now`): in order
         with :meth:`publish`, one coroutine call fewer per message.
 
         Returns:
             Whether it was queued; if not (reconnecting, the send buffer full, a subject nats-py refuses),
             send it with :meth:`publish`, which waits or raises.
         """
-        return publish_now(self._nc, subject, data)
+        return send_now(self._nc, subject, data)
 
     async def discover(
         self, verb: str = "INFO", *, timeout_s: float = 0.25, quiet_s: float = 0.05

@@ -160,7 +160,7 @@ async def publish(nc: Client, subject: str, data: bytes, headers: dict[str, str]
     which waits or raises nats-py's errors for it.
     """
     if not send_now(nc, subject, data, reply, header_block(headers) if headers else None):
-        await nc.publish(subject, data, reply=reply, headers=headers)
+        await nc.publish(subject, data, reply=reply, headers=headers or None)  # {}: a PUB, as above
 
 
 async def publish_block(

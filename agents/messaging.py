@@ -240,17 +240,11 @@ class Bus:
         handler: Handler,
         stats_data: StatsData,
     ) -> AbstractAsyncContextManager[str]:
-        """Register a NATS micro service with one endpoint; yields the instance id (:func:`micro_service`).
+        """Register a NATS micro service with one endpoint; yields the instance id.
 
-        ``$SRV.PING``, ``$SRV.INFO`` and ``$SRV.STATS`` answer for it while the block runs;
-        ``stats_data()`` fills the endpoint's ``data`` in STATS. ``handler`` returns the reply bytes, or
-        ``None`` if it publishes the reply to the request's reply subject (``Message.reply``) itself later;
-        if it raises an :class:`AgentError`, the reply is a micro error with the wire code. It runs from
-        nats-py's reader as each request is parsed (:func:`agents.natsdelivery.deliver_directly`), so it
-        must not block.
-
-        A second endpoint, ``<subject>.<instance id>``, reaches this instance alone (the orchestrator
-        sends there to pick the least-loaded replica; the shared ``subject`` is the fallback).
+        ``$SRV.PING``, ``$SRV.INFO`` and ``$SRV.STATS`` answer for it while the block runs; ``handler``
+        runs from nats-py's reader and must not block. The arguments and the second, per-instance
+        endpoint are described at :func:`agents._service.micro_service`.
         """
         return micro_service(
             self._nc,

@@ -42,6 +42,7 @@ ADMIN_PATHS = re.compile(r"^/v1/(vault/keys/|vault/snapshots|vault/compact|keys)
 """Routes that need the ``admin`` scope whatever their method."""
 API_KEY_PREFIX = "nrk_"
 TENANT_HEADER = "x-neurectomy-tenant"
+_TENANT_HEADER_RAW = TENANT_HEADER.encode()
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="neurectomy"'}
 
 
@@ -184,7 +185,7 @@ class BearerAuthMiddleware(JWTAuthenticationMiddleware):
             NotAuthorizedException: No, malformed, unknown, revoked, expired or badly signed credentials.
             PermissionDeniedException: Missing scope, or a tenant header/path naming another tenant.
         """
-        header = connection.headers.get("authorization")
+        header = _header(connection.scope, b"authorization")
         if not header:
             raise NotAuthorizedException(
                 "authentication required: send 'Authorization: Bearer <API key or JWT>'", headers=_CHALLENGE
@@ -223,7 +224,7 @@ class BearerAuthMiddleware(JWTAuthenticationMiddleware):
             raise PermissionDeniedException(
                 f"{method} {connection.scope['path']} needs the '{needed}' scope; this credential has: {have}"
             )
-        header = connection.headers.get(TENANT_HEADER)
+        header = _header(connection.scope, _TENANT_HEADER_RAW)
         if header is not None and header != principal.tenant:
             raise PermissionDeniedException(
                 f"X-Neurectomy-Tenant is {header!r} but the credential is bound to tenant "
@@ -235,6 +236,14 @@ class BearerAuthMiddleware(JWTAuthenticationMiddleware):
                 f"the path names tenant {path_tenant!r} but the credential is bound to tenant "
                 f"{principal.tenant!r}"
             )
+
+
+def _header(scope: Any, name: bytes) -> str | None:
+    """The value of the raw header ``name`` (lower case, as ASGI gives names), the first one if repeated."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
 def _scopes_from_claim(value: object) -> frozenset[str]:

@@ -1,11 +1,13 @@
 """Request limits: per-key rate limiting (429 with ``Retry-After``), and where the other limits live.
 
-Rate limiting is Litestar's :class:`~litestar.middleware.rate_limit.RateLimitMiddleware` (a fixed window
-per identifier, kept in the app's ``rate_limit`` store), keyed by the API key or JWT subject when auth is
-on and by the client IP address when it is off. On one host the store is Litestar's memory store (per
-process); against a NATS cluster it is :class:`api._kv_store.KeyValueStore` on JetStream KV and the
-middleware is :class:`SharedRateLimitMiddleware`, whose check-and-count is one compare-and-set, so every
-API process counts in the same window and two processes never both take the last request of a window.
+Rate limiting counts requests in a fixed window per identifier (the API key or JWT subject when auth is
+on, the client IP address when it is off). A window is a count and the time it resets, so checking and
+counting cost the same whatever the limit (Litestar's :class:`~litestar.middleware.rate_limit.
+RateLimitMiddleware` keeps a list of every request's time stamp and re-encodes it on each request, which
+grows with the limit). On one host the windows live in this process (:class:`LocalRateLimitMiddleware`);
+against a NATS cluster they live in :class:`api._kv_store.KeyValueStore` on JetStream KV and
+:class:`SharedRateLimitMiddleware` counts by compare-and-set, so every API process counts in the same
+window and two processes never both take the last request of a window.
 A refused request gets 429, ``Retry-After`` (seconds until the window resets, added by
 :mod:`api.errors`) and the IETF draft ``RateLimit-*`` headers; allowed requests carry them too.
 
@@ -18,21 +20,16 @@ The other limits, for reference (each is enforced where the resource is):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from time import time
-from typing import Any, Literal
+from typing import Literal
 
-from litestar import Request
+import anyio
+from litestar.enums import ScopeType
 from litestar.exceptions import TooManyRequestsException
-from litestar.middleware import DefineMiddleware
-from litestar.middleware.rate_limit import (
-    DURATION_VALUES,
-    CacheObject,
-    RateLimitConfig,
-    RateLimitMiddleware,
-    get_remote_address,
-)
-from litestar.serialization import decode_json, encode_json
-from litestar.stores.base import Store
+from litestar.middleware import ASGIMiddleware
+from litestar.middleware.rate_limit import DURATION_VALUES
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from pydantic import BaseModel, ConfigDict, Field
 
 from api._auth import OPEN_PATHS, Principal
@@ -40,6 +37,8 @@ from api._kv_store import KeyValueStore
 
 MAX_CAS_ATTEMPTS = 16
 """Compare-and-set attempts of one shared count before the request is refused as contended (429)."""
+PRUNE_EVERY = 4096
+"""The local windows are swept of expired ones each time this many more callers have a window."""
 
 
 class LimitsConfig(BaseModel):
@@ -53,86 +52,174 @@ class LimitsConfig(BaseModel):
     """The fixed window the rate limit counts in."""
 
 
-def caller_identity(request: Request[Any, Any, Any]) -> str:
-    """Who a request counts against: ``key:<id>`` / the JWT subject, else ``ip:<client address>``."""
-    user = request.scope.get("user")
-    if isinstance(user, Principal):
-        return f"{user.via}:{user.subject}"
-    return f"ip:{get_remote_address(request)}"
+@dataclass(slots=True)
+class Window:
+    """One caller's fixed window.
 
-
-class SharedRateLimitMiddleware(RateLimitMiddleware):
-    """Litestar's rate limiting with the count kept by compare-and-set in a :class:`KeyValueStore`.
-
-    Litestar reads the window, checks it and writes it back under a per-process lock; across processes
-    that read-modify-write would lose counts. Here the write is :meth:`KeyValueStore.set_if` on the
-    revision read: if another process counted meanwhile, the window is read again, checked again (429
-    if it is now full) and the write retried. With another store it behaves as Litestar's.
+    Attributes:
+        count: Requests counted in the window.
+        reset: Unix time the window ends, whole seconds.
     """
 
-    _revisions: dict[str, int]
+    count: int
+    reset: int
 
-    def _window(self, raw: bytes | None) -> CacheObject:
-        now = int(time())
+    def encode(self) -> bytes:
+        """``b"<count> <reset>"``, as stored in the shared store."""
+        return f"{self.count} {self.reset}".encode()
+
+    @classmethod
+    def decode(cls, raw: bytes | None, now: int, duration_s: int) -> Window:
+        """The window stored as ``raw``, or a fresh one if absent, unreadable or over at ``now``."""
         if raw:
-            cached = CacheObject(**decode_json(value=raw))
-            if cached.reset > now:
-                return cached
-        return CacheObject(history=[], reset=now + DURATION_VALUES[self.unit])
+            count, _, reset = raw.partition(b" ")
+            if count.isdigit() and reset.isdigit() and int(reset) > now:
+                return cls(int(count), int(reset))
+        return cls(0, now + duration_s)
 
-    async def retrieve_cached_history(self, key: str, store: Store) -> CacheObject:
-        """The caller's current window (its KV revision remembered for the write that follows)."""
-        if not isinstance(store, KeyValueStore):
-            return await super().retrieve_cached_history(key, store)
-        raw, revision = await store.get_versioned(key)
-        if not hasattr(self, "_revisions"):
-            self._revisions = {}
-        self._revisions[key] = revision  # read and write happen under the middleware's lock
-        return self._window(raw)
 
-    async def set_cached_history(self, key: str, cache_object: CacheObject, store: Store) -> None:
-        """Count this request in the window, by compare-and-set on the revision read.
+def caller_identity(scope: Scope) -> str:
+    """Who a request counts against: ``api_key:key:<id>`` or ``jwt:<subject>``, else ``ip:<address>``."""
+    user = scope.get("user")
+    if isinstance(user, Principal):
+        return f"{user.via}:{user.subject}"
+    client = scope.get("client")
+    return f"ip:{client[0] if client else '127.0.0.1'}"
 
-        Raises:
-            TooManyRequestsException: Another process filled the window meanwhile, or the count stayed
-                contended for :data:`MAX_CAS_ATTEMPTS` attempts.
-        """
-        if not isinstance(store, KeyValueStore):
-            await super().set_cached_history(key, cache_object, store)
-            return
-        revision = self._revisions.pop(key, 0)
-        for _ in range(MAX_CAS_ATTEMPTS):
-            history = [int(time()), *cache_object.history]
-            counted = CacheObject(history=history, reset=cache_object.reset)
-            expires_in = max(cache_object.reset - int(time()), 1)
-            if await store.set_if(key, encode_json(counted), revision=revision, expires_in=expires_in):
-                cache_object.history = history
-                return
-            raw, revision = await store.get_versioned(key)
-            fresh = self._window(raw)
-            cache_object.history, cache_object.reset = fresh.history, fresh.reset
-            if len(cache_object.history) >= self.max_requests:
-                break
-        raise TooManyRequestsException(
-            headers=self.create_response_headers(cache_object=cache_object)
-            if self.config.set_rate_limit_headers
-            else None
+
+class _RateLimitMiddleware(ASGIMiddleware):
+    """The shared part: identity, the check, the ``RateLimit-*`` headers; subclasses count."""
+
+    scopes = (ScopeType.HTTP,)
+    exclude_path_pattern = OPEN_PATHS
+
+    def __init__(self, config: LimitsConfig) -> None:
+        self.max_requests = config.rate_limit
+        self.duration_s = DURATION_VALUES[config.rate_window]
+        self._policy = f"{self.max_requests}; w={self.duration_s}"
+        self._fixed = (
+            (b"ratelimit-policy", self._policy.encode()),
+            (b"ratelimit-limit", b"%d" % self.max_requests),
         )
 
+    def headers(self, window: Window) -> dict[str, str]:
+        """The IETF draft ``RateLimit-*`` headers of ``window`` (policy, limit, remaining, reset seconds)."""
+        return {
+            "RateLimit-Policy": self._policy,
+            "RateLimit-Limit": str(self.max_requests),
+            "RateLimit-Remaining": str(max(self.max_requests - window.count, 0)),
+            "RateLimit-Reset": str(window.reset - int(time())),
+        }
 
-def rate_limit_middleware(config: LimitsConfig, *, shared: bool = False) -> DefineMiddleware | None:
+    def refuse(self, window: Window) -> TooManyRequestsException:
+        """The 429 for a full ``window`` (its headers carry the reset, turned into ``Retry-After``)."""
+        return TooManyRequestsException(headers=self.headers(window))
+
+    async def count(self, key: str) -> Window:
+        """Count one request of ``key`` in its window (the window after counting).
+
+        Raises:
+            TooManyRequestsException: The window is full.
+        """
+        raise NotImplementedError
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        """Count the request (429 if its caller's window is full), then add the headers to the response."""
+        key = caller_identity(scope)
+        handler = scope.get("route_handler")
+        if getattr(handler, "is_mount", False):  # as Litestar's limiter: mounted and static apps count apart
+            key += "::mount"
+        if getattr(handler, "is_static", False):
+            key += "::static"
+        window = await self.count(key)
+        remaining = b"%d" % max(self.max_requests - window.count, 0)
+        fixed = [*self._fixed, (b"ratelimit-remaining", remaining)]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                reset = b"%d" % (window.reset - int(time()))
+                message["headers"] = [*message.get("headers", ()), *fixed, (b"ratelimit-reset", reset)]
+            await send(message)
+
+        await next_app(scope, receive, send_with_headers)
+
+
+class LocalRateLimitMiddleware(_RateLimitMiddleware):
+    """Windows kept in this process (one API process, or limits each process enforces on its own).
+
+    Checking and counting happen without an ``await`` in between, so concurrent requests of one caller
+    cannot both take the last request of a window.
+    """
+
+    def __init__(self, config: LimitsConfig) -> None:
+        super().__init__(config)
+        self._windows: dict[str, Window] = {}
+        self._prune_at = PRUNE_EVERY
+
+    async def count(self, key: str) -> Window:
+        """Count one request of ``key`` (see :meth:`_RateLimitMiddleware.count`)."""
+        now = int(time())
+        window = self._windows.get(key)
+        if window is None or window.reset <= now:
+            if len(self._windows) >= self._prune_at:
+                self._windows = {k: w for k, w in self._windows.items() if w.reset > now}
+                self._prune_at = len(self._windows) + PRUNE_EVERY
+            window = self._windows[key] = Window(0, now + self.duration_s)
+        if window.count >= self.max_requests:
+            raise self.refuse(window)
+        window.count += 1
+        return Window(window.count, window.reset)
+
+
+class SharedRateLimitMiddleware(_RateLimitMiddleware):
+    """Windows kept in a :class:`KeyValueStore` shared by every API process, counted by compare-and-set.
+
+    A read-modify-write across processes would lose counts; here the write is
+    :meth:`KeyValueStore.set_if` on the revision read: if another process counted meanwhile, the window is
+    read again, checked again (429 if it is now full) and the write retried.
+
+    Args:
+        config: The limits.
+        store: The shared store.
+    """
+
+    def __init__(self, config: LimitsConfig, store: KeyValueStore) -> None:
+        super().__init__(config)
+        self.store = store
+        self._lock = anyio.Lock()  # one read-check-write per process at a time: fewer CAS retries
+
+    async def count(self, key: str) -> Window:
+        """Count one request of ``key`` (see :meth:`_RateLimitMiddleware.count`).
+
+        Raises:
+            TooManyRequestsException: The window is full, or the count stayed contended for
+                :data:`MAX_CAS_ATTEMPTS` attempts.
+        """
+        async with self._lock:
+            raw, revision = await self.store.get_versioned(key)
+            for _ in range(MAX_CAS_ATTEMPTS):
+                window = Window.decode(raw, int(time()), self.duration_s)
+                if window.count >= self.max_requests:
+                    raise self.refuse(window)
+                counted = Window(window.count + 1, window.reset)
+                expires_in = max(window.reset - int(time()), 1)
+                if await self.store.set_if(key, counted.encode(), revision=revision, expires_in=expires_in):
+                    return counted
+                raw, revision = await self.store.get_versioned(key)
+            raise self.refuse(Window.decode(raw, int(time()), self.duration_s))
+
+
+def rate_limit_middleware(
+    config: LimitsConfig, *, store: KeyValueStore | None = None
+) -> ASGIMiddleware | None:
     """The rate limiting middleware for ``config`` (``None`` when unlimited); place it after auth.
 
     Args:
         config: The limits.
-        shared: The app's ``rate_limit`` store is a :class:`KeyValueStore` shared with other API
-            processes (counts by compare-and-set).
+        store: A store shared with the cluster's other API processes (``None``: this process counts).
     """
     if config.rate_limit == 0:
         return None
-    return RateLimitConfig(
-        rate_limit=(config.rate_window, config.rate_limit),
-        exclude=list(OPEN_PATHS),
-        identifier_for_request=caller_identity,
-        middleware_class=SharedRateLimitMiddleware if shared else RateLimitMiddleware,
-    ).middleware
+    if store is not None:
+        return SharedRateLimitMiddleware(config, store)
+    return LocalRateLimitMiddleware(config)

@@ -29,16 +29,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
-import time
+from typing import Any
 
 import anyio
 import structlog
 from litestar import Response, get
 from litestar.datastructures import State
-from litestar.enums import ScopeType
-from litestar.exceptions import HTTPException
-from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -63,6 +59,8 @@ log = structlog.get_logger("neurectomy.api")
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 TOKEN_BUCKETS_S = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
+MAX_CACHED_SERIES = 10_000
+"""Most ``(method, route, status)`` label sets whose series are kept at hand (others: looked up each time)."""
 SCRAPE_TIMEOUT_S = 1.0
 """Upper bound on the agent queries made while answering one scrape, in seconds."""
 
@@ -140,6 +138,29 @@ class Metrics:
         )
         self.live = LiveStats()
         """Rolling windows for the dashboard's live views."""
+        self._request_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def request(self, method: str, route: str, path: str, status: int, seconds: float) -> None:
+        """Count and time one HTTP request and write its access log line.
+
+        Args:
+            method: The HTTP method.
+            route: The route's path template (the path itself when no route matched).
+            path: The path requested.
+            status: The response status.
+            seconds: Time until the response was complete.
+        """
+        series = self._request_series.get((method, route, status))
+        if series is None:  # the label children of each (method, route, status), looked up once
+            series = (
+                self.requests.labels(method, route, str(status)),
+                self.request_seconds.labels(method, route),
+            )
+            if len(self._request_series) < MAX_CACHED_SERIES:
+                self._request_series[(method, route, status)] = series
+        series[0].inc()
+        series[1].observe(seconds)
+        log.info("request", method=method, path=path, status=status, duration_s=round(seconds, 6))
 
     # CallObserver
     def hop(self, team: str, agent: str, outcome: str, seconds: float) -> None:
@@ -243,41 +264,6 @@ def _version() -> str:
         return importlib.metadata.version("neurectomy")
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
         return "unknown"
-
-
-class MetricsMiddleware(ASGIMiddleware):
-    """Counts and times every routed HTTP request and writes one access log line for it."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        """Time the rest of the app; errors raised by inner middleware count with their status."""
-        if scope["type"] != ScopeType.HTTP:
-            await next_app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await next_app(scope, receive, send_with_status)
-        except HTTPException as exc:
-            status = exc.status_code
-            raise
-        finally:
-            elapsed = time.perf_counter() - started
-            method, route = str(scope.get("method", "")), str(scope.get("path_template") or scope["path"])
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.request_seconds.labels(method, route).observe(elapsed)
-            log.info(
-                "request", method=method, path=scope["path"], status=status, duration_s=round(elapsed, 6)
-            )
 
 
 @get("/metrics", summary="Prometheus metrics", include_in_schema=False)

@@ -29,7 +29,6 @@ from urllib.parse import urlsplit
 
 from litestar.config.allowed_hosts import AllowedHostsConfig
 from litestar.config.cors import CORSConfig
-from litestar.datastructures import Headers
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
@@ -101,12 +100,17 @@ class HostOriginGuard(ASGIMiddleware):
         if scope["type"] not in (ScopeType.HTTP, ScopeType.WEBSOCKET):
             await next_app(scope, receive, send)
             return
-        headers = Headers.from_scope(scope)
-        host = headers.get("host", "")
+        host: str | None = None
+        origin: str | None = None
+        for name, value in scope["headers"]:  # raw names are lower case (ASGI); the first one counts
+            if name == b"host" and host is None:
+                host = value.decode("latin-1")
+            elif name == b"origin" and origin is None:
+                origin = value.decode("latin-1")
+        host = host or ""
         if not self.host_allowed(host):
             await _refuse(scope, receive, send, 400, f"the Host {host!r} is not an allowed host of this API")
             return
-        origin = headers.get("origin")
         unsafe = scope["type"] == ScopeType.WEBSOCKET or scope.get("method", "GET") not in _SAFE_METHODS
         if origin is not None and unsafe and not self.origin_allowed(origin, host):
             await _refuse(scope, receive, send, 403, f"requests from the origin {origin!r} are not allowed")

@@ -9,7 +9,9 @@ trace id is bound into structlog's context (every API log line carries ``trace_i
 ``traceparent`` response header whose parent id is the request's span.
 
 Without a configured tracer provider (:func:`agents.tracing.configure`; in-process tests) the span does
-not record, and the ids are made here instead, as before.
+not record, and the ids are made here instead, as before. The app's request context middleware
+(:class:`api.app.RequestContextMiddleware`) calls :func:`start_request_span`, :func:`attach_span` and
+:func:`end_request_span` around each request.
 """
 
 from __future__ import annotations
@@ -18,15 +20,12 @@ import secrets
 import uuid
 from typing import Any
 
-import structlog
 from litestar import Request
 from litestar.enums import ScopeType
-from litestar.exceptions import HTTPException
-from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Message, Scope
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import Span, StatusCode
 
 from agents.tracing import (
     ENTRY_ATTRIBUTE,
@@ -46,71 +45,72 @@ UNTRACED_PREFIXES = ("/metrics", "/dashboard", "/v1/dashboard", "/v1/traces")
 __all__ = (
     "TRACEPARENT_HEADER",
     "TRACE_ID_HEADER",
-    "TraceMiddleware",
     "add_trace_headers",
+    "attach_span",
+    "end_request_span",
     "parse_traceparent",
+    "start_request_span",
     "trace_id_of",
 )
 
 
-class TraceMiddleware(ASGIMiddleware):
-    """Runs the rest of the app inside the request's server span and binds its trace id to log lines."""
+def start_request_span(scope: Scope, incoming: str) -> Span | None:
+    """Start the request's server span (child of a valid ``traceparent`` ``incoming``) and set its ids.
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        """Start the request's span (child of a valid ``traceparent``), run the app in it, end it."""
-        if scope["path"].startswith(UNTRACED_PREFIXES) or scope["path"] == "/":
-            await next_app(scope, receive, send)  # the dashboard watching itself would fill the buffer
-            return
-        headers = dict(scope.get("headers") or [])
-        incoming = headers.get(TRACEPARENT_HEADER.encode(), b"").decode("latin-1")
+    Sets ``scope["state"]["trace_id"]`` (32 hex) and ``["span_id"]`` (16 hex): the span's when it has a
+    valid context, else made here (the incoming trace id kept). Returns ``None`` for the untraced paths
+    (:data:`UNTRACED_PREFIXES` and ``/``), which get no span and no ids.
+    """
+    path: str = scope["path"]
+    if path == "/" or path.startswith(UNTRACED_PREFIXES):
+        return None  # the dashboard watching itself would fill the buffer
+    method = str(scope.get("method", "WS")) if scope["type"] == ScopeType.HTTP else "WS"
+    span = _tracer.start_span(
+        f"{method} {path}",
+        context=remote_context(incoming),
+        kind=SpanKind.SERVER,
+        attributes={ENTRY_ATTRIBUTE: True, "http.request.method": method, "url.path": path},
+    )
+    state = scope.setdefault("state", {})
+    ctx = span.get_span_context()
+    if ctx.is_valid:
+        state["trace_id"], state["span_id"] = f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
+    else:
+        parsed = parse_traceparent(incoming) if incoming else None
+        state["trace_id"] = f"{parsed[0]:032x}" if parsed else uuid.uuid4().hex
+        state["span_id"] = secrets.token_hex(8)
+    return span
+
+
+def attach_span(span: Span) -> object:
+    """Make ``span`` current (for the spans started below it); pass the result to :func:`end_request_span`."""
+    return otel_context.attach(trace.set_span_in_context(span))
+
+
+def end_request_span(span: Span, token: object, scope: Scope, status: int, tenant_header: str | None) -> None:
+    """Detach ``span`` (``token`` from :func:`attach_span`) and end it, named after the route template.
+
+    A recording span gets the response status (``ERROR`` from 500 on) and the tenant the request ran
+    for: the credential's when authenticated, else ``tenant_header`` (``default`` when absent).
+    """
+    otel_context.detach(token)  # type: ignore[arg-type]
+    if span.is_recording():
         method = str(scope.get("method", "WS")) if scope["type"] == ScopeType.HTTP else "WS"
-        span = _tracer.start_span(
-            f"{method} {scope['path']}",
-            context=remote_context(incoming),
-            kind=SpanKind.SERVER,
-            attributes={ENTRY_ATTRIBUTE: True, "http.request.method": method, "url.path": scope["path"]},
-        )
-        state = scope.setdefault("state", {})
-        ctx = span.get_span_context()
-        if ctx.is_valid:
-            state["trace_id"], state["span_id"] = f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
-        else:
-            parsed = parse_traceparent(incoming) if incoming else None
-            state["trace_id"] = f"{parsed[0]:032x}" if parsed else uuid.uuid4().hex
-            state["span_id"] = secrets.token_hex(8)
-        status = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        token = otel_context.attach(trace.set_span_in_context(span))
-        try:
-            with structlog.contextvars.bound_contextvars(trace_id=state["trace_id"]):
-                await next_app(scope, receive, send_with_status)
-        except HTTPException as exc:
-            status = exc.status_code
-            raise
-        finally:
-            otel_context.detach(token)
-            if span.is_recording():
-                span.update_name(f"{method} {scope.get('path_template') or scope['path']}")
-                span.set_attribute("http.response.status_code", status)
-                span.set_attribute(TENANT_ATTRIBUTE, _tenant(scope, headers))
-                if status >= 500:
-                    span.set_status(StatusCode.ERROR)
-            span.end()
+        span.update_name(f"{method} {scope.get('path_template') or scope['path']}")
+        span.set_attribute("http.response.status_code", status)
+        span.set_attribute(TENANT_ATTRIBUTE, _tenant(scope, tenant_header))
+        if status >= 500:
+            span.set_status(StatusCode.ERROR)
+    span.end()
 
 
-def _tenant(scope: Scope, headers: dict[bytes, bytes]) -> str:
+def _tenant(scope: Scope, header: str | None) -> str:
     """The tenant the request ran for: the credential's when authenticated, else the tenant header's."""
     user = scope.get("user")
     tenant = getattr(user, "tenant", None)
     if isinstance(tenant, str):
         return tenant
-    return headers.get(b"x-neurectomy-tenant", b"default").decode("latin-1")[:64]
+    return (header or "default")[:64]
 
 
 def trace_id_of(request: Request[Any, Any, Any]) -> str:

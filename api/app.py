@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 import structlog
 from litestar import Litestar
 from litestar.config.allowed_hosts import AllowedHostsConfig
 from litestar.datastructures import State
-from litestar.middleware import ASGIMiddleware
+from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.stores.base import Store
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import _metrics, dashboard
 from api._auth import AuthConfig, KeyVerifier, auth_middleware, openapi_security
+from api._kv_store import KeyValueStore
 from api._limits import LimitsConfig, rate_limit_middleware
-from api._metrics import Metrics, MetricsMiddleware
+from api._metrics import Metrics
 from api._origin import HostOriginGuard, cors_config
-from api._trace import TraceMiddleware, add_trace_headers
+from api._trace import add_trace_headers, attach_span, end_request_span, start_request_span
 from api.agents import routes as _agents
 from api.errors import EXCEPTION_HANDLERS
 from api.generate import routes as _generate
@@ -42,36 +44,85 @@ REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
-class RequestIdMiddleware(ASGIMiddleware):
-    """Takes ``X-Request-Id`` from the request (or makes one), binds it to every log line, echoes it.
+class RequestContextMiddleware:
+    """Request id, trace span, metrics and the access log line of every request, in one ASGI layer.
 
-    The id the client chose is only a label: the calls the request makes over NATS (and their cancel
-    subjects) use ``call_id``, which the server generates for every request, so a client that reuses
-    another caller's ``X-Request-Id`` cannot cancel or disturb that caller's calls.
+    * **Request id**: ``X-Request-Id`` from the request when it is 1-128 characters of
+      ``[A-Za-z0-9_-]`` (else one made here), echoed on the response and bound to every log line. The
+      id the client chose is only a label: the calls the request makes over NATS (and their cancel
+      subjects) use ``call_id``, which the server generates for every request, so a client that reuses
+      another caller's ``X-Request-Id`` cannot cancel or disturb that caller's calls. A server-made
+      request id is the call id too, so the same id is on every hop's log lines.
+    * **Trace**: the request's server span (:mod:`api._trace`), current while the rest of the app runs;
+      its trace id bound to log lines.
+    * **Metrics** (HTTP only): count and duration per route and status, and one access log line
+      (:meth:`api._metrics.Metrics.request`); an error raised by inner middleware counts with its status.
+
+    One layer instead of three: the headers are read in one pass over the raw list, the log context is
+    bound once and the response start is seen by one ``send`` wrapper.
+
+    Args:
+        app: The next ASGI app.
+        metrics: The app's metrics.
     """
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        """Bind the request id around the rest of the app."""
-        headers = dict(scope.get("headers") or [])
-        raw = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        # Only subject-safe characters, as the id is logged and echoed (NATS subjects use call_id).
-        chosen = _REQUEST_ID_RE.fullmatch(raw) is not None
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the rest of the app with the request's ids, span and measurements."""
+        kind = scope["type"]
+        if kind != ScopeType.HTTP and kind != ScopeType.WEBSOCKET:
+            await self.app(scope, receive, send)
+            return
+        raw_id = traceparent = b""
+        tenant: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                raw_id = value
+            elif name == b"traceparent":
+                traceparent = value
+            elif name == b"x-neurectomy-tenant" and tenant is None:
+                tenant = value  # the first, as the routes read it
+        chosen = raw_id.decode("latin-1")
         call_id = uuid.uuid4().hex
-        # A server-made request id is the call id too, so the same id is on every hop's log lines; a
-        # client-chosen one is only echoed (the API's log lines carry both, to join them).
-        request_id = raw if chosen else call_id
+        # Only subject-safe characters, as the id is logged and echoed (NATS subjects use call_id).
+        request_id = chosen if _REQUEST_ID_RE.fullmatch(chosen) is not None else call_id
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         state["call_id"] = call_id
+        span = start_request_span(scope, traceparent.decode("latin-1"))
+        id_header = (b"x-request-id", request_id.encode())
+        status = 500
 
-        async def send_with_id(message: Any) -> None:
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (REQUEST_ID_HEADER.encode(), request_id.encode())]
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id, call_id=call_id):
-            await next_app(scope, receive, send_with_id)
+        bound = {"request_id": request_id, "call_id": call_id}
+        if span is not None:
+            bound["trace_id"] = state["trace_id"]
+        started = time.perf_counter()
+        tokens = structlog.contextvars.bind_contextvars(**bound)
+        otel_token = attach_span(span) if span is not None else None
+        try:
+            await self.app(scope, receive, send_with_id)
+        except HTTPException as exc:
+            status = exc.status_code
+            raise
+        finally:
+            if kind == ScopeType.HTTP:
+                elapsed = time.perf_counter() - started
+                method, path = str(scope.get("method", "")), scope["path"]
+                self.metrics.request(method, scope.get("path_template") or path, path, status, elapsed)
+            if span is not None:
+                header = tenant.decode("latin-1") if tenant is not None else None
+                end_request_span(span, otel_token, scope, status, header)
+            structlog.contextvars.reset_contextvars(**tokens)
 
 
 def create_app(
@@ -86,7 +137,7 @@ def create_app(
     allowed_hosts: Sequence[str] | None = None,
     cors_origins: Sequence[str] = (),
     admin_token: str | None = None,
-    rate_limit_store: Store | None = None,
+    rate_limit_store: KeyValueStore | None = None,
 ) -> Litestar:
     """The HTTP application over ``orchestrator``.
 
@@ -106,15 +157,14 @@ def create_app(
         cors_origins: Origins browsers may call from (CORS; none by default).
         admin_token: With auth off, ``/v1/keys`` needs ``Authorization: Bearer <admin_token>`` (the local
             admin token in the state directory); ``None``: those routes refuse (403).
-        rate_limit_store: Where rate limit windows are counted: an :class:`api._kv_store.KeyValueStore`
-            shared with the cluster's other API processes; ``None``: Litestar's memory store (this
-            process only).
+        rate_limit_store: Where rate limit windows are counted: a :class:`api._kv_store.KeyValueStore`
+            shared with the cluster's other API processes; ``None``: in this process only.
     """
     metrics = Metrics()
     orchestrator.observer = metrics
     auth_on = auth is not None and auth.enabled is True
     guards = [auth_middleware(auth, keys)] if auth is not None and auth_on else []
-    rate_limit = rate_limit_middleware(limits or LimitsConfig(), shared=rate_limit_store is not None)
+    rate_limit = rate_limit_middleware(limits or LimitsConfig(), store=rate_limit_store)
     host_guard = (
         [HostOriginGuard(AllowedHostsConfig(allowed_hosts=list(allowed_hosts)), cors_origins)]
         if allowed_hosts is not None
@@ -149,9 +199,7 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[
             *host_guard,
-            RequestIdMiddleware(),
-            TraceMiddleware(),
-            MetricsMiddleware(metrics),
+            DefineMiddleware(RequestContextMiddleware, metrics=metrics),
             *guards,
             *([rate_limit] if rate_limit is not None else []),
         ],
@@ -160,7 +208,6 @@ def create_app(
             title="Neurectomy", version="0.1.0", path="/schema", **(openapi_security() if auth_on else {})
         ),
         cors_config=cors_config(cors_origins),
-        stores={"rate_limit": rate_limit_store} if rate_limit_store is not None else None,
         request_max_body_size=max_body_bytes,
         debug=debug,
         logging_config=None,

@@ -14,14 +14,20 @@ Sections (each prints service and raw side by side, with ratios):
    the service's aggregate over one raw stream's decode rate in the same round (raw streams run one
    after another), and p95 inter-token latency; medians of ``--concurrency-runs`` interleaved rounds.
    Each round also runs llama.cpp's batch ceiling for N sequences (:class:`Ceiling`: the low-level API,
-   one ``llama_decode`` per step for all sequences, same prompts, greedy, no service) and prints
-   service ÷ ceiling, the median of the per-round ratios.
+   one ``llama_decode`` per step for all sequences, same prompts, greedy, no service) and Ryot's engine
+   in this process (:class:`EngineSide`: no API, no NATS), and prints engine ÷ ceiling and service ÷
+   ceiling, medians of the per-round ratios. Greedy identity under concurrency is checked on all three:
+   the service's and the engine's texts against the same prompt served alone, and the ceiling's tokens
+   against the same prompt decoded alone by llama.cpp (with weight repacking, llama.cpp's default, the
+   ceiling's own batched tokens differ from its alone tokens; the ceiling uses the service's setting).
 3. Prefix-cache hit: a ~256-token shared prefix, then requests adding 8 new tokens: TTFT p50.
 4. Speculative decoding by prompt lookup, on a prompt whose continuation copies a paragraph: decode
    tok/s without and with it (raw: llama-cpp-python's ``LlamaPromptLookupDecoding``; service:
    ``"speculative": true``), and how many of the service's texts are the same both ways.
 5. Memory (``--memory-requests``): the service's RSS before and after that many short requests, and
    what it holds beyond the model and its KV cache (``memory_bytes`` of ``GET /v1/models``).
+6. Holes (``holes``): llama.cpp's decode step time for sequence layouts with holes, out of order, and
+   with placeholders filling the holes (the one-micro-batch rule of ``ryot/_schedule.py``).
 
 Service CPU per streamed token: around the service's runs, the CPU time of its threads
 (``/proc/<pid>/task/*/schedstat``, exact nanoseconds) by part: the event loop (API, orchestrator, agents,
@@ -71,7 +77,7 @@ from rich.progress import track  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from neurectomy.testing import start_serve, stop_serve  # noqa: E402
-from ryot import RyotConfig, default_model_path, physical_cores  # noqa: E402
+from ryot import RyotConfig, RyotEngine, SamplingParams, default_model_path, physical_cores  # noqa: E402
 
 TOPICS = ["Lighthouses", "Volcanoes", "Penguins", "Railways", "Glaciers", "Bees", "Comets", "Deserts"]
 WARM_PROMPT = "Write a long, detailed story about a sailor who finds a map."
@@ -92,7 +98,7 @@ SHARED_PREFIX = (
 ) * 2
 
 
-SECTIONS = ("single", "concurrency", "prefix", "speculative", "memory")
+SECTIONS = ("single", "concurrency", "prefix", "speculative", "memory", "holes")
 
 
 @dataclass
@@ -154,19 +160,24 @@ class Ceiling:
     """llama.cpp's own batch ceiling: the low-level ``llama_cpp`` API, no service, greedy.
 
     One context per sequence count, made from ``llama_context_default_params()`` with ``n_seq_max``
-    sequences (one KV stream each, ``swa_full``); the prompts are prefilled in one ``llama_decode``
-    and every later step decodes the next token of all live sequences in one ``llama_decode``.
+    sequences (one KV stream each, ``swa_full``), the service's ``n_ctx`` per sequence and its weight
+    layout (``repack``: llama.cpp's default repacks, the service's default does not); the prompts are
+    prefilled in one ``llama_decode`` and every later step decodes the next token of all live sequences
+    in one ``llama_decode``. :meth:`alone` decodes one prompt by itself, to check whether batching
+    changes llama.cpp's own greedy tokens.
     """
 
-    def __init__(self, threads: int, n_ctx_seq: int, counts: list[int]) -> None:
+    def __init__(self, threads: int, n_ctx_seq: int, counts: list[int], *, repack: bool) -> None:
         llama_cpp.llama_backend_init()
         params = llama_cpp.llama_model_default_params()
+        params.use_extra_bufts = repack
+        self.repack = repack
         self.model = llama_cpp.llama_model_load_from_file(str(default_model_path()).encode(), params)
         self.vocab = llama_cpp.llama_model_get_vocab(self.model)
         self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self.vocab))
         self.n_ctx_seq = n_ctx_seq
         self.contexts: dict[int, object] = {}
-        for n in counts:
+        for n in sorted({1, *counts}):
             cp = llama_cpp.llama_context_default_params()
             cp.n_ctx = n_ctx_seq * n
             cp.n_batch = cp.n_ubatch = 512
@@ -176,6 +187,7 @@ class Ceiling:
             cp.kv_unified = False
             self.contexts[n] = llama_cpp.llama_init_from_model(self.model, cp)
         self.batch = llama_cpp.llama_batch_init(512, 0, 1)
+        self._alone: dict[tuple[int, int], list[int]] = {}
 
     def _tokens(self, text: str) -> list[int]:
         data = text.encode()
@@ -192,18 +204,53 @@ class Ceiling:
         if llama_cpp.llama_decode(ctx, b) != 0:
             raise RuntimeError("llama_decode failed")
 
-    def run(self, n: int, max_tokens: int) -> float:
-        """Aggregate tok/s of ``n`` sequences (all tokens / wall time from the first prefill), with
-        the prompts of :func:`concurrent`."""
+    def run(self, n: int, max_tokens: int) -> tuple[float, list[list[int]]]:
+        """Aggregate tok/s of ``n`` sequences (all tokens / wall time from the first prefill) with the
+        prompts of :func:`concurrent_prompt`, and each sequence's greedy tokens."""
+        return self._generate(self.contexts[n], [concurrent_prompt(i) for i in range(n)], max_tokens)
+
+    def alone(self, i: int, max_tokens: int) -> list[int]:
+        """Greedy tokens of :func:`concurrent_prompt` ``(i)`` decoded by itself (computed once)."""
+        key = (i, max_tokens)
+        if key not in self._alone:
+            self._alone[key] = self._generate(self.contexts[1], [concurrent_prompt(i)], max_tokens)[1][0]
+        return self._alone[key]
+
+    def step_ms(self, layouts: dict[str, list[int]], reps: int) -> dict[str, float]:
+        """Median milliseconds of one decode step of one token for each sequence id in each layout.
+
+        Layouts are measured interleaved, ``reps`` times, in the largest context after 32 tokens in
+        every sequence. Shows what llama.cpp's micro-batch split costs (see ``ryot/_schedule.py``):
+        sequences 0, 1, 3 take two passes; 0, 1, 2, 3 with 2 a placeholder one.
+        """
+        n = max(self.contexts)
         ctx = self.contexts[n]
+        memory = llama_cpp.llama_get_memory(ctx)
+        llama_cpp.llama_memory_clear(memory, True)
+        pos = [0] * n
+        for _ in range(32):
+            self._decode(ctx, [(100 + s, pos[s], s, True) for s in range(n)])
+            pos = [p + 1 for p in pos]
+        times: dict[str, list[float]] = {name: [] for name in layouts}
+        for _ in range(reps):
+            for name, seqs in layouts.items():
+                started = time.perf_counter()
+                self._decode(ctx, [(100 + s, pos[s], s, True) for s in seqs])
+                times[name].append((time.perf_counter() - started) * 1e3)
+                for s in seqs:
+                    llama_cpp.llama_memory_seq_rm(memory, s, pos[s], -1)
+        return {name: statistics.median(v) for name, v in times.items()}
+
+    def _generate(self, ctx: object, texts: list[str], max_tokens: int) -> tuple[float, list[list[int]]]:
         llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(ctx), True)
-        prompts = [self._tokens(concurrent_prompt(i)) for i in range(n)]
+        prompts = [self._tokens(t) for t in texts]
+        out: list[list[int]] = [[] for _ in prompts]
         started = time.perf_counter()
         items = [(t, pos, seq, pos == len(p) - 1) for seq, p in enumerate(prompts) for pos, t in enumerate(p)]
         self._decode(ctx, items)
         rows = [i for i, item in enumerate(items) if item[3]]  # logits row of each sequence
         positions = [len(p) for p in prompts]
-        live = list(range(n))
+        live = list(range(len(prompts)))
         total = 0
         for k in range(max_tokens):
             step = []
@@ -214,6 +261,7 @@ class Ceiling:
                 token = int(logits.argmax())
                 total += 1
                 if not llama_cpp.llama_vocab_is_eog(self.vocab, token):
+                    out[seq].append(token)
                     step.append((token, positions[seq], seq, True))
                     positions[seq] += 1
             if not step or k == max_tokens - 1:
@@ -221,7 +269,47 @@ class Ceiling:
             live = [item[2] for item in step]
             rows = list(range(len(step)))
             self._decode(ctx, step)
-        return total / (time.perf_counter() - started)
+        return total / (time.perf_counter() - started), out
+
+
+class EngineSide:
+    """Ryot's engine in this process, without API, orchestrator or NATS: the service's engine settings
+    (``parallel`` raised to the largest concurrency measured, if below), greedy, one thread per request.
+
+    Between the ceiling and the service: engine ÷ ceiling is what the continuous-batching worker costs
+    (scheduling, sampling, events), service ÷ engine what the path around it costs.
+    """
+
+    def __init__(self, config: RyotConfig, parallel: int) -> None:
+        self.engine = RyotEngine(config.model_copy(update={"parallel": max(config.parallel, parallel)}))
+        self.alone: dict[str, str] = {}
+
+    def run(self, n: int, max_tokens: int) -> tuple[float, list[tuple[str, str]]]:
+        """Aggregate tok/s of ``n`` simultaneous requests and (prompt, text) of each."""
+        params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
+        results: list[tuple[str, str, int]] = []
+        lock = threading.Lock()
+
+        def one(i: int) -> None:
+            done = self.engine.generate(concurrent_prompt(i), params)
+            with lock:
+                results.append((concurrent_prompt(i), done.text, done.usage.completion_tokens))
+
+        started = time.perf_counter()
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - started
+        return sum(r[2] for r in results) / wall, [(p, t) for p, t, _ in results]
+
+    def text_alone(self, prompt: str, max_tokens: int) -> str:
+        """Greedy text of ``prompt`` served alone (computed once)."""
+        if prompt not in self.alone:
+            params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
+            self.alone[prompt] = self.engine.generate(prompt, params).text
+        return self.alone[prompt]
 
 
 class CpuMeter:
@@ -388,11 +476,18 @@ class Bench:
     """One run of the sections: the raw side, the service, llama.cpp's ceiling and the result table."""
 
     def __init__(
-        self, args: argparse.Namespace, raw: Raw, ceiling: Ceiling, proc: subprocess.Popen[bytes], url: str
+        self,
+        args: argparse.Namespace,
+        raw: Raw,
+        ceiling: Ceiling,
+        engine: EngineSide,
+        proc: subprocess.Popen[bytes],
+        url: str,
     ) -> None:
         self.args = args
         self.raw = raw
         self.ceiling = ceiling
+        self.engine = engine
         self.proc = proc
         self.svc = Service(url)
         self.meter = CpuMeter(proc.pid)
@@ -461,25 +556,40 @@ class Bench:
             if p not in self.alone:
                 self.alone[p] = svc.run(p, args.max_tokens).text
         ceiling.run(n, 4)  # warm-up of this context
+        engine = self.engine
+        for p in prompts:
+            engine.text_alone(p, args.max_tokens)
         tally = CpuTally()
         rounds = []
         for _ in range(max(args.concurrency_runs, 1)):  # interleaved, like the single-stream runs
             r = concurrent(raw.run, n, args.max_tokens)
             s = self.metered(tally, concurrent, svc.run, n, args.max_tokens)
-            rounds.append((r, s, ceiling.run(n, args.max_tokens)))
+            c = ceiling.run(n, args.max_tokens)
+            e = engine.run(n, args.max_tokens)
+            rounds.append((r, s, c, e))
         raws, svcs = [r[0] for r in rounds], [r[1] for r in rounds]
         r_rate, s_rate = median([r[0] for r in raws]), median([s[0] for s in svcs])  # type: ignore[index]
         r_p95, s_p95 = median([r[1] for r in raws]), median([s[1] for s in svcs])  # type: ignore[index]
-        c_rate = median([r[2] for r in rounds])
+        c_rate, e_rate = median([c[0] for *_, c, _ in rounds]), median([e[0] for *_, e in rounds])
         # raw streams run one after another, so their decode rate is one raw stream's, measured in the
         # same round as the service's streams: the ratio is robust to this machine's drifting speed
-        gain = median([s[0] / r[2] for r, s, _ in rounds])  # type: ignore[index]
-        of_ceiling = median([s[0] / c for _, s, c in rounds])  # type: ignore[index]
-        texts = [t for _, s, _ in rounds for t in s[4]]  # type: ignore[index]
+        gain = median([s[0] / r[2] for r, s, *_ in rounds])  # type: ignore[index]
+        of_ceiling = median([s[0] / c[0] for _, s, c, _ in rounds])  # type: ignore[index]
+        engine_of_ceiling = median([e[0] / c[0] for *_, c, e in rounds])
+        texts = [t for _, s, *_ in rounds for t in s[4]]  # type: ignore[index]
         same = sum(self.alone[p] == t for p, t in texts)
+        e_texts = [t for *_, e in rounds for t in e[1]]
+        e_same = sum(engine.text_alone(p, args.max_tokens) == t for p, t in e_texts)
+        c_same = sum(
+            tokens == ceiling.alone(i, args.max_tokens)
+            for *_, c, _ in rounds
+            for i, tokens in enumerate(c[1])
+        )
         self.row(f"{n} streams: aggregate tok/s", r_rate, s_rate)
         self.note(f"{n} streams: service aggregate ÷ 1 raw stream", f"{gain:.2f}")
         self.note(f"{n} streams: llama.cpp batch ceiling tok/s", f"{c_rate:.1f}")
+        self.note(f"{n} streams: Ryot engine in-process tok/s", f"{e_rate:.1f}")
+        self.note(f"{n} streams: engine ÷ ceiling (per round)", f"{engine_of_ceiling:.3f}")
         self.note(f"{n} streams: service ÷ ceiling (per round)", f"{of_ceiling:.3f}")
         self.row(f"{n} streams: p95 gap between token events (ms)", r_p95 * 1e3, s_p95 * 1e3)
         self.note(
@@ -487,11 +597,30 @@ class Bench:
         )
         self.note("  net of the idle service's CPU (ms)", f"{tally.net_ms(self.idle_ms_per_s):.3f}")
         self.note(f"{n} streams: greedy texts = the same prompt alone", f"{same} of {len(texts)}")
+        self.note(f"{n} streams: engine in-process, texts = alone", f"{e_same} of {len(e_texts)}")
+        self.note(f"{n} streams: llama.cpp ceiling, tokens = alone", f"{c_same} of {n * len(rounds)}")
         self.console.print(
-            f"concurrency {n}: service {s_rate:.1f} tok/s, ceiling {c_rate:.1f}, ratio {of_ceiling:.3f}; "
+            f"concurrency {n}: service {s_rate:.1f} tok/s, engine {e_rate:.1f}, ceiling {c_rate:.1f}, "
+            f"service ÷ ceiling {of_ceiling:.3f}, engine ÷ ceiling {engine_of_ceiling:.3f}; "
             f"CPU ms per token by part: {tally.describe()}",
             style="dim",
         )
+
+    def holes(self) -> None:
+        """6. What llama.cpp's micro-batch split costs: decode steps with holes or out of order."""
+        if max(self.ceiling.contexts) < 8:
+            return
+        layouts = {
+            "0..7": list(range(8)),
+            "0..3": [0, 1, 2, 3],
+            "0, 1, 3 (two passes)": [0, 1, 3],
+            "0, 1, 2, 3 with 2 a placeholder": [0, 1, 2, 3],
+            "0, 2, 4, 6 (four passes)": [0, 2, 4, 6],
+            "0..6 with 1, 3, 5 placeholders": list(range(7)),
+            "3, 2, 1, 0 (four passes)": [3, 2, 1, 0],
+        }
+        for name, ms in self.ceiling.step_ms(layouts, max(self.args.runs, 5)).items():
+            self.note(f"decode step, sequences {name} (ms)", f"{ms:.1f}")
 
     def prefix(self) -> None:
         """3. Prefix-cache hit: shared ~256-token prefix, 8 new tokens each time."""
@@ -567,16 +696,24 @@ def main() -> None:
     parser.add_argument(
         "--sections", nargs="*", choices=SECTIONS, default=list(SECTIONS), help="default: all"
     )
+    parser.add_argument(
+        "--ceiling-repack",
+        action="store_true",
+        help="build the batch ceiling with llama.cpp's default weight repacking (faster batched kernels) "
+        "instead of the service's layout (repack off, see RyotConfig.repack)",
+    )
     args = parser.parse_args()
     threads = physical_cores()
     config = RyotConfig()
     print(
         f"model {default_model_path().name}, {threads} threads, n_ctx {config.n_ctx}, "
         f"parallel {config.parallel}, {args.runs} runs, {args.max_tokens} tokens, "
+        f"ceiling weight repacking {'on' if args.ceiling_repack or config.repack else 'off'}, "
         f"load average {os.getloadavg()[0]:.2f} before the run"
     )
     raw = Raw(threads, config.n_ctx)
-    ceiling = Ceiling(threads, 512, args.concurrency)
+    ceiling = Ceiling(threads, config.n_ctx, args.concurrency, repack=args.ceiling_repack or config.repack)
+    engine = EngineSide(config, max(args.concurrency, default=1))
     state = Path(tempfile.mkdtemp(prefix="neurectomy-bench-"))
     os.environ.setdefault("NEURECTOMY_LOG_LEVEL", "warning")
     if not args.all_teams:
@@ -585,7 +722,7 @@ def main() -> None:
         os.environ["NEURECTOMY_GENERATOR__CHUNK_INTERVAL_S"] = str(args.chunk_interval)
     proc, url = start_serve(state)
     try:
-        bench = Bench(args, raw, ceiling, proc, url)
+        bench = Bench(args, raw, ceiling, engine, proc, url)
         raw.run("Warm-up.", 4)
         bench.svc.run("Warm-up.", 4)
         bench.idle_ms_per_s = idle_cpu_ms_per_s(bench.meter, args.idle_s)
@@ -601,8 +738,11 @@ def main() -> None:
             bench.speculative()
         if "memory" in args.sections:
             bench.memory()
+        if "holes" in args.sections:
+            bench.holes()
     finally:
         stop_serve(proc)
+        engine.engine.close()
         subprocess.run(["rm", "-rf", str(state)], check=False)
     bench.console.print(bench.table)
     bench.console.print(

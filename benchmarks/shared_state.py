@@ -6,7 +6,7 @@
    (another replica: its own connection and cache) on the JetStream store. Reports compressed MB/s
    (1e6 input bytes per second), the ratio and the decode speed; the ratios must be equal.
 2. **Rate limiting**: requests/s of an authenticated ``GET`` through the app with Litestar's
-   ``RateLimitMiddleware`` on its memory store and with `SharedRateLimitMiddleware` on the KV store
+   windows in process (``LocalRateLimitMiddleware``) and with `SharedRateLimitMiddleware` on the KV store
    (compare-and-set per request), one client, sequential, in process (``httpx.ASGITransport``).
 
 Run: ``PYTHONPATH=$PWD python -m benchmarks.shared_state [--sessions 6] [--requests 400]``.

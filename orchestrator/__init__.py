@@ -10,8 +10,9 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from orchestrator._call_context import CallContext
     from orchestrator._collective import OrchestratorCollective
-    from orchestrator._dispatch import CallContext, call_agent
+    from orchestrator._dispatch import call_agent
     from orchestrator._load import LoadMonitor
     from orchestrator._models import ModelInfo
     from orchestrator._observe import CallObserver
@@ -56,7 +57,7 @@ __all__ = (
 
 _MODULE_OF = {
     "OrchestratorCollective": "orchestrator._collective",
-    "CallContext": "orchestrator._dispatch",
+    "CallContext": "orchestrator._call_context",
     "call_agent": "orchestrator._dispatch",
     "LoadMonitor": "orchestrator._load",
     "ModelInfo": "orchestrator._models",

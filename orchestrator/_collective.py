@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from agents.actor import Call
 from agents.collective import AgentSpec, Candidate
 from agents.plans import Plan, PlanOutcome
-from orchestrator._dispatch import CallContext
+from orchestrator._call_context import CallContext
 
 if TYPE_CHECKING:
     from orchestrator._orchestrator import Orchestrator

@@ -1,12 +1,12 @@
-"""Dispatching one call to an agent over NATS and relaying its stream back."""
+"""Dispatching one call to an agent over NATS and relaying its stream back.
+
+The call's context and the headers that carry it are in `orchestrator._call_context` (re-exported here).
+"""
 
 from __future__ import annotations
 
-import functools
-import os
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -26,14 +26,6 @@ from agents.errors import (
 from agents.messaging import Bus, Inbox, Message
 from agents.natsheaders import header_block
 from agents.protocol import (
-    DEFAULT_TENANT,
-    HEADER_DEADLINE,
-    HEADER_IDEMPOTENCY_KEY,
-    HEADER_REQUEST_ID,
-    HEADER_SCOPES,
-    HEADER_STREAM_INBOX,
-    HEADER_TENANT,
-    HEADER_TRACE_ID,
     Attached,
     Chunk,
     End,
@@ -45,144 +37,17 @@ from agents.protocol import (
     split_attachment,
     stream_message_adapter,
 )
-from agents.scopes import ALL_SCOPES, format_scopes
 from agents.tracing import TRACEPARENT, SpanKind, start_child, traceparent, tracer
+from orchestrator._call_context import CallContext, new_id
 from orchestrator._observe import CallObserver
+
+__all__ = ("PROBE_S", "CallContext", "call_agent", "call_for_output", "new_id")
 
 log = structlog.get_logger("neurectomy.orchestrator")
 PROBE_S = 0.5
 """Seconds of silence from the instance running a call between checks that it still sends heartbeats."""
 _tracer = tracer("neurectomy.orchestrator")
 
-
-_ID_HEX = 32
-_ID_BATCH = 256
-_ids: list[str] = []
-"""Random ids not handed out yet (``list.pop`` is atomic: safe from any thread)."""
-
-
-def new_id() -> str:
-    """A random 128-bit id as 32 hex digits (``os.urandom``): a request id or an idempotency key.
-
-    As unique as ``uuid.uuid4().hex`` (the version bits aside) at a fraction of its cost: the random
-    bytes are read 256 ids at a time; every call makes one or two.
-    """
-    try:
-        return _ids.pop()
-    except IndexError:
-        pool = os.urandom(_ID_HEX // 2 * _ID_BATCH).hex()
-        _ids.extend(pool[i : i + _ID_HEX] for i in range(0, len(pool), _ID_HEX))
-        return _ids.pop()
-
-
-@functools.lru_cache(maxsize=256)  # a few (scopes, tenant) pairs; tenants come from credentials
-def _fixed_block(scopes: frozenset[str], tenant: str) -> bytes:
-    """The first lines of a call's header block, the same for every call of one caller and tenant."""
-    headers = {HEADER_SCOPES: format_scopes(scopes)}
-    if tenant != DEFAULT_TENANT:
-        headers[HEADER_TENANT] = tenant
-    return header_block(headers)[: -len(_CRLF)]  # without the empty line that ends the block
-
-
-_CRLF = b"\r\n"
-_LINE_BREAKS = str.maketrans({"\r": " ", "\n": " "})
-
-
-def _value(value: str) -> str:
-    """A header value as ``agents.natsheaders.header_block`` writes it (trimmed, CR/LF as spaces)."""
-    if "\r" in value or "\n" in value:
-        value = value.translate(_LINE_BREAKS)
-    return value.strip()
-
-
-@dataclass(frozen=True, slots=True)
-class CallContext:
-    """Who asks, and until when.
-
-    Attributes:
-        request_id: Unique id of the call (a new one per call if not given).
-        deadline: Absolute deadline as ``time.time()`` seconds.
-        tenant: Tenant the call runs for.
-        trace_id: Trace id carried across every hop.
-        scopes: The caller's scopes (every scope for the service's own calls); each agent operation checks
-            them (`agents.scopes`), and they travel in the ``Neurectomy-Scopes`` header.
-        idempotency_key: Names the call across retries (the router keeps it while the request id changes
-            per attempt, and makes one when empty); a caller sets it to stay the same across its own retries
-            or re-runs (e.g. a task). Never derived from the request id, which a client may reuse.
-    """
-
-    deadline: float
-    request_id: str = field(default_factory=new_id)
-    tenant: str = DEFAULT_TENANT
-    trace_id: str = ""
-    scopes: frozenset[str] = ALL_SCOPES
-    idempotency_key: str = ""
-
-    @classmethod
-    def with_timeout(cls, timeout_s: float, **kwargs: Any) -> CallContext:
-        """A context whose deadline is ``timeout_s`` seconds from now."""
-        return cls(deadline=time.time() + timeout_s, **kwargs)
-
-    def remaining_s(self) -> float:
-        """Seconds left until the deadline."""
-        return self.deadline - time.time()
-
-    def attempt(self, request_id: str, deadline: float, idempotency_key: str) -> CallContext:
-        """This context with another request id, deadline and idempotency key (one attempt of a call).
-
-        ``dataclasses.replace`` does the same at several times the cost, and the frozen ``__init__`` at
-        twice it; the router makes one per attempt, so the fields are set through their slots.
-        """
-        ctx: CallContext = _new(CallContext)
-        _SET_DEADLINE(ctx, deadline)
-        _SET_REQUEST_ID(ctx, request_id)
-        _SET_TENANT(ctx, self.tenant)
-        _SET_TRACE_ID(ctx, self.trace_id)
-        _SET_SCOPES(ctx, self.scopes)
-        _SET_IDEMPOTENCY_KEY(ctx, idempotency_key)
-        return ctx
-
-    def headers(self, inbox: str = "") -> dict[str, str]:
-        """NATS headers of a call to an agent whose stream goes to ``inbox``.
-
-        Headers are left out when they say what the agent assumes without them, which saves parsing
-        them on every call: the tenant ``default``, the trace id equal to the request id, and the stream
-        inbox when ``inbox`` is empty (the request's reply subject is then ``<stream inbox>.r``). The
-        ones that are the same for every call of a caller come first (see :meth:`header_block`).
-        """
-        headers = {HEADER_SCOPES: format_scopes(self.scopes)}
-        if self.tenant != DEFAULT_TENANT:
-            headers[HEADER_TENANT] = self.tenant
-        headers[HEADER_REQUEST_ID] = self.request_id
-        headers[HEADER_DEADLINE] = repr(self.deadline)
-        if self.trace_id and self.trace_id != self.request_id:
-            headers[HEADER_TRACE_ID] = self.trace_id
-        if self.idempotency_key:
-            headers[HEADER_IDEMPOTENCY_KEY] = self.idempotency_key
-        if inbox:
-            headers[HEADER_STREAM_INBOX] = inbox
-        return headers
-
-    def header_block(self) -> bytes:
-        """The bytes of ``agents.natsheaders.header_block(self.headers())`` at a fraction of the cost.
-
-        The scopes and tenant lines are built once per (scopes, tenant) and kept; the lines that change
-        per call (request id, deadline, trace id, idempotency key) are one formatted string.
-        """
-        lines = f"{HEADER_REQUEST_ID}: {_value(self.request_id)}\r\n{HEADER_DEADLINE}: {self.deadline!r}\r\n"
-        if self.trace_id and self.trace_id != self.request_id:
-            lines += f"{HEADER_TRACE_ID}: {_value(self.trace_id)}\r\n"
-        if self.idempotency_key:
-            lines += f"{HEADER_IDEMPOTENCY_KEY}: {_value(self.idempotency_key)}\r\n"
-        return b"%b%b\r\n" % (_fixed_block(self.scopes, self.tenant), lines.encode())
-
-
-_new = object.__new__
-_SET_DEADLINE, _SET_REQUEST_ID, _SET_TENANT, _SET_TRACE_ID, _SET_SCOPES, _SET_IDEMPOTENCY_KEY = (
-    vars(CallContext)[name].__set__
-    for name in ("deadline", "request_id", "tenant", "trace_id", "scopes", "idempotency_key")
-)
-"""The slots' own setters (a frozen dataclass refuses ``setattr``)."""
 
 _STREAM_MESSAGE = b'{"type":'
 """How a stream message sent in the accept's place starts, as ``agents.actor`` writes it (a ``Reply`` has no

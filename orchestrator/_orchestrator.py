@@ -16,8 +16,9 @@ from agents.errors import AgentError, StreamBrokenError
 from agents.messaging import Bus
 from agents.plans import Plan, PlanOutcome
 from agents.protocol import Chunk, GenerateInput, GenerateOutput, agent_subject
+from orchestrator._call_context import CallContext
 from orchestrator._collective import OrchestratorCollective
-from orchestrator._dispatch import CallContext, call_for_output
+from orchestrator._dispatch import call_for_output
 from orchestrator._load import LoadMonitor
 from orchestrator._models import ModelInfo, models_from_stats
 from orchestrator._observe import CallObserver

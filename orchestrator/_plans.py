@@ -28,7 +28,7 @@ from opentelemetry.trace import StatusCode
 from agents.errors import AgentError, BadInputError
 from agents.plans import Plan, PlanError, PlanOutcome, PlanStep, StepReport, dependencies, resolve
 from agents.tracing import start_child, tracer
-from orchestrator._dispatch import CallContext
+from orchestrator._call_context import CallContext
 from orchestrator._route import Router
 from orchestrator._select import Selector
 

@@ -48,7 +48,8 @@ from agents.errors import (
 from agents.messaging import Bus
 from agents.protocol import Chunk, End, agent_subject
 from agents.scopes import check_scope
-from orchestrator._dispatch import CallContext, call_agent, call_for_output, new_id
+from orchestrator._call_context import CallContext, new_id
+from orchestrator._dispatch import call_agent, call_for_output
 from orchestrator._load import LoadMonitor
 from orchestrator._observe import CallObserver
 from orchestrator._reliability import CircuitBreaker, RetryBudget, backoff_s

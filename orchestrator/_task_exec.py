@@ -18,7 +18,7 @@ from opentelemetry import trace
 from agents.errors import BadInputError, error_from_wire
 from agents.plans import PlanError, PlanOutcome, parse_plan
 from agents.tracing import TENANT_ATTRIBUTE, current_trace_id, remote_context, start_child, tracer
-from orchestrator._dispatch import CallContext
+from orchestrator._call_context import CallContext
 from orchestrator._task_store import TaskRecord
 from orchestrator._task_worker import Executor, TaskJournal
 

@@ -1,11 +1,12 @@
 """The Ryot engine: one GGUF model, one llama.cpp context, one worker thread, continuous batching.
 
 llama.cpp contexts are not thread safe, so a single worker thread owns the context. The context holds
-``parallel`` sequences ("slots"); every step the worker builds one batch with the next token of each
-decoding slot plus a chunk of prompt tokens of slots still in prefill (at most ``prefill_chunk`` while
-any slot decodes, so that a long prompt joining delays the others' next tokens by one short step, not by
-a whole ``n_batch``), calls ``llama_decode`` once,
-and samples each slot's next token from its own logits with its own sampler chain. New requests join
+``parallel`` sequences ("slots"); every step the worker prefills a chunk of each new prompt in its own
+``llama_decode`` (at most ``prefill_chunk`` tokens per step while any slot decodes, so that a long prompt
+joining delays the others' next tokens by one short step, not by a whole ``n_batch``), then evaluates the
+next token of every decoding slot in one ``llama_decode``, laid out so that llama.cpp makes one
+micro-batch of it (consecutive sequence ids, placeholders in short holes: :mod:`ryot._schedule`), and
+samples each slot's next token from its own logits with its own sampler chain. New requests join
 between steps and finished ones leave (continuous batching, as in llama.cpp's server). Requests beyond
 the free slots wait in a bounded queue; a full queue refuses with :class:`EngineBusyError`.
 
@@ -50,11 +51,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ryot._llama import Batch, Context, Model, Sampler, SamplerSpec
 from ryot._prefix_cache import PrefixCache, as_tokens
+from ryot._schedule import MAX_PAD, Fed, Job, Placeholder, Slot, choose_slot, lay_out, least_recently_used
 from ryot._speculative import prompt_lookup
 from ryot._text import TextAssembler
 from ryot.chat import ChatTemplate
@@ -130,21 +131,12 @@ def _name_os_thread(name: str) -> None:
             pass
 
 
-@dataclass(slots=True)
-class _Job:
-    tokens: list[int]
-    params: SamplingParams
-    sink: Sink
-    submitted_at: float
-    cancelled: threading.Event = field(default_factory=threading.Event)
-
-
 class GenerationHandle:
     """A submitted request: lets the caller cancel it."""
 
     __slots__ = ("_job",)
 
-    def __init__(self, job: _Job) -> None:
+    def __init__(self, job: Job) -> None:
         self._job = job
 
     @property
@@ -158,45 +150,6 @@ class GenerationHandle:
         Safe to call from any thread, any number of times, also after the request finished.
         """
         self._job.cancelled.set()
-
-
-@dataclass(slots=True)
-class _Slot:
-    """One sequence of the context: its cached tokens and, while busy, the request it serves."""
-
-    seq: int
-    cached: list[int] = field(default_factory=list)
-    last_used: float = 0.0
-    job: _Job | None = None
-    sampler: Sampler | None = None
-    text: TextAssembler | None = None
-    pending: list[int] = field(default_factory=list)
-    next_token: int | None = None
-    reused: int = 0
-    n_sampled: int = 0
-    admitted_at: float = 0.0
-    first_at: float = 0.0
-    last_at: float = 0.0
-    shared: set[int] = field(default_factory=set)
-    """Lengths of prefixes of ``cached`` that other requests shared: saved on their own when evicted."""
-    saved: bool = False
-    """Whether the prefix cache already holds (or was offered) the state of all of ``cached``."""
-    namespace: str = ""
-    """``prefix_namespace`` of the requests whose tokens ``cached`` holds (only those may reuse them)."""
-
-
-@dataclass(slots=True)
-class _Fed:
-    """Tokens one slot put into a batch, and where to sample.
-
-    ``outputs`` holds (batch index, offset in ``fed``) of each fed token whose logits are sampled: the
-    last prompt token when a prefill completes, or the next token and every draft token when decoding.
-    """
-
-    slot: _Slot
-    fed: list[int]
-    outputs: list[tuple[int, int]]
-    draft: list[int]
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -267,7 +220,7 @@ class RyotEngine:
             bos=self._model.token_text(self._model.bos) if self._model.bos >= 0 else "",
             eos=self._model.token_text(self._model.eos) if self._model.eos >= 0 else "",
         )
-        self._slots = [_Slot(seq=i) for i in range(self.config.parallel)]
+        self._slots = [Slot(seq=i) for i in range(self.config.parallel)]
         self._prefix_cache: PrefixCache | None = None
         if self.config.prefix_cache_bytes > 0:
             reason = self._prefix_cache_unsupported()
@@ -279,11 +232,13 @@ class RyotEngine:
         """Tokens drafted by prompt lookup so far (speculative decoding)."""
         self.draft_accepted = 0
         """Drafted tokens the model confirmed (each saved one decode step)."""
+        self.placeholders = 0
+        """Placeholder tokens added to steps to keep their sequences in one micro-batch (ryot._schedule)."""
         self._seeds = random.Random(self.config.seed)  # noqa: S311 - sampling seeds, not secrets
         self._piece_buf = ctypes.create_string_buffer(256)
-        self._outbox: list[tuple[_Job, Event]] | None = None
+        self._outbox: list[tuple[Job, Event]] | None = None
         """Events of the step being run (``None`` outside steps: events go out at once)."""
-        self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=self.config.queue_size)
+        self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=self.config.queue_size)
         self._lock = threading.Lock()
         self._closed = False
         self._worker = threading.Thread(target=self._run, name=WORKER_THREAD_NAME, daemon=True)
@@ -417,7 +372,7 @@ class RyotEngine:
             raise InvalidRequestError("prompt", "tokenizes to nothing")
         if len(tokens) + params.max_tokens > self.n_ctx:
             raise PromptTooLongError(len(tokens), params.max_tokens, self.n_ctx)
-        job = _Job(tokens=tokens, params=params, sink=sink, submitted_at=time.perf_counter())
+        job = Job(tokens=tokens, params=params, sink=sink, submitted_at=time.perf_counter())
         with self._lock:
             if self._closed:
                 raise EngineClosedError()
@@ -494,7 +449,7 @@ class RyotEngine:
 
     # -- worker ------------------------------------------------------------------------------------------
 
-    def _emit(self, job: _Job, event: Event) -> bool:
+    def _emit(self, job: Job, event: Event) -> bool:
         """Pass ``event`` to the job's sink (during a step: once the step's sampling is done).
 
         Returns False when the sink refused it (the request is then cancelled).
@@ -507,7 +462,7 @@ class RyotEngine:
         return ok
 
     @staticmethod
-    def _deliver(job: _Job, event: Event) -> bool:
+    def _deliver(job: Job, event: Event) -> bool:
         """Pass ``event`` to the job's sink now (any thread); False when the sink refused it."""
         try:
             job.sink(event)
@@ -599,18 +554,14 @@ class RyotEngine:
         pos_min = self._ctx.seq_pos_min(seq)
         return pos_min <= 0 or pos_min <= reuse - self._model.n_swa
 
-    def _start(self, job: _Job, free: list[_Slot]) -> None:
+    def _start(self, job: Job, free: list[Slot]) -> None:
         # Longest cached prefix wins; a match of at most one token (BOS) counts as none, so that such a
         # request takes the least recently used slot and leaves other slots' caches alone.
         tokens = job.tokens
         ns = job.params.prefix_namespace
         lcps = {id(s): _common_prefix(s.cached, tokens) if s.namespace == ns else 0 for s in self._slots}
-
-        def score(s: _Slot) -> tuple[int, float]:
-            lcp = lcps[id(s)]
-            return (lcp if lcp > 1 else 0, -s.last_used)
-
-        slot = max(free, key=score)
+        busy = [s.seq for s in self._slots if s.job is not None]
+        slot = choose_slot(free, busy, lambda s: lcps[id(s)], min_gain=_MIN_GAIN_TOKENS)
         p = job.params
         seed = p.seed if p.seed is not None else self._seeds.getrandbits(32)
         sampler = Sampler(self._spec(p, seed), self._model)  # first: if it raises, the slot is untouched
@@ -627,7 +578,7 @@ class RyotEngine:
             share = max(share, longest)
             if entry is not None and hit >= reuse + _MIN_GAIN_TOKENS:
                 tried = True
-                slot = min(free, key=lambda s: s.last_used)
+                slot = least_recently_used(free, busy)
                 self._save_evicted(slot, keep=0)
                 if self._ctx.set_seq_state(entry.state, slot.seq) and self._window_ok(slot.seq, hit):
                     reuse, restored = hit, True
@@ -657,7 +608,7 @@ class RyotEngine:
         slot.sampler = sampler
         slot.text = TextAssembler(p.stop)
 
-    def _unsaved_slot(self) -> _Slot | None:
+    def _unsaved_slot(self) -> Slot | None:
         """A slot whose whole sequence the prefix cache does not hold yet (``None``: none, or no cache)."""
         if self._prefix_cache is None:
             return None
@@ -666,7 +617,7 @@ class RyotEngine:
                 return slot
         return None
 
-    def _save_whole(self, slot: _Slot) -> None:
+    def _save_whole(self, slot: Slot) -> None:
         """Snapshot all of ``slot.cached`` unless done before for these tokens or the cache covers them.
 
         The worker calls it for finished slots while idle, so that evicting one later costs the next
@@ -679,7 +630,7 @@ class RyotEngine:
         if not cache.covers(as_tokens(slot.cached), slot.namespace):
             self._snapshot(slot.seq, slot.cached, slot.namespace)
 
-    def _save_evicted(self, slot: _Slot, keep: int) -> None:
+    def _save_evicted(self, slot: Slot, keep: int) -> None:
         """Snapshot ``slot`` into the prefix cache before its tokens past ``keep`` are dropped.
 
         Saves its whole sequence, then each shared prefix longer than ``keep``: the caller is about to
@@ -724,7 +675,7 @@ class RyotEngine:
             logit_bias=p.logit_bias,
         )
 
-    def _draft(self, slot: _Slot) -> list[int]:
+    def _draft(self, slot: Slot) -> list[int]:
         """Prompt-lookup draft for a decoding slot, or nothing when speculation cannot help or apply."""
         job = slot.job
         assert job is not None and slot.next_token is not None
@@ -740,45 +691,81 @@ class RyotEngine:
         )
         return prompt_lookup([*slot.cached, slot.next_token], draft_max=room)
 
-    def _step(self, busy: list[_Slot]) -> None:
+    def _step(self, busy: list[Slot]) -> None:
+        """One step: prefill chunks, each prompt in its own ``llama_decode``, then one for the rest.
+
+        The second ``llama_decode`` holds the next token of every decoding sequence (those whose
+        prefill just completed included).
+
+        A prompt is evaluated in its own call, as when it is served alone: llama.cpp splits a batch whose
+        sequences bring different numbers of tokens into micro-batches anyway (see ryot._schedule), and
+        where it cuts a prompt changes the rounding of its logits, so that a greedy text would depend
+        on what else was admitted in the same step. While any sequence decodes, the prompts get at most
+        ``prefill_chunk`` tokens per step (chunked prefill).
+        """
         for slot in busy:
             if slot.job is not None and slot.job.cancelled.is_set():
                 self._finish(slot, "cancelled")
         busy = [slot for slot in busy if slot.job is not None]
-        if not busy:
-            return
-        batch = self._batch
-        batch.clear()
-        budget = batch.capacity
-        fed_list: list[_Fed] = []
-        for slot in busy:  # decoding slots: their next token, plus any draft tokens to verify
-            if slot.next_token is not None:
-                draft = self._draft(slot)[: max(budget - len(busy), 0)]
-                fed = [slot.next_token, *draft]
-                base = len(slot.cached)
-                outputs = [(batch.add(token, base + i, slot.seq, True), i) for i, token in enumerate(fed)]
-                fed_list.append(_Fed(slot, fed, outputs, draft))
-                budget -= len(fed)
-        if fed_list:  # chunked prefill: decoding sequences must not wait for a whole n_batch of prompt
+        capacity = self._batch.capacity
+        budget = capacity
+        if any(slot.next_token is not None for slot in busy):
             budget = min(budget, self.config.prefill_chunk)
-        for slot in busy:  # prefilling slots share what is left of the batch
-            if slot.next_token is None and slot.pending and budget > 0:
-                chunk = slot.pending[:budget]
-                done = len(chunk) == len(slot.pending)
-                base = len(slot.cached)
-                idx = -1
-                for i, token in enumerate(chunk):
-                    idx = batch.add(token, base + i, slot.seq, done and i == len(chunk) - 1)
-                budget -= len(chunk)
-                slot.pending = slot.pending[len(chunk) :]
-                fed_list.append(_Fed(slot, chunk, [(idx, len(chunk) - 1)] if done else [], []))
+        for slot in busy:
+            if slot.job is None or slot.next_token is not None or not slot.pending or budget <= 0:
+                continue
+            chunk = slot.pending[:budget]
+            done = len(chunk) == len(slot.pending)
+            budget -= len(chunk)
+            slot.pending = slot.pending[len(chunk) :]
+            self._decode([Fed(slot, chunk, [], [], [len(chunk) - 1] if done else [])])
+        fed_list: list[Fed] = []
+        room = capacity
+        decoding = [slot for slot in busy if slot.job is not None and slot.next_token is not None]
+        for slot in decoding:  # their next token, plus any draft tokens to verify
+            assert slot.next_token is not None
+            draft = self._draft(slot)[: max(room - len(decoding), 0)]
+            fed = [slot.next_token, *draft]
+            fed_list.append(Fed(slot, fed, [], draft, list(range(len(fed)))))
+            room -= len(fed)
+        if fed_list:
+            self._decode(fed_list)
+
+    def _decode(self, fed_list: list[Fed]) -> None:
+        """Evaluate ``fed_list`` in one ``llama_decode`` and sample where asked.
+
+        The entries go in sequence order, with placeholders in short holes, so that llama.cpp makes
+        one micro-batch of them when they bring one token each (see ryot._schedule).
+        """
+        batch = self._batch
+        idle = [slot for slot in self._slots if slot.job is None]
+        room = batch.capacity - sum(len(f.fed) for f in fed_list)
+        layout = lay_out(fed_list, idle, room=room, n_ctx=self.n_ctx, max_pad=MAX_PAD)
+        batch.clear()
+        pads: list[Placeholder] = []
+        pad_token = max(self._model.bos, 0)
+        for entry in layout:
+            if isinstance(entry, Placeholder):
+                batch.add(pad_token, entry.pos, entry.slot.seq, False)
+                pads.append(entry)
+                continue
+            base = len(entry.slot.cached)
+            seq = entry.slot.seq
+            wanted = entry.sampled
+            for i, token in enumerate(entry.fed):
+                idx = batch.add(token, base + i, seq, i in wanted)
+                if i in wanted:
+                    entry.outputs.append((idx, i))
+        self.placeholders += len(pads)
         rc = self._ctx.decode(batch)
+        for pad in pads:
+            self._ctx.seq_rm(pad.slot.seq, pad.pos, -1)
         if rc != 0:
             raise RyotError(f"llama_decode failed with code {rc} (KV cache full?)")
         for f in fed_list:
             self._verify(f)
 
-    def _verify(self, f: _Fed) -> None:
+    def _verify(self, f: Fed) -> None:
         """Sample after each fed token with logits; keep draft tokens while they match (greedy)."""
         slot = f.slot
         base = len(slot.cached)
@@ -811,7 +798,7 @@ class RyotEngine:
         alternatives = tuple(TopLogprob(*self._token_text(t), lp) for t, lp in best)
         return TokenLogprob(text, raw, chosen, alternatives)
 
-    def _accept(self, slot: _Slot, token: int, logprob: TokenLogprob | None = None) -> None:
+    def _accept(self, slot: Slot, token: int, logprob: TokenLogprob | None = None) -> None:
         job = slot.job
         assert job is not None and slot.text is not None
         now = time.perf_counter()
@@ -834,7 +821,7 @@ class RyotEngine:
         else:
             slot.next_token = token
 
-    def _release(self, slot: _Slot) -> _Job:
+    def _release(self, slot: Slot) -> Job:
         job = slot.job
         assert job is not None
         if slot.sampler is not None:
@@ -846,7 +833,7 @@ class RyotEngine:
         slot.last_used = time.perf_counter()
         return job
 
-    def _finish(self, slot: _Slot, reason: FinishReason) -> None:
+    def _finish(self, slot: Slot, reason: FinishReason) -> None:
         assert slot.text is not None
         tail = slot.text.finish()
         job = self._release(slot)
@@ -865,7 +852,7 @@ class RyotEngine:
         )
         self._emit(job, Finished(reason, usage, timings, slot.text.text))
 
-    def _fail(self, slot: _Slot, exc: Exception) -> None:
+    def _fail(self, slot: Slot, exc: Exception) -> None:
         job = self._release(slot)
         slot.cached = []
         self._ctx.seq_rm(slot.seq, 0, -1)

@@ -334,3 +334,27 @@ def test_a_long_prompt_joining_is_prefilled_in_chunks_between_the_others_tokens(
     tokens_meanwhile = sum(isinstance(e, TokenChunk) for _, e in log[1:])
     assert not any(isinstance(e, Finished) and e.finish_reason != "cancelled" for _, e in log)
     assert tokens_meanwhile >= steps // 2, (tokens_meanwhile, steps)
+
+
+def test_a_request_ending_between_two_others_leaves_no_second_pass_and_no_trace_in_their_text() -> None:
+    # Sequences 0 and 2 keep decoding after 1 ends: a placeholder token in sequence 1 keeps every step
+    # one llama.cpp micro-batch (ryot._schedule), and neither it nor the batch shape changes their text.
+    prompts = ["Rivers are the subject of this short essay.", "Hi", "Trains are the subject of this essay."]
+    lengths = [24, 2, 24]
+    config = RyotConfig(n_ctx=256, parallel=3, prefix_cache_bytes=0)
+    with RyotEngine(config) as solo:
+        alone = [
+            solo.generate(p, SamplingParams(max_tokens=n, temperature=0.0)).text
+            for p, n in zip(prompts, lengths, strict=True)
+        ]
+    with RyotEngine(config) as fresh:
+        done: queue.SimpleQueue[tuple[int, Finished]] = queue.SimpleQueue()
+        for i, (p, n) in enumerate(zip(prompts, lengths, strict=True)):
+            fresh.submit(
+                p,
+                SamplingParams(max_tokens=n, temperature=0.0),
+                lambda e, i=i: done.put((i, e)) if isinstance(e, Finished) else None,
+            )
+        finished = dict(done.get(timeout=60) for _ in prompts)
+        assert fresh.placeholders > 0
+    assert [finished[i].text for i in range(3)] == alone

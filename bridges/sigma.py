@@ -23,7 +23,6 @@ The bridge's parts live beside it: `bridges._sigma_results` (what it returns), `
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 
 from bridges._sigma_results import (
@@ -37,7 +36,7 @@ from bridges._sigma_results import (
     approx_tokens,
 )
 from bridges._sigma_store import _StoreOperations
-from sigmalang import CompressionResult, Dictionary, SigmaError, optimize_context
+from sigmalang import CompressionResult, Dictionary, optimize_context
 
 __all__ = (
     "APPROX_CHARS_PER_TOKEN",
@@ -101,14 +100,10 @@ class SigmaBridge(_StoreOperations):
         streams: Sequence[str] | None = None,
         timeout_s: float | None = None,
     ) -> list[CompressOutcome]:
-        """Compress messages of ``tenant`` in order, in one thread hop.
+        """Compress messages of ``tenant`` in order, in one thread hop and one store transaction.
 
         ``stream`` is the conversation of every message; ``streams`` (as long as ``messages``) gives
-        each message its own, for a batch gathering turns of many conversations. Each message's store
-        writes commit (its own transaction) before zstd runs on it, so the store's lock is not held
-        while zstd compresses and concurrent batches (other tenants, other requests) overlap; all of
-        them are committed when this returns. If a message fails, the frames made before it are
-        released (their context references dropped) and the error propagates.
+        each message its own, for a batch gathering turns of many conversations.
 
         Raises:
             sigmalang.RSUStoreError: The store is closed or broken.
@@ -118,8 +113,8 @@ class SigmaBridge(_StoreOperations):
         per_message = list(streams) if streams is not None else [stream] * len(messages)
 
         def work() -> list[CompressionResult]:
-            out: list[CompressionResult] = []
-            try:
+            out = []
+            with self.codec.store.transaction():  # one store commit for the batch
                 for data, name, its in zip(messages, names, per_message, strict=True):
                     one = self._with_counter(
                         name,
@@ -128,12 +123,6 @@ class SigmaBridge(_StoreOperations):
                         ),
                     )
                     out.append(one())
-            except BaseException:
-                if dedup:
-                    for made in out:  # never returned: drop the references their frames hold
-                        with contextlib.suppress(SigmaError):  # e.g. a closed store: the error is raised
-                            self.codec.release(made.frame, tenant=tenant)
-                raise
             return out
 
         results = await self._run("compress", work, timeout_s)

@@ -3,7 +3,8 @@
 Run: ``PYTHONPATH=$PWD .venv/bin/python benchmarks/sigmalang.py [--runs 3] [--seed 7] [--tenants 4]
 [--sessions-per-tenant 8] [--turns 4 14] [--messages 2000] [--source stdlib|packages] [--corpus rag|window]
 [--attribution] [--lossy] [--rest]
-[--rest-baseline DIR] [--sealed] [--clock wall|cpu] [--max-turn-bytes N]``
+[--rest-baseline DIR] [--rest-ways WAY,...] [--rest-repeats N] [--sealed] [--clock wall|cpu]
+[--max-turn-bytes N]``
 
 Corpora (deterministic, nothing downloaded):
 
@@ -27,7 +28,10 @@ total input bytes / total output bytes; speeds are input MB (1e6 bytes) per seco
 runs. Every output is decoded and compared byte for byte. ``--lossy`` adds the context optimiser in
 Ryot tokens; ``--rest`` posts the sessions to a real ``neurectomy serve`` (no trained dictionary there);
 ``--rest-baseline DIR`` also posts them, every way, to a service run from another checkout (the
-previous version), with the service's CPU time per request next to each speed.
+previous version), with the service's CPU time per request next to each speed; ``--rest-ways`` keeps
+only some ways (e.g. ``across,across-pipelined``, the issue's target) and ``--rest-repeats N`` starts
+the services N times, baseline and this checkout interleaved (a REST way takes well under a second on
+this corpus, so one run is noisy on a shared machine: compare medians).
 ``--sealed`` adds ΣLANG over an on-disk `DiskRSUStore` (the service's store) without and with RSUs sealed
 by a real vault's per-tenant AES-256-GCM keys (`bridges.tenant_seal.VaultChunkSealer`), trained dictionary.
 """

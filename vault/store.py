@@ -23,6 +23,7 @@ from vault._private.files import DirLock
 from vault._private.sealing import encode_record
 from vault._private.storage import Storage
 from vault._private.validate import (
+    check_deadline,
     check_k,
     check_name,
     check_vector,
@@ -54,11 +55,6 @@ def derived_id(idempotency_key: str, position: int) -> str:
     Retries of the call (same key) therefore store the same ids, even once the key is forgotten.
     """
     return hashlib.sha256(f"svault/id/v1\x00{idempotency_key}\x00{position}".encode()).hexdigest()[:32]
-
-
-def _check_deadline(operation: str, deadline: float | None) -> None:
-    if deadline is not None and (late := time.time() - deadline) > 0:
-        raise VaultDeadlineError(operation, late)
 
 
 class Vault(BackgroundWork):
@@ -119,6 +115,8 @@ class Vault(BackgroundWork):
         self._drained = threading.Condition()
         """Notified after each drain step: writers waiting for room in a full backlog (no vault lock)."""
         self._drain_steps = 0
+        self._add_cost_s = 1e-3
+        """Moving average of the wall time one vector takes to enter an index (seconds; sizes slices)."""
         self._snapshot_lock = threading.RLock()
         """Held for a whole snapshot, and by shreds, compactions and restores (taken before ``_lock``)."""
         with self._lock:
@@ -204,7 +202,7 @@ class Vault(BackgroundWork):
             raise VaultDeadlineError(operation, time.time() - (deadline or 0.0))
         try:
             storage = self._open()
-            _check_deadline(operation, deadline)
+            check_deadline(operation, deadline)
             yield storage
         finally:
             self._lock.release()
@@ -222,8 +220,9 @@ class Vault(BackgroundWork):
         Storing an existing id replaces that record. Texts without a vector are embedded in batches of
         ``config.embed_batch_size``. The batch commits as one WAL write: after a failure nothing of it
         is kept. When the tenant's vectors waiting to enter its index would pass
-        ``config.index.max_pending_vectors``, the call first waits (holding no lock: reads go on) for
-        the background drain to make room, until ``deadline``.
+        ``config.index.max_pending_vectors``, the call first moves that excess into the index itself
+        (holding no vault lock: reads go on), so it waits in proportion to its excess; while a snapshot
+        freezes the index it waits for the snapshot instead. Either wait ends at ``deadline``.
 
         Args:
             tenant: Tenant name (1-256 characters); created with a fresh data key on first write.
@@ -256,20 +255,21 @@ class Vault(BackgroundWork):
             if earlier is not None:
                 return list(earlier)
         ids, items = self._sealable(records, idempotency_key, deadline)
-        while True:  # a full backlog of waiting vectors: wait for the drain outside the lock, then retry
+        while True:  # a full backlog of waiting vectors: move the excess outside the lock, then retry
             mark = self._drain_mark()
             with self._locked("put_many", deadline) as storage:
                 earlier = storage.done(tenant, idempotency_key)
                 if earlier is not None:  # a concurrent retry committed first
                     return list(earlier)
-                if self._has_room(storage, tenant, len(items)):
+                excess = self._excess(storage, tenant, len(items))
+                if not excess:
                     storage.put(tenant, items, key=idempotency_key, result=ids)
                     for record_id in ids:
                         self._cache.discard(tenant, record_id)
                     self._schedule_builds(storage)
                     self._maybe_snapshot(storage)
                     return ids
-            self._wait_for_drain(mark, "put_many", deadline)
+            self._make_room(tenant, excess, mark, "put_many", deadline)
 
     def _sealable(
         self, records: Sequence[NewRecord], idempotency_key: str | None, deadline: float | None
@@ -297,7 +297,7 @@ class Vault(BackgroundWork):
         vectors = {i: p.embedding for i, p in enumerate(prepared) if p.embedding is not None}
         step = self._config.embed_batch_size
         for start in range(0, len(missing), step):
-            _check_deadline("put_many", deadline)
+            check_deadline("put_many", deadline)
             chunk = missing[start : start + step]
             embedded = embed_checked(self._embedder, [prepared[i].text for i in chunk], self._dim)
             vectors.update(zip(chunk, embedded, strict=True))

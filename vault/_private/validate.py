@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,11 +13,18 @@ from numpy.typing import NDArray
 
 from vault._private.sealing import encode_payload
 from vault.embedding import Embedder
-from vault.errors import DimensionMismatchError, EmptyTextError, RecordTooLargeError, VaultInputError
+from vault.errors import (
+    DimensionMismatchError,
+    EmptyTextError,
+    RecordTooLargeError,
+    VaultDeadlineError,
+    VaultInputError,
+)
 from vault.records import JSONScalar, NewRecord
 
 __all__ = (
     "Prepared",
+    "check_deadline",
     "check_k",
     "check_name",
     "check_vector",
@@ -27,6 +35,12 @@ __all__ = (
 )
 
 MAX_NAME_CHARS = 256
+
+
+def check_deadline(operation: str, deadline: float | None) -> None:
+    """Raise :class:`VaultDeadlineError` when ``deadline`` (``time.time()`` seconds) has passed."""
+    if deadline is not None and (late := time.time() - deadline) > 0:
+        raise VaultDeadlineError(operation, late)
 
 
 def check_name(value: object, field: str) -> str:

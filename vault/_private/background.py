@@ -24,8 +24,10 @@ from vault.errors import VaultDeadlineError, VaultStorageError
 __all__ = ("BackgroundWork", "background_priority")
 
 log = structlog.get_logger("vault")
-_CATCH_UP_ROUNDS = 8
-"""Rounds of adding records written during a background index build before the (short) swap."""
+_CATCH_UP_SLICE = 4096
+"""Most records written during a background index build copied per hold of the lock (count)."""
+_SWAP_BACKLOG = 1024
+"""Records written during a build still to add at which the swap happens (count; they wait as pending)."""
 _SLICE_S = 0.004
 """Time one slice of a drain aims to hold an index's lock for (seconds; a search may wait that long)."""
 _MAX_SLICE = 64
@@ -84,15 +86,21 @@ class BackgroundWork:
             labels, vectors, next_label, version = state.build_input()
         try:
             built = VectorIndex.build(self._dim, self._config.index, labels, vectors)
-            for _ in range(_CATCH_UP_ROUNDS):  # add what was written meanwhile, still outside the lock
+            backlog = None
+            while True:  # add what was written meanwhile outside the lock, a bounded slice per round
                 with self._lock:
                     if self._closed or self._storage.tenants.get(tenant) is not state:
                         return
-                    newer, newer_vectors, next_label = state.added_since(next_label)
-                if newer.size == 0:
-                    break
-                built.add(newer, newer_vectors)
-                labels = np.concatenate([labels, newer])
+                    behind = state.next_label - next_label
+                    if behind <= _SWAP_BACKLOG or (
+                        backlog is not None and backlog <= behind <= self._config.index.max_pending_vectors
+                    ):  # caught up, or writes outpace the adds: swap, the rest waits as pending vectors
+                        break
+                    backlog = behind
+                    newer, newer_vectors, next_label = state.added_since(next_label, limit=_CATCH_UP_SLICE)
+                if newer.size:
+                    built.add(newer, newer_vectors)
+                    labels = np.concatenate([labels, newer])
         except Exception as exc:  # a failed build leaves the flat index serving; the next write retries
             log.warning("vault index build failed", tenant=tenant, error=str(exc))
             return

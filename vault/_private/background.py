@@ -160,7 +160,7 @@ class BackgroundWork:
         """
         moved = 0
         while moved < excess:
-            step = self._drain_slice(tenant, deadline)
+            step = self._drain_slice(tenant, deadline, limit=excess - moved)
             if step < 0:  # frozen or closed: wait for the thaw (or the close)
                 self._wait_for_drain(mark, operation, deadline)
                 return
@@ -200,8 +200,8 @@ class BackgroundWork:
         """Vectors per slice: what one add is expected to do in ``_SLICE_S`` (1 to ``_MAX_SLICE``)."""
         return max(1, min(_MAX_SLICE, int(_SLICE_S / self._add_cost_s)))
 
-    def _drain_slice(self, tenant: str | None, deadline: float | None) -> int:
-        """Move one slice of waiting vectors of ``tenant`` (``None``: every tenant) into the index.
+    def _drain_slice(self, tenant: str | None, deadline: float | None, *, limit: int | None = None) -> int:
+        """Move one slice (at most ``limit``) of the waiting vectors of ``tenant`` (``None``: all) into the index.
 
         A slice is copied under the vault's lock, added holding only the index's own lock (a search waits
         for it: the slice is sized to take about ``_SLICE_S``), then dropped from the waiting vectors
@@ -223,7 +223,7 @@ class BackgroundWork:
             if not self._snapshot_lock.acquire(timeout=wait):
                 return -1
         try:
-            rows = self._slice_rows()
+            rows = self._slice_rows() if limit is None else min(limit, self._slice_rows())
             with self._lock:
                 if self._closed:
                     return -1

@@ -280,7 +280,8 @@ def test_a_write_past_the_pending_bound_moves_its_excess_itself_when_the_worker_
         with v._lock:
             assert v._storage.tenants["acme"].index.ntotal == 110  # 60 built + the 50 moved by the writer
         assert v.count("acme") == 210
-        assert [v.search("acme", vectors[i], k=1)[0].record.id for i in (5, 100, 209)] == ["r5", "r100", "r209"]
+        found = [v.search("acme", vectors[i], k=1)[0].record.id for i in (5, 100, 209)]
+        assert found == ["r5", "r100", "r209"]
     finally:
         gate.set()
     assert v.join_background(60)

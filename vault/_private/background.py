@@ -147,7 +147,7 @@ class BackgroundWork:
             self._drained.notify_all()
 
     def _make_room(self, tenant: str, excess: int, mark: int, operation: str, deadline: float | None) -> None:
-        """Move ``excess`` of ``tenant``'s waiting vectors into its index on this thread, holding no vault lock.
+        """Move ``excess`` of ``tenant``'s waiting vectors into its index on this thread, with no vault lock.
 
         The writer whose batch would pass ``index.max_pending_vectors`` pays for the vectors it adds past
         it, at its own CPU priority and a slice at a time (reads, and writes with room, go on between
@@ -201,7 +201,7 @@ class BackgroundWork:
         return max(1, min(_MAX_SLICE, int(_SLICE_S / self._add_cost_s)))
 
     def _drain_slice(self, tenant: str | None, deadline: float | None, *, limit: int | None = None) -> int:
-        """Move one slice (at most ``limit``) of the waiting vectors of ``tenant`` (``None``: all) into the index.
+        """Move one slice (at most ``limit``) of ``tenant``'s waiting vectors (``None``: all) into the index.
 
         A slice is copied under the vault's lock, added holding only the index's own lock (a search waits
         for it: the slice is sized to take about ``_SLICE_S``), then dropped from the waiting vectors

@@ -253,7 +253,7 @@ def main() -> None:
         "--dir", type=Path, default=None, help="where the vault writes (default: system temp)"
     )
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=150)  # a table of eight columns, also when piped
     base_dir = args.dir or Path(tempfile.gettempdir())
 
     embedder = MiniLMEmbedder()

@@ -27,6 +27,7 @@ from vault import (
     VaultConfig,
     VaultDeadlineError,
 )
+from vault._private.background import FROZEN_ALLOWANCE
 from vault._private.pending import PendingVectors
 from vault._private.storage import SnapshotPlan, Storage
 
@@ -192,13 +193,14 @@ def test_pending_vectors_search_exactly_and_drain_in_order() -> None:
 
 
 BOUNDED = VaultConfig(
-    index=IndexConfig(max_pending_vectors=100),
+    index=IndexConfig(max_pending_vectors=100 // FROZEN_ALLOWANCE),  # 100 may wait while frozen
     durability=DurabilityConfig(snapshot_every_writes=50, snapshot_on_close=False),
 )
 
 
 def fill_backlog(v: Vault, vectors: np.ndarray, started: threading.Event) -> None:
-    """60 records, then (the snapshot holding the index frozen) 90 more waiting: 10 short of the bound."""
+    """60 records, then (the snapshot holding the index frozen) 90 more waiting: 10 short of the bound (100
+    while frozen)."""
     v.put_many("acme", records(vectors, 0, 60))  # past 50 WAL entries: a snapshot is queued
     assert started.wait(30)
     v.put_many("acme", records(vectors, 60, 150))

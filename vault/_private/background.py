@@ -21,13 +21,16 @@ from vault._private.validate import check_deadline
 from vault.config import VaultConfig
 from vault.errors import VaultDeadlineError, VaultStorageError
 
-__all__ = ("BackgroundWork", "background_priority")
+__all__ = ("FROZEN_ALLOWANCE", "BackgroundWork", "background_priority")
 
 log = structlog.get_logger("vault")
 _CATCH_UP_SLICE = 4096
 """Most records written during a background index build copied per hold of the lock (count)."""
 _SWAP_BACKLOG = 1024
 """Records written during a build still to add at which the swap happens (count; they wait as pending)."""
+FROZEN_ALLOWANCE = 4
+"""While a snapshot freezes a tenant's index, up to this many times ``index.max_pending_vectors`` may wait
+(nothing can be moved into a frozen index: a write past that waits for the snapshot to end)."""
 _SLICE_S = 0.004
 """Time one slice of a drain aims to hold an index's lock for (seconds; a search may wait that long)."""
 _MAX_SLICE = 64
@@ -121,19 +124,24 @@ class BackgroundWork:
 
     # ----------------------------------------------------------------- backpressure on waiting vectors
     def _excess(self, storage: Storage, tenant: str, count: int) -> int:
-        """Vectors past ``index.max_pending_vectors`` if ``count`` more waited (caller holds the lock).
+        """Waiting vectors a write of ``count`` must move into the index first (caller holds the lock).
 
-        0 means room: the backlog is empty or stays within the bound. Otherwise a drain is queued (a
-        frozen index is drained when its snapshot ends), so a waiter is woken.
+        0 means room: the backlog is empty or stays within ``index.max_pending_vectors`` (within
+        ``FROZEN_ALLOWANCE`` times it while a snapshot freezes the index). Otherwise the vectors it
+        would bring past the bound, but never more than ``count``: each write pays for its own vectors,
+        not for a backlog that grew while the index was frozen. A drain is queued as well.
         """
         state = storage.tenants.get(tenant)
         waiting = 0 if state is None else len(state.pending)
-        excess = waiting + count - self._config.index.max_pending_vectors
+        bound = self._config.index.max_pending_vectors
+        if state is not None and state.frozen:
+            bound *= FROZEN_ALLOWANCE
+        excess = waiting + count - bound
         if waiting == 0 or excess <= 0:
             return 0
         if state is not None and not state.frozen:
             self._schedule_drain()
-        return excess
+        return min(excess, count)
 
     def _drain_mark(self) -> int:
         """The count of drain steps so far; read before :meth:`_excess` and passed to the wait."""

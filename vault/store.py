@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -20,7 +19,6 @@ from numpy.typing import NDArray
 from vault._private.background import BackgroundWork, background_priority
 from vault._private.cache import RecordCache
 from vault._private.files import DirLock
-from vault._private.sealing import encode_record
 from vault._private.storage import Storage
 from vault._private.validate import (
     check_deadline,
@@ -30,7 +28,7 @@ from vault._private.validate import (
     check_where,
     embed_checked,
     matches,
-    prepare,
+    sealable_batch,
 )
 from vault.config import VaultConfig
 from vault.embedding import Embedder, MiniLMEmbedder
@@ -47,14 +45,6 @@ from vault.records import JSONScalar, NewRecord, Record, SearchHit, VaultStats
 __all__ = ("Vault",)
 
 log = structlog.get_logger("vault")
-
-
-def derived_id(idempotency_key: str, position: int) -> str:
-    """The id of record ``position`` of a call with ``idempotency_key`` that named no id (32 hex digits).
-
-    Retries of the call (same key) therefore store the same ids, even once the key is forgotten.
-    """
-    return hashlib.sha256(f"svault/id/v1\x00{idempotency_key}\x00{position}".encode()).hexdigest()[:32]
 
 
 class Vault(BackgroundWork):
@@ -229,8 +219,9 @@ class Vault(BackgroundWork):
             records: Up to ``config.max_batch`` records.
             idempotency_key: Names this call (1-256 characters). A call with a key the tenant remembers
                 (the last ``durability.idempotency_keys``) returns the ids it returned then and writes
-                nothing; records without an id get ids derived from the key (:func:`derived_id`), so a
-                retry after the key is forgotten replaces the same records instead of adding copies.
+                nothing; records without an id get ids derived from the key
+                (:func:`~vault._private.validate.derived_id`), so a retry after the key is forgotten
+                replaces the same records instead of adding copies.
             deadline: ``time.time()`` seconds after which the call must not commit.
 
         Returns:
@@ -274,35 +265,10 @@ class Vault(BackgroundWork):
     def _sealable(
         self, records: Sequence[NewRecord], idempotency_key: str | None, deadline: float | None
     ) -> tuple[list[str], list[tuple[str, bytes, NDArray[np.float32]]]]:
-        """Check and embed a batch: its ids and ``(id, record plaintext, (dim,) vector)`` items, in order.
-
-        Raises:
-            VaultInputError: See :meth:`put_many` (also its subclasses).
-            VaultDeadlineError: ``deadline`` passed while embedding.
-        """
-        batch = list(records)
-        if not batch or len(batch) > self._config.max_batch:
-            raise VaultInputError(
-                "records", f"must hold 1-{self._config.max_batch} records, got {len(batch)}"
-            )
-        if idempotency_key is not None:
-            batch = [
-                r
-                if r.id is not None
-                else NewRecord(r.text, r.metadata, derived_id(idempotency_key, i), r.embedding)
-                for i, r in enumerate(batch)
-            ]
-        prepared = prepare(batch, self._dim, self._config.max_record_bytes)
-        missing = [i for i, p in enumerate(prepared) if p.embedding is None]
-        vectors = {i: p.embedding for i, p in enumerate(prepared) if p.embedding is not None}
-        step = self._config.embed_batch_size
-        for start in range(0, len(missing), step):
-            check_deadline("put_many", deadline)
-            chunk = missing[start : start + step]
-            embedded = embed_checked(self._embedder, [prepared[i].text for i in chunk], self._dim)
-            vectors.update(zip(chunk, embedded, strict=True))
-        items = [(p.id, encode_record(p.payload, vectors[i]), vectors[i]) for i, p in enumerate(prepared)]
-        return [p.id for p in prepared], items
+        """Check and embed a batch (see :func:`~vault._private.validate.sealable_batch`)."""
+        return sealable_batch(
+            records, idempotency_key, deadline, config=self._config, embedder=self._embedder, dim=self._dim
+        )
 
     def delete(
         self,

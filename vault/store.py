@@ -246,13 +246,14 @@ class Vault(BackgroundWork):
             if earlier is not None:
                 return list(earlier)
         ids, items = self._sealable(records, idempotency_key, deadline)
+        paid = 0
         while True:  # a full backlog of waiting vectors: move the excess outside the lock, then retry
             mark = self._drain_mark()
             with self._locked("put_many", deadline) as storage:
                 earlier = storage.done(tenant, idempotency_key)
                 if earlier is not None:  # a concurrent retry committed first
                     return list(earlier)
-                excess = self._excess(storage, tenant, len(items))
+                excess = self._excess(storage, tenant, len(items), paid)
                 if not excess:
                     storage.put(tenant, items, key=idempotency_key, result=ids)
                     for record_id in ids:
@@ -260,7 +261,7 @@ class Vault(BackgroundWork):
                     self._schedule_builds(storage)
                     self._maybe_snapshot(storage)
                     return ids
-            self._make_room(tenant, excess, mark, "put_many", deadline)
+            paid += self._make_room(tenant, excess, mark, "put_many", deadline)
 
     def _sealable(
         self, records: Sequence[NewRecord], idempotency_key: str | None, deadline: float | None

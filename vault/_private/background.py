@@ -123,13 +123,14 @@ class BackgroundWork:
             self._drain_job = self._builder.submit(self._drain)
 
     # ----------------------------------------------------------------- backpressure on waiting vectors
-    def _excess(self, storage: Storage, tenant: str, count: int) -> int:
+    def _excess(self, storage: Storage, tenant: str, count: int, paid: int = 0) -> int:
         """Waiting vectors a write of ``count`` must move into the index first (caller holds the lock).
 
         0 means room: the backlog is empty or stays within ``index.max_pending_vectors`` (within
         ``FROZEN_ALLOWANCE`` times it while a snapshot freezes the index). Otherwise the vectors it
         would bring past the bound, but never more than ``count``: each write pays for its own vectors,
-        not for a backlog that grew while the index was frozen. A drain is queued as well.
+        not for a backlog that grew while the index was frozen: a write that already moved ``paid >=
+        count`` vectors has room. A drain is queued as well.
         """
         state = storage.tenants.get(tenant)
         waiting = 0 if state is None else len(state.pending)
@@ -141,7 +142,9 @@ class BackgroundWork:
             return 0
         if state is not None and not state.frozen:
             self._schedule_drain()
-        return min(excess, count)
+            if paid >= count:
+                return 0
+        return min(excess, count - paid)
 
     def _drain_mark(self) -> int:
         """The count of drain steps so far; read before :meth:`_excess` and passed to the wait."""
@@ -154,7 +157,7 @@ class BackgroundWork:
             self._drain_steps += 1
             self._drained.notify_all()
 
-    def _make_room(self, tenant: str, excess: int, mark: int, operation: str, deadline: float | None) -> None:
+    def _make_room(self, tenant: str, excess: int, mark: int, operation: str, deadline: float | None) -> int:
         """Move ``excess`` of ``tenant``'s waiting vectors into its index on this thread, with no vault lock.
 
         The writer whose batch would pass ``index.max_pending_vectors`` pays for the vectors it adds past
@@ -162,6 +165,9 @@ class BackgroundWork:
         slices), so its wait grows with its excess (about 1 ms per vector into HNSW at 100,000 vectors)
         and never depends on the lowered priority of the background worker. While the index is frozen
         by a snapshot nothing can be moved: the writer waits for a drain step after ``mark`` instead.
+
+        Returns:
+            The vectors moved.
 
         Raises:
             VaultDeadlineError: ``deadline`` (``time.time()`` seconds) passed first.
@@ -171,11 +177,12 @@ class BackgroundWork:
             step = self._drain_slice(tenant, deadline, limit=excess - moved)
             if step < 0:  # frozen or closed: wait for the thaw (or the close)
                 self._wait_for_drain(mark, operation, deadline)
-                return
+                return moved
             if step == 0:
-                return
+                return moved
             moved += step
             check_deadline(operation, deadline)
+        return moved
 
     def _wait_for_drain(self, mark: int, operation: str, deadline: float | None) -> None:
         """Wait, holding no vault lock, until a drain step after ``mark`` (reads and drains go on).

@@ -13,156 +13,45 @@ the bus:
   when the caller reads its reply in the stream's inbox (reply subject ``<stream inbox>.r``, as
   :meth:`agents.messaging.Inbox.request` does): one message instead of two;
 * runs ``concurrency`` workers that take calls from the mailbox, stream ``Chunk`` messages and one
-  ``End``/``Error`` to the caller's inbox, and honour the deadline header and cancel messages;
+  ``End``/``Error`` to the caller's inbox, and honour the deadline header and cancel messages: a call
+  whose deadline passed or whose caller cancelled it before it started is not run; a running one is
+  cancelled (one timer per instance for every deadline, :mod:`agents.deadlines`);
 * handles calls with the same session key (header ``Neurectomy-Session``, else the input's ``session``
   field) one after another, in the order they were accepted, whatever the concurrency;
 * publishes a :class:`~agents.protocol.Heartbeat` (load and its own subject) every ``heartbeat_s``
   seconds, which the orchestrator uses to pick the least-loaded healthy replica;
 * on shutdown stops accepting (the service unsubscribes), lets queued calls finish for a grace period,
   then cancels what is left.
+
+The call is :mod:`agents._call`; the runner's accept path :mod:`agents._accept`, its workers
+:mod:`agents._worker`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import math
-import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import anyio
-import anyio.lowlevel
-import pydantic_core
 import structlog
 from anyio.abc import TaskStatus
-from opentelemetry import trace
-from opentelemetry.trace import StatusCode
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from agents.errors import (
-    AgentBusyError,
-    AgentError,
-    AgentFailedError,
-    BadInputError,
-    CancelledByCallerError,
-    DeadlineExceededError,
-)
-from agents.mailbox import Mailbox, MailboxClosedError, MailboxFullError
-from agents.messaging import Bus, Message
-from agents.protocol import (
-    CANCEL_PREFIX,
-    DEFAULT_TENANT,
-    HEADER_DEADLINE,
-    HEADER_IDEMPOTENCY_KEY,
-    HEADER_REQUEST_ID,
-    HEADER_SCOPES,
-    HEADER_SESSION,
-    HEADER_STREAM_INBOX,
-    HEADER_TENANT,
-    HEADER_TRACE_ID,
-    Error,
-    Heartbeat,
-    Reply,
-    WireError,
-    agent_subject,
-    heartbeat_subject,
-)
-from agents.scopes import OperationScopes, check_scope, parse_scopes_header
-from agents.tracing import TRACEPARENT, SpanKind, remote_context, start_child, tracer
+from agents._accept import AcceptPath
+from agents._call import Call
+from agents._worker import WorkerPool, parse_input
+from agents.deadlines import DeadlineTimer
+from agents.mailbox import Mailbox
+from agents.messaging import Bus
+from agents.protocol import CANCEL_PREFIX, Heartbeat, agent_subject, heartbeat_subject
+from agents.scopes import OperationScopes
 
-_tracer = tracer("neurectomy.agents")
-_NO_SCOPE = contextlib.nullcontext()
+__all__ = ("Agent", "AgentRunner", "Call", "RunnerStats", "parse_input")
+
 log = structlog.get_logger("neurectomy.agents")
-
-
-@dataclass(slots=True)
-class Call:
-    """One accepted request, as the agent sees it.
-
-    Attributes:
-        request_id: Id given by the caller (also on every log line of this call).
-        input: The decoded JSON input.
-        deadline: Absolute deadline, ``time.time()`` seconds.
-        tenant: Tenant the call runs for.
-        trace_id: Trace id carried across hops.
-        inbox: Subject the caller listens on.
-        scopes: The caller's scopes (``Neurectomy-Scopes``); calls it makes on the caller's behalf carry them.
-        idempotency_key: Names the call across the caller's retries (empty when the caller sent none).
-        traceparent: The caller's W3C ``traceparent`` (empty: none); the handler's span is its child.
-    """
-
-    request_id: str
-    input: Any
-    deadline: float
-    tenant: str
-    trace_id: str
-    inbox: str
-    _bus: Bus
-    session: str = ""
-    scopes: frozenset[str] = frozenset()
-    _turn: anyio.Event | None = None
-    """Set when the call's turn in its session comes (session calls only)."""
-    _seq: int = 0
-    cancel_scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
-    cancelled_by_caller: bool = False
-    idempotency_key: str = ""
-    traceparent: str = ""
-    _accept_to: str = ""
-    """The reply subject while the call still owes the caller its accept (empty once it went out, or the
-    call's End/Error in its place)."""
-    _accept: bytes = b""
-    """The accept (``Reply{ok, instance}``) as JSON."""
-
-    def remaining_s(self) -> float:
-        """Seconds left until the deadline (negative once passed)."""
-        return self.deadline - time.time()
-
-    async def emit(self, data: Mapping[str, Any]) -> None:
-        """Send one chunk of streamed output to the caller."""
-        if self._accept_to:
-            await self._send_accept()
-        await self._bus.publish(self.inbox, _wire_json("chunk", self._seq, "data", data))
-        self._seq += 1
-
-    async def _send_accept(self) -> None:
-        """Send the accept if it is still owed (no-op otherwise)."""
-        to, self._accept_to = self._accept_to, ""
-        if to:
-            await self._bus.publish(to, self._accept)
-
-    async def _last(self, body: bytes) -> None:
-        """Send the call's last message.
-
-        As the reply, in place of an accept still owed, when the caller reads its reply in the stream's
-        inbox; else to the inbox (after the accept, if still owed).
-        """
-        to, self._accept_to = self._accept_to, ""
-        if to and to != f"{self.inbox}.r":  # a caller with a reply subject of its own gets the accept first
-            await self._bus.publish(to, self._accept)
-            to = ""
-        await self._bus.publish(to or self.inbox, body)
-
-    async def _finish(self, output: Mapping[str, Any]) -> None:
-        await self._last(_wire_json("end", self._seq, "output", output))
-
-    async def _fail(self, error: AgentError) -> None:
-        wire = WireError(code=error.code, message=error.message, field=error.field)
-        await self._last(Error(seq=self._seq, error=wire).model_dump_json().encode())
-
-
-def _wire_json(kind: str, seq: int, key: str, value: Mapping[str, Any]) -> bytes:
-    """``Chunk``/``End`` as JSON, byte for byte what ``model_dump_json`` writes, without building the model.
-
-    ``pydantic_core.to_json`` serialises ``Any`` values by their runtime type as the models do (NaN and
-    infinity as ``null``, like the models' default ``ser_json_inf_nan``).
-    """
-    if not isinstance(value, dict):
-        value = dict(value)
-    return pydantic_core.to_json({"type": kind, "seq": seq, key: value}, inf_nan_mode="null")
 
 
 class Agent(ABC):
@@ -188,6 +77,12 @@ class Agent(ABC):
     """Output field that holds the agent's main text result (None if it has none)."""
     scopes: ClassVar[OperationScopes] = OperationScopes()
     """The scope its calls need (``write`` unless declared; see :mod:`agents.scopes`)."""
+    takes_attachment: ClassVar[bool] = False
+    """Whether requests may carry a binary attachment (`Call.attachment`); others are refused."""
+    accept_grace_s: ClassVar[float] = 0.0
+    """How long a call's accept may wait, seconds: a call that ends within it (short work that still
+    waits, e.g. on a worker thread) answers with its ``End`` alone, one NATS message instead of two.
+    Keep it far below the caller's accept timeout (``orchestrator.accept_timeout_s``, 2 s)."""
 
     @abstractmethod
     async def handle(self, call: Call) -> Mapping[str, Any]:
@@ -206,20 +101,6 @@ class Agent(ABC):
         return {}
 
 
-def parse_input(model: type[BaseModel], data: Any) -> Any:
-    """Validate ``data`` against ``model``.
-
-    Raises:
-        BadInputError: Naming the first offending field.
-    """
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "input"
-        raise BadInputError(first["msg"], field=where) from None
-
-
 @dataclass(slots=True)
 class RunnerStats:
     """Counters of one runner (reported in ``$SRV.STATS`` endpoint data)."""
@@ -235,7 +116,7 @@ class RunnerStats:
     processing_s_total: float = 0.0
 
 
-class AgentRunner:
+class AgentRunner(AcceptPath, WorkerPool):
     """Runs one instance of an agent on the bus.
 
     Args:
@@ -271,6 +152,10 @@ class AgentRunner:
         self._mailbox: Mailbox[Call] = Mailbox(mailbox_size)
         self._active: dict[str, Call] = {}
         self._workers_scope = anyio.CancelScope(shield=True)
+        self._deadlines = DeadlineTimer()
+        needs = agent.scopes
+        self._scope_of_every_call = needs.default if needs.op_field is None else None
+        """The scope every call needs, when it does not depend on the input (else ``None``)."""
         self._workers_done = anyio.Event()
         self._accepted_reply: tuple[str, bytes] = ("", b"")
         """(instance id, ``Reply{ok, instance}`` as JSON) — the same bytes for every accepted call."""
@@ -332,28 +217,6 @@ class AgentRunner:
                 tg.cancel_scope.cancel()  # no call left that could still owe an accept
         self._workers_done.set()
 
-    async def _send_accepts(self) -> None:
-        """Send the accepts of calls that did not end in the turn that accepted them.
-
-        The first call accepted after its last round schedules :meth:`_accepts_check` behind the worker
-        its acceptance woke (``call_soon``); woken from there, the round runs once every worker woken in
-        that turn has run up to its first wait (a call that ended meanwhile had its last message sent as
-        the reply), and sends the accepts still owed, in acceptance order.
-        """
-        try:
-            while True:
-                self._accepts_due = due = anyio.Event()
-                if self._owed:  # accepted while the last round was sending: their workers go first
-                    await anyio.lowlevel.checkpoint()
-                else:
-                    await due.wait()
-                owed, self._owed = self._owed, []
-                for call in owed:
-                    if call._accept_to:
-                        await call._send_accept()
-        finally:
-            self._accepts_due = None
-
     async def _drain(self) -> None:
         self._mailbox.close()  # workers finish the mailbox, then their loops end
         with anyio.move_on_after(self._drain_grace_s):
@@ -392,177 +255,3 @@ class AgentRunner:
             "mailbox_size": self._mailbox_size,
             **self.agent.stats(),
         }
-
-    async def _accept(self, msg: Message) -> bytes | None:
-        self.stats.received += 1
-        headers = msg.headers
-        inbox = headers.get(HEADER_STREAM_INBOX) or (msg.reply[:-2] if msg.reply.endswith(".r") else "")
-        request_id = headers.get(HEADER_REQUEST_ID, "")
-        try:
-            deadline = float(headers.get(HEADER_DEADLINE, "nan"))
-        except ValueError:
-            deadline = float("nan")
-        if not inbox or not request_id or math.isnan(deadline):
-            self.stats.refused_bad += 1
-            required = f"{HEADER_REQUEST_ID}, {HEADER_DEADLINE} and {HEADER_STREAM_INBOX}"
-            raise BadInputError(f"request headers {required} (or a reply subject <inbox>.r) are required")
-        try:
-            payload = pydantic_core.from_json(msg.data) if msg.data else {}
-        except ValueError as exc:
-            self.stats.refused_bad += 1
-            raise BadInputError(f"input is not JSON: {exc}", field="input") from None
-        scopes = parse_scopes_header(headers.get(HEADER_SCOPES))
-        try:  # before the mailbox and before the input is validated
-            check_scope(self.agent.name, self.agent.scopes, payload, scopes)
-        except AgentError:
-            self.stats.refused_bad += 1
-            raise
-        session = headers.get(HEADER_SESSION, "")
-        if not session and isinstance(payload, dict) and isinstance(payload.get("session"), str):
-            session = payload["session"]
-        tenant = headers.get(HEADER_TENANT, DEFAULT_TENANT)
-        call = Call(
-            request_id=request_id,
-            input=payload,
-            deadline=deadline,
-            tenant=tenant,
-            trace_id=headers.get(HEADER_TRACE_ID, request_id),
-            idempotency_key=headers.get(HEADER_IDEMPOTENCY_KEY, ""),
-            inbox=inbox,
-            _bus=self.bus,
-            session=f"{tenant}/{session}" if session else "",
-            scopes=scopes,
-            traceparent=headers.get(TRACEPARENT, ""),
-        )
-        if session:
-            call._turn = anyio.Event()
-        try:
-            self._mailbox.put_nowait(call)
-        except MailboxFullError:
-            self.stats.refused_busy += 1
-            raise AgentBusyError(
-                f"{self.agent.name}: mailbox full ({self._mailbox_size} calls waiting)"
-            ) from None
-        except MailboxClosedError:
-            raise AgentBusyError(f"{self.agent.name}: shutting down") from None
-        self.stats.accepted += 1
-        self._active[request_id] = call
-        if call.session:
-            queue = self._sessions.setdefault(call.session, deque())
-            queue.append(call)
-            if len(queue) == 1:
-                call._turn.set()  # type: ignore[union-attr]
-        instance, reply = self._accepted_reply
-        if instance != self.instance_id or not reply:
-            reply = Reply(ok=True, instance=self.instance_id).model_dump_json().encode()
-            self._accepted_reply = (self.instance_id, reply)
-        due = self._accepts_due
-        if due is None or not msg.reply:  # no accept sender running, or nobody waits for the accept
-            return reply if msg.reply else None
-        call._accept, call._accept_to = reply, msg.reply
-        self._owed.append(call)
-        if len(self._owed) == 1:
-            asyncio.get_running_loop().call_soon(self._accepts_check)  # after the worker woken above
-        return None
-
-    def _accepts_check(self) -> None:
-        """Wake the accept sender if a call still owes its accept; else (all ended at once) forget them.
-
-        Runs right after the worker woken by the first of these calls: when that call (the only one,
-        unless calls came in a batch) has ended, the accept sender is not woken at all.
-        """
-        due = self._accepts_due
-        if any(call._accept_to for call in self._owed):
-            if due is not None:
-                due.set()
-        else:
-            self._owed.clear()
-
-    async def _on_cancel(self, msg: Message) -> None:
-        request_id = msg.subject.rsplit(".", 1)[-1]
-        call = self._active.get(request_id)
-        if call is not None:
-            call.cancelled_by_caller = True
-            call.cancel_scope.cancel()
-
-    async def _work(self) -> None:
-        # The worker is its own task with its own context: binding per call (no reset) is enough.
-        bind = structlog.contextvars.bind_contextvars
-        while (call := await self._mailbox.get()) is not None:
-            bind(request_id=call.request_id, trace_id=call.trace_id, agent=self.agent.name)
-            if call._turn is None:
-                await self._serve(call)
-                continue
-            try:
-                await call._turn.wait()  # earlier calls of the session go first
-                await self._serve(call)
-            finally:
-                self._next_in_session(call)
-
-    def _next_in_session(self, call: Call) -> None:
-        queue = self._sessions.get(call.session)
-        if not queue:
-            return
-        if queue[0] is call:
-            queue.popleft()
-        else:  # pragma: no cover - only when the worker was cancelled before its turn
-            queue.remove(call)
-        if queue:
-            queue[0]._turn.set()  # type: ignore[union-attr]
-        else:
-            del self._sessions[call.session]
-
-    async def _serve(self, call: Call) -> None:
-        started = time.perf_counter()
-        self.stats.in_flight += 1
-        outcome = "completed"
-        try:
-            error: AgentError | None = None
-            output: Mapping[str, Any] | None = None
-            # One scope for both ends of the work: the deadline (its own deadline) and the caller's
-            # cancel (``_on_cancel`` sets ``cancelled_by_caller`` before cancelling it).
-            call.cancel_scope.deadline = anyio.current_time() + call.remaining_s()
-            traced: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
-            span = start_child(
-                _tracer, "agent", parent=remote_context(call.traceparent), kind=SpanKind.SERVER
-            )
-            if span.is_recording():  # untraced calls skip the attributes and the context switch
-                span.update_name(f"agent {self.agent.name}")
-                span.set_attributes({"neurectomy.agent": self.agent.name, "neurectomy.team": self.agent.team})
-                traced = trace.use_span(
-                    span, end_on_exit=True, record_exception=False, set_status_on_exception=False
-                )
-            with traced:
-                with call.cancel_scope:
-                    try:
-                        if self.agent.input_model is not None:
-                            call.input = parse_input(self.agent.input_model, call.input)
-                        output = await self.agent.handle(call)
-                    except AgentError as exc:
-                        error = exc
-                    except Exception as exc:
-                        log.exception("agent failed")
-                        error = AgentFailedError(f"{self.agent.name} failed: {type(exc).__name__}: {exc}")
-                if call.cancelled_by_caller:
-                    error, outcome = CancelledByCallerError("cancelled by the caller"), "cancelled"
-                elif call.cancel_scope.cancelled_caught:
-                    error = DeadlineExceededError(f"{self.agent.name}: deadline passed")
-                if error is not None and span.is_recording():
-                    span.set_status(StatusCode.ERROR, error.code)
-                if error is not None and outcome != "cancelled":
-                    outcome = "failed"
-                # The last message goes out even when the drain's grace ends now. A shield scope costs
-                # more than the rest of a call's bookkeeping; it matters only once the workers' scope is
-                # cancelled (a publish waits only when nats-py's buffer is full), so only then is it paid.
-                shield = anyio.CancelScope(shield=True) if self._workers_scope.cancel_called else _NO_SCOPE
-                with shield:
-                    if error is not None:
-                        await call._fail(error)
-                    elif output is not None:
-                        await call._finish(output)
-        finally:
-            self._active.pop(call.request_id, None)
-            self.stats.in_flight -= 1
-            self.stats.processing_s_total += time.perf_counter() - started
-            setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
-            log.debug("call done", outcome=outcome, seconds=round(time.perf_counter() - started, 4))

@@ -68,12 +68,15 @@ class Mailbox(Generic[T]):
     async def get(self) -> T | None:
         """The next item, waiting for one; ``None`` once the mailbox is closed and empty.
 
-        Always lets the event loop run once first, so a worker taking one buffered item after another
-        does not starve the rest of the instance (the NATS reader among them).
+        Always lets the event loop run at least once: a worker that finds an item buffered yields first,
+        so taking one buffered item after another does not starve the rest of the instance (the NATS
+        reader among them); a worker that finds none waits for the next item handed to it (one task
+        switch per item, not two).
         """
-        await asyncio.sleep(0)
         if self._items:
-            return self._items.popleft()
+            await asyncio.sleep(0)
+            if self._items:  # (another worker may have taken it meanwhile)
+                return self._items.popleft()
         if self._closed:
             return None
         waiter: asyncio.Future[T | None] = asyncio.get_running_loop().create_future()

@@ -31,9 +31,10 @@ from nats.aio.subscription import Subscription
 from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import EndpointConfig, EndpointStats, Service, ServiceConfig
-from nats.protocol.command import hpub_cmd
+from nats.protocol.command import hpub_cmd, pub_cmd
 
 from agents.errors import AgentError, DeadlineExceededError, NoRespondersError
+from agents.natsdelivery import deliver_directly, publish_now
 from agents.natsheaders import header_block, parse_header_lines
 from agents.protocol import SERVICE_VERSION
 
@@ -123,21 +124,24 @@ async def _publish(nc: Client, subject: str, data: bytes, headers: dict[str, str
     """``nc.publish``, with the header block from :func:`header_block` when there are headers.
 
     Goes through nats-py's own send path (its pending buffer and flusher). Whatever that fast path
-    does not check (the connection's state, the payload limit, a subject with whitespace) is left to
-    ``nc.publish``, which raises nats-py's errors for it.
+    does not check (the connection's state, the payload limit, an empty subject or one with whitespace)
+    is left to ``nc.publish``, which raises nats-py's errors for it.
     """
     if (
-        not headers
-        or nc._status != Client.CONNECTED
+        nc._status != Client.CONNECTED
+        or not subject
         or len(data) > nc.max_payload
         or _WHITESPACE.search(subject)
-        or _WHITESPACE.search(reply)
+        or (reply and _WHITESPACE.search(reply))
     ):
         await nc.publish(subject, data, reply=reply, headers=headers)
         return
     nc.stats["out_msgs"] += 1
     nc.stats["out_bytes"] += len(data)
-    await nc._send_command(hpub_cmd(subject, reply, header_block(headers), data))
+    if headers:
+        await nc._send_command(hpub_cmd(subject, reply, header_block(headers), data))
+    else:  # (an agent's replies and stream messages)
+        await nc._send_command(pub_cmd(subject, reply, data))
     if nc._flush_queue is not None and nc._flush_queue.empty():
         await nc._flush_pending()
 
@@ -264,8 +268,10 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-Handler = Callable[[Message], Awaitable[bytes | None]]
-"""A service endpoint's handler: the reply bytes, or ``None`` if it answers ``Message.reply`` itself later."""
+Handler = Callable[[Message], bytes | None]
+"""A service endpoint's handler: the reply bytes, or ``None`` if it answers ``Message.reply`` itself later.
+
+It never waits: it runs from nats-py's reader (:mod:`agents.natsdelivery`)."""
 StatsData = Callable[[], dict[str, Any]]
 
 
@@ -446,7 +452,9 @@ class Bus:
         ``$SRV.PING``, ``$SRV.INFO`` and ``$SRV.STATS`` answer for it while the block runs;
         ``stats_data()`` fills the endpoint's ``data`` in STATS. ``handler`` returns the reply bytes, or
         ``None`` if it publishes the reply to the request's reply subject (``Message.reply``) itself later;
-        if it raises an :class:`AgentError`, the reply is a micro error with the wire code.
+        if it raises an :class:`AgentError`, the reply is a micro error with the wire code. It runs from
+        nats-py's reader as each request is parsed (:func:`agents.natsdelivery.deliver_directly`), so it
+        must not block.
 
         A second endpoint, ``<subject>.<instance id>``, reaches this instance alone (the orchestrator
         sends there to pick the least-loaded replica; the shared ``subject`` is the fallback).
@@ -454,18 +462,35 @@ class Bus:
 
         async def endpoint(request: Request) -> None:
             # nats.micro's Request keeps the reply subject to itself; the handler may answer it later.
-            reply_to = request._msg.reply or ""
-            msg = Message(request.subject, request.data, request.headers or {}, reply_to)
+            # Read from its message directly: Request's properties cost a call each on every request.
             try:
-                reply = await handler(msg)
+                reply = on_request(request._msg)
             except AgentError as exc:
                 await request.respond_error(exc.code, exc.message)
                 return
             if reply is not None:
                 await request.respond(reply)
 
+        def on_request(raw: Msg) -> bytes | None:
+            return handler(Message(raw.subject, raw.data, raw.headers or {}, raw.reply or ""))
+
         def stats(_: EndpointStats) -> dict[str, Any]:
             return stats_data()
+
+        later_in, later_out = anyio.create_memory_object_stream[tuple[str, bytes, dict[str, str] | None]](
+            math.inf
+        )
+
+        async def send_later() -> None:  # answers publish_now could not queue
+            async with later_out:
+                async for to, body, headers in later_out:
+                    try:
+                        await _publish(self._nc, to, body, headers, "")
+                    except (nats.errors.Error, OSError) as exc:
+                        log.warning("reply not sent", subject=to, error=f"{type(exc).__name__}: {exc}")
+
+        def later(to: str, body: bytes, headers: dict[str, str] | None) -> None:
+            later_in.send_nowait((to, body, headers))
 
         config = ServiceConfig(
             name=name,
@@ -477,19 +502,41 @@ class Bus:
         )
         svc: Service = await add_service(self._nc, config)
         try:
-            await svc.add_endpoint(
-                EndpointConfig(name=name, subject=subject, queue_group=queue_group, handler=endpoint)
-            )
-            await svc.add_endpoint(
-                EndpointConfig(
-                    name=f"{name}-direct", subject=f"{subject}.{svc.id}", queue_group=svc.id, handler=endpoint
+            async with anyio.create_task_group() as tg, later_in:
+                tg.start_soon(send_later)
+                await svc.add_endpoint(
+                    EndpointConfig(name=name, subject=subject, queue_group=queue_group, handler=endpoint)
                 )
-            )
-            yield svc.id
+                await svc.add_endpoint(
+                    EndpointConfig(
+                        name=f"{name}-direct",
+                        subject=f"{subject}.{svc.id}",
+                        queue_group=svc.id,
+                        handler=endpoint,
+                    )
+                )
+                for added in svc._endpoints:
+                    deliver_directly(self._nc, added, on_request, later)
+                try:
+                    yield svc.id
+                finally:
+                    tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                 if not self._nc.is_closed:
                     await svc.stop()
+
+    def publish_now(self, subject: str, data: bytes) -> bool:
+        """Queue one message (no headers, no reply subject) for sending without waiting.
+
+        For an agent's replies and stream messages (:func:`agents.natsdelivery.publish_now`): in order
+        with :meth:`publish`, one coroutine call fewer per message.
+
+        Returns:
+            Whether it was queued; if not (reconnecting, the send buffer full, a subject nats-py refuses),
+            send it with :meth:`publish`, which waits or raises.
+        """
+        return publish_now(self._nc, subject, data)
 
     async def discover(
         self, verb: str = "INFO", *, timeout_s: float = 0.25, quiet_s: float = 0.05

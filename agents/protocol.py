@@ -19,7 +19,10 @@ always gets the accept first. The tenant, trace id and stream inbox headers may 
 are the defaults (``default``, the request id, the reply subject without ``.r``).
 
 A request that finds no subscriber gets NATS status 503 at once (no responders). Sequence numbers let
-the receiver notice a lost chunk (core NATS delivers at most once). Payloads are JSON.
+the receiver notice a lost chunk (core NATS delivers at most once). Payloads are JSON, optionally
+followed by a binary *attachment* (a request's or an ``End``'s): a NUL byte, then raw bytes
+(:func:`split_attachment`; JSON never holds a raw NUL), so bulk binary data (ΣLANG messages and
+frames) travels without base64. Only agents that declare ``takes_attachment`` accept one.
 
 This module imports nothing from the orchestrator or the agents.
 """
@@ -263,3 +266,34 @@ class GenerateOutput(_Wire):
     """Name of the model that generated the text."""
     logprobs: list[TokenLogprobOut] | None = None
     """Per sampled token, when the input asked for ``logprobs``."""
+
+
+ATTACHMENT_SEPARATOR = b"\0"
+"""Separates a payload's JSON from its binary attachment (a JSON text never holds a raw NUL byte)."""
+
+
+class Attached(dict[str, Any]):
+    """A payload (a JSON object) with a binary attachment sent after it, raw (see :func:`join_attachment`).
+
+    Pass it wherever a payload goes (``Orchestrator.call``): it is a dict for scope checks and JSON, and
+    the dispatcher appends ``attachment``. An ``End`` output read with an attachment is one too.
+    """
+
+    __slots__ = ("attachment",)
+
+    def __init__(self, payload: dict[str, Any], attachment: bytes | bytearray | memoryview) -> None:
+        super().__init__(payload)
+        self.attachment = attachment
+
+
+def join_attachment(body: bytes, attachment: bytes | bytearray | memoryview) -> bytes:
+    """``body`` (JSON), the separator, then ``attachment``: one NATS payload."""
+    return b"".join((body, ATTACHMENT_SEPARATOR, attachment))
+
+
+def split_attachment(data: bytes) -> tuple[bytes, memoryview | None]:
+    """A NATS payload's JSON and its attachment (a view into ``data``; None when there is none)."""
+    cut = data.find(ATTACHMENT_SEPARATOR)
+    if cut < 0:
+        return data, None
+    return data[:cut], memoryview(data)[cut + 1 :]

@@ -27,8 +27,14 @@ Service CPU per streamed token: around the service's runs, the CPU time of its t
 (``/proc/<pid>/task/*/schedstat``, exact nanoseconds) by part: the event loop (API, orchestrator, agents,
 nats-py), the engine (Ryot's ``ryot-worker`` thread and llama.cpp's compute threads, which inherit its
 name), other threads and the nats-server child; the service's overhead is all but the engine, divided by
-the tokens streamed meanwhile (:class:`CpuMeter`). Section 2 also checks that each greedy text under
-concurrency equals the same prompt's text served alone. ``--sections`` picks sections.
+the tokens streamed meanwhile (:class:`CpuMeter`). The service's idle CPU (heartbeats, JetStream
+consumers, timers; ms per second, measured for ``--idle-s`` before the sections) is part of it: on a
+loaded machine a run takes longer and carries more of it, so it is printed too, with the per-token figure
+net of it. The service streams text on a time budget (``--chunk-interval``, the setting
+``generator.chunk_interval_s``): its first text and its end go at once, later text at most every interval,
+several tokens per SSE event; "p95 gap between token events" then measures that interval, not decode.
+Section 2 also checks that each greedy text under concurrency equals the same prompt's text served
+alone. ``--sections`` picks sections.
 
 The service runs with only the Inference team (``NEURECTOMY_TEAMS=["inference"]``) unless
 ``--all-teams``, so that its memory is the LLM path's.
@@ -269,6 +275,14 @@ def service_cpu_ms(used: dict[str, float], tokens: int) -> float:
     return sum(v for k, v in used.items() if k != "engine") / max(tokens, 1) * 1e3
 
 
+def idle_cpu_ms_per_s(meter: CpuMeter, seconds: float) -> float:
+    """The idle service's CPU (everything but the engine) in milliseconds per second, over ``seconds``."""
+    before, started = meter.sample(), time.perf_counter()
+    time.sleep(seconds)
+    used = CpuMeter.delta(before, meter.sample())
+    return service_cpu_ms(used, 1) / (time.perf_counter() - started)
+
+
 class Service:
     """The service over HTTP with Server-Sent Events."""
 
@@ -353,11 +367,17 @@ class CpuTally:
 
     used: dict[str, float] = field(default_factory=dict)
     tokens: int = 0
+    wall_s: float = 0.0
 
-    def add(self, used: dict[str, float], tokens: int) -> None:
+    def add(self, used: dict[str, float], tokens: int, wall_s: float) -> None:
         for k, v in used.items():
             self.used[k] = self.used.get(k, 0.0) + v
         self.tokens += tokens
+        self.wall_s += wall_s
+
+    def net_ms(self, idle_ms_per_s: float) -> float:
+        """Service CPU per token (ms) less the idle service's CPU over the same wall time."""
+        return service_cpu_ms(self.used, self.tokens) - idle_ms_per_s * self.wall_s / max(self.tokens, 1)
 
     def describe(self) -> str:
         per = {k: v / max(self.tokens, 1) * 1e3 for k, v in self.used.items()}
@@ -382,6 +402,8 @@ class Bench:
         )
         for col in ("metric", "raw", "service", "service − raw", "service / raw"):
             self.table.add_column(col, justify="right", no_wrap=True)
+        self.idle_ms_per_s = 0.0
+        """The idle service's CPU (everything but the engine), milliseconds per second."""
         self.alone: dict[str, str] = {}
         """Greedy text of each concurrency prompt served alone (to compare with the same under load)."""
 
@@ -393,10 +415,11 @@ class Bench:
 
     def metered(self, tally: CpuTally, run: object, *args: object) -> object:
         """``run(*args)`` with the service's CPU meanwhile added to ``tally`` (tokens: from the result)."""
-        before = self.meter.sample()
+        before, started = self.meter.sample(), time.perf_counter()
         out = run(*args)  # type: ignore[operator]
         used = CpuMeter.delta(before, self.meter.sample())
-        tally.add(used, out.tokens if isinstance(out, Stream) else out[3])  # type: ignore[index]
+        tokens = out.tokens if isinstance(out, Stream) else out[3]  # type: ignore[index]
+        tally.add(used, tokens, time.perf_counter() - started)
         return out
 
     def single(self) -> None:
@@ -427,6 +450,7 @@ class Bench:
             median([s.decode_tok_s for k in runs for s in runs[k]["svc"]]),
         )
         self.note("service CPU per token, 1 stream (ms)", f"{service_cpu_ms(tally.used, tally.tokens):.3f}")
+        self.note("  net of the idle service's CPU (ms)", f"{tally.net_ms(self.idle_ms_per_s):.3f}")
         self.console.print(f"1 stream: CPU ms per token by part: {tally.describe()}", style="dim")
 
     def concurrency(self, n: int) -> None:
@@ -457,10 +481,11 @@ class Bench:
         self.note(f"{n} streams: service aggregate ÷ 1 raw stream", f"{gain:.2f}")
         self.note(f"{n} streams: llama.cpp batch ceiling tok/s", f"{c_rate:.1f}")
         self.note(f"{n} streams: service ÷ ceiling (per round)", f"{of_ceiling:.3f}")
-        self.row(f"{n} streams: p95 inter-token (ms)", r_p95 * 1e3, s_p95 * 1e3)
+        self.row(f"{n} streams: p95 gap between token events (ms)", r_p95 * 1e3, s_p95 * 1e3)
         self.note(
             f"{n} streams: service CPU per token (ms)", f"{service_cpu_ms(tally.used, tally.tokens):.3f}"
         )
+        self.note("  net of the idle service's CPU (ms)", f"{tally.net_ms(self.idle_ms_per_s):.3f}")
         self.note(f"{n} streams: greedy texts = the same prompt alone", f"{same} of {len(texts)}")
         self.console.print(
             f"concurrency {n}: service {s_rate:.1f} tok/s, ceiling {c_rate:.1f}, ratio {of_ceiling:.3f}; "
@@ -532,6 +557,13 @@ def main() -> None:
     parser.add_argument("--concurrency-runs", type=int, default=3, help="interleaved rounds per level")
     parser.add_argument("--memory-requests", type=int, default=1000)
     parser.add_argument("--all-teams", action="store_true", help="serve every team, not only inference")
+    parser.add_argument("--idle-s", type=float, default=3.0, help="seconds to measure the idle service")
+    parser.add_argument(
+        "--chunk-interval",
+        type=float,
+        default=None,
+        help="the service's generator.chunk_interval_s in seconds (default: the service's default)",
+    )
     parser.add_argument(
         "--sections", nargs="*", choices=SECTIONS, default=list(SECTIONS), help="default: all"
     )
@@ -549,11 +581,15 @@ def main() -> None:
     os.environ.setdefault("NEURECTOMY_LOG_LEVEL", "warning")
     if not args.all_teams:
         os.environ["NEURECTOMY_TEAMS"] = '["inference"]'
+    if args.chunk_interval is not None:
+        os.environ["NEURECTOMY_GENERATOR__CHUNK_INTERVAL_S"] = str(args.chunk_interval)
     proc, url = start_serve(state)
     try:
         bench = Bench(args, raw, ceiling, proc, url)
         raw.run("Warm-up.", 4)
         bench.svc.run("Warm-up.", 4)
+        bench.idle_ms_per_s = idle_cpu_ms_per_s(bench.meter, args.idle_s)
+        bench.note("service idle CPU (ms per second)", f"{bench.idle_ms_per_s:.2f}")
         if "single" in args.sections:
             bench.single()
         if "concurrency" in args.sections:

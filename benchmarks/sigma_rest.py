@@ -7,9 +7,13 @@ turns in order), and ``POST /v1/sigma/compress/batch`` with up to `BATCH_TURNS` 
 session per request, as JSON (base64 each) or binary both ways (each turn a u32 little-endian length,
 then its bytes; ``Accept: application/octet-stream`` for length-prefixed frames back), and the binary
 batch gathering the next turn of `BATCH_TURNS` conversations per request (``streams``: one id per
-message), as a gateway serving many conversations would. Speeds are
-input MB (1e6 bytes) per second of wall time; one client, sequential requests except the concurrent
-way; every frame is decoded back through ``/v1/sigma/decompress/batch`` and compared byte for byte.
+message), as a gateway serving many conversations would, once with one request at a time and once
+with `IN_FLIGHT` requests in flight (the groups of conversations posted concurrently, each group's
+turns in order). Speeds are input MB (1e6 bytes) per second of wall time; one client, sequential
+requests except the concurrent ways; every frame is decoded back through
+``/v1/sigma/decompress/batch`` and compared byte for byte. Each way also reports the CPU time the
+service spent per request (its process, all threads, and its nats-server), which a loaded machine
+disturbs less than wall time.
 The issue's REST target (>= 10 MB/s for ~10 KB turns, ``--max-turn-bytes 14000``) refers to the
 binary batch across conversations (sessions of ~10 KB turns are short, so a session's own turns fill
 a batch poorly): one request per turn pays the fixed cost of a request (HTTP, orchestrator, two
@@ -28,17 +32,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 from api.sigma.schemas import MAX_BATCH_MESSAGES, pack_parts, unpack_parts
 from benchmarks.sigma_corpus import Session
 from neurectomy.testing import start_serve, stop_serve
 
-__all__ = ("BATCH_TURNS", "CONCURRENT_STREAMS", "RestOutcome", "run_rest")
+__all__ = ("BATCH_TURNS", "CONCURRENT_STREAMS", "IN_FLIGHT", "RestOutcome", "run_rest")
 
 BATCH_TURNS = 16
 """Most turns of one session per batch request."""
 CONCURRENT_STREAMS = 16
 """Conversations in flight at once in the concurrent way."""
+IN_FLIGHT = 4
+"""Requests in flight at once in the pipelined way across conversations."""
 BINARY = "application/octet-stream"
 
 
@@ -51,6 +58,8 @@ class RestOutcome:
     mb_s: float
     requests: int
     mean_turn_bytes: float
+    cpu_ms: float
+    """CPU time of the service (its process and nats-server) per request, milliseconds."""
 
 
 def _check(client: httpx.Client, tenant: str, frames: Sequence[bytes], turns: Sequence[bytes]) -> None:
@@ -104,36 +113,53 @@ def _post_batches(client: httpx.Client, way: str, s: Session, headers: dict[str,
     return frames
 
 
+def _post_group(
+    client: httpx.Client, name: str, group: Sequence[Session]
+) -> tuple[dict[str, list[bytes]], int]:
+    """Post the next turn of each conversation of ``group`` per request, turn by turn (binary both ways)."""
+    frames: dict[str, list[bytes]] = {s.session_id: [] for s in group}
+    requests = 0
+    for k in range(max(len(s.turns) for s in group)):
+        live = [s for s in group if k < len(s.turns)]
+        r = client.post(
+            "/v1/sigma/compress/batch",
+            params={"streams": [s.session_id for s in live]},
+            content=pack_parts(s.turns[k] for s in live),
+            headers={"x-neurectomy-tenant": name, "content-type": BINARY, "accept": BINARY},
+        )
+        r.raise_for_status()
+        requests += 1
+        for s, frame in zip(live, unpack_parts(r.content, MAX_BATCH_MESSAGES + 1)[1:], strict=True):
+            frames[s.session_id].append(frame)
+    return frames, requests
+
+
 def _post_across(
-    client: httpx.Client, sessions: Sequence[Session], tenant: Callable[[Session], str]
+    client: httpx.Client, sessions: Sequence[Session], tenant: Callable[[Session], str], in_flight: int = 1
 ) -> tuple[list[list[bytes]], int]:
     """Post the turns of `BATCH_TURNS` conversations per request, turn by turn (binary both ways).
 
     Each request holds the next turn of each conversation of the group (one tenant per request, as a
-    credential is one tenant: the group is taken within a tenant); returns each session's frames and
-    the number of requests.
+    credential is one tenant: the group is taken within a tenant); ``in_flight`` groups are posted at
+    once. Returns each session's frames and the number of requests.
     """
-    requests = 0
-    frames: dict[str, list[bytes]] = {s.session_id: [] for s in sessions}
     by_tenant: dict[str, list[Session]] = {}
     for s in sessions:
         by_tenant.setdefault(tenant(s), []).append(s)
-    for name, group in by_tenant.items():
-        for g in range(0, len(group), BATCH_TURNS):
-            ids = group[g : g + BATCH_TURNS]
-            for k in range(max(len(s.turns) for s in ids)):
-                live = [s for s in ids if k < len(s.turns)]
-                r = client.post(
-                    "/v1/sigma/compress/batch",
-                    params={"streams": [s.session_id for s in live]},
-                    content=pack_parts(s.turns[k] for s in live),
-                    headers={"x-neurectomy-tenant": name, "content-type": BINARY, "accept": BINARY},
-                )
-                r.raise_for_status()
-                requests += 1
-                for s, frame in zip(live, unpack_parts(r.content, MAX_BATCH_MESSAGES + 1)[1:], strict=True):
-                    frames[s.session_id].append(frame)
-    return [frames[s.session_id] for s in sessions], requests
+    groups = [
+        (name, group[g : g + BATCH_TURNS])
+        for name, group in by_tenant.items()
+        for g in range(0, len(group), BATCH_TURNS)
+    ]
+    with ThreadPoolExecutor(in_flight) as pool:
+        posted = list(pool.map(lambda item: _post_group(client, *item), groups))
+    frames = {sid: f for made, _ in posted for sid, f in made.items()}
+    return [frames[s.session_id] for s in sessions], sum(n for _, n in posted)
+
+
+def _cpu_s(proc: psutil.Process) -> float:
+    """CPU seconds (user + system) of a process and its children (the service's nats-server)."""
+    return sum(sum(p.cpu_times()[:2]) for p in (proc, *proc.children(recursive=True)))
 
 
 LABELS = {
@@ -143,6 +169,7 @@ LABELS = {
     "batch": f"batch route, JSON, <= {BATCH_TURNS} turns of a session per request",
     "batch-binary": f"batch route, binary both ways, <= {BATCH_TURNS} turns of a session per request",
     "across": f"batch route, binary both ways, a turn of <= {BATCH_TURNS} conversations per request",
+    "across-pipelined": f"the same, {IN_FLIGHT} requests in flight",
 }
 
 
@@ -163,10 +190,12 @@ def run_rest(
     env = {"NEURECTOMY_TEAMS": '["inference", "compression"]'}
     if code is not None:
         env["PYTHONPATH"] = str(code)
-    ways = ("raw", "json", "concurrent", "batch", "batch-binary", "across")[: 6 if binary_batch else 4]
+    ways = ("raw", "json", "concurrent", "batch", "batch-binary", "across", "across-pipelined")
+    ways = ways if binary_batch else ways[:4]
     # ``python -m`` puts its working directory first on sys.path: start the service from `code`.
     with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(code or Path.cwd()):
         proc, url = start_serve(Path(tmp), env=env)
+        service = psutil.Process(proc.pid)
         try:
             limits = httpx.Limits(max_connections=CONCURRENT_STREAMS)
             with httpx.Client(base_url=url, timeout=120, limits=limits) as client:
@@ -181,27 +210,37 @@ def run_rest(
                     ) -> list[bytes]:
                         return post(client, way, s, {"x-neurectomy-tenant": f"{way}-{s.tenant}"})
 
-                    t0 = time.perf_counter()
-                    if way == "across":
+                    t0, cpu0 = time.perf_counter(), _cpu_s(service)
+                    if way.startswith("across"):
                         made, requests = _post_across(
-                            client, sessions, lambda s, way=way: f"{way}-{s.tenant}"
+                            client,
+                            sessions,
+                            lambda s, way=way: f"{way}-{s.tenant}",
+                            IN_FLIGHT if way == "across-pipelined" else 1,
                         )
                     elif way == "concurrent":
                         with ThreadPoolExecutor(CONCURRENT_STREAMS) as pool:
                             made = list(pool.map(one, sessions))
                     else:
                         made = [one(s) for s in sessions]
-                    elapsed = time.perf_counter() - t0
+                    elapsed, cpu_s = time.perf_counter() - t0, _cpu_s(service) - cpu0
                     for s, frames in zip(sessions, made, strict=True):
                         _check(client, f"{way}-{s.tenant}", frames, s.turns)
                     out = sum(len(f) for frames in made for f in frames)
-                    if way != "across":
+                    if not way.startswith("across"):
                         requests = sum(
                             -(-len(s.turns) // BATCH_TURNS) if way.startswith("batch") else len(s.turns)
                             for s in sessions
                         )
                     outcomes.append(
-                        RestOutcome(LABELS[way], total / out, total / elapsed / 1e6, requests, mean_turn)
+                        RestOutcome(
+                            LABELS[way],
+                            total / out,
+                            total / elapsed / 1e6,
+                            requests,
+                            mean_turn,
+                            cpu_s / requests * 1000,
+                        )
                     )
         finally:
             stop_serve(proc)

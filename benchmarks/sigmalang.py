@@ -1,7 +1,8 @@
 """ΣLANG benchmark: ratio and speed against zstd-3, zstd-19, zstd-19 + dictionary, whole-session zstd-19.
 
 Run: ``PYTHONPATH=$PWD .venv/bin/python benchmarks/sigmalang.py [--runs 3] [--seed 7] [--tenants 4]
-[--sessions-per-tenant 8] [--turns 4 14] [--messages 2000] [--source stdlib|packages] [--lossy] [--rest]
+[--sessions-per-tenant 8] [--turns 4 14] [--messages 2000] [--source stdlib|packages] [--corpus rag|window]
+[--attribution] [--lossy] [--rest]
 [--rest-baseline DIR] [--sealed] [--clock wall|cpu] [--max-turn-bytes N]``
 
 Corpora (deterministic, nothing downloaded):
@@ -12,6 +13,9 @@ Corpora (deterministic, nothing downloaded):
   tool schemas and the whole history with the retrieved passages. Sessions belong to tenants.
   ``--source packages``: an independent draw, documents and system prompts from the docstrings of the
   installed third-party packages instead.
+- ``--corpus window`` (`benchmarks/sigma_corpus_window.py`): an independent generator the codec was
+  not tuned on: Messages-API requests (compact JSON, UTF-8 kept) with a sliding history window and a
+  per-turn header, documents from comment blocks of Python source.
 - messages: agent JSON envelopes of 200 B-4 KB (task requests, results, stream chunks, errors).
 
 Dictionaries are trained on a *separate* corpus made with another seed. Per-message codecs compress
@@ -22,8 +26,8 @@ with the shipped generic one only (what a REST client gets), and with none. Rati
 total input bytes / total output bytes; speeds are input MB (1e6 bytes) per second, medians over the
 runs. Every output is decoded and compared byte for byte. ``--lossy`` adds the context optimiser in
 Ryot tokens; ``--rest`` posts the sessions to a real ``neurectomy serve`` (no trained dictionary there);
-``--rest-baseline DIR`` also posts them to a service run from another checkout (the previous version;
-without the binary batch body, which it may not have).
+``--rest-baseline DIR`` also posts them, every way, to a service run from another checkout (the
+previous version), with the service's CPU time per request next to each speed.
 ``--sealed`` adds ΣLANG over an on-disk `DiskRSUStore` (the service's store) without and with RSUs sealed
 by a real vault's per-tenant AES-256-GCM keys (`bridges.tenant_seal.VaultChunkSealer`), trained dictionary.
 """
@@ -356,7 +360,22 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=4)
     parser.add_argument("--sessions-per-tenant", type=int, default=8)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--turns", type=int, nargs=2, default=(4, 14), metavar=("MIN", "MAX"))
+    parser.add_argument(
+        "--turns",
+        type=int,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        help="turns per session (default 4 14; window: 3 9)",
+    )
+    parser.add_argument(
+        "--corpus",
+        choices=("rag", "window"),
+        default="rag",
+        help="rag: benchmarks/sigma_corpus.py; window: benchmarks/sigma_corpus_window.py (independent)",
+    )
+    parser.add_argument(
+        "--attribution", action="store_true", help="also where ΣLANG's bytes go, by segment of the sessions"
+    )
     parser.add_argument(
         "--source",
         choices=("stdlib", "packages"),
@@ -388,20 +407,34 @@ def main() -> None:
     global CLOCK  # noqa: PLW0603 - one switch for every timed run
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
 
-    sessions = build_sessions(
-        args.seed,
-        tenants=args.tenants,
-        sessions_per_tenant=args.sessions_per_tenant,
-        turns=tuple(args.turns),
-        source=args.source,
-    )
+    if args.corpus == "window":
+        from benchmarks.sigma_corpus_window import build_window_sessions
+
+        turns = tuple(args.turns or (3, 9))
+        sessions = build_window_sessions(
+            args.seed, tenants=args.tenants, sessions_per_tenant=args.sessions_per_tenant, turns=turns
+        )
+        training_sessions = build_window_sessions(
+            args.seed + 1000, tenants=2, sessions_per_tenant=4, turns=turns
+        )
+    else:
+        turns = tuple(args.turns or (4, 14))
+        sessions = build_sessions(
+            args.seed,
+            tenants=args.tenants,
+            sessions_per_tenant=args.sessions_per_tenant,
+            turns=turns,
+            source=args.source,
+        )
+        training_sessions = build_sessions(
+            args.seed + 1000, tenants=2, sessions_per_tenant=4, source=args.source
+        )
     if args.max_turn_bytes is not None:  # a session's first turns: the short ones
         sessions = [
             replace(s, turns=kept)
             for s in sessions
             if (kept := tuple(t for t in s.turns if len(t) <= args.max_turn_bytes))
         ]
-    training_sessions = build_sessions(args.seed + 1000, tenants=2, sessions_per_tenant=4, source=args.source)
     session_items = [(s.tenant, s.session_id, m) for s in sessions for m in s.turns]
     session_corpus = [m for _, _, m in session_items]
     session_training = [m for s in training_sessions for m in s.turns]
@@ -417,7 +450,8 @@ def main() -> None:
             f"median {sizes[len(sizes) // 2]} B, {sum(s < 1024 for s in sizes)} under 1 KB"
         )
     console.print(
-        f"sessions: {len(sessions)} sessions of {args.tenants} tenants from {args.source} text "
+        f"sessions: {len(sessions)} sessions of {args.tenants} tenants, {args.corpus} corpus"
+        f"{f' from {args.source} text' if args.corpus == 'rag' else ''} "
         f"(seed {args.seed}); dictionaries trained on seed {args.seed + 1000}"
     )
 
@@ -484,6 +518,8 @@ def main() -> None:
             f"{m.mb_s:.1f}" if m is not None else "-",
         )
     console.print(table)
+    if args.attribution:
+        print_attribution(console, sessions)
     if args.lossy:
         print_lossy(console, sessions)
     if args.rest:
@@ -492,11 +528,11 @@ def main() -> None:
         rest = Table(
             title="ΣLANG through REST (one client; machine shared); target: binary batch across conversations"
         )
-        for column in ("service", "how", "requests", "mean turn B", "ratio", "MB/s"):
+        for column in ("service", "how", "requests", "mean turn B", "ratio", "MB/s", "CPU ms/request"):
             rest.add_column(column, justify="left" if column in ("service", "how") else "right")
         codes: list[Path | None] = [None] if args.rest_baseline is None else [args.rest_baseline, None]
         for code in codes:
-            for o in run_rest(sessions, code, binary_batch=code is None):
+            for o in run_rest(sessions, code):
                 name = "this checkout" if code is None else str(code)
                 rest.add_row(
                     name,
@@ -505,8 +541,104 @@ def main() -> None:
                     f"{o.mean_turn_bytes:,.0f}",
                     f"{o.ratio:.2f}x",
                     f"{o.mb_s:.1f}",
+                    f"{o.cpu_ms:.2f}",
                 )
         console.print(rest)
+
+
+def segment_of(sessions: Sequence[Session]) -> list[str]:
+    """Each turn's segment: first turn of the tenant's first session, first turn of a later one, later."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for s in sessions:
+        first = (
+            "first turn of a tenant's first session"
+            if s.tenant not in seen
+            else "first turn of a later session"
+        )
+        out += [first] + ["later turns of a session"] * (len(s.turns) - 1)
+        seen.add(s.tenant)
+    return out
+
+
+def stream_costs(groups: Sequence[tuple[str, Sequence[int]]], corpus: Sequence[bytes]) -> list[int]:
+    """Bytes zstd-19 adds for each turn of a stream over the turns of each group, flushed per turn.
+
+    `groups` names, per stream, the indexes of its turns in `corpus` (in order); the cost of a turn is
+    how much the stream grows when it is written and flushed (a block boundary), so the costs of a
+    stream add up to its compressed size.
+    """
+    costs = [0] * len(corpus)
+    for _, indexes in groups:
+        c = zstandard.ZstdCompressor(level=19).compressobj()
+        for i in indexes:
+            costs[i] = len(c.compress(corpus[i])) + len(c.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK))
+    return costs
+
+
+def print_attribution(console: Console, sessions: Sequence[Session]) -> None:
+    """Where ΣLANG's output bytes go on the sessions, by segment, next to causal zstd-19 streams.
+
+    ΣLANG is the REST default (generic dictionary, no trained one). "Whole-tenant stream": zstd-19
+    over all of a tenant's turns in arrival order, one stream, flushed after each turn: the most any
+    causal LZ codec that sees the tenant's traffic (and nothing else) gets at that level. "Whole-session
+    stream": the same per session (the issue's baseline, turn by turn).
+    """
+    items = [(s.tenant, s.session_id, m) for s in sessions for m in s.turns]
+    corpus = [m for _, _, m in items]
+    segments = segment_of(sessions)
+    codec = sigmalang.SigmaCodec()
+    reports = [codec.compress(m, tenant=t, stream=s).report for t, s, m in items]
+    by_tenant: dict[str, list[int]] = {}
+    by_session: dict[str, list[int]] = {}
+    for i, (t, s, _) in enumerate(items):
+        by_tenant.setdefault(t, []).append(i)
+        by_session.setdefault(s, []).append(i)
+    tenant_costs = stream_costs(list(by_tenant.items()), corpus)
+    session_costs = stream_costs(list(by_session.items()), corpus)
+    out_total = sum(r.bytes_out for r in reports)
+    table = Table(title="Where ΣLANG's bytes go (generic dictionary), with zstd-19 streams flushed per turn")
+    for column in (
+        "segment",
+        "turns",
+        "input B",
+        "new B (chunks not held)",
+        "ΣLANG B",
+        "share",
+        "ΣLANG ratio",
+        "whole-tenant stream B",
+        "whole-session stream B",
+    ):
+        table.add_column(column, justify="left" if column == "segment" else "right")
+    for name in dict.fromkeys(segments):
+        idx = [i for i, seg in enumerate(segments) if seg == name]
+        b_in = sum(len(corpus[i]) for i in idx)
+        b_out = sum(reports[i].bytes_out for i in idx)
+        table.add_row(
+            name,
+            str(len(idx)),
+            f"{b_in:,}",
+            f"{sum(reports[i].literal_bytes for i in idx):,}",
+            f"{b_out:,}",
+            f"{b_out / out_total:.0%}",
+            f"{b_in / b_out:.2f}x",
+            f"{sum(tenant_costs[i] for i in idx):,}",
+            f"{sum(session_costs[i] for i in idx):,}",
+        )
+    b_in = sum(map(len, corpus))
+    framing = sum(r.framing for r in reports)
+    table.add_row(
+        "all",
+        str(len(corpus)),
+        f"{b_in:,}",
+        f"{sum(r.literal_bytes for r in reports):,}",
+        f"{out_total:,} (framing {framing:,})",
+        "100%",
+        f"{b_in / out_total:.2f}x",
+        f"{sum(tenant_costs):,} ({b_in / sum(tenant_costs):.2f}x)",
+        f"{sum(session_costs):,} ({b_in / sum(session_costs):.2f}x)",
+    )
+    console.print(table)
 
 
 def print_lossy(console: Console, sessions: Sequence[Session]) -> None:

@@ -10,7 +10,9 @@ the pool's default model). The bridge
 * holds a lease on the model for the duration of each operation, so that an idle unload never closes
   an engine in use, and runs the idle-unload loop (:meth:`RyotBridge.run_idle_unloader`),
 * turns the worker's events into an async iterator (the worker schedules each event onto the event
-  loop without waiting, so a stalled or finished event loop can never hold up the engine),
+  loop without waiting, so a stalled or finished event loop can never hold up the engine); a request's
+  first text and its end go at once, later text every ``chunk_interval_s`` at most, merged
+  (:mod:`bridges._ryot_delivery`: the path behind the bridge then runs once per few tokens),
 * enforces a timeout per call and cancels the engine request when the caller goes away or times out
   (the worker stops within one decode step),
 * counts requests, failures, tokens and time to first token (:class:`RyotBridgeMetrics`).
@@ -18,10 +20,11 @@ the pool's default model). The bridge
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ctypes
 import functools
 import math
-import threading
 import time
 import weakref
 from collections.abc import AsyncGenerator, Sequence
@@ -29,12 +32,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import anyio
-import anyio.lowlevel
 import anyio.to_thread
 import structlog
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectSendStream
 
+from bridges._ryot_delivery import DEFAULT_CHUNK_INTERVAL_S, LoopDispatcher, RequestSink, coalesced
 from bridges.errors import BridgeTimeoutError
 from ryot import (
     ChatMessage,
@@ -106,85 +109,6 @@ class RyotBridgeMetrics:
         return asdict(self)
 
 
-class _LoopDispatcher:
-    """Hands the engine's events to one event loop: one loop wake-up for every request that has some.
-
-    The engine hands a decode step's events to the requests' sinks (which only buffer them), then
-    calls their shared :meth:`flush` once: one callback on the loop delivers every request's events.
-    So a step costs the loop one wake-up, and the requests' agents all run (and publish their chunks,
-    which the NATS client then flushes together) in the same loop iteration.
-
-    Attributes:
-        lock: Guards the ready list and the requests' pending events (held for microseconds).
-        wakeups: Loop callbacks run so far (each delivered every request's events pending then).
-    """
-
-    __slots__ = ("_ready", "_scheduled", "_token", "lock", "wakeups")
-
-    def __init__(self, token: anyio.lowlevel.EventLoopToken) -> None:
-        self._token = token
-        self._ready: list[_RequestSink] = []
-        self._scheduled = False
-        self.lock = threading.Lock()
-        self.wakeups = 0
-
-    def ready(self, sink: _RequestSink) -> None:
-        """Deliver ``sink``'s events at the next wake-up (hold :attr:`lock`)."""
-        self._ready.append(sink)
-
-    def flush(self) -> None:
-        """Wake the loop for the requests that have events, unless a wake-up is pending (any thread)."""
-        with self.lock:
-            if not self._ready or self._scheduled:
-                return
-            self._scheduled = True
-        token = self._token
-        token.backend_class.run_sync_soon(self._run, (), token.native_token)
-
-    def _run(self) -> None:  # on the event loop
-        self.wakeups += 1
-        with self.lock:
-            ready, self._ready = self._ready, []
-            self._scheduled = False
-        for sink in ready:
-            sink.deliver()
-
-
-class _RequestSink:
-    """The engine's sink of one request: buffers its events until the dispatcher's wake-up.
-
-    Events that arrive while a delivery is pending join it: while the consumer lags (or the loop is
-    busy), the engine's events for this request cost one wake-up in all, and their text chunks reach the
-    consumer as one chunk (:func:`_coalesced`). ``flush`` is the dispatcher's (one per loop), which the
-    engine calls once per batch of events for all requests.
-    """
-
-    __slots__ = ("_dispatcher", "_gone", "_pending", "_send", "flush")
-
-    def __init__(self, dispatcher: _LoopDispatcher, send: MemoryObjectSendStream[list[Event]]) -> None:
-        self._dispatcher = dispatcher
-        self._send = send
-        self._pending: list[Event] = []
-        self._gone = False
-        self.flush = dispatcher.flush
-
-    def __call__(self, event: Event) -> None:  # on the engine's worker thread; never blocks
-        if self._gone:
-            raise anyio.BrokenResourceError  # the engine cancels the request
-        with self._dispatcher.lock:
-            self._pending.append(event)
-            if len(self._pending) == 1:
-                self._dispatcher.ready(self)
-
-    def deliver(self) -> None:  # on the event loop
-        with self._dispatcher.lock:
-            events, self._pending = self._pending, []
-        try:
-            self._send.send_nowait(events)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            self._gone = True
-
-
 class RyotBridge:
     """Async access to a :class:`ryot.ModelPool` (or to one :class:`ryot.RyotEngine`).
 
@@ -193,25 +117,42 @@ class RyotBridge:
             ``engine.model_name``). The bridge closes it in :meth:`aclose`.
         timeout_s: Default upper bound of one generation, in seconds.
         max_offload_threads: Threads that may run blocking engine calls (not loads) at once.
+        chunk_interval_s: Least time between two deliveries of a request's streamed text after its
+            first, in seconds (0: every decode step); see :mod:`bridges._ryot_delivery`.
     """
 
     def __init__(
-        self, models: ModelPool | RyotEngine, *, timeout_s: float = 300.0, max_offload_threads: int = 2
+        self,
+        models: ModelPool | RyotEngine,
+        *,
+        timeout_s: float = 300.0,
+        max_offload_threads: int = 2,
+        chunk_interval_s: float = DEFAULT_CHUNK_INTERVAL_S,
     ) -> None:
+        if not chunk_interval_s >= 0:
+            raise ValueError(f"chunk_interval_s must be at least 0, not {chunk_interval_s}")
         self.pool = models if isinstance(models, ModelPool) else ModelPool.from_engine(models)
         self.timeout_s = timeout_s
+        self.chunk_interval_s = chunk_interval_s
         self.metrics = RyotBridgeMetrics()
         self._limiter = anyio.CapacityLimiter(max_offload_threads)
-        self._dispatchers: weakref.WeakKeyDictionary[Any, _LoopDispatcher] = weakref.WeakKeyDictionary()
+        self._dispatchers: weakref.WeakKeyDictionary[Any, LoopDispatcher] = weakref.WeakKeyDictionary()
 
     @classmethod
-    async def open(cls, config: RyotConfig, *, timeout_s: float = 300.0) -> RyotBridge:
+    async def open(
+        cls,
+        config: RyotConfig,
+        *,
+        timeout_s: float = 300.0,
+        chunk_interval_s: float = DEFAULT_CHUNK_INTERVAL_S,
+    ) -> RyotBridge:
         """Build the pool of ``config`` and load its ``preload`` models in a worker thread.
 
         Args:
             config: A :class:`ryot.ModelPoolConfig` (named models), or a plain :class:`ryot.RyotConfig`
                 (its one model, preloaded).
             timeout_s: Default upper bound of one generation, in seconds.
+            chunk_interval_s: Least time between two deliveries of streamed text (see the class).
 
         Raises:
             ryot.ModelLoadError: A preloaded model cannot be loaded.
@@ -225,7 +166,7 @@ class RyotBridge:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(pool.close)
             raise
-        return cls(pool, timeout_s=timeout_s)
+        return cls(pool, timeout_s=timeout_s, chunk_interval_s=chunk_interval_s)
 
     @property
     def model_name(self) -> str:
@@ -363,7 +304,7 @@ class RyotBridge:
         deadline = time.monotonic() + limit
         dispatcher = self._dispatcher()
         send, receive = anyio.create_memory_object_stream[list[Event]](max_buffer_size=math.inf)
-        sink = _RequestSink(dispatcher, send)
+        sink = RequestSink(dispatcher, send)
 
         with send, receive, self.pool.lease(name):
             try:
@@ -377,14 +318,16 @@ class RyotBridge:
             except Exception:
                 self.metrics.failures += 1
                 raise
+            # One timer for the whole generation (not a cancel scope per delivery): at the deadline it
+            # hands the consumer the timeout marker.
+            timer = dispatcher.loop.call_later(max(deadline - time.monotonic(), 0.0), _time_out, send)
             try:
                 while True:
-                    with anyio.move_on_after(deadline - time.monotonic()) as scope:
-                        events = await receive.receive()
-                    if scope.cancelled_caught:
+                    events = await receive.receive()
+                    if events is _TIMED_OUT:
                         self.metrics.failures += 1
                         raise BridgeTimeoutError("generate", limit)
-                    for event in _coalesced(events):
+                    for event in coalesced(events):
                         if isinstance(event, Failed):
                             self.metrics.failures += 1
                             raise event.error
@@ -394,15 +337,15 @@ class RyotBridge:
                         if isinstance(event, Finished):
                             return
             finally:
+                timer.cancel()
                 handle.cancel()
 
-    def _dispatcher(self) -> _LoopDispatcher:
+    def _dispatcher(self) -> LoopDispatcher:
         """The dispatcher of the running event loop (made on first use)."""
-        token = anyio.lowlevel.current_token()
-        loop = token.native_token
+        loop = asyncio.get_running_loop()
         dispatcher = self._dispatchers.get(loop)
         if dispatcher is None:
-            dispatcher = self._dispatchers[loop] = _LoopDispatcher(token)
+            dispatcher = self._dispatchers[loop] = LoopDispatcher(loop, self.chunk_interval_s)
         return dispatcher
 
     def _account(self, event: Finished) -> None:
@@ -443,21 +386,10 @@ class RyotBridge:
         await self.aclose()
 
 
-def _coalesced(events: list[Event]) -> list[Event]:
-    """``events`` with each run of adjacent text chunks merged into one chunk.
+_TIMED_OUT: list[Event] = []
+"""Handed to a generation's consumer at its deadline (the engine's deliveries are never this list)."""
 
-    A :class:`~ryot.TokenChunk` is the text since the previous chunk, so a run of them reads the same as
-    one chunk with their texts, token counts and log probabilities joined.
-    """
-    if len(events) == 1:
-        return events
-    out: list[Event] = []
-    for event in events:
-        last = out[-1] if out else None
-        if isinstance(event, TokenChunk) and isinstance(last, TokenChunk):
-            out[-1] = TokenChunk(
-                last.text + event.text, last.n_tokens + event.n_tokens, last.logprobs + event.logprobs
-            )
-        else:
-            out.append(event)
-    return out
+
+def _time_out(send: MemoryObjectSendStream[list[Event]]) -> None:  # a loop timer: the deadline passed
+    with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+        send.send_nowait(_TIMED_OUT)

@@ -339,6 +339,38 @@ class SigmaBridge:
         self.metrics.decompressions += 1
         return data
 
+    async def decompress_many(
+        self,
+        frames: Sequence[bytes],
+        *,
+        tenant: str,
+        max_output_bytes: int | None = None,
+        timeout_s: float | None = None,
+    ) -> list[bytes]:
+        """Decode frames of ``tenant`` in order, in one thread hop (see :meth:`decompress`).
+
+        ``max_output_bytes`` bounds the decoded bytes of all frames together.
+
+        Raises:
+            sigmalang.FrameError, sigmalang.OutputTooLargeError, sigmalang.MissingRSUError,
+                sigmalang.MissingDictionaryError: As :meth:`decompress`, for the first frame that fails.
+            BridgeTimeoutError: The call exceeded its timeout.
+        """
+
+        def work() -> list[bytes]:
+            out: list[bytes] = []
+            left = max_output_bytes
+            for frame in frames:
+                data = self.codec.decompress(frame, tenant=tenant, max_output_bytes=left)
+                if left is not None:
+                    left -= len(data)
+                out.append(data)
+            return out
+
+        datas = await self._run("decompress", work, timeout_s)
+        self.metrics.decompressions += len(datas)
+        return datas
+
     async def tokens_of(self, data: bytes) -> tuple[int, TokenCounter]:
         """Tokens of ``data`` decoded as UTF-8 (invalid bytes replaced), counted as for compression."""
         name = self.counter_for(len(data))

@@ -25,6 +25,7 @@ from agents.storage import VaultLogConfig
 from agents.tracing import TracingConfig
 from api import AuthConfig, LimitsConfig
 from api._origin import default_allowed_hosts
+from bridges import DEFAULT_CHUNK_INTERVAL_S
 from orchestrator import OrchestratorConfig, TaskConfig
 from ryot import ModelPoolConfig
 from sigmalang import SigmaConfig
@@ -137,6 +138,9 @@ class GeneratorSettings(BaseModel):
     """Calls that may wait per instance; one more is refused with 429."""
     concurrency: int = Field(default=4, ge=1)
     """Calls an instance hands to Ryot at once (Ryot queues them for its single worker)."""
+    chunk_interval_s: float = Field(default=DEFAULT_CHUNK_INTERVAL_S, ge=0)
+    """Least time between two deliveries of a stream's text after its first, in seconds (0: every decode
+    step); the first text and the end go at once (see ``bridges._ryot_delivery``)."""
 
 
 class Settings(BaseSettings):

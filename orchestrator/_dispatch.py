@@ -32,12 +32,15 @@ from agents.protocol import (
     HEADER_STREAM_INBOX,
     HEADER_TENANT,
     HEADER_TRACE_ID,
+    Attached,
     Chunk,
     End,
     Error,
     Reply,
     agent_subject,
     cancel_subject,
+    join_attachment,
+    split_attachment,
     stream_message_adapter,
 )
 from agents.scopes import ALL_SCOPES, format_scopes
@@ -121,6 +124,13 @@ class CallContext:
         return headers
 
 
+def _with_attachment(event: Chunk | End | Error, attachment: memoryview | None) -> Chunk | End | Error:
+    """An ``End`` whose output carries the attachment that followed its JSON (`agents.protocol.Attached`)."""
+    if attachment is None or not isinstance(event, End):
+        return event
+    return End.model_construct(seq=event.seq, output=Attached(event.output, attachment))
+
+
 def _accepted(reply: Message, agent: str) -> tuple[str, Chunk | End | Error | None]:
     """The id of the instance that accepted the call; or the call's last message, sent in the accept's place.
 
@@ -135,9 +145,10 @@ def _accepted(reply: Message, agent: str) -> tuple[str, Chunk | End | Error | No
         if code:
             raise error_from_wire(code, reply.headers.get("Nats-Service-Error", code))
     try:
-        data = pydantic_core.from_json(reply.data)
+        envelope, attachment = split_attachment(reply.data)
+        data = pydantic_core.from_json(envelope)
         if isinstance(data, dict) and "type" in data:
-            return "", stream_message_adapter.validate_python(data)
+            return "", _with_attachment(stream_message_adapter.validate_python(data), attachment)
         parsed = Reply.model_validate(data)
     except ValueError:  # pydantic's ValidationError is one too
         raise StreamBrokenError(f"{agent} sent an unreadable reply") from None
@@ -255,6 +266,8 @@ class _AgentCall:
         """
         agent, ctx = self._agent, self._ctx
         body = pydantic_core.to_json(payload)
+        if isinstance(payload, Attached):  # raw bytes after the JSON (agents.protocol)
+            body = join_attachment(body, payload.attachment)
         if len(body) > self._bus.max_payload:
             raise TooLargeError(
                 f"the request to {agent} is {len(body)} bytes as JSON; "
@@ -299,7 +312,8 @@ class _AgentCall:
         if event is None:
             msg = await _next(self._box, self._ctx, agent, self.instance, self._alive, self._probe_s)
             try:
-                event = stream_message_adapter.validate_json(msg.data)
+                envelope, attachment = split_attachment(msg.data)
+                event = _with_attachment(stream_message_adapter.validate_json(envelope), attachment)
             except ValidationError as exc:
                 raise StreamBrokenError(f"unreadable stream message from {agent}: {exc}") from None
         else:  # the call's last message came as the reply

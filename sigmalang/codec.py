@@ -163,6 +163,7 @@ class SigmaCodec:
         self._lock = threading.Lock()
         self._streams: OrderedDict[tuple[str, Hashable], tuple[int, ...]] = OrderedDict()
         self._indexes: OrderedDict[str, AnchorIndex] = OrderedDict()
+        self._latest: OrderedDict[str, tuple[int, ...]] = OrderedDict()  # tenant -> its latest message's RSUs
         self._keys: dict[str, bytes] = {}
 
     def key(self, tenant: str) -> bytes:
@@ -207,7 +208,9 @@ class SigmaCodec:
                 frame that any ΣLANG decoder with the same dictionary reads.
             level: zstd level; default from the config.
             stream: Names the conversation the message belongs to (e.g. a session id); the previous
-                message of the same tenant and stream is the first part of the context.
+                message of the same tenant and stream is the first part of the context, and for the
+                first message of a stream, the tenant's latest message of any stream (a new session
+                re-sends the system prompt and tools of the last one).
 
         Returns:
             The frame and its `CompressionReport`.
@@ -225,6 +228,8 @@ class SigmaCodec:
             )
         with self._lock:
             previous = self._streams.get((tenant, stream), ()) if stream is not None else ()
+            if stream is not None and not previous:  # a new conversation: the tenant's latest message
+                previous = self._latest.get(tenant, ())
         active = self.dictionaries.active_for(tenant)
         result, own = _context.encode(
             data,
@@ -243,6 +248,10 @@ class SigmaCodec:
             with self._lock:
                 self._streams[(tenant, stream)] = own
                 self._streams.move_to_end((tenant, stream))
+                self._latest[tenant] = own
+                self._latest.move_to_end(tenant)
+                while len(self._latest) > _MAX_TENANT_INDEXES:
+                    self._latest.popitem(last=False)
                 while len(self._streams) > _MAX_STREAMS:
                     self._streams.popitem(last=False)
         return result
@@ -294,6 +303,7 @@ class SigmaCodec:
         """Remove every RSU, stream context and anchor of `tenant` (its frames stop decoding)."""
         with self._lock:
             self._indexes.pop(tenant, None)
+            self._latest.pop(tenant, None)
             for key in [k for k in self._streams if k[0] == tenant]:
                 del self._streams[key]
         return self.store.drop_tenant(tenant)

@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -38,6 +38,21 @@ shorter), seconds: most reads stay read-only transactions."""
 def _marks(n: int) -> str:
     """``?, ?, ...`` for `n` bound parameters (only placeholders are formatted into SQL)."""
     return ", ".join("?" * n)
+
+
+def _by_ids(
+    db: sqlite3.Connection, tenant: str, row_ids: Sequence[bytes]
+) -> Iterator[tuple[int, bytes, float]]:
+    """``(seq, row id, last use)`` of the tenant's RSUs among `row_ids`: one query per 500 ids.
+
+    Through the ``(tenant, id)`` index, named: without statistics SQLite would rather scan the tenant's
+    rows by primary key (8 ids among 3,000 RSUs: 325 µs instead of 14), linear in the tenant's store.
+    """
+    for start in range(0, len(row_ids), 500):  # SQLite's default limit is 999 bound parameters
+        part = row_ids[start : start + 500]
+        query = f"SELECT seq, id, used FROM rsu_v3 INDEXED BY rsu_v3_id WHERE tenant = ? AND id IN ({_marks(len(part))})"  # noqa: E501, S608
+        for seq, rid, used in db.execute(query, (tenant, *part)):
+            yield int(seq), bytes(rid), float(used)
 
 
 class DiskRSUStore(SQLiteRSUFile):
@@ -109,7 +124,7 @@ class DiskRSUStore(SQLiteRSUFile):
             victims += [
                 (int(seq), int(size))
                 for seq, size in db.execute(
-                    "SELECT seq, LENGTH(data) FROM rsu_v2 WHERE tenant = ? AND used < ? AND pinned = 0",
+                    "SELECT seq, size FROM rsu_v3 WHERE tenant = ? AND used < ? AND pinned = 0",
                     (tenant, now - self.retention.max_age_s),
                 )
                 if int(seq) not in keep
@@ -118,7 +133,7 @@ class DiskRSUStore(SQLiteRSUFile):
         if total > self.retention.max_bytes:
             chosen = {seq for seq, _ in victims}
             for seq, size in db.execute(
-                "SELECT seq, LENGTH(data) FROM rsu_v2 WHERE tenant = ? AND pinned = 0 "
+                "SELECT seq, size FROM rsu_v3 WHERE tenant = ? AND pinned = 0 "
                 "ORDER BY refcount > 0, used, seq",
                 (tenant,),
             ):
@@ -129,10 +144,7 @@ class DiskRSUStore(SQLiteRSUFile):
                 victims.append((int(seq), int(size)))
                 total -= int(size)
         if victims:
-            self._forget(tenant, [s for s, _ in victims])
-            db.executemany(
-                "DELETE FROM rsu_v2 WHERE tenant = ? AND seq = ?", [(tenant, s) for s, _ in victims]
-            )
+            self._remove(db, tenant, [s for s, _ in victims])
             db.execute(
                 "UPDATE tenant_v2 SET evicted = evicted + ?, bytes = bytes - ? WHERE tenant = ?",
                 (len(victims), sum(size for _, size in victims), tenant),
@@ -148,19 +160,17 @@ class DiskRSUStore(SQLiteRSUFile):
         with self._tx() as db:
             ids_of = self._row_ids(db, tenant, create=True)
             assert ids_of is not None  # noqa: S101 - created
-            db.execute("INSERT OR IGNORE INTO tenant_v2 (tenant, next_seq) VALUES (?, 1)", (tenant,))
-            (next_seq,) = db.execute("SELECT next_seq FROM tenant_v2 WHERE tenant = ?", (tenant,)).fetchone()
+            (next_seq,) = db.execute(
+                "INSERT INTO tenant_v2 (tenant, next_seq) VALUES (?, 1) "
+                "ON CONFLICT (tenant) DO UPDATE SET next_seq = next_seq RETURNING next_seq",
+                (tenant,),
+            ).fetchone()
             known: dict[bytes, tuple[int, float]] = {}
             rids = [ids_of(bytes(i)) for i, _ in items]
-            ids = list(dict.fromkeys(rids))
-            for start in range(0, len(ids), 500):  # SQLite's default limit is 999 bound parameters
-                part = ids[start : start + 500]
-                for seq, rsu_id, used in db.execute(
-                    f"SELECT seq, id, used FROM rsu_v2 WHERE tenant = ? AND id IN ({_marks(len(part))})",  # noqa: S608
-                    (tenant, *part),
-                ):
-                    known[bytes(rsu_id)] = (int(seq), float(used))
+            for seq, rid, used in _by_ids(db, tenant, list(dict.fromkeys(rids))):
+                known[rid] = (seq, used)
             rows = []
+            contents = []
             plains: list[tuple[int, bytes]] = []
             added = 0
             for rid, (_, data) in zip(rids, items, strict=True):
@@ -168,7 +178,8 @@ class DiskRSUStore(SQLiteRSUFile):
                 if found is None:
                     plain = bytes(data)
                     stored = plain if self._sealer is None else self._sealer.seal(tenant, row_aad(rid), plain)
-                    rows.append((tenant, next_seq, rid, stored, now))
+                    rows.append((tenant, next_seq, rid, len(stored), now))
+                    contents.append((tenant, next_seq, stored))
                     plains.append((next_seq, plain))
                     known[rid] = (next_seq, now)
                     out.append((next_seq, True))
@@ -176,11 +187,14 @@ class DiskRSUStore(SQLiteRSUFile):
                     next_seq += 1
                 else:
                     out.append((found[0], False))
-            db.executemany("INSERT INTO rsu_v2 (tenant, seq, id, data, used) VALUES (?, ?, ?, ?, ?)", rows)
+            if rows:
+                db.executemany("INSERT INTO rsu_v3 (tenant, seq, id, size, used) VALUES (?,?,?,?,?)", rows)
+                db.executemany("INSERT INTO rsu_data_v3 (tenant, seq, data) VALUES (?, ?, ?)", contents)
             for seq, plain in plains:
                 self._remember(tenant, seq, plain, now)
             stale = [(now, tenant, seq) for seq, used in known.values() if used < now - self._touch_s]
-            db.executemany("UPDATE rsu_v2 SET used = ? WHERE tenant = ? AND seq = ?", stale)
+            if stale:
+                db.executemany("UPDATE rsu_v3 SET used = ? WHERE tenant = ? AND seq = ?", stale)
             (total,) = db.execute(
                 "UPDATE tenant_v2 SET next_seq = ?, bytes = bytes + ? WHERE tenant = ? RETURNING bytes",
                 (next_seq, added, tenant),
@@ -189,18 +203,15 @@ class DiskRSUStore(SQLiteRSUFile):
         return out
 
     def seqs(self, tenant: str, rsu_ids: Iterable[bytes]) -> dict[bytes, int]:
-        """See `RSUStore.seqs`."""
+        """See `RSUStore.seqs` (one query per 500 ids)."""
         out: dict[bytes, int] = {}
         with self._tx(write=False) as db:
             ids = self._row_ids(db, tenant, create=False)
             if ids is None:
                 return out
-            for rsu_id in rsu_ids:
-                row = db.execute(
-                    "SELECT seq FROM rsu_v2 WHERE tenant = ? AND id = ?", (tenant, ids(rsu_id))
-                ).fetchone()
-                if row is not None:
-                    out[rsu_id] = int(row[0])
+            content_of = {ids(i): i for i in rsu_ids}  # row id -> content id
+            for seq, rid, _ in _by_ids(db, tenant, list(content_of)):
+                out[content_of[rid]] = seq
         return out
 
     def get_many(self, tenant: str, seqs: Sequence[int]) -> list[bytes]:
@@ -225,8 +236,9 @@ class DiskRSUStore(SQLiteRSUFile):
         stale: list[int] = []
         with self._tx(write=False) as db:  # upgraded to a write only when a last use is stale
             for seq, rsu_id, data, used in db.execute(
-                "SELECT seq, id, data, used FROM rsu_v2 WHERE tenant = ? "
-                "AND seq IN (SELECT value FROM json_each(?))",
+                "SELECT m.seq, m.id, d.data, m.used FROM rsu_v3 AS m JOIN rsu_data_v3 AS d "
+                "ON d.tenant = m.tenant AND d.seq = m.seq "
+                "WHERE m.tenant = ? AND m.seq IN (SELECT value FROM json_each(?))",
                 (tenant, str(wanted)),
             ):
                 plain = bytes(data) if key is None else self._open_row(tenant, bytes(rsu_id), bytes(data))
@@ -240,9 +252,9 @@ class DiskRSUStore(SQLiteRSUFile):
             for seq in wanted:
                 if seq not in found:
                     raise MissingRSUError(seq=seq)
-            db.executemany(
-                "UPDATE rsu_v2 SET used = ? WHERE tenant = ? AND seq = ?", [(now, tenant, s) for s in stale]
-            )
+            if stale:
+                rows = [(now, tenant, s) for s in stale]
+                db.executemany("UPDATE rsu_v3 SET used = ? WHERE tenant = ? AND seq = ?", rows)
         return [found[s] for s in seqs]
 
     def _open_row(self, tenant: str, rid: bytes, blob: bytes) -> bytes:
@@ -264,7 +276,7 @@ class DiskRSUStore(SQLiteRSUFile):
             return frozenset(
                 int(r[0])
                 for r in db.execute(
-                    "UPDATE rsu_v2 SET refcount = refcount + 1 WHERE tenant = ? "
+                    "UPDATE rsu_v3 SET refcount = refcount + 1 WHERE tenant = ? "
                     "AND seq IN (SELECT value FROM json_each(?)) RETURNING seq",
                     (tenant, str(wanted)),
                 ).fetchall()
@@ -275,7 +287,7 @@ class DiskRSUStore(SQLiteRSUFile):
         wanted = sorted(set(seqs))
         with self._tx() as db:
             rows = db.execute(
-                "SELECT seq, id, refcount FROM rsu_v2 WHERE tenant = ? "
+                "SELECT seq, id, refcount FROM rsu_v3 WHERE tenant = ? "
                 "AND seq IN (SELECT value FROM json_each(?))",
                 (tenant, str(wanted)),
             ).fetchall()
@@ -283,7 +295,7 @@ class DiskRSUStore(SQLiteRSUFile):
                 if count <= 0:
                     raise RSUStoreError(f"release of RSU {bytes(rsu_id).hex()} whose reference count is 0")
             db.executemany(
-                "UPDATE rsu_v2 SET refcount = refcount - 1 WHERE tenant = ? AND seq = ?",
+                "UPDATE rsu_v3 SET refcount = refcount - 1 WHERE tenant = ? AND seq = ?",
                 [(tenant, r[0]) for r in rows],
             )
 
@@ -300,7 +312,7 @@ class DiskRSUStore(SQLiteRSUFile):
                 None
                 if ids is None
                 else db.execute(
-                    "UPDATE rsu_v2 SET pinned = ? WHERE tenant = ? AND id = ?",
+                    "UPDATE rsu_v3 SET pinned = ? WHERE tenant = ? AND id = ?",
                     (int(pinned), tenant, ids(rsu_id)),
                 )
             )
@@ -327,8 +339,8 @@ class DiskRSUStore(SQLiteRSUFile):
         """See `RSUStore.stats`."""
         with self._tx(write=False) as db:
             rsus, size, referenced, pinned = db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0), COALESCE(SUM(refcount > 0), 0), "
-                "COALESCE(SUM(pinned != 0), 0) FROM rsu_v2 WHERE tenant = ?",
+                "SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(refcount > 0), 0), "
+                "COALESCE(SUM(pinned != 0), 0) FROM rsu_v3 WHERE tenant = ?",
                 (tenant,),
             ).fetchone()
             row = db.execute("SELECT evicted FROM tenant_v2 WHERE tenant = ?", (tenant,)).fetchone()

@@ -42,11 +42,14 @@ the format of self-contained frames from `sigmalang.compress`)::
                                      bit 2 TABLES   with DICT and CONTEXT: only the dictionary's
                                                     entropy tables are used, not its content
                                      bit 3 RAW      payload is stored, not zstd-compressed
+                                     bit 4 PACKED   with CONTEXT: the runs are packed (below)
                                      other bits     reserved, must be 0
     4       varint    content_size   length of the decoded message, bytes
             4         dict_id        if DICT: id of the trained dictionary (u32, never 0)
             varint    n_runs         if CONTEXT: runs of RSU sequence numbers of the tenant's store
-            varint*2  runs           if CONTEXT: zigzag(start - end of the previous run), length >= 1
+            varint*2  runs           if CONTEXT: zigzag(start - end of the previous run), length >= 1;
+                                     if PACKED, one varint zigzag(...) << 2 | min(length - 1, 3),
+                                     then for a length of 4 or more a varint length - 4
     ...     ...       payload        the whole message: a magic-less zstd frame, compressed with the
                                      context RSUs' content, concatenated in run order, as a
                                      raw-content dictionary (appended to the dictionary's content
@@ -125,10 +128,12 @@ class FrameFlags(enum.IntFlag):
     `F_TABLES`) only the dictionary's entropy tables precede the context, not its content."""
     RAW = 8
     """The payload is stored uncompressed."""
+    PACKED = 16
+    """(Version 2) the context runs are packed: a run's start delta and short length share a varint."""
 
 
 # Plain-int copies: IntFlag arithmetic is slow on the per-message path.
-F_DICT, F_REFS, F_REF_PREFIX, F_RAW = 1, 2, 4, 8
+F_DICT, F_REFS, F_REF_PREFIX, F_RAW, F_PACKED = 1, 2, 4, 8, 16
 F_TABLES = F_REF_PREFIX  # version 2's meaning of bit 2
 _KNOWN_FLAGS = F_DICT | F_REFS | F_REF_PREFIX | F_RAW
 
@@ -295,7 +300,7 @@ def encode_store_frame(
     """
     if tables and (dict_id is None or not context or raw):
         raise ValueError("TABLES needs a dictionary, a context and a compressed payload")
-    flags = F_RAW if raw else F_TABLES if tables else 0
+    flags = (F_RAW if raw else F_TABLES if tables else 0) | (F_PACKED if context else 0)
     out = _header(STORE_FORMAT_VERSION, flags, content_size, dict_id, refs=bool(context))
     if context:
         runs: list[tuple[int, int]] = []
@@ -308,10 +313,11 @@ def encode_store_frame(
                 runs.append((seq, 1))
         _varint.encode(len(runs), out)
         end = 0
-        for start, length in runs:
+        for start, length in runs:  # packed (flag PACKED): short runs of near starts take one byte
             delta = start - end
-            _varint.encode(delta * 2 if delta >= 0 else -delta * 2 - 1, out)
-            _varint.encode(length, out)
+            _varint.encode((delta * 2 if delta >= 0 else -delta * 2 - 1) << 2 | min(length - 1, 3), out)
+            if length >= 4:
+                _varint.encode(length - 4, out)
             end = start + length
     out += payload
     out += _tag(out, key)
@@ -326,8 +332,10 @@ def _inspect_v2(view: memoryview, key: bytes | None) -> FrameInfo:
     if key is not None and not hmac.compare_digest(bytes(view[end:]), _tag(view[:end], key)):
         raise FrameAuthenticationError()
     flags = view[len(MAGIC) + 1]
-    if flags & ~(F_DICT | F_REFS | F_TABLES | F_RAW):
+    if flags & ~(F_DICT | F_REFS | F_TABLES | F_RAW | F_PACKED):
         raise CorruptFrameError(f"unknown flag bits {flags:#04x}")
+    if flags & F_PACKED and not flags & F_REFS:
+        raise CorruptFrameError("PACKED flag without CONTEXT")
     if flags & F_TABLES and flags & (F_DICT | F_REFS | F_RAW) != F_DICT | F_REFS:
         raise CorruptFrameError("TABLES flag without DICT and CONTEXT, or with RAW")
     pos = len(MAGIC) + 2
@@ -346,9 +354,16 @@ def _inspect_v2(view: memoryview, key: bytes | None) -> FrameInfo:
         if not 0 < n_runs <= end - pos:
             raise CorruptFrameError(f"{n_runs} context runs in {end - pos} bytes")
         prev_end = 0
+        packed = bool(flags & F_PACKED)
         for _ in range(n_runs):
             zz, pos = _varint.decode(view, pos, end)
-            length, pos = _varint.decode(view, pos, end)
+            if packed:
+                zz, length = zz >> 2, (zz & 3) + 1
+                if length == 4:
+                    more, pos = _varint.decode(view, pos, end)
+                    length += more
+            else:
+                length, pos = _varint.decode(view, pos, end)
             start = prev_end + (zz >> 1 if not zz & 1 else -((zz + 1) >> 1))
             if start <= 0 or length <= 0 or len(context) + length > MAX_CONTEXT_RSUS:
                 raise CorruptFrameError(f"context run ({start}, {length}) out of range")

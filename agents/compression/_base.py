@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from abc import abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import pydantic_core
 from pydantic import BaseModel
 
 from agents.actor import Agent, Call
@@ -97,6 +97,8 @@ class CompressionAgent(Agent):
     list; characters of text)."""
     error_field: ClassVar[str | None] = None
     """The input field ΣLANG errors are about (e.g. ``frame``)."""
+    attachment_field: ClassVar[str] = "input"
+    """What a binary attachment holds (e.g. ``messages``): named when it is over `MAX_DATA_BYTES`."""
 
     def __init__(self, bridge: SigmaBridge, *, max_payload_bytes: int = NATS_MAX_PAYLOAD_BYTES) -> None:
         if self.output_model is None:
@@ -125,15 +127,19 @@ class CompressionAgent(Agent):
         """
         for field, limit, unit in self.size_limits:
             check_size(field, _size(getattr(call.input, field, None)), limit, unit=unit)
+        if call.attachment is not None:
+            check_size(self.attachment_field, len(call.attachment))
         try:
             output = await self.work(call)
         except (SigmaError, BridgeTimeoutError) as exc:
             raise sigma_error(exc, field=self.field_for(call)) from exc
         dumped = output.model_dump(mode="json")
-        size = len(json.dumps(dumped))
+        size = len(pydantic_core.to_json(dumped))
+        if call.reply_attachment is not None:
+            size += len(call.reply_attachment)
         if size > self.max_payload_bytes - ENVELOPE_RESERVE_BYTES:
             raise TooLargeError(
-                f"the result is {size} bytes of JSON, over the NATS max payload of "
+                f"the result is {size} bytes, over the NATS max payload of "
                 f"{self.max_payload_bytes} bytes; send less per call"
             )
         return dumped

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import ClassVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from agents.actor import Call
 from agents.compression._base import CompressionAgent
@@ -20,17 +20,42 @@ from agents.compression._outputs import (
     report_out,
 )
 from agents.compression._wire import MAX_DATA_BYTES, CompressInput, DecompressInput, FrameInput
+from agents.compression.wire import MAX_BATCH_ITEMS, SigmaCompressionReport, pack_parts, unpack_parts
 from agents.errors import BadInputError
 from sigmalang import FrameFlags, FrameInfo
 
 __all__ = ("MAX_LISTED", "CodecInspectorAgent", "CompressorAgent", "DecompressorAgent", "GlyphEncoderAgent")
 
+ACCEPT_GRACE_S = 0.05
+"""How long the compressor's and decompressor's accepts wait (`agents.actor.Agent.accept_grace_s`),
+seconds: a request of a few ~10 KB messages is done well within it, so it costs two NATS messages (the
+request, then the End as the reply) instead of three."""
 MAX_LISTED = 10_000
 """Most recipe steps or RSUs an answer lists (the rest are counted, not listed), so the reply fits in
 one NATS message."""
 
 _DATA_LIMITS = (("data", MAX_DATA_BYTES, "bytes"), ("messages", MAX_DATA_BYTES, "bytes"))
 _FRAME_LIMITS = (("frame", MAX_DATA_BYTES, "bytes"), ("frames", MAX_DATA_BYTES, "bytes"))
+
+
+_REPORTS: TypeAdapter[list[SigmaCompressionReport]] = TypeAdapter(list[SigmaCompressionReport])
+
+
+def _attached_parts(call: Call, field: str, noun: str) -> list[bytes] | None:
+    """The parts of the call's binary attachment (`agents.compression.wire.pack_parts`), or None.
+
+    Raises:
+        BadInputError: A malformed or empty layout, or more than `MAX_BATCH_ITEMS` parts (``field``).
+    """
+    if call.attachment is None:
+        return None
+    try:
+        parts = unpack_parts(call.attachment, MAX_BATCH_ITEMS)
+    except ValueError as exc:
+        raise BadInputError(str(exc), field=field) from None
+    if not parts:
+        raise BadInputError(f"an empty batch: give at least one {noun}", field=field)
+    return parts
 
 
 def _b64(data: bytes) -> str:
@@ -60,13 +85,25 @@ class CompressorAgent(CompressionAgent):
     output_model: ClassVar[type[BaseModel]] = CompressOutput
     size_limits = _DATA_LIMITS
     error_field = "data"
+    takes_attachment = True
+    attachment_field = "messages"
+    accept_grace_s = ACCEPT_GRACE_S
 
     async def work(self, call: Call) -> CompressOutput:
-        """Compress ``data`` (or each of ``messages``); return the frame(s) (base64) and report(s)."""
+        """Compress ``data`` (or each of ``messages``); return the frame(s) (base64) and report(s).
+
+        With a binary attachment (the messages, `agents.compression.wire.pack_parts`; neither ``data``
+        nor ``messages`` given), the answer is ``count`` and an attachment in the same layout: the
+        reports as one JSON array, then the frames, raw.
+        """
         inp: CompressInput = call.input
-        if (inp.data is None) == (inp.messages is None):
-            raise BadInputError("give exactly one of data (a message) and messages (a batch)", field="data")
-        batch = inp.messages if inp.messages is not None else [inp.data or b""]
+        attached = _attached_parts(call, "messages", "message")
+        if (inp.data is None) + (inp.messages is None) + (attached is None) != 2:
+            raise BadInputError(
+                "give exactly one of data (a message), messages (a batch) and a binary attachment",
+                field="data",
+            )
+        batch = attached or inp.messages or [inp.data or b""]
         if inp.streams is not None and (inp.stream is not None or len(inp.streams) != len(batch)):
             raise BadInputError(
                 f"streams: give one per message ({len(batch)}, got {len(inp.streams)}), "
@@ -82,6 +119,10 @@ class CompressorAgent(CompressionAgent):
             streams=inp.streams,
             timeout_s=_timeout(call),
         )
+        if attached is not None:
+            reports = _REPORTS.dump_json([report_out(o.result.report, o.token_counter) for o in outcomes])
+            call.reply_attachment = pack_parts([reports, *(o.result.frame for o in outcomes)])
+            return CompressOutput(count=len(outcomes))
         frames = [
             FrameOut(frame=_b64(o.result.frame), report=report_out(o.result.report, o.token_counter))
             for o in outcomes
@@ -101,29 +142,36 @@ class DecompressorAgent(CompressionAgent):
     output_model: ClassVar[type[BaseModel]] = DecompressOutput
     size_limits = _FRAME_LIMITS
     error_field = "frame"
+    takes_attachment = True
+    attachment_field = "frames"
+    accept_grace_s = ACCEPT_GRACE_S
 
     def field_for(self, call: Call) -> str | None:
-        """``frames`` for a batch, else ``frame``."""
-        return "frames" if call.input.frames is not None else "frame"
+        """``frames`` for a batch (or an attachment), else ``frame``."""
+        return "frames" if call.input.frames is not None or call.attachment is not None else "frame"
 
     async def work(self, call: Call) -> DecompressOutput:
-        """Decode ``frame`` (or each of ``frames``); return the data (base64) and what a frame held."""
+        """Decode ``frame`` (or each of ``frames``); return the data (base64) and what a frame held.
+
+        With a binary attachment (the frames, `agents.compression.wire.pack_parts`; neither ``frame``
+        nor ``frames`` given), the answer is ``count`` and an attachment in the same layout: the
+        original bytes of each frame, raw. A batch is decoded in one thread hop.
+        """
         inp: DecompressInput = call.input
-        if (inp.frame is None) == (inp.frames is None):
-            raise BadInputError("give exactly one of frame and frames (a batch)", field="frame")
-        if inp.frames is not None:
-            datas: list[str] = []
-            total = 0
-            for frame in inp.frames:
-                data = await self.bridge.decompress(
-                    frame,
-                    tenant=call.tenant,
-                    max_output_bytes=MAX_DATA_BYTES - total,
-                    timeout_s=_timeout(call),
-                )
-                total += len(data)
-                datas.append(_b64(data))
-            return DecompressOutput(datas=datas)
+        attached = _attached_parts(call, "frames", "frame")
+        if (inp.frame is None) + (inp.frames is None) + (attached is None) != 2:
+            raise BadInputError(
+                "give exactly one of frame, frames (a batch) and a binary attachment", field="frame"
+            )
+        frames = attached or inp.frames
+        if frames is not None:
+            datas = await self.bridge.decompress_many(
+                frames, tenant=call.tenant, max_output_bytes=MAX_DATA_BYTES, timeout_s=_timeout(call)
+            )
+            if attached is not None:
+                call.reply_attachment = pack_parts(datas)
+                return DecompressOutput(count=len(datas))
+            return DecompressOutput(datas=[_b64(d) for d in datas])
         frame = inp.frame or b""
         info, _, _ = await self.bridge.inspect(frame, tenant=call.tenant)
         data = await self.bridge.decompress(

@@ -82,11 +82,17 @@ class FrameOut(_Out):
 
 
 class CompressOutput(_Out):
-    """Output of ``compressor``: ``frame`` and ``report`` for one message, ``results`` for a batch."""
+    """Output of ``compressor``: ``frame`` and ``report`` for one message, ``results`` for a batch.
+
+    For messages sent as a binary attachment: ``count`` alone, and the reports (a JSON array) and the
+    frames in the answer's attachment (`agents.compression.wire.pack_parts`).
+    """
 
     frame: str | None = None
     report: CompressionReportOut | None = None
     results: list[FrameOut] | None = None
+    count: int | None = None
+    """Frames in the answer's attachment (after the reports)."""
 
 
 class DecompressReportOut(_Out):
@@ -112,6 +118,9 @@ class DecompressOutput(_Out):
     report: DecompressReportOut | None = None
     datas: list[str] | None = None
     """The original bytes of each frame of a batch, base64."""
+    count: int | None = None
+    """For frames sent as a binary attachment: the original bytes of each are in the answer's
+    attachment (`agents.compression.wire.pack_parts`), this many."""
 
 
 class GlyphOut(_Out):

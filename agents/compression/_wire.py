@@ -1,20 +1,22 @@
 """Inputs of the compression agents, their size limits, and the base64 convention for binary data.
 
 Binary payloads (messages, frames, dictionary samples) travel as standard base64 (RFC 4648 §4, with
-padding) in the JSON of the wire protocol. A NATS message may carry at most
-``NATS_MAX_PAYLOAD_BYTES`` (the embedded server's ``max_payload``), so binary data is limited to
-``MAX_DATA_BYTES``: its base64 text plus the JSON envelope and report must fit in one message, both in
-the request and in the reply.
+padding) in the JSON of the wire protocol; the ``compressor`` and ``decompressor`` also take their
+messages or frames raw, as a binary attachment after the JSON (`agents.protocol.Attached`, laid out
+by `agents.compression.wire.pack_parts`), and then answer the same way. A NATS message may carry at
+most ``NATS_MAX_PAYLOAD_BYTES`` (the embedded server's ``max_payload``), so binary data is limited to
+``MAX_DATA_BYTES`` (either way: one limit): its base64 text plus the JSON envelope and report must fit
+in one message, both in the request and in the reply.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
+from agents.compression.wire import MAX_BATCH_ITEMS
 from agents.errors import TooLargeError
 from agents.limits import ENVELOPE_RESERVE_BYTES, NATS_MAX_PAYLOAD_BYTES
 
@@ -40,15 +42,13 @@ MAX_DATA_BYTES = (NATS_MAX_PAYLOAD_BYTES - ENVELOPE_RESERVE_BYTES) // 4 * 3
 MAX_TEXT_CHARS = 256 * 1024
 """Longest text the context optimiser accepts, characters (exact token counting of the whole text
 takes about 1 s at this size)."""
-MAX_BATCH_ITEMS = 4096
-"""Most messages in one deduplication batch or dictionary training set."""
 
 
 def _decode_base64(value: object) -> bytes:
     if not isinstance(value, str):
         raise ValueError("must be a base64 string")  # pydantic turns ValueError into a field error
     try:
-        return base64.b64decode(value, validate=True)
+        return binascii.a2b_base64(value, strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise ValueError(f"not valid base64: {exc}") from None
 

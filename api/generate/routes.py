@@ -87,6 +87,10 @@ async def generate(
     return sse_response(_sse(request, request_id, first, events))
 
 
+_TOKEN_HEAD = sse_event("{}", "token")[: -len("}\r\n\r\n")] + b'"text": '
+"""``event: token``, CRLF, ``data: {"text": `` (a JSON string and ``}``, CRLF, CRLF end the event)."""
+
+
 async def _sse(
     request: Request[Any, Any, Any],
     request_id: str,
@@ -97,8 +101,8 @@ async def _sse(
     try:
         event: TextDelta | GenerateOutput | None = first
         while event is not None:
-            if isinstance(event, TextDelta):
-                yield sse_event(json.dumps({"text": event.text}), "token")
+            if isinstance(event, TextDelta):  # sse_event(json.dumps({"text": ...}), "token"), encoded once
+                yield _TOKEN_HEAD + json.dumps(event.text).encode() + b"}\r\n\r\n"
             else:
                 yield sse_event(_response(request_id, event).model_dump_json(), "done")
                 return

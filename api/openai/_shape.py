@@ -145,6 +145,8 @@ class Chunks:
     """Builds the SSE chunks of one streamed completion.
 
     OpenAI's ``chat.completion.chunk`` objects for chat, ``text_completion`` objects for completions.
+    The fields every chunk repeats (id, object, created, model, fingerprint) are encoded once: a chunk
+    encodes only its ``choices`` (and ``usage``), the bytes the whole object's ``json.dumps`` writes.
     """
 
     def __init__(self, kind: Kind, cid: str, created: int, model: str, *, include_usage: bool) -> None:
@@ -153,6 +155,17 @@ class Chunks:
         self.created = created
         self.model = model
         self.include_usage = include_usage
+        head = {
+            "id": cid,
+            "object": "chat.completion.chunk" if kind == "chat" else "text_completion",
+            "created": created,
+            "model": model,
+            "system_fingerprint": fingerprint(model),
+            "choices": None,
+        }
+        encoded = json.dumps(head, ensure_ascii=False)
+        self._head = b"data: " + encoded[: -len("null}")].encode()
+        """``data: {"id": ..., "choices": `` (the object up to its choices)."""
 
     def chat(
         self,
@@ -178,17 +191,10 @@ class Chunks:
         return self._data([], usage_)
 
     def _data(self, choices: list[dict[str, Any]], usage_: dict[str, Any] | None) -> bytes:
-        obj: dict[str, Any] = {
-            "id": self.cid,
-            "object": "chat.completion.chunk" if self.kind == "chat" else "text_completion",
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": fingerprint(self.model),
-            "choices": choices,
-        }
+        tail = json.dumps(choices, ensure_ascii=False)
         if self.include_usage:
-            obj["usage"] = usage_
-        return b"data: " + json.dumps(obj, ensure_ascii=False).encode() + b"\n\n"
+            tail += ', "usage": ' + json.dumps(usage_, ensure_ascii=False)
+        return self._head + tail.encode() + b"}\n\n"
 
 
 class ChatChoiceStream:

@@ -2,8 +2,11 @@
 
 ``compress`` and ``decompress`` take JSON (binary data as base64) or a raw ``application/octet-stream``
 body (options as query parameters); a raw request gets a raw answer with the report as JSON in the
-``X-Sigma-Report`` header. Binary data is limited to ``MAX_DATA_BYTES`` (NATS carries it base64 in one
-message); larger is 413 naming the limit. Every route works on the caller's tenant only: frames are
+``X-Sigma-Report`` header. Messages and frames go on to the agents raw, as a binary attachment after
+the JSON (`agents.protocol.Attached`, `agents.compression.wire.pack_parts`), and frames and decoded
+data come back the same way: a binary batch body passes to the compressor, and its answer back to
+the client, as they are. Binary data is limited to ``MAX_DATA_BYTES`` (one NATS message, whichever
+way it travels); larger is 413 naming the limit. Every route works on the caller's tenant only: frames are
 made against, and decoded with, that tenant's store and MAC key. A corrupted frame, or one made for
 another tenant, is 400 (``field: frame``); a frame whose context RSUs were evicted from the tenant's
 store, or whose dictionary this service lacks, is 404. The ``/batch`` routes take many messages or
@@ -13,8 +16,10 @@ frames per request.
 from __future__ import annotations
 
 import base64
+import binascii
 from typing import Annotated, Any, TypeVar
 
+import pydantic_core
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
@@ -23,7 +28,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from agents.compression import MAX_DATA_BYTES
 from agents.compression._wire import ENVELOPE_RESERVE_BYTES, check_size
-from agents.errors import BadInputError
+from agents.errors import BadInputError, StreamBrokenError
+from agents.protocol import Attached
 from api._request import call_context
 from api.sigma.schemas import (
     MAX_BATCH_MESSAGES,
@@ -46,7 +52,7 @@ from api.sigma.schemas import (
     pack_parts,
     unpack_parts,
 )
-from orchestrator import Orchestrator
+from orchestrator import CallContext, Orchestrator
 
 M = TypeVar("M", bound=BaseModel)
 TEAM = "compression"
@@ -72,20 +78,29 @@ def _parse(model: type[M], body: bytes) -> M:
         raise BadInputError(first["msg"], field=field) from None
 
 
-def split_batch(body: bytes) -> list[bytes]:
-    """Split a binary batch body (`api.sigma.schemas.pack_parts` framing) into its messages.
+def _attachment(out: dict[str, Any], agent: str) -> bytes:
+    """An agent's binary answer (`agents.protocol.Attached`).
 
     Raises:
-        BadInputError: No message, more than `MAX_BATCH_MESSAGES`, or a length running past the end
-            (``field: messages``), in time linear in the number of messages.
+        StreamBrokenError: The answer had none (an agent that does not speak it).
     """
-    try:
-        out = unpack_parts(body, MAX_BATCH_MESSAGES)
-    except ValueError as exc:
-        raise BadInputError(str(exc), field="messages") from None
-    if not out:
-        raise BadInputError("an empty batch: give at least one message", field="messages")
-    return out
+    attachment = getattr(out, "attachment", None)
+    if attachment is None:
+        raise StreamBrokenError(f"{agent} answered without its binary attachment")
+    return bytes(attachment)
+
+
+async def _compress_raw(
+    orchestrator: Orchestrator, options: dict[str, Any], messages: bytes, ctx: CallContext
+) -> bytes:
+    """Messages (`pack_parts` layout) → the compressor's answer: reports (JSON array), then frames."""
+    out = await orchestrator.call(TEAM, "compressor", Attached(options, messages), ctx)
+    return _attachment(out, "compressor")
+
+
+def _b64_decoded(values: list[str]) -> bytes:
+    """Base64 strings (checked by the request model) as one `pack_parts` body."""
+    return pack_parts(binascii.a2b_base64(v) for v in values)
 
 
 def _is_binary(request: Request[Any, Any, Any]) -> bool:
@@ -127,17 +142,24 @@ async def compress(
     body = await request.body()
     if _is_binary(request):
         check_size("data", len(body))
-        payload: dict[str, Any] = {"data": _b64(body), "level": level, "dedup": dedup, "stream": stream}
+        options: dict[str, Any] = {"level": level, "dedup": dedup, "stream": stream}
+        message = pack_parts([body])
     else:
         req = _parse(SigmaCompressRequest, body)
         check_size("data", base64_decoded_size(req.data))
-        payload = req.model_dump(exclude={"timeout_s"})
+        options = req.model_dump(exclude={"timeout_s", "data"})
+        message = _b64_decoded([req.data])
         timeout_s = req.timeout_s
-    out = await orchestrator.call(
-        TEAM, "compressor", payload, call_context(orchestrator, request, timeout_s=timeout_s)
+    answer = await _compress_raw(
+        orchestrator, options, message, call_context(orchestrator, request, timeout_s=timeout_s)
     )
-    result = SigmaCompressResponse.model_validate(out)
-    return _raw(result.frame, result.report) if _is_binary(request) else Response(result)
+    reports, frame = unpack_parts(answer, 2)
+    report = pydantic_core.to_json(pydantic_core.from_json(reports)[0])
+    if _is_binary(request):
+        return Response(frame, media_type=BINARY, headers={REPORT_HEADER: report.decode()})
+    return Response(
+        SigmaCompressResponse(frame=_b64(frame), report=SigmaCompressionReport.model_validate_json(report))
+    )
 
 
 @post(
@@ -213,58 +235,90 @@ async def compress_batch(
     """Compress ``messages`` in order with one compressor call: one frame and report per message.
 
     Body: :class:`api.sigma.schemas.SigmaCompressBatchRequest`, or ``application/octet-stream``: each
-    message as a u32 little-endian length then its bytes (`split_batch`), options as query
+    message as a u32 little-endian length then its bytes (`api.sigma.schemas.pack_parts`), options as query
     parameters. The answer is JSON, or with ``Accept: application/octet-stream`` the same framing:
     the reports as one JSON array, then the raw frames (`api.sigma.schemas.pack_parts`). Errors: 400
     invalid body (names the field), 413 messages above the limit in total.
     """
     orchestrator: Orchestrator = state.orchestrator
     body = await request.body()
-    if _is_binary(request):
+    if _is_binary(request):  # already the attachment's layout: passed on as it is (the agent splits it)
         check_size("messages", len(body))
-        messages = [_b64(m) for m in split_batch(body)]
-        payload: dict[str, Any] = {"messages": messages, "level": level, "dedup": dedup, "stream": stream}
+        options: dict[str, Any] = {"level": level, "dedup": dedup, "stream": stream}
         if streams:
-            payload["streams"] = streams
+            options["streams"] = streams
+        messages = body
     else:
         req = _parse(SigmaCompressBatchRequest, body)
         check_size("messages", sum(base64_decoded_size(m) for m in req.messages))
-        payload = req.model_dump(exclude={"timeout_s"}, exclude_none=True)
+        options = req.model_dump(exclude={"timeout_s", "messages"}, exclude_none=True)
+        messages = _b64_decoded(req.messages)
         timeout_s = req.timeout_s
-    out = await orchestrator.call(
-        TEAM, "compressor", payload, call_context(orchestrator, request, timeout_s=timeout_s)
+    answer = await _compress_raw(
+        orchestrator, options, messages, call_context(orchestrator, request, timeout_s=timeout_s)
     )
-    result = SigmaCompressBatchResponse.model_validate(out)
-    if request.accept.best_match([JSON, BINARY], default=JSON) != BINARY:
-        return Response(result)
-    reports = _REPORTS.dump_json([r.report for r in result.results])
-    frames = (base64.b64decode(r.frame) for r in result.results)
-    return Response(pack_parts([reports, *frames]), media_type=BINARY)
+    if request.accept.best_match([JSON, BINARY], default=JSON) == BINARY:
+        return Response(answer, media_type=BINARY)
+    reports, *frames = unpack_parts(answer, MAX_BATCH_MESSAGES + 1)
+    return Response(
+        SigmaCompressBatchResponse(
+            results=[
+                SigmaCompressResponse(frame=_b64(f), report=r)
+                for f, r in zip(frames, _REPORTS.validate_json(reports), strict=True)
+            ]
+        )
+    )
 
 
 @post(
     "/v1/sigma/decompress/batch",
     status_code=200,
     request_max_body_size=MAX_BODY_BYTES,
-    summary="Decode many frames of the caller's tenant in one request (JSON, base64 each)",
+    summary="Decode many frames of the caller's tenant in one request (JSON with base64, or length-prefixed)",
+    responses={
+        200: ResponseSpec(
+            data_container=SigmaDecompressBatchResponse,
+            description=(
+                "JSON (the original bytes of each frame, base64); with `Accept: application/octet-stream`"
+                " an `application/octet-stream` body of length-prefixed parts (each a u32 little-endian"
+                " length, then its bytes): the original bytes of each frame, in order."
+            ),
+        )
+    },
 )
 async def decompress_batch(
-    data: JSONBody[SigmaDecompressBatchRequest], request: Request[Any, Any, Any], state: State
-) -> SigmaDecompressBatchResponse:
-    """Decode ``frames`` in order with one decompressor call.
+    request: Request[Any, Any, Any], state: State, timeout_s: Timeout = None
+) -> Response[Any]:
+    """Decode ``frames`` in order with one decompressor call (one thread hop for the batch).
 
+    Body: :class:`api.sigma.schemas.SigmaDecompressBatchRequest`, or ``application/octet-stream``: each
+    frame as a u32 little-endian length then its bytes (`api.sigma.schemas.pack_parts`). The answer is
+    JSON, or with ``Accept: application/octet-stream`` the decoded messages in the same framing.
     Errors: 400 a corrupted frame, or another tenant's (``field: frames``); 404 a frame whose context
     was evicted from the tenant's store; 413 frames or decoded content above the limit.
     """
     orchestrator: Orchestrator = state.orchestrator
-    check_size("frames", sum(base64_decoded_size(f) for f in data.frames))
+    body = await request.body()
+    if _is_binary(request):  # already the attachment's layout: passed on as it is
+        check_size("frames", len(body))
+        frames = body
+    else:
+        req = _parse(SigmaDecompressBatchRequest, body)
+        check_size("frames", sum(base64_decoded_size(f) for f in req.frames))
+        frames = _b64_decoded(req.frames)
+        timeout_s = req.timeout_s
     out = await orchestrator.call(
         TEAM,
         "decompressor",
-        {"frames": data.frames},
-        call_context(orchestrator, request, timeout_s=data.timeout_s),
+        Attached({}, frames),
+        call_context(orchestrator, request, timeout_s=timeout_s),
+        idempotent=True,
     )
-    return SigmaDecompressBatchResponse.model_validate(out)
+    answer = _attachment(out, "decompressor")
+    if request.accept.best_match([JSON, BINARY], default=JSON) == BINARY:
+        return Response(answer, media_type=BINARY)
+    datas = unpack_parts(answer, MAX_BATCH_MESSAGES)
+    return Response(SigmaDecompressBatchResponse(datas=[_b64(d) for d in datas]))
 
 
 @post(

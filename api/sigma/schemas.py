@@ -9,16 +9,24 @@ application/octet-stream``) answers length-prefixed binary bodies (`pack_parts`)
 
 from __future__ import annotations
 
-import base64
 import binascii
-from collections.abc import Iterable
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from agents.compression.wire import SigmaCompressionReport, SigmaShares, TokenCounter
+from agents.compression.wire import (
+    BATCH_REPORTS_PART,
+    MAX_BATCH_ITEMS,
+    SigmaCompressionReport,
+    SigmaShares,
+    TokenCounter,
+    pack_parts,
+    unpack_parts,
+)
 
 __all__ = (
+    "BATCH_REPORTS_PART",
+    "MAX_BATCH_MESSAGES",
     "REPORT_HEADER",
     "SigmaCompressBatchRequest",
     "SigmaCompressBatchResponse",
@@ -51,49 +59,13 @@ def base64_decoded_size(text: str) -> int:
     return n // 4 * 3 - (text.endswith("==") + text.endswith("=")) if n else 0
 
 
-MAX_BATCH_MESSAGES = 4096
+MAX_BATCH_MESSAGES = MAX_BATCH_ITEMS
 """Most messages (or frames) in one batch request."""
-
-BATCH_REPORTS_PART = 0
-"""In a binary batch answer, the index of the part holding the reports (JSON array); frames follow."""
-
-
-def pack_parts(parts: Iterable[bytes]) -> bytes:
-    """Length-prefix framing of binary batches: each part as a u32 little-endian length, then its bytes.
-
-    The body of a binary ``POST /v1/sigma/compress/batch`` (the messages) and of its binary answer
-    (``Accept: application/octet-stream``: the reports as one JSON array, then one frame per message).
-    """
-    return b"".join(len(p).to_bytes(4, "little") + p for p in parts)
-
-
-def unpack_parts(body: bytes, max_parts: int) -> list[bytes]:
-    """Split a `pack_parts` body, in time linear in its length.
-
-    Raises:
-        ValueError: More than ``max_parts`` parts, or a length prefix truncated or running past the end
-            (the message names the part's index).
-    """
-    view = memoryview(body)
-    out: list[bytes] = []
-    pos = 0
-    while pos < len(view):
-        if len(out) == max_parts:
-            raise ValueError(f"more than {max_parts} messages in one batch")
-        if pos + 4 > len(view):
-            raise ValueError(f"message {len(out)}: truncated length prefix")
-        size = int.from_bytes(view[pos : pos + 4], "little")
-        pos += 4
-        if pos + size > len(view):
-            raise ValueError(f"message {len(out)}: length {size} runs past the end of the body")
-        out.append(bytes(view[pos : pos + size]))
-        pos += size
-    return out
 
 
 def _check_base64(value: str) -> str:
     try:
-        base64.b64decode(value, validate=True)
+        binascii.a2b_base64(value, strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise ValueError(f"not valid base64: {exc}") from None
     return value

@@ -162,14 +162,24 @@ def _compress_batch_result(response: httpx.Response) -> list[CompressResult]:
     return [CompressResult(base64.b64decode(r.frame), r.report) for r in parsed.results]
 
 
-def _decompress_batch_body(frames: Sequence[bytes], timeout_s: float | None) -> dict[str, Any]:
+def _decompress_batch_request(
+    frames: Sequence[bytes], binary: bool, timeout_s: float | None
+) -> dict[str, Any]:
+    if binary:
+        return {
+            "content": pack_parts(bytes(f) for f in frames),
+            "headers": {"content-type": BINARY, "accept": BINARY},
+            "params": {} if timeout_s is None else {"timeout_s": timeout_s},
+        }
     body: dict[str, Any] = {"frames": [_b64(bytes(f)) for f in frames]}
     if timeout_s is not None:
         body["timeout_s"] = timeout_s
-    return body
+    return {"json": body}
 
 
 def _decompress_batch_result(response: httpx.Response) -> list[bytes]:
+    if response.headers.get("content-type", "").startswith(BINARY):
+        return unpack_parts(response.content, MAX_BATCH_MESSAGES)
     return [
         base64.b64decode(d) for d in SigmaDecompressBatchResponse.model_validate_json(response.content).datas
     ]
@@ -289,15 +299,24 @@ class SigmaResource:
         kwargs = _compress_batch_request(messages, level, dedup, stream, streams, binary, timeout_s)
         return _compress_batch_result(self._send("POST", "/v1/sigma/compress/batch", **kwargs))
 
-    def decompress_batch(self, frames: Sequence[bytes], *, timeout_s: float | None = None) -> list[bytes]:
+    def decompress_batch(
+        self, frames: Sequence[bytes], *, binary: bool = True, timeout_s: float | None = None
+    ) -> list[bytes]:
         """Decode many frames in one request (``POST /v1/sigma/decompress/batch``), in order.
+
+        Args:
+            frames: 1-4096 frames of the caller's tenant.
+            binary: Send the frames and receive the messages as length-prefixed binary bodies
+                (``application/octet-stream``, no base64; True), or as base64 JSON (False); the
+                result is the same.
+            timeout_s: Deadline of the request, in seconds.
 
         Raises:
             BadRequestError: A frame is corrupted, truncated or another tenant's (``field`` names it).
             NotFoundError: The server's store lacks a referenced RSU, or a frame's dictionary.
         """
-        body = _decompress_batch_body(frames, timeout_s)
-        return _decompress_batch_result(self._send("POST", "/v1/sigma/decompress/batch", json=body))
+        kwargs = _decompress_batch_request(frames, binary, timeout_s)
+        return _decompress_batch_result(self._send("POST", "/v1/sigma/decompress/batch", **kwargs))
 
     def optimize(
         self,
@@ -381,11 +400,11 @@ class AsyncSigmaResource:
         return _compress_batch_result(await self._send("POST", "/v1/sigma/compress/batch", **kwargs))
 
     async def decompress_batch(
-        self, frames: Sequence[bytes], *, timeout_s: float | None = None
+        self, frames: Sequence[bytes], *, binary: bool = True, timeout_s: float | None = None
     ) -> list[bytes]:
         """See :meth:`SigmaResource.decompress_batch`."""
-        body = _decompress_batch_body(frames, timeout_s)
-        return _decompress_batch_result(await self._send("POST", "/v1/sigma/decompress/batch", json=body))
+        kwargs = _decompress_batch_request(frames, binary, timeout_s)
+        return _decompress_batch_result(await self._send("POST", "/v1/sigma/decompress/batch", **kwargs))
 
     async def optimize(
         self,

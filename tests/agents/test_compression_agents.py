@@ -16,6 +16,8 @@ import pytest
 
 from agents import BadInputError, Bus, NotFoundError, TooLargeError
 from agents.compression import COMPRESSION_AGENTS, MAX_DATA_BYTES
+from agents.compression.wire import pack_parts, unpack_parts
+from agents.protocol import Attached
 from bridges.sigma import SigmaBridge, approx_tokens
 from orchestrator import Orchestrator, testing
 from orchestrator.testing import running
@@ -287,6 +289,40 @@ async def test_batches_compress_in_order_and_decode(team: Team) -> None:
     assert [base64.b64decode(d) for d in back["datas"]] == turns
     reports = [r["report"] for r in packed["results"]]
     assert reports[0]["glyphs"] == 0 and all(r["glyphs"] > 0 for r in reports[1:])
+
+
+async def test_messages_and_frames_travel_raw_as_attachments_both_ways(team: Team) -> None:
+    turns = [turn(i) for i in range(2, 6)] + [bytes(range(256)) * 8]  # text turns and binary
+    async with team() as (orch, _):
+        out = await call(
+            orch, "compressor", Attached({"streams": ["a", "a", "a", "a", "b"]}, pack_parts(turns))
+        )
+        assert out["count"] == len(turns) and out["results"] is None and out["frame"] is None
+        reports_json, *frames = unpack_parts(getattr(out, "attachment"), 4097)  # noqa: B009 - an Attached
+        reports = json.loads(reports_json)
+        assert [r["bytes_in"] for r in reports] == [len(t) for t in turns]
+        assert [r["bytes_out"] for r in reports] == [len(f) for f in frames]
+        assert reports[0]["glyphs"] == 0 and all(r["glyphs"] > 0 for r in reports[1:4])
+        back = await call(orch, "decompressor", Attached({}, pack_parts(frames)))
+        assert back["count"] == len(turns) and unpack_parts(getattr(back, "attachment"), 4096) == turns  # noqa: B009
+        # The same frames through base64 JSON decode the same, and another tenant cannot read them.
+        as_json = await call(orch, "decompressor", {"frames": [b64(f) for f in frames]})
+        assert [base64.b64decode(d) for d in as_json["datas"]] == turns
+        with pytest.raises(BadInputError) as foreign:
+            await call(orch, "decompressor", Attached({}, pack_parts(frames[:1])), tenant="mallory")
+        assert foreign.value.field == "frames"
+        for bad, why in ((b"", "empty batch"), (pack_parts(turns)[:-1], "runs past the end")):
+            with pytest.raises(BadInputError, match=why) as refused:
+                await call(orch, "compressor", Attached({}, bad))
+            assert refused.value.field == "messages"
+        with pytest.raises(BadInputError, match="exactly one of") as both:
+            await call(orch, "compressor", Attached({"data": b64(b"x")}, pack_parts([b"y"])))
+        assert both.value.field == "data"
+        with pytest.raises(TooLargeError, match=f"the limit is {MAX_DATA_BYTES} bytes") as big:
+            await call(orch, "compressor", Attached({}, pack_parts([bytes(MAX_DATA_BYTES)])))
+        assert big.value.field == "messages"
+        with pytest.raises(BadInputError, match="takes no binary attachment"):  # only those that declare it
+            await call(orch, "deduplicator", Attached({"messages": [b64(b"x")]}, b"raw"))
 
 
 async def test_sizes_beyond_the_nats_limit_are_too_large_naming_the_limit(team: Team) -> None:

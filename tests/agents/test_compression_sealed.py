@@ -81,7 +81,7 @@ async def test_sealed_rsus_hide_content_and_sharing_and_are_shredded_with_the_te
                 for t in made:
                     rows[t] = {
                         bytes(i): s
-                        for i, s in db.execute("SELECT id, seq FROM rsu_v2 WHERE tenant = ?", (t,))
+                        for i, s in db.execute("SELECT id, seq FROM rsu_v3 WHERE tenant = ?", (t,))
                     }
             assert rows["acme"] and rows["acme"].keys().isdisjoint(rows["globex"].keys())
             chunks = store.get_many("acme", sorted(rows["acme"].values()))
@@ -118,7 +118,7 @@ def test_an_altered_sealed_row_raises_instead_of_returning_bytes(tmp_path: Path)
         [(seq, _)] = store.put_many("acme", [(rsu_id(b"hello world"), b"hello world")])
         store.close()
         with sqlite3.connect(tmp_path / "rsu.db") as db:
-            db.execute("UPDATE rsu_v2 SET data = CAST(data || x'00' AS BLOB)")  # noqa: S608 - test
+            db.execute("UPDATE rsu_data_v3 SET data = CAST(data || x'00' AS BLOB)")  # noqa: S608 - test
         with DiskRSUStore(tmp_path / "rsu.db", sealer=VaultChunkSealer(v)) as again:
             with pytest.raises(RSUStoreError, match="does not open"):
                 again.get_many("acme", [seq])
@@ -127,9 +127,9 @@ def test_an_altered_sealed_row_raises_instead_of_returning_bytes(tmp_path: Path)
             [(mine, _)] = again.put_many("acme", [(rsu_id(b"mine"), b"mine")])
             with sqlite3.connect(tmp_path / "rsu.db") as db:
                 (blob,) = db.execute(
-                    "SELECT data FROM rsu_v2 WHERE tenant = 'globex' AND seq = ?", (other,)
+                    "SELECT data FROM rsu_data_v3 WHERE tenant = 'globex' AND seq = ?", (other,)
                 ).fetchone()
-                db.execute("UPDATE rsu_v2 SET data = ? WHERE tenant = 'acme' AND seq = ?", (blob, mine))
+                db.execute("UPDATE rsu_data_v3 SET data = ? WHERE tenant = 'acme' AND seq = ?", (blob, mine))
             again.close()
         with DiskRSUStore(tmp_path / "rsu.db", sealer=VaultChunkSealer(v)) as again:
             with pytest.raises(RSUStoreError, match="does not open"):

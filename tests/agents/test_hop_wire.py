@@ -119,6 +119,7 @@ async def test_a_call_that_waits_is_accepted_first(bus: Bus, spy: Spy) -> None:
             agent.gate.set()
             end = stream_message_adapter.validate_json((await box.next(5)).data)
         assert isinstance(end, End) and end.output == {"opened": True}
+        await spy.wait_for("t.hop.gated")  # the spy's own connection may hear it after the caller's
         assert [m.subject for m in spy.on("t.hop.gated")] == ["t.hop.gated.r", "t.hop.gated"]
 
 
@@ -136,6 +137,7 @@ async def test_a_caller_with_its_own_reply_subject_gets_the_accept_then_the_stre
             assert Reply.model_validate_json(reply.data).ok
             end = stream_message_adapter.validate_json((await stream.next(5)).data)
         assert isinstance(end, End) and end.output == {"echo": {"y": 2}}
+        await spy.wait_for("t.hop.stream")
         assert [m.subject for m in spy.on("t.hop.stream")] == ["t.hop.stream"]
 
 

@@ -14,8 +14,7 @@ import httpx
 import pytest
 
 from agents.compression import MAX_DATA_BYTES, MAX_TEXT_CHARS
-from agents.errors import BadInputError
-from api.sigma.routes import split_batch
+from agents.compression.wire import pack_parts, unpack_parts
 from neurectomy import AsyncClient, BadRequestError, Client, TooLargeError
 from ryot import RyotEngine
 from sigmalang import SigmaCodec, compress, train_dictionary
@@ -193,13 +192,28 @@ async def test_sdk_batch_methods_round_trip_a_session(service: str, binary: bool
     turns = [SESSION.encode() + b"".join(b"\nuser: ask %d?" % i for i in range(n)) for n in range(1, 6)]
     with Client(service) as client:
         packed = client.sigma.compress_batch(turns, stream=f"sdk-batch-{binary}", binary=binary)
-        assert client.sigma.decompress_batch([p.frame for p in packed]) == turns
+        assert client.sigma.decompress_batch([p.frame for p in packed], binary=binary) == turns
+        raw = httpx.post(  # frames in, messages out, length-prefixed both ways
+            f"{service}/v1/sigma/decompress/batch",
+            content=pack_parts(p.frame for p in packed),
+            headers={"content-type": "application/octet-stream", "accept": "application/octet-stream"},
+            timeout=60,
+        )
+        assert raw.headers["content-type"] == "application/octet-stream"
+        assert unpack_parts(raw.content, 4096) == turns
+        foreign = httpx.post(
+            f"{service}/v1/sigma/decompress/batch",
+            content=pack_parts(p.frame for p in packed),
+            headers={"content-type": "application/octet-stream", **_as("someone-else")},
+            timeout=60,
+        )
+        assert foreign.status_code == 400 and foreign.json()["error"]["field"] == "frames"
     assert [p.report.bytes_in for p in packed] == [len(t) for t in turns]
     assert [p.report.bytes_out for p in packed] == [len(p.frame) for p in packed]
     assert packed[-1].report.glyphs > 0  # the stream gave each turn the previous one
     async with AsyncClient(service) as aclient:
         again = await aclient.sigma.compress_batch(turns, stream=f"sdk-batch2-{binary}", binary=binary)
-        assert await aclient.sigma.decompress_batch([p.frame for p in again]) == turns
+        assert await aclient.sigma.decompress_batch([p.frame for p in again], binary=binary) == turns
         assert [p.report.bytes_out for p in again] == [len(p.frame) for p in again]
         with pytest.raises(BadRequestError) as bad:
             await aclient.sigma.compress_batch([], binary=binary)
@@ -256,7 +270,7 @@ def test_batch_route_takes_a_length_prefixed_binary_body(service: str) -> None:
         timeout=60,
     )
     assert raw.status_code == 200 and raw.headers["content-type"] == "application/octet-stream"
-    reports, *raw_frames = split_batch(raw.content)
+    reports, *raw_frames = unpack_parts(raw.content, 4097)
     assert [r["bytes_out"] for r in json.loads(reports)] == [len(f) for f in raw_frames]
     assert [r["bytes_in"] for r in json.loads(reports)] == [len(t) for t in turns]
     back_raw = httpx.post(
@@ -272,15 +286,14 @@ def test_batch_route_takes_a_length_prefixed_binary_body(service: str) -> None:
         assert refused.json()["error"]["field"] == "messages" and why in refused.json()["error"]["message"]
 
 
-def test_split_batch_reads_length_prefixed_messages_within_the_limit() -> None:
+def test_unpack_parts_reads_length_prefixed_messages_within_the_limit() -> None:
     messages = [b"", b"x", bytes(range(256)) * 3]
-    assert split_batch(b"".join(struct.pack("<I", len(m)) + m for m in messages)) == messages
-    assert split_batch(struct.pack("<I", 0) * 4096) == [b""] * 4096
-    with pytest.raises(BadInputError, match="more than 4096") as too_many:
-        split_batch(struct.pack("<I", 0) * 4097)
-    assert too_many.value.field == "messages"
-    with pytest.raises(BadInputError, match="runs past the end"):
-        split_batch(struct.pack("<I", 1 << 31) + b"abc")
+    assert unpack_parts(b"".join(struct.pack("<I", len(m)) + m for m in messages), 4096) == messages
+    assert unpack_parts(struct.pack("<I", 0) * 4096, 4096) == [b""] * 4096
+    with pytest.raises(ValueError, match="more than 4096"):
+        unpack_parts(struct.pack("<I", 0) * 4097, 4096)
+    with pytest.raises(ValueError, match="runs past the end"):
+        unpack_parts(struct.pack("<I", 1 << 31) + b"abc", 4096)
 
 
 @pytest.mark.parametrize(

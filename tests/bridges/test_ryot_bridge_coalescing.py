@@ -7,7 +7,7 @@ import anyio
 import pytest
 
 from bridges import RyotBridge
-from bridges.ryot import _coalesced
+from bridges._ryot_delivery import coalesced
 from ryot import Finished, RyotEngine, SamplingParams, TokenChunk, TokenLogprob
 from ryot.types import Event, Timings, Usage
 
@@ -25,10 +25,10 @@ def test_adjacent_text_chunks_merge_and_the_terminal_event_stays_last() -> None:
         TokenChunk("bc", 1, (lp("c"),)),
         FINISHED,
     ]
-    assert _coalesced(events) == [TokenChunk("abc", 3, (lp("a"), lp("b"), lp("c"))), FINISHED]
-    assert _coalesced([FINISHED]) == [FINISHED]
+    assert coalesced(events) == [TokenChunk("abc", 3, (lp("a"), lp("b"), lp("c"))), FINISHED]
+    assert coalesced([FINISHED]) == [FINISHED]
     single: list[Event] = [TokenChunk("a", 1)]
-    assert _coalesced(single) is single
+    assert coalesced(single) is single
 
 
 @pytest.mark.anyio
@@ -72,3 +72,63 @@ async def test_concurrent_streams_share_loop_wake_ups_and_keep_their_greedy_text
     assert texts == alone
     dispatcher = bridge._dispatcher()
     assert dispatcher.wakeups <= events * 2 // 3, (dispatcher.wakeups, events)
+
+
+@pytest.mark.anyio
+async def test_first_text_and_the_end_go_at_once_later_text_waits_for_the_interval_and_merges() -> None:
+    """The delivery rules, driven like the engine drives them (events, then ``flush``), with an interval
+    of an hour so that nothing depends on timing: a request's first text is delivered at once, later text
+    is held (no wake-up at all), and the end goes at once with the held text merged before it."""
+    import asyncio
+    import math
+
+    from bridges._ryot_delivery import LoopDispatcher, RequestSink
+
+    dispatcher = LoopDispatcher(asyncio.get_running_loop(), 3600.0)
+    send, receive = anyio.create_memory_object_stream[list[Event]](max_buffer_size=math.inf)
+    sink = RequestSink(dispatcher, send)
+    with send, receive, anyio.fail_after(10):
+        sink(TokenChunk("", 1))  # no text yet (a held-back stop-string start): still urgent
+        sink.flush()
+        assert await receive.receive() == [TokenChunk("", 1)]
+        sink(TokenChunk("Once", 1))
+        sink.flush()
+        assert await receive.receive() == [TokenChunk("Once", 1)]
+        for piece in (" upon", " a", " time"):
+            sink(TokenChunk(piece, 1))
+            sink.flush()
+        await anyio.wait_all_tasks_blocked()
+        assert receive.statistics().current_buffer_used == 0 and dispatcher.wakeups == 2
+        sink(FINISHED)
+        sink.flush()
+        events = await receive.receive()
+    assert coalesced(events) == [TokenChunk(" upon a time", 3), FINISHED]
+    assert dispatcher.wakeups == 3
+
+
+@pytest.mark.anyio
+async def test_with_no_interval_every_decode_step_is_delivered_at_once(engine: RyotEngine) -> None:
+    bridge = RyotBridge(engine, chunk_interval_s=0.0)  # not closed: the engine belongs to the session
+    chunks: list[TokenChunk] = []
+    finished: Finished | None = None
+    async for event in bridge.stream("Once upon a time", SamplingParams(max_tokens=12, temperature=0)):
+        if isinstance(event, Finished):
+            finished = event
+        else:
+            chunks.append(event)
+    assert finished is not None and finished.usage.completion_tokens == 12
+    assert "".join(c.text for c in chunks) == finished.text
+    assert sum(c.n_tokens for c in chunks) == 12
+    with pytest.raises(ValueError, match="chunk_interval_s"):
+        RyotBridge(engine, chunk_interval_s=-1.0)
+
+
+@pytest.mark.anyio
+async def test_a_generation_past_its_timeout_raises_and_is_counted(engine: RyotEngine) -> None:
+    from bridges import BridgeTimeoutError
+
+    bridge = RyotBridge(engine)  # not closed: the engine belongs to the session
+    with pytest.raises(BridgeTimeoutError):
+        async for _ in bridge.stream("Once upon a time", SamplingParams(max_tokens=500), timeout_s=0.001):
+            pass
+    assert bridge.metrics.failures == 1

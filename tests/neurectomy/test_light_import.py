@@ -37,6 +37,7 @@ TASK_WIRE_MODULES = frozenset(
         "orchestrator._task_models",
         "agents",
         "agents.plans",
+        "agents._plan_refs",
         "agents.protocol",
         "agents.limits",
         "agents.storage",

@@ -20,6 +20,7 @@ PACKAGES = [
         "api.ws",
     ),
     *("orchestrator", "agents", "agents.inference", "bridges", "ryot", "sigmalang", "vault"),
+    *("agents.actor", "agents.plans"),  # public modules split into private ones: their names re-exported
 ]
 
 

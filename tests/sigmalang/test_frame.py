@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import random
 
 import pytest
@@ -15,7 +16,15 @@ from sigmalang import (
     TruncatedFrameError,
     UnsupportedVersionError,
 )
-from sigmalang.frame import CHECKSUM_BYTES, MAGIC, checksum
+from sigmalang.frame import (
+    CHECKSUM_BYTES,
+    F_PACKED,
+    MAGIC,
+    TAG_BYTES,
+    checksum,
+    encode_store_frame,
+    inspect_frame,
+)
 
 DATA = b"the same system prompt, again and again. " * 50 + bytes(range(200))
 
@@ -114,3 +123,60 @@ def test_every_truncation_and_bit_flip_of_a_store_frame_is_rejected() -> None:
         corrupted[pos] ^= 1 << rng.randrange(8)
         with pytest.raises(FrameError):
             codec.decompress(bytes(corrupted), tenant="t")
+
+
+def _unpacked(info: sigmalang.FrameInfo, frame: bytes, key: bytes) -> bytes:
+    """The same frame with its context runs written as before PACKED (two varints each)."""
+    from sigmalang import _varint
+
+    out = bytearray(frame[:3])
+    out.append(frame[3] & ~F_PACKED)
+    _varint.encode(info.content_size, out)
+    if info.dict_id is not None:
+        out += info.dict_id.to_bytes(4, "little")
+    runs: list[list[int]] = []
+    for seq in info.context:
+        if runs and runs[-1][0] + runs[-1][1] == seq:
+            runs[-1][1] += 1
+        else:
+            runs.append([seq, 1])
+    _varint.encode(len(runs), out)
+    end = 0
+    for start, length in runs:
+        _varint.encode((start - end) * 2 if start >= end else (end - start) * 2 - 1, out)
+        _varint.encode(length, out)
+        end = start + length
+    out += frame[info.payload_offset : info.payload_offset + info.payload_size]
+    return bytes(out + hashlib.blake2b(out, key=key, digest_size=TAG_BYTES).digest())
+
+
+@given(st.lists(st.tuples(st.integers(1, 5000), st.integers(1, 300)), min_size=1, max_size=40))
+def test_packed_context_runs_round_trip(runs: list[tuple[int, int]]) -> None:
+    context = tuple(dict.fromkeys(s for start, length in runs for s in range(start, start + length)))
+    key = bytes(32)
+    frame = encode_store_frame(
+        key=key, content_size=5, payload=b"zstd!", raw=False, dict_id=None, context=context
+    )
+    info = inspect_frame(frame, key=key)
+    assert info.flags & F_PACKED and info.context == context
+    assert inspect_frame(_unpacked(info, frame, key), key=key).context == context  # the old layout too
+
+
+def test_frames_with_unpacked_runs_still_decode() -> None:
+    codec, frame, message = _store_frame()
+    info = codec.inspect(frame, tenant="t")
+    old = _unpacked(info, frame, codec.key("t"))
+    assert not codec.inspect(old, tenant="t").flags & F_PACKED and len(old) >= len(frame)
+    assert codec.decompress(old, tenant="t") == message
+
+
+def test_packed_without_a_context_is_rejected() -> None:
+    key = bytes(32)
+    plain = bytearray(
+        encode_store_frame(key=key, content_size=3, payload=b"abc", raw=True, dict_id=None, context=())
+    )
+    del plain[-TAG_BYTES:]
+    plain[3] |= F_PACKED
+    plain += hashlib.blake2b(plain, key=key, digest_size=TAG_BYTES).digest()
+    with pytest.raises(sigmalang.CorruptFrameError, match="PACKED"):
+        inspect_frame(bytes(plain), key=key)

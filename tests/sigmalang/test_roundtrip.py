@@ -199,3 +199,32 @@ def test_output_limit_is_enforced() -> None:
     with pytest.raises(sigmalang.OutputTooLargeError):
         sigmalang.decompress(frame, max_output_bytes=9_999)
     assert sigmalang.decompress(frame, max_output_bytes=10_000) == b"x" * 10_000
+
+
+def test_a_long_turn_keeps_its_head_in_the_context() -> None:
+    """A turn above 256 KiB still finds its first bytes (system prompt, tools) in the previous turn."""
+    rng = random.Random(3)
+    head, history = rng.randbytes(100_000), rng.randbytes(300_000)  # incompressible: only references help
+    codec = SigmaCodec()
+    first = head + history
+    second = first + rng.randbytes(1_000)
+    codec.compress(first, tenant="acme", stream="long")
+    result = codec.compress(second, tenant="acme", stream="long")
+    assert result.report.bytes_out < 4_000  # the new kilobyte, the frame and its context runs
+    assert codec.decompress(result.frame, tenant="acme") == second
+
+
+def test_a_new_conversation_is_compressed_against_the_tenants_latest_message() -> None:
+    """A session's first turn re-sends what the tenant's previous session sent, edited throughout."""
+    rng = random.Random(11)
+    sent = bytes(b for b in rng.randbytes(24_000) if b not in b"\n.!?;:\\")[:20_000]  # no anchors either
+    edited = bytearray(sent)
+    for pos in range(0, len(edited), 200):  # no chunk and no sentence repeats exactly
+        edited[pos] ^= 0xFF
+    codec = SigmaCodec()
+    codec.compress(sent, tenant="acme", stream="session-1")
+    first = codec.compress(bytes(edited), tenant="acme", stream="session-2")
+    assert first.report.bytes_out < 4_000
+    assert codec.decompress(first.frame, tenant="acme") == bytes(edited)
+    other = codec.compress(bytes(edited), tenant="globex", stream="session-1")  # never another tenant's
+    assert other.report.bytes_out > 19_000

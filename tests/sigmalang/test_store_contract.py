@@ -164,7 +164,7 @@ def test_disk_store_persists_and_detects_damage(tmp_path: Path) -> None:
         assert store.get_many(T, [1]) == [A]
         assert store.put_many(T, [(IC, C)]) == [(3, True)]
         assert store._conn is not None
-        store._conn.execute("UPDATE rsu_v2 SET data = ? WHERE seq = 2", (b"tampered",))  # not read yet
+        store._conn.execute("UPDATE rsu_data_v3 SET data = ? WHERE seq = 2", (b"tampered",))  # not read yet
         with pytest.raises(RSUStoreError, match="fails its hash"):
             store.get_many(T, [2])
 

@@ -49,7 +49,11 @@ async def start_inference(
     """
     check_agent("inference", [cls.name for cls in INFERENCE_AGENTS], agent)
     with anyio.CancelScope(shield=True):
-        bridge = await RyotBridge.open(settings.ryot, timeout_s=settings.orchestrator.default_deadline_s)
+        bridge = await RyotBridge.open(
+            settings.ryot,
+            timeout_s=settings.orchestrator.default_deadline_s,
+            chunk_interval_s=settings.generator.chunk_interval_s,
+        )
     stack.push_async_callback(bridge.aclose)
     for status in bridge.pool.status():
         log.info(

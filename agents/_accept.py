@@ -1,0 +1,186 @@
+"""The accept path of an :class:`~agents.actor.AgentRunner`: a request into the mailbox, and its accept.
+
+:class:`AcceptPath` takes a request as the NATS client's reader parses it: it checks the headers, the
+attachment, the JSON input and the caller's scope, puts the call in the mailbox (behind the earlier calls
+of its session), or refuses it (bad input, forbidden, ``busy``). The accept (``Reply{ok}``) is the reply
+at once when no accept sender runs; else the accept sender sends it once the workers woken by the request
+have had their turn, unless the call ended in that turn and its ``End``/``Error`` went as the reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import deque
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.lowlevel
+import pydantic_core
+
+from agents._call import Call
+from agents.errors import AgentBusyError, AgentError, BadInputError
+from agents.mailbox import Mailbox, MailboxClosedError, MailboxFullError
+from agents.messaging import Bus, Message
+from agents.protocol import (
+    DEFAULT_TENANT,
+    HEADER_DEADLINE,
+    HEADER_IDEMPOTENCY_KEY,
+    HEADER_REQUEST_ID,
+    HEADER_SCOPES,
+    HEADER_SESSION,
+    HEADER_STREAM_INBOX,
+    HEADER_TENANT,
+    HEADER_TRACE_ID,
+    Reply,
+    split_attachment,
+)
+from agents.scopes import Scope, check_scope, parse_scopes_header
+from agents.tracing import TRACEPARENT
+
+if TYPE_CHECKING:
+    from agents.actor import Agent, RunnerStats
+
+
+class AcceptPath:
+    """The accept path of :class:`~agents.actor.AgentRunner`.
+
+    A mixin: the runner's ``__init__`` sets the attributes below.
+    """
+
+    bus: Bus
+    agent: Agent
+    stats: RunnerStats
+    instance_id: str
+    _mailbox: Mailbox[Call]
+    _mailbox_size: int
+    _active: dict[str, Call]
+    _sessions: dict[str, deque[Call]]
+    _scope_of_every_call: Scope | None
+    _accepted_reply: tuple[str, bytes]
+    _owed: list[Call]
+    _accepts_due: anyio.Event | None
+
+    def _accept(self, msg: Message) -> bytes | None:
+        """Take a request into the mailbox, or refuse it; the reply bytes (``None``: the reply comes later).
+
+        Runs from the NATS client's reader as the request is parsed, so it never waits.
+
+        Raises:
+            BadInputError: Headers missing or the input not JSON.
+            ForbiddenError: The caller's scopes lack the one the call needs.
+            AgentBusyError: The mailbox is full, or the instance is shutting down.
+        """
+        self.stats.received += 1
+        headers = msg.headers
+        inbox = headers.get(HEADER_STREAM_INBOX) or (msg.reply[:-2] if msg.reply.endswith(".r") else "")
+        request_id = headers.get(HEADER_REQUEST_ID, "")
+        try:
+            deadline = float(headers.get(HEADER_DEADLINE, "nan"))
+        except ValueError:
+            deadline = float("nan")
+        if not inbox or not request_id or math.isnan(deadline):
+            self.stats.refused_bad += 1
+            required = f"{HEADER_REQUEST_ID}, {HEADER_DEADLINE} and {HEADER_STREAM_INBOX}"
+            raise BadInputError(f"request headers {required} (or a reply subject <inbox>.r) are required")
+        envelope, attachment = split_attachment(msg.data)
+        if attachment is not None and not self.agent.takes_attachment:
+            self.stats.refused_bad += 1
+            raise BadInputError(f"{self.agent.name} takes no binary attachment", field="input")
+        try:
+            payload = pydantic_core.from_json(envelope) if envelope else {}
+        except ValueError as exc:
+            self.stats.refused_bad += 1
+            raise BadInputError(f"input is not JSON: {exc}", field="input") from None
+        scopes = parse_scopes_header(headers.get(HEADER_SCOPES))
+        if self._scope_of_every_call not in scopes:  # (held: check_scope would pass, whatever the input)
+            try:  # before the mailbox and before the input is validated
+                check_scope(self.agent.name, self.agent.scopes, payload, scopes)
+            except AgentError:
+                self.stats.refused_bad += 1
+                raise
+        session = headers.get(HEADER_SESSION, "")
+        if not session and isinstance(payload, dict) and isinstance(payload.get("session"), str):
+            session = payload["session"]
+        tenant = headers.get(HEADER_TENANT, DEFAULT_TENANT)
+        call = Call(
+            request_id=request_id,
+            input=payload,
+            deadline=deadline,
+            tenant=tenant,
+            trace_id=headers.get(HEADER_TRACE_ID, request_id),
+            idempotency_key=headers.get(HEADER_IDEMPOTENCY_KEY, ""),
+            inbox=inbox,
+            _bus=self.bus,
+            session=f"{tenant}/{session}" if session else "",
+            scopes=scopes,
+            traceparent=headers.get(TRACEPARENT, ""),
+            attachment=attachment,
+        )
+        if session:
+            call._turn = anyio.Event()
+        try:
+            self._mailbox.put_nowait(call)
+        except MailboxFullError:
+            self.stats.refused_busy += 1
+            raise AgentBusyError(
+                f"{self.agent.name}: mailbox full ({self._mailbox_size} calls waiting)"
+            ) from None
+        except MailboxClosedError:
+            raise AgentBusyError(f"{self.agent.name}: shutting down") from None
+        self.stats.accepted += 1
+        self._active[request_id] = call
+        if call.session:
+            queue = self._sessions.setdefault(call.session, deque())
+            queue.append(call)
+            if len(queue) == 1:
+                call._turn.set()  # type: ignore[union-attr]
+        instance, reply = self._accepted_reply
+        if instance != self.instance_id or not reply:
+            reply = Reply(ok=True, instance=self.instance_id).model_dump_json().encode()
+            self._accepted_reply = (self.instance_id, reply)
+        due = self._accepts_due
+        if due is None or not msg.reply:  # no accept sender running, or nobody waits for the accept
+            return reply if msg.reply else None
+        call._accept, call._accept_to = reply, msg.reply
+        self._owed.append(call)
+        if len(self._owed) == 1:
+            asyncio.get_running_loop().call_soon(self._accepts_check)  # after the worker woken above
+        return None
+
+    def _accepts_check(self) -> None:
+        """Wake the accept sender if a call still owes its accept; else (all ended at once) forget them.
+
+        Runs right after the worker woken by the first of these calls: when that call (the only one,
+        unless calls came in a batch) has ended, the accept sender is not woken at all.
+        """
+        due = self._accepts_due
+        if any(call._accept_to for call in self._owed):
+            if due is not None:
+                due.set()
+        else:
+            self._owed.clear()
+
+    async def _send_accepts(self) -> None:
+        """Send the accepts of calls that did not end in the turn that accepted them.
+
+        The first call accepted after its last round schedules :meth:`_accepts_check` behind the worker
+        its acceptance woke (``call_soon``); woken from there, the round runs once every worker woken in
+        that turn has run up to its first wait (a call that ended meanwhile had its last message sent as
+        the reply), and sends the accepts still owed, in acceptance order.
+        """
+        try:
+            while True:
+                self._accepts_due = due = anyio.Event()
+                if self._owed:  # accepted while the last round was sending: their workers go first
+                    await anyio.lowlevel.checkpoint()
+                else:
+                    await due.wait()
+                if self.agent.accept_grace_s:  # calls that end meanwhile send their End in its place
+                    await anyio.sleep(self.agent.accept_grace_s)
+                owed, self._owed = self._owed, []
+                for call in owed:
+                    if call._accept_to:
+                        await call._send_accept()
+        finally:
+            self._accepts_due = None

@@ -1,0 +1,128 @@
+"""A call as its agent sees it: the request's input and deadline, and the messages sent to its caller.
+
+A :class:`Call` streams ``Chunk`` messages to the caller's inbox (:meth:`Call.emit`) and ends with one
+``End`` (followed by the handler's binary attachment, if any) or ``Error``. Its accept (``Reply{ok}``)
+goes out first, unless the call's last message can be the reply in its place (see :mod:`agents.actor`).
+Public as ``agents.actor.Call``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from contextvars import Token
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import pydantic_core
+from opentelemetry import context as otel_context
+from opentelemetry.trace import Span
+
+from agents.errors import AgentError
+from agents.messaging import Bus
+from agents.protocol import Error, WireError, join_attachment
+
+
+@dataclass(slots=True)
+class Call:
+    """One accepted request, as the agent sees it.
+
+    Attributes:
+        request_id: Id given by the caller (also on every log line of this call).
+        input: The decoded JSON input.
+        deadline: Absolute deadline, ``time.time()`` seconds.
+        tenant: Tenant the call runs for.
+        trace_id: Trace id carried across hops.
+        inbox: Subject the caller listens on.
+        scopes: The caller's scopes (``Neurectomy-Scopes``); calls it makes on the caller's behalf carry them.
+        idempotency_key: Names the call across the caller's retries (empty when the caller sent none).
+        traceparent: The caller's W3C ``traceparent`` (empty: none); the handler's span is its child.
+        attachment: The request's binary attachment (`agents.protocol.split_attachment`), or None.
+        reply_attachment: Set by the handler: raw bytes sent after its ``End`` (None: none).
+    """
+
+    request_id: str
+    input: Any
+    deadline: float
+    tenant: str
+    trace_id: str
+    inbox: str
+    _bus: Bus
+    session: str = ""
+    scopes: frozenset[str] = frozenset()
+    _turn: anyio.Event | None = None
+    """Set when the call's turn in its session comes (session calls only)."""
+    _seq: int = 0
+    cancelled_by_caller: bool = False
+    idempotency_key: str = ""
+    traceparent: str = ""
+    _accept_to: str = ""
+    """The reply subject while the call still owes the caller its accept (empty once it went out, or the
+    call's End/Error in its place)."""
+    _accept: bytes = b""
+    """The accept (``Reply{ok, instance}``) as JSON."""
+    _started: float = 0.0
+    """When a worker started it (``time.perf_counter()``; 0 until then)."""
+    _span: Span | None = None
+    """Its span, when the caller's trace is sampled."""
+    _span_token: Token[otel_context.Context] | None = None
+    attachment: memoryview | None = None
+    reply_attachment: bytes | bytearray | memoryview | None = None
+
+    def remaining_s(self) -> float:
+        """Seconds left until the deadline (negative once passed)."""
+        return self.deadline - time.time()
+
+    async def emit(self, data: Mapping[str, Any]) -> None:
+        """Send one chunk of streamed output to the caller."""
+        if self._accept_to:
+            await self._send_accept()
+        await self._send(self.inbox, _wire_json("chunk", self._seq, "data", data))
+        self._seq += 1
+
+    async def _send(self, subject: str, body: bytes) -> None:
+        """Publish ``body``: queued at once when the connection can take it, else as a publish does."""
+        if not self._bus.publish_now(subject, body):
+            await self._bus.publish(subject, body)
+
+    async def _send_accept(self) -> None:
+        """Send the accept if it is still owed (no-op otherwise)."""
+        to, self._accept_to = self._accept_to, ""
+        if to:
+            await self._send(to, self._accept)
+
+    async def _last(self, body: bytes) -> None:
+        """Send the call's last message.
+
+        As the reply, in place of an accept still owed, when the caller reads its reply in the stream's
+        inbox; else to the inbox (after the accept, if still owed).
+        """
+        to, self._accept_to = self._accept_to, ""
+        if to and to != f"{self.inbox}.r":  # a caller with a reply subject of its own gets the accept first
+            await self._send(to, self._accept)
+            to = ""
+        to = to or self.inbox
+        if not self._bus.publish_now(to, body):
+            await self._bus.publish(to, body)
+
+    async def _finish(self, output: Mapping[str, Any]) -> None:
+        body = _wire_json("end", self._seq, "output", output)
+        if self.reply_attachment is not None:
+            body = join_attachment(body, self.reply_attachment)
+        await self._last(body)
+
+    async def _fail(self, error: AgentError) -> None:
+        wire = WireError(code=error.code, message=error.message, field=error.field)
+        await self._last(Error(seq=self._seq, error=wire).model_dump_json().encode())
+
+
+def _wire_json(kind: str, seq: int, key: str, value: Mapping[str, Any]) -> bytes:
+    """``Chunk``/``End`` as JSON, byte for byte what ``model_dump_json`` writes, without building the model.
+
+    ``pydantic_core.to_json`` serialises ``Any`` values by their runtime type as the models do (NaN and
+    infinity as ``null``, like the models' default ``ser_json_inf_nan``).
+    """
+    if not isinstance(value, dict):
+        value = dict(value)
+    return pydantic_core.to_json({"type": kind, "seq": seq, key: value}, inf_nan_mode="null")

@@ -1,0 +1,104 @@
+"""Requests handled from nats-py's reader (real nats-server): nats.micro's counters still count them, a
+refusal is still a micro error reply, a request that came before the switch is not lost, and an answer
+that cannot be queued at once is left to the ordinary publish."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+from nats.aio.msg import Msg
+from nats.micro import add_service
+from nats.micro.request import Request
+from nats.micro.service import EndpointConfig, ServiceConfig
+
+from agents import Agent, AgentRunner, Bus, Call
+from agents.natsdelivery import deliver_directly, publish_now
+from agents.protocol import agent_subject
+from orchestrator import CallContext
+
+pytestmark = pytest.mark.anyio
+
+
+class Echo(Agent):
+    name = "t-echo"
+    team = "analysis"
+    description = "Echoes its input."
+
+    async def handle(self, call: Call) -> Mapping[str, Any]:
+        return {"echo": call.input}
+
+
+@asynccontextmanager
+async def _run(bus: Bus) -> AsyncIterator[AgentRunner]:
+    async with anyio.create_task_group() as tg:
+        runner = AgentRunner(bus, Echo(), concurrency=2)
+        await tg.start(runner.run)
+        yield runner
+        tg.cancel_scope.cancel()
+
+
+async def test_stats_count_the_requests_and_a_refusal_is_a_micro_error(bus: Bus) -> None:
+    subject = agent_subject(Echo.team, Echo.name)
+    async with _run(bus) as runner:
+        for n in range(3):
+            await bus.request(
+                subject, f'{{"n": {n}}}'.encode(), headers=CallContext.with_timeout(5).headers(), timeout_s=5
+            )
+        refused = await bus.request(
+            subject, b"not json", headers=CallContext.with_timeout(5).headers(), timeout_s=5
+        )
+        assert refused.headers["Nats-Service-Error-Code"] == "bad_request"
+        assert "not JSON" in refused.headers["Nats-Service-Error"]
+        missing = await bus.request(subject, b"{}", headers={}, timeout_s=5)
+        assert missing.headers["Nats-Service-Error-Code"] == "bad_request"
+        (stats,) = [s for s in await bus.discover("STATS") if s.get("id") == runner.instance_id]
+    assert sum(e["num_requests"] for e in stats["endpoints"]) == 5
+    assert stats["endpoints"][0]["data"]["completed"] == 3
+    assert stats["endpoints"][0]["data"]["refused_bad"] == 2
+
+
+async def test_a_request_queued_before_the_switch_is_handled_at_the_switch(bus: Bus) -> None:
+    nc = bus._nc
+    seen: list[bytes] = []
+
+    async def ordinary(request: Request) -> None:  # never called: the switch comes first
+        raise AssertionError("handled the ordinary way")
+
+    def direct(msg: Msg) -> bytes:
+        seen.append(msg.data)
+        return b"ok:" + msg.data
+
+    svc = await add_service(nc, ServiceConfig(name="t-switch", version="0.0.1"))
+    try:
+        await svc.add_endpoint(EndpointConfig(name="t-switch", subject="t.switch", handler=ordinary))
+        (endpoint,) = svc._endpoints
+        sub = endpoint._subscription
+        assert sub is not None
+        early = Msg(nc, subject="t.switch", reply="", data=b"early", _sid=sub._id)
+        sub._pending_size += len(early.data)
+        sub._pending_queue.put_nowait(early)  # as nats-py's reader would have, before the switch
+        deliver_directly(nc, endpoint, direct, lambda *_: None)
+        assert seen == [b"early"]
+        async with bus.inbox() as box:
+            reply = await box.request("t.switch", b"late", timeout_s=5)
+        assert reply.data == b"ok:late"
+        assert seen == [b"early", b"late"]
+        assert (endpoint._num_requests, sub._pending_size) == (2, 0)
+    finally:
+        await svc.stop()
+
+
+async def test_publish_now_leaves_what_it_cannot_queue_to_the_ordinary_publish(bus: Bus) -> None:
+    nc = bus._nc
+    assert not publish_now(nc, "", b"x")  # nats-py refuses an empty subject
+    assert not publish_now(nc, "a b", b"x")  # and one with whitespace
+    assert not publish_now(nc, "t.big", b"x" * (bus.max_payload + 1))  # and one over the limit
+    async with bus.inbox("t.now") as box:
+        await bus.flush()
+        assert publish_now(nc, "t.now", b"queued", {"X-A": "1"})
+        got = await box.next(5)
+    assert (got.data, got.headers) == (b"queued", {"X-A": "1"})

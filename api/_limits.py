@@ -11,6 +11,11 @@ first request and ends ``rate_window`` later. On one host the counters live in t
 :class:`api._kv_store.KeyValueStore`, the ``limits`` storage interface on JetStream KV, counted by
 compare-and-set, so every API process counts in the same window and two processes never both take the
 last request of a window. A request costs one ``hit`` (one count) and one read of the window's state.
+Fixed rather than moving window: the moving window keeps a time stamp per counted request (O(limit)
+memory and work, what this replaced), the fixed window a count, and it is what this API has always
+promised (``RateLimit-Reset``: when the caller's window ends). ``MemoryStorage`` sweeps all live counters
+in a task after each count, so its cost per request grows with the callers seen within one window
+(``benchmarks/rate_limit_storage.py``).
 A refused request gets 429, ``Retry-After`` (seconds until the window resets, added by
 :mod:`api.errors`) and the IETF draft ``RateLimit-*`` headers; allowed requests carry them too.
 

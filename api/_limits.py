@@ -7,15 +7,15 @@ and counting cost the same whatever the limit (Litestar's :class:`~litestar.midd
 RateLimitMiddleware` keeps a list of every request's time stamp and re-encodes it on each request, which
 grows with the limit; the moving window of ``limits`` keeps one too). A window starts at its caller's
 first request and ends ``rate_window`` later. On one host the counters live in this process
-(:class:`limits.aio.storage.MemoryStorage`); against a NATS cluster in
-:class:`api._kv_store.KeyValueStore`, the ``limits`` storage interface on JetStream KV, counted by
+(:class:`api._window_store.WindowStore`, the ``limits`` storage interface over a dict); against a NATS
+cluster in :class:`api._kv_store.KeyValueStore`, the ``limits`` storage interface on JetStream KV, counted by
 compare-and-set, so every API process counts in the same window and two processes never both take the
 last request of a window. A request costs one ``hit`` (one count) and one read of the window's state.
 Fixed rather than moving window: the moving window keeps a time stamp per counted request (O(limit)
 memory and work, what this replaced), the fixed window a count, and it is what this API has always
-promised (``RateLimit-Reset``: when the caller's window ends). ``MemoryStorage`` sweeps all live counters
-in a task after each count, so its cost per request grows with the callers seen within one window
-(``benchmarks/rate_limit_storage.py``).
+promised (``RateLimit-Reset``: when the caller's window ends). Not ``limits``' own ``MemoryStorage``: it
+sweeps all live counters in a task after each count, so its cost per request grows with the callers seen
+within one window (``benchmarks/rate_limit_storage.py``; :mod:`api._window_store`).
 A refused request gets 429, ``Retry-After`` (seconds until the window resets, added by
 :mod:`api.errors`) and the IETF draft ``RateLimit-*`` headers; allowed requests carry them too.
 
@@ -39,7 +39,7 @@ from limits import (
     RateLimitItemPerMinute,
     RateLimitItemPerSecond,
 )
-from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.storage import Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from litestar.enums import ScopeType
 from litestar.exceptions import TooManyRequestsException
@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api._auth import OPEN_PATHS, Principal
 from api._kv_store import CounterContendedError, KeyValueStore
+from api._window_store import WindowStore
 
 ITEMS: dict[str, type[RateLimitItem]] = {
     "second": RateLimitItemPerSecond,
@@ -84,7 +85,7 @@ class RateLimitMiddleware(ASGIMiddleware):
 
     Args:
         config: The limits (``rate_limit`` above 0).
-        storage: Where the windows are counted: :class:`~limits.aio.storage.MemoryStorage` (this
+        storage: Where the windows are counted: :class:`api._window_store.WindowStore` (this
             process) or :class:`api._kv_store.KeyValueStore` (shared by the cluster's API processes).
     """
 
@@ -163,8 +164,8 @@ def rate_limit_middleware(
     Args:
         config: The limits.
         store: A store shared with the cluster's other API processes (``None``: this process counts, in
-            a :class:`~limits.aio.storage.MemoryStorage`).
+            a :class:`api._window_store.WindowStore`).
     """
     if config.rate_limit == 0:
         return None
-    return RateLimitMiddleware(config, store if store is not None else MemoryStorage())
+    return RateLimitMiddleware(config, store if store is not None else WindowStore())

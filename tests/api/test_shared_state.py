@@ -25,8 +25,9 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from agents import Bus
 from agents.jetstream import JetStream
 from agents.roster import ROSTER
-from api import AuthConfig, KeyValueStore, LimitsConfig, _kv_store, create_app
+from api import AuthConfig, KeyValueStore, LimitsConfig, _kv_store, _window_store, create_app
 from api._kv_store import MAX_CAS_ATTEMPTS, CounterContendedError
+from api._window_store import WindowStore
 from neurectomy.server.keys import KEYS_FILE_NAME, KeyStore
 from neurectomy.server.natsserver import EmbeddedNats
 from neurectomy.server.shared_keys import SharedKeyStore
@@ -154,22 +155,25 @@ async def test_a_rate_limit_window_is_shared_by_two_apis(two_apis) -> None:  # t
     assert sorted(results) == [200] * (LIMIT - 1) + [429] * (8 - LIMIT + 1)
 
 
-@pytest.fixture(params=["kv", "memory"])
+@pytest.fixture(params=["kv", "window", "memory"])
 async def storage(
     request: pytest.FixtureRequest, bus: Bus, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[Storage, list[float]]]:
-    """A ``limits`` storage (ours on JetStream KV, or ``limits``' own memory storage) and its clock."""
+    """A ``limits`` storage (ours on JetStream KV or in memory, or ``limits``' own) and its clock."""
     now = [time.time()]
     monkeypatch.setattr(_kv_store, "time", lambda: now[0])
     monkeypatch.setattr(memory, "time", SimpleNamespace(time=lambda: now[0]))
+    monkeypatch.setattr(_window_store, "time", lambda: now[0])
     if request.param == "memory":
         yield MemoryStorage(), now
+    elif request.param == "window":
+        yield WindowStore(), now
     else:
         yield await KeyValueStore.open(JetStream(bus), namespace=f"contract-{time.monotonic_ns()}"), now
 
 
 async def test_storage_contract(storage: tuple[Storage, list[float]]) -> None:
-    """The KV storage behaves as ``limits``' memory storage for the fixed-window interface."""
+    """Our KV and in-memory storages behave as ``limits``' memory storage for the fixed-window interface."""
     store, clock = storage
     key = "LIMITER/api_key:key:k1/3/1/minute"  # any characters, as limits builds keys
     assert await store.check() is True

@@ -1,429 +1,39 @@
-"""The project's one NATS module: connection, request/reply, inboxes, micro services, discovery.
+"""The project's NATS client: :class:`Bus` (connection, request/reply, inboxes, micro services, discovery).
 
-Only this module imports ``nats`` (an import-linter contract holds it to that); the orchestrator and the
-agents speak to NATS through :class:`Bus`, so NATS errors are turned into ``agents.errors`` here and
-nowhere else.
+Only this module and its parts import ``nats`` (an import-linter contract holds them to that); the
+orchestrator and the agents speak to NATS through :class:`Bus`, so NATS errors are turned into
+``agents.errors`` here and nowhere else. The parts, each re-exported here where public:
+
+- :mod:`agents._natsconnect`: :class:`NatsAuth`, :func:`server_urls`, the connection itself;
+- :mod:`agents._natsfast`: the shortcuts through nats-py's send buffer and read loop;
+- :mod:`agents._inbox`: :class:`Inbox`, :class:`Message` and the inboxes' one deadline timer;
+- :mod:`agents._service`: :meth:`Bus.service` (:data:`Handler`, :data:`StatsData`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import heapq
 import itertools
 import json
 import math
-import re
-import ssl
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import anyio
-import nats
 import nats.errors
-import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.micro import add_service
-from nats.micro.request import Request
-from nats.micro.service import EndpointConfig, EndpointStats, Service, ServiceConfig
-from nats.protocol.command import hpub_cmd, pub_cmd
 
-from agents.errors import AgentError, DeadlineExceededError, NoRespondersError
-from agents.natsdelivery import deliver_directly, publish_now
-from agents.natsheaders import header_block, parse_header_lines
-from agents.protocol import SERVICE_VERSION
-
-_NO_RESPONDERS = "503"
-log = structlog.get_logger("neurectomy.nats")
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """A received NATS message.
-
-    Attributes:
-        subject: Subject it was published on.
-        data: Payload bytes.
-        headers: NATS headers (empty dict when none).
-        reply: Reply subject, or ``""``.
-    """
-
-    subject: str
-    data: bytes
-    headers: dict[str, str]
-    reply: str
-
-
-@dataclass(frozen=True, slots=True)
-class NatsAuth:
-    """How a client proves who it is to NATS, and how it checks the server (all optional).
-
-    Attributes:
-        user: User name (with ``password``).
-        password: Password of ``user``.
-        credentials_file: A ``.creds`` file (user JWT and nkey seed; NATS decentralised auth).
-        nkey_seed_file: A file holding an nkey seed (``SU...``).
-        tls_ca_file: PEM CA bundle that verifies the server's certificate (turns TLS on).
-        tls_cert_file: PEM client certificate (mutual TLS; with ``tls_key_file``).
-        tls_key_file: PEM key of ``tls_cert_file``.
-    """
-
-    user: str | None = None
-    password: str | None = None
-    credentials_file: Path | None = None
-    nkey_seed_file: Path | None = None
-    tls_ca_file: Path | None = None
-    tls_cert_file: Path | None = None
-    tls_key_file: Path | None = None
-
-    def tls_context(self) -> ssl.SSLContext | None:
-        """The TLS context (``None`` when neither a CA nor a client certificate is given).
-
-        Raises:
-            OSError: A certificate file cannot be read.
-            ssl.SSLError: A certificate or key is invalid.
-        """
-        if self.tls_ca_file is None and self.tls_cert_file is None:
-            return None
-        context = ssl.create_default_context(cafile=str(self.tls_ca_file) if self.tls_ca_file else None)
-        if self.tls_cert_file is not None:
-            key = str(self.tls_key_file) if self.tls_key_file else None
-            context.load_cert_chain(str(self.tls_cert_file), key)
-        return context
-
-    def connect_options(self) -> dict[str, Any]:
-        """Keyword arguments of ``nats.aio.client.Client.connect`` for these settings."""
-        options: dict[str, Any] = {}
-        if self.user is not None:
-            options["user"] = self.user
-            options["password"] = self.password or ""
-        if self.credentials_file is not None:
-            options["user_credentials"] = str(self.credentials_file)
-        if self.nkey_seed_file is not None:
-            options["nkeys_seed"] = str(self.nkey_seed_file)
-        context = self.tls_context()
-        if context is not None:
-            options["tls"] = context
-        return options
-
-
-def server_urls(url: str) -> list[str]:
-    """``nats://a:4222,nats://b:4222`` as a list of server URLs (a cluster's seed servers)."""
-    return [u.strip() for u in url.split(",") if u.strip()]
-
-
-_WHITESPACE = re.compile(r"\s")
-
-
-async def _publish(nc: Client, subject: str, data: bytes, headers: dict[str, str] | None, reply: str) -> None:
-    """``nc.publish``, with the header block from :func:`header_block` when there are headers.
-
-    Goes through nats-py's own send path (its pending buffer and flusher). Whatever that fast path
-    does not check (the connection's state, the payload limit, an empty subject or one with whitespace)
-    is left to ``nc.publish``, which raises nats-py's errors for it.
-    """
-    if (
-        nc._status != Client.CONNECTED
-        or not subject
-        or len(data) > nc.max_payload
-        or _WHITESPACE.search(subject)
-        or (reply and _WHITESPACE.search(reply))
-    ):
-        await nc.publish(subject, data, reply=reply, headers=headers)
-        return
-    nc.stats["out_msgs"] += 1
-    nc.stats["out_bytes"] += len(data)
-    if headers:
-        await nc._send_command(hpub_cmd(subject, reply, header_block(headers), data))
-    else:  # (an agent's replies and stream messages)
-        await nc._send_command(pub_cmd(subject, reply, data))
-    if nc._flush_queue is not None and nc._flush_queue.empty():
-        await nc._flush_pending()
-
-
-async def _publish_block(bus: Bus, subject: str, reply: str, block: bytes, data: bytes) -> None:
-    """Publish ``data`` with a header block already built (the bytes of :func:`header_block`).
-
-    The request half's send path: a caller that sends the same headers on every call builds most of the
-    block once. :func:`_send_block` sends it when it can; whatever that does not handle goes to
-    ``nc.publish`` (with the block's headers), which raises nats-py's errors for it.
-    """
-    if not _send_block(bus, subject, reply, block, data):
-        headers = parse_header_lines(block.partition(b"\r\n")[2])
-        await bus._nc.publish(subject, data, reply=reply, headers=headers)
-
-
-def _send_block(bus: Bus, subject: str, reply: str, block: bytes, data: bytes) -> bool:
-    """:func:`_publish_block`'s fast path, without a coroutine: False when nats-py's own publish must do it.
-
-    That is when the client is not connected, the payload is over the limit, a subject holds whitespace,
-    the flusher is not running or the pending buffer would pass its limit. Otherwise the first message of
-    a turn of the event loop is written at once when nothing else is pending (no flusher round on the way
-    out of a call made alone); later ones go to nats-py's pending buffer, so the messages of many calls at
-    once still leave together, and the flusher is woken by an entry that is already done instead of a new
-    future per message (it only asks ``done()`` of it).
-    """
-    nc = bus._nc
-    queue, flusher, transport = nc._flush_queue, nc._flusher_task, nc._transport
-    if (
-        nc._status != Client.CONNECTED
-        or len(data) > nc.max_payload
-        or _WHITESPACE.search(subject)
-        or _WHITESPACE.search(reply)
-        or queue is None
-        or flusher is None
-        or flusher.done()
-        or transport is None
-    ):
-        return False
-    command = hpub_cmd(subject, reply, block, data)
-    if 0 < nc._max_pending_size < nc._pending_data_size + len(command):
-        return False
-    nc.stats["out_msgs"] += 1
-    nc.stats["out_bytes"] += len(data)
-    if not nc._pending and not bus._wrote_this_turn:
-        try:
-            transport.write(command)
-        except (OSError, RuntimeError):  # a transport going down: the flusher's error handling takes it
-            pass
-        else:
-            bus._wrote_this_turn = True
-            asyncio.get_running_loop().call_soon(bus._next_turn)
-            return True
-    nc._pending.append(command)
-    nc._pending_data_size += len(command)
-    if queue.empty():
-        queue.put_nowait(_FLUSHED)
-    return True
-
-
-class _Flushed:
-    """A flush request that is already done: wakes nats-py's flusher, which only asks ``done()`` of it.
-
-    nats-py makes a future per published message for this (``Client._flush_pending``) that nobody awaits.
-    """
-
-    __slots__ = ()
-
-    def done(self) -> bool:
-        return True
-
-
-_FLUSHED: Any = _Flushed()
-
-
-def _message(msg: Msg) -> Message:
-    return Message(msg.subject, msg.data, msg.headers or {}, msg.reply or "")
-
-
-class _Timers:
-    """One timer for all the waits of a bus's inboxes, instead of a timer handle per wait.
-
-    Each wait is an entry ``(deadline, seq, waiter)`` in a heap; one ``call_later`` handle is armed for
-    the earliest deadline and, when it fires, resolves every waiter whose deadline passed (the inbox then
-    finds nothing and raises). A wait that ends otherwise leaves its entry behind, done; such entries are
-    dropped when they reach the top, or all at once when they outnumber the live waits (amortised O(1)).
-    Deadlines are ``time.monotonic()`` seconds.
-    """
-
-    __slots__ = ("_at", "_handle", "_heap", "_live", "_loop", "_seq")
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._handle: asyncio.TimerHandle | None = None
-        self._at = math.inf
-        self._live = 0
-        self._seq = itertools.count()
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def waiter(self, deadline: float) -> asyncio.Future[None]:
-        """A future resolved at ``deadline`` at the latest; call :meth:`ended` when the wait is over."""
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:  # first use, or a bus moved to another loop: start afresh
-            self._heap, self._handle, self._at, self._live, self._loop = [], None, math.inf, 0, loop
-        waiter: asyncio.Future[None] = loop.create_future()
-        heapq.heappush(self._heap, (deadline, next(self._seq), waiter))
-        self._live += 1
-        if deadline < self._at:
-            self._arm(loop, deadline)
-        elif len(self._heap) > 2 * self._live + 1024:
-            self._heap = [entry for entry in self._heap if not entry[2].done()]
-            heapq.heapify(self._heap)
-        return waiter
-
-    def ended(self) -> None:
-        """A wait made by :meth:`waiter` is over (its future is done)."""
-        self._live -= 1
-
-    def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-        self._at = deadline
-        self._handle = loop.call_later(max(0.0, deadline - time.monotonic()), self._fire)
-
-    def _fire(self) -> None:
-        self._handle, self._at = None, math.inf
-        heap, now = self._heap, time.monotonic()
-        while heap:
-            deadline, _, waiter = heap[0]
-            if not waiter.done():
-                if deadline > now:
-                    break
-                waiter.set_result(None)
-            heapq.heappop(heap)
-        if heap and self._loop is not None:
-            self._arm(self._loop, heap[0][0])
-
-
-class _Direct:
-    """In place of the ``asyncio.Queue`` of a nats-py subscription: hands each message to ``deliver``.
-
-    nats-py's read loop puts every received message in its subscription's queue, where a task per
-    subscription picks it up and calls the subscription's callback: a task switch per message. The bus's
-    inbox subscription replaces that queue with this, so a reply reaches its waiting call from the read
-    loop directly (``deliver`` must not block or raise). nats-py 2.16 uses ``put_nowait`` (read loop),
-    ``qsize``/``empty`` and ``join``/``task_done`` (drain); the pending-bytes count it keeps for slow
-    consumer detection is given back at once, since nothing is ever pending here.
-    """
-
-    __slots__ = ("_deliver", "_sub")
-
-    def __init__(self, sub: Subscription, deliver: Callable[[Msg], None]) -> None:
-        self._sub = sub
-        self._deliver = deliver
-
-    def put_nowait(self, msg: Msg) -> None:
-        self._sub._pending_size -= len(msg.data)
-        try:
-            self._deliver(msg)
-        except Exception:  # never into nats-py's read loop: that would close the connection
-            log.exception("inbox delivery failed", subject=msg.subject)
-
-    def qsize(self) -> int:
-        return 0
-
-    def empty(self) -> bool:
-        return True
-
-    def task_done(self) -> None:
-        return None
-
-    async def join(self) -> None:
-        return None
-
-
-class Inbox:
-    """Messages sent to one subject, read one at a time, with a timeout per read.
-
-    Made by :meth:`Bus.inbox`. Arriving messages are buffered (unbounded: an inbox lives for one call)
-    until read; a read waits on a future, woken by the message or by the bus's one deadline timer
-    (:class:`_Timers`) instead of a task or a timer handle per read. :meth:`request` sends a request whose
-    reply comes to this inbox too (on ``<subject>.r``), so one call needs no other inbox.
-    """
-
-    __slots__ = ("_bus", "_queue", "_reply", "_reply_subject", "_waiter", "subject")
-
-    def __init__(self, bus: Bus, subject: str) -> None:
-        self._bus = bus
-        self.subject = subject
-        self._queue: deque[Msg] = deque()
-        self._reply_subject = f"{subject}.r"
-        self._reply: Msg | None = None
-        self._waiter: asyncio.Future[None] | None = None
-
-    def _deliver(self, msg: Msg) -> None:
-        if msg.subject == self._reply_subject:
-            self._reply = msg
-        else:
-            self._queue.append(msg)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def _wait(self, deadline: float) -> None:
-        """Wait until a message arrives or ``deadline`` (``time.monotonic()`` seconds) passes."""
-        timers = self._bus._timers
-        waiter = self._waiter = timers.waiter(deadline)
-        try:
-            await waiter
-        finally:
-            timers.ended()
-            self._waiter = None
-
-    async def next(self, timeout_s: float) -> Message:
-        """The next message.
-
-        Raises:
-            DeadlineExceededError: Nothing arrived within ``timeout_s`` seconds.
-            NoRespondersError: The message is a NATS 503 status (nobody received the request).
-        """
-        if timeout_s <= 0:
-            raise DeadlineExceededError("deadline passed while waiting for the agent")
-        if not self._queue:
-            deadline = time.monotonic() + timeout_s
-            while not self._queue and time.monotonic() < deadline:
-                await self._wait(deadline)
-            if not self._queue:
-                raise DeadlineExceededError(f"no message on {self.subject} within {timeout_s:.3f} s")
-        msg = self._queue.popleft()
-        if msg.headers and msg.headers.get("Status") == _NO_RESPONDERS:
-            raise NoRespondersError(f"no responders on {msg.subject}")
-        return _message(msg)
-
-    async def request(
-        self,
-        subject: str,
-        data: bytes,
-        *,
-        headers: dict[str, str] | None = None,
-        block: bytes | None = None,
-        timeout_s: float,
-    ) -> Message:
-        """Send a request with this inbox as the reply subject and wait for its reply.
-
-        Messages that arrive on :attr:`subject` meanwhile (say, a stream that starts before the reply)
-        stay buffered for :meth:`next`. One request at a time per inbox.
-
-        Args:
-            subject: Where to send.
-            data: The payload.
-            headers: NATS headers, or
-            block: the header block already built (``agents.natsheaders.header_block``'s bytes; wins
-                over ``headers``).
-            timeout_s: How long to wait for the reply, in seconds.
-
-        Raises:
-            NoRespondersError: Nobody is subscribed to ``subject`` (answered at once by the server), or
-                the connection to NATS is down.
-            DeadlineExceededError: No reply within ``timeout_s`` seconds.
-        """
-        if timeout_s <= 0:
-            raise DeadlineExceededError(f"deadline passed before the request to {subject}")
-        nc = self._bus._nc
-        if not nc.is_connected:  # reconnecting: answer now instead of buffering until the timeout
-            raise NoRespondersError(f"NATS is not connected (request to {subject} not sent)")
-        self._reply = None
-        if block is not None:
-            if not _send_block(self._bus, subject, self._reply_subject, block, data):
-                await _publish_block(self._bus, subject, self._reply_subject, block, data)
-        else:
-            await _publish(nc, subject, data, headers, self._reply_subject)
-        if self._reply is None:
-            deadline = time.monotonic() + timeout_s
-            while self._reply is None:
-                if time.monotonic() >= deadline:
-                    raise DeadlineExceededError(f"no reply from {subject} within {timeout_s:.3f} s")
-                await self._wait(deadline)
-        msg, self._reply = self._reply, None
-        if msg.headers and msg.headers.get("Status") == _NO_RESPONDERS:
-            raise NoRespondersError(f"no agent listens on {subject}")
-        return _message(msg)
+from agents._inbox import Inbox, Message, Timers, to_message
+from agents._natsconnect import NatsAuth, connect, server_urls
+from agents._natsfast import WriteTurn, deliver_from_reader, publish, send_now
+from agents._service import Handler, StatsData, micro_service
+from agents.errors import DeadlineExceededError, NoRespondersError
+from agents.natsheaders import parse_header_lines
+
+__all__ = ("Bus", "Handler", "Inbox", "Message", "NatsAuth", "StatsData", "server_urls")
 
 
 class _FreshInbox:
@@ -447,13 +57,6 @@ class _FreshInbox:
             self._bus.close_inbox(self._box)
 
 
-Handler = Callable[[Message], bytes | None]
-"""A service endpoint's handler: the reply bytes, or ``None`` if it answers ``Message.reply`` itself later.
-
-It never waits: it runs from nats-py's reader (:mod:`agents.natsdelivery`)."""
-StatsData = Callable[[], dict[str, Any]]
-
-
 class Bus:
     """A connected NATS client with the operations the orchestrator and agents need.
 
@@ -474,8 +77,8 @@ class Bus:
         self._inbox_sub: Subscription | None = None
         self._inbox_lock = anyio.Lock()
         self._inbox_ids = itertools.count()
-        self._timers = _Timers()
-        self._wrote_this_turn = False
+        self._timers = Timers()
+        self._turn = WriteTurn()
 
     @classmethod
     async def connect(
@@ -493,31 +96,7 @@ class Bus:
             ConnectionError: No server can be reached within ``connect_timeout_s`` seconds, or the server
                 refused the credentials (``Authorization Violation``).
         """
-        connected = False
-
-        async def on_error(exc: Exception) -> None:
-            if not connected and "authorization violation" in str(exc).lower():
-                raise exc  # refused credentials: fail now instead of retrying them forever
-            log.warning("nats client error", error=f"{type(exc).__name__}: {exc}")
-
-        nc = Client()
-        try:
-            await nc.connect(
-                servers=server_urls(url),
-                name=name,
-                error_cb=on_error,
-                connect_timeout=max(1, math.ceil(connect_timeout_s)),
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,  # type: ignore[arg-type]  # seconds; nats-py annotates int, uses float
-                **(auth.connect_options() if auth is not None else {}),
-            )
-        except (OSError, nats.errors.Error) as exc:
-            with anyio.CancelScope(shield=True):
-                await nc.close()
-            raise ConnectionError(f"cannot connect to NATS at {url}: {exc}") from exc
-        connected = True
-        return cls(nc)
+        return cls(await connect(url, name=name, connect_timeout_s=connect_timeout_s, auth=auth))
 
     @property
     def inboxes_started(self) -> bool:
@@ -547,7 +126,7 @@ class Bus:
         self, subject: str, data: bytes, headers: dict[str, str] | None = None, *, reply: str = ""
     ) -> None:
         """Publish one message (fire and forget at the NATS level); ``reply`` is its reply subject."""
-        await _publish(self._nc, subject, data, headers, reply)
+        await publish(self._nc, subject, data, headers, reply)
 
     async def request(
         self, subject: str, data: bytes, *, headers: dict[str, str] | None = None, timeout_s: float
@@ -562,9 +141,6 @@ class Bus:
         async with self.inbox() as box:
             return await box.request(subject, data, headers=headers, timeout_s=timeout_s)
 
-    def _next_turn(self) -> None:
-        self._wrote_this_turn = False
-
     def _demux(self, msg: Msg) -> None:
         key = msg.subject[len(self._inbox_prefix) + 1 :].partition(".")[0]
         box = self._inboxes.get(key)
@@ -578,7 +154,7 @@ class Bus:
                 # No callback: nats-py would run a task that takes each message from the subscription's
                 # queue; the queue is replaced by one that hands it to _demux in nats-py's read loop.
                 sub = await self._nc.subscribe(f"{prefix}.>")
-                sub._pending_queue = _Direct(sub, self._demux)  # type: ignore[assignment]
+                deliver_from_reader(sub, self._demux)
                 self._inbox_sub = sub
                 self._inbox_prefix = prefix
 
@@ -600,7 +176,7 @@ class Bus:
         if self._inbox_sub is None:
             raise RuntimeError("the bus's inbox subscription is not started: await open_inbox() first")
         key = str(next(self._inbox_ids))
-        box = self._inboxes[key] = Inbox(self, f"{self._inbox_prefix}.{key}")
+        box = self._inboxes[key] = Inbox(self._nc, self._timers, self._turn, f"{self._inbox_prefix}.{key}")
         return box
 
     def close_inbox(self, box: Inbox) -> None:
@@ -620,7 +196,7 @@ class Bus:
 
     @asynccontextmanager
     async def _subject_inbox(self, subject: str) -> AsyncIterator[Inbox]:
-        box = Inbox(self, subject)
+        box = Inbox(self._nc, self._timers, self._turn, subject)
 
         async def deliver(msg: Msg) -> None:
             box._deliver(msg)
@@ -643,7 +219,7 @@ class Bus:
         """Call ``handler`` for each message on ``subject`` while the block runs (then drain)."""
 
         async def callback(msg: Msg) -> None:
-            await handler(_message(msg))
+            await handler(to_message(msg))
 
         sub = await self._nc.subscribe(subject, queue=queue, cb=callback)
         try:
@@ -653,8 +229,7 @@ class Bus:
                 if not self._nc.is_closed:
                     await sub.drain()  # type: ignore[no-untyped-call]
 
-    @asynccontextmanager
-    async def service(
+    def service(
         self,
         *,
         name: str,
@@ -664,97 +239,35 @@ class Bus:
         queue_group: str,
         handler: Handler,
         stats_data: StatsData,
-    ) -> AsyncIterator[str]:
+    ) -> AbstractAsyncContextManager[str]:
         """Register a NATS micro service with one endpoint; yields the instance id.
 
-        ``$SRV.PING``, ``$SRV.INFO`` and ``$SRV.STATS`` answer for it while the block runs;
-        ``stats_data()`` fills the endpoint's ``data`` in STATS. ``handler`` returns the reply bytes, or
-        ``None`` if it publishes the reply to the request's reply subject (``Message.reply``) itself later;
-        if it raises an :class:`AgentError`, the reply is a micro error with the wire code. It runs from
-        nats-py's reader as each request is parsed (:func:`agents.natsdelivery.deliver_directly`), so it
-        must not block.
-
-        A second endpoint, ``<subject>.<instance id>``, reaches this instance alone (the orchestrator
-        sends there to pick the least-loaded replica; the shared ``subject`` is the fallback).
+        ``$SRV.PING``, ``$SRV.INFO`` and ``$SRV.STATS`` answer for it while the block runs; ``handler``
+        runs from nats-py's reader and must not block. The arguments and the second, per-instance
+        endpoint are described at :func:`agents._service.micro_service`.
         """
-
-        async def endpoint(request: Request) -> None:
-            # nats.micro's Request keeps the reply subject to itself; the handler may answer it later.
-            # Read from its message directly: Request's properties cost a call each on every request.
-            try:
-                reply = on_request(request._msg)
-            except AgentError as exc:
-                await request.respond_error(exc.code, exc.message)
-                return
-            if reply is not None:
-                await request.respond(reply)
-
-        def on_request(raw: Msg) -> bytes | None:
-            return handler(Message(raw.subject, raw.data, raw.headers or {}, raw.reply or ""))
-
-        def stats(_: EndpointStats) -> dict[str, Any]:
-            return stats_data()
-
-        later_in, later_out = anyio.create_memory_object_stream[tuple[str, bytes, dict[str, str] | None]](
-            math.inf
-        )
-
-        async def send_later() -> None:  # answers publish_now could not queue
-            async with later_out:
-                async for to, body, headers in later_out:
-                    try:
-                        await _publish(self._nc, to, body, headers, "")
-                    except (nats.errors.Error, OSError) as exc:
-                        log.warning("reply not sent", subject=to, error=f"{type(exc).__name__}: {exc}")
-
-        def later(to: str, body: bytes, headers: dict[str, str] | None) -> None:
-            later_in.send_nowait((to, body, headers))
-
-        config = ServiceConfig(
+        return micro_service(
+            self._nc,
             name=name,
-            version=SERVICE_VERSION,
             description=description,
             metadata=metadata,
+            subject=subject,
             queue_group=queue_group,
-            stats_handler=stats,
+            handler=handler,
+            stats_data=stats_data,
         )
-        svc: Service = await add_service(self._nc, config)
-        try:
-            async with anyio.create_task_group() as tg, later_in:
-                tg.start_soon(send_later)
-                await svc.add_endpoint(
-                    EndpointConfig(name=name, subject=subject, queue_group=queue_group, handler=endpoint)
-                )
-                await svc.add_endpoint(
-                    EndpointConfig(
-                        name=f"{name}-direct",
-                        subject=f"{subject}.{svc.id}",
-                        queue_group=svc.id,
-                        handler=endpoint,
-                    )
-                )
-                for added in svc._endpoints:
-                    deliver_directly(self._nc, added, on_request, later)
-                try:
-                    yield svc.id
-                finally:
-                    tg.cancel_scope.cancel()
-        finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                if not self._nc.is_closed:
-                    await svc.stop()
 
     def publish_now(self, subject: str, data: bytes) -> bool:
         """Queue one message (no headers, no reply subject) for sending without waiting.
 
-        For an agent's replies and stream messages (:func:`agents.natsdelivery.publish_now`): in order
+        For an agent's replies and stream messages (:func:`agents._natsfast.publish_now`): in order
         with :meth:`publish`, one coroutine call fewer per message.
 
         Returns:
             Whether it was queued; if not (reconnecting, the send buffer full, a subject nats-py refuses),
             send it with :meth:`publish`, which waits or raises.
         """
-        return publish_now(self._nc, subject, data)
+        return send_now(self._nc, subject, data)
 
     async def discover(
         self, verb: str = "INFO", *, timeout_s: float = 0.25, quiet_s: float = 0.05

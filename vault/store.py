@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -17,10 +14,11 @@ import numpy as np
 import structlog
 from numpy.typing import NDArray
 
+from vault._private.access import StorageAccess
+from vault._private.administration import Administration
 from vault._private.background import BackgroundWork, background_priority
 from vault._private.cache import RecordCache
 from vault._private.files import DirLock
-from vault._private.sealing import encode_record
 from vault._private.storage import Storage
 from vault._private.validate import (
     check_k,
@@ -29,7 +27,6 @@ from vault._private.validate import (
     check_where,
     embed_checked,
     matches,
-    prepare,
 )
 from vault.config import VaultConfig
 from vault.embedding import Embedder, MiniLMEmbedder
@@ -37,31 +34,16 @@ from vault.errors import (
     EmptyTextError,
     RecordNotFoundError,
     TenantNotFoundError,
-    VaultClosedError,
-    VaultDeadlineError,
     VaultInputError,
 )
-from vault.records import JSONScalar, NewRecord, Record, SearchHit, VaultStats
+from vault.records import JSONScalar, NewRecord, Record, SearchHit
 
 __all__ = ("Vault",)
 
 log = structlog.get_logger("vault")
 
 
-def derived_id(idempotency_key: str, position: int) -> str:
-    """The id of record ``position`` of a call with ``idempotency_key`` that named no id (32 hex digits).
-
-    Retries of the call (same key) therefore store the same ids, even once the key is forgotten.
-    """
-    return hashlib.sha256(f"svault/id/v1\x00{idempotency_key}\x00{position}".encode()).hexdigest()[:32]
-
-
-def _check_deadline(operation: str, deadline: float | None) -> None:
-    if deadline is not None and (late := time.time() - deadline) > 0:
-        raise VaultDeadlineError(operation, late)
-
-
-class Vault(BackgroundWork):
+class Vault(Administration, StorageAccess, BackgroundWork):
     """An encrypted, durable, multi-tenant vector store on FAISS.
 
     Every write is sealed with AES-256-GCM under the tenant's data key, appended to the write-ahead log
@@ -119,6 +101,8 @@ class Vault(BackgroundWork):
         self._drained = threading.Condition()
         """Notified after each drain step: writers waiting for room in a full backlog (no vault lock)."""
         self._drain_steps = 0
+        self._add_cost_s = 1e-3
+        """Moving average of the wall time one vector takes to enter an index (seconds; sizes slices)."""
         self._snapshot_lock = threading.RLock()
         """Held for a whole snapshot, and by shreds, compactions and restores (taken before ``_lock``)."""
         with self._lock:
@@ -150,11 +134,6 @@ class Vault(BackgroundWork):
                 self._storage.close(snapshot=self._config.durability.snapshot_on_close)
             finally:
                 self._dirlock.release()
-
-    def _open(self) -> Storage:
-        if self._closed:
-            raise VaultClosedError
-        return self._storage
 
     @property
     def data_dir(self) -> Path:
@@ -196,19 +175,6 @@ class Vault(BackgroundWork):
         record = NewRecord(text=text, metadata=metadata or {}, id=id, embedding=embedding)
         return self.put_many(tenant, [record], idempotency_key=idempotency_key, deadline=deadline)[0]
 
-    @contextmanager
-    def _locked(self, operation: str, deadline: float | None) -> Iterator[Storage]:
-        """Hold the lock (waiting no longer than ``deadline``) on an open vault, still before ``deadline``."""
-        wait = -1.0 if deadline is None else max(deadline - time.time(), 0.0)
-        if not self._lock.acquire(timeout=wait):
-            raise VaultDeadlineError(operation, time.time() - (deadline or 0.0))
-        try:
-            storage = self._open()
-            _check_deadline(operation, deadline)
-            yield storage
-        finally:
-            self._lock.release()
-
     def put_many(
         self,
         tenant: str,
@@ -222,16 +188,18 @@ class Vault(BackgroundWork):
         Storing an existing id replaces that record. Texts without a vector are embedded in batches of
         ``config.embed_batch_size``. The batch commits as one WAL write: after a failure nothing of it
         is kept. When the tenant's vectors waiting to enter its index would pass
-        ``config.index.max_pending_vectors``, the call first waits (holding no lock: reads go on) for
-        the background drain to make room, until ``deadline``.
+        ``config.index.max_pending_vectors``, the call first moves that excess into the index itself
+        (holding no vault lock: reads go on), so it waits in proportion to its excess; while a snapshot
+        freezes the index it waits for the snapshot instead. Either wait ends at ``deadline``.
 
         Args:
             tenant: Tenant name (1-256 characters); created with a fresh data key on first write.
             records: Up to ``config.max_batch`` records.
             idempotency_key: Names this call (1-256 characters). A call with a key the tenant remembers
                 (the last ``durability.idempotency_keys``) returns the ids it returned then and writes
-                nothing; records without an id get ids derived from the key (:func:`derived_id`), so a
-                retry after the key is forgotten replaces the same records instead of adding copies.
+                nothing; records without an id get ids derived from the key
+                (:func:`~vault._private.validate.derived_id`), so a retry after the key is forgotten
+                replaces the same records instead of adding copies.
             deadline: ``time.time()`` seconds after which the call must not commit.
 
         Returns:
@@ -256,53 +224,22 @@ class Vault(BackgroundWork):
             if earlier is not None:
                 return list(earlier)
         ids, items = self._sealable(records, idempotency_key, deadline)
-        while True:  # a full backlog of waiting vectors: wait for the drain outside the lock, then retry
+        paid = 0
+        while True:  # a full backlog of waiting vectors: move the excess outside the lock, then retry
             mark = self._drain_mark()
             with self._locked("put_many", deadline) as storage:
                 earlier = storage.done(tenant, idempotency_key)
                 if earlier is not None:  # a concurrent retry committed first
                     return list(earlier)
-                if self._has_room(storage, tenant, len(items)):
+                excess = self._excess(storage, tenant, len(items), paid)
+                if not excess:
                     storage.put(tenant, items, key=idempotency_key, result=ids)
                     for record_id in ids:
                         self._cache.discard(tenant, record_id)
                     self._schedule_builds(storage)
                     self._maybe_snapshot(storage)
                     return ids
-            self._wait_for_drain(mark, "put_many", deadline)
-
-    def _sealable(
-        self, records: Sequence[NewRecord], idempotency_key: str | None, deadline: float | None
-    ) -> tuple[list[str], list[tuple[str, bytes, NDArray[np.float32]]]]:
-        """Check and embed a batch: its ids and ``(id, record plaintext, (dim,) vector)`` items, in order.
-
-        Raises:
-            VaultInputError: See :meth:`put_many` (also its subclasses).
-            VaultDeadlineError: ``deadline`` passed while embedding.
-        """
-        batch = list(records)
-        if not batch or len(batch) > self._config.max_batch:
-            raise VaultInputError(
-                "records", f"must hold 1-{self._config.max_batch} records, got {len(batch)}"
-            )
-        if idempotency_key is not None:
-            batch = [
-                r
-                if r.id is not None
-                else NewRecord(r.text, r.metadata, derived_id(idempotency_key, i), r.embedding)
-                for i, r in enumerate(batch)
-            ]
-        prepared = prepare(batch, self._dim, self._config.max_record_bytes)
-        missing = [i for i, p in enumerate(prepared) if p.embedding is None]
-        vectors = {i: p.embedding for i, p in enumerate(prepared) if p.embedding is not None}
-        step = self._config.embed_batch_size
-        for start in range(0, len(missing), step):
-            _check_deadline("put_many", deadline)
-            chunk = missing[start : start + step]
-            embedded = embed_checked(self._embedder, [prepared[i].text for i in chunk], self._dim)
-            vectors.update(zip(chunk, embedded, strict=True))
-        items = [(p.id, encode_record(p.payload, vectors[i]), vectors[i]) for i, p in enumerate(prepared)]
-        return [p.id for p in prepared], items
+            paid += self._make_room(tenant, excess, mark, "put_many", deadline)
 
     def delete(
         self,
@@ -376,23 +313,6 @@ class Vault(BackgroundWork):
         """
         with self._lock:
             return self._record(self._open(), tenant, record_id)
-
-    def _record(self, storage: Storage, tenant: str, record_id: str) -> Record:
-        state = storage.tenants.get(tenant)
-        if state is None:
-            if not storage.keys.has_tenant(tenant):
-                raise TenantNotFoundError(tenant)
-            raise RecordNotFoundError(tenant, record_id)
-        slot = state.slots.get(record_id)
-        if slot is None:
-            raise RecordNotFoundError(tenant, record_id)
-        cached = self._cache.get(tenant, record_id)
-        if cached is not None:
-            return cached
-        text, metadata, vector = storage.read_record(tenant, slot)
-        record = Record(id=record_id, tenant=tenant, text=text, metadata=metadata, embedding=vector)
-        self._cache.put(record)
-        return record
 
     def search(
         self,
@@ -469,86 +389,3 @@ class Vault(BackgroundWork):
         """Tenants with a live data key, sorted."""
         with self._lock:
             return self._open().keys.tenants()
-
-    # ----------------------------------------------------------------- keys
-    def rotate_kek(self, new_kek: bytes | None = None) -> str:
-        """Re-wrap every data key under a new key-encryption key; records are not rewritten.
-
-        Args:
-            new_kek: 32 new key bytes; ``None`` generates one (only for a KEK kept in a file).
-
-        The previous KEK is kept, wrapped under the new one, so every earlier snapshot copy restores.
-
-        Returns:
-            Fingerprint of the new KEK (not the key).
-
-        Raises:
-            KeyEncryptionKeyError: ``new_kek`` has the wrong length, or is missing for an env-var KEK.
-            VaultStorageError: The keyring or key file could not be written (the old KEK stays in force).
-        """
-        with self._lock:
-            return self._open().keys.rotate_kek(new_kek)
-
-    def rotate_data_key(self, tenant: str) -> int:
-        """Give a tenant a new data key for new writes; older records keep decrypting with older keys.
-
-        Returns:
-            The new key version.
-
-        Raises:
-            TenantNotFoundError: Unknown tenant.
-        """
-        with self._lock:
-            return self._open().keys.rotate_data_key(tenant)
-
-    # ----------------------------------------------------------------- persistence
-    def snapshot(self, dest: str | os.PathLike[str] | None = None) -> int:
-        """Write an encrypted snapshot of every index and record map and start an empty WAL.
-
-        Args:
-            dest: Also copy the snapshot there (sealed files, keyring and manifest; never the KEK), to be
-                used later with :meth:`restore`.
-
-        Nothing new is written when nothing changed since the last snapshot (its generation is returned).
-
-        Returns:
-            The snapshot generation.
-
-        Raises:
-            VaultStorageError: A file could not be written (the previous snapshot stays in force).
-        """
-        with self._snapshot_lock, self._lock:
-            storage = self._open()
-            generation = storage.snapshot(force=storage.manifest.generation == 0)
-            if dest is not None:
-                storage.copy_to(Path(dest))
-            return generation
-
-    def compact(self) -> int:
-        """Drop tombstones everywhere: rewrite segments, rebuild indexes, then snapshot.
-
-        Returns:
-            The snapshot generation.
-        """
-        with self._snapshot_lock, self._lock:
-            return self._open().snapshot(compact=True)
-
-    def restore(self, src: str | os.PathLike[str]) -> None:
-        """Replace the vault's contents with a copy made by ``snapshot(dest)``.
-
-        Tenants shredded after the copy was made come back; the copy must be wrapped under the current KEK.
-
-        Raises:
-            IntegrityError: ``src`` holds no valid snapshot, or one of its files is corrupted.
-            KeyEncryptionKeyError: The copy's keyring was wrapped under another KEK.
-        """
-        with self._snapshot_lock, self._lock:
-            storage = self._open()
-            storage.restore_from(Path(src))
-            self._cache.clear()
-            self._schedule_builds(storage)
-
-    def stats(self) -> VaultStats:
-        """Counters: records, tombstones, cache hit ratio, WAL size, snapshot generation, index kinds."""
-        with self._lock:
-            return self._open().stats(self._cache)

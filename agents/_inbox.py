@@ -1,0 +1,218 @@
+"""The reading side of a bus: :class:`Inbox`, :class:`Message` and the reads' one deadline timer.
+
+An inbox takes a subject's messages, one read at a time, and sends a request whose reply comes to it;
+all reads of a bus share one deadline timer (:class:`Timers`); a read returns a :class:`Message`.
+
+Made and fed by :class:`agents.messaging.Bus` (which re-exports :class:`Inbox` and :class:`Message`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from agents._natsfast import WriteTurn, publish, publish_block, send_now
+from agents.errors import DeadlineExceededError, NoRespondersError
+
+__all__ = ("Inbox", "Message", "Timers", "to_message")
+
+_NO_RESPONDERS = "503"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A received NATS message.
+
+    Attributes:
+        subject: Subject it was published on.
+        data: Payload bytes.
+        headers: NATS headers (empty dict when none).
+        reply: Reply subject, or ``""``.
+    """
+
+    subject: str
+    data: bytes
+    headers: dict[str, str]
+    reply: str
+
+
+def to_message(msg: Msg) -> Message:
+    """nats-py's message as a :class:`Message`."""
+    return Message(msg.subject, msg.data, msg.headers or {}, msg.reply or "")
+
+
+class Timers:
+    """One timer for all the waits of a bus's inboxes, instead of a timer handle per wait.
+
+    Each wait is an entry ``(deadline, seq, waiter)`` in a heap; one ``call_later`` handle is armed for
+    the earliest deadline and, when it fires, resolves every waiter whose deadline passed (the inbox then
+    finds nothing and raises). A wait that ends otherwise leaves its entry behind, done; such entries are
+    dropped when they reach the top, or all at once when they outnumber the live waits (amortised O(1)).
+    Deadlines are ``time.monotonic()`` seconds.
+    """
+
+    __slots__ = ("_at", "_handle", "_heap", "_live", "_loop", "_seq")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._handle: asyncio.TimerHandle | None = None
+        self._at = math.inf
+        self._live = 0
+        self._seq = itertools.count()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def waiter(self, deadline: float) -> asyncio.Future[None]:
+        """A future resolved at ``deadline`` at the latest; call :meth:`ended` when the wait is over."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # first use, or a bus moved to another loop: start afresh
+            self._heap, self._handle, self._at, self._live, self._loop = [], None, math.inf, 0, loop
+        waiter: asyncio.Future[None] = loop.create_future()
+        heapq.heappush(self._heap, (deadline, next(self._seq), waiter))
+        self._live += 1
+        if deadline < self._at:
+            self._arm(loop, deadline)
+        elif len(self._heap) > 2 * self._live + 1024:
+            self._heap = [entry for entry in self._heap if not entry[2].done()]
+            heapq.heapify(self._heap)
+        return waiter
+
+    def ended(self) -> None:
+        """A wait made by :meth:`waiter` is over (its future is done)."""
+        self._live -= 1
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._at = deadline
+        self._handle = loop.call_later(max(0.0, deadline - time.monotonic()), self._fire)
+
+    def _fire(self) -> None:
+        self._handle, self._at = None, math.inf
+        heap, now = self._heap, time.monotonic()
+        while heap:
+            deadline, _, waiter = heap[0]
+            if not waiter.done():
+                if deadline > now:
+                    break
+                waiter.set_result(None)
+            heapq.heappop(heap)
+        if heap and self._loop is not None:
+            self._arm(self._loop, heap[0][0])
+
+
+class Inbox:
+    """Messages sent to one subject, read one at a time, with a timeout per read.
+
+    Made by :meth:`agents.messaging.Bus.inbox`. Arriving messages are buffered (unbounded: an inbox lives
+    for one call) until read; a read waits on a future, woken by the message or by the bus's one deadline
+    timer (:class:`Timers`) instead of a task or a timer handle per read. :meth:`request` sends a request
+    whose reply comes to this inbox too (on ``<subject>.r``), so one call needs no other inbox.
+    """
+
+    __slots__ = ("_nc", "_queue", "_reply", "_reply_subject", "_timers", "_turn", "_waiter", "subject")
+
+    def __init__(self, nc: Client, timers: Timers, turn: WriteTurn, subject: str) -> None:
+        self._nc = nc
+        self._timers = timers
+        self._turn = turn
+        self.subject = subject
+        self._queue: deque[Msg] = deque()
+        self._reply_subject = f"{subject}.r"
+        self._reply: Msg | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    def _deliver(self, msg: Msg) -> None:
+        if msg.subject == self._reply_subject:
+            self._reply = msg
+        else:
+            self._queue.append(msg)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait(self, deadline: float) -> None:
+        """Wait until a message arrives or ``deadline`` (``time.monotonic()`` seconds) passes."""
+        timers = self._timers
+        waiter = self._waiter = timers.waiter(deadline)
+        try:
+            await waiter
+        finally:
+            timers.ended()
+            self._waiter = None
+
+    async def next(self, timeout_s: float) -> Message:
+        """The next message.
+
+        Raises:
+            DeadlineExceededError: Nothing arrived within ``timeout_s`` seconds.
+            NoRespondersError: The message is a NATS 503 status (nobody received the request).
+        """
+        if timeout_s <= 0:
+            raise DeadlineExceededError("deadline passed while waiting for the agent")
+        if not self._queue:
+            deadline = time.monotonic() + timeout_s
+            while not self._queue and time.monotonic() < deadline:
+                await self._wait(deadline)
+            if not self._queue:
+                raise DeadlineExceededError(f"no message on {self.subject} within {timeout_s:.3f} s")
+        msg = self._queue.popleft()
+        if msg.headers and msg.headers.get("Status") == _NO_RESPONDERS:
+            raise NoRespondersError(f"no responders on {msg.subject}")
+        return to_message(msg)
+
+    async def request(
+        self,
+        subject: str,
+        data: bytes,
+        *,
+        headers: dict[str, str] | None = None,
+        block: bytes | None = None,
+        timeout_s: float,
+    ) -> Message:
+        """Send a request with this inbox as the reply subject and wait for its reply.
+
+        Messages that arrive on :attr:`subject` meanwhile (say, a stream that starts before the reply)
+        stay buffered for :meth:`next`. One request at a time per inbox.
+
+        Args:
+            subject: Where to send.
+            data: The payload.
+            headers: NATS headers, or
+            block: the header block already built (``agents.natsheaders.header_block``'s bytes; wins
+                over ``headers``).
+            timeout_s: How long to wait for the reply, in seconds.
+
+        Raises:
+            NoRespondersError: Nobody is subscribed to ``subject`` (answered at once by the server), or
+                the connection to NATS is down.
+            DeadlineExceededError: No reply within ``timeout_s`` seconds.
+        """
+        if timeout_s <= 0:
+            raise DeadlineExceededError(f"deadline passed before the request to {subject}")
+        nc = self._nc
+        if not nc.is_connected:  # reconnecting: answer now instead of buffering until the timeout
+            raise NoRespondersError(f"NATS is not connected (request to {subject} not sent)")
+        self._reply = None
+        if block is not None:
+            if not send_now(nc, subject, data, self._reply_subject, block, self._turn):
+                await publish_block(nc, subject, self._reply_subject, block, data)
+        else:
+            await publish(nc, subject, data, headers, self._reply_subject)
+        if self._reply is None:
+            deadline = time.monotonic() + timeout_s
+            while self._reply is None:
+                if time.monotonic() >= deadline:
+                    raise DeadlineExceededError(f"no reply from {subject} within {timeout_s:.3f} s")
+                await self._wait(deadline)
+        msg, self._reply = self._reply, None
+        if msg.headers and msg.headers.get("Status") == _NO_RESPONDERS:
+            raise NoRespondersError(f"no agent listens on {subject}")
+        return to_message(msg)

@@ -1,0 +1,238 @@
+"""The one home of the project's shortcuts through nats-py's internals, on both sides of a call.
+
+Sending: :func:`send_now` appends a ``PUB``/``HPUB`` command to nats-py's pending buffer (within its
+``_max_pending_size``) and wakes its flusher with an entry that is already done, instead of a coroutine
+and a new future per message (``Client.publish`` → ``_send_command`` → ``_flush_pending``); optionally
+(a :class:`WriteTurn`) the first message of an event loop turn is written to the transport at once.
+Whatever it does not handle (reconnecting, a subject nats-py refuses, over a limit) is left to
+``Client.publish``, which waits or raises nats-py's errors: :func:`publish` and :func:`publish_block`.
+
+Receiving: :func:`deliver_from_reader` replaces a subscription's ``asyncio.Queue`` with a
+:class:`DirectQueue`, whose ``put_nowait`` (called by nats-py's read loop for each parsed message) hands
+the message to a callback right there: no task per subscription, no task switch per message.
+
+This relies on internals of nats-py 2.16 (pinned in ``constraints.txt``): ``Client._status``,
+``_max_payload``, ``_pending``, ``_pending_data_size``, ``_max_pending_size``, ``_flush_queue``,
+``_flusher_task``, ``_transport`` and ``stats``; ``Subscription._pending_queue`` and ``_pending_size``.
+What it saves per call is measured with ``benchmarks/orchestrator.py`` (``docs/collective.md``, "The
+hop's own cost").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.protocol.command import hpub_cmd, pub_cmd
+
+from agents.natsheaders import header_block, parse_header_lines
+
+__all__ = (
+    "DirectQueue",
+    "WriteTurn",
+    "deliver_from_reader",
+    "publish",
+    "publish_block",
+    "publish_now",
+    "send_now",
+)
+
+log = structlog.get_logger("neurectomy.nats")
+
+_WHITESPACE = re.compile(r"\s")
+
+
+class _Flushed:
+    """A flush request that is already done: wakes nats-py's flusher, which only asks ``done()`` of it.
+
+    nats-py makes a future per published message for this (``Client._flush_pending``) that nobody awaits.
+    """
+
+    __slots__ = ()
+
+    def done(self) -> bool:
+        return True
+
+
+_FLUSHED: Any = _Flushed()
+
+
+class WriteTurn:
+    """Whether a message was already written to the transport directly in this turn of the event loop.
+
+    One per bus: :func:`send_now` writes the first message of a turn at once when nothing else is
+    pending (no flusher round on the way out of a call made alone); later ones go to the pending buffer,
+    so the messages of many calls at once still leave together.
+    """
+
+    __slots__ = ("written",)
+
+    def __init__(self) -> None:
+        self.written = False
+
+    def mark(self) -> None:
+        """A message was written directly: the next one in this turn goes to the pending buffer."""
+        self.written = True
+        asyncio.get_running_loop().call_soon(self._next_turn)
+
+    def _next_turn(self) -> None:
+        self.written = False
+
+
+def send_now(
+    nc: Client,
+    subject: str,
+    data: bytes,
+    reply: str = "",
+    block: bytes | None = None,
+    turn: WriteTurn | None = None,
+) -> bool:
+    """Send one message through nats-py's send buffer without waiting, if nats-py would take it at once.
+
+    Args:
+        nc: The connection.
+        subject: Where to publish.
+        data: The payload.
+        reply: Its reply subject, or ``""``.
+        block: Its header block (:func:`agents.natsheaders.header_block`'s bytes), or ``None`` for none.
+        turn: Given, the first message of an event loop turn is written to the transport at once when
+            nothing else is pending (the caller's side: a request made alone leaves without a flusher
+            round); ``None``, it always goes to the pending buffer.
+
+    Returns:
+        Whether it was sent or queued; ``False`` when ``nc.publish`` must take it (not connected, an empty
+        subject or one with whitespace, a reply subject with whitespace, over the payload limit or the
+        send buffer's limit, no flusher).
+    """
+    queue, flusher, transport = nc._flush_queue, nc._flusher_task, nc._transport
+    if (
+        nc._status != Client.CONNECTED
+        or not subject
+        or len(data) > nc._max_payload
+        or _WHITESPACE.search(subject)
+        or (reply and _WHITESPACE.search(reply))
+        or queue is None
+        or flusher is None
+        or flusher.done()
+        or transport is None
+    ):
+        return False
+    command = hpub_cmd(subject, reply, block, data) if block is not None else pub_cmd(subject, reply, data)
+    if 0 < nc._max_pending_size < nc._pending_data_size + len(command):
+        return False  # nc.publish flushes first
+    nc.stats["out_msgs"] += 1
+    nc.stats["out_bytes"] += len(data)
+    if turn is not None and not nc._pending and not turn.written:
+        try:
+            transport.write(command)
+        except (OSError, RuntimeError):  # a transport going down: the flusher's error handling takes it
+            pass
+        else:
+            turn.mark()
+            return True
+    nc._pending.append(command)
+    nc._pending_data_size += len(command)
+    if queue.empty():  # else the flusher is due anyway and writes this too
+        queue.put_nowait(_FLUSHED)
+    return True
+
+
+def publish_now(nc: Client, subject: str, data: bytes, headers: dict[str, str] | None = None) -> bool:
+    """Queue one message (no reply subject) on nats-py's send buffer and wake its flusher, without waiting.
+
+    Returns:
+        Whether it was queued (see :func:`send_now`); if not, ``nc.publish`` must take it.
+    """
+    return send_now(nc, subject, data, "", header_block(headers) if headers else None)
+
+
+async def publish(nc: Client, subject: str, data: bytes, headers: dict[str, str] | None, reply: str) -> None:
+    """``nc.publish``, with the header block from :func:`header_block` when there are headers.
+
+    Goes through :func:`send_now` when it can; whatever that does not handle (the connection's state, the
+    payload or send buffer limit, an empty subject or one with whitespace) is left to ``nc.publish``,
+    which waits or raises nats-py's errors for it.
+    """
+    if not send_now(nc, subject, data, reply, header_block(headers) if headers else None):
+        await nc.publish(subject, data, reply=reply, headers=headers or None)  # {}: a PUB, as above
+
+
+async def publish_block(
+    nc: Client, subject: str, reply: str, block: bytes, data: bytes, turn: WriteTurn | None = None
+) -> None:
+    """Publish ``data`` with a header block already built (the bytes of :func:`header_block`).
+
+    The request half's send path: a caller that sends the same headers on every call builds most of the
+    block once. :func:`send_now` sends it when it can (with ``turn``); whatever that does not handle goes
+    to ``nc.publish`` (with the block's headers), which raises nats-py's errors for it.
+    """
+    if not send_now(nc, subject, data, reply, block, turn):
+        headers = parse_header_lines(block.partition(b"\r\n")[2])
+        await nc.publish(subject, data, reply=reply, headers=headers)
+
+
+class DirectQueue:
+    """In place of the ``asyncio.Queue`` of a nats-py subscription: hands each message to ``deliver``.
+
+    nats-py's read loop puts every received message in its subscription's queue, where a task per
+    subscription picks it up and calls the subscription's callback: a task switch per message. With this
+    queue a message reaches ``deliver`` from the read loop directly (``deliver`` must not block; what it
+    raises is logged, never passed to the read loop, which would close the connection). nats-py 2.16 uses
+    ``put_nowait`` (read loop), ``qsize``/``empty`` and ``join``/``task_done`` (drain), and a callback
+    subscription's task waits on ``get``; the pending-bytes count it keeps for slow consumer detection is
+    given back at once, since nothing is ever pending here.
+
+    Args:
+        sub: The subscription.
+        deliver: Takes each message as it is parsed.
+    """
+
+    __slots__ = ("_deliver", "_sub")
+
+    def __init__(self, sub: Subscription, deliver: Callable[[Msg], None]) -> None:
+        self._sub = sub
+        self._deliver = deliver
+
+    def put_nowait(self, msg: Msg) -> None:
+        """Hand ``msg`` to ``deliver`` now (called by nats-py's reader; never raises)."""
+        self._sub._pending_size -= len(msg.data)
+        try:
+            self._deliver(msg)
+        except Exception:  # never into nats-py's read loop: that would close the connection
+            log.exception("direct delivery failed", subject=msg.subject)
+
+    def qsize(self) -> int:
+        """Messages waiting (none: each is handled as it is put)."""
+        return 0
+
+    def empty(self) -> bool:
+        """Whether no message waits (always)."""
+        return True
+
+    def task_done(self) -> None:
+        """Nothing to account for."""
+
+    async def join(self) -> None:
+        """Returns at once: no message waits."""
+
+    async def get(self) -> Msg:
+        """Never returns: a callback subscription's own task waits here until it stops (cancelling it)."""
+        await asyncio.get_running_loop().create_future()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def deliver_from_reader(sub: Subscription, deliver: Callable[[Msg], None]) -> None:
+    """Have ``sub``'s messages handed to ``deliver`` from nats-py's read loop (see :class:`DirectQueue`).
+
+    Messages that arrived before the switch are delivered now, in order.
+    """
+    queued, sink = sub._pending_queue, DirectQueue(sub, deliver)
+    sub._pending_queue = sink  # type: ignore[assignment]
+    while not queued.empty():
+        sink.put_nowait(queued.get_nowait())

@@ -42,6 +42,11 @@ several tokens per SSE event; "p95 gap between token events" then measures that 
 Section 2 also checks that each greedy text under concurrency equals the same prompt's text served
 alone. ``--sections`` picks sections.
 
+``--service-env NAME=VALUE ...`` sets the service's environment only (e.g. ``OMP_WAIT_POLICY=active``
+or ``NEURECTOMY_RYOT__N_THREADS=1``): this process imports ``llama_cpp`` before ``ryot``, so its raw side,
+ceiling and in-process engine keep libgomp's default spinning whatever the service uses (docs/ryot.md,
+Threads and OpenMP).
+
 The service runs with only the Inference team (``NEURECTOMY_TEAMS=["inference"]``) unless
 ``--all-teams``, so that its memory is the LLM path's.
 

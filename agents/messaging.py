@@ -260,14 +260,17 @@ class Bus:
     def publish_now(self, subject: str, data: bytes) -> bool:
         """Queue one message (no headers, no reply subject) for sending without waiting.
 
-        For an agent's replies and stream messages (:func:`agents._natsfast.publish_now`): in order
-        with :meth:`publish`, one coroutine call fewer per message.
+        For an agent's replies and stream messages (:func:`agents._natsfast.send_now`): in order
+        with :meth:`publish`, one coroutine call fewer per message. The first message of a turn of the
+        event loop is written at once when nothing else is pending (the bus's :class:`WriteTurn`, as
+        for requests): an answer made alone leaves without waiting for nats-py's flusher task; the
+        answers of many calls in one turn still leave together.
 
         Returns:
             Whether it was queued; if not (reconnecting, the send buffer full, a subject nats-py refuses),
             send it with :meth:`publish`, which waits or raises.
         """
-        return send_now(self._nc, subject, data)
+        return send_now(self._nc, subject, data, turn=self._turn)
 
     async def discover(
         self, verb: str = "INFO", *, timeout_s: float = 0.25, quiet_s: float = 0.05

@@ -8,14 +8,19 @@ all-MiniLM-L6-v2, then for each index kind (flat, HNSW) and each run:
 * times single-vector top-10 searches (ΣVAULT's include fetching and decrypting the 10 records);
 * measures recall@10 of both against exact flat search.
 
-Prints medians over ``--runs`` runs and the ΣVAULT / FAISS ratios.
+Prints medians over ``--runs`` runs and the ΣVAULT / FAISS ratios, with the p99 and the longest single
+write (``put_many`` / ``add_with_ids`` call). Then, at ``--stall-records`` records (100,000 by default; 0
+skips it), it runs ``benchmarks/vault_stalls.py``'s measurement on precomputed random vectors (embedding
+100,000 texts would take half an hour here): write p50/p99 and the longest write across the HNSW switch
+and the background snapshots, and the peak against the steady RSS of a fresh process opening the vault.
 
-    .venv/bin/python benchmarks/vault.py --docs 5000 --queries 300 --runs 3
+    .venv/bin/python benchmarks/vault.py --docs 5000 --queries 300 --runs 3 --stall-records 100000
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import random
 import statistics
@@ -24,6 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # Run as a script, this file's folder comes first on sys.path and this file would shadow the `vault` package.
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
@@ -126,6 +132,8 @@ class Result:
     p50_ms: float
     p99_ms: float
     recall: float
+    write_p99_ms: float
+    write_max_ms: float
 
 
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
@@ -144,8 +152,11 @@ def run_faiss(
         base = faiss.IndexFlatIP(dim)
     index = faiss.IndexIDMap2(base)
     start = time.perf_counter()
+    writes = []
     for i in range(0, len(vectors), batch):
+        t0 = time.perf_counter()
         index.add_with_ids(vectors[i : i + batch], np.arange(i, min(i + batch, len(vectors)), dtype=np.int64))
+        writes.append(time.perf_counter() - t0)
     insert = len(vectors) / (time.perf_counter() - start)
     latencies, found = [], []
     for q in queries:
@@ -153,7 +164,7 @@ def run_faiss(
         _, labels = index.search(q.reshape(1, -1), 10)
         latencies.append(time.perf_counter() - t0)
         found.append(labels[0])
-    return Result(insert, *percentiles(latencies), recall_at_k(np.array(found), truth))
+    return Result(insert, *percentiles(latencies), recall_at_k(np.array(found), truth), *write_stats(writes))
 
 
 def run_vault(
@@ -170,14 +181,15 @@ def run_vault(
     config = VaultConfig(index=IndexConfig(hnsw_threshold=threshold))
     with tempfile.TemporaryDirectory(dir=base_dir) as tmp, Vault(tmp, config=config, embedder=embedder) as v:
         start = time.perf_counter()
+        writes = []
         for i in range(0, len(vectors), batch):
-            v.put_many(
-                "bench",
-                [
-                    NewRecord(text=texts[j], id=str(j), embedding=vectors[j])
-                    for j in range(i, min(i + batch, len(vectors)))
-                ],
-            )
+            chunk = [
+                NewRecord(text=texts[j], id=str(j), embedding=vectors[j])
+                for j in range(i, min(i + batch, len(vectors)))
+            ]
+            t0 = time.perf_counter()
+            v.put_many("bench", chunk)
+            writes.append(time.perf_counter() - t0)
         v.join_background()  # HNSW is built and fed in the background: count it in the insert time
         insert = len(vectors) / (time.perf_counter() - start)
         assert v.stats().index_kinds["bench"] == kind
@@ -187,7 +199,9 @@ def run_vault(
             hits = v.search("bench", q, k=10)
             latencies.append(time.perf_counter() - t0)
             found.append([int(h.record.id) for h in hits])
-        return Result(insert, *percentiles(latencies), recall_at_k(np.array(found), truth))
+        return Result(
+            insert, *percentiles(latencies), recall_at_k(np.array(found), truth), *write_stats(writes)
+        )
 
 
 def percentiles(latencies: list[float]) -> tuple[float, float]:
@@ -195,11 +209,28 @@ def percentiles(latencies: list[float]) -> tuple[float, float]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 
 
+def write_stats(writes: list[float]) -> tuple[float, float]:
+    """p99 and longest of the write calls (milliseconds)."""
+    ms = np.array(writes) * 1000.0
+    return float(np.percentile(ms, 99)), float(ms.max())
+
+
+def stall_measurement() -> object:
+    """``benchmarks/vault_stalls.py`` as a module (this folder is not on ``sys.path``: see above)."""
+    path = Path(__file__).resolve().parent / "vault_stalls.py"
+    spec = importlib.util.spec_from_file_location("vault_stalls", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["vault_stalls"] = module  # its dataclass looks its module up
+    spec.loader.exec_module(module)
+    return module
+
+
 def median(results: list[Result]) -> Result:
     return Result(
         *(
             statistics.median(getattr(r, f) for r in results)
-            for f in ("insert_per_s", "p50_ms", "p99_ms", "recall")
+            for f in ("insert_per_s", "p50_ms", "p99_ms", "recall", "write_p99_ms", "write_max_ms")
         )
     )
 
@@ -213,10 +244,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=256, help="records per put_many / add call")
     parser.add_argument(
+        "--stall-records",
+        type=int,
+        default=100_000,
+        help="records for the write-stall and open-RSS measurement (random vectors; 0 skips it)",
+    )
+    parser.add_argument(
         "--dir", type=Path, default=None, help="where the vault writes (default: system temp)"
     )
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=150)  # a table of eight columns, also when piped
     base_dir = args.dir or Path(tempfile.gettempdir())
 
     embedder = MiniLMEmbedder()
@@ -236,7 +273,8 @@ def main() -> None:
         title=f"ΣVAULT vs raw FAISS: {args.docs} docs x 384-d MiniLM, {args.queries} queries, k=10, "
         f"median of {args.runs} runs (faiss {faiss.__version__}, {os.cpu_count()} CPUs)"
     )
-    for column in ("index", "system", "insert (rec/s)", "search p50 (ms)", "search p99 (ms)", "recall@10"):
+    columns = ("index", "system", "insert (rec/s)", "search p50 (ms)", "search p99 (ms)", "recall@10")
+    for column in (*columns, "write p99 (ms)", "longest write (ms)"):
         table.add_column(column, justify="right" if column not in ("index", "system") else "left")
     cfg = IndexConfig()
     for kind in ("flat", "hnsw"):
@@ -252,9 +290,18 @@ def main() -> None:
             f"{f.p50_ms:.3f}",
             f"{f.p99_ms:.3f}",
             f"{f.recall:.3f}",
+            f"{f.write_p99_ms:.2f}",
+            f"{f.write_max_ms:.1f}",
         )
         table.add_row(
-            kind, "ΣVAULT", f"{v.insert_per_s:,.0f}", f"{v.p50_ms:.3f}", f"{v.p99_ms:.3f}", f"{v.recall:.3f}"
+            kind,
+            "ΣVAULT",
+            f"{v.insert_per_s:,.0f}",
+            f"{v.p50_ms:.3f}",
+            f"{v.p99_ms:.3f}",
+            f"{v.recall:.3f}",
+            f"{v.write_p99_ms:.2f}",
+            f"{v.write_max_ms:.1f}",
         )
         table.add_row(
             kind,
@@ -263,6 +310,8 @@ def main() -> None:
             f"{v.p50_ms / f.p50_ms:.2f}x",
             f"{v.p99_ms / f.p99_ms:.2f}x",
             f"{v.recall - f.recall:+.3f}",
+            f"{v.write_p99_ms / f.write_p99_ms:.1f}x",
+            f"{v.write_max_ms / f.write_max_ms:.1f}x",
             end_section=True,
         )
     console.print(table)
@@ -270,6 +319,14 @@ def main() -> None:
         f"Embedding (all-MiniLM-L6-v2, batch 64, torch CPU): {embed_rate:,.0f} docs/s; "
         "ΣVAULT inserts above use the same precomputed vectors."
     )
+    if args.stall_records:
+        stalls: Any = stall_measurement()
+        console.print(
+            f"ΣVAULT at {args.stall_records:,} records (random 384-d vectors, batches of 100, HNSW past "
+            "20,000, a snapshot every 10,000 WAL entries, fsync on):"
+        )
+        result = stalls.measure(args.stall_records, 20_000, 100, 10_000, args.queries)
+        console.print("\n".join(f"  {line}" for line in result.lines()), highlight=False)
 
 
 if __name__ == "__main__":

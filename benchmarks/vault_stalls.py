@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 # Run as a script, this file's folder comes first on sys.path and benchmarks/vault.py would shadow `vault`.
@@ -86,6 +87,96 @@ print(f"search top-10 with decryption ({len(took)} queries): p50 {statistics.med
 """
 
 
+@dataclass
+class StallResult:
+    """What :func:`measure` found (milliseconds unless named otherwise)."""
+
+    writes: int
+    batch: int
+    kind: str
+    p50_ms: float
+    p99_ms: float
+    longest_ms: float
+    total_s: float
+    most_waiting: int
+    crossed_ms: float | None
+    landed_s: float
+    reopen: str
+    """The reopening child's report: records, open time, RSS before/steady/peak, search latency."""
+
+    def lines(self) -> list[str]:
+        """The report, one line each."""
+        out = [
+            f"writes: {self.writes} x {self.batch} records, index at the end: {self.kind}",
+            f"p50 {self.p50_ms:.2f} ms  p99 {self.p99_ms:.2f} ms  longest {self.longest_ms:.1f} ms",
+            f"writes took {self.total_s:.1f} s in all; most vectors waiting after a write: "
+            f"{self.most_waiting}",
+        ]
+        if self.crossed_ms is not None:
+            out.append(f"write that crossed the threshold: {self.crossed_ms:.1f} ms")
+        out.append(f"HNSW landed {self.landed_s:.2f} s after the last write returned")
+        return out + self.reopen.splitlines()
+
+
+def measure(
+    records: int, threshold: int, batch: int, snapshot_every: int, queries: int, *, settle: bool = False
+) -> StallResult:
+    """Write ``records`` random vectors in batches, then reopen in a fresh process (see the module doc)."""
+    os.environ.setdefault("NEURECTOMY_VAULT_KEK", base64.b64encode(os.urandom(32)).decode())
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((records, 384)).astype(np.float32)
+    config = VaultConfig(
+        index=IndexConfig(hnsw_threshold=threshold),
+        durability=DurabilityConfig(snapshot_every_writes=snapshot_every),
+    )
+    latencies: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        v = Vault(Path(tmp) / "vault", config=config, embedder=_Precomputed())
+        crossed_at = None
+        most_waiting = 0
+        for start in range(0, records, batch):
+            chunk = [
+                NewRecord(text=f"record {i}", id=f"r{i}", embedding=vectors[i])
+                for i in range(start, min(start + batch, records))
+            ]
+            began = time.perf_counter()
+            v.put_many("bench", chunk)
+            latencies.append(time.perf_counter() - began)
+            most_waiting = max(most_waiting, getattr(v.stats(), "pending_vectors", 0))  # 0: not reported
+            if crossed_at is None and start + batch >= threshold:
+                crossed_at = len(latencies) - 1
+                if settle:
+                    v.join_background()
+        loop_end = time.perf_counter()
+        join = getattr(v, "join_background", None)  # absent in versions that build HNSW inline
+        if join is not None:
+            join()
+        landed_s = time.perf_counter() - loop_end
+        kind = v.stats().index_kinds["bench"]
+        v.close()
+        reopen = subprocess.run(
+            [sys.executable, "-c", REOPEN, str(Path(tmp) / "vault"), str(threshold), str(queries)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=tmp,  # with -c the cwd comes first on sys.path: it must not be another checkout
+        )
+    ms = sorted(x * 1000 for x in latencies)
+    return StallResult(
+        writes=len(ms),
+        batch=batch,
+        kind=kind,
+        p50_ms=statistics.median(ms),
+        p99_ms=ms[int(0.99 * (len(ms) - 1))],
+        longest_ms=ms[-1],
+        total_s=sum(ms) / 1000,
+        most_waiting=most_waiting,
+        crossed_ms=None if crossed_at is None else latencies[crossed_at] * 1000,
+        landed_s=landed_s,
+        reopen=reopen.stdout,
+    )
+
+
 def main() -> None:
     """Measure and print (milliseconds)."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -101,54 +192,10 @@ def main() -> None:
         "later writes measure writing into HNSW rather than into the flat index it replaces",
     )
     args = parser.parse_args()
-    os.environ.setdefault("NEURECTOMY_VAULT_KEK", base64.b64encode(os.urandom(32)).decode())
-    rng = np.random.default_rng(0)
-    vectors = rng.standard_normal((args.records, 384)).astype(np.float32)
-    config = VaultConfig(
-        index=IndexConfig(hnsw_threshold=args.threshold),
-        durability=DurabilityConfig(snapshot_every_writes=args.snapshot_every),
+    result = measure(
+        args.records, args.threshold, args.batch, args.snapshot_every, args.queries, settle=args.settle
     )
-    latencies: list[float] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        v = Vault(Path(tmp) / "vault", config=config, embedder=_Precomputed())
-        crossed_at = None
-        most_waiting = 0
-        for start in range(0, args.records, args.batch):
-            batch = [
-                NewRecord(text=f"record {i}", id=f"r{i}", embedding=vectors[i])
-                for i in range(start, min(start + args.batch, args.records))
-            ]
-            began = time.perf_counter()
-            v.put_many("bench", batch)
-            latencies.append(time.perf_counter() - began)
-            most_waiting = max(most_waiting, getattr(v.stats(), "pending_vectors", 0))  # 0: not reported
-            if crossed_at is None and start + args.batch >= args.threshold:
-                crossed_at = len(latencies) - 1
-                if args.settle:
-                    v.join_background()
-        loop_end = time.perf_counter()
-        join = getattr(v, "join_background", None)  # absent in versions that build HNSW inline
-        if join is not None:
-            join()
-        landed_s = time.perf_counter() - loop_end
-        kind = v.stats().index_kinds["bench"]
-        v.close()
-        reopen = subprocess.run(
-            [sys.executable, "-c", REOPEN, str(Path(tmp) / "vault"), str(args.threshold), str(args.queries)],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=tmp,  # with -c the cwd comes first on sys.path: it must not be another checkout
-        )
-    ms = sorted(x * 1000 for x in latencies)
-    p99 = ms[int(0.99 * (len(ms) - 1))]
-    print(f"writes: {len(ms)} x {args.batch} records, index at the end: {kind}")
-    print(f"p50 {statistics.median(ms):.2f} ms  p99 {p99:.2f} ms  longest {ms[-1]:.1f} ms")
-    print(f"writes took {sum(ms) / 1000:.1f} s in all; most vectors waiting after a write: {most_waiting}")
-    if crossed_at is not None:
-        print(f"write that crossed the threshold: {latencies[crossed_at] * 1000:.1f} ms")
-    print(f"HNSW landed {landed_s:.2f} s after the last write returned")
-    print(reopen.stdout, end="")
+    print("\n".join(result.lines()))
 
 
 if __name__ == "__main__":

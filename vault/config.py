@@ -34,10 +34,12 @@ class IndexConfig(BaseModel):
     """Move indexes to GPU 0 when ``faiss.get_num_gpus() > 0``; falls back to CPU on any error."""
     max_pending_vectors: int = Field(default=16_384, ge=1)
     """Most vectors (count) waiting to be added to one tenant's index (``dim x 4`` bytes each: 24 MiB at
-    384-d). A ``put_many`` that would pass it waits, outside the vault's lock, for the background drain
-    (no longer than its deadline). A batch is let in whole once nothing waits, whatever its size. The
-    default keeps the exact search over the waiting vectors around 1 ms (measured: 16,384 x 384-d, one
-    core, numpy matrix-vector product + top-10)."""
+    384-d); 4 times as many while a snapshot freezes the index. A ``put_many`` that would pass it first
+    moves the vectors it brings past it (at most its own count) into the index itself, outside the
+    vault's lock; past the frozen allowance it waits for the snapshot (no longer than its deadline). A
+    batch is let in whole once nothing waits, whatever its size. The default keeps the exact search over
+    the waiting vectors around 1 ms (measured: 16,384 x 384-d, one core, numpy matrix-vector product +
+    top-10)."""
 
 
 class CacheConfig(BaseModel):

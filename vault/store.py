@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -20,16 +19,16 @@ from numpy.typing import NDArray
 from vault._private.background import BackgroundWork, background_priority
 from vault._private.cache import RecordCache
 from vault._private.files import DirLock
-from vault._private.sealing import encode_record
 from vault._private.storage import Storage
 from vault._private.validate import (
+    check_deadline,
     check_k,
     check_name,
     check_vector,
     check_where,
     embed_checked,
     matches,
-    prepare,
+    sealable_batch,
 )
 from vault.config import VaultConfig
 from vault.embedding import Embedder, MiniLMEmbedder
@@ -46,19 +45,6 @@ from vault.records import JSONScalar, NewRecord, Record, SearchHit, VaultStats
 __all__ = ("Vault",)
 
 log = structlog.get_logger("vault")
-
-
-def derived_id(idempotency_key: str, position: int) -> str:
-    """The id of record ``position`` of a call with ``idempotency_key`` that named no id (32 hex digits).
-
-    Retries of the call (same key) therefore store the same ids, even once the key is forgotten.
-    """
-    return hashlib.sha256(f"svault/id/v1\x00{idempotency_key}\x00{position}".encode()).hexdigest()[:32]
-
-
-def _check_deadline(operation: str, deadline: float | None) -> None:
-    if deadline is not None and (late := time.time() - deadline) > 0:
-        raise VaultDeadlineError(operation, late)
 
 
 class Vault(BackgroundWork):
@@ -119,6 +105,8 @@ class Vault(BackgroundWork):
         self._drained = threading.Condition()
         """Notified after each drain step: writers waiting for room in a full backlog (no vault lock)."""
         self._drain_steps = 0
+        self._add_cost_s = 1e-3
+        """Moving average of the wall time one vector takes to enter an index (seconds; sizes slices)."""
         self._snapshot_lock = threading.RLock()
         """Held for a whole snapshot, and by shreds, compactions and restores (taken before ``_lock``)."""
         with self._lock:
@@ -204,7 +192,7 @@ class Vault(BackgroundWork):
             raise VaultDeadlineError(operation, time.time() - (deadline or 0.0))
         try:
             storage = self._open()
-            _check_deadline(operation, deadline)
+            check_deadline(operation, deadline)
             yield storage
         finally:
             self._lock.release()
@@ -222,16 +210,18 @@ class Vault(BackgroundWork):
         Storing an existing id replaces that record. Texts without a vector are embedded in batches of
         ``config.embed_batch_size``. The batch commits as one WAL write: after a failure nothing of it
         is kept. When the tenant's vectors waiting to enter its index would pass
-        ``config.index.max_pending_vectors``, the call first waits (holding no lock: reads go on) for
-        the background drain to make room, until ``deadline``.
+        ``config.index.max_pending_vectors``, the call first moves that excess into the index itself
+        (holding no vault lock: reads go on), so it waits in proportion to its excess; while a snapshot
+        freezes the index it waits for the snapshot instead. Either wait ends at ``deadline``.
 
         Args:
             tenant: Tenant name (1-256 characters); created with a fresh data key on first write.
             records: Up to ``config.max_batch`` records.
             idempotency_key: Names this call (1-256 characters). A call with a key the tenant remembers
                 (the last ``durability.idempotency_keys``) returns the ids it returned then and writes
-                nothing; records without an id get ids derived from the key (:func:`derived_id`), so a
-                retry after the key is forgotten replaces the same records instead of adding copies.
+                nothing; records without an id get ids derived from the key
+                (:func:`~vault._private.validate.derived_id`), so a retry after the key is forgotten
+                replaces the same records instead of adding copies.
             deadline: ``time.time()`` seconds after which the call must not commit.
 
         Returns:
@@ -256,53 +246,30 @@ class Vault(BackgroundWork):
             if earlier is not None:
                 return list(earlier)
         ids, items = self._sealable(records, idempotency_key, deadline)
-        while True:  # a full backlog of waiting vectors: wait for the drain outside the lock, then retry
+        paid = 0
+        while True:  # a full backlog of waiting vectors: move the excess outside the lock, then retry
             mark = self._drain_mark()
             with self._locked("put_many", deadline) as storage:
                 earlier = storage.done(tenant, idempotency_key)
                 if earlier is not None:  # a concurrent retry committed first
                     return list(earlier)
-                if self._has_room(storage, tenant, len(items)):
+                excess = self._excess(storage, tenant, len(items), paid)
+                if not excess:
                     storage.put(tenant, items, key=idempotency_key, result=ids)
                     for record_id in ids:
                         self._cache.discard(tenant, record_id)
                     self._schedule_builds(storage)
                     self._maybe_snapshot(storage)
                     return ids
-            self._wait_for_drain(mark, "put_many", deadline)
+            paid += self._make_room(tenant, excess, mark, "put_many", deadline)
 
     def _sealable(
         self, records: Sequence[NewRecord], idempotency_key: str | None, deadline: float | None
     ) -> tuple[list[str], list[tuple[str, bytes, NDArray[np.float32]]]]:
-        """Check and embed a batch: its ids and ``(id, record plaintext, (dim,) vector)`` items, in order.
-
-        Raises:
-            VaultInputError: See :meth:`put_many` (also its subclasses).
-            VaultDeadlineError: ``deadline`` passed while embedding.
-        """
-        batch = list(records)
-        if not batch or len(batch) > self._config.max_batch:
-            raise VaultInputError(
-                "records", f"must hold 1-{self._config.max_batch} records, got {len(batch)}"
-            )
-        if idempotency_key is not None:
-            batch = [
-                r
-                if r.id is not None
-                else NewRecord(r.text, r.metadata, derived_id(idempotency_key, i), r.embedding)
-                for i, r in enumerate(batch)
-            ]
-        prepared = prepare(batch, self._dim, self._config.max_record_bytes)
-        missing = [i for i, p in enumerate(prepared) if p.embedding is None]
-        vectors = {i: p.embedding for i, p in enumerate(prepared) if p.embedding is not None}
-        step = self._config.embed_batch_size
-        for start in range(0, len(missing), step):
-            _check_deadline("put_many", deadline)
-            chunk = missing[start : start + step]
-            embedded = embed_checked(self._embedder, [prepared[i].text for i in chunk], self._dim)
-            vectors.update(zip(chunk, embedded, strict=True))
-        items = [(p.id, encode_record(p.payload, vectors[i]), vectors[i]) for i, p in enumerate(prepared)]
-        return [p.id for p in prepared], items
+        """Check and embed a batch (see :func:`~vault._private.validate.sealable_batch`)."""
+        return sealable_batch(
+            records, idempotency_key, deadline, config=self._config, embedder=self._embedder, dim=self._dim
+        )
 
     def delete(
         self,

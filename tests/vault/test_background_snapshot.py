@@ -27,6 +27,7 @@ from vault import (
     VaultConfig,
     VaultDeadlineError,
 )
+from vault._private.background import FROZEN_ALLOWANCE
 from vault._private.pending import PendingVectors
 from vault._private.storage import SnapshotPlan, Storage
 
@@ -192,13 +193,14 @@ def test_pending_vectors_search_exactly_and_drain_in_order() -> None:
 
 
 BOUNDED = VaultConfig(
-    index=IndexConfig(max_pending_vectors=100),
+    index=IndexConfig(max_pending_vectors=100 // FROZEN_ALLOWANCE),  # 100 may wait while frozen
     durability=DurabilityConfig(snapshot_every_writes=50, snapshot_on_close=False),
 )
 
 
 def fill_backlog(v: Vault, vectors: np.ndarray, started: threading.Event) -> None:
-    """60 records, then (the snapshot holding the index frozen) 90 more waiting: 10 short of the bound."""
+    """60 records, then (the snapshot holding the index frozen) 90 more waiting: 10 short of the bound (100
+    while frozen)."""
     v.put_many("acme", records(vectors, 0, 60))  # past 50 WAL entries: a snapshot is queued
     assert started.wait(30)
     v.put_many("acme", records(vectors, 60, 150))
@@ -254,3 +256,36 @@ def test_a_write_whose_deadline_passes_waiting_for_room_fails_and_is_not_written
     assert reopened.get("acme", "r149").text == "note 149"
     with pytest.raises(RecordNotFoundError):
         reopened.get("acme", "r150")
+
+
+def test_a_write_past_the_pending_bound_moves_its_excess_itself_when_the_worker_is_busy(
+    make_vault, unit_vectors
+) -> None:
+    vectors = unit_vectors(300)
+    config = VaultConfig(
+        index=IndexConfig(hnsw_threshold=50, max_pending_vectors=100),
+        durability=DurabilityConfig(snapshot_on_close=False),
+    )
+    v = make_vault(config=config)
+    v.put_many("acme", records(vectors, 0, 60))
+    assert v.join_background(60) and v.stats().index_kinds == {"acme": "hnsw"}
+    gate = threading.Event()
+    busy = v._builder.submit(gate.wait, 60)  # the one background worker: no drain runs until the gate opens
+    try:
+        v.put_many("acme", records(vectors, 60, 160))
+        assert v.stats().pending_vectors == 100  # the bound, all waiting for a drain
+        # 100 + 50 > 100: the write moves 50 waiting vectors into HNSW on its own thread and commits
+        assert v.put_many("acme", records(vectors, 160, 210), deadline=time.time() + 30) == [
+            f"r{i}" for i in range(160, 210)
+        ]
+        assert v.stats().pending_vectors == 100 and not busy.done()
+        with v._lock:
+            assert v._storage.tenants["acme"].index.ntotal == 110  # 60 built + the 50 moved by the writer
+        assert v.count("acme") == 210
+        found = [v.search("acme", vectors[i], k=1)[0].record.id for i in (5, 100, 209)]
+        assert found == ["r5", "r100", "r209"]
+    finally:
+        gate.set()
+    assert v.join_background(60)
+    assert v.stats().pending_vectors == 0
+    assert v.search("acme", vectors[200], k=1)[0].record.id == "r200"

@@ -17,16 +17,24 @@ import structlog
 from vault._private.index import VectorIndex, one_thread
 from vault._private.storage import Storage
 from vault._private.tenant import TenantState
+from vault._private.validate import check_deadline
 from vault.config import VaultConfig
 from vault.errors import VaultDeadlineError, VaultStorageError
 
-__all__ = ("BackgroundWork", "background_priority")
+__all__ = ("FROZEN_ALLOWANCE", "BackgroundWork", "background_priority")
 
 log = structlog.get_logger("vault")
-_CATCH_UP_ROUNDS = 8
-"""Rounds of adding records written during a background index build before the (short) swap."""
-_DRAIN_CHUNK = 64
-"""Waiting vectors added to an index per step of a drain (count; bounds what a search may wait for)."""
+_CATCH_UP_SLICE = 4096
+"""Most records written during a background index build copied per hold of the lock (count)."""
+_SWAP_BACKLOG = 1024
+"""Records written during a build still to add at which the swap happens (count; they wait as pending)."""
+FROZEN_ALLOWANCE = 4
+"""While a snapshot freezes a tenant's index, up to this many times ``index.max_pending_vectors`` may wait
+(nothing can be moved into a frozen index: a write past that waits for the snapshot to end)."""
+_SLICE_S = 0.004
+"""Time one slice of a drain aims to hold an index's lock for (seconds; a search may wait that long)."""
+_MAX_SLICE = 64
+"""Most waiting vectors added to an index in one slice (count)."""
 
 
 def background_priority() -> None:
@@ -58,6 +66,7 @@ class BackgroundWork:
     _drain_job: Future[None] | None
     _drained: threading.Condition
     _drain_steps: int
+    _add_cost_s: float
 
     # ----------------------------------------------------------------- background index builds
     def _schedule_builds(self, storage: Storage) -> None:
@@ -74,21 +83,27 @@ class BackgroundWork:
                 self._schedule_drain()
 
     def _build(self, tenant: str, state: TenantState) -> None:
-        with self._lock:
+        with self._snapshot_lock, self._lock:  # no drain slice is moving vectors while they are flushed
             if self._closed or self._storage.tenants.get(tenant) is not state or not state.wants_hnsw:
                 return
             labels, vectors, next_label, version = state.build_input()
         try:
             built = VectorIndex.build(self._dim, self._config.index, labels, vectors)
-            for _ in range(_CATCH_UP_ROUNDS):  # add what was written meanwhile, still outside the lock
+            backlog = None
+            while True:  # add what was written meanwhile outside the lock, a bounded slice per round
                 with self._lock:
                     if self._closed or self._storage.tenants.get(tenant) is not state:
                         return
-                    newer, newer_vectors, next_label = state.added_since(next_label)
-                if newer.size == 0:
-                    break
-                built.add(newer, newer_vectors)
-                labels = np.concatenate([labels, newer])
+                    behind = state.next_label - next_label
+                    if behind <= _SWAP_BACKLOG or (
+                        backlog is not None and backlog <= behind <= self._config.index.max_pending_vectors
+                    ):  # caught up, or writes outpace the adds: swap, the rest waits as pending vectors
+                        break
+                    backlog = behind
+                    newer, newer_vectors, next_label = state.added_since(next_label, limit=_CATCH_UP_SLICE)
+                if newer.size:
+                    built.add(newer, newer_vectors)
+                    labels = np.concatenate([labels, newer])
         except Exception as exc:  # a failed build leaves the flat index serving; the next write retries
             log.warning("vault index build failed", tenant=tenant, error=str(exc))
             return
@@ -108,22 +123,31 @@ class BackgroundWork:
             self._drain_job = self._builder.submit(self._drain)
 
     # ----------------------------------------------------------------- backpressure on waiting vectors
-    def _has_room(self, storage: Storage, tenant: str, count: int) -> bool:
-        """Whether ``count`` more vectors may wait in ``tenant``'s backlog (caller holds the lock).
+    def _excess(self, storage: Storage, tenant: str, count: int, paid: int = 0) -> int:
+        """Waiting vectors a write of ``count`` must move into the index first (caller holds the lock).
 
-        Room means the backlog is empty or stays within ``index.max_pending_vectors``. Without room a
-        drain is queued (a frozen index is drained when its snapshot ends), so a waiter is woken.
+        0 means room: the backlog is empty or stays within ``index.max_pending_vectors`` (within
+        ``FROZEN_ALLOWANCE`` times it while a snapshot freezes the index). Otherwise the vectors it
+        would bring past the bound, but never more than ``count``: each write pays for its own vectors,
+        not for a backlog that grew while the index was frozen: a write that already moved ``paid >=
+        count`` vectors has room. A drain is queued as well.
         """
         state = storage.tenants.get(tenant)
         waiting = 0 if state is None else len(state.pending)
-        if waiting == 0 or waiting + count <= self._config.index.max_pending_vectors:
-            return True
+        bound = self._config.index.max_pending_vectors
+        if state is not None and state.frozen:
+            bound *= FROZEN_ALLOWANCE
+        excess = waiting + count - bound
+        if waiting == 0 or excess <= 0:
+            return 0
         if state is not None and not state.frozen:
             self._schedule_drain()
-        return False
+            if paid >= count:
+                return 0
+        return min(excess, count - paid)
 
     def _drain_mark(self) -> int:
-        """The count of drain steps so far; read before :meth:`_has_room` and passed to the wait."""
+        """The count of drain steps so far; read before :meth:`_excess` and passed to the wait."""
         with self._drained:
             return self._drain_steps
 
@@ -132,6 +156,33 @@ class BackgroundWork:
         with self._drained:
             self._drain_steps += 1
             self._drained.notify_all()
+
+    def _make_room(self, tenant: str, excess: int, mark: int, operation: str, deadline: float | None) -> int:
+        """Move ``excess`` of ``tenant``'s waiting vectors into its index on this thread, with no vault lock.
+
+        The writer whose batch would pass ``index.max_pending_vectors`` pays for the vectors it adds past
+        it, at its own CPU priority and a slice at a time (reads, and writes with room, go on between
+        slices), so its wait grows with its excess (about 1 ms per vector into HNSW at 100,000 vectors)
+        and never depends on the lowered priority of the background worker. While the index is frozen
+        by a snapshot nothing can be moved: the writer waits for a drain step after ``mark`` instead.
+
+        Returns:
+            The vectors moved.
+
+        Raises:
+            VaultDeadlineError: ``deadline`` (``time.time()`` seconds) passed first.
+        """
+        moved = 0
+        while moved < excess:
+            step = self._drain_slice(tenant, deadline, limit=excess - moved)
+            if step < 0:  # frozen or closed: wait for the thaw (or the close)
+                self._wait_for_drain(mark, operation, deadline)
+                return moved
+            if step == 0:
+                return moved
+            moved += step
+            check_deadline(operation, deadline)
+        return moved
 
     def _wait_for_drain(self, mark: int, operation: str, deadline: float | None) -> None:
         """Wait, holding no vault lock, until a drain step after ``mark`` (reads and drains go on).
@@ -147,43 +198,78 @@ class BackgroundWork:
                 self._drained.wait(timeout=left)
 
     def _drain(self) -> None:
-        """Move waiting vectors into their indexes, ``_DRAIN_CHUNK`` at a time, outside the vault's lock.
+        """Move waiting vectors into their indexes, a slice at a time, outside the vault's lock.
 
-        Writes wait for an add only when a backlog is full (``index.max_pending_vectors``; about 1 ms
-        per vector into HNSW at 100,000 vectors): a chunk is
-        copied under the lock, added holding only the index's own lock (a search waits for it), then
-        dropped from the waiting vectors under the lock; a search in between drops the duplicates.
-        Each chunk holds the snapshot lock, so no snapshot, compaction or restore sees half of one.
-        Every chunk, and the end, wakes the writers waiting for room.
+        Writes wait for an add only when a backlog is full (``index.max_pending_vectors``), and then
+        move their excess themselves (:meth:`_make_room`). Every slice, and the end, wakes the writers
+        waiting for room.
         """
         try:
-            self._drain_chunks()
+            while self._drain_slice(None, None) > 0:
+                self._wake_writers()
+                time.sleep(0)  # let a waiting snapshot, compaction or restore take the snapshot lock
         finally:
             self._wake_writers()
 
-    def _drain_chunks(self) -> None:
-        while True:
-            with self._snapshot_lock:
+    def _slice_rows(self) -> int:
+        """Vectors per slice: what one add is expected to do in ``_SLICE_S`` (1 to ``_MAX_SLICE``)."""
+        return max(1, min(_MAX_SLICE, int(_SLICE_S / self._add_cost_s)))
+
+    def _drain_slice(self, tenant: str | None, deadline: float | None, *, limit: int | None = None) -> int:
+        """Move one slice (at most ``limit``) of ``tenant``'s waiting vectors (``None``: all) into the index.
+
+        A slice is copied under the vault's lock, added holding only the index's own lock (a search waits
+        for it: the slice is sized to take about ``_SLICE_S``), then dropped from the waiting vectors
+        under the lock; a search in between drops the duplicates. Each slice holds the snapshot lock, so
+        no snapshot, compaction, index build or restore sees half of one, and two drainers never move
+        the same vectors.
+
+        Returns:
+            Vectors moved; 0 when none wait, -1 when the tenant's index is frozen, the snapshot lock was
+            not had before ``deadline`` or the vault is closed.
+        """
+        if not self._snapshot_lock.acquire(blocking=False):
+            if tenant is not None:  # a snapshot holds it: do not queue behind it if the index is frozen
                 with self._lock:
-                    if self._closed:
-                        return
-                    work = [
-                        (state, state.index, *state.pending.peek(_DRAIN_CHUNK))
-                        for state in self._storage.tenants.values()
-                        if len(state.pending) and not state.frozen
-                    ]
-                    if not work:
+                    state = self._storage.tenants.get(tenant)
+                    if self._closed or (state is not None and state.frozen):
+                        return -1
+            wait = -1.0 if deadline is None else max(deadline - time.time(), 0.0)
+            if not self._snapshot_lock.acquire(timeout=wait):
+                return -1
+        try:
+            rows = self._slice_rows() if limit is None else min(limit, self._slice_rows())
+            with self._lock:
+                if self._closed:
+                    return -1
+                states = [
+                    (name, state)
+                    for name, state in self._storage.tenants.items()
+                    if (tenant is None or name == tenant) and len(state.pending)
+                ]
+                if tenant is not None and any(state.frozen for _, state in states):
+                    return -1
+                work = [
+                    (state, state.index, *state.pending.peek(rows)) for _, state in states if not state.frozen
+                ]
+                if not work:
+                    if tenant is None:
                         self._drain_job = None  # the next write that leaves vectors waiting queues one
-                        return
-                for _, index, labels, vectors in work:
-                    with one_thread():
-                        index.add(labels, vectors)
-                with self._lock:
-                    for state, index, labels, _ in work:
-                        if state.index is index:
-                            state.pending.drop(len(labels))
-            self._wake_writers()
-            time.sleep(0)  # let a waiting snapshot, compaction or restore take the snapshot lock
+                    return 0
+            began = time.perf_counter()
+            for _, index, labels, vectors in work:
+                with one_thread():
+                    index.add(labels, vectors)
+            moved = sum(len(labels) for *_, labels, _ in work)
+            per_vector = (time.perf_counter() - began) / max(moved, 1)
+            self._add_cost_s += (per_vector - self._add_cost_s) / 8  # moving average of the last ~8 slices
+            with self._lock:
+                for state, index, labels, _ in work:
+                    if state.index is index:
+                        state.pending.drop(len(labels))
+            return moved
+        finally:
+            self._snapshot_lock.release()
 
     # ----------------------------------------------------------------- background snapshots
     def _snapshot_due(self, storage: Storage) -> bool:

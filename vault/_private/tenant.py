@@ -194,10 +194,19 @@ class TenantState(SegmentFile):
         labels = np.array(sorted(self.labels), dtype=np.int64)
         return labels, self.index.reconstruct(labels), self.next_label, self.index_version
 
-    def added_since(self, next_label: int) -> tuple[NDArray[np.int64], NDArray[np.float32], int]:
-        """Records stored since ``next_label`` was current: ``(labels, (n, dim) vectors, next_label now)``."""
-        newer = np.array(sorted(label for label in self.labels if label >= next_label), dtype=np.int64)
-        return newer, self.vectors(newer), self.next_label
+    def added_since(
+        self, next_label: int, *, limit: int | None = None
+    ) -> tuple[NDArray[np.int64], NDArray[np.float32], int]:
+        """Live records stored since ``next_label`` was current, the oldest ``limit`` labels of them.
+
+        Labels grow with every write, so only the labels from ``next_label`` on are looked at.
+
+        Returns:
+            ``((n,) labels, (n, dim) vectors, the label to continue from)``.
+        """
+        stop = self.next_label if limit is None else min(self.next_label, next_label + limit)
+        newer = np.array([label for label in range(next_label, stop) if label in self.labels], dtype=np.int64)
+        return newer, self.vectors(newer), stop
 
     def swap_index(self, built: VectorIndex, labels: NDArray[np.int64], next_label: int) -> None:
         """Replace the index with ``built`` (holding ``labels``); records stored since wait in ``pending``.

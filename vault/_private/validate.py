@@ -2,31 +2,49 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from vault._private.sealing import encode_payload
+from vault._private.sealing import encode_payload, encode_record
+from vault.config import VaultConfig
 from vault.embedding import Embedder
-from vault.errors import DimensionMismatchError, EmptyTextError, RecordTooLargeError, VaultInputError
+from vault.errors import (
+    DimensionMismatchError,
+    EmptyTextError,
+    RecordTooLargeError,
+    VaultDeadlineError,
+    VaultInputError,
+)
 from vault.records import JSONScalar, NewRecord
 
 __all__ = (
     "Prepared",
+    "check_deadline",
     "check_k",
     "check_name",
     "check_vector",
     "check_where",
+    "derived_id",
     "embed_checked",
     "matches",
     "prepare",
+    "sealable_batch",
 )
 
 MAX_NAME_CHARS = 256
+
+
+def check_deadline(operation: str, deadline: float | None) -> None:
+    """Raise :class:`VaultDeadlineError` when ``deadline`` (``time.time()`` seconds) has passed."""
+    if deadline is not None and (late := time.time() - deadline) > 0:
+        raise VaultDeadlineError(operation, late)
 
 
 def check_name(value: object, field: str) -> str:
@@ -145,3 +163,49 @@ def embed_checked(embedder: Embedder, texts: list[str], dim: int) -> list[NDArra
     if matrix.shape != (len(texts), dim):
         raise DimensionMismatchError(dim, tuple(matrix.shape), field="embedder output")
     return [check_vector(row, dim, "embedder output") for row in matrix]
+
+
+def derived_id(idempotency_key: str, position: int) -> str:
+    """The id of record ``position`` of a call with ``idempotency_key`` that named no id (32 hex digits).
+
+    Retries of the call (same key) therefore store the same ids, even once the key is forgotten.
+    """
+    return hashlib.sha256(f"svault/id/v1\x00{idempotency_key}\x00{position}".encode()).hexdigest()[:32]
+
+
+def sealable_batch(
+    records: Sequence[NewRecord],
+    idempotency_key: str | None,
+    deadline: float | None,
+    *,
+    config: VaultConfig,
+    embedder: Embedder,
+    dim: int,
+) -> tuple[list[str], list[tuple[str, bytes, NDArray[np.float32]]]]:
+    """Check and embed a batch: its ids and ``(id, record plaintext, (dim,) vector)`` items, in order.
+
+    Raises:
+        VaultInputError: See :meth:`vault.Vault.put_many` (also its subclasses).
+        VaultDeadlineError: ``deadline`` passed while embedding.
+    """
+    batch = list(records)
+    if not batch or len(batch) > config.max_batch:
+        raise VaultInputError("records", f"must hold 1-{config.max_batch} records, got {len(batch)}")
+    if idempotency_key is not None:
+        batch = [
+            r
+            if r.id is not None
+            else NewRecord(r.text, r.metadata, derived_id(idempotency_key, i), r.embedding)
+            for i, r in enumerate(batch)
+        ]
+    prepared = prepare(batch, dim, config.max_record_bytes)
+    missing = [i for i, p in enumerate(prepared) if p.embedding is None]
+    vectors = {i: p.embedding for i, p in enumerate(prepared) if p.embedding is not None}
+    step = config.embed_batch_size
+    for start in range(0, len(missing), step):
+        check_deadline("put_many", deadline)
+        chunk = missing[start : start + step]
+        embedded = embed_checked(embedder, [prepared[i].text for i in chunk], dim)
+        vectors.update(zip(chunk, embedded, strict=True))
+    items = [(p.id, encode_record(p.payload, vectors[i]), vectors[i]) for i, p in enumerate(prepared)]
+    return [p.id for p in prepared], items

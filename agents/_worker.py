@@ -184,6 +184,8 @@ class WorkerPool:
             # (a publish waits only when nats-py's buffer is full), so only then is it paid.
             shield = anyio.CancelScope(shield=True) if self._workers_scope.cancel_called else _NO_SCOPE
             with shield:
+                # alone, its answer is written at once; with others in hand, it leaves with theirs
+                call._at_once = len(self._active) <= 1
                 if error is not None:
                     await call._fail(error)
                 elif output is not None:

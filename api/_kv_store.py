@@ -1,54 +1,120 @@
-"""A Litestar :class:`~litestar.stores.base.Store` on a JetStream KV bucket, shared by API processes.
+"""The ``limits`` library's async :class:`~limits.aio.storage.Storage` on a JetStream KV bucket.
 
-Used for the rate limit counters when the API runs against a NATS cluster, so every API process counts
-in the same window (:class:`api._limits.SharedRateLimitMiddleware`). The KV client itself lives in
-:mod:`agents.jetstream` (the API does not import nats).
+Used for the rate limit counters when the API runs against a NATS cluster: the same ``limits`` strategy
+that counts in :class:`~limits.aio.storage.MemoryStorage` on one host counts here, so every API process
+counts in the same window (:mod:`api._limits`). The KV client itself lives in :mod:`agents.jetstream`
+(the API does not import nats). Only the fixed-window part of the interface is implemented
+(``incr``, ``get``, ``get_expiry``, ``check``, ``reset``, ``clear``); the moving-window and
+sliding-window strategies need more and refuse this storage when built.
 
-Expiry: JetStream KV has one ``max_age`` per bucket, not per key. Each value is therefore stored as a
-Litestar :class:`~litestar.stores.base.StorageObject` (the value and its own expiry time), and a value
-past its expiry reads as absent — that gives :meth:`KeyValueStore.set`'s ``expires_in`` its exact
-meaning. The bucket's ``max_age`` (:data:`MAX_AGE_S`, one day: Litestar's longest rate-limit window)
-only deletes idle keys; a value set to live longer than that is cut at it.
+Counting: :meth:`KeyValueStore.incr` is a read and a compare-and-set on the key's KV revision
+(``create`` when there is no entry); if another process counted in between, it reads again and retries
+(at most :data:`MAX_CAS_ATTEMPTS` times, then :class:`CounterContendedError`), so two processes never
+lose a count or both take a window's last request. Within one process the counts of a key are serialised
+by one of :data:`LOCK_STRIPES` locks (chosen by the key's hash), so retries come only from other
+processes.
 
-Keys: a Litestar key may hold any character, a KV key only ``[-/_=.A-Za-z0-9]``, so a key is stored as
-``<namespace>.<base64url of the key>`` (``_`` as the namespace when there is none).
+Expiry: JetStream KV has one ``max_age`` per bucket, not per key. Each value therefore carries its own
+expiry: it is ``b"<count> <expiry>"`` (expiry: Unix time, seconds), and a value past its expiry reads
+as absent. The bucket's ``max_age`` (:data:`MAX_AGE_S`, one day: the longest window of
+:class:`api._limits.LimitsConfig`) only deletes idle keys.
 
-Compare-and-set (beyond the ``Store`` interface): :meth:`KeyValueStore.get_versioned` returns the KV
-revision with the value and :meth:`KeyValueStore.set_if` writes only if the key is still at that
-revision, so a read-modify-write (a rate-limit count) never loses a concurrent update.
+Keys: a ``limits`` key may hold any character (``LIMITER/ip:10.0.0.7/5/1/minute``), a KV key only
+``[-/_=.A-Za-z0-9]``, so a key is stored as ``<namespace>.<base64url of the key>``.
 """
 
 from __future__ import annotations
 
 import base64
-from datetime import timedelta
+from dataclasses import dataclass
+from time import time
 from typing import Self
 
-from litestar.stores.base import StorageObject, Store
+import anyio
+from limits.aio.storage import Storage
 
-from agents.jetstream import JetStream, KeyValueBucket, kv_get_or_none, kv_purge_all, kv_put
+from agents.jetstream import (
+    JetStream,
+    JetStreamUnavailableError,
+    KeyValueBucket,
+    kv_get_or_none,
+    kv_purge_all,
+)
 
-__all__ = ("MAX_AGE_S", "RATE_LIMIT_BUCKET", "KeyValueStore")
+__all__ = (
+    "LOCK_STRIPES",
+    "MAX_AGE_S",
+    "MAX_CAS_ATTEMPTS",
+    "RATE_LIMIT_BUCKET",
+    "CounterContendedError",
+    "KeyValueStore",
+)
 
 MAX_AGE_S = 86_400.0
 """The bucket's ``max_age``: the longest a value is kept, seconds."""
 RATE_LIMIT_BUCKET = "neurectomy_rate_limits"
 """The KV bucket of the shared rate limit counters."""
+MAX_CAS_ATTEMPTS = 16
+"""Compare-and-set attempts of one count before :class:`CounterContendedError`."""
+LOCK_STRIPES = 64
+"""Locks a process spreads its keys over (a key's counts in one process never race each other)."""
 
 
-class KeyValueStore(Store):
-    """A Litestar store on a JetStream KV bucket (see the module docstring).
+class CounterContendedError(RuntimeError):
+    """A count lost the compare-and-set :data:`MAX_CAS_ATTEMPTS` times in a row to other processes.
+
+    Attributes:
+        key: The ``limits`` key being counted.
+        attempts: Compare-and-set attempts made.
+    """
+
+    def __init__(self, key: str, attempts: int) -> None:
+        self.key = key
+        self.attempts = attempts
+        super().__init__(f"count of {key!r} contended: {attempts} compare-and-set attempts lost")
+
+
+@dataclass(frozen=True, slots=True)
+class _Counter:
+    """One stored counter: ``count`` until ``expiry`` (Unix time, seconds)."""
+
+    count: int
+    expiry: float
+
+    def encode(self) -> bytes:
+        return b"%d %r" % (self.count, self.expiry)
+
+    @classmethod
+    def decode(cls, raw: bytes, now: float) -> _Counter | None:
+        """The counter stored as ``raw``; ``None`` if unreadable or expired at ``now``."""
+        count, _, expiry = raw.partition(b" ")
+        try:
+            counter = cls(int(count), float(expiry))
+        except ValueError:
+            return None
+        return counter if counter.expiry > now else None
+
+
+class KeyValueStore(Storage):
+    """``limits`` storage on a JetStream KV bucket (see the module docstring).
 
     Args:
         bucket: The open KV bucket.
-        namespace: Key prefix; :meth:`delete_all` removes only this namespace's keys.
+        namespace: Key prefix; :meth:`reset` removes only this namespace's keys.
+
+    Raises:
+        ValueError: ``namespace`` holds a character other than letters, digits, ``-`` and ``_``.
     """
+
+    STORAGE_SCHEME = None  # built from an open bucket, not from a storage URI
 
     def __init__(self, bucket: KeyValueBucket, *, namespace: str = "_") -> None:
         if not namespace or not all(c.isalnum() or c in "-_" for c in namespace):
             raise ValueError(f"namespace {namespace!r} must be letters, digits, '-' or '_'")
+        super().__init__()
         self._bucket = bucket
         self.namespace = namespace
+        self._locks = tuple(anyio.Lock() for _ in range(LOCK_STRIPES))
 
     @classmethod
     async def open(cls, js: JetStream, bucket: str = RATE_LIMIT_BUCKET, *, namespace: str = "_") -> Self:
@@ -59,105 +125,87 @@ class KeyValueStore(Store):
         """
         return cls(await js.ensure_key_value(bucket, history=1, ttl_s=MAX_AGE_S), namespace=namespace)
 
-    def with_namespace(self, namespace: str) -> Self:
-        """The same bucket under the namespace ``<this namespace>-<namespace>``."""
-        return type(self)(self._bucket, namespace=f"{self.namespace}-{namespace}")
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        """The errors ``limits`` wraps in :class:`limits.errors.StorageError` when asked to."""
+        return (JetStreamUnavailableError, CounterContendedError)
 
     def _key(self, key: str) -> str:
         encoded = base64.urlsafe_b64encode(key.encode()).rstrip(b"=").decode()
         return f"{self.namespace}.{encoded or '-'}"
 
-    async def _read(self, key: str) -> tuple[StorageObject | None, int]:
+    async def _read(self, key: str) -> tuple[_Counter | None, int]:
+        """The live counter of ``key`` (``None``: absent or expired) and its KV revision (0: no entry)."""
         entry = await kv_get_or_none(self._bucket, self._key(key))
         if entry is None or not entry.value:
             return None, 0
-        stored = StorageObject.from_bytes(entry.value)
-        return (None if stored.expired else stored), entry.revision
+        return _Counter.decode(entry.value, time()), entry.revision
 
-    async def set(self, key: str, value: str | bytes, expires_in: int | timedelta | None = None) -> None:
-        """Store ``value`` under ``key``, expiring after ``expires_in`` seconds (``None``: max_age).
-
-        Raises:
-            JetStreamUnavailableError: JetStream did not answer.
-        """
-        data = value.encode() if isinstance(value, str) else value
-        await kv_put(self._bucket, self._key(key), StorageObject.new(data, expires_in).to_bytes())
-
-    async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
-        """The value of ``key``, or ``None`` if absent or expired; ``renew_for`` resets its expiry.
-
-        Raises:
-            JetStreamUnavailableError: JetStream did not answer.
-        """
-        stored, _ = await self._read(key)
-        if stored is None:
-            return None
-        if renew_for is not None and stored.expires_at is not None:
-            await self.set(key, stored.data, renew_for)
-        return stored.data
-
-    async def get_versioned(self, key: str) -> tuple[bytes | None, int]:
-        """The value of ``key`` (``None`` if absent or expired) and its revision (0: no entry).
-
-        Pass the revision to :meth:`set_if`.
-
-        Raises:
-            JetStreamUnavailableError: JetStream did not answer.
-        """
-        entry = await kv_get_or_none(self._bucket, self._key(key))
-        if entry is None or not entry.value:
-            return None, 0
-        stored = StorageObject.from_bytes(entry.value)
-        return (None if stored.expired else stored.data), entry.revision
-
-    async def set_if(
-        self, key: str, value: bytes, *, revision: int, expires_in: int | timedelta | None = None
-    ) -> bool:
-        """Store ``value`` only if ``key`` is still at ``revision`` (0: only if it has no entry).
+    async def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        """Add ``amount`` to the counter of ``key``; a new counter expires ``expiry`` seconds from now.
 
         Returns:
-            Whether it was stored (``False``: another writer came first; read again and retry).
+            The count after adding.
+
+        Raises:
+            CounterContendedError: Other processes won every compare-and-set.
+            JetStreamUnavailableError: JetStream did not answer.
+        """
+        async with self._locks[hash(key) % LOCK_STRIPES]:
+            for _ in range(MAX_CAS_ATTEMPTS):
+                counter, revision = await self._read(key)
+                if counter is None:
+                    counter = _Counter(amount, time() + expiry)
+                else:
+                    counter = _Counter(counter.count + amount, counter.expiry)
+                data = counter.encode()
+                if revision == 0:
+                    stored = await self._bucket.create(self._key(key), data)
+                else:
+                    stored = await self._bucket.update(self._key(key), data, revision=revision)
+                if stored is not None:
+                    return counter.count
+            raise CounterContendedError(key, MAX_CAS_ATTEMPTS)
+
+    async def get(self, key: str) -> int:
+        """The count of ``key`` (0 if absent or expired).
 
         Raises:
             JetStreamUnavailableError: JetStream did not answer.
         """
-        data = StorageObject.new(value, expires_in).to_bytes()
-        if revision == 0:
-            return await self._bucket.create(self._key(key), data) is not None
-        return await self._bucket.update(self._key(key), data, revision=revision) is not None
+        counter, _ = await self._read(key)
+        return 0 if counter is None else counter.count
 
-    async def delete(self, key: str) -> None:
-        """Delete ``key`` (nothing happens if it is absent).
+    async def get_expiry(self, key: str) -> float:
+        """When the counter of ``key`` expires, Unix time in seconds (now if absent, as ``MemoryStorage``).
 
         Raises:
             JetStreamUnavailableError: JetStream did not answer.
         """
-        await self._bucket.delete(self._key(key))
+        counter, _ = await self._read(key)
+        return time() if counter is None else counter.expiry
 
-    async def delete_all(self) -> None:
-        """Delete every key of this namespace.
+    async def check(self) -> bool:
+        """Whether the bucket answers."""
+        try:
+            await kv_get_or_none(self._bucket, f"{self.namespace}.-")
+        except JetStreamUnavailableError:
+            return False
+        return True
+
+    async def reset(self) -> int | None:
+        """Remove every counter of this namespace (``None``: how many is not counted).
 
         Raises:
             JetStreamUnavailableError: JetStream did not answer.
         """
         await kv_purge_all(self._bucket, prefix=f"{self.namespace}.")
+        return None
 
-    async def exists(self, key: str) -> bool:
-        """Whether ``key`` holds an unexpired value.
-
-        Raises:
-            JetStreamUnavailableError: JetStream did not answer.
-        """
-        stored, _ = await self._read(key)
-        return stored is not None
-
-    async def expires_in(self, key: str) -> int | None:
-        """Seconds until ``key`` expires; ``-1`` without an expiry of its own, ``None`` if absent.
-
-        ``-1`` as Litestar's memory and Redis stores answer (Redis ``TTL``).
+    async def clear(self, key: str) -> None:
+        """Remove the counter of ``key`` (nothing happens if it is absent).
 
         Raises:
             JetStreamUnavailableError: JetStream did not answer.
         """
-        stored, _ = await self._read(key)
-        return None if stored is None else stored.expires_in
+        await self._bucket.delete(self._key(key))

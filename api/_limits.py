@@ -1,13 +1,21 @@
 """Request limits: per-key rate limiting (429 with ``Retry-After``), and where the other limits live.
 
-Rate limiting counts requests in a fixed window per identifier (the API key or JWT subject when auth is
-on, the client IP address when it is off). A window is a count and the time it resets, so checking and
-counting cost the same whatever the limit (Litestar's :class:`~litestar.middleware.rate_limit.
+Rate limiting is the ``limits`` library's fixed-window strategy
+(:class:`limits.aio.strategies.FixedWindowRateLimiter`) per identifier (the API key or JWT subject when
+auth is on, the client IP address when it is off): a window is a count and the time it ends, so checking
+and counting cost the same whatever the limit (Litestar's :class:`~litestar.middleware.rate_limit.
 RateLimitMiddleware` keeps a list of every request's time stamp and re-encodes it on each request, which
-grows with the limit). On one host the windows live in this process (:class:`LocalRateLimitMiddleware`);
-against a NATS cluster they live in :class:`api._kv_store.KeyValueStore` on JetStream KV and
-:class:`SharedRateLimitMiddleware` counts by compare-and-set, so every API process counts in the same
-window and two processes never both take the last request of a window.
+grows with the limit; the moving window of ``limits`` keeps one too). A window starts at its caller's
+first request and ends ``rate_window`` later. On one host the counters live in this process
+(:class:`api._window_store.WindowStore`, the ``limits`` storage interface over a dict); against a NATS
+cluster in :class:`api._kv_store.KeyValueStore`, the ``limits`` storage interface on JetStream KV, counted by
+compare-and-set, so every API process counts in the same window and two processes never both take the
+last request of a window. A request costs one ``hit`` (one count) and one read of the window's state.
+Fixed rather than moving window: the moving window keeps a time stamp per counted request (O(limit)
+memory and work, what this replaced), the fixed window a count, and it is what this API has always
+promised (``RateLimit-Reset``: when the caller's window ends). Not ``limits``' own ``MemoryStorage``: it
+sweeps all live counters in a task after each count, so its cost per request grows with the callers seen
+within one window (``benchmarks/rate_limit_storage.py``; :mod:`api._window_store`).
 A refused request gets 429, ``Retry-After`` (seconds until the window resets, added by
 :mod:`api.errors`) and the IETF draft ``RateLimit-*`` headers; allowed requests carry them too.
 
@@ -20,25 +28,36 @@ The other limits, for reference (each is enforced where the resource is):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from math import ceil
 from time import time
 from typing import Literal
 
-import anyio
+from limits import (
+    RateLimitItem,
+    RateLimitItemPerDay,
+    RateLimitItemPerHour,
+    RateLimitItemPerMinute,
+    RateLimitItemPerSecond,
+)
+from limits.aio.storage import Storage
+from limits.aio.strategies import FixedWindowRateLimiter
 from litestar.enums import ScopeType
 from litestar.exceptions import TooManyRequestsException
 from litestar.middleware import ASGIMiddleware
-from litestar.middleware.rate_limit import DURATION_VALUES
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from pydantic import BaseModel, ConfigDict, Field
 
 from api._auth import OPEN_PATHS, Principal
-from api._kv_store import KeyValueStore
+from api._kv_store import CounterContendedError, KeyValueStore
+from api._window_store import WindowStore
 
-MAX_CAS_ATTEMPTS = 16
-"""Compare-and-set attempts of one shared count before the request is refused as contended (429)."""
-PRUNE_EVERY = 4096
-"""The local windows are swept of expired ones each time this many more callers have a window."""
+ITEMS: dict[str, type[RateLimitItem]] = {
+    "second": RateLimitItemPerSecond,
+    "minute": RateLimitItemPerMinute,
+    "hour": RateLimitItemPerHour,
+    "day": RateLimitItemPerDay,
+}
+"""The ``limits`` item of each :attr:`LimitsConfig.rate_window`."""
 
 
 class LimitsConfig(BaseModel):
@@ -52,32 +71,6 @@ class LimitsConfig(BaseModel):
     """The fixed window the rate limit counts in."""
 
 
-@dataclass(slots=True)
-class Window:
-    """One caller's fixed window.
-
-    Attributes:
-        count: Requests counted in the window.
-        reset: Unix time the window ends, whole seconds.
-    """
-
-    count: int
-    reset: int
-
-    def encode(self) -> bytes:
-        """``b"<count> <reset>"``, as stored in the shared store."""
-        return f"{self.count} {self.reset}".encode()
-
-    @classmethod
-    def decode(cls, raw: bytes | None, now: int, duration_s: int) -> Window:
-        """The window stored as ``raw``, or a fresh one if absent, unreadable or over at ``now``."""
-        if raw:
-            count, _, reset = raw.partition(b" ")
-            if count.isdigit() and reset.isdigit() and int(reset) > now:
-                return cls(int(count), int(reset))
-        return cls(0, now + duration_s)
-
-
 def caller_identity(scope: Scope) -> str:
     """Who a request counts against: ``api_key:key:<id>`` or ``jwt:<subject>``, else ``ip:<address>``."""
     user = scope.get("user")
@@ -87,41 +80,58 @@ def caller_identity(scope: Scope) -> str:
     return f"ip:{client[0] if client else '127.0.0.1'}"
 
 
-class _RateLimitMiddleware(ASGIMiddleware):
-    """The shared part: identity, the check, the ``RateLimit-*`` headers; subclasses count."""
+class RateLimitMiddleware(ASGIMiddleware):
+    """Counts each request against its caller's fixed window in ``storage``; 429 once it is full.
+
+    Args:
+        config: The limits (``rate_limit`` above 0).
+        storage: Where the windows are counted: :class:`api._window_store.WindowStore` (this
+            process) or :class:`api._kv_store.KeyValueStore` (shared by the cluster's API processes).
+    """
 
     scopes = (ScopeType.HTTP,)
     exclude_path_pattern = OPEN_PATHS
 
-    def __init__(self, config: LimitsConfig) -> None:
+    def __init__(self, config: LimitsConfig, storage: Storage) -> None:
+        self.item = ITEMS[config.rate_window](config.rate_limit)
+        self.storage = storage
+        self.limiter = FixedWindowRateLimiter(storage)
         self.max_requests = config.rate_limit
-        self.duration_s = DURATION_VALUES[config.rate_window]
+        self.duration_s = self.item.get_expiry()
         self._policy = f"{self.max_requests}; w={self.duration_s}"
         self._fixed = (
             (b"ratelimit-policy", self._policy.encode()),
             (b"ratelimit-limit", b"%d" % self.max_requests),
         )
 
-    def headers(self, window: Window) -> dict[str, str]:
-        """The IETF draft ``RateLimit-*`` headers of ``window`` (policy, limit, remaining, reset seconds)."""
+    def headers(self, remaining: int, reset_s: int) -> dict[str, str]:
+        """The IETF draft ``RateLimit-*`` headers (policy, limit, remaining, seconds until reset)."""
         return {
             "RateLimit-Policy": self._policy,
             "RateLimit-Limit": str(self.max_requests),
-            "RateLimit-Remaining": str(max(self.max_requests - window.count, 0)),
-            "RateLimit-Reset": str(window.reset - int(time())),
+            "RateLimit-Remaining": str(remaining),
+            "RateLimit-Reset": str(reset_s),
         }
 
-    def refuse(self, window: Window) -> TooManyRequestsException:
-        """The 429 for a full ``window`` (its headers carry the reset, turned into ``Retry-After``)."""
-        return TooManyRequestsException(headers=self.headers(window))
+    async def count(self, key: str) -> tuple[int, int]:
+        """Count one request of ``key`` in its window.
 
-    async def count(self, key: str) -> Window:
-        """Count one request of ``key`` in its window (the window after counting).
+        Returns:
+            The requests left in the window after this one, and seconds until the window resets.
 
         Raises:
-            TooManyRequestsException: The window is full.
+            TooManyRequestsException: The window is full (its headers carry the reset, turned into
+                ``Retry-After`` by :mod:`api.errors`), or a shared count stayed contended.
         """
-        raise NotImplementedError
+        try:
+            allowed = await self.limiter.hit(self.item, key)
+        except CounterContendedError:
+            raise TooManyRequestsException(headers=self.headers(0, 1)) from None
+        stats = await self.limiter.get_window_stats(self.item, key)
+        reset_s = max(ceil(stats.reset_time - time()), 0)
+        if not allowed:
+            raise TooManyRequestsException(headers=self.headers(stats.remaining, reset_s))
+        return stats.remaining, reset_s
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         """Count the request (429 if its caller's window is full), then add the headers to the response."""
@@ -131,95 +141,31 @@ class _RateLimitMiddleware(ASGIMiddleware):
             key += "::mount"
         if getattr(handler, "is_static", False):
             key += "::static"
-        window = await self.count(key)
-        remaining = b"%d" % max(self.max_requests - window.count, 0)
-        fixed = [*self._fixed, (b"ratelimit-remaining", remaining)]
+        remaining, reset_s = await self.count(key)
+        added = [
+            *self._fixed,
+            (b"ratelimit-remaining", b"%d" % remaining),
+            (b"ratelimit-reset", b"%d" % reset_s),
+        ]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                reset = b"%d" % (window.reset - int(time()))
-                message["headers"] = [*message.get("headers", ()), *fixed, (b"ratelimit-reset", reset)]
+                message["headers"] = [*message.get("headers", ()), *added]
             await send(message)
 
         await next_app(scope, receive, send_with_headers)
 
 
-class LocalRateLimitMiddleware(_RateLimitMiddleware):
-    """Windows kept in this process (one API process, or limits each process enforces on its own).
-
-    Checking and counting happen without an ``await`` in between, so concurrent requests of one caller
-    cannot both take the last request of a window.
-    """
-
-    def __init__(self, config: LimitsConfig) -> None:
-        super().__init__(config)
-        self._windows: dict[str, Window] = {}
-        self._prune_at = PRUNE_EVERY
-
-    async def count(self, key: str) -> Window:
-        """Count one request of ``key`` (see :meth:`_RateLimitMiddleware.count`)."""
-        now = int(time())
-        window = self._windows.get(key)
-        if window is None or window.reset <= now:
-            if len(self._windows) >= self._prune_at:
-                self._windows = {k: w for k, w in self._windows.items() if w.reset > now}
-                self._prune_at = len(self._windows) + PRUNE_EVERY
-            window = self._windows[key] = Window(0, now + self.duration_s)
-        if window.count >= self.max_requests:
-            raise self.refuse(window)
-        window.count += 1
-        return Window(window.count, window.reset)
-
-
-class SharedRateLimitMiddleware(_RateLimitMiddleware):
-    """Windows kept in a :class:`KeyValueStore` shared by every API process, counted by compare-and-set.
-
-    A read-modify-write across processes would lose counts; here the write is
-    :meth:`KeyValueStore.set_if` on the revision read: if another process counted meanwhile, the window is
-    read again, checked again (429 if it is now full) and the write retried.
-
-    Args:
-        config: The limits.
-        store: The shared store.
-    """
-
-    def __init__(self, config: LimitsConfig, store: KeyValueStore) -> None:
-        super().__init__(config)
-        self.store = store
-        self._lock = anyio.Lock()  # one read-check-write per process at a time: fewer CAS retries
-
-    async def count(self, key: str) -> Window:
-        """Count one request of ``key`` (see :meth:`_RateLimitMiddleware.count`).
-
-        Raises:
-            TooManyRequestsException: The window is full, or the count stayed contended for
-                :data:`MAX_CAS_ATTEMPTS` attempts.
-        """
-        async with self._lock:
-            raw, revision = await self.store.get_versioned(key)
-            for _ in range(MAX_CAS_ATTEMPTS):
-                window = Window.decode(raw, int(time()), self.duration_s)
-                if window.count >= self.max_requests:
-                    raise self.refuse(window)
-                counted = Window(window.count + 1, window.reset)
-                expires_in = max(window.reset - int(time()), 1)
-                if await self.store.set_if(key, counted.encode(), revision=revision, expires_in=expires_in):
-                    return counted
-                raw, revision = await self.store.get_versioned(key)
-            raise self.refuse(Window.decode(raw, int(time()), self.duration_s))
-
-
 def rate_limit_middleware(
     config: LimitsConfig, *, store: KeyValueStore | None = None
-) -> ASGIMiddleware | None:
+) -> RateLimitMiddleware | None:
     """The rate limiting middleware for ``config`` (``None`` when unlimited); place it after auth.
 
     Args:
         config: The limits.
-        store: A store shared with the cluster's other API processes (``None``: this process counts).
+        store: A store shared with the cluster's other API processes (``None``: this process counts, in
+            a :class:`api._window_store.WindowStore`).
     """
     if config.rate_limit == 0:
         return None
-    if store is not None:
-        return SharedRateLimitMiddleware(config, store)
-    return LocalRateLimitMiddleware(config)
+    return RateLimitMiddleware(config, store if store is not None else WindowStore())

@@ -5,9 +5,10 @@
    `JetStreamRSUStore` (a real nats-server on loopback), every frame then decoded by a **second** codec
    (another replica: its own connection and cache) on the JetStream store. Reports compressed MB/s
    (1e6 input bytes per second), the ratio and the decode speed; the ratios must be equal.
-2. **Rate limiting**: requests/s of an authenticated ``GET`` through the app with Litestar's
-   windows in process (``LocalRateLimitMiddleware``) and with `SharedRateLimitMiddleware` on the KV store
-   (compare-and-set per request), one client, sequential, in process (``httpx.ASGITransport``).
+2. **Rate limiting**: requests/s of an authenticated ``GET`` through the app with the ``limits`` fixed
+   window over its ``MemoryStorage`` (in process) and over ``KeyValueStore`` (the ``limits`` storage on
+   JetStream KV: a read and a compare-and-set per count, two reads for the window's headers), one
+   client, sequential, in process (``httpx.ASGITransport``).
 
 Run: ``PYTHONPATH=$PWD python -m benchmarks.shared_state [--sessions 6] [--requests 400]``.
 """
@@ -120,7 +121,7 @@ async def bench_rate_limit(url: str, requests: int) -> None:
                             response = await client.get("/v1/agents/statistician", headers=headers)
                             assert response.status_code == 200
                         rounds[label].append(requests / (time.perf_counter() - start))
-            await kv.delete_all()
+            await kv.reset()
             results = {label: statistics.median(rates) for label, rates in rounds.items()}
     base = results["memory store (per process)"]
     print(f"Rate limiting: {requests} sequential authenticated GETs, in process (median of 3 rounds)")

@@ -38,7 +38,7 @@ from api.sigma.schemas import MAX_BATCH_MESSAGES, pack_parts, unpack_parts
 from benchmarks.sigma_corpus import Session
 from neurectomy.testing import start_serve, stop_serve
 
-__all__ = ("BATCH_TURNS", "CONCURRENT_STREAMS", "IN_FLIGHT", "RestOutcome", "run_rest")
+__all__ = ("BATCH_TURNS", "CONCURRENT_STREAMS", "IN_FLIGHT", "WAYS", "RestOutcome", "run_rest")
 
 BATCH_TURNS = 16
 """Most turns of one session per batch request."""
@@ -162,6 +162,8 @@ def _cpu_s(proc: psutil.Process) -> float:
     return sum(sum(p.cpu_times()[:2]) for p in (proc, *proc.children(recursive=True)))
 
 
+WAYS = ("raw", "json", "concurrent", "batch", "batch-binary", "across", "across-pipelined")
+"""Every way of posting, in the order they run."""
 LABELS = {
     "raw": "per turn, octet-stream",
     "json": "per turn, JSON",
@@ -174,7 +176,11 @@ LABELS = {
 
 
 def run_rest(
-    sessions: Sequence[Session], code: Path | None = None, *, binary_batch: bool = True
+    sessions: Sequence[Session],
+    code: Path | None = None,
+    *,
+    binary_batch: bool = True,
+    ways: Sequence[str] = WAYS,
 ) -> list[RestOutcome]:
     """Start a service, post the corpus each way (a fresh tenant name per way), stop it.
 
@@ -183,6 +189,7 @@ def run_rest(
         code: Run the service from this checkout (its directory first on ``PYTHONPATH``, e.g. the
             previous version, for a side-by-side run); default the current code.
         binary_batch: Also post binary batch bodies (services before them answer 400).
+        ways: Which ways to post (keys of `LABELS`, in this order); default all of them.
     """
     total = sum(len(t) for s in sessions for t in s.turns)
     mean_turn = total / sum(len(s.turns) for s in sessions)
@@ -190,8 +197,7 @@ def run_rest(
     env = {"NEURECTOMY_TEAMS": '["inference", "compression"]'}
     if code is not None:
         env["PYTHONPATH"] = str(code)
-    ways = ("raw", "json", "concurrent", "batch", "batch-binary", "across", "across-pipelined")
-    ways = ways if binary_batch else ways[:4]
+    ways = [w for w in ways if binary_batch or w in WAYS[:4]]
     # ``python -m`` puts its working directory first on sys.path: start the service from `code`.
     with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(code or Path.cwd()):
         proc, url = start_serve(Path(tmp), env=env)

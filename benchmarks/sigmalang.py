@@ -3,7 +3,8 @@
 Run: ``PYTHONPATH=$PWD .venv/bin/python benchmarks/sigmalang.py [--runs 3] [--seed 7] [--tenants 4]
 [--sessions-per-tenant 8] [--turns 4 14] [--messages 2000] [--source stdlib|packages] [--corpus rag|window]
 [--attribution] [--lossy] [--rest]
-[--rest-baseline DIR] [--sealed] [--clock wall|cpu] [--max-turn-bytes N]``
+[--rest-baseline DIR] [--rest-ways WAY,...] [--rest-repeats N] [--sealed] [--clock wall|cpu]
+[--max-turn-bytes N]``
 
 Corpora (deterministic, nothing downloaded):
 
@@ -27,7 +28,10 @@ total input bytes / total output bytes; speeds are input MB (1e6 bytes) per seco
 runs. Every output is decoded and compared byte for byte. ``--lossy`` adds the context optimiser in
 Ryot tokens; ``--rest`` posts the sessions to a real ``neurectomy serve`` (no trained dictionary there);
 ``--rest-baseline DIR`` also posts them, every way, to a service run from another checkout (the
-previous version), with the service's CPU time per request next to each speed.
+previous version), with the service's CPU time per request next to each speed; ``--rest-ways`` keeps
+only some ways (e.g. ``across,across-pipelined``, the issue's target) and ``--rest-repeats N`` starts
+the services N times, baseline and this checkout interleaved (a REST way takes well under a second on
+this corpus, so one run is noisy on a shared machine: compare medians).
 ``--sealed`` adds ΣLANG over an on-disk `DiskRSUStore` (the service's store) without and with RSUs sealed
 by a real vault's per-tenant AES-256-GCM keys (`bridges.tenant_seal.VaultChunkSealer`), trained dictionary.
 """
@@ -389,6 +393,20 @@ def main() -> None:
         metavar="DIR",
         help="with --rest: also run the service from this checkout (e.g. the previous version), same corpus",
     )
+    parser.add_argument(
+        "--rest-ways",
+        default="all",
+        metavar="WAY,...",
+        help="with --rest: only these ways (raw, json, concurrent, batch, batch-binary, across, "
+        "across-pipelined); default all",
+    )
+    parser.add_argument(
+        "--rest-repeats",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --rest: start the service(s) N times, baseline and this checkout interleaved",
+    )
     parser.add_argument("--sealed", action="store_true", help="also ΣLANG on disk, unsealed and sealed")
     parser.add_argument("--lossy", action="store_true", help="also the context optimiser, in Ryot tokens")
     parser.add_argument(
@@ -523,7 +541,7 @@ def main() -> None:
     if args.lossy:
         print_lossy(console, sessions)
     if args.rest:
-        from benchmarks.sigma_rest import run_rest
+        from benchmarks.sigma_rest import WAYS, run_rest
 
         rest = Table(
             title="ΣLANG through REST (one client; machine shared); target: binary batch across conversations"
@@ -531,8 +549,11 @@ def main() -> None:
         for column in ("service", "how", "requests", "mean turn B", "ratio", "MB/s", "CPU ms/request"):
             rest.add_column(column, justify="left" if column in ("service", "how") else "right")
         codes: list[Path | None] = [None] if args.rest_baseline is None else [args.rest_baseline, None]
-        for code in codes:
-            for o in run_rest(sessions, code):
+        ways = WAYS if args.rest_ways == "all" else tuple(args.rest_ways.split(","))
+        if unknown := set(ways) - set(WAYS):
+            parser.error(f"--rest-ways: unknown {sorted(unknown)}; choose from {', '.join(WAYS)}")
+        for code in [c for _ in range(args.rest_repeats) for c in codes]:
+            for o in run_rest(sessions, code, ways=ways):
                 name = "this checkout" if code is None else str(code)
                 rest.add_row(
                     name,

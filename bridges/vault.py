@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import functools
 import os
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import anyio
 import anyio.to_thread
@@ -32,7 +29,8 @@ import numpy as np
 import structlog
 from numpy.typing import NDArray
 
-from bridges.errors import BridgeTimeoutError
+from bridges._vault_metrics import OpStats, VaultBridgeMetrics
+from bridges._vault_offload import _VaultOffload
 from vault import (
     JSONScalar,
     MiniLMEmbedder,
@@ -41,7 +39,6 @@ from vault import (
     SearchHit,
     Vault,
     VaultConfig,
-    VaultDeadlineError,
     VaultStats,
 )
 
@@ -49,64 +46,8 @@ _log = structlog.get_logger("neurectomy.bridges")
 
 __all__ = ("OpStats", "VaultBridge", "VaultBridgeMetrics")
 
-T = TypeVar("T")
 
-
-@dataclass(slots=True)
-class OpStats:
-    """Counters of one vault operation.
-
-    Attributes:
-        calls: Calls started.
-        failures: Calls that raised (vault errors and timeouts).
-        timeouts: Calls that exceeded their timeout.
-        seconds_total: Wall time spent in calls, in seconds (timeouts count their limit).
-    """
-
-    calls: int = 0
-    failures: int = 0
-    timeouts: int = 0
-    seconds_total: float = 0.0
-
-
-@dataclass(slots=True)
-class VaultBridgeMetrics:
-    """Per-operation counters of one bridge since start, plus records written and hits returned.
-
-    Attributes:
-        ops: Operation name (``put_many``, ``search``, ``get``, ...) → its counters.
-        records_written: Records stored by successful ``put_many`` calls.
-        hits_returned: Search hits returned by successful ``search`` calls.
-    """
-
-    ops: dict[str, OpStats] = field(default_factory=dict)
-    records_written: int = 0
-    hits_returned: int = 0
-
-    def op(self, name: str) -> OpStats:
-        """The counters of operation ``name`` (created at zero on first use)."""
-        return self.ops.setdefault(name, OpStats())
-
-    def as_dict(self, ops: Sequence[str] | None = None) -> dict[str, float]:
-        """Flat counters for ``$SRV.STATS`` data, e.g. ``{"search_calls": 3, "search_seconds_total": ...}``.
-
-        Args:
-            ops: Only these operations (all that ran when ``None``); missing ones report zeros.
-        """
-        names = sorted(self.ops) if ops is None else list(ops)
-        out: dict[str, float] = {}
-        for name in names:
-            s = self.ops.get(name, OpStats())
-            out[f"{name}_calls"] = s.calls
-            out[f"{name}_failures"] = s.failures
-            out[f"{name}_timeouts"] = s.timeouts
-            out[f"{name}_seconds_total"] = round(s.seconds_total, 6)
-        out["records_written"] = self.records_written
-        out["hits_returned"] = self.hits_returned
-        return out
-
-
-class VaultBridge:
+class VaultBridge(_VaultOffload):
     """Async access to one :class:`vault.Vault`.
 
     Args:
@@ -169,54 +110,6 @@ class VaultBridge:
 
         opened = await anyio.to_thread.run_sync(load)
         return cls(opened, cfg, timeout_s=timeout_s, max_threads=max_threads)
-
-    # ----------------------------------------------------------------- plumbing
-    @property
-    def dim(self) -> int:
-        """Vector dimension the vault expects (384 with all-MiniLM-L6-v2)."""
-        return self.vault.dim
-
-    @property
-    def data_dir(self) -> Path:
-        """The vault's data directory."""
-        return self.vault.data_dir
-
-    async def _run(self, op: str, fn: Callable[[], T], timeout_s: float | None) -> T:
-        limit = self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s)
-        stats = self.metrics.op(op)
-        stats.calls += 1
-        started = time.perf_counter()
-        try:
-            with anyio.fail_after(max(limit, 0.0)):
-                return await anyio.to_thread.run_sync(fn, abandon_on_cancel=True, limiter=self._limiter)
-        except TimeoutError:
-            stats.failures += 1
-            stats.timeouts += 1
-            raise BridgeTimeoutError(f"vault {op}", limit) from None
-        except Exception:
-            stats.failures += 1
-            raise
-        finally:
-            stats.seconds_total += time.perf_counter() - started
-
-    async def _write(self, op: str, fn: Callable[[float], T], timeout_s: float | None) -> T:
-        """Run a mutation with its deadline and wait for it (it commits before the deadline or never)."""
-        limit = self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s)
-        stats = self.metrics.op(op)
-        stats.calls += 1
-        started = time.perf_counter()
-        deadline = time.time() + max(limit, 0.0)
-        try:
-            return await anyio.to_thread.run_sync(fn, deadline, limiter=self._limiter)
-        except VaultDeadlineError:
-            stats.failures += 1
-            stats.timeouts += 1
-            raise
-        except Exception:
-            stats.failures += 1
-            raise
-        finally:
-            stats.seconds_total += time.perf_counter() - started
 
     # ----------------------------------------------------------------- operations
     async def put_many(
@@ -404,16 +297,6 @@ class VaultBridge:
     async def stats(self, *, timeout_s: float | None = None) -> VaultStats:
         """The vault's counters (records, tombstones, cache hit ratio, WAL, snapshot generation)."""
         return await self._run("stats", self.vault.stats, timeout_s)
-
-    async def offload(self, op: str, fn: Callable[[], T], *, timeout_s: float | None = None) -> T:
-        """Run ``fn``, a call into the vault (e.g. a :class:`vault.LogReplica` method), in a worker thread.
-
-        Counted in :attr:`metrics` as ``op``; bounded by ``timeout_s`` (the bridge's default when ``None``).
-
-        Raises:
-            BridgeTimeoutError: The call exceeded its timeout.
-        """
-        return await self._run(op, fn, timeout_s)
 
     # ----------------------------------------------------------------- lifecycle
     async def aclose(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -15,12 +15,13 @@ from agents.collective import AgentSpec
 from agents.errors import AgentError, StreamBrokenError
 from agents.messaging import Bus
 from agents.plans import Plan, PlanOutcome
-from agents.protocol import Chunk, GenerateInput, GenerateOutput, agent_subject
+from agents.protocol import Chunk, GenerateInput, GenerateOutput
 from orchestrator._call_context import CallContext
 from orchestrator._collective import OrchestratorCollective
+from orchestrator._discovery import AgentInfo as AgentInfo
+from orchestrator._discovery import Discovery
 from orchestrator._dispatch import call_for_output
 from orchestrator._load import LoadMonitor
-from orchestrator._models import ModelInfo, models_from_stats
 from orchestrator._observe import CallObserver
 from orchestrator._plans import PlanRunner, ProgressFn
 from orchestrator._route import Invocation, Router
@@ -42,40 +43,7 @@ class TextDelta:
     logprobs: tuple[dict[str, Any], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class AgentInfo:
-    """An agent as discovered on the bus.
-
-    Attributes:
-        name: Agent name (also its queue group).
-        team: Team it belongs to.
-        description: What it does.
-        subject: Subject it listens on.
-        capabilities: What it can be asked for.
-        replicas: Running instances.
-        in_flight: Calls being handled across instances.
-        mailbox_depth: Calls waiting across instances.
-        requests: Requests received across instances.
-        metadata: The first instance's metadata (e.g. the model).
-        health: ``up`` (heartbeats arrive), ``down`` (no instance), or ``circuit_open`` (failing).
-        load: Calls in flight and waiting per worker, summed over healthy replicas.
-    """
-
-    name: str
-    team: str
-    description: str
-    subject: str
-    capabilities: tuple[str, ...]
-    replicas: int
-    in_flight: int
-    mailbox_depth: int
-    requests: int
-    metadata: dict[str, str]
-    health: str = "up"
-    load: float = 0.0
-
-
-class Orchestrator:
+class Orchestrator(Discovery):
     """Dispatches requests to the collective: selection, routing with failover and retries, plans.
 
     Run :meth:`run` in a task group (``await tg.start(orchestrator.run)``) to follow the agents'
@@ -369,99 +337,3 @@ class Orchestrator:
                 if isinstance(event, GenerateOutput):
                     return event
         raise StreamBrokenError("generator stream ended without an output")  # pragma: no cover
-
-    async def agents(self) -> list[AgentInfo]:
-        """Every agent of the roster and any other agent answering ``$SRV.STATS``, by team and name.
-
-        Internal services (metadata ``internal: true``, such as the embedder) are not listed.
-
-        One entry per agent (replicas summed); roster agents with no instance have ``replicas`` 0 and
-        ``health`` ``down``.
-
-        Returns:
-            The agents sorted by team, then name, with replicas, health (``up``, ``down``,
-            ``circuit_open``), load, calls in flight and queued.
-        """
-        answers = await self.bus.discover("STATS", timeout_s=self.config.discovery_timeout_s)
-        by_name: dict[str, AgentInfo] = {}
-        for answer in answers:
-            meta = {str(k): str(v) for k, v in (answer.get("metadata") or {}).items()}
-            if "team" not in meta or meta.get("internal") == "true":
-                continue  # another micro service on the same NATS, or an internal one (the embedder)
-            endpoints = answer.get("endpoints") or [{}]
-            data = endpoints[0].get("data") or {}
-            name = str(answer.get("name", ""))
-            prev = by_name.get(name)
-            by_name[name] = AgentInfo(
-                name=name,
-                team=meta["team"],
-                description=meta.get("description", ""),
-                subject=str(endpoints[0].get("subject", "")),
-                capabilities=tuple(c for c in meta.get("capabilities", "").split(",") if c),
-                replicas=(prev.replicas if prev else 0) + 1,
-                in_flight=(prev.in_flight if prev else 0) + int(data.get("in_flight", 0)),
-                mailbox_depth=(prev.mailbox_depth if prev else 0) + int(data.get("mailbox_depth", 0)),
-                requests=(prev.requests if prev else 0)
-                + sum(int(e.get("num_requests", 0)) for e in endpoints),
-                metadata=prev.metadata if prev else meta,
-            )
-        for spec in self.specs:
-            if spec.name not in by_name:
-                by_name[spec.name] = AgentInfo(
-                    name=spec.name,
-                    team=spec.team,
-                    description=spec.description,
-                    subject=agent_subject(spec.team, spec.name),
-                    capabilities=spec.capabilities,
-                    replicas=0,
-                    in_flight=0,
-                    mailbox_depth=0,
-                    requests=0,
-                    metadata={},
-                    health="down",
-                )
-        for name, info in by_name.items():
-            if info.replicas == 0:
-                continue
-            _, load = self.monitor.load(name)
-            breaker = self.router.breakers.get(name)
-            health = "circuit_open" if breaker is not None and breaker.state == "open" else "up"
-            by_name[name] = replace(info, health=health, load=round(load, 3))
-        return sorted(by_name.values(), key=lambda a: (a.team, a.name))
-
-    async def models(self) -> list[ModelInfo]:
-        """The models the running agents serve, with their status (see `orchestrator._models`).
-
-        Ryot models come from the Inference agents' pool status (every configured model, loaded or
-        not), others (the embedding model) from the agents' metadata.
-
-        Returns:
-            One entry per model: id, kind, status, the agent that reported it, context size and load.
-        """
-        answers = await self.bus.discover("STATS", timeout_s=self.config.discovery_timeout_s)
-        return models_from_stats(answers)
-
-    async def health(self) -> dict[str, Any]:
-        """NATS connectivity and whether a generator with a loaded model answers.
-
-        Whether the generator gates ``ok`` is the constructor's ``health_requires_generator``.
-
-        Returns:
-            ``status`` (``ok`` or ``degraded``), ``nats_connected``, ``model_loaded``, ``model`` and
-            ``generator_replicas``.
-        """
-        connected = self.bus.is_connected
-        generators: list[AgentInfo] = []
-        if connected:
-            with anyio.move_on_after(self.config.discovery_timeout_s * 2):
-                generators = [a for a in await self.agents() if a.name == "generator"]
-        model_loaded = any(a.metadata.get("model_loaded") == "true" for a in generators)
-        return {
-            "status": "ok"
-            if connected and (model_loaded or not self.health_requires_generator)
-            else "degraded",
-            "nats_connected": connected,
-            "model_loaded": model_loaded,
-            "model": generators[0].metadata.get("model") if generators else None,
-            "generator_replicas": sum(a.replicas for a in generators),
-        }

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -16,19 +14,19 @@ import numpy as np
 import structlog
 from numpy.typing import NDArray
 
+from vault._private.access import StorageAccess
+from vault._private.administration import Administration
 from vault._private.background import BackgroundWork, background_priority
 from vault._private.cache import RecordCache
 from vault._private.files import DirLock
 from vault._private.storage import Storage
 from vault._private.validate import (
-    check_deadline,
     check_k,
     check_name,
     check_vector,
     check_where,
     embed_checked,
     matches,
-    sealable_batch,
 )
 from vault.config import VaultConfig
 from vault.embedding import Embedder, MiniLMEmbedder
@@ -36,18 +34,16 @@ from vault.errors import (
     EmptyTextError,
     RecordNotFoundError,
     TenantNotFoundError,
-    VaultClosedError,
-    VaultDeadlineError,
     VaultInputError,
 )
-from vault.records import JSONScalar, NewRecord, Record, SearchHit, VaultStats
+from vault.records import JSONScalar, NewRecord, Record, SearchHit
 
 __all__ = ("Vault",)
 
 log = structlog.get_logger("vault")
 
 
-class Vault(BackgroundWork):
+class Vault(Administration, StorageAccess, BackgroundWork):
     """An encrypted, durable, multi-tenant vector store on FAISS.
 
     Every write is sealed with AES-256-GCM under the tenant's data key, appended to the write-ahead log
@@ -139,11 +135,6 @@ class Vault(BackgroundWork):
             finally:
                 self._dirlock.release()
 
-    def _open(self) -> Storage:
-        if self._closed:
-            raise VaultClosedError
-        return self._storage
-
     @property
     def data_dir(self) -> Path:
         """The data directory."""
@@ -183,19 +174,6 @@ class Vault(BackgroundWork):
         """
         record = NewRecord(text=text, metadata=metadata or {}, id=id, embedding=embedding)
         return self.put_many(tenant, [record], idempotency_key=idempotency_key, deadline=deadline)[0]
-
-    @contextmanager
-    def _locked(self, operation: str, deadline: float | None) -> Iterator[Storage]:
-        """Hold the lock (waiting no longer than ``deadline``) on an open vault, still before ``deadline``."""
-        wait = -1.0 if deadline is None else max(deadline - time.time(), 0.0)
-        if not self._lock.acquire(timeout=wait):
-            raise VaultDeadlineError(operation, time.time() - (deadline or 0.0))
-        try:
-            storage = self._open()
-            check_deadline(operation, deadline)
-            yield storage
-        finally:
-            self._lock.release()
 
     def put_many(
         self,
@@ -262,14 +240,6 @@ class Vault(BackgroundWork):
                     self._maybe_snapshot(storage)
                     return ids
             paid += self._make_room(tenant, excess, mark, "put_many", deadline)
-
-    def _sealable(
-        self, records: Sequence[NewRecord], idempotency_key: str | None, deadline: float | None
-    ) -> tuple[list[str], list[tuple[str, bytes, NDArray[np.float32]]]]:
-        """Check and embed a batch (see :func:`~vault._private.validate.sealable_batch`)."""
-        return sealable_batch(
-            records, idempotency_key, deadline, config=self._config, embedder=self._embedder, dim=self._dim
-        )
 
     def delete(
         self,
@@ -343,23 +313,6 @@ class Vault(BackgroundWork):
         """
         with self._lock:
             return self._record(self._open(), tenant, record_id)
-
-    def _record(self, storage: Storage, tenant: str, record_id: str) -> Record:
-        state = storage.tenants.get(tenant)
-        if state is None:
-            if not storage.keys.has_tenant(tenant):
-                raise TenantNotFoundError(tenant)
-            raise RecordNotFoundError(tenant, record_id)
-        slot = state.slots.get(record_id)
-        if slot is None:
-            raise RecordNotFoundError(tenant, record_id)
-        cached = self._cache.get(tenant, record_id)
-        if cached is not None:
-            return cached
-        text, metadata, vector = storage.read_record(tenant, slot)
-        record = Record(id=record_id, tenant=tenant, text=text, metadata=metadata, embedding=vector)
-        self._cache.put(record)
-        return record
 
     def search(
         self,
@@ -436,86 +389,3 @@ class Vault(BackgroundWork):
         """Tenants with a live data key, sorted."""
         with self._lock:
             return self._open().keys.tenants()
-
-    # ----------------------------------------------------------------- keys
-    def rotate_kek(self, new_kek: bytes | None = None) -> str:
-        """Re-wrap every data key under a new key-encryption key; records are not rewritten.
-
-        Args:
-            new_kek: 32 new key bytes; ``None`` generates one (only for a KEK kept in a file).
-
-        The previous KEK is kept, wrapped under the new one, so every earlier snapshot copy restores.
-
-        Returns:
-            Fingerprint of the new KEK (not the key).
-
-        Raises:
-            KeyEncryptionKeyError: ``new_kek`` has the wrong length, or is missing for an env-var KEK.
-            VaultStorageError: The keyring or key file could not be written (the old KEK stays in force).
-        """
-        with self._lock:
-            return self._open().keys.rotate_kek(new_kek)
-
-    def rotate_data_key(self, tenant: str) -> int:
-        """Give a tenant a new data key for new writes; older records keep decrypting with older keys.
-
-        Returns:
-            The new key version.
-
-        Raises:
-            TenantNotFoundError: Unknown tenant.
-        """
-        with self._lock:
-            return self._open().keys.rotate_data_key(tenant)
-
-    # ----------------------------------------------------------------- persistence
-    def snapshot(self, dest: str | os.PathLike[str] | None = None) -> int:
-        """Write an encrypted snapshot of every index and record map and start an empty WAL.
-
-        Args:
-            dest: Also copy the snapshot there (sealed files, keyring and manifest; never the KEK), to be
-                used later with :meth:`restore`.
-
-        Nothing new is written when nothing changed since the last snapshot (its generation is returned).
-
-        Returns:
-            The snapshot generation.
-
-        Raises:
-            VaultStorageError: A file could not be written (the previous snapshot stays in force).
-        """
-        with self._snapshot_lock, self._lock:
-            storage = self._open()
-            generation = storage.snapshot(force=storage.manifest.generation == 0)
-            if dest is not None:
-                storage.copy_to(Path(dest))
-            return generation
-
-    def compact(self) -> int:
-        """Drop tombstones everywhere: rewrite segments, rebuild indexes, then snapshot.
-
-        Returns:
-            The snapshot generation.
-        """
-        with self._snapshot_lock, self._lock:
-            return self._open().snapshot(compact=True)
-
-    def restore(self, src: str | os.PathLike[str]) -> None:
-        """Replace the vault's contents with a copy made by ``snapshot(dest)``.
-
-        Tenants shredded after the copy was made come back; the copy must be wrapped under the current KEK.
-
-        Raises:
-            IntegrityError: ``src`` holds no valid snapshot, or one of its files is corrupted.
-            KeyEncryptionKeyError: The copy's keyring was wrapped under another KEK.
-        """
-        with self._snapshot_lock, self._lock:
-            storage = self._open()
-            storage.restore_from(Path(src))
-            self._cache.clear()
-            self._schedule_builds(storage)
-
-    def stats(self) -> VaultStats:
-        """Counters: records, tombstones, cache hit ratio, WAL size, snapshot generation, index kinds."""
-        with self._lock:
-            return self._open().stats(self._cache)

@@ -24,25 +24,22 @@ message is acknowledged; a data-key rotation is a CAS update of the tenant's key
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
-from typing import Literal
 
 import anyio
 import anyio.abc
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
 
-from agents.errors import AgentBusyError, NoRespondersError, NotFoundError, TooLargeError
+from agents.errors import NotFoundError, TooLargeError
 from agents.jetstream import (
     JetStream,
     JetStreamUnavailableError,
     KeyValueBucket,
-    KvEntry,
     StoredMessage,
     last_sequence,
     ordered_reader,
 )
+from agents.storage._log_config import LogBehindError, VaultLogConfig, tenant_subject
+from agents.storage._log_keyring import SharedKeyring
 from bridges.vault import VaultBridge
 from vault import (
     LogReplica,
@@ -50,7 +47,6 @@ from vault import (
     SealedWrite,
     TenantNotFoundError,
     VaultError,
-    VaultInputError,
     VaultStorageError,
 )
 
@@ -58,44 +54,13 @@ __all__ = ("LogBehindError", "RecordLog", "VaultLogConfig", "tenant_subject")
 
 log = structlog.get_logger("neurectomy.agents.storage")
 
-_VERSION_KEY = "next-version"
-_CAS_ROUNDS = 32
 _BATCH = 256
 """Most log messages applied with one local commit (count)."""
 _ENVELOPE_BYTES = 4096
 """Room left in a NATS message for headers (bytes)."""
 
 
-class VaultLogConfig(BaseModel):
-    """Where ΣVAULT's records are logged: the embedded file WAL, or a replicated JetStream stream."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    mode: Literal["file", "jetstream"] = "file"
-    """``file``: one Storage process owns the vault (its WAL is the log); ``jetstream``: any number of
-    Storage replicas share the stream below (a cluster)."""
-    stream: str = "VAULT_LOG"
-    """Name of the record-log stream."""
-    subject_prefix: str = "neurectomy.vault.log"
-    """Subjects of the stream: ``<prefix>.<tenant hash>``."""
-    keyring_bucket: str = "vault_keyring"
-    """KV bucket of the wrapped data keys."""
-    read_wait_s: float = Field(default=5.0, gt=0)
-    """Longest wait of a read for a replica to apply the caller's ``after_sequence``, in seconds."""
-    catch_up_timeout_s: float = Field(default=600.0, gt=0)
-    """Longest catch-up at start before the agents serve anyway (logged), in seconds."""
-
-
-class LogBehindError(NoRespondersError):
-    """This replica has not applied the sequence the caller asked for in time (503: retry)."""
-
-
-def tenant_subject(prefix: str, tenant: str) -> str:
-    """The log subject of ``tenant``: ``<prefix>.<first 32 hex digits of sha256(tenant)>``."""
-    return f"{prefix}.{hashlib.sha256(tenant.encode()).hexdigest()[:32]}"
-
-
-class RecordLog:
+class RecordLog(SharedKeyring):
     """One Storage replica's side of the record log: writes go out through it, the stream comes in.
 
     Args:
@@ -139,13 +104,6 @@ class RecordLog:
             except NotFoundError:
                 continue
             await self.bridge.offload("log_keys", functools.partial(self.replica.check_kek, entry.value))
-
-    @property
-    def keys(self) -> KeyValueBucket:
-        """The keyring bucket (after :meth:`open`)."""
-        if self._keys is None:
-            raise RuntimeError("RecordLog.open() was not called")
-        return self._keys
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Apply the stream to the vault forever; ``started`` once caught up with its last sequence."""
@@ -224,20 +182,6 @@ class RecordLog:
                 break
         self._advance(msg.seq)
 
-    async def _install_keys_for(self, data: bytes) -> None:
-        """Install from the keyring bucket the data keys a message needs that this replica lacks."""
-        needed = await self.bridge.offload("log_keys", functools.partial(self.replica.key_versions, data))
-        for tenant, version in needed:
-            if self.replica.has_key(tenant, version):
-                continue
-            entry = await self._entry(tenant)
-            if entry is not None:
-                await self._install(tenant, entry)
-            if not self.replica.has_key(tenant, version):  # the bucket no longer holds it: shredded
-                await self.bridge.offload(
-                    "log_keys", functools.partial(self.replica.forget_key_versions, {version})
-                )
-
     # ----------------------------------------------------------------- waiting
     async def wait_applied(self, sequence: int, timeout_s: float) -> bool:
         """Wait until ``sequence`` is applied here (at most ``timeout_s`` seconds); whether it is."""
@@ -260,66 +204,6 @@ class RecordLog:
                 f"{sequence}; retry",
                 field="after_sequence",
             )
-
-    # ----------------------------------------------------------------- keyring
-    def _key_name(self, tenant: str) -> str:
-        return "tenant." + tenant_subject("", tenant).lstrip(".")
-
-    async def _entry(self, tenant: str) -> KvEntry | None:
-        try:
-            return await self.keys.get(self._key_name(tenant))
-        except NotFoundError:
-            return None
-
-    async def _install(self, tenant: str, entry: KvEntry) -> None:
-        if self._revisions.get(tenant) != entry.revision:
-            await self.bridge.offload(
-                "log_keys", functools.partial(self.replica.install_tenant_keys, tenant, entry.value)
-            )
-            self._revisions[tenant] = entry.revision
-
-    async def _next_version(self) -> int:
-        """A data-key version no replica has used (a CAS counter in the keyring bucket)."""
-        for _ in range(_CAS_ROUNDS):
-            try:
-                entry = await self.keys.get(_VERSION_KEY)
-            except NotFoundError:
-                if await self.keys.create(_VERSION_KEY, b"2") is not None:
-                    return 1
-                continue
-            version = int(entry.value)
-            if await self.keys.update(_VERSION_KEY, str(version + 1).encode(), revision=entry.revision):
-                return version
-        raise AgentBusyError("the vault keyring's version counter is contended; retry")
-
-    async def _new_key(self, tenant: str, current: KvEntry | None) -> bytes:
-        while True:
-            version = await self._next_version()
-            try:
-                return await self.bridge.offload(
-                    "log_keys",
-                    functools.partial(
-                        self.replica.new_tenant_key,
-                        tenant,
-                        version,
-                        None if current is None else current.value,
-                    ),
-                )
-            except VaultInputError:  # used by this vault before it joined the cluster: take the next
-                continue
-
-    async def ensure_key(self, tenant: str) -> None:
-        """Install the tenant's shared data keys, creating them (CAS: one winner) on its first write."""
-        entry = await self._entry(tenant)
-        if entry is None:
-            document = await self._new_key(tenant, None)
-            revision = await self.keys.create(self._key_name(tenant), document)
-            entry = (
-                KvEntry(self._key_name(tenant), document, revision) if revision else await self._entry(tenant)
-            )
-            if entry is None:
-                raise AgentBusyError("the tenant's data key was created and shredded meanwhile; retry")
-        await self._install(tenant, entry)
 
     # ----------------------------------------------------------------- writes
     async def _publish(self, tenant: str, sealed: SealedWrite, msg_id: str | None) -> int:
@@ -410,20 +294,3 @@ class RecordLog:
         await self.wait_applied(sequence, timeout_s)
         await self.bridge.tenant_deleted(tenant)
         return sequence
-
-    async def rotate_data_key(self, tenant: str) -> int:
-        """A new active data key for ``tenant`` in the keyring bucket (CAS); returns its version.
-
-        Raises:
-            TenantNotFoundError: The tenant has no data key.
-        """
-        for _ in range(_CAS_ROUNDS):
-            entry = await self._entry(tenant)
-            if entry is None:
-                raise TenantNotFoundError(tenant)
-            document = await self._new_key(tenant, entry)
-            revision = await self.keys.update(self._key_name(tenant), document, revision=entry.revision)
-            if revision is not None:
-                await self._install(tenant, KvEntry(entry.key, document, revision))
-                return int(json.loads(document)["active"])
-        raise AgentBusyError("the tenant's keys are contended; retry")

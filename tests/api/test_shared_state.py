@@ -13,16 +13,21 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import anyio
 import httpx
 import pytest
-from litestar.stores.memory import MemoryStore
+from limits import RateLimitItemPerMinute
+from limits.aio.storage import MemoryStorage, Storage, memory
+from limits.aio.strategies import FixedWindowRateLimiter
 
 from agents import Bus
 from agents.jetstream import JetStream
 from agents.roster import ROSTER
-from api import AuthConfig, KeyValueStore, LimitsConfig, create_app
+from api import AuthConfig, KeyValueStore, LimitsConfig, _kv_store, _window_store, create_app
+from api._kv_store import MAX_CAS_ATTEMPTS, CounterContendedError
+from api._window_store import WindowStore
 from neurectomy.server.keys import KEYS_FILE_NAME, KeyStore
 from neurectomy.server.natsserver import EmbeddedNats
 from neurectomy.server.shared_keys import SharedKeyStore
@@ -150,31 +155,73 @@ async def test_a_rate_limit_window_is_shared_by_two_apis(two_apis) -> None:  # t
     assert sorted(results) == [200] * (LIMIT - 1) + [429] * (8 - LIMIT + 1)
 
 
-@pytest.fixture(params=["kv", "memory"])
-async def store(request: pytest.FixtureRequest, bus: Bus) -> AsyncIterator[object]:
+@pytest.fixture(params=["kv", "window", "memory"])
+async def storage(
+    request: pytest.FixtureRequest, bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Storage, list[float]]]:
+    """A ``limits`` storage (ours on JetStream KV or in memory, or ``limits``' own) and its clock."""
+    now = [time.time()]
+    monkeypatch.setattr(_kv_store, "time", lambda: now[0])
+    monkeypatch.setattr(memory, "time", SimpleNamespace(time=lambda: now[0]))
+    monkeypatch.setattr(_window_store, "time", lambda: now[0])
     if request.param == "memory":
-        yield MemoryStore()
+        yield MemoryStorage(), now
+    elif request.param == "window":
+        yield WindowStore(), now
     else:
-        yield await KeyValueStore.open(JetStream(bus), namespace=f"contract-{time.monotonic_ns()}")
+        yield await KeyValueStore.open(JetStream(bus), namespace=f"contract-{time.monotonic_ns()}"), now
 
 
-async def test_store_contract(store) -> None:  # type: ignore[no-untyped-def]
-    """The KV store behaves as Litestar's memory store for every ``Store`` method."""
-    assert await store.get("a:b/c") is None and not await store.exists("a:b/c")
-    await store.set("a:b/c", "text", expires_in=60)
-    await store.set("bytes", b"\x00\xff")
-    assert await store.get("a:b/c") == b"text" and await store.get("bytes") == b"\x00\xff"
-    assert 58 <= (await store.expires_in("a:b/c")) <= 60
-    assert await store.expires_in("bytes") == -1 and await store.exists("bytes")  # no expiry of its own
-    assert await store.expires_in("never-there") is None
-    await store.set("short", b"x", expires_in=1)
-    assert await store.get("short", renew_for=60) == b"x"
-    assert (await store.expires_in("short")) > 1  # renewed
-    await store.set("gone", b"x", expires_in=1)
-    await anyio.sleep(1.1)
-    assert await store.get("gone") is None and not await store.exists("gone")
-    await store.delete("bytes")
-    assert await store.get("bytes") is None
-    await store.delete("never-there")
-    await store.delete_all()
-    assert await store.get("a:b/c") is None and await store.get("short") is None
+async def test_storage_contract(storage: tuple[Storage, list[float]]) -> None:
+    """Our KV and in-memory storages behave as ``limits``' memory storage for the fixed-window interface."""
+    store, clock = storage
+    key = "LIMITER/api_key:key:k1/3/1/minute"  # any characters, as limits builds keys
+    assert await store.check() is True
+    assert await store.get(key) == 0 and await store.get_expiry(key) == clock[0]  # absent: 0, ends now
+    assert await store.incr(key, 60) == 1
+    expiry = await store.get_expiry(key)
+    assert expiry == pytest.approx(clock[0] + 60)
+    clock[0] += 10
+    assert await store.incr(key, 60) == 2 and await store.incr(key, 60, amount=3) == 5
+    assert await store.get(key) == 5 and await store.get_expiry(key) == expiry  # a fixed window's end
+    assert await store.incr("other", 1) == 1 and await store.get("other") == 1  # keys count apart
+    clock[0] = expiry  # the window is over: counted afresh from now
+    assert await store.get(key) == 0
+    assert await store.incr(key, 60) == 1 and await store.get_expiry(key) == pytest.approx(clock[0] + 60)
+    await store.clear(key)
+    assert await store.get(key) == 0
+    await store.clear("never-there")
+
+    async def count() -> None:
+        counts.append(await store.incr("raced", 60))
+
+    counts: list[int] = []
+    async with anyio.create_task_group() as tg:  # concurrent counts are never lost or repeated
+        for _ in range(12):
+            tg.start_soon(count)
+    assert sorted(counts) == list(range(1, 13)) and await store.get("raced") == 12
+
+    limiter, item = FixedWindowRateLimiter(store), RateLimitItemPerMinute(2)  # the strategy over it
+    assert [await limiter.hit(item, "caller") for _ in range(3)] == [True, True, False]
+    stats = await limiter.get_window_stats(item, "caller")
+    assert stats.remaining == 0 and stats.reset_time == pytest.approx(clock[0] + 60)
+    await store.reset()
+    assert await store.get("raced") == 0 and await limiter.hit(item, "caller")
+
+
+async def test_a_count_lost_to_other_processes_every_time_is_refused(bus: Bus) -> None:
+    """Past ``MAX_CAS_ATTEMPTS`` lost compare-and-sets the count gives up with a named error."""
+    store = await KeyValueStore.open(JetStream(bus), namespace=f"contended-{time.monotonic_ns()}")
+    other = KeyValueStore(store._bucket, namespace=store.namespace)  # "another process" on the same bucket
+    read = store._read
+
+    async def read_then_lose(key: str) -> tuple[object, int]:
+        got = await read(key)
+        await other.incr(key, 60)  # another process counts between our read and our write
+        return got
+
+    store._read = read_then_lose  # type: ignore[method-assign]
+    with pytest.raises(CounterContendedError) as raised:
+        await store.incr("hot", 60)
+    assert raised.value.attempts == MAX_CAS_ATTEMPTS and "hot" in str(raised.value)
+    assert await other.get("hot") == MAX_CAS_ATTEMPTS  # none of ours counted, none of theirs lost

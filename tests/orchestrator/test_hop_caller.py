@@ -180,7 +180,7 @@ async def test_messages_sent_in_one_turn_and_the_next_keep_their_order(bus: Bus,
             await publish_block(bus._nc, "t.order.c", "", block, b"3", bus._turn)  # behind it
             await anyio.sleep(0)
             await publish_block(bus._nc, "t.order.d", "", block, b"4", bus._turn)  # a new turn: at once again
-            with anyio.fail_after(5):
+            with anyio.fail_after(30):
                 await arrived.wait()
     assert [(m.subject, m.data) for m in seen] == [
         ("t.order.a", b"1"),

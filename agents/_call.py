@@ -62,6 +62,9 @@ class Call:
     call's End/Error in its place)."""
     _accept: bytes = b""
     """The accept (``Reply{ok, instance}``) as JSON."""
+    _at_once: bool = False
+    """Whether its last message is written to the connection at once (`Bus.publish_now`); set by the
+    worker when this is the only call its instance has in hand."""
     _started: float = 0.0
     """When a worker started it (``time.perf_counter()``; 0 until then)."""
     _span: Span | None = None
@@ -103,7 +106,7 @@ class Call:
             await self._send(to, self._accept)
             to = ""
         to = to or self.inbox
-        if not self._bus.publish_now(to, body):
+        if not self._bus.publish_now(to, body, at_once=self._at_once):
             await self._bus.publish(to, body)
 
     async def _finish(self, output: Mapping[str, Any]) -> None:

@@ -257,17 +257,25 @@ class Bus:
             stats_data=stats_data,
         )
 
-    def publish_now(self, subject: str, data: bytes) -> bool:
+    def publish_now(self, subject: str, data: bytes, *, at_once: bool = False) -> bool:
         """Queue one message (no headers, no reply subject) for sending without waiting.
 
-        For an agent's replies and stream messages (:func:`agents._natsfast.publish_now`): in order
+        For an agent's replies and stream messages (:func:`agents._natsfast.send_now`): in order
         with :meth:`publish`, one coroutine call fewer per message.
+
+        Args:
+            subject: Where to publish.
+            data: The payload.
+            at_once: Write it to the connection now if it is the first message of this turn of the event
+                loop and nothing else is pending (the bus's :class:`WriteTurn`, as for requests): for the
+                answer of the only call an agent has in hand, which then leaves without waiting for
+                nats-py's flusher task. Else (many calls at once) the answers of a turn leave together.
 
         Returns:
             Whether it was queued; if not (reconnecting, the send buffer full, a subject nats-py refuses),
             send it with :meth:`publish`, which waits or raises.
         """
-        return send_now(self._nc, subject, data)
+        return send_now(self._nc, subject, data, turn=self._turn if at_once else None)
 
     async def discover(
         self, verb: str = "INFO", *, timeout_s: float = 0.25, quiet_s: float = 0.05

@@ -139,6 +139,7 @@ class Metrics:
         self.live = LiveStats()
         """Rolling windows for the dashboard's live views."""
         self._request_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._hop_series: dict[tuple[str, str, str], Any] = {}
 
     def request(self, method: str, route: str, path: str, status: int, seconds: float) -> None:
         """Count and time one HTTP request and write its access log line.
@@ -165,7 +166,13 @@ class Metrics:
     # CallObserver
     def hop(self, team: str, agent: str, outcome: str, seconds: float) -> None:
         """Record one agent call."""
-        self.hop_seconds.labels(team, agent, outcome).observe(seconds)
+        key = (team, agent, outcome)
+        child = self._hop_series.get(key)
+        if child is None:  # the label child of each (team, agent, outcome), looked up once
+            child = self.hop_seconds.labels(team, agent, outcome)
+            if len(self._hop_series) < MAX_CACHED_SERIES:
+                self._hop_series[key] = child
+        child.observe(seconds)
         self.live.hop(team, agent, outcome, seconds)
 
     def first_token(self, seconds: float) -> None:

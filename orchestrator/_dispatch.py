@@ -19,6 +19,7 @@ from agents.errors import (
     AgentError,
     DeadlineExceededError,
     InstanceLostError,
+    NoRespondersError,
     StreamBrokenError,
     TooLargeError,
     error_from_wire,
@@ -209,6 +210,7 @@ class _AgentCall:
         span = self._span = start_child(_tracer, "nats", kind=SpanKind.CLIENT)  # no-op when untraced
         bus = self._bus
         box = self._box = bus.open_inbox_now() if bus.inboxes_started else await bus.open_inbox()
+        reply: Message | None = None
         try:
             # the reply subject, <box.subject>.r, names the stream inbox
             if span.is_recording():
@@ -230,6 +232,8 @@ class _AgentCall:
         except BaseException as exc:
             _end(span, exc)
             self._bus.close_inbox(box)
+            if reply is None and not isinstance(exc, NoRespondersError):
+                await self._cancel()  # left before the accept (cancelled, no accept in time): it may run
             raise
         if span.is_recording():
             span.set_attribute("neurectomy.instance", self.instance)
@@ -279,12 +283,16 @@ class _AgentCall:
         try:
             _end(self._span, failure)
             if not self.done:
-                request_id = self._ctx.request_id
-                with anyio.CancelScope(shield=True):
-                    await self._bus.publish(cancel_subject(request_id), b"")
-                    log.info("call cancelled", agent=self._agent, request_id=request_id)
+                await self._cancel()
         finally:
             self._bus.close_inbox(self._box)
+
+    async def _cancel(self) -> None:
+        """Tell the agent to stop the call (shielded: sent even while the caller is being cancelled)."""
+        request_id = self._ctx.request_id
+        with anyio.CancelScope(shield=True):
+            await self._bus.publish(cancel_subject(request_id), b"")
+            log.info("call cancelled", agent=self._agent, request_id=request_id)
 
 
 async def _next(

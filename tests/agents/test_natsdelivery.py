@@ -102,3 +102,22 @@ async def test_publish_now_leaves_what_it_cannot_queue_to_the_ordinary_publish(b
         assert publish_now(nc, "t.now", b"queued", {"X-A": "1"})
         got = await box.next(5)
     assert (got.data, got.headers) == (b"queued", {"X-A": "1"})
+
+
+async def test_an_answer_made_alone_is_written_at_once_and_a_turn_keeps_its_order(bus: Bus) -> None:
+    nc = bus._nc
+    async with bus.inbox("t.turn") as box:
+        await bus.flush()
+        await anyio.sleep(0)  # a fresh turn of the event loop
+        assert bus.publish_now("t.turn", b"1", at_once=True)
+        assert not nc._pending  # written to the transport, no flusher round
+        assert bus.publish_now("t.turn", b"2", at_once=True)  # the same turn: queued behind it
+        assert nc._pending
+        await bus.publish("t.turn", b"3")
+        with anyio.fail_after(5):
+            while nc._pending:  # the flusher writes them
+                await anyio.sleep(0)
+        assert bus.publish_now("t.turn", b"4")  # not at once: the pending buffer, as before
+        assert nc._pending
+        got = [(await box.next(5)).data for _ in range(4)]
+    assert got == [b"1", b"2", b"3", b"4"]

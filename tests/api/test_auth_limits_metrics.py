@@ -213,7 +213,8 @@ def test_full_generator_mailbox_is_429(secured: Secured) -> None:
     body = {"prompt": "Write a long essay about the sea.", "max_tokens": 48}
 
     def post(_: int) -> httpx.Response:
-        return httpx.post(f"{secured.url}/v1/generate", json=body, headers=headers, timeout=60)
+        # a generous read timeout: 48 tokens on a loaded 2-core machine can take most of a minute
+        return httpx.post(f"{secured.url}/v1/generate", json=body, headers=headers, timeout=240)
 
     with ThreadPoolExecutor(4) as pool:
         responses = list(pool.map(post, range(4)))

@@ -208,3 +208,24 @@ async def test_a_fallback_the_caller_may_not_use_is_not_tried(bus: Bus) -> None:
     assert admin.stats.accepted == 1  # the admin's call alone reached the fallback
     assert inv.agent == "t-admin-echo" and inv.output == {"value": 2}
     assert inv.failovers == ["t-echo: busy"] * 2  # its instance's direct subject, then its queue group
+
+
+class SlowToAccept(Echo):
+    """Sends its accept only after ``accept_grace_s`` (a call that ends sooner answers with its End)."""
+
+    accept_grace_s: ClassVar[float] = 30.0
+
+
+async def test_a_call_left_before_its_accept_is_cancelled_at_the_agent(bus: Bus) -> None:
+    runner = AgentRunner(bus, SlowToAccept())
+    async with running(bus, [runner], config=CONFIG, specs=SPECS) as orch:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(orch.invoke, "t-echo", {"seconds": 30.0}, CallContext.with_timeout(60))
+            with anyio.fail_after(10):  # the agent runs it; the caller still waits for the accept
+                while runner.stats.in_flight < 1:
+                    await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
+        with anyio.fail_after(10):  # told to stop, the agent does not run it to the end
+            while runner.stats.cancelled < 1:
+                await anyio.sleep(0.01)
+    assert runner.stats.completed == 0

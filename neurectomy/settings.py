@@ -136,8 +136,9 @@ class GeneratorSettings(BaseModel):
 
     mailbox_size: int = Field(default=32, ge=1)
     """Calls that may wait per instance; one more is refused with 429."""
-    concurrency: int = Field(default=4, ge=1)
-    """Calls an instance hands to Ryot at once (Ryot queues them for its single worker)."""
+    concurrency: int | None = Field(default=None, ge=1)
+    """Calls an instance hands to Ryot at once (Ryot queues them for its single worker); ``None``: Ryot's
+    ``ryot.parallel`` (sequences per decode batch), so every sequence of a batch can be in use."""
     chunk_interval_s: float = Field(default=DEFAULT_CHUNK_INTERVAL_S, ge=0)
     """Least time between two deliveries of a stream's text after its first, in seconds (0: every decode
     step); the first text and the end go at once (see ``bridges._ryot_delivery``)."""

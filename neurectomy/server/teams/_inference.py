@@ -76,5 +76,5 @@ async def start_inference(
         agent=agent,
         replicas=replicas,
         mailbox_size=settings.generator.mailbox_size,
-        concurrency=settings.generator.concurrency,
+        concurrency=settings.generator.concurrency or settings.ryot.parallel,
     )

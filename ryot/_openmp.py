@@ -8,11 +8,12 @@ compute threads on two cores beside the service's event loop (and other processe
 is often descheduled, and the waiting one burns its core spinning, the core the partner needs: the
 engine thread then costs an order of magnitude more CPU per token than the same engine alone.
 
-:func:`configure` sets the service's default (:data:`OPENMP_DEFAULTS`) into the environment unless the
-variable is already set (the operator's value wins). It must run before ``llama_cpp`` is imported:
-importing this module calls it, and ``ryot/__init__.py`` imports it first. If ``llama_cpp`` was imported
-already, it changes nothing (and logs so). The measurements behind the value are in ``docs/ryot.md``
-(Threads and OpenMP); ``benchmarks/llm_path.py --service-env`` repeats them.
+:func:`configure` sets the service's default (:data:`OPENMP_DEFAULTS`) into the environment unless
+``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` is already set (the operator's choice wins). It must run
+before ``llama_cpp`` is imported: importing this module calls it, and ``ryot/__init__.py`` imports it
+first. If ``llama_cpp`` was imported already, it changes nothing (and logs so). The measurements behind
+the value are in ``docs/ryot.md`` (Threads and OpenMP); ``benchmarks/llm_path.py --service-env``
+repeats them.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ __all__ = ("OPENMP_DEFAULTS", "configure")
 
 _log = logging.getLogger(__name__)
 
-OPENMP_DEFAULTS: dict[str, str] = {"OMP_WAIT_POLICY": "passive"}
-"""Environment defaults for libgomp: waiting compute threads sleep in the kernel at once instead of
-spinning (libgomp's spin count 0)."""
+OPENMP_DEFAULTS: dict[str, str] = {"GOMP_SPINCOUNT": "10000"}
+"""Environment defaults for libgomp: a waiting compute thread spins 10,000 times (a few µs) before it
+sleeps, instead of 300,000. Measured on the idle machine (``benchmarks/llm_path.py``, same run): single
+stream decode = raw llama-cpp-python (passive, spin 0: 0.59 of raw, a kernel wake-up per barrier) and
+service ÷ batch ceiling 1.03–1.07 at 4 and 8 streams; under load passive did better (docs/ryot.md)."""
+_POLICY_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 
 def configure() -> bool:
@@ -38,7 +42,8 @@ def configure() -> bool:
         has read its environment already; a missing default is logged at INFO).
     """
     loaded = "llama_cpp" in sys.modules
-    missing = {name: value for name, value in OPENMP_DEFAULTS.items() if name not in os.environ}
+    operator_set = any(name in os.environ for name in _POLICY_VARIABLES)  # either one: theirs wins
+    missing = {} if operator_set else dict(OPENMP_DEFAULTS)
     if loaded:
         if missing:
             _log.info("llama_cpp was imported before ryot: %s not applied to libgomp", ", ".join(missing))

@@ -695,7 +695,7 @@ class RyotEngine:
         """One step: prefill chunks, each prompt in its own ``llama_decode``, then one for the rest.
 
         The second ``llama_decode`` holds the next token of every decoding sequence (those whose
-        prefill just completed included).
+        prefill just completed included); a prefill's first token is delivered before it (TTFT).
 
         A prompt is evaluated in its own call, as when it is served alone: llama.cpp splits a batch whose
         sequences bring different numbers of tokens into micro-batches anyway (see ryot._schedule), and
@@ -709,6 +709,7 @@ class RyotEngine:
         busy = [slot for slot in busy if slot.job is not None]
         capacity = self._batch.capacity
         budget = capacity
+        first_tokens = False
         if any(slot.next_token is not None for slot in busy):
             budget = min(budget, self.config.prefill_chunk)
         for slot in busy:
@@ -719,6 +720,10 @@ class RyotEngine:
             budget -= len(chunk)
             slot.pending = slot.pending[len(chunk) :]
             self._decode([Fed(slot, chunk, [], [], [len(chunk) - 1] if done else [])])
+            first_tokens = first_tokens or done
+        if first_tokens and self._outbox is not None:  # a first token goes out now, not one decode later
+            self._flush_outbox()
+            self._outbox = []
         fed_list: list[Fed] = []
         room = capacity
         decoding = [slot for slot in busy if slot.job is not None and slot.next_token is not None]

@@ -65,7 +65,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,6 +159,17 @@ class Raw:
                 s.text += chunk["choices"][0]["text"]  # type: ignore[index]
             s.tokens = len(s.stamps)
             return s
+
+
+def fan_out(n: int, one: Callable[[int], None]) -> float:
+    """Run ``one(0) … one(n - 1)`` in ``n`` threads at once; the wall time until all end, seconds."""
+    started = time.perf_counter()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started
 
 
 class Ceiling:
@@ -300,13 +311,7 @@ class EngineSide:
             with lock:
                 results.append((concurrent_prompt(i), done.text, done.usage.completion_tokens))
 
-        started = time.perf_counter()
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - started
+        wall = fan_out(n, one)
         return sum(r[2] for r in results) / wall, [(p, t) for p, t, _ in results]
 
     def text_alone(self, prompt: str, max_tokens: int) -> str:
@@ -442,13 +447,7 @@ def concurrent(
             streams.append(s)
             texts.append((concurrent_prompt(i), s.text))
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - started
+    wall = fan_out(n, one)
     gaps = [g for s in streams for g in s.gaps()]
     tokens = sum(s.tokens for s in streams)
     return tokens / wall, p95(gaps), median([s.decode_tok_s for s in streams]), tokens, texts

@@ -27,10 +27,11 @@ from litestar.params import JSONBody, Parameter
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from agents.compression import MAX_DATA_BYTES
-from agents.compression._wire import ENVELOPE_RESERVE_BYTES, check_size
+from agents.compression._wire import ENVELOPE_RESERVE_BYTES, Base64Data, check_size
 from agents.errors import BadInputError, StreamBrokenError
 from agents.protocol import Attached
 from api._request import call_context
+from api.sigma._coalesce import CompressCoalescer
 from api.sigma.schemas import (
     MAX_BATCH_MESSAGES,
     REPORT_HEADER,
@@ -58,6 +59,7 @@ M = TypeVar("M", bound=BaseModel)
 TEAM = "compression"
 BINARY = "application/octet-stream"
 JSON = "application/json"
+_COALESCER = "sigma_compress_coalescer"
 _REPORTS: TypeAdapter[list[SigmaCompressionReport]] = TypeAdapter(list[SigmaCompressionReport])
 MAX_BODY_BYTES = (MAX_DATA_BYTES + 2) // 3 * 4 + ENVELOPE_RESERVE_BYTES
 """Largest request body of the binary-carrying routes, bytes (base64 of `MAX_DATA_BYTES` plus JSON)."""
@@ -103,6 +105,20 @@ def _b64_decoded(values: list[str]) -> bytes:
     return pack_parts(binascii.a2b_base64(v) for v in values)
 
 
+class _CompressBody(SigmaCompressRequest):
+    """`SigmaCompressRequest` with ``data`` decoded while it is validated (one base64 pass)."""
+
+    data: Base64Data  # type: ignore[assignment]
+
+
+def _coalescer(state: State) -> CompressCoalescer:
+    """The app's coalescer of single-message compressions (made on first use)."""
+    found: CompressCoalescer | None = state.get(_COALESCER)
+    if found is None:
+        found = state[_COALESCER] = CompressCoalescer(state.orchestrator)
+    return found
+
+
 def _is_binary(request: Request[Any, Any, Any]) -> bool:
     return request.content_type[0] == BINARY
 
@@ -140,22 +156,17 @@ async def compress(
     """
     orchestrator: Orchestrator = state.orchestrator
     body = await request.body()
-    if _is_binary(request):
+    binary = _is_binary(request)
+    if binary:
         check_size("data", len(body))
-        options: dict[str, Any] = {"level": level, "dedup": dedup, "stream": stream}
-        message = pack_parts([body])
+        message = body
     else:
-        req = _parse(SigmaCompressRequest, body)
-        check_size("data", base64_decoded_size(req.data))
-        options = req.model_dump(exclude={"timeout_s", "data"})
-        message = _b64_decoded([req.data])
-        timeout_s = req.timeout_s
-    answer = await _compress_raw(
-        orchestrator, options, message, call_context(orchestrator, request, timeout_s=timeout_s)
-    )
-    reports, frame = unpack_parts(answer, 2)
-    report = pydantic_core.to_json(pydantic_core.from_json(reports)[0])
-    if _is_binary(request):
+        req = _parse(_CompressBody, body)
+        check_size("data", len(req.data))
+        message, level, dedup, stream, timeout_s = req.data, req.level, req.dedup, req.stream, req.timeout_s
+    ctx = call_context(orchestrator, request, timeout_s=timeout_s)
+    report, frame = await _coalescer(state).compress(message, ctx, stream=stream, level=level, dedup=dedup)
+    if binary:
         return Response(frame, media_type=BINARY, headers={REPORT_HEADER: report.decode()})
     return Response(
         SigmaCompressResponse(frame=_b64(frame), report=SigmaCompressionReport.model_validate_json(report))

@@ -126,6 +126,7 @@ class SigmaBridge(_StoreOperations):
             return out
 
         results = await self._run("compress", work, timeout_s)
+        self.metrics.compress_calls += 1
         for result in results:
             self.metrics.compressions += 1
             self.metrics.bytes_in += result.report.bytes_in

@@ -19,7 +19,6 @@ import base64
 import binascii
 from typing import Annotated, Any, TypeVar
 
-import pydantic_core
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
@@ -31,7 +30,7 @@ from agents.compression._wire import ENVELOPE_RESERVE_BYTES, Base64Data, check_s
 from agents.errors import BadInputError, StreamBrokenError
 from agents.protocol import Attached
 from api._request import call_context
-from api.sigma._coalesce import CompressCoalescer
+from api.sigma._coalesce import COALESCER_STATE, CompressCoalescer, CompressedMessage, compress_messages
 from api.sigma.schemas import (
     MAX_BATCH_MESSAGES,
     REPORT_HEADER,
@@ -59,7 +58,6 @@ M = TypeVar("M", bound=BaseModel)
 TEAM = "compression"
 BINARY = "application/octet-stream"
 JSON = "application/json"
-_COALESCER = "sigma_compress_coalescer"
 _REPORTS: TypeAdapter[list[SigmaCompressionReport]] = TypeAdapter(list[SigmaCompressionReport])
 MAX_BODY_BYTES = (MAX_DATA_BYTES + 2) // 3 * 4 + ENVELOPE_RESERVE_BYTES
 """Largest request body of the binary-carrying routes, bytes (base64 of `MAX_DATA_BYTES` plus JSON)."""
@@ -111,12 +109,18 @@ class _CompressBody(SigmaCompressRequest):
     data: Base64Data  # type: ignore[assignment]
 
 
-def _coalescer(state: State) -> CompressCoalescer:
-    """The app's coalescer of single-message compressions (made on first use)."""
-    found: CompressCoalescer | None = state.get(_COALESCER)
-    if found is None:
-        found = state[_COALESCER] = CompressCoalescer(state.orchestrator)
-    return found
+async def _compress_one(
+    state: State, message: bytes, ctx: CallContext, *, stream: str | None, level: int | None, dedup: bool
+) -> CompressedMessage:
+    """One message through the app's coalescer, or alone when the app has none.
+
+    An in-process app whose lifespan did not run has no coalescer.
+    """
+    coalescer: CompressCoalescer | None = state.get(COALESCER_STATE)
+    if coalescer is not None:
+        return await coalescer.compress(message, ctx, stream=stream, level=level, dedup=dedup)
+    (one,) = await compress_messages(state.orchestrator, [message], [stream], ctx, level=level, dedup=dedup)
+    return one
 
 
 def _is_binary(request: Request[Any, Any, Any]) -> bool:
@@ -165,7 +169,7 @@ async def compress(
         check_size("data", len(req.data))
         message, level, dedup, stream, timeout_s = req.data, req.level, req.dedup, req.stream, req.timeout_s
     ctx = call_context(orchestrator, request, timeout_s=timeout_s)
-    report, frame = await _coalescer(state).compress(message, ctx, stream=stream, level=level, dedup=dedup)
+    report, frame = await _compress_one(state, message, ctx, stream=stream, level=level, dedup=dedup)
     if binary:
         return Response(frame, media_type=BINARY, headers={REPORT_HEADER: report.decode()})
     return Response(

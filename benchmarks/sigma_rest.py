@@ -13,7 +13,7 @@ turns in order). Speeds are input MB (1e6 bytes) per second of wall time; one cl
 requests except the concurrent ways; every frame is decoded back through
 ``/v1/sigma/decompress/batch`` and compared byte for byte. Each way also reports the CPU time the
 service spent per request (its process, all threads, and its nats-server), which a loaded machine
-disturbs less than wall time.
+disturbs less than wall time, and that of this process (the client: httpx, on the same cores).
 The issue's REST target (>= 10 MB/s for ~10 KB turns, ``--max-turn-bytes 14000``) refers to the
 binary batch across conversations (sessions of ~10 KB turns are short, so a session's own turns fill
 a batch poorly): one request per turn pays the fixed cost of a request (HTTP, orchestrator, two
@@ -60,6 +60,8 @@ class RestOutcome:
     mean_turn_bytes: float
     cpu_ms: float
     """CPU time of the service (its process and nats-server) per request, milliseconds."""
+    client_cpu_ms: float
+    """CPU time of this process (the HTTP client, on the same machine) per request, milliseconds."""
 
 
 def _check(client: httpx.Client, tenant: str, frames: Sequence[bytes], turns: Sequence[bytes]) -> None:
@@ -216,7 +218,7 @@ def run_rest(
                     ) -> list[bytes]:
                         return post(client, way, s, {"x-neurectomy-tenant": f"{way}-{s.tenant}"})
 
-                    t0, cpu0 = time.perf_counter(), _cpu_s(service)
+                    t0, cpu0, client0 = time.perf_counter(), _cpu_s(service), time.process_time()
                     if way.startswith("across"):
                         made, requests = _post_across(
                             client,
@@ -230,6 +232,7 @@ def run_rest(
                     else:
                         made = [one(s) for s in sessions]
                     elapsed, cpu_s = time.perf_counter() - t0, _cpu_s(service) - cpu0
+                    client_s = time.process_time() - client0
                     for s, frames in zip(sessions, made, strict=True):
                         _check(client, f"{way}-{s.tenant}", frames, s.turns)
                     out = sum(len(f) for frames in made for f in frames)
@@ -246,6 +249,7 @@ def run_rest(
                             requests,
                             mean_turn,
                             cpu_s / requests * 1000,
+                            client_s / requests * 1000,
                         )
                     )
         finally:

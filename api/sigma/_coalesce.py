@@ -46,8 +46,11 @@ from orchestrator import CallContext, Orchestrator
 __all__ = (
     "COALESCER_STATE",
     "MAX_GROUP_MESSAGES",
+    "TEAM",
     "CompressCoalescer",
     "CompressedMessage",
+    "attachment_of",
+    "call_compressor",
     "coalescing",
     "compress_messages",
 )
@@ -57,11 +60,32 @@ MAX_GROUP_MESSAGES = 64
 COALESCER_STATE = "sigma_compress_coalescer"
 """Key of the app's `CompressCoalescer` in its state (absent when the app's lifespan did not run)."""
 TEAM = "compression"
+"""The Compression team (``neurectomy.agent.compression.*``)."""
 AGENT = "compressor"
 
 CompressedMessage = tuple[bytes, bytes]
 """One message's report (a JSON object, `agents.compression.wire.SigmaCompressionReport`) and frame."""
 _LaneKey = tuple[str, frozenset[str], int | None, bool]
+
+
+def attachment_of(out: dict[str, Any], agent: str) -> bytes:
+    """An agent's binary answer (`agents.protocol.Attached`).
+
+    Raises:
+        StreamBrokenError: The answer had none (an agent that does not speak it).
+    """
+    attachment = getattr(out, "attachment", None)
+    if attachment is None:
+        raise StreamBrokenError(f"{agent} answered without its binary attachment")
+    return bytes(attachment)
+
+
+async def call_compressor(
+    orchestrator: Orchestrator, options: dict[str, Any], messages: bytes, ctx: CallContext
+) -> bytes:
+    """Messages (`pack_parts` layout) → the compressor's answer: reports (JSON array), then frames."""
+    out = await orchestrator.call(TEAM, AGENT, Attached(options, messages), ctx)
+    return attachment_of(out, AGENT)
 
 
 async def compress_messages(
@@ -84,11 +108,8 @@ async def compress_messages(
         options["stream"] = streams[0]
     else:
         options["streams"] = list(streams)
-    out = await orchestrator.call(TEAM, AGENT, Attached(options, pack_parts(messages)), ctx)
-    attachment = getattr(out, "attachment", None)
-    if attachment is None:
-        raise StreamBrokenError(f"{AGENT} answered without its binary attachment")
-    reports, *frames = unpack_parts(attachment, len(messages) + 1)
+    answer = await call_compressor(orchestrator, options, pack_parts(messages), ctx)
+    reports, *frames = unpack_parts(answer, len(messages) + 1)
     listed = pydantic_core.from_json(reports)
     if len(frames) != len(messages) or len(listed) != len(frames):
         raise StreamBrokenError(

@@ -27,10 +27,18 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from agents.compression import MAX_DATA_BYTES
 from agents.compression._wire import ENVELOPE_RESERVE_BYTES, Base64Data, check_size
-from agents.errors import BadInputError, StreamBrokenError
+from agents.errors import BadInputError
 from agents.protocol import Attached
 from api._request import call_context
-from api.sigma._coalesce import COALESCER_STATE, CompressCoalescer, CompressedMessage, compress_messages
+from api.sigma._coalesce import (
+    COALESCER_STATE,
+    TEAM,
+    CompressCoalescer,
+    CompressedMessage,
+    attachment_of,
+    call_compressor,
+    compress_messages,
+)
 from api.sigma.schemas import (
     MAX_BATCH_MESSAGES,
     REPORT_HEADER,
@@ -55,7 +63,6 @@ from api.sigma.schemas import (
 from orchestrator import CallContext, Orchestrator
 
 M = TypeVar("M", bound=BaseModel)
-TEAM = "compression"
 BINARY = "application/octet-stream"
 JSON = "application/json"
 _REPORTS: TypeAdapter[list[SigmaCompressionReport]] = TypeAdapter(list[SigmaCompressionReport])
@@ -76,26 +83,6 @@ def _parse(model: type[M], body: bytes) -> M:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or None
         raise BadInputError(first["msg"], field=field) from None
-
-
-def _attachment(out: dict[str, Any], agent: str) -> bytes:
-    """An agent's binary answer (`agents.protocol.Attached`).
-
-    Raises:
-        StreamBrokenError: The answer had none (an agent that does not speak it).
-    """
-    attachment = getattr(out, "attachment", None)
-    if attachment is None:
-        raise StreamBrokenError(f"{agent} answered without its binary attachment")
-    return bytes(attachment)
-
-
-async def _compress_raw(
-    orchestrator: Orchestrator, options: dict[str, Any], messages: bytes, ctx: CallContext
-) -> bytes:
-    """Messages (`pack_parts` layout) → the compressor's answer: reports (JSON array), then frames."""
-    out = await orchestrator.call(TEAM, "compressor", Attached(options, messages), ctx)
-    return _attachment(out, "compressor")
 
 
 def _b64_decoded(values: list[str]) -> bytes:
@@ -269,7 +256,7 @@ async def compress_batch(
         options = req.model_dump(exclude={"timeout_s", "messages"}, exclude_none=True)
         messages = _b64_decoded(req.messages)
         timeout_s = req.timeout_s
-    answer = await _compress_raw(
+    answer = await call_compressor(
         orchestrator, options, messages, call_context(orchestrator, request, timeout_s=timeout_s)
     )
     if request.accept.best_match([JSON, BINARY], default=JSON) == BINARY:
@@ -329,7 +316,7 @@ async def decompress_batch(
         call_context(orchestrator, request, timeout_s=timeout_s),
         idempotent=True,
     )
-    answer = _attachment(out, "decompressor")
+    answer = attachment_of(out, "decompressor")
     if request.accept.best_match([JSON, BINARY], default=JSON) == BINARY:
         return Response(answer, media_type=BINARY)
     datas = unpack_parts(answer, MAX_BATCH_MESSAGES)

@@ -25,14 +25,24 @@ sequence-number runs (a few bytes), so it decodes on its own given the tenant's 
 from __future__ import annotations
 
 import threading
+import zlib
 from collections.abc import Callable, Sequence
 
-from sigmalang import _varint, _zstd
+from sigmalang import _base, _varint, _zstd
 from sigmalang.chunking import chunk_spans, rsu_id
 from sigmalang.config import SigmaConfig
 from sigmalang.dictionary import Dictionary
 from sigmalang.errors import CorruptFrameError, MissingDictionaryError, MissingRSUError, OutputTooLargeError
-from sigmalang.frame import F_RAW, F_TABLES, TAG_BYTES, encode_store_frame, inspect_frame
+from sigmalang.frame import (
+    F_GENERIC,
+    F_RAW,
+    F_TABLES,
+    STORE_VERSIONS,
+    TRAILER_BYTES,
+    encode_frame_v3,
+    inspect_frame,
+)
+from sigmalang._frame_v2 import V2
 from sigmalang.report import CompressionReport, CompressionResult
 from sigmalang.store import RSUStore
 
@@ -92,30 +102,47 @@ class AnchorIndex:
         return hits
 
 
-def _context(
+def _acquire(
     *,
     store: RSUStore,
     tenant: str,
-    candidates: Sequence[int],
+    extra: Sequence[int],
+    base: int | None,
+    previous: Sequence[int],
     cap: int,
-) -> tuple[list[int], bytes]:
-    """Acquire the held `candidates` (earliest first dropped beyond `cap` bytes) and fetch them."""
-    order = list(dict.fromkeys(candidates))
+) -> tuple[list[int], dict[int, bytes], bool]:
+    """Acquire the held context candidates and fetch their content (the manifest's is not needed).
+
+    The earliest candidates are dropped beyond `cap` bytes. The base is used only when its manifest and
+    every RSU of `previous` are held and kept.
+
+    Returns:
+        The acquired sequence numbers (deduplicated, in order: `extra`, the manifest, `previous`), their
+        contents by sequence number (all but the manifest's), and whether the base is used.
+    """
+    order = list(dict.fromkeys([*extra, *([base] if base is not None else []), *previous]))
     held = store.acquire(tenant, order)
     order = [s for s in order if s in held]
+    wanted = [s for s in order if s != base]
     try:
-        contents = store.get_many(tenant, order)
+        contents = dict(zip(wanted, store.get_many(tenant, wanted), strict=True))
     except MissingRSUError:  # evicted between acquire and read by another writer: go without
-        store.release(tenant, held)
-        return [], b""
-    total = sum(map(len, contents))
+        store.release(tenant, order)
+        return [], {}, False
+    total = sum(map(len, contents.values()))
     drop = 0
     while total > cap and drop < len(order):
-        total -= len(contents[drop])
+        total -= len(contents.get(order[drop], b""))
         drop += 1
     if drop:
         store.release(tenant, order[:drop])
-    return order[drop:], b"".join(contents[drop:])
+        order = order[drop:]
+    kept = set(order)
+    use_base = base is not None and base in kept and all(s in kept for s in previous)
+    if base is not None and base in kept and not use_base:
+        store.release(tenant, [base])
+        order.remove(base)
+    return order, contents, use_base
 
 
 def encode(
@@ -131,10 +158,13 @@ def encode(
     level: int | None,
     count_tokens: Callable[[str], int] | None,
     generic: bool = False,
-) -> tuple[CompressionResult, tuple[int, ...]]:
-    """Compress one message of `tenant` into a version-2 frame (see the module docstring).
+    base: int | None = None,
+    keep_manifest: bool = False,
+) -> tuple[CompressionResult, tuple[int, ...], int | None]:
+    """Compress one message of `tenant` into a version-3 frame (see the module docstring).
 
-    The frame holds one reference on each context RSU until `SigmaCodec.release` is called with it.
+    The frame holds one reference on each context RSU (and on its base's manifest) until
+    `SigmaCodec.release` is called with it.
 
     Args:
         data: The message.
@@ -148,10 +178,12 @@ def encode(
         level: zstd level, or None for the config's choice.
         count_tokens: Token counter for the report, or None.
         generic: `dictionary` is the generic one (`sigmalang.generic`), not one trained on the traffic.
+        base: Sequence number of `previous`'s manifest RSU (`sigmalang._base`), or None.
+        keep_manifest: Store this message's manifest (for the stream's next message).
 
     Returns:
-        The result and the sequence numbers of this message's RSUs, in order (the next message's
-        `previous`).
+        The result, the sequence numbers of this message's RSUs in order (the next message's
+        `previous`) and its manifest's sequence number (the next message's `base`), or None.
     """
     data = bytes(data)
     n = len(data)
@@ -161,9 +193,13 @@ def encode(
     view = memoryview(data)
     spans = chunk_spans(view, config) if n >= config.rsu_min_input_bytes else []
     chunks = [view[o : o + ln] for o, ln in spans]
+    own_manifest: int | None = None
     with store.transaction():  # one commit for storing the chunks and acquiring the context
         put = store.put_many(tenant, [(rsu_id(c), c) for c in chunks]) if chunks else []
         own = [seq for seq, _ in put]
+        if keep_manifest and own:
+            listed = _base.manifest(own)
+            own_manifest = store.put_many(tenant, [(rsu_id(listed), listed)])[0][0]
         new = [(seq, c) for (seq, fresh), c in zip(put, chunks, strict=True) if fresh]
         known = [seq for seq, fresh in put if not fresh]
         literal_n = sum(len(c) for _, c in new) if chunks else n
@@ -174,10 +210,19 @@ def encode(
             for seq, count in index.lookup(hashes).items():
                 hits[seq] = hits.get(seq, 0) + count
         own_new = {seq for seq, _ in new}
-        extra = sorted({s for s in [*known, *hits] if s not in prev_set and s not in own_new})
-        context, ctx = _context(
-            store=store, tenant=tenant, candidates=[*extra, *previous], cap=config.context_max_bytes
+        skip = prev_set | own_new | {base, own_manifest}
+        extra = sorted({s for s in [*known, *hits] if s not in skip})
+        acquired, contents, use_base = _acquire(
+            store=store,
+            tenant=tenant,
+            extra=extra,
+            base=base if previous else None,
+            previous=previous,
+            cap=config.context_max_bytes,
         )
+    runs = [s for s in acquired if s not in prev_set and s != base] if use_base else list(acquired)
+    base_content = b"".join(contents[s] for s in previous) if use_base else b""
+    ctx = b"".join(contents[s] for s in runs) + base_content
     trained = dictionary.data if dictionary is not None and n else None
     # With a context, a dictionary lends only its entropy tables unless the message brings many new
     # bytes: hashing its 32 KiB of content for every message cost a third of the compression time,
@@ -186,41 +231,53 @@ def encode(
     # used whole on small messages (it often halves them).
     content_from = config.generic_content_min_new_bytes if generic else config.trained_content_min_new_bytes
     tables = (
-        bool(context)
+        bool(acquired)
         and trained is not None
         and literal_n < content_from
         and (generic or n >= config.small_input_bytes)
     )
-    zdict = _zstd.context_dict(ctx, trained, tables=tables) if context else None
-    if zdict is None and context:
-        store.release(tenant, context)
-        context = []
-        tables = False
-    if context and not explicit_level and n >= config.small_input_bytes:
+    zdict = _zstd.context_dict(ctx, trained, tables=tables) if acquired else None
+    if zdict is None and acquired:
+        store.release(tenant, acquired)
+        acquired, runs, use_base, tables = [], [], False, False
+    prefix = suffix = 0
+    if use_base:
+        prefix = _base.common_prefix(data, base_content)
+        suffix = _base.common_suffix(data, base_content, min(n, len(base_content)) - prefix)
+    middle = data[prefix : n - suffix] if prefix or suffix else data
+    if acquired and not explicit_level and n >= config.small_input_bytes:
         level = config.context_level
     used_dict = dictionary.dict_id if dictionary is not None and trained is not None else None
     if zdict is not None:
-        payload = _zstd.compress_checked(data, level, zdict)
+        payload = _zstd.compress(middle, level, zdict, None)
     elif dictionary is not None and trained is not None:  # no context: the dictionary alone
         zd = _zstd.trained_dict(dictionary.data, dictionary.dict_id)
-        payload = _zstd.compress(data, level, zd, dictionary.dict_id)
+        payload = _zstd.compress(middle, level, zd, dictionary.dict_id)
     else:
-        payload = _zstd.compress(data, level, None, None)
-    plain = payload if used_dict is None and not context else None  # the message compressed alone
-    raw = len(payload) >= n
+        payload = _zstd.compress(middle, level, None, None)
+    plain = payload if used_dict is None and not acquired else None  # the message compressed alone
+    raw = len(payload) >= len(middle)
     if raw:
-        payload, used_dict, tables = data, None, False
-        if context:
-            store.release(tenant, context)
-            context = []
-    frame = encode_store_frame(
+        payload, used_dict, tables = middle, None, False
+        unneeded = runs if use_base and (prefix or suffix) else acquired
+        if unneeded:
+            store.release(tenant, unneeded)
+            acquired = [s for s in acquired if s not in set(unneeded)]
+            runs = []
+            use_base = bool(acquired)
+    frame = encode_frame_v3(
         key=key,
         content_size=n,
+        content_crc=zlib.crc32(data),
         payload=payload,
         raw=raw,
-        dict_id=used_dict,
-        context=tuple(context),
+        dict_id=used_dict if not generic else None,
+        generic=generic and used_dict is not None,
         tables=tables,
+        context=runs,
+        base=base if use_base else None,
+        base_prefix=prefix if use_base else 0,
+        base_suffix=suffix if use_base else 0,
     )
     for (seq, _), hashes in zip(new, new_anchors, strict=True):
         index.add(seq, hashes)
@@ -232,12 +289,11 @@ def encode(
     if plain is not None and len(literal) == n:
         alone = min(len(plain), n)
     else:
-        alone_level = ATTRIBUTION_LEVEL if context or used_dict is not None else level
+        alone_level = ATTRIBUTION_LEVEL if acquired or used_dict is not None else level
         alone = min(len(_zstd.compress(literal, alone_level, None, None)), len(literal)) if literal else 0
-    runs_start = _runs_start(n, used_dict)
-    framing = runs_start + TAG_BYTES
+    framing = _fixed_bytes(n, used_dict if not generic else None) + TRAILER_BYTES
     entropy = len(literal) - alone
-    dictionary_saved = alone - len(payload) if used_dict is not None and not context else 0
+    dictionary_saved = alone - len(payload) if used_dict is not None and not acquired else 0
     # (with a context, the trained dictionary's share is counted in dedup_saved: measuring it apart
     # would mean compressing the message twice)
     dedup = n - len(frame) - entropy - dictionary_saved + framing
@@ -245,14 +301,14 @@ def encode(
     if count_tokens is not None:
         tokens_in = count_tokens(data.decode("utf-8", errors="replace"))
         tokens_out = (count_tokens(literal.decode("utf-8", errors="replace")) if literal else 0) + len(
-            context
+            acquired
         )
     report = CompressionReport(
         bytes_in=n,
         bytes_out=len(frame),
         referenced_bytes=n - literal_n,
         literal_bytes=literal_n,
-        glyphs=len(context),
+        glyphs=len(acquired),
         new_rsus=len(new),
         dedup_saved=dedup,
         dictionary_saved=dictionary_saved,
@@ -263,11 +319,11 @@ def encode(
         tokens_in=tokens_in,
         tokens_out=tokens_out,
     )
-    return CompressionResult(frame=frame, report=report), tuple(own)
+    return CompressionResult(frame=frame, report=report), tuple(own), own_manifest
 
 
-def _runs_start(content_size: int, dict_id: int | None) -> int:
-    """Offset where a version-2 frame's context runs start: after magic, version, flags, size, dict id."""
+def _fixed_bytes(content_size: int, dict_id: int | None) -> int:
+    """Bytes of a frame's fixed header: magic, version, flags, size, dictionary id (if written)."""
     out = bytearray()
     _varint.encode(content_size, out)
     return 4 + len(out) + (4 if dict_id is not None else 0)
@@ -280,9 +336,19 @@ def decode(
     key: bytes,
     store: RSUStore,
     dictionaries: Callable[[int], Dictionary] | None,
+    generic: Callable[[], Dictionary],
     max_output_bytes: int,
 ) -> bytes:
-    """Decode a version-2 frame of `tenant` to the exact bytes that were compressed.
+    """Decode a version-2 or -3 frame of `tenant` to the exact bytes that were compressed.
+
+    Args:
+        frame: The frame.
+        tenant: Whose frame it must be (its key, its store).
+        key: The tenant's MAC key.
+        store: The RSU store.
+        dictionaries: Finds a trained dictionary by id, or None.
+        generic: Returns the generic dictionary (frames with flag GENERIC).
+        max_output_bytes: Refuse frames declaring more content, bytes.
 
     Raises:
         FrameAuthenticationError: The MAC fails under `key` (altered, or another tenant's frame).
@@ -292,26 +358,55 @@ def decode(
         MissingDictionaryError: Its dictionary is not available.
     """
     info = inspect_frame(frame, key=key)
-    if info.version != 2:
-        raise CorruptFrameError("not a store-backed (version 2) frame")
+    if info.version not in STORE_VERSIONS:
+        raise CorruptFrameError("not a store-backed (version 2 or 3) frame")
     if info.content_size > max_output_bytes:
         raise OutputTooLargeError(info.content_size, max_output_bytes)
     view = memoryview(frame)
     payload = bytes(view[info.payload_offset : info.payload_offset + info.payload_size])
+    runs = list(info.context[:-1] if info.base is not None else info.context)
+    base = b""
+    if info.base is not None:
+        listed = _base.parse_manifest(store.get_many(tenant, [info.base])[0])
+        unique = list(dict.fromkeys(listed))
+        found = dict(zip(unique, store.get_many(tenant, unique), strict=True))
+        base = b"".join(found[s] for s in listed)
+        if info.base_prefix + info.base_suffix > len(base):
+            raise CorruptFrameError("base prefix and suffix longer than the base message")
+    middle_size = info.content_size - info.base_prefix - info.base_suffix
     if info.flags & F_RAW:
-        return payload
-    trained: bytes | None = None
-    tables = bool(info.flags & F_TABLES)
-    if info.dict_id is not None:
-        if dictionaries is None:
-            raise MissingDictionaryError(info.dict_id)
-        dictionary = dictionaries(info.dict_id)
-        if not info.context:
-            zdict = _zstd.trained_dict(dictionary.data, dictionary.dict_id)
-            return _zstd.decompress(payload, info.content_size, zdict, dictionary.dict_id)
-        trained = dictionary.data
-    if info.context:
-        ctx = b"".join(store.get_many(tenant, info.context))
-        ctx_dict = _zstd.context_dict(ctx, trained, tables=tables)
-        return _zstd.decompress(payload, info.content_size, ctx_dict, None)
-    return _zstd.decompress(payload, info.content_size, None, None)
+        middle = payload
+    else:
+        trained: bytes | None = None
+        zdict = None
+        if info.flags & F_GENERIC:
+            found_dict: Dictionary | None = generic()
+        elif info.dict_id is not None:
+            if dictionaries is None:
+                raise MissingDictionaryError(info.dict_id)
+            found_dict = dictionaries(info.dict_id)
+        else:
+            found_dict = None
+        if runs or info.base is not None:
+            ctx = (b"".join(store.get_many(tenant, runs)) if runs else b"") + base
+            trained = found_dict.data if found_dict is not None else None
+            zdict = _zstd.context_dict(ctx, trained, tables=bool(info.flags & F_TABLES))
+            if zdict is None:
+                raise CorruptFrameError("context too short for a zstd dictionary")
+            middle = _zstd.decompress(payload, middle_size, zdict, None)
+        elif found_dict is not None:
+            zd = _zstd.trained_dict(found_dict.data, found_dict.dict_id)
+            middle = _zstd.decompress(payload, middle_size, zd, found_dict.dict_id)
+        else:
+            middle = _zstd.decompress(payload, middle_size, None, None)
+    if info.version == V2:
+        return middle  # zstd checked its content checksum (frames with a context)
+    out = middle
+    if info.base is not None:
+        out = base[: info.base_prefix] + middle + base[len(base) - info.base_suffix :]
+    if zlib.crc32(out) != info.content_crc:
+        raise CorruptFrameError(
+            "decoded content fails its CRC-32: the context RSUs differ from those the frame was made "
+            "with (a store reset or restored from elsewhere)"
+        )
+    return out

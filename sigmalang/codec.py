@@ -27,8 +27,8 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from functools import partial
 
 from sigmalang import _context, _engine
+from sigmalang._anchors import AnchorIndex, anchors
 from sigmalang._base import parse_manifest
-from sigmalang._context import AnchorIndex, anchors
 from sigmalang.chunking import chunk_spans, rsu_id
 from sigmalang.config import SigmaConfig
 from sigmalang.dictionary import Dictionary, DictionaryRegistry, train_dictionary

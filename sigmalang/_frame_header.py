@@ -72,7 +72,7 @@ class FrameInfo:
         base: (Version 3) sequence number of the base message's manifest RSU, or None.
         base_prefix: (Version 3) leading bytes copied from the base message, bytes.
         base_suffix: (Version 3) trailing bytes copied from the base message, bytes.
-        content_crc: (Version 3) CRC-32 of the decoded message, or None.
+        content_hash: (Version 3) the decoded message's content hash (`content_hash`), or None.
     """
 
     version: int
@@ -89,7 +89,7 @@ class FrameInfo:
     base: int | None = None
     base_prefix: int = 0
     base_suffix: int = 0
-    content_crc: int | None = None
+    content_hash: int | None = None
 
     @property
     def glyph_count(self) -> int:

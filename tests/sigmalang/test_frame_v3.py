@@ -1,4 +1,4 @@
-"""Frame version 3 (base message by manifest, prefix and suffix, MAC and content CRC); version 2 decodes."""
+"""Frame version 3 (base message by manifest, prefix and suffix, MAC and content hash); version 2 decodes."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def test_a_later_turn_names_its_base_and_codes_only_what_is_new() -> None:
     first_info = codec.inspect(first.frame, tenant="t")
     assert info.base is not None and info.base not in first_info.context
     assert set(info.context) >= {info.base}  # the manifest is held too; then the base's RSUs
-    assert len(second.frame) < 60  # header, base, prefix, the new 29 bytes (coded or stored), CRC and MAC
+    assert len(second.frame) < 60  # header, base, prefix, the new 29 bytes (coded or stored), hash and MAC
     assert codec.decompress(second.frame, tenant="t").endswith(
         b"user: hello\nassistant: hi\nuser: refunds?\n"
     )
@@ -173,14 +173,14 @@ class _Restored(MemoryRSUStore):
         ]
 
 
-def test_a_context_changed_under_the_same_numbers_fails_the_content_crc() -> None:
+def test_a_context_changed_under_the_same_numbers_fails_the_content_hash() -> None:
     store = _Restored()
     codec = SigmaCodec(store=store)
     turns, frames = _stream(codec)
     info = codec.inspect(frames[-1], tenant="t")
     assert info.base is not None and info.base_prefix > 0
     store.altered = info.context[info.context.index(info.base) + 1]  # the base's first RSU
-    with pytest.raises(CorruptFrameError, match="CRC-32"):
+    with pytest.raises(CorruptFrameError, match="content hash"):
         codec.decompress(frames[-1], tenant="t")
 
 
@@ -214,7 +214,7 @@ def test_contradictory_v3_fields_are_refused(kwargs: dict[str, object], match: s
     args: dict[str, object] = {
         "key": bytes(32),
         "content_size": 5,
-        "content_crc": 0,
+        "content_hash": 0,
         "payload": b"12345",
         "raw": False,
         "dict_id": None,

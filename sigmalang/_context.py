@@ -42,6 +42,7 @@ from sigmalang.config import SigmaConfig
 from sigmalang.dictionary import Dictionary
 from sigmalang.errors import CorruptFrameError, MissingDictionaryError, MissingRSUError, OutputTooLargeError
 from sigmalang.frame import (
+    F_BARE,
     F_GENERIC,
     F_RAW,
     F_TABLES,
@@ -213,10 +214,12 @@ def encode(
         payload = _zstd.compress(middle, level, zd, dictionary.dict_id)
     else:
         payload = _zstd.compress(middle, level, None, None)
+    bare = _zstd.bare_block(payload)  # its frame and block headers are implied (flag BARE)
+    payload = bare if bare is not None else payload
     plain = payload if used_dict is None and not acquired else None  # the message compressed alone
     raw = len(payload) >= len(middle)
     if raw:
-        payload, used_dict, tables = middle, None, False
+        payload, used_dict, tables, bare = middle, None, False, None
         unneeded = runs if use_base and (prefix or suffix) else acquired
         if unneeded:
             store.release(tenant, unneeded)
@@ -236,6 +239,7 @@ def encode(
         base=base if use_base else None,
         base_prefix=prefix if use_base else 0,
         base_suffix=suffix if use_base else 0,
+        bare=bare is not None,
     )
     for (seq, _), hashes in zip(new, new_anchors, strict=True):
         index.add(seq, hashes)
@@ -323,6 +327,8 @@ def decode(
     view = memoryview(frame)
     payload = bytes(view[info.payload_offset : info.payload_offset + info.payload_size])
     flags = int(info.flags)  # (IntFlag arithmetic is slow on this path)
+    if flags & F_BARE:
+        payload = _zstd.dress_block(payload)
     runs = list(info.context[:-1] if info.base is not None else info.context)
     base = b""
     if info.base is not None:

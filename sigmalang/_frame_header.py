@@ -44,10 +44,12 @@ class FrameFlags(enum.IntFlag):
     """(Version 3) the generic dictionary shipped with ΣLANG is used (no dictionary id follows)."""
     BASE = 64
     """(Version 3) the message is coded against a base message (its manifest RSU, prefix, suffix)."""
+    BARE = 128
+    """(Version 3) the zstd payload is one compressed block whose frame and block headers are implied."""
 
 
 # Plain-int copies: IntFlag arithmetic is slow on the per-message path.
-F_DICT, F_REFS, F_REF_PREFIX, F_RAW, F_PACKED, F_GENERIC, F_BASE = 1, 2, 4, 8, 16, 32, 64
+F_DICT, F_REFS, F_REF_PREFIX, F_RAW, F_PACKED, F_GENERIC, F_BASE, F_BARE = 1, 2, 4, 8, 16, 32, 64, 128
 F_TABLES = F_REF_PREFIX  # version 2's meaning of bit 2
 
 

@@ -15,19 +15,26 @@ output::
                                      bit 4 PACKED   set with CONTEXT (runs are always packed)
                                      bit 5 GENERIC  the generic dictionary shipped with ΣLANG (no id)
                                      bit 6 BASE     coded against a base message (fields below)
-                                     bit 7          reserved, must be 0
+                                     bit 7 BARE     the payload is zstd's single compressed block,
+                                                    its frame and block headers implied (below)
     4       varint    content_size   length of the decoded message, bytes
             4         dict_id        if DICT: the trained dictionary's id (u32, never 0)
             varint    base           if BASE: sequence number of the base message's *manifest* RSU, the
                                      list of the base message's RSUs (`sigmalang._base`)
-            varint    base_prefix    if BASE: the message starts with this many bytes of the base
-            varint    base_suffix    if BASE: and ends with this many bytes of the base's end
+            varint    middle_size    if BASE: bytes between the base prefix and suffix (the message
+                                     starts with content_size - middle_size - base_suffix bytes of
+                                     the base: coding the middle, usually short, saves a byte)
+            varint    base_suffix    if BASE: the message ends with this many bytes of the base's end
             ...       runs           if CONTEXT: packed runs of further RSUs (as version 2, PACKED)
     ...     ...       payload        the message without its base prefix and suffix: a magic-less zstd
                                      frame without checksum, size or dictionary-id fields, whose
                                      dictionary is the context runs' RSUs then the base message,
                                      concatenated, after the dictionary's content (DICT, GENERIC) or
-                                     its header and tables alone (TABLES); stored as is if RAW
+                                     its header and tables alone (TABLES); stored as is if RAW.
+                                     With BARE, the zstd frame's first byte (frame header descriptor:
+                                     0x00, no size, checksum or dictionary id, not single-segment) and
+                                     its block header (last block, compressed, size) are left out:
+                                     the payload is the window descriptor byte and the block's content
     end-12  4         content_hash   XXH3-64 of the whole decoded message, its low 32 bits, LE
     end-8   8         tag            keyed BLAKE2b with an 8-byte digest (RFC 7693) of every byte
                                      before it, under the tenant's key (`tenant_key`)
@@ -54,6 +61,7 @@ import xxhash
 
 from sigmalang import _varint
 from sigmalang._frame_header import (
+    F_BARE,
     F_BASE,
     F_DICT,
     F_GENERIC,
@@ -77,7 +85,7 @@ HASH_BYTES = 4
 """Length of a version-3 frame's content hash, bytes."""
 TRAILER_BYTES = HASH_BYTES + MAC_BYTES
 """Bytes after the payload: content hash and tag."""
-_KNOWN = F_DICT | F_REFS | F_TABLES | F_RAW | F_PACKED | F_GENERIC | F_BASE
+_KNOWN = F_DICT | F_REFS | F_TABLES | F_RAW | F_PACKED | F_GENERIC | F_BASE | F_BARE
 
 
 def content_hash(data: bytes | bytearray | memoryview) -> int:
@@ -103,6 +111,7 @@ def encode_frame_v3(
     base: int | None = None,
     base_prefix: int = 0,
     base_suffix: int = 0,
+    bare: bool = False,
 ) -> bytes:
     """Assemble a version-3 frame (layout in the module docstring) and tag it with `key`.
 
@@ -119,6 +128,7 @@ def encode_frame_v3(
         base: Sequence number of the base message's manifest RSU, or None.
         base_prefix: Leading bytes taken from the base, bytes.
         base_suffix: Trailing bytes taken from the base's end, bytes.
+        bare: `payload` is zstd's single block without frame and block headers (`_zstd.bare_block`).
 
     Raises:
         ValueError: An argument is out of range or the flags contradict each other.
@@ -127,20 +137,20 @@ def encode_frame_v3(
         raise ValueError("GENERIC excludes a dictionary id")
     if tables and (not (generic or dict_id is not None) or not (context or base is not None) or raw):
         raise ValueError("TABLES needs a dictionary, a context and a compressed payload")
-    if raw and (generic or dict_id is not None):
+    if raw and (generic or dict_id is not None or bare):
         raise ValueError("a stored payload uses no dictionary")
     if base is None and (base_prefix or base_suffix):
         raise ValueError("a base prefix or suffix needs a base")
     if base_prefix + base_suffix > content_size or base_prefix < 0 or base_suffix < 0:
         raise ValueError("base prefix and suffix exceed the content")
     flags = (F_RAW if raw else 0) | (F_TABLES if tables else 0) | (F_PACKED if context else 0)
-    flags |= (F_GENERIC if generic else 0) | (F_BASE if base is not None else 0)
+    flags |= (F_GENERIC if generic else 0) | (F_BASE if base is not None else 0) | (F_BARE if bare else 0)
     out = _header(V3, flags, content_size, dict_id, refs=bool(context))
     if base is not None:
         if base <= 0:
             raise ValueError(f"sequence numbers start at 1, got {base}")
         _varint.encode(base, out)
-        _varint.encode(base_prefix, out)
+        _varint.encode(content_size - base_prefix - base_suffix, out)
         _varint.encode(base_suffix, out)
     if context:
         encode_runs(context, out)
@@ -165,7 +175,7 @@ def _inspect_v3(view: memoryview, key: bytes | None) -> FrameInfo:
         raise CorruptFrameError("CONTEXT without PACKED, or PACKED without CONTEXT")
     if flags & F_DICT and flags & F_GENERIC:
         raise CorruptFrameError("DICT and GENERIC flags together")
-    if flags & F_RAW and flags & (F_DICT | F_GENERIC | F_TABLES):
+    if flags & F_RAW and flags & (F_DICT | F_GENERIC | F_TABLES | F_BARE):
         raise CorruptFrameError("stored payload with a dictionary")
     if flags & F_TABLES and not (flags & (F_DICT | F_GENERIC) and flags & (F_REFS | F_BASE)):
         raise CorruptFrameError("TABLES flag without a dictionary and a context")
@@ -183,10 +193,11 @@ def _inspect_v3(view: memoryview, key: bytes | None) -> FrameInfo:
     prefix = suffix = 0
     if flags & F_BASE:
         base, pos = _varint.decode(view, pos, end)
-        prefix, pos = _varint.decode(view, pos, end)
+        middle, pos = _varint.decode(view, pos, end)
         suffix, pos = _varint.decode(view, pos, end)
-        if base <= 0 or prefix + suffix > content_size:
-            raise CorruptFrameError(f"base {base} with prefix {prefix} and suffix {suffix} out of range")
+        if base <= 0 or middle + suffix > content_size:
+            raise CorruptFrameError(f"base {base} with middle {middle} and suffix {suffix} out of range")
+        prefix = content_size - middle - suffix
     context: list[int] = []
     if flags & F_REFS:
         context, pos = decode_runs(view, pos, end, packed=True)

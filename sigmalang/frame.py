@@ -42,6 +42,7 @@ from __future__ import annotations
 import hashlib
 
 from sigmalang import _varint
+from sigmalang._frame_header import F_BARE as F_BARE
 from sigmalang._frame_header import F_BASE as F_BASE
 from sigmalang._frame_header import F_DICT as F_DICT  # the flag bits and versions: re-exported
 from sigmalang._frame_header import F_GENERIC as F_GENERIC

@@ -236,3 +236,17 @@ def test_a_v3_frame_is_smaller_than_its_v2_predecessor() -> None:
     assert TRAILER_BYTES == 12 and MAC_BYTES == 8
     assert not inspect_frame(v3[1]).flags & F_RAW
     assert [fresh.decompress(f, tenant="acme") for f in v3] == messages
+
+
+def test_base_frames_on_every_store_release_every_reference(store: sigmalang.RSUStore) -> None:
+    """Manifests are RSUs like the others: held by the frames naming them, freed with them."""
+    codec = SigmaCodec(store=store)
+    turns, frames = _stream(codec)
+    assert sum(bool(inspect_frame(f).flags & F_BASE) for f in frames) == len(frames) - 1
+    assert [codec.decompress(f, tenant="t") for f in frames] == turns
+    assert store.stats("t").referenced > 0
+    for frame in frames:
+        codec.release(frame, tenant="t")
+    assert store.stats("t").referenced == 0  # every reference the frames held, manifests' included
+    codec.store.collect_garbage("t")
+    assert store.stats("t").rsus == 0

@@ -3,9 +3,10 @@
 A turn of an agent session is mostly its previous turn with something inserted (new messages before
 the tools, a new document) or replaced (a sliding history window, a per-turn header). A version-2
 frame named the previous turn's RSUs one by one, as runs of sequence numbers: on sessions of 60-80
-turns those runs were a tenth of the output, growing with every turn. Version 3 instead stores, with
-each message of a stream, a **manifest**: one more RSU of the tenant whose bytes list the message's
-RSUs (sequence numbers, in order). The next frame names that manifest (one varint) and takes from
+turns those runs were a tenth of the output, growing with every turn. Version 3 instead stores, when
+the next message of a stream arrives (in the same store call as that message's chunks), a
+**manifest** of the previous one: one more RSU of the tenant whose bytes list the previous message's
+RSUs (sequence numbers, in order). The frame names that manifest (one varint) and takes from
 the base message its longest common **prefix** and **suffix**, so zstd codes only the middle, with
 the base (and the other context RSUs) as its dictionary.
 
@@ -74,7 +75,7 @@ def parse_manifest(data: bytes) -> list[int]:
     return out
 
 
-def common_prefix(a: bytes, b: bytes) -> int:
+def common_prefix(a: bytes, b: bytes | memoryview) -> int:
     """Length of the longest common prefix of `a` and `b`, bytes (C-speed comparisons, O(n) bytes)."""
     hi = min(len(a), len(b))
     view = memoryview(b)
@@ -90,7 +91,7 @@ def common_prefix(a: bytes, b: bytes) -> int:
     return lo
 
 
-def common_suffix(a: bytes, b: bytes, limit: int) -> int:
+def common_suffix(a: bytes, b: bytes | memoryview, limit: int) -> int:
     """Length of the longest common suffix of `a` and `b`, at most `limit`, bytes."""
     la, lb = len(a), len(b)
     hi = min(la, lb, limit)

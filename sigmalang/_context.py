@@ -117,9 +117,7 @@ def encode(
     level: int | None,
     count_tokens: Callable[[str], int] | None,
     generic: bool = False,
-    base: int | None = None,
-    keep_manifest: bool = False,
-) -> tuple[CompressionResult, tuple[int, ...], int | None]:
+) -> tuple[CompressionResult, tuple[int, ...]]:
     """Compress one message of `tenant` into a version-3 frame (see the module docstring).
 
     The frame holds one reference on each context RSU (and on its base's manifest) until
@@ -137,12 +135,10 @@ def encode(
         level: zstd level, or None for the config's choice.
         count_tokens: Token counter for the report, or None.
         generic: `dictionary` is the generic one (`sigmalang.generic`), not one trained on the traffic.
-        base: Sequence number of `previous`'s manifest RSU (`sigmalang._base`), or None.
-        keep_manifest: Store this message's manifest (for the stream's next message).
 
     Returns:
         The result, the sequence numbers of this message's RSUs in order (the next message's
-        `previous`) and its manifest's sequence number (the next message's `base`), or None.
+        `previous`).
     """
     data = bytes(data)
     n = len(data)
@@ -152,13 +148,16 @@ def encode(
     view = memoryview(data)
     spans = chunk_spans(view, config) if n >= config.rsu_min_input_bytes else []
     chunks = [view[o : o + ln] for o, ln in spans]
-    own_manifest: int | None = None
     with store.transaction():  # one commit for storing the chunks and acquiring the context
-        put = store.put_many(tenant, [(rsu_id(c), c) for c in chunks]) if chunks else []
+        items: list[tuple[bytes, bytes | memoryview]] = [(rsu_id(c), c) for c in chunks]
+        base: int | None = None
+        if previous:  # the previous message's manifest, stored with this message's chunks (one call)
+            listed = _base.manifest(previous)
+            items.insert(0, (rsu_id(listed), listed))
+        put = store.put_many(tenant, items) if items else []
+        if previous:
+            base = put.pop(0)[0]
         own = [seq for seq, _ in put]
-        if keep_manifest and own:
-            listed = _base.manifest(own)
-            own_manifest = store.put_many(tenant, [(rsu_id(listed), listed)])[0][0]
         new = [(seq, c) for (seq, fresh), c in zip(put, chunks, strict=True) if fresh]
         known = [seq for seq, fresh in put if not fresh]
         literal_n = sum(len(c) for _, c in new) if chunks else n
@@ -169,7 +168,7 @@ def encode(
             for seq, count in index.lookup(hashes).items():
                 hits[seq] = hits.get(seq, 0) + count
         own_new = {seq for seq, _ in new}
-        skip = prev_set | own_new | {base, own_manifest}
+        skip = prev_set | own_new | {base}
         extra = sorted({s for s in [*known, *hits] if s not in skip})
         acquired, contents, use_base = _acquire(
             store=store,
@@ -180,8 +179,9 @@ def encode(
             cap=config.context_max_bytes,
         )
     runs = [s for s in acquired if s not in prev_set and s != base] if use_base else list(acquired)
-    base_content = b"".join(contents[s] for s in previous) if use_base else b""
-    ctx = b"".join(contents[s] for s in runs) + base_content
+    run_parts = [contents[s] for s in runs]
+    ctx = b"".join(run_parts + [contents[s] for s in previous] if use_base else run_parts)  # one copy
+    base_content = memoryview(ctx)[sum(map(len, run_parts)) :]
     trained = dictionary.data if dictionary is not None and n else None
     # With a context, a dictionary lends only its entropy tables unless the message brings many new
     # bytes: hashing its 32 KiB of content for every message cost a third of the compression time,
@@ -281,7 +281,7 @@ def encode(
         tokens_in=tokens_in,
         tokens_out=tokens_out,
     )
-    return CompressionResult(frame=frame, report=report), tuple(own), own_manifest
+    return CompressionResult(frame=frame, report=report), tuple(own)
 
 
 def _fixed_bytes(content_size: int, dict_id: int | None) -> int:
@@ -330,18 +330,21 @@ def decode(
     if flags & F_BARE:
         payload = _zstd.dress_block(payload)
     runs = list(info.context[:-1] if info.base is not None else info.context)
-    base = b""
+    # The context, joined once: the runs' RSUs, then the base message (the decoded middle goes between
+    # the base's prefix and suffix, read through a view of it).
+    ctx = b""
+    base = memoryview(ctx)
     if info.base is not None:
         listed = _base.parse_manifest(store.get_many(tenant, [info.base])[0])
         unique = list(dict.fromkeys(listed))
         found = store.get_many(tenant, [*runs, *unique])  # one call: a store call has a fixed cost
         by_seq = dict(zip(unique, found[len(runs) :], strict=True))
-        base = b"".join([by_seq[s] for s in listed])
-        ctx_runs = b"".join(found[: len(runs)])
+        ctx = b"".join(found[: len(runs)] + [by_seq[s] for s in listed])
+        base = memoryview(ctx)[sum(map(len, found[: len(runs)])) :]
         if info.base_prefix + info.base_suffix > len(base):
             raise CorruptFrameError("base prefix and suffix longer than the base message")
-    else:
-        ctx_runs = b"".join(store.get_many(tenant, runs)) if runs and not flags & F_RAW else b""
+    elif runs and not flags & F_RAW:
+        ctx = b"".join(store.get_many(tenant, runs))
     middle_size = info.content_size - info.base_prefix - info.base_suffix
     if flags & F_RAW:
         middle = payload
@@ -355,7 +358,7 @@ def decode(
             found_dict = dictionaries(info.dict_id)
         if runs or info.base is not None:
             trained = found_dict.data if found_dict is not None else None
-            zdict = _zstd.context_dict(ctx_runs + base, trained, tables=bool(flags & F_TABLES))
+            zdict = _zstd.context_dict(ctx, trained, tables=bool(flags & F_TABLES))
             if zdict is None:
                 raise CorruptFrameError("context too short for a zstd dictionary")
             middle = _zstd.decompress(payload, middle_size, zdict, None)
@@ -368,7 +371,7 @@ def decode(
         return middle  # zstd checked its content checksum (frames with a context)
     out = middle
     if info.base is not None:
-        out = base[: info.base_prefix] + middle + base[len(base) - info.base_suffix :]
+        out = b"".join((base[: info.base_prefix], middle, base[len(base) - info.base_suffix :]))
     if content_hash(out) != info.content_hash:
         raise CorruptFrameError(
             "decoded content fails its content hash: the context RSUs differ from those the frame was made "

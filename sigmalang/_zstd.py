@@ -68,7 +68,8 @@ def dress_block(bare: bytes) -> bytes:
     size = len(bare) - 1
     if not 0 <= size <= 1 << 17:
         raise CorruptFrameError(f"a bare zstd block of {size} bytes")
-    return b"\x00" + bare[:1] + (size << 3 | _BARE_BLOCK).to_bytes(3, "little") + bare[1:]
+    view = memoryview(bare)
+    return b"".join((b"\x00", view[:1], (size << 3 | _BARE_BLOCK).to_bytes(3, "little"), view[1:]))
 
 
 def trained_dict(data: bytes, dict_id: int) -> zstandard.ZstdCompressionDict:

@@ -44,8 +44,6 @@ __all__ = ("SigmaCodec", "compress", "decompress")
 _DEFAULT_CONFIG = SigmaConfig()
 _MAX_STREAMS = 4096  # streams remembered for context, least recently used dropped first
 _MAX_TENANT_INDEXES = 1024  # tenants whose anchor index is kept in memory
-_Latest = tuple[tuple[int, ...], int | None]  # a message's RSUs, in order, and its manifest RSU
-_NONE: _Latest = ((), None)
 
 
 def compress(
@@ -166,10 +164,9 @@ class SigmaCodec:
             raise ValueError(f"the secret must be 16-64 bytes, got {len(secret)}")
         self._secret = secret if secret is not None else os.urandom(32)
         self._lock = threading.Lock()
-        # (tenant, stream) -> the stream's latest message: its RSUs and its manifest RSU (`_base`)
-        self._streams: OrderedDict[tuple[str, Hashable], _Latest] = OrderedDict()
+        self._streams: OrderedDict[tuple[str, Hashable], tuple[int, ...]] = OrderedDict()
         self._indexes: OrderedDict[str, AnchorIndex] = OrderedDict()
-        self._latest: OrderedDict[str, _Latest] = OrderedDict()  # tenant -> its latest message
+        self._latest: OrderedDict[str, tuple[int, ...]] = OrderedDict()  # tenant -> its latest message's RSUs
         self._keys: dict[str, bytes] = {}
 
     def key(self, tenant: str) -> bytes:
@@ -233,11 +230,11 @@ class SigmaCodec:
                 count_tokens=self.count_tokens,
             )
         with self._lock:
-            previous, base = self._streams.get((tenant, stream), _NONE) if stream is not None else _NONE
+            previous = self._streams.get((tenant, stream), ()) if stream is not None else ()
             if stream is not None and not previous:  # a new conversation: the tenant's latest message
-                previous, base = self._latest.get(tenant, _NONE)
+                previous = self._latest.get(tenant, ())
         active = self.dictionaries.active_for(tenant)
-        result, own, manifest = _context.encode(
+        result, own = _context.encode(
             data,
             tenant=tenant,
             key=self.key(tenant),
@@ -249,14 +246,12 @@ class SigmaCodec:
             generic=active is None and self._generic is not None,
             level=level,
             count_tokens=self.count_tokens,
-            base=base,
-            keep_manifest=stream is not None,
         )
         if stream is not None and own:
             with self._lock:
-                self._streams[(tenant, stream)] = (own, manifest)
+                self._streams[(tenant, stream)] = own
                 self._streams.move_to_end((tenant, stream))
-                self._latest[tenant] = (own, manifest)
+                self._latest[tenant] = own
                 self._latest.move_to_end(tenant)
                 while len(self._latest) > _MAX_TENANT_INDEXES:
                     self._latest.popitem(last=False)

@@ -32,9 +32,9 @@ class FrameFlags(enum.IntFlag):
     DICT = 1
     """A trained dictionary id follows the content size."""
     REFS = 2
-    """An RSU table and a recipe follow (version 1); context runs follow (version 2)."""
+    """An RSU table and a recipe follow (version 1); context runs follow (versions 2-3)."""
     REF_PREFIX = 4
-    """(Version 1) The payload used the referenced RSUs' content as a raw zstd dictionary; (version 2,
+    """(Version 1) The payload used the referenced RSUs' content as a raw zstd dictionary; (versions 2-3,
     `F_TABLES`) only the dictionary's entropy tables precede the context, not its content."""
     RAW = 8
     """The payload is stored uncompressed."""
@@ -50,7 +50,7 @@ class FrameFlags(enum.IntFlag):
 
 # Plain-int copies: IntFlag arithmetic is slow on the per-message path.
 F_DICT, F_REFS, F_REF_PREFIX, F_RAW, F_PACKED, F_GENERIC, F_BASE, F_BARE = 1, 2, 4, 8, 16, 32, 64, 128
-F_TABLES = F_REF_PREFIX  # version 2's meaning of bit 2
+F_TABLES = F_REF_PREFIX  # the meaning of bit 2 in versions 2-3
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +95,7 @@ class FrameInfo:
 
     @property
     def glyph_count(self) -> int:
-        """Number of RSU references: glyphs of the recipe (version 1) or context RSUs (version 2)."""
+        """Number of RSU references: glyphs of the recipe (version 1) or context RSUs (versions 2-3)."""
         if self.version >= 2:
             return len(self.context)
         return sum(op & 1 for op in self.ops)

@@ -18,6 +18,7 @@ from vault._private.access import StorageAccess
 from vault._private.administration import Administration
 from vault._private.background import BackgroundWork, background_priority
 from vault._private.cache import RecordCache
+from vault._private.faisslib import faiss_module
 from vault._private.files import DirLock
 from vault._private.storage import Storage
 from vault._private.validate import (
@@ -83,6 +84,7 @@ class Vault(Administration, StorageAccess, BackgroundWork):
             batch_size=self._config.embed_batch_size, torch_threads=self._config.embed_threads
         )
         self._dim = int(self._embedder.dim)
+        faiss_module()  # imported now (~180 ms), not inside the first write or search
         self._lock = threading.RLock()
         self._dirlock = DirLock(self._dir / "LOCK")
         try:

@@ -192,8 +192,8 @@ def test_pending_vectors_search_exactly_and_drain_in_order() -> None:
     assert len(pending) == 0 and pending.search(query, 5)[1].size == 0
 
 
-BOUNDED = VaultConfig(
-    index=IndexConfig(max_pending_vectors=100 // FROZEN_ALLOWANCE),  # 100 may wait while frozen
+BOUNDED = VaultConfig(  # HNSW past 50 records: a snapshot freezes it (a flat index is never frozen)
+    index=IndexConfig(hnsw_threshold=50, max_pending_vectors=100 // FROZEN_ALLOWANCE),  # 100 while frozen
     durability=DurabilityConfig(snapshot_every_writes=50, snapshot_on_close=False),
 )
 
@@ -201,8 +201,9 @@ BOUNDED = VaultConfig(
 def fill_backlog(v: Vault, vectors: np.ndarray, started: threading.Event) -> None:
     """60 records, then (the snapshot holding the index frozen) 90 more waiting: 10 short of the bound (100
     while frozen)."""
-    v.put_many("acme", records(vectors, 0, 60))  # past 50 WAL entries: a snapshot is queued
+    v.put_many("acme", records(vectors, 0, 60))  # past 50 WAL entries: an HNSW build, then a snapshot
     assert started.wait(30)
+    assert v.stats().index_kinds == {"acme": "hnsw"}
     v.put_many("acme", records(vectors, 60, 150))
     assert v.stats().pending_vectors == 90
 

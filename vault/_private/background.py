@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 import numpy as np
 import structlog
 
-from vault._private.index import VectorIndex, one_thread
+from vault._private.index import new_index, one_thread
 from vault._private.storage import Storage
 from vault._private.tenant import TenantState
 from vault._private.validate import check_deadline
@@ -86,9 +86,12 @@ class BackgroundWork:
         with self._snapshot_lock, self._lock:  # no drain slice is moving vectors while they are flushed
             if self._closed or self._storage.tenants.get(tenant) is not state or not state.wants_hnsw:
                 return
-            labels, vectors, next_label, version = state.build_input()
+            parts, next_label, version = state.build_input()
         try:
-            built = VectorIndex.build(self._dim, self._config.index, labels, vectors)
+            built = new_index(self._dim, self._config.index, "hnsw")
+            for part_labels, part_vectors in parts:  # views of the flat index's blocks: no copy
+                built.add(part_labels, part_vectors)
+            labels = np.concatenate([part_labels for part_labels, _ in parts] or [np.empty(0, np.int64)])
             backlog = None
             while True:  # add what was written meanwhile outside the lock, a bounded slice per round
                 with self._lock:

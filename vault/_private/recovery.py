@@ -21,7 +21,7 @@ import structlog
 from numpy.typing import NDArray
 
 from vault._private.files import fsync_dir
-from vault._private.index import VectorIndex
+from vault._private.index import read_index
 from vault._private.keyring import KeyRing
 from vault._private.sealing import (
     InvalidTag,
@@ -120,7 +120,7 @@ class Recovery:
             raise IntegrityError(state_path, f"snapshot does not load: {exc}") from None
         with SealedReader(snap_path(tdir, "index", gen), self.keys, tenant, "index", gen) as reader:
             try:
-                index = VectorIndex.read_from(reader.read, self.dim, self._config.index, kind)
+                index = read_index(reader.read, self.dim, self._config.index, kind)
             except IntegrityError:  # a chunk failed authentication: the error names it
                 raise
             except ValueError as exc:

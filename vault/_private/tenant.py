@@ -22,7 +22,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vault._private.files import storage_error
-from vault._private.index import VectorIndex, one_thread
+from vault._private.flat import FlatIndex
+from vault._private.index import SearchIndex, build_index, new_index, one_thread
 from vault._private.pending import PendingVectors
 from vault._private.segment import SegmentFile, Slot
 from vault.config import IndexConfig
@@ -46,7 +47,7 @@ class Captured:
     :class:`~vault._private.pending.PendingVectors`), so the index serialised matches the record map.
     """
 
-    index: VectorIndex
+    index: SearchIndex
     segment_no: int
     segment_len: int
     next_label: int
@@ -95,7 +96,7 @@ class TenantState(SegmentFile):
         self.dir = directory
         self.dim = dim
         self._config = config
-        self.index = VectorIndex(dim, config)
+        self.index = new_index(dim, config)
         self.slots: dict[str, Slot] = {}
         self.labels: dict[int, str] = {}
         self.tombstones: set[int] = set()
@@ -188,11 +189,27 @@ class TenantState(SegmentFile):
         """Whether the flat index has grown past ``hnsw_threshold`` (the vault then builds HNSW aside)."""
         return self.index.kind == "flat" and self.live >= self._config.hnsw_threshold
 
-    def build_input(self) -> tuple[NDArray[np.int64], NDArray[np.float32], int, int]:
-        """What a background index build starts from: ``(labels, (n, dim) vectors, next_label, version)``."""
+    def build_input(self) -> tuple[list[tuple[NDArray[np.int64], NDArray[np.float32]]], int, int]:
+        """What a background index build starts from: ``(parts, next_label, version)``.
+
+        ``parts`` are ``((m,) labels, (m, dim) vectors)`` of the live records. From a :class:`FlatIndex`
+        they are views of its blocks (rows written never change), so the caller holds the lock only for
+        this call, not for a copy of every vector.
+        """
         self.flush_pending()
-        labels = np.array(sorted(self.labels), dtype=np.int64)
-        return labels, self.index.reconstruct(labels), self.next_label, self.index_version
+        if isinstance(self.index, FlatIndex):
+            parts = list(self.index.parts())
+            if self.tombstones:
+                dead = np.fromiter(self.tombstones, dtype=np.int64, count=len(self.tombstones))
+                parts = [
+                    (labels[keep], vectors[keep])
+                    for labels, vectors in parts
+                    for keep in [~np.isin(labels, dead)]
+                ]
+        else:
+            labels = np.array(sorted(self.labels), dtype=np.int64)
+            parts = [(labels, self.index.reconstruct(labels))]
+        return parts, self.next_label, self.index_version
 
     def added_since(
         self, next_label: int, *, limit: int | None = None
@@ -208,7 +225,7 @@ class TenantState(SegmentFile):
         newer = np.array([label for label in range(next_label, stop) if label in self.labels], dtype=np.int64)
         return newer, self.vectors(newer), stop
 
-    def swap_index(self, built: VectorIndex, labels: NDArray[np.int64], next_label: int) -> None:
+    def swap_index(self, built: SearchIndex, labels: NDArray[np.int64], next_label: int) -> None:
         """Replace the index with ``built`` (holding ``labels``); records stored since wait in ``pending``.
 
         Records deleted since the build started become its tombstones; older tombstones are gone. The
@@ -263,7 +280,7 @@ class TenantState(SegmentFile):
         self.flush_pending()
         labels = np.array(sorted(self.labels), dtype=np.int64)
         vectors = self.index.reconstruct(labels)
-        self.index = VectorIndex.build(self.dim, self._config, labels, vectors)
+        self.index = build_index(self.dim, self._config, labels, vectors)
         self.tombstones.clear()
         self.index_version += 1
 
@@ -297,9 +314,12 @@ class TenantState(SegmentFile):
                 vault's lock); vectors stored meanwhile wait in ``pending``.
         """
         self.flush_pending()
-        self.frozen = freeze
+        # A flat index grows in blocks whose written rows never change: a view of them is what the
+        # snapshot writes, while adds go on. FAISS's HNSW cannot be read while it is added to: frozen.
+        index = self.index.view() if isinstance(self.index, FlatIndex) else self.index
+        self.frozen = freeze and index is self.index
         return Captured(
-            self.index,
+            index,
             self.segment_no,
             self.segment_len,
             self.next_label,
@@ -325,7 +345,7 @@ class TenantState(SegmentFile):
         dim: int,
         config: IndexConfig,
         state: dict[str, Any],
-        index: VectorIndex,
+        index: SearchIndex,
     ) -> TenantState:
         """Rebuild a tenant from :meth:`to_state` output and its index.
 

@@ -290,3 +290,32 @@ def test_a_write_past_the_pending_bound_moves_its_excess_itself_when_the_worker_
     assert v.join_background(60)
     assert v.stats().pending_vectors == 0
     assert v.search("acme", vectors[200], k=1)[0].record.id == "r200"
+
+
+def test_a_snapshot_never_holds_back_a_write_into_a_flat_index(
+    make_vault, unit_vectors, held_snapshot
+) -> None:
+    started, release = held_snapshot
+    vectors = unit_vectors(400)
+    config = VaultConfig(  # as BOUNDED, but flat: 100 vectors could wait for a frozen index
+        index=IndexConfig(max_pending_vectors=100 // FROZEN_ALLOWANCE),
+        durability=DurabilityConfig(snapshot_every_writes=50, snapshot_on_close=False),
+    )
+    v = make_vault(config=config)
+    v.put_many("acme", records(vectors, 0, 60))  # past 50 WAL entries: a snapshot begins and is held
+    assert started.wait(30)
+    for start in range(60, 400, 85):  # 340 records while it is held: far past what may wait
+        ids = v.put_many("acme", records(vectors, start, start + 85), deadline=time.time() + 30)
+        assert ids == [f"r{i}" for i in range(start, start + 85)]
+    assert v.stats().pending_vectors == 0  # straight into the flat index: the snapshot writes a view
+    assert v.stats().snapshot_generation == 0
+    assert v.search("acme", vectors[399], k=1)[0].record.id == "r399"
+    release.set()
+    assert v.join_background(60) and v.stats().snapshot_generation == 1
+    v.close()
+
+    reopened = make_vault(config=config)  # the snapshot (60 records) plus the WAL written while it was held
+    assert reopened.count("acme") == 400
+    for i in (0, 59, 60, 399):
+        assert reopened.search("acme", vectors[i], k=1)[0].record.id == f"r{i}"
+    assert reopened.get("acme", "r399").text == "note 399"

@@ -319,3 +319,35 @@ def test_a_snapshot_never_holds_back_a_write_into_a_flat_index(
     for i in (0, 59, 60, 399):
         assert reopened.search("acme", vectors[i], k=1)[0].record.id == f"r{i}"
     assert reopened.get("acme", "r399").text == "note 399"
+
+
+def test_a_snapshot_writes_waiting_vectors_beside_hnsw_instead_of_adding_them_under_the_lock(
+    make_vault, unit_vectors
+) -> None:
+    vectors = unit_vectors(200)
+    config = VaultConfig(
+        index=IndexConfig(hnsw_threshold=50), durability=DurabilityConfig(snapshot_on_close=False)
+    )
+    v = make_vault(config=config)
+    v.put_many("acme", records(vectors, 0, 60))
+    assert v.join_background(60) and v.stats().index_kinds == {"acme": "hnsw"}
+    gate = threading.Event()
+    busy = v._builder.submit(gate.wait, 60)  # no drain runs: the next 140 vectors wait
+    try:
+        v.put_many("acme", records(vectors, 60, 200))
+        assert v.stats().pending_vectors == 140
+        generation = v.snapshot()
+        assert v.stats().pending_vectors == 140  # not moved into HNSW (1-3 ms each) holding the lock
+        assert not busy.done()
+    finally:
+        gate.set()
+    v.close()  # no snapshot on close: the WAL after the snapshot is empty, the 140 are in the snapshot
+
+    reopened = make_vault(config=config)
+    assert reopened.stats().snapshot_generation == generation and reopened.stats().wal_entries == 0
+    assert reopened.count("acme") == 200
+    for i in (0, 59, 60, 199):
+        assert reopened.search("acme", vectors[i], k=1)[0].record.id == f"r{i}"
+    assert reopened.join_background(60) and reopened.stats().pending_vectors == 0
+    with reopened._lock:
+        assert reopened._storage.tenants["acme"].index.ntotal == 200

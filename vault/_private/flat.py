@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from vault._private.faisslib import faiss_module, one_thread
 
-__all__ = ("BLOCK_ROWS", "FLAT_MAGIC", "FlatIndex")
+__all__ = ("BLOCK_ROWS", "FLAT_MAGIC", "FlatIndex", "Parts", "read_trailing_rows", "rows_size", "write_rows")
 
 BLOCK_ROWS = 8192
 """Rows per block (count): 12 MiB at 384-d, allocated when the previous block is full."""
@@ -167,20 +167,14 @@ class FlatIndex:
     # ----------------------------------------------------------------- serial form
     def serialized_size(self) -> int:
         """Bytes :meth:`write_to` produces."""
-        return _HEAD.size + self._count * (8 + 4 * self.dim)
+        return rows_size(self._count, self.dim)
 
     def write_to(self, sink: Callable[[bytes | memoryview], object]) -> None:
         """Stream the serial form (see the module docstring) to ``sink``, in pieces of at most 1 MiB.
 
         Writes the rows present when it starts (call it on a :meth:`view` while adds go on).
         """
-        parts = list(self.parts())
-        sink(_HEAD.pack(FLAT_MAGIC, self.dim, sum(len(labels) for labels, _ in parts)))
-        columns: list[NDArray[Any]] = [labels for labels, _ in parts] + [vectors for _, vectors in parts]
-        for array in columns:  # row slices of a block: contiguous
-            data = np.ascontiguousarray(array).data.cast("B")
-            for at in range(0, len(data), _PIECE):
-                sink(data[at : at + _PIECE])
+        write_rows(list(self.parts()), self.dim, sink)
 
     @classmethod
     def read_from(cls, source: Callable[[int], bytes], dim: int, head: bytes = b"") -> FlatIndex:
@@ -223,6 +217,35 @@ class FlatIndex:
             faiss.vector_to_array(flat.codes).view(np.float32).reshape(-1, dim),
         )
         return index
+
+
+Parts = list[tuple[NDArray[np.int64], NDArray[np.float32]]]
+"""``((m,) labels, (m, dim) vectors)`` pieces of a set of rows."""
+
+
+def rows_size(rows: int, dim: int) -> int:
+    """Bytes of the serial form of ``rows`` rows of dimension ``dim``."""
+    return _HEAD.size + rows * (8 + 4 * dim)
+
+
+def write_rows(parts: Parts, dim: int, sink: Callable[[bytes | memoryview], object]) -> None:
+    """Stream rows in the serial form (see the module docstring), in pieces of at most 1 MiB."""
+    sink(_HEAD.pack(FLAT_MAGIC, dim, sum(len(labels) for labels, _ in parts)))
+    columns: list[NDArray[Any]] = [labels for labels, _ in parts] + [vectors for _, vectors in parts]
+    for array in columns:  # row slices of a block: contiguous
+        data = np.ascontiguousarray(array).data.cast("B")
+        for at in range(0, len(data), _PIECE):
+            sink(data[at : at + _PIECE])
+
+
+def read_trailing_rows(source: Callable[[int], bytes], dim: int) -> FlatIndex | None:
+    """Rows in the serial form that follow an index in the same stream, or ``None`` at its end.
+
+    Raises:
+        ValueError: Something else follows, or the rows are cut short.
+    """
+    head = source(_HEAD.size)
+    return None if not head else FlatIndex.read_from(source, dim, head)
 
 
 def _read_exactly(source: Callable[[int], bytes], n: int, head: bytes = b"") -> bytes:

@@ -47,6 +47,10 @@ class SearchIndex(Protocol):
     """What a tenant needs of its index: FAISS's :class:`VectorIndex` or the block-wise :class:`FlatIndex`."""
 
     @property
+    def dim(self) -> int:
+        """Vector dimension."""
+
+    @property
     def kind(self) -> str:
         """``"flat"`` or ``"hnsw"``."""
 

@@ -21,6 +21,7 @@ import structlog
 from numpy.typing import NDArray
 
 from vault._private.files import fsync_dir
+from vault._private.flat import read_trailing_rows
 from vault._private.index import read_index
 from vault._private.keyring import KeyRing
 from vault._private.sealing import (
@@ -121,13 +122,14 @@ class Recovery:
         with SealedReader(snap_path(tdir, "index", gen), self.keys, tenant, "index", gen) as reader:
             try:
                 index = read_index(reader.read, self.dim, self._config.index, kind)
+                waiting = read_trailing_rows(reader.read, self.dim)
             except IntegrityError:  # a chunk failed authentication: the error names it
                 raise
             except ValueError as exc:
                 raise IntegrityError(reader.path, f"snapshot does not load: {exc}") from None
             reader.finish()
         try:
-            return TenantState.from_state(tenant, tdir, self.dim, self._config.index, state, index)
+            return TenantState.from_state(tenant, tdir, self.dim, self._config.index, state, index, waiting)
         except (ValueError, KeyError, TypeError) as exc:
             raise IntegrityError(state_path, f"snapshot does not load: {exc}") from None
 

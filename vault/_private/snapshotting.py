@@ -151,9 +151,8 @@ class Snapshots(Recovery):
             write_sealed_bytes(state_path, seal_key, tenant, "state", gen, data)
             index_path = snap_path(state.dir, "index", gen)
             plan.written.append(index_path)
-            index = captured.index
             write_sealed_stream(
-                index_path, seal_key, tenant, "index", gen, index.serialized_size(), index.write_to
+                index_path, seal_key, tenant, "index", gen, captured.index_size(), captured.write_index
             )
         manifest = Manifest(gen, plan.new_wal.generation, self.dim, sorted(t for t, *_ in plan.tenants))
         manifest.save(self.dir)

@@ -13,8 +13,8 @@ import hashlib
 import json
 import os
 from collections import OrderedDict
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vault._private.files import storage_error
-from vault._private.flat import FlatIndex
+from vault._private.flat import FlatIndex, Parts, rows_size, write_rows
 from vault._private.index import SearchIndex, build_index, new_index, one_thread
 from vault._private.pending import PendingVectors
 from vault._private.segment import SegmentFile, Slot
@@ -43,8 +43,10 @@ def tenant_dir_name(tenant: str) -> str:
 class Captured:
     """What a snapshot writes for one tenant, copied at one instant (the index itself is not copied).
 
-    While a background snapshot writes it, the tenant keeps ``index`` frozen (new vectors wait in its
-    :class:`~vault._private.pending.PendingVectors`), so the index serialised matches the record map.
+    A flat ``index`` is a view of the rows written so far (adds go on); a FAISS (HNSW) index stays frozen
+    while a background snapshot writes it (new vectors wait in the tenant's
+    :class:`~vault._private.pending.PendingVectors`), and the vectors that were waiting already when it
+    began are ``waiting``, written after the index instead of being added to it under the vault's lock.
     """
 
     index: SearchIndex
@@ -54,6 +56,18 @@ class Captured:
     slots: dict[str, Slot]
     tombstones: list[int]
     done: list[tuple[str, Any]]
+    waiting: Parts = field(default_factory=list)
+
+    def index_size(self) -> int:
+        """Bytes :meth:`write_index` produces."""
+        rows = sum(len(labels) for labels, _ in self.waiting)
+        return self.index.serialized_size() + (rows_size(rows, self.index.dim) if rows else 0)
+
+    def write_index(self, sink: Callable[[bytes | memoryview], object]) -> None:
+        """Stream the index, then the waiting vectors (if any) in :mod:`~vault._private.flat`'s form."""
+        self.index.write_to(sink)
+        if any(len(labels) for labels, _ in self.waiting):
+            write_rows(self.waiting, self.index.dim, sink)
 
     def to_json(self) -> bytes:
         """The state as JSON (sealed by the snapshot writer; holds record ids, never text).
@@ -313,11 +327,16 @@ class TenantState(SegmentFile):
             freeze: Keep the index unchanged until :meth:`unfreeze` (for a snapshot written outside the
                 vault's lock); vectors stored meanwhile wait in ``pending``.
         """
-        self.flush_pending()
-        # A flat index grows in blocks whose written rows never change: a view of them is what the
-        # snapshot writes, while adds go on. FAISS's HNSW cannot be read while it is added to: frozen.
-        index = self.index.view() if isinstance(self.index, FlatIndex) else self.index
-        self.frozen = freeze and index is self.index
+        index: SearchIndex
+        waiting: Parts = []
+        if isinstance(self.index, FlatIndex):
+            # Blocks whose written rows never change: the snapshot writes a view while adds go on.
+            self.flush_pending()  # copies rows into blocks: cheap
+            index = self.index.view()
+            self.frozen = False
+        else:  # FAISS (HNSW, 1-3 ms per vector added) cannot be read while added to: frozen
+            index, waiting = self.index, self.pending.parts()
+            self.frozen = freeze
         return Captured(
             index,
             self.segment_no,
@@ -326,6 +345,7 @@ class TenantState(SegmentFile):
             dict(self.slots),
             sorted(self.tombstones),
             list(self.done.items()),
+            waiting,
         )
 
     def unfreeze(self) -> None:
@@ -346,6 +366,7 @@ class TenantState(SegmentFile):
         config: IndexConfig,
         state: dict[str, Any],
         index: SearchIndex,
+        waiting: FlatIndex | None = None,
     ) -> TenantState:
         """Rebuild a tenant from :meth:`to_state` output and its index.
 
@@ -361,7 +382,10 @@ class TenantState(SegmentFile):
             self.labels[int(label)] = str(rid)
         self.tombstones = {int(t) for t in state["tombstones"]}
         self.done = OrderedDict((str(key), result) for key, result in state.get("done", []))
-        if self.index.ntotal != len(self.slots) + len(self.tombstones):
+        if waiting is not None:
+            for labels, vectors in waiting.parts():
+                self.pending.add(labels, vectors)
+        if self.total != len(self.slots) + len(self.tombstones):
             raise ValueError("index size does not match the record map")
         self.open_segment(int(state["segment_len"]))
         return self

@@ -351,3 +351,44 @@ def test_a_snapshot_writes_waiting_vectors_beside_hnsw_instead_of_adding_them_un
     assert reopened.join_background(60) and reopened.stats().pending_vectors == 0
     with reopened._lock:
         assert reopened._storage.tenants["acme"].index.ntotal == 200
+
+
+def test_a_background_snapshot_creates_its_wal_and_deletes_old_files_without_the_lock(
+    make_vault, unit_vectors, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vault._private import background, wal
+
+    v = make_vault(config=EVERY_50)
+    seen: dict[str, list[bool]] = {"wal created": [], "old files deleted": []}
+
+    def lock_free() -> bool:  # asked from another thread: the vault's lock is reentrant
+        free: list[bool] = []
+
+        def probe() -> None:
+            if v._lock.acquire(blocking=False):
+                v._lock.release()
+                free.append(True)
+            else:
+                free.append(False)
+
+        prober = threading.Thread(target=probe)
+        prober.start()
+        prober.join()
+        return free[0]
+
+    def observed(name: str, original):
+        def call(*args, **kwargs):
+            if threading.current_thread().name.startswith("vault-index"):
+                seen[name].append(lock_free())
+            return original(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(wal, "fsync_dir", observed("wal created", wal.fsync_dir))
+    monkeypatch.setattr(background, "remove_files", observed("old files deleted", background.remove_files))
+    vectors = unit_vectors(130)
+    for start in (0, 60):  # two background snapshots: the second deletes the first's files and WAL
+        v.put_many("acme", records(vectors, start, start + 60))
+        assert v.join_background(60)
+    assert v.stats().snapshot_generation == 2
+    assert seen["wal created"] == [True, True] and seen["old files deleted"] == [True, True]

@@ -15,6 +15,7 @@ import numpy as np
 import structlog
 
 from vault._private.index import new_index, one_thread
+from vault._private.recovery import remove_files
 from vault._private.storage import Storage
 from vault._private.tenant import TenantState
 from vault._private.validate import check_deadline
@@ -299,12 +300,19 @@ class BackgroundWork:
         """
         self._drain()  # so that beginning the snapshot has (almost) nothing left to add under the lock
         with self._snapshot_lock:
+            storage = self._storage
+            try:
+                wal = None if self._closed else storage.next_wal()  # its directory fsync: not under the lock
+            except VaultStorageError as exc:
+                log.warning("vault snapshot failed; the WAL keeps every write", error=str(exc))
+                return
             with self._lock:
                 if self._closed or not self._snapshot_due(self._storage):
+                    if wal is not None and wal is not storage.wal:
+                        wal.close()  # left empty: the next snapshot opens it again (recovery replays nothing)
                     return
-                storage = self._storage
                 try:
-                    plan = storage.begin_snapshot(freeze=True)
+                    plan = storage.begin_snapshot(freeze=True, wal=wal)
                 except VaultStorageError as exc:
                     log.warning("vault snapshot failed; the WAL keeps every write", error=str(exc))
                     return
@@ -318,7 +326,8 @@ class BackgroundWork:
                 log.warning("vault snapshot failed; the WAL keeps every write", error=str(exc))
             else:
                 with self._lock:
-                    storage.commit_snapshot(plan)
+                    obsolete = storage.commit_snapshot(plan)
+                remove_files(obsolete)  # unlinking a large index file is file-system work: not under the lock
             finally:
                 self._drain()
 

@@ -207,18 +207,26 @@ class Recovery:
 
     def _cleanup(self) -> None:
         """Delete files no snapshot or live tenant references (left by crashes or compaction)."""
+        remove_files(self._unused_files())
+
+    def _unused_files(self) -> list[Path]:
+        """Files and tenant directories no snapshot or live tenant references (the caller holds the lock).
+
+        A background snapshot deletes them after releasing the lock: unlinking a 150 MB index file
+        frees its extents, which is file-system work no write should wait for.
+        """
         gen = self.manifest.generation
         live_dirs = {tenant_dir_name(t): t for t in set(self.tenants) | set(self.keys.tenants())}
+        unused: list[Path] = []
         for entry in self.dir.iterdir():
             if entry.name.endswith(".tmp"):
-                entry.unlink()
+                unused.append(entry)
             elif entry.is_dir() and entry.name.startswith("t_") and entry.name not in live_dirs:
-                shutil.rmtree(entry, ignore_errors=True)
+                unused.append(entry)
         for state in self.tenants.values():
             keep = state.referenced_files() | {snap_path(state.dir, k, gen).name for k in ("state", "index")}
-            for file in state.dir.iterdir():
-                if file.name not in keep:
-                    file.unlink()
+            unused += [file for file in state.dir.iterdir() if file.name not in keep]
+        return unused
 
     # ----------------------------------------------------------------- tenants
     def state(self, tenant: str) -> TenantState:
@@ -253,3 +261,12 @@ def _decode_sequence(entry: WalEntry, path: Path) -> int:
     except struct.error:
         raise IntegrityError(path, "WAL log-sequence entry does not decode") from None
     return int(sequence)
+
+
+def remove_files(paths: list[Path]) -> None:
+    """Delete files, and directories with their contents (missing ones are skipped)."""
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)

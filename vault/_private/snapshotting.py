@@ -15,7 +15,7 @@ import structlog
 
 from vault._private.files import fsync_dir, fsync_file, storage_error
 from vault._private.keyring import KEYRING_NAME, KeyRing
-from vault._private.recovery import Recovery, sequence_entry
+from vault._private.recovery import Recovery, remove_files, sequence_entry
 from vault._private.snapshot import (
     MANIFEST_NAME,
     Manifest,
@@ -88,10 +88,23 @@ class Snapshots(Recovery):
         except BaseException:
             self.abort_snapshot(plan)
             raise
-        self.commit_snapshot(plan)
+        remove_files(self.commit_snapshot(plan))
         return plan.generation
 
-    def begin_snapshot(self, *, compact: bool = False, freeze: bool = False) -> SnapshotPlan:
+    def next_wal(self) -> WriteAheadLog:
+        """Create (or open) the WAL a snapshot begun next will start (call it without the lock).
+
+        Creating a file fsyncs its directory, a journal commit no write should wait for under the
+        lock. The caller holds the snapshot lock, so no other snapshot moves the generation meanwhile.
+
+        Raises:
+            VaultStorageError: The file cannot be created.
+        """
+        return WriteAheadLog(self.dir, self.wal.generation + 1, fsync=self._config.durability.fsync)
+
+    def begin_snapshot(
+        self, *, compact: bool = False, freeze: bool = False, wal: WriteAheadLog | None = None
+    ) -> SnapshotPlan:
         """Start a snapshot (the caller holds the lock): compact, capture every tenant, start a new WAL.
 
         Writes after this go to the new WAL, which recovery replays after the old one whether or not the
@@ -100,6 +113,7 @@ class Snapshots(Recovery):
         Args:
             compact: As in :meth:`snapshot`.
             freeze: Freeze the captured indexes so that :meth:`write_snapshot` may run without the lock.
+            wal: The new WAL made by :meth:`next_wal` (``None``: made here).
 
         Raises:
             VaultStorageError: The new WAL file could not be created (nothing changed).
@@ -110,7 +124,8 @@ class Snapshots(Recovery):
             if state.tombstones and (compact or len(state.tombstones) > ratio * state.total):
                 old_segments.append(state.compact())
         seal_keys = {tenant: self.keys.active(tenant, create=True) for tenant in self.tenants}
-        wal = WriteAheadLog(self.dir, self.wal.generation + 1, fsync=self._config.durability.fsync)
+        if wal is None or wal.generation != self.wal.generation + 1:
+            wal = self.next_wal()
         if self.log_sequence:  # the new generation starts where the record log was applied up to
             try:
                 wal.append([sequence_entry(self.log_sequence)])
@@ -158,22 +173,22 @@ class Snapshots(Recovery):
         manifest.save(self.dir)
         plan.manifest = manifest
 
-    def commit_snapshot(self, plan: SnapshotPlan) -> None:
-        """Put a written snapshot in force (the caller holds the lock): drop old WALs and unused files.
+    def commit_snapshot(self, plan: SnapshotPlan) -> list[Path]:
+        """Put a written snapshot in force (the caller holds the lock).
 
         The frozen indexes thaw; the vectors that waited meanwhile are still to be drained.
+
+        Returns:
+            What the new snapshot makes obsolete (old WALs, segments and snapshot files): delete it with
+            :func:`~vault._private.recovery.remove_files`, after releasing the lock.
         """
         assert plan.manifest is not None
         self.manifest = plan.manifest
         plan.old_wal.close()
         for _, state, _, _ in plan.tenants:
             state.unfreeze()
-        for wal_gen in wal_generations(self.dir):
-            if wal_gen < plan.new_wal.generation:
-                wal_path(self.dir, wal_gen).unlink()
-        for path in plan.old_segments:
-            path.unlink(missing_ok=True)
-        self._cleanup()
+        old_wals = [wal_path(self.dir, g) for g in wal_generations(self.dir) if g < plan.new_wal.generation]
+        return old_wals + plan.old_segments + self._unused_files()
 
     def abort_snapshot(self, plan: SnapshotPlan) -> None:
         """Undo a snapshot that failed before its manifest (the caller holds the lock).

@@ -198,6 +198,9 @@ class Recovery:
         while len(self.dropped) > _DROPPED_KEYS:
             self.dropped.popitem(last=False)
 
+    def settle(self) -> None:
+        """Apply the writes still in flight before another change (only :class:`Storage` has such writes)."""
+
     def done(self, tenant: str, key: str | None) -> Any:
         """The result of the earlier call of ``tenant`` with idempotency ``key``, or ``None``."""
         if key is None:

@@ -118,6 +118,7 @@ class Snapshots(Recovery):
         Raises:
             VaultStorageError: The new WAL file could not be created (nothing changed).
         """
+        self.settle()  # every put written to the old WAL is durable and in the captured state
         old_segments: list[Path] = []
         ratio = self._config.index.compact_tombstone_ratio
         for state in self.tenants.values():
@@ -235,6 +236,7 @@ class Snapshots(Recovery):
             IntegrityError: ``src`` holds no valid snapshot.
             KeyEncryptionKeyError: The snapshot's keyring was wrapped under a KEK this vault never had.
         """
+        self.settle()
         if not (src / MANIFEST_NAME).exists():
             raise IntegrityError(src / MANIFEST_NAME, "no snapshot to restore")
         manifest = Manifest.load(src)
@@ -266,6 +268,7 @@ class Snapshots(Recovery):
         The snapshot is skipped when nothing changed, and its failure (a full disk) only logs: the WAL
         holds every write.
         """
+        self.settle()
         if snapshot:
             try:
                 self.snapshot()

@@ -117,6 +117,7 @@ class TenantState(SegmentFile):
         self.next_label = 0
         self.segment_no = 1
         self.segment_len = 0
+        self.staged_end = 0
         self.index_version = 0
         """Bumped whenever ``index`` is replaced (a background build made for an older one is dropped)."""
         self.pending = PendingVectors(dim)
@@ -155,6 +156,7 @@ class TenantState(SegmentFile):
         else:
             offset = staged_at
             self.segment_len = staged_at + sum(len(blob) for _, blob, _ in items)
+            self.staged_end = max(self.staged_end, self.segment_len)
         labels = np.arange(self.next_label, self.next_label + len(items), dtype=np.int64)
         self.next_label += len(items)
         for (record_id, blob, _), label in zip(items, labels.tolist(), strict=True):

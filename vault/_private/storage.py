@@ -1,10 +1,11 @@
 """The durable core: keyring, tenants, write-ahead log, snapshots, recovery, restore.
 
 Write path: seal each record under the tenant's active data key (saved to the keyring before it is
-used), write the sealed records behind the end of the tenant's segment file, append them to the WAL with
-the call's idempotency key and fsync (one fsync per batch: the commit point), then count them in the
-segment and index them. Every step that can fail on a full disk comes before the commit and is undone
-when it fails. Recovery (load and replay) lives in :mod:`vault._private.recovery`, snapshots, copies and
+used), write the sealed records behind the bytes already staged in the tenant's segment file, write them
+to the WAL with the call's idempotency key (:meth:`Storage.begin_put`), fsync (the commit point; taken
+without the lock, one fsync for every writer that wrote before it began: group commit), then count them
+in the segment and index them, in WAL order (:meth:`Storage.finish_puts`). Every step that can fail on a
+full disk comes before the commit and is undone when it fails. Recovery (load and replay) lives in :mod:`vault._private.recovery`, snapshots, copies and
 restores in :mod:`vault._private.snapshotting`; :class:`Storage` stacks the three layers.
 
 Not thread-safe on its own: :class:`vault.Vault` calls it under its lock.
@@ -137,30 +138,6 @@ class Storage(Snapshots):
         if key is not None:
             entries.append(WalEntry(OP_DONE, tenant, key, json.dumps(result).encode()))
         return entries, blobs
-
-    def put(
-        self,
-        tenant: str,
-        items: list[tuple[str, bytes, NDArray[np.float32]]],
-        *,
-        key: str | None = None,
-        result: Any = None,
-    ) -> None:
-        """Seal, log durably, then apply ``(record_id, plaintext, vector)`` items of one tenant.
-
-        :meth:`begin_put`, :meth:`~WriteAheadLog.sync` and :meth:`finish_puts` in one call, all under the
-        lock (the vault itself syncs without the lock, so that concurrent writers share one fsync).
-
-        Raises:
-            VaultStorageError: A write failed (a full disk): nothing was kept.
-        """
-        put = self.begin_put(tenant, items, key=key, result=result)
-        try:
-            put.wal.sync(put.ticket)
-        finally:
-            self.finish_puts()
-        if put.error is not None:
-            raise put.error
 
     def begin_put(
         self,

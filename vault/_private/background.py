@@ -91,6 +91,8 @@ class BackgroundWork:
         try:
             built = new_index(self._dim, self._config.index, "hnsw")
             for part_labels, part_vectors in parts:  # views of the flat index's blocks: no copy
+                if self._closed:  # close() waits for this thread: a build it drops ends at the next part
+                    return
                 built.add(part_labels, part_vectors)
             labels = np.concatenate([part_labels for part_labels, _ in parts] or [np.empty(0, np.int64)])
             backlog = None

@@ -5,8 +5,9 @@ used), write the sealed records behind the bytes already staged in the tenant's 
 to the WAL with the call's idempotency key (:meth:`Storage.begin_put`), fsync (the commit point; taken
 without the lock, one fsync for every writer that wrote before it began: group commit), then count them
 in the segment and index them, in WAL order (:meth:`Storage.finish_puts`). Every step that can fail on a
-full disk comes before the commit and is undone when it fails. Recovery (load and replay) lives in :mod:`vault._private.recovery`, snapshots, copies and
-restores in :mod:`vault._private.snapshotting`; :class:`Storage` stacks the three layers.
+full disk comes before the commit and is undone when it fails. Recovery (load and replay) lives in
+:mod:`vault._private.recovery`, snapshots, copies and restores in :mod:`vault._private.snapshotting`;
+:class:`Storage` stacks the three layers.
 
 Not thread-safe on its own: :class:`vault.Vault` calls it under its lock.
 """

@@ -13,6 +13,7 @@ writes with what overlapped them, and per-phase p50/p99/max. It patches private 
 import argparse
 import base64
 import collections
+import gc
 import os
 import sys
 import tempfile
@@ -125,6 +126,21 @@ except ImportError:
     pass
 
 HEART = []
+_GC_START = {}
+
+
+def gc_pauses(phase, info):
+    """Record garbage collections longer than 5 ms (they hold the GIL: every thread waits)."""
+    if phase == "start":
+        _GC_START["t"] = clock()
+    elif "t" in _GC_START:
+        d = clock() - _GC_START.pop("t")
+        if d > 0.005:
+            name = threading.current_thread().name
+            EVENTS.append((clock() - d, name, f"GC gen{info['generation']}", d * 1000))
+
+
+gc.callbacks.append(gc_pauses)
 
 
 def heartbeat(stop):

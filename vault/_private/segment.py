@@ -7,7 +7,6 @@ truncates it to that length before replaying the WAL (see :mod:`vault._private.t
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from vault._private.files import storage_error
@@ -16,13 +15,14 @@ from vault.errors import IntegrityError
 __all__ = ("SegmentFile", "Slot")
 
 
-@dataclass(frozen=True, slots=True)
-class Slot:
-    """Where a live record is: FAISS label and byte range in the segment file."""
+Slot = tuple[int, int, int]
+"""Where a live record is: ``(FAISS label, byte offset, byte length)`` in the segment file.
 
-    label: int
-    offset: int
-    length: int
+A plain tuple of ints on purpose: CPython's garbage collector stops tracking such a tuple, so a tenant's
+100,000 records add nothing to a full collection, which runs in whichever thread allocates and holds the
+GIL throughout. One tracked object per record (a dataclass, as before) made each full collection walk them
+all: ~300 ms per collection with 100,000 on this loaded machine, inside some write.
+"""
 
 
 class SegmentFile:
@@ -110,9 +110,10 @@ class SegmentFile:
         if self._fd is None:
             self.open_segment(0)
         assert self._fd is not None
-        blob = os.pread(self._fd, slot.length, slot.offset)
-        if len(blob) != slot.length:
-            raise IntegrityError(self.segment_path, "sealed record cut short", slot.offset)
+        _, offset, length = slot
+        blob = os.pread(self._fd, length, offset)
+        if len(blob) != length:
+            raise IntegrityError(self.segment_path, "sealed record cut short", offset)
         return blob
 
     def sync(self) -> None:

@@ -335,19 +335,20 @@ class Storage(Snapshots):
         """
         state = self.tenants[tenant]
         blob = state.read_blob(slot)
-        path, record_id = state.segment_path, state.labels[slot.label]
+        label, offset, _ = slot
+        path, record_id = state.segment_path, state.labels[label]
         try:
             version = blob_key_version(blob)
         except InvalidTag:
-            raise IntegrityError(path, "sealed record is truncated", slot.offset) from None
+            raise IntegrityError(path, "sealed record is truncated", offset) from None
         key = self.keys.key(tenant, version)
         if key is None:
-            raise IntegrityError(path, f"record sealed with unknown data-key version {version}", slot.offset)
+            raise IntegrityError(path, f"record sealed with unknown data-key version {version}", offset)
         try:
             plaintext = open_blob(key, blob, record_aad(tenant, record_id, version))
         except InvalidTag:
             raise DecryptionError(
-                path, "sealed record fails AES-GCM authentication", slot.offset, tenant=tenant
+                path, "sealed record fails AES-GCM authentication", offset, tenant=tenant
             ) from None
         return decode_record(plaintext)
 

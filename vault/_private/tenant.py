@@ -83,7 +83,7 @@ class Captured:
                 "kind": self.index.kind,
             }
         )
-        slots = _json_list([[rid, s.label, s.offset, s.length] for rid, s in self.slots.items()])
+        slots = _json_list([[rid, *slot] for rid, slot in self.slots.items()])
         done = _json_list([[key, result] for key, result in self.done])
         tombstones = _json_list(self.tombstones)
         return f'{head[:-1]}, "slots": {slots}, "tombstones": {tombstones}, "done": {done}}}'.encode()
@@ -161,7 +161,7 @@ class TenantState(SegmentFile):
         self.next_label += len(items)
         for (record_id, blob, _), label in zip(items, labels.tolist(), strict=True):
             self.delete(record_id)
-            self.slots[record_id] = Slot(label, offset, len(blob))
+            self.slots[record_id] = (label, offset, len(blob))
             self.labels[label] = record_id
             offset += len(blob)
         vectors = np.vstack([vector.reshape(1, -1) for _, _, vector in items])
@@ -268,8 +268,8 @@ class TenantState(SegmentFile):
         slot = self.slots.pop(record_id, None)
         if slot is None:
             return False
-        del self.labels[slot.label]
-        self.tombstones.add(slot.label)
+        del self.labels[slot[0]]
+        self.tombstones.add(slot[0])
         return True
 
     def candidates(self, query: NDArray[np.float32], fetch: int) -> Iterator[tuple[float, str]]:
@@ -307,14 +307,14 @@ class TenantState(SegmentFile):
             The old segment file, to delete once a snapshot references the new one.
         """
         old_path, old_fd = self.segment_path, self._fd
-        ordered = sorted(self.slots.items(), key=lambda item: item[1].offset)
-        blobs = [(rid, self.read_blob(slot), slot.label) for rid, slot in ordered]
+        ordered = sorted(self.slots.items(), key=lambda item: item[1][1])  # by offset
+        blobs = [(rid, self.read_blob(slot), slot[0]) for rid, slot in ordered]
         self._fd = None
         self.segment_no += 1
         self.segment_path.unlink(missing_ok=True)
         self.open_segment(0)
         for rid, blob, label in blobs:
-            self.slots[rid] = Slot(label, self._write(blob), len(blob))
+            self.slots[rid] = (label, self._write(blob), len(blob))
         self.sync()
         if old_fd is not None:
             os.close(old_fd)
@@ -380,7 +380,7 @@ class TenantState(SegmentFile):
         self.segment_no = int(state["segment_no"])
         self.next_label = int(state["next_label"])
         for rid, label, offset, length in state["slots"]:
-            self.slots[str(rid)] = Slot(int(label), int(offset), int(length))
+            self.slots[str(rid)] = (int(label), int(offset), int(length))
             self.labels[int(label)] = str(rid)
         self.tombstones = {int(t) for t in state["tombstones"]}
         self.done = OrderedDict((str(key), result) for key, result in state.get("done", []))

@@ -137,10 +137,10 @@ def main() -> None:
             same = {r["frames"] for runs in got.values() for r in runs}
             failed |= len(same) != 1
             ratio = float(got["branch"][0]["bytes_in"]) / float(got["branch"][0]["bytes_out"])
+            (bc, bd), (nc, nd) = med["baseline"], med["branch"]
             print(
-                f"{draw:8} {store_kind:7} {med['baseline'][0]:7.1f} / {med['baseline'][1]:6.1f}"
-                f"     {med['branch'][0]:7.1f} / {med['branch'][1]:6.1f}"
-                f"    {med['branch'][0] / med['baseline'][0]:.2f} / {med['branch'][1] / med['baseline'][1]:.2f}"
+                f"{draw:8} {store_kind:7} {bc:7.1f} / {bd:6.1f}     {nc:7.1f} / {nd:6.1f}"
+                f"    {nc / bc:.2f} / {nd / bd:.2f}"
                 f"   {ratio:6.1f}x  {'yes' if len(same) == 1 else 'NO'}",
                 flush=True,
             )

@@ -50,12 +50,20 @@ def _sessions(draw: str) -> tuple[list[tuple[str, str, bytes]], list[bytes]]:
     return items, [m for s in training for m in s.turns]
 
 
-def _worker(draw: str, store_kind: str) -> None:
+def _worker(draw: str, store_kind: str, cache: str) -> None:
     here = str(Path(__file__).resolve().parent)  # sys.path[0] when run as a script: its sigmalang.py
     sys.path[:] = [p for p in sys.path if p and str(Path(p).resolve()) != here]
     import sigmalang
 
-    items, training = _sessions(draw)
+    saved = Path(cache) / f"{draw}.json"  # the first run's corpus, reused by every later run
+    if saved.exists():
+        loaded = json.loads(saved.read_text())
+        items = [(t, s, bytes.fromhex(m)) for t, s, m in loaded["items"]]
+        training = [bytes.fromhex(m) for m in loaded["training"]]
+    else:
+        items, training = _sessions(draw)
+        dump = {"items": [(t, s, m.hex()) for t, s, m in items], "training": [m.hex() for m in training]}
+        saved.write_text(json.dumps(dump))
     dictionary = sigmalang.train_dictionary(training)
     with tempfile.TemporaryDirectory() as tmp:
         store = sigmalang.DiskRSUStore(Path(tmp) / "rsu.db") if store_kind == "disk" else None
@@ -86,12 +94,12 @@ def _worker(draw: str, store_kind: str) -> None:
     )
 
 
-def _run(tree: Path, draw: str, store_kind: str) -> dict[str, float | str]:
+def _run(tree: Path, draw: str, store_kind: str, cache: str) -> dict[str, float | str]:
     # Run as a script: sys.path[0] is this directory, so `sigmalang` (and the corpus builders) come
     # from `tree`, first on PYTHONPATH.
     env = dict(os.environ, PYTHONPATH=str(tree), HF_HUB_OFFLINE="1")
     got = subprocess.run(  # noqa: S603 - our own interpreter on our own script
-        [sys.executable, __file__, "--worker", draw, store_kind],
+        [sys.executable, __file__, "--worker", draw, store_kind, cache],
         env=env,
         cwd=tree,
         capture_output=True,
@@ -109,7 +117,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--draws", default=",".join(DRAWS))
     parser.add_argument("--stores", default=",".join(STORES))
-    parser.add_argument("--worker", nargs=2, metavar=("DRAW", "STORE"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=3, metavar=("DRAW", "STORE", "CACHE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         _worker(*args.worker)
@@ -121,12 +129,13 @@ def main() -> None:
     print(f"load average: {os.getloadavg()}")
     print("draw     store   baseline c/d MB/s   branch c/d MB/s   ratio c/d   ratio   frames identical")
     failed = False
+    cache = tempfile.mkdtemp(prefix="sigma-speed-")
     for draw in args.draws.split(","):
         for store_kind in args.stores.split(","):
             got: dict[str, list[dict[str, float | str]]] = {"baseline": [], "branch": []}
             for _ in range(args.runs):
                 for name, tree in trees.items():
-                    got[name].append(_run(tree, draw, store_kind))
+                    got[name].append(_run(tree, draw, store_kind, cache))
             med = {
                 name: (
                     statistics.median(float(r["compress"]) for r in runs),

@@ -17,6 +17,7 @@ parameters, dictionary and input, so the frames are byte-identical (checked by
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,24 +189,33 @@ def trained_dict(data: bytes, dict_id: int) -> zstandard.ZstdCompressionDict:
     return zdict
 
 
-def context_dict(content: bytes, trained: bytes | None, *, tables: bool = False) -> ContextDict | None:
-    """The zstd dictionary of a version-2/3 frame, or None when `content` is too short for one.
+def context_dict(
+    parts: Sequence[bytes | memoryview], trained: bytes | None, *, tables: bool = False
+) -> tuple[ContextDict | None, memoryview]:
+    """The zstd dictionary of a version-2/3 frame whose context is `parts` joined, built in one copy.
 
-    `content` (the context RSUs) is a raw-content dictionary, or is appended to a dictionary's
+    The context (the context RSUs) is a raw-content dictionary, or is appended to a dictionary's
     content so that its entropy tables apply too (zstd dictionary format, RFC 8878 section 5: magic,
     id, entropy tables, then content of any length). With `tables`, it is appended to the dictionary's
     header alone (`sigmalang._dict_header`): its entropy tables without the cost of its content.
+
+    Returns:
+        The dictionary, or None when the context is too short for one; and a view of the joined
+        context (inside the dictionary's bytes).
     """
-    if trained is None:
-        if len(content) < MIN_RAW_DICT:
-            return None
-        return ContextDict(content, zstandard.DICT_TYPE_RAWCONTENT)
-    if tables:
-        header, min_content = dictionary_header(trained)
-        if len(content) < max(min_content, MIN_RAW_DICT):
-            return None
-        return ContextDict(header + content, zstandard.DICT_TYPE_FULLDICT)
-    return ContextDict(trained + content, zstandard.DICT_TYPE_FULLDICT)
+    least = MIN_RAW_DICT
+    head = b""
+    if trained is not None and tables:
+        head, min_content = dictionary_header(trained)
+        least = max(min_content, MIN_RAW_DICT)
+    elif trained is not None:
+        head, least = trained, 0
+    joined = b"".join([head, *parts])
+    content = memoryview(joined)[len(head) :]
+    if len(content) < least:
+        return None, content
+    kind = zstandard.DICT_TYPE_RAWCONTENT if trained is None else zstandard.DICT_TYPE_FULLDICT
+    return ContextDict(joined, kind), content
 
 
 def compress(

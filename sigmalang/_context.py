@@ -162,11 +162,8 @@ def encode(
         known = [seq for seq, fresh in put if not fresh]
         literal_n = sum(len(c) for _, c in new) if chunks else n
         prev_set = set(previous)
-        hits: dict[int, int] = {}
         new_anchors = [anchors(c) for _, c in new]
-        for hashes in new_anchors:
-            for seq, count in index.lookup(hashes).items():
-                hits[seq] = hits.get(seq, 0) + count
+        hits = index.lookup([h for hashes in new_anchors for h in hashes])  # one call, one lock
         own_new = {seq for seq, _ in new}
         skip = prev_set | own_new | {base}
         extra = sorted({s for s in [*known, *hits] if s not in skip})

@@ -111,6 +111,8 @@ class TaskWorker:
         self._wake = anyio.Event()
         self._idle = anyio.Event()
         self._idle.set()
+        self.idle_wait_s: float | None = None
+        """How long the idle worker waits for its doorbell now, in seconds (``None`` while it fetches)."""
 
     @property
     def running(self) -> int:
@@ -188,8 +190,10 @@ class TaskWorker:
                 continue
             if msg is None:
                 slots.release()
-                with anyio.move_on_after(await self._idle_wait_s(store)):
+                self.idle_wait_s = await self._idle_wait_s(store)
+                with anyio.move_on_after(self.idle_wait_s):
                     await self._wake.wait()
+                self.idle_wait_s = None
                 continue
             tg.start_soon(self._handle, store, msg, slots)
 
@@ -228,6 +232,9 @@ class TaskWorker:
             if not self._handlers:
                 self._idle.set()
             slots.release()
+            # A task handed back (nak) stays in the queue for its redelivery: the fetch loop must not go
+            # on waiting as if the queue held only this worker's tasks (its wait is chosen again).
+            self._wake.set()
 
     async def _process(self, store: TaskStore, msg: JsMessage) -> None:
         cfg = self.config

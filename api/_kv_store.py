@@ -4,7 +4,8 @@ Used for the rate limit counters when the API runs against a NATS cluster: the s
 that counts in :class:`~limits.aio.storage.MemoryStorage` on one host counts here, so every API process
 counts in the same window (:mod:`api._limits`). The KV client itself lives in :mod:`agents.jetstream`
 (the API does not import nats). Only the fixed-window part of the interface is implemented
-(``incr``, ``get``, ``get_expiry``, ``check``, ``reset``, ``clear``); the moving-window and
+(``incr``, ``get``, ``get_expiry``, ``check``, ``reset``, ``clear``) plus :meth:`KeyValueStore.incr_window`
+(a count and its window's end from the same compare-and-set); the moving-window and
 sliding-window strategies need more and refuse this storage when built.
 
 Counting: :meth:`KeyValueStore.incr` is a read and a compare-and-set on the key's KV revision
@@ -151,6 +152,19 @@ class KeyValueStore(Storage):
             CounterContendedError: Other processes won every compare-and-set.
             JetStreamUnavailableError: JetStream did not answer.
         """
+        count, _ = await self.incr_window(key, expiry, amount)
+        return count
+
+    async def incr_window(self, key: str, expiry: float, amount: int = 1) -> tuple[int, float]:
+        """As :meth:`incr`, also returning when the counted window ends (one read, one compare-and-set).
+
+        Returns:
+            The count after adding, and the window's expiry (Unix time, seconds) as stored with it.
+
+        Raises:
+            CounterContendedError: Other processes won every compare-and-set.
+            JetStreamUnavailableError: JetStream did not answer.
+        """
         async with self._locks[hash(key) % LOCK_STRIPES]:
             for _ in range(MAX_CAS_ATTEMPTS):
                 counter, revision = await self._read(key)
@@ -164,7 +178,7 @@ class KeyValueStore(Storage):
                 else:
                     stored = await self._bucket.update(self._key(key), data, revision=revision)
                 if stored is not None:
-                    return counter.count
+                    return counter.count, counter.expiry
             raise CounterContendedError(key, MAX_CAS_ATTEMPTS)
 
     async def get(self, key: str) -> int:

@@ -10,7 +10,10 @@ first request and ends ``rate_window`` later. On one host the counters live in t
 (:class:`api._window_store.WindowStore`, the ``limits`` storage interface over a dict); against a NATS
 cluster in :class:`api._kv_store.KeyValueStore`, the ``limits`` storage interface on JetStream KV, counted by
 compare-and-set, so every API process counts in the same window and two processes never both take the
-last request of a window. A request costs one ``hit`` (one count) and one read of the window's state.
+last request of a window. Both storages also answer :meth:`WindowCounter.incr_window` (the count and the
+window's end from the same write), so a request costs one count and nothing more — on the shared store
+one KV read and one compare-and-set instead of ``limits``' ``hit`` followed by two reads for the window's
+state (any other ``limits`` storage still gets those).
 Fixed rather than moving window: the moving window keeps a time stamp per counted request (O(limit)
 memory and work, what this replaced), the fixed window a count, and it is what this API has always
 promised (``RateLimit-Reset``: when the caller's window ends). Not ``limits``' own ``MemoryStorage``: it
@@ -30,7 +33,7 @@ from __future__ import annotations
 
 from math import ceil
 from time import time
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 from limits import (
     RateLimitItem,
@@ -71,6 +74,15 @@ class LimitsConfig(BaseModel):
     """The fixed window the rate limit counts in."""
 
 
+@runtime_checkable
+class WindowCounter(Protocol):
+    """A ``limits`` storage that returns a window's end with its count (ours: one round trip, not three)."""
+
+    async def incr_window(self, key: str, expiry: float, amount: int = 1) -> tuple[int, float]:
+        """Add ``amount`` to ``key``'s counter (a new one ends ``expiry`` s from now); count and end."""
+        ...
+
+
 def caller_identity(scope: Scope) -> str:
     """Who a request counts against: ``api_key:key:<id>`` or ``jwt:<subject>``, else ``ip:<address>``."""
     user = scope.get("user")
@@ -96,6 +108,7 @@ class RateLimitMiddleware(ASGIMiddleware):
         self.item = ITEMS[config.rate_window](config.rate_limit)
         self.storage = storage
         self.limiter = FixedWindowRateLimiter(storage)
+        self._counter = storage if isinstance(storage, WindowCounter) else None
         self.max_requests = config.rate_limit
         self.duration_s = self.item.get_expiry()
         self._policy = f"{self.max_requests}; w={self.duration_s}"
@@ -124,14 +137,19 @@ class RateLimitMiddleware(ASGIMiddleware):
                 ``Retry-After`` by :mod:`api.errors`), or a shared count stayed contended.
         """
         try:
-            allowed = await self.limiter.hit(self.item, key)
+            if self._counter is not None:  # limits' fixed-window rule: allowed while count <= limit
+                count, reset_time = await self._counter.incr_window(self.item.key_for(key), self.duration_s)
+                allowed, remaining = count <= self.max_requests, max(self.max_requests - count, 0)
+            else:
+                allowed = await self.limiter.hit(self.item, key)
+                stats = await self.limiter.get_window_stats(self.item, key)
+                remaining, reset_time = stats.remaining, stats.reset_time
         except CounterContendedError:
             raise TooManyRequestsException(headers=self.headers(0, 1)) from None
-        stats = await self.limiter.get_window_stats(self.item, key)
-        reset_s = max(ceil(stats.reset_time - time()), 0)
+        reset_s = max(ceil(reset_time - time()), 0)
         if not allowed:
-            raise TooManyRequestsException(headers=self.headers(stats.remaining, reset_s))
-        return stats.remaining, reset_s
+            raise TooManyRequestsException(headers=self.headers(remaining, reset_s))
+        return remaining, reset_s
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         """Count the request (429 if its caller's window is full), then add the headers to the response."""

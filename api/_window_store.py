@@ -11,9 +11,10 @@ per key) in a dict and sweeps expired counters once per :data:`SWEEP_EVERY` new 
 O(1) amortised and memory stays bounded by the callers of one window.
 
 Only the fixed-window part of the interface is implemented (``incr``, ``get``, ``get_expiry``,
-``check``, ``reset``, ``clear``), as in :class:`api._kv_store.KeyValueStore`; both are checked against
-``limits``' ``MemoryStorage`` by one contract test (``tests/api/test_shared_state.py``). Nothing here
-awaits between reading and writing a counter, so counts on one event loop never race.
+``check``, ``reset``, ``clear``) plus ``incr_window``, as in :class:`api._kv_store.KeyValueStore`; both
+are checked against ``limits``' ``MemoryStorage`` by one contract test
+(``tests/api/test_shared_state.py``). Nothing here awaits between reading and writing a counter, so
+counts on one event loop never race.
 """
 
 from __future__ import annotations
@@ -60,6 +61,15 @@ class WindowStore(Storage):
         Returns:
             The count after adding.
         """
+        count, _ = await self.incr_window(key, expiry, amount)
+        return count
+
+    async def incr_window(self, key: str, expiry: float, amount: int = 1) -> tuple[int, float]:
+        """As :meth:`incr`, also returning when the counted window ends.
+
+        Returns:
+            The count after adding, and the window's expiry (Unix time, seconds).
+        """
         now = time()
         window = self._live(key, now)
         if window is None:
@@ -70,7 +80,7 @@ class WindowStore(Storage):
                     self._sweep(now)
             window = self.windows[key] = [0, now + expiry]
         window[0] += amount
-        return int(window[0])
+        return int(window[0]), window[1]
 
     async def get(self, key: str) -> int:
         """The count of ``key`` (0 if absent or expired)."""

@@ -6,11 +6,12 @@
    (another replica: its own connection and cache) on the JetStream store. Reports compressed MB/s
    (1e6 input bytes per second), the ratio and the decode speed; the ratios must be equal.
 2. **Rate limiting**: requests/s of an authenticated ``GET`` through the app with the ``limits`` fixed
-   window over its ``MemoryStorage`` (in process) and over ``KeyValueStore`` (the ``limits`` storage on
-   JetStream KV: a read and a compare-and-set per count, two reads for the window's headers), one
+   window over this process's ``WindowStore`` and over ``KeyValueStore`` (the ``limits`` storage on
+   JetStream KV: a read and a compare-and-set per request, the window's end returned with the count), one
    client, sequential, in process (``httpx.ASGITransport``).
 
-Run: ``PYTHONPATH=$PWD python -m benchmarks.shared_state [--sessions 6] [--requests 400]``.
+Run: ``PYTHONPATH=$PWD python -m benchmarks.shared_state [--sessions 6] [--requests 400]
+[--sections rsu rate-limit]``.
 """
 
 from __future__ import annotations
@@ -133,13 +134,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=6)
     parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument(
+        "--sections", nargs="+", choices=("rsu", "rate-limit"), default=["rsu", "rate-limit"]
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         server = EmbeddedNats(Path(tmp) / "nats")
         anyio.run(server.start)
         try:
-            bench_rsu(server.url, args.sessions)
-            anyio.run(bench_rate_limit, server.url, args.requests)
+            if "rsu" in args.sections:
+                bench_rsu(server.url, args.sessions)
+            if "rate-limit" in args.sections:
+                anyio.run(bench_rate_limit, server.url, args.requests)
         finally:
             anyio.run(server.stop)
 

@@ -27,6 +27,7 @@ from agents.jetstream import JetStream
 from agents.roster import ROSTER
 from api import AuthConfig, KeyValueStore, LimitsConfig, _kv_store, _window_store, create_app
 from api._kv_store import MAX_CAS_ATTEMPTS, CounterContendedError
+from api._limits import WindowCounter
 from api._window_store import WindowStore
 from neurectomy.server.keys import KEYS_FILE_NAME, KeyStore
 from neurectomy.server.natsserver import EmbeddedNats
@@ -207,6 +208,12 @@ async def test_storage_contract(storage: tuple[Storage, list[float]]) -> None:
     assert stats.remaining == 0 and stats.reset_time == pytest.approx(clock[0] + 60)
     await store.reset()
     assert await store.get("raced") == 0 and await limiter.hit(item, "caller")
+    if not isinstance(store, MemoryStorage):  # ours: a count and its window's end from one write
+        assert isinstance(store, WindowCounter)
+        assert await store.incr_window("both", 60) == (1, pytest.approx(clock[0] + 60))
+        clock[0] += 5
+        assert await store.incr_window("both", 60, amount=2) == (3, pytest.approx(clock[0] + 55))
+        assert await store.get("both") == 3
 
 
 async def test_a_count_lost_to_other_processes_every_time_is_refused(bus: Bus) -> None:

@@ -32,6 +32,7 @@ from api.llamacpp import routes as _llamacpp
 from api.ollama import routes as _ollama
 from api.openai import routes as _openai
 from api.sigma import routes as _sigma
+from api.sigma._coalesce import coalescing
 from api.system import routes as _system
 from api.system import sysinfo as _sysinfo
 from api.tasks import routes as _tasks
@@ -204,6 +205,7 @@ def create_app(
             *([rate_limit] if rate_limit is not None else []),
         ],
         before_send=[add_trace_headers],
+        lifespan=[coalescing],  # concurrent POST /v1/sigma/compress requests share compressor calls
         openapi_config=OpenAPIConfig(
             title="Neurectomy", version="0.1.0", path="/schema", **(openapi_security() if auth_on else {})
         ),

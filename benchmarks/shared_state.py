@@ -134,9 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=6)
     parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument(
-        "--sections", nargs="+", choices=("rsu", "rate-limit"), default=["rsu", "rate-limit"]
-    )
+    parser.add_argument("--sections", nargs="+", choices=("rsu", "rate-limit"), default=["rsu", "rate-limit"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         server = EmbeddedNats(Path(tmp) / "nats")

@@ -42,6 +42,8 @@ class SigmaBridgeMetrics:
 
     Attributes:
         compressions: Messages compressed.
+        compress_calls: Calls that compressed them (one per batch: ``compressions / compress_calls`` is
+            the mean batch, e.g. of coalesced ``POST /v1/sigma/compress`` requests).
         decompressions: Frames decoded.
         optimizations: Contexts optimised.
         dictionaries_trained: Dictionaries trained and registered.
@@ -53,6 +55,7 @@ class SigmaBridgeMetrics:
     """
 
     compressions: int = 0
+    compress_calls: int = 0
     decompressions: int = 0
     optimizations: int = 0
     dictionaries_trained: int = 0

@@ -97,13 +97,13 @@ class SigmaBridge(_StoreOperations):
         dedup: bool = True,
         level: int | None = None,
         stream: str | None = None,
-        streams: Sequence[str] | None = None,
+        streams: Sequence[str | None] | None = None,
         timeout_s: float | None = None,
     ) -> list[CompressOutcome]:
         """Compress messages of ``tenant`` in order, in one thread hop and one store transaction.
 
         ``stream`` is the conversation of every message; ``streams`` (as long as ``messages``) gives
-        each message its own, for a batch gathering turns of many conversations.
+        each message its own (None: none), for a batch gathering turns of many conversations.
 
         Raises:
             sigmalang.RSUStoreError: The store is closed or broken.
@@ -126,6 +126,7 @@ class SigmaBridge(_StoreOperations):
             return out
 
         results = await self._run("compress", work, timeout_s)
+        self.metrics.compress_calls += 1
         for result in results:
             self.metrics.compressions += 1
             self.metrics.bytes_in += result.report.bytes_in

@@ -5,7 +5,7 @@ content``, the entropy tables being a Huffman tree description (section 4.2.1), 
 descriptions (offsets, match lengths, literal lengths; section 4.1.1) and three 4-byte repeat offsets.
 Nothing records where the content starts, so the two variable-length parts are parsed here.
 
-A version-2 frame with the TABLES flag uses a dictionary's header followed by the context alone:
+A version-2 or -3 frame with the TABLES flag uses a dictionary's header followed by the context alone:
 zstd then has the dictionary's entropy tables (the saving of a dictionary on new text) without
 hashing its content for every message (the cost).
 """

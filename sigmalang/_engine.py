@@ -95,7 +95,7 @@ def decode(
     if info.content_size > max_output_bytes:
         raise OutputTooLargeError(info.content_size, max_output_bytes)
     if info.version != 1:
-        raise CorruptFrameError("a version-2 frame is decoded by SigmaCodec with its tenant's store")
+        raise CorruptFrameError("a store-backed frame (version 2 or 3) is decoded by SigmaCodec")
     if info.rsu_ids:
         raise MissingRSUError(info.rsu_ids[0])
     view = memoryview(frame)

@@ -47,7 +47,6 @@ from sigmalang._frame_header import (
     F_REFS,
     F_TABLES,
     MAGIC,
-    STORE_FORMAT_VERSION,
     FrameFlags,
     FrameInfo,
     _header,
@@ -57,7 +56,9 @@ from sigmalang.errors import CorruptFrameError, FrameAuthenticationError, Trunca
 TAG_BYTES = 12
 """Length of a version-2 frame's MAC, bytes (96 bits: a forger needs about 2**95 tries)."""
 MAX_CONTEXT_RSUS = 1 << 16
-"""Most RSUs a version-2 frame's context may name."""
+"""Most RSUs a version-2 or -3 frame's context may name."""
+V2 = 2
+"""This layout's version byte (`STORE_FORMAT_VERSION`, what `SigmaCodec` writes, is now 3)."""
 
 
 def tenant_key(secret: bytes, tenant: str) -> bytes:
@@ -107,27 +108,68 @@ def encode_store_frame(
     if tables and (dict_id is None or not context or raw):
         raise ValueError("TABLES needs a dictionary, a context and a compressed payload")
     flags = (F_RAW if raw else F_TABLES if tables else 0) | (F_PACKED if context else 0)
-    out = _header(STORE_FORMAT_VERSION, flags, content_size, dict_id, refs=bool(context))
+    out = _header(V2, flags, content_size, dict_id, refs=bool(context))
     if context:
-        runs: list[tuple[int, int]] = []
-        for seq in context:
-            if seq <= 0:
-                raise ValueError(f"sequence numbers start at 1, got {seq}")
-            if runs and runs[-1][0] + runs[-1][1] == seq:
-                runs[-1] = (runs[-1][0], runs[-1][1] + 1)
-            else:
-                runs.append((seq, 1))
-        _varint.encode(len(runs), out)
-        end = 0
-        for start, length in runs:  # packed (flag PACKED): short runs of near starts take one byte
-            delta = start - end
-            _varint.encode((delta * 2 if delta >= 0 else -delta * 2 - 1) << 2 | min(length - 1, 3), out)
-            if length >= 4:
-                _varint.encode(length - 4, out)
-            end = start + length
+        encode_runs(context, out)
     out += payload
     out += _tag(out, key)
     return bytes(out)
+
+
+def encode_runs(context: tuple[int, ...] | list[int], out: bytearray) -> None:
+    """Append the context's sequence numbers to `out` as packed runs (layout in the module docstring).
+
+    Raises:
+        ValueError: A sequence number is below 1.
+    """
+    runs: list[tuple[int, int]] = []
+    for seq in context:
+        if seq <= 0:
+            raise ValueError(f"sequence numbers start at 1, got {seq}")
+        if runs and runs[-1][0] + runs[-1][1] == seq:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((seq, 1))
+    _varint.encode(len(runs), out)
+    end = 0
+    for start, length in runs:  # packed (flag PACKED): short runs of near starts take one byte
+        delta = start - end
+        _varint.encode((delta * 2 if delta >= 0 else -delta * 2 - 1) << 2 | min(length - 1, 3), out)
+        if length >= 4:
+            _varint.encode(length - 4, out)
+        end = start + length
+
+
+def decode_runs(view: memoryview, pos: int, end: int, *, packed: bool) -> tuple[list[int], int]:
+    """Read context runs (`encode_runs`, or two varints per run if not `packed`) from `view[pos:end]`.
+
+    Returns:
+        The sequence numbers and the position after the runs.
+
+    Raises:
+        CorruptFrameError: A run is out of range or there are more than `MAX_CONTEXT_RSUS`.
+        TruncatedFrameError: The runs end past `end`.
+    """
+    context: list[int] = []
+    n_runs, pos = _varint.decode(view, pos, end)
+    if not 0 < n_runs <= end - pos:
+        raise CorruptFrameError(f"{n_runs} context runs in {end - pos} bytes")
+    prev_end = 0
+    for _ in range(n_runs):
+        zz, pos = _varint.decode(view, pos, end)
+        if packed:
+            zz, length = zz >> 2, (zz & 3) + 1
+            if length == 4:
+                more, pos = _varint.decode(view, pos, end)
+                length += more
+        else:
+            length, pos = _varint.decode(view, pos, end)
+        start = prev_end + (zz >> 1 if not zz & 1 else -((zz + 1) >> 1))
+        if start <= 0 or length <= 0 or len(context) + length > MAX_CONTEXT_RSUS:
+            raise CorruptFrameError(f"context run ({start}, {length}) out of range")
+        context.extend(range(start, start + length))
+        prev_end = start + length
+    return context, pos
 
 
 def _inspect_v2(view: memoryview, key: bytes | None) -> FrameInfo:
@@ -156,29 +198,11 @@ def _inspect_v2(view: memoryview, key: bytes | None) -> FrameInfo:
             raise CorruptFrameError("dictionary id 0")
     context: list[int] = []
     if flags & F_REFS:
-        n_runs, pos = _varint.decode(view, pos, end)
-        if not 0 < n_runs <= end - pos:
-            raise CorruptFrameError(f"{n_runs} context runs in {end - pos} bytes")
-        prev_end = 0
-        packed = bool(flags & F_PACKED)
-        for _ in range(n_runs):
-            zz, pos = _varint.decode(view, pos, end)
-            if packed:
-                zz, length = zz >> 2, (zz & 3) + 1
-                if length == 4:
-                    more, pos = _varint.decode(view, pos, end)
-                    length += more
-            else:
-                length, pos = _varint.decode(view, pos, end)
-            start = prev_end + (zz >> 1 if not zz & 1 else -((zz + 1) >> 1))
-            if start <= 0 or length <= 0 or len(context) + length > MAX_CONTEXT_RSUS:
-                raise CorruptFrameError(f"context run ({start}, {length}) out of range")
-            context.extend(range(start, start + length))
-            prev_end = start + length
+        context, pos = decode_runs(view, pos, end, packed=bool(flags & F_PACKED))
     if flags & F_RAW and (flags & F_DICT or end - pos != content_size):
         raise CorruptFrameError("stored payload with a dictionary, or of the wrong size")
     return FrameInfo(
-        version=STORE_FORMAT_VERSION,
+        version=V2,
         flags=FrameFlags(flags),
         content_size=content_size,
         dict_id=dict_id,

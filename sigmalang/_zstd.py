@@ -41,6 +41,37 @@ def _strip_magic(frame: bytes) -> bytes:
     return frame[4:]
 
 
+_BARE_BLOCK = 0b101  # block header bits: last block, type 2 (compressed); RFC 8878 section 3.1.1.2
+
+
+def bare_block(payload: bytes) -> bytes | None:
+    """A `compress` payload without its implied headers, or None when it is not one compressed block.
+
+    A magic-less frame from `compress` starts with the frame header descriptor 0x00 (no content size,
+    checksum or dictionary id; not single-segment), then the window descriptor; a message of at most
+    128 KiB is usually one last, compressed block. Returns the window descriptor and the block content.
+    """
+    if len(payload) < 5 or payload[0] != 0:
+        return None
+    header = int.from_bytes(payload[2:5], "little")
+    if header & 7 != _BARE_BLOCK or header >> 3 != len(payload) - 5:
+        return None
+    return payload[1:2] + payload[5:]
+
+
+def dress_block(bare: bytes) -> bytes:
+    """Inverse of `bare_block`.
+
+    Raises:
+        CorruptFrameError: Empty, or a block larger than zstd's 128 KiB.
+    """
+    size = len(bare) - 1
+    if not 0 <= size <= 1 << 17:
+        raise CorruptFrameError(f"a bare zstd block of {size} bytes")
+    view = memoryview(bare)
+    return b"".join((b"\x00", view[:1], (size << 3 | _BARE_BLOCK).to_bytes(3, "little"), view[1:]))
+
+
 def trained_dict(data: bytes, dict_id: int) -> zstandard.ZstdCompressionDict:
     """Return the (per-thread cached) zstd dictionary object for a trained dictionary."""
     key = ("dict", dict_id)

@@ -19,6 +19,7 @@ threads or (with `DiskRSUStore`) processes. The one-shot `compress` never uses a
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections import OrderedDict
@@ -26,11 +27,13 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from functools import partial
 
 from sigmalang import _context, _engine
-from sigmalang._context import AnchorIndex, anchors
+from sigmalang._anchors import AnchorIndex, anchors
+from sigmalang._base import parse_manifest
 from sigmalang.chunking import chunk_spans, rsu_id
 from sigmalang.config import SigmaConfig
 from sigmalang.dictionary import Dictionary, DictionaryRegistry, train_dictionary
-from sigmalang.frame import STORE_FORMAT_VERSION, FrameInfo, inspect_frame, tenant_key
+from sigmalang.errors import MissingRSUError
+from sigmalang.frame import F_GENERIC, STORE_VERSIONS, FrameInfo, inspect_frame, tenant_key
 from sigmalang.generic import generic_dictionary
 from sigmalang.memory_store import MemoryRSUStore
 from sigmalang.report import CompressionResult
@@ -271,20 +274,42 @@ class SigmaCodec:
         """
         limit = self.config.max_output_bytes if max_output_bytes is None else max_output_bytes
         lookup = partial(self.dictionaries.get, tenant=tenant)
-        if bytes(frame[2:3]) == bytes([STORE_FORMAT_VERSION]):
+        if frame[2:3] and frame[2] in STORE_VERSIONS:
             return _context.decode(
                 frame,
                 tenant=tenant,
                 key=self.key(tenant),
                 store=self.store,
                 dictionaries=lookup,
+                generic=self._generic_dictionary,
                 max_output_bytes=limit,
             )
         return _engine.decode(frame, dictionaries=lookup, max_output_bytes=limit)
 
+    def _generic_dictionary(self) -> Dictionary:
+        return self._generic if self._generic is not None else generic_dictionary()
+
     def inspect(self, frame: bytes, *, tenant: str = "default") -> FrameInfo:
-        """A frame's header, its MAC verified for `tenant` (see `inspect_frame`)."""
-        return inspect_frame(frame, key=self.key(tenant))
+        """A frame's header, its MAC verified for `tenant` (see `inspect_frame`).
+
+        For a version-3 frame with a base, `FrameInfo.context` also lists the base message's RSUs,
+        read from the base's manifest in the tenant's store (when the manifest is gone, only the
+        manifest's own sequence number is listed: the frame cannot decode), and a generic-dictionary
+        frame's `dict_id` is the generic dictionary's id.
+
+        Raises:
+            FrameError: Malformed frame, or not `tenant`'s (`FrameAuthenticationError`).
+        """
+        info = inspect_frame(frame, key=self.key(tenant))
+        if info.flags & F_GENERIC:
+            info = dataclasses.replace(info, dict_id=self._generic_dictionary().dict_id)
+        if info.base is None:
+            return info
+        try:
+            listed = parse_manifest(self.store.get_many(tenant, [info.base])[0])
+        except MissingRSUError:
+            return info
+        return dataclasses.replace(info, context=tuple(dict.fromkeys([*info.context, *listed])))
 
     def release(self, frame: bytes, *, tenant: str = "default") -> None:
         """Drop the references a frame of `tenant` holds, once the frame is deleted.

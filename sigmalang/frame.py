@@ -31,9 +31,10 @@ subclass, never returns garbage.
 The glyphs (references to reusable semantic units) are what makes repeated content cost 16 bytes
 instead of its length: see `sigmalang.chunking` and `sigmalang.store`.
 
-Format version 2, the store-backed, tenant-bound frame written by `SigmaCodec`, is laid out in
-`sigmalang._frame_v2`; what both versions share (magic, flags, the parsed header) is in
-`sigmalang._frame_header`. Every name of both is re-exported here.
+Format version 3, the store-backed, tenant-bound frame written by `SigmaCodec`, is laid out in
+`sigmalang._frame_v3`, its predecessor version 2 (still decoded) in `sigmalang._frame_v2`; what the
+versions share (magic, flags, the parsed header) is in `sigmalang._frame_header`. Every name of them
+is re-exported here.
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ from __future__ import annotations
 import hashlib
 
 from sigmalang import _varint
+from sigmalang._frame_header import F_BARE as F_BARE
+from sigmalang._frame_header import F_BASE as F_BASE
 from sigmalang._frame_header import F_DICT as F_DICT  # the flag bits and versions: re-exported
+from sigmalang._frame_header import F_GENERIC as F_GENERIC
 from sigmalang._frame_header import F_PACKED as F_PACKED
 from sigmalang._frame_header import F_RAW as F_RAW
 from sigmalang._frame_header import F_REF_PREFIX as F_REF_PREFIX
@@ -56,9 +60,13 @@ from sigmalang._frame_header import (
     FrameInfo,
     _header,
 )
+from sigmalang._frame_header import STORE_VERSIONS as STORE_VERSIONS
 from sigmalang._frame_header import SUPPORTED_VERSIONS as SUPPORTED_VERSIONS
 from sigmalang._frame_v2 import MAX_CONTEXT_RSUS as MAX_CONTEXT_RSUS
-from sigmalang._frame_v2 import TAG_BYTES, _inspect_v2, encode_store_frame, tenant_key
+from sigmalang._frame_v2 import TAG_BYTES, V2, _inspect_v2, encode_store_frame, tenant_key
+from sigmalang._frame_v3 import MAC_BYTES as MAC_BYTES
+from sigmalang._frame_v3 import TRAILER_BYTES as TRAILER_BYTES
+from sigmalang._frame_v3 import V3, _inspect_v3, encode_frame_v3
 from sigmalang.errors import (
     BadMagicError,
     ChecksumMismatchError,
@@ -77,6 +85,7 @@ __all__ = (
     "FrameFlags",
     "FrameInfo",
     "encode_frame",
+    "encode_frame_v3",
     "encode_store_frame",
     "inspect_frame",
     "tenant_key",
@@ -146,8 +155,8 @@ def inspect_frame(frame: bytes | memoryview, *, key: bytes | None = None) -> Fra
 
     Args:
         frame: The frame bytes.
-        key: The decoding tenant's key (`tenant_key`): a version-2 frame's MAC is verified with it;
-            None parses a version-2 header without verifying it (for display only).
+        key: The decoding tenant's key (`tenant_key`): a version-2 or -3 frame's MAC is verified with
+            it; None parses such a header without verifying it (for display only).
 
     Returns:
         The parsed header.
@@ -157,7 +166,7 @@ def inspect_frame(frame: bytes | memoryview, *, key: bytes | None = None) -> Fra
         BadMagicError: Does not start with `MAGIC`.
         UnsupportedVersionError: Version is not in `SUPPORTED_VERSIONS`.
         ChecksumMismatchError: The bytes were altered.
-        FrameAuthenticationError: A version-2 frame fails its MAC under `key`.
+        FrameAuthenticationError: A version-2 or -3 frame fails its MAC under `key`.
         CorruptFrameError: Fields are inconsistent (unknown flags, bad recipe).
     """
     view = memoryview(frame)
@@ -171,7 +180,9 @@ def inspect_frame(frame: bytes | memoryview, *, key: bytes | None = None) -> Fra
     version = view[len(MAGIC)]
     if version not in SUPPORTED_VERSIONS:
         raise UnsupportedVersionError(version, SUPPORTED_VERSIONS)
-    if version == STORE_FORMAT_VERSION:
+    if version == V3:
+        return _inspect_v3(view, key)
+    if version == V2:
         return _inspect_v2(view, key)
     if size < _MIN_FRAME:
         raise TruncatedFrameError(size=size, needed=_MIN_FRAME)

@@ -13,7 +13,8 @@ Attribution of the saving ``bytes_in - bytes_out`` (exact: the four terms add up
 - ``dedup_saved``: everything the context saved (content the tenant's store already held: the
   stream's previous message, repeated chunks, documents sharing sentences), minus the bytes that name
   the context.
-- ``framing``: bytes spent on magic, version, flags, sizes, dictionary id and checksum or MAC.
+- ``framing``: bytes spent on magic, version, flags, sizes, dictionary id and checksum, MAC or (version
+  3) content hash and MAC; the bytes naming a context (runs, base, prefix, suffix) count in ``dedup_saved``.
 
 `SavingShares` divides the three savings by their sum (the gross saving before framing).
 

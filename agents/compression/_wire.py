@@ -94,9 +94,9 @@ class CompressInput(_Input):
     """Reference RSUs the shared store holds and add new ones (False: a self-contained frame)."""
     stream: str | None = Field(default=None, min_length=1, max_length=256)
     """Conversation the message belongs to (its previous message is the first part of the context)."""
-    streams: list[StreamId] | None = Field(default=None, min_length=1, max_length=MAX_BATCH_ITEMS)
-    """With ``messages``, instead of ``stream``: each message's conversation, in order (a batch may
-    gather the turns of many conversations)."""
+    streams: list[StreamId | None] | None = Field(default=None, min_length=1, max_length=MAX_BATCH_ITEMS)
+    """With ``messages``, instead of ``stream``: each message's conversation (None: none), in order (a
+    batch may gather the turns of many conversations)."""
 
 
 class DecompressInput(_Input):

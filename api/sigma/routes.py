@@ -19,7 +19,6 @@ import base64
 import binascii
 from typing import Annotated, Any, TypeVar
 
-import pydantic_core
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
@@ -27,10 +26,19 @@ from litestar.params import JSONBody, Parameter
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from agents.compression import MAX_DATA_BYTES
-from agents.compression._wire import ENVELOPE_RESERVE_BYTES, check_size
-from agents.errors import BadInputError, StreamBrokenError
+from agents.compression._wire import ENVELOPE_RESERVE_BYTES, Base64Data, check_size
+from agents.errors import BadInputError
 from agents.protocol import Attached
 from api._request import call_context
+from api.sigma._coalesce import (
+    COALESCER_STATE,
+    TEAM,
+    CompressCoalescer,
+    CompressedMessage,
+    attachment_of,
+    call_compressor,
+    compress_messages,
+)
 from api.sigma.schemas import (
     MAX_BATCH_MESSAGES,
     REPORT_HEADER,
@@ -55,7 +63,6 @@ from api.sigma.schemas import (
 from orchestrator import CallContext, Orchestrator
 
 M = TypeVar("M", bound=BaseModel)
-TEAM = "compression"
 BINARY = "application/octet-stream"
 JSON = "application/json"
 _REPORTS: TypeAdapter[list[SigmaCompressionReport]] = TypeAdapter(list[SigmaCompressionReport])
@@ -78,29 +85,29 @@ def _parse(model: type[M], body: bytes) -> M:
         raise BadInputError(first["msg"], field=field) from None
 
 
-def _attachment(out: dict[str, Any], agent: str) -> bytes:
-    """An agent's binary answer (`agents.protocol.Attached`).
-
-    Raises:
-        StreamBrokenError: The answer had none (an agent that does not speak it).
-    """
-    attachment = getattr(out, "attachment", None)
-    if attachment is None:
-        raise StreamBrokenError(f"{agent} answered without its binary attachment")
-    return bytes(attachment)
-
-
-async def _compress_raw(
-    orchestrator: Orchestrator, options: dict[str, Any], messages: bytes, ctx: CallContext
-) -> bytes:
-    """Messages (`pack_parts` layout) → the compressor's answer: reports (JSON array), then frames."""
-    out = await orchestrator.call(TEAM, "compressor", Attached(options, messages), ctx)
-    return _attachment(out, "compressor")
-
-
 def _b64_decoded(values: list[str]) -> bytes:
     """Base64 strings (checked by the request model) as one `pack_parts` body."""
     return pack_parts(binascii.a2b_base64(v) for v in values)
+
+
+class _CompressBody(SigmaCompressRequest):
+    """`SigmaCompressRequest` with ``data`` decoded while it is validated (one base64 pass)."""
+
+    data: Base64Data  # type: ignore[assignment]
+
+
+async def _compress_one(
+    state: State, message: bytes, ctx: CallContext, *, stream: str | None, level: int | None, dedup: bool
+) -> CompressedMessage:
+    """One message through the app's coalescer, or alone when the app has none.
+
+    An in-process app whose lifespan did not run has no coalescer.
+    """
+    coalescer: CompressCoalescer | None = state.get(COALESCER_STATE)
+    if coalescer is not None:
+        return await coalescer.compress(message, ctx, stream=stream, level=level, dedup=dedup)
+    (one,) = await compress_messages(state.orchestrator, [message], [stream], ctx, level=level, dedup=dedup)
+    return one
 
 
 def _is_binary(request: Request[Any, Any, Any]) -> bool:
@@ -140,22 +147,17 @@ async def compress(
     """
     orchestrator: Orchestrator = state.orchestrator
     body = await request.body()
-    if _is_binary(request):
+    binary = _is_binary(request)
+    if binary:
         check_size("data", len(body))
-        options: dict[str, Any] = {"level": level, "dedup": dedup, "stream": stream}
-        message = pack_parts([body])
+        message = body
     else:
-        req = _parse(SigmaCompressRequest, body)
-        check_size("data", base64_decoded_size(req.data))
-        options = req.model_dump(exclude={"timeout_s", "data"})
-        message = _b64_decoded([req.data])
-        timeout_s = req.timeout_s
-    answer = await _compress_raw(
-        orchestrator, options, message, call_context(orchestrator, request, timeout_s=timeout_s)
-    )
-    reports, frame = unpack_parts(answer, 2)
-    report = pydantic_core.to_json(pydantic_core.from_json(reports)[0])
-    if _is_binary(request):
+        req = _parse(_CompressBody, body)
+        check_size("data", len(req.data))
+        message, level, dedup, stream, timeout_s = req.data, req.level, req.dedup, req.stream, req.timeout_s
+    ctx = call_context(orchestrator, request, timeout_s=timeout_s)
+    report, frame = await _compress_one(state, message, ctx, stream=stream, level=level, dedup=dedup)
+    if binary:
         return Response(frame, media_type=BINARY, headers={REPORT_HEADER: report.decode()})
     return Response(
         SigmaCompressResponse(frame=_b64(frame), report=SigmaCompressionReport.model_validate_json(report))
@@ -254,7 +256,7 @@ async def compress_batch(
         options = req.model_dump(exclude={"timeout_s", "messages"}, exclude_none=True)
         messages = _b64_decoded(req.messages)
         timeout_s = req.timeout_s
-    answer = await _compress_raw(
+    answer = await call_compressor(
         orchestrator, options, messages, call_context(orchestrator, request, timeout_s=timeout_s)
     )
     if request.accept.best_match([JSON, BINARY], default=JSON) == BINARY:
@@ -314,7 +316,7 @@ async def decompress_batch(
         call_context(orchestrator, request, timeout_s=timeout_s),
         idempotent=True,
     )
-    answer = _attachment(out, "decompressor")
+    answer = attachment_of(out, "decompressor")
     if request.accept.best_match([JSON, BINARY], default=JSON) == BINARY:
         return Response(answer, media_type=BINARY)
     datas = unpack_parts(answer, MAX_BATCH_MESSAGES)

@@ -109,9 +109,9 @@ async def test_glyph_encoder_and_codec_inspector_describe_a_frame(team: Team) ->
     assert steps[-1]["kind"] == "payload" and steps[-1]["size"] > 0
     assert recipe["content_size"] == len(turn(3))
     assert header["decodable"] is True and header["missing_rsus"] == []
-    assert header["glyphs"] == recipe["glyphs"] and "REFS" in header["flags"]
+    assert header["glyphs"] == recipe["glyphs"] and {"REFS", "BASE"} & set(header["flags"])
     assert "TABLES" in header["flags"] and "REF_PREFIX" not in header["flags"]  # generic tables
-    assert header["content_size"] == len(turn(3)) and header["version"] == 2
+    assert header["content_size"] == len(turn(3)) and header["version"] == 3
     # A frame of a tenant whose store no longer holds its context: not decodable, named by seq.
     assert foreign_header["decodable"] is False and foreign_header["missing_rsus"]
     assert set(foreign_recipe["missing_rsus"]) == set(foreign_header["missing_rsus"])

@@ -1,0 +1,61 @@
+"""Anchors: sentences and lines an RSU shares with earlier messages of its tenant, and their index.
+
+A document retrieved again in another session is rarely cut into the same content-defined chunks, but
+its sentences and lines repeat exactly. `anchors` hashes those of at least `ANCHOR_MIN_BYTES` bytes;
+`AnchorIndex` maps each hash to the latest RSU holding it, so that a message's new chunks find the
+stored RSUs worth putting in its zstd context (`sigmalang._context`).
+"""
+
+from __future__ import annotations
+
+import threading
+
+ANCHOR_MIN_BYTES = 32
+"""Shortest sentence or line used as an anchor, bytes."""
+_SENTENCE_ENDS = (b"\\n", b". ", b"! ", b"? ", b"; ", b": ")  # each becomes a newline, then split
+_MAX_ANCHORS = 1 << 18  # per tenant; the oldest half is forgotten beyond this
+
+
+def anchors(chunk: bytes | memoryview) -> list[int]:
+    r"""Hashes of the sentences and lines of at least `ANCHOR_MIN_BYTES` bytes in `chunk`.
+
+    Lines end at a newline or at an escaped one (``\\n`` inside a JSON string); sentences at
+    ``.``, ``!``, ``?``, ``;`` or ``:`` followed by a space. The hashes are Python's `hash` of the
+    bytes (SipHash, keyed per process): the index lives in one process's memory only.
+    """
+    text = bytes(chunk)
+    for end in _SENTENCE_ENDS:  # a few C-speed passes: twice as fast as a regular expression
+        text = text.replace(end, b"\n")
+    return [hash(piece) for piece in text.split(b"\n") if len(piece) >= ANCHOR_MIN_BYTES]
+
+
+class AnchorIndex:
+    """Anchor hash → the sequence number of the latest RSU holding it, for one tenant (in memory).
+
+    A hint only: a lost or stale entry makes a frame larger, never wrong (the frame names its context).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seqs: dict[int, int] = {}  # insertion order = recency (an entry re-seen moves last)
+
+    def add(self, seq: int, hashes: list[int]) -> None:
+        """Remember the anchors (`anchors`) of a newly stored RSU."""
+        with self._lock:
+            seqs = self._seqs
+            for anchor in hashes:
+                seqs.pop(anchor, None)
+                seqs[anchor] = seq
+            if len(seqs) > _MAX_ANCHORS:
+                self._seqs = dict(list(seqs.items())[len(seqs) // 2 :])
+
+    def lookup(self, hashes: list[int]) -> dict[int, int]:
+        """RSUs holding these anchors (`anchors`): sequence number → anchors shared."""
+        hits: dict[int, int] = {}
+        with self._lock:
+            get = self._seqs.get
+            for anchor in hashes:
+                seq = get(anchor)
+                if seq is not None:
+                    hits[seq] = hits.get(seq, 0) + 1
+        return hits

@@ -39,6 +39,10 @@ in the same batch; the model verifies them in that one decode and the matching p
 (:mod:`ryot._speculative`), so repetitive outputs take fewer steps. The kept tokens are greedy choices,
 but from a batch holding several positions of one sequence, which llama.cpp rounds differently from
 one position at a time: in a near tie the text can differ from the non-speculative one.
+
+The engine's parts, bases of :class:`RyotEngine`: the worker loop and admission (:mod:`ryot._worker`),
+slot choice, KV reuse and prefix-cache snapshots (:mod:`ryot._kv_reuse`), the decode step
+(:mod:`ryot._step`), and token and event delivery (:mod:`ryot._delivery`).
 """
 
 from __future__ import annotations
@@ -47,17 +51,16 @@ import ctypes
 import logging
 import queue
 import random
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ryot._llama import Batch, Context, Model, Sampler, SamplerSpec
-from ryot._prefix_cache import PrefixCache, as_tokens
-from ryot._schedule import MAX_PAD, Fed, Job, Placeholder, Slot, choose_slot, lay_out, least_recently_used
-from ryot._speculative import prompt_lookup
-from ryot._text import TextAssembler
+from ryot._delivery import Sink, _flush_sinks
+from ryot._llama import Batch, Context, Model, Sampler
+from ryot._prefix_cache import PrefixCache
+from ryot._schedule import Job, Slot
+from ryot._worker import WORKER_THREAD_NAME, _WorkerLoop
 from ryot.chat import ChatTemplate
 from ryot.config import RyotConfig
 from ryot.errors import (
@@ -66,7 +69,6 @@ from ryot.errors import (
     GenerationCancelledError,
     InvalidRequestError,
     PromptTooLongError,
-    RyotError,
 )
 from ryot.grammar import check_grammar
 from ryot.models import resolve_model_path
@@ -76,59 +78,17 @@ from ryot.types import (
     Event,
     Failed,
     Finished,
-    FinishReason,
     SamplingParams,
-    Timings,
     TokenChunk,
-    TokenLogprob,
     TokenPrompt,
-    TopLogprob,
-    Usage,
 )
 
-Sink = Callable[[Event], None]
+__all__ = ("WORKER_THREAD_NAME", "GenerationHandle", "Prompt", "RyotEngine", "Sink")
+
 Prompt = str | Sequence[ChatMessage] | TokenPrompt
 """A prompt: text, chat messages (rendered with the chat template), or token ids."""
 
 _log = logging.getLogger(__name__)
-
-_MIN_SNAPSHOT_TOKENS = 32
-"""Shortest sequence worth a prefix-cache entry (its prefill takes a few tens of milliseconds)."""
-_MIN_GAIN_TOKENS = 16
-"""Restore from the prefix cache only when it saves at least this many prefill tokens over a slot (and
-snapshot a slot's tokens only when at least this many would be lost)."""
-_IDLE_SNAPSHOT_DELAY_S = 0.02
-"""How long the worker must have been idle before it snapshots a finished slot into the prefix cache."""
-WORKER_THREAD_NAME = "ryot-worker"
-"""Name of the worker thread, in Python and (on Linux) in the OS: ``top -H`` and ``/proc/<pid>/task/*/comm``
-show it, and llama.cpp's OpenMP compute threads, which the worker starts, inherit it, so that the
-engine's CPU time can be told apart from the service's (``benchmarks/llm_path.py`` does)."""
-
-
-def _flush_sinks(sinks: Iterable[Sink]) -> None:
-    """Call ``flush()`` once on each distinct flush callable of ``sinks`` that has one.
-
-    The engine calls it after handing over a batch of events (a step's, or a single one outside
-    steps), so that a sink can buffer events and signal its consumer once per batch (see :meth:`submit`).
-    """
-    done: set[Callable[[], None]] = set()
-    for sink in sinks:
-        flush = getattr(sink, "flush", None)
-        if flush is not None and flush not in done:
-            done.add(flush)
-            try:
-                flush()
-            except Exception:  # a consumer gone; its requests are cancelled through their sinks
-                _log.debug("sink flush failed", exc_info=True)
-
-
-def _name_os_thread(name: str) -> None:
-    """Give the calling thread ``name`` (at most 15 bytes) in the OS on Linux; elsewhere do nothing."""
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # 15: PR_SET_NAME
-        except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
-            pass
 
 
 class GenerationHandle:
@@ -152,14 +112,6 @@ class GenerationHandle:
         self._job.cancelled.set()
 
 
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
 def _validate(params: SamplingParams) -> None:
     if params.max_tokens < 1:
         raise InvalidRequestError("max_tokens", "must be at least 1")
@@ -180,7 +132,7 @@ def _validate(params: SamplingParams) -> None:
         raise InvalidRequestError("logprobs", "must be between 0 and 20")
 
 
-class RyotEngine:
+class RyotEngine(_WorkerLoop):
     """One loaded GGUF model served by a single worker thread with continuous batching.
 
     Use as a context manager or call :meth:`close`. All public methods are thread safe.
@@ -446,419 +398,3 @@ class RyotEngine:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    # -- worker ------------------------------------------------------------------------------------------
-
-    def _emit(self, job: Job, event: Event) -> bool:
-        """Pass ``event`` to the job's sink (during a step: once the step's sampling is done).
-
-        Returns False when the sink refused it (the request is then cancelled).
-        """
-        if self._outbox is not None:
-            self._outbox.append((job, event))
-            return not job.cancelled.is_set()
-        ok = self._deliver(job, event)
-        _flush_sinks((job.sink,))
-        return ok
-
-    @staticmethod
-    def _deliver(job: Job, event: Event) -> bool:
-        """Pass ``event`` to the job's sink now (any thread); False when the sink refused it."""
-        try:
-            job.sink(event)
-        except Exception:
-            job.cancelled.set()
-            return False
-        return True
-
-    def _flush_outbox(self) -> None:
-        """Deliver the events of the step just done, back to back.
-
-        A step's tokens reach their sinks within microseconds of each other instead of one
-        sampling apart, so a consumer that wakes up for the first (the bridge's event loop) finds the
-        others already there and handles every request's token in one wake-up.
-        """
-        outbox, self._outbox = self._outbox, None
-        if outbox:
-            for job, event in outbox:
-                self._deliver(job, event)
-            _flush_sinks(job.sink for job, _ in outbox)
-
-    def _run(self) -> None:
-        _name_os_thread(WORKER_THREAD_NAME)
-        stopping = False
-        while True:
-            stopping = self._admit(stopping)
-            busy = [slot for slot in self._slots if slot.job is not None]
-            if not busy:
-                if stopping:
-                    return
-                continue
-            if stopping:
-                for slot in busy:
-                    self._finish(slot, "cancelled")
-                return
-            self._outbox = []
-            try:
-                self._step(busy)
-            except Exception as exc:  # a failed step ends the requests in it, never the worker
-                for slot in busy:
-                    if slot.job is not None:
-                        self._fail(slot, exc)
-            finally:
-                self._flush_outbox()
-
-    def _admit(self, stopping: bool) -> bool:
-        """Move queued jobs into free slots; block only when nothing runs. Returns ``stopping``."""
-        while not stopping:
-            free = [slot for slot in self._slots if slot.job is None]
-            if not free:
-                break
-            idle = len(free) == len(self._slots)
-            unsaved = self._unsaved_slot() if idle else None
-            try:
-                if unsaved is not None:
-                    job = self._queue.get(timeout=_IDLE_SNAPSHOT_DELAY_S)
-                else:
-                    job = self._queue.get(timeout=0.5) if idle else self._queue.get_nowait()
-            except queue.Empty:
-                if unsaved is None:
-                    break
-                self._save_whole(unsaved)  # idle: the copy is off every request's path
-                continue
-            if job is None:
-                return True
-            if job.cancelled.is_set():
-                now = time.perf_counter()
-                timings = Timings(now - job.submitted_at, 0.0, 0.0, 0)
-                self._emit(job, Finished("cancelled", Usage(len(job.tokens), 0, 0), timings, ""))
-                continue
-            try:
-                self._start(job, free)
-            except Exception as exc:  # e.g. a sampler llama.cpp refuses: fail this request, keep serving
-                self._emit(job, Failed(exc))
-        return stopping
-
-    def _prefix_cache_unsupported(self) -> str:
-        """Why this model's states cannot be reused from the prefix cache ("" when they can)."""
-        if self._model.recurrent:
-            return "recurrent or hybrid memory cannot be trimmed back to a shared prefix"
-        if self._model.n_swa > 0 and not self.config.swa_full:
-            return "sliding-window attention without swa_full keeps only the window; set swa_full=True"
-        return ""
-
-    def _window_ok(self, seq: int, reuse: int) -> bool:
-        """Whether ``seq`` still holds every position the token after ``reuse`` kept tokens attends to."""
-        if self._model.n_swa <= 0 or reuse <= 0:
-            return True
-        pos_min = self._ctx.seq_pos_min(seq)
-        return pos_min <= 0 or pos_min <= reuse - self._model.n_swa
-
-    def _start(self, job: Job, free: list[Slot]) -> None:
-        # Longest cached prefix wins; a match of at most one token (BOS) counts as none, so that such a
-        # request takes the least recently used slot and leaves other slots' caches alone.
-        tokens = job.tokens
-        ns = job.params.prefix_namespace
-        lcps = {id(s): _common_prefix(s.cached, tokens) if s.namespace == ns else 0 for s in self._slots}
-        busy = [s.seq for s in self._slots if s.job is not None]
-        slot = choose_slot(free, busy, lambda s: lcps[id(s)], min_gain=_MIN_GAIN_TOKENS)
-        p = job.params
-        seed = p.seed if p.seed is not None else self._seeds.getrandbits(32)
-        sampler = Sampler(self._spec(p, seed), self._model)  # first: if it raises, the slot is untouched
-        limit = len(tokens) - 1
-        reuse = min(lcps[id(slot)], limit)
-        if not self._window_ok(slot.seq, reuse):
-            reuse = 0  # a restored sliding-window state lacks the window below this prefix
-        cache = self._prefix_cache
-        share = min(max(lcps.values()), limit)  # the longest prefix any slot, busy or free, shares
-        restored = tried = False
-        if cache is not None and limit >= _MIN_SNAPSHOT_TOKENS:
-            prompt = as_tokens(tokens)
-            entry, hit, longest = cache.lookup(prompt, limit, ns)
-            share = max(share, longest)
-            if entry is not None and hit >= reuse + _MIN_GAIN_TOKENS:
-                tried = True
-                slot = least_recently_used(free, busy)
-                self._save_evicted(slot, keep=0)
-                if self._ctx.set_seq_state(entry.state, slot.seq) and self._window_ok(slot.seq, hit):
-                    reuse, restored = hit, True
-                else:
-                    _log.warning("prefix cache: restoring %d tokens failed; prefilling", len(entry.tokens))
-                    cache.record_failure(entry)
-                    reuse = 0
-                slot.cached = entry.tokens.tolist()  # what the sequence holds now (trimmed below)
-            cache.record(entry if restored else None, reuse)
-        if not tried:
-            self._save_evicted(slot, keep=reuse)
-        if not self._ctx.seq_rm(slot.seq, reuse, -1):
-            self._ctx.seq_rm(slot.seq, 0, -1)
-            reuse = 0
-        slot.shared = set() if tried else {b for b in slot.shared if b <= reuse}
-        if cache is not None and share >= _MIN_SNAPSHOT_TOKENS:
-            slot.shared.add(share)
-        slot.job = job
-        slot.saved = False
-        slot.namespace = ns
-        slot.cached = job.tokens[:reuse]
-        slot.pending = job.tokens[reuse:]
-        slot.reused = reuse
-        slot.next_token = None
-        slot.n_sampled = 0
-        slot.admitted_at = time.perf_counter()
-        slot.sampler = sampler
-        slot.text = TextAssembler(p.stop)
-
-    def _unsaved_slot(self) -> Slot | None:
-        """A slot whose whole sequence the prefix cache does not hold yet (``None``: none, or no cache)."""
-        if self._prefix_cache is None:
-            return None
-        for slot in self._slots:
-            if not slot.saved and len(slot.cached) >= _MIN_SNAPSHOT_TOKENS:
-                return slot
-        return None
-
-    def _save_whole(self, slot: Slot) -> None:
-        """Snapshot all of ``slot.cached`` unless done before for these tokens or the cache covers them.
-
-        The worker calls it for finished slots while idle, so that evicting one later costs the next
-        request nothing, and from :meth:`_save_evicted` for a slot the idle pass did not reach.
-        """
-        cache = self._prefix_cache
-        if cache is None or slot.saved:
-            return
-        slot.saved = True
-        if not cache.covers(as_tokens(slot.cached), slot.namespace):
-            self._snapshot(slot.seq, slot.cached, slot.namespace)
-
-    def _save_evicted(self, slot: Slot, keep: int) -> None:
-        """Snapshot ``slot`` into the prefix cache before its tokens past ``keep`` are dropped.
-
-        Saves its whole sequence, then each shared prefix longer than ``keep``: the caller is about to
-        trim the sequence anyway, and trimming first makes the saved state end at that prefix, which a
-        sliding-window model needs (see :mod:`ryot._prefix_cache`). Covered ones are skipped.
-        """
-        cache = self._prefix_cache
-        n = len(slot.cached)
-        if cache is None or n < _MIN_SNAPSHOT_TOKENS or n - keep < _MIN_GAIN_TOKENS:
-            return  # too little would be lost for a later restore to pay off (see _MIN_GAIN_TOKENS)
-        self._save_whole(slot)
-        for b in sorted(slot.shared, reverse=True):
-            if b - keep < _MIN_GAIN_TOKENS or b < _MIN_SNAPSHOT_TOKENS:
-                break
-            if b >= len(slot.cached) or cache.covers(as_tokens(slot.cached[:b]), slot.namespace):
-                continue
-            if not self._window_ok(slot.seq, b) or not self._ctx.seq_rm(slot.seq, b, -1):
-                continue
-            del slot.cached[b:]
-            self._snapshot(slot.seq, slot.cached, slot.namespace)
-
-    def _snapshot(self, seq: int, tokens: Sequence[int], namespace: str) -> None:
-        """Save the state of ``seq``, which holds exactly ``tokens``, into the prefix cache."""
-        cache = self._prefix_cache
-        assert cache is not None
-        state = self._ctx.seq_state(seq)
-        if state is not None:
-            cache.put(as_tokens(tokens), state, cache.pos_min_of(len(tokens)), namespace)
-
-    @staticmethod
-    def _spec(p: SamplingParams, seed: int) -> SamplerSpec:
-        return SamplerSpec(
-            p.temperature,
-            p.top_k,
-            p.top_p,
-            p.min_p,
-            p.repeat_penalty,
-            seed,
-            p.grammar,
-            presence_penalty=p.presence_penalty,
-            frequency_penalty=p.frequency_penalty,
-            logit_bias=p.logit_bias,
-        )
-
-    def _draft(self, slot: Slot) -> list[int]:
-        """Prompt-lookup draft for a decoding slot, or nothing when speculation cannot help or apply."""
-        job = slot.job
-        assert job is not None and slot.next_token is not None
-        p = job.params
-        if not p.speculative or p.temperature > 0.0 or p.grammar is not None or p.logprobs is not None:
-            return []
-        if p.repeat_penalty != 1.0 or p.presence_penalty != 0.0 or p.frequency_penalty != 0.0 or p.logit_bias:
-            return []  # greedy only: stateful samplers could not take back rejected draft tokens
-        room = min(
-            self.config.draft_max,
-            p.max_tokens - slot.n_sampled - 1,
-            self.n_ctx - len(slot.cached) - 2,
-        )
-        return prompt_lookup([*slot.cached, slot.next_token], draft_max=room)
-
-    def _step(self, busy: list[Slot]) -> None:
-        """One step: prefill chunks, each prompt in its own ``llama_decode``, then one for the rest.
-
-        The second ``llama_decode`` holds the next token of every decoding sequence (those whose
-        prefill just completed included); a prefill's first token is delivered before it (TTFT).
-
-        A prompt is evaluated in its own call, as when it is served alone: llama.cpp splits a batch whose
-        sequences bring different numbers of tokens into micro-batches anyway (see ryot._schedule), and
-        where it cuts a prompt changes the rounding of its logits, so that a greedy text would depend
-        on what else was admitted in the same step. While any sequence decodes, the prompts get at most
-        ``prefill_chunk`` tokens per step (chunked prefill).
-        """
-        for slot in busy:
-            if slot.job is not None and slot.job.cancelled.is_set():
-                self._finish(slot, "cancelled")
-        busy = [slot for slot in busy if slot.job is not None]
-        capacity = self._batch.capacity
-        budget = capacity
-        first_tokens = False
-        if any(slot.next_token is not None for slot in busy):
-            budget = min(budget, self.config.prefill_chunk)
-        for slot in busy:
-            if slot.job is None or slot.next_token is not None or not slot.pending or budget <= 0:
-                continue
-            chunk = slot.pending[:budget]
-            done = len(chunk) == len(slot.pending)
-            budget -= len(chunk)
-            slot.pending = slot.pending[len(chunk) :]
-            self._decode([Fed(slot, chunk, [], [], [len(chunk) - 1] if done else [])])
-            first_tokens = first_tokens or done
-        if first_tokens and self._outbox is not None:  # a first token goes out now, not one decode later
-            self._flush_outbox()
-            self._outbox = []
-        fed_list: list[Fed] = []
-        room = capacity
-        decoding = [slot for slot in busy if slot.job is not None and slot.next_token is not None]
-        for slot in decoding:  # their next token, plus any draft tokens to verify
-            assert slot.next_token is not None
-            draft = self._draft(slot)[: max(room - len(decoding), 0)]
-            fed = [slot.next_token, *draft]
-            fed_list.append(Fed(slot, fed, [], draft, list(range(len(fed)))))
-            room -= len(fed)
-        if fed_list:
-            self._decode(fed_list)
-
-    def _decode(self, fed_list: list[Fed]) -> None:
-        """Evaluate ``fed_list`` in one ``llama_decode`` and sample where asked.
-
-        The entries go in sequence order, with placeholders in short holes, so that llama.cpp makes
-        one micro-batch of them when they bring one token each (see ryot._schedule).
-        """
-        batch = self._batch
-        idle = [slot for slot in self._slots if slot.job is None]
-        room = batch.capacity - sum(len(f.fed) for f in fed_list)
-        layout = lay_out(fed_list, idle, room=room, n_ctx=self.n_ctx, max_pad=MAX_PAD)
-        batch.clear()
-        pads: list[Placeholder] = []
-        pad_token = max(self._model.bos, 0)
-        for entry in layout:
-            if isinstance(entry, Placeholder):
-                batch.add(pad_token, entry.pos, entry.slot.seq, False)
-                pads.append(entry)
-                continue
-            base = len(entry.slot.cached)
-            seq = entry.slot.seq
-            wanted = entry.sampled
-            for i, token in enumerate(entry.fed):
-                idx = batch.add(token, base + i, seq, i in wanted)
-                if i in wanted:
-                    entry.outputs.append((idx, i))
-        self.placeholders += len(pads)
-        rc = self._ctx.decode(batch)
-        for pad in pads:
-            self._ctx.seq_rm(pad.slot.seq, pad.pos, -1)
-        if rc != 0:
-            raise RyotError(f"llama_decode failed with code {rc} (KV cache full?)")
-        for f in fed_list:
-            self._verify(f)
-
-    def _verify(self, f: Fed) -> None:
-        """Sample after each fed token with logits; keep draft tokens while they match (greedy)."""
-        slot = f.slot
-        base = len(slot.cached)
-        slot.cached.extend(f.fed)
-        self.draft_tokens += len(f.draft)
-        for i, (idx, offset) in enumerate(f.outputs):
-            if slot.job is None or slot.sampler is None:
-                break
-            token = slot.sampler.sample(self._ctx, idx)
-            top = slot.job.params.logprobs
-            self._accept(slot, token, None if top is None else self._logprob(slot.sampler, idx, token, top))
-            if i < len(f.draft) and token == f.draft[i] and slot.job is not None:
-                self.draft_accepted += 1
-                slot.next_token = None  # already fed (and in the KV cache) as part of the draft
-                continue
-            keep = base + offset + 1  # fed[: offset + 1] stays; rejected draft tokens leave the KV cache
-            if len(slot.cached) > keep:
-                self._ctx.seq_rm(slot.seq, keep, -1)
-                del slot.cached[keep:]
-            break
-
-    def _token_text(self, token: int) -> tuple[str, bytes]:
-        raw = self._model.piece(token, self._piece_buf)
-        return raw.decode("utf-8", errors="replace"), raw
-
-    def _logprob(self, sampler: Sampler, idx: int, token: int, top: int) -> TokenLogprob:
-        """The sampled token's log probability and the ``top`` most likely ones at batch entry ``idx``."""
-        chosen, best = sampler.logprobs(self._ctx, idx, token, top)
-        text, raw = self._token_text(token)
-        alternatives = tuple(TopLogprob(*self._token_text(t), lp) for t, lp in best)
-        return TokenLogprob(text, raw, chosen, alternatives)
-
-    def _accept(self, slot: Slot, token: int, logprob: TokenLogprob | None = None) -> None:
-        job = slot.job
-        assert job is not None and slot.text is not None
-        now = time.perf_counter()
-        if slot.n_sampled == 0:
-            slot.first_at = now
-        slot.last_at = now
-        if self._model.is_eog(token):
-            self._finish(slot, "stop")
-            return
-        slot.n_sampled += 1
-        text = slot.text.feed(self._model.piece(token, self._piece_buf))
-        logprobs = () if logprob is None else (logprob,)
-        if (text or slot.text.hit_stop or logprobs) and not self._emit(job, TokenChunk(text, 1, logprobs)):
-            self._finish(slot, "cancelled")
-            return
-        if slot.text.hit_stop:
-            self._finish(slot, "stop")
-        elif slot.n_sampled >= job.params.max_tokens:
-            self._finish(slot, "length")
-        else:
-            slot.next_token = token
-
-    def _release(self, slot: Slot) -> Job:
-        job = slot.job
-        assert job is not None
-        if slot.sampler is not None:
-            slot.sampler.close()
-        slot.sampler = None
-        slot.job = None
-        slot.next_token = None
-        slot.pending = []
-        slot.last_used = time.perf_counter()
-        return job
-
-    def _finish(self, slot: Slot, reason: FinishReason) -> None:
-        assert slot.text is not None
-        tail = slot.text.finish()
-        job = self._release(slot)
-        if tail:
-            self._emit(job, TokenChunk(tail, 0))
-        started = slot.admitted_at
-        first = slot.first_at if slot.n_sampled or reason == "stop" else started
-        usage = Usage(
-            prompt_tokens=len(job.tokens), completion_tokens=slot.n_sampled, cached_tokens=slot.reused
-        )
-        timings = Timings(
-            queue_s=started - job.submitted_at,
-            ttft_s=max(first - started, 0.0),
-            decode_s=max(slot.last_at - first, 0.0) if slot.n_sampled else 0.0,
-            decode_tokens=max(slot.n_sampled - 1, 0),
-        )
-        self._emit(job, Finished(reason, usage, timings, slot.text.text))
-
-    def _fail(self, slot: Slot, exc: Exception) -> None:
-        job = self._release(slot)
-        slot.cached = []
-        self._ctx.seq_rm(slot.seq, 0, -1)
-        self._emit(job, Failed(exc))

@@ -8,28 +8,22 @@
         print(client.generate("Hello", max_tokens=16).text)
         for event in client.stream("Once upon a time", max_tokens=64):
             print(event.text if isinstance(event, TokenEvent) else event.usage)
+
+Parts: the retry policy (:mod:`neurectomy.sdk._retry`) and what is sent and read
+(:mod:`neurectomy.sdk._wire`); the resources (``client.vault``, ``client.tasks``, ...) live in their
+own modules.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import httpx
-from httpx_sse import EventSource, ServerSentEvent, aconnect_sse, connect_sse
-from pydantic import ValidationError
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-)
+from httpx_sse import EventSource, aconnect_sse, connect_sse
 
-from api.generate.schemas import ChatMessage, GenerateRequest, GenerateResponse, Health, TokenEvent
+from api.generate.schemas import ChatMessage, GenerateResponse, Health
 from api.openai.schemas import ModelList, ModelObject
 from neurectomy.sdk._collective import (
     AgentsResource,
@@ -39,134 +33,16 @@ from neurectomy.sdk._collective import (
     KeysResource,
     TasksResource,
 )
+from neurectomy.sdk._retry import _IDEMPOTENT, _async_retrying, _connect_failed, _retryable, _retrying
+from neurectomy.sdk._retry import DEFAULT_MAX_RETRIES as DEFAULT_MAX_RETRIES
+from neurectomy.sdk._retry import RETRY_ATTEMPTS as RETRY_ATTEMPTS
 from neurectomy.sdk._sigma import AsyncSigmaResource, SigmaResource
 from neurectomy.sdk._transport import DEFAULT_URL as DEFAULT_URL
-from neurectomy.sdk._transport import default_api_key, default_base_url, transport_errors
+from neurectomy.sdk._transport import transport_errors
 from neurectomy.sdk._vault import AsyncVaultResource, VaultResource
-from neurectomy.sdk.errors import (
-    APIConnectionError,
-    APIError,
-    BadRequestError,
-    BusyError,
-    StreamError,
-    UnavailableError,
-    api_error,
-)
-
-_IDEMPOTENT = frozenset({"GET", "HEAD", "DELETE"})
-RETRY_ATTEMPTS = 4
-"""Tries of an idempotent request that meets 429 or 503 (the first included) by default."""
-DEFAULT_MAX_RETRIES = RETRY_ATTEMPTS - 1
-Timeout = float | None
-"""A per-call timeout in seconds (``None``: the client's ``timeout_s``)."""
-
-
-def _connect_failed(exc: BaseException) -> bool:
-    """A connection that was never made: nothing was sent, so any request can be tried again."""
-    return isinstance(exc, APIConnectionError) and isinstance(exc.__cause__, httpx.ConnectError)
-
-
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, BusyError | UnavailableError) or _connect_failed(exc)
-
-
-def _timeout(timeout: Timeout) -> Any:
-    return httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
-
-
-def _wait(state: RetryCallState) -> float:
-    """``Retry-After`` when the server sent one, else exponential backoff (0.25 s, 0.5 s, 1 s, ...)."""
-    exc = state.outcome.exception() if state.outcome is not None else None
-    hinted = getattr(exc, "retry_after_s", None)
-    backoff = float(wait_exponential(multiplier=0.25, max=4.0)(state))
-    return min(float(hinted), 10.0) if hinted else backoff
-
-
-def _retrying(max_retries: int, retryable: Any = _retryable) -> Retrying:
-    return Retrying(
-        retry=retry_if_exception(retryable),
-        stop=stop_after_attempt(max_retries + 1),
-        wait=_wait,
-        reraise=True,
-    )
-
-
-def _async_retrying(max_retries: int, retryable: Any = _retryable) -> AsyncRetrying:
-    return AsyncRetrying(
-        retry=retry_if_exception(retryable),
-        stop=stop_after_attempt(max_retries + 1),
-        wait=_wait,
-        reraise=True,
-    )
-
-
-StreamEvent = TokenEvent | GenerateResponse
-
-
-def _body(
-    prompt: str | None,
-    messages: Sequence[ChatMessage | dict[str, str]] | None,
-    stream: bool,
-    options: dict[str, Any],
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"stream": stream, **{k: v for k, v in options.items() if v is not None}}
-    if prompt is not None:
-        body["prompt"] = prompt
-    if messages is not None:
-        body["messages"] = [m.model_dump() if isinstance(m, ChatMessage) else dict(m) for m in messages]
-    try:
-        GenerateRequest.model_validate(body)  # fail fast, with the same rules as the server
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
-        raise BadRequestError(400, "bad_request", f"{field}: {first['msg']}", field=field) from None
-    return body
-
-
-def _error(response: httpx.Response, content: bytes) -> APIError:
-    try:
-        detail = json.loads(content)["error"]
-        code, message = str(detail["code"]), str(detail["message"])
-        field = detail.get("field", detail.get("param"))  # our shape, or OpenAI's on /v1/chat/... routes
-        request_id = json.loads(content).get("request_id")
-    except (ValueError, KeyError, TypeError):
-        code, message, field, request_id = "http_error", content.decode(errors="replace")[:500], None, None
-    return api_error(
-        response.status_code,
-        code,
-        message,
-        field=field,
-        request_id=request_id or response.headers.get("x-request-id"),
-        retry_after=response.headers.get("retry-after"),
-    )
-
-
-def _embedding_body(texts: str | Sequence[str]) -> dict[str, Any]:
-    return {"model": "all-MiniLM-L6-v2", "input": texts if isinstance(texts, str) else list(texts)}
-
-
-def _vectors(body: dict[str, Any]) -> list[list[float]]:
-    return [[float(x) for x in item["embedding"]] for item in sorted(body["data"], key=lambda d: d["index"])]
-
-
-def _event(sse: ServerSentEvent) -> StreamEvent | None:
-    if sse.event == "token":
-        return TokenEvent.model_validate_json(sse.data)
-    if sse.event == "done":
-        return GenerateResponse.model_validate_json(sse.data)
-    if sse.event == "error":
-        detail = json.loads(sse.data)["error"]
-        raise StreamError(str(detail["code"]), str(detail["message"]))
-    return None
-
-
-def _http_args(base_url: str | None, timeout_s: float, api_key: str | None) -> dict[str, Any]:
-    key = api_key if api_key is not None else default_api_key()
-    return {
-        "base_url": base_url or default_base_url(),
-        "timeout": timeout_s,
-        "headers": {"Authorization": f"Bearer {key}"} if key else {},
-    }
+from neurectomy.sdk._wire import StreamEvent as StreamEvent
+from neurectomy.sdk._wire import Timeout as Timeout
+from neurectomy.sdk._wire import _body, _embedding_body, _error, _event, _http_args, _timeout, _vectors
 
 
 class Client:

@@ -276,32 +276,3 @@ def decompress(
     if len(out) != size:
         raise CorruptFrameError(f"payload decodes to {len(out)} bytes, the recipe needs {size}")
     return out
-
-
-def compress_checked(
-    data: bytes, level: int, zdict: zstandard.ZstdCompressionDict | None, key: object = None
-) -> bytes:
-    """Compress into a magic-less zstd frame that carries its content checksum (XXH64, 4 bytes).
-
-    Used for version-2 frames, whose dictionary (the tenant's context RSUs) comes from a store: the
-    checksum proves the decoder rebuilt the same context. Compressors with a dictionary are not cached
-    (the context differs for every message) unless `key` names the dictionary (a trained one's id).
-    """
-    if zdict is None or key is not None:
-        cache = _cache()
-        ckey = ("cc", level, key if zdict is not None else None)
-        found = cache.get(ckey)
-        if not isinstance(found, zstandard.ZstdCompressor):
-            found = zstandard.ZstdCompressor(
-                level=level,
-                dict_data=zdict,
-                write_checksum=True,
-                write_content_size=False,
-                write_dict_id=False,
-            )
-            cache[ckey] = found
-        return _strip_magic(found.compress(data))
-    compressor = zstandard.ZstdCompressor(
-        level=level, dict_data=zdict, write_checksum=True, write_content_size=False, write_dict_id=False
-    )
-    return _strip_magic(compressor.compress(data))

@@ -47,8 +47,8 @@ from neurectomy.sdk._vault_requests import (
     _search_body,
     _Session,
     _upsert_body,
-    _validated,
 )
+from neurectomy.sdk._wire import _validated
 
 __all__ = ("AsyncVaultResource", "VaultResource")
 

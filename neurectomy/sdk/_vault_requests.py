@@ -9,27 +9,15 @@ holds the resource's tenant and the read-your-writes sequence shared with its ``
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ValidationError
-
 from api.vault.schemas import RecordIn, SearchRequest, UpsertRequest
+from neurectomy.sdk._wire import _validated
 from neurectomy.sdk.errors import BadRequestError
 
 TENANT_HEADER = "X-Neurectomy-Tenant"
-M = TypeVar("M", bound=BaseModel)
 RecordLike = RecordIn | Mapping[str, Any]
-
-
-def _validated(model: type[M], body: Mapping[str, Any]) -> M:
-    """``body`` as ``model``, or the same 400 the server would answer (field named), before sending."""
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
-        raise BadRequestError(400, "bad_request", f"{field}: {first['msg']}", field=field) from None
 
 
 def _upsert_body(records: Iterable[RecordLike]) -> dict[str, Any]:

@@ -9,12 +9,12 @@ becomes a :class:`TokenEvent`, the final :class:`GenerateResponse`, or a :class:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 import httpx
 from httpx_sse import ServerSentEvent
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from api.generate.schemas import ChatMessage, GenerateRequest, GenerateResponse, TokenEvent
 from neurectomy.sdk._transport import default_api_key, default_base_url
@@ -30,6 +30,18 @@ def _timeout(timeout: Timeout) -> Any:
 
 StreamEvent = TokenEvent | GenerateResponse
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validated(model: type[M], body: Mapping[str, Any]) -> M:
+    """``body`` as ``model``, or the same 400 the server would answer (field named), before sending."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        raise BadRequestError(400, "bad_request", f"{field}: {first['msg']}", field=field) from None
+
 
 def _body(
     prompt: str | None,
@@ -42,12 +54,7 @@ def _body(
         body["prompt"] = prompt
     if messages is not None:
         body["messages"] = [m.model_dump() if isinstance(m, ChatMessage) else dict(m) for m in messages]
-    try:
-        GenerateRequest.model_validate(body)  # fail fast, with the same rules as the server
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
-        raise BadRequestError(400, "bad_request", f"{field}: {first['msg']}", field=field) from None
+    _validated(GenerateRequest, body)  # fail fast, with the same rules as the server
     return body
 
 

@@ -8,8 +8,12 @@ Usable on its own::
         print(engine.generate("The capital of France is", SamplingParams(max_tokens=8)).text)
 """
 
-# first import: sets libgomp's environment before the modules below import llama_cpp (ryot/_openmp.py)
-from ryot import _openmp  # noqa: F401
+# first import: sets libgomp's environment before the modules below import llama_cpp (ryot/_openmp.py), and
+# llama.cpp's before its first matmul: no kernel that depends on the batch size (ryot/_kernels.py)
+from ryot import (
+    _kernels,  # noqa: F401
+    _openmp,  # noqa: F401
+)
 from ryot._engine import GenerationHandle, RyotEngine
 from ryot.config import ModelEntry, ModelPoolConfig, RyotConfig, physical_cores
 from ryot.errors import (

@@ -156,9 +156,9 @@ def test_threads_default_to_physical_cores(engine: RyotEngine) -> None:
 
 
 def test_concurrent_requests_decode_together_with_the_text_each_gets_alone() -> None:
-    # Weight repacking is off, so a sequence's rows go through the same kernels whatever else is in the
-    # batch: greedy text decoded beside others is the text decoded alone (each prompt prefilled whole in
-    # both cases; how a prompt is split between cached and fresh tokens is another matter, see docs).
+    # Weight repacking and llama.cpp's tiled K-quant matmul are off (ryot/_kernels.py), so a sequence's
+    # rows go through the same kernels whatever else is in the batch: greedy text decoded beside others
+    # is the text decoded alone (test_batch_invariance.py does it for 8 at once).
     prompts = [f"{topic} are the subject of this short essay." for topic in ("Rivers", "Owls", "Trains")]
     params = SamplingParams(max_tokens=32, temperature=0.0)
     config = RyotConfig(n_ctx=256, parallel=3, prefix_cache_bytes=0)

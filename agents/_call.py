@@ -81,12 +81,16 @@ class Call:
         """Send one chunk of streamed output to the caller."""
         if self._accept_to:
             await self._send_accept()
-        await self._send(self.inbox, _wire_json("chunk", self._seq, "data", data))
+        await self._send(self.inbox, _wire_json("chunk", self._seq, "data", data), at_once=self._at_once)
         self._seq += 1
 
-    async def _send(self, subject: str, body: bytes) -> None:
-        """Publish ``body``: queued at once when the connection can take it, else as a publish does."""
-        if not self._bus.publish_now(subject, body):
+    async def _send(self, subject: str, body: bytes, *, at_once: bool = False) -> None:
+        """Publish ``body``: queued at once when the connection can take it, else as a publish does.
+
+        ``at_once``: see :meth:`Bus.publish_now <agents.messaging.Bus.publish_now>` (a chunk of the only
+        call in hand leaves without waiting for nats-py's flusher task, as its last message does).
+        """
+        if not self._bus.publish_now(subject, body, at_once=at_once):
             await self._bus.publish(subject, body)
 
     async def _send_accept(self) -> None:

@@ -129,6 +129,7 @@ class WorkerPool:
                 await call._turn.wait()  # earlier calls of the session go first
             self.stats.in_flight += 1
             call._started = time.perf_counter()
+            call._at_once = len(self._active) <= 1  # alone: its chunks are written at once (see _end)
             if call.traceparent:  # untraced calls make no span and switch no context
                 self._start_span(call)
             output: Mapping[str, Any] | None = None

@@ -18,8 +18,9 @@ the bus:
   cancelled (one timer per instance for every deadline, :mod:`agents.deadlines`);
 * handles calls with the same session key (header ``Neurectomy-Session``, else the input's ``session``
   field) one after another, in the order they were accepted, whatever the concurrency;
-* publishes a :class:`~agents.protocol.Heartbeat` (load and its own subject) every ``heartbeat_s``
-  seconds, which the orchestrator uses to pick the least-loaded healthy replica;
+* publishes a :class:`~agents.protocol.Heartbeat` (load and its own subject) at once and then every
+  ``heartbeat_s`` seconds, which the orchestrator uses to pick the least-loaded healthy replica (the
+  periodic beats of all instances on one bus go out together, on one timer: :mod:`agents._heartbeats`);
 * on shutdown stops accepting (the service unsubscribes), lets queued calls finish for a grace period,
   then cancels what is left.
 
@@ -42,6 +43,7 @@ from pydantic import BaseModel
 
 from agents._accept import AcceptPath
 from agents._call import Call
+from agents._heartbeats import clock_for
 from agents._worker import WorkerPool, parse_input
 from agents.deadlines import DeadlineTimer
 from agents.mailbox import Mailbox
@@ -196,9 +198,7 @@ class AgentRunner(AcceptPath, WorkerPool):
                             "agent started", agent=self.agent.name, team=self.agent.team, subject=self.subject
                         )
                         task_status.started()
-                        while True:
-                            await anyio.sleep(self._heartbeat_s)
-                            await self._heartbeat()
+                        await clock_for(self.bus, self._heartbeat_s).attend(self._beat)
                 finally:
                     with anyio.CancelScope(shield=True):
                         self._draining = True
@@ -230,8 +230,9 @@ class AgentRunner(AcceptPath, WorkerPool):
         """The subject that reaches this instance alone (empty until registered)."""
         return f"{self.subject}.{self.instance_id}" if self.instance_id else ""
 
-    async def _heartbeat(self) -> None:
-        beat = Heartbeat(
+    def _beat(self) -> Heartbeat:
+        """This instance's heartbeat as of now."""
+        return Heartbeat(
             agent=self.agent.name,
             team=self.agent.team,
             instance=self.instance_id,
@@ -243,9 +244,12 @@ class AgentRunner(AcceptPath, WorkerPool):
             state="draining" if self._draining else "up",
             interval_s=self._heartbeat_s,
         )
+
+    async def _heartbeat(self) -> None:
+        """Publish this instance's heartbeat alone, now (its first, and its last when it drains)."""
         if self.bus.is_connected:
             await self.bus.publish(
-                heartbeat_subject(self.agent.team, self.agent.name), beat.model_dump_json().encode()
+                heartbeat_subject(self.agent.team, self.agent.name), self._beat().model_dump_json().encode()
             )
 
     def _stats_data(self) -> dict[str, Any]:

@@ -55,6 +55,9 @@ HEADER_IDEMPOTENCY_KEY = "Neurectomy-Idempotency-Key"
 """Names a call across its retries (the request id changes per attempt, this does not): a mutating agent
 that sees a key again answers what it answered then instead of doing the work twice."""
 HEARTBEAT_PREFIX = "neurectomy.heartbeat"
+HEARTBEATS_SUBJECT = f"{HEARTBEAT_PREFIX}.batch"
+"""Where one process's periodic heartbeats travel together, as one :class:`Heartbeats` message per
+interval (a single instance's first and last beats go on :func:`heartbeat_subject`)."""
 
 TEAMS = ("inference", "compression", "storage", "analysis", "synthesis")
 
@@ -148,6 +151,16 @@ class Heartbeat(_Wire):
     concurrency: int
     state: Literal["up", "draining"] = "up"
     interval_s: float
+
+
+class Heartbeats(_Wire):
+    """The periodic heartbeats of the agent instances on one connection, sent together.
+
+    Attributes:
+        beats: One :class:`Heartbeat` per instance.
+    """
+
+    beats: list[Heartbeat]
 
 
 class Sampling(BaseModel):

@@ -13,6 +13,7 @@ writes with what overlapped them, and per-phase p50/p99/max. It patches private 
 import argparse
 import base64
 import collections
+import gc
 import os
 import sys
 import tempfile
@@ -117,8 +118,29 @@ background.BackgroundWork._maybe_snapshot = phase("maybe_snap")(background.Backg
 from vault._private import index as vindex  # noqa: E402
 
 vindex.VectorIndex.add = phase("index_add")(vindex.VectorIndex.add)
+try:  # the block-wise flat index (absent in versions whose flat index is FAISS's)
+    from vault._private import flat as vflat  # noqa: E402
+
+    vflat.FlatIndex.add = phase("flat_add")(vflat.FlatIndex.add)
+except ImportError:
+    pass
 
 HEART = []
+_GC_START = {}
+
+
+def gc_pauses(phase, info):
+    """Record garbage collections longer than 5 ms (they hold the GIL: every thread waits)."""
+    if phase == "start":
+        _GC_START["t"] = clock()
+    elif "t" in _GC_START:
+        d = clock() - _GC_START.pop("t")
+        if d > 0.005:
+            name = threading.current_thread().name
+            EVENTS.append((clock() - d, name, f"GC gen{info['generation']}", d * 1000))
+
+
+gc.callbacks.append(gc_pauses)
 
 
 def heartbeat(stop):
@@ -145,6 +167,7 @@ def main():
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--settle", action="store_true")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--no-join", action="store_true", help="close without waiting for the HNSW build")
     args = ap.parse_args()
     os.environ.setdefault("NEURECTOMY_VAULT_KEK", base64.b64encode(os.urandom(32)).decode())
     rng = np.random.default_rng(0)
@@ -173,7 +196,8 @@ def main():
             if args.settle and s < args.threshold <= s + args.batch:
                 v.join_background()
         t_end = clock()
-        v.join_background()
+        if not args.no_join:
+            v.join_background()
         v.close()
     stop.set()
     ms = sorted(w[1] for w in writes)

@@ -11,7 +11,7 @@ from anyio.abc import TaskStatus
 from pydantic import ValidationError
 
 from agents.messaging import Bus, Message
-from agents.protocol import HEARTBEAT_PREFIX, Heartbeat
+from agents.protocol import HEARTBEAT_PREFIX, HEARTBEATS_SUBJECT, Heartbeat, Heartbeats
 
 __all__ = ("Instance", "LoadMonitor")
 
@@ -67,18 +67,27 @@ class LoadMonitor:
             await anyio.sleep_forever()
 
     async def _on_beat(self, msg: Message) -> None:
+        """One instance's beat (its first or its last), or the periodic beats of a process's instances."""
         try:
-            beat = Heartbeat.model_validate_json(msg.data)
+            if msg.subject == HEARTBEATS_SUBJECT:
+                beats = Heartbeats.model_validate_json(msg.data).beats
+            else:
+                beats = [Heartbeat.model_validate_json(msg.data)]
         except ValidationError:
             log.warning("unreadable heartbeat", subject=msg.subject)
             return
-        group = self._instances.setdefault(beat.agent, {})
-        if beat.state == "draining":
-            group.pop(beat.instance, None)
-            return
-        group[beat.instance] = Instance(beat, time.monotonic())
-        self._beat.set()
-        self._beat = anyio.Event()
+        now = time.monotonic()
+        up = False
+        for beat in beats:
+            group = self._instances.setdefault(beat.agent, {})
+            if beat.state == "draining":
+                group.pop(beat.instance, None)
+                continue
+            group[beat.instance] = Instance(beat, now)
+            up = True
+        if up:
+            self._beat.set()
+            self._beat = anyio.Event()
 
     async def next_beat(self) -> None:
         """Wait for the next heartbeat of any instance that is up (e.g. to wait until replicas are seen)."""

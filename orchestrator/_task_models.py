@@ -41,7 +41,11 @@ class TaskConfig(BaseModel):
     concurrency: int = Field(default=4, ge=1, le=1024)
     """Tasks one worker runs at once."""
     idle_poll_s: float = Field(default=1.0, gt=0)
-    """An idle worker looks for work at least this often (redeliveries publish nothing), in seconds."""
+    """An idle worker looks for work at least this often while the queue holds tasks it is not running
+    (waiting for a redelivery, which publishes nothing, or running elsewhere), in seconds."""
+    quiet_poll_s: float = Field(default=30.0, gt=0)
+    """An idle worker looks for work at least this often when the queue holds no task but its own (new
+    tasks ring its doorbell at once; this covers a doorbell missed during a reconnect), in seconds."""
     fetch_timeout_s: float = Field(default=2.0, gt=0)
     """Deadline of one pull request and of each JetStream API call, in seconds."""
     progress_interval_s: float = Field(default=0.1, gt=0)

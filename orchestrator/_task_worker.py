@@ -68,7 +68,10 @@ class TaskWorker:
     a *doorbell* rings: a plain core-NATS subscription on the queue subjects, which receives every task
     published, so a new task starts within a round trip of its publish (well under 100 ms), without
     busy-spinning. Redeliveries (ack-wait expiry, nak delays) publish nothing, so an idle worker also
-    looks every ``idle_poll_s`` seconds.
+    looks every ``idle_poll_s`` seconds while the work queue holds messages it is not running itself
+    (waiting for a redelivery, or running elsewhere); when it holds none, nothing can come back without
+    a publish, and the worker looks only every ``quiet_poll_s`` seconds (a doorbell missed while the
+    connection was down).
 
     **Ack and redelivery.** See the module docstring; while a task runs the worker sends in-progress
     acks every ``ack_wait_s / 3`` seconds (so a long task is not redelivered) and re-reads the record
@@ -108,6 +111,8 @@ class TaskWorker:
         self._wake = anyio.Event()
         self._idle = anyio.Event()
         self._idle.set()
+        self.idle_wait_s: float | None = None
+        """How long the idle worker waits for its doorbell now, in seconds (``None`` while it fetches)."""
 
     @property
     def running(self) -> int:
@@ -185,10 +190,24 @@ class TaskWorker:
                 continue
             if msg is None:
                 slots.release()
-                with anyio.move_on_after(cfg.idle_poll_s):
+                self.idle_wait_s = await self._idle_wait_s(store)
+                with anyio.move_on_after(self.idle_wait_s):
                     await self._wake.wait()
+                self.idle_wait_s = None
                 continue
             tg.start_soon(self._handle, store, msg, slots)
+
+    async def _idle_wait_s(self, store: TaskStore) -> float:
+        """How long the worker may wait for the doorbell after finding no task it could take.
+
+        ``quiet_poll_s`` when the work queue holds no message but those this worker is running (nothing
+        can be redelivered: only a publish, which rings, brings work), else ``idle_poll_s``.
+        """
+        try:
+            outstanding = await store.js.message_count(self.config.stream)
+        except AgentError:
+            return self.config.idle_poll_s
+        return self.config.quiet_poll_s if outstanding <= self.running else self.config.idle_poll_s
 
     async def _handle(self, store: TaskStore, msg: JsMessage, slots: anyio.Semaphore) -> None:
         scope = anyio.CancelScope(shield=True)  # shutdown cancels it explicitly, after the grace period
@@ -213,6 +232,9 @@ class TaskWorker:
             if not self._handlers:
                 self._idle.set()
             slots.release()
+            # A task handed back (nak) stays in the queue for its redelivery: the fetch loop must not go
+            # on waiting as if the queue held only this worker's tasks (its wait is chosen again).
+            self._wake.set()
 
     async def _process(self, store: TaskStore, msg: JsMessage) -> None:
         cfg = self.config

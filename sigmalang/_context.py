@@ -162,11 +162,8 @@ def encode(
         known = [seq for seq, fresh in put if not fresh]
         literal_n = sum(len(c) for _, c in new) if chunks else n
         prev_set = set(previous)
-        hits: dict[int, int] = {}
         new_anchors = [anchors(c) for _, c in new]
-        for hashes in new_anchors:
-            for seq, count in index.lookup(hashes).items():
-                hits[seq] = hits.get(seq, 0) + count
+        hits = index.lookup([h for hashes in new_anchors for h in hashes])  # one call, one lock
         own_new = {seq for seq, _ in new}
         skip = prev_set | own_new | {base}
         extra = sorted({s for s in [*known, *hits] if s not in skip})
@@ -180,8 +177,7 @@ def encode(
         )
     runs = [s for s in acquired if s not in prev_set and s != base] if use_base else list(acquired)
     run_parts = [contents[s] for s in runs]
-    ctx = b"".join(run_parts + [contents[s] for s in previous] if use_base else run_parts)  # one copy
-    base_content = memoryview(ctx)[sum(map(len, run_parts)) :]
+    parts = run_parts + [contents[s] for s in previous] if use_base else run_parts
     trained = dictionary.data if dictionary is not None and n else None
     # With a context, a dictionary lends only its entropy tables unless the message brings many new
     # bytes: hashing its 32 KiB of content for every message cost a third of the compression time,
@@ -195,7 +191,9 @@ def encode(
         and literal_n < content_from
         and (generic or n >= config.small_input_bytes)
     )
-    zdict = _zstd.context_dict(ctx, trained, tables=tables) if acquired else None
+    # The context joined once, after the dictionary's content or header (the frame's zstd dictionary)
+    zdict, ctx = _zstd.context_dict(parts, trained, tables=tables) if acquired else (None, memoryview(b""))
+    base_content = ctx[sum(map(len, run_parts)) :]
     if zdict is None and acquired:
         store.release(tenant, acquired)
         acquired, runs, use_base, tables = [], [], False, False
@@ -330,43 +328,49 @@ def decode(
     if flags & F_BARE:
         payload = _zstd.dress_block(payload)
     runs = list(info.context[:-1] if info.base is not None else info.context)
-    # The context, joined once: the runs' RSUs, then the base message (the decoded middle goes between
-    # the base's prefix and suffix, read through a view of it).
-    ctx = b""
-    base = memoryview(ctx)
-    if info.base is not None:
-        listed = _base.parse_manifest(store.get_many(tenant, [info.base])[0])
-        unique = list(dict.fromkeys(listed))
-        found = store.get_many(tenant, [*runs, *unique])  # one call: a store call has a fixed cost
-        by_seq = dict(zip(unique, found[len(runs) :], strict=True))
-        ctx = b"".join(found[: len(runs)] + [by_seq[s] for s in listed])
-        base = memoryview(ctx)[sum(map(len, found[: len(runs)])) :]
-        if info.base_prefix + info.base_suffix > len(base):
-            raise CorruptFrameError("base prefix and suffix longer than the base message")
-    elif runs and not flags & F_RAW:
-        ctx = b"".join(store.get_many(tenant, runs))
-    middle_size = info.content_size - info.base_prefix - info.base_suffix
-    if flags & F_RAW:
-        middle = payload
-    else:
-        found_dict: Dictionary | None = None
+    found_dict: Dictionary | None = None
+    if not flags & F_RAW:
         if flags & F_GENERIC:
             found_dict = generic()
         elif info.dict_id is not None:
             if dictionaries is None:
                 raise MissingDictionaryError(info.dict_id)
             found_dict = dictionaries(info.dict_id)
-        if runs or info.base is not None:
-            trained = found_dict.data if found_dict is not None else None
-            zdict = _zstd.context_dict(ctx, trained, tables=bool(flags & F_TABLES))
-            if zdict is None:
-                raise CorruptFrameError("context too short for a zstd dictionary")
-            middle = _zstd.decompress(payload, middle_size, zdict, None)
-        elif found_dict is not None:
-            zd = _zstd.trained_dict(found_dict.data, found_dict.dict_id)
-            middle = _zstd.decompress(payload, middle_size, zd, found_dict.dict_id)
-        else:
-            middle = _zstd.decompress(payload, middle_size, None, None)
+    # The context: the runs' RSUs, then the base message (the decoded middle goes between the base's
+    # prefix and suffix, read through a view of it), joined once, inside the zstd dictionary when the
+    # payload is compressed with one.
+    parts: list[bytes] = []
+    base_at = 0
+    if info.base is not None:
+        listed = _base.parse_manifest(store.get_many(tenant, [info.base])[0])
+        unique = list(dict.fromkeys(listed))
+        found = store.get_many(tenant, [*runs, *unique])  # one call: a store call has a fixed cost
+        by_seq = dict(zip(unique, found[len(runs) :], strict=True))
+        parts = found[: len(runs)] + [by_seq[s] for s in listed]
+        base_at = sum(map(len, found[: len(runs)]))
+    elif runs and not flags & F_RAW:
+        parts = store.get_many(tenant, runs)
+    zdict: _zstd.ContextDict | None = None
+    if flags & F_RAW or not (runs or info.base is not None):
+        ctx = memoryview(b"".join(parts))
+    else:
+        trained = found_dict.data if found_dict is not None else None
+        zdict, ctx = _zstd.context_dict(parts, trained, tables=bool(flags & F_TABLES))
+        if zdict is None:
+            raise CorruptFrameError("context too short for a zstd dictionary")
+    base = ctx[base_at:]
+    if info.base is not None and info.base_prefix + info.base_suffix > len(base):
+        raise CorruptFrameError("base prefix and suffix longer than the base message")
+    middle_size = info.content_size - info.base_prefix - info.base_suffix
+    if flags & F_RAW:
+        middle = payload
+    elif zdict is not None:
+        middle = _zstd.decompress(payload, middle_size, zdict, None)
+    elif found_dict is not None:
+        zd = _zstd.trained_dict(found_dict.data, found_dict.dict_id)
+        middle = _zstd.decompress(payload, middle_size, zd, found_dict.dict_id)
+    else:
+        middle = _zstd.decompress(payload, middle_size, None, None)
     if info.version == V2:
         return middle  # zstd checked its content checksum (frames with a context)
     out = middle

@@ -27,6 +27,8 @@ def decode(buf: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
         TruncatedFrameError: The varint runs past `end`.
         CorruptFrameError: The varint is longer than 10 bytes.
     """
+    if pos < end and buf[pos] < 0x80:  # one byte: most varints of a frame (sizes, runs)
+        return buf[pos], pos + 1
     value = 0
     shift = 0
     start = pos

@@ -1,19 +1,124 @@
 """zstd plumbing: magic-less frames, per-thread cached (de)compressors, raw-content dictionaries.
 
 zstd contexts are not thread-safe, so compressors are cached per thread.
+
+A version-2/3 frame's dictionary (its context RSUs, `ContextDict`) differs for every message. Through
+`zstandard.ZstdCompressor`/`ZstdDecompressor` each such message cost a new zstd context (its creation
+queries the CPU's features, a trap to the hypervisor on a virtual machine: 7% of decoding time) and
+two copies of the dictionary (into a `ZstdCompressionDict`, then into zstd's own). These messages
+instead go through one compression and one decompression context per thread, reset for each message,
+with the dictionary loaded by reference, through the same libzstd (python-zstandard's CFFI
+bindings, `zstandard.backend_cffi`) and the same calls python-zstandard makes: parameters, dictionary
+by reference, pledged size, ``ZSTD_compressStream2(ZSTD_e_end)``. zstd's output depends only on its
+parameters, dictionary and input, so the frames are byte-identical (checked by
+``tests/sigmalang/test_speed_identity.py`` and ``benchmarks/sigma_speed.py``).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import zstandard
+from zstandard import backend_cffi
 
 from sigmalang._dict_header import dictionary_header
 from sigmalang.errors import CorruptFrameError
 
 MIN_RAW_DICT = 8  # zstd rejects raw-content dictionaries shorter than this
 _local = threading.local()
+_lib: Any = getattr(backend_cffi, "lib")  # noqa: B009 - untyped CFFI module, not re-exported
+_ffi: Any = getattr(backend_cffi, "ffi")  # noqa: B009
+_alloc: Any = _ffi.new_allocator(should_clear_after_alloc=False)  # output buffers are written, not read
+
+
+@dataclass(frozen=True, slots=True)
+class ContextDict:
+    """A frame's zstd dictionary: its bytes and zstd's dictionary type (raw content or full)."""
+
+    content: bytes
+    dict_type: int
+
+
+class _Contexts(threading.local):
+    """One zstd compression and one decompression context per thread, reused message after message."""
+
+    def __init__(self) -> None:
+        self.cctx = _ffi.gc(_lib.ZSTD_createCCtx(), _lib.ZSTD_freeCCtx)
+        self.dctx = _ffi.gc(_lib.ZSTD_createDCtx(), _lib.ZSTD_freeDCtx)
+
+
+_contexts = _Contexts()
+
+
+def _ok(code: int, what: str) -> int:
+    if _lib.ZSTD_isError(code):
+        raise zstandard.ZstdError(f"{what}: {_ffi.string(_lib.ZSTD_getErrorName(code)).decode()}")
+    return code
+
+
+def _compress_with(data: bytes, level: int, zdict: ContextDict, *, checksum: bool) -> bytes:
+    """What ``ZstdCompressor(level, dict_data, write_checksum, no size, no dict id).compress`` returns."""
+    cctx = _contexts.cctx
+    _ok(_lib.ZSTD_CCtx_reset(cctx, _lib.ZSTD_reset_session_and_parameters), "reset")
+    for param, value in (
+        (_lib.ZSTD_c_compressionLevel, level),
+        (_lib.ZSTD_c_contentSizeFlag, 0),
+        (_lib.ZSTD_c_checksumFlag, int(checksum)),
+        (_lib.ZSTD_c_dictIDFlag, 0),
+    ):
+        _ok(_lib.ZSTD_CCtx_setParameter(cctx, param, value), "parameter")
+    content = _ffi.from_buffer(zdict.content)
+    _ok(
+        _lib.ZSTD_CCtx_loadDictionary_advanced(
+            cctx, content, len(zdict.content), _lib.ZSTD_dlm_byRef, zdict.dict_type
+        ),
+        "dictionary",
+    )
+    source = _ffi.from_buffer(data)
+    _ok(_lib.ZSTD_CCtx_setPledgedSrcSize(cctx, len(data)), "source size")
+    capacity = _lib.ZSTD_compressBound(len(data))
+    out = _alloc("char[]", capacity)
+    out_buffer = _ffi.new("ZSTD_outBuffer *", {"dst": out, "size": capacity, "pos": 0})
+    in_buffer = _ffi.new("ZSTD_inBuffer *", {"src": source, "size": len(data), "pos": 0})
+    left = _ok(_lib.ZSTD_compressStream2(cctx, out_buffer, in_buffer, _lib.ZSTD_e_end), "compress")
+    _lib.ZSTD_CCtx_reset(cctx, _lib.ZSTD_reset_session_and_parameters)  # forget the borrowed content
+    del content
+    if left:  # pragma: no cover - the output has compressBound bytes
+        raise zstandard.ZstdError("unexpected partial frame flush")
+    return bytes(_ffi.buffer(out, out_buffer.pos))
+
+
+def _decompress_with(payload: bytes, size: int, zdict: ContextDict) -> bytes:
+    """One magic-less frame decoded against `zdict`: at most `size` bytes (CorruptFrameError if not one)."""
+    dctx = _contexts.dctx
+    _ok(_lib.ZSTD_DCtx_reset(dctx, _lib.ZSTD_reset_session_and_parameters), "reset")
+    _ok(_lib.ZSTD_DCtx_setParameter(dctx, _lib.ZSTD_d_format, _lib.ZSTD_f_zstd1_magicless), "format")
+    content = _ffi.from_buffer(zdict.content)
+    try:
+        _ok(
+            _lib.ZSTD_DCtx_loadDictionary_advanced(
+                dctx, content, len(zdict.content), _lib.ZSTD_dlm_byRef, zdict.dict_type
+            ),
+            "dictionary",
+        )
+        capacity = max(size, 1)
+        out = _alloc("char[]", capacity)
+        source = _ffi.from_buffer(payload)
+        out_buffer = _ffi.new("ZSTD_outBuffer *", {"dst": out, "size": capacity, "pos": 0})
+        in_buffer = _ffi.new("ZSTD_inBuffer *", {"src": source, "size": len(payload), "pos": 0})
+        left = _lib.ZSTD_decompressStream(dctx, out_buffer, in_buffer)
+    finally:
+        _lib.ZSTD_DCtx_reset(dctx, _lib.ZSTD_reset_session_and_parameters)
+        del content
+    if _lib.ZSTD_isError(left):
+        name = _ffi.string(_lib.ZSTD_getErrorName(left)).decode()
+        raise CorruptFrameError(f"zstd payload does not decode: {name}")
+    if left or in_buffer.pos != len(payload):
+        raise CorruptFrameError("zstd payload is not exactly one whole frame of the recipe's size")
+    return bytes(_ffi.buffer(out, out_buffer.pos))
 
 
 def _cache() -> dict[tuple[object, ...], object]:
@@ -84,42 +189,48 @@ def trained_dict(data: bytes, dict_id: int) -> zstandard.ZstdCompressionDict:
     return zdict
 
 
-def raw_dict(content: bytes) -> zstandard.ZstdCompressionDict | None:
-    """A raw-content dictionary (zstd "prefix"), or None when `content` is too short to be one."""
-    if len(content) < MIN_RAW_DICT:
-        return None
-    return zstandard.ZstdCompressionDict(content, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
-
-
 def context_dict(
-    content: bytes, trained: bytes | None, *, tables: bool = False
-) -> zstandard.ZstdCompressionDict | None:
-    """The zstd dictionary of a version-2 frame, or None when `content` is too short for one.
+    parts: Sequence[bytes | memoryview], trained: bytes | None, *, tables: bool = False
+) -> tuple[ContextDict | None, memoryview]:
+    """The zstd dictionary of a version-2/3 frame whose context is `parts` joined, built in one copy.
 
-    `content` (the context RSUs) is a raw-content dictionary, or is appended to a dictionary's
+    The context (the context RSUs) is a raw-content dictionary, or is appended to a dictionary's
     content so that its entropy tables apply too (zstd dictionary format, RFC 8878 section 5: magic,
     id, entropy tables, then content of any length). With `tables`, it is appended to the dictionary's
     header alone (`sigmalang._dict_header`): its entropy tables without the cost of its content.
+
+    Returns:
+        The dictionary, or None when the context is too short for one; and a view of the joined
+        context (inside the dictionary's bytes).
     """
-    if trained is None:
-        return raw_dict(content)
-    if tables:
-        header, min_content = dictionary_header(trained)
-        if len(content) < max(min_content, MIN_RAW_DICT):
-            return None
-        return zstandard.ZstdCompressionDict(header + content, dict_type=zstandard.DICT_TYPE_FULLDICT)
-    return zstandard.ZstdCompressionDict(trained + content, dict_type=zstandard.DICT_TYPE_FULLDICT)
+    least = MIN_RAW_DICT
+    head = b""
+    if trained is not None and tables:
+        head, min_content = dictionary_header(trained)
+        least = max(min_content, MIN_RAW_DICT)
+    elif trained is not None:
+        head, least = trained, 0
+    joined = b"".join([head, *parts])
+    content = memoryview(joined)[len(head) :]
+    if len(content) < least:
+        return None, content
+    kind = zstandard.DICT_TYPE_RAWCONTENT if trained is None else zstandard.DICT_TYPE_FULLDICT
+    return ContextDict(joined, kind), content
 
 
-def compress(data: bytes, level: int, zdict: zstandard.ZstdCompressionDict | None, key: object) -> bytes:
+def compress(
+    data: bytes, level: int, zdict: zstandard.ZstdCompressionDict | ContextDict | None, key: object
+) -> bytes:
     """Compress `data` into a magic-less zstd frame without size, checksum or dictionary-id fields.
 
     Args:
         data: Bytes to compress.
         level: zstd level.
-        zdict: Dictionary, or None.
+        zdict: Dictionary (a frame's context, `context_dict`, or a trained one), or None.
         key: Cache key naming `zdict` (a trained dictionary id); None disables caching (raw dicts).
     """
+    if isinstance(zdict, ContextDict):
+        return _strip_magic(_compress_with(data, level, zdict, checksum=False))
     if zdict is None or key is not None:
         cache = _cache()
         ckey = ("c", level, key if zdict is not None else None)
@@ -131,12 +242,21 @@ def compress(data: bytes, level: int, zdict: zstandard.ZstdCompressionDict | Non
     return _strip_magic(_compressor(level, zdict).compress(data))
 
 
-def decompress(payload: bytes, size: int, zdict: zstandard.ZstdCompressionDict | None, key: object) -> bytes:
+def decompress(
+    payload: bytes, size: int, zdict: zstandard.ZstdCompressionDict | ContextDict | None, key: object
+) -> bytes:
     """Inverse of `compress`; `size` is the exact expected output length in bytes.
 
     Raises:
         CorruptFrameError: zstd rejects the payload or it does not decode to `size` bytes.
     """
+    if isinstance(zdict, ContextDict):
+        if size == 0 and not payload:
+            return b""
+        out = _decompress_with(payload, size, zdict)
+        if len(out) != size:
+            raise CorruptFrameError(f"payload decodes to {len(out)} bytes, the recipe needs {size}")
+        return out
     if zdict is None or key is not None:
         cache = _cache()
         dkey = ("d", key if zdict is not None else None)
@@ -156,32 +276,3 @@ def decompress(payload: bytes, size: int, zdict: zstandard.ZstdCompressionDict |
     if len(out) != size:
         raise CorruptFrameError(f"payload decodes to {len(out)} bytes, the recipe needs {size}")
     return out
-
-
-def compress_checked(
-    data: bytes, level: int, zdict: zstandard.ZstdCompressionDict | None, key: object = None
-) -> bytes:
-    """Compress into a magic-less zstd frame that carries its content checksum (XXH64, 4 bytes).
-
-    Used for version-2 frames, whose dictionary (the tenant's context RSUs) comes from a store: the
-    checksum proves the decoder rebuilt the same context. Compressors with a dictionary are not cached
-    (the context differs for every message) unless `key` names the dictionary (a trained one's id).
-    """
-    if zdict is None or key is not None:
-        cache = _cache()
-        ckey = ("cc", level, key if zdict is not None else None)
-        found = cache.get(ckey)
-        if not isinstance(found, zstandard.ZstdCompressor):
-            found = zstandard.ZstdCompressor(
-                level=level,
-                dict_data=zdict,
-                write_checksum=True,
-                write_content_size=False,
-                write_dict_id=False,
-            )
-            cache[ckey] = found
-        return _strip_magic(found.compress(data))
-    compressor = zstandard.ZstdCompressor(
-        level=level, dict_data=zdict, write_checksum=True, write_content_size=False, write_dict_id=False
-    )
-    return _strip_magic(compressor.compress(data))

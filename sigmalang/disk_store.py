@@ -227,10 +227,11 @@ class DiskRSUStore(SQLiteRSUFile):
                 key = self._id_key(db, tenant, create=False)
             if key is None:
                 raise MissingRSUError(seq=seqs[0] if seqs else None)
+        fresh = now - self._touch_s  # (a property: computed once, not per RSU)
         with self._lock:
             for seq in set(seqs):
                 hit = self._cache.get((tenant, seq))
-                if hit is not None and hit[1] >= now - self._touch_s:
+                if hit is not None and hit[1] >= fresh:
                     found[seq] = hit[0]
                     self._cache.move_to_end((tenant, seq))
         wanted = sorted(set(seqs) - found.keys())

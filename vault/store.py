@@ -18,6 +18,7 @@ from vault._private.access import StorageAccess
 from vault._private.administration import Administration
 from vault._private.background import BackgroundWork, background_priority
 from vault._private.cache import RecordCache
+from vault._private.faisslib import faiss_module
 from vault._private.files import DirLock
 from vault._private.storage import Storage
 from vault._private.validate import (
@@ -35,6 +36,7 @@ from vault.errors import (
     RecordNotFoundError,
     TenantNotFoundError,
     VaultInputError,
+    VaultStorageError,
 )
 from vault.records import JSONScalar, NewRecord, Record, SearchHit
 
@@ -83,6 +85,7 @@ class Vault(Administration, StorageAccess, BackgroundWork):
             batch_size=self._config.embed_batch_size, torch_threads=self._config.embed_threads
         )
         self._dim = int(self._embedder.dim)
+        faiss_module()  # imported now (~180 ms), not inside the first write or search
         self._lock = threading.RLock()
         self._dirlock = DirLock(self._dir / "LOCK")
         try:
@@ -233,13 +236,28 @@ class Vault(Administration, StorageAccess, BackgroundWork):
                     return list(earlier)
                 excess = self._excess(storage, tenant, len(items), paid)
                 if not excess:
-                    storage.put(tenant, items, key=idempotency_key, result=ids)
-                    for record_id in ids:
-                        self._cache.discard(tenant, record_id)
-                    self._schedule_builds(storage)
-                    self._maybe_snapshot(storage)
-                    return ids
+                    put = storage.begin_put(tenant, items, key=idempotency_key, result=ids)
+                    break
             paid += self._make_room(tenant, excess, mark, "put_many", deadline)
+        # Group commit: the fsync runs without the lock, and covers every write made before it began.
+        try:
+            put.wal.sync(put.ticket)
+        except VaultStorageError:
+            pass  # finish_puts cuts the WAL back and sets put.error
+        with self._lock:
+            storage = self._storage
+            storage.finish_puts()
+            if put.error is not None:
+                raise put.error
+            if not put.applied:  # the fsync failed and another writer's sync succeeded meanwhile?
+                storage.settle()
+            assert put.applied, "a durable put is applied in WAL order"
+            for record_id in ids:
+                self._cache.discard(tenant, record_id)
+            if not self._closed:
+                self._schedule_builds(storage)
+                self._maybe_snapshot(storage)
+        return ids
 
     def delete(
         self,

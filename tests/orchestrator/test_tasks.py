@@ -224,6 +224,10 @@ async def test_high_priority_runs_before_queued_low_ones(bus: Bus, worker: Worke
     assert order == ["blocker", "high", "low0", "low1", "low2"]
 
 
+async def _true(value: bool) -> bool:
+    return value
+
+
 async def _is_running(queue: TaskQueue, task_id: str) -> bool:
     return (await queue.get(task_id, "acme")).status == "running"
 
@@ -249,6 +253,34 @@ async def test_infrastructure_errors_dead_letter_after_max_attempts(bus: Bus, wo
     dead = await js.last_message(config.dead_letter_stream, config.dead_letter_subject)
     assert json.loads(dead.data)["task"]["id"] == record.id
     assert await js.message_count(config.stream) == 0
+
+
+async def test_a_quiet_worker_takes_new_tasks_and_redeliveries_without_its_long_poll(
+    bus: Bus, worker: WorkerFactory
+) -> None:
+    # An hour between looks when the queue is empty: new tasks come by the doorbell, and a task nakked
+    # for a retry keeps the worker on its short poll (the queue holds a message it is not running).
+    config = unique_config(quiet_poll_s=3600.0)
+    queue = await TaskQueue.open(bus, config)
+    calls: list[str] = []
+    workers: list[TaskWorker] = []
+
+    async def flaky(record: TaskRecord, progress: ProgressFn) -> PlanOutcome:
+        calls.append(record.id)
+        if len(calls) == 1:
+            # fail only once the worker waits quietly (the queue holds this task alone, and it runs it)
+            await wait_for(lambda: _true(workers[0].idle_wait_s == config.quiet_poll_s))
+            raise ConnectionError("agent bus down")
+        return await echo_executor()(record, progress)
+
+    async with worker(flaky, config) as w:
+        workers.append(w)
+        first, _ = await queue.submit(plan_request(x=1), tenant="acme")
+        done = await wait_terminal(queue, first.id)
+        assert done.status == "succeeded" and done.attempts == 2  # the retry was picked up
+        second, _ = await queue.submit(plan_request(x=2), tenant="acme")  # the worker is quiet again
+        assert (await wait_terminal(queue, second.id)).result == {"x": 2}
+    assert calls == [first.id, first.id, second.id]
 
 
 async def test_task_errors_fail_at_once_without_retry(bus: Bus, worker: WorkerFactory) -> None:

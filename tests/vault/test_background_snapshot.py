@@ -192,8 +192,8 @@ def test_pending_vectors_search_exactly_and_drain_in_order() -> None:
     assert len(pending) == 0 and pending.search(query, 5)[1].size == 0
 
 
-BOUNDED = VaultConfig(
-    index=IndexConfig(max_pending_vectors=100 // FROZEN_ALLOWANCE),  # 100 may wait while frozen
+BOUNDED = VaultConfig(  # HNSW past 50 records: a snapshot freezes it (a flat index is never frozen)
+    index=IndexConfig(hnsw_threshold=50, max_pending_vectors=100 // FROZEN_ALLOWANCE),  # 100 while frozen
     durability=DurabilityConfig(snapshot_every_writes=50, snapshot_on_close=False),
 )
 
@@ -201,8 +201,9 @@ BOUNDED = VaultConfig(
 def fill_backlog(v: Vault, vectors: np.ndarray, started: threading.Event) -> None:
     """60 records, then (the snapshot holding the index frozen) 90 more waiting: 10 short of the bound (100
     while frozen)."""
-    v.put_many("acme", records(vectors, 0, 60))  # past 50 WAL entries: a snapshot is queued
+    v.put_many("acme", records(vectors, 0, 60))  # past 50 WAL entries: an HNSW build, then a snapshot
     assert started.wait(30)
+    assert v.stats().index_kinds == {"acme": "hnsw"}
     v.put_many("acme", records(vectors, 60, 150))
     assert v.stats().pending_vectors == 90
 
@@ -289,3 +290,105 @@ def test_a_write_past_the_pending_bound_moves_its_excess_itself_when_the_worker_
     assert v.join_background(60)
     assert v.stats().pending_vectors == 0
     assert v.search("acme", vectors[200], k=1)[0].record.id == "r200"
+
+
+def test_a_snapshot_never_holds_back_a_write_into_a_flat_index(
+    make_vault, unit_vectors, held_snapshot
+) -> None:
+    started, release = held_snapshot
+    vectors = unit_vectors(400)
+    config = VaultConfig(  # as BOUNDED, but flat: 100 vectors could wait for a frozen index
+        index=IndexConfig(max_pending_vectors=100 // FROZEN_ALLOWANCE),
+        durability=DurabilityConfig(snapshot_every_writes=50, snapshot_on_close=False),
+    )
+    v = make_vault(config=config)
+    v.put_many("acme", records(vectors, 0, 60))  # past 50 WAL entries: a snapshot begins and is held
+    assert started.wait(30)
+    for start in range(60, 400, 85):  # 340 records while it is held: far past what may wait
+        ids = v.put_many("acme", records(vectors, start, start + 85), deadline=time.time() + 30)
+        assert ids == [f"r{i}" for i in range(start, start + 85)]
+    assert v.stats().pending_vectors == 0  # straight into the flat index: the snapshot writes a view
+    assert v.stats().snapshot_generation == 0
+    assert v.search("acme", vectors[399], k=1)[0].record.id == "r399"
+    release.set()
+    assert v.join_background(60) and v.stats().snapshot_generation == 1
+    v.close()
+
+    reopened = make_vault(config=config)  # the snapshot (60 records) plus the WAL written while it was held
+    assert reopened.count("acme") == 400
+    for i in (0, 59, 60, 399):
+        assert reopened.search("acme", vectors[i], k=1)[0].record.id == f"r{i}"
+    assert reopened.get("acme", "r399").text == "note 399"
+
+
+def test_a_snapshot_writes_waiting_vectors_beside_hnsw_instead_of_adding_them_under_the_lock(
+    make_vault, unit_vectors
+) -> None:
+    vectors = unit_vectors(200)
+    config = VaultConfig(
+        index=IndexConfig(hnsw_threshold=50), durability=DurabilityConfig(snapshot_on_close=False)
+    )
+    v = make_vault(config=config)
+    v.put_many("acme", records(vectors, 0, 60))
+    assert v.join_background(60) and v.stats().index_kinds == {"acme": "hnsw"}
+    gate = threading.Event()
+    busy = v._builder.submit(gate.wait, 60)  # no drain runs: the next 140 vectors wait
+    try:
+        v.put_many("acme", records(vectors, 60, 200))
+        assert v.stats().pending_vectors == 140
+        generation = v.snapshot()
+        assert v.stats().pending_vectors == 140  # not moved into HNSW (1-3 ms each) holding the lock
+        assert not busy.done()
+    finally:
+        gate.set()
+    v.close()  # no snapshot on close: the WAL after the snapshot is empty, the 140 are in the snapshot
+
+    reopened = make_vault(config=config)
+    assert reopened.stats().snapshot_generation == generation and reopened.stats().wal_entries == 0
+    assert reopened.count("acme") == 200
+    for i in (0, 59, 60, 199):
+        assert reopened.search("acme", vectors[i], k=1)[0].record.id == f"r{i}"
+    assert reopened.join_background(60) and reopened.stats().pending_vectors == 0
+    with reopened._lock:
+        assert reopened._storage.tenants["acme"].index.ntotal == 200
+
+
+def test_a_background_snapshot_creates_its_wal_and_deletes_old_files_without_the_lock(
+    make_vault, unit_vectors, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vault._private import background, wal
+
+    v = make_vault(config=EVERY_50)
+    seen: dict[str, list[bool]] = {"wal created": [], "old files deleted": []}
+
+    def lock_free() -> bool:  # asked from another thread: the vault's lock is reentrant
+        free: list[bool] = []
+
+        def probe() -> None:
+            if v._lock.acquire(blocking=False):
+                v._lock.release()
+                free.append(True)
+            else:
+                free.append(False)
+
+        prober = threading.Thread(target=probe)
+        prober.start()
+        prober.join()
+        return free[0]
+
+    def observed(name: str, original):
+        def call(*args, **kwargs):
+            if threading.current_thread().name.startswith("vault-index"):
+                seen[name].append(lock_free())
+            return original(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(wal, "fsync_dir", observed("wal created", wal.fsync_dir))
+    monkeypatch.setattr(background, "remove_files", observed("old files deleted", background.remove_files))
+    vectors = unit_vectors(130)
+    for start in (0, 60):  # two background snapshots: the second deletes the first's files and WAL
+        v.put_many("acme", records(vectors, start, start + 60))
+        assert v.join_background(60)
+    assert v.stats().snapshot_generation == 2
+    assert seen["wal created"] == [True, True] and seen["old files deleted"] == [True, True]

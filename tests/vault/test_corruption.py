@@ -138,7 +138,7 @@ def cases(pristine: Path) -> list[tuple[str, Callable[[Path], Path], int]]:
     with Vault(vault, config=_config(pristine), embedder=_Vectors()) as v:
         # records in the snapshot (those after it are rewritten from the WAL on open)
         slots = [s for rid, s in v._storage.tenants["acme"].slots.items() if rid.startswith("s")]
-    out += [(f"segment record @{s.offset}", segment, s.offset + s.length // 2) for s in slots[::3]]
+    out += [(f"segment record @{offset}", segment, offset + length // 2) for _, offset, length in slots[::3]]
     for kind in ("state", "index"):
         size = snap(kind)(vault).stat().st_size
         out += [(f"{kind} snapshot @{o}", snap(kind), o) for o in offsets(size, 6)]
@@ -205,7 +205,7 @@ def test_salvage_copies_what_is_intact_and_names_what_is_lost(pristine, tmp_path
     with Vault(root / "vault", config=_config(root), embedder=_Vectors()) as v:
         slot = v._storage.tenants["acme"].slots["s5"]
     seg_data = bytearray(seg.read_bytes())
-    seg_data[slot.offset + 30] ^= 0x01
+    seg_data[slot[1] + 30] ^= 0x01  # (label, offset, length)
     seg.write_bytes(bytes(seg_data))
     with pytest.raises(IntegrityError, match=str(wal)):
         open_and_read(copy, expected)
@@ -230,7 +230,7 @@ def test_salvage_copies_what_is_intact_and_names_what_is_lost(pristine, tmp_path
     report = json.loads(done.stdout)
     lost_files = {(Path(x["file"]).name, x["offset"]) for x in report["lost"]}
     assert (wal.name, bad_frame[0]) in lost_files
-    assert (seg.name, slot.offset) in lost_files
+    assert (seg.name, slot[1]) in lost_files  # (label, offset, length)
     with Vault(out, config=_config(copy), embedder=_Vectors()) as salvaged:
         kept = {(t, rid) for (t, rid) in expected if _has(salvaged, t, rid)}
         missing = set(expected) - kept

@@ -14,7 +14,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 import numpy as np
 import structlog
 
-from vault._private.index import VectorIndex, one_thread
+from vault._private.index import new_index, one_thread
+from vault._private.recovery import remove_files
 from vault._private.storage import Storage
 from vault._private.tenant import TenantState
 from vault._private.validate import check_deadline
@@ -86,9 +87,14 @@ class BackgroundWork:
         with self._snapshot_lock, self._lock:  # no drain slice is moving vectors while they are flushed
             if self._closed or self._storage.tenants.get(tenant) is not state or not state.wants_hnsw:
                 return
-            labels, vectors, next_label, version = state.build_input()
+            parts, next_label, version = state.build_input()
         try:
-            built = VectorIndex.build(self._dim, self._config.index, labels, vectors)
+            built = new_index(self._dim, self._config.index, "hnsw")
+            for part_labels, part_vectors in parts:  # views of the flat index's blocks: no copy
+                if self._closed:  # close() waits for this thread: a build it drops ends at the next part
+                    return
+                built.add(part_labels, part_vectors)
+            labels = np.concatenate([part_labels for part_labels, _ in parts] or [np.empty(0, np.int64)])
             backlog = None
             while True:  # add what was written meanwhile outside the lock, a bounded slice per round
                 with self._lock:
@@ -296,12 +302,19 @@ class BackgroundWork:
         """
         self._drain()  # so that beginning the snapshot has (almost) nothing left to add under the lock
         with self._snapshot_lock:
+            storage = self._storage
+            try:
+                wal = None if self._closed else storage.next_wal()  # its directory fsync: not under the lock
+            except VaultStorageError as exc:
+                log.warning("vault snapshot failed; the WAL keeps every write", error=str(exc))
+                return
             with self._lock:
                 if self._closed or not self._snapshot_due(self._storage):
+                    if wal is not None and wal is not storage.wal:
+                        wal.close()  # left empty: the next snapshot opens it again (recovery replays nothing)
                     return
-                storage = self._storage
                 try:
-                    plan = storage.begin_snapshot(freeze=True)
+                    plan = storage.begin_snapshot(freeze=True, wal=wal)
                 except VaultStorageError as exc:
                     log.warning("vault snapshot failed; the WAL keeps every write", error=str(exc))
                     return
@@ -315,7 +328,8 @@ class BackgroundWork:
                 log.warning("vault snapshot failed; the WAL keeps every write", error=str(exc))
             else:
                 with self._lock:
-                    storage.commit_snapshot(plan)
+                    obsolete = storage.commit_snapshot(plan)
+                remove_files(obsolete)  # unlinking a large index file is file-system work: not under the lock
             finally:
                 self._drain()
 

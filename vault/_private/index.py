@@ -1,4 +1,7 @@
-"""FAISS index of one tenant: ``IndexIDMap2`` over exact flat inner product, HNSW past a threshold.
+"""Index of one tenant: exact inner product in blocks (:mod:`~vault._private.flat`), HNSW past a threshold.
+
+The HNSW index (and a flat index on a GPU) is FAISS's ``IndexIDMap2`` (:class:`VectorIndex`);
+:func:`new_index`, :func:`build_index` and :func:`read_index` choose between it and :class:`FlatIndex`.
 
 Vectors are L2-normalised, so inner product is cosine similarity. FAISS labels are int64 assigned by the
 tenant; deletes are tombstones kept by the tenant and filtered at search time until compaction rebuilds
@@ -13,55 +16,124 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from types import ModuleType
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
+from vault._private.faisslib import faiss_module, faiss_version, one_thread
+from vault._private.flat import FLAT_MAGIC, FlatIndex
 from vault.config import IndexConfig
 
-__all__ = ("VectorIndex", "faiss_version", "one_thread")
+__all__ = (
+    "SearchIndex",
+    "VectorIndex",
+    "build_index",
+    "faiss_version",
+    "new_index",
+    "one_thread",
+    "read_index",
+)
 
 
-def _faiss() -> ModuleType:
-    """The ``faiss`` module, imported on first use.
-
-    Every process that imports ``vault`` (the roster does) need not pay its ~14 MB resident when it
-    never builds an index.
-    """
-    import faiss  # noqa: PLC0415
-
-    return faiss
-
-
+_faiss = faiss_module
 _log = logging.getLogger("vault.index")
 _IO_BLOCK = 1 << 20
 """Largest piece FAISS hands to (or asks of) a streaming writer or reader (bytes)."""
 
 
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run FAISS on one OpenMP thread in this block (the setting is the calling thread's own).
+class SearchIndex(Protocol):
+    """What a tenant needs of its index: FAISS's :class:`VectorIndex` or the block-wise :class:`FlatIndex`."""
 
-    For one query, or a few dozen vectors added, an OpenMP team gains nothing (FAISS splits such work by
-    query), and on a busy machine its barrier costs 10-25 ms (measured: HNSW top-10 at 5,000 vectors,
-    0.39 ms on one thread against 25 ms on two, load average 5 on 2 cores).
+    @property
+    def dim(self) -> int:
+        """Vector dimension."""
+
+    @property
+    def kind(self) -> str:
+        """``"flat"`` or ``"hnsw"``."""
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether the index lives on a GPU."""
+
+    @property
+    def ntotal(self) -> int:
+        """Vectors in the index, tombstoned ones included (count)."""
+
+    def add(self, labels: NDArray[np.int64], vectors: NDArray[np.float32]) -> None:
+        """Add ``(n,)`` int64 labels with their ``(n, dim)`` float32 vectors."""
+
+    def search(self, query: NDArray[np.float32], k: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """Top-``k`` ``(scores, labels)`` by inner product, best first."""
+
+    def reconstruct(self, labels: NDArray[np.int64]) -> NDArray[np.float32]:
+        """Stored ``(n, dim)`` float32 vectors of ``labels``."""
+
+    def serialized_size(self) -> int:
+        """Bytes :meth:`write_to` produces."""
+
+    def write_to(self, sink: Callable[[bytes | memoryview], object]) -> None:
+        """Stream the serial form to ``sink``."""
+
+
+def _gpu_wanted(config: IndexConfig) -> bool:
+    return config.use_gpu and _faiss().get_num_gpus() > 0
+
+
+def new_index(dim: int, config: IndexConfig, kind: str = "flat") -> SearchIndex:
+    """An empty index: a block-wise :class:`FlatIndex` for ``"flat"`` on CPU, else a FAISS index.
+
+    With a GPU (``faiss.get_num_gpus() > 0`` and ``config.use_gpu``) a flat index is FAISS's, moved to
+    the GPU; HNSW is always FAISS's ``IndexHNSWFlat``.
     """
-    faiss = _faiss()
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(threads)
+    if kind == "flat" and not _gpu_wanted(config):
+        return FlatIndex(dim)
+    return VectorIndex(dim, config, kind)
 
 
-def faiss_version() -> str:
-    """Version of the FAISS library in use."""
-    return str(_faiss().__version__)
+def build_index(
+    dim: int, config: IndexConfig, labels: NDArray[np.int64], vectors: NDArray[np.float32]
+) -> SearchIndex:
+    """A fresh index holding exactly these vectors, flat or HNSW by ``config.hnsw_threshold``."""
+    index = new_index(dim, config, "hnsw" if len(labels) >= config.hnsw_threshold else "flat")
+    if len(labels):
+        index.add(labels, vectors)
+    return index
+
+
+def read_index(source: Callable[[int], bytes], dim: int, config: IndexConfig, kind: str) -> SearchIndex:
+    """Rebuild an index from its serial form read through ``source(n) -> at most n bytes``.
+
+    A flat index in :class:`FlatIndex`'s form loads into blocks; one in FAISS's form (written by a GPU
+    vault or an earlier version) loads into FAISS and, on CPU, is converted to blocks.
+
+    Raises:
+        ValueError: The bytes are not an index of this dimension.
+    """
+    head = b""
+    if kind == "flat":
+        while len(head) < len(FLAT_MAGIC):
+            piece = source(len(FLAT_MAGIC) - len(head))
+            if not piece:
+                raise ValueError("index file is empty")
+            head += piece
+        if head == FLAT_MAGIC:
+            return FlatIndex.read_from(source, dim, head)
+    peeked = memoryview(head)
+
+    def rest(n: int) -> bytes:  # FAISS reads the bytes peeked at first, then the stream
+        nonlocal peeked
+        if peeked:
+            piece, peeked = bytes(peeked[:n]), peeked[n:]
+            return piece
+        return source(n)
+
+    index = VectorIndex.read_from(rest, dim, config, kind)
+    if kind == "flat" and not index.on_gpu:
+        return FlatIndex.from_faiss(index.to_cpu(), dim)
+    return index
 
 
 class VectorIndex:
@@ -256,14 +328,3 @@ class VectorIndex:
             return piece
 
         return cls.read_from(source, dim, config, kind)
-
-    @classmethod
-    def build(
-        cls, dim: int, config: IndexConfig, labels: NDArray[np.int64], vectors: NDArray[np.float32]
-    ) -> VectorIndex:
-        """A fresh index holding exactly these vectors, flat or HNSW by ``config.hnsw_threshold``."""
-        kind = "hnsw" if len(labels) >= config.hnsw_threshold else "flat"
-        index = cls(dim, config, kind)
-        if len(labels):
-            index.add(labels, vectors)
-        return index

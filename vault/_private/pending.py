@@ -66,6 +66,14 @@ class PendingVectors:
             left -= stop - first
         return spans
 
+    def parts(self) -> list[tuple[NDArray[np.int64], NDArray[np.float32]]]:
+        """``((m,) labels, (m, dim) vectors)`` of the rows waiting now, oldest first: views, not copies.
+
+        Rows are never rewritten in place (adds fill new rows, drops only move the start), so the views
+        keep their content while rows are added and dropped (a snapshot writes them outside the lock).
+        """
+        return [(chunk.labels[a:b], chunk.vectors[a:b]) for chunk, a, b in self._spans()]
+
     @property
     def labels(self) -> NDArray[np.int64]:
         """Labels waiting, oldest first: ``(n,)`` int64 (a copy)."""

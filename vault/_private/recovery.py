@@ -21,7 +21,8 @@ import structlog
 from numpy.typing import NDArray
 
 from vault._private.files import fsync_dir
-from vault._private.index import VectorIndex
+from vault._private.flat import read_trailing_rows
+from vault._private.index import read_index
 from vault._private.keyring import KeyRing
 from vault._private.sealing import (
     InvalidTag,
@@ -120,14 +121,15 @@ class Recovery:
             raise IntegrityError(state_path, f"snapshot does not load: {exc}") from None
         with SealedReader(snap_path(tdir, "index", gen), self.keys, tenant, "index", gen) as reader:
             try:
-                index = VectorIndex.read_from(reader.read, self.dim, self._config.index, kind)
+                index = read_index(reader.read, self.dim, self._config.index, kind)
+                waiting = read_trailing_rows(reader.read, self.dim)
             except IntegrityError:  # a chunk failed authentication: the error names it
                 raise
             except ValueError as exc:
                 raise IntegrityError(reader.path, f"snapshot does not load: {exc}") from None
             reader.finish()
         try:
-            return TenantState.from_state(tenant, tdir, self.dim, self._config.index, state, index)
+            return TenantState.from_state(tenant, tdir, self.dim, self._config.index, state, index, waiting)
         except (ValueError, KeyError, TypeError) as exc:
             raise IntegrityError(state_path, f"snapshot does not load: {exc}") from None
 
@@ -196,6 +198,9 @@ class Recovery:
         while len(self.dropped) > _DROPPED_KEYS:
             self.dropped.popitem(last=False)
 
+    def settle(self) -> None:
+        """Apply the writes still in flight before another change (only :class:`Storage` has such writes)."""
+
     def done(self, tenant: str, key: str | None) -> Any:
         """The result of the earlier call of ``tenant`` with idempotency ``key``, or ``None``."""
         if key is None:
@@ -205,18 +210,26 @@ class Recovery:
 
     def _cleanup(self) -> None:
         """Delete files no snapshot or live tenant references (left by crashes or compaction)."""
+        remove_files(self._unused_files())
+
+    def _unused_files(self) -> list[Path]:
+        """Files and tenant directories no snapshot or live tenant references (the caller holds the lock).
+
+        A background snapshot deletes them after releasing the lock: unlinking a 150 MB index file
+        frees its extents, which is file-system work no write should wait for.
+        """
         gen = self.manifest.generation
         live_dirs = {tenant_dir_name(t): t for t in set(self.tenants) | set(self.keys.tenants())}
+        unused: list[Path] = []
         for entry in self.dir.iterdir():
             if entry.name.endswith(".tmp"):
-                entry.unlink()
+                unused.append(entry)
             elif entry.is_dir() and entry.name.startswith("t_") and entry.name not in live_dirs:
-                shutil.rmtree(entry, ignore_errors=True)
+                unused.append(entry)
         for state in self.tenants.values():
             keep = state.referenced_files() | {snap_path(state.dir, k, gen).name for k in ("state", "index")}
-            for file in state.dir.iterdir():
-                if file.name not in keep:
-                    file.unlink()
+            unused += [file for file in state.dir.iterdir() if file.name not in keep]
+        return unused
 
     # ----------------------------------------------------------------- tenants
     def state(self, tenant: str) -> TenantState:
@@ -251,3 +264,12 @@ def _decode_sequence(entry: WalEntry, path: Path) -> int:
     except struct.error:
         raise IntegrityError(path, "WAL log-sequence entry does not decode") from None
     return int(sequence)
+
+
+def remove_files(paths: list[Path]) -> None:
+    """Delete files, and directories with their contents (missing ones are skipped)."""
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)

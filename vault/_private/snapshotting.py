@@ -15,7 +15,7 @@ import structlog
 
 from vault._private.files import fsync_dir, fsync_file, storage_error
 from vault._private.keyring import KEYRING_NAME, KeyRing
-from vault._private.recovery import Recovery, sequence_entry
+from vault._private.recovery import Recovery, remove_files, sequence_entry
 from vault._private.snapshot import (
     MANIFEST_NAME,
     Manifest,
@@ -88,10 +88,23 @@ class Snapshots(Recovery):
         except BaseException:
             self.abort_snapshot(plan)
             raise
-        self.commit_snapshot(plan)
+        remove_files(self.commit_snapshot(plan))
         return plan.generation
 
-    def begin_snapshot(self, *, compact: bool = False, freeze: bool = False) -> SnapshotPlan:
+    def next_wal(self) -> WriteAheadLog:
+        """Create (or open) the WAL a snapshot begun next will start (call it without the lock).
+
+        Creating a file fsyncs its directory, a journal commit no write should wait for under the
+        lock. The caller holds the snapshot lock, so no other snapshot moves the generation meanwhile.
+
+        Raises:
+            VaultStorageError: The file cannot be created.
+        """
+        return WriteAheadLog(self.dir, self.wal.generation + 1, fsync=self._config.durability.fsync)
+
+    def begin_snapshot(
+        self, *, compact: bool = False, freeze: bool = False, wal: WriteAheadLog | None = None
+    ) -> SnapshotPlan:
         """Start a snapshot (the caller holds the lock): compact, capture every tenant, start a new WAL.
 
         Writes after this go to the new WAL, which recovery replays after the old one whether or not the
@@ -100,17 +113,20 @@ class Snapshots(Recovery):
         Args:
             compact: As in :meth:`snapshot`.
             freeze: Freeze the captured indexes so that :meth:`write_snapshot` may run without the lock.
+            wal: The new WAL made by :meth:`next_wal` (``None``: made here).
 
         Raises:
             VaultStorageError: The new WAL file could not be created (nothing changed).
         """
+        self.settle()  # every put written to the old WAL is durable and in the captured state
         old_segments: list[Path] = []
         ratio = self._config.index.compact_tombstone_ratio
         for state in self.tenants.values():
             if state.tombstones and (compact or len(state.tombstones) > ratio * state.total):
                 old_segments.append(state.compact())
         seal_keys = {tenant: self.keys.active(tenant, create=True) for tenant in self.tenants}
-        wal = WriteAheadLog(self.dir, self.wal.generation + 1, fsync=self._config.durability.fsync)
+        if wal is None or wal.generation != self.wal.generation + 1:
+            wal = self.next_wal()
         if self.log_sequence:  # the new generation starts where the record log was applied up to
             try:
                 wal.append([sequence_entry(self.log_sequence)])
@@ -151,30 +167,29 @@ class Snapshots(Recovery):
             write_sealed_bytes(state_path, seal_key, tenant, "state", gen, data)
             index_path = snap_path(state.dir, "index", gen)
             plan.written.append(index_path)
-            index = captured.index
             write_sealed_stream(
-                index_path, seal_key, tenant, "index", gen, index.serialized_size(), index.write_to
+                index_path, seal_key, tenant, "index", gen, captured.index_size(), captured.write_index
             )
         manifest = Manifest(gen, plan.new_wal.generation, self.dim, sorted(t for t, *_ in plan.tenants))
         manifest.save(self.dir)
         plan.manifest = manifest
 
-    def commit_snapshot(self, plan: SnapshotPlan) -> None:
-        """Put a written snapshot in force (the caller holds the lock): drop old WALs and unused files.
+    def commit_snapshot(self, plan: SnapshotPlan) -> list[Path]:
+        """Put a written snapshot in force (the caller holds the lock).
 
         The frozen indexes thaw; the vectors that waited meanwhile are still to be drained.
+
+        Returns:
+            What the new snapshot makes obsolete (old WALs, segments and snapshot files): delete it with
+            :func:`~vault._private.recovery.remove_files`, after releasing the lock.
         """
         assert plan.manifest is not None
         self.manifest = plan.manifest
         plan.old_wal.close()
         for _, state, _, _ in plan.tenants:
             state.unfreeze()
-        for wal_gen in wal_generations(self.dir):
-            if wal_gen < plan.new_wal.generation:
-                wal_path(self.dir, wal_gen).unlink()
-        for path in plan.old_segments:
-            path.unlink(missing_ok=True)
-        self._cleanup()
+        old_wals = [wal_path(self.dir, g) for g in wal_generations(self.dir) if g < plan.new_wal.generation]
+        return old_wals + plan.old_segments + self._unused_files()
 
     def abort_snapshot(self, plan: SnapshotPlan) -> None:
         """Undo a snapshot that failed before its manifest (the caller holds the lock).
@@ -221,6 +236,7 @@ class Snapshots(Recovery):
             IntegrityError: ``src`` holds no valid snapshot.
             KeyEncryptionKeyError: The snapshot's keyring was wrapped under a KEK this vault never had.
         """
+        self.settle()
         if not (src / MANIFEST_NAME).exists():
             raise IntegrityError(src / MANIFEST_NAME, "no snapshot to restore")
         manifest = Manifest.load(src)
@@ -252,6 +268,7 @@ class Snapshots(Recovery):
         The snapshot is skipped when nothing changed, and its failure (a full disk) only logs: the WAL
         holds every write.
         """
+        self.settle()
         if snapshot:
             try:
                 self.snapshot()

@@ -1,11 +1,13 @@
 """The durable core: keyring, tenants, write-ahead log, snapshots, recovery, restore.
 
 Write path: seal each record under the tenant's active data key (saved to the keyring before it is
-used), write the sealed records behind the end of the tenant's segment file, append them to the WAL with
-the call's idempotency key and fsync (one fsync per batch: the commit point), then count them in the
-segment and index them. Every step that can fail on a full disk comes before the commit and is undone
-when it fails. Recovery (load and replay) lives in :mod:`vault._private.recovery`, snapshots, copies and
-restores in :mod:`vault._private.snapshotting`; :class:`Storage` stacks the three layers.
+used), write the sealed records behind the bytes already staged in the tenant's segment file, write them
+to the WAL with the call's idempotency key (:meth:`Storage.begin_put`), fsync (the commit point; taken
+without the lock, one fsync for every writer that wrote before it began: group commit), then count them
+in the segment and index them, in WAL order (:meth:`Storage.finish_puts`). Every step that can fail on a
+full disk comes before the commit and is undone when it fails. Recovery (load and replay) lives in
+:mod:`vault._private.recovery`, snapshots, copies and restores in :mod:`vault._private.snapshotting`;
+:class:`Storage` stacks the three layers.
 
 Not thread-safe on its own: :class:`vault.Vault` calls it under its lock.
 """
@@ -13,7 +15,8 @@ Not thread-safe on its own: :class:`vault.Vault` calls it under its lock.
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +53,30 @@ from vault.config import VaultConfig
 from vault.errors import DecryptionError, IntegrityError, VaultStorageError
 from vault.records import VaultStats
 
-__all__ = ("SnapshotPlan", "Storage")
+__all__ = ("InflightPut", "SnapshotPlan", "Storage")
 
 log = structlog.get_logger("vault")
+
+
+@dataclass(slots=True)
+class InflightPut:
+    """A put written to the WAL and staged in its segment, waiting for its fsync (:meth:`Storage.begin_put`).
+
+    Attributes:
+        ticket: End offset of its frames in ``wal``: durable once ``wal.synced`` reaches it.
+        error: Set when the fsync failed (nothing of the put was kept).
+        applied: Set once it is applied (visible to reads, its idempotency key remembered).
+    """
+
+    tenant: str
+    records: list[tuple[str, bytes, NDArray[np.float32]]]
+    staged_at: int
+    key: str | None
+    result: Any
+    wal: WriteAheadLog
+    ticket: int
+    error: VaultStorageError | None = None
+    applied: bool = False
 
 
 class Storage(Snapshots):
@@ -80,6 +104,8 @@ class Storage(Snapshots):
         """Idempotency key of a tenant shred → the tenant."""
         self.log_sequence = 0
         """Sequence of the last record-log message applied (0: none; see :mod:`vault.log`)."""
+        self.inflight: deque[InflightPut] = deque()
+        """Puts written to the WAL, not known durable yet (applied by :meth:`finish_puts`, in order)."""
         self.wal: WriteAheadLog
         self._load()
 
@@ -114,21 +140,19 @@ class Storage(Snapshots):
             entries.append(WalEntry(OP_DONE, tenant, key, json.dumps(result).encode()))
         return entries, blobs
 
-    def put(
+    def begin_put(
         self,
         tenant: str,
         items: list[tuple[str, bytes, NDArray[np.float32]]],
         *,
         key: str | None = None,
         result: Any = None,
-    ) -> None:
-        """Seal, log durably, then apply ``(record_id, plaintext, vector)`` items of one tenant.
+    ) -> InflightPut:
+        """Seal ``(record_id, plaintext, vector)`` items, stage them in the segment, write them to the WAL.
 
-        Args:
-            tenant: The tenant.
-            items: The records.
-            key: Idempotency key of the call, logged with the records (one commit).
-            result: What a retry with ``key`` is answered.
+        Not durable yet: the caller syncs the WAL up to the returned ``ticket`` (without the lock; writers
+        that wrote meanwhile share the fsync), then calls :meth:`finish_puts` under the lock, which applies
+        every put whose frames are durable, in WAL order. Until then no read sees the records.
 
         Raises:
             VaultStorageError: A write failed (a full disk): nothing was kept.
@@ -137,15 +161,59 @@ class Storage(Snapshots):
         state = self.state(tenant)
         staged_at = state.stage(b"".join(blobs))
         try:
-            self.wal.append(entries)
+            ticket = self.wal.write(entries)
         except VaultStorageError:
-            state.unstage()
+            state.unstage(staged_at)
             raise
-        state.put_many(
-            [(rid, blob, vec) for (rid, _, vec), blob in zip(items, blobs, strict=True)], staged_at=staged_at
-        )
-        if key is not None:
-            state.remember(key, result, self._keep)
+        records = [(rid, blob, vec) for (rid, _, vec), blob in zip(items, blobs, strict=True)]
+        put = InflightPut(tenant, records, staged_at, key, result, self.wal, ticket)
+        self.inflight.append(put)
+        return put
+
+    def finish_puts(self) -> None:
+        """Apply the in-flight puts whose WAL frames are durable, oldest first (the caller holds the lock).
+
+        After a failed fsync every put not known durable fails (its ``error`` is set): the WAL and the
+        segments are cut back to before it, and nothing of it is kept.
+        """
+        wal = self.wal
+        if wal.broken is not None:
+            error = wal.broken
+            wal.cut_unsynced()
+            lost = [put for put in self.inflight if put.ticket > wal.synced]
+            for put in reversed(lost):  # newest first: each tenant ends cut back to its oldest lost put
+                put.error = error
+                self.tenants[put.tenant].unstage(put.staged_at)
+            self.inflight = deque(put for put in self.inflight if put.error is None)
+        while self.inflight and self.inflight[0].wal.synced >= self.inflight[0].ticket:
+            put = self.inflight.popleft()
+            state = self.tenants[put.tenant]
+            state.put_many(put.records, staged_at=put.staged_at)
+            if put.key is not None:
+                state.remember(put.key, put.result, self._keep)
+            put.applied = True
+
+    def settle(self) -> None:
+        """Make every in-flight put durable and apply it (the caller holds the lock; one fsync at most).
+
+        Every other change (a delete, a shred, a log message, a snapshot, closing) settles first, so the
+        order in which changes apply is the order of the WAL. A put whose fsync fails only fails itself.
+        """
+        if self.inflight:
+            try:
+                self.wal.sync(self.inflight[-1].ticket)
+            except VaultStorageError:
+                pass  # finish_puts fails the lost puts; their writers raise
+            self.finish_puts()
+
+    def done(self, tenant: str, key: str | None) -> Any:
+        """The result of the earlier call of ``tenant`` with idempotency ``key``, or ``None``.
+
+        A call with that key still in flight is settled first, so a concurrent retry answers its result.
+        """
+        if key is not None and any(put.key == key and put.tenant == tenant for put in self.inflight):
+            self.settle()
+        return super().done(tenant, key)
 
     def delete(self, tenant: str, record_id: str, *, key: str | None = None) -> None:
         """Log durably, then tombstone one record (the caller checked that it exists).
@@ -153,6 +221,7 @@ class Storage(Snapshots):
         Raises:
             VaultStorageError: The WAL write failed (a full disk): the record stays.
         """
+        self.settle()
         entries = [WalEntry(OP_DELETE, tenant, record_id)]
         if key is not None:
             entries.append(WalEntry(OP_DONE, tenant, key, json.dumps(record_id).encode()))
@@ -168,6 +237,7 @@ class Storage(Snapshots):
         Raises:
             VaultStorageError: The keyring could not be saved (a full disk): nothing was shredded.
         """
+        self.settle()
         self.keys.destroy_tenant(tenant)
         if key is not None:
             self._remember_drop(key, tenant)
@@ -209,6 +279,7 @@ class Storage(Snapshots):
             DecryptionError: A sealed record fails authentication.
             VaultStorageError: A write failed (a full disk): the message is not applied.
         """
+        self.settle()
         touched: set[tuple[str, str]] = set()
         run: list[WalEntry] = []
         for entry in [*entries, None]:
@@ -264,19 +335,20 @@ class Storage(Snapshots):
         """
         state = self.tenants[tenant]
         blob = state.read_blob(slot)
-        path, record_id = state.segment_path, state.labels[slot.label]
+        label, offset, _ = slot
+        path, record_id = state.segment_path, state.labels[label]
         try:
             version = blob_key_version(blob)
         except InvalidTag:
-            raise IntegrityError(path, "sealed record is truncated", slot.offset) from None
+            raise IntegrityError(path, "sealed record is truncated", offset) from None
         key = self.keys.key(tenant, version)
         if key is None:
-            raise IntegrityError(path, f"record sealed with unknown data-key version {version}", slot.offset)
+            raise IntegrityError(path, f"record sealed with unknown data-key version {version}", offset)
         try:
             plaintext = open_blob(key, blob, record_aad(tenant, record_id, version))
         except InvalidTag:
             raise DecryptionError(
-                path, "sealed record fails AES-GCM authentication", slot.offset, tenant=tenant
+                path, "sealed record fails AES-GCM authentication", offset, tenant=tenant
             ) from None
         return decode_record(plaintext)
 

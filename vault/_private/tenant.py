@@ -13,8 +13,8 @@ import hashlib
 import json
 import os
 from collections import OrderedDict
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vault._private.files import storage_error
-from vault._private.index import VectorIndex, one_thread
+from vault._private.flat import FlatIndex, Parts, rows_size, write_rows
+from vault._private.index import SearchIndex, build_index, new_index, one_thread
 from vault._private.pending import PendingVectors
 from vault._private.segment import SegmentFile, Slot
 from vault.config import IndexConfig
@@ -42,17 +43,31 @@ def tenant_dir_name(tenant: str) -> str:
 class Captured:
     """What a snapshot writes for one tenant, copied at one instant (the index itself is not copied).
 
-    While a background snapshot writes it, the tenant keeps ``index`` frozen (new vectors wait in its
-    :class:`~vault._private.pending.PendingVectors`), so the index serialised matches the record map.
+    A flat ``index`` is a view of the rows written so far (adds go on); a FAISS (HNSW) index stays frozen
+    while a background snapshot writes it (new vectors wait in the tenant's
+    :class:`~vault._private.pending.PendingVectors`), and the vectors that were waiting already when it
+    began are ``waiting``, written after the index instead of being added to it under the vault's lock.
     """
 
-    index: VectorIndex
+    index: SearchIndex
     segment_no: int
     segment_len: int
     next_label: int
     slots: dict[str, Slot]
     tombstones: list[int]
     done: list[tuple[str, Any]]
+    waiting: Parts = field(default_factory=list)
+
+    def index_size(self) -> int:
+        """Bytes :meth:`write_index` produces."""
+        rows = sum(len(labels) for labels, _ in self.waiting)
+        return self.index.serialized_size() + (rows_size(rows, self.index.dim) if rows else 0)
+
+    def write_index(self, sink: Callable[[bytes | memoryview], object]) -> None:
+        """Stream the index, then the waiting vectors (if any) in :mod:`~vault._private.flat`'s form."""
+        self.index.write_to(sink)
+        if any(len(labels) for labels, _ in self.waiting):
+            write_rows(self.waiting, self.index.dim, sink)
 
     def to_json(self) -> bytes:
         """The state as JSON (sealed by the snapshot writer; holds record ids, never text).
@@ -68,7 +83,7 @@ class Captured:
                 "kind": self.index.kind,
             }
         )
-        slots = _json_list([[rid, s.label, s.offset, s.length] for rid, s in self.slots.items()])
+        slots = _json_list([[rid, *slot] for rid, slot in self.slots.items()])
         done = _json_list([[key, result] for key, result in self.done])
         tombstones = _json_list(self.tombstones)
         return f'{head[:-1]}, "slots": {slots}, "tombstones": {tombstones}, "done": {done}}}'.encode()
@@ -95,13 +110,14 @@ class TenantState(SegmentFile):
         self.dir = directory
         self.dim = dim
         self._config = config
-        self.index = VectorIndex(dim, config)
+        self.index = new_index(dim, config)
         self.slots: dict[str, Slot] = {}
         self.labels: dict[int, str] = {}
         self.tombstones: set[int] = set()
         self.next_label = 0
         self.segment_no = 1
         self.segment_len = 0
+        self.staged_end = 0
         self.index_version = 0
         """Bumped whenever ``index`` is replaced (a background build made for an older one is dropped)."""
         self.pending = PendingVectors(dim)
@@ -140,11 +156,12 @@ class TenantState(SegmentFile):
         else:
             offset = staged_at
             self.segment_len = staged_at + sum(len(blob) for _, blob, _ in items)
+            self.staged_end = max(self.staged_end, self.segment_len)
         labels = np.arange(self.next_label, self.next_label + len(items), dtype=np.int64)
         self.next_label += len(items)
         for (record_id, blob, _), label in zip(items, labels.tolist(), strict=True):
             self.delete(record_id)
-            self.slots[record_id] = Slot(label, offset, len(blob))
+            self.slots[record_id] = (label, offset, len(blob))
             self.labels[label] = record_id
             offset += len(blob)
         vectors = np.vstack([vector.reshape(1, -1) for _, _, vector in items])
@@ -188,11 +205,27 @@ class TenantState(SegmentFile):
         """Whether the flat index has grown past ``hnsw_threshold`` (the vault then builds HNSW aside)."""
         return self.index.kind == "flat" and self.live >= self._config.hnsw_threshold
 
-    def build_input(self) -> tuple[NDArray[np.int64], NDArray[np.float32], int, int]:
-        """What a background index build starts from: ``(labels, (n, dim) vectors, next_label, version)``."""
+    def build_input(self) -> tuple[list[tuple[NDArray[np.int64], NDArray[np.float32]]], int, int]:
+        """What a background index build starts from: ``(parts, next_label, version)``.
+
+        ``parts`` are ``((m,) labels, (m, dim) vectors)`` of the live records. From a :class:`FlatIndex`
+        they are views of its blocks (rows written never change), so the caller holds the lock only for
+        this call, not for a copy of every vector.
+        """
         self.flush_pending()
-        labels = np.array(sorted(self.labels), dtype=np.int64)
-        return labels, self.index.reconstruct(labels), self.next_label, self.index_version
+        if isinstance(self.index, FlatIndex):
+            parts = list(self.index.parts())
+            if self.tombstones:
+                dead = np.fromiter(self.tombstones, dtype=np.int64, count=len(self.tombstones))
+                parts = [
+                    (labels[keep], vectors[keep])
+                    for labels, vectors in parts
+                    for keep in [~np.isin(labels, dead)]
+                ]
+        else:
+            labels = np.array(sorted(self.labels), dtype=np.int64)
+            parts = [(labels, self.index.reconstruct(labels))]
+        return parts, self.next_label, self.index_version
 
     def added_since(
         self, next_label: int, *, limit: int | None = None
@@ -208,7 +241,7 @@ class TenantState(SegmentFile):
         newer = np.array([label for label in range(next_label, stop) if label in self.labels], dtype=np.int64)
         return newer, self.vectors(newer), stop
 
-    def swap_index(self, built: VectorIndex, labels: NDArray[np.int64], next_label: int) -> None:
+    def swap_index(self, built: SearchIndex, labels: NDArray[np.int64], next_label: int) -> None:
         """Replace the index with ``built`` (holding ``labels``); records stored since wait in ``pending``.
 
         Records deleted since the build started become its tombstones; older tombstones are gone. The
@@ -235,8 +268,8 @@ class TenantState(SegmentFile):
         slot = self.slots.pop(record_id, None)
         if slot is None:
             return False
-        del self.labels[slot.label]
-        self.tombstones.add(slot.label)
+        del self.labels[slot[0]]
+        self.tombstones.add(slot[0])
         return True
 
     def candidates(self, query: NDArray[np.float32], fetch: int) -> Iterator[tuple[float, str]]:
@@ -263,7 +296,7 @@ class TenantState(SegmentFile):
         self.flush_pending()
         labels = np.array(sorted(self.labels), dtype=np.int64)
         vectors = self.index.reconstruct(labels)
-        self.index = VectorIndex.build(self.dim, self._config, labels, vectors)
+        self.index = build_index(self.dim, self._config, labels, vectors)
         self.tombstones.clear()
         self.index_version += 1
 
@@ -274,14 +307,14 @@ class TenantState(SegmentFile):
             The old segment file, to delete once a snapshot references the new one.
         """
         old_path, old_fd = self.segment_path, self._fd
-        ordered = sorted(self.slots.items(), key=lambda item: item[1].offset)
-        blobs = [(rid, self.read_blob(slot), slot.label) for rid, slot in ordered]
+        ordered = sorted(self.slots.items(), key=lambda item: item[1][1])  # by offset
+        blobs = [(rid, self.read_blob(slot), slot[0]) for rid, slot in ordered]
         self._fd = None
         self.segment_no += 1
         self.segment_path.unlink(missing_ok=True)
         self.open_segment(0)
         for rid, blob, label in blobs:
-            self.slots[rid] = Slot(label, self._write(blob), len(blob))
+            self.slots[rid] = (label, self._write(blob), len(blob))
         self.sync()
         if old_fd is not None:
             os.close(old_fd)
@@ -296,16 +329,25 @@ class TenantState(SegmentFile):
             freeze: Keep the index unchanged until :meth:`unfreeze` (for a snapshot written outside the
                 vault's lock); vectors stored meanwhile wait in ``pending``.
         """
-        self.flush_pending()
-        self.frozen = freeze
+        index: SearchIndex
+        waiting: Parts = []
+        if isinstance(self.index, FlatIndex):
+            # Blocks whose written rows never change: the snapshot writes a view while adds go on.
+            self.flush_pending()  # copies rows into blocks: cheap
+            index = self.index.view()
+            self.frozen = False
+        else:  # FAISS (HNSW, 1-3 ms per vector added) cannot be read while added to: frozen
+            index, waiting = self.index, self.pending.parts()
+            self.frozen = freeze
         return Captured(
-            self.index,
+            index,
             self.segment_no,
             self.segment_len,
             self.next_label,
             dict(self.slots),
             sorted(self.tombstones),
             list(self.done.items()),
+            waiting,
         )
 
     def unfreeze(self) -> None:
@@ -325,7 +367,8 @@ class TenantState(SegmentFile):
         dim: int,
         config: IndexConfig,
         state: dict[str, Any],
-        index: VectorIndex,
+        index: SearchIndex,
+        waiting: FlatIndex | None = None,
     ) -> TenantState:
         """Rebuild a tenant from :meth:`to_state` output and its index.
 
@@ -337,11 +380,14 @@ class TenantState(SegmentFile):
         self.segment_no = int(state["segment_no"])
         self.next_label = int(state["next_label"])
         for rid, label, offset, length in state["slots"]:
-            self.slots[str(rid)] = Slot(int(label), int(offset), int(length))
+            self.slots[str(rid)] = (int(label), int(offset), int(length))
             self.labels[int(label)] = str(rid)
         self.tombstones = {int(t) for t in state["tombstones"]}
         self.done = OrderedDict((str(key), result) for key, result in state.get("done", []))
-        if self.index.ntotal != len(self.slots) + len(self.tombstones):
+        if waiting is not None:
+            for labels, vectors in waiting.parts():
+                self.pending.add(labels, vectors)
+        if self.total != len(self.slots) + len(self.tombstones):
             raise ValueError("index size does not match the record map")
         self.open_segment(int(state["segment_len"]))
         return self

@@ -26,16 +26,18 @@ Anything else that fails a check (a flipped bit in any frame, the last one inclu
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import struct
+import threading
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vault._private.files import fsync_dir, storage_error, write_all
-from vault.errors import IntegrityError
+from vault.errors import IntegrityError, VaultStorageError
 
 __all__ = (
     "OP_DELETE",
@@ -262,32 +264,105 @@ class WriteAheadLog:
             raise storage_error(exc, self.path) from exc
         self.entries = entries
         self.bytes = os.fstat(self._fd).st_size
+        self.synced = self.bytes
+        """End of the frames known to be on disk (bytes): a write is committed once this passes its end."""
+        self.broken: VaultStorageError | None = None
+        """Set when an fsync failed: every frame past :attr:`synced` is lost until :meth:`cut_unsynced`."""
+        self._unsynced: list[tuple[int, int]] = []
+        """``(end offset, entries)`` of each write not known to be durable yet (changed under the lock)."""
+        self._sync_mutex = threading.Lock()
         self._dirty = False
 
     def append(self, entries: Sequence[WalEntry]) -> None:
-        """Append entries durably: one write, then fsync, before returning.
+        """Append entries durably: one write, then fsync, before returning (the caller holds the lock).
 
         Raises:
             VaultStorageError: The write or the fsync failed (``InsufficientStorageError`` when the disk
-                is full); the file was cut back to its last good frame, so nothing of ``entries`` stays.
+                is full); the file was cut back to its last durable frame, so nothing of ``entries`` stays.
+        """
+        end = self.write(entries)
+        try:
+            self.sync(end)
+        except VaultStorageError:
+            self.cut_unsynced()
+            raise
+
+    def write(self, entries: Sequence[WalEntry]) -> int:
+        """Write entries with one ``write`` (the caller holds the lock); durable only after :meth:`sync`.
+
+        Returns:
+            The end offset of the frames written, to pass to :meth:`sync`.
+
+        Raises:
+            VaultStorageError: The write failed; the file was cut back to where it began.
         """
         if self._fd is None:
             raise RuntimeError("WAL is closed")
+        if self.broken is not None:
+            raise self.broken
+        data = b"".join(e.encode() for e in entries)
         try:
             if self._dirty:
                 self._undo()
-            write_all(self._fd, b"".join(e.encode() for e in entries))
-            if self._fsync:
-                os.fsync(self._fd)
+            write_all(self._fd, data)
         except OSError as exc:
             self._dirty = True
             try:
                 self._undo()
             except OSError:
-                pass  # still dirty: the next append (or the next open) cuts it back
+                pass  # still dirty: the next write (or the next open) cuts it back
             raise storage_error(exc, self.path) from exc
         self.entries += len(entries)
-        self.bytes = os.fstat(self._fd).st_size
+        self.bytes += len(data)
+        self._unsynced = [(end, n) for end, n in self._unsynced if end > self.synced]
+        self._unsynced.append((self.bytes, len(entries)))
+        return self.bytes
+
+    def sync(self, upto: int) -> None:
+        """Make the frames up to ``upto`` durable; needs no vault lock (group commit).
+
+        Writers that wrote before a running fsync began are covered by it: they wait for it here and
+        return without an fsync of their own. One fsync runs at a time.
+
+        Raises:
+            VaultStorageError: An fsync failed: every frame past :attr:`synced` is lost (the caller
+                calls :meth:`cut_unsynced` under the lock).
+        """
+        if not self._fsync:
+            self.synced = max(self.synced, upto)
+            return
+        with self._sync_mutex:
+            if self.broken is not None:
+                raise self.broken
+            if self.synced >= upto:
+                return
+            end = self.bytes  # every frame before it is in the file (bytes moves after the write)
+            try:
+                if self._fd is None:
+                    raise OSError(errno.EBADF, "WAL closed before its frames were synced")
+                os.fsync(self._fd)
+            except OSError as exc:
+                self.broken = storage_error(exc, self.path)
+                raise self.broken from exc
+            self.synced = max(self.synced, end)
+
+    def cut_unsynced(self) -> None:
+        """After a failed fsync, cut the file back to its last durable frame (the caller holds the lock).
+
+        Nothing past :attr:`synced` was acknowledged; its writes fail. If cutting fails too, the file
+        stays marked and the next write cuts it first.
+        """
+        with self._sync_mutex:
+            lost = [(end, n) for end, n in self._unsynced if end > self.synced]
+            self.entries -= sum(n for _, n in lost)
+            self._unsynced = []
+            self.bytes = self.synced
+            self.broken = None
+            self._dirty = True
+            try:
+                self._undo()
+            except OSError:
+                pass  # still dirty: the next write (or the next open) cuts it back
 
     def _undo(self) -> None:
         """Cut the file back to the end of its last acknowledged frame."""

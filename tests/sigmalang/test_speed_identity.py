@@ -1,0 +1,128 @@
+"""Speed work changes no byte: rewritten primitives against their former versions, frames against golden.
+
+`anchors` (a regular expression since the speed work) is compared with the six `bytes.replace`
+passes it replaced, on any bytes. The frames of a small multi-turn corpus (three tenants, their
+sessions re-sending system prompt, tools, documents and history; trained, generic and no
+dictionary; memory and disk store) must equal, byte for byte, those the codec wrote before the speed
+work (`data/frame_digests.json`: SHA-256 of each frame, recorded with zstandard 0.25.0 / libzstd
+1.5.7, as pinned in ``constraints.txt``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import sigmalang
+from sigmalang._anchors import ANCHOR_MIN_BYTES, anchors
+
+_GOLDEN = Path(__file__).parent / "data" / "frame_digests.json"
+_SECRET = b"frame-identity-test-secret-32byt"
+
+
+def _replaced_anchors(chunk: bytes) -> list[int]:
+    """`anchors` as it was: six replacement passes, then a split on newlines."""
+    text = bytes(chunk)
+    for end in (b"\\n", b". ", b"! ", b"? ", b"; ", b": "):
+        text = text.replace(end, b"\n")
+    return [hash(piece) for piece in text.split(b"\n") if len(piece) >= ANCHOR_MIN_BYTES]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([b"a", b"bc", b" ", b".", b"!", b"?", b";", b":", b"\\", b"n", b"\n", b"x" * 40]),
+        max_size=120,
+    ).map(b"".join)
+)
+def test_anchors_split_where_the_replacements_did(text: bytes) -> None:
+    assert anchors(text) == _replaced_anchors(text)
+    assert anchors(memoryview(text)) == _replaced_anchors(text)
+
+
+def test_anchors_on_prose_and_json() -> None:
+    text = (
+        b'{"content": "First line of a document that is long enough.\\nSecond: a line; with parts!'
+        b' And a question? Yes. Then more text that goes on and on"}\n' * 3
+    )
+    got = anchors(text)
+    assert got == _replaced_anchors(text)
+    assert len(got) >= 3
+
+
+_WORDS = (
+    "agent tool search result document context session tenant store frame message history retrieval "
+    "index vector query answer summary policy schema request response token model latency budget"
+).split()
+
+
+def _sentence(rng: random.Random) -> str:
+    return " ".join(rng.choice(_WORDS) for _ in range(rng.randint(6, 16))).capitalize() + rng.choice(".!?;:")
+
+
+def _corpus() -> list[tuple[str, str, bytes]]:
+    """Sessions of 3 tenants: each turn re-sends system prompt, tools, documents and the history."""
+    rng = random.Random(1905)
+    docs = [" ".join(_sentence(rng) for _ in range(rng.randint(8, 30))) for _ in range(12)]
+    items: list[tuple[str, str, bytes]] = []
+    for tenant in ("acme", "globex", "initech"):
+        system = f"You are the {tenant} assistant. " + " ".join(_sentence(rng) for _ in range(10))
+        tools = [{"name": f"{w}_{i}", "description": _sentence(rng)} for i, w in enumerate(_WORDS[:6])]
+        for session in range(3):
+            history: list[dict[str, str]] = []
+            for turn in range(rng.randint(3, 6)):
+                history.append({"role": "user", "content": _sentence(rng) + " " + _sentence(rng)})
+                retrieved = rng.sample(docs, 2)
+                body = {
+                    "system": system,
+                    "tools": tools,
+                    "documents": retrieved,
+                    "messages": history,
+                    "turn": turn,
+                }
+                items.append((tenant, f"{tenant}-{session}", json.dumps(body, indent=1).encode()))
+                history.append({"role": "assistant", "content": _sentence(rng)})
+    items.append(("acme", "tiny", b"hello"))
+    items.append(("acme", "tiny", b""))
+    return items
+
+
+def _digests(store: sigmalang.RSUStore | None, dictionary: str) -> list[str]:
+    items = _corpus()
+    codec = sigmalang.SigmaCodec(
+        store=store, secret=_SECRET, config=sigmalang.SigmaConfig(generic_dictionary=dictionary != "none")
+    )
+    if dictionary == "trained":
+        trained = sigmalang.train_dictionary([m for _, _, m in items[::2]])
+        assert trained is not None
+        codec.dictionaries.add(trained)
+    frames = [codec.compress(m, tenant=t, stream=s).frame for t, s, m in items]
+    assert [codec.decompress(f, tenant=t) for f, (t, _, _) in zip(frames, items, strict=True)] == [
+        m for _, _, m in items
+    ]
+    return [hashlib.sha256(f).hexdigest()[:24] for f in frames]
+
+
+@pytest.mark.parametrize("dictionary", ["trained", "generic", "none"])
+@pytest.mark.parametrize("store_kind", ["memory", "disk"])
+def test_frames_are_byte_identical_to_before(dictionary: str, store_kind: str, tmp_path: Path) -> None:
+    store = sigmalang.DiskRSUStore(tmp_path / "rsu.db") if store_kind == "disk" else None
+    try:
+        got = _digests(store, dictionary)
+    finally:
+        if store is not None:
+            store.close()
+    golden = json.loads(_GOLDEN.read_text())[dictionary]
+    assert len(got) == len(golden)
+    differing = [i for i, (a, b) in enumerate(zip(got, golden, strict=True)) if a != b]
+    assert not differing, f"frames {differing} differ from those recorded before the speed work"
+
+
+if __name__ == "__main__":  # records the golden digests (run with the code the frames must match)
+    _GOLDEN.write_text(json.dumps({d: _digests(None, d) for d in ("trained", "generic", "none")}, indent=0))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -28,7 +27,7 @@ from nats.aio.subscription import Subscription
 
 from agents._inbox import Inbox, Message, Timers, to_message
 from agents._natsconnect import NatsAuth, connect, server_urls
-from agents._natsfast import WriteTurn, deliver_from_reader, publish, send_now
+from agents._natsfast import WriteTurn, deliver_from_reader, flush_in_order, publish, send_now
 from agents._service import Handler, StatsData, micro_service
 from agents.errors import DeadlineExceededError, NoRespondersError
 from agents.natsheaders import parse_header_lines
@@ -306,8 +305,12 @@ class Bus:
         return answers
 
     async def flush(self, timeout_s: float = 2.0) -> None:
-        """Wait until the server has processed everything sent so far."""
-        await self._nc.flush(timeout=max(1, math.ceil(timeout_s)))
+        """Wait until the server has processed everything sent so far (subscriptions made are in place).
+
+        Raises:
+            nats.errors.FlushTimeoutError: The server did not answer within ``timeout_s``.
+        """
+        await flush_in_order(self._nc, timeout_s)
 
     async def aclose(self) -> None:
         """Drain subscriptions and close the connection. Idempotent."""

@@ -349,12 +349,25 @@ def test_a_request_ending_between_two_others_leaves_no_second_pass_and_no_trace_
         ]
     with RyotEngine(config) as fresh:
         done: queue.SimpleQueue[tuple[int, Finished]] = queue.SimpleQueue()
-        for i, (p, n) in enumerate(zip(prompts, lengths, strict=True)):
+        others_submitted: list[bool] = []
+
+        def submit(i: int) -> None:
             fresh.submit(
-                p,
-                SamplingParams(max_tokens=n, temperature=0.0),
-                lambda e, i=i: done.put((i, e)) if isinstance(e, Finished) else None,
+                prompts[i], SamplingParams(max_tokens=lengths[i], temperature=0.0), lambda e: sink(i, e)
             )
-        finished = dict(done.get(timeout=60) for _ in prompts)
+
+        def sink(i: int, event: object) -> None:
+            if isinstance(event, Finished):
+                done.put((i, event))
+            elif i == 0 and isinstance(event, TokenChunk) and not others_submitted:
+                others_submitted.append(True)
+                # On the worker thread, before its next admission: 1 and 2 start in the same step, in
+                # sequences 1 and 2, however busy the machine (from the test's thread, 2 could come after 1
+                # had ended, and take its sequence).
+                submit(1)
+                submit(2)
+
+        submit(0)
+        finished = dict(done.get(timeout=120) for _ in prompts)
         assert fresh.placeholders > 0
     assert [finished[i].text for i in range(3)] == alone

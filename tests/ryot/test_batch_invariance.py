@@ -7,13 +7,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from ryot import Event, Finished, RyotConfig, RyotEngine, SamplingParams
+from ryot import RyotConfig, RyotEngine, SamplingParams
+from tests.ryot.conftest import finish_together
 
 ROOT = Path(__file__).resolve().parents[2]
 STEP_LOGITS = Path(__file__).with_name("step_logits.py")
@@ -73,23 +72,7 @@ def test_eight_concurrent_greedy_requests_get_the_text_each_gets_alone() -> None
     with RyotEngine(config) as solo:
         alone = [solo.generate(p, params).text for p in prompts]  # one at a time
     with RyotEngine(config) as fresh:
-        together: dict[int, Finished] = {}
-        done = threading.Event()
-        lock = threading.Lock()
-
-        def sink_for(i: int) -> Callable[[Event], None]:
-            def sink(event: Event) -> None:
-                if isinstance(event, Finished):
-                    with lock:
-                        together[i] = event
-                        if len(together) == len(prompts):
-                            done.set()
-
-            return sink
-
-        for i, p in enumerate(prompts):
-            fresh.submit(p, params, sink_for(i))
-        assert done.wait(240)
+        together = finish_together(fresh, prompts, params, 240)
     assert all(together[i].finish_reason == "length" for i in range(len(prompts)))
     assert [together[i].text for i in range(len(prompts))] == alone
     # All eight were decoding at once: each was admitted before any of them had finished, so the steps

@@ -5,7 +5,6 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from ryot import (
     SamplingParams,
     TokenChunk,
 )
+from tests.ryot.conftest import finish_together
 
 GREEDY = SamplingParams(max_tokens=12, temperature=0.0)
 
@@ -165,23 +165,7 @@ def test_concurrent_requests_decode_together_with_the_text_each_gets_alone() -> 
     with RyotEngine(config) as solo:
         alone_texts = [solo.generate(p, params).text for p in prompts]  # one at a time, each in a fresh slot
     with RyotEngine(config) as fresh:
-        together: dict[int, Finished] = {}
-        done = threading.Event()
-        lock = threading.Lock()
-
-        def sink_for(i: int) -> Callable[[Event], None]:
-            def sink(event: Event) -> None:
-                if isinstance(event, Finished):
-                    with lock:
-                        together[i] = event
-                        if len(together) == len(prompts):
-                            done.set()
-
-            return sink
-
-        for i, p in enumerate(prompts):
-            fresh.submit(p, params, sink_for(i))
-        assert done.wait(60)
+        together = finish_together(fresh, prompts, params, 60)
         for i, p in enumerate(prompts):
             assert together[i].usage.prompt_tokens == len(fresh.tokenize(p))
             assert together[i].finish_reason in ("length", "stop") and together[i].text

@@ -10,7 +10,10 @@ request's text on a short time budget, ``chunk_interval_s``:
   delayed);
 * later text waits until ``chunk_interval_s`` has passed since the last delivery, then everything pending
   for every request goes in one loop wake-up (a timer on the loop, re-armed after each delivery while
-  streams run: the engine's worker thread never wakes the loop for held text);
+  text keeps arriving faster than the interval: the engine's worker thread wakes the loop for held text
+  only to arm the first timer of such a run); text that arrives after the interval has passed goes at
+  once, and no timer is armed for it (a timer that would find nothing costs a wake-up per token when
+  decoding is slower than the interval, as on a loaded machine);
 * the events of one delivery are merged (:func:`coalesced`): adjacent text chunks become one chunk with
   their texts, token counts and log probabilities joined, so the stream reads the same.
 
@@ -22,13 +25,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import deque
 
 import anyio
-from anyio.streams.memory import MemoryObjectSendStream
 
 from ryot import Event, TokenChunk
 
-__all__ = ("DEFAULT_CHUNK_INTERVAL_S", "LoopDispatcher", "RequestSink", "coalesced")
+__all__ = ("DEFAULT_CHUNK_INTERVAL_S", "EventChannel", "LoopDispatcher", "RequestSink", "coalesced")
 
 DEFAULT_CHUNK_INTERVAL_S = 0.04
 """Least time between two deliveries of streamed text after a request's first, in seconds.
@@ -43,7 +46,7 @@ class LoopDispatcher:
     The engine hands a decode step's events to the requests' sinks (which only buffer them), then calls
     their shared :meth:`flush` once. A flush wakes the loop at once when a sink holds something urgent
     (see the module docstring) or the interval has passed since the last delivery; else the timer the
-    last delivery armed delivers it.
+    last delivery armed delivers it (or, if none is armed, the flush arms one).
 
     Args:
         loop: The event loop the consumers run on.
@@ -55,7 +58,9 @@ class LoopDispatcher:
         wakeups: Deliveries run so far (each delivered every request's events pending then).
     """
 
-    __slots__ = ("_hold_until", "_interval_s", "_ready", "_soon", "_timer", "lock", "loop", "wakeups")
+    __slots__ = (
+        "_hold_until", "_interval_s", "_pace", "_ready", "_soon", "_timer", "lock", "loop", "wakeups",
+    )  # fmt: skip
 
     def __init__(self, loop: asyncio.AbstractEventLoop, interval_s: float) -> None:
         self.loop = loop
@@ -65,6 +70,8 @@ class LoopDispatcher:
         """A delivery is scheduled with ``call_soon_threadsafe``."""
         self._timer = False
         """A timer on the loop will deliver (or find nothing and stop)."""
+        self._pace = False
+        """Text arrives faster than the interval (some was held): a delivery arms the next one's timer."""
         self._hold_until = 0.0
         """``time.monotonic()`` before which non-urgent text waits for the timer."""
         self.lock = threading.Lock()
@@ -87,8 +94,8 @@ class LoopDispatcher:
                 action = self._deliver
             elif self._timer:
                 return  # the armed timer delivers it
-            else:  # no timer armed (the last one found nothing): arm one
-                self._timer = True
+            else:  # no timer armed (none was needed until now): arm one
+                self._timer = self._pace = True
                 action = self._arm
         self.loop.call_soon_threadsafe(action)
 
@@ -97,8 +104,8 @@ class LoopDispatcher:
 
     def _on_timer(self) -> None:  # on the event loop
         with self.lock:
-            if not self._ready:
-                self._timer = False  # nothing to send: the next flush arms a timer if it must
+            if not self._ready:  # nothing to send: text is slower than the interval (or has ended)
+                self._timer = self._pace = False  # the next flush that holds text arms a timer
                 return
             wait = self._hold_until - time.monotonic()
         if wait > 0.001:  # a delivery ran meanwhile (urgent events): wait for the rest of its interval
@@ -119,13 +126,57 @@ class LoopDispatcher:
                     self._timer = False
                 return
             self._hold_until = time.monotonic() + self._interval_s
-            arm = self._interval_s > 0 and (timer or not self._timer)
+            arm = self._interval_s > 0 and self._pace and (timer or not self._timer)
             self._timer = self._timer or arm
         self.wakeups += 1
         for sink in ready:
             sink.deliver()
-        if arm:  # streams are running: the next interval's text goes with this timer
+        if arm:  # text keeps coming faster than the interval: the next interval's goes with this timer
             self.loop.call_later(self._interval_s, self._on_timer)
+
+
+class EventChannel:
+    """Batches of one generation's events, from the dispatcher to the generation's one consumer task.
+
+    A deque and one future, on the event loop: :meth:`put` is a plain call and a waiting :meth:`get`
+    costs one task wake-up, where an anyio memory object stream took a checkpoint (a loop turn), an
+    ``Event`` and a cancellation look-up per batch. Not thread safe: loop callbacks and one task only.
+
+    Attributes:
+        closed: The consumer is gone (:meth:`close`): :meth:`put` refuses batches.
+    """
+
+    __slots__ = ("_batches", "_waiter", "closed")
+
+    def __init__(self) -> None:
+        self._batches: deque[list[Event]] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self.closed = False
+
+    def put(self, batch: list[Event]) -> bool:
+        """Queue ``batch`` for the consumer and wake it; False (nothing queued) once :attr:`closed`."""
+        if self.closed:
+            return False
+        self._batches.append(batch)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        return True
+
+    async def get(self) -> list[Event]:
+        """The next batch, waiting for one if none is queued (cancellable while it waits)."""
+        while not self._batches:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._batches.popleft()
+
+    def close(self) -> None:
+        """The consumer is gone: later batches are refused (the engine then cancels the request)."""
+        self.closed = True
+        self._batches.clear()
 
 
 class RequestSink:
@@ -139,11 +190,11 @@ class RequestSink:
             terminal event is pending.
     """
 
-    __slots__ = ("_dispatcher", "_gone", "_pending", "_send", "_started", "flush", "urgent")
+    __slots__ = ("_channel", "_dispatcher", "_gone", "_pending", "_started", "flush", "urgent")
 
-    def __init__(self, dispatcher: LoopDispatcher, send: MemoryObjectSendStream[list[Event]]) -> None:
+    def __init__(self, dispatcher: LoopDispatcher, channel: EventChannel) -> None:
         self._dispatcher = dispatcher
-        self._send = send
+        self._channel = channel
         self._pending: list[Event] = []
         self._gone = False
         self._started = False
@@ -167,9 +218,7 @@ class RequestSink:
             self.urgent = False
             if not self._started:
                 self._started = any(isinstance(e, TokenChunk) and (e.text or e.logprobs) for e in events)
-        try:
-            self._send.send_nowait(events)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+        if not self._channel.put(events):
             self._gone = True
 
 

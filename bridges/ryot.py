@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import ctypes
 import functools
-import math
 import time
 import weakref
 from collections.abc import AsyncGenerator, Sequence
@@ -35,9 +34,14 @@ import anyio
 import anyio.to_thread
 import structlog
 from anyio.abc import TaskStatus
-from anyio.streams.memory import MemoryObjectSendStream
 
-from bridges._ryot_delivery import DEFAULT_CHUNK_INTERVAL_S, LoopDispatcher, RequestSink, coalesced
+from bridges._ryot_delivery import (
+    DEFAULT_CHUNK_INTERVAL_S,
+    EventChannel,
+    LoopDispatcher,
+    RequestSink,
+    coalesced,
+)
 from bridges.errors import BridgeTimeoutError
 from ryot import (
     ChatMessage,
@@ -303,10 +307,10 @@ class RyotBridge:
         limit = self.timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + limit
         dispatcher = self._dispatcher()
-        send, receive = anyio.create_memory_object_stream[list[Event]](max_buffer_size=math.inf)
-        sink = RequestSink(dispatcher, send)
+        channel = EventChannel()
+        sink = RequestSink(dispatcher, channel)
 
-        with send, receive, self.pool.lease(name):
+        with contextlib.closing(channel), self.pool.lease(name):
             try:
                 engine = await self._engine(name)
                 if _quick_to_submit(prompt, params):  # a thread hop would cost more than the work
@@ -320,10 +324,10 @@ class RyotBridge:
                 raise
             # One timer for the whole generation (not a cancel scope per delivery): at the deadline it
             # hands the consumer the timeout marker.
-            timer = dispatcher.loop.call_later(max(deadline - time.monotonic(), 0.0), _time_out, send)
+            timer = dispatcher.loop.call_later(max(deadline - time.monotonic(), 0.0), channel.put, _TIMED_OUT)
             try:
                 while True:
-                    events = await receive.receive()
+                    events = await channel.get()
                     if events is _TIMED_OUT:
                         self.metrics.failures += 1
                         raise BridgeTimeoutError("generate", limit)
@@ -388,8 +392,3 @@ class RyotBridge:
 
 _TIMED_OUT: list[Event] = []
 """Handed to a generation's consumer at its deadline (the engine's deliveries are never this list)."""
-
-
-def _time_out(send: MemoryObjectSendStream[list[Event]]) -> None:  # a loop timer: the deadline passed
-    with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-        send.send_nowait(_TIMED_OUT)

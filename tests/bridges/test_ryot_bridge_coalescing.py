@@ -80,28 +80,27 @@ async def test_first_text_and_the_end_go_at_once_later_text_waits_for_the_interv
     of an hour so that nothing depends on timing: a request's first text is delivered at once, later text
     is held (no wake-up at all), and the end goes at once with the held text merged before it."""
     import asyncio
-    import math
 
-    from bridges._ryot_delivery import LoopDispatcher, RequestSink
+    from bridges._ryot_delivery import EventChannel, LoopDispatcher, RequestSink
 
     dispatcher = LoopDispatcher(asyncio.get_running_loop(), 3600.0)
-    send, receive = anyio.create_memory_object_stream[list[Event]](max_buffer_size=math.inf)
-    sink = RequestSink(dispatcher, send)
-    with send, receive, anyio.fail_after(10):
+    channel = EventChannel()
+    sink = RequestSink(dispatcher, channel)
+    with anyio.fail_after(10):
         sink(TokenChunk("", 1))  # no text yet (a held-back stop-string start): still urgent
         sink.flush()
-        assert await receive.receive() == [TokenChunk("", 1)]
+        assert await channel.get() == [TokenChunk("", 1)]
         sink(TokenChunk("Once", 1))
         sink.flush()
-        assert await receive.receive() == [TokenChunk("Once", 1)]
+        assert await channel.get() == [TokenChunk("Once", 1)]
         for piece in (" upon", " a", " time"):
             sink(TokenChunk(piece, 1))
             sink.flush()
         await anyio.wait_all_tasks_blocked()
-        assert receive.statistics().current_buffer_used == 0 and dispatcher.wakeups == 2
+        assert not channel._batches and dispatcher.wakeups == 2
         sink(FINISHED)
         sink.flush()
-        events = await receive.receive()
+        events = await channel.get()
     assert coalesced(events) == [TokenChunk(" upon a time", 3), FINISHED]
     assert dispatcher.wakeups == 3
 

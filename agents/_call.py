@@ -84,6 +84,31 @@ class Call:
         await self._send(self.inbox, _wire_json("chunk", self._seq, "data", data), at_once=self._at_once)
         self._seq += 1
 
+    def emit_now(self, data: Mapping[str, Any], *, write: bool = False) -> bool:
+        """Send one chunk of streamed output now if the connection takes it without waiting.
+
+        For a loop callback (no ``await``): a generation's text as it reaches the event loop
+        (:class:`bridges.RyotBridge`'s ``on_text``). In order with :meth:`emit` (same sequence numbers).
+
+        Args:
+            data: The chunk's data.
+            write: Write it to the connection at once when nothing else is pending (the only message of
+                this loop turn, see :meth:`Bus.publish_now <agents.messaging.Bus.publish_now>`).
+
+        Returns:
+            Whether it was sent; if not (reconnecting, the send buffer full), nothing of the chunk was, and
+            :meth:`emit` must send it.
+        """
+        bus = self._bus
+        if self._accept_to:
+            if not bus.publish_now(self._accept_to, self._accept):
+                return False
+            self._accept_to = ""
+        if not bus.publish_now(self.inbox, _wire_json("chunk", self._seq, "data", data), write=write):
+            return False
+        self._seq += 1
+        return True
+
     async def _send(self, subject: str, body: bytes, *, at_once: bool = False) -> None:
         """Publish ``body``: queued at once when the connection can take it, else as a publish does.
 

@@ -101,6 +101,8 @@ def send_now(
     reply: str = "",
     block: bytes | None = None,
     turn: WriteTurn | None = None,
+    *,
+    write: bool = False,
 ) -> bool:
     """Send one message through nats-py's send buffer without waiting, if nats-py would take it at once.
 
@@ -113,6 +115,8 @@ def send_now(
         turn: Given, the first message of an event loop turn is written to the transport at once when
             nothing else is pending (the caller's side: a request made alone leaves without a flusher
             round); ``None``, it always goes to the pending buffer.
+        write: Write it to the transport now when nothing else is pending, without a turn (the caller
+            knows it is the only message of its loop turn, e.g. one request's chunk of a delivery).
 
     Returns:
         Whether it was sent or queued; ``False`` when ``nc.publish`` must take it (not connected, an empty
@@ -137,13 +141,14 @@ def send_now(
         return False  # nc.publish flushes first
     nc.stats["out_msgs"] += 1
     nc.stats["out_bytes"] += len(data)
-    if turn is not None and not nc._pending and not turn.written:
+    if not nc._pending and (write or (turn is not None and not turn.written)):
         try:
             transport.write(command)
         except (OSError, RuntimeError):  # a transport going down: the flusher's error handling takes it
             pass
         else:
-            turn.mark()
+            if not write and turn is not None:
+                turn.mark()
             return True
     nc._pending.append(command)
     nc._pending_data_size += len(command)

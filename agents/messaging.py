@@ -256,7 +256,7 @@ class Bus:
             stats_data=stats_data,
         )
 
-    def publish_now(self, subject: str, data: bytes, *, at_once: bool = False) -> bool:
+    def publish_now(self, subject: str, data: bytes, *, at_once: bool = False, write: bool = False) -> bool:
         """Queue one message (no headers, no reply subject) for sending without waiting.
 
         For an agent's replies and stream messages (:func:`agents._natsfast.send_now`): in order
@@ -269,12 +269,14 @@ class Bus:
                 loop and nothing else is pending (the bus's :class:`WriteTurn`, as for requests): for the
                 answer of the only call an agent has in hand, which then leaves without waiting for
                 nats-py's flusher task. Else (many calls at once) the answers of a turn leave together.
+            write: Write it to the connection now if nothing else is pending, without marking the turn:
+                the caller knows it is the only message of its turn (one generation's chunk of a delivery).
 
         Returns:
             Whether it was queued; if not (reconnecting, the send buffer full, a subject nats-py refuses),
             send it with :meth:`publish`, which waits or raises.
         """
-        return send_now(self._nc, subject, data, turn=self._turn if at_once else None)
+        return send_now(self._nc, subject, data, turn=self._turn if at_once else None, write=write)
 
     async def discover(
         self, verb: str = "INFO", *, timeout_s: float = 0.25, quiet_s: float = 0.05

@@ -18,6 +18,9 @@ request's text on a short time budget, ``chunk_interval_s``:
   their texts, token counts and log probabilities joined, so the stream reads the same.
 
 With ``chunk_interval_s`` 0 every decode step's events go at once (one wake-up per step for all requests).
+
+A consumer may take its text right in the delivery's loop callback (:class:`EventChannel`'s ``on_text``,
+e.g. an agent publishing its chunk): then a delivery costs no task wake-up at all.
 """
 
 from __future__ import annotations
@@ -26,12 +29,20 @@ import asyncio
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 import anyio
 
 from ryot import Event, TokenChunk
 
-__all__ = ("DEFAULT_CHUNK_INTERVAL_S", "EventChannel", "LoopDispatcher", "RequestSink", "coalesced")
+__all__ = (
+    "DEFAULT_CHUNK_INTERVAL_S",
+    "EventChannel",
+    "LoopDispatcher",
+    "RequestSink",
+    "TextHandler",
+    "coalesced",
+)
 
 DEFAULT_CHUNK_INTERVAL_S = 0.04
 """Least time between two deliveries of streamed text after a request's first, in seconds.
@@ -129,10 +140,17 @@ class LoopDispatcher:
             arm = self._interval_s > 0 and self._pace and (timer or not self._timer)
             self._timer = self._timer or arm
         self.wakeups += 1
+        alone = len(ready) == 1
         for sink in ready:
-            sink.deliver()
+            sink.deliver(alone)
         if arm:  # text keeps coming faster than the interval: the next interval's goes with this timer
             self.loop.call_later(self._interval_s, self._on_timer)
+
+
+TextHandler = Callable[[TokenChunk, bool], bool]
+"""Takes a generation's text on the event loop, in the dispatcher's callback: ``(chunk, alone)`` → whether it
+handled the chunk (it must not block; ``alone``: the only request of this delivery). What it does not take
+goes to the consumer task, as does everything after it until the task has caught up."""
 
 
 class EventChannel:
@@ -142,21 +160,52 @@ class EventChannel:
     costs one task wake-up, where an anyio memory object stream took a checkpoint (a loop turn), an
     ``Event`` and a cancellation look-up per batch. Not thread safe: loop callbacks and one task only.
 
+    With a :data:`TextHandler` (``on_text``), text reaches the consumer's handler right in the
+    dispatcher's callback while the consumer task waits with nothing queued: no task wake-up per
+    delivery. The terminal events, and anything that arrives while the task still holds or has queued
+    earlier events, go to the task, so that the order is kept.
+
+    Args:
+        on_text: Takes text chunks in the dispatcher's callback (see :data:`TextHandler`); ``None``: every
+            event goes to the task.
+
     Attributes:
         closed: The consumer is gone (:meth:`close`): :meth:`put` refuses batches.
+        busy: The consumer task is handling a batch it took (from :meth:`get` until its next :meth:`get`).
     """
 
-    __slots__ = ("_batches", "_waiter", "closed")
+    __slots__ = ("_batches", "_on_text", "_waiter", "busy", "closed")
 
-    def __init__(self) -> None:
+    def __init__(self, on_text: TextHandler | None = None) -> None:
         self._batches: deque[list[Event]] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        self._on_text = on_text
         self.closed = False
+        self.busy = False
 
-    def put(self, batch: list[Event]) -> bool:
-        """Queue ``batch`` for the consumer and wake it; False (nothing queued) once :attr:`closed`."""
+    def put(self, batch: list[Event], alone: bool = False) -> bool:
+        """Hand ``batch`` over: its leading text to ``on_text`` if the task is idle, the rest to the task.
+
+        Args:
+            batch: Events of one request, in order.
+            alone: The request is the only one of this delivery (passed on to ``on_text``).
+
+        Returns:
+            False (nothing taken) once :attr:`closed`.
+        """
         if self.closed:
             return False
+        on_text = self._on_text
+        if on_text is not None and batch and not self.busy and not self._batches:
+            batch = coalesced(batch)
+            taken = 0
+            for event in batch:
+                if not isinstance(event, TokenChunk) or not _handled(on_text, event, alone):
+                    break
+                taken += 1
+            if taken == len(batch):
+                return True
+            batch = batch[taken:]
         self._batches.append(batch)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -164,19 +213,32 @@ class EventChannel:
         return True
 
     async def get(self) -> list[Event]:
-        """The next batch, waiting for one if none is queued (cancellable while it waits)."""
+        """The next batch, waiting for one if none is queued (cancellable while it waits).
+
+        Call it again only once the batch it returned is handled (:attr:`busy` until then).
+        """
+        self.busy = False
         while not self._batches:
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter
             finally:
                 self._waiter = None
+        self.busy = True
         return self._batches.popleft()
 
     def close(self) -> None:
         """The consumer is gone: later batches are refused (the engine then cancels the request)."""
         self.closed = True
         self._batches.clear()
+
+
+def _handled(on_text: TextHandler, chunk: TokenChunk, alone: bool) -> bool:
+    """``on_text(chunk, alone)``; False if it raised (the task then handles the chunk and meets the error)."""
+    try:
+        return on_text(chunk, alone)
+    except Exception:
+        return False
 
 
 class RequestSink:
@@ -212,13 +274,14 @@ class RequestSink:
             if len(self._pending) == 1:
                 self._dispatcher.ready(self)
 
-    def deliver(self) -> None:  # on the event loop
+    def deliver(self, alone: bool = False) -> None:  # on the event loop
+        """Hand the pending events to the channel (``alone``: the only request of this delivery)."""
         with self._dispatcher.lock:
             events, self._pending = self._pending, []
             self.urgent = False
             if not self._started:
                 self._started = any(isinstance(e, TokenChunk) and (e.text or e.logprobs) for e in events)
-        if not self._channel.put(events):
+        if not self._channel.put(events, alone):
             self._gone = True
 
 

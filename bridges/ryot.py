@@ -40,6 +40,7 @@ from bridges._ryot_delivery import (
     EventChannel,
     LoopDispatcher,
     RequestSink,
+    TextHandler,
     coalesced,
 )
 from bridges.errors import BridgeTimeoutError
@@ -287,11 +288,17 @@ class RyotBridge:
         *,
         timeout_s: float | None = None,
         model: str | None = None,
+        on_text: TextHandler | None = None,
     ) -> AsyncGenerator[TokenChunk | Finished, None]:
         """Generate with ``model`` (the default one for ``None``), yielding text chunks, then one Finished.
 
         The model is loaded first if needed (the load counts against the timeout but is never cut
         short). Leaving the iteration early (break, cancellation, exception) cancels the engine request.
+
+        ``on_text(chunk, alone)`` (optional) takes text right where it reaches the event loop, without
+        waking the iterating task (see :class:`bridges._ryot_delivery.EventChannel`): a chunk it takes
+        (returns True) is not yielded; one it refuses is yielded, in order, as is all text after it until
+        the iteration has caught up. The Finished is always yielded.
 
         Raises:
             ryot.RyotError: Unknown model (:class:`ryot.UnknownModelError`), a model that fails to load,
@@ -307,7 +314,7 @@ class RyotBridge:
         limit = self.timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + limit
         dispatcher = self._dispatcher()
-        channel = EventChannel()
+        channel = EventChannel(on_text)
         sink = RequestSink(dispatcher, channel)
 
         with contextlib.closing(channel), self.pool.lease(name):

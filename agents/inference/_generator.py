@@ -48,6 +48,7 @@ from ryot import (
     PromptTooLongError,
     RyotError,
     SamplingParams,
+    TokenChunk,
     TokenLogprob,
     TokenPrompt,
     UnknownModelError,
@@ -180,6 +181,9 @@ class InferenceAgent(Agent):
     ) -> Finished:
         """Run one generation, streaming its text to the caller as ``{"text": ...}`` chunks.
 
+        Text is published where it reaches the event loop (the bridge's ``on_text``), so a delivery wakes
+        no task; what NATS does not take at once goes through this task, in order.
+
         Args:
             call: The call being served (its deadline bounds the generation).
             prompt: Prompt text, or chat messages rendered with the model's template.
@@ -196,10 +200,25 @@ class InferenceAgent(Agent):
         finished: Finished | None = None
         # KV prefixes are shared within the caller's tenant only (cached_tokens and TTFT leak nothing).
         params = dataclasses.replace(params, prefix_namespace=call.tenant)
+
+        def on_text(chunk: TokenChunk, alone: bool) -> bool:
+            """Publish ``chunk`` where it reaches the event loop (no task wake-up), if NATS takes it now."""
+            if chunk.logprobs:
+                entries = [logprob_out(lp) for lp in chunk.logprobs]
+                data = {"text": chunk.text, "logprobs": [e.model_dump() for e in entries]}
+                if not call.emit_now(data, write=alone):
+                    return False
+                if logprobs is not None:
+                    logprobs.extend(entries)
+                return True
+            return not chunk.text or call.emit_now({"text": chunk.text}, write=alone)
+
         try:
             # aclosing: if emitting a chunk is cancelled, the stream must still be closed now (which
             # cancels the engine request), not whenever the suspended generator is garbage collected.
-            stream = self.bridge.stream(prompt, params, timeout_s=max(call.remaining_s(), 0.001), model=model)
+            stream = self.bridge.stream(
+                prompt, params, timeout_s=max(call.remaining_s(), 0.001), model=model, on_text=on_text
+            )
             async with aclosing(stream) as events:
                 async for event in events:
                     if isinstance(event, Finished):

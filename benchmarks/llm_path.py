@@ -434,9 +434,10 @@ def concurrent_prompt(i: int) -> str:
 
 def concurrent(
     run: object, n: int, max_tokens: int
-) -> tuple[float, float, float, int, list[tuple[str, str]]]:
-    """Aggregate tok/s, p95 inter-token latency (s), median per-stream decode tok/s, total tokens and
-    (prompt, text) of each of ``n`` simultaneous streams."""
+) -> tuple[float, float, float, int, list[tuple[str, str]], int]:
+    """Aggregate tok/s, p95 inter-token latency (s), median per-stream decode tok/s, total tokens,
+    (prompt, text) of each of ``n`` simultaneous streams and the number of token events (SSE events of
+    the service; one per token for the raw side)."""
     streams: list[Stream] = []
     texts: list[tuple[str, str]] = []
     lock = threading.Lock()
@@ -450,7 +451,8 @@ def concurrent(
     wall = fan_out(n, one)
     gaps = [g for s in streams for g in s.gaps()]
     tokens = sum(s.tokens for s in streams)
-    return tokens / wall, p95(gaps), median([s.decode_tok_s for s in streams]), tokens, texts
+    events = sum(len(s.stamps) for s in streams)
+    return tokens / wall, p95(gaps), median([s.decode_tok_s for s in streams]), tokens, texts, events
 
 
 @dataclass
@@ -460,12 +462,15 @@ class CpuTally:
     used: dict[str, float] = field(default_factory=dict)
     tokens: int = 0
     wall_s: float = 0.0
+    events: int = 0
+    """Token events (SSE ``token`` events) meanwhile: each costs the path behind the bridge once."""
 
-    def add(self, used: dict[str, float], tokens: int, wall_s: float) -> None:
+    def add(self, used: dict[str, float], tokens: int, wall_s: float, events: int = 0) -> None:
         for k, v in used.items():
             self.used[k] = self.used.get(k, 0.0) + v
         self.tokens += tokens
         self.wall_s += wall_s
+        self.events += events
 
     def net_ms(self, idle_ms_per_s: float) -> float:
         """Service CPU per token (ms) less the idle service's CPU over the same wall time."""
@@ -473,7 +478,9 @@ class CpuTally:
 
     def describe(self) -> str:
         per = {k: v / max(self.tokens, 1) * 1e3 for k, v in self.used.items()}
-        return ", ".join(f"{k} {v:.3f}" for k, v in per.items())
+        return ", ".join(f"{k} {v:.3f}" for k, v in per.items()) + (
+            f"; {self.events / max(self.tokens, 1):.2f} token events per token"
+        )
 
 
 class Bench:
@@ -518,7 +525,8 @@ class Bench:
         out = run(*args)  # type: ignore[operator]
         used = CpuMeter.delta(before, self.meter.sample())
         tokens = out.tokens if isinstance(out, Stream) else out[3]  # type: ignore[index]
-        tally.add(used, tokens, time.perf_counter() - started)
+        events = len(out.stamps) if isinstance(out, Stream) else out[5]  # type: ignore[index]
+        tally.add(used, tokens, time.perf_counter() - started, events)
         return out
 
     def single(self) -> None:

@@ -3,7 +3,7 @@
 Run: ``PYTHONPATH=$PWD .venv/bin/python benchmarks/sigmalang.py [--runs 3] [--seed 7] [--tenants 4]
 [--sessions-per-tenant 8] [--turns 4 14] [--messages 2000] [--source stdlib|packages] [--corpus rag|window]
 [--attribution] [--lossy] [--rest]
-[--rest-baseline DIR] [--rest-ways WAY,...] [--rest-repeats N] [--sealed] [--clock wall|cpu]
+[--rest-baseline DIR] [--rest-ways WAY,...] [--rest-repeats N] [--rest-split] [--sealed] [--clock wall|cpu]
 [--max-turn-bytes N]``
 
 Corpora (deterministic, nothing downloaded):
@@ -31,7 +31,8 @@ Ryot tokens; ``--rest`` posts the sessions to a real ``neurectomy serve`` (no tr
 previous version), with the service's CPU time per request next to each speed; ``--rest-ways`` keeps
 only some ways (e.g. ``across,across-pipelined``, the issue's target) and ``--rest-repeats N`` starts
 the services N times, baseline and this checkout interleaved (a REST way takes well under a second on
-this corpus, so one run is noisy on a shared machine: compare medians).
+this corpus, so one run is noisy on a shared machine: compare medians); ``--rest-split`` also runs this
+checkout with the Compression team in a ``neurectomy agent`` process of its own beside ``serve``.
 ``--sealed`` adds ΣLANG over an on-disk `DiskRSUStore` (the service's store) without and with RSUs sealed
 by a real vault's per-tenant AES-256-GCM keys (`bridges.tenant_seal.VaultChunkSealer`), trained dictionary.
 """
@@ -407,6 +408,11 @@ def main() -> None:
         metavar="N",
         help="with --rest: start the service(s) N times, baseline and this checkout interleaved",
     )
+    parser.add_argument(
+        "--rest-split",
+        action="store_true",
+        help="with --rest: also this checkout with the Compression team in its own process",
+    )
     parser.add_argument("--sealed", action="store_true", help="also ΣLANG on disk, unsealed and sealed")
     parser.add_argument("--lossy", action="store_true", help="also the context optimiser, in Ryot tokens")
     parser.add_argument(
@@ -559,13 +565,16 @@ def main() -> None:
         for column in columns:
             rest.add_column(column, justify="left" if column in ("service", "how") else "right")
         runs: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
-        codes: list[Path | None] = [None] if args.rest_baseline is None else [args.rest_baseline, None]
+        services: list[tuple[str, Path | None, bool]] = [("this checkout", None, False)]
+        if args.rest_baseline is not None:
+            services.insert(0, (str(args.rest_baseline), args.rest_baseline, False))
+        if args.rest_split:
+            services.append(("this checkout, Compression in its own process", None, True))
         ways = WAYS if args.rest_ways == "all" else tuple(args.rest_ways.split(","))
         if unknown := set(ways) - set(WAYS):
             parser.error(f"--rest-ways: unknown {sorted(unknown)}; choose from {', '.join(WAYS)}")
-        for code in [c for _ in range(args.rest_repeats) for c in codes]:
-            for o in run_rest(sessions, code, ways=ways):
-                name = "this checkout" if code is None else str(code)
+        for name, code, split in [s for _ in range(args.rest_repeats) for s in services]:
+            for o in run_rest(sessions, code, ways=ways, split=split):
                 rest.add_row(
                     name,
                     o.label,

@@ -5,9 +5,10 @@
   on the R3 streams it created.
 * The wait is bounded: a set-up call against the lone node gives up after its timeout with an error that
   says what it waited for.
-* Errors that waiting cannot fix fail at once, with their message: credentials without permission for the
-  JetStream API, and a configuration JetStream refuses (``serve`` with ``nats.stream_replicas`` 3 on a
-  server that is not clustered ends with one line naming it, no traceback).
+* Errors that waiting cannot fix fail at once, with their message: JetStream not enabled, credentials
+  without permission for the JetStream API, and a configuration JetStream refuses (``serve`` with
+  ``nats.stream_replicas`` 3 on a server that is not clustered ends with one line naming it, no
+  traceback).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from structlog.testing import capture_logs
 
 from agents import Bus, NatsAuth
 from agents.errors import ForbiddenError
-from agents.jetstream import JetStream, JetStreamNotReadyError
+from agents.jetstream import JetStream, JetStreamNotReadyError, JetStreamUnavailableError
 from neurectomy import Client
 from neurectomy.server.natsserver import EmbeddedNats, nats_server_binary
 from neurectomy.testing import free_port, spawn_serve, stop_serve, wait_healthy
@@ -107,7 +109,8 @@ def test_serve_waits_for_a_cluster_without_quorum_then_runs_a_durable_task(
         streams = nodes[0].streams()
         assert streams["NEURECTOMY_TASKS"]["config"]["num_replicas"] == 3, streams.keys()
     finally:
-        assert stop_serve(proc) == 0, (state / "serve.log").read_text()[-3000:]
+        code = stop_serve(proc)
+    assert code == 0, (state / "serve.log").read_text()[-3000:]  # and it stops cleanly
 
 
 @pytest.mark.anyio
@@ -125,27 +128,51 @@ async def test_setup_gives_up_after_its_timeout_naming_what_it_waited_for(nodes:
     assert [e["attempt"] for e in waits] == list(range(1, len(waits) + 1))
 
 
-@pytest.fixture
-def denying_server(tmp_path: Path) -> Iterator[str]:
-    """A plain nats-server (JetStream on) whose only user may not create streams; yields its URL."""
+@contextmanager
+def _plain_server(tmp_path: Path, config: str) -> Iterator[str]:
+    """A nats-server (not clustered) with ``config`` after its ``listen`` line; yields its URL."""
     port = free_port()
-    conf = tmp_path / "denying.conf"
-    conf.write_text(
-        f'listen: "127.0.0.1:{port}"\njetstream {{ store_dir: "{tmp_path / "js"}" }}\n'
-        'authorization { users: [ { user: "app", password: "app", '
-        'permissions: { publish: { deny: ["$JS.API.STREAM.CREATE.>"] } } } ] }\n'
-    )
-    with (tmp_path / "denying.log").open("wb") as log:
+    conf = tmp_path / "plain.conf"
+    conf.write_text(f'listen: "127.0.0.1:{port}"\n{config}')
+    with (tmp_path / "plain.log").open("wb") as log:
         proc = subprocess.Popen([str(nats_server_binary()), "-c", str(conf)], stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 20
-        while "Server is ready" not in (tmp_path / "denying.log").read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "denying.log").read_text()
+        while "Server is ready" not in (tmp_path / "plain.log").read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "plain.log").read_text()
             time.sleep(0.05)
         yield f"nats://127.0.0.1:{port}"
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture
+def denying_server(tmp_path: Path) -> Iterator[str]:
+    """JetStream on; its only user may not create streams."""
+    with _plain_server(
+        tmp_path,
+        f'jetstream {{ store_dir: "{tmp_path / "js"}" }}\n'
+        'authorization { users: [ { user: "app", password: "app", '
+        'permissions: { publish: { deny: ["$JS.API.STREAM.CREATE.>"] } } } ] }\n',
+    ) as url:
+        yield url
+
+
+@pytest.mark.anyio
+async def test_setup_without_jetstream_fails_at_once(tmp_path: Path) -> None:
+    with _plain_server(tmp_path, "") as url:  # JetStream not enabled
+        async with await Bus.connect(url, name="no-js") as bus:
+            js = JetStream(bus, timeout_s=1.0)
+            with (
+                capture_logs() as logs,
+                pytest.raises(JetStreamUnavailableError) as caught,
+                anyio.fail_after(30),
+            ):
+                await js.ensure_key_value("nothing")
+    assert not isinstance(caught.value, JetStreamNotReadyError), caught.value
+    assert caught.value.message == "open KV bucket nothing: JetStream is not available"
+    assert not [e for e in logs if e["event"] == WAITING], logs
 
 
 @pytest.mark.anyio

@@ -15,7 +15,8 @@ each group's turns in order). Speeds are input MB (1e6 bytes) per second of wall
 sequential requests except the concurrent ways; every frame is decoded back through
 ``/v1/sigma/decompress/batch`` and compared byte for byte. Each way also reports the CPU time the
 service spent per request (its process, all threads, and its nats-server), which a loaded machine
-disturbs less than wall time, and that of this process (the client: httpx, on the same cores).
+disturbs less than wall time, of it the API process's main thread (its event loop), and that of this
+process (the client: httpx, on the same cores).
 The issue's REST target (>= 10 MB/s for ~10 KB turns, ``--max-turn-bytes 14000``) is met by the
 binary batch across conversations; one request per turn pays the fixed cost of an HTTP request per
 10 KB, and of an agent call (orchestrator, two NATS messages, a worker thread, a store commit) when
@@ -78,6 +79,9 @@ class RestOutcome:
     """CPU time of the service (its process and nats-server) per request, milliseconds."""
     client_cpu_ms: float
     """CPU time of this process (the HTTP client, on the same machine) per request, milliseconds."""
+    loop_cpu_ms: float = 0.0
+    """Of ``cpu_ms``, the API process's main thread (its event loop: HTTP, routes, orchestrator, NATS
+    client, and the agents' dispatch when they run in it; not the codec's worker threads), milliseconds."""
 
 
 def _check(client: httpx.Client, tenant: str, frames: Sequence[bytes], turns: Sequence[bytes]) -> None:
@@ -205,6 +209,11 @@ def _cpu_s(*procs: psutil.Process) -> float:
     return sum(sum(p.cpu_times()[:2]) for proc in procs for p in (proc, *proc.children(recursive=True)))
 
 
+def _thread_cpu_s(proc: psutil.Process, thread_id: int) -> float:
+    """CPU seconds (user + system) of one thread of a process (0 if it has gone)."""
+    return next((t.user_time + t.system_time for t in proc.threads() if t.id == thread_id), 0.0)
+
+
 def _start_compression_agent(state_dir: Path, url: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """``neurectomy agent --team compression`` beside a running serve; returns once it compresses.
 
@@ -311,6 +320,7 @@ def run_rest(
                         return post(client, way, s, {"x-neurectomy-tenant": f"{way}-{s.tenant}"})
 
                     t0, cpu0, client0 = time.perf_counter(), _cpu_s(*service), time.process_time()
+                    loop0 = _thread_cpu_s(service[0], proc.pid)  # the main thread's id is the pid
                     if way.startswith("across"):
                         made, requests = _post_across(
                             client,
@@ -335,6 +345,7 @@ def run_rest(
                     else:
                         made = [one(s) for s in sessions]
                     elapsed, cpu_s = time.perf_counter() - t0, _cpu_s(*service) - cpu0
+                    loop_s = _thread_cpu_s(service[0], proc.pid) - loop0
                     client_s = time.process_time() - client0
                     for s, frames in zip(sessions, made, strict=True):
                         _check(client, f"{way}-{s.tenant}", frames, s.turns)
@@ -353,6 +364,7 @@ def run_rest(
                             mean_turn,
                             cpu_s / requests * 1000,
                             client_s / requests * 1000,
+                            loop_s / requests * 1000,
                         )
                     )
         finally:

@@ -28,7 +28,8 @@ total input bytes / total output bytes; speeds are input MB (1e6 bytes) per seco
 runs. Every output is decoded and compared byte for byte. ``--lossy`` adds the context optimiser in
 Ryot tokens; ``--rest`` posts the sessions to a real ``neurectomy serve`` (no trained dictionary there);
 ``--rest-baseline DIR`` also posts them, every way, to a service run from another checkout (the
-previous version), with the service's CPU time per request next to each speed; ``--rest-ways`` keeps
+previous version), with the service's CPU time per request next to each speed (and, of it, the API
+process's event loop thread); ``--rest-ways`` keeps
 only some ways (e.g. ``across,across-pipelined``, the issue's target) and ``--rest-repeats N`` starts
 the services N times, baseline and this checkout interleaved (a REST way takes well under a second on
 this corpus, so one run is noisy on a shared machine: compare medians); ``--rest-split`` also runs this
@@ -560,11 +561,12 @@ def main() -> None:
             "ratio",
             "MB/s",
             "CPU ms/request",
+            "of it, API loop",
             "client CPU ms",
         )
         for column in columns:
             rest.add_column(column, justify="left" if column in ("service", "how") else "right")
-        runs: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+        runs: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
         services: list[tuple[str, Path | None, bool]] = [("this checkout", None, False)]
         if args.rest_baseline is not None:
             services.insert(0, (str(args.rest_baseline), args.rest_baseline, False))
@@ -583,13 +585,23 @@ def main() -> None:
                     f"{o.ratio:.2f}x",
                     f"{o.mb_s:.1f}",
                     f"{o.cpu_ms:.2f}",
+                    f"{o.loop_cpu_ms:.2f}",
                     f"{o.client_cpu_ms:.2f}",
                 )
-                runs.setdefault((name, o.label), []).append((o.mb_s, o.cpu_ms, o.client_cpu_ms))
+                runs.setdefault((name, o.label), []).append(
+                    (o.mb_s, o.cpu_ms, o.client_cpu_ms, o.loop_cpu_ms)
+                )
         console.print(rest)
         if args.rest_repeats > 1:
             medians = Table(title=f"ΣLANG through REST: medians of {args.rest_repeats} runs (interleaved)")
-            for column in ("service", "how", "MB/s (min-max)", "CPU ms/request", "client CPU ms"):
+            for column in (
+                "service",
+                "how",
+                "MB/s (min-max)",
+                "CPU ms/request",
+                "of it, API loop",
+                "client CPU ms",
+            ):
                 medians.add_column(column, justify="left" if column in ("service", "how") else "right")
             for (name, label), got in runs.items():
                 speeds = [g[0] for g in got]
@@ -598,6 +610,7 @@ def main() -> None:
                     label,
                     f"{statistics.median(speeds):.1f} ({min(speeds):.1f}-{max(speeds):.1f})",
                     f"{statistics.median(g[1] for g in got):.2f}",
+                    f"{statistics.median(g[3] for g in got):.2f}",
                     f"{statistics.median(g[2] for g in got):.2f}",
                 )
             console.print(medians)

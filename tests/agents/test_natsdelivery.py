@@ -121,3 +121,21 @@ async def test_an_answer_made_alone_is_written_at_once_and_a_turn_keeps_its_orde
         assert nc._pending
         got = [(await box.next(5)).data for _ in range(4)]
     assert got == [b"1", b"2", b"3", b"4"]
+
+
+async def test_a_write_now_message_goes_to_the_transport_unless_something_is_pending(bus: Bus) -> None:
+    """``write=True`` (one generation's chunk of a delivery): written at once with nothing pending and
+    without using up the loop turn's direct write; behind pending messages it queues, in order."""
+    nc = bus._nc
+    async with bus.inbox("t.write") as box:
+        await bus.flush()
+        await anyio.sleep(0)  # a fresh turn of the event loop
+        assert bus.publish_now("t.write", b"1", write=True)
+        assert not nc._pending  # written to the transport
+        assert bus.publish_now("t.write", b"2", at_once=True)  # the turn's direct write is still free
+        assert not nc._pending
+        assert bus.publish_now("t.write", b"3")  # the pending buffer
+        assert bus.publish_now("t.write", b"4", write=True)  # behind it, not ahead of it
+        assert len(nc._pending) == 2
+        got = [(await box.next(5)).data for _ in range(4)]
+    assert got == [b"1", b"2", b"3", b"4"]

@@ -148,6 +148,8 @@ class RyotEngine(_WorkerLoop):
         self.config = config or RyotConfig()
         path = resolve_model_path(self.config.model_path)
         self.n_threads = self.config.resolved_threads()
+        self.first_token_handoff_s = self.config.resolved_first_token_handoff_s()
+        """Pause after a step that gave a request its first token, seconds (see :class:`RyotConfig`)."""
         self._model = Model(path, repack=self.config.repack)
         try:
             self._ctx = Context(

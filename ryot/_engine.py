@@ -38,7 +38,7 @@ A step that gives a request its first token delivers it before evaluating anythi
 compute threads fill every usable CPU) leaves the CPUs to that token's consumers for
 ``first_token_handoff_s`` (3 ms) before its next ``llama_decode``: the first token still has to cross
 the service (event loop, NATS, HTTP) to its client, and with the compute threads on every core that
-path waited for the cores (median 5-7 ms, up to ~40 ms under load) instead of taking ~2 ms.
+path waited for the cores (median 4.6-7.3 ms under load) instead of taking ~1.6 ms (docs/ryot.md).
 
 Requests with ``speculative=True`` (greedy only) add prompt-lookup draft tokens behind their next token
 in the same batch; the model verifies them in that one decode and the matching prefix is kept

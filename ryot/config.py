@@ -70,10 +70,11 @@ class RyotConfig(BaseModel):
     first_token_handoff_s: float | None = Field(default=None, ge=0.0, le=0.05)
     """Seconds the worker leaves the CPUs to the consumers after a step that gave a request its first
     token, before it evaluates the next tokens (0: never). The first token still has a path to run
-    (the bridge's event loop, the agent, NATS, the API, the HTTP client: ~1.6 ms of CPU on the 2-core
-    machine); with ``n_threads`` compute threads on every core, the next ``llama_decode`` starts at once
-    and that path waits for the cores (5-40 ms under load). Costs each running request at most this
-    long once per admitted request. ``None``: :data:`FIRST_TOKEN_HANDOFF_S` (3 ms) when the compute
+    (the bridge's event loop, the agent, NATS, the API, the HTTP client: ~1.6 ms when nothing competes,
+    measured on the 2-core machine); with ``n_threads`` compute threads on every core, the next
+    ``llama_decode`` starts at once and that path waits for the cores (median 4.6-7.3 ms, up to 50 ms,
+    under load; docs/ryot.md, First-token hand-off). Costs each running request at most this long once
+    per step that admits requests. ``None``: :data:`FIRST_TOKEN_HANDOFF_S` (3 ms) when the compute
     threads are at least the usable CPUs (:func:`usable_cpus`), else 0."""
 
     # -- prefix cache (ryot/_prefix_cache.py) --

@@ -194,7 +194,9 @@ class Bus:
         if self._inbox_sub is None:
             raise RuntimeError("the bus's inbox subscription is not started: await open_inbox() first")
         key = str(next(self._inbox_ids))
-        box = self._inboxes[key] = Inbox(self._nc, self._timers, self._turn, f"{self._inbox_prefix}.{key}")
+        box = self._inboxes[key] = Inbox(
+            self._nc, self._timers, self._turn, f"{self._inbox_prefix}.{key}", self._inboxes
+        )
         return box
 
     def close_inbox(self, box: Inbox) -> None:

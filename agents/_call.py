@@ -26,7 +26,7 @@ from agents.protocol import Error, WireError, join_attachment
 
 @dataclass(slots=True)
 class Call:
-    """One accepted request, as the agent sees it.
+    """One accepted request, as the agent sees it (the fields without a default come first, in this order).
 
     Attributes:
         request_id: Id given by the caller (also on every log line of this call).

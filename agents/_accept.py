@@ -104,7 +104,8 @@ class AcceptPath:
             session = payload["session"]
         tenant = headers.get(HEADER_TENANT, DEFAULT_TENANT)
         # The fields without a default by position, the others set after: a third of the keywords' cost.
-        call = Call(request_id, payload, deadline, tenant, headers.get(HEADER_TRACE_ID, request_id), inbox, self.bus)
+        trace_id = headers.get(HEADER_TRACE_ID, request_id)
+        call = Call(request_id, payload, deadline, tenant, trace_id, inbox, self.bus)
         call.scopes = scopes
         if HEADER_IDEMPOTENCY_KEY in headers:
             call.idempotency_key = headers[HEADER_IDEMPOTENCY_KEY]

@@ -138,7 +138,17 @@ class Inbox:
     fewer reads for nats-server).
     """
 
-    __slots__ = ("_calls", "_nc", "_queue", "_reply", "_reply_subject", "_timers", "_turn", "_waiter", "subject")
+    __slots__ = (
+        "_calls",
+        "_nc",
+        "_queue",
+        "_reply",
+        "_reply_subject",
+        "_timers",
+        "_turn",
+        "_waiter",
+        "subject",
+    )
 
     def __init__(self, nc: Client, timers: Timers, turn: WriteTurn, subject: str, calls: Sized = ()) -> None:
         self._nc = nc

@@ -39,8 +39,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import structlog
 import nats.aio.client
+import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -279,7 +279,7 @@ def deliver_from_reader(sub: Subscription, deliver: Callable[[Msg], None]) -> No
 _MSG_FIELDS = ("_client", "subject", "reply", "data", "headers", "_metadata", "_ackd", "_sid")
 _POSITIONAL_MSG = tuple(f.name for f in dataclasses.fields(Msg)) == _MSG_FIELDS
 """Whether nats-py's ``Msg`` takes its fields in this order (then it is built without keywords)."""
-_STATUS_OR_EMAIL = nats.aio.client.parse_email is not None
+_EMAIL_PARSER = getattr(nats.aio.client, "parse_email", None) is not None
 """nats-py parses headers with ``fast_mail_parser`` when that is installed: then always its own way."""
 
 
@@ -329,18 +329,18 @@ class FastParser(Parser):
             del buf[: start + needed + 2]
             sub = nc._subs.get(sid)
             queue = sub._pending_queue if sub is not None else None
-            if type(queue) is not DirectQueue or sub._jsi or sub._future or sub._max_msgs:  # type: ignore[union-attr]
-                await nc._process_msg(sid, bytes(subject), bytes(reply), payload, hdr)  # type: ignore[arg-type]
+            if type(queue) is not DirectQueue or sub._jsi or sub._future or sub._max_msgs:
+                await nc._process_msg(sid, bytes(subject), bytes(reply), payload, hdr)
                 if self.buf is not buf:  # the parser was reset (the connection is going away)
                     return
                 continue
             stats = nc.stats
             stats["in_msgs"] += 1
             stats["in_bytes"] += len(payload)
-            sub._received += 1  # type: ignore[union-attr]
+            sub._received += 1
             if hdr is None:
                 headers = None
-            elif len(hdr) > _HDR_LINE_SIZE + 2 and hdr[_HDR_LINE_SIZE] != _SPACE and not _STATUS_OR_EMAIL:
+            elif len(hdr) > _HDR_LINE_SIZE + 2 and hdr[_HDR_LINE_SIZE] != _SPACE and not _EMAIL_PARSER:
                 headers = nc._parse_header_lines(hdr[_HDR_LINE_SIZE + 2 :]) or None
             else:  # a status line (NATS/1.0 503), or nothing after NATS/1.0: nats-py's own way
                 headers = await nc._process_headers(hdr)
@@ -350,7 +350,7 @@ class FastParser(Parser):
                 msg = Msg(nc, subject.decode(), reply.decode(), payload, headers, None, False, sid)
             else:
                 msg = nc._build_message(sid, subject, reply, payload, headers)
-            queue.hand(msg)  # type: ignore[union-attr]
+            queue.hand(msg)
 
     async def _parse_line(self, buf: bytearray, size: int) -> bool:
         """Have nats-py's parser take the first ``size`` bytes of ``buf``; whether to go on with the rest.
@@ -373,14 +373,13 @@ _HDR_LINE_SIZE = len(b"NATS/1.0")
 _SPACE = ord(" ")
 
 
-def _message_line(
-    buf: bytearray, end: int
-) -> tuple[bytearray, int, bytearray, int, int] | None:
+def _message_line(buf: bytearray, end: int) -> tuple[bytearray, int, bytearray, int, int] | None:
     """``(subject, sid, reply, header bytes, total bytes)`` of a ``MSG``/``HMSG`` line ending at ``end``.
 
     ``None`` for any other control line, and for a message line in a form nats-server does not write
     (wrong number of fields, a size or sid that is not decimal digits): nats-py's parser takes those.
     """
+    hsize: bytes | bytearray
     if buf.startswith(b"MSG "):
         parts = buf[4:end].split()
         if len(parts) == 3:

@@ -77,7 +77,7 @@ class Bus:
         # nats-py's header parser, replaced on this client by one returning the same dict at a fraction of
         # the cost (agents.natsheaders); nats-py's status-line handling around it stays.
         nc._parse_header_lines = parse_header_lines  # type: ignore[method-assign]
-        use_fast_parser(nc)  # messages to the subscriptions delivered from the reader, without nats-py's detours
+        use_fast_parser(nc)  # messages for the subscriptions delivered from the reader: no detours
         self._nc = nc
         self._closed = False
         self.stream_replicas = 1

@@ -730,7 +730,7 @@ def report(console: Console, res: Results, args: argparse.Namespace) -> None:
 
 
 def profile(args: argparse.Namespace, console: Console, work: Path, children: Children) -> None:
-    """cProfile of ``PROFILE_CALLS`` sequential invokes; the top ``--profile-top`` by cumulative and own time."""
+    """cProfile of ``PROFILE_CALLS`` sequential invokes; the top ``--profile-top`` by cumulative, own time."""
 
     async def main() -> None:
         server = EmbeddedNats(work / "nats")

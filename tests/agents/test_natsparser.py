@@ -101,7 +101,13 @@ def _message(draw: st.DrawFn) -> bytes:
 
 
 _OTHER = st.sampled_from(
-    [b"PING\r\n", b"PONG\r\n", b"+OK\r\n", b'INFO {"max_payload": 1024}\r\n', b"-ERR 'Permissions Violation'\r\n"]
+    [
+        b"PING\r\n",
+        b"PONG\r\n",
+        b"+OK\r\n",
+        b'INFO {"max_payload": 1024}\r\n',
+        b"-ERR 'Permissions Violation'\r\n",
+    ]
 )
 _STREAM = st.lists(st.one_of(_message(), _OTHER), min_size=1, max_size=12).map(b"".join)
 
@@ -119,7 +125,9 @@ async def _feed(parser: type[Parser], stream: bytes, cuts: list[int]) -> tuple[l
 
 @settings(max_examples=300, deadline=None)
 @given(_STREAM, st.lists(st.integers(min_value=0, max_value=1 << 16), max_size=6))
-@example(b"MSG direct.a 1 _INBOX.q.1 3\r\nabc\r\nPING\r\nHMSG direct.a 1 12 15\r\nNATS/1.0\r\n\r\nxyz\r\n", [5, 33])
+@example(
+    b"MSG direct.a 1 _INBOX.q.1 3\r\nabc\r\nPING\r\nHMSG direct.a 1 12 15\r\nNATS/1.0\r\n\r\nxy\r\n", [5, 33]
+)
 @example(b"HMSG direct.a 1 r 16 16\r\nNATS/1.0 503\r\n\r\n\r\n", [])
 def test_the_fast_parser_dispatches_what_nats_py_does(stream: bytes, cuts: list[int]) -> None:
     ours, fast = asyncio.run(_feed(FastParser, stream, cuts))

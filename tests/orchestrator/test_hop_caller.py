@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from contextlib import AsyncExitStack
 from collections.abc import Mapping
+from contextlib import AsyncExitStack
 from typing import Any, ClassVar
 
 import anyio

@@ -3,7 +3,7 @@
 Any stream of ``MSG``/``HMSG`` (to a subscription delivered from the reader, to an ordinary one, to no
 subscription; with headers, a 503 status line, odd spacing), ``PING``/``PONG``/``+OK``/``INFO``/``-ERR``,
 cut into reads at any points, gives the same messages in the same order to the same subscriptions, the
-same other operations in between, and the same counters (property test).
+same other operations in between, and the same counters (property test); a bus reads with it (real server).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from nats.aio.client import Client
@@ -18,7 +19,10 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.protocol.parser import Parser
 
+from agents import Bus
 from agents._natsfast import DirectQueue, FastParser, use_fast_parser
+from agents.errors import NoRespondersError
+from agents.messaging import Message
 from agents.natsheaders import header_block, parse_header_lines
 
 _DIRECT, _QUEUED = 1, 2
@@ -156,3 +160,22 @@ def test_a_parser_swapped_mid_message_finishes_it() -> None:
         ("direct", "direct.a", "r", b"hello", None, _DIRECT),
         ("direct", "direct.a", "", b"ok", None, _DIRECT),
     ]
+
+
+@pytest.mark.anyio
+async def test_a_bus_reads_with_it_and_a_request_with_headers_and_a_503_come_through(bus: Bus) -> None:
+    """On a real nats-server: a bus's connection reads with the fast parser; replies and statuses arrive."""
+    assert isinstance(bus._nc._ps, FastParser)
+    seen: list[Message] = []
+
+    async def echo(msg: Message) -> None:
+        seen.append(msg)
+        await bus.publish(msg.reply, msg.data[::-1])
+
+    async with bus.subscription("t.parser.echo", echo):
+        await bus.flush()
+        answer = await bus.request("t.parser.echo", b"abc", headers={"X-A": "1", "X-B": "é"}, timeout_s=10)
+        with pytest.raises(NoRespondersError):
+            await bus.request("t.parser.nobody", b"x", headers={"X-A": "1"}, timeout_s=10)
+    assert answer.data == b"cba"
+    assert seen[0].headers == {"X-A": "1", "X-B": "é"}

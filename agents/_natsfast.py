@@ -363,7 +363,8 @@ class FastParser(Parser):
         try:
             await Parser.parse(self)
         finally:
-            if self.buf is line:
+            if self.buf is line:  # (what it left of the line, all of it if it raised, goes back in front)
+                buf[:0] = line
                 self.buf = buf
         return self.buf is buf
 
@@ -377,27 +378,29 @@ def _message_line(buf: bytearray, end: int) -> tuple[bytearray, int, bytearray, 
     """``(subject, sid, reply, header bytes, total bytes)`` of a ``MSG``/``HMSG`` line ending at ``end``.
 
     ``None`` for any other control line, and for a message line in a form nats-server does not write
-    (wrong number of fields, a size or sid that is not decimal digits): nats-py's parser takes those.
+    (wrong number of fields, a size or sid that is not decimal digits, whitespace at the end, a lone CR or
+    LF): nats-py's parser takes those, and decides as its regexes do.
     """
-    hsize: bytes | bytearray
     if buf.startswith(b"MSG "):
-        parts = buf[4:end].split()
-        if len(parts) == 3:
-            (subject, sid, size), reply, hsize = parts, bytearray(), b"0"
-        elif len(parts) == 4:
-            (subject, sid, reply, size), hsize = parts, b"0"
-        else:
-            return None
+        line, headers = buf[4:end], False
     elif buf.startswith(b"HMSG "):
-        parts = buf[5:end].split()
-        if len(parts) == 4:
-            (subject, sid, hsize, size), reply = parts, bytearray()
-        elif len(parts) == 5:
-            subject, sid, reply, hsize, size = parts
-        else:
-            return None
+        line, headers = buf[5:end], True
     else:
         return None
+    if b"\r" in line or b"\n" in line or not line[-1:].isdigit():
+        return None
+    parts = line.split()
+    hsize: bytes | bytearray = b"0"
+    reply = bytearray()
+    if len(parts) == 3 + headers:
+        subject, sid, *sizes = parts
+    elif len(parts) == 4 + headers:
+        subject, sid, reply, *sizes = parts
+    else:
+        return None
+    if headers:
+        hsize = sizes[0]
+    size = sizes[-1]
     if not (sid.isdigit() and size.isdigit() and hsize.isdigit()):
         return None
     return subject, int(sid), reply, int(hsize), int(size)

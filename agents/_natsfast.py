@@ -377,9 +377,9 @@ _SPACE = ord(" ")
 def _message_line(buf: bytearray, end: int) -> tuple[bytearray, int, bytearray, int, int] | None:
     """``(subject, sid, reply, header bytes, total bytes)`` of a ``MSG``/``HMSG`` line ending at ``end``.
 
-    ``None`` for any other control line, and for a message line in a form nats-server does not write
-    (wrong number of fields, a size or sid that is not decimal digits, whitespace at the end, a lone CR or
-    LF): nats-py's parser takes those, and decides as its regexes do.
+    ``None`` for any other control line, and for a message line in another form than nats-server's (fields
+    separated by anything but one space, a wrong number of fields, a size or sid not in decimal digits):
+    nats-py's parser takes those, and decides as its regexes do.
     """
     if buf.startswith(b"MSG "):
         line, headers = buf[4:end], False
@@ -387,20 +387,22 @@ def _message_line(buf: bytearray, end: int) -> tuple[bytearray, int, bytearray, 
         line, headers = buf[5:end], True
     else:
         return None
-    if b"\r" in line or b"\n" in line or not line[-1:].isdigit():
-        return None
     parts = line.split()
+    if b" ".join(parts) != line:
+        return None
     hsize: bytes | bytearray = b"0"
     reply = bytearray()
-    if len(parts) == 3 + headers:
-        subject, sid, *sizes = parts
-    elif len(parts) == 4 + headers:
-        subject, sid, reply, *sizes = parts
+    fields = len(parts) - headers
+    if fields == 3 and headers:
+        subject, sid, hsize, size = parts
+    elif fields == 3:
+        subject, sid, size = parts
+    elif fields == 4 and headers:
+        subject, sid, reply, hsize, size = parts
+    elif fields == 4:
+        subject, sid, reply, size = parts
     else:
         return None
-    if headers:
-        hsize = sizes[0]
-    size = sizes[-1]
     if not (sid.isdigit() and size.isdigit() and hsize.isdigit()):
         return None
     return subject, int(sid), reply, int(hsize), int(size)

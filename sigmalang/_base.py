@@ -106,3 +106,35 @@ def common_suffix(a: bytes, b: bytes | memoryview, limit: int) -> int:
         else:
             hi = mid - 1
     return lo
+
+
+def shared_chunks(data: bytes, parts: Sequence[bytes], *, avg_bytes: int) -> tuple[int, int]:
+    """How many of the base's leading chunks are also the message's first chunks, and their length.
+
+    FastCDC (`sigmalang.chunking`, pyfastcdc) cuts a chunk from the bytes since the previous cut,
+    reading one byte past the cut, with limits that depend on the bytes remaining when these are
+    fewer than the average chunk size. So where the message starts with the base's bytes, it starts
+    with the base's chunks too: each one of them followed by at least two more common bytes, with at
+    least `avg_bytes` left in both. Those chunks need not be cut, hashed or stored again: their RSUs
+    are the base's (`parts`, in order). The rule only spares work: were it wrong, the message's RSUs
+    would still join to exactly the message (the base's bytes equal the message's there), only cut
+    elsewhere than a fresh chunking would.
+
+    Args:
+        data: The message.
+        parts: The base message's chunks, in order.
+        avg_bytes: The chunker's average chunk size (`SigmaConfig.chunk_avg_bytes`), bytes.
+
+    Returns:
+        ``(k, cut)``: the first `k` chunks of the base, `cut` bytes, open the message too.
+    """
+    room = min(len(data), sum(map(len, parts)))  # bytes of both from a chunk start onwards
+    at = k = 0
+    for part, following in zip(parts, parts[1:], strict=False):
+        end = at + len(part)
+        if room - at < avg_bytes or end + 2 > room:
+            break
+        if not (data.startswith(part, at) and data.startswith(following[:2], end)) or len(following) < 2:
+            break
+        at, k = end, k + 1
+    return k, at

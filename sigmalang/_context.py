@@ -14,8 +14,8 @@ already holds (the *context*), chosen in three ways:
    `ANCHOR_MIN_BYTES` bytes seen in an earlier message of the tenant (a document retrieved again in
    another session, even when its chunk boundaries differ).
 
-The context is capped at `SigmaConfig.context_max_bytes` (the stream's previous message is kept
-first). With an active trained dictionary, the context is appended to its content, so its entropy
+The base's leading chunks that open the message too are reused, not cut, hashed or stored again
+(`sigmalang._base.shared_chunks`). The context is capped at `SigmaConfig.context_max_bytes`. With an active trained dictionary, the context is appended to its content, so its entropy
 tables and boilerplate apply too (or, without a context, the trained dictionary alone). The generic
 dictionary, and a trained one, lend only their header and entropy tables (frame flag TABLES,
 `sigmalang._dict_header`) unless the message brings enough new bytes for their content to pay
@@ -23,10 +23,9 @@ dictionary, and a trained one, lend only their header and entropy tables (frame 
 stored raw when zstd does not make it smaller. The frame names its other context RSUs by
 sequence-number runs (a few bytes), so it decodes on its own given the tenant's store.
 
-Measured on sessions of 60-80 turns (`benchmarks/sigmalang.py --seed 31 --tenants 2
---sessions-per-tenant 2 --turns 60 80`): naming the base by its manifest instead of listing its RSUs,
-and coding only the middle, took ΣLANG (generic dictionary) from 283× to 412× (0.86 → 1.25 of
-whole-session zstd-19) and its compression from 102 to 132 MB/s.
+On sessions of 60-80 turns (`benchmarks/sigmalang.py --seed 31 --tenants 2 --sessions-per-tenant 2
+--turns 60 80`) naming the base by its manifest and coding only the middle took ΣLANG (generic
+dictionary) from 283× to 412× (0.86 → 1.25 of whole-session zstd-19), 102 to 132 MB/s.
 """
 
 from __future__ import annotations
@@ -69,8 +68,9 @@ def _acquire(
     base: int | None,
     previous: Sequence[int],
     cap: int,
+    have: dict[int, bytes],
 ) -> tuple[list[int], dict[int, bytes], bool]:
-    """Acquire the held context candidates and fetch their content (the manifest's is not needed).
+    """Acquire the held context candidates and fetch their content (not the manifest's, nor `have`'s).
 
     The earliest candidates are dropped beyond `cap` bytes. The base is used only when its manifest and
     every RSU of `previous` are held and kept.
@@ -82,12 +82,13 @@ def _acquire(
     order = list(dict.fromkeys([*extra, *([base] if base is not None else []), *previous]))
     held = store.acquire(tenant, order)
     order = [s for s in order if s in held]
-    wanted = [s for s in order if s != base]
+    wanted = [s for s in order if s != base and s not in have]
     try:
         contents = dict(zip(wanted, store.get_many(tenant, wanted), strict=True))
     except MissingRSUError:  # evicted between acquire and read by another writer: go without
         store.release(tenant, order)
         return [], {}, False
+    contents.update((s, have[s]) for s in order if s in have)
     total = sum(map(len, contents.values()))
     drop = 0
     while total > cap and drop < len(order):
@@ -102,6 +103,15 @@ def _acquire(
         store.release(tenant, [base])
         order.remove(base)
     return order, contents, use_base
+
+
+def _read(store: RSUStore, tenant: str, seqs: Sequence[int]) -> dict[int, bytes]:
+    """The contents of `seqs` by sequence number, or nothing when one is gone (the base is then unusable)."""
+    unique = list(dict.fromkeys(seqs))
+    try:
+        return dict(zip(unique, store.get_many(tenant, unique), strict=True))
+    except MissingRSUError:
+        return {}
 
 
 def encode(
@@ -146,9 +156,14 @@ def encode(
     if level is None:
         level = config.small_input_level if n < config.small_input_bytes else config.level
     view = memoryview(data)
-    spans = chunk_spans(view, config) if n >= config.rsu_min_input_bytes else []
-    chunks = [view[o : o + ln] for o, ln in spans]
+    chunked = n >= config.rsu_min_input_bytes
     with store.transaction():  # one commit for storing the chunks and acquiring the context
+        # The base's chunks, read first: those the message opens with are its own (`shared_chunks`)
+        have = _read(store, tenant, previous) if previous and chunked else {}
+        base_parts = [have[s] for s in previous] if have else []
+        reused, cut = _base.shared_chunks(data, base_parts, avg_bytes=config.chunk_avg_bytes)
+        spans = [(cut + o, ln) for o, ln in chunk_spans(view[cut:], config)] if chunked else []
+        chunks = [view[o : o + ln] for o, ln in spans]
         items: list[tuple[bytes, bytes | memoryview]] = [(rsu_id(c), c) for c in chunks]
         base: int | None = None
         if previous:  # the previous message's manifest, stored with this message's chunks (one call)
@@ -157,7 +172,7 @@ def encode(
         put = store.put_many(tenant, items) if items else []
         if previous:
             base = put.pop(0)[0]
-        own = [seq for seq, _ in put]
+        own = [*previous[:reused], *(seq for seq, _ in put)]
         new = [(seq, c) for (seq, fresh), c in zip(put, chunks, strict=True) if fresh]
         known = [seq for seq, fresh in put if not fresh]
         literal_n = sum(len(c) for _, c in new) if chunks else n
@@ -174,6 +189,7 @@ def encode(
             base=base if previous else None,
             previous=previous,
             cap=config.context_max_bytes,
+            have=have,
         )
     runs = [s for s in acquired if s not in prev_set and s != base] if use_base else list(acquired)
     run_parts = [contents[s] for s in runs]

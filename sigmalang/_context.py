@@ -15,8 +15,9 @@ already holds (the *context*), chosen in three ways:
    another session, even when its chunk boundaries differ).
 
 The base's leading chunks that open the message too are reused, not cut, hashed or stored again
-(`sigmalang._base.shared_chunks`). The context is capped at `SigmaConfig.context_max_bytes`. With an active trained dictionary, the context is appended to its content, so its entropy
-tables and boilerplate apply too (or, without a context, the trained dictionary alone). The generic
+(`sigmalang._base.shared_chunks`). The context is capped at `SigmaConfig.context_max_bytes`. With
+an active trained dictionary, the context is appended to its content, so its entropy tables and
+boilerplate apply too (or, without a context, the trained dictionary alone). The generic
 dictionary, and a trained one, lend only their header and entropy tables (frame flag TABLES,
 `sigmalang._dict_header`) unless the message brings enough new bytes for their content to pay
 (`SigmaConfig.generic_content_min_new_bytes`, `trained_content_min_new_bytes`). The payload is
@@ -55,9 +56,8 @@ from sigmalang.store import RSUStore
 
 ATTRIBUTION_LEVEL = 1
 """zstd level at which a frame with a context or a dictionary measures its new bytes compressed alone,
-for the report's `entropy_saved`: a cheaper estimate than the frame's own level (which saves a few
-percent more; that difference is counted with the context, `dedup_saved`, or the dictionary,
-`dictionary_saved`). Measuring at the frame's level cost 10% of compression time."""
+for the report's `entropy_saved`: cheaper than the frame's own level (which saves a few percent more,
+counted in `dedup_saved` or `dictionary_saved`); measuring at the frame's level cost 10% of the time."""
 
 
 def _acquire(

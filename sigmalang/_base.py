@@ -27,9 +27,22 @@ from __future__ import annotations
 import array
 import sys
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from sigmalang._frame_v2 import MAX_CONTEXT_RSUS
-from sigmalang.errors import CorruptFrameError
+from sigmalang.errors import CorruptFrameError, MissingRSUError
+from sigmalang.store import RSUStore
+
+
+class Previous(NamedTuple):
+    """What a stream remembers of its last message: its RSUs and its first bytes."""
+
+    seqs: tuple[int, ...]
+    """The message's RSU sequence numbers, in order (the next message's base)."""
+    head: bytes
+    """Its first chunk and the two bytes after it (empty if unknown): a next message that does not
+    start with these shares none of its chunks (`shared_chunks`), so they are not read early."""
+
 
 MANIFEST_MAGIC = b"\xce\xa3m"
 """First bytes of a manifest RSU."""
@@ -138,3 +151,12 @@ def shared_chunks(data: bytes, parts: Sequence[bytes], *, avg_bytes: int) -> tup
             break
         at, k = end, k + 1
     return k, at
+
+
+def read_chunks(store: RSUStore, tenant: str, seqs: Sequence[int]) -> dict[int, bytes]:
+    """The contents of `seqs` by sequence number, or nothing when one is gone (the base is then unusable)."""
+    unique = list(dict.fromkeys(seqs))
+    try:
+        return dict(zip(unique, store.get_many(tenant, unique), strict=True))
+    except MissingRSUError:
+        return {}

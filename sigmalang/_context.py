@@ -105,15 +105,6 @@ def _acquire(
     return order, contents, use_base
 
 
-def _read(store: RSUStore, tenant: str, seqs: Sequence[int]) -> dict[int, bytes]:
-    """The contents of `seqs` by sequence number, or nothing when one is gone (the base is then unusable)."""
-    unique = list(dict.fromkeys(seqs))
-    try:
-        return dict(zip(unique, store.get_many(tenant, unique), strict=True))
-    except MissingRSUError:
-        return {}
-
-
 def encode(
     data: bytes,
     *,
@@ -127,7 +118,8 @@ def encode(
     level: int | None,
     count_tokens: Callable[[str], int] | None,
     generic: bool = False,
-) -> tuple[CompressionResult, tuple[int, ...]]:
+    head: bytes = b"",
+) -> tuple[CompressionResult, _base.Previous]:
     """Compress one message of `tenant` into a version-3 frame (see the module docstring).
 
     The frame holds one reference on each context RSU (and on its base's manifest) until
@@ -145,10 +137,10 @@ def encode(
         level: zstd level, or None for the config's choice.
         count_tokens: Token counter for the report, or None.
         generic: `dictionary` is the generic one (`sigmalang.generic`), not one trained on the traffic.
+        head: The previous message's `Previous.head` (its chunks are read early only if `data` starts so).
 
     Returns:
-        The result, the sequence numbers of this message's RSUs in order (the next message's
-        `previous`).
+        The result, and this message's RSUs in order and first bytes (the next message's base).
     """
     data = bytes(data)
     n = len(data)
@@ -159,7 +151,8 @@ def encode(
     chunked = n >= config.rsu_min_input_bytes
     with store.transaction():  # one commit for storing the chunks and acquiring the context
         # The base's chunks, read first: those the message opens with are its own (`shared_chunks`)
-        have = _read(store, tenant, previous) if previous and chunked else {}
+        early = previous and chunked and head and data.startswith(head)
+        have = _base.read_chunks(store, tenant, previous) if early else {}
         base_parts = [have[s] for s in previous] if have else []
         reused, cut = _base.shared_chunks(data, base_parts, avg_bytes=config.chunk_avg_bytes)
         spans = [(cut + o, ln) for o, ln in chunk_spans(view[cut:], config)] if chunked else []
@@ -295,7 +288,9 @@ def encode(
         tokens_in=tokens_in,
         tokens_out=tokens_out,
     )
-    return CompressionResult(frame=frame, report=report), tuple(own)
+    first = len(base_parts[0]) if reused else (spans[0][1] if spans else n)
+    head_out = data[: first + 2] if first + 2 <= n else b""
+    return CompressionResult(frame=frame, report=report), _base.Previous(tuple(own), head_out)
 
 
 def _fixed_bytes(content_size: int, dict_id: int | None) -> int:

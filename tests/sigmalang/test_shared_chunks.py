@@ -59,7 +59,7 @@ def test_a_message_that_opens_with_its_base_reuses_its_chunks_and_round_trips() 
     # the message's RSUs (the next turn's base) are exactly those of a fresh chunking
     fresh = [rsu_id(c) for c in _chunks(message)]
     seqs = codec.store.seqs("acme", fresh)
-    assert codec._streams[("acme", "s")] == tuple(seqs[i] for i in fresh)
+    assert codec._streams[("acme", "s")].seqs == tuple(seqs[i] for i in fresh)
     follow_up = message + _text(5, 300)
     frame = codec.compress(follow_up, tenant="acme", stream="s").frame
     assert codec.decompress(frame, tenant="acme") == follow_up

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 import ssl
+import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import nats.errors
 import structlog
 from nats.aio.client import Client
 
-__all__ = ("NatsAuth", "connect", "server_urls")
+__all__ = ("NatsAuth", "PermissionDenials", "connect", "server_urls")
 
 log = structlog.get_logger("neurectomy.nats")
 
@@ -75,12 +77,49 @@ class NatsAuth:
         return options
 
 
+class PermissionDenials:
+    """The permission violations the server reported on one connection (the latest ``keep``).
+
+    NATS refuses a publish the credentials do not allow with an asynchronous ``-ERR 'Permissions Violation
+    for Publish to "<subject>"'`` and drops the message, so a request to a denied subject only times out;
+    this record lets the caller tell that timeout from a slow server (``agents.jetstream`` uses it to
+    fail JetStream set-up at once instead of waiting for a cluster that is not the problem).
+    """
+
+    def __init__(self, keep: int = 16) -> None:
+        self._seen: deque[tuple[float, str]] = deque(maxlen=keep)
+
+    def record(self, message: str) -> None:
+        """Keep ``message`` with the current monotonic time."""
+        self._seen.append((time.monotonic(), message))
+
+    def since(self, t: float, subject_prefix: str) -> str | None:
+        """The latest violation since monotonic time ``t`` on a subject starting with ``subject_prefix``.
+
+        Case-insensitive (nats-py lower-cases the server's text). ``None`` when there is none.
+        """
+        needle = f'"{subject_prefix.lower()}'
+        for at, message in reversed(self._seen):
+            if at < t:
+                return None
+            if needle in message.lower():
+                return message
+        return None
+
+
 def server_urls(url: str) -> list[str]:
     """``nats://a:4222,nats://b:4222`` as a list of server URLs (a cluster's seed servers)."""
     return [u.strip() for u in url.split(",") if u.strip()]
 
 
-async def connect(url: str, *, name: str, connect_timeout_s: float, auth: NatsAuth | None) -> Client:
+async def connect(
+    url: str,
+    *,
+    name: str,
+    connect_timeout_s: float,
+    auth: NatsAuth | None,
+    denials: PermissionDenials | None = None,
+) -> Client:
     """A nats-py client connected to ``url`` (reconnecting for ever once connected).
 
     Args:
@@ -88,6 +127,7 @@ async def connect(url: str, *, name: str, connect_timeout_s: float, auth: NatsAu
         name: Client name (shown by the server).
         connect_timeout_s: How long to try, in seconds.
         auth: Credentials and TLS, or ``None``.
+        denials: Where to record the permission violations the server reports (none kept without it).
 
     Raises:
         ConnectionError: No server can be reached within ``connect_timeout_s`` seconds, or the server
@@ -98,6 +138,8 @@ async def connect(url: str, *, name: str, connect_timeout_s: float, auth: NatsAu
     async def on_error(exc: Exception) -> None:
         if not connected and "authorization violation" in str(exc).lower():
             raise exc  # refused credentials: fail now instead of retrying them forever
+        if denials is not None and "permissions violation" in str(exc).lower():
+            denials.record(str(exc))
         log.warning("nats client error", error=f"{type(exc).__name__}: {exc}")
 
     nc = Client()

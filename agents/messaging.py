@@ -26,13 +26,17 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from agents._inbox import Inbox, Message, Timers, to_message
-from agents._natsconnect import NatsAuth, connect, server_urls
+from agents._natsconnect import NatsAuth, PermissionDenials, connect, server_urls
 from agents._natsfast import WriteTurn, deliver_from_reader, flush_in_order, publish, send_now
 from agents._service import Handler, StatsData, micro_service
 from agents.errors import DeadlineExceededError, NoRespondersError
 from agents.natsheaders import parse_header_lines
 
 __all__ = ("Bus", "Handler", "Inbox", "Message", "NatsAuth", "StatsData", "server_urls")
+
+JETSTREAM_STARTUP_TIMEOUT_S = 60.0
+"""Default of how long setting up JetStream streams, consumers and KV buckets waits for a cluster that is not
+ready yet (no meta or stream leader), in seconds (the setting ``nats.jetstream_startup_timeout_s``)."""
 
 
 class _FreshInbox:
@@ -62,7 +66,7 @@ class Bus:
     Create with :meth:`connect`; use as an async context manager or call :meth:`aclose`.
     """
 
-    def __init__(self, nc: Client) -> None:
+    def __init__(self, nc: Client, *, denials: PermissionDenials | None = None) -> None:
         # nats-py's header parser, replaced on this client by one returning the same dict at a fraction of
         # the cost (agents.natsheaders); nats-py's status-line handling around it stays.
         nc._parse_header_lines = parse_header_lines  # type: ignore[method-assign]
@@ -70,6 +74,11 @@ class Bus:
         self._closed = False
         self.stream_replicas = 1
         """Replicas of the JetStream streams and KV buckets created on this bus (set by the runtime)."""
+        self.jetstream_startup_timeout_s = JETSTREAM_STARTUP_TIMEOUT_S
+        """How long JetStream set-up on this bus waits for a cluster still electing leaders, in seconds
+        (set by the runtime from ``nats.jetstream_startup_timeout_s``; see :mod:`agents.jetstream`)."""
+        self.permission_denials = denials or PermissionDenials()
+        """The permission violations the server reported on this connection (filled by :meth:`connect`)."""
         # One wildcard subscription, <prefix>.>, carries every inbox of this bus (made on first use).
         self._inboxes: dict[str, Inbox] = {}
         self._inbox_prefix = ""
@@ -95,7 +104,9 @@ class Bus:
             ConnectionError: No server can be reached within ``connect_timeout_s`` seconds, or the server
                 refused the credentials (``Authorization Violation``).
         """
-        return cls(await connect(url, name=name, connect_timeout_s=connect_timeout_s, auth=auth))
+        denials = PermissionDenials()
+        nc = await connect(url, name=name, connect_timeout_s=connect_timeout_s, auth=auth, denials=denials)
+        return cls(nc, denials=denials)
 
     @property
     def inboxes_started(self) -> bool:

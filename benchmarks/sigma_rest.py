@@ -15,12 +15,19 @@ each group's turns in order). Speeds are input MB (1e6 bytes) per second of wall
 sequential requests except the concurrent ways; every frame is decoded back through
 ``/v1/sigma/decompress/batch`` and compared byte for byte. Each way also reports the CPU time the
 service spent per request (its process, all threads, and its nats-server), which a loaded machine
-disturbs less than wall time, and that of this process (the client: httpx, on the same cores).
+disturbs less than wall time, of it the API process's main thread (its event loop), and that of this
+process (the client: httpx, on the same cores).
 The issue's REST target (>= 10 MB/s for ~10 KB turns, ``--max-turn-bytes 14000``) is met by the
 binary batch across conversations; one request per turn pays the fixed cost of an HTTP request per
 10 KB, and of an agent call (orchestrator, two NATS messages, a worker thread, a store commit) when
 it is alone: concurrent requests of a tenant share compressor calls (`api.sigma._coalesce`), so the
 concurrent ways pay that once per group.
+
+``split=True`` runs the service as ``docs/deploy.md`` describes scaling a busy team on one host:
+``neurectomy serve`` without the Compression team, and its agents in a ``neurectomy agent --team
+compression`` process beside it (same state directory, so the same RSU store file and frame secret).
+In one process, the codec's Python work and the API's share one interpreter lock; split, each
+process has its own, and the service CPU per request counts both processes (and nats-server).
 """
 
 from __future__ import annotations
@@ -28,6 +35,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import http.client
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -68,6 +79,9 @@ class RestOutcome:
     """CPU time of the service (its process and nats-server) per request, milliseconds."""
     client_cpu_ms: float
     """CPU time of this process (the HTTP client, on the same machine) per request, milliseconds."""
+    loop_cpu_ms: float = 0.0
+    """Of ``cpu_ms``, the API process's main thread (its event loop: HTTP, routes, orchestrator, NATS
+    client, and the agents' dispatch when they run in it; not the codec's worker threads), milliseconds."""
 
 
 def _check(client: httpx.Client, tenant: str, frames: Sequence[bytes], turns: Sequence[bytes]) -> None:
@@ -190,9 +204,49 @@ def _post_across(
     return [frames[s.session_id] for s in sessions], sum(n for _, n in posted)
 
 
-def _cpu_s(proc: psutil.Process) -> float:
-    """CPU seconds (user + system) of a process and its children (the service's nats-server)."""
-    return sum(sum(p.cpu_times()[:2]) for p in (proc, *proc.children(recursive=True)))
+def _cpu_s(*procs: psutil.Process) -> float:
+    """CPU seconds (user + system) of processes and their children (the service's nats-server)."""
+    return sum(sum(p.cpu_times()[:2]) for proc in procs for p in (proc, *proc.children(recursive=True)))
+
+
+def _thread_cpu_s(proc: psutil.Process, thread_id: int) -> float:
+    """CPU seconds (user + system) of one thread of a process (0 if it has gone)."""
+    return next((t.user_time + t.system_time for t in proc.threads() if t.id == thread_id), 0.0)
+
+
+def _start_compression_agent(state_dir: Path, url: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """``neurectomy agent --team compression`` beside a running serve; returns once it compresses.
+
+    It joins serve's private nats-server (the URL from serve's log, its agent credentials from the
+    state directory) and keeps the RSU store in the same file (``nats.shared_state`` off, as on one host).
+    """
+    log = (state_dir / "serve.log").read_text()
+    nats_url = next(json.loads(line)["url"] for line in log.splitlines() if '"nats-server ready"' in line)
+    with (state_dir / "agent.log").open("wb") as out:
+        proc = subprocess.Popen(  # noqa: S603 - our own CLI
+            [sys.executable, "-m", "neurectomy", "agent", "--team", "compression", "--nats-url", nats_url],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={
+                **os.environ,
+                **env,
+                "NEURECTOMY_STATE_DIR": str(state_dir),
+                "NEURECTOMY_NATS__SHARED_STATE": "false",
+                "NEURECTOMY_LOG_FORMAT": "json",
+            },
+        )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:  # the first compression answered: the agents are in place
+        if proc.poll() is not None:
+            raise RuntimeError(f"the compression agent exited: {(state_dir / 'agent.log').read_text()}")
+        got = httpx.post(
+            f"{url}/v1/sigma/compress", content=b"warm-up " * 64, headers={"content-type": BINARY}
+        )
+        if got.status_code == 200:
+            return proc
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"the compression agent never answered: {(state_dir / 'agent.log').read_text()}")
 
 
 WAYS = (
@@ -224,6 +278,7 @@ def run_rest(
     *,
     binary_batch: bool = True,
     ways: Sequence[str] = WAYS,
+    split: bool = False,
 ) -> list[RestOutcome]:
     """Start a service, post the corpus each way (a fresh tenant name per way), stop it.
 
@@ -233,19 +288,24 @@ def run_rest(
             previous version, for a side-by-side run); default the current code.
         binary_batch: Also post binary batch bodies (services before them answer 400).
         ways: Which ways to post (keys of `LABELS`, in this order); default all of them.
+        split: The Compression team in a process of its own beside ``serve`` (see the module).
     """
     total = sum(len(t) for s in sessions for t in s.turns)
     mean_turn = total / sum(len(s.turns) for s in sessions)
     outcomes: list[RestOutcome] = []
-    env = {"NEURECTOMY_TEAMS": '["inference", "compression"]'}
+    env = {"NEURECTOMY_TEAMS": '["inference"]' if split else '["inference", "compression"]'}
     if code is not None:
         env["PYTHONPATH"] = str(code)
     ways = [w for w in ways if binary_batch or w in WAYS[:5]]
     # ``python -m`` puts its working directory first on sys.path: start the service from `code`.
     with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(code or Path.cwd()):
         proc, url = start_serve(Path(tmp), env=env)
-        service = psutil.Process(proc.pid)
+        agent: subprocess.Popen[bytes] | None = None
         try:
+            service = [psutil.Process(proc.pid)]
+            if split:
+                agent = _start_compression_agent(Path(tmp), url, env)
+                service.append(psutil.Process(agent.pid))
             limits = httpx.Limits(max_connections=CONCURRENT_STREAMS)
             with httpx.Client(base_url=url, timeout=120, limits=limits) as client:
                 for s in sessions[:4]:  # warm-up (first requests load the codec, store, tokenizer)
@@ -259,7 +319,8 @@ def run_rest(
                     ) -> list[bytes]:
                         return post(client, way, s, {"x-neurectomy-tenant": f"{way}-{s.tenant}"})
 
-                    t0, cpu0, client0 = time.perf_counter(), _cpu_s(service), time.process_time()
+                    t0, cpu0, client0 = time.perf_counter(), _cpu_s(*service), time.process_time()
+                    loop0 = _thread_cpu_s(service[0], proc.pid)  # the main thread's id is the pid
                     if way.startswith("across"):
                         made, requests = _post_across(
                             client,
@@ -283,7 +344,8 @@ def run_rest(
                             )
                     else:
                         made = [one(s) for s in sessions]
-                    elapsed, cpu_s = time.perf_counter() - t0, _cpu_s(service) - cpu0
+                    elapsed, cpu_s = time.perf_counter() - t0, _cpu_s(*service) - cpu0
+                    loop_s = _thread_cpu_s(service[0], proc.pid) - loop0
                     client_s = time.process_time() - client0
                     for s, frames in zip(sessions, made, strict=True):
                         _check(client, f"{way}-{s.tenant}", frames, s.turns)
@@ -302,8 +364,11 @@ def run_rest(
                             mean_turn,
                             cpu_s / requests * 1000,
                             client_s / requests * 1000,
+                            loop_s / requests * 1000,
                         )
                     )
         finally:
+            if agent is not None:
+                stop_serve(agent)
             stop_serve(proc)
     return outcomes

@@ -3,7 +3,7 @@
 Run: ``PYTHONPATH=$PWD .venv/bin/python benchmarks/sigmalang.py [--runs 3] [--seed 7] [--tenants 4]
 [--sessions-per-tenant 8] [--turns 4 14] [--messages 2000] [--source stdlib|packages] [--corpus rag|window]
 [--attribution] [--lossy] [--rest]
-[--rest-baseline DIR] [--rest-ways WAY,...] [--rest-repeats N] [--sealed] [--clock wall|cpu]
+[--rest-baseline DIR] [--rest-ways WAY,...] [--rest-repeats N] [--rest-split] [--sealed] [--clock wall|cpu]
 [--max-turn-bytes N]``
 
 Corpora (deterministic, nothing downloaded):
@@ -28,10 +28,12 @@ total input bytes / total output bytes; speeds are input MB (1e6 bytes) per seco
 runs. Every output is decoded and compared byte for byte. ``--lossy`` adds the context optimiser in
 Ryot tokens; ``--rest`` posts the sessions to a real ``neurectomy serve`` (no trained dictionary there);
 ``--rest-baseline DIR`` also posts them, every way, to a service run from another checkout (the
-previous version), with the service's CPU time per request next to each speed; ``--rest-ways`` keeps
+previous version), with the service's CPU time per request next to each speed (and, of it, the API
+process's event loop thread); ``--rest-ways`` keeps
 only some ways (e.g. ``across,across-pipelined``, the issue's target) and ``--rest-repeats N`` starts
 the services N times, baseline and this checkout interleaved (a REST way takes well under a second on
-this corpus, so one run is noisy on a shared machine: compare medians).
+this corpus, so one run is noisy on a shared machine: compare medians); ``--rest-split`` also runs this
+checkout with the Compression team in a ``neurectomy agent`` process of its own beside ``serve``.
 ``--sealed`` adds ΣLANG over an on-disk `DiskRSUStore` (the service's store) without and with RSUs sealed
 by a real vault's per-tenant AES-256-GCM keys (`bridges.tenant_seal.VaultChunkSealer`), trained dictionary.
 """
@@ -407,6 +409,11 @@ def main() -> None:
         metavar="N",
         help="with --rest: start the service(s) N times, baseline and this checkout interleaved",
     )
+    parser.add_argument(
+        "--rest-split",
+        action="store_true",
+        help="with --rest: also this checkout with the Compression team in its own process",
+    )
     parser.add_argument("--sealed", action="store_true", help="also ΣLANG on disk, unsealed and sealed")
     parser.add_argument("--lossy", action="store_true", help="also the context optimiser, in Ryot tokens")
     parser.add_argument(
@@ -554,18 +561,22 @@ def main() -> None:
             "ratio",
             "MB/s",
             "CPU ms/request",
+            "of it, API loop",
             "client CPU ms",
         )
         for column in columns:
             rest.add_column(column, justify="left" if column in ("service", "how") else "right")
-        runs: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
-        codes: list[Path | None] = [None] if args.rest_baseline is None else [args.rest_baseline, None]
+        runs: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
+        services: list[tuple[str, Path | None, bool]] = [("this checkout", None, False)]
+        if args.rest_baseline is not None:
+            services.insert(0, (str(args.rest_baseline), args.rest_baseline, False))
+        if args.rest_split:
+            services.append(("this checkout, Compression in its own process", None, True))
         ways = WAYS if args.rest_ways == "all" else tuple(args.rest_ways.split(","))
         if unknown := set(ways) - set(WAYS):
             parser.error(f"--rest-ways: unknown {sorted(unknown)}; choose from {', '.join(WAYS)}")
-        for code in [c for _ in range(args.rest_repeats) for c in codes]:
-            for o in run_rest(sessions, code, ways=ways):
-                name = "this checkout" if code is None else str(code)
+        for name, code, split in [s for _ in range(args.rest_repeats) for s in services]:
+            for o in run_rest(sessions, code, ways=ways, split=split):
                 rest.add_row(
                     name,
                     o.label,
@@ -574,13 +585,23 @@ def main() -> None:
                     f"{o.ratio:.2f}x",
                     f"{o.mb_s:.1f}",
                     f"{o.cpu_ms:.2f}",
+                    f"{o.loop_cpu_ms:.2f}",
                     f"{o.client_cpu_ms:.2f}",
                 )
-                runs.setdefault((name, o.label), []).append((o.mb_s, o.cpu_ms, o.client_cpu_ms))
+                runs.setdefault((name, o.label), []).append(
+                    (o.mb_s, o.cpu_ms, o.client_cpu_ms, o.loop_cpu_ms)
+                )
         console.print(rest)
         if args.rest_repeats > 1:
             medians = Table(title=f"ΣLANG through REST: medians of {args.rest_repeats} runs (interleaved)")
-            for column in ("service", "how", "MB/s (min-max)", "CPU ms/request", "client CPU ms"):
+            for column in (
+                "service",
+                "how",
+                "MB/s (min-max)",
+                "CPU ms/request",
+                "of it, API loop",
+                "client CPU ms",
+            ):
                 medians.add_column(column, justify="left" if column in ("service", "how") else "right")
             for (name, label), got in runs.items():
                 speeds = [g[0] for g in got]
@@ -589,6 +610,7 @@ def main() -> None:
                     label,
                     f"{statistics.median(speeds):.1f} ({min(speeds):.1f}-{max(speeds):.1f})",
                     f"{statistics.median(g[1] for g in got):.2f}",
+                    f"{statistics.median(g[3] for g in got):.2f}",
                     f"{statistics.median(g[2] for g in got):.2f}",
                 )
             console.print(medians)

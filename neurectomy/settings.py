@@ -20,7 +20,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from agents.messaging import NatsAuth
+from agents.messaging import JETSTREAM_STARTUP_TIMEOUT_S, NatsAuth
 from agents.storage import VaultLogConfig
 from agents.tracing import TracingConfig
 from api import AuthConfig, LimitsConfig
@@ -64,6 +64,12 @@ class NatsSettings(BaseModel):
     server; 3 on a cluster of three or more, so losing one server loses nothing acknowledged)."""
     startup_timeout_s: float = Field(default=15.0, gt=0)
     """How long the private server may take to become ready, in seconds."""
+    jetstream_startup_timeout_s: float = Field(default=JETSTREAM_STARTUP_TIMEOUT_S, ge=0)
+    """How long creating each JetStream stream, consumer and KV bucket at start-up waits while the cluster
+    cannot answer yet (no meta or stream leader elected, requests timing out), in seconds; each wait is
+    logged (``waiting for JetStream``), then the process exits with the last error. ``0``: no waiting.
+    Errors that waiting cannot fix (JetStream not enabled, a refused configuration, missing permissions)
+    fail at once."""
     shared_state: bool | None = None
     """Keep API keys, rate-limit counts, chat sessions and ΣLANG chunks in JetStream KV, shared by every
     process of a cluster (see docs/deploy.md). ``None``: on when ``url`` names an existing server or

@@ -37,6 +37,19 @@ def start_serve(
     Raises:
         RuntimeError: The service exited or was not healthy within 90 s (the message holds its log).
     """
+    proc, url = spawn_serve(state_dir, *extra, port=port, env=env)
+    wait_healthy(proc, url, state_dir)
+    return proc, url
+
+
+def spawn_serve(
+    state_dir: Path, *extra: str, port: int | None = None, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``python -m neurectomy serve`` without waiting for it (arguments as :func:`start_serve`).
+
+    Returns:
+        The process and its base URL (not answering yet).
+    """
     port = port or free_port()
     env = {
         "NEURECTOMY_VAULT__KEYS__KEK_DIR": str(state_dir / "vault-keys"),  # not the user's ~/.config
@@ -52,8 +65,17 @@ def start_serve(
             stderr=subprocess.STDOUT,
             env=env,
         )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def wait_healthy(proc: subprocess.Popen[bytes], url: str, state_dir: Path, timeout_s: float = 90) -> None:
+    """Wait until the ``serve`` process ``proc`` answers 200 on ``url``/health.
+
+    Raises:
+        RuntimeError: It exited or was not healthy within ``timeout_s`` seconds (stopped then; the message
+            holds its log).
+    """
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(
@@ -61,7 +83,7 @@ def start_serve(
             )
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return proc, url
+                return
         except httpx.HTTPError:
             pass
         time.sleep(0.1)

@@ -99,6 +99,7 @@ class DiskRSUStore(SQLiteRSUFile):
         self._cache: OrderedDict[tuple[str, int], tuple[bytes, float]] = OrderedDict()
         self._cache_bytes = 0
         self._age_swept: dict[str, float] = {}  # tenant -> when its RSUs were last evicted by age
+        self._tenants = {}
         self._sealer = sealer
         self._check_mode()
 
@@ -107,15 +108,16 @@ class DiskRSUStore(SQLiteRSUFile):
         age = self.retention.max_age_s
         return _TOUCH_S if age is None else min(_TOUCH_S, age / 10)
 
-    def _evict(self, db: sqlite3.Connection, tenant: str, keep: set[int], total: int) -> None:
+    def _evict(self, db: sqlite3.Connection, tenant: str, keep: set[int], row: list[int]) -> None:
         """Evict by age (at most once per `_touch_s` per tenant, the precision of last uses), then bytes.
 
         Args:
             db: The connection, inside a write transaction.
             tenant: The tenant.
             keep: Sequence numbers never to evict (the message being stored).
-            total: The tenant's stored bytes now.
+            row: The tenant's `_tenant_row` (its stored bytes and evictions are counted there).
         """
+        total = row[1]
         now = self._clock()
         victims: list[tuple[int, int]] = []
         swept = self._age_swept.get(tenant)
@@ -145,10 +147,8 @@ class DiskRSUStore(SQLiteRSUFile):
                 total -= int(size)
         if victims:
             self._remove(db, tenant, [s for s, _ in victims])
-            db.execute(
-                "UPDATE tenant_v2 SET evicted = evicted + ?, bytes = bytes - ? WHERE tenant = ?",
-                (len(victims), sum(size for _, size in victims), tenant),
-            )
+            row[1] -= sum(size for _, size in victims)
+            row[2] += len(victims)
 
     def put_many(
         self, tenant: str, items: Sequence[tuple[bytes, bytes | memoryview]]
@@ -160,13 +160,8 @@ class DiskRSUStore(SQLiteRSUFile):
         with self._tx() as db:
             ids_of = self._row_ids(db, tenant, create=True)
             assert ids_of is not None  # noqa: S101 - created
-            tenant_row = db.execute(
-                "SELECT next_seq, bytes FROM tenant_v2 WHERE tenant = ?", (tenant,)
-            ).fetchone()
-            if tenant_row is None:
-                db.execute("INSERT INTO tenant_v2 (tenant, next_seq) VALUES (?, 1)", (tenant,))
-                tenant_row = (1, 0)
-            next_seq, total = int(tenant_row[0]), int(tenant_row[1])
+            tenant_row = self._tenant_row(db, tenant)
+            next_seq = tenant_row[0]
             known: dict[bytes, tuple[int, float]] = {}
             rids = [ids_of(bytes(i)) for i, _ in items]
             for seq, rid, used in _by_ids(db, tenant, list(dict.fromkeys(rids))):
@@ -197,12 +192,9 @@ class DiskRSUStore(SQLiteRSUFile):
             stale = [(now, tenant, seq) for seq, used in known.values() if used < now - self._touch_s]
             if stale:
                 db.executemany("UPDATE rsu_v3 SET used = ? WHERE tenant = ? AND seq = ?", stale)
-            if rows:  # (a plain UPDATE: one with RETURNING costs several times as much)
-                db.execute(
-                    "UPDATE tenant_v2 SET next_seq = ?, bytes = bytes + ? WHERE tenant = ?",
-                    (next_seq, added, tenant),
-                )
-            self._evict(db, tenant, {s for s, _ in out}, total + added)
+            tenant_row[0] = next_seq
+            tenant_row[1] += added
+            self._evict(db, tenant, {s for s, _ in out}, tenant_row)
         return out
 
     def seqs(self, tenant: str, rsu_ids: Iterable[bytes]) -> dict[bytes, int]:
@@ -353,6 +345,7 @@ class DiskRSUStore(SQLiteRSUFile):
     def stats(self, tenant: str) -> StoreStats:
         """See `RSUStore.stats`."""
         with self._tx(write=False) as db:
+            self._write_tenants(db)  # within a write transaction: what it changed so far
             rsus, size, referenced, pinned = db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(refcount > 0), 0), "
                 "COALESCE(SUM(pinned != 0), 0) FROM rsu_v3 WHERE tenant = ?",

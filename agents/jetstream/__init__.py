@@ -2,11 +2,15 @@
 
 Besides :mod:`agents.messaging` this is the only package that imports ``nats`` (an import-linter contract
 holds it to that); its modules: ``_base`` (errors, entries), ``_kv`` (KV buckets and helpers), ``_streams``
-(streams, pull consumers) and ``_ordered`` (ordered reader). It is built from a connected
+(streams, pull consumers), ``_ordered`` (ordered reader) and ``_startup`` (set-up that waits for a cluster
+still electing its leaders). It is built from a connected
 :class:`~agents.messaging.Bus` and shares its connection. NATS errors are turned into ``agents.errors`` here:
 
 * JetStream not enabled, not reachable, not answering in time, or the connection closed →
   :class:`JetStreamUnavailableError` (a :class:`~agents.errors.NoRespondersError`: the API answers 503);
+  of these, a timeout or a cluster without a leader for the request (``503`` err_code 10008, ``500``
+  err_code 10009) → :class:`JetStreamNotReadyError`, which the set-up calls (create a stream, a consumer,
+  a KV bucket) wait out with backoff up to ``Bus.jetstream_startup_timeout_s`` (``_startup``);
 * a stream refusing a message because of its limits (``discard: new``) →
   :class:`~agents.errors.AgentBusyError` (429);
 * a missing key, stream or consumer → :class:`~agents.errors.NotFoundError`;
@@ -20,7 +24,7 @@ once with a message or a ``404 No Messages`` status, so a caller can poll severa
 order without leaving lingering pull requests behind that would grab messages it cannot run yet.
 """
 
-from agents.jetstream._base import JetStreamUnavailableError, KvEntry, StoredMessage
+from agents.jetstream._base import JetStreamNotReadyError, JetStreamUnavailableError, KvEntry, StoredMessage
 from agents.jetstream._base import raw_client as raw_client
 from agents.jetstream._kv import KeyValueBucket
 from agents.jetstream._kv import kv_get_or_none as kv_get_or_none
@@ -33,6 +37,7 @@ from agents.jetstream._streams import JetStream, JsMessage, PullConsumer
 
 __all__ = (
     "JetStream",
+    "JetStreamNotReadyError",
     "JetStreamUnavailableError",
     "JsMessage",
     "KeyValueBucket",

@@ -19,6 +19,7 @@ from agents.messaging import Bus
 
 __all__ = (
     "STREAM_CONFIG_CONFLICT",
+    "JetStreamNotReadyError",
     "JetStreamUnavailableError",
     "KvEntry",
     "StoredMessage",
@@ -29,15 +30,21 @@ __all__ = (
 
 _STREAM_LIMIT_CODES = frozenset({10077, 10078, 10047, 10028})  # max msgs / bytes / store / msg size
 STREAM_CONFIG_CONFLICT = 10058  # stream name already in use with a different configuration
+# The cluster cannot answer yet (nats-server's errors.json): 10008 JSClusterNotAvailErr "JetStream system
+# temporarily unavailable" (no meta leader), 10009 JSClusterNotLeaderErr "JetStream cluster can not handle
+# request".
+_NOT_READY_CODES = frozenset({10008, 10009})
+_NOT_READY = (
+    nats.errors.TimeoutError,  # a clustered server without a meta or stream leader does not answer
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.StaleConnectionError,
+)
 _UNAVAILABLE = (
     nats.js.errors.ServiceUnavailableError,
     nats.js.errors.NoStreamResponseError,
     nats.errors.NoRespondersError,
-    nats.errors.TimeoutError,
     nats.errors.ConnectionClosedError,
     nats.errors.ConnectionDrainingError,
-    nats.errors.ConnectionReconnectingError,
-    nats.errors.StaleConnectionError,
     nats.errors.OutboundBufferLimitError,
     nats.errors.NoServersError,
 )
@@ -47,6 +54,15 @@ class JetStreamUnavailableError(NoRespondersError):
     """JetStream did not answer: not enabled, not connected, timed out, or the stream is missing.
 
     An infrastructure error (retry later); its wire code is ``no_responders`` so the API answers 503.
+    """
+
+
+class JetStreamNotReadyError(JetStreamUnavailableError):
+    """JetStream is there but cannot answer yet: it timed out, or its cluster has no leader for the request.
+
+    A cluster that is starting (or electing a meta or stream leader) answers so for a while; set-up calls
+    wait it out (see :mod:`agents.jetstream._startup`). JetStream that is not enabled at all is a plain
+    :class:`JetStreamUnavailableError`.
     """
 
 
@@ -71,9 +87,13 @@ def translated(what: str) -> Iterator[None]:
             raise AgentBusyError(f"{what}: {exc.description or 'stream limit reached'}") from exc
         if isinstance(exc, nats.js.errors.NotFoundError):
             raise NotFoundError(f"{what}: {exc.description or 'not found'}") from exc
+        if exc.err_code in _NOT_READY_CODES:
+            raise JetStreamNotReadyError(f"{what}: JetStream is not ready ({exc.description})") from exc
         if isinstance(exc, nats.js.errors.ServiceUnavailableError):
             raise JetStreamUnavailableError(f"{what}: JetStream is not available") from exc
         raise AgentFailedError(f"{what}: JetStream refused: {exc.description or exc}") from exc
+    except _NOT_READY as exc:
+        raise JetStreamNotReadyError(f"{what}: JetStream did not answer ({type(exc).__name__})") from exc
     except _UNAVAILABLE as exc:
         raise JetStreamUnavailableError(f"{what}: JetStream did not answer ({type(exc).__name__})") from exc
     except nats.errors.Error as exc:

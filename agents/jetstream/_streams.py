@@ -6,6 +6,8 @@ Pull consumers fetch with ``no_wait`` pull requests (see :mod:`agents.jetstream`
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import anyio
 import nats.errors
@@ -23,6 +25,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
+from nats.js.kv import KeyValue
 
 from agents.jetstream._base import (
     STREAM_CONFIG_CONFLICT,
@@ -33,9 +36,12 @@ from agents.jetstream._base import (
     translated,
 )
 from agents.jetstream._kv import KeyValueBucket
+from agents.jetstream._startup import until_ready
 from agents.messaging import Bus
 
 __all__ = ("JetStream", "JsMessage", "PullConsumer")
+
+T = TypeVar("T")
 
 
 class JsMessage:
@@ -148,6 +154,10 @@ class PullConsumer:
 class JetStream:
     """JetStream operations on a :class:`~agents.messaging.Bus`'s connection.
 
+    The set-up calls (:meth:`ensure_stream`, :meth:`ensure_key_value`, :meth:`pull_consumer`) wait for a
+    cluster that is not ready yet (no meta or stream leader), up to ``startup_timeout_s``
+    (:func:`agents.jetstream._startup.until_ready`); every other call fails at once.
+
     Args:
         bus: Connected bus (not closed by this object).
         timeout_s: Deadline of each JetStream API call and publish ack, in seconds.
@@ -156,9 +166,13 @@ class JetStream:
     def __init__(self, bus: Bus, *, timeout_s: float = 5.0) -> None:
         self._nc = raw_client(bus)
         self._js: JetStreamContext = self._nc.jetstream(timeout=timeout_s)
+        self._denials = bus.permission_denials
         self.timeout_s = timeout_s
         self.replicas = bus.stream_replicas
         """Replicas of each stream and KV bucket created here (``nats.stream_replicas``)."""
+        self.startup_timeout_s = bus.jetstream_startup_timeout_s
+        """How long each set-up call waits for JetStream to be ready, in seconds
+        (``nats.jetstream_startup_timeout_s``)."""
 
     async def ensure_stream(
         self,
@@ -182,7 +196,10 @@ class JetStream:
             duplicate_window_s: Window in which a repeated ``Nats-Msg-Id`` is dropped, in seconds.
 
         Raises:
-            JetStreamUnavailableError: JetStream is not enabled or did not answer.
+            JetStreamNotReadyError: JetStream was still not ready after ``startup_timeout_s``.
+            JetStreamUnavailableError: JetStream is not enabled.
+            ForbiddenError: The credentials may not create streams.
+            AgentFailedError: JetStream refused the configuration.
         """
         config = StreamConfig(
             name=name,
@@ -195,13 +212,21 @@ class JetStream:
             duplicate_window=duplicate_window_s,
             num_replicas=self.replicas,
         )
-        with translated(f"create stream {name}"):
-            try:
-                await self._js.add_stream(config)
-            except nats.js.errors.BadRequestError as exc:
-                if exc.err_code != STREAM_CONFIG_CONFLICT:
-                    raise
-                await self._js.update_stream(config)
+        what = f"create stream {name}"
+
+        async def attempt() -> None:
+            with translated(what):
+                try:
+                    await self._js.add_stream(config)
+                except nats.js.errors.BadRequestError as exc:
+                    if exc.err_code != STREAM_CONFIG_CONFLICT:
+                        raise
+                    await self._js.update_stream(config)
+
+        await self._until_ready(what, attempt)
+
+    async def _until_ready(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        return await until_ready(what, attempt, timeout_s=self.startup_timeout_s, denials=self._denials)
 
     async def ensure_key_value(
         self, bucket: str, *, history: int = 1, ttl_s: float | None = None
@@ -214,21 +239,29 @@ class JetStream:
             ttl_s: Values older than this expire, in seconds (``None``: kept).
 
         Raises:
-            JetStreamUnavailableError: JetStream is not enabled or did not answer.
+            JetStreamNotReadyError: JetStream was still not ready after ``startup_timeout_s``.
+            JetStreamUnavailableError: JetStream is not enabled.
+            ForbiddenError: The credentials may not open or create the bucket.
+            AgentFailedError: JetStream refused the configuration.
         """
-        with translated(f"open KV bucket {bucket}"):
-            try:
-                kv = await self._js.key_value(bucket)
-            except nats.js.errors.BucketNotFoundError:
-                kv = await self._js.create_key_value(
-                    KeyValueConfig(
-                        bucket=bucket,
-                        history=history,
-                        ttl=ttl_s,
-                        storage=StorageType.FILE,
-                        replicas=self.replicas,
+        what = f"open KV bucket {bucket}"
+
+        async def attempt() -> KeyValue:
+            with translated(what):
+                try:
+                    return await self._js.key_value(bucket)
+                except nats.js.errors.BucketNotFoundError:
+                    return await self._js.create_key_value(
+                        KeyValueConfig(
+                            bucket=bucket,
+                            history=history,
+                            ttl=ttl_s,
+                            storage=StorageType.FILE,
+                            replicas=self.replicas,
+                        )
                     )
-                )
+
+        kv = await self._until_ready(what, attempt)
         return KeyValueBucket(kv, bucket, self._js, timeout_s=self.timeout_s)
 
     async def publish(
@@ -285,7 +318,9 @@ class JetStream:
 
         Raises:
             NotFoundError: No such stream.
-            JetStreamUnavailableError: JetStream did not answer.
+            JetStreamNotReadyError: JetStream was still not ready after ``startup_timeout_s``.
+            JetStreamUnavailableError: JetStream is not enabled.
+            ForbiddenError: The credentials may not create consumers.
         """
         config = ConsumerConfig(
             name=durable,
@@ -296,8 +331,14 @@ class JetStream:
             max_deliver=max_deliver,
             max_ack_pending=max_ack_pending,
         )
-        with translated(f"create consumer {stream}/{durable}"):
-            await self._js.add_consumer(stream, config=config)
+        what = f"create consumer {stream}/{durable}"
+
+        async def attempt() -> None:
+            with translated(what):
+                await self._js.add_consumer(stream, config=config)
+
+        await self._until_ready(what, attempt)
+        with translated(f"subscribe for {stream}/{durable}"):
             inbox = self._nc.new_inbox()
             sub = await self._nc.subscribe(inbox)
         return PullConsumer(self._nc, sub, inbox, stream, durable)

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from api.generate.schemas import GenerateResponse
 from neurectomy.cli._chat import register as register_chat_commands
-from neurectomy.cli._errors import service_errors
+from neurectomy.cli._errors import service_errors, startup_errors
 from neurectomy.cli._keys import keys_app
 from neurectomy.cli._options import ApiKeyOption, UrlOption
 from neurectomy.cli._sigma import register as register_sigma_commands
@@ -140,7 +140,8 @@ def serve(
             f"  OpenAPI: {url}/schema   Stop: Ctrl-C\n"
         )
 
-    anyio.run(lambda: run_serve(settings, on_ready=ready), backend_options=loop_options)
+    with startup_errors("serve"):
+        anyio.run(lambda: run_serve(settings, on_ready=ready), backend_options=loop_options)
 
 
 @app.command()
@@ -177,10 +178,11 @@ def agent(
     loop_options = _loop_options()  # an unknown loop is refused before logging is set up
     configure_logging(settings.log_format, settings.log_level)
     try:
-        anyio.run(
-            lambda: run_agents(settings, team=team, agent=name, replicas=replicas),
-            backend_options=loop_options,
-        )
+        with startup_errors("agent"):
+            anyio.run(
+                lambda: run_agents(settings, team=team, agent=name, replicas=replicas),
+                backend_options=loop_options,
+            )
     except ValueError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None

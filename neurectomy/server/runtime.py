@@ -28,7 +28,7 @@ import structlog
 import uvicorn
 
 from agents import Bus, NatsAuth, NoRespondersError, tracing
-from agents.jetstream import JetStream
+from agents.jetstream import JetStream, JetStreamNotReadyError
 from agents.roster import ROSTER
 from api import KeyValueStore, create_app
 from bridges.tenant_seal import VaultSealer
@@ -219,12 +219,17 @@ async def _start_tasks(
 
     Without JetStream ``/v1/tasks`` answers 503. Records are sealed with the tenants' data keys when
     ``vault`` is given.
+
+    Raises:
+        JetStreamNotReadyError: JetStream was not ready within ``nats.jetstream_startup_timeout_s``.
     """
     sealer = VaultSealer(vault.vault) if vault is not None else None
     if sealer is None:
         log.warning("no vault in this process: durable task records are stored unsealed")
     try:
         queue = await TaskQueue.open(bus, settings.tasks, sealer=sealer)
+    except JetStreamNotReadyError:
+        raise  # a cluster that never became ready is a start-up failure, not a JetStream-less setup
     except NoRespondersError as exc:
         log.warning("durable tasks unavailable (is JetStream enabled?)", error=exc.message)
         return None
@@ -260,6 +265,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = N
             bus = role_buses["api"]
         for role_bus in role_buses.values():
             role_bus.stream_replicas = settings.nats.stream_replicas
+            role_bus.jetstream_startup_timeout_s = settings.nats.jetstream_startup_timeout_s
         tracing.configure("neurectomy-api", settings.tracing)
         async with anyio.create_task_group() as tg:
             tg.start_soon(tracing.collect_spans, bus)  # spans of agent-only processes
@@ -328,11 +334,14 @@ async def _shared_guards(
 
     Raises:
         NoRespondersError: JetStream is unavailable and ``nats.shared_state`` is ``True``.
+        JetStreamNotReadyError: JetStream was not ready within ``nats.jetstream_startup_timeout_s``.
     """
     js = JetStream(bus)
     try:
         keys = await SharedKeyStore.open(js, file_keys)
         store = await KeyValueStore.open(js) if settings.limits.rate_limit else None
+    except JetStreamNotReadyError:
+        raise
     except NoRespondersError as exc:
         if settings.nats.shared_state:
             raise
@@ -379,6 +388,7 @@ async def run_agents(settings: Settings, *, team: str, agent: str | None = None,
             settings.nats.url, name=f"neurectomy-agents-{team}", auth=_agent_auth(settings, team)
         )
         bus.stream_replicas = settings.nats.stream_replicas
+        bus.jetstream_startup_timeout_s = settings.nats.jetstream_startup_timeout_s
         stack.push_async_callback(bus.aclose)
         tracing.configure(f"neurectomy-agents-{team}", settings.tracing, ship=True)
         async with anyio.create_task_group() as tg:

@@ -35,8 +35,8 @@ import httpx
 import pytest
 
 from neurectomy import Client, TaskRecord, UnavailableError
-from neurectomy.server.natsserver import nats_server_binary
-from neurectomy.testing import free_port, start_agents, start_serve, stop_serve
+from neurectomy.testing import start_agents, start_serve, stop_serve
+from tests.neurectomy.conftest import Node, kill_all, new_cluster, wait_formed
 
 pytestmark = pytest.mark.slow
 
@@ -44,78 +44,16 @@ TASKS = 60
 REPLICAS = {"NEURECTOMY_NATS__STREAM_REPLICAS": "3"}
 
 
-class Node:
-    """One nats-server of the cluster (client, route and monitoring ports fixed for restarts)."""
-
-    def __init__(self, name: str, root: Path, ports: dict[str, int], routes: list[int]) -> None:
-        self.name, self.dir, self.ports = name, root / name, ports
-        self.dir.mkdir()
-        routes_conf = ", ".join(f'"nats-route://127.0.0.1:{p}"' for p in routes)
-        (self.dir / "nats.conf").write_text(
-            f'server_name: "{name}"\nlisten: "127.0.0.1:{ports["client"]}"\n'
-            f'http: "127.0.0.1:{ports["http"]}"\njetstream {{ store_dir: "{self.dir / "js"}" }}\n'
-            f'cluster {{ name: "neurectomy", listen: "127.0.0.1:{ports["route"]}", '
-            f"routes: [{routes_conf}] }}\n"
-        )
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.ports['client']}"
-
-    def start(self) -> None:
-        with (self.dir / "server.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(nats_server_binary()), "-c", str(self.dir / "nats.conf")], stdout=log, stderr=log
-            )
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
-
-    def monitor(self, path: str) -> httpx.Response:
-        return httpx.get(f"http://127.0.0.1:{self.ports['http']}{path}", timeout=2)
-
-    def wait_current(self, timeout_s: float = 60) -> None:
-        """Until ``/healthz`` answers 200: JetStream is up and every stream and consumer is current."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            assert self.process is not None and self.process.poll() is None, (
-                self.dir / "server.log"
-            ).read_text()
-            try:
-                if self.monitor("/healthz").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, (
-                f"{self.name} not current: {(self.dir / 'server.log').read_text()[-3000:]}"
-            )
-            time.sleep(0.1)
-
-    def streams(self) -> dict[str, dict[str, Any]]:
-        """This node's copy of each stream: ``name -> {"config": ..., "state": ..., "cluster": ...}``."""
-        body = self.monitor("/jsz?accounts=true&streams=true&config=true").json()
-        return {
-            s["name"]: s for a in body.get("account_details", []) for s in a.get("stream_detail", []) or []
-        }
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Node]]:
-    tmp_path = tmp_path_factory.mktemp("cluster")
-    ports = [{"client": free_port(), "route": free_port(), "http": free_port()} for _ in range(3)]
-    nodes = [Node(f"n{i + 1}", tmp_path, p, [q["route"] for q in ports]) for i, p in enumerate(ports)]
+    nodes = new_cluster(tmp_path_factory.mktemp("cluster"))
     try:
         for n in nodes:
             n.start()
-        for n in nodes:
-            n.wait_current()
+        wait_formed(nodes)  # JetStream answers (a meta leader all agree on) before any process starts
         yield nodes
     finally:
-        for n in nodes:
-            n.kill()
+        kill_all(nodes)
 
 
 def plan_for(i: int) -> dict[str, Any]:

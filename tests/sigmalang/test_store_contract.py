@@ -182,3 +182,26 @@ def test_disk_store_transaction_commits_once_and_rolls_back_as_a_whole(tmp_path:
     with DiskRSUStore(tmp_path / "rsu.db") as reopened:
         assert reopened.seqs("t", [rsu_id(a), rsu_id(b)]) == {rsu_id(a): seq_a}
         assert reopened.refcount("t", rsu_id(a)) == 1  # the release was rolled back with the put
+
+
+def test_disk_store_counts_of_a_transaction_are_written_once_and_survive_reopening(tmp_path: Path) -> None:
+    """Sequence numbers, stored bytes and evictions kept in memory during a transaction reach the file."""
+    path = tmp_path / "rsu.db"
+    chunks = [bytes([65 + i]) * 300 for i in range(6)]
+    with DiskRSUStore(path, retention=Retention(max_bytes=1000, max_age_s=None)) as disk:
+        with disk.transaction():
+            seqs = [disk.put_many(T, [(rsu_id(c), c)])[0][0] for c in chunks]
+            disk.put_many(U, [(IA, A)])
+            assert disk.stats(T).evicted == 3  # read inside the block: its counts so far
+        with pytest.raises(RuntimeError, match="boom"), disk.transaction():
+            disk.put_many(T, [(IB, B)])
+            raise RuntimeError("boom")
+        assert seqs == [1, 2, 3, 4, 5, 6]
+        assert disk.put_many(T, [(IC, C)]) == [(7, True)]  # the rolled-back block's number is unused
+    with DiskRSUStore(path, retention=Retention(max_bytes=1000, max_age_s=None)) as reopened:
+        stats = reopened.stats(T)
+        assert (stats.evicted, stats.rsus, stats.bytes) == (4, 3, 300 + 300 + len(C))
+        assert reopened.put_many(T, [(IB, B)]) == [(8, True)]
+        assert reopened.put_many(U, [(IB, B)]) == [(2, True)]
+        reopened.drop_tenant(T)
+        assert reopened.put_many(T, [(IA, A)]) == [(9, True)]  # numbers are never reused

@@ -29,19 +29,35 @@ import sys
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import xxhash
+
 from sigmalang._frame_v2 import MAX_CONTEXT_RSUS
 from sigmalang.errors import CorruptFrameError, MissingRSUError
 from sigmalang.store import RSUStore
 
 
 class Previous(NamedTuple):
-    """What a stream remembers of its last message: its RSUs and its first bytes."""
+    """What a stream remembers of its last message: its RSUs, and a digest of its first bytes."""
 
     seqs: tuple[int, ...]
     """The message's RSU sequence numbers, in order (the next message's base)."""
-    head: bytes
-    """Its first chunk and the two bytes after it (empty if unknown): a next message that does not
-    start with these shares none of its chunks (`shared_chunks`), so they are not read early."""
+    head: tuple[int, int] = (0, 0)
+    """``(n, XXH3-64 of its first n bytes)``: its first chunk and the two bytes after it ((0, 0) if
+    unknown). A next message that does not start with them shares none of its chunks
+    (`shared_chunks`), so they are not read early; a digest, not the bytes (up to 8 KiB a stream)."""
+
+    def opens(self, data: bytes) -> bool:
+        """Whether `data` may start with this message's first chunk (a hint: collisions are harmless)."""
+        n, digest = self.head
+        return 0 < n <= len(data) and xxhash.xxh3_64_intdigest(memoryview(data)[:n]) == digest
+
+    @staticmethod
+    def of(data: bytes, seqs: Sequence[int], first: int) -> Previous:
+        """The record of message `data` whose RSUs are `seqs` and first chunk `first` bytes long."""
+        n = first + 2
+        return Previous(
+            tuple(seqs), (n, xxhash.xxh3_64_intdigest(memoryview(data)[:n])) if 2 < n <= len(data) else (0, 0)
+        )
 
 
 MANIFEST_MAGIC = b"\xce\xa3m"

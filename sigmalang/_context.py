@@ -118,7 +118,7 @@ def encode(
     level: int | None,
     count_tokens: Callable[[str], int] | None,
     generic: bool = False,
-    head: bytes = b"",
+    previous_record: _base.Previous | None = None,
 ) -> tuple[CompressionResult, _base.Previous]:
     """Compress one message of `tenant` into a version-3 frame (see the module docstring).
 
@@ -137,7 +137,8 @@ def encode(
         level: zstd level, or None for the config's choice.
         count_tokens: Token counter for the report, or None.
         generic: `dictionary` is the generic one (`sigmalang.generic`), not one trained on the traffic.
-        head: The previous message's `Previous.head` (its chunks are read early only if `data` starts so).
+        previous_record: What the stream remembers of the previous message (its chunks are read early
+            only if `data` starts with its first one), or None.
 
     Returns:
         The result, and this message's RSUs in order and first bytes (the next message's base).
@@ -151,7 +152,7 @@ def encode(
     chunked = n >= config.rsu_min_input_bytes
     with store.transaction():  # one commit for storing the chunks and acquiring the context
         # The base's chunks, read first: those the message opens with are its own (`shared_chunks`)
-        early = previous and chunked and head and data.startswith(head)
+        early = previous and chunked and previous_record is not None and previous_record.opens(data)
         have = _base.read_chunks(store, tenant, previous) if early else {}
         base_parts = [have[s] for s in previous] if have else []
         reused, cut = _base.shared_chunks(data, base_parts, avg_bytes=config.chunk_avg_bytes)
@@ -289,8 +290,7 @@ def encode(
         tokens_out=tokens_out,
     )
     first = len(base_parts[0]) if reused else (spans[0][1] if spans else n)
-    head_out = data[: first + 2] if first + 2 <= n else b""
-    return CompressionResult(frame=frame, report=report), _base.Previous(tuple(own), head_out)
+    return CompressionResult(frame=frame, report=report), _base.Previous.of(data, own, first)
 
 
 def _fixed_bytes(content_size: int, dict_id: int | None) -> int:

@@ -44,7 +44,7 @@ __all__ = ("SigmaCodec", "compress", "decompress")
 _DEFAULT_CONFIG = SigmaConfig()
 _MAX_STREAMS = 4096  # streams remembered for context, least recently used dropped first
 _MAX_TENANT_INDEXES = 1024  # tenants whose anchor index is kept in memory
-_NONE = Previous((), b"")
+_NONE = Previous(())
 
 
 def compress(
@@ -242,7 +242,7 @@ class SigmaCodec:
             store=self.store,
             index=self._index(tenant),
             previous=previous.seqs,
-            head=previous.head,
+            previous_record=previous,
             config=self.config,
             dictionary=active or self._generic,
             generic=active is None and self._generic is not None,

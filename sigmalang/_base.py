@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import array
 import sys
+from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import accumulate
 from typing import NamedTuple
 
 import xxhash
@@ -157,16 +159,17 @@ def shared_chunks(data: bytes, parts: Sequence[bytes], *, avg_bytes: int) -> tup
     Returns:
         ``(k, cut)``: the first `k` chunks of the base, `cut` bytes, open the message too.
     """
-    room = min(len(data), sum(map(len, parts)))  # bytes of both from a chunk start onwards
-    at = k = 0
-    for part, following in zip(parts, parts[1:], strict=False):
-        end = at + len(part)
-        if room - at < avg_bytes or end + 2 > room:
-            break
-        if not (data.startswith(part, at) and data.startswith(following[:2], end)) or len(following) < 2:
-            break
-        at, k = end, k + 1
-    return k, at
+    if not parts:
+        return 0, 0
+    base = b"".join(parts)
+    room = min(len(data), len(base))
+    ends = list(accumulate(map(len, parts)))  # chunk i is base[ends[i - 1] : ends[i]]
+    # chunk i is shared when it ends two bytes before the common prefix does (conditions monotone in
+    # i, hence bisection): not the base's last chunk, cut by its end rather than by content
+    k = bisect_right(ends, min(common_prefix(data, base), room) - 2)
+    # and starts with at least avg_bytes left in both (chunk 0 starts at 0, chunk i at ends[i - 1])
+    k = min(k, 1 + bisect_right(ends, room - avg_bytes) if room >= avg_bytes else 0)
+    return k, ends[k - 1] if k else 0
 
 
 def read_chunks(store: RSUStore, tenant: str, seqs: Sequence[int]) -> dict[int, bytes]:

@@ -103,21 +103,18 @@ class AcceptPath:
         if not session and isinstance(payload, dict) and isinstance(payload.get("session"), str):
             session = payload["session"]
         tenant = headers.get(HEADER_TENANT, DEFAULT_TENANT)
-        call = Call(
-            request_id=request_id,
-            input=payload,
-            deadline=deadline,
-            tenant=tenant,
-            trace_id=headers.get(HEADER_TRACE_ID, request_id),
-            idempotency_key=headers.get(HEADER_IDEMPOTENCY_KEY, ""),
-            inbox=inbox,
-            _bus=self.bus,
-            session=f"{tenant}/{session}" if session else "",
-            scopes=scopes,
-            traceparent=headers.get(TRACEPARENT, ""),
-            attachment=attachment,
-        )
+        # The fields without a default by position, the others set after: a third of the keywords' cost.
+        trace_id = headers.get(HEADER_TRACE_ID, request_id)
+        call = Call(request_id, payload, deadline, tenant, trace_id, inbox, self.bus)
+        call.scopes = scopes
+        if HEADER_IDEMPOTENCY_KEY in headers:
+            call.idempotency_key = headers[HEADER_IDEMPOTENCY_KEY]
+        if TRACEPARENT in headers:
+            call.traceparent = headers[TRACEPARENT]
+        if attachment is not None:
+            call.attachment = attachment
         if session:
+            call.session = f"{tenant}/{session}"
             call._turn = anyio.Event()
         try:
             self._mailbox.put_nowait(call)

@@ -26,7 +26,7 @@ from agents.protocol import Error, WireError, join_attachment
 
 @dataclass(slots=True)
 class Call:
-    """One accepted request, as the agent sees it.
+    """One accepted request, as the agent sees it (the fields without a default come first, in this order).
 
     Attributes:
         request_id: Id given by the caller (also on every log line of this call).
@@ -113,11 +113,28 @@ class Call:
         if not self._bus.publish_now(to, body, at_once=self._at_once):
             await self._bus.publish(to, body)
 
-    async def _finish(self, output: Mapping[str, Any]) -> None:
+    def _end_body(self, output: Mapping[str, Any]) -> bytes:
         body = _wire_json("end", self._seq, "output", output)
         if self.reply_attachment is not None:
             body = join_attachment(body, self.reply_attachment)
-        await self._last(body)
+        return body
+
+    def _finish_now(self, output: Mapping[str, Any]) -> bool:
+        """Queue the call's ``End`` without waiting, as :meth:`_finish` sends it; whether it was.
+
+        ``False`` (nothing sent) when that takes more than one message queued at once: an accept still
+        owed to a reply subject of the caller's own, or a send buffer that cannot take it now.
+        """
+        to = self._accept_to
+        if to and to != f"{self.inbox}.r":
+            return False
+        if not self._bus.publish_now(to or self.inbox, self._end_body(output), at_once=self._at_once):
+            return False
+        self._accept_to = ""
+        return True
+
+    async def _finish(self, output: Mapping[str, Any]) -> None:
+        await self._last(self._end_body(output))
 
     async def _fail(self, error: AgentError) -> None:
         wire = WireError(code=error.code, message=error.message, field=error.field)

@@ -14,6 +14,7 @@ import itertools
 import math
 import time
 from collections import deque
+from collections.abc import Sized
 from dataclasses import dataclass
 
 from nats.aio.client import Client
@@ -45,8 +46,23 @@ class Message:
 
 
 def to_message(msg: Msg) -> Message:
-    """nats-py's message as a :class:`Message`."""
-    return Message(msg.subject, msg.data, msg.headers or {}, msg.reply or "")
+    """nats-py's message as a :class:`Message`.
+
+    Built through the slots' own setters: the frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__`` (about three times the cost), and every message received makes one.
+    """
+    message: Message = _new(Message)
+    _SET_SUBJECT(message, msg.subject)
+    _SET_DATA(message, msg.data)
+    _SET_HEADERS(message, msg.headers or {})
+    _SET_REPLY(message, msg.reply or "")
+    return message
+
+
+_new = object.__new__
+_SET_SUBJECT, _SET_DATA, _SET_HEADERS, _SET_REPLY = (
+    vars(Message)[name].__set__ for name in ("subject", "data", "headers", "reply")
+)
 
 
 class Timers:
@@ -115,14 +131,30 @@ class Inbox:
     for one call) until read; a read waits on a future, woken by the message or by the bus's one deadline
     timer (:class:`Timers`) instead of a task or a timer handle per read. :meth:`request` sends a request
     whose reply comes to this inbox too (on ``<subject>.r``), so one call needs no other inbox.
+
+    ``calls`` (the bus's open inboxes) tells whether this is the bus's only call: only then is its request
+    written at once when it is the first message of a turn of the event loop (``turn``); with others in
+    flight, the requests of a turn leave together in one write of nats-py's flusher (fewer writes here,
+    fewer reads for nats-server).
     """
 
-    __slots__ = ("_nc", "_queue", "_reply", "_reply_subject", "_timers", "_turn", "_waiter", "subject")
+    __slots__ = (
+        "_calls",
+        "_nc",
+        "_queue",
+        "_reply",
+        "_reply_subject",
+        "_timers",
+        "_turn",
+        "_waiter",
+        "subject",
+    )
 
-    def __init__(self, nc: Client, timers: Timers, turn: WriteTurn, subject: str) -> None:
+    def __init__(self, nc: Client, timers: Timers, turn: WriteTurn, subject: str, calls: Sized = ()) -> None:
         self._nc = nc
         self._timers = timers
         self._turn = turn
+        self._calls = calls
         self.subject = subject
         self._queue: deque[Msg] = deque()
         self._reply_subject = f"{subject}.r"
@@ -202,7 +234,8 @@ class Inbox:
             raise NoRespondersError(f"NATS is not connected (request to {subject} not sent)")
         self._reply = None
         if block is not None:
-            if not send_now(nc, subject, data, self._reply_subject, block, self._turn):
+            turn = self._turn if len(self._calls) <= 1 else None  # the only call: no flusher round
+            if not send_now(nc, subject, data, self._reply_subject, block, turn):
                 await publish_block(nc, subject, self._reply_subject, block, data)
         else:
             await publish(nc, subject, data, headers, self._reply_subject)

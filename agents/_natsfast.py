@@ -17,6 +17,11 @@ Receiving: :func:`deliver_from_reader` replaces a subscription's ``asyncio.Queue
 :class:`DirectQueue`, whose ``put_nowait`` (called by nats-py's read loop for each parsed message) hands
 the message to a callback right there: no task per subscription, no task switch per message.
 
+Parsing: :func:`use_fast_parser` gives a connection a :class:`FastParser`, which reads each ``MSG``/``HMSG``
+for such a subscription and hands it over itself: a split of the control line instead of up to two regex
+matches, no coroutine per message (``_process_msg``, ``_process_headers``), the header lines straight to
+the connection's parser. Every other message, and every other operation, goes through nats-py's own code.
+
 This relies on internals of nats-py 2.16 (pinned in ``constraints.txt``): ``Client._status``,
 ``_max_payload``, ``_pending``, ``_pending_data_size``, ``_max_pending_size``, ``_flush_queue``,
 ``_flusher_task``, ``_flush_pending``, ``_transport`` and ``stats``; ``Subscription._pending_queue`` and
@@ -28,16 +33,19 @@ hop's own cost").
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import re
 from collections.abc import Callable
 from typing import Any
 
+import nats.aio.client
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.protocol.command import hpub_cmd, pub_cmd
+from nats.protocol.parser import AWAITING_CONTROL_LINE, AWAITING_MSG_PAYLOAD, Parser
 
 from agents.natsheaders import header_block, parse_header_lines
 
@@ -50,6 +58,7 @@ __all__ = (
     "publish_block",
     "publish_now",
     "send_now",
+    "use_fast_parser",
 )
 
 log = structlog.get_logger("neurectomy.nats")
@@ -227,6 +236,10 @@ class DirectQueue:
     def put_nowait(self, msg: Msg) -> None:
         """Hand ``msg`` to ``deliver`` now (called by nats-py's reader; never raises)."""
         self._sub._pending_size -= len(msg.data)
+        self.hand(msg)
+
+    def hand(self, msg: Msg) -> None:
+        """Hand ``msg`` to ``deliver`` now (never raises)."""
         try:
             self._deliver(msg)
         except Exception:  # never into nats-py's read loop: that would close the connection
@@ -261,3 +274,146 @@ def deliver_from_reader(sub: Subscription, deliver: Callable[[Msg], None]) -> No
     sub._pending_queue = sink  # type: ignore[assignment]
     while not queued.empty():
         sink.put_nowait(queued.get_nowait())
+
+
+_MSG_FIELDS = ("_client", "subject", "reply", "data", "headers", "_metadata", "_ackd", "_sid")
+_POSITIONAL_MSG = tuple(f.name for f in dataclasses.fields(Msg)) == _MSG_FIELDS
+"""Whether nats-py's ``Msg`` takes its fields in this order (then it is built without keywords)."""
+_EMAIL_PARSER = getattr(nats.aio.client, "parse_email", None) is not None
+"""nats-py parses headers with ``fast_mail_parser`` when that is installed: then always its own way."""
+
+
+class FastParser(Parser):
+    """nats-py's protocol parser, with a shorter path for a message to a :class:`DirectQueue` subscription.
+
+    A ``MSG``/``HMSG`` control line as nats-server writes it (single tokens, decimal sizes) is split instead
+    of matched by nats-py's regexes; a message for a subscription delivered from the reader (no JetStream,
+    no request future, no message limit) is counted as ``Client._process_msg`` counts it, its headers parsed
+    by the connection's ``_parse_header_lines`` (a status line, such as a 503, by ``_process_headers``), and
+    handed to :meth:`DirectQueue.hand` without a coroutine. Any other message goes to ``_process_msg``; any
+    other operation (``PING``, ``+OK``, ``-ERR``, ``INFO``, a control line it does not recognise) to
+    nats-py's own parser, one line at a time, so errors are nats-py's. Installed by :func:`use_fast_parser`.
+    """
+
+    async def parse(self, data: bytes = b"") -> None:
+        """Parse ``data`` (and what an earlier call left), dispatching each complete operation in order."""
+        buf = self.buf
+        buf += data
+        nc = self.nc
+        while buf:
+            if self.state == AWAITING_CONTROL_LINE:
+                end = buf.find(_CRLF)
+                if end < 0:
+                    return  # a control line still arriving
+                fields = _message_line(buf, end)
+                if fields is None:  # not a message as nats-server writes one: nats-py's parser, one line
+                    if not await self._parse_line(buf, end + 2):
+                        return
+                    continue
+                subject, sid, reply, header_needed, needed = fields
+                start = end + 2
+                if len(buf) < start + needed + 2:  # its payload still arriving: as nats-py's parser leaves it
+                    self.msg_arg = {"subject": bytes(subject), "sid": sid, "reply": bytes(reply)}
+                    self.needed, self.header_needed, self.state = needed, header_needed, AWAITING_MSG_PAYLOAD
+                    del buf[:start]
+                    return
+            else:  # the payload of a message whose control line came earlier
+                start, needed, header_needed = 0, self.needed, self.header_needed
+                if len(buf) < needed + 2:
+                    return
+                arg = self.msg_arg
+                subject, sid, reply = arg["subject"], arg["sid"], arg["reply"]
+                self.header_needed, self.state = 0, AWAITING_CONTROL_LINE
+            hdr = bytes(buf[start : start + header_needed]) if header_needed else None
+            payload = bytes(buf[start + header_needed : start + needed])
+            del buf[: start + needed + 2]
+            sub = nc._subs.get(sid)
+            queue = sub._pending_queue if sub is not None else None
+            if type(queue) is not DirectQueue or sub._jsi or sub._future or sub._max_msgs:
+                await nc._process_msg(sid, bytes(subject), bytes(reply), payload, hdr)
+                if self.buf is not buf:  # the parser was reset (the connection is going away)
+                    return
+                continue
+            stats = nc.stats
+            stats["in_msgs"] += 1
+            stats["in_bytes"] += len(payload)
+            sub._received += 1
+            if hdr is None:
+                headers = None
+            elif len(hdr) > _HDR_LINE_SIZE + 2 and hdr[_HDR_LINE_SIZE] != _SPACE and not _EMAIL_PARSER:
+                headers = nc._parse_header_lines(hdr[_HDR_LINE_SIZE + 2 :]) or None
+            else:  # a status line (NATS/1.0 503), or nothing after NATS/1.0: nats-py's own way
+                headers = await nc._process_headers(hdr)
+                if self.buf is not buf:
+                    return
+            if _POSITIONAL_MSG and nc.msg_class is Msg:
+                msg = Msg(nc, subject.decode(), reply.decode(), payload, headers, None, False, sid)
+            else:
+                msg = nc._build_message(sid, subject, reply, payload, headers)
+            queue.hand(msg)
+
+    async def _parse_line(self, buf: bytearray, size: int) -> bool:
+        """Have nats-py's parser take the first ``size`` bytes of ``buf``; whether to go on with the rest.
+
+        ``False`` when the parser was reset meanwhile (the connection is going away); what is left of
+        ``buf`` then belongs to the connection that ended.
+        """
+        line = self.buf = bytearray(buf[:size])
+        del buf[:size]
+        try:
+            await Parser.parse(self)
+        finally:
+            if self.buf is line:  # (what it left of the line, all of it if it raised, goes back in front)
+                buf[:0] = line
+                self.buf = buf
+        return self.buf is buf
+
+
+_CRLF = b"\r\n"
+_HDR_LINE_SIZE = len(b"NATS/1.0")
+_SPACE = ord(" ")
+
+
+def _message_line(buf: bytearray, end: int) -> tuple[bytearray, int, bytearray, int, int] | None:
+    """``(subject, sid, reply, header bytes, total bytes)`` of a ``MSG``/``HMSG`` line ending at ``end``.
+
+    ``None`` for any other control line, and for a message line in another form than nats-server's (fields
+    separated by anything but one space, a wrong number of fields, a size or sid not in decimal digits):
+    nats-py's parser takes those, and decides as its regexes do.
+    """
+    if buf.startswith(b"MSG "):
+        line, headers = buf[4:end], False
+    elif buf.startswith(b"HMSG "):
+        line, headers = buf[5:end], True
+    else:
+        return None
+    parts = line.split()
+    if b" ".join(parts) != line:
+        return None
+    hsize: bytes | bytearray = b"0"
+    reply = bytearray()
+    fields = len(parts) - headers
+    if fields == 3 and headers:
+        subject, sid, hsize, size = parts
+    elif fields == 3:
+        subject, sid, size = parts
+    elif fields == 4 and headers:
+        subject, sid, reply, hsize, size = parts
+    elif fields == 4:
+        subject, sid, reply, size = parts
+    else:
+        return None
+    if not (sid.isdigit() and size.isdigit() and hsize.isdigit()):
+        return None
+    return subject, int(sid), reply, int(hsize), int(size)
+
+
+def use_fast_parser(nc: Client) -> None:
+    """Give ``nc`` a :class:`FastParser` in place of its parser, taking over whatever it had half read."""
+    old = nc._ps
+    if isinstance(old, FastParser):
+        return
+    fast = FastParser(nc)
+    fast.buf, fast.state, fast.needed = old.buf, old.state, old.needed
+    fast.header_needed, fast.msg_arg = old.header_needed, old.msg_arg
+    nc._ps = fast

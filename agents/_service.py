@@ -19,7 +19,7 @@ from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import EndpointConfig, EndpointStats, Service, ServiceConfig
 
-from agents._inbox import Message
+from agents._inbox import Message, to_message
 from agents._natsfast import publish
 from agents.errors import AgentError
 from agents.natsdelivery import deliver_directly
@@ -73,7 +73,7 @@ async def micro_service(
             await request.respond(reply)
 
     def on_request(raw: Msg) -> bytes | None:
-        return handler(Message(raw.subject, raw.data, raw.headers or {}, raw.reply or ""))
+        return handler(to_message(raw))
 
     def stats(_: EndpointStats) -> dict[str, Any]:
         return stats_data()

@@ -154,6 +154,17 @@ class WorkerPool:
                     deadlines.stop(slot)
                 if slot.scope.cancel_called:  # cancelled as it returned: leave the scope first
                     return output, error
+                if output is not None and error is None and not call.cancelled_by_caller:
+                    # the common end, as _end does it without a coroutine: the End queued at once
+                    call._at_once = len(self._active) <= 1  # (alone, written at once)
+                    try:
+                        sent = call._finish_now(output)
+                    except BaseException:
+                        self._done(slot, "completed")
+                        raise
+                    if sent:
+                        self._done(slot, "completed")
+                        continue
             await self._end(slot, output, error, caught=False)
         return None
 

@@ -27,7 +27,14 @@ from nats.aio.subscription import Subscription
 
 from agents._inbox import Inbox, Message, Timers, to_message
 from agents._natsconnect import NatsAuth, PermissionDenials, connect, server_urls
-from agents._natsfast import WriteTurn, deliver_from_reader, flush_in_order, publish, send_now
+from agents._natsfast import (
+    WriteTurn,
+    deliver_from_reader,
+    flush_in_order,
+    publish,
+    send_now,
+    use_fast_parser,
+)
 from agents._service import Handler, StatsData, micro_service
 from agents.errors import DeadlineExceededError, NoRespondersError
 from agents.natsheaders import parse_header_lines
@@ -70,6 +77,7 @@ class Bus:
         # nats-py's header parser, replaced on this client by one returning the same dict at a fraction of
         # the cost (agents.natsheaders); nats-py's status-line handling around it stays.
         nc._parse_header_lines = parse_header_lines  # type: ignore[method-assign]
+        use_fast_parser(nc)  # messages for the subscriptions delivered from the reader: no detours
         self._nc = nc
         self._closed = False
         self.stream_replicas = 1
@@ -186,7 +194,9 @@ class Bus:
         if self._inbox_sub is None:
             raise RuntimeError("the bus's inbox subscription is not started: await open_inbox() first")
         key = str(next(self._inbox_ids))
-        box = self._inboxes[key] = Inbox(self._nc, self._timers, self._turn, f"{self._inbox_prefix}.{key}")
+        box = self._inboxes[key] = Inbox(
+            self._nc, self._timers, self._turn, f"{self._inbox_prefix}.{key}", self._inboxes
+        )
         return box
 
     def close_inbox(self, box: Inbox) -> None:

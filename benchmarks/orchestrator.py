@@ -49,8 +49,8 @@ the default is the service's (``agents.eventloop``: uvloop when installed, or ``
 ``--profile both`` runs the agent in this process too, so both sides of the hop are in the profile;
 ``--profile caller64`` profiles 10,000 invokes at ``--inflight`` in flight; ``--profile agent64`` profiles
 the agent side of 10,000 invokes at ``--inflight`` in flight (this process is the agent, a child the caller);
-``--profile plan`` profiles 400 five-step plans (caller side). Each prints the top 25 functions by
-cumulative time and 15 by own time.
+``--profile plan`` profiles 400 five-step plans (caller side). Each prints the top ``--profile-top`` (25)
+functions by cumulative time and by own time.
 """
 
 from __future__ import annotations
@@ -730,7 +730,7 @@ def report(console: Console, res: Results, args: argparse.Namespace) -> None:
 
 
 def profile(args: argparse.Namespace, console: Console, work: Path, children: Children) -> None:
-    """cProfile of ``PROFILE_CALLS`` sequential invokes; top 25 by cumulative time."""
+    """cProfile of ``PROFILE_CALLS`` sequential invokes; the top ``--profile-top`` by cumulative, own time."""
 
     async def main() -> None:
         server = EmbeddedNats(work / "nats")
@@ -784,8 +784,8 @@ def profile(args: argparse.Namespace, console: Console, work: Path, children: Ch
                         f"{wall / calls * 1e6:.0f} µs each"
                     )
                     stats = pstats.Stats(prof, stream=sys.stdout)
-                    stats.strip_dirs().sort_stats("cumulative").print_stats(25)
-                    stats.sort_stats("tottime").print_stats(15)
+                    stats.strip_dirs().sort_stats("cumulative").print_stats(args.profile_top)
+                    stats.sort_stats("tottime").print_stats(args.profile_top)
                     tg.cancel_scope.cancel()
         finally:
             await server.stop()
@@ -811,8 +811,8 @@ async def profile_agent(args: argparse.Namespace, console: Console, children: Ch
         f"agent side of {calls} invokes at {args.inflight} in flight: {wall:.2f} s (driver start included)"
     )
     stats = pstats.Stats(prof, stream=sys.stdout)
-    stats.strip_dirs().sort_stats("cumulative").print_stats(30)
-    stats.sort_stats("tottime").print_stats(20)
+    stats.strip_dirs().sort_stats("cumulative").print_stats(args.profile_top)
+    stats.sort_stats("tottime").print_stats(args.profile_top)
 
 
 async def drive(url: str, calls: int, inflight: int) -> None:
@@ -857,6 +857,7 @@ def main() -> None:
         choices=("caller", "caller64", "both", "plan", "agent64"),
         help="only profile (see above)",
     )
+    parser.add_argument("--profile-top", type=int, default=25, help="functions listed per profile table")
     parser.add_argument(
         "--loop",
         choices=("uvloop", "asyncio"),

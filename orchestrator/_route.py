@@ -195,11 +195,14 @@ class Router:
             ForbiddenError: ``ctx.scopes`` lack the scope the call needs (checked before anything is sent).
             AgentError: The last error when every attempt failed, or a non-retryable error at once.
         """
-        if team is None or agent in self.selector.specs:
-            self.authorise(agent, payload, ctx)
+        spec = self.selector.specs.get(agent)
+        if spec is not None:  # as authorise() checks it, with the spec looked up once
+            check_scope(agent, spec.scopes, payload, ctx.scopes)
+            team = spec.team
+        elif team is None:
+            raise NotFoundError(f"no agent named {agent!r}", field="agent")
         # else: an internal service outside the roster (the embedder), called by team and name from the
         # service's own routes; the agent checks the caller's scopes itself (Neurectomy-Scopes header).
-        team = self._team(agent, team)
         config = self.config
         per_attempt_s = timeout_s or config.step_timeout_s
         key = ctx.idempotency_key or new_id()  # one per routed call, the same on every attempt
@@ -222,7 +225,7 @@ class Router:
                     other = self.selector.specs.get(name)
                     if other is None or other.scopes.needed(payload) not in ctx.scopes:
                         continue
-                breaker = self.breaker(name)
+                breaker = self.breakers.get(name) or self.breaker(name)
                 if not breaker.allow():
                     failovers.append(f"{name}: circuit open")
                     last = AgentBusyError(f"{name}: circuit breaker open after repeated failures")

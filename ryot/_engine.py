@@ -34,6 +34,12 @@ like a slot's; ``cached_tokens`` is then the restored prefix.
 
 Cancellation is checked between steps, so a cancelled request frees its slot within one decode step.
 
+A step that gives a request its first token delivers it before evaluating anything else, then (when the
+compute threads fill every usable CPU) leaves the CPUs to that token's consumers for
+``first_token_handoff_s`` (3 ms) before its next ``llama_decode``: the first token still has to cross
+the service (event loop, NATS, HTTP) to its client, and with the compute threads on every core that
+path waited for the cores (median 4.6-7.3 ms under load) instead of taking ~1.6 ms (docs/ryot.md).
+
 Requests with ``speculative=True`` (greedy only) add prompt-lookup draft tokens behind their next token
 in the same batch; the model verifies them in that one decode and the matching prefix is kept
 (:mod:`ryot._speculative`), so repetitive outputs take fewer steps. The kept tokens are greedy choices,
@@ -148,6 +154,8 @@ class RyotEngine(_WorkerLoop):
         self.config = config or RyotConfig()
         path = resolve_model_path(self.config.model_path)
         self.n_threads = self.config.resolved_threads()
+        self.first_token_handoff_s = self.config.resolved_first_token_handoff_s()
+        """Pause after a step that gave a request its first token, seconds (see :class:`RyotConfig`)."""
         self._model = Model(path, repack=self.config.repack)
         try:
             self._ctx = Context(

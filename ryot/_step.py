@@ -8,6 +8,7 @@ micro-batch (:mod:`ryot._schedule`), and samples each slot's next token with its
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from ryot._delivery import _Delivery
@@ -31,6 +32,7 @@ class _Decoding(_Delivery):
     draft_tokens: int
     draft_accepted: int
     placeholders: int
+    first_token_handoff_s: float
 
     if TYPE_CHECKING:
 
@@ -73,7 +75,10 @@ class _Decoding(_Delivery):
         """One step: prefill chunks, each prompt in its own ``llama_decode``, then one for the rest.
 
         The second ``llama_decode`` holds the next token of every decoding sequence (those whose
-        prefill just completed included); a prefill's first token is delivered before it (TTFT).
+        prefill just completed included); a prefill's first token is delivered before it (TTFT), and
+        the worker then leaves the CPUs to that token's consumers for ``first_token_handoff_s`` before
+        the second call, whose compute threads would otherwise hold every core while the first token
+        travels to the client.
 
         A prompt is evaluated in its own call, as when it is served alone: llama.cpp splits a batch whose
         sequences bring different numbers of tokens into micro-batches anyway (see ryot._schedule), and
@@ -102,6 +107,8 @@ class _Decoding(_Delivery):
         if first_tokens and self._outbox is not None:  # a first token goes out now, not one decode later
             self._flush_outbox()
             self._outbox = []
+            if self.first_token_handoff_s > 0 and any(slot.next_token is not None for slot in busy):
+                time.sleep(self.first_token_handoff_s)  # its hand-off runs on the cores, not the next step
         fed_list: list[Fed] = []
         room = capacity
         decoding = [slot for slot in busy if slot.job is not None and slot.next_token is not None]

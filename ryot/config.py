@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -15,6 +16,17 @@ from ryot.models import DEFAULT_MODEL_NAME, DEFAULT_MODEL_PACKAGE
 def physical_cores() -> int:
     """Number of physical CPU cores (falls back to logical CPUs, then 1)."""
     return psutil.cpu_count(logical=False) or psutil.cpu_count(logical=True) or 1
+
+
+def usable_cpus() -> int:
+    """Logical CPUs this process may run on (its affinity mask on Linux; else all of them; at least 1)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+FIRST_TOKEN_HANDOFF_S = 0.003
+"""Default of :attr:`RyotConfig.first_token_handoff_s` where the compute threads fill every usable CPU."""
 
 
 class RyotConfig(BaseModel):
@@ -55,6 +67,15 @@ class RyotConfig(BaseModel):
     """A llama.cpp built-in chat template name or a Jinja template; ``None`` uses the model's own."""
     seed: int = 0
     """Seed of the sampler's generator when a request gives none."""
+    first_token_handoff_s: float | None = Field(default=None, ge=0.0, le=0.05)
+    """Seconds the worker leaves the CPUs to the consumers after a step that gave a request its first
+    token, before it evaluates the next tokens (0: never). The first token still has a path to run
+    (the bridge's event loop, the agent, NATS, the API, the HTTP client: ~1.6 ms when nothing competes,
+    measured on the 2-core machine); with ``n_threads`` compute threads on every core, the next
+    ``llama_decode`` starts at once and that path waits for the cores (median 4.6-7.3 ms, up to 50 ms,
+    under load; docs/ryot.md, First-token hand-off). Costs each running request at most this long once
+    per step that admits requests. ``None``: :data:`FIRST_TOKEN_HANDOFF_S` (3 ms) when the compute
+    threads are at least the usable CPUs (:func:`usable_cpus`), else 0."""
 
     # -- prefix cache (ryot/_prefix_cache.py) --
     prefix_cache_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
@@ -64,6 +85,12 @@ class RyotConfig(BaseModel):
     def resolved_threads(self) -> int:
         """``n_threads``, or the number of physical cores when unset."""
         return self.n_threads or physical_cores()
+
+    def resolved_first_token_handoff_s(self) -> float:
+        """``first_token_handoff_s``, or its default for this machine when unset (see the field)."""
+        if self.first_token_handoff_s is not None:
+            return self.first_token_handoff_s
+        return FIRST_TOKEN_HANDOFF_S if self.resolved_threads() >= usable_cpus() else 0.0
 
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping
+from contextlib import AsyncExitStack
 from typing import Any, ClassVar
 
 import anyio
@@ -23,7 +24,7 @@ from pydantic import BaseModel
 from agents import Agent, AgentBusyError, AgentRunner, Bus, Call
 from agents._natsfast import publish_block
 from agents.collective import spec_of
-from agents.errors import DeadlineExceededError
+from agents.errors import DeadlineExceededError, NoRespondersError
 from agents.messaging import Message
 from agents.natsheaders import header_block, parse_header_lines
 from agents.scopes import ALL_SCOPES, OperationScopes
@@ -189,6 +190,36 @@ async def test_messages_sent_in_one_turn_and_the_next_keep_their_order(bus: Bus,
         ("t.order.d", b"4"),
     ]
     assert seen[0].headers["Neurectomy-Tenant"] == "acme" and seen[3].headers == seen[0].headers
+
+
+async def test_only_the_bus_s_only_call_writes_its_request_at_once(bus: Bus) -> None:
+    """Alone, a request leaves without a flusher round; with other calls in flight, with their requests."""
+    transport = bus._nc._transport
+    assert transport is not None
+    written: list[bytes] = []
+    write = transport.write
+
+    def spy(data: bytes) -> None:
+        written.append(bytes(data))
+        write(data)
+
+    at_once: dict[int, bool] = {}
+    transport.write = spy  # type: ignore[method-assign]
+    try:
+        for others in (0, 1, 3):
+            async with AsyncExitStack() as stack:
+                for _ in range(others):
+                    await stack.enter_async_context(bus.inbox())
+                box = await stack.enter_async_context(bus.inbox())
+                await anyio.sleep(0)  # a fresh turn of the event loop
+                written.clear()
+                with pytest.raises(NoRespondersError):
+                    block = CallContext.with_timeout(5).header_block()
+                    await box.request(f"t.nobody.{others}", b"x", block=block, timeout_s=5)
+                at_once[others] = any(f"t.nobody.{others}".encode() in data for data in written)
+    finally:
+        del transport.write
+    assert at_once == {0: True, 1: False, 3: False}
 
 
 async def test_a_fallback_the_caller_may_not_use_is_not_tried(bus: Bus) -> None:

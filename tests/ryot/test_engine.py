@@ -355,3 +355,31 @@ def test_a_request_ending_between_two_others_leaves_no_second_pass_and_no_trace_
         finished = dict(done.get(timeout=120) for _ in prompts)
         assert fresh.placeholders > 0
     assert [finished[i].text for i in range(3)] == alone
+
+
+def test_first_token_handoff_pauses_only_where_the_compute_threads_fill_the_cpus() -> None:
+    from pydantic import ValidationError
+
+    from ryot.config import FIRST_TOKEN_HANDOFF_S, usable_cpus
+
+    cpus = usable_cpus()
+    assert RyotConfig(n_threads=cpus).resolved_first_token_handoff_s() == FIRST_TOKEN_HANDOFF_S
+    if cpus > 1:  # a spare CPU runs the hand-off beside the compute threads: no pause
+        assert RyotConfig(n_threads=cpus - 1).resolved_first_token_handoff_s() == 0.0
+    assert RyotConfig(n_threads=1, first_token_handoff_s=0.01).resolved_first_token_handoff_s() == 0.01
+    assert RyotConfig(first_token_handoff_s=0).resolved_first_token_handoff_s() == 0.0
+    with pytest.raises(ValidationError, match="first_token_handoff_s"):
+        RyotConfig(first_token_handoff_s=0.5)
+
+
+def test_after_a_first_token_the_worker_waits_the_handoff_before_the_next_step(engine: RyotEngine) -> None:
+    # The second token is sampled at least first_token_handoff_s after the first (the worker slept in
+    # between, leaving the cores to the first token's consumers), and the text is the same as without.
+    params = SamplingParams(max_tokens=2, temperature=0.0)
+    prompt = "Rivers are the subject of this short essay."
+    config = RyotConfig(n_ctx=256, parallel=1, prefix_cache_bytes=0, first_token_handoff_s=0.05)
+    with RyotEngine(config) as paused:
+        done = paused.generate(prompt, params)
+    assert done.usage.completion_tokens == 2
+    assert done.timings.decode_s >= 0.05
+    assert done.text == engine.generate(prompt, params).text

@@ -1,0 +1,187 @@
+"""The fast protocol parser (``agents._natsfast.FastParser``) dispatches exactly what nats-py's parser does.
+
+Any stream of ``MSG``/``HMSG`` (to a subscription delivered from the reader, to an ordinary one, to no
+subscription; with headers, a 503 status line, odd spacing), ``PING``/``PONG``/``+OK``/``INFO``/``-ERR``,
+cut into reads at any points, gives the same messages in the same order to the same subscriptions, the
+same other operations in between, and the same counters (property test); a bus reads with it (real server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import ProtocolError
+from nats.protocol.parser import Parser
+
+from agents import Bus
+from agents._natsfast import DirectQueue, FastParser, use_fast_parser
+from agents.errors import NoRespondersError
+from agents.messaging import Message
+from agents.natsheaders import header_block, parse_header_lines
+
+_DIRECT, _QUEUED = 1, 2
+"""sids: one subscription delivered from the reader, one with nats-py's queue (sid 3 has none)."""
+
+
+class _Recording(asyncio.Queue[Msg]):
+    """An ordinary subscription's queue that notes each message as nats-py puts it."""
+
+    def __init__(self, events: list[tuple[Any, ...]]) -> None:
+        super().__init__()
+        self._events = events
+
+    def put_nowait(self, item: Msg) -> None:
+        self._events.append(("queued", *_fields(item)))
+
+
+def _fields(msg: Msg) -> tuple[Any, ...]:
+    return msg.subject, msg.reply, msg.data, msg.headers, msg.sid
+
+
+def _client(events: list[tuple[Any, ...]], parser: type[Parser]) -> Client:
+    nc = Client()
+    nc._parse_header_lines = parse_header_lines  # type: ignore[method-assign]  # as agents.messaging.Bus
+
+    async def ping() -> None:
+        events.append(("ping",))
+
+    async def pong() -> None:
+        events.append(("pong",))
+
+    async def info(info: dict[str, Any], initial_connection: bool = False) -> None:
+        events.append(("info", info))
+
+    async def err(message: str) -> None:
+        events.append(("err", message))
+
+    nc._process_ping, nc._process_pong = ping, pong  # type: ignore[method-assign]
+    nc._process_info, nc._process_err = info, err  # type: ignore[method-assign]
+    direct = Subscription(nc, _DIRECT, "direct.>")
+    direct._pending_queue = DirectQueue(direct, lambda m: events.append(("direct", *_fields(m))))  # type: ignore[assignment]
+    queued = Subscription(nc, _QUEUED, "queued.>")
+    queued._pending_queue = _Recording(events)
+    nc._subs.update({_DIRECT: direct, _QUEUED: queued})
+    if parser is FastParser:
+        use_fast_parser(nc)
+    return nc
+
+
+_SUBJECT = st.sampled_from(["direct.a", "queued.b", "x.y.z", "_INBOX.abc.7.r"])
+_REPLY = st.sampled_from(["", "_INBOX.q.1", "r"])
+_HEADERS = st.one_of(
+    st.none(),
+    st.dictionaries(st.sampled_from(["A", "Neurectomy-Request-Id", "X-B"]), st.text(max_size=5)).map(
+        header_block
+    ),
+    st.sampled_from(
+        [
+            b"NATS/1.0 503\r\n\r\n",
+            b"NATS/1.0 404 No Messages\r\n\r\n",
+            b"NATS/1.0 100 Idle Heartbeat\r\nA: 1\r\n\r\n",
+            b"NATS/1.0\r\n\r\n",
+            b"NATS/1.0\r\nNo colon\r\n\xff: x\r\n\r\n",
+        ]
+    ),
+)
+
+
+@st.composite
+def _message(draw: st.DrawFn) -> bytes:
+    subject, reply, sid = draw(_SUBJECT), draw(_REPLY), draw(st.sampled_from([1, 2, 3]))
+    data, hdr = draw(st.binary(max_size=12)), draw(_HEADERS)
+    end = draw(st.sampled_from(["", "", "", " ", "\r"]))  # whitespace at the end: nats-py refuses it
+    space = draw(st.sampled_from([" ", " ", " ", "  ", "\t", "\x0b", "\n", "\r"]))  # nats-server: one space
+    args = [subject, str(sid), *([reply] if reply else [])]
+    if hdr is None:
+        line = space.join(["MSG", *args, str(len(data))]) + end
+        return f"{line}\r\n".encode() + data + b"\r\n"
+    line = space.join(["HMSG", *args, str(len(hdr)), str(len(hdr) + len(data))]) + end
+    return f"{line}\r\n".encode() + hdr + data + b"\r\n"
+
+
+_OTHER = st.sampled_from(
+    [
+        b"PING\r\n",
+        b"PONG\r\n",
+        b"+OK\r\n",
+        b'INFO {"max_payload": 1024}\r\n',
+        b"-ERR 'Permissions Violation'\r\n",
+    ]
+)
+_STREAM = st.lists(st.one_of(_message(), _OTHER), min_size=1, max_size=12).map(b"".join)
+
+
+async def _feed(parser: type[Parser], stream: bytes, cuts: list[int]) -> tuple[list[Any], Client]:
+    events: list[tuple[Any, ...]] = []
+    nc = _client(events, parser)
+    assert type(nc._ps) is parser
+    at = 0
+    for cut in [*sorted(c % (len(stream) + 1) for c in cuts), len(stream)]:
+        try:
+            await nc._ps.parse(stream[at:cut])
+        except ProtocolError as exc:  # (nats-py's read loop then drops the connection)
+            events.append(("protocol error", str(exc)))
+            break
+        at = max(at, cut)
+    return events, nc
+
+
+@settings(max_examples=300, deadline=None)
+@given(_STREAM, st.lists(st.integers(min_value=0, max_value=1 << 16), max_size=6))
+@example(
+    b"MSG direct.a 1 _INBOX.q.1 3\r\nabc\r\nPING\r\nHMSG direct.a 1 12 15\r\nNATS/1.0\r\n\r\nxy\r\n", [5, 33]
+)
+@example(b"HMSG direct.a 1 r 16 16\r\nNATS/1.0 503\r\n\r\n\r\n", [])
+def test_the_fast_parser_dispatches_what_nats_py_does(stream: bytes, cuts: list[int]) -> None:
+    ours, fast = asyncio.run(_feed(FastParser, stream, cuts))
+    theirs, slow = asyncio.run(_feed(Parser, stream, cuts))
+    assert ours == theirs
+    assert fast.stats == slow.stats
+    for sid in (_DIRECT, _QUEUED):
+        assert fast._subs[sid]._received == slow._subs[sid]._received
+    assert fast._subs[_DIRECT]._pending_size == 0
+    assert (fast._ps.buf, fast._ps.state) == (slow._ps.buf, slow._ps.state)
+
+
+def test_a_parser_swapped_mid_message_finishes_it() -> None:
+    """The parser taken over in the middle of a message (its payload still to come) delivers it whole."""
+
+    async def main() -> list[tuple[Any, ...]]:
+        events: list[tuple[Any, ...]] = []
+        nc = _client(events, Parser)
+        await nc._ps.parse(b"MSG direct.a 1 r 5\r\nhe")
+        use_fast_parser(nc)
+        assert isinstance(nc._ps, FastParser)
+        await nc._ps.parse(b"llo\r\nMSG direct.a 1 2\r\nok\r\n")
+        return events
+
+    assert asyncio.run(main()) == [
+        ("direct", "direct.a", "r", b"hello", None, _DIRECT),
+        ("direct", "direct.a", "", b"ok", None, _DIRECT),
+    ]
+
+
+@pytest.mark.anyio
+async def test_a_bus_reads_with_it_and_a_request_with_headers_and_a_503_come_through(bus: Bus) -> None:
+    """On a real nats-server: a bus's connection reads with the fast parser; replies and statuses arrive."""
+    assert isinstance(bus._nc._ps, FastParser)
+    seen: list[Message] = []
+
+    async def echo(msg: Message) -> None:
+        seen.append(msg)
+        await bus.publish(msg.reply, msg.data[::-1])
+
+    async with bus.subscription("t.parser.echo", echo):
+        await bus.flush()
+        answer = await bus.request("t.parser.echo", b"abc", headers={"X-A": "1", "X-B": "é"}, timeout_s=10)
+        with pytest.raises(NoRespondersError):
+            await bus.request("t.parser.nobody", b"x", headers={"X-A": "1"}, timeout_s=10)
+    assert answer.data == b"cba"
+    assert seen[0].headers == {"X-A": "1", "X-B": "é"}

@@ -26,10 +26,41 @@ from __future__ import annotations
 
 import array
 import sys
+from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import accumulate
+from typing import NamedTuple
+
+import xxhash
 
 from sigmalang._frame_v2 import MAX_CONTEXT_RSUS
-from sigmalang.errors import CorruptFrameError
+from sigmalang.errors import CorruptFrameError, MissingRSUError
+from sigmalang.store import RSUStore
+
+
+class Previous(NamedTuple):
+    """What a stream remembers of its last message: its RSUs, and a digest of its first bytes."""
+
+    seqs: tuple[int, ...]
+    """The message's RSU sequence numbers, in order (the next message's base)."""
+    head: tuple[int, int] = (0, 0)
+    """``(n, XXH3-64 of its first n bytes)``: its first chunk and the two bytes after it ((0, 0) if
+    unknown). A next message that does not start with them shares none of its chunks
+    (`shared_chunks`), so they are not read early; a digest, not the bytes (up to 8 KiB a stream)."""
+
+    def opens(self, data: bytes) -> bool:
+        """Whether `data` may start with this message's first chunk (a hint: collisions are harmless)."""
+        n, digest = self.head
+        return 0 < n <= len(data) and xxhash.xxh3_64_intdigest(memoryview(data)[:n]) == digest
+
+    @staticmethod
+    def of(data: bytes, seqs: Sequence[int], first: int) -> Previous:
+        """The record of message `data` whose RSUs are `seqs` and first chunk `first` bytes long."""
+        n = first + 2
+        return Previous(
+            tuple(seqs), (n, xxhash.xxh3_64_intdigest(memoryview(data)[:n])) if 2 < n <= len(data) else (0, 0)
+        )
+
 
 MANIFEST_MAGIC = b"\xce\xa3m"
 """First bytes of a manifest RSU."""
@@ -106,3 +137,45 @@ def common_suffix(a: bytes, b: bytes | memoryview, limit: int) -> int:
         else:
             hi = mid - 1
     return lo
+
+
+def shared_chunks(data: bytes, parts: Sequence[bytes], *, avg_bytes: int) -> tuple[int, int]:
+    """How many of the base's leading chunks are also the message's first chunks, and their length.
+
+    FastCDC (`sigmalang.chunking`, pyfastcdc) cuts a chunk from the bytes since the previous cut,
+    reading one byte past the cut, with limits that depend on the bytes remaining when these are
+    fewer than the average chunk size. So where the message starts with the base's bytes, it starts
+    with the base's chunks too: each one of them followed by at least two more common bytes, with at
+    least `avg_bytes` left in both. Those chunks need not be cut, hashed or stored again: their RSUs
+    are the base's (`parts`, in order). The rule only spares work: were it wrong, the message's RSUs
+    would still join to exactly the message (the base's bytes equal the message's there), only cut
+    elsewhere than a fresh chunking would.
+
+    Args:
+        data: The message.
+        parts: The base message's chunks, in order.
+        avg_bytes: The chunker's average chunk size (`SigmaConfig.chunk_avg_bytes`), bytes.
+
+    Returns:
+        ``(k, cut)``: the first `k` chunks of the base, `cut` bytes, open the message too.
+    """
+    if not parts:
+        return 0, 0
+    base = b"".join(parts)
+    room = min(len(data), len(base))
+    ends = list(accumulate(map(len, parts)))  # chunk i is base[ends[i - 1] : ends[i]]
+    # chunk i is shared when it ends two bytes before the common prefix does (conditions monotone in
+    # i, hence bisection): not the base's last chunk, cut by its end rather than by content
+    k = bisect_right(ends, min(common_prefix(data, base), room) - 2)
+    # and starts with at least avg_bytes left in both (chunk 0 starts at 0, chunk i at ends[i - 1])
+    k = min(k, 1 + bisect_right(ends, room - avg_bytes) if room >= avg_bytes else 0)
+    return k, ends[k - 1] if k else 0
+
+
+def read_chunks(store: RSUStore, tenant: str, seqs: Sequence[int]) -> dict[int, bytes]:
+    """The contents of `seqs` by sequence number, or nothing when one is gone (the base is then unusable)."""
+    unique = list(dict.fromkeys(seqs))
+    try:
+        return dict(zip(unique, store.get_many(tenant, unique), strict=True))
+    except MissingRSUError:
+        return {}

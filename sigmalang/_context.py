@@ -14,19 +14,19 @@ already holds (the *context*), chosen in three ways:
    `ANCHOR_MIN_BYTES` bytes seen in an earlier message of the tenant (a document retrieved again in
    another session, even when its chunk boundaries differ).
 
-The context is capped at `SigmaConfig.context_max_bytes` (the stream's previous message is kept
-first). With an active trained dictionary, the context is appended to its content, so its entropy
-tables and boilerplate apply too (or, without a context, the trained dictionary alone). The generic
+The base's leading chunks that open the message too are reused, not cut, hashed or stored again
+(`sigmalang._base.shared_chunks`). The context is capped at `SigmaConfig.context_max_bytes`. With
+an active trained dictionary, the context is appended to its content, so its entropy tables and
+boilerplate apply too (or, without a context, the trained dictionary alone). The generic
 dictionary, and a trained one, lend only their header and entropy tables (frame flag TABLES,
 `sigmalang._dict_header`) unless the message brings enough new bytes for their content to pay
 (`SigmaConfig.generic_content_min_new_bytes`, `trained_content_min_new_bytes`). The payload is
 stored raw when zstd does not make it smaller. The frame names its other context RSUs by
 sequence-number runs (a few bytes), so it decodes on its own given the tenant's store.
 
-Measured on sessions of 60-80 turns (`benchmarks/sigmalang.py --seed 31 --tenants 2
---sessions-per-tenant 2 --turns 60 80`): naming the base by its manifest instead of listing its RSUs,
-and coding only the middle, took ΣLANG (generic dictionary) from 283× to 412× (0.86 → 1.25 of
-whole-session zstd-19) and its compression from 102 to 132 MB/s.
+On sessions of 60-80 turns (`benchmarks/sigmalang.py --seed 31 --tenants 2 --sessions-per-tenant 2
+--turns 60 80`) naming the base by its manifest and coding only the middle took ΣLANG (generic
+dictionary) from 283× to 412× (0.86 → 1.25 of whole-session zstd-19), 102 to 132 MB/s.
 """
 
 from __future__ import annotations
@@ -56,9 +56,8 @@ from sigmalang.store import RSUStore
 
 ATTRIBUTION_LEVEL = 1
 """zstd level at which a frame with a context or a dictionary measures its new bytes compressed alone,
-for the report's `entropy_saved`: a cheaper estimate than the frame's own level (which saves a few
-percent more; that difference is counted with the context, `dedup_saved`, or the dictionary,
-`dictionary_saved`). Measuring at the frame's level cost 10% of compression time."""
+for the report's `entropy_saved`: cheaper than the frame's own level (which saves a few percent more,
+counted in `dedup_saved` or `dictionary_saved`); measuring at the frame's level cost 10% of the time."""
 
 
 def _acquire(
@@ -69,8 +68,9 @@ def _acquire(
     base: int | None,
     previous: Sequence[int],
     cap: int,
+    have: dict[int, bytes],
 ) -> tuple[list[int], dict[int, bytes], bool]:
-    """Acquire the held context candidates and fetch their content (the manifest's is not needed).
+    """Acquire the held context candidates and fetch their content (not the manifest's, nor `have`'s).
 
     The earliest candidates are dropped beyond `cap` bytes. The base is used only when its manifest and
     every RSU of `previous` are held and kept.
@@ -82,12 +82,13 @@ def _acquire(
     order = list(dict.fromkeys([*extra, *([base] if base is not None else []), *previous]))
     held = store.acquire(tenant, order)
     order = [s for s in order if s in held]
-    wanted = [s for s in order if s != base]
+    wanted = [s for s in order if s != base and s not in have]
     try:
         contents = dict(zip(wanted, store.get_many(tenant, wanted), strict=True))
     except MissingRSUError:  # evicted between acquire and read by another writer: go without
         store.release(tenant, order)
         return [], {}, False
+    contents.update((s, have[s]) for s in order if s in have)
     total = sum(map(len, contents.values()))
     drop = 0
     while total > cap and drop < len(order):
@@ -117,7 +118,8 @@ def encode(
     level: int | None,
     count_tokens: Callable[[str], int] | None,
     generic: bool = False,
-) -> tuple[CompressionResult, tuple[int, ...]]:
+    previous_record: _base.Previous | None = None,
+) -> tuple[CompressionResult, _base.Previous]:
     """Compress one message of `tenant` into a version-3 frame (see the module docstring).
 
     The frame holds one reference on each context RSU (and on its base's manifest) until
@@ -135,10 +137,11 @@ def encode(
         level: zstd level, or None for the config's choice.
         count_tokens: Token counter for the report, or None.
         generic: `dictionary` is the generic one (`sigmalang.generic`), not one trained on the traffic.
+        previous_record: What the stream remembers of the previous message (its chunks are read early
+            only if `data` starts with its first one), or None.
 
     Returns:
-        The result, the sequence numbers of this message's RSUs in order (the next message's
-        `previous`).
+        The result, and this message's RSUs in order and first bytes (the next message's base).
     """
     data = bytes(data)
     n = len(data)
@@ -146,9 +149,15 @@ def encode(
     if level is None:
         level = config.small_input_level if n < config.small_input_bytes else config.level
     view = memoryview(data)
-    spans = chunk_spans(view, config) if n >= config.rsu_min_input_bytes else []
-    chunks = [view[o : o + ln] for o, ln in spans]
+    chunked = n >= config.rsu_min_input_bytes
     with store.transaction():  # one commit for storing the chunks and acquiring the context
+        # The base's chunks, read first: those the message opens with are its own (`shared_chunks`)
+        early = previous and chunked and previous_record is not None and previous_record.opens(data)
+        have = _base.read_chunks(store, tenant, previous) if early else {}
+        base_parts = [have[s] for s in previous] if have else []
+        reused, cut = _base.shared_chunks(data, base_parts, avg_bytes=config.chunk_avg_bytes)
+        spans = [(cut + o, ln) for o, ln in chunk_spans(view[cut:], config)] if chunked else []
+        chunks = [view[o : o + ln] for o, ln in spans]
         items: list[tuple[bytes, bytes | memoryview]] = [(rsu_id(c), c) for c in chunks]
         base: int | None = None
         if previous:  # the previous message's manifest, stored with this message's chunks (one call)
@@ -157,7 +166,7 @@ def encode(
         put = store.put_many(tenant, items) if items else []
         if previous:
             base = put.pop(0)[0]
-        own = [seq for seq, _ in put]
+        own = [*previous[:reused], *(seq for seq, _ in put)]
         new = [(seq, c) for (seq, fresh), c in zip(put, chunks, strict=True) if fresh]
         known = [seq for seq, fresh in put if not fresh]
         literal_n = sum(len(c) for _, c in new) if chunks else n
@@ -174,6 +183,7 @@ def encode(
             base=base if previous else None,
             previous=previous,
             cap=config.context_max_bytes,
+            have=have,
         )
     runs = [s for s in acquired if s not in prev_set and s != base] if use_base else list(acquired)
     run_parts = [contents[s] for s in runs]
@@ -279,7 +289,8 @@ def encode(
         tokens_in=tokens_in,
         tokens_out=tokens_out,
     )
-    return CompressionResult(frame=frame, report=report), tuple(own)
+    first = len(base_parts[0]) if reused else (spans[0][1] if spans else n)
+    return CompressionResult(frame=frame, report=report), _base.Previous.of(data, own, first)
 
 
 def _fixed_bytes(content_size: int, dict_id: int | None) -> int:

@@ -28,7 +28,7 @@ from functools import partial
 
 from sigmalang import _context, _engine
 from sigmalang._anchors import AnchorIndex, anchors
-from sigmalang._base import parse_manifest
+from sigmalang._base import Previous, parse_manifest
 from sigmalang.chunking import chunk_spans, rsu_id
 from sigmalang.config import SigmaConfig
 from sigmalang.dictionary import Dictionary, DictionaryRegistry, train_dictionary
@@ -44,6 +44,7 @@ __all__ = ("SigmaCodec", "compress", "decompress")
 _DEFAULT_CONFIG = SigmaConfig()
 _MAX_STREAMS = 4096  # streams remembered for context, least recently used dropped first
 _MAX_TENANT_INDEXES = 1024  # tenants whose anchor index is kept in memory
+_NONE = Previous(())
 
 
 def compress(
@@ -164,9 +165,9 @@ class SigmaCodec:
             raise ValueError(f"the secret must be 16-64 bytes, got {len(secret)}")
         self._secret = secret if secret is not None else os.urandom(32)
         self._lock = threading.Lock()
-        self._streams: OrderedDict[tuple[str, Hashable], tuple[int, ...]] = OrderedDict()
+        self._streams: OrderedDict[tuple[str, Hashable], Previous] = OrderedDict()
         self._indexes: OrderedDict[str, AnchorIndex] = OrderedDict()
-        self._latest: OrderedDict[str, tuple[int, ...]] = OrderedDict()  # tenant -> its latest message's RSUs
+        self._latest: OrderedDict[str, Previous] = OrderedDict()  # tenant -> its latest message
         self._keys: dict[str, bytes] = {}
 
     def key(self, tenant: str) -> bytes:
@@ -230,9 +231,9 @@ class SigmaCodec:
                 count_tokens=self.count_tokens,
             )
         with self._lock:
-            previous = self._streams.get((tenant, stream), ()) if stream is not None else ()
-            if stream is not None and not previous:  # a new conversation: the tenant's latest message
-                previous = self._latest.get(tenant, ())
+            previous = self._streams.get((tenant, stream), _NONE) if stream is not None else _NONE
+            if stream is not None and not previous.seqs:  # a new conversation: the tenant's latest message
+                previous = self._latest.get(tenant, _NONE)
         active = self.dictionaries.active_for(tenant)
         result, own = _context.encode(
             data,
@@ -240,14 +241,15 @@ class SigmaCodec:
             key=self.key(tenant),
             store=self.store,
             index=self._index(tenant),
-            previous=previous,
+            previous=previous.seqs,
+            previous_record=previous,
             config=self.config,
             dictionary=active or self._generic,
             generic=active is None and self._generic is not None,
             level=level,
             count_tokens=self.count_tokens,
         )
-        if stream is not None and own:
+        if stream is not None and own.seqs:
             with self._lock:
                 self._streams[(tenant, stream)] = own
                 self._streams.move_to_end((tenant, stream))

@@ -22,7 +22,7 @@ from typing import Any
 
 from litestar import Request
 from litestar.enums import ScopeType
-from litestar.types import Message, Scope
+from litestar.types import Scope
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, StatusCode
@@ -45,11 +45,11 @@ UNTRACED_PREFIXES = ("/metrics", "/dashboard", "/v1/dashboard", "/v1/traces")
 __all__ = (
     "TRACEPARENT_HEADER",
     "TRACE_ID_HEADER",
-    "add_trace_headers",
     "attach_span",
     "end_request_span",
     "parse_traceparent",
     "start_request_span",
+    "trace_headers",
     "trace_id_of",
 )
 
@@ -118,22 +118,16 @@ def trace_id_of(request: Request[Any, Any, Any]) -> str:
     return str(request.scope.get("state", {}).get("trace_id") or "")
 
 
-async def add_trace_headers(message: Message, scope: Scope) -> None:
-    """``before_send`` hook: ``X-Trace-Id``, ``traceparent`` (and a missing ``X-Request-Id``) on responses.
+def trace_headers(state: dict[str, Any]) -> list[tuple[bytes, bytes]]:
+    """``X-Trace-Id`` and ``traceparent`` response headers of a request's ``scope["state"]`` (none if untraced).
 
-    It runs for every response, including errors raised by middleware before the route ran.
+    The request context middleware adds them to the response start of every response it sees, including
+    errors raised by inner middleware (it runs those inside an exception handler when there are any).
     """
-    if message["type"] != "http.response.start":
-        return
-    state: dict[str, Any] = scope.get("state") or {}
     trace_id = state.get("trace_id")
     if not trace_id:
-        return
-    headers = list(message.get("headers") or [])
-    names = {bytes(k).lower() for k, _ in headers}
-    headers.append((TRACE_ID_HEADER.encode(), str(trace_id).encode()))
-    headers.append((TRACEPARENT_HEADER.encode(), f"00-{trace_id}-{state.get('span_id')}-01".encode()))
-    request_id = state.get("request_id")
-    if request_id and b"x-request-id" not in names:
-        headers.append((b"x-request-id", str(request_id).encode()))
-    message["headers"] = headers
+        return []
+    return [
+        (TRACE_ID_HEADER.encode(), str(trace_id).encode()),
+        (TRACEPARENT_HEADER.encode(), f"00-{trace_id}-{state.get('span_id')}-01".encode()),
+    ]

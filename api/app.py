@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import structlog
 from litestar import Litestar
+from litestar._asgi.utils import wrap_in_exception_handler
 from litestar.config.allowed_hosts import AllowedHostsConfig
 from litestar.datastructures import State
 from litestar.enums import ScopeType
@@ -23,7 +24,7 @@ from api._kv_store import KeyValueStore
 from api._limits import LimitsConfig, rate_limit_middleware
 from api._metrics import Metrics
 from api._origin import HostOriginGuard, cors_config
-from api._trace import add_trace_headers, attach_span, end_request_span, start_request_span
+from api._trace import attach_span, end_request_span, start_request_span, trace_headers
 from api.agents import routes as _agents
 from api.errors import EXCEPTION_HANDLERS
 from api.generate import routes as _generate
@@ -59,16 +60,25 @@ class RequestContextMiddleware:
     * **Metrics** (HTTP only): count and duration per route and status, and one access log line
       (:meth:`api._metrics.Metrics.request`); an error raised by inner middleware counts with its status.
 
+    * **Response headers**: ``X-Request-Id``, ``X-Trace-Id`` and ``traceparent`` (:func:`api._trace.trace_headers`)
+      on every response start, errors of inner middleware included: with ``guarded`` the rest of the app
+      runs inside litestar's exception handler, so an auth or rate limit refusal is rendered here and
+      passes through the same ``send`` wrapper.
+
     One layer instead of three: the headers are read in one pass over the raw list, the log context is
-    bound once and the response start is seen by one ``send`` wrapper.
+    bound once and the response start is seen by one ``send`` wrapper. A streamed body message passes two
+    wrappers of litestar's exception handlers and this one (a ``before_send`` hook would add two more per
+    message: litestar's send wrapper and the hook).
 
     Args:
         app: The next ASGI app.
         metrics: The app's metrics.
+        guarded: Whether middleware inside this one may raise (auth, rate limits): their errors are then
+            rendered inside this layer.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
+    def __init__(self, app: ASGIApp, metrics: Metrics, guarded: bool = False) -> None:
+        self.app = wrap_in_exception_handler(app) if guarded else app
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -101,7 +111,7 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), id_header]
+                message["headers"] = [*message.get("headers", ()), id_header, *trace_headers(state)]
             await send(message)
 
         bound = {"request_id": request_id, "call_id": call_id}
@@ -200,11 +210,10 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[
             *host_guard,
-            DefineMiddleware(RequestContextMiddleware, metrics=metrics),
+            DefineMiddleware(RequestContextMiddleware, metrics=metrics, guarded=bool(guards) or rate_limit is not None),
             *guards,
             *([rate_limit] if rate_limit is not None else []),
         ],
-        before_send=[add_trace_headers],
         lifespan=[coalescing],  # concurrent POST /v1/sigma/compress requests share compressor calls
         openapi_config=OpenAPIConfig(
             title="Neurectomy", version="0.1.0", path="/schema", **(openapi_security() if auth_on else {})

@@ -119,7 +119,9 @@ def trace_id_of(request: Request[Any, Any, Any]) -> str:
 
 
 def trace_headers(state: dict[str, Any]) -> list[tuple[bytes, bytes]]:
-    """``X-Trace-Id`` and ``traceparent`` response headers of a request's ``scope["state"]`` (none if untraced).
+    """The ``X-Trace-Id`` and ``traceparent`` response headers of a request's ``scope["state"]``.
+
+    None for an untraced request (no ``trace_id`` in its state).
 
     The request context middleware adds them to the response start of every response it sees, including
     errors raised by inner middleware (it runs those inside an exception handler when there are any).

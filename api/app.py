@@ -59,11 +59,10 @@ class RequestContextMiddleware:
       its trace id bound to log lines.
     * **Metrics** (HTTP only): count and duration per route and status, and one access log line
       (:meth:`api._metrics.Metrics.request`); an error raised by inner middleware counts with its status.
-
-    * **Response headers**: ``X-Request-Id``, ``X-Trace-Id`` and ``traceparent`` (:func:`api._trace.trace_headers`)
-      on every response start, errors of inner middleware included: with ``guarded`` the rest of the app
-      runs inside litestar's exception handler, so an auth or rate limit refusal is rendered here and
-      passes through the same ``send`` wrapper.
+    * **Response headers**: ``X-Request-Id``, ``X-Trace-Id`` and ``traceparent``
+      (:func:`api._trace.trace_headers`) on every response start, errors of inner middleware included:
+      with ``guarded`` the rest of the app runs inside litestar's exception handler, so an auth or rate
+      limit refusal is rendered inside this layer and passes through the same ``send`` wrapper.
 
     One layer instead of three: the headers are read in one pass over the raw list, the log context is
     bound once and the response start is seen by one ``send`` wrapper. A streamed body message passes two
@@ -210,7 +209,9 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[
             *host_guard,
-            DefineMiddleware(RequestContextMiddleware, metrics=metrics, guarded=bool(guards) or rate_limit is not None),
+            DefineMiddleware(
+                RequestContextMiddleware, metrics=metrics, guarded=bool(guards) or rate_limit is not None
+            ),
             *guards,
             *([rate_limit] if rate_limit is not None else []),
         ],

@@ -193,6 +193,8 @@ def test_per_key_rate_limit_gives_429_with_retry_after(secured: Secured) -> None
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     assert _error(refused)["code"] == "rate_limited"
     assert f"{RATE_LIMIT} requests per 60 s" in str(_error(refused)["message"])
+    for name in ("x-request-id", "x-trace-id", "traceparent"):  # a middleware's error, rendered inside
+        assert len(refused.headers.get_list(name)) == 1, name  # the request context layer, headers once
     assert httpx.get(url, headers=other, timeout=30).status_code == 404  # another key has its own budget
 
 

@@ -55,10 +55,16 @@ async def test_async_sdk_chat_stream(service: str) -> None:
 
 def test_raw_http_sse_format(service: str) -> None:
     body = {"prompt": "Hello", "max_tokens": 4, "temperature": 0, "stream": True}
-    with httpx.stream("POST", f"{service}/v1/generate", json=body, timeout=30) as response:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    sent = {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01", "x-request-id": "sse-format-1"}
+    with httpx.stream("POST", f"{service}/v1/generate", json=body, headers=sent, timeout=30) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        assert response.headers["x-request-id"]
+        # the request context middleware adds the ids at the response start, each once
+        assert response.headers.get_list("x-request-id") == ["sse-format-1"]
+        assert response.headers.get_list("x-trace-id") == [trace_id]
+        (parent,) = response.headers.get_list("traceparent")
+        assert parent.startswith(f"00-{trace_id}-")
         lines = [line for line in response.iter_lines() if line]
     events = [line.removeprefix("event: ") for line in lines if line.startswith("event: ")]
     assert events[-1] == "done" and set(events[:-1]) == {"token"}

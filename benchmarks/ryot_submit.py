@@ -43,7 +43,8 @@ def _timed_submit(engine: RyotEngine, prompt: str, pause_s: float) -> float:
 
 def main() -> None:
     """Print the median and p90 of each row, in microseconds."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=fmt)
     parser.add_argument("--requests", type=int, default=40, help="requests per row")
     parser.add_argument("--pause-ms", type=float, default=50.0, help="sleep before each request")
     args = parser.parse_args()

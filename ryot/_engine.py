@@ -251,6 +251,11 @@ class RyotEngine(_WorkerLoop):
         return self._prefix_cache.stats() if self._prefix_cache is not None else None
 
     @property
+    def token_cache_stats(self) -> dict[str, int]:
+        """Counters of the prompt token cache (see :meth:`ryot._token_cache.TokenCache.stats`)."""
+        return self._token_cache.stats()
+
+    @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._closed

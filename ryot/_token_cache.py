@@ -81,6 +81,17 @@ class TokenCache:
                 evicted, _ = self._entries.popitem(last=False)
                 self.chars -= len(evicted[1])
 
+    def stats(self) -> dict[str, int]:
+        """``entries``, ``chars``, ``max_chars``, ``hits`` and ``misses`` since the cache was made."""
+        with self._lock:
+            return {
+                "entries": len(self._entries),
+                "chars": self.chars,
+                "max_chars": self.max_chars,
+                "hits": self.hits,
+                "misses": self.misses,
+            }
+
     def clear(self) -> None:
         """Drop every entry (the counters stay)."""
         with self._lock:

@@ -67,7 +67,7 @@ class _Delivery:
         """
         if self._outbox is not None:
             self._outbox.append((job, event))
-            return not job.cancelled.is_set()
+            return not job.cancelled
         ok = self._deliver(job, event)
         _flush_sinks((job.sink,))
         return ok
@@ -78,7 +78,7 @@ class _Delivery:
         try:
             job.sink(event)
         except Exception:
-            job.cancelled.set()
+            job.cancelled = True
             return False
         return True
 

@@ -87,7 +87,7 @@ class _Decoding(_Delivery):
         ``prefill_chunk`` tokens per step (chunked prefill).
         """
         for slot in busy:
-            if slot.job is not None and slot.job.cancelled.is_set():
+            if slot.job is not None and slot.job.cancelled:
                 self._finish(slot, "cancelled")
         busy = [slot for slot in busy if slot.job is not None]
         capacity = self._batch.capacity

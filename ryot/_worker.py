@@ -39,7 +39,7 @@ class _WorkerLoop(_KVReuse):
     The attribute below is set by :meth:`ryot._engine.RyotEngine.__init__`.
     """
 
-    _queue: queue.Queue[Job | None]
+    _queue: queue.SimpleQueue[Job | None]
 
     def _run(self) -> None:
         _name_os_thread(WORKER_THREAD_NAME)
@@ -85,7 +85,7 @@ class _WorkerLoop(_KVReuse):
                 continue
             if job is None:
                 return True
-            if job.cancelled.is_set():
+            if job.cancelled:
                 now = time.perf_counter()
                 timings = Timings(now - job.submitted_at, 0.0, 0.0, 0)
                 self._emit(job, Finished("cancelled", Usage(len(job.tokens), 0, 0), timings, ""))

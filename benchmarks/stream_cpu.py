@@ -104,8 +104,11 @@ def main() -> None:
         for tree in args.trees:
             path, _, env_list = tree.partition("@")
             env = dict(item.split("=", 1) for item in env_list.split(",") if item)
+            # PYTHONSAFEPATH: ``python -m`` would put the current directory first on sys.path, so a run
+            # from a tree's root would start that tree's code for both services.
             proc, url = start_serve(
-                Path(tempfile.mkdtemp(prefix="stream-cpu-")), env={"PYTHONPATH": path, **env}
+                Path(tempfile.mkdtemp(prefix="stream-cpu-")),
+                env={"PYTHONPATH": path, "PYTHONSAFEPATH": "1", **env},
             )
             client = httpx.Client(base_url=url, timeout=300, limits=httpx.Limits(max_connections=32))
             services.append((tree, proc, client, CpuMeter(proc.pid)))

@@ -44,19 +44,19 @@ def _wait(state: RetryCallState) -> float:
     return min(float(hinted), 10.0) if hinted else backoff
 
 
+def _policy(max_retries: int, retryable: Any) -> dict[str, Any]:
+    """The one retry policy, as keyword arguments of tenacity's ``Retrying`` and ``AsyncRetrying``."""
+    return {
+        "retry": retry_if_exception(retryable),
+        "stop": stop_after_attempt(max_retries + 1),
+        "wait": _wait,
+        "reraise": True,
+    }
+
+
 def _retrying(max_retries: int, retryable: Any = _retryable) -> Retrying:
-    return Retrying(
-        retry=retry_if_exception(retryable),
-        stop=stop_after_attempt(max_retries + 1),
-        wait=_wait,
-        reraise=True,
-    )
+    return Retrying(**_policy(max_retries, retryable))
 
 
 def _async_retrying(max_retries: int, retryable: Any = _retryable) -> AsyncRetrying:
-    return AsyncRetrying(
-        retry=retry_if_exception(retryable),
-        stop=stop_after_attempt(max_retries + 1),
-        wait=_wait,
-        reraise=True,
-    )
+    return AsyncRetrying(**_policy(max_retries, retryable))

@@ -27,27 +27,8 @@ import zstandard
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.sigma_corpus import Session, build_sessions  # noqa: E402
-
-
-def draw(args: argparse.Namespace) -> list[Session]:
-    """The sessions `benchmarks/sigmalang.py` builds for the same options."""
-    if args.corpus == "window":
-        from benchmarks.sigma_corpus_window import build_window_sessions
-
-        return build_window_sessions(
-            args.seed,
-            tenants=args.tenants,
-            sessions_per_tenant=args.sessions_per_tenant,
-            turns=tuple(args.turns or (3, 9)),
-        )
-    return build_sessions(
-        args.seed,
-        tenants=args.tenants,
-        sessions_per_tenant=args.sessions_per_tenant,
-        turns=tuple(args.turns or (4, 14)),
-        source=args.source,
-    )
+from benchmarks.sigma_corpus import Session  # noqa: E402
+from benchmarks.sigma_draw import add_draw_arguments, draw  # noqa: E402
 
 
 def _zstd(level: int, *, long: bool = False) -> Callable[[bytes], int]:
@@ -82,12 +63,7 @@ def bounds(sessions: Sequence[Session]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tenants", type=int, default=4)
-    parser.add_argument("--sessions-per-tenant", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--turns", type=int, nargs=2, metavar=("MIN", "MAX"))
-    parser.add_argument("--corpus", choices=("rag", "window"), default="rag")
-    parser.add_argument("--source", choices=("stdlib", "packages"), default="stdlib")
+    add_draw_arguments(parser)
     args = parser.parse_args()
     sessions = draw(args)
     size = sum(len(t) for s in sessions for t in s.turns)

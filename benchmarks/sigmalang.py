@@ -58,7 +58,8 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sigmalang  # noqa: E402
-from benchmarks.sigma_corpus import Session, build_sessions  # noqa: E402
+from benchmarks.sigma_corpus import Session  # noqa: E402
+from benchmarks.sigma_draw import add_draw_arguments, draw  # noqa: E402
 
 try:
     import brotli  # type: ignore[import-untyped,unused-ignore]
@@ -363,30 +364,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--messages", type=int, default=2000)
-    parser.add_argument("--tenants", type=int, default=4)
-    parser.add_argument("--sessions-per-tenant", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument(
-        "--turns",
-        type=int,
-        nargs=2,
-        metavar=("MIN", "MAX"),
-        help="turns per session (default 4 14; window: 3 9)",
-    )
-    parser.add_argument(
-        "--corpus",
-        choices=("rag", "window"),
-        default="rag",
-        help="rag: benchmarks/sigma_corpus.py; window: benchmarks/sigma_corpus_window.py (independent)",
-    )
+    add_draw_arguments(parser)
     parser.add_argument(
         "--attribution", action="store_true", help="also where ΣLANG's bytes go, by segment of the sessions"
-    )
-    parser.add_argument(
-        "--source",
-        choices=("stdlib", "packages"),
-        default="stdlib",
-        help="documents from the standard library, or from the installed third-party packages",
     )
     parser.add_argument("--rest", action="store_true", help="also post the sessions to a real service")
     parser.add_argument(
@@ -432,28 +412,8 @@ def main() -> None:
     global CLOCK  # noqa: PLW0603 - one switch for every timed run
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
 
-    if args.corpus == "window":
-        from benchmarks.sigma_corpus_window import build_window_sessions
-
-        turns = tuple(args.turns or (3, 9))
-        sessions = build_window_sessions(
-            args.seed, tenants=args.tenants, sessions_per_tenant=args.sessions_per_tenant, turns=turns
-        )
-        training_sessions = build_window_sessions(
-            args.seed + 1000, tenants=2, sessions_per_tenant=4, turns=turns
-        )
-    else:
-        turns = tuple(args.turns or (4, 14))
-        sessions = build_sessions(
-            args.seed,
-            tenants=args.tenants,
-            sessions_per_tenant=args.sessions_per_tenant,
-            turns=turns,
-            source=args.source,
-        )
-        training_sessions = build_sessions(
-            args.seed + 1000, tenants=2, sessions_per_tenant=4, source=args.source
-        )
+    sessions = draw(args)
+    training_sessions = draw(args, training=True)
     if args.max_turn_bytes is not None:  # a session's first turns: the short ones
         sessions = [
             replace(s, turns=kept)

@@ -1,0 +1,71 @@
+"""The draw options of the ΣLANG benchmarks and the sessions they build (one definition for every script).
+
+``--corpus rag`` (`benchmarks/sigma_corpus.py`, documents from ``--source``) or ``--corpus window``
+(`benchmarks/sigma_corpus_window.py`, an independent generator), ``--seed``, ``--tenants``,
+``--sessions-per-tenant``, ``--turns MIN MAX`` (default 4 14; window: 3 9). Used by
+`benchmarks/sigmalang.py` and `benchmarks/sigma_bound.py`, so both see the same sessions for the same options.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from benchmarks.sigma_corpus import Session, build_sessions
+
+__all__ = ("add_draw_arguments", "draw")
+
+TRAINING_SEED_OFFSET = 1000
+"""Dictionary-training sessions use ``seed + 1000`` (2 tenants × 4 sessions): never the measured ones."""
+
+
+def add_draw_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--tenants``, ``--sessions-per-tenant``, ``--seed``, ``--turns``, ``--corpus``, ``--source``."""
+    parser.add_argument("--tenants", type=int, default=4)
+    parser.add_argument("--sessions-per-tenant", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--turns",
+        type=int,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        help="turns per session (default 4 14; window: 3 9)",
+    )
+    parser.add_argument(
+        "--corpus",
+        choices=("rag", "window"),
+        default="rag",
+        help="rag: benchmarks/sigma_corpus.py; window: benchmarks/sigma_corpus_window.py (independent)",
+    )
+    parser.add_argument(
+        "--source",
+        choices=("stdlib", "packages"),
+        default="stdlib",
+        help="documents from the standard library, or from the installed third-party packages",
+    )
+
+
+def draw(args: argparse.Namespace, *, training: bool = False) -> list[Session]:
+    """The sessions for the options in ``args`` (see `add_draw_arguments`).
+
+    Args:
+        args: Parsed options.
+        training: Draw the dictionary-training sessions instead (seed + 1000, 2 tenants × 4 sessions;
+            the rag corpus then uses its default turns, the window corpus the same turns as measured).
+    """
+    seed = args.seed + TRAINING_SEED_OFFSET if training else args.seed
+    tenants, per_tenant = (2, 4) if training else (args.tenants, args.sessions_per_tenant)
+    if args.corpus == "window":
+        from benchmarks.sigma_corpus_window import build_window_sessions
+
+        return build_window_sessions(
+            seed, tenants=tenants, sessions_per_tenant=per_tenant, turns=tuple(args.turns or (3, 9))
+        )
+    if training:
+        return build_sessions(seed, tenants=tenants, sessions_per_tenant=per_tenant, source=args.source)
+    return build_sessions(
+        seed,
+        tenants=tenants,
+        sessions_per_tenant=per_tenant,
+        turns=tuple(args.turns or (4, 14)),
+        source=args.source,
+    )

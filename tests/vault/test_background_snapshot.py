@@ -7,8 +7,6 @@ The snapshot writer is held at a chosen point with an event (in-process) or bloc
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -18,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.vault._child import child_line, killed_child
 from vault import (
     DurabilityConfig,
     IndexConfig,
@@ -119,35 +118,19 @@ CHILD = textwrap.dedent(
 def test_kill_9_mid_background_snapshot_loses_no_acknowledged_write(
     make_vault, data_dir: Path, stop_at: str
 ) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(data_dir), stop_at],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     acked: list[str] = []
-    try:
-        assert proc.stdout is not None
+    with killed_child(CHILD, str(data_dir), stop_at) as proc:
         deadline = time.monotonic() + 60
         after = None
         while time.monotonic() < deadline:
-            raw = proc.stdout.readline()
-            if not raw:  # the child failed (its stuck snapshot thread may keep it alive): say why
-                proc.kill()
-                pytest.fail(proc.stderr.read() if proc.stderr else "child ended")
-            line = raw.strip()
+            # a failed child (its stuck snapshot thread may keep it alive) is killed, its stderr shown
+            line = child_line(proc)
             if line == "in-snapshot":
                 after = len(acked)
             else:
                 acked.append(line)
             if after is not None and len(acked) >= after + 50:
                 break  # 50 writes acknowledged while the snapshot was stuck
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        proc.stdout.close() if proc.stdout else None
-        proc.stderr.close() if proc.stderr else None
     assert after is not None and len(acked) >= after + 50 and proc.returncode == -signal.SIGKILL
     v = make_vault()
     assert v.stats().snapshot_generation == (1 if stop_at == "after_manifest" else 0)

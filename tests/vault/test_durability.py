@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -14,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.vault._child import killed_child
 from vault import DecryptionError, DurabilityConfig, IntegrityError, NewRecord, VaultConfig
 from vault._private.wal import wal_generations, wal_path
 
@@ -41,25 +40,13 @@ def current_wal(data_dir: Path) -> Path:
 
 
 def test_kill_9_never_loses_an_acknowledged_write(make_vault, data_dir) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(data_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     acked: list[str] = []
-    try:
+    with killed_child(CHILD, str(data_dir)) as proc:  # killed -9 mid-write: no close(), no snapshot
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready", proc.stderr.read() if proc.stderr else ""
         deadline = time.monotonic() + 30
         while len(acked) < 150 and time.monotonic() < deadline:
             acked.append(proc.stdout.readline().strip())
-        proc.send_signal(signal.SIGKILL)  # mid-write, no close(), no snapshot
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        proc.stdout.close() if proc.stdout else None
-        proc.stderr.close() if proc.stderr else None
     assert len(acked) == 150 and proc.returncode == -signal.SIGKILL
     v = make_vault()
     assert v.count("acme") >= len(acked)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import errno
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -23,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.vault._child import child_line, killed_child
 from vault import DurabilityConfig, RecordNotFoundError, Vault, VaultConfig, VaultStorageError
 from vault._private import wal
 
@@ -158,27 +157,10 @@ CHILD = textwrap.dedent(
 
 
 def test_kill_9_with_concurrent_writers_loses_no_acknowledged_write(make_vault, data_dir: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(data_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     acked: list[str] = []
-    try:
-        assert proc.stdout is not None
+    with killed_child(CHILD, str(data_dir)) as proc:  # killed -9 while its writers write
         while len(acked) < 1200:  # past two background snapshots
-            line = proc.stdout.readline()
-            if not line:
-                proc.kill()
-                pytest.fail(proc.stderr.read() if proc.stderr else "child ended")
-            acked.append(line.strip())
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        proc.stdout.close() if proc.stdout else None
-        proc.stderr.close() if proc.stderr else None
+            acked.append(child_line(proc))
     assert proc.returncode == -signal.SIGKILL
     v = make_vault()
     assert v.count("acme") >= len(acked)

@@ -14,7 +14,7 @@ import itertools
 import math
 import time
 from collections import deque
-from collections.abc import Sized
+from collections.abc import Callable, Sized
 from dataclasses import dataclass
 
 from nats.aio.client import Client
@@ -136,6 +136,9 @@ class Inbox:
     written at once when it is the first message of a turn of the event loop (``turn``); with others in
     flight, the requests of a turn leave together in one write of nats-py's flusher (fewer writes here,
     fewer reads for nats-server).
+
+    A reader may also take messages as they arrive, in nats-py's read loop, instead of reading them
+    (:meth:`push`): a stream's chunks then reach their consumer without a task wake-up each.
     """
 
     __slots__ = (
@@ -144,9 +147,11 @@ class Inbox:
         "_queue",
         "_reply",
         "_reply_subject",
+        "_sink",
         "_timers",
         "_turn",
         "_waiter",
+        "pushed",
         "subject",
     )
 
@@ -156,15 +161,39 @@ class Inbox:
         self._turn = turn
         self._calls = calls
         self.subject = subject
-        self._queue: deque[Msg] = deque()
+        self._queue: deque[Msg | BaseException] = deque()  # put_error's errors among the messages
         self._reply_subject = f"{subject}.r"
         self._reply: Msg | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._sink: Callable[[bytes], bool] | None = None
+        self.pushed = 0
+        """Messages taken by the :meth:`push` sink so far (each a sign of life of the sender)."""
+
+    def push(self, sink: Callable[[bytes], bool] | None) -> None:
+        """Offer each arriving message's payload to ``sink`` first, in nats-py's read loop (None: stop).
+
+        ``sink(data)`` returns whether it took the message; one it does not take is queued for
+        :meth:`next` as before. Only a message without headers is offered, and only while nothing is
+        queued, so that the messages keep their order whichever way they go. ``sink`` runs inside the
+        read loop: it must not block and must not raise.
+        """
+        self._sink = sink
+
+    def put_error(self, error: BaseException) -> None:
+        """Make :meth:`next` raise ``error`` once the messages queued before it have been read."""
+        self._queue.append(error)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _deliver(self, msg: Msg) -> None:
         if msg.subject == self._reply_subject:
             self._reply = msg
         else:
+            sink = self._sink
+            if sink is not None and not self._queue and not msg.headers and sink(msg.data):
+                self.pushed += 1
+                return
             self._queue.append(msg)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -186,6 +215,7 @@ class Inbox:
         Raises:
             DeadlineExceededError: Nothing arrived within ``timeout_s`` seconds.
             NoRespondersError: The message is a NATS 503 status (nobody received the request).
+            BaseException: The error given to :meth:`put_error`, in its place among the messages.
         """
         if timeout_s <= 0:
             raise DeadlineExceededError("deadline passed while waiting for the agent")
@@ -196,6 +226,8 @@ class Inbox:
             if not self._queue:
                 raise DeadlineExceededError(f"no message on {self.subject} within {timeout_s:.3f} s")
         msg = self._queue.popleft()
+        if isinstance(msg, BaseException):
+            raise msg
         if msg.headers and msg.headers.get("Status") == _NO_RESPONDERS:
             raise NoRespondersError(f"no responders on {msg.subject}")
         return to_message(msg)

@@ -15,6 +15,9 @@ from collections.abc import AsyncIterator
 
 from litestar.response import Stream
 
+from api._push import EventFormat, push_response
+from orchestrator import GenerationStream
+
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 """Headers of every event stream: no caching, no buffering by a reverse proxy (nginx)."""
 
@@ -39,3 +42,8 @@ def sse_event(data: str | bytes, event: str | None = None) -> bytes:
 def sse_response(events: AsyncIterator[bytes]) -> Stream:
     """A ``text/event-stream`` response that writes each item of ``events`` as one body message."""
     return Stream(events, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+def sse_push_response(stream: GenerationStream, fmt: EventFormat) -> Stream:
+    """A ``text/event-stream`` response of a generation, written as its events arrive (`api._push`)."""
+    return push_response(stream, fmt, media_type="text/event-stream", headers=SSE_HEADERS)

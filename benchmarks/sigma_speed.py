@@ -9,6 +9,8 @@ medians of compression and decompression speed (input MB/s) and their ratios.
 Draws (as in `benchmarks/sigmalang.py`): ``default`` (rag corpus, seed 7), ``short`` (packages text,
 seed 23, 8 tenants x 3 sessions of 2-6 turns), ``window`` (window corpus, seed 5, 5 x 5 sessions).
 Codec: ΣLANG with a trained dictionary (the benchmark's first ΣLANG row), memory or disk store.
+``--read-reports`` also reads every report's savings inside the timed loop, as the service does (a
+codec that measures the attribution when it is first read pays for it there).
 
 Usage::
 
@@ -50,7 +52,7 @@ def _sessions(draw: str) -> tuple[list[tuple[str, str, bytes]], list[bytes]]:
     return items, [m for s in training for m in s.turns]
 
 
-def _worker(draw: str, store_kind: str, cache: str) -> None:
+def _worker(draw: str, store_kind: str, cache: str, read_reports: str = "0") -> None:
     here = str(Path(__file__).resolve().parent)  # sys.path[0] when run as a script: its sigmalang.py
     sys.path[:] = [p for p in sys.path if p and str(Path(p).resolve()) != here]
     import sigmalang
@@ -72,14 +74,23 @@ def _worker(draw: str, store_kind: str, cache: str) -> None:
             codec.dictionaries.add(dictionary)
         total = sum(len(m) for _, _, m in items)
         t0 = time.process_time()
-        frames = [codec.compress(m, tenant=t, stream=s).frame for t, s, m in items]
+        results = [codec.compress(m, tenant=t, stream=s) for t, s, m in items]
+        if read_reports == "1":
+            saved = sum(
+                r.report.dedup_saved + r.report.entropy_saved + r.report.dictionary_saved for r in results
+            )
         t1 = time.process_time()
+        frames = [r.frame for r in results]
         out = [codec.decompress(f, tenant=t) for f, (t, _, _) in zip(frames, items, strict=True)]
         t2 = time.process_time()
         if store is not None:
             store.close()
     if out != [m for _, _, m in items]:
         raise SystemExit("round trip failed")
+    if read_reports == "1" and saved != sum(
+        r.report.bytes_in - r.report.bytes_out + r.report.framing for r in results
+    ):
+        raise SystemExit("attribution does not add up")
     digest = hashlib.sha256(b"".join(hashlib.sha256(f).digest() for f in frames)).hexdigest()
     print(
         json.dumps(
@@ -94,12 +105,12 @@ def _worker(draw: str, store_kind: str, cache: str) -> None:
     )
 
 
-def _run(tree: Path, draw: str, store_kind: str, cache: str) -> dict[str, float | str]:
+def _run(tree: Path, draw: str, store_kind: str, cache: str, read_reports: bool) -> dict[str, float | str]:
     # Run as a script: sys.path[0] is this directory, so `sigmalang` (and the corpus builders) come
     # from `tree`, first on PYTHONPATH.
     env = dict(os.environ, PYTHONPATH=str(tree), HF_HUB_OFFLINE="1")
     got = subprocess.run(  # noqa: S603 - our own interpreter on our own script
-        [sys.executable, __file__, "--worker", draw, store_kind, cache],
+        [sys.executable, __file__, "--worker", draw, store_kind, cache, "1" if read_reports else "0"],
         env=env,
         cwd=tree,
         capture_output=True,
@@ -117,7 +128,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--draws", default=",".join(DRAWS))
     parser.add_argument("--stores", default=",".join(STORES))
-    parser.add_argument("--worker", nargs=3, metavar=("DRAW", "STORE", "CACHE"), help=argparse.SUPPRESS)
+    parser.add_argument("--read-reports", action="store_true", help="read every report's savings, timed")
+    parser.add_argument(
+        "--worker", nargs=4, metavar=("DRAW", "STORE", "CACHE", "READ"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.worker:
         _worker(*args.worker)
@@ -135,7 +149,7 @@ def main() -> None:
             got: dict[str, list[dict[str, float | str]]] = {"baseline": [], "branch": []}
             for _ in range(args.runs):
                 for name, tree in trees.items():
-                    got[name].append(_run(tree, draw, store_kind, cache))
+                    got[name].append(_run(tree, draw, store_kind, cache, args.read_reports))
             med = {
                 name: (
                     statistics.median(float(r["compress"]) for r in runs),

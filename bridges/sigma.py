@@ -123,6 +123,8 @@ class SigmaBridge(_StoreOperations):
                         ),
                     )
                     out.append(one())
+            for result in out:  # the reports' savings are read on the event loop: measure them here
+                result.report.attribute()
             return out
 
         results = await self._run("compress", work, timeout_s)

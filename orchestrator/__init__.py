@@ -16,11 +16,12 @@ if TYPE_CHECKING:
     from orchestrator._load import LoadMonitor
     from orchestrator._models import ModelInfo
     from orchestrator._observe import CallObserver
-    from orchestrator._orchestrator import AgentInfo, Orchestrator, TextDelta
+    from orchestrator._orchestrator import AgentInfo, Orchestrator
     from orchestrator._plans import ProgressFn
     from orchestrator._reliability import CircuitBreaker, RetryBudget
     from orchestrator._route import Invocation
     from orchestrator._select import Selection
+    from orchestrator._streams import GenerationStream, TextDelta
     from orchestrator._task_exec import task_executor
     from orchestrator._task_reconcile import TaskReconciler
     from orchestrator._task_seal import Sealer
@@ -33,6 +34,7 @@ __all__ = (
     "CallContext",
     "CallObserver",
     "CircuitBreaker",
+    "GenerationStream",
     "Invocation",
     "LoadMonitor",
     "ModelInfo",
@@ -64,7 +66,8 @@ _MODULE_OF = {
     "CallObserver": "orchestrator._observe",
     "AgentInfo": "orchestrator._orchestrator",
     "Orchestrator": "orchestrator._orchestrator",
-    "TextDelta": "orchestrator._orchestrator",
+    "TextDelta": "orchestrator._streams",
+    "GenerationStream": "orchestrator._streams",
     "ProgressFn": "orchestrator._plans",
     "CircuitBreaker": "orchestrator._reliability",
     "RetryBudget": "orchestrator._reliability",

@@ -42,17 +42,25 @@ from agents.tracing import TRACEPARENT, SpanKind, start_child, traceparent, trac
 from orchestrator._call_context import CallContext, new_id
 from orchestrator._observe import CallObserver
 
-__all__ = ("PROBE_S", "CallContext", "call_agent", "call_for_output", "new_id")
+__all__ = ("PROBE_S", "AgentCall", "CallContext", "call_agent", "call_for_output", "new_id")
 
 log = structlog.get_logger("neurectomy.orchestrator")
 PROBE_S = 0.5
 """Seconds of silence from the instance running a call between checks that it still sends heartbeats."""
 _tracer = tracer("neurectomy.orchestrator")
+_PUSHED_PROBE_FACTOR = 4
+"""After a window in which chunks were pushed, the next look at the instance's heartbeats comes this many
+``probe_s`` later: the stream's task wakes 4× less while tokens flow, and an instance lost mid-stream is
+found at most ``2 × 4 × probe_s`` after its last chunk (4 s by default; with 1 s heartbeats and a TTL of 3,
+at most ~1 s later than with every window ``probe_s``)."""
 
 
 _STREAM_MESSAGE = b'{"type":'
 """How a stream message sent in the accept's place starts, as ``agents.actor`` writes it (a ``Reply`` has no
 ``type``; any other spelling takes the slower path, with the same result)."""
+_CHUNK_MESSAGE = b'{"type":"chunk"'
+"""How a ``Chunk`` starts as ``agents._call`` writes it: only such messages are parsed for a push consumer
+(any other message, or spelling, is read by :meth:`AgentCall.next`, with the same result)."""
 
 
 def _with_attachment(event: Chunk | End | Error, attachment: memoryview | None) -> Chunk | End | Error:
@@ -130,7 +138,7 @@ async def call_agent(
         StreamBrokenError: Chunks were lost or arrived out of order.
         InstanceLostError: The instance that accepted the call stopped sending heartbeats.
     """
-    call = _AgentCall(bus, agent, ctx, alive, probe_s)
+    call = AgentCall(bus, agent, ctx, alive, probe_s)
     await call.start(team, subject or agent_subject(team, agent), payload, accept_timeout_s)
     failure: BaseException | None = None
     try:
@@ -146,11 +154,17 @@ async def call_agent(
         await call.finish(None if call.done and isinstance(failure, GeneratorExit) else failure)
 
 
-class _AgentCall:
+class AgentCall:
     """One call on the wire: the request and its accept, then the stream messages, checked and in order.
 
-    Shared by :func:`call_agent` (a generator, for streams) and :func:`call_for_output` (a plain
-    coroutine: most calls want the output alone, and a generator per call costs more).
+    Shared by :func:`call_agent` (a generator, for streams), :func:`call_for_output` (a plain
+    coroutine: most calls want the output alone, and a generator per call costs more) and the router's
+    streams (:meth:`orchestrator.Router.open_stream`).
+
+    A stream's consumer may take its chunks as they arrive instead of reading them (:meth:`push`): each is
+    checked as :meth:`next` checks it (in sequence, before the deadline) and handed over inside nats-py's
+    read loop, without waking the consumer's task; everything else (the End, an Error, a message out of
+    order or unreadable, the deadline, a lost instance) still comes from :meth:`next`.
     """
 
     __slots__ = (
@@ -161,6 +175,7 @@ class _AgentCall:
         "_ctx",
         "_event",
         "_expected",
+        "_on_chunk",
         "_probe_s",
         "_span",
         "done",
@@ -182,6 +197,7 @@ class _AgentCall:
         self._probe_s = probe_s
         self._event: Chunk | End | Error | None = None
         self._expected = 0
+        self._on_chunk: Callable[[Chunk], None] | None = None
         self.done = False
         """Whether the call's End or Error arrived."""
         self.instance = ""
@@ -278,8 +294,42 @@ class _AgentCall:
             self.done = True
         return event
 
+    def push(self, on_chunk: Callable[[Chunk], None]) -> None:
+        """Hand each later chunk to ``on_chunk`` as it arrives, in nats-py's read loop (no task wake-up).
+
+        A chunk is pushed when it is the next in sequence, arrives before the call's deadline and nothing
+        else waits to be read; anything else waits for :meth:`next`, which reads and checks it as before
+        (so the order holds and every error is raised where it was). ``on_chunk`` runs inside the read loop:
+        it must not block; an exception it raises stops the pushing and is raised by :meth:`next`.
+        Call it after :meth:`start`; :meth:`finish` stops it.
+        """
+        self._on_chunk = on_chunk
+        self._box.push(self._take)
+
+    def _take(self, data: bytes) -> bool:
+        """Push ``data`` if it is the next chunk, in time (see :meth:`push`); whether it was taken."""
+        on_chunk = self._on_chunk
+        if on_chunk is None or not data.startswith(_CHUNK_MESSAGE) or time.time() >= self._ctx.deadline:
+            return False
+        try:
+            event = stream_message_adapter.validate_json(split_attachment(data)[0])
+        except ValueError:
+            return False  # next() reads it and says what is wrong
+        if not isinstance(event, Chunk) or event.seq != self._expected:
+            return False
+        self._expected += 1
+        try:
+            on_chunk(event)
+        except Exception as exc:  # the read loop must go on: the consumer's task raises it from next()
+            self._on_chunk = None
+            self._box.push(None)
+            self._box.put_error(exc)
+        return True
+
     async def finish(self, failure: BaseException | None) -> None:
         """End the span (failed if ``failure``), cancel the call if it has not ended, close the inbox."""
+        self._on_chunk = None
+        self._box.push(None)
         try:
             _end(self._span, failure)
             if not self.done:
@@ -305,22 +355,38 @@ async def _next(
 ) -> Message:
     """The call's next stream message, checking every ``probe_s`` seconds of silence that ``instance`` lives.
 
+    Chunks pushed to the call's consumer meanwhile (:meth:`AgentCall.push`) are not silence: the next look
+    then comes ``_PUSHED_PROBE_FACTOR`` windows later.
+
     Raises:
         DeadlineExceededError: The call's deadline passed.
         InstanceLostError: ``alive(instance)`` says the instance stopped sending heartbeats.
     """
     if alive is None or not instance:
-        return await box.next(ctx.remaining_s())
+        try:
+            return await box.next(ctx.remaining_s())
+        except DeadlineExceededError:
+            raise _deadline_passed(agent) from None
+    pushed, wait_s = box.pushed, probe_s
     while True:
         try:
-            return await box.next(min(ctx.remaining_s(), probe_s))
+            return await box.next(min(ctx.remaining_s(), wait_s))
         except DeadlineExceededError:
             if ctx.remaining_s() <= 0:
-                raise
+                raise _deadline_passed(agent) from None
+            if box.pushed != pushed:  # the instance sent chunks meanwhile: not silent, look again later
+                pushed, wait_s = box.pushed, probe_s * _PUSHED_PROBE_FACTOR
+                continue
+            wait_s = probe_s
             if not alive(instance):
                 raise InstanceLostError(
                     f"{agent} instance {instance} stopped sending heartbeats during the call"
                 ) from None
+
+
+def _deadline_passed(agent: str) -> DeadlineExceededError:
+    """The error of a call whose deadline passed while it ran (clients see its message: no inbox name)."""
+    return DeadlineExceededError(f"the request's deadline passed while {agent} was still answering")
 
 
 def _end(span: Any, failure: BaseException | None) -> None:
@@ -350,7 +416,7 @@ async def call_for_output(
     Raises:
         AgentError: See :func:`call_agent`.
     """
-    call = _AgentCall(bus, agent, ctx, alive, PROBE_S)
+    call = AgentCall(bus, agent, ctx, alive, PROBE_S)
     started, outcome = time.perf_counter(), "cancelled"
     try:
         await call.start(team, subject or agent_subject(team, agent), payload, accept_timeout_s)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -15,7 +14,7 @@ from agents.collective import AgentSpec
 from agents.errors import AgentError, StreamBrokenError
 from agents.messaging import Bus
 from agents.plans import Plan, PlanOutcome
-from agents.protocol import Chunk, GenerateInput, GenerateOutput
+from agents.protocol import GenerateInput, GenerateOutput
 from orchestrator._call_context import CallContext
 from orchestrator._collective import OrchestratorCollective
 from orchestrator._discovery import AgentInfo as AgentInfo
@@ -26,21 +25,8 @@ from orchestrator._observe import CallObserver
 from orchestrator._plans import PlanRunner, ProgressFn
 from orchestrator._route import Invocation, Router
 from orchestrator._select import Selection, Selector
+from orchestrator._streams import GenerationStream, TextDelta
 from orchestrator.config import OrchestratorConfig
-
-
-@dataclass(frozen=True, slots=True)
-class TextDelta:
-    """Streamed text of a generation.
-
-    Attributes:
-        text: Text since the previous delta.
-        logprobs: Per token sampled since the previous delta, its log probability and alternatives
-            (:class:`agents.protocol.TokenLogprobOut` as dicts), when the input asked for them.
-    """
-
-    text: str
-    logprobs: tuple[dict[str, Any], ...] = ()
 
 
 class Orchestrator(Discovery):
@@ -261,16 +247,50 @@ class Orchestrator(Discovery):
         )
         return inv.output
 
+    async def open_generation(self, request: GenerateInput, ctx: CallContext) -> GenerationStream:
+        """Start a generation on the ``generator`` agent and return its stream once the first event is in.
+
+        Routed: the least-loaded healthy generator first; a busy or vanished one is skipped while no event
+        has come (see :meth:`orchestrator.Router.open_stream`). Read the rest with ``next()`` /
+        ``async for`` or push the deltas (:meth:`GenerationStream.push`); ``aclose()`` it in every case
+        (before the end it cancels the generation on the agent, which frees its LLM slot within one
+        decode step).
+
+        Args:
+            request: Prompt or messages, sampling and model.
+            ctx: Request id, tenant, trace id and the deadline.
+
+        Returns:
+            The stream, with its first event (:attr:`GenerationStream.first`).
+
+        Raises:
+            StreamBrokenError: The generator's output could not be read.
+            AgentError: See :func:`orchestrator._dispatch.call_agent`.
+        """
+        observer = self.observer  # read once: the per-token path is the service's CPU per token
+        started = time.perf_counter()
+        try:
+            routed = await self.router.open_stream(
+                "generator", request.model_dump(exclude_none=True), ctx, team="inference"
+            )
+            try:
+                return GenerationStream(routed, observer, started)
+            except BaseException as exc:  # e.g. an unreadable first event: the call is cancelled
+                await routed.aclose(exc)
+                raise
+        except BaseException as exc:  # the hop of a stream that never opened (an open one records its own)
+            if observer is not None:
+                outcome = exc.code if isinstance(exc, AgentError) else "cancelled"
+                observer.hop("inference", "generator", outcome, time.perf_counter() - started)
+            raise
+
     async def generate_stream(
         self, request: GenerateInput, ctx: CallContext
     ) -> AsyncGenerator[TextDelta | GenerateOutput, None]:
         """Run a generation on the ``generator`` agent; yield text deltas and then the output.
 
-        Routed: the least-loaded healthy generator first; a busy or vanished one is skipped while no
-        token has been yielded (see :meth:`orchestrator.Router.stream`).
-
-        Leaving the iteration early (``aclose``) cancels the generation on the agent, which frees its
-        LLM slot within one decode step.
+        :meth:`open_generation` as a generator: leaving the iteration early (``aclose``) cancels the
+        generation on the agent, which frees its LLM slot within one decode step.
 
         Args:
             request: Prompt or messages, sampling and model.
@@ -283,41 +303,20 @@ class Orchestrator(Discovery):
             StreamBrokenError: The generator's output could not be read.
             AgentError: See :func:`orchestrator._dispatch.call_agent`.
         """
-        events = self.router.stream("generator", request.model_dump(exclude_none=True), ctx, team="inference")
-        observer = self.observer  # read once: the per-token path is the service's CPU per token
-        started = last = time.perf_counter()
-        outcome, first = "cancelled", True
+        stream = await self.open_generation(request, ctx)
+        failure: BaseException | None = None
         try:
-            async with aclosing(events):  # leaving early closes the call now, which cancels the agent's work
-                async for event in events:
-                    now = time.perf_counter()
-                    if isinstance(event, Chunk):
-                        if observer is not None:
-                            if first:
-                                observer.first_token(now - started)
-                            else:
-                                observer.inter_token(now - last)
-                        first, last = False, now
-                        yield TextDelta(
-                            str(event.data.get("text", "")), tuple(event.data.get("logprobs") or ())
-                        )
-                    else:
-                        try:
-                            output = GenerateOutput.model_validate(event.output)
-                        except ValueError as exc:
-                            raise StreamBrokenError(
-                                f"generator returned an unreadable output: {exc}"
-                            ) from None
-                        outcome = "ok"
-                        if observer is not None:
-                            observer.generation(output)
-                        yield output
-        except AgentError as exc:
-            outcome = exc.code
+            event = stream.first
+            while True:
+                yield event
+                if isinstance(event, GenerateOutput):
+                    return
+                event = await stream.next()
+        except BaseException as exc:
+            failure = exc
             raise
         finally:
-            if observer is not None:
-                observer.hop("inference", "generator", outcome, time.perf_counter() - started)
+            await stream.aclose(failure)
 
     async def generate(self, request: GenerateInput, ctx: CallContext) -> GenerateOutput:
         """Run a generation to the end and return its output.

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
-from contextlib import aclosing
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import anyio
@@ -49,11 +49,12 @@ from agents.messaging import Bus
 from agents.protocol import Chunk, End, agent_subject
 from agents.scopes import check_scope
 from orchestrator._call_context import CallContext, new_id
-from orchestrator._dispatch import call_agent, call_for_output
+from orchestrator._dispatch import PROBE_S, AgentCall, call_for_output
 from orchestrator._load import LoadMonitor
 from orchestrator._observe import CallObserver
 from orchestrator._reliability import CircuitBreaker, RetryBudget, backoff_s
 from orchestrator._select import Selector
+from orchestrator._streams import RoutedStream
 from orchestrator.config import OrchestratorConfig
 
 __all__ = ("Invocation", "Router")
@@ -295,13 +296,13 @@ class Router:
             )
         raise last
 
-    async def stream(
+    async def open_stream(
         self, agent: str, payload: Mapping[str, Any], ctx: CallContext, *, team: str | None = None
-    ) -> AsyncGenerator[Chunk | End, None]:
-        """Call ``agent`` and yield its chunks and its :class:`~agents.protocol.End`, with failover.
+    ) -> RoutedStream:
+        """Call ``agent`` with failover until an instance accepts and sends its first stream message.
 
         Healthy instances are tried least loaded first, then the queue group; a refusal (busy, no
-        responders) or a failure moves to the next one while nothing has been yielded yet.
+        responders) or a failure moves to the next one while no event has been received.
 
         Args:
             agent: Agent name.
@@ -309,9 +310,13 @@ class Router:
             ctx: Request id, tenant, trace id and the deadline of the whole stream.
             team: The agent's team when it is not in the roster.
 
+        Returns:
+            The stream, with its first event (:attr:`RoutedStream.first`); close it with
+            :meth:`RoutedStream.aclose` (which cancels the call on the agent if it has not ended).
+
         Raises:
-            AgentError: The last error when no instance took the call, or any error after the first
-                yielded event (see :func:`orchestrator._dispatch.call_agent`).
+            AgentError: The last error when no instance took the call (see
+                :func:`orchestrator._dispatch.call_agent`).
         """
         team_of = self._team(agent, team)
         last: AgentError = NoRespondersError(f"no agent answers for {agent}")
@@ -324,34 +329,54 @@ class Router:
             attempt_ctx = ctx if attempts == 1 else replace(ctx, request_id=f"{ctx.request_id}-{attempts}")
             if inst is not None:
                 self.monitor.dispatched(inst)
-            sent = False
-            events = call_agent(
-                self.bus,
-                team_of,
-                agent,
-                payload,
-                attempt_ctx,
-                accept_timeout_s=self.config.accept_timeout_s,
-                subject=subject,
-                alive=self._alive(agent),
-            )
+            call = AgentCall(self.bus, agent, attempt_ctx, self._alive(agent), PROBE_S)
+            started = False
             try:
-                async with aclosing(events):
-                    async for event in events:
-                        sent = True
-                        yield event
-                return
+                await call.start(team_of, subject, payload, self.config.accept_timeout_s)
+                started = True
+                first = await call.next()
             except (*_REFUSED, *_RETRYABLE) as exc:
-                if sent:
-                    raise
+                if started:
+                    await call.finish(exc)
+                self.monitor.done(inst)
                 last = exc
                 if inst is not None and isinstance(exc, NoRespondersError):
                     self.monitor.forget(inst)
                 log.info("stream failover", agent=agent, attempt=attempts, error=exc.code)
-            finally:
-                self.monitor.done(inst)
+                continue
+            except BaseException as exc:
+                try:
+                    if started:
+                        await call.finish(exc)
+                finally:
+                    self.monitor.done(inst)
+                raise
+            return RoutedStream(call, first, partial(self.monitor.done, inst))
         if ctx.remaining_s() <= 0 and not isinstance(last, DeadlineExceededError):
             raise DeadlineExceededError(
                 f"{agent}: deadline passed after {attempts} attempts ({last.message})"
             )
         raise last
+
+    async def stream(
+        self, agent: str, payload: Mapping[str, Any], ctx: CallContext, *, team: str | None = None
+    ) -> AsyncGenerator[Chunk | End, None]:
+        """Call ``agent`` and yield its chunks and its :class:`~agents.protocol.End`, with failover.
+
+        :meth:`open_stream` as a generator: leaving early cancels the call on the agent.
+
+        Raises:
+            AgentError: The last error when no instance took the call, or any error after the first
+                yielded event (see :func:`orchestrator._dispatch.call_agent`).
+        """
+        stream = await self.open_stream(agent, payload, ctx, team=team)
+        failure: BaseException | None = None
+        try:
+            yield stream.first
+            while not stream.done:
+                yield await stream.next()
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            await stream.aclose(failure)

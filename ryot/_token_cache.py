@@ -10,14 +10,16 @@ an evaluation loop, the same system prompt and question) then costs a dictionary
 Entries are keyed by namespace as well as text: which texts were sent before shows in the time a
 request takes, and the engine shares nothing of that kind across namespaces (tenants; see
 :class:`ryot.SamplingParams`). The cache is bounded by the characters of its texts (each entry's token
-ids are stored as 4-byte ints beside them); the least recently used entries leave first.
+ids are stored as 4-byte ints beside them); the least recently used entries leave first. The
+bookkeeping is `cachetools.LRUCache` weighed by text length; it is not thread safe, so a lock guards it.
 """
 
 from __future__ import annotations
 
 import threading
 from array import array
-from collections import OrderedDict
+
+from cachetools import LRUCache
 
 __all__ = ("DEFAULT_TOKEN_CACHE_CHARS", "TokenCache", "TokenKey")
 
@@ -44,49 +46,43 @@ class TokenCache:
         if max_chars < 0:
             raise ValueError(f"max_chars must be at least 0, not {max_chars}")
         self.max_chars = max_chars
-        self.chars = 0
-        """Characters of text held now."""
         self.hits = 0
         self.misses = 0
-        self._entries: OrderedDict[TokenKey, array[int]] = OrderedDict()
+        self._entries: LRUCache[TokenKey, tuple[str, array[int]]] = LRUCache(max_chars, getsizeof=_chars)
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def chars(self) -> int:
+        """Characters of text held now."""
+        return int(self._entries.currsize)
+
     def get(self, key: TokenKey) -> list[int] | None:
         """A new list of the token ids stored for ``key``, or ``None`` (counts a hit or a miss)."""
         with self._lock:
-            tokens = self._entries.get(key)
-            if tokens is None:
+            found = self._entries.get(key)  # a hit becomes the most recently used
+            if found is None:
                 self.misses += 1
                 return None
-            self._entries.move_to_end(key)
             self.hits += 1
-        return tokens.tolist()
+        return found[1].tolist()
 
     def put(self, key: TokenKey, tokens: list[int]) -> None:
         """Store ``tokens`` for ``key``, evicting least recently used entries to stay in bounds."""
-        size = len(key[1])
-        if size > self.max_chars:
+        if len(key[1]) > self.max_chars:
             return
-        stored = array("i", tokens)
+        stored = (key[1], array("i", tokens))
         with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self.chars -= size
             self._entries[key] = stored
-            self.chars += size
-            while self.chars > self.max_chars:
-                evicted, _ = self._entries.popitem(last=False)
-                self.chars -= len(evicted[1])
 
     def stats(self) -> dict[str, int]:
         """``entries``, ``chars``, ``max_chars``, ``hits`` and ``misses`` since the cache was made."""
         with self._lock:
             return {
                 "entries": len(self._entries),
-                "chars": self.chars,
+                "chars": int(self._entries.currsize),
                 "max_chars": self.max_chars,
                 "hits": self.hits,
                 "misses": self.misses,
@@ -96,4 +92,8 @@ class TokenCache:
         """Drop every entry (the counters stay)."""
         with self._lock:
             self._entries.clear()
-            self.chars = 0
+
+
+def _chars(entry: tuple[str, array[int]]) -> int:
+    """An entry's weight: the characters of its text."""
+    return len(entry[0])

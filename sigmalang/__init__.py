@@ -38,7 +38,13 @@ from sigmalang.frame import FORMAT_VERSION, STORE_FORMAT_VERSION, FrameFlags, Fr
 from sigmalang.generic import generic_dictionary
 from sigmalang.memory_store import MemoryRSUStore
 from sigmalang.optimizer import OptimizedContext, Scorer, optimize_context
-from sigmalang.report import CompressionReport, CompressionResult, SavingShares
+from sigmalang.report import (
+    ATTRIBUTION_LEVEL,
+    AttributionBasis,
+    CompressionReport,
+    CompressionResult,
+    SavingShares,
+)
 from sigmalang.sealing import ChunkSealer
 from sigmalang.store import GCResult, Retention, RSUStore, StoreStats
 
@@ -83,4 +89,6 @@ __all__ = (
     "optimize_context",
     "train_dictionary",
     "generic_dictionary",
+    "ATTRIBUTION_LEVEL",
+    "AttributionBasis",
 )

@@ -51,13 +51,8 @@ from sigmalang.frame import (
     encode_frame_v3,
     inspect_frame,
 )
-from sigmalang.report import CompressionReport, CompressionResult
+from sigmalang.report import ATTRIBUTION_LEVEL, AttributionBasis, CompressionReport, CompressionResult
 from sigmalang.store import RSUStore
-
-ATTRIBUTION_LEVEL = 1
-"""zstd level at which a frame with a context or a dictionary measures its new bytes compressed alone,
-for the report's `entropy_saved`: cheaper than the frame's own level (which saves a few percent more,
-counted in `dedup_saved` or `dictionary_saved`); measuring at the frame's level cost 10% of the time."""
 
 
 def _acquire(
@@ -254,22 +249,28 @@ def encode(
 
     # Attribution without compressing the message twice: only the new bytes are compressed alone, at
     # zstd's fastest standard level when the frame used a context or dictionary (an estimate, see
-    # `ATTRIBUTION_LEVEL`); a frame with neither is its own measure.
-    literal = b"".join(c for _, c in new) if chunks else data
-    if plain is not None and len(literal) == n:
-        alone = min(len(plain), n)
-    else:
-        alone_level = ATTRIBUTION_LEVEL if acquired or used_dict is not None else level
-        alone = min(len(_zstd.compress(literal, alone_level, None, None)), len(literal)) if literal else 0
+    # `ATTRIBUTION_LEVEL`), and only when the report's savings are first read (`CompressionReport`);
+    # a frame with neither is its own measure.
+    literal_parts = [c for _, c in new] if chunks else [data]
+    measured = sum(map(len, literal_parts))
+    alone_size: int | None = None
+    if plain is not None and measured == n:
+        alone_size = min(len(plain), n)
+    elif not measured:
+        alone_size = 0
+    alone = AttributionBasis(
+        measured_bytes=measured,
+        payload_bytes=len(payload),
+        dictionary_only=used_dict is not None and not acquired,
+        known=alone_size,
+        parts=literal_parts if alone_size is None else None,
+        level=ATTRIBUTION_LEVEL if acquired or used_dict is not None else level,
+    )
     framing = _fixed_bytes(n, used_dict if not generic else None) + TRAILER_BYTES
-    entropy = len(literal) - alone
-    dictionary_saved = alone - len(payload) if used_dict is not None and not acquired else 0
-    # (with a context, the trained dictionary's share is counted in dedup_saved: measuring it apart
-    # would mean compressing the message twice)
-    dedup = n - len(frame) - entropy - dictionary_saved + framing
     tokens_in = tokens_out = None
     if count_tokens is not None:
         tokens_in = count_tokens(data.decode("utf-8", errors="replace"))
+        literal = b"".join(literal_parts)
         tokens_out = (count_tokens(literal.decode("utf-8", errors="replace")) if literal else 0) + len(
             acquired
         )
@@ -280,14 +281,12 @@ def encode(
         literal_bytes=literal_n,
         glyphs=len(acquired),
         new_rsus=len(new),
-        dedup_saved=dedup,
-        dictionary_saved=dictionary_saved,
-        entropy_saved=entropy,
         framing=framing,
         dict_id=used_dict,
         level=level,
         tokens_in=tokens_in,
         tokens_out=tokens_out,
+        alone=alone,
     )
     first = len(base_parts[0]) if reused else (spans[0][1] if spans else n)
     return CompressionResult(frame=frame, report=report), _base.Previous.of(data, own, first)

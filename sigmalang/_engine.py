@@ -10,7 +10,7 @@ from sigmalang.config import SigmaConfig
 from sigmalang.dictionary import Dictionary
 from sigmalang.errors import CorruptFrameError, MissingDictionaryError, MissingRSUError, OutputTooLargeError
 from sigmalang.frame import F_RAW, encode_frame, inspect_frame
-from sigmalang.report import CompressionReport, CompressionResult
+from sigmalang.report import AttributionBasis, CompressionReport, CompressionResult
 
 MIN_REF_BYTES = 64
 """Chunks shorter than this are always carried literally (a glyph costs about 17 bytes)."""
@@ -60,14 +60,14 @@ def encode(
         literal_bytes=n,
         glyphs=0,
         new_rsus=0,
-        dedup_saved=0,
-        dictionary_saved=plain_n - len(best) if used_dict is not None else 0,
-        entropy_saved=n - plain_n,
         framing=len(frame) - len(best),
         dict_id=used_dict,
         level=level,
         tokens_in=count_tokens(data.decode("utf-8", errors="replace")) if count_tokens else None,
         tokens_out=None,
+        alone=AttributionBasis(
+            measured_bytes=n, payload_bytes=len(best), dictionary_only=used_dict is not None, known=plain_n
+        ),
     )
     if count_tokens is not None:
         report = dataclasses.replace(report, tokens_out=report.tokens_in)

@@ -20,10 +20,11 @@ from __future__ import annotations
 import functools
 import sqlite3
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from cachetools import LRUCache
 
 from sigmalang.errors import MissingRSUError, RSUStoreError
 from sigmalang.sealing import ID_KEY_AAD, ChunkSealer, new_id_key, row_id
@@ -83,8 +84,9 @@ class SQLiteRSUFile:
     _lock: threading.RLock
     _depth: int
     _conn: sqlite3.Connection | None
-    _cache: OrderedDict[tuple[str, int], tuple[bytes, float]]
-    _cache_bytes: int
+    _cache: LRUCache[tuple[str, int], tuple[bytes, float]]
+    """``(tenant, seq) -> (content, last use)``, weighed by content bytes (`_read_cache`; guarded by
+    ``_lock``, as cachetools caches are not thread safe)."""
     _sealer: ChunkSealer | None
     _tenants: dict[str, list[int]]
     """Each tenant's ``[next_seq, bytes, evicted]`` as the open write transaction changed them (read on first
@@ -153,25 +155,27 @@ class SQLiteRSUFile:
         key = self._id_key(db, tenant, create=create)
         return None if key is None else functools.partial(row_id, key)
 
+    @staticmethod
+    def _read_cache() -> LRUCache[tuple[str, int], tuple[bytes, float]]:
+        """An empty read cache, bounded by :data:`_CACHE_BYTES` of content."""
+        return LRUCache(_CACHE_BYTES, getsizeof=_content_bytes)
+
     def _remember(self, tenant: str, seq: int, data: bytes, used: float) -> None:
-        """Keep an RSU's (verified) content and last use in the read cache (least recently used out)."""
+        """Keep an RSU's (verified) content and last use in the read cache (least recently used out).
+
+        Content larger than the whole cache is not kept (and any older entry of the RSU goes).
+        """
         key = (tenant, seq)
-        old = self._cache.pop(key, None)
-        if old is not None:
-            self._cache_bytes -= len(old[0])
+        if len(data) > self._cache.maxsize:
+            self._cache.pop(key, None)
+            return
         self._cache[key] = (data, used)
-        self._cache_bytes += len(data)
-        while self._cache_bytes > _CACHE_BYTES:
-            _, (dropped, _) = self._cache.popitem(last=False)
-            self._cache_bytes -= len(dropped)
 
     def _forget(self, tenant: str, seqs: Iterable[int] | None = None) -> None:
         """Drop cached RSUs of `tenant` (all of them when `seqs` is None)."""
         keys = [k for k in self._cache if k[0] == tenant] if seqs is None else [(tenant, s) for s in seqs]
         for key in keys:
-            found = self._cache.pop(key, None)
-            if found is not None:
-                self._cache_bytes -= len(found[0])
+            self._cache.pop(key, None)
 
     @contextmanager
     def _tx(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
@@ -234,7 +238,6 @@ class SQLiteRSUFile:
                 yield
             except BaseException:
                 self._cache.clear()
-                self._cache_bytes = 0
                 raise
 
     def _row(self, db: sqlite3.Connection, tenant: str, column: str, rsu_id: bytes) -> int:
@@ -275,7 +278,11 @@ class SQLiteRSUFile:
         """See `RSUStore.close`."""
         with self._lock:
             self._cache.clear()
-            self._cache_bytes = 0
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def _content_bytes(entry: tuple[bytes, float]) -> int:
+    """A read-cache entry's weight: its content's bytes."""
+    return len(entry[0])

@@ -22,9 +22,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from functools import partial
+
+from cachetools import LRUCache
 
 from sigmalang import _context, _engine
 from sigmalang._anchors import AnchorIndex, anchors
@@ -165,9 +166,11 @@ class SigmaCodec:
             raise ValueError(f"the secret must be 16-64 bytes, got {len(secret)}")
         self._secret = secret if secret is not None else os.urandom(32)
         self._lock = threading.Lock()
-        self._streams: OrderedDict[tuple[str, Hashable], Previous] = OrderedDict()
-        self._indexes: OrderedDict[str, AnchorIndex] = OrderedDict()
-        self._latest: OrderedDict[str, Previous] = OrderedDict()  # tenant -> its latest message
+        # Hints, least recently used out (cachetools; guarded by _lock): a lost one makes a frame larger,
+        # never wrong (a frame names its context).
+        self._streams: LRUCache[tuple[str, Hashable], Previous] = LRUCache(_MAX_STREAMS)
+        self._indexes: LRUCache[str, AnchorIndex] = LRUCache(_MAX_TENANT_INDEXES)
+        self._latest: LRUCache[str, Previous] = LRUCache(_MAX_TENANT_INDEXES)  # tenant -> its latest message
         self._keys: dict[str, bytes] = {}
 
     def key(self, tenant: str) -> bytes:
@@ -183,13 +186,11 @@ class SigmaCodec:
 
     def _index(self, tenant: str) -> AnchorIndex:
         with self._lock:
-            index = self._indexes.get(tenant)
-            if index is None:
+            try:  # item access: a hit is one look-up and the recency update (``get`` adds an ``in``)
+                return self._indexes[tenant]
+            except KeyError:
                 index = self._indexes[tenant] = AnchorIndex()
-                while len(self._indexes) > _MAX_TENANT_INDEXES:
-                    self._indexes.popitem(last=False)
-            self._indexes.move_to_end(tenant)
-            return index
+                return index
 
     def compress(
         self,
@@ -252,13 +253,7 @@ class SigmaCodec:
         if stream is not None and own.seqs:
             with self._lock:
                 self._streams[(tenant, stream)] = own
-                self._streams.move_to_end((tenant, stream))
                 self._latest[tenant] = own
-                self._latest.move_to_end(tenant)
-                while len(self._latest) > _MAX_TENANT_INDEXES:
-                    self._latest.popitem(last=False)
-                while len(self._streams) > _MAX_STREAMS:
-                    self._streams.popitem(last=False)
         return result
 
     def decompress(

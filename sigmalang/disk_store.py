@@ -17,7 +17,6 @@ import os
 import sqlite3
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -96,8 +95,7 @@ class DiskRSUStore(SQLiteRSUFile):
         # halved the time in COMMIT when compressing the benchmark's sessions (profiled).
         self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         self._conn.executescript(SCHEMA)
-        self._cache: OrderedDict[tuple[str, int], tuple[bytes, float]] = OrderedDict()
-        self._cache_bytes = 0
+        self._cache = self._read_cache()
         self._age_swept: dict[str, float] = {}  # tenant -> when its RSUs were last evicted by age
         self._tenants = {}
         self._sealer = sealer
@@ -222,10 +220,12 @@ class DiskRSUStore(SQLiteRSUFile):
         fresh = now - self._touch_s  # (a property: computed once, not per RSU)
         with self._lock:
             for seq in set(seqs):
-                hit = self._cache.get((tenant, seq))
-                if hit is not None and hit[1] >= fresh:
+                try:  # (faster than `get` for a hit, which becomes the most recently used)
+                    hit = self._cache[(tenant, seq)]
+                except KeyError:
+                    continue
+                if hit[1] >= fresh:
                     found[seq] = hit[0]
-                    self._cache.move_to_end((tenant, seq))
         wanted = sorted(set(seqs) - found.keys())
         if not wanted:
             return [found[s] for s in seqs]

@@ -15,10 +15,12 @@ quality-critic      text → 0-100 quality score, issues, suggestions, criteria 
 
 No agent calls an LLM; only ``similarity`` uses a model (all-MiniLM-L6-v2, through a
 :class:`TextEmbedder` such as :class:`bridges.vault.VaultBridge`). CPU work runs in worker threads under
-one :class:`anyio.CapacityLimiter` the team shares. Every output has a one-line ``summary``.
+one :class:`anyio.CapacityLimiter` the team shares; lingua, textstat, YAKE and radon, which keep the GIL
+for long stretches, run in one worker process the team shares. Every output has a one-line ``summary``.
 """
 
 from agents.analysis._base import (
+    ANALYSIS_PROCESSES,
     ANALYSIS_THREADS,
     MAX_LISTED,
     MAX_TEXT_CHARS,
@@ -63,6 +65,7 @@ ANALYSIS_AGENTS: tuple[type[AnalysisAgent], ...] = (
 
 __all__ = (
     "ANALYSIS_AGENTS",
+    "ANALYSIS_PROCESSES",
     "ANALYSIS_THREADS",
     "DEFAULT_LANGUAGES",
     "EMBEDDING_MODEL",

@@ -1,8 +1,15 @@
 """What the analysis agents share: the base class, the thread limiter, size limits and wire model bases.
 
-Every analysis agent runs its CPU work (VADER, YAKE, lingua, radon, textstat, ...) in a worker thread
+Every analysis agent runs its CPU work (VADER, the entity finders, Jaccard, ...) in a worker thread
 through one :class:`anyio.CapacityLimiter` that the team shares (the runtime passes it; two threads by
-default, the machine has two cores), so a long text never blocks the event loop.
+default, the machine has two cores), so a long text never blocks the event loop: pure Python in a thread
+lets the loop in every 5 ms (``sys.getswitchinterval()``). Work that keeps the GIL for long runs in a
+worker process instead (:meth:`AnalysisAgent.in_process`): lingua's Rust code; textstat, whose first call
+parses the CMU dictionary; ``ast.parse`` of a long source (code-analyzer); and work that makes many
+long-lived objects (YAKE, radon), whose full garbage collections scan the whole heap of the process with
+the GIL held (~0.3 s in a process that loaded torch). In a thread these held the interpreter lock the event
+loop needs, so every coroutine of the process (the API's ``/health`` beside it) waited as long
+(``benchmarks/analysis_stalls.py`` measures each agent's worst event-loop lag).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from collections.abc import Callable
 from typing import ClassVar, TypeVar
 
 import anyio
+import anyio.to_process
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict
 
@@ -19,6 +27,7 @@ from agents.actor import Agent
 from agents.errors import TooLargeError
 
 __all__ = (
+    "ANALYSIS_PROCESSES",
     "ANALYSIS_THREADS",
     "MAX_LISTED",
     "MAX_TEXT_CHARS",
@@ -36,6 +45,10 @@ MAX_LISTED = 2_000
 """Most items (sentences, entities, functions, outliers) an answer lists; the rest are counted only."""
 ANALYSIS_THREADS = 2
 """Analysis calls running in worker threads at once, across the team (the default limiter's tokens)."""
+ANALYSIS_PROCESSES = 1
+"""Analysis calls running in worker processes at once, across the team: one worker then serves them all
+(language-detector, quality-critic, keyword-extractor, code-analyzer), so lingua's models (~500 MB) and
+textstat's dictionary are loaded once, not once per worker."""
 
 
 def check_chars(field: str, text: str, limit: int = MAX_TEXT_CHARS) -> None:
@@ -71,6 +84,8 @@ class AnalysisAgent(Agent):
     Args:
         limiter: Shared by the team's agents; bounds the worker threads they use at once. A new
             ``CapacityLimiter(ANALYSIS_THREADS)`` when ``None``.
+        processes: Shared by the team's agents; bounds the worker processes of :meth:`in_process` calls.
+            A new ``CapacityLimiter(ANALYSIS_PROCESSES)`` when ``None``.
     """
 
     team: ClassVar[str] = "analysis"
@@ -78,8 +93,14 @@ class AnalysisAgent(Agent):
     text_output: ClassVar[str | None] = "summary"
     """Every analysis output carries a one-line ``summary`` a plan step can hand on."""
 
-    def __init__(self, *, limiter: anyio.CapacityLimiter | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        limiter: anyio.CapacityLimiter | None = None,
+        processes: anyio.CapacityLimiter | None = None,
+    ) -> None:
         self.limiter = limiter if limiter is not None else anyio.CapacityLimiter(ANALYSIS_THREADS)
+        self.processes = processes if processes is not None else anyio.CapacityLimiter(ANALYSIS_PROCESSES)
         self.thread_calls = 0
         self.thread_seconds_total = 0.0
 
@@ -95,6 +116,16 @@ class AnalysisAgent(Agent):
         finally:
             self.thread_calls += 1
             self.thread_seconds_total += anyio.current_time() - started
+
+    async def in_process(self, fn: Callable[..., T], *args: object) -> T:
+        """Run ``fn(*args)`` in a worker process (``anyio.to_process``) under the ``processes`` limiter.
+
+        For work that keeps the GIL: in a thread it would stall this process's event loop. ``fn`` is a
+        module-level function; it, ``args`` and the result travel pickled. Workers are started on first
+        use (that call pays the start and the imports) and kept for later calls (anyio ends one idle for
+        5 minutes); cancelling the await (a call's deadline) kills the worker.
+        """
+        return await anyio.to_process.run_sync(fn, *args, cancellable=True, limiter=self.processes)
 
     def stats(self) -> dict[str, float]:
         """Worker-thread calls of this instance and their total time, in seconds."""

@@ -6,6 +6,11 @@ Sciences 509 (2020). It scores candidate n-grams from statistics of the one docu
 frequency, context diversity, spread over sentences); no corpus, no model. **A lower score means a more
 relevant keyphrase.** Stop-word lists ship with the ``yake`` package for the languages in
 :data:`YAKE_LANGUAGES`.
+
+The extraction (:func:`extract_keyphrases`) runs in the team's worker process: on 200,000 characters of
+prose YAKE makes ~100,000 long-lived objects, which trigger full garbage collections of the process's heap
+(0.3-0.4 s each with the GIL held in a process that loaded torch, ``benchmarks/analysis_stalls.py``); in a
+thread that stalled the event loop of the agents' process (and the API beside it) as long.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from agents.actor import Call
 from agents.analysis._base import AnalysisAgent, AnalysisInput, AnalysisOutput, check_chars
-from agents.analysis._text import words, yake_stopwords_dir
+from agents.analysis._text import has_words, words, yake_stopwords_dir
 from agents.errors import BadInputError
 
 __all__ = (
@@ -90,7 +95,7 @@ def _occurrences(tokens: list[str], phrase: str) -> int:
 
 
 def extract_keyphrases(inp: KeywordsInput) -> KeywordsOutput:
-    """Run YAKE on ``inp.text`` (blocking; the agent calls it in a worker thread)."""
+    """Run YAKE on ``inp.text`` (blocking; the agent calls it in the team's worker process)."""
     import yake  # noqa: PLC0415 - heavy (networkx); loaded on the first call, not with the roster
 
     extractor = yake.KeywordExtractor(
@@ -135,7 +140,8 @@ class KeywordExtractorAgent(AnalysisAgent):
             raise BadInputError(
                 f"no stop-word list for {inp.language!r} (supported: {supported})", field="language"
             )
-        if not words(inp.text):
+        if not has_words(inp.text):
             raise BadInputError("has no words", field="text")
-        out = await self.in_thread(extract_keyphrases, inp)
+        # YAKE's objects trigger full collections of this process's heap (~0.3 s, GIL held): not in a thread.
+        out = await self.in_process(extract_keyphrases, inp)
         return out.model_dump()

@@ -7,8 +7,9 @@ on short texts (a few words). Confidence values are relative: over the candidate
 
 The candidate set defaults to :data:`DEFAULT_LANGUAGES` (20 widely used languages: fewer candidates is
 faster and avoids confusing close relatives the caller never expects). A detector per candidate set and
-accuracy mode is built once per agent instance, lazily, in a thread: loading the high-accuracy models of
-20 languages takes about 3 s; afterwards a call takes well under 10 ms for a paragraph.
+accuracy mode is built once per worker process of the analysis team, lazily, in that process: loading
+the high-accuracy models of 20 languages takes about 3 s; afterwards a call takes well under 10 ms for a
+paragraph.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import anyio
+from cachetools import LRUCache
 from lingua import IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder
 from pydantic import BaseModel, Field
 
@@ -104,7 +105,10 @@ MAX_SAMPLE_CHARS = 10_000
 MAX_MIXED_CHARS = 5_000
 """Longest text split into single-language segments (``mixed``); lingua's segmentation grows faster than
 linearly (a minute for 19,000 characters of English against all languages here)."""
-_PROCESS_DETECTORS: dict[tuple[frozenset[str], bool], LanguageDetector] = {}
+MAX_DETECTORS = 8
+"""Detectors a worker process keeps (one per candidate set and accuracy mode), least recently used out."""
+_PROCESS_DETECTORS: LRUCache[tuple[frozenset[str], bool], LanguageDetector] = LRUCache(MAX_DETECTORS)
+# (cachetools is not thread safe: a worker process runs one call at a time)
 
 
 def build_detector(languages: frozenset[str], low_accuracy: bool) -> LanguageDetector:
@@ -121,10 +125,8 @@ def detect_in_process(
 ) -> dict[str, Any]:
     """:func:`detect` in a worker process, its detectors cached there (see the agent's docstring)."""
     key = (languages, low_accuracy)
-    detector = _PROCESS_DETECTORS.get(key)
+    detector = _PROCESS_DETECTORS.get(key)  # a hit becomes the most recently used
     if detector is None:
-        if len(_PROCESS_DETECTORS) >= LanguageDetectorAgent.MAX_DETECTORS:
-            _PROCESS_DETECTORS.pop(next(iter(_PROCESS_DETECTORS)))
         detector = _PROCESS_DETECTORS[key] = build_detector(languages, low_accuracy)
     return detect(detector, text, top_k, mixed).model_dump()
 
@@ -162,10 +164,10 @@ def detect(detector: LanguageDetector, text: str, top_k: int, mixed: bool) -> La
 class LanguageDetectorAgent(AnalysisAgent):
     """Detects the language of a text among candidate languages with lingua, with confidences.
 
-    lingua runs in worker processes (``anyio.to_process``, at most :attr:`PROCESSES` at once): its Rust
-    code keeps the GIL, so in a thread a long text stalled every coroutine of the process for seconds.
-    Each worker caches detectors per (candidate set, accuracy mode), at most :attr:`MAX_DETECTORS`; the
-    first call of a worker pays for its start and the model load.
+    lingua runs in a worker process (:meth:`~AnalysisAgent.in_process`): its Rust code keeps the GIL,
+    so in a thread a long text stalled every coroutine of the process for seconds.
+    Each worker caches detectors per (candidate set, accuracy mode), at most :attr:`MAX_DETECTORS`, least
+    recently used out; the first call of a worker pays for its start and the model load.
     """
 
     name = "language-detector"
@@ -176,12 +178,7 @@ class LanguageDetectorAgent(AnalysisAgent):
     capabilities = ("language", "detect", "identify-language", "langid", "locale", "lang")
     input_model: ClassVar[type[BaseModel]] = LanguageInput
     output_model: ClassVar[type[BaseModel]] = LanguageOutput
-    MAX_DETECTORS: ClassVar[int] = 8
-    PROCESSES: ClassVar[int] = 1
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.processes = anyio.CapacityLimiter(self.PROCESSES)
+    MAX_DETECTORS: ClassVar[int] = MAX_DETECTORS
 
     async def handle(self, call: Call) -> Mapping[str, Any]:
         """Detect the language of ``text`` (a :class:`LanguageInput`); return a :class:`LanguageOutput`.
@@ -204,13 +201,6 @@ class LanguageDetectorAgent(AnalysisAgent):
             check_chars("text", inp.text, MAX_MIXED_CHARS)
         # lingua's Rust code holds the GIL while it runs: in a thread it would stall the event loop (and
         # the API beside it) for seconds; a worker process does not, and is killed at the deadline.
-        return await anyio.to_process.run_sync(
-            detect_in_process,
-            frozenset(codes),
-            inp.low_accuracy,
-            inp.text,
-            inp.top_k,
-            inp.mixed,
-            cancellable=True,
-            limiter=self.processes,
+        return await self.in_process(
+            detect_in_process, frozenset(codes), inp.low_accuracy, inp.text, inp.top_k, inp.mixed
         )

@@ -12,6 +12,8 @@ Measures:
   an irregular one) — a heuristic that misses some and flags some adjectives ("is tired").
 * Very long sentences (more than ``max_sentence_words`` words, 30 by default).
 
+The scoring (:func:`critique`) runs in a worker process: textstat is pure Python and keeps the GIL.
+
 The score starts at 100 and loses the penalties listed in ``penalties`` (each capped; see
 :func:`critique`), so a caller can see exactly why a text scored what it did. Optional ``criteria`` are
 checked and reported pass/fail; each failure costs 10 points.
@@ -27,7 +29,7 @@ from pydantic import BaseModel, Field
 
 from agents.actor import Call
 from agents.analysis._base import MAX_LISTED, AnalysisAgent, AnalysisInput, AnalysisOutput, check_chars
-from agents.analysis._text import Span, ngram_repetition, sentence_spans, word_spans
+from agents.analysis._text import Span, has_words, ngram_repetition, sentence_spans, word_spans
 from agents.errors import BadInputError
 
 __all__ = (
@@ -152,7 +154,12 @@ def _check_criteria(c: Criteria, text: str, n_words: int, ease: float) -> list[C
 
 
 def critique(inp: QualityInput) -> QualityOutput:
-    """Score ``inp.text`` (blocking: the first call loads the CMU dictionary, ~0.5 s; run in a thread)."""
+    """Score ``inp.text``.
+
+    Blocking pure Python that keeps the GIL: the first call imports textstat and parses the CMU
+    dictionary (~1 s of CPU), and a long text costs about as much again (~1 s for 60,000 characters of
+    ``"Aa-"``). :class:`QualityCriticAgent` runs it in a worker process, not a thread.
+    """
     import textstat  # noqa: PLC0415 - loaded on the first call, not with the roster
 
     text = inp.text
@@ -275,10 +282,12 @@ class QualityCriticAgent(AnalysisAgent):
         """
         inp: QualityInput = call.input
         check_chars("text", inp.text)
-        if not word_spans(inp.text):
+        if not has_words(inp.text):
             raise BadInputError("has no words", field="text")
         c = inp.criteria
         if c and c.min_words is not None and c.max_words is not None and c.min_words > c.max_words:
             raise BadInputError("min_words is above max_words", field="criteria.min_words")
-        out = await self.in_thread(critique, inp)
+        # textstat keeps the GIL for seconds (a cold start, a long text): in a thread that stalls the event
+        # loop and the API beside it (/health took > 1 s on a loaded machine); a worker process does not.
+        out = await self.in_process(critique, inp)
         return out.model_dump()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
-__all__ = ("Span", "ngram_repetition", "sentence_spans", "word_spans", "words")
+__all__ = ("Span", "has_words", "ngram_repetition", "sentence_spans", "word_spans", "words")
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 """A word: letters/digits, with inner apostrophes (``don't``, ``O’Neil``)."""
@@ -107,6 +107,11 @@ def _trimmed(text: str, start: int, end: int) -> Iterator[Span]:
 def word_spans(text: str) -> list[Span]:
     """The words of ``text`` (letters and digits, inner apostrophes kept) with their offsets."""
     return [Span(m.start(), m.end(), m.group()) for m in _WORD.finditer(text)]
+
+
+def has_words(text: str) -> bool:
+    """Whether ``text`` has a word: stops at the first one (a cheap check for the event loop)."""
+    return _WORD.search(text) is not None
 
 
 def words(text: str) -> list[str]:

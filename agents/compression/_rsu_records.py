@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
 import anyio
+from cachetools import LRUCache
 
 from agents.jetstream import KeyValueBucket, KvEntry, kv_get_or_none, kv_purge_all, kv_values
 from sigmalang import MissingRSUError, Retention, RSUStoreError
@@ -80,8 +80,7 @@ class RsuRecords:
         self.retention = retention
         self._clock = clock
         self._lock = threading.Lock()  # guards the caches below (read from the store's threads too)
-        self._cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
-        self._cache_bytes = 0
+        self._cache: LRUCache[tuple[str, int], bytes] = LRUCache(CACHE_BYTES, getsizeof=len)
         self._used: dict[tuple[str, int], float] = {}  # last use this process wrote or read
         self._swept: dict[str, float] = {}
         self.evicted: dict[str, int] = {}
@@ -98,7 +97,6 @@ class RsuRecords:
         """Drop every cached RSU."""
         with self._lock:
             self._cache.clear()
-            self._cache_bytes = 0
 
     async def get_value(self, name: str) -> bytes | None:
         entry = await kv_get_or_none(self._bucket, name)
@@ -162,20 +160,16 @@ class RsuRecords:
                 return first
 
     def cache_put(self, tenant: str, seq: int, data: bytes) -> None:
+        """Keep an RSU's content for reads (least recently used out; content over the bound is not kept)."""
+        if len(data) > self._cache.maxsize:
+            return
         with self._lock:
-            if (tenant, seq) in self._cache:
-                return
-            self._cache[(tenant, seq)] = data
-            self._cache_bytes += len(data)
-            while self._cache_bytes > CACHE_BYTES and self._cache:
-                _, dropped = self._cache.popitem(last=False)
-                self._cache_bytes -= len(dropped)
+            if (tenant, seq) not in self._cache:
+                self._cache[(tenant, seq)] = data
 
     def _forget_local(self, tenant: str, seq: int) -> None:
         with self._lock:
-            data = self._cache.pop((tenant, seq), None)
-            if data is not None:
-                self._cache_bytes -= len(data)
+            self._cache.pop((tenant, seq), None)
             self._used.pop((tenant, seq), None)
 
     async def _touch(self, tenant: str, seq: int, now: float) -> bool:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from contextlib import aclosing
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from litestar import Request, Response, post
@@ -13,8 +13,9 @@ from litestar.params import JSONBody
 
 from agents.errors import AgentError, BadInputError, StreamBrokenError
 from agents.protocol import ChatMessageIn, GenerateInput, GenerateOutput, Sampling
+from api._push import EventFormat
 from api._request import call_context, request_id_of
-from api._sse import sse_event, sse_response
+from api._sse import sse_event, sse_push_response
 from api.errors import error_body
 from api.generate.schemas import GenerateRequest, GenerateResponse, Timings, Usage
 from orchestrator import Orchestrator, TextDelta
@@ -75,43 +76,41 @@ async def generate(
     orchestrator: Orchestrator = state.orchestrator
     request_id = request_id_of(request)
     ctx = call_context(orchestrator, request, timeout_s=data.timeout_s)
-    events = orchestrator.generate_stream(_to_input(data), ctx)
     if not data.stream:
+        events = orchestrator.generate_stream(_to_input(data), ctx)
         async with aclosing(events):
             async for event in events:
                 if isinstance(event, GenerateOutput):
                     return Response(_response(request_id, event))
         raise StreamBrokenError("generator stream ended without an output")
-    # Wait for the first event so that refusals (400/429/503/504) are real HTTP statuses.
-    first = await events.__anext__()
-    return sse_response(_sse(request, request_id, first, events))
+    # The first event is in before the response starts, so refusals (400/429/503/504) are real statuses.
+    stream = await orchestrator.open_generation(_to_input(data), ctx)
+    return sse_push_response(stream, _format(request, request_id))
 
 
 _TOKEN_HEAD = sse_event("{}", "token")[: -len("}\r\n\r\n")] + b'"text": '
 """``event: token``, CRLF, ``data: {"text": `` (a JSON string and ``}``, CRLF, CRLF end the event)."""
 
 
-async def _sse(
-    request: Request[Any, Any, Any],
-    request_id: str,
-    first: TextDelta | GenerateOutput,
-    rest: AsyncIterator[TextDelta | GenerateOutput],
-) -> AsyncIterator[bytes]:
+def _token(delta: TextDelta) -> bytes:
+    """``sse_event(json.dumps({"text": delta.text}), "token")``, encoded once.
+
+    ``encode_basestring_ascii`` is what ``json.dumps`` runs for a string (``ensure_ascii``), without
+    the encoder object around it.
+    """
+    return _TOKEN_HEAD + encode_basestring_ascii(delta.text).encode() + b"}\r\n\r\n"
+
+
+def _format(request: Request[Any, Any, Any], request_id: str) -> EventFormat:
     """``token`` events (``{"text": ...}``), then ``done`` (the response body) or ``error``."""
-    try:
-        event: TextDelta | GenerateOutput | None = first
-        while event is not None:
-            if isinstance(event, TextDelta):  # sse_event(json.dumps({"text": ...}), "token"), encoded once
-                yield _TOKEN_HEAD + json.dumps(event.text).encode() + b"}\r\n\r\n"
-            else:
-                yield sse_event(_response(request_id, event).model_dump_json(), "done")
-                return
-            event = await anext(rest, None)
-    except AgentError as exc:
-        body = error_body(exc.code, exc.message, exc.field, request)
-        yield sse_event(json.dumps(body), "error")
-    finally:
-        await rest.aclose()  # type: ignore[attr-defined]
+
+    def done(out: GenerateOutput) -> bytes:
+        return sse_event(_response(request_id, out).model_dump_json(), "done")
+
+    def error(exc: AgentError) -> bytes:
+        return sse_event(json.dumps(error_body(exc.code, exc.message, exc.field, request)), "error")
+
+    return EventFormat(delta=_token, end=done, error=error)
 
 
 ROUTES = (generate,)

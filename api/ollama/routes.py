@@ -23,19 +23,18 @@ import datetime as dt
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.params import JSONBody
-from litestar.response import Stream
 from pydantic import ValidationError
 
 from agents.errors import AgentError, BadInputError, NotFoundError
 from agents.protocol import ChatMessageIn, GenerateInput, GenerateOutput
 from agents.storage.wire import MAX_EMBED_TEXTS, EmbedInput, EmbedOutput
+from api._push import EventFormat, push_response
 from api._request import call_context
 from api.errors import STATUS_BY_CODE, internal_error_response
 from api.ollama.schemas import (
@@ -47,10 +46,10 @@ from api.ollama.schemas import (
     OllamaOptions,
 )
 from api.openai._errors import openai_param
-from api.openai._generation import generate_all, merged, start_streams
+from api.openai._generation import generate_all, start_streams
 from api.openai.schemas import ChatCompletionRequest
 from api.openai.tools import ToolPlan, parse_call, plan_tools, render_messages
-from orchestrator import ModelInfo, Orchestrator, TextDelta
+from orchestrator import GenerationStream, ModelInfo, Orchestrator, TextDelta
 
 __all__ = ("OLLAMA_VERSION", "ROUTES")
 
@@ -190,27 +189,28 @@ def _message(out: GenerateOutput, plan: ToolPlan | None) -> dict[str, Any]:
     return {"role": "assistant", "content": out.text}
 
 
-async def _ndjson(
-    events: AsyncIterator[tuple[int, TextDelta | GenerateOutput]], model: str, started: float, chat: bool
-) -> AsyncIterator[bytes]:
-    """NDJSON chunks of a streamed answer; an error after the start is sent as ``{"error": ...}``."""
-    try:
-        async for _, event in events:
-            head = {"model": model, "created_at": _now()}
-            if isinstance(event, TextDelta):
-                if event.text:
-                    part = (
-                        {"message": {"role": "assistant", "content": event.text}}
-                        if chat
-                        else {"response": event.text}
-                    )
-                    yield _line({**head, **part, "done": False})
-            else:
-                empty = {"message": {"role": "assistant", "content": ""}} if chat else {"response": ""}
-                yield _line({**head, **empty, **_final(event, model, started)})
-                return
-    except AgentError as exc:
-        yield _line({"error": exc.message})
+def _ndjson(stream: GenerationStream, model: str, started: float, *, chat: bool) -> Response[Any]:
+    """NDJSON chunks of a streamed answer, written as they arrive (`api._push`).
+
+    An error after the start is sent as ``{"error": ...}``.
+    """
+
+    def delta(event: TextDelta) -> bytes:
+        if not event.text:
+            return b""
+        part = {"message": {"role": "assistant", "content": event.text}} if chat else {"response": event.text}
+        return _line({"model": model, "created_at": _now(), **part, "done": False})
+
+    def end(out: GenerateOutput) -> bytes:
+        empty = {"message": {"role": "assistant", "content": ""}} if chat else {"response": ""}
+        return _line({"model": model, "created_at": _now(), **empty, **_final(out, model, started)})
+
+    def error(exc: AgentError) -> bytes:
+        return _line({"error": exc.message})
+
+    return push_response(
+        stream, EventFormat(delta=delta, end=end, error=error), media_type=_NDJSON, headers={}
+    )
 
 
 # ----------------------------------------------------------------- routes
@@ -232,16 +232,7 @@ async def chat(
         lines = _line({**head, "done": False}) + _line({**tail, **_final(out, out.model, started)})
         return Response(lines, media_type=_NDJSON)
     streams, model = await start_streams(request, orchestrator, ctx, [inp], data.model)
-    return Stream(_ndjson(_closing(streams), model, started, chat=True), media_type=_NDJSON)
-
-
-async def _closing(streams: Any) -> AsyncIterator[tuple[int, TextDelta | GenerateOutput]]:
-    try:
-        async for item in merged(streams):
-            yield item
-    finally:
-        for _, rest in streams:
-            await rest.aclose()
+    return _ndjson(streams[0][1], model, started, chat=True)
 
 
 @post("/generate", status_code=200, summary="Ollama-compatible completion (NDJSON stream by default)")
@@ -268,7 +259,7 @@ async def generate(
         body["context"] = []
         return Response(body)
     streams, model = await start_streams(request, orchestrator, ctx, [inp], data.model)
-    return Stream(_ndjson(_closing(streams), model, started, chat=False), media_type=_NDJSON)
+    return _ndjson(streams[0][1], model, started, chat=False)
 
 
 async def _embed(

@@ -22,7 +22,7 @@ from litestar import Request
 
 from agents.errors import AgentError, NotFoundError
 from agents.protocol import GenerateInput, GenerateOutput
-from orchestrator import CallContext, Orchestrator, TextDelta
+from orchestrator import CallContext, GenerationStream, Orchestrator, TextDelta
 
 __all__ = ("Event", "generate_all", "merged", "start_streams")
 
@@ -138,14 +138,9 @@ async def generate_all(
 
 async def _first(
     orchestrator: Orchestrator, ctx: CallContext, inp: GenerateInput
-) -> tuple[Event, AsyncIterator[Event]]:
-    events = orchestrator.generate_stream(inp, ctx)
-    try:
-        first = await events.__anext__()
-    except BaseException:
-        await events.aclose()
-        raise
-    return first, events
+) -> tuple[Event, GenerationStream]:
+    stream = await orchestrator.open_generation(inp, ctx)
+    return stream.first, stream
 
 
 async def start_streams(
@@ -154,16 +149,17 @@ async def start_streams(
     ctx: CallContext,
     inputs: list[GenerateInput],
     model: str,
-) -> tuple[list[tuple[Event, AsyncIterator[Event]]], str]:
+) -> tuple[list[tuple[Event, GenerationStream]], str]:
     """Start one stream per input and wait for each one's first event; the streams and the model's name.
 
-    Waiting for the first event makes a refusal a real HTTP status.
+    Waiting for the first event makes a refusal a real HTTP status. Each stream's first event is also
+    its ``first``; the caller closes the streams (``aclose``).
 
     Raises:
         AgentError: A refusal (the streams started so far are closed).
     """
     asked = _asked_model(request, model)
-    streams: list[tuple[Event, AsyncIterator[Event]]] = []
+    streams: list[tuple[Event, GenerationStream]] = []
     try:
         for i, inp in enumerate(inputs):
             try:
@@ -173,15 +169,16 @@ async def start_streams(
                     raise
                 asked = None
                 streams.append(await _first(orchestrator, ctx, inp.model_copy(update={"model": None})))
+        # Still inside: a stream is closed by its response, so the streams are this function's until then.
+        served = asked if asked is not None else await _served_model(request, orchestrator)
     except BaseException:
         for _, rest in streams:
-            await rest.aclose()  # type: ignore[attr-defined]
+            await rest.aclose()
         raise
-    served = asked if asked is not None else await _served_model(request, orchestrator)
     return streams, served
 
 
-async def merged(streams: list[tuple[Event, AsyncIterator[Event]]]) -> AsyncIterator[tuple[int, Event]]:
+async def merged(streams: list[tuple[Event, GenerationStream]]) -> AsyncIterator[tuple[int, Event]]:
     """The events of several streams as they come, tagged with their stream's index.
 
     Raises:

@@ -43,8 +43,9 @@ from agents.errors import (
 )
 from agents.protocol import GenerateInput, GenerateOutput
 from agents.storage.wire import MAX_EMBED_TEXTS, EmbedInput, EmbedOutput
+from api._push import EventFormat
 from api._request import call_context, request_id_of
-from api._sse import sse_response
+from api._sse import sse_push_response, sse_response
 from api.openai._errors import OPENAI_EXCEPTION_HANDLERS, agent_error_body
 from api.openai._generation import Event, generate_all, merged, start_streams
 from api.openai._shape import (
@@ -69,7 +70,7 @@ from api.openai.schemas import (
     ModelObject,
 )
 from api.openai.tools import ToolPlan, plan_tools, render_messages
-from orchestrator import ModelInfo, Orchestrator, TextDelta
+from orchestrator import GenerationStream, ModelInfo, Orchestrator, TextDelta
 
 __all__ = ("ROUTES",)
 
@@ -201,10 +202,42 @@ def _include_usage(body: ChatCompletionRequest | CompletionRequest) -> bool:
     return bool(body.stream_options and body.stream_options.include_usage)
 
 
+def _error_event(exc: AgentError) -> bytes:
+    """An error after the response started: ``data: {"error": {...}}`` (no ``[DONE]`` follows)."""
+    return b"data: " + json.dumps(agent_error_body(exc)).encode() + b"\n\n"
+
+
+def _stream_response(
+    chunks: Chunks,
+    choices: list[ChatChoiceStream] | list[TextChoiceStream],
+    streams: list[tuple[Event, GenerationStream]],
+    prompt_choices: list[int],
+) -> Response[Any]:
+    """The SSE response: one choice's events written as they arrive (`api._push`), several merged."""
+    if len(streams) != 1:
+        return sse_response(_sse(chunks, choices, streams, prompt_choices))
+    choice = choices[0]
+
+    def delta(event: TextDelta) -> bytes:
+        return b"".join(choice.delta(event.text, list(event.logprobs)))
+
+    def end(out: GenerateOutput) -> bytes:
+        parts = choice.finish(out)
+        if chunks.include_usage:
+            parts.append(chunks.usage(usage([out], prompt_choices)))
+        return b"".join((*parts, _DONE))
+
+    head = choice.start() or b""
+    return sse_push_response(streams[0][1], EventFormat(delta=delta, end=end, error=_error_event, head=head))
+
+
+_DONE = b"data: [DONE]\n\n"
+
+
 async def _sse(
     chunks: Chunks,
-    choices: list[ChatChoiceStream] | list[TextChoiceStream] | list[Any],
-    streams: list[tuple[Event, AsyncIterator[Event]]],
+    choices: list[ChatChoiceStream] | list[TextChoiceStream],
+    streams: list[tuple[Event, GenerationStream]],
     prompt_choices: list[int],
 ) -> AsyncIterator[bytes]:
     """The SSE body: per choice its first chunk, deltas and finish; the usage chunk; ``[DONE]``.
@@ -230,12 +263,12 @@ async def _sse(
         if chunks.include_usage:
             ordered = [outputs[i] for i in range(len(choices))]
             yield chunks.usage(usage(ordered, prompt_choices))
-        yield b"data: [DONE]\n\n"
+        yield _DONE
     except AgentError as exc:
-        yield b"data: " + json.dumps(agent_error_body(exc)).encode() + b"\n\n"
+        yield _error_event(exc)
     finally:
         for _, rest in streams:
-            await rest.aclose()  # type: ignore[attr-defined]
+            await rest.aclose()
 
 
 # ----------------------------------------------------------------- routes
@@ -267,7 +300,7 @@ async def chat_completions(
         raise ContextLengthExceededError(exc.message, field="messages") from None
     chunks = Chunks(kind, cid, created, model, include_usage=_include_usage(data))
     per_choice = [ChatChoiceStream(chunks, i, plan, logprobs=bool(data.logprobs)) for i in range(len(inputs))]
-    return sse_response(_sse(chunks, per_choice, streams, [0]))
+    return _stream_response(chunks, per_choice, streams, [0])
 
 
 @post("/completions", status_code=200, summary="OpenAI-compatible text completion (JSON or SSE)")
@@ -298,7 +331,7 @@ async def completions(
         raise ContextLengthExceededError(exc.message, field="prompt") from None
     chunks = Chunks("text", cid, created, model, include_usage=_include_usage(data))
     per_choice = [TextChoiceStream(chunks, i, echoes[i], logprobs=logprobs) for i in range(len(inputs))]
-    return sse_response(_sse(chunks, per_choice, streams, firsts))
+    return _stream_response(chunks, per_choice, streams, firsts)
 
 
 def _input_param(field: str | None, *, single: bool) -> str:

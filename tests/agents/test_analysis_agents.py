@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
@@ -21,8 +22,10 @@ from agents.analysis import (
     MAX_ENTITY_TEXT_CHARS,
     MAX_TEXT_CHARS,
     MiniLMEmbedding,
+    QualityInput,
     SimilarityAgent,
 )
+from agents.analysis._quality import critique
 from agents.collective import spec_of
 from bridges.vault import VaultBridge
 from orchestrator import Orchestrator, testing
@@ -42,14 +45,15 @@ def embedder() -> MiniLMEmbedder:
 
 @pytest.fixture
 def team(bus: Bus, embedder: MiniLMEmbedder) -> Team:
-    """All eight analysis agents (one shared limiter, MiniLM without a vault) for an ``async with`` block."""
+    """All eight analysis agents (shared thread and process limiters, MiniLM without a vault) for an
+    ``async with`` block."""
 
     def run() -> AbstractAsyncContextManager[Orchestrator]:
-        limiter = anyio.CapacityLimiter(2)
+        limiter, processes = anyio.CapacityLimiter(2), anyio.CapacityLimiter(1)
         agents = [
-            SimilarityAgent(MiniLMEmbedding(embedder), limiter=limiter)
+            SimilarityAgent(MiniLMEmbedding(embedder), limiter=limiter, processes=processes)
             if cls is SimilarityAgent
-            else cls(limiter=limiter)
+            else cls(limiter=limiter, processes=processes)
             for cls in ANALYSIS_AGENTS
         ]
         return running(bus, agents, concurrency=2)
@@ -382,6 +386,27 @@ async def test_quality_critic_scores_and_checks_criteria(team: Team) -> None:
         and low["metrics"]["flesch_reading_ease"] < high["metrics"]["flesch_reading_ease"]
     )
     assert words.field == "criteria.min_words"
+
+
+async def test_quality_critic_scores_in_a_worker_process_not_under_the_agents_interpreter_lock(
+    team: Team,
+) -> None:
+    """textstat is pure Python and keeps the GIL (~1 s to load the CMU dictionary, about as much for a long
+    text): run in a thread, it stalled the event loop of the process and the API beside it (``/health``
+    over 1 s in ``tests/neurectomy/test_hostile_input.py`` on a loaded machine). The agent's process now
+    spends a small part of the scoring's CPU time on a call (CPU time: the machine's load does not move it),
+    and the answer is the scoring's own."""
+    text, same_work = "Aa-" * 60_000, "Bb-" * 60_000  # 180,000 characters; textstat caches per text
+    critique(QualityInput(text="Warm up: load the dictionary here first."))
+    started = time.process_time()
+    critique(QualityInput(text=same_work))
+    work_s = time.process_time() - started
+    async with team() as orch:
+        started = time.process_time()  # the agent's first call: the worker starts and loads textstat too
+        served = await call(orch, "quality-critic", {"text": text})
+        spent_s = time.process_time() - started
+    assert served == critique(QualityInput(text=text)).model_dump()
+    assert spent_s < work_s / 10, f"{spent_s:.3f} s of CPU here for {work_s:.3f} s of scoring"
 
 
 async def test_team_starter_starts_all_eight_and_refuses_unknown_agents(bus: Bus, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from agents import Bus
+from agents.compression import _rsu_records
 from agents.compression.rsu_store import JetStreamRSUStore, shared_frame_secret
 from agents.jetstream import JetStream
 from bridges.tenant_seal import VaultChunkSealer
@@ -30,6 +31,7 @@ from sigmalang import (
     SigmaCodec,
 )
 from sigmalang.chunking import rsu_id
+from tests.sigmalang.test_read_cache import BOUND, check_read_cache
 from tests.sigmalang.test_store_contract import (  # noqa: F401 - collected here against this store
     test_acquire_counts_present_seqs_once_per_call,
     test_closed_store_refuses_work,
@@ -145,3 +147,19 @@ def test_sealed_rsus_hide_content_and_are_shredded_with_the_tenant(
         assert store.seqs("acme", [rsu_id(canary)]) == {}
         assert store.get_many("globex", [1]) == [canary]  # another tenant is untouched
     replicas[0].portal.call(replicas[0].js.delete_stream, f"KV_{bucket}")
+
+
+def test_read_cache_is_least_recently_used_within_its_byte_bound(
+    replicas: list[Replica], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_rsu_records, "CACHE_BYTES", BOUND)
+    bucket = f"rsu_cache_{time.monotonic_ns()}"
+    store = replicas[0].store(bucket)
+    try:
+        cache = store._records._cache
+        check_read_cache(store, cache)
+        assert cache.currsize <= BOUND
+        store.close()
+        assert len(cache) == 0  # closing drops the cached content
+    finally:
+        replicas[0].portal.call(replicas[0].js.delete_stream, f"KV_{bucket}")

@@ -67,3 +67,21 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = Path(configured) if configured else tmp_path_factory.mktemp("artifacts")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out the parameter combinations a test module says it does not run.
+
+    A module may define ``uncollected_combination(params) -> bool`` (``params``: the test's
+    ``callspec.params``, fixture parameters included); the combinations it returns True for are
+    deselected (reported as such), not collected and skipped.
+    """
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        rule = getattr(getattr(item, "module", None), "uncollected_combination", None)
+        callspec = getattr(item, "callspec", None)
+        (drop if rule is not None and callspec is not None and rule(callspec.params) else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

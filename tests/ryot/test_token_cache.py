@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import threading
+
 import pytest
 
 from ryot import ChatMessage, RyotEngine, SamplingParams
@@ -45,6 +48,41 @@ def test_get_returns_a_fresh_list_and_a_put_again_replaces() -> None:
     cache.put(key, [8])
     assert cache.get(key) == [8]
     assert cache.chars == 1
+
+
+def test_threads_sharing_the_cache_keep_its_character_count_and_bound() -> None:
+    cache = TokenCache(max_chars=50)
+    texts = [f"text {i:02d}" for i in range(40)]  # 7 characters each: at most 7 entries fit
+    failures: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def work(offset: int) -> None:
+        start.wait()
+        try:
+            for i in range(3_000):
+                key = ("", texts[(i * 7 + offset) % len(texts)], True, False)
+                got = cache.get(key)
+                if got is None:
+                    cache.put(key, [offset, i])
+                else:
+                    assert len(got) == 2
+        except BaseException as exc:
+            failures.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show at once
+    try:
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == []
+    stats = cache.stats()
+    assert stats["hits"] + stats["misses"] == 4 * 3_000
+    assert stats["chars"] == 7 * stats["entries"] <= 50
 
 
 def test_engine_tokenizes_a_repeated_prompt_once_per_namespace_with_exact_usage(engine: RyotEngine) -> None:

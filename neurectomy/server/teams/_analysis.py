@@ -22,6 +22,7 @@ import structlog
 from agents import Bus
 from agents.analysis import (
     ANALYSIS_AGENTS,
+    ANALYSIS_PROCESSES,
     ANALYSIS_THREADS,
     AnalysisAgent,
     MiniLMEmbedding,
@@ -58,7 +59,7 @@ async def start_analysis(
         bus: Connected bus.
         tg: Task group the agent runners run in.
         agent: Only this agent of the team.
-        replicas: Instances per agent (one queue group; they share the limiter and the embedder).
+        replicas: Instances per agent (one queue group; they share the limiters and the embedder).
 
     Raises:
         ValueError: The team has no agent named ``agent``.
@@ -67,6 +68,7 @@ async def start_analysis(
     """
     check_agent("analysis", [cls.name for cls in ANALYSIS_AGENTS], agent)
     limiter = anyio.CapacityLimiter(ANALYSIS_THREADS)
+    processes = anyio.CapacityLimiter(ANALYSIS_PROCESSES)  # one worker for lingua and textstat
     embedding: MiniLMEmbedding | None = None
     if agent in (None, SimilarityAgent.name):
         embedding = MiniLMEmbedding(
@@ -81,9 +83,9 @@ async def start_analysis(
 
     def build() -> list[AnalysisAgent]:
         return [
-            SimilarityAgent(embedding, limiter=limiter)
+            SimilarityAgent(embedding, limiter=limiter, processes=processes)
             if cls is SimilarityAgent and embedding is not None
-            else cls(limiter=limiter)
+            else cls(limiter=limiter, processes=processes)
             for cls in ANALYSIS_AGENTS
             if cls is not SimilarityAgent or embedding is not None
         ]

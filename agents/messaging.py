@@ -170,9 +170,10 @@ class Bus:
             if self._inbox_sub is None:
                 prefix = self.new_inbox()
                 # No callback: nats-py would run a task that takes each message from the subscription's
-                # queue; the queue is replaced by one that hands it to _demux in nats-py's read loop.
+                # queue; the queue is replaced by one that hands it to _demux in nats-py's read loop, or
+                # (eager) as its bytes arrive while that loop waits (agents._natsfast.FastParser.take_eager).
                 sub = await self._nc.subscribe(f"{prefix}.>")
-                deliver_from_reader(sub, self._demux)
+                deliver_from_reader(sub, self._demux, eager=True)
                 self._inbox_sub = sub
                 self._inbox_prefix = prefix
 

@@ -197,10 +197,17 @@ class EventChannel:
             return False
         on_text = self._on_text
         if on_text is not None and batch and not self.busy and not self._batches:
-            batch = coalesced(batch)
+            if len(batch) > 1:
+                batch = coalesced(batch)
             taken = 0
             for event in batch:
-                if not isinstance(event, TokenChunk) or not _handled(on_text, event, alone):
+                if not isinstance(event, TokenChunk):
+                    break
+                try:
+                    handled = on_text(event, alone)
+                except Exception:  # the task handles the chunk again and meets the error
+                    handled = False
+                if not handled:
                     break
                 taken += 1
             if taken == len(batch):
@@ -231,14 +238,6 @@ class EventChannel:
         """The consumer is gone: later batches are refused (the engine then cancels the request)."""
         self.closed = True
         self._batches.clear()
-
-
-def _handled(on_text: TextHandler, chunk: TokenChunk, alone: bool) -> bool:
-    """``on_text(chunk, alone)``; False if it raised (the task then handles the chunk and meets the error)."""
-    try:
-        return on_text(chunk, alone)
-    except Exception:
-        return False
 
 
 class RequestSink:

@@ -61,6 +61,10 @@ _STREAM_MESSAGE = b'{"type":'
 _CHUNK_MESSAGE = b'{"type":"chunk"'
 """How a ``Chunk`` starts as ``agents._call`` writes it: only such messages are parsed for a push consumer
 (any other message, or spelling, is read by :meth:`AgentCall.next`, with the same result)."""
+_validate_chunk: Callable[[bytes], Chunk] = Chunk.__pydantic_validator__.validate_json
+"""A pushed chunk's JSON as a :class:`Chunk`: what ``stream_message_adapter`` makes of a message with
+``"type":"chunk"`` (the union's tag), without the adapter's Python wrapper. A payload with an attachment
+after its JSON (none of a chunk's) fails here and is read by :meth:`AgentCall.next`, as is anything else."""
 
 
 def _with_attachment(event: Chunk | End | Error, attachment: memoryview | None) -> Chunk | End | Error:
@@ -311,11 +315,11 @@ class AgentCall:
         on_chunk = self._on_chunk
         if on_chunk is None or not data.startswith(_CHUNK_MESSAGE) or time.time() >= self._ctx.deadline:
             return False
-        try:
-            event = stream_message_adapter.validate_json(split_attachment(data)[0])
+        try:  # a Chunk alone (what next() reads it as); anything else, an attachment too, goes to next()
+            event = _validate_chunk(data)
         except ValueError:
             return False  # next() reads it and says what is wrong
-        if not isinstance(event, Chunk) or event.seq != self._expected:
+        if event.seq != self._expected:
             return False
         self._expected += 1
         try:

@@ -18,7 +18,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import ProtocolError
-from nats.protocol.parser import Parser
+from nats.protocol.parser import AWAITING_CONTROL_LINE, Parser
 
 from agents import Bus
 from agents._natsfast import DirectQueue, FastParser, use_fast_parser
@@ -45,7 +45,7 @@ def _fields(msg: Msg) -> tuple[Any, ...]:
     return msg.subject, msg.reply, msg.data, msg.headers, msg.sid
 
 
-def _client(events: list[tuple[Any, ...]], parser: type[Parser]) -> Client:
+def _client(events: list[tuple[Any, ...]], parser: type[Parser], *, eager: bool = False) -> Client:
     nc = Client()
     nc._parse_header_lines = parse_header_lines  # type: ignore[method-assign]  # as agents.messaging.Bus
 
@@ -64,7 +64,7 @@ def _client(events: list[tuple[Any, ...]], parser: type[Parser]) -> Client:
     nc._process_ping, nc._process_pong = ping, pong  # type: ignore[method-assign]
     nc._process_info, nc._process_err = info, err  # type: ignore[method-assign]
     direct = Subscription(nc, _DIRECT, "direct.>")
-    direct._pending_queue = DirectQueue(direct, lambda m: events.append(("direct", *_fields(m))))  # type: ignore[assignment]
+    direct._pending_queue = DirectQueue(direct, lambda m: events.append(("direct", *_fields(m))), eager=eager)  # type: ignore[assignment]
     queued = Subscription(nc, _QUEUED, "queued.>")
     queued._pending_queue = _Recording(events)
     nc._subs.update({_DIRECT: direct, _QUEUED: queued})
@@ -133,6 +133,66 @@ async def _feed(parser: type[Parser], stream: bytes, cuts: list[int]) -> tuple[l
     return events, nc
 
 
+async def _feed_eagerly(stream: bytes, cuts: list[int]) -> tuple[list[Any], Client]:
+    """As :func:`_feed` with the fast parser, each read first offered to ``take_eager`` when it may take
+    it (as ``_EagerFeed`` offers it: the parser holds nothing), the rest parsed."""
+    events: list[tuple[Any, ...]] = []
+    nc = _client(events, FastParser, eager=True)
+    parser = nc._ps
+    assert isinstance(parser, FastParser)
+    at = 0
+    for cut in [*sorted(c % (len(stream) + 1) for c in cuts), len(stream)]:
+        piece = stream[at:cut]
+        at = max(at, cut)
+        if piece and not parser.buf and parser.state == AWAITING_CONTROL_LINE:
+            taken = parser.take_eager(piece)
+            events.extend(("eager", n) for n in range(taken and 1))  # (dropped before comparing)
+            piece = piece[taken:]
+        try:
+            await parser.parse(piece)
+        except ProtocolError as exc:
+            events.append(("protocol error", str(exc)))
+            break
+    return events, nc
+
+
+@settings(max_examples=300, deadline=None)
+@given(_STREAM, st.lists(st.integers(min_value=0, max_value=1 << 16), max_size=6))
+@example(
+    b"MSG direct.a 1 _INBOX.q.1 3\r\nabc\r\nMSG direct.a 1 2\r\nok\r\nPING\r\nMSG direct.a 1 1\r\nz\r\n", []
+)
+@example(b"MSG direct.a 1 3\r\nabc\r\nMSG queued.b 2 1\r\nq\r\nMSG direct.a 1 1\r\nz\r\n", [30])
+def test_messages_taken_as_their_bytes_arrive_are_what_nats_py_dispatches(
+    stream: bytes, cuts: list[int]
+) -> None:
+    """Eager subscriptions' messages handed over before the read loop parses: the same order and counts."""
+    ours, fast = asyncio.run(_feed_eagerly(stream, cuts))
+    theirs, slow = asyncio.run(_feed(Parser, stream, cuts))
+    assert [e for e in ours if e[0] != "eager"] == theirs
+    assert fast.stats == slow.stats
+    for sid in (_DIRECT, _QUEUED):
+        assert fast._subs[sid]._received == slow._subs[sid]._received
+    assert (fast._ps.buf, fast._ps.state) == (slow._ps.buf, slow._ps.state)
+
+
+def test_take_eager_takes_only_complete_messages_for_eager_subscriptions() -> None:
+    events: list[tuple[Any, ...]] = []
+    parser = _client(events, FastParser, eager=True)._ps
+    assert isinstance(parser, FastParser)
+    two = b"MSG direct.a 1 2\r\nok\r\nMSG direct.a 1 r 3\r\nabc\r\n"
+    assert parser.take_eager(two + b"MSG direct.a 1 5\r\nhel") == len(two)  # the third is not complete
+    assert events == [
+        ("direct", "direct.a", "", b"ok", None, _DIRECT),
+        ("direct", "direct.a", "r", b"abc", None, _DIRECT),
+    ]
+    assert parser.take_eager(b"MSG queued.b 2 1\r\nq\r\n") == 0  # not an eager subscription
+    assert parser.take_eager(b"HMSG direct.a 1 12 12\r\nNATS/1.0\r\n\r\n\r\n") == 0  # headers: the read loop
+    assert parser.take_eager(b"PING\r\nMSG direct.a 1 2\r\nok\r\n") == 0  # something else ahead of it
+    lazy: list[tuple[Any, ...]] = []
+    assert _client(lazy, FastParser)._ps.take_eager(two) == 0  # a DirectQueue that is not eager
+    assert len(events) == 2 and lazy == []
+
+
 @settings(max_examples=300, deadline=None)
 @given(_STREAM, st.lists(st.integers(min_value=0, max_value=1 << 16), max_size=6))
 @example(
@@ -185,3 +245,31 @@ async def test_a_bus_reads_with_it_and_a_request_with_headers_and_a_503_come_thr
             await bus.request("t.parser.nobody", b"x", headers={"X-A": "1"}, timeout_s=10)
     assert answer.data == b"cba"
     assert seen[0].headers == {"X-A": "1", "X-B": "é"}
+
+
+@pytest.mark.anyio
+async def test_a_bus_takes_its_inbox_messages_as_their_bytes_arrive(bus: Bus) -> None:
+    """On a real nats-server: messages to a bus's inboxes reach it outside the read loop's task, in order."""
+    got: list[tuple[int, asyncio.Task[Any] | None]] = []
+    arrived = asyncio.Event()
+
+    def sink(data: bytes) -> bool:  # an inbox's push consumer (a stream's chunks take this way)
+        got.append((int(data), asyncio.current_task()))
+        if len(got) == 20:
+            arrived.set()
+        return True
+
+    box = await bus.open_inbox()
+    try:
+        box.push(sink)
+        for i in range(20):
+            await bus.publish(box.subject, str(i).encode())
+            if i % 5 == 4:
+                await bus.flush()
+        await asyncio.wait_for(arrived.wait(), 10)
+    finally:
+        bus.close_inbox(box)
+    assert [n for n, _ in got] == list(range(20))
+    reader = bus._nc._transport._io_reader  # type: ignore[union-attr]
+    assert type(vars(reader)["feed_data"]).__name__ == "_EagerFeed"
+    assert None in [task for _, task in got]  # taken in the protocol's callback, not in the read loop task

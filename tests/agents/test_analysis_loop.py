@@ -10,6 +10,7 @@ look-back) are checked against their old code, kept here as the reference, on ge
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from typing import Any
@@ -18,6 +19,7 @@ import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 import agents.analysis._entity_rules as rules
 import agents.analysis._text as text_module
@@ -25,7 +27,7 @@ from agents import Bus
 from agents.analysis import PROCESS_MIN_CHARS, EntitiesInput, EntityExtractorAgent, SentimentAgent
 from agents.analysis._entities import _resolve, extract_entities, extract_entities_data
 from agents.analysis._entity_rules import ENTITY_TYPES, Entity, find_proper_nouns
-from agents.analysis._sentiment import score_sentiment
+from agents.analysis._sentiment import LinearVader, score_sentiment
 from agents.analysis._text import _ABBREVIATIONS, sentence_spans
 from benchmarks.analysis_stalls import entity_text, prose
 from orchestrator import testing
@@ -137,6 +139,34 @@ def _old_sentence_spans(text: str) -> list[tuple[int, int, str]]:
 @given(text=TEXTS)
 def test_sentence_splitting_matches_the_old_abbreviation_check(text: str) -> None:
     assert [(s.start, s.end, s.text) for s in sentence_spans(text)] == _old_sentence_spans(text)
+
+
+VADER_WORDS = st.sampled_from(
+    "not no never so this without doubt least at very kind of sort the shit bomb bad ass yeah right cut "
+    "mustard kiss death hand to mouth good great bad awful love hate GOOD HATE but BUT nor or isn't "
+    "extremely barely really quite :) :( ! ? fine day rain".split()
+    + ["kiss of death", "hand to mouth", "cut the mustard", "the shit", "the bomb", "bad ass", "yeah right"]
+    + ["kind of", "sort of", "without doubt", "never so", "never this", "at least", "very least", "no or"]
+)
+"""VADER's rule words and idioms (negations, boosters, ``least``, ``but``, capitals, its special cases)."""
+
+
+@settings(max_examples=500, deadline=None)
+@given(words=st.lists(VADER_WORDS, max_size=40))
+def test_linear_vader_scores_as_upstream_vader(words: list[str]) -> None:
+    """The two per-word checks given a window of the words score as upstream's whole-list checks."""
+    text = " ".join(words)
+    assert _linear_vader().polarity_scores(text) == _upstream_vader().polarity_scores(text)
+
+
+@functools.cache
+def _linear_vader() -> LinearVader:
+    return LinearVader()
+
+
+@functools.cache
+def _upstream_vader() -> SentimentIntensityAnalyzer:
+    return SentimentIntensityAnalyzer()
 
 
 SPANS = st.lists(

@@ -168,11 +168,15 @@ def make_call(agent: AnalysisAgent, payload: dict[str, Any]) -> Call:
     return Call("bench", model, time.time() + 600, "t", "trace", "inbox", None)  # type: ignore[arg-type]
 
 
-async def measured(run: Callable[[], Any]) -> tuple[float, float, float, float, float, float]:
+async def measured(
+    run: Callable[[], Any], *, watch_gc: bool = True
+) -> tuple[float, float, float, float, float, float]:
     """``(worst, p99, p50 lag, wall, CPU, longest gc)`` of ``await run()``, in seconds, sampler running.
 
     The longest gc is the longest garbage collection of this process during the call (it holds the GIL
-    throughout, whichever thread triggered it).
+    throughout, whichever thread triggered it). ``watch_gc=False`` installs no ``gc.callbacks`` hook: the
+    hook is Python code, and running it lets a thread waiting for the GIL in, even in the middle of a C
+    call that holds it (a decode), which the service, without the hook, does not do.
     """
     lags: list[float] = []
     done = anyio.Event()
@@ -193,13 +197,15 @@ async def measured(run: Callable[[], Any]) -> tuple[float, float, float, float, 
     async with anyio.create_task_group() as tg:
         tg.start_soon(sample)
         await anyio.sleep(PERIOD_S)
-        gc.callbacks.append(on_gc)
+        hooks = [on_gc] if watch_gc else []
+        gc.callbacks.extend(hooks)
         cpu, wall = time.process_time(), time.perf_counter()
         try:
             await run()
         finally:
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            gc.callbacks.remove(on_gc)
+            for hook in hooks:
+                gc.callbacks.remove(hook)
             done.set()
     lags.sort()
     p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))] if lags else 0.0
@@ -320,7 +326,7 @@ async def decode_stalls() -> None:
                 else:
                     await anyio.to_thread.run_sync(decode, body, model)
 
-            worst, _, p50, wall, _, _ = await measured(run)
+            worst, _, p50, wall, _, _ = await measured(run, watch_gc=False)
             row = f"{label:<26} {len(body) / 1e6:>5.1f} {where:<7} {worst * 1e3:>12.0f} {p50 * 1e3:>11.1f}"
             print(row + f" {wall * 1e3:>8.0f}", flush=True)
 

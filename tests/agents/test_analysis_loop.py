@@ -11,6 +11,7 @@ look-back) are checked against their old code, kept here as the reference, on ge
 from __future__ import annotations
 
 import functools
+import gc
 import re
 import time
 from typing import Any
@@ -52,12 +53,19 @@ async def served_cpu(
     """The agent's answer to ``payload`` through the orchestrator, and this process's CPU seconds on it.
 
     ``warm_up`` (long enough for the worker process) is served first: the worker's start is not measured.
+    No garbage collection runs here during the call: a full one that the answer's objects may trigger
+    scans the whole heap of this test process (0.1-0.3 s once other tests loaded torch), which is not the
+    work the test measures.
     """
     async with running(bus, [agent], concurrency=2) as orch:
         await testing.call(orch, agent.name, warm_up, timeout_s=120)
-        started = time.process_time()
-        out = await testing.call(orch, agent.name, payload, timeout_s=120)
-        return out, time.process_time() - started
+        gc.disable()
+        try:
+            started = time.process_time()
+            out = await testing.call(orch, agent.name, payload, timeout_s=120)
+            return out, time.process_time() - started
+        finally:
+            gc.enable()
 
 
 async def test_sentiment_scores_a_long_text_in_the_worker_process(bus: Bus) -> None:

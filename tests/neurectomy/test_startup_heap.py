@@ -13,7 +13,9 @@ def test_objects_alive_at_start_up_leave_the_collections_and_later_ones_do_not()
         frozen = freeze_startup_heap()
         later = [[i] for i in range(10)]
         tracked = {id(o) for o in gc.get_objects()}
-        assert frozen == gc.get_freeze_count() > len(startup)
+        # Not equal to the count now: frozen objects that other threads of the session release (worker
+        # threads, NATS clients of earlier tests) leave the permanent generation as they are freed.
+        assert frozen > len(startup) and gc.get_freeze_count() > len(startup)
         assert id(startup) not in tracked and not any(id(x) in tracked for x in startup)
         assert id(later) in tracked  # what comes after start-up is collected as usual
     finally:

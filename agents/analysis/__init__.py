@@ -16,7 +16,8 @@ quality-critic      text → 0-100 quality score, issues, suggestions, criteria 
 No agent calls an LLM; only ``similarity`` uses a model (all-MiniLM-L6-v2, through a
 :class:`TextEmbedder` such as :class:`bridges.vault.VaultBridge`). CPU work runs in worker threads under
 one :class:`anyio.CapacityLimiter` the team shares; lingua, textstat, YAKE and radon, which keep the GIL
-for long stretches, run in one worker process the team shares. Every output has a one-line ``summary``.
+for long stretches, and VADER and the entity finders on texts of :data:`PROCESS_MIN_CHARS` characters or
+more, run in one worker process the team shares. Every output has a one-line ``summary``.
 """
 
 from agents.analysis._base import (
@@ -24,6 +25,7 @@ from agents.analysis._base import (
     ANALYSIS_THREADS,
     MAX_LISTED,
     MAX_TEXT_CHARS,
+    PROCESS_MIN_CHARS,
     AnalysisAgent,
     AnalysisInput,
     AnalysisOutput,
@@ -73,6 +75,7 @@ __all__ = (
     "MAX_ENTITY_TEXT_CHARS",
     "MAX_LISTED",
     "MAX_TEXT_CHARS",
+    "PROCESS_MIN_CHARS",
     "SUPPORTED_LANGUAGES",
     "YAKE_LANGUAGES",
     "AnalysisAgent",

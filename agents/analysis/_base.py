@@ -1,14 +1,17 @@
 """What the analysis agents share: the base class, the thread limiter, size limits and wire model bases.
 
-Every analysis agent runs its CPU work (VADER, the entity finders, Jaccard, ...) in a worker thread
-through one :class:`anyio.CapacityLimiter` that the team shares (the runtime passes it; two threads by
-default, the machine has two cores), so a long text never blocks the event loop: pure Python in a thread
-lets the loop in every 5 ms (``sys.getswitchinterval()``). Work that keeps the GIL for long runs in a
-worker process instead (:meth:`AnalysisAgent.in_process`): lingua's Rust code; textstat, whose first call
-parses the CMU dictionary; ``ast.parse`` of a long source (code-analyzer); and work that makes many
-long-lived objects (YAKE, radon), whose full garbage collections scan the whole heap of the process with
-the GIL held (~0.3 s in a process that loaded torch). In a thread these held the interpreter lock the event
-loop needs, so every coroutine of the process (the API's ``/health`` beside it) waited as long
+Every analysis agent runs its CPU work (VADER, the entity finders, Jaccard, ...) off the event loop, in a
+worker thread through one :class:`anyio.CapacityLimiter` that the team shares (the runtime passes it; two
+threads by default, the machine has two cores), or in a worker process. Pure Python in a thread lets the
+loop in every 5 ms (``sys.getswitchinterval()``). Work that keeps the GIL for long runs in a worker process
+instead (:meth:`AnalysisAgent.in_process`): lingua's Rust code; textstat, whose first call parses the CMU
+dictionary; ``ast.parse`` of a long source (code-analyzer); work that makes many long-lived objects (YAKE,
+radon), whose full garbage collections scan the whole heap of the process with the GIL held (~0.3 s in a
+process that loaded torch); and the entity finders' regular expressions, each one C call over the whole
+text. VADER (sentiment) is pure Python, but two calls in threads compete with the loop for the GIL (and
+each long text's work is seconds of it), so a long text goes to the process too
+(:meth:`AnalysisAgent.in_worker`, :data:`PROCESS_MIN_CHARS`). In a thread these held the interpreter lock
+the event loop needs, so every coroutine of the process (the API's ``/health`` beside it) waited as long
 (``benchmarks/analysis_stalls.py`` measures each agent's worst event-loop lag).
 """
 
@@ -31,6 +34,7 @@ __all__ = (
     "ANALYSIS_THREADS",
     "MAX_LISTED",
     "MAX_TEXT_CHARS",
+    "PROCESS_MIN_CHARS",
     "AnalysisAgent",
     "AnalysisInput",
     "AnalysisOutput",
@@ -49,6 +53,12 @@ ANALYSIS_PROCESSES = 1
 """Analysis calls running in worker processes at once, across the team: one worker then serves them all
 (language-detector, quality-critic, keyword-extractor, code-analyzer), so lingua's models (~500 MB) and
 textstat's dictionary are loaded once, not once per worker."""
+PROCESS_MIN_CHARS = 1_000
+"""Texts at least this long (characters) go to the team's worker process (:meth:`AnalysisAgent.in_worker`);
+shorter ones to a worker thread. Below it the work is short (on 1,000 characters, a loaded 2-core machine:
+VADER ~6 ms, the entity finders ~1 ms on prose and ~40 ms on text dense with dates, dateparser's pure
+Python, which lets the loop in every 5 ms), and a thread neither waits behind the process's other calls
+nor pays the pickling (~0.1 ms more per call)."""
 
 
 def check_chars(field: str, text: str, limit: int = MAX_TEXT_CHARS) -> None:
@@ -126,6 +136,20 @@ class AnalysisAgent(Agent):
         5 minutes); cancelling the await (a call's deadline) kills the worker.
         """
         return await anyio.to_process.run_sync(fn, *args, cancellable=True, limiter=self.processes)
+
+    async def in_worker(self, chars: int, fn: Callable[..., T], *args: object) -> T:
+        """Run ``fn(*args)`` in a worker thread for a short input, else in the worker process.
+
+        Args:
+            chars: Size of the input, in characters: at least :data:`PROCESS_MIN_CHARS` goes to
+                :meth:`in_process` (``fn`` module-level, arguments and result picklable), less to
+                :meth:`in_thread`.
+            fn: The blocking work.
+            *args: Its arguments.
+        """
+        if chars >= PROCESS_MIN_CHARS:
+            return await self.in_process(fn, *args)
+        return await self.in_thread(fn, *args)
 
     def stats(self) -> dict[str, float]:
         """Worker-thread calls of this instance and their total time, in seconds."""

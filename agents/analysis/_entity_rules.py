@@ -329,7 +329,9 @@ def find_proper_nouns(text: str) -> list[Entity]:
             run.pop()
         if run:
             at = run[0].start()
-            sentence_start = not text[:at].strip() or text[:at].rstrip()[-1] in '.!?\n:;"“'
+            while at > 0 and text[at - 1].isspace():  # back to the character before the run (no copy of
+                at -= 1  # text[:at]: per run, that made a text of many short runs quadratic)
+            sentence_start = at == 0 or text[at - 1] in '.!?:;"“'
             if sentence_start and run[0].group().lower() in _SENTENCE_STARTERS:
                 run.pop(0)
         capitals = [m for m in run if m.group().lower() not in _CONNECTORS]

@@ -58,6 +58,10 @@ _ABBREVIATIONS = frozenset(
 )
 
 
+_CLOSERS = frozenset("\"'”’)]")
+"""Closing quotes and brackets that may follow a sentence's final period."""
+
+
 @dataclass(frozen=True, slots=True)
 class Span:
     """A piece of a text with its character offsets (``text[start:end] == span.text``)."""
@@ -68,11 +72,20 @@ class Span:
 
 
 def _ends_with_abbreviation(text: str, end: int) -> bool:
-    """Whether the period at ``text[end - 1]`` closes an abbreviation, an initial or a 1-2 digit ordinal."""
-    head = text[:end].rstrip("\"'”’)]")
-    if not head.endswith("."):
+    """Whether the period at ``text[end - 1]`` closes an abbreviation, an initial or a 1-2 digit ordinal.
+
+    Looks back from ``end`` only as far as the word before the period (no copy of ``text[:end]``: that made
+    sentence splitting quadratic, 5 s for 200,000 characters). The word stops at the last white space
+    (``str.isspace``, which is what ``re`` matches as white space).
+    """
+    while end > 0 and text[end - 1] in _CLOSERS:
+        end -= 1
+    if end == 0 or text[end - 1] != ".":
         return False
-    token = re.split(r"\s", head[:-1])[-1].lower() if head[:-1] else ""
+    start = end = end - 1
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    token = text[start:end].lower()
     single_initial = len(token) == 1 and token.isalpha()
     ordinal = 0 < len(token) <= 2 and token.isdigit()  # "am 3. März", "1. Introduction"
     return token in _ABBREVIATIONS or single_initial or ordinal

@@ -58,6 +58,7 @@ __all__ = (
     "DirectQueue",
     "WriteTurn",
     "deliver_from_reader",
+    "drop_unsent",
     "flush_in_order",
     "publish",
     "publish_block",
@@ -185,6 +186,23 @@ async def flush_in_order(nc: Client, timeout_s: float) -> None:
     if nc._pending:
         await nc._flush_pending(force_flush=True)
     await nc.flush(timeout=max(1, math.ceil(timeout_s)))
+
+
+def drop_unsent(nc: Client) -> int:
+    """Drop what waits in nats-py's send buffer of a connection that is not connected; the bytes dropped.
+
+    For closing a connection whose server is gone (reconnecting): nats-py's ``close`` writes the buffer
+    (what was published since the connection was lost, e.g. heartbeats) into the lost connection's
+    transport, which raises (asyncio: ``ConnectionResetError``; uvloop: ``RuntimeError``, "the handler is
+    closed") before the close has ended; those bytes cannot reach anyone any more. A connected client's
+    buffer is left alone (0).
+    """
+    if nc.is_connected or not nc._pending:
+        return 0
+    dropped = nc._pending_data_size
+    nc._pending = []
+    nc._pending_data_size = 0
+    return dropped
 
 
 def publish_now(nc: Client, subject: str, data: bytes, headers: dict[str, str] | None = None) -> bool:

@@ -30,6 +30,7 @@ from agents._natsconnect import NatsAuth, PermissionDenials, connect, server_url
 from agents._natsfast import (
     WriteTurn,
     deliver_from_reader,
+    drop_unsent,
     flush_in_order,
     publish,
     send_now,
@@ -337,7 +338,10 @@ class Bus:
         await flush_in_order(self._nc, timeout_s)
 
     async def aclose(self) -> None:
-        """Drain subscriptions and close the connection. Idempotent."""
+        """Drain subscriptions and close the connection (a lost connection's unsent messages are dropped).
+
+        Idempotent.
+        """
         if self._closed:
             return
         self._closed = True
@@ -346,9 +350,10 @@ class Bus:
         with anyio.move_on_after(5):
             try:
                 await self._nc.drain()
-            except nats.errors.Error:
+            except nats.errors.Error:  # e.g. reconnecting: nothing to drain
                 pass
         if not self._nc.is_closed:
+            drop_unsent(self._nc)  # the server is gone: closing must not try to send what waits
             await self._nc.close()
 
     async def __aenter__(self) -> Bus:

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -68,25 +70,43 @@ def spawn_serve(
     return proc, f"http://127.0.0.1:{port}"
 
 
+@contextmanager
+def _killed_on_error(proc: subprocess.Popen[bytes]) -> Iterator[None]:
+    """Kill and reap ``proc`` if the block raises.
+
+    E.g. when the test's timeout interrupts the wait for its start (``pytest-timeout`` raises in the waiting
+    thread): no process outlives the test that started it, nor warns ``subprocess ... is still running``
+    at exit (an error with warnings as errors).
+    """
+    try:
+        yield
+    except BaseException:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        raise
+
+
 def wait_healthy(proc: subprocess.Popen[bytes], url: str, state_dir: Path, timeout_s: float = 90) -> None:
     """Wait until the ``serve`` process ``proc`` answers 200 on ``url``/health.
 
     Raises:
         RuntimeError: It exited or was not healthy within ``timeout_s`` seconds (stopped then; the message
-            holds its log).
+            holds its log). Whatever interrupts the wait stops it too (killed).
     """
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"serve exited with {proc.returncode}: {(state_dir / 'serve.log').read_text()}"
-            )
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
+    with _killed_on_error(proc):
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"serve exited with {proc.returncode}: {(state_dir / 'serve.log').read_text()}"
+                )
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
     stop_serve(proc)
     raise RuntimeError(f"serve not healthy in time: {(state_dir / 'serve.log').read_text()}")
 
@@ -124,6 +144,7 @@ def start_agents(
 
     Raises:
         RuntimeError: The process exited or did not start ``expect`` instances in time (with its log).
+            Whatever interrupts the wait stops the process too (killed).
     """
     log_path = state_dir / f"agents-{team}.log"
     full_env = {
@@ -141,11 +162,12 @@ def start_agents(
             env=full_env,
         )
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"agent process exited with {proc.returncode}: {log_path.read_text()}")
-        if log_path.read_text(errors="replace").count('"agent started"') >= expect:
-            return proc
-        time.sleep(0.1)
+    with _killed_on_error(proc):
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"agent process exited with {proc.returncode}: {log_path.read_text()}")
+            if log_path.read_text(errors="replace").count('"agent started"') >= expect:
+                return proc
+            time.sleep(0.1)
     stop_serve(proc)
     raise RuntimeError(f"agents not started in time: {log_path.read_text()}")

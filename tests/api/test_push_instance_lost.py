@@ -47,7 +47,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
     anyio.run(nats.start)
     try:
         serve_dir = tmp_path_factory.mktemp("serve")
-        proc, url = start_serve(serve_dir, "--nats-url", nats.url, env={"NEURECTOMY_TEAMS": '["analysis"]'})
+        # any team but Inference: ΣLANG's serve is healthy in a third of the Analysis team's time (no MiniLM
+        # to load; 22-24 vs 67-84 s on a loaded 2-core machine), which left little of the first test's 120 s
+        teams = {"NEURECTOMY_TEAMS": '["compression"]'}
+        proc, url = start_serve(serve_dir, "--nats-url", nats.url, env=teams)
         try:
             yield url, nats.url, tmp_path_factory.mktemp("agents")
         finally:

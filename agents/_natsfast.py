@@ -398,19 +398,19 @@ class FastParser(Parser):
         it, and the caller feeds that and the rest to the read loop, in order.
         """
         nc, subs, taken = self.nc, self.nc._subs, 0
-        while True:
-            end = data.find(_CRLF)
-            if end < 0 or not data.startswith(b"MSG "):
+        while taken < len(data):  # data[taken:] is the next message (read in place: no copy of the rest)
+            end = data.find(_CRLF, taken)
+            if end < 0 or not data.startswith(b"MSG ", taken):
                 return taken
-            fields = _message_line(data, end)
+            fields = _message_line(data, end, taken)
             if fields is None:
                 return taken
             subject, sid, reply, _, needed = fields
-            start, size = end + 2, end + needed + 4
+            start, after = end + 2, end + needed + 4
             sub = subs.get(sid)
             queue = sub._pending_queue if sub is not None else None
             if (
-                len(data) < size
+                len(data) < after
                 or type(queue) is not DirectQueue
                 or not queue.eager
                 or sub._jsi
@@ -419,10 +419,8 @@ class FastParser(Parser):
             ):
                 return taken
             _hand(nc, sub, queue, sid, subject, reply, data[start : start + needed], None)
-            taken += size
-            if size == len(data):
-                return taken
-            data = data[size:]
+            taken = after
+        return taken
 
     async def _parse_line(self, buf: bytearray, size: int) -> bool:
         """Have nats-py's parser take the first ``size`` bytes of ``buf``; whether to go on with the rest.
@@ -512,18 +510,18 @@ def _feed_eagerly(nc: Client, parser: FastParser) -> None:
 
 
 def _message_line(
-    buf: bytes | bytearray, end: int
+    buf: bytes | bytearray, end: int, begin: int = 0
 ) -> tuple[bytes | bytearray, int, bytes | bytearray, int, int] | None:
-    """``(subject, sid, reply, header bytes, total bytes)`` of a ``MSG``/``HMSG`` line ending at ``end``.
+    """``(subject, sid, reply, header bytes, total bytes)`` of a ``MSG``/``HMSG`` line ``buf[begin:end]``.
 
     ``None`` for any other control line, and for a message line in another form than nats-server's (fields
     separated by anything but one space, a wrong number of fields, a size or sid not in decimal digits):
     nats-py's parser takes those, and decides as its regexes do.
     """
-    if buf.startswith(b"MSG "):
-        line, headers = buf[4:end], False
-    elif buf.startswith(b"HMSG "):
-        line, headers = buf[5:end], True
+    if buf.startswith(b"MSG ", begin):
+        line, headers = buf[begin + 4 : end], False
+    elif buf.startswith(b"HMSG ", begin):
+        line, headers = buf[begin + 5 : end], True
     else:
         return None
     parts = line.split()

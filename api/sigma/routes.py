@@ -39,6 +39,7 @@ from api.sigma._coalesce import (
     call_compressor,
     compress_messages,
 )
+from api.sigma._raw_response import BINARY, RawResponse
 from api.sigma.schemas import (
     MAX_BATCH_MESSAGES,
     REPORT_HEADER,
@@ -63,7 +64,6 @@ from api.sigma.schemas import (
 from orchestrator import CallContext, Orchestrator
 
 M = TypeVar("M", bound=BaseModel)
-BINARY = "application/octet-stream"
 JSON = "application/json"
 _REPORTS: TypeAdapter[list[SigmaCompressionReport]] = TypeAdapter(list[SigmaCompressionReport])
 MAX_BODY_BYTES = (MAX_DATA_BYTES + 2) // 3 * 4 + ENVELOPE_RESERVE_BYTES
@@ -119,9 +119,7 @@ def _b64(data: bytes) -> str:
 
 
 def _raw(content: str, report: BaseModel) -> Response[bytes]:
-    return Response(
-        base64.b64decode(content), media_type=BINARY, headers={REPORT_HEADER: report.model_dump_json()}
-    )
+    return RawResponse(base64.b64decode(content), headers={REPORT_HEADER: report.model_dump_json()})
 
 
 @post(
@@ -158,7 +156,7 @@ async def compress(
     ctx = call_context(orchestrator, request, timeout_s=timeout_s)
     report, frame = await _compress_one(state, message, ctx, stream=stream, level=level, dedup=dedup)
     if binary:
-        return Response(frame, media_type=BINARY, headers={REPORT_HEADER: report.decode()})
+        return RawResponse(frame, headers={REPORT_HEADER: report.decode()})
     return Response(
         SigmaCompressResponse(frame=_b64(frame), report=SigmaCompressionReport.model_validate_json(report))
     )

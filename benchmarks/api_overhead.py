@@ -1,15 +1,21 @@
 """The API's fixed cost per request: CPU microseconds of a cheap route, bare Litestar vs Neurectomy's app.
 
-Two apps serve the same two routes (``GET /v1/bench/ping`` answering ``{"ok": true}`` and
-``POST /v1/bench/echo`` taking ``{"text": "..."}`` and answering its length), so everything but the
-app's wiring is equal:
+Two apps serve the same three routes (``GET /v1/bench/ping`` answering ``{"ok": true}``,
+``POST /v1/bench/echo`` taking ``{"text": "..."}`` and answering its length, and
+``POST /v1/sigma/compress?stream=...`` with a 10 KB ``application/octet-stream`` body answering 1,000
+bytes and an ``X-Sigma-Report`` header: ΣLANG one turn per request), so everything but the app's
+wiring is equal:
 
-* **bare**: ``Litestar(route_handlers=[ping, echo])``, nothing else;
+* **bare**: ``Litestar(route_handlers=[ping, echo, compress])``, nothing else (its ``compress`` reads
+  the body and answers the frame and the header);
 * **ours**: :func:`api.create_app` as ``neurectomy serve`` builds it off loopback — auth on (an API
   key from a real key file, ``read,write``), a per-key rate limit (10⁹ a minute, never reached;
   ``--rate-limit 0``: none), the host/origin guard, request ids, tracing configured as ``serve``
   configures it (in-memory buffer, 1 % of requests sampled), metrics and the per-request JSON access
-  log line (to ``/dev/null``) — with the two routes added by ``app.register``.
+  log line (to ``/dev/null``) — with the first two routes added by ``app.register``; ``compress`` is
+  the app's own route (query parameters, body read, call context, raw answer) with the compressor call
+  replaced by an answer made at once (``api.sigma.routes._compress_one``): the API's fixed cost of a
+  turn, without the coalescer, NATS and the codec.
 
 Litestar's own rate limiter (before this benchmark's change) re-encoded one time stamp per request
 counted in the current window, so its cost grows with the requests in the window: compare trees with
@@ -53,13 +59,22 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import anyio  # noqa: E402
 import httpx  # noqa: E402
 import psutil  # noqa: E402
-from litestar import Litestar, get, post  # noqa: E402
+from litestar import Litestar, Request, Response, get, post  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
 KINDS = ("bare", "ours")
 RATE_LIMIT = {"per_minute": 1_000_000_000}
 """Requests per minute per key of "ours" (``--rate-limit``; 0: no rate limiting)."""
-ROUTES = (("GET", "/v1/bench/ping", b""), ("POST", "/v1/bench/echo", b'{"text":"hello, fixed cost"}'))
+TURN = bytes(range(256)) * 40
+"""The body of a compress request: 10,240 bytes."""
+REPORT = '{"bytes_in": 10240, "bytes_out": 1000, "ratio": 10.24}'
+"""The ``X-Sigma-Report`` of the stubbed compressor's answers."""
+ROUTES = (
+    ("GET", "/v1/bench/ping", b""),
+    ("POST", "/v1/bench/echo", b'{"text":"hello, fixed cost"}'),
+    ("POST", "/v1/sigma/compress?stream=conversation-1", TURN),
+)
+BINARY = "application/octet-stream"
 
 
 class EchoIn(BaseModel):
@@ -80,14 +95,27 @@ async def echo(data: EchoIn) -> dict[str, int]:
     return {"length": len(data.text)}
 
 
+@post("/v1/sigma/compress", status_code=200)
+async def bare_compress(request: Request[Any, Any, Any], stream: str | None = None) -> Response[bytes]:
+    """The first 1,000 bytes of the body with a report header (what ours answers, minus the work)."""
+    body = await request.body()
+    return Response(body[:1000], media_type=BINARY, headers={"x-sigma-report": REPORT})
+
+
+async def _stub_compress(state: Any, message: bytes, ctx: Any, **options: Any) -> tuple[bytes, bytes]:
+    """Stands in for ``api.sigma.routes._compress_one``: the report and the first 1,000 bytes, at once."""
+    return REPORT.encode(), message[:1000]
+
+
 async def build(kind: str, work: Path) -> tuple[Litestar, dict[str, str], contextlib.AsyncExitStack]:
     """The app of ``kind`` and the headers its requests carry (an exit stack owning NATS and its bus)."""
     stack = contextlib.AsyncExitStack()
     if kind == "bare":
-        return Litestar(route_handlers=[ping, echo], logging_config=None), {}, stack
+        return Litestar(route_handlers=[ping, echo, bare_compress], logging_config=None), {}, stack
     from agents import Bus, tracing
     from api import AuthConfig, LimitsConfig, create_app
     from api._origin import default_allowed_hosts
+    from api.sigma import routes as sigma_routes
     from neurectomy.server.keys import KeyStore
     from neurectomy.server.logs import configure_logging
     from neurectomy.server.natsserver import EmbeddedNats
@@ -97,6 +125,7 @@ async def build(kind: str, work: Path) -> tuple[Litestar, dict[str, str], contex
     tracing.configure("neurectomy-api")
     server = await stack.enter_async_context(EmbeddedNats(work / "nats"))
     bus = await stack.enter_async_context(await Bus.connect(server.url, name="api-overhead"))
+    sigma_routes._compress_one = _stub_compress  # type: ignore[assignment]
     keys = KeyStore(work / "api-keys.json")
     token = keys.create("bench", "read,write").token
     app = create_app(
@@ -111,10 +140,15 @@ async def build(kind: str, work: Path) -> tuple[Litestar, dict[str, str], contex
     return app, {"authorization": f"Bearer {token}"}, stack
 
 
-def _scope(method: str, path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+def _content_type(body: bytes) -> str:
+    return BINARY if body is TURN else "application/json"
+
+
+def _scope(method: str, target: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    path, _, query = target.partition("?")
     raw = [(b"host", b"127.0.0.1:8420"), *((k.encode(), v.encode()) for k, v in headers.items())]
     if body:
-        raw += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        raw += [(b"content-type", _content_type(body).encode()), (b"content-length", str(len(body)).encode())]
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -124,7 +158,7 @@ def _scope(method: str, path: str, headers: dict[str, str], body: bytes) -> dict
         "path": path,
         "raw_path": path.encode(),
         "root_path": "",
-        "query_string": b"",
+        "query_string": query.encode(),
         "headers": raw,
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8420),
@@ -231,7 +265,7 @@ def served(kind: str, requests: int) -> dict[str, float]:
     with _child_server(kind) as (url, proc, headers), httpx.Client(base_url=url, headers=headers) as client:
         for method, path, body in ROUTES:
             content = body or None
-            extra = {"content-type": "application/json"} if body else {}
+            extra = {"content-type": _content_type(body)} if body else {}
             for _ in range(min(200, requests)):
                 client.request(method, path, content=content, headers=extra).raise_for_status()
             before = proc.cpu_times()
@@ -287,13 +321,16 @@ def main() -> None:
                     results.setdefault((way, route, kind), []).append(us)
         print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     print(f"CPU µs per request, median of {args.rounds} interleaved rounds of {args.requests} requests")
-    print(f"{'way':<11} {'route':<22} {'bare':>8} {'ours':>8} {'ours÷bare':>10} {'ours−bare':>10}")
+    width = max(len(f"{m} {p}") for m, p, _ in ROUTES)
+    print(f"{'way':<11} {'route':<{width}} {'bare':>8} {'ours':>8} {'ours÷bare':>10} {'ours−bare':>10}")
     for way in ways:
         for method, path, _ in ROUTES:
             route = f"{method} {path}"
             bare = statistics.median(results[(way, route, "bare")])
             ours = statistics.median(results[(way, route, "ours")])
-            print(f"{way:<11} {route:<22} {bare:8.1f} {ours:8.1f} {ours / bare:10.2f} {ours - bare:10.1f}")
+            print(
+                f"{way:<11} {route:<{width}} {bare:8.1f} {ours:8.1f} {ours / bare:10.2f} {ours - bare:10.1f}"
+            )
 
 
 if __name__ == "__main__":

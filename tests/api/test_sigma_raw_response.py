@@ -1,13 +1,27 @@
-"""`api.sigma._raw_response.RawResponse`: the same ASGI messages as Litestar's own ``Response`` path."""
+"""The raw ΣLANG answers: `api.sigma._raw_response.RawResponse` sends what Litestar's ``Response`` sends,
+and a raw turn through the app (real Compression team) keeps its headers and its access log line."""
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from litestar import Litestar, Request, Response, post
+from structlog.testing import capture_logs
 
+from agents import Bus
+from agents.compression import COMPRESSION_AGENTS
+from api import create_app
+from api._request import new_id
 from api.sigma._raw_response import BINARY, RawResponse
+from bridges.sigma import SigmaBridge
+from orchestrator.testing import running
+from sigmalang import DiskRSUStore, SigmaCodec
 
 HEADERS = {"x-sigma-report": '{"bytes_in": 3, "ratio": 1.5, "note": "\u00e9"}'}
 BODIES = [b"", b"frame", bytes(range(256)) * 40]
@@ -83,3 +97,67 @@ async def test_raw_response_sends_what_litestar_sends(body: bytes, route: str) -
     assert headers[b"content-length"] == str(len(body)).encode()
     assert headers[b"content-type"] == b"application/octet-stream"
     assert headers[b"x-sigma-report"] == HEADERS["x-sigma-report"].encode("latin-1")
+
+
+@pytest.fixture
+async def sigma_app(bus: Bus, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The app over the real Compression team (real codec, on-disk RSU store), called in-process."""
+    codec = SigmaCodec(store=DiskRSUStore(tmp_path / "rsu.db"), secret=b"raw-response-test-secret-32-byte")
+    async with (
+        SigmaBridge(codec) as bridge,
+        running(bus, [cls(bridge) for cls in COMPRESSION_AGENTS]) as orchestrator,
+    ):
+        app = create_app(orchestrator)
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://neurectomy.test") as client:
+            yield client
+
+
+def _access_lines(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [entry for entry in logs if entry["event"] == "request"]
+
+
+@pytest.mark.anyio
+async def test_a_raw_turn_answers_the_same_headers_and_logs_its_access_line(
+    sigma_app: httpx.AsyncClient,
+) -> None:
+    turn = b"user: where is my parcel? " * 400
+    with capture_logs() as logs:
+        packed = await sigma_app.post(
+            "/v1/sigma/compress?stream=conversation-1",
+            content=turn,
+            headers={"content-type": BINARY, "x-request-id": "turn-1"},
+        )
+    assert packed.status_code == 200, packed.text
+    assert packed.headers["content-type"] == BINARY
+    assert int(packed.headers["content-length"]) == len(packed.content) > 0
+    report = json.loads(packed.headers["x-sigma-report"])
+    assert report["bytes_in"] == len(turn) and report["bytes_out"] == len(packed.content)
+    assert packed.headers["x-request-id"] == "turn-1"
+    trace_id = packed.headers["x-trace-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", trace_id)
+    assert re.fullmatch(rf"00-{trace_id}-[0-9a-f]{{16}}-01", packed.headers["traceparent"])
+    (line,) = _access_lines(logs)
+    assert line["method"] == "POST" and line["path"] == "/v1/sigma/compress" and line["status"] == 200
+    assert isinstance(line["duration_s"], float) and line["duration_s"] > 0
+    assert line["log_level"] == "info"
+
+    with capture_logs() as logs:
+        unpacked = await sigma_app.post(
+            "/v1/sigma/decompress", content=packed.content, headers={"content-type": BINARY}
+        )
+    assert unpacked.status_code == 200, unpacked.text
+    assert unpacked.content == turn
+    assert json.loads(unpacked.headers["x-sigma-report"])["bytes_out"] == len(turn)
+    assert int(unpacked.headers["content-length"]) == len(turn)
+    # No X-Request-Id from the client: the server's id is the call id, 32 hex digits.
+    request_id = unpacked.headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", request_id)
+    (line,) = _access_lines(logs)
+    assert line["path"] == "/v1/sigma/decompress" and line["status"] == 200
+
+
+def test_new_ids_are_32_hex_digits_and_distinct() -> None:
+    ids = {new_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)

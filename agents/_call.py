@@ -123,23 +123,21 @@ class Call:
         ``at_once``, ``write``: see :meth:`Bus.publish_now <agents.messaging.Bus.publish_now>`. Returns
         whether it was sent; if not, :meth:`Bus.publish <agents.messaging.Bus.publish>` must send it.
         """
-        local = self._local
-        if local is not None:
-            if self._bus.send_local(local, subject, body):
-                return True
-            self._local = None  # this message and the rest over NATS, behind those delivered already
+        if self._local is not None and self._send_local(subject, body):
+            return True
         return self._bus.publish_now(subject, body, at_once=at_once, write=write)
 
-    def _reply_now(self, to: str, body: bytes) -> bool:
-        """Deliver the answer to the request (``to``, its reply subject) to the caller in this process.
+    def _send_local(self, subject: str, body: bytes) -> bool:
+        """Deliver ``body`` to the caller's inbox in this process; whether it was (then it went nowhere).
 
-        For the accept path, which otherwise returns the answer for the NATS client to publish. Returns
-        whether it was delivered (``False``: not a local call, or it cannot go locally; publish it then).
+        ``False`` also for a call whose caller is elsewhere. Once a message cannot go locally, none of the
+        call's later messages does: they go over NATS behind it. The accept path uses it for the answer it
+        would otherwise hand back for the NATS client to publish.
         """
         local = self._local
         if local is None:
             return False
-        if self._bus.send_local(local, to, body):
+        if self._bus.send_local(local, subject, body):
             return True
         self._local = None
         return False

@@ -40,6 +40,8 @@ class Counter(Agent):
     async def handle(self, call: Call) -> Mapping[str, Any]:
         if self.gate is not None:
             await self.gate.wait()
+        if "big" in call.input:  # one chunk of that many bytes, then the usual ones
+            await call.emit({"big": "x" * int(call.input["big"])})
         n = int(call.input["n"])
         for k in range(n):
             await call.emit({"i": k})
@@ -67,11 +69,11 @@ def request_headers(request_id: str) -> dict[str, str]:
     return {HEADER_REQUEST_ID: request_id, HEADER_DEADLINE: repr(time.time() + 30), HEADER_SCOPES: "write"}
 
 
-async def raw_call(bus: Bus, subject: str, n: int, request_id: str) -> list[bytes]:
+async def raw_call(bus: Bus, subject: str, n: int, request_id: str, **more: int) -> list[bytes]:
     """The payloads a call receives, in order: its reply (the accept), then its stream up to the end."""
     async with bus.inbox() as box:
         reply = await box.request(
-            subject, json.dumps({"n": n}).encode(), headers=request_headers(request_id), timeout_s=10
+            subject, json.dumps({"n": n, **more}).encode(), headers=request_headers(request_id), timeout_s=10
         )
         received = [reply.data]
         while json.loads(received[-1]).get("type") not in ("end", "error"):
@@ -99,6 +101,24 @@ async def test_answers_skip_nats_server_and_are_the_same_bytes_as_over_nats(bus:
     assert nats_after == nats_before  # nothing of the call came back through nats-server
     assert over_nats(bus) - nats_after == len(remote)  # with the setting off, everything did
     assert Bus.local_deliveries() == local_after
+    assert local == remote
+
+
+async def test_a_message_over_the_payload_limit_is_refused_as_nats_refuses_it(
+    bus: Bus, agent_bus: Bus
+) -> None:
+    big = agent_bus.max_payload  # with the chunk's JSON around it: over the limit by a few bytes
+    async with serving(agent_bus, Counter()) as runner:
+        before = Bus.local_deliveries()
+        local = await raw_call(bus, runner.subject, 2, "big-1", big=big)
+        delivered = Bus.local_deliveries() - before
+        agent_bus.local_replies = False
+        remote = await raw_call(bus, runner.subject, 2, "big-1", big=big)
+    accept, error = (json.loads(data) for data in local)
+    assert accept["ok"] is True
+    assert error["type"] == "error"
+    assert "payload" in error["error"]["message"].lower()
+    assert delivered == 1  # the accept; the refused chunk and the error after it went over NATS
     assert local == remote
 
 
@@ -200,3 +220,15 @@ async def test_a_streamed_generation_comes_back_locally(bus: Bus, agent_bus: Bus
     assert "".join(d.text for d in deltas) == output.text
     assert local >= len(deltas) + 1  # every chunk and the end (and the accept, unless the end replaced it)
     assert nats == 0
+
+
+async def test_an_inbox_with_a_subject_of_its_own_gets_its_answers_over_nats(
+    bus: Bus, agent_bus: Bus
+) -> None:
+    async with serving(agent_bus, Counter()) as runner, bus.inbox("t.local.custom") as box:
+        before = Bus.local_deliveries()
+        reply = await box.request(runner.subject, b'{"n": 2}', headers=request_headers("own-1"), timeout_s=10)
+        stream = [json.loads((await box.next(10)).data) for _ in range(3)]
+    assert json.loads(reply.data)["ok"] is True
+    assert [m["type"] for m in stream] == ["chunk", "chunk", "end"]
+    assert Bus.local_deliveries() == before  # not a fresh inbox of a bus: only NATS knows who listens

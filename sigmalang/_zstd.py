@@ -19,7 +19,7 @@ a 512 KiB hash table and its tag table for every message. The context is instead
 hash-chain match finder (``ZSTD_c_useRowMatchFinder`` off: 1.7-2.6 ns a byte) with a hash table of
 half the chain table's entries (``hashLog = chainLog - 1``; the chain table, which bounds how far
 back matches reach, stays as zstd sizes it for the level and sizes). zstd's time on the recorded
-context frames of those draws fell to 0.67-0.72 of what it was, and their payloads shrank 0.4-0.5%.
+context frames of those draws fell to 0.65-0.75 of what it was, and their payloads shrank 0.3-0.5%.
 Decoding does not depend on the encoder's match finder: frames of either decode alike
 (``tests/sigmalang/test_speed_identity.py``). Given to zstd as a one-shot prefix instead
 (``ZSTD_CCtx_refPrefix``) the context cost another 5-8% less, but made the frames of

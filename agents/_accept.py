@@ -5,6 +5,14 @@ attachment, the JSON input and the caller's scope, puts the call in the mailbox 
 of its session), or refuses it (bad input, forbidden, ``busy``). The accept (``Reply{ok}``) is the reply
 at once when no accept sender runs; else the accept sender sends it once the workers woken by the request
 have had their turn, unless the call ended in that turn and its ``End``/``Error`` went as the reply.
+
+The calls accepted in one turn of the event loop (one read of the socket) are a batch: a check scheduled
+behind the first one's worker hands the accept sender only the calls of that batch that still owe their
+accept (their workers have all run by the time it wakes). Calls accepted later, even before the accept
+sender has run, are the next batch, with a check of their own: the accept sender never sends the accept
+of a call whose worker has not had its turn yet (before, ~5 % of the calls at 64 in flight got an accept
+and then their ``End``, three messages instead of two, when a read was parsed between the check and the
+accept sender).
 """
 
 from __future__ import annotations
@@ -15,7 +23,6 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 import anyio
-import anyio.lowlevel
 import pydantic_core
 
 from agents._call import Call
@@ -59,6 +66,7 @@ class AcceptPath:
     _scope_of_every_call: Scope | None
     _accepted_reply: tuple[str, bytes]
     _owed: list[Call]
+    _accepts_owed: list[Call]
     _accepts_due: anyio.Event | None
 
     def _accept(self, msg: Message) -> bytes | None:
@@ -146,36 +154,39 @@ class AcceptPath:
         return None
 
     def _accepts_check(self) -> None:
-        """Wake the accept sender if a call still owes its accept; else (all ended at once) forget them.
+        """Hand the accept sender the calls of this batch that still owe their accept, and wake it.
 
-        Runs right after the worker woken by the first of these calls: when that call (the only one,
-        unless calls came in a batch) has ended, the accept sender is not woken at all.
+        Runs right after the worker woken by the first call of the batch, and in the same turn of the
+        event loop as the workers of the others (woken after it): when every call of the batch has ended
+        by then, the accept sender is not woken at all. Calls accepted after this check are the next
+        batch (a check of their own), so the accept sender, which runs in a later turn, never sends the
+        accept of a call whose worker has not run yet.
         """
-        due = self._accepts_due
-        if any(call._accept_to for call in self._owed):
+        batch, self._owed = self._owed, []
+        owing = [call for call in batch if call._accept_to]
+        if owing:
+            self._accepts_owed += owing
+            due = self._accepts_due
             if due is not None:
                 due.set()
-        else:
-            self._owed.clear()
 
     async def _send_accepts(self) -> None:
         """Send the accepts of calls that did not end in the turn that accepted them.
 
-        The first call accepted after its last round schedules :meth:`_accepts_check` behind the worker
-        its acceptance woke (``call_soon``); woken from there, the round runs once every worker woken in
-        that turn has run up to its first wait (a call that ended meanwhile had its last message sent as
-        the reply), and sends the accepts still owed, in acceptance order.
+        The first call of a batch (the calls accepted since the last :meth:`_accepts_check`) schedules
+        that check behind the worker its acceptance woke (``call_soon``); the check hands over the calls
+        still owing once every worker woken with the batch has run up to its first wait (a call that
+        ended meanwhile had its last message sent as the reply), and this sends their accepts, in
+        acceptance order.
         """
         try:
             while True:
                 self._accepts_due = due = anyio.Event()
-                if self._owed:  # accepted while the last round was sending: their workers go first
-                    await anyio.lowlevel.checkpoint()
-                else:
+                if not self._accepts_owed:  # (else handed over while the last round was sending)
                     await due.wait()
                 if self.agent.accept_grace_s:  # calls that end meanwhile send their End in its place
                     await anyio.sleep(self.agent.accept_grace_s)
-                owed, self._owed = self._owed, []
+                owed, self._accepts_owed = self._accepts_owed, []
                 for call in owed:
                     if call._accept_to:
                         await call._send_accept()

@@ -162,7 +162,9 @@ class AgentRunner(AcceptPath, WorkerPool):
         self._accepted_reply: tuple[str, bytes] = ("", b"")
         """(instance id, ``Reply{ok, instance}`` as JSON) — the same bytes for every accepted call."""
         self._owed: list[Call] = []
-        """Calls accepted since the accept sender last ran (it sends the accepts their workers did not)."""
+        """Calls accepted since the last accepts check (the batch it looks at once their workers ran)."""
+        self._accepts_owed: list[Call] = []
+        """Calls whose accept the accepts check found still owed: the accept sender sends them."""
         self._accepts_due: anyio.Event | None = None
         """Set to wake the accept sender (``None`` while it does not run: accepts are then sent at once)."""
 

@@ -61,6 +61,9 @@ _STREAM_MESSAGE = b'{"type":'
 _CHUNK_MESSAGE = b'{"type":"chunk"'
 """How a ``Chunk`` starts as ``agents._call`` writes it: only such messages are parsed for a push consumer
 (any other message, or spelling, is read by :meth:`AgentCall.next`, with the same result)."""
+_validate_stream: Callable[[bytes], Chunk | End | Error] = stream_message_adapter.validator.validate_json
+"""``stream_message_adapter.validate_json`` without the adapter's Python wrapper (its keyword checks cost
+~0.7 µs of ~3 on every call's End): the same validator, the same result and errors."""
 _validate_chunk: Callable[[bytes], Chunk] = Chunk.__pydantic_validator__.validate_json
 """A pushed chunk's JSON as a :class:`Chunk`: what ``stream_message_adapter`` makes of a message with
 ``"type":"chunk"`` (the union's tag), without the adapter's Python wrapper. A payload with an attachment
@@ -90,7 +93,7 @@ def _accepted(reply: Message, agent: str) -> tuple[str, Chunk | End | Error | No
     try:
         envelope, attachment = split_attachment(reply.data)
         if envelope.startswith(_STREAM_MESSAGE):  # the common case: read straight into the model
-            return "", _with_attachment(stream_message_adapter.validate_json(envelope), attachment)
+            return "", _with_attachment(_validate_stream(envelope), attachment)
         data = pydantic_core.from_json(envelope)
         if isinstance(data, dict) and "type" in data:
             return "", _with_attachment(stream_message_adapter.validate_python(data), attachment)
@@ -283,7 +286,7 @@ class AgentCall:
             msg = await _next(self._box, self._ctx, agent, self.instance, self._alive, self._probe_s)
             try:
                 envelope, attachment = split_attachment(msg.data)
-                event = _with_attachment(stream_message_adapter.validate_json(envelope), attachment)
+                event = _with_attachment(_validate_stream(envelope), attachment)
             except ValidationError as exc:
                 raise StreamBrokenError(f"unreadable stream message from {agent}: {exc}") from None
         else:  # the call's last message came as the reply

@@ -8,6 +8,7 @@ another subject is the barrier after which any accept of the first would have be
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -149,3 +150,37 @@ async def test_header_values_cannot_end_their_line(bus: Bus, spy: Spy) -> None:
     (msg,) = spy.on("t.hop.headers")
     assert msg.headers == {"X-Value": "a  X-Injected: yes    PUB evil 1", "X-B": "é"}
     assert msg.data == b"x"
+
+
+async def test_a_call_accepted_before_the_accept_sender_runs_is_not_sent_an_accept(
+    bus: Bus, spy: Spy
+) -> None:
+    """A request parsed after the last batch's accepts check, but before the accept sender ran, is a batch
+    of its own: it ends in its worker's turn and is answered by its End alone, as any call that never waits.
+
+    The order the agent's reader makes when reads follow each other closely, made here in one loop turn:
+    two calls (the second still owes its accept when the check behind the first's worker runs, so the
+    accept sender is woken), then, in a callback after that check, a third.
+    """
+    runner = AgentRunner(bus, Instant(), concurrency=4)
+    subject = agent_subject(Instant.team, Instant.name)
+    async with anyio.create_task_group() as tg:
+        await tg.start(runner.run)
+        with anyio.fail_after(10):
+            while runner._accepts_due is None:  # the accept sender waits for work
+                await anyio.sleep(0.01)
+        async with bus.inbox("t.hop.batch.c.r") as third:  # where its reply goes
+            calls = [
+                Message(subject, b"{}", CallContext.with_timeout(5).headers(), f"t.hop.batch.{name}.r")
+                for name in ("a", "b", "c")
+            ]
+            assert runner._accept(calls[0]) is None  # both owed to the accept sender (None: no reply now)
+            assert runner._accept(calls[1]) is None
+            asyncio.get_running_loop().call_soon(runner._accept, calls[2])  # behind the check
+            end = stream_message_adapter.validate_json((await third.next(5)).data)
+        assert isinstance(end, End) and end.output == {"echo": {}}
+        async with bus.inbox("t.hop.barrier2") as box:  # an accept of the third was sent before this
+            await box.request(subject, b"{}", headers=CallContext.with_timeout(5).headers(), timeout_s=5)
+        await spy.wait_for("t.hop.barrier2.r")
+        assert [m.subject for m in spy.on("t.hop.batch.c")] == ["t.hop.batch.c.r"]
+        tg.cancel_scope.cancel()

@@ -65,6 +65,13 @@ def test_the_context_is_indexed_by_hash_chains_with_a_smaller_hash_table() -> No
     assert dict(_zstd._context_parameters(8, 4_000, 50_000))[lib.ZSTD_c_hashLog] == 15  # zstd's own: 17
 
 
+def test_the_fast_strategies_of_small_inputs_keep_zstds_parameters() -> None:
+    """Level 3 (messages under 4 KiB) is dfast: its second table is not a chain, so nothing changes."""
+    lib = _zstd._lib
+    assert lib.ZSTD_getCParams(3, 800, 40_000).strategy == 2  # ZSTD_dfast
+    assert _zstd._context_parameters(3, 800, 40_000) == ((lib.ZSTD_c_compressionLevel, 3),)
+
+
 def test_a_context_larger_than_the_chain_table_still_round_trips() -> None:
     rng = random.Random(5)
     parts = [rng.randbytes(100_000) for _ in range(4)]  # 400 KB: beyond the 2**16-entry chain of small inputs

@@ -121,6 +121,8 @@ class AcceptPath:
             call.traceparent = headers[TRACEPARENT]
         if attachment is not None:
             call.attachment = attachment
+        if self.bus.local_replies and msg.reply == inbox + ".r":  # a caller in this process: no NATS back
+            call._local = self.bus.local_inbox(msg.reply)
         if session:
             call.session = f"{tenant}/{session}"
             call._turn = anyio.Event()
@@ -146,7 +148,7 @@ class AcceptPath:
             self._accepted_reply = (self.instance_id, reply)
         due = self._accepts_due
         if due is None or not msg.reply:  # no accept sender running, or nobody waits for the accept
-            return reply if msg.reply else None
+            return reply if msg.reply and not call._send_local(msg.reply, reply) else None
         call._accept, call._accept_to = reply, msg.reply
         self._owed.append(call)
         if len(self._owed) == 1:

@@ -4,6 +4,12 @@ A :class:`Call` streams ``Chunk`` messages to the caller's inbox (:meth:`Call.em
 ``End`` (followed by the handler's binary attachment, if any) or ``Error``. Its accept (``Reply{ok}``)
 goes out first, unless the call's last message can be the reply in its place (see :mod:`agents.actor`).
 Public as ``agents.actor.Call``.
+
+A call whose caller lives in this process (``Call._local``, set when the request is accepted: see
+:meth:`Bus.local_inbox <agents.messaging.Bus.local_inbox>`) hands its messages to the caller's inbox
+directly (:meth:`Bus.send_local <agents.messaging.Bus.send_local>`), all of them, accept included; if one
+cannot go that way (the connection down, over the payload limit), it and every later message of the call
+go over NATS: local messages are delivered at once, so none can overtake an earlier one either way.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import pydantic_core
 from opentelemetry import context as otel_context
 from opentelemetry.trace import Span
 
+from agents._localinbox import LocalInbox
 from agents.errors import AgentError
 from agents.messaging import Bus
 from agents.protocol import Error, WireError, join_attachment
@@ -72,6 +79,8 @@ class Call:
     _span_token: Token[otel_context.Context] | None = None
     attachment: memoryview | None = None
     reply_attachment: bytes | bytearray | memoryview | None = None
+    _local: LocalInbox | None = None
+    """The caller's inbox in this process, while its messages go there without NATS (None: over NATS)."""
 
     def remaining_s(self) -> float:
         """Seconds left until the deadline (negative once passed)."""
@@ -99,15 +108,39 @@ class Call:
             Whether it was sent; if not (reconnecting, the send buffer full), nothing of the chunk was, and
             :meth:`emit` must send it.
         """
-        bus = self._bus
         if self._accept_to:
-            if not bus.publish_now(self._accept_to, self._accept):
+            if not self._now(self._accept_to, self._accept):
                 return False
             self._accept_to = ""
-        if not bus.publish_now(self.inbox, _wire_json("chunk", self._seq, "data", data), write=write):
+        if not self._now(self.inbox, _wire_json("chunk", self._seq, "data", data), write=write):
             return False
         self._seq += 1
         return True
+
+    def _now(self, subject: str, body: bytes, *, at_once: bool = False, write: bool = False) -> bool:
+        """Send ``body`` to the caller now: to its inbox in this process, else queued on the connection.
+
+        ``at_once``, ``write``: see :meth:`Bus.publish_now <agents.messaging.Bus.publish_now>`. Returns
+        whether it was sent; if not, :meth:`Bus.publish <agents.messaging.Bus.publish>` must send it.
+        """
+        if self._local is not None and self._send_local(subject, body):
+            return True
+        return self._bus.publish_now(subject, body, at_once=at_once, write=write)
+
+    def _send_local(self, subject: str, body: bytes) -> bool:
+        """Deliver ``body`` to the caller's inbox in this process; whether it was (then it went nowhere).
+
+        ``False`` also for a call whose caller is elsewhere. Once a message cannot go locally, none of the
+        call's later messages does: they go over NATS behind it. The accept path uses it for the answer it
+        would otherwise hand back for the NATS client to publish.
+        """
+        local = self._local
+        if local is None:
+            return False
+        if self._bus.send_local(local, subject, body):
+            return True
+        self._local = None
+        return False
 
     async def _send(self, subject: str, body: bytes, *, at_once: bool = False) -> None:
         """Publish ``body``: queued at once when the connection can take it, else as a publish does.
@@ -115,7 +148,7 @@ class Call:
         ``at_once``: see :meth:`Bus.publish_now <agents.messaging.Bus.publish_now>` (a chunk of the only
         call in hand leaves without waiting for nats-py's flusher task, as its last message does).
         """
-        if not self._bus.publish_now(subject, body, at_once=at_once):
+        if not self._now(subject, body, at_once=at_once):
             await self._bus.publish(subject, body)
 
     async def _send_accept(self) -> None:
@@ -134,9 +167,7 @@ class Call:
         if to and to != f"{self.inbox}.r":  # a caller with a reply subject of its own gets the accept first
             await self._send(to, self._accept)
             to = ""
-        to = to or self.inbox
-        if not self._bus.publish_now(to, body, at_once=self._at_once):
-            await self._bus.publish(to, body)
+        await self._send(to or self.inbox, body, at_once=self._at_once)
 
     def _end_body(self, output: Mapping[str, Any]) -> bytes:
         body = _wire_json("end", self._seq, "output", output)
@@ -153,7 +184,7 @@ class Call:
         to = self._accept_to
         if to and to != f"{self.inbox}.r":
             return False
-        if not self._bus.publish_now(to or self.inbox, self._end_body(output), at_once=self._at_once):
+        if not self._now(to or self.inbox, self._end_body(output), at_once=self._at_once):
             return False
         self._accept_to = ""
         return True

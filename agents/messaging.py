@@ -7,6 +7,8 @@ orchestrator and the agents speak to NATS through :class:`Bus`, so NATS errors a
 - :mod:`agents._natsconnect`: :class:`NatsAuth`, :func:`server_urls`, the connection itself;
 - :mod:`agents._natsfast`: the shortcuts through nats-py's send buffer and read loop;
 - :mod:`agents._inbox`: :class:`Inbox`, :class:`Message` and the inboxes' one deadline timer;
+- :mod:`agents._localinbox`: answers to a caller in this same process, delivered without nats-server
+  (:attr:`Bus.local_replies`, :meth:`Bus.local_inbox`, :meth:`Bus.send_local`);
 - :mod:`agents._service`: :meth:`Bus.service` (:data:`Handler`, :data:`StatsData`).
 """
 
@@ -26,6 +28,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from agents._inbox import Inbox, Message, Timers, to_message
+from agents._localinbox import LocalInbox, delivered, find, register
 from agents._natsconnect import NatsAuth, PermissionDenials, connect, server_urls
 from agents._natsfast import (
     WriteTurn,
@@ -96,6 +99,11 @@ class Bus:
         self._inbox_ids = itertools.count()
         self._timers = Timers()
         self._turn = WriteTurn()
+        self._local: LocalInbox | None = None
+        self.local_replies = False
+        """Whether answers to a request this bus received go straight to the caller's inbox when that inbox
+        is a bus's of this process and event loop (:meth:`local_inbox`), without nats-server (set by the
+        runtime from ``nats.local_replies``; off: every message goes over NATS)."""
 
     @classmethod
     async def connect(
@@ -177,6 +185,7 @@ class Bus:
                 deliver_from_reader(sub, self._demux, eager=True)
                 self._inbox_sub = sub
                 self._inbox_prefix = prefix
+                self._local = register(prefix, self._nc, sub._id, self._demux)
 
     async def open_inbox(self) -> Inbox:
         """A fresh inbox (a token under this bus's wildcard subscription); :meth:`close_inbox` it after use.
@@ -301,6 +310,42 @@ class Bus:
         """
         return send_now(self._nc, subject, data, turn=self._turn if at_once else None, write=write)
 
+    def local_inbox(self, reply: str) -> LocalInbox | None:
+        """The caller's inbox, if a request received with reply subject ``reply`` came from this process.
+
+        ``None`` unless :attr:`local_replies` is on and ``reply`` (``<inbox>.r``, or ``<inbox>``) is a fresh
+        inbox (:meth:`open_inbox`) of a bus of this process and event loop; answers to it then go through
+        :meth:`send_local`. Only for the reply subject of a request this bus received (as NATS
+        ``allow_responses`` permits), never for a subject a message merely names.
+        """
+        return find(reply) if self.local_replies else None
+
+    @staticmethod
+    def local_deliveries() -> int:
+        """Messages delivered to an inbox in this process without nats-server since the process started.
+
+        All buses of the process together (:meth:`send_local`).
+        """
+        return delivered()
+
+    def send_local(self, box: LocalInbox, subject: str, data: bytes) -> bool:
+        """Deliver ``data`` (no headers) on ``subject`` to ``box`` (:meth:`local_inbox`) now, if NATS would.
+
+        The conditions NATS puts on a publish hold: this connection is up (not reconnecting, draining or
+        closed) and ``data`` is within :attr:`max_payload`. A message for an inbox closed meanwhile is
+        dropped, as nats-server drops one nobody subscribes to.
+
+        Returns:
+            Whether it was taken; if not, nothing was delivered and it must go over NATS (:meth:`publish`,
+            which waits or raises as for any message), and so must every later message of the same call,
+            so that they stay in order behind it.
+        """
+        nc = self._nc
+        if not nc.is_connected or len(data) > nc.max_payload:
+            return False
+        box.deliver(subject, data)
+        return True
+
     async def discover(
         self, verb: str = "INFO", *, timeout_s: float = 0.25, quiet_s: float = 0.05
     ) -> list[dict[str, Any]]:
@@ -345,6 +390,8 @@ class Bus:
         if self._closed:
             return
         self._closed = True
+        if self._local is not None:  # no more local deliveries: as the subscription's drain ends NATS's
+            self._local.close()
         if self._nc.is_closed:
             return
         with anyio.move_on_after(5):

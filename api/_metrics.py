@@ -20,6 +20,9 @@ Exposed, one registry per app (names as exposed; counters get ``_total``):
   (record reads and those served by the decrypted LRU). Hit rates are counters, not ratio gauges, so
   Prometheus can rate them over any window: ``rate(hits[5m]) / rate(lookups[5m])``. They are sums over
   the instances running now, so an instance restart shows as a counter reset;
+* ``neurectomy_nats_local_deliveries_total``: agents' answers (accepts, stream chunks, ends) handed to a
+  caller's inbox in this process without nats-server (``nats.local_replies``; 0 when every answer went
+  over NATS);
 * ``neurectomy_build_info{version,python}`` (always 1), and prometheus-client's process collector
   (``process_cpu_seconds_total``, ``process_resident_memory_bytes``, ``process_open_fds``, ...), platform
   collector (``python_info``) and GC collector (``python_gc_*``).
@@ -51,6 +54,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from agents import Bus
 from agents.errors import AgentError
 from agents.protocol import GenerateOutput
 from api.dashboard._live import LiveStats
@@ -136,6 +140,7 @@ class Metrics:
         )
         self._scraped: dict[str, float] = {}
         r.register(_ScrapedCounters(self._scraped))
+        r.register(_LocalDeliveries())
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
         GCCollector(registry=r)
@@ -276,6 +281,21 @@ class _ScrapedCounters(Collector):
             if key in self._values:
                 families.append(CounterMetricFamily(f"neurectomy_{key}", doc, value=self._values[key]))
         return families
+
+
+class _LocalDeliveries(Collector):
+    """The messages this process delivered without nats-server (:meth:`agents.Bus.local_deliveries`)."""
+
+    _NAME = "neurectomy_nats_local_deliveries"
+    _DOC = "Agents' answers delivered to a caller's inbox in this process without nats-server."
+
+    def describe(self) -> list[CounterMetricFamily]:
+        """The family, without a value."""
+        return [CounterMetricFamily(self._NAME, self._DOC)]
+
+    def collect(self) -> list[CounterMetricFamily]:
+        """The family with the count as of now."""
+        return [CounterMetricFamily(self._NAME, self._DOC, value=Bus.local_deliveries())]
 
 
 def _version() -> str:

@@ -70,6 +70,11 @@ class NatsSettings(BaseModel):
     logged (``waiting for JetStream``), then the process exits with the last error. ``0``: no waiting.
     Errors that waiting cannot fix (JetStream not enabled, a refused configuration, missing permissions)
     fail at once."""
+    local_replies: bool = True
+    """Deliver an agent's answers (accept, stream chunks, ``End``/``Error``) to a caller in the same process
+    (``serve``: the API, the orchestrator and the composing agents) straight to its inbox, without the
+    round trip through nats-server; requests, cancels and everything else still go over NATS, and so do
+    answers to callers in other processes. ``false``: every message goes over NATS."""
     shared_state: bool | None = None
     """Keep API keys, rate-limit counts, chat sessions and ΣLANG chunks in JetStream KV, shared by every
     process of a cluster (see docs/deploy.md). ``None``: on when ``url`` names an existing server or

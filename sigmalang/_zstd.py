@@ -7,11 +7,25 @@ A version-2/3 frame's dictionary (its context RSUs, `ContextDict`) differs for e
 queries the CPU's features, a trap to the hypervisor on a virtual machine: 7% of decoding time) and
 two copies of the dictionary (into a `ZstdCompressionDict`, then into zstd's own). These messages
 instead go through one compression and one decompression context per thread, reset for each message,
-with the dictionary loaded by reference, through the same libzstd (python-zstandard's CFFI
-bindings, `zstandard.backend_cffi`) and the same calls python-zstandard makes: parameters, dictionary
-by reference, pledged size, ``ZSTD_compressStream2(ZSTD_e_end)``. zstd's output depends only on its
-parameters, dictionary and input, so the frames are byte-identical (checked by
-``tests/sigmalang/test_speed_identity.py`` and ``benchmarks/sigma_speed.py``).
+with the dictionary referenced, not copied, through the same libzstd (python-zstandard's CFFI
+bindings, `zstandard.backend_cffi`).
+
+**Match finder for a frame's context** (`_context_parameters`). zstd indexes every byte of a frame's
+dictionary before it codes the message, and the dictionary is new for every message: on the short,
+window and default draws of `benchmarks/sigma_speed.py` that indexing was 70-100% of zstd's time (a
+50 KB context after a trained dictionary's 32 KiB, 3-12 KB coded). At the context level (8: lazy2)
+zstd's default row-based match finder costs 3.5-4.8 ns a dictionary byte to index here, plus clearing
+a 512 KiB hash table and its tag table for every message. The context is instead indexed (at the
+levels that search hash chains: greedy, lazy, lazy2) by the hash-chain match finder
+(``ZSTD_c_useRowMatchFinder`` off: 1.7-2.6 ns a byte) with a hash table of
+half the chain table's entries (``hashLog = chainLog - 1``; the chain table, which bounds how far
+back matches reach, stays as zstd sizes it for the level and sizes). zstd's time on the recorded
+context frames of those draws fell to 0.65-0.75 of what it was, and their payloads shrank 0.3-0.5%.
+Decoding does not depend on the encoder's match finder: frames of either decode alike
+(``tests/sigmalang/test_speed_identity.py``). Given to zstd as a one-shot prefix instead
+(``ZSTD_CCtx_refPrefix``) the context cost another 7-10% less, but made the frames of
+``test_speed_identity``'s corpus 1% larger (matches across the prefix's boundary are searched
+differently), so it is not used.
 """
 
 from __future__ import annotations
@@ -59,12 +73,35 @@ def _ok(code: int, what: str) -> int:
     return code
 
 
+def _context_parameters(level: int, source_bytes: int, context_bytes: int) -> tuple[tuple[int, int], ...]:
+    """The zstd parameters for coding `source_bytes` with a context of `context_bytes` (module docstring).
+
+    The level's own parameters for these sizes (``ZSTD_getCParams``); where they search hash chains
+    (strategies greedy, lazy and lazy2: levels 5-12 here), the hash-chain match finder rather than
+    the row-based one, and a hash table of half its chain table's entries (at least zstd's minimum
+    of 2**6). Other strategies (the fast ones of small inputs, level 3; binary trees) are left as
+    they are: their second table is not a chain.
+    """
+    chosen = _lib.ZSTD_getCParams(level, source_bytes, context_bytes)
+    if chosen.strategy not in _CHAIN_STRATEGIES:
+        return ((_lib.ZSTD_c_compressionLevel, level),)
+    return (
+        (_lib.ZSTD_c_compressionLevel, level),
+        (_lib.ZSTD_c_useRowMatchFinder, _lib.ZSTD_ps_disable),
+        (_lib.ZSTD_c_hashLog, max(min(chosen.hashLog, chosen.chainLog - 1), _HASH_LOG_MIN)),
+    )
+
+
+_HASH_LOG_MIN = 6  # ZSTD_HASHLOG_MIN
+_CHAIN_STRATEGIES = frozenset((3, 4, 5))  # ZSTD_greedy, ZSTD_lazy, ZSTD_lazy2
+
+
 def _compress_with(data: bytes, level: int, zdict: ContextDict, *, checksum: bool) -> bytes:
-    """What ``ZstdCompressor(level, dict_data, write_checksum, no size, no dict id).compress`` returns."""
+    """`data` as one zstd frame (no size or dictionary-id fields) with the dictionary `zdict` (see above)."""
     cctx = _contexts.cctx
     _ok(_lib.ZSTD_CCtx_reset(cctx, _lib.ZSTD_reset_session_and_parameters), "reset")
     for param, value in (
-        (_lib.ZSTD_c_compressionLevel, level),
+        *_context_parameters(level, len(data), len(zdict.content)),
         (_lib.ZSTD_c_contentSizeFlag, 0),
         (_lib.ZSTD_c_checksumFlag, int(checksum)),
         (_lib.ZSTD_c_dictIDFlag, 0),

@@ -288,6 +288,7 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = N
         for role_bus in role_buses.values():
             role_bus.stream_replicas = settings.nats.stream_replicas
             role_bus.jetstream_startup_timeout_s = settings.nats.jetstream_startup_timeout_s
+            role_bus.local_replies = settings.nats.local_replies
         tracing.configure("neurectomy-api", settings.tracing)
         async with anyio.create_task_group() as tg:
             tg.start_soon(tracing.collect_spans, bus)  # spans of agent-only processes
@@ -411,6 +412,7 @@ async def run_agents(settings: Settings, *, team: str, agent: str | None = None,
         )
         bus.stream_replicas = settings.nats.stream_replicas
         bus.jetstream_startup_timeout_s = settings.nats.jetstream_startup_timeout_s
+        bus.local_replies = settings.nats.local_replies  # composing agents calling agents of this process
         stack.push_async_callback(bus.aclose)
         tracing.configure(f"neurectomy-agents-{team}", settings.tracing, ship=True)
         async with anyio.create_task_group() as tg:

@@ -1,11 +1,18 @@
-"""Speed work changes no byte: rewritten primitives against their former versions, frames against golden.
+"""Speed work changes no byte unless meant to: primitives against former versions, frames against golden.
 
 `anchors` (a regular expression since the speed work) is compared with the six `bytes.replace`
 passes it replaced, on any bytes. The frames of a small multi-turn corpus (three tenants, their
 sessions re-sending system prompt, tools, documents and history; trained, generic and no
-dictionary; memory and disk store) must equal, byte for byte, those the codec wrote before the speed
-work (`data/frame_digests.json`: SHA-256 of each frame, recorded with zstandard 0.25.0 / libzstd
-1.5.7, as pinned in ``constraints.txt``).
+dictionary; memory and disk store) must equal, byte for byte, the recorded ones
+(`data/frame_digests.json`: SHA-256 of each frame, recorded with zstandard 0.25.0 / libzstd 1.5.7,
+as pinned in ``constraints.txt``).
+
+The digests were recorded again when a frame's context began to be indexed by zstd's hash-chain
+match finder with a smaller hash table (`sigmalang._zstd`, "Match finder for a frame's context"): a
+deliberate change of the encoder, not of the format. The frames the encoder wrote before
+(`data/v3_row_frames.hex`: trained dictionary, memory store, zstd's row-based match finder) must
+still decode, and the new ones may be at most 0.5% larger in total (the bound the change was held
+to on the benchmark draws, where they are 0.2-0.5% smaller).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import sigmalang
 from sigmalang._anchors import ANCHOR_MIN_BYTES, anchors
 
 _GOLDEN = Path(__file__).parent / "data" / "frame_digests.json"
+_ROW_FRAMES = Path(__file__).parent / "data" / "v3_row_frames.hex"
 _SECRET = b"frame-identity-test-secret-32byt"
 
 
@@ -121,7 +129,24 @@ def test_frames_are_byte_identical_to_before(dictionary: str, store_kind: str, t
     golden = json.loads(_GOLDEN.read_text())[dictionary]
     assert len(got) == len(golden)
     differing = [i for i, (a, b) in enumerate(zip(got, golden, strict=True)) if a != b]
-    assert not differing, f"frames {differing} differ from those recorded before the speed work"
+    assert not differing, f"frames {differing} differ from the recorded ones"
+
+
+def test_frames_of_the_previous_encoder_still_decode_and_are_not_smaller() -> None:
+    """Frames coded with zstd's row-based match finder (the encoder before) decode as before."""
+    items = _corpus()
+    codec = sigmalang.SigmaCodec(secret=_SECRET)
+    trained = sigmalang.train_dictionary([m for _, _, m in items[::2]])
+    assert trained is not None
+    codec.dictionaries.add(trained)
+    frames = [codec.compress(m, tenant=t, stream=s).frame for t, s, m in items]  # same RSUs, same order
+    old = [bytes.fromhex(line) for line in _ROW_FRAMES.read_text().split()]
+    assert len(old) == len(items)
+    assert [codec.decompress(f, tenant=t) for f, (t, _, _) in zip(old, items, strict=True)] == [
+        m for _, _, m in items
+    ]
+    assert sum(map(len, frames)) <= sum(map(len, old)) * 1.005
+    assert sum(a != b for a, b in zip(frames, old, strict=True)) > len(items) // 2  # the encoder did change
 
 
 if __name__ == "__main__":  # records the golden digests (run with the code the frames must match)

@@ -1,0 +1,50 @@
+"""``neurectomy serve`` with its private nats-server: a streamed generation's answers skip nats-server.
+
+The API, the orchestrator and the generator run in one process on separate connections (one per NATS
+role); ``nats.local_replies`` (on by default) hands the generator's accept, chunks and end to the API's
+inbox directly; ``neurectomy_nats_local_deliveries_total`` counts them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from neurectomy import Client, GenerateResponse, TokenEvent
+from neurectomy.testing import start_serve, stop_serve
+
+LOCAL_DELIVERIES = "neurectomy_nats_local_deliveries"
+
+
+def local_deliveries(url: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    for family in text_string_to_metric_families(text):
+        if family.name == LOCAL_DELIVERIES:
+            (sample,) = family.samples
+            return float(sample.value)
+    raise AssertionError(f"{LOCAL_DELIVERIES} not in /metrics")
+
+
+@pytest.mark.parametrize("setting", ["true", "false"])
+def test_streamed_generation_skips_nats_server_unless_turned_off(tmp_path: Path, setting: str) -> None:
+    env = {"NEURECTOMY_TEAMS": '["inference"]', "NEURECTOMY_NATS__LOCAL_REPLIES": setting}
+    proc, url = start_serve(tmp_path, env=env)
+    try:
+        before = local_deliveries(url)
+        with Client(url) as client:
+            events = list(client.stream("List three fruits:", max_tokens=12, temperature=0.0))
+        after = local_deliveries(url)
+    finally:
+        stop_serve(proc)
+    tokens = [e for e in events if isinstance(e, TokenEvent)]
+    done = events[-1]
+    assert isinstance(done, GenerateResponse)
+    assert done.usage.completion_tokens == 12
+    assert "".join(t.text for t in tokens) == done.text
+    if setting == "true":  # every chunk and the end (the accept too, unless the end went in its place)
+        assert after - before >= len(tokens) + 1
+    else:
+        assert after == before == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
@@ -12,20 +11,11 @@ from agents.errors import BadInputError
 from agents.scopes import ALL_SCOPES
 from api._auth import Principal
 from api._trace import trace_id_of
-from orchestrator import CallContext, Orchestrator
+from orchestrator import CallContext, Orchestrator, new_id
 
 TENANT_HEADER = "x-neurectomy-tenant"
 DEFAULT_TENANT = "default"
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-def new_id() -> str:
-    """A fresh id: 32 lower-case hex digits of 128 random bits (``os.urandom``).
-
-    The shape of ``new_id()`` (which fixes 6 of the bits) at a fifth of its CPU (~0.6 µs instead
-    of ~2.8 µs): every request makes one (its call id).
-    """
-    return os.urandom(16).hex()
 
 
 def request_id_of(request: Request[Any, Any, Any]) -> str:

@@ -23,7 +23,6 @@ from api._kv_store import KeyValueStore
 from api._limits import LimitsConfig, rate_limit_middleware
 from api._metrics import Metrics
 from api._origin import HostOriginGuard, cors_config
-from api._request import new_id
 from api._trace import attach_span, end_request_span, start_request_span, trace_headers
 from api.agents import routes as _agents
 from api.errors import EXCEPTION_HANDLERS
@@ -39,7 +38,7 @@ from api.system import sysinfo as _sysinfo
 from api.tasks import routes as _tasks
 from api.vault import routes as _vault
 from api.ws import routes as _ws
-from orchestrator import Orchestrator, TaskQueue
+from orchestrator import Orchestrator, TaskQueue, new_id
 
 log = structlog.get_logger("neurectomy.api")
 REQUEST_ID_HEADER = "x-request-id"

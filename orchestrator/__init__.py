@@ -10,7 +10,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from orchestrator._call_context import CallContext
+    from orchestrator._call_context import CallContext, new_id
     from orchestrator._collective import OrchestratorCollective
     from orchestrator._dispatch import call_agent
     from orchestrator._load import LoadMonitor
@@ -54,12 +54,14 @@ __all__ = (
     "TaskWorker",
     "TextDelta",
     "call_agent",
+    "new_id",
     "task_executor",
 )
 
 _MODULE_OF = {
     "OrchestratorCollective": "orchestrator._collective",
     "CallContext": "orchestrator._call_context",
+    "new_id": "orchestrator._call_context",
     "call_agent": "orchestrator._dispatch",
     "LoadMonitor": "orchestrator._load",
     "ModelInfo": "orchestrator._models",

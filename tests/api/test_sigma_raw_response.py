@@ -17,9 +17,9 @@ from structlog.testing import capture_logs
 from agents import Bus
 from agents.compression import COMPRESSION_AGENTS
 from api import create_app
-from api._request import new_id
 from api.sigma._raw_response import BINARY, RawResponse
 from bridges.sigma import SigmaBridge
+from orchestrator import new_id
 from orchestrator.testing import running
 from sigmalang import DiskRSUStore, SigmaCodec
 

@@ -92,8 +92,8 @@ def _context_parameters(level: int, source_bytes: int, context_bytes: int) -> tu
     )
 
 
-_HASH_LOG_MIN = 6  # ZSTD_HASHLOG_MIN
-_CHAIN_STRATEGIES = frozenset((3, 4, 5))  # ZSTD_greedy, ZSTD_lazy, ZSTD_lazy2
+_HASH_LOG_MIN: int = _lib.ZSTD_HASHLOG_MIN
+_CHAIN_STRATEGIES = frozenset((_lib.ZSTD_greedy, _lib.ZSTD_lazy, _lib.ZSTD_lazy2))
 
 
 def _compress_with(data: bytes, level: int, zdict: ContextDict, *, checksum: bool) -> bytes:

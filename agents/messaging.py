@@ -14,6 +14,7 @@ orchestrator and the agents speak to NATS through :class:`Bus`, so NATS errors a
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -401,7 +402,15 @@ class Bus:
                 pass
         if not self._nc.is_closed:
             drop_unsent(self._nc)  # the server is gone: closing must not try to send what waits
-            await self._nc.close()
+            try:
+                await self._nc.close()
+            except asyncio.CancelledError:
+                # nats-py's close awaits the lost transport's close waiter, which its own reconnect
+                # attempt can leave cancelled (seen under load): not a cancellation of this task, which
+                # is re-raised (anyio cancels through Task.cancel, so cancelling() counts it).
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise
 
     async def __aenter__(self) -> Bus:
         return self

@@ -8,9 +8,10 @@ still electing its leaders). It is built from a connected
 
 * JetStream not enabled, not reachable, not answering in time, or the connection closed →
   :class:`JetStreamUnavailableError` (a :class:`~agents.errors.NoRespondersError`: the API answers 503);
-  of these, a timeout or a cluster without a leader for the request (``503`` err_code 10008, ``500``
-  err_code 10009) → :class:`JetStreamNotReadyError`, which the set-up calls (create a stream, a consumer,
-  a KV bucket) wait out with backoff up to ``Bus.jetstream_startup_timeout_s`` (``_startup``);
+  of these, a timeout, a cluster without a leader for the request (``503`` err_code 10008, ``500``
+  err_code 10009) or with a peer still offline for its placement (err_code 10005 "peer offline") →
+  :class:`JetStreamNotReadyError`, which the set-up calls (create a stream, a consumer, a KV bucket) wait
+  out with backoff up to ``Bus.jetstream_startup_timeout_s`` (``_startup``);
 * a stream refusing a message because of its limits (``discard: new``) →
   :class:`~agents.errors.AgentBusyError` (429);
 * a missing key, stream or consumer → :class:`~agents.errors.NotFoundError`;

@@ -34,6 +34,13 @@ STREAM_CONFIG_CONFLICT = 10058  # stream name already in use with a different co
 # temporarily unavailable" (no meta leader), 10009 JSClusterNotLeaderErr "JetStream cluster can not handle
 # request".
 _NOT_READY_CODES = frozenset({10008, 10009})
+# 10005 JSClusterNoPeersErr "no suitable peers for placement" is both: a cluster that has just regained its
+# meta leader answers "no suitable peers for placement, peer offline" to an R3 create until its other nodes
+# are seen online again (seen in a full test run while the third node was still joining), while a cluster
+# with fewer nodes than the replicas asked for answers it without a reason (nats-server 2.15, R4 on three
+# nodes). Only the first is worth waiting for.
+_NO_PEERS = 10005
+_PEER_OFFLINE = "offline"
 _NOT_READY = (
     nats.errors.TimeoutError,  # a clustered server without a meta or stream leader does not answer
     nats.errors.ConnectionReconnectingError,
@@ -87,7 +94,9 @@ def translated(what: str) -> Iterator[None]:
             raise AgentBusyError(f"{what}: {exc.description or 'stream limit reached'}") from exc
         if isinstance(exc, nats.js.errors.NotFoundError):
             raise NotFoundError(f"{what}: {exc.description or 'not found'}") from exc
-        if exc.err_code in _NOT_READY_CODES:
+        if exc.err_code in _NOT_READY_CODES or (
+            exc.err_code == _NO_PEERS and _PEER_OFFLINE in (exc.description or "")
+        ):
             raise JetStreamNotReadyError(f"{what}: JetStream is not ready ({exc.description})") from exc
         if isinstance(exc, nats.js.errors.ServiceUnavailableError):
             raise JetStreamUnavailableError(f"{what}: JetStream is not available") from exc

@@ -4,7 +4,9 @@ A process that starts beside (or just after) its NATS cluster can find JetStream
 while. Measured on nats-server 2.15 with one of three cluster nodes up: API requests first time out (a
 clustered server without a meta leader drops them), then are answered ``503 JetStream system temporarily
 unavailable`` (err_code 10008) until a quorum of nodes has elected a meta leader; a new stream or consumer
-also needs its own leader before its create request is answered. :func:`until_ready` runs one set-up call
+also needs its own leader before its create request is answered, and an R3 create sent just after the meta
+leader came back can be answered ``no suitable peers for placement, peer offline`` (err_code 10005) until the
+other nodes are seen online again. :func:`until_ready` runs one set-up call
 (create a stream, a consumer, a KV bucket) again while it fails with :class:`JetStreamNotReadyError`,
 with exponential backoff and full jitter (uniform in ``[0, min(5 s, 0.25 s · 2ⁿ)]``, tenacity's
 ``wait_random_exponential``; M. Brooker, "Exponential Backoff And Jitter", AWS Architecture Blog, 2015), and

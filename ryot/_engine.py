@@ -13,7 +13,8 @@ the free slots wait in a bounded queue; a full queue refuses with :class:`Engine
 A finished slot keeps its KV cache. A new request goes to the free slot whose cached tokens share the
 longest prefix (of more than one token) with its prompt, else to the least recently used free slot,
 and skips the prefill of the shared prefix
-(``usage.cached_tokens``; the last prompt token is always evaluated, for fresh logits). Gemma 3's
+(``usage.cached_tokens``; the last two prompt tokens are always evaluated, for fresh logits computed
+as a cold prefill computes them: :data:`ryot._schedule.MIN_PROMPT_ROWS`). Gemma 3's
 sliding-window layers keep full KV (``swa_full``) so that any prefix can be reused.
 
 Beyond the slots, a host-memory prefix cache (:mod:`ryot._prefix_cache`, ``prefix_cache_bytes``) keeps

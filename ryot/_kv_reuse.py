@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from ryot._llama import Sampler
 from ryot._prefix_cache import PrefixCache, as_tokens
-from ryot._schedule import Job, Slot, choose_slot, least_recently_used
+from ryot._schedule import MIN_PROMPT_ROWS, Job, Slot, choose_slot, least_recently_used
 from ryot._step import _Decoding
 from ryot._text import TextAssembler
 
@@ -72,7 +72,7 @@ class _KVReuse(_Decoding):
         p = job.params
         seed = p.seed if p.seed is not None else self._seeds.getrandbits(32)
         sampler = Sampler(self._spec(p, seed), self._model)  # first: if it raises, the slot is untouched
-        limit = len(tokens) - 1
+        limit = max(len(tokens) - MIN_PROMPT_ROWS, 0)  # evaluated: the last rows, as in a cold prefill
         reuse = min(lcps[id(slot)], limit)
         if not self._window_ok(slot.seq, reuse):
             reuse = 0  # a restored sliding-window state lacks the window below this prefix

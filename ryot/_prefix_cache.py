@@ -4,7 +4,7 @@ An entry is the token list of one sequence and that sequence's state as ``llama_
 wrote it (the K and V rows of its cells). Restoring an entry into a sequence and trimming it to the
 prefix it shares with a new prompt skips the prefill of that prefix.
 
-No logits are stored: the engine always evaluates at least the last prompt token, which gives fresh
+No logits are stored: the engine always evaluates at least the last two prompt tokens, which gives fresh
 logits, so an entry costs only its state (about 18 KiB per token for Gemma 3 270M) instead of also a
 vocabulary-sized float row (1 MiB for Gemma 3's 262k tokens).
 

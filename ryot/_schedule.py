@@ -17,6 +17,9 @@ So the scheduler keeps the busy sequences consecutive and in order:
   ``max_pad`` sequences left by a request that ended in the middle with one placeholder token per idle
   sequence (no logits; the engine removes its KV cell after the step), so that the step is one pass.
 
+A prompt's rows are evaluated at least :data:`MIN_PROMPT_ROWS` at a time (:func:`prefill_piece`, and
+the tokens a cached prefix leaves to evaluate), so that its logits do not depend on how it was cut.
+
 Pure Python without llama.cpp: ``tests/ryot/test_schedule.py`` checks the layouts, and
 ``benchmarks/llm_path.py`` measures the passes they save.
 """
@@ -36,6 +39,17 @@ MAX_PAD = 2
 """Longest hole (idle sequences between busy ones) filled with placeholder tokens. A placeholder costs
 about one sequence's share of a step, a second pass over the weights more (measured with
 ``benchmarks/llm_path.py --sections holes``)."""
+
+MIN_PROMPT_ROWS = 2
+"""Fewest prompt tokens of one sequence evaluated in one ``llama_decode`` (unless the prompt is shorter).
+
+llama.cpp computes a sequence's attention with other kernels, which round differently, when the
+sequence has one query row in a micro-batch than when it has several; every row computed among two or
+more gets the same bits whatever the cut (measured with Gemma 3 270M on AVX2 and AVX-512 CPUs:
+docs/ryot.md, "Batch invariance"). A prompt prefilled whole computes its last token among its other
+rows, so a prompt served from a cached prefix evaluates its last two tokens, not one, and a chunked
+prefill never leaves a piece of one token: the prompt then gets the logits of its cold prefill. Decode
+steps give each sequence one row, and match each other whatever the batch."""
 
 
 @dataclass(slots=True)
@@ -92,6 +106,27 @@ class Fed:
     draft: list[int]
     sampled: list[int] = field(default_factory=list)
     """Offsets in ``fed`` whose logits are wanted (``outputs`` before the batch indices are known)."""
+
+
+def prefill_piece(pending: int, budget: int, *, full: int) -> int:
+    """Prompt tokens of one sequence to evaluate in this step: pieces of at least :data:`MIN_PROMPT_ROWS`.
+
+    All of ``pending`` if ``budget`` allows, else as much as leaves at least ``MIN_PROMPT_ROWS`` for later
+    steps; 0 (wait for the next step's budget) when that piece would be shorter than ``MIN_PROMPT_ROWS``
+    and ``budget`` is below ``full``. With a ``full`` budget too small for the rule, pieces are what it
+    allows.
+
+    Args:
+        pending: Prompt tokens of the sequence not evaluated yet (at least 1).
+        budget: Tokens this step can still take (at least 1).
+        full: The step's whole prefill budget (``prefill_chunk`` while others decode, else ``n_batch``).
+    """
+    if pending <= budget:
+        return pending
+    piece = min(budget, pending - MIN_PROMPT_ROWS)
+    if piece >= MIN_PROMPT_ROWS:
+        return piece
+    return 0 if budget < full else budget
 
 
 def runs(seqs: Sequence[int]) -> int:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ryot._delivery import _Delivery
 from ryot._llama import Batch, SamplerSpec
-from ryot._schedule import MAX_PAD, Fed, Placeholder, Slot, lay_out
+from ryot._schedule import MAX_PAD, Fed, Placeholder, Slot, lay_out, prefill_piece
 from ryot._speculative import prompt_lookup
 from ryot.config import RyotConfig
 from ryot.errors import RyotError
@@ -84,7 +84,8 @@ class _Decoding(_Delivery):
         sequences bring different numbers of tokens into micro-batches anyway (see ryot._schedule), and
         where it cuts a prompt changes the rounding of its logits, so that a greedy text would depend
         on what else was admitted in the same step. While any sequence decodes, the prompts get at most
-        ``prefill_chunk`` tokens per step (chunked prefill).
+        ``prefill_chunk`` tokens per step (chunked prefill), in pieces of at least
+        :data:`ryot._schedule.MIN_PROMPT_ROWS` tokens (a piece of one token would round differently).
         """
         for slot in busy:
             if slot.job is not None and slot.job.cancelled:
@@ -95,10 +96,14 @@ class _Decoding(_Delivery):
         first_tokens = False
         if any(slot.next_token is not None for slot in busy):
             budget = min(budget, self.config.prefill_chunk)
+        full = budget
         for slot in busy:
             if slot.job is None or slot.next_token is not None or not slot.pending or budget <= 0:
                 continue
-            chunk = slot.pending[:budget]
+            n = prefill_piece(len(slot.pending), budget, full=full)
+            if n == 0:
+                continue  # its next piece waits for a step with room for MIN_PROMPT_ROWS tokens
+            chunk = slot.pending[:n]
             done = len(chunk) == len(slot.pending)
             budget -= len(chunk)
             slot.pending = slot.pending[len(chunk) :]

@@ -53,9 +53,9 @@ def test_greedy_is_deterministic_and_repeated_prompt_reuses_the_kv_prefix(engine
     first = engine.generate(prompt, GREEDY)
     second = engine.generate(prompt, GREEDY)
     assert first.text == second.text
-    # Everything but the last prompt token comes from the KV cache (the last one is re-evaluated to
-    # get fresh logits); at most the BOS token matched anything cached before.
-    assert second.usage.cached_tokens == second.usage.prompt_tokens - 1
+    # Everything but the last two prompt tokens comes from the KV cache (they are re-evaluated to get
+    # fresh logits, as a cold prefill computes them); at most the BOS token matched anything cached before.
+    assert second.usage.cached_tokens == second.usage.prompt_tokens - 2
     assert first.usage.cached_tokens <= 1
 
 
@@ -241,7 +241,7 @@ def test_repeating_a_prompt_reuses_its_kv_and_gives_the_same_text(engine: RyotEn
     runs = [engine.generate(REPEAT_PROMPT, params) for _ in range(3)]
     assert runs[0].text == runs[1].text == runs[2].text
     assert "Pack my box" in runs[0].text  # the model really continues the quoted text
-    assert runs[1].usage.cached_tokens == runs[2].usage.cached_tokens == runs[0].usage.prompt_tokens - 1
+    assert runs[1].usage.cached_tokens == runs[2].usage.cached_tokens == runs[0].usage.prompt_tokens - 2
 
 
 def test_speculative_decoding_keeps_the_greedy_text_and_accepts_drafts(engine: RyotEngine) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ryot._schedule import Fed, Placeholder, Slot, choose_slot, lay_out, runs
+from ryot._schedule import MIN_PROMPT_ROWS, Fed, Placeholder, Slot, choose_slot, lay_out, prefill_piece, runs
 
 
 def _fed(slot: Slot, n: int = 1) -> Fed:
@@ -56,3 +56,16 @@ def test_no_placeholder_in_a_full_sequence_or_beyond_the_batch_capacity() -> Non
     slots[1].cached = [1] * 5
     layout = lay_out([_fed(slots[0]), _fed(slots[2])], [slots[1]], room=0, n_ctx=64, max_pad=2)
     assert not any(isinstance(e, Placeholder) for e in layout)
+
+
+def test_a_chunked_prefill_never_evaluates_a_piece_of_one_token() -> None:
+    assert MIN_PROMPT_ROWS == 2
+    assert prefill_piece(200, 256, full=256) == 200  # all that is left fits
+    assert prefill_piece(1, 256, full=256) == 1  # a one-token prompt is one row however it is served
+    assert prefill_piece(300, 256, full=256) == 256
+    assert prefill_piece(257, 256, full=256) == 255  # leaves 2, not 1
+    assert prefill_piece(513, 512, full=512) == 511  # a prompt one token longer than n_batch, alone
+    assert prefill_piece(300, 1, full=256) == 0  # what other prompts left of this step: wait for the next
+    assert prefill_piece(3, 2, full=256) == 0  # 2 would leave 1, 1 is a piece of one token: wait
+    assert prefill_piece(3, 2, full=2) == 2  # a budget too small for the rule must not stall the prompt
+    assert prefill_piece(5, 1, full=1) == 1

@@ -45,11 +45,12 @@ MIN_PROMPT_ROWS = 2
 
 llama.cpp computes a sequence's attention with other kernels, which round differently, when the
 sequence has one query row in a micro-batch than when it has several; every row computed among two or
-more gets the same bits whatever the cut (measured with Gemma 3 270M on AVX2 and AVX-512 CPUs:
-docs/ryot.md, "Batch invariance"). A prompt prefilled whole computes its last token among its other
-rows, so a prompt served from a cached prefix evaluates its last two tokens, not one, and a chunked
-prefill never leaves a piece of one token: the prompt then gets the logits of its cold prefill. Decode
-steps give each sequence one row, and match each other whatever the batch."""
+more gets the same bits whatever the cut (measured with Gemma 3 270M on an AVX2 EPYC, and in line with
+earlier measurements on an AVX-512 Xeon: docs/ryot.md, "Batch invariance"). A prompt prefilled whole
+computes its last token among its other rows, so a prompt served from a cached prefix evaluates its last
+two tokens, not one, and a chunked prefill never leaves a piece of one token: the prompt then gets the
+logits of its cold prefill. Decode steps give each sequence one row, and match each other whatever the
+batch."""
 
 
 @dataclass(slots=True)

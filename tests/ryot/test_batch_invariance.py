@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ryot import RyotConfig, RyotEngine, SamplingParams
+from ryot import Finished, RyotConfig, RyotEngine, SamplingParams
 from tests.ryot.conftest import finish_together
 from tests.ryot.test_prefix_cache import QUESTIONS, _facts
 
@@ -131,3 +131,25 @@ def test_a_prompt_served_again_from_its_slot_or_the_prefix_cache_gets_the_text_o
     assert stats is not None and stats["hits"] >= 1, stats
     assert restored.usage.cached_tokens == restored.usage.prompt_tokens - 2
     assert restored.text == texts[long]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_prompt_prefilled_in_chunks_beside_a_decoding_request_gets_its_text_alone() -> None:
+    # "Penguins 2" has 13 tokens: chunks of at most 6 while another request decodes would be 6 + 6 + 1,
+    # and its last token alone gives it another first token on the AVX2 EPYC (see the test above);
+    # ryot._schedule.prefill_piece makes them 6 + 5 + 2.
+    prompt, params = PROMPTS[2], SamplingParams(max_tokens=16, temperature=0.0)
+    config = RyotConfig(n_ctx=256, parallel=2, n_threads=2, prefill_chunk=6, prefix_cache_bytes=0)
+    with RyotEngine(config) as solo:
+        alone = solo.generate(prompt, params)
+    assert alone.usage.prompt_tokens == 13
+    with RyotEngine(config) as engine:
+        other = engine.stream(PROMPTS[0], SamplingParams(max_tokens=100, temperature=0.0))
+        first = next(other)  # the other request is decoding from here on
+        assert not isinstance(first, Finished)
+        beside = engine.generate(prompt, params)
+        assert engine.active == 1  # the other request was still decoding when this one finished
+        other.close()
+    assert beside.usage.cached_tokens == 0
+    assert beside.text == alone.text

@@ -201,7 +201,7 @@ def bare_block(payload: bytes) -> bytes | None:
     return payload[1:2] + payload[5:]
 
 
-def dress_block(bare: bytes) -> bytes:
+def dress_block(bare: bytes | memoryview) -> bytes:
     """Inverse of `bare_block`.
 
     Raises:

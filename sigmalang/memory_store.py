@@ -140,13 +140,14 @@ class MemoryRSUStore:
             t = self._tenant(tenant)
             now = self._clock()
             out = []
+            get, touch, append = t.entries.get, t.entries.move_to_end, out.append  # (per RSU: bound once)
             for seq in seqs:
-                entry = t.entries.get(seq)
+                entry = get(seq)
                 if entry is None:
                     raise MissingRSUError(seq=seq)
                 entry.used = now
-                t.entries.move_to_end(seq)
-                out.append(entry.data)
+                touch(seq)
+                append(entry.data)
             return out
 
     def acquire(self, tenant: str, seqs: Iterable[int]) -> frozenset[int]:

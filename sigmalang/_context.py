@@ -35,8 +35,8 @@ from collections.abc import Callable, Sequence
 
 from sigmalang import _base, _varint, _zstd
 from sigmalang._anchors import AnchorIndex, anchors
-from sigmalang._frame_v2 import V2
 from sigmalang._frame_header import MAGIC, FrameInfo
+from sigmalang._frame_v2 import V2
 from sigmalang._frame_v3 import V3, V3Header, content_hash, parse_v3
 from sigmalang.chunking import chunk_spans, rsu_id
 from sigmalang.config import SigmaConfig
@@ -77,14 +77,16 @@ def _acquire(
     """
     order = list(dict.fromkeys([*extra, *([base] if base is not None else []), *previous]))
     held = store.acquire(tenant, order)
-    order = [s for s in order if s in held]
-    wanted = [s for s in order if s != base and s not in have]
+    if len(held) < len(order):
+        order = [s for s in order if s in held]
+    wanted = [s for s in order if s not in have and s != base]
     try:
         contents = dict(zip(wanted, store.get_many(tenant, wanted), strict=True))
     except MissingRSUError:  # evicted between acquire and read by another writer: go without
         store.release(tenant, order)
         return [], {}, False
-    contents.update((s, have[s]) for s in order if s in have)
+    if have:
+        contents.update((s, have[s]) for s in order if s in have)
     total = sum(map(len, contents.values()))
     drop = 0
     while total > cap and drop < len(order):
@@ -93,8 +95,8 @@ def _acquire(
     if drop:
         store.release(tenant, order[:drop])
         order = order[drop:]
-    kept = set(order)
-    use_base = base is not None and base in kept and all(s in kept for s in previous)
+    kept: frozenset[int] = frozenset(order) if drop else held  # (`held`: `order`'s set unless some dropped)
+    use_base = base is not None and base in kept and kept.issuperset(previous)
     if base is not None and base in kept and not use_base:
         store.release(tenant, [base])
         order.remove(base)

@@ -26,6 +26,7 @@ import anyio
 import pydantic_core
 
 from agents._call import Call
+from agents._inbox import REPLY_SUFFIX
 from agents.errors import AgentBusyError, AgentError, BadInputError
 from agents.mailbox import Mailbox, MailboxClosedError, MailboxFullError
 from agents.messaging import Bus, Message
@@ -81,7 +82,9 @@ class AcceptPath:
         """
         self.stats.received += 1
         headers = msg.headers
-        inbox = headers.get(HEADER_STREAM_INBOX) or (msg.reply[:-2] if msg.reply.endswith(".r") else "")
+        to = msg.reply
+        own = to.removesuffix(REPLY_SUFFIX)
+        inbox = headers.get(HEADER_STREAM_INBOX) or (own if own != to else "")
         request_id = headers.get(HEADER_REQUEST_ID, "")
         try:
             deadline = float(headers.get(HEADER_DEADLINE, "nan"))
@@ -121,7 +124,7 @@ class AcceptPath:
             call.traceparent = headers[TRACEPARENT]
         if attachment is not None:
             call.attachment = attachment
-        if self.bus.local_replies and msg.reply == inbox + ".r":  # a caller in this process: no NATS back
+        if self.bus.local_replies and msg.reply == inbox + REPLY_SUFFIX:  # a caller in this process: not NATS
             call._local = self.bus.local_inbox(msg.reply)
         if session:
             call.session = f"{tenant}/{session}"

@@ -25,6 +25,7 @@ import pydantic_core
 from opentelemetry import context as otel_context
 from opentelemetry.trace import Span
 
+from agents._inbox import REPLY_SUFFIX
 from agents._localinbox import LocalInbox
 from agents.errors import AgentError
 from agents.messaging import Bus
@@ -164,7 +165,7 @@ class Call:
         inbox; else to the inbox (after the accept, if still owed).
         """
         to, self._accept_to = self._accept_to, ""
-        if to and to != f"{self.inbox}.r":  # a caller with a reply subject of its own gets the accept first
+        if to and to != self.inbox + REPLY_SUFFIX:  # a reply subject of the caller's own: accept first
             await self._send(to, self._accept)
             to = ""
         await self._send(to or self.inbox, body, at_once=self._at_once)
@@ -182,7 +183,7 @@ class Call:
         owed to a reply subject of the caller's own, or a send buffer that cannot take it now.
         """
         to = self._accept_to
-        if to and to != f"{self.inbox}.r":
+        if to and to != self.inbox + REPLY_SUFFIX:
             return False
         if not self._now(to or self.inbox, self._end_body(output), at_once=self._at_once):
             return False

@@ -25,7 +25,11 @@ from agents._natsfast import WriteTurn, publish, publish_block, send_now
 from agents.errors import DeadlineExceededError, NoRespondersError
 from agents.natsheaders import parse_header_lines
 
-__all__ = ("Inbox", "Message", "Timers", "to_message")
+__all__ = ("REPLY_SUFFIX", "Inbox", "Message", "Timers", "to_message")
+
+REPLY_SUFFIX = ".r"
+"""What an inbox's request reply subject adds to the inbox: ``<inbox>.r`` (:meth:`Inbox.request`; an agent
+answers a caller in the same process directly only there, :mod:`agents._localinbox`)."""
 
 _NO_RESPONDERS = "503"
 
@@ -177,7 +181,7 @@ class Inbox:
         self._calls = calls
         self.subject = subject
         self._queue: deque[Msg | BaseException] = deque()  # put_error's errors among the messages
-        self._reply_subject = f"{subject}.r"
+        self._reply_subject = subject + REPLY_SUFFIX
         self._reply: Msg | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._sink: Callable[[bytes], bool] | None = None

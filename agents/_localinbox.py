@@ -33,6 +33,8 @@ import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from agents._inbox import REPLY_SUFFIX
+
 __all__ = ("LocalInbox", "delivered", "find", "register")
 
 log = structlog.get_logger("neurectomy.nats")
@@ -129,7 +131,7 @@ def find(reply: str) -> LocalInbox | None:
     """
     if not _INBOXES:
         return None
-    head = reply[:-2] if reply.endswith(".r") else reply
+    head = reply.removesuffix(REPLY_SUFFIX)
     box = _INBOXES.get(head.rpartition(".")[0])
     if box is None or box._loop is not asyncio.get_running_loop():
         return None

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from agents._localrequest import find as find_endpoint
 from agents._natsfast import WriteTurn, publish, publish_block, send_now
 from agents.errors import DeadlineExceededError, NoRespondersError
+from agents.natsheaders import parse_header_lines
 
 __all__ = ("REPLY_SUFFIX", "Inbox", "Message", "Timers", "to_message")
 
@@ -147,6 +149,7 @@ class Inbox:
 
     __slots__ = (
         "_calls",
+        "_local_requests",
         "_nc",
         "_queue",
         "_reply",
@@ -159,8 +162,20 @@ class Inbox:
         "subject",
     )
 
-    def __init__(self, nc: Client, timers: Timers, turn: WriteTurn, subject: str, calls: Sized = ()) -> None:
+    def __init__(
+        self,
+        nc: Client,
+        timers: Timers,
+        turn: WriteTurn,
+        subject: str,
+        calls: Sized = (),
+        *,
+        local_requests: bool = False,
+    ) -> None:
         self._nc = nc
+        self._local_requests = local_requests
+        """Whether :meth:`request` hands a request to an instance's direct endpoint in this process
+        without nats-server (:mod:`agents._localrequest`)."""
         self._timers = timers
         self._turn = turn
         self._calls = calls
@@ -236,6 +251,20 @@ class Inbox:
             raise NoRespondersError(f"no responders on {msg.subject}")
         return to_message(msg)
 
+    def _send_local(
+        self, subject: str, data: bytes, block: bytes | None, headers: dict[str, str] | None
+    ) -> bool:
+        """Hand a request to ``subject``'s endpoint if it is an instance's direct one in this process.
+
+        Returns whether it did (:mod:`agents._localrequest`); if not, it goes over NATS.
+        """
+        endpoint = find_endpoint(subject)
+        if endpoint is None or len(data) > self._nc.max_payload:
+            return False
+        if block is not None:  # the lines after NATS/1.0, as nats-py's reader parses them
+            headers = parse_header_lines(block.partition(b"\r\n")[2])
+        return endpoint.deliver(data, self._reply_subject, dict(headers or {}))
+
     async def request(
         self,
         subject: str,
@@ -269,7 +298,9 @@ class Inbox:
         if not nc.is_connected:  # reconnecting: answer now instead of buffering until the timeout
             raise NoRespondersError(f"NATS is not connected (request to {subject} not sent)")
         self._reply = None
-        if block is not None:
+        if self._local_requests and self._send_local(subject, data, block, headers):
+            pass  # handed to the endpoint in this process: the reply comes to this inbox as from the wire
+        elif block is not None:
             turn = self._turn if len(self._calls) <= 1 else None  # the only call: no flusher round
             if not send_now(nc, subject, data, self._reply_subject, block, turn):
                 await publish_block(nc, subject, self._reply_subject, block, data)

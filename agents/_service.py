@@ -20,6 +20,8 @@ from nats.micro.request import Request
 from nats.micro.service import EndpointConfig, EndpointStats, Service, ServiceConfig
 
 from agents._inbox import Message, to_message
+from agents._localrequest import LocalEndpoint
+from agents._localrequest import register as register_local
 from agents._natsfast import publish
 from agents.errors import AgentError
 from agents.natsdelivery import deliver_directly
@@ -58,7 +60,8 @@ async def micro_service(
     must not block.
 
     A second endpoint, ``<subject>.<instance id>``, reaches this instance alone (the orchestrator
-    sends there to pick the least-loaded replica; the shared ``subject`` is the fallback).
+    sends there to pick the least-loaded replica; the shared ``subject`` is the fallback); a caller in
+    this process may hand it requests directly (:mod:`agents._localrequest`) while the block runs.
     """
 
     async def endpoint(request: Request) -> None:
@@ -108,19 +111,21 @@ async def micro_service(
             await svc.add_endpoint(
                 EndpointConfig(name=name, subject=subject, queue_group=queue_group, handler=endpoint)
             )
+            direct = f"{subject}.{svc.id}"
             await svc.add_endpoint(
-                EndpointConfig(
-                    name=f"{name}-direct",
-                    subject=f"{subject}.{svc.id}",
-                    queue_group=svc.id,
-                    handler=endpoint,
-                )
+                EndpointConfig(name=f"{name}-direct", subject=direct, queue_group=svc.id, handler=endpoint)
             )
+            local: LocalEndpoint | None = None
             for added in svc._endpoints:
-                deliver_directly(nc, added, on_request, later)
+                deliver = deliver_directly(nc, added, on_request, later)
+                sub = added._subscription
+                if sub is not None and sub.subject == direct:
+                    local = register_local(direct, nc, sub._id, deliver)
             try:
                 yield svc.id
             finally:
+                if local is not None:  # from now on requests to it go over NATS, which drains them
+                    local.close()
                 tg.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True), anyio.move_on_after(5):

@@ -9,6 +9,8 @@ orchestrator and the agents speak to NATS through :class:`Bus`, so NATS errors a
 - :mod:`agents._inbox`: :class:`Inbox`, :class:`Message` and the inboxes' one deadline timer;
 - :mod:`agents._localinbox`: answers to a caller in this same process, delivered without nats-server
   (:attr:`Bus.local_replies`, :meth:`Bus.local_inbox`, :meth:`Bus.send_local`);
+- :mod:`agents._localrequest`: requests to an agent instance in this same process, handed to its endpoint
+  without nats-server (:attr:`Bus.local_requests`);
 - :mod:`agents._service`: :meth:`Bus.service` (:data:`Handler`, :data:`StatsData`).
 """
 
@@ -30,6 +32,7 @@ from nats.aio.subscription import Subscription
 
 from agents._inbox import Inbox, Message, Timers, to_message
 from agents._localinbox import LocalInbox, delivered, find, register
+from agents._localrequest import requests_delivered
 from agents._natsconnect import NatsAuth, PermissionDenials, connect, server_urls
 from agents._natsfast import (
     WriteTurn,
@@ -105,6 +108,11 @@ class Bus:
         """Whether answers to a request this bus received go straight to the caller's inbox when that inbox
         is a bus's of this process and event loop (:meth:`local_inbox`), without nats-server (set by the
         runtime from ``nats.local_replies``; off: every message goes over NATS)."""
+        self.local_requests = False
+        """Whether a request to an agent instance's direct subject goes straight to its endpoint when that
+        endpoint is in this process and event loop (:mod:`agents._localrequest`), without nats-server. Set by
+        the runtime from ``nats.local_requests``, and only on a bus whose NATS role may publish to agent
+        subjects (off: every request goes over NATS)."""
 
     @classmethod
     async def connect(
@@ -207,7 +215,12 @@ class Bus:
             raise RuntimeError("the bus's inbox subscription is not started: await open_inbox() first")
         key = str(next(self._inbox_ids))
         box = self._inboxes[key] = Inbox(
-            self._nc, self._timers, self._turn, f"{self._inbox_prefix}.{key}", self._inboxes
+            self._nc,
+            self._timers,
+            self._turn,
+            f"{self._inbox_prefix}.{key}",
+            self._inboxes,
+            local_requests=self.local_requests,
         )
         return box
 
@@ -328,6 +341,14 @@ class Bus:
         All buses of the process together (:meth:`send_local`).
         """
         return delivered()
+
+    @staticmethod
+    def local_requests_delivered() -> int:
+        """Requests handed to an agent instance's endpoint in this process without nats-server.
+
+        Since the process started, all buses together (:attr:`local_requests`).
+        """
+        return requests_delivered()
 
     def send_local(self, box: LocalInbox, subject: str, data: bytes) -> bool:
         """Deliver ``data`` (no headers) on ``subject`` to ``box`` (:meth:`local_inbox`) now, if NATS would.

@@ -92,9 +92,16 @@ class DirectDelivery:
 
 def deliver_directly(
     nc: Client, endpoint: Endpoint, handler: Callable[[Msg], bytes | None], later: Later
-) -> None:
-    """Have ``endpoint``'s requests handled by ``handler`` from nats-py's reader (see the module docs)."""
+) -> Callable[[Msg], None]:
+    """Have ``endpoint``'s requests handled by ``handler`` from nats-py's reader (see the module docs).
+
+    Returns:
+        What the reader calls with each request (:meth:`DirectDelivery.deliver`), for a caller in this
+        process to hand it requests the same way (:mod:`agents._localrequest`).
+    """
     sub = endpoint._subscription
     if sub is None:
         raise RuntimeError("the endpoint is not subscribed")
-    deliver_from_reader(sub, DirectDelivery(nc, endpoint, handler, later).deliver)
+    deliver = DirectDelivery(nc, endpoint, handler, later).deliver
+    deliver_from_reader(sub, deliver)
+    return deliver

@@ -23,6 +23,8 @@ Exposed, one registry per app (names as exposed; counters get ``_total``):
 * ``neurectomy_nats_local_deliveries_total``: agents' answers (accepts, stream chunks, ends) handed to a
   caller's inbox in this process without nats-server (``nats.local_replies``; 0 when every answer went
   over NATS);
+* ``neurectomy_nats_local_requests_total``: requests handed to an agent instance's endpoint in this process
+  without nats-server (``nats.local_requests``: the router's chosen instance runs here);
 * ``neurectomy_build_info{version,python}`` (always 1), and prometheus-client's process collector
   (``process_cpu_seconds_total``, ``process_resident_memory_bytes``, ``process_open_fds``, ...), platform
   collector (``python_info``) and GC collector (``python_gc_*``).
@@ -284,18 +286,31 @@ class _ScrapedCounters(Collector):
 
 
 class _LocalDeliveries(Collector):
-    """The messages this process delivered without nats-server (:meth:`agents.Bus.local_deliveries`)."""
+    """The messages this process delivered without nats-server.
 
-    _NAME = "neurectomy_nats_local_deliveries"
-    _DOC = "Agents' answers delivered to a caller's inbox in this process without nats-server."
+    Answers (:meth:`agents.Bus.local_deliveries`) and requests (:meth:`agents.Bus.local_requests_delivered`).
+    """
+
+    _FAMILIES = (
+        (
+            "neurectomy_nats_local_deliveries",
+            "Agents' answers delivered to a caller's inbox in this process without nats-server.",
+            Bus.local_deliveries,
+        ),
+        (
+            "neurectomy_nats_local_requests",
+            "Requests handed to an agent instance's endpoint in this process without nats-server.",
+            Bus.local_requests_delivered,
+        ),
+    )
 
     def describe(self) -> list[CounterMetricFamily]:
-        """The family, without a value."""
-        return [CounterMetricFamily(self._NAME, self._DOC)]
+        """The families, without a value."""
+        return [CounterMetricFamily(name, doc) for name, doc, _ in self._FAMILIES]
 
     def collect(self) -> list[CounterMetricFamily]:
-        """The family with the count as of now."""
-        return [CounterMetricFamily(self._NAME, self._DOC, value=Bus.local_deliveries())]
+        """The families with the counts as of now."""
+        return [CounterMetricFamily(name, doc, value=count()) for name, doc, count in self._FAMILIES]
 
 
 def _version() -> str:

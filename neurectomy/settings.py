@@ -75,6 +75,12 @@ class NatsSettings(BaseModel):
     (``serve``: the API, the orchestrator and the composing agents) straight to its inbox, without the
     round trip through nats-server; requests, cancels and everything else still go over NATS, and so do
     answers to callers in other processes. ``false``: every message goes over NATS."""
+    local_requests: bool = True
+    """Hand a request to an agent instance in the same process (``serve``: the router's choice of the
+    least-loaded instance, when that one runs here) straight to its endpoint, without the round trip
+    through nats-server; only from the connections whose NATS role may call agents (the API's, the
+    composers'). Requests to an agent's shared subject (its queue group), cancels and everything else still
+    go over NATS. ``false``: every request goes over NATS."""
     shared_state: bool | None = None
     """Keep API keys, rate-limit counts, chat sessions and ΣLANG chunks in JetStream KV, shared by every
     process of a cluster (see docs/deploy.md). ``None``: on when ``url`` names an existing server or

@@ -46,8 +46,9 @@ class AnchorIndex:
         """Remember the anchors (`anchors`) of a newly stored RSU."""
         with self._lock:
             seqs = self._seqs
+            forget = seqs.pop
             for anchor in hashes:
-                seqs.pop(anchor, None)
+                forget(anchor, None)
                 seqs[anchor] = seq
             if len(seqs) > _MAX_ANCHORS:
                 self._seqs = dict(list(seqs.items())[len(seqs) // 2 :])

@@ -35,8 +35,9 @@ from collections.abc import Callable, Sequence
 
 from sigmalang import _base, _varint, _zstd
 from sigmalang._anchors import AnchorIndex, anchors
+from sigmalang._frame_header import MAGIC, FrameInfo
 from sigmalang._frame_v2 import V2
-from sigmalang._frame_v3 import content_hash
+from sigmalang._frame_v3 import V3, V3Header, content_hash, parse_v3
 from sigmalang.chunking import chunk_spans, rsu_id
 from sigmalang.config import SigmaConfig
 from sigmalang.dictionary import Dictionary
@@ -76,14 +77,16 @@ def _acquire(
     """
     order = list(dict.fromkeys([*extra, *([base] if base is not None else []), *previous]))
     held = store.acquire(tenant, order)
-    order = [s for s in order if s in held]
-    wanted = [s for s in order if s != base and s not in have]
+    if len(held) < len(order):
+        order = [s for s in order if s in held]
+    wanted = [s for s in order if s not in have and s != base]
     try:
         contents = dict(zip(wanted, store.get_many(tenant, wanted), strict=True))
     except MissingRSUError:  # evicted between acquire and read by another writer: go without
         store.release(tenant, order)
         return [], {}, False
-    contents.update((s, have[s]) for s in order if s in have)
+    if have:
+        contents.update((s, have[s]) for s in order if s in have)
     total = sum(map(len, contents.values()))
     drop = 0
     while total > cap and drop < len(order):
@@ -92,8 +95,8 @@ def _acquire(
     if drop:
         store.release(tenant, order[:drop])
         order = order[drop:]
-    kept = set(order)
-    use_base = base is not None and base in kept and all(s in kept for s in previous)
+    kept: frozenset[int] = frozenset(order) if drop else held  # (`held`: `order`'s set unless some dropped)
+    use_base = base is not None and base in kept and kept.issuperset(previous)
     if base is not None and base in kept and not use_base:
         store.release(tenant, [base])
         order.remove(base)
@@ -327,16 +330,19 @@ def decode(
         MissingRSUError: A context RSU is no longer in the tenant's store (evicted or collected).
         MissingDictionaryError: Its dictionary is not available.
     """
-    info = inspect_frame(frame, key=key)
-    if info.version not in STORE_VERSIONS:
-        raise CorruptFrameError("not a store-backed (version 2 or 3) frame")
+    view = memoryview(frame)
+    info: V3Header | FrameInfo
+    if len(view) > len(MAGIC) and view[len(MAGIC)] == V3 and view[: len(MAGIC)] == MAGIC:
+        info = parse_v3(view, key)  # the per-frame path: no `FrameInfo` (what `inspect_frame` does)
+    else:
+        info = inspect_frame(frame, key=key)
+        if info.version not in STORE_VERSIONS:
+            raise CorruptFrameError("not a store-backed (version 2 or 3) frame")
     if info.content_size > max_output_bytes:
         raise OutputTooLargeError(info.content_size, max_output_bytes)
-    view = memoryview(frame)
-    payload = bytes(view[info.payload_offset : info.payload_offset + info.payload_size])
     flags = int(info.flags)  # (IntFlag arithmetic is slow on this path)
-    if flags & F_BARE:
-        payload = _zstd.dress_block(payload)
+    coded = view[info.payload_offset : info.payload_offset + info.payload_size]
+    payload = _zstd.dress_block(coded) if flags & F_BARE else bytes(coded)
     runs = list(info.context[:-1] if info.base is not None else info.context)
     found_dict: Dictionary | None = None
     if not flags & F_RAW:
@@ -355,8 +361,10 @@ def decode(
         listed = _base.parse_manifest(store.get_many(tenant, [info.base])[0])
         unique = list(dict.fromkeys(listed))
         found = store.get_many(tenant, [*runs, *unique])  # one call: a store call has a fixed cost
-        by_seq = dict(zip(unique, found[len(runs) :], strict=True))
-        parts = found[: len(runs)] + [by_seq[s] for s in listed]
+        parts = found
+        if len(unique) < len(listed):  # the base repeats an RSU
+            by_seq = dict(zip(unique, found[len(runs) :], strict=True))
+            parts = found[: len(runs)] + [by_seq[s] for s in listed]
         base_at = sum(map(len, found[: len(runs)]))
     elif runs and not flags & F_RAW:
         parts = store.get_many(tenant, runs)
@@ -384,7 +392,7 @@ def decode(
     if info.version == V2:
         return middle  # zstd checked its content checksum (frames with a context)
     out = middle
-    if info.base is not None:
+    if info.base_prefix or info.base_suffix:
         out = b"".join((base[: info.base_prefix], middle, base[len(base) - info.base_suffix :]))
     if content_hash(out) != info.content_hash:
         raise CorruptFrameError(

@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import NamedTuple
 
 import xxhash
 
@@ -160,7 +161,40 @@ def encode_frame_v3(
     return bytes(out)
 
 
-def _inspect_v3(view: memoryview, key: bytes | None) -> FrameInfo:
+class V3Header(NamedTuple):
+    """A version-3 frame's header as `parse_v3` reads it: `FrameInfo`'s fields of this version.
+
+    A plain tuple, for the decoder's per-frame path (a frozen `FrameInfo` and its `FrameFlags` cost 4 µs
+    a frame, a twentieth of decoding a 12 KB turn); the meanings are `FrameInfo`'s.
+    """
+
+    flags: int
+    content_size: int
+    dict_id: int | None
+    payload_offset: int
+    payload_size: int
+    context: list[int]
+    """The context runs' sequence numbers, then the base's manifest (if BASE)."""
+    base: int | None
+    base_prefix: int
+    base_suffix: int
+    content_hash: int
+    frame_size: int
+    version: int = V3
+
+
+def parse_v3(view: memoryview, key: bytes | None) -> V3Header:
+    """Parse and verify a version-3 frame (`view` starts with the magic and version 3).
+
+    Args:
+        view: The whole frame.
+        key: The tenant's key: the tag is verified with it first; None skips it (display only).
+
+    Raises:
+        TruncatedFrameError: Shorter than its fields declare.
+        FrameAuthenticationError: The tag fails under `key`.
+        CorruptFrameError: Inconsistent flags or fields.
+    """
     size = len(view)
     if size < len(MAGIC) + 3 + TRAILER_BYTES:
         raise TruncatedFrameError(size=size, needed=len(MAGIC) + 3 + TRAILER_BYTES)
@@ -205,20 +239,37 @@ def _inspect_v3(view: memoryview, key: bytes | None) -> FrameInfo:
         raise CorruptFrameError("stored payload of the wrong size")
     if base is not None:
         context.append(base)
+    return V3Header(
+        flags,
+        content_size,
+        dict_id,
+        pos,
+        end - pos,
+        context,
+        base,
+        prefix,
+        suffix,
+        int.from_bytes(view[end : end + HASH_BYTES], "little"),
+        size,
+    )
+
+
+def _inspect_v3(view: memoryview, key: bytes | None) -> FrameInfo:
+    header = parse_v3(view, key)
     return FrameInfo(
         version=V3,
-        flags=FrameFlags(flags),
-        content_size=content_size,
-        dict_id=dict_id,
+        flags=FrameFlags(header.flags),
+        content_size=header.content_size,
+        dict_id=header.dict_id,
         rsu_ids=(),
         ops=(),
         prefix_size=0,
-        payload_offset=pos,
-        payload_size=end - pos,
-        frame_size=size,
-        context=tuple(context),
-        base=base,
-        base_prefix=prefix,
-        base_suffix=suffix,
-        content_hash=int.from_bytes(view[end : end + HASH_BYTES], "little"),
+        payload_offset=header.payload_offset,
+        payload_size=header.payload_size,
+        frame_size=header.frame_size,
+        context=tuple(header.context),
+        base=header.base,
+        base_prefix=header.base_prefix,
+        base_suffix=header.base_suffix,
+        content_hash=header.content_hash,
     )

@@ -62,6 +62,9 @@ class _Contexts(threading.local):
     def __init__(self) -> None:
         self.cctx = _ffi.gc(_lib.ZSTD_createCCtx(), _lib.ZSTD_freeCCtx)
         self.dctx = _ffi.gc(_lib.ZSTD_createDCtx(), _lib.ZSTD_freeDCtx)
+        # the decoder's stream positions, filled per frame (an `ffi.new` with an initialiser is ~1 µs)
+        self.in_buffer = _ffi.new("ZSTD_inBuffer *")
+        self.out_buffer = _ffi.new("ZSTD_outBuffer *")
 
 
 _contexts = _Contexts()
@@ -84,78 +87,92 @@ def _context_parameters(level: int, source_bytes: int, context_bytes: int) -> tu
     """
     chosen = _lib.ZSTD_getCParams(level, source_bytes, context_bytes)
     if chosen.strategy not in _CHAIN_STRATEGIES:
-        return ((_lib.ZSTD_c_compressionLevel, level),)
+        return ((_C_LEVEL, level),)
     return (
-        (_lib.ZSTD_c_compressionLevel, level),
-        (_lib.ZSTD_c_useRowMatchFinder, _lib.ZSTD_ps_disable),
-        (_lib.ZSTD_c_hashLog, max(min(chosen.hashLog, chosen.chainLog - 1), _HASH_LOG_MIN)),
+        (_C_LEVEL, level),
+        (_C_ROW_MATCH_FINDER, _PS_DISABLE),
+        (_C_HASH_LOG, max(min(chosen.hashLog, chosen.chainLog - 1), _HASH_LOG_MIN)),
     )
 
 
 _HASH_LOG_MIN: int = _lib.ZSTD_HASHLOG_MIN
 _CHAIN_STRATEGIES = frozenset((_lib.ZSTD_greedy, _lib.ZSTD_lazy, _lib.ZSTD_lazy2))
+# The libzstd constants and functions of the per-message calls, looked up once (each `_lib.X` is an
+# attribute look-up on the CFFI module: a tenth of `_compress_with`'s Python time was spent on them).
+_C_LEVEL: int = _lib.ZSTD_c_compressionLevel
+_C_ROW_MATCH_FINDER: int = _lib.ZSTD_c_useRowMatchFinder
+_C_HASH_LOG: int = _lib.ZSTD_c_hashLog
+_PS_DISABLE: int = _lib.ZSTD_ps_disable
+_RESET: int = _lib.ZSTD_reset_session_and_parameters
+_D_FORMAT: int = _lib.ZSTD_d_format
+_F_MAGICLESS: int = _lib.ZSTD_f_zstd1_magicless
+_FRAME_FIELDS = (  # a frame with a context: no content size, checksum or dictionary id (all implied)
+    (_lib.ZSTD_c_contentSizeFlag, 0),
+    (_lib.ZSTD_c_checksumFlag, 0),
+    (_lib.ZSTD_c_dictIDFlag, 0),
+)
 
 
-def _compress_with(data: bytes, level: int, zdict: ContextDict, *, checksum: bool) -> bytes:
-    """`data` as one zstd frame (no size or dictionary-id fields) with the dictionary `zdict` (see above)."""
+def _compress_with(data: bytes, level: int, zdict: ContextDict) -> bytes:
+    """`data` as one magic-less zstd frame (no size, checksum or dictionary-id fields) with `zdict`.
+
+    One `ZSTD_compress2` call (= ``ZSTD_compressStream2`` with ``ZSTD_e_end`` on the whole input, the
+    source size pledged: the same bytes) on this thread's reused context, the dictionary referenced.
+    """
+    lib = _lib
     cctx = _contexts.cctx
-    _ok(_lib.ZSTD_CCtx_reset(cctx, _lib.ZSTD_reset_session_and_parameters), "reset")
-    for param, value in (
-        *_context_parameters(level, len(data), len(zdict.content)),
-        (_lib.ZSTD_c_contentSizeFlag, 0),
-        (_lib.ZSTD_c_checksumFlag, int(checksum)),
-        (_lib.ZSTD_c_dictIDFlag, 0),
-    ):
-        _ok(_lib.ZSTD_CCtx_setParameter(cctx, param, value), "parameter")
+    lib.ZSTD_CCtx_reset(cctx, _RESET)  # (cannot fail on a valid context)
+    set_parameter, is_error = lib.ZSTD_CCtx_setParameter, lib.ZSTD_isError
+    for param, value in (*_context_parameters(level, len(data), len(zdict.content)), *_FRAME_FIELDS):
+        code = set_parameter(cctx, param, value)
+        if is_error(code):
+            _ok(code, "parameter")
     content = _ffi.from_buffer(zdict.content)
-    _ok(
-        _lib.ZSTD_CCtx_loadDictionary_advanced(
-            cctx, content, len(zdict.content), _lib.ZSTD_dlm_byRef, zdict.dict_type
-        ),
-        "dictionary",
-    )
-    source = _ffi.from_buffer(data)
-    _ok(_lib.ZSTD_CCtx_setPledgedSrcSize(cctx, len(data)), "source size")
-    capacity = _lib.ZSTD_compressBound(len(data))
+    size, kind = len(zdict.content), zdict.dict_type
+    _ok(lib.ZSTD_CCtx_loadDictionary_advanced(cctx, content, size, lib.ZSTD_dlm_byRef, kind), "dictionary")
+    capacity = lib.ZSTD_compressBound(len(data))
     out = _alloc("char[]", capacity)
-    out_buffer = _ffi.new("ZSTD_outBuffer *", {"dst": out, "size": capacity, "pos": 0})
-    in_buffer = _ffi.new("ZSTD_inBuffer *", {"src": source, "size": len(data), "pos": 0})
-    left = _ok(_lib.ZSTD_compressStream2(cctx, out_buffer, in_buffer, _lib.ZSTD_e_end), "compress")
-    _lib.ZSTD_CCtx_reset(cctx, _lib.ZSTD_reset_session_and_parameters)  # forget the borrowed content
-    del content
-    if left:  # pragma: no cover - the output has compressBound bytes
-        raise zstandard.ZstdError("unexpected partial frame flush")
-    return bytes(_ffi.buffer(out, out_buffer.pos))
+    try:
+        written = _ok(lib.ZSTD_compress2(cctx, out, capacity, _ffi.from_buffer(data), len(data)), "compress")
+    finally:
+        lib.ZSTD_CCtx_reset(cctx, _RESET)  # forget the borrowed content
+        del content
+    frame = _ffi.buffer(out, written)
+    if frame[: len(_ZSTD_MAGIC)] != _ZSTD_MAGIC:  # pragma: no cover - zstd always writes it in FORMAT_ZSTD1
+        raise AssertionError("zstd frame without magic")
+    return frame[len(_ZSTD_MAGIC) :]  # type: ignore[no-any-return]
 
 
 def _decompress_with(payload: bytes, size: int, zdict: ContextDict) -> bytes:
     """One magic-less frame decoded against `zdict`: at most `size` bytes (CorruptFrameError if not one)."""
-    dctx = _contexts.dctx
-    _ok(_lib.ZSTD_DCtx_reset(dctx, _lib.ZSTD_reset_session_and_parameters), "reset")
-    _ok(_lib.ZSTD_DCtx_setParameter(dctx, _lib.ZSTD_d_format, _lib.ZSTD_f_zstd1_magicless), "format")
+    lib, local = _lib, _contexts
+    dctx = local.dctx
+    lib.ZSTD_DCtx_reset(dctx, _RESET)  # (cannot fail on a valid context)
+    _ok(lib.ZSTD_DCtx_setParameter(dctx, _D_FORMAT, _F_MAGICLESS), "format")
     content = _ffi.from_buffer(zdict.content)
+    in_buffer, out_buffer = local.in_buffer, local.out_buffer
     try:
-        _ok(
-            _lib.ZSTD_DCtx_loadDictionary_advanced(
-                dctx, content, len(zdict.content), _lib.ZSTD_dlm_byRef, zdict.dict_type
-            ),
-            "dictionary",
+        loaded = lib.ZSTD_DCtx_loadDictionary_advanced(
+            dctx, content, len(zdict.content), lib.ZSTD_dlm_byRef, zdict.dict_type
         )
+        _ok(loaded, "dictionary")
         capacity = max(size, 1)
         out = _alloc("char[]", capacity)
         source = _ffi.from_buffer(payload)
-        out_buffer = _ffi.new("ZSTD_outBuffer *", {"dst": out, "size": capacity, "pos": 0})
-        in_buffer = _ffi.new("ZSTD_inBuffer *", {"src": source, "size": len(payload), "pos": 0})
-        left = _lib.ZSTD_decompressStream(dctx, out_buffer, in_buffer)
+        out_buffer.dst, out_buffer.size, out_buffer.pos = out, capacity, 0
+        in_buffer.src, in_buffer.size, in_buffer.pos = source, len(payload), 0
+        left = lib.ZSTD_decompressStream(dctx, out_buffer, in_buffer)
+        consumed, produced = in_buffer.pos, out_buffer.pos
     finally:
-        _lib.ZSTD_DCtx_reset(dctx, _lib.ZSTD_reset_session_and_parameters)
+        lib.ZSTD_DCtx_reset(dctx, _RESET)
+        out_buffer.dst = in_buffer.src = _ffi.NULL  # borrowed only for this call
         del content
-    if _lib.ZSTD_isError(left):
-        name = _ffi.string(_lib.ZSTD_getErrorName(left)).decode()
+    if lib.ZSTD_isError(left):
+        name = _ffi.string(lib.ZSTD_getErrorName(left)).decode()
         raise CorruptFrameError(f"zstd payload does not decode: {name}")
-    if left or in_buffer.pos != len(payload):
+    if left or consumed != len(payload):
         raise CorruptFrameError("zstd payload is not exactly one whole frame of the recipe's size")
-    return bytes(_ffi.buffer(out, out_buffer.pos))
+    return _ffi.buffer(out, produced)[:]  # type: ignore[no-any-return]
 
 
 def _cache() -> dict[tuple[object, ...], object]:
@@ -201,7 +218,7 @@ def bare_block(payload: bytes) -> bytes | None:
     return payload[1:2] + payload[5:]
 
 
-def dress_block(bare: bytes) -> bytes:
+def dress_block(bare: bytes | memoryview) -> bytes:
     """Inverse of `bare_block`.
 
     Raises:
@@ -267,7 +284,7 @@ def compress(
         key: Cache key naming `zdict` (a trained dictionary id); None disables caching (raw dicts).
     """
     if isinstance(zdict, ContextDict):
-        return _strip_magic(_compress_with(data, level, zdict, checksum=False))
+        return _compress_with(data, level, zdict)
     if zdict is None or key is not None:
         cache = _cache()
         ckey = ("c", level, key if zdict is not None else None)

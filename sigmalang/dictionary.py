@@ -202,10 +202,11 @@ class DictionaryRegistry:
             MissingDictionaryError: Neither this registry nor its source holds it for ``tenant``, or
                 the source's bytes do not hash to ``dict_id`` (never used, so never wrong bytes).
         """
-        for owner in dict.fromkeys((tenant, None)):
-            found = self._by_key.get((owner, dict_id))
-            if found is not None:
-                return found
+        found = self._by_key.get((tenant, dict_id))  # (called for every frame: no loop)
+        if found is None and tenant is not None:
+            found = self._by_key.get((None, dict_id))
+        if found is not None:
+            return found
         if self._source is not None:
             for owner in dict.fromkeys((tenant, None)):
                 data = self._source.fetch(owner, dict_id)

@@ -110,20 +110,21 @@ class MemoryRSUStore:
         with self._lock:
             t = self._tenant(tenant)
             now = self._clock()
+            by_id, entries = t.by_id, t.entries
             for rsu_id, data in items:
                 if len(rsu_id) != RSU_ID_BYTES:
                     raise ValueError(f"RSU ids are {RSU_ID_BYTES} bytes, got {len(rsu_id)}")
-                seq = t.by_id.get(rsu_id)
+                seq = by_id.get(rsu_id)
                 if seq is None:
                     seq = t.next_seq
                     t.next_seq += 1
-                    t.by_id[rsu_id] = seq
-                    t.entries[seq] = _Entry(rsu_id, bytes(data), used=now)
+                    by_id[rsu_id] = seq
+                    entries[seq] = _Entry(rsu_id, bytes(data), used=now)
                     t.bytes += len(data)
                     out.append((seq, True))
                 else:
-                    t.entries[seq].used = now
-                    t.entries.move_to_end(seq)
+                    entries[seq].used = now
+                    entries.move_to_end(seq)
                     out.append((seq, False))
             self._retain(t, {s for s, _ in out})
         return out
@@ -139,14 +140,15 @@ class MemoryRSUStore:
         with self._lock:
             t = self._tenant(tenant)
             now = self._clock()
-            out = []
+            out: list[bytes] = []
+            get, touch, append = t.entries.get, t.entries.move_to_end, out.append  # (per RSU: bound once)
             for seq in seqs:
-                entry = t.entries.get(seq)
+                entry = get(seq)
                 if entry is None:
                     raise MissingRSUError(seq=seq)
                 entry.used = now
-                t.entries.move_to_end(seq)
-                out.append(entry.data)
+                touch(seq)
+                append(entry.data)
             return out
 
     def acquire(self, tenant: str, seqs: Iterable[int]) -> frozenset[int]:

@@ -289,6 +289,8 @@ async def serve(settings: Settings, *, on_ready: Callable[[str], Any] | None = N
             role_bus.stream_replicas = settings.nats.stream_replicas
             role_bus.jetstream_startup_timeout_s = settings.nats.jetstream_startup_timeout_s
             role_bus.local_replies = settings.nats.local_replies
+        for role in ("api", "composer"):  # the roles NATS lets publish to agent subjects (not "agent")
+            role_buses[role].local_requests = settings.nats.local_requests
         tracing.configure("neurectomy-api", settings.tracing)
         async with anyio.create_task_group() as tg:
             tg.start_soon(tracing.collect_spans, bus)  # spans of agent-only processes

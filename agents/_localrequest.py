@@ -1,0 +1,126 @@
+"""Requests to an agent instance in this same process, handed to its endpoint without nats-server.
+
+In ``neurectomy serve`` the orchestrator, the composing agents and the agents share one process and one
+event loop, yet every request went caller → socket → nats-server → socket → agent, ~0.3-0.4 ms of a
+streamed generation's time to first token on the 2-core machine (docs/ryot.md, "Before the engine: the
+hop to the agent"). The answers already skip nats-server (:mod:`agents._localinbox`); this does the same
+for the request itself, in one case only: a request to an instance's **direct subject**
+(``<agent subject>.<instance id>``, the one the router sends to after choosing the least-loaded healthy
+instance) whose endpoint lives in this process and event loop. Nothing else changes:
+
+- The choice of instance is the router's, as before; the agent's shared subject (its queue group, where
+  NATS picks among the replicas of every process) always goes over NATS, as do cancels, heartbeats,
+  ``$SRV`` and requests to instances in other processes.
+- The endpoint gets a ``Msg`` as nats-py's reader builds one (subject, reply subject, payload, headers)
+  through the same :class:`agents.natsdelivery.DirectDelivery` (the agent's accept path, its
+  ``$SRV.STATS`` counters, its answers), so the agent checks headers, scopes and input exactly as for a
+  request from the wire.
+- Only a bus whose NATS role may publish to agent subjects (``Bus.local_requests``: the API's and the
+  composers', never the plain agent role's) sends this way, so a request goes locally only where
+  nats-server would have let it through; the sender's connection must be up and the payload within the
+  server's ``max_payload``, as for a publish.
+
+Delivery is a direct call from the caller's task, like :meth:`agents._localinbox.LocalInbox.deliver`:
+the accept path never waits (it decides at once: into the mailbox, or an error answer) and answers
+through the caller's inbox or NATS, never back into the caller synchronously except through
+``Inbox._deliver``, which only stores the reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+
+import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+__all__ = ("LocalEndpoint", "find", "register", "requests_delivered")
+
+log = structlog.get_logger("neurectomy.nats")
+
+_MSG_FIELDS = ("_client", "subject", "reply", "data", "headers", "_metadata", "_ackd", "_sid")
+_POSITIONAL_MSG = tuple(f.name for f in dataclasses.fields(Msg)) == _MSG_FIELDS
+"""Whether nats-py's ``Msg`` takes its fields in this order (then it is built without keywords)."""
+
+
+class _Count:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+_DELIVERED = _Count()
+_ENDPOINTS: dict[str, LocalEndpoint] = {}
+"""Direct subject of an agent instance → its endpoint, for every instance of this process."""
+
+
+def requests_delivered() -> int:
+    """Requests handed to an endpoint in this process without nats-server, since the process started."""
+    return _DELIVERED.value
+
+
+class LocalEndpoint:
+    """One instance's direct endpoint (``<agent subject>.<instance id>``), reachable from this process.
+
+    Args:
+        subject: The endpoint's subject.
+        nc: The agent's connection (the ``Msg``'s client, as the reader gives it).
+        sid: The endpoint subscription's id.
+        deliver: Takes each request as nats-py's reader hands it over (``DirectDelivery.deliver``).
+    """
+
+    __slots__ = ("_deliver", "_loop", "_nc", "_sid", "subject")
+
+    def __init__(self, subject: str, nc: Client, sid: int, deliver: Callable[[Msg], None]) -> None:
+        self.subject = subject
+        self._nc = nc
+        self._sid = sid
+        self._deliver: Callable[[Msg], None] | None = deliver
+        self._loop = asyncio.get_running_loop()
+
+    def close(self) -> None:
+        """Take no more requests and unregister; idempotent (later requests go over NATS)."""
+        self._deliver = None
+        if _ENDPOINTS.get(self.subject) is self:
+            del _ENDPOINTS[self.subject]
+
+    def deliver(self, data: bytes, reply: str, headers: dict[str, str]) -> bool:
+        """Hand a request to the endpoint now; whether it took it (``False``: closed, send it over NATS).
+
+        Never raises: what the endpoint raises is logged (as nats-py's reader would).
+        """
+        deliver = self._deliver
+        if deliver is None or not self._nc.is_connected:
+            return False
+        if _POSITIONAL_MSG:
+            msg = Msg(self._nc, self.subject, reply, data, headers, None, False, self._sid)
+        else:  # pragma: no cover - another nats-py
+            msg = Msg(_client=self._nc, subject=self.subject, reply=reply, data=data, headers=headers)
+        _DELIVERED.value += 1
+        try:
+            deliver(msg)
+        except Exception:
+            log.exception("local request failed", subject=self.subject)
+        return True
+
+
+def register(subject: str, nc: Client, sid: int, deliver: Callable[[Msg], None]) -> LocalEndpoint:
+    """Make an instance's direct endpoint reachable by :func:`find`; :meth:`LocalEndpoint.close` it.
+
+    Must be called in the event loop the endpoint's connection runs in.
+    """
+    endpoint = _ENDPOINTS[subject] = LocalEndpoint(subject, nc, sid, deliver)
+    return endpoint
+
+
+def find(subject: str) -> LocalEndpoint | None:
+    """The endpoint of ``subject`` in this process and event loop, if it is an instance's direct one."""
+    if not _ENDPOINTS:
+        return None
+    endpoint = _ENDPOINTS.get(subject)
+    if endpoint is None or endpoint._loop is not asyncio.get_running_loop():
+        return None
+    return endpoint

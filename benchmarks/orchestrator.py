@@ -15,6 +15,15 @@ Sections (each printed with targets from the issue and pass/miss):
    flight (``--throughput-requests`` calls from that many workers in an anyio task group, ABBA order).
    Also the CPU time (user + system, from ``psutil``) per request of the caller, the responder and
    nats-server, which shows which process limits the throughput on a small machine.
+
+   **1b. The ``serve`` shape**, in the same blocks (four sides alternating): ``neurectomy serve`` runs the
+   orchestrator and the agents in one process and event loop, so this process also runs a no-op agent
+   (``noop-serve``) and an orchestrator for it, each on its own :class:`~agents.messaging.Bus` (as
+   ``serve`` has one per NATS role) with ``local_replies`` on both and ``local_requests`` on the
+   orchestrator's, set as ``neurectomy/server/runtime.py`` sets them: request and answer skip nats-server
+   (checked on a probe call through the local-delivery counters; the benchmark stops if they do not).
+   Its raw baseline is a nats-py requester and responder in this process (two connections, one loop).
+   The caller's process CPU includes the responder's here.
 2. **Selection** over the roster (``agents.roster.ROSTER``; while that cannot be imported, every team
    package that can): ``select(agent=...)``, ``select(capability=...)``, and lexical goal selection
    (``Orchestrator(..., semantic=False)``). Semantic goal selection no longer goes over NATS: it is the
@@ -49,8 +58,9 @@ the default is the service's (``agents.eventloop``: uvloop when installed, or ``
 ``--profile both`` runs the agent in this process too, so both sides of the hop are in the profile;
 ``--profile caller64`` profiles 10,000 invokes at ``--inflight`` in flight; ``--profile agent64`` profiles
 the agent side of 10,000 invokes at ``--inflight`` in flight (this process is the agent, a child the caller);
-``--profile plan`` profiles 400 five-step plans (caller side). Each prints the top ``--profile-top`` (25)
-functions by cumulative time and by own time.
+``--profile plan`` profiles 400 five-step plans (caller side); ``--profile serve64`` profiles 10,000 invokes
+at ``--inflight`` in flight in the ``serve`` shape (both sides in this process, local requests and replies).
+Each prints the top ``--profile-top`` (25) functions by cumulative time and by own time.
 """
 
 from __future__ import annotations
@@ -834,7 +844,7 @@ def profile(args: argparse.Namespace, console: Console, work: Path, children: Ch
         server = EmbeddedNats(work / "nats")
         await server.start()
         try:
-            async with await Bus.connect(server.url, name="bench-profile") as bus:
+            async with await Bus.connect(server.url, name="bench-profile") as bus, AsyncExitStack() as stack:
                 async with anyio.create_task_group() as tg:
                     if args.profile in ("both", "agent64"):
                         runner = AgentRunner(bus, NoopAgent(), mailbox_size=1024, concurrency=64)
@@ -843,25 +853,28 @@ def profile(args: argparse.Namespace, console: Console, work: Path, children: Ch
                         await profile_agent(args, console, children, server.url)
                         tg.cancel_scope.cancel()
                         return
+                    if args.profile == "serve64":
+                        serve = await start_serve_shape(server.url, stack, tg)
+                        orch, target = serve.orch, ServeNoopAgent.name
                     else:
                         children.spawn("agent", "--serve-agent", "--nats-url", server.url)
-                    orch = Orchestrator(bus, specs=(spec_of(NoopAgent),))
-                    await tg.start(orch.run)
-                    await wait_for(lambda: bool(orch.monitor.healthy("noop")), children, "noop agent", 60)
+                        orch, target = Orchestrator(bus, specs=(spec_of(NoopAgent),)), "noop"
+                        await tg.start(orch.run)
+                    await wait_for(lambda: bool(orch.monitor.healthy(target)), children, "noop agent", 60)
                     plan = linear_plan()
 
                     async def invoke() -> object:
-                        return await orch.invoke("noop", NOOP_PAYLOAD, CallContext.with_timeout(30))
+                        return await orch.invoke(target, NOOP_PAYLOAD, CallContext.with_timeout(30))
 
                     async def one() -> None:
-                        if args.profile == "caller64":
+                        if args.profile in ("caller64", "serve64"):
                             await throughput(invoke, PROFILE_CALLS, args.inflight)
                         elif args.profile == "plan":
                             await orch.run_plan(plan, {"text": "hello"}, CallContext.with_timeout(30))
                         else:
                             await orch.invoke("noop", NOOP_PAYLOAD, CallContext.with_timeout(30))
 
-                    calls = {"plan": PROFILE_CALLS // PLAN_STEPS, "caller64": 5}.get(
+                    calls = {"plan": PROFILE_CALLS // PLAN_STEPS, "caller64": 5, "serve64": 5}.get(
                         args.profile, PROFILE_CALLS
                     )
                     for _ in range(calls // 5):
@@ -876,6 +889,7 @@ def profile(args: argparse.Namespace, console: Console, work: Path, children: Ch
                     what = {
                         "plan": f"{calls} plans of {PLAN_STEPS} steps",
                         "caller64": f"{calls} × {PROFILE_CALLS} invokes at {args.inflight} in flight",
+                        "serve64": f"{calls} × {PROFILE_CALLS} invokes at {args.inflight} in flight, serve",
                     }.get(args.profile, f"{calls} invokes")
                     console.print(
                         f"{what}, sequential ({args.profile}): {wall:.2f} s under the profiler, "
@@ -952,7 +966,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="save every run's values and the medians here")
     parser.add_argument(
         "--profile",
-        choices=("caller", "caller64", "both", "plan", "agent64"),
+        choices=("caller", "caller64", "both", "plan", "agent64", "serve64"),
         help="only profile (see above)",
     )
     parser.add_argument("--profile-top", type=int, default=25, help="functions listed per profile table")

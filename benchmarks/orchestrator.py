@@ -46,7 +46,7 @@ shows up directly in these numbers: run it on an idle machine, and compare ratio
     .venv/bin/python benchmarks/orchestrator.py --runs 3 --json orchestrator.json
     .venv/bin/python benchmarks/orchestrator.py --profile caller # cProfile of 2,000 sequential invokes
 
-``--hop-only`` runs section 1 alone (a quick A/B of the hop: about 10 s per run).
+``--hop-only`` runs section 1 alone (a quick A/B of the hop: about 20 s per run, both shapes).
 
 ``--loop uvloop|asyncio`` runs every process here (caller, agent, raw responder) on that event loop;
 the default is the service's (``agents.eventloop``: uvloop when installed, or ``$NEURECTOMY_EVENT_LOOP``).
@@ -161,8 +161,10 @@ class NoopAgent(Agent):
 
 
 class ServeNoopAgent(NoopAgent):
-    """The no-op agent of the ``serve`` shape, in this process (its own name: the other shape's
-    orchestrator never routes to it)."""
+    """The no-op agent of the ``serve`` shape, in this process.
+
+    It has a name of its own, so the separate-process shape's orchestrator never routes to it.
+    """
 
     name = "noop-serve"
     capabilities = ("noop-serve",)

@@ -15,6 +15,15 @@ Sections (each printed with targets from the issue and pass/miss):
    flight (``--throughput-requests`` calls from that many workers in an anyio task group, ABBA order).
    Also the CPU time (user + system, from ``psutil``) per request of the caller, the responder and
    nats-server, which shows which process limits the throughput on a small machine.
+
+   **1b. The ``serve`` shape**, in the same blocks (four sides alternating): ``neurectomy serve`` runs the
+   orchestrator and the agents in one process and event loop, so this process also runs a no-op agent
+   (``noop-serve``) and an orchestrator for it, each on its own :class:`~agents.messaging.Bus` (as
+   ``serve`` has one per NATS role) with ``local_replies`` on both and ``local_requests`` on the
+   orchestrator's, set as ``neurectomy/server/runtime.py`` sets them: request and answer skip nats-server
+   (checked on a probe call through the local-delivery counters; the benchmark stops if they do not).
+   Its raw baseline is a nats-py requester and responder in this process (two connections, one loop).
+   The caller's process CPU includes the responder's here.
 2. **Selection** over the roster (``agents.roster.ROSTER``; while that cannot be imported, every team
    package that can): ``select(agent=...)``, ``select(capability=...)``, and lexical goal selection
    (``Orchestrator(..., semantic=False)``). Semantic goal selection no longer goes over NATS: it is the
@@ -37,7 +46,7 @@ shows up directly in these numbers: run it on an idle machine, and compare ratio
     .venv/bin/python benchmarks/orchestrator.py --runs 3 --json orchestrator.json
     .venv/bin/python benchmarks/orchestrator.py --profile caller # cProfile of 2,000 sequential invokes
 
-``--hop-only`` runs section 1 alone (a quick A/B of the hop: about 10 s per run).
+``--hop-only`` runs section 1 alone (a quick A/B of the hop: about 20 s per run, both shapes).
 
 ``--loop uvloop|asyncio`` runs every process here (caller, agent, raw responder) on that event loop;
 the default is the service's (``agents.eventloop``: uvloop when installed, or ``$NEURECTOMY_EVENT_LOOP``).
@@ -49,8 +58,9 @@ the default is the service's (``agents.eventloop``: uvloop when installed, or ``
 ``--profile both`` runs the agent in this process too, so both sides of the hop are in the profile;
 ``--profile caller64`` profiles 10,000 invokes at ``--inflight`` in flight; ``--profile agent64`` profiles
 the agent side of 10,000 invokes at ``--inflight`` in flight (this process is the agent, a child the caller);
-``--profile plan`` profiles 400 five-step plans (caller side). Each prints the top ``--profile-top`` (25)
-functions by cumulative time and by own time.
+``--profile plan`` profiles 400 five-step plans (caller side); ``--profile serve64`` profiles 10,000 invokes
+at ``--inflight`` in flight in the ``serve`` shape (both sides in this process, local requests and replies).
+Each prints the top ``--profile-top`` (25) functions by cumulative time and by own time.
 """
 
 from __future__ import annotations
@@ -70,6 +80,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, cast
 
@@ -80,6 +91,7 @@ import anyio  # noqa: E402
 import nats  # noqa: E402
 import nats.errors  # noqa: E402
 import psutil  # noqa: E402
+from anyio.abc import TaskGroup  # noqa: E402
 from opentelemetry import context as otel_context  # noqa: E402
 from opentelemetry import trace  # noqa: E402
 from rich.console import Console  # noqa: E402
@@ -99,6 +111,7 @@ from orchestrator import CallContext, Invocation, Orchestrator  # noqa: E402
 from orchestrator._plans import PlanRunner  # noqa: E402
 
 RAW_SUBJECT = "bench.raw.echo"
+SERVE_RAW_SUBJECT = "bench.raw.serve"  # the raw responder in this process (its own subject)
 PAYLOAD_BYTES = 100
 RAW_PAYLOAD = b"x" * PAYLOAD_BYTES
 NOOP_PAYLOAD = {"pad": "x" * (PAYLOAD_BYTES - 11)}  # 100 bytes as JSON, like the raw request
@@ -147,6 +160,16 @@ class NoopAgent(Agent):
         return {"ok": True}
 
 
+class ServeNoopAgent(NoopAgent):
+    """The no-op agent of the ``serve`` shape, in this process.
+
+    It has a name of its own, so the separate-process shape's orchestrator never routes to it.
+    """
+
+    name = "noop-serve"
+    capabilities = ("noop-serve",)
+
+
 # ----------------------------------------------------------------------------- child processes
 async def serve_agent(
     url: str, embedder_dir: str | None, torch_threads: int | None, traced: bool = False
@@ -171,16 +194,22 @@ async def serve_agent(
         await anyio.sleep_forever()
 
 
-async def serve_raw(url: str) -> None:
-    """A bare nats-py responder: every request on ``RAW_SUBJECT`` gets 100 bytes back."""
-    nc = await nats.connect(url, name="bench-raw")
+async def raw_responder(url: str, subject: str, name: str) -> Any:
+    """A bare nats-py connection answering every request on ``subject`` with 100 bytes (close it after)."""
+    nc = await nats.connect(url, name=name)
     reply = b"y" * PAYLOAD_BYTES
 
     async def on_msg(msg: Any) -> None:
         await msg.respond(reply)
 
-    await nc.subscribe(RAW_SUBJECT, cb=on_msg)
+    await nc.subscribe(subject, cb=on_msg)
     await nc.flush()
+    return nc
+
+
+async def serve_raw(url: str) -> None:
+    """The raw child process: a :func:`raw_responder` on ``RAW_SUBJECT`` until killed."""
+    await raw_responder(url, RAW_SUBJECT, "bench-raw")
     await anyio.sleep_forever()
 
 
@@ -416,30 +445,71 @@ async def bench(args: argparse.Namespace, console: Console, work: Path, children
             server=psutil.Process(server.process.pid),
         )
         nc = await nats.connect(server.url, name="bench-raw-requester")
-        async with await Bus.connect(server.url, name="bench-orchestrator") as bus:
-            async with anyio.create_task_group() as tg:
-                orch = Orchestrator(bus, specs=(spec_of(NoopAgent),))
-                await tg.start(orch.run)
-                with console.status("waiting for the agent process (and the embedder's model)"):
-                    await wait_for(lambda: bool(orch.monitor.healthy("noop")), children, "noop agent", 60)
-                    if has_embedder:
-                        await wait_for(
-                            lambda: bool(orch.monitor.healthy("embedder")), children, "embedder", 180
-                        )
-                    await wait_raw(nc, children)
-                await measure(args, console, res, bus, nc, orch, roster, has_embedder, cpu)
-                tg.cancel_scope.cancel()
-            await nc.close()
+        async with AsyncExitStack() as stack, anyio.create_task_group() as tg:
+            stack.push_async_callback(nc.close)
+            bus = await stack.enter_async_context(await Bus.connect(server.url, name="bench-orchestrator"))
+            orch = Orchestrator(bus, specs=(spec_of(NoopAgent),))
+            await tg.start(orch.run)
+            serve = await start_serve_shape(server.url, stack, tg)
+            with console.status("waiting for the agent process (and the embedder's model)"):
+                await wait_for(lambda: bool(orch.monitor.healthy("noop")), children, "noop agent", 60)
+                await wait_for(
+                    lambda: bool(serve.orch.monitor.healthy(ServeNoopAgent.name)), children, "serve noop", 60
+                )
+                if has_embedder:
+                    await wait_for(lambda: bool(orch.monitor.healthy("embedder")), children, "embedder", 180)
+                await wait_raw(nc, children)
+                await wait_raw(serve.nc, children, SERVE_RAW_SUBJECT)
+            await measure(args, console, res, bus, nc, orch, serve, roster, has_embedder, cpu)
+            tg.cancel_scope.cancel()
     finally:
         await server.stop()
     return res
 
 
-async def wait_raw(nc: Any, children: Children) -> None:
+class ServeShape:
+    """The hop as ``neurectomy serve`` runs it: orchestrator and agent in this process and event loop.
+
+    Attributes:
+        orch: The orchestrator, on its own bus with ``local_requests`` and ``local_replies`` on (the
+            runtime's ``api`` role connection).
+        nc: The raw nats-py requester whose responder (``SERVE_RAW_SUBJECT``) is in this process too.
+    """
+
+    def __init__(self, orch: Orchestrator, nc: Any) -> None:
+        self.orch = orch
+        self.nc = nc
+
+
+async def start_serve_shape(url: str, stack: AsyncExitStack, tg: TaskGroup) -> ServeShape:
+    """Start the ``serve`` shape's agent, orchestrator and raw pair in this process (closed by ``stack``).
+
+    Each side has its own connection, as ``serve`` has one per NATS role with the private server; the
+    flags are set through the same attributes as ``neurectomy/server/runtime.py`` does: ``local_replies``
+    on every role bus, ``local_requests`` on the roles that may publish to agent subjects (``api`` here,
+    not ``agent``).
+    """
+    agent_bus = await stack.enter_async_context(await Bus.connect(url, name="bench-serve-agent"))
+    api_bus = await stack.enter_async_context(await Bus.connect(url, name="bench-serve-api"))
+    for role_bus in (agent_bus, api_bus):
+        role_bus.local_replies = True
+    api_bus.local_requests = True
+    runner = AgentRunner(agent_bus, ServeNoopAgent(), mailbox_size=1024, concurrency=64)
+    await tg.start(runner.run)
+    orch = Orchestrator(api_bus, specs=(spec_of(ServeNoopAgent),))
+    await tg.start(orch.run)
+    responder = await raw_responder(url, SERVE_RAW_SUBJECT, "bench-serve-raw-responder")
+    stack.push_async_callback(responder.close)
+    nc = await nats.connect(url, name="bench-serve-raw-requester")
+    stack.push_async_callback(nc.close)
+    return ServeShape(orch, nc)
+
+
+async def wait_raw(nc: Any, children: Children, subject: str = RAW_SUBJECT) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
-            await nc.request(RAW_SUBJECT, RAW_PAYLOAD, timeout=1)
+            await nc.request(subject, RAW_PAYLOAD, timeout=1)
             return
         except nats.errors.NoRespondersError:
             children.check()
@@ -455,6 +525,7 @@ async def measure(
     bus: Bus,
     nc: Any,
     orch: Orchestrator,
+    serve: ServeShape,
     roster: tuple[AgentSpec, ...],
     has_embedder: bool,
     cpu: CpuMeter,
@@ -464,6 +535,12 @@ async def measure(
 
     async def orch_call() -> object:
         return await orch.invoke("noop", NOOP_PAYLOAD, CallContext.with_timeout(30))
+
+    async def serve_raw_call() -> object:
+        return await serve.nc.request(SERVE_RAW_SUBJECT, RAW_PAYLOAD, timeout=10)
+
+    async def serve_orch_call() -> object:
+        return await serve.orch.invoke(ServeNoopAgent.name, NOOP_PAYLOAD, CallContext.with_timeout(30))
 
     plan = linear_plan()
 
@@ -486,7 +563,21 @@ async def measure(
     probe = await orch.invoke("noop", NOOP_PAYLOAD, CallContext.with_timeout(30))
     direct = bool(orch.monitor.healthy("noop"))
     res.notes["path"] = f"direct subject ({probe.attempts} attempt)" if direct else "shared subject"
-    for warm_fn in (raw_call, orch_call):
+    requests_before, replies_before = Bus.local_requests_delivered(), Bus.local_deliveries()
+    await serve_orch_call()
+    local = (Bus.local_requests_delivered() - requests_before, Bus.local_deliveries() - replies_before)
+    if local != (1, 1):  # the serve shape must skip nats-server both ways, or its numbers mean nothing
+        raise RuntimeError(
+            f"serve shape: {local[0]} local requests and {local[1]} local replies, not 1 and 1"
+        )
+    res.notes["serve path"] = "request and answer handed over in process (1 local request, 1 local reply)"
+    hop_sides: list[tuple[str, Fn]] = [
+        ("raw", raw_call),
+        ("orch", orch_call),
+        ("serve raw", serve_raw_call),
+        ("serve orch", serve_orch_call),
+    ]
+    for _, warm_fn in hop_sides:
         await timed(warm_fn, 300, [])
         await throughput(warm_fn, 1000, args.inflight)
 
@@ -507,13 +598,13 @@ async def measure(
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("runs", total=args.runs * 3)
         for run in range(args.runs):
-            sides: list[tuple[str, Fn]] = [("raw", raw_call), ("orch", orch_call)]
+            sides = list(hop_sides)
             if run % 2:
                 sides.reverse()
             # 1. hop: sequential, in alternating blocks
-            lat: dict[str, list[float]] = {"raw": [], "orch": []}
-            spent = {"raw": 0.0, "orch": 0.0}
-            used: dict[str, dict[str, float]] = {"raw": {}, "orch": {}}
+            lat: dict[str, list[float]] = {side: [] for side, _ in sides}
+            spent = dict.fromkeys(lat, 0.0)
+            used: dict[str, dict[str, float]] = {side: {} for side in lat}
             done = 0
             while done < args.requests:
                 n = min(SEQ_BLOCK, args.requests - done)
@@ -523,21 +614,21 @@ async def measure(
                     for k, v in cpu.spent(before, cpu.sample()).items():
                         used[side][k] = used[side].get(k, 0.0) + v
                 done += n
-            for side in ("raw", "orch"):
+            for side in lat:
                 res.add(f"{side} p50 us", pct(lat[side], 50))
                 res.add(f"{side} p99 us", pct(lat[side], 99))
                 res.add(f"{side} rps 1", args.requests / spent[side])
                 add_cpu(res, side, "1", used[side], args.requests)
             # ... and many in flight, ABBA
-            rates: dict[str, list[float]] = {"raw": [], "orch": []}
-            used = {"raw": {}, "orch": {}}
+            rates: dict[str, list[float]] = {side: [] for side in lat}
+            used = {side: {} for side in lat}
             half = max(1, args.throughput_requests // 2)
             for side, fn in [*sides, *reversed(sides)]:
                 before = cpu.sample()
                 rates[side].append(await throughput(fn, half, args.inflight))
                 for k, v in cpu.spent(before, cpu.sample()).items():
                     used[side][k] = used[side].get(k, 0.0) + v
-            for side in ("raw", "orch"):
+            for side in lat:
                 res.add(f"{side} rps n", median(rates[side]))
                 add_cpu(res, side, "n", used[side], 2 * half)
             progress.advance(task)
@@ -569,10 +660,14 @@ async def measure(
 
 
 def add_cpu(res: Results, side: str, mode: str, used: dict[str, float], requests: int) -> None:
-    """CPU µs per request of the caller, the responder (agent or raw child) and nats-server."""
-    responder = used["agent"] if side == "orch" else used["raw"]
+    """CPU µs per request of the caller, the responder (agent or raw child) and nats-server.
+
+    A ``serve`` side's responder is in the caller's process: its CPU is in the caller's, none recorded apart.
+    """
     res.add(f"{side} cpu caller {mode} us", used["caller"] / requests * 1e6)
-    res.add(f"{side} cpu responder {mode} us", responder / requests * 1e6)
+    if not side.startswith("serve"):
+        responder = used["agent"] if side == "orch" else used["raw"]
+        res.add(f"{side} cpu responder {mode} us", responder / requests * 1e6)
     res.add(f"{side} cpu server {mode} us", used["server"] / requests * 1e6)
 
 
@@ -618,53 +713,68 @@ def verdict(ok: bool) -> str:
     return "[green]pass[/green]" if ok else "[red]miss[/red]"
 
 
-def report(console: Console, res: Results, args: argparse.Namespace) -> None:
+def hop_table(res: Results, args: argparse.Namespace, shape: str) -> Table:
+    """Section 1's table for one shape: ``""`` (separate processes) or ``"serve "`` (one process)."""
     m = res.med
-    hop = Table(
-        title=f"1. One hop: Orchestrator.invoke vs raw nats-py request/reply, separate processes "
-        f"(medians of {args.runs} runs)",
-        caption=FINDINGS,
-    )
+    raw, orch = f"{shape}raw", f"{shape}orch"
+    if shape:
+        title = (
+            "1b. One hop in the `serve` shape: orchestrator and agent in this process and event loop "
+            "(local requests and replies) vs raw nats-py requester and responder in one process"
+        )
+        caption = "CPU of the caller's process includes the responder's (agent or raw responder)"
+    else:
+        title = "1. One hop: Orchestrator.invoke vs raw nats-py request/reply, separate processes"
+        caption = FINDINGS
+    hop = Table(title=f"{title} (medians of {args.runs} runs)", caption=caption)
     for col in ("metric", "raw nats-py", "orchestrator", "orch / raw", "target", "verdict"):
         hop.add_column(col, justify="right", no_wrap=True)
-    p50_ratio = m("orch p50 us") / m("raw p50 us")
+    p50_ratio = m(f"{orch} p50 us") / m(f"{raw} p50 us")
     hop.add_row(
         "latency p50, 1 in flight (µs)",
-        f"{m('raw p50 us'):.0f}",
-        f"{m('orch p50 us'):.0f}",
+        f"{m(f'{raw} p50 us'):.0f}",
+        f"{m(f'{orch} p50 us'):.0f}",
         f"{p50_ratio:.2f}",
         "≤ 1.3× raw",
         verdict(p50_ratio <= 1.3),
     )
     hop.add_row(
         "latency p99, 1 in flight (µs)",
-        f"{m('raw p99 us'):.0f}",
-        f"{m('orch p99 us'):.0f}",
-        f"{m('orch p99 us') / m('raw p99 us'):.2f}",
+        f"{m(f'{raw} p99 us'):.0f}",
+        f"{m(f'{orch} p99 us'):.0f}",
+        f"{m(f'{orch} p99 us') / m(f'{raw} p99 us'):.2f}",
         "",
         "",
     )
     hop.add_row(
         "requests/s, 1 in flight",
-        f"{m('raw rps 1'):,.0f}",
-        f"{m('orch rps 1'):,.0f}",
-        f"{m('orch rps 1') / m('raw rps 1'):.2f}",
+        f"{m(f'{raw} rps 1'):,.0f}",
+        f"{m(f'{orch} rps 1'):,.0f}",
+        f"{m(f'{orch} rps 1') / m(f'{raw} rps 1'):.2f}",
         "",
         "",
     )
     hop.add_row(
         f"requests/s, {args.inflight} in flight",
-        f"{m('raw rps n'):,.0f}",
-        f"{m('orch rps n'):,.0f}",
-        f"{m('orch rps n') / m('raw rps n'):.2f}",
+        f"{m(f'{raw} rps n'):,.0f}",
+        f"{m(f'{orch} rps n'):,.0f}",
+        f"{m(f'{orch} rps n') / m(f'{raw} rps n'):.2f}",
         "≥ 20,000/s",
-        verdict(m("orch rps n") >= 20_000),
+        verdict(m(f"{orch} rps n") >= 20_000),
     )
+    whos = ("caller", "server") if shape else ("caller", "responder", "server")
     for mode, label in (("1", "1 in flight"), ("n", f"{args.inflight} in flight")):
-        for who in ("caller", "responder", "server"):
-            r, o = m(f"raw cpu {who} {mode} us"), m(f"orch cpu {who} {mode} us")
-            hop.add_row(f"CPU µs/request, {who}, {label}", f"{r:.0f}", f"{o:.0f}", f"{o / r:.2f}", "", "")
-    console.print(hop)
+        for who in whos:
+            r, o = m(f"{raw} cpu {who} {mode} us"), m(f"{orch} cpu {who} {mode} us")
+            name = "caller's process" if shape and who == "caller" else who
+            hop.add_row(f"CPU µs/request, {name}, {label}", f"{r:.0f}", f"{o:.0f}", f"{o / r:.2f}", "", "")
+    return hop
+
+
+def report(console: Console, res: Results, args: argparse.Namespace) -> None:
+    m = res.med
+    console.print(hop_table(res, args, ""))
+    console.print(hop_table(res, args, "serve "))
     if args.hop_only:
         return
 
@@ -736,7 +846,7 @@ def profile(args: argparse.Namespace, console: Console, work: Path, children: Ch
         server = EmbeddedNats(work / "nats")
         await server.start()
         try:
-            async with await Bus.connect(server.url, name="bench-profile") as bus:
+            async with await Bus.connect(server.url, name="bench-profile") as bus, AsyncExitStack() as stack:
                 async with anyio.create_task_group() as tg:
                     if args.profile in ("both", "agent64"):
                         runner = AgentRunner(bus, NoopAgent(), mailbox_size=1024, concurrency=64)
@@ -745,25 +855,28 @@ def profile(args: argparse.Namespace, console: Console, work: Path, children: Ch
                         await profile_agent(args, console, children, server.url)
                         tg.cancel_scope.cancel()
                         return
+                    if args.profile == "serve64":
+                        serve = await start_serve_shape(server.url, stack, tg)
+                        orch, target = serve.orch, ServeNoopAgent.name
                     else:
                         children.spawn("agent", "--serve-agent", "--nats-url", server.url)
-                    orch = Orchestrator(bus, specs=(spec_of(NoopAgent),))
-                    await tg.start(orch.run)
-                    await wait_for(lambda: bool(orch.monitor.healthy("noop")), children, "noop agent", 60)
+                        orch, target = Orchestrator(bus, specs=(spec_of(NoopAgent),)), "noop"
+                        await tg.start(orch.run)
+                    await wait_for(lambda: bool(orch.monitor.healthy(target)), children, "noop agent", 60)
                     plan = linear_plan()
 
                     async def invoke() -> object:
-                        return await orch.invoke("noop", NOOP_PAYLOAD, CallContext.with_timeout(30))
+                        return await orch.invoke(target, NOOP_PAYLOAD, CallContext.with_timeout(30))
 
                     async def one() -> None:
-                        if args.profile == "caller64":
+                        if args.profile in ("caller64", "serve64"):
                             await throughput(invoke, PROFILE_CALLS, args.inflight)
                         elif args.profile == "plan":
                             await orch.run_plan(plan, {"text": "hello"}, CallContext.with_timeout(30))
                         else:
                             await orch.invoke("noop", NOOP_PAYLOAD, CallContext.with_timeout(30))
 
-                    calls = {"plan": PROFILE_CALLS // PLAN_STEPS, "caller64": 5}.get(
+                    calls = {"plan": PROFILE_CALLS // PLAN_STEPS, "caller64": 5, "serve64": 5}.get(
                         args.profile, PROFILE_CALLS
                     )
                     for _ in range(calls // 5):
@@ -778,6 +891,7 @@ def profile(args: argparse.Namespace, console: Console, work: Path, children: Ch
                     what = {
                         "plan": f"{calls} plans of {PLAN_STEPS} steps",
                         "caller64": f"{calls} × {PROFILE_CALLS} invokes at {args.inflight} in flight",
+                        "serve64": f"{calls} × {PROFILE_CALLS} invokes at {args.inflight} in flight, serve",
                     }.get(args.profile, f"{calls} invokes")
                     console.print(
                         f"{what}, sequential ({args.profile}): {wall:.2f} s under the profiler, "
@@ -854,7 +968,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="save every run's values and the medians here")
     parser.add_argument(
         "--profile",
-        choices=("caller", "caller64", "both", "plan", "agent64"),
+        choices=("caller", "caller64", "both", "plan", "agent64", "serve64"),
         help="only profile (see above)",
     )
     parser.add_argument("--profile-top", type=int, default=25, help="functions listed per profile table")

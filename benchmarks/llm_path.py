@@ -9,7 +9,8 @@ Sections (each prints service and raw side by side, with ratios):
 
 1. Single stream, interleaved raw/service runs on the same prompts: TTFT on a cold prompt (nothing
    shared but BOS) and a warm one (same prompt again: KV prefix reuse), decode tok/s
-   ((tokens − 1) / (last − first token time)). Medians of ``--runs``.
+   ((tokens − 1) / (last − first token time)). Medians of ``--runs``. Each timed request (here and in
+   section 3) starts once neither side still spins from the last one (:func:`settle`).
 2. Concurrency (``--concurrency 1 2 4 8``): N streams at once: aggregate tok/s (all tokens / wall time),
    the service's aggregate over one raw stream's decode rate in the same round (raw streams run one
    after another), and p95 inter-token latency; medians of ``--concurrency-runs`` interleaved rounds.
@@ -381,6 +382,43 @@ def idle_cpu_ms_per_s(meter: CpuMeter, seconds: float) -> float:
     return service_cpu_ms(used, 1) / (time.perf_counter() - started)
 
 
+SETTLE_WINDOW_S = 0.002
+SETTLE_CPU_S = 0.0002
+SETTLE_MAX_S = 0.5
+
+
+def busy_threads_s(pid: int, *, skip: int | None = None) -> float:
+    """CPU seconds used so far by ``pid``'s threads (``skip``: a thread id left out) and its children."""
+    total = sum(seconds for tid, _, seconds in CpuMeter._tasks(pid) if tid != skip)
+    for child in psutil.Process(pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            total += sum(seconds for _, _, seconds in CpuMeter._tasks(child.pid))
+    return total
+
+
+def settle(service_pid: int) -> float:
+    """Wait until neither side still burns CPU from its last request; the seconds waited.
+
+    After a request, llama.cpp's compute threads spin before they sleep (libgomp's ``GOMP_SPINCOUNT``:
+    300,000 by default, which this process's raw side keeps; the service sets 10,000): measured here,
+    a raw llama-cpp-python completion's two compute threads used 8–10 ms of CPU in the 10 ms after it
+    returned. On 2 cores the next request, the other side's, would share the cores with that spinning,
+    and the single-stream and prefix sections always start a service request right after a raw one. So
+    before each timed request both processes (this one without its main thread, and the service with
+    nats-server) must use less than ``SETTLE_CPU_S`` of CPU in a ``SETTLE_WINDOW_S`` window, at most
+    ``SETTLE_MAX_S`` of waiting (on a machine busy with other work the window may never be that quiet).
+    """
+    started = time.perf_counter()
+    me = os.getpid()
+    while True:
+        before = busy_threads_s(me, skip=threading.get_native_id()) + busy_threads_s(service_pid)
+        time.sleep(SETTLE_WINDOW_S)
+        after = busy_threads_s(me, skip=threading.get_native_id()) + busy_threads_s(service_pid)
+        waited = time.perf_counter() - started
+        if after - before < SETTLE_CPU_S or waited >= SETTLE_MAX_S:
+            return waited
+
+
 class Service:
     """The service over HTTP with Server-Sent Events."""
 
@@ -512,6 +550,13 @@ class Bench:
         """The idle service's CPU (everything but the engine), milliseconds per second."""
         self.alone: dict[str, str] = {}
         """Greedy text of each concurrency prompt served alone (to compare with the same under load)."""
+        self.unsettled = 0
+        """Timed requests started after :func:`settle` gave up waiting for quiet (a busy machine)."""
+
+    def settle(self) -> None:
+        """:func:`settle` before a timed request; a wait that ran out is counted (:attr:`unsettled`)."""
+        if settle(self.proc.pid) >= SETTLE_MAX_S:
+            self.unsettled += 1
 
     def row(self, name: str, r: float, s: float, fmt: str = ".1f") -> None:
         self.table.add_row(name, f"{r:{fmt}}", f"{s:{fmt}}", f"{s - r:+{fmt}}", f"{s / r:.3f}")
@@ -536,11 +581,15 @@ class Bench:
         runs: dict[str, dict[str, list[Stream]]] = {k: {"raw": [], "svc": []} for k in ("cold", "warm")}
         for i in range(args.runs):
             cold = f"{TOPICS[i % len(TOPICS)]} are fascinating. Write a long essay about them."
+            self.settle()
             runs["cold"]["raw"].append(raw.run(cold, args.max_tokens))
+            self.settle()
             runs["cold"]["svc"].append(self.metered(tally, svc.run, cold, args.max_tokens))  # type: ignore[arg-type]
             raw.run(WARM_PROMPT, args.max_tokens)  # the second of each pair is fully prefix-cached
+            self.settle()
             runs["warm"]["raw"].append(raw.run(WARM_PROMPT, args.max_tokens))
             svc.run(WARM_PROMPT, args.max_tokens)
+            self.settle()
             runs["warm"]["svc"].append(self.metered(tally, svc.run, WARM_PROMPT, args.max_tokens))  # type: ignore[arg-type]
             self.console.print(f"single stream: run {i + 1}/{args.runs}", style="dim")
         for kind in ("cold", "warm"):
@@ -647,7 +696,9 @@ class Bench:
         hits_r, hits_s = [], []
         for i in range(1, self.args.runs + 1):
             question = f"Q{i}: fees on day {i + 2}?"  # about 8 new tokens after the shared prefix
+            self.settle()
             hits_r.append(raw.run(SHARED_PREFIX + question, 2).ttft_s * 1e3)
+            self.settle()
             hits_s.append(svc.run(SHARED_PREFIX + question, 2).ttft_s * 1e3)
         self.row("TTFT, 256-token prefix hit (ms)", median(hits_r), median(hits_s))
 
@@ -761,6 +812,8 @@ def main() -> None:
                 bench.concurrency(n)
         if "prefix" in args.sections:
             bench.prefix()
+        if bench.unsettled:
+            bench.note("timed requests started before both sides were quiet", str(bench.unsettled))
         if "speculative" in args.sections:
             bench.speculative()
         if "memory" in args.sections:

@@ -17,6 +17,7 @@ orchestrator and the agents speak to NATS through :class:`Bus`, so NATS errors a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -48,6 +49,9 @@ from agents.errors import DeadlineExceededError, NoRespondersError
 from agents.natsheaders import parse_header_lines
 
 __all__ = ("Bus", "Handler", "Inbox", "Message", "NatsAuth", "StatsData", "server_urls")
+
+_INBOX_FLUSH_TIMEOUT_S = 10.0
+"""How long the first inbox of a bus waits for the server to confirm its subscription (a PING's PONG)."""
 
 JETSTREAM_STARTUP_TIMEOUT_S = 60.0
 """Default of how long setting up JetStream streams, consumers and KV buckets waits for a cluster that is not
@@ -192,6 +196,14 @@ class Bus:
                 # (eager) as its bytes arrive while that loop waits (agents._natsfast.FastParser.take_eager).
                 sub = await self._nc.subscribe(f"{prefix}.>")
                 deliver_from_reader(sub, self._demux, eager=True)
+                # A request handed to an agent in this process (local_requests) skips nats-server, so it no
+                # longer follows this SUB on the wire; an answer the agent sends over NATS (an error reply,
+                # or with local_replies off) would be dropped by a server that has not seen the SUB yet
+                # (seen under load: a refused request's error reply lost). So wait for the server's PONG
+                # after the SUB (flush_in_order: nats-py's own flush writes its PING ahead of the pending
+                # SUB). One round trip, once per bus.
+                with contextlib.suppress(nats.errors.Error):  # not connected: the SUB goes with the reconnect
+                    await flush_in_order(self._nc, _INBOX_FLUSH_TIMEOUT_S)
                 self._inbox_sub = sub
                 self._inbox_prefix = prefix
                 self._local = register(prefix, self._nc, sub._id, self._demux)

@@ -261,9 +261,11 @@ class Inbox:
         endpoint = find_endpoint(subject)
         if endpoint is None or len(data) > self._nc.max_payload:
             return False
-        if block is not None:  # the lines after NATS/1.0, as nats-py's reader parses them
-            headers = parse_header_lines(block.partition(b"\r\n")[2])
-        return endpoint.deliver(data, self._reply_subject, dict(headers or {}))
+        if block is not None:  # the lines after NATS/1.0, as nats-py's reader parses them (a new dict)
+            parsed = parse_header_lines(block.partition(b"\r\n")[2])
+        else:  # a copy: the agent's Msg must not share the caller's dict
+            parsed = dict(headers or {})
+        return endpoint.deliver(data, self._reply_subject, parsed)
 
     async def request(
         self,

@@ -26,7 +26,6 @@ agent (as :class:`agents._natsfast.DirectQueue` does for nats-py's reader).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Callable
 
 import structlog
@@ -34,14 +33,11 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from agents._inbox import REPLY_SUFFIX
+from agents._natsfast import reader_msg
 
 __all__ = ("LocalInbox", "delivered", "find", "register")
 
 log = structlog.get_logger("neurectomy.nats")
-
-_MSG_FIELDS = ("_client", "subject", "reply", "data", "headers", "_metadata", "_ackd", "_sid")
-_POSITIONAL_MSG = tuple(f.name for f in dataclasses.fields(Msg)) == _MSG_FIELDS
-"""Whether nats-py's ``Msg`` takes its fields in this order (then it is built without keywords)."""
 
 
 class _Count:
@@ -102,10 +98,7 @@ class LocalInbox:
         demux = self._demux
         if demux is None:
             return
-        if _POSITIONAL_MSG:
-            msg = Msg(self._nc, subject, "", data, None, None, False, self._sid)
-        else:  # pragma: no cover - another nats-py
-            msg = Msg(_client=self._nc, subject=subject, data=data, _sid=self._sid)
+        msg = reader_msg(self._nc, self._sid, subject, "", data, None)
         _DELIVERED.value += 1
         try:
             demux(msg)

@@ -29,20 +29,17 @@ through the caller's inbox or NATS, never back into the caller synchronously exc
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Callable
 
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from agents._natsfast import reader_msg
+
 __all__ = ("LocalEndpoint", "find", "register", "requests_delivered")
 
 log = structlog.get_logger("neurectomy.nats")
-
-_MSG_FIELDS = ("_client", "subject", "reply", "data", "headers", "_metadata", "_ackd", "_sid")
-_POSITIONAL_MSG = tuple(f.name for f in dataclasses.fields(Msg)) == _MSG_FIELDS
-"""Whether nats-py's ``Msg`` takes its fields in this order (then it is built without keywords)."""
 
 
 class _Count:
@@ -95,10 +92,7 @@ class LocalEndpoint:
         deliver = self._deliver
         if deliver is None or not self._nc.is_connected:
             return False
-        if _POSITIONAL_MSG:
-            msg = Msg(self._nc, self.subject, reply, data, headers, None, False, self._sid)
-        else:  # pragma: no cover - another nats-py
-            msg = Msg(_client=self._nc, subject=self.subject, reply=reply, data=data, headers=headers)
+        msg = reader_msg(self._nc, self._sid, self.subject, reply, data, headers)
         _DELIVERED.value += 1
         try:
             deliver(msg)

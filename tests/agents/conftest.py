@@ -6,8 +6,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import anyio
 import pytest
 
-from agents import AgentRunner, Bus, GeneratorAgent
+from agents import Agent, AgentRunner, Bus, GeneratorAgent
 from bridges import RyotBridge
+from neurectomy.server.natsserver import EmbeddedNats
 from ryot import RyotEngine
 
 RunnerFactory = Callable[..., AbstractAsyncContextManager[AgentRunner]]
@@ -26,3 +27,22 @@ def generator_runner(bus: Bus, engine: RyotEngine) -> RunnerFactory:
             tg.cancel_scope.cancel()
 
     return run
+
+
+@asynccontextmanager
+async def serving(agent_bus: Bus, agent: Agent) -> AsyncIterator[AgentRunner]:
+    """Runs ``agent`` on ``agent_bus`` for the duration of an ``async with`` block."""
+    runner = AgentRunner(agent_bus, agent)
+    async with anyio.create_task_group() as tg:
+        await tg.start(runner.run)
+        yield runner
+        tg.cancel_scope.cancel()
+
+
+@pytest.fixture
+async def agent_bus(nats_server: EmbeddedNats) -> AsyncIterator[Bus]:
+    """The agents' connection (another Bus in this process and loop than a caller's), answering callers in
+    this process locally (``local_replies``)."""
+    async with await Bus.connect(nats_server.url, name="tests-agents") as connected:
+        connected.local_replies = True
+        yield connected

@@ -10,18 +10,18 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
 import pytest
 
-from agents import Agent, AgentRunner, Bus, Call, DeadlineExceededError
+from agents import Agent, Bus, Call, DeadlineExceededError
 from agents.protocol import HEADER_DEADLINE, HEADER_REQUEST_ID, HEADER_SCOPES
 from neurectomy.server.natsserver import EmbeddedNats
 from orchestrator import Orchestrator, TextDelta
 from ryot import RyotEngine
+from tests.agents.conftest import serving
 
 pytestmark = pytest.mark.anyio
 
@@ -46,23 +46,6 @@ class Counter(Agent):
         for k in range(n):
             await call.emit({"i": k})
         return {"n": n}
-
-
-@asynccontextmanager
-async def serving(agent_bus: Bus, agent: Agent) -> AsyncIterator[AgentRunner]:
-    runner = AgentRunner(agent_bus, agent)
-    async with anyio.create_task_group() as tg:
-        await tg.start(runner.run)
-        yield runner
-        tg.cancel_scope.cancel()
-
-
-@pytest.fixture
-async def agent_bus(nats_server: EmbeddedNats) -> AsyncIterator[Bus]:
-    """The agents' connection (another Bus in this process and loop than the caller's ``bus``)."""
-    async with await Bus.connect(nats_server.url, name="tests-agents") as connected:
-        connected.local_replies = True
-        yield connected
 
 
 def request_headers(request_id: str) -> dict[str, str]:

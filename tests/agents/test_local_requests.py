@@ -10,16 +10,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio
 import pytest
 
 from agents import Agent, AgentRunner, Bus, Call, NoRespondersError
 from agents._localrequest import find, requests_delivered
 from agents.protocol import HEADER_DEADLINE, HEADER_REQUEST_ID, HEADER_SCOPES, HEADER_TENANT
 from neurectomy.server.natsserver import EmbeddedNats
+from tests.agents.conftest import serving
 
 pytestmark = pytest.mark.anyio
 
@@ -36,23 +35,6 @@ class Echo(Agent):
         for k in range(int(call.input["n"])):
             await call.emit({"i": k})
         return {"tenant": call.tenant, "scopes": sorted(call.scopes), "request_id": call.request_id}
-
-
-@asynccontextmanager
-async def serving(agent_bus: Bus, agent: Agent) -> AsyncIterator[AgentRunner]:
-    runner = AgentRunner(agent_bus, agent)
-    async with anyio.create_task_group() as tg:
-        await tg.start(runner.run)
-        yield runner
-        tg.cancel_scope.cancel()
-
-
-@pytest.fixture
-async def agent_bus(nats_server: EmbeddedNats) -> AsyncIterator[Bus]:
-    """The agents' connection (another Bus in this process and loop than the caller's)."""
-    async with await Bus.connect(nats_server.url, name="tests-agents") as connected:
-        connected.local_replies = True
-        yield connected
 
 
 @pytest.fixture

@@ -387,16 +387,7 @@ SETTLE_CPU_S = 0.0002
 SETTLE_MAX_S = 0.5
 
 
-def busy_threads_s(pid: int, *, skip: int | None = None) -> float:
-    """CPU seconds used so far by ``pid``'s threads (``skip``: a thread id left out) and its children."""
-    total = sum(seconds for tid, _, seconds in CpuMeter._tasks(pid) if tid != skip)
-    for child in psutil.Process(pid).children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            total += sum(seconds for _, _, seconds in CpuMeter._tasks(child.pid))
-    return total
-
-
-def settle(service_pid: int) -> float:
+def settle() -> float:
     """Wait until neither side still burns CPU from its last request; the seconds waited.
 
     After a request, llama.cpp's compute threads spin before they sleep (libgomp's ``GOMP_SPINCOUNT``:
@@ -407,13 +398,20 @@ def settle(service_pid: int) -> float:
     before each timed request both processes (this one without its main thread, and the service with
     nats-server) must use less than ``SETTLE_CPU_S`` of CPU in a ``SETTLE_WINDOW_S`` window, at most
     ``SETTLE_MAX_S`` of waiting (on a machine busy with other work the window may never be that quiet).
+    The service and its nats-server are this process's children, so one :class:`CpuMeter` of this
+    process sees both sides; its ``event loop`` part (this main thread, which waits here) is left out.
     """
     started = time.perf_counter()
-    me = os.getpid()
+    me = CpuMeter(os.getpid())
+
+    def busy() -> float:
+        parts = me.sample()
+        return sum(parts.values()) - parts["event loop"]
+
     while True:
-        before = busy_threads_s(me, skip=threading.get_native_id()) + busy_threads_s(service_pid)
+        before = busy()
         time.sleep(SETTLE_WINDOW_S)
-        after = busy_threads_s(me, skip=threading.get_native_id()) + busy_threads_s(service_pid)
+        after = busy()
         waited = time.perf_counter() - started
         if after - before < SETTLE_CPU_S or waited >= SETTLE_MAX_S:
             return waited
@@ -555,7 +553,7 @@ class Bench:
 
     def settle(self) -> None:
         """:func:`settle` before a timed request; a wait that ran out is counted (:attr:`unsettled`)."""
-        if settle(self.proc.pid) >= SETTLE_MAX_S:
+        if settle() >= SETTLE_MAX_S:
             self.unsettled += 1
 
     def row(self, name: str, r: float, s: float, fmt: str = ".1f") -> None:

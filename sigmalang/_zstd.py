@@ -137,10 +137,7 @@ def _compress_with(data: bytes, level: int, zdict: ContextDict) -> bytes:
     finally:
         lib.ZSTD_CCtx_reset(cctx, _RESET)  # forget the borrowed content
         del content
-    frame = _ffi.buffer(out, written)
-    if frame[: len(_ZSTD_MAGIC)] != _ZSTD_MAGIC:  # pragma: no cover - zstd always writes it in FORMAT_ZSTD1
-        raise AssertionError("zstd frame without magic")
-    return frame[len(_ZSTD_MAGIC) :]  # type: ignore[no-any-return]
+    return _strip_magic(_ffi.buffer(out, written))  # (slicing the CFFI buffer: the one copy)
 
 
 def _decompress_with(payload: bytes, size: int, zdict: ContextDict) -> bytes:
@@ -195,6 +192,7 @@ def _compressor(level: int, zdict: zstandard.ZstdCompressionDict | None) -> zsta
 
 
 def _strip_magic(frame: bytes) -> bytes:
+    """`frame` (bytes, or a CFFI buffer: sliced, it gives bytes) without its magic number."""
     if frame[:4] != _ZSTD_MAGIC:  # pragma: no cover - zstd always writes it in FORMAT_ZSTD1
         raise AssertionError("zstd frame without magic")
     return frame[4:]

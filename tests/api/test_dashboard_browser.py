@@ -128,10 +128,17 @@ def test_goal_runs_as_a_task_whose_steps_turn_green(
     assert errors == []
 
 
-def test_the_tasks_trace_shows_as_a_waterfall(page: tuple[Any, list[str]], artifacts: Path) -> None:
+def test_the_tasks_trace_shows_as_a_waterfall(
+    page: tuple[Any, list[str]], service: str, artifacts: Path
+) -> None:
     tab, errors = page
     expect = _expect()
-    row = tab.locator("#traces tr.trace", has_text="POST /v1/tasks").first
+    # The goal's task (the test above), not the newest task trace: the service is shared with other
+    # modules' tests, whose tasks may be listed first until the goal's trace comes in.
+    listed = httpx.get(f"{service}/v1/tasks", params={"status": "succeeded", "limit": 200}, timeout=30).json()
+    goal_task = max((t for t in listed["tasks"] if t.get("goal") == GOAL), key=lambda t: t["created_at"])
+    trace_id = goal_task["traceparent"].split("-")[1]  # W3C traceparent: version-trace id-span id-flags
+    row = tab.locator(f'#traces tr.trace[data-trace="{trace_id}"]', has_text="POST /v1/tasks")
     expect(row).to_be_visible(timeout=15_000)
     row.click()
     waterfall = tab.locator(".waterfall")

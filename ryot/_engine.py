@@ -10,9 +10,11 @@ samples each slot's next token from its own logits with its own sampler chain. N
 between steps and finished ones leave (continuous batching, as in llama.cpp's server). Requests beyond
 the free slots wait in a bounded queue; a full queue refuses with :class:`EngineBusyError`.
 
-A finished slot keeps its KV cache. A new request goes to the free slot whose cached tokens share the
-longest prefix (of more than one token) with its prompt, else to the least recently used free slot,
-and skips the prefill of the shared prefix
+A finished slot keeps its KV cache, and every slot holds the BOS token from the start (one
+``llama_decode`` for all of them when the engine starts), so that no text prompt evaluates it, as raw
+llama-cpp-python's prompts do not after its first. A new request goes to the free slot whose cached
+tokens share the longest prefix (of more than one token) with its prompt, else to the least recently
+used free slot, and skips the prefill of the shared prefix
 (``usage.cached_tokens``; the last two prompt tokens are always evaluated, for fresh logits computed
 as a cold prefill computes them: :data:`ryot._schedule.MIN_PROMPT_ROWS`). Gemma 3's
 sliding-window layers keep full KV (``swa_full``) so that any prefix can be reused.
@@ -187,6 +189,7 @@ class RyotEngine(_WorkerLoop):
             eos=self._model.token_text(self._model.eos) if self._model.eos >= 0 else "",
         )
         self._slots = [Slot(seq=i) for i in range(self.config.parallel)]
+        self._prime_slots()  # before the worker starts: this thread still owns the context
         self._prefix_cache: PrefixCache | None = None
         if self.config.prefix_cache_bytes > 0:
             reason = self._prefix_cache_unsupported()

@@ -61,12 +61,52 @@ class _KVReuse(_Decoding):
         pos_min = self._ctx.seq_pos_min(seq)
         return pos_min <= 0 or pos_min <= reuse - self._model.n_swa
 
+    def _prime_slots(self) -> None:
+        """Put the BOS token's KV into every empty slot, so that no text prompt evaluates it.
+
+        Every text prompt of a model that adds BOS starts with it, and raw llama-cpp-python keeps it from
+        one prompt to the next: without this, each slot's first prompt evaluated one row more than raw
+        llama-cpp-python's cold prompt (13 instead of 12 for ``benchmarks/llm_path.py``'s, ~8 % of its
+        prefill: docs/ryot.md, "The cold prompt's prefill, stage by stage"). One ``llama_decode`` at
+        start, with two rows per sequence (BOS twice; the second is removed): a row computed among two
+        or more of its sequence gets the bits of a whole prefill (:data:`ryot._schedule.MIN_PROMPT_ROWS`),
+        so a prompt after a primed BOS gets the logits of its cold prefill (``tests/ryot/cut_logits.py``).
+        Nothing for recurrent models (their state cannot be trimmed back to one token).
+        """
+        model = self._model
+        empty = [slot for slot in self._slots if not slot.cached and slot.job is None]
+        if not model.add_bos or model.recurrent or not empty or 2 * len(empty) > self._batch.capacity:
+            return
+        batch = self._batch
+        batch.clear()
+        for slot in empty:  # consecutive sequence ids, two rows each: one micro-batch
+            batch.add(model.bos, 0, slot.seq, False)
+            batch.add(model.bos, 1, slot.seq, False)
+        ok = self._ctx.decode(batch) == 0
+        batch.clear()
+        for slot in empty:
+            if ok and self._ctx.seq_rm(slot.seq, 1, -1):
+                slot.cached = [model.bos]
+            else:  # pragma: no cover - llama.cpp refused: the slot's first prompt evaluates its BOS
+                self._ctx.seq_rm(slot.seq, 0, -1)
+
+    def _shared(self, slot: Slot, tokens: Sequence[int], namespace: str) -> int:
+        """Leading tokens of ``tokens`` that ``slot`` holds and the request may reuse.
+
+        Within ``namespace``, the common prefix; across namespaces only a leading BOS token, which every
+        text prompt starts with, so that reusing it tells a tenant nothing about another's prompts.
+        """
+        if slot.namespace == namespace:
+            return _common_prefix(slot.cached, tokens)
+        bos = self._model.bos
+        return int(bos >= 0 and bool(slot.cached) and bool(tokens) and slot.cached[0] == tokens[0] == bos)
+
     def _start(self, job: Job, free: list[Slot]) -> None:
         # Longest cached prefix wins; a match of at most one token (BOS) counts as none, so that such a
         # request takes the least recently used slot and leaves other slots' caches alone.
         tokens = job.tokens
         ns = job.params.prefix_namespace
-        lcps = {id(s): _common_prefix(s.cached, tokens) if s.namespace == ns else 0 for s in self._slots}
+        lcps = {id(s): self._shared(s, tokens, ns) for s in self._slots}
         busy = [s.seq for s in self._slots if s.job is not None]
         slot = choose_slot(free, busy, lambda s: lcps[id(s)], min_gain=_MIN_GAIN_TOKENS)
         p = job.params

@@ -54,6 +54,8 @@ class Model:
         self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self.vocab))
         self.bos = int(llama_cpp.llama_vocab_bos(self.vocab))
         self.eos = int(llama_cpp.llama_vocab_eos(self.vocab))
+        self.add_bos = self.bos >= 0 and bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
+        """Whether tokenizing a text prompt puts the BOS token first (so every text prompt shares it)."""
         self.size_bytes = int(llama_cpp.llama_model_size(self.ptr))
         self.n_swa = int(llama_cpp.llama_model_n_swa(self.ptr))
         """Sliding-window size of the model's windowed attention layers (0: none)."""

@@ -56,7 +56,8 @@ class SamplingParams:
             faster when the output repeats the prompt, same text.
         prefix_namespace: Requests share KV prefixes (a slot's cached tokens, the prefix cache) only
             within one namespace: give the tenant, so that ``usage.cached_tokens`` and the time to first
-            token never tell one tenant what another sent.
+            token never tell one tenant what another sent. Only a leading BOS token, which every text
+            prompt starts with, is reused across namespaces (``cached_tokens`` 1 for a cold text prompt).
         presence_penalty: Subtracted once from the logit of every token already sampled (OpenAI's
             ``presence_penalty``, -2..2; llama.cpp's penalties sampler over the last 256 tokens).
         frequency_penalty: Subtracted from a token's logit once per time it was sampled (-2..2).

@@ -60,7 +60,7 @@ def test_with_llama_cpps_tiled_kernel_the_same_step_gives_other_logits() -> None
     assert result["differing"] > 0, result
 
 
-def cut_logits(prompts: list[str], cuts: list[int]) -> dict[str, Any]:
+def cut_logits(prompts: list[str], cuts: list[int | str]) -> dict[str, Any]:
     """``tests/ryot/cut_logits.py``'s comparison of prompts prefilled whole and cut before ``k`` tokens."""
     spec = json.dumps({"prompts": prompts, "cuts": cuts})
     result: dict[str, Any] = json.loads(fresh_interpreter([str(CUT_LOGITS), spec]))
@@ -77,6 +77,17 @@ def test_a_prompt_cut_before_its_last_two_tokens_gets_the_logits_of_its_whole_pr
     assert result["prompts"] == len(prompts)
     assert result["differing"] == {"1": result["differing"]["1"], "2": 0, "3": 0}, result
     assert result["differing"]["1"] > 0, result
+
+
+def test_a_prompt_after_a_primed_bos_gets_the_logits_of_its_whole_prefill() -> None:
+    """RyotEngine puts BOS into every slot at start, computed twice in one decode (ryot._kv_reuse
+    ``_prime_slots``), so that a cold prompt evaluates one row less; the rest of the prompt then gets its
+    whole prefill's logits (BOS computed as a row of its own did too on the AMD EPYC here, 2026-12-06;
+    the two-row priming keeps to MIN_PROMPT_ROWS all the same)."""
+    prompts = [*PROMPTS, _facts(15) + QUESTIONS[0]]
+    result = cut_logits(prompts, ["primed"])
+    assert result["prompts"] == len(prompts)
+    assert result["differing"]["primed"] == 0, result
 
 
 def test_importing_ryot_turns_the_tiled_kernel_off_and_an_operators_value_wins() -> None:
@@ -136,11 +147,11 @@ def test_a_prompt_served_again_from_its_slot_or_the_prefix_cache_gets_the_text_o
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_prompt_prefilled_in_chunks_beside_a_decoding_request_gets_its_text_alone() -> None:
-    # "Penguins 2" has 13 tokens: chunks of at most 6 while another request decodes would be 6 + 6 + 1,
-    # and its last token alone gives it another first token on the AVX2 EPYC (see the test above);
-    # ryot._schedule.prefill_piece makes them 6 + 5 + 2.
+    # "Penguins 2" has 13 tokens, 12 to evaluate after the BOS the engine primed its slots with: chunks of
+    # at most 11 while another request decodes would be 11 + 1, and its last token alone gives it another
+    # first token on the AVX2 EPYC (see the test above); ryot._schedule.prefill_piece makes them 10 + 2.
     prompt, params = PROMPTS[2], SamplingParams(max_tokens=16, temperature=0.0)
-    config = RyotConfig(n_ctx=256, parallel=2, n_threads=2, prefill_chunk=6, prefix_cache_bytes=0)
+    config = RyotConfig(n_ctx=256, parallel=2, n_threads=2, prefill_chunk=11, prefix_cache_bytes=0)
     with RyotEngine(config) as solo:
         alone = solo.generate(prompt, params)
     assert alone.usage.prompt_tokens == 13
@@ -151,5 +162,5 @@ def test_a_prompt_prefilled_in_chunks_beside_a_decoding_request_gets_its_text_al
         beside = engine.generate(prompt, params)
         assert engine.active == 1  # the other request was still decoding when this one finished
         other.close()
-    assert beside.usage.cached_tokens == 0
+    assert beside.usage.cached_tokens == 1  # the primed BOS
     assert beside.text == alone.text

@@ -22,6 +22,7 @@ from ryot import (
     RyotEngine,
     SamplingParams,
     TokenChunk,
+    TokenPrompt,
 )
 from tests.ryot.conftest import finish_together
 
@@ -311,7 +312,7 @@ def test_a_long_prompt_joining_is_prefilled_in_chunks_between_the_others_tokens(
         assert first.wait(30)
         joined = fresh.generate(long_prompt, SamplingParams(max_tokens=2, temperature=0.0))
         running.cancel()
-    assert joined.usage.prompt_tokens == n_long and joined.usage.cached_tokens == 0
+    assert joined.usage.prompt_tokens == n_long and joined.usage.cached_tokens == 1  # the primed BOS
     # While the long prompt was prefilled (ceil(n_long / chunk) steps, each also decoding the running
     # request), the running request kept receiving tokens; without chunking it would get ~2.
     steps = -(-n_long // chunk)
@@ -383,3 +384,20 @@ def test_after_a_first_token_the_worker_waits_the_handoff_before_the_next_step(e
     assert done.usage.completion_tokens == 2
     assert done.timings.decode_s >= 0.05
     assert done.text == engine.generate(prompt, params).text
+
+
+def test_every_slots_first_text_prompt_skips_the_bos_token_the_engine_primed(engine: RyotEngine) -> None:
+    # Each of three new prompts takes a slot nothing ran in (least recently used first), whose BOS the
+    # engine evaluated at start: the prompt evaluates one row less, as raw llama-cpp-python's cold prompt
+    # does after its first, and gets the text the session's engine gives it (its slots served many
+    # prompts before; that the rest of a prompt after a primed BOS gets the logits of its whole prefill is
+    # test_batch_invariance's test_a_prompt_after_a_primed_bos_gets_the_logits_of_its_whole_prefill).
+    params = SamplingParams(max_tokens=4, temperature=0.0)
+    prompts = [f"{topic} are fascinating. Write an essay about them." for topic in ("Owls", "Moss", "Ore")]
+    with RyotEngine(RyotConfig(n_ctx=256, parallel=4, prefix_cache_bytes=0)) as fresh:
+        first = [fresh.generate(p, params) for p in prompts]
+        token_prompt = fresh.generate(TokenPrompt(tuple(fresh.tokenize(prompts[0])[1:])), params)
+    assert [c.usage.cached_tokens for c in first] == [1, 1, 1]
+    assert [c.usage.prompt_tokens for c in first] == [len(engine.tokenize(p)) for p in prompts]
+    assert token_prompt.usage.cached_tokens == 0  # no BOS first: nothing of the primed slot is reused
+    assert [c.text for c in first] == [engine.generate(p, params).text for p in prompts]

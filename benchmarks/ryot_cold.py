@@ -35,10 +35,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import llama_cpp  # noqa: I001 - after ryot (see above)
+import ryot  # noqa: F401 - first: ryot's kernel and OpenMP defaults, before llama.cpp (libgomp) loads
+
+# isort: split
+import llama_cpp
 import llama_cpp.llama_cpp as llama_low
 
-import ryot  # noqa: F401 - first: ryot's kernel and OpenMP defaults, before llama.cpp loads
 from ryot import Finished, RyotConfig, RyotEngine, SamplingParams, TokenChunk
 from ryot._engine import RyotEngine as _Engine
 from ryot._llama import Sampler

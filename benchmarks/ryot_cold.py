@@ -1,13 +1,16 @@
 """A cold prompt's time to first token, stage by stage: raw llama-cpp-python against ``RyotEngine``.
 
-One process, one GGUF (Gemma 3 270M Q4_K_M), the same compute threads, interleaved per prompt (raw,
-engine, engine, raw, ...), each prompt never seen before by either side, of ``benchmarks/llm_path.py``'s
-cold shape ("<topic> are fascinating. Write a long essay about them.", 13 tokens). Both run with the
-libgomp settings ``import ryot`` sets (this script imports ``ryot`` first), so the OpenMP spin count is
-the same on both sides; ``--spin`` runs the whole comparison under another ``GOMP_SPINCOUNT`` (in a
-child process: libgomp reads it once, when it loads).
+One process, one GGUF (Gemma 3 270M Q4_K_M), the same compute threads. Each round makes new engines
+(their slots as after a service start), then sends ``--prompts`` prompts never seen before, of
+``benchmarks/llm_path.py``'s cold shape ("<topic> are fascinating. Write a long essay about them.", 13
+tokens), each prompt to every side (raw and each variant's engine; separate contexts, so it is new to
+each), the order rotated from prompt to prompt. Both sides run with the libgomp settings ``import ryot``
+sets (this script imports ``ryot`` before ``llama_cpp``), so the OpenMP spin count is the same on both;
+``--spin`` runs the whole comparison under another ``GOMP_SPINCOUNT`` (in a child process: libgomp reads
+it once, when it loads). The engine's token is awaited on an event, not by polling: a third runnable
+thread during a 2-thread prefill on 2 cores slows it by ~15 % (docs/ryot.md).
 
-Stamps (``time.perf_counter``), wrapped around the functions named, per request:
+Stamps (``time.perf_counter``), wrapped around the functions named by this script, per request:
 
 - raw: the call → ``llama_decode`` entered (tokenization, prefix check, batch) → returned (the C call)
   → the first chunk yielded (sampling, detokenization);
@@ -15,12 +18,12 @@ Stamps (``time.perf_counter``), wrapped around the functions named, per request:
   (``_start``: the worker woke) → admission done (slot, sampler, KV trim) → ``llama_decode`` entered
   (batch built) → returned → the first token sampled → the sink holds it (delivery).
 
-Each variant (``--variants``) is a ``RyotEngine`` configuration checked against the same raw side
-(``default``: as the service configures it; others change one setting): a cause found here shows as the
-variant's ``llama_decode`` closing on raw's. Prints medians (and p25/p75) per stage and the
-engine − raw differences, ms.
+Plus the process CPU time of the ``llama_decode`` call and the rows it evaluated. Each variant
+(``--variants``) is a ``RyotEngine`` configuration (``default``: as the service configures it; the
+others change one thing, see :data:`VARIANTS`). Prints medians (and p25/p75) per stage and, paired by
+prompt, each engine's ratio to and difference from raw, ms.
 
-    PYTHONPATH=$PWD python benchmarks/ryot_cold.py --prompts 40 --variants default
+    PYTHONPATH=$PWD python benchmarks/ryot_cold.py --rounds 6 --prompts 6 --variants default unprimed
 """
 
 from __future__ import annotations

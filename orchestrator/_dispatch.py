@@ -246,11 +246,13 @@ class AgentCall:
                     }
                 )
                 block = header_block({**ctx.headers(), TRACEPARENT: traceparent(span)})
-            else:
-                block = ctx.header_block()
-            reply = await box.request(  # the accept comes to the same inbox as the stream
-                subject, body, block=block, timeout_s=min(accept_timeout_s, ctx.remaining_s())
-            )
+                reply = await box.request(  # the accept comes to the same inbox as the stream
+                    subject, body, block=block, timeout_s=min(accept_timeout_s, ctx.remaining_s())
+                )
+            else:  # the block is written only if the request goes over NATS
+                reply = await box.request(
+                    subject, body, source=ctx, timeout_s=min(accept_timeout_s, ctx.remaining_s())
+                )
             self.instance, self._event = _accepted(reply, agent)
         except BaseException as exc:
             _end(span, exc)

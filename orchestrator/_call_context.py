@@ -39,7 +39,7 @@ def new_id() -> str:
         return _ids.pop()
     except IndexError:
         pool = os.urandom(_ID_HEX // 2 * _ID_BATCH).hex()
-        _ids.extend(pool[i : i + _ID_HEX] for i in range(0, len(pool), _ID_HEX))
+        _ids.extend([pool[i : i + _ID_HEX] for i in range(0, len(pool), _ID_HEX)])
         return _ids.pop()
 
 

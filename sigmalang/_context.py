@@ -342,7 +342,6 @@ def decode(
         raise OutputTooLargeError(info.content_size, max_output_bytes)
     flags = int(info.flags)  # (IntFlag arithmetic is slow on this path)
     coded = view[info.payload_offset : info.payload_offset + info.payload_size]
-    payload = _zstd.dress_block(coded) if flags & F_BARE else bytes(coded)
     runs = list(info.context[:-1] if info.base is not None else info.context)
     found_dict: Dictionary | None = None
     if not flags & F_RAW:
@@ -368,32 +367,46 @@ def decode(
         base_at = sum(map(len, found[: len(runs)]))
     elif runs and not flags & F_RAW:
         parts = store.get_many(tenant, runs)
+    middle_size = info.content_size - info.base_prefix - info.base_suffix
+    trained = found_dict.data if found_dict is not None else None
+    tables = bool(flags & F_TABLES)
+    # One compressed block (BARE, nearly every frame with a context) is decoded right after the context
+    # in one buffer, the dictionary's entropy tables made once (`_zstd.decompress_after`); other frames
+    # through the dictionary built for the frame.
+    after = bool(flags & F_BARE) and middle_size > 0 and bool(runs or info.base is not None)
     zdict: _zstd.ContextDict | None = None
-    if flags & F_RAW or not (runs or info.base is not None):
-        ctx = memoryview(b"".join(parts))
+    if flags & F_RAW or after or not (runs or info.base is not None):
+        joined = b"".join(parts)
+        ctx = memoryview(joined)
+        if after and len(joined) < _zstd.context_floor(trained, tables=tables):
+            raise CorruptFrameError("context too short for a zstd dictionary")
     else:
-        trained = found_dict.data if found_dict is not None else None
-        zdict, ctx = _zstd.context_dict(parts, trained, tables=bool(flags & F_TABLES))
+        zdict, ctx = _zstd.context_dict(parts, trained, tables=tables)
         if zdict is None:
             raise CorruptFrameError("context too short for a zstd dictionary")
-    base = ctx[base_at:]
-    if info.base is not None and info.base_prefix + info.base_suffix > len(base):
+    if info.base is not None and info.base_prefix + info.base_suffix > len(ctx) - base_at:
         raise CorruptFrameError("base prefix and suffix longer than the base message")
-    middle_size = info.content_size - info.base_prefix - info.base_suffix
-    if flags & F_RAW:
-        middle = payload
-    elif zdict is not None:
-        middle = _zstd.decompress(payload, middle_size, zdict, None)
-    elif found_dict is not None:
-        zd = _zstd.trained_dict(found_dict.data, found_dict.dict_id)
-        middle = _zstd.decompress(payload, middle_size, zd, found_dict.dict_id)
+    middle: bytes | memoryview
+    if after:
+        middle = _zstd.decompress_after(coded, middle_size, joined, trained)[len(joined) :]
     else:
-        middle = _zstd.decompress(payload, middle_size, None, None)
+        payload = _zstd.dress_block(coded) if flags & F_BARE else bytes(coded)
+        if flags & F_RAW:
+            middle = payload
+        elif zdict is not None:
+            middle = _zstd.decompress(payload, middle_size, zdict, None)
+        elif found_dict is not None:
+            zd = _zstd.trained_dict(found_dict.data, found_dict.dict_id)
+            middle = _zstd.decompress(payload, middle_size, zd, found_dict.dict_id)
+        else:
+            middle = _zstd.decompress(payload, middle_size, None, None)
+    base = ctx[base_at:]
     if info.version == V2:
-        return middle  # zstd checked its content checksum (frames with a context)
-    out = middle
+        return bytes(middle)  # zstd checked its content checksum (frames with a context)
     if info.base_prefix or info.base_suffix:
         out = b"".join((base[: info.base_prefix], middle, base[len(base) - info.base_suffix :]))
+    else:
+        out = middle if isinstance(middle, bytes) else middle.tobytes()
     if content_hash(out) != info.content_hash:
         raise CorruptFrameError(
             "decoded content fails its content hash: the context RSUs differ from those the frame was made "

@@ -38,7 +38,7 @@ from sigmalang._anchors import AnchorIndex, anchors
 from sigmalang._frame_header import MAGIC, FrameInfo
 from sigmalang._frame_v2 import V2
 from sigmalang._frame_v3 import V3, V3Header, content_hash, parse_v3
-from sigmalang.chunking import chunk_spans, rsu_id
+from sigmalang.chunking import chunk_views, rsu_id, rsu_ids
 from sigmalang.config import SigmaConfig
 from sigmalang.dictionary import Dictionary
 from sigmalang.errors import CorruptFrameError, MissingDictionaryError, MissingRSUError, OutputTooLargeError
@@ -154,9 +154,8 @@ def encode(
         have = _base.read_chunks(store, tenant, previous) if early else {}
         base_parts = [have[s] for s in previous] if have else []
         reused, cut = _base.shared_chunks(data, base_parts, avg_bytes=config.chunk_avg_bytes)
-        spans = [(cut + o, ln) for o, ln in chunk_spans(view[cut:], config)] if chunked else []
-        chunks = [view[o : o + ln] for o, ln in spans]
-        items: list[tuple[bytes, bytes | memoryview]] = [(rsu_id(c), c) for c in chunks]
+        chunks = chunk_views(view[cut:], config) if chunked else []
+        items: list[tuple[bytes, bytes | memoryview]] = list(zip(rsu_ids(chunks), chunks, strict=True))
         base: int | None = None
         if previous:  # the previous message's manifest, stored with this message's chunks (one call)
             listed = _base.manifest(previous)
@@ -247,8 +246,7 @@ def encode(
         base_suffix=suffix if use_base else 0,
         bare=bare is not None,
     )
-    for (seq, _), hashes in zip(new, new_anchors, strict=True):
-        index.add(seq, hashes)
+    index.add_many([seq for seq, _ in new], new_anchors)
 
     # Attribution without compressing the message twice: only the new bytes are compressed alone, at
     # zstd's fastest standard level when the frame used a context or dictionary (an estimate, see
@@ -291,7 +289,7 @@ def encode(
         tokens_out=tokens_out,
         alone=alone,
     )
-    first = len(base_parts[0]) if reused else (spans[0][1] if spans else n)
+    first = len(base_parts[0]) if reused else (len(chunks[0]) if chunks else n)
     return CompressionResult(frame=frame, report=report), _base.Previous.of(data, own, first)
 
 

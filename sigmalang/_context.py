@@ -373,20 +373,25 @@ def decode(
     # through the dictionary built for the frame.
     after = bool(flags & F_BARE) and middle_size > 0 and bool(runs or info.base is not None)
     zdict: _zstd.ContextDict | None = None
-    if flags & F_RAW or after or not (runs or info.base is not None):
-        joined = b"".join(parts)
-        ctx = memoryview(joined)
-        if after and len(joined) < _zstd.context_floor(trained, tables=tables):
+    ctx = memoryview(b"")
+    if after:  # the context is joined into the block's output buffer
+        held = sum(map(len, parts))
+        if held < _zstd.context_floor(trained, tables=tables):
             raise CorruptFrameError("context too short for a zstd dictionary")
+    elif flags & F_RAW or not (runs or info.base is not None):
+        ctx = memoryview(b"".join(parts))
+        held = len(ctx)
     else:
         zdict, ctx = _zstd.context_dict(parts, trained, tables=tables)
         if zdict is None:
             raise CorruptFrameError("context too short for a zstd dictionary")
-    if info.base is not None and info.base_prefix + info.base_suffix > len(ctx) - base_at:
+        held = len(ctx)
+    if info.base is not None and info.base_prefix + info.base_suffix > held - base_at:
         raise CorruptFrameError("base prefix and suffix longer than the base message")
     middle: bytes | memoryview
     if after:
-        middle = _zstd.decompress_after(coded, middle_size, joined, trained)[len(joined) :]
+        whole = _zstd.decompress_after(coded, middle_size, parts, trained)
+        ctx, middle = whole[:held], whole[held:]
     else:
         payload = _zstd.dress_block(coded) if flags & F_BARE else bytes(coded)
         if flags & F_RAW:

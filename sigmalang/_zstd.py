@@ -205,25 +205,26 @@ def _ddict(trained: bytes) -> Any:
 
 
 def decompress_after(
-    bare: bytes | memoryview, size: int, context: bytes, trained: bytes | None
+    bare: bytes | memoryview, size: int, parts: Sequence[bytes | memoryview], trained: bytes | None
 ) -> memoryview:
-    """Decode a `bare_block` payload whose zstd dictionary is `trained` (or none) then `context`.
+    """Decode a `bare_block` payload whose zstd dictionary is `trained` (or none) then `parts` joined.
 
-    The same bytes as `decompress` of the dressed payload with ``context_dict([context], trained)``
+    The same bytes as `decompress` of the dressed payload with ``context_dict(parts, trained)``
     (whole dictionary or its header alone: offsets never reach before the context when only the
     header was used), without building the dictionary's entropy tables again for every frame: they
     come from the dictionary's `ZSTD_DDict`, made once (zstd's block API, ``zstd.h``: a decoding
     context begun with the DDict, the context inserted as an uncompressed block of its history
-    (``ZSTD_insertBlock``), then the block decoded right after it, ``ZSTD_decompressBlock``).
+    (``ZSTD_insertBlock``), then the block decoded right after it, ``ZSTD_decompressBlock``). The
+    context is joined once, into the buffer the block is decoded into.
 
     Args:
         bare: The window descriptor byte and the block's content (`bare_block`).
         size: The exact decoded length, bytes (1 to 128 KiB).
-        context: The frame's context RSUs joined (at least `context_floor` bytes: the caller checks).
+        parts: The frame's context RSUs, in order (at least `context_floor` bytes: the caller checks).
         trained: The frame's dictionary (zstd format), or None (the context is a raw-content one).
 
     Returns:
-        A view of `context` followed by the `size` decoded bytes (one buffer).
+        A view of the context followed by the `size` decoded bytes (one buffer).
 
     Raises:
         CorruptFrameError: The window is above what the streaming decoder accepts, the block does not
@@ -243,9 +244,9 @@ def decompress_after(
         _ok(lib.ZSTD_decompressBegin_usingDDict(dctx, _ddict(trained)), "begin")
     else:
         _ok(lib.ZSTD_decompressBegin(dctx), "begin")
-    held = len(context)
-    out = _alloc("char[]", held + size)
-    _ffi.memmove(out, context, held)
+    whole = bytearray().join([*parts, bytes(size)])  # the context, then room for the block's output
+    held = len(whole) - size
+    out = _ffi.from_buffer(whole)
     lib.ZSTD_insertBlock(dctx, out, held)  # (returns the size given)
     block = _ffi.from_buffer(bare)
     produced = lib.ZSTD_decompressBlock(dctx, out + held, size, block + 1, len(bare) - 1)
@@ -254,7 +255,7 @@ def decompress_after(
         raise CorruptFrameError(f"zstd payload does not decode: {name}")
     if produced != size:
         raise CorruptFrameError(f"payload decodes to {produced} bytes, the recipe needs {size}")
-    return memoryview(_ffi.buffer(out, held + size))
+    return memoryview(whole)
 
 
 def _cache() -> dict[tuple[object, ...], object]:

@@ -95,7 +95,7 @@ def test_a_block_decodes_after_its_context_as_through_the_frames_own_dictionary(
         if bare is None:  # stored as a raw zstd block (noise): such frames go through `decompress`
             assert _zstd.decompress(payload, len(message), zdict, None) == message
             continue
-        whole = _zstd.decompress_after(bare, len(message), joined, trained)
+        whole = _zstd.decompress_after(bare, len(message), parts, trained)
         assert whole.tobytes() == joined + message
         assert _zstd.decompress(_zstd.dress_block(bare), len(message), zdict, None) == message
 
@@ -121,9 +121,11 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     calls: list[int] = []
     real = _zstd.decompress_after
 
-    def counting(bare: bytes | memoryview, size: int, context: bytes, trained: bytes | None) -> memoryview:
+    def counting(
+        bare: bytes | memoryview, size: int, parts: list[bytes], trained: bytes | None
+    ) -> memoryview:
         calls.append(size)
-        return real(bare, size, context, trained)
+        return real(bare, size, parts, trained)
 
     monkeypatch.setattr(_zstd, "decompress_after", counting)
     yield calls
@@ -136,9 +138,11 @@ def test_edited_sessions_decode_byte_for_byte_through_the_block_path(seed: int, 
     calls: list[int] = []
     real = _zstd.decompress_after
 
-    def counting(bare: bytes | memoryview, size: int, context: bytes, trained: bytes | None) -> memoryview:
+    def counting(
+        bare: bytes | memoryview, size: int, parts: list[bytes], trained: bytes | None
+    ) -> memoryview:
         calls.append(size)
-        return real(bare, size, context, trained)
+        return real(bare, size, parts, trained)
 
     codec = SigmaCodec(
         secret=_SECRET, config=sigmalang.SigmaConfig(generic_dictionary=dictionary == "generic")
@@ -173,9 +177,9 @@ def _frame_parts(codec: SigmaCodec, turns: list[bytes]) -> tuple[bytes, bytes, b
     seen: dict[str, object] = {}
     real = _zstd.decompress_after
 
-    def keep(bare: bytes | memoryview, size: int, context: bytes, trained: bytes | None) -> memoryview:
-        seen.update(bare=bytes(bare), size=size, context=context, trained=trained)
-        return real(bare, size, context, trained)
+    def keep(bare: bytes | memoryview, size: int, parts: list[bytes], trained: bytes | None) -> memoryview:
+        seen.update(bare=bytes(bare), size=size, context=b"".join(parts), trained=trained)
+        return real(bare, size, parts, trained)
 
     frames = [codec.compress(m, tenant="t", stream="s").frame for m in turns]
     _zstd.decompress_after = keep
@@ -192,15 +196,15 @@ def test_a_corrupt_block_or_window_is_refused_never_decoded_past_its_size() -> N
     rng = random.Random(5)
     bare, context, trained, size = _frame_parts(SigmaCodec(secret=_SECRET), _session(rng, 3))
     with pytest.raises(CorruptFrameError, match="too much memory"):
-        _zstd.decompress_after(bytes([31 << 3]) + bare[1:], size, context, trained)  # a 2 TiB window
+        _zstd.decompress_after(bytes([31 << 3]) + bare[1:], size, [context], trained)  # a 2 TiB window
     with pytest.raises(CorruptFrameError, match="a zstd block of"):
-        _zstd.decompress_after(bare, 1 << 17 | 1, context, trained)  # more than a block holds
+        _zstd.decompress_after(bare, 1 << 17 | 1, [context], trained)  # more than a block holds
     with pytest.raises(CorruptFrameError, match="decodes to|does not decode"):
-        _zstd.decompress_after(bare, size - 1, context, trained)  # not the size it decodes to
+        _zstd.decompress_after(bare, size - 1, [context], trained)  # not the size it decodes to
     with pytest.raises(CorruptFrameError, match="does not decode"):
-        _zstd.decompress_after(bare[:1] + b"\xff" * (len(bare) - 1), size, context, trained)
+        _zstd.decompress_after(bare[:1] + b"\xff" * (len(bare) - 1), size, [context], trained)
     with pytest.raises(CorruptFrameError, match="without content"):
-        _zstd.decompress_after(bare[:1], size, context, trained)
+        _zstd.decompress_after(bare[:1], size, [context], trained)
 
 
 def test_a_context_shorter_than_the_tables_repeat_offsets_is_refused_as_before() -> None:

@@ -26,6 +26,13 @@ Decoding does not depend on the encoder's match finder: frames of either decode 
 (``ZSTD_CCtx_refPrefix``) the context cost another 7-10% less, but made the frames of
 ``test_speed_identity``'s corpus 1% larger (matches across the prefix's boundary are searched
 differently), so it is not used.
+
+**Decoding one block after its context** (`decompress_after`). A version-3 frame's payload is usually
+one zstd block (`bare_block`). Loading "dictionary, then context" as a new dictionary for each frame
+rebuilt the dictionary's Huffman and FSE tables every time; instead the block is decoded with zstd's
+block API after a decoding context begun with the dictionary's `ZSTD_DDict` (built once per
+dictionary, shared by threads) and the context inserted as history: the same bytes at the same
+distances, 2.3-3x less time per frame on the benchmark draws (`docs/sigmalang.md`, round 8).
 """
 
 from __future__ import annotations

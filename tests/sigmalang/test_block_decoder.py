@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from hypothesis import given, settings
@@ -115,9 +116,9 @@ def _session(rng: random.Random, turns: int) -> list[bytes]:
     return out
 
 
-@pytest.fixture
-def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """How many frames `decompress_after` decoded (the fast path is taken, not only correct)."""
+@contextmanager
+def _block_decodes() -> Iterator[list[int]]:
+    """The sizes `decompress_after` decodes meanwhile (the fast path is taken, not only correct)."""
     calls: list[int] = []
     real = _zstd.decompress_after
 
@@ -127,23 +128,17 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
         calls.append(size)
         return real(bare, size, parts, trained)
 
-    monkeypatch.setattr(_zstd, "decompress_after", counting)
-    yield calls
+    _zstd.decompress_after = counting
+    try:
+        yield calls
+    finally:
+        _zstd.decompress_after = real
 
 
 @settings(max_examples=15)
 @given(seed=st.integers(0, 2**32 - 1), dictionary=st.sampled_from(["trained", "generic", "none"]))
 def test_edited_sessions_decode_byte_for_byte_through_the_block_path(seed: int, dictionary: str) -> None:
     rng = random.Random(seed)
-    calls: list[int] = []
-    real = _zstd.decompress_after
-
-    def counting(
-        bare: bytes | memoryview, size: int, parts: list[bytes], trained: bytes | None
-    ) -> memoryview:
-        calls.append(size)
-        return real(bare, size, parts, trained)
-
     codec = SigmaCodec(
         secret=_SECRET, config=sigmalang.SigmaConfig(generic_dictionary=dictionary == "generic")
     )
@@ -151,25 +146,23 @@ def test_edited_sessions_decode_byte_for_byte_through_the_block_path(seed: int, 
         codec.dictionaries.add(sigmalang.Dictionary(_TRAINED), tenant="t")
     sessions = [_session(rng, rng.randint(2, 5)) for _ in range(3)]
     frames = [(codec.compress(m, tenant="t", stream=i).frame, m) for i, s in enumerate(sessions) for m in s]
-    original, _zstd.decompress_after = _zstd.decompress_after, counting
-    try:
+    with _block_decodes() as calls:
         for frame, message in frames:
             assert codec.decompress(frame, tenant="t") == message
-    finally:
-        _zstd.decompress_after = original
     headers = [parse_v3(memoryview(f), codec.key("t")) for f, _ in frames]
     bare = [h for h in headers if h.flags & F_BARE and h.context]  # one block, with a context
     assert bare  # the sessions' later turns are coded against their previous one
     assert len(calls) == len(bare)
 
 
-def test_a_session_takes_the_block_path(counted: list[int]) -> None:
+def test_a_session_takes_the_block_path() -> None:
     rng = random.Random(11)
     codec = SigmaCodec(secret=_SECRET)
     turns = _session(rng, 6)
     frames = [codec.compress(m, tenant="t", stream="s").frame for m in turns]
-    assert [codec.decompress(f, tenant="t") for f in frames] == turns
-    assert len(counted) >= 4  # every turn after the first has its previous one as context
+    with _block_decodes() as calls:
+        assert [codec.decompress(f, tenant="t") for f in frames] == turns
+    assert len(calls) >= 4  # every turn after the first has its previous one as context
 
 
 def _frame_parts(codec: SigmaCodec, turns: list[bytes]) -> tuple[bytes, bytes, bytes, int]:

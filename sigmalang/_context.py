@@ -371,7 +371,9 @@ def decode(
     # One compressed block (BARE, nearly every frame with a context) is decoded right after the context
     # in one buffer, the dictionary's entropy tables made once (`_zstd.decompress_after`); other frames
     # through the dictionary built for the frame.
-    after = bool(flags & F_BARE) and middle_size > 0 and bool(runs or info.base is not None)
+    after = (
+        _zstd.BLOCK_API and bool(flags & F_BARE) and middle_size > 0 and bool(runs or info.base is not None)
+    )
     zdict: _zstd.ContextDict | None = None
     ctx = memoryview(b"")
     if after:  # the context is joined into the block's output buffer

@@ -184,6 +184,9 @@ _ddicts_lock = threading.Lock()
 _MAX_DDICTS = 64
 _WINDOW_LOG_MAX = 27  # the streaming decoder's default limit (ZSTD_WINDOWLOG_LIMIT_DEFAULT)
 _BLOCK_MAX = 1 << 17  # ZSTD_BLOCKSIZE_MAX
+# zstd 1.5.6 marked its block API deprecated (still exported by the pinned zstandard's libzstd); a libzstd
+# without it decodes every frame through a dictionary built for the frame instead.
+BLOCK_API: bool = hasattr(_lib, "ZSTD_decompressBlock") and hasattr(_lib, "ZSTD_insertBlock")
 
 
 def _ddict(trained: bytes) -> Any:

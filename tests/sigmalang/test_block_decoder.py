@@ -165,6 +165,20 @@ def test_a_session_takes_the_block_path() -> None:
     assert len(calls) >= 4  # every turn after the first has its previous one as context
 
 
+def test_without_the_block_api_every_frame_decodes_through_its_own_dictionary(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A libzstd without the (deprecated-marked) block API: the same bytes, never the block path."""
+    rng = random.Random(13)
+    codec = SigmaCodec(secret=_SECRET)
+    turns = _session(rng, 6)
+    frames = [codec.compress(m, tenant="t", stream="s").frame for m in turns]
+    monkeypatch.setattr(_zstd, "BLOCK_API", False)
+    with _block_decodes() as calls:
+        assert [codec.decompress(f, tenant="t") for f in frames] == turns
+    assert calls == []
+
+
 def _frame_parts(codec: SigmaCodec, turns: list[bytes]) -> tuple[bytes, bytes, bytes, int]:
     """The last turn's bare payload, its context joined and its dictionary, as the decoder sees them."""
     seen: dict[str, object] = {}

@@ -15,17 +15,18 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Sized
-from dataclasses import dataclass
+from typing import Protocol
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from agents._localrequest import find as find_endpoint
+from agents._message import Message, to_message
 from agents._natsfast import WriteTurn, publish, publish_block, send_now
 from agents.errors import DeadlineExceededError, NoRespondersError
 from agents.natsheaders import parse_header_lines
 
-__all__ = ("REPLY_SUFFIX", "Inbox", "Message", "Timers", "to_message")
+__all__ = ("REPLY_SUFFIX", "HeaderSource", "Inbox", "Message", "Timers", "to_message")
 
 REPLY_SUFFIX = ".r"
 """What an inbox's request reply subject adds to the inbox: ``<inbox>.r`` (:meth:`Inbox.request`; an agent
@@ -34,41 +35,19 @@ answers a caller in the same process directly only there, :mod:`agents._localinb
 _NO_RESPONDERS = "503"
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """A received NATS message.
+class HeaderSource(Protocol):
+    """A request's headers in both forms, each made only if needed (``orchestrator.CallContext``).
 
-    Attributes:
-        subject: Subject it was published on.
-        data: Payload bytes.
-        headers: NATS headers (empty dict when none).
-        reply: Reply subject, or ``""``.
+    :meth:`Inbox.request` writes :meth:`header_block` for a request that goes over NATS, and hands
+    :meth:`header_fields` to an endpoint in this process (:mod:`agents._localrequest`) instead of writing the
+    block and parsing it straight back.
     """
 
-    subject: str
-    data: bytes
-    headers: dict[str, str]
-    reply: str
+    def header_block(self) -> bytes:
+        """The header block (``agents.natsheaders.header_block``'s bytes)."""
 
-
-def to_message(msg: Msg) -> Message:
-    """nats-py's message as a :class:`Message`.
-
-    Built through the slots' own setters: the frozen dataclass's ``__init__`` sets each field through
-    ``object.__setattr__`` (about three times the cost), and every message received makes one.
-    """
-    message: Message = _new(Message)
-    _SET_SUBJECT(message, msg.subject)
-    _SET_DATA(message, msg.data)
-    _SET_HEADERS(message, msg.headers or {})
-    _SET_REPLY(message, msg.reply or "")
-    return message
-
-
-_new = object.__new__
-_SET_SUBJECT, _SET_DATA, _SET_HEADERS, _SET_REPLY = (
-    vars(Message)[name].__set__ for name in ("subject", "data", "headers", "reply")
-)
+    def header_fields(self) -> dict[str, str]:
+        """A new dict equal to ``parse_header_lines`` of :meth:`header_block`'s lines (after ``NATS/1.0``)."""
 
 
 class Timers:
@@ -180,9 +159,9 @@ class Inbox:
         self._turn = turn
         self._calls = calls
         self.subject = subject
-        self._queue: deque[Msg | BaseException] = deque()  # put_error's errors among the messages
+        self._queue: deque[Msg | Message | BaseException] = deque()  # put_error's errors among the messages
         self._reply_subject = subject + REPLY_SUFFIX
-        self._reply: Msg | None = None
+        self._reply: Msg | Message | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._sink: Callable[[bytes], bool] | None = None
         self.pushed = 0
@@ -205,7 +184,8 @@ class Inbox:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _deliver(self, msg: Msg) -> None:
+    def _deliver(self, msg: Msg | Message) -> None:
+        """Take a message (nats-py's from the reader, or a :class:`Message` handed over in this process)."""
         if msg.subject == self._reply_subject:
             self._reply = msg
         else:
@@ -252,7 +232,12 @@ class Inbox:
         return to_message(msg)
 
     def _send_local(
-        self, subject: str, data: bytes, block: bytes | None, headers: dict[str, str] | None
+        self,
+        subject: str,
+        data: bytes,
+        block: bytes | None,
+        headers: dict[str, str] | None,
+        source: HeaderSource | None,
     ) -> bool:
         """Hand a request to ``subject``'s endpoint if it is an instance's direct one in this process.
 
@@ -261,9 +246,11 @@ class Inbox:
         endpoint = find_endpoint(subject)
         if endpoint is None or len(data) > self._nc.max_payload:
             return False
-        if block is not None:  # the lines after NATS/1.0, as nats-py's reader parses them (a new dict)
+        if source is not None:  # what the reader would parse from its block (a new dict)
+            parsed = source.header_fields()
+        elif block is not None:  # the lines after NATS/1.0, as nats-py's reader parses them (a new dict)
             parsed = parse_header_lines(block.partition(b"\r\n")[2])
-        else:  # a copy: the agent's Msg must not share the caller's dict
+        else:  # a copy: the agent's Message must not share the caller's dict
             parsed = dict(headers or {})
         return endpoint.deliver(data, self._reply_subject, parsed)
 
@@ -274,6 +261,7 @@ class Inbox:
         *,
         headers: dict[str, str] | None = None,
         block: bytes | None = None,
+        source: HeaderSource | None = None,
         timeout_s: float,
     ) -> Message:
         """Send a request with this inbox as the reply subject and wait for its reply.
@@ -286,7 +274,8 @@ class Inbox:
             data: The payload.
             headers: NATS headers, or
             block: the header block already built (``agents.natsheaders.header_block``'s bytes; wins
-                over ``headers``).
+                over ``headers``), or
+            source: the headers in both forms, each made only when needed (wins over both).
             timeout_s: How long to wait for the reply, in seconds.
 
         Raises:
@@ -300,14 +289,17 @@ class Inbox:
         if not nc.is_connected:  # reconnecting: answer now instead of buffering until the timeout
             raise NoRespondersError(f"NATS is not connected (request to {subject} not sent)")
         self._reply = None
-        if self._local_requests and self._send_local(subject, data, block, headers):
+        if self._local_requests and self._send_local(subject, data, block, headers, source):
             pass  # handed to the endpoint in this process: the reply comes to this inbox as from the wire
-        elif block is not None:
-            turn = self._turn if len(self._calls) <= 1 else None  # the only call: no flusher round
-            if not send_now(nc, subject, data, self._reply_subject, block, turn):
-                await publish_block(nc, subject, self._reply_subject, block, data)
         else:
-            await publish(nc, subject, data, headers, self._reply_subject)
+            if source is not None:
+                block = source.header_block()
+            if block is not None:
+                turn = self._turn if len(self._calls) <= 1 else None  # the only call: no flusher round
+                if not send_now(nc, subject, data, self._reply_subject, block, turn):
+                    await publish_block(nc, subject, self._reply_subject, block, data)
+            else:
+                await publish(nc, subject, data, headers, self._reply_subject)
         if self._reply is None:
             deadline = time.monotonic() + timeout_s
             while self._reply is None:

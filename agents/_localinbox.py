@@ -6,8 +6,9 @@ is a bus's wildcard inbox subscription (``<prefix>.>``) as seen from the same pr
 :class:`agents.messaging.Bus` registers it here when it starts its inboxes and unregisters it when it
 closes (:func:`register`), and an agent finds the caller's inbox by the reply subject of a request it
 received (:func:`find`) and delivers its accept, chunks and ``End``/``Error`` to it directly
-(:meth:`LocalInbox.deliver`): the caller's ``Bus._demux`` → ``Inbox._deliver`` gets a ``Msg`` as the
-reader would have built it (no headers: an agent's answers carry none), so the queue, push sink, reply
+(:meth:`LocalInbox.deliver`): the caller's ``Bus._demux`` → ``Inbox._deliver`` gets the
+:class:`~agents._message.Message` the inbox would have made of the reader's ``Msg`` (no headers: an agent's
+answers carry none), without a ``Msg`` first, so the queue, push sink, reply
 slot and waiter behave as before, and a message for an inbox already closed is dropped as before.
 
 Only answers take this path (a request still goes over NATS: queue groups, failover, discovery), and only
@@ -29,11 +30,9 @@ import asyncio
 from collections.abc import Callable
 
 import structlog
-from nats.aio.client import Client
-from nats.aio.msg import Msg
 
 from agents._inbox import REPLY_SUFFIX
-from agents._natsfast import reader_msg
+from agents._message import Message, new_message
 
 __all__ = ("LocalInbox", "delivered", "find", "register")
 
@@ -62,18 +61,14 @@ class LocalInbox:
 
     Args:
         prefix: The subscription's prefix (it receives ``<prefix>.>``).
-        nc: The receiving connection (the ``Msg``'s client, as the reader gives it).
-        sid: The subscription's id.
         demux: Takes each message, as the subscription's reader callback does (``Bus._demux``).
     """
 
-    __slots__ = ("_demux", "_loop", "_nc", "_sid", "prefix")
+    __slots__ = ("_demux", "_loop", "prefix")
 
-    def __init__(self, prefix: str, nc: Client, sid: int, demux: Callable[[Msg], None]) -> None:
+    def __init__(self, prefix: str, demux: Callable[[Message], None]) -> None:
         self.prefix = prefix
-        self._nc = nc
-        self._sid = sid
-        self._demux: Callable[[Msg], None] | None = demux
+        self._demux: Callable[[Message], None] | None = demux
         self._loop = asyncio.get_running_loop()
 
     @property
@@ -98,20 +93,19 @@ class LocalInbox:
         demux = self._demux
         if demux is None:
             return
-        msg = reader_msg(self._nc, self._sid, subject, "", data, None)
         _DELIVERED.value += 1
         try:
-            demux(msg)
+            demux(new_message(subject, data, {}, ""))
         except Exception:
             log.exception("local delivery failed", subject=subject)
 
 
-def register(prefix: str, nc: Client, sid: int, demux: Callable[[Msg], None]) -> LocalInbox:
+def register(prefix: str, demux: Callable[[Message], None]) -> LocalInbox:
     """Make a bus's inbox subscription ``<prefix>.>`` reachable by :func:`find`; :meth:`LocalInbox.close` it.
 
     Must be called in the event loop the bus runs in.
     """
-    box = _INBOXES[prefix] = LocalInbox(prefix, nc, sid, demux)
+    box = _INBOXES[prefix] = LocalInbox(prefix, demux)
     return box
 
 

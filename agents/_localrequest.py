@@ -11,10 +11,10 @@ instance) whose endpoint lives in this process and event loop. Nothing else chan
 - The choice of instance is the router's, as before; the agent's shared subject (its queue group, where
   NATS picks among the replicas of every process) always goes over NATS, as do cancels, heartbeats,
   ``$SRV`` and requests to instances in other processes.
-- The endpoint gets a ``Msg`` as nats-py's reader builds one (subject, reply subject, payload, headers)
-  through the same :class:`agents.natsdelivery.DirectDelivery` (the agent's accept path, its
-  ``$SRV.STATS`` counters, its answers), so the agent checks headers, scopes and input exactly as for a
-  request from the wire.
+- The endpoint gets the :class:`~agents._message.Message` (subject, reply subject, payload, headers) it
+  would have made of the ``Msg`` nats-py's reader builds, through the same
+  :class:`agents.natsdelivery.DirectDelivery` (the agent's accept path, its ``$SRV.STATS`` counters, its
+  answers), so the agent checks headers, scopes and input exactly as for a request from the wire.
 - Only a bus whose NATS role may publish to agent subjects (``Bus.local_requests``: the API's and the
   composers', never the plain agent role's) sends this way, so a request goes locally only where
   nats-server would have let it through; the sender's connection must be up and the payload within the
@@ -33,9 +33,8 @@ from collections.abc import Callable
 
 import structlog
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 
-from agents._natsfast import reader_msg
+from agents._message import Message, new_message
 
 __all__ = ("LocalEndpoint", "find", "register", "requests_delivered")
 
@@ -64,18 +63,16 @@ class LocalEndpoint:
 
     Args:
         subject: The endpoint's subject.
-        nc: The agent's connection (the ``Msg``'s client, as the reader gives it).
-        sid: The endpoint subscription's id.
-        deliver: Takes each request as nats-py's reader hands it over (``DirectDelivery.deliver``).
+        nc: The agent's connection (a request is taken only while it is up).
+        deliver: Takes each request as the endpoint's reader path does (``DirectDelivery.deliver_message``).
     """
 
-    __slots__ = ("_deliver", "_loop", "_nc", "_sid", "subject")
+    __slots__ = ("_deliver", "_loop", "_nc", "subject")
 
-    def __init__(self, subject: str, nc: Client, sid: int, deliver: Callable[[Msg], None]) -> None:
+    def __init__(self, subject: str, nc: Client, deliver: Callable[[Message], None]) -> None:
         self.subject = subject
         self._nc = nc
-        self._sid = sid
-        self._deliver: Callable[[Msg], None] | None = deliver
+        self._deliver: Callable[[Message], None] | None = deliver
         self._loop = asyncio.get_running_loop()
 
     def close(self) -> None:
@@ -92,21 +89,20 @@ class LocalEndpoint:
         deliver = self._deliver
         if deliver is None or not self._nc.is_connected:
             return False
-        msg = reader_msg(self._nc, self._sid, self.subject, reply, data, headers)
         _DELIVERED.value += 1
         try:
-            deliver(msg)
+            deliver(new_message(self.subject, data, headers, reply))
         except Exception:
             log.exception("local request failed", subject=self.subject)
         return True
 
 
-def register(subject: str, nc: Client, sid: int, deliver: Callable[[Msg], None]) -> LocalEndpoint:
+def register(subject: str, nc: Client, deliver: Callable[[Message], None]) -> LocalEndpoint:
     """Make an instance's direct endpoint reachable by :func:`find`; :meth:`LocalEndpoint.close` it.
 
     Must be called in the event loop the endpoint's connection runs in.
     """
-    endpoint = _ENDPOINTS[subject] = LocalEndpoint(subject, nc, sid, deliver)
+    endpoint = _ENDPOINTS[subject] = LocalEndpoint(subject, nc, deliver)
     return endpoint
 
 

@@ -14,7 +14,6 @@ import anyio
 import nats.errors
 import structlog
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import EndpointConfig, EndpointStats, Service, ServiceConfig
@@ -68,15 +67,12 @@ async def micro_service(
         # nats.micro's Request keeps the reply subject to itself; the handler may answer it later.
         # Read from its message directly: Request's properties cost a call each on every request.
         try:
-            reply = on_request(request._msg)
+            reply = handler(to_message(request._msg))
         except AgentError as exc:
             await request.respond_error(exc.code, exc.message)
             return
         if reply is not None:
             await request.respond(reply)
-
-    def on_request(raw: Msg) -> bytes | None:
-        return handler(to_message(raw))
 
     def stats(_: EndpointStats) -> dict[str, Any]:
         return stats_data()
@@ -117,10 +113,10 @@ async def micro_service(
             )
             local: LocalEndpoint | None = None
             for added in svc._endpoints:
-                deliver = deliver_directly(nc, added, on_request, later)
+                deliver = deliver_directly(nc, added, handler, later)
                 sub = added._subscription
                 if sub is not None and sub.subject == direct:
-                    local = register_local(direct, nc, sub._id, deliver)
+                    local = register_local(direct, nc, deliver)
             try:
                 yield svc.id
             finally:

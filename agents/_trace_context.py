@@ -82,6 +82,8 @@ def start_child(
     """
     if parent is None:
         parent = otel_context.get_current()
+        if not parent:  # an empty context holds no span (most untraced work): no look-ups
+            return INVALID_SPAN
     ctx = trace.get_current_span(parent).get_span_context()
     if not (ctx.is_valid and ctx.trace_flags.sampled):
         return INVALID_SPAN

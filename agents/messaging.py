@@ -181,7 +181,7 @@ class Bus:
         async with self.inbox() as box:
             return await box.request(subject, data, headers=headers, timeout_s=timeout_s)
 
-    def _demux(self, msg: Msg) -> None:
+    def _demux(self, msg: Msg | Message) -> None:
         key = msg.subject[len(self._inbox_prefix) + 1 :].partition(".")[0]
         box = self._inboxes.get(key)
         if box is not None:  # else: a late message for a finished call
@@ -206,7 +206,7 @@ class Bus:
                     await flush_in_order(self._nc, _INBOX_FLUSH_TIMEOUT_S)
                 self._inbox_sub = sub
                 self._inbox_prefix = prefix
-                self._local = register(prefix, self._nc, sub._id, self._demux)
+                self._local = register(prefix, self._demux)
 
     async def open_inbox(self) -> Inbox:
         """A fresh inbox (a token under this bus's wildcard subscription); :meth:`close_inbox` it after use.

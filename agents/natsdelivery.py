@@ -31,6 +31,7 @@ from nats.aio.msg import Msg
 from nats.micro.request import ERROR_CODE_HEADER, ERROR_HEADER
 from nats.micro.service import Endpoint
 
+from agents._message import Message, to_message
 from agents._natsfast import deliver_from_reader, publish_now
 from agents.errors import AgentError
 
@@ -48,8 +49,9 @@ class DirectDelivery:
     Args:
         nc: The connection.
         endpoint: The nats.micro endpoint whose counters to keep.
-        handler: Takes the request; returns the reply payload, or ``None`` if it answers later itself;
-            raises :class:`AgentError` for an error answer (nats.micro's error headers).
+        handler: Takes the request (as a :class:`~agents._message.Message`); returns the reply payload, or
+            ``None`` if it answers later itself; raises :class:`AgentError` for an error answer (nats.micro's
+            error headers).
         later: Publishes an answer :func:`publish_now` could not queue.
     """
 
@@ -59,7 +61,7 @@ class DirectDelivery:
         self,
         nc: Client,
         endpoint: Endpoint,
-        handler: Callable[[Msg], bytes | None],
+        handler: Callable[[Message], bytes | None],
         later: Later,
     ) -> None:
         self._nc = nc
@@ -69,6 +71,13 @@ class DirectDelivery:
 
     def deliver(self, msg: Msg) -> None:
         """Handle ``msg`` now and answer it (called by nats-py's reader through the subscription's queue)."""
+        self.deliver_message(to_message(msg))
+
+    def deliver_message(self, msg: Message) -> None:
+        """:meth:`deliver` of a request that is a :class:`~agents._message.Message` already.
+
+        For a request handed over in this process (:mod:`agents._localrequest`), without a ``Msg``.
+        """
         endpoint = self._endpoint
         started = time.perf_counter_ns()
         endpoint._num_requests += 1
@@ -91,17 +100,18 @@ class DirectDelivery:
 
 
 def deliver_directly(
-    nc: Client, endpoint: Endpoint, handler: Callable[[Msg], bytes | None], later: Later
-) -> Callable[[Msg], None]:
+    nc: Client, endpoint: Endpoint, handler: Callable[[Message], bytes | None], later: Later
+) -> Callable[[Message], None]:
     """Have ``endpoint``'s requests handled by ``handler`` from nats-py's reader (see the module docs).
 
     Returns:
-        What the reader calls with each request (:meth:`DirectDelivery.deliver`), for a caller in this
-        process to hand it requests the same way (:mod:`agents._localrequest`).
+        What the reader's path calls with each request once it is a :class:`~agents._message.Message`
+        (:meth:`DirectDelivery.deliver_message`), for a caller in this process to hand it requests the
+        same way without a ``Msg`` (:mod:`agents._localrequest`).
     """
     sub = endpoint._subscription
     if sub is None:
         raise RuntimeError("the endpoint is not subscribed")
-    deliver = DirectDelivery(nc, endpoint, handler, later).deliver
-    deliver_from_reader(sub, deliver)
-    return deliver
+    delivery = DirectDelivery(nc, endpoint, handler, later)
+    deliver_from_reader(sub, delivery.deliver)
+    return delivery.deliver_message

@@ -10,7 +10,10 @@ Draws (as in `benchmarks/sigmalang.py`): ``default`` (rag corpus, seed 7), ``sho
 seed 23, 8 tenants x 3 sessions of 2-6 turns), ``window`` (window corpus, seed 5, 5 x 5 sessions).
 Codec: ΣLANG with a trained dictionary (the benchmark's first ΣLANG row), memory or disk store.
 ``--read-reports`` also reads every report's savings inside the timed loop, as the service does (a
-codec that measures the attribution when it is first read pays for it there). ``--frames-may-differ``
+codec that measures the attribution when it is first read pays for it there). ``--passes N`` times N
+passes in each process, each with a new codec and store (the same frames), and keeps the fastest of
+each: a pass of the window draw's decoding is ~10 ms, which one preemption on a loaded machine moves
+by half. ``--frames-may-differ``
 is for a deliberate change of the encoder: the frames are then not required to match, and the table
 gives both checkouts' ratios (every frame of both is still decoded and compared with its message).
 
@@ -54,7 +57,7 @@ def _sessions(draw: str) -> tuple[list[tuple[str, str, bytes]], list[bytes]]:
     return items, [m for s in training for m in s.turns]
 
 
-def _worker(draw: str, store_kind: str, cache: str, read_reports: str = "0") -> None:
+def _worker(draw: str, store_kind: str, cache: str, read_reports: str = "0", passes: str = "1") -> None:
     here = str(Path(__file__).resolve().parent)  # sys.path[0] when run as a script: its sigmalang.py
     sys.path[:] = [p for p in sys.path if p and str(Path(p).resolve()) != here]
     import sigmalang
@@ -69,37 +72,43 @@ def _worker(draw: str, store_kind: str, cache: str, read_reports: str = "0") -> 
         dump = {"items": [(t, s, m.hex()) for t, s, m in items], "training": [m.hex() for m in training]}
         saved.write_text(json.dumps(dump))
     dictionary = sigmalang.train_dictionary(training)
-    with tempfile.TemporaryDirectory() as tmp:
-        store = sigmalang.DiskRSUStore(Path(tmp) / "rsu.db") if store_kind == "disk" else None
-        codec = sigmalang.SigmaCodec(store=store, secret=_SECRET)
-        if dictionary is not None:
-            codec.dictionaries.add(dictionary)
-        total = sum(len(m) for _, _, m in items)
-        t0 = time.process_time()
-        results = [codec.compress(m, tenant=t, stream=s) for t, s, m in items]
-        if read_reports == "1":
-            saved = sum(
-                r.report.dedup_saved + r.report.entropy_saved + r.report.dictionary_saved for r in results
-            )
-        t1 = time.process_time()
-        frames = [r.frame for r in results]
-        out = [codec.decompress(f, tenant=t) for f, (t, _, _) in zip(frames, items, strict=True)]
-        t2 = time.process_time()
-        if store is not None:
-            store.close()
-    if out != [m for _, _, m in items]:
-        raise SystemExit("round trip failed")
-    if read_reports == "1" and saved != sum(
-        r.report.bytes_in - r.report.bytes_out + r.report.framing for r in results
-    ):
-        raise SystemExit("attribution does not add up")
-    digest = hashlib.sha256(b"".join(hashlib.sha256(f).digest() for f in frames)).hexdigest()
+    total = sum(len(m) for _, _, m in items)
+    best_c = best_d = float("inf")
+    digests = set()
+    for _ in range(int(passes)):  # each pass a new store and codec: the same frames, timed again
+        with tempfile.TemporaryDirectory() as tmp:
+            store = sigmalang.DiskRSUStore(Path(tmp) / "rsu.db") if store_kind == "disk" else None
+            codec = sigmalang.SigmaCodec(store=store, secret=_SECRET)
+            if dictionary is not None:
+                codec.dictionaries.add(dictionary)
+            t0 = time.process_time()
+            results = [codec.compress(m, tenant=t, stream=s) for t, s, m in items]
+            if read_reports == "1":
+                saved = sum(
+                    r.report.dedup_saved + r.report.entropy_saved + r.report.dictionary_saved for r in results
+                )
+            t1 = time.process_time()
+            frames = [r.frame for r in results]
+            out = [codec.decompress(f, tenant=t) for f, (t, _, _) in zip(frames, items, strict=True)]
+            t2 = time.process_time()
+            if store is not None:
+                store.close()
+        if out != [m for _, _, m in items]:
+            raise SystemExit("round trip failed")
+        if read_reports == "1" and saved != sum(
+            r.report.bytes_in - r.report.bytes_out + r.report.framing for r in results
+        ):
+            raise SystemExit("attribution does not add up")
+        best_c, best_d = min(best_c, t1 - t0), min(best_d, t2 - t1)
+        digests.add(hashlib.sha256(b"".join(hashlib.sha256(f).digest() for f in frames)).hexdigest())
+    if len(digests) != 1:
+        raise SystemExit("passes made different frames")
     print(
         json.dumps(
             {
-                "compress": total / (t1 - t0) / 1e6,
-                "decode": total / (t2 - t1) / 1e6,
-                "frames": digest,
+                "compress": total / best_c / 1e6,
+                "decode": total / best_d / 1e6,
+                "frames": digests.pop(),
                 "bytes_in": total,
                 "bytes_out": sum(map(len, frames)),
             }
@@ -107,12 +116,23 @@ def _worker(draw: str, store_kind: str, cache: str, read_reports: str = "0") -> 
     )
 
 
-def _run(tree: Path, draw: str, store_kind: str, cache: str, read_reports: bool) -> dict[str, float | str]:
+def _run(
+    tree: Path, draw: str, store_kind: str, cache: str, read_reports: bool, passes: int
+) -> dict[str, float | str]:
     # Run as a script: sys.path[0] is this directory, so `sigmalang` (and the corpus builders) come
     # from `tree`, first on PYTHONPATH.
     env = dict(os.environ, PYTHONPATH=str(tree), HF_HUB_OFFLINE="1")
     got = subprocess.run(  # noqa: S603 - our own interpreter on our own script
-        [sys.executable, __file__, "--worker", draw, store_kind, cache, "1" if read_reports else "0"],
+        [
+            sys.executable,
+            __file__,
+            "--worker",
+            draw,
+            store_kind,
+            cache,
+            "1" if read_reports else "0",
+            str(passes),
+        ],
         env=env,
         cwd=tree,
         capture_output=True,
@@ -135,7 +155,13 @@ def main() -> None:
         "--frames-may-differ", action="store_true", help="a deliberate encoder change: compare ratios instead"
     )
     parser.add_argument(
-        "--worker", nargs=4, metavar=("DRAW", "STORE", "CACHE", "READ"), help=argparse.SUPPRESS
+        "--passes",
+        type=int,
+        default=1,
+        help="passes per process (each with a new codec and store); the fastest is kept",
+    )
+    parser.add_argument(
+        "--worker", nargs=5, metavar=("DRAW", "STORE", "CACHE", "READ", "PASSES"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     if args.worker:
@@ -157,7 +183,7 @@ def main() -> None:
             got: dict[str, list[dict[str, float | str]]] = {"baseline": [], "branch": []}
             for _ in range(args.runs):
                 for name, tree in trees.items():
-                    got[name].append(_run(tree, draw, store_kind, cache, args.read_reports))
+                    got[name].append(_run(tree, draw, store_kind, cache, args.read_reports, args.passes))
             med = {
                 name: (
                     statistics.median(float(r["compress"]) for r in runs),

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.natsheaders import header_block
+from agents.natsheaders import header_block, parse_header_lines
 from agents.protocol import (
     DEFAULT_TENANT,
     HEADER_DEADLINE,
@@ -39,7 +39,7 @@ def new_id() -> str:
         return _ids.pop()
     except IndexError:
         pool = os.urandom(_ID_HEX // 2 * _ID_BATCH).hex()
-        _ids.extend(pool[i : i + _ID_HEX] for i in range(0, len(pool), _ID_HEX))
+        _ids.extend([pool[i : i + _ID_HEX] for i in range(0, len(pool), _ID_HEX)])
         return _ids.pop()
 
 
@@ -52,6 +52,12 @@ def _fixed_block(scopes: frozenset[str], tenant: str) -> bytes:
     return header_block(headers)[: -len(_CRLF)]  # without the empty line that ends the block
 
 
+@functools.lru_cache(maxsize=256)  # as _fixed_block: its lines as the agent's reader parses them
+def _fixed_fields(scopes: frozenset[str], tenant: str) -> dict[str, str]:
+    """:func:`_fixed_block` as ``parse_header_lines`` reads it (copy it: the dict is shared)."""
+    return parse_header_lines(_fixed_block(scopes, tenant).partition(_CRLF)[2])
+
+
 _CRLF = b"\r\n"
 _LINE_BREAKS = str.maketrans({"\r": " ", "\n": " "})
 
@@ -61,6 +67,14 @@ def _value(value: str) -> str:
     if "\r" in value or "\n" in value:
         value = value.translate(_LINE_BREAKS)
     return value.strip()
+
+
+def _field(value: str) -> str:
+    """A header value as the reader parses it back from :func:`_value`'s bytes (ASCII: the same string)."""
+    value = _value(value)
+    if not value.isascii():  # as written and decoded: errors and replacements included
+        value = value.encode().decode("utf-8", "replace")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +172,23 @@ class CallContext:
         if self.idempotency_key:
             lines += f"{HEADER_IDEMPOTENCY_KEY}: {_value(self.idempotency_key)}\r\n"
         return b"%b%b\r\n" % (_fixed_block(self.scopes, self.tenant), lines.encode())
+
+    def header_fields(self) -> dict[str, str]:
+        """What the agent's reader parses out of :meth:`header_block`, without writing and parsing it.
+
+        A new dict equal to ``agents.natsheaders.parse_header_lines`` of the block's lines (a property test
+        compares them): for a request handed to an agent in this process (``agents._localrequest``), which
+        then checks exactly the headers it would have read from the wire. A value that cannot be written as
+        UTF-8 raises ``UnicodeEncodeError`` here too, as :meth:`header_block` does.
+        """
+        fields = _fixed_fields(self.scopes, self.tenant).copy()
+        fields[HEADER_REQUEST_ID] = _field(self.request_id)
+        fields[HEADER_DEADLINE] = repr(self.deadline)
+        if self.trace_id and self.trace_id != self.request_id:
+            fields[HEADER_TRACE_ID] = _field(self.trace_id)
+        if self.idempotency_key:
+            fields[HEADER_IDEMPOTENCY_KEY] = _field(self.idempotency_key)
+        return fields
 
 
 _new = object.__new__

@@ -93,7 +93,8 @@ def _accepted(reply: Message, agent: str) -> tuple[str, Chunk | End | Error | No
     try:
         envelope, attachment = split_attachment(reply.data)
         if envelope.startswith(_STREAM_MESSAGE):  # the common case: read straight into the model
-            return "", _with_attachment(_validate_stream(envelope), attachment)
+            event = _validate_stream(envelope)
+            return "", event if attachment is None else _with_attachment(event, attachment)
         data = pydantic_core.from_json(envelope)
         if isinstance(data, dict) and "type" in data:
             return "", _with_attachment(stream_message_adapter.validate_python(data), attachment)
@@ -246,11 +247,13 @@ class AgentCall:
                     }
                 )
                 block = header_block({**ctx.headers(), TRACEPARENT: traceparent(span)})
-            else:
-                block = ctx.header_block()
-            reply = await box.request(  # the accept comes to the same inbox as the stream
-                subject, body, block=block, timeout_s=min(accept_timeout_s, ctx.remaining_s())
-            )
+                reply = await box.request(  # the accept comes to the same inbox as the stream
+                    subject, body, block=block, timeout_s=min(accept_timeout_s, ctx.remaining_s())
+                )
+            else:  # the block is written only if the request goes over NATS
+                reply = await box.request(
+                    subject, body, source=ctx, timeout_s=min(accept_timeout_s, ctx.remaining_s())
+                )
             self.instance, self._event = _accepted(reply, agent)
         except BaseException as exc:
             _end(span, exc)
@@ -270,7 +273,7 @@ class AgentCall:
         if not isinstance(event, End) or event.seq != self._expected:
             return None
         self._event, self._expected, self.done = None, self._expected + 1, True
-        _end(self._span, None)
+        self._span.end()  # (_end without a failure)
         self._bus.close_inbox(self._box)
         return event
 
@@ -424,7 +427,7 @@ async def call_for_output(
         AgentError: See :func:`call_agent`.
     """
     call = AgentCall(bus, agent, ctx, alive, PROBE_S)
-    started, outcome = time.perf_counter(), "cancelled"
+    started, outcome = (time.perf_counter() if observer is not None else 0.0), "cancelled"
     try:
         await call.start(team, subject or agent_subject(team, agent), payload, accept_timeout_s)
         answer = call.answered()

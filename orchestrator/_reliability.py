@@ -51,10 +51,12 @@ class RetryBudget:
                 q.popleft()
 
     def record_call(self) -> None:
-        """Count a first attempt."""
+        """Count a first attempt (calls older than the window are dropped here; retries when spent)."""
         now = time.monotonic()
-        self._trim(now)
-        self._calls.append(now)
+        calls = self._calls
+        while calls and now - calls[0] > self.window_s:
+            calls.popleft()
+        calls.append(now)
 
     def try_spend(self) -> bool:
         """Take one retry from the budget; False when it is exhausted."""

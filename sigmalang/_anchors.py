@@ -44,14 +44,20 @@ class AnchorIndex:
 
     def add(self, seq: int, hashes: list[int]) -> None:
         """Remember the anchors (`anchors`) of a newly stored RSU."""
+        self.add_many([seq], [hashes])
+
+    def add_many(self, seqs: list[int], hashes: list[list[int]]) -> None:
+        """`add` for several RSUs in order (`seqs[i]` holds `hashes[i]`), under one lock."""
         with self._lock:
-            seqs = self._seqs
-            forget = seqs.pop
-            for anchor in hashes:
-                forget(anchor, None)
-                seqs[anchor] = seq
-            if len(seqs) > _MAX_ANCHORS:
-                self._seqs = dict(list(seqs.items())[len(seqs) // 2 :])
+            index = self._seqs
+            forget = index.pop
+            for seq, held in zip(seqs, hashes, strict=True):
+                for anchor in held:
+                    forget(anchor, None)
+                    index[anchor] = seq
+                if len(index) > _MAX_ANCHORS:  # (after each RSU, as `add` one at a time did)
+                    index = self._seqs = dict(list(index.items())[len(index) // 2 :])
+                    forget = index.pop
 
     def lookup(self, hashes: list[int]) -> dict[int, int]:
         """RSUs holding these anchors (`anchors`): sequence number → anchors shared."""

@@ -38,7 +38,7 @@ from sigmalang._anchors import AnchorIndex, anchors
 from sigmalang._frame_header import MAGIC, FrameInfo
 from sigmalang._frame_v2 import V2
 from sigmalang._frame_v3 import V3, V3Header, content_hash, parse_v3
-from sigmalang.chunking import chunk_spans, rsu_id
+from sigmalang.chunking import chunk_views, rsu_id, rsu_ids
 from sigmalang.config import SigmaConfig
 from sigmalang.dictionary import Dictionary
 from sigmalang.errors import CorruptFrameError, MissingDictionaryError, MissingRSUError, OutputTooLargeError
@@ -154,9 +154,8 @@ def encode(
         have = _base.read_chunks(store, tenant, previous) if early else {}
         base_parts = [have[s] for s in previous] if have else []
         reused, cut = _base.shared_chunks(data, base_parts, avg_bytes=config.chunk_avg_bytes)
-        spans = [(cut + o, ln) for o, ln in chunk_spans(view[cut:], config)] if chunked else []
-        chunks = [view[o : o + ln] for o, ln in spans]
-        items: list[tuple[bytes, bytes | memoryview]] = [(rsu_id(c), c) for c in chunks]
+        chunks = chunk_views(view[cut:], config) if chunked else []
+        items: list[tuple[bytes, bytes | memoryview]] = list(zip(rsu_ids(chunks), chunks, strict=True))
         base: int | None = None
         if previous:  # the previous message's manifest, stored with this message's chunks (one call)
             listed = _base.manifest(previous)
@@ -247,8 +246,7 @@ def encode(
         base_suffix=suffix if use_base else 0,
         bare=bare is not None,
     )
-    for (seq, _), hashes in zip(new, new_anchors, strict=True):
-        index.add(seq, hashes)
+    index.add_many([seq for seq, _ in new], new_anchors)
 
     # Attribution without compressing the message twice: only the new bytes are compressed alone, at
     # zstd's fastest standard level when the frame used a context or dictionary (an estimate, see
@@ -291,7 +289,7 @@ def encode(
         tokens_out=tokens_out,
         alone=alone,
     )
-    first = len(base_parts[0]) if reused else (spans[0][1] if spans else n)
+    first = len(base_parts[0]) if reused else (len(chunks[0]) if chunks else n)
     return CompressionResult(frame=frame, report=report), _base.Previous.of(data, own, first)
 
 
@@ -342,7 +340,6 @@ def decode(
         raise OutputTooLargeError(info.content_size, max_output_bytes)
     flags = int(info.flags)  # (IntFlag arithmetic is slow on this path)
     coded = view[info.payload_offset : info.payload_offset + info.payload_size]
-    payload = _zstd.dress_block(coded) if flags & F_BARE else bytes(coded)
     runs = list(info.context[:-1] if info.base is not None else info.context)
     found_dict: Dictionary | None = None
     if not flags & F_RAW:
@@ -368,32 +365,53 @@ def decode(
         base_at = sum(map(len, found[: len(runs)]))
     elif runs and not flags & F_RAW:
         parts = store.get_many(tenant, runs)
+    middle_size = info.content_size - info.base_prefix - info.base_suffix
+    trained = found_dict.data if found_dict is not None else None
+    tables = bool(flags & F_TABLES)
+    # One compressed block (BARE, nearly every frame with a context) is decoded right after the context
+    # in one buffer, the dictionary's entropy tables made once (`_zstd.decompress_after`); other frames
+    # through the dictionary built for the frame.
+    after = (
+        _zstd.BLOCK_API and bool(flags & F_BARE) and middle_size > 0 and bool(runs or info.base is not None)
+    )
     zdict: _zstd.ContextDict | None = None
-    if flags & F_RAW or not (runs or info.base is not None):
+    ctx = memoryview(b"")
+    if after:  # the context is joined into the block's output buffer
+        held = sum(map(len, parts))
+        if held < _zstd.context_floor(trained, tables=tables):
+            raise CorruptFrameError("context too short for a zstd dictionary")
+    elif flags & F_RAW or not (runs or info.base is not None):
         ctx = memoryview(b"".join(parts))
+        held = len(ctx)
     else:
-        trained = found_dict.data if found_dict is not None else None
-        zdict, ctx = _zstd.context_dict(parts, trained, tables=bool(flags & F_TABLES))
+        zdict, ctx = _zstd.context_dict(parts, trained, tables=tables)
         if zdict is None:
             raise CorruptFrameError("context too short for a zstd dictionary")
-    base = ctx[base_at:]
-    if info.base is not None and info.base_prefix + info.base_suffix > len(base):
+        held = len(ctx)
+    if info.base is not None and info.base_prefix + info.base_suffix > held - base_at:
         raise CorruptFrameError("base prefix and suffix longer than the base message")
-    middle_size = info.content_size - info.base_prefix - info.base_suffix
-    if flags & F_RAW:
-        middle = payload
-    elif zdict is not None:
-        middle = _zstd.decompress(payload, middle_size, zdict, None)
-    elif found_dict is not None:
-        zd = _zstd.trained_dict(found_dict.data, found_dict.dict_id)
-        middle = _zstd.decompress(payload, middle_size, zd, found_dict.dict_id)
+    middle: bytes | memoryview
+    if after:
+        whole = _zstd.decompress_after(coded, middle_size, parts, trained)
+        ctx, middle = whole[:held], whole[held:]
     else:
-        middle = _zstd.decompress(payload, middle_size, None, None)
+        payload = _zstd.dress_block(coded) if flags & F_BARE else bytes(coded)
+        if flags & F_RAW:
+            middle = payload
+        elif zdict is not None:
+            middle = _zstd.decompress(payload, middle_size, zdict, None)
+        elif found_dict is not None:
+            zd = _zstd.trained_dict(found_dict.data, found_dict.dict_id)
+            middle = _zstd.decompress(payload, middle_size, zd, found_dict.dict_id)
+        else:
+            middle = _zstd.decompress(payload, middle_size, None, None)
+    base = ctx[base_at:]
     if info.version == V2:
-        return middle  # zstd checked its content checksum (frames with a context)
-    out = middle
+        return bytes(middle)  # zstd checked its content checksum (frames with a context)
     if info.base_prefix or info.base_suffix:
         out = b"".join((base[: info.base_prefix], middle, base[len(base) - info.base_suffix :]))
+    else:
+        out = middle if isinstance(middle, bytes) else middle.tobytes()
     if content_hash(out) != info.content_hash:
         raise CorruptFrameError(
             "decoded content fails its content hash: the context RSUs differ from those the frame was made "

@@ -26,6 +26,13 @@ Decoding does not depend on the encoder's match finder: frames of either decode 
 (``ZSTD_CCtx_refPrefix``) the context cost another 7-10% less, but made the frames of
 ``test_speed_identity``'s corpus 1% larger (matches across the prefix's boundary are searched
 differently), so it is not used.
+
+**Decoding one block after its context** (`decompress_after`). A version-3 frame's payload is usually
+one zstd block (`bare_block`). Loading "dictionary, then context" as a new dictionary for each frame
+rebuilt the dictionary's Huffman and FSE tables every time; instead the block is decoded with zstd's
+block API after a decoding context begun with the dictionary's `ZSTD_DDict` (built once per
+dictionary, shared by threads) and the context inserted as history: the same bytes at the same
+distances, 2.3-3x less time per frame on the benchmark draws (`docs/sigmalang.md`, round 8).
 """
 
 from __future__ import annotations
@@ -172,6 +179,95 @@ def _decompress_with(payload: bytes, size: int, zdict: ContextDict) -> bytes:
     return _ffi.buffer(out, produced)[:]  # type: ignore[no-any-return]
 
 
+_ddicts: dict[bytes, tuple[Any, Any]] = {}  # dictionary bytes -> (its buffer, its ZSTD_DDict)
+_ddicts_lock = threading.Lock()
+_MAX_DDICTS = 64
+_WINDOW_LOG_MAX = 27  # the streaming decoder's default limit (ZSTD_WINDOWLOG_LIMIT_DEFAULT)
+_BLOCK_MAX = 1 << 17  # ZSTD_BLOCKSIZE_MAX
+# zstd 1.5.6 marked its block API deprecated (still exported by the pinned zstandard's libzstd); a libzstd
+# without it decodes every frame through a dictionary built for the frame instead.
+BLOCK_API: bool = hasattr(_lib, "ZSTD_decompressBlock") and hasattr(_lib, "ZSTD_insertBlock")
+
+
+def _ddict(trained: bytes) -> Any:
+    """The ZSTD_DDict of a dictionary (zstd format): built once, shared by every thread.
+
+    A DDict is read-only once built (zstd references its entropy tables from a decoding context), so
+    one serves all threads; it references `trained`'s bytes, kept alive with it.
+
+    Raises:
+        zstandard.ZstdError: zstd refuses the dictionary.
+    """
+    found = _ddicts.get(trained)
+    if found is None:
+        buffer = _ffi.from_buffer(trained)
+        made = _lib.ZSTD_createDDict_advanced(
+            buffer, len(trained), _lib.ZSTD_dlm_byRef, _lib.ZSTD_dct_fullDict, _lib.ZSTD_defaultCMem
+        )
+        if made == _ffi.NULL:
+            raise zstandard.ZstdError("dictionary: zstd refuses the frame's dictionary")
+        found = (buffer, _ffi.gc(made, _lib.ZSTD_freeDDict))
+        with _ddicts_lock:
+            if len(_ddicts) >= _MAX_DDICTS:
+                _ddicts.clear()
+            _ddicts[trained] = found
+    return found[1]
+
+
+def decompress_after(
+    bare: bytes | memoryview, size: int, parts: Sequence[bytes | memoryview], trained: bytes | None
+) -> memoryview:
+    """Decode a `bare_block` payload whose zstd dictionary is `trained` (or none) then `parts` joined.
+
+    The same bytes as `decompress` of the dressed payload with ``context_dict(parts, trained)``
+    (whole dictionary or its header alone: offsets never reach before the context when only the
+    header was used), without building the dictionary's entropy tables again for every frame: they
+    come from the dictionary's `ZSTD_DDict`, made once (zstd's block API, ``zstd.h``: a decoding
+    context begun with the DDict, the context inserted as an uncompressed block of its history
+    (``ZSTD_insertBlock``), then the block decoded right after it, ``ZSTD_decompressBlock``). The
+    context is joined once, into the buffer the block is decoded into.
+
+    Args:
+        bare: The window descriptor byte and the block's content (`bare_block`).
+        size: The exact decoded length, bytes (1 to 128 KiB).
+        parts: The frame's context RSUs, in order (at least `context_floor` bytes: the caller checks).
+        trained: The frame's dictionary (zstd format), or None (the context is a raw-content one).
+
+    Returns:
+        A view of the context followed by the `size` decoded bytes (one buffer).
+
+    Raises:
+        CorruptFrameError: The window is above what the streaming decoder accepts, the block does not
+            fit it, or zstd rejects the block or it does not decode to `size` bytes.
+    """
+    if len(bare) < 2:
+        raise CorruptFrameError("zstd payload does not decode: a bare block without content")
+    descriptor = bare[0]
+    window_log = 10 + (descriptor >> 3)
+    window = (1 << window_log) + ((1 << window_log) >> 3) * (descriptor & 7)
+    if window_log > _WINDOW_LOG_MAX:
+        raise CorruptFrameError("zstd payload does not decode: Frame requires too much memory for decoding")
+    if not 0 < size <= min(window, _BLOCK_MAX):
+        raise CorruptFrameError(f"a zstd block of {size} bytes in a window of {window}")
+    lib, dctx = _lib, _contexts.dctx  # (a streaming decode resets it before use: the state left is moot)
+    if trained is not None:
+        _ok(lib.ZSTD_decompressBegin_usingDDict(dctx, _ddict(trained)), "begin")
+    else:
+        _ok(lib.ZSTD_decompressBegin(dctx), "begin")
+    whole = bytearray().join([*parts, bytes(size)])  # the context, then room for the block's output
+    held = len(whole) - size
+    out = _ffi.from_buffer(whole)
+    lib.ZSTD_insertBlock(dctx, out, held)  # (returns the size given)
+    block = _ffi.from_buffer(bare)
+    produced = lib.ZSTD_decompressBlock(dctx, out + held, size, block + 1, len(bare) - 1)
+    if lib.ZSTD_isError(produced):
+        name = _ffi.string(lib.ZSTD_getErrorName(produced)).decode()
+        raise CorruptFrameError(f"zstd payload does not decode: {name}")
+    if produced != size:
+        raise CorruptFrameError(f"payload decodes to {produced} bytes, the recipe needs {size}")
+    return memoryview(whole)
+
+
 def _cache() -> dict[tuple[object, ...], object]:
     cache: dict[tuple[object, ...], object] | None = getattr(_local, "cache", None)
     if cache is None:
@@ -241,6 +337,20 @@ def trained_dict(data: bytes, dict_id: int) -> zstandard.ZstdCompressionDict:
     return zdict
 
 
+def context_floor(trained: bytes | None, *, tables: bool = False) -> int:
+    """The shortest context, bytes, that makes a frame's zstd dictionary with `trained` (`context_dict`).
+
+    A raw-content dictionary needs `MIN_RAW_DICT` bytes; with only a dictionary's header (`tables`), the
+    content after it must reach the header's largest repeat offset (zstd refuses the dictionary
+    otherwise); after a whole dictionary's content, any context will do.
+    """
+    if trained is None:
+        return MIN_RAW_DICT
+    if tables:
+        return max(dictionary_header(trained)[1], MIN_RAW_DICT)
+    return 0
+
+
 def context_dict(
     parts: Sequence[bytes | memoryview], trained: bytes | None, *, tables: bool = False
 ) -> tuple[ContextDict | None, memoryview]:
@@ -255,16 +365,12 @@ def context_dict(
         The dictionary, or None when the context is too short for one; and a view of the joined
         context (inside the dictionary's bytes).
     """
-    least = MIN_RAW_DICT
     head = b""
-    if trained is not None and tables:
-        head, min_content = dictionary_header(trained)
-        least = max(min_content, MIN_RAW_DICT)
-    elif trained is not None:
-        head, least = trained, 0
+    if trained is not None:
+        head = dictionary_header(trained)[0] if tables else trained
     joined = b"".join([head, *parts])
     content = memoryview(joined)[len(head) :]
-    if len(content) < least:
+    if len(content) < context_floor(trained, tables=tables):
         return None, content
     kind = zstandard.DICT_TYPE_RAWCONTENT if trained is None else zstandard.DICT_TYPE_FULLDICT
     return ContextDict(joined, kind), content

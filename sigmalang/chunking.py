@@ -26,6 +26,8 @@ from sigmalang.frame import RSU_ID_BYTES
 
 __all__ = ("chunk_spans", "rsu_id")
 
+_blake2b = hashlib.blake2b
+
 _local = threading.local()
 
 
@@ -38,7 +40,13 @@ def rsu_id(data: bytes | memoryview) -> bytes:
     Returns:
         16 bytes.
     """
-    return hashlib.blake2b(data, digest_size=RSU_ID_BYTES).digest()
+    return _blake2b(data, digest_size=RSU_ID_BYTES).digest()
+
+
+def rsu_ids(chunks: list[memoryview]) -> list[bytes]:
+    """`rsu_id` of each chunk, in order (one loop: the codec's per-chunk call)."""
+    blake2b = _blake2b
+    return [blake2b(c, digest_size=RSU_ID_BYTES).digest() for c in chunks]
 
 
 def _chunker(avg: int, lo: int, hi: int) -> pyfastcdc.FastCDC:
@@ -71,3 +79,11 @@ def chunk_spans(data: bytes | memoryview, config: SigmaConfig | None = None) -> 
         return []
     chunker = _chunker(cfg.chunk_avg_bytes, cfg.chunk_min_bytes, cfg.chunk_max_bytes)
     return [(c.offset, c.length) for c in chunker.cut_buf(data)]
+
+
+def chunk_views(data: memoryview, config: SigmaConfig) -> list[memoryview]:
+    """The chunks of `chunk_spans`, as views of `data` (the ones the chunker makes: no offsets kept)."""
+    if not len(data):
+        return []
+    chunker = _chunker(config.chunk_avg_bytes, config.chunk_min_bytes, config.chunk_max_bytes)
+    return [c.data for c in chunker.cut_buf(data)]

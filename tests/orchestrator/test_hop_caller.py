@@ -56,6 +56,36 @@ def test_header_block_is_the_block_of_the_headers(
     }
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    request_id=_TEXT.filter(bool),
+    tenant=_TEXT.filter(bool),
+    trace_id=_TEXT,
+    idempotency_key=_TEXT,
+    scopes=st.sets(st.sampled_from(sorted(ALL_SCOPES))),
+    deadline=st.floats(min_value=0, max_value=4e9, allow_nan=False),
+)
+def test_header_fields_are_what_the_agent_parses_from_the_block(
+    request_id: str, tenant: str, trace_id: str, idempotency_key: str, scopes: set[str], deadline: float
+) -> None:
+    # A request handed to an agent in this process carries these instead of a block written and parsed
+    # back: the agent must check exactly the headers it would have read from the wire.
+    ctx = CallContext(deadline, request_id, tenant, trace_id, frozenset(scopes), idempotency_key)
+    fields = ctx.header_fields()
+    assert fields == parse_header_lines(ctx.header_block().partition(b"\r\n")[2])
+    assert list(fields) == list(parse_header_lines(ctx.header_block().partition(b"\r\n")[2]))
+    fields["x"] = "changed"  # a new dict per call: the cached scopes/tenant part is not shared
+    assert "x" not in ctx.header_fields()
+
+
+def test_header_fields_refuse_what_the_block_cannot_carry() -> None:
+    ctx = CallContext.with_timeout(5, request_id="bad\ud800id")  # a lone surrogate is not UTF-8
+    with pytest.raises(UnicodeEncodeError):
+        ctx.header_block()
+    with pytest.raises(UnicodeEncodeError):
+        ctx.header_fields()
+
+
 def test_an_attempt_is_the_context_with_its_own_id_deadline_and_key() -> None:
     ctx = CallContext.with_timeout(30, tenant="acme", trace_id="t1", scopes=frozenset({"read"}))
     attempt = ctx.attempt(f"{ctx.request_id}-2", 123.5, "key")

@@ -1,8 +1,10 @@
 """The per-message fast paths read and choose exactly what the general code does.
 
 The decoder parses a version-3 header with `parse_v3` (a plain tuple) instead of `inspect_frame`
-(a `FrameInfo`); `_context._acquire` skips passes when every candidate is held. Both are checked
-against the general code on random sessions: the same fields, the same context and reference counts.
+(a `FrameInfo`); `_context._acquire` skips passes when every candidate is held; the encoder takes the
+chunker's own views (`chunk_views`) and adds a message's anchors in one call (`AnchorIndex.add_many`).
+Each is checked against the general code on random input: the same fields, context, reference counts,
+chunks and index.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sigmalang import FrameAuthenticationError, MemoryRSUStore, SigmaCodec
+from sigmalang import FrameAuthenticationError, MemoryRSUStore, SigmaCodec, SigmaConfig, _anchors
+from sigmalang._anchors import AnchorIndex
 from sigmalang._base import parse_manifest
 from sigmalang._context import _acquire
 from sigmalang._frame_v3 import parse_v3
-from sigmalang.chunking import rsu_id
+from sigmalang.chunking import chunk_spans, chunk_views, rsu_id, rsu_ids
 from sigmalang.errors import MissingRSUError
 from sigmalang.frame import inspect_frame
 from sigmalang.store import RSUStore
@@ -153,3 +156,34 @@ def test_a_base_that_repeats_an_rsu_decodes() -> None:
     listed = parse_manifest(codec.store.get_many("t", [info.base])[0])
     assert len(set(listed)) < len(listed)  # the manifest names an RSU twice
     assert [codec.decompress(f, tenant="t") for f in frames] == [first, second]
+
+
+@given(seed=st.integers(0, 2**32 - 1), size=st.integers(0, 40_000))
+def test_chunk_views_are_the_chunks_of_chunk_spans(seed: int, size: int) -> None:
+    rng = random.Random(seed)
+    data = b" ".join(rng.choice(_WORDS) for _ in range(size // 7)) + rng.randbytes(size % 97)
+    view = memoryview(data)
+    config = SigmaConfig()
+    views = chunk_views(view, config)
+    assert [v.tobytes() for v in views] == [data[o : o + n] for o, n in chunk_spans(view, config)]
+    assert rsu_ids(views) == [rsu_id(v) for v in views]
+
+
+@given(
+    batches=st.lists(
+        st.tuples(st.integers(1, 50), st.lists(st.integers(0, 40), max_size=12)), min_size=1, max_size=12
+    )
+)
+def test_anchor_add_many_leaves_the_index_add_leaves(batches: list[tuple[int, list[int]]]) -> None:
+    """The same entries in the same recency order, the oldest half forgotten at the same points."""
+    limit, _anchors._MAX_ANCHORS = _anchors._MAX_ANCHORS, 16  # small enough that random batches cross it
+    try:
+        one, many = AnchorIndex(), AnchorIndex()
+        for seq, hashes in batches:
+            one.add(seq, hashes)
+        many.add_many([seq for seq, _ in batches], [hashes for _, hashes in batches])
+    finally:
+        _anchors._MAX_ANCHORS = limit
+    assert list(many._seqs.items()) == list(one._seqs.items())
+    everything = [h for _, hashes in batches for h in hashes]
+    assert many.lookup(everything) == one.lookup(everything)

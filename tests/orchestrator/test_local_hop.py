@@ -1,0 +1,130 @@
+"""The hop in the ``serve`` shape: an orchestrator and an agent in one process, request and answer local.
+
+A real nats-server runs; the orchestrator's bus sends requests to the agent's direct subject locally
+(``local_requests``) with the call's headers as parsed fields (``CallContext.header_fields``: no header
+block is written and parsed back), and the agent's bus answers locally (``local_replies``). Each test checks
+that the local path keeps a promise of the wire path: the agent's scope check, the caller's tenant and
+scopes, the cancellation of a call the caller left.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import anyio
+import pytest
+
+from agents import Agent, AgentRunner, Bus, Call
+from agents._localrequest import requests_delivered
+from agents.collective import spec_of
+from agents.scopes import ALL_SCOPES
+from neurectomy.server.natsserver import EmbeddedNats
+from orchestrator import CallContext, Orchestrator, OrchestratorConfig
+from orchestrator.testing import wait_for_replicas
+
+pytestmark = pytest.mark.anyio
+
+
+class Echo(Agent):
+    """Ends with the tenant, scopes and request id its call carried; waits first when asked to."""
+
+    name = "t-local-echo"
+    team = "analysis"
+    description = "Echoes what the call carried."
+    capabilities = ("local-echo",)
+    started = anyio.Event()
+    cancelled = anyio.Event()
+
+    async def handle(self, call: Call) -> Mapping[str, Any]:
+        if call.input.get("wait"):
+            type(self).started.set()
+            try:
+                await anyio.sleep_forever()
+            except anyio.get_cancelled_exc_class():
+                type(self).cancelled.set()
+                raise
+        return {"tenant": call.tenant, "scopes": sorted(call.scopes), "request_id": call.request_id}
+
+
+@pytest.fixture
+async def serve(nats_server: EmbeddedNats) -> AsyncIterator[tuple[Orchestrator, AgentRunner, Bus]]:
+    """The agent on its own bus and the orchestrator on another, flagged as ``serve`` flags its roles."""
+    Echo.started, Echo.cancelled = anyio.Event(), anyio.Event()
+    async with (
+        await Bus.connect(nats_server.url, name="tests-serve-agent") as agent_bus,
+        await Bus.connect(nats_server.url, name="tests-serve-api") as api_bus,
+    ):
+        agent_bus.local_replies = api_bus.local_replies = True
+        api_bus.local_requests = True
+        runner = AgentRunner(agent_bus, Echo())
+        orch = Orchestrator(api_bus, OrchestratorConfig(retries=0), specs=(spec_of(Echo),))
+        async with anyio.create_task_group() as tg:
+            await tg.start(orch.run)
+            await tg.start(runner.run)
+            await wait_for_replicas(orch, Counter({Echo.name: 1}))
+            yield orch, runner, api_bus
+            tg.cancel_scope.cancel()
+
+
+async def ask(bus: Bus, subject: str, ctx: CallContext) -> tuple[bytes, dict[str, str]]:
+    """One request with the call's headers given as a :class:`~agents._inbox.HeaderSource`: its reply."""
+    async with bus.inbox() as box:
+        reply = await box.request(subject, b"{}", source=ctx, timeout_s=10)
+    return reply.data, reply.headers
+
+
+async def test_a_local_request_without_the_scope_is_refused_as_over_nats(
+    serve: tuple[Orchestrator, AgentRunner, Bus],
+) -> None:
+    _, runner, api_bus = serve
+    reader = CallContext.with_timeout(10, tenant="acme", scopes=frozenset({"read"}))  # the call needs write
+    delivered = requests_delivered()
+    local = await ask(api_bus, runner.direct_subject, reader)
+    local_delivered = requests_delivered() - delivered
+    api_bus.local_requests = False
+    remote = await ask(api_bus, runner.direct_subject, reader)
+    assert local_delivered == 1  # handed over in this process, not through nats-server ...
+    assert requests_delivered() - delivered == 1  # ... and the second over NATS
+    assert local[1]["Nats-Service-Error-Code"] == "forbidden"
+    assert local == remote
+    assert runner.stats.refused_bad == 2
+    assert runner.stats.accepted == 0
+
+
+async def test_a_local_call_carries_the_caller_s_tenant_and_scopes(
+    serve: tuple[Orchestrator, AgentRunner, Bus],
+) -> None:
+    orch, _, api_bus = serve
+    scopes = frozenset({"read", "write"})
+    ctx = CallContext.with_timeout(10, tenant="acme", scopes=scopes, request_id="rq-1", trace_id="tr-1")
+    delivered = requests_delivered()
+    local = await orch.invoke(Echo.name, {}, ctx)
+    local_delivered = requests_delivered() - delivered
+    api_bus.local_requests = False
+    remote = await orch.invoke(Echo.name, {}, ctx)
+    assert local_delivered == 1
+    assert requests_delivered() - delivered == 1
+    expected = {"tenant": "acme", "scopes": ["read", "write"], "request_id": "rq-1-1"}  # attempt 1's id
+    assert local.output == remote.output == expected
+
+
+async def test_a_local_call_the_caller_leaves_is_cancelled_at_the_agent(
+    serve: tuple[Orchestrator, AgentRunner, Bus],
+) -> None:
+    orch, runner, _ = serve
+    delivered = requests_delivered()
+    async with anyio.create_task_group() as tg:
+        ctx = CallContext.with_timeout(60, scopes=ALL_SCOPES)
+        tg.start_soon(orch.invoke, Echo.name, {"wait": True}, ctx)
+        with anyio.fail_after(10):
+            await Echo.started.wait()  # the agent runs it; the caller waits for its answer
+        tg.cancel_scope.cancel()
+    with anyio.fail_after(10):  # told to stop (the cancel goes over NATS), the handler is cancelled
+        await Echo.cancelled.wait()
+    with anyio.fail_after(10):
+        while runner.stats.cancelled < 1:
+            await anyio.sleep(0.01)
+    assert requests_delivered() - delivered == 1
+    assert runner.stats.completed == 0

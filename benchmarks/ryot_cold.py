@@ -70,16 +70,17 @@ VARIANTS: dict[str, dict[str, Any]] = {
 the engine without the BOS token in its slots, as before ``RyotEngine._prime_slots``)."""
 
 
+class _Unprimed(RyotEngine):
+    """The engine without the BOS token in its slots at start (as before ``_prime_slots``)."""
+
+    def _prime_slots(self) -> None:
+        return None
+
+
 def _engine(base: RyotConfig, variant: str) -> RyotEngine:
     overrides = dict(VARIANTS[variant])
-    if overrides.pop("prime", True):
-        return RyotEngine(base.model_copy(update=overrides))
-    prime = _Engine._prime_slots
-    _Engine._prime_slots = lambda self: None  # type: ignore[method-assign]
-    try:
-        return RyotEngine(base.model_copy(update=overrides))
-    finally:
-        _Engine._prime_slots = prime  # type: ignore[method-assign]
+    kind = RyotEngine if overrides.pop("prime", True) else _Unprimed
+    return kind(base.model_copy(update=overrides))
 
 
 class Stamps:

@@ -189,7 +189,6 @@ class RyotEngine(_WorkerLoop):
             eos=self._model.token_text(self._model.eos) if self._model.eos >= 0 else "",
         )
         self._slots = [Slot(seq=i) for i in range(self.config.parallel)]
-        self._prime_slots()  # before the worker starts: this thread still owns the context
         self._prefix_cache: PrefixCache | None = None
         if self.config.prefix_cache_bytes > 0:
             reason = self._prefix_cache_unsupported()

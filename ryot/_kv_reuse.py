@@ -67,8 +67,9 @@ class _KVReuse(_Decoding):
         Every text prompt of a model that adds BOS starts with it, and raw llama-cpp-python keeps it from
         one prompt to the next: without this, each slot's first prompt evaluated one row more than raw
         llama-cpp-python's cold prompt (13 instead of 12 for ``benchmarks/llm_path.py``'s, ~7 % of its
-        prefill: docs/ryot.md, "The cold prompt's prefill, stage by stage"). One ``llama_decode`` at
-        start, with two rows per sequence (BOS twice; the second is removed): a row computed among two
+        prefill: docs/ryot.md, "The cold prompt's prefill, stage by stage"). One ``llama_decode`` when
+        the worker starts (on its thread: :meth:`ryot._worker._WorkerLoop._run`), with two rows per
+        sequence (BOS twice; the second is removed): a row computed among two
         or more of its sequence gets the bits of a whole prefill (:data:`ryot._schedule.MIN_PROMPT_ROWS`),
         so a prompt after a primed BOS gets the logits of its cold prefill (``tests/ryot/cut_logits.py``).
         Nothing for recurrent models (their state cannot be trimmed back to one token).

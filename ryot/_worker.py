@@ -8,6 +8,7 @@ queue only when no request runs; when idle it snapshots finished slots into the 
 from __future__ import annotations
 
 import ctypes
+import logging
 import queue
 import sys
 import time
@@ -15,6 +16,8 @@ import time
 from ryot._kv_reuse import _KVReuse
 from ryot._schedule import Job
 from ryot.types import Failed, Finished, Timings, Usage
+
+_log = logging.getLogger(__name__)
 
 _IDLE_SNAPSHOT_DELAY_S = 0.02
 """How long the worker must have been idle before it snapshots a finished slot into the prefix cache."""
@@ -43,6 +46,14 @@ class _WorkerLoop(_KVReuse):
 
     def _run(self) -> None:
         _name_os_thread(WORKER_THREAD_NAME)
+        # On this thread, before any request: libgomp keeps a pool of compute threads per thread that
+        # calls llama.cpp, and with more pooled threads than CPUs it spins far less at each barrier
+        # (its throttled spin count): priming from the constructing thread (a loader thread in the
+        # service) made every later step of the service slower (docs/ryot.md).
+        try:
+            self._prime_slots()
+        except Exception:  # pragma: no cover - the slots' first prompts then evaluate their BOS
+            _log.warning("priming the slots with BOS failed", exc_info=True)
         stopping = False
         while True:
             stopping = self._admit(stopping)

@@ -295,11 +295,29 @@ class EngineSide:
 
     Between the ceiling and the service: engine ÷ ceiling is what the continuous-batching worker costs
     (scheduling, sampling, events), service ÷ engine what the path around it costs.
+
+    Made on first use: its worker's first ``llama_decode`` (the engine primes its slots when it starts)
+    adds a second libgomp team of compute threads to this process, which slowed the raw side's cold TTFT
+    here from ~46 to ~77 ms (docs/ryot.md, "The cold prompt's prefill, stage by stage"); the single-stream
+    and prefix sections never use it.
     """
 
     def __init__(self, config: RyotConfig, parallel: int) -> None:
-        self.engine = RyotEngine(config.model_copy(update={"parallel": max(config.parallel, parallel)}))
+        self.config = config.model_copy(update={"parallel": max(config.parallel, parallel)})
+        self._engine: RyotEngine | None = None
         self.alone: dict[str, str] = {}
+
+    @property
+    def engine(self) -> RyotEngine:
+        """The engine, made on first use."""
+        if self._engine is None:
+            self._engine = RyotEngine(self.config)
+        return self._engine
+
+    def close(self) -> None:
+        """Close the engine if it was made."""
+        if self._engine is not None:
+            self._engine.close()
 
     def run(self, n: int, max_tokens: int) -> tuple[float, list[tuple[str, str]]]:
         """Aggregate tok/s of ``n`` simultaneous requests and (prompt, text) of each."""
@@ -820,7 +838,7 @@ def main() -> None:
             bench.holes()
     finally:
         stop_serve(proc)
-        engine.engine.close()
+        engine.close()
         subprocess.run(["rm", "-rf", str(state)], check=False)
     bench.console.print(bench.table)
     bench.console.print(

@@ -208,9 +208,30 @@ class DiskRSUStore(SQLiteRSUFile):
         return out
 
     def get_many(self, tenant: str, seqs: Sequence[int]) -> list[bytes]:
-        """See `RSUStore.get_many` (a last use is rewritten only when older than a minute)."""
-        found: dict[int, bytes] = {}
+        """See `RSUStore.get_many` (a last use is rewritten only when older than a minute).
+
+        When every RSU is in the read cache with a fresh last use (an unsealed store), one pass over
+        `seqs` under the lock answers, with no SQL and no sets: how a process reads what it recently
+        stored or read (the frames it decodes right after making them; a base's manifest and RSUs).
+        """
         now = self._clock()
+        if self._sealer is None:  # (sealed: the tenant's key is checked in the file first, below)
+            fresh = now - self._touch_s
+            hits: list[bytes] = []
+            append = hits.append
+            cache = self._cache
+            with self._lock:
+                try:
+                    for seq in seqs:
+                        data, used = cache[(tenant, seq)]  # (a hit becomes the most recently used)
+                        if used < fresh:
+                            break
+                        append(data)
+                    else:
+                        return hits
+                except KeyError:  # (not cached: read below)
+                    pass
+        found: dict[int, bytes] = {}
         key: bytes | None = None
         if self._sealer is not None:  # checks the tenant's key is alive before any cached content is used
             with self._tx(write=False) as db:  # upgraded to a write only to drop a shredded tenant

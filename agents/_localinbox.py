@@ -32,6 +32,7 @@ from collections.abc import Callable
 import structlog
 
 from agents._inbox import REPLY_SUFFIX
+from agents._localrequest import DeliveryCount
 from agents._message import Message, new_message
 
 __all__ = ("LocalInbox", "delivered", "find", "register")
@@ -39,14 +40,7 @@ __all__ = ("LocalInbox", "delivered", "find", "register")
 log = structlog.get_logger("neurectomy.nats")
 
 
-class _Count:
-    __slots__ = ("value",)
-
-    def __init__(self) -> None:
-        self.value = 0
-
-
-_DELIVERED = _Count()
+_DELIVERED = DeliveryCount()
 _INBOXES: dict[str, LocalInbox] = {}
 """Inbox prefix (``_INBOX.<nuid>``) → the bus's inbox subscription, for every bus of this process."""
 

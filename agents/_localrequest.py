@@ -36,19 +36,21 @@ from nats.aio.client import Client
 
 from agents._message import Message, new_message
 
-__all__ = ("LocalEndpoint", "find", "register", "requests_delivered")
+__all__ = ("DeliveryCount", "LocalEndpoint", "find", "register", "requests_delivered")
 
 log = structlog.get_logger("neurectomy.nats")
 
 
-class _Count:
+class DeliveryCount:
+    """Messages handed over in this process (a holder: incremented without a ``global`` statement)."""
+
     __slots__ = ("value",)
 
     def __init__(self) -> None:
         self.value = 0
 
 
-_DELIVERED = _Count()
+_DELIVERED = DeliveryCount()
 _ENDPOINTS: dict[str, LocalEndpoint] = {}
 """Direct subject of an agent instance → its endpoint, for every instance of this process."""
 

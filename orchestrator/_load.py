@@ -96,20 +96,14 @@ class LoadMonitor:
     def healthy(self, agent: str) -> list[Instance]:
         """Healthy instances of ``agent``, least loaded first (ties: by instance id, deterministic).
 
-        Instances silent for more than ``ttl_factor`` heartbeat intervals are dropped on the way (every
-        routed call asks, so the check is written out: no list of expired instances unless one is).
+        Instances silent for more than ``ttl_factor`` heartbeat intervals are dropped on the way.
         """
         group = self._instances.get(agent)
         if not group:
             return []
         now, ttl = time.monotonic(), self._ttl_factor
-        expired: list[str] | None = None
-        for key, inst in group.items():
-            if now - inst.seen > inst.beat.interval_s * ttl:
-                expired = [key] if expired is None else [*expired, key]
-        if expired is not None:
-            for key in expired:
-                del group[key]
+        for key in [k for k, inst in group.items() if now - inst.seen > inst.beat.interval_s * ttl]:
+            del group[key]
         if len(group) < 2:  # the common case of one replica: nothing to sort
             return list(group.values())
         return sorted(group.values(), key=lambda i: (i.load, i.beat.instance))

@@ -45,18 +45,19 @@ class RetryBudget:
     _calls: deque[float] = field(default_factory=deque)
     _retries: deque[float] = field(default_factory=deque)
 
+    def _expire(self, q: deque[float], now: float) -> None:
+        while q and now - q[0] > self.window_s:
+            q.popleft()
+
     def _trim(self, now: float) -> None:
-        for q in (self._calls, self._retries):
-            while q and now - q[0] > self.window_s:
-                q.popleft()
+        self._expire(self._calls, now)
+        self._expire(self._retries, now)
 
     def record_call(self) -> None:
         """Count a first attempt (calls older than the window are dropped here; retries when spent)."""
         now = time.monotonic()
-        calls = self._calls
-        while calls and now - calls[0] > self.window_s:
-            calls.popleft()
-        calls.append(now)
+        self._expire(self._calls, now)
+        self._calls.append(now)
 
     def try_spend(self) -> bool:
         """Take one retry from the budget; False when it is exhausted."""
@@ -100,6 +101,8 @@ class CircuitBreaker:
 
     def allow(self) -> bool:
         """Whether a call may go through now (in half-open state: one probe at a time)."""
+        if self.opened_at is None:  # closed (every routed call asks: no state look-up)
+            return True
         state = self.state
         if state == "closed":
             return True

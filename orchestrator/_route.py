@@ -227,7 +227,7 @@ class Router:
                     if other is None or other.scopes.needed(payload) not in ctx.scopes:
                         continue
                 breaker = self.breakers.get(name) or self.breaker(name)
-                if breaker.opened_at is not None and not breaker.allow():  # (a closed one allows)
+                if not breaker.allow():
                     failovers.append(f"{name}: circuit open")
                     last = AgentBusyError(f"{name}: circuit breaker open after repeated failures")
                     continue

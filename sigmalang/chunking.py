@@ -16,8 +16,10 @@ An RSU id is BLAKE2b with a 16-byte digest (RFC 7693) of the chunk's bytes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
+from collections.abc import Iterable
 
 import pyfastcdc
 
@@ -26,7 +28,7 @@ from sigmalang.frame import RSU_ID_BYTES
 
 __all__ = ("chunk_spans", "rsu_id")
 
-_blake2b = hashlib.blake2b
+_digest = functools.partial(hashlib.blake2b, digest_size=RSU_ID_BYTES)
 
 _local = threading.local()
 
@@ -40,13 +42,13 @@ def rsu_id(data: bytes | memoryview) -> bytes:
     Returns:
         16 bytes.
     """
-    return _blake2b(data, digest_size=RSU_ID_BYTES).digest()
+    return _digest(data).digest()
 
 
 def rsu_ids(chunks: list[memoryview]) -> list[bytes]:
     """`rsu_id` of each chunk, in order (one loop: the codec's per-chunk call)."""
-    blake2b = _blake2b
-    return [blake2b(c, digest_size=RSU_ID_BYTES).digest() for c in chunks]
+    digest = _digest
+    return [digest(c).digest() for c in chunks]
 
 
 def _chunker(avg: int, lo: int, hi: int) -> pyfastcdc.FastCDC:
@@ -74,16 +76,16 @@ def chunk_spans(data: bytes | memoryview, config: SigmaConfig | None = None) -> 
         ``(offset, length)`` pairs in bytes that tile `data` exactly, in order; empty for empty input.
         Every chunk but the last is at least `chunk_min_bytes` long and none exceeds `chunk_max_bytes`.
     """
-    cfg = config or SigmaConfig()
-    if not len(data):
-        return []
-    chunker = _chunker(cfg.chunk_avg_bytes, cfg.chunk_min_bytes, cfg.chunk_max_bytes)
-    return [(c.offset, c.length) for c in chunker.cut_buf(data)]
+    return [(c.offset, c.length) for c in _cuts(data, config or SigmaConfig())]
 
 
 def chunk_views(data: memoryview, config: SigmaConfig) -> list[memoryview]:
     """The chunks of `chunk_spans`, as views of `data` (the ones the chunker makes: no offsets kept)."""
+    return [c.data for c in _cuts(data, config)]
+
+
+def _cuts(data: bytes | memoryview, config: SigmaConfig) -> Iterable[pyfastcdc.Chunk]:
+    """The chunker's chunks of `data` (none for empty input)."""
     if not len(data):
-        return []
-    chunker = _chunker(config.chunk_avg_bytes, config.chunk_min_bytes, config.chunk_max_bytes)
-    return [c.data for c in chunker.cut_buf(data)]
+        return ()
+    return _chunker(config.chunk_avg_bytes, config.chunk_min_bytes, config.chunk_max_bytes).cut_buf(data)

@@ -34,17 +34,19 @@ from orchestrator.testing import running
 pytestmark = pytest.mark.anyio
 
 _TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+_CONTEXT_FIELDS = {
+    "request_id": _TEXT.filter(bool),
+    "tenant": _TEXT.filter(bool),
+    "trace_id": _TEXT,
+    "idempotency_key": _TEXT,
+    "scopes": st.sets(st.sampled_from(sorted(ALL_SCOPES))),
+    "deadline": st.floats(min_value=0, max_value=4e9, allow_nan=False),
+}
+"""A call context's fields, as the property tests draw them."""
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    request_id=_TEXT.filter(bool),
-    tenant=_TEXT.filter(bool),
-    trace_id=_TEXT,
-    idempotency_key=_TEXT,
-    scopes=st.sets(st.sampled_from(sorted(ALL_SCOPES))),
-    deadline=st.floats(min_value=0, max_value=4e9, allow_nan=False),
-)
+@given(**_CONTEXT_FIELDS)
 def test_header_block_is_the_block_of_the_headers(
     request_id: str, tenant: str, trace_id: str, idempotency_key: str, scopes: set[str], deadline: float
 ) -> None:
@@ -57,14 +59,7 @@ def test_header_block_is_the_block_of_the_headers(
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    request_id=_TEXT.filter(bool),
-    tenant=_TEXT.filter(bool),
-    trace_id=_TEXT,
-    idempotency_key=_TEXT,
-    scopes=st.sets(st.sampled_from(sorted(ALL_SCOPES))),
-    deadline=st.floats(min_value=0, max_value=4e9, allow_nan=False),
-)
+@given(**_CONTEXT_FIELDS)
 def test_header_fields_are_what_the_agent_parses_from_the_block(
     request_id: str, tenant: str, trace_id: str, idempotency_key: str, scopes: set[str], deadline: float
 ) -> None:

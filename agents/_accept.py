@@ -20,15 +20,13 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import pydantic_core
 
 from agents._call import Call
 from agents._inbox import REPLY_SUFFIX
-from agents._localrequest import HANDOVER, run_here
 from agents.errors import AgentBusyError, AgentError, BadInputError
 from agents.mailbox import Mailbox, MailboxClosedError, MailboxFullError
 from agents.messaging import Bus, Message
@@ -71,44 +69,16 @@ class AcceptPath:
     _owed: list[Call]
     _accepts_owed: list[Call]
     _accepts_due: anyio.Event | None
-    _run_here: Callable[[Call, asyncio.Future[Call | None]], Coroutine[Any, Any, None]]
-    """Runs a call in its caller's task (:meth:`agents._worker.WorkerPool._run_here`)."""
 
     def _accept(self, msg: Message) -> bytes | None:
         """Take a request into the mailbox, or refuse it; the reply bytes (``None``: the reply comes later).
 
-        Runs from the NATS client's reader as the request is parsed, so it never waits. A request handed
-        over by a caller in this process that waits in its own task for the call's last message
-        (:func:`agents._localrequest.caller_waits`) is not queued when a worker is idle and no earlier call
-        of its session is in hand: the caller's task runs it (:meth:`~agents._worker.WorkerPool._run_here`,
-        handed back by :func:`agents._localrequest.run_here`), holding that worker's place, and its
-        ``End``/``Error`` is the reply.
+        Runs from the NATS client's reader as the request is parsed, so it never waits.
 
         Raises:
             BadInputError: Headers missing or the input not JSON.
             ForbiddenError: The caller's scopes lack the one the call needs.
             AgentBusyError: The mailbox is full, or the instance is shutting down.
-        """
-        call = self._admit(msg)
-        to = msg.reply
-        if (
-            HANDOVER.open
-            and to == call.inbox + REPLY_SUFFIX
-            and not (call.session and call.session in self._sessions)
-            and (worker := self._mailbox.borrow()) is not None
-        ):
-            self._admitted(call)
-            call._accept, call._accept_to = self._accept_bytes(), to  # the End goes in its place
-            run_here(self._run_here(call, worker))
-            return None
-        return self._enqueue(call, to)
-
-    def _admit(self, msg: Message) -> Call:
-        """The call a request asks for, its headers, attachment, JSON input and the caller's scope checked.
-
-        Raises:
-            BadInputError: Headers missing or the input not JSON.
-            ForbiddenError: The caller's scopes lack the one the call needs.
         """
         self.stats.received += 1
         headers = msg.headers
@@ -154,37 +124,11 @@ class AcceptPath:
             call.traceparent = headers[TRACEPARENT]
         if attachment is not None:
             call.attachment = attachment
-        if self.bus.local_replies and to == inbox + REPLY_SUFFIX:  # a caller in this process: not NATS
-            call._local = self.bus.local_inbox(to)
+        if self.bus.local_replies and msg.reply == inbox + REPLY_SUFFIX:  # a caller in this process: not NATS
+            call._local = self.bus.local_inbox(msg.reply)
         if session:
             call.session = f"{tenant}/{session}"
             call._turn = anyio.Event()
-        return call
-
-    def _admitted(self, call: Call) -> None:
-        """Count ``call`` accepted and in hand, behind the earlier calls of its session."""
-        self.stats.accepted += 1
-        self._active[call.request_id] = call
-        if call.session:
-            queue = self._sessions.setdefault(call.session, deque())
-            queue.append(call)
-            if len(queue) == 1:
-                call._turn.set()  # type: ignore[union-attr]
-
-    def _accept_bytes(self) -> bytes:
-        """``Reply{ok, instance}`` as JSON: the same bytes for every call accepted."""
-        instance, reply = self._accepted_reply
-        if instance != self.instance_id or not reply:
-            reply = Reply(ok=True, instance=self.instance_id).model_dump_json().encode()
-            self._accepted_reply = (self.instance_id, reply)
-        return reply
-
-    def _enqueue(self, call: Call, to: str) -> bytes | None:
-        """Put ``call`` in the mailbox and see to its accept (to reply subject ``to``); see :meth:`_accept`.
-
-        Raises:
-            AgentBusyError: The mailbox is full, or the instance is shutting down.
-        """
         try:
             self._mailbox.put_nowait(call)
         except MailboxFullError:
@@ -194,12 +138,21 @@ class AcceptPath:
             ) from None
         except MailboxClosedError:
             raise AgentBusyError(f"{self.agent.name}: shutting down") from None
-        self._admitted(call)
-        reply = self._accept_bytes()
+        self.stats.accepted += 1
+        self._active[request_id] = call
+        if call.session:
+            queue = self._sessions.setdefault(call.session, deque())
+            queue.append(call)
+            if len(queue) == 1:
+                call._turn.set()  # type: ignore[union-attr]
+        instance, reply = self._accepted_reply
+        if instance != self.instance_id or not reply:
+            reply = Reply(ok=True, instance=self.instance_id).model_dump_json().encode()
+            self._accepted_reply = (self.instance_id, reply)
         due = self._accepts_due
-        if due is None or not to:  # no accept sender running, or nobody waits for the accept
-            return reply if to and not call._send_local(to, reply) else None
-        call._accept, call._accept_to = reply, to
+        if due is None or not msg.reply:  # no accept sender running, or nobody waits for the accept
+            return reply if msg.reply and not call._send_local(msg.reply, reply) else None
+        call._accept, call._accept_to = reply, msg.reply
         self._owed.append(call)
         if len(self._owed) == 1:
             asyncio.get_running_loop().call_soon(self._accepts_check)  # after the worker woken above

@@ -14,8 +14,8 @@ import itertools
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Sized
-from typing import Any, Protocol
+from collections.abc import Callable, Sized
+from typing import Protocol
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -238,13 +238,10 @@ class Inbox:
         block: bytes | None,
         headers: dict[str, str] | None,
         source: HeaderSource | None,
-        here: bool,
-    ) -> bool | Coroutine[Any, Any, None]:
+    ) -> bool:
         """Hand a request to ``subject``'s endpoint if it is an instance's direct one in this process.
 
-        Returns whether it did (:mod:`agents._localrequest`; if not, it goes over NATS), or, with ``here``,
-        the call's work for this task to await (:meth:`LocalEndpoint.deliver
-        <agents._localrequest.LocalEndpoint.deliver>`).
+        Returns whether it did (:mod:`agents._localrequest`); if not, it goes over NATS.
         """
         endpoint = find_endpoint(subject)
         if endpoint is None or len(data) > self._nc.max_payload:
@@ -255,7 +252,7 @@ class Inbox:
             parsed = parse_header_lines(block.partition(b"\r\n")[2])
         else:  # a copy: the agent's Message must not share the caller's dict
             parsed = dict(headers or {})
-        return endpoint.deliver(data, self._reply_subject, parsed, here=here)
+        return endpoint.deliver(data, self._reply_subject, parsed)
 
     async def request(
         self,
@@ -266,7 +263,6 @@ class Inbox:
         block: bytes | None = None,
         source: HeaderSource | None = None,
         timeout_s: float,
-        here: bool = False,
     ) -> Message:
         """Send a request with this inbox as the reply subject and wait for its reply.
 
@@ -281,12 +277,6 @@ class Inbox:
                 over ``headers``), or
             source: the headers in both forms, each made only when needed (wins over both).
             timeout_s: How long to wait for the reply, in seconds.
-            here: The caller wants the call's last message and nothing before it (it reads no stream as it
-                comes): an agent instance in this process may run the call in this task, when one of its
-                workers is idle (:mod:`agents._localrequest`). The reply is then the call's ``End`` or
-                ``Error`` (or its accept, if the call streamed chunks first), there when the call ends;
-                ``timeout_s`` counts from then, the call itself ends by its deadline (the agent's timer) or
-                this task's cancellation.
 
         Raises:
             NoRespondersError: Nobody is subscribed to ``subject`` (answered at once by the server), or
@@ -299,10 +289,8 @@ class Inbox:
         if not nc.is_connected:  # reconnecting: answer now instead of buffering until the timeout
             raise NoRespondersError(f"NATS is not connected (request to {subject} not sent)")
         self._reply = None
-        sent = self._local_requests and self._send_local(subject, data, block, headers, source, here)
-        if sent is not False:  # handed to the endpoint in this process: the reply comes as from the wire
-            if sent is not True:
-                await sent  # the call, run in this task
+        if self._local_requests and self._send_local(subject, data, block, headers, source):
+            pass  # handed to the endpoint in this process: the reply comes to this inbox as from the wire
         else:
             if source is not None:
                 block = source.header_block()

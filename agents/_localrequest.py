@@ -24,40 +24,19 @@ Delivery is a direct call from the caller's task, like :meth:`agents._localinbox
 the accept path never waits (it decides at once: into the mailbox, or an error answer) and answers
 through the caller's inbox or NATS, never back into the caller synchronously except through
 ``Inbox._deliver``, which only stores the reply.
-
-**Running the call in the caller's task.** A caller that waits for the call's last message anyway (the
-orchestrator's ``invoke``: it wants the output alone, not a stream as it comes) delivers with
-``here=True``. While the endpoint takes such a request, :func:`caller_waits` is true, and the agent's accept
-path may hand back, through :func:`run_here`, a coroutine that runs the call (when a worker is idle: see
-:meth:`agents.actor.AgentRunner._accept`); :meth:`LocalEndpoint.deliver` returns it and the caller awaits it
-in its own task: no mailbox, no worker's wake-up, no wake-up of the caller for the answer (the actor
-runtimes' "calling-thread" dispatch to an idle actor). The accept path's checks and refusals happen before,
-as for every request; the call's ``End``/``Error`` reaches the caller's inbox as before.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
 import structlog
 from nats.aio.client import Client
 
 from agents._message import Message, new_message
 
-__all__ = (
-    "HANDOVER",
-    "DeliveryCount",
-    "HandOver",
-    "LocalEndpoint",
-    "caller_waits",
-    "find",
-    "register",
-    "requests_delivered",
-    "run_here",
-)
+__all__ = ("DeliveryCount", "LocalEndpoint", "find", "register", "requests_delivered")
 
 log = structlog.get_logger("neurectomy.nats")
 
@@ -74,47 +53,6 @@ class DeliveryCount:
 _DELIVERED = DeliveryCount()
 _ENDPOINTS: dict[str, LocalEndpoint] = {}
 """Direct subject of an agent instance → its endpoint, for every instance of this process."""
-
-
-class HandOver(threading.local):
-    """The request an endpoint takes now from a caller in this process that can run its call (per thread).
-
-    Attributes:
-        open: Whether such a request is being delivered (only inside :meth:`LocalEndpoint.deliver` with
-            ``here=True``).
-        work: The coroutine the endpoint's handler handed back for the caller to await (:func:`run_here`).
-    """
-
-    open: bool = False
-    work: Coroutine[Any, Any, None] | None = None
-
-
-HANDOVER = HandOver()
-"""The one hand-over of this process (a thread's own: each event loop runs in one thread)."""
-
-
-def caller_waits() -> bool:
-    """Whether the request being handled now comes from a caller in this process that can run the call.
-
-    True only inside :meth:`LocalEndpoint.deliver` with ``here=True``: the caller waits, in its own task, for
-    the call's last message and nothing before it, and awaits what :func:`run_here` is given.
-    """
-    return HANDOVER.open
-
-
-def run_here(work: Coroutine[Any, Any, None]) -> None:
-    """Have the caller (:func:`caller_waits`) await ``work`` in its task once the endpoint took the request.
-
-    At most once per request: the call's handler runs there, and its answer reaches the caller's inbox.
-
-    Raises:
-        RuntimeError: No such caller is delivering a request now (``work`` is closed, never run).
-    """
-    hand = HANDOVER
-    if not hand.open:
-        work.close()
-        raise RuntimeError("run_here() outside a local delivery whose caller waits")
-    hand.open, hand.work = False, work
 
 
 def requests_delivered() -> int:
@@ -145,38 +83,20 @@ class LocalEndpoint:
         if _ENDPOINTS.get(self.subject) is self:
             del _ENDPOINTS[self.subject]
 
-    def deliver(
-        self, data: bytes, reply: str, headers: dict[str, str], *, here: bool = False
-    ) -> bool | Coroutine[Any, Any, None]:
+    def deliver(self, data: bytes, reply: str, headers: dict[str, str]) -> bool:
         """Hand a request to the endpoint now; whether it took it (``False``: closed, send it over NATS).
 
         Never raises: what the endpoint raises is logged (as nats-py's reader would).
-
-        Args:
-            data: The payload.
-            reply: The reply subject.
-            headers: The headers as the endpoint's reader would parse them (a dict of the endpoint's own).
-            here: The caller waits in its task for the call's last message and nothing before it: the
-                endpoint may hand back the call's work for it to await (see the module docs).
-
-        Returns:
-            ``False`` (not taken), ``True`` (taken), or, with ``here``, the coroutine that runs the call:
-            the caller must await it at once (the call's answer reaches its inbox before it ends, unless the
-            answer had to go over NATS).
         """
         deliver = self._deliver
         if deliver is None or not self._nc.is_connected:
             return False
         _DELIVERED.value += 1
-        hand = HANDOVER
-        hand.open = here  # (the accept path delivers nothing to an endpoint: never re-entered)
         try:
             deliver(new_message(self.subject, data, headers, reply))
         except Exception:
             log.exception("local request failed", subject=self.subject)
-        finally:
-            work, hand.open, hand.work = hand.work, False, None
-        return True if work is None else work
+        return True
 
 
 def register(subject: str, nc: Client, deliver: Callable[[Message], None]) -> LocalEndpoint:

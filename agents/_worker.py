@@ -8,7 +8,6 @@ counted, its span ended, and the next call of its session let go.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections import deque
@@ -44,22 +43,6 @@ _NO_SCOPE = contextlib.nullcontext()
 log = structlog.get_logger("neurectomy.agents")
 
 
-_LOG_VARS: list[tuple[ContextVar[Any], ContextVar[Any], ContextVar[Any]]] = []
-
-
-def _log_vars() -> tuple[ContextVar[Any], ContextVar[Any], ContextVar[Any]]:
-    """The structlog context variables of a call's log context: ``agent``, ``request_id``, ``trace_id``.
-
-    What ``structlog.contextvars.bind_contextvars`` sets for these keys (looked up once; the variables
-    are never replaced), set and reset directly for a call run in its caller's task.
-    """
-    if not _LOG_VARS:
-        tokens = structlog.contextvars.bind_contextvars(agent="", request_id="", trace_id="")
-        structlog.contextvars.reset_contextvars(**tokens)
-        _LOG_VARS.append((tokens["agent"].var, tokens["request_id"].var, tokens["trace_id"].var))
-    return _LOG_VARS[0]
-
-
 def parse_input(model: type[BaseModel], data: Any) -> Any:
     """Validate ``data`` against ``model``.
 
@@ -87,8 +70,6 @@ class WorkerPool:
     _sessions: dict[str, deque[Call]]
     _deadlines: DeadlineTimer
     _workers_scope: anyio.CancelScope
-    _here: set[WorkerSlot]
-    """The slots of the calls running in their callers' tasks (:meth:`_run_here`)."""
     _call_log: Any = log
     """The logger of each call's "call done" line, resolved by the first worker (see :meth:`_work`)."""
 
@@ -139,112 +120,53 @@ class WorkerPool:
         its output or error; one whose handler was cancelled leaves with the cancellation (``slot.call``
         says which call, either way).
         """
-        get = self._mailbox.get
+        get, agent, deadlines = self._mailbox.get, self.agent, self._deadlines
         while (call := await get()) is not None:
             ids[0].set(call.request_id)
             ids[1].set(call.trace_id)
             slot.call = call
             if call._turn is not None:
                 await call._turn.wait()  # earlier calls of the session go first
-            output, error = await self._run(slot, call)
-            if slot.scope.cancel_called:  # cancelled as it returned: leave the scope first
-                return output, error
-            if not self._end_now(slot, output, error):
-                await self._end(slot, output, error, caught=False)
-        return None
-
-    async def _run(self, slot: WorkerSlot, call: Call) -> tuple[Mapping[str, Any] | None, AgentError | None]:
-        """Run ``call`` (``slot.call``, its turn come) in ``slot``'s scope: its output or its error.
-
-        Counts it in flight and starts its span; a call whose caller cancelled it or whose deadline passed
-        is not run. An exception of the handler becomes the error answered (``failed``).
-        """
-        agent = self.agent
-        self.stats.in_flight += 1
-        call._started = time.perf_counter()
-        call._at_once = len(self._active) <= 1  # alone: its chunks are written at once (see _end)
-        if call.traceparent:  # untraced calls make no span and switch no context
-            self._start_span(call)
-        now = time.time()
-        if call.cancelled_by_caller:
-            return None, None  # answered as cancelled, never run
-        if call.deadline <= now:
-            return None, DeadlineExceededError(f"{agent.name}: deadline passed before the call ran")
-        deadlines = self._deadlines
-        deadlines.start(slot, call.deadline, now)
-        try:
-            if agent.input_model is not None:
-                call.input = parse_input(agent.input_model, call.input)
-            return await agent.handle(call), None
-        except AgentError as exc:
-            return None, exc
-        except Exception as exc:
-            log.exception("agent failed")
-            return None, AgentFailedError(f"{agent.name} failed: {type(exc).__name__}: {exc}")
-        finally:
-            deadlines.stop(slot)
-
-    def _end_now(self, slot: WorkerSlot, output: Mapping[str, Any] | None, error: AgentError | None) -> bool:
-        """The common end, as :meth:`_end` does it without a coroutine: the ``End`` queued at once.
-
-        Whether it was (then ``slot.call`` is done); ``False`` for an error, a call its caller cancelled, or
-        an ``End`` that cannot go out without waiting (:meth:`_end` sends it).
-        """
-        call = slot.call
-        if output is None or error is not None or call.cancelled_by_caller:
-            return False
-        call._at_once = len(self._active) <= 1  # (alone, written at once)
-        try:
-            sent = call._finish_now(output)
-        except BaseException:
-            self._done(slot, "completed")
-            raise
-        if sent:
-            self._done(slot, "completed")
-        return bool(sent)
-
-    async def _run_here(self, call: Call, worker: asyncio.Future[Call | None]) -> None:
-        """Run ``call`` in the caller's task, with the agent's log context, and answer it.
-
-        For a caller in this process that waits for the call's last message anyway (see
-        :meth:`~agents._accept.AcceptPath._accept`): no mailbox, no worker's wake-up, no wake-up of
-        the caller for the answer. The call holds the place of ``worker``, an idle worker taken out of the
-        mailbox's line (:meth:`Mailbox.borrow <agents.mailbox.Mailbox.borrow>`) and given back after, so
-        calls never run more at once than the workers. It runs as a worker runs it: in a cancel scope of its
-        own that its deadline or a cancel message cancels, counted and answered the same way; the caller's
-        own cancellation cancels the handler and counts it ``cancelled`` (the caller is gone: no answer).
-        """
-        slot = WorkerSlot()
-        slot.call = call
-        deadlines = self._deadlines
-        deadlines.add(slot)
-        self._here.add(slot)
-        agent_var, request_var, trace_var = _log_vars()
-        tokens = (
-            agent_var.set(self.agent.name),
-            request_var.set(call.request_id),
-            trace_var.set(call.trace_id),
-        )
-        try:
+            self.stats.in_flight += 1
+            call._started = time.perf_counter()
+            call._at_once = len(self._active) <= 1  # alone: its chunks are written at once (see _end)
+            if call.traceparent:  # untraced calls make no span and switch no context
+                self._start_span(call)
             output: Mapping[str, Any] | None = None
             error: AgentError | None = None
-            with slot.scope:
-                output, error = await self._run(slot, call)
-            if not slot.scope.cancel_called:
-                if not self._end_now(slot, output, error):
-                    await self._end(slot, output, error, caught=False)
-            elif not (slot.scope.cancelled_caught and self._workers_scope.cancel_called):
-                await self._end(slot, output, error, caught=slot.scope.cancelled_caught)
-            # else: cut off with the workers (the drain's grace ended): not answered, as a worker's call
-        finally:
-            if slot.call is not None:  # the caller was cancelled, or the drain cut the call off
-                self._done(slot, "cancelled")
-            self._here.discard(slot)
-            deadlines.remove(slot)
-            self._mailbox.give_back(worker)
-            trace_var.reset(tokens[2])
-            request_var.reset(tokens[1])
-            agent_var.reset(tokens[0])
+            now = time.time()
+            if call.cancelled_by_caller:
+                pass  # answered as cancelled, never run
+            elif call.deadline <= now:
+                error = DeadlineExceededError(f"{agent.name}: deadline passed before the call ran")
+            else:
+                deadlines.start(slot, call.deadline, now)
+                try:
+                    if agent.input_model is not None:
+                        call.input = parse_input(agent.input_model, call.input)
+                    output = await agent.handle(call)
+                except AgentError as exc:
+                    error = exc
+                except Exception as exc:
+                    log.exception("agent failed")
+                    error = AgentFailedError(f"{agent.name} failed: {type(exc).__name__}: {exc}")
+                finally:
+                    deadlines.stop(slot)
+                if slot.scope.cancel_called:  # cancelled as it returned: leave the scope first
+                    return output, error
+                if output is not None and error is None and not call.cancelled_by_caller:
+                    # the common end, as _end does it without a coroutine: the End queued at once
+                    call._at_once = len(self._active) <= 1  # (alone, written at once)
+                    try:
+                        sent = call._finish_now(output)
+                    except BaseException:
+                        self._done(slot, "completed")
+                        raise
+                    if sent:
+                        self._done(slot, "completed")
+                        continue
+            await self._end(slot, output, error, caught=False)
+        return None
 
     def _start_span(self, call: Call) -> None:
         span = start_child(_tracer, "agent", parent=remote_context(call.traceparent), kind=SpanKind.SERVER)

@@ -12,11 +12,6 @@ the bus:
   the work did not wait on anything) has its ``End``/``Error`` sent as the reply instead of the accept,
   when the caller reads its reply in the stream's inbox (reply subject ``<stream inbox>.r``, as
   :meth:`agents.messaging.Inbox.request` does): one message instead of two;
-* runs a call in the caller's own task instead, when the caller is in this process and waits for the
-  call's output alone (``Inbox.request(..., here=True)``, as the orchestrator's ``invoke`` does), a worker
-  is idle and no earlier call of its session is pending: the call takes that worker's place while it runs
-  (no mailbox, no worker's or caller's wake-up), with the same deadline, cancellation, counters, span and
-  log context, and its ``End``/``Error`` as the reply (:meth:`AgentRunner._run_here`);
 * runs ``concurrency`` workers that take calls from the mailbox, stream ``Chunk`` messages and one
   ``End``/``Error`` to the caller's inbox, and honour the deadline header and cancel messages: a call
   whose deadline passed or whose caller cancelled it before it started is not run; a running one is
@@ -50,7 +45,7 @@ from agents._accept import AcceptPath
 from agents._call import Call
 from agents._heartbeats import clock_for
 from agents._worker import WorkerPool, parse_input
-from agents.deadlines import DeadlineTimer, WorkerSlot
+from agents.deadlines import DeadlineTimer
 from agents.mailbox import Mailbox
 from agents.messaging import Bus
 from agents.protocol import CANCEL_PREFIX, Heartbeat, agent_subject, heartbeat_subject
@@ -160,7 +155,6 @@ class AgentRunner(AcceptPath, WorkerPool):
         self._active: dict[str, Call] = {}
         self._workers_scope = anyio.CancelScope(shield=True)
         self._deadlines = DeadlineTimer()
-        self._here: set[WorkerSlot] = set()
         needs = agent.scopes
         self._scope_of_every_call = needs.default if needs.op_field is None else None
         """The scope every call needs, when it does not depend on the input (else ``None``)."""
@@ -230,9 +224,6 @@ class AgentRunner(AcceptPath, WorkerPool):
         with anyio.move_on_after(self._drain_grace_s):
             await self._workers_done.wait()
         self._workers_scope.cancel()
-        for slot in self._here:  # calls running in their callers' tasks (see WorkerPool._run_here)
-            if slot.running:
-                slot.scope.cancel("the instance stopped")
         await self._workers_done.wait()
         log.info("agent stopped", agent=self.agent.name, completed=self.stats.completed)
 

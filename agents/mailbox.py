@@ -5,11 +5,6 @@ workers wait for a call. It does for :class:`agents.actor.AgentRunner` what an a
 stream did, for a fraction of the cost per call (no event, no dictionary of waiting receivers, no
 library lookup per operation): a call put while a worker waits goes straight to that worker, without
 taking a place in the buffer. Runs on asyncio (as the NATS client does).
-
-A call can also run in its caller's task instead (:meth:`agents.actor.AgentRunner` does so for a caller
-in this process while a worker is idle): it then takes a waiting worker out of the line for its duration
-(:meth:`Mailbox.borrow`) and gives it back (:meth:`Mailbox.give_back`), so that the calls running at once,
-in workers or in callers' tasks, never outnumber the workers.
 """
 
 from __future__ import annotations
@@ -95,35 +90,6 @@ class Mailbox(Generic[T]):
                 self._items.appendleft(item)
             waiter.cancel()
             raise
-
-    def borrow(self) -> asyncio.Future[T | None] | None:
-        """A waiting worker, taken out of the line without an item (``None``: none waits, or closed).
-
-        The worker stays parked until :meth:`give_back`: meanwhile its place is the borrower's.
-        """
-        if self._closed or self._items:
-            return None
-        waiting = self._waiting
-        while waiting:
-            worker = waiting.popleft()
-            if not worker.done():  # (as in put_nowait: a cancelled worker left its future behind)
-                return worker
-        return None
-
-    def give_back(self, worker: asyncio.Future[T | None]) -> None:
-        """Return a worker taken by :meth:`borrow`: it takes the first item buffered meanwhile, else waits.
-
-        First in line again (it was idle before the others); once the mailbox is closed and empty it gets
-        ``None``, as :meth:`close` gives the waiting ones. A worker cancelled meanwhile is dropped.
-        """
-        if worker.done():
-            return
-        if self._items:
-            worker.set_result(self._items.popleft())
-        elif self._closed:
-            worker.set_result(None)
-        else:
-            self._waiting.appendleft(worker)
 
     def close(self) -> None:
         """Refuse further items; waiting workers get ``None``, the others take what is buffered first."""

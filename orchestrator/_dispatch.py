@@ -212,18 +212,9 @@ class AgentCall:
         """The id of the instance that accepted the call (empty when its End/Error came as the reply)."""
 
     async def start(
-        self,
-        team: str,
-        subject: str,
-        payload: Mapping[str, Any],
-        accept_timeout_s: float,
-        *,
-        here: bool = False,
+        self, team: str, subject: str, payload: Mapping[str, Any], accept_timeout_s: float
     ) -> None:
         """Send the request and take the accept (or the call's last message in its place).
-
-        ``here``: the caller reads no chunk before the call ends (:func:`call_for_output`), so an agent
-        instance in this process may run the call in this task (``Inbox.request``'s ``here``).
 
         Raises:
             TooLargeError, NoRespondersError, AgentBusyError, DeadlineExceededError, AgentError: See
@@ -257,11 +248,11 @@ class AgentCall:
                 )
                 block = header_block({**ctx.headers(), TRACEPARENT: traceparent(span)})
                 reply = await box.request(  # the accept comes to the same inbox as the stream
-                    subject, body, block=block, timeout_s=min(accept_timeout_s, ctx.remaining_s()), here=here
+                    subject, body, block=block, timeout_s=min(accept_timeout_s, ctx.remaining_s())
                 )
             else:  # the block is written only if the request goes over NATS
                 reply = await box.request(
-                    subject, body, source=ctx, timeout_s=min(accept_timeout_s, ctx.remaining_s()), here=here
+                    subject, body, source=ctx, timeout_s=min(accept_timeout_s, ctx.remaining_s())
                 )
             self.instance, self._event = _accepted(reply, agent)
         except BaseException as exc:
@@ -438,7 +429,7 @@ async def call_for_output(
     call = AgentCall(bus, agent, ctx, alive, PROBE_S)
     started, outcome = (time.perf_counter() if observer is not None else 0.0), "cancelled"
     try:
-        await call.start(team, subject or agent_subject(team, agent), payload, accept_timeout_s, here=True)
+        await call.start(team, subject or agent_subject(team, agent), payload, accept_timeout_s)
         answer = call.answered()
         if answer is not None:
             outcome = "ok"

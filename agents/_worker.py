@@ -9,6 +9,7 @@ counted, its span ended, and the next call of its session let go.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -72,6 +73,9 @@ class WorkerPool:
     _workers_scope: anyio.CancelScope
     _call_log: Any = log
     """The logger of each call's "call done" line, resolved by the first worker (see :meth:`_work`)."""
+    _log_done: bool = True
+    """Whether that line is logged at all: ``False`` once the first worker found the configured level
+    drops debug lines (its arguments are then not even built)."""
 
     async def _on_cancel(self, msg: Message) -> None:
         request_id = msg.subject.rsplit(".", 1)[-1]
@@ -91,7 +95,10 @@ class WorkerPool:
         tokens = structlog.contextvars.bind_contextvars(agent=self.agent.name, request_id="", trace_id="")
         # structlog's module-level proxy resolves its logger on every call (1-2 µs even for a filtered
         # debug line); the logger it resolves to, bound once the logging is configured, filters in 0.2 µs.
-        self._call_log = log.bind()
+        # A level that drops debug lines drops this one for good: not even its arguments are built then.
+        self._call_log = call_log = log.bind()
+        enabled = getattr(call_log, "is_enabled_for", None)  # (structlog's filtering loggers have it)
+        self._log_done = enabled is None or bool(enabled(logging.DEBUG))
         ids = (tokens["request_id"].var, tokens["trace_id"].var)
         slot = WorkerSlot()
         self._deadlines.add(slot)
@@ -222,7 +229,8 @@ class WorkerPool:
         setattr(stats, outcome, getattr(stats, outcome) + 1)
         if call._turn is not None:
             self._next_in_session(call)
-        self._call_log.debug("call done", outcome=outcome, seconds=round(seconds, 4))
+        if self._log_done:
+            self._call_log.debug("call done", outcome=outcome, seconds=round(seconds, 4))
 
     def _next_in_session(self, call: Call) -> None:
         queue = self._sessions.get(call.session)

@@ -243,6 +243,38 @@ async def test_a_cancelled_lone_request_keeps_its_lane_until_its_call_ended(
         assert unpack_parts(out.attachment, 2)[1] == frames["follower"]  # type: ignore[attr-defined]
 
 
+async def test_a_group_waiting_when_the_coalescer_stops_gets_busy(team: Team, tmp_path: Path) -> None:
+    """The app stops while a lone call is in flight: that call still answers, the group behind it is
+    never sent and its requests get ``busy``."""
+    outcomes: dict[str, object] = {}
+    async with team(tmp_path) as (orchestrator, bridge):
+        gated = Gated(orchestrator)
+        coalescer = CompressCoalescer(gated)  # type: ignore[arg-type]
+
+        async def one(name: str, i: int) -> None:
+            ctx = orchestrator.context(tenant="alice")
+            try:
+                outcomes[name] = await coalescer.compress(
+                    message("alice", i), ctx, stream=None, level=None, dedup=True
+                )
+            except AgentError as exc:
+                outcomes[name] = exc
+
+        async with anyio.create_task_group() as tg:
+            async with coalescer:
+                tg.start_soon(one, "leader", 0)
+                await until(lambda: len(gated.calls) == 1)
+                tg.start_soon(one, "follower", 1)
+                await until(lambda: coalescer.pending == 1)
+            gated.gate.set()  # the coalescer has stopped; the leader's call goes on
+
+        assert [len(m) for _, m, _ in gated.calls] == [1]
+        follower = outcomes["follower"]
+        assert isinstance(follower, AgentError) and follower.code == "busy", follower
+        _, frame = outcomes["leader"]  # type: ignore[misc]
+        assert await bridge.decompress(frame, tenant="alice") == message("alice", 0)
+
+
 async def test_a_failed_call_fails_every_request_of_its_group(team: Team, tmp_path: Path) -> None:
     errors: list[AgentError] = []
     async with team(tmp_path) as (orchestrator, bridge):

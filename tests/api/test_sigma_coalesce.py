@@ -187,6 +187,94 @@ async def test_a_member_stops_waiting_at_its_own_deadline(team: Team, tmp_path: 
         assert await bridge.decompress(frame, tenant="alice") == message("alice", 2)
 
 
+async def test_a_cancelled_lone_request_keeps_its_lane_until_its_call_ended(
+    team: Team, tmp_path: Path
+) -> None:
+    """The first message of an idle lane is sent from its own request: cancelling that request (its client
+    went away) neither cancels the call nor lets the next turn of the stream overtake it."""
+    frames: dict[str, bytes] = {}
+    stream = "alice-conversation-0"
+    async with team(tmp_path / "coalesced") as (orchestrator, bridge):
+        gated = Gated(orchestrator)
+        coalescer = CompressCoalescer(gated)  # type: ignore[arg-type]
+        scopes: list[anyio.CancelScope] = []
+
+        async def leader() -> None:
+            with anyio.CancelScope() as scope:
+                scopes.append(scope)
+                _, frames["leader"] = await coalescer.compress(
+                    message("alice", 0),
+                    orchestrator.context(tenant="alice"),
+                    stream=stream,
+                    level=None,
+                    dedup=True,
+                )
+
+        async def follower() -> None:
+            _, frames["follower"] = await coalescer.compress(
+                message("alice", 1),
+                orchestrator.context(tenant="alice"),
+                stream=stream,
+                level=None,
+                dedup=True,
+            )
+
+        async with coalescer, anyio.create_task_group() as tg:
+            tg.start_soon(leader)
+            await until(lambda: len(gated.calls) == 1)
+            scopes[0].cancel()  # the leader's client went away while its call is in flight
+            tg.start_soon(follower)
+            await until(lambda: coalescer.pending == 1)  # it waits for the cancelled request's call
+            assert len(gated.calls) == 1
+            gated.gate.set()
+
+        assert [len(m) for _, m, _ in gated.calls] == [1, 1]
+        assert await bridge.decompress(frames["follower"], tenant="alice") == message("alice", 1)
+
+    # The follower's frame is the one made after the leader's turn, as with one call per message in order.
+    async with team(tmp_path / "one-by-one") as (orchestrator, _):
+        for i in (0, 1):
+            out = await orchestrator.call(
+                "compression",
+                "compressor",
+                Attached({"stream": stream}, pack_parts([message("alice", i)])),
+                orchestrator.context(tenant="alice"),
+            )
+        assert unpack_parts(out.attachment, 2)[1] == frames["follower"]  # type: ignore[attr-defined]
+
+
+async def test_a_group_waiting_when_the_coalescer_stops_gets_busy(team: Team, tmp_path: Path) -> None:
+    """The app stops while a lone call is in flight: that call still answers, the group behind it is
+    never sent and its requests get ``busy``."""
+    outcomes: dict[str, object] = {}
+    async with team(tmp_path) as (orchestrator, bridge):
+        gated = Gated(orchestrator)
+        coalescer = CompressCoalescer(gated)  # type: ignore[arg-type]
+
+        async def one(name: str, i: int) -> None:
+            ctx = orchestrator.context(tenant="alice")
+            try:
+                outcomes[name] = await coalescer.compress(
+                    message("alice", i), ctx, stream=None, level=None, dedup=True
+                )
+            except AgentError as exc:
+                outcomes[name] = exc
+
+        async with anyio.create_task_group() as tg:
+            async with coalescer:
+                tg.start_soon(one, "leader", 0)
+                await until(lambda: len(gated.calls) == 1)
+                tg.start_soon(one, "follower", 1)
+                await until(lambda: coalescer.pending == 1)
+            gated.gate.set()  # the coalescer has stopped; the leader's call goes on
+
+        assert [len(m) for _, m, _ in gated.calls] == [1]
+        follower = outcomes["follower"]
+        assert isinstance(follower, AgentError) and follower.code == "busy", follower
+        _, frame = outcomes["leader"]  # type: ignore[misc]
+        assert await bridge.decompress(frame, tenant="alice") == message("alice", 0)
+
+
 async def test_a_failed_call_fails_every_request_of_its_group(team: Team, tmp_path: Path) -> None:
     errors: list[AgentError] = []
     async with team(tmp_path) as (orchestrator, bridge):

@@ -22,7 +22,7 @@ from nats.aio.msg import Msg
 
 from agents._localrequest import find as find_endpoint
 from agents._message import Message, to_message
-from agents._natsfast import WriteTurn, publish, publish_block, send_now
+from agents._natsfast import CONNECTED, WriteTurn, publish, publish_block, send_now
 from agents.errors import DeadlineExceededError, NoRespondersError
 from agents.natsheaders import parse_header_lines
 
@@ -244,7 +244,7 @@ class Inbox:
         Returns whether it did (:mod:`agents._localrequest`); if not, it goes over NATS.
         """
         endpoint = find_endpoint(subject)
-        if endpoint is None or len(data) > self._nc.max_payload:
+        if endpoint is None or len(data) > self._nc._max_payload:  # (nats-py's max_payload property)
             return False
         if source is not None:  # what the reader would parse from its block (a new dict)
             parsed = source.header_fields()
@@ -286,7 +286,7 @@ class Inbox:
         if timeout_s <= 0:
             raise DeadlineExceededError(f"deadline passed before the request to {subject}")
         nc = self._nc
-        if not nc.is_connected:  # reconnecting: answer now instead of buffering until the timeout
+        if nc._status != CONNECTED and not nc.is_connected:  # reconnecting: answer now, not at the timeout
             raise NoRespondersError(f"NATS is not connected (request to {subject} not sent)")
         self._reply = None
         if self._local_requests and self._send_local(subject, data, block, headers, source):

@@ -35,6 +35,7 @@ import structlog
 from nats.aio.client import Client
 
 from agents._message import Message, new_message
+from agents._natsfast import CONNECTED
 
 __all__ = ("DeliveryCount", "LocalEndpoint", "find", "register", "requests_delivered")
 
@@ -89,7 +90,8 @@ class LocalEndpoint:
         Never raises: what the endpoint raises is logged (as nats-py's reader would).
         """
         deliver = self._deliver
-        if deliver is None or not self._nc.is_connected:
+        nc = self._nc
+        if deliver is None or (nc._status != CONNECTED and not nc.is_connected):
             return False
         _DELIVERED.value += 1
         try:

@@ -55,6 +55,7 @@ from nats.protocol.parser import AWAITING_CONTROL_LINE, AWAITING_MSG_PAYLOAD, Pa
 from agents.natsheaders import header_block, parse_header_lines
 
 __all__ = (
+    "CONNECTED",
     "DirectQueue",
     "WriteTurn",
     "deliver_from_reader",
@@ -71,6 +72,10 @@ __all__ = (
 log = structlog.get_logger("neurectomy.nats")
 
 _WHITESPACE = re.compile(r"\s")
+CONNECTED = Client.CONNECTED
+"""``Client._status`` while connected: ``nc._status == CONNECTED or nc.is_connected`` is nats-py's
+``is_connected`` (connected or draining) without the property call in the common case (the local
+hand-overs read it several times per call)."""
 
 
 class _Flushed:
@@ -141,7 +146,7 @@ def send_now(
     """
     queue, flusher, transport = nc._flush_queue, nc._flusher_task, nc._transport
     if (
-        nc._status != Client.CONNECTED
+        nc._status != CONNECTED
         or not subject
         or len(data) > nc._max_payload
         or _WHITESPACE.search(subject)

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
+from contextvars import ContextVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import (
     INVALID_SPAN,
     NonRecordingSpan,
@@ -67,6 +70,23 @@ def current_trace_id() -> str:
     return f"{ctx.trace_id:032x}" if ctx.is_valid else ""
 
 
+def _context_reader() -> Callable[[], otel_context.Context]:
+    """``otel_context.get_current``, or the context variable's own ``get`` behind it (the default runtime).
+
+    OpenTelemetry's default runtime context keeps the current context in one ``ContextVar``
+    (``ContextVarsRuntimeContext._current_context``): reading it directly returns the same object without
+    the API's two Python calls (every routed call asks). Any other runtime context is asked through the API.
+    """
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    current = getattr(runtime, "_current_context", None)
+    if type(runtime) is ContextVarsRuntimeContext and isinstance(current, ContextVar):
+        return current.get
+    return otel_context.get_current
+
+
+_current_context = _context_reader()
+
+
 def start_child(
     tracer_: trace.Tracer,
     name: str,
@@ -81,7 +101,7 @@ def start_child(
     microsecond instead of the SDK's few microseconds for a span it would drop anyway.
     """
     if parent is None:
-        parent = otel_context.get_current()
+        parent = _current_context()
         if not parent:  # an empty context holds no span (most untraced work): no look-ups
             return INVALID_SPAN
     ctx = trace.get_current_span(parent).get_span_context()

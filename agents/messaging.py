@@ -36,6 +36,7 @@ from agents._localinbox import LocalInbox, delivered, find, register
 from agents._localrequest import requests_delivered
 from agents._natsconnect import NatsAuth, PermissionDenials, connect, server_urls
 from agents._natsfast import (
+    CONNECTED,
     WriteTurn,
     deliver_from_reader,
     drop_unsent,
@@ -156,7 +157,7 @@ class Bus:
     @property
     def max_payload(self) -> int:
         """Largest message the server accepts, in bytes."""
-        return int(self._nc.max_payload)
+        return int(self._nc._max_payload)  # (nats-py's max_payload property: read on every call)
 
     def new_inbox(self) -> str:
         """A unique subject for replies to this client."""
@@ -374,8 +375,8 @@ class Bus:
             which waits or raises as for any message), and so must every later message of the same call,
             so that they stay in order behind it.
         """
-        nc = self._nc
-        if not nc.is_connected or len(data) > nc.max_payload:
+        nc = self._nc  # (nats-py's is_connected and max_payload properties read directly: every answer)
+        if (nc._status != CONNECTED and not nc.is_connected) or len(data) > nc._max_payload:
             return False
         box.deliver(subject, data)
         return True

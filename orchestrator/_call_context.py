@@ -71,6 +71,8 @@ def _value(value: str) -> str:
 
 def _field(value: str) -> str:
     """A header value as the reader parses it back from :func:`_value`'s bytes (ASCII: the same string)."""
+    if value.isascii() and value.isprintable() and value.strip() == value:
+        return value  # the common case (ids): no CR/LF or other control character, nothing to trim
     value = _value(value)
     if not value.isascii():  # as written and decoded: errors and replacements included
         value = value.encode().decode("utf-8", "replace")

@@ -64,6 +64,12 @@ _CHUNK_MESSAGE = b'{"type":"chunk"'
 _validate_stream: Callable[[bytes], Chunk | End | Error] = stream_message_adapter.validator.validate_json
 """``stream_message_adapter.validate_json`` without the adapter's Python wrapper (its keyword checks cost
 ~0.7 µs of ~3 on every call's End): the same validator, the same result and errors."""
+_END_MESSAGE = b'{"type":"end"'
+"""How an ``End`` starts as ``agents._call`` writes it: read by :data:`_validate_end` first."""
+_validate_end: Callable[[bytes], End] = End.__pydantic_validator__.validate_json
+"""An ``End``'s JSON as an :class:`End`: what ``stream_message_adapter`` makes of a message whose ``type`` is
+``"end"`` (the union's tag), without the union's dispatch (about a third less work on every call's End). A
+message it refuses is read again by :data:`_validate_stream`, which raises what it always raised."""
 _validate_chunk: Callable[[bytes], Chunk] = Chunk.__pydantic_validator__.validate_json
 """A pushed chunk's JSON as a :class:`Chunk`: what ``stream_message_adapter`` makes of a message with
 ``"type":"chunk"`` (the union's tag), without the adapter's Python wrapper. A payload with an attachment
@@ -93,7 +99,14 @@ def _accepted(reply: Message, agent: str) -> tuple[str, Chunk | End | Error | No
     try:
         envelope, attachment = split_attachment(reply.data)
         if envelope.startswith(_STREAM_MESSAGE):  # the common case: read straight into the model
-            event = _validate_stream(envelope)
+            event: Chunk | End | Error
+            if envelope.startswith(_END_MESSAGE):
+                try:
+                    event = _validate_end(envelope)
+                except ValueError:  # the union raises what it always raised, or reads what End cannot
+                    event = _validate_stream(envelope)
+            else:
+                event = _validate_stream(envelope)
             return "", event if attachment is None else _with_attachment(event, attachment)
         data = pydantic_core.from_json(envelope)
         if isinstance(data, dict) and "type" in data:
@@ -232,12 +245,13 @@ class AgentCall:
         # Not the current span: a generator's frames interleave with its consumer's, so the span is
         # ended by hand and reaches the agent only through the ``traceparent`` header.
         span = self._span = start_child(_tracer, "nats", kind=SpanKind.CLIENT)  # no-op when untraced
+        traced = span.is_recording()
         bus = self._bus
         box = self._box = bus.open_inbox_now() if bus.inboxes_started else await bus.open_inbox()
         reply: Message | None = None
         try:
             # the reply subject, <box.subject>.r, names the stream inbox
-            if span.is_recording():
+            if traced:
                 span.update_name(f"nats {agent}")
                 span.set_attributes(
                     {
@@ -261,7 +275,7 @@ class AgentCall:
             if reply is None and not isinstance(exc, NoRespondersError):
                 await self._cancel()  # left before the accept (cancelled, no accept in time): it may run
             raise
-        if span.is_recording():
+        if traced:
             span.set_attribute("neurectomy.instance", self.instance)
 
     def answered(self) -> End | None:

@@ -102,9 +102,15 @@ class LoadMonitor:
         if not group:
             return []
         now, ttl = time.monotonic(), self._ttl_factor
+        if len(group) == 1:  # the common case of one replica: no list of expired ones, nothing to sort
+            (inst,) = group.values()
+            if now - inst.seen <= inst.beat.interval_s * ttl:
+                return [inst]
+            group.clear()
+            return []
         for key in [k for k, inst in group.items() if now - inst.seen > inst.beat.interval_s * ttl]:
             del group[key]
-        if len(group) < 2:  # the common case of one replica: nothing to sort
+        if len(group) < 2:
             return list(group.values())
         return sorted(group.values(), key=lambda i: (i.load, i.beat.instance))
 

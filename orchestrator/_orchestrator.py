@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Coroutine, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -107,7 +107,7 @@ class Orchestrator(Discovery):
         """
         return await self.selector.select(agent=agent, capability=capability, goal=goal, k=k)
 
-    async def invoke(
+    def invoke(
         self,
         agent: str,
         payload: Mapping[str, Any],
@@ -116,7 +116,7 @@ class Orchestrator(Discovery):
         timeout_s: float | None = None,
         retries: int | None = None,
         fallback: bool = True,
-    ) -> Invocation:
+    ) -> Coroutine[Any, Any, Invocation]:
         """Route a call to ``agent``: least-loaded healthy replica, failover, retries, circuit breaker.
 
         The one call that routes: a busy or missing replica fails over to another replica and then (with
@@ -142,7 +142,8 @@ class Orchestrator(Discovery):
             AgentError: The last error when every attempt failed (``busy``, ``no_responders``,
                 ``deadline_exceeded``, ``circuit_open``, ...), or a non-retryable error at once.
         """
-        return await self.router.invoke(
+        # The router's coroutine itself, awaited by the caller: no coroutine level of its own per call.
+        return self.router.invoke(
             agent, payload, ctx, timeout_s=timeout_s, retries=retries, fallback=fallback
         )
 

@@ -104,3 +104,36 @@ async def test_the_orchestrator_keeps_instances_that_beat_in_batches_healthy(bus
         healthy = {i.beat.instance for i in monitor.healthy(Echo.name)}
         assert healthy == {r.instance_id for r in runners}
         tg.cancel_scope.cancel()
+
+
+def _beat(instance: str, interval_s: float) -> Message:
+    beat = Heartbeat(
+        agent="t-silent",
+        team="analysis",
+        instance=instance,
+        direct_subject=f"neurectomy.agent.analysis.t-silent.{instance}",
+        in_flight=0,
+        mailbox_depth=0,
+        mailbox_size=8,
+        concurrency=1,
+        interval_s=interval_s,
+    )
+    return Message(f"{HEARTBEAT_PREFIX}.t-silent.{instance}", beat.model_dump_json().encode(), {}, "")
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+async def test_a_silent_instance_leaves_the_healthy_list(bus: Bus, replicas: int) -> None:
+    # One replica takes a path of its own in healthy() (no list of expired ones, nothing to sort): an
+    # instance whose beats stop must drop out there as with several replicas.
+    monitor = LoadMonitor(bus, ttl_factor=3.0)
+    if replicas == 2:
+        await monitor._on_beat(_beat("lasting", 3600.0))
+    await monitor._on_beat(_beat("silent", INTERVAL_S))
+    assert {i.beat.instance for i in monitor.healthy("t-silent")} == {"silent", "lasting"}.difference(
+        [] if replicas == 2 else ["lasting"]
+    )
+    with anyio.fail_after(10):  # three intervals of silence (0.15 s), however slow the machine
+        while any(i.beat.instance == "silent" for i in monitor.healthy("t-silent")):
+            await anyio.sleep(INTERVAL_S)
+    assert [i.beat.instance for i in monitor.healthy("t-silent")] == (["lasting"] if replicas == 2 else [])
+    assert monitor.load("t-silent") == (replicas - 1, 0.0)

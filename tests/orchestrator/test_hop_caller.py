@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import anyio
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
@@ -60,6 +60,10 @@ def test_header_block_is_the_block_of_the_headers(
 
 @settings(max_examples=300, deadline=None)
 @given(**_CONTEXT_FIELDS)
+# values the fast path for plain ids must leave to the slow one (trimmed, CR/LF, tab, non-ASCII space)
+@example(" id ", "acme", "t\r1", "k\tey\x0b", set(), 1.5)
+@example("id\u00a0", "acme", "\x85t", " ", {"read"}, 2.0)
+@example("a-1", "default", "a-1", "0123abcd", set(ALL_SCOPES), 3.25)
 def test_header_fields_are_what_the_agent_parses_from_the_block(
     request_id: str, tenant: str, trace_id: str, idempotency_key: str, scopes: set[str], deadline: float
 ) -> None:

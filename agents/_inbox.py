@@ -309,4 +309,4 @@ class Inbox:
         msg, self._reply = self._reply, None
         if msg.headers and msg.headers.get("Status") == _NO_RESPONDERS:
             raise NoRespondersError(f"no agent listens on {subject}")
-        return to_message(msg)
+        return msg if type(msg) is Message else to_message(msg)  # (a local reply is one already)

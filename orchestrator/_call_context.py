@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,10 +70,15 @@ def _value(value: str) -> str:
     return value.strip()
 
 
+_plain = re.compile(r"[!-~](?:[ -~]*[!-~])?").fullmatch
+"""Whether a header value is printable ASCII without spaces at either end: written and read back as it is
+(no CR/LF or other control character, nothing to trim, nothing to replace), as ids are."""
+
+
 def _field(value: str) -> str:
     """A header value as the reader parses it back from :func:`_value`'s bytes (ASCII: the same string)."""
-    if value.isascii() and value.isprintable() and value.strip() == value:
-        return value  # the common case (ids): no CR/LF or other control character, nothing to trim
+    if _plain(value):
+        return value
     value = _value(value)
     if not value.isascii():  # as written and decoded: errors and replacements included
         value = value.encode().decode("utf-8", "replace")
@@ -184,12 +190,13 @@ class CallContext:
         UTF-8 raises ``UnicodeEncodeError`` here too, as :meth:`header_block` does.
         """
         fields = _fixed_fields(self.scopes, self.tenant).copy()
-        fields[HEADER_REQUEST_ID] = _field(self.request_id)
+        request_id, key = self.request_id, self.idempotency_key
+        fields[HEADER_REQUEST_ID] = request_id if _plain(request_id) else _field(request_id)  # (ids: plain)
         fields[HEADER_DEADLINE] = repr(self.deadline)
-        if self.trace_id and self.trace_id != self.request_id:
+        if self.trace_id and self.trace_id != request_id:
             fields[HEADER_TRACE_ID] = _field(self.trace_id)
-        if self.idempotency_key:
-            fields[HEADER_IDEMPOTENCY_KEY] = _field(self.idempotency_key)
+        if key:
+            fields[HEADER_IDEMPOTENCY_KEY] = key if _plain(key) else _field(key)
         return fields
 
 

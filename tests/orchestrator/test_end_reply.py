@@ -1,4 +1,4 @@
-"""A call's last message taken as the reply: an ``End`` is read by its own validator, with the union's answers.
+"""A call's last message as the reply: an ``End`` is read by its own validator, with the union's answers.
 
 ``orchestrator._dispatch._accepted`` reads a reply that starts as an ``End`` does with ``End``'s validator
 instead of the stream-message union; whatever that validator refuses is read by the union again. Each

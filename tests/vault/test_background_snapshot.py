@@ -348,7 +348,9 @@ def test_a_background_snapshot_creates_its_wal_and_deletes_old_files_without_the
         free: list[bool] = []
 
         def probe() -> None:
-            if v._lock.acquire(blocking=False):
+            # Another thread (the test's own, in join_background) may hold the lock for an instant: wait
+            # for it. Held by the background thread, which waits here for this probe, it never comes free.
+            if v._lock.acquire(timeout=30):
                 v._lock.release()
                 free.append(True)
             else:

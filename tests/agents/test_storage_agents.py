@@ -355,6 +355,9 @@ async def test_start_storage_runs_one_agent_and_closes_the_vault(bus: Bus, tmp_p
         async with anyio.create_task_group() as tg:
             await start_storage(settings, stack, bus, tg, agent="vault-stats", replicas=2)
             agents = await Orchestrator(bus).agents()
+            with anyio.fail_after(60):  # one discovery pass (0.25 s) may miss an answer under load
+                while not agents or agents[0].replicas < 2:
+                    agents = await Orchestrator(bus).agents()
             assert [(a.name, a.replicas) for a in agents] == [("vault-stats", 2)]
             orch = Orchestrator(bus)
             stats = await orch.call_once("storage", "vault-stats", {}, orch.context(tenant="acme"))

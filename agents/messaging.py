@@ -382,23 +382,26 @@ class Bus:
         return True
 
     async def discover(
-        self, verb: str = "INFO", *, timeout_s: float = 0.25, quiet_s: float = 0.05
+        self, verb: str = "INFO", *, timeout_s: float = 0.25, quiet_s: float = 0.05, expect: int = 1
     ) -> list[dict[str, Any]]:
         """Ask every micro service instance ``$SRV.<verb>`` and collect the answers.
 
-        Collection stops ``quiet_s`` seconds after the last answer, or after ``timeout_s`` in all.
+        Collection stops ``quiet_s`` seconds after the last answer once ``expect`` answers are in, or
+        after ``timeout_s`` in all. A caller that knows how many instances run (from their heartbeats)
+        passes that count, so that a gap between answers on a busy machine does not end it early.
 
         Args:
             verb: ``PING``, ``INFO`` or ``STATS``.
             timeout_s: Upper bound on the whole collection, in seconds.
             quiet_s: Gap after an answer that ends the collection early, in seconds.
+            expect: Answers to wait for (up to ``timeout_s``) before a quiet gap may end the collection.
         """
         answers: list[dict[str, Any]] = []
         end = time.monotonic() + timeout_s
         async with self.inbox() as box:
             await self._nc.publish(f"$SRV.{verb}", b"", reply=box.subject)
             while (remaining := end - time.monotonic()) > 0:
-                wait = remaining if not answers else min(remaining, quiet_s)
+                wait = remaining if len(answers) < max(expect, 1) else min(remaining, quiet_s)
                 try:
                     msg = await box.next(wait)
                 except (DeadlineExceededError, NoRespondersError):

@@ -75,13 +75,16 @@ class Discovery:
         Internal services (metadata ``internal: true``, such as the embedder) are not listed.
 
         One entry per agent (replicas summed); roster agents with no instance have ``replicas`` 0 and
-        ``health`` ``down``.
+        ``health`` ``down``. The collection waits (up to ``discovery_timeout_s``) for as many answers as
+        the heartbeats report healthy instances, so a slow answer on a busy machine is not left out.
 
         Returns:
             The agents sorted by team, then name, with replicas, health (``up``, ``down``,
             ``circuit_open``), load, calls in flight and queued.
         """
-        answers = await self.bus.discover("STATS", timeout_s=self.config.discovery_timeout_s)
+        answers = await self.bus.discover(
+            "STATS", timeout_s=self.config.discovery_timeout_s, expect=self.monitor.instances()
+        )
         by_name: dict[str, AgentInfo] = {}
         for answer in answers:
             meta = {str(k): str(v) for k, v in (answer.get("metadata") or {}).items()}

@@ -114,6 +114,10 @@ class LoadMonitor:
             return list(group.values())
         return sorted(group.values(), key=lambda i: (i.load, i.beat.instance))
 
+    def instances(self) -> int:
+        """Healthy instances of every agent heard from (what a ``$SRV`` discovery should hear back)."""
+        return sum(len(self.healthy(agent)) for agent in list(self._instances))
+
     def load(self, agent: str) -> tuple[int, float]:
         """``(healthy replicas, summed load)`` of ``agent``."""
         instances = self.healthy(agent)

@@ -190,13 +190,12 @@ class CallContext:
         UTF-8 raises ``UnicodeEncodeError`` here too, as :meth:`header_block` does.
         """
         fields = _fixed_fields(self.scopes, self.tenant).copy()
-        request_id, key = self.request_id, self.idempotency_key
-        fields[HEADER_REQUEST_ID] = request_id if _plain(request_id) else _field(request_id)  # (ids: plain)
+        fields[HEADER_REQUEST_ID] = _field(self.request_id)
         fields[HEADER_DEADLINE] = repr(self.deadline)
-        if self.trace_id and self.trace_id != request_id:
+        if self.trace_id and self.trace_id != self.request_id:
             fields[HEADER_TRACE_ID] = _field(self.trace_id)
-        if key:
-            fields[HEADER_IDEMPOTENCY_KEY] = key if _plain(key) else _field(key)
+        if self.idempotency_key:
+            fields[HEADER_IDEMPOTENCY_KEY] = _field(self.idempotency_key)
         return fields
 
 

@@ -126,6 +126,10 @@ async def compress_messages(
     return [(pydantic_core.to_json(r), f) for r, f in zip(listed, frames, strict=True)]
 
 
+_STOPPING = "the compression call was cancelled: the service is stopping"
+"""The ``busy`` answer of a group whose call was cancelled, or never sent, as the app stops."""
+
+
 @dataclass(eq=False, slots=True)
 class _Group:
     """Messages that wait for their lane's call in flight, then go to the compressor in one call."""
@@ -254,7 +258,7 @@ class CompressCoalescer:
         elif self._tg is None:  # stopping: nothing more is sent
             del self._lanes[key]
             for group in lane.waiting:
-                group.fail(AgentBusyError("the compression call was cancelled: the service is stopping"))
+                group.fail(AgentBusyError(_STOPPING))
             lane.waiting.clear()
         else:
             self._tg.start_soon(self._send, key, lane, lane.waiting.popleft(), level, dedup)
@@ -270,7 +274,7 @@ class CompressCoalescer:
             group.error = exc
         finally:
             if group.results is None and group.error is None:  # cancelled: the app is stopping
-                group.error = AgentBusyError("the compression call was cancelled: the service is stopping")
+                group.error = AgentBusyError(_STOPPING)
             group.done.set()
             self._next(key, lane, level, dedup)
 

@@ -199,25 +199,22 @@ async def test_a_cancelled_lone_request_keeps_its_lane_until_its_call_ended(
         coalescer = CompressCoalescer(gated)  # type: ignore[arg-type]
         scopes: list[anyio.CancelScope] = []
 
-        async def leader() -> None:
-            with anyio.CancelScope() as scope:
-                scopes.append(scope)
-                _, frames["leader"] = await coalescer.compress(
-                    message("alice", 0),
-                    orchestrator.context(tenant="alice"),
-                    stream=stream,
-                    level=None,
-                    dedup=True,
-                )
-
-        async def follower() -> None:
-            _, frames["follower"] = await coalescer.compress(
-                message("alice", 1),
+        async def turn(name: str, i: int) -> None:
+            _, frames[name] = await coalescer.compress(
+                message("alice", i),
                 orchestrator.context(tenant="alice"),
                 stream=stream,
                 level=None,
                 dedup=True,
             )
+
+        async def leader() -> None:
+            with anyio.CancelScope() as scope:
+                scopes.append(scope)
+                await turn("leader", 0)
+
+        async def follower() -> None:
+            await turn("follower", 1)
 
         async with coalescer, anyio.create_task_group() as tg:
             tg.start_soon(leader)

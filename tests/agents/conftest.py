@@ -9,6 +9,7 @@ import pytest
 from agents import Agent, AgentRunner, Bus, GeneratorAgent
 from bridges import RyotBridge
 from neurectomy.server.natsserver import EmbeddedNats
+from orchestrator import AgentInfo, Orchestrator
 from ryot import RyotEngine
 
 RunnerFactory = Callable[..., AbstractAsyncContextManager[AgentRunner]]
@@ -46,3 +47,12 @@ async def agent_bus(nats_server: EmbeddedNats) -> AsyncIterator[Bus]:
     async with await Bus.connect(nats_server.url, name="tests-agents") as connected:
         connected.local_replies = True
         yield connected
+
+
+async def discovered(orch: Orchestrator, seen: Callable[[list[AgentInfo]], bool]) -> list[AgentInfo]:
+    """``orch.agents()`` once ``seen`` holds for its list (up to 60 s): one discovery pass collects for
+    0.25 s, and on a busy machine an agent's or a replica's answer may miss it."""
+    with anyio.fail_after(60):
+        while not seen(agents := await orch.agents()):
+            pass
+    return agents

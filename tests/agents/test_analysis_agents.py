@@ -30,6 +30,7 @@ from agents.collective import spec_of
 from bridges.vault import VaultBridge
 from orchestrator import Orchestrator, testing
 from orchestrator.testing import running
+from tests.agents.conftest import discovered
 from vault import MiniLMEmbedder, Vault, VaultConfig
 
 pytestmark = pytest.mark.anyio
@@ -421,10 +422,8 @@ async def test_team_starter_starts_all_eight_and_refuses_unknown_agents(bus: Bus
     async with AsyncExitStack() as stack, anyio.create_task_group() as tg:
         await start_analysis(settings, stack, bus, tg)
         expected = {cls.name for cls in ANALYSIS_AGENTS}
-        registered: list[Any] = []
-        with anyio.fail_after(60):  # discovery collects for 0.25 s: on a busy machine an answer may miss it
-            while not expected <= {a.name for a in registered}:
-                registered = [a for a in await orch.agents() if a.team == "analysis"]
+        listed = await discovered(orch, lambda agents: expected <= {a.name for a in agents if a.replicas})
+        registered = [a for a in listed if a.team == "analysis"]
         stats = await call(orch, "statistician", {"values": [1, 2, 3]})
         similar = await call(
             orch, "similarity", {"text": "hello world", "candidates": ["hi world", "tax law"]}

@@ -23,6 +23,7 @@ from orchestrator import Orchestrator, testing
 from orchestrator.testing import running
 from ryot import RyotEngine
 from sigmalang import DictionaryRegistry, DiskRSUStore, SigmaCodec, compress
+from tests.agents.conftest import discovered
 
 pytestmark = pytest.mark.anyio
 Team = Callable[..., AbstractAsyncContextManager[tuple[Orchestrator, SigmaBridge]]]
@@ -364,11 +365,9 @@ async def test_long_inputs_are_counted_approximately_and_say_so(team: Team) -> N
 
 async def test_all_eight_agents_register_on_the_bus(team: Team, bus: Bus) -> None:
     expected = {cls.name for cls in COMPRESSION_AGENTS}
-    agents: list[Any] = []
     async with team() as (orch, _):
-        with anyio.fail_after(60):  # discovery collects for 0.25 s: on a busy machine an answer may miss it
-            while not expected <= {a.name for a in agents}:
-                agents = [a for a in await orch.agents() if a.team == "compression"]
+        listed = await discovered(orch, lambda agents: expected <= {a.name for a in agents if a.replicas})
+    agents = [a for a in listed if a.team == "compression"]
     assert sorted(a.name for a in agents) == sorted(cls.name for cls in COMPRESSION_AGENTS)
     assert len(agents) == 8 and all(a.metadata["token_counter"] == "ryot" for a in agents)
 

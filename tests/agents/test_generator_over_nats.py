@@ -23,6 +23,7 @@ from agents.protocol import (
 )
 from orchestrator import CallContext, Orchestrator, TextDelta
 from ryot import RyotEngine
+from tests.agents.conftest import discovered
 
 pytestmark = pytest.mark.anyio
 RunnerFactory = Callable[..., AbstractAsyncContextManager["AgentRunner"]]
@@ -186,10 +187,7 @@ async def test_leaving_a_stream_early_cancels_the_generation(
 async def test_replicas_share_the_queue_group(bus: Bus, generator_runner: RunnerFactory) -> None:
     orchestrator = Orchestrator(bus)
     async with generator_runner() as first, generator_runner() as second:
-        agents = await orchestrator.agents()
-        with anyio.fail_after(60):  # discovery collects for 0.25 s: on a busy machine an answer may miss it
-            while not agents or agents[0].replicas < 2:
-                agents = await orchestrator.agents()
+        agents = await discovered(orchestrator, lambda agents: bool(agents) and agents[0].replicas >= 2)
         assert [(a.name, a.replicas) for a in agents] == [("generator", 2)]
         for _ in range(6):
             await orchestrator.generate(GenerateInput(prompt="Hi", max_tokens=1), orchestrator.context())

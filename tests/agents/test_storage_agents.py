@@ -30,6 +30,7 @@ from agents.storage import (
 from bridges.vault import VaultBridge
 from orchestrator import Orchestrator, OrchestratorConfig, testing
 from orchestrator.testing import running
+from tests.agents.conftest import discovered
 from vault import IntegrityError, MiniLMEmbedder, RecordTooLargeError, Vault, VaultConfig
 from vault._private.wal import OP_PUT, scan_wal, wal_generations, wal_path
 
@@ -354,10 +355,9 @@ async def test_start_storage_runs_one_agent_and_closes_the_vault(bus: Bus, tmp_p
     async with AsyncExitStack() as stack:
         async with anyio.create_task_group() as tg:
             await start_storage(settings, stack, bus, tg, agent="vault-stats", replicas=2)
-            agents = await Orchestrator(bus).agents()
-            with anyio.fail_after(60):  # one discovery pass (0.25 s) may miss an answer under load
-                while not agents or agents[0].replicas < 2:
-                    agents = await Orchestrator(bus).agents()
+            agents = await discovered(
+                Orchestrator(bus), lambda agents: bool(agents) and agents[0].replicas >= 2
+            )
             assert [(a.name, a.replicas) for a in agents] == [("vault-stats", 2)]
             orch = Orchestrator(bus)
             stats = await orch.call_once("storage", "vault-stats", {}, orch.context(tenant="acme"))

@@ -5,7 +5,8 @@
 What ``POST /v1/sigma/compress`` spends in the coalescer around its compressor call, without the HTTP
 stack, NATS, the agent and the codec: the orchestrator is a stub whose ``call`` answers at once (a
 report and a 1,000-byte frame per message, the compressor's attachment layout). Three ways, CPU time of
-this process's (only) thread per message, uvloop as ``serve`` runs:
+this process's (only) thread per message, on the event loop ``serve`` runs (``agents.eventloop``:
+uvloop when installed):
 
 * **direct**: `api.sigma._coalesce.compress_messages` for one message (the call the coalescer makes);
 * **lone**: ``coalescer.compress`` one message at a time (each lane idle when it arrives: one turn per
@@ -36,6 +37,7 @@ import anyio
 import anyio.lowlevel
 
 from agents.compression.wire import pack_parts, unpack_parts
+from agents.eventloop import backend_options, loop_name
 from agents.protocol import Attached
 from api.sigma._coalesce import CompressCoalescer, compress_messages
 from orchestrator import CallContext
@@ -104,7 +106,7 @@ def measure(rounds: int, messages: int, members: int) -> dict[str, list[float]]:
             for way in WAYS:
                 out[way].append(await _round(way, messages, members))
 
-    anyio.run(run, backend_options={"use_uvloop": True})
+    anyio.run(run, backend_options=backend_options(loop_name(None)))  # the service's loop
     return out
 
 

@@ -27,6 +27,7 @@ import pydantic_core
 
 from agents._call import Call
 from agents._inbox import REPLY_SUFFIX
+from agents._message import LocalRequest
 from agents.errors import AgentBusyError, AgentError, BadInputError
 from agents.mailbox import Mailbox, MailboxClosedError, MailboxFullError
 from agents.messaging import Bus, Message
@@ -87,7 +88,9 @@ class AcceptPath:
         inbox = headers.get(HEADER_STREAM_INBOX) or (own if own != to else "")
         request_id = headers.get(HEADER_REQUEST_ID, "")
         try:
-            deadline = float(headers.get(HEADER_DEADLINE, "nan"))
+            deadline = (  # a request handed over in this process carries it as a number
+                msg.deadline if type(msg) is LocalRequest else float(headers.get(HEADER_DEADLINE, "nan"))
+            )
         except ValueError:
             deadline = float("nan")
         if not inbox or not request_id or math.isnan(deadline):

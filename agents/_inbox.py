@@ -46,8 +46,16 @@ class HeaderSource(Protocol):
     def header_block(self) -> bytes:
         """The header block (``agents.natsheaders.header_block``'s bytes)."""
 
-    def header_fields(self) -> dict[str, str]:
-        """A new dict equal to ``parse_header_lines`` of :meth:`header_block`'s lines (after ``NATS/1.0``)."""
+    @property
+    def deadline(self) -> float:
+        """The request's deadline, ``time.time()`` seconds (the ``Neurectomy-Deadline`` field's number)."""
+
+    def header_fields(self, *, deadline: bool = True) -> dict[str, str]:
+        """A new dict equal to ``parse_header_lines`` of :meth:`header_block`'s lines (after ``NATS/1.0``).
+
+        Without the ``Neurectomy-Deadline`` field when ``deadline`` is false (:attr:`deadline` then goes
+        as a number).
+        """
 
 
 class Timers:
@@ -246,13 +254,15 @@ class Inbox:
         endpoint = find_endpoint(subject)
         if endpoint is None or len(data) > self._nc._max_payload:  # (nats-py's max_payload property)
             return False
-        if source is not None:  # what the reader would parse from its block (a new dict)
-            parsed = source.header_fields()
-        elif block is not None:  # the lines after NATS/1.0, as nats-py's reader parses them (a new dict)
+        reply = self._reply_subject
+        if source is not None:  # what the reader would parse from its block (a new dict), the deadline as
+            # the number its text reads back as: no float formatted here and parsed back by the agent
+            return endpoint.deliver(data, reply, source.header_fields(deadline=False), source.deadline)
+        if block is not None:  # the lines after NATS/1.0, as nats-py's reader parses them (a new dict)
             parsed = parse_header_lines(block.partition(b"\r\n")[2])
         else:  # a copy: the agent's Message must not share the caller's dict
             parsed = dict(headers or {})
-        return endpoint.deliver(data, self._reply_subject, parsed)
+        return endpoint.deliver(data, reply, parsed)
 
     async def request(
         self,

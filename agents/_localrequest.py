@@ -34,7 +34,7 @@ from collections.abc import Callable
 import structlog
 from nats.aio.client import Client
 
-from agents._message import Message, new_message
+from agents._message import Message, new_local_request, new_message
 from agents._natsfast import CONNECTED
 
 __all__ = ("DeliveryCount", "LocalEndpoint", "find", "register", "requests_delivered")
@@ -84,8 +84,14 @@ class LocalEndpoint:
         if _ENDPOINTS.get(self.subject) is self:
             del _ENDPOINTS[self.subject]
 
-    def deliver(self, data: bytes, reply: str, headers: dict[str, str]) -> bool:
+    def deliver(
+        self, data: bytes, reply: str, headers: dict[str, str], deadline: float | None = None
+    ) -> bool:
         """Hand a request to the endpoint now; whether it took it (``False``: closed, send it over NATS).
+
+        ``headers`` are what the agent's reader would parse from the request's header block; with
+        ``deadline`` (``time.time()`` seconds) all but the ``Neurectomy-Deadline`` field, which the request
+        then carries as that number (a :class:`~agents._message.LocalRequest`).
 
         Never raises: what the endpoint raises is logged (as nats-py's reader would).
         """
@@ -95,7 +101,10 @@ class LocalEndpoint:
             return False
         _DELIVERED.value += 1
         try:
-            deliver(new_message(self.subject, data, headers, reply))
+            if deadline is None:
+                deliver(new_message(self.subject, data, headers, reply))
+            else:
+                deliver(new_local_request(self.subject, data, headers, reply, deadline))
         except Exception:
             log.exception("local request failed", subject=self.subject)
         return True

@@ -4,11 +4,15 @@ A real nats-server runs; the orchestrator's bus sends requests to the agent's di
 (``local_requests``) with the call's headers as parsed fields (``CallContext.header_fields``: no header
 block is written and parsed back), and the agent's bus answers locally (``local_replies``). Each test checks
 that the local path keeps a promise of the wire path: the agent's scope check, the caller's tenant and
-scopes, the cancellation of a call the caller left.
+scopes, its deadline (handed over as a number, not as the header's text), the cancellation of a call the
+caller left.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -28,7 +32,7 @@ pytestmark = pytest.mark.anyio
 
 
 class Echo(Agent):
-    """Ends with the tenant, scopes and request id its call carried; waits first when asked to."""
+    """Ends with the tenant, scopes, request id and deadline its call carried; waits first when asked to."""
 
     name = "t-local-echo"
     team = "analysis"
@@ -45,7 +49,12 @@ class Echo(Agent):
             except anyio.get_cancelled_exc_class():
                 type(self).cancelled.set()
                 raise
-        return {"tenant": call.tenant, "scopes": sorted(call.scopes), "request_id": call.request_id}
+        return {
+            "tenant": call.tenant,
+            "scopes": sorted(call.scopes),
+            "request_id": call.request_id,
+            "deadline": call.deadline,
+        }
 
 
 @pytest.fixture
@@ -106,8 +115,44 @@ async def test_a_local_call_carries_the_caller_s_tenant_and_scopes(
     remote = await orch.invoke(Echo.name, {}, ctx)
     assert local_delivered == 1
     assert requests_delivered() - delivered == 1
-    expected = {"tenant": "acme", "scopes": ["read", "write"], "request_id": "rq-1-1"}  # attempt 1's id
+    expected = {  # attempt 1's id; the context's deadline (sooner than the step timeout's)
+        "tenant": "acme",
+        "scopes": ["read", "write"],
+        "request_id": "rq-1-1",
+        "deadline": ctx.deadline,
+    }
     assert local.output == remote.output == expected
+
+
+async def test_a_local_request_s_deadline_is_read_as_over_nats(
+    serve: tuple[Orchestrator, AgentRunner, Bus],
+) -> None:
+    # Locally the deadline goes as a number (agents._message.LocalRequest), over NATS as the header's text:
+    # the agent must run, refuse or time out the same calls with the same deadline either way.
+    _, runner, api_bus = serve
+    soon = time.time() + 10
+    answers = {}
+    for deadline in (soon, time.time() - 1, math.nan, math.inf):
+        ctx = CallContext(deadline, request_id=f"rq-{deadline}", scopes=ALL_SCOPES)
+        delivered = requests_delivered()
+        local = await ask(api_bus, runner.direct_subject, ctx)
+        assert requests_delivered() - delivered == 1  # handed over in this process
+        api_bus.local_requests = False
+        remote = await ask(api_bus, runner.direct_subject, ctx)
+        api_bus.local_requests = True
+        assert requests_delivered() - delivered == 1  # the second one over NATS
+        assert local == remote
+        answers[deadline] = local
+    ran = json.loads(answers[soon][0])
+    assert ran["type"] == "end"
+    assert ran["output"]["deadline"] == soon  # the same float, to the last bit
+    late = json.loads(next(data for deadline, (data, _) in answers.items() if deadline < soon))
+    assert late["type"] == "error"
+    assert late["error"]["code"] == "timeout"  # (DeadlineExceededError's wire code)
+    missing = next(headers for deadline, (_, headers) in answers.items() if math.isnan(deadline))
+    assert missing["Nats-Service-Error-Code"] == "bad_request"  # a NaN deadline is no deadline
+    assert json.loads(answers[math.inf][0])["output"]["deadline"] is None  # JSON has no infinity
+    assert runner.stats.completed == 4  # two each of the future and the infinite deadline
 
 
 async def test_a_local_call_the_caller_leaves_is_cancelled_at_the_agent(

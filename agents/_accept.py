@@ -154,7 +154,7 @@ class AcceptPath:
             self._accepted_reply = (self.instance_id, reply)
         due = self._accepts_due
         if due is None or not msg.reply:  # no accept sender running, or nobody waits for the accept
-            return reply if msg.reply and not call._send_local(msg.reply, reply) else None
+            return None if not msg.reply or call._now(msg.reply, reply) else reply
         call._accept, call._accept_to = reply, msg.reply
         self._owed.append(call)
         if len(self._owed) == 1:

@@ -124,24 +124,12 @@ class Call:
         ``at_once``, ``write``: see :meth:`Bus.publish_now <agents.messaging.Bus.publish_now>`. Returns
         whether it was sent; if not, :meth:`Bus.publish <agents.messaging.Bus.publish>` must send it.
         """
-        if self._local is not None and self._send_local(subject, body):
-            return True
-        return self._bus.publish_now(subject, body, at_once=at_once, write=write)
-
-    def _send_local(self, subject: str, body: bytes) -> bool:
-        """Deliver ``body`` to the caller's inbox in this process; whether it was (then it went nowhere).
-
-        ``False`` also for a call whose caller is elsewhere. Once a message cannot go locally, none of the
-        call's later messages does: they go over NATS behind it. The accept path uses it for the answer it
-        would otherwise hand back for the NATS client to publish.
-        """
         local = self._local
-        if local is None:
-            return False
-        if self._bus.send_local(local, subject, body):
-            return True
-        self._local = None
-        return False
+        if local is not None:  # the caller is in this process: into its inbox, unless it cannot go so
+            if self._bus.send_local(local, subject, body):
+                return True
+            self._local = None  # then none of the call's later messages goes so: over NATS, behind it
+        return self._bus.publish_now(subject, body, at_once=at_once, write=write)
 
     async def _send(self, subject: str, body: bytes, *, at_once: bool = False) -> None:
         """Publish ``body``: queued at once when the connection can take it, else as a publish does.

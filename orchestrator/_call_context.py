@@ -119,11 +119,18 @@ class CallContext:
         (every routed call starts with one); any other keyword raises ``__init__``'s ``TypeError``.
         """
         deadline = time.time() + timeout_s
+        ctx: CallContext = _new(CallContext)
+        _SET_DEADLINE(ctx, deadline)
+        if not kwargs and cls is CallContext:  # every field but the deadline its default
+            _SET_REQUEST_ID(ctx, new_id())
+            _SET_TENANT(ctx, DEFAULT_TENANT)
+            _SET_TRACE_ID(ctx, "")
+            _SET_SCOPES(ctx, ALL_SCOPES)
+            _SET_IDEMPOTENCY_KEY(ctx, "")
+            return ctx
         if cls is not CallContext or not kwargs.keys() <= _OPTIONAL:
             return cls(deadline=deadline, **kwargs)
         get = kwargs.get
-        ctx: CallContext = _new(CallContext)
-        _SET_DEADLINE(ctx, deadline)
         _SET_REQUEST_ID(ctx, kwargs["request_id"] if "request_id" in kwargs else new_id())
         _SET_TENANT(ctx, get("tenant", DEFAULT_TENANT))
         _SET_TRACE_ID(ctx, get("trace_id", ""))

@@ -128,7 +128,7 @@ class AcceptPath:
         if attachment is not None:
             call.attachment = attachment
         if self.bus.local_replies and msg.reply == inbox + REPLY_SUFFIX:  # a caller in this process: not NATS
-            call._local = self.bus.local_inbox(msg.reply)
+            call._local = msg.reply_to if type(msg) is LocalRequest else self.bus.local_inbox(msg.reply)
         if session:
             call.session = f"{tenant}/{session}"
             call._turn = anyio.Event()

@@ -26,7 +26,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import Span
 
 from agents._inbox import REPLY_SUFFIX
-from agents._localinbox import LocalInbox
+from agents._message import LocalTarget
 from agents.errors import AgentError
 from agents.messaging import Bus
 from agents.protocol import Error, WireError, join_attachment
@@ -80,7 +80,7 @@ class Call:
     _span_token: Token[otel_context.Context] | None = None
     attachment: memoryview | None = None
     reply_attachment: bytes | bytearray | memoryview | None = None
-    _local: LocalInbox | None = None
+    _local: LocalTarget | None = None
     """The caller's inbox in this process, while its messages go there without NATS (None: over NATS)."""
 
     def remaining_s(self) -> float:

@@ -31,8 +31,7 @@ from collections.abc import Callable
 
 import structlog
 
-from agents._inbox import REPLY_SUFFIX
-from agents._localrequest import DeliveryCount
+from agents._inbox import LOCAL_ANSWERS, REPLY_SUFFIX
 from agents._message import Message, new_message
 
 __all__ = ("LocalInbox", "delivered", "find", "register")
@@ -40,14 +39,13 @@ __all__ = ("LocalInbox", "delivered", "find", "register")
 log = structlog.get_logger("neurectomy.nats")
 
 
-_DELIVERED = DeliveryCount()
 _INBOXES: dict[str, LocalInbox] = {}
 """Inbox prefix (``_INBOX.<nuid>``) → the bus's inbox subscription, for every bus of this process."""
 
 
 def delivered() -> int:
     """Messages delivered to an inbox in this process without nats-server, since the process started."""
-    return _DELIVERED.value
+    return LOCAL_ANSWERS.value
 
 
 class LocalInbox:
@@ -87,7 +85,7 @@ class LocalInbox:
         demux = self._demux
         if demux is None:
             return
-        _DELIVERED.value += 1
+        LOCAL_ANSWERS.value += 1
         try:
             demux(new_message(subject, data, {}, ""))
         except Exception:

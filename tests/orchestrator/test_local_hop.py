@@ -40,8 +40,11 @@ class Echo(Agent):
     capabilities = ("local-echo",)
     started = anyio.Event()
     cancelled = anyio.Event()
+    release = anyio.Event()
 
     async def handle(self, call: Call) -> Mapping[str, Any]:
+        if call.input.get("hold"):
+            await type(self).release.wait()
         if call.input.get("wait"):
             type(self).started.set()
             try:
@@ -60,7 +63,7 @@ class Echo(Agent):
 @pytest.fixture
 async def serve(nats_server: EmbeddedNats) -> AsyncIterator[tuple[Orchestrator, AgentRunner, Bus]]:
     """The agent on its own bus and the orchestrator on another, flagged as ``serve`` flags its roles."""
-    Echo.started, Echo.cancelled = anyio.Event(), anyio.Event()
+    Echo.started, Echo.cancelled, Echo.release = anyio.Event(), anyio.Event(), anyio.Event()
     async with (
         await Bus.connect(nats_server.url, name="tests-serve-agent") as agent_bus,
         await Bus.connect(nats_server.url, name="tests-serve-api") as api_bus,
@@ -153,6 +156,31 @@ async def test_a_local_request_s_deadline_is_read_as_over_nats(
     assert missing["Nats-Service-Error-Code"] == "bad_request"  # a NaN deadline is no deadline
     assert json.loads(answers[math.inf][0])["output"]["deadline"] is None  # JSON has no infinity
     assert runner.stats.completed == 4  # two each of the future and the infinite deadline
+
+
+async def test_answers_to_a_local_request_reach_its_inbox_until_it_closes(
+    serve: tuple[Orchestrator, AgentRunner, Bus],
+) -> None:
+    # A local request names its inbox (agents._message.LocalRequest.reply_to): the agent's answers go
+    # straight to it, and one that comes after the caller closed it is dropped, as NATS drops a message
+    # for a subscription that is gone.
+    _, runner, api_bus = serve
+    answers = Bus.local_deliveries()
+    async with api_bus.inbox() as box:
+        ctx = CallContext.with_timeout(10, scopes=ALL_SCOPES)
+        accept = await box.request(runner.direct_subject, b'{"hold": true}', source=ctx, timeout_s=10)
+    assert json.loads(accept.data) == {"ok": True, "instance": runner.instance_id, "error": None}
+    assert Bus.local_deliveries() - answers == 1  # the accept, handed over in this process
+    Echo.release.set()
+    with anyio.fail_after(10):
+        while runner.stats.completed < 1:
+            await anyio.sleep(0.01)
+    assert Bus.local_deliveries() - answers == 1  # the End, for a closed inbox: dropped
+    async with api_bus.inbox() as box:  # a call made now is answered in full: its End as the reply
+        ctx = CallContext.with_timeout(10, scopes=ALL_SCOPES)
+        end = await box.request(runner.direct_subject, b'{"hold": true}', source=ctx, timeout_s=10)
+    assert json.loads(end.data)["type"] == "end"
+    assert Bus.local_deliveries() - answers == 2
 
 
 async def test_a_local_call_the_caller_leaves_is_cancelled_at_the_agent(

@@ -6,7 +6,8 @@ goes out first, unless the call's last message can be the reply in its place (se
 Public as ``agents.actor.Call``.
 
 A call whose caller lives in this process (``Call._local``, set when the request is accepted: see
-:meth:`Bus.local_inbox <agents.messaging.Bus.local_inbox>`) hands its messages to the caller's inbox
+:meth:`Bus.local_inbox <agents.messaging.Bus.local_inbox>`, or the inbox a local request names,
+``agents._message.LocalRequest.reply_to``) hands its messages to the caller's inbox
 directly (:meth:`Bus.send_local <agents.messaging.Bus.send_local>`), all of them, accept included; if one
 cannot go that way (the connection down, over the payload limit), it and every later message of the call
 go over NATS: local messages are delivered at once, so none can overtake an earlier one either way.

@@ -11,6 +11,11 @@ received (:func:`find`) and delivers its accept, chunks and ``End``/``Error`` to
 answers carry none), without a ``Msg`` first, so the queue, push sink, reply
 slot and waiter behave as before, and a message for an inbox already closed is dropped as before.
 
+An agent answering a request that was itself handed over in this process (an
+:class:`~agents._message.LocalRequest`) is given the caller's inbox with it and delivers to that directly
+(``Inbox.deliver``, the same ``Inbox._deliver`` without the look-up); this module finds the caller for
+requests that came over NATS.
+
 Only answers take this path (a request still goes over NATS: queue groups, failover, discovery), and only
 to the reply subject of a request received (``<inbox>.r``) or the inbox it names (``<inbox>``), as NATS
 ``allow_responses`` would permit: see ``Call`` in :mod:`agents._call`.

@@ -24,7 +24,7 @@ from agents._localrequest import register as register_local
 from agents._natsfast import publish
 from agents.errors import AgentError
 from agents.natsdelivery import deliver_directly
-from agents.protocol import SERVICE_VERSION
+from agents.protocol import HEADER_ERROR_FIELD, SERVICE_VERSION
 
 __all__ = ("Handler", "StatsData", "micro_service")
 
@@ -69,7 +69,8 @@ async def micro_service(
         try:
             reply = handler(to_message(request._msg))
         except AgentError as exc:
-            await request.respond_error(exc.code, exc.message)
+            field = {HEADER_ERROR_FIELD: exc.field} if exc.field else None
+            await request.respond_error(exc.code, exc.message, headers=field)
             return
         if reply is not None:
             await request.respond(reply)

@@ -8,7 +8,7 @@ are defaults.
 
 An agent also refuses a JSON input larger than its ``Agent.max_input_bytes`` before decoding it
 (:data:`DEFAULT_MAX_INPUT_BYTES` unless it declares more, e.g. :func:`text_input_bytes` of its longest
-texts): decoding runs on the event loop and costs up to ~0.2 µs per byte of pathological JSON
+texts): decoding runs on the event loop and costs up to ~0.25 µs per byte of pathological JSON
 (docs/collective.md, "Large inputs are decoded on the loop").
 """
 
@@ -31,11 +31,12 @@ ENVELOPE_RESERVE_BYTES = 64 * 1024
 deadline, tenant, trace), the JSON envelope of the wire protocol (``End{type, seq, output}``) and small
 fields beside the payload (e.g. a compression report)."""
 
-DEFAULT_MAX_INPUT_BYTES = 128 * 1024
-"""Largest JSON input (the request's envelope, without a binary attachment) an agent takes unless it
-declares its own ``max_input_bytes``, in bytes (128 KiB). The worst shapes measured (lists of empty lists,
-objects or numbers) decode in ~10-20 ms at this size on the 2-core machine, and from ~35 ms (quiet) to
-~90 ms (loaded) at 256 KiB (``benchmarks/input_limit.py``)."""
+DEFAULT_MAX_INPUT_BYTES = 64 * 1024
+"""Largest JSON input (the request's payload before a binary attachment) an agent takes unless it declares
+its own ``max_input_bytes``, in bytes (64 KiB). The worst shapes (lists of nested empty lists, of
+``[0]``, of empty objects: a Python object per 2-3 bytes) cost ~200-260 ns per byte to decode on the
+loaded 2-core machine, garbage collections included: a median of 15 ms at 64 KiB, 34 ms at 128 KiB,
+55 ms at 256 KiB and 210 ms at 1 MiB (``benchmarks/input_limit.py``; strings cost ~5 ns per byte)."""
 
 JSON_TEXT_BYTES_PER_CHAR = 4
 """Most bytes one character of a text takes in JSON as the service writes it (UTF-8, unescaped:

@@ -54,7 +54,8 @@ async def micro_service(
     ``$SRV.PING``, ``$SRV.INFO`` and ``$SRV.STATS`` answer for it while the block runs;
     ``stats_data()`` fills the endpoint's ``data`` in STATS. ``handler`` returns the reply bytes, or
     ``None`` if it publishes the reply to the request's reply subject (``Message.reply``) itself later;
-    if it raises an :class:`AgentError`, the reply is a micro error with the wire code. It runs from
+    if it raises an :class:`AgentError`, the reply is a micro error with the wire code (and the error's
+    field in :data:`~agents.protocol.HEADER_ERROR_FIELD`, when it has one). It runs from
     nats-py's reader as each request is parsed (:func:`agents.natsdelivery.deliver_directly`), so it
     must not block.
 

@@ -33,10 +33,10 @@ fields beside the payload (e.g. a compression report)."""
 
 DEFAULT_MAX_INPUT_BYTES = 64 * 1024
 """Largest JSON input (the request's payload before a binary attachment) an agent takes unless it declares
-its own ``max_input_bytes``, in bytes (64 KiB). The worst shapes (lists of nested empty lists, of
-``[0]``, of empty objects: a Python object per 2-3 bytes) cost ~200-260 ns per byte to decode on the
-loaded 2-core machine, garbage collections included: a median of 15 ms at 64 KiB, 34 ms at 128 KiB,
-55 ms at 256 KiB and 210 ms at 1 MiB (``benchmarks/input_limit.py``; strings cost ~5 ns per byte)."""
+its own ``max_input_bytes``, in bytes (64 KiB). The worst shape (a list of nested empty lists: a Python
+object per 2 bytes) decodes on the loaded 2-core machine, garbage collections included, in a median of
+7-15 ms at 64 KiB, 16-34 ms at 128 KiB, 51-55 ms at 256 KiB and 210-310 ms at 1 MiB (two runs of
+``benchmarks/input_limit.py``; ~110-290 ns per byte, growing with the size; strings ~5 ns per byte)."""
 
 JSON_TEXT_BYTES_PER_CHAR = 4
 """Most bytes one character of a text takes in JSON as the service writes it (UTF-8, unescaped:

@@ -85,7 +85,7 @@ class Agent(ABC):
     max_input_bytes: ClassVar[int] = DEFAULT_MAX_INPUT_BYTES
     """Largest JSON input it takes, in bytes (the request's payload before a binary attachment, which does
     not count). A larger one is refused with ``too_large`` on ``input``, naming both sizes, before it is
-    decoded: the decode runs on the event loop, up to ~0.25 µs per byte of pathological JSON (lists of
+    decoded: the decode runs on the event loop, up to ~0.3 µs per byte of pathological JSON (lists of
     small containers or numbers). Agents whose input model allows more declare more, from their model's
     limits (:func:`agents.limits.text_input_bytes`); :data:`~agents.limits.NATS_MAX_PAYLOAD_BYTES` for
     a model only the wire bounds."""

@@ -8,7 +8,7 @@ are defaults.
 
 An agent also refuses a JSON input larger than its ``Agent.max_input_bytes`` before decoding it
 (:data:`DEFAULT_MAX_INPUT_BYTES` unless it declares more, e.g. :func:`text_input_bytes` of its longest
-texts): decoding runs on the event loop and costs up to ~0.25 µs per byte of pathological JSON
+texts): decoding runs on the event loop and costs up to ~0.3 µs per byte of pathological JSON
 (docs/collective.md, "Large inputs are decoded on the loop").
 """
 

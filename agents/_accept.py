@@ -28,7 +28,7 @@ import pydantic_core
 from agents._call import Call
 from agents._inbox import REPLY_SUFFIX
 from agents._message import LocalRequest
-from agents.errors import AgentBusyError, AgentError, BadInputError
+from agents.errors import AgentBusyError, AgentError, BadInputError, TooLargeError
 from agents.mailbox import Mailbox, MailboxClosedError, MailboxFullError
 from agents.messaging import Bus, Message
 from agents.protocol import (
@@ -78,6 +78,7 @@ class AcceptPath:
 
         Raises:
             BadInputError: Headers missing or the input not JSON.
+            TooLargeError: The JSON input is longer than the agent's ``max_input_bytes`` (not decoded).
             ForbiddenError: The caller's scopes lack the one the call needs.
             AgentBusyError: The mailbox is full, or the instance is shutting down.
         """
@@ -101,6 +102,10 @@ class AcceptPath:
         if attachment is not None and not self.agent.takes_attachment:
             self.stats.refused_bad += 1
             raise BadInputError(f"{self.agent.name} takes no binary attachment", field="input")
+        if len(envelope) > (limit := self.agent.max_input_bytes):  # not decoded: a decode blocks the loop
+            self.stats.refused_bad += 1
+            size = f"{len(envelope)} bytes of JSON; {self.agent.name} takes at most {limit} bytes"
+            raise TooLargeError(size, field="input")
         try:
             payload = pydantic_core.from_json(envelope) if envelope else {}
         except ValueError as exc:

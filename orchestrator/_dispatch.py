@@ -27,6 +27,7 @@ from agents.errors import (
 from agents.messaging import Bus, Inbox, Message
 from agents.natsheaders import header_block
 from agents.protocol import (
+    HEADER_ERROR_FIELD,
     Attached,
     Chunk,
     End,
@@ -95,7 +96,9 @@ def _accepted(reply: Message, agent: str) -> tuple[str, Chunk | End | Error | No
     if reply.headers:
         code = reply.headers.get("Nats-Service-Error-Code")
         if code:
-            raise error_from_wire(code, reply.headers.get("Nats-Service-Error", code))
+            raise error_from_wire(
+                code, reply.headers.get("Nats-Service-Error", code), reply.headers.get(HEADER_ERROR_FIELD)
+            )
     try:
         envelope, attachment = split_attachment(reply.data)
         if envelope.startswith(_STREAM_MESSAGE):  # the common case: read straight into the model

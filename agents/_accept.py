@@ -27,7 +27,8 @@ import pydantic_core
 
 from agents._call import Call
 from agents._inbox import REPLY_SUFFIX
-from agents.errors import AgentBusyError, AgentError, BadInputError
+from agents._message import LocalRequest
+from agents.errors import AgentBusyError, AgentError, BadInputError, TooLargeError
 from agents.mailbox import Mailbox, MailboxClosedError, MailboxFullError
 from agents.messaging import Bus, Message
 from agents.protocol import (
@@ -77,6 +78,7 @@ class AcceptPath:
 
         Raises:
             BadInputError: Headers missing or the input not JSON.
+            TooLargeError: The JSON input is longer than the agent's ``max_input_bytes`` (not decoded).
             ForbiddenError: The caller's scopes lack the one the call needs.
             AgentBusyError: The mailbox is full, or the instance is shutting down.
         """
@@ -87,7 +89,9 @@ class AcceptPath:
         inbox = headers.get(HEADER_STREAM_INBOX) or (own if own != to else "")
         request_id = headers.get(HEADER_REQUEST_ID, "")
         try:
-            deadline = float(headers.get(HEADER_DEADLINE, "nan"))
+            deadline = (  # a request handed over in this process carries it as a number
+                msg.deadline if type(msg) is LocalRequest else float(headers.get(HEADER_DEADLINE, "nan"))
+            )
         except ValueError:
             deadline = float("nan")
         if not inbox or not request_id or math.isnan(deadline):
@@ -98,6 +102,10 @@ class AcceptPath:
         if attachment is not None and not self.agent.takes_attachment:
             self.stats.refused_bad += 1
             raise BadInputError(f"{self.agent.name} takes no binary attachment", field="input")
+        if len(envelope) > (limit := self.agent.max_input_bytes):  # not decoded: a decode blocks the loop
+            self.stats.refused_bad += 1
+            size = f"{len(envelope)} bytes of JSON; {self.agent.name} takes at most {limit} bytes"
+            raise TooLargeError(size, field="input")
         try:
             payload = pydantic_core.from_json(envelope) if envelope else {}
         except ValueError as exc:
@@ -125,7 +133,7 @@ class AcceptPath:
         if attachment is not None:
             call.attachment = attachment
         if self.bus.local_replies and msg.reply == inbox + REPLY_SUFFIX:  # a caller in this process: not NATS
-            call._local = self.bus.local_inbox(msg.reply)
+            call._local = msg.reply_to if type(msg) is LocalRequest else self.bus.local_inbox(msg.reply)
         if session:
             call.session = f"{tenant}/{session}"
             call._turn = anyio.Event()
@@ -151,7 +159,7 @@ class AcceptPath:
             self._accepted_reply = (self.instance_id, reply)
         due = self._accepts_due
         if due is None or not msg.reply:  # no accept sender running, or nobody waits for the accept
-            return reply if msg.reply and not call._send_local(msg.reply, reply) else None
+            return None if not msg.reply or call._now(msg.reply, reply) else reply
         call._accept, call._accept_to = reply, msg.reply
         self._owed.append(call)
         if len(self._owed) == 1:

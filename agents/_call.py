@@ -6,7 +6,8 @@ goes out first, unless the call's last message can be the reply in its place (se
 Public as ``agents.actor.Call``.
 
 A call whose caller lives in this process (``Call._local``, set when the request is accepted: see
-:meth:`Bus.local_inbox <agents.messaging.Bus.local_inbox>`) hands its messages to the caller's inbox
+:meth:`Bus.local_inbox <agents.messaging.Bus.local_inbox>`, or the inbox a local request names,
+``agents._message.LocalRequest.reply_to``) hands its messages to the caller's inbox
 directly (:meth:`Bus.send_local <agents.messaging.Bus.send_local>`), all of them, accept included; if one
 cannot go that way (the connection down, over the payload limit), it and every later message of the call
 go over NATS: local messages are delivered at once, so none can overtake an earlier one either way.
@@ -26,7 +27,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import Span
 
 from agents._inbox import REPLY_SUFFIX
-from agents._localinbox import LocalInbox
+from agents._message import LocalTarget
 from agents.errors import AgentError
 from agents.messaging import Bus
 from agents.protocol import Error, WireError, join_attachment
@@ -80,7 +81,7 @@ class Call:
     _span_token: Token[otel_context.Context] | None = None
     attachment: memoryview | None = None
     reply_attachment: bytes | bytearray | memoryview | None = None
-    _local: LocalInbox | None = None
+    _local: LocalTarget | None = None
     """The caller's inbox in this process, while its messages go there without NATS (None: over NATS)."""
 
     def remaining_s(self) -> float:
@@ -124,24 +125,12 @@ class Call:
         ``at_once``, ``write``: see :meth:`Bus.publish_now <agents.messaging.Bus.publish_now>`. Returns
         whether it was sent; if not, :meth:`Bus.publish <agents.messaging.Bus.publish>` must send it.
         """
-        if self._local is not None and self._send_local(subject, body):
-            return True
-        return self._bus.publish_now(subject, body, at_once=at_once, write=write)
-
-    def _send_local(self, subject: str, body: bytes) -> bool:
-        """Deliver ``body`` to the caller's inbox in this process; whether it was (then it went nowhere).
-
-        ``False`` also for a call whose caller is elsewhere. Once a message cannot go locally, none of the
-        call's later messages does: they go over NATS behind it. The accept path uses it for the answer it
-        would otherwise hand back for the NATS client to publish.
-        """
         local = self._local
-        if local is None:
-            return False
-        if self._bus.send_local(local, subject, body):
-            return True
-        self._local = None
-        return False
+        if local is not None:  # the caller is in this process: into its inbox, unless it cannot go so
+            if self._bus.send_local(local, subject, body):
+                return True
+            self._local = None  # then none of the call's later messages goes so: over NATS, behind it
+        return self._bus.publish_now(subject, body, at_once=at_once, write=write)
 
     async def _send(self, subject: str, body: bytes, *, at_once: bool = False) -> None:
         """Publish ``body``: queued at once when the connection can take it, else as a publish does.

@@ -17,11 +17,13 @@ from collections import deque
 from collections.abc import Callable, Sized
 from typing import Protocol
 
+import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from agents._localrequest import DeliveryCount
 from agents._localrequest import find as find_endpoint
-from agents._message import Message, to_message
+from agents._message import Message, new_local_request, new_message, to_message
 from agents._natsfast import CONNECTED, WriteTurn, publish, publish_block, send_now
 from agents.errors import DeadlineExceededError, NoRespondersError
 from agents.natsheaders import parse_header_lines
@@ -33,6 +35,12 @@ REPLY_SUFFIX = ".r"
 answers a caller in the same process directly only there, :mod:`agents._localinbox`)."""
 
 _NO_RESPONDERS = "503"
+
+log = structlog.get_logger("neurectomy.nats")
+
+LOCAL_ANSWERS = DeliveryCount()
+"""Messages delivered to an inbox in this process without nats-server (an agent's answers), since the process
+started: by :class:`agents._localinbox.LocalInbox` or by :meth:`Inbox.deliver` (``Bus.local_deliveries``)."""
 
 
 class HeaderSource(Protocol):
@@ -46,8 +54,16 @@ class HeaderSource(Protocol):
     def header_block(self) -> bytes:
         """The header block (``agents.natsheaders.header_block``'s bytes)."""
 
-    def header_fields(self) -> dict[str, str]:
-        """A new dict equal to ``parse_header_lines`` of :meth:`header_block`'s lines (after ``NATS/1.0``)."""
+    @property
+    def deadline(self) -> float:
+        """The request's deadline, ``time.time()`` seconds (the ``Neurectomy-Deadline`` field's number)."""
+
+    def header_fields(self, *, deadline: bool = True) -> dict[str, str]:
+        """A new dict equal to ``parse_header_lines`` of :meth:`header_block`'s lines (after ``NATS/1.0``).
+
+        Without the ``Neurectomy-Deadline`` field when ``deadline`` is false (:attr:`deadline` then goes
+        as a number).
+        """
 
 
 class Timers:
@@ -130,6 +146,7 @@ class Inbox:
         "_calls",
         "_local_requests",
         "_nc",
+        "_open",
         "_queue",
         "_reply",
         "_reply_subject",
@@ -166,6 +183,7 @@ class Inbox:
         self._sink: Callable[[bytes], bool] | None = None
         self.pushed = 0
         """Messages taken by the :meth:`push` sink so far (each a sign of life of the sender)."""
+        self._open = True  # (False once closed: a local answer is dropped, as NATS drops one for nobody)
 
     def push(self, sink: Callable[[bytes], bool] | None) -> None:
         """Offer each arriving message's payload to ``sink`` first, in nats-py's read loop (None: stop).
@@ -197,6 +215,28 @@ class Inbox:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def deliver(self, subject: str, data: bytes) -> None:
+        """Take an answer without headers handed over in this process (:class:`~agents._message.LocalTarget`).
+
+        An agent answering a request this inbox sent to it in this process (a
+        :class:`~agents._message.LocalRequest` names the inbox) hands over its accept, chunks and
+        ``End``/``Error`` here, as :class:`agents._localinbox.LocalInbox` would through the bus's inbox
+        table: the :class:`Message` the reader would have made, dropped once the inbox is closed
+        (:meth:`close`), counted in :data:`LOCAL_ANSWERS`, and what the receiving side raises logged, never
+        passed to the agent.
+        """
+        if not self._open:
+            return
+        LOCAL_ANSWERS.value += 1
+        try:
+            self._deliver(new_message(subject, data, {}, ""))
+        except Exception:
+            log.exception("local delivery failed", subject=subject)
+
+    def close(self) -> None:
+        """Take no more answers handed over in this process (its bus closed it, or is closing)."""
+        self._open = False
 
     async def _wait(self, deadline: float) -> None:
         """Wait until a message arrives or ``deadline`` (``time.monotonic()`` seconds) passes."""
@@ -246,13 +286,17 @@ class Inbox:
         endpoint = find_endpoint(subject)
         if endpoint is None or len(data) > self._nc._max_payload:  # (nats-py's max_payload property)
             return False
-        if source is not None:  # what the reader would parse from its block (a new dict)
-            parsed = source.header_fields()
-        elif block is not None:  # the lines after NATS/1.0, as nats-py's reader parses them (a new dict)
+        reply = self._reply_subject
+        if source is not None:  # what the reader would parse from its block (a new dict), the deadline as
+            # the number its text reads back as (no float formatted here and parsed back by the agent), and
+            # this inbox as the one the answers go to (not looked up by their subject)
+            fields = source.header_fields(deadline=False)
+            return endpoint.deliver(new_local_request(subject, data, fields, reply, source.deadline, self))
+        if block is not None:  # the lines after NATS/1.0, as nats-py's reader parses them (a new dict)
             parsed = parse_header_lines(block.partition(b"\r\n")[2])
         else:  # a copy: the agent's Message must not share the caller's dict
             parsed = dict(headers or {})
-        return endpoint.deliver(data, self._reply_subject, parsed)
+        return endpoint.deliver(new_message(subject, data, parsed, reply))
 
     async def request(
         self,

@@ -11,6 +11,11 @@ received (:func:`find`) and delivers its accept, chunks and ``End``/``Error`` to
 answers carry none), without a ``Msg`` first, so the queue, push sink, reply
 slot and waiter behave as before, and a message for an inbox already closed is dropped as before.
 
+An agent answering a request that was itself handed over in this process (an
+:class:`~agents._message.LocalRequest`) is given the caller's inbox with it and delivers to that directly
+(``Inbox.deliver``, the same ``Inbox._deliver`` without the look-up); this module finds the caller for
+requests that came over NATS.
+
 Only answers take this path (a request still goes over NATS: queue groups, failover, discovery), and only
 to the reply subject of a request received (``<inbox>.r``) or the inbox it names (``<inbox>``), as NATS
 ``allow_responses`` would permit: see ``Call`` in :mod:`agents._call`.
@@ -31,8 +36,7 @@ from collections.abc import Callable
 
 import structlog
 
-from agents._inbox import REPLY_SUFFIX
-from agents._localrequest import DeliveryCount
+from agents._inbox import LOCAL_ANSWERS, REPLY_SUFFIX
 from agents._message import Message, new_message
 
 __all__ = ("LocalInbox", "delivered", "find", "register")
@@ -40,14 +44,13 @@ __all__ = ("LocalInbox", "delivered", "find", "register")
 log = structlog.get_logger("neurectomy.nats")
 
 
-_DELIVERED = DeliveryCount()
 _INBOXES: dict[str, LocalInbox] = {}
 """Inbox prefix (``_INBOX.<nuid>``) → the bus's inbox subscription, for every bus of this process."""
 
 
 def delivered() -> int:
     """Messages delivered to an inbox in this process without nats-server, since the process started."""
-    return _DELIVERED.value
+    return LOCAL_ANSWERS.value
 
 
 class LocalInbox:
@@ -87,7 +90,7 @@ class LocalInbox:
         demux = self._demux
         if demux is None:
             return
-        _DELIVERED.value += 1
+        LOCAL_ANSWERS.value += 1
         try:
             demux(new_message(subject, data, {}, ""))
         except Exception:

@@ -34,7 +34,7 @@ from collections.abc import Callable
 import structlog
 from nats.aio.client import Client
 
-from agents._message import Message, new_message
+from agents._message import Message
 from agents._natsfast import CONNECTED
 
 __all__ = ("DeliveryCount", "LocalEndpoint", "find", "register", "requests_delivered")
@@ -84,10 +84,13 @@ class LocalEndpoint:
         if _ENDPOINTS.get(self.subject) is self:
             del _ENDPOINTS[self.subject]
 
-    def deliver(self, data: bytes, reply: str, headers: dict[str, str]) -> bool:
-        """Hand a request to the endpoint now; whether it took it (``False``: closed, send it over NATS).
+    def deliver(self, message: Message) -> bool:
+        """Hand a request for :attr:`subject` to the endpoint now; whether it took it.
 
-        Never raises: what the endpoint raises is logged (as nats-py's reader would).
+        ``False``: the endpoint is closed or the agent's connection down; send it over NATS. ``message`` is
+        what the agent's reader would make of the request (:func:`~agents._message.new_message`), or a
+        :class:`~agents._message.LocalRequest` (its deadline a number, its reply inbox named). Never raises:
+        what the endpoint raises is logged (as nats-py's reader would).
         """
         deliver = self._deliver
         nc = self._nc
@@ -95,7 +98,7 @@ class LocalEndpoint:
             return False
         _DELIVERED.value += 1
         try:
-            deliver(new_message(self.subject, data, headers, reply))
+            deliver(message)
         except Exception:
             log.exception("local request failed", subject=self.subject)
         return True

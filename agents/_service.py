@@ -24,7 +24,7 @@ from agents._localrequest import register as register_local
 from agents._natsfast import publish
 from agents.errors import AgentError
 from agents.natsdelivery import deliver_directly
-from agents.protocol import SERVICE_VERSION
+from agents.protocol import HEADER_ERROR_FIELD, SERVICE_VERSION
 
 __all__ = ("Handler", "StatsData", "micro_service")
 
@@ -54,7 +54,8 @@ async def micro_service(
     ``$SRV.PING``, ``$SRV.INFO`` and ``$SRV.STATS`` answer for it while the block runs;
     ``stats_data()`` fills the endpoint's ``data`` in STATS. ``handler`` returns the reply bytes, or
     ``None`` if it publishes the reply to the request's reply subject (``Message.reply``) itself later;
-    if it raises an :class:`AgentError`, the reply is a micro error with the wire code. It runs from
+    if it raises an :class:`AgentError`, the reply is a micro error with the wire code (and the error's
+    field in :data:`~agents.protocol.HEADER_ERROR_FIELD`, when it has one). It runs from
     nats-py's reader as each request is parsed (:func:`agents.natsdelivery.deliver_directly`), so it
     must not block.
 
@@ -69,7 +70,8 @@ async def micro_service(
         try:
             reply = handler(to_message(request._msg))
         except AgentError as exc:
-            await request.respond_error(exc.code, exc.message)
+            field = {HEADER_ERROR_FIELD: exc.field} if exc.field else None
+            await request.respond_error(exc.code, exc.message, headers=field)
             return
         if reply is not None:
             await request.respond(reply)

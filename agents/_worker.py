@@ -226,7 +226,10 @@ class WorkerPool:
             stats.in_flight -= 1
             seconds = time.perf_counter() - call._started
             stats.processing_s_total += seconds
-        setattr(stats, outcome, getattr(stats, outcome) + 1)
+        if outcome == "completed":  # (most calls: no attribute looked up by name)
+            stats.completed += 1
+        else:
+            setattr(stats, outcome, getattr(stats, outcome) + 1)
         if call._turn is not None:
             self._next_in_session(call)
         if self._log_done:

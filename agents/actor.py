@@ -46,6 +46,7 @@ from agents._call import Call
 from agents._heartbeats import clock_for
 from agents._worker import WorkerPool, parse_input
 from agents.deadlines import DeadlineTimer
+from agents.limits import DEFAULT_MAX_INPUT_BYTES
 from agents.mailbox import Mailbox
 from agents.messaging import Bus
 from agents.protocol import CANCEL_PREFIX, Heartbeat, agent_subject, heartbeat_subject
@@ -81,6 +82,13 @@ class Agent(ABC):
     """The scope its calls need (``write`` unless declared; see :mod:`agents.scopes`)."""
     takes_attachment: ClassVar[bool] = False
     """Whether requests may carry a binary attachment (`Call.attachment`); others are refused."""
+    max_input_bytes: ClassVar[int] = DEFAULT_MAX_INPUT_BYTES
+    """Largest JSON input it takes, in bytes (the request's payload before a binary attachment, which does
+    not count). A larger one is refused with ``too_large`` on ``input``, naming both sizes, before it is
+    decoded: the decode runs on the event loop, up to ~0.3 µs per byte of pathological JSON (lists of
+    small containers or numbers). Agents whose input model allows more declare more, from their model's
+    limits (:func:`agents.limits.text_input_bytes`); :data:`~agents.limits.NATS_MAX_PAYLOAD_BYTES` for
+    a model only the wire bounds."""
     accept_grace_s: ClassVar[float] = 0.0
     """How long a call's accept may wait, seconds: a call that ends within it (short work that still
     waits, e.g. on a worker thread) answers with its ``End`` alone, one NATS message instead of two.

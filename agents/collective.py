@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from agents.limits import DEFAULT_MAX_INPUT_BYTES
 from agents.scopes import OperationScopes
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ class AgentSpec:
         text_input: Input field that takes handed-on text, or None.
         text_output: Output field holding its main text, or None.
         scopes: The scope its calls need (see :mod:`agents.scopes`).
+        max_input_bytes: Largest JSON input it takes, in bytes (a binary attachment does not count);
+            larger ones are refused with ``too_large`` before they are decoded.
     """
 
     name: str
@@ -48,6 +51,7 @@ class AgentSpec:
     text_input: str | None = "text"
     text_output: str | None = "text"
     scopes: OperationScopes = OperationScopes()
+    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
 
 
 def spec_of(agent: type[Agent]) -> AgentSpec:
@@ -63,6 +67,7 @@ def spec_of(agent: type[Agent]) -> AgentSpec:
         text_input=agent.text_input,
         text_output=agent.text_output,
         scopes=agent.scopes,
+        max_input_bytes=agent.max_input_bytes,
     )
 
 

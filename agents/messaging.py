@@ -34,6 +34,7 @@ from nats.aio.subscription import Subscription
 from agents._inbox import Inbox, Message, Timers, to_message
 from agents._localinbox import LocalInbox, delivered, find, register
 from agents._localrequest import requests_delivered
+from agents._message import LocalTarget
 from agents._natsconnect import NatsAuth, PermissionDenials, connect, server_urls
 from agents._natsfast import (
     CONNECTED,
@@ -240,6 +241,7 @@ class Bus:
     def close_inbox(self, box: Inbox) -> None:
         """Stop delivering to ``box`` (made by :meth:`open_inbox`); later messages to it are dropped."""
         self._inboxes.pop(box.subject[len(self._inbox_prefix) + 1 :], None)
+        box.close()  # (an agent in this process holding it drops its later answers)
 
     def inbox(self, subject: str | None = None) -> AbstractAsyncContextManager[Inbox]:
         """An inbox receiving on ``subject`` (a fresh one if ``None``) for the duration of the block.
@@ -363,8 +365,11 @@ class Bus:
         """
         return requests_delivered()
 
-    def send_local(self, box: LocalInbox, subject: str, data: bytes) -> bool:
-        """Deliver ``data`` (no headers) on ``subject`` to ``box`` (:meth:`local_inbox`) now, if NATS would.
+    def send_local(self, box: LocalTarget, subject: str, data: bytes) -> bool:
+        """Deliver ``data`` (no headers) on ``subject`` to ``box`` now, if NATS would.
+
+        ``box``: the caller's inbox subscription (:meth:`local_inbox`), or its inbox itself (named by an
+        ``agents._message.LocalRequest``).
 
         The conditions NATS puts on a publish hold: this connection is up (not reconnecting, draining or
         closed) and ``data`` is within :attr:`max_payload`. A message for an inbox closed meanwhile is
@@ -430,6 +435,8 @@ class Bus:
         self._closed = True
         if self._local is not None:  # no more local deliveries: as the subscription's drain ends NATS's
             self._local.close()
+            for box in self._inboxes.values():  # (nor to an inbox an agent was given by a LocalRequest)
+                box.close()
         if self._nc.is_closed:
             return
         with anyio.move_on_after(5):

@@ -34,6 +34,7 @@ from nats.micro.service import Endpoint
 from agents._message import Message, to_message
 from agents._natsfast import deliver_from_reader, publish_now
 from agents.errors import AgentError
+from agents.protocol import HEADER_ERROR_FIELD
 
 __all__ = ("DirectDelivery", "Later", "deliver_directly", "publish_now")
 
@@ -87,6 +88,8 @@ class DirectDelivery:
                 reply = self._handler(msg)
             except AgentError as exc:
                 reply, headers = b"", {ERROR_HEADER: exc.message, ERROR_CODE_HEADER: exc.code}
+                if exc.field:
+                    headers[HEADER_ERROR_FIELD] = exc.field
             except Exception as exc:  # as nats.micro answers a handler's unexpected error
                 log.exception("request handler failed", subject=msg.subject)
                 endpoint._num_errors += 1

@@ -51,6 +51,9 @@ HEADER_SCOPES = "Neurectomy-Scopes"
 """The caller's scopes, comma-separated (``read,write``); the agent checks its operation against them."""
 HEADER_SESSION = "Neurectomy-Session"
 """Session key: calls with the same key are handled one after another, in the order they were accepted."""
+HEADER_ERROR_FIELD = "Neurectomy-Error-Field"
+"""On a refusal (a NATS micro error reply: ``Nats-Service-Error-Code`` and ``Nats-Service-Error``), the
+input field at fault, when there is one (e.g. ``input`` for a JSON input over the agent's limit)."""
 HEADER_IDEMPOTENCY_KEY = "Neurectomy-Idempotency-Key"
 """Names a call across its retries (the request id changes per attempt, this does not): a mutating agent
 that sees a key again answers what it answered then instead of doing the work twice."""

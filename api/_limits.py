@@ -25,6 +25,8 @@ A refused request gets 429, ``Retry-After`` (seconds until the window resets, ad
 The other limits, for reference (each is enforced where the resource is):
 
 * request body size: ``api.max_body_bytes`` → 413 naming the limit (Litestar ``request_max_body_size``);
+* an agent's JSON input: its ``max_input_bytes`` (``GET /v1/agents/{name}``) → 413 on ``input`` naming both
+  sizes, refused by the agent before it decodes the JSON;
 * queue depth: each agent's bounded mailbox (``generator.mailbox_size``) and Ryot's queue → 429;
 * deadlines: ``orchestrator.default_deadline_s`` or a request's ``timeout_s`` → 504.
 """

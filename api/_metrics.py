@@ -215,9 +215,7 @@ class Metrics:
     async def refresh(self, orchestrator: Orchestrator) -> None:
         """Set the gauges from the agents' ``$SRV.STATS`` (and the vault's stats) right now."""
         with anyio.move_on_after(SCRAPE_TIMEOUT_S):
-            answers = await orchestrator.bus.discover(
-                "STATS", timeout_s=orchestrator.config.discovery_timeout_s
-            )
+            answers = await orchestrator.stats()
             totals: dict[tuple[str, str], list[int]] = {}
             queue_depth = lookups = hits = 0
             for answer in answers:

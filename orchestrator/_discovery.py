@@ -69,22 +69,39 @@ class Discovery:
     router: Router
     health_requires_generator: bool
 
-    async def agents(self) -> list[AgentInfo]:
+    async def stats(self) -> list[dict[str, Any]]:
+        """Every micro service instance's ``$SRV.STATS`` answer (agents, the embedder, others on the bus).
+
+        The collection waits (up to ``discovery_timeout_s``) for as many answers as the heartbeats report
+        healthy instances, so a slow answer on a busy machine (an agent whose loop is decoding) is not
+        left out; it ends a short quiet gap after that (see :meth:`Bus.discover
+        <agents.messaging.Bus.discover>`).
+
+        Returns:
+            The decoded answers, one per instance that answered.
+        """
+        return await self.bus.discover(
+            "STATS", timeout_s=self.config.discovery_timeout_s, expect=self.monitor.instances()
+        )
+
+    async def agents(self, answers: list[dict[str, Any]] | None = None) -> list[AgentInfo]:
         """Every agent of the roster and any other agent answering ``$SRV.STATS``, by team and name.
 
         Internal services (metadata ``internal: true``, such as the embedder) are not listed.
 
         One entry per agent (replicas summed); roster agents with no instance have ``replicas`` 0 and
-        ``health`` ``down``. The collection waits (up to ``discovery_timeout_s``) for as many answers as
-        the heartbeats report healthy instances, so a slow answer on a busy machine is not left out.
+        ``health`` ``down``.
+
+        Args:
+            answers: :meth:`stats` already collected (one collection for several views); ``None``
+                collects them now.
 
         Returns:
             The agents sorted by team, then name, with replicas, health (``up``, ``down``,
             ``circuit_open``), load, calls in flight and queued.
         """
-        answers = await self.bus.discover(
-            "STATS", timeout_s=self.config.discovery_timeout_s, expect=self.monitor.instances()
-        )
+        if answers is None:
+            answers = await self.stats()
         by_name: dict[str, AgentInfo] = {}
         for answer in answers:
             meta = {str(k): str(v) for k, v in (answer.get("metadata") or {}).items()}
@@ -131,17 +148,20 @@ class Discovery:
             by_name[name] = replace(info, health=health, load=round(load, 3))
         return sorted(by_name.values(), key=lambda a: (a.team, a.name))
 
-    async def models(self) -> list[ModelInfo]:
+    async def models(self, answers: list[dict[str, Any]] | None = None) -> list[ModelInfo]:
         """The models the running agents serve, with their status (see `orchestrator._models`).
 
         Ryot models come from the Inference agents' pool status (every configured model, loaded or
         not), others (the embedding model) from the agents' metadata.
 
+        Args:
+            answers: :meth:`stats` already collected; ``None`` collects them now (waiting for every
+                instance the heartbeats report, so a generator busy decoding is not left out).
+
         Returns:
             One entry per model: id, kind, status, the agent that reported it, context size and load.
         """
-        answers = await self.bus.discover("STATS", timeout_s=self.config.discovery_timeout_s)
-        return models_from_stats(answers)
+        return models_from_stats(await self.stats() if answers is None else answers)
 
     async def health(self) -> dict[str, Any]:
         """NATS connectivity and whether a generator with a loaded model answers.

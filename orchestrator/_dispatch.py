@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import pydantic_core
 import structlog
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import INVALID_SPAN, StatusCode
 from pydantic import ValidationError
 
 from agents.errors import (
@@ -27,6 +27,7 @@ from agents.errors import (
 from agents.messaging import Bus, Inbox, Message
 from agents.natsheaders import header_block
 from agents.protocol import (
+    HEADER_ERROR_FIELD,
     Attached,
     Chunk,
     End,
@@ -95,7 +96,9 @@ def _accepted(reply: Message, agent: str) -> tuple[str, Chunk | End | Error | No
     if reply.headers:
         code = reply.headers.get("Nats-Service-Error-Code")
         if code:
-            raise error_from_wire(code, reply.headers.get("Nats-Service-Error", code))
+            raise error_from_wire(
+                code, reply.headers.get("Nats-Service-Error", code), reply.headers.get(HEADER_ERROR_FIELD)
+            )
     try:
         envelope, attachment = split_attachment(reply.data)
         if envelope.startswith(_STREAM_MESSAGE):  # the common case: read straight into the model
@@ -245,7 +248,7 @@ class AgentCall:
         # Not the current span: a generator's frames interleave with its consumer's, so the span is
         # ended by hand and reaches the agent only through the ``traceparent`` header.
         span = self._span = start_child(_tracer, "nats", kind=SpanKind.CLIENT)  # no-op when untraced
-        traced = span.is_recording()
+        traced = span is not INVALID_SPAN and span.is_recording()  # (start_child's no-op span: no call)
         bus = self._bus
         box = self._box = bus.open_inbox_now() if bus.inboxes_started else await bus.open_inbox()
         reply: Message | None = None
@@ -287,7 +290,8 @@ class AgentCall:
         if not isinstance(event, End) or event.seq != self._expected:
             return None
         self._event, self._expected, self.done = None, self._expected + 1, True
-        self._span.end()  # (_end without a failure)
+        if self._span is not INVALID_SPAN:  # (_end without a failure; the no-op span's end does nothing)
+            self._span.end()
         self._bus.close_inbox(self._box)
         return event
 

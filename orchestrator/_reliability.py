@@ -56,8 +56,10 @@ class RetryBudget:
     def record_call(self) -> None:
         """Count a first attempt (calls older than the window are dropped here; retries when spent)."""
         now = time.monotonic()
-        self._expire(self._calls, now)
-        self._calls.append(now)
+        calls = self._calls
+        if calls and now - calls[0] > self.window_s:  # (the look _expire makes, without its call)
+            self._expire(calls, now)
+        calls.append(now)
 
     def try_spend(self) -> bool:
         """Take one retry from the budget; False when it is exhausted."""

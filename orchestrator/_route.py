@@ -227,12 +227,12 @@ class Router:
                     if other is None or other.scopes.needed(payload) not in ctx.scopes:
                         continue
                 breaker = self.breakers.get(name) or self.breaker(name)
-                if not breaker.allow():
+                if breaker.opened_at is not None and not breaker.allow():  # (a closed one allows)
                     failovers.append(f"{name}: circuit open")
                     last = AgentBusyError(f"{name}: circuit breaker open after repeated failures")
                     continue
                 team_of = team if name == agent else self._team(name)
-                alive = self._alive(name)
+                alive = self._alive_checks.get(name) or self._alive(name)  # (made once per agent)
                 verdict, full_budget = False, False
                 try:
                     for inst in (*self.monitor.healthy(name), None):

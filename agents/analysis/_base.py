@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agents.actor import Agent
 from agents.errors import TooLargeError
+from agents.limits import text_input_bytes
 
 __all__ = (
     "ANALYSIS_PROCESSES",
@@ -102,6 +103,8 @@ class AnalysisAgent(Agent):
     bridges: ClassVar[tuple[str, ...]] = ()
     text_output: ClassVar[str | None] = "summary"
     """Every analysis output carries a one-line ``summary`` a plan step can hand on."""
+    max_input_bytes: ClassVar[int] = text_input_bytes(MAX_TEXT_CHARS)
+    """One text of :data:`MAX_TEXT_CHARS` characters and small options."""
 
     def __init__(
         self,

@@ -31,6 +31,7 @@ from agents.analysis._entity_rules import (
     find_urls,
 )
 from agents.errors import BadInputError
+from agents.limits import text_input_bytes
 
 __all__ = (
     "MAX_ENTITY_TEXT_CHARS",
@@ -165,6 +166,7 @@ class EntityExtractorAgent(AnalysisAgent):
     )
     capabilities = ("entities", "ner", "extract", "emails", "urls", "phones", "dates", "money", "names")
     input_model: ClassVar[type[BaseModel]] = EntitiesInput
+    max_input_bytes = text_input_bytes(MAX_ENTITY_TEXT_CHARS)
     output_model: ClassVar[type[BaseModel]] = EntitiesOutput
 
     async def handle(self, call: Call) -> Mapping[str, Any]:

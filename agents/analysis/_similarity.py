@@ -23,6 +23,7 @@ from agents.analysis._base import AnalysisAgent, AnalysisInput, AnalysisOutput, 
 from agents.analysis._embedding import EMBEDDING_MODEL, TextEmbedder
 from agents.analysis._text import words
 from agents.errors import BadInputError, DeadlineExceededError
+from agents.limits import NATS_MAX_PAYLOAD_BYTES
 from bridges.errors import BridgeTimeoutError
 
 __all__ = (
@@ -112,6 +113,7 @@ class SimilarityAgent(AnalysisAgent):
     )  # fmt: skip
     bridges: ClassVar[tuple[str, ...]] = ("vault",)
     input_model: ClassVar[type[BaseModel]] = SimilarityInput
+    max_input_bytes = NATS_MAX_PAYLOAD_BYTES  # up to 258 texts of 20,000 characters: only the wire bounds it
     output_model: ClassVar[type[BaseModel]] = SimilarityOutput
 
     def __init__(self, embedder: TextEmbedder, **kwargs: Any) -> None:

@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field
 from agents.actor import Call
 from agents.analysis._base import MAX_LISTED, AnalysisAgent, AnalysisInput, AnalysisOutput, check_chars
 from agents.errors import BadInputError, TooLargeError
+from agents.limits import ENVELOPE_RESERVE_BYTES
 
 __all__ = (
     "MAX_VALUES",
@@ -190,6 +191,8 @@ class StatisticianAgent(AnalysisAgent):
         "avg",
     )
     input_model: ClassVar[type[BaseModel]] = StatsInput
+    max_input_bytes = MAX_VALUES * 25 + ENVELOPE_RESERVE_BYTES
+    """:data:`MAX_VALUES` numbers of up to 24 characters (``-2.2250738585072014e-308``) and a comma each."""
     output_model: ClassVar[type[BaseModel]] = StatsOutput
 
     async def handle(self, call: Call) -> Mapping[str, Any]:

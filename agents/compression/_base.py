@@ -99,6 +99,8 @@ class CompressionAgent(Agent):
     """The input field ΣLANG errors are about (e.g. ``frame``)."""
     attachment_field: ClassVar[str] = "input"
     """What a binary attachment holds (e.g. ``messages``): named when it is over `MAX_DATA_BYTES`."""
+    max_input_bytes: ClassVar[int] = NATS_MAX_PAYLOAD_BYTES
+    """Base64 data and frames in the JSON may fill a NATS message (`MAX_DATA_BYTES` is that much)."""
 
     def __init__(self, bridge: SigmaBridge, *, max_payload_bytes: int = NATS_MAX_PAYLOAD_BYTES) -> None:
         if self.output_model is None:

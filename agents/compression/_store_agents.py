@@ -18,6 +18,7 @@ from agents.compression._outputs import (
 )
 from agents.compression._wire import (
     MAX_DATA_BYTES,
+    MAX_QUERY_CHARS,
     MAX_TEXT_CHARS,
     DedupInput,
     OptimizeInput,
@@ -25,6 +26,7 @@ from agents.compression._wire import (
     TrainInput,
 )
 from agents.errors import BadInputError
+from agents.limits import text_input_bytes
 from agents.scopes import OperationScopes
 
 __all__ = (
@@ -195,6 +197,7 @@ class ContextOptimizerAgent(CompressionAgent):
     input_model: ClassVar[type[BaseModel]] = OptimizeInput
     output_model: ClassVar[type[BaseModel]] = ContextOptimizeOutput
     size_limits = (("text", MAX_TEXT_CHARS, "characters"),)
+    max_input_bytes = text_input_bytes(MAX_TEXT_CHARS, MAX_QUERY_CHARS)
     error_field = "text"
 
     async def work(self, call: Call) -> ContextOptimizeOutput:

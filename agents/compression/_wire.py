@@ -24,6 +24,7 @@ __all__ = (
     "ENVELOPE_RESERVE_BYTES",
     "MAX_BATCH_ITEMS",
     "MAX_DATA_BYTES",
+    "MAX_QUERY_CHARS",
     "MAX_TEXT_CHARS",
     "NATS_MAX_PAYLOAD_BYTES",
     "Base64Data",
@@ -42,6 +43,8 @@ MAX_DATA_BYTES = (NATS_MAX_PAYLOAD_BYTES - ENVELOPE_RESERVE_BYTES) // 4 * 3
 MAX_TEXT_CHARS = 256 * 1024
 """Longest text the context optimiser accepts, characters (exact token counting of the whole text
 takes about 1 s at this size)."""
+MAX_QUERY_CHARS = 10_000
+"""Longest query of a context optimisation, characters."""
 
 
 def _decode_base64(value: object) -> bytes:
@@ -131,7 +134,7 @@ class OptimizeInput(_Input):
     """The context to shrink (at most `MAX_TEXT_CHARS` characters)."""
     budget_tokens: int = Field(ge=0, le=10_000_000)
     """Most tokens the result may have."""
-    query: str = Field(default="", max_length=10_000)
+    query: str = Field(default="", max_length=MAX_QUERY_CHARS)
     """What the context is for; units relevant to it are kept first."""
     protected: list[tuple[int, int]] = Field(default_factory=list, max_length=1024)
     """``[start, end)`` character offsets that must be kept verbatim."""

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agents.errors import TooLargeError
 from agents.inference._generator import engine_error
+from agents.limits import text_input_bytes
 from bridges import BridgeTimeoutError, RyotBridge
 from ryot import RyotError
 
@@ -24,6 +25,7 @@ __all__ = (
     "MAX_TEXT_CHARS",
     "MAX_TOKENS_LIMIT",
     "PROMPT_OVERHEAD_TOKENS",
+    "TEXT_INPUT_BYTES",
     "MaxTokens",
     "ModelName",
     "WireModel",
@@ -38,6 +40,9 @@ MAX_TOKENS_LIMIT = 2048
 """The most completion tokens any call may ask for."""
 MAX_TEXT_CHARS = 200_000
 """Longest text input, in characters (the context window refuses far less, with a clear error)."""
+TEXT_INPUT_BYTES = text_input_bytes(MAX_TEXT_CHARS)
+"""``max_input_bytes`` of the agents with one text of :data:`MAX_TEXT_CHARS` (the other fields fit in the
+room :func:`~agents.limits.text_input_bytes` keeps; tokenizer's 100,000 token ids are ~700 KB)."""
 PROMPT_OVERHEAD_TOKENS = 48
 """Tokens reserved for an agent's own instructions around the caller's text."""
 

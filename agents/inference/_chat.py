@@ -29,6 +29,7 @@ from agents.inference._base import (
     token_count,
 )
 from agents.inference._generator import InferenceAgent, usage_out
+from agents.limits import text_input_bytes
 from agents.protocol import UsageOut
 from bridges import RyotBridge
 from ryot import ChatMessage, SamplingParams
@@ -203,6 +204,7 @@ class ChatAgent(InferenceAgent):
     )
     capabilities = ("chat", "conversation", "converse", "talk", "dialogue", "assistant", "stream")
     input_model: ClassVar[type[ChatInput]] = ChatInput
+    max_input_bytes = text_input_bytes(MAX_TEXT_CHARS, MAX_TEXT_CHARS)  # message and system
     output_model = ChatOutput
     text_input = "message"
     text_output = "reply"

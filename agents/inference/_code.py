@@ -18,11 +18,13 @@ from agents.actor import Call
 from agents.errors import BadInputError
 from agents.inference._base import PROMPT_OVERHEAD_TOKENS, MaxTokens, ModelName, WireModel, ensure_fits
 from agents.inference._generator import InferenceAgent, usage_out
+from agents.limits import text_input_bytes
 from agents.protocol import UsageOut
 from ryot import SamplingParams
 
 __all__ = (
     "CODE_LANGUAGES",
+    "MAX_TASK_CHARS",
     "CodeInput",
     "CodeOutput",
     "CoderAgent",
@@ -100,10 +102,14 @@ def check_python(source: str) -> SyntaxCheck:
     return SyntaxCheck(ok=True)
 
 
+MAX_TASK_CHARS = 20_000
+"""Longest ``task`` of a ``coder`` call, in characters."""
+
+
 class CodeInput(WireModel):
     """Input of ``coder``."""
 
-    task: str = Field(min_length=1, max_length=20_000)
+    task: str = Field(min_length=1, max_length=MAX_TASK_CHARS)
     """What the code must do."""
     language: str = Field(default="python", min_length=1, max_length=20)
     """Programming language (see :data:`CODE_LANGUAGES`)."""
@@ -143,6 +149,7 @@ class CoderAgent(InferenceAgent):
         "sql", "bash", "javascript",
     )  # fmt: skip
     input_model: ClassVar[type[CodeInput]] = CodeInput
+    max_input_bytes = text_input_bytes(MAX_TASK_CHARS)
     output_model = CodeOutput
     text_input = "task"
     text_output = "code"

@@ -28,6 +28,7 @@ from agents.errors import (
     NotFoundError,
     TooLargeError,
 )
+from agents.limits import NATS_MAX_PAYLOAD_BYTES
 from agents.protocol import (
     TOOL_CALL_TAG,
     GenerateInput,
@@ -264,6 +265,9 @@ class GeneratorAgent(InferenceAgent):
         "joke", "haiku", "limerick", "rhyme", "riddle", "slogan", "tagline",
     )  # fmt: skip
     input_model: ClassVar[type[GenerateInput]] = GenerateInput
+    max_input_bytes = NATS_MAX_PAYLOAD_BYTES
+    """Only the wire bounds its prompt and messages: the model's context window, in tokens, is checked
+    after the decode (the API's bodies are bounded by ``api.max_body_bytes``)."""
     output_model = GenerateOutput
     text_input = "prompt"
 

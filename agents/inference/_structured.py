@@ -18,6 +18,7 @@ from agents.errors import AgentFailedError, BadInputError
 from agents.inference._base import (
     MAX_TEXT_CHARS,
     PROMPT_OVERHEAD_TOKENS,
+    TEXT_INPUT_BYTES,
     MaxTokens,
     ModelName,
     WireModel,
@@ -92,6 +93,7 @@ class ClassifierAgent(InferenceAgent):
     description = "Classifies a text into exactly one of the given labels (zero-shot) with the local LLM."
     capabilities = ("classify", "classification", "categorize", "label", "tag", "route", "intent")
     input_model: ClassVar[type[ClassifyInput]] = ClassifyInput
+    max_input_bytes = TEXT_INPUT_BYTES
     output_model = ClassifyOutput
     text_output = "label"
 
@@ -166,6 +168,7 @@ class ExtractorAgent(InferenceAgent):
     description = "Extracts structured data from text as a JSON object that follows a given JSON Schema."
     capabilities = ("extract", "extraction", "json", "schema", "structured", "parse", "fields")
     input_model: ClassVar[type[ExtractInput]] = ExtractInput
+    max_input_bytes = TEXT_INPUT_BYTES
     output_model = ExtractOutput
 
     async def handle(self, call: Call) -> Mapping[str, Any]:

@@ -15,6 +15,7 @@ from agents.inference._base import (
     MAX_TEXT_CHARS,
     MAX_TOKENS_LIMIT,
     PROMPT_OVERHEAD_TOKENS,
+    TEXT_INPUT_BYTES,
     MaxTokens,
     ModelName,
     WireModel,
@@ -88,6 +89,7 @@ class SummarizerAgent(InferenceAgent):
     description = "Summarizes a text into a few sentences with the local LLM."
     capabilities = ("summarize", "summary", "summarise", "condense", "shorten", "tldr", "digest")
     input_model: ClassVar[type[SummarizeInput]] = SummarizeInput
+    max_input_bytes = TEXT_INPUT_BYTES
     output_model = SummarizeOutput
     text_output = "summary"
 
@@ -221,6 +223,7 @@ class TranslatorAgent(InferenceAgent):
     description = "Translates text into another language (by name or ISO code) with the local LLM."
     capabilities = ("translate", "translation", "language", "localize", "multilingual")
     input_model: ClassVar[type[TranslateInput]] = TranslateInput
+    max_input_bytes = TEXT_INPUT_BYTES
     output_model = TranslateOutput
     text_output = "translation"
 

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from pydantic import Field, model_validator
 
 from agents.actor import Call
-from agents.inference._base import MAX_TEXT_CHARS, ModelName, WireModel
+from agents.inference._base import MAX_TEXT_CHARS, TEXT_INPUT_BYTES, ModelName, WireModel
 from agents.inference._generator import InferenceAgent, engine_error
 from bridges import BridgeTimeoutError
 from ryot import RyotError
@@ -62,6 +62,7 @@ class TokenizerAgent(InferenceAgent):
     )
     capabilities = ("tokenize", "tokens", "count", "detokenize", "tokenizer", "budget")
     input_model: ClassVar[type[TokenizeInput]] = TokenizeInput
+    max_input_bytes = TEXT_INPUT_BYTES
     output_model = TokenizeOutput
 
     async def handle(self, call: Call) -> Mapping[str, Any]:

@@ -12,6 +12,7 @@ import anyio
 
 from agents.actor import Call
 from agents.errors import BadInputError, ContextLengthExceededError
+from agents.limits import NATS_MAX_PAYLOAD_BYTES
 from agents.storage._base import StorageAgent
 from agents.storage.wire import EmbedInput, EmbedOutput
 from vault import MiniLMEmbedder
@@ -32,6 +33,7 @@ class EmbedderAgent(StorageAgent):
     description = "Turns texts into unit vectors with the vault's embedding model (nothing is stored)."
     capabilities = ("embed", "embeddings")
     input_model: ClassVar[type[EmbedInput]] = EmbedInput
+    max_input_bytes = NATS_MAX_PAYLOAD_BYTES  # 256 texts of any length (embedded up to the model's tokens)
     output_model: ClassVar[type[EmbedOutput]] = EmbedOutput
     ops = ("embed",)
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from agents.actor import Call
 from agents.errors import BadInputError
+from agents.limits import NATS_MAX_PAYLOAD_BYTES
 from agents.scopes import OperationScopes
 from agents.storage._base import StorageAgent
 from agents.storage.wire import (
@@ -44,6 +45,7 @@ class ArchivistAgent(StorageAgent):
     description = "Stores records durably and encrypted in the vault (batch upsert; embeds texts)."
     capabilities = ("upsert", "embed", "store")
     input_model: ClassVar[type[ArchiveInput]] = ArchiveInput
+    max_input_bytes = NATS_MAX_PAYLOAD_BYTES  # a batch of records: only the wire (and the API body) bounds it
     output_model: ClassVar[type[ArchiveOutput]] = ArchiveOutput
     ops = ("put_many",)
     fields: ClassVar[Mapping[str, str]] = {

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from agents.actor import Agent
 from agents.errors import AgentError, AgentFailedError, CancelledByCallerError, error_from_wire
+from agents.limits import NATS_MAX_PAYLOAD_BYTES
 
 if TYPE_CHECKING:
     from agents.collective import Collective
@@ -27,6 +28,9 @@ class SynthesisAgent(Agent):
     """
 
     team: ClassVar[str] = "synthesis"
+    max_input_bytes: ClassVar[int] = NATS_MAX_PAYLOAD_BYTES
+    """Composers take other agents' outputs (items, sections, data, candidates, a plan's input), which
+    only the wire bounds; ``rag-answerer`` and ``planner`` take one question or goal and declare less."""
 
     def __init__(self, collective: Collective | None = None) -> None:
         self._collective = collective

@@ -10,9 +10,10 @@ from pydantic import BaseModel
 
 from agents.actor import Call
 from agents.errors import BadInputError
+from agents.limits import text_input_bytes
 from agents.plans import PlanError, parse_plan
 from agents.synthesis._base import SynthesisAgent, plan_error
-from agents.synthesis._wire import RagInput, RagOutput, Source, WorkflowInput, WorkflowOutput
+from agents.synthesis._wire import MAX_GOAL_CHARS, RagInput, RagOutput, Source, WorkflowInput, WorkflowOutput
 from agents.synthesis.builtin_plans import rag
 
 __all__ = ("RagAnswererAgent", "WorkflowRunnerAgent")
@@ -39,6 +40,7 @@ class RagAnswererAgent(SynthesisAgent):
     )
     capabilities = ("rag", "answer", "question", "retrieve", "grounded")
     input_model: ClassVar[type[BaseModel]] = RagInput
+    max_input_bytes = text_input_bytes(MAX_GOAL_CHARS)
     output_model: ClassVar[type[BaseModel]] = RagOutput
     bridges = ("collective",)
     text_input = "question"

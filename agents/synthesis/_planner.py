@@ -45,6 +45,7 @@ from agents.errors import BadInputError
 from agents.examples import AGENT_EXAMPLES, BUILTIN_EXAMPLES, OUT_OF_SCOPE
 from agents.intent import NONE, IntentRouter, ParsedGoal, Route, SubGoal, parse_goal
 from agents.intent._inputs import ANSWER_TOKENS, INSTRUCTION_AGENTS, PAYLOAD_FIELDS, step_input
+from agents.limits import text_input_bytes
 from agents.plans import Plan, PlanStep
 from agents.synthesis._base import SynthesisAgent
 from agents.synthesis._forms import (
@@ -67,7 +68,7 @@ from agents.synthesis._shaping import (
     request_clauses,
     trailing_payload,
 )
-from agents.synthesis._wire import CandidateScore, PlannedStep, PlannerInput, PlannerOutput
+from agents.synthesis._wire import MAX_GOAL_CHARS, CandidateScore, PlannedStep, PlannerInput, PlannerOutput
 from agents.synthesis.builtin_plans import consensus, rag, report
 
 __all__ = ("CONFIDENCE_THRESHOLD", "GoalPlanner", "PlannerAgent", "build_plan", "plan_inputs")
@@ -384,6 +385,7 @@ class PlannerAgent(SynthesisAgent):
     )
     capabilities = ("plan", "decompose", "route", "workflow")
     input_model: ClassVar[type[BaseModel]] = PlannerInput
+    max_input_bytes = text_input_bytes(MAX_GOAL_CHARS)
     output_model: ClassVar[type[BaseModel]] = PlannerOutput
     bridges = ("collective",)
     text_input = "goal"

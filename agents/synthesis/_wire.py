@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = (
     "MAX_AGGREGATE_ITEMS",
     "MAX_CONSENSUS_N",
+    "MAX_GOAL_CHARS",
     "AggregateInput",
     "AggregateOutput",
     "CandidateScore",
@@ -41,6 +42,8 @@ MAX_AGGREGATE_ITEMS = 1000
 """Most items one ``aggregator`` call combines (count)."""
 MAX_CONSENSUS_N = 64
 """Most answers one ``consensus`` call votes on (count)."""
+MAX_GOAL_CHARS = 10_000
+"""Longest goal of a ``planner`` call or question of a ``rag-answerer`` call, in characters."""
 
 
 class _Wire(BaseModel):
@@ -50,7 +53,7 @@ class _Wire(BaseModel):
 class RagInput(_Wire):
     """Input of ``rag-answerer``."""
 
-    question: str = Field(min_length=1, max_length=10_000)
+    question: str = Field(min_length=1, max_length=MAX_GOAL_CHARS)
     k: int = Field(default=4, ge=1, le=50)
     """Records to retrieve (count)."""
     budget_tokens: int = Field(default=512, ge=16, le=32_768)
@@ -83,7 +86,7 @@ class RagOutput(_Wire):
 class PlannerInput(_Wire):
     """Input of ``planner``."""
 
-    goal: str = Field(min_length=1, max_length=10_000)
+    goal: str = Field(min_length=1, max_length=MAX_GOAL_CHARS)
     max_steps: int = Field(default=6, ge=1, le=64)
 
 

@@ -6,7 +6,9 @@ with the best candidates and their scores when the goal is not clear enough.
 A direct call is routed like a plan step: the least-loaded healthy replica first, failover to another
 replica or to another agent of the same capability when it is busy or down (unless ``fallback`` is
 false), retries with backoff on timeouts and crashes. The agent's input errors come back as 400 naming
-the field as ``input.<field>``; an unknown agent is 404.
+the field as ``input.<field>``; an input longer than the agent's ``max_input_bytes`` (``GET
+/v1/agents/{name}`` shows it) as 413 on ``input``, refused by the agent before it decodes the JSON; an
+unknown agent is 404.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ async def describe_agent(state: State, name: FromPath[str]) -> AgentSpecOut:
         output_schema=spec.output_schema,
         text_input=spec.text_input,
         text_output=spec.text_output,
+        max_input_bytes=spec.max_input_bytes,
     )
 
 

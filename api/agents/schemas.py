@@ -40,6 +40,9 @@ class AgentSpecOut(_Out):
     """The input field a plain-text ``input`` fills (None: the agent needs an object)."""
     text_output: str | None
     """The output field holding its main text (None: no text output)."""
+    max_input_bytes: int | None = None
+    """Largest input it takes, in bytes of JSON (an input object as the service writes it: UTF-8, no
+    spaces); a larger one is refused with 413 naming ``input`` and both sizes. None from older servers."""
 
 
 class AgentCallRequest(_Body):

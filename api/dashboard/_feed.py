@@ -75,16 +75,16 @@ class Snapshotter:
             live.tick()
             window = live.agents()
             agents = []
-            for info in await self.orchestrator.agents():
+            answers = await self.orchestrator.stats()  # one collection for agents, models and the cache
+            for info in await self.orchestrator.agents(answers):
                 row = dataclasses.asdict(info)
                 row.pop("metadata", None)
                 row["capabilities"] = list(info.capabilities)
                 row.update(window.get(info.name) or {"calls": 0, "errors": 0, "p50_ms": None, "p95_ms": None})
                 agents.append(row)
-            models = [dataclasses.asdict(m) for m in await self.orchestrator.models()]
+            models = [dataclasses.asdict(m) for m in await self.orchestrator.models(answers)]
             lookups = hits = 0
-            config = self.orchestrator.config
-            for answer in await self.orchestrator.bus.discover("STATS", timeout_s=config.discovery_timeout_s):
+            for answer in answers:
                 data = ((answer.get("endpoints") or [{}])[0].get("data")) or {}
                 prefix = data.get("prefix_cache") or {}
                 lookups += int(prefix.get("lookups", 0))

@@ -289,3 +289,15 @@ async def test_a_call_left_before_its_accept_is_cancelled_at_the_agent(bus: Bus)
             while runner.stats.cancelled < 1:
                 await anyio.sleep(0.01)
     assert runner.stats.completed == 0
+
+
+def test_with_timeout_without_keywords_gives_every_other_field_its_default() -> None:
+    # CallContext.with_timeout(s) alone sets the fields directly: the same context as the constructor's.
+    before = time.time()
+    ctx = CallContext.with_timeout(5)
+    after = time.time()
+    assert type(ctx) is CallContext
+    assert before + 5 <= ctx.deadline <= after + 5
+    assert ctx == CallContext(ctx.deadline, ctx.request_id)  # tenant, trace id, scopes, key: defaults
+    assert len(ctx.request_id) == 32
+    assert ctx.request_id != CallContext.with_timeout(5).request_id

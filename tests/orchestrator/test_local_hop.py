@@ -4,11 +4,15 @@ A real nats-server runs; the orchestrator's bus sends requests to the agent's di
 (``local_requests``) with the call's headers as parsed fields (``CallContext.header_fields``: no header
 block is written and parsed back), and the agent's bus answers locally (``local_replies``). Each test checks
 that the local path keeps a promise of the wire path: the agent's scope check, the caller's tenant and
-scopes, the cancellation of a call the caller left.
+scopes, its deadline (handed over as a number, not as the header's text), the cancellation of a call the
+caller left.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -28,7 +32,7 @@ pytestmark = pytest.mark.anyio
 
 
 class Echo(Agent):
-    """Ends with the tenant, scopes and request id its call carried; waits first when asked to."""
+    """Ends with the tenant, scopes, request id and deadline its call carried; waits first when asked to."""
 
     name = "t-local-echo"
     team = "analysis"
@@ -36,8 +40,11 @@ class Echo(Agent):
     capabilities = ("local-echo",)
     started = anyio.Event()
     cancelled = anyio.Event()
+    release = anyio.Event()
 
     async def handle(self, call: Call) -> Mapping[str, Any]:
+        if call.input.get("hold"):
+            await type(self).release.wait()
         if call.input.get("wait"):
             type(self).started.set()
             try:
@@ -45,13 +52,18 @@ class Echo(Agent):
             except anyio.get_cancelled_exc_class():
                 type(self).cancelled.set()
                 raise
-        return {"tenant": call.tenant, "scopes": sorted(call.scopes), "request_id": call.request_id}
+        return {
+            "tenant": call.tenant,
+            "scopes": sorted(call.scopes),
+            "request_id": call.request_id,
+            "deadline": call.deadline,
+        }
 
 
 @pytest.fixture
 async def serve(nats_server: EmbeddedNats) -> AsyncIterator[tuple[Orchestrator, AgentRunner, Bus]]:
     """The agent on its own bus and the orchestrator on another, flagged as ``serve`` flags its roles."""
-    Echo.started, Echo.cancelled = anyio.Event(), anyio.Event()
+    Echo.started, Echo.cancelled, Echo.release = anyio.Event(), anyio.Event(), anyio.Event()
     async with (
         await Bus.connect(nats_server.url, name="tests-serve-agent") as agent_bus,
         await Bus.connect(nats_server.url, name="tests-serve-api") as api_bus,
@@ -106,8 +118,69 @@ async def test_a_local_call_carries_the_caller_s_tenant_and_scopes(
     remote = await orch.invoke(Echo.name, {}, ctx)
     assert local_delivered == 1
     assert requests_delivered() - delivered == 1
-    expected = {"tenant": "acme", "scopes": ["read", "write"], "request_id": "rq-1-1"}  # attempt 1's id
+    expected = {  # attempt 1's id; the context's deadline (sooner than the step timeout's)
+        "tenant": "acme",
+        "scopes": ["read", "write"],
+        "request_id": "rq-1-1",
+        "deadline": ctx.deadline,
+    }
     assert local.output == remote.output == expected
+
+
+async def test_a_local_request_s_deadline_is_read_as_over_nats(
+    serve: tuple[Orchestrator, AgentRunner, Bus],
+) -> None:
+    # Locally the deadline goes as a number (agents._message.LocalRequest), over NATS as the header's text:
+    # the agent must run, refuse or time out the same calls with the same deadline either way.
+    _, runner, api_bus = serve
+    soon = time.time() + 10
+    answers = {}
+    for deadline in (soon, time.time() - 1, math.nan, math.inf):
+        ctx = CallContext(deadline, request_id=f"rq-{deadline}", scopes=ALL_SCOPES)
+        delivered = requests_delivered()
+        local = await ask(api_bus, runner.direct_subject, ctx)
+        assert requests_delivered() - delivered == 1  # handed over in this process
+        api_bus.local_requests = False
+        remote = await ask(api_bus, runner.direct_subject, ctx)
+        api_bus.local_requests = True
+        assert requests_delivered() - delivered == 1  # the second one over NATS
+        assert local == remote
+        answers[deadline] = local
+    ran = json.loads(answers[soon][0])
+    assert ran["type"] == "end"
+    assert ran["output"]["deadline"] == soon  # the same float, to the last bit
+    late = json.loads(next(data for deadline, (data, _) in answers.items() if deadline < soon))
+    assert late["type"] == "error"
+    assert late["error"]["code"] == "timeout"  # (DeadlineExceededError's wire code)
+    missing = next(headers for deadline, (_, headers) in answers.items() if math.isnan(deadline))
+    assert missing["Nats-Service-Error-Code"] == "bad_request"  # a NaN deadline is no deadline
+    assert json.loads(answers[math.inf][0])["output"]["deadline"] is None  # JSON has no infinity
+    assert runner.stats.completed == 4  # two each of the future and the infinite deadline
+
+
+async def test_answers_to_a_local_request_reach_its_inbox_until_it_closes(
+    serve: tuple[Orchestrator, AgentRunner, Bus],
+) -> None:
+    # A local request names its inbox (agents._message.LocalRequest.reply_to): the agent's answers go
+    # straight to it, and one that comes after the caller closed it is dropped, as NATS drops a message
+    # for a subscription that is gone.
+    _, runner, api_bus = serve
+    answers = Bus.local_deliveries()
+    async with api_bus.inbox() as box:
+        ctx = CallContext.with_timeout(10, scopes=ALL_SCOPES)
+        accept = await box.request(runner.direct_subject, b'{"hold": true}', source=ctx, timeout_s=10)
+    assert json.loads(accept.data) == {"ok": True, "instance": runner.instance_id, "error": None}
+    assert Bus.local_deliveries() - answers == 1  # the accept, handed over in this process
+    Echo.release.set()
+    with anyio.fail_after(10):
+        while runner.stats.completed < 1:
+            await anyio.sleep(0.01)
+    assert Bus.local_deliveries() - answers == 1  # the End, for a closed inbox: dropped
+    async with api_bus.inbox() as box:  # a call made now is answered in full: its End as the reply
+        ctx = CallContext.with_timeout(10, scopes=ALL_SCOPES)
+        end = await box.request(runner.direct_subject, b'{"hold": true}', source=ctx, timeout_s=10)
+    assert json.loads(end.data)["type"] == "end"
+    assert Bus.local_deliveries() - answers == 2
 
 
 async def test_a_local_call_the_caller_leaves_is_cancelled_at_the_agent(

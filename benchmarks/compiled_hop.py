@@ -21,7 +21,9 @@ from the compiled copy.
 mypyc cannot compile a module with an async generator (``@asynccontextmanager`` methods included) or a
 ``break``/``continue`` inside ``try``/``finally``, and a compiled class cannot be subclassed by Python code
 unless it says so: what each module of the hot path needed is in :data:`PATCHES`, async generators are left
-to an interpreted copy of their module (:func:`split_async_generators`).
+to an interpreted copy of their module (:func:`split_async_generators`). Measured on the tree before round
+10 (docs/collective.md, "Round 10b"): on main after round 10 the ``agents/_message.py`` change does not
+cover ``new_local_request`` and the build stops at the type check (see there).
 
     .venv/bin/python benchmarks/compiled_hop.py --plain /tmp/hopc-plain --compiled /tmp/hopc-comp --measure
 """

@@ -1,9 +1,10 @@
 """The hop with its hot-path modules compiled by mypyc: a compiled copy of a tree, then counted (not a test).
 
 Issue 20 item 3 asks for ≥ 20,000 ``serve``-shape calls/s at 64 in flight, ~170k instructions per call;
-the hop takes ~205k (``benchmarks/hop_instructions.py``), spread over ~184 Python function calls of our
-own modules (docs/collective.md, rounds 7-9). mypyc (shipped with mypy, a dev dependency) compiles
-type-annotated modules to C extensions. This measures what that would give, without changing the project:
+the hop takes ~186k after round 10 (``benchmarks/hop_instructions.py``), most of it in Python function
+calls of our own modules and the libraries they call (docs/collective.md, rounds 7-10). mypyc (shipped
+with mypy, a dev dependency) compiles type-annotated modules to C extensions. This measures what that
+would give, without changing the project:
 
 1. copies ``--source`` twice (``--plain``, ``--compiled``; ``.git``, ``.venv``, caches, build output and
    extension modules left out);
@@ -21,9 +22,9 @@ from the compiled copy.
 mypyc cannot compile a module with an async generator (``@asynccontextmanager`` methods included) or a
 ``break``/``continue`` inside ``try``/``finally``, and a compiled class cannot be subclassed by Python code
 unless it says so: what each module of the hot path needed is in :data:`PATCHES`, async generators are left
-to an interpreted copy of their module (:func:`split_async_generators`). Measured on the tree before round
-10 (docs/collective.md, "Round 10b"): on main after round 10 the ``agents/_message.py`` change does not
-cover ``new_local_request`` and the build stops at the type check (see there).
+to an interpreted copy of their module (:func:`split_async_generators`). Measured (docs/collective.md,
+"Round 10b"): on main after round 10, 186.4k → 158.9k instructions per call (medians of two; build 349 s);
+on the tree before round 10, 210.6k → ~180k.
 
     .venv/bin/python benchmarks/compiled_hop.py --plain /tmp/hopc-plain --compiled /tmp/hopc-comp --measure
 """
@@ -67,10 +68,20 @@ PATCHES: dict[str, tuple[Patch, ...]] = {
             "the same in to_message",
         ),
         Patch(
+            "    message: LocalRequest = _new(LocalRequest)\n    _SET_SUBJECT(message, subject)\n"
+            "    _SET_DATA(message, data)\n    _SET_HEADERS(message, headers)\n"
+            "    _SET_REPLY(message, reply)\n    _SET_DEADLINE(message, deadline)\n"
+            "    _SET_REPLY_TO(message, reply_to)\n    return message\n",
+            "    return LocalRequest(subject, data, headers, reply, deadline, reply_to)\n",
+            "the same in new_local_request (round 10)",
+        ),
+        Patch(
             "_new = object.__new__\n_SET_SUBJECT, _SET_DATA, _SET_HEADERS, _SET_REPLY = (\n"
-            '    vars(Message)[name].__set__ for name in ("subject", "data", "headers", "reply")\n)\n',
+            '    vars(Message)[name].__set__ for name in ("subject", "data", "headers", "reply")\n)\n'
+            "_SET_DEADLINE, _SET_REPLY_TO = (vars(LocalRequest)[name].__set__"
+            ' for name in ("deadline", "reply_to"))\n',
             "",
-            "the slots' setters (vars(Message)[...].__set__) are no longer used",
+            "the slots' setters (vars(Message)[...].__set__, vars(LocalRequest)[...]) are no longer used",
         ),
     ),
     "agents/_accept.py": (

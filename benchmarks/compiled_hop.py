@@ -23,7 +23,7 @@ mypyc cannot compile a module with an async generator (``@asynccontextmanager`` 
 ``break``/``continue`` inside ``try``/``finally``, and a compiled class cannot be subclassed by Python code
 unless it says so: what each module of the hot path needed is in :data:`PATCHES`, async generators are left
 to an interpreted copy of their module (:func:`split_async_generators`). Measured (docs/collective.md,
-"Round 10b"): on main after round 10, 186.4k → 158.9k instructions per call (medians of two; build 349 s);
+"Round 10b"): on main after round 10, 186.2k → 158.9k instructions per call (medians of four; build 349 s);
 on the tree before round 10, 210.6k → ~180k.
 
     .venv/bin/python benchmarks/compiled_hop.py --plain /tmp/hopc-plain --compiled /tmp/hopc-comp --measure

@@ -97,6 +97,7 @@ class RetrieverAgent(StorageAgent):
     )
     capabilities = ("search", "semantic-search", "filter")
     input_model: ClassVar[type[RetrieveInput]] = RetrieveInput
+    max_input_bytes = NATS_MAX_PAYLOAD_BYTES  # a query text or vector of any length: only the wire bounds it
     scopes = OperationScopes(default="read")
     output_model: ClassVar[type[RetrieveOutput]] = RetrieveOutput
     ops = ("search",)

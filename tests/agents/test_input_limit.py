@@ -139,5 +139,6 @@ def test_every_agent_declares_a_limit_its_input_model_allows() -> None:
     assert limits["chat"] == text_input_bytes(200_000, 200_000)  # message and system
     assert limits["planner"] == limits["rag-answerer"] == text_input_bytes(10_000)
     assert limits["archivist"] == limits["compressor"] == limits["aggregator"] == NATS_MAX_PAYLOAD_BYTES
+    assert limits["retriever"] == NATS_MAX_PAYLOAD_BYTES  # "find what is like this document": any length
     assert max(limits.values()) == NATS_MAX_PAYLOAD_BYTES  # none above what one NATS message carries
     assert spec_of(BigRecorder).max_input_bytes == 4 * LIMIT

@@ -8,15 +8,13 @@ attachment does not count.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from typing import Any
 
-import anyio
 import pydantic_core
 import pytest
 
-from agents import Agent, AgentRunner, Bus, Call, TooLargeError
+from agents import Agent, Bus, Call, TooLargeError
 from agents.collective import spec_of
 from agents.limits import DEFAULT_MAX_INPUT_BYTES, NATS_MAX_PAYLOAD_BYTES, text_input_bytes
 from agents.messaging import Message
@@ -24,6 +22,7 @@ from agents.protocol import HEADER_ERROR_FIELD, Attached, agent_subject
 from agents.roster import AGENTS_BY_TEAM, HELPERS
 from orchestrator import CallContext, testing
 from orchestrator.testing import running
+from tests.agents.conftest import serving
 
 pytestmark = pytest.mark.anyio
 
@@ -61,15 +60,6 @@ def _text_of(size: int) -> dict[str, str]:
     return payload
 
 
-@asynccontextmanager
-async def _runner(bus: Bus, agent: Agent) -> AsyncIterator[AgentRunner]:
-    runner = AgentRunner(bus, agent)
-    async with anyio.create_task_group() as tg:
-        await tg.start(runner.run)
-        yield runner
-        tg.cancel_scope.cancel()
-
-
 async def test_an_input_over_the_limit_is_refused_naming_the_field_and_both_sizes(bus: Bus) -> None:
     agent = Recorder()
     async with running(bus, [agent]) as orchestrator:
@@ -96,7 +86,7 @@ async def test_the_refused_input_is_never_decoded_and_counts_as_refused_bad(bus:
             reply.headers["Nats-Service-Error"],
         )
 
-    async with _runner(bus, agent) as runner, bus.inbox() as box:
+    async with serving(bus, agent) as runner, bus.inbox() as box:
         not_json = b"{" * (LIMIT + 1)  # decoded, it would be refused as "not JSON"
         reply = await box.request(subject, not_json, headers=headers, timeout_s=30)
         expected = f"{LIMIT + 1} bytes of JSON; t-recorder takes at most {LIMIT} bytes"

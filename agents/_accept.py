@@ -20,10 +20,11 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pydantic_core
+from mypy_extensions import trait
 
 from agents._call import Call
 from agents._inbox import REPLY_SUFFIX
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from agents.actor import Agent, RunnerStats
 
 
+@trait  # a mixin of AgentRunner: a compiled class has one base unless the others are traits
 class AcceptPath:
     """The accept path of :class:`~agents.actor.AgentRunner`.
 
@@ -66,7 +68,7 @@ class AcceptPath:
     _active: dict[str, Call]
     _sessions: dict[str, deque[Call]]
     _scope_of_every_call: Scope | None
-    _accepted_reply: tuple[str, bytes]
+    _accepted_reply: Any
     _owed: list[Call]
     _accepts_owed: list[Call]
     _accepts_due: anyio.Event | None

@@ -234,6 +234,15 @@ class Inbox:
         except Exception:
             log.exception("local delivery failed", subject=subject)
 
+    def _forget_reply(self) -> None:
+        """Drop a reply left from an earlier request (one that timed out) before a new request.
+
+        A method rather than ``self._reply = None`` in :meth:`request`: the type checker would take the
+        reads of ``_reply`` after it (set meanwhile by :meth:`_deliver`) as ``None``, and compiled code
+        checks that at run time.
+        """
+        self._reply = None
+
     def close(self) -> None:
         """Take no more answers handed over in this process (its bus closed it, or is closing)."""
         self._open = False
@@ -332,7 +341,7 @@ class Inbox:
         nc = self._nc
         if nc._status != CONNECTED and not nc.is_connected:  # reconnecting: answer now, not at the timeout
             raise NoRespondersError(f"NATS is not connected (request to {subject} not sent)")
-        self._reply = None
+        self._forget_reply()
         if self._local_requests and self._send_local(subject, data, block, headers, source):
             pass  # handed to the endpoint in this process: the reply comes to this inbox as from the wire
         else:

@@ -12,7 +12,7 @@ Re-exported by :mod:`agents._inbox` and :mod:`agents.messaging`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from nats.aio.msg import Msg
 
@@ -72,6 +72,8 @@ class LocalRequest(Message):
 
 def new_message(subject: str, data: bytes, headers: dict[str, str], reply: str) -> Message:
     """``Message(subject, data, headers, reply)`` through the slots (see the module docs)."""
+    if not _BY_SLOTS:
+        return Message(subject, data, headers, reply)
     message: Message = _new(Message)
     _SET_SUBJECT(message, subject)
     _SET_DATA(message, data)
@@ -84,6 +86,8 @@ def new_local_request(
     subject: str, data: bytes, headers: dict[str, str], reply: str, deadline: float, reply_to: LocalTarget
 ) -> LocalRequest:
     """``LocalRequest(subject, data, headers, reply, deadline, reply_to)`` through the slots (module docs)."""
+    if not _BY_SLOTS:
+        return LocalRequest(subject, data, headers, reply, deadline, reply_to)
     message: LocalRequest = _new(LocalRequest)
     _SET_SUBJECT(message, subject)
     _SET_DATA(message, data)
@@ -98,6 +102,8 @@ def to_message(msg: Msg | Message) -> Message:
     """nats-py's message as a :class:`Message` (a :class:`Message` is returned as it is)."""
     if type(msg) is Message:
         return msg
+    if not _BY_SLOTS:
+        return Message(msg.subject, msg.data, msg.headers or {}, msg.reply or "")
     message: Message = _new(Message)
     _SET_SUBJECT(message, msg.subject)
     _SET_DATA(message, msg.data)
@@ -106,6 +112,10 @@ def to_message(msg: Msg | Message) -> Message:
     return message
 
 
+_BY_SLOTS: Final = Message.__new__ is object.__new__
+"""Whether messages are built through the slots' setters: so when the module runs as Python. Compiled
+(:mod:`agents._compiled`), :class:`Message` is a native class: ``object.__new__`` refuses it, and its
+constructor costs less than those setters do in Python."""
 _new = object.__new__
 _SET_SUBJECT, _SET_DATA, _SET_HEADERS, _SET_REPLY = (
     vars(Message)[name].__set__ for name in ("subject", "data", "headers", "reply")

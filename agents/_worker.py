@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import structlog
+from mypy_extensions import trait
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
@@ -58,6 +59,7 @@ def parse_input(model: type[BaseModel], data: Any) -> Any:
         raise BadInputError(first["msg"], field=where) from None
 
 
+@trait  # a mixin of AgentRunner (as AcceptPath)
 class WorkerPool:
     """The workers of :class:`~agents.actor.AgentRunner`.
 
@@ -71,9 +73,9 @@ class WorkerPool:
     _sessions: dict[str, deque[Call]]
     _deadlines: DeadlineTimer
     _workers_scope: anyio.CancelScope
-    _call_log: Any = log
+    _call_log: Any
     """The logger of each call's "call done" line, resolved by the first worker (see :meth:`_work`)."""
-    _log_done: bool = True
+    _log_done: bool
     """Whether that line is logged at all: ``False`` once the first worker found the configured level
     drops debug lines (its arguments are then not even built)."""
 

@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 import anyio
 import structlog
 from anyio.abc import TaskStatus
+from mypy_extensions import mypyc_attr
 from pydantic import BaseModel
 
 from agents._accept import AcceptPath
@@ -57,6 +58,7 @@ __all__ = ("Agent", "AgentRunner", "Call", "RunnerStats", "parse_input")
 log = structlog.get_logger("neurectomy.agents")
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # the agents subclass it in Python
 class Agent(ABC):
     """One kind of agent: a name, a team, a description, and the work it does.
 
@@ -167,7 +169,7 @@ class AgentRunner(AcceptPath, WorkerPool):
         self._scope_of_every_call = needs.default if needs.op_field is None else None
         """The scope every call needs, when it does not depend on the input (else ``None``)."""
         self._workers_done = anyio.Event()
-        self._accepted_reply: tuple[str, bytes] = ("", b"")
+        self._accepted_reply: Any = ("", b"")
         """(instance id, ``Reply{ok, instance}`` as JSON) — the same bytes for every accepted call."""
         self._owed: list[Call] = []
         """Calls accepted since the last accepts check (the batch it looks at once their workers ran)."""
@@ -175,6 +177,8 @@ class AgentRunner(AcceptPath, WorkerPool):
         """Calls whose accept the accepts check found still owed: the accept sender sends them."""
         self._accepts_due: anyio.Event | None = None
         """Set to wake the accept sender (``None`` while it does not run: accepts are then sent at once)."""
+        self._call_log: Any = log
+        self._log_done = True
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled; reports started once registered and subscribed.

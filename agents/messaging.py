@@ -21,17 +21,18 @@ import contextlib
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
 import nats.errors
+from mypy_extensions import mypyc_attr
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from agents._inbox import Inbox, Message, Timers, to_message
+from agents._inbox import Inbox, Message, Timers
 from agents._localinbox import LocalInbox, delivered, find, register
 from agents._localrequest import requests_delivered
 from agents._message import LocalTarget
@@ -47,6 +48,7 @@ from agents._natsfast import (
     use_fast_parser,
 )
 from agents._service import Handler, StatsData, micro_service
+from agents._subscriptions import subject_inbox, subscription
 from agents.errors import DeadlineExceededError, NoRespondersError
 from agents.natsheaders import parse_header_lines
 
@@ -81,6 +83,7 @@ class _FreshInbox:
             self._bus.close_inbox(self._box)
 
 
+@mypyc_attr(native_class=False)  # compiled methods, a Python class: _heartbeats holds it weakly
 class Bus:
     """A connected NATS client with the operations the orchestrator and agents need.
 
@@ -252,42 +255,13 @@ class Bus:
         """
         if subject is None:
             return _FreshInbox(self)
-        return self._subject_inbox(subject)
+        return subject_inbox(self._nc, self._timers, self._turn, subject)
 
-    @asynccontextmanager
-    async def _subject_inbox(self, subject: str) -> AsyncIterator[Inbox]:
-        box = Inbox(self._nc, self._timers, self._turn, subject)
-
-        async def deliver(msg: Msg) -> None:
-            box._deliver(msg)
-
-        subs = [await self._nc.subscribe(subject, cb=deliver)]
-        if not {"*", ">"} & set(subject.split(".")):  # replies to Inbox.request come to <subject>.r
-            subs.append(await self._nc.subscribe(f"{subject}.>", cb=deliver))
-        try:
-            yield box
-        finally:
-            with anyio.CancelScope(shield=True):
-                if not self._nc.is_closed:
-                    for sub in subs:
-                        await sub.unsubscribe()
-
-    @asynccontextmanager
-    async def subscription(
+    def subscription(
         self, subject: str, handler: Callable[[Message], Awaitable[None]], *, queue: str = ""
-    ) -> AsyncIterator[None]:
+    ) -> AbstractAsyncContextManager[None]:
         """Call ``handler`` for each message on ``subject`` while the block runs (then drain)."""
-
-        async def callback(msg: Msg) -> None:
-            await handler(to_message(msg))
-
-        sub = await self._nc.subscribe(subject, queue=queue, cb=callback)
-        try:
-            yield
-        finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                if not self._nc.is_closed:
-                    await sub.drain()  # type: ignore[no-untyped-call]
+        return subscription(self._nc, subject, handler, queue)
 
     def service(
         self,

@@ -22,12 +22,17 @@ which locates the instructions (valgrind cannot attribute them to Python functio
   validation) with ``Inbox.request`` answering at once with the ``End``'s bytes;
 - ``full``: the whole call against the no-op agent.
 
+Each tree runs as built (with the call path's modules compiled by mypyc when its ``make setup`` built them,
+``agents/_compiled.py``) and, with ``--modes built python``, also with ``NEURECTOMY_COMPILED=0``; each line
+says which ran.
+
 Instructions are not time (cache misses, branches), but in this pure-Python path they track it: use this
 to decide whether a change lowers the work per call, and ``benchmarks/orchestrator.py`` (interleaved runs)
 for what it does to calls/s.
 
     .venv/bin/python benchmarks/hop_instructions.py --trees /tmp/main-copy .   # about 1 min per tree
-    .venv/bin/python benchmarks/hop_instructions.py --trees . --stages harness route call full
+    .venv/bin/python benchmarks/hop_instructions.py --trees . --modes python built python built
+    .venv/bin/python benchmarks/hop_instructions.py --trees . --stages harness route call full --modes python
 """
 
 from __future__ import annotations
@@ -46,13 +51,17 @@ STAGES = ("harness", "route", "call", "full")
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
-def count(tree: Path, stage: str, calls: int, warm: int, inflight: int) -> int:
+def count(tree: Path, stage: str, calls: int, warm: int, inflight: int, python: bool) -> tuple[int, str]:
     """Instructions the child executes for ``calls`` calls at ``stage`` in ``tree`` (one valgrind run).
+
+    Also how its call path ran (``compiled`` or ``python``); ``python`` forces the latter.
 
     Raises:
         RuntimeError: valgrind's summary is missing (the child failed: its output is in the message).
     """
     env = {**os.environ, "PYTHONPATH": str(tree)}
+    if python:
+        env["NEURECTOMY_COMPILED"] = "0"
     argv = [
         "valgrind",
         "--tool=cachegrind",
@@ -75,15 +84,15 @@ def count(tree: Path, stage: str, calls: int, warm: int, inflight: int) -> int:
         raise RuntimeError(
             f"{tree} {stage}: exit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
         )
-    return int(found.group(1).replace(",", ""))
+    ran = "compiled" if "call path: compiled" in done.stdout else "python"
+    return int(found.group(1).replace(",", "")), ran
 
 
-def per_call(tree: Path, stage: str, calls: int, warm: int, inflight: int) -> float:
+def per_call(tree: Path, stage: str, calls: int, warm: int, inflight: int, python: bool) -> tuple[float, str]:
     """Instructions per call: the difference of ``calls`` and ``calls // 5`` calls, divided by theirs."""
-    few = calls // 5
-    return (count(tree, stage, calls, warm, inflight) - count(tree, stage, few, warm, inflight)) / (
-        calls - few
-    )
+    many, ran = count(tree, stage, calls, warm, inflight, python)
+    few, _ = count(tree, stage, calls // 5, warm, inflight, python)
+    return (many - few) / (calls - calls // 5), ran
 
 
 def child(stage: str, calls: int, warm: int, inflight: int) -> None:
@@ -152,6 +161,11 @@ def child(stage: str, calls: int, warm: int, inflight: int) -> None:
                 await server.stop()
 
     anyio.run(main, backend_options=backend_options(loop_name(None)))
+    try:
+        from agents._compiled import status
+    except ImportError:  # a tree from before the compiled call path
+        return
+    print("call path: compiled" if status().active else "call path: python")
 
 
 def main() -> None:
@@ -167,6 +181,13 @@ def main() -> None:
     )
     parser.add_argument("--warm", type=int, default=500, help="calls before counting starts")
     parser.add_argument("--inflight", type=int, default=64, help="calls in flight")
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=("built", "python"),
+        default=["built"],
+        help="for each tree: as built, and/or with NEURECTOMY_COMPILED=0",
+    )
     parser.add_argument("--child", choices=STAGES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -179,8 +200,11 @@ def main() -> None:
     )
     for stage in args.stages:
         for tree in args.trees:
-            n = per_call(tree.resolve(), stage, args.calls, args.warm, args.inflight)
-            print(f"{stage:8s} {n:>10,.0f}  {tree}", flush=True)
+            for mode in args.modes:
+                n, ran = per_call(
+                    tree.resolve(), stage, args.calls, args.warm, args.inflight, mode == "python"
+                )
+                print(f"{stage:8s} {n:>10,.0f}  {ran:8s}  {tree}", flush=True)
 
 
 if __name__ == "__main__":

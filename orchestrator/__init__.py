@@ -9,6 +9,10 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+from agents._compiled import install
+
+install()  # the call path's compiled modules, when built and current (agents._compiled)
+
 if TYPE_CHECKING:
     from orchestrator._call_context import CallContext, new_id
     from orchestrator._collective import OrchestratorCollective

@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from agents.natsheaders import header_block, parse_header_lines
 from agents.protocol import (
     DEFAULT_TENANT,
@@ -88,6 +90,7 @@ def _field(value: str) -> str:
     return value
 
 
+@mypyc_attr(native_class=False)  # compiled methods, a Python class: built through its slots' setters
 @dataclass(frozen=True, slots=True)
 class CallContext:
     """Who asks, and until when.

@@ -41,6 +41,7 @@ from agents.protocol import (
 )
 from agents.tracing import TRACEPARENT, SpanKind, start_child, traceparent, tracer
 from orchestrator._call_context import CallContext, new_id
+from orchestrator._generators import call_events
 from orchestrator._observe import CallObserver
 
 __all__ = ("PROBE_S", "AgentCall", "CallContext", "call_agent", "call_for_output", "new_id")
@@ -123,7 +124,7 @@ def _accepted(reply: Message, agent: str) -> tuple[str, Chunk | End | Error | No
     return parsed.instance, None
 
 
-async def call_agent(
+def call_agent(
     bus: Bus,
     team: str,
     agent: str,
@@ -135,7 +136,7 @@ async def call_agent(
     alive: Callable[[str], bool] | None = None,
     probe_s: float = PROBE_S,
 ) -> AsyncGenerator[Chunk | End, None]:
-    """Call an agent and yield its chunks, then its :class:`End`.
+    """Call an agent: an async generator of its chunks, then its :class:`End`.
 
     Leaving early (break, exception, cancellation) publishes a cancel for the call, so the agent stops.
 
@@ -163,19 +164,7 @@ async def call_agent(
         InstanceLostError: The instance that accepted the call stopped sending heartbeats.
     """
     call = AgentCall(bus, agent, ctx, alive, probe_s)
-    await call.start(team, subject or agent_subject(team, agent), payload, accept_timeout_s)
-    failure: BaseException | None = None
-    try:
-        while True:
-            event = await call.next()
-            yield event
-            if isinstance(event, End):
-                return
-    except BaseException as exc:
-        failure = exc
-        raise
-    finally:  # a consumer that stops right after the End closes a finished call
-        await call.finish(None if call.done and isinstance(failure, GeneratorExit) else failure)
+    return call_events(call, team, subject or agent_subject(team, agent), payload, accept_timeout_s)
 
 
 class AgentCall:

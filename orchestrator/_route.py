@@ -50,6 +50,7 @@ from agents.protocol import Chunk, End, agent_subject
 from agents.scopes import check_scope
 from orchestrator._call_context import CallContext, new_id
 from orchestrator._dispatch import PROBE_S, AgentCall, call_for_output
+from orchestrator._generators import routed_events
 from orchestrator._load import LoadMonitor
 from orchestrator._observe import CallObserver
 from orchestrator._reliability import CircuitBreaker, RetryBudget, backoff_s
@@ -234,6 +235,7 @@ class Router:
                 team_of = team if name == agent else self._team(name)
                 alive = self._alive_checks.get(name) or self._alive(name)  # (made once per agent)
                 verdict, full_budget = False, False
+                failed = False
                 try:
                     for inst in (*self.monitor.healthy(name), None):
                         subject = inst.beat.direct_subject if inst else agent_subject(team_of, name)
@@ -243,6 +245,7 @@ class Router:
                         full_budget = deadline - now >= config.step_timeout_s * 0.999
                         if inst is not None:
                             self.monitor.dispatched(inst)
+                        refused = False
                         try:
                             output = await call_for_output(
                                 self.bus,
@@ -260,9 +263,11 @@ class Router:
                             last = exc
                             if inst is not None and isinstance(exc, NoRespondersError):
                                 self.monitor.forget(inst)
-                            continue
+                            refused = True
                         finally:
                             self.monitor.done(inst)
+                        if refused:
+                            continue
                         verdict = True
                         breaker.success()
                         return Invocation(output, name, team_of, attempts, failovers)
@@ -274,10 +279,12 @@ class Router:
                     last = exc
                     if ctx.remaining_s() <= 0:
                         raise
-                    break  # a failure, not a refusal: back off before the next round
+                    failed = True
                 finally:
                     if not verdict:
                         breaker.release()
+                if failed:
+                    break
             if round_no + 1 >= rounds or ctx.remaining_s() <= 0:
                 break
             if not self.budget.try_spend():
@@ -358,7 +365,7 @@ class Router:
             )
         raise last
 
-    async def stream(
+    def stream(
         self, agent: str, payload: Mapping[str, Any], ctx: CallContext, *, team: str | None = None
     ) -> AsyncGenerator[Chunk | End, None]:
         """Call ``agent`` and yield its chunks and its :class:`~agents.protocol.End`, with failover.
@@ -369,14 +376,4 @@ class Router:
             AgentError: The last error when no instance took the call, or any error after the first
                 yielded event (see :func:`orchestrator._dispatch.call_agent`).
         """
-        stream = await self.open_stream(agent, payload, ctx, team=team)
-        failure: BaseException | None = None
-        try:
-            yield stream.first
-            while not stream.done:
-                yield await stream.next()
-        except BaseException as exc:
-            failure = exc
-            raise
-        finally:
-            await stream.aclose(failure)
+        return routed_events(self, agent, payload, ctx, team)

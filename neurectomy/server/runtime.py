@@ -29,6 +29,7 @@ import structlog
 import uvicorn
 
 from agents import Bus, NatsAuth, NoRespondersError, tracing
+from agents._compiled import status as call_path_status
 from agents.jetstream import JetStream, JetStreamNotReadyError
 from agents.roster import ROSTER
 from api import KeyValueStore, create_app
@@ -391,7 +392,9 @@ async def _announce(
         for sock in s.sockets:
             port = sock.getsockname()[1]
     base = f"http://{settings.api.host}:{port}"
-    log.info("serving", url=base, frozen_objects=freeze_startup_heap())
+    compiled = call_path_status()
+    call_path = "compiled" if compiled.active else f"python: {compiled.reason}"
+    log.info("serving", url=base, frozen_objects=freeze_startup_heap(), call_path=call_path)
     if on_ready is not None:
         on_ready(base)
 

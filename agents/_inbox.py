@@ -237,11 +237,16 @@ class Inbox:
     def _forget_reply(self) -> None:
         """Drop a reply left from an earlier request (one that timed out) before a new request.
 
-        A method rather than ``self._reply = None`` in :meth:`request`: the type checker would take the
-        reads of ``_reply`` after it (set meanwhile by :meth:`_deliver`) as ``None``, and compiled code
-        checks that at run time.
+        This and :meth:`_reply_now` are methods rather than ``self._reply = None`` and reads of
+        ``self._reply`` in :meth:`request` across its awaits: the type checker would narrow those reads
+        (to ``None``) though :meth:`_deliver` sets the reply meanwhile, and compiled code
+        (:mod:`agents._compiled`) checks the narrowed type at run time.
         """
         self._reply = None
+
+    def _reply_now(self) -> Msg | Message | None:
+        """The reply of the request in flight, if it came (see :meth:`_forget_reply`)."""
+        return self._reply
 
     def close(self) -> None:
         """Take no more answers handed over in this process (its bus closed it, or is closing)."""
@@ -353,13 +358,14 @@ class Inbox:
                     await publish_block(nc, subject, self._reply_subject, block, data)
             else:
                 await publish(nc, subject, data, headers, self._reply_subject)
-        if self._reply is None:
+        msg = self._reply
+        if msg is None:
             deadline = time.monotonic() + timeout_s
-            while self._reply is None:
+            while (msg := self._reply_now()) is None:
                 if time.monotonic() >= deadline:
                     raise DeadlineExceededError(f"no reply from {subject} within {timeout_s:.3f} s")
                 await self._wait(deadline)
-        msg, self._reply = self._reply, None
+        self._reply = None
         if msg.headers and msg.headers.get("Status") == _NO_RESPONDERS:
             raise NoRespondersError(f"no agent listens on {subject}")
         return msg if type(msg) is Message else to_message(msg)  # (a local reply is one already)

@@ -68,7 +68,7 @@ class AcceptPath:
     _active: dict[str, Call]
     _sessions: dict[str, deque[Call]]
     _scope_of_every_call: Scope | None
-    _accepted_reply: Any
+    _accepted_reply: Any  # tuple[str, bytes]: so typed in a trait, mypyc 2.4.1 writes C that does not compile
     _owed: list[Call]
     _accepts_owed: list[Call]
     _accepts_due: anyio.Event | None

@@ -44,10 +44,13 @@ TASK_WIRE_MODULES = frozenset(
         "agents.storage.wire",
         "agents.compression",
         "agents.compression.wire",
+        "agents._compiled",
     }
 )
 """The exception: the wire models' one definitions (pure pydantic: the task record, the generator's and
-the Storage team's wire models, the compression report) and the lazy package roots above them."""
+the Storage team's wire models, the compression report), the lazy package roots above them, and the finder
+those roots install for the compiled call path (standard library only; it loads no extension until one of the
+compiled modules is imported)."""
 
 _PROBE = """
 import json, sys

@@ -33,9 +33,9 @@ from agents.messaging import Bus
 from agents.protocol import Error, WireError, join_attachment
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Call:
-    """One accepted request, as the agent sees it (the fields without a default come first, in this order).
+    """One accepted request, as the agent sees it (its constructor takes the fields in this order).
 
     Attributes:
         request_id: Id given by the caller (also on every log line of this call).
@@ -58,31 +58,83 @@ class Call:
     trace_id: str
     inbox: str
     _bus: Bus
-    session: str = ""
-    scopes: frozenset[str] = frozenset()
-    _turn: anyio.Event | None = None
+    session: str
+    scopes: frozenset[str]
+    _turn: anyio.Event | None
     """Set when the call's turn in its session comes (session calls only)."""
-    _seq: int = 0
-    cancelled_by_caller: bool = False
-    idempotency_key: str = ""
-    traceparent: str = ""
-    _accept_to: str = ""
+    _seq: int
+    cancelled_by_caller: bool
+    idempotency_key: str
+    traceparent: str
+    _accept_to: str
     """The reply subject while the call still owes the caller its accept (empty once it went out, or the
     call's End/Error in its place)."""
-    _accept: bytes = b""
+    _accept: bytes
     """The accept (``Reply{ok, instance}``) as JSON."""
-    _at_once: bool = False
+    _at_once: bool
     """Whether its last message is written to the connection at once (`Bus.publish_now`); set by the
     worker when this is the only call its instance has in hand."""
-    _started: float = 0.0
+    _started: float
     """When a worker started it (``time.perf_counter()``; 0 until then)."""
-    _span: Span | None = None
+    _span: Span | None
     """Its span, when the caller's trace is sampled."""
-    _span_token: Token[otel_context.Context] | None = None
-    attachment: memoryview | None = None
-    reply_attachment: bytes | bytearray | memoryview | None = None
-    _local: LocalTarget | None = None
+    _span_token: Token[otel_context.Context] | None
+    attachment: memoryview | None
+    reply_attachment: bytes | bytearray | memoryview | None
+    _local: LocalTarget | None
     """The caller's inbox in this process, while its messages go there without NATS (None: over NATS)."""
+
+    def __init__(
+        self,
+        request_id: str,
+        input: Any,
+        deadline: float,
+        tenant: str,
+        trace_id: str,
+        inbox: str,
+        _bus: Bus,
+        session: str = "",
+        scopes: frozenset[str] = frozenset(),
+        _turn: anyio.Event | None = None,
+        _seq: int = 0,
+        cancelled_by_caller: bool = False,
+        idempotency_key: str = "",
+        traceparent: str = "",
+        _accept_to: str = "",
+        _accept: bytes = b"",
+        _at_once: bool = False,
+        _started: float = 0.0,
+        _span: Span | None = None,
+        _span_token: Token[otel_context.Context] | None = None,
+        attachment: memoryview | None = None,
+        reply_attachment: bytes | bytearray | memoryview | None = None,
+        _local: LocalTarget | None = None,
+    ) -> None:
+        # The dataclass's own __init__, written out (as agents._message.Message's, why: there): compiled,
+        # each line is a store into the native object; the dataclass's would stay interpreted.
+        self.request_id = request_id
+        self.input = input
+        self.deadline = deadline
+        self.tenant = tenant
+        self.trace_id = trace_id
+        self.inbox = inbox
+        self._bus = _bus
+        self.session = session
+        self.scopes = scopes
+        self._turn = _turn
+        self._seq = _seq
+        self.cancelled_by_caller = cancelled_by_caller
+        self.idempotency_key = idempotency_key
+        self.traceparent = traceparent
+        self._accept_to = _accept_to
+        self._accept = _accept
+        self._at_once = _at_once
+        self._started = _started
+        self._span = _span
+        self._span_token = _span_token
+        self.attachment = attachment
+        self.reply_attachment = reply_attachment
+        self._local = _local
 
     def remaining_s(self) -> float:
         """Seconds left until the deadline (negative once passed)."""

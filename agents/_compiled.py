@@ -33,6 +33,9 @@ __all__ = ("MODULES", "CompiledStatus", "build_dir", "digest", "install", "manif
 
 MODULES: tuple[str, ...] = (
     "agents._message",
+    "agents.deadlines",
+    "agents.scopes",
+    "agents._trace_context",
     "agents._accept",
     "agents._worker",
     "agents.actor",

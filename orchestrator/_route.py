@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -68,7 +68,7 @@ _RETRYABLE = (DeadlineExceededError, AgentFailedError, StreamBrokenError)
 """Failures a later attempt may not repeat (InstanceLostError is a StreamBrokenError)."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Invocation:
     """The result of a routed call.
 
@@ -84,7 +84,23 @@ class Invocation:
     agent: str
     team: str
     attempts: int
-    failovers: list[str] = field(default_factory=list)
+    failovers: list[str]
+
+    def __init__(
+        self,
+        output: dict[str, Any],
+        agent: str,
+        team: str,
+        attempts: int,
+        failovers: list[str] | None = None,
+    ) -> None:
+        # The dataclass's own __init__, written out (as agents._message.Message's, why: there): compiled,
+        # each line is a store into the native object; the dataclass's would stay interpreted.
+        self.output = output
+        self.agent = agent
+        self.team = team
+        self.attempts = attempts
+        self.failovers = [] if failovers is None else failovers
 
 
 def _code(error: AgentError | None) -> str:

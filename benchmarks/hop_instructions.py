@@ -22,6 +22,10 @@ which locates the instructions (valgrind cannot attribute them to Python functio
   validation) with ``Inbox.request`` answering at once with the ``End``'s bytes;
 - ``full``: the whole call against the no-op agent.
 
+The stubs replace functions and methods of modules that are compiled when built: count the stages before
+``full`` with ``--modes python`` (a compiled caller does not see a replaced module attribute, and a compiled
+class refuses a replaced method).
+
 Each tree runs as built (with the call path's modules compiled by mypyc when its ``make setup`` built them,
 ``agents/_compiled.py``) and, with ``--modes built python``, also with ``NEURECTOMY_COMPILED=0``; each line
 says which ran.

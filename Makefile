@@ -15,7 +15,7 @@ export HF_HUB_OFFLINE := 1
 run: setup
 	$(VENV)/bin/neurectomy serve
 
-test: setup system-deps lint typecheck imports unit ide
+test: system-deps setup lint typecheck imports unit ide
 
 # The planner's routing encoder (a static distillation of the packaged MiniLM, ~30-50 s once per machine,
 # cached under the user cache dir; ~1 s when cached).
@@ -61,18 +61,21 @@ unit: setup
 	NEURECTOMY_REQUIRE_COMPILED=1 NEURECTOMY_REQUIRE_BROWSER=$$([ "$$(id -u)" = 0 ] && echo 1) $(PY) -m pytest
 
 # Debian packages of the browser and alert-rule tests: chromium (driven by Playwright through its
-# executable path; Playwright's own browser download is not used) and prometheus (promtool).
+# executable path; Playwright's own browser download is not used) and prometheus (promtool); and the
+# Python headers mypyc compiles the call path against (python3-dev), when the interpreter has none.
 # Installed when missing and root; otherwise those tests skip with the reason.
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	$(PYTHON) -c "import os, sysconfig; raise SystemExit(not os.path.isfile(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
+		|| missing="$$missing python3-dev"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing$$missing (apt)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	else \
-		echo "not installed:$$missing (needs root and apt-get); the browser/promtool tests will be skipped"; \
+		echo "not installed:$$missing (needs root and apt-get): the browser/promtool tests skip; without the Python headers (python3-dev) the call path is not compiled and the test of its build fails"; \
 	fi
 
 # The VS Code extension (TypeScript): build and test its HTTP client with Node's test runner.

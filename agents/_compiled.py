@@ -23,13 +23,24 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
-__all__ = ("MODULES", "CompiledStatus", "build_dir", "digest", "install", "manifest_path", "status")
+__all__ = (
+    "MODULES",
+    "CompiledStatus",
+    "build_dir",
+    "build_problem",
+    "digest",
+    "install",
+    "manifest_path",
+    "read_manifest",
+    "status",
+)
 
 MODULES: tuple[str, ...] = (
     "agents._message",
@@ -76,6 +87,39 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def read_manifest(root: Path = ROOT) -> dict[str, Any]:
+    """The build's manifest (``interpreter``, ``sources``: path → SHA-256, ``modules``: name → file).
+
+    Raises:
+        OSError: No manifest (``FileNotFoundError``: not built) or it cannot be read.
+        ValueError: It is not JSON.
+    """
+    manifest: dict[str, Any] = json.loads(manifest_path(root).read_text())
+    return manifest
+
+
+def build_problem(root: Path, manifest: Mapping[str, Any]) -> str:
+    """Why the build ``manifest`` describes cannot serve ``root``'s sources, or ``""`` if it can.
+
+    It must name this interpreter, every source it lists must still have its digest, and every module file
+    it lists must be there. (Whether it lists every source the modules depend on today is the build
+    script's concern: ``deploy/compile_hot_path.py``.)
+    """
+    if manifest.get("interpreter") != interpreter():
+        return f"built for {manifest.get('interpreter')!r}, not this interpreter"
+    for name, expected in manifest["sources"].items():
+        try:
+            found = digest(root / name)
+        except OSError:
+            found = "missing"
+        if found != expected:
+            return f"stale: {name} changed since the build (`make setup` rebuilds)"
+    directory = build_dir(root)
+    if not all((directory / file).is_file() for file in manifest["modules"].values()):
+        return f"incomplete build in {directory}"
+    return ""
+
+
 def interpreter() -> str:
     """What a build must have been made for: implementation, version and platform (``sys.version``)."""
     return f"{sys.implementation.cache_tag} {sys.version} {sys.platform}"
@@ -106,6 +150,21 @@ class _Finder(importlib.abc.MetaPathFinder):
         self.directory = build_dir(root)
         self.files: dict[str, Path] | None = None
         self.reason = ""
+        self.manifest: dict[str, Any] | None = None
+        self._unread = ""
+        """Why there is no manifest (the reason :meth:`check` gives then)."""
+        if not self.directory.is_dir():
+            self._unread = f"not built ({self.directory} does not exist; `make setup` builds it)"
+        else:
+            try:
+                self.manifest = read_manifest(root)
+            except FileNotFoundError:
+                self._unread = f"not built ({self.directory} has no manifest.json; `make setup` builds it)"
+            except (OSError, ValueError) as exc:
+                self._unread = f"unreadable manifest in {self.directory}: {exc}"
+        shared = self.manifest["modules"] if self.manifest else {}
+        self.names = frozenset(MODULES) | frozenset(name for name in shared if name.endswith("__mypyc"))
+        """The names this finder may serve: :data:`MODULES` and mypyc's shared library modules."""
 
     def check(self) -> dict[str, Path]:
         """The build's module files by name if the build is usable, else ``{}`` (``reason`` says why)."""
@@ -115,33 +174,16 @@ class _Finder(importlib.abc.MetaPathFinder):
         if os.environ.get("NEURECTOMY_COMPILED", "").strip().lower() in _OFF:
             self.reason = "turned off (NEURECTOMY_COMPILED=0)"
             return self.files
-        try:
-            manifest = json.loads((self.directory / "manifest.json").read_text())
-        except FileNotFoundError:
-            self.reason = f"not built ({self.directory} has no manifest.json; `make setup` builds it)"
+        if self.manifest is None:
+            self.reason = self._unread
             return self.files
-        except (OSError, ValueError) as exc:
-            self.reason = f"unreadable manifest in {self.directory}: {exc}"
+        problem = build_problem(self.root, self.manifest)
+        if problem:
+            self.reason = problem
+            log.warning("compiled modules not used: %s; the call path runs as Python", problem)
             return self.files
-        if manifest.get("interpreter") != interpreter():
-            self.reason = f"built for {manifest.get('interpreter')!r}, not this interpreter"
-            return self.files
-        for name, expected in manifest["sources"].items():
-            path = self.root / name
-            try:
-                found = digest(path)
-            except OSError:
-                found = "missing"
-            if found != expected:
-                self.reason = f"stale: {name} changed since the build (`make setup` rebuilds)"
-                log.warning("compiled modules not used: %s; the call path runs as Python", self.reason)
-                return self.files
-        files = {name: self.directory / file for name, file in manifest["modules"].items()}
-        if not all(path.is_file() for path in files.values()):
-            self.reason = f"incomplete build in {self.directory}"
-            return self.files
-        self.files = files
-        return files
+        self.files = {name: self.directory / file for name, file in self.manifest["modules"].items()}
+        return self.files
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
@@ -155,35 +197,22 @@ class _Finder(importlib.abc.MetaPathFinder):
         loader = importlib.machinery.ExtensionFileLoader(fullname, str(file))
         return importlib.util.spec_from_file_location(fullname, file, loader=loader)
 
-    @property
-    def names(self) -> frozenset[str]:
-        """The names this finder may serve: :data:`MODULES` and mypyc's shared library modules."""
-        return _NAMES
 
-
-_NAMES = frozenset(MODULES)
 _finder: _Finder | None = None
 
 
 def install(root: Path = ROOT) -> None:
     """Put the finder first on ``sys.meta_path``, once; the build is checked when a module is first asked for.
 
-    Does nothing when no build directory exists for this interpreter (an installed wheel, no ``make setup``).
+    Reads the build's manifest only; does nothing more when there is none for this interpreter (an installed
+    wheel, no ``make setup``).
     """
-    global _finder, _NAMES
+    global _finder
     if _finder is not None:
         return
     finder = _finder = _Finder(root)
-    if not finder.directory.is_dir():
-        finder.files = {}
-        finder.reason = f"not built ({finder.directory} does not exist; `make setup` builds it)"
-        return
-    try:
-        shared = json.loads((finder.directory / "manifest.json").read_text()).get("modules", {})
-    except (OSError, ValueError):
-        shared = {}
-    _NAMES = frozenset(MODULES) | frozenset(name for name in shared if name.endswith("__mypyc"))
-    sys.meta_path.insert(0, finder)
+    if finder.manifest is not None:
+        sys.meta_path.insert(0, finder)
 
 
 def _loaded_from_build(name: str, directory: Path) -> bool:

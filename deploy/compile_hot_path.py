@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agents._compiled import MODULES, build_dir, digest, interpreter  # noqa: E402
+from agents._compiled import MODULES, build_dir, build_problem, digest, interpreter, read_manifest  # noqa: E402
 
 PACKAGES = ("neurectomy", "api", "orchestrator", "agents", "bridges", "ryot", "sigmalang", "vault")
 """The project's packages (the import graph mypyc type-checks stays within them and installed libraries)."""
@@ -81,12 +81,17 @@ def sources(root: Path) -> list[Path]:
     return sorted(found)
 
 
+def source_digests(root: Path) -> dict[str, str]:
+    """Each of :func:`sources`, by its path under ``root``: its SHA-256 (hex), as the manifest lists them."""
+    return {str(path.relative_to(root)): digest(path) for path in sources(root)}
+
+
 def cache_key(root: Path) -> str:
     """What a build is made of: interpreter, mypy's version, each source's path and digest (SHA-256, hex)."""
     import mypy.version
 
     parts = [interpreter(), mypy.version.__version__]
-    parts += [f"{path.relative_to(root)} {digest(path)}" for path in sources(root)]
+    parts += [f"{path} {sha}" for path, sha in source_digests(root).items()]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
 
@@ -96,31 +101,43 @@ def cache_dir(root: Path) -> Path:
     return Path(base) / cache_key(root)
 
 
-def put_in_place(source: Path, root: Path) -> None:
-    """Copy a complete build directory to ``root``'s, replacing it once the copy is complete."""
-    final = build_dir(root)
-    staging = final.with_name(final.name + ".new")
+def staging_dir(root: Path) -> Path:
+    """An empty place (absent) beside ``root``'s build directory to assemble a build in."""
+    staging = build_dir(root).with_name(build_dir(root).name + ".new")
     if staging.exists():
         shutil.rmtree(staging)
-    shutil.copytree(source, staging)
+    return staging
+
+
+def swap_in(staging: Path, root: Path) -> None:
+    """Make the complete build in ``staging`` ``root``'s build directory (the old one removed first)."""
+    final = build_dir(root)
     if final.exists():
         shutil.rmtree(final)
     staging.rename(final)
 
 
+def put_in_place(source: Path, root: Path) -> None:
+    """Copy a complete build directory to ``root``'s, replacing it once the copy is complete."""
+    staging = staging_dir(root)
+    shutil.copytree(source, staging)
+    swap_in(staging, root)
+
+
 def up_to_date(root: Path) -> bool:
-    """Whether the build in place matches this interpreter and every source's digest."""
+    """Whether the build in place is current for ``root``.
+
+    It serves ``root`` (:func:`agents._compiled.build_problem`), lists exactly the sources the modules depend
+    on today, and holds every one of :data:`MODULES`.
+    """
     try:
-        manifest = json.loads((build_dir(root) / "manifest.json").read_text())
+        manifest = read_manifest(root)
     except (OSError, ValueError):
         return False
-    wanted = {str(path.relative_to(root)): digest(path) for path in sources(root)}
-    files = [build_dir(root) / file for file in manifest.get("modules", {}).values()]
     return (
-        manifest.get("interpreter") == interpreter()
-        and manifest.get("sources") == wanted
-        and len(files) > len(MODULES) - 1
-        and all(file.is_file() for file in files)
+        not build_problem(root, manifest)
+        and set(manifest["sources"]) == {str(path.relative_to(root)) for path in sources(root)}
+        and set(MODULES) <= set(manifest["modules"])
     )
 
 
@@ -155,9 +172,7 @@ def build(root: Path) -> float:
         output = log_path.read_text()
         if proc.returncode != 0:
             raise RuntimeError(f"mypyc failed (exit {proc.returncode}):\n{output[-4000:]}")
-        staging = build_dir(root).with_name(build_dir(root).name + ".new")
-        if staging.exists():
-            shutil.rmtree(staging)
+        staging = staging_dir(root)
         staging.mkdir(parents=True)
         modules: dict[str, str] = {}
         for name in MODULES:
@@ -179,14 +194,11 @@ def build(root: Path) -> float:
         manifest = {
             "interpreter": interpreter(),
             "mypy": mypy.version.__version__,
-            "sources": {str(path.relative_to(work)): digest(path) for path in sources(work)},
+            "sources": source_digests(work),
             "modules": modules,
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        final = build_dir(root)
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)  # (the staging directory was filled in place: no copy)
+        swap_in(staging, root)
     return time.monotonic() - started
 
 

@@ -26,6 +26,7 @@ import anyio
 import pydantic_core
 from mypy_extensions import trait
 
+from agents._attachment import split_attachment
 from agents._call import Call
 from agents._inbox import REPLY_SUFFIX
 from agents._message import LocalRequest
@@ -43,7 +44,6 @@ from agents.protocol import (
     HEADER_TENANT,
     HEADER_TRACE_ID,
     Reply,
-    split_attachment,
 )
 from agents.scopes import Scope, check_scope, parse_scopes_header
 from agents.tracing import TRACEPARENT

@@ -26,11 +26,12 @@ import pydantic_core
 from opentelemetry import context as otel_context
 from opentelemetry.trace import Span
 
+from agents._attachment import join_attachment
 from agents._inbox import REPLY_SUFFIX
 from agents._message import LocalTarget
 from agents.errors import AgentError
 from agents.messaging import Bus
-from agents.protocol import Error, WireError, join_attachment
+from agents.protocol import Error, WireError
 
 
 @dataclass(slots=True, init=False)

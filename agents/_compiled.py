@@ -43,6 +43,9 @@ __all__ = (
 )
 
 MODULES: tuple[str, ...] = (
+    "agents._attachment",
+    "agents.natsheaders",
+    "agents._natsfast",
     "agents._message",
     "agents.deadlines",
     "agents.scopes",

@@ -49,9 +49,9 @@ import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.protocol.command import hpub_cmd, pub_cmd
 from nats.protocol.parser import AWAITING_CONTROL_LINE, AWAITING_MSG_PAYLOAD, Parser
 
+from agents._message import Message, new_message
 from agents.natsheaders import header_block, parse_header_lines
 
 __all__ = (
@@ -63,6 +63,8 @@ __all__ = (
     "flush_in_order",
     "publish",
     "publish_block",
+    "hpub_command",
+    "pub_command",
     "publish_now",
     "reader_msg",
     "send_now",
@@ -157,7 +159,9 @@ def send_now(
         or transport is None
     ):
         return False
-    command = hpub_cmd(subject, reply, block, data) if block is not None else pub_cmd(subject, reply, data)
+    command = (
+        hpub_command(subject, reply, block, data) if block is not None else pub_command(subject, reply, data)
+    )
     if 0 < nc._max_pending_size < nc._pending_data_size + len(command):
         return False  # nc.publish flushes first
     nc.stats["out_msgs"] += 1
@@ -176,6 +180,21 @@ def send_now(
     if queue.empty():  # else the flusher is due anyway and writes this too
         queue.put_nowait(_FLUSHED)
     return True
+
+
+def pub_command(subject: str, reply: str, data: bytes) -> bytes:
+    """The ``PUB`` command nats-py writes for a message without headers (``nats.protocol.command.pub_cmd``).
+
+    The same bytes (a test compares them); here so that it runs compiled with the rest of the send path.
+    """
+    return b"".join((f"PUB {subject} {reply} {len(data)}\r\n".encode(), data, _CRLF))
+
+
+def hpub_command(subject: str, reply: str, block: bytes, data: bytes) -> bytes:
+    """The ``HPUB`` command nats-py writes for a message with header block ``block`` (``hpub_cmd``)."""
+    size = len(block)
+    line = f"HPUB {subject} {reply} {size} {size + len(data)}\r\n".encode()
+    return b"".join((line, block, data, _CRLF))
 
 
 async def flush_in_order(nc: Client, timeout_s: float) -> None:
@@ -261,14 +280,24 @@ class DirectQueue:
         deliver: Takes each message as it is parsed.
     """
 
-    __slots__ = ("_deliver", "_sub", "eager")
+    __slots__ = ("_deliver", "_sub", "eager", "message")
 
-    def __init__(self, sub: Subscription, deliver: Callable[[Msg], None], *, eager: bool = False) -> None:
+    def __init__(
+        self,
+        sub: Subscription,
+        deliver: Callable[[Msg], None],
+        *,
+        eager: bool = False,
+        message: Callable[[Message], None] | None = None,
+    ) -> None:
         self._sub = sub
         self._deliver = deliver
         self.eager = eager
         """Its messages may be handed over as the socket's bytes arrive, before nats-py's read loop wakes
         (:class:`FastParser`; ``deliver`` then runs in a loop callback, outside any task)."""
+        self.message = message
+        """Takes a message the :class:`FastParser` read as the :class:`~agents._message.Message` ``deliver``
+        would make of its ``Msg`` (no ``Msg`` built), or ``None``: ``deliver`` takes every message."""
 
     def put_nowait(self, msg: Msg) -> None:
         """Hand ``msg`` to ``deliver`` now (called by nats-py's reader; never raises)."""
@@ -279,6 +308,13 @@ class DirectQueue:
         """Hand ``msg`` to ``deliver`` now (never raises)."""
         try:
             self._deliver(msg)
+        except Exception:  # never into nats-py's read loop: that would close the connection
+            log.exception("direct delivery failed", subject=msg.subject)
+
+    def hand_message(self, take: Callable[[Message], None], msg: Message) -> None:
+        """Hand ``msg`` to ``take`` (this queue's :attr:`message`) now (never raises)."""
+        try:
+            take(msg)
         except Exception:  # never into nats-py's read loop: that would close the connection
             log.exception("direct delivery failed", subject=msg.subject)
 
@@ -302,7 +338,13 @@ class DirectQueue:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-def deliver_from_reader(sub: Subscription, deliver: Callable[[Msg], None], *, eager: bool = False) -> None:
+def deliver_from_reader(
+    sub: Subscription,
+    deliver: Callable[[Msg], None],
+    *,
+    eager: bool = False,
+    message: Callable[[Message], None] | None = None,
+) -> None:
     """Have ``sub``'s messages handed to ``deliver`` from nats-py's read loop (see :class:`DirectQueue`).
 
     Messages that arrived before the switch are delivered now, in order.
@@ -312,8 +354,12 @@ def deliver_from_reader(sub: Subscription, deliver: Callable[[Msg], None], *, ea
         deliver: Takes each message (must not block, must not need a task: it may run in a loop callback).
         eager: Hand a message over as its bytes arrive, when nothing is ahead of it (see
             :class:`FastParser`): no wake-up of the read loop's task for it.
+        message: Takes, in ``deliver``'s place, each message the :class:`FastParser` reads, as the
+            :class:`~agents._message.Message` (``agents._message.to_message``) ``deliver`` would make of
+            nats-py's ``Msg``: the same handling without building the ``Msg`` first. ``None``: ``deliver``
+            takes them all.
     """
-    queued, sink = sub._pending_queue, DirectQueue(sub, deliver, eager=eager)
+    queued, sink = sub._pending_queue, DirectQueue(sub, deliver, eager=eager, message=message)
     sub._pending_queue = sink  # type: ignore[assignment]
     while not queued.empty():
         sink.put_nowait(queued.get_nowait())
@@ -475,12 +521,20 @@ def _hand(
     payload: bytes,
     headers: dict[str, str] | None,
 ) -> None:
-    """Count a message as ``Client._process_msg`` counts it and hand it to ``queue``."""
+    """Count a message as ``Client._process_msg`` counts it and hand it to ``queue``.
+
+    As the :class:`~agents._message.Message` ``to_message`` makes of nats-py's ``Msg`` when the queue
+    takes one (:attr:`DirectQueue.message`), else as that ``Msg``.
+    """
     stats = nc.stats
     stats["in_msgs"] += 1
     stats["in_bytes"] += len(payload)
     sub._received += 1
-    queue.hand(reader_msg(nc, sid, subject.decode(), reply.decode(), payload, headers))
+    take = queue.message
+    if take is not None:
+        queue.hand_message(take, new_message(subject.decode(), payload, headers or {}, reply.decode()))
+    else:
+        queue.hand(reader_msg(nc, sid, subject.decode(), reply.decode(), payload, headers))
 
 
 class _EagerFeed:

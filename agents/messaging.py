@@ -200,7 +200,7 @@ class Bus:
                 # queue; the queue is replaced by one that hands it to _demux in nats-py's read loop, or
                 # (eager) as its bytes arrive while that loop waits (agents._natsfast.FastParser.take_eager).
                 sub = await self._nc.subscribe(f"{prefix}.>")
-                deliver_from_reader(sub, self._demux, eager=True)
+                deliver_from_reader(sub, self._demux, eager=True, message=self._demux)
                 # A request handed to an agent in this process (local_requests) skips nats-server, so it no
                 # longer follows this SUB on the wire; an answer the agent sends over NATS (an error reply,
                 # or with local_replies off) would be dropped by a server that has not seen the SUB yet

@@ -116,5 +116,5 @@ def deliver_directly(
     if sub is None:
         raise RuntimeError("the endpoint is not subscribed")
     delivery = DirectDelivery(nc, endpoint, handler, later)
-    deliver_from_reader(sub, delivery.deliver)
+    deliver_from_reader(sub, delivery.deliver, message=delivery.deliver_message)
     return delivery.deliver_message

@@ -24,7 +24,8 @@ followed by a binary *attachment* (a request's or an ``End``'s): a NUL byte, the
 (:func:`split_attachment`; JSON never holds a raw NUL), so bulk binary data (ΣLANG messages and
 frames) travels without base64. Only agents that declare ``takes_attachment`` accept one.
 
-This module imports nothing from the orchestrator or the agents.
+This module imports nothing from the orchestrator or the agents but its leaf :mod:`agents._attachment`
+(the attachment's three names, re-exported here, compiled with the call path).
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from agents._attachment import ATTACHMENT_SEPARATOR as ATTACHMENT_SEPARATOR
+from agents._attachment import join_attachment as join_attachment
+from agents._attachment import split_attachment as split_attachment
 
 SUBJECT_PREFIX = "neurectomy.agent"
 CANCEL_PREFIX = "neurectomy.cancel"
@@ -284,10 +289,6 @@ class GenerateOutput(_Wire):
     """Per sampled token, when the input asked for ``logprobs``."""
 
 
-ATTACHMENT_SEPARATOR = b"\0"
-"""Separates a payload's JSON from its binary attachment (a JSON text never holds a raw NUL byte)."""
-
-
 class Attached(dict[str, Any]):
     """A payload (a JSON object) with a binary attachment sent after it, raw (see :func:`join_attachment`).
 
@@ -300,16 +301,3 @@ class Attached(dict[str, Any]):
     def __init__(self, payload: dict[str, Any], attachment: bytes | bytearray | memoryview) -> None:
         super().__init__(payload)
         self.attachment = attachment
-
-
-def join_attachment(body: bytes, attachment: bytes | bytearray | memoryview) -> bytes:
-    """``body`` (JSON), the separator, then ``attachment``: one NATS payload."""
-    return b"".join((body, ATTACHMENT_SEPARATOR, attachment))
-
-
-def split_attachment(data: bytes) -> tuple[bytes, memoryview | None]:
-    """A NATS payload's JSON and its attachment (a view into ``data``; None when there is none)."""
-    cut = data.find(ATTACHMENT_SEPARATOR)
-    if cut < 0:
-        return data, None
-    return data[:cut], memoryview(data)[cut + 1 :]

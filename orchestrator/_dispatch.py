@@ -15,6 +15,7 @@ import structlog
 from opentelemetry.trace import INVALID_SPAN, StatusCode
 from pydantic import ValidationError
 
+from agents._attachment import join_attachment, split_attachment
 from agents.errors import (
     AgentError,
     DeadlineExceededError,
@@ -35,8 +36,6 @@ from agents.protocol import (
     Reply,
     agent_subject,
     cancel_subject,
-    join_attachment,
-    split_attachment,
     stream_message_adapter,
 )
 from agents.tracing import TRACEPARENT, SpanKind, start_child, traceparent, tracer

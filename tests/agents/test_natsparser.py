@@ -18,10 +18,12 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import ProtocolError
+from nats.protocol.command import hpub_cmd, pub_cmd
 from nats.protocol.parser import AWAITING_CONTROL_LINE, Parser
 
 from agents import Bus
-from agents._natsfast import DirectQueue, FastParser, use_fast_parser
+from agents._message import to_message
+from agents._natsfast import DirectQueue, FastParser, hpub_command, pub_command, use_fast_parser
 from agents.errors import NoRespondersError
 from agents.messaging import Message
 from agents.natsheaders import header_block, parse_header_lines
@@ -45,7 +47,15 @@ def _fields(msg: Msg) -> tuple[Any, ...]:
     return msg.subject, msg.reply, msg.data, msg.headers, msg.sid
 
 
-def _client(events: list[tuple[Any, ...]], parser: type[Parser], *, eager: bool = False) -> Client:
+def _as_message(message: Message) -> tuple[Any, ...]:
+    return "direct", message.subject, message.reply, message.data, message.headers
+
+
+def _client(
+    events: list[tuple[Any, ...]], parser: type[Parser], *, eager: bool = False, as_message: bool = False
+) -> Client:
+    """A client with the subscriptions above; ``as_message``: the direct one also takes ``Message``s, and
+    both of its ways record the ``Message`` (``to_message`` of a ``Msg``), the second way tagged."""
     nc = Client()
     nc._parse_header_lines = parse_header_lines  # type: ignore[method-assign]  # as agents.messaging.Bus
 
@@ -64,7 +74,17 @@ def _client(events: list[tuple[Any, ...]], parser: type[Parser], *, eager: bool 
     nc._process_ping, nc._process_pong = ping, pong  # type: ignore[method-assign]
     nc._process_info, nc._process_err = info, err  # type: ignore[method-assign]
     direct = Subscription(nc, _DIRECT, "direct.>")
-    direct._pending_queue = DirectQueue(direct, lambda m: events.append(("direct", *_fields(m))), eager=eager)  # type: ignore[assignment]
+    if as_message:
+        direct._pending_queue = DirectQueue(  # type: ignore[assignment]
+            direct,
+            lambda m: events.append(_as_message(to_message(m))),
+            eager=eager,
+            message=lambda m: events.append(("message", *_as_message(m)[1:])),
+        )
+    else:
+        direct._pending_queue = DirectQueue(  # type: ignore[assignment]
+            direct, lambda m: events.append(("direct", *_fields(m))), eager=eager
+        )
     queued = Subscription(nc, _QUEUED, "queued.>")
     queued._pending_queue = _Recording(events)
     nc._subs.update({_DIRECT: direct, _QUEUED: queued})
@@ -118,9 +138,11 @@ _OTHER = st.sampled_from(
 _STREAM = st.lists(st.one_of(_message(), _OTHER), min_size=1, max_size=12).map(b"".join)
 
 
-async def _feed(parser: type[Parser], stream: bytes, cuts: list[int]) -> tuple[list[Any], Client]:
+async def _feed(
+    parser: type[Parser], stream: bytes, cuts: list[int], *, as_message: bool = False
+) -> tuple[list[Any], Client]:
     events: list[tuple[Any, ...]] = []
-    nc = _client(events, parser)
+    nc = _client(events, parser, as_message=as_message)
     assert type(nc._ps) is parser
     at = 0
     for cut in [*sorted(c % (len(stream) + 1) for c in cuts), len(stream)]:
@@ -208,6 +230,50 @@ def test_the_fast_parser_dispatches_what_nats_py_does(stream: bytes, cuts: list[
         assert fast._subs[sid]._received == slow._subs[sid]._received
     assert fast._subs[_DIRECT]._pending_size == 0
     assert (fast._ps.buf, fast._ps.state) == (slow._ps.buf, slow._ps.state)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_STREAM, st.lists(st.integers(min_value=0, max_value=1 << 16), max_size=6))
+@example(b"HMSG direct.a 1 r 16 16\r\nNATS/1.0 503\r\n\r\n\r\n", [])
+def test_messages_read_as_message_are_what_to_message_makes_of_nats_py_s(
+    stream: bytes, cuts: list[int]
+) -> None:
+    """A subscription that takes ``Message``s gets from the fast parser what ``to_message`` makes of the
+    ``Msg`` nats-py's parser delivers, in the same order among the other operations."""
+    ours, fast = asyncio.run(_feed(FastParser, stream, cuts, as_message=True))
+    theirs, slow = asyncio.run(_feed(Parser, stream, cuts, as_message=True))
+    assert not any(e[0] == "message" for e in theirs)  # nats-py's parser only knows put_nowait
+    assert [("direct", *e[1:]) if e[0] == "message" else e for e in ours] == theirs
+    assert fast.stats == slow.stats
+    assert fast._subs[_DIRECT]._received == slow._subs[_DIRECT]._received
+
+
+def test_the_fast_parser_builds_no_msg_for_a_subscription_that_takes_messages() -> None:
+    events: list[tuple[Any, ...]] = []
+    nc = _client(events, FastParser, as_message=True)
+    block = header_block({"A": "1"})
+    stream = (
+        b"MSG direct.a 1 r 3\r\nabc\r\n"
+        + f"HMSG direct.a 1 {len(block)} {len(block) + 2}\r\n".encode()
+        + block
+        + b"ok\r\n"
+    )
+    asyncio.run(nc._ps.parse(stream))
+    assert events == [
+        ("message", "direct.a", "r", b"abc", {}),
+        ("message", "direct.a", "", b"ok", {"A": "1"}),
+    ]
+
+
+@given(
+    st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF), min_size=1, max_size=8),
+    st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF), max_size=8),
+    st.binary(max_size=20),
+    st.dictionaries(st.sampled_from(["A", "Neurectomy-Request-Id"]), st.text(max_size=5)).map(header_block),
+)
+def test_commands_are_the_bytes_nats_py_writes(subject: str, reply: str, data: bytes, block: bytes) -> None:
+    assert pub_command(subject, reply, data) == pub_cmd(subject, reply, data)
+    assert hpub_command(subject, reply, block, data) == hpub_cmd(subject, reply, block, data)
 
 
 def test_a_parser_swapped_mid_message_finishes_it() -> None:

@@ -39,6 +39,7 @@ TASK_WIRE_MODULES = frozenset(
         "agents.plans",
         "agents._plan_refs",
         "agents.protocol",
+        "agents._attachment",
         "agents.limits",
         "agents.storage",
         "agents.storage.wire",
@@ -48,9 +49,9 @@ TASK_WIRE_MODULES = frozenset(
     }
 )
 """The exception: the wire models' one definitions (pure pydantic: the task record, the generator's and
-the Storage team's wire models, the compression report), the lazy package roots above them, and the finder
-those roots install for the compiled call path (standard library only; it loads no extension until one of the
-compiled modules is imported)."""
+the Storage team's wire models, the compression report), the attachment helpers ``agents.protocol``
+re-exports (``agents._attachment``: a leaf, compiled with the call path when built), the lazy package roots
+above them, and the finder those roots install for the compiled call path (standard library only)."""
 
 _PROBE = """
 import json, sys

@@ -22,6 +22,14 @@ which locates the instructions (valgrind cannot attribute them to Python functio
   validation) with ``Inbox.request`` answering at once with the ``End``'s bytes;
 - ``full``: the whole call against the no-op agent.
 
+``--stages distributed`` counts the distributed shape instead (``neurectomy agent``: caller, agent and
+nats-server in three processes, every message through nats-server): the benchmark's no-op agent
+(``NoopAgent``, 64 workers) in one child and an orchestrator making the calls in another, each under
+valgrind, nats-server in a third, not counted; each pair of runs (``--calls`` and a fifth of them) gives
+two lines, ``dist-caller`` and ``dist-agent``: each process's instructions per call, counted separately.
+The agent's count also holds its idle work (heartbeats, timers) over the longer run's extra seconds
+(a few hundred instructions per call at most).
+
 The stubs replace functions and methods of modules that are compiled when built: count the stages before
 ``full`` with ``--modes python`` (a compiled caller does not see a replaced module attribute, and a compiled
 class refuses a replaced method).
@@ -51,7 +59,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-STAGES = ("harness", "route", "call", "full")
+STAGES = ("harness", "route", "call", "full", "distributed")
+ROLES = ("nats", "agent", "caller")
+"""The children of the ``distributed`` stage."""
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
@@ -92,6 +102,86 @@ def count(tree: Path, stage: str, calls: int, warm: int, inflight: int, python: 
     return int(found.group(1).replace(",", "")), ran
 
 
+def _valgrind(out: Path) -> list[str]:
+    return [
+        "valgrind",
+        "--tool=cachegrind",
+        "--cache-sim=no",
+        "--cachegrind-out-file=/dev/null",
+        f"--log-file={out}",
+    ]
+
+
+def count_distributed(tree: Path, calls: int, warm: int, inflight: int, python: bool) -> tuple[int, int, str]:
+    """Instructions of the caller's and of the agent's process for ``calls`` calls (the distributed shape).
+
+    Also how their call path ran (``compiled`` or ``python``, the caller's; the agent's must agree).
+
+    Raises:
+        RuntimeError: A child failed or valgrind's summary is missing (the output is in the message).
+    """
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    if python:
+        env["NEURECTOMY_COMPILED"] = "0"
+    me = [sys.executable, str(Path(__file__).resolve())]
+    with tempfile.TemporaryDirectory(prefix="hop-instructions-") as tmp:
+        logs = Path(tmp)
+        nats = subprocess.Popen(
+            [*me, "--child-role", "nats"], cwd=tree, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        try:
+            assert nats.stdout is not None
+            url = nats.stdout.readline().decode().strip()
+            if not url.startswith("nats://"):
+                raise RuntimeError(f"{tree}: nats-server did not start (exit {nats.wait()})")
+            with (logs / "agent.out").open("wb") as agent_out:
+                agent = subprocess.Popen(
+                    [*_valgrind(logs / "agent.vg"), *me, "--child-role", "agent", "--nats-url", url],
+                    cwd=tree,
+                    env=env,
+                    stdin=subprocess.PIPE,
+                    stdout=agent_out,
+                    stderr=subprocess.STDOUT,
+                )
+            try:
+                caller = subprocess.run(
+                    [
+                        *_valgrind(logs / "caller.vg"),
+                        *me,
+                        "--child-role",
+                        "caller",
+                        "--nats-url",
+                        url,
+                        *("--calls", str(calls), "--warm", str(warm), "--inflight", str(inflight)),
+                    ],
+                    cwd=tree,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+            finally:
+                assert agent.stdin is not None
+                agent.stdin.close()  # the agent's child exits at the end of its stdin
+                agent.wait(timeout=600)
+        finally:
+            assert nats.stdin is not None
+            nats.stdin.close()
+            nats.wait(timeout=60)
+        agent_text = (logs / "agent.out").read_text(errors="replace")
+        found = [_REFS.search((logs / f"{who}.vg").read_text()) for who in ("caller", "agent")]
+        if caller.returncode != 0 or agent.returncode != 0 or None in found:
+            raise RuntimeError(
+                f"{tree} distributed: caller exit {caller.returncode}, agent exit {agent.returncode}\n"
+                f"{caller.stdout[-2000:]}\n{caller.stderr[-2000:]}\n{agent_text[-2000:]}"
+            )
+    ran = "compiled" if "call path: compiled" in caller.stdout else "python"
+    if ("call path: compiled" in agent_text) != (ran == "compiled"):
+        raise RuntimeError(f"{tree} distributed: the caller's call path ran {ran}, the agent's did not")
+    caller_refs, agent_refs = (int(f.group(1).replace(",", "")) for f in found if f is not None)
+    return caller_refs, agent_refs, ran
+
+
 def per_call(tree: Path, stage: str, calls: int, warm: int, inflight: int, python: bool) -> tuple[float, str]:
     """Instructions per call: the difference of ``calls`` and ``calls // 5`` calls, divided by theirs."""
     many, ran = count(tree, stage, calls, warm, inflight, python)
@@ -99,8 +189,8 @@ def per_call(tree: Path, stage: str, calls: int, warm: int, inflight: int, pytho
     return (many - few) / (calls - calls // 5), ran
 
 
-def child(stage: str, calls: int, warm: int, inflight: int) -> None:
-    """Run the ``serve`` shape of the tree on ``PYTHONPATH`` and make the calls (under valgrind)."""
+def _tree_bench() -> Any:
+    """The ``benchmarks/orchestrator.py`` of the tree on ``PYTHONPATH``, as a module."""
     # This file's folder must not shadow the `orchestrator` package: take the tree's benchmark by path.
     here = Path(__file__).resolve().parent
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
@@ -112,6 +202,77 @@ def child(stage: str, calls: int, warm: int, inflight: int) -> None:
     bench: Any = importlib.util.module_from_spec(spec)
     sys.modules["bench_orchestrator"] = bench
     spec.loader.exec_module(bench)
+    return bench
+
+
+def _print_call_path() -> None:
+    try:
+        from agents._compiled import status
+    except ImportError:  # a tree from before the compiled call path
+        return
+    print("call path: compiled" if status().active else "call path: python", flush=True)
+
+
+def distributed_child(role: str, url: str, calls: int, warm: int, inflight: int) -> None:
+    """One process of the ``distributed`` stage: nats-server (prints its URL), the agent or the caller.
+
+    nats-server and the agent run until their stdin ends; the caller makes ``warm`` then ``calls`` calls
+    at ``inflight`` in flight and exits.
+    """
+    bench = _tree_bench()
+    import anyio
+
+    from agents.actor import AgentRunner
+    from agents.collective import spec_of
+    from agents.eventloop import backend_options, loop_name
+    from agents.messaging import Bus
+    from orchestrator import CallContext, Orchestrator
+
+    bench.configure_logging("json", "warning")
+
+    async def until_stdin_ends() -> None:
+        await anyio.to_thread.run_sync(sys.stdin.buffer.read)
+
+    async def main() -> None:
+        if role == "nats":
+            with tempfile.TemporaryDirectory() as work:
+                server = bench.EmbeddedNats(Path(work) / "nats")
+                await server.start()
+                try:
+                    print(server.url, flush=True)
+                    await until_stdin_ends()
+                finally:
+                    await server.stop()
+            return
+        async with await Bus.connect(url, name=f"count-{role}") as bus, anyio.create_task_group() as tg:
+            if role == "agent":
+                runner = AgentRunner(bus, bench.NoopAgent(), mailbox_size=1024, concurrency=64)
+                await tg.start(runner.run)
+                await until_stdin_ends()
+            else:
+                orch = Orchestrator(bus, specs=(spec_of(bench.NoopAgent),))
+                await tg.start(orch.run)
+                with anyio.fail_after(300):
+                    while not orch.monitor.healthy(bench.NoopAgent.name):
+                        await orch.monitor.next_beat()
+
+                async def invoke() -> object:
+                    return await orch.invoke(
+                        bench.NoopAgent.name, bench.NOOP_PAYLOAD, CallContext.with_timeout(60)
+                    )
+
+                await bench.throughput(invoke, warm, inflight)
+                await bench.throughput(invoke, calls, inflight)
+            tg.cancel_scope.cancel()
+
+    anyio.run(main, backend_options=backend_options(loop_name(None)))
+    if role != "nats":
+        _print_call_path()
+
+
+def child(stage: str, calls: int, warm: int, inflight: int) -> None:
+    """Run the ``serve`` shape of the tree on ``PYTHONPATH`` and make the calls (under valgrind)."""
+    bench = _tree_bench()
 
     from contextlib import AsyncExitStack
 
@@ -165,11 +326,7 @@ def child(stage: str, calls: int, warm: int, inflight: int) -> None:
                 await server.stop()
 
     anyio.run(main, backend_options=backend_options(loop_name(None)))
-    try:
-        from agents._compiled import status
-    except ImportError:  # a tree from before the compiled call path
-        return
-    print("call path: compiled" if status().active else "call path: python")
+    _print_call_path()
 
 
 def main() -> None:
@@ -193,18 +350,31 @@ def main() -> None:
         help="for each tree: as built, and/or with NEURECTOMY_COMPILED=0",
     )
     parser.add_argument("--child", choices=STAGES, help=argparse.SUPPRESS)
+    parser.add_argument("--child-role", choices=ROLES, help=argparse.SUPPRESS)
+    parser.add_argument("--nats-url", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_role:
+        distributed_child(args.child_role, args.nats_url, args.calls, args.warm, args.inflight)
+        return
     if args.child:
         child(args.child, args.calls, args.warm, args.inflight)
         return
     few = args.calls // 5
     print(
-        f"instructions per serve-shape invoke at {args.inflight} in flight"
+        f"instructions per invoke at {args.inflight} in flight (serve shape; distributed: per process)"
         f" (cachegrind; {args.calls} − {few} calls)"
     )
     for stage in args.stages:
         for tree in args.trees:
             for mode in args.modes:
+                if stage == "distributed":
+                    python = mode == "python"
+                    many = count_distributed(tree.resolve(), args.calls, args.warm, args.inflight, python)
+                    few = count_distributed(tree.resolve(), args.calls // 5, args.warm, args.inflight, python)
+                    for i, who in enumerate(("dist-caller", "dist-agent")):
+                        n = (many[i] - few[i]) / (args.calls - args.calls // 5)
+                        print(f"{who:11s} {n:>10,.0f}  {many[2]:8s}  {tree}", flush=True)
+                    continue
                 n, ran = per_call(
                     tree.resolve(), stage, args.calls, args.warm, args.inflight, mode == "python"
                 )

@@ -13,14 +13,15 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
+from typing import Final
 
 __all__ = ("NAME_CACHE_SIZE", "header_block", "parse_header_lines")
 
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_NAME: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 """A header name nats-py accepts (an RFC 7230 token)."""
-_NEWLINES = str.maketrans({"\r": " ", "\n": " "})
-_CRLF = b"\r\n"
-_NAME_SPACE = re.compile(rb"[\t\n\x0b\x0c\r\x1c-\x1f ]")
+_NEWLINES: Final = str.maketrans({"\r": " ", "\n": " "})
+_CRLF: Final = b"\r\n"
+_NAME_SPACE: Final = re.compile(rb"[\t\n\x0b\x0c\r\x1c-\x1f ]")
 """The ASCII characters ``str.isspace`` is true for: nats-py drops a header whose name holds one."""
 
 
@@ -79,10 +80,10 @@ def parse_header_lines(raw: bytes) -> dict[str, str]:
     return out
 
 
-NAME_CACHE_SIZE = 1024
+NAME_CACHE_SIZE: Final = 1024
 """Distinct received header names remembered with their check (names come from the wire: bounded)."""
-_names: dict[bytes, str] = {}
-_SKIP = " "
+_names: Final[dict[bytes, str]] = {}
+_SKIP: Final = " "
 """Stands for a name nats-py skips (a kept name never holds whitespace)."""
 
 

@@ -9,6 +9,8 @@ same other operations in between, and the same counters (property test); a bus r
 from __future__ import annotations
 
 import asyncio
+import re
+import sys
 from typing import Any
 
 import pytest
@@ -23,7 +25,14 @@ from nats.protocol.parser import AWAITING_CONTROL_LINE, Parser
 
 from agents import Bus
 from agents._message import to_message
-from agents._natsfast import DirectQueue, FastParser, hpub_command, pub_command, use_fast_parser
+from agents._natsfast import (
+    DirectQueue,
+    FastParser,
+    _has_space,
+    hpub_command,
+    pub_command,
+    use_fast_parser,
+)
 from agents.errors import NoRespondersError
 from agents.messaging import Message
 from agents.natsheaders import header_block, parse_header_lines
@@ -274,6 +283,15 @@ def test_the_fast_parser_builds_no_msg_for_a_subscription_that_takes_messages() 
 def test_commands_are_the_bytes_nats_py_writes(subject: str, reply: str, data: bytes, block: bytes) -> None:
     assert pub_command(subject, reply, data) == pub_cmd(subject, reply, data)
     assert hpub_command(subject, reply, block, data) == hpub_cmd(subject, reply, block, data)
+
+
+def test_the_whitespace_check_is_nats_py_s_for_every_character() -> None:
+    """``_has_space`` agrees with nats-py's ``\\s`` for each character alone and inside a subject."""
+    every = [chr(c) for c in range(sys.maxunicode + 1)]
+    assert [c for c in every if c.isspace() and c.isprintable() and c != " "] == []  # what it relies on
+    for c in every:
+        for subject in (c, f"a.{c}.b"):
+            assert _has_space(subject) == (re.search(r"\s", subject) is not None), repr(subject)
 
 
 def test_a_parser_swapped_mid_message_finishes_it() -> None:

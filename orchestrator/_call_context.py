@@ -5,10 +5,8 @@ from __future__ import annotations
 import functools
 import os
 import time
-from dataclasses import dataclass, field
-from typing import Any
-
-from mypy_extensions import mypyc_attr
+from dataclasses import dataclass
+from typing import Any, Final
 
 from agents.natsheaders import header_block, parse_header_lines
 from agents.protocol import (
@@ -90,8 +88,7 @@ def _field(value: str) -> str:
     return value
 
 
-@mypyc_attr(native_class=False)  # compiled methods, a Python class: built through its slots' setters
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class CallContext:
     """Who asks, and until when.
 
@@ -108,11 +105,32 @@ class CallContext:
     """
 
     deadline: float
-    request_id: str = field(default_factory=new_id)
-    tenant: str = DEFAULT_TENANT
-    trace_id: str = ""
-    scopes: frozenset[str] = ALL_SCOPES
-    idempotency_key: str = ""
+    request_id: str
+    tenant: str
+    trace_id: str
+    scopes: frozenset[str]
+    idempotency_key: str
+
+    def __init__(
+        self,
+        deadline: float,
+        request_id: str | None = None,
+        tenant: str = DEFAULT_TENANT,
+        trace_id: str = "",
+        scopes: frozenset[str] = ALL_SCOPES,
+        idempotency_key: str = "",
+    ) -> None:
+        """The dataclass's ``__init__`` written out (``request_id``: a new id, :func:`new_id`, when ``None``).
+
+        Compiled (``agents._compiled``), ``CallContext`` is a native class and each line a store into the
+        object (a dataclass's generated ``__init__`` would stay interpreted: ``agents._message.Message``).
+        """
+        object.__setattr__(self, "deadline", deadline)
+        object.__setattr__(self, "request_id", new_id() if request_id is None else request_id)
+        object.__setattr__(self, "tenant", tenant)
+        object.__setattr__(self, "trace_id", trace_id)
+        object.__setattr__(self, "scopes", scopes)
+        object.__setattr__(self, "idempotency_key", idempotency_key)
 
     @classmethod
     def with_timeout(cls, timeout_s: float, **kwargs: Any) -> CallContext:
@@ -122,6 +140,8 @@ class CallContext:
         (every routed call starts with one); any other keyword raises ``__init__``'s ``TypeError``.
         """
         deadline = time.time() + timeout_s
+        if not _BY_SLOTS:  # compiled: the native constructor costs less than the slots' setters as Python
+            return cls(deadline, **kwargs)
         ctx: CallContext = _new(CallContext)
         _SET_DEADLINE(ctx, deadline)
         if not kwargs and cls is CallContext:  # every field but the deadline its default
@@ -151,6 +171,8 @@ class CallContext:
         ``dataclasses.replace`` does the same at several times the cost, and the frozen ``__init__`` at
         twice it; the router makes one per attempt, so the fields are set through their slots.
         """
+        if not _BY_SLOTS:
+            return CallContext(deadline, request_id, self.tenant, self.trace_id, self.scopes, idempotency_key)
         ctx: CallContext = _new(CallContext)
         _SET_DEADLINE(ctx, deadline)
         _SET_REQUEST_ID(ctx, request_id)
@@ -218,6 +240,10 @@ class CallContext:
         return fields
 
 
+_BY_SLOTS: Final = CallContext.__new__ is object.__new__
+"""Whether contexts are built through the slots' setters: so when the module runs as Python (as
+``agents._message``'s messages). Compiled, :class:`CallContext` is a native class, which ``object.__new__``
+refuses, and its constructor costs less than those setters do in Python."""
 _new = object.__new__
 _SET_DEADLINE, _SET_REQUEST_ID, _SET_TENANT, _SET_TRACE_ID, _SET_SCOPES, _SET_IDEMPOTENCY_KEY = (
     vars(CallContext)[name].__set__

@@ -301,3 +301,35 @@ def test_with_timeout_without_keywords_gives_every_other_field_its_default() -> 
     assert ctx == CallContext(ctx.deadline, ctx.request_id)  # tenant, trace id, scopes, key: defaults
     assert len(ctx.request_id) == 32
     assert ctx.request_id != CallContext.with_timeout(5).request_id
+
+
+def test_the_constructor_is_the_dataclass_s() -> None:
+    """``CallContext``'s written-out ``__init__`` (compiled: a native class) does what the dataclass's did."""
+    ctx = CallContext(7.5, "rq", "acme", "tr", frozenset({"read"}), "key")
+    assert (ctx.deadline, ctx.request_id, ctx.tenant, ctx.trace_id, ctx.scopes, ctx.idempotency_key) == (
+        7.5,
+        "rq",
+        "acme",
+        "tr",
+        frozenset({"read"}),
+        "key",
+    )
+    assert ctx == CallContext(
+        deadline=7.5,
+        request_id="rq",
+        tenant="acme",
+        trace_id="tr",
+        scopes=frozenset({"read"}),
+        idempotency_key="key",
+    )
+    assert hash(ctx) == hash(CallContext(7.5, "rq", "acme", "tr", frozenset({"read"}), "key"))
+    assert CallContext(7.5).request_id != CallContext(7.5).request_id  # a new id each time
+    assert CallContext(7.5, "").request_id == ""  # an id given is kept, whatever it is
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ctx.tenant = "other"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        CallContext.with_timeout(5, tenat="typo")  # type: ignore[arg-type]
+    assert dataclasses.replace(ctx, request_id="rq-2") == ctx.attempt("rq-2", 7.5, "key")
+    assert CallContext.with_timeout(5, tenant="acme", scopes=frozenset({"read"})).scopes == frozenset(
+        {"read"}
+    )

@@ -45,6 +45,7 @@ for what it does to calls/s.
     .venv/bin/python benchmarks/hop_instructions.py --trees /tmp/main-copy .   # about 1 min per tree
     .venv/bin/python benchmarks/hop_instructions.py --trees . --modes python built python built
     .venv/bin/python benchmarks/hop_instructions.py --trees . --stages harness route call full --modes python
+    .venv/bin/python benchmarks/hop_instructions.py --trees /tmp/main-copy . --stages distributed
 """
 
 from __future__ import annotations

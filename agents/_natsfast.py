@@ -42,7 +42,7 @@ import dataclasses
 import math
 import re
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import nats.aio.client
 import structlog
@@ -72,6 +72,8 @@ __all__ = (
 )
 
 log = structlog.get_logger("neurectomy.nats")
+_M = TypeVar("_M", Msg, Message)
+"""What a :class:`DirectQueue` hands over: nats-py's ``Msg``, or a ``Message`` (its ``message``)."""
 
 _WHITESPACE: Final = re.compile(r"\s")
 CONNECTED: Final = Client.CONNECTED
@@ -313,17 +315,10 @@ class DirectQueue:
     def put_nowait(self, msg: Msg) -> None:
         """Hand ``msg`` to ``deliver`` now (called by nats-py's reader; never raises)."""
         self._sub._pending_size -= len(msg.data)
-        self.hand(msg)
+        self.hand(self._deliver, msg)
 
-    def hand(self, msg: Msg) -> None:
-        """Hand ``msg`` to ``deliver`` now (never raises)."""
-        try:
-            self._deliver(msg)
-        except Exception:  # never into nats-py's read loop: that would close the connection
-            log.exception("direct delivery failed", subject=msg.subject)
-
-    def hand_message(self, take: Callable[[Message], None], msg: Message) -> None:
-        """Hand ``msg`` to ``take`` (this queue's :attr:`message`) now (never raises)."""
+    def hand(self, take: Callable[[_M], None], msg: _M) -> None:
+        """Hand ``msg`` to ``take`` (``deliver``, or :attr:`message` for a ``Message``) now (never raises)."""
         try:
             take(msg)
         except Exception:  # never into nats-py's read loop: that would close the connection
@@ -545,9 +540,9 @@ def _hand(
     sub._received += 1
     take = queue.message
     if take is not None:
-        queue.hand_message(take, new_message(subject.decode(), payload, headers or {}, reply.decode()))
+        queue.hand(take, new_message(subject.decode(), payload, headers or {}, reply.decode()))
     else:
-        queue.hand(reader_msg(nc, sid, subject.decode(), reply.decode(), payload, headers))
+        queue.hand(queue._deliver, reader_msg(nc, sid, subject.decode(), reply.decode(), payload, headers))
 
 
 class _EagerFeed:

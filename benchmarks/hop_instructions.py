@@ -74,14 +74,8 @@ def count(tree: Path, stage: str, calls: int, warm: int, inflight: int, python: 
     Raises:
         RuntimeError: valgrind's summary is missing (the child failed: its output is in the message).
     """
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    if python:
-        env["NEURECTOMY_COMPILED"] = "0"
     argv = [
-        "valgrind",
-        "--tool=cachegrind",
-        "--cache-sim=no",
-        "--cachegrind-out-file=/dev/null",
+        *_valgrind(),
         sys.executable,
         str(Path(__file__).resolve()),
         "--child",
@@ -93,6 +87,7 @@ def count(tree: Path, stage: str, calls: int, warm: int, inflight: int, python: 
         "--inflight",
         str(inflight),
     ]
+    env = _child_env(tree, python)
     done = subprocess.run(argv, cwd=tree, env=env, capture_output=True, text=True, check=False)
     found = _REFS.search(done.stderr)
     if done.returncode != 0 or found is None:
@@ -103,14 +98,18 @@ def count(tree: Path, stage: str, calls: int, warm: int, inflight: int, python: 
     return int(found.group(1).replace(",", "")), ran
 
 
-def _valgrind(out: Path) -> list[str]:
-    return [
-        "valgrind",
-        "--tool=cachegrind",
-        "--cache-sim=no",
-        "--cachegrind-out-file=/dev/null",
-        f"--log-file={out}",
-    ]
+def _child_env(tree: Path, python: bool) -> dict[str, str]:
+    """The environment of a child running ``tree`` (as Python when ``python``, else as built)."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    if python:
+        env["NEURECTOMY_COMPILED"] = "0"
+    return env
+
+
+def _valgrind(out: Path | None = None) -> list[str]:
+    """valgrind counting instructions only; its summary in ``out`` (``None``: on stderr)."""
+    log = [f"--log-file={out}"] if out is not None else []
+    return ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", *log]
 
 
 def count_distributed(tree: Path, calls: int, warm: int, inflight: int, python: bool) -> tuple[int, int, str]:
@@ -121,9 +120,7 @@ def count_distributed(tree: Path, calls: int, warm: int, inflight: int, python: 
     Raises:
         RuntimeError: A child failed or valgrind's summary is missing (the output is in the message).
     """
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    if python:
-        env["NEURECTOMY_COMPILED"] = "0"
+    env = _child_env(tree, python)
     me = [sys.executable, str(Path(__file__).resolve())]
     with tempfile.TemporaryDirectory(prefix="hop-instructions-") as tmp:
         logs = Path(tmp)

@@ -15,7 +15,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Sized
-from typing import Protocol
+from typing import Final, Protocol
 
 import structlog
 from nats.aio.client import Client
@@ -30,7 +30,7 @@ from agents.natsheaders import parse_header_lines
 
 __all__ = ("REPLY_SUFFIX", "HeaderSource", "Inbox", "Message", "Timers", "to_message")
 
-REPLY_SUFFIX = ".r"
+REPLY_SUFFIX: Final = ".r"
 """What an inbox's request reply subject adds to the inbox: ``<inbox>.r`` (:meth:`Inbox.request`; an agent
 answers a caller in the same process directly only there, :mod:`agents._localinbox`)."""
 

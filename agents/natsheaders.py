@@ -75,6 +75,8 @@ def parse_header_lines(raw: bytes) -> dict[str, str]:
     out: dict[str, str] = {}
     names = _names
     for line in raw.decode("utf-8", "replace").split("\r\n"):
+        if not line:  # (a block ends with an empty line)
+            continue
         name, sep, value = line.partition(":")
         if not sep:
             continue

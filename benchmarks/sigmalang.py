@@ -1,8 +1,8 @@
 """ΣLANG benchmark: ratio and speed against zstd-3, zstd-19, zstd-19 + dictionary, whole-session zstd-19.
 
 Run: ``PYTHONPATH=$PWD .venv/bin/python benchmarks/sigmalang.py [--runs 3] [--seed 7] [--tenants 4]
-[--sessions-per-tenant 8] [--turns 4 14] [--messages 2000] [--source stdlib|packages] [--corpus rag|window]
-[--attribution] [--lossy] [--rest]
+[--sessions-per-tenant 8] [--turns 4 14] [--messages 2000] [--source stdlib|packages]
+[--corpus rag|window|coding] [--attribution] [--lossy] [--rest]
 [--rest-baseline DIR] [--rest-ways WAY,...] [--rest-repeats N] [--rest-split] [--sealed] [--clock wall|cpu]
 [--max-turn-bytes N]``
 
@@ -17,6 +17,10 @@ Corpora (deterministic, nothing downloaded):
 - ``--corpus window`` (`benchmarks/sigma_corpus_window.py`): an independent generator the codec was
   not tuned on: Messages-API requests (compact JSON, UTF-8 kept) with a sliding history window and a
   per-turn header, documents from comment blocks of Python source.
+- ``--corpus coding`` (`benchmarks/sigma_corpus_coding.py`): coding agents of another shape: installed
+  packages' source files read through JSON tool calls and results, Ollama / Anthropic / OpenAI
+  envelopes (pretty-printed, sorted keys, JSON inside JSON), histories summarised or truncated at the
+  front, some prose in other languages.
 - messages: agent JSON envelopes of 200 B-4 KB (task requests, results, stream chunks, errors).
 
 Dictionaries are trained on a *separate* corpus made with another seed. Per-message codecs compress

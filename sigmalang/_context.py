@@ -12,7 +12,11 @@ already holds (the *context*), chosen in three ways:
    a system prompt or tool schema another session of the tenant sent);
 3. RSUs sharing an *anchor* with this message's new chunks: a sentence or line of at least
    `ANCHOR_MIN_BYTES` bytes seen in an earlier message of the tenant (a document retrieved again in
-   another session, even when its chunk boundaries differ).
+   another session, even when its chunk boundaries differ);
+4. if enabled (`SigmaConfig.word_context_per_new_chunk`, off by default), the RSUs sharing most
+   *words* (identifiers, long words: `sigmalang._anchors.words`) with this message's new chunks:
+   new code and text repeat few whole lines of what the tenant sent before but many of its words,
+   where zstd finds short matches.
 
 The base's leading chunks that open the message too are reused, not cut, hashed or stored again
 (`sigmalang._base.shared_chunks`). The context is capped at `SigmaConfig.context_max_bytes`. With
@@ -34,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from sigmalang import _base, _varint, _zstd
-from sigmalang._anchors import AnchorIndex, anchors
+from sigmalang._anchors import AnchorIndex, anchors, words
 from sigmalang._frame_header import MAGIC, FrameInfo
 from sigmalang._frame_v2 import V2
 from sigmalang._frame_v3 import V3, V3Header, content_hash, parse_v3
@@ -54,6 +58,9 @@ from sigmalang.frame import (
 )
 from sigmalang.report import ATTRIBUTION_LEVEL, AttributionBasis, CompressionReport, CompressionResult
 from sigmalang.store import RSUStore
+
+_WORD_CONTEXT_MAX_RSUS = 16
+"""Most RSUs a frame's context adds for the words they share (`SigmaConfig.word_context_per_new_chunk`)."""
 
 
 def _acquire(
@@ -170,9 +177,12 @@ def encode(
         prev_set = set(previous)
         new_anchors = [anchors(c) for _, c in new]
         hits = index.lookup([h for hashes in new_anchors for h in hashes])  # one call, one lock
+        limit = min(_WORD_CONTEXT_MAX_RSUS, config.word_context_per_new_chunk * len(new))
+        new_words = [words(c) for _, c in new] if limit else None
+        related = index.related(new_words, limit) if new_words else []
         own_new = {seq for seq, _ in new}
         skip = prev_set | own_new | {base}
-        extra = sorted({s for s in [*known, *hits] if s not in skip})
+        extra = sorted({s for s in [*known, *hits, *related] if s not in skip})
         acquired, contents, use_base = _acquire(
             store=store,
             tenant=tenant,
@@ -246,7 +256,7 @@ def encode(
         base_suffix=suffix if use_base else 0,
         bare=bare is not None,
     )
-    index.add_many([seq for seq, _ in new], new_anchors)
+    index.add_many([seq for seq, _ in new], new_anchors, new_words)
 
     # Attribution without compressing the message twice: only the new bytes are compressed alone, at
     # zstd's fastest standard level when the frame used a context or dictionary (an estimate, see

@@ -28,7 +28,7 @@ from functools import partial
 from cachetools import LRUCache
 
 from sigmalang import _context, _engine
-from sigmalang._anchors import AnchorIndex, anchors
+from sigmalang._anchors import AnchorIndex, anchors, words
 from sigmalang._base import Previous, parse_manifest
 from sigmalang.chunking import chunk_spans, rsu_id
 from sigmalang.config import SigmaConfig
@@ -370,6 +370,7 @@ class SigmaCodec:
         index = self._index(tenant)
         for (seq, fresh), (cid, chunk) in zip(put, items, strict=True):
             if fresh:
-                index.add(seq, anchors(chunk))
+                held = [words(chunk)] if self.config.word_context_per_new_chunk else None
+                index.add_many([seq], [anchors(chunk)], held)
             self.store.pin(tenant, cid)
         return tuple(cid for cid, _ in items)

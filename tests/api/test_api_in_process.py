@@ -82,10 +82,16 @@ async def test_full_mailbox_gives_429_with_retry_after(bus: Bus, engine: RyotEng
         async def occupy() -> None:
             await client.post("/v1/generate", json=long)
 
-        tg.start_soon(occupy)  # taken by the only worker
-        await anyio.sleep(0.3)
-        tg.start_soon(occupy)  # waits in the mailbox
-        await anyio.sleep(0.3)
+        async def reached(in_flight: int, accepted: int) -> None:
+            # the state itself, not a fixed wait: on a busy machine a request may take long to get there
+            with anyio.fail_after(30):
+                while runner.stats.in_flight < in_flight or runner.stats.accepted < accepted:
+                    await anyio.sleep(0.01)
+
+        tg.start_soon(occupy)
+        await reached(1, 1)  # taken by the only worker
+        tg.start_soon(occupy)
+        await reached(1, 2)  # waits in the mailbox
         busy = await client.post("/v1/generate", json=long)
         assert busy.status_code == 429
         assert busy.headers["retry-after"] == "1"

@@ -15,6 +15,7 @@ from neurectomy.server.logs import configure_logging
 
 def test_default_stream_follows_a_swapped_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
     first, second = io.StringIO(), io.StringIO()
+    saved = structlog.get_config()
     monkeypatch.setattr(sys, "stderr", first)
     try:
         configure_logging("json", "info")
@@ -23,7 +24,7 @@ def test_default_stream_follows_a_swapped_stderr(monkeypatch: pytest.MonkeyPatch
         structlog.get_logger("neurectomy.test").info("after the swap", n=1)
         assert '"event": "after the swap"' in second.getvalue()
     finally:
-        structlog.reset_defaults()
+        structlog.configure(**saved)  # the session's configuration (tests/conftest.py), not the defaults
 
 
 @pytest.mark.parametrize("fmt", ["console", "json"])

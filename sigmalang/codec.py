@@ -322,12 +322,17 @@ class SigmaCodec:
             self.store.release(tenant, info.context)
 
     def forget_tenant(self, tenant: str) -> GCResult:
-        """Remove every RSU, stream context and anchor of `tenant` (its frames stop decoding)."""
+        """Remove every RSU, stream context, anchor and trained dictionary of `tenant`.
+
+        Its frames stop decoding. The dictionaries go from the registry's memory and directory
+        (`DictionaryRegistry.forget_tenant`).
+        """
         with self._lock:
             self._indexes.pop(tenant, None)
             self._latest.pop(tenant, None)
             for key in [k for k in self._streams if k[0] == tenant]:
                 del self._streams[key]
+        self.dictionaries.forget_tenant(tenant)
         return self.store.drop_tenant(tenant)
 
     def train_dictionary(

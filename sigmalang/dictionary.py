@@ -221,6 +221,29 @@ class DictionaryRegistry:
                 return dictionary
         raise MissingDictionaryError(dict_id)
 
+    def forget_tenant(self, tenant: str) -> int:
+        """Drop every dictionary of ``tenant`` from memory and from the directory (shared ones stay).
+
+        A tenant's trained dictionary holds excerpts of its messages; once the tenant is deleted, its
+        frames that name one fail with `MissingDictionaryError` here. A copy in the source is not
+        removed (the service's seals a tenant's with the tenant's key, which the shred destroys).
+
+        Returns:
+            How many dictionaries were dropped.
+        """
+        with self._lock:
+            keys = [key for key in self._by_key if key[0] == tenant]
+            for key in keys:
+                del self._by_key[key]
+            self._active.pop(tenant, None)
+            if self._directory is not None:
+                folder = self._directory / "t" / _tenant_dir(tenant)
+                for path in folder.glob("*") if folder.is_dir() else ():
+                    path.unlink(missing_ok=True)
+                if folder.is_dir():
+                    folder.rmdir()
+        return len(keys)
+
     @property
     def active(self) -> Dictionary | None:
         """The shared dictionary used for new frames of tenants without one of their own, or None."""

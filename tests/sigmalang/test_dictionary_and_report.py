@@ -99,6 +99,29 @@ def test_a_tenants_dictionary_is_its_own_and_persists_as_its_own(tmp_path: Path)
     assert not reopened.has(dictionary.dict_id, tenant="globex")
 
 
+def test_a_forgotten_tenants_dictionaries_are_gone_from_memory_and_disk(tmp_path: Path) -> None:
+    codec = SigmaCodec(dictionaries=DictionaryRegistry(tmp_path))
+    shared = codec.train_dictionary(agent_messages(2, 300))
+    acme = codec.train_dictionary(agent_messages(1, 300), tenant="acme")
+    globex = codec.train_dictionary(agent_messages(3, 300), tenant="globex")
+    assert shared is not None and acme is not None and globex is not None
+    message = agent_messages(6, 1)[0]
+    frame = codec.compress(message, tenant="acme", dedup=False).frame
+    assert codec.decompress(frame, tenant="acme") == message
+
+    codec.forget_tenant("acme")
+
+    assert not (tmp_path / "t" / b"acme".hex()).exists()  # its training content is not left on disk
+    assert not codec.dictionaries.has(acme.dict_id, tenant="acme")
+    with pytest.raises(MissingDictionaryError, match=f"{acme.dict_id:#010x}"):
+        codec.decompress(frame, tenant="acme")
+    assert codec.dictionaries.active_for("acme") == shared  # new frames fall back to the shared one
+    assert codec.dictionaries.active_for("globex") == globex  # other tenants keep theirs
+    reopened = DictionaryRegistry(tmp_path)
+    assert not reopened.has(acme.dict_id, tenant="acme")
+    assert reopened.active_for("globex") == globex and reopened.active == shared
+
+
 def test_attribution_adds_up_exactly() -> None:
     codec = SigmaCodec(config=SigmaConfig(), count_tokens=lambda text: len(text.split()))
     codec.train_dictionary(agent_messages(1, 300))

@@ -71,9 +71,9 @@ class AnchorIndex:
         self._seqs: dict[int, int] = {}  # insertion order = recency (an entry re-seen moves last)
         self._words: dict[int, int] = {}  # word hash -> latest RSU holding it (first-seen order)
 
-    def add(self, seq: int, hashes: list[int]) -> None:
-        """Remember the anchors (`anchors`) of a newly stored RSU."""
-        self.add_many([seq], [hashes])
+    def add(self, seq: int, hashes: list[int], held_words: set[int] | None = None) -> None:
+        """Remember the anchors (`anchors`) and, if given, the words (`words`) of a newly stored RSU."""
+        self.add_many([seq], [hashes], None if held_words is None else [held_words])
 
     def add_many(
         self, seqs: list[int], hashes: list[list[int]], held_words: list[set[int]] | None = None
@@ -98,7 +98,7 @@ class AnchorIndex:
                     forget(anchor, None)
                     index[anchor] = seq
                 if len(index) > _MAX_ANCHORS:  # (after each RSU, as `add` one at a time did)
-                    index = self._seqs = dict(list(index.items())[len(index) // 2 :])
+                    index = self._seqs = _trimmed(index)
                     forget = index.pop
 
     def related(self, held_words: list[set[int]], limit: int) -> list[int]:

@@ -373,9 +373,9 @@ class SigmaCodec:
         items = [(rsu_id(c), c) for c in chunks]
         put = self.store.put_many(tenant, items)
         index = self._index(tenant)
+        with_words = self.config.word_context_per_new_chunk > 0
         for (seq, fresh), (cid, chunk) in zip(put, items, strict=True):
             if fresh:
-                held = [words(chunk)] if self.config.word_context_per_new_chunk else None
-                index.add_many([seq], [anchors(chunk)], held)
+                index.add(seq, anchors(chunk), words(chunk) if with_words else None)
             self.store.pin(tenant, cid)
         return tuple(cid for cid, _ in items)

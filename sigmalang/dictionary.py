@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -226,7 +227,7 @@ class DictionaryRegistry:
 
         A tenant's trained dictionary holds excerpts of its messages; once the tenant is deleted, its
         frames that name one fail with `MissingDictionaryError` here. A copy in the source is not
-        removed (the service's seals a tenant's with the tenant's key, which the shred destroys).
+        removed (the service's source seals a tenant's with the tenant's key, which the shred destroys).
 
         Returns:
             How many dictionaries were dropped.
@@ -236,12 +237,9 @@ class DictionaryRegistry:
             for key in keys:
                 del self._by_key[key]
             self._active.pop(tenant, None)
-            if self._directory is not None:
-                folder = self._directory / "t" / _tenant_dir(tenant)
-                for path in folder.glob("*") if folder.is_dir() else ():
-                    path.unlink(missing_ok=True)
-                if folder.is_dir():
-                    folder.rmdir()
+            folder = None if self._directory is None else self._directory / "t" / _tenant_dir(tenant)
+            if folder is not None and folder.is_dir():
+                shutil.rmtree(folder)
         return len(keys)
 
     @property

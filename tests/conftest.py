@@ -11,6 +11,7 @@ import pytest
 import structlog
 
 from agents import Bus
+from neurectomy.server.logs import console_renderer
 from neurectomy.server.natsserver import EmbeddedNats
 from ryot import RyotConfig, RyotEngine
 
@@ -24,17 +25,16 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="session", autouse=True)
 def plain_tracebacks() -> Iterator[None]:
-    """structlog's default console output, with plain tracebacks instead of rich's.
+    """The default processors of structlog, rendered by the service's console renderer (plain tracebacks).
 
     The default renders an exception with rich (installed here) and every frame's locals: 30-80 ms of CPU
     per ``log.exception("agent failed")`` of a real agent's failure (more for the process's first), spent
     in the event loop of the test process that also runs the caller. Niced on a loaded 2-core machine,
     an agent's planned failure so held the loop past the caller's 2 s accept timeout, and the call failed
-    over or timed out. A plain traceback costs 0.2-0.8 ms (the service's JSON lines format theirs as
-    plainly).
+    over or timed out. A plain traceback costs 0.2-0.8 ms.
     """
     processors = list(structlog.get_config()["processors"])
-    processors[-1] = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+    processors[-1] = console_renderer()
     structlog.configure(processors=processors)
     yield
     structlog.reset_defaults()

@@ -103,9 +103,10 @@ class _CodecOffload:
         return await self._run("count_tokens", lambda: fn(data.decode("utf-8", errors="replace"))), name
 
     async def aclose(self) -> None:
-        """Close the codec's store (in a thread). Idempotent."""
+        """Stop the codec's automatic dictionary training and close its store (in a thread). Idempotent."""
         if self._closed:
             return
         self._closed = True
         with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self.codec.close)
             await anyio.to_thread.run_sync(self.codec.store.close)

@@ -30,6 +30,7 @@ from cachetools import LRUCache
 from sigmalang import _context, _engine
 from sigmalang._anchors import AnchorIndex, anchors, words
 from sigmalang._base import Previous, parse_manifest
+from sigmalang.autotrain import AutoDictionaryStatus, AutoTrainer
 from sigmalang.chunking import chunk_spans, rsu_id
 from sigmalang.config import SigmaConfig
 from sigmalang.dictionary import Dictionary, DictionaryRegistry, train_dictionary
@@ -37,7 +38,7 @@ from sigmalang.errors import MissingRSUError
 from sigmalang.frame import F_GENERIC, STORE_VERSIONS, FrameInfo, inspect_frame, tenant_key
 from sigmalang.generic import generic_dictionary
 from sigmalang.memory_store import MemoryRSUStore
-from sigmalang.report import CompressionResult
+from sigmalang.report import CompressionReport, CompressionResult
 from sigmalang.store import GCResult, Retention, RSUStore
 
 __all__ = ("SigmaCodec", "compress", "decompress")
@@ -172,6 +173,7 @@ class SigmaCodec:
         self._indexes: LRUCache[str, AnchorIndex] = LRUCache(_MAX_TENANT_INDEXES)
         self._latest: LRUCache[str, Previous] = LRUCache(_MAX_TENANT_INDEXES)  # tenant -> its latest message
         self._keys: dict[str, bytes] = {}
+        self._auto = AutoTrainer(self.dictionaries, self.config, fallback=self._generic)
 
     def key(self, tenant: str) -> bytes:
         """The MAC key of `tenant`'s frames (32 bytes, derived from the secret)."""
@@ -254,6 +256,8 @@ class SigmaCodec:
             with self._lock:
                 self._streams[(tenant, stream)] = own
                 self._latest[tenant] = own
+        if self._auto.enabled:
+            self._auto.observe(tenant, _new_bytes(result.report, data))
         return result
 
     def decompress(
@@ -325,8 +329,10 @@ class SigmaCodec:
         """Remove every RSU, stream context, anchor and trained dictionary of `tenant`.
 
         Its frames stop decoding. The dictionaries go from the registry's memory and directory
-        (`DictionaryRegistry.forget_tenant`).
+        (`DictionaryRegistry.forget_tenant`); its automatic-training samples are dropped and a training
+        in progress for it is discarded.
         """
+        self._auto.forget(tenant)
         with self._lock:
             self._indexes.pop(tenant, None)
             self._latest.pop(tenant, None)
@@ -348,8 +354,11 @@ class SigmaCodec:
 
         Returns:
             The dictionary, or None when there were too few samples (`dictionary_min_samples`); the
-            codec then keeps compressing without one.
+            codec then keeps compressing without one. A tenant's dictionary trained here is never
+            replaced by automatic training (`SigmaConfig.auto_dictionary_min_new_bytes`).
         """
+        if tenant is not None and activate:
+            self._auto.claim(tenant)
         dictionary = train_dictionary(
             samples,
             size_bytes=self.config.dictionary_size_bytes,
@@ -359,6 +368,32 @@ class SigmaCodec:
         if dictionary is not None:
             self.dictionaries.add(dictionary, activate=activate, tenant=tenant)
         return dictionary
+
+    def auto_dictionary_status(self, tenant: str) -> AutoDictionaryStatus | None:
+        """Where `tenant`'s automatically trained dictionary stands (`sigmalang.autotrain`).
+
+        Returns:
+            Its status, or None if the codec has seen no new bytes of it (or automatic training is off).
+        """
+        return self._auto.status(tenant)
+
+    def wait_auto_dictionaries(self, timeout_s: float | None = None) -> bool:
+        """Block until no automatic dictionary training is queued or running.
+
+        Args:
+            timeout_s: Give up after this many seconds (None: no limit).
+
+        Returns:
+            Whether none is (False: timed out).
+        """
+        return self._auto.wait_idle(timeout_s)
+
+    def close(self) -> None:
+        """Stop automatic dictionary training (one in progress finishes first). Idempotent.
+
+        The store is not closed: whoever made it closes it.
+        """
+        self._auto.close()
 
     def pin(self, data: bytes, *, tenant: str = "default") -> tuple[bytes, ...]:
         """Store `data` as RSUs of `tenant` and pin them, e.g. a system prompt every session starts with.
@@ -379,3 +414,11 @@ class SigmaCodec:
                 index.add(seq, anchors(chunk), words(chunk) if with_words else None)
             self.store.pin(tenant, cid)
         return tuple(cid for cid, _ in items)
+
+
+def _new_bytes(report: CompressionReport, data: bytes) -> Sequence[bytes | memoryview]:
+    """The message's new bytes (chunks its tenant did not hold), as the report's attribution keeps them."""
+    basis = report.alone
+    if basis.parts is not None:
+        return basis.parts
+    return (data,) if basis.measured_bytes == len(data) else ()

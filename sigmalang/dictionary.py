@@ -176,12 +176,16 @@ class DictionaryRegistry:
 
         Returns:
             Its id.
+
+        Raises:
+            Exception: Whatever the source's ``publish`` raises; the dictionary is then not registered
+                (published first, so frames made with it decode wherever the source reaches).
         """
+        if self._source is not None:
+            self._source.publish(tenant, dictionary)
         with self._lock:
             self._remember(tenant, dictionary, activate=activate)
             self._write(tenant, dictionary)
-        if self._source is not None:
-            self._source.publish(tenant, dictionary)
         return dictionary.dict_id
 
     def add_builtin(self, dictionary: Dictionary) -> int:
@@ -255,6 +259,12 @@ class DictionaryRegistry:
                 if dict_id is not None:
                     return self._by_key[(owner, dict_id)]
             return None
+
+    def own_active(self, tenant: str) -> Dictionary | None:
+        """``tenant``'s own active dictionary (not the shared one), or None if it has none."""
+        with self._lock:
+            dict_id = self._active.get(tenant)
+            return None if dict_id is None else self._by_key[(tenant, dict_id)]
 
     def has(self, dict_id: int, *, tenant: str | None = None) -> bool:
         """Whether ``dict_id`` is held here for ``tenant`` (its own or shared), without fetching."""

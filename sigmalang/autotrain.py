@@ -1,0 +1,312 @@
+"""Dictionaries trained from a tenant's own traffic, off the compress path (`AutoTrainer`).
+
+A client of the service only posts messages; nobody calls `train_dictionary`. As zstd's own docs
+recommend for many small messages of one kind (``zstd --train``; python-zstandard
+``train_dictionary``), the codec trains one for each tenant from what it sent:
+
+1. After each store-backed `SigmaCodec.compress`, the message's *new* bytes (the chunks its tenant's
+   store did not hold, the part a dictionary can still help: the context covers the rest) join the
+   tenant's sample buffer, grouped per message, at most `SigmaConfig.auto_dictionary_sample_max_bytes`
+   (the oldest messages dropped first; a message's new bytes beyond it are not kept); at most
+   `MAX_COLLECTING_TENANTS` tenants collect at once.
+2. Once the tenant's new bytes reach `SigmaConfig.auto_dictionary_min_new_bytes` (and again each time
+   they double, up to `auto_dictionary_retrain_max_new_bytes`), a background thread trains a
+   dictionary on the buffer (zstd's COVER trainer; it releases the GIL).
+3. The check: a dictionary trained on all but the last eighth of the messages must code that last
+   eighth (each new chunk alone, zstd level `small_input_level`) in fewer bytes than the dictionary the
+   tenant uses now (the generic one, or its previous automatic one), counting the 4-byte dictionary id
+   a trained dictionary adds to every frame (the generic one is named by a flag). If it does not, the
+   tenant keeps what it has; if it does, the dictionary trained on all of them is registered as the
+   tenant's (`DictionaryRegistry.add`: written to the registry's directory, published to its
+   `DictionarySource`) and names the tenant's later frames. Earlier frames keep their dictionary ids,
+   which stay registered.
+
+A tenant whose own dictionary came from elsewhere (`SigmaCodec.train_dictionary(..., tenant=T)`, or
+one already active in the registry) is left alone: automatic training never replaces it.
+`forget` drops a tenant's buffer and any training in progress (its result is discarded).
+
+Measured in docs/sigmalang.md, "Dictionaries trained from a tenant's own traffic".
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import zstandard
+from cachetools import LRUCache
+
+from sigmalang.config import SigmaConfig
+from sigmalang.dictionary import Dictionary, DictionaryRegistry, train_dictionary
+
+__all__ = ("MAX_COLLECTING_TENANTS", "AutoDictionaryStatus", "AutoTrainer")
+
+MAX_COLLECTING_TENANTS = 256
+"""Tenants whose samples are kept at once (least recently active dropped: it starts collecting again)."""
+_MAX_SETTLED_TENANTS = 65536  # tenants remembered as done (no more training) or with their own dictionary
+_PIECE_BYTES = 8192  # a sample longer than this (a message stored whole) is cut into pieces of it
+_HELD_BACK = 8  # the last 1/8 of the messages checks the dictionary trained on the others
+_DICT_ID_BYTES = 4  # what naming a trained dictionary adds to each frame (the generic one: a flag)
+_MIN_SAMPLES = 8
+
+log = logging.getLogger(__name__)
+
+State = Literal["collecting", "training", "trained", "own"]
+
+
+@dataclass(frozen=True, slots=True)
+class AutoDictionaryStatus:
+    """Where a tenant's automatic dictionary stands.
+
+    Attributes:
+        state: ``collecting`` (samples being gathered), ``training`` (a training queued or running),
+            ``trained`` (no more trainings: the last threshold passed), ``own`` (the tenant has a
+            dictionary trained explicitly: left alone).
+        new_bytes: New bytes seen for the tenant since it started collecting, bytes.
+        sample_bytes: Bytes held in its sample buffer now.
+        trainings: Trainings run (kept or not).
+        kept: Trainings whose dictionary passed the check and was registered.
+        dict_id: Id of the latest automatic dictionary registered for the tenant, or None.
+    """
+
+    state: State
+    new_bytes: int = 0
+    sample_bytes: int = 0
+    trainings: int = 0
+    kept: int = 0
+    dict_id: int | None = None
+
+
+class _Tenant:
+    __slots__ = (
+        "dict_id",
+        "kept",
+        "messages",
+        "new_bytes",
+        "next_at",
+        "pending",
+        "sample_bytes",
+        "trainings",
+    )
+
+    def __init__(self, next_at: int) -> None:
+        self.messages: deque[tuple[bytes, ...]] = deque()
+        self.sample_bytes = 0
+        self.new_bytes = 0
+        self.next_at: int = next_at
+        self.pending = False
+        self.trainings = 0
+        self.kept = 0
+        self.dict_id: int | None = None
+
+
+class AutoTrainer:
+    """Per-tenant sample buffers and a background thread that trains each tenant's dictionary.
+
+    Thread-safe. The thread starts with the first training and stops in `close`.
+
+    Args:
+        registry: Where dictionaries are registered (and thereby written and published).
+        config: Thresholds, bounds and sizes (`SigmaConfig.auto_dictionary_*`);
+            ``auto_dictionary_min_new_bytes == 0`` turns it off.
+        fallback: The dictionary a tenant without its own uses (the generic one), or None.
+    """
+
+    def __init__(
+        self, registry: DictionaryRegistry, config: SigmaConfig, *, fallback: Dictionary | None
+    ) -> None:
+        self._registry = registry
+        self._config = config
+        self._fallback = fallback
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._commit = threading.Lock()  # held while a result is registered, and by forget/claim
+        self._collecting: LRUCache[str, _Tenant] = LRUCache(MAX_COLLECTING_TENANTS)
+        self._settled: LRUCache[str, AutoDictionaryStatus] = LRUCache(_MAX_SETTLED_TENANTS)
+        self._jobs: deque[tuple[str, _Tenant, list[tuple[bytes, ...]]]] = deque()
+        self._busy = 0
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @property
+    def enabled(self) -> bool:
+        """Whether tenants' dictionaries are trained automatically."""
+        return self._config.auto_dictionary_min_new_bytes > 0
+
+    def observe(self, tenant: str, new: Sequence[bytes | memoryview]) -> None:
+        """Add one message's new bytes to ``tenant``'s samples; queue a training at a threshold.
+
+        Args:
+            tenant: The message's tenant.
+            new: Its new bytes (the chunks its store did not hold), in order.
+        """
+        cfg = self._config
+        if not cfg.auto_dictionary_min_new_bytes or not new:
+            return
+        with self._lock:
+            if self._closed or tenant in self._settled:
+                return
+            state = self._collecting.get(tenant)
+            if state is None:
+                state = self._collecting[tenant] = _Tenant(cfg.auto_dictionary_min_new_bytes)
+            state.new_bytes += sum(map(len, new))
+            pieces = _pieces(new, cfg.auto_dictionary_sample_max_bytes)
+            state.messages.append(pieces)
+            state.sample_bytes += sum(map(len, pieces))
+            while state.sample_bytes > cfg.auto_dictionary_sample_max_bytes:  # the new one alone fits
+                state.sample_bytes -= sum(map(len, state.messages.popleft()))
+            if state.pending or state.new_bytes < state.next_at:
+                return
+            state.pending = True
+            self._jobs.append((tenant, state, list(state.messages)))
+            self._busy += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="sigma-autotrain", daemon=True)
+                self._thread.start()
+            self._changed.notify_all()
+
+    def claim(self, tenant: str) -> None:
+        """Mark ``tenant`` as having its own dictionary: no automatic training (and drop its samples)."""
+        with self._commit, self._lock:
+            self._collecting.pop(tenant, None)
+            self._settled[tenant] = AutoDictionaryStatus("own")
+
+    def forget(self, tenant: str) -> None:
+        """Drop ``tenant``'s samples and state; a training in progress for it is discarded."""
+        with self._commit, self._lock:
+            self._collecting.pop(tenant, None)
+            self._settled.pop(tenant, None)
+
+    def status(self, tenant: str) -> AutoDictionaryStatus | None:
+        """Where ``tenant``'s automatic dictionary stands, or None if it has sent no new bytes yet."""
+        with self._lock:
+            settled = self._settled.get(tenant)
+            if settled is not None:
+                return settled
+            state = self._collecting.get(tenant)
+            if state is None:
+                return None
+            return AutoDictionaryStatus(
+                "training" if state.pending else "collecting",
+                state.new_bytes,
+                state.sample_bytes,
+                state.trainings,
+                state.kept,
+                state.dict_id,
+            )
+
+    def wait_idle(self, timeout_s: float | None = None) -> bool:
+        """Block until no training is queued or running.
+
+        Args:
+            timeout_s: Give up after this many seconds (None: wait as long as it takes).
+
+        Returns:
+            Whether it is idle (False: timed out).
+        """
+        with self._changed:
+            return self._changed.wait_for(lambda: self._busy == 0, timeout_s)
+
+    def close(self) -> None:
+        """Stop the background thread (a training in progress finishes first; queued ones are dropped).
+
+        Idempotent. Later messages are not sampled.
+        """
+        with self._changed:
+            self._closed = True
+            dropped = len(self._jobs)
+            self._jobs.clear()
+            self._busy -= dropped
+            thread = self._thread
+            self._changed.notify_all()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: bool(self._jobs) or self._closed)
+                if not self._jobs:
+                    return
+                tenant, state, messages = self._jobs.popleft()
+            try:
+                self._train(tenant, state, messages)
+            except Exception:  # a failed publish or training must not stop later tenants'
+                log.exception("sigmalang: automatic dictionary training failed for a tenant")
+                with self._lock:
+                    state.pending = False
+                    state.next_at = state.new_bytes * 2
+            finally:
+                with self._changed:
+                    self._busy -= 1
+                    self._changed.notify_all()
+
+    def _train(self, tenant: str, state: _Tenant, messages: list[tuple[bytes, ...]]) -> None:
+        cfg = self._config
+        held_n = max(1, len(messages) // _HELD_BACK)
+        train_part, held = messages[:-held_n], messages[-held_n:]
+        candidate = self._trained([p for m in train_part for p in m])
+        current = self._registry.own_active(tenant)
+        if current is not None and current.dict_id != state.dict_id:  # trained elsewhere: not ours
+            self.claim(tenant)
+            return
+        in_use = current if current is not None else self._registry.active_for(tenant) or self._fallback
+        better = candidate is not None and (
+            _cost(candidate, held, cfg.small_input_level) + _DICT_ID_BYTES * len(held)
+            < _cost(in_use, held, cfg.small_input_level)
+            + (_DICT_ID_BYTES * len(held) if in_use is not self._fallback else 0)
+        )
+        final = self._trained([p for m in messages for p in m]) if better else None
+        doubled = state.next_at * 2
+        with self._commit:
+            with self._lock:
+                if self._collecting.get(tenant) is not state:  # forgotten (or dropped) meanwhile
+                    return
+            if final is not None:
+                self._registry.add(final, tenant=tenant)
+            with self._lock:
+                state.trainings += 1
+                state.pending = False
+                if final is not None:
+                    state.kept += 1
+                    state.dict_id = final.dict_id
+                if doubled > cfg.auto_dictionary_retrain_max_new_bytes:
+                    self._collecting.pop(tenant, None)
+                    self._settled[tenant] = AutoDictionaryStatus(
+                        "trained", state.new_bytes, 0, state.trainings, state.kept, state.dict_id
+                    )
+                else:
+                    state.next_at = doubled
+
+    def _trained(self, samples: list[bytes]) -> Dictionary | None:
+        total = sum(map(len, samples))
+        size = min(self._config.auto_dictionary_size_bytes, total // 2)
+        if size < 256:
+            return None
+        return train_dictionary(
+            samples, size_bytes=size, min_samples=_MIN_SAMPLES, level=self._config.small_input_level
+        )
+
+
+def _pieces(new: Sequence[bytes | memoryview], limit: int) -> tuple[bytes, ...]:
+    """A message's new bytes as samples of at most `_PIECE_BYTES`, the first `limit` bytes only."""
+    out: list[bytes] = []
+    for part in new:
+        for i in range(0, len(part), _PIECE_BYTES):
+            piece = bytes(part[i : i + min(_PIECE_BYTES, limit)])
+            out.append(piece)
+            limit -= len(piece)
+            if limit <= 0:
+                return tuple(out)
+    return tuple(out)
+
+
+def _cost(dictionary: Dictionary | None, messages: list[tuple[bytes, ...]], level: int) -> int:
+    """Bytes of each piece of ``messages`` compressed alone with ``dictionary`` (or none)."""
+    zdict = zstandard.ZstdCompressionDict(dictionary.data) if dictionary is not None else None
+    compressor = zstandard.ZstdCompressor(level=level, dict_data=zdict)
+    return sum(len(compressor.compress(p)) for m in messages for p in m)

@@ -7,8 +7,13 @@ are interleaved (baseline, branch, baseline, ...) and timed on the child's CPU c
 medians of compression and decompression speed (input MB/s) and their ratios.
 
 Draws (as in `benchmarks/sigmalang.py`): ``default`` (rag corpus, seed 7), ``short`` (packages text,
-seed 23, 8 tenants x 3 sessions of 2-6 turns), ``window`` (window corpus, seed 5, 5 x 5 sessions).
-Codec: ΣLANG with a trained dictionary (the benchmark's first ΣLANG row), memory or disk store.
+seed 23, 8 tenants x 3 sessions of 2-6 turns), ``window`` (window corpus, seed 5, 5 x 5 sessions),
+``coding`` (coding corpus, seed 7, 4 x 8 sessions of 4-12 turns).
+Codec: ΣLANG with a trained dictionary (the benchmark's first ΣLANG row), or ``--dictionary generic``
+without one (the REST default), memory or disk store. ``--config JSON`` / ``--baseline-config JSON``
+set `SigmaConfig` fields of each side, e.g. ``--baseline . --baseline-config
+'{"auto_dictionary_min_new_bytes": 0}'`` compares this checkout with and without automatic dictionaries
+(whose training is waited for after each message, so its CPU counts in compression).
 ``--read-reports`` also reads every report's savings inside the timed loop, as the service does (a
 codec that measures the attribution when it is first read pays for it there). ``--passes N`` times N
 passes in each process, each with a new codec and store (the same frames), and keeps the fastest of
@@ -35,13 +40,18 @@ import tempfile
 import time
 from pathlib import Path
 
-DRAWS = ("default", "short", "window")
+DRAWS = ("default", "short", "window", "coding")
 STORES = ("memory", "disk")
 _SECRET = b"sigma-speed-benchmark-secret-32b"
 
 
 def _sessions(draw: str) -> tuple[list[tuple[str, str, bytes]], list[bytes]]:
-    if draw == "window":
+    if draw == "coding":
+        from benchmarks.sigma_corpus_coding import build_coding_sessions
+
+        sessions = build_coding_sessions(7, tenants=4, sessions_per_tenant=8, turns=(4, 12))
+        training = build_coding_sessions(1007, tenants=2, sessions_per_tenant=4, turns=(4, 12))
+    elif draw == "window":
         from benchmarks.sigma_corpus_window import build_window_sessions
 
         sessions = build_window_sessions(5, tenants=5, sessions_per_tenant=5, turns=(3, 9))
@@ -57,7 +67,15 @@ def _sessions(draw: str) -> tuple[list[tuple[str, str, bytes]], list[bytes]]:
     return items, [m for s in training for m in s.turns]
 
 
-def _worker(draw: str, store_kind: str, cache: str, read_reports: str = "0", passes: str = "1") -> None:
+def _worker(
+    draw: str,
+    store_kind: str,
+    cache: str,
+    read_reports: str = "0",
+    passes: str = "1",
+    dictionary_kind: str = "trained",
+    config: str = "{}",
+) -> None:
     here = str(Path(__file__).resolve().parent)  # sys.path[0] when run as a script: its sigmalang.py
     sys.path[:] = [p for p in sys.path if p and str(Path(p).resolve()) != here]
     import sigmalang
@@ -71,18 +89,25 @@ def _worker(draw: str, store_kind: str, cache: str, read_reports: str = "0", pas
         items, training = _sessions(draw)
         dump = {"items": [(t, s, m.hex()) for t, s, m in items], "training": [m.hex() for m in training]}
         saved.write_text(json.dumps(dump))
-    dictionary = sigmalang.train_dictionary(training)
+    dictionary = sigmalang.train_dictionary(training) if dictionary_kind == "trained" else None
+    cfg = sigmalang.SigmaConfig(**json.loads(config))
     total = sum(len(m) for _, _, m in items)
     best_c = best_d = float("inf")
     digests = set()
     for _ in range(int(passes)):  # each pass a new store and codec: the same frames, timed again
         with tempfile.TemporaryDirectory() as tmp:
             store = sigmalang.DiskRSUStore(Path(tmp) / "rsu.db") if store_kind == "disk" else None
-            codec = sigmalang.SigmaCodec(store=store, secret=_SECRET)
+            codec = sigmalang.SigmaCodec(store=store, secret=_SECRET, config=cfg)
             if dictionary is not None:
                 codec.dictionaries.add(dictionary)
+            # Automatic dictionary training (where the checkout has it) is waited for after each
+            # message: its CPU counts in compression, and every pass makes the same frames
+            idle = getattr(codec, "wait_auto_dictionaries", lambda: True)
             t0 = time.process_time()
-            results = [codec.compress(m, tenant=t, stream=s) for t, s, m in items]
+            results = []
+            for t, s, m in items:
+                results.append(codec.compress(m, tenant=t, stream=s))
+                idle()
             if read_reports == "1":
                 saved = sum(
                     r.report.dedup_saved + r.report.entropy_saved + r.report.dictionary_saved for r in results
@@ -93,6 +118,7 @@ def _worker(draw: str, store_kind: str, cache: str, read_reports: str = "0", pas
             t2 = time.process_time()
             if store is not None:
                 store.close()
+            getattr(codec, "close", lambda: None)()
         if out != [m for _, _, m in items]:
             raise SystemExit("round trip failed")
         if read_reports == "1" and saved != sum(
@@ -117,7 +143,14 @@ def _worker(draw: str, store_kind: str, cache: str, read_reports: str = "0", pas
 
 
 def _run(
-    tree: Path, draw: str, store_kind: str, cache: str, read_reports: bool, passes: int
+    tree: Path,
+    draw: str,
+    store_kind: str,
+    cache: str,
+    read_reports: bool,
+    passes: int,
+    dictionary_kind: str = "trained",
+    config: str = "{}",
 ) -> dict[str, float | str]:
     # Run as a script: sys.path[0] is this directory, so `sigmalang` (and the corpus builders) come
     # from `tree`, first on PYTHONPATH.
@@ -132,6 +165,8 @@ def _run(
             cache,
             "1" if read_reports else "0",
             str(passes),
+            dictionary_kind,
+            config,
         ],
         env=env,
         cwd=tree,
@@ -161,7 +196,22 @@ def main() -> None:
         help="passes per process (each with a new codec and store); the fastest is kept",
     )
     parser.add_argument(
-        "--worker", nargs=5, metavar=("DRAW", "STORE", "CACHE", "READ", "PASSES"), help=argparse.SUPPRESS
+        "--dictionary",
+        choices=("trained", "generic"),
+        default="trained",
+        help="trained: a shared dictionary trained on another seed; generic: none (the REST default)",
+    )
+    parser.add_argument(
+        "--config", default="{}", metavar="JSON", help="SigmaConfig fields of this checkout's codec"
+    )
+    parser.add_argument(
+        "--baseline-config", default="{}", metavar="JSON", help="SigmaConfig fields of the baseline's codec"
+    )
+    parser.add_argument(
+        "--worker",
+        nargs=7,
+        metavar=("DRAW", "STORE", "CACHE", "READ", "PASSES", "DICT", "CONFIG"),
+        help=argparse.SUPPRESS,
     )
     args = parser.parse_args()
     if args.worker:
@@ -183,7 +233,19 @@ def main() -> None:
             got: dict[str, list[dict[str, float | str]]] = {"baseline": [], "branch": []}
             for _ in range(args.runs):
                 for name, tree in trees.items():
-                    got[name].append(_run(tree, draw, store_kind, cache, args.read_reports, args.passes))
+                    config = args.baseline_config if name == "baseline" else args.config
+                    got[name].append(
+                        _run(
+                            tree,
+                            draw,
+                            store_kind,
+                            cache,
+                            args.read_reports,
+                            args.passes,
+                            args.dictionary,
+                            config,
+                        )
+                    )
             med = {
                 name: (
                     statistics.median(float(r["compress"]) for r in runs),

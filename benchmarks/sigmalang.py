@@ -26,11 +26,13 @@ Corpora (deterministic, nothing downloaded):
 Dictionaries are trained on a *separate* corpus made with another seed. Per-message codecs compress
 each message on its own; "zstd-19 over whole sessions" compresses each session's turns concatenated;
 ΣLANG uses one `SigmaCodec` for the whole corpus (each session's turns as one stream of its tenant),
-as the service does, with a fresh store for every timed run, three times: with the trained dictionary,
-with the shipped generic one only (what a REST client gets), and with none. Ratios are
-total input bytes / total output bytes; speeds are input MB (1e6 bytes) per second, medians over the
-runs. Every output is decoded and compared byte for byte. ``--lossy`` adds the context optimiser in
-Ryot tokens; ``--rest`` posts the sessions to a real ``neurectomy serve`` (no trained dictionary there);
+as the service does, with a fresh store for every timed run: with the trained dictionary, with the
+shipped generic one and each tenant's dictionary trained from its own traffic (what a REST client
+gets: `sigmalang.autotrain`), with the generic one only (what a REST client got before), and with
+none. Ratios are total input bytes / total output bytes; speeds are input MB (1e6 bytes) per second,
+medians over the runs. Every output is decoded and compared byte for byte. ``--lossy`` adds the
+context optimiser in Ryot tokens; ``--rest`` posts the sessions to a real ``neurectomy serve`` (no
+trained dictionary there);
 ``--rest-baseline DIR`` also posts them, every way, to a service run from another checkout (the
 previous version), with the service's CPU time per request next to each speed (and, of it, the API
 process's event loop thread); ``--rest-ways`` keeps
@@ -69,6 +71,9 @@ try:
     import brotli  # type: ignore[import-untyped,unused-ignore]
 except ImportError:  # optional baseline
     brotli = None
+
+NO_AUTO = {"auto_dictionary_min_new_bytes": 0}
+"""`SigmaConfig` fields of the rows without automatic dictionaries (comparable with earlier rounds)."""
 
 CLOCK: Callable[[], float] = time.perf_counter
 """The in-process timer: wall time, or with ``--clock cpu`` this process's CPU time (on a shared,
@@ -278,12 +283,16 @@ def run_sigma(
     runs: int,
     *,
     generic: bool = True,
+    auto: bool = False,
     store: Callable[[], sigmalang.RSUStore] | None = None,
 ) -> Outcome:
     """One `SigmaCodec` for the corpus (fresh store per run): each item is (tenant, stream, message).
 
-    `training` None: no trained dictionary (what a REST client gets); `generic` False: not even the
-    shipped generic dictionary. `store`: makes each run's store (default: in memory).
+    `training` None: no trained dictionary; `generic` False: not even the shipped generic dictionary;
+    `auto`: each tenant's dictionary trained from its own traffic (`SigmaConfig.auto_dictionary_*`
+    defaults), the training waited for after each message (its CPU counts in the compression speed,
+    and the frames do not depend on the thread's timing). `training` None with `auto` is what a REST
+    client gets. `store`: makes each run's store (default: in memory).
     """
     corpus = [m for _, _, m in items]
     speeds, dspeeds = [], []
@@ -293,13 +302,18 @@ def run_sigma(
     for _ in range(runs):
         codec = sigmalang.SigmaCodec(
             store=store() if store is not None else None,
-            config=sigmalang.SigmaConfig(generic_dictionary=generic),
+            config=sigmalang.SigmaConfig(generic_dictionary=generic, **({} if auto else NO_AUTO)),
         )
         if dictionary is not None:
             codec.dictionaries.add(dictionary)
         t0 = CLOCK()
-        results = [codec.compress(m, tenant=t, stream=s) for t, s, m in items]
+        results = []
+        for t, s, m in items:
+            results.append(codec.compress(m, tenant=t, stream=s))
+            if auto:
+                codec.wait_auto_dictionaries()
         speeds.append(sum(map(len, corpus)) / (CLOCK() - t0) / 1e6)
+        codec.close()
         frames = [r.frame for r in results]
         reports = [r.report for r in results]
         tenants = iter([t for t, _, _ in items])
@@ -467,7 +481,12 @@ def main() -> None:
             run_sigma(message_items, message_training, args.runs),
         ),
         (
-            "ΣLANG, generic dict only (REST clients)",
+            "ΣLANG, generic, then auto-trained per tenant (REST default)",
+            run_sigma(session_items, None, args.runs, auto=True),
+            run_sigma(message_items, None, args.runs, auto=True),
+        ),
+        (
+            "ΣLANG, generic dict only (REST clients before)",
             run_sigma(session_items, None, args.runs),
             run_sigma(message_items, None, args.runs),
         ),
@@ -613,15 +632,16 @@ def stream_costs(groups: Sequence[tuple[str, Sequence[int]]], corpus: Sequence[b
 def print_attribution(console: Console, sessions: Sequence[Session]) -> None:
     """Where ΣLANG's output bytes go on the sessions, by segment, next to causal zstd-19 streams.
 
-    ΣLANG is the REST default (generic dictionary, no trained one). "Whole-tenant stream": zstd-19
-    over all of a tenant's turns in arrival order, one stream, flushed after each turn: the most any
-    causal LZ codec that sees the tenant's traffic (and nothing else) gets at that level. "Whole-session
-    stream": the same per session (the issue's baseline, turn by turn).
+    ΣLANG: the generic dictionary only (automatic dictionaries off, as before they existed).
+    "Whole-tenant stream": zstd-19 over all of a tenant's turns in arrival order, one stream, flushed
+    after each turn: the most any causal LZ codec that sees the tenant's traffic (and nothing else)
+    gets at that level. "Whole-session stream": the same per session (the issue's baseline, turn by
+    turn).
     """
     items = [(s.tenant, s.session_id, m) for s in sessions for m in s.turns]
     corpus = [m for _, _, m in items]
     segments = segment_of(sessions)
-    codec = sigmalang.SigmaCodec()
+    codec = sigmalang.SigmaCodec(config=sigmalang.SigmaConfig(**NO_AUTO))
     reports = [codec.compress(m, tenant=t, stream=s).report for t, s, m in items]
     by_tenant: dict[str, list[int]] = {}
     by_session: dict[str, list[int]] = {}

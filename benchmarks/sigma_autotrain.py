@@ -1,0 +1,168 @@
+"""ΣLANG's automatic per-tenant dictionaries (`sigmalang.autotrain`): the policy sweep and the latency.
+
+Run: ``PYTHONPATH=$PWD .venv/bin/python -m benchmarks.sigma_autotrain`` with the draw options of
+``benchmarks/sigmalang.py`` (``--corpus``, ``--source``, ``--seed``, ``--tenants``,
+``--sessions-per-tenant``, ``--turns``) and:
+
+- ``--sweep``: the ratio of the REST default codec (generic dictionary) with each tenant's dictionary
+  trained on the **first part of its own traffic** (its first T bytes of new chunks; again each time
+  they double, up to R; dictionary size S; samples bounded at B), against the generic dictionary
+  alone, on the same turns in the same order. Training is waited for after each message, so the
+  frames do not depend on the background thread's timing; "training CPU" is this process's CPU time
+  spent in those waits.
+- ``--latency`` (default): each ``compress`` call's wall time with the defaults and training **not**
+  waited for (as in the service: a background thread), next to the same calls without automatic
+  dictionaries: median, p99 and max per call, and the calls that queued a training (their own time,
+  and the next three calls', which overlap it), and how many calls and milliseconds after being queued
+  a training was done. Replayed at full speed, a tenant's later turns arrive while its training still
+  runs (a client waits for its model between turns), so the ratio here is below the sweep's.
+
+Every frame is decoded and compared with its message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import sigmalang  # noqa: E402
+from benchmarks.sigma_draw import add_draw_arguments, draw  # noqa: E402
+
+Item = tuple[str, str, bytes]
+K = 1024
+POLICIES: tuple[tuple[int, int, int, int], ...] = (  # T, S, B, R (bytes)
+    (32 * K, 32 * K, 32 * K, 0),
+    (64 * K, 32 * K, 64 * K, 0),
+    (128 * K, 32 * K, 128 * K, 0),
+    (32 * K, 32 * K, 256 * K, 256 * K),
+    (64 * K, 16 * K, 256 * K, 256 * K),
+    (64 * K, 32 * K, 256 * K, 256 * K),
+    (64 * K, 64 * K, 256 * K, 256 * K),
+    (64 * K, 32 * K, 512 * K, 1024 * K),
+)
+
+
+def _run(items: Sequence[Item], config: sigmalang.SigmaConfig) -> tuple[int, float]:
+    """Total frame bytes, and CPU seconds spent waiting for trainings."""
+    codec = sigmalang.SigmaCodec(config=config)
+    out = 0
+    waited = 0.0
+    for tenant, stream, message in items:
+        frame = codec.compress(message, tenant=tenant, stream=stream).frame
+        t0 = time.process_time()
+        codec.wait_auto_dictionaries()
+        waited += time.process_time() - t0
+        if codec.decompress(frame, tenant=tenant) != message:
+            raise SystemExit("round trip failed")
+        out += len(frame)
+    codec.close()
+    return out, waited
+
+
+def sweep(items: Sequence[Item]) -> None:
+    """Print the ratio of each policy against the generic dictionary alone."""
+    total = sum(len(m) for _, _, m in items)
+    generic, _ = _run(items, sigmalang.SigmaConfig(auto_dictionary_min_new_bytes=0))
+    print(f"generic dictionary only: {total / generic:.2f}x")
+    print("T (first)  S (size)  B (samples)  R (retrain to)   ratio    vs generic  training CPU s")
+    for t, s, b, r in POLICIES:
+        config = sigmalang.SigmaConfig(
+            auto_dictionary_min_new_bytes=t,
+            auto_dictionary_size_bytes=s,
+            auto_dictionary_sample_max_bytes=b,
+            auto_dictionary_retrain_max_new_bytes=r,
+        )
+        out, cpu = _run(items, config)
+        print(
+            f"{t // K:6} KiB {s // K:5} KiB {b // K:8} KiB {r // K:10} KiB  {total / out:7.2f}x"
+            f"  {generic / out - 1:+8.2%}  {cpu:10.2f}",
+            flush=True,
+        )
+
+
+def _timed(
+    items: Sequence[Item], config: sigmalang.SigmaConfig
+) -> tuple[list[float], list[int], int, list[tuple[int, float]]]:
+    codec = sigmalang.SigmaCodec(config=config)
+    times: list[float] = []
+    triggers: list[int] = []
+    frames = []
+    pending: dict[str, tuple[int, float]] = {}  # tenant -> (call, clock) that queued its training
+    lags: list[tuple[int, float]] = []  # calls and seconds from queued to done
+    for i, (tenant, stream, message) in enumerate(items):
+        before = codec.auto_dictionary_status(tenant)
+        t0 = time.perf_counter()
+        frames.append(codec.compress(message, tenant=tenant, stream=stream).frame)
+        times.append(time.perf_counter() - t0)
+        after = codec.auto_dictionary_status(tenant)
+        queued = after is not None and after.state == "training"
+        if queued and (before is None or before.state != "training"):
+            triggers.append(i)
+            pending[tenant] = (i, t0)
+        for waiting, (j, since) in list(pending.items()):
+            status = codec.auto_dictionary_status(waiting)
+            if status is None or status.state != "training":
+                lags.append((i - j, time.perf_counter() - since))
+                del pending[waiting]
+    codec.wait_auto_dictionaries()
+    for frame, (tenant, _, message) in zip(frames, items, strict=True):
+        if codec.decompress(frame, tenant=tenant) != message:
+            raise SystemExit("round trip failed")
+    codec.close()
+    return times, triggers, sum(map(len, frames)), lags
+
+
+def latency(items: Sequence[Item]) -> None:
+    """Print per-call wall times with and without automatic dictionaries (training not waited for)."""
+    total = sum(len(m) for _, _, m in items)
+    for name, config in (
+        ("without automatic dictionaries", sigmalang.SigmaConfig(auto_dictionary_min_new_bytes=0)),
+        ("with them (defaults)", sigmalang.SigmaConfig()),
+    ):
+        times, triggers, out, lags = _timed(items, config)
+        ms = sorted(t * 1e3 for t in times)
+        p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+        line = (
+            f"{name:32} {total / out:6.2f}x  per call ms: median {statistics.median(ms):.2f}"
+            f"  p99 {p99:.2f}  max {ms[-1]:.2f}"
+        )
+        if triggers:
+            own = [times[i] * 1e3 for i in triggers]
+            nxt = [times[j] * 1e3 for i in triggers for j in range(i + 1, min(i + 4, len(times)))]
+            line += (
+                f"; {len(triggers)} calls queued a training: their median {statistics.median(own):.2f} ms,"
+                f" the next 3 calls' median {statistics.median(nxt):.2f} ms"
+            )
+        if lags:
+            line += (
+                f"; a training was done {statistics.median(c for c, _ in lags):.0f} calls"
+                f" ({statistics.median(s for _, s in lags) * 1e3:.1f} ms) after it was queued (median)"
+            )
+        print(line, flush=True)
+
+
+def main() -> None:
+    """Parse the options and run the sweep or the latency measurement."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_draw_arguments(parser)
+    parser.add_argument("--sweep", action="store_true", help="the policy sweep instead of the latency")
+    args = parser.parse_args()
+    sessions = draw(args)
+    items = [(s.tenant, s.session_id, m) for s in sessions for m in s.turns]
+    print(
+        f"{len(items)} turns, {sum(len(m) for _, _, m in items) / 1e6:.2f} MB, {args.corpus} seed {args.seed}"
+    )
+    if args.sweep:
+        sweep(items)
+    else:
+        latency(items)
+
+
+if __name__ == "__main__":
+    main()

@@ -16,6 +16,8 @@ Run: ``PYTHONPATH=$PWD .venv/bin/python -m benchmarks.sigma_autotrain`` with the
   and the next three calls', which overlap it), and how many calls and milliseconds after being queued
   a training was done. Replayed at full speed, a tenant's later turns arrive while its training still
   runs (a client waits for its model between turns), so the ratio here is below the sweep's.
+- ``--steady RUNS``: compression speed once every tenant is trained (its last automatic dictionary
+  registered as its own) against the generic dictionary alone, interleaved, CPU clock.
 
 Every frame is decoded and compared with its message.
 """
@@ -147,11 +149,51 @@ def latency(items: Sequence[Item]) -> None:
         print(line, flush=True)
 
 
+def steady(items: Sequence[Item], runs: int) -> None:
+    """Print compression speed once trained: each tenant's final automatic dictionary against none.
+
+    A first pass (defaults, training waited for) leaves each tenant's last automatic dictionary; then
+    `runs` interleaved pairs of passes, each with a new codec and store and automatic training off:
+    the generic dictionary only, and the generic one with those dictionaries registered as the
+    tenants' (what every frame of a tenant uses once it is trained). CPU clock, medians.
+    """
+    total = sum(len(m) for _, _, m in items)
+    first = sigmalang.SigmaCodec()
+    for tenant, stream, message in items:
+        first.compress(message, tenant=tenant, stream=stream)
+        first.wait_auto_dictionaries()
+    first.close()
+    trained = {t: d for t in {t for t, _, _ in items} if (d := first.dictionaries.own_active(t)) is not None}
+    off = sigmalang.SigmaConfig(auto_dictionary_min_new_bytes=0)
+    speeds: dict[str, list[float]] = {"generic only": [], "with the tenants' dictionaries": []}
+    sizes: dict[str, int] = {}
+    for _ in range(runs):
+        for name in speeds:
+            codec = sigmalang.SigmaCodec(config=off)
+            if name != "generic only":
+                for tenant, dictionary in trained.items():
+                    codec.dictionaries.add(dictionary, tenant=tenant)
+            t0 = time.process_time()
+            frames = [codec.compress(m, tenant=t, stream=s).frame for t, s, m in items]
+            speeds[name].append(total / (time.process_time() - t0) / 1e6)
+            sizes[name] = sum(map(len, frames))
+    print(f"{len(trained)} tenants trained; compression once trained, MB/s (CPU), median of {runs}:")
+    for name, got in speeds.items():
+        print(
+            f"  {name:32} {statistics.median(got):6.1f} (min {min(got):.1f}, max {max(got):.1f})"
+            f"  {total / sizes[name]:.2f}x"
+        )
+    print("  (the second ratio is in-sample: those dictionaries were trained on these turns' new bytes)")
+
+
 def main() -> None:
     """Parse the options and run the sweep or the latency measurement."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_draw_arguments(parser)
     parser.add_argument("--sweep", action="store_true", help="the policy sweep instead of the latency")
+    parser.add_argument(
+        "--steady", type=int, metavar="RUNS", help="compression speed once trained, RUNS interleaved pairs"
+    )
     args = parser.parse_args()
     sessions = draw(args)
     items = [(s.tenant, s.session_id, m) for s in sessions for m in s.turns]
@@ -160,6 +202,8 @@ def main() -> None:
     )
     if args.sweep:
         sweep(items)
+    elif args.steady:
+        steady(items, args.steady)
     else:
         latency(items)
 

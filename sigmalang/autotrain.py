@@ -322,5 +322,5 @@ def _cost(dictionary: Dictionary | None, messages: list[tuple[bytes, ...]], leve
     """
     zdict = zstandard.ZstdCompressionDict(dictionary.data) if dictionary is not None else None
     compressor = zstandard.ZstdCompressor(level=level, dict_data=zdict)
-    pieces = [p for m in messages for p in m]
+    pieces: list[bytes | bytearray | memoryview] = [p for m in messages for p in m]
     return int(compressor.multi_compress_to_buffer(pieces).size()) if pieces else 0

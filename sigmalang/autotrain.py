@@ -253,11 +253,11 @@ class AutoTrainer:
         cfg = self._config
         held_n = max(1, len(messages) // _HELD_BACK)
         train_part, held = messages[:-held_n], messages[-held_n:]
-        candidate = self._trained([p for m in train_part for p in m])
         current = self._registry.own_active(tenant)
         if current is not None and current.dict_id != state.dict_id:  # trained elsewhere: not ours
             self.claim(tenant)
             return
+        candidate = self._trained([p for m in train_part for p in m])
         in_use = current if current is not None else self._registry.active_for(tenant) or self._fallback
         better = candidate is not None and (
             _cost(candidate, held, cfg.small_input_level) + _DICT_ID_BYTES * len(held)
@@ -266,9 +266,14 @@ class AutoTrainer:
         )
         final = self._trained([p for m in messages for p in m]) if better else None
         doubled = state.next_at * 2
-        with self._commit:
+        with self._commit:  # claim and forget wait for this block, so neither is undone by it
+            current = self._registry.own_active(tenant)
             with self._lock:
                 if self._collecting.get(tenant) is not state:  # forgotten (or dropped) meanwhile
+                    return
+                if current is not None and current.dict_id != state.dict_id:  # one added meanwhile
+                    self._collecting.pop(tenant, None)
+                    self._settled[tenant] = AutoDictionaryStatus("own")
                     return
             if final is not None:
                 self._registry.add(final, tenant=tenant)

@@ -357,8 +357,6 @@ class SigmaCodec:
             codec then keeps compressing without one. A tenant's dictionary trained here is never
             replaced by automatic training (`SigmaConfig.auto_dictionary_min_new_bytes`).
         """
-        if tenant is not None and activate:
-            self._auto.claim(tenant)
         dictionary = train_dictionary(
             samples,
             size_bytes=self.config.dictionary_size_bytes,
@@ -366,6 +364,8 @@ class SigmaCodec:
             level=self.config.small_input_level,
         )
         if dictionary is not None:
+            if tenant is not None and activate:  # before `add`: no automatic one is registered after it
+                self._auto.claim(tenant)
             self.dictionaries.add(dictionary, activate=activate, tenant=tenant)
         return dictionary
 

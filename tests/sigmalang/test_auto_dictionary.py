@@ -202,3 +202,27 @@ def test_an_explicitly_trained_dictionary_is_not_replaced(sessions: list[Session
         status = codec.auto_dictionary_status(tenant)
         assert status is not None and status.state == "own" and status.kept == 0
     codec.close()
+
+
+def test_a_dictionary_trained_on_request_after_an_automatic_one_stays(sessions: list[Session]) -> None:
+    acme, globex = sessions[0].tenant, sessions[-1].tenant
+    codec = SigmaCodec(config=AUTO)
+    items = items_of(sessions, acme)
+    sent = 0
+    for tenant, stream, message in items:  # until its first automatic dictionary is registered
+        codec.compress(message, tenant=tenant, stream=stream)
+        sent += 1
+        assert codec.wait_auto_dictionaries(timeout_s=60)
+        status = codec.auto_dictionary_status(acme)
+        if status is not None and status.kept:
+            break
+    else:
+        pytest.fail("no automatic dictionary was registered")
+    assert status.state == "collecting" and sent < len(items)  # a retraining would still come
+    explicit = codec.train_dictionary([m for _, _, m in items_of(sessions, globex)], tenant=acme)
+    assert explicit is not None
+    compress_all(codec, items[sent:])
+    assert codec.dictionaries.own_active(acme) == explicit
+    final = codec.auto_dictionary_status(acme)
+    assert final is not None and final.state == "own"
+    codec.close()

@@ -251,8 +251,11 @@ def _wire_json(kind: str, seq: int, key: str, value: Mapping[str, Any]) -> bytes
     """``Chunk``/``End`` as JSON, byte for byte what ``model_dump_json`` writes, without building the model.
 
     An ``any`` schema's serializer writes ``Any`` values by their runtime type as the models do (NaN and
-    infinity as ``null``, like the models' default ``ser_json_inf_nan``).
+    infinity as ``null``, like the models' default ``ser_json_inf_nan``). Only ``value`` goes through it; the
+    envelope around it (``kind`` and ``key`` are this module's literals, ``seq`` an ``int``) is written as the
+    serializer writes it: no dictionary built and walked per message (~1.3k instructions of ~5.5k).
     """
     if not isinstance(value, dict):
         value = dict(value)
-    return _WIRE_JSON.to_json({"type": kind, "seq": seq, key: value})
+    head = f'{{"type":"{kind}","seq":{seq},"{key}":'.encode()
+    return b"".join((head, _WIRE_JSON.to_json(value), b"}"))

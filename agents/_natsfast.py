@@ -29,8 +29,9 @@ the connection's parser. Every other message, and every other operation, goes th
 
 This relies on internals of nats-py 2.16 (pinned in ``constraints.txt``): ``Client._status``,
 ``_max_payload``, ``_pending``, ``_pending_data_size``, ``_max_pending_size``, ``_flush_queue``,
-``_flusher_task``, ``_flush_pending``, ``_transport`` and ``stats``; ``Subscription._pending_queue`` and
-``_pending_size``; ``TcpTransport._io_reader`` and asyncio's ``StreamReader._waiter``, ``_buffer``, ``_eof``.
+``_flusher_task``, ``_flush_pending``, ``_transport`` and ``stats`` (and when nats-py sets each:
+:class:`_SendView`); ``Subscription._pending_queue`` and ``_pending_size``; ``TcpTransport._io_reader`` and
+asyncio's ``StreamReader._waiter``, ``_buffer``, ``_eof`` and ``Queue._queue``.
 What it saves per call is measured with ``benchmarks/orchestrator.py`` (``docs/collective.md``, "The
 hop's own cost").
 """
@@ -130,6 +131,54 @@ class WriteTurn:
         self.written = False
 
 
+class _SendView:
+    """What :func:`send_now` reads of a connection that nats-py sets once per (re)connection, read once.
+
+    nats-py 2.16 sets ``stats`` in ``Client.__init__``, ``_flush_queue`` and ``_max_pending_size`` in
+    ``connect``, ``_max_payload`` from the server's ``INFO`` as it connects, and makes a new ``_flusher_task``
+    each time it connects or reconnects, after the others and after ``_transport`` is connected (the
+    transport object itself is reused across reconnects). So a flusher task other than the one the view
+    was read with means a new connection: the view is read again (:meth:`renew`); while it is the same
+    task, these values are the connection's, and a send reads only what changes per message (``_status``,
+    ``_flusher_task``, ``_pending``, ``_pending_data_size``). ~Five attribute reads of an interpreted object
+    fewer per message sent (docs/collective.md, "Round 14").
+    """
+
+    __slots__ = ("flusher", "max_payload", "max_pending_size", "queue", "stats", "transport")
+
+    def __init__(self) -> None:
+        self.flusher: asyncio.Task[None] | None = None
+        self.queue: asyncio.Queue[Any] | None = None
+        self.transport: Any = None
+        self.stats: dict[str, int] = {}
+        self.max_payload = 0
+        self.max_pending_size = 0
+
+    def renew(self, nc: Client, flusher: asyncio.Task[None] | None) -> None:
+        """Read the connection's values again (a new flusher task: a new connection)."""
+        self.flusher = flusher
+        self.queue = nc._flush_queue
+        self.transport = nc._transport
+        self.stats = nc.stats
+        self.max_payload = nc._max_payload
+        self.max_pending_size = nc._max_pending_size
+
+
+_VIEW: Final = "_neurectomy_send_view"
+"""The attribute of a nats-py ``Client`` holding its :class:`_SendView` (made at its first send)."""
+
+
+def _send_view(nc: Client, flusher: asyncio.Task[None] | None) -> _SendView:
+    """``nc``'s :class:`_SendView`, read again if ``flusher`` is not the task it was read with."""
+    view: _SendView | None = getattr(nc, _VIEW, None)
+    if view is None:
+        view = _SendView()
+        setattr(nc, _VIEW, view)
+    if view.flusher is not flusher:
+        view.renew(nc, flusher)
+    return view
+
+
 def send_now(
     nc: Client,
     subject: str,
@@ -159,11 +208,14 @@ def send_now(
         subject or one with whitespace, a reply subject with whitespace, over the payload limit or the
         send buffer's limit, no flusher).
     """
-    queue, flusher, transport = nc._flush_queue, nc._flusher_task, nc._transport
+    if nc._status != CONNECTED:
+        return False
+    flusher = nc._flusher_task
+    view = _send_view(nc, flusher)
+    queue, transport = view.queue, view.transport
     if (
-        nc._status != CONNECTED
-        or not subject
-        or len(data) > nc._max_payload
+        not subject
+        or len(data) > view.max_payload
         or _has_space(subject)
         or (reply and _has_space(reply))
         or queue is None
@@ -175,11 +227,13 @@ def send_now(
     command = (
         hpub_command(subject, reply, block, data) if block is not None else pub_command(subject, reply, data)
     )
-    if 0 < nc._max_pending_size < nc._pending_data_size + len(command):
+    if 0 < view.max_pending_size < nc._pending_data_size + len(command):
         return False  # nc.publish flushes first
-    nc.stats["out_msgs"] += 1
-    nc.stats["out_bytes"] += len(data)
-    if not nc._pending and (write or (turn is not None and not turn.written)):
+    stats = view.stats
+    stats["out_msgs"] += 1
+    stats["out_bytes"] += len(data)
+    pending = nc._pending
+    if not pending and (write or (turn is not None and not turn.written)):
         try:
             transport.write(command)
         except (OSError, RuntimeError):  # a transport going down: the flusher's error handling takes it
@@ -188,9 +242,9 @@ def send_now(
             if not write and turn is not None:
                 turn.mark()
             return True
-    nc._pending.append(command)
+    pending.append(command)
     nc._pending_data_size += len(command)
-    if queue.empty():  # else the flusher is due anyway and writes this too
+    if not queue._queue:  # type: ignore[attr-defined]  # (empty(), without its call) else the flusher is due
         queue.put_nowait(_FLUSHED)
     return True
 

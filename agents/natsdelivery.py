@@ -9,7 +9,8 @@ for each message it parsed) runs the accept right there and queues its answer on
 (:func:`publish_now`, from :mod:`agents._natsfast`, the one home of these nats-py shortcuts): one
 queue, one task switch and one event loop turn per request fewer. An answer that cannot go out that way
 (reconnecting, over the send buffer's limit) is handed to ``later``, which publishes it the ordinary
-way. The endpoint's ``$SRV.STATS`` counters are kept as nats.micro keeps them.
+way. The endpoint's ``$SRV.STATS`` counters are kept as nats.micro keeps them, the request count and
+processing time in native fields of the delivery, which the endpoint reads (:mod:`agents._endpointcounts`).
 
 Besides the internals :mod:`agents._natsfast` relies on, this relies on the counters of nats-py 2.16's
 ``nats.micro.service.Endpoint``. The subscription's own task keeps waiting on the queue it had, then on
@@ -22,8 +23,8 @@ own cost").
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
+from time import perf_counter_ns
 
 import structlog
 from nats.aio.client import Client
@@ -31,6 +32,7 @@ from nats.aio.msg import Msg
 from nats.micro.request import ERROR_CODE_HEADER, ERROR_HEADER
 from nats.micro.service import Endpoint
 
+from agents._endpointcounts import count_in
 from agents._message import Message, to_message
 from agents._natsfast import deliver_from_reader, publish_now
 from agents.errors import AgentError
@@ -47,6 +49,10 @@ Later = Callable[[str, bytes, "dict[str, str] | None"], None]
 class DirectDelivery:
     """Handles each request of a nats.micro endpoint as nats-py's reader parses it, keeping its counters.
 
+    The endpoint's request count and processing time are this object's :attr:`requests` and
+    :attr:`processing_ns` from now on (:func:`agents._endpointcounts.count_in`): nats.micro's ``$SRV.STATS``
+    reads them there, exact at any moment.
+
     Args:
         nc: The connection.
         endpoint: The nats.micro endpoint whose counters to keep.
@@ -56,7 +62,12 @@ class DirectDelivery:
         later: Publishes an answer :func:`publish_now` could not queue.
     """
 
-    __slots__ = ("_endpoint", "_handler", "_later", "_nc")
+    __slots__ = ("_endpoint", "_handler", "_later", "_nc", "processing_ns", "requests")
+
+    requests: int
+    """Requests handled (nats.micro's ``num_requests``), with those the endpoint had counted before."""
+    processing_ns: int
+    """Their handling time in all, nanoseconds (``perf_counter_ns``; nats.micro's ``processing_time``)."""
 
     def __init__(
         self,
@@ -69,6 +80,9 @@ class DirectDelivery:
         self._endpoint = endpoint
         self._handler = handler
         self._later = later
+        self.requests = 0
+        self.processing_ns = 0
+        count_in(endpoint, self)
 
     def deliver(self, msg: Msg) -> None:
         """Handle ``msg`` now and answer it (called by nats-py's reader through the subscription's queue)."""
@@ -79,9 +93,8 @@ class DirectDelivery:
 
         For a request handed over in this process (:mod:`agents._localrequest`), without a ``Msg``.
         """
-        endpoint = self._endpoint
-        started = time.perf_counter_ns()
-        endpoint._num_requests += 1
+        started = perf_counter_ns()
+        self.requests += 1
         try:
             headers: dict[str, str] | None = None
             try:
@@ -92,14 +105,14 @@ class DirectDelivery:
                     headers[HEADER_ERROR_FIELD] = exc.field
             except Exception as exc:  # as nats.micro answers a handler's unexpected error
                 log.exception("request handler failed", subject=msg.subject)
+                endpoint = self._endpoint
                 endpoint._num_errors += 1
                 endpoint._last_error = repr(exc)  # type: ignore[assignment]
                 reply, headers = b"", {ERROR_HEADER: repr(exc), ERROR_CODE_HEADER: "500"}
             if reply is not None and msg.reply and not publish_now(self._nc, msg.reply, reply, headers):
                 self._later(msg.reply, reply, headers)
         finally:  # the queue logs what this raises; the time counts either way
-            endpoint._processing_time += time.perf_counter_ns() - started
-            endpoint._average_processing_time = int(endpoint._processing_time / endpoint._num_requests)
+            self.processing_ns += perf_counter_ns() - started
 
 
 def deliver_directly(

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import pydantic_core
 import structlog
 from opentelemetry.trace import INVALID_SPAN, StatusCode
 from pydantic import ValidationError
+from pydantic_core import SchemaSerializer, core_schema
 
 from agents._attachment import join_attachment, split_attachment
 from agents.errors import (
@@ -49,6 +50,11 @@ log = structlog.get_logger("neurectomy.orchestrator")
 PROBE_S = 0.5
 """Seconds of silence from the instance running a call between checks that it still sends heartbeats."""
 _tracer = tracer("neurectomy.orchestrator")
+_REQUEST_JSON: Final = SchemaSerializer(
+    core_schema.any_schema(), core_schema.CoreConfig(ser_json_inf_nan="constants")
+)
+"""A request's JSON: ``pydantic_core.to_json(payload)``'s bytes (NaN and infinity as its ``NaN`` and
+``Infinity`` constants), the serializer built once instead of per call (a test compares the bytes)."""
 _PUSHED_PROBE_FACTOR = 4
 """After a window in which chunks were pushed, the next look at the instance's heartbeats comes this many
 ``probe_s`` later: the stream's task wakes 4× less while tokens flow, and an instance lost mid-stream is
@@ -225,7 +231,7 @@ class AgentCall:
                 :func:`call_agent`.
         """
         agent, ctx = self._agent, self._ctx
-        body = pydantic_core.to_json(payload)
+        body = _REQUEST_JSON.to_json(payload)
         if isinstance(payload, Attached):  # raw bytes after the JSON (agents.protocol)
             body = join_attachment(body, payload.attachment)
         if len(body) > self._bus.max_payload:

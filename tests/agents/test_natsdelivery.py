@@ -4,6 +4,8 @@ that cannot be queued at once is left to the ordinary publish."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,6 +18,9 @@ from nats.micro.request import Request
 from nats.micro.service import EndpointConfig, ServiceConfig
 
 from agents import Agent, AgentRunner, Bus, Call
+from agents._endpointcounts import CountedEndpoint
+from agents._message import Message
+from agents.errors import BadInputError
 from agents.natsdelivery import deliver_directly, publish_now
 from agents.protocol import agent_subject
 from orchestrator import CallContext
@@ -88,6 +93,65 @@ async def test_a_request_queued_before_the_switch_is_handled_at_the_switch(bus: 
         assert reply.data == b"ok:late"
         assert seen == [b"early", b"late"]
         assert (endpoint._num_requests, sub._pending_size) == (2, 0)
+    finally:
+        await svc.stop()
+
+
+async def test_srv_stats_are_exact_after_each_request_errors_included(bus: Bus) -> None:
+    """The delivery keeps the request count and processing time in fields of its own (round 14): every
+    read of ``$SRV.STATS`` (and of the endpoint's attributes) sees the exact counts of that moment, the
+    average as nats.micro computes it, unexpected errors counted by nats.micro's own fields; a reset
+    starts them from zero."""
+    nc = bus._nc
+
+    def handler(msg: Message) -> bytes:
+        time.sleep(0.0001)  # a processing time that cannot round to nothing
+        if msg.data == b"refuse":
+            raise BadInputError("refused")
+        if msg.data == b"crash":
+            raise RuntimeError("crashed")
+        return b"ok"
+
+    async def ordinary(request: Request) -> None:  # never called: the switch comes first
+        raise AssertionError("handled the ordinary way")
+
+    svc = await add_service(nc, ServiceConfig(name="t-counts", version="0.0.1"))
+    try:
+        await svc.add_endpoint(EndpointConfig(name="t-counts", subject="t.counts", handler=ordinary))
+        (endpoint,) = svc._endpoints
+        deliver_directly(nc, endpoint, handler, lambda *_: None)
+        assert isinstance(endpoint, CountedEndpoint)
+        with pytest.raises(RuntimeError, match="already counts"):
+            deliver_directly(nc, endpoint, handler, lambda *_: None)
+
+        async def stats() -> dict[str, Any]:
+            reply = await nc.request(f"$SRV.STATS.t-counts.{svc.id}", b"", timeout=5)
+            (counted,) = json.loads(reply.data)["endpoints"]
+            return dict(counted)
+
+        before = await stats()
+        counters = ("num_requests", "processing_time", "average_processing_time")
+        assert [before[k] for k in counters] == [0, 0, 0]
+        bodies = [b"a", b"refuse", b"b", b"crash", b"c", b"refuse", b"d"]
+        seen = []
+        for n, body in enumerate(bodies, 1):
+            reply = await nc.request("t.counts", body, timeout=5)
+            seen.append(reply.headers.get("Nats-Service-Error-Code", "") if reply.headers else "")
+            counted = await stats()
+            assert counted["num_requests"] == n
+            assert counted["processing_time"] >= n * 100_000  # ns: each request slept 0.1 ms
+            assert counted["average_processing_time"] == int(counted["processing_time"] / n)
+            assert counted["processing_time"] == endpoint._processing_time
+        assert seen == ["", "bad_request", "", "500", "", "bad_request", ""]
+        assert (counted["num_errors"], counted["last_error"]) == (1, "RuntimeError('crashed')")
+        assert svc.stats().endpoints[0].num_requests == endpoint._num_requests == len(bodies)
+
+        endpoint._reset()  # nats.micro's: counts start again from zero
+        assert (endpoint._num_requests, endpoint._processing_time) == (0, 0)
+        await nc.request("t.counts", b"e", timeout=5)
+        again = await stats()
+        assert again["num_requests"] == 1
+        assert again["average_processing_time"] == again["processing_time"] >= 100_000
     finally:
         await svc.stop()
 

@@ -153,9 +153,39 @@ def test_embed_and_legacy_embeddings(client: ollama.Client) -> None:
 
 
 def test_errors_are_ollama_shaped(service: str) -> None:
-    response = httpx.post(f"{service}/api/chat", json={"model": "m", "messages": []}, timeout=30)
+    bad_role = {"model": "m", "messages": [{"role": "robot", "content": "Hi"}]}
+    response = httpx.post(f"{service}/api/chat", json=bad_role, timeout=30)
     assert response.status_code == 400
     assert "messages" in response.json()["error"]
+    # `curl -X POST .../api/chat` with no -d: a message a person can act on, not "data: 'data'".
+    response = httpx.post(f"{service}/api/chat", timeout=30)
+    assert response.status_code == 400
+    assert response.json() == {"error": "the request body is missing: send a JSON object"}
+
+
+def test_probes_load_requests_and_unserved_management(
+    client: ollama.Client, service: str, served: str
+) -> None:
+    # Ollama's server/routes.go: r.HEAD("/", ...), r.HEAD("/api/version", ...), r.HEAD("/api/tags", ...);
+    # the ollama CLI's heartbeat is HEAD / and expects 200.
+    for path in ("/", "/api/version", "/api/tags"):
+        response = httpx.head(f"{service}{path}", timeout=30)
+        assert (response.status_code, response.content) == (200, b""), path
+    # docs/api.md "Load a model": `{"model": ..., "messages": []}` (and /api/generate without a prompt)
+    # answers one object with done_reason "load"; ollama-python's chat(model) sends exactly that.
+    loaded = client.chat(model="llama3.2", messages=[])
+    assert loaded.done and loaded.done_reason == "load" and loaded.message.content == ""
+    assert loaded.model == served
+    generated = client.generate(model="llama3.2", keep_alive=0)  # "unload": accepted, the model stays
+    assert generated.done and generated.done_reason == "load" and generated.response == ""
+    assert served in [m.model for m in client.ps().models]
+    # ollama-python's pull/delete raise ResponseError(body["error"], status): a reason, not a crash.
+    with pytest.raises(ollama.ResponseError) as info:
+        client.pull("llama3.2")
+    assert info.value.status_code == 501 and info.value.error.startswith("pulling models is not supported")
+    with pytest.raises(ollama.ResponseError) as info:
+        client.delete("llama3.2")
+    assert info.value.status_code == 501 and "GET /api/tags" in info.value.error
 
 
 def test_llama_server_tokenize_detokenize_props(service: str) -> None:

@@ -152,7 +152,7 @@ _UNSERVED = {
     ["/pull", "/push", "/create", "/copy", "/delete", "/blobs/{digest:str}"],
     http_method=["POST", "DELETE"],
     status_code=501,
-    summary="Ollama's model management (not served: 501)",
+    include_in_schema=False,  # not served: documented in the module docstring, not in the API's schema
 )
 async def unserved(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
     """501 with Ollama's error shape: models are configured on the server, not managed through the API."""

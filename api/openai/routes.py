@@ -5,6 +5,7 @@
 ``POST /v1/chat/completions``  chat, JSON or SSE chunks (``data: {...}`` … ``data: [DONE]``)
 ``POST /v1/completions``    text completion, JSON or SSE chunks
 ``POST /v1/embeddings``     all-MiniLM-L6-v2 vectors (384-d, L2-normalised), float or base64
+``POST /v1/responses``      the Responses API, as a chat completion (:mod:`api.openai.responses`)
 =========================  ====================================================================
 
 Everything goes through the orchestrator over NATS: generations to the Inference team's ``generator``,

@@ -121,8 +121,15 @@ def test_unserved_requests_name_the_field(client: OpenAI) -> None:
         ({"input": "Hi", "previous_response_id": "resp_1"}, "previous_response_id"),
         ({"input": "Hi", "tools": [{"type": "web_search"}]}, "tools[0].type"),
         ({"input": [{"role": "robot", "content": "Hi"}]}, "input[0].role"),
+        # The Vercel AI SDK's Responses provider (store defaults to true) sends earlier answers as
+        # {"type": "item_reference", "id": ...}: nothing is stored here, so the error says what to send.
+        (
+            {"input": [{"role": "user", "content": "Hi"}, {"type": "item_reference", "id": "msg_1"}]},
+            "input[1]",
+        ),
     ]
     for fields, param in cases:
         with pytest.raises(openai.BadRequestError) as info:
             client.responses.create(model="m", **fields)  # type: ignore[call-overload]
         assert info.value.param == param, fields  # type: ignore[attr-defined]
+    assert "store = false" in info.value.message

@@ -116,6 +116,12 @@ def _messages(body: ResponsesRequest) -> list[dict[str, Any]]:
                     "content": _text(result.output, f"{where}.output"),
                 }
             )
+        elif kind == "item_reference":
+            raise BadInputError(
+                "item_reference needs stored responses, which this server does not keep: send the item "
+                "itself (the Vercel AI SDK does with providerOptions.openai.store = false)",
+                field=where,
+            )
         elif kind != "reasoning":  # a reasoning item of an earlier response: nothing to replay
             raise BadInputError(f"input items of type {kind!r} are not served", field=where)
     return out

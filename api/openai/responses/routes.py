@@ -69,6 +69,11 @@ def _checked(model: type[_M], raw: dict[str, Any], where: str) -> _M:
         raise BadInputError(str(first["msg"]), field=path) from None
 
 
+def _kind(value: Any) -> str:
+    """A client-sent ``type`` for an error message (cut: hostile input is not echoed at length)."""
+    return repr(value)[:60]
+
+
 def _text(content: str | list[InputContentPart], where: str) -> str:
     if isinstance(content, str):
         return content
@@ -77,7 +82,7 @@ def _text(content: str | list[InputContentPart], where: str) -> str:
         text = part.as_text()
         if text is None:
             raise BadInputError(
-                f"content parts of type {part.type!r} are not served (text only)", field=f"{where}.{j}"
+                f"content parts of type {_kind(part.type)} are not served (text only)", field=f"{where}.{j}"
             )
         parts.append(text)
     return "".join(parts)
@@ -123,7 +128,7 @@ def _messages(body: ResponsesRequest) -> list[dict[str, Any]]:
                 field=where,
             )
         elif kind != "reasoning":  # a reasoning item of an earlier response: nothing to replay
-            raise BadInputError(f"input items of type {kind!r} are not served", field=where)
+            raise BadInputError(f"input items of type {_kind(kind)} are not served", field=where)
     return out
 
 
@@ -134,7 +139,8 @@ def _tools(body: ResponsesRequest) -> list[dict[str, Any]] | None:
     for i, tool in enumerate(body.tools):
         if tool.get("type") != "function":
             raise BadInputError(
-                f"tools of type {tool.get('type')!r} are not served (function only)", field=f"tools.{i}.type"
+                f"tools of type {_kind(tool.get('type'))} are not served (function only)",
+                field=f"tools.{i}.type",
             )
         fn = {k: tool[k] for k in ("name", "description", "parameters", "strict") if k in tool}
         tools.append({"type": "function", "function": fn})
@@ -147,9 +153,14 @@ def _tool_choice(choice: str | dict[str, Any] | None) -> str | dict[str, Any] | 
     if choice.get("type") == "function":
         return {"type": "function", "function": {"name": choice.get("name")}}
     if choice.get("type") == "allowed_tools":
-        named = [{"type": "function", "function": {"name": t.get("name")}} for t in choice.get("tools") or []]
+        tools = choice.get("tools")
+        if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
+            raise BadInputError(
+                'must be a list of {"type": "function", "name": ...}', field="tool_choice.tools"
+            )
+        named = [{"type": "function", "function": {"name": t.get("name")}} for t in tools]
         return {"type": "allowed_tools", "allowed_tools": {"mode": choice.get("mode"), "tools": named}}
-    raise BadInputError(f"tool_choice of type {choice.get('type')!r} is not served", field="tool_choice")
+    raise BadInputError(f"tool_choice of type {_kind(choice.get('type'))} is not served", field="tool_choice")
 
 
 def _response_format(body: ResponsesRequest) -> dict[str, Any] | None:
@@ -159,7 +170,7 @@ def _response_format(body: ResponsesRequest) -> dict[str, Any] | None:
     if fmt.get("type") == "json_schema":
         spec = {k: fmt[k] for k in ("name", "description", "schema", "strict") if k in fmt}
         return {"type": "json_schema", "json_schema": spec}
-    raise BadInputError(f"format of type {fmt.get('type')!r} is not served", field="text.format")
+    raise BadInputError(f"format of type {_kind(fmt.get('type'))} is not served", field="text.format")
 
 
 def _not_served(body: ResponsesRequest) -> None:

@@ -47,7 +47,7 @@ from api.ollama.schemas import (
     OllamaOptions,
 )
 from api.openai._errors import openai_param
-from api.openai._generation import generate_all, start_streams
+from api.openai._generation import generate_all, generate_input, start_streams
 from api.openai.schemas import ChatCompletionRequest
 from api.openai.tools import ToolPlan, parse_call, plan_tools, render_messages
 from orchestrator import CallContext, GenerationStream, Orchestrator, TextDelta
@@ -67,6 +67,17 @@ def _line(obj: dict[str, Any]) -> bytes:
 
 
 # ----------------------------------------------------------------- request → GenerateInput
+_OPTION_NAMES = {
+    "max_tokens": "options.num_predict",
+    **{
+        f: f"options.{f}"
+        for f in ("stop", "seed", "temperature", "top_k", "top_p", "min_p", "repeat_penalty")
+    },
+    "json_schema": "format",
+}
+"""Our generator's fields → the Ollama request's names for them (for error messages)."""
+
+
 def _fields(options: OllamaOptions | None, fmt: Any) -> dict[str, Any]:
     o = options or OllamaOptions()
     stop = [o.stop] if isinstance(o.stop, str) else list(o.stop or [])
@@ -144,7 +155,7 @@ def _chat(body: OllamaChatRequest) -> tuple[GenerateInput, ToolPlan | None]:
     if plan is not None:
         fields.pop("json_schema", None)
         fields.update(tool_schema=plan.schema, tool_mode=plan.mode)
-    return GenerateInput(messages=render_messages(openai_body, plan), **fields), plan
+    return generate_input(_OPTION_NAMES, messages=render_messages(openai_body, plan), **fields), plan
 
 
 def _generate_input(body: OllamaGenerateRequest) -> GenerateInput:
@@ -154,10 +165,10 @@ def _generate_input(body: OllamaGenerateRequest) -> GenerateInput:
         raise BadInputError("suffix (fill-in-the-middle) is not supported", field="suffix")
     fields = _fields(body.options, body.format)
     if body.raw:
-        return GenerateInput(prompt=body.prompt, **fields)
+        return generate_input(_OPTION_NAMES, prompt=body.prompt, **fields)
     messages = [ChatMessageIn(role="system", content=body.system)] if body.system else []
     messages.append(ChatMessageIn(role="user", content=body.prompt))
-    return GenerateInput(messages=messages, **fields)
+    return generate_input(_OPTION_NAMES, messages=messages, **fields)
 
 
 # ----------------------------------------------------------------- GenerateOutput → Ollama JSON

@@ -28,7 +28,7 @@ def _cap(case: Any) -> None:
     """Bound the work of a generated request: a few tokens per choice, at most two choices.
 
     OpenAI's ``max_tokens`` / ``max_completion_tokens`` / ``max_output_tokens`` and ``n``; Ollama's
-    ``options.num_predict`` (absent means 256 tokens there, so it is set).
+    ``options.num_predict`` and llama-server's ``n_predict`` (absent means 256 tokens there, so it is set).
     """
     body = case.body
     if isinstance(body, dict):
@@ -40,6 +40,10 @@ def _cap(case: Any) -> None:
             body["max_tokens"] = 4  # absent: 256 tokens (OpenAI's routes: up to 16 / the default)
         if str(case.path) == "/v1/responses" and not isinstance(body.get("max_output_tokens"), int):
             body["max_output_tokens"] = 4
+        if str(case.path) == "/completion" and (
+            not isinstance(body.get("n_predict"), int) or not 0 < body["n_predict"] <= 4
+        ):
+            body["n_predict"] = 4  # llama-server's: absent or negative means 256 tokens here
         if isinstance(body.get("n"), int) and body["n"] > 2:
             body["n"] = 2
         body.pop("stream", None)

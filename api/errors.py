@@ -50,13 +50,26 @@ def agent_error_response(request: Request[Any, Any, Any], exc: Exception) -> Res
     )
 
 
-def validation_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """A body that failed validation as 400, naming the first offending field."""
-    assert isinstance(exc, ValidationException)
+def first_validation_error(exc: ValidationException) -> tuple[str | None, str]:
+    """The first offending field of a failed validation and what is wrong with it.
+
+    A request without a body (Litestar reports the missing ``data`` parameter as ``KeyError('data')``)
+    gets ``(None, "the request body is missing: send a JSON object")``.
+    """
     extra = exc.extra if isinstance(exc.extra, list) else []
     first: dict[str, Any] = extra[0] if extra and isinstance(extra[0], dict) else {}
     field = first.get("key") or None
     message = str(first.get("message") or exc.detail)
+    if field == "data" and first.get("source") == "body" and message == "'data'":
+        return None, "the request body is missing: send a JSON object"
+    return field, message
+
+
+def validation_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A body that failed validation as 400, naming the first offending field."""
+    assert isinstance(exc, ValidationException)
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    field, message = first_validation_error(exc)
     if field:
         message = f"{field}: {message}"
     body = error_body("bad_request", message, field, request)

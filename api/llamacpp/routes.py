@@ -4,6 +4,7 @@
 ``POST /tokenize``      ``{"content", "add_special", "with_pieces"}`` → ``{"tokens": [...]}``
 ``POST /detokenize``    ``{"tokens": [...]}`` → ``{"content": "..."}``
 ``GET  /props``         the default model: context window, slots, chat template, build
+``POST /completion``    a completion in llama-server's shape (:mod:`api.llamacpp.completion`)
 =====================  ========================================================================
 
 Tokens are the default generation model's (the Inference team's ``tokenizer`` agent does the work).
@@ -19,6 +20,7 @@ from litestar.params import JSONBody
 from pydantic import BaseModel, ConfigDict, Field
 
 from api._request import call_context
+from api.llamacpp.completion import completion
 from orchestrator import Orchestrator
 
 __all__ = ("ROUTES", "DetokenizeRequest", "TokenizeRequest")
@@ -94,5 +96,9 @@ async def props(state: State) -> dict[str, Any]:
     }
 
 
-ROUTES = (Router(path="/", route_handlers=[tokenize, detokenize, props], tags=["llama-server-compatible"]),)
+ROUTES = (
+    Router(
+        path="/", route_handlers=[tokenize, detokenize, props, completion], tags=["llama-server-compatible"]
+    ),
+)
 """The llama-server-compatible router."""

@@ -4,10 +4,12 @@
 ``POST /api/chat``          chat, NDJSON chunks (default) or one JSON object; ``tools`` → ``tool_calls``
 ``POST /api/generate``      completion of ``prompt`` (as a user turn; ``raw``: continued as given)
 ``POST /api/embed``         all-MiniLM-L6-v2 vectors of ``input``; ``/api/embeddings``: the legacy form
-``GET  /api/tags``          the served models; ``GET /api/ps``: the loaded ones
-``POST /api/show``          one model's details and capabilities
-``GET  /api/version``       the Ollama API version these routes follow
+``/api/tags`` ...            the model catalogue, version and probes: :mod:`api.ollama.models`
 =========================  ====================================================================
+
+A chat without ``messages`` or a generation without ``prompt`` loads the model, as Ollama's do (answered
+with ``done_reason: "load"``); ``keep_alive`` has no effect (a model is freed after the service's
+``idle_unload_s``, whoever asks), so ``keep_alive: 0`` does not unload it and is answered the same way.
 
 Generations run like the OpenAI routes' (same generator agent, same model fallback, same tool-call
 grammar: :mod:`api.openai.tools` with ``tool_choice`` ``auto``, as Ollama lets the model decide). A
@@ -20,41 +22,38 @@ the API uses (400, 404, 429, 503, 504).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import time
 from typing import Any
 
-from litestar import Request, Response, Router, get, post
+from litestar import Request, Response, Router, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.params import JSONBody
 from pydantic import ValidationError
 
-from agents.errors import AgentError, BadInputError, NotFoundError
+from agents.errors import AgentError, BadInputError
 from agents.protocol import ChatMessageIn, GenerateInput, GenerateOutput
 from agents.storage.wire import MAX_EMBED_TEXTS, EmbedInput, EmbedOutput
 from api._push import EventFormat, push_response
 from api._request import call_context
-from api.errors import STATUS_BY_CODE, internal_error_response
+from api.errors import STATUS_BY_CODE, first_validation_error, internal_error_response
+from api.ollama.models import MODEL_ROUTES, OLLAMA_VERSION, ROOT_ROUTES
 from api.ollama.schemas import (
     OllamaChatRequest,
     OllamaEmbeddingsRequest,
     OllamaEmbedRequest,
     OllamaGenerateRequest,
-    OllamaModelRequest,
     OllamaOptions,
 )
 from api.openai._errors import openai_param
-from api.openai._generation import generate_all, start_streams
+from api.openai._generation import generate_all, generate_input, start_streams
 from api.openai.schemas import ChatCompletionRequest
 from api.openai.tools import ToolPlan, parse_call, plan_tools, render_messages
-from orchestrator import GenerationStream, ModelInfo, Orchestrator, TextDelta
+from orchestrator import CallContext, GenerationStream, Orchestrator, TextDelta
 
 __all__ = ("OLLAMA_VERSION", "ROUTES")
 
-OLLAMA_VERSION = "0.12.0"
-"""The Ollama release whose API these routes follow (``GET /api/version``)."""
 _NDJSON = "application/x-ndjson"
 _NS = 1_000_000_000
 
@@ -68,6 +67,17 @@ def _line(obj: dict[str, Any]) -> bytes:
 
 
 # ----------------------------------------------------------------- request → GenerateInput
+_OPTION_NAMES = {
+    "max_tokens": "options.num_predict",
+    **{
+        f: f"options.{f}"
+        for f in ("stop", "seed", "temperature", "top_k", "top_p", "min_p", "repeat_penalty")
+    },
+    "json_schema": "format",
+}
+"""Our generator's fields → the Ollama request's names for them (for error messages)."""
+
+
 def _fields(options: OllamaOptions | None, fmt: Any) -> dict[str, Any]:
     o = options or OllamaOptions()
     stop = [o.stop] if isinstance(o.stop, str) else list(o.stop or [])
@@ -145,7 +155,7 @@ def _chat(body: OllamaChatRequest) -> tuple[GenerateInput, ToolPlan | None]:
     if plan is not None:
         fields.pop("json_schema", None)
         fields.update(tool_schema=plan.schema, tool_mode=plan.mode)
-    return GenerateInput(messages=render_messages(openai_body, plan), **fields), plan
+    return generate_input(_OPTION_NAMES, messages=render_messages(openai_body, plan), **fields), plan
 
 
 def _generate_input(body: OllamaGenerateRequest) -> GenerateInput:
@@ -155,10 +165,10 @@ def _generate_input(body: OllamaGenerateRequest) -> GenerateInput:
         raise BadInputError("suffix (fill-in-the-middle) is not supported", field="suffix")
     fields = _fields(body.options, body.format)
     if body.raw:
-        return GenerateInput(prompt=body.prompt, **fields)
+        return generate_input(_OPTION_NAMES, prompt=body.prompt, **fields)
     messages = [ChatMessageIn(role="system", content=body.system)] if body.system else []
     messages.append(ChatMessageIn(role="user", content=body.prompt))
-    return GenerateInput(messages=messages, **fields)
+    return generate_input(_OPTION_NAMES, messages=messages, **fields)
 
 
 # ----------------------------------------------------------------- GenerateOutput → Ollama JSON
@@ -213,6 +223,24 @@ def _ndjson(stream: GenerationStream, model: str, started: float, *, chat: bool)
     )
 
 
+async def _load(
+    request: Request[Any, Any, Any], orchestrator: Orchestrator, ctx: CallContext, model: str
+) -> str:
+    """Load the model ``model`` names (or the default one) with a one-token generation; its name.
+
+    What Ollama does for a chat without messages or a generation without a prompt; a loaded model
+    answers in one decode step.
+    """
+    warm = GenerateInput(prompt="\n", max_tokens=1)
+    return (await generate_all(request, orchestrator, ctx, [warm], model))[0].model
+
+
+def _loaded(model: str, *, chat: bool) -> dict[str, Any]:
+    """Ollama's answer to a load request (``done_reason: "load"``, empty message or response)."""
+    empty = {"message": {"role": "assistant", "content": ""}} if chat else {"response": ""}
+    return {"model": model, "created_at": _now(), **empty, "done": True, "done_reason": "load"}
+
+
 # ----------------------------------------------------------------- routes
 @post("/chat", status_code=200, summary="Ollama-compatible chat (NDJSON stream by default)")
 async def chat(
@@ -221,6 +249,8 @@ async def chat(
     """Answer ``messages`` like Ollama's ``/api/chat`` (with ``tools``: text or ``message.tool_calls``)."""
     orchestrator: Orchestrator = state.orchestrator
     ctx = call_context(orchestrator, request)
+    if not data.messages:
+        return Response(_loaded(await _load(request, orchestrator, ctx, data.model), chat=True))
     started = time.perf_counter()
     inp, plan = _chat(data)
     if not data.stream or plan is not None:
@@ -241,11 +271,9 @@ async def generate(
 ) -> Response[Any]:
     """Complete ``prompt`` like Ollama's ``/api/generate``; an empty prompt only loads the model."""
     orchestrator: Orchestrator = state.orchestrator
-    if not data.prompt:
-        return Response(
-            {"model": data.model, "created_at": _now(), "response": "", "done": True, "done_reason": "load"}
-        )
     ctx = call_context(orchestrator, request)
+    if not data.prompt:
+        return Response(_loaded(await _load(request, orchestrator, ctx, data.model), chat=False))
     started = time.perf_counter()
     inp = _generate_input(data)
     if not data.stream:
@@ -304,99 +332,6 @@ async def embeddings(
     return {"embedding": out.vectors[0]}
 
 
-def _digest(name: str) -> str:
-    return hashlib.sha256(name.encode()).hexdigest()
-
-
-def _family(info: ModelInfo) -> str:
-    return "bert" if info.kind == "embedding" else info.id.split("-")[0].split(":")[0].lower()
-
-
-def _details(info: ModelInfo) -> dict[str, Any]:
-    family = _family(info)
-    return {
-        "parent_model": "",
-        "format": "sentence-transformers" if info.kind == "embedding" else "gguf",
-        "family": family,
-        "families": [family],
-        "parameter_size": "",
-        "quantization_level": "",
-    }
-
-
-def _iso(ts: float | None) -> str:
-    when = dt.datetime.fromtimestamp(ts, dt.UTC) if ts else dt.datetime.now(dt.UTC)
-    return when.isoformat().replace("+00:00", "Z")
-
-
-def _tag(info: ModelInfo) -> dict[str, Any]:
-    return {
-        "name": info.id,
-        "model": info.id,
-        "modified_at": _iso(info.loaded_at),
-        "size": info.memory_bytes or 0,
-        "digest": _digest(info.id),
-        "details": _details(info),
-    }
-
-
-@get("/tags", summary="Ollama-compatible list of the served models")
-async def tags(state: State) -> dict[str, Any]:
-    """Every generation model and the embedding model (``size``: bytes in memory when loaded, else 0)."""
-    orchestrator: Orchestrator = state.orchestrator
-    return {"models": [_tag(m) for m in await orchestrator.models()]}
-
-
-@get("/ps", summary="Ollama-compatible list of the loaded models")
-async def ps(state: State) -> dict[str, Any]:
-    """The loaded models (``size``: bytes in memory; ``context_length``: tokens per request)."""
-    orchestrator: Orchestrator = state.orchestrator
-    loaded = [m for m in await orchestrator.models() if m.status == "loaded"]
-    return {
-        "models": [
-            {
-                **_tag(m),
-                "expires_at": _iso(m.last_used_at + m.idle_unload_s)
-                if m.last_used_at and m.idle_unload_s
-                else "0001-01-01T00:00:00Z",
-                "size_vram": 0,
-                "context_length": m.n_ctx or 0,
-            }
-            for m in loaded
-        ]
-    }
-
-
-@post("/show", status_code=200, summary="Ollama-compatible details of one model")
-async def show(data: JSONBody[OllamaModelRequest], state: State) -> dict[str, Any]:
-    """Details, ``model_info`` and ``capabilities`` of a served model; 404 for another name."""
-    orchestrator: Orchestrator = state.orchestrator
-    name = data.model_name
-    for m in await orchestrator.models():
-        if m.id == name:
-            family = _family(m)
-            info: dict[str, Any] = {"general.architecture": family, "general.basename": m.id}
-            if m.n_ctx:
-                info[f"{family}.context_length"] = m.n_ctx
-            capabilities = ["embedding"] if m.kind == "embedding" else ["completion", "tools"]
-            return {
-                "modelfile": f"FROM {m.id}\n",
-                "parameters": "",
-                "template": "{{ .Prompt }}",
-                "details": _details(m),
-                "model_info": info,
-                "capabilities": capabilities,
-                "modified_at": _iso(m.loaded_at),
-            }
-    raise NotFoundError(f"model '{name}' not found", field="model")
-
-
-@get("/version", summary="The Ollama API version these routes follow")
-async def version() -> dict[str, str]:
-    """``{"version": "0.12.0"}``."""
-    return {"version": OLLAMA_VERSION}
-
-
 # ----------------------------------------------------------------- errors
 def _error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Any error as Ollama's ``{"error": "..."}`` with the API's status for it."""
@@ -405,10 +340,7 @@ def _error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         where = f"{exc.field}: " if exc.field and exc.field not in exc.message else ""
         return Response({"error": f"{where}{exc.message}"}, status_code=status)
     if isinstance(exc, ValidationException):
-        extra = exc.extra if isinstance(exc.extra, list) else []
-        first = extra[0] if extra and isinstance(extra[0], dict) else {}
-        key = first.get("key")
-        message = str(first.get("message") or exc.detail)
+        key, message = first_validation_error(exc)
         return Response({"error": f"{key}: {message}" if key else message}, status_code=400)
     if isinstance(exc, HTTPException):
         return Response({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
@@ -419,7 +351,7 @@ def _error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
 ROUTES = (
     Router(
         path="/api",
-        route_handlers=[chat, generate, embed, embeddings, tags, ps, show, version],
+        route_handlers=[chat, generate, embed, embeddings, *MODEL_ROUTES],
         exception_handlers={
             AgentError: _error,
             ValidationException: _error,
@@ -428,5 +360,6 @@ ROUTES = (
         },
         tags=["Ollama-compatible"],
     ),
+    *ROOT_ROUTES,
 )
 """The Ollama-compatible router."""

@@ -13,18 +13,19 @@ model that served them.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import anyio
 import structlog
 from litestar import Request
+from pydantic import ValidationError
 
-from agents.errors import AgentError, NotFoundError
+from agents.errors import AgentError, BadInputError, NotFoundError
 from agents.protocol import GenerateInput, GenerateOutput
 from orchestrator import CallContext, GenerationStream, Orchestrator, TextDelta
 
-__all__ = ("Event", "generate_all", "merged", "start_streams")
+__all__ = ("Event", "generate_all", "generate_input", "merged", "start_streams")
 
 FALLBACK_TTL_S = 60.0
 """How long a model name found unconfigured goes straight to the default model, in seconds."""
@@ -35,6 +36,25 @@ _MAX_FALLBACK_NAMES = 1024
 log = structlog.get_logger("neurectomy.api")
 
 Event = TextDelta | GenerateOutput
+
+
+def generate_input(names: Mapping[str, str], /, **fields: Any) -> GenerateInput:
+    """The generator's input of ``fields``, a value out of the service's ranges named as the client sent it.
+
+    Args:
+        names: Our field → the client's name for it (Ollama's ``{"max_tokens": "options.num_predict"}``).
+        fields: :class:`GenerateInput` fields.
+
+    Raises:
+        BadInputError: A value out of range (``max_tokens`` over 32768, more than 8 ``stop`` strings, ...),
+            with ``field`` the client's name.
+    """
+    try:
+        return GenerateInput(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        ours = str(first["loc"][0]) if first["loc"] else ""
+        raise BadInputError(str(first["msg"]), field=names.get(ours, ours) or None) from None
 
 
 def _fallbacks(request: Request[Any, Any, Any]) -> dict[str, float]:

@@ -5,6 +5,7 @@
 ``POST /v1/chat/completions``  chat, JSON or SSE chunks (``data: {...}`` … ``data: [DONE]``)
 ``POST /v1/completions``    text completion, JSON or SSE chunks
 ``POST /v1/embeddings``     all-MiniLM-L6-v2 vectors (384-d, L2-normalised), float or base64
+``POST /v1/responses``      the Responses API, as a chat completion (:mod:`api.openai.responses`)
 =========================  ====================================================================
 
 Everything goes through the orchestrator over NATS: generations to the Inference team's ``generator``,
@@ -46,6 +47,7 @@ from agents.storage.wire import MAX_EMBED_TEXTS, EmbedInput, EmbedOutput
 from api._push import EventFormat
 from api._request import call_context, request_id_of
 from api._sse import sse_push_response, sse_response
+from api.openai._chat import chat_input, sampling
 from api.openai._errors import OPENAI_EXCEPTION_HANDLERS, agent_error_body
 from api.openai._generation import Event, generate_all, merged, start_streams
 from api.openai._shape import (
@@ -58,18 +60,14 @@ from api.openai._shape import (
     text_choice,
     usage,
 )
+from api.openai.responses.routes import ROUTES as RESPONSES_ROUTES
 from api.openai.schemas import (
-    MAX_CHOICES,
-    MAX_STOP,
     ChatCompletionRequest,
     CompletionRequest,
     EmbeddingRequest,
-    JsonObjectFormat,
-    JsonSchemaFormat,
     ModelList,
     ModelObject,
 )
-from api.openai.tools import ToolPlan, plan_tools, render_messages
 from orchestrator import GenerationStream, ModelInfo, Orchestrator, TextDelta
 
 __all__ = ("ROUTES",)
@@ -78,81 +76,6 @@ OWNER = "neurectomy"
 
 
 # ----------------------------------------------------------------- request → GenerateInput
-def _logit_bias(raw: dict[str, float] | None) -> dict[int, float]:
-    out: dict[int, float] = {}
-    for key, bias in (raw or {}).items():
-        if not key.strip().isdigit():
-            raise BadInputError(f"key {key!r} is not a token id", field="logit_bias")
-        if not -100.0 <= bias <= 100.0:
-            raise BadInputError(f"bias {bias} of token {key} is outside -100..100", field="logit_bias")
-        out[int(key)] = float(bias)
-    return out
-
-
-def _sampling(body: ChatCompletionRequest | CompletionRequest) -> dict[str, Any]:
-    """Sampling fields of ``body`` for :class:`GenerateInput` (absent ones keep the agent's defaults).
-
-    Raises:
-        BadInputError: A field asks for something not served, or is out of range.
-    """
-    n = body.n or 1
-    if n > MAX_CHOICES:
-        raise BadInputError(f"is {n}, over the limit of {MAX_CHOICES}", field="n")
-    stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
-    if len(stop) > MAX_STOP:
-        raise BadInputError(f"holds {len(stop)} sequences, over the limit of {MAX_STOP}", field="stop")
-    if any(not s for s in stop):
-        raise BadInputError("stop sequences must not be empty", field="stop")
-    fields: dict[str, Any] = {
-        "temperature": body.temperature,
-        "top_p": body.top_p,
-        "top_k": body.top_k,
-        "min_p": body.min_p,
-        "repeat_penalty": body.repeat_penalty,
-        "seed": None if body.seed is None else body.seed % 2**32,
-        "stop": stop,
-        "presence_penalty": body.presence_penalty,
-        "frequency_penalty": body.frequency_penalty,
-        "logit_bias": _logit_bias(body.logit_bias),
-    }
-    return {k: v for k, v in fields.items() if v is not None}
-
-
-def _not_served(body: ChatCompletionRequest) -> None:
-    for name in ("audio", "web_search_options"):
-        if getattr(body, name) is not None:
-            raise BadInputError(f"{name} is not served by this server", field=name)
-    if body.modalities is not None and "audio" in body.modalities:
-        raise BadInputError("only the text modality is served", field="modalities")
-
-
-def _chat_input(body: ChatCompletionRequest) -> tuple[GenerateInput, ToolPlan | None]:
-    _not_served(body)
-    if body.top_logprobs is not None and not body.logprobs:
-        raise BadInputError("top_logprobs needs logprobs set to true", field="top_logprobs")
-    plan = plan_tools(body)
-    fields = _sampling(body)
-    fmt = body.response_format
-    if isinstance(fmt, JsonSchemaFormat | JsonObjectFormat):
-        if plan is not None and plan.mode == "required":
-            raise BadInputError(
-                "a required tool call cannot also follow response_format", field="response_format"
-            )
-        if plan is None:
-            fields["json_schema"] = (
-                fmt.json_schema.schema_ if isinstance(fmt, JsonSchemaFormat) else {"type": "object"}
-            )
-    if plan is not None:
-        fields["tool_schema"] = plan.schema
-        fields["tool_mode"] = plan.mode
-    if body.logprobs:
-        fields["logprobs"] = body.top_logprobs or 0
-    max_tokens = body.max_completion_tokens or body.max_tokens
-    if max_tokens is not None:
-        fields["max_tokens"] = max_tokens
-    return GenerateInput(messages=render_messages(body, plan), **fields), plan
-
-
 def _prompts(body: CompletionRequest) -> list[str | list[int]]:
     prompt = body.prompt
     if isinstance(prompt, str):
@@ -171,7 +94,7 @@ def _completion_inputs(body: CompletionRequest) -> list[tuple[GenerateInput, str
         raise BadInputError("suffix (fill-in-the-middle) is not supported", field="suffix")
     if body.best_of is not None and body.best_of != (body.n or 1):
         raise BadInputError("only best_of equal to n is supported", field="best_of")
-    fields = _sampling(body)
+    fields = sampling(body)
     if body.logprobs is not None:
         fields["logprobs"] = body.logprobs
     fields["max_tokens"] = body.max_tokens or 16
@@ -283,7 +206,7 @@ async def chat_completions(
     Errors (OpenAI's shape): 400 invalid or unsupported field (``param`` names it), 429 busy
     (Retry-After), 503 no generator running, 504 deadline passed.
     """
-    inp, plan = _chat_input(data)
+    inp, plan = chat_input(data)
     inputs = _choices([inp], data.n or 1)
     kind: Kind = "chat"
     orchestrator: Orchestrator = state.orchestrator
@@ -455,5 +378,6 @@ ROUTES = (
         exception_handlers=OPENAI_EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         tags=["OpenAI-compatible"],
     ),
+    *RESPONSES_ROUTES,
 )
 """The OpenAI-compatible router (register with ``*_openai.ROUTES``)."""

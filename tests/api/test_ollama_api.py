@@ -153,9 +153,43 @@ def test_embed_and_legacy_embeddings(client: ollama.Client) -> None:
 
 
 def test_errors_are_ollama_shaped(service: str) -> None:
-    response = httpx.post(f"{service}/api/chat", json={"model": "m", "messages": []}, timeout=30)
+    bad_role = {"model": "m", "messages": [{"role": "robot", "content": "Hi"}]}
+    response = httpx.post(f"{service}/api/chat", json=bad_role, timeout=30)
     assert response.status_code == 400
     assert "messages" in response.json()["error"]
+    # `curl -X POST .../api/chat` with no -d: a message a person can act on, not "data: 'data'".
+    response = httpx.post(f"{service}/api/chat", timeout=30)
+    assert response.status_code == 400
+    assert response.json() == {"error": "the request body is missing: send a JSON object"}
+    # Out of the service's ranges: a 400 naming the option (these were 500s before).
+    too_long = {"model": "m", "prompt": "Hi", "stream": False, "options": {"num_predict": 100_000}}
+    response = httpx.post(f"{service}/api/generate", json=too_long, timeout=30)
+    assert response.status_code == 400 and response.json()["error"].startswith("options.num_predict: ")
+
+
+def test_probes_load_requests_and_unserved_management(
+    client: ollama.Client, service: str, served: str
+) -> None:
+    # Ollama's server/routes.go: r.HEAD("/", ...), r.HEAD("/api/version", ...), r.HEAD("/api/tags", ...);
+    # the ollama CLI's heartbeat is HEAD / and expects 200.
+    for path in ("/", "/api/version", "/api/tags"):
+        response = httpx.head(f"{service}{path}", timeout=30)
+        assert (response.status_code, response.content) == (200, b""), path
+    # docs/api.md "Load a model": `{"model": ..., "messages": []}` (and /api/generate without a prompt)
+    # answers one object with done_reason "load"; ollama-python's chat(model) sends exactly that.
+    loaded = client.chat(model="llama3.2", messages=[])
+    assert loaded.done and loaded.done_reason == "load" and loaded.message.content == ""
+    assert loaded.model == served
+    generated = client.generate(model="llama3.2", keep_alive=0)  # "unload": accepted, the model stays
+    assert generated.done and generated.done_reason == "load" and generated.response == ""
+    assert served in [m.model for m in client.ps().models]
+    # ollama-python's pull/delete raise ResponseError(body["error"], status): a reason, not a crash.
+    with pytest.raises(ollama.ResponseError) as info:
+        client.pull("llama3.2")
+    assert info.value.status_code == 501 and info.value.error.startswith("pulling models is not supported")
+    with pytest.raises(ollama.ResponseError) as info:
+        client.delete("llama3.2")
+    assert info.value.status_code == 501 and "GET /api/tags" in info.value.error
 
 
 def test_llama_server_tokenize_detokenize_props(service: str) -> None:
@@ -171,3 +205,27 @@ def test_llama_server_tokenize_detokenize_props(service: str) -> None:
     )
     props = httpx.get(f"{service}/props", timeout=30).json()
     assert props["default_generation_settings"]["n_ctx"] > 0 and props["total_slots"] >= 1
+
+
+def test_llama_server_completion_json_and_stream(service: str) -> None:
+    # llama.cpp tools/server/README.md "POST /completion"; Continue's llama.cpp provider posts this body
+    # with stream true and reads `content` from each `data:` event until `stop` is true.
+    body = {"prompt": "One, two,", "n_predict": 4, "temperature": 0, "stop": ["\n\n"], "cache_prompt": True}
+    whole = httpx.post(f"{service}/completion", json=body, timeout=60).json()
+    assert whole["stop"] is True and whole["content"]
+    assert 0 < whole["tokens_predicted"] <= 4 and whole["tokens_evaluated"] > 0
+    assert (
+        whole["stop_type"] in ("limit", "word")
+        and whole["timings"]["predicted_n"] == whole["tokens_predicted"]
+    )
+    with httpx.stream("POST", f"{service}/completion", json={**body, "stream": True}, timeout=60) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: ")]
+    assert [e["stop"] for e in events] == [False] * (len(events) - 1) + [True]
+    assert "".join(e["content"] for e in events) == whole["content"]  # greedy: the same text
+    tokens = httpx.post(f"{service}/tokenize", json={"content": "One, two,"}, timeout=30).json()["tokens"]
+    by_ids = httpx.post(f"{service}/completion", json={**body, "prompt": tokens}, timeout=60).json()
+    assert by_ids["tokens_predicted"] > 0
+    for fields, field in (({"n_probs": 3}, "n_probs"), ({"n_predict": 100_000}, "n_predict")):
+        refused = httpx.post(f"{service}/completion", json={"prompt": "x", **fields}, timeout=30)
+        assert refused.status_code == 400 and refused.json()["error"]["field"] == field

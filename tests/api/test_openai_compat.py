@@ -186,7 +186,7 @@ def test_errors_raise_the_openai_packages_typed_exceptions(client: OpenAI, servi
 
 
 def test_request_fields_map_onto_the_generator_input() -> None:
-    from api.openai.routes import _chat_input
+    from api.openai._chat import chat_input
     from api.openai.schemas import ChatCompletionRequest
 
     body = ChatCompletionRequest.model_validate(
@@ -206,7 +206,7 @@ def test_request_fields_map_onto_the_generator_input() -> None:
             "response_format": {"type": "json_object"},
         }
     )
-    inp, plan = _chat_input(body)
+    inp, plan = chat_input(body)
     assert plan is None  # no tools: a plain answer
     assert [(m.role, m.content) for m in inp.messages or []] == [
         ("system", "Be brief."),

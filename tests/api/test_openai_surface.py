@@ -257,3 +257,9 @@ def test_errors_have_openai_params_and_codes(client: OpenAI, service: str) -> No
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model="m", messages=ASK, extra_body={"no_such_field": 1})  # type: ignore[arg-type]
     assert info.value.param == "no_such_field"  # type: ignore[attr-defined]
+
+    # A curl script that forgot -d: OpenAI's shape and a message naming the missing body.
+    response = httpx.post(f"{service}/v1/chat/completions", timeout=30)
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "the request body is missing: send a JSON object"
+    assert response.json()["error"]["type"] == "invalid_request_error"

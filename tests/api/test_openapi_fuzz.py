@@ -27,17 +27,23 @@ def _operations(service: str) -> list[Any]:
 def _cap(case: Any) -> None:
     """Bound the work of a generated request: a few tokens per choice, at most two choices.
 
-    OpenAI's ``max_tokens`` / ``max_completion_tokens`` and ``n``; Ollama's ``options.num_predict`` (absent
-    means 256 tokens there, so it is set).
+    OpenAI's ``max_tokens`` / ``max_completion_tokens`` / ``max_output_tokens`` and ``n``; Ollama's
+    ``options.num_predict`` and llama-server's ``n_predict`` (absent means 256 tokens there, so it is set).
     """
     body = case.body
     if isinstance(body, dict):
-        for key in ("max_tokens", "max_completion_tokens"):
+        for key in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
             if isinstance(body.get(key), int) and body[key] > 4:
                 body[key] = 4
         generation = str(case.path) in ("/v1/generate", "/v1/chat/completions", "/v1/completions")
         if generation and "max_tokens" not in body and "max_completion_tokens" not in body:
             body["max_tokens"] = 4  # absent: 256 tokens (OpenAI's routes: up to 16 / the default)
+        if str(case.path) == "/v1/responses" and not isinstance(body.get("max_output_tokens"), int):
+            body["max_output_tokens"] = 4
+        if str(case.path) == "/completion" and (
+            not isinstance(body.get("n_predict"), int) or not 0 < body["n_predict"] <= 4
+        ):
+            body["n_predict"] = 4  # llama-server's: absent or negative means 256 tokens here
         if isinstance(body.get("n"), int) and body["n"] > 2:
             body["n"] = 2
         body.pop("stream", None)

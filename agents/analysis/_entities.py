@@ -8,7 +8,6 @@ phone number beats a date made of the same digits, and any typed entity beats a 
 from __future__ import annotations
 
 import bisect
-import functools
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
@@ -22,6 +21,7 @@ from agents.analysis._entity_rules import (
     ENTITY_TYPES,
     Entity,
     EntityType,
+    check_date_languages,
     find_dates,
     find_emails,
     find_money,
@@ -181,12 +181,8 @@ class EntityExtractorAgent(AnalysisAgent):
         if inp.region.upper() not in phonenumbers.SUPPORTED_REGIONS:
             raise BadInputError(f"{inp.region!r} is not a phone-number region (ISO 3166-1)", field="region")
         if inp.types is None or "date" in inp.types:
-            from dateparser.languages.loader import default_loader  # noqa: PLC0415 - lazy (~10 MB)
-
-            try:
-                await self.in_thread(
-                    functools.partial(default_loader.get_locale_map, languages=inp.date_languages)
-                )
+            try:  # in a worker thread: the first call imports dateparser, which on the event loop stalled it
+                await self.in_thread(check_date_languages, inp.date_languages)
             except ValueError as exc:  # "Unknown language(s): 'xx'"
                 raise BadInputError(str(exc), field="date_languages") from None
         return await self.in_worker(len(inp.text), extract_entities_data, inp)

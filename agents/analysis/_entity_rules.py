@@ -32,6 +32,7 @@ __all__ = (
     "ENTITY_TYPES",
     "Entity",
     "EntityType",
+    "check_date_languages",
     "find_dates",
     "find_emails",
     "find_money",
@@ -270,6 +271,17 @@ def _searched_dates(text: str, languages: list[str]) -> list[Entity]:
     return out
 
 
+def check_date_languages(languages: Sequence[str]) -> None:
+    """Refuse a language dateparser does not know (blocking: the first call imports dateparser, ~10 MB).
+
+    Raises:
+        ValueError: ``languages`` names a language dateparser does not know (``Unknown language(s): 'xx'``).
+    """
+    from dateparser.languages.loader import default_loader  # noqa: PLC0415 - lazy
+
+    default_loader.get_locale_map(languages=list(languages))
+
+
 def find_dates(text: str, languages: Sequence[str]) -> list[Entity]:
     """Absolute dates and date-times (day, month and year all present); value is ISO 8601.
 
@@ -280,10 +292,8 @@ def find_dates(text: str, languages: Sequence[str]) -> list[Entity]:
     Raises:
         ValueError: ``languages`` names a language dateparser does not know.
     """
-    from dateparser.languages.loader import default_loader  # noqa: PLC0415 - lazy
-
     langs = list(dict.fromkeys(languages))
-    default_loader.get_locale_map(languages=langs)  # ValueError naming unknown codes, before any work
+    check_date_languages(langs)  # ValueError naming unknown codes, before any work
     out = _english_dates(text) if "en" in langs else []
     others = [lang for lang in langs if lang != "en"]
     if others:

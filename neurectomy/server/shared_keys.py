@@ -7,8 +7,8 @@ Used instead of the file store alone when the process runs against an existing N
 
 * **Reads** (:meth:`SharedKeyStore.verify`, on every request) come from a local cache, filled at start
   and kept current by a KV watch: a key created or revoked by one API process is seen by every other
-  one as soon as the watch delivers the change (milliseconds on a LAN; the cluster test allows one
-  second). A full re-read every :data:`RESYNC_S` seconds repairs a watch that a reconnect broke.
+  one as soon as the watch delivers the change (milliseconds on a LAN). A full re-read every
+  :data:`RESYNC_S` seconds repairs a watch that a reconnect broke.
 * **Writes** (``create``/``revoke`` over ``/v1/keys``) go to KV first (``create`` for a new id,
   compare-and-set on the revision for a revocation) and then into the cache, so the writer reads its
   own write at once.

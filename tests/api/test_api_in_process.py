@@ -32,7 +32,7 @@ async def bus(nats_server: EmbeddedNats) -> AsyncIterator[Bus]:
         yield connected
 
 
-async def test_stopped_agent_gives_503_within_a_second(bus: Bus, engine: RyotEngine) -> None:
+async def test_stopped_agent_gives_503_at_once(bus: Bus, engine: RyotEngine) -> None:
     app = create_app(Orchestrator(bus))
     async with _client(app) as client, anyio.create_task_group() as tg:
         runner = AgentRunner(bus, GeneratorAgent(RyotBridge(engine)))
@@ -54,9 +54,12 @@ async def test_stopped_agent_gives_503_within_a_second(bus: Bus, engine: RyotEng
         with anyio.fail_after(5):
             while runner.instance_id and (await client.get("/v1/agents")).json():
                 await anyio.sleep(0.01)
+        # A minute's deadline: answered at the deadline instead of at once (no "no responders" from the
+        # server, or a retry until the deadline), the 503 would come a minute late, which no load makes
+        # of an answer at once (milliseconds idle, a few seconds on a starved machine).
         started = time.perf_counter()
-        gone = await client.post("/v1/generate", json={"prompt": "Hi", "max_tokens": 2})
-        assert time.perf_counter() - started < 1.0
+        gone = await client.post("/v1/generate", json={"prompt": "Hi", "max_tokens": 2, "timeout_s": 60})
+        assert time.perf_counter() - started < 15.0
         assert gone.status_code == 503
         assert gone.json()["error"]["code"] == "no_responders"
         streamed = await client.post("/v1/generate", json={"prompt": "Hi", "stream": True})

@@ -9,7 +9,7 @@ which requires every stream and consumer to be current, answers 200 and its copy
 holds what the others hold).
 
 API keys are shared through JetStream KV: a key created and revoked through API 1 is listed so by API 2
-within a second.
+through its KV watch, not at its periodic re-read of the bucket.
 
 On the same cluster (one start-up for the module), the Storage team runs twice, as two ``neurectomy agent
 --team storage`` processes with their own state directories, one KEK and ``vault_log.mode: jetstream``:
@@ -35,6 +35,7 @@ import httpx
 import pytest
 
 from neurectomy import Client, TaskRecord, UnavailableError
+from neurectomy.server.shared_keys import RESYNC_S
 from neurectomy.testing import start_agents, start_serve, stop_serve
 from tests.neurectomy.conftest import Node, kill_all, new_cluster, wait_formed
 
@@ -42,6 +43,12 @@ pytestmark = pytest.mark.slow
 
 TASKS = 60
 REPLICAS = {"NEURECTOMY_NATS__STREAM_REPLICAS": "3"}
+WATCHED_WITHIN_S = RESYNC_S / 3
+"""How long API 2 may take to show a change made through API 1, seconds: its KV watch delivers it in
+milliseconds (seconds on a starved machine). Without the watch a change arrives only at API 2's re-read of
+the whole bucket, every :data:`~neurectomy.server.shared_keys.RESYNC_S` (30 s) or more: a re-read may
+happen to fall within this bound after the key's creation, but then the revocation, made at once after,
+waits for the next one, over 20 s later, and fails it."""
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +91,7 @@ def _wait_through_failover(client: Client, task_id: str, *, deadline: float) -> 
 
 
 def _keys_are_shared(url1: str, dir1: Path, url2: str, dir2: Path) -> None:
-    """A key created, then revoked, through API 1 shows so in API 2's list within a second (each
+    """A key created, then revoked, through API 1 shows so in API 2's list through API 2's KV watch (each
     process's key cache follows the KV bucket; each is managed with its own local admin token)."""
     admin1 = {"Authorization": f"Bearer {(dir1 / 'admin-token').read_text().strip()}"}
     admin2 = {"Authorization": f"Bearer {(dir2 / 'admin-token').read_text().strip()}"}
@@ -97,14 +104,14 @@ def _keys_are_shared(url1: str, dir1: Path, url2: str, dir2: Path) -> None:
         assert listed.status_code == 200, listed.text
         return next((k for k in listed.json() if k["id"] == key_id), None)
 
-    deadline = time.monotonic() + 1.0
+    deadline = time.monotonic() + WATCHED_WITHIN_S
     while on_api2() is None:
-        assert time.monotonic() < deadline, "API 2 did not see the key created on API 1 within 1 s"
+        assert time.monotonic() < deadline, f"API 2 did not see the new key in {WATCHED_WITHIN_S} s"
         time.sleep(0.02)
     assert httpx.delete(f"{url1}/v1/keys/{key_id}", headers=admin1).status_code == 200
-    deadline = time.monotonic() + 1.0
+    deadline = time.monotonic() + WATCHED_WITHIN_S
     while (on_api2() or {}).get("revoked_at") is None:
-        assert time.monotonic() < deadline, "API 2 did not see the revocation on API 1 within 1 s"
+        assert time.monotonic() < deadline, f"API 2 did not see the revocation in {WATCHED_WITHIN_S} s"
         time.sleep(0.02)
 
 

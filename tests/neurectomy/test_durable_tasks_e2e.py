@@ -4,8 +4,8 @@ the test kills and restarts.
 
 * kill -9 of an agent process in the middle of 200 tasks: every task still succeeds, with the right
   result, and resubmitting them with their idempotency keys returns the same tasks (nothing runs twice);
-* NATS stopped: the API answers 503 within a second; NATS back (same port, same JetStream store): calls
-  and new tasks succeed again.
+* NATS stopped: the API refuses with 503 at once (not after waiting for JetStream or an agent); NATS back
+  (same port, same JetStream store): calls and new tasks succeed again.
 """
 
 from __future__ import annotations
@@ -114,15 +114,16 @@ def test_nats_outage_answers_503_fast_and_work_resumes(nats: EmbeddedNats, tmp_p
         with Client(url, timeout_s=30) as client:
             assert client.agents.call("statistician", {"values": [1, 2, 3]}).output["mean"] == 2
             anyio.run(nats.stop)
+            # Refused at once because the connection is down (the message says so), not at the end of a
+            # wait: for JetStream's answer (a 503 "did not answer" after its 5 s timeout), or for an agent
+            # to accept the call (a 504 after the orchestrator's accept timeout).
             for method, path, body in (
                 ("POST", "/v1/agents/statistician", {"input": {"values": [1]}}),
                 ("POST", "/v1/tasks", {"plan": plan_for(1), "input": {"values": [1, 2, 3]}}),
             ):
-                started = time.monotonic()
-                response = httpx.request(method, f"{url}{path}", json=body, timeout=10)
-                elapsed = time.monotonic() - started
+                response = httpx.request(method, f"{url}{path}", json=body, timeout=90)
                 assert response.status_code == 503, response.text
-                assert elapsed < 1.0, f"{path} took {elapsed:.2f} s to answer 503"
+                assert "not connected" in response.json()["error"]["message"], response.text
             anyio.run(nats.start)  # same port, same JetStream store
             deadline = time.monotonic() + 30
             while True:

@@ -4,7 +4,8 @@ Pathological strings (nested ``${``, long runs of spaces, ``@``-dense text, dott
 bomb, deep brackets) go into every string field of every JSON body the OpenAPI document describes and
 of every agent's input schema (``POST /v1/agents/{name}``); object fields that take a JSON schema get
 huge or deep schemas. Throughout, a thread asks ``/health`` every 0.2 s: every answer must come within
-1 s (the event loop never stalled that long), and no request may answer 5xx — except 504: a hostile but
+1 s, not counting the time the machine's load kept the server's event loop off a CPU (the loop never
+stalled that long; see :class:`LagMonitor`), and no request may answer 5xx — except 504: a hostile but
 valid prompt that fills the context window is real work, and on a loaded machine it may outlast its
 deadline, which is the documented answer (``timeout``), not a failure. Example counts are small: the
 strategies are aimed, not broad.
@@ -12,9 +13,11 @@ strategies are aimed, not broad.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -115,21 +118,38 @@ def _is_text(schema: dict[str, Any], components: dict[str, Any]) -> bool:
     return any(t.get("type") in ("string", None) for t in _types(schema, components))
 
 
-class LagMonitor:
-    """Asks ``/health`` every ``interval_s`` from a thread; records the slowest answer and any failure."""
+def _runqueue_wait_s(pid: int, tid: int) -> float:
+    """Seconds thread ``tid`` of process ``pid`` has spent runnable but waiting for a CPU (Linux
+    ``/proc/<pid>/task/<tid>/schedstat``, second field, nanoseconds): time the machine's load took from it."""
+    return int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[1]) / 1e9
 
-    def __init__(self, url: str, interval_s: float = 0.2) -> None:
-        self.url, self.interval_s = url, interval_s
-        self.slowest_s = 0.0
+
+class LagMonitor:
+    """Asks ``/health`` every ``interval_s`` from a thread; records the slowest answer and any failure.
+
+    An answer's lag (:attr:`slowest_s`) is its wall time less the time the two threads it depends on
+    waited for a CPU meanwhile: the server's event loop (its main thread, ``pid``) and this monitor's.
+    What remains is the server's own delay: the loop running something else (a stall) or waiting. On an
+    idle machine it is the wall time; on a starved one the scheduler's share is not counted, and a stall
+    still is (a loop running Python for a second is on a CPU, not waiting for one). :attr:`slowest_wall_s`
+    keeps the wall time, for the message.
+    """
+
+    def __init__(self, url: str, pid: int, interval_s: float = 0.2) -> None:
+        self.url, self.pid, self.interval_s = url, pid, interval_s
+        self.slowest_s = self.slowest_wall_s = 0.0
         self.failures: list[str] = []
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _waited_s(self) -> float:
+        return _runqueue_wait_s(self.pid, self.pid) + _runqueue_wait_s(os.getpid(), threading.get_native_id())
+
     def _run(self) -> None:
-        with httpx.Client(timeout=5) as http:
+        with httpx.Client(timeout=30) as http:
             while not self._stop.is_set():
-                started = time.monotonic()
+                started, waited = time.monotonic(), self._waited_s()
                 try:
                     # 503 is an answer too: "degraded" while the agents are too busy to answer discovery
                     status = http.get(f"{self.url}/health").status_code
@@ -137,7 +157,9 @@ class LagMonitor:
                         self.failures.append(f"/health answered {status}")
                 except httpx.HTTPError as exc:
                     self.failures.append(f"/health failed: {exc!r}")
-                self.slowest_s = max(self.slowest_s, time.monotonic() - started)
+                wall_s = time.monotonic() - started
+                self.slowest_wall_s = max(self.slowest_wall_s, wall_s)
+                self.slowest_s = max(self.slowest_s, wall_s - (self._waited_s() - waited))
                 self.samples += 1
                 self._stop.wait(self.interval_s)
 
@@ -148,6 +170,16 @@ class LagMonitor:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def _serve_pid(service: Service) -> int:
+    """The ``serve`` process: the parent of the nats-server it started (whose pid file is in its state)."""
+    nats_pid = int((service.state_dir / "nats" / "nats-server.pid").read_text())
+    stat = Path(f"/proc/{nats_pid}/stat").read_text()
+    pid = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state: the parent's pid
+    command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert b"neurectomy" in command and b"serve" in command, command
+    return pid
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +241,7 @@ def test_hostile_text_in_every_field_never_answers_5xx_nor_stalls_the_loop(
     answered: dict[int, int] = {}
     server_errors: list[tuple[str, str, int, str, str]] = []
     with (
-        LagMonitor(secured.url) as lag,
+        LagMonitor(secured.url, _serve_pid(secured)) as lag,
         httpx.Client(base_url=secured.url, headers=secured.bearer(secured.admin_key), timeout=120) as http,
     ):
         for method, path, body in cases:
@@ -221,5 +253,8 @@ def test_hostile_text_in_every_field_never_answers_5xx_nor_stalls_the_loop(
                 )
     assert not server_errors, server_errors
     assert lag.samples > 0 and not lag.failures, lag.failures[:5]
-    assert lag.slowest_s < 1.0, f"/health took {lag.slowest_s:.2f} s while hostile input was handled"
+    assert lag.slowest_s < 1.0, (
+        f"/health delayed {lag.slowest_s:.2f} s by the server (slowest wall time {lag.slowest_wall_s:.2f} s) "
+        "while hostile input was handled"
+    )
     assert sum(n for status, n in answered.items() if 400 <= status < 500) > 0, answered

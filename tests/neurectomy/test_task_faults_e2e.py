@@ -249,16 +249,17 @@ def test_kill_9_of_the_embedded_nats_server_answers_503_and_recovers_with_every_
             statuses: list[tuple[str, int]] = []
             during: dict[str, int] = {}  # tasks accepted while NATS was down or coming back -> i
             k = 100
-            # Every answer comes at once. A task needs JetStream, so the outage shows there as 503; a direct
-            # agent call may still be answered by the agent in this process (nats.local_requests).
+            # A task needs JetStream, so the outage shows there as 503; a direct agent call may still be
+            # answered by the agent in this process (nats.local_requests). The 503 is the refusal made at
+            # once because the connection is down (its message says so), not the end of a wait: for
+            # JetStream's answer (a 503 "did not answer" after its 5 s timeout), or for an agent to accept
+            # the call (a 504 after the orchestrator's accept timeout).
             while ("task", 503) not in statuses:
                 for kind, path, body in (
                     ("task", "/v1/tasks", {"plan": stats_plan(k), "input": {"values": [k, k + 2]}}),
                     ("agent", "/v1/agents/statistician", {"input": {"values": [1, 3]}}),
                 ):
-                    started = time.monotonic()
-                    response = httpx.post(f"{url}{path}", json=body, timeout=5)
-                    assert time.monotonic() - started < 1.0, f"{kind}: {response.status_code} after > 1 s"
+                    response = httpx.post(f"{url}{path}", json=body, timeout=90)
                     statuses.append((kind, response.status_code))
                     assert response.status_code in ((202, 503) if kind == "task" else (200, 503)), (
                         response.text
@@ -267,10 +268,12 @@ def test_kill_9_of_the_embedded_nats_server_answers_503_and_recovers_with_every_
                         during[response.json()["id"]] = k
                     elif kind == "agent" and response.status_code == 200:
                         assert response.json()["output"]["mean"] == 2, response.text
+                    else:
+                        assert "not connected" in response.json()["error"]["message"], (kind, response.text)
                 k += 1
                 assert time.monotonic() - killed < 5, f"no 503 while NATS was down: {statuses}"
-            while not _recovered(url):
-                assert time.monotonic() - killed < 10, "not healthy again within 10 s"
+            while not _recovered(url):  # by itself: nats-server restarted by serve, the connection back
+                assert time.monotonic() - killed < 60, "not healthy again within 60 s"
                 time.sleep(0.05)
             assert int(pid_file.read_text()) != old_pid  # a new nats-server, on the same port
             records = [client.tasks.wait(t, timeout_s=60) for t in ids]

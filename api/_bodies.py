@@ -16,7 +16,6 @@ for seconds (docs/collective.md, "Large inputs are decoded on the loop", Round 2
 
 from __future__ import annotations
 
-import gc
 from typing import Any, TypeVar
 
 from litestar import Request
@@ -25,7 +24,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 from pydantic import BaseModel
 
-from agents._decode import GC_PAUSE_MIN_BYTES
+from agents._decode import collector_paused
 from agents.errors import TooLargeError
 from agents.limits import ENVELOPE_RESERVE_BYTES
 
@@ -58,13 +57,8 @@ class JsonRequest(Request[Any, Any, Any]):
     async def json(self) -> Any:
         """The decoded JSON body (cached), decoded as Litestar does (``msgspec``)."""
         body = await self.body()  # read first: the collector is never off across an await that waits
-        if len(body) < GC_PAUSE_MIN_BYTES or not gc.isenabled():
-            return await super().json()
-        gc.disable()
-        try:
+        with collector_paused(len(body)):
             return await super().json()  # the body is cached: this does not wait
-        finally:
-            gc.enable()
 
 
 def validate_json(model: type[M], body: bytes) -> M:
@@ -73,13 +67,8 @@ def validate_json(model: type[M], body: bytes) -> M:
     Raises:
         pydantic.ValidationError: ``body`` is not JSON or not a valid ``model``.
     """
-    if len(body) < GC_PAUSE_MIN_BYTES or not gc.isenabled():
+    with collector_paused(len(body)):
         return model.model_validate_json(body)
-    gc.disable()
-    try:
-        return model.model_validate_json(body)
-    finally:
-        gc.enable()
 
 
 class AgentInputLimit:

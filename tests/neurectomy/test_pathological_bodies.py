@@ -10,11 +10,11 @@ from typing import Any
 
 import anyio
 import httpx
+import litestar.connection.request
 import pydantic
 import pytest
 
 import agents._decode
-import api._bodies
 from agents import Agent, Bus, Call
 from agents.collective import spec_of
 from agents.limits import ENVELOPE_RESERVE_BYTES
@@ -184,11 +184,35 @@ def test_a_route_validating_a_large_body_itself_pauses_the_collector(monkeypatch
             enabled_during.append(gc.isenabled())
             return values
 
-    body = b'{"values":[' + b",".join([b"1"] * api._bodies.GC_PAUSE_MIN_BYTES) + b"]}"
-    assert len(validate_json(Spied, body).values) == api._bodies.GC_PAUSE_MIN_BYTES
+    body = b'{"values":[' + b",".join([b"1"] * agents._decode.GC_PAUSE_MIN_BYTES) + b"]}"
+    assert len(validate_json(Spied, body).values) == agents._decode.GC_PAUSE_MIN_BYTES
     assert validate_json(Spied, b'{"values":[1]}').values == [1]
     assert enabled_during == [False, True]
     assert gc.isenabled()
     with pytest.raises(pydantic.ValidationError, match="values"):
         validate_json(Numbers, body.replace(b"1", b'"a"', 1))
+    assert gc.isenabled()
+
+
+async def test_the_api_decodes_a_large_body_with_the_collector_paused(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    enabled_during: list[tuple[int, bool]] = []
+    original = litestar.connection.request.decode_json
+
+    def spy(value: bytes, **kwargs: Any) -> Any:
+        enabled_during.append((len(value), gc.isenabled()))
+        return original(value, **kwargs)
+
+    monkeypatch.setattr(litestar.connection.request, "decode_json", spy)
+    large = {"input": "x" * agents._decode.GC_PAUSE_MIN_BYTES}  # within the route's limit, over the agent's
+    async with running(bus, [Echo()], specs=[spec_of(Echo)]) as orchestrator:
+        transport = httpx.ASGITransport(app=create_app(orchestrator))
+        async with httpx.AsyncClient(transport=transport, base_url="http://neurectomy.test") as client:
+            small = await client.post("/v1/agents/t-echo", json={"input": "abc"})
+            assert small.status_code == 200 and small.json()["output"] == {"chars": 3}
+            refused = await client.post("/v1/agents/t-echo", json=large)
+            assert refused.status_code == 413 and refused.json()["error"]["field"] == "input"
+    assert [enabled for _, enabled in enabled_during] == [True, False]
+    assert enabled_during[1][0] > agents._decode.GC_PAUSE_MIN_BYTES
     assert gc.isenabled()

@@ -23,11 +23,11 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import pydantic_core
 from mypy_extensions import trait
 
 from agents._attachment import split_attachment
 from agents._call import Call
+from agents._decode import from_json
 from agents._inbox import REPLY_SUFFIX
 from agents._message import LocalRequest
 from agents.errors import AgentBusyError, AgentError, BadInputError, TooLargeError
@@ -109,7 +109,7 @@ class AcceptPath:
             size = f"{len(envelope)} bytes of JSON; {self.agent.name} takes at most {limit} bytes"
             raise TooLargeError(size, field="input")
         try:
-            payload = pydantic_core.from_json(envelope) if envelope else {}
+            payload = from_json(envelope) if envelope else {}  # the collector paused if it is large
         except ValueError as exc:
             self.stats.refused_bad += 1
             raise BadInputError(f"input is not JSON: {exc}", field="input") from None

@@ -26,7 +26,8 @@ The other limits, for reference (each is enforced where the resource is):
 
 * request body size: ``api.max_body_bytes`` → 413 naming the limit (Litestar ``request_max_body_size``);
 * an agent's JSON input: its ``max_input_bytes`` (``GET /v1/agents/{name}``) → 413 on ``input`` naming both
-  sizes, refused by the agent before it decodes the JSON;
+  sizes, refused by the agent before it decodes the JSON; ``POST /v1/agents/{name}`` refuses a body over
+  ``api._bodies.agent_body_limit`` of it (413 on ``input``) before the API reads it;
 * queue depth: each agent's bounded mailbox (``generator.mailbox_size``) and Ryot's queue → 429;
 * deadlines: ``orchestrator.default_deadline_s`` or a request's ``timeout_s`` → 504.
 """

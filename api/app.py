@@ -19,6 +19,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import _metrics, dashboard
 from api._auth import AuthConfig, KeyVerifier, auth_middleware, openapi_security
+from api._bodies import JsonRequest
 from api._kv_store import KeyValueStore
 from api._limits import LimitsConfig, rate_limit_middleware
 from api._metrics import Metrics
@@ -220,6 +221,7 @@ def create_app(
         ),
         cors_config=cors_config(cors_origins),
         request_max_body_size=max_body_bytes,
+        request_class=JsonRequest,  # a large JSON body is decoded with the garbage collector paused
         debug=debug,
         logging_config=None,
     )

@@ -7,6 +7,9 @@ first (``gc.freeze()``, as ``neurectomy serve`` does after start-up); each figur
 worst of ``--repeat`` decodes, in ms, and the last column the worst shape's cost per byte. This is what
 :data:`agents.limits.DEFAULT_MAX_INPUT_BYTES` was chosen from.
 
+``--gc-paused`` times the same decodes with the garbage collector on and paused around them
+(:func:`agents._decode.from_json`, what the accept path and the API run), interleaved, medians in ms.
+
 ``--refusal --trees A B --rounds R`` sends an agent (a real ``AgentRunner`` over a real nats-server,
 with the default limit and a pydantic input model that refuses unknown fields, like the roster's)
 ``--calls`` inputs of the NATS max payload, a list of small objects in a field it does not know, and
@@ -59,6 +62,28 @@ SHAPES: dict[str, Callable[[int], bytes]] = {
     "nested [[[]]]": lambda n: _repeat(b"[[[]]]", n),
 }
 """Pathological JSON inputs of about ``n`` bytes."""
+
+
+def paused_times(sizes: list[int], repeat: int) -> None:
+    """Print the median decode time of every shape at every size, collector on → paused (interleaved)."""
+    from agents._decode import from_json  # noqa: PLC0415
+
+    gc.collect()
+    gc.freeze()
+    print(f"{'shape':<18} " + " ".join(f"{f'{s // 1024} KiB on → paused ms':>24}" for s in sizes))
+    for label, shape in SHAPES.items():
+        cells = []
+        for size in sizes:
+            body = shape(size)
+            on: list[float] = []
+            paused: list[float] = []
+            for _ in range(repeat):
+                for decode, times in ((pydantic_core.from_json, on), (from_json, paused)):
+                    started = time.perf_counter()
+                    decode(body)
+                    times.append(time.perf_counter() - started)
+            cells.append(f"{statistics.median(on) * 1e3:.1f} → {statistics.median(paused) * 1e3:.1f}")
+        print(f"{label:<18} " + " ".join(f"{c:>24}" for c in cells), flush=True)
 
 
 def decode_times(sizes: list[int], repeat: int) -> None:
@@ -174,6 +199,9 @@ if __name__ == "__main__":
     parser.add_argument("--sizes", type=int, nargs="+", default=[64 << 10, 128 << 10, 256 << 10, 1 << 20])
     parser.add_argument("--repeat", type=int, default=9, help="Decodes per shape and size.")
     parser.add_argument("--refusal", action="store_true", help="Refusals of a max-payload input, A/B.")
+    parser.add_argument(
+        "--gc-paused", action="store_true", help="Decodes with the collector on and paused (agents._decode)."
+    )
     parser.add_argument("--refusal-run", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--trees", nargs=2, metavar=("A", "B"), help="Checkouts to compare (--refusal).")
     parser.add_argument("--rounds", type=int, default=5, help="Runs per tree (--refusal).")
@@ -187,5 +215,7 @@ if __name__ == "__main__":
         if not args.trees:
             parser.error("--refusal needs --trees A B")
         compare(args.trees, args.rounds, args.calls)
+    elif args.gc_paused:
+        paused_times(args.sizes, args.repeat)
     else:
         decode_times(args.sizes, args.repeat)

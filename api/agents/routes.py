@@ -8,7 +8,8 @@ replica or to another agent of the same capability when it is busy or down (unle
 false), retries with backoff on timeouts and crashes. The agent's input errors come back as 400 naming
 the field as ``input.<field>``; an input longer than the agent's ``max_input_bytes`` (``GET
 /v1/agents/{name}`` shows it) as 413 on ``input``, refused by the agent before it decodes the JSON; an
-unknown agent is 404.
+unknown agent is 404. A body longer than ``api._bodies.agent_body_limit`` of the agent's
+``max_input_bytes`` is 413 on ``input`` too, refused before the API reads or decodes it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from litestar.params import FromPath, JSONBody
 from agents.collective import AgentSpec
 from agents.errors import AgentError, BadInputError, NotFoundError
 from agents.synthesis._wire import PlannerInput, PlannerOutput
+from api._bodies import AgentInputLimit
 from api._request import call_context
 from api.agents.schemas import (
     AgentCallRequest,
@@ -72,7 +74,12 @@ async def describe_agent(state: State, name: FromPath[str]) -> AgentSpecOut:
     )
 
 
-@post("/v1/agents/{name:str}", summary="Call one agent directly", status_code=200)
+@post(
+    "/v1/agents/{name:str}",
+    summary="Call one agent directly",
+    status_code=200,
+    middleware=[AgentInputLimit],  # a body longer than the agent can take: 413 before it is read
+)
 async def call_agent_route(
     state: State, request: Request[Any, Any, Any], name: FromPath[str], data: JSONBody[AgentCallRequest]
 ) -> AgentCallResponse:

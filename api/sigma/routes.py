@@ -29,6 +29,7 @@ from agents.compression import MAX_DATA_BYTES
 from agents.compression._wire import ENVELOPE_RESERVE_BYTES, Base64Data, check_size
 from agents.errors import BadInputError
 from agents.protocol import Attached
+from api._bodies import validate_json
 from api._request import call_context
 from api.sigma._coalesce import (
     COALESCER_STATE,
@@ -78,7 +79,7 @@ Timeout = Annotated[
 def _parse(model: type[M], body: bytes) -> M:
     """Validate a JSON body; errors name the first offending field (400)."""
     try:
-        return model.model_validate_json(body)
+        return validate_json(model, body)  # the garbage collector paused if the body is large
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio
@@ -15,33 +15,16 @@ import pydantic
 import pytest
 
 import agents._decode
-from agents import Agent, Bus, Call
+from agents import Bus
 from agents.collective import spec_of
 from agents.limits import ENVELOPE_RESERVE_BYTES
 from api import create_app
 from api._bodies import JsonRequest, agent_body_limit, validate_json
 from neurectomy.server.natsserver import EmbeddedNats
 from orchestrator.testing import running
+from tests.api.test_agent_input_limit import LIMIT, Counter
 
 pytestmark = pytest.mark.anyio
-
-LIMIT = 2000
-
-
-class Echo(Agent):
-    """Answers its text's length; takes at most :data:`LIMIT` bytes of JSON."""
-
-    name = "t-echo"
-    team = "analysis"
-    description = "Answers the length of a text."
-    max_input_bytes = LIMIT
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def handle(self, call: Call) -> Mapping[str, Any]:
-        self.calls += 1
-        return {"chars": len(call.input["text"])}
 
 
 def nested_lists(size: int) -> bytes:
@@ -70,22 +53,22 @@ def decodes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
 
 
 async def test_a_body_over_the_agents_limit_is_413_before_it_is_decoded(bus: Bus, decodes: list[int]) -> None:
-    agent = Echo()
+    agent = Counter()
     limit = agent_body_limit(LIMIT)
     assert limit == 3 * LIMIT + ENVELOPE_RESERVE_BYTES
     body = nested_lists(limit + 1000)
-    async with running(bus, [agent], specs=[spec_of(Echo)]) as orchestrator:
+    async with running(bus, [agent], specs=[spec_of(Counter)]) as orchestrator:
         transport = httpx.ASGITransport(app=create_app(orchestrator))
         async with httpx.AsyncClient(transport=transport, base_url="http://neurectomy.test") as client:
             refused = await client.post(
-                "/v1/agents/t-echo", content=body, headers={"content-type": "application/json"}
+                "/v1/agents/t-counter", content=body, headers={"content-type": "application/json"}
             )
             assert refused.status_code == 413, refused.text
             assert refused.json()["error"] == {
                 "code": "too_large",
                 "field": "input",
-                "message": f"request body of {len(body)} bytes; t-echo takes at most {LIMIT} bytes of JSON "
-                f"input, so this route takes at most {limit} bytes",
+                "message": f"request body of {len(body)} bytes; t-counter takes at most {LIMIT} bytes of "
+                f"JSON input, so this route takes at most {limit} bytes",
             }
             assert decodes == []  # neither the API nor the agent decoded it
 
@@ -94,7 +77,7 @@ async def test_a_body_over_the_agents_limit_is_413_before_it_is_decoded(bus: Bus
                     yield body[start : start + 16384]
 
             streamed = await client.post(
-                "/v1/agents/t-echo", content=chunks(), headers={"content-type": "application/json"}
+                "/v1/agents/t-counter", content=chunks(), headers={"content-type": "application/json"}
             )
             assert streamed.status_code == 413, streamed.text
             assert streamed.json()["error"]["field"] == "input"
@@ -106,31 +89,31 @@ async def test_a_body_over_the_agents_limit_is_413_before_it_is_decoded(bus: Bus
 
 
 async def test_an_input_the_agent_takes_passes_however_the_client_escapes_it(bus: Bus) -> None:
-    agent = Echo()
+    agent = Counter()
     text = "\U0001f600" * ((LIMIT - len(b'{"text":""}')) // 4)  # 4 bytes of UTF-8 each: the agent's limit
     body = json.dumps({"input": text}).encode()  # escaped: 12 bytes per character (a surrogate pair)
     assert len(body) > 2.9 * LIMIT
-    async with running(bus, [agent], specs=[spec_of(Echo)]) as orchestrator:
+    async with running(bus, [agent], specs=[spec_of(Counter)]) as orchestrator:
         transport = httpx.ASGITransport(app=create_app(orchestrator))
         async with httpx.AsyncClient(transport=transport, base_url="http://neurectomy.test") as client:
             json_type = {"content-type": "application/json"}
-            ok = await client.post("/v1/agents/t-echo", content=body, headers=json_type)
+            ok = await client.post("/v1/agents/t-counter", content=body, headers=json_type)
             assert ok.status_code == 200, ok.text
             assert ok.json()["output"] == {"chars": len(text)}
     assert agent.calls == 1
 
 
 async def test_health_answers_while_a_pathological_body_is_refused(bus: Bus) -> None:
-    agent = Echo()
+    agent = Counter()
     body = nested_lists(4 * 1024 * 1024 - 4096)  # the API's max_body_bytes
-    async with running(bus, [agent], specs=[spec_of(Echo)]) as orchestrator:
+    async with running(bus, [agent], specs=[spec_of(Counter)]) as orchestrator:
         transport = httpx.ASGITransport(app=create_app(orchestrator))
         async with httpx.AsyncClient(transport=transport, base_url="http://neurectomy.test") as client:
             answers: dict[str, object] = {}
 
             async def post() -> None:
                 response = await client.post(
-                    "/v1/agents/t-echo", content=body, headers={"content-type": "application/json"}
+                    "/v1/agents/t-counter", content=body, headers={"content-type": "application/json"}
                 )
                 answers["post"] = response.status_code
 
@@ -206,12 +189,12 @@ async def test_the_api_decodes_a_large_body_with_the_collector_paused(
 
     monkeypatch.setattr(litestar.connection.request, "decode_json", spy)
     large = {"input": "x" * agents._decode.GC_PAUSE_MIN_BYTES}  # within the route's limit, over the agent's
-    async with running(bus, [Echo()], specs=[spec_of(Echo)]) as orchestrator:
+    async with running(bus, [Counter()], specs=[spec_of(Counter)]) as orchestrator:
         transport = httpx.ASGITransport(app=create_app(orchestrator))
         async with httpx.AsyncClient(transport=transport, base_url="http://neurectomy.test") as client:
-            small = await client.post("/v1/agents/t-echo", json={"input": "abc"})
+            small = await client.post("/v1/agents/t-counter", json={"input": "abc"})
             assert small.status_code == 200 and small.json()["output"] == {"chars": 3}
-            refused = await client.post("/v1/agents/t-echo", json=large)
+            refused = await client.post("/v1/agents/t-counter", json=large)
             assert refused.status_code == 413 and refused.json()["error"]["field"] == "input"
     assert [enabled for _, enabled in enabled_during] == [True, False]
     assert enabled_during[1][0] > agents._decode.GC_PAUSE_MIN_BYTES

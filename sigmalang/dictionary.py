@@ -92,13 +92,8 @@ def train_dictionary(
     total = sum(len(s) for s in usable)
     size = max(256, min(size, total))
     try:
-        if cover is None:
-            trained = zstandard.train_dictionary(size, usable, level=level, threads=threads)
-        else:
-            k, d, f, accel = cover
-            trained = zstandard.train_dictionary(
-                size, usable, level=level, threads=threads, k=k, d=d, f=f, accel=accel
-            )
+        fast_cover = {} if cover is None else dict(zip(("k", "d", "f", "accel"), cover, strict=True))
+        trained = zstandard.train_dictionary(size, usable, level=level, threads=threads, **fast_cover)
     except zstandard.ZstdError:
         return None
     return Dictionary(trained.as_bytes())

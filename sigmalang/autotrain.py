@@ -95,6 +95,7 @@ class AutoDictionaryStatus:
 class _Tenant:
     __slots__ = (
         "dict_id",
+        "drifting",
         "kept",
         "messages",
         "new_bytes",
@@ -115,6 +116,7 @@ class _Tenant:
         self.trainings = 0
         self.kept = 0
         self.dict_id: int | None = None
+        self.drifting = False  # past the scheduled trainings: retrained every drift period
 
 
 class AutoTrainer:
@@ -198,6 +200,7 @@ class AutoTrainer:
         else:  # an automatic one from before (a restart, or dropped from the collecting tenants)
             state = _Tenant(cfg.auto_dictionary_drift_period_bytes)
             state.dict_id = current.dict_id
+            state.drifting = True
         self._collecting[tenant] = state
         return state
 
@@ -321,9 +324,10 @@ class AutoTrainer:
                 if final is not None:
                     state.kept += 1
                     state.dict_id = final.dict_id
-                if doubled <= cfg.auto_dictionary_retrain_max_new_bytes:
+                if not state.drifting and doubled <= cfg.auto_dictionary_retrain_max_new_bytes:
                     state.next_at = doubled
                 elif cfg.auto_dictionary_drift_period_bytes:
+                    state.drifting = True
                     state.next_at = state.queued_at + cfg.auto_dictionary_drift_period_bytes
                 else:
                     self._collecting.pop(tenant, None)

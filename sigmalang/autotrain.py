@@ -283,7 +283,8 @@ class AutoTrainer:
                 log.exception("sigmalang: automatic dictionary training failed for a tenant")
                 with self._lock:
                     state.pending = False
-                    state.next_at = state.new_bytes * 2
+                    period = self._config.auto_dictionary_drift_period_bytes
+                    state.next_at = state.new_bytes + period if state.drifting else state.new_bytes * 2
             finally:
                 with self._changed:
                     self._busy -= 1

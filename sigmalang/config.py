@@ -89,8 +89,9 @@ class SigmaConfig(BaseModel):
     held-back part of them smaller than the dictionary in use. A tenant with a dictionary of its own
     trained explicitly (`SigmaCodec.train_dictionary(..., tenant=T)`) keeps it. Ratio on held-out
     coding-agent sessions of 4-40 turns +4.2% to +8.9%, on the other benchmark draws -0.06% to +0.9%;
-    about 25-30 ms of CPU per tenant for its three trainings. See docs/sigmalang.md, "Dictionaries
-    trained from a tenant's own traffic"."""
+    about 25-30 ms of CPU per tenant for its three scheduled trainings, then one check per
+    `auto_dictionary_drift_period_bytes`. See docs/sigmalang.md, "Dictionaries trained from a tenant's
+    own traffic"."""
 
     auto_dictionary_retrain_max_new_bytes: int = Field(default=256 * 1024, ge=0)
     """An automatically trained dictionary is trained again from the recent samples each time the

@@ -55,13 +55,14 @@ class MemorySource:
     """A `DictionarySource` in memory (what the service's JetStream KV bucket is between processes)."""
 
     def __init__(self) -> None:
-        self.held: dict[tuple[str | None, int], bytes] = {}
+        self.held: dict[tuple[str | None, int], Dictionary] = {}
 
     def publish(self, tenant: str | None, dictionary: Dictionary) -> None:
-        self.held.setdefault((tenant, dictionary.dict_id), dictionary.data)
+        self.held.setdefault((tenant, dictionary.dict_id), dictionary)
 
     def fetch(self, tenant: str | None, dict_id: int) -> bytes | None:
-        return self.held.get((tenant, dict_id))
+        found = self.held.get((tenant, dict_id))
+        return None if found is None else found.data
 
 
 def test_traffic_past_the_threshold_gets_the_tenants_dictionary_and_smaller_frames(

@@ -15,13 +15,13 @@ import sigmalang
 from benchmarks.sigma_corpus import Session
 from benchmarks.sigma_corpus_coding import build_coding_sessions
 from sigmalang import (
-    Dictionary,
     DictionaryRegistry,
     MemoryRSUStore,
     MissingDictionaryError,
     SigmaCodec,
     SigmaConfig,
 )
+from tests.sigmalang.test_auto_dictionary import MemorySource
 
 K = 1024
 DRIFT = SigmaConfig(
@@ -57,20 +57,6 @@ def compress_all(codec: SigmaCodec, items: list[Item]) -> list[bytes]:
 
 def tenant_files(directory: Path, tenant: str) -> list[str]:
     return sorted(p.name for p in (directory / "t" / tenant.encode().hex()).glob("*.zdict"))
-
-
-class MemorySource:
-    """A `DictionarySource` in memory (what the service's JetStream KV bucket is between processes)."""
-
-    def __init__(self) -> None:
-        self.held: dict[tuple[str | None, int], Dictionary] = {}
-
-    def publish(self, tenant: str | None, dictionary: Dictionary) -> None:
-        self.held.setdefault((tenant, dictionary.dict_id), dictionary)
-
-    def fetch(self, tenant: str | None, dict_id: int) -> bytes | None:
-        found = self.held.get((tenant, dict_id))
-        return None if found is None else found.data
 
 
 def test_after_a_restart_an_automatic_dictionary_is_still_automatic_and_trained_again(

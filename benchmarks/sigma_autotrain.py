@@ -18,6 +18,14 @@ Run: ``PYTHONPATH=$PWD .venv/bin/python -m benchmarks.sigma_autotrain`` with the
   runs (a client waits for its model between turns), so the ratio here is below the sweep's.
 - ``--steady RUNS``: compression speed once every tenant is trained (its last automatic dictionary
   registered as its own) against the generic dictionary alone, interleaved, CPU clock.
+- ``--drift RUNS``: a drifting stream: each tenant sends the draw's sessions of its tenant, then those
+  of another tenant of the draw at ``seed + 1`` (another repository or document set, and for
+  ``--corpus coding`` another envelope). The ratio of the whole stream and of its second half with
+  the defaults (retrained every ``auto_dictionary_drift_period_bytes`` after the schedule), without
+  drift retraining (``auto_dictionary_drift_period_bytes=0``: the dictionary stays after 256 KiB, as
+  before) and with the generic dictionary only, training waited for after each message; "training
+  CPU" is the process's CPU time in those waits, "compress CPU" in the compress calls, medians of
+  RUNS interleaved runs.
 
 Every frame is decoded and compared with its message.
 """
@@ -34,6 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sigmalang  # noqa: E402
+from benchmarks.sigma_corpus import Session  # noqa: E402
 from benchmarks.sigma_draw import add_draw_arguments, draw  # noqa: E402
 
 Item = tuple[str, str, bytes]
@@ -186,6 +195,82 @@ def steady(items: Sequence[Item], runs: int) -> None:
     print("  (the second ratio is in-sample: those dictionaries were trained on these turns' new bytes)")
 
 
+def drifting(sessions: Sequence[Session], later: Sequence[Session]) -> tuple[list[Item], int]:
+    """Each tenant's turns of ``sessions``, then another tenant's turns of ``later`` sent as it.
+
+    Returns:
+        The items, and how many belong to the first part.
+    """
+    tenants = list(dict.fromkeys(s.tenant for s in sessions))
+    others = list(dict.fromkeys(s.tenant for s in later))
+    first = [(s.tenant, s.session_id, m) for s in sessions for m in s.turns]
+    renamed = {o: tenants[(i + 1) % len(tenants)] for i, o in enumerate(others[: len(tenants)])}
+    second = [
+        (renamed[s.tenant], f"drift/{s.session_id}", m) for s in later if s.tenant in renamed for m in s.turns
+    ]
+    return first + second, len(first)
+
+
+def drift(items: Sequence[Item], switch: int, runs: int, periods: Sequence[int] = ()) -> None:
+    """Print the ratio of the stream and of its second half with and without drift retraining.
+
+    Args:
+        items: The stream (`drifting`).
+        switch: How many items belong to its first part.
+        runs: Interleaved runs (the ratios do not change between runs; the CPU does).
+        periods: Drift periods to try besides the default, bytes.
+    """
+    configs = {
+        "generic dictionary only": sigmalang.SigmaConfig(auto_dictionary_min_new_bytes=0),
+        "automatic, no drift retraining": sigmalang.SigmaConfig(auto_dictionary_drift_period_bytes=0),
+        "automatic, drift retraining (default)": sigmalang.SigmaConfig(),
+    }
+    for period in periods:
+        configs[f"automatic, drift every {period // K} KiB"] = sigmalang.SigmaConfig(
+            auto_dictionary_drift_period_bytes=period
+        )
+    cpu: dict[str, list[float]] = {name: [] for name in configs}
+    spent: dict[str, list[float]] = {name: [] for name in configs}
+    sizes: dict[str, tuple[int, int, int, int]] = {}
+    for _ in range(runs):
+        for name, config in configs.items():
+            codec = sigmalang.SigmaCodec(config=config)
+            out = [0, 0]
+            waited = compressing = 0.0
+            for i, (tenant, stream, message) in enumerate(items):
+                t0 = time.process_time()
+                frame = codec.compress(message, tenant=tenant, stream=stream).frame
+                t1 = time.process_time()
+                codec.wait_auto_dictionaries()
+                waited += time.process_time() - t1
+                compressing += t1 - t0
+                if codec.decompress(frame, tenant=tenant) != message:
+                    raise SystemExit("round trip failed")
+                out[i >= switch] += len(frame)
+            statuses = [codec.auto_dictionary_status(t) for t in dict.fromkeys(t for t, _, _ in items)]
+            trainings = sum(s.trainings for s in statuses if s is not None)
+            kept = sum(s.kept for s in statuses if s is not None)
+            codec.close()
+            cpu[name].append(waited)
+            spent[name].append(compressing)
+            sizes[name] = (out[0], out[1], trainings, kept)
+    first = sum(len(m) for _, _, m in items[:switch])
+    second = sum(len(m) for _, _, m in items[switch:])
+    print(f"first part {first / 1e6:.2f} MB ({switch} turns), second part {second / 1e6:.2f} MB")
+    base = sizes["automatic, no drift retraining"]
+    print(
+        f"{'':38}  whole     second half  vs no drift  trainings kept"
+        f"  CPU ms (median of {runs}): training  compress"
+    )
+    for name, (a, b, trainings, kept) in sizes.items():
+        print(
+            f"{name:38} {(first + second) / (a + b):7.2f}x  {second / b:7.2f}x  {base[1] / b - 1:+10.2%}"
+            f"  {trainings:9} {kept:4}  {statistics.median(cpu[name]) * 1e3:32.1f}"
+            f"  {statistics.median(spent[name]) * 1e3:8.1f}",
+            flush=True,
+        )
+
+
 def main() -> None:
     """Parse the options and run the sweep or the latency measurement."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -194,8 +279,25 @@ def main() -> None:
     parser.add_argument(
         "--steady", type=int, metavar="RUNS", help="compression speed once trained, RUNS interleaved pairs"
     )
+    parser.add_argument(
+        "--drift", type=int, metavar="RUNS", help="a drifting stream (the draw, then seed + 1), RUNS runs"
+    )
+    parser.add_argument(
+        "--drift-periods",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="KIB",
+        help="with --drift: drift periods to try besides the default, KiB",
+    )
     args = parser.parse_args()
     sessions = draw(args)
+    if args.drift:
+        later = draw(argparse.Namespace(**{**vars(args), "seed": args.seed + 1}))
+        items, switch = drifting(sessions, later)
+        print(f"{len(items)} turns, {args.corpus} seed {args.seed} then seed {args.seed + 1}")
+        drift(items, switch, args.drift, [p * K for p in args.drift_periods])
+        return
     items = [(s.tenant, s.session_id, m) for s in sessions for m in s.turns]
     print(
         f"{len(items)} turns, {sum(len(m) for _, _, m in items) / 1e6:.2f} MB, {args.corpus} seed {args.seed}"

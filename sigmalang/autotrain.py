@@ -10,19 +10,23 @@ recommend for many small messages of one kind (``zstd --train``; python-zstandar
    (the oldest messages dropped first; a message's new bytes beyond it are not kept); at most
    `MAX_COLLECTING_TENANTS` tenants collect at once.
 2. Once the tenant's new bytes reach `SigmaConfig.auto_dictionary_min_new_bytes` (and again each time
-   they double, up to `auto_dictionary_retrain_max_new_bytes`), a background thread trains a
-   dictionary on the buffer (zstd's COVER trainer; it releases the GIL).
+   they double, up to `auto_dictionary_retrain_max_new_bytes`; then every
+   `auto_dictionary_drift_period_bytes`, so a tenant whose traffic changes gets a dictionary of its
+   new traffic), a background thread trains a dictionary on the buffer (zstd's fastCover trainer).
 3. The check: a dictionary trained on all but the last eighth of the messages must code that last
    eighth (each new chunk alone, zstd level `small_input_level`) in fewer bytes than the dictionary the
    tenant uses now (the generic one, or its previous automatic one), counting the 4-byte dictionary id
    a trained dictionary adds to every frame (the generic one is named by a flag). If it does not, the
    tenant keeps what it has; if it does, the dictionary trained on all of them is registered as the
    tenant's (`DictionaryRegistry.add`: written to the registry's directory, published to its
-   `DictionarySource`) and names the tenant's later frames. Earlier frames keep their dictionary ids,
-   which stay registered.
+   `DictionarySource`, marked `Dictionary.automatic`) and names the tenant's later frames. Earlier
+   frames keep their dictionary ids; the registry keeps the tenant's `auto_dictionary_max_kept` latest
+   automatic dictionaries (`DictionaryRegistry.prune_automatic`).
 
 A tenant whose own dictionary came from elsewhere (`SigmaCodec.train_dictionary(..., tenant=T)`, or
-one already active in the registry) is left alone: automatic training never replaces it.
+one added to the registry without the automatic mark) is left alone: automatic training never
+replaces it. A tenant whose active dictionary is automatic (e.g. loaded from the registry's directory
+after a restart) is trained again after `auto_dictionary_drift_period_bytes` of new bytes.
 `forget` drops a tenant's buffer and any training in progress (its result is discarded).
 
 Measured in docs/sigmalang.md, "Dictionaries trained from a tenant's own traffic".
@@ -67,14 +71,17 @@ class AutoDictionaryStatus:
     """Where a tenant's automatic dictionary stands.
 
     Attributes:
-        state: ``collecting`` (samples being gathered), ``training`` (a training queued or running),
-            ``trained`` (no more trainings: the last threshold passed), ``own`` (the tenant has a
-            dictionary trained explicitly: left alone).
-        new_bytes: New bytes seen for the tenant since it started collecting, bytes.
+        state: ``collecting`` (samples being gathered for the next training: a scheduled one, or a
+            retraining after `SigmaConfig.auto_dictionary_drift_period_bytes`), ``training`` (a
+            training queued or running), ``trained`` (no more trainings: the last threshold passed and
+            drift retraining is off), ``own`` (the tenant's active dictionary is one a user chose:
+            left alone).
+        new_bytes: New bytes seen for the tenant since it started collecting (in this process), bytes.
         sample_bytes: Bytes held in its sample buffer now.
-        trainings: Trainings run (kept or not).
+        trainings: Trainings run in this process (kept or not).
         kept: Trainings whose dictionary passed the check and was registered.
-        dict_id: Id of the latest automatic dictionary registered for the tenant, or None.
+        dict_id: Id of the tenant's active automatic dictionary (registered here, or found in the
+            registry, e.g. loaded from its directory at start), or None.
     """
 
     state: State
@@ -88,11 +95,13 @@ class AutoDictionaryStatus:
 class _Tenant:
     __slots__ = (
         "dict_id",
+        "drifting",
         "kept",
         "messages",
         "new_bytes",
         "next_at",
         "pending",
+        "queued_at",
         "sample_bytes",
         "trainings",
     )
@@ -102,10 +111,12 @@ class _Tenant:
         self.sample_bytes = 0
         self.new_bytes = 0
         self.next_at: int = next_at
+        self.queued_at = 0  # new_bytes when its training was queued
         self.pending = False
         self.trainings = 0
         self.kept = 0
         self.dict_id: int | None = None
+        self.drifting = False  # past the scheduled trainings: retrained every drift period
 
 
 class AutoTrainer:
@@ -156,7 +167,9 @@ class AutoTrainer:
                 return
             state = self._collecting.get(tenant)
             if state is None:
-                state = self._collecting[tenant] = _Tenant(cfg.auto_dictionary_min_new_bytes)
+                state = self._start(tenant)
+                if state is None:
+                    return
             state.new_bytes += sum(map(len, new))
             pieces = _pieces(new, cfg.auto_dictionary_sample_max_bytes)
             state.messages.append(pieces)
@@ -166,12 +179,30 @@ class AutoTrainer:
             if state.pending or state.new_bytes < state.next_at:
                 return
             state.pending = True
+            state.queued_at = state.new_bytes
             self._jobs.append((tenant, state, list(state.messages)))
             self._busy += 1
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="sigma-autotrain", daemon=True)
                 self._thread.start()
             self._changed.notify_all()
+
+    def _start(self, tenant: str) -> _Tenant | None:
+        """``tenant``'s new state from its active dictionary in the registry (or None: settled). Locked."""
+        cfg = self._config
+        current = self._registry.own_active(tenant)
+        settled = _settled(current, cfg)
+        if settled is not None:
+            self._settled[tenant] = settled
+            return None
+        if current is None:
+            state = _Tenant(cfg.auto_dictionary_min_new_bytes)
+        else:  # an automatic one from before (a restart, or dropped from the collecting tenants)
+            state = _Tenant(cfg.auto_dictionary_drift_period_bytes)
+            state.dict_id = current.dict_id
+            state.drifting = True
+        self._collecting[tenant] = state
+        return state
 
     def claim(self, tenant: str) -> None:
         """Mark ``tenant`` as having its own dictionary: no automatic training (and drop its samples)."""
@@ -186,14 +217,23 @@ class AutoTrainer:
             self._settled.pop(tenant, None)
 
     def status(self, tenant: str) -> AutoDictionaryStatus | None:
-        """Where ``tenant``'s automatic dictionary stands, or None if it has sent no new bytes yet."""
+        """Where ``tenant``'s automatic dictionary stands.
+
+        A tenant not seen in this process is reported from its active dictionary in the registry
+        (``own``; ``collecting`` or ``trained`` for an automatic one, with its id), or None if it has
+        none (and the process has seen no new bytes of it).
+        """
         with self._lock:
             settled = self._settled.get(tenant)
             if settled is not None:
                 return settled
             state = self._collecting.get(tenant)
             if state is None:
-                return None
+                current = self._registry.own_active(tenant)
+                if current is None or not self.enabled:
+                    return None
+                found = _settled(current, self._config)
+                return found or AutoDictionaryStatus("collecting", dict_id=current.dict_id)
             return AutoDictionaryStatus(
                 "training" if state.pending else "collecting",
                 state.new_bytes,
@@ -243,7 +283,8 @@ class AutoTrainer:
                 log.exception("sigmalang: automatic dictionary training failed for a tenant")
                 with self._lock:
                     state.pending = False
-                    state.next_at = state.new_bytes * 2
+                    period = self._config.auto_dictionary_drift_period_bytes
+                    state.next_at = state.new_bytes + period if state.drifting else state.new_bytes * 2
             finally:
                 with self._changed:
                     self._busy -= 1
@@ -254,7 +295,7 @@ class AutoTrainer:
         held_n = max(1, len(messages) // _HELD_BACK)
         train_part, held = messages[:-held_n], messages[-held_n:]
         current = self._registry.own_active(tenant)
-        if current is not None and current.dict_id != state.dict_id:  # trained elsewhere: not ours
+        if current is not None and not current.automatic:  # a user's choice, added meanwhile
             self.claim(tenant)
             return
         candidate = self._trained([p for m in train_part for p in m])
@@ -271,38 +312,54 @@ class AutoTrainer:
             with self._lock:
                 if self._collecting.get(tenant) is not state:  # forgotten (or dropped) meanwhile
                     return
-                if current is not None and current.dict_id != state.dict_id:  # one added meanwhile
+                if current is not None and not current.automatic:  # a user's choice, added meanwhile
                     self._collecting.pop(tenant, None)
                     self._settled[tenant] = AutoDictionaryStatus("own")
                     return
             if final is not None:
                 self._registry.add(final, tenant=tenant)
+                self._registry.prune_automatic(tenant, cfg.auto_dictionary_max_kept)
             with self._lock:
                 state.trainings += 1
                 state.pending = False
                 if final is not None:
                     state.kept += 1
                     state.dict_id = final.dict_id
-                if doubled > cfg.auto_dictionary_retrain_max_new_bytes:
+                if not state.drifting and doubled <= cfg.auto_dictionary_retrain_max_new_bytes:
+                    state.next_at = doubled
+                elif cfg.auto_dictionary_drift_period_bytes:
+                    state.drifting = True
+                    state.next_at = state.queued_at + cfg.auto_dictionary_drift_period_bytes
+                else:
                     self._collecting.pop(tenant, None)
                     self._settled[tenant] = AutoDictionaryStatus(
                         "trained", state.new_bytes, 0, state.trainings, state.kept, state.dict_id
                     )
-                else:
-                    state.next_at = doubled
 
     def _trained(self, samples: list[bytes]) -> Dictionary | None:
         total = sum(map(len, samples))
         size = min(self._config.auto_dictionary_size_bytes, total // 2)
         if size < 256:
             return None
-        return train_dictionary(
+        trained = train_dictionary(
             samples,
             size_bytes=size,
             min_samples=_MIN_SAMPLES,
             level=self._config.small_input_level,
             cover=_COVER,
         )
+        return None if trained is None else Dictionary(trained.data, automatic=True)
+
+
+def _settled(current: Dictionary | None, config: SigmaConfig) -> AutoDictionaryStatus | None:
+    """The status of a tenant whose active dictionary is ``current`` when it trains no more, else None."""
+    if current is None:
+        return None
+    if not current.automatic:
+        return AutoDictionaryStatus("own")
+    if not config.auto_dictionary_drift_period_bytes:
+        return AutoDictionaryStatus("trained", dict_id=current.dict_id)
+    return None
 
 
 def _pieces(new: Sequence[bytes | memoryview], limit: int) -> tuple[bytes, ...]:

@@ -372,8 +372,14 @@ class SigmaCodec:
     def auto_dictionary_status(self, tenant: str) -> AutoDictionaryStatus | None:
         """Where `tenant`'s automatically trained dictionary stands (`sigmalang.autotrain`).
 
+        A tenant this codec has not seen yet is reported from its active dictionary in the registry
+        (e.g. loaded from the registry's directory at start): ``own`` for one a user chose, else
+        ``collecting`` (retrained after `SigmaConfig.auto_dictionary_drift_period_bytes` of new
+        bytes) or ``trained`` (drift retraining off) with its id.
+
         Returns:
-            Its status, or None if the codec has seen no new bytes of it (or automatic training is off).
+            Its status, or None if the tenant has no dictionary of its own and the codec has seen no new
+            bytes of it (or automatic training is off).
         """
         return self._auto.status(tenant)
 

@@ -89,13 +89,28 @@ class SigmaConfig(BaseModel):
     held-back part of them smaller than the dictionary in use. A tenant with a dictionary of its own
     trained explicitly (`SigmaCodec.train_dictionary(..., tenant=T)`) keeps it. Ratio on held-out
     coding-agent sessions of 4-40 turns +4.2% to +8.9%, on the other benchmark draws -0.06% to +0.9%;
-    about 25-30 ms of CPU per tenant for its three trainings. See docs/sigmalang.md, "Dictionaries
-    trained from a tenant's own traffic"."""
+    about 25-30 ms of CPU per tenant for its three scheduled trainings, then one check per
+    `auto_dictionary_drift_period_bytes`. See docs/sigmalang.md, "Dictionaries trained from a tenant's
+    own traffic"."""
 
     auto_dictionary_retrain_max_new_bytes: int = Field(default=256 * 1024, ge=0)
     """An automatically trained dictionary is trained again from the recent samples each time the
     tenant's new bytes double, until they pass this many bytes (64 KiB, then 128 and 256 KiB by
-    default); then it stays. Earlier frames keep decoding (each names its dictionary's id)."""
+    default); after that, every `auto_dictionary_drift_period_bytes`. Earlier frames keep decoding
+    (each names its dictionary's id)."""
+
+    auto_dictionary_drift_period_bytes: int = Field(default=256 * 1024, ge=0)
+    """After the trainings above, a tenant's dictionary is trained again from its recent samples each
+    time it sent this many more new bytes, bytes, and replaces the one in use only if it codes the
+    held-back samples smaller (so a tenant whose traffic changes gets a dictionary of its new traffic;
+    one whose traffic does not keeps its dictionary); 0 = never (the dictionary stays). Also the
+    period after a restart for a tenant whose active dictionary is automatic."""
+
+    auto_dictionary_max_kept: int = Field(default=8, ge=1)
+    """Most automatic dictionaries a registry keeps per tenant (its active one and the latest before
+    it; 32 KiB each by default), in memory and in its directory. A frame naming an older one decodes
+    while the registry's `DictionarySource` holds it (the service's KV bucket keeps every published one
+    until the tenant is deleted); without a source it fails with `MissingDictionaryError`."""
 
     auto_dictionary_sample_max_bytes: int = Field(default=256 * 1024, ge=1024)
     """Most bytes of recent new chunks kept per tenant as training samples (the oldest dropped first);

@@ -9,6 +9,11 @@ Dictionaries belong to a tenant (trained on its messages, used for its frames on
 (``tenant=None``: the generic one, or trained without a tenant). A `DictionarySource` lets several
 processes share them: the registry publishes what it adds and fetches an id it lacks when a frame
 names it, keeping a fetched dictionary only if its bytes hash to that id.
+
+A dictionary carries its provenance: ``automatic`` (trained by `sigmalang.autotrain` from the tenant's
+traffic) or not (chosen by a user: trained on request or added). The registry's directory keeps the
+mark in the file name, so after a restart a tenant whose active dictionary is automatic is still
+trained automatically, and only a user's choice is left alone.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from sigmalang.errors import MissingDictionaryError
 __all__ = ("Dictionary", "DictionaryRegistry", "DictionarySource", "train_dictionary")
 
 _SUFFIX = ".zdict"
+_AUTOMATIC = ".auto"  # <id>.auto.zdict: trained from the tenant's traffic (`Dictionary.automatic`)
+_FETCHED = ".fetched"  # <id>.fetched.zdict: fetched from the source to decode a frame, never activated
 
 
 def _dict_id(data: bytes) -> int:
@@ -44,10 +51,15 @@ class Dictionary:
     Attributes:
         data: The dictionary bytes (zstd format, or raw content).
         dict_id: Non-zero u32: the BLAKE2b-32 of `data` (so the same bytes always get the same id).
+        automatic: Trained automatically from a tenant's traffic (`sigmalang.autotrain`), so automatic
+            training may replace it; False (the default) for a dictionary a user chose (trained on
+            request, added to a registry, shipped), which automatic training never replaces. Not part
+            of equality (the bytes are).
     """
 
     data: bytes
     dict_id: int = field(init=False, compare=False)
+    automatic: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dict_id", _dict_id(self.data))
@@ -107,7 +119,11 @@ class DictionarySource(Protocol):
     """
 
     def publish(self, tenant: str | None, dictionary: Dictionary) -> None:
-        """Make ``dictionary`` of ``tenant`` (None: shared) available to every registry on this source."""
+        """Make ``dictionary`` of ``tenant`` (None: shared) available to every registry on this source.
+
+        ``dictionary.automatic`` says whether it was trained automatically; a source may drop the mark
+        (a fetched dictionary is never activated, so nothing reads it back).
+        """
 
     def fetch(self, tenant: str | None, dict_id: int) -> bytes | None:
         """The bytes of ``tenant``'s (None: shared) dictionary ``dict_id``, or None if it has none."""
@@ -124,7 +140,11 @@ class DictionaryRegistry:
     for the tenant's new frames (falling back to the shared active one); older ones stay available for
     decoding older frames. A tenant's dictionaries are never used for, or found by, another tenant.
 
-    Files: shared dictionaries as ``<id>.zdict``, a tenant's as ``t/<tenant UTF-8 hex>/<id>.zdict``.
+    Files: shared dictionaries as ``<id>.zdict``, a tenant's as ``t/<tenant UTF-8 hex>/<id>.zdict``;
+    an automatic one (`Dictionary.automatic`) as ``<id>.auto.zdict``, one fetched from the source as
+    ``<id>.fetched.zdict``. On load, the most recently written of a tenant's files other than fetched
+    ones becomes its active dictionary (marked automatic if its file is); a file without a mark (also
+    any written before the marks existed) is a user's choice, as before.
 
     Args:
         directory: If given, dictionaries found there are loaded and new ones are written there.
@@ -150,7 +170,9 @@ class DictionaryRegistry:
                     continue
                 found += [(tenant, p) for p in sub.glob(f"*{_SUFFIX}")]
             for owner, path in sorted(found, key=lambda tp: tp[1].stat().st_mtime_ns):
-                self._remember(owner, Dictionary(path.read_bytes()), activate=True)
+                mark = Path(path.stem).suffix
+                loaded = Dictionary(path.read_bytes(), automatic=mark == _AUTOMATIC)
+                self._remember(owner, loaded, activate=mark != _FETCHED)
             if source is not None:  # e.g. trained before the source existed: other processes need them
                 for (owner, _), dictionary in self._by_key.items():
                     source.publish(owner, dictionary)
@@ -160,12 +182,18 @@ class DictionaryRegistry:
         if activate:
             self._active[tenant] = dictionary.dict_id
 
-    def _write(self, tenant: str | None, dictionary: Dictionary) -> None:
+    def _path(self, tenant: str | None, dict_id: int, mark: str) -> Path | None:
         if self._directory is None:
-            return
+            return None
         folder = self._directory if tenant is None else self._directory / "t" / _tenant_dir(tenant)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{dictionary.dict_id:08x}{_SUFFIX}"
+        return folder / f"{dict_id:08x}{mark}{_SUFFIX}"
+
+    def _write(self, tenant: str | None, dictionary: Dictionary, *, fetched: bool = False) -> None:
+        mark = _FETCHED if fetched else _AUTOMATIC if dictionary.automatic else ""
+        path = self._path(tenant, dictionary.dict_id, mark)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             tmp = path.with_suffix(".tmp")
             tmp.write_bytes(dictionary.data)
@@ -227,7 +255,7 @@ class DictionaryRegistry:
                     raise MissingDictionaryError(dict_id, "the shared copy does not match its id")
                 with self._lock:
                     self._remember(owner, dictionary, activate=False)
-                    self._write(owner, dictionary)
+                    self._write(owner, dictionary, fetched=True)
                 return dictionary
         raise MissingDictionaryError(dict_id)
 
@@ -250,6 +278,32 @@ class DictionaryRegistry:
             if folder is not None and folder.is_dir():
                 shutil.rmtree(folder)
         return len(keys)
+
+    def prune_automatic(self, tenant: str, keep: int) -> list[int]:
+        """Drop ``tenant``'s oldest automatic dictionaries beyond the ``keep`` latest (never its active one).
+
+        Each dropped one leaves memory and the directory; frames naming it then decode only if the
+        source still holds it (the service's KV bucket keeps every published dictionary until the tenant
+        is deleted), else fail with `MissingDictionaryError`.
+
+        Args:
+            tenant: Whose automatic dictionaries (`Dictionary.automatic`) to bound.
+            keep: How many to keep, the most recently registered first (at least 1).
+
+        Returns:
+            The ids dropped, oldest first.
+        """
+        with self._lock:
+            active = self._active.get(tenant)
+            automatic = [key for key, d in self._by_key.items() if key[0] == tenant and d.automatic]
+            older = [key for key in automatic if key[1] != active]
+            drop = older[: max(0, len(automatic) - max(keep, 1))]
+            for key in drop:
+                del self._by_key[key]
+                path = self._path(tenant, key[1], _AUTOMATIC)
+                if path is not None:
+                    path.unlink(missing_ok=True)
+        return [dict_id for _, dict_id in drop]
 
     @property
     def active(self) -> Dictionary | None:

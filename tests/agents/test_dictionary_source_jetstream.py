@@ -74,7 +74,7 @@ def test_a_dictionary_trained_on_replica_a_decodes_frames_on_replica_b(nodes: li
     assert not b.codec.dictionaries.has(dictionary.dict_id, tenant="acme")  # B never saw it
     assert b.codec.decompress(alone.frame, tenant="acme") == MESSAGE  # fetched from KV
     assert b.codec.decompress(stored.frame, tenant="acme") == MESSAGE
-    cached = b.directory / "t" / b"acme".hex() / f"{dictionary.dict_id:08x}.zdict"
+    cached = b.directory / "t" / b"acme".hex() / f"{dictionary.dict_id:08x}.fetched.zdict"
     assert cached.read_bytes() == dictionary.data  # kept locally: a restart needs no fetch
     assert b.codec.dictionaries.active_for("acme") is None  # fetched to decode, not activated
     # A dictionary a replica held before it had the source (its directory) is published when it opens.

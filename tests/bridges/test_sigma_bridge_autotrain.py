@@ -31,7 +31,7 @@ async def test_turns_posted_through_the_bridge_train_the_tenants_dictionary(tmp_
             assert await anyio.to_thread.run_sync(codec.wait_auto_dictionaries, 60.0)
         status = codec.auto_dictionary_status(tenant)
         assert status is not None and status.kept >= 1 and status.dict_id is not None
-        assert (tmp_path / "t" / tenant.encode().hex() / f"{status.dict_id:08x}.zdict").exists()
+        assert (tmp_path / "t" / tenant.encode().hex() / f"{status.dict_id:08x}.auto.zdict").exists()
         assert codec.inspect(frames[-1], tenant=tenant).dict_id == status.dict_id
         for frame, (_, message) in zip(frames, turns, strict=True):
             assert await bridge.decompress(frame, tenant=tenant) == message

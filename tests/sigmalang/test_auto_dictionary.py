@@ -26,8 +26,10 @@ AUTO = SigmaConfig(
     auto_dictionary_min_new_bytes=32 * 1024,
     auto_dictionary_retrain_max_new_bytes=64 * 1024,
     auto_dictionary_sample_max_bytes=128 * 1024,
+    auto_dictionary_drift_period_bytes=0,
 )
-"""Trained at 32 KiB of new bytes and again at 64 KiB: the draws below pass both."""
+"""Trained at 32 KiB of new bytes and again at 64 KiB, then no more (drift retraining:
+test_auto_dictionary_drift.py): the draws below pass both."""
 
 Item = tuple[str, str, bytes]
 
@@ -53,13 +55,14 @@ class MemorySource:
     """A `DictionarySource` in memory (what the service's JetStream KV bucket is between processes)."""
 
     def __init__(self) -> None:
-        self.held: dict[tuple[str | None, int], bytes] = {}
+        self.held: dict[tuple[str | None, int], Dictionary] = {}
 
     def publish(self, tenant: str | None, dictionary: Dictionary) -> None:
-        self.held.setdefault((tenant, dictionary.dict_id), dictionary.data)
+        self.held.setdefault((tenant, dictionary.dict_id), dictionary)
 
     def fetch(self, tenant: str | None, dict_id: int) -> bytes | None:
-        return self.held.get((tenant, dict_id))
+        found = self.held.get((tenant, dict_id))
+        return None if found is None else found.data
 
 
 def test_traffic_past_the_threshold_gets_the_tenants_dictionary_and_smaller_frames(
@@ -141,7 +144,7 @@ def test_forget_tenant_drops_the_samples_and_the_auto_dictionary(
     frames = compress_all(codec, items)
     status = codec.auto_dictionary_status(acme)
     assert status is not None and status.dict_id is not None
-    assert (tmp_path / "t" / acme.encode().hex() / f"{status.dict_id:08x}.zdict").exists()
+    assert (tmp_path / "t" / acme.encode().hex() / f"{status.dict_id:08x}.auto.zdict").exists()
     named = next(f for f in reversed(frames) if codec.inspect(f, tenant=acme).dict_id == status.dict_id)
 
     codec.forget_tenant(acme)

@@ -55,6 +55,8 @@ _WORD_BYTE = bytes(255 if c < 128 and (chr(c).isalnum() or c == 95) else 0 for c
 """`bytes.translate` table: ASCII letters, digits and the underscore become 0xFF, every other byte 0."""
 _NUL_TO_SPACE = bytes([32, *range(1, 256)])
 """`bytes.translate` table: the NUL byte becomes a space, every other byte stays."""
+_WORDS_BATCH_BYTES = 1 << 20
+"""`words_of` joins chunks up to this many bytes at a time (its integers are as large as the join)."""
 
 
 def words_of(chunks: Sequence[bytes | memoryview]) -> list[Words]:
@@ -69,8 +71,23 @@ def words_of(chunks: Sequence[bytes | memoryview]) -> list[Words]:
     per byte on the new chunks of the benchmark draws, where a regular expression
     (`[A-Za-z0-9_]{8,}`, which tries every position of every short word again) took 12.6-15.2 and a
     `translate` then `split` of every token then a Python pass keeping the long ones 12.3-19.1
-    (docs/sigmalang.md, "The word context, round 2").
+    (docs/sigmalang.md, "The word context, round 2"). Chunks are joined up to about
+    `_WORDS_BATCH_BYTES` at a time, so that a huge message does not make huge integers.
     """
+    found: list[Words] = []
+    start = size = 0
+    for end, chunk in enumerate(chunks):
+        size += len(chunk) + 1
+        if size >= _WORDS_BATCH_BYTES:
+            found += _words_of_batch(chunks[start : end + 1])
+            start, size = end + 1, 0
+    if start < len(chunks):
+        found += _words_of_batch(chunks[start:])
+    return found
+
+
+def _words_of_batch(chunks: Sequence[bytes | memoryview]) -> list[Words]:
+    """`words_of` for chunks joined at once."""
     joined = b" ".join(chunks)
     n = len(joined)
     mask = int.from_bytes(joined.translate(_WORD_BYTE), "big")
@@ -81,7 +98,7 @@ def words_of(chunks: Sequence[bytes | memoryview]) -> list[Words]:
     mask |= mask << 16
     mask |= mask << 32  # 0xFF over every byte of a run of at least 8 (bits above n bytes: dropped below)
     kept = (int.from_bytes(joined, "big") & mask).to_bytes(n, "big").translate(_NUL_TO_SPACE)
-    found = []
+    found: list[Words] = []
     start = 0
     for chunk in chunks:
         end = start + len(chunk)

@@ -51,9 +51,15 @@ _OTHER_BYTES = b' \n.\x00\xff\x80-\\"{'
 )
 def test_words_of_finds_exactly_the_runs_of_8_or_more_word_bytes_of_each_chunk(chunks: list[bytes]) -> None:
     """Runs of 1-12 word bytes (7, 8 and 9 among them), separated or not, each chunk on its own."""
+    chunks = [*chunks, *chunks]  # (more chunks than a small batch holds)
     expected = [list(dict.fromkeys(re.findall(rb"[A-Za-z0-9_]{8,}", c))) for c in chunks]
     assert [list(found) for found in words_of(chunks)] == expected
     assert [list(words(memoryview(c))) for c in chunks] == expected
+    batch, _anchors._WORDS_BATCH_BYTES = _anchors._WORDS_BATCH_BYTES, 40  # joined a few chunks at a time
+    try:
+        assert [list(found) for found in words_of(chunks)] == expected
+    finally:
+        _anchors._WORDS_BATCH_BYTES = batch
 
 
 def test_a_word_is_not_joined_across_two_chunks() -> None:

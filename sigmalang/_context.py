@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from sigmalang import _base, _varint, _zstd
-from sigmalang._anchors import AnchorIndex, anchors, words
+from sigmalang._anchors import AnchorIndex, anchors, words_of
 from sigmalang._frame_header import MAGIC, FrameInfo
 from sigmalang._frame_v2 import V2
 from sigmalang._frame_v3 import V3, V3Header, content_hash, parse_v3
@@ -178,7 +178,7 @@ def encode(
         new_anchors = [anchors(c) for _, c in new]
         hits = index.lookup([h for hashes in new_anchors for h in hashes])  # one call, one lock
         limit = min(_WORD_CONTEXT_MAX_RSUS, config.word_context_per_new_chunk * len(new))
-        new_words = [words(c) for _, c in new] if limit else None
+        new_words = words_of([c for _, c in new]) if limit else None
         related = index.related(new_words, limit) if new_words else []
         own_new = {seq for seq, _ in new}
         skip = prev_set | own_new | {base}

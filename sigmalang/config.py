@@ -41,11 +41,13 @@ class SigmaConfig(BaseModel):
     word_context_per_new_chunk: int = Field(default=0, ge=0, le=16)
     """A frame's context adds up to this many RSUs per new chunk of the message (at most 16) that share
     the most *words* with its new chunks (runs of at least 8 ASCII letters, digits or underscores:
-    identifiers, long words; `sigmalang._anchors.words`); 0 = none, the default. New code and text
+    identifiers, long words; `sigmalang._anchors.words_of`); 0 = none, the default. New code and text
     repeat few whole lines (anchors) of what the tenant sent before but many of its words, where zstd
-    finds short matches. With 2: ratios +0.1% to +5.2% on every benchmark draw (coding-agent sessions
-    the most), but compression at 0.72-0.79 of the speed without (the words of every new chunk are
-    taken and indexed in Python): off until that cost is cut. See docs/sigmalang.md, "Held-out shapes"."""
+    finds short matches. With 2 and automatic per-tenant dictionaries (the REST default): ratios
+    -0.002% to +2.5% on the benchmark draws (coding-agent sessions +1.1% to +2.5%), and compression
+    at 0.78-0.88 of the speed without (taking each new chunk's words costs 8-9 ns per byte in C-level
+    calls; the Python passes they replaced gave 0.71-0.81): off. See docs/sigmalang.md, "The word context,
+    round 2"."""
 
     small_input_bytes: int = Field(default=4096, ge=0)
     """Inputs shorter than this many bytes are compressed at `small_input_level`."""

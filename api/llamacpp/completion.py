@@ -35,7 +35,7 @@ from agents.errors import AgentError, BadInputError
 from agents.protocol import GenerateInput, GenerateOutput
 from api._push import EventFormat
 from api._request import call_context
-from api._sse import sse_push_response
+from api._sse import sse_event, sse_push_response
 from api.generate.schemas import MAX_PROMPT_CHARS
 from api.openai._generation import generate_all, generate_input, start_streams
 from orchestrator import Orchestrator, TextDelta
@@ -156,7 +156,7 @@ def _final(body: LlamaCompletionRequest, out: GenerateOutput, content: str) -> d
 
 
 def _event(obj: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(obj, ensure_ascii=False).encode() + b"\n\n"
+    return sse_event(json.dumps(obj, ensure_ascii=False))
 
 
 @post("/completion", status_code=200, summary="llama-server-compatible completion (JSON or SSE)")

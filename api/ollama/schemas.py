@@ -29,20 +29,45 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+TOP_P_MIN = 1e-9
+"""What ``top_p`` at or below 0 becomes: the smallest nucleus, the most likely token alone (what Ollama's
+and llama.cpp's top-p samplers keep for ``top_p: 0``; our samplers refuse 0 itself)."""
+
+
 class OllamaOptions(_Body):
-    """``options``: the sampling ones are served, the runtime ones (``num_ctx``, ``num_gpu``, ...) ignored."""
+    """``options``: the sampling ones are served, the runtime ones (``num_ctx``, ``num_gpu``, ...) ignored.
+
+    Out-of-range sampling values are taken as Ollama takes them rather than refused: its sampler
+    (``sample/samplers.go``, ``NewSampler``) clamps ``temperature`` below 0 to 0 (greedy), ``top_p`` and
+    ``min_p`` into [0, 1], and its top-k transform treats ``top_k`` ≤ 0 as off; ``temperature`` above 2 is
+    used as given (llama.cpp's temperature sampler takes any value). Still refused with the field's name:
+    ``top_k`` above 1000, ``repeat_penalty`` outside (0, 10], presence/frequency penalties outside
+    [-2, 2], and non-finite numbers.
+    """
 
     num_predict: int | None = None
     """Most tokens to generate; absent or negative (Ollama's "until done"): 256."""
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_k: int | None = Field(default=None, ge=0, le=1000)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    temperature: float | None = Field(default=None, allow_inf_nan=False)
+    top_k: int | None = Field(default=None, le=1000)
+    top_p: float | None = Field(default=None, allow_inf_nan=False)
+    min_p: float | None = Field(default=None, allow_inf_nan=False)
     seed: int | None = None
     stop: list[str] | str | None = None
     repeat_penalty: float | None = Field(default=None, gt=0.0, le=10.0)
     presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+
+    @model_validator(mode="after")
+    def _as_ollama_samples(self) -> OllamaOptions:
+        if self.temperature is not None:
+            self.temperature = max(self.temperature, 0.0)
+        if self.top_k is not None:
+            self.top_k = max(self.top_k, 0)
+        if self.top_p is not None:
+            self.top_p = min(max(self.top_p, TOP_P_MIN), 1.0)
+        if self.min_p is not None:
+            self.min_p = min(max(self.min_p, 0.0), 1.0)
+        return self
 
 
 class OllamaFunctionCall(_Body):

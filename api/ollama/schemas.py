@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from api._sampling import lenient_sampling
 from api.generate.schemas import MAX_PROMPT_CHARS
 
 __all__ = (
@@ -29,18 +30,12 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-TOP_P_MIN = 1e-9
-"""What ``top_p`` at or below 0 becomes: the smallest nucleus, the most likely token alone (what Ollama's
-and llama.cpp's top-p samplers keep for ``top_p: 0``; our samplers refuse 0 itself)."""
-
-
 class OllamaOptions(_Body):
     """``options``: the sampling ones are served, the runtime ones (``num_ctx``, ``num_gpu``, ...) ignored.
 
-    Out-of-range sampling values are taken as Ollama takes them rather than refused: its sampler
-    (``sample/samplers.go``, ``NewSampler``) clamps ``temperature`` below 0 to 0 (greedy), ``top_p`` and
-    ``min_p`` into [0, 1], and its top-k transform treats ``top_k`` ≤ 0 as off; ``temperature`` above 2 is
-    used as given (llama.cpp's temperature sampler takes any value). Still refused with the field's name:
+    Out-of-range sampling values are taken as Ollama takes them rather than refused (see
+    :mod:`api._sampling`: ``temperature`` below 0 is greedy, above 2 used as given, ``top_p`` and
+    ``min_p`` clamped into [0, 1], ``top_k`` ≤ 0 off). Still refused with the field's name:
     ``top_k`` above 1000, ``repeat_penalty`` outside (0, 10], presence/frequency penalties outside
     [-2, 2], and non-finite numbers.
     """
@@ -59,14 +54,11 @@ class OllamaOptions(_Body):
 
     @model_validator(mode="after")
     def _as_ollama_samples(self) -> OllamaOptions:
-        if self.temperature is not None:
-            self.temperature = max(self.temperature, 0.0)
-        if self.top_k is not None:
-            self.top_k = max(self.top_k, 0)
-        if self.top_p is not None:
-            self.top_p = min(max(self.top_p, TOP_P_MIN), 1.0)
-        if self.min_p is not None:
-            self.min_p = min(max(self.min_p, 0.0), 1.0)
+        values = lenient_sampling(
+            temperature=self.temperature, top_k=self.top_k, top_p=self.top_p, min_p=self.min_p
+        )
+        for name, value in values.items():
+            setattr(self, name, value)
         return self
 
 

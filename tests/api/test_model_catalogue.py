@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 import gguf
+import httpx
 import ollama
 import pytest
 from openai import OpenAI
@@ -172,3 +173,17 @@ def test_out_of_range_ollama_options_are_taken_as_ollama_takes_them(
     with pytest.raises(ollama.ResponseError) as info:
         ollama_client.generate(model=served_model, prompt=prompt, options={"num_predict": 2, "top_k": 5000})
     assert info.value.status_code == 400 and "top_k" in str(info.value)
+
+
+def test_out_of_range_llama_server_samples_are_taken_as_llama_cpp_takes_them(service: str) -> None:
+    def content(**samples: object) -> str:
+        body = {"prompt": "One, two, three,", "n_predict": 6, **samples}
+        r = httpx.post(f"{service}/completion", json=body, timeout=120)
+        assert r.status_code == 200, r.text
+        text: str = r.json()["content"]
+        return text
+
+    greedy = content(temperature=0)
+    assert content(temperature=-1, seed=3) == greedy  # temp <= 0: the most likely token
+    assert content(temperature=1.0, top_p=0, seed=3) == greedy  # top_p 0 keeps one token
+    content(temperature=4.0, top_k=-5, min_p=-1, top_p=2, seed=3)  # 200 (checked in content): as given, off

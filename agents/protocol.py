@@ -182,8 +182,9 @@ class Sampling(BaseModel):
 
     max_tokens: int = Field(default=256, ge=1, le=32768)
     """Upper bound on completion tokens."""
-    temperature: float = Field(default=0.8, ge=0.0, le=2.0)
-    """Sampling temperature; 0 is greedy."""
+    temperature: float = Field(default=0.8, ge=0.0, allow_inf_nan=False)
+    """Sampling temperature; 0 is greedy. Any finite value, as llama.cpp's temperature sampler (and
+    Ollama) take it; the OpenAI-compatible routes keep OpenAI's 0..2."""
     top_p: float = Field(default=0.95, gt=0.0, le=1.0)
     """Nucleus sampling mass."""
     top_k: int = Field(default=40, ge=0, le=1000)

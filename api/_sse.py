@@ -3,8 +3,14 @@
 litestar's ``ServerSentEvent`` runs its iterator of header chunks through a worker thread
 (``sync_to_thread``) before the first event, a thread round trip on every stream's time to first
 token, and builds a ``ServerSentEventMessage`` per event. The streaming routes write the wire form
-themselves instead (the same bytes: ``event: <name>``, CRLF, ``data: <one line>``, CRLF, CRLF, as
-``ServerSentEventMessage.encode`` writes them) through a plain ``Stream``.
+themselves instead, through a plain ``Stream``.
+
+One framing for every event stream of the API (OpenAI chat/completions/responses, ``/v1/generate``,
+llama-server's ``/completion``, task events, the dashboard feed): ``event: <name>`` LF (named events
+only), ``data: <one line>`` LF, LF: what OpenAI's and llama-server's streams send. Writers that splice
+an event together on the hot path use :func:`sse_data_prefix` and :data:`SSE_END` for its two ends;
+every other writer calls :func:`sse_event`. ``tests/api/test_sse_framing.py`` parses every streaming
+route with httpx-sse and checks these bytes.
 
 Reference: the WHATWG HTML standard, "Server-sent events", the event stream format.
 """
@@ -22,6 +28,15 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 """Headers of every event stream: no caching, no buffering by a reverse proxy (nginx)."""
 
 
+SSE_END = b"\n\n"
+"""The end of an event: the LF ending its ``data`` line and the empty line that dispatches it."""
+
+
+def sse_data_prefix(event: str | None = None) -> bytes:
+    """An event's bytes before its data: ``event: <name>`` LF when named, then ``data: ``."""
+    return (b"event: " + event.encode() + b"\n" if event is not None else b"") + b"data: "
+
+
 def sse_event(data: str | bytes, event: str | None = None) -> bytes:
     """One event on the wire.
 
@@ -35,8 +50,7 @@ def sse_event(data: str | bytes, event: str | None = None) -> bytes:
     body = data.encode() if isinstance(data, str) else data
     if b"\n" in body or b"\r" in body:
         raise ValueError("SSE data must be one line")
-    head = b"event: " + event.encode() + b"\r\n" if event is not None else b""
-    return head + b"data: " + body + b"\r\n\r\n"
+    return sse_data_prefix(event) + body + SSE_END
 
 
 def sse_response(events: AsyncIterator[bytes]) -> Stream:

@@ -6,13 +6,18 @@ Two sources, merged by model name:
   configured model, see ``ryot.ModelStatus``). Agents of one process share one pool (same ``pool`` id),
   so each pool counts once; pools of several processes (replicas) are summed: the model is ``loaded`` if
   any replica has it loaded, and ``active``, ``queue_depth`` and ``memory_bytes`` add up.
-* Any other agent whose metadata names a ``model`` (the embedder, similarity): served and loaded.
+* Any other agent whose metadata names a ``model`` (the embedder, similarity): served and loaded; the
+  facts about it (parameter count, files) come from its stats data's ``model_facts`` when it gives them.
+
+What a model *is* (architecture, parameter count, quantisation, trained context, files: the ``_FACTS``)
+is the same in every replica; a replica that does not know them yet (a packaged model it has not
+loaded) leaves them to one that does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 __all__ = ("ModelInfo", "models_from_stats")
@@ -59,6 +64,40 @@ class ModelInfo:
     replicas: int = 1
     loaded_replicas: int = 1
     error: str | None = None
+    architecture: str | None = None
+    parameter_count: int | None = None
+    quantization: str | None = None
+    context_length_trained: int | None = None
+    embedding_length: int | None = None
+    file_size: int | None = None
+    file_mtime: float | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+_FACTS: dict[str, type] = {
+    "architecture": str,
+    "parameter_count": int,
+    "quantization": str,
+    "context_length_trained": int,
+    "embedding_length": int,
+    "file_size": int,
+    "file_mtime": float,
+}
+"""The fields that describe the model itself (not its state), and their types."""
+
+
+def _facts(s: Mapping[str, Any]) -> dict[str, Any]:
+    """The :data:`_FACTS` (and ``metadata``) that ``s`` gives."""
+    out: dict[str, Any] = {k: t(s[k]) for k, t in _FACTS.items() if s.get(k) is not None}
+    if isinstance(s.get("metadata"), Mapping) and s["metadata"]:
+        out["metadata"] = dict(s["metadata"])
+    return out
+
+
+def _with_facts(a: ModelInfo, s: Mapping[str, Any]) -> ModelInfo:
+    """``a``, with what ``s`` tells about the model where ``a`` does not know it."""
+    known = {k: v for k, v in _facts(s).items() if not getattr(a, k)}
+    return replace(a, **known) if known else a
 
 
 def _merge(a: ModelInfo, s: Mapping[str, Any]) -> ModelInfo:
@@ -67,24 +106,20 @@ def _merge(a: ModelInfo, s: Mapping[str, Any]) -> ModelInfo:
     loaded = state == "loaded"
     loaded_at = s.get("loaded_at") if loaded else None
     used = s.get("last_used_at")
-    return ModelInfo(
-        id=a.id,
-        agent=a.agent,
+    merged = replace(
+        a,
         status=state if _RANK.get(state, 0) > _RANK.get(a.status, 0) else a.status,
         default=a.default or bool(s.get("default")),
-        kind=a.kind,
-        n_ctx=a.n_ctx,
-        parallel=a.parallel,
         memory_bytes=(a.memory_bytes or 0) + int(s.get("memory_bytes") or 0),
         active=a.active + int(s.get("active") or 0),
         queue_depth=a.queue_depth + int(s.get("queue_depth") or 0),
         loaded_at=min((t for t in (a.loaded_at, loaded_at) if t is not None), default=None),
         last_used_at=max((t for t in (a.last_used_at, used) if t is not None), default=None),
-        idle_unload_s=a.idle_unload_s,
         replicas=a.replicas + 1,
         loaded_replicas=a.loaded_replicas + int(loaded),
         error=a.error or (str(s["error"]) if state == "failed" and s.get("error") else None),
     )
+    return _with_facts(merged, s)
 
 
 def _first(agent: str, s: Mapping[str, Any]) -> ModelInfo:
@@ -106,6 +141,7 @@ def _first(agent: str, s: Mapping[str, Any]) -> ModelInfo:
         replicas=1,
         loaded_replicas=int(loaded),
         error=str(s["error"]) if state == "failed" and s.get("error") else None,
+        **_facts(s),
     )
 
 
@@ -137,5 +173,8 @@ def models_from_stats(answers: Iterable[Mapping[str, Any]]) -> list[ModelInfo]:
                 pooled[name] = _merge(pooled[name], s) if name in pooled else _first(agent, s)
         elif meta.get("model"):
             name = str(meta["model"])
-            others.setdefault(name, ModelInfo(id=name, agent=agent, status="loaded", kind="embedding"))
+            facts = data.get("model_facts")
+            info = others.setdefault(name, ModelInfo(id=name, agent=agent, status="loaded", kind="embedding"))
+            if isinstance(facts, Mapping):
+                others[name] = _with_facts(info, facts)
     return [*pooled.values(), *(m for name, m in others.items() if name not in pooled)]

@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import queue
 import random
 import threading
@@ -129,8 +130,8 @@ class GenerationHandle:
 def _validate(params: SamplingParams) -> None:
     if params.max_tokens < 1:
         raise InvalidRequestError("max_tokens", "must be at least 1")
-    if not 0.0 <= params.temperature <= 2.0:
-        raise InvalidRequestError("temperature", "must be between 0 and 2")
+    if not 0.0 <= params.temperature < math.inf:
+        raise InvalidRequestError("temperature", "must be 0 (greedy) or a positive finite number")
     if not 0.0 < params.top_p <= 1.0:
         raise InvalidRequestError("top_p", "must be in (0, 1]")
     if params.top_k < 0:

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
+
+from ryot._gguf import GGUFHeader
 
 if TYPE_CHECKING:
     from ryot._engine import RyotEngine
+
+_NOT_REPORTED = frozenset({"tokenizer.chat_template"})
+"""Metadata keys left out of :attr:`ModelStatus.metadata` (a chat template can be kilobytes, and every
+``$SRV.STATS`` answer carries the status)."""
 
 ModelState = Literal["unloaded", "loading", "loaded", "failed"]
 """``unloaded``: not in memory (loads on first use); ``loading``; ``loaded``; ``failed``: the last load
@@ -65,6 +71,19 @@ class ModelStatus:
         memory_bytes: Approximate memory of the loaded model: GGUF file size plus the KV cache of its
             sequences plus what its host prefix cache holds now (0 if not loaded).
         error: Why the last load failed (state ``failed``).
+        architecture: ``general.architecture`` of the GGUF (``gemma3``, ``llama``, ``bitnet``).
+        parameter_count: The model's parameters (elements of all its tensors).
+        quantization: The GGUF's file type by name (``Q4_K_M``, ``F16``, ``TQ1_0``).
+        context_length_trained: The context the model was trained with, in tokens (``n_ctx`` may be less).
+        embedding_length: The width of the model's hidden state.
+        file_size: The GGUF file's size, in bytes.
+        file_mtime: The GGUF file's modification time (Unix time, seconds).
+        metadata: The GGUF's key/value metadata, typed, arrays of more than 5 items empty and without
+            ``tokenizer.chat_template`` (see :class:`ryot._gguf.GGUFHeader`).
+
+        The GGUF facts (``architecture`` to ``metadata``) come from the file's header
+        (:func:`ryot._gguf.read_gguf_header`): for a model configured by path they are known before it
+        loads; a packaged model's file is found when it first loads. ``None`` (``{}``) until then.
     """
 
     name: str
@@ -85,10 +104,34 @@ class ModelStatus:
     queue_depth: int
     memory_bytes: int
     error: str | None
+    architecture: str | None = None
+    parameter_count: int | None = None
+    quantization: str | None = None
+    context_length_trained: int | None = None
+    embedding_length: int | None = None
+    file_size: int | None = None
+    file_mtime: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The status as a JSON-ready dict (for ``$SRV.STATS`` data)."""
         return asdict(self)
+
+
+def header_facts(header: GGUFHeader | None) -> dict[str, Any]:
+    """The :class:`ModelStatus` fields a GGUF header gives (none for ``None``)."""
+    if header is None:
+        return {}
+    return {
+        "architecture": header.architecture,
+        "parameter_count": header.parameter_count,
+        "quantization": header.quantization,
+        "context_length_trained": header.context_length,
+        "embedding_length": header.embedding_length,
+        "file_size": header.size_bytes,
+        "file_mtime": header.mtime,
+        "metadata": {k: v for k, v in header.metadata.items() if k not in _NOT_REPORTED},
+    }
 
 
 def _to_wall(monotonic: float | None) -> float | None:

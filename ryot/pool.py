@@ -25,12 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ryot._engine import RyotEngine
+from ryot._gguf import GGUFHeader, read_gguf_header
 from ryot._model_status import (
     ModelState,
     ModelStatus,
     _memory_bytes,
     _prefix_cache_bytes,
     _to_wall,
+    header_facts,
     kv_cache_bytes,
 )
 from ryot.config import ModelEntry, ModelPoolConfig, RyotConfig
@@ -58,6 +60,18 @@ class _Model:
     loads: int = 0
     in_use: int = 0
     memory_bytes: int = 0
+    header: GGUFHeader | None = None
+    """What the GGUF's header says (read once its path is known: configured, or found by the load)."""
+
+
+def _header(path: Path | None, known: GGUFHeader | None) -> GGUFHeader | None:
+    """``known`` if it is ``path``'s header, else ``path``'s header read now (``None`` if unreadable)."""
+    if path is None or (known is not None and known.path == path):
+        return known
+    try:
+        return read_gguf_header(path)
+    except ModelLoadError:
+        return None  # loading the model reports why
 
 
 class ModelPool:
@@ -83,7 +97,10 @@ class ModelPool:
         if not entries:
             raise ValueError("a model pool needs at least one model")
         base = base or RyotConfig()
-        self._models = {name: _Model(name, e, e.engine_config(base)) for name, e in entries.items()}
+        self._models = {
+            name: _Model(name, e, e.engine_config(base), header=_header(e.path, None))
+            for name, e in entries.items()
+        }
         self.default = default if default is not None else next(iter(entries))
         if self.default not in self._models:
             raise UnknownModelError(self.default, self.names)
@@ -176,7 +193,9 @@ class ModelPool:
                     return model.engine
                 model.state, model.error = "loading", None
             engine = self._load(model)
+            header = _header(engine.model_path, model.header)
             with self._lock:
+                model.header = header
                 closed = self._closed
                 if not closed:
                     model.engine, model.state, model.loads = engine, "loaded", model.loads + 1
@@ -279,6 +298,7 @@ class ModelPool:
                         if engine is not None
                         else 0,
                         error=m.error,
+                        **header_facts(m.header),
                     )
                 )
         return out

@@ -12,10 +12,12 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
+
+from vault._model_facts import model_facts
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -107,11 +109,28 @@ class MiniLMEmbedder:
         self._device = device
         self._model: SentenceTransformer | None = None
         self._use_lock: threading.Lock | None = None
+        self._facts: dict[str, Any] | None = None
 
     @property
     def dim(self) -> int:
         """Output dimension: 384."""
         return MINILM_DIM
+
+    def model_facts(self) -> dict[str, Any]:
+        """What the model's files say about it, without loading it (read once; see ``vault._model_facts``).
+
+        Returns:
+            ``architecture`` (``bert``), ``parameter_count`` (22,713,216), ``quantization`` (``F32``),
+            ``context_length_trained`` (512 tokens), ``embedding_length`` (384), ``file_size`` (bytes)
+            and ``file_mtime`` (Unix seconds) of ``model.safetensors``; ``{}`` if the model package is
+            not installed.
+        """
+        if self._facts is None:
+            try:
+                self._facts = model_facts(self._model_dir or minilm_model_dir())
+            except (ModuleNotFoundError, FileNotFoundError):
+                self._facts = {}
+        return self._facts
 
     def load(self) -> None:
         """Load the model now instead of on the first :meth:`embed` (about 0.5 s plus torch import).

@@ -6,7 +6,7 @@ indexes and searches with (same model, same normalisation). The API's ``POST /v1
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import anyio
 
@@ -46,6 +46,16 @@ class EmbedderAgent(StorageAgent):
     def metadata(self) -> dict[str, str]:
         """Engine, vector dimension, model name, and ``internal``: a service, not a member of the team."""
         return {**super().metadata(), "model": self.model_name, "internal": "true"}
+
+    def stats(self) -> dict[str, Any]:
+        """Bridge counters, and ``model_facts``: the model's parameters, weights type and files.
+
+        ``model_facts`` is :meth:`vault.MiniLMEmbedder.model_facts` (``{}`` for another embedder); the
+        orchestrator's model listing reads it (``orchestrator._models``).
+        """
+        embedder = self.bridge.vault.embedder
+        facts = embedder.model_facts() if isinstance(embedder, MiniLMEmbedder) else {}
+        return {**super().stats(), "model_facts": facts}
 
     async def _decode(self, token_ids: list[list[int]]) -> list[str]:
         embedder = self.bridge.vault.embedder

@@ -24,12 +24,13 @@ import anyio
 from litestar import Request, get
 from litestar.datastructures import State
 from litestar.params import FromPath, Parameter
-from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.response import Stream
 
 from agents.errors import NotFoundError
 from agents.tracing import TENANT_ATTRIBUTE, span_buffer
 from api._auth import Principal
 from api._request import tenant_of
+from api._sse import sse_event, sse_response
 from orchestrator import Orchestrator
 
 if TYPE_CHECKING:
@@ -115,17 +116,17 @@ async def snapshot(state: State) -> dict[str, Any]:
 
 
 @get("/v1/dashboard/events", summary="The dashboard snapshot as server-sent events")
-async def events(state: State) -> ServerSentEvent:
+async def events(state: State) -> Stream:
     """``event: snapshot`` with the snapshot as JSON every couple of seconds, until the client leaves."""
     snap = _snapshotter(state)
 
-    async def stream() -> AsyncGenerator[ServerSentEventMessage, None]:
+    async def stream() -> AsyncGenerator[bytes, None]:
         while True:
             body = await snap.get()
-            yield ServerSentEventMessage(data=_json(body), event="snapshot")
+            yield sse_event(_json(body), "snapshot")
             await anyio.sleep(snap.interval_s)
 
-    return ServerSentEvent(stream())
+    return sse_response(stream())
 
 
 def _json(body: dict[str, Any]) -> str:

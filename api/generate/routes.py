@@ -15,7 +15,7 @@ from agents.errors import AgentError, BadInputError, StreamBrokenError
 from agents.protocol import ChatMessageIn, GenerateInput, GenerateOutput, Sampling
 from api._push import EventFormat
 from api._request import call_context, request_id_of
-from api._sse import sse_event, sse_push_response
+from api._sse import SSE_END, sse_data_prefix, sse_event, sse_push_response
 from api.errors import error_body
 from api.generate.schemas import GenerateRequest, GenerateResponse, Timings, Usage
 from orchestrator import Orchestrator, TextDelta
@@ -88,8 +88,9 @@ async def generate(
     return sse_push_response(stream, _format(request, request_id))
 
 
-_TOKEN_HEAD = sse_event("{}", "token")[: -len("}\r\n\r\n")] + b'"text": '
-"""``event: token``, CRLF, ``data: {"text": `` (a JSON string and ``}``, CRLF, CRLF end the event)."""
+_TOKEN_HEAD = sse_data_prefix("token") + b'{"text": '
+"""``event: token``, ``data: {"text": `` (a JSON string and :data:`_TOKEN_END` end the event)."""
+_TOKEN_END = b"}" + SSE_END
 
 
 def _token(delta: TextDelta) -> bytes:
@@ -98,7 +99,7 @@ def _token(delta: TextDelta) -> bytes:
     ``encode_basestring_ascii`` is what ``json.dumps`` runs for a string (``ensure_ascii``), without
     the encoder object around it.
     """
-    return _TOKEN_HEAD + encode_basestring_ascii(delta.text).encode() + b"}\r\n\r\n"
+    return _TOKEN_HEAD + encode_basestring_ascii(delta.text).encode() + _TOKEN_END
 
 
 def _format(request: Request[Any, Any, Any], request_id: str) -> EventFormat:

@@ -8,6 +8,8 @@ What llama.cpp clients send (llama.cpp ``tools/server/README.md`` "POST /complet
   llama-server's "until done": 256), ``temperature``, ``top_k``, ``top_p``, ``min_p``, ``seed`` (-1:
   random), ``stop``, ``repeat_penalty``, ``presence_penalty``, ``frequency_penalty``, ``logit_bias``
   (``[[id, bias | false], ...]`` or ``{"id": bias}``), ``grammar`` (GBNF), ``json_schema``, ``stream``.
+- Out-of-range ``temperature``, ``top_k``, ``top_p``, ``min_p`` are taken as llama.cpp's samplers take
+  them (:mod:`api._sampling`: ``temperature`` ≤ 0 greedy, above 2 as given; ``top_k`` ≤ 0 off).
 - Accepted, no effect: the other samplers and server settings (``mirostat``, ``typical_p``, ``dry_*``,
   ``xtc_*``, ``repeat_last_n``, ``n_keep``, ``cache_prompt``: prefixes are always reused, ``id_slot``,
   ...), as llama-server ignores what it does not know.
@@ -35,7 +37,8 @@ from agents.errors import AgentError, BadInputError
 from agents.protocol import GenerateInput, GenerateOutput
 from api._push import EventFormat
 from api._request import call_context
-from api._sse import sse_push_response
+from api._sampling import lenient_sampling
+from api._sse import sse_event, sse_push_response
 from api.generate.schemas import MAX_PROMPT_CHARS
 from api.openai._generation import generate_all, generate_input, start_streams
 from orchestrator import Orchestrator, TextDelta
@@ -51,10 +54,10 @@ class LlamaCompletionRequest(BaseModel):
     prompt: str | list[int] | list[Any] = Field(max_length=MAX_PROMPT_CHARS)
     """Text or token ids; a list of several prompts is refused."""
     n_predict: int | None = None
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_k: int | None = Field(default=None, ge=0, le=1000)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    temperature: float | None = Field(default=None, allow_inf_nan=False)
+    top_k: int | None = Field(default=None, le=1000)
+    top_p: float | None = Field(default=None, allow_inf_nan=False)
+    min_p: float | None = Field(default=None, allow_inf_nan=False)
     seed: int | None = None
     stop: list[str] | None = None
     repeat_penalty: float | None = Field(default=None, gt=0.0, le=10.0)
@@ -101,10 +104,9 @@ def _input(body: LlamaCompletionRequest) -> GenerateInput:
         raise BadInputError("only false is served", field="ignore_eos")
     fields: dict[str, Any] = {
         "max_tokens": body.n_predict if body.n_predict and body.n_predict > 0 else None,
-        "temperature": body.temperature,
-        "top_k": body.top_k,
-        "top_p": body.top_p,
-        "min_p": body.min_p,
+        **lenient_sampling(
+            temperature=body.temperature, top_k=body.top_k, top_p=body.top_p, min_p=body.min_p
+        ),
         "seed": None if body.seed is None or body.seed < 0 else body.seed % 2**32,
         "stop": [s for s in body.stop or [] if s] or None,
         "repeat_penalty": body.repeat_penalty,
@@ -156,7 +158,7 @@ def _final(body: LlamaCompletionRequest, out: GenerateOutput, content: str) -> d
 
 
 def _event(obj: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(obj, ensure_ascii=False).encode() + b"\n\n"
+    return sse_event(json.dumps(obj, ensure_ascii=False))
 
 
 @post("/completion", status_code=200, summary="llama-server-compatible completion (JSON or SSE)")

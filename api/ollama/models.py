@@ -29,7 +29,7 @@ from agents.errors import NotFoundError
 from api.ollama.schemas import OllamaModelRequest
 from orchestrator import ModelInfo, Orchestrator
 
-__all__ = ("MODEL_ROUTES", "OLLAMA_VERSION", "ROOT_ROUTES")
+__all__ = ("MODEL_ROUTES", "OLLAMA_VERSION", "ROOT_ROUTES", "human_number")
 
 OLLAMA_VERSION = "0.12.0"
 """The Ollama release whose API these routes follow (``GET /api/version``)."""
@@ -39,41 +39,88 @@ def _digest(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()
 
 
+def human_number(n: int) -> str:
+    """A parameter count as Ollama's ``details.parameter_size`` writes it: ``268.10M``, ``1.2B``, ``23K``.
+
+    Ollama's ``format.HumanNumber`` (``format/format.go``): from a billion, ``B`` with one decimal; from a
+    million, ``M`` with two; from a thousand, ``K`` with none; a whole number of B or M has no decimals.
+    """
+    for unit, suffix, places in ((1_000_000_000, "B", 1), (1_000_000, "M", 2)):
+        if n >= unit:
+            value = n / unit
+            return f"{value:.0f}{suffix}" if value == int(value) else f"{value:.{places}f}{suffix}"
+    return f"{n / 1000:.0f}K" if n >= 1000 else str(n)
+
+
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+"""Go's zero ``time.Time`` as Ollama writes it: a time that is not known."""
+
+
 def _family(info: ModelInfo) -> str:
+    if info.architecture:
+        return info.architecture
     return "bert" if info.kind == "embedding" else info.id.split("-")[0].split(":")[0].lower()
 
 
 def _details(info: ModelInfo) -> dict[str, Any]:
+    """Ollama's ``details``; ``parameter_size`` / ``quantization_level`` empty while not known."""
     family = _family(info)
     return {
         "parent_model": "",
-        "format": "sentence-transformers" if info.kind == "embedding" else "gguf",
+        "format": "safetensors" if info.kind == "embedding" else "gguf",
         "family": family,
         "families": [family],
-        "parameter_size": "",
-        "quantization_level": "",
+        "parameter_size": human_number(info.parameter_count) if info.parameter_count is not None else "",
+        "quantization_level": info.quantization or "",
     }
 
 
 def _iso(ts: float | None) -> str:
-    when = dt.datetime.fromtimestamp(ts, dt.UTC) if ts else dt.datetime.now(dt.UTC)
-    return when.isoformat().replace("+00:00", "Z")
+    if ts is None:
+        return _ZERO_TIME
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _tag(info: ModelInfo) -> dict[str, Any]:
+    """One ``/api/tags`` entry: ``size`` is the model file's bytes, ``modified_at`` its modification time."""
     return {
         "name": info.id,
         "model": info.id,
-        "modified_at": _iso(info.loaded_at),
-        "size": info.memory_bytes or 0,
+        "modified_at": _iso(info.file_mtime),
+        "size": info.file_size or 0,
         "digest": _digest(info.id),
         "details": _details(info),
     }
 
 
+_NOT_IN_MODEL_INFO = ("general.name", "tokenizer.chat_template")
+"""The GGUF keys Ollama deletes from ``model_info``."""
+
+
+def _model_info(info: ModelInfo) -> dict[str, Any]:
+    """``/api/show``'s ``model_info``: the GGUF metadata and ``general.parameter_count``, as Ollama gives.
+
+    Ollama returns the GGUF's key/value pairs without ``general.name`` and ``tokenizer.chat_template``,
+    arrays of more than 5 items empty, plus the parameter count (``server/routes.go``,
+    ``GetModelInfo``). For a model without GGUF metadata (the embedding model) the known facts under the
+    same keys.
+    """
+    family = _family(info)
+    out: dict[str, Any] = {"general.architecture": family}
+    out.update((k, v) for k, v in info.metadata.items() if k not in _NOT_IN_MODEL_INFO)
+    out.setdefault("general.basename", info.id)
+    if info.parameter_count is not None:
+        out["general.parameter_count"] = info.parameter_count
+    facts = {"context_length": info.context_length_trained, "embedding_length": info.embedding_length}
+    for key, value in facts.items():
+        if value is not None:
+            out.setdefault(f"{family}.{key}", value)
+    return out
+
+
 @get("/tags", summary="Ollama-compatible list of the served models")
 async def tags(state: State) -> dict[str, Any]:
-    """Every generation model and the embedding model (``size``: bytes in memory when loaded, else 0)."""
+    """Every generation model and the embedding model (``size``: the model file's bytes; 0: not known)."""
     orchestrator: Orchestrator = state.orchestrator
     return {"models": [_tag(m) for m in await orchestrator.models()]}
 
@@ -92,6 +139,7 @@ async def ps(state: State) -> dict[str, Any]:
         "models": [
             {
                 **_tag(m),
+                "size": m.memory_bytes or 0,
                 "expires_at": _iso(m.last_used_at + m.idle_unload_s)
                 if m.last_used_at and m.idle_unload_s
                 else "0001-01-01T00:00:00Z",
@@ -110,19 +158,15 @@ async def show(data: JSONBody[OllamaModelRequest], state: State) -> dict[str, An
     name = data.model_name
     for m in await orchestrator.models():
         if m.id == name:
-            family = _family(m)
-            info: dict[str, Any] = {"general.architecture": family, "general.basename": m.id}
-            if m.n_ctx:
-                info[f"{family}.context_length"] = m.n_ctx
             capabilities = ["embedding"] if m.kind == "embedding" else ["completion", "tools"]
             return {
                 "modelfile": f"FROM {m.id}\n",
                 "parameters": "",
                 "template": "{{ .Prompt }}",
                 "details": _details(m),
-                "model_info": info,
+                "model_info": _model_info(m),
                 "capabilities": capabilities,
-                "modified_at": _iso(m.loaded_at),
+                "modified_at": _iso(m.file_mtime),
             }
     raise NotFoundError(f"model '{name}' not found", field="model")
 

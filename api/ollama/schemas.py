@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from api._sampling import lenient_sampling
 from api.generate.schemas import MAX_PROMPT_CHARS
 
 __all__ = (
@@ -30,19 +31,35 @@ class _Body(BaseModel):
 
 
 class OllamaOptions(_Body):
-    """``options``: the sampling ones are served, the runtime ones (``num_ctx``, ``num_gpu``, ...) ignored."""
+    """``options``: the sampling ones are served, the runtime ones (``num_ctx``, ``num_gpu``, ...) ignored.
+
+    Out-of-range sampling values are taken as Ollama takes them rather than refused (see
+    :mod:`api._sampling`: ``temperature`` below 0 is greedy, above 2 used as given, ``top_p`` and
+    ``min_p`` clamped into [0, 1], ``top_k`` ≤ 0 off). Still refused with the field's name:
+    ``top_k`` above 1000, ``repeat_penalty`` outside (0, 10], presence/frequency penalties outside
+    [-2, 2], and non-finite numbers.
+    """
 
     num_predict: int | None = None
     """Most tokens to generate; absent or negative (Ollama's "until done"): 256."""
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_k: int | None = Field(default=None, ge=0, le=1000)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    temperature: float | None = Field(default=None, allow_inf_nan=False)
+    top_k: int | None = Field(default=None, le=1000)
+    top_p: float | None = Field(default=None, allow_inf_nan=False)
+    min_p: float | None = Field(default=None, allow_inf_nan=False)
     seed: int | None = None
     stop: list[str] | str | None = None
     repeat_penalty: float | None = Field(default=None, gt=0.0, le=10.0)
     presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+
+    @model_validator(mode="after")
+    def _as_ollama_samples(self) -> OllamaOptions:
+        values = lenient_sampling(
+            temperature=self.temperature, top_k=self.top_k, top_p=self.top_p, min_p=self.min_p
+        )
+        for name, value in values.items():
+            setattr(self, name, value)
+        return self
 
 
 class OllamaFunctionCall(_Body):

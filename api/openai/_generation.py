@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 import structlog
+from anyio.streams.memory import MemoryObjectSendStream
 from litestar import Request
 from pydantic import ValidationError
 
@@ -212,8 +213,13 @@ async def merged(streams: list[tuple[Event, GenerationStream]]) -> AsyncIterator
         return
     send, receive = anyio.create_memory_object_stream[tuple[int, Event | AgentError]](max_buffer_size=64)
 
-    async def pump(i: int, first: Event, rest: AsyncIterator[Event]) -> None:
-        async with send.clone() as out:
+    async def pump(
+        i: int,
+        first: Event,
+        rest: AsyncIterator[Event],
+        out: MemoryObjectSendStream[tuple[int, Event | AgentError]],
+    ) -> None:
+        async with out:
             try:
                 await out.send((i, first))
                 async for event in rest:
@@ -224,7 +230,8 @@ async def merged(streams: list[tuple[Event, GenerationStream]]) -> AsyncIterator
     async with anyio.create_task_group() as tg, receive:
         with send:
             for i, (first, rest) in enumerate(streams):
-                tg.start_soon(pump, i, first, rest)
+                # cloned here: the tasks start after ``with send`` closed the original
+                tg.start_soon(pump, i, first, rest, send.clone())
         async for i, item in receive:
             if isinstance(item, AgentError):
                 tg.cancel_scope.cancel()

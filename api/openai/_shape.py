@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agents.protocol import GenerateOutput
+from api._sse import SSE_END, sse_data_prefix
 from api.openai.tools import ToolPlan, parse_call
 
 __all__ = ("Chunks", "Kind", "chat_logprobs", "completion_body", "finish_reason", "fingerprint", "usage")
 
 Kind = Literal["chat", "text"]
+_CHUNK_END = b"}" + SSE_END
+"""The end of a chunk event: its JSON object's ``}`` and the event's end."""
 _VERSION = "0.1.0"
 
 
@@ -164,7 +167,7 @@ class Chunks:
             "choices": None,
         }
         encoded = json.dumps(head, ensure_ascii=False)
-        self._head = b"data: " + encoded[: -len("null}")].encode()
+        self._head = sse_data_prefix() + encoded[: -len("null}")].encode()
         """``data: {"id": ..., "choices": `` (the object up to its choices)."""
 
     def chat(
@@ -194,7 +197,7 @@ class Chunks:
         tail = json.dumps(choices, ensure_ascii=False)
         if self.include_usage:
             tail += ', "usage": ' + json.dumps(usage_, ensure_ascii=False)
-        return self._head + tail.encode() + b"}\n\n"
+        return self._head + tail.encode() + _CHUNK_END
 
 
 class ChatChoiceStream:

@@ -46,7 +46,7 @@ from agents.protocol import GenerateInput, GenerateOutput
 from agents.storage.wire import MAX_EMBED_TEXTS, EmbedInput, EmbedOutput
 from api._push import EventFormat
 from api._request import call_context, request_id_of
-from api._sse import sse_push_response, sse_response
+from api._sse import sse_event, sse_push_response, sse_response
 from api.openai._chat import chat_input, sampling
 from api.openai._errors import OPENAI_EXCEPTION_HANDLERS, agent_error_body
 from api.openai._generation import Event, generate_all, merged, start_streams
@@ -127,7 +127,7 @@ def _include_usage(body: ChatCompletionRequest | CompletionRequest) -> bool:
 
 def _error_event(exc: AgentError) -> bytes:
     """An error after the response started: ``data: {"error": {...}}`` (no ``[DONE]`` follows)."""
-    return b"data: " + json.dumps(agent_error_body(exc)).encode() + b"\n\n"
+    return sse_event(json.dumps(agent_error_body(exc)))
 
 
 def _stream_response(
@@ -154,7 +154,7 @@ def _stream_response(
     return sse_push_response(streams[0][1], EventFormat(delta=delta, end=end, error=_error_event, head=head))
 
 
-_DONE = b"data: [DONE]\n\n"
+_DONE = sse_event("[DONE]")
 
 
 async def _sse(
@@ -323,6 +323,7 @@ def _model_entry(info: ModelInfo) -> ModelObject:
     """OpenAI's model object, plus our fields (OpenAI clients keep or ignore unknown fields)."""
     return ModelObject(
         id=info.id,
+        created=int(info.file_mtime or 0),
         owned_by=OWNER,
         kind="embedding" if info.kind == "embedding" else "generation",
         status=info.status,
@@ -339,6 +340,12 @@ def _model_entry(info: ModelInfo) -> ModelObject:
         replicas=info.replicas,
         loaded_replicas=info.loaded_replicas,
         error=info.error,
+        architecture=info.architecture,
+        parameter_count=info.parameter_count,
+        quantization=info.quantization,
+        context_length_trained=info.context_length_trained,
+        embedding_length=info.embedding_length,
+        file_size=info.file_size,
     )
 
 
@@ -351,13 +358,16 @@ async def _models(state: State) -> list[ModelObject]:
 async def list_models(state: State) -> ModelList:
     """Every configured Ryot model and the embedding model, as the running agents report them.
 
-    Besides OpenAI's fields (``id``, ``object``, ``created``, ``owned_by``), each entry has: ``kind``
+    Besides OpenAI's fields (``id``, ``object``, ``created``: the model file's modification time in Unix
+    seconds, ``owned_by``), each entry has: ``kind``
     (``generation`` or ``embedding``), ``status`` (``loaded``, ``loading``, ``unloaded``: loads on the
     first request that names it, ``failed``: its last load failed, see ``error``), ``loaded``,
     ``default`` (requests naming no configured model get it), ``n_ctx`` and ``parallel``,
     ``memory_bytes`` (approximate: GGUF size + KV cache of the sequences + prefix cache in use, 0 when
     unloaded), ``active`` and ``queue_depth`` (requests decoding and waiting), ``loaded_at`` /
-    ``last_used_at`` (Unix seconds), ``idle_unload_s``, ``replicas`` / ``loaded_replicas``.
+    ``last_used_at`` (Unix seconds), ``idle_unload_s``, ``replicas`` / ``loaded_replicas``, and what the
+    model's file says: ``architecture``, ``parameter_count``, ``quantization``,
+    ``context_length_trained``, ``embedding_length``, ``file_size`` (bytes).
     """
     return ModelList(data=await _models(state))
 

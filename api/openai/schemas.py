@@ -410,13 +410,17 @@ class OpenAIErrorBody(_Body):
 class ModelObject(BaseModel):
     """One entry of ``GET /v1/models``.
 
-    OpenAI's model object (``id``, ``object``, ``created``, ``owned_by``) and the served model's status
-    (OpenAI clients ignore the extra fields).
+    OpenAI's model object (``id``, ``object``, ``created``, ``owned_by``), the served model's status and
+    what its file says about it (OpenAI clients ignore the extra fields).
     """
 
     id: str = Field(description="The name requests pass as ``model``.")
     object: Literal["model"] = "model"
-    created: int = 0
+    created: int = Field(
+        0,
+        description="When the model's file was last modified (Unix seconds); 0 while the file is not known "
+        "(a packaged model that no replica has loaded yet).",
+    )
     owned_by: str
     kind: Literal["generation", "embedding"] = Field(description="A Ryot model, or the embedding model.")
     status: str = Field(description="``loaded``, ``loading``, ``unloaded`` or ``failed`` (see ``error``).")
@@ -435,6 +439,14 @@ class ModelObject(BaseModel):
     replicas: int = Field(description="Processes that serve the model.")
     loaded_replicas: int = Field(description="Of those, the ones that have it loaded now.")
     error: str | None = Field(description="Why the last load failed (status ``failed``).")
+    architecture: str | None = Field(None, description="``gemma3``, ``llama``, ``bitnet``; MiniLM: ``bert``.")
+    parameter_count: int | None = Field(None, description="The model's parameters (null: not known yet).")
+    quantization: str | None = Field(None, description="The weights' type: ``Q4_K_M``, ``F16``, ``F32``.")
+    context_length_trained: int | None = Field(
+        None, description="The context the model was trained with, in tokens (``n_ctx`` is what is served)."
+    )
+    embedding_length: int | None = Field(None, description="The width of the model's hidden state.")
+    file_size: int | None = Field(None, description="Bytes of the model's file.")
 
 
 class ModelList(BaseModel):

@@ -19,12 +19,13 @@ from typing import Annotated, Any
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, Parameter
-from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.response import Stream
 
 from agents.errors import BadInputError, NoRespondersError
 from agents.plans import PlanError, parse_plan
 from api._offload import off_loop
 from api._request import call_context, scopes_of, tenant_of
+from api._sse import sse_event, sse_response
 from api.tasks.schemas import TaskCreated, TaskCreateRequest, TaskList, TaskRecord
 from orchestrator import Orchestrator, TaskQueue, TaskRequest, TaskStatus
 
@@ -103,20 +104,18 @@ async def cancel_task(state: State, request: Request[Any, Any, Any], task_id: Fr
 
 
 @get("/v1/tasks/{task_id:str}/events", summary="Follow a task as server-sent events")
-async def task_events(
-    state: State, request: Request[Any, Any, Any], task_id: FromPath[str]
-) -> ServerSentEvent:
+async def task_events(state: State, request: Request[Any, Any, Any], task_id: FromPath[str]) -> Stream:
     """``event: task`` with the record as JSON on every change; the stream ends after a terminal status."""
     queue = _queue(state)
     tenant = tenant_of(request)
     await queue.get(task_id, tenant)  # 404 before the stream starts
 
-    async def events() -> AsyncGenerator[ServerSentEventMessage, None]:
+    async def events() -> AsyncGenerator[bytes, None]:
         async with aclosing(queue.watch(task_id, tenant)) as records:
             async for record in records:
-                yield ServerSentEventMessage(data=record.model_dump_json(), event="task")
+                yield sse_event(record.model_dump_json(), "task")
 
-    return ServerSentEvent(events())
+    return sse_response(events())
 
 
 ROUTES = (submit_task, list_tasks, get_task, cancel_task, task_events)

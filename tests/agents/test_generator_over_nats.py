@@ -94,7 +94,7 @@ async def test_stopped_agent_fails_over_to_no_responders_at_once(
 async def test_invalid_input_is_refused_with_the_field(bus: Bus, generator_runner: RunnerFactory) -> None:
     orchestrator = Orchestrator(bus)
     async with generator_runner():
-        for field, value in (("max_tokens", 0), ("temperature", 2.5), ("top_p", 0.0), ("stop", ["."] * 9)):
+        for field, value in (("max_tokens", 0), ("temperature", -0.5), ("top_p", 0.0), ("stop", ["."] * 9)):
             with pytest.raises(
                 BadInputError
             ) as info:  # the agent checks the ranges of agents.protocol.Sampling

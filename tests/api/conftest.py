@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
+import ollama
 import pytest
 
 CHROMIUM_ARGS = (
@@ -85,3 +87,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+@pytest.fixture(scope="module")
+def ollama_client(service: str) -> Iterator[ollama.Client]:
+    """The ``ollama`` package's client of the session's ``neurectomy serve``."""
+    c = ollama.Client(host=service, timeout=120)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture(scope="module")
+def served_model(service: str) -> str:
+    """The name of the model the session's ``neurectomy serve`` serves by default."""
+    name: str = httpx.get(f"{service}/health", timeout=30).json()["model"]
+    return name

@@ -77,7 +77,7 @@ def test_raw_http_sse_format(service: str) -> None:
     ("body", "field"),
     [
         ({"prompt": "Hi", "max_tokens": -1}, "max_tokens"),
-        ({"prompt": "Hi", "temperature": 5}, "temperature"),
+        ({"prompt": "Hi", "temperature": -1}, "temperature"),
         ({"prompt": "Hi", "max_tokens": "many"}, "max_tokens"),
         ({"prompt": ""}, "prompt"),
         ({"prompt": "Hi", "bogus": 1}, "bogus"),

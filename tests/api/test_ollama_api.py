@@ -7,7 +7,6 @@ Also llama-server's ``/tokenize``, ``/detokenize`` and ``/props``. The model is 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import httpx
 import ollama
@@ -29,45 +28,34 @@ WEATHER = {
 }
 
 
-@pytest.fixture(scope="module")
-def client(service: str) -> Iterator[ollama.Client]:
-    c = ollama.Client(host=service, timeout=120)
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-@pytest.fixture(scope="module")
-def served(service: str) -> str:
-    name: str = httpx.get(f"{service}/health", timeout=30).json()["model"]
-    return name
-
-
-def test_tags_show_ps_and_version(client: ollama.Client, service: str, served: str) -> None:
-    names = [m.model for m in client.list().models]
-    assert served in names and "all-MiniLM-L6-v2" in names
-    shown = client.show(served)
+def test_tags_show_ps_and_version(ollama_client: ollama.Client, service: str, served_model: str) -> None:
+    names = [m.model for m in ollama_client.list().models]
+    assert served_model in names and "all-MiniLM-L6-v2" in names
+    shown = ollama_client.show(served_model)
     assert shown.capabilities is not None and "completion" in shown.capabilities
     assert shown.details is not None and shown.details.format == "gguf"
     with pytest.raises(ollama.ResponseError) as info:
-        client.show("no-such-model")
+        ollama_client.show("no-such-model")
     assert info.value.status_code == 404
-    client.generate(model=served, prompt="Hi", options={"num_predict": 1})  # loads it if it was not
-    loaded = client.ps().models
-    assert served in [m.model for m in loaded]
+    ollama_client.generate(
+        model=served_model, prompt="Hi", options={"num_predict": 1}
+    )  # loads it if it was not
+    loaded = ollama_client.ps().models
+    assert served_model in [m.model for m in loaded]
     assert httpx.get(f"{service}/api/version", timeout=30).json()["version"]
 
 
-def test_generate_streams_ndjson_by_default(client: ollama.Client, service: str) -> None:
+def test_generate_streams_ndjson_by_default(ollama_client: ollama.Client, service: str) -> None:
     options = {"num_predict": 5, "temperature": 0, "seed": 3}
     parts = list(
-        client.generate(model="llama3.2", prompt="One, two,", raw=True, options=options, stream=True)
+        ollama_client.generate(model="llama3.2", prompt="One, two,", raw=True, options=options, stream=True)
     )
     assert parts[-1].done and parts[-1].done_reason in ("stop", "length")
     assert parts[-1].eval_count is not None and 0 < parts[-1].eval_count <= 5
     assert parts[-1].prompt_eval_count and parts[-1].total_duration and parts[-1].total_duration > 0
-    whole = client.generate(model="llama3.2", prompt="One, two,", raw=True, options=options, stream=False)
+    whole = ollama_client.generate(
+        model="llama3.2", prompt="One, two,", raw=True, options=options, stream=False
+    )
     assert "".join(p.response for p in parts) == whole.response
     # No "stream" in the body: Ollama's default is a stream of JSON lines.
     with httpx.stream(
@@ -81,13 +69,13 @@ def test_generate_streams_ndjson_by_default(client: ollama.Client, service: str)
     assert lines[-1]["done"] is True and all(not line["done"] for line in lines[:-1])
 
 
-def test_chat_with_format_schema_and_stop(client: ollama.Client) -> None:
+def test_chat_with_format_schema_and_stop(ollama_client: ollama.Client) -> None:
     schema = {
         "type": "object",
         "properties": {"colour": {"type": "string", "maxLength": 12}},
         "required": ["colour"],
     }
-    answer = client.chat(
+    answer = ollama_client.chat(
         model="m",
         messages=[{"role": "user", "content": "Name a colour as JSON."}],
         format=schema,
@@ -95,7 +83,7 @@ def test_chat_with_format_schema_and_stop(client: ollama.Client) -> None:
     )
     assert answer.message.role == "assistant"
     assert isinstance(json.loads(answer.message.content or "")["colour"], str)
-    stopped = client.chat(
+    stopped = ollama_client.chat(
         model="m",
         messages=[{"role": "user", "content": "Count: 1, 2, 3, 4, 5"}],
         options={"num_predict": 12, "temperature": 0, "stop": [","]},
@@ -103,9 +91,9 @@ def test_chat_with_format_schema_and_stop(client: ollama.Client) -> None:
     assert "," not in (stopped.message.content or "")
 
 
-def test_chat_tools_answer_text_or_a_valid_call(client: ollama.Client) -> None:
+def test_chat_tools_answer_text_or_a_valid_call(ollama_client: ollama.Client) -> None:
     messages = [{"role": "user", "content": "What is the weather in Paris?"}]
-    answer = client.chat(
+    answer = ollama_client.chat(
         model="m", messages=messages, tools=[WEATHER], options={"num_predict": 40, "temperature": 0}
     )
     calls = answer.message.tool_calls or []
@@ -126,10 +114,10 @@ def test_chat_tools_answer_text_or_a_valid_call(client: ollama.Client) -> None:
             },
             {"role": "tool", "content": '{"temperature_c": 21}', "tool_name": "get_weather"},
         ]
-    follow_up = client.chat(model="m", messages=messages, options={"num_predict": 6, "temperature": 0})
+    follow_up = ollama_client.chat(model="m", messages=messages, options={"num_predict": 6, "temperature": 0})
     assert follow_up.done and follow_up.message.content is not None
     streamed = list(
-        client.chat(
+        ollama_client.chat(
             model="m",
             messages=messages[:1],
             tools=[WEATHER],
@@ -140,15 +128,15 @@ def test_chat_tools_answer_text_or_a_valid_call(client: ollama.Client) -> None:
     assert streamed[-1].done
 
 
-def test_embed_and_legacy_embeddings(client: ollama.Client) -> None:
-    out = client.embed(model="all-minilm", input=["hello world", "goodbye"])
+def test_embed_and_legacy_embeddings(ollama_client: ollama.Client) -> None:
+    out = ollama_client.embed(model="all-minilm", input=["hello world", "goodbye"])
     assert len(out.embeddings) == 2 and len(out.embeddings[0]) == 384
-    legacy = client.embeddings(model="all-minilm", prompt="hello world")
+    legacy = ollama_client.embeddings(model="all-minilm", prompt="hello world")
     assert max(abs(a - b) for a, b in zip(legacy.embedding, out.embeddings[0], strict=True)) < 1e-4
     long = "word " * 400
-    assert len(client.embed(model="m", input=long).embeddings) == 1  # truncate defaults to true
+    assert len(ollama_client.embed(model="m", input=long).embeddings) == 1  # truncate defaults to true
     with pytest.raises(ollama.ResponseError) as info:
-        client.embed(model="m", input=long, truncate=False)
+        ollama_client.embed(model="m", input=long, truncate=False)
     assert info.value.status_code == 400 and "256" in info.value.error
 
 
@@ -168,7 +156,7 @@ def test_errors_are_ollama_shaped(service: str) -> None:
 
 
 def test_probes_load_requests_and_unserved_management(
-    client: ollama.Client, service: str, served: str
+    ollama_client: ollama.Client, service: str, served_model: str
 ) -> None:
     # Ollama's server/routes.go: r.HEAD("/", ...), r.HEAD("/api/version", ...), r.HEAD("/api/tags", ...);
     # the ollama CLI's heartbeat is HEAD / and expects 200.
@@ -177,18 +165,18 @@ def test_probes_load_requests_and_unserved_management(
         assert (response.status_code, response.content) == (200, b""), path
     # docs/api.md "Load a model": `{"model": ..., "messages": []}` (and /api/generate without a prompt)
     # answers one object with done_reason "load"; ollama-python's chat(model) sends exactly that.
-    loaded = client.chat(model="llama3.2", messages=[])
+    loaded = ollama_client.chat(model="llama3.2", messages=[])
     assert loaded.done and loaded.done_reason == "load" and loaded.message.content == ""
-    assert loaded.model == served
-    generated = client.generate(model="llama3.2", keep_alive=0)  # "unload": accepted, the model stays
+    assert loaded.model == served_model
+    generated = ollama_client.generate(model="llama3.2", keep_alive=0)  # "unload": accepted, the model stays
     assert generated.done and generated.done_reason == "load" and generated.response == ""
-    assert served in [m.model for m in client.ps().models]
+    assert served_model in [m.model for m in ollama_client.ps().models]
     # ollama-python's pull/delete raise ResponseError(body["error"], status): a reason, not a crash.
     with pytest.raises(ollama.ResponseError) as info:
-        client.pull("llama3.2")
+        ollama_client.pull("llama3.2")
     assert info.value.status_code == 501 and info.value.error.startswith("pulling models is not supported")
     with pytest.raises(ollama.ResponseError) as info:
-        client.delete("llama3.2")
+        ollama_client.delete("llama3.2")
     assert info.value.status_code == 501 and "GET /api/tags" in info.value.error
 
 

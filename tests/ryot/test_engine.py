@@ -118,7 +118,7 @@ def test_full_queue_is_refused_with_busy() -> None:
     ("params", "field"),
     [
         (SamplingParams(max_tokens=0), "max_tokens"),
-        (SamplingParams(temperature=3.0), "temperature"),
+        (SamplingParams(temperature=-0.5), "temperature"),
         (SamplingParams(top_p=0.0), "top_p"),
         (SamplingParams(top_k=-1), "top_k"),
     ],

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ValidationError
 from agents.errors import AgentError, BadInputError, ContextLengthExceededError, StreamBrokenError
 from agents.protocol import GenerateOutput
 from api._request import call_context, request_id_of
-from api._sse import sse_response
+from api._sse import sse_event, sse_response
 from api.openai._chat import chat_input
 from api.openai._errors import OPENAI_EXCEPTION_HANDLERS, openai_param
 from api.openai._generation import generate_all, start_streams
@@ -285,7 +285,7 @@ class _Events:
     def __call__(self, kind: str, **fields: Any) -> bytes:
         data = {"type": kind, "sequence_number": self.sequence, **fields}
         self.sequence += 1
-        return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+        return sse_event(json.dumps(data, ensure_ascii=False), kind)
 
 
 def _item_events(event: _Events, item: dict[str, Any], deltas: list[str]) -> list[bytes]:

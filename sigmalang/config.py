@@ -29,12 +29,12 @@ class SigmaConfig(BaseModel):
     gains 1.5% of size. Its tables (hash and chain sizes) are kept; how hard the context is searched
     is set by `context_search_log`/`context_min_match`, or `mostly_new_*` for messages mostly new."""
 
-    no_context_level: int = Field(default=9, ge=-7, le=22)
+    no_context_level: int = Field(default=8, ge=-7, le=22)
     """zstd level for store-backed frames of at least `small_input_bytes` without a context (a
     tenant's first message, or one sharing nothing with what the tenant sent: the dictionary alone;
-    self-contained frames use `level`). 2-40% of the output on the benchmark draws: level 9 instead of
-    6 saved 0.03-0.48% of the whole draw for 0.1-0.8 ms of CPU per draw (levels 12-19: up to 1.3% for
-    2-22 ms, a tenth to a fifth of the draw's compression time)."""
+    self-contained frames use `level`). 2-40% of the output on the benchmark draws: level 8 instead of
+    6 saved 0.01-0.39% of the whole draw for 5-19% more of those frames' zstd time (0.05-0.4 ms a
+    draw); level 9 0.01-0.48% for 16-30% more, levels 12-19 up to 1.3% for 5-12 times the time."""
 
     context_search_log: int | None = Field(default=5, ge=1, le=30)
     """zstd ``searchLog`` for frames with a context at `context_level`: log2 of the hash-chain

@@ -99,8 +99,9 @@ class Search:
     """How hard zstd's hash-chain match finder searches a frame's context (module docstring).
 
     Attributes:
-        search_log: ``ZSTD_c_searchLog``: log2 of the candidates compared at each position (zstd
-            accepts 1-30); None keeps the level's.
+        search_log: ``ZSTD_c_searchLog``: log2 of the candidates compared at each position, at least
+            (the level's own where it is deeper: level 8 gives 8 when message and context are at most
+            16 KiB); zstd accepts 1-30. None keeps the level's.
         min_match: ``ZSTD_c_minMatch``: bytes hashed to find candidates, the shortest match searched
             (the hash-chain finder uses 4-6; zstd accepts 3-7); None keeps the level's.
     """
@@ -121,9 +122,9 @@ def _context_parameters(
     The level's own parameters for these sizes (``ZSTD_getCParams``); where they search hash chains
     (strategies greedy, lazy and lazy2: levels 5-12 here), the hash-chain match finder rather than
     the row-based one, a hash table of half its chain table's entries (at least zstd's minimum
-    of 2**6), and `search`'s search log and minimum match where given. Other strategies (the fast
-    ones of small inputs, level 3; binary trees) are left as they are: their second table is not a
-    chain.
+    of 2**6), and `search`'s search log (where deeper than the level's) and minimum match where
+    given. Other strategies (the fast ones of small inputs, level 3; binary trees) are left as they
+    are: their second table is not a chain.
     """
     chosen = _lib.ZSTD_getCParams(level, source_bytes, context_bytes)
     if chosen.strategy not in _CHAIN_STRATEGIES:
@@ -133,7 +134,7 @@ def _context_parameters(
         (_C_ROW_MATCH_FINDER, _PS_DISABLE),
         (_C_HASH_LOG, max(min(chosen.hashLog, chosen.chainLog - 1), _HASH_LOG_MIN)),
     )
-    if search.search_log is not None:
+    if search.search_log is not None and search.search_log > chosen.searchLog:
         found += ((_C_SEARCH_LOG, search.search_log),)
     if search.min_match is not None:
         found += ((_C_MIN_MATCH, search.min_match),)

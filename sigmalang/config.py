@@ -38,7 +38,8 @@ class SigmaConfig(BaseModel):
 
     context_search_log: int | None = Field(default=5, ge=1, le=30)
     """zstd ``searchLog`` for frames with a context at `context_level`: log2 of the hash-chain
-    candidates compared at each position (level 8's own for these sizes: 4); None keeps the level's.
+    candidates compared at each position, at least (level 8's own: 4, or 8 when message and context
+    are at most 16 KiB, which is kept); None keeps the level's.
     Used with `context_min_match` for messages whose new bytes are under `mostly_new_min_share`."""
 
     context_min_match: int | None = Field(default=5, ge=3, le=7)
@@ -53,7 +54,8 @@ class SigmaConfig(BaseModel):
     find (docs/sigmalang.md, "zstd's parameters for frames, chosen by measurement")."""
 
     mostly_new_search_log: int | None = Field(default=6, ge=1, le=30)
-    """zstd ``searchLog`` for messages mostly new (64 candidates a position); None keeps the level's."""
+    """zstd ``searchLog`` for messages mostly new (64 candidates a position, at least); None keeps the
+    level's."""
 
     mostly_new_min_match: int | None = Field(default=4, ge=3, le=7)
     """zstd ``minMatch`` for messages mostly new, bytes; None keeps the level's."""

@@ -116,6 +116,10 @@ def test_context_parameters_add_the_search_only_to_hash_chain_levels() -> None:
     assert got[lib.ZSTD_c_minMatch] == 4
     assert got[lib.ZSTD_c_useRowMatchFinder] == lib.ZSTD_ps_disable
     assert lib.ZSTD_c_searchLog not in dict(_zstd._context_parameters(8, 6_000, 50_000))  # the level's own
+    # a message and context of at most 16 KiB: level 8 searches 2**8 candidates itself, which is kept
+    assert lib.ZSTD_getCParams(8, 3_000, 9_000).searchLog == 8
+    small = dict(_zstd._context_parameters(8, 3_000, 9_000, _zstd.Search(6, 4)))
+    assert lib.ZSTD_c_searchLog not in small and small[lib.ZSTD_c_minMatch] == 4
     # level 3 (messages under 4 KiB) is dfast: no chains to search deeper
     dfast = _zstd._context_parameters(3, 800, 40_000, _zstd.Search(6, 4))
     assert dfast == ((lib.ZSTD_c_compressionLevel, 3),)
@@ -155,7 +159,8 @@ def test_frames_of_mains_encoder_still_decode_and_the_new_ones_are_not_larger() 
         m for _, _, m in items
     ]
     assert sum(map(len, frames)) <= sum(map(len, old))
-    assert sum(a != b for a, b in zip(frames, old, strict=True)) > len(items) // 2  # the encoder did change
+    # the encoder did change (13 of these 45 frames: most are small enough for level 8's own deep search)
+    assert sum(a != b for a, b in zip(frames, old, strict=True)) >= 10
 
 
 def test_the_rule_is_read_from_the_config() -> None:

@@ -11,7 +11,7 @@ context, the dictionary referenced, hash-chain match finder, hash table of half 
 - frames with a context at the context level: level 8's own search (main before this change), fixed
   ``searchLog``/``minMatch`` sets, levels 9-12 and 19 (binary trees from 11), and rules by the share
   of new bytes (the shipped one: `SigmaConfig.mostly_new_min_share` and the search fields);
-- frames without a context (first turns: the dictionary alone): levels 6 (main before), 8, 9, 12, 19.
+- frames without a context (first turns: the dictionary alone): levels 6 (as main and now), 8, 9, 12, 19.
 
 Each row gives the whole draw's ratio when only those frames change (the others as this checkout's
 codec wrote them, a frame's framing unchanged; a payload zstd does not shrink counts as stored), its
@@ -180,9 +180,10 @@ CONTEXT_SETS: dict[str, Choose] = {
     "level 8, search 8, match 4": _context_set(8, _S(8, 4)),
     "level 8, match 6": _context_set(8, _S(None, 6)),
     "new >= 40%: search 6 match 4, else 5/5": _rule(0.4, _S(6, 4), _S(5, 5)),
-    "new >= 50%: search 6 match 4, else 5/5 (shipped)": _rule(0.5, _S(6, 4), _S(5, 5)),
+    "new >= 50%: search 6 match 4, else 5/5": _rule(0.5, _S(6, 4), _S(5, 5)),
     "new >= 60%: search 6 match 4, else 5/5": _rule(0.6, _S(6, 4), _S(5, 5)),
-    "new >= 50%: search 5 match 4, else 5/5": _rule(0.5, _S(5, 4), _S(5, 5)),
+    "new >= 50%: search 5 match 4, else 5/5 (shipped)": _rule(0.5, _S(5, 4), _S(5, 5)),
+    "new >= 40%: search 5 match 4, else 5/5": _rule(0.4, _S(5, 4), _S(5, 5)),
     "level 9": _context_set(9),
     "level 10": _context_set(10),
     "level 11 (btlazy2)": _context_set(11),
@@ -190,7 +191,7 @@ CONTEXT_SETS: dict[str, Choose] = {
     "level 19 (btultra2)": _context_set(19),
 }
 FIRST_SETS: dict[str, Choose] = {
-    f"level {n}{' (main)' if n == 6 else ''}": _level(n) for n in (6, 8, 9, 12, 19)
+    f"level {n}{' (main, kept)' if n == 6 else ''}": _level(n) for n in (6, 8, 9, 12, 19)
 }
 
 

@@ -152,7 +152,7 @@ def encode(
     n = len(data)
     explicit_level = level is not None
     if level is None:
-        level = config.small_input_level if n < config.small_input_bytes else config.no_context_level
+        level = config.small_input_level if n < config.small_input_bytes else config.level
     view = memoryview(data)
     chunked = n >= config.rsu_min_input_bytes
     with store.transaction():  # one commit for storing the chunks and acquiring the context

@@ -30,13 +30,14 @@ differently), so it is not used.
 **How hard the match finder searches** (`Search`). A level is one row of zstd's table
 (``lib/compress/clevels.h``), picked by the input's size *plus* the dictionary's: level 8 with a 4-8 KB
 message after a 20-60 KB context is the 128 KiB row (lazy2, 16 candidates a position: ``searchLog``
-4, ``minMatch`` 4). Only the search is changed here (the tables stay sized by the level): messages whose
-new bytes are at least half of them (new code, new documents) compare up to 64 candidates a position
-(``searchLog`` 6) with 4-byte matches, the others 32 candidates (``searchLog`` 5) hashed on 5 bytes,
-which skips the chains' 4-byte candidates of repeated text and costs less than level 8's own search.
-Chosen by replaying zstd on every frame of eleven benchmark draws (``benchmarks/sigma_zparams.py``,
-docs/sigmalang.md "zstd's parameters for frames, chosen by measurement"). The decoder needs nothing
-new: the window is the level's.
+4, ``minMatch`` 4). Only the search is changed here (the tables stay sized by the level): up to 32
+candidates a position (``searchLog`` 5), found by hashing 4 bytes when at least half of the message
+is new (new code, new documents: many short matches), else 5 bytes, which keeps the chains free of
+4-byte candidates that repeated text does not need and costs less than level 8's own search; never
+fewer candidates than the level's own (level 8 compares 256 when message and context are at
+most 16 KiB). Chosen by replaying zstd on every frame of eleven benchmark draws
+(``benchmarks/sigma_zparams.py``, docs/sigmalang.md "zstd's parameters for frames, chosen by
+measurement"). The decoder needs nothing new: the window is the level's.
 
 **Decoding one block after its context** (`decompress_after`). A version-3 frame's payload is usually
 one zstd block (`bare_block`). Loading "dictionary, then context" as a new dictionary for each frame

@@ -29,13 +29,6 @@ class SigmaConfig(BaseModel):
     gains 1.5% of size. Its tables (hash and chain sizes) are kept; how hard the context is searched
     is set by `context_search_log`/`context_min_match`, or `mostly_new_*` for messages mostly new."""
 
-    no_context_level: int = Field(default=8, ge=-7, le=22)
-    """zstd level for store-backed frames of at least `small_input_bytes` without a context (a
-    tenant's first message, or one sharing nothing with what the tenant sent: the dictionary alone;
-    self-contained frames use `level`). 2-40% of the output on the benchmark draws: level 8 instead of
-    6 saved 0.01-0.39% of the whole draw for 5-19% more of those frames' zstd time (0.05-0.4 ms a
-    draw); level 9 0.01-0.48% for 16-30% more, levels 12-19 up to 1.3% for 5-12 times the time."""
-
     context_search_log: int | None = Field(default=5, ge=1, le=30)
     """zstd ``searchLog`` for frames with a context at `context_level`: log2 of the hash-chain
     candidates compared at each position, at least (level 8's own: 4, or 8 when message and context
@@ -50,12 +43,12 @@ class SigmaConfig(BaseModel):
     mostly_new_min_share: float = Field(default=0.5, ge=0.0, le=1.0)
     """A message with a context whose new bytes (chunks its tenant did not hold) are at least this share
     of it is coded with `mostly_new_search_log` and `mostly_new_min_match` instead: new code and text
-    are coded as many short matches against the context, which 4-byte candidates and a deeper search
-    find (docs/sigmalang.md, "zstd's parameters for frames, chosen by measurement")."""
+    are coded as many short matches against the context, which 4-byte candidates find
+    (docs/sigmalang.md, "zstd's parameters for frames, chosen by measurement")."""
 
-    mostly_new_search_log: int | None = Field(default=6, ge=1, le=30)
-    """zstd ``searchLog`` for messages mostly new (64 candidates a position, at least); None keeps the
-    level's."""
+    mostly_new_search_log: int | None = Field(default=5, ge=1, le=30)
+    """zstd ``searchLog`` for messages mostly new (32 candidates a position, at least; 64 gained coding
+    draws another 0.1-0.5% for 3-6% more zstd time); None keeps the level's."""
 
     mostly_new_min_match: int | None = Field(default=4, ge=3, le=7)
     """zstd ``minMatch`` for messages mostly new, bytes; None keeps the level's."""

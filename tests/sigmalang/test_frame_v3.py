@@ -229,9 +229,7 @@ def test_contradictory_v3_fields_are_refused(kwargs: dict[str, object], match: s
 def test_a_v3_frame_is_smaller_than_its_v2_predecessor() -> None:
     """The fixed cost: no dictionary id for the generic dictionary, 12 trailer bytes instead of 16."""
     codec, v2, messages = version_2_frames()
-    fresh = SigmaCodec(
-        secret=SECRET, config=sigmalang.SigmaConfig(no_context_level=6)
-    )  # v2's level without a context
+    fresh = SigmaCodec(secret=SECRET)
     v3 = [fresh.compress(m, tenant="acme", stream="s").frame for m in messages]
     assert len(v3[0]) <= len(v2[2]) - 4  # first message, generic dictionary: no id, smaller trailer
     assert len(v3[1]) < len(v2[3])

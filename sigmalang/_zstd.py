@@ -27,6 +27,18 @@ Decoding does not depend on the encoder's match finder: frames of either decode 
 ``test_speed_identity``'s corpus 1% larger (matches across the prefix's boundary are searched
 differently), so it is not used.
 
+**How hard the match finder searches** (`Search`). A level is one row of zstd's table
+(``lib/compress/clevels.h``), picked by the input's size *plus* the dictionary's: level 8 with a 4-8 KB
+message after a 20-60 KB context is the 128 KiB row (lazy2, 16 candidates a position: ``searchLog``
+4, ``minMatch`` 4). Only the search is changed here (the tables stay sized by the level): up to 32
+candidates a position (``searchLog`` 5), found by hashing 4 bytes when at least half of the message
+is new (new code, new documents: many short matches), else 5 bytes, which keeps the chains free of
+4-byte candidates that repeated text does not need and costs less than level 8's own search; never
+fewer candidates than the level's own (level 8 compares 256 when message and context are at
+most 16 KiB). Chosen by replaying zstd on every frame of eleven benchmark draws
+(``benchmarks/sigma_zparams.py``, docs/sigmalang.md "zstd's parameters for frames, chosen by
+measurement"). The decoder needs nothing new: the window is the level's.
+
 **Decoding one block after its context** (`decompress_after`). A version-3 frame's payload is usually
 one zstd block (`bare_block`). Loading "dictionary, then context" as a new dictionary for each frame
 rebuilt the dictionary's Huffman and FSE tables every time; instead the block is decoded with zstd's
@@ -83,23 +95,51 @@ def _ok(code: int, what: str) -> int:
     return code
 
 
-def _context_parameters(level: int, source_bytes: int, context_bytes: int) -> tuple[tuple[int, int], ...]:
+@dataclass(frozen=True, slots=True)
+class Search:
+    """How hard zstd's hash-chain match finder searches a frame's context (module docstring).
+
+    Attributes:
+        search_log: ``ZSTD_c_searchLog``: log2 of the candidates compared at each position, at least
+            (the level's own where it is deeper: level 8 gives 8 when message and context are at most
+            16 KiB); zstd accepts 1-30. None keeps the level's.
+        min_match: ``ZSTD_c_minMatch``: bytes hashed to find candidates, the shortest match searched
+            (the hash-chain finder uses 4-6; zstd accepts 3-7); None keeps the level's.
+    """
+
+    search_log: int | None = None
+    min_match: int | None = None
+
+
+LEVEL_SEARCH = Search()
+"""The level's own search (what an explicit `level` argument gets)."""
+
+
+def _context_parameters(
+    level: int, source_bytes: int, context_bytes: int, search: Search = LEVEL_SEARCH
+) -> tuple[tuple[int, int], ...]:
     """The zstd parameters for coding `source_bytes` with a context of `context_bytes` (module docstring).
 
     The level's own parameters for these sizes (``ZSTD_getCParams``); where they search hash chains
     (strategies greedy, lazy and lazy2: levels 5-12 here), the hash-chain match finder rather than
-    the row-based one, and a hash table of half its chain table's entries (at least zstd's minimum
-    of 2**6). Other strategies (the fast ones of small inputs, level 3; binary trees) are left as
-    they are: their second table is not a chain.
+    the row-based one, a hash table of half its chain table's entries (at least zstd's minimum
+    of 2**6), and `search`'s search log (where deeper than the level's) and minimum match where
+    given. Other strategies (the fast ones of small inputs, level 3; binary trees) are left as they
+    are: their second table is not a chain.
     """
     chosen = _lib.ZSTD_getCParams(level, source_bytes, context_bytes)
     if chosen.strategy not in _CHAIN_STRATEGIES:
         return ((_C_LEVEL, level),)
-    return (
+    found: tuple[tuple[int, int], ...] = (
         (_C_LEVEL, level),
         (_C_ROW_MATCH_FINDER, _PS_DISABLE),
         (_C_HASH_LOG, max(min(chosen.hashLog, chosen.chainLog - 1), _HASH_LOG_MIN)),
     )
+    if search.search_log is not None and search.search_log > chosen.searchLog:
+        found += ((_C_SEARCH_LOG, search.search_log),)
+    if search.min_match is not None:
+        found += ((_C_MIN_MATCH, search.min_match),)
+    return found
 
 
 _HASH_LOG_MIN: int = _lib.ZSTD_HASHLOG_MIN
@@ -109,6 +149,8 @@ _CHAIN_STRATEGIES = frozenset((_lib.ZSTD_greedy, _lib.ZSTD_lazy, _lib.ZSTD_lazy2
 _C_LEVEL: int = _lib.ZSTD_c_compressionLevel
 _C_ROW_MATCH_FINDER: int = _lib.ZSTD_c_useRowMatchFinder
 _C_HASH_LOG: int = _lib.ZSTD_c_hashLog
+_C_SEARCH_LOG: int = _lib.ZSTD_c_searchLog
+_C_MIN_MATCH: int = _lib.ZSTD_c_minMatch
 _PS_DISABLE: int = _lib.ZSTD_ps_disable
 _RESET: int = _lib.ZSTD_reset_session_and_parameters
 _D_FORMAT: int = _lib.ZSTD_d_format
@@ -120,7 +162,7 @@ _FRAME_FIELDS = (  # a frame with a context: no content size, checksum or dictio
 )
 
 
-def _compress_with(data: bytes, level: int, zdict: ContextDict) -> bytes:
+def _compress_with(data: bytes, level: int, zdict: ContextDict, search: Search) -> bytes:
     """`data` as one magic-less zstd frame (no size, checksum or dictionary-id fields) with `zdict`.
 
     One `ZSTD_compress2` call (= ``ZSTD_compressStream2`` with ``ZSTD_e_end`` on the whole input, the
@@ -130,7 +172,7 @@ def _compress_with(data: bytes, level: int, zdict: ContextDict) -> bytes:
     cctx = _contexts.cctx
     lib.ZSTD_CCtx_reset(cctx, _RESET)  # (cannot fail on a valid context)
     set_parameter, is_error = lib.ZSTD_CCtx_setParameter, lib.ZSTD_isError
-    for param, value in (*_context_parameters(level, len(data), len(zdict.content)), *_FRAME_FIELDS):
+    for param, value in (*_context_parameters(level, len(data), len(zdict.content), search), *_FRAME_FIELDS):
         code = set_parameter(cctx, param, value)
         if is_error(code):
             _ok(code, "parameter")
@@ -377,7 +419,11 @@ def context_dict(
 
 
 def compress(
-    data: bytes, level: int, zdict: zstandard.ZstdCompressionDict | ContextDict | None, key: object
+    data: bytes,
+    level: int,
+    zdict: zstandard.ZstdCompressionDict | ContextDict | None,
+    key: object,
+    search: Search = LEVEL_SEARCH,
 ) -> bytes:
     """Compress `data` into a magic-less zstd frame without size, checksum or dictionary-id fields.
 
@@ -386,9 +432,14 @@ def compress(
         level: zstd level.
         zdict: Dictionary (a frame's context, `context_dict`, or a trained one), or None.
         key: Cache key naming `zdict` (a trained dictionary id); None disables caching (raw dicts).
+        search: With a frame's context (`ContextDict`) at a level that searches hash chains, how hard
+            to search it (`Search`); ignored otherwise.
+
+    Raises:
+        zstandard.ZstdError: zstd refuses a parameter or the dictionary.
     """
     if isinstance(zdict, ContextDict):
-        return _compress_with(data, level, zdict)
+        return _compress_with(data, level, zdict, search)
     if zdict is None or key is not None:
         cache = _cache()
         ckey = ("c", level, key if zdict is not None else None)

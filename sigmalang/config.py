@@ -26,7 +26,32 @@ class SigmaConfig(BaseModel):
     context_level: int = Field(default=8, ge=-7, le=22)
     """zstd level for store-backed frames with a context, of at least `small_input_bytes`: with the
     context as dictionary, level 8 costs about as much as 6 (loading the dictionary dominates) and
-    gains 1.5% of size."""
+    gains 1.5% of size. Its tables (hash and chain sizes) are kept; how hard the context is searched
+    is set by `context_search_log`/`context_min_match`, or `mostly_new_*` for messages mostly new."""
+
+    context_search_log: int | None = Field(default=5, ge=1, le=30)
+    """zstd ``searchLog`` for frames with a context at `context_level`: log2 of the hash-chain
+    candidates compared at each position, at least (level 8's own: 4, or 8 when message and context
+    are at most 16 KiB, which is kept); None keeps the level's.
+    Used with `context_min_match` for messages whose new bytes are under `mostly_new_min_share`."""
+
+    context_min_match: int | None = Field(default=5, ge=3, le=7)
+    """zstd ``minMatch`` for those frames, bytes: the length hashed to find candidates (level 8's own:
+    4); None keeps the level's. 5 skips the chains' 4-byte candidates of repeated text: 32 candidates
+    on 5 bytes gave +0.25% to +0.76% on the prose draws in 0.86-0.92 of level 8's zstd time."""
+
+    mostly_new_min_share: float = Field(default=0.5, ge=0.0, le=1.0)
+    """A message with a context whose new bytes (chunks its tenant did not hold) are at least this share
+    of it is coded with `mostly_new_search_log` and `mostly_new_min_match` instead: new code and text
+    are coded as many short matches against the context, which 4-byte candidates find
+    (docs/sigmalang.md, "zstd's parameters for frames, chosen by measurement")."""
+
+    mostly_new_search_log: int | None = Field(default=5, ge=1, le=30)
+    """zstd ``searchLog`` for messages mostly new (32 candidates a position, at least; 64 gained coding
+    draws another 0.1-0.5% for 4-9% more zstd time there); None keeps the level's."""
+
+    mostly_new_min_match: int | None = Field(default=4, ge=3, le=7)
+    """zstd ``minMatch`` for messages mostly new, bytes; None keeps the level's."""
 
     generic_content_min_new_bytes: int = Field(default=8192, ge=0)
     """A frame with a context uses the generic dictionary's content (not only its entropy tables) when

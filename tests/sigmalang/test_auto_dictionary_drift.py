@@ -21,7 +21,7 @@ from sigmalang import (
     SigmaCodec,
     SigmaConfig,
 )
-from tests.sigmalang.test_auto_dictionary import MemorySource
+from tests.sigmalang.test_auto_dictionary import MemorySource, compress_all
 
 K = 1024
 DRIFT = SigmaConfig(
@@ -45,14 +45,6 @@ def sessions() -> list[Session]:
 def as_tenant(sessions: list[Session], source: str, tenant: str = "acme") -> list[Item]:
     """``source``'s turns sent as ``tenant`` (streams keep their session ids)."""
     return [(tenant, s.session_id, m) for s in sessions if s.tenant == source for m in s.turns]
-
-
-def compress_all(codec: SigmaCodec, items: list[Item]) -> list[bytes]:
-    frames = []
-    for tenant, stream, message in items:
-        frames.append(codec.compress(message, tenant=tenant, stream=stream).frame)
-        assert codec.wait_auto_dictionaries(timeout_s=60)
-    return frames
 
 
 def tenant_files(directory: Path, tenant: str) -> list[str]:

@@ -132,6 +132,22 @@ def test_frames_are_byte_identical_to_before(dictionary: str, store_kind: str, t
     assert not differing, f"frames {differing} differ from the recorded ones"
 
 
+def recoded_and_recorded(
+    codec: sigmalang.SigmaCodec, items: list[tuple[str, str, bytes]], recorded: Path
+) -> tuple[list[bytes], list[bytes]]:
+    """`items` coded by `codec` now, and the frames an earlier encoder recorded in `recorded` (hex lines).
+
+    Asserts that every recorded frame decodes, with `codec`, to its item's message.
+    """
+    frames = [codec.compress(m, tenant=t, stream=s).frame for t, s, m in items]  # same RSUs, same order
+    old = [bytes.fromhex(line) for line in recorded.read_text().split()]
+    assert len(old) == len(items)
+    assert [codec.decompress(f, tenant=t) for f, (t, _, _) in zip(old, items, strict=True)] == [
+        m for _, _, m in items
+    ]
+    return frames, old
+
+
 def test_frames_of_the_previous_encoder_still_decode_and_are_not_smaller() -> None:
     """Frames coded with zstd's row-based match finder (the encoder before) decode as before."""
     items = _corpus()
@@ -139,12 +155,7 @@ def test_frames_of_the_previous_encoder_still_decode_and_are_not_smaller() -> No
     trained = sigmalang.train_dictionary([m for _, _, m in items[::2]])
     assert trained is not None
     codec.dictionaries.add(trained)
-    frames = [codec.compress(m, tenant=t, stream=s).frame for t, s, m in items]  # same RSUs, same order
-    old = [bytes.fromhex(line) for line in _ROW_FRAMES.read_text().split()]
-    assert len(old) == len(items)
-    assert [codec.decompress(f, tenant=t) for f, (t, _, _) in zip(old, items, strict=True)] == [
-        m for _, _, m in items
-    ]
+    frames, old = recoded_and_recorded(codec, items, _ROW_FRAMES)
     assert sum(map(len, frames)) <= sum(map(len, old)) * 1.005
     assert sum(a != b for a, b in zip(frames, old, strict=True)) > len(items) // 2  # the encoder did change
 

@@ -17,7 +17,7 @@ import pytest
 
 import sigmalang
 from sigmalang import _context, _zstd
-from tests.sigmalang.test_speed_identity import _SECRET, _corpus
+from tests.sigmalang.test_speed_identity import _SECRET, _corpus, recoded_and_recorded
 
 _LEVEL8_FRAMES = Path(__file__).parent / "data" / "v3_level8_frames.hex"
 _IDENT = "abcdefghijklmnopqrstuvwxyz_"
@@ -44,8 +44,13 @@ def _session(seed: int) -> list[bytes]:
     return turns
 
 
-def _coded(config: sigmalang.SigmaConfig, turns: list[bytes], monkeypatch: pytest.MonkeyPatch):
-    """Compress `turns` as one stream: the frames, their reports and the `Search` each zstd call got."""
+def _coded(
+    config: sigmalang.SigmaConfig,
+    turns: list[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    level: int | None = None,
+):
+    """Compress `turns` as one stream (at `level` if given): the results, the `Search` of each zstd call."""
     searches: list[_zstd.Search] = []
     compress = _zstd.compress
 
@@ -55,7 +60,7 @@ def _coded(config: sigmalang.SigmaConfig, turns: list[bytes], monkeypatch: pytes
 
     monkeypatch.setattr(_zstd, "compress", spy)
     codec = sigmalang.SigmaCodec(secret=_SECRET, config=config)
-    results = [codec.compress(t, tenant="acme", stream="s") for t in turns]
+    results = [codec.compress(t, tenant="acme", stream="s", level=level) for t in turns]
     monkeypatch.undo()
     assert [codec.decompress(r.frame, tenant="acme") for r in results] == turns
     return results, searches
@@ -93,20 +98,8 @@ def test_the_configured_search_reaches_zstd_and_changes_the_payload(monkeypatch:
 
 
 def test_an_explicit_level_keeps_its_own_search(monkeypatch: pytest.MonkeyPatch) -> None:
-    searches: list[_zstd.Search] = []
-    compress = _zstd.compress
-
-    def spy(data, level, zdict, key, search=_zstd.LEVEL_SEARCH):  # type: ignore[no-untyped-def]
-        searches.append(search)
-        return compress(data, level, zdict, key, search)
-
-    monkeypatch.setattr(_zstd, "compress", spy)
-    codec = sigmalang.SigmaCodec(secret=_SECRET)
-    turns = _session(7)
-    frames = [codec.compress(t, tenant="acme", stream="s", level=8).frame for t in turns]
-    monkeypatch.undo()
+    _, searches = _coded(sigmalang.SigmaConfig(), _session(7), monkeypatch, level=8)
     assert set(searches) == {_zstd.LEVEL_SEARCH}
-    assert [codec.decompress(f, tenant="acme") for f in frames] == turns
 
 
 def test_context_parameters_add_the_search_only_to_hash_chain_levels() -> None:
@@ -152,12 +145,7 @@ def test_frames_of_mains_encoder_still_decode() -> None:
     """Frames coded at level 8's own search decode as before."""
     items = _corpus()
     codec = sigmalang.SigmaCodec(secret=_SECRET)
-    frames = [codec.compress(m, tenant=t, stream=s).frame for t, s, m in items]  # same RSUs, same order
-    old = [bytes.fromhex(line) for line in _LEVEL8_FRAMES.read_text().split()]
-    assert len(old) == len(items)
-    assert [codec.decompress(f, tenant=t) for f, (t, _, _) in zip(old, items, strict=True)] == [
-        m for _, _, m in items
-    ]
+    frames, old = recoded_and_recorded(codec, items, _LEVEL8_FRAMES)
     # this corpus (24 words in random order) is not what the parameters were chosen on: its frames come
     # out 0.3% larger (the benchmark draws: 0.1-2.0% smaller); held to the 0.5% of the previous change
     assert sum(map(len, frames)) <= sum(map(len, old)) * 1.005

@@ -18,6 +18,10 @@ Run: ``PYTHONPATH=$PWD .venv/bin/python -m benchmarks.sigma_autotrain`` with the
   runs (a client waits for its model between turns), so the ratio here is below the sweep's.
 - ``--steady RUNS``: compression speed once every tenant is trained (its last automatic dictionary
   registered as its own) against the generic dictionary alone, interleaved, CPU clock.
+- ``--training RUNS``: where each training's CPU goes (the trainer thread's CPU clock): zstd's
+  trainer (`sigmalang.dictionary.train_dictionary` calls), the held-back check's two coding passes
+  (`sigmalang.autotrain._cost`) and the rest, with the defaults, training waited for after each
+  message; medians of RUNS runs. The calls are timed by wrapping them (the same functions run).
 - ``--drift RUNS``: a drifting stream: each tenant sends the draw's sessions of its tenant, then those
   of another tenant of the draw at ``seed + 1`` (another repository or document set, and for
   ``--corpus coding`` another envelope). The ratio of the whole stream and of its second half with
@@ -36,7 +40,8 @@ import argparse
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -44,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sigmalang  # noqa: E402
 from benchmarks.sigma_corpus import Session  # noqa: E402
 from benchmarks.sigma_draw import add_draw_arguments, draw  # noqa: E402
+from sigmalang import autotrain  # noqa: E402
 
 Item = tuple[str, str, bytes]
 K = 1024
@@ -195,6 +201,58 @@ def steady(items: Sequence[Item], runs: int) -> None:
     print("  (the second ratio is in-sample: those dictionaries were trained on these turns' new bytes)")
 
 
+def _thread_timed(
+    name: str, spent: dict[str, list[float]], call: Callable[..., object]
+) -> Callable[..., object]:
+    """``call``, adding each call's thread CPU seconds to ``spent[name]``."""
+
+    def timed(*args: object, **kwargs: object) -> object:
+        t0 = time.thread_time()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            spent[name].append(time.thread_time() - t0)
+
+    return timed
+
+
+def training(items: Sequence[Item], runs: int) -> None:
+    """Print the trainer thread's CPU per training, split by what it calls (defaults, waited for)."""
+    parts = ("train_dictionary", "_cost")
+    originals = {name: getattr(autotrain, name) for name in parts}
+    train = autotrain.AutoTrainer._train
+    per_run: dict[str, list[float]] = defaultdict(list)  # ms per run
+    calls: dict[str, int] = {}
+    trainings = kept = 0
+    try:
+        for _ in range(runs):
+            spent: dict[str, list[float]] = defaultdict(list)
+            for name in parts:
+                setattr(autotrain, name, _thread_timed(name, spent, originals[name]))
+            autotrain.AutoTrainer._train = _thread_timed("training", spent, train)  # type: ignore[method-assign]
+            codec = sigmalang.SigmaCodec()
+            for tenant, stream, message in items:
+                codec.compress(message, tenant=tenant, stream=stream)
+                codec.wait_auto_dictionaries()
+            statuses = [codec.auto_dictionary_status(t) for t in dict.fromkeys(t for t, _, _ in items)]
+            trainings = sum(s.trainings for s in statuses if s is not None)
+            kept = sum(s.kept for s in statuses if s is not None)
+            codec.close()
+            for name in (*parts, "training"):
+                per_run[name].append(sum(spent[name]) * 1e3)
+                calls[name] = len(spent[name])
+            per_run["rest"].append(per_run["training"][-1] - sum(per_run[n][-1] for n in parts))
+    finally:
+        for name in parts:
+            setattr(autotrain, name, originals[name])
+        autotrain.AutoTrainer._train = train  # type: ignore[method-assign]
+    print(f"{trainings} trainings, {kept} kept; trainer thread CPU ms, median of {runs} runs:")
+    for name in ("training", *parts, "rest"):
+        got = statistics.median(per_run[name])
+        count = f"{calls[name]:3} calls" if name in calls else "         "
+        print(f"  {name:18} {count}  {got:7.1f} ms in all  {got / max(1, trainings):6.2f} ms per training")
+
+
 def drifting(sessions: Sequence[Session], later: Sequence[Session]) -> tuple[list[Item], int]:
     """Each tenant's turns of ``sessions``, then another tenant's turns of ``later`` sent as it.
 
@@ -280,6 +338,9 @@ def main() -> None:
         "--steady", type=int, metavar="RUNS", help="compression speed once trained, RUNS interleaved pairs"
     )
     parser.add_argument(
+        "--training", type=int, metavar="RUNS", help="the trainer's CPU per training, split, RUNS runs"
+    )
+    parser.add_argument(
         "--drift", type=int, metavar="RUNS", help="a drifting stream (the draw, then seed + 1), RUNS runs"
     )
     parser.add_argument(
@@ -306,6 +367,8 @@ def main() -> None:
         sweep(items)
     elif args.steady:
         steady(items, args.steady)
+    elif args.training:
+        training(items, args.training)
     else:
         latency(items)
 

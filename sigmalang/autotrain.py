@@ -17,11 +17,11 @@ recommend for many small messages of one kind (``zstd --train``; python-zstandar
    eighth (each new chunk alone, zstd level `small_input_level`) in fewer bytes than the dictionary the
    tenant uses now (the generic one, or its previous automatic one), counting the 4-byte dictionary id
    a trained dictionary adds to every frame (the generic one is named by a flag). If it does not, the
-   tenant keeps what it has; if it does, the dictionary trained on all of them is registered as the
-   tenant's (`DictionaryRegistry.add`: written to the registry's directory, published to its
-   `DictionarySource`, marked `Dictionary.automatic`) and names the tenant's later frames. Earlier
-   frames keep their dictionary ids; the registry keeps the tenant's `auto_dictionary_max_kept` latest
-   automatic dictionaries (`DictionaryRegistry.prune_automatic`).
+   tenant keeps what it has; if it does, that same dictionary (the one checked, not trained again on
+   all of them) is registered as the tenant's (`DictionaryRegistry.add`: written to the registry's
+   directory, published to its `DictionarySource`, marked `Dictionary.automatic`) and names the
+   tenant's later frames. Earlier frames keep their dictionary ids; the registry keeps the tenant's
+   `auto_dictionary_max_kept` latest automatic dictionaries (`DictionaryRegistry.prune_automatic`).
 
 A tenant whose own dictionary came from elsewhere (`SigmaCodec.train_dictionary(..., tenant=T)`, or
 one added to the registry without the automatic mark) is left alone: automatic training never
@@ -56,10 +56,16 @@ _PIECE_BYTES = 8192  # a sample longer than this (a message stored whole) is cut
 _HELD_BACK = 8  # the last 1/8 of the messages checks the dictionary trained on the others
 _DICT_ID_BYTES = 4  # what naming a trained dictionary adds to each frame (the generic one: a flag)
 _MIN_SAMPLES = 8
-_COVER = (512, 6, 18, 4)
-"""zstd fastCover (k, d, f, accel) for automatic dictionaries: against zstd's own search of k and d,
-about a sixth of the training CPU (~2-4 ms per dictionary on 64-256 KiB of new chunks) for ratios
-within -0.6% / +0.5% on the benchmark draws (docs/sigmalang.md)."""
+_COVER = (512, 6, 14, 4)
+"""zstd fastCover (k, d, f, accel) for automatic dictionaries. Against zstd's own search of k and d,
+about a sixth of the training CPU for ratios within -0.6% / +0.5% on the benchmark draws; f 14 (a
+16 Ki-entry d-mer frequency table, against 18) halves what is left (~1.1-1.5 ms per dictionary on
+56-224 KiB of new chunks) for ratios within -0.11% / +0.33% (docs/sigmalang.md, "Training for less
+CPU")."""
+_SPLIT_POINT = 0.99
+"""Share of the samples zstd's fastCover trains on; it codes the rest to score its one (k, d) pair.
+The held-back check scores the dictionary, so zstd keeps only a piece or two (its default, 0.75, left
+the newest quarter of the samples out of the dictionary and spent CPU coding them)."""
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +311,7 @@ class AutoTrainer:
             < _cost(in_use, held, cfg.small_input_level)
             + (_DICT_ID_BYTES * len(held) if in_use is not self._fallback else 0)
         )
-        final = self._trained([p for m in messages for p in m]) if better else None
+        final = candidate if better else None  # the dictionary checked is the one registered
         doubled = state.next_at * 2
         with self._commit:  # claim and forget wait for this block, so neither is undone by it
             current = self._registry.own_active(tenant)
@@ -347,6 +353,7 @@ class AutoTrainer:
             min_samples=_MIN_SAMPLES,
             level=self._config.small_input_level,
             cover=_COVER,
+            split_point=_SPLIT_POINT,
         )
         return None if trained is None else Dictionary(trained.data, automatic=True)
 

@@ -213,8 +213,12 @@ class AutoTrainer:
     def claim(self, tenant: str) -> None:
         """Mark ``tenant`` as having its own dictionary: no automatic training (and drop its samples)."""
         with self._commit, self._lock:
-            self._collecting.pop(tenant, None)
-            self._settled[tenant] = AutoDictionaryStatus("own")
+            self._settle_own(tenant)
+
+    def _settle_own(self, tenant: str) -> None:
+        """Drop ``tenant``'s samples and mark it ``own`` (no automatic training). Locked."""
+        self._collecting.pop(tenant, None)
+        self._settled[tenant] = AutoDictionaryStatus("own")
 
     def forget(self, tenant: str) -> None:
         """Drop ``tenant``'s samples and state; a training in progress for it is discarded."""
@@ -319,8 +323,7 @@ class AutoTrainer:
                 if self._collecting.get(tenant) is not state:  # forgotten (or dropped) meanwhile
                     return
                 if current is not None and not current.automatic:  # a user's choice, added meanwhile
-                    self._collecting.pop(tenant, None)
-                    self._settled[tenant] = AutoDictionaryStatus("own")
+                    self._settle_own(tenant)
                     return
             if final is not None:
                 self._registry.add(final, tenant=tenant)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ("TOP_P_MIN", "lenient_sampling")
+from pydantic import BaseModel, Field
+
+__all__ = ("TOP_P_MIN", "LenientSampling", "lenient_sampling")
 
 TOP_P_MIN: Final = 1e-9
 """What ``top_p`` at or below 0 becomes: the smallest nucleus, the most likely token alone (our samplers
@@ -33,3 +35,32 @@ def lenient_sampling(
         "top_p": None if top_p is None else min(max(top_p, TOP_P_MIN), 1.0),
         "min_p": None if min_p is None else min(max(min_p, 0.0), 1.0),
     }
+
+
+class LenientSampling(BaseModel):
+    """The sampling fields Ollama's ``options`` and llama-server's ``/completion`` body share.
+
+    ``temperature``, ``top_k``, ``top_p`` and ``min_p`` are taken as Ollama takes them
+    (`lenient_sampling`); still refused with the field's name: ``top_k`` above 1000,
+    ``repeat_penalty`` outside (0, 10], presence/frequency penalties outside [-2, 2], and non-finite
+    numbers.
+    """
+
+    temperature: float | None = Field(default=None, allow_inf_nan=False)
+    top_k: int | None = Field(default=None, le=1000)
+    top_p: float | None = Field(default=None, allow_inf_nan=False)
+    min_p: float | None = Field(default=None, allow_inf_nan=False)
+    repeat_penalty: float | None = Field(default=None, gt=0.0, le=10.0)
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+
+    def sampling(self) -> dict[str, float | int | None]:
+        """The seven values in the generator's ranges (`GenerateInput`'s names; ``None``: not given)."""
+        return {
+            **lenient_sampling(
+                temperature=self.temperature, top_k=self.top_k, top_p=self.top_p, min_p=self.min_p
+            ),
+            "repeat_penalty": self.repeat_penalty,
+            "presence_penalty": self.presence_penalty,
+            "frequency_penalty": self.frequency_penalty,
+        }

@@ -31,13 +31,13 @@ from typing import Any
 from litestar import Request, Response, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from agents.errors import AgentError, BadInputError
 from agents.protocol import GenerateInput, GenerateOutput
 from api._push import EventFormat
 from api._request import call_context
-from api._sampling import lenient_sampling
+from api._sampling import LenientSampling
 from api._sse import sse_event, sse_push_response
 from api.generate.schemas import MAX_PROMPT_CHARS
 from api.openai._generation import generate_all, generate_input, start_streams
@@ -46,7 +46,7 @@ from orchestrator import Orchestrator, TextDelta
 __all__ = ("LlamaCompletionRequest", "completion")
 
 
-class LlamaCompletionRequest(BaseModel):
+class LlamaCompletionRequest(LenientSampling):
     """Body of ``POST /completion`` (unknown fields are ignored, as llama-server does)."""
 
     model_config = ConfigDict(extra="ignore")
@@ -54,15 +54,8 @@ class LlamaCompletionRequest(BaseModel):
     prompt: str | list[int] | list[Any] = Field(max_length=MAX_PROMPT_CHARS)
     """Text or token ids; a list of several prompts is refused."""
     n_predict: int | None = None
-    temperature: float | None = Field(default=None, allow_inf_nan=False)
-    top_k: int | None = Field(default=None, le=1000)
-    top_p: float | None = Field(default=None, allow_inf_nan=False)
-    min_p: float | None = Field(default=None, allow_inf_nan=False)
     seed: int | None = None
     stop: list[str] | None = None
-    repeat_penalty: float | None = Field(default=None, gt=0.0, le=10.0)
-    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
-    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     logit_bias: list[list[Any]] | dict[str, float | bool] | None = None
     grammar: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
     json_schema: dict[str, Any] | None = None
@@ -104,14 +97,9 @@ def _input(body: LlamaCompletionRequest) -> GenerateInput:
         raise BadInputError("only false is served", field="ignore_eos")
     fields: dict[str, Any] = {
         "max_tokens": body.n_predict if body.n_predict and body.n_predict > 0 else None,
-        **lenient_sampling(
-            temperature=body.temperature, top_k=body.top_k, top_p=body.top_p, min_p=body.min_p
-        ),
+        **body.sampling(),
         "seed": None if body.seed is None or body.seed < 0 else body.seed % 2**32,
         "stop": [s for s in body.stop or [] if s] or None,
-        "repeat_penalty": body.repeat_penalty,
-        "presence_penalty": body.presence_penalty,
-        "frequency_penalty": body.frequency_penalty,
         "logit_bias": _bias(body.logit_bias) or None,
         "grammar": body.grammar,
         "json_schema": body.json_schema,

@@ -83,15 +83,9 @@ def _fields(options: OllamaOptions | None, fmt: Any) -> dict[str, Any]:
     stop = [o.stop] if isinstance(o.stop, str) else list(o.stop or [])
     fields: dict[str, Any] = {
         "max_tokens": o.num_predict if o.num_predict is not None and o.num_predict > 0 else None,
-        "temperature": o.temperature,
-        "top_k": o.top_k,
-        "top_p": o.top_p,
-        "min_p": o.min_p,
+        **o.sampling(),
         "seed": None if o.seed is None else o.seed % 2**32,
         "stop": [s for s in stop if s] or None,
-        "repeat_penalty": o.repeat_penalty,
-        "presence_penalty": o.presence_penalty,
-        "frequency_penalty": o.frequency_penalty,
     }
     if fmt == "json":
         fields["json_schema"] = {"type": "object"}

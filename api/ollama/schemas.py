@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api._sampling import lenient_sampling
+from api._sampling import LenientSampling
 from api.generate.schemas import MAX_PROMPT_CHARS
 
 __all__ = (
@@ -30,7 +30,7 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class OllamaOptions(_Body):
+class OllamaOptions(_Body, LenientSampling):
     """``options``: the sampling ones are served, the runtime ones (``num_ctx``, ``num_gpu``, ...) ignored.
 
     Out-of-range sampling values are taken as Ollama takes them rather than refused (see
@@ -42,24 +42,8 @@ class OllamaOptions(_Body):
 
     num_predict: int | None = None
     """Most tokens to generate; absent or negative (Ollama's "until done"): 256."""
-    temperature: float | None = Field(default=None, allow_inf_nan=False)
-    top_k: int | None = Field(default=None, le=1000)
-    top_p: float | None = Field(default=None, allow_inf_nan=False)
-    min_p: float | None = Field(default=None, allow_inf_nan=False)
     seed: int | None = None
     stop: list[str] | str | None = None
-    repeat_penalty: float | None = Field(default=None, gt=0.0, le=10.0)
-    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
-    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
-
-    @model_validator(mode="after")
-    def _as_ollama_samples(self) -> OllamaOptions:
-        values = lenient_sampling(
-            temperature=self.temperature, top_k=self.top_k, top_p=self.top_p, min_p=self.min_p
-        )
-        for name, value in values.items():
-            setattr(self, name, value)
-        return self
 
 
 class OllamaFunctionCall(_Body):

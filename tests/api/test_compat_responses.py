@@ -16,20 +16,12 @@ import openai
 import pytest
 from openai import OpenAI
 
+from tests.api.test_openai_surface import WEATHER as CHAT_WEATHER
+
 pytestmark = pytest.mark.slow
 
-WEATHER = {  # the Responses API's flat function tool
-    "type": "function",
-    "name": "get_weather",
-    "description": "Current weather of a city.",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string", "maxLength": 20}},
-        "required": ["city"],
-        "additionalProperties": False,
-    },
-    "strict": True,
-}
+WEATHER = {"type": "function", **CHAT_WEATHER["function"], "strict": True}
+"""The chat tests' ``get_weather`` as the Responses API's flat function tool."""
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -63,14 +64,17 @@ def test_file_type_names_follow_llama_cpp_and_ollama() -> None:
             assert name == known[value].removeprefix("MOSTLY_").removeprefix("ALL_")
 
 
-def test_a_file_that_is_not_a_gguf_is_refused_naming_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("read", [read_gguf_header, read_gguf_tensors])
+def test_a_file_that_is_not_a_gguf_is_refused_naming_it(
+    tmp_path: Path, read: Callable[[Path], object]
+) -> None:
     path = tmp_path / "not.gguf"
     path.write_bytes(b"GGML but not really" * 10)
     with pytest.raises(ModelLoadError, match="not a GGUF file") as info:
-        read_gguf_header(path)
+        read(path)
     assert info.value.path == str(path)
     with pytest.raises(ModelLoadError, match="cannot read"):
-        read_gguf_header(tmp_path / "missing.gguf")
+        read(tmp_path / "missing.gguf")
 
 
 def test_a_pool_reports_a_configured_models_facts_before_loading_it(
@@ -102,14 +106,6 @@ def test_the_tensors_are_what_the_gguf_package_reads(
     assert got == expected
     assert weight_type.name in {t.type for t in read_gguf_tensors(path)}
     assert any(len(t.shape) == 2 for t in read_gguf_tensors(path))
-
-
-def test_tensors_of_a_file_that_is_not_a_gguf_are_refused_naming_it(tmp_path: Path) -> None:
-    path = tmp_path / "not.gguf"
-    path.write_bytes(b"GGML but not really" * 10)
-    with pytest.raises(ModelLoadError, match="not a readable GGUF") as info:
-        read_gguf_tensors(path)
-    assert info.value.path == str(path)
 
 
 def test_a_pool_reports_the_files_sha256_once_hashed(bitnet_gguf: ModuleType, tmp_path: Path) -> None:

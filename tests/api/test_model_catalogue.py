@@ -202,7 +202,8 @@ def test_top_k_and_penalties_of_any_size_are_taken_as_ollama_takes_them(
 
 
 def test_digest_is_the_sha256_of_the_model_file(service: str, served_model: str) -> None:
-    expected = hashlib.sha256(default_model_path().read_bytes()).hexdigest()
+    with default_model_path().open("rb") as f:
+        expected = hashlib.file_digest(f, "sha256").hexdigest()
     # hashed in the background once the file is known: wait for it (a listing never waits)
     deadline = time.monotonic() + 120
     while True:

@@ -171,6 +171,11 @@ class Heartbeats(_Wire):
     beats: list[Heartbeat]
 
 
+TOP_K_MAX: Final = 2**31 - 1
+"""The largest ``top_k``: llama.cpp's top-k sampler takes a C ``int32_t`` (and keeps every token for any k
+at least the vocabulary's size, so a larger k means the same)."""
+
+
 class Sampling(BaseModel):
     """How a generation chooses its tokens: the defaults and ranges of every generation request.
 
@@ -187,12 +192,14 @@ class Sampling(BaseModel):
     Ollama) take it; the OpenAI-compatible routes keep OpenAI's 0..2."""
     top_p: float = Field(default=0.95, gt=0.0, le=1.0)
     """Nucleus sampling mass."""
-    top_k: int = Field(default=40, ge=0, le=1000)
-    """Keep the k most likely tokens; 0 disables."""
+    top_k: int = Field(default=40, ge=0, le=TOP_K_MAX)
+    """Keep the k most likely tokens; 0 disables (a k of at least the vocabulary's size keeps every token,
+    as in llama.cpp's top-k sampler)."""
     min_p: float = Field(default=0.05, ge=0.0, le=1.0)
     """Drop tokens below min_p × the top probability."""
-    repeat_penalty: float = Field(default=1.0, gt=0.0, le=10.0)
-    """Penalty for repeated tokens; 1 disables."""
+    repeat_penalty: float = Field(default=1.0, gt=0.0, allow_inf_nan=False)
+    """Penalty for repeated tokens (a repeated token's positive logit divided by it, a negative one
+    multiplied); 1 disables. Any finite value above 0, as llama.cpp's penalties sampler takes it."""
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
     """Sampling seed for reproducible output."""
     stop: list[str] = Field(default_factory=list, max_length=8)
@@ -227,10 +234,12 @@ class GenerateInput(_Wire, Sampling):
     speculative: bool = False
     model: str | None = None
     """Name of the model to generate with (one of the Ryot models configured); ``None``: the default."""
-    presence_penalty: float = 0.0
-    """Subtracted once from the logit of each token already sampled (-2..2)."""
-    frequency_penalty: float = 0.0
-    """Subtracted from a token's logit once per time it was sampled (-2..2)."""
+    presence_penalty: float = Field(default=0.0, allow_inf_nan=False)
+    """Subtracted once from the logit of each token already sampled: any finite value, as llama.cpp's
+    penalties sampler (and Ollama) take it; the OpenAI-compatible routes keep OpenAI's -2..2."""
+    frequency_penalty: float = Field(default=0.0, allow_inf_nan=False)
+    """Subtracted from a token's logit once per time it was sampled (any finite value; OpenAI's routes:
+    -2..2)."""
     logit_bias: dict[int, float] = Field(default_factory=dict)
     """Token id → bias added to its logit (-100..100)."""
     logprobs: int | None = None

@@ -46,6 +46,10 @@ class ModelInfo:
         replicas: Processes (model pools) that serve the model.
         loaded_replicas: Of those, the ones that have it loaded now.
         error: The last load failure reported, if the model failed.
+
+        The facts about the model itself (``architecture`` to ``file_mtime``, ``metadata``, and
+        ``file_sha256``: the SHA-256 of its file, once a replica has hashed it) come from whichever
+        replica knows them; ``path`` is the model file's path on the host of such a replica.
     """
 
     id: str
@@ -72,6 +76,8 @@ class ModelInfo:
     file_size: int | None = None
     file_mtime: float | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    file_sha256: str | None = None
+    path: str | None = None
 
 
 _FACTS: dict[str, type] = {
@@ -82,6 +88,8 @@ _FACTS: dict[str, type] = {
     "embedding_length": int,
     "file_size": int,
     "file_mtime": float,
+    "file_sha256": str,
+    "path": str,
 }
 """The fields that describe the model itself (not its state), and their types."""
 

@@ -15,6 +15,7 @@ from ryot import (
     _openmp,  # noqa: F401
 )
 from ryot._engine import GenerationHandle, RyotEngine
+from ryot._gguf import GGUFTensor, read_gguf_tensors
 from ryot.config import ModelEntry, ModelPoolConfig, RyotConfig, physical_cores
 from ryot.errors import (
     EngineBusyError,
@@ -56,6 +57,7 @@ __all__ = (
     "Failed",
     "Finished",
     "FinishReason",
+    "GGUFTensor",
     "GenerationCancelledError",
     "GenerationHandle",
     "InvalidRequestError",
@@ -81,5 +83,6 @@ __all__ = (
     "default_model_path",
     "grammar_from_json_schema",
     "physical_cores",
+    "read_gguf_tensors",
     "resolve_model_path",
 )

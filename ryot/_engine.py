@@ -127,6 +127,10 @@ class GenerationHandle:
         self._job.cancelled = True
 
 
+_INT32_MAX = 2**31 - 1
+"""llama.cpp's ``top_k`` is a C ``int32_t``."""
+
+
 def _validate(params: SamplingParams) -> None:
     if params.max_tokens < 1:
         raise InvalidRequestError("max_tokens", "must be at least 1")
@@ -134,15 +138,15 @@ def _validate(params: SamplingParams) -> None:
         raise InvalidRequestError("temperature", "must be 0 (greedy) or a positive finite number")
     if not 0.0 < params.top_p <= 1.0:
         raise InvalidRequestError("top_p", "must be in (0, 1]")
-    if params.top_k < 0:
-        raise InvalidRequestError("top_k", "must be 0 (off) or positive")
+    if not 0 <= params.top_k <= _INT32_MAX:
+        raise InvalidRequestError("top_k", f"must be 0 (off) or positive, at most {_INT32_MAX}")
     if not 0.0 <= params.min_p <= 1.0:
         raise InvalidRequestError("min_p", "must be between 0 and 1")
-    if params.repeat_penalty <= 0.0:
-        raise InvalidRequestError("repeat_penalty", "must be positive")
+    if not 0.0 < params.repeat_penalty < math.inf:
+        raise InvalidRequestError("repeat_penalty", "must be a positive finite number")
     for name in ("presence_penalty", "frequency_penalty"):
-        if not -2.0 <= getattr(params, name) <= 2.0:
-            raise InvalidRequestError(name, "must be between -2 and 2")
+        if not math.isfinite(getattr(params, name)):
+            raise InvalidRequestError(name, "must be a finite number")
     if params.logprobs is not None and not 0 <= params.logprobs <= 20:
         raise InvalidRequestError("logprobs", "must be between 0 and 20")
 

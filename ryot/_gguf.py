@@ -24,7 +24,7 @@ import numpy as np
 
 from ryot.errors import ModelLoadError
 
-__all__ = ("FILE_TYPE_NAMES", "GGUFHeader", "read_gguf_header")
+__all__ = ("FILE_TYPE_NAMES", "GGUFHeader", "GGUFTensor", "read_gguf_header", "read_gguf_tensors")
 
 FILE_TYPE_NAMES: Final[Mapping[int, str]] = {
     value: name.removeprefix("LLAMA_FTYPE_").removeprefix("MOSTLY_").removeprefix("ALL_")
@@ -59,6 +59,12 @@ class _InitParams(ctypes.Structure):
     _fields_ = (("no_alloc", ctypes.c_bool), ("ctx", ctypes.c_void_p))
 
 
+class _TensorHead(ctypes.Structure):
+    """The first fields of ggml's ``struct ggml_tensor`` (ggml.h): its type, buffer and ``ne``."""
+
+    _fields_ = (("type", ctypes.c_int), ("buffer", ctypes.c_void_p), ("ne", ctypes.c_int64 * 4))
+
+
 def _bind() -> ctypes.CDLL:
     """The handle of libllama (linked to libggml-base, which has the GGUF functions), those typed."""
     lib: ctypes.CDLL = llama_cpp.llama_cpp._lib
@@ -79,6 +85,11 @@ def _bind() -> ctypes.CDLL:
         "gguf_get_tensor_size": (ctypes.c_size_t, [ctx, i64]),
         "ggml_blck_size": (i64, [ctypes.c_int]),
         "ggml_type_size": (ctypes.c_size_t, [ctypes.c_int]),
+        "gguf_get_tensor_name": (ctypes.c_char_p, [ctx, i64]),
+        "ggml_get_tensor": (ctx, [ctx, ctypes.c_char_p]),
+        "ggml_n_dims": (ctypes.c_int, [ctx]),
+        "ggml_type_name": (ctypes.c_char_p, [ctypes.c_int]),
+        "ggml_free": (None, [ctx]),
     }
     signatures.update({f"gguf_get_val_{n}": (c, [ctx, i64]) for n, c in _SCALARS.values()})
     for name, (restype, argtypes) in signatures.items():
@@ -161,8 +172,8 @@ class GGUFHeader:
         return FILE_TYPE_NAMES.get(self.file_type) if self.file_type is not None else None
 
 
-def read_gguf_header(path: Path) -> GGUFHeader:
-    """Read a GGUF file's metadata and tensor descriptions (no tensor data; ~40 ms for Gemma 3 270M).
+def _open(path: Path, tensors: int | None) -> tuple[os.stat_result, int]:
+    """The file's ``stat`` and its GGUF context (``tensors``: where ggml puts a context of tensor headers).
 
     Raises:
         ModelLoadError: The file does not exist or is not a GGUF file ggml can parse.
@@ -171,9 +182,19 @@ def read_gguf_header(path: Path) -> GGUFHeader:
         st = os.stat(path)
     except OSError as exc:
         raise ModelLoadError(str(path), f"cannot read the file: {exc.strerror}") from exc
-    ctx = _lib.gguf_init_from_file(os.fsencode(path), _InitParams(True, None))
+    ctx = _lib.gguf_init_from_file(os.fsencode(path), _InitParams(True, tensors))
     if not ctx:
         raise ModelLoadError(str(path), "not a GGUF file (ggml could not parse its header)")
+    return st, int(ctx)
+
+
+def read_gguf_header(path: Path) -> GGUFHeader:
+    """Read a GGUF file's metadata and tensor descriptions (no tensor data; ~40 ms for Gemma 3 270M).
+
+    Raises:
+        ModelLoadError: The file does not exist or is not a GGUF file ggml can parse.
+    """
+    st, ctx = _open(path, None)
     try:
         metadata: dict[str, Any] = {}
         for i in range(int(_lib.gguf_get_n_kv(ctx))):
@@ -189,3 +210,45 @@ def read_gguf_header(path: Path) -> GGUFHeader:
     return GGUFHeader(
         path=Path(path), size_bytes=st.st_size, mtime=st.st_mtime, parameter_count=params, metadata=metadata
     )
+
+
+@dataclass(frozen=True, slots=True)
+class GGUFTensor:
+    """One tensor as a GGUF file describes it (what Ollama's ``/api/show`` lists under ``tensors``).
+
+    Attributes:
+        name: The tensor's name (``token_embd.weight``, ``blk.0.attn_q.weight``, ...).
+        type: Its ggml type in capitals, as Ollama writes it (``Q4_K``, ``Q6_K``, ``F32``, ``BF16``).
+        shape: Its dimensions in the file's order (ggml's ``ne``, innermost first:
+            ``[640, 262144]`` for Gemma 3 270M's token embedding).
+    """
+
+    name: str
+    type: str
+    shape: tuple[int, ...]
+
+
+def read_gguf_tensors(path: Path) -> tuple[GGUFTensor, ...]:
+    """The descriptions of a GGUF file's tensors, in file order (no tensor data is read).
+
+    ggml's GGUF reader builds a ggml context of tensor headers (``no_alloc``); the shape is each
+    header's ``ne`` up to ``ggml_n_dims``.
+
+    Raises:
+        ModelLoadError: The file does not exist or is not a GGUF file ggml can parse.
+    """
+    tensors = ctypes.c_void_p()
+    _, ctx = _open(path, ctypes.addressof(tensors))
+    try:
+        out: list[GGUFTensor] = []
+        for i in range(int(_lib.gguf_get_n_tensors(ctx))):
+            name = _lib.gguf_get_tensor_name(ctx, i) or b""
+            head = ctypes.cast(_lib.ggml_get_tensor(tensors, name), ctypes.POINTER(_TensorHead)).contents
+            dims = int(_lib.ggml_n_dims(ctypes.addressof(head)))
+            kind = (_lib.ggml_type_name(head.type) or b"").decode().upper()
+            out.append(GGUFTensor(name.decode("utf-8", "replace"), kind, tuple(head.ne[:dims])))
+    finally:
+        _lib.gguf_free(ctx)
+        if tensors:
+            _lib.ggml_free(tensors)
+    return tuple(out)

@@ -80,6 +80,8 @@ class ModelStatus:
         file_mtime: The GGUF file's modification time (Unix time, seconds).
         metadata: The GGUF's key/value metadata, typed, arrays of more than 5 items empty and without
             ``tokenizer.chat_template`` (see :class:`ryot._gguf.GGUFHeader`).
+        file_sha256: The SHA-256 of the GGUF file (64 hex digits: what Ollama names the model's blob
+            by), computed in the background once the file is known; ``None`` until then.
 
         The GGUF facts (``architecture`` to ``metadata``) come from the file's header
         (:func:`ryot._gguf.read_gguf_header`): for a model configured by path they are known before it
@@ -112,6 +114,7 @@ class ModelStatus:
     file_size: int | None = None
     file_mtime: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    file_sha256: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The status as a JSON-ready dict (for ``$SRV.STATS`` data)."""

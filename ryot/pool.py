@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ryot._engine import RyotEngine
+from ryot._file_digest import FileDigests
 from ryot._gguf import GGUFHeader, read_gguf_header
 from ryot._model_status import (
     ModelState,
@@ -108,6 +109,7 @@ class ModelPool:
         """Random id of this pool (see :attr:`ModelStatus.pool`)."""
         self._lock = threading.Lock()
         self._closed = False
+        self._digests = FileDigests()
 
     @classmethod
     def from_config(cls, config: ModelPoolConfig) -> ModelPool:
@@ -270,7 +272,11 @@ class ModelPool:
     # -- status and unloading ----------------------------------------------------------------------------
 
     def status(self) -> list[ModelStatus]:
-        """Every model's state, in configuration order."""
+        """Every model's state, in configuration order.
+
+        Never waits for a file's SHA-256: the first call after a model's file is known starts its hash
+        in the background (:class:`ryot._file_digest.FileDigests`); ``file_sha256`` is ``None`` until done.
+        """
         out: list[ModelStatus] = []
         with self._lock:
             for m in self._models.values():
@@ -299,6 +305,7 @@ class ModelPool:
                         else 0,
                         error=m.error,
                         **header_facts(m.header),
+                        file_sha256=self._digests.get(m.header.path) if m.header is not None else None,
                     )
                 )
         return out
@@ -341,6 +348,7 @@ class ModelPool:
                 m.engine, m.state, m.memory_bytes = None, "unloaded", 0
         for engine in engines:
             engine.close()
+        self._digests.close()
 
     def __enter__(self) -> ModelPool:
         return self

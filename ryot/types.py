@@ -45,9 +45,11 @@ class SamplingParams:
         max_tokens: Upper bound on completion tokens.
         temperature: Softmax temperature; ``0`` means greedy decoding.
         top_p: Nucleus sampling mass in (0, 1].
-        top_k: Keep the k most likely tokens; ``0`` disables.
+        top_k: Keep the k most likely tokens; ``0`` disables (at most 2**31 - 1, llama.cpp's ``int32_t``;
+            a k of at least the vocabulary's size keeps every token).
         min_p: Drop tokens below ``min_p`` × the top probability.
-        repeat_penalty: Penalty for repeated tokens; ``1.0`` disables.
+        repeat_penalty: Penalty for repeated tokens (positive logits divided by it, negative ones
+            multiplied); ``1.0`` disables; any finite value above 0.
         seed: Sampling seed; ``None`` keeps the engine's generator state.
         stop: Strings that end the completion; the stop string is not returned.
         grammar: A GBNF grammar (llama.cpp's format, rule ``root``) the completion must follow, e.g.
@@ -59,8 +61,10 @@ class SamplingParams:
             token never tell one tenant what another sent. Only a leading BOS token, which every text
             prompt starts with, is reused across namespaces (``cached_tokens`` 1 for a cold text prompt).
         presence_penalty: Subtracted once from the logit of every token already sampled (OpenAI's
-            ``presence_penalty``, -2..2; llama.cpp's penalties sampler over the last 256 tokens).
-        frequency_penalty: Subtracted from a token's logit once per time it was sampled (-2..2).
+            ``presence_penalty``; llama.cpp's penalties sampler over the last 256 tokens); any finite
+            value (OpenAI documents -2..2, llama.cpp and Ollama take any).
+        frequency_penalty: Subtracted from a token's logit once per time it was sampled (any finite
+            value).
         logit_bias: ``(token id, bias)`` pairs added to the logits before sampling (-100 bans a token,
             +100 all but forces it).
         logprobs: ``None``: no log probabilities. ``k >= 0``: each sampled token's log probability

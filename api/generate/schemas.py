@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agents.protocol import TOP_K_MAX as TOP_K_MAX  # for the SDK-shared bodies (the wire's bound)
 from agents.protocol import Sampling
 
 MAX_PROMPT_CHARS = 200_000

@@ -1,15 +1,17 @@
-"""llama.cpp server's native ``POST /completion`` (and its alias ``/completions`` is OpenAI's, not this).
+"""llama-server's native ``POST /completion`` and its alias ``/completions`` (``/v1/completions``: OpenAI's).
 
 What llama.cpp clients send (llama.cpp ``tools/server/README.md`` "POST /completion"; Continue's
 ``llama.cpp`` provider posts ``{"prompt", "stream": true, "n_predict", "temperature", "top_k", "top_p",
 "min_p", "stop", ...}`` and reads ``content`` from each event):
 
-- Served: ``prompt`` (text, or token ids of the model's vocabulary), ``n_predict`` (absent or negative,
-  llama-server's "until done": 256), ``temperature``, ``top_k``, ``top_p``, ``min_p``, ``seed`` (-1:
-  random), ``stop``, ``repeat_penalty``, ``presence_penalty``, ``frequency_penalty``, ``logit_bias``
+- Served: ``prompt`` (text, or token ids of the model's vocabulary), ``n_predict`` (or, when absent,
+  ``max_tokens``, as llama-server reads it; absent or negative, llama-server's "until done": 256),
+  ``temperature``, ``top_k``, ``top_p``, ``min_p``, ``seed`` (-1: random), ``stop``, ``repeat_penalty``,
+  ``presence_penalty``, ``frequency_penalty``, ``logit_bias``
   (``[[id, bias | false], ...]`` or ``{"id": bias}``), ``grammar`` (GBNF), ``json_schema``, ``stream``.
-- Out-of-range ``temperature``, ``top_k``, ``top_p``, ``min_p`` are taken as llama.cpp's samplers take
-  them (:mod:`api._sampling`: ``temperature`` ≤ 0 greedy, above 2 as given; ``top_k`` ≤ 0 off).
+- Out-of-range sampling values are taken as llama.cpp's samplers take them (:mod:`api._sampling`:
+  ``temperature`` ≤ 0 greedy, above 2 as given; ``top_k`` ≤ 0 off; penalties as given; ``repeat_penalty``
+  ≤ 0 off, as Ollama takes it).
 - Accepted, no effect: the other samplers and server settings (``mirostat``, ``typical_p``, ``dry_*``,
   ``xtc_*``, ``repeat_last_n``, ``n_keep``, ``cache_prompt``: prefixes are always reused, ``id_slot``,
   ...), as llama-server ignores what it does not know.
@@ -43,7 +45,7 @@ from api.generate.schemas import MAX_PROMPT_CHARS
 from api.openai._generation import generate_all, generate_input, start_streams
 from orchestrator import Orchestrator, TextDelta
 
-__all__ = ("LlamaCompletionRequest", "completion")
+__all__ = ("LlamaCompletionRequest", "completion", "completions_alias")
 
 
 class LlamaCompletionRequest(LenientSampling):
@@ -54,6 +56,8 @@ class LlamaCompletionRequest(LenientSampling):
     prompt: str | list[int] | list[Any] = Field(max_length=MAX_PROMPT_CHARS)
     """Text or token ids; a list of several prompts is refused."""
     n_predict: int | None = None
+    max_tokens: int | None = None
+    """llama-server's fallback name of ``n_predict`` (used when ``n_predict`` is absent)."""
     seed: int | None = None
     stop: list[str] | None = None
     logit_bias: list[list[Any]] | dict[str, float | bool] | None = None
@@ -95,8 +99,9 @@ def _input(body: LlamaCompletionRequest) -> GenerateInput:
         raise BadInputError("images are not served (text-only model)", field="image_data")
     if body.ignore_eos:
         raise BadInputError("only false is served", field="ignore_eos")
+    n_predict = body.n_predict if body.n_predict is not None else body.max_tokens
     fields: dict[str, Any] = {
-        "max_tokens": body.n_predict if body.n_predict and body.n_predict > 0 else None,
+        "max_tokens": n_predict if n_predict and n_predict > 0 else None,
         **body.sampling(),
         "seed": None if body.seed is None or body.seed < 0 else body.seed % 2**32,
         "stop": [s for s in body.stop or [] if s] or None,
@@ -105,10 +110,11 @@ def _input(body: LlamaCompletionRequest) -> GenerateInput:
         "json_schema": body.json_schema,
     }
     fields = {k: v for k, v in fields.items() if v is not None}
+    names = {"max_tokens": "n_predict" if body.n_predict is not None else "max_tokens"}
     if isinstance(body.prompt, str):
-        return generate_input({"max_tokens": "n_predict"}, prompt=body.prompt, **fields)
+        return generate_input(names, prompt=body.prompt, **fields)
     if body.prompt and all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in body.prompt):
-        return generate_input({"max_tokens": "n_predict"}, prompt_tokens=list(body.prompt), **fields)
+        return generate_input(names, prompt_tokens=list(body.prompt), **fields)
     raise BadInputError("must be a text or a list of token ids (one prompt per request)", field="prompt")
 
 
@@ -149,8 +155,7 @@ def _event(obj: dict[str, Any]) -> bytes:
     return sse_event(json.dumps(obj, ensure_ascii=False))
 
 
-@post("/completion", status_code=200, summary="llama-server-compatible completion (JSON or SSE)")
-async def completion(
+async def _completion(
     data: JSONBody[LlamaCompletionRequest], request: Request[Any, Any, Any], state: State
 ) -> Response[Any]:
     """Complete ``prompt`` like llama-server's ``POST /completion`` (see the module docstring).
@@ -177,3 +182,10 @@ async def completion(
         return _event({"error": {"code": exc.code, "message": exc.message}})
 
     return sse_push_response(streams[0][1], EventFormat(delta=delta, end=end, error=error))
+
+
+completion = post("/completion", status_code=200, summary="llama-server-compatible completion (JSON or SSE)")(
+    _completion
+)
+completions_alias = post("/completions", status_code=200, include_in_schema=False)(_completion)
+"""llama-server's ``POST /completions``: the same function (listed once in the schema, as ``/completion``)."""

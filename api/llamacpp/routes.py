@@ -4,8 +4,14 @@
 ``POST /tokenize``      ``{"content", "add_special", "with_pieces"}`` → ``{"tokens": [...]}``
 ``POST /detokenize``    ``{"tokens": [...]}`` → ``{"content": "..."}``
 ``GET  /props``         the default model: context window, slots, chat template, build
-``POST /completion``    a completion in llama-server's shape (:mod:`api.llamacpp.completion`)
+``POST /completion``    a completion in llama-server's shape (:mod:`api.llamacpp.completion`); also
+                        ``/completions``, as llama-server (``/v1/completions`` is OpenAI's)
+``POST /embeddings``    llama-server's native embeddings (:mod:`api.llamacpp.embeddings`); also
+                        ``/embedding`` (``/v1/embeddings`` is OpenAI's)
 =====================  ========================================================================
+
+llama-server's ``GET /models`` and ``POST /chat/completions`` (without ``/v1``) answer as OpenAI's: they
+are :mod:`api.openai`'s handlers, mounted at the root as well.
 
 Tokens are the default generation model's (the Inference team's ``tokenizer`` agent does the work).
 """
@@ -20,7 +26,8 @@ from litestar.params import JSONBody
 from pydantic import BaseModel, ConfigDict, Field
 
 from api._request import call_context
-from api.llamacpp.completion import completion
+from api.llamacpp.completion import completion, completions_alias
+from api.llamacpp.embeddings import embedding_alias, native_embeddings
 from orchestrator import Orchestrator
 
 __all__ = ("ROUTES", "DetokenizeRequest", "TokenizeRequest")
@@ -98,7 +105,17 @@ async def props(state: State) -> dict[str, Any]:
 
 ROUTES = (
     Router(
-        path="/", route_handlers=[tokenize, detokenize, props, completion], tags=["llama-server-compatible"]
+        path="/",
+        route_handlers=[
+            tokenize,
+            detokenize,
+            props,
+            completion,
+            completions_alias,
+            native_embeddings,
+            embedding_alias,
+        ],
+        tags=["llama-server-compatible"],
     ),
 )
 """The llama-server-compatible router."""

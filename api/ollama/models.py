@@ -18,9 +18,12 @@ Routes and methods from Ollama's ``server/routes.go`` (``r.HEAD("/", ...)``, ``r
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
+import functools
+import os
+from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from litestar import Request, Response, get, head, post, route
 from litestar.datastructures import State
 from litestar.params import JSONBody
@@ -33,10 +36,6 @@ __all__ = ("MODEL_ROUTES", "OLLAMA_VERSION", "ROOT_ROUTES", "human_number")
 
 OLLAMA_VERSION = "0.12.0"
 """The Ollama release whose API these routes follow (``GET /api/version``)."""
-
-
-def _digest(name: str) -> str:
-    return hashlib.sha256(name.encode()).hexdigest()
 
 
 def human_number(n: int) -> str:
@@ -82,13 +81,19 @@ def _iso(ts: float | None) -> str:
 
 
 def _tag(info: ModelInfo) -> dict[str, Any]:
-    """One ``/api/tags`` entry: ``size`` is the model file's bytes, ``modified_at`` its modification time."""
+    """One ``/api/tags`` entry: the model file's bytes, modification time and SHA-256.
+
+    ``digest`` is the SHA-256 of the model file (what Ollama names its blob by), hashed in the background
+    by the replica that has the file (``ryot.ModelStatus.file_sha256``); ``""`` until that is done (a
+    fraction of a second after the file is known for Gemma 3 270M) and for the embedding model, whose
+    files are not hashed.
+    """
     return {
         "name": info.id,
         "model": info.id,
         "modified_at": _iso(info.file_mtime),
         "size": info.file_size or 0,
-        "digest": _digest(info.id),
+        "digest": info.file_sha256 or "",
         "details": _details(info),
     }
 
@@ -116,6 +121,41 @@ def _model_info(info: ModelInfo) -> dict[str, Any]:
         if value is not None:
             out.setdefault(f"{family}.{key}", value)
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _read_tensors(path: str, size: int, mtime_ns: int) -> tuple[dict[str, Any], ...] | None:
+    """The GGUF's tensors as Ollama lists them, for one version of the file (cached: ~35 ms to read).
+
+    ``None`` if ggml cannot parse the file.
+    """
+    from ryot import ModelLoadError, read_gguf_tensors  # only here: the API reads a model file for /api/show
+
+    try:
+        tensors = read_gguf_tensors(Path(path))
+    except ModelLoadError:
+        return None
+    return tuple({"name": t.name, "type": t.type, "shape": list(t.shape)} for t in tensors)
+
+
+def _tensors(info: ModelInfo) -> list[dict[str, Any]] | None:
+    """``/api/show``'s ``tensors`` (name, ggml type, shape) of a GGUF model whose file this host has.
+
+    The file named by the replica that reported it (``info.path``) is read only when it is the same
+    version (size and modification time) on this host: the embedded service, or a path shared by its
+    hosts. ``None`` otherwise (and for the embedding model): the field is then left out, as Ollama
+    leaves out an empty ``tensors``.
+    """
+    if info.kind != "generation" or not info.path or info.file_size is None or info.file_mtime is None:
+        return None
+    try:
+        st = os.stat(info.path)
+    except OSError:
+        return None
+    if st.st_size != info.file_size or st.st_mtime != info.file_mtime:
+        return None
+    tensors = _read_tensors(info.path, st.st_size, st.st_mtime_ns)
+    return list(tensors) if tensors is not None else None
 
 
 @get("/tags", summary="Ollama-compatible list of the served models")
@@ -153,13 +193,18 @@ async def ps(state: State) -> dict[str, Any]:
 
 @post("/show", status_code=200, summary="Ollama-compatible details of one model")
 async def show(data: JSONBody[OllamaModelRequest], state: State) -> dict[str, Any]:
-    """Details, ``model_info`` and ``capabilities`` of a served model; 404 for another name."""
+    """Details, ``model_info``, ``capabilities`` and ``tensors`` of a served model; 404 for another name.
+
+    ``tensors`` (``[{"name", "type", "shape"}, ...]``, every tensor of the GGUF in file order) is given
+    whatever ``verbose`` says, as Ollama gives it for a GGUF model (``server/routes.go``,
+    ``GetModelInfo``), when this host has the model's file (see `_tensors`).
+    """
     orchestrator: Orchestrator = state.orchestrator
     name = data.model_name
     for m in await orchestrator.models():
         if m.id == name:
             capabilities = ["embedding"] if m.kind == "embedding" else ["completion", "tools"]
-            return {
+            shown: dict[str, Any] = {
                 "modelfile": f"FROM {m.id}\n",
                 "parameters": "",
                 "template": "{{ .Prompt }}",
@@ -168,6 +213,10 @@ async def show(data: JSONBody[OllamaModelRequest], state: State) -> dict[str, An
                 "capabilities": capabilities,
                 "modified_at": _iso(m.file_mtime),
             }
+            tensors = await anyio.to_thread.run_sync(_tensors, m)
+            if tensors is not None:
+                shown["tensors"] = tensors
+            return shown
     raise NotFoundError(f"model '{name}' not found", field="model")
 
 

@@ -35,9 +35,9 @@ class OllamaOptions(_Body, LenientSampling):
 
     Out-of-range sampling values are taken as Ollama takes them rather than refused (see
     :mod:`api._sampling`: ``temperature`` below 0 is greedy, above 2 used as given, ``top_p`` and
-    ``min_p`` clamped into [0, 1], ``top_k`` ≤ 0 off). Still refused with the field's name:
-    ``top_k`` above 1000, ``repeat_penalty`` outside (0, 10], presence/frequency penalties outside
-    [-2, 2], and non-finite numbers.
+    ``min_p`` clamped into [0, 1], ``top_k`` ≤ 0 off, ``repeat_penalty`` ≤ 0 off, any ``top_k``,
+    ``repeat_penalty`` and presence/frequency penalty used as given). Only non-finite numbers are refused,
+    with the field's name.
     """
 
     num_predict: int | None = None

@@ -8,6 +8,12 @@
 ``POST /v1/responses``      the Responses API, as a chat completion (:mod:`api.openai.responses`)
 =========================  ====================================================================
 
+``GET /models``, ``GET /models/{id}`` and ``POST /chat/completions`` are served without ``/v1`` too, as
+llama-server serves them (same handlers: the same credentials, scopes, tenant and limits apply), for
+clients configured with a llama-server base URL that has no ``/v1``. llama-server's ``/completions``
+without ``/v1`` is its native completion (served by :mod:`api.llamacpp.completion`), and its
+``/embeddings`` its native embeddings (:mod:`api.llamacpp.embeddings`).
+
 Everything goes through the orchestrator over NATS: generations to the Inference team's ``generator``,
 embeddings to the Storage team's ``embedder``. Shapes follow OpenAI's API reference; ``response_format``
 (``json_object`` or ``json_schema``) becomes grammar-constrained decoding, and so do tool calls
@@ -381,12 +387,23 @@ async def retrieve_model(model_id: FromPath[str], state: State) -> ModelObject:
     raise NotFoundError(f"no running agent serves the model {model_id!r}", field="model")
 
 
+ROOT_HANDLERS = (list_models, retrieve_model, chat_completions)
+"""The handlers llama-server also serves without ``/v1`` with the same (OpenAI) answer: ``/models`` and
+``/chat/completions`` (llama.cpp ``tools/server/server.cpp``); its ``/completions`` and ``/embeddings``
+without ``/v1`` are its native routes, not OpenAI's (:mod:`api.llamacpp`)."""
+
 ROUTES = (
     Router(
         path="/v1",
-        route_handlers=[list_models, retrieve_model, chat_completions, completions, embeddings],
+        route_handlers=[*ROOT_HANDLERS, completions, embeddings],
         exception_handlers=OPENAI_EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         tags=["OpenAI-compatible"],
+    ),
+    Router(
+        path="/",
+        route_handlers=list(ROOT_HANDLERS),
+        exception_handlers=OPENAI_EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        include_in_schema=False,  # the same operations as under /v1, listed there once
     ),
     *RESPONSES_ROUTES,
 )

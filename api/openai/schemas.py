@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.generate.schemas import MAX_PROMPT_CHARS
+from api.generate.schemas import MAX_PROMPT_CHARS, TOP_K_MAX
 
 __all__ = (
     "MAX_CHOICES",
@@ -266,11 +266,11 @@ class _Sampling(_Body):
     response names the model that served it."""
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    top_k: int | None = Field(default=None, ge=0, le=1000)
+    top_k: int | None = Field(default=None, ge=0, le=TOP_K_MAX)
     """Extension: keep the k most likely tokens; 0 disables."""
     min_p: float | None = Field(default=None, ge=0.0, le=1.0)
     """Extension: drop tokens below min_p × the top probability."""
-    repeat_penalty: float | None = Field(default=None, gt=0.0, le=10.0)
+    repeat_penalty: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
     """Extension: llama.cpp's repetition penalty; 1 disables."""
     seed: int | None = Field(default=None, ge=-(2**63), le=2**64 - 1)
     """Sampling seed (taken modulo 2**32); with ``n > 1`` choice ``i`` uses ``seed + i``."""

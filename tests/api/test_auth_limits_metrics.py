@@ -135,6 +135,24 @@ def test_scopes_are_enforced_with_403(secured: Secured) -> None:
     assert httpx.get(f"{secured.url}/v1/vault/snapshots", headers=admin, timeout=30).status_code == 200
 
 
+def test_llama_server_paths_without_v1_enforce_the_same_credentials_and_scopes(secured: Secured) -> None:
+    chat = {"model": "m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1, "temperature": 0}
+    reader, writer = secured.key("rooted", "read"), secured.key("rooted", "read,write")
+    for prefix in ("/v1", ""):  # the same handlers: the same answers at both paths
+        assert httpx.get(f"{secured.url}{prefix}/models", timeout=30).status_code == 401
+        assert httpx.post(f"{secured.url}{prefix}/chat/completions", json=chat, timeout=30).status_code == 401
+        assert httpx.get(f"{secured.url}{prefix}/models", headers=reader, timeout=30).status_code == 200
+        refused = httpx.post(f"{secured.url}{prefix}/chat/completions", json=chat, headers=reader, timeout=30)
+        assert refused.status_code == 403 and "'write' scope" in refused.json()["error"]["message"]
+        served = httpx.post(f"{secured.url}{prefix}/chat/completions", json=chat, headers=writer, timeout=120)
+        assert served.status_code == 200, served.text
+    native = (("/completions", {"prompt": "Hi", "n_predict": 1}), ("/embeddings", {"content": "Hi"}))
+    for path, body in native:
+        assert httpx.post(f"{secured.url}{path}", json=body, timeout=30).status_code == 401
+        assert httpx.post(f"{secured.url}{path}", json=body, headers=reader, timeout=30).status_code == 403
+        assert httpx.post(f"{secured.url}{path}", json=body, headers=writer, timeout=120).status_code == 200
+
+
 def test_tenant_comes_from_the_key(secured: Secured) -> None:
     alice, bob = secured.key("tenant-a"), secured.key("tenant-b")
     stored = httpx.post(

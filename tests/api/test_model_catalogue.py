@@ -8,6 +8,8 @@ send them, out-of-range values included.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import time
 from dataclasses import dataclass
 
 import gguf
@@ -170,9 +172,66 @@ def test_out_of_range_ollama_options_are_taken_as_ollama_takes_them(
         options={"num_predict": 4, "temperature": 3.5, "top_k": -1, "min_p": 0, "top_p": 1.5, "seed": 1},
     )
     assert hot.done and hot.eval_count is not None and hot.eval_count >= 1
-    with pytest.raises(ollama.ResponseError) as info:
-        ollama_client.generate(model=served_model, prompt=prompt, options={"num_predict": 2, "top_k": 5000})
-    assert info.value.status_code == 400 and "top_k" in str(info.value)
+
+
+def test_top_k_and_penalties_of_any_size_are_taken_as_ollama_takes_them(
+    ollama_client: ollama.Client, served_model: str
+) -> None:
+    prompt = "One, two, three, four, five,"
+
+    def text(**options: object) -> str:
+        out = ollama_client.generate(
+            model=served_model, prompt=prompt, raw=True, options={"num_predict": 12, **options}
+        )
+        return out.response
+
+    greedy = text(temperature=0)
+    # top_k above 1000 (was a 400): used as given; at temperature 0 the most likely token still wins
+    assert text(temperature=0, top_k=5000) == greedy
+    assert text(temperature=0, top_k=2**40) == greedy  # past llama.cpp's int32: every token, as k >= vocab
+    # sampled: the nucleus (top_p 0.95) is far inside the 5000 likeliest tokens, so top_k 5000 samples as
+    # top_k off does (same seed, same candidates in the same order)
+    sampled = {"temperature": 1.0, "top_p": 0.95, "min_p": 0.05, "seed": 11}
+    assert text(top_k=5000, **sampled) == text(top_k=0, **sampled)
+    # repeat_penalty <= 0 is off (Ollama's NewSampler: 1.0), so the greedy text
+    assert text(temperature=0, repeat_penalty=0) == text(temperature=0, repeat_penalty=-3) == greedy
+    # above 10 and penalties outside [-2, 2] act as given (were a 400): a repeated token loses its place
+    assert text(temperature=0, repeat_penalty=50) != greedy
+    assert text(temperature=0, presence_penalty=25) != greedy
+    assert text(temperature=0, frequency_penalty=-25) != greedy
+
+
+def test_digest_is_the_sha256_of_the_model_file(service: str, served_model: str) -> None:
+    with default_model_path().open("rb") as f:
+        expected = hashlib.file_digest(f, "sha256").hexdigest()
+    # hashed in the background once the file is known: wait for it (a listing never waits)
+    deadline = time.monotonic() + 120
+    while True:
+        tags = {m["name"]: m for m in httpx.get(f"{service}/api/tags", timeout=30).json()["models"]}
+        digest = tags[served_model]["digest"]
+        if digest or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert digest == expected
+    ps = {m["name"]: m for m in httpx.get(f"{service}/api/ps", timeout=30).json()["models"]}
+    assert ps[served_model]["digest"] == expected
+    assert tags[EMBEDDING]["digest"] == ""  # the embedding model's files are not hashed
+
+
+def test_show_lists_the_tensors_gguf_reads(service: str, served_model: str) -> None:
+    reader = gguf.GGUFReader(default_model_path())
+    expected = [
+        {"name": t.name, "type": t.tensor_type.name, "shape": [int(d) for d in t.shape]}
+        for t in reader.tensors
+    ]
+    for verbose in (False, True):  # Ollama lists a GGUF model's tensors either way
+        asked = {"model": served_model, "verbose": verbose}
+        shown = httpx.post(f"{service}/api/show", json=asked, timeout=60)
+        assert shown.status_code == 200
+        assert shown.json()["tensors"] == expected
+    assert expected[1] == {"name": "token_embd.weight", "type": "Q8_0", "shape": [640, 262144]}
+    embedding = httpx.post(f"{service}/api/show", json={"model": EMBEDDING}, timeout=60).json()
+    assert "tensors" not in embedding  # not a GGUF: left out, as Ollama leaves out an empty list
 
 
 def test_out_of_range_llama_server_samples_are_taken_as_llama_cpp_takes_them(service: str) -> None:
@@ -187,3 +246,4 @@ def test_out_of_range_llama_server_samples_are_taken_as_llama_cpp_takes_them(ser
     assert content(temperature=-1, seed=3) == greedy  # temp <= 0: the most likely token
     assert content(temperature=1.0, top_p=0, seed=3) == greedy  # top_p 0 keeps one token
     content(temperature=4.0, top_k=-5, min_p=-1, top_p=2, seed=3)  # 200 (checked in content): as given, off
+    assert content(temperature=0, top_k=5000, repeat_penalty=0) == greedy  # any k; repeat_penalty <= 0 off

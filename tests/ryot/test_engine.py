@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -121,6 +122,11 @@ def test_full_queue_is_refused_with_busy() -> None:
         (SamplingParams(temperature=-0.5), "temperature"),
         (SamplingParams(top_p=0.0), "top_p"),
         (SamplingParams(top_k=-1), "top_k"),
+        (SamplingParams(top_k=2**31), "top_k"),  # llama.cpp's int32_t
+        (SamplingParams(repeat_penalty=0.0), "repeat_penalty"),
+        (SamplingParams(repeat_penalty=math.inf), "repeat_penalty"),
+        (SamplingParams(presence_penalty=math.nan), "presence_penalty"),
+        (SamplingParams(frequency_penalty=-math.inf), "frequency_penalty"),
     ],
 )
 def test_invalid_parameters_name_the_field(engine: RyotEngine, params: SamplingParams, field: str) -> None:

@@ -7,14 +7,17 @@ scalar key must agree.
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import gguf
 import pytest
 
-from ryot import ModelEntry, ModelLoadError, ModelPool
+from ryot import ModelEntry, ModelLoadError, ModelPool, read_gguf_tensors
+from ryot._file_digest import CHUNK_BYTES, FileDigests
 from ryot._gguf import FILE_TYPE_NAMES, SHORT_ARRAY_MAX, read_gguf_header
 
 
@@ -61,14 +64,17 @@ def test_file_type_names_follow_llama_cpp_and_ollama() -> None:
             assert name == known[value].removeprefix("MOSTLY_").removeprefix("ALL_")
 
 
-def test_a_file_that_is_not_a_gguf_is_refused_naming_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("read", [read_gguf_header, read_gguf_tensors])
+def test_a_file_that_is_not_a_gguf_is_refused_naming_it(
+    tmp_path: Path, read: Callable[[Path], object]
+) -> None:
     path = tmp_path / "not.gguf"
     path.write_bytes(b"GGML but not really" * 10)
     with pytest.raises(ModelLoadError, match="not a GGUF file") as info:
-        read_gguf_header(path)
+        read(path)
     assert info.value.path == str(path)
     with pytest.raises(ModelLoadError, match="cannot read"):
-        read_gguf_header(tmp_path / "missing.gguf")
+        read(tmp_path / "missing.gguf")
 
 
 def test_a_pool_reports_a_configured_models_facts_before_loading_it(
@@ -86,3 +92,44 @@ def test_a_pool_reports_a_configured_models_facts_before_loading_it(
         assert status.file_size == path.stat().st_size and status.file_mtime == path.stat().st_mtime
         assert status.metadata["general.architecture"] == "bitnet"
         assert status.as_dict()["parameter_count"] == params
+
+
+@pytest.mark.parametrize("weight_type", [gguf.GGMLQuantizationType.TQ1_0, gguf.GGMLQuantizationType.TQ2_0])
+def test_the_tensors_are_what_the_gguf_package_reads(
+    bitnet_gguf: ModuleType, tmp_path: Path, weight_type: gguf.GGMLQuantizationType
+) -> None:
+    path = bitnet_gguf.write_tiny_bitnet_gguf(tmp_path / "tiny.gguf", weight_type=weight_type)
+    expected = [
+        (t.name, t.tensor_type.name, tuple(int(d) for d in t.shape)) for t in gguf.GGUFReader(path).tensors
+    ]
+    got = [(t.name, t.type, t.shape) for t in read_gguf_tensors(path)]
+    assert got == expected
+    assert weight_type.name in {t.type for t in read_gguf_tensors(path)}
+    assert any(len(t.shape) == 2 for t in read_gguf_tensors(path))
+
+
+def test_a_pool_reports_the_files_sha256_once_hashed(bitnet_gguf: ModuleType, tmp_path: Path) -> None:
+    path = bitnet_gguf.write_tiny_bitnet_gguf(tmp_path / "tiny.gguf")
+    with ModelPool({"tiny": ModelEntry(path=path, n_ctx=64)}) as pool:
+        pool.status()  # starts the hash in the background; status never waits for it
+        assert pool._digests.wait(path, timeout_s=60) == hashlib.sha256(path.read_bytes()).hexdigest()
+        (status,) = pool.status()
+        assert status.file_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert status.as_dict()["file_sha256"] == status.file_sha256
+
+
+def test_file_digests_hash_each_version_once_and_again_when_it_changes(tmp_path: Path) -> None:
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"a" * (3 * CHUNK_BYTES + 17))
+    digests = FileDigests()
+    try:
+        assert digests.wait(path, timeout_s=60) == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert digests.get(path) == hashlib.sha256(path.read_bytes()).hexdigest()  # known: no new hash
+        path.write_bytes(b"b" * 10)  # a new version (size and mtime change)
+        assert digests.wait(path, timeout_s=60) == hashlib.sha256(b"b" * 10).hexdigest()
+        assert digests.get(tmp_path / "missing.bin") is None
+    finally:
+        digests.close()
+    closed = FileDigests()
+    closed.close()
+    assert closed.get(path) is None  # closed: nothing is started

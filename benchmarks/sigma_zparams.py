@@ -5,7 +5,7 @@ tenant's dictionary trained from its traffic, the training waited for) is run on
 zstd is recorded: the coded bytes (the message's middle), the frame's zstd dictionary (its context
 after the dictionary's content or tables, `sigmalang._zstd.context_dict`), the level, the share of
 the message's new bytes, and the frame's size. zstd is then replayed on the recorded inputs with each
-candidate parameter set, through the same libzstd calls as the codec (`sigmalang._zstd`: one reused
+candidate parameter set, through the same libzstd calls as the codec (`sigmalang._libzstd`: one reused
 context, the dictionary referenced, hash-chain match finder, hash table of half the chain table):
 
 - frames with a context at the context level: level 8's own search (main before this change), fixed
@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sigmalang  # noqa: E402
 from benchmarks.sigma_draw import add_draw_arguments, draw  # noqa: E402
-from sigmalang import _context, _zstd  # noqa: E402
+from sigmalang import _context, _libzstd, _zstd, _zstd_block  # noqa: E402
 
 DRAWS = {  # the draws every ΣLANG change is measured on (docs/sigmalang.md)
     "default": "",
@@ -55,8 +55,8 @@ DRAWS = {  # the draws every ΣLANG change is measured on (docs/sigmalang.md)
     "coding19": "--corpus coding --seed 19 --tenants 8 --sessions-per-tenant 3 --turns 2 6",
     "coding29": "--corpus coding --seed 29 --tenants 2 --sessions-per-tenant 3 --turns 30 40",
 }
-_LIB: Any = _zstd._lib
-_FFI: Any = _zstd._ffi
+_LIB: Any = _libzstd.lib
+_FFI: Any = _libzstd.ffi
 _PARAM = {"level": _LIB.ZSTD_c_compressionLevel, "slog": _LIB.ZSTD_c_searchLog, "mml": _LIB.ZSTD_c_minMatch}
 
 
@@ -81,7 +81,7 @@ def _recording(calls: list[Call]) -> Iterator[None]:
     seen: list[tuple[bytes, int, Any]] = []
 
     def spy(
-        data: bytes, level: int, zdict: Any, key: object, search: _zstd.Search = _zstd.LEVEL_SEARCH
+        data: bytes, level: int, zdict: Any, key: object, search: _libzstd.Search = _libzstd.LEVEL_SEARCH
     ) -> bytes:
         seen.append((bytes(data), level, zdict))
         return compress(data, level, zdict, key, search)
@@ -130,38 +130,38 @@ Choose = Callable[[Call], Params]
 
 
 def _stored(call: Call, payload: bytes) -> int:
-    bare = _zstd.bare_block(payload)
+    bare = _zstd_block.bare_block(payload)
     return min(len(bare) if bare is not None else len(payload), len(call.data))
 
 
 def _replay(call: Call, params: Params) -> bytes:
     """`call` compressed with `params` (beside the frame fields the codec sets) by the codec's libzstd."""
-    cctx = _zstd._contexts.cctx
-    _LIB.ZSTD_CCtx_reset(cctx, _zstd._RESET)
-    for param, value in (*params, *_zstd._FRAME_FIELDS):
-        _zstd._ok(_LIB.ZSTD_CCtx_setParameter(cctx, param, value), "parameter")
+    cctx = _libzstd.contexts.cctx
+    _LIB.ZSTD_CCtx_reset(cctx, _libzstd.RESET)
+    for param, value in (*params, *_libzstd.FRAME_FIELDS):
+        _libzstd.ok(_LIB.ZSTD_CCtx_setParameter(cctx, param, value), "parameter")
     if call.dictionary:
         content = _FFI.from_buffer(call.dictionary)
         size = len(call.dictionary)
-        _zstd._ok(
+        _libzstd.ok(
             _LIB.ZSTD_CCtx_loadDictionary_advanced(cctx, content, size, _LIB.ZSTD_dlm_byRef, call.dict_type),
             "dict",
         )
     capacity = _LIB.ZSTD_compressBound(len(call.data))
     out = _FFI.new("char[]", capacity)
-    written = _zstd._ok(
+    written = _libzstd.ok(
         _LIB.ZSTD_compress2(cctx, out, capacity, _FFI.from_buffer(call.data), len(call.data)), "zstd"
     )
-    _LIB.ZSTD_CCtx_reset(cctx, _zstd._RESET)
+    _LIB.ZSTD_CCtx_reset(cctx, _libzstd.RESET)
     return bytes(_FFI.buffer(out, written))[4:]
 
 
-def _context_set(level: int, search: _zstd.Search = _zstd.LEVEL_SEARCH) -> Choose:
-    return lambda c: _zstd._context_parameters(level, len(c.data), len(c.dictionary), search)
+def _context_set(level: int, search: _libzstd.Search = _libzstd.LEVEL_SEARCH) -> Choose:
+    return lambda c: _libzstd.context_parameters(level, len(c.data), len(c.dictionary), search)
 
 
-def _rule(share: float, mostly_new: _zstd.Search, other: _zstd.Search) -> Choose:
-    return lambda c: _zstd._context_parameters(
+def _rule(share: float, mostly_new: _libzstd.Search, other: _libzstd.Search) -> Choose:
+    return lambda c: _libzstd.context_parameters(
         8, len(c.data), len(c.dictionary), mostly_new if c.new_share >= share else other
     )
 
@@ -170,7 +170,7 @@ def _level(level: int) -> Choose:
     return lambda c: ((_PARAM["level"], level),)
 
 
-_S = _zstd.Search
+_S = _libzstd.Search
 CONTEXT_SETS: dict[str, Choose] = {
     "level 8 (main)": _context_set(8),
     "level 8, search 5, match 5": _context_set(8, _S(5, 5)),
@@ -214,7 +214,7 @@ def report(name: str, calls: list[Call], total_in: int, reps: int) -> None:
     config = sigmalang.SigmaConfig()
     for call in calls:  # the frame's bytes besides its payload, replayed as the codec coded it
         searched = _context._search(config, mostly_new=call.new_share >= config.mostly_new_min_share)
-        shipped = _zstd._context_parameters(call.level, len(call.data), len(call.dictionary), searched)
+        shipped = _libzstd.context_parameters(call.level, len(call.data), len(call.dictionary), searched)
         params = shipped if call.context and call.level >= 5 else ((_PARAM["level"], call.level),)
         call.fixed = call.frame - _stored(call, _replay(call, params))
     total_out = sum(c.frame for c in calls)

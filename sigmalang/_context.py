@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from sigmalang import _base, _varint, _zstd
+from sigmalang import _base, _libzstd, _varint, _zstd, _zstd_block
 from sigmalang._anchors import AnchorIndex, anchors, words_of
 from sigmalang._frame_header import MAGIC, FrameInfo
 from sigmalang._frame_v2 import V2
@@ -219,7 +219,7 @@ def encode(
         prefix = _base.common_prefix(data, base_content)
         suffix = _base.common_suffix(data, base_content, min(n, len(base_content)) - prefix)
     middle = data[prefix : n - suffix] if prefix or suffix else data
-    search = _zstd.LEVEL_SEARCH
+    search = _libzstd.LEVEL_SEARCH
     if acquired and not explicit_level and n >= config.small_input_bytes:
         level = config.context_level
         search = _search(config, mostly_new=literal_n >= config.mostly_new_min_share * n)
@@ -231,7 +231,7 @@ def encode(
         payload = _zstd.compress(middle, level, zd, dictionary.dict_id)
     else:
         payload = _zstd.compress(middle, level, None, None)
-    bare = _zstd.bare_block(payload)  # its frame and block headers are implied (flag BARE)
+    bare = _zstd_block.bare_block(payload)  # its frame and block headers are implied (flag BARE)
     payload = bare if bare is not None else payload
     plain = payload if used_dict is None and not acquired else None  # the message compressed alone
     raw = len(payload) >= len(middle)
@@ -305,11 +305,11 @@ def encode(
     return CompressionResult(frame=frame, report=report), _base.Previous.of(data, own, first)
 
 
-def _search(config: SigmaConfig, *, mostly_new: bool) -> _zstd.Search:
+def _search(config: SigmaConfig, *, mostly_new: bool) -> _libzstd.Search:
     """How hard zstd searches a frame's context at `context_level` (`SigmaConfig.context_search_log`)."""
     if mostly_new:
-        return _zstd.Search(config.mostly_new_search_log, config.mostly_new_min_match)
-    return _zstd.Search(config.context_search_log, config.context_min_match)
+        return _libzstd.Search(config.mostly_new_search_log, config.mostly_new_min_match)
+    return _libzstd.Search(config.context_search_log, config.context_min_match)
 
 
 def _fixed_bytes(content_size: int, dict_id: int | None) -> int:
@@ -388,10 +388,13 @@ def decode(
     trained = found_dict.data if found_dict is not None else None
     tables = bool(flags & F_TABLES)
     # One compressed block (BARE, nearly every frame with a context) is decoded right after the context
-    # in one buffer, the dictionary's entropy tables made once (`_zstd.decompress_after`); other frames
-    # through the dictionary built for the frame.
+    # in one buffer, the dictionary's entropy tables made once (`_zstd_block.decompress_after`); other
+    # frames through the dictionary built for the frame.
     after = (
-        _zstd.BLOCK_API and bool(flags & F_BARE) and middle_size > 0 and bool(runs or info.base is not None)
+        _zstd_block.BLOCK_API
+        and bool(flags & F_BARE)
+        and middle_size > 0
+        and bool(runs or info.base is not None)
     )
     zdict: _zstd.ContextDict | None = None
     ctx = memoryview(b"")
@@ -411,10 +414,10 @@ def decode(
         raise CorruptFrameError("base prefix and suffix longer than the base message")
     middle: bytes | memoryview
     if after:
-        whole = _zstd.decompress_after(coded, middle_size, parts, trained)
+        whole = _zstd_block.decompress_after(coded, middle_size, parts, trained)
         ctx, middle = whole[:held], whole[held:]
     else:
-        payload = _zstd.dress_block(coded) if flags & F_BARE else bytes(coded)
+        payload = _zstd_block.dress_block(coded) if flags & F_BARE else bytes(coded)
         if flags & F_RAW:
             middle = payload
         elif zdict is not None:

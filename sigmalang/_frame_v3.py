@@ -129,7 +129,7 @@ def encode_frame_v3(
         base: Sequence number of the base message's manifest RSU, or None.
         base_prefix: Leading bytes taken from the base, bytes.
         base_suffix: Trailing bytes taken from the base's end, bytes.
-        bare: `payload` is zstd's single block without frame and block headers (`_zstd.bare_block`).
+        bare: `payload` is zstd's single block without frame and block headers (`_zstd_block.bare_block`).
 
     Raises:
         ValueError: An argument is out of range or the flags contradict each other.

@@ -1,6 +1,6 @@
 """Frames of one zstd block decode right after their context, the dictionary's tables made once.
 
-`sigmalang._zstd.decompress_after` decodes a `bare_block` payload with zstd's block API: a decoding
+`sigmalang._zstd_block.decompress_after` decodes a `bare_block` payload with zstd's block API: a decoding
 context begun with the dictionary's `ZSTD_DDict` (built once), the frame's context inserted as
 history, then the block. It must give exactly what the frame's own dictionary (`context_dict`: the
 dictionary's content or header, then the context) gives through the streaming decoder, for raw,
@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sigmalang
-from sigmalang import SigmaCodec, _zstd
+from sigmalang import SigmaCodec, _zstd, _zstd_block
 from sigmalang._dict_header import dictionary_header
 from sigmalang._frame_v3 import parse_v3
 from sigmalang.errors import CorruptFrameError
@@ -92,13 +92,13 @@ def test_a_block_decodes_after_its_context_as_through_the_frames_own_dictionary(
     message = _edited(rng, joined)
     for level in (3, 8):
         payload = _zstd.compress(message, level, zdict, None)
-        bare = _zstd.bare_block(payload)
+        bare = _zstd_block.bare_block(payload)
         if bare is None:  # stored as a raw zstd block (noise): such frames go through `decompress`
             assert _zstd.decompress(payload, len(message), zdict, None) == message
             continue
-        whole = _zstd.decompress_after(bare, len(message), parts, trained)
+        whole = _zstd_block.decompress_after(bare, len(message), parts, trained)
         assert whole.tobytes() == joined + message
-        assert _zstd.decompress(_zstd.dress_block(bare), len(message), zdict, None) == message
+        assert _zstd.decompress(_zstd_block.dress_block(bare), len(message), zdict, None) == message
 
 
 def _session(rng: random.Random, turns: int) -> list[bytes]:
@@ -120,7 +120,7 @@ def _session(rng: random.Random, turns: int) -> list[bytes]:
 def _block_decodes() -> Iterator[list[int]]:
     """The sizes `decompress_after` decodes meanwhile (the fast path is taken, not only correct)."""
     calls: list[int] = []
-    real = _zstd.decompress_after
+    real = _zstd_block.decompress_after
 
     def counting(
         bare: bytes | memoryview, size: int, parts: list[bytes], trained: bytes | None
@@ -128,11 +128,11 @@ def _block_decodes() -> Iterator[list[int]]:
         calls.append(size)
         return real(bare, size, parts, trained)
 
-    _zstd.decompress_after = counting
+    _zstd_block.decompress_after = counting
     try:
         yield calls
     finally:
-        _zstd.decompress_after = real
+        _zstd_block.decompress_after = real
 
 
 @settings(max_examples=15)
@@ -173,7 +173,7 @@ def test_without_the_block_api_every_frame_decodes_through_its_own_dictionary(
     codec = SigmaCodec(secret=_SECRET)
     turns = _session(rng, 6)
     frames = [codec.compress(m, tenant="t", stream="s").frame for m in turns]
-    monkeypatch.setattr(_zstd, "BLOCK_API", False)
+    monkeypatch.setattr(_zstd_block, "BLOCK_API", False)
     with _block_decodes() as calls:
         assert [codec.decompress(f, tenant="t") for f in frames] == turns
     assert calls == []
@@ -182,18 +182,18 @@ def test_without_the_block_api_every_frame_decodes_through_its_own_dictionary(
 def _frame_parts(codec: SigmaCodec, turns: list[bytes]) -> tuple[bytes, bytes, bytes, int]:
     """The last turn's bare payload, its context joined and its dictionary, as the decoder sees them."""
     seen: dict[str, object] = {}
-    real = _zstd.decompress_after
+    real = _zstd_block.decompress_after
 
     def keep(bare: bytes | memoryview, size: int, parts: list[bytes], trained: bytes | None) -> memoryview:
         seen.update(bare=bytes(bare), size=size, context=b"".join(parts), trained=trained)
         return real(bare, size, parts, trained)
 
     frames = [codec.compress(m, tenant="t", stream="s").frame for m in turns]
-    _zstd.decompress_after = keep
+    _zstd_block.decompress_after = keep
     try:
         assert codec.decompress(frames[-1], tenant="t") == turns[-1]
     finally:
-        _zstd.decompress_after = real
+        _zstd_block.decompress_after = real
     trained = seen["trained"]
     assert isinstance(trained, bytes)
     return seen["bare"], seen["context"], trained, seen["size"]  # type: ignore[return-value]
@@ -203,15 +203,15 @@ def test_a_corrupt_block_or_window_is_refused_never_decoded_past_its_size() -> N
     rng = random.Random(5)
     bare, context, trained, size = _frame_parts(SigmaCodec(secret=_SECRET), _session(rng, 3))
     with pytest.raises(CorruptFrameError, match="too much memory"):
-        _zstd.decompress_after(bytes([31 << 3]) + bare[1:], size, [context], trained)  # a 2 TiB window
+        _zstd_block.decompress_after(bytes([31 << 3]) + bare[1:], size, [context], trained)  # a 2 TiB window
     with pytest.raises(CorruptFrameError, match="a zstd block of"):
-        _zstd.decompress_after(bare, 1 << 17 | 1, [context], trained)  # more than a block holds
+        _zstd_block.decompress_after(bare, 1 << 17 | 1, [context], trained)  # more than a block holds
     with pytest.raises(CorruptFrameError, match="decodes to|does not decode"):
-        _zstd.decompress_after(bare, size - 1, [context], trained)  # not the size it decodes to
+        _zstd_block.decompress_after(bare, size - 1, [context], trained)  # not the size it decodes to
     with pytest.raises(CorruptFrameError, match="does not decode"):
-        _zstd.decompress_after(bare[:1] + b"\xff" * (len(bare) - 1), size, [context], trained)
+        _zstd_block.decompress_after(bare[:1] + b"\xff" * (len(bare) - 1), size, [context], trained)
     with pytest.raises(CorruptFrameError, match="without content"):
-        _zstd.decompress_after(bare[:1], size, [context], trained)
+        _zstd_block.decompress_after(bare[:1], size, [context], trained)
 
 
 def test_a_context_shorter_than_the_tables_repeat_offsets_is_refused_as_before() -> None:
@@ -256,13 +256,13 @@ def test_more_dictionaries_than_the_cache_holds_still_decode() -> None:
     rng = random.Random(13)
     made: list[tuple[Callable[[bytes], bytes], bytes, bytes]] = []
     base = bytearray(_TRAINED)
-    for i in range(_zstd._MAX_DDICTS + 3):
+    for i in range(_zstd_block._MAX_DDICTS + 3):
         data = bytes(base[:-8]) + i.to_bytes(8, "little")  # same tables, different content (and id)
         codec = SigmaCodec(secret=_SECRET, config=sigmalang.SigmaConfig(generic_dictionary=False))
         codec.dictionaries.add(sigmalang.Dictionary(data), tenant="t")
         turns = _session(rng, 2)
         frames = [codec.compress(m, tenant="t", stream="s").frame for m in turns]
         made.append((lambda f, c=codec: c.decompress(f, tenant="t"), frames[-1], turns[-1]))
-    assert len(_zstd._ddicts) <= _zstd._MAX_DDICTS
+    assert len(_zstd_block._ddicts) <= _zstd_block._MAX_DDICTS
     for decode, frame, message in made:
         assert decode(frame) == message

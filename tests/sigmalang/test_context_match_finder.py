@@ -1,4 +1,4 @@
-"""A frame's context indexed by zstd's hash-chain match finder with a smaller hash table (`sigmalang._zstd`).
+"""A frame's context indexed by zstd's hash-chain match finder, a smaller hash table (`sigmalang._libzstd`).
 
 The encoder's match finder is its own choice: the payload must decode to exactly the message, for raw
 contexts and for contexts after a zstd-format dictionary (whole, or its header and tables only), at
@@ -12,7 +12,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sigmalang import _zstd
+from sigmalang import _libzstd, _zstd
 from sigmalang.generic import generic_dictionary
 
 _WORDS = [b"tool", b"schema", b"tenant", b"frame", b"refund", b"policy", b"\n", b"{", b'"k": ', b"12"]
@@ -55,21 +55,21 @@ def test_a_message_coded_after_its_context_decodes_exactly(seed: int, kind: str,
 
 
 def test_the_context_is_indexed_by_hash_chains_with_a_smaller_hash_table() -> None:
-    lib = _zstd._lib
+    lib = _libzstd.lib
     for source, context in ((4_000, 50_000), (12_000, 47_000), (100, 9), (140_000, 4_000_000)):
         chosen = lib.ZSTD_getCParams(8, source, context)
-        got = dict(_zstd._context_parameters(8, source, context))
+        got = dict(_libzstd.context_parameters(8, source, context))
         assert got[lib.ZSTD_c_useRowMatchFinder] == lib.ZSTD_ps_disable
         assert got[lib.ZSTD_c_hashLog] == max(min(chosen.hashLog, chosen.chainLog - 1), 6)
         assert got[lib.ZSTD_c_compressionLevel] == 8
-    assert dict(_zstd._context_parameters(8, 4_000, 50_000))[lib.ZSTD_c_hashLog] == 15  # zstd's own: 17
+    assert dict(_libzstd.context_parameters(8, 4_000, 50_000))[lib.ZSTD_c_hashLog] == 15  # zstd's own: 17
 
 
 def test_the_fast_strategies_of_small_inputs_keep_zstds_parameters() -> None:
     """Level 3 (messages under 4 KiB) is dfast: its second table is not a chain, so nothing changes."""
-    lib = _zstd._lib
+    lib = _libzstd.lib
     assert lib.ZSTD_getCParams(3, 800, 40_000).strategy == 2  # ZSTD_dfast
-    assert _zstd._context_parameters(3, 800, 40_000) == ((lib.ZSTD_c_compressionLevel, 3),)
+    assert _libzstd.context_parameters(3, 800, 40_000) == ((lib.ZSTD_c_compressionLevel, 3),)
 
 
 def test_a_context_larger_than_the_chain_table_still_round_trips() -> None:

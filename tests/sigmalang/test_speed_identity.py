@@ -8,7 +8,7 @@ dictionary; memory and disk store) must equal, byte for byte, the recorded ones
 as pinned in ``constraints.txt``).
 
 The digests were recorded again when a frame's context began to be indexed by zstd's hash-chain
-match finder with a smaller hash table (`sigmalang._zstd`, "Match finder for a frame's context"): a
+match finder with a smaller hash table (`sigmalang._libzstd`, "Match finder for a frame's context"): a
 deliberate change of the encoder, not of the format. The frames the encoder wrote before
 (`data/v3_row_frames.hex`: trained dictionary, memory store, zstd's row-based match finder) must
 still decode, and the new ones may be at most 0.5% larger in total (the bound the change was held

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import sigmalang
-from sigmalang import _context, _zstd
+from sigmalang import _context, _libzstd, _zstd, _zstd_block
 from tests.sigmalang.test_speed_identity import _SECRET, _corpus, recoded_and_recorded
 
 _LEVEL8_FRAMES = Path(__file__).parent / "data" / "v3_level8_frames.hex"
@@ -51,10 +51,10 @@ def _coded(
     level: int | None = None,
 ):
     """Compress `turns` as one stream (at `level` if given): the results, the `Search` of each zstd call."""
-    searches: list[_zstd.Search] = []
+    searches: list[_libzstd.Search] = []
     compress = _zstd.compress
 
-    def spy(data, level, zdict, key, search=_zstd.LEVEL_SEARCH):  # type: ignore[no-untyped-def]
+    def spy(data, level, zdict, key, search=_libzstd.LEVEL_SEARCH):  # type: ignore[no-untyped-def]
         searches.append(search)
         return compress(data, level, zdict, key, search)
 
@@ -73,8 +73,8 @@ def test_the_search_follows_the_share_of_new_bytes_on_both_sides_of_the_threshol
     results, _ = _coded(sigmalang.SigmaConfig(), turns, monkeypatch)
     shares = [r.report.literal_bytes / r.report.bytes_in for r in results[1:]]
     assert all(0 < s < 1 for s in shares)
-    four_bytes = _zstd.Search(5, 4)
-    five_bytes = _zstd.Search(5, 5)
+    four_bytes = _libzstd.Search(5, 4)
+    five_bytes = _libzstd.Search(5, 5)
     for i, share in enumerate(shares, start=1):
         # a threshold at the message's share exactly: mostly new; just above it: not
         for threshold, expected in ((share, four_bytes), (min(share + 1e-9, 1.0), five_bytes)):
@@ -90,36 +90,36 @@ def test_the_configured_search_reaches_zstd_and_changes_the_payload(monkeypatch:
         context_search_log=None, context_min_match=None, mostly_new_search_log=None, mostly_new_min_match=None
     )
     before, searches = _coded(level_own, turns, monkeypatch)
-    assert set(searches[1:]) == {_zstd.LEVEL_SEARCH}
+    assert set(searches[1:]) == {_libzstd.LEVEL_SEARCH}
     after, searches = _coded(sigmalang.SigmaConfig(mostly_new_min_share=0.0), turns, monkeypatch)
-    assert set(searches[1:]) == {_zstd.Search(5, 4)}
+    assert set(searches[1:]) == {_libzstd.Search(5, 4)}
     assert [a.frame for a in after[1:]] != [b.frame for b in before[1:]]
     assert sum(len(a.frame) for a in after) < sum(len(b.frame) for b in before)  # new code: it pays
 
 
 def test_an_explicit_level_keeps_its_own_search(monkeypatch: pytest.MonkeyPatch) -> None:
     _, searches = _coded(sigmalang.SigmaConfig(), _session(7), monkeypatch, level=8)
-    assert set(searches) == {_zstd.LEVEL_SEARCH}
+    assert set(searches) == {_libzstd.LEVEL_SEARCH}
 
 
 def test_context_parameters_add_the_search_only_to_hash_chain_levels() -> None:
-    lib = _zstd._lib
-    got = dict(_zstd._context_parameters(8, 6_000, 50_000, _zstd.Search(6, 4)))
+    lib = _libzstd.lib
+    got = dict(_libzstd.context_parameters(8, 6_000, 50_000, _libzstd.Search(6, 4)))
     assert got[lib.ZSTD_c_searchLog] == 6
     assert got[lib.ZSTD_c_minMatch] == 4
     assert got[lib.ZSTD_c_useRowMatchFinder] == lib.ZSTD_ps_disable
-    assert lib.ZSTD_c_searchLog not in dict(_zstd._context_parameters(8, 6_000, 50_000))  # the level's own
+    assert lib.ZSTD_c_searchLog not in dict(_libzstd.context_parameters(8, 6_000, 50_000))  # the level's own
     # a message and context of at most 16 KiB: level 8 searches 2**8 candidates itself, which is kept
     assert lib.ZSTD_getCParams(8, 3_000, 9_000).searchLog == 8
-    small = dict(_zstd._context_parameters(8, 3_000, 9_000, _zstd.Search(6, 4)))
+    small = dict(_libzstd.context_parameters(8, 3_000, 9_000, _libzstd.Search(6, 4)))
     assert lib.ZSTD_c_searchLog not in small and small[lib.ZSTD_c_minMatch] == 4
     # level 3 (messages under 4 KiB) is dfast: no chains to search deeper
-    dfast = _zstd._context_parameters(3, 800, 40_000, _zstd.Search(6, 4))
+    dfast = _libzstd.context_parameters(3, 800, 40_000, _libzstd.Search(6, 4))
     assert dfast == ((lib.ZSTD_c_compressionLevel, 3),)
 
 
-@pytest.mark.parametrize("search", [_zstd.Search(1, 3), _zstd.Search(9, 7), _zstd.Search(6, None)])
-def test_any_search_in_range_round_trips(search: _zstd.Search) -> None:
+@pytest.mark.parametrize("search", [_libzstd.Search(1, 3), _libzstd.Search(9, 7), _libzstd.Search(6, None)])
+def test_any_search_in_range_round_trips(search: _libzstd.Search) -> None:
     rng = random.Random(11)
     parts = [_code(rng, 300), rng.randbytes(2_000), _code(rng, 100)]
     zdict, _ = _zstd.context_dict(parts, None)
@@ -127,9 +127,9 @@ def test_any_search_in_range_round_trips(search: _zstd.Search) -> None:
     message = parts[0][1000:5000] + _code(rng, 80) + parts[2][:3000]
     payload = _zstd.compress(message, 8, zdict, None, search)
     assert _zstd.decompress(payload, len(message), zdict, None) == message
-    bare = _zstd.bare_block(payload)
+    bare = _zstd_block.bare_block(payload)
     assert bare is not None
-    assert bytes(_zstd.decompress_after(bare, len(message), parts, None)[-len(message) :]) == message
+    assert bytes(_zstd_block.decompress_after(bare, len(message), parts, None)[-len(message) :]) == message
 
 
 def test_out_of_range_parameters_are_refused_naming_the_field() -> None:
@@ -157,5 +157,5 @@ def test_the_rule_is_read_from_the_config() -> None:
     config = sigmalang.SigmaConfig(
         context_search_log=3, context_min_match=6, mostly_new_search_log=7, mostly_new_min_match=3
     )
-    assert _context._search(config, mostly_new=False) == _zstd.Search(3, 6)
-    assert _context._search(config, mostly_new=True) == _zstd.Search(7, 3)
+    assert _context._search(config, mostly_new=False) == _libzstd.Search(3, 6)
+    assert _context._search(config, mostly_new=True) == _libzstd.Search(7, 3)

@@ -140,6 +140,15 @@ class SigmaConfig(BaseModel):
     while the registry's `DictionarySource` holds it (the service's KV bucket keeps every published one
     until the tenant is deleted); without a source it fails with `MissingDictionaryError`."""
 
+    fetched_dictionary_max_bytes: int = Field(default=32 * 1024 * 1024, ge=0)
+    """Most bytes of dictionaries a registry keeps after fetching them from its `DictionarySource` to
+    decode other replicas' frames (every tenant's together), in memory and in its directory; beyond it
+    the least recently used (fetched or decoded with) go, and a frame naming one fetches it again.
+    32 MiB: 1,024 dictionaries of 32 KiB, the latest of four other replicas for each of the 256
+    tenants that train at once (`sigmalang.autotrain.MAX_COLLECTING_TENANTS`). Read by
+    `DictionaryRegistry` (its ``fetched_max_bytes``); a tenant's own and shared dictionaries are not
+    counted and never evicted."""
+
     auto_dictionary_sample_max_bytes: int = Field(default=256 * 1024, ge=1024)
     """Most bytes of recent new chunks kept per tenant as training samples (the oldest dropped first);
     at most `sigmalang.autotrain.MAX_COLLECTING_TENANTS` tenants collect at once (least recently

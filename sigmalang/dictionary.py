@@ -8,7 +8,8 @@ too little repetition. Frames name the dictionary by id; the decoder needs the s
 Dictionaries belong to a tenant (trained on its messages, used for its frames only) or are shared
 (``tenant=None``: the generic one, or trained without a tenant). A `DictionarySource` lets several
 processes share them: the registry publishes what it adds and fetches an id it lacks when a frame
-names it, keeping a fetched dictionary only if its bytes hash to that id.
+names it, keeping a fetched dictionary only if its bytes hash to that id. Fetched dictionaries are a
+cache (the source still holds each one): a registry keeps the least recently used within a byte budget.
 
 A dictionary carries its provenance: ``automatic`` (trained by `sigmalang.autotrain` from the tenant's
 traffic) or not (chosen by a user: trained on request or added). The registry's directory keeps the
@@ -22,6 +23,7 @@ import hashlib
 import os
 import shutil
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,18 +153,41 @@ class DictionaryRegistry:
     ones becomes its active dictionary (marked automatic if its file is); a file without a mark (also
     any written before the marks existed) is a user's choice, as before.
 
+    Fetched dictionaries are a least-recently-used cache bounded by ``fetched_max_bytes`` (a use is a
+    fetch or a `get` that finds one): beyond it the least recently used leave memory and the directory,
+    and a later frame naming one fetches it again. A restart loads the most recently fetched within the
+    bound. The tenants' own dictionaries (added or trained here) and the shared ones are never evicted.
+
     Args:
         directory: If given, dictionaries found there are loaded and new ones are written there.
         source: If given, dictionaries loaded from the directory or added are published to it, and
             missing ones fetched from it.
+        fetched_max_bytes: Most bytes of fetched dictionaries kept (every tenant's together; the one
+            just fetched is kept even if alone it is larger); default
+            `SigmaConfig.fetched_dictionary_max_bytes`.
+
+    Raises:
+        ValueError: ``fetched_max_bytes`` is negative.
     """
 
     def __init__(
-        self, directory: str | os.PathLike[str] | None = None, *, source: DictionarySource | None = None
+        self,
+        directory: str | os.PathLike[str] | None = None,
+        *,
+        source: DictionarySource | None = None,
+        fetched_max_bytes: int | None = None,
     ) -> None:
+        if fetched_max_bytes is None:
+            fetched_max_bytes = SigmaConfig().fetched_dictionary_max_bytes
+        if fetched_max_bytes < 0:
+            raise ValueError(f"fetched_max_bytes must be >= 0, got {fetched_max_bytes}")
         self._lock = threading.Lock()
         self._by_key: dict[tuple[str | None, int], Dictionary] = {}
         self._active: dict[str | None, int] = {}
+        # Fetched ones, least recently used first (guarded by _lock), and their bytes in total.
+        self._fetched: OrderedDict[tuple[str | None, int], None] = OrderedDict()
+        self._fetched_bytes = 0
+        self._fetched_max_bytes = fetched_max_bytes
         self._source = source
         self._directory = Path(directory) if directory is not None else None
         if self._directory is not None:
@@ -177,7 +202,14 @@ class DictionaryRegistry:
             for owner, path in sorted(found, key=lambda tp: tp[1].stat().st_mtime_ns):
                 mark = Path(path.stem).suffix
                 loaded = Dictionary(path.read_bytes(), automatic=mark == _AUTOMATIC)
-                self._remember(owner, loaded, activate=mark != _FETCHED)
+                if mark != _FETCHED:
+                    self._remember(owner, loaded, activate=True)
+                    self._own(owner, loaded.dict_id)
+                elif (owner, loaded.dict_id) not in self._by_key:
+                    self._remember(owner, loaded, activate=False)
+                    self._cache_fetched(owner, loaded)
+                else:  # held as its own already
+                    path.unlink(missing_ok=True)
             if source is not None:  # e.g. trained before the source existed: other processes need them
                 for (owner, _), dictionary in self._by_key.items():
                     source.publish(owner, dictionary)
@@ -186,6 +218,35 @@ class DictionaryRegistry:
         self._by_key[(tenant, dictionary.dict_id)] = dictionary
         if activate:
             self._active[tenant] = dictionary.dict_id
+
+    def _cache_fetched(self, tenant: str | None, dictionary: Dictionary) -> None:
+        """Count a fetched dictionary as the most recently used, then evict beyond the bound. Locked."""
+        key = (tenant, dictionary.dict_id)
+        if key not in self._fetched:
+            self._fetched_bytes += len(dictionary)
+        self._fetched[key] = None
+        self._fetched.move_to_end(key)
+        while self._fetched_bytes > self._fetched_max_bytes and len(self._fetched) > 1:
+            old, _ = self._fetched.popitem(last=False)
+            self._drop_fetched(old)
+
+    def _drop_fetched(self, key: tuple[str | None, int]) -> None:
+        """Remove a fetched dictionary (already out of `_fetched`) from memory and the directory. Locked."""
+        evicted = self._by_key.pop(key, None)
+        self._fetched_bytes -= 0 if evicted is None else len(evicted)
+        path = self._path(key[0], key[1], _FETCHED)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+    def _own(self, tenant: str | None, dict_id: int) -> None:
+        """A dictionary held as fetched becomes the tenant's own (or shared): no longer evicted. Locked."""
+        key = (tenant, dict_id)
+        if key in self._fetched:
+            del self._fetched[key]
+            self._fetched_bytes -= len(self._by_key[key])
+            path = self._path(tenant, dict_id, _FETCHED)
+            if path is not None:
+                path.unlink(missing_ok=True)
 
     def _path(self, tenant: str | None, dict_id: int, mark: str) -> Path | None:
         if self._directory is None:
@@ -222,6 +283,7 @@ class DictionaryRegistry:
         if self._source is not None:
             self._source.publish(tenant, dictionary)
         with self._lock:
+            self._own(tenant, dictionary.dict_id)
             self._remember(tenant, dictionary, activate=activate)
             self._write(tenant, dictionary)
         return dictionary.dict_id
@@ -233,22 +295,32 @@ class DictionaryRegistry:
             Its id.
         """
         with self._lock:
+            self._own(None, dictionary.dict_id)
             self._by_key.setdefault((None, dictionary.dict_id), dictionary)
         return dictionary.dict_id
 
     def get(self, dict_id: int, *, tenant: str | None = None) -> Dictionary:
         """Return ``tenant``'s dictionary ``dict_id`` (or the shared one), fetching it from the source.
 
-        A fetched dictionary is kept (and written to the directory) but not activated.
+        A fetched dictionary is kept (and written to the directory) but not activated, while it is
+        among the most recently used within the registry's ``fetched_max_bytes``; each call that finds
+        it counts as a use.
 
         Raises:
             MissingDictionaryError: Neither this registry nor its source holds it for ``tenant``, or
                 the source's bytes do not hash to ``dict_id`` (never used, so never wrong bytes).
         """
-        found = self._by_key.get((tenant, dict_id))  # (called for every frame: no loop)
+        key = (tenant, dict_id)  # (called for every frame: no loop, no lock)
+        found = self._by_key.get(key)
         if found is None and tenant is not None:
-            found = self._by_key.get((None, dict_id))
+            key = (None, dict_id)
+            found = self._by_key.get(key)
         if found is not None:
+            if self._fetched and key in self._fetched:
+                try:  # one C call, atomic under the GIL like the lookups above (the lock: 2x the get)
+                    self._fetched.move_to_end(key)
+                except KeyError:  # evicted (or added as the tenant's own) meanwhile
+                    pass
             return found
         if self._source is not None:
             for owner in dict.fromkeys((tenant, None)):
@@ -259,8 +331,10 @@ class DictionaryRegistry:
                 if dictionary.dict_id != dict_id:
                     raise MissingDictionaryError(dict_id, "the shared copy does not match its id")
                 with self._lock:
-                    self._remember(owner, dictionary, activate=False)
-                    self._write(owner, dictionary, fetched=True)
+                    if (owner, dict_id) not in self._by_key:  # (else added or fetched meanwhile)
+                        self._remember(owner, dictionary, activate=False)
+                        self._write(owner, dictionary, fetched=True)
+                        self._cache_fetched(owner, dictionary)
                 return dictionary
         raise MissingDictionaryError(dict_id)
 
@@ -277,6 +351,9 @@ class DictionaryRegistry:
         with self._lock:
             keys = [key for key in self._by_key if key[0] == tenant]
             for key in keys:
+                if key in self._fetched:
+                    del self._fetched[key]
+                    self._fetched_bytes -= len(self._by_key[key])
                 del self._by_key[key]
             self._active.pop(tenant, None)
             folder = None if self._directory is None else self._directory / "t" / _tenant_dir(tenant)

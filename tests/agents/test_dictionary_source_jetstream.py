@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,6 +126,51 @@ def test_a_damaged_or_substituted_copy_is_never_used(nodes: list[Node]) -> None:
         b.codec.decompress(alone.frame, tenant="acme")
     assert not b.codec.dictionaries.has(dictionary.dict_id, tenant="acme")  # nothing wrong was kept
     assert isinstance(a.codec.dictionaries.get(dictionary.dict_id, tenant="acme"), Dictionary)
+
+
+class CountingSource:
+    """The real KV source, counting by id the fetches that found a dictionary."""
+
+    def __init__(self, inner: JetStreamDictionarySource) -> None:
+        self.inner = inner
+        self.fetched: Counter[int] = Counter()
+
+    def publish(self, tenant: str | None, dictionary: Dictionary) -> None:
+        self.inner.publish(tenant, dictionary)
+
+    def fetch(self, tenant: str | None, dict_id: int) -> bytes | None:
+        data = self.inner.fetch(tenant, dict_id)
+        if data is not None:
+            self.fetched[dict_id] += 1
+        return data
+
+
+def test_fetched_dictionaries_are_bounded_and_fetched_again_from_kv(
+    nodes: list[Node], tmp_path: Path
+) -> None:
+    a, b = nodes
+    made = []
+    for word in (b"order", b"refund", b"invoice"):
+        dictionary = a.codec.train_dictionary([s.replace(b"order", word) for s in SAMPLES], tenant="acme")
+        assert dictionary is not None
+        message = MESSAGE.replace(b"order", word)
+        alone = a.codec.compress(message, tenant="acme", dedup=False)
+        assert alone.report.dict_id == dictionary.dict_id
+        made.append((dictionary, alone.frame, message))
+    assert len({d.dict_id for d, _, _ in made}) == 3
+    spy = CountingSource(b.source)
+    bounded = DictionaryRegistry(
+        tmp_path / "bounded", source=spy, fetched_max_bytes=max(len(d) for d, _, _ in made)
+    )
+    reader = SigmaCodec(
+        store=b.codec.store, dictionaries=bounded, secret=b.codec._secret
+    )  # B's shared secret
+    folder = tmp_path / "bounded" / "t" / b"acme".hex()
+    for dictionary, frame, message in made * 2:  # room for one: each decode evicts the one before
+        assert reader.decompress(frame, tenant="acme") == message
+        assert sorted(p.name for p in folder.glob("*.zdict")) == [f"{dictionary.dict_id:08x}.fetched.zdict"]
+    assert reader.decompress(made[-1][1], tenant="acme") == made[-1][2]  # still held: no fetch
+    assert spy.fetched == Counter({d.dict_id: 2 for d, _, _ in made})  # fetched again from KV once evicted
 
 
 def test_sealed_dictionaries_hide_their_samples_and_are_shredded_with_the_tenant(

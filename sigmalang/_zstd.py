@@ -111,12 +111,27 @@ def _decompress_with(payload: bytes, size: int, zdict: ContextDict) -> bytes:
     return ffi.buffer(out, produced)[:]  # type: ignore[no-any-return]
 
 
+MAX_CACHED = 256
+"""Most zstd objects a thread keeps (dictionaries, compressors and decompressors by dictionary id and
+level); the next one past it empties the thread's cache, as `_zstd_block` bounds its DDicts. Each
+dictionary's objects hold a copy of it (~80-105 KiB resident a 32 KiB dictionary, measured when fetched
+dictionaries became a bounded cache), and dictionaries come and go (automatic retraining, fetched
+ones evicted): without a bound a long-lived worker thread kept every one it ever used."""
+
+
 def _cache() -> dict[tuple[object, ...], object]:
     cache: dict[tuple[object, ...], object] | None = getattr(_local, "cache", None)
     if cache is None:
         cache = {}
         _local.cache = cache
     return cache
+
+
+def _remember(cache: dict[tuple[object, ...], object], key: tuple[object, ...], value: object) -> None:
+    """Cache `value` under `key` in this thread's `cache`, emptied first when it holds `MAX_CACHED`."""
+    if len(cache) >= MAX_CACHED:
+        cache.clear()
+    cache[key] = value
 
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # RFC 8878 section 3.1.1; a magic-less frame is a frame without it
@@ -145,7 +160,7 @@ def trained_dict(data: bytes, dict_id: int) -> zstandard.ZstdCompressionDict:
     if isinstance(found, zstandard.ZstdCompressionDict):
         return found
     zdict = zstandard.ZstdCompressionDict(data, dict_type=zstandard.DICT_TYPE_AUTO)
-    cache[key] = zdict
+    _remember(cache, key, zdict)
     return zdict
 
 
@@ -216,7 +231,7 @@ def compress(
         found = cache.get(ckey)
         if not isinstance(found, zstandard.ZstdCompressor):
             found = _compressor(level, zdict)
-            cache[ckey] = found
+            _remember(cache, ckey, found)
         return _strip_magic(found.compress(data))
     return _strip_magic(_compressor(level, zdict).compress(data))
 
@@ -242,7 +257,7 @@ def decompress(
         found = cache.get(dkey)
         if not isinstance(found, zstandard.ZstdDecompressor):
             found = zstandard.ZstdDecompressor(dict_data=zdict, format=zstandard.FORMAT_ZSTD1_MAGICLESS)
-            cache[dkey] = found
+            _remember(cache, dkey, found)
         decompressor = found
     else:
         decompressor = zstandard.ZstdDecompressor(dict_data=zdict, format=zstandard.FORMAT_ZSTD1_MAGICLESS)

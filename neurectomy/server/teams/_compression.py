@@ -124,7 +124,11 @@ async def start_compression(
         secret = await anyio.to_thread.run_sync(_frame_secret, root / "frame.key")
     stack.callback(store.close)
     dictionaries = await anyio.to_thread.run_sync(
-        lambda: DictionaryRegistry(root / "dictionaries", source=source)
+        lambda: DictionaryRegistry(
+            root / "dictionaries",
+            source=source,
+            fetched_max_bytes=settings.sigma.fetched_dictionary_max_bytes,
+        )
     )
     count_tokens = await _ryot_token_counter(settings, stack)
     codec = SigmaCodec(store=store, dictionaries=dictionaries, config=settings.sigma, secret=secret)

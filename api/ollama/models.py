@@ -182,7 +182,7 @@ async def ps(state: State) -> dict[str, Any]:
                 "size": m.memory_bytes or 0,
                 "expires_at": _iso(m.last_used_at + m.idle_unload_s)
                 if m.last_used_at and m.idle_unload_s
-                else "0001-01-01T00:00:00Z",
+                else _ZERO_TIME,
                 "size_vram": 0,
                 "context_length": m.n_ctx or 0,
             }

@@ -18,10 +18,9 @@ from litestar.params import JSONBody
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.errors import BadInputError
-from agents.storage.wire import MAX_EMBED_TEXTS, EmbedInput, EmbedOutput
-from api._request import call_context
+from agents.storage.wire import MAX_EMBED_TEXTS
+from api._embedder import call_embedder, input_index
 from api.generate.schemas import MAX_PROMPT_CHARS
-from orchestrator import Orchestrator
 
 __all__ = ("LlamaEmbeddingRequest", "embedding_alias", "native_embeddings")
 
@@ -63,16 +62,11 @@ async def _native_embeddings(
     Errors: 400 no text, over 256 texts or an input over the model's window, 429, 503, 504.
     """
     texts, field = data.texts()
-    orchestrator: Orchestrator = state.orchestrator
-    payload = EmbedInput(texts=texts, truncate=False).model_dump(exclude_none=True)
     try:
-        raw = await orchestrator.call(
-            "storage", "embedder", payload, call_context(orchestrator, request), idempotent=True
-        )
+        out = await call_embedder(request, state, texts, truncate=False)
     except BadInputError as exc:  # the agent names texts.<i>; the client sent input[<i>] (or content)
-        index = (exc.field or "").partition(".")[2]
-        raise type(exc)(exc.message, field=f"{field}[{index}]" if index.isdigit() else field) from None
-    out = EmbedOutput.model_validate(raw)
+        index = input_index(exc.field)
+        raise type(exc)(exc.message, field=field if index is None else f"{field}[{index}]") from None
     return [{"index": i, "embedding": [vector]} for i, vector in enumerate(out.vectors)]
 
 

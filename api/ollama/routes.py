@@ -34,7 +34,8 @@ from pydantic import ValidationError
 
 from agents.errors import AgentError, BadInputError
 from agents.protocol import ChatMessageIn, GenerateInput, GenerateOutput
-from agents.storage.wire import MAX_EMBED_TEXTS, EmbedInput, EmbedOutput
+from agents.storage.wire import MAX_EMBED_TEXTS, EmbedOutput
+from api._embedder import call_embedder
 from api._push import EventFormat, push_response
 from api._request import call_context
 from api.errors import STATUS_BY_CODE, first_validation_error, internal_error_response
@@ -291,11 +292,7 @@ async def _embed(
         raise BadInputError("must hold at least one string", field="input")
     if len(texts) > MAX_EMBED_TEXTS:
         raise BadInputError(f"holds {len(texts)} strings, over the limit of {MAX_EMBED_TEXTS}", field="input")
-    orchestrator: Orchestrator = state.orchestrator
-    payload = EmbedInput(texts=texts, truncate=truncate).model_dump(exclude_none=True)
-    ctx = call_context(orchestrator, request)
-    raw = await orchestrator.call("storage", "embedder", payload, ctx, idempotent=True)
-    return EmbedOutput.model_validate(raw)
+    return await call_embedder(request, state, texts, truncate=truncate)
 
 
 @post("/embed", status_code=200, summary="Ollama-compatible embeddings (all-MiniLM-L6-v2, 384-d)")

@@ -49,7 +49,8 @@ from agents.errors import (
     StreamBrokenError,
 )
 from agents.protocol import GenerateInput, GenerateOutput
-from agents.storage.wire import MAX_EMBED_TEXTS, EmbedInput, EmbedOutput
+from agents.storage.wire import MAX_EMBED_TEXTS
+from api._embedder import call_embedder, input_index
 from api._push import EventFormat
 from api._request import call_context, request_id_of
 from api._sse import sse_event, sse_push_response, sse_response
@@ -265,10 +266,8 @@ async def completions(
 
 def _input_param(field: str | None, *, single: bool) -> str:
     """OpenAI's ``param`` for the embedder's ``texts.<i>`` / ``token_ids.<i>``: ``input`` or ``input[i]``."""
-    if not field or single:
-        return "input"
-    _, _, index = field.partition(".")
-    return f"input[{index}]" if index.isdigit() else "input"
+    index = None if single else input_index(field)
+    return "input" if index is None else f"input[{index}]"
 
 
 @post("/embeddings", status_code=200, summary="OpenAI-compatible embeddings (all-MiniLM-L6-v2, 384-d)")
@@ -282,7 +281,6 @@ async def embeddings(
     rather than silently truncated. ``usage.prompt_tokens`` counts the embedding model's tokens.
     Errors: 400 invalid field (empty string, over 256 inputs, ``dimensions`` ≠ 384), 429, 503, 504.
     """
-    orchestrator: Orchestrator = state.orchestrator
     raw_input = data.input
     token_ids: list[list[int]] | None = None
     texts: list[str] = []
@@ -299,15 +297,12 @@ async def embeddings(
         raise BadInputError("must hold at least one input", field="input")
     if count > MAX_EMBED_TEXTS:
         raise BadInputError(f"holds {count} inputs, over the limit of {MAX_EMBED_TEXTS}", field="input")
-    payload = EmbedInput(texts=texts, token_ids=token_ids, truncate=False).model_dump(exclude_none=True)
     try:
-        ctx = call_context(orchestrator, request)
-        raw = await orchestrator.call("storage", "embedder", payload, ctx, idempotent=True)
+        out = await call_embedder(request, state, texts, truncate=False, token_ids=token_ids)
     except BadInputError as exc:  # the agent names texts.<i> / token_ids.<i>; the client sent input[<i>]
         single = isinstance(raw_input, str) or isinstance(raw_input[0], int)
         field = _input_param(exc.field, single=single)
         raise type(exc)(exc.message, field=field) from None
-    out = EmbedOutput.model_validate(raw)
     if data.dimensions is not None and data.dimensions != out.dim:
         raise BadInputError(f"{out.model} only makes {out.dim}-dimensional vectors", field="dimensions")
     items: list[dict[str, Any]] = []

@@ -204,7 +204,7 @@ class DictionaryRegistry:
                 loaded = Dictionary(path.read_bytes(), automatic=mark == _AUTOMATIC)
                 if mark != _FETCHED:
                     self._remember(owner, loaded, activate=True)
-                    self._own(owner, loaded.dict_id)
+                    self._unfetch((owner, loaded.dict_id))
                 elif (owner, loaded.dict_id) not in self._by_key:
                     self._remember(owner, loaded, activate=False)
                     self._cache_fetched(owner, loaded)
@@ -227,26 +227,22 @@ class DictionaryRegistry:
         self._fetched[key] = None
         self._fetched.move_to_end(key)
         while self._fetched_bytes > self._fetched_max_bytes and len(self._fetched) > 1:
-            old, _ = self._fetched.popitem(last=False)
-            self._drop_fetched(old)
+            old = next(iter(self._fetched))  # the least recently used
+            self._unfetch(old)
+            del self._by_key[old]
 
-    def _drop_fetched(self, key: tuple[str | None, int]) -> None:
-        """Remove a fetched dictionary (already out of `_fetched`) from memory and the directory. Locked."""
-        evicted = self._by_key.pop(key, None)
-        self._fetched_bytes -= 0 if evicted is None else len(evicted)
+    def _unfetch(self, key: tuple[str | None, int]) -> None:
+        """Take ``key`` out of the fetched cache, if there: its bytes uncounted, its file removed. Locked.
+
+        It stays in `_by_key`: the caller evicts it, or keeps it as the tenant's own (`add`).
+        """
+        if key not in self._fetched:
+            return
+        del self._fetched[key]
+        self._fetched_bytes -= len(self._by_key[key])
         path = self._path(key[0], key[1], _FETCHED)
         if path is not None:
             path.unlink(missing_ok=True)
-
-    def _own(self, tenant: str | None, dict_id: int) -> None:
-        """A dictionary held as fetched becomes the tenant's own (or shared): no longer evicted. Locked."""
-        key = (tenant, dict_id)
-        if key in self._fetched:
-            del self._fetched[key]
-            self._fetched_bytes -= len(self._by_key[key])
-            path = self._path(tenant, dict_id, _FETCHED)
-            if path is not None:
-                path.unlink(missing_ok=True)
 
     def _path(self, tenant: str | None, dict_id: int, mark: str) -> Path | None:
         if self._directory is None:
@@ -283,7 +279,7 @@ class DictionaryRegistry:
         if self._source is not None:
             self._source.publish(tenant, dictionary)
         with self._lock:
-            self._own(tenant, dictionary.dict_id)
+            self._unfetch((tenant, dictionary.dict_id))  # held as fetched: now the tenant's own
             self._remember(tenant, dictionary, activate=activate)
             self._write(tenant, dictionary)
         return dictionary.dict_id
@@ -295,7 +291,7 @@ class DictionaryRegistry:
             Its id.
         """
         with self._lock:
-            self._own(None, dictionary.dict_id)
+            self._unfetch((None, dictionary.dict_id))
             self._by_key.setdefault((None, dictionary.dict_id), dictionary)
         return dictionary.dict_id
 
@@ -351,9 +347,7 @@ class DictionaryRegistry:
         with self._lock:
             keys = [key for key in self._by_key if key[0] == tenant]
             for key in keys:
-                if key in self._fetched:
-                    del self._fetched[key]
-                    self._fetched_bytes -= len(self._by_key[key])
+                self._unfetch(key)
                 del self._by_key[key]
             self._active.pop(tenant, None)
             folder = None if self._directory is None else self._directory / "t" / _tenant_dir(tenant)

@@ -76,16 +76,16 @@ def dictionaries() -> list[tuple[Dictionary, bytes]]:
     return made
 
 
+def codec_of(store: MemoryRSUStore, registry: DictionaryRegistry) -> SigmaCodec:
+    """A replica of the tests' service: the shared store and secret, no automatic training."""
+    return SigmaCodec(store=store, secret=SECRET, config=PLAIN, dictionaries=registry)
+
+
 def frames_of(
     dictionaries: list[tuple[Dictionary, bytes]], tmp_path: Path, store: MemoryRSUStore, source: SpySource
 ) -> list[tuple[int, bytes, bytes]]:
     """Another replica's frames of tenant ``acme``, one per dictionary: (id, frame, message)."""
-    maker = SigmaCodec(
-        store=store,
-        secret=SECRET,
-        config=PLAIN,
-        dictionaries=DictionaryRegistry(tmp_path / "maker", source=source),
-    )
+    maker = codec_of(store, DictionaryRegistry(tmp_path / "maker", source=source))
     frames = []
     for dictionary, text in dictionaries:
         maker.dictionaries.add(dictionary, tenant="acme")
@@ -107,7 +107,7 @@ def test_more_fetched_dictionaries_than_the_bound_keep_the_bound_and_still_decod
     store, source = MemoryRSUStore(), SpySource()
     frames = frames_of(dictionaries, tmp_path, store, source)
     registry = DictionaryRegistry(tmp_path / "reader", source=source, fetched_max_bytes=KEPT * SIZE)
-    reader = SigmaCodec(store=store, secret=SECRET, config=PLAIN, dictionaries=registry)
+    reader = codec_of(store, registry)
     generic = sigmalang.generic_dictionary().dict_id
 
     def decode(i: int) -> None:
@@ -144,7 +144,7 @@ def test_own_and_shared_dictionaries_are_never_evicted(
     frames = frames_of(dictionaries[:5], tmp_path, store, source)
     (own, own_text), (shared, shared_text) = dictionaries[5], dictionaries[6]
     registry = DictionaryRegistry(tmp_path / "reader", source=source, fetched_max_bytes=0)
-    reader = SigmaCodec(store=store, secret=SECRET, config=PLAIN, dictionaries=registry)
+    reader = codec_of(store, registry)
     registry.add(shared)  # shared (tenant None), active for tenants without their own
     registry.add(own, tenant="acme")
     own_frame = reader.compress(own_text, tenant="acme").frame
@@ -178,11 +178,8 @@ def test_a_restart_loads_at_most_the_bound_the_most_recently_fetched(
 ) -> None:
     store, source = MemoryRSUStore(), SpySource()
     frames = frames_of(dictionaries, tmp_path, store, source)
-    reader = SigmaCodec(
-        store=store,
-        secret=SECRET,
-        config=PLAIN,
-        dictionaries=DictionaryRegistry(tmp_path / "reader", source=source, fetched_max_bytes=100 * SIZE),
+    reader = codec_of(
+        store, DictionaryRegistry(tmp_path / "reader", source=source, fetched_max_bytes=100 * SIZE)
     )
     for _, frame, text in frames:
         assert reader.decompress(frame, tenant="acme") == text
@@ -198,7 +195,7 @@ def test_a_restart_loads_at_most_the_bound_the_most_recently_fetched(
     assert fetched_files(tmp_path / "reader") == last == set(restarted)
     assert restarted.own_active("acme") is None  # fetched ones are still never activated
     fetches = sum(source.fetched.values())
-    again = SigmaCodec(store=store, secret=SECRET, config=PLAIN, dictionaries=restarted)
+    again = codec_of(store, restarted)
     for _, frame, text in reversed(frames):  # the kept ones first: no fetch for them
         assert again.decompress(frame, tenant="acme") == text
     assert sum(source.fetched.values()) == fetches + len(frames) - KEPT  # only the evicted ones
@@ -211,7 +208,7 @@ def test_concurrent_decodes_under_a_small_bound_all_decode_and_keep_the_bound(
     store, source = MemoryRSUStore(), SpySource()
     frames = frames_of(dictionaries, tmp_path, store, source)
     registry = DictionaryRegistry(tmp_path / "reader", source=source, fetched_max_bytes=2 * SIZE)
-    reader = SigmaCodec(store=store, secret=SECRET, config=PLAIN, dictionaries=registry)
+    reader = codec_of(store, registry)
     work = [frames[i % len(frames)] for i in range(7 * len(frames))]
     with ThreadPoolExecutor(4) as pool:
         decoded = list(pool.map(lambda item: reader.decompress(item[1], tenant="acme"), work))
